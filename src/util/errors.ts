@@ -1,0 +1,34 @@
+// Typed errors for the boundaries: each says what was expected, what was found, and where.
+
+/** Base of every error moestream raises on purpose; `code` is stable for programs to match on. */
+export class MoestreamError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A model or data file is malformed: names the file and the byte offset where it went wrong. */
+export class FormatError extends MoestreamError {
+  readonly file: string;
+  readonly offset: number | bigint | undefined;
+  constructor(code: string, file: string, offset: number | bigint | undefined, detail: string) {
+    const where = offset === undefined ? file : `${file} at byte offset ${offset}`;
+    super(code, `${where}: ${detail}`);
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** A model file is well formed but does not describe a model we can run (missing tensor, wrong shape, ...). */
+export class ModelError extends MoestreamError {}
+
+/** Bad options or arguments from a caller. */
+export class UsageError extends MoestreamError {}
+
+/** Internal invariant; a failure is a bug in moestream, not in the input. */
+export function assert(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(`internal assertion failed: ${msg}`);
+}
