@@ -42,9 +42,9 @@ export class FileSource implements ByteSource {
     const want = Math.max(0, Math.min(length, this.size - offset));
     const out = dst ? dst.subarray(0, want) : new Uint8Array(want);
     let got = 0;
-    // fs reads may come back short; loop until done or EOF.
+    // fs reads may come back short, and take at most 2 GiB at a time; loop until done or EOF.
     while (got < want) {
-      const { bytesRead } = await this.fh.read(out, got, want - got, offset + got);
+      const { bytesRead } = await this.fh.read(out, got, Math.min(want - got, 1 << 30), offset + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }

@@ -1,0 +1,79 @@
+// The narrow interface every compute backend implements (scalar reference, fast CPU, WebGPU).
+// Ops are enqueued in order; only read() waits for results, so a GPU backend can batch submissions.
+// Shapes use row-major [rows, cols] for activations; weights keep ggml order: shape [K, N] is N rows of K.
+
+/** A weight as it sits in host memory: raw ggml-encoded bytes. */
+export interface HostWeight {
+  readonly name: string;
+  /** ggml type id. */
+  readonly type: number;
+  /** ggml order: shape[0] = K (values per row), shape[1] = N (rows). */
+  readonly shape: readonly number[];
+  readonly bytes: Uint8Array;
+}
+
+/** A weight prepared for a backend (may live on a device). */
+export interface Weight {
+  readonly name: string;
+  readonly type: number;
+  readonly shape: readonly number[];
+}
+
+/** A buffer of f32 activations owned by a backend. */
+export interface Buf {
+  readonly length: number;
+}
+
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows";
+
+export interface AttentionParams {
+  /** Query rows in this batch. */
+  nTokens: number;
+  /** Cache position of the first query row; row t attends to cache positions [0, startPos + t]. */
+  startPos: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  scale: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Whether this backend runs `op` (for weights of ggml type `type`, when given). */
+  supports(op: OpName, type?: number): boolean;
+
+  upload(w: HostWeight): Weight;
+  alloc(length: number): Buf;
+  write(dst: Buf, src: Float32Array, dstOffset?: number): void;
+  read(src: Buf): Promise<Float32Array>;
+  free(buf: Buf): void;
+
+  /** out[t, :] = row ids[t] of table (shape [D, vocab]). */
+  embed(out: Buf, table: Weight, ids: Int32Array): void;
+  /** out[T, N] = x[T, K] · Wᵀ for W of shape [K, N]. */
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void;
+  /** For nRows rows of rowLen values: out = x / sqrt(mean(x²) + eps) * w (w: f32 of rowLen). out may alias x. */
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void;
+  /** NeoX rotary embedding in place on x[T, nHead, headDim]; row t has position pos[t]. */
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void;
+  /** Copy k, v rows [T, kvDim] into cache rows [startPos, startPos + T). */
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void;
+  /** Causal grouped-query attention of q[T, nHead, headDim] against the cache; out[T, nHead * headDim]. */
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void;
+  /** out[0..n) = a + b (out may alias a). */
+  add(out: Buf, a: Buf, b: Buf, n: number): void;
+  /** out[0..n) = silu(gate) * up (out may alias gate). */
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void;
+  /** out[i, :] = x[rows[i], :]. */
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void;
+  /** out[rows[i], :] += scales[i] * x[i, :]. */
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void;
+  /** out[:] = 0. */
+  zero(out: Buf): void;
+}
+
+/** Rows and values per row of a 2-D weight, checking it is 2-D. */
+export function weightDims(w: { name: string; shape: readonly number[] }): { k: number; n: number } {
+  if (w.shape.length !== 2) throw new Error(`weight '${w.name}' is not 2-D: shape [${w.shape.join(", ")}]`);
+  return { k: w.shape[0], n: w.shape[1] };
+}

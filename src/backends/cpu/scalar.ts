@@ -1,0 +1,187 @@
+// The scalar reference backend: plain TypeScript, f32 storage, f64 accumulation. It is the oracle
+// every faster kernel is held to, so it favours obviousness over speed.
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
+import { weightDims } from "../backend.js";
+import { quantFormat } from "../../quant/index.js";
+
+class F32Buf implements Buf {
+  constructor(readonly data: Float32Array) {}
+  get length(): number {
+    return this.data.length;
+  }
+}
+
+interface HostWeightHandle extends Weight {
+  readonly bytes: Uint8Array;
+}
+
+function d(b: Buf): Float32Array {
+  return (b as F32Buf).data;
+}
+
+export class ScalarBackend implements Backend {
+  readonly name = "scalar";
+  private scratch = new Float32Array(0);
+
+  supports(_op: OpName, type?: number): boolean {
+    if (type === undefined) return true;
+    try {
+      quantFormat(type);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  upload(w: HostWeight): Weight {
+    quantFormat(w.type); // refuse unsupported types at load, not mid-forward
+    return { name: w.name, type: w.type, shape: w.shape, bytes: w.bytes } as HostWeightHandle;
+  }
+  alloc(length: number): Buf {
+    return new F32Buf(new Float32Array(length));
+  }
+  write(dst: Buf, src: Float32Array, dstOffset = 0): void {
+    d(dst).set(src, dstOffset);
+  }
+  async read(src: Buf): Promise<Float32Array> {
+    return d(src).slice();
+  }
+  free(_buf: Buf): void {}
+
+  private row(w: Weight, r: number, k: number): Float32Array {
+    const q = quantFormat(w.type);
+    const rowBytes = (k / q.blockSize) * q.bytesPerBlock;
+    if (this.scratch.length < k) this.scratch = new Float32Array(k);
+    const out = this.scratch.subarray(0, k);
+    const bytes = (w as HostWeightHandle).bytes;
+    q.dequantRow(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), out, k);
+    return out;
+  }
+
+  embed(out: Buf, table: Weight, ids: Int32Array): void {
+    const { k, n } = weightDims(table);
+    const o = d(out);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
+      o.set(this.row(table, id, k), t * k);
+    }
+  }
+
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    const { k, n } = weightDims(w);
+    const o = d(out);
+    const xs = d(x);
+    for (let r = 0; r < n; r++) {
+      const wr = this.row(w, r, k);
+      for (let t = 0; t < nTokens; t++) {
+        const base = t * k;
+        let s = 0;
+        for (let i = 0; i < k; i++) s += wr[i] * xs[base + i];
+        o[t * n + r] = s;
+      }
+    }
+  }
+
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    const xs = d(x);
+    const o = d(out);
+    const g = this.row(w, 0, rowLen).slice();
+    for (let base = 0; base < nRows * rowLen; base += rowLen) {
+      let ss = 0;
+      for (let i = 0; i < rowLen; i++) ss += xs[base + i] * xs[base + i];
+      const inv = 1 / Math.sqrt(ss / rowLen + eps);
+      for (let i = 0; i < rowLen; i++) o[base + i] = xs[base + i] * inv * g[i];
+    }
+  }
+
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+    const xs = d(x);
+    const half = headDim / 2;
+    for (let t = 0; t < pos.length; t++) {
+      for (let h = 0; h < nHead; h++) {
+        const base = (t * nHead + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          // NeoX pairs element i with i + half; theta = pos * base^(-2i/headDim).
+          const theta = pos[t] * Math.pow(freqBase, (-2 * i) / headDim);
+          const c = Math.cos(theta);
+          const s = Math.sin(theta);
+          const a = xs[base + i];
+          const b = xs[base + i + half];
+          xs[base + i] = a * c - b * s;
+          xs[base + i + half] = a * s + b * c;
+        }
+      }
+    }
+  }
+
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    d(kCache).set(d(k).subarray(0, nTokens * kvDim), startPos * kvDim);
+    d(vCache).set(d(v).subarray(0, nTokens * kvDim), startPos * kvDim);
+  }
+
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    const { nTokens, startPos, nHead, nHeadKv, headDim, scale } = p;
+    const qs = d(q);
+    const ks = d(kCache);
+    const vs = d(vCache);
+    const o = d(out);
+    const group = nHead / nHeadKv;
+    const kvDim = nHeadKv * headDim;
+    const scores = new Float64Array(startPos + nTokens);
+    for (let t = 0; t < nTokens; t++) {
+      const nKeys = startPos + t + 1;
+      for (let h = 0; h < nHead; h++) {
+        const qb = (t * nHead + h) * headDim;
+        const kvh = Math.floor(h / group);
+        let max = -Infinity;
+        for (let j = 0; j < nKeys; j++) {
+          const kb = j * kvDim + kvh * headDim;
+          let s = 0;
+          for (let i = 0; i < headDim; i++) s += qs[qb + i] * ks[kb + i];
+          s *= scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j < nKeys; j++) {
+          scores[j] = Math.exp(scores[j] - max);
+          sum += scores[j];
+        }
+        const ob = (t * nHead + h) * headDim;
+        for (let i = 0; i < headDim; i++) {
+          let acc = 0;
+          for (let j = 0; j < nKeys; j++) acc += scores[j] * vs[j * kvDim + kvh * headDim + i];
+          o[ob + i] = acc / sum;
+        }
+      }
+    }
+  }
+
+  add(out: Buf, a: Buf, b: Buf, n: number): void {
+    const o = d(out), as = d(a), bs = d(b);
+    for (let i = 0; i < n; i++) o[i] = as[i] + bs[i];
+  }
+
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+    const o = d(out), g = d(gate), u = d(up);
+    for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+  }
+
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
+    const o = d(out), xs = d(x);
+    for (let i = 0; i < rows.length; i++) o.set(xs.subarray(rows[i] * rowLen, (rows[i] + 1) * rowLen), i * rowLen);
+  }
+
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    const o = d(out), xs = d(x);
+    for (let i = 0; i < rows.length; i++) {
+      const ob = rows[i] * rowLen, xb = i * rowLen, s = scales[i];
+      for (let j = 0; j < rowLen; j++) o[ob + j] += s * xs[xb + j];
+    }
+  }
+
+  zero(out: Buf): void {
+    d(out).fill(0);
+  }
+}

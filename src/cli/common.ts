@@ -1,0 +1,35 @@
+// Pieces shared by CLI commands: option tables turned into commander flags, model loading with a bar.
+import { Command, Option } from "commander";
+import { ENGINE_OPTIONS, SAMPLING_OPTIONS, resolveOptions, type EngineConfig, type OptionSpec } from "../engine/config.js";
+import { loadModel, type LoadedModel } from "../engine/load.js";
+import type { SamplingOptions } from "../sampler/index.js";
+import { progressBar } from "./progress.js";
+
+/** Add every option of a table to a command; values stay raw strings until resolveOptions parses them. */
+export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
+  for (const [key, spec] of Object.entries(table)) {
+    const env = spec.env ? ` (env ${spec.env})` : "";
+    const opt = new Option(spec.flag, `${spec.help}${env}`).default(undefined, String(spec.default));
+    opt.attributeName = () => key;
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+export function engineConfig(opts: Record<string, unknown>): EngineConfig {
+  return resolveOptions(ENGINE_OPTIONS, opts, process.env);
+}
+
+export function samplingOptions(opts: Record<string, unknown>): SamplingOptions {
+  const s = resolveOptions(SAMPLING_OPTIONS, opts, process.env);
+  return { ...s, seed: s.seed < 0 ? undefined : s.seed };
+}
+
+export async function loadWithProgress(path: string, cfg: EngineConfig): Promise<LoadedModel> {
+  const bar = progressBar("loading");
+  try {
+    return await loadModel(path, cfg, (d, t) => bar.update(d, t));
+  } finally {
+    bar.stop();
+  }
+}

@@ -1,0 +1,46 @@
+// moestream gen: write a synthetic qwen3moe GGUF (seeded random weights, real Qwen3 tokenizer).
+import type { Command } from "commander";
+import { generateModel } from "../gen/generate.js";
+import { PRESETS, isPresetName } from "../gen/presets.js";
+import type { RoutingProfile } from "../gen/weights.js";
+import { UsageError } from "../util/errors.js";
+import { progressBar } from "./progress.js";
+
+export function parseRouting(kind: string, skew: string, locality: string): RoutingProfile {
+  if (kind === "uniform") return { kind };
+  if (kind !== "realistic") throw new UsageError("bad_option", `--routing must be uniform or realistic, got '${kind}'`);
+  const s = Number(skew), l = Number(locality);
+  if (!(s >= 0) || !(l >= 0)) throw new UsageError("bad_option", `--skew and --locality must be numbers >= 0, got '${skew}', '${locality}'`);
+  return { kind, skew: s, locality: l };
+}
+
+export function registerGen(program: Command): void {
+  program
+    .command("gen")
+    .description("generate a synthetic qwen3moe model file")
+    .requiredOption("-o, --output <file>", "where to write the GGUF")
+    .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
+    .option("--type <type>", "quant type of weight matrices: F32 F16 BF16 Q8_0 Q4_K Q6_K", "Q8_0")
+    .option("--seed <n>", "weights seed", "1")
+    .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality)", "realistic")
+    .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
+    .option("--locality <x>", "realistic routing: context locality (0 = none)", "1")
+    .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
+    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
+    .action(async (opts) => {
+      if (!isPresetName(opts.preset)) throw new UsageError("bad_option", `--preset must be one of ${Object.keys(PRESETS).join(", ")}, got '${opts.preset}'`);
+      const bar = progressBar("generating", "values");
+      const t0 = performance.now();
+      try {
+        const m = await generateModel(opts.output, {
+          preset: opts.preset, type: opts.type, seed: Number(opts.seed), peaked: Number(opts.peaked),
+          routing: parseRouting(opts.routing, opts.skew, opts.locality),
+          onProgress: (d, t) => bar.update(d, t),
+        });
+        bar.stop();
+        process.stderr.write(`wrote ${m.path}: ${(m.bytes / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      } finally {
+        bar.stop();
+      }
+    });
+}

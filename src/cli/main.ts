@@ -1,0 +1,34 @@
+// moestream CLI entry: one file per command; errors become one clear line on stderr.
+import { Command } from "commander";
+import { MoestreamError } from "../util/errors.js";
+import { registerDemo } from "./demo.js";
+import { registerGen } from "./gen.js";
+import { registerInspect } from "./inspect.js";
+import { registerRun } from "./run.js";
+
+const EXIT = { usage: 2, model: 3, internal: 1 } as const;
+
+const program = new Command()
+  .name("moestream")
+  .description("Run Mixture-of-Experts models larger than memory, streaming experts from disk.")
+  .option("--verbose", "print stack traces on errors")
+  .showHelpAfterError();
+registerDemo(program);
+registerRun(program);
+registerInspect(program);
+registerGen(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const verbose = program.opts().verbose || process.argv.includes("--verbose");
+  if (e instanceof MoestreamError) {
+    process.stderr.write(`moestream: error: ${e.message}\n`);
+    if (verbose && e.stack) process.stderr.write(e.stack + "\n");
+    process.exit(e.name === "UsageError" ? EXIT.usage : EXIT.model);
+  }
+  const err = e as Error;
+  process.stderr.write(`moestream: ${err?.message ?? String(e)}\n`);
+  if (verbose && err?.stack) process.stderr.write(err.stack + "\n");
+  process.exit(EXIT.internal);
+}

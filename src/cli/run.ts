@@ -1,0 +1,54 @@
+// moestream run: one prompt in, generated text out (or one JSON object with --json).
+import type { Command } from "commander";
+import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
+import { Session } from "../engine/session.js";
+import { renderChat } from "../engine/chat-template.js";
+import { UsageError } from "../util/errors.js";
+import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+import { formatStats } from "./stats.js";
+
+export function registerRun(program: Command): void {
+  const cmd = program
+    .command("run")
+    .description("generate text from a prompt")
+    .requiredOption("-m, --model <file>", "model GGUF file")
+    .requiredOption("-p, --prompt <text>", "prompt, used as raw text unless --chat")
+    .option("-n, --n-predict <n>", "tokens to generate", "64")
+    .option("--chat", "wrap the prompt in the model's chat template as a user message")
+    .option("--no-think", "with --chat: disable the thinking block (Qwen3 enable_thinking=false)")
+    .option("--ignore-eos", "keep generating past end-of-generation tokens")
+    .option("--json", "print one JSON object: prompt_tokens, tokens, top_logits, text, stats")
+    .addHelpText("after", "\nExamples:\n  moestream run -m model.gguf -p 'Once upon a time' -n 32 --temp 0\n  moestream run -m model.gguf -p 'Hello' --chat --json");
+  addOptions(cmd, SAMPLING_OPTIONS);
+  addOptions(cmd, ENGINE_OPTIONS);
+  cmd.action(async (opts) => {
+    const n = Number(opts.nPredict);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError("bad_option", `--n-predict must be an integer >= 0, got '${opts.nPredict}'`);
+    const lm = await loadWithProgress(opts.model, engineConfig(opts));
+    try {
+      const text = opts.chat
+        ? renderChat(lm.tokenizer.chatTemplate ?? undefined, [{ role: "user", content: opts.prompt }], { enableThinking: opts.think })
+        : opts.prompt;
+      const promptTokens = lm.tokenizer.encode(text, { parseSpecial: true });
+      const session = new Session(lm);
+      const tokens: number[] = [];
+      const top: [number, number][][] = [];
+      const gen = session.generate(promptTokens, { maxTokens: n, sampling: samplingOptions(opts), stopAtEog: !opts.ignoreEos, topLogits: opts.json ? 5 : undefined });
+      for await (const step of gen) {
+        tokens.push(step.token);
+        if (step.topLogits) top.push(step.topLogits);
+        if (!opts.json) process.stdout.write(step.text);
+      }
+      const stats = session.lastStats!;
+      if (opts.json) {
+        const out = { prompt_tokens: promptTokens, tokens, top_logits: top, text: lm.tokenizer.decode(tokens), stats };
+        process.stdout.write(JSON.stringify(out) + "\n");
+      } else {
+        process.stdout.write("\n");
+        process.stderr.write(formatStats(stats) + "\n");
+      }
+    } finally {
+      await lm.close();
+    }
+  });
+}

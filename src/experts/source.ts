@@ -1,0 +1,18 @@
+// What a model asks of expert storage: the routed ids of one layer are the I/O request.
+import type { Weight } from "../backends/backend.js";
+
+/** One expert's three matrices, as prepared by the backend. */
+export interface ExpertWeights {
+  /** [nEmbd, nFf]: nFf rows of nEmbd. */
+  readonly gate: Weight;
+  /** [nEmbd, nFf]. */
+  readonly up: Weight;
+  /** [nFf, nEmbd]: nEmbd rows of nFf. */
+  readonly down: Weight;
+}
+
+export interface ExpertSource {
+  /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
+  acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
+  release(layer: number, ids: readonly number[]): void;
+}

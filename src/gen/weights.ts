@@ -1,0 +1,116 @@
+// How each synthetic tensor is filled. Random matrices get std 1/sqrt(fan_in) so activations stay O(1);
+// residual branches are scaled by 1/sqrt(2 * nLayer) (GPT-2 style) so the token embedding stays visible
+// at the output, which is what the `peaked` option builds on.
+//
+// Routing realism (option `routing: "realistic"`): random routers route uniformly, real ones do not.
+// - skew: every token embedding carries a shared direction u, and router row e gets a bias b_e * u with
+//   b_e falling linearly with the expert's (random) popularity rank, so some experts win far more often.
+// - locality: q/k norm gains shrink (attention becomes a near-uniform running mean of the context) and
+//   the attention output grows, so the router input is dominated by slowly changing context and
+//   consecutive tokens pick overlapping experts.
+import type { ModelDims } from "./presets.js";
+import { Stream } from "./random.js";
+
+export type RoutingProfile =
+  | { kind: "uniform" }
+  | { kind: "realistic"; /** popularity skew, 0 = none; default 1 */ skew: number; /** context locality, 0 = none; default 1 */ locality: number };
+
+export interface WeightRecipeOptions {
+  seed: number;
+  dims: ModelDims;
+  nVocab: number;
+  routing: RoutingProfile;
+  /** > 0: output.weight row v also carries peaked * token_embd row of pred(v), so each token strongly predicts a fixed successor. */
+  peaked: number;
+}
+
+/** Fills rows of one tensor in order; rows are shape[0] values, numbered over all outer dimensions. */
+export type RowFiller = (row: number, out: Float32Array) => void;
+
+export class WeightRecipes {
+  private readonly u: Float32Array; // shared routing direction, entries +-1
+  private readonly succ: Int32Array | undefined; // token -> the token it predicts (peaked)
+  private readonly pred: Int32Array | undefined;
+  private readonly branch: number;
+
+  constructor(private readonly o: WeightRecipeOptions) {
+    const D = o.dims.nEmbd;
+    const s = new Stream(o.seed, "routing.u");
+    this.u = Float32Array.from({ length: D }, () => (s.nextU32() & 1 ? 1 : -1));
+    if (o.peaked > 0) {
+      this.succ = new Stream(o.seed, "peaked.successor").permutation(o.nVocab);
+      this.pred = new Int32Array(o.nVocab);
+      for (let v = 0; v < o.nVocab; v++) this.pred[this.succ[v]] = v;
+    }
+    this.branch = 1 / Math.sqrt(2 * o.dims.nLayer);
+  }
+
+  private get realistic(): { skew: number; locality: number } | undefined {
+    return this.o.routing.kind === "realistic" ? this.o.routing : undefined;
+  }
+
+  /** Row v of token_embd, reproducible on its own (the peaked output projection needs random access). */
+  embeddingRow(v: number, out: Float32Array): void {
+    new Stream(this.o.seed, `token_embd#${v}`).fillUniform(out, 1);
+    const r = this.realistic;
+    if (r) for (let i = 0; i < out.length; i++) out[i] += r.skew * this.u[i];
+  }
+
+  /** A filler for tensor `name` of ggml shape `shape`. */
+  filler(name: string, shape: readonly number[]): RowFiller {
+    const { dims, seed } = this.o;
+    const K = shape[0];
+    const stream = new Stream(seed, name);
+    const r = this.realistic;
+    const noise = (std: number): RowFiller => (_row, out) => stream.fillUniform(out, std);
+    const gain = (center: number, spread = 0.1): RowFiller => (_row, out) => stream.fillUniform(out, spread * center, center);
+    const base = name.replace(/^blk\.\d+\./, "").replace(/\.weight$/, "");
+
+    switch (base) {
+      case "token_embd":
+        return (row, out) => this.embeddingRow(row, out);
+      case "output": {
+        const emb = new Float32Array(K);
+        const scale = this.o.peaked / Math.sqrt(K);
+        return (row, out) => {
+          stream.fillUniform(out, 1 / Math.sqrt(K));
+          if (!this.pred) return;
+          this.embeddingRow(this.pred[row], emb);
+          for (let i = 0; i < K; i++) out[i] += scale * emb[i];
+        };
+      }
+      case "output_norm":
+        // Tied embeddings have std-1 rows: scale the final norm so logits come out with std ~1.
+        return gain(dims.tiedEmbeddings ? 1 / Math.sqrt(K) : 1);
+      case "attn_norm":
+      case "ffn_norm":
+        return gain(1);
+      case "attn_q_norm":
+      case "attn_k_norm":
+        return gain(r ? 1 / (1 + 2 * r.locality) : 1);
+      case "attn_q":
+      case "attn_k":
+      case "attn_v":
+      case "ffn_gate_exps":
+      case "ffn_up_exps":
+        return noise(1 / Math.sqrt(K));
+      case "attn_output":
+        return noise((this.branch * (r ? 1 + 3 * r.locality : 1)) / Math.sqrt(K));
+      case "ffn_down_exps":
+        return noise((2 * this.branch) / Math.sqrt(K));
+      case "ffn_gate_inp": {
+        if (!r) return noise(1 / Math.sqrt(K));
+        // Router row e = noise + b_e * u / D, b_e from +2*skew down to -2*skew over a random popularity order.
+        const nExpert = shape[1];
+        const rank = new Stream(seed, name + "#rank").permutation(nExpert);
+        return (row, out) => {
+          stream.fillUniform(out, 1 / Math.sqrt(K));
+          const b = r.skew * 2 * (1 - (2 * rank[row]) / Math.max(1, nExpert - 1));
+          for (let i = 0; i < K; i++) out[i] += (b * 3 * this.u[i]) / K;
+        };
+      }
+      default:
+        return noise(1 / Math.sqrt(K));
+    }
+  }
+}

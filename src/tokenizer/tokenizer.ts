@@ -1,0 +1,620 @@
+// Tokenizer for GGUF vocabularies with tokenizer.ggml.model = "gpt2" and the Qwen2 pre-tokenizer,
+// built and run the way llama.cpp's llama-vocab.cpp does it:
+// - token types become attributes; control-looking tokens found by text (EOT, FIM, EOG) are
+//   forced to CONTROL, control tokens whose text contains "unused" are marked UNUSED;
+// - special-token partition: every CONTROL / USER_DEFINED / UNKNOWN token, longest (in UTF-8 bytes)
+//   first, splits the remaining raw-text fragments at each of its occurrences; CONTROL and UNKNOWN
+//   tokens take part only when parseSpecial is set, USER_DEFINED ones (<think>, <tool_call>) always;
+// - raw-text fragments are pre-tokenized with the Qwen2 regex and each piece is byte-level BPE'd;
+// - pieces: NORMAL tokens are byte-level decoded, CONTROL / UNKNOWN / USER_DEFINED tokens are their
+//   text as is, UNUSED / UNDEFINED tokens are empty;
+// - the end-of-generation set is derived from token texts plus eos / eot / eom.
+// One deliberate addition: by default each raw-text fragment is NFC-normalized before
+// pre-tokenization, as the HF tokenizer.json (normalizer: NFC) does; llama.cpp does not normalize.
+// Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
+
+import type { GGUFMetadata, GGUFMetaValue } from "../format/gguf/types.js";
+import { ModelError, UsageError } from "../util/errors.js";
+import { unicodeToBytes } from "./byte-level.js";
+import { BytePairEncoder } from "./bpe.js";
+import { pretokenizeQwen2 } from "./pretokenize.js";
+
+/** tokenizer.ggml.token_type values. */
+export const TokenType = {
+  UNDEFINED: 0,
+  NORMAL: 1,
+  UNKNOWN: 2,
+  CONTROL: 3,
+  USER_DEFINED: 4,
+  UNUSED: 5,
+  BYTE: 6,
+} as const;
+
+/** llama.cpp's llama_token_attr bit flags. */
+export const TokenAttr = {
+  UNDEFINED: 0,
+  UNKNOWN: 1 << 0,
+  UNUSED: 1 << 1,
+  NORMAL: 1 << 2,
+  CONTROL: 1 << 3,
+  USER_DEFINED: 1 << 4,
+  BYTE: 1 << 5,
+  NORMALIZED: 1 << 6,
+  LSTRIP: 1 << 7,
+  RSTRIP: 1 << 8,
+  SINGLE_WORD: 1 << 9,
+} as const;
+
+/** GGUF keys read by the tokenizer. */
+export const TokenizerKeys = {
+  model: "tokenizer.ggml.model",
+  pre: "tokenizer.ggml.pre",
+  tokens: "tokenizer.ggml.tokens",
+  tokenType: "tokenizer.ggml.token_type",
+  merges: "tokenizer.ggml.merges",
+  bosId: "tokenizer.ggml.bos_token_id",
+  eosId: "tokenizer.ggml.eos_token_id",
+  eotId: "tokenizer.ggml.eot_token_id",
+  eomId: "tokenizer.ggml.eom_token_id",
+  unkId: "tokenizer.ggml.unknown_token_id",
+  sepId: "tokenizer.ggml.seperator_token_id",
+  padId: "tokenizer.ggml.padding_token_id",
+  maskId: "tokenizer.ggml.mask_token_id",
+  fimPreId: "tokenizer.ggml.fim_pre_token_id",
+  fimSufId: "tokenizer.ggml.fim_suf_token_id",
+  fimMidId: "tokenizer.ggml.fim_mid_token_id",
+  fimPadId: "tokenizer.ggml.fim_pad_token_id",
+  fimRepId: "tokenizer.ggml.fim_rep_token_id",
+  fimSepId: "tokenizer.ggml.fim_sep_token_id",
+  addBos: "tokenizer.ggml.add_bos_token",
+  addEos: "tokenizer.ggml.add_eos_token",
+  chatTemplate: "tokenizer.chat_template",
+} as const;
+
+/** tokenizer.ggml.pre values that llama.cpp maps to LLAMA_VOCAB_PRE_TYPE_QWEN2 (clean_spaces = false). */
+export const QWEN2_PRE_NAMES: readonly string[] = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"];
+
+export interface TokenizerOptions {
+  /** NFC-normalize raw text before pre-tokenization, as HF does (default true); llama.cpp does not. */
+  nfc?: boolean;
+}
+
+export interface EncodeOptions {
+  /** Match CONTROL (and UNKNOWN) tokens written in the text (default true). USER_DEFINED tokens always match. */
+  parseSpecial?: boolean;
+  /** Prepend BOS (default: tokenizer.ggml.add_bos_token, false when absent). */
+  addBos?: boolean;
+  /** Append EOS (default: tokenizer.ggml.add_eos_token, false when absent). */
+  addEos?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out CONTROL and UNKNOWN tokens (e.g. <|im_end|>); default false renders their text. */
+  skipSpecial?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// metadata helpers
+
+const INT_TYPES = new Set(["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64"]);
+
+function describe(v: GGUFMetaValue): string {
+  return v.type === "array" ? `array of ${v.itemType}` : v.type;
+}
+
+function badType(key: string, v: GGUFMetaValue, expected: string): ModelError {
+  return new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${key} has type ${describe(v)}, expected ${expected}`);
+}
+
+function missing(key: string): ModelError {
+  return new ModelError("TOKENIZER_MISSING_METADATA", `metadata key ${key} is missing`);
+}
+
+function getString(md: GGUFMetadata, key: string, required: true): string;
+function getString(md: GGUFMetadata, key: string, required: false): string | undefined;
+function getString(md: GGUFMetadata, key: string, required: boolean): string | undefined {
+  const v = md.get(key);
+  if (v === undefined) {
+    if (required) throw missing(key);
+    return undefined;
+  }
+  if (v.type !== "string") throw badType(key, v, "string");
+  return v.value;
+}
+
+function getStringArray(md: GGUFMetadata, key: string): string[] {
+  const v = md.get(key);
+  if (v === undefined) throw missing(key);
+  if (v.type !== "array" || v.itemType !== "string") throw badType(key, v, "array of string");
+  return v.value;
+}
+
+function getIntArray(md: GGUFMetadata, key: string): number[] | undefined {
+  const v = md.get(key);
+  if (v === undefined) return undefined;
+  if (v.type !== "array" || !INT_TYPES.has(v.itemType)) throw badType(key, v, "array of i32");
+  if (v.itemType === "u64" || v.itemType === "i64") return (v.value as bigint[]).map((x) => Number(x));
+  return v.value as number[];
+}
+
+function getUint(md: GGUFMetadata, key: string): number | undefined {
+  const v = md.get(key);
+  if (v === undefined) return undefined;
+  if (!INT_TYPES.has(v.type)) throw badType(key, v, "u32");
+  const n = Number(v.value as number | bigint);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${key} = ${String(v.value)} is not a valid token id`);
+  }
+  return n;
+}
+
+function getBool(md: GGUFMetadata, key: string): boolean | undefined {
+  const v = md.get(key);
+  if (v === undefined) return undefined;
+  if (v.type !== "bool") throw badType(key, v, "bool");
+  return v.value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp's text-based detection of special tokens (llama-vocab.cpp, llama_vocab::impl::load)
+
+// Candidate texts, in llama.cpp's order; the first one present in the vocabulary is taken.
+const EOT_TEXTS = [
+  "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+  "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+];
+const EOM_TEXTS = ["<|eom_id|>"];
+const FIM_PRE_TEXTS = [
+  "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>",
+];
+const FIM_SUF_TEXTS = [
+  "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>",
+];
+const FIM_MID_TEXTS = [
+  "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>",
+];
+const FIM_PAD_TEXTS = ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
+const FIM_REP_TEXTS = ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_SEP_TEXTS = ["<|file_sep|>"];
+const EOG_TEXTS = new Set([
+  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+  "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+  "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+]);
+const ALWAYS_RENDER_TEXTS = new Set(["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]);
+
+const utf8Encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+type Fragment = string | number;
+
+export class Tokenizer {
+  /** Number of tokens in the vocabulary (tokenizer.ggml.tokens length). */
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  readonly padId: number | null;
+  readonly unkId: number | null;
+  readonly sepId: number | null;
+  readonly maskId: number | null;
+  readonly eotId: number | null;
+  readonly eomId: number | null;
+  readonly fimPreId: number | null;
+  readonly fimSufId: number | null;
+  readonly fimMidId: number | null;
+  readonly fimPadId: number | null;
+  readonly fimRepId: number | null;
+  readonly fimSepId: number | null;
+  /** Tokens that end generation, as llama.cpp determines them. */
+  readonly eogIds: ReadonlySet<number>;
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  readonly chatTemplate: string | null;
+  readonly pre: string;
+  readonly nfc: boolean;
+
+  private readonly tokens: readonly string[];
+  private readonly tokenToIdMap: Map<string, number>;
+  private readonly attrs: Uint16Array;
+  private readonly bpe: BytePairEncoder;
+  /** CONTROL / USER_DEFINED / UNKNOWN tokens, longest UTF-8 text first. */
+  private readonly specialCache: readonly number[];
+  private readonly pieces: (Uint8Array | undefined)[];
+
+  private constructor(md: GGUFMetadata, opts: TokenizerOptions) {
+    const model = getString(md, TokenizerKeys.model, true);
+    if (model !== "gpt2") {
+      throw new ModelError(
+        "TOKENIZER_UNSUPPORTED",
+        `${TokenizerKeys.model} = "${model}" is not supported (only "gpt2" byte-level BPE)`,
+      );
+    }
+    const pre = getString(md, TokenizerKeys.pre, false);
+    if (pre === undefined) throw missing(TokenizerKeys.pre);
+    if (!QWEN2_PRE_NAMES.includes(pre)) {
+      throw new ModelError(
+        "TOKENIZER_UNSUPPORTED",
+        `${TokenizerKeys.pre} = "${pre}" is not supported (supported: ${QWEN2_PRE_NAMES.join(", ")})`,
+      );
+    }
+    this.pre = pre;
+    this.nfc = opts.nfc ?? true;
+
+    const rawTokens = getStringArray(md, TokenizerKeys.tokens);
+    const n = rawTokens.length;
+    if (n === 0) throw new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${TokenizerKeys.tokens} is empty`);
+    const types = getIntArray(md, TokenizerKeys.tokenType);
+    if (types !== undefined && types.length < n) {
+      throw new ModelError(
+        "TOKENIZER_BAD_METADATA",
+        `metadata key ${TokenizerKeys.tokenType} has ${types.length} entries, fewer than the ${n} tokens`,
+      );
+    }
+    const merges = getStringArray(md, TokenizerKeys.merges);
+
+    const tokens: string[] = new Array(n);
+    const tokenToId = new Map<string, number>();
+    const attrs = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      let t = rawTokens[i];
+      if (t.length === 0) t = `[EMPTY_${i}]`;
+      const prev = tokenToId.get(t);
+      if (prev !== undefined) {
+        throw new ModelError(
+          "TOKENIZER_BAD_METADATA",
+          `${TokenizerKeys.tokens}: duplicate token ${JSON.stringify(t)} at ids ${prev} and ${i}`,
+        );
+      }
+      tokenToId.set(t, i);
+      tokens[i] = t;
+      attrs[i] = types === undefined ? TokenAttr.NORMAL : attrOfType(types[i]);
+    }
+    this.tokens = tokens;
+    this.tokenToIdMap = tokenToId;
+    this.attrs = attrs;
+    this.vocabSize = n;
+
+    const id = (key: string): number | null => {
+      const v = getUint(md, key);
+      if (v === undefined) return null;
+      if (v >= n) {
+        throw new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${key} = ${v} is out of range (vocabulary has ${n} tokens)`);
+      }
+      return v;
+    };
+    this.bosId = id(TokenizerKeys.bosId);
+    this.eosId = id(TokenizerKeys.eosId);
+    this.unkId = id(TokenizerKeys.unkId);
+    this.sepId = id(TokenizerKeys.sepId);
+    this.padId = id(TokenizerKeys.padId);
+    this.maskId = id(TokenizerKeys.maskId);
+    let eot = id(TokenizerKeys.eotId);
+    let eom = id(TokenizerKeys.eomId);
+    let fimPre = id(TokenizerKeys.fimPreId);
+    let fimSuf = id(TokenizerKeys.fimSufId);
+    let fimMid = id(TokenizerKeys.fimMidId);
+    let fimPad = id(TokenizerKeys.fimPadId);
+    let fimRep = id(TokenizerKeys.fimRepId);
+    let fimSep = id(TokenizerKeys.fimSepId);
+
+    this.addBos = getBool(md, TokenizerKeys.addBos) ?? false;
+    this.addEos = getBool(md, TokenizerKeys.addEos) ?? false;
+    if (this.addBos && this.bosId === null) {
+      throw new ModelError("TOKENIZER_BAD_METADATA", `${TokenizerKeys.addBos} is true, but ${TokenizerKeys.bosId} is not set`);
+    }
+    if (this.addEos && this.eosId === null) {
+      throw new ModelError("TOKENIZER_BAD_METADATA", `${TokenizerKeys.addEos} is true, but ${TokenizerKeys.eosId} is not set`);
+    }
+    this.chatTemplate = getString(md, TokenizerKeys.chatTemplate, false) ?? null;
+
+    // Text-based detection of special tokens not given by key. llama.cpp walks an unordered map and
+    // takes whichever candidate it meets first; we take the first candidate in its list order.
+    const detect = (given: number | null, texts: readonly string[]): number | null => {
+      if (given !== null) return given;
+      for (const text of texts) {
+        const i = tokenToId.get(text);
+        if (i !== undefined) {
+          attrs[i] |= TokenAttr.CONTROL;
+          return i;
+        }
+      }
+      return null;
+    };
+    eot = detect(eot, EOT_TEXTS);
+    eom = detect(eom, EOM_TEXTS);
+    fimPre = detect(fimPre, FIM_PRE_TEXTS);
+    fimSuf = detect(fimSuf, FIM_SUF_TEXTS);
+    fimMid = detect(fimMid, FIM_MID_TEXTS);
+    fimPad = detect(fimPad, FIM_PAD_TEXTS);
+    fimRep = detect(fimRep, FIM_REP_TEXTS);
+    fimSep = detect(fimSep, FIM_SEP_TEXTS);
+    // Control tokens named "unused" are unused.
+    for (let i = 0; i < n; i++) {
+      if (attrs[i] & TokenAttr.CONTROL && tokens[i].includes("unused")) attrs[i] |= TokenAttr.UNUSED;
+    }
+    const eog = new Set<number>();
+    if (fimPad !== null) eog.add(fimPad);
+    if (fimRep !== null) eog.add(fimRep);
+    if (fimSep !== null) eog.add(fimSep);
+    for (const text of EOG_TEXTS) {
+      const i = tokenToId.get(text);
+      if (i !== undefined) {
+        eog.add(i);
+        attrs[i] |= TokenAttr.CONTROL;
+      }
+    }
+    for (const text of ALWAYS_RENDER_TEXTS) {
+      const i = tokenToId.get(text);
+      if (i !== undefined) attrs[i] = TokenAttr.USER_DEFINED;
+    }
+    if (this.eosId !== null) eog.add(this.eosId);
+    if (eot !== null) eog.add(eot);
+    if (eom !== null) eog.add(eom);
+    // o200k_harmony / solar-open: "<|end|>" is not end-of-generation when <|return|>+<|call|> or
+    // <|calls|>+<|flush|> exist.
+    {
+      let hasReturn = false, hasCall = false, hasFlush = false, endId = -1;
+      for (const e of eog) {
+        const t = tokens[e];
+        if (t === "<|return|>") hasReturn = true;
+        else if (t === "<|call|>" || t === "<|calls|>") hasCall = true;
+        else if (t === "<|flush|>") hasFlush = true;
+        else if (t === "<|end|>") endId = e;
+      }
+      if (endId >= 0 && ((hasReturn && hasCall) || (hasCall && hasFlush))) {
+        eog.delete(endId);
+        attrs[endId] = TokenAttr.USER_DEFINED;
+      }
+    }
+    // gemma4 / paddleocr: with "<|tool_response>" present, "</s>" is not end-of-generation.
+    {
+      let hasToolResponse = false, sId = -1;
+      for (const e of eog) {
+        if (tokens[e] === "<|tool_response>") hasToolResponse = true;
+        else if (tokens[e] === "</s>") sId = e;
+      }
+      if (hasToolResponse && sId >= 0) {
+        eog.delete(sId);
+        attrs[sId] = TokenAttr.NORMAL;
+      }
+    }
+    this.eotId = eot;
+    this.eomId = eom;
+    this.fimPreId = fimPre;
+    this.fimSufId = fimSuf;
+    this.fimMidId = fimMid;
+    this.fimPadId = fimPad;
+    this.fimRepId = fimRep;
+    this.fimSepId = fimSep;
+    this.eogIds = eog;
+
+    const specials: { id: number; len: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      if (attrs[i] & (TokenAttr.CONTROL | TokenAttr.USER_DEFINED | TokenAttr.UNKNOWN)) {
+        specials.push({ id: i, len: utf8Encoder.encode(tokens[i]).length });
+      }
+    }
+    specials.sort((a, b) => b.len - a.len || a.id - b.id);
+    this.specialCache = specials.map((s) => s.id);
+
+    this.bpe = new BytePairEncoder(tokenToId, n, merges);
+    this.pieces = new Array(n);
+  }
+
+  /** Build from GGUF metadata (tokenizer.ggml.* keys); throws ModelError naming a missing or ill-typed key. */
+  static fromMetadata(md: GGUFMetadata, opts: TokenizerOptions = {}): Tokenizer {
+    return new Tokenizer(md, opts);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // encoding
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const parseSpecial = opts.parseSpecial ?? true;
+    const addBos = opts.addBos ?? this.addBos;
+    const addEos = opts.addEos ?? this.addEos;
+    const out: number[] = [];
+    if (addBos) {
+      if (this.bosId === null) throw new UsageError("TOKENIZER_NO_BOS", "addBos requested, but the vocabulary has no BOS token");
+      out.push(this.bosId);
+    }
+    if (text.length > 0) {
+      for (const frag of this.partition(text, parseSpecial)) {
+        if (typeof frag === "number") {
+          out.push(frag);
+          continue;
+        }
+        const s = this.nfc ? frag.normalize("NFC") : frag;
+        for (const piece of pretokenizeQwen2(s)) this.bpe.encodePiece(piece, out);
+      }
+    }
+    if (addEos) {
+      if (this.eosId === null) throw new UsageError("TOKENIZER_NO_EOS", "addEos requested, but the vocabulary has no EOS token");
+      out.push(this.eosId);
+    }
+    return out;
+  }
+
+  /** llama.cpp's tokenizer_st_partition: split raw text at special tokens, longest token first. */
+  private partition(text: string, parseSpecial: boolean): Fragment[] {
+    let frags: Fragment[] = [text];
+    for (const id of this.specialCache) {
+      if (!parseSpecial && this.attrs[id] & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) continue;
+      const t = this.tokens[id];
+      let next: Fragment[] | null = null;
+      for (let fi = 0; fi < frags.length; fi++) {
+        const f = frags[fi];
+        const first = typeof f === "string" ? f.indexOf(t) : -1;
+        if (first < 0) {
+          if (next !== null) next.push(f);
+          continue;
+        }
+        if (next === null) next = frags.slice(0, fi);
+        const s = f as string;
+        let pos = 0;
+        for (let m = first; m >= 0; m = s.indexOf(t, pos)) {
+          if (m > pos) next.push(s.slice(pos, m));
+          next.push(id);
+          pos = m + t.length;
+        }
+        if (pos < s.length) next.push(s.slice(pos));
+      }
+      if (next !== null) frags = next;
+    }
+    return frags;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // decoding
+
+  /** The bytes a token stands for (CONTROL / UNKNOWN tokens give their text only when `special`, default true). */
+  tokenToPiece(id: number, opts: { special?: boolean } = {}): Uint8Array {
+    return this.piece(id, opts.special ?? true).slice();
+  }
+
+  /** Internal: the cached piece, not to be modified. */
+  pieceBytes(id: number, special: boolean): Uint8Array {
+    return this.piece(id, special);
+  }
+
+  private piece(id: number, special: boolean): Uint8Array {
+    this.checkId(id);
+    const attr = this.attrs[id];
+    if (!special && attr & (TokenAttr.UNKNOWN | TokenAttr.CONTROL)) return EMPTY;
+    let p = this.pieces[id];
+    if (p === undefined) {
+      p = this.computePiece(id);
+      this.pieces[id] = p;
+    }
+    return p;
+  }
+
+  private computePiece(id: number): Uint8Array {
+    const attr = this.attrs[id];
+    const text = this.tokens[id];
+    if (attr & (TokenAttr.UNKNOWN | TokenAttr.CONTROL | TokenAttr.USER_DEFINED)) return utf8Encoder.encode(text);
+    if (attr & TokenAttr.NORMAL) return unicodeToBytes(text);
+    if (attr & TokenAttr.BYTE) {
+      const b = parseInt(text.slice(3, 5), 16);
+      return Number.isNaN(b) ? EMPTY : Uint8Array.of(b);
+    }
+    return EMPTY; // UNUSED, UNDEFINED
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new UsageError("TOKENIZER_BAD_TOKEN", `token id ${id} is out of range (vocabulary has ${this.vocabSize} tokens)`);
+    }
+  }
+
+  /** Text of a token sequence; invalid UTF-8 becomes U+FFFD. */
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    const special = !(opts.skipSpecial ?? false);
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (const id of ids) {
+      const p = this.piece(id, special);
+      parts.push(p);
+      total += p.length;
+    }
+    const buf = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      buf.set(p, off);
+      off += p.length;
+    }
+    return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(buf);
+  }
+
+  /** A decoder that takes tokens one at a time and returns only complete UTF-8 text. */
+  createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    return new StreamDecoder(this, opts);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // vocabulary queries
+
+  /** CONTROL or UNKNOWN (rendered only when asked for, never produced from plain text). */
+  isSpecial(id: number): boolean {
+    this.checkId(id);
+    return (this.attrs[id] & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) !== 0;
+  }
+
+  isControl(id: number): boolean {
+    this.checkId(id);
+    return (this.attrs[id] & TokenAttr.CONTROL) !== 0;
+  }
+
+  isEog(id: number): boolean {
+    return this.eogIds.has(id);
+  }
+
+  /** llama.cpp token attribute bits (TokenAttr). */
+  tokenAttr(id: number): number {
+    this.checkId(id);
+    return this.attrs[id];
+  }
+
+  /** The token's vocabulary string (byte-level form for NORMAL tokens). */
+  tokenText(id: number): string {
+    this.checkId(id);
+    return this.tokens[id];
+  }
+
+  /** Id of a vocabulary string, if present. */
+  tokenId(text: string): number | undefined {
+    return this.tokenToIdMap.get(text);
+  }
+
+  /** Statistics of the merge table (merges involving strings outside the vocabulary, ignored lines). */
+  get mergeStats(): BytePairEncoder["stats"] {
+    return this.bpe.stats;
+  }
+}
+
+function attrOfType(t: number): number {
+  switch (t) {
+    case TokenType.NORMAL: return TokenAttr.NORMAL;
+    case TokenType.UNKNOWN: return TokenAttr.UNKNOWN;
+    case TokenType.CONTROL: return TokenAttr.CONTROL;
+    case TokenType.USER_DEFINED: return TokenAttr.USER_DEFINED;
+    case TokenType.UNUSED: return TokenAttr.UNUSED;
+    case TokenType.BYTE: return TokenAttr.BYTE;
+    default: return TokenAttr.UNDEFINED;
+  }
+}
+
+/**
+ * Incremental detokenizer: push token ids one at a time; each call returns the text that became
+ * complete, holding back a trailing partial UTF-8 sequence until its remaining bytes arrive.
+ * Concatenating every push() and a final flush() equals decode() of the whole sequence.
+ */
+export class StreamDecoder {
+  private readonly tokenizer: Tokenizer;
+  private readonly special: boolean;
+  private decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
+  constructor(tokenizer: Tokenizer, opts: DecodeOptions = {}) {
+    this.tokenizer = tokenizer;
+    this.special = !(opts.skipSpecial ?? false);
+  }
+
+  /** Add one token; returns the newly completed text (possibly ""). */
+  push(id: number): string {
+    return this.decoder.decode(this.tokenizer.pieceBytes(id, this.special), { stream: true });
+  }
+
+  /** Add several tokens; returns the newly completed text. */
+  pushMany(ids: readonly number[]): string {
+    let s = "";
+    for (const id of ids) s += this.push(id);
+    return s;
+  }
+
+  /** End of stream: returns what is held back, an incomplete sequence becoming U+FFFD; then resets. */
+  flush(): string {
+    const s = this.decoder.decode();
+    this.decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+    return s;
+  }
+}
