@@ -80,8 +80,13 @@ export class WeightRecipes {
         };
       }
       case "output_norm":
-        // Tied embeddings have std-1 rows: scale the final norm so logits come out with std ~1.
-        return gain(dims.tiedEmbeddings ? 1 / Math.sqrt(K) : 1);
+        if (!dims.tiedEmbeddings) return gain(1);
+        // Tied embeddings have std-1 rows: scale the final norm so logits come out with std ~1, with
+        // random signs so a token's own embedding (still in the residual) does not always win the next step.
+        return (_row, out) => {
+          stream.fillUniform(out, 0.1 / Math.sqrt(K), 1 / Math.sqrt(K));
+          for (let i = 0; i < K; i++) if (stream.nextU32() & 1) out[i] = -out[i];
+        };
       case "attn_norm":
       case "ffn_norm":
         return gain(1);

@@ -183,30 +183,6 @@ test("top-p without top-k on a 151,936 vocabulary matches a full-sort reference"
   }
 });
 
-test("speed on a 151,936 vocabulary (budget ~10 ms per call)", (t) => {
-  const n = 151_936;
-  const l = randomLogits(n, 5);
-  const flat = randomLogits(n, 6, 0.01); // worst case for top-p: nucleus is most of the vocabulary
-  const history = Array.from({ length: 64 }, (_, i) => (i * 997) % n);
-  const configs: [string, SamplingOptions, Float32Array][] = [
-    ["greedy", { temperature: 0 }, l],
-    ["defaults (k40 p.95 min.05)", {}, l],
-    ["k0 p.95 min.05", { topK: 0 }, l],
-    ["k0 p1 min0 (plain softmax)", { topK: 0, topP: 1, minP: 0, repeatPenalty: 1.1 }, l],
-    ["k0 p.95 flat logits", { topK: 0, minP: 0 }, flat],
-  ];
-  for (const [name, opts, logits] of configs) {
-    const s = createSampler({ ...opts, repeatPenalty: 1.1, seed: 1 });
-    for (let i = 0; i < 3; i++) s.sample(logits, history); // warm up
-    const reps = 20;
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) s.sample(logits, history);
-    const ms = (performance.now() - t0) / reps;
-    t.diagnostic(`${name}: ${ms.toFixed(2)} ms/call`);
-    assert.ok(ms < 60, `${name}: ${ms.toFixed(1)} ms per call`); // generous: shared CI machines
-  }
-});
-
 test("bad logits are refused; NaN and -Infinity are never drawn; +Infinity wins", () => {
   const s = createSampler(plain(1, 1));
   assert.throws(() => s.sample(new Float32Array(0)), UsageError);
