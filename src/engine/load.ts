@@ -8,7 +8,8 @@ import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type MoeModel } from "../models/registry.js";
 import { checkShape, type TensorSpec } from "../models/qwen3moe.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
-import { ModelError } from "../util/errors.js";
+import { existsSync } from "node:fs";
+import { ModelError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
 
 export interface LoadedModel {
@@ -35,6 +36,7 @@ function createBackend(cfg: EngineConfig): Backend {
 }
 
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
+  if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
   const file = await openGGUF(path);
   try {
     const archName = metaString(file, "general.architecture");

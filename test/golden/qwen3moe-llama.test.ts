@@ -16,7 +16,8 @@ const N = 32;
 
 // Relative RMSE of our logits against llama.cpp's, per position (bound stated per type; an exact f64
 // reference measured here: ~0.04% F16, ~1% Q8_0, ~2.6% Q4_K).
-const TOL: Record<string, number> = { F16: 0.005, Q8_0: 0.02, Q6_K: 0.03, Q4_K: 0.05 };
+// Measured here (seed 11): F16 3.9e-4, Q8_0 1.0e-2, Q6_K 1.2e-2, Q4_K 1.2e-2.
+const TOL: Record<string, number> = { F16: 0.002, Q8_0: 0.02, Q6_K: 0.025, Q4_K: 0.03 };
 // A router near-tie: when our k-th and (k+1)-th router logits at a token are this close (router logits
 // have rms ~1 here), llama.cpp's Q8-quantised activations can legitimately pick the other expert, and
 // that token's logits then differ by far more than the tolerance. Such positions are exempt, counted,

@@ -1,0 +1,18 @@
+// npm run bench [-- name...]: figures as ratios against llama.cpp measured in the same run.
+import { machineLine } from "./machine.js";
+import { benchScalar } from "./scalar.js";
+
+const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar };
+
+const asked = process.argv.slice(2);
+const names = asked.length ? asked : Object.keys(BENCHES);
+console.log(machineLine());
+for (const n of names) {
+  const b = BENCHES[n];
+  if (!b) {
+    console.error(`unknown bench '${n}' (have: ${Object.keys(BENCHES).join(", ")})`);
+    process.exit(2);
+  }
+  console.log(`\n== ${n}`);
+  await b();
+}

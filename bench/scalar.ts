@@ -1,0 +1,54 @@
+// Scalar reference decode speed vs llama.cpp on a3b-8L Q8_0 (the baseline the fast CPU backend improves).
+import { getLlama } from "node-llama-cpp";
+import { loadModel } from "../src/engine/load.js";
+import { defaultEngineConfig } from "../src/engine/config.js";
+import { Session } from "../src/engine/session.js";
+import { benchModel } from "./models.js";
+
+const PROMPT = "The history of the Roman Empire spans many centuries, and";
+
+async function llamaDecode(path: string, threads: number, n: number): Promise<{ tokPerS: number; promptTokPerS: number }> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: path });
+  try {
+    const ctx = await model.createContext({ contextSize: 512, threads });
+    const seq = ctx.getSequence();
+    const prompt = model.tokenize(PROMPT, true);
+    const t0 = performance.now();
+    await seq.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { token: true } }] : t)) as never);
+    const t1 = performance.now();
+    let produced = 0;
+    for await (const _t of seq.evaluate([prompt[prompt.length - 1]] as never, { temperature: 0 })) {
+      if (++produced >= n) break;
+    }
+    const t2 = performance.now();
+    await ctx.dispose();
+    return { tokPerS: (produced * 1000) / (t2 - t1), promptTokPerS: (prompt.length * 1000) / (t1 - t0) };
+  } finally {
+    await model.dispose();
+  }
+}
+
+export async function benchScalar(): Promise<void> {
+  const path = await benchModel({ preset: "a3b-8L", type: "Q8_0", seed: 1, routing: { kind: "realistic", skew: 1, locality: 1 } }, "a3b-8L-q8_0.gguf");
+  const nLlama = 32, nOurs = 4;
+  const l1 = await llamaDecode(path, 1, nLlama);
+  const l2 = await llamaDecode(path, 2, nLlama);
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256 }));
+  try {
+    const s = new Session(lm);
+    const prompt = lm.tokenizer.encode(PROMPT);
+    let n = 0;
+    for await (const _ of s.generate(prompt, { maxTokens: nOurs + 1, sampling: { temperature: 0 }, stopAtEog: false })) n++;
+    const st = s.lastStats!;
+    const ours = (Math.max(0, st.generatedTokens - 1) * 1000) / st.decodeMs;
+    const oursPrompt = (st.promptTokens * 1000) / st.promptMs;
+    console.log(`a3b-8L Q8_0 (${prompt.length}-token prompt), decode tok/s:`);
+    console.log(`  llama.cpp 1 thread   ${l1.tokPerS.toFixed(2)}   (prompt ${l1.promptTokPerS.toFixed(1)} tok/s)`);
+    console.log(`  llama.cpp 2 threads  ${l2.tokPerS.toFixed(2)}   (prompt ${l2.promptTokPerS.toFixed(1)} tok/s)`);
+    console.log(`  moestream scalar     ${ours.toFixed(3)}   (prompt ${oursPrompt.toFixed(2)} tok/s, 1 thread, ${n - 1} decode steps)`);
+    console.log(`  ratio scalar / llama.cpp: ${(ours / l1.tokPerS).toFixed(4)}x vs 1 thread, ${(ours / l2.tokPerS).toFixed(4)}x vs 2 threads`);
+  } finally {
+    await lm.close();
+  }
+}

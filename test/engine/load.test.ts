@@ -1,0 +1,70 @@
+// The loader takes any valid qwen3moe GGUF (tensor order, alignment, version) and refuses broken ones
+// naming the tensor or key.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { Session } from "../../src/engine/session.js";
+import { ModelError } from "../../src/util/errors.js";
+import { testModel } from "../helpers/models.js";
+import { rewriteGGUF } from "../helpers/rewrite.js";
+
+const dir = mkdtempSync(join(tmpdir(), "moestream-load-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+const cfg = defaultEngineConfig({ ctxSize: 64 });
+
+async function logitsOf(path: string): Promise<Float32Array> {
+  const lm = await loadModel(path, cfg);
+  try {
+    const s = new Session(lm);
+    return await s.eval(lm.tokenizer.encode("Hello there, how are you?"), "all");
+  } finally {
+    await lm.close();
+  }
+}
+
+test("another writer's layout (reversed tensor order, alignment 64, GGUF v2) gives identical logits", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const dst = join(dir, "relayout.gguf");
+  await rewriteGGUF(src, dst, { version: 2, alignment: 64, edit: (t) => t.reverse() });
+  assert.deepEqual(await logitsOf(dst), await logitsOf(src));
+});
+
+test("a missing tensor is refused at load, naming it", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const dst = join(dir, "missing.gguf");
+  await rewriteGGUF(src, dst, { edit: (t) => t.filter((x) => x.name !== "blk.2.attn_k_norm.weight") });
+  await assert.rejects(loadModel(dst, cfg), (e: unknown) => e instanceof ModelError && e.code === "missing_tensor" && /blk\.2\.attn_k_norm\.weight/.test(e.message));
+});
+
+test("a wrong-shape tensor is refused at load, naming it and both shapes", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const dst = join(dir, "shape.gguf");
+  // Same bytes, experts axis and rows swapped: [256, 256, 16] -> [256, 16, 256] would be valid bytes but a wrong shape.
+  await rewriteGGUF(src, dst, {
+    edit: (t) => t.map((x) => (x.name === "blk.1.ffn_up_exps.weight" ? { ...x, shape: [x.shape[0], x.shape[2], x.shape[1]] } : x)),
+  });
+  await assert.rejects(loadModel(dst, cfg), (e: unknown) =>
+    e instanceof ModelError && e.code === "bad_shape" && /'blk\.1\.ffn_up_exps\.weight' has shape \[256, 16, 256\], expected \[256, 256, 16\]/.test(e.message));
+});
+
+test("a missing hyperparameter is refused, naming the key", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const dst = join(dir, "nokey.gguf");
+  await rewriteGGUF(src, dst, { edit: (t, md) => (md.delete("qwen3moe.attention.key_length"), t) });
+  await assert.rejects(loadModel(dst, cfg), (e: unknown) => e instanceof ModelError && /qwen3moe\.attention\.key_length/.test(e.message));
+});
+
+test("an unsupported architecture is refused, naming it", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const dst = join(dir, "arch.gguf");
+  await rewriteGGUF(src, dst, { edit: (t, md) => (md.set("general.architecture", { type: "string", value: "mamba9" }), t) });
+  await assert.rejects(loadModel(dst, cfg), /unsupported architecture 'mamba9'/);
+});
+
+test("a missing model file is a clear error", async () => {
+  await assert.rejects(loadModel(join(dir, "nope.gguf"), cfg), /model file not found: .*nope\.gguf/);
+});
