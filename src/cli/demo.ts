@@ -20,7 +20,7 @@ export function registerDemo(program: Command): void {
       const path = join(opts.dir, "demo-tiny-q8_0.gguf");
       if (!existsSync(path)) {
         const bar = progressBar("generating tiny model", "values");
-        const m = await generateModel(path, { preset: "tiny", type: "Q8_0", seed: 7, routing: { kind: "realistic", skew: 1, locality: 1 }, peaked: 0 });
+        const m = await generateModel(path, { preset: "tiny", type: "Q8_0", seed: 7, routing: { kind: "realistic", skew: 1, locality: 0.5 }, peaked: 0 });
         bar.stop();
         console.error(`generated ${path} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, random weights: expect word salad)`);
       }

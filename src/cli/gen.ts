@@ -24,7 +24,7 @@ export function registerGen(program: Command): void {
     .option("--seed <n>", "weights seed", "1")
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
-    .option("--locality <x>", "realistic routing: context locality (0 = none)", "1")
+    .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
     .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {

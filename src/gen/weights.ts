@@ -3,13 +3,17 @@
 // at the output, which is what the `peaked` option builds on.
 //
 // Routing realism (option `routing: "realistic"`): random routers route uniformly, real ones do not.
-// - skew: every token embedding carries a shared direction u, and router row e gets a bias b_e * u with
-//   b_e falling linearly with the expert's (random) popularity rank, so some experts win far more often.
+// - skew: every token embedding carries a shared direction u; router rows are made blind to u except for
+//   a bias b_e * u, with b_e falling linearly over a random popularity order, so some experts win more often.
 // - locality: q/k norm gains shrink (attention becomes a near-uniform running mean of the context) and
 //   the attention output grows, so the router input is dominated by slowly changing context and
 //   consecutive tokens pick overlapping experts.
 import type { ModelDims } from "./presets.js";
 import { Stream } from "./random.js";
+
+// Router bias per unit of skew (times the +-2 ramp): chosen so skew 1 gives roughly the popularity imbalance
+// reported for real MoE routers (top quarter of experts taking about half of the routings).
+const SKEW_GAIN = 0.5;
 
 export type RoutingProfile =
   | { kind: "uniform" }
@@ -52,8 +56,7 @@ export class WeightRecipes {
   /** Row v of token_embd, reproducible on its own (the peaked output projection needs random access). */
   embeddingRow(v: number, out: Float32Array): void {
     new Stream(this.o.seed, `token_embd#${v}`).fillUniform(out, 1);
-    const r = this.realistic;
-    if (r) for (let i = 0; i < out.length; i++) out[i] += r.skew * this.u[i];
+    if (this.realistic) for (let i = 0; i < out.length; i++) out[i] += this.u[i];
   }
 
   /** A filler for tensor `name` of ggml shape `shape`. */
@@ -110,8 +113,11 @@ export class WeightRecipes {
         const rank = new Stream(seed, name + "#rank").permutation(nExpert);
         return (row, out) => {
           stream.fillUniform(out, 1 / Math.sqrt(K));
+          // Remove the noise's own response to u, so popularity comes from the bias alone (skew 0 = none).
+          let proj = 0;
+          for (let i = 0; i < K; i++) proj += out[i] * this.u[i];
           const b = r.skew * 2 * (1 - (2 * rank[row]) / Math.max(1, nExpert - 1));
-          for (let i = 0; i < K; i++) out[i] += (b * 3 * this.u[i]) / K;
+          for (let i = 0; i < K; i++) out[i] += ((b * SKEW_GAIN - proj) * this.u[i]) / K;
         };
       }
       default:

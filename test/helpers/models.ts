@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateModel, type GenerateOptions } from "../../src/gen/generate.js";
 
-const DIR = join(tmpdir(), "moestream-test-models-v2");
+const DIR = join(tmpdir(), "moestream-test-models-v3");
 
 export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgress"> & { preset?: GenerateOptions["preset"] }): Promise<string> {
   const preset = opts.preset ?? "tiny";

@@ -1,0 +1,49 @@
+// The generator's routing knobs change routing measurably, through the real forward pass: uniform
+// routers spread tokens evenly and reuse experts at the chance rate; realistic ones concentrate
+// popularity and reuse the previous token's experts far more often.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { KVCache } from "../../src/kv/kv-cache.js";
+import { RoutingRecorder, type RoutingStats } from "../../src/gen/routing-stats.js";
+import type { RoutingProfile } from "../../src/gen/weights.js";
+import { testModel } from "../helpers/models.js";
+
+const TEXT =
+  "In the beginning the universe was created. This has made a lot of people very angry and been widely regarded as a bad move. " +
+  "Many were increasingly of the opinion that they'd all made a big mistake in coming down from the trees in the first place. " +
+  "And some said that even the trees had been a bad move, and that no one should ever have left the oceans.";
+
+async function measure(routing: RoutingProfile): Promise<RoutingStats> {
+  const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing }), defaultEngineConfig({ ctxSize: 256 }));
+  try {
+    const hp = lm.model.hp;
+    const kv = new KVCache(lm.backend, hp.nLayer, 256, hp.nHeadKv * hp.headDim);
+    const rec = new RoutingRecorder(hp.nLayer, hp.nExpert, hp.nExpertUsed);
+    await lm.model.forward(Int32Array.from(lm.tokenizer.encode(TEXT)), kv, { logits: "last", hooks: { onRoute: (l, r) => rec.record(l, r.ids, r.nTokens) } });
+    return rec.stats();
+  } finally {
+    await lm.close();
+  }
+}
+
+test("RoutingRecorder: hand-computed popularity and reuse", () => {
+  const rec = new RoutingRecorder(1, 4, 2);
+  rec.record(0, Int32Array.of(0, 1, /* t1 */ 0, 2, /* t2 */ 0, 2), 3);
+  const s = rec.stats();
+  // Top quarter = 1 expert (0) with 3 of 6 routings; reuse: t1 keeps 1 of 2, t2 keeps 2 of 2.
+  assert.equal(s.topQuarterShare, 0.5);
+  assert.equal(s.reuse, 0.75);
+  assert.equal(s.uniformReuse, 0.5);
+});
+
+test("realistic routing is skewed and local; uniform routing is neither (tiny, 16 experts, top-4)", async () => {
+  const u = await measure({ kind: "uniform" });
+  const r = await measure({ kind: "realistic", skew: 1, locality: 0.5 });
+  console.log(`# uniform: ${JSON.stringify(u)}\n# realistic(skew 1, locality 0.5): ${JSON.stringify(r)}`);
+  assert.ok(u.reuse < 1.3 * u.uniformReuse, `uniform reuse ${u.reuse} should be near chance ${u.uniformReuse}`);
+  assert.ok(u.topQuarterShare < 0.45, `uniform top-quarter share ${u.topQuarterShare}`);
+  assert.ok(r.reuse > 1.6 * r.uniformReuse, `realistic reuse ${r.reuse} should be well above chance ${r.uniformReuse}`);
+  assert.ok(r.topQuarterShare > u.topQuarterShare + 0.12, `realistic top-quarter share ${r.topQuarterShare} vs uniform ${u.topQuarterShare}`);
+});
