@@ -1,0 +1,94 @@
+// The real CLI (bin/moestream.js over the built dist/) as a user runs it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { testModel } from "../helpers/models.js";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.js");
+const dir = mkdtempSync(join(tmpdir(), "moestream-cli-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, MOESTREAM_TEMP: undefined } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("dist/ is built (npm install runs the build through `prepare`)", () => {
+  assert.ok(existsSync(join(import.meta.dirname, "..", "..", "dist", "cli", "main.js")), "run `npm run build` first");
+});
+
+test("run --json: prompt tokens, greedy tokens matching top logits, text, stats", async () => {
+  const model = await testModel({ type: "Q8_0", seed: 3 });
+  const r = cli("run", "-m", model, "-p", "Hello, world", "-n", "5", "--temp", "0", "--json", "--ignore-eos");
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  const lm = await loadModel(model, defaultEngineConfig());
+  try {
+    assert.deepEqual(j.prompt_tokens, lm.tokenizer.encode("Hello, world"));
+    assert.equal(j.tokens.length, 5);
+    assert.equal(j.top_logits.length, 5);
+    for (let i = 0; i < 5; i++) {
+      const top = j.top_logits[i] as [number, number][];
+      assert.equal(top.length, 5);
+      for (let k = 1; k < 5; k++) assert.ok(top[k - 1][1] >= top[k][1], "top logits sorted");
+      assert.equal(j.tokens[i], top[0][0], "greedy picks the highest logit");
+    }
+    assert.equal(j.text, lm.tokenizer.decode(j.tokens));
+    assert.equal(j.stats.generatedTokens, 5);
+  } finally {
+    await lm.close();
+  }
+});
+
+test("run with a sampling seed is reproducible; --chat renders the template", async () => {
+  const model = await testModel({ type: "Q8_0", seed: 3 });
+  const a = cli("run", "-m", model, "-p", "Hi", "-n", "6", "--temp", "1", "--seed", "9", "--json", "--ignore-eos");
+  const b = cli("run", "-m", model, "-p", "Hi", "-n", "6", "--temp", "1", "--seed", "9", "--json", "--ignore-eos");
+  assert.equal(a.code, 0, a.err);
+  assert.deepEqual(JSON.parse(a.out).tokens, JSON.parse(b.out).tokens);
+  const c = cli("run", "-m", model, "-p", "Hi", "-n", "1", "--chat", "--json");
+  assert.equal(c.code, 0, c.err);
+  const lm = await loadModel(model, defaultEngineConfig());
+  try {
+    assert.equal(lm.tokenizer.decode(JSON.parse(c.out).prompt_tokens), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  } finally {
+    await lm.close();
+  }
+});
+
+test("inspect reports tensors and expert vs dense bytes", async () => {
+  const model = await testModel({ type: "Q8_0", seed: 3 });
+  const r = cli("inspect", model, "--json");
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.metadata["general.architecture"], "qwen3moe");
+  const exp = j.tensors.filter((t: { name: string }) => t.name.endsWith("_exps.weight"));
+  assert.equal(exp.length, 3 * 4);
+  assert.equal(j.expertBytes, exp.reduce((a: number, t: { bytes: number }) => a + t.bytes, 0));
+  assert.ok(cli("inspect", model).out.includes("expert tensors:"));
+});
+
+test("gen writes a model that loads; bad input gives one clear line and a distinct exit code", async () => {
+  const out = join(dir, "g.gguf");
+  const g = cli("gen", "--preset", "tiny", "--type", "F16", "--routing", "uniform", "-o", out);
+  assert.equal(g.code, 0, g.err);
+  const lm = await loadModel(out, defaultEngineConfig());
+  await lm.close();
+  const missing = cli("run", "-m", join(dir, "nope.gguf"), "-p", "x");
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /^moestream: error: model file not found: .*nope\.gguf\n$/);
+  const bad = cli("run", "-m", out, "-p", "x", "--temp", "hot");
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--temp must be a number, got 'hot'/);
+  const junk = join(dir, "junk.gguf");
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(junk, "not a gguf file at all, just text");
+  const j = cli("inspect", junk);
+  assert.equal(j.code, 3);
+  assert.match(j.err, /junk\.gguf at byte offset 0: .*magic/i);
+});

@@ -1,0 +1,46 @@
+// Model-level invariants of the scalar forward: a batch equals the same tokens fed one at a time (KV
+// cache, causal mask, and the bucketed MoE loop vs single-token buckets), and the context limit is enforced.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { KVCache } from "../../src/kv/kv-cache.js";
+import { ModelError } from "../../src/util/errors.js";
+import { testModel } from "../helpers/models.js";
+
+test("prefill as one batch equals token-by-token decode (logits of every position)", async () => {
+  const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing: { kind: "realistic", skew: 1, locality: 0.5 } }), defaultEngineConfig({ ctxSize: 64 }));
+  try {
+    const hp = lm.model.hp;
+    const toks = lm.tokenizer.encode("Mixture of experts, streamed from disk: 1, 2, 3.");
+    const kvA = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    const batch = await lm.model.forward(Int32Array.from(toks), kvA, { logits: "all" });
+    const kvB = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    for (let t = 0; t < toks.length; t++) {
+      const one = await lm.model.forward(Int32Array.of(toks[t]), kvB, { logits: "last" });
+      const row = batch.subarray(t * hp.nVocab, (t + 1) * hp.nVocab);
+      let maxDiff = 0;
+      for (let i = 0; i < hp.nVocab; i++) maxDiff = Math.max(maxDiff, Math.abs(one[i] - row[i]));
+      assert.ok(maxDiff < 1e-4, `position ${t}: max |diff| ${maxDiff}`);
+    }
+    assert.equal(kvA.length, toks.length);
+    assert.equal(kvB.length, toks.length);
+    // "last" of a batch is the batch's final row.
+    const kvC = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    const last = await lm.model.forward(Int32Array.from(toks), kvC, { logits: "last" });
+    assert.deepEqual(last, batch.slice((toks.length - 1) * hp.nVocab));
+  } finally {
+    await lm.close();
+  }
+});
+
+test("a batch beyond the context size is refused with the limit stated", async () => {
+  const lm = await loadModel(await testModel({ type: "Q8_0", seed: 3 }), defaultEngineConfig({ ctxSize: 8 }));
+  try {
+    const hp = lm.model.hp;
+    const kv = new KVCache(lm.backend, hp.nLayer, 8, hp.nHeadKv * hp.headDim);
+    await assert.rejects(lm.model.forward(new Int32Array(9).fill(100), kv, { logits: "last" }), (e: unknown) => e instanceof ModelError && /exceed the context size 8/.test(e.message));
+  } finally {
+    await lm.close();
+  }
+});
