@@ -80,8 +80,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const stacked: StackedExperts[] = [];
     for (const e of experts) stacked.push({ gate: await read(e.gate.name), up: await read(e.up.name), down: await read(e.down.name) });
     const model = arch.create(hp, backend, weights, new ResidentExperts(backend, stacked));
-    const config = cfg;
-    return { path, file, arch: archName, model, tokenizer, backend, config, close: () => file.source.close() };
+    return { path, file, arch: archName, model, tokenizer, backend, config: cfg, close: () => file.source.close() };
   } catch (e) {
     await file.source.close();
     throw e;
