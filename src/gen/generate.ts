@@ -5,6 +5,7 @@ import type { GGUFMetadata, GGUFMetaValue } from "../format/gguf/types.js";
 import { quantFormat, quantByName } from "../quant/index.js";
 import { qwen3TokenizerMetadata } from "../tokenizer/qwen3-vocab.js";
 import { UsageError } from "../util/errors.js";
+import { denseTensors, expertTensors, type TensorSpec } from "../models/qwen3moe.js";
 import { PRESETS, type ModelDims, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 
@@ -69,30 +70,21 @@ export function modelMetadata(dims: ModelDims, name: string, fileType: number): 
   return md;
 }
 
-/** Tensor names and ggml shapes in llama.cpp's order. */
-export function tensorShapes(dims: ModelDims, nVocab: number, withOutput: boolean): { name: string; shape: number[] }[] {
-  const { nEmbd: D, nHead, nHeadKv, headDim: hd, nExpert: E, nFfExp: F } = dims;
-  const t: { name: string; shape: number[] }[] = [{ name: "token_embd.weight", shape: [D, nVocab] }];
-  for (let i = 0; i < dims.nLayer; i++) {
-    const b = `blk.${i}.`;
-    t.push(
-      { name: b + "attn_norm.weight", shape: [D] },
-      { name: b + "attn_q.weight", shape: [D, nHead * hd] },
-      { name: b + "attn_k.weight", shape: [D, nHeadKv * hd] },
-      { name: b + "attn_v.weight", shape: [D, nHeadKv * hd] },
-      { name: b + "attn_output.weight", shape: [nHead * hd, D] },
-      { name: b + "attn_q_norm.weight", shape: [hd] },
-      { name: b + "attn_k_norm.weight", shape: [hd] },
-      { name: b + "ffn_norm.weight", shape: [D] },
-      { name: b + "ffn_gate_inp.weight", shape: [D, E] },
-      { name: b + "ffn_gate_exps.weight", shape: [D, F, E] },
-      { name: b + "ffn_up_exps.weight", shape: [D, F, E] },
-      { name: b + "ffn_down_exps.weight", shape: [F, D, E] },
-    );
-  }
-  t.push({ name: "output_norm.weight", shape: [D] });
-  if (withOutput) t.push({ name: "output.weight", shape: [D, nVocab] });
-  return t;
+/** The architecture's own tensor declarations, in llama.cpp's file order (embeddings, layers, output). */
+export function tensorShapes(dims: ModelDims, nVocab: number, withOutput: boolean): TensorSpec[] {
+  const hp = { ...dims, nVocab, nCtxTrain: dims.nCtx };
+  const dense = denseTensors(hp);
+  const layer = (i: number) => dense.filter((t) => t.name.startsWith(`blk.${i}.`));
+  const top = (name: string) => dense.filter((t) => t.name === name);
+  return [
+    ...top("token_embd.weight"),
+    ...Array.from({ length: dims.nLayer }, (_, i) => {
+      const e = expertTensors(hp, i);
+      return [...layer(i), e.gate, e.up, e.down];
+    }).flat(),
+    ...top("output_norm.weight"),
+    ...(withOutput ? top("output.weight") : []),
+  ];
 }
 
 function typeFor(name: string, shape: number[], opts: GenerateOptions): number {

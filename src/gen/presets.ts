@@ -1,19 +1,11 @@
 // Model shapes the generator can write. a3b* use Qwen3-30B-A3B's per-layer dimensions.
+import type { Qwen3MoeHParams } from "../models/qwen3moe.js";
 
-export interface ModelDims {
-  nLayer: number;
-  nEmbd: number;
-  nHead: number;
-  nHeadKv: number;
-  headDim: number;
-  nExpert: number;
-  nExpertUsed: number;
-  nFfExp: number;
+/** The architecture's hyperparameters (less the vocabulary, fixed to Qwen3's) plus what only a file records. */
+export interface ModelDims extends Omit<Qwen3MoeHParams, "nVocab" | "nCtxTrain"> {
   /** Dense FFN width written as feed_forward_length (unused by qwen3moe's forward; Qwen3-30B-A3B: 6144). */
   nFf: number;
   nCtx: number;
-  ropeFreqBase: number;
-  rmsEps: number;
   /** Share token_embd as the output projection (no output.weight), as small models often do. */
   tiedEmbeddings: boolean;
 }
