@@ -32,6 +32,7 @@ async function llamaDecode(path: string, threads: number, n: number): Promise<{ 
 export async function benchScalar(): Promise<void> {
   const path = await benchModel({ preset: "a3b-8L", type: "Q8_0", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 } }, "a3b-8L-q8_0.gguf");
   const nLlama = 32, nOurs = 4;
+  await llamaDecode(path, 2, 4); // warm-up: loads llama.cpp and faults the file in, so neither timed run pays for it
   const l1 = await llamaDecode(path, 1, nLlama);
   const l2 = await llamaDecode(path, 2, nLlama);
   const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256 }));
