@@ -1,0 +1,295 @@
+// The packed model directory: dense.gguf (every non-expert tensor, all metadata), experts/layer_NNN.bin
+// (one 4 KiB-aligned record per expert, so one expert is one positioned read) and manifest.json.
+import { createHash } from "node:crypto";
+import { getTensor } from "../format/gguf/accessors.js";
+import { ggmlTypeInfo, ggmlTypeName, tensorByteLength } from "../format/gguf/ggml-types.js";
+import { alignUp } from "../format/gguf/read.js";
+import type { GGUFFile, GGUFTensorInfo } from "../format/gguf/types.js";
+import { FormatError, ModelError } from "../util/errors.js";
+
+export const PACK_FORMAT_VERSION = 1;
+export const PACK_FORMAT_NAME = "moestream-experts";
+export const MANIFEST_FILE = "manifest.json";
+export const DENSE_FILE = "dense.gguf";
+/** Records start and are sized in whole pages, so reads can later go O_DIRECT. */
+export const RECORD_ALIGN = 4096;
+/** Parts start on 64 bytes inside a record: cache lines for SIMD, and more than WebGPU's 4-byte copy alignment. */
+export const PART_ALIGN = 64;
+/** The layer header occupies the first page; records follow. */
+export const RECORDS_OFFSET = RECORD_ALIGN;
+const LAYER_MAGIC = [0x4d, 0x53, 0x45, 0x58]; // "MSEX"
+const HEADER_USED_BYTES = 48;
+
+export type ExpertPartName = "gate" | "up" | "down";
+export const PART_NAMES: readonly ExpertPartName[] = ["gate", "up", "down"];
+
+/** One matrix of an expert record. */
+export interface ExpertPart {
+  name: ExpertPartName;
+  /** The stacked source tensor it was sliced from ("blk.3.ffn_up_exps.weight"). */
+  tensor: string;
+  /** ggml type id. */
+  type: number;
+  /** [K, N], ggml order: N rows of K. */
+  shape: [number, number];
+  /** Byte offset inside the record. */
+  offset: number;
+  byteLength: number;
+}
+
+/** An architecture's stacked expert tensors of one layer (structurally, models' expertTensors(hp, i)). */
+export type ExpertLayerTensors = Record<ExpertPartName, { name: string; shape?: readonly number[] }>;
+/** Indexed by layer; undefined/null for a layer without routed experts. */
+export type ExpertTensorLayout = ReadonlyArray<ExpertLayerTensors | null | undefined>;
+
+/** Identifies a file cheaply: size, sha256 of its header bytes [0, headerBytes), and a sampled content hash. */
+export interface FileIdentity {
+  size: number;
+  headerBytes: number;
+  headerSha256: string;
+  /** sha256 of the header followed by IDENTITY_SAMPLES pages spread evenly over the data: tells apart models whose headers are equal. */
+  sampleSha256: string;
+}
+
+const IDENTITY_SAMPLES = 64;
+const SAMPLE_BYTES = 4096;
+
+/** Positioned read into dst; returns the bytes read (fewer only at end of file). */
+export type PositionedRead = (dst: Uint8Array, position: number) => Promise<number>;
+
+export async function computeIdentity(read: PositionedRead, size: number, headerBytes: number, file: string): Promise<FileIdentity> {
+  const header = createHash("sha256");
+  const sample = createHash("sha256");
+  const buf = new Uint8Array(Math.max(SAMPLE_BYTES, Math.min(headerBytes, 4 << 20)));
+  const take = async (at: number, n: number): Promise<Uint8Array> => {
+    const got = await read(buf.subarray(0, n), at);
+    if (got < n) throw new FormatError("truncated", file, at + got, `identity read of ${n} bytes at ${at} got ${got}; file has ${size} bytes`);
+    return buf.subarray(0, n);
+  };
+  for (let at = 0; at < headerBytes; at += buf.byteLength) {
+    const part = await take(at, Math.min(buf.byteLength, headerBytes - at));
+    header.update(part);
+    sample.update(part);
+  }
+  const span = size - headerBytes;
+  for (let i = 0; i < IDENTITY_SAMPLES && span > 0; i++) {
+    const at = headerBytes + Math.floor((i * Math.max(0, span - SAMPLE_BYTES)) / (IDENTITY_SAMPLES - 1));
+    sample.update(await take(at, Math.min(SAMPLE_BYTES, size - at)));
+  }
+  return { size, headerBytes, headerSha256: header.digest("hex"), sampleSha256: sample.digest("hex") };
+}
+
+/** Ties a layer file to the model it was packed from (16 bytes, hex). */
+export function sourceFingerprint(source: FileIdentity): string {
+  return source.sampleSha256.slice(0, 32);
+}
+
+export interface PackLayer {
+  layer: number;
+  /** Relative to the pack directory: experts/layer_NNN.bin. */
+  file: string;
+  experts: number;
+  recordBytes: number;
+  parts: ExpertPart[];
+  /** crc32c of each expert's whole record, padding included. */
+  crc32c: number[];
+}
+
+export interface PackManifest {
+  format: typeof PACK_FORMAT_NAME;
+  version: number;
+  /** The GGUF this was packed from (file is its base name, informational only). */
+  source: FileIdentity & { file: string };
+  dense: FileIdentity & { file: typeof DENSE_FILE };
+  architecture: string;
+  layers: PackLayer[];
+}
+
+export interface LayerHeader {
+  version: number;
+  layer: number;
+  experts: number;
+  recordBytes: number;
+  recordsOffset: number;
+  /** First 16 bytes of the source header's sha256, hex: ties a layer file to its model. */
+  sourceFingerprint: string;
+}
+
+/** A read or check of one layer file failed; names the file, the layer and (when known) the expert. */
+export class ExpertError extends FormatError {
+  readonly layer: number;
+  readonly expert: number | undefined;
+  constructor(code: string, file: string, offset: number | undefined, at: { layer: number; expert?: number }, detail: string, cause?: unknown) {
+    super(code, file, offset, `layer ${at.layer}${at.expert === undefined ? "" : `, expert ${at.expert}`}: ${detail}`);
+    this.layer = at.layer;
+    this.expert = at.expert;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+export function layerFileName(layer: number): string {
+  return `experts/layer_${String(layer).padStart(3, "0")}.bin`;
+}
+
+/** Parts laid out back to back at PART_ALIGN; the record is padded to RECORD_ALIGN. */
+export function recordLayout(parts: ReadonlyArray<Omit<ExpertPart, "offset" | "byteLength">>): { parts: ExpertPart[]; recordBytes: number } {
+  let at = 0;
+  const out = parts.map((p) => {
+    const offset = alignUp(at, PART_ALIGN);
+    const byteLength = tensorByteLength(p.type, p.shape);
+    at = offset + byteLength;
+    return { ...p, shape: [p.shape[0], p.shape[1]] as [number, number], offset, byteLength };
+  });
+  return { parts: out, recordBytes: Math.max(RECORD_ALIGN, alignUp(at, RECORD_ALIGN)) };
+}
+
+/** A layer of a GGUF's stacked expert tensors, planned as records. */
+export interface PlannedLayer {
+  layer: number;
+  experts: number;
+  recordBytes: number;
+  parts: ExpertPart[];
+  /** The stacked tensors, in part order; expert e's bytes are the e-th contiguous slice. */
+  sources: GGUFTensorInfo[];
+}
+
+/** Find and check each layer's stacked [K, N, nExpert] tensors; ModelError naming the tensor otherwise. */
+export function planExpertLayers(file: GGUFFile, layout: ExpertTensorLayout): PlannedLayer[] {
+  const out: PlannedLayer[] = [];
+  layout.forEach((spec, layer) => {
+    if (!spec) return;
+    const sources = PART_NAMES.map((n) => getTensor(file, spec[n].name));
+    for (const [i, t] of sources.entries()) {
+      const want = spec[PART_NAMES[i]].shape;
+      if (want && (want.length !== t.shape.length || want.some((d, j) => d !== t.shape[j]))) {
+        throw new ModelError("bad_shape", `${file.source.name}: tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [${want.join(", ")}]`);
+      }
+      if (t.shape.length !== 3) throw new ModelError("bad_shape", `${file.source.name}: stacked expert tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [K, N, nExpert]`);
+    }
+    const experts = sources[0].shape[2];
+    const odd = sources.find((t) => t.shape[2] !== experts);
+    if (odd) throw new ModelError("bad_shape", `${file.source.name}: tensor '${odd.name}' has ${odd.shape[2]} experts, '${sources[0].name}' has ${experts}`);
+    if (experts < 1) throw new ModelError("bad_shape", `${file.source.name}: tensor '${sources[0].name}' has no experts`);
+    const { parts, recordBytes } = recordLayout(
+      sources.map((t, i) => ({ name: PART_NAMES[i], tensor: t.name, type: t.type, shape: [t.shape[0], t.shape[1]] as [number, number] })),
+    );
+    out.push({ layer, experts, recordBytes, parts, sources });
+  });
+  if (out.length === 0) throw new ModelError("no_experts", `${file.source.name}: the architecture declares no expert tensors`);
+  return out;
+}
+
+export function encodeLayerHeader(h: Omit<LayerHeader, "version" | "recordsOffset">): Uint8Array {
+  const buf = new Uint8Array(RECORDS_OFFSET);
+  const v = new DataView(buf.buffer);
+  buf.set(LAYER_MAGIC, 0);
+  v.setUint32(4, PACK_FORMAT_VERSION, true);
+  v.setUint32(8, h.layer, true);
+  v.setUint32(12, h.experts, true);
+  v.setBigUint64(16, BigInt(h.recordBytes), true);
+  v.setBigUint64(24, BigInt(RECORDS_OFFSET), true);
+  buf.set(Buffer.from(h.sourceFingerprint, "hex").subarray(0, 16), 32);
+  return buf;
+}
+
+/** Parse the fixed header at offset 0 of a layer file; FormatError with the byte offset when malformed. */
+export function decodeLayerHeader(bytes: Uint8Array, file: string): LayerHeader {
+  if (bytes.byteLength < HEADER_USED_BYTES) throw new FormatError("truncated", file, 0, `layer header needs ${HEADER_USED_BYTES} bytes, file has ${bytes.byteLength}`);
+  if (LAYER_MAGIC.some((b, i) => bytes[i] !== b)) throw new FormatError("bad_magic", file, 0, "not a moestream expert layer file (magic is not 'MSEX')");
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = v.getUint32(4, true);
+  if (version !== PACK_FORMAT_VERSION) throw new FormatError("unsupported_pack_version", file, 4, `layer file format version ${version}, expected ${PACK_FORMAT_VERSION}`);
+  const big = (at: number) => {
+    const x = v.getBigUint64(at, true);
+    if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError("bad_layer_header", file, at, `value ${x} is not a safe integer`);
+    return Number(x);
+  };
+  return {
+    version,
+    layer: v.getUint32(8, true),
+    experts: v.getUint32(12, true),
+    recordBytes: big(16),
+    recordsOffset: big(24),
+    sourceFingerprint: Buffer.from(bytes.subarray(32, 48)).toString("hex"),
+  };
+}
+
+/** Validate parsed manifest JSON by hand; FormatError "bad_manifest" naming the file and the field. */
+export function validateManifest(json: unknown, file: string): PackManifest {
+  const fail = (field: string, detail: string): never => {
+    throw new FormatError("bad_manifest", file, undefined, `field "${field}": ${detail}`);
+  };
+  const show = (x: unknown) => (x === undefined ? "nothing" : JSON.stringify(x).slice(0, 60));
+  const obj = (x: unknown, f: string): Record<string, unknown> =>
+    typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : fail(f, `expected an object, found ${show(x)}`);
+  const arr = (x: unknown, f: string): unknown[] => (Array.isArray(x) ? x : fail(f, `expected an array, found ${show(x)}`));
+  const str = (x: unknown, f: string): string => (typeof x === "string" && x.length > 0 ? x : fail(f, `expected a non-empty string, found ${show(x)}`));
+  const int = (x: unknown, f: string, min = 0, max = Number.MAX_SAFE_INTEGER): number =>
+    typeof x === "number" && Number.isSafeInteger(x) && x >= min && x <= max ? x : fail(f, `expected an integer in [${min}, ${max}], found ${show(x)}`);
+  const identity = (x: unknown, f: string): FileIdentity => {
+    const o = obj(x, f);
+    const size = int(o.size, `${f}.size`);
+    const headerBytes = int(o.headerBytes, `${f}.headerBytes`, 1, size);
+    const sha = (k: "headerSha256" | "sampleSha256") => {
+      const x = str(o[k], `${f}.${k}`);
+      return /^[0-9a-f]{64}$/.test(x) ? x : fail(`${f}.${k}`, `expected 64 lowercase hex digits, found ${show(x)}`);
+    };
+    return { size, headerBytes, headerSha256: sha("headerSha256"), sampleSha256: sha("sampleSha256") };
+  };
+
+  const m = obj(json, "(root)");
+  if (m.format !== PACK_FORMAT_NAME) fail("format", `expected "${PACK_FORMAT_NAME}", found ${show(m.format)}`);
+  const version = int(m.version, "version");
+  if (version !== PACK_FORMAT_VERSION) {
+    throw new FormatError("unsupported_pack_version", file, undefined, `field "version": pack format ${version}, this build reads ${PACK_FORMAT_VERSION} (re-run pack)`);
+  }
+  const src = obj(m.source, "source");
+  const source = { file: str(src.file, "source.file"), ...identity(src, "source") };
+  const dn = obj(m.dense, "dense");
+  if (dn.file !== DENSE_FILE) fail("dense.file", `expected "${DENSE_FILE}", found ${show(dn.file)}`);
+  const dense = { file: DENSE_FILE, ...identity(dn, "dense") } as const;
+  const architecture = str(m.architecture, "architecture");
+
+  const seen = new Set<number>();
+  const layers = arr(m.layers, "layers").map((x, i): PackLayer => {
+    const f = `layers[${i}]`;
+    const l = obj(x, f);
+    const layer = int(l.layer, `${f}.layer`, 0, 0xffffffff);
+    if (seen.has(layer)) fail(`${f}.layer`, `layer ${layer} appears twice`);
+    seen.add(layer);
+    if (l.file !== layerFileName(layer)) fail(`${f}.file`, `expected "${layerFileName(layer)}", found ${show(l.file)}`);
+    const experts = int(l.experts, `${f}.experts`, 1, 1 << 20);
+    const recordBytes = int(l.recordBytes, `${f}.recordBytes`, RECORD_ALIGN);
+    if (recordBytes % RECORD_ALIGN !== 0) fail(`${f}.recordBytes`, `${recordBytes} is not a multiple of ${RECORD_ALIGN}`);
+    let end = 0;
+    const parts = arr(l.parts, `${f}.parts`).map((px, j): ExpertPart => {
+      const pf = `${f}.parts[${j}]`;
+      const p = obj(px, pf);
+      if (p.name !== PART_NAMES[j]) fail(`${pf}.name`, `expected "${PART_NAMES[j]}", found ${show(p.name)}`);
+      const type = int(p.type, `${pf}.type`);
+      if (!ggmlTypeInfo(type)) fail(`${pf}.type`, `unknown ggml type ${type}`);
+      const shape = arr(p.shape, `${pf}.shape`);
+      if (shape.length !== 2) fail(`${pf}.shape`, `expected [K, N], found ${show(shape)}`);
+      const kn: [number, number] = [int(shape[0], `${pf}.shape[0]`, 1), int(shape[1], `${pf}.shape[1]`, 1)];
+      let want = -1;
+      try {
+        want = tensorByteLength(type, kn);
+      } catch (e) {
+        fail(`${pf}.shape`, e instanceof Error ? e.message : String(e));
+      }
+      const byteLength = int(p.byteLength, `${pf}.byteLength`);
+      if (byteLength !== want) fail(`${pf}.byteLength`, `${ggmlTypeName(type)} [${kn.join(", ")}] takes ${want} bytes, found ${byteLength}`);
+      const offset = int(p.offset, `${pf}.offset`, end);
+      if (offset % PART_ALIGN !== 0) fail(`${pf}.offset`, `${offset} is not a multiple of ${PART_ALIGN}`);
+      end = offset + byteLength;
+      if (end > recordBytes) fail(`${pf}.offset`, `part ends at ${end}, past the record size ${recordBytes}`);
+      return { name: PART_NAMES[j], tensor: str(p.tensor, `${pf}.tensor`), type, shape: kn, offset, byteLength };
+    });
+    if (parts.length !== PART_NAMES.length) fail(`${f}.parts`, `expected ${PART_NAMES.length} parts (${PART_NAMES.join(", ")}), found ${parts.length}`);
+    const crcs = arr(l.crc32c, `${f}.crc32c`).map((c, e) => int(c, `${f}.crc32c[${e}]`, 0, 0xffffffff));
+    if (crcs.length !== experts) fail(`${f}.crc32c`, `expected ${experts} checksums (one per expert), found ${crcs.length}`);
+    return { layer, file: layerFileName(layer), experts, recordBytes, parts, crc32c: crcs };
+  });
+  if (layers.length === 0) fail("layers", "expected at least one layer");
+  return { format: PACK_FORMAT_NAME, version, source, dense, architecture, layers };
+}

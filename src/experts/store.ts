@@ -1,0 +1,299 @@
+// Expert storage: one record per expert, read by positioned reads into caller-owned buffers, from a
+// packed directory (ExpertStore) or in place from a plain GGUF (GGUFExpertReader), behind one interface.
+// Reads go through libuv's thread pool, 4 threads by default: with many reads in flight on fast NVMe,
+// UV_THREADPOOL_SIZE=16..64 (set before Node starts any I/O) is likely worth measuring; the engine decides.
+import { open, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { FileSource } from "../format/gguf/byte-source.js";
+import { readGGUF } from "../format/gguf/read.js";
+import type { GGUFFile } from "../format/gguf/types.js";
+import { crc32c } from "../util/crc32c.js";
+import { FormatError, UsageError } from "../util/errors.js";
+import {
+  DENSE_FILE, ExpertError, MANIFEST_FILE, RECORDS_OFFSET, computeIdentity, decodeLayerHeader, planExpertLayers, sourceFingerprint, validateManifest,
+  type ExpertPart, type ExpertTensorLayout, type FileIdentity, type PackLayer, type PackManifest, type PlannedLayer,
+} from "./pack-format.js";
+
+/** Where a model's experts come from; everything above it is the same for packed dirs and plain GGUFs. */
+export interface ExpertReader {
+  /** Layers that have routed experts, ascending. */
+  readonly layers: readonly number[];
+  expertCount(layer: number): number;
+  /** Bytes of one record of `layer` (a multiple of 4096); readExpert's dst must hold at least this. */
+  recordBytes(layer: number): number;
+  /** gate, up, down: where each matrix sits inside a record. */
+  parts(layer: number): readonly ExpertPart[];
+  /** Fill dst[0, recordBytes) with expert e's record. Once the promise settles, nothing writes to dst any more. */
+  readExpert(layer: number, e: number, dst: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The part of fs.promises.FileHandle the readers use; tests wrap it to inject faults. */
+export interface FileLike {
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+export type OpenFile = (path: string) => Promise<FileLike>;
+const openFileDefault: OpenFile = (path) => open(path, "r");
+
+/** A read that returns nothing before the end is retried this many times, then refused. */
+export const MAX_READ_RETRIES = 3;
+
+/** Read into dst at `position`, continuing after short reads; returns the bytes read (short only at EOF). */
+async function preadAll(fh: FileLike, dst: Uint8Array, position: number): Promise<number> {
+  let got = 0;
+  for (let empty = 0; got < dst.byteLength && empty <= MAX_READ_RETRIES; ) {
+    const n = (await fh.read(dst, got, dst.byteLength - got, position + got)).bytesRead;
+    got += n;
+    empty = n === 0 ? empty + 1 : 0;
+  }
+  return got;
+}
+
+/** Read all of dst at `position` for expert `at.expert` of `at.layer`; ExpertError naming all of it otherwise. */
+export async function readFully(fh: FileLike, dst: Uint8Array, position: number, at: { file: string; layer: number; expert?: number }): Promise<void> {
+  let got: number;
+  try {
+    got = await preadAll(fh, dst, position);
+  } catch (e) {
+    throw new ExpertError("io_error", at.file, position, at, `read of ${dst.byteLength} bytes failed: ${e instanceof Error ? e.message : String(e)}`, e);
+  }
+  if (got < dst.byteLength) {
+    throw new ExpertError("short_read", at.file, position, at, `expected ${dst.byteLength} bytes, got ${got} (${MAX_READ_RETRIES} retries returned nothing; file truncated?)`);
+  }
+}
+
+/** Identity of an open file as a manifest records it. */
+export async function fileIdentity(fh: FileLike, file: string, headerBytes: number): Promise<FileIdentity> {
+  const { size } = await fh.stat();
+  return computeIdentity((dst, pos) => preadAll(fh, dst, pos), size, Math.min(headerBytes, size), file);
+}
+
+function checkIndex(what: string, i: number, n: number, where: string): void {
+  if (!Number.isInteger(i) || i < 0 || i >= n) throw new UsageError("bad_expert", `${what} ${i} out of range [0, ${n}) in ${where}`);
+}
+
+export interface ExpertStoreOptions {
+  /** Check each record's crc32c on every read (~1 GB/s of CPU). */
+  verify?: boolean;
+  openFile?: OpenFile;
+}
+
+interface OpenLayer extends PackLayer {
+  path: string;
+  fh: FileLike;
+}
+
+/** Experts of a packed directory: one positioned read per expert. */
+export class ExpertStore implements ExpertReader {
+  readonly layers: readonly number[];
+  /** Reads and bytes completed. */
+  readonly stats = { reads: 0, bytes: 0 };
+  private readonly verify: boolean;
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: PackManifest,
+    private readonly byLayer: Map<number, OpenLayer>,
+    opts: ExpertStoreOptions,
+  ) {
+    this.layers = [...byLayer.keys()].sort((a, b) => a - b);
+    this.verify = opts.verify ?? false;
+  }
+
+  /** Open and check a pack: manifest fields, dense.gguf's identity, each layer file's header and size. */
+  static async open(dir: string, opts: ExpertStoreOptions = {}): Promise<ExpertStore> {
+    const openFile = opts.openFile ?? openFileDefault;
+    const manifestPath = join(dir, MANIFEST_FILE);
+    let text: string;
+    try {
+      text = await readFile(manifestPath, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") throw new FormatError("not_a_pack", manifestPath, undefined, "no manifest: not a packed model directory (or an interrupted pack)");
+      throw e;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new FormatError("bad_manifest", manifestPath, undefined, `not JSON: ${(e as Error).message}`);
+    }
+    const manifest = validateManifest(json, manifestPath);
+
+    const densePath = join(dir, DENSE_FILE);
+    const dense = await openOrFail(openFile, densePath, () => new FormatError("missing_file", densePath, undefined, "dense weights file is missing"));
+    try {
+      const id = await fileIdentity(dense, densePath, manifest.dense.headerBytes);
+      const want = manifest.dense;
+      if (id.size !== want.size || id.headerSha256 !== want.headerSha256 || id.sampleSha256 !== want.sampleSha256) {
+        const show = (x: FileIdentity) => `${x.size} bytes, header ${x.headerSha256.slice(0, 12)}…, sample ${x.sampleSha256.slice(0, 12)}…`;
+        throw new FormatError("identity_mismatch", densePath, undefined, `is ${show(id)}; ${MANIFEST_FILE} expects ${show(want)}: they come from different models (or ${DENSE_FILE} was changed)`);
+      }
+    } finally {
+      await dense.close();
+    }
+
+    const byLayer = new Map<number, OpenLayer>();
+    try {
+      for (const l of manifest.layers) byLayer.set(l.layer, await openLayer(dir, l, manifest, openFile));
+    } catch (e) {
+      await Promise.all([...byLayer.values()].map((l) => l.fh.close()));
+      throw e;
+    }
+    return new ExpertStore(dir, manifest, byLayer, opts);
+  }
+
+  private layer(layer: number): OpenLayer {
+    const l = this.byLayer.get(layer);
+    if (!l) throw new UsageError("bad_layer", `layer ${layer} has no experts in ${this.dir} (layers: ${this.layers.join(", ")})`);
+    return l;
+  }
+  expertCount(layer: number): number {
+    return this.layer(layer).experts;
+  }
+  recordBytes(layer: number): number {
+    return this.layer(layer).recordBytes;
+  }
+  parts(layer: number): readonly ExpertPart[] {
+    return this.layer(layer).parts;
+  }
+  /** Byte offset of expert e's record in its layer file. */
+  recordOffset(layer: number, e: number): number {
+    return RECORDS_OFFSET + e * this.layer(layer).recordBytes;
+  }
+
+  async readExpert(layer: number, e: number, dst: Uint8Array, verify = this.verify): Promise<void> {
+    const l = this.layer(layer);
+    checkIndex("expert", e, l.experts, l.path);
+    if (dst.byteLength < l.recordBytes) throw new UsageError("bad_buffer", `buffer of ${dst.byteLength} bytes is smaller than a layer ${layer} record (${l.recordBytes})`);
+    const rec = dst.subarray(0, l.recordBytes);
+    const at = this.recordOffset(layer, e);
+    await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
+    this.stats.reads++;
+    this.stats.bytes += rec.byteLength;
+    if (verify) {
+      const got = crc32c(rec);
+      if (got !== l.crc32c[e]) {
+        throw new ExpertError("checksum_mismatch", l.path, at, { layer, expert: e }, `record crc32c ${hex(got)}, manifest says ${hex(l.crc32c[e])} (corrupt file; re-run pack)`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.byLayer.values()].map((l) => l.fh.close()));
+  }
+}
+
+const hex = (x: number) => `0x${x.toString(16).padStart(8, "0")}`;
+
+async function openOrFail(openFile: OpenFile, path: string, missing: () => Error): Promise<FileLike> {
+  try {
+    return await openFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw missing();
+    throw e;
+  }
+}
+
+/** Open one layer file and check its header against the manifest and its size against its records. */
+async function openLayer(dir: string, l: PackLayer, m: PackManifest, openFile: OpenFile): Promise<OpenLayer> {
+  const path = join(dir, l.file);
+  const fh = await openOrFail(openFile, path, () => new ExpertError("missing_layer_file", path, undefined, { layer: l.layer }, `layer file is missing (${l.experts} experts expected)`));
+  try {
+    const { size } = await fh.stat();
+    const head = new Uint8Array(Math.min(size, 64));
+    await readFully(fh, head, 0, { file: path, layer: l.layer });
+    const h = decodeLayerHeader(head, path);
+    const mismatch = (field: string, header: unknown, manifest: unknown) =>
+      new ExpertError("header_mismatch", path, 0, { layer: l.layer }, `header ${field} is ${String(header)}, ${MANIFEST_FILE} says ${String(manifest)}`);
+    if (h.layer !== l.layer) throw mismatch("layer", h.layer, l.layer);
+    if (h.experts !== l.experts) throw mismatch("expert count", h.experts, l.experts);
+    if (h.recordBytes !== l.recordBytes) throw mismatch("record size", h.recordBytes, l.recordBytes);
+    if (h.recordsOffset !== RECORDS_OFFSET) throw mismatch("records offset", h.recordsOffset, RECORDS_OFFSET);
+    if (h.sourceFingerprint !== sourceFingerprint(m.source)) throw mismatch("source fingerprint", h.sourceFingerprint, sourceFingerprint(m.source));
+    const need = RECORDS_OFFSET + l.experts * l.recordBytes;
+    if (size < need) {
+      const first = Math.floor((size - RECORDS_OFFSET) / l.recordBytes);
+      throw new ExpertError("truncated", path, size, { layer: l.layer, expert: Math.max(0, first) },
+        `file has ${size} bytes, ${l.experts} records of ${l.recordBytes} need ${need}: experts ${Math.max(0, first)}..${l.experts - 1} are cut off`);
+    }
+    return { ...l, path, fh };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/** Experts read in place from a plain GGUF: three positioned reads (gate, up, down) into the record layout of a pack. */
+export class GGUFExpertReader implements ExpertReader {
+  readonly layers: readonly number[];
+  readonly stats = { reads: 0, bytes: 0 };
+  private readonly byLayer: Map<number, PlannedLayer & { gaps: [number, number][] }>;
+
+  private constructor(readonly path: string, private readonly fh: FileLike, planned: PlannedLayer[]) {
+    this.byLayer = new Map(planned.map((p) => [p.layer, { ...p, gaps: gapsOf(p) }]));
+    this.layers = planned.map((p) => p.layer);
+  }
+
+  /** `experts` names each layer's stacked tensors (the engine derives it from the architecture). */
+  static async open(path: string, experts: (file: GGUFFile) => ExpertTensorLayout, opts: { openFile?: OpenFile } = {}): Promise<GGUFExpertReader> {
+    const src = await FileSource.open(path);
+    let planned: PlannedLayer[];
+    try {
+      const file = await readGGUF(src);
+      planned = planExpertLayers(file, experts(file));
+    } finally {
+      await src.close();
+    }
+    const fh = await (opts.openFile ?? openFileDefault)(path);
+    return new GGUFExpertReader(path, fh, planned);
+  }
+
+  private layer(layer: number) {
+    const l = this.byLayer.get(layer);
+    if (!l) throw new UsageError("bad_layer", `layer ${layer} has no experts in ${this.path} (layers: ${this.layers.join(", ")})`);
+    return l;
+  }
+  expertCount(layer: number): number {
+    return this.layer(layer).experts;
+  }
+  recordBytes(layer: number): number {
+    return this.layer(layer).recordBytes;
+  }
+  parts(layer: number): readonly ExpertPart[] {
+    return this.layer(layer).parts;
+  }
+
+  async readExpert(layer: number, e: number, dst: Uint8Array): Promise<void> {
+    const l = this.layer(layer);
+    checkIndex("expert", e, l.experts, this.path);
+    if (dst.byteLength < l.recordBytes) throw new UsageError("bad_buffer", `buffer of ${dst.byteLength} bytes is smaller than a layer ${layer} record (${l.recordBytes})`);
+    // allSettled: a failed part must not return while its siblings still write into dst.
+    const rs = await Promise.allSettled(
+      l.parts.map((p, i) => readFully(this.fh, dst.subarray(p.offset, p.offset + p.byteLength), l.sources[i].offset + e * p.byteLength, { file: this.path, layer, expert: e })),
+    );
+    const bad = rs.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (bad) throw bad.reason;
+    for (const [a, b] of l.gaps) dst.fill(0, a, b); // same bytes as a packed record, padding included
+    this.stats.reads += l.parts.length;
+    this.stats.bytes += l.parts.reduce((s, p) => s + p.byteLength, 0);
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+/** Byte ranges of a record not covered by any part. */
+function gapsOf(p: PlannedLayer): [number, number][] {
+  const gaps: [number, number][] = [];
+  let at = 0;
+  for (const part of p.parts) {
+    if (part.offset > at) gaps.push([at, part.offset]);
+    at = part.offset + part.byteLength;
+  }
+  if (at < p.recordBytes) gaps.push([at, p.recordBytes]);
+  return gaps;
+}
