@@ -27,9 +27,12 @@ export function samplingOptions(opts: Record<string, unknown>): SamplingOptions 
 
 export async function loadWithProgress(path: string, cfg: EngineConfig): Promise<LoadedModel> {
   const bar = progressBar("loading");
+  let lm: LoadedModel;
   try {
-    return await loadModel(path, cfg, (d, t) => bar.update(d, t));
+    lm = await loadModel(path, cfg, (d, t) => bar.update(d, t));
   } finally {
     bar.stop();
   }
+  process.stderr.write(`moestream: ${lm.expertIO.reason}\n`);
+  return lm;
 }

@@ -1,9 +1,13 @@
-// moestream demo: generate (once, cached) a small model and run a short generation.
+// moestream demo: generate (once, cached) a small model, pack it, and stream its experts from disk under
+// a cache smaller than the experts, printing text, tokens/s and the expert-cache stats line.
 import type { Command } from "commander";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { defaultEngineConfig } from "../engine/config.js";
+import { expertLayout } from "../engine/expert-layout.js";
 import { Session } from "../engine/session.js";
+import { packModel } from "../experts/pack.js";
+import { ExpertStore } from "../experts/store.js";
 import { generateModel } from "../gen/generate.js";
 import { loadWithProgress } from "./common.js";
 import { progressBar } from "./progress.js";
@@ -12,19 +16,29 @@ import { formatStats } from "./stats.js";
 export function registerDemo(program: Command): void {
   program
     .command("demo")
-    .description("generate a small synthetic MoE model (cached in .cache/) and stream a short generation")
+    .description("generate a small synthetic MoE model (cached in .cache/), pack it, and stream its experts under a small cache")
     .option("--dir <dir>", "cache directory", ".cache")
     .option("-n, --n-predict <n>", "tokens to generate", "24")
     .action(async (opts) => {
       mkdirSync(opts.dir, { recursive: true });
-      const path = join(opts.dir, "demo-tiny-q8_0.gguf");
-      if (!existsSync(path)) {
+      const gguf = join(opts.dir, "demo-tiny-q8_0.gguf");
+      const packed = join(opts.dir, "demo-tiny-q8_0.moe");
+      if (!existsSync(gguf)) {
         const bar = progressBar("generating tiny model", "values");
-        const m = await generateModel(path, { preset: "tiny", type: "Q8_0", seed: 7, routing: { kind: "realistic", skew: 1, locality: 0.5 }, peaked: 0 });
+        const m = await generateModel(gguf, { preset: "tiny", type: "Q8_0", seed: 7, routing: { kind: "realistic", skew: 1, locality: 0.5 }, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
-        console.error(`generated ${path} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, random weights: expect word salad)`);
+        console.error(`generated ${gguf} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, random weights: expect word salad)`);
       }
-      const lm = await loadWithProgress(path, defaultEngineConfig());
+      if (!existsSync(packed)) {
+        const r = await packModel(gguf, packed, { experts: expertLayout, verify: true });
+        console.error(`packed ${packed}: experts ${(r.expertBytes / 2 ** 20).toFixed(1)} MiB in ${r.manifest.layers.length} layer files`);
+      }
+      // A quarter of the experts' bytes: most of the model's experts live on disk, not in memory.
+      const store = await ExpertStore.open(packed);
+      const expertBytes = store.layers.reduce((a, l) => a + store.recordBytes(l) * store.expertCount(l), 0);
+      await store.close();
+      const cache = Math.ceil(expertBytes / 4);
+      const lm = await loadWithProgress(packed, defaultEngineConfig({ expertIo: "stream", expertCache: cache }));
       try {
         const hp = lm.model.hp;
         console.error(`model: ${lm.arch}, ${hp.nLayer} layers, ${hp.nExpert} experts (top-${hp.nExpertUsed}), hidden ${hp.nEmbd}, backend ${lm.backend.name}`);

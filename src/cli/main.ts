@@ -4,6 +4,7 @@ import { MoestreamError } from "../util/errors.js";
 import { registerDemo } from "./demo.js";
 import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
+import { registerPack } from "./pack.js";
 import { registerRun } from "./run.js";
 
 const EXIT = { usage: 2, model: 3, internal: 1 } as const;
@@ -17,6 +18,7 @@ registerDemo(program);
 registerRun(program);
 registerInspect(program);
 registerGen(program);
+registerPack(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,7 +1,22 @@
 // The one-line summary printed after generation.
-import type { GenerationStats } from "../engine/session.js";
+import type { ExpertPhaseStats, GenerationStats } from "../engine/session.js";
+
+const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : "-");
+
+function experts(name: string, p: ExpertPhaseStats, tokens: number): string {
+  const total = p.hits + p.misses;
+  if (total === 0) return `${name} -`;
+  const mib = p.bytesRead / 2 ** 20 / Math.max(1, tokens);
+  return `${name} hit ${((100 * p.hits) / total).toFixed(1)}% ${mib.toFixed(2)} MiB/tok`;
+}
 
 export function formatStats(s: GenerationStats): string {
-  const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : "-");
-  return `prompt ${s.promptTokens} tok ${rate(s.promptTokens, s.promptMs)} tok/s | decode ${s.generatedTokens} tok ${rate(Math.max(0, s.generatedTokens - 1), s.decodeMs)} tok/s | ${s.finishReason}`;
+  const decoded = Math.max(0, s.generatedTokens - 1); // the first token comes from the prompt's logits
+  const parts = [
+    `prompt ${s.promptTokens} tok ${rate(s.promptTokens, s.promptMs)} tok/s`,
+    `decode ${s.generatedTokens} tok ${rate(decoded, s.decodeMs)} tok/s`,
+    `experts ${s.expertIO}: ${experts("prefill", s.experts.prefill, s.promptTokens)}, ${experts("decode", s.experts.decode, decoded)}`,
+    s.finishReason,
+  ];
+  return parts.join(" | ");
 }

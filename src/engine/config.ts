@@ -3,6 +3,7 @@
 import { UsageError } from "../util/errors.js";
 
 export type BackendName = "auto" | "scalar";
+export type ExpertIO = "auto" | "resident" | "stream";
 
 export interface OptionSpec<T> {
   flag: string;
@@ -24,6 +25,19 @@ function num(raw: string, where: string): number {
   if (raw.trim() === "" || !Number.isFinite(n)) throw new UsageError("bad_option", `${where} must be a number, got '${raw}'`);
   return n;
 }
+const UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+/** Byte sizes: 123, 512M, 1.5G, 8GiB, 4gb (binary units); 0 means "derive it". */
+export function parseSize(raw: string, where: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(raw);
+  if (!m) throw new UsageError("bad_option", `${where} must be a size like 512M or 8G, got '${raw}'`);
+  return Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+}
+function bool(raw: string, where: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new UsageError("bad_option", `${where} must be true or false, got '${raw}'`);
+}
+
 function oneOf<T extends string>(values: readonly T[]): (raw: string, where: string) => T {
   return (raw, where) => {
     if (!(values as readonly string[]).includes(raw)) throw new UsageError("bad_option", `${where} must be one of ${values.join(", ")}, got '${raw}'`);
@@ -34,6 +48,16 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string, where: str
 export const ENGINE_OPTIONS = {
   backend: { flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, help: "compute backend: auto | scalar", parse: oneOf<BackendName>(["auto", "scalar"]) },
   ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(1) },
+  expertIo: {
+    flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
+    help: "auto | resident | stream: auto streams experts from disk when they exceed 0.75 x the memory budget",
+  },
+  memBudget: { flag: "--mem-budget <size>", env: "MOESTREAM_MEM_BUDGET", default: 0, help: "memory budget (e.g. 16G); 0 = physical RAM", parse: parseSize },
+  expertCache: {
+    flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
+    help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
+  },
+  verifyExperts: { flag: "--verify-experts", env: "MOESTREAM_VERIFY_EXPERTS", default: false, help: "check each streamed expert's crc32c (packed models)", parse: bool },
 } satisfies Record<string, OptionSpec<unknown>>;
 
 export const SAMPLING_OPTIONS = {
@@ -50,6 +74,12 @@ export const SAMPLING_OPTIONS = {
 export interface EngineConfig {
   backend: BackendName;
   ctxSize: number;
+  expertIo: ExpertIO;
+  /** Bytes; 0 = physical RAM. */
+  memBudget: number;
+  /** Bytes; 0 = derived from the budget. */
+  expertCache: number;
+  verifyExperts: boolean;
 }
 
 type Values<T extends Record<string, OptionSpec<unknown>>> = { [K in keyof T]: T[K]["default"] };

@@ -1,25 +1,33 @@
-// Opens a GGUF, checks every tensor against the architecture's declaration, and builds the model:
-// the one place that picks concrete backends and expert sources.
+// Opens a model (a GGUF file or a packed directory), checks every tensor against the architecture's
+// declaration, decides resident vs streamed experts, and builds the model: the one place that picks
+// concrete backends, expert readers and caches.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { Backend, HostWeight, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
-import { ResidentExperts, type StackedExperts } from "../experts/resident.js";
+import { DENSE_FILE } from "../experts/pack-format.js";
+import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
+import { StreamingExperts } from "../experts/streaming-source.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type MoeModel } from "../models/registry.js";
 import { checkShape, type TensorSpec } from "../models/qwen3moe.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
-import { existsSync } from "node:fs";
 import { ModelError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
+import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
+import { expertLayout } from "./expert-layout.js";
 
 export interface LoadedModel {
   readonly path: string;
-  readonly file: GGUFFile;
   readonly arch: string;
   readonly model: MoeModel;
   readonly tokenizer: Tokenizer;
   readonly backend: Backend;
   readonly config: EngineConfig;
+  /** Resident or streamed, the cache size, and why. */
+  readonly expertIO: ExpertIODecision;
+  readonly experts: StreamingExperts;
   close(): Promise<void>;
 }
 
@@ -35,54 +43,82 @@ function createBackend(cfg: EngineConfig): Backend {
   }
 }
 
+/** `path` is a GGUF file, or a directory written by `moestream pack`. */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
-  const file = await openGGUF(path);
+  const packed = statSync(path).isDirectory();
+  const densePath = packed ? join(path, DENSE_FILE) : path;
+  if (packed && !existsSync(densePath)) throw new UsageError("model_not_found", `${path} is a directory but not a packed model: ${DENSE_FILE} not found`);
+  const file = await openGGUF(densePath);
+  let reader: ExpertReader | undefined;
   try {
     const archName = metaString(file, "general.architecture");
     const arch = architecture(archName);
     const tokenizer = Tokenizer.fromMetadata(file.metadata);
     const byName = new Map(file.tensors.map((t) => [t.name, t]));
     const embd = byName.get("token_embd.weight");
-    if (!embd) throw new ModelError("missing_tensor", `${path}: required tensor 'token_embd.weight' not found`);
+    if (!embd) throw new ModelError("missing_tensor", `${densePath}: required tensor 'token_embd.weight' not found`);
     const nVocab = embd.shape[1];
     if (tokenizer.vocabSize !== nVocab) {
-      throw new ModelError("bad_vocab", `${path}: tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows`);
+      throw new ModelError("bad_vocab", `${densePath}: tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows`);
     }
     const hp = arch.readHParams(file.metadata, nVocab);
     const backend = createBackend(cfg);
 
     const dense = arch.denseTensors(hp);
-    const experts = Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
-    const all: TensorSpec[] = [...dense, ...experts.flatMap((e) => [e.gate, e.up, e.down])];
-    for (const spec of all) {
-      const t = byName.get(spec.name);
-      if (!t) {
-        if (spec.optional) continue;
-        throw new ModelError("missing_tensor", `${path}: required tensor '${spec.name}' not found`);
+    const expertSpecs = Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
+    const check = (specs: TensorSpec[], where: GGUFFile) => {
+      const names = new Map(where.tensors.map((t) => [t.name, t]));
+      for (const spec of specs) {
+        const t = names.get(spec.name);
+        if (!t) {
+          if (spec.optional) continue;
+          throw new ModelError("missing_tensor", `${where.source.name}: required tensor '${spec.name}' not found`);
+        }
+        checkShape(spec, t);
+        if (!backend.supports("matmul", t.type)) throw new ModelError("unsupported_type", `${where.source.name}: tensor '${t.name}' has type ${t.type}, which backend '${backend.name}' cannot run`);
       }
-      checkShape(spec, t);
-      if (!backend.supports("matmul", t.type)) throw new ModelError("unsupported_type", `${path}: tensor '${t.name}' has type ${t.type}, which backend '${backend.name}' cannot run`);
-    }
+    };
+    check(dense, file);
+    if (!packed) check(expertSpecs.flatMap((e) => [e.gate, e.up, e.down]), file);
 
-    const totalBytes = all.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
+    reader = packed ? await ExpertStore.open(path, { verify: cfg.verifyExperts }) : await GGUFExpertReader.open(path, expertLayout);
+    const layers = reader.layers;
+    if (layers.length !== hp.nLayer) throw new ModelError("bad_experts", `${path}: experts for ${layers.length} layers, the model has ${hp.nLayer}`);
+    const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
+    const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
+    const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
+    const kvBytes = 2 * 4 * hp.nLayer * cfg.ctxSize * hp.nHeadKv * hp.headDim;
+    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: hp.nExpertUsed });
+
+    const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
     const read = async (name: string): Promise<HostWeight> => {
       const t = byName.get(name)!;
       const bytes = await readTensorBytes(file, t);
-      doneBytes += bytes.byteLength;
-      onProgress?.(doneBytes, totalBytes);
+      onProgress?.((doneBytes += bytes.byteLength), totalBytes);
       return { name, type: t.type, shape: t.shape, bytes };
     };
-
     const weights = new Map<string, Weight>();
     for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, backend.upload(await read(spec.name)));
-    const stacked: StackedExperts[] = [];
-    for (const e of experts) stacked.push({ gate: await read(e.gate.name), up: await read(e.up.name), down: await read(e.down.name) });
-    const model = arch.create(hp, backend, weights, new ResidentExperts(backend, stacked));
-    return { path, file, arch: archName, model, tokenizer, backend, config: cfg, close: () => file.source.close() };
+
+    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed });
+    if (expertIO.mode === "resident") {
+      const base = doneBytes;
+      await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
+    }
+    const model = arch.create(hp, backend, weights, experts);
+    const r = reader;
+    return {
+      path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts,
+      close: async () => {
+        await r.close();
+      },
+    };
   } catch (e) {
-    await file.source.close();
+    await reader?.close();
     throw e;
+  } finally {
+    await file.source.close();
   }
 }

@@ -22,12 +22,21 @@ export interface GenerateStep {
   topLogits?: [number, number][];
 }
 
+/** Expert cache traffic of one phase. */
+export interface ExpertPhaseStats {
+  hits: number;
+  misses: number;
+  bytesRead: number;
+}
+
 export interface GenerationStats {
   promptTokens: number;
   generatedTokens: number;
   promptMs: number;
   decodeMs: number;
   finishReason: "stop" | "length" | "abort";
+  expertIO: "resident" | "stream";
+  experts: { prefill: ExpertPhaseStats; decode: ExpertPhaseStats };
 }
 
 export function topN(logits: Float32Array, n: number): [number, number][] {
@@ -76,9 +85,12 @@ export class Session {
     const tok = this.lm.tokenizer;
     const decoder = tok.createStreamDecoder();
     const stopAtEog = opts.stopAtEog ?? true;
+    const snap = (): ExpertPhaseStats => ({ ...this.lm.experts.stats });
+    const s0 = snap();
     const t0 = performance.now();
     let logits = await this.eval(prompt);
     const t1 = performance.now();
+    const s1 = snap();
     let n = 0;
     let finishReason: GenerationStats["finishReason"] = "length";
     while (n < opts.maxTokens) {
@@ -99,7 +111,12 @@ export class Session {
       if (this.tokens.length >= this.kv.nCtx) break;
       logits = await this.eval([token]);
     }
-    const stats: GenerationStats = { promptTokens: prompt.length, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason };
+    const s2 = snap();
+    const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats): ExpertPhaseStats => ({ hits: b.hits - a.hits, misses: b.misses - a.misses, bytesRead: b.bytesRead - a.bytesRead });
+    const stats: GenerationStats = {
+      promptTokens: prompt.length, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
+      expertIO: this.lm.expertIO.mode, experts: { prefill: diff(s0, s1), decode: diff(s1, s2) },
+    };
     this.lastStats = stats;
     return stats;
   }

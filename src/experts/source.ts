@@ -12,6 +12,8 @@ export interface ExpertWeights {
 }
 
 export interface ExpertSource {
+  /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches. */
+  readonly capacity?: number;
   /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;

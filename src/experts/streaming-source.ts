@@ -91,6 +91,22 @@ export class StreamingExperts implements ExpertSource {
     this.policy = opts.policy ?? new LruPolicy();
   }
 
+  get capacity(): number {
+    return this.nSlots;
+  }
+
+  /** Read every expert of every layer into the cache (resident mode); needs slots for all of them. */
+  async preloadAll(onProgress?: (done: number, total: number) => void): Promise<void> {
+    const total = this.reader.layers.reduce((a, l) => a + this.reader.expertCount(l), 0);
+    let done = 0;
+    for (const layer of this.reader.layers) {
+      const ids = Array.from({ length: this.reader.expertCount(layer) }, (_, e) => e);
+      await this.acquire(layer, ids);
+      this.release(layer, ids);
+      onProgress?.((done += ids.length), total);
+    }
+  }
+
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
     const n = this.reader.expertCount(layer); // refuses a layer without experts
     for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);

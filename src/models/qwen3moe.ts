@@ -190,21 +190,27 @@ export class Qwen3Moe {
         const routing = softmaxTopK(rl, T, nExpert, nExpertUsed, true);
         opts.hooks?.onRoute?.(il, routing, rl);
         const buckets = bucketByExpert(routing);
-        const ids = buckets.map((b) => b.expert);
-        const ws = await this.experts.acquire(il, ids);
-        try {
-          be.zero(moe);
-          buckets.forEach((b, j) => {
-            const n = b.rows.length;
-            be.gatherRows(xe, h, b.rows, D);
-            be.matmul(ge, ws[j].gate, xe, n);
-            be.matmul(ue, ws[j].up, xe, n);
-            be.swiglu(ge, ge, ue, n * F);
-            be.matmul(ye, ws[j].down, ge, n);
-            be.scatterAddRows(moe, ye, b.rows, b.scales, D);
-          });
-        } finally {
-          this.experts.release(il, ids);
+        be.zero(moe);
+        // Each routed expert is acquired (read) once for the whole batch; a batch routing to more experts
+        // than the cache holds at once goes in groups.
+        const group = Math.max(1, this.experts.capacity ?? buckets.length);
+        for (let g = 0; g < buckets.length; g += group) {
+          const part = buckets.slice(g, g + group);
+          const ids = part.map((b) => b.expert);
+          const ws = await this.experts.acquire(il, ids);
+          try {
+            part.forEach((b, j) => {
+              const n = b.rows.length;
+              be.gatherRows(xe, h, b.rows, D);
+              be.matmul(ge, ws[j].gate, xe, n);
+              be.matmul(ue, ws[j].up, xe, n);
+              be.swiglu(ge, ge, ue, n * F);
+              be.matmul(ye, ws[j].down, ge, n);
+              be.scatterAddRows(moe, ye, b.rows, b.scales, D);
+            });
+          } finally {
+            this.experts.release(il, ids);
+          }
         }
         be.add(x, x, moe, T * D);
       }

@@ -2,7 +2,6 @@
 // and runs it; the architecture supplies the expert tensor layout (experts/ may not import models/).
 import type { Backend, Weight } from "../../src/backends/backend.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { ExpertTensorLayout } from "../../src/experts/pack-format.js";
 import type { ExpertSource } from "../../src/experts/source.js";
 import { getTensor, metaString } from "../../src/format/gguf/accessors.js";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
@@ -11,12 +10,7 @@ import { KVCache } from "../../src/kv/kv-cache.js";
 import { checkShape, type Qwen3MoeHParams } from "../../src/models/qwen3moe.js";
 import { architecture, type MoeModel } from "../../src/models/registry.js";
 
-/** Each layer's stacked expert tensors, from the architecture named in the file. */
-export function expertLayout(file: GGUFFile): ExpertTensorLayout {
-  const arch = architecture(metaString(file, "general.architecture"));
-  const hp = arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1]);
-  return Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
-}
+export { expertLayout } from "../../src/engine/expert-layout.js";
 
 export interface BuiltModel {
   model: MoeModel;

@@ -1,0 +1,87 @@
+// The resident/stream gate and cache sizing, and the standing invariant that output does not depend on
+// where experts come from: resident vs streamed, packed dir vs plain GGUF, any cache size.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decideExpertIO, STREAM_THRESHOLD } from "../../src/engine/expert-io.js";
+import { defaultEngineConfig, parseSize, type EngineConfig } from "../../src/engine/config.js";
+import { expertLayout } from "../../src/engine/expert-layout.js";
+import { loadModel } from "../../src/engine/load.js";
+import { Session } from "../../src/engine/session.js";
+import { packModel } from "../../src/experts/pack.js";
+import { UsageError } from "../../src/util/errors.js";
+import { testModel } from "../helpers/models.js";
+
+const G = 2 ** 30, M = 2 ** 20;
+const x = { expertBytes: 10 * G, denseBytes: 1 * G, kvBytes: 0.5 * G, slotBytes: 4 * M, minSlots: 8 };
+const cfg = (c: Partial<EngineConfig>) => ({ expertIo: "auto" as const, memBudget: 0, expertCache: 0, ...c });
+
+test("parseSize: plain bytes and binary units", () => {
+  assert.equal(parseSize("123", "--x"), 123);
+  assert.equal(parseSize("512M", "--x"), 512 * M);
+  assert.equal(parseSize("1.5G", "--x"), 1.5 * G);
+  assert.equal(parseSize("8GiB", "--x"), 8 * G);
+  assert.equal(parseSize("4gb", "--x"), 4 * G);
+  assert.throws(() => parseSize("lots", "--mem-budget"), /--mem-budget must be a size like 512M or 8G, got 'lots'/);
+});
+
+test("auto streams exactly when experts exceed 0.75 x the budget, and says why", () => {
+  const atEdge = x.expertBytes / STREAM_THRESHOLD;
+  const r = decideExpertIO(cfg({ memBudget: atEdge }), x);
+  assert.equal(r.mode, "resident");
+  assert.equal(r.cacheBytes, x.expertBytes);
+  assert.match(r.reason, /experts resident \(experts 10\.0 GiB <= 0\.75 x --mem-budget/);
+  const s = decideExpertIO(cfg({ memBudget: atEdge - 1 }), x);
+  assert.equal(s.mode, "stream");
+  assert.match(s.reason, /streamed from disk \(experts 10\.0 GiB > 0\.75 x --mem-budget/);
+});
+
+test("derived cache = budget - dense - KV - headroom; an explicit cache wins; capped at all experts; too small refused", () => {
+  const s = decideExpertIO(cfg({ memBudget: 8 * G }), x);
+  assert.equal(s.cacheBytes, 8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), x).cacheBytes, 2 * G);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 64 * G }), x).cacheBytes, x.expertBytes, "never more than all experts");
+  // A budget that leaves nothing still gets the minimum: the fewest slots one token needs.
+  assert.equal(decideExpertIO(cfg({ memBudget: 1.5 * G, expertIo: "stream" }), x).cacheBytes, x.minSlots * x.slotBytes);
+  assert.throws(() => decideExpertIO(cfg({ expertIo: "stream", expertCache: 7 * x.slotBytes }), x), (e: unknown) => e instanceof UsageError && /fewer than the 8 experts one token needs/.test(e.message));
+  assert.equal(decideExpertIO(cfg({ expertIo: "resident", memBudget: 1 * G }), x).mode, "resident");
+});
+
+test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, cache from the minimum to full", async () => {
+  const gguf = await testModel({ type: "Q4_K", seed: 11 });
+  const dir = mkdtempSync(join(tmpdir(), "moestream-io-"));
+  try {
+    const packed = join(dir, "m.moe");
+    await packModel(gguf, packed, { experts: expertLayout });
+    const prompt = "Streaming experts must not change a single logit.";
+    const run = async (path: string, c: Partial<EngineConfig>) => {
+      const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 128, ...c }));
+      try {
+        const s = new Session(lm);
+        const ids = lm.tokenizer.encode(prompt);
+        const logits = await s.eval(ids, "all");
+        s.reset();
+        const toks: number[] = [];
+        for await (const st of s.generate(ids, { maxTokens: 8, sampling: { temperature: 0 }, stopAtEog: false })) toks.push(st.token);
+        return { logits, toks, mode: lm.expertIO.mode, slots: lm.experts.nSlots };
+      } finally {
+        await lm.close();
+      }
+    };
+    const ref = await run(gguf, { expertIo: "resident" });
+    assert.equal(ref.mode, "resident");
+    const slot = 4096 * Math.ceil((3 * 256 * 256 * 144) / 256 / 4096); // a Q4_K expert record rounded to 4 KiB
+    for (const path of [gguf, packed]) {
+      for (const c of [{ expertIo: "resident" as const }, { expertIo: "stream" as const, expertCache: 4 * slot }, { expertIo: "stream" as const, expertCache: 10 * slot }, { expertIo: "stream" as const, expertCache: 64 * slot }]) {
+        const r = await run(path, c);
+        assert.equal(r.mode, c.expertIo);
+        assert.deepEqual(r.logits, ref.logits, `${path} ${JSON.stringify(c)}`);
+        assert.deepEqual(r.toks, ref.toks, `${path} ${JSON.stringify(c)}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
