@@ -14,6 +14,11 @@ export function parseRouting(kind: string, skew: string, locality: string): Rout
   return { kind, skew: s, locality: l };
 }
 
+function parseSynthesis(s: string): "quantize" | "direct" {
+  if (s !== "quantize" && s !== "direct") throw new UsageError("bad_option", `--expert-synthesis must be quantize or direct, got '${s}'`);
+  return s;
+}
+
 export function registerGen(program: Command): void {
   program
     .command("gen")
@@ -25,6 +30,7 @@ export function registerGen(program: Command): void {
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
+    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
     .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {
@@ -34,6 +40,7 @@ export function registerGen(program: Command): void {
       try {
         const m = await generateModel(opts.output, {
           preset: opts.preset, type: opts.type, seed: Number(opts.seed), peaked: Number(opts.peaked),
+          expertSynthesis: parseSynthesis(opts.expertSynthesis),
           routing: parseRouting(opts.routing, opts.skew, opts.locality),
           onProgress: (d, t) => bar.update(d, t),
         });

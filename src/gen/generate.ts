@@ -8,6 +8,8 @@ import { UsageError } from "../util/errors.js";
 import { denseTensors, expertTensors, type TensorSpec } from "../models/qwen3moe.js";
 import { PRESETS, type ModelDims, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
+import { directFill, hasDirect } from "./direct.js";
+import { Stream } from "./random.js";
 
 export const QWEN3_VOCAB_SIZE = 151936;
 
@@ -21,6 +23,12 @@ export interface GenerateOptions {
   routing?: RoutingProfile;
   /** Successor strength of the output projection (0 = off); gives clear top-1 margins. Forces an output.weight. */
   peaked?: number;
+  /**
+   * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
+   * samples Q8_0/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
+   * bench-scale models such as a3b.
+   */
+  expertSynthesis?: "quantize" | "direct";
   /** Override preset dimensions (tests). */
   dims?: Partial<ModelDims>;
   onProgress?: (done: number, total: number) => void;
@@ -119,6 +127,11 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
         const q = quantFormat(type);
         const K = shape[0];
         const rows = values(shape) / K;
+        if (opts.expertSynthesis === "direct" && name.endsWith("_exps.weight") && hasDirect(type)) {
+          const out = directFill(type, rows * K, recipes.expertStd(name, K), new Stream(opts.seed ?? 1, name));
+          opts.onProgress?.((done += rows * K), total);
+          return out;
+        }
         const rowBytes = (K / q.blockSize) * q.bytesPerBlock;
         const out = new Uint8Array(rows * rowBytes);
         const row = new Float32Array(K);

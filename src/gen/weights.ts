@@ -59,6 +59,12 @@ export class WeightRecipes {
     if (this.realistic) for (let i = 0; i < out.length; i++) out[i] += this.u[i];
   }
 
+  /** Standard deviation of an expert tensor's values (rows of K); the direct sampler uses it too. */
+  expertStd(name: string, K: number): number {
+    // silu(gate) * up has std ~0.5, so down gets twice the branch scale to keep the residual update O(branch).
+    return name.includes("ffn_down_exps") ? (2 * this.branch) / Math.sqrt(K) : 1 / Math.sqrt(K);
+  }
+
   /** A filler for tensor `name` of ggml shape `shape`. */
   filler(name: string, shape: readonly number[]): RowFiller {
     const { dims, seed } = this.o;
@@ -99,13 +105,13 @@ export class WeightRecipes {
       case "attn_q":
       case "attn_k":
       case "attn_v":
+        return noise(1 / Math.sqrt(K));
       case "ffn_gate_exps":
       case "ffn_up_exps":
-        return noise(1 / Math.sqrt(K));
+      case "ffn_down_exps":
+        return noise(this.expertStd(name, K));
       case "attn_output":
         return noise((this.branch * (r ? 1 + 3 * r.locality : 1)) / Math.sqrt(K));
-      case "ffn_down_exps":
-        return noise((2 * this.branch) / Math.sqrt(K));
       case "ffn_gate_inp": {
         if (!r) return noise(1 / Math.sqrt(K));
         // Router row e = noise + b_e * u / D, b_e from +2*skew down to -2*skew over a random popularity order.

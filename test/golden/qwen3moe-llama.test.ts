@@ -46,9 +46,11 @@ function top2(a: Float32Array): { id: number; margin: number } {
   return { id: i1, margin: a[i1] - a[i2] };
 }
 
-for (const type of ["F16", "Q8_0", "Q4_K", "Q6_K"]) {
-  test(`tiny ${type}: tokenization and teacher-forced logits match llama.cpp`, async () => {
-    const path = await testModel({ type, seed: 11 });
+const CASES: { type: string; direct?: boolean }[] = [{ type: "F16" }, { type: "Q8_0" }, { type: "Q4_K" }, { type: "Q6_K" }, { type: "Q4_K", direct: true }, { type: "Q6_K", direct: true }];
+for (const { type, direct } of CASES) {
+  const label = direct ? `${type}, experts sampled directly in ${type}` : type;
+  test(`tiny ${label}: tokenization and teacher-forced logits match llama.cpp`, async () => {
+    const path = await testModel({ type, seed: 11, expertSynthesis: direct ? "direct" : "quantize" });
     const ref = await llamaGreedy(path, PROMPT, N);
     const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256 }));
     try {
@@ -87,7 +89,7 @@ for (const type of ["F16", "Q8_0", "Q4_K", "Q6_K"]) {
         }
       }
       assert.ok(exempt <= MAX_EXEMPT, `${exempt} positions exempt as router near-ties (max ${MAX_EXEMPT})`);
-      console.log(`# ${type}: worst relative RMSE ${worst.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} router near-tie positions exempt`);
+      console.log(`# ${label}: worst relative RMSE ${worst.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} router near-tie positions exempt`);
     } finally {
       await lm.close();
     }
