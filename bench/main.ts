@@ -1,8 +1,9 @@
 // npm run bench [-- name...]: figures as ratios against llama.cpp measured in the same run.
 import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
+import { benchKernels } from "./cpu-kernels.js";
 
-const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar };
+const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar, kernels: benchKernels };
 
 const asked = process.argv.slice(2);
 const names = asked.length ? asked : Object.keys(BENCHES);

@@ -1,7 +1,7 @@
 // Scalar reference decode speed vs llama.cpp on a3b-8L Q8_0 (the baseline the fast CPU backend improves).
 import { getLlama } from "node-llama-cpp";
 import { loadModel } from "../src/engine/load.js";
-import { defaultEngineConfig } from "../src/engine/config.js";
+import { defaultEngineConfig, type EngineConfig } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
 import { benchModel } from "./models.js";
 
@@ -35,21 +35,22 @@ export async function benchScalar(): Promise<void> {
   await llamaDecode(path, 2, 4); // warm-up: loads llama.cpp and faults the file in, so neither timed run pays for it
   const l1 = await llamaDecode(path, 1, nLlama);
   const l2 = await llamaDecode(path, 2, nLlama);
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256 }));
-  try {
-    const s = new Session(lm);
-    const prompt = lm.tokenizer.encode(PROMPT);
-    let n = 0;
-    for await (const _ of s.generate(prompt, { maxTokens: nOurs + 1, sampling: { temperature: 0 }, stopAtEog: false })) n++;
-    const st = s.lastStats!;
-    const ours = (Math.max(0, st.generatedTokens - 1) * 1000) / st.decodeMs;
-    const oursPrompt = (st.promptTokens * 1000) / st.promptMs;
-    console.log(`a3b-8L Q8_0 (${prompt.length}-token prompt), decode tok/s:`);
-    console.log(`  llama.cpp 1 thread   ${l1.tokPerS.toFixed(2)}   (prompt ${l1.promptTokPerS.toFixed(1)} tok/s)`);
-    console.log(`  llama.cpp 2 threads  ${l2.tokPerS.toFixed(2)}   (prompt ${l2.promptTokPerS.toFixed(1)} tok/s)`);
-    console.log(`  moestream scalar     ${ours.toFixed(3)}   (prompt ${oursPrompt.toFixed(2)} tok/s, 1 thread, ${n - 1} decode steps)`);
-    console.log(`  ratio scalar / llama.cpp: ${(ours / l1.tokPerS).toFixed(4)}x vs 1 thread, ${(ours / l2.tokPerS).toFixed(4)}x vs 2 threads`);
-  } finally {
-    await lm.close();
+  console.log(`a3b-8L Q8_0 (resident), decode tok/s:`);
+  console.log(`  llama.cpp 1 thread   ${l1.tokPerS.toFixed(2)}   (prompt ${l1.promptTokPerS.toFixed(1)} tok/s)`);
+  console.log(`  llama.cpp 2 threads  ${l2.tokPerS.toFixed(2)}   (prompt ${l2.promptTokPerS.toFixed(1)} tok/s)`);
+  const runs: [string, Partial<EngineConfig>, number][] = [["scalar, 1 thread", { backend: "scalar" }, nOurs], ["native, 1 thread", { backend: "native", threads: 1 }, 16], ["native, 2 threads", { backend: "native", threads: 2 }, 16]];
+  for (const [label, c, n] of runs) {
+    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", ...c }));
+    try {
+      const s = new Session(lm);
+      const prompt = lm.tokenizer.encode(PROMPT);
+      for await (const _ of s.generate(prompt, { maxTokens: n + 1, sampling: { temperature: 0 }, stopAtEog: false }));
+      const st = s.lastStats!;
+      const ours = (Math.max(0, st.generatedTokens - 1) * 1000) / st.decodeMs;
+      const ref = c.threads === 2 ? l2.tokPerS : l1.tokPerS;
+      console.log(`  moestream ${label.padEnd(18)} ${ours.toFixed(3)}   (prompt ${((st.promptTokens * 1000) / st.promptMs).toFixed(2)} tok/s) = ${(ours / ref).toFixed(3)}x llama.cpp at the same threads`);
+    } finally {
+      await lm.close();
+    }
   }
 }

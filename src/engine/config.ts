@@ -2,7 +2,7 @@
 // flags from this table; only the CLI reads the environment (through resolveOptions).
 import { UsageError } from "../util/errors.js";
 
-export type BackendName = "auto" | "scalar";
+export type BackendName = "auto" | "native" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";
 
 export interface OptionSpec<T> {
@@ -46,7 +46,11 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string, where: str
 }
 
 export const ENGINE_OPTIONS = {
-  backend: { flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, help: "compute backend: auto | scalar", parse: oneOf<BackendName>(["auto", "scalar"]) },
+  backend: {
+    flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "native", "scalar"]),
+    help: "compute backend: auto (native when built, else scalar) | native (C kernels, SIMD, all cores) | scalar (TypeScript reference)",
+  },
+  threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(0) },
   ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(1) },
   expertIo: {
     flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
@@ -73,6 +77,8 @@ export const SAMPLING_OPTIONS = {
 
 export interface EngineConfig {
   backend: BackendName;
+  /** 0 = all cores. */
+  threads: number;
   ctxSize: number;
   expertIo: ExpertIO;
   /** Bytes; 0 = physical RAM. */

@@ -5,6 +5,8 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, HostWeight, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
+import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
+import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
@@ -36,8 +38,13 @@ export interface LoadProgress {
 }
 
 function createBackend(cfg: EngineConfig): Backend {
+  const threads = cfg.threads || undefined;
   switch (cfg.backend) {
     case "auto":
+      return nativeAvailable() ? new NativeBackend({ threads }) : new ScalarBackend();
+    case "native":
+      if (!nativeAvailable()) throw new UsageError("backend_unavailable", `--backend native: the native addon is not built (${nativeAddonError()}); run \`npm run build:native\``);
+      return new NativeBackend({ threads });
     case "scalar":
       return new ScalarBackend();
   }

@@ -46,14 +46,20 @@ function top2(a: Float32Array): { id: number; margin: number } {
   return { id: i1, margin: a[i1] - a[i2] };
 }
 
-const CASES: { type: string; direct?: boolean }[] = [{ type: "F16" }, { type: "Q8_0" }, { type: "Q4_K" }, { type: "Q6_K" }, { type: "Q4_K", direct: true }, { type: "Q6_K", direct: true }];
-for (const { type, direct } of CASES) {
-  const label = direct ? `${type}, experts sampled directly in ${type}` : type;
+// The scalar reference on every type; the native kernels (Q8-quantised activations, like llama.cpp's) too.
+const CASES: { type: string; direct?: boolean; backend: "scalar" | "native" }[] = [
+  ...["F16", "Q8_0", "Q4_K", "Q6_K"].map((type) => ({ type, backend: "scalar" as const })),
+  { type: "Q4_K", direct: true, backend: "scalar" }, { type: "Q6_K", direct: true, backend: "scalar" },
+  ...["F16", "Q8_0", "Q4_K", "Q6_K"].map((type) => ({ type, backend: "native" as const })),
+];
+for (const { type, direct, backend } of CASES) {
+  const label = `${direct ? `${type}, experts sampled directly in ${type}` : type} (${backend})`;
   test(`tiny ${label}: tokenization and teacher-forced logits match llama.cpp`, async () => {
     const path = await testModel({ type, seed: 11, expertSynthesis: direct ? "direct" : "quantize" });
     const ref = await llamaGreedy(path, PROMPT, N);
-    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256 }));
+    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, backend, expertIo: "resident" }));
     try {
+      assert.equal(lm.backend.name, backend);
       const prompt = lm.tokenizer.encode(PROMPT, { parseSpecial: true });
       assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
       const hp = lm.model.hp;

@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "moestream_native",
+      "sources": [
+        "src/addon.c",
+        "src/pool.c",
+        "src/matmul.c",
+        "src/quantize.c",
+        "src/q8_0.c",
+        "src/k_quants.c",
+        "src/float.c"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11"],
+      "libraries": ["-lpthread"],
+      "xcode_settings": {
+        "GCC_C_LANGUAGE_STANDARD": "gnu11",
+        "OTHER_CFLAGS": ["-O3", "-Wall"]
+      }
+    }
+  ]
+}

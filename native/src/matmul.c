@@ -1,0 +1,250 @@
+// Matmul driver: quantise the activations once (Q8_0 or Q8_K, as the weight type wants), then split output
+// rows across the pool in chunks taken from an atomic counter (any thread that joins takes the next chunk). Inside a chunk a tile of weight rows stays in
+// L1 while every token's activation row passes by, so prefill reads each weight row from memory once.
+#include "matmul.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <pthread.h>
+
+#include "pool.h"
+
+const kernels_t KERNELS_SCALAR = {"scalar", quant_q8_0_scalar, quant_q8_K_scalar, dot_q8_0_scalar, dot_q4_K_scalar,
+                                  dot_q6_K_scalar, dot_f32_scalar, dot_f16_scalar, dot_bf16_scalar,
+                                  NULL, NULL, NULL};
+#if defined(__x86_64__) || defined(__i386__)
+const kernels_t KERNELS_AVX2 = {"avx2", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx2, dot_q4_K_avx2,
+                                dot_q6_K_avx2, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
+                                dot4_q8_0_avx2, dot4_q4_K_avx2, dot4_q6_K_avx2};
+// AVX-512 VNNI on 256-bit vectors where it saves instructions (the integer dots); the float dots are the AVX2 code.
+const kernels_t KERNELS_AVX512 = {"avx512", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx512, dot_q4_K_avx512,
+                                  dot_q6_K_avx512, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
+                                  dot4_q8_0_avx512, dot4_q4_K_avx512, dot4_q6_K_avx512};
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+const kernels_t KERNELS_NEON = {"neon", quant_q8_0_neon, quant_q8_K_neon, dot_q8_0_neon, dot_q4_K_neon,
+                                dot_q6_K_neon, dot_f32_neon, dot_f16_neon, dot_bf16_neon,
+                                NULL, NULL, NULL};
+#endif
+
+static const kernels_t *active;
+
+#if defined(__x86_64__) || defined(__i386__)
+static int has_avx2(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+static int has_avx512(void) {
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+int cpu_features(const char **out, int max) {
+  int n = 0;
+#define ADD(name) \
+  if (n < max) out[n++] = name;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) ADD("avx2");
+  if (__builtin_cpu_supports("fma")) ADD("fma");
+  if (__builtin_cpu_supports("f16c")) ADD("f16c");
+  if (__builtin_cpu_supports("avx512f")) ADD("avx512f");
+  if (__builtin_cpu_supports("avx512bw")) ADD("avx512bw");
+  if (__builtin_cpu_supports("avx512vl")) ADD("avx512vl");
+  if (__builtin_cpu_supports("avx512vnni")) ADD("avx512vnni");
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+  ADD("neon");
+#if defined(__ARM_FEATURE_DOTPROD)
+  ADD("dotprod");
+#endif
+#endif
+#undef ADD
+  return n;
+}
+
+const kernels_t *kernels_best(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (has_avx512()) return &KERNELS_AVX512;
+  if (has_avx2()) return &KERNELS_AVX2;
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+  return &KERNELS_NEON;
+#endif
+  return &KERNELS_SCALAR;
+}
+
+const kernels_t *kernels_by_name(const char *name) {
+  if (strcmp(name, "scalar") == 0) return &KERNELS_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
+  if (strcmp(name, "avx2") == 0 && has_avx2()) return &KERNELS_AVX2;
+  if (strcmp(name, "avx512") == 0 && has_avx512()) return &KERNELS_AVX512;
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+  if (strcmp(name, "neon") == 0) return &KERNELS_NEON;
+#endif
+  return NULL;
+}
+
+const kernels_t *kernels_current(void) {
+  if (!active) active = kernels_best();
+  return active;
+}
+
+void kernels_use(const kernels_t *k) { active = k; }
+
+size_t type_row_bytes(int type, int K) {
+  if (K <= 0) return 0;
+  switch (type) {
+    case GGML_F32: return (size_t)K * 4;
+    case GGML_F16:
+    case GGML_BF16: return (size_t)K * 2;
+    case GGML_Q8_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q8_0);
+    case GGML_Q4_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q4_K);
+    case GGML_Q6_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q6_K);
+    default: return 0;
+  }
+}
+
+typedef struct {
+  const uint8_t *w;
+  size_t wrow;
+  const float *x;
+  float *out;
+  int K, N, T;
+  quant_fn quant; // NULL: the dot reads f32 activations directly
+  uint8_t *xq;
+  size_t xrow; // bytes per activation row as the dot reads it
+  dot_fn dot;
+  dot4_fn dot4; // NULL: one token at a time
+  int tile;                 // weight rows kept hot while the tokens pass
+  int rows_per_chunk, n_rc; // row chunks
+  int toks_per_chunk, n_tc; // token chunks (only when there are too few row chunks)
+  atomic_int next;
+} mm_task;
+
+static void mm_worker(void *arg, int ith, int nth) {
+  (void)ith, (void)nth;
+  mm_task *t = arg;
+  const uint8_t *xb = t->quant ? t->xq : (const uint8_t *)t->x;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    if (c >= t->n_rc * t->n_tc) break;
+    const int rs = (c % t->n_rc) * t->rows_per_chunk, ts = (c / t->n_rc) * t->toks_per_chunk;
+    const int re = rs + t->rows_per_chunk < t->N ? rs + t->rows_per_chunk : t->N;
+    const int te = ts + t->toks_per_chunk < t->T ? ts + t->toks_per_chunk : t->T;
+    for (int r0 = rs; r0 < re; r0 += t->tile) {
+      const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
+      int tok = ts;
+      for (; t->dot4 && tok + 4 <= te; tok += 4) { // 4 tokens share each weight block's unpacking
+        const uint8_t *xr = xb + (size_t)tok * t->xrow;
+        float *o = t->out + (size_t)tok * t->N;
+        for (int r = r0; r < r1; r++) t->dot4(t->K, t->w + (size_t)r * t->wrow, xr, t->xrow, o + r, (size_t)t->N);
+      }
+      for (; tok < te; tok++) {
+        const uint8_t *xr = xb + (size_t)tok * t->xrow;
+        float *o = t->out + (size_t)tok * t->N;
+        for (int r = r0; r < r1; r++) o[r] = t->dot(t->K, t->w + (size_t)r * t->wrow, xr);
+      }
+    }
+  }
+}
+
+static pthread_mutex_t mm_mu = PTHREAD_MUTEX_INITIALIZER; // guards the scratch (worker_threads share the process)
+static uint8_t *scratch;
+static size_t scratch_cap;
+
+static uint8_t *scratch_get(size_t bytes) {
+  if (bytes > scratch_cap) {
+    free(scratch);
+    scratch_cap = (bytes + 4095) & ~(size_t)4095;
+    scratch = aligned_alloc(64, scratch_cap);
+    if (!scratch) scratch_cap = 0;
+  }
+  return scratch;
+}
+
+int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T) {
+  if (N <= 0 || T <= 0) return 0;
+  const kernels_t *k = kernels_current();
+  mm_task t = {.w = w, .wrow = type_row_bytes(type, K), .x = x, .out = out, .K = K, .N = N, .T = T};
+  switch (type) {
+    case GGML_Q8_0: t.quant = k->quant_q8_0, t.dot = k->dot_q8_0, t.dot4 = k->dot4_q8_0, t.xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
+    case GGML_Q4_K: t.quant = k->quant_q8_K, t.dot = k->dot_q4_K, t.dot4 = k->dot4_q4_K, t.xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
+    case GGML_Q6_K: t.quant = k->quant_q8_K, t.dot = k->dot_q6_K, t.dot4 = k->dot4_q6_K, t.xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
+    case GGML_F32: t.dot = k->dot_f32, t.xrow = (size_t)K * 4; break;
+    case GGML_F16: t.dot = k->dot_f16, t.xrow = (size_t)K * 4; break;
+    case GGML_BF16: t.dot = k->dot_bf16, t.xrow = (size_t)K * 4; break;
+    default: return -1;
+  }
+  const int nth = pool_threads();
+  // A few chunks per thread so a descheduled thread's share is picked up by the others.
+  int rpc = (N + nth * 4 - 1) / (nth * 4);
+  if (rpc < 16) rpc = 16;
+  t.rows_per_chunk = rpc;
+  t.n_rc = (N + rpc - 1) / rpc;
+  t.toks_per_chunk = T;
+  t.n_tc = 1;
+  if (t.n_rc < nth * 2 && T > 1) { // few rows, several tokens (a small expert batch): split tokens too
+    int want = (nth * 4 + t.n_rc - 1) / t.n_rc;
+    if (want > T) want = T;
+    t.toks_per_chunk = ((T + want - 1) / want + 3) & ~3; // whole groups of 4 for the multi-token kernels
+    t.n_tc = (T + t.toks_per_chunk - 1) / t.toks_per_chunk;
+  }
+  size_t tile = 16384 / t.wrow; // ~16 KiB of weight rows stay in L1
+  t.tile = tile < 1 ? 1 : tile > 16 ? 16 : (int)tile;
+  atomic_init(&t.next, 0);
+
+  pthread_mutex_lock(&mm_mu);
+  if (t.quant) {
+    t.xq = scratch_get((size_t)T * t.xrow);
+    if (!t.xq) {
+      pthread_mutex_unlock(&mm_mu);
+      return -1;
+    }
+    // On the caller, before the run: microseconds per row next to the matmul's milliseconds, and no barrier.
+    for (int i = 0; i < T; i++) t.quant(x + (size_t)i * K, t.xq + (size_t)i * t.xrow, K);
+  }
+  pool_run(mm_worker, &t);
+  pthread_mutex_unlock(&mm_mu);
+  return 0;
+}
+
+void quantize_act(int kind, const float *x, void *y, int n) {
+  const kernels_t *k = kernels_current();
+  (kind == 0 ? k->quant_q8_0 : k->quant_q8_K)(x, y, n);
+}
+
+#define MR_CHUNK (4u << 20)
+
+typedef struct {
+  const uint8_t *p;
+  size_t bytes;
+  atomic_size_t next;
+  _Atomic uint64_t sum;
+} mr_task;
+
+static void mr_worker(void *arg, int ith, int nth) {
+  (void)ith, (void)nth;
+  mr_task *t = arg;
+  for (;;) {
+    const size_t b = atomic_fetch_add(&t->next, MR_CHUNK);
+    if (b >= t->bytes) break;
+    const size_t e = b + MR_CHUNK < t->bytes ? b + MR_CHUNK : t->bytes;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = b; i + 32 <= e; i += 32) { // plain C: the compiler vectorises it; memory is the limit
+      uint64_t v[4];
+      memcpy(v, t->p + i, 32);
+      s0 += v[0], s1 += v[1], s2 += v[2], s3 += v[3];
+    }
+    atomic_fetch_add(&t->sum, s0 + s1 + s2 + s3);
+  }
+}
+
+double memread_run(const void *p, size_t bytes) {
+  mr_task t = {.p = p, .bytes = bytes};
+  atomic_init(&t.next, 0);
+  atomic_init(&t.sum, 0);
+  pool_run(mr_worker, &t);
+  return (double)atomic_load(&t.sum);
+}

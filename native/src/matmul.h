@@ -1,0 +1,23 @@
+// Matmul driver and kernel selection: out[T, N] = x[T, K] · Wᵀ for a ggml-encoded W of N rows of K values.
+#pragma once
+#include <stddef.h>
+
+#include "common.h"
+
+/** The fastest kernel table this CPU runs. */
+const kernels_t *kernels_best(void);
+/** The table named "scalar", "avx2", "avx512" or "neon", or NULL if unknown or unsupported on this CPU. */
+const kernels_t *kernels_by_name(const char *name);
+const kernels_t *kernels_current(void);
+void kernels_use(const kernels_t *k);
+/** Names of the SIMD features this CPU has (of those the kernels use); returns how many were written. */
+int cpu_features(const char **out, int max);
+
+/** Bytes of one row of K values of a ggml type, or 0 if the type is unsupported or K is not whole blocks. */
+size_t type_row_bytes(int type, int K);
+/** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
+int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
+/** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */
+void quantize_act(int kind, const float *x, void *y, int n);
+/** Sum of a buffer as 64-bit words, read by all pool threads: a memory read bandwidth probe. */
+double memread_run(const void *p, size_t bytes);

@@ -1,0 +1,159 @@
+// Persistent thread pool. A run bumps a generation counter; workers spin on it for spin_us (a decode step issues
+// many short matmuls back to back, and waking a blocked thread costs tens of microseconds), then block on a
+// condition variable. The caller does its share, closes the run and waits (spin, then block) for the workers
+// that joined; late ones see the run closed and skip it. One pool per process; runs are serialised by a mutex.
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+typedef struct {
+  int ith;
+  unsigned gen0; // the generation current when the worker was created
+} wstart;
+
+static struct {
+  int nth; // threads of the pool, caller included
+  pthread_t *tids;
+  wstart *starts;
+  pool_fn fn; // stable while any worker is inside the run (the caller waits for active == 0)
+  void *arg;
+  atomic_uint gen;   // bumped to start a run (or to stop)
+  atomic_int stop;
+  atomic_int closed; // set when the caller ran out of work: late workers skip the run
+  atomic_int active; // workers inside the current run
+  atomic_int sleepers;
+  long spin_ns;
+  pthread_mutex_t mu; // guards the condition variable; one for all waits, each sleeper rechecks its own condition
+  pthread_cond_t cv;
+  pthread_mutex_t run_mu; // one run (or resize) at a time
+} P = {.nth = 1, .closed = 1, .spin_ns = 200000, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+       .run_mu = PTHREAD_MUTEX_INITIALIZER};
+
+static long elapsed_ns(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
+}
+
+static int gen_changed(unsigned old) { return atomic_load(&P.gen) != old; }
+static int run_idle(unsigned unused) { return (void)unused, atomic_load(&P.active) == 0; }
+
+/** Return once done(arg) holds: spin for spin_ns, then block until a notify(). */
+static void spin_then_block(int (*done)(unsigned), unsigned arg) {
+  if (done(arg)) return;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (unsigned i = 1;; i++) {
+    cpu_relax();
+    if (done(arg)) return;
+    if ((i & 255) == 0 && elapsed_ns(&t0) > P.spin_ns) break;
+  }
+  // Dekker pairing with notify(): a sleeper publishes itself before re-checking; a waker changes state first.
+  pthread_mutex_lock(&P.mu);
+  atomic_fetch_add(&P.sleepers, 1);
+  while (!done(arg)) pthread_cond_wait(&P.cv, &P.mu);
+  atomic_fetch_sub(&P.sleepers, 1);
+  pthread_mutex_unlock(&P.mu);
+}
+
+/** Call after changing state that others may be waiting on. */
+static void notify(void) {
+  if (atomic_load(&P.sleepers) > 0) {
+    pthread_mutex_lock(&P.mu);
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+  }
+}
+
+static void *worker_main(void *p) {
+  const wstart *s = p;
+  unsigned seen = s->gen0;
+  for (;;) {
+    spin_then_block(gen_changed, seen);
+    seen = atomic_load(&P.gen);
+    if (atomic_load(&P.stop)) return NULL;
+    // Join before looking at closed (Dekker with the caller): either it waits for us, or we see it closed.
+    atomic_fetch_add(&P.active, 1);
+    if (!atomic_load(&P.closed)) P.fn(P.arg, s->ith, P.nth);
+    if (atomic_fetch_sub(&P.active, 1) == 1) notify();
+  }
+}
+
+static void stop_workers(void) {
+  if (P.nth > 1) {
+    atomic_store(&P.stop, 1);
+    atomic_fetch_add(&P.gen, 1);
+    notify();
+    for (int i = 1; i < P.nth; i++) pthread_join(P.tids[i], NULL);
+    atomic_store(&P.stop, 0);
+  }
+  free(P.tids);
+  free(P.starts);
+  P.tids = NULL;
+  P.starts = NULL;
+  P.nth = 1;
+}
+
+static void start_workers(int n) {
+  P.tids = calloc((size_t)n, sizeof(pthread_t));
+  P.starts = calloc((size_t)n, sizeof(wstart));
+  if (!P.tids || !P.starts) return; // stay single-threaded
+  unsigned g = atomic_load(&P.gen);
+  int made = 1;
+  for (int i = 1; i < n; i++, made++) {
+    P.starts[i] = (wstart){.ith = i, .gen0 = g};
+    if (pthread_create(&P.tids[i], NULL, worker_main, &P.starts[i]) != 0) break;
+  }
+  P.nth = made;
+}
+
+int pool_set_threads(int n) {
+  if (n < 1) n = 1;
+  if (n > 256) n = 256;
+  pthread_mutex_lock(&P.run_mu);
+  if (n != P.nth) {
+    stop_workers();
+    if (n > 1) start_workers(n);
+  }
+  n = P.nth;
+  pthread_mutex_unlock(&P.run_mu);
+  return n;
+}
+
+int pool_threads(void) { return P.nth; }
+
+void pool_set_spin_us(int us) { P.spin_ns = us < 0 ? 0 : (long)us * 1000L; }
+
+void pool_run(pool_fn fn, void *arg) {
+  pthread_mutex_lock(&P.run_mu);
+  if (P.nth <= 1) {
+    fn(arg, 0, 1);
+  } else {
+    P.fn = fn;
+    P.arg = arg;
+    atomic_store(&P.closed, 0); // after fn and arg: a worker that sees the run open sees them
+    atomic_fetch_add(&P.gen, 1);
+    notify();
+    fn(arg, 0, P.nth);
+    atomic_store(&P.closed, 1);
+    spin_then_block(run_idle, 0);
+  }
+  pthread_mutex_unlock(&P.run_mu);
+}
+
+void pool_shutdown(void) {
+  pthread_mutex_lock(&P.run_mu);
+  stop_workers();
+  pthread_mutex_unlock(&P.run_mu);
+}

@@ -1,0 +1,17 @@
+// A persistent thread pool: created once, the calling thread is worker 0, idle workers spin briefly then block.
+// Runs are work-pulling: fn takes its work from a shared counter, so it must be safe to call from any subset of
+// the threads, any number of times. A worker that wakes late (sleeping, or preempted by another process) finds
+// no work left instead of stalling the run; the caller waits only for workers that actually joined.
+#pragma once
+
+typedef void (*pool_fn)(void *arg, int ith, int nth);
+
+/** Use n threads in total (the caller included); starts or stops workers only when n changes. Returns n. */
+int pool_set_threads(int n);
+int pool_threads(void);
+/** How long an idle worker (or the caller waiting for stragglers) spins before it blocks, in microseconds. */
+void pool_set_spin_us(int us);
+/** Run fn(arg, ith, nth) on the caller (ith 0) and on every worker that joins in time; returns when all are done. */
+void pool_run(pool_fn fn, void *arg);
+/** Stop and join the workers (the next pool_run runs on the caller alone until pool_set_threads). */
+void pool_shutdown(void);

@@ -1,0 +1,62 @@
+// Loads the native kernels addon built at install (native/build/Release/moestream_native.node). Missing or
+// unloadable (no compiler at install, other platform, ABI mismatch) means undefined, and the reason is kept.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Raw bytes the addon reads in place: any TypedArray, a DataView or an ArrayBuffer. */
+export type Bytes = ArrayBufferView | ArrayBuffer;
+
+/** The addon's exports (native/src/addon.c). Every call is synchronous; buffers are used in place. */
+export interface NativeAddon {
+  /** out[T, N] = x[T, K] · Wᵀ; w holds N rows of K values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_K, Q6_K). */
+  matmul(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, t: number): void;
+  /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */
+  quantizeQ8_0(x: Float32Array, out: Bytes): void;
+  /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */
+  quantizeQ8K(x: Float32Array, out: Bytes): void;
+  /** Threads of the process-wide pool, the calling thread included; returns the count in use. */
+  setThreads(n: number): number;
+  getThreads(): number;
+  /** How long idle pool threads spin before blocking, in microseconds (default 200). */
+  setSpin(microseconds: number): void;
+  /** SIMD features of this CPU that the kernels use, e.g. ["avx2", "fma", "f16c", "avx512f", ...]. */
+  cpuFeatures(): string[];
+  /** Kernel sets this CPU runs, e.g. ["scalar", "avx2", "avx512"]; the best is chosen at load. */
+  kernelLevels(): string[];
+  kernelLevel(): string;
+  /** Force a kernel set (tests compare them); throws if this CPU cannot run it. */
+  setKernelLevel(level: string): void;
+  /** Sum of buf as 64-bit words, read by all pool threads: a memory bandwidth probe. */
+  memRead(buf: Bytes): number;
+}
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", ".."); // from src/ or dist/
+const ADDON_PATH = join(ROOT, "native", "build", "Release", "moestream_native.node");
+
+let loaded: NativeAddon | undefined;
+let tried = false;
+let failure: string | undefined;
+
+/** The native addon, or undefined when it is not built or cannot be loaded here (see nativeAddonError). */
+export function loadNativeAddon(): NativeAddon | undefined {
+  if (tried) return loaded;
+  tried = true;
+  if (!existsSync(ADDON_PATH)) {
+    failure = `not built: ${ADDON_PATH} is missing (npm run build:native)`;
+    return undefined;
+  }
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (e) {
+    failure = `cannot load ${ADDON_PATH}: ${(e as Error).message}`;
+  }
+  return loaded;
+}
+
+/** Why loadNativeAddon() returned undefined, if it did. */
+export function nativeAddonError(): string | undefined {
+  loadNativeAddon();
+  return failure;
+}

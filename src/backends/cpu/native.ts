@@ -1,0 +1,113 @@
+// The fast CPU backend: matmul runs in the native addon (SIMD integer dot products on a persistent thread
+// pool, reading weights and activations in place); the other ops reuse the scalar reference for now.
+// Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
+import { availableParallelism } from "node:os";
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
+import { weightDims } from "../backend.js";
+import { ScalarBackend } from "./scalar.js";
+import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
+
+/** ggml types the native matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16. */
+const NATIVE_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30]);
+
+export interface NativeBackendOptions {
+  /** Threads for matmul, the calling thread included (default os.availableParallelism()). The pool is process-wide. */
+  threads?: number;
+}
+
+/** Whether the native addon is built and loads on this machine. */
+export function nativeAvailable(): boolean {
+  return loadNativeAddon() !== undefined;
+}
+
+/** The Float32Array behind a scalar-backend buffer. */
+function f32(b: Buf): Float32Array {
+  const data = (b as { data?: unknown }).data;
+  if (!(data instanceof Float32Array)) throw new TypeError("native backend: buffer was not allocated by the native or scalar backend");
+  return data;
+}
+
+/** The host bytes behind a weight uploaded by this (or the scalar) backend. */
+function hostBytes(w: Weight): Uint8Array {
+  const bytes = (w as { bytes?: unknown }).bytes;
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`native backend: weight '${w.name}' was not uploaded by the native or scalar backend`);
+  return bytes;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = "native";
+  readonly threads: number;
+  private readonly addon: NativeAddon;
+  private readonly ref = new ScalarBackend();
+
+  constructor(opts: NativeBackendOptions = {}) {
+    const addon = loadNativeAddon();
+    if (!addon) throw new Error(`native backend unavailable: ${nativeAddonError()}`);
+    this.addon = addon;
+    const want = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(want) || want < 1) throw new RangeError(`native backend: threads must be a positive integer, got ${want}`);
+    this.threads = addon.setThreads(want);
+  }
+
+  /** The SIMD kernel set in use ("avx512", "avx2", "neon" or "scalar"). */
+  get kernels(): string {
+    return this.addon.kernelLevel();
+  }
+
+  supports(op: OpName, type?: number): boolean {
+    return this.ref.supports(op, type);
+  }
+
+  upload(w: HostWeight): Weight {
+    return this.ref.upload(w); // keeps the host bytes; the addon reads them in place
+  }
+  alloc(length: number): Buf {
+    return this.ref.alloc(length);
+  }
+  write(dst: Buf, src: Float32Array, dstOffset?: number): void {
+    this.ref.write(dst, src, dstOffset);
+  }
+  read(src: Buf): Promise<Float32Array> {
+    return this.ref.read(src);
+  }
+  free(buf: Buf): void {
+    this.ref.free(buf);
+  }
+
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    if (!NATIVE_MATMUL_TYPES.has(w.type)) return this.ref.matmul(out, w, x, nTokens);
+    const { k, n } = weightDims(w);
+    this.addon.matmul(w.type, hostBytes(w), f32(x), f32(out), k, n, nTokens);
+  }
+
+  embed(out: Buf, table: Weight, ids: Int32Array): void {
+    this.ref.embed(out, table, ids);
+  }
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
+  }
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+    this.ref.rope(x, pos, nHead, headDim, freqBase);
+  }
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
+  }
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    this.ref.attention(out, q, kCache, vCache, p);
+  }
+  add(out: Buf, a: Buf, b: Buf, n: number): void {
+    this.ref.add(out, a, b, n);
+  }
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+    this.ref.swiglu(out, gate, up, n);
+  }
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
+    this.ref.gatherRows(out, x, rows, rowLen);
+  }
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+  }
+  zero(out: Buf): void {
+    this.ref.zero(out);
+  }
+}
