@@ -6,8 +6,9 @@ const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) :
 function experts(name: string, p: ExpertPhaseStats, tokens: number): string {
   const total = p.hits + p.misses;
   if (total === 0) return `${name} -`;
-  const mib = p.bytesRead / 2 ** 20 / Math.max(1, tokens);
-  return `${name} hit ${((100 * p.hits) / total).toFixed(1)}% ${mib.toFixed(2)} MiB/tok`;
+  const mib = (p.bytesRead + p.prefetchBytes) / 2 ** 20 / Math.max(1, tokens);
+  const pf = p.prefetchIssued ? `, prefetch ${p.prefetchUsed}/${p.prefetchIssued} used` : "";
+  return `${name} hit ${((100 * p.hits) / total).toFixed(1)}%${pf} ${mib.toFixed(2)} MiB/tok`;
 }
 
 export function formatStats(s: GenerationStats): string {

@@ -61,6 +61,7 @@ export const ENGINE_OPTIONS = {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
   },
+  prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   verifyExperts: { flag: "--verify-experts", env: "MOESTREAM_VERIFY_EXPERTS", default: false, help: "check each streamed expert's crc32c (packed models)", parse: bool },
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -86,6 +87,7 @@ export interface EngineConfig {
   /** Bytes; 0 = derived from the budget. */
   expertCache: number;
   verifyExperts: boolean;
+  prefetch: boolean;
 }
 
 type Values<T extends Record<string, OptionSpec<unknown>>> = { [K in keyof T]: T[K]["default"] };

@@ -109,7 +109,9 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const weights = new Map<string, Weight>();
     for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, backend.upload(await read(spec.name)));
 
-    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed });
+    // Staging for speculative reads: two tokens' worth of one layer's experts.
+    const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * hp.nExpertUsed : 0;
+    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots });
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
@@ -119,6 +121,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     return {
       path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts,
       close: async () => {
+        await experts.cancelPrefetch();
         await r.close();
       },
     };

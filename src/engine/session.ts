@@ -26,7 +26,14 @@ export interface GenerateStep {
 export interface ExpertPhaseStats {
   hits: number;
   misses: number;
+  /** Misses served by a staged prefetch. */
+  prefetched: number;
+  /** Bytes read on demand. */
   bytesRead: number;
+  prefetchIssued: number;
+  prefetchUsed: number;
+  prefetchWasted: number;
+  prefetchBytes: number;
 }
 
 export interface GenerationStats {
@@ -70,6 +77,7 @@ export class Session {
   reset(): void {
     this.kv.truncate(0);
     this.tokens.length = 0;
+    void this.lm.experts.cancelPrefetch(); // predictions for the old context are worthless
   }
 
   /** Feed tokens; returns the logits of the last one, or of every one. */
@@ -85,7 +93,15 @@ export class Session {
     const tok = this.lm.tokenizer;
     const decoder = tok.createStreamDecoder();
     const stopAtEog = opts.stopAtEog ?? true;
-    const snap = (): ExpertPhaseStats => ({ ...this.lm.experts.stats });
+    const snap = (): ExpertPhaseStats => {
+      const x = this.lm.experts;
+      const p = x.staging?.stats;
+      const sum = (f: "issued" | "used" | "wasted" | "bytesRead") => (p ? p.prev[f] + p.lookahead[f] : 0);
+      return {
+        hits: x.stats.hits, misses: x.stats.misses, prefetched: x.stats.prefetched, bytesRead: x.stats.bytesRead,
+        prefetchIssued: sum("issued"), prefetchUsed: sum("used"), prefetchWasted: sum("wasted"), prefetchBytes: sum("bytesRead"),
+      };
+    };
     const s0 = snap();
     const t0 = performance.now();
     let logits = await this.eval(prompt);
@@ -112,7 +128,8 @@ export class Session {
       logits = await this.eval([token]);
     }
     const s2 = snap();
-    const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats): ExpertPhaseStats => ({ hits: b.hits - a.hits, misses: b.misses - a.misses, bytesRead: b.bytesRead - a.bytesRead });
+    const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats) =>
+      Object.fromEntries(Object.keys(a).map((k) => [k, b[k as keyof ExpertPhaseStats] - a[k as keyof ExpertPhaseStats]])) as unknown as ExpertPhaseStats;
     const stats: GenerationStats = {
       promptTokens: prompt.length, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
       expertIO: this.lm.expertIO.mode, experts: { prefill: diff(s0, s1), decode: diff(s1, s2) },

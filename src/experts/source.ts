@@ -17,4 +17,6 @@ export interface ExpertSource {
   /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;
+  /** Optional hint: `layer` will probably ask for `ids` soon (router lookahead); start reading them. */
+  prefetch?(layer: number, ids: readonly number[]): void;
 }

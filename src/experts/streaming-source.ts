@@ -4,6 +4,7 @@ import type { Backend, Weight } from "../backends/backend.js";
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
+import { Staging } from "./prefetch.js";
 
 /** Which unpinned cached expert to evict; keys are opaque numbers. */
 export interface EvictionPolicy {
@@ -44,13 +45,18 @@ export interface StreamingOptions {
   /** Experts one acquire() needs at least (the model's experts per token); checked here, not at the first token. */
   minExperts?: number;
   policy?: EvictionPolicy;
+  /** Staging slots for speculative reads (0 or absent: no prefetch). */
+  prefetchSlots?: number;
 }
 
 export interface StreamingStats {
   hits: number;
+  /** Experts not in the cache (served by a demand read or by a staged prefetch). */
   misses: number;
+  /** Misses served by a staged prefetch rather than a demand read. */
+  prefetched: number;
   evictions: number;
-  /** Bytes of records read into slots. */
+  /** Bytes of records read on demand into slots. */
   bytesRead: number;
 }
 
@@ -69,7 +75,13 @@ const ARENA_BYTES = 1 << 30;
 export class StreamingExperts implements ExpertSource {
   readonly slotBytes: number;
   readonly nSlots: number;
-  readonly stats: StreamingStats = { hits: 0, misses: 0, evictions: 0, bytesRead: 0 };
+  readonly stats: StreamingStats = { hits: 0, misses: 0, prefetched: 0, evictions: 0, bytesRead: 0 };
+  /** Speculative reads, when prefetch is on. */
+  readonly staging: Staging | undefined;
+  /** Each layer's experts at its last decode-sized acquire: the "previous token" prediction. */
+  private readonly lastIds = new Map<number, number[]>();
+  /** Slot buffers; a staged prefetch's buffer replaces a slot's, the old one goes to staging (no copy). */
+  private readonly slotBufs: Uint8Array[] = [];
   private readonly policy: EvictionPolicy;
   private readonly entries = new Map<number, Entry>();
   private readonly freeSlots: number[] = [];
@@ -89,6 +101,24 @@ export class StreamingExperts implements ExpertSource {
     }
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
     this.policy = opts.policy ?? new LruPolicy();
+    this.staging = opts.prefetchSlots ? new Staging(reader, { slots: opts.prefetchSlots, slotBytes: this.slotBytes }) : undefined;
+  }
+
+  /**
+   * Hint that `layer` will soon want `predicted` (router lookahead); the previous token's experts for the
+   * layer are added. Only experts not cached are read, into staging slots.
+   */
+  prefetch(layer: number, predicted: readonly number[]): void {
+    const st = this.staging;
+    if (!st) return;
+    const want = (e: number) => !this.entries.has(layer * this.keyStride + e);
+    for (const e of predicted) if (want(e)) st.issue(layer, e, "lookahead");
+    for (const e of this.lastIds.get(layer) ?? []) if (want(e)) st.issue(layer, e, "prev");
+  }
+
+  /** Drop all speculative reads and wait until none is in flight (reset, state load, shutdown). */
+  async cancelPrefetch(): Promise<void> {
+    await this.staging?.cancel();
   }
 
   get capacity(): number {
@@ -115,6 +145,8 @@ export class StreamingExperts implements ExpertSource {
     this.checkFits(layer, keys);
     // Pin everything synchronously first, so reads started here cannot evict each other.
     const mine = keys.map((k, i) => this.pin(k, layer, distinct[i]));
+    this.staging?.settleLayer(layer);
+    if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
     const settled = await Promise.allSettled(mine.map((en) => en.ready));
     const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (bad) {
@@ -166,8 +198,19 @@ export class StreamingExperts implements ExpertSource {
     }
     this.stats.misses++;
     const slot = this.takeSlot();
-    const bytes = this.slot(slot);
-    const entry: Entry = { key, slot, pins: 1, ready: this.load(layer, e, bytes).then((w) => void (entry.weights = w)) };
+    const staged = this.staging?.take(layer, e);
+    let bytes: Uint8Array;
+    let read: Promise<void>;
+    if (staged) {
+      this.stats.prefetched++;
+      this.staging!.give(this.slot(slot));
+      bytes = this.slotBufs[slot] = staged.buf;
+      read = staged.ready;
+    } else {
+      bytes = this.slot(slot);
+      read = this.reader.readExpert(layer, e, bytes).then(() => void (this.stats.bytesRead += this.reader.recordBytes(layer)));
+    }
+    const entry: Entry = { key, slot, pins: 1, ready: read.then(() => void (entry.weights = this.weightsOf(layer, e, bytes))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -179,9 +222,7 @@ export class StreamingExperts implements ExpertSource {
     return entry;
   }
 
-  private async load(layer: number, e: number, bytes: Uint8Array): Promise<ExpertWeights> {
-    await this.reader.readExpert(layer, e, bytes);
-    this.stats.bytesRead += this.reader.recordBytes(layer);
+  private weightsOf(layer: number, e: number, bytes: Uint8Array): ExpertWeights {
     const w: Partial<Record<string, Weight>> = {};
     for (const p of this.reader.parts(layer)) {
       // With CPU backends upload keeps a view of the slot: valid until the slot is reused, which pins prevent.
@@ -209,10 +250,12 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private slot(i: number): Uint8Array {
+    const have = this.slotBufs[i];
+    if (have) return have;
     const a = Math.floor(i / this.slotsPerArena);
     // Arenas are allocated on first use, so a large budget costs nothing until it fills.
     this.arenas[a] ??= new Uint8Array(Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena) * this.slotBytes);
     const at = (i % this.slotsPerArena) * this.slotBytes; // a multiple of 4096: records are
-    return this.arenas[a].subarray(at, at + this.slotBytes);
+    return (this.slotBufs[i] = this.arenas[a].subarray(at, at + this.slotBytes));
   }
 }

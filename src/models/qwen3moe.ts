@@ -140,6 +140,17 @@ export class Qwen3Moe {
     });
   }
 
+  /**
+   * Router lookahead (decode): apply layer il+1's router to layer il's normed hidden state and hint the
+   * predicted experts to the source, whose reads then overlap this layer's expert compute.
+   */
+  private async lookahead(il: number, h: Buf, scratch: Buf): Promise<void> {
+    if (!this.experts.prefetch || il + 1 >= this.hp.nLayer) return;
+    this.backend.matmul(scratch, this.layers[il + 1].ffn_gate_inp, h, 1);
+    const predicted = softmaxTopK(await this.backend.read(scratch), 1, this.hp.nExpert, this.hp.nExpertUsed, false);
+    this.experts.prefetch(il + 1, [...predicted.ids]);
+  }
+
   /** Run tokens at cache positions [kv.length, kv.length + T); appends their keys/values; returns logits. */
   async forward(tokens: Int32Array, kv: KVCache, opts: ForwardOptions): Promise<Float32Array> {
     const be = this.backend;
@@ -197,7 +208,10 @@ export class Qwen3Moe {
         for (let g = 0; g < buckets.length; g += group) {
           const part = buckets.slice(g, g + group);
           const ids = part.map((b) => b.expert);
-          const ws = await this.experts.acquire(il, ids);
+          const acquired = this.experts.acquire(il, ids);
+          acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
+          if (T === 1 && g === 0) await this.lookahead(il, h, routerLogits);
+          const ws = await acquired;
           try {
             part.forEach((b, j) => {
               const n = b.rows.length;

@@ -49,7 +49,7 @@ test("derived cache = budget - dense - KV - headroom; an explicit cache wins; ca
   assert.equal(decideExpertIO(cfg({ expertIo: "resident", memBudget: 1 * G }), x).mode, "resident");
 });
 
-test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, cache from the minimum to full", async () => {
+test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, prefetch on/off, cache from the minimum to full", async () => {
   const gguf = await testModel({ type: "Q4_K", seed: 11 });
   const dir = mkdtempSync(join(tmpdir(), "moestream-io-"));
   try {
@@ -74,7 +74,8 @@ test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, ca
     assert.equal(ref.mode, "resident");
     const slot = 4096 * Math.ceil((3 * 256 * 256 * 144) / 256 / 4096); // a Q4_K expert record rounded to 4 KiB
     for (const path of [gguf, packed]) {
-      for (const c of [{ expertIo: "resident" as const }, { expertIo: "stream" as const, expertCache: 4 * slot }, { expertIo: "stream" as const, expertCache: 10 * slot }, { expertIo: "stream" as const, expertCache: 64 * slot }]) {
+      const stream = (slots: number, prefetch: boolean) => ({ expertIo: "stream" as const, expertCache: slots * slot, prefetch });
+      for (const c of [{ expertIo: "resident" as const }, stream(4, false), stream(4, true), stream(10, false), stream(10, true), stream(64, true)]) {
         const r = await run(path, c);
         assert.equal(r.mode, c.expertIo);
         assert.deepEqual(r.logits, ref.logits, `${path} ${JSON.stringify(c)}`);

@@ -33,7 +33,8 @@ class Widest implements ExpertSource {
 
 test("streamed logits equal resident logits for packed dir and plain GGUF, at every budget", async () => {
   const src = await testModel({ type: "Q8_0", seed: 3 });
-  const lm = await loadModel(src, defaultEngineConfig({ ctxSize: 64 }));
+  // buildModel runs the scalar backend: the reference must too (bit-identical is the claim).
+  const lm = await loadModel(src, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "resident" }));
   const resident = { model: lm.model, hp: lm.model.hp, backend: lm.backend };
   const refSteps = await runLogits(resident, TOKENS, "steps");
   const refBatch = await runLogits(resident, TOKENS, "batch");
