@@ -1,5 +1,6 @@
 // moestream run: one prompt in, generated text out (or one JSON object with --json).
 import type { Command } from "commander";
+import { writeFileSync } from "node:fs";
 import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
 import { Session } from "../engine/session.js";
 import { renderChat } from "../engine/chat-template.js";
@@ -18,6 +19,7 @@ export function registerRun(program: Command): void {
     .option("--no-think", "with --chat: disable the thinking block (Qwen3 enable_thinking=false)")
     .option("--ignore-eos", "keep generating past end-of-generation tokens")
     .option("--json", "print one JSON object: prompt_tokens, tokens, top_logits, text, stats")
+    .option("--stats-json [file]", "write the full generation stats as JSON (to FILE, or stderr)")
     .addHelpText("after", "\nExamples:\n  moestream run -m model.gguf -p 'Once upon a time' -n 32 --temp 0\n  moestream run -m model.gguf -p 'Hello' --chat --json");
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
@@ -46,6 +48,11 @@ export function registerRun(program: Command): void {
       } else {
         process.stdout.write("\n");
         process.stderr.write(formatStats(stats) + "\n");
+      }
+      if (opts.statsJson) {
+        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.experts.nSlots, reason: lm.expertIO.reason } }) + "\n";
+        if (opts.statsJson === true) process.stderr.write(json);
+        else writeFileSync(opts.statsJson, json);
       }
     } finally {
       await lm.close();

@@ -3,12 +3,13 @@ import type { ExpertPhaseStats, GenerationStats } from "../engine/session.js";
 
 const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : "-");
 
-function experts(name: string, p: ExpertPhaseStats, tokens: number): string {
+function experts(name: string, p: ExpertPhaseStats, tokens: number, phaseMs: number): string {
   const total = p.hits + p.misses;
   if (total === 0) return `${name} -`;
   const mib = (p.bytesRead + p.prefetchBytes) / 2 ** 20 / Math.max(1, tokens);
   const pf = p.prefetchIssued ? `, prefetch ${p.prefetchUsed}/${p.prefetchIssued} used` : "";
-  return `${name} hit ${((100 * p.hits) / total).toFixed(1)}%${pf} ${mib.toFixed(2)} MiB/tok`;
+  const io = p.reads ? `, io wait ${((100 * p.ioWaitMs) / Math.max(1e-9, phaseMs)).toFixed(0)}% (read p50 ${p.readP50Ms.toFixed(1)} ms, p99 ${p.readP99Ms.toFixed(1)} ms)` : "";
+  return `${name} hit ${((100 * p.hits) / total).toFixed(1)}%${pf} ${mib.toFixed(2)} MiB/tok${io}`;
 }
 
 export function formatStats(s: GenerationStats): string {
@@ -16,7 +17,7 @@ export function formatStats(s: GenerationStats): string {
   const parts = [
     `prompt ${s.promptTokens} tok ${rate(s.promptTokens, s.promptMs)} tok/s`,
     `decode ${s.generatedTokens} tok ${rate(decoded, s.decodeMs)} tok/s`,
-    `experts ${s.expertIO}: ${experts("prefill", s.experts.prefill, s.promptTokens)}, ${experts("decode", s.experts.decode, decoded)}`,
+    `experts ${s.expertIO}: ${experts("prefill", s.experts.prefill, s.promptTokens, s.promptMs)}, ${experts("decode", s.experts.decode, decoded, s.decodeMs)}`,
     s.finishReason,
   ];
   return parts.join(" | ");

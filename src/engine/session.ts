@@ -34,6 +34,12 @@ export interface ExpertPhaseStats {
   prefetchUsed: number;
   prefetchWasted: number;
   prefetchBytes: number;
+  /** Demand reads, and their latency percentiles in ms. */
+  reads: number;
+  readP50Ms: number;
+  readP99Ms: number;
+  /** Time the forward waited on expert reads; the rest of the phase is compute. */
+  ioWaitMs: number;
 }
 
 export interface GenerationStats {
@@ -100,6 +106,7 @@ export class Session {
       return {
         hits: x.stats.hits, misses: x.stats.misses, prefetched: x.stats.prefetched, bytesRead: x.stats.bytesRead,
         prefetchIssued: sum("issued"), prefetchUsed: sum("used"), prefetchWasted: sum("wasted"), prefetchBytes: sum("bytesRead"),
+        reads: x.readLatency.count, readP50Ms: 0, readP99Ms: 0, ioWaitMs: x.stats.ioWaitMs,
       };
     };
     const s0 = snap();
@@ -128,8 +135,11 @@ export class Session {
       logits = await this.eval([token]);
     }
     const s2 = snap();
-    const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats) =>
-      Object.fromEntries(Object.keys(a).map((k) => [k, b[k as keyof ExpertPhaseStats] - a[k as keyof ExpertPhaseStats]])) as unknown as ExpertPhaseStats;
+    const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats): ExpertPhaseStats => {
+      const d = Object.fromEntries(Object.keys(a).map((k) => [k, b[k as keyof ExpertPhaseStats] - a[k as keyof ExpertPhaseStats]])) as unknown as ExpertPhaseStats;
+      [d.readP50Ms, d.readP99Ms] = this.lm.experts.readLatency.percentiles(a.reads, [0.5, 0.99]);
+      return d;
+    };
     const stats: GenerationStats = {
       promptTokens: prompt.length, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
       expertIO: this.lm.expertIO.mode, experts: { prefill: diff(s0, s1), decode: diff(s1, s2) },

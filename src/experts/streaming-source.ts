@@ -58,6 +58,29 @@ export interface StreamingStats {
   evictions: number;
   /** Bytes of records read on demand into slots. */
   bytesRead: number;
+  /** Demand reads completed. */
+  reads: number;
+  /** Milliseconds acquire() spent waiting for reads (demand or staged) to land: the model's I/O wait. */
+  ioWaitMs: number;
+}
+
+/** Latencies of recent demand reads (ms), a ring of the last `capacity`; `count` is the total ever recorded. */
+export class LatencyLog {
+  readonly samples: Float64Array;
+  count = 0;
+  constructor(readonly capacity = 1 << 16) {
+    this.samples = new Float64Array(capacity);
+  }
+  add(ms: number): void {
+    this.samples[this.count++ % this.capacity] = ms;
+  }
+  /** Percentiles (0..1) of the samples recorded since `since` (a previous `count`), as far as the ring holds them. */
+  percentiles(since: number, qs: number[]): number[] {
+    const n = Math.min(this.count - since, this.capacity);
+    if (n <= 0) return qs.map(() => 0);
+    const xs = Float64Array.from({ length: n }, (_, i) => this.samples[(this.count - n + i) % this.capacity]).sort();
+    return qs.map((q) => xs[Math.min(n - 1, Math.floor(q * n))]);
+  }
 }
 
 interface Entry {
@@ -75,7 +98,8 @@ const ARENA_BYTES = 1 << 30;
 export class StreamingExperts implements ExpertSource {
   readonly slotBytes: number;
   readonly nSlots: number;
-  readonly stats: StreamingStats = { hits: 0, misses: 0, prefetched: 0, evictions: 0, bytesRead: 0 };
+  readonly stats: StreamingStats = { hits: 0, misses: 0, prefetched: 0, evictions: 0, bytesRead: 0, reads: 0, ioWaitMs: 0 };
+  readonly readLatency = new LatencyLog();
   /** Speculative reads, when prefetch is on. */
   readonly staging: Staging | undefined;
   /** Each layer's experts at its last decode-sized acquire: the "previous token" prediction. */
@@ -147,7 +171,9 @@ export class StreamingExperts implements ExpertSource {
     const mine = keys.map((k, i) => this.pin(k, layer, distinct[i]));
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
+    const t0 = performance.now();
     const settled = await Promise.allSettled(mine.map((en) => en.ready));
+    this.stats.ioWaitMs += performance.now() - t0;
     const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (bad) {
       for (const en of mine) this.unpin(en);
@@ -208,7 +234,12 @@ export class StreamingExperts implements ExpertSource {
       read = staged.ready;
     } else {
       bytes = this.slot(slot);
-      read = this.reader.readExpert(layer, e, bytes).then(() => void (this.stats.bytesRead += this.reader.recordBytes(layer)));
+      const t0 = performance.now();
+      read = this.reader.readExpert(layer, e, bytes).then(() => {
+        this.stats.bytesRead += this.reader.recordBytes(layer);
+        this.stats.reads++;
+        this.readLatency.add(performance.now() - t0);
+      });
     }
     const entry: Entry = { key, slot, pins: 1, ready: read.then(() => void (entry.weights = this.weightsOf(layer, e, bytes))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
