@@ -34,5 +34,6 @@ export async function loadWithProgress(path: string, cfg: EngineConfig): Promise
     bar.stop();
   }
   process.stderr.write(`moestream: ${lm.expertIO.reason}\n`);
+  for (const w of lm.warnings) process.stderr.write(`moestream: warning: ${w}\n`);
   return lm;
 }

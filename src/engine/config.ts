@@ -62,6 +62,10 @@ export const ENGINE_OPTIONS = {
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
   },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
+  allowMissingExperts: {
+    flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,
+    help: "run a packed model whose expert layer files are missing: those experts output zeros (warned once)",
+  },
   verifyExperts: { flag: "--verify-experts", env: "MOESTREAM_VERIFY_EXPERTS", default: false, help: "check each streamed expert's crc32c (packed models)", parse: bool },
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -87,6 +91,7 @@ export interface EngineConfig {
   /** Bytes; 0 = derived from the budget. */
   expertCache: number;
   verifyExperts: boolean;
+  allowMissingExperts: boolean;
   prefetch: boolean;
 }
 

@@ -30,6 +30,8 @@ export interface LoadedModel {
   /** Resident or streamed, the cache size, and why. */
   readonly expertIO: ExpertIODecision;
   readonly experts: StreamingExperts;
+  /** Things the user should hear about once (e.g. missing expert files allowed). */
+  readonly warnings: string[];
   close(): Promise<void>;
 }
 
@@ -89,7 +91,12 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     check(dense, file);
     if (!packed) check(expertSpecs.flatMap((e) => [e.gate, e.up, e.down]), file);
 
-    reader = packed ? await ExpertStore.open(path, { verify: cfg.verifyExperts }) : await GGUFExpertReader.open(path, expertLayout);
+    const warnings: string[] = [];
+    if (packed) {
+      const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
+      if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
+      reader = store;
+    } else reader = await GGUFExpertReader.open(path, expertLayout);
     const layers = reader.layers;
     if (layers.length !== hp.nLayer) throw new ModelError("bad_experts", `${path}: experts for ${layers.length} layers, the model has ${hp.nLayer}`);
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
@@ -119,7 +126,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const model = arch.create(hp, backend, weights, experts);
     const r = reader;
     return {
-      path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts,
+      path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts, warnings,
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();

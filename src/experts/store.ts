@@ -78,11 +78,14 @@ export interface ExpertStoreOptions {
   /** Check each record's crc32c on every read (~1 GB/s of CPU). */
   verify?: boolean;
   openFile?: OpenFile;
+  /** A missing layer file is not an error: its experts read as zero bytes (all-zero blocks decode to 0, so they add nothing). */
+  allowMissing?: boolean;
 }
 
 interface OpenLayer extends PackLayer {
   path: string;
-  fh: FileLike;
+  /** null: the file is missing and allowMissing was given. */
+  fh: FileLike | null;
 }
 
 /** Experts of a packed directory: one positioned read per expert. */
@@ -90,6 +93,8 @@ export class ExpertStore implements ExpertReader {
   readonly layers: readonly number[];
   /** Reads and bytes completed. */
   readonly stats = { reads: 0, bytes: 0 };
+  /** Layer files that were missing (only with allowMissing): their experts are zeros. */
+  readonly missing: readonly string[];
   private readonly verify: boolean;
 
   private constructor(
@@ -100,6 +105,7 @@ export class ExpertStore implements ExpertReader {
   ) {
     this.layers = [...byLayer.keys()].sort((a, b) => a - b);
     this.verify = opts.verify ?? false;
+    this.missing = [...byLayer.values()].filter((l) => !l.fh).map((l) => l.path);
   }
 
   /** Open and check a pack: manifest fields, dense.gguf's identity, each layer file's header and size. */
@@ -137,9 +143,16 @@ export class ExpertStore implements ExpertReader {
 
     const byLayer = new Map<number, OpenLayer>();
     try {
-      for (const l of manifest.layers) byLayer.set(l.layer, await openLayer(dir, l, manifest, openFile));
+      for (const l of manifest.layers) {
+        try {
+          byLayer.set(l.layer, await openLayer(dir, l, manifest, openFile));
+        } catch (e) {
+          if (!(opts.allowMissing && e instanceof ExpertError && e.code === "missing_layer_file")) throw e;
+          byLayer.set(l.layer, { ...l, path: join(dir, l.file), fh: null });
+        }
+      }
     } catch (e) {
-      await Promise.all([...byLayer.values()].map((l) => l.fh.close()));
+      await Promise.all([...byLayer.values()].map((l) => l.fh?.close()));
       throw e;
     }
     return new ExpertStore(dir, manifest, byLayer, opts);
@@ -169,6 +182,10 @@ export class ExpertStore implements ExpertReader {
     checkIndex("expert", e, l.experts, l.path);
     if (dst.byteLength < l.recordBytes) throw new UsageError("bad_buffer", `buffer of ${dst.byteLength} bytes is smaller than a layer ${layer} record (${l.recordBytes})`);
     const rec = dst.subarray(0, l.recordBytes);
+    if (!l.fh) {
+      rec.fill(0);
+      return;
+    }
     const at = this.recordOffset(layer, e);
     await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
     this.stats.reads++;
@@ -182,7 +199,7 @@ export class ExpertStore implements ExpertReader {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.byLayer.values()].map((l) => l.fh.close()));
+    await Promise.all([...this.byLayer.values()].map((l) => l.fh?.close()));
   }
 }
 

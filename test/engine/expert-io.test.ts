@@ -86,3 +86,31 @@ test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, pr
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a missing layer file is refused, unless --allow-missing-experts: then its experts output zeros, with one warning", async () => {
+  const gguf = await testModel({ type: "Q8_0", seed: 3 });
+  const dir = mkdtempSync(join(tmpdir(), "moestream-missing-"));
+  try {
+    const packed = join(dir, "m.moe");
+    await packModel(gguf, packed, { experts: expertLayout });
+    const { unlinkSync } = await import("node:fs");
+    unlinkSync(join(packed, "experts", "layer_002.bin"));
+    await assert.rejects(loadModel(packed, defaultEngineConfig({ expertIo: "stream" })), /layer_002\.bin.*layer file is missing/);
+    const lm = await loadModel(packed, defaultEngineConfig({ expertIo: "stream", allowMissingExperts: true, backend: "scalar" }));
+    try {
+      assert.equal(lm.warnings.length, 1);
+      assert.match(lm.warnings[0], /1 expert layer file\(s\) missing, their experts output zeros .*layer_002\.bin/);
+      // Zero experts: layer 2's MoE adds nothing, so the logits differ from the intact model's, and stay finite.
+      const s = new Session(lm);
+      const logits = await s.eval(lm.tokenizer.encode("Hello"), "last");
+      assert.ok(logits.every(Number.isFinite));
+      const w = await lm.experts.acquire(2, [0]);
+      lm.experts.release(2, [0]);
+      for (const m of [w[0].gate, w[0].up, w[0].down]) assert.ok((m as unknown as { bytes: Uint8Array }).bytes.every((b) => b === 0), "all-zero blocks decode to 0");
+    } finally {
+      await lm.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
