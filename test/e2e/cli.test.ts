@@ -1,4 +1,4 @@
-// The real CLI (bin/moestream.js over the built dist/) as a user runs it.
+// The real CLI (bin/moestream.cjs over the built dist/) as a user runs it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,7 +9,7 @@ import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { testModel } from "../helpers/models.js";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.js");
+const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
 const dir = mkdtempSync(join(tmpdir(), "moestream-cli-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
