@@ -6,6 +6,7 @@ import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
 import { registerPack } from "./pack.js";
 import { registerRun } from "./run.js";
+import { registerTraceCommands } from "./trace.js";
 
 const EXIT = { usage: 2, model: 3, internal: 1 } as const;
 
@@ -19,6 +20,7 @@ registerRun(program);
 registerInspect(program);
 registerGen(program);
 registerPack(program);
+registerTraceCommands(program);
 
 try {
   await program.parseAsync(process.argv);

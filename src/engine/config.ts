@@ -62,6 +62,10 @@ export const ENGINE_OPTIONS = {
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
   },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
+  expertPolicy: {
+    flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: (raw: string) => raw,
+    help: "expert cache eviction: lfu (default, chosen by trace replay) | lru | slru | lrfu, with parameters as name:key=value",
+  },
   allowMissingExperts: {
     flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,
     help: "run a packed model whose expert layer files are missing: those experts output zeros (warned once)",
@@ -93,6 +97,8 @@ export interface EngineConfig {
   verifyExperts: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
+  /** Eviction policy spec, e.g. "lfu" or "slru:protected=0.8". */
+  expertPolicy: string;
 }
 
 type Values<T extends Record<string, OptionSpec<unknown>>> = { [K in keyof T]: T[K]["default"] };

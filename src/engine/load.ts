@@ -10,6 +10,7 @@ import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
+import { parsePolicySpec, policyByName } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type MoeModel } from "../models/registry.js";
@@ -118,7 +119,9 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
 
     // Staging for speculative reads: two tokens' worth of one layer's experts.
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * hp.nExpertUsed : 0;
-    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots });
+    const spec = parsePolicySpec(cfg.expertPolicy);
+    const policy = policyByName(spec.name, spec.params);
+    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots, policy });
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));

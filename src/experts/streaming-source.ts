@@ -92,6 +92,8 @@ interface Entry {
   weights?: ExpertWeights;
 }
 
+const NONE: ReadonlySet<number> = new Set();
+
 /** Slots are carved from arenas of at most this size (one huge ArrayBuffer may exceed V8's limits). */
 const ARENA_BYTES = 1 << 30;
 
@@ -106,6 +108,8 @@ export class StreamingExperts implements ExpertSource {
   private readonly lastIds = new Map<number, number[]>();
   /** Slot buffers; a staged prefetch's buffer replaces a slot's, the old one goes to staging (no copy). */
   private readonly slotBufs: Uint8Array[] = [];
+  /** Keys of the acquire being pinned: never evicted by it. */
+  private protect: ReadonlySet<number> = NONE;
   private readonly policy: EvictionPolicy;
   private readonly entries = new Map<number, Entry>();
   private readonly freeSlots: number[] = [];
@@ -167,8 +171,15 @@ export class StreamingExperts implements ExpertSource {
     const distinct = [...new Set(ids)];
     const keys = distinct.map((e) => layer * this.keyStride + e);
     this.checkFits(layer, keys);
-    // Pin everything synchronously first, so reads started here cannot evict each other.
-    const mine = keys.map((k, i) => this.pin(k, layer, distinct[i]));
+    // Pin everything synchronously first, so reads started here cannot evict each other; while pinning,
+    // none of this acquire's experts may be chosen as a victim (it would only be read again).
+    this.protect = new Set(keys);
+    let mine: Entry[];
+    try {
+      mine = keys.map((k, i) => this.pin(k, layer, distinct[i]));
+    } finally {
+      this.protect = NONE;
+    }
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
     const t0 = performance.now();
@@ -270,7 +281,7 @@ export class StreamingExperts implements ExpertSource {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.nextFresh < this.nSlots) return this.nextFresh++;
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0);
+    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !this.protect.has(k));
     // checkFits ran first, so an unpinned entry exists.
     if (victim === undefined) throw new Error("internal: no evictable expert slot");
     const en = this.entries.get(victim)!;
