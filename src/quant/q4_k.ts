@@ -8,6 +8,7 @@
 // Two exact shortcuts keep it fast (see makeQkx2Quants): trials whose quants repeat the previous trial are
 // skipped, and the error sum stops once it can no longer beat the best.
 import type { QuantFormat } from "./types.js";
+import { blockFormat } from "./block-format.js";
 import { F16_TO_F32, f32ToF16 } from "../util/f16.js";
 
 const QK_K = 256;
@@ -34,11 +35,7 @@ const scales = new Float32Array(8);
 const mins = new Float32Array(8);
 const sc = new Uint8Array(8);
 const mn = new Uint8Array(8);
-const blk = new Float32Array(QK_K);
 
-function checkN(n: number): void {
-  if (n % QK_K !== 0) throw new Error(`Q4_K: row length ${n} is not a multiple of ${QK_K}`);
-}
 
 let qkx2Min = 0;
 
@@ -234,26 +231,11 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
   }
 }
 
-export const Q4_K: QuantFormat = {
+export const Q4_K: QuantFormat = blockFormat({
   type: 12,
   name: "Q4_K",
   blockSize: QK_K,
   bytesPerBlock: BLOCK_BYTES,
-  dequantRow(src: Uint8Array, dst: Float32Array, n: number): void {
-    checkN(n);
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) dequantBlock(src, o, dst, i);
-  },
-  quantizeRow(src: Float32Array, dst: Uint8Array, n: number): void {
-    checkN(n);
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) quantizeBlock(src, i, dst, o);
-  },
-  dot(src: Uint8Array, x: Float32Array, n: number): number {
-    checkN(n);
-    let s = 0;
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) {
-      dequantBlock(src, o, blk, 0);
-      for (let j = 0; j < QK_K; j++) s += blk[j] * x[i + j];
-    }
-    return s;
-  },
-};
+  dequantBlock,
+  quantizeBlock,
+});

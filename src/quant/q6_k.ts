@@ -6,6 +6,7 @@
 // Verified equal to ggml's C (built with plain f32 operations, no FMA contraction, as ggml-base is on x86-64)
 // on millions of values; a ggml built with FMA contraction (-march=native) rounds differently in a few % of blocks.
 import type { QuantFormat } from "./types.js";
+import { blockFormat } from "./block-format.js";
 import { F16_TO_F32, f32ToF16 } from "../util/f16.js";
 
 const QK_K = 256;
@@ -29,11 +30,7 @@ const LT = new Int8Array(16); // candidate quants of one trial
 const WX = new Float32Array(16); // w*x with w = x*x
 const WW = new Float32Array(16); // w
 const scales = new Float32Array(16);
-const blk = new Float32Array(QK_K);
 
-function checkN(n: number): void {
-  if (n % QK_K !== 0) throw new Error(`Q6_K: row length ${n} is not a multiple of ${QK_K}`);
-}
 
 /** ggml's make_qx_quants(16, 32, x+xo, L+lo, 1, NULL): returns the scale, leaves L[lo..lo+16) = l + 32. */
 function makeQxQuants(x: Float32Array, xo: number, lo: number): number {
@@ -165,26 +162,11 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
   }
 }
 
-export const Q6_K: QuantFormat = {
+export const Q6_K: QuantFormat = blockFormat({
   type: 14,
   name: "Q6_K",
   blockSize: QK_K,
   bytesPerBlock: BLOCK_BYTES,
-  dequantRow(src: Uint8Array, dst: Float32Array, n: number): void {
-    checkN(n);
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) dequantBlock(src, o, dst, i);
-  },
-  quantizeRow(src: Float32Array, dst: Uint8Array, n: number): void {
-    checkN(n);
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) quantizeBlock(src, i, dst, o);
-  },
-  dot(src: Uint8Array, x: Float32Array, n: number): number {
-    checkN(n);
-    let s = 0;
-    for (let i = 0, o = 0; i < n; i += QK_K, o += BLOCK_BYTES) {
-      dequantBlock(src, o, blk, 0);
-      for (let j = 0; j < QK_K; j++) s += blk[j] * x[i + j];
-    }
-    return s;
-  },
-};
+  dequantBlock,
+  quantizeBlock,
+});
