@@ -88,9 +88,36 @@ interface OpenLayer extends PackLayer {
   fh: FileLike | null;
 }
 
-/** Experts of a packed directory: one positioned read per expert. */
-export class ExpertStore implements ExpertReader {
+/** What both readers know per layer, and the lookups over it. */
+interface LayerRecords {
+  experts: number;
+  recordBytes: number;
+  parts: readonly ExpertPart[];
+}
+
+abstract class RecordLayers<L extends LayerRecords> {
   readonly layers: readonly number[];
+  constructor(protected readonly byLayer: Map<number, L>, private readonly where: string) {
+    this.layers = [...byLayer.keys()].sort((a, b) => a - b);
+  }
+  protected layer(layer: number): L {
+    const l = this.byLayer.get(layer);
+    if (!l) throw new UsageError("bad_layer", `layer ${layer} has no experts in ${this.where} (layers: ${this.layers.join(", ")})`);
+    return l;
+  }
+  expertCount(layer: number): number {
+    return this.layer(layer).experts;
+  }
+  recordBytes(layer: number): number {
+    return this.layer(layer).recordBytes;
+  }
+  parts(layer: number): readonly ExpertPart[] {
+    return this.layer(layer).parts;
+  }
+}
+
+/** Experts of a packed directory: one positioned read per expert. */
+export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader {
   /** Reads and bytes completed. */
   readonly stats = { reads: 0, bytes: 0 };
   /** Layer files that were missing (only with allowMissing): their experts are zeros. */
@@ -100,10 +127,10 @@ export class ExpertStore implements ExpertReader {
   private constructor(
     readonly dir: string,
     readonly manifest: PackManifest,
-    private readonly byLayer: Map<number, OpenLayer>,
+    byLayer: Map<number, OpenLayer>,
     opts: ExpertStoreOptions,
   ) {
-    this.layers = [...byLayer.keys()].sort((a, b) => a - b);
+    super(byLayer, dir);
     this.verify = opts.verify ?? false;
     this.missing = [...byLayer.values()].filter((l) => !l.fh).map((l) => l.path);
   }
@@ -158,20 +185,6 @@ export class ExpertStore implements ExpertReader {
     return new ExpertStore(dir, manifest, byLayer, opts);
   }
 
-  private layer(layer: number): OpenLayer {
-    const l = this.byLayer.get(layer);
-    if (!l) throw new UsageError("bad_layer", `layer ${layer} has no experts in ${this.dir} (layers: ${this.layers.join(", ")})`);
-    return l;
-  }
-  expertCount(layer: number): number {
-    return this.layer(layer).experts;
-  }
-  recordBytes(layer: number): number {
-    return this.layer(layer).recordBytes;
-  }
-  parts(layer: number): readonly ExpertPart[] {
-    return this.layer(layer).parts;
-  }
   /** Byte offset of expert e's record in its layer file. */
   recordOffset(layer: number, e: number): number {
     return RECORDS_OFFSET + e * this.layer(layer).recordBytes;
@@ -244,14 +257,10 @@ async function openLayer(dir: string, l: PackLayer, m: PackManifest, openFile: O
 }
 
 /** Experts read in place from a plain GGUF: three positioned reads (gate, up, down) into the record layout of a pack. */
-export class GGUFExpertReader implements ExpertReader {
-  readonly layers: readonly number[];
+export class GGUFExpertReader extends RecordLayers<PlannedLayer & { gaps: [number, number][] }> implements ExpertReader {
   readonly stats = { reads: 0, bytes: 0 };
-  private readonly byLayer: Map<number, PlannedLayer & { gaps: [number, number][] }>;
-
   private constructor(readonly path: string, private readonly fh: FileLike, planned: PlannedLayer[]) {
-    this.byLayer = new Map(planned.map((p) => [p.layer, { ...p, gaps: gapsOf(p) }]));
-    this.layers = planned.map((p) => p.layer);
+    super(new Map(planned.map((p) => [p.layer, { ...p, gaps: gapsOf(p) }])), path);
   }
 
   /** `experts` names each layer's stacked tensors (the engine derives it from the architecture). */
@@ -268,20 +277,6 @@ export class GGUFExpertReader implements ExpertReader {
     return new GGUFExpertReader(path, fh, planned);
   }
 
-  private layer(layer: number) {
-    const l = this.byLayer.get(layer);
-    if (!l) throw new UsageError("bad_layer", `layer ${layer} has no experts in ${this.path} (layers: ${this.layers.join(", ")})`);
-    return l;
-  }
-  expertCount(layer: number): number {
-    return this.layer(layer).experts;
-  }
-  recordBytes(layer: number): number {
-    return this.layer(layer).recordBytes;
-  }
-  parts(layer: number): readonly ExpertPart[] {
-    return this.layer(layer).parts;
-  }
 
   async readExpert(layer: number, e: number, dst: Uint8Array): Promise<void> {
     const l = this.layer(layer);
