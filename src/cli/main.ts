@@ -6,6 +6,7 @@ import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
 import { registerPack } from "./pack.js";
 import { registerRun } from "./run.js";
+import { registerServe } from "./serve.js";
 import { registerTraceCommands } from "./trace.js";
 
 const EXIT = { usage: 2, model: 3, internal: 1 } as const;
@@ -17,6 +18,7 @@ const program = new Command()
   .showHelpAfterError();
 registerDemo(program);
 registerRun(program);
+registerServe(program);
 registerInspect(program);
 registerGen(program);
 registerPack(program);

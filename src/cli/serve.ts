@@ -1,0 +1,61 @@
+// moestream serve: the OpenAI-compatible HTTP server over one loaded model.
+import type { Command } from "commander";
+import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
+import { createApiServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from "../server/http.js";
+import { OpenAIApi } from "../server/openai.js";
+import { UsageError } from "../util/errors.js";
+import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+
+function intIn(raw: string, flag: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError("bad_option", `${flag} must be an integer in [${min}, ${max}], got '${raw}'`);
+  return n;
+}
+
+export function registerServe(program: Command): void {
+  const cmd = program
+    .command("serve")
+    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)")
+    .requiredOption("-m, --model <file>", "model GGUF file or packed directory")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <n>", "port to listen on; 0 = any free port (printed)", "8080")
+    .option("--alias <id>", "model id clients send as `model` (default: the file name without .gguf)")
+    .option("--max-queue <n>", "requests allowed to wait behind the running one; more get 429", String(DEFAULT_MAX_QUEUE))
+    .option("--body-limit <bytes>", "largest request body; more gets 413", String(DEFAULT_BODY_LIMIT))
+    .addHelpText("after", [
+      "\nSampling flags set the server's defaults; a request's temperature, top_p, seed, ... override them.",
+      "\nExamples:",
+      "  moestream serve -m model.gguf --port 8080",
+      "  curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\",
+      "    -d '{\"model\": \"model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'",
+    ].join("\n"));
+  addOptions(cmd, SAMPLING_OPTIONS);
+  addOptions(cmd, ENGINE_OPTIONS);
+  cmd.action(async (opts) => {
+    const port = intIn(opts.port, "--port", 0, 65535);
+    const maxQueue = intIn(opts.maxQueue, "--max-queue", 0, 1_000_000);
+    const bodyLimit = intIn(opts.bodyLimit, "--body-limit", 1, 2 ** 31);
+    const defaults = samplingOptions(opts);
+    const lm = await loadWithProgress(opts.model, engineConfig(opts));
+    const api = new OpenAIApi(lm, { modelId: opts.alias, defaults });
+    const srv = createApiServer(api, { maxQueue, bodyLimit, log: (line) => process.stderr.write(`moestream: ${line}\n`) });
+    let addr;
+    try {
+      addr = await srv.listen(port, opts.host);
+    } catch (e) {
+      await lm.close();
+      throw new UsageError("listen_failed", `cannot listen on ${opts.host}:${port}: ${(e as Error).message}`);
+    }
+    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+    process.stdout.write(`listening on http://${host}:${addr.port} (model '${api.modelId}')\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        process.stderr.write(`moestream: ${sig}: cancelling in-flight requests and shutting down\n`);
+        srv.close().then(resolve, resolve);
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    await lm.close();
+  });
+}

@@ -1,0 +1,37 @@
+// OpenAI's error JSON ({error: {message, type, param, code}}) and the HTTP status that goes with it.
+import type { z } from "zod";
+
+export type ApiErrorType = "invalid_request_error" | "not_found_error" | "rate_limit_error" | "server_error";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type: ApiErrorType = status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
+  ) {
+    super(message);
+  }
+
+  toJSON(): { error: { message: string; type: ApiErrorType; param: string | null; code: string | null } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+/** "messages[0].content" from ["messages", 0, "content"]. */
+function paramPath(path: readonly PropertyKey[]): string {
+  let s = "";
+  for (const p of path) s += typeof p === "number" ? `[${p}]` : `${s ? "." : ""}${String(p)}`;
+  return s;
+}
+
+/** The first zod issue as a 400 naming the field. */
+export function fromZod(err: z.ZodError): ApiError {
+  const issue = err.issues[0];
+  const param = paramPath(issue.path);
+  if (issue.code === "unrecognized_keys") return new ApiError(400, issue.message, param || null, "invalid_value");
+  const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
+  const message = missing ? `'${param}' is required` : `'${param || "body"}': ${issue.message}`;
+  return new ApiError(400, message, param || null, missing ? "missing_required_parameter" : "invalid_value");
+}

@@ -1,0 +1,58 @@
+// Request bodies of the OpenAI-compatible endpoints, validated with zod. Unknown fields are dropped
+// (clients send `user`, `metadata` and the like); fields we cannot honour are refused by name.
+import { z } from "zod";
+
+const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nullish();
+
+/** Fields shared by /v1/chat/completions and /v1/completions. */
+const common = {
+  model: z.string(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  max_tokens: z.number().int().min(1).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  stop,
+  n: z.literal(1, { message: "only n = 1 is supported" }).nullish(),
+  // llama.cpp's extensions, mapped onto the sampler chain.
+  top_k: z.number().int().min(0).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repeat_penalty: z.number().gt(0).nullish(),
+};
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+const content = z.union([z.string(), z.array(textPart), z.null()]);
+
+export const chatMessageSchema = z.object({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: content.optional(),
+  name: z.string().optional(),
+  tool_calls: z.array(z.looseObject({ function: z.looseObject({ name: z.string() }) })).optional(),
+  tool_call_id: z.string().optional(),
+});
+
+export const chatRequestSchema = z.object({
+  ...common,
+  messages: z.array(chatMessageSchema).min(1),
+  max_completion_tokens: z.number().int().min(1).nullish(),
+  logprobs: z.literal(false, { message: "logprobs are not supported yet" }).nullish(),
+  chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).nullish(),
+});
+
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+export const completionRequestSchema = z.object({
+  ...common,
+  // A string, one string in an array, or token ids; batches of prompts are not supported.
+  prompt: z.union([z.string(), z.array(z.string()).length(1), tokenIds, z.array(tokenIds).length(1)]),
+  echo: z.literal(false, { message: "echo is not supported" }).nullish(),
+  logprobs: z.null({ message: "logprobs are not supported yet" }).optional(),
+  suffix: z.null({ message: "suffix is not supported" }).optional(),
+  best_of: z.literal(1, { message: "only best_of = 1 is supported" }).nullish(),
+});
+
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+export type ChatMessageInput = z.infer<typeof chatMessageSchema>;
