@@ -5,6 +5,9 @@ import { availableParallelism } from "node:os";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/backends/cpu/native-addon.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
+import { ScalarBackend } from "../src/backends/cpu/scalar.js";
+import { NativeBackend } from "../src/backends/cpu/native.js";
+import type { Backend, Buf, Weight } from "../src/backends/backend.js";
 
 const POOL_BYTES = 512 * 2 ** 20; // per type: well past any L3
 const SHAPES = [
@@ -99,4 +102,71 @@ export async function benchKernels(): Promise<void> {
     const cells = r.gbs.map((g, i) => `${threads[i]}T ${g.toFixed(1).padStart(5)} GB/s (${(g / mem.get(threads[i])!).toFixed(2)})`);
     console.log(`  ${r.label} ${cells.join("   ")}   T=64 ${r.gflops.toFixed(0).padStart(4)} GFLOP/s`);
   }
+  benchOps(a, threads.at(-1)!);
+  a.setThreads(before);
+}
+
+/** The per-token ops besides the dense matmuls at a3b decode shapes (hidden 2048, 32/4 heads of 128, experts
+ *  2048x768, 8 routed), scalar TypeScript vs native, in microseconds per call and per token over 48 layers. */
+export function benchOps(a: NativeAddon, threads: number): void {
+  const D = 2048, nHead = 32, nHeadKv = 4, hd = 128, F = 768, nUsed = 8, layers = 48;
+  const scalar = new ScalarBackend();
+  const native = new NativeBackend({ threads });
+  const mk = (be: Backend, n: number, seed: string, scale = 1): Buf => {
+    const x = new Float32Array(n);
+    new Stream(9, seed).fillUniform(x, scale);
+    const b = be.alloc(n);
+    be.write(b, x);
+    return b;
+  };
+  const normW = (be: Backend, n: number): Weight => {
+    const w = new Float32Array(n).fill(1);
+    return be.upload({ name: "norm", type: F32.type, shape: [n], bytes: new Uint8Array(w.buffer) });
+  };
+  const expert = (be: Backend, f: QuantFormat, k: number, n: number, seed: string): Weight => {
+    const bytes = new Uint8Array((k / f.blockSize) * f.bytesPerBlock * n);
+    const row = new Float32Array(k), rb = bytes.length / n, s = new Stream(4, seed);
+    for (let r = 0; r < n; r++) {
+      s.fillUniform(row, 0.05);
+      f.quantizeRow(row, bytes.subarray(r * rb, (r + 1) * rb), k);
+    }
+    return be.upload({ name: seed, type: f.type, shape: [k, n], bytes });
+  };
+  type Op = { label: string; perLayer: number; run: (be: Backend) => () => void };
+  const ops: Op[] = [
+    { label: "rmsNorm 2048 (attn + ffn)", perLayer: 2, run: (be) => { const x = mk(be, D, "x"), w = normW(be, D), o = be.alloc(D); return () => be.rmsNorm(o, x, w, 1e-6, D, 1); } },
+    { label: "q/k norm 128 x (32 + 4)", perLayer: 1, run: (be) => { const x = mk(be, (nHead + nHeadKv) * hd, "q"), w = normW(be, hd); return () => be.rmsNorm(x, x, w, 1e-6, hd, nHead + nHeadKv); } },
+    { label: "rope q 32x128 + k 4x128", perLayer: 1, run: (be) => { const q = mk(be, nHead * hd, "q"), k = mk(be, nHeadKv * hd, "k"), pos = Int32Array.of(700); return () => { be.rope(q, pos, nHead, hd, 1e6); be.rope(k, pos, nHeadKv, hd, 1e6); }; } },
+    ...[512, 4096].map((ctx): Op => ({
+      label: `attention decode, ${ctx} positions`, perLayer: 1, run: (be) => {
+        const q = mk(be, nHead * hd, "q"), kc = mk(be, ctx * nHeadKv * hd, "k"), vc = mk(be, ctx * nHeadKv * hd, "v"), o = be.alloc(nHead * hd);
+        return () => be.attention(o, q, kc, vc, { nTokens: 1, startPos: ctx - 1, nHead, nHeadKv, headDim: hd, scale: 1 / Math.sqrt(hd) });
+      },
+    })),
+    { label: "add 2048 (x2)", perLayer: 2, run: (be) => { const x = mk(be, D, "x"), y = mk(be, D, "y"); return () => be.add(x, x, y, D); } },
+    { label: "swiglu 768 (per expert)", perLayer: nUsed, run: (be) => { const g = mk(be, F, "g"), u = mk(be, F, "u"); return () => be.swiglu(g, g, u, F); } },
+    { label: "scatterAddRows 2048 (per expert)", perLayer: nUsed, run: (be) => { const o = mk(be, D, "o"), x = mk(be, D, "x", 1e-3), rows = Int32Array.of(0), sc = Float32Array.of(0.1); return () => be.scatterAddRows(o, x, rows, sc, D); } },
+  ];
+  const us = (fn: () => void): number => timeIt(() => fn(), 3) * 1e6;
+  console.log(`per-token ops at a3b decode shapes (${threads}T native): us per call, scalar -> native; ms per token over ${layers} layers`);
+  let saved = 0;
+  for (const op of ops) {
+    const s = op.label.startsWith("attention decode, 4096") ? NaN : us(op.run(scalar));
+    const n = us(op.run(native));
+    const perTok = (v: number) => (v * op.perLayer * layers) / 1000;
+    if (!op.label.includes("4096")) saved += perTok(s) - perTok(n);
+    console.log(`  ${op.label.padEnd(34)} ${Number.isNaN(s) ? "   (skipped)" : s.toFixed(1).padStart(9)} -> ${n.toFixed(1).padStart(7)} us   (${Number.isNaN(s) ? "-" : perTok(s).toFixed(2)} -> ${perTok(n).toFixed(2)} ms/token)`);
+  }
+  console.log(`  saved per token (ctx 512, non-matmul ops): ${saved.toFixed(2)} ms`);
+  // Expert FFN, weights hot in cache (compute and dispatch, not DRAM): separate ops vs the fused call.
+  for (const f of [Q4_K, Q8_0]) {
+    const g = expert(native, f, D, F, "g"), u = expert(native, f, D, F, "u"), d = expert(native, f, F, D, "d");
+    for (const n of [1, 8]) {
+      const x = mk(native, n * D, "x"), ge = native.alloc(n * F), ue = native.alloc(n * F), y = native.alloc(n * D);
+      const sep = us(() => { native.matmul(ge, g, x, n); native.matmul(ue, u, x, n); native.swiglu(ge, ge, ue, n * F); native.matmul(y, d, ge, n); });
+      const fused = us(() => native.expertFfn(y, x, g, u, d, n));
+      console.log(`  expert FFN ${f.name} ${n} row(s), weights in cache: separate ${sep.toFixed(1)} us, fused ${fused.toFixed(1)} us`);
+    }
+  }
+  a.setThreads(threads);
 }

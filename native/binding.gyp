@@ -9,12 +9,13 @@
         "src/quantize.c",
         "src/q8_0.c",
         "src/k_quants.c",
-        "src/float.c"
+        "src/float.c",
+        "src/ops.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"],
-      "libraries": ["-lpthread"],
+      "libraries": ["-lpthread", "-lm"],
       "xcode_settings": {
         "GCC_C_LANGUAGE_STANDARD": "gnu11",
         "OTHER_CFLAGS": ["-O3", "-Wall"]

@@ -7,9 +7,10 @@
 #include <stdlib.h>
 
 #include "matmul.h"
+#include "ops.h"
 #include "pool.h"
 
-#define MAX_ARGS 8
+#define MAX_ARGS 12
 
 static napi_value fail(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static napi_value fail(napi_env env, const char *code, const char *fmt, ...) {
@@ -157,6 +158,184 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** An Int32Array argument, in place. */
+static bool i32_arg(napi_env env, napi_value v, const char *name, int32_t **data, size_t *n) {
+  bool is = false;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &t, n, (void **)data, &ab, &off) != napi_ok || t != napi_int32_array) {
+    fail(env, "T", "%s must be an Int32Array", name);
+    return false;
+  }
+  return true;
+}
+
+static bool num_arg(napi_env env, napi_value v, const char *name, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    fail(env, "T", "%s must be a number", name);
+    return false;
+  }
+  return true;
+}
+
+static bool need_len(napi_env env, const char *op, const char *name, size_t have, size_t want) {
+  if (have >= want) return true;
+  fail(env, "R", "native %s: %s has %zu values, needs %zu", op, name, have, want);
+  return false;
+}
+
+// rmsNorm(out, x, w, eps, rowLen, nRows): w is f32 weight bytes (any alignment), at least rowLen values.
+static napi_value js_rms_norm(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *x;
+  void *w;
+  size_t olen, xlen, wlen;
+  double eps;
+  int64_t len, rows;
+  if (!f32_arg(env, a[0], "out", &out, &olen) || !f32_arg(env, a[1], "x", &x, &xlen) || !bytes_arg(env, a[2], "w", &w, &wlen) ||
+      !num_arg(env, a[3], "eps", &eps) || !int_arg(env, a[4], "rowLen", 1, INT32_MAX, &len) ||
+      !int_arg(env, a[5], "nRows", 0, INT32_MAX, &rows))
+    return NULL;
+  const size_t n = (size_t)len * (size_t)rows;
+  if (!need_len(env, "rmsNorm", "x", xlen, n) || !need_len(env, "rmsNorm", "out", olen, n) ||
+      !need_len(env, "rmsNorm", "w", wlen / 4, (size_t)len))
+    return NULL;
+  if (out != x && overlap(out, n * 4, x, n * 4)) return fail(env, "R", "native rmsNorm: out partly overlaps x");
+  float *g = malloc((size_t)len * 4);
+  if (!g) return fail(env, "E", "native rmsNorm: out of memory");
+  memcpy(g, w, (size_t)len * 4);
+  op_rmsnorm(out, x, g, (float)eps, (int)len, (int)rows);
+  free(g);
+  return undefined(env);
+}
+
+// rope(x, pos, nHead, headDim, freqBase): NeoX rotation in place on x[pos.length, nHead, headDim].
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *x;
+  int32_t *pos;
+  size_t xlen, np;
+  int64_t nh, hd;
+  double base;
+  if (!f32_arg(env, a[0], "x", &x, &xlen) || !i32_arg(env, a[1], "pos", &pos, &np) || !int_arg(env, a[2], "nHead", 1, 1 << 20, &nh) ||
+      !int_arg(env, a[3], "headDim", 2, 1 << 16, &hd) || !num_arg(env, a[4], "freqBase", &base))
+    return NULL;
+  if (hd % 2) return fail(env, "R", "native rope: headDim %lld is odd", (long long)hd);
+  if (np > INT32_MAX || !need_len(env, "rope", "x", xlen, np * (size_t)nh * (size_t)hd)) return NULL;
+  if (op_rope(x, pos, (int)np, (int)nh, (int)hd, base) != 0) return fail(env, "E", "native rope: out of memory");
+  return undefined(env);
+}
+
+// add(out, a, b, n) / swiglu(out, gate, up, n): elementwise; out may alias an input exactly.
+static napi_value elementwise(napi_env env, napi_callback_info info, int which) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *x, *y;
+  size_t ol, xl, yl;
+  int64_t n;
+  const char *op = which ? "swiglu" : "add";
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], which ? "gate" : "a", &x, &xl) ||
+      !f32_arg(env, a[2], which ? "up" : "b", &y, &yl) || !int_arg(env, a[3], "n", 0, INT64_C(1) << 50, &n))
+    return NULL;
+  if (!need_len(env, op, "out", ol, (size_t)n) || !need_len(env, op, "inputs", xl < yl ? xl : yl, (size_t)n)) return NULL;
+  const size_t b = (size_t)n * 4;
+  if ((out != x && overlap(out, b, x, b)) || (out != y && overlap(out, b, y, b)))
+    return fail(env, "R", "native %s: out partly overlaps an input", op);
+  (which ? op_swiglu : op_add)(out, x, y, (size_t)n);
+  return undefined(env);
+}
+static napi_value js_add(napi_env env, napi_callback_info info) { return elementwise(env, info, 0); }
+static napi_value js_swiglu(napi_env env, napi_callback_info info) { return elementwise(env, info, 1); }
+
+// attention(out, q, kCache, vCache, nTokens, startPos, nHead, nHeadKv, headDim, scale)
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *q, *k, *v;
+  size_t ol, ql, kl, vl;
+  int64_t T, start, nh, nkv, hd;
+  double scale;
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], "q", &q, &ql) || !f32_arg(env, a[2], "kCache", &k, &kl) ||
+      !f32_arg(env, a[3], "vCache", &v, &vl) || !int_arg(env, a[4], "nTokens", 0, INT32_MAX, &T) ||
+      !int_arg(env, a[5], "startPos", 0, INT32_MAX, &start) || !int_arg(env, a[6], "nHead", 1, 1 << 16, &nh) ||
+      !int_arg(env, a[7], "nHeadKv", 1, 1 << 16, &nkv) || !int_arg(env, a[8], "headDim", 1, 1 << 16, &hd) ||
+      !num_arg(env, a[9], "scale", &scale))
+    return NULL;
+  if (nh % nkv) return fail(env, "R", "native attention: nHead %lld is not a multiple of nHeadKv %lld", (long long)nh, (long long)nkv);
+  if (start + T > INT32_MAX || T * nh > INT32_MAX) return fail(env, "R", "native attention: too many positions");
+  const size_t qn = (size_t)T * nh * hd, kvn = (size_t)(start + T) * nkv * hd;
+  if (!need_len(env, "attention", "q", ql, qn) || !need_len(env, "attention", "out", ol, qn) ||
+      !need_len(env, "attention", "kCache", kl, kvn) || !need_len(env, "attention", "vCache", vl, kvn))
+    return NULL;
+  if (overlap(out, qn * 4, k, kvn * 4) || overlap(out, qn * 4, v, kvn * 4) || (out != q && overlap(out, qn * 4, q, qn * 4)))
+    return fail(env, "R", "native attention: out overlaps q or the cache");
+  if (T == 0) return undefined(env);
+  if (op_attention(out, q, k, v, (int)T, (int)start, (int)nh, (int)nkv, (int)hd, (float)scale) != 0)
+    return fail(env, "E", "native attention: out of memory");
+  return undefined(env);
+}
+
+// scatterAddRows(out, x, rows, scales, rowLen): out[rows[i], :] += scales[i] * x[i, :].
+static napi_value js_scatter_add(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *x, *sc;
+  int32_t *rows;
+  size_t ol, xl, nr, ns;
+  int64_t len;
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], "x", &x, &xl) || !i32_arg(env, a[2], "rows", &rows, &nr) ||
+      !f32_arg(env, a[3], "scales", &sc, &ns) || !int_arg(env, a[4], "rowLen", 0, INT32_MAX, &len))
+    return NULL;
+  if (nr > INT32_MAX || !need_len(env, "scatterAddRows", "scales", ns, nr) || !need_len(env, "scatterAddRows", "x", xl, nr * (size_t)len))
+    return NULL;
+  for (size_t i = 0; i < nr; i++)
+    if (rows[i] < 0 || (size_t)(rows[i] + 1) * (size_t)len > ol)
+      return fail(env, "R", "native scatterAddRows: row %d out of range", (int)rows[i]);
+  if (overlap(out, ol * 4, x, nr * (size_t)len * 4)) return fail(env, "R", "native scatterAddRows: out overlaps x");
+  op_scatter_add(out, x, rows, sc, (int)nr, (int)len);
+  return undefined(env);
+}
+
+/** Checks one FFN weight: type supported, K whole blocks, enough bytes for N rows. Returns the row bytes or 0 (thrown). */
+static size_t ffn_weight(napi_env env, const char *name, int64_t type, size_t wlen, int64_t K, int64_t N) {
+  const size_t rb = type_row_bytes((int)type, (int)K);
+  if (rb == 0) {
+    if (type_row_bytes((int)type, 256 * 32) == 0) fail(env, "T", "native expertFfn: %s has unsupported ggml type %lld", name, (long long)type);
+    else fail(env, "R", "native expertFfn: %s rows of %lld values are not whole blocks of ggml type %lld", name, (long long)K, (long long)type);
+    return 0;
+  }
+  if (wlen < rb * (size_t)N) {
+    fail(env, "R", "native expertFfn: %s has %zu bytes, %lld rows of %lld values need %zu", name, wlen, (long long)N, (long long)K, rb * (size_t)N);
+    return 0;
+  }
+  return rb;
+}
+
+// expertFfn(gateType, gate, upType, up, downType, down, x, out, D, F, T): out[T, D] = down(silu(gate x) * up x).
+static napi_value js_expert_ffn(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int64_t tg, tu, td, D, F, T;
+  void *g, *u, *d;
+  size_t gl, ul, dl, xl, ol;
+  float *x, *out;
+  if (!int_arg(env, a[0], "gateType", 0, 255, &tg) || !bytes_arg(env, a[1], "gate", &g, &gl) || !int_arg(env, a[2], "upType", 0, 255, &tu) ||
+      !bytes_arg(env, a[3], "up", &u, &ul) || !int_arg(env, a[4], "downType", 0, 255, &td) || !bytes_arg(env, a[5], "down", &d, &dl) ||
+      !f32_arg(env, a[6], "x", &x, &xl) || !f32_arg(env, a[7], "out", &out, &ol) || !int_arg(env, a[8], "D", 1, INT32_MAX, &D) ||
+      !int_arg(env, a[9], "F", 1, INT32_MAX, &F) || !int_arg(env, a[10], "T", 0, INT32_MAX, &T))
+    return NULL;
+  if (!ffn_weight(env, "gate", tg, gl, D, F) || !ffn_weight(env, "up", tu, ul, D, F) || !ffn_weight(env, "down", td, dl, F, D)) return NULL;
+  if (!need_len(env, "expertFfn", "x", xl, (size_t)T * D) || !need_len(env, "expertFfn", "out", ol, (size_t)T * D)) return NULL;
+  if (overlap(out, (size_t)T * D * 4, x, (size_t)T * D * 4)) return fail(env, "R", "native expertFfn: out overlaps x");
+  if (expert_ffn_run((int)tg, g, (int)tu, u, (int)td, d, x, out, (int)D, (int)F, (int)T) != 0)
+    return fail(env, "E", "native expertFfn: out of memory");
+  return undefined(env);
+}
+
 // quantizeQ8_0(x, out) / quantizeQ8K(x, out): the activation quantisers, for tests.
 static napi_value quantize(napi_env env, napi_callback_info info, int kind) {
   napi_value a[MAX_ARGS];
@@ -264,6 +443,9 @@ NAPI_MODULE_INIT() {
       {"setThreads", js_set_threads},  {"getThreads", js_get_threads},     {"setSpin", js_set_spin},
       {"cpuFeatures", js_cpu_features}, {"kernelLevels", js_kernel_levels}, {"kernelLevel", js_kernel_level},
       {"setKernelLevel", js_set_kernel_level}, {"memRead", js_mem_read},
+      {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
+      {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
+      {"expertFfn", js_expert_ffn},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

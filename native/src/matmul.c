@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <math.h>
 #include <pthread.h>
 
 #include "pool.h"
@@ -109,42 +110,64 @@ size_t type_row_bytes(int type, int K) {
 typedef struct {
   const uint8_t *w;
   size_t wrow;
-  const float *x;
   float *out;
   int K, N, T;
-  quant_fn quant; // NULL: the dot reads f32 activations directly
-  uint8_t *xq;
-  size_t xrow; // bytes per activation row as the dot reads it
+  const uint8_t *xb; // activations as the dot reads them (quantised, or the f32 rows)
+  size_t xrow;       // bytes per activation row as the dot reads it
   dot_fn dot;
   dot4_fn dot4; // NULL: one token at a time
+  // Fused gate/up (expert FFN): a second weight over the same rows; out = silu(out) * out2 per chunk.
+  const uint8_t *w2;
+  size_t wrow2;
+  const uint8_t *xb2;
+  size_t xrow2;
+  dot_fn dot2;
+  dot4_fn dot42;
+  float *out2;
   int tile;                 // weight rows kept hot while the tokens pass
   int rows_per_chunk, n_rc; // row chunks
   int toks_per_chunk, n_tc; // token chunks (only when there are too few row chunks)
   atomic_int next;
 } mm_task;
 
+/** Rows [rs, re) x tokens [ts, te) of one weight, tile by tile. */
+static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, const uint8_t *xb, size_t xrow, dot_fn dot,
+                            dot4_fn dot4, float *out, int rs, int re, int ts, int te) {
+  for (int r0 = rs; r0 < re; r0 += t->tile) {
+    const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
+    int tok = ts;
+    for (; dot4 && tok + 4 <= te; tok += 4) { // 4 tokens share each weight block's unpacking
+      const uint8_t *xr = xb + (size_t)tok * xrow;
+      float *o = out + (size_t)tok * t->N;
+      for (int r = r0; r < r1; r++) dot4(t->K, w + (size_t)r * wrow, xr, xrow, o + r, (size_t)t->N);
+    }
+    for (; tok < te; tok++) {
+      const uint8_t *xr = xb + (size_t)tok * xrow;
+      float *o = out + (size_t)tok * t->N;
+      for (int r = r0; r < r1; r++) o[r] = dot(t->K, w + (size_t)r * wrow, xr);
+    }
+  }
+}
+
 static void mm_worker(void *arg, int ith, int nth) {
   (void)ith, (void)nth;
   mm_task *t = arg;
-  const uint8_t *xb = t->quant ? t->xq : (const uint8_t *)t->x;
   for (;;) {
     const int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
     if (c >= t->n_rc * t->n_tc) break;
     const int rs = (c % t->n_rc) * t->rows_per_chunk, ts = (c / t->n_rc) * t->toks_per_chunk;
     const int re = rs + t->rows_per_chunk < t->N ? rs + t->rows_per_chunk : t->N;
     const int te = ts + t->toks_per_chunk < t->T ? ts + t->toks_per_chunk : t->T;
-    for (int r0 = rs; r0 < re; r0 += t->tile) {
-      const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
-      int tok = ts;
-      for (; t->dot4 && tok + 4 <= te; tok += 4) { // 4 tokens share each weight block's unpacking
-        const uint8_t *xr = xb + (size_t)tok * t->xrow;
-        float *o = t->out + (size_t)tok * t->N;
-        for (int r = r0; r < r1; r++) t->dot4(t->K, t->w + (size_t)r * t->wrow, xr, t->xrow, o + r, (size_t)t->N);
-      }
-      for (; tok < te; tok++) {
-        const uint8_t *xr = xb + (size_t)tok * t->xrow;
-        float *o = t->out + (size_t)tok * t->N;
-        for (int r = r0; r < r1; r++) o[r] = t->dot(t->K, t->w + (size_t)r * t->wrow, xr);
+    mm_block(t, t->w, t->wrow, t->xb, t->xrow, t->dot, t->dot4, t->out, rs, re, ts, te);
+    if (t->w2) {
+      mm_block(t, t->w2, t->wrow2, t->xb2, t->xrow2, t->dot2, t->dot42, t->out2, rs, re, ts, te);
+      for (int tok = ts; tok < te; tok++) { // silu(gate) * up, as op_swiglu computes it
+        float *g = t->out + (size_t)tok * t->N;
+        const float *u = t->out2 + (size_t)tok * t->N;
+        for (int r = rs; r < re; r++) {
+          const double gv = g[r];
+          g[r] = (float)(gv / (1.0 + exp(-gv)) * (double)u[r]);
+        }
       }
     }
   }
@@ -164,48 +187,109 @@ static uint8_t *scratch_get(size_t bytes) {
   return scratch;
 }
 
-int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T) {
-  if (N <= 0 || T <= 0) return 0;
+/** The kernels for one weight type: activation quantiser (NULL: f32 rows), dots, activation row bytes. */
+static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, size_t *xrow) {
   const kernels_t *k = kernels_current();
-  mm_task t = {.w = w, .wrow = type_row_bytes(type, K), .x = x, .out = out, .K = K, .N = N, .T = T};
+  *quant = NULL, *dot4 = NULL;
   switch (type) {
-    case GGML_Q8_0: t.quant = k->quant_q8_0, t.dot = k->dot_q8_0, t.dot4 = k->dot4_q8_0, t.xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
-    case GGML_Q4_K: t.quant = k->quant_q8_K, t.dot = k->dot_q4_K, t.dot4 = k->dot4_q4_K, t.xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
-    case GGML_Q6_K: t.quant = k->quant_q8_K, t.dot = k->dot_q6_K, t.dot4 = k->dot4_q6_K, t.xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
-    case GGML_F32: t.dot = k->dot_f32, t.xrow = (size_t)K * 4; break;
-    case GGML_F16: t.dot = k->dot_f16, t.xrow = (size_t)K * 4; break;
-    case GGML_BF16: t.dot = k->dot_bf16, t.xrow = (size_t)K * 4; break;
+    case GGML_Q8_0: *quant = k->quant_q8_0, *dot = k->dot_q8_0, *dot4 = k->dot4_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
+    case GGML_Q4_K: *quant = k->quant_q8_K, *dot = k->dot_q4_K, *dot4 = k->dot4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
+    case GGML_Q6_K: *quant = k->quant_q8_K, *dot = k->dot_q6_K, *dot4 = k->dot4_q6_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
+    case GGML_F32: *dot = k->dot_f32, *xrow = (size_t)K * 4; break;
+    case GGML_F16: *dot = k->dot_f16, *xrow = (size_t)K * 4; break;
+    case GGML_BF16: *dot = k->dot_bf16, *xrow = (size_t)K * 4; break;
     default: return -1;
   }
-  const int nth = pool_threads();
+  return 0;
+}
+
+/** Row / token chunks and the L1 tile for N rows of `wrow` bytes (the larger of the fused pair) and T tokens. */
+static void mm_plan(mm_task *t, size_t wrow) {
+  const int nth = pool_threads(), N = t->N, T = t->T;
   // A few chunks per thread so a descheduled thread's share is picked up by the others.
   int rpc = (N + nth * 4 - 1) / (nth * 4);
   if (rpc < 16) rpc = 16;
-  t.rows_per_chunk = rpc;
-  t.n_rc = (N + rpc - 1) / rpc;
-  t.toks_per_chunk = T;
-  t.n_tc = 1;
-  if (t.n_rc < nth * 2 && T > 1) { // few rows, several tokens (a small expert batch): split tokens too
-    int want = (nth * 4 + t.n_rc - 1) / t.n_rc;
+  t->rows_per_chunk = rpc;
+  t->n_rc = (N + rpc - 1) / rpc;
+  t->toks_per_chunk = T;
+  t->n_tc = 1;
+  if (t->n_rc < nth * 2 && T > 1) { // few rows, several tokens (a small expert batch): split tokens too
+    int want = (nth * 4 + t->n_rc - 1) / t->n_rc;
     if (want > T) want = T;
-    t.toks_per_chunk = ((T + want - 1) / want + 3) & ~3; // whole groups of 4 for the multi-token kernels
-    t.n_tc = (T + t.toks_per_chunk - 1) / t.toks_per_chunk;
+    t->toks_per_chunk = ((T + want - 1) / want + 3) & ~3; // whole groups of 4 for the multi-token kernels
+    t->n_tc = (T + t->toks_per_chunk - 1) / t->toks_per_chunk;
   }
-  size_t tile = 16384 / t.wrow; // ~16 KiB of weight rows stay in L1
-  t.tile = tile < 1 ? 1 : tile > 16 ? 16 : (int)tile;
-  atomic_init(&t.next, 0);
+  size_t tile = 16384 / wrow; // ~16 KiB of weight rows stay in L1
+  t->tile = tile < 1 ? 1 : tile > 16 ? 16 : (int)tile;
+  atomic_init(&t->next, 0);
+}
 
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T) {
+  if (N <= 0 || T <= 0) return 0;
+  mm_task t = {.w = w, .wrow = type_row_bytes(type, K), .out = out, .K = K, .N = N, .T = T};
+  quant_fn quant;
+  if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.xrow) != 0) return -1;
+  mm_plan(&t, t.wrow);
   pthread_mutex_lock(&mm_mu);
-  if (t.quant) {
-    t.xq = scratch_get((size_t)T * t.xrow);
-    if (!t.xq) {
+  t.xb = (const uint8_t *)x;
+  if (quant) {
+    uint8_t *xq = scratch_get((size_t)T * t.xrow);
+    if (!xq) {
       pthread_mutex_unlock(&mm_mu);
       return -1;
     }
     // On the caller, before the run: microseconds per row next to the matmul's milliseconds, and no barrier.
-    for (int i = 0; i < T; i++) t.quant(x + (size_t)i * K, t.xq + (size_t)i * t.xrow, K);
+    for (int i = 0; i < T; i++) quant(x + (size_t)i * K, xq + (size_t)i * t.xrow, K);
+    t.xb = xq;
   }
   pool_run(mm_worker, &t);
+  pthread_mutex_unlock(&mm_mu);
+  return 0;
+}
+
+int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, const void *down, const float *x, float *out, int D,
+                   int F, int T) {
+  if (T <= 0) return 0;
+  quant_fn qg, qu, qd;
+  mm_task a = {.w = gate, .wrow = type_row_bytes(tg, D), .K = D, .N = F, .T = T, .w2 = up, .wrow2 = type_row_bytes(tu, D)};
+  mm_task b = {.w = down, .wrow = type_row_bytes(td, F), .out = out, .K = F, .N = D, .T = T};
+  if (mm_kernels(tg, D, &qg, &a.dot, &a.dot4, &a.xrow) != 0 || mm_kernels(tu, D, &qu, &a.dot2, &a.dot42, &a.xrow2) != 0 ||
+      mm_kernels(td, F, &qd, &b.dot, &b.dot4, &b.xrow) != 0)
+    return -1;
+  const int share = qg == qu; // same activation format for gate and up (both quantised alike, or both f32): one copy
+  const size_t hbytes = round64((size_t)T * F * 4);
+  const size_t xg = qg ? round64((size_t)T * a.xrow) : 0, xu = qu && !share ? round64((size_t)T * a.xrow2) : 0;
+  const size_t hq = qd ? round64((size_t)T * b.xrow) : 0;
+  mm_plan(&a, a.wrow > a.wrow2 ? a.wrow : a.wrow2);
+  mm_plan(&b, b.wrow);
+  pthread_mutex_lock(&mm_mu);
+  uint8_t *s = scratch_get(2 * hbytes + xg + xu + hq);
+  if (!s) {
+    pthread_mutex_unlock(&mm_mu);
+    return -1;
+  }
+  float *h = (float *)s, *u = (float *)(s + hbytes);
+  uint8_t *pxg = s + 2 * hbytes, *pxu = pxg + xg, *phq = pxu + xu;
+  a.out = h, a.out2 = u;
+  a.xb = (const uint8_t *)x, a.xb2 = (const uint8_t *)x;
+  if (qg) {
+    for (int i = 0; i < T; i++) qg(x + (size_t)i * D, pxg + (size_t)i * a.xrow, D);
+    a.xb = pxg;
+  }
+  if (qu) {
+    if (!share)
+      for (int i = 0; i < T; i++) qu(x + (size_t)i * D, pxu + (size_t)i * a.xrow2, D);
+    a.xb2 = share ? pxg : pxu;
+  }
+  pool_run(mm_worker, &a); // h = silu(gate x) * up x
+  b.xb = (const uint8_t *)h;
+  if (qd) {
+    for (int i = 0; i < T; i++) qd(h + (size_t)i * F, phq + (size_t)i * b.xrow, F);
+    b.xb = phq;
+  }
+  pool_run(mm_worker, &b);
   pthread_mutex_unlock(&mm_mu);
   return 0;
 }

@@ -17,6 +17,10 @@ int cpu_features(const char **out, int max);
 size_t type_row_bytes(int type, int K);
 /** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
 int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
+/** Expert FFN: out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate/up hold F rows of D values, down D rows of F.
+ *  x is quantised once for gate and up, the intermediate once for down. Sizes must be checked. -1: out of memory. */
+int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, const void *down, const float *x, float *out, int D,
+                   int F, int T);
 /** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */
 void quantize_act(int kind, const float *x, void *y, int n);
 /** Sum of a buffer as 64-bit words, read by all pool threads: a memory read bandwidth probe. */

@@ -24,7 +24,7 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "expert_ffn";
 
 export interface AttentionParams {
   /** Query rows in this batch. */

@@ -12,6 +12,22 @@ export type Bytes = ArrayBufferView | ArrayBuffer;
 export interface NativeAddon {
   /** out[T, N] = x[T, K] · Wᵀ; w holds N rows of K values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_K, Q6_K). */
   matmul(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, t: number): void;
+  /** For nRows rows of rowLen: out = x / sqrt(mean(x²) + eps) * w, w = f32 bytes (rowLen values). out may equal x. */
+  rmsNorm(out: Float32Array, x: Float32Array, w: Bytes, eps: number, rowLen: number, nRows: number): void;
+  /** NeoX rope in place on x[pos.length, nHead, headDim] (angles in f64). */
+  rope(x: Float32Array, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void;
+  /** out[0..n) = a + b (out may equal a or b). */
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  /** out[0..n) = silu(gate) * up (out may equal gate or up). */
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /** Causal GQA attention of q[T, nHead, headDim] against f32 caches [startPos + T, nHeadKv * headDim]; out[T, nHead * headDim]. */
+  attention(out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, nTokens: number, startPos: number,
+    nHead: number, nHeadKv: number, headDim: number, scale: number): void;
+  /** out[rows[i], :] += scales[i] * x[i, :]. */
+  scatterAddRows(out: Float32Array, x: Float32Array, rows: Int32Array, scales: Float32Array, rowLen: number): void;
+  /** out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate and up hold F rows of D values, down D rows of F (ggml types). */
+  expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
+    out: Float32Array, d: number, f: number, t: number): void;
   /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */
   quantizeQ8_0(x: Float32Array, out: Bytes): void;
   /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */

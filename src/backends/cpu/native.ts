@@ -1,5 +1,6 @@
-// The fast CPU backend: matmul runs in the native addon (SIMD integer dot products on a persistent thread
-// pool, reading weights and activations in place); the other ops reuse the scalar reference for now.
+// The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention, add, swiglu, scatter-add and the fused
+// expert FFN run in the native addon (SIMD dot products on a persistent thread pool, reading weights and
+// activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript.
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
 import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
@@ -55,7 +56,31 @@ export class NativeBackend implements Backend {
   }
 
   supports(op: OpName, type?: number): boolean {
+    if (op === "expert_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
     return this.ref.supports(op, type);
+  }
+
+  /**
+   * One expert's FFN on nRows rows of x[nRows, D]: out = down(silu(gate x) * up x), gate/up of shape [D, F] and
+   * down [F, D] (any of F32, F16, BF16, Q8_0, Q4_K, Q6_K). x is quantised once for gate and up, the intermediate
+   * once for down. Weights of other types run as the separate ops.
+   */
+  expertFfn(out: Buf, x: Buf, gate: Weight, up: Weight, down: Weight, nRows: number): void {
+    const g = weightDims(gate), u = weightDims(up), dn = weightDims(down);
+    if (u.k !== g.k || u.n !== g.n || dn.k !== g.n || dn.n !== g.k)
+      throw new RangeError(`native expertFfn: shapes gate [${gate.shape}] up [${up.shape}] down [${down.shape}] do not chain`);
+    const D = g.k, F = g.n;
+    if (![gate, up, down].every((w) => NATIVE_MATMUL_TYPES.has(w.type))) {
+      const ge = this.alloc(nRows * F), ue = this.alloc(nRows * F);
+      this.matmul(ge, gate, x, nRows);
+      this.matmul(ue, up, x, nRows);
+      this.swiglu(ge, ge, ue, nRows * F);
+      this.matmul(out, down, ge, nRows);
+      this.free(ge);
+      this.free(ue);
+      return;
+    }
+    this.addon.expertFfn(gate.type, hostBytes(gate), up.type, hostBytes(up), down.type, hostBytes(down), f32(x), f32(out), D, F, nRows);
   }
 
   upload(w: HostWeight): Weight {
@@ -84,28 +109,29 @@ export class NativeBackend implements Backend {
     this.ref.embed(out, table, ids);
   }
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
-    this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
+    if (w.type !== 0) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows); // norm weights are F32 in practice
+    this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
   rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
-    this.ref.rope(x, pos, nHead, headDim, freqBase);
+    this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
   }
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
     this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
   }
   attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    this.ref.attention(out, q, kCache, vCache, p);
+    this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   add(out: Buf, a: Buf, b: Buf, n: number): void {
-    this.ref.add(out, a, b, n);
+    this.addon.add(f32(out), f32(a), f32(b), n);
   }
   swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
-    this.ref.swiglu(out, gate, up, n);
+    this.addon.swiglu(f32(out), f32(gate), f32(up), n);
   }
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
     this.ref.gatherRows(out, x, rows, rowLen);
   }
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
-    this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+    this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);
   }
   zero(out: Buf): void {
     this.ref.zero(out);

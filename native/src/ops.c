@@ -1,0 +1,359 @@
+// The per-token ops besides matmul (see ops.h). Each is a plain loop the compiler vectorises; the attention
+// body is also compiled for AVX2 and chosen when the active kernel set is not "scalar". Row-parallel ops pull
+// chunks from an atomic counter on the pool like the matmul, and run on the caller alone when the work is small
+// (a pool wake-up costs more than a 2048-wide norm).
+#include "ops.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "matmul.h"
+#include "pool.h"
+
+typedef void (*range_fn)(void *ctx, int ith, int i0, int i1);
+
+typedef struct {
+  range_fn fn;
+  void *ctx;
+  int n, chunk;
+  atomic_int next;
+} pfor_t;
+
+static void pfor_worker(void *arg, int ith, int nth) {
+  (void)nth;
+  pfor_t *p = arg;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+    if ((long)c * p->chunk >= p->n) break;
+    const int i0 = c * p->chunk, i1 = i0 + p->chunk < p->n ? i0 + p->chunk : p->n;
+    p->fn(p->ctx, ith, i0, i1);
+  }
+}
+
+/** fn over [0, n) in chunks; on the pool when `parallel` and there is more than one chunk. */
+static void pfor(range_fn fn, void *ctx, int n, int chunk, int parallel) {
+  if (n <= 0) return;
+  if (chunk < 1) chunk = 1;
+  if (!parallel || pool_threads() <= 1 || n <= chunk) {
+    fn(ctx, 0, 0, n);
+    return;
+  }
+  pfor_t p = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
+  atomic_init(&p.next, 0);
+  pool_run(pfor_worker, &p);
+}
+
+/** Chunk of n items giving each thread about 4 chunks, at least `min`. */
+static int chunk_for(int n, int min) {
+  const int nth = pool_threads();
+  int c = (n + nth * 4 - 1) / (nth * 4);
+  return c < min ? min : c;
+}
+
+#define PAR_MIN_ELEMS (1 << 16) // below this many values an elementwise op runs on the caller alone
+
+// ---- rmsNorm -------------------------------------------------------------------------------------------------
+
+typedef struct {
+  float *out;
+  const float *x, *w;
+  double eps;
+  int len;
+} rms_ctx;
+
+static void rms_range(void *vc, int ith, int r0, int r1) {
+  (void)ith;
+  const rms_ctx *c = vc;
+  const int len = c->len;
+  for (int r = r0; r < r1; r++) {
+    const float *x = c->x + (size_t)r * len;
+    float *o = c->out + (size_t)r * len;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= len; i += 4) {
+      s0 += (double)x[i] * x[i], s1 += (double)x[i + 1] * x[i + 1];
+      s2 += (double)x[i + 2] * x[i + 2], s3 += (double)x[i + 3] * x[i + 3];
+    }
+    for (; i < len; i++) s0 += (double)x[i] * x[i];
+    const double inv = 1.0 / sqrt(((s0 + s1) + (s2 + s3)) / len + c->eps);
+    for (i = 0; i < len; i++) o[i] = (float)((double)x[i] * inv * (double)c->w[i]);
+  }
+}
+
+void op_rmsnorm(float *out, const float *x, const float *w, float eps, int row_len, int n_rows) {
+  rms_ctx c = {.out = out, .x = x, .w = w, .eps = eps, .len = row_len};
+  const long total = (long)row_len * n_rows;
+  pfor(rms_range, &c, n_rows, chunk_for(n_rows, (16384 + row_len - 1) / row_len), total >= PAR_MIN_ELEMS);
+}
+
+// ---- rope ----------------------------------------------------------------------------------------------------
+
+typedef struct {
+  float *x;
+  const int32_t *pos;
+  const double *freq; // base^(-2i/hd), i < hd/2
+  double *cs;         // per thread: hd doubles (cos | sin)
+  int n_head, hd, nth;
+} rope_ctx;
+
+static void rope_range(void *vc, int ith, int t0, int t1) {
+  const rope_ctx *c = vc;
+  if (ith >= c->nth) ith = 0; // cannot happen unless the pool was resized meanwhile; thread 0's space then is shared
+  const int half = c->hd / 2;
+  double *cs = c->cs + (size_t)ith * c->hd, *sn = cs + half;
+  for (int t = t0; t < t1; t++) {
+    for (int i = 0; i < half; i++) {
+      const double th = c->pos[t] * c->freq[i];
+      cs[i] = cos(th), sn[i] = sin(th);
+    }
+    for (int h = 0; h < c->n_head; h++) {
+      float *x = c->x + ((size_t)t * c->n_head + h) * c->hd;
+      for (int i = 0; i < half; i++) {
+        const double a = x[i], b = x[i + half];
+        x[i] = (float)(a * cs[i] - b * sn[i]);
+        x[i + half] = (float)(a * sn[i] + b * cs[i]);
+      }
+    }
+  }
+}
+
+int op_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, double freq_base) {
+  const int half = head_dim / 2, nth = pool_threads();
+  double *mem = malloc(sizeof(double) * ((size_t)half + (size_t)nth * head_dim));
+  if (!mem) return -1;
+  for (int i = 0; i < half; i++) mem[i] = pow(freq_base, (double)(-2 * i) / head_dim);
+  rope_ctx c = {.x = x, .pos = pos, .freq = mem, .cs = mem + half, .n_head = n_head, .hd = head_dim, .nth = nth};
+  const long total = (long)n_tok * n_head * head_dim;
+  pfor(rope_range, &c, n_tok, chunk_for(n_tok, 1), total >= PAR_MIN_ELEMS && n_tok > 1);
+  free(mem);
+  return 0;
+}
+
+// ---- add, swiglu, scatter-add -------------------------------------------------------------------------------
+
+typedef struct {
+  float *out;
+  const float *a, *b;
+} ew_ctx;
+
+static void add_range(void *vc, int ith, int i0, int i1) {
+  (void)ith;
+  const ew_ctx *c = vc;
+  float *o = c->out;
+  const float *a = c->a, *b = c->b;
+  for (int i = i0; i < i1; i++) o[i] = a[i] + b[i];
+}
+
+static void swiglu_range(void *vc, int ith, int i0, int i1) {
+  (void)ith;
+  const ew_ctx *c = vc;
+  float *o = c->out;
+  const float *g = c->a, *u = c->b;
+  for (int i = i0; i < i1; i++) {
+    const double gv = g[i];
+    o[i] = (float)(gv / (1.0 + exp(-gv)) * (double)u[i]);
+  }
+}
+
+void op_add(float *out, const float *a, const float *b, size_t n) {
+  ew_ctx c = {out, a, b};
+  for (size_t s = 0; s < n; s += (size_t)1 << 30) { // int ranges
+    const int m = n - s < ((size_t)1 << 30) ? (int)(n - s) : 1 << 30;
+    ew_ctx cs = {c.out + s, c.a + s, c.b + s};
+    pfor(add_range, &cs, m, chunk_for(m, 16384), m >= PAR_MIN_ELEMS * 4);
+  }
+}
+
+void op_swiglu(float *out, const float *g, const float *u, size_t n) {
+  for (size_t s = 0; s < n; s += (size_t)1 << 30) {
+    const int m = n - s < ((size_t)1 << 30) ? (int)(n - s) : 1 << 30;
+    ew_ctx cs = {out + s, g + s, u + s};
+    pfor(swiglu_range, &cs, m, chunk_for(m, 4096), m >= PAR_MIN_ELEMS / 4);
+  }
+}
+
+void op_scatter_add(float *out, const float *x, const int32_t *rows, const float *scales, int n, int row_len) {
+  for (int i = 0; i < n; i++) {
+    float *o = out + (size_t)rows[i] * row_len;
+    const float *xr = x + (size_t)i * row_len;
+    const float s = scales[i];
+    for (int j = 0; j < row_len; j++) o[j] += s * xr[j];
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------------------------
+
+// Items are (token, kv head, key chunk): the query heads sharing a kv head run together, so each K and V row
+// is read once for the whole group. Decode has few (token, kv head) pairs, so its keys split into chunks
+// (flash-decoding): each chunk keeps its own max, sum and unnormalised V sum, merged per head afterwards.
+typedef struct {
+  float *out;
+  const float *q, *k, *v;
+  int n_tok, start, n_head, n_kv, group, hd, nth;
+  int kc, n_ch; // keys per chunk, chunks per (token, kv head)
+  size_t kvdim;
+  float scale;
+  float *scratch; // per thread: group * kc scores + group * hd sums
+  float *part;    // n_ch > 1: per (item, head of group): max, sum, hd sums
+} attn_ctx;
+
+// The item loop, instantiated once per instruction set with its dot and axpy (the AVX2 copy gets intrinsics).
+// A chunk past a token's causal end records max -inf, sum 0; with one chunk per pair the result is normalised
+// straight into out (which may be q's own rows: q is last read while scoring).
+#define ATTN_BODY(NAME, ATTR, DOT, AXPY) \
+ATTR static void NAME(void *vctx, int ith, int c0, int c1) { \
+  const attn_ctx *c = vctx; \
+  if (ith >= c->nth) ith = 0; \
+  const int hd = c->hd, G = c->group, kc = c->kc; \
+  const size_t kvdim = c->kvdim; \
+  float *restrict sc = c->scratch + (size_t)ith * (size_t)G * (kc + hd); \
+  float *restrict acc = sc + (size_t)G * kc; \
+  for (int it = c0; it < c1; it++) { \
+    const int ch = it % c->n_ch, tk = it / c->n_ch, kvh = tk % c->n_kv, t = tk / c->n_kv; \
+    const int nk = c->start + t + 1, j0 = ch * kc, j1 = j0 + kc < nk ? j0 + kc : nk, n = j1 - j0; \
+    const float *q0 = c->q + ((size_t)t * c->n_head + (size_t)kvh * G) * hd; \
+    float *pp = c->part ? c->part + (size_t)it * G * (hd + 2) : NULL; \
+    if (n <= 0) { \
+      for (int g = 0; g < G; g++) pp[(size_t)g * (hd + 2)] = -INFINITY, pp[(size_t)g * (hd + 2) + 1] = 0; \
+      continue; \
+    } \
+    const float *kb = c->k + (size_t)kvh * hd + (size_t)j0 * kvdim, *vb = c->v + (size_t)kvh * hd + (size_t)j0 * kvdim; \
+    for (int j = 0; j < n; j++) { \
+      const float *restrict kr = kb + (size_t)j * kvdim; \
+      for (int g = 0; g < G; g++) sc[(size_t)g * kc + j] = DOT(kr, q0 + (size_t)g * hd, hd) * c->scale; \
+    } \
+    float mx[G > 0 ? G : 1]; \
+    double sum[G > 0 ? G : 1]; \
+    for (int g = 0; g < G; g++) { \
+      float *s = sc + (size_t)g * kc, m = -INFINITY; \
+      for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m; \
+      double l = 0; \
+      for (int j = 0; j < n; j++) { \
+        const float e = expf(s[j] - m); \
+        s[j] = e; \
+        l += e; \
+      } \
+      mx[g] = m, sum[g] = l; \
+    } \
+    for (size_t i = 0; i < (size_t)G * hd; i++) acc[i] = 0; \
+    for (int j = 0; j < n; j++) { \
+      const float *restrict vr = vb + (size_t)j * kvdim; \
+      for (int g = 0; g < G; g++) { \
+        const float p = sc[(size_t)g * kc + j]; \
+        AXPY(acc + (size_t)g * hd, p, vr, hd); \
+      } \
+    } \
+    if (!pp) { \
+      for (int g = 0; g < G; g++) { \
+        float *o = c->out + ((size_t)t * c->n_head + (size_t)kvh * G + g) * hd; \
+        const float inv = (float)(1.0 / sum[g]); \
+        for (int i = 0; i < hd; i++) o[i] = acc[(size_t)g * hd + i] * inv; \
+      } \
+    } else { \
+      for (int g = 0; g < G; g++) { \
+        float *d = pp + (size_t)g * (hd + 2); \
+        d[0] = mx[g], d[1] = (float)sum[g]; \
+        memcpy(d + 2, acc + (size_t)g * hd, sizeof(float) * hd); \
+      } \
+    } \
+  } \
+}
+
+/** Dot product of two f32 rows in 8 lanes of partial sums (vectorises without reassociating). */
+static inline float dot_plain(const float *restrict a, const float *restrict b, int n) {
+  float a8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a8[l] += a[i + l] * b[i + l];
+  for (; i < n; i++) a8[0] += a[i] * b[i];
+  return ((a8[0] + a8[4]) + (a8[1] + a8[5])) + ((a8[2] + a8[6]) + (a8[3] + a8[7]));
+}
+static inline void axpy_plain(float *restrict y, float p, const float *restrict x, int n) {
+  for (int i = 0; i < n; i++) y[i] += p * x[i];
+}
+ATTN_BODY(attn_range, , dot_plain, axpy_plain)
+
+#if defined(__x86_64__) || defined(__i386__)
+#include "simd.h"
+TARGET_AVX2 static inline float dot_avx2(const float *restrict a, const float *restrict b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum_ps(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+TARGET_AVX2 static inline void axpy_avx2(float *restrict y, float p, const float *restrict x, int n) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += p * x[i];
+}
+ATTN_BODY(attn_range_avx2, TARGET_AVX2, dot_avx2, axpy_avx2)
+#endif
+
+
+/** Merge the chunks of (token, head) items [h0, h1): out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c. */
+static void attn_merge(void *vc, int ith, int h0, int h1) {
+  (void)ith;
+  const attn_ctx *c = vc;
+  const int hd = c->hd, G = c->group;
+  for (int th = h0; th < h1; th++) {
+    const int t = th / c->n_head, h = th % c->n_head, kvh = h / G, g = h % G;
+    const size_t base = ((size_t)t * c->n_kv + kvh) * c->n_ch;
+    float m = -INFINITY;
+    for (int ch = 0; ch < c->n_ch; ch++) {
+      const float mc = c->part[((base + ch) * G + g) * (hd + 2)];
+      m = mc > m ? mc : m;
+    }
+    float *o = c->out + (size_t)th * hd;
+    double l = 0;
+    for (int i = 0; i < hd; i++) o[i] = 0;
+    for (int ch = 0; ch < c->n_ch; ch++) {
+      const float *d = c->part + ((base + ch) * G + g) * (hd + 2);
+      if (d[1] == 0) continue;
+      const float w = expf(d[0] - m);
+      l += (double)w * d[1];
+      for (int i = 0; i < hd; i++) o[i] += w * d[2 + i];
+    }
+    const float inv = (float)(1.0 / l);
+    for (int i = 0; i < hd; i++) o[i] *= inv;
+  }
+}
+
+int op_attention(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
+                 int hd, float scale) {
+  const kernels_t *kn = kernels_current();
+  const int nth = pool_threads(), G = n_head / n_head_kv, pairs = n_tok * n_head_kv, nkeys = start + n_tok;
+  // Few (token, kv head) pairs (decode, short batches): chunks of 128 keys give the threads enough items. The split
+  // depends on the shapes only, never on the thread count, so every thread count gives the same bits.
+  int kc = pairs < 64 ? 128 : nkeys;
+  if (kc > nkeys) kc = nkeys;
+  const int n_ch = (nkeys + kc - 1) / kc;
+  const size_t items = (size_t)pairs * n_ch;
+  if (items > INT32_MAX) return -1;
+  float *scratch = malloc(sizeof(float) * (size_t)nth * G * (kc + hd));
+  float *part = n_ch > 1 ? malloc(sizeof(float) * items * G * (hd + 2)) : NULL;
+  if (!scratch || (n_ch > 1 && !part)) {
+    free(scratch), free(part);
+    return -1;
+  }
+  attn_ctx c = {.out = out, .q = q, .k = k, .v = v, .n_tok = n_tok, .start = start, .n_head = n_head, .n_kv = n_head_kv,
+                .group = G, .hd = hd, .nth = nth, .kc = kc, .n_ch = n_ch, .kvdim = (size_t)n_head_kv * hd, .scale = scale,
+                .scratch = scratch, .part = part};
+  range_fn fn = attn_range;
+#if defined(__x86_64__) || defined(__i386__)
+  if (strcmp(kn->name, "scalar") != 0) fn = attn_range_avx2;
+#endif
+  const long work = (long)n_tok * n_head * nkeys * hd;
+  pfor(fn, &c, (int)items, 1, work >= 32768);
+  if (part) pfor(attn_merge, &c, n_tok * n_head, chunk_for(n_tok * n_head, 8), (long)n_tok * n_head * n_ch * hd >= PAR_MIN_ELEMS);
+  free(scratch);
+  free(part);
+  return 0;
+}

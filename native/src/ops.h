@@ -1,0 +1,19 @@
+// The per-token ops besides matmul: rmsNorm, NeoX rope, add, swiglu, causal GQA attention over an f32 KV
+// cache, scatter-add of expert rows, and the fused expert FFN. Rows split across the pool where there are enough.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/** out[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) * w (f64 sums, like the scalar reference). out may alias x. */
+void op_rmsnorm(float *out, const float *x, const float *w, float eps, int row_len, int n_rows);
+/** NeoX rope in place on x[T, n_head, head_dim]; angles pos[t] * base^(-2i/head_dim) in double. -1: out of memory. */
+int op_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, double freq_base);
+/** out = a + b (out may alias a or b). */
+void op_add(float *out, const float *a, const float *b, size_t n);
+/** out = silu(g) * u (out may alias g or u). */
+void op_swiglu(float *out, const float *g, const float *u, size_t n);
+/** Causal GQA attention: q[T, n_head, hd], caches [start + T, n_head_kv * hd]; out[T, n_head * hd]. -1: out of memory. */
+int op_attention(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
+                 int hd, float scale);
+/** out[rows[i], :] += scales[i] * x[i, :]. */
+void op_scatter_add(float *out, const float *x, const int32_t *rows, const float *scales, int n, int row_len);

@@ -1,0 +1,257 @@
+// Native non-matmul ops (rmsNorm, rope, add, swiglu, attention, scatter-add, fused expert FFN) held to the
+// scalar reference by normalised MSE, on every kernel set this CPU runs, at odd shapes; 1 and 2 threads must
+// agree bit for bit.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
+import { NativeBackend } from "../../src/backends/cpu/native.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import type { AttentionParams, Backend, Buf } from "../../src/backends/backend.js";
+import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { Stream } from "../../src/gen/random.js";
+
+function need(): NativeAddon {
+  const a = loadNativeAddon();
+  assert.ok(a, `the native addon is required (npm run build:native): ${nativeAddonError()}`);
+  return a;
+}
+
+function rand(len: number, seed: string, scale = 1): Float32Array {
+  const x = new Float32Array(len);
+  new Stream(13, seed).fillUniform(x, scale);
+  return x;
+}
+
+function nmse(a: Float32Array, ref: Float32Array): number {
+  assert.equal(a.length, ref.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return den === 0 ? num : num / den;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function buf(be: Backend, x: Float32Array): Buf {
+  const b = be.alloc(x.length);
+  be.write(b, x);
+  return b;
+}
+
+/** A weight of f's type from values (F32 bytes at an odd offset: the addon must not assume alignment). */
+function weight(f: QuantFormat, vals: Float32Array, k: number, n: number, name: string) {
+  const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
+  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
+  for (let r = 0; r < n; r++) f.quantizeRow(vals.subarray(r * k, (r + 1) * k), bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
+  return { name, type: f.type, shape: [k, n], bytes };
+}
+
+/** Runs fn on every kernel set and at 1 and 2 threads; returns the outputs per run, checking thread-count bit equality. */
+async function everyLevel(a: NativeAddon, fn: (be: NativeBackend) => Promise<Float32Array>, check: (got: Float32Array, label: string) => void): Promise<void> {
+  const best = a.kernelLevel();
+  const threads = a.getThreads();
+  try {
+    for (const level of a.kernelLevels()) {
+      a.setKernelLevel(level);
+      const one = await fn(new NativeBackend({ threads: 1 }));
+      const two = await fn(new NativeBackend({ threads: 2 }));
+      assert.ok(sameBits(one, two), `${level}: 1 and 2 threads differ`);
+      check(two, level);
+    }
+  } finally {
+    a.setKernelLevel(best);
+    a.setThreads(threads);
+  }
+}
+
+const TOL_EXACTISH = 1e-6; // rmsNorm, rope, add, swiglu, scatter-add: f64 maths like the reference, summation order aside
+const TOL_ATTN = 1e-5; // f32 dot products and V sums vs the reference's f64
+const TOL_FFN = 5e-4; // Q8 activations (input and intermediate) vs the reference's f32 activations
+
+test("native rmsNorm matches the scalar backend", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  for (const [len, rows] of [[2048, 1], [2048, 17], [128, 32 * 17], [128, 4], [45, 3], [2048, 64]]) {
+    const x = rand(len * rows, `rms-x-${len}-${rows}`, 3);
+    const w = scalar.upload(weight(F32, rand(len, `rms-w-${len}`, 1), len, 1, "norm"));
+    const ref = await (async () => { const xb = buf(scalar, x); scalar.rmsNorm(xb, xb, w, 1e-6, len, rows); return scalar.read(xb); })();
+    await everyLevel(a, async (be) => {
+      const xb = buf(be, x), out = be.alloc(len * rows);
+      be.rmsNorm(out, xb, w, 1e-6, len, rows);
+      const inPlace = buf(be, x);
+      be.rmsNorm(inPlace, inPlace, w, 1e-6, len, rows);
+      const r = await be.read(out);
+      assert.ok(sameBits(r, await be.read(inPlace)), "in place differs");
+      return r;
+    }, (got, level) => {
+      const e = nmse(got, ref);
+      worst = Math.max(worst, e);
+      assert.ok(e < TOL_EXACTISH, `${level} len ${len} rows ${rows}: nmse ${e.toExponential(2)}`);
+    });
+  }
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
+test("native rope matches the scalar backend (positions not from 0, odd token counts)", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  for (const [T, nHead, hd, start] of [[1, 32, 128, 0], [1, 4, 128, 4093], [17, 32, 128, 5], [17, 4, 128, 100], [3, 2, 64, 7], [64, 32, 128, 0]]) {
+    const pos = Int32Array.from({ length: T }, (_, i) => start + i * (i % 3 === 2 ? 2 : 1));
+    const x = rand(T * nHead * hd, `rope-${T}-${nHead}`, 2);
+    const xr = buf(scalar, x);
+    scalar.rope(xr, pos, nHead, hd, 1e6);
+    const ref = await scalar.read(xr);
+    await everyLevel(a, async (be) => {
+      const xb = buf(be, x);
+      be.rope(xb, pos, nHead, hd, 1e6);
+      return be.read(xb);
+    }, (got, level) => {
+      const e = nmse(got, ref);
+      worst = Math.max(worst, e);
+      assert.ok(e < TOL_EXACTISH, `${level} T ${T} heads ${nHead} start ${start}: nmse ${e.toExponential(2)}`);
+    });
+  }
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
+test("native add, swiglu and scatterAddRows match the scalar backend", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  for (const n of [1, 37, 768 * 8, 2048 * 17, 300_001]) {
+    const x = rand(n, `ew-x-${n}`, 4), y = rand(n, `ew-y-${n}`, 2);
+    for (const op of ["add", "swiglu"] as const) {
+      const o = buf(scalar, x);
+      scalar[op](o, o, buf(scalar, y), n);
+      const ref = await scalar.read(o);
+      await everyLevel(a, async (be) => {
+        const xb = buf(be, x);
+        be[op](xb, xb, buf(be, y), n);
+        return be.read(xb);
+      }, (got, level) => {
+        const e = nmse(got, ref);
+        worst = Math.max(worst, e);
+        assert.ok(e < TOL_EXACTISH, `${op} ${level} n ${n}: nmse ${e.toExponential(2)}`);
+      });
+    }
+  }
+  const D = 2048, rows = Int32Array.of(3, 0, 3, 16), scales = Float32Array.of(0.25, -1.5, 0.125, 0.7);
+  const base = rand(17 * D, "sc-base"), x = rand(rows.length * D, "sc-x");
+  const o = buf(scalar, base);
+  scalar.scatterAddRows(o, buf(scalar, x), rows, scales, D);
+  const ref = await scalar.read(o);
+  await everyLevel(a, async (be) => {
+    const ob = buf(be, base);
+    be.scatterAddRows(ob, buf(be, x), rows, scales, D);
+    return be.read(ob);
+  }, (got, level) => assert.ok(nmse(got, ref) < TOL_EXACTISH, `scatterAddRows ${level}`));
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
+test("native attention matches the scalar backend (decode, prefill, GQA 4/2 and 32/4, start > 0)", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  const cases: AttentionParams[] = [
+    { nTokens: 1, startPos: 0, nHead: 4, nHeadKv: 2, headDim: 64, scale: 1 / 8 },
+    { nTokens: 1, startPos: 300, nHead: 32, nHeadKv: 4, headDim: 128, scale: 1 / Math.sqrt(128) },
+    { nTokens: 17, startPos: 0, nHead: 32, nHeadKv: 4, headDim: 128, scale: 1 / Math.sqrt(128) },
+    { nTokens: 17, startPos: 23, nHead: 4, nHeadKv: 2, headDim: 128, scale: 1 / Math.sqrt(128) },
+    { nTokens: 5, startPos: 9, nHead: 4, nHeadKv: 4, headDim: 45, scale: 0.3 },
+    { nTokens: 17, startPos: 120, nHead: 4, nHeadKv: 2, headDim: 128, scale: 1 / Math.sqrt(128) }, // key chunks, some past a token's end
+    { nTokens: 1, startPos: 1000, nHead: 32, nHeadKv: 4, headDim: 128, scale: 1 / Math.sqrt(128) }, // 8 key chunks merged
+    { nTokens: 64, startPos: 64, nHead: 32, nHeadKv: 4, headDim: 128, scale: 1 / Math.sqrt(128) },
+  ];
+  for (const p of cases) {
+    const kvDim = p.nHeadKv * p.headDim, nPos = p.startPos + p.nTokens;
+    const q = rand(p.nTokens * p.nHead * p.headDim, `q-${p.nTokens}-${p.startPos}`, 3);
+    const k = rand(nPos * kvDim, `k-${nPos}-${kvDim}`, 3), v = rand(nPos * kvDim, `v-${nPos}-${kvDim}`, 1);
+    const ro = scalar.alloc(p.nTokens * p.nHead * p.headDim);
+    scalar.attention(ro, buf(scalar, q), buf(scalar, k), buf(scalar, v), p);
+    const ref = await scalar.read(ro);
+    await everyLevel(a, async (be) => {
+      const out = be.alloc(p.nTokens * p.nHead * p.headDim);
+      be.attention(out, buf(be, q), buf(be, k), buf(be, v), p);
+      return be.read(out);
+    }, (got, level) => {
+      const e = nmse(got, ref);
+      worst = Math.max(worst, e);
+      assert.ok(e < TOL_ATTN, `${level} ${JSON.stringify(p)}: nmse ${e.toExponential(2)}`);
+    });
+  }
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
+test("native fused expert FFN matches the scalar backend's gate, up, swiglu, down", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  const worst: Record<string, number> = {};
+  const combos: [QuantFormat, QuantFormat, QuantFormat][] = [
+    [Q8_0, Q8_0, Q8_0], [Q4_K, Q4_K, Q6_K], [Q6_K, Q6_K, Q6_K], [F16, F16, F16], [BF16, BF16, F32], [Q4_K, Q8_0, F16],
+  ];
+  for (const [fg, fu, fd] of combos) {
+    for (const [D, F, n] of [[256, 256, 1], [2048, 768, 1], [2048, 768, 17], [512, 512, 5]]) {
+      const label = `${fg.name}/${fu.name}/${fd.name}`;
+      const hg = weight(fg, rand(D * F, `g-${D}-${F}`, 0.1), D, F, "gate");
+      const hu = weight(fu, rand(D * F, `u-${D}-${F}`, 0.1), D, F, "up");
+      const hd = weight(fd, rand(F * D, `d-${D}-${F}`, 0.1), F, D, "down");
+      const x = rand(n * D, `fx-${D}-${n}`, 1);
+      const [sg, su, sd] = [hg, hu, hd].map((w) => scalar.upload(w));
+      const ge = scalar.alloc(n * F), ue = scalar.alloc(n * F), ro = scalar.alloc(n * D), xs = buf(scalar, x);
+      scalar.matmul(ge, sg, xs, n);
+      scalar.matmul(ue, su, xs, n);
+      scalar.swiglu(ge, ge, ue, n * F);
+      scalar.matmul(ro, sd, ge, n);
+      const ref = await scalar.read(ro);
+      await everyLevel(a, async (be) => {
+        assert.ok(be.supports("expert_ffn", fg.type));
+        const out = be.alloc(n * D);
+        be.expertFfn(out, buf(be, x), be.upload(hg), be.upload(hu), be.upload(hd), n);
+        return be.read(out);
+      }, (got, level) => {
+        const e = nmse(got, ref);
+        worst[label] = Math.max(worst[label] ?? 0, e);
+        assert.ok(e < TOL_FFN, `${label} ${level} D ${D} F ${F} n ${n}: nmse ${e.toExponential(2)}`);
+      });
+    }
+  }
+  t.diagnostic(`worst nmse: ${Object.entries(worst).map(([l, e]) => `${l} ${e.toExponential(2)}`).join(", ")}`);
+});
+
+test("the fused expert FFN equals native matmul, swiglu, matmul bit for bit when the types allow", async () => {
+  const a = need();
+  const be = new NativeBackend({ threads: 2 });
+  for (const f of [Q8_0, Q4_K, F16]) {
+    const D = 512, F = 256, n = 9;
+    const g = be.upload(weight(f, rand(D * F, "bg", 0.1), D, F, "gate"));
+    const u = be.upload(weight(f, rand(D * F, "bu", 0.1), D, F, "up"));
+    const d = be.upload(weight(f, rand(F * D, "bd", 0.1), F, D, "down"));
+    const x = buf(be, rand(n * D, "bx"));
+    const ge = be.alloc(n * F), ue = be.alloc(n * F), sep = be.alloc(n * D), fused = be.alloc(n * D);
+    be.matmul(ge, g, x, n);
+    be.matmul(ue, u, x, n);
+    be.swiglu(ge, ge, ue, n * F);
+    be.matmul(sep, d, ge, n);
+    be.expertFfn(fused, x, g, u, d, n);
+    assert.ok(sameBits(await be.read(sep), await be.read(fused)), f.name);
+  }
+  assert.ok(!be.supports("expert_ffn", 99));
+  assert.ok(a.kernelLevels().length > 0);
+});
+
+test("native ops reject bad shapes with RangeErrors", () => {
+  const a = need();
+  const f = new Float32Array(8);
+  assert.throws(() => a.attention(f, f, f, f, 1, 0, 3, 2, 4, 1), RangeError);
+  assert.throws(() => a.attention(f, f, new Float32Array(4), f, 1, 1, 2, 1, 4, 1), RangeError);
+  assert.throws(() => a.rmsNorm(f, new Float32Array(4), new Uint8Array(32), 1e-6, 4, 2), RangeError);
+  assert.throws(() => a.rope(f, Int32Array.of(0, 1), 1, 3, 1e4), RangeError);
+  assert.throws(() => a.scatterAddRows(f, f, Int32Array.of(2), Float32Array.of(1), 4), RangeError);
+  assert.throws(() => a.expertFfn(8, new Uint8Array(34), 8, new Uint8Array(34), 8, new Uint8Array(34), new Float32Array(32), new Float32Array(32), 32, 32, 1), RangeError);
+});
