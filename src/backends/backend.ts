@@ -70,6 +70,11 @@ export interface Backend {
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void;
   /** out[:] = 0. */
   zero(out: Buf): void;
+  /**
+   * Optional fused expert FFN over nRows rows: out[n, D] = down(silu(gate x) * up x) for x[n, D]
+   * (gate/up [D, F], down [F, D]); equal to matmul, matmul, swiglu, matmul run separately.
+   */
+  expertFfn?(out: Buf, x: Buf, gate: Weight, up: Weight, down: Weight, nRows: number): void;
 }
 
 /** Rows and values per row of a 2-D weight, checking it is 2-D. */

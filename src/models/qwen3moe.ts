@@ -215,11 +215,15 @@ export class Qwen3Moe {
           try {
             part.forEach((b, j) => {
               const n = b.rows.length;
+              const w = ws[j];
               be.gatherRows(xe, h, b.rows, D);
-              be.matmul(ge, ws[j].gate, xe, n);
-              be.matmul(ue, ws[j].up, xe, n);
-              be.swiglu(ge, ge, ue, n * F);
-              be.matmul(ye, ws[j].down, ge, n);
+              if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) be.expertFfn(ye, xe, w.gate, w.up, w.down, n);
+              else {
+                be.matmul(ge, w.gate, xe, n);
+                be.matmul(ue, w.up, xe, n);
+                be.swiglu(ge, ge, ue, n * F);
+                be.matmul(ye, w.down, ge, n);
+              }
               be.scatterAddRows(moe, ye, b.rows, b.scales, D);
             });
           } finally {

@@ -23,7 +23,8 @@ export class ScalarBackend implements Backend {
   readonly name = "scalar";
   private scratch = new Float32Array(0);
 
-  supports(_op: OpName, type?: number): boolean {
+  supports(op: OpName, type?: number): boolean {
+    if (op === "expert_ffn") return false; // no fused op: the model composes matmul and swiglu
     if (type === undefined) return true;
     try {
       quantFormat(type);
