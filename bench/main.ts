@@ -3,7 +3,7 @@ import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
 
-const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar, kernels: benchKernels };
+const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar, kernels: benchKernels, stream: async () => (await import("./stream.js")).benchStream() };
 
 const asked = process.argv.slice(2);
 const names = asked.length ? asked : Object.keys(BENCHES);

@@ -1,0 +1,58 @@
+// The disk's ceiling for the engine's access pattern: whole expert records read by Node's positioned
+// fs reads, in random order, at a fixed number in flight.
+import { open, type FileHandle } from "node:fs/promises";
+
+export interface RecordRef {
+  file: string;
+  position: number;
+}
+
+/** Seeded Fisher-Yates (mulberry32), so runs read the same records. */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const out = [...xs];
+  let s = seed >>> 0;
+  const rnd = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Read every record (recordBytes each) with `inFlight` workers; returns GB/s (1e9 bytes) and p50/p99 per-read ms. */
+export async function readRecords(records: readonly RecordRef[], recordBytes: number, inFlight: number): Promise<{ gbps: number; p50Ms: number; p99Ms: number; bytes: number }> {
+  const handles = new Map<string, FileHandle>();
+  for (const r of records) if (!handles.has(r.file)) handles.set(r.file, await open(r.file, "r"));
+  const lat: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    const buf = new Uint8Array(recordBytes);
+    while (next < records.length) {
+      const r = records[next++];
+      const fh = handles.get(r.file)!;
+      const t = performance.now();
+      for (let got = 0; got < recordBytes; ) {
+        const n = (await fh.read(buf, got, recordBytes - got, r.position + got)).bytesRead;
+        if (n === 0) throw new Error(`${r.file}: short read at ${r.position + got}`);
+        got += n;
+      }
+      lat.push(performance.now() - t);
+    }
+  };
+  const t0 = performance.now();
+  try {
+    await Promise.all(Array.from({ length: inFlight }, worker));
+  } finally {
+    for (const fh of handles.values()) await fh.close();
+  }
+  const s = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const bytes = records.length * recordBytes;
+  return { gbps: bytes / s / 1e9, p50Ms: lat[Math.floor(lat.length / 2)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))], bytes };
+}

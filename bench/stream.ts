@@ -1,0 +1,300 @@
+// npm run bench -- stream: a3b (48 layers, Q4_K, ~17 GB) under a memory cgroup at 35% of its bytes:
+// moestream streaming experts vs llama.cpp paging the same GGUF through mmap, against the disk's
+// ceiling. Each engine runs in its own child process (`stream.ts child <json>`), one JSON line out.
+import { existsSync, readFileSync, statfsSync, statSync, writeFileSync } from "node:fs";
+import { loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { getLlama } from "node-llama-cpp";
+import { loadModel } from "../src/engine/load.js";
+import { defaultEngineConfig, type EngineConfig } from "../src/engine/config.js";
+import { Session, type ExpertPhaseStats } from "../src/engine/session.js";
+import { expertLayout } from "../src/engine/expert-layout.js";
+import { packModel } from "../src/experts/pack.js";
+import { MANIFEST_FILE, RECORDS_OFFSET, type PackManifest } from "../src/experts/pack-format.js";
+import { benchModel } from "./models.js";
+import { createMemCgroup, dropCaches, runChild, type MemCgroup } from "./cgroup.js";
+import { readRecords, shuffled, type RecordRef } from "./disk.js";
+
+const A3B = { preset: "a3b", type: "Q4_K", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 }, expertSynthesis: "direct" } as const;
+const A3B_8L = { preset: "a3b-8L", type: "Q8_0", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 } } as const;
+// ~64 Qwen3 tokens of plain prose.
+const PROMPT =
+  "The history of the Roman Empire spans many centuries, from the founding of the city on the banks of the Tiber to the fall of " +
+  "Constantinople. Historians still argue about why it declined: some blame the economy, others the army, the plague, or the " +
+  "sheer size of the territory that had to be defended against";
+const DECODE = 24;
+const THREADS = 2;
+const CAP_SHARE = 0.35;
+const DISK_RECORDS = 768; // per in-flight setting: ~2 GB, disjoint sets
+const CHILD_TIMEOUT_MS = 8 * 60_000;
+
+type ChildSpec =
+  | { kind: "moe"; path: string; cfg: Partial<EngineConfig>; n: number }
+  | { kind: "llama"; path: string; threads: number; n: number };
+
+interface IoSnap { ioWaitMs: number; reads: number; diskBytes: number }
+interface ChildOut {
+  promptTokens: number;
+  decodeTokens: number;
+  loadMs: number;
+  prefillTokPerS: number;
+  decodeTokPerS: number;
+  /** Generated ids: greedy runs of one model should agree. */
+  tokens: number[];
+  /** Bytes the kernel read from disk for this process (rusage inblock), per phase. */
+  disk: { prefill: number; decode: number };
+  /** Expert cache traffic per phase; read latency percentiles are of decode-phase demand reads. */
+  moe?: { mode: string; reason: string; prefill: ExpertPhaseStats & IoSnap; decode: ExpertPhaseStats & IoSnap; readP50Ms: number; readP99Ms: number; recordBytes: number };
+  maxRssBytes: number;
+  /** At exit: anonymous (heap, copies) vs file-backed (mmap) resident bytes. */
+  rssAnonBytes: number;
+  rssFileBytes: number;
+}
+
+const diskRead = () => process.resourceUsage().fsRead * 512;
+function rss(): Pick<ChildOut, "maxRssBytes" | "rssAnonBytes" | "rssFileBytes"> {
+  const st = readFileSync("/proc/self/status", "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) * 1024;
+  return { maxRssBytes: process.resourceUsage().maxRSS * 1024, rssAnonBytes: kb("RssAnon"), rssFileBytes: kb("RssFile") };
+}
+
+async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<ChildOut> {
+  const t0 = performance.now();
+  const lm = await loadModel(spec.path, defaultEngineConfig({ ctxSize: 256, ...spec.cfg }));
+  const loadMs = performance.now() - t0;
+  try {
+    const x = lm.experts;
+    const io = (): IoSnap => ({ ioWaitMs: x.stats.ioWaitMs, reads: x.stats.reads, diskBytes: diskRead() });
+    const s = new Session(lm);
+    const prompt = lm.tokenizer.encode(PROMPT);
+    const a = io();
+    let b = a, lat = 0;
+    const tokens: number[] = [];
+    for await (const step of s.generate(prompt, { maxTokens: spec.n + 1, sampling: { temperature: 0 }, stopAtEog: false })) {
+      tokens.push(step.token);
+      if (b === a) { // first token: prefill just ended, no decode step ran yet
+        b = io();
+        lat = x.readLatency.count;
+      }
+    }
+    const c = io();
+    const st = s.lastStats!;
+    const d = (p: IoSnap, q: IoSnap): IoSnap => ({ ioWaitMs: q.ioWaitMs - p.ioWaitMs, reads: q.reads - p.reads, diskBytes: q.diskBytes - p.diskBytes });
+    const [p50, p99] = x.readLatency.percentiles(lat, [0.5, 0.99]);
+    return {
+      promptTokens: st.promptTokens, decodeTokens: st.generatedTokens - 1, loadMs, tokens,
+      prefillTokPerS: (st.promptTokens * 1000) / st.promptMs, decodeTokPerS: ((st.generatedTokens - 1) * 1000) / st.decodeMs,
+      disk: { prefill: b.diskBytes - a.diskBytes, decode: c.diskBytes - b.diskBytes },
+      moe: {
+        mode: lm.expertIO.mode, reason: lm.expertIO.reason, readP50Ms: p50, readP99Ms: p99, recordBytes: x.slotBytes,
+        prefill: { ...st.experts.prefill, ...d(a, b) }, decode: { ...st.experts.decode, ...d(b, c) },
+      },
+      ...rss(),
+    };
+  } finally {
+    await lm.close();
+  }
+}
+
+async function childLlama(spec: Extract<ChildSpec, { kind: "llama" }>): Promise<ChildOut> {
+  const t0 = performance.now();
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: spec.path }); // defaults: mmap, CPU repack
+  const ctx = await model.createContext({ contextSize: 256, threads: spec.threads });
+  const loadMs = performance.now() - t0;
+  const seq = ctx.getSequence();
+  const prompt = model.tokenize(PROMPT, true);
+  const d0 = diskRead(), t1 = performance.now();
+  const res = await seq.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { token: true } }] : t)) as never);
+  const first = res[prompt.length - 1]?.next.token;
+  if (first == null) throw new Error("llama.cpp returned no next token for the prompt");
+  const d1 = diskRead(), t2 = performance.now();
+  // Same counting as moestream: the prompt gives token 1, then `n` single-token evaluations.
+  const tokens: number[] = [first];
+  for await (const t of seq.evaluate([first], { temperature: 0 })) if (tokens.push(t) > spec.n) break;
+  const produced = tokens.length - 1;
+  const t3 = performance.now(), d2 = diskRead();
+  const mem = rss();
+  await ctx.dispose();
+  await model.dispose();
+  return {
+    promptTokens: prompt.length, decodeTokens: produced, loadMs, tokens,
+    prefillTokPerS: (prompt.length * 1000) / (t2 - t1), decodeTokPerS: (produced * 1000) / (t3 - t2),
+    disk: { prefill: d1 - d0, decode: d2 - d1 }, ...mem,
+  };
+}
+
+// ---- parent ----
+
+const GB = 1e9, GiB = 2 ** 30, MiB = 2 ** 20;
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+
+function memAvailable(): number {
+  return Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
+}
+
+interface Run { label: string; out?: ChildOut; error?: string; peakBytes?: number; wallMs: number; load: string }
+
+/** One child run after dropping the page cache; inside a fresh cgroup at limitBytes when given. */
+async function measure(label: string, spec: ChildSpec, limitBytes: number | undefined): Promise<Run> {
+  dropCaches();
+  let cg: MemCgroup | undefined;
+  if (limitBytes !== undefined) {
+    const made = createMemCgroup(`moestream-bench-${process.pid}`, limitBytes);
+    if (typeof made === "string") throw new Error(made);
+    cg = made;
+  }
+  const before = load();
+  process.stderr.write(`  running: ${label} ...\n`);
+  try {
+    const r = await runChild([process.execPath, "--import", "tsx", "bench/stream.ts", "child", JSON.stringify(spec)], cg, CHILD_TIMEOUT_MS);
+    const oom = cg?.oomKills() ?? 0;
+    const run: Run = { label, wallMs: r.wallMs, load: `${before} -> ${load()}`, peakBytes: cg?.maxUsage() };
+    if (r.code === 0 && r.json) run.out = r.json as ChildOut;
+    else run.error = `exit ${r.code ?? r.signal}${oom ? `, OOM-killed (${oom})` : ""}${r.wallMs >= CHILD_TIMEOUT_MS ? ", timed out" : ""}: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`;
+    return run;
+  } finally {
+    cg?.remove();
+  }
+}
+
+async function ensurePack(gguf: string): Promise<string> {
+  const dir = join(".cache", "bench", "a3b-q4_k.moe");
+  if (existsSync(join(dir, MANIFEST_FILE))) return dir;
+  const need = statSync(gguf).size * 1.02;
+  const fs = statfsSync(".cache");
+  if (fs.bavail * fs.bsize < need) throw new Error(`packing needs ${f(need / GB, 1)} GB free, ${f((fs.bavail * fs.bsize) / GB, 1)} GB left`);
+  console.error(`packing ${gguf} -> ${dir} (once; cached) ...`);
+  const t0 = performance.now();
+  await packModel(gguf, dir, { experts: expertLayout });
+  console.error(`  done in ${f((performance.now() - t0) / 1000, 0)} s`);
+  return dir;
+}
+
+export async function benchStream(): Promise<void> {
+  const t0 = performance.now();
+  const fs = statfsSync(".");
+  const ggufPath = join(".cache", "bench", "a3b-q4_k.gguf");
+  if (!existsSync(ggufPath) && fs.bavail * fs.bsize < 36 * GB) {
+    throw new Error(`a3b needs ~17 GB for the GGUF and ~17 GB for its pack; ${f((fs.bavail * fs.bsize) / GB, 1)} GB free`);
+  }
+  const gguf = await benchModel(A3B, "a3b-q4_k.gguf");
+  const pack = await ensurePack(gguf);
+  const fileBytes = statSync(gguf).size;
+  const manifest = JSON.parse(readFileSync(join(pack, MANIFEST_FILE), "utf8")) as PackManifest;
+  const recordBytes = Math.max(...manifest.layers.map((l) => l.recordBytes));
+  const expertBytes = manifest.layers.reduce((a, l) => a + l.recordBytes * l.experts, 0);
+  const cap = Math.round(CAP_SHARE * fileBytes);
+  console.log(`model: a3b Q4_K, realistic routing (skew 1, locality 0.5), GGUF ${f(fileBytes / GB)} GB, experts ${f(expertBytes / GB)} GB in ${manifest.layers.length} layer files, record ${f(recordBytes / MiB)} MiB`);
+  console.log(`load average at start: ${load()} (shared VM: other work on it skews every figure)`);
+
+  // 1. Disk ceiling, records in random order over all layer files, disjoint sets per setting.
+  const recs: RecordRef[] = manifest.layers.flatMap((l) => Array.from({ length: l.experts }, (_, e) => ({ file: join(pack, l.file), position: RECORDS_OFFSET + e * l.recordBytes })));
+  const order = shuffled(recs, 42);
+  const disk: { inFlight: number; gbps: number; p50Ms: number; p99Ms: number }[] = [];
+  for (const [i, inFlight] of [1, 8, 16].entries()) {
+    const dropped = dropCaches();
+    const r = await readRecords(order.slice(i * DISK_RECORDS, (i + 1) * DISK_RECORDS), recordBytes, inFlight);
+    disk.push({ inFlight, ...r });
+    if (!dropped) console.log("  (could not drop the page cache: disk figures may be cache hits)");
+  }
+
+  // 2. Capped runs, each after dropping the page cache.
+  const cgOk = createMemCgroup(`moestream-probe-${process.pid}`, cap);
+  const capped = typeof cgOk !== "string";
+  if (capped) cgOk.remove();
+  else console.log(`NO memory cgroup (${cgOk}): falling back to --mem-budget alone, page cache is NOT capped`);
+  const limit = capped ? cap : undefined;
+  const moe = (prefetch: boolean): ChildSpec => ({ kind: "moe", path: pack, n: DECODE, cfg: { expertIo: "stream", memBudget: cap, backend: "native", threads: THREADS, prefetch } });
+  const runs: Run[] = [];
+  runs.push(await measure("moestream stream, prefetch on", moe(true), limit));
+  runs.push(await measure("moestream stream, prefetch off", moe(false), limit));
+  runs.push(await measure("llama.cpp mmap (default)", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }, limit));
+
+  // 3. Uncapped: stream vs resident, and llama.cpp; a safety cgroup keeps an overrun from OOM-killing other work.
+  const denseBytes = fileBytes - expertBytes;
+  const fits = memAvailable() > expertBytes + denseBytes + 2 * GiB;
+  const big = fits ? pack : await benchModel(A3B_8L, "a3b-8L-q8_0.gguf");
+  const safety = capped ? Math.min(totalmem() - GiB, memAvailable()) : undefined;
+  const uc = (expertIo: "stream" | "resident"): ChildSpec => ({ kind: "moe", path: big, n: DECODE, cfg: { expertIo, backend: "native", threads: THREADS, prefetch: true } });
+  const free: Run[] = [];
+  free.push(await measure(`moestream stream (${fits ? "a3b" : "a3b-8L"})`, uc("stream"), safety));
+  free.push(await measure(`moestream resident (${fits ? "a3b" : "a3b-8L"})`, uc("resident"), safety));
+  if (fits) free.push(await measure("llama.cpp mmap (default), a3b", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }, safety));
+
+  // ---- report ----
+  console.log(`\ndisk ceiling: ${DISK_RECORDS} random ${f(recordBytes / MiB)} MiB records per setting (page cache dropped), Node fs positioned reads`);
+  for (const d of disk) console.log(`  ${String(d.inFlight).padStart(2)} in flight  ${f(d.gbps)} GB/s   per read p50 ${f(d.p50Ms, 1)} ms, p99 ${f(d.p99Ms, 1)} ms`);
+
+  const llama = runs[2].out, llamaFree = free[2]?.out;
+  console.log(`\ncapped at ${f(cap / GiB)} GiB = ${CAP_SHARE} x GGUF bytes (${capped ? "cgroup v1 memory limit, page cache included" : "--mem-budget only"}); prompt ${runs[0].out?.promptTokens ?? "?"} tokens, ${DECODE} decode tokens, greedy, ${THREADS} threads`);
+  console.log("  " + ["engine", "prefill t/s", "decode t/s", "x llama capped", "x llama uncapped", "load s", "disk MiB/tok", "peak GiB", "load avg before -> after"].join(" | "));
+  for (const r of runs) {
+    if (!r.out) {
+      console.log(`  ${r.label}: FAILED ${r.error} (peak ${f((r.peakBytes ?? NaN) / GiB)} GiB, after ${f(r.wallMs / 1000, 0)} s)`);
+      continue;
+    }
+    const o = r.out, x = (ref?: ChildOut) => (ref ? f(o.decodeTokPerS / ref.decodeTokPerS) : "-");
+    console.log(`  ${[r.label, f(o.prefillTokPerS), f(o.decodeTokPerS), x(llama), x(llamaFree), f(o.loadMs / 1000, 1), f(o.disk.decode / o.decodeTokens / MiB, 0), f((r.peakBytes ?? NaN) / GiB), r.load].join(" | ")}`);
+  }
+  if (!llama && llamaFree) {
+    console.log(`  llama.cpp uncapped holds ${f(llamaFree.rssAnonBytes / GiB)} GiB anonymous + ${f(llamaFree.rssFileBytes / GiB)} GiB mmapped: its CPU repack copies the Q4_K weights out of the mapping, so no cap below that can run it`);
+  }
+
+  console.log(`\nmoestream expert traffic under the cap (decode phase unless noted)`);
+  for (const r of runs.slice(0, 2)) {
+    const m = r.out?.moe;
+    if (!m || !r.out) continue;
+    const d = m.decode, n = r.out.decodeTokens;
+    const perTok = (d.bytesRead + d.prefetchBytes) / n;
+    console.log(`  ${r.label}: ${m.reason}`);
+    console.log(`    hit rate ${f((100 * d.hits) / (d.hits + d.misses), 1)}% (${d.hits} hits, ${d.misses} misses, ${d.prefetched} of them served by prefetch); prefill hit rate ${f((100 * m.prefill.hits) / (m.prefill.hits + m.prefill.misses), 1)}%`);
+    console.log(`    prefetch precision ${d.prefetchIssued ? `${f((100 * d.prefetchUsed) / d.prefetchIssued, 1)}% (${d.prefetchUsed} used / ${d.prefetchIssued} issued, ${d.prefetchWasted} wasted)` : "- (none issued)"}`);
+    console.log(`    read per token ${f(perTok / MiB, 0)} MiB (demand ${f(d.bytesRead / n / MiB, 0)} + prefetch ${f(d.prefetchBytes / n / MiB, 0)}); kernel disk reads ${f(r.out.disk.decode / n / MiB, 0)} MiB/token`);
+    console.log(`    I/O wait ${f(d.ioWaitMs / n, 0)} of ${f(1000 / r.out.decodeTokPerS, 0)} ms/token; delivered during waits ${f(d.bytesRead / (d.ioWaitMs / 1000) / GB)} GB/s demand only, ${f((perTok * n) / (d.ioWaitMs / 1000) / GB)} GB/s with prefetch; demand read latency p50 ${f(m.readP50Ms, 1)} ms, p99 ${f(m.readP99Ms, 1)} ms`);
+    console.log(`    disk-bound decode ceiling at ${f(perTok / MiB, 0)} MiB/token: ${disk.map((x) => `${f((x.gbps * GB) / perTok)} tok/s @${x.inFlight}`).join(", ")}`);
+    console.log(`    prefill: read ${f((m.prefill.bytesRead + m.prefill.prefetchBytes) / GB)} GB, I/O wait ${f(m.prefill.ioWaitMs / 1000, 1)} s of ${f(r.out.promptTokens / r.out.prefillTokPerS, 1)} s`);
+  }
+
+  console.log(`\nuncapped (${fits ? "a3b" : `a3b-8L Q8_0: a3b resident needs ~${f((expertBytes + denseBytes) / GiB, 0)} GiB, only ${f(memAvailable() / GiB, 1)} GiB available`}; page cache dropped before each; safety cgroup ${safety ? f(safety / GiB, 1) + " GiB" : "none"})`);
+  for (const r of free) {
+    if (!r.out) {
+      console.log(`  ${r.label}: FAILED ${r.error}`);
+      continue;
+    }
+    const o = r.out, d = o.moe?.decode, p = o.moe?.prefill;
+    const io = d && p ? `, decode hit rate ${f((100 * d.hits) / (d.hits + d.misses), 1)}%, I/O wait ${f(d.ioWaitMs / o.decodeTokens, 0)} ms/token (prefill ${f(p.ioWaitMs / 1000, 1)} s)` : "";
+    console.log(`  ${r.label.padEnd(32)} decode ${f(o.decodeTokPerS)} tok/s, prefill ${f(o.prefillTokPerS)} tok/s, load ${f(o.loadMs / 1000, 1)} s${io}, RSS anon ${f(o.rssAnonBytes / GiB)} + file ${f(o.rssFileBytes / GiB)} GiB, load avg ${r.load}`);
+  }
+  const [fs_, fr, fl] = free.map((r) => r.out);
+  if (fs_ && fr) console.log(`  stream / resident decode: ${f(fs_.decodeTokPerS / fr.decodeTokPerS)}x`);
+  if (fr && fl && fits) console.log(`  moestream resident / llama.cpp decode: ${f(fr.decodeTokPerS / fl.decodeTokPerS)}x, prefill ${f(fr.prefillTokPerS / fl.prefillTokPerS)}x`);
+  // Greedy ids: moestream must agree with itself whatever the mode; llama.cpp may part where logits are near-tied.
+  const ids = [...runs, ...(fits ? free : [])].filter((r) => r.out).map((r) => [r.label, r.out!.tokens] as const);
+  if (ids.length > 1) {
+    const [ref, refIds] = ids[0];
+    const part = (t: number[]) => {
+      const i = t.findIndex((x, j) => x !== refIds[j]);
+      return i < 0 && t.length === refIds.length ? "same" : `differs from token ${i < 0 ? Math.min(t.length, refIds.length) : i}`;
+    };
+    console.log(`greedy ids vs ${ref}: ${ids.slice(1).map(([l, t]) => `${l} ${part(t)}`).join("; ")}`);
+  }
+  const out = join(".cache", "bench", "stream-results.json");
+  writeFileSync(out, JSON.stringify({ cap, disk, capped: runs, uncapped: free }, null, 1));
+  console.log(`load average at end: ${load()}; took ${f((performance.now() - t0) / 60_000, 1)} min; raw results in ${out}`);
+}
+
+// Child entry: `node --import tsx bench/stream.ts child <spec json>` prints one JSON line.
+if (process.argv[2] === "child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const spec = JSON.parse(process.argv[3]) as ChildSpec;
+  try {
+    const out = spec.kind === "moe" ? await childMoe(spec) : await childLlama(spec);
+    console.log(JSON.stringify(out));
+    process.exit(0); // node-llama-cpp can keep the loop alive
+  } catch (e) {
+    console.error((e as Error).stack ?? e);
+    process.exit(1);
+  }
+}
