@@ -32,6 +32,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, extra: Rec
   res.end(text);
 }
 
+/** Bytes of an oversize upload read and dropped after its 413, before the connection is cut. */
+const MAX_DRAIN = 64 * 2 ** 20;
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = () => new ApiError(413, `request body too large: the limit is ${limit} bytes`, null, "request_too_large");
   const declared = Number(req.headers["content-length"]);
@@ -165,8 +168,13 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
       }
       const extra: Record<string, string> = {};
       if (err.status === 413) {
-        extra.connection = "close";
-        req.resume(); // discard the rest so the client reads the answer, not a reset
+        // Discard the rest of the upload so the client, still writing, gets to read the answer instead of a
+        // reset (closing now makes its writes fail with EPIPE); a client that never stops is cut off.
+        let drained = 0;
+        req.on("data", (c: Buffer) => {
+          if ((drained += c.length) > MAX_DRAIN) req.socket.destroy();
+        });
+        req.resume();
       }
       if (err.status === 429) extra["retry-after"] = "1";
       sendJson(res, err.status, err.toJSON(), extra);
