@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GGMLType, meta, metaMap, planGGUF, tensorByteLength, type GGUFMetadata, type GGUFWriteTensor } from "../../src/format/gguf/index.js";
+import { mulberry32 } from "../helpers/numeric.js";
 
 /** A fresh temp directory and a cleanup for it. */
 export function tempDir(): { dir: string; cleanup: () => void } {
@@ -10,17 +11,8 @@ export function tempDir(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32). */
+export const prng = mulberry32;
 
 export function randomBytes(n: number, seed: number): Uint8Array {
   const r = prng(seed);

@@ -10,6 +10,7 @@ import type { Backend, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { f32ToF16 } from "../../src/util/f16.js";
 import { Stream } from "../../src/gen/random.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
 
 function need(): NativeAddon {
   const a = loadNativeAddon();
@@ -61,19 +62,6 @@ async function run(be: Backend, w: Weight, x: Float32Array, sh: Shape): Promise<
   const out = be.alloc(sh.n * sh.t);
   be.matmul(out, w, xb, sh.t);
   return be.read(out);
-}
-
-function nmse(a: Float32Array, ref: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (a[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return den === 0 ? num : num / den;
-}
-
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 test("the native addon is built and loads", () => {

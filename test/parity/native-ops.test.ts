@@ -9,6 +9,7 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { AttentionParams, Backend, Buf } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
 
 function need(): NativeAddon {
   const a = loadNativeAddon();
@@ -20,20 +21,6 @@ function rand(len: number, seed: string, scale = 1): Float32Array {
   const x = new Float32Array(len);
   new Stream(13, seed).fillUniform(x, scale);
   return x;
-}
-
-function nmse(a: Float32Array, ref: Float32Array): number {
-  assert.equal(a.length, ref.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (a[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return den === 0 ? num : num / den;
-}
-
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 function buf(be: Backend, x: Float32Array): Buf {

