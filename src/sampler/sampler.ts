@@ -8,6 +8,14 @@ import { Rng } from "./rng.js";
 
 export type PenaltyOptions = Pick<ResolvedSamplingOptions, "repeatPenalty" | "presencePenalty" | "frequencyPenalty" | "penaltyLastN">;
 
+/** Three candidate ids ordered best first: higher weight, then lower id (the order every selection here uses). */
+function order3(w: ArrayLike<number>, a: number, b: number, c: number): [number, number, number] {
+  if (w[b] > w[a] || (w[b] === w[a] && b < a)) [a, b] = [b, a];
+  if (w[c] > w[a] || (w[c] === w[a] && c < a)) [a, c] = [c, a];
+  if (w[c] > w[b] || (w[c] === w[b] && c < b)) [b, c] = [c, b];
+  return [a, b, c];
+}
+
 export interface Sampler {
   /** The options in force, defaults filled in (including the seed actually used). */
   readonly options: Readonly<ResolvedSamplingOptions>;
@@ -243,10 +251,7 @@ function selectBest(idx: Int32Array, w: Float32Array, l: number, r: number, nth:
       return;
     }
     const mid = (l + r) >>> 1; // distinct from l and r here
-    let a = idx[l], b = idx[mid], c = idx[r];
-    if (w[b] > w[a] || (w[b] === w[a] && b < a)) [a, b] = [b, a];
-    if (w[c] > w[a] || (w[c] === w[a] && c < a)) [a, c] = [c, a];
-    if (w[c] > w[b] || (w[c] === w[b] && c < b)) [b, c] = [c, b];
+    const [a, b, c] = order3(w, idx[l], idx[mid], idx[r]);
     idx[l] = a;
     idx[mid] = b;
     idx[r] = c;
@@ -290,10 +295,7 @@ function selectMass(idx: Int32Array, w: Float32Array, ex: Float64Array, m: numbe
     if (r - l >= 2) {
       // Median of three to idx[r] as the pivot.
       const mid = (l + r) >>> 1;
-      let a = idx[l], b = idx[mid], c = idx[r];
-      if (w[b] > w[a] || (w[b] === w[a] && b < a)) [a, b] = [b, a];
-      if (w[c] > w[a] || (w[c] === w[a] && c < a)) [a, c] = [c, a];
-      if (w[c] > w[b] || (w[c] === w[b] && c < b)) [b, c] = [c, b];
+      const [a, b, c] = order3(w, idx[l], idx[mid], idx[r]);
       idx[l] = a;
       idx[mid] = c;
       idx[r] = b;
