@@ -97,7 +97,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
       if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
       reader = store;
-    } else reader = await GGUFExpertReader.open(path, expertLayout);
+    } else reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
     const layers = reader.layers;
     if (layers.length !== hp.nLayer) throw new ModelError("bad_experts", `${path}: experts for ${layers.length} layers, the model has ${hp.nLayer}`);
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));

@@ -264,19 +264,22 @@ export class GGUFExpertReader extends RecordLayers<PlannedLayer & { gaps: [numbe
   }
 
   /** `experts` names each layer's stacked tensors (the engine derives it from the architecture). */
-  static async open(path: string, experts: (file: GGUFFile) => ExpertTensorLayout, opts: { openFile?: OpenFile } = {}): Promise<GGUFExpertReader> {
-    const src = await FileSource.open(path);
+  /** `file`: the already parsed header of `path`, when the caller has it (saves parsing it again). */
+  static async open(path: string, experts: (file: GGUFFile) => ExpertTensorLayout, opts: { openFile?: OpenFile; file?: GGUFFile } = {}): Promise<GGUFExpertReader> {
     let planned: PlannedLayer[];
-    try {
-      const file = await readGGUF(src);
-      planned = planExpertLayers(file, experts(file));
-    } finally {
-      await src.close();
+    if (opts.file) planned = planExpertLayers(opts.file, experts(opts.file));
+    else {
+      const src = await FileSource.open(path);
+      try {
+        const file = await readGGUF(src);
+        planned = planExpertLayers(file, experts(file));
+      } finally {
+        await src.close();
+      }
     }
     const fh = await (opts.openFile ?? openFileDefault)(path);
     return new GGUFExpertReader(path, fh, planned);
   }
-
 
   async readExpert(layer: number, e: number, dst: Uint8Array): Promise<void> {
     const l = this.layer(layer);
