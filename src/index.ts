@@ -1,9 +1,12 @@
-// moestream's library entry: load a GGUF, open a session, generate.
-export { loadModel, type LoadedModel } from "./engine/load.js";
-export { defaultEngineConfig, type EngineConfig } from "./engine/config.js";
-export { Session, type GenerateOptions, type GenerateStep, type GenerationStats } from "./engine/session.js";
-export { renderChat, type ChatMessage } from "./engine/chat-template.js";
+// moestream's library entry: load a model, generate or chat as async iterators, keep and save sessions.
+export { loadModel, Model, type LoadOptions, type ModelGenerateOptions } from "./engine/model.js";
+export { Session, type GenerateOptions, type GenerateStep, type GenerationStats, type ExpertPhaseStats } from "./engine/session.js";
+export { renderChat, type ChatMessage, type ChatTool, type ChatToolCall, type ChatTemplateOptions } from "./engine/chat-template.js";
+export { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "./engine/load.js";
+export { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS, type EngineConfig } from "./engine/config.js";
+export { OpenAIApi, type OpenAIApiOptions } from "./server/openai.js";
 export { generateModel, type GenerateOptions as GenerateModelOptions } from "./gen/generate.js";
+export { packModel } from "./experts/pack.js";
 export { Tokenizer } from "./tokenizer/index.js";
 export type { SamplingOptions } from "./sampler/index.js";
 export { MoestreamError, FormatError, ModelError, UsageError } from "./util/errors.js";

@@ -8,6 +8,7 @@ import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
+import { sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
 import { parsePolicySpec, policyByName } from "../experts/policies.js";
@@ -33,6 +34,8 @@ export interface LoadedModel {
   readonly experts: StreamingExperts;
   /** Things the user should hear about once (e.g. missing expert files allowed). */
   readonly warnings: string[];
+  /** Content hash of the source GGUF (header + sampled pages): equal for a GGUF and its pack; ties saved sessions to it. */
+  identity(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -128,8 +131,11 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     }
     const model = arch.create(hp, backend, weights, experts);
     const r = reader;
+    let identity: Promise<string> | undefined;
+    const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {
       path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts, warnings,
+      identity: () => (identity ??= packIdentity !== undefined ? Promise.resolve(packIdentity) : sourceIdentity(path).then((id) => id.sampleSha256)),
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();

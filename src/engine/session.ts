@@ -2,6 +2,8 @@
 import { KVCache } from "../kv/kv-cache.js";
 import { createSampler, type SamplingOptions } from "../sampler/index.js";
 import type { LoadedModel } from "./load.js";
+import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
+import { loadSessionInto, saveSession } from "./session-file.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -10,8 +12,10 @@ export interface GenerateOptions {
   /** Stop at end-of-generation tokens (default true). */
   stopAtEog?: boolean;
   signal?: AbortSignal;
-  /** Keep the top n raw logits of each step in the yielded step (for --json and logprobs). */
+  /** Keep the top n raw logits of each step in the yielded step (for --json). */
   topLogits?: number;
+  /** Report each chosen token's log-probability under the model, with this many top alternatives (0 = none). */
+  logprobs?: number;
 }
 
 export interface GenerateStep {
@@ -20,6 +24,9 @@ export interface GenerateStep {
   text: string;
   /** [id, logit] pairs, highest first, when topLogits was asked for. */
   topLogits?: [number, number][];
+  /** With `logprobs`: the token's log-probability (softmax of the raw logits) and the top alternatives'. */
+  logprob?: number;
+  topLogprobs?: [number, number][];
 }
 
 /** Expert cache traffic of one phase. */
@@ -69,10 +76,24 @@ export function topN(logits: Float32Array, n: number): [number, number][] {
   return best;
 }
 
+/** log-softmax of `logits` at `ids`: one pass for the max, one for the sum. */
+export function logSoftmaxAt(logits: Float32Array, ids: readonly number[]): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const lse = max + Math.log(sum);
+  return ids.map((id) => logits[id] - lse);
+}
+
 export class Session {
   readonly kv: KVCache;
   /** Every token the KV cache holds, in order. */
   readonly tokens: number[] = [];
+  /** Sampled tokens not yet run through the model (the last token of a generation); the next eval feeds them first. */
+  readonly pending: number[] = [];
+  /** The sampler's RNG state after the last generation: a generation without a seed continues it. */
+  rngState: number[] | undefined;
   lastStats: GenerationStats | undefined;
 
   constructor(readonly lm: LoadedModel, nCtx = lm.config.ctxSize) {
@@ -80,22 +101,59 @@ export class Session {
     this.kv = new KVCache(lm.backend, hp.nLayer, nCtx, hp.nHeadKv * hp.headDim);
   }
 
+  /** The whole context: tokens in the KV cache, then pending ones. */
+  get context(): number[] {
+    return [...this.tokens, ...this.pending];
+  }
+
   reset(): void {
-    this.kv.truncate(0);
-    this.tokens.length = 0;
+    this.truncate(0);
+    this.rngState = undefined;
+  }
+
+  /** Keep the first `length` tokens of the context, forget the rest. */
+  truncate(length: number): void {
+    if (length < 0 || length > this.tokens.length + this.pending.length) throw new RangeError(`cannot truncate a context of ${this.tokens.length + this.pending.length} tokens to ${length}`);
+    if (length >= this.tokens.length) {
+      this.pending.length = length - this.tokens.length;
+      return;
+    }
+    this.pending.length = 0;
+    this.kv.truncate(length);
+    this.tokens.length = length;
     void this.lm.experts.cancelPrefetch(); // predictions for the old context are worthless
   }
 
-  /** Feed tokens; returns the logits of the last one, or of every one. */
-  async eval(tokens: readonly number[], logits: "last" | "all" = "last"): Promise<Float32Array> {
-    const out = await this.lm.model.forward(Int32Array.from(tokens), this.kv, { logits });
-    this.tokens.push(...tokens);
-    return out;
+  /**
+   * Make the context start with `prompt`, keeping the longest common prefix already evaluated, and return
+   * the tokens still to feed (at least one, so there are logits to sample from).
+   */
+  reuse(prompt: readonly number[]): number[] {
+    const ctx = this.context;
+    let n = 0;
+    while (n < ctx.length && n < prompt.length && ctx[n] === prompt[n]) n++;
+    if (n === prompt.length) n = Math.max(0, n - 1);
+    this.truncate(n);
+    return prompt.slice(n);
   }
 
-  /** Evaluate the prompt, then sample up to maxTokens, yielding each token as it is chosen. */
+  /** Feed tokens (after any pending ones); returns the logits of the last one, or of every one. */
+  async eval(tokens: readonly number[], logits: "last" | "all" = "last"): Promise<Float32Array> {
+    const all = this.pending.length ? [...this.pending, ...tokens] : tokens;
+    if (all.length === 0) throw new RangeError("eval needs at least one token");
+    const out = await this.lm.model.forward(Int32Array.from(all), this.kv, { logits });
+    this.pending.length = 0;
+    this.tokens.push(...all);
+    return logits === "all" && all.length !== tokens.length ? out.subarray((all.length - tokens.length) * this.lm.model.hp.nVocab) : out;
+  }
+
+  /**
+   * Append the prompt to the context (an empty prompt continues from the pending token), then sample up to
+   * maxTokens, yielding each token as it is chosen. The last sampled token stays pending: the next call feeds it.
+   */
   async *generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
     const sampler = createSampler(opts.sampling);
+    if (opts.sampling?.seed === undefined && this.rngState) sampler.setState(this.rngState);
     const tok = this.lm.tokenizer;
     const decoder = tok.createStreamDecoder();
     const stopAtEog = opts.stopAtEog ?? true;
@@ -111,6 +169,7 @@ export class Session {
     };
     const s0 = snap();
     const t0 = performance.now();
+    const promptTokens = prompt.length + this.pending.length;
     let logits = await this.eval(prompt);
     const t1 = performance.now();
     const s1 = snap();
@@ -124,16 +183,26 @@ export class Session {
       const top = opts.topLogits ? topN(logits, opts.topLogits) : undefined;
       const token = sampler.sample(logits, this.tokens);
       n++;
+      this.pending.push(token);
+      const step: GenerateStep = { token, text: "", topLogits: top };
+      if (opts.logprobs !== undefined) {
+        const alts = opts.logprobs > 0 ? topN(logits, opts.logprobs).map(([id]) => id) : [];
+        const lp = logSoftmaxAt(logits, [token, ...alts]);
+        step.logprob = lp[0];
+        step.topLogprobs = alts.map((id, i) => [id, lp[i + 1]]);
+      }
       if (stopAtEog && tok.eogIds.has(token)) {
         finishReason = "stop";
-        yield { token, text: "", topLogits: top };
+        yield step;
         break;
       }
-      yield { token, text: decoder.push(token), topLogits: top };
+      step.text = decoder.push(token);
+      yield step;
       if (n >= opts.maxTokens) break;
-      if (this.tokens.length >= this.kv.nCtx) break;
-      logits = await this.eval([token]);
+      if (this.tokens.length + this.pending.length >= this.kv.nCtx) break;
+      logits = await this.eval([]);
     }
+    this.rngState = sampler.getState();
     const s2 = snap();
     const diff = (a: ExpertPhaseStats, b: ExpertPhaseStats): ExpertPhaseStats => {
       const d = Object.fromEntries(Object.keys(a).map((k) => [k, b[k as keyof ExpertPhaseStats] - a[k as keyof ExpertPhaseStats]])) as unknown as ExpertPhaseStats;
@@ -141,10 +210,34 @@ export class Session {
       return d;
     };
     const stats: GenerationStats = {
-      promptTokens: prompt.length, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
+      promptTokens, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
       expertIO: this.lm.expertIO.mode, experts: { prefill: diff(s0, s1), decode: diff(s1, s2) },
     };
     this.lastStats = stats;
     return stats;
+  }
+
+  /**
+   * One chat turn: render the whole conversation with the model's template, reuse the part of the context
+   * that already matches it, and generate the reply.
+   */
+  chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
+    const text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, opts.template);
+    return this.generate(this.reuse(this.lm.tokenizer.encode(text, { parseSpecial: true })), opts);
+  }
+
+  /** Write the KV rows, tokens and sampler state to `path` (atomically). */
+  save(path: string): Promise<void> {
+    return saveSession(this, path);
+  }
+
+  /** Replace this session's state with a saved one (same model only); a bad file leaves the session as it was. */
+  load(path: string): Promise<void> {
+    return loadSessionInto(this, path);
+  }
+
+  /** Release the KV cache's buffers; the session is unusable afterwards. */
+  free(): void {
+    this.kv.free();
   }
 }
