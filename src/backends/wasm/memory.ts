@@ -1,0 +1,115 @@
+// One wasm instance of the SIMD kernels over one linear memory (at most 4 GiB: wasm32 addresses), with a bump
+// allocator for weights and a scratch region for activations. Weights larger than one memory go to further
+// instances (see WasmBackend); nothing is freed until the backend is dropped.
+import { KERNELS_WASM_BASE64 } from "./kernels.wasm.js";
+
+/** The kernels' exports (wasm/assembly/kernels.ts); pointers are byte offsets into the instance's memory. */
+export interface WasmKernels {
+  heapBase(): number;
+  quant_q8_0(x: number, y: number, n: number): void;
+  quant_q8_K(x: number, y: number, n: number): void;
+  rowBytes(type: number, k: number): number;
+  actRowBytes(type: number, k: number): number;
+  matmul(type: number, w: number, x: number, out: number, k: number, n: number, t: number, xq: number): void;
+  rms_norm(out: number, x: number, w: number, eps: number, len: number, nRows: number): void;
+  add(out: number, a: number, b: number, n: number): void;
+  swiglu(out: number, gate: number, up: number, n: number): void;
+}
+
+// The few WebAssembly JS API members used here (the project's lib has no DOM / WebAssembly typings).
+interface WasmMemoryObject { readonly buffer: ArrayBuffer; grow(pages: number): number }
+type WasmModule = object;
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: object };
+  Memory: new (desc: { initial: number; maximum: number }) => WasmMemoryObject;
+}
+const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+export type { WasmModule };
+
+const PAGE = 65536;
+/** The most one memory can hold: 65536 pages is 4 GiB, one page left off so a whole view stays < 2^32 bytes. */
+export const MAX_MEMORY_BYTES = 65535 * PAGE;
+
+let compiled: WasmModule | undefined;
+let compileError: string | undefined;
+
+function decodeBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The compiled kernels module, or undefined if this runtime lacks WebAssembly or SIMD128 (see wasmKernelsError). */
+export function kernelsModule(): WasmModule | undefined {
+  if (compiled || compileError) return compiled;
+  try {
+    if (!api) throw new Error("no WebAssembly in this runtime");
+    const bytes = decodeBase64(KERNELS_WASM_BASE64);
+    if (!api.validate(bytes)) throw new Error("the kernels do not validate here (WebAssembly SIMD128 unsupported?)");
+    compiled = new api.Module(bytes); // ~10 KB: synchronous compilation is allowed everywhere
+  } catch (e) {
+    compileError = (e as Error).message;
+  }
+  return compiled;
+}
+
+export function wasmKernelsError(): string | undefined {
+  kernelsModule();
+  return compileError;
+}
+
+const align16 = (n: number) => (n + 15) & ~15;
+
+export class WasmMemory {
+  readonly memory: WasmMemoryObject;
+  readonly k: WasmKernels;
+  /** Next free byte for weights. */
+  private top: number;
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+
+  constructor(module: WasmModule, readonly limit: number) {
+    this.memory = new api!.Memory({ initial: 1, maximum: 65536 });
+    this.k = new api!.Instance(module, { env: { memory: this.memory } }).exports as WasmKernels;
+    this.top = align16(Math.max(this.k.heapBase(), 1024));
+  }
+
+  /** Bytes in use (weights and scratch). */
+  get used(): number {
+    return this.top;
+  }
+
+  /** Bump-allocates `bytes` (16-byte aligned), growing the memory; undefined if it would pass the limit. */
+  reserve(bytes: number): number | undefined {
+    const ptr = this.top, end = align16(ptr + bytes);
+    if (end > this.limit) return undefined;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return ptr;
+  }
+
+  /** A scratch region of at least `bytes`, reused between calls (a larger request takes a fresh one). */
+  scratch(bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      const want = Math.max(bytes, 2 * this.scratchBytes);
+      const ptr = this.reserve(want) ?? this.reserve(bytes);
+      if (ptr === undefined) throw new RangeError(`wasm backend: no room for ${bytes} bytes of scratch in a memory of ${this.limit} bytes (${this.top} used)`);
+      this.scratchPtr = ptr;
+      this.scratchBytes = this.top - ptr;
+    }
+    return this.scratchPtr;
+  }
+
+  /** A view of the memory (made afresh: growing detaches the old ones). */
+  bytes(ptr: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, length);
+  }
+
+  f32(ptr: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, length);
+  }
+}

@@ -1,0 +1,206 @@
+// The WebAssembly SIMD128 backend: the browser path, and the CPU fallback where the native addon cannot build.
+// Weights are copied into wasm linear memories at upload (first fit over instances of at most 4 GiB each);
+// matmul, rmsNorm, add and swiglu run in wasm (wasm/assembly/kernels.ts), the other ops in the fallback
+// backend it is given (the scalar reference), whose f32 buffers it shares: activations are copied in and out
+// per call, which is small next to the weight bytes a matmul streams.
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
+import { weightDims } from "../backend.js";
+import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
+
+/** ggml types the wasm matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16. */
+const WASM_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30]);
+const F32_TYPE = 0;
+/** Activations staged per matmul call at most (tokens are chunked to fit), so scratch stays small. */
+const STAGE_BYTES = 8 << 20;
+/** Room kept free in each memory for scratch when placing weights. */
+const SCRATCH_HEADROOM = 32 << 20;
+
+export interface WasmBackendOptions {
+  /** Runs the ops wasm does not (embed, rope, attention, ...) and owns the buffers: a backend whose Bufs hold `.data` f32 arrays. */
+  fallback: Backend;
+  /** Bytes per wasm memory (default and most: 4 GiB less a page); smaller values exist for tests of several memories. */
+  memoryBytes?: number;
+}
+
+/** Whether this runtime compiles the kernels (WebAssembly with SIMD128). */
+export function wasmAvailable(): boolean {
+  return kernelsModule() !== undefined;
+}
+export { wasmKernelsError };
+
+/** A weight held in one wasm memory; `bytes` is a fresh view of it, so the fallback's ops can read it too. */
+class WasmWeight implements Weight {
+  constructor(readonly name: string, readonly type: number, readonly shape: readonly number[], readonly mem: WasmMemory, readonly ptr: number, readonly byteLength: number) {}
+  get bytes(): Uint8Array {
+    return this.mem.bytes(this.ptr, this.byteLength);
+  }
+}
+
+interface Placement { mem: WasmMemory; ptr: number; byteLength: number }
+
+function f32(b: Buf): Float32Array {
+  const data = (b as { data?: unknown }).data;
+  if (!(data instanceof Float32Array)) throw new TypeError("wasm backend: buffer was not allocated by the wasm backend or its fallback");
+  return data;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  private readonly module: WasmModule;
+  private readonly ref: Backend;
+  private readonly limit: number;
+  private readonly mems: WasmMemory[] = [];
+  /** Where host bytes were uploaded, by (buffer, offset): uploading the same place again (a reused expert slot) overwrites in place. */
+  private readonly placed = new WeakMap<ArrayBufferLike, Map<number, Placement>>();
+
+  constructor(opts: WasmBackendOptions) {
+    const module = kernelsModule();
+    if (!module) throw new Error(`wasm backend unavailable: ${wasmKernelsError()}`);
+    this.module = module;
+    this.ref = opts.fallback;
+    this.limit = Math.min(opts.memoryBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
+    if (!(this.limit >= 1 << 20)) throw new RangeError(`wasm backend: memoryBytes ${opts.memoryBytes} is too small`);
+  }
+
+  /** How many wasm memories hold weights, and their bytes in use. */
+  get memories(): number[] {
+    return this.mems.map((m) => m.used);
+  }
+
+  supports(op: OpName, type?: number): boolean {
+    if (op === "expert_ffn") return false; // the model composes matmul and swiglu
+    return this.ref.supports(op, type);
+  }
+
+  upload(w: HostWeight): Weight {
+    if (!WASM_MATMUL_TYPES.has(w.type)) return this.ref.upload(w);
+    const src = w.bytes;
+    let byBuf = this.placed.get(src.buffer);
+    let p = byBuf?.get(src.byteOffset);
+    if (!p || p.byteLength !== src.byteLength) {
+      p = this.place(w.name, src.byteLength);
+      if (!byBuf) this.placed.set(src.buffer, (byBuf = new Map()));
+      byBuf.set(src.byteOffset, p);
+    }
+    p.mem.bytes(p.ptr, p.byteLength).set(src);
+    return new WasmWeight(w.name, w.type, w.shape, p.mem, p.ptr, p.byteLength);
+  }
+
+  /** First fit over the memories, keeping scratch headroom in each; a new memory when none has room. */
+  private place(name: string, bytes: number): Placement {
+    const room = this.limit - Math.min(SCRATCH_HEADROOM, this.limit / 8);
+    if (bytes > room) throw new RangeError(`wasm backend: weight '${name}' has ${bytes} bytes, more than one wasm memory holds (${room} bytes; wasm32 addresses 4 GiB)`);
+    for (const mem of this.mems) {
+      if (mem.used + bytes + 16 > room) continue;
+      const ptr = mem.reserve(bytes);
+      if (ptr !== undefined) return { mem, ptr, byteLength: bytes };
+    }
+    const mem = new WasmMemory(this.module, this.limit);
+    this.mems.push(mem);
+    return { mem, ptr: mem.reserve(bytes)!, byteLength: bytes };
+  }
+
+  /** The memory element-wise ops run in (the first one). */
+  private get mem0(): WasmMemory {
+    if (this.mems.length === 0) this.mems.push(new WasmMemory(this.module, this.limit));
+    return this.mems[0];
+  }
+
+  alloc(length: number): Buf {
+    return this.ref.alloc(length);
+  }
+  write(dst: Buf, src: Float32Array, dstOffset?: number): void {
+    this.ref.write(dst, src, dstOffset);
+  }
+  read(src: Buf): Promise<Float32Array> {
+    return this.ref.read(src);
+  }
+  free(buf: Buf): void {
+    this.ref.free(buf);
+  }
+
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    if (!(w instanceof WasmWeight)) return this.ref.matmul(out, w, x, nTokens);
+    const { k, n } = weightDims(w);
+    const mem = w.mem, kern = mem.k;
+    if (kern.rowBytes(w.type, k) * n !== w.byteLength) throw new RangeError(`wasm matmul: weight '${w.name}' has ${w.byteLength} bytes, shape [${w.shape}] needs ${kern.rowBytes(w.type, k) * n}`);
+    const xs = f32(x), os = f32(out);
+    if (xs.length < nTokens * k || os.length < nTokens * n) throw new RangeError(`wasm matmul '${w.name}': x has ${xs.length} values, out ${os.length}; need ${nTokens * k} and ${nTokens * n}`);
+    const xrow = (k * 4 + 15) & ~15, orow = n * 4, qrow = kern.actRowBytes(w.type, k);
+    const chunk = Math.max(1, Math.min(nTokens, Math.floor(STAGE_BYTES / (xrow + orow + qrow))));
+    const xBytes = chunk * xrow, oBytes = (chunk * orow + 15) & ~15;
+    const s = mem.scratch(xBytes + oBytes + chunk * qrow);
+    for (let t0 = 0; t0 < nTokens; t0 += chunk) {
+      const tc = Math.min(chunk, nTokens - t0);
+      const xv = mem.f32(s, tc * k); // rows packed at k values (the kernel's stride)
+      xv.set(xs.subarray(t0 * k, (t0 + tc) * k));
+      kern.matmul(w.type, w.ptr, s, s + xBytes, k, n, tc, s + xBytes + oBytes);
+      os.set(mem.f32(s + xBytes, tc * n), t0 * n);
+    }
+  }
+
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    if (!(w instanceof WasmWeight) || w.type !== F32_TYPE) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
+    const mem = w.mem, len = rowLen * nRows;
+    const s = mem.scratch(len * 4);
+    mem.f32(s, len).set(f32(x).subarray(0, len));
+    mem.k.rms_norm(s, s, w.ptr, eps, rowLen, nRows);
+    f32(out).set(mem.f32(s, len));
+  }
+
+  add(out: Buf, a: Buf, b: Buf, n: number): void {
+    this.binary(out, a, b, n, (o, pa, pb) => this.mem0.k.add(o, pa, pb, n));
+  }
+
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+    this.binary(out, gate, up, n, (o, pg, pu) => this.mem0.k.swiglu(o, pg, pu, n));
+  }
+
+  /** Stages a[0..n) and b[0..n) in scratch, runs fn(out, a, b) in place over a, copies back. */
+  private binary(out: Buf, a: Buf, b: Buf, n: number, fn: (o: number, pa: number, pb: number) => void): void {
+    const mem = this.mem0, bytes = (n * 4 + 15) & ~15;
+    const s = mem.scratch(2 * bytes);
+    mem.f32(s, n).set(f32(a).subarray(0, n));
+    mem.f32(s + bytes, n).set(f32(b).subarray(0, n));
+    fn(s, s, s + bytes);
+    f32(out).set(mem.f32(s, n));
+  }
+
+  /** Activations quantised as the Q8_0 matmul sees them (34 bytes per 32 values); for tests. */
+  quantizeQ8_0(x: Float32Array): Uint8Array {
+    return this.quantize(x, 34 * (x.length / 32), (px, py) => this.mem0.k.quant_q8_0(px, py, x.length));
+  }
+  /** Activations quantised as the Q4_K / Q6_K matmuls see them (ggml block_q8_K, 292 bytes per 256 values); for tests. */
+  quantizeQ8K(x: Float32Array): Uint8Array {
+    return this.quantize(x, 292 * (x.length / 256), (px, py) => this.mem0.k.quant_q8_K(px, py, x.length));
+  }
+  private quantize(x: Float32Array, outBytes: number, fn: (px: number, py: number) => void): Uint8Array {
+    const mem = this.mem0, xb = (x.length * 4 + 15) & ~15;
+    const s = mem.scratch(xb + outBytes);
+    mem.f32(s, x.length).set(x);
+    fn(s, s + xb);
+    return mem.bytes(s + xb, outBytes).slice();
+  }
+
+  embed(out: Buf, table: Weight, ids: Int32Array): void {
+    this.ref.embed(out, table, ids);
+  }
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+    this.ref.rope(x, pos, nHead, headDim, freqBase);
+  }
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
+  }
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    this.ref.attention(out, q, kCache, vCache, p);
+  }
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
+    this.ref.gatherRows(out, x, rows, rowLen);
+  }
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+  }
+  zero(out: Buf): void {
+    this.ref.zero(out);
+  }
+}

@@ -1,0 +1,202 @@
+// WebAssembly SIMD matmul kernels held to the scalar reference: every weight type x shapes (1 row, odd row
+// counts, batches of 1, 3, 17 and 512 tokens), by normalised MSE at the native kernels' tolerances; the
+// activation quantisers must equal ggml's bit for bit, and weights spread over several memories must agree.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import type { Backend, Weight } from "../../src/backends/backend.js";
+import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { f32ToF16 } from "../../src/util/f16.js";
+import { Stream } from "../../src/gen/random.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
+
+function wasm(opts: { memoryBytes?: number } = {}): WasmBackend {
+  assert.ok(wasmAvailable(), `WebAssembly SIMD is required: ${wasmKernelsError()}`);
+  return new WasmBackend({ fallback: new ScalarBackend(), ...opts });
+}
+
+// As for the native kernels: quantised weights meet Q8-quantised activations; float weights differ only in summation order.
+const TOL: Record<string, number> = { F32: 1e-10, F16: 1e-10, BF16: 1e-10, Q8_0: 5e-4, Q4_K: 5e-4, Q6_K: 5e-4 };
+const FORMATS = [F32, F16, BF16, Q8_0, Q4_K, Q6_K];
+
+interface Shape { k: number; n: number; t: number }
+function shapes(f: QuantFormat): Shape[] {
+  const b = f.blockSize === 1 ? 32 : f.blockSize;
+  return [
+    { k: b, n: 1, t: 1 }, // one row, one block
+    { k: b, n: 37, t: 3 },
+    { k: 8 * b, n: 67, t: 17 },
+    { k: 512, n: 11, t: 512 }, // a prefill batch
+    { k: 2048, n: 130, t: 1 }, // decode
+    { k: 6144, n: 5, t: 17 },
+    ...(f.blockSize === 1 ? [{ k: 45, n: 13, t: 3 }, { k: 7, n: 3, t: 2 }] : []), // K leaving a SIMD tail
+  ];
+}
+
+function randomWeight(f: QuantFormat, k: number, n: number, seed: string): { name: string; type: number; shape: number[]; bytes: Uint8Array } {
+  const s = new Stream(7, seed);
+  const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
+  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1); // odd byte offset
+  const row = new Float32Array(k);
+  for (let r = 0; r < n; r++) {
+    s.fillUniform(row, 0.5 + (r % 5) * 0.3);
+    for (let i = 0; i < k; i += 97) row[i] *= 6;
+    f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
+  }
+  return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
+}
+
+function randomActs(len: number, seed: string): Float32Array {
+  const x = new Float32Array(len);
+  new Stream(11, seed).fillUniform(x, 1);
+  return x;
+}
+
+async function run(be: Backend, w: Weight, x: Float32Array, sh: Shape): Promise<Float32Array> {
+  const xb = be.alloc(sh.k * sh.t);
+  be.write(xb, x);
+  const out = be.alloc(sh.n * sh.t);
+  be.matmul(out, w, xb, sh.t);
+  return be.read(out);
+}
+
+for (const f of FORMATS) {
+  test(`${f.name}: wasm matmul matches the scalar backend (nmse < ${TOL[f.name]})`, async (t) => {
+    const scalar = new ScalarBackend();
+    const be = wasm();
+    let worst = 0;
+    for (const sh of shapes(f)) {
+      const hw = randomWeight(f, sh.k, sh.n, `${f.name}-${sh.k}-${sh.n}`);
+      const x = randomActs(sh.k * sh.t, `x-${sh.k}-${sh.t}`);
+      const ref = await run(scalar, scalar.upload(hw), x, sh);
+      const e = nmse(await run(be, be.upload(hw), x, sh), ref);
+      worst = Math.max(worst, e);
+      assert.ok(e < TOL[f.name], `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}: nmse ${e.toExponential(2)} >= ${TOL[f.name]}`);
+    }
+    t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+  });
+}
+
+/** x moved onto the activation quantiser's grid, so re-quantising it inside the kernel loses nothing. */
+function onGrid(be: WasmBackend, f: QuantFormat, x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  if (f === Q8_0) {
+    Q8_0.dequantRow(be.quantizeQ8_0(x), out, x.length);
+    return out;
+  }
+  const q = be.quantizeQ8K(x), dv = new DataView(q.buffer);
+  for (let i = 0; i < x.length; i++) {
+    const b = 292 * Math.floor(i / 256);
+    out[i] = Math.fround(dv.getFloat32(b, true) * dv.getInt8(b + 4 + (i % 256)));
+  }
+  return out;
+}
+
+test("with activations already on the Q8 grid, quantised kernels equal the scalar backend to f32 rounding", async () => {
+  const scalar = new ScalarBackend();
+  const be = wasm();
+  for (const f of [Q8_0, Q4_K, Q6_K]) {
+    const sh = { k: 2048, n: 33, t: 5 };
+    const hw = randomWeight(f, sh.k, sh.n, `grid-${f.name}`);
+    const x = onGrid(be, f, randomActs(sh.k * sh.t, "grid-x"));
+    const e = nmse(await run(be, be.upload(hw), x, sh), await run(scalar, scalar.upload(hw), x, sh));
+    assert.ok(e < 1e-10, `${f.name}: nmse ${e.toExponential(2)}`);
+  }
+});
+
+test("a batch of tokens gives each token the bits it gets alone", async () => {
+  const be = wasm();
+  for (const f of FORMATS) {
+    const sh = { k: 512, n: 29, t: 11 };
+    const w = be.upload(randomWeight(f, sh.k, sh.n, `batch-${f.name}`));
+    const x = randomActs(sh.k * sh.t, "batch-x");
+    const all = await run(be, w, x, sh);
+    for (let tok = 0; tok < sh.t; tok++) {
+      const one = await run(be, w, x.subarray(tok * sh.k, (tok + 1) * sh.k), { ...sh, t: 1 });
+      assert.ok(sameBits(one, all.subarray(tok * sh.n, (tok + 1) * sh.n)), `${f.name} token ${tok}`);
+    }
+  }
+});
+
+test("weights spread over several small memories give the same bits; re-uploading a place overwrites it", async () => {
+  const one = wasm(), many = wasm({ memoryBytes: 4 << 20 });
+  const hws = [Q4_K, Q8_0, F16, Q6_K, F32].map((f, i) => randomWeight(f, 2048, 300, `mem-${i}`));
+  const x = randomActs(2048 * 3, "mem-x");
+  for (const hw of hws) {
+    const sh = { k: 2048, n: 300, t: 3 };
+    assert.ok(sameBits(await run(one, one.upload(hw), x, sh), await run(many, many.upload(hw), x, sh)), hw.name);
+  }
+  assert.equal(many.memories.length, 2, "first fit: the F32 weight opens a second memory, the rest share the first");
+  assert.throws(() => many.upload({ name: "huge", type: F32.type, shape: [1024, 2048], bytes: new Uint8Array(8 << 20) }), /more than one wasm memory holds/);
+  // An expert slot reused for another expert: same host bytes place, new contents.
+  const slot = new Uint8Array(hws[1].bytes.length);
+  slot.set(hws[1].bytes);
+  const w1 = many.upload({ ...hws[1], bytes: slot });
+  const used = many.memories.reduce((a, b) => a + b, 0);
+  const x1 = x.subarray(0, 2048);
+  const before = await run(many, w1, x1, { k: 2048, n: 300, t: 1 });
+  const other = randomWeight(Q8_0, 2048, 300, "mem-other");
+  slot.set(other.bytes);
+  const w2 = many.upload({ ...other, bytes: slot });
+  assert.equal(many.memories.reduce((a, b) => a + b, 0), used, "re-upload reuses the place");
+  const after = await run(many, w2, x1, { k: 2048, n: 300, t: 1 });
+  const scalar = new ScalarBackend();
+  assert.ok(!sameBits(before, after));
+  assert.ok(nmse(after, await run(scalar, scalar.upload(other), x1, { k: 2048, n: 300, t: 1 })) < 5e-4);
+});
+
+// ggml's x86 quantize_row_q8_0: d = amax/127 as f16, q = round-half-even(x * 127/amax).
+function refQ8_0(x: Float32Array): Uint8Array {
+  const fr = Math.fround, out = new Uint8Array((x.length / 32) * 34);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+    const h = f32ToF16(fr(amax / 127)), id = amax ? fr(127 / amax) : 0;
+    out[34 * b] = h & 0xff;
+    out[34 * b + 1] = h >> 8;
+    for (let j = 0; j < 32; j++) out[34 * b + 2 + j] = roundEven(fr(x[32 * b + j] * id)) & 0xff;
+  }
+  return out;
+}
+
+// ggml's quantize_row_q8_K_ref: scale by -127/max of the signed value of largest magnitude.
+function refQ8K(x: Float32Array): Uint8Array {
+  const fr = Math.fround, out = new Uint8Array((x.length / 256) * 292), dv = new DataView(out.buffer);
+  for (let b = 0; b < x.length / 256; b++) {
+    const o = 292 * b;
+    let max = 0, amax = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = x[256 * b + j];
+      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+    }
+    if (amax === 0) continue;
+    const iscale = fr(-127 / max);
+    for (let g = 0; g < 16; g++) {
+      let sum = 0;
+      for (let j = 0; j < 16; j++) {
+        const q = Math.min(127, roundEven(fr(iscale * x[256 * b + 16 * g + j])));
+        out[o + 4 + 16 * g + j] = q & 0xff;
+        sum += q;
+      }
+      dv.setInt16(o + 260 + 2 * g, sum, true);
+    }
+    dv.setFloat32(o, fr(1 / iscale), true);
+  }
+  return out;
+}
+
+function roundEven(v: number): number {
+  return v + 6755399441055744 - 6755399441055744;
+}
+
+test("wasm activation quantisers equal ggml's bit for bit", () => {
+  const be = wasm();
+  const x = randomActs(2048, "quant");
+  x.fill(0, 256, 512); // an all-zero Q8_K block
+  x[600] = -9; // a negative extreme picks the scale's sign
+  x[40] = 1e-9; // tiny values: the f16 scale of a block goes subnormal
+  x.fill(1e-6, 64, 96);
+  assert.deepEqual(be.quantizeQ8_0(x), refQ8_0(x));
+  assert.deepEqual(be.quantizeQ8K(x), refQ8K(x));
+});

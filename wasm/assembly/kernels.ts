@@ -1,0 +1,360 @@
+// WebAssembly SIMD128 kernels (AssemblyScript), the same math as native/src/*.c: activations are quantised to
+// Q8_0 blocks (for Q8_0 weights) or Q8_K blocks (for Q4_K / Q6_K) and meet the weights in integer dot products;
+// F32 / F16 / BF16 weights take f32 activations. Block layouts are ggml's; pointers are offsets into the one
+// imported memory, which the host lays out (weights, activations, scratch). No runtime, no static data.
+
+const F32: i32 = 0, F16: i32 = 1, Q8_0: i32 = 8, Q4_K: i32 = 12, Q6_K: i32 = 14, BF16: i32 = 30;
+const QK8_0: i32 = 32, QK_K: i32 = 256;
+const B_Q8_0: usize = 34, B_Q4_K: usize = 144, B_Q6_K: usize = 210, B_Q8_K: usize = 292;
+
+/** First byte the host may use (after any data the compiler placed). */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// ---- f16 <-> f32 -------------------------------------------------------------------------------------------
+
+@inline function f16ToF32(h: u32): f32 {
+  // (exponent, mantissa) moved into an f32 and rescaled by 2^112: exact for normals and subnormals.
+  const v = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000);
+  let bits = reinterpret<u32>(v) | ((h & 0x8000) << 16);
+  if ((h & 0x7c00) == 0x7c00) bits |= 0x7f800000; // inf / nan
+  return reinterpret<f32>(bits);
+}
+
+/** Round to nearest even, like F16C's vcvtps2ph (native/src/common.h fp16_from_f32). */
+function f32ToF16(f: f32): u32 {
+  const u = reinterpret<u32>(f), sign = (u >> 16) & 0x8000, a = u & 0x7fffffff;
+  if (a >= 0x7f800000) return sign | 0x7c00 | (a > 0x7f800000 ? 0x200 : 0);
+  if (a >= 0x477ff000) return sign | 0x7c00;
+  if (a < 0x38800000) {
+    const v = reinterpret<f32>(a) + <f32>0.5;
+    return sign | (reinterpret<u32>(v) - 0x3f000000);
+  }
+  const r = a + 0xfff + ((a >> 13) & 1) - (112 << 23);
+  return sign | (r >> 13);
+}
+
+@inline function hsumF(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline function hsumI(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+/** 16 int8 x 16 int8 -> 4 int32 lane sums (sign-extending loads, then pmaddwd-style dots). */
+@inline function dot16(a: usize, b: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(v128.load8x8_s(a), v128.load8x8_s(b)),
+    i32x4.dot_i16x8_s(v128.load8x8_s(a, 8), v128.load8x8_s(b, 8)),
+  );
+}
+
+/** Round 16 scaled floats half to even and pack them to int8 at y; returns their int32 lane sums. */
+@inline function round16(y: usize, v0: v128, v1: v128, v2: v128, v3: v128): v128 {
+  const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(v0)), b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(v1));
+  const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(v2)), d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(v3));
+  v128.store(y, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, d)));
+  return i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+}
+
+// ---- activation quantisers ---------------------------------------------------------------------------------
+
+/** f32 x[n] -> Q8_0 blocks: d = amax/127 (f16), q = round-half-even(x * 127/amax). */
+export function quant_q8_0(x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n / QK8_0; i++, x += 128, y += B_Q8_0) {
+    const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
+    const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
+    let m = f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3)));
+    m = f32x4.max(m, f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    store<u16>(y, <u16>f32ToF16(amax / <f32>127));
+    const id = f32x4.splat(amax != 0 ? <f32>127 / amax : <f32>0);
+    round16(y + 2, f32x4.mul(v0, id), f32x4.mul(v1, id), f32x4.mul(v2, id), f32x4.mul(v3, id));
+    round16(y + 18, f32x4.mul(v4, id), f32x4.mul(v5, id), f32x4.mul(v6, id), f32x4.mul(v7, id));
+  }
+}
+
+/** f32 x[n] -> Q8_K blocks (f32 d, 256 int8, 16 int16 sums), as ggml's quantize_row_q8_K_ref. */
+export function quant_q8_K(x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n / QK_K; i++, x += 1024, y += B_Q8_K) {
+    let m = f32x4.splat(0);
+    for (let j: usize = 0; j < 1024; j += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + j)));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    if (amax == 0) {
+      memory.fill(y, 0, B_Q8_K);
+      continue;
+    }
+    let mx = amax; // the first value of largest magnitude, with its sign
+    for (let j: usize = 0; j < 1024; j += 4) {
+      const v = load<f32>(x + j);
+      if (v == amax || v == -amax) {
+        mx = v;
+        break;
+      }
+    }
+    const iscale = <f32>-127 / mx;
+    const is = f32x4.splat(iscale);
+    for (let j: usize = 0; j < 16; j++) {
+      const p = x + 64 * j;
+      const s = round16(y + 4 + 16 * j, f32x4.mul(v128.load(p), is), f32x4.mul(v128.load(p, 16), is),
+        f32x4.mul(v128.load(p, 32), is), f32x4.mul(v128.load(p, 48), is));
+      store<i16>(y + 260 + 2 * j, <i16>hsumI(s));
+    }
+    store<f32>(y, <f32>1 / iscale);
+  }
+}
+
+// ---- dot products: one weight row against one activation row ------------------------------------------------
+
+@inline function dotQ8_0(n: i32, w: usize, x: usize): f32 {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  const nb = n / QK8_0;
+  let i = 0;
+  for (; i + 2 <= nb; i += 2, w += 2 * B_Q8_0, x += 2 * B_Q8_0) {
+    const s0 = i32x4.add(dot16(w + 2, x + 2), dot16(w + 18, x + 18));
+    const s1 = i32x4.add(dot16(w + 36, x + 36), dot16(w + 52, x + 52));
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * f16ToF32(load<u16>(x)))));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(f16ToF32(load<u16>(w, 34)) * f16ToF32(load<u16>(x, 34)))));
+  }
+  if (i < nb) {
+    const s0 = i32x4.add(dot16(w + 2, x + 2), dot16(w + 18, x + 18));
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * f16ToF32(load<u16>(x)))));
+  }
+  return hsumF(f32x4.add(acc0, acc1));
+}
+
+/** 16 unsigned quants (one nibble each, already masked) x 16 int8 activations at a -> 4 int32 lane sums. */
+@inline function dotNib32(q: v128, a: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), v128.load8x8_s(a)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), v128.load8x8_s(a, 8)));
+}
+
+@inline function dotQ4_K(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  let accm: f32 = 0;
+  const m4 = i8x16.splat(0x0f);
+  for (let i = 0; i < n / QK_K; i++, w += B_Q4_K, x += B_Q8_K) {
+    // 8 (scale, min) pairs of 6 bits, unpacked with 32-bit word operations (native q4_K_scales_mins).
+    const u0 = load<u32>(w, 4), u1 = load<u32>(w, 8), u2 = load<u32>(w, 12);
+    const sc0 = u0 & 0x3f3f3f3f, sc1 = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
+    const mn0 = u1 & 0x3f3f3f3f, mn1 = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
+    const qs = w + 16, a = x + 4;
+    let sumi = i32x4.splat(0);
+    for (let j: usize = 0; j < 4; j++) { // sub-block 2j in the low nibbles, 2j+1 in the high
+      const q0 = v128.load(qs + 32 * j), q1 = v128.load(qs + 32 * j, 16);
+      const aj = a + 64 * j;
+      const lo = i32x4.add(dotNib32(v128.and(q0, m4), aj), dotNib32(v128.and(q1, m4), aj + 16));
+      const hi = i32x4.add(dotNib32(i8x16.shr_u(q0, 4), aj + 32), dotNib32(i8x16.shr_u(q1, 4), aj + 48));
+      const s = j < 2 ? sc0 : sc1, sh = (<u32>j & 1) * 16;
+      sumi = i32x4.add(sumi, i32x4.mul(lo, i32x4.splat((s >> sh) & 0xff)));
+      sumi = i32x4.add(sumi, i32x4.mul(hi, i32x4.splat((s >> (sh + 8)) & 0xff)));
+    }
+    // mins: sum_j mn[j] * (activation sum of sub-block j), from the 16 group sums.
+    const bs = x + 260;
+    const b0 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs)), b1 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs, 16));
+    const mv0 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn0)));
+    const mv1 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn1)));
+    const msum = hsumI(i32x4.add(i32x4.mul(b0, mv0), i32x4.mul(b1, mv1)));
+    const dx = load<f32>(x);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(dx * f16ToF32(load<u16>(w)))));
+    accm += dx * f16ToF32(load<u16>(w, 2)) * <f32>msum;
+  }
+  return hsumF(acc) - accm;
+}
+
+@inline function dotQ6_K(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30), m32 = i8x16.splat(32);
+  for (let i = 0; i < n / QK_K; i++, w += B_Q6_K, x += B_Q8_K) {
+    let sumi = i32x4.splat(0);
+    for (let h: usize = 0; h < 2; h++) { // 128 values per half; scale k covers values 16k..16k+15 of the half
+      const ql = w + 64 * h, qh = w + 128 + 32 * h, sc = w + 192 + 8 * h, a = x + 4 + 128 * h;
+      for (let c: usize = 0; c < 2; c++) { // 16 of the 32 columns l at a time
+        const l0 = v128.load(ql + 16 * c), l1 = v128.load(ql + 32 + 16 * c), hb = v128.load(qh + 16 * c);
+        // 6-bit quants minus 32, for a[l], a[l+32], a[l+64], a[l+96] (l = 16c .. 16c+15): scales 2g + c.
+        const q0 = i8x16.sub(v128.or(v128.and(l0, m4), v128.and(i8x16.shl(hb, 4), m30)), m32);
+        const q1 = i8x16.sub(v128.or(v128.and(l1, m4), v128.and(i8x16.shl(hb, 2), m30)), m32);
+        const q2 = i8x16.sub(v128.or(i8x16.shr_u(l0, 4), v128.and(hb, m30)), m32);
+        const q3 = i8x16.sub(v128.or(i8x16.shr_u(l1, 4), v128.and(i8x16.shr_u(hb, 2), m30)), m32);
+        const ac = a + 16 * c;
+        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q0, ac), i32x4.splat(load<i8>(sc + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q1, ac + 32), i32x4.splat(load<i8>(sc + 2 + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q2, ac + 64), i32x4.splat(load<i8>(sc + 4 + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q3, ac + 96), i32x4.splat(load<i8>(sc + 6 + c))));
+      }
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x) * f16ToF32(load<u16>(w, 208)))));
+  }
+  return hsumF(acc);
+}
+
+/** 16 signed int8 quants in a register x 16 int8 activations at a -> 4 int32 lane sums. */
+@inline function dotQ16(q: v128, a: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load8x8_s(a)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load8x8_s(a, 8)));
+}
+
+@inline function dotF32(n: i32, w: usize, x: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16, w += 64, x += 64) {
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w), v128.load(x)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(w, 16), v128.load(x, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(w, 32), v128.load(x, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(w, 48), v128.load(x, 48)));
+  }
+  for (; i + 4 <= n; i += 4, w += 16, x += 16) a0 = f32x4.add(a0, f32x4.mul(v128.load(w), v128.load(x)));
+  let s = hsumF(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; i < n; i++, w += 4, x += 4) s += load<f32>(w) * load<f32>(x);
+  return s;
+}
+
+/** 8 f16 (as zero-extended u16 in two i32x4 halves) -> f32x4: exponent and mantissa rescaled by 2^112, sign, inf/nan. */
+@inline function halfToF32x4(h: v128): v128 {
+  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  let v = f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000)));
+  const inf = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  v = v128.or(v, v128.and(inf, i32x4.splat(0x7f800000)));
+  return v128.or(v, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+@inline function dotF16(n: i32, w: usize, x: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16, w += 32, x += 64) {
+    const h0 = v128.load(w), h1 = v128.load(w, 16);
+    a0 = f32x4.add(a0, f32x4.mul(halfToF32x4(i32x4.extend_low_i16x8_u(h0)), v128.load(x)));
+    a1 = f32x4.add(a1, f32x4.mul(halfToF32x4(i32x4.extend_high_i16x8_u(h0)), v128.load(x, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(halfToF32x4(i32x4.extend_low_i16x8_u(h1)), v128.load(x, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(halfToF32x4(i32x4.extend_high_i16x8_u(h1)), v128.load(x, 48)));
+  }
+  let s = hsumF(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; i < n; i++, w += 2, x += 4) s += f16ToF32(load<u16>(w)) * load<f32>(x);
+  return s;
+}
+
+@inline function dotBF16(n: i32, w: usize, x: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16, w += 32, x += 64) {
+    const h0 = v128.load(w), h1 = v128.load(w, 16);
+    a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h0), 16), v128.load(x)));
+    a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h0), 16), v128.load(x, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h1), 16), v128.load(x, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h1), 16), v128.load(x, 48)));
+  }
+  let s = hsumF(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; i < n; i++, w += 2, x += 4) s += reinterpret<f32>(<u32>load<u16>(w) << 16) * load<f32>(x);
+  return s;
+}
+
+// ---- matmul driver -----------------------------------------------------------------------------------------
+
+/** Bytes of one row of K values of a ggml type; 0 if unsupported or not whole blocks. */
+export function rowBytes(type: i32, K: i32): usize {
+  if (K <= 0) return 0;
+  if (type == F32) return <usize>K * 4;
+  if (type == F16 || type == BF16) return <usize>K * 2;
+  if (type == Q8_0) return K % QK8_0 ? 0 : <usize>(K / QK8_0) * B_Q8_0;
+  if (type == Q4_K) return K % QK_K ? 0 : <usize>(K / QK_K) * B_Q4_K;
+  if (type == Q6_K) return K % QK_K ? 0 : <usize>(K / QK_K) * B_Q6_K;
+  return 0;
+}
+
+/** Bytes of one activation row as the dot for `type` reads it (quantised, or f32). */
+export function actRowBytes(type: i32, K: i32): usize {
+  if (type == Q8_0) return <usize>(K / QK8_0) * B_Q8_0;
+  if (type == Q4_K || type == Q6_K) return <usize>(K / QK_K) * B_Q8_K;
+  return <usize>K * 4;
+}
+
+@inline function dot(type: i32, K: i32, w: usize, x: usize): f32 {
+  switch (type) {
+    case Q8_0: return dotQ8_0(K, w, x);
+    case Q4_K: return dotQ4_K(K, w, x);
+    case Q6_K: return dotQ6_K(K, w, x);
+    case F16: return dotF16(K, w, x);
+    case BF16: return dotBF16(K, w, x);
+    default: return dotF32(K, w, x);
+  }
+}
+
+/**
+ * out[T, N] = x[T, K] · Wᵀ for W = N rows of K values of `type`. Quantised types quantise x into xq first
+ * (T * actRowBytes bytes). A tile of weight rows stays in L1 while every token's row passes by.
+ */
+export function matmul(type: i32, w: usize, x: usize, out: usize, K: i32, N: i32, T: i32, xq: usize): void {
+  const wrow = rowBytes(type, K), xrow = actRowBytes(type, K);
+  let xb = x;
+  if (type == Q8_0 || type == Q4_K || type == Q6_K) {
+    for (let t = 0; t < T; t++) {
+      if (type == Q8_0) quant_q8_0(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
+      else quant_q8_K(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
+    }
+    xb = xq;
+  }
+  let tile = T == 1 ? N : 16384 / <i32>wrow;
+  if (tile < 1) tile = 1;
+  if (T > 1 && tile > 16) tile = 16;
+  for (let r0 = 0; r0 < N; r0 += tile) {
+    const r1 = min(r0 + tile, N);
+    for (let t = 0; t < T; t++) {
+      const xr = xb + <usize>t * xrow, o = out + <usize>t * N * 4;
+      for (let r = r0; r < r1; r++) store<f32>(o + <usize>r * 4, dot(type, K, w + <usize>r * wrow, xr));
+    }
+  }
+}
+
+// ---- element-wise ops --------------------------------------------------------------------------------------
+
+/** For nRows rows of len: out = x / sqrt(mean(x²) + eps) * w (w: len f32). out may equal x. */
+export function rms_norm(out: usize, x: usize, w: usize, eps: f64, len: i32, nRows: i32): void {
+  for (let r = 0; r < nRows; r++) {
+    const xr = x + <usize>r * len * 4, or = out + <usize>r * len * 4;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+    let i = 0;
+    for (; i + 8 <= len; i += 8) {
+      const v0 = v128.load(xr + <usize>i * 4), v1 = v128.load(xr + <usize>i * 4, 16);
+      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+      a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+    }
+    let ss = <f64>hsumF(f32x4.add(a0, a1));
+    for (; i < len; i++) {
+      const v = <f64>load<f32>(xr + <usize>i * 4);
+      ss += v * v;
+    }
+    const inv = <f32>(1 / Math.sqrt(ss / len + eps));
+    const iv = f32x4.splat(inv);
+    i = 0;
+    for (; i + 4 <= len; i += 4) {
+      const p = <usize>i * 4;
+      v128.store(or + p, f32x4.mul(f32x4.mul(v128.load(xr + p), iv), v128.load(w + p)));
+    }
+    for (; i < len; i++) {
+      const p = <usize>i * 4;
+      store<f32>(or + p, load<f32>(xr + p) * inv * load<f32>(w + p));
+    }
+  }
+}
+
+/** out[0..n) = a + b (out may equal a or b). */
+export function add(out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i * 4;
+    v128.store(out + p, f32x4.add(v128.load(a + p), v128.load(b + p)));
+  }
+  for (; i < n; i++) {
+    const p = <usize>i * 4;
+    store<f32>(out + p, load<f32>(a + p) + load<f32>(b + p));
+  }
+}
+
+/** out[0..n) = silu(gate) * up, in f64 like the reference (out may equal gate or up). */
+export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = <usize>i * 4;
+    const g = <f64>load<f32>(gate + p);
+    store<f32>(out + p, <f32>((g / (1 + Math.exp(-g))) * <f64>load<f32>(up + p)));
+  }
+}
