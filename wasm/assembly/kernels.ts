@@ -106,57 +106,132 @@ export function quant_q8_K(x: usize, y: usize, n: i32): void {
   }
 }
 
+// ---- activations as the dots read them --------------------------------------------------------------------
+// The same values as the ggml blocks above, widened to int16 and split per 16 values into [8 even | 8 odd], so
+// a dot needs no byte-to-int16 extension of activations (x86 shuffles) and weights widen with shifts and masks.
+// Q8_0: per 32 values 64 bytes of int16, then f32 d (the f16 scale, widened): XB_Q8_0 bytes.
+// Q8_K: per 256 values 512 bytes of int16, f32 d, 16 int16 group sums: XB_Q8_K bytes.
+const XB_Q8_0: usize = 80, XB_Q8_K: usize = 560;
+
+/** Rounds 16 scaled floats half to even (clamped to <= hi), stores them as int16 [evens | odds] at y; returns their lane sums. */
+@inline function round16x(y: usize, v0: v128, v1: v128, v2: v128, v3: v128, hi: v128): v128 {
+  const a = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(v0)), hi), b = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(v1)), hi);
+  const c = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(v2)), hi), d = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(v3)), hi);
+  const p0 = i16x8.narrow_i32x4_s(a, b), p1 = i16x8.narrow_i32x4_s(c, d);
+  v128.store(y, i16x8.shuffle(p0, p1, 0, 2, 4, 6, 8, 10, 12, 14));
+  v128.store(y, i16x8.shuffle(p0, p1, 1, 3, 5, 7, 9, 11, 13, 15), 16);
+  return i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+}
+
+/** f32 x[n] -> widened Q8_0 activations (values equal to quant_q8_0's). */
+function prep_q8_0(x: usize, y: usize, n: i32): void {
+  const hi = i32x4.splat(127);
+  for (let i = 0; i < n / QK8_0; i++, x += 128, y += XB_Q8_0) {
+    const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
+    const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
+    let m = f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3)));
+    m = f32x4.max(m, f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    store<f32>(y + 64, f16ToF32(f32ToF16(amax / <f32>127)));
+    const id = f32x4.splat(amax != 0 ? <f32>127 / amax : <f32>0);
+    round16x(y, f32x4.mul(v0, id), f32x4.mul(v1, id), f32x4.mul(v2, id), f32x4.mul(v3, id), hi);
+    round16x(y + 32, f32x4.mul(v4, id), f32x4.mul(v5, id), f32x4.mul(v6, id), f32x4.mul(v7, id), hi);
+  }
+}
+
+/** f32 x[n] -> widened Q8_K activations (values equal to quant_q8_K's). */
+function prep_q8_K(x: usize, y: usize, n: i32): void {
+  const hi = i32x4.splat(127);
+  for (let i = 0; i < n / QK_K; i++, x += 1024, y += XB_Q8_K) {
+    let m = f32x4.splat(0);
+    for (let j: usize = 0; j < 1024; j += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + j)));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    if (amax == 0) {
+      memory.fill(y, 0, XB_Q8_K);
+      continue;
+    }
+    let mx = amax;
+    for (let j: usize = 0; j < 1024; j += 4) {
+      const v = load<f32>(x + j);
+      if (v == amax || v == -amax) {
+        mx = v;
+        break;
+      }
+    }
+    const iscale = <f32>-127 / mx;
+    const is = f32x4.splat(iscale);
+    for (let j: usize = 0; j < 16; j++) {
+      const p = x + 64 * j;
+      const s = round16x(y + 32 * j, f32x4.mul(v128.load(p), is), f32x4.mul(v128.load(p, 16), is),
+        f32x4.mul(v128.load(p, 32), is), f32x4.mul(v128.load(p, 48), is), hi);
+      store<i16>(y + 516 + 2 * j, <i16>hsumI(s));
+    }
+    store<f32>(y + 512, <f32>1 / iscale);
+  }
+}
+
 // ---- dot products: one weight row against one activation row ------------------------------------------------
+
+const LO8: v128 = i16x8.splat(0x00ff);
+
+/** 16 signed int8 weights at w x 16 widened activations at a (evens, odds) -> 4 int32 lane sums. */
+@inline function dotS8(w: usize, a: usize): v128 {
+  const q = v128.load(w);
+  const ev = i16x8.shr_s(i16x8.shl(q, 8), 8), od = i16x8.shr_s(q, 8);
+  return i32x4.add(i32x4.dot_i16x8_s(ev, v128.load(a)), i32x4.dot_i16x8_s(od, v128.load(a, 16)));
+}
+
+/** 16 bytes of unsigned weights (< 128) in a register x 16 widened activations at a -> 4 int32 lane sums. */
+@inline function dotU8(q: v128, a: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.and(q, LO8), v128.load(a)), i32x4.dot_i16x8_s(i16x8.shr_u(q, 8), v128.load(a, 16)));
+}
 
 @inline function dotQ8_0(n: i32, w: usize, x: usize): f32 {
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
   const nb = n / QK8_0;
   let i = 0;
-  for (; i + 2 <= nb; i += 2, w += 2 * B_Q8_0, x += 2 * B_Q8_0) {
-    const s0 = i32x4.add(dot16(w + 2, x + 2), dot16(w + 18, x + 18));
-    const s1 = i32x4.add(dot16(w + 36, x + 36), dot16(w + 52, x + 52));
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * f16ToF32(load<u16>(x)))));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(f16ToF32(load<u16>(w, 34)) * f16ToF32(load<u16>(x, 34)))));
+  for (; i + 2 <= nb; i += 2, w += 2 * B_Q8_0, x += 2 * XB_Q8_0) {
+    const s0 = i32x4.add(dotS8(w + 2, x), dotS8(w + 18, x + 32));
+    const s1 = i32x4.add(dotS8(w + 36, x + 80), dotS8(w + 52, x + 112));
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(f16ToF32(load<u16>(w, 34)) * load<f32>(x, 144))));
   }
   if (i < nb) {
-    const s0 = i32x4.add(dot16(w + 2, x + 2), dot16(w + 18, x + 18));
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * f16ToF32(load<u16>(x)))));
+    const s0 = i32x4.add(dotS8(w + 2, x), dotS8(w + 18, x + 32));
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
   }
   return hsumF(f32x4.add(acc0, acc1));
-}
-
-/** 16 unsigned quants (one nibble each, already masked) x 16 int8 activations at a -> 4 int32 lane sums. */
-@inline function dotNib32(q: v128, a: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), v128.load8x8_s(a)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), v128.load8x8_s(a, 8)));
 }
 
 @inline function dotQ4_K(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
   let accm: f32 = 0;
-  const m4 = i8x16.splat(0x0f);
-  for (let i = 0; i < n / QK_K; i++, w += B_Q4_K, x += B_Q8_K) {
+  const m4 = i16x8.splat(0x000f);
+  for (let i = 0; i < n / QK_K; i++, w += B_Q4_K, x += XB_Q8_K) {
     // 8 (scale, min) pairs of 6 bits, unpacked with 32-bit word operations (native q4_K_scales_mins).
     const u0 = load<u32>(w, 4), u1 = load<u32>(w, 8), u2 = load<u32>(w, 12);
     const sc0 = u0 & 0x3f3f3f3f, sc1 = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
     const mn0 = u1 & 0x3f3f3f3f, mn1 = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
-    const qs = w + 16, a = x + 4;
     let sumi = i32x4.splat(0);
-    for (let j: usize = 0; j < 4; j++) { // sub-block 2j in the low nibbles, 2j+1 in the high
-      const q0 = v128.load(qs + 32 * j), q1 = v128.load(qs + 32 * j, 16);
-      const aj = a + 64 * j;
-      const lo = i32x4.add(dotNib32(v128.and(q0, m4), aj), dotNib32(v128.and(q1, m4), aj + 16));
-      const hi = i32x4.add(dotNib32(i8x16.shr_u(q0, 4), aj + 32), dotNib32(i8x16.shr_u(q1, 4), aj + 48));
+    for (let j: usize = 0; j < 4; j++) { // 32 bytes: sub-block 2j in the low nibbles, 2j+1 in the high
+      const q0 = v128.load(w + 16 + 32 * j), q1 = v128.load(w + 32 + 32 * j);
+      const a = x + 128 * j; // widened groups 4j .. 4j+3 (32 bytes each)
+      // nibbles of even / odd bytes as int16 lanes: masks and 16-bit shifts only
+      let lo = i32x4.add(i32x4.dot_i16x8_s(v128.and(q0, m4), v128.load(a)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q0, 8), m4), v128.load(a, 16)));
+      lo = i32x4.add(lo, i32x4.add(i32x4.dot_i16x8_s(v128.and(q1, m4), v128.load(a, 32)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q1, 8), m4), v128.load(a, 48))));
+      let hi = i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q0, 4), m4), v128.load(a, 64)), i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(a, 80)));
+      hi = i32x4.add(hi, i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q1, 4), m4), v128.load(a, 96)), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(a, 112))));
       const s = j < 2 ? sc0 : sc1, sh = (<u32>j & 1) * 16;
       sumi = i32x4.add(sumi, i32x4.mul(lo, i32x4.splat((s >> sh) & 0xff)));
       sumi = i32x4.add(sumi, i32x4.mul(hi, i32x4.splat((s >> (sh + 8)) & 0xff)));
     }
     // mins: sum_j mn[j] * (activation sum of sub-block j), from the 16 group sums.
-    const bs = x + 260;
+    const bs = x + 516;
     const b0 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs)), b1 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs, 16));
     const mv0 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn0)));
     const mv1 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn1)));
     const msum = hsumI(i32x4.add(i32x4.mul(b0, mv0), i32x4.mul(b1, mv1)));
-    const dx = load<f32>(x);
+    const dx = load<f32>(x, 512);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(dx * f16ToF32(load<u16>(w)))));
     accm += dx * f16ToF32(load<u16>(w, 2)) * <f32>msum;
   }
@@ -165,33 +240,30 @@ export function quant_q8_K(x: usize, y: usize, n: i32): void {
 
 @inline function dotQ6_K(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
-  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30), m32 = i8x16.splat(32);
-  for (let i = 0; i < n / QK_K; i++, w += B_Q6_K, x += B_Q8_K) {
-    let sumi = i32x4.splat(0);
-    for (let h: usize = 0; h < 2; h++) { // 128 values per half; scale k covers values 16k..16k+15 of the half
-      const ql = w + 64 * h, qh = w + 128 + 32 * h, sc = w + 192 + 8 * h, a = x + 4 + 128 * h;
-      for (let c: usize = 0; c < 2; c++) { // 16 of the 32 columns l at a time
+  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30);
+  for (let i = 0; i < n / QK_K; i++, w += B_Q6_K, x += XB_Q8_K) {
+    // quants as unsigned 0..63; the -32 offset comes back as 32 * sum_k sc[k] * groupsum[k]
+    const sc = v128.load(w, 192), bs = x + 516;
+    const off = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(sc), v128.load(bs)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(sc), v128.load(bs, 16)));
+    let sumi = i32x4.sub(i32x4.splat(0), i32x4.shl(off, 5));
+    for (let h: usize = 0; h < 2; h++) { // 128 values per half; scale k covers values 16k..16k+15 of the block
+      const ql = w + 64 * h, qh = w + 128 + 32 * h, s = w + 192 + 8 * h, a = x + 256 * h;
+      for (let c: usize = 0; c < 2; c++) { // 16 of the 32 columns l at a time: groups 8h + c + {0, 2, 4, 6}
         const l0 = v128.load(ql + 16 * c), l1 = v128.load(ql + 32 + 16 * c), hb = v128.load(qh + 16 * c);
-        // 6-bit quants minus 32, for a[l], a[l+32], a[l+64], a[l+96] (l = 16c .. 16c+15): scales 2g + c.
-        const q0 = i8x16.sub(v128.or(v128.and(l0, m4), v128.and(i8x16.shl(hb, 4), m30)), m32);
-        const q1 = i8x16.sub(v128.or(v128.and(l1, m4), v128.and(i8x16.shl(hb, 2), m30)), m32);
-        const q2 = i8x16.sub(v128.or(i8x16.shr_u(l0, 4), v128.and(hb, m30)), m32);
-        const q3 = i8x16.sub(v128.or(i8x16.shr_u(l1, 4), v128.and(i8x16.shr_u(hb, 2), m30)), m32);
-        const ac = a + 16 * c;
-        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q0, ac), i32x4.splat(load<i8>(sc + c))));
-        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q1, ac + 32), i32x4.splat(load<i8>(sc + 2 + c))));
-        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q2, ac + 64), i32x4.splat(load<i8>(sc + 4 + c))));
-        sumi = i32x4.add(sumi, i32x4.mul(dotQ16(q3, ac + 96), i32x4.splat(load<i8>(sc + 6 + c))));
+        const q0 = v128.or(v128.and(l0, m4), v128.and(i8x16.shl(hb, 4), m30));
+        const q1 = v128.or(v128.and(l1, m4), v128.and(i8x16.shl(hb, 2), m30));
+        const q2 = v128.or(i8x16.shr_u(l0, 4), v128.and(hb, m30));
+        const q3 = v128.or(i8x16.shr_u(l1, 4), v128.and(i8x16.shr_u(hb, 2), m30));
+        const ac = a + 32 * c;
+        sumi = i32x4.add(sumi, i32x4.mul(dotU8(q0, ac), i32x4.splat(load<i8>(s + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotU8(q1, ac + 64), i32x4.splat(load<i8>(s + 2 + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotU8(q2, ac + 128), i32x4.splat(load<i8>(s + 4 + c))));
+        sumi = i32x4.add(sumi, i32x4.mul(dotU8(q3, ac + 192), i32x4.splat(load<i8>(s + 6 + c))));
       }
     }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x) * f16ToF32(load<u16>(w, 208)))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w, 208)))));
   }
   return hsumF(acc);
-}
-
-/** 16 signed int8 quants in a register x 16 int8 activations at a -> 4 int32 lane sums. */
-@inline function dotQ16(q: v128, a: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load8x8_s(a)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load8x8_s(a, 8)));
 }
 
 @inline function dotF32(n: i32, w: usize, x: usize): f32 {
@@ -263,8 +335,8 @@ export function rowBytes(type: i32, K: i32): usize {
 
 /** Bytes of one activation row as the dot for `type` reads it (quantised, or f32). */
 export function actRowBytes(type: i32, K: i32): usize {
-  if (type == Q8_0) return <usize>(K / QK8_0) * B_Q8_0;
-  if (type == Q4_K || type == Q6_K) return <usize>(K / QK_K) * B_Q8_K;
+  if (type == Q8_0) return <usize>(K / QK8_0) * XB_Q8_0;
+  if (type == Q4_K || type == Q6_K) return <usize>(K / QK_K) * XB_Q8_K;
   return <usize>K * 4;
 }
 
@@ -288,8 +360,8 @@ export function matmul(type: i32, w: usize, x: usize, out: usize, K: i32, N: i32
   let xb = x;
   if (type == Q8_0 || type == Q4_K || type == Q6_K) {
     for (let t = 0; t < T; t++) {
-      if (type == Q8_0) quant_q8_0(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
-      else quant_q8_K(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
+      if (type == Q8_0) prep_q8_0(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
+      else prep_q8_K(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
     }
     xb = xq;
   }
