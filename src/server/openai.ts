@@ -2,7 +2,7 @@
 // here (practice 14): http.ts only parses, queues and writes what this returns.
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import { renderChat, type ChatMessage } from "../engine/chat-template.js";
+import { renderChat, type ChatMessage, type ChatTool } from "../engine/chat-template.js";
 import type { LoadedModel } from "../engine/load.js";
 import { Session } from "../engine/session.js";
 import type { SamplingOptions } from "../sampler/index.js";
@@ -10,14 +10,30 @@ import { MoestreamError } from "../util/errors.js";
 import { ApiError, fromZod } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
 import { StopScanner } from "./stop.js";
+import { ToolCallSplitter, type ToolCall } from "./tools.js";
 
 export type RequestKind = "chat" | "text";
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens whose KV was kept from the previous request (a shared prefix), as OpenAI reports cached tokens. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+/** One generated token's log-probability and its top alternatives (ids). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  top: [number, number][];
+}
+
+/** A piece of output: text settled by the stop scanner, and the tokens generated since the last piece. */
+export interface Delta {
+  text: string;
+  logprobs: TokenLogprob[];
 }
 
 /** A validated request, tokenized and checked against the context, ready to run. */
@@ -32,11 +48,16 @@ export interface PreparedRequest {
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
+  /** Top alternatives per token when logprobs were asked for; undefined = none. */
+  logprobs: number | undefined;
+  /** Parse tool calls out of the reply (chat with tools, tool_choice not "none"). */
+  tools: boolean;
 }
 
 export interface GenerationResult {
   text: string;
   finishReason: FinishReason | "abort";
+  toolCalls: ToolCall[];
   usage: Usage;
   decodeMs: number;
 }
@@ -66,11 +87,19 @@ function messageText(content: ChatMessageInput["content"]): string {
   return typeof content === "string" ? content : content.map((p) => p.text).join("");
 }
 
+/** The tools a chat request offers the model, unless tool_choice is "none". */
+function toolsOf(req: ChatRequest): ChatTool[] | undefined {
+  if (!req.tools?.length || req.tool_choice === "none") return undefined;
+  return req.tools as ChatTool[];
+}
+
 export class OpenAIApi {
   readonly modelId: string;
   readonly created = Math.floor(Date.now() / 1000);
   readonly counters: ApiCounters = { requests: 0, promptTokens: 0, completionTokens: 0, decodeMs: 0, aborted: 0 };
   private readonly defaults: SamplingOptions;
+  /** One session for all requests: they run one at a time and keep the KV of a shared prompt prefix. */
+  private session: Session | undefined;
 
   constructor(readonly lm: LoadedModel, opts: OpenAIApiOptions = {}) {
     this.modelId = opts.modelId ?? defaultModelId(lm.path);
@@ -115,41 +144,60 @@ export class OpenAIApi {
     if (req.seed != null) sampling.seed = req.seed;
     const stop = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
     const prefix = kind === "chat" ? "chatcmpl-" : "cmpl-";
+    let logprobs: number | undefined;
+    if (kind === "chat") {
+      const c = req as ChatRequest;
+      if (c.top_logprobs != null && !c.logprobs) throw new ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
+      logprobs = c.logprobs ? (c.top_logprobs ?? 0) : undefined;
+    } else logprobs = (req as CompletionRequest).logprobs ?? undefined;
     return {
       kind, id: prefix + randomBytes(12).toString("hex"), created: Math.floor(Date.now() / 1000), model: this.modelId,
       promptTokens, maxTokens: Math.min(asked ?? room, room), sampling, stop,
       stream: req.stream ?? false, includeUsage: req.stream_options?.include_usage ?? false,
+      logprobs, tools: kind === "chat" && toolsOf(req as ChatRequest) !== undefined,
     };
   }
 
   /**
-   * Run one request on a fresh Session (the expert cache is shared through the LoadedModel), yielding
-   * text deltas with stop sequences cut out; returns the totals. Aborting the signal ends it early.
+   * Run one request on the shared session, keeping the KV of the prefix it shares with the previous request
+   * (the expert cache is shared through the LoadedModel too); yields deltas with stop sequences cut out and
+   * returns the totals. Requests run one at a time (the server's queue). Aborting the signal ends it early.
    */
-  async *generate(p: PreparedRequest, signal?: AbortSignal): AsyncGenerator<string, GenerationResult> {
-    const session = new Session(this.lm);
+  async *generate(p: PreparedRequest, signal?: AbortSignal): AsyncGenerator<Delta, GenerationResult> {
+    const session = (this.session ??= new Session(this.lm));
     const tok = this.lm.tokenizer;
     const decoder = tok.createStreamDecoder();
     const scan = new StopScanner(p.stop);
+    const tools = p.tools ? new ToolCallSplitter() : undefined;
     let text = "";
     let n = 0;
     let stopped = false;
+    let lps: TokenLogprob[] = [];
     const t0 = performance.now();
     this.counters.requests++;
     this.counters.promptTokens += p.promptTokens.length;
+    const rest = session.reuse(p.promptTokens);
+    const cached = p.promptTokens.length - rest.length;
+    const out = (piece: string): Delta | undefined => {
+      const t = tools ? tools.push(piece) : piece;
+      text += piece;
+      if (!t && !lps.length) return undefined;
+      const d = { text: t, logprobs: lps };
+      lps = [];
+      return d;
+    };
     try {
-      const gen = session.generate(p.promptTokens, { maxTokens: p.maxTokens, sampling: p.sampling, signal });
+      const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs });
       for await (const step of gen) {
         // With resident experts a forward never waits on I/O: let sockets, disconnects and signals in.
         await new Promise((r) => setImmediate(r));
         n++;
         this.counters.completionTokens++;
         if (tok.eogIds.has(step.token)) continue; // generate() ends right after it, reason "stop"
+        if (step.logprob !== undefined) lps.push({ id: step.token, logprob: step.logprob, top: step.topLogprobs ?? [] });
         const r = scan.push(decoder.push(step.token));
-        if (r.text) {
-          text += r.text;
-          yield r.text;
-        }
+        const d = out(r.text);
+        if (d) yield d;
         if (r.stopped) {
           stopped = true;
           break;
@@ -157,40 +205,71 @@ export class OpenAIApi {
       }
       if (!stopped) {
         const r = scan.push(decoder.flush());
-        const tail = r.text + (r.stopped ? "" : scan.flush());
         stopped = r.stopped;
-        if (tail) {
-          text += tail;
-          yield tail;
-        }
+        const d = out(r.text + (r.stopped ? "" : scan.flush()));
+        if (d) yield d;
       }
-      const reason = stopped ? "stop" : (session.lastStats?.finishReason ?? "length");
+      const end = tools?.finish();
+      if (end?.content) yield { text: end.content, logprobs: [] };
+      const toolCalls = end?.toolCalls ?? [];
+      if (toolCalls.length) text = text.slice(0, text.indexOf("<tool_call>"));
+      let reason: GenerationResult["finishReason"] = stopped ? "stop" : (session.lastStats?.finishReason ?? "length");
+      if (toolCalls.length && reason !== "abort") reason = "tool_calls";
       const decodeMs = performance.now() - t0;
       this.counters.decodeMs += decodeMs;
-      return { text, finishReason: reason, usage: { prompt_tokens: p.promptTokens.length, completion_tokens: n, total_tokens: p.promptTokens.length + n }, decodeMs };
+      const usage = { prompt_tokens: p.promptTokens.length, completion_tokens: n, total_tokens: p.promptTokens.length + n, prompt_tokens_details: { cached_tokens: cached } };
+      return { text, finishReason: reason, toolCalls, usage, decodeMs };
     } finally {
       if (signal?.aborted) this.counters.aborted++;
-      session.kv.free();
     }
+  }
+
+  /** OpenAI's logprobs object for `tokens`: chat's {content: [...]} or completions' parallel arrays. */
+  private logprobsObject(p: PreparedRequest, tokens: TokenLogprob[], textOffset = 0) {
+    if (p.logprobs === undefined) return null;
+    const tok = this.lm.tokenizer;
+    const piece = (id: number) => tok.tokenToPiece(id, { special: true });
+    const str = (id: number) => new TextDecoder().decode(piece(id));
+    if (p.kind === "chat") {
+      const entry = (id: number, logprob: number) => ({ token: str(id), logprob, bytes: Array.from(piece(id)) });
+      return { content: tokens.map((t) => ({ ...entry(t.id, t.logprob), top_logprobs: t.top.map(([id, lp]) => entry(id, lp)) })), refusal: null };
+    }
+    const offsets: number[] = [];
+    let at = textOffset;
+    for (const t of tokens) {
+      offsets.push(at);
+      at += str(t.id).length;
+    }
+    return {
+      tokens: tokens.map((t) => str(t.id)), token_logprobs: tokens.map((t) => t.logprob),
+      top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map(([id, lp]) => [str(id), lp]))), text_offset: offsets,
+    };
   }
 
   /** The whole response object of a non-streaming request. */
   async complete(p: PreparedRequest, signal?: AbortSignal) {
     const it = this.generate(p, signal);
+    const lps: TokenLogprob[] = [];
     let r = await it.next();
-    while (!r.done) r = await it.next();
+    while (!r.done) {
+      lps.push(...r.value.logprobs);
+      r = await it.next();
+    }
     const res = r.value;
-    const finish: FinishReason = res.finishReason === "length" ? "length" : "stop";
+    const finish: FinishReason = res.finishReason === "abort" ? "stop" : res.finishReason;
     if (p.kind === "chat") {
+      const message = res.toolCalls.length
+        ? { role: "assistant" as const, content: res.text.trim() ? res.text : null, tool_calls: res.toolCalls, refusal: null }
+        : { role: "assistant" as const, content: res.text, refusal: null };
       return {
         id: p.id, object: "chat.completion" as const, created: p.created, model: p.model,
-        choices: [{ index: 0, message: { role: "assistant" as const, content: res.text, refusal: null }, logprobs: null, finish_reason: finish }],
+        choices: [{ index: 0, message, logprobs: this.logprobsObject(p, lps), finish_reason: finish }],
         usage: res.usage,
       };
     }
     return {
       id: p.id, object: "text_completion" as const, created: p.created, model: p.model,
-      choices: [{ text: res.text, index: 0, logprobs: null, finish_reason: finish }],
+      choices: [{ text: res.text, index: 0, logprobs: this.logprobsObject(p, lps), finish_reason: finish }],
       usage: res.usage,
     };
   }
@@ -198,25 +277,23 @@ export class OpenAIApi {
   /** The chunk objects of a streaming request, in OpenAI's shape; the caller adds `data: [DONE]`. */
   async *stream(p: PreparedRequest, signal?: AbortSignal): AsyncGenerator<Record<string, unknown>, GenerationResult> {
     const usageField = p.includeUsage ? { usage: null } : {};
-    const chunk = (delta: string | null, finish: FinishReason | null, first = false) =>
-      p.kind === "chat"
-        ? {
-          id: p.id, object: "chat.completion.chunk", created: p.created, model: p.model,
-          choices: [{ index: 0, delta: first ? { role: "assistant", content: "" } : delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish }],
-          ...usageField,
-        }
-        : {
-          id: p.id, object: "text_completion", created: p.created, model: p.model,
-          choices: [{ text: delta ?? "", index: 0, logprobs: null, finish_reason: finish }],
-          ...usageField,
-        };
-    if (p.kind === "chat") yield chunk(null, null, true);
+    let offset = 0;
+    const chunk = (delta: Record<string, unknown> | null, finish: FinishReason | null, lps: TokenLogprob[] = []) => {
+      const logprobs = lps.length ? this.logprobsObject(p, lps, offset) : null;
+      if (p.kind === "chat") {
+        return { id: p.id, object: "chat.completion.chunk", created: p.created, model: p.model, choices: [{ index: 0, delta: delta ?? {}, logprobs, finish_reason: finish }], ...usageField };
+      }
+      const text = (delta?.content as string | undefined) ?? "";
+      offset += text.length;
+      return { id: p.id, object: "text_completion", created: p.created, model: p.model, choices: [{ text, index: 0, logprobs, finish_reason: finish }], ...usageField };
+    };
+    if (p.kind === "chat") yield chunk({ role: "assistant", content: "" }, null);
     const it = this.generate(p, signal);
-    let r: IteratorResult<string, GenerationResult>;
+    let r: IteratorResult<Delta, GenerationResult>;
     try {
       r = await it.next();
       while (!r.done) {
-        yield chunk(r.value, null);
+        yield chunk(r.value.text || p.kind === "text" ? { content: r.value.text } : {}, null, r.value.logprobs);
         r = await it.next();
       }
     } finally {
@@ -224,6 +301,9 @@ export class OpenAIApi {
     }
     const res = r.value;
     if (res.finishReason === "abort") return res;
+    if (res.toolCalls.length) {
+      yield chunk({ tool_calls: res.toolCalls.map((c, index) => ({ index, ...c })) }, null);
+    }
     yield chunk(null, res.finishReason);
     if (p.includeUsage) {
       const object = p.kind === "chat" ? "chat.completion.chunk" : "text_completion";
@@ -250,7 +330,7 @@ export class OpenAIApi {
     });
     let text: string;
     try {
-      text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, { addGenerationPrompt: true, enableThinking: req.chat_template_kwargs?.enable_thinking });
+      text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, { addGenerationPrompt: true, enableThinking: req.chat_template_kwargs?.enable_thinking, tools: toolsOf(req) });
     } catch (e) {
       const why = e instanceof MoestreamError ? e.message : `the chat template failed: ${(e as Error).message}`;
       throw new ApiError(400, why, "messages", "chat_template_error");

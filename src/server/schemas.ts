@@ -34,11 +34,21 @@ export const chatMessageSchema = z.object({
   tool_call_id: z.string().optional(),
 });
 
+const tool = z.object({
+  type: z.literal("function"),
+  function: z.object({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() }),
+});
+
 export const chatRequestSchema = z.object({
   ...common,
   messages: z.array(chatMessageSchema).min(1),
   max_completion_tokens: z.number().int().min(1).nullish(),
-  logprobs: z.literal(false, { message: "logprobs are not supported yet" }).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  tools: z.array(tool).max(128).nullish(),
+  // Without constrained decoding a call cannot be forced: "required" and named functions are refused by name.
+  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no constrained decoding)" }).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
   chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).nullish(),
 });
 
@@ -48,7 +58,7 @@ export const completionRequestSchema = z.object({
   // A string, one string in an array, or token ids; batches of prompts are not supported.
   prompt: z.union([z.string(), z.array(z.string()).length(1), tokenIds, z.array(tokenIds).length(1)]),
   echo: z.literal(false, { message: "echo is not supported" }).nullish(),
-  logprobs: z.null({ message: "logprobs are not supported yet" }).optional(),
+  logprobs: z.number().int().min(0).max(5).nullish(),
   suffix: z.null({ message: "suffix is not supported" }).optional(),
   best_of: z.literal(1, { message: "only best_of = 1 is supported" }).nullish(),
 });
