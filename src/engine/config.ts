@@ -2,7 +2,8 @@
 // flags from this table; only the CLI reads the environment (through resolveOptions).
 import { UsageError } from "../util/errors.js";
 
-export type BackendName = "auto" | "native" | "scalar";
+/** "native" is accepted as an alias of "cpu" (the native addon). */
+export type BackendName = "auto" | "cpu" | "native" | "wasm" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";
 
 export interface OptionSpec<T> {
@@ -47,8 +48,8 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string, where: str
 
 export const ENGINE_OPTIONS = {
   backend: {
-    flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "native", "scalar"]),
-    help: "compute backend: auto (native when built, else scalar) | native (C kernels, SIMD, all cores) | scalar (TypeScript reference)",
+    flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "scalar"]),
+    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, one thread; no compiler needed) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(0) },
   ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(1) },

@@ -7,6 +7,7 @@ import type { Backend, HostWeight, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
+import { WasmBackend, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
@@ -43,14 +44,24 @@ export interface LoadProgress {
   (doneBytes: number, totalBytes: number): void;
 }
 
-function createBackend(cfg: EngineConfig): Backend {
+function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
   const threads = cfg.threads || undefined;
   switch (cfg.backend) {
     case "auto":
-      return nativeAvailable() ? new NativeBackend({ threads }) : new ScalarBackend();
+      if (nativeAvailable()) return new NativeBackend({ threads });
+      if (wasmAvailable()) {
+        warnings.push(`native CPU kernels unavailable (${nativeAddonError()}); using the WebAssembly SIMD backend (one thread)`);
+        return new WasmBackend({ fallback: new ScalarBackend() });
+      }
+      warnings.push(`native CPU kernels unavailable (${nativeAddonError()}) and WebAssembly SIMD too (${wasmKernelsError()}); using the scalar reference backend (slow)`);
+      return new ScalarBackend();
+    case "cpu":
     case "native":
-      if (!nativeAvailable()) throw new UsageError("backend_unavailable", `--backend native: the native addon is not built (${nativeAddonError()}); run \`npm run build:native\``);
+      if (!nativeAvailable()) throw new UsageError("backend_unavailable", `--backend ${cfg.backend}: the native addon is not built (${nativeAddonError()}); run \`npm run build:native\`, or use --backend wasm`);
       return new NativeBackend({ threads });
+    case "wasm":
+      if (!wasmAvailable()) throw new UsageError("backend_unavailable", `--backend wasm: ${wasmKernelsError()}`);
+      return new WasmBackend({ fallback: new ScalarBackend() });
     case "scalar":
       return new ScalarBackend();
   }
@@ -76,7 +87,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       throw new ModelError("bad_vocab", `${densePath}: tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows`);
     }
     const hp = arch.readHParams(file.metadata, nVocab);
-    const backend = createBackend(cfg);
+    const warnings: string[] = [];
+    const backend = createBackend(cfg, warnings);
 
     const dense = arch.denseTensors(hp);
     const expertSpecs = Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
@@ -95,7 +107,6 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     check(dense, file);
     if (!packed) check(expertSpecs.flatMap((e) => [e.gate, e.up, e.down]), file);
 
-    const warnings: string[] = [];
     if (packed) {
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
       if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
