@@ -1,6 +1,7 @@
 // moestream CLI entry: one file per command; errors become one clear line on stderr.
 import { Command } from "commander";
 import { MoestreamError } from "../util/errors.js";
+import { registerChat } from "./chat.js";
 import { registerDemo } from "./demo.js";
 import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
@@ -18,6 +19,7 @@ const program = new Command()
   .showHelpAfterError();
 registerDemo(program);
 registerRun(program);
+registerChat(program);
 registerServe(program);
 registerInspect(program);
 registerGen(program);

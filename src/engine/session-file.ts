@@ -19,6 +19,8 @@ interface SessionHeader {
   tokens: number[];
   pending: number[];
   rng: number[] | null;
+  /** The application's own state (e.g. the chat's messages), saved and restored as given. */
+  meta?: unknown;
 }
 
 const pad16 = (n: number) => (16 - (n % 16)) % 16;
@@ -33,6 +35,7 @@ export async function saveSession(session: Session, path: string): Promise<void>
   const length = session.tokens.length;
   const header: SessionHeader = {
     format: FORMAT, model: await modelKey(session), length, tokens: session.tokens.slice(), pending: session.pending.slice(), rng: session.rngState ?? null,
+    meta: session.meta,
   };
   const json = Buffer.from(JSON.stringify(header), "utf8");
   const pre = Buffer.alloc(16);
@@ -126,6 +129,7 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     session.tokens.push(...header.tokens);
     session.pending.push(...header.pending);
     session.rngState = header.rng ?? undefined;
+    session.meta = header.meta;
   } finally {
     await fh.close();
   }

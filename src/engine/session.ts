@@ -94,6 +94,8 @@ export class Session {
   readonly pending: number[] = [];
   /** The sampler's RNG state after the last generation: a generation without a seed continues it. */
   rngState: number[] | undefined;
+  /** Saved and loaded with the session, untouched otherwise: an application's own state (a chat's messages). */
+  meta: unknown;
   lastStats: GenerationStats | undefined;
 
   constructor(readonly lm: LoadedModel, nCtx = lm.config.ctxSize) {
@@ -109,6 +111,7 @@ export class Session {
   reset(): void {
     this.truncate(0);
     this.rngState = undefined;
+    this.meta = undefined;
   }
 
   /** Keep the first `length` tokens of the context, forget the rest. */

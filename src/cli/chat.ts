@@ -1,0 +1,128 @@
+// moestream chat: an interactive conversation with line editing and history; replies stream as generated.
+// Not a TTY: each stdin line is one user turn (commands too), replies go to stdout.
+import type { Command } from "commander";
+import { createInterface, type Interface } from "node:readline";
+import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
+import { Session } from "../engine/session.js";
+import type { ChatMessage } from "../engine/chat-template.js";
+import { MoestreamError, UsageError } from "../util/errors.js";
+import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+import { formatStats } from "./stats.js";
+
+const HELP = "commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /help, /exit";
+
+export function registerChat(program: Command): void {
+  const cmd = program
+    .command("chat")
+    .description("interactive chat with the model's chat template; replies stream as they are generated")
+    .requiredOption("-m, --model <file>", "model GGUF file or packed directory")
+    .option("-s, --system <text>", "system prompt")
+    .option("-n, --n-predict <n>", "tokens per reply at most", "1024")
+    .option("--no-think", "disable the thinking block (Qwen3 enable_thinking=false)")
+    .option("--load <file>", "start from a saved session (/save FILE writes one)")
+    .addHelpText("after", `\nIn the chat: ${HELP}. Ctrl-C stops a reply; Ctrl-D or /exit quits.\n\nExamples:\n  moestream chat -m model.gguf --temp 0.7\n  echo 'Hello' | moestream chat -m model.gguf -n 64`);
+  addOptions(cmd, SAMPLING_OPTIONS);
+  addOptions(cmd, ENGINE_OPTIONS);
+  cmd.action(async (opts) => {
+    const maxTokens = Number(opts.nPredict);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UsageError("bad_option", `--n-predict must be an integer >= 1, got '${opts.nPredict}'`);
+    const sampling = samplingOptions(opts);
+    const lm = await loadWithProgress(opts.model, engineConfig(opts));
+    const session = new Session(lm);
+    const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+    const fresh = (): ChatMessage[] => (opts.system ? [{ role: "system", content: opts.system }] : []);
+    let messages = fresh();
+    const load = async (file: string) => {
+      await session.load(file);
+      const saved = (session.meta as { messages?: ChatMessage[] } | undefined)?.messages;
+      messages = Array.isArray(saved) ? saved : fresh();
+      return `loaded ${file}: ${messages.filter((m) => m.role !== "system").length} messages, ${session.tokens.length + session.pending.length} tokens`;
+    };
+    if (opts.load) process.stderr.write(`moestream: ${await load(opts.load)}\n`);
+
+    const rl: Interface = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: 1000 });
+    let generating: AbortController | undefined;
+    rl.on("SIGINT", () => {
+      if (generating) generating.abort();
+      else rl.close();
+    });
+    const say = (line: string) => process.stderr.write(line + "\n");
+
+    const command = async (line: string): Promise<boolean> => {
+      const [name, ...rest] = line.split(/\s+/);
+      const arg = rest.join(" ");
+      switch (name) {
+        case "/exit":
+        case "/quit":
+          return false;
+        case "/reset":
+          session.reset();
+          messages = fresh();
+          say("conversation cleared");
+          break;
+        case "/save":
+          if (!arg) throw new UsageError("bad_command", "/save needs a file name");
+          session.meta = { messages };
+          await session.save(arg);
+          say(`saved ${session.tokens.length + session.pending.length} tokens to ${arg}`);
+          break;
+        case "/load":
+          if (!arg) throw new UsageError("bad_command", "/load needs a file name");
+          say(await load(arg));
+          break;
+        case "/stats":
+          say(session.lastStats ? formatStats(session.lastStats) : "no reply yet");
+          say(`context ${session.tokens.length + session.pending.length}/${session.kv.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.experts.nSlots} slots)`);
+          break;
+        case "/help":
+          say(HELP);
+          break;
+        default:
+          say(`unknown command ${name}; ${HELP}`);
+      }
+      return true;
+    };
+
+    const reply = async (text: string) => {
+      messages.push({ role: "user", content: text });
+      generating = new AbortController();
+      let out = "";
+      try {
+        const gen = session.chat(messages, { maxTokens, sampling, signal: generating.signal, template: { enableThinking: opts.think } });
+        for await (const step of gen) {
+          out += step.text;
+          process.stdout.write(step.text);
+        }
+      } finally {
+        generating = undefined;
+        messages.push({ role: "assistant", content: out });
+        process.stdout.write("\n");
+      }
+      if (session.lastStats?.finishReason === "abort") say("(stopped)");
+    };
+
+    if (tty) say(`chatting with ${lm.path}; ${HELP}`);
+    rl.setPrompt("> ");
+    if (tty) rl.prompt();
+    try {
+      for await (const raw of rl) {
+        const line = raw.trim();
+        if (line) {
+          try {
+            if (line.startsWith("/")) {
+              if (!(await command(line))) break;
+            } else await reply(line);
+          } catch (e) {
+            if (!(e instanceof MoestreamError)) throw e;
+            say(`moestream: error: ${e.message}`); // a bad /load or /save keeps the chat going
+          }
+        }
+        if (tty) rl.prompt();
+      }
+    } finally {
+      rl.close();
+      session.free();
+      await lm.close();
+    }
+  });
+}

@@ -1,0 +1,71 @@
+// `moestream chat` as a user runs it: piped stdin (one turn per line) and a real terminal under tmux
+// (prompt, streamed reply, up-arrow history, /stats, /save, /load, /exit).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { testModel } from "../helpers/models.js";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
+const dir = mkdtempSync(join(tmpdir(), "moestream-chat-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+const model = await testModel({ type: "Q8_0", seed: 3 });
+const env = { ...process.env, MOESTREAM_TEMP: undefined };
+
+function chat(input: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, "chat", "-m", model, "--temp", "0", "-n", "8", ...args], { input, encoding: "utf8", env });
+  assert.equal(r.status, 0, r.stderr);
+  return { out: r.stdout.split("\n"), err: r.stderr };
+}
+
+test("piped stdin: the first reply is `run --chat`'s; /save, /reset, /load continue the same conversation", () => {
+  const run = spawnSync(process.execPath, [BIN, "run", "-m", model, "-p", "Hi", "--chat", "--temp", "0", "-n", "8"], { encoding: "utf8", env });
+  assert.equal(run.status, 0, run.stderr);
+  const straight = chat("Hi\nWhat next?\n");
+  assert.equal(straight.out[0], run.stdout.replace(/\n$/, ""));
+  const file = join(dir, "c.session");
+  const resumed = chat(`Hi\n/save ${file}\n/reset\n/load ${file}\nWhat next?\n/exit\nnever read\n`);
+  assert.deepEqual(resumed.out.slice(0, 2), straight.out.slice(0, 2));
+  assert.match(resumed.err, /saved \d+ tokens/);
+  assert.match(resumed.err, /loaded .*: 2 messages/);
+  // A bad /load is reported and the chat goes on.
+  const bad = chat(`/load ${join(dir, "missing.session")}\nHi\n`);
+  assert.match(bad.err, /missing\.session: session file not found/);
+  assert.equal(bad.out[0], straight.out[0]);
+});
+
+test("in a terminal (tmux): prompt, streamed reply, history recall, /stats, /exit", async () => {
+  assert.ok(spawnSync("tmux", ["-V"]).status === 0, "tmux is needed for this test (.ci/run installs it)");
+  const name = `moestream-chat-${process.pid}`;
+  const tmux = (...a: string[]) => execFileSync("tmux", a, { encoding: "utf8" });
+  const done = join(dir, "exited");
+  const cmd = `MOESTREAM_TEMP= ${process.execPath} ${BIN} chat -m ${model} --temp 0 -n 8; touch ${done}`;
+  tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", cmd);
+  const screen = () => tmux("capture-pane", "-p", "-t", name); // trailing blanks trimmed: the prompt reads ">"
+  const waitFor = async (re: RegExp, what: string) => {
+    for (let i = 0; i < 600; i++) {
+      const s = screen();
+      if (re.test(s)) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`timed out waiting for ${what}; screen:\n${screen()}`);
+  };
+  try {
+    await waitFor(/^>$/m, "the prompt");
+    tmux("send-keys", "-t", name, "Hi", "Enter");
+    let s = await waitFor(/^> Hi\n.+\n>$/m, "the first reply");
+    const first = /^> Hi\n(.+)\n>$/m.exec(s)![1];
+    assert.ok(first.trim().length > 0);
+    tmux("send-keys", "-t", name, "Up", "Enter"); // history brings back "Hi"
+    s = await waitFor(/^> Hi\n.+\n> Hi\n.+\n>$/m, "the second reply");
+    tmux("send-keys", "-t", name, "/stats", "Enter");
+    s = await waitFor(/decode \d+ tok [\d.]+ tok\/s[\s\S]*context \d+\/4096 tokens[\s\S]*\n>$/m, "the stats");
+    tmux("send-keys", "-t", name, "/exit", "Enter");
+    for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!existsSync(done)) assert.fail(`chat did not exit; screen:\n${screen()}`);
+  } finally {
+    spawnSync("tmux", ["kill-session", "-t", name]);
+  }
+});
