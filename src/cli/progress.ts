@@ -6,10 +6,10 @@ export interface Progress {
   stop(): void;
 }
 
-export function progressBar(label: string, unit: "bytes" | "values" = "bytes"): Progress {
+export function progressBar(label: string, unit: "bytes" | "values" | "tokens" = "bytes"): Progress {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
-  const scale = unit === "bytes" ? 1 / 2 ** 20 : 1 / 1e6;
-  const suffix = unit === "bytes" ? "MiB" : "M";
+  const scale = unit === "bytes" ? 1 / 2 ** 20 : unit === "values" ? 1 / 1e6 : 1;
+  const suffix = unit === "bytes" ? "MiB" : unit === "values" ? "M" : "tokens";
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: `${label} [{bar}] {percentage}% {value}/{total} ${suffix} {eta_formatted}`, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -27,4 +27,12 @@ export function progressBar(label: string, unit: "bytes" | "values" = "bytes"): 
       if (started) bar.stop();
     },
   };
+}
+
+/** A bar for a prompt long enough to take more than one prefill batch (undefined for short ones). */
+export function prefillBar(promptTokens: number, batch: number): { onPrefill?: (done: number, total: number) => void; stop(): void } {
+  if (promptTokens <= batch) return { stop() {} };
+  const bar = progressBar("prompt", "tokens");
+  let open = true;
+  return { onPrefill: (d, t) => bar.update(d, t), stop: () => open && ((open = false), bar.stop()) };
 }

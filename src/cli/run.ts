@@ -2,11 +2,12 @@
 import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
-import { Session } from "../engine/session.js";
+import { PREFILL_BATCH, Session } from "../engine/session.js";
 import { renderChat } from "../engine/chat-template.js";
 import { UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
+import { prefillBar } from "./progress.js";
 
 export function registerRun(program: Command): void {
   const cmd = program
@@ -35,8 +36,10 @@ export function registerRun(program: Command): void {
       const session = new Session(lm);
       const tokens: number[] = [];
       const top: [number, number][][] = [];
-      const gen = session.generate(promptTokens, { maxTokens: n, sampling: samplingOptions(opts), stopAtEog: !opts.ignoreEos, topLogits: opts.json ? 5 : undefined });
+      const bar = prefillBar(promptTokens.length, PREFILL_BATCH);
+      const gen = session.generate(promptTokens, { maxTokens: n, sampling: samplingOptions(opts), stopAtEog: !opts.ignoreEos, topLogits: opts.json ? 5 : undefined, onPrefill: bar.onPrefill });
       for await (const step of gen) {
+        bar.stop();
         tokens.push(step.token);
         if (step.topLogits) top.push(step.topLogits);
         if (!opts.json) process.stdout.write(step.text);

@@ -14,6 +14,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Keep the top n raw logits of each step in the yielded step (for --json). */
   topLogits?: number;
+  /** Hears (prompt tokens evaluated, total) after each prefill batch: for progress bars on long prompts. */
+  onPrefill?: (done: number, total: number) => void;
   /** Report each chosen token's log-probability under the model, with this many top alternatives (0 = none). */
   logprobs?: number;
 }
@@ -58,6 +60,9 @@ export interface GenerationStats {
   expertIO: "resident" | "stream";
   experts: { prefill: ExpertPhaseStats; decode: ExpertPhaseStats };
 }
+
+/** Prompt tokens per forward: bounds activation memory on long prompts; each expert is still read once per batch. */
+export const PREFILL_BATCH = 512;
 
 export function topN(logits: Float32Array, n: number): [number, number][] {
   const best: [number, number][] = [];
@@ -140,14 +145,26 @@ export class Session {
     return prompt.slice(n);
   }
 
-  /** Feed tokens (after any pending ones); returns the logits of the last one, or of every one. */
-  async eval(tokens: readonly number[], logits: "last" | "all" = "last"): Promise<Float32Array> {
+  /**
+   * Feed tokens (after any pending ones) in batches of at most PREFILL_BATCH; returns the logits of the last
+   * one, or of every one. `onProgress` hears (tokens done, total) after each batch.
+   */
+  async eval(tokens: readonly number[], logits: "last" | "all" = "last", onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
     const all = this.pending.length ? [...this.pending, ...tokens] : tokens;
     if (all.length === 0) throw new RangeError("eval needs at least one token");
-    const out = await this.lm.model.forward(Int32Array.from(all), this.kv, { logits });
-    this.pending.length = 0;
-    this.tokens.push(...all);
-    return logits === "all" && all.length !== tokens.length ? out.subarray((all.length - tokens.length) * this.lm.model.hp.nVocab) : out;
+    const nVocab = this.lm.model.hp.nVocab;
+    const outs: Float32Array[] = [];
+    for (let at = 0; at < all.length; at += PREFILL_BATCH) {
+      const batch = all.slice(at, at + PREFILL_BATCH);
+      outs.push(await this.lm.model.forward(Int32Array.from(batch), this.kv, { logits }));
+      if (at === 0) this.pending.length = 0; // fed now: the KV holds them
+      this.tokens.push(...batch);
+      onProgress?.(Math.min(all.length, at + PREFILL_BATCH), all.length);
+    }
+    if (logits === "last") return outs[outs.length - 1];
+    const out = outs.length === 1 ? outs[0] : new Float32Array(all.length * nVocab);
+    if (outs.length > 1) outs.reduce((off, o) => (out.set(o, off), off + o.length), 0);
+    return all.length !== tokens.length ? out.subarray((all.length - tokens.length) * nVocab) : out;
   }
 
   /**
@@ -173,7 +190,7 @@ export class Session {
     const s0 = snap();
     const t0 = performance.now();
     const promptTokens = prompt.length + this.pending.length;
-    let logits = await this.eval(prompt);
+    let logits = await this.eval(prompt, "last", opts.onPrefill);
     const t1 = performance.now();
     const s1 = snap();
     let n = 0;

@@ -8,14 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { Session, type GenerateOptions } from "../../src/engine/session.js";
+import { PREFILL_BATCH, Session, type GenerateOptions } from "../../src/engine/session.js";
+import { nmse } from "../helpers/numeric.js";
 import { packModel } from "../../src/experts/pack.js";
 import { expertLayout } from "../../src/engine/expert-layout.js";
 import { FormatError, ModelError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-session-"));
-const cfg = defaultEngineConfig({ ctxSize: 96 });
+const cfg = defaultEngineConfig({ ctxSize: 1200 });
 const models: LoadedModel[] = [];
 test.after(async () => {
   for (const m of models) await m.close();
@@ -115,4 +116,19 @@ test("damaged or foreign session files are refused, naming the file, and leave t
   const o = new Session(other);
   await assert.rejects(o.load(file), (e: unknown) => e instanceof ModelError && e.code === "session_model_mismatch" && (e as Error).message.includes(file));
   await assert.rejects(new Session(lm, 4).load(file), (e: unknown) => e instanceof ModelError && e.code === "session_too_long");
+});
+
+test("a prompt longer than one prefill batch: same logits as one forward over it all, progress per batch", async () => {
+  const lm = await open(await testModel({ type: "Q8_0", seed: 5, peaked: 2 }));
+  const ids = Array.from({ length: PREFILL_BATCH + 77 }, (_, i) => (i * 7919) % 5000);
+  const s = new Session(lm);
+  const seen: [number, number][] = [];
+  const batched = await s.eval(ids, "all", (d, t) => seen.push([d, t]));
+  assert.deepEqual(seen, [[PREFILL_BATCH, ids.length], [ids.length, ids.length]]);
+  const whole = new Session(lm);
+  const once = await lm.model.forward(Int32Array.from(ids), whole.kv, { logits: "all" });
+  assert.equal(batched.length, once.length);
+  assert.ok(nmse(batched, once) < 1e-10, `nmse ${nmse(batched, once)}`);
+  s.free();
+  whole.free();
 });
