@@ -3,7 +3,12 @@ import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
 
-const BENCHES: Record<string, () => Promise<void>> = { scalar: benchScalar, kernels: benchKernels, stream: async () => (await import("./stream.js")).benchStream() };
+const BENCHES: Record<string, () => Promise<void>> = {
+  scalar: benchScalar,
+  kernels: benchKernels,
+  stream: async () => (await import("./stream.js")).benchStream(),
+  server: async () => (await import("./server.js")).benchServer(),
+};
 
 const asked = process.argv.slice(2);
 const names = asked.length ? asked : Object.keys(BENCHES);

@@ -1,7 +1,7 @@
 // Server bench: N concurrent streaming clients against `moestream serve` on loopback for a fixed time
 // (MOESTREAM_BENCH_SECONDS, default 60; MOESTREAM_BENCH_CLIENTS, default 8). Every stream is checked
 // for OpenAI's shape and the closing `data: [DONE]`; prints failures, TTFT p50/p99 and tokens/s.
-// Run: `node --import tsx bench/server.ts` (or `npm run bench -- server` once registered in main.ts).
+// Run: `npm run bench -- server`.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";

@@ -19,6 +19,7 @@ export function registerDemo(program: Command): void {
     .description("generate a small synthetic MoE model (cached in .cache/), pack it, and stream its experts under a small cache")
     .option("--dir <dir>", "cache directory", ".cache")
     .option("-n, --n-predict <n>", "tokens to generate", "24")
+    .addHelpText("after", "\nExamples:\n  moestream demo\n  moestream demo --dir /tmp/moestream-demo -n 64")
     .action(async (opts) => {
       mkdirSync(opts.dir, { recursive: true });
       const gguf = join(opts.dir, "demo-tiny-q8_0.gguf");

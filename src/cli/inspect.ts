@@ -17,6 +17,7 @@ export function registerInspect(program: Command): void {
     .command("inspect <file>")
     .description("print a GGUF's metadata, tensors, and expert vs dense bytes")
     .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExamples:\n  moestream inspect model.gguf\n  moestream inspect model.gguf --json | jq .tensors[0]")
     .action(async (path: string, opts) => {
       const f = await openGGUF(path);
       try {

@@ -1,6 +1,7 @@
 // moestream CLI entry: one file per command; errors become one clear line on stderr.
 import { Command } from "commander";
 import { MoestreamError } from "../util/errors.js";
+import { registerBench } from "./bench.js";
 import { registerChat } from "./chat.js";
 import { registerDemo } from "./demo.js";
 import { registerGen } from "./gen.js";
@@ -24,6 +25,7 @@ registerServe(program);
 registerInspect(program);
 registerGen(program);
 registerPack(program);
+registerBench(program);
 registerTraceCommands(program);
 
 try {

@@ -29,6 +29,7 @@ export function registerPack(program: Command): void {
   program
     .command("verify <dir>")
     .description("check every expert record of a packed model against its crc32c")
+    .addHelpText("after", "\nExample:\n  moestream verify model.moe")
     .action(async (dir: string) => {
       const r = await verifyPack(dir);
       process.stderr.write(`${dir}: ${r.records} records, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, all checksums match\n`);

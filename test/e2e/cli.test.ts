@@ -92,3 +92,27 @@ test("gen writes a model that loads; bad input gives one clear line and a distin
   assert.equal(j.code, 3);
   assert.match(j.err, /junk\.gguf at byte offset 0: .*magic/i);
 });
+
+test("every command's --help shows examples", () => {
+  for (const c of ["demo", "run", "chat", "serve", "pack", "verify", "inspect", "bench", "gen", "trace", "replay"]) {
+    const r = cli(c, "--help");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Examples?:\n  moestream /, `${c} --help`);
+  }
+});
+
+test("bench --json: pp and tg tokens/s per repetition, with the last run's stats", async () => {
+  const model = await testModel({ type: "Q8_0", seed: 3 });
+  const r = cli("bench", "-m", model, "-p", "16", "-n", "4", "-r", "2", "--json");
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.pp.tokens, 16);
+  assert.equal(j.pp.tokPerSec.length, 2);
+  assert.equal(j.tg.tokPerSec.length, 2);
+  assert.ok([...j.pp.tokPerSec, ...j.tg.tokPerSec].every((x: number) => x > 0 && Number.isFinite(x)));
+  assert.equal(j.lastRun.promptTokens, 16);
+  assert.equal(j.lastRun.generatedTokens, 5);
+  const bad = cli("bench", "-m", model, "-p", "0");
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--n-prompt must be an integer >= 1/);
+});
