@@ -1,8 +1,12 @@
 // Speculative reads into staging slots, never straight into the cache: a prediction only costs a slot of
 // staging memory until the real routing arrives, when predictions are matched as a set (any staged
 // expert the layer asks for is taken, whatever order it was predicted in) and the rest count as wasted.
-// Sources: the previous token's experts for the same layer, and the router lookahead the model supplies.
-// Each source backs off when its measured precision cannot repay the bytes it reads.
+// Sources: the previous token's experts for the same layer, and the router lookahead the model supplies,
+// each at a depth (how many layers ahead of the forward it was issued). Reads go through the IoQueue at
+// their depth's priority, so demand reads and nearer layers go first, and a prediction whose layer was
+// served before its read started is dropped unread. Each (source, depth) backs off on its own when its
+// measured precision cannot repay the bytes it reads.
+import { IoQueue, type IoTicket } from "./io-queue.js";
 import type { ExpertReader } from "./store.js";
 
 export type PrefetchSource = "prev" | "lookahead";
@@ -11,6 +15,8 @@ export interface PrefetchStats {
   issued: number;
   used: number;
   wasted: number;
+  /** Of the wasted, dropped before their read started (no bytes read). */
+  cancelled: number;
   bytesRead: number;
 }
 
@@ -18,7 +24,9 @@ interface Staged {
   layer: number;
   expert: number;
   source: PrefetchSource;
+  depth: number;
   buf: Uint8Array;
+  ticket: IoTicket;
   ready: Promise<void>;
   /** Set once the read settled (the buffer may be reused only then). */
   settled: boolean;
@@ -27,11 +35,15 @@ interface Staged {
 export interface StagingOptions {
   slots: number;
   slotBytes: number;
+  /** Buffers to use instead of allocating `slots` of `slotBytes` (e.g. aligned for direct I/O). */
+  buffers?: Uint8Array[];
   /** Below this precision (used / issued over the last `window` prefetches) a source pauses. */
   minPrecision?: number;
   window?: number;
   /** Acquires a paused source sits out before it is tried again. */
   pause?: number;
+  /** Reads in flight when the staging owns its queue (a reader was passed, not an IoQueue). */
+  ioDepth?: number;
 }
 
 class SourceGate {
@@ -56,38 +68,71 @@ class SourceGate {
   }
 }
 
+const emptyStats = (): PrefetchStats => ({ issued: 0, used: 0, wasted: 0, cancelled: 0, bytesRead: 0 });
+
 export class Staging {
-  readonly stats: Record<PrefetchSource, PrefetchStats> = {
-    prev: { issued: 0, used: 0, wasted: 0, bytesRead: 0 },
-    lookahead: { issued: 0, used: 0, wasted: 0, bytesRead: 0 },
-  };
+  /** Totals per source, over all depths. */
+  readonly stats: Record<PrefetchSource, PrefetchStats> = { prev: emptyStats(), lookahead: emptyStats() };
+  /** Per source and depth (index = depth; 0 unused). */
+  readonly byDepth: Record<PrefetchSource, PrefetchStats[]> = { prev: [], lookahead: [] };
+  readonly io: IoQueue;
   private readonly free: Uint8Array[] = [];
   private readonly staged = new Map<string, Staged>();
-  private readonly gates: Record<PrefetchSource, SourceGate>;
+  private readonly gates = new Map<string, SourceGate>();
+  private readonly gateOpts: Required<Pick<StagingOptions, "minPrecision" | "window" | "pause">>;
   private readonly pending = new Set<Promise<void>>();
+  private nBuffers = 0;
 
-  constructor(private readonly reader: ExpertReader, opts: StagingOptions) {
-    for (let i = 0; i < opts.slots; i++) this.free.push(new Uint8Array(opts.slotBytes));
-    const o = { minPrecision: opts.minPrecision ?? 0.15, window: opts.window ?? 64, pause: opts.pause ?? 512 };
-    this.gates = { prev: new SourceGate(o), lookahead: new SourceGate(o) };
+  /** `io`: the engine's shared read queue, or a reader (the staging then queues its own reads). */
+  constructor(io: IoQueue | ExpertReader, opts: StagingOptions) {
+    this.io = io instanceof IoQueue ? io : new IoQueue(io, { depth: opts.ioDepth ?? 64, demandReserve: 0 });
+    this.addBuffers(opts.buffers ?? Array.from({ length: opts.slots }, () => new Uint8Array(opts.slotBytes)));
+    this.gateOpts = { minPrecision: opts.minPrecision ?? 0.15, window: opts.window ?? 64, pause: opts.pause ?? 512 };
+  }
+
+  /** More staging slots (deeper prefetch). */
+  addBuffers(bufs: Uint8Array[]): void {
+    this.free.push(...bufs);
+    this.nBuffers += bufs.length;
+  }
+
+  get slots(): number {
+    return this.nBuffers;
   }
 
   isStaged(layer: number, e: number): boolean {
     return this.staged.has(`${layer}:${e}`);
   }
 
-  /** Start a speculative read of expert e of layer, if the source is not paused and a slot is free. */
-  issue(layer: number, e: number, source: PrefetchSource): void {
+  private gate(source: PrefetchSource, depth: number): SourceGate {
+    const k = `${source}@${depth}`;
+    let g = this.gates.get(k);
+    if (!g) this.gates.set(k, (g = new SourceGate(this.gateOpts)));
+    return g;
+  }
+
+  private depthStats(source: PrefetchSource, depth: number): PrefetchStats {
+    const a = this.byDepth[source];
+    while (a.length <= depth) a.push(emptyStats());
+    return a[depth];
+  }
+
+  /** Start a speculative read of expert e of layer, `depth` layers ahead, if its gate is open and a slot is free. */
+  issue(layer: number, e: number, source: PrefetchSource, depth = 1): void {
     const key = `${layer}:${e}`;
-    if (this.staged.has(key) || !this.gates[source].open) return;
+    if (this.staged.has(key) || !this.gate(source, depth).open) return;
     const buf = this.free.pop();
     if (!buf) return;
-    const st: Staged = { layer, expert: e, source, buf, settled: false, ready: Promise.resolve() };
-    const bytes = this.reader.recordBytes(layer);
-    st.ready = this.reader.readExpert(layer, e, buf).finally(() => void (st.settled = true));
+    const bytes = this.io.recordBytes(layer);
+    const ticket = this.io.read(layer, e, buf, depth);
+    const st: Staged = { layer, expert: e, source, depth, buf, ticket, settled: false, ready: ticket.done };
+    void st.ready.then(() => void (st.settled = true), () => void (st.settled = true));
     // A failed speculative read is dropped quietly: the demand path will read (and report) for real.
     const done = st.ready.then(
-      () => void (this.stats[source].bytesRead += bytes),
+      () => {
+        this.stats[source].bytesRead += bytes;
+        this.depthStats(source, depth).bytesRead += bytes;
+      },
       () => {
         // Still staged: the buffer is ours again. Taken or recycled: its new owner handles it.
         if (this.staged.get(key) === st) {
@@ -100,19 +145,22 @@ export class Staging {
     void done.finally(() => this.pending.delete(done));
     this.staged.set(key, st);
     this.stats[source].issued++;
+    this.depthStats(source, depth).issued++;
   }
 
   /**
    * The staged read of expert e, if any: the caller takes its buffer (and must hand back another of the
-   * same size with give()) and awaits `ready` before using the bytes.
+   * same size with give()) and awaits `ready` before using the bytes; a read still queued becomes a demand read.
    */
-  take(layer: number, e: number): { buf: Uint8Array; ready: Promise<void> } | undefined {
+  take(layer: number, e: number, prio = 0): { buf: Uint8Array; ready: Promise<void> } | undefined {
     const key = `${layer}:${e}`;
     const st = this.staged.get(key);
     if (!st) return undefined;
     this.staged.delete(key);
+    st.ticket.promote(prio);
     this.stats[st.source].used++;
-    this.gates[st.source].resolve(true);
+    this.depthStats(st.source, st.depth).used++;
+    this.gate(st.source, st.depth).resolve(true);
     return { buf: st.buf, ready: st.ready };
   }
 
@@ -127,18 +175,22 @@ export class Staging {
       if (st.layer !== layer) continue;
       this.staged.delete(key);
       this.stats[st.source].wasted++;
-      this.gates[st.source].resolve(false);
-      this.recycle(st);
+      const d = this.depthStats(st.source, st.depth);
+      d.wasted++;
+      if (this.drop(st)) {
+        this.stats[st.source].cancelled++;
+        d.cancelled++;
+      }
+      this.gate(st.source, st.depth).resolve(false);
     }
-    this.gates.prev.tick();
-    this.gates.lookahead.tick();
+    for (const g of this.gates.values()) g.tick();
   }
 
   /** Drop every prediction (reset, state load, shutdown); resolves when no speculative read is in flight. */
   async cancel(): Promise<void> {
     for (const [key, st] of this.staged) {
       this.staged.delete(key);
-      this.recycle(st);
+      this.drop(st);
     }
     await Promise.allSettled([...this.pending]);
   }
@@ -148,12 +200,23 @@ export class Staging {
     return this.staged.size + this.pending.size;
   }
 
-  private recycle(st: Staged): void {
+  /** Free buffers (for tests: every slot comes back). */
+  get idle(): number {
+    return this.free.length;
+  }
+
+  /** Give a no-longer-staged prediction's buffer back; true when its read had not started (no bytes read). */
+  private drop(st: Staged): boolean {
+    if (st.ticket.cancel()) {
+      this.free.push(st.buf);
+      return true;
+    }
     // A buffer whose read is still in flight is reused only after the read lands.
     if (st.settled) this.free.push(st.buf);
     else {
       const back = () => void this.free.push(st.buf);
       void st.ready.then(back, back);
     }
+    return false;
   }
 }

@@ -17,6 +17,8 @@ export interface ExpertSource {
   /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;
-  /** Optional hint: `layer` will probably ask for `ids` soon (router lookahead); start reading them. */
-  prefetch?(layer: number, ids: readonly number[]): void;
+  /** Optional hint: `layer` will probably ask for `ids` soon (router lookahead from `depth` layers before it); start reading them. */
+  prefetch?(layer: number, ids: readonly number[], depth?: number): void;
+  /** How many layers ahead the model should predict for prefetch() (absent: 1 when prefetch exists). */
+  readonly prefetchDepth?: number;
 }

@@ -1,7 +1,10 @@
 // Expert storage: one record per expert, read by positioned reads into caller-owned buffers, from a
 // packed directory (ExpertStore) or in place from a plain GGUF (GGUFExpertReader), behind one interface.
-// Reads go through libuv's thread pool, 4 threads by default: with many reads in flight on fast NVMe,
-// UV_THREADPOOL_SIZE=16..64 (set before Node starts any I/O) is likely worth measuring; the engine decides.
+// Reads go through libuv's thread pool, 4 threads by default: the number of reads in flight is capped by
+// it, so UV_THREADPOOL_SIZE=16 (set before Node starts) lets the expert queue keep more of them going.
+// Packed records are read with O_DIRECT where the file system allows it: no page-cache copy to reclaim
+// (under a memory cap the page cache is charged too, and an expert would be held twice), one DMA per record.
+import { constants as fsc } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FileSource } from "../format/gguf/byte-source.js";
@@ -25,6 +28,11 @@ export interface ExpertReader {
   parts(layer: number): readonly ExpertPart[];
   /** Fill dst[0, recordBytes) with expert e's record. Once the promise settles, nothing writes to dst any more. */
   readExpert(layer: number, e: number, dst: Uint8Array): Promise<void>;
+  /**
+   * Where in `buf` (at most 4096 bytes in) a buffer must start for the reader's direct I/O; absent or 0
+   * when any address will do. A misaligned buffer still reads, just through the page cache.
+   */
+  alignOffset?(buf: Uint8Array): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -80,12 +88,28 @@ export interface ExpertStoreOptions {
   openFile?: OpenFile;
   /** A missing layer file is not an error: its experts read as zero bytes (all-zero blocks decode to 0, so they add nothing). */
   allowMissing?: boolean;
+  /** Read records with O_DIRECT where possible (default: on, unless openFile is given). */
+  direct?: boolean;
 }
 
 interface OpenLayer extends PackLayer {
   path: string;
   /** null: the file is missing and allowMissing was given. */
   fh: FileLike | null;
+  /** The same file opened O_DIRECT, when the file system allows it. */
+  dfh?: FileLike | null;
+}
+
+const isEinval = (e: unknown) => (e as NodeJS.ErrnoException)?.code === "EINVAL";
+
+/** Open with O_DIRECT, or null where the platform or file system refuses it. */
+async function openDirect(path: string): Promise<FileLike | null> {
+  if (fsc.O_DIRECT === undefined) return null;
+  try {
+    return await open(path, fsc.O_RDONLY | fsc.O_DIRECT);
+  } catch {
+    return null;
+  }
 }
 
 /** What both readers know per layer, and the lookups over it. */
@@ -118,8 +142,8 @@ abstract class RecordLayers<L extends LayerRecords> {
 
 /** Experts of a packed directory: one positioned read per expert. */
 export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader {
-  /** Reads and bytes completed. */
-  readonly stats = { reads: 0, bytes: 0 };
+  /** Reads and bytes completed; `buffered`: reads that fell back from O_DIRECT (misaligned buffer). */
+  readonly stats = { reads: 0, bytes: 0, direct: 0, buffered: 0 };
   /** Layer files that were missing (only with allowMissing): their experts are zeros. */
   readonly missing: readonly string[];
   private readonly verify: boolean;
@@ -182,7 +206,30 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
       await Promise.all([...byLayer.values()].map((l) => l.fh?.close()));
       throw e;
     }
+    if (opts.direct ?? !opts.openFile) {
+      for (const l of byLayer.values()) if (l.fh) l.dfh = await openDirect(l.path);
+    }
     return new ExpertStore(dir, manifest, byLayer, opts);
+  }
+
+  /** True when records are read with O_DIRECT. */
+  get direct(): boolean {
+    return [...this.byLayer.values()].some((l) => l.dfh);
+  }
+
+  /** Find where in buf O_DIRECT reads work: probe 4 KiB reads of a layer header at 16-byte steps. */
+  async alignOffset(buf: Uint8Array): Promise<number> {
+    const l = [...this.byLayer.values()].find((x) => x.dfh);
+    if (!l?.dfh) return 0;
+    for (let at = 0; at + 4096 <= Math.min(buf.byteLength, 8192); at += 16) {
+      try {
+        await l.dfh.read(buf, at, 4096, 0);
+        return at;
+      } catch (e) {
+        if (!isEinval(e)) return 0;
+      }
+    }
+    return 0;
   }
 
   /** Byte offset of expert e's record in its layer file. */
@@ -200,7 +247,18 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
       return;
     }
     const at = this.recordOffset(layer, e);
-    await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
+    let got = 0;
+    if (l.dfh) {
+      try {
+        got = (await l.dfh.read(rec, 0, rec.byteLength, at)).bytesRead;
+        this.stats.direct++;
+      } catch (err) {
+        // EINVAL: this buffer is not aligned for O_DIRECT; read it through the page cache instead.
+        if (!isEinval(err)) throw new ExpertError("io_error", l.path, at, { layer, expert: e }, `read of ${rec.byteLength} bytes failed: ${err instanceof Error ? err.message : String(err)}`, err);
+        this.stats.buffered++;
+      }
+    }
+    if (got < rec.byteLength) await readFully(l.fh, rec.subarray(got), at + got, { file: l.path, layer, expert: e });
     this.stats.reads++;
     this.stats.bytes += rec.byteLength;
     if (verify) {
@@ -212,7 +270,7 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.byLayer.values()].map((l) => l.fh?.close()));
+    await Promise.all([...this.byLayer.values()].flatMap((l) => [l.fh?.close(), l.dfh?.close()]));
   }
 }
 

@@ -5,6 +5,7 @@ import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
 import { Staging } from "./prefetch.js";
+import { DEMAND, FILL, IoQueue, defaultIoDepth, type IoTicket } from "./io-queue.js";
 
 /** Which unpinned cached expert to evict; keys are opaque numbers. */
 export interface EvictionPolicy {
@@ -45,8 +46,14 @@ export interface StreamingOptions {
   /** Experts one acquire() needs at least (the model's experts per token); checked here, not at the first token. */
   minExperts?: number;
   policy?: EvictionPolicy;
-  /** Staging slots for speculative reads (0 or absent: no prefetch). */
+  /** Staging slots per lookahead layer for speculative reads (0 or absent: no prefetch). */
   prefetchSlots?: number;
+  /** How many layers ahead the model predicts and prefetches (router lookahead + previous token); default 2. */
+  prefetchDepth?: number;
+  /** Most expert reads in flight; default: the libuv pool size (UV_THREADPOOL_SIZE, 4 unless set). */
+  ioDepth?: number;
+  /** When every expert fits the budget, read the ones not yet cached in the background at idle I/O (default on). */
+  fill?: boolean;
 }
 
 export interface StreamingStats {
@@ -62,6 +69,9 @@ export interface StreamingStats {
   reads: number;
   /** Milliseconds acquire() spent waiting for reads (demand or staged) to land: the model's I/O wait. */
   ioWaitMs: number;
+  /** Experts read by the background fill, and their bytes. */
+  filled: number;
+  fillBytes: number;
 }
 
 /** Latencies of recent demand reads (ms), a ring of the last `capacity`; `count` is the total ever recorded. */
@@ -90,6 +100,8 @@ interface Entry {
   /** Settles when the record is read and uploaded; rejected reads leave the cache before it settles. */
   readonly ready: Promise<void>;
   weights?: ExpertWeights;
+  /** The read filling this slot while it is queued or running (a hit promotes it to a demand read). */
+  ticket?: IoTicket;
 }
 
 const NONE: ReadonlySet<number> = new Set();
@@ -100,10 +112,12 @@ const ARENA_BYTES = 1 << 30;
 export class StreamingExperts implements ExpertSource {
   readonly slotBytes: number;
   readonly nSlots: number;
-  readonly stats: StreamingStats = { hits: 0, misses: 0, prefetched: 0, evictions: 0, bytesRead: 0, reads: 0, ioWaitMs: 0 };
+  readonly stats: StreamingStats = { hits: 0, misses: 0, prefetched: 0, evictions: 0, bytesRead: 0, reads: 0, ioWaitMs: 0, filled: 0, fillBytes: 0 };
   readonly readLatency = new LatencyLog();
   /** Speculative reads, when prefetch is on. */
   readonly staging: Staging | undefined;
+  /** Every read (demand, prefetch, fill) goes through this queue. */
+  readonly io: IoQueue;
   /** Each layer's experts at its last decode-sized acquire: the "previous token" prediction. */
   private readonly lastIds = new Map<number, number[]>();
   /** Slot buffers; a staged prefetch's buffer replaces a slot's, the old one goes to staging (no copy). */
@@ -114,9 +128,17 @@ export class StreamingExperts implements ExpertSource {
   private readonly entries = new Map<number, Entry>();
   private readonly freeSlots: number[] = [];
   private nextFresh = 0;
+  /** Slot memory, each arena aligned as the reader asks (direct I/O); allocated by prepare(). */
   private readonly arenas: Uint8Array[] = [];
   private readonly slotsPerArena: number;
   private readonly keyStride: number;
+  private prepared: Promise<void> | undefined;
+  private ready = false;
+  private depth: number;
+  private preloading = false;
+  private filling: Promise<void> | undefined;
+  private fillStop = false;
+  private readonly fillEntries = new Set<Entry>();
 
   constructor(private readonly reader: ExpertReader, private readonly backend: Backend, private readonly opts: StreamingOptions) {
     this.slotBytes = Math.max(...reader.layers.map((l) => reader.recordBytes(l)));
@@ -129,24 +151,105 @@ export class StreamingExperts implements ExpertSource {
     }
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
     this.policy = opts.policy ?? new LruPolicy();
-    this.staging = opts.prefetchSlots ? new Staging(reader, { slots: opts.prefetchSlots, slotBytes: this.slotBytes }) : undefined;
+    this.io = new IoQueue(reader, { depth: opts.ioDepth ?? defaultIoDepth() });
+    this.depth = Math.max(1, Math.floor(opts.prefetchDepth ?? 2));
+    // Buffers come from prepare(), aligned like the cache slots they swap with.
+    this.staging = opts.prefetchSlots ? new Staging(this.io, { slots: 0, slotBytes: this.slotBytes, buffers: [] }) : undefined;
+  }
+
+  /** Layers ahead the model should predict for prefetch() (0: no prefetch). */
+  get prefetchDepth(): number {
+    return this.staging ? this.depth : 0;
+  }
+
+  /** Change the prefetch depth (benches, tuning); staging grows to prefetchSlots per layer of depth. */
+  async setPrefetchDepth(depth: number): Promise<void> {
+    this.depth = Math.max(1, Math.floor(depth));
+    if (this.ready) await this.growStaging();
   }
 
   /**
-   * Hint that `layer` will soon want `predicted` (router lookahead); the previous token's experts for the
-   * layer are added. Only experts not cached are read, into staging slots.
+   * Allocate slot and staging memory, aligned for the reader's direct I/O (virtual memory: pages are
+   * committed as reads land). acquire() does this on first use; call it early to keep it out of a prompt.
    */
-  prefetch(layer: number, predicted: readonly number[]): void {
-    const st = this.staging;
-    if (!st) return;
-    const want = (e: number) => !this.entries.has(layer * this.keyStride + e);
-    for (const e of predicted) if (want(e)) st.issue(layer, e, "lookahead");
-    for (const e of this.lastIds.get(layer) ?? []) if (want(e)) st.issue(layer, e, "prev");
+  prepare(): Promise<void> {
+    return (this.prepared ??= (async () => {
+      for (let a = 0; a * this.slotsPerArena < this.nSlots; a++) {
+        this.arenas.push(await this.alignedArena(Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena)));
+      }
+      await this.growStaging();
+      this.ready = true;
+    })());
   }
 
-  /** Drop all speculative reads and wait until none is in flight (reset, state load, shutdown). */
+  private async alignedArena(slots: number): Promise<Uint8Array> {
+    const bytes = slots * this.slotBytes;
+    const raw = new Uint8Array(bytes + 4096);
+    const at = (await this.reader.alignOffset?.(raw)) ?? 0;
+    return raw.subarray(at, at + bytes);
+  }
+
+  private async growStaging(): Promise<void> {
+    const st = this.staging;
+    if (!st) return;
+    const want = (this.opts.prefetchSlots ?? 0) * this.depth - st.slots;
+    if (want <= 0) return;
+    const arena = await this.alignedArena(want);
+    st.addBuffers(Array.from({ length: want }, (_, i) => arena.subarray(i * this.slotBytes, (i + 1) * this.slotBytes)));
+  }
+
+  /**
+   * Hint that `layer` will soon want `predicted` (router lookahead from `depth` layers before it); the
+   * previous token's experts for the layer are added. Only experts not cached are read, into staging slots.
+   */
+  prefetch(layer: number, predicted: readonly number[], depth = 1): void {
+    const st = this.staging;
+    if (!st || !this.ready) return;
+    const want = (e: number) => !this.entries.has(layer * this.keyStride + e);
+    for (const e of predicted) if (want(e)) st.issue(layer, e, "lookahead", depth);
+    for (const e of this.lastIds.get(layer) ?? []) if (want(e)) st.issue(layer, e, "prev", depth);
+  }
+
+  /** Drop all speculative reads and the background fill, and wait until none is in flight (reset, state load, shutdown). */
   async cancelPrefetch(): Promise<void> {
-    await this.staging?.cancel();
+    this.fillStop = true;
+    for (const en of this.fillEntries) if (en.pins === 0) en.ticket?.cancel();
+    await Promise.all([this.staging?.cancel(), this.filling]);
+    this.filling = undefined;
+    this.fillStop = false;
+  }
+
+  /** Resolves when the background fill has read every expert (or stopped); at once when none runs. */
+  async whenFilled(): Promise<void> {
+    await this.filling;
+  }
+
+  /** Every expert fits: read those not cached at fill priority, a few at a time, into free slots (never evicting). */
+  private startFill(): void {
+    const total = this.reader.layers.reduce((a, l) => a + this.reader.expertCount(l), 0);
+    if (this.filling || this.opts.fill === false || this.preloading || this.nSlots < total) return;
+    this.filling = (async () => {
+      const inFlight = new Set<Promise<unknown>>();
+      for (const layer of this.reader.layers) {
+        for (let e = 0; e < this.reader.expertCount(layer); e++) {
+          while (inFlight.size >= 4 && !this.fillStop) await Promise.race(inFlight);
+          const key = layer * this.keyStride + e;
+          if (this.fillStop) break;
+          if (this.entries.has(key) || this.staging?.isStaged(layer, e)) continue;
+          const en = this.insert(key, layer, e, FILL, 0);
+          this.fillEntries.add(en);
+          const p = en.ready.then(
+            () => void ((this.stats.filled++), (this.stats.fillBytes += this.reader.recordBytes(layer))),
+            () => undefined,
+          ).finally(() => {
+            inFlight.delete(p);
+            this.fillEntries.delete(en);
+          });
+          inFlight.add(p);
+        }
+      }
+      await Promise.all(inFlight);
+    })();
   }
 
   get capacity(): number {
@@ -157,11 +260,16 @@ export class StreamingExperts implements ExpertSource {
   async preloadAll(onProgress?: (done: number, total: number) => void): Promise<void> {
     const total = this.reader.layers.reduce((a, l) => a + this.reader.expertCount(l), 0);
     let done = 0;
-    for (const layer of this.reader.layers) {
-      const ids = Array.from({ length: this.reader.expertCount(layer) }, (_, e) => e);
-      await this.acquire(layer, ids);
-      this.release(layer, ids);
-      onProgress?.((done += ids.length), total);
+    this.preloading = true;
+    try {
+      for (const layer of this.reader.layers) {
+        const ids = Array.from({ length: this.reader.expertCount(layer) }, (_, e) => e);
+        await this.acquire(layer, ids);
+        this.release(layer, ids);
+        onProgress?.((done += ids.length), total);
+      }
+    } finally {
+      this.preloading = false;
     }
   }
 
@@ -171,6 +279,8 @@ export class StreamingExperts implements ExpertSource {
     const distinct = [...new Set(ids)];
     const keys = distinct.map((e) => layer * this.keyStride + e);
     this.checkFits(layer, keys);
+    if (!this.ready) await this.prepare();
+    this.startFill();
     // Pin everything synchronously first, so reads started here cannot evict each other; while pinning,
     // none of this acquire's experts may be chosen as a victim (it would only be read again).
     this.protect = new Set(keys);
@@ -183,7 +293,9 @@ export class StreamingExperts implements ExpertSource {
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
     const t0 = performance.now();
+    this.io.beginWait();
     const settled = await Promise.allSettled(mine.map((en) => en.ready));
+    this.io.endWait();
     this.stats.ioWaitMs += performance.now() - t0;
     const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (bad) {
@@ -231,13 +343,20 @@ export class StreamingExperts implements ExpertSource {
       hit.pins++;
       this.stats.hits++;
       this.policy.touch(key);
+      hit.ticket?.promote(DEMAND); // a background fill still queued: the forward waits on it now
       return hit;
     }
     this.stats.misses++;
+    return this.insert(key, layer, e, DEMAND, 1);
+  }
+
+  /** A new entry for expert e in a free (or evicted) slot, read from staging or the disk at `prio`. */
+  private insert(key: number, layer: number, e: number, prio: number, pins: number): Entry {
     const slot = this.takeSlot();
-    const staged = this.staging?.take(layer, e);
+    const staged = prio === DEMAND ? this.staging?.take(layer, e, prio) : undefined;
     let bytes: Uint8Array;
     let read: Promise<void>;
+    let ticket: IoTicket | undefined;
     if (staged) {
       this.stats.prefetched++;
       this.staging!.give(this.slot(slot));
@@ -246,13 +365,14 @@ export class StreamingExperts implements ExpertSource {
     } else {
       bytes = this.slot(slot);
       const t0 = performance.now();
-      read = this.reader.readExpert(layer, e, bytes).then(() => {
+      ticket = this.io.read(layer, e, bytes, prio);
+      read = prio !== DEMAND ? ticket.done : ticket.done.then(() => {
         this.stats.bytesRead += this.reader.recordBytes(layer);
         this.stats.reads++;
         this.readLatency.add(performance.now() - t0);
       });
     }
-    const entry: Entry = { key, slot, pins: 1, ready: read.then(() => void (entry.weights = this.weightsOf(layer, e, bytes))) };
+    const entry: Entry = { key, slot, pins, ticket, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes)), (entry.ticket = undefined))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -295,8 +415,6 @@ export class StreamingExperts implements ExpertSource {
     const have = this.slotBufs[i];
     if (have) return have;
     const a = Math.floor(i / this.slotsPerArena);
-    // Arenas are allocated on first use, so a large budget costs nothing until it fills.
-    this.arenas[a] ??= new Uint8Array(Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena) * this.slotBytes);
     const at = (i % this.slotsPerArena) * this.slotBytes; // a multiple of 4096: records are
     return (this.slotBufs[i] = this.arenas[a].subarray(at, at + this.slotBytes));
   }

@@ -141,14 +141,20 @@ export class Qwen3Moe {
   }
 
   /**
-   * Router lookahead (decode): apply layer il+1's router to layer il's normed hidden state and hint the
-   * predicted experts to the source, whose reads then overlap this layer's expert compute.
+   * Router lookahead (decode): for each layer j = il+1 .. il+depth, normalise the residual stream x with
+   * j's ffn_norm and apply j's router, and hint the predicted experts to the source, whose reads then
+   * overlap the compute of the layers in between. Nearest first: the source queues them in that order.
    */
-  private async lookahead(il: number, h: Buf, scratch: Buf): Promise<void> {
-    if (!this.experts.prefetch || il + 1 >= this.hp.nLayer) return;
-    this.backend.matmul(scratch, this.layers[il + 1].ffn_gate_inp, h, 1);
-    const predicted = softmaxTopK(await this.backend.read(scratch), 1, this.hp.nExpert, this.hp.nExpertUsed, false);
-    this.experts.prefetch(il + 1, [...predicted.ids]);
+  private async lookahead(il: number, x: Buf, hn: Buf, scratch: Buf): Promise<void> {
+    if (!this.experts.prefetch) return;
+    const depth = Math.min(this.experts.prefetchDepth ?? 1, this.hp.nLayer - 1 - il);
+    for (let d = 1; d <= depth; d++) {
+      const L = this.layers[il + d];
+      this.backend.rmsNorm(hn, x, L.ffn_norm, this.hp.rmsEps, this.hp.nEmbd, 1);
+      this.backend.matmul(scratch, L.ffn_gate_inp, hn, 1);
+      const predicted = softmaxTopK(await this.backend.read(scratch), 1, this.hp.nExpert, this.hp.nExpertUsed, false);
+      this.experts.prefetch(il + d, [...predicted.ids], d);
+    }
   }
 
   /** Run tokens at cache positions [kv.length, kv.length + T); appends their keys/values; returns logits. */
@@ -210,7 +216,7 @@ export class Qwen3Moe {
           const ids = part.map((b) => b.expert);
           const acquired = this.experts.acquire(il, ids);
           acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
-          if (T === 1 && g === 0) await this.lookahead(il, h, routerLogits);
+          if (T === 1 && g === 0) await this.lookahead(il, x, xe, routerLogits);
           const ws = await acquired;
           try {
             part.forEach((b, j) => {
