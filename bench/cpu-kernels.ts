@@ -8,6 +8,7 @@ import { Stream } from "../src/gen/random.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { NativeBackend } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
+import { benchWasmKernels } from "./wasm-kernels.js";
 
 const POOL_BYTES = 512 * 2 ** 20; // per type: well past any L3
 const SHAPES = [
@@ -69,6 +70,7 @@ export async function benchKernels(): Promise<void> {
   const a = loadNativeAddon();
   if (!a) {
     console.log(`native kernels unavailable: ${nativeAddonError()}`);
+    benchWasmKernels(SHAPES);
     return;
   }
   const threads = [1, Math.min(2, availableParallelism())].filter((t, i, all) => all.indexOf(t) === i);
@@ -102,6 +104,7 @@ export async function benchKernels(): Promise<void> {
     const cells = r.gbs.map((g, i) => `${threads[i]}T ${g.toFixed(1).padStart(5)} GB/s (${(g / mem.get(threads[i])!).toFixed(2)})`);
     console.log(`  ${r.label} ${cells.join("   ")}   T=64 ${r.gflops.toFixed(0).padStart(4)} GFLOP/s`);
   }
+  benchWasmKernels(SHAPES, { gbs1T: new Map(rows.map((r) => [r.label, r.gbs[0]])), mem1T: mem.get(1)! });
   benchOps(a, threads.at(-1)!);
   a.setThreads(before);
 }

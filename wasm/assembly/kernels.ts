@@ -250,10 +250,11 @@ const LO8: v128 = i16x8.splat(0x00ff);
       const ql = w + 64 * h, qh = w + 128 + 32 * h, s = w + 192 + 8 * h, a = x + 256 * h;
       for (let c: usize = 0; c < 2; c++) { // 16 of the 32 columns l at a time: groups 8h + c + {0, 2, 4, 6}
         const l0 = v128.load(ql + 16 * c), l1 = v128.load(ql + 32 + 16 * c), hb = v128.load(qh + 16 * c);
-        const q0 = v128.or(v128.and(l0, m4), v128.and(i8x16.shl(hb, 4), m30));
-        const q1 = v128.or(v128.and(l1, m4), v128.and(i8x16.shl(hb, 2), m30));
-        const q2 = v128.or(i8x16.shr_u(l0, 4), v128.and(hb, m30));
-        const q3 = v128.or(i8x16.shr_u(l1, 4), v128.and(i8x16.shr_u(hb, 2), m30));
+        // 16-bit shifts, then byte masks: each byte keeps bits from itself only
+        const q0 = v128.or(v128.and(l0, m4), v128.and(i16x8.shl(hb, 4), m30));
+        const q1 = v128.or(v128.and(l1, m4), v128.and(i16x8.shl(hb, 2), m30));
+        const q2 = v128.or(v128.and(i16x8.shr_u(l0, 4), m4), v128.and(hb, m30));
+        const q3 = v128.or(v128.and(i16x8.shr_u(l1, 4), m4), v128.and(i16x8.shr_u(hb, 2), m30));
         const ac = a + 32 * c;
         sumi = i32x4.add(sumi, i32x4.mul(dotU8(q0, ac), i32x4.splat(load<i8>(s + c))));
         sumi = i32x4.add(sumi, i32x4.mul(dotU8(q1, ac + 64), i32x4.splat(load<i8>(s + 2 + c))));
