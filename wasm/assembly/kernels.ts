@@ -204,8 +204,7 @@ const LO8: v128 = i16x8.splat(0x00ff);
 }
 
 @inline function dotQ4_K(n: i32, w: usize, x: usize): f32 {
-  let acc = f32x4.splat(0);
-  let accm: f32 = 0;
+  let acc = f32x4.splat(0), accm = f32x4.splat(0);
   const m4 = i16x8.splat(0x000f);
   for (let i = 0; i < n / QK_K; i++, w += B_Q4_K, x += XB_Q8_K) {
     // 8 (scale, min) pairs of 6 bits, unpacked with 32-bit word operations (native q4_K_scales_mins).
@@ -230,12 +229,12 @@ const LO8: v128 = i16x8.splat(0x00ff);
     const b0 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs)), b1 = i32x4.extadd_pairwise_i16x8_s(v128.load(bs, 16));
     const mv0 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn0)));
     const mv1 = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(mn1)));
-    const msum = hsumI(i32x4.add(i32x4.mul(b0, mv0), i32x4.mul(b1, mv1)));
+    const msum = i32x4.add(i32x4.mul(b0, mv0), i32x4.mul(b1, mv1));
     const dx = load<f32>(x, 512);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(dx * f16ToF32(load<u16>(w)))));
-    accm += dx * f16ToF32(load<u16>(w, 2)) * <f32>msum;
+    accm = f32x4.add(accm, f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dx * f16ToF32(load<u16>(w, 2)))));
   }
-  return hsumF(acc) - accm;
+  return hsumF(acc) - hsumF(accm);
 }
 
 @inline function dotQ6_K(n: i32, w: usize, x: usize): f32 {

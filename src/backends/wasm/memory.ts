@@ -61,7 +61,8 @@ export function wasmKernelsError(): string | undefined {
   return compileError;
 }
 
-const align16 = (n: number) => (n + 15) & ~15;
+/** Rounded up to 16 (arithmetic, not bit operations: offsets pass 2^31). */
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 export class WasmMemory {
   readonly memory: WasmMemoryObject;
