@@ -422,11 +422,132 @@ export function add(out: usize, a: usize, b: usize, n: i32): void {
   }
 }
 
-/** out[0..n) = silu(gate) * up, in f64 like the reference (out may equal gate or up). */
+/** out[0..n) = silu(gate) * up = gate / (1 + e^-gate) * up, 4 lanes at a time (out may equal gate or up). */
 export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i * 4;
+    const g = v128.load(gate + p);
+    v128.store(out + p, f32x4.mul(f32x4.div(g, f32x4.add(one, exp4(f32x4.neg(g)))), v128.load(up + p)));
+  }
+  for (; i < n; i++) {
     const p = <usize>i * 4;
     const g = <f64>load<f32>(gate + p);
     store<f32>(out + p, <f32>((g / (1 + Math.exp(-g))) * <f64>load<f32>(up + p)));
+  }
+}
+
+// ---- rope, attention ---------------------------------------------------------------------------------------
+
+/**
+ * NeoX rotary embedding in place on x[nTok, nHead, hd]; row t has position pos[t] (int32 at pos). Angles as the
+ * scalar reference computes them, in f64: theta = pos * base^(-2i/hd); cs holds hd f64 of scratch (cos, sin).
+ */
+export function rope(x: usize, pos: usize, nTok: i32, nHead: i32, hd: i32, freqBase: f64, cs: usize): void {
+  const half = hd / 2;
+  for (let t = 0; t < nTok; t++) {
+    const p = <f64>load<i32>(pos + <usize>t * 4);
+    for (let i = 0; i < half; i++) {
+      const theta = p * Math.pow(freqBase, <f64>(-2 * i) / <f64>hd);
+      store<f64>(cs + <usize>i * 16, Math.cos(theta));
+      store<f64>(cs + <usize>i * 16 + 8, Math.sin(theta));
+    }
+    for (let h = 0; h < nHead; h++) {
+      const b = x + (<usize>(t * nHead + h) * hd) * 4;
+      for (let i = 0; i < half; i++) {
+        const c = load<f64>(cs + <usize>i * 16), s = load<f64>(cs + <usize>i * 16 + 8);
+        const pa = b + <usize>i * 4, pb = b + <usize>(i + half) * 4;
+        const a = <f64>load<f32>(pa), bb = <f64>load<f32>(pb);
+        store<f32>(pa, <f32>(a * c - bb * s));
+        store<f32>(pb, <f32>(a * s + bb * c));
+      }
+    }
+  }
+}
+
+/** e^x for 4 lanes (Cephes expf: 2^n times a degree-6 polynomial on [-ln2/2, ln2/2]; ~1 ulp); below e^-87: 0. */
+@inline function exp4(x: v128): v128 {
+  const lo = f32x4.lt(x, f32x4.splat(-87.0));
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const r2 = f32x4.mul(r, r);
+  p = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.andnot(f32x4.mul(p, e), lo);
+}
+
+/**
+ * Causal grouped-query attention of q[T, nHead, hd] against k, v rows [startPos + T, nHeadKv * hd];
+ * out[T, nHead * hd]. hd must be a multiple of 4; sc holds startPos + T f32 of scratch (scores).
+ */
+export function attention(out: usize, q: usize, k: usize, v: usize, nTok: i32, startPos: i32, nHead: i32, nHeadKv: i32, hd: i32, scale: f32, sc: usize): void {
+  const group = nHead / nHeadKv, kvRow = <usize>(nHeadKv * hd) * 4, hb = <usize>hd * 4;
+  for (let t = 0; t < nTok; t++) {
+    const nKeys = startPos + t + 1;
+    for (let h = 0; h < nHead; h++) {
+      const qh = q + <usize>(t * nHead + h) * hb, kvOff = <usize>(h / group) * hb;
+      // scores and their max
+      let mx: f32 = -Infinity;
+      for (let j = 0; j < nKeys; j++) {
+        const kj = k + <usize>j * kvRow + kvOff;
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+        let i: usize = 0;
+        for (; i + 32 <= hb; i += 32) {
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + i), v128.load(kj + i)));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(qh + i, 16), v128.load(kj + i, 16)));
+        }
+        if (i < hb) a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + i), v128.load(kj + i)));
+        const s = hsumF(f32x4.add(a0, a1)) * scale;
+        store<f32>(sc + <usize>j * 4, s);
+        mx = max(mx, s);
+      }
+      // softmax weights (unnormalised) and their sum; the padding lanes past nKeys are never read back
+      const mv = f32x4.splat(mx);
+      let sum = f32x4.splat(0);
+      for (let j = 0; j < nKeys; j += 4) {
+        const p = sc + <usize>j * 4;
+        let e = exp4(f32x4.sub(v128.load(p), mv));
+        if (j + 4 > nKeys) { // zero the lanes past the last key
+          const keep = i32x4.lt_s(i32x4.add(i32x4.splat(j), i32x4(0, 1, 2, 3)), i32x4.splat(nKeys));
+          e = v128.and(e, keep);
+        }
+        v128.store(p, e);
+        sum = f32x4.add(sum, e);
+      }
+      const inv = f32x4.splat(<f32>1 / hsumF(sum));
+      // out = sum_j p_j v_j / sum, 16 values of the head at a time held in registers
+      const oh = out + <usize>(t * nHead + h) * hb;
+      let i: usize = 0;
+      for (; i + 64 <= hb; i += 64) {
+        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+        let vj = v + kvOff + i;
+        for (let j = 0; j < nKeys; j++, vj += kvRow) {
+          const p = v128.load32_splat(sc + <usize>j * 4);
+          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vj)));
+          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vj, 16)));
+          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vj, 32)));
+          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vj, 48)));
+        }
+        v128.store(oh + i, f32x4.mul(o0, inv));
+        v128.store(oh + i, f32x4.mul(o1, inv), 16);
+        v128.store(oh + i, f32x4.mul(o2, inv), 32);
+        v128.store(oh + i, f32x4.mul(o3, inv), 48);
+      }
+      for (; i < hb; i += 16) {
+        let o0 = f32x4.splat(0);
+        let vj = v + kvOff + i;
+        for (let j = 0; j < nKeys; j++, vj += kvRow) o0 = f32x4.add(o0, f32x4.mul(v128.load32_splat(sc + <usize>j * 4), v128.load(vj)));
+        v128.store(oh + i, f32x4.mul(o0, inv));
+      }
+    }
   }
 }

@@ -14,6 +14,8 @@ export interface WasmKernels {
   rms_norm(out: number, x: number, w: number, eps: number, len: number, nRows: number): void;
   add(out: number, a: number, b: number, n: number): void;
   swiglu(out: number, gate: number, up: number, n: number): void;
+  rope(x: number, pos: number, nTok: number, nHead: number, hd: number, freqBase: number, cs: number): void;
+  attention(out: number, q: number, k: number, v: number, nTok: number, startPos: number, nHead: number, nHeadKv: number, hd: number, scale: number, sc: number): void;
 }
 
 // The few WebAssembly JS API members used here (the project's lib has no DOM / WebAssembly typings).
@@ -112,5 +114,9 @@ export class WasmMemory {
 
   f32(ptr: number, length: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, length);
+  }
+
+  i32(ptr: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, length);
   }
 }

@@ -1,8 +1,8 @@
 // The WebAssembly SIMD128 backend: the browser path, and the CPU fallback where the native addon cannot build.
 // Weights are copied into wasm linear memories at upload (first fit over instances of at most 4 GiB each);
-// matmul, rmsNorm, add and swiglu run in wasm (wasm/assembly/kernels.ts), the other ops in the fallback
-// backend it is given (the scalar reference), whose f32 buffers it shares: activations are copied in and out
-// per call, which is small next to the weight bytes a matmul streams.
+// matmul, rmsNorm, rope, attention, add and swiglu run in wasm (wasm/assembly/kernels.ts), the row copies in
+// the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
+// KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
 import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
 import { weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
@@ -182,17 +182,35 @@ export class WasmBackend implements Backend {
     return mem.bytes(s + xb, outBytes).slice();
   }
 
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+    if (headDim % 2 !== 0 || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase);
+    const mem = this.mem0, n = pos.length * nHead * headDim, xb = Math.ceil((n * 4) / 16) * 16, pb = Math.ceil((pos.length * 4) / 16) * 16;
+    const s = mem.scratch(xb + pb + headDim * 8);
+    mem.f32(s, n).set(f32(x).subarray(0, n));
+    mem.i32(s + xb, pos.length).set(pos);
+    mem.k.rope(s, s + xb, pos.length, nHead, headDim, freqBase, s + xb + pb);
+    f32(x).set(mem.f32(s, n));
+  }
+
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0) return this.ref.attention(out, q, kCache, vCache, p);
+    const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
+    const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
+    const s = mem.scratch(2 * qb + 2 * kb + sb);
+    const pq = s, pk = s + qb, pv = pk + kb, po = pv + kb, ps = po + qb;
+    mem.f32(pq, nq).set(f32(q).subarray(0, nq));
+    mem.f32(pk, nkv).set(f32(kCache).subarray(0, nkv)); // the rows attended to: at most the filled cache
+    mem.f32(pv, nkv).set(f32(vCache).subarray(0, nkv));
+    mem.k.attention(po, pq, pk, pv, nTokens, startPos, nHead, nHeadKv, headDim, p.scale, ps);
+    f32(out).set(mem.f32(po, nq));
+  }
+
   embed(out: Buf, table: Weight, ids: Int32Array): void {
     this.ref.embed(out, table, ids);
   }
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
-    this.ref.rope(x, pos, nHead, headDim, freqBase);
-  }
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
     this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
-  }
-  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    this.ref.attention(out, q, kCache, vCache, p);
   }
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
     this.ref.gatherRows(out, x, rows, rowLen);
