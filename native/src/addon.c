@@ -336,6 +336,64 @@ static napi_value js_expert_ffn(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in two pool runs.
+// Expert e has ggml types types[3e..3e+2] and weights weights[3e..3e+2] (gate, up, down); it serves token rows
+// rows[offsets[e]..offsets[e+1]) of x[T, D] with weights scales[...]; out[T, D] += the weighted results.
+static napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int32_t *types, *rows, *offs;
+  size_t nt, nr, no, xl, ol, ns;
+  float *x, *out, *scales;
+  int64_t D, F;
+  if (!i32_arg(env, a[0], "types", &types, &nt) || !f32_arg(env, a[2], "x", &x, &xl) || !f32_arg(env, a[3], "out", &out, &ol) ||
+      !i32_arg(env, a[4], "rows", &rows, &nr) || !i32_arg(env, a[5], "offsets", &offs, &no) || !f32_arg(env, a[6], "scales", &scales, &ns) ||
+      !int_arg(env, a[7], "D", 1, INT32_MAX, &D) || !int_arg(env, a[8], "F", 1, INT32_MAX, &F))
+    return NULL;
+  const size_t ne = no == 0 ? 0 : no - 1;
+  if (nt != 3 * ne) return fail(env, "R", "native moeFfn: %zu types for %zu experts (need 3 each)", nt, ne);
+  if (ns < nr) return fail(env, "R", "native moeFfn: %zu scales for %zu rows", ns, nr);
+  if (ne > 0 && (offs[0] != 0 || (size_t)offs[ne] != nr)) return fail(env, "R", "native moeFfn: offsets must run from 0 to the row count %zu", nr);
+  bool isArr = false;
+  uint32_t nw = 0;
+  if (napi_is_array(env, a[1], &isArr) != napi_ok || !isArr || napi_get_array_length(env, a[1], &nw) != napi_ok || nw != 3 * ne)
+    return fail(env, "T", "native moeFfn: weights must be an array of %zu byte arrays", 3 * ne);
+  const size_t T = (ol < xl ? ol : xl) / (size_t)D; // rows present in both x and out
+  if (overlap(out, ol * 4, x, xl * 4)) return fail(env, "R", "native moeFfn: out overlaps x");
+  moe_expert *ex = calloc(ne ? ne : 1, sizeof(moe_expert));
+  if (!ex) return fail(env, "E", "native moeFfn: out of memory");
+  static const char *part[3] = {"gate", "up", "down"};
+  for (size_t e = 0; e < ne; e++) {
+    const void *w[3];
+    for (int k = 0; k < 3; k++) {
+      napi_value v;
+      void *data;
+      size_t len;
+      if (napi_get_element(env, a[1], (uint32_t)(3 * e + k), &v) != napi_ok || !bytes_arg(env, v, part[k], &data, &len) ||
+          !ffn_weight(env, part[k], types[3 * e + k], len, k == 2 ? F : D, k == 2 ? D : F)) {
+        free(ex);
+        return NULL;
+      }
+      w[k] = data;
+    }
+    if (offs[e + 1] < offs[e]) {
+      free(ex);
+      return fail(env, "R", "native moeFfn: offsets decrease at expert %zu", e);
+    }
+    for (int32_t i = offs[e]; i < offs[e + 1]; i++)
+      if (rows[i] < 0 || (size_t)rows[i] >= T) {
+        free(ex);
+        return fail(env, "R", "native moeFfn: expert %zu row %d out of range (x and out have %zu rows)", e, (int)rows[i], T);
+      }
+    ex[e] = (moe_expert){.tg = types[3 * e], .tu = types[3 * e + 1], .td = types[3 * e + 2], .gate = w[0], .up = w[1], .down = w[2],
+                         .rows = rows + offs[e], .scales = scales + offs[e], .n = offs[e + 1] - offs[e]};
+  }
+  const int rc = moe_ffn_run((int)ne, ex, x, out, (int)D, (int)F);
+  free(ex);
+  if (rc != 0) return fail(env, "E", "native moeFfn: out of memory");
+  return undefined(env);
+}
+
 // quantizeQ8_0(x, out) / quantizeQ8K(x, out): the activation quantisers, for tests.
 static napi_value quantize(napi_env env, napi_callback_info info, int kind) {
   napi_value a[MAX_ARGS];
@@ -446,6 +504,7 @@ NAPI_MODULE_INIT() {
       {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},
+      {"moeFfn", js_moe_ffn},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <pthread.h>
 
@@ -149,12 +150,8 @@ static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, con
   }
 }
 
-static void mm_worker(void *arg, int ith, int nth) {
-  (void)ith, (void)nth;
-  mm_task *t = arg;
-  for (;;) {
-    const int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
-    if (c >= t->n_rc * t->n_tc) break;
+/** Chunk c of a task: a block of rows (and tokens); for a fused gate/up task also silu(gate) * up over it. */
+static void mm_chunk(const mm_task *t, int c) {
     const int rs = (c % t->n_rc) * t->rows_per_chunk, ts = (c / t->n_rc) * t->toks_per_chunk;
     const int re = rs + t->rows_per_chunk < t->N ? rs + t->rows_per_chunk : t->N;
     const int te = ts + t->toks_per_chunk < t->T ? ts + t->toks_per_chunk : t->T;
@@ -170,6 +167,35 @@ static void mm_worker(void *arg, int ith, int nth) {
         }
       }
     }
+}
+
+static void mm_worker(void *arg, int ith, int nth) {
+  (void)ith, (void)nth;
+  mm_task *t = arg;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    if (c >= t->n_rc * t->n_tc) break;
+    mm_chunk(t, c);
+  }
+}
+
+/** Several tasks in one pool run: chunks numbered across all of them, so threads never wait between tasks. */
+typedef struct {
+  const mm_task *tasks;
+  const int *first; // first[i]: number of the task's first chunk; first[n]: total
+  int n;
+  atomic_int next;
+} mm_multi;
+
+static void mm_multi_worker(void *arg, int ith, int nth) {
+  (void)ith, (void)nth;
+  mm_multi *m = arg;
+  int i = 0;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+    if (c >= m->first[m->n]) break;
+    while (c >= m->first[i + 1]) i++; // chunks are taken in increasing order
+    mm_chunk(&m->tasks[i], c - m->first[i]);
   }
 }
 
@@ -291,6 +317,91 @@ int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, con
   }
   pool_run(mm_worker, &b);
   pthread_mutex_unlock(&mm_mu);
+  return 0;
+}
+
+int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F) {
+  if (ne <= 0) return 0;
+  mm_task *a = calloc((size_t)ne * 2, sizeof(mm_task)), *b = a + ne;
+  int *first = malloc(sizeof(int) * (size_t)(ne + 1) * 2), *firstb = first + ne + 1;
+  quant_fn *q = malloc(sizeof(quant_fn) * (size_t)ne * 3);
+  size_t *at = malloc(sizeof(size_t) * (size_t)ne * 6);
+  if (!a || !first || !q || !at) {
+    free(a), free(first), free(q), free(at);
+    return -1;
+  }
+  // Plan every expert's two tasks and lay out its scratch: h, u (f32), gate/up activations, down activations, y.
+  size_t total = 0;
+  for (int e = 0; e < ne; e++) {
+    const moe_expert *m = &ex[e];
+    mm_task *ta = &a[e], *tb = &b[e];
+    *ta = (mm_task){.w = m->gate, .wrow = type_row_bytes(m->tg, D), .K = D, .N = F, .T = m->n, .w2 = m->up, .wrow2 = type_row_bytes(m->tu, D)};
+    *tb = (mm_task){.w = m->down, .wrow = type_row_bytes(m->td, F), .K = F, .N = D, .T = m->n};
+    if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->xrow) != 0 || mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->xrow2) != 0 ||
+        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->xrow) != 0) {
+      free(a), free(first), free(q), free(at);
+      return -1;
+    }
+    mm_plan(ta, ta->wrow > ta->wrow2 ? ta->wrow : ta->wrow2);
+    mm_plan(tb, tb->wrow);
+    const size_t n = (size_t)m->n, sizes[6] = {round64(n * F * 4), round64(n * F * 4), round64(n * ta->xrow), round64(n * ta->xrow2),
+                                              round64(n * tb->xrow), round64(n * D * 4)};
+    for (int k = 0; k < 6; k++) at[6 * e + k] = total, total += sizes[k];
+  }
+  first[0] = firstb[0] = 0;
+  for (int e = 0; e < ne; e++) {
+    first[e + 1] = first[e] + a[e].n_rc * a[e].n_tc;
+    firstb[e + 1] = firstb[e] + b[e].n_rc * b[e].n_tc;
+  }
+  pthread_mutex_lock(&mm_mu);
+  uint8_t *s = scratch_get(total);
+  if (!s) {
+    pthread_mutex_unlock(&mm_mu);
+    free(a), free(first), free(q), free(at);
+    return -1;
+  }
+  // Gather and quantise each expert's rows of x (on the caller: microseconds next to the weights' milliseconds).
+  for (int e = 0; e < ne; e++) {
+    const moe_expert *m = &ex[e];
+    mm_task *ta = &a[e];
+    uint8_t *xg = s + at[6 * e + 2], *xu = s + at[6 * e + 3];
+    for (int i = 0; i < m->n; i++) {
+      const float *row = x + (size_t)m->rows[i] * D;
+      if (q[3 * e]) q[3 * e](row, xg + (size_t)i * ta->xrow, D);
+      else memcpy(xg + (size_t)i * ta->xrow, row, (size_t)D * 4);
+      if (q[3 * e + 1]) q[3 * e + 1](row, xu + (size_t)i * ta->xrow2, D);
+      else memcpy(xu + (size_t)i * ta->xrow2, row, (size_t)D * 4);
+    }
+    ta->xb = xg, ta->xb2 = xu;
+    ta->out = (float *)(s + at[6 * e]), ta->out2 = (float *)(s + at[6 * e + 1]);
+  }
+  mm_multi run = {.tasks = a, .first = first, .n = ne};
+  atomic_init(&run.next, 0);
+  pool_run(mm_multi_worker, &run); // every expert's h = silu(gate x) * up x
+  for (int e = 0; e < ne; e++) {
+    mm_task *tb = &b[e];
+    const float *h = a[e].out;
+    if (q[3 * e + 2]) {
+      uint8_t *hq = s + at[6 * e + 4];
+      for (int i = 0; i < ex[e].n; i++) q[3 * e + 2](h + (size_t)i * F, hq + (size_t)i * tb->xrow, F);
+      tb->xb = hq;
+    } else tb->xb = (const uint8_t *)h;
+    tb->out = (float *)(s + at[6 * e + 5]);
+  }
+  mm_multi run2 = {.tasks = b, .first = firstb, .n = ne};
+  atomic_init(&run2.next, 0);
+  pool_run(mm_multi_worker, &run2); // every expert's y = down h
+  // Weighted sum into the token rows, experts in the given order (the order the per-expert path adds them).
+  for (int e = 0; e < ne; e++) {
+    const float *y = b[e].out;
+    for (int i = 0; i < ex[e].n; i++) {
+      float *o = out + (size_t)ex[e].rows[i] * D;
+      const float sc = ex[e].scales[i], *yr = y + (size_t)i * D;
+      for (int d = 0; d < D; d++) o[d] += sc * yr[d];
+    }
+  }
+  pthread_mutex_unlock(&mm_mu);
+  free(a), free(first), free(q), free(at);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // Matmul driver and kernel selection: out[T, N] = x[T, K] · Wᵀ for a ggml-encoded W of N rows of K values.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common.h"
 
@@ -21,6 +22,17 @@ int matmul_run(int type, const void *w, const float *x, float *out, int K, int N
  *  x is quantised once for gate and up, the intermediate once for down. Sizes must be checked. -1: out of memory. */
 int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, const void *down, const float *x, float *out, int D,
                    int F, int T);
+/** One routed expert of a MoE layer: its weights (ggml types and bytes), the token rows it serves and their weights. */
+typedef struct {
+  int tg, tu, td;
+  const void *gate, *up, *down;
+  const int32_t *rows;
+  const float *scales;
+  int n;
+} moe_expert;
+/** A MoE layer's routed experts in two pool runs (all gate/up, then all down):
+ *  out[rows[i]] += scales[i] * down(silu(gate x[rows[i]]) * up x[rows[i]]) for every expert, in order. -1: out of memory. */
+int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F);
 /** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */
 void quantize_act(int kind, const float *x, void *y, int n);
 /** Sum of a buffer as 64-bit words, read by all pool threads: a memory read bandwidth probe. */

@@ -24,7 +24,7 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "expert_ffn";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "expert_ffn" | "moe_ffn";
 
 export interface AttentionParams {
   /** Query rows in this batch. */
@@ -75,6 +75,21 @@ export interface Backend {
    * (gate/up [D, F], down [F, D]); equal to matmul, matmul, swiglu, matmul run separately.
    */
   expertFfn?(out: Buf, x: Buf, gate: Weight, up: Weight, down: Weight, nRows: number): void;
+  /**
+   * Optional: a MoE layer's routed experts at once, so a threaded backend splits all their rows in one run:
+   * out[rows[i]] += scales[i] * down(silu(gate x[rows[i]]) * up x[rows[i]]) for each expert in order; equal to
+   * gatherRows, the FFN and scatterAddRows per expert.
+   */
+  moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
+}
+
+/** One routed expert's share of a MoE layer: its weights, the token rows it serves and their routing weights. */
+export interface ExpertRows {
+  gate: Weight; // [D, F]
+  up: Weight; // [D, F]
+  down: Weight; // [F, D]
+  rows: Int32Array;
+  scales: Float32Array;
 }
 
 /** Rows and values per row of a 2-D weight, checking it is 2-D. */

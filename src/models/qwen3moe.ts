@@ -219,6 +219,11 @@ export class Qwen3Moe {
           if (T === 1 && g === 0) await this.lookahead(il, x, xe, routerLogits);
           const ws = await acquired;
           try {
+            if (be.moeFfn && ws.every((w) => be.supports("moe_ffn", w.gate.type))) {
+              // The whole set in one call: a threaded backend splits all experts' rows in one run.
+              be.moeFfn(moe, h, part.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales })));
+              continue;
+            }
             part.forEach((b, j) => {
               const n = b.rows.length;
               const w = ws[j];

@@ -232,6 +232,64 @@ test("the fused expert FFN equals native matmul, swiglu, matmul bit for bit when
   assert.ok(a.kernelLevels().length > 0);
 });
 
+test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FFN, scatter-add per expert, and the scalar reference", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16]] as const) {
+    for (const T of [1, 13]) {
+      const D = 512, F = 256, nExp = 6;
+      const hs = Array.from({ length: nExp }, (_, e) => ["g", "u", "d"].map((p) => weight(p === "d" ? fd : fg, rand(D * F, `m${p}${e}`, 0.1), p === "d" ? F : D, p === "d" ? D : F, p)));
+      // Decode: every expert serves row 0. Prefill: rows spread unevenly, one expert with none.
+      const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
+      const x = rand(T * D, `mx${T}`, 1);
+      const run = (be: Backend, fused: boolean): Promise<Float32Array> => {
+        const out = be.alloc(T * D);
+        const h = buf(be, x);
+        const experts = hs.map((w, e) => {
+          const rows = Int32Array.from(rowsOf(e));
+          return { gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
+        });
+        if (fused) be.moeFfn!(out, h, experts);
+        else {
+          for (const ex of experts) {
+            const n = ex.rows.length;
+            if (n === 0) continue;
+            const xe = be.alloc(n * D), ye = be.alloc(n * D), ge = be.alloc(n * F), ue = be.alloc(n * F);
+            be.gatherRows(xe, h, ex.rows, D);
+            if (be.expertFfn) be.expertFfn(ye, xe, ex.gate, ex.up, ex.down, n);
+            else {
+              be.matmul(ge, ex.gate, xe, n);
+              be.matmul(ue, ex.up, xe, n);
+              be.swiglu(ge, ge, ue, n * F);
+              be.matmul(ye, ex.down, ge, n);
+            }
+            be.scatterAddRows(out, ye, ex.rows, ex.scales, D);
+          }
+        }
+        return be.read(out);
+      };
+      const ref = await run(scalar, false);
+      await everyLevel(a, async (be) => {
+        assert.ok(be.supports("moe_ffn", fg.type));
+        const got = await run(be, true);
+        assert.ok(sameBits(got, await run(be, false)), `${fg.name}/${fd.name} T ${T}: moeFfn differs from the per-expert path`);
+        return got;
+      }, (got, level) => {
+        const e = nmse(got, ref);
+        worst = Math.max(worst, e);
+        assert.ok(e < TOL_FFN, `${fg.name}/${fd.name} ${level} T ${T}: nmse ${e.toExponential(2)}`);
+      });
+    }
+  }
+  t.diagnostic(`worst nmse vs scalar: ${worst.toExponential(2)}`);
+  const [fx, fo] = [new Float32Array(64), new Float32Array(64)];
+  const w = new Uint8Array(34 * 32); // 32 Q8_0 rows of 32
+  assert.throws(() => a.moeFfn(Int32Array.of(8, 8, 8), [w, w, w], fx, fo, Int32Array.of(2), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /row 2 out of range/);
+  assert.throws(() => a.moeFfn(Int32Array.of(8, 8), [w, w, w], fx, fo, Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /2 types for 1 experts/);
+  assert.throws(() => a.moeFfn(Int32Array.of(8, 8, 8), [w, w, w], fx, fx, Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /overlaps/);
+});
+
 test("native ops reject bad shapes with RangeErrors", () => {
   const a = need();
   const f = new Float32Array(8);

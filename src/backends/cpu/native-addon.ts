@@ -26,6 +26,7 @@ export interface NativeAddon {
   /** out[rows[i], :] += scales[i] * x[i, :]. */
   scatterAddRows(out: Float32Array, x: Float32Array, rows: Int32Array, scales: Float32Array, rowLen: number): void;
   /** out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate and up hold F rows of D values, down D rows of F (ggml types). */
+  moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;
   expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
     out: Float32Array, d: number, f: number, t: number): void;
   /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */

@@ -3,7 +3,7 @@
 // activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript.
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
+import type { AttentionParams, Backend, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
 import { weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
@@ -56,7 +56,7 @@ export class NativeBackend implements Backend {
   }
 
   supports(op: OpName, type?: number): boolean {
-    if (op === "expert_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
+    if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
     return this.ref.supports(op, type);
   }
 
@@ -81,6 +81,31 @@ export class NativeBackend implements Backend {
       return;
     }
     this.addon.expertFfn(gate.type, hostBytes(gate), up.type, hostBytes(up), down.type, hostBytes(down), f32(x), f32(out), D, F, nRows);
+  }
+
+  /** All of a layer's routed experts in two pool runs (every gate/up, then every down) instead of two per expert. */
+  moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    if (experts.length === 0) return;
+    const { k: D, n: F } = weightDims(experts[0].gate);
+    const types = new Int32Array(3 * experts.length);
+    const weights: Uint8Array[] = [];
+    const offsets = new Int32Array(experts.length + 1);
+    experts.forEach((e, i) => {
+      const g = weightDims(e.gate), u = weightDims(e.up), dn = weightDims(e.down);
+      if (g.k !== D || g.n !== F || u.k !== D || u.n !== F || dn.k !== F || dn.n !== D)
+        throw new RangeError(`native moeFfn: expert ${i} shapes gate [${e.gate.shape}] up [${e.up.shape}] down [${e.down.shape}] do not chain as [${D}, ${F}]`);
+      if (e.rows.length !== e.scales.length) throw new RangeError(`native moeFfn: expert ${i} has ${e.rows.length} rows and ${e.scales.length} scales`);
+      types.set([e.gate.type, e.up.type, e.down.type], 3 * i);
+      weights.push(hostBytes(e.gate), hostBytes(e.up), hostBytes(e.down));
+      offsets[i + 1] = offsets[i] + e.rows.length;
+    });
+    const rows = new Int32Array(offsets[experts.length]);
+    const scales = new Float32Array(rows.length);
+    experts.forEach((e, i) => {
+      rows.set(e.rows, offsets[i]);
+      scales.set(e.scales, offsets[i]);
+    });
+    this.addon.moeFfn(types, weights, f32(x), f32(out), rows, offsets, scales, D, F);
   }
 
   upload(w: HostWeight): Weight {
