@@ -73,14 +73,14 @@ export interface ChildResult {
 
 /**
  * Run `argv` (argv[0] is the program); when `cg` is given the child joins it before exec, so every byte it
- * allocates or faults in is charged there. Killed after `timeoutMs`.
+ * allocates or faults in is charged there. Killed after `timeoutMs`. `env` is added to this process's environment.
  */
-export function runChild(argv: string[], cg: MemCgroup | undefined, timeoutMs: number): Promise<ChildResult> {
+export function runChild(argv: string[], cg: MemCgroup | undefined, timeoutMs: number, env: Record<string, string> = {}): Promise<ChildResult> {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = cg ? `echo $$ > ${q(join(cg.dir, "cgroup.procs"))} && exec ${argv.map(q).join(" ")}` : `exec ${argv.map(q).join(" ")}`;
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "", err = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));

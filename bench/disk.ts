@@ -1,5 +1,7 @@
 // The disk's ceiling for the engine's access pattern: whole expert records read by Node's positioned
-// fs reads, in random order, at a fixed number in flight.
+// fs reads, in random order, at a fixed number in flight; through the page cache or with O_DIRECT into
+// aligned buffers (as the engine reads packs). Run with UV_THREADPOOL_SIZE >= the reads in flight.
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 
 export interface RecordRef {
@@ -25,14 +27,29 @@ export function shuffled<T>(xs: readonly T[], seed: number): T[] {
   return out;
 }
 
+/** A buffer O_DIRECT reads into: probe 4 KiB reads at 16-byte steps into an over-allocated one. */
+async function alignedBuffer(fh: FileHandle, bytes: number): Promise<Uint8Array> {
+  const raw = new Uint8Array(bytes + 4096);
+  for (let at = 0; at < 4096; at += 16) {
+    try {
+      await fh.read(raw, at, 4096, 0);
+      return raw.subarray(at, at + bytes);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+    }
+  }
+  throw new Error("no O_DIRECT-aligned offset found");
+}
+
 /** Read every record (recordBytes each) with `inFlight` workers; returns GB/s (1e9 bytes) and p50/p99 per-read ms. */
-export async function readRecords(records: readonly RecordRef[], recordBytes: number, inFlight: number): Promise<{ gbps: number; p50Ms: number; p99Ms: number; bytes: number }> {
+export async function readRecords(records: readonly RecordRef[], recordBytes: number, inFlight: number, direct = false): Promise<{ gbps: number; p50Ms: number; p99Ms: number; bytes: number }> {
   const handles = new Map<string, FileHandle>();
-  for (const r of records) if (!handles.has(r.file)) handles.set(r.file, await open(r.file, "r"));
+  const flags = direct ? constants.O_RDONLY | constants.O_DIRECT : constants.O_RDONLY;
+  for (const r of records) if (!handles.has(r.file)) handles.set(r.file, await open(r.file, flags));
   const lat: number[] = [];
   let next = 0;
   const worker = async () => {
-    const buf = new Uint8Array(recordBytes);
+    const buf = direct ? await alignedBuffer(handles.values().next().value!, recordBytes) : new Uint8Array(recordBytes);
     while (next < records.length) {
       const r = records[next++];
       const fh = handles.get(r.file)!;

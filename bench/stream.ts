@@ -1,6 +1,8 @@
 // npm run bench -- stream: a3b (48 layers, Q4_K, ~17 GB) under a memory cgroup at 35% of its bytes:
 // moestream streaming experts vs llama.cpp paging the same GGUF through mmap, against the disk's
-// ceiling. Each engine runs in its own child process (`stream.ts child <json>`), one JSON line out.
+// ceiling. Each engine runs in its own child process (`stream.ts child <json>`), one JSON line out;
+// children get UV_THREADPOOL_SIZE=16 so 16 reads can be in flight. `stream.ts only NAME,...` runs a subset.
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, totalmem } from "node:os";
 import { join } from "node:path";
@@ -15,6 +17,8 @@ import { MANIFEST_FILE, RECORDS_OFFSET, type PackManifest } from "../src/experts
 import { benchModel } from "./models.js";
 import { createMemCgroup, dropCaches, runChild, type MemCgroup } from "./cgroup.js";
 import { readRecords, shuffled, type RecordRef } from "./disk.js";
+import { DEPTH_BUCKETS, type IoStats } from "../src/experts/io-queue.js";
+import type { PrefetchStats } from "../src/experts/prefetch.js";
 
 const A3B = { preset: "a3b", type: "Q4_K", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 }, expertSynthesis: "direct" } as const;
 const A3B_8L = { preset: "a3b-8L", type: "Q8_0", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 } } as const;
@@ -28,10 +32,18 @@ const THREADS = 2;
 const CAP_SHARE = 0.35;
 const DISK_RECORDS = 768; // per in-flight setting: ~2 GB, disjoint sets
 const CHILD_TIMEOUT_MS = 8 * 60_000;
+const UV_POOL = "16";
+const SHIM = join(".cache", "bench", "no-repack.so");
 
 type ChildSpec =
-  | { kind: "moe"; path: string; cfg: Partial<EngineConfig>; n: number }
-  | { kind: "llama"; path: string; threads: number; n: number };
+  /** depth: prefetch depth (layers of router lookahead); warm: wait for the background fill before the prompt. */
+  | { kind: "moe"; path: string; cfg: Partial<EngineConfig>; n: number; depth?: number; warm?: boolean }
+  | { kind: "llama"; path: string; threads: number; n: number; noRepack?: boolean }
+  | { kind: "disk"; records: RecordRef[]; recordBytes: number; inFlight: number; direct: boolean };
+
+interface DiskOut { gbps: number; p50Ms: number; p99Ms: number }
+/** Decode-phase read queue and prefetch-by-depth counts. */
+interface IoOut { io: IoStats; byDepth: { lookahead: PrefetchStats[]; prev: PrefetchStats[] }; direct: boolean; ioDepth: number; prefetchDepth: number; warmMs: number; filled: number }
 
 interface IoSnap { ioWaitMs: number; reads: number; diskBytes: number }
 interface ChildOut {
@@ -45,7 +57,7 @@ interface ChildOut {
   /** Bytes the kernel read from disk for this process (rusage inblock), per phase. */
   disk: { prefill: number; decode: number };
   /** Expert cache traffic per phase; read latency percentiles are of decode-phase demand reads. */
-  moe?: { mode: string; reason: string; prefill: ExpertPhaseStats & IoSnap; decode: ExpertPhaseStats & IoSnap; readP50Ms: number; readP99Ms: number; recordBytes: number };
+  moe?: { mode: string; reason: string; prefill: ExpertPhaseStats & IoSnap; decode: ExpertPhaseStats & IoSnap; readP50Ms: number; readP99Ms: number; recordBytes: number } & IoOut;
   maxRssBytes: number;
   /** At exit: anonymous (heap, copies) vs file-backed (mmap) resident bytes. */
   rssAnonBytes: number;
@@ -59,26 +71,49 @@ function rss(): Pick<ChildOut, "maxRssBytes" | "rssAnonBytes" | "rssFileBytes"> 
   return { maxRssBytes: process.resourceUsage().maxRSS * 1024, rssAnonBytes: kb("RssAnon"), rssFileBytes: kb("RssFile") };
 }
 
+/** b - a, field by field, for plain objects and arrays of numbers. */
+function delta<T>(a: T, b: T): T {
+  if (typeof b === "number") return ((b as number) - ((a as number) ?? 0)) as T;
+  if (Array.isArray(b)) return b.map((v, i) => delta((a as unknown[] | undefined)?.[i], v)) as T;
+  if (b && typeof b === "object") return Object.fromEntries(Object.entries(b).map(([k, v]) => [k, delta((a as Record<string, unknown> | undefined)?.[k], v)])) as T;
+  return b;
+}
+
 async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<ChildOut> {
   const t0 = performance.now();
   const lm = await loadModel(spec.path, defaultEngineConfig({ ctxSize: 256, ...spec.cfg }));
+  const x = lm.experts;
+  if (spec.depth) await x.setPrefetchDepth(spec.depth);
+  await x.prepare(); // slot memory: part of loading, not of the first prompt
   const loadMs = performance.now() - t0;
+  let warmMs = 0;
+  if (spec.warm && lm.expertIO.mode === "stream") {
+    // Same warm-up as resident (every expert in memory): start the fill with one token's forward, wait for it.
+    const t = performance.now();
+    const w = new Session(lm);
+    for await (const _ of w.generate(lm.tokenizer.encode("Hello"), { maxTokens: 1, sampling: { temperature: 0 }, stopAtEog: false })) break;
+    await x.whenFilled();
+    warmMs = performance.now() - t;
+  }
+  const ioSnap = () => JSON.parse(JSON.stringify({ io: x.io.stats, byDepth: x.staging?.byDepth ?? { lookahead: [], prev: [] } })) as Pick<IoOut, "io" | "byDepth">;
   try {
-    const x = lm.experts;
     const io = (): IoSnap => ({ ioWaitMs: x.stats.ioWaitMs, reads: x.stats.reads, diskBytes: diskRead() });
     const s = new Session(lm);
     const prompt = lm.tokenizer.encode(PROMPT);
     const a = io();
     let b = a, lat = 0;
     const tokens: number[] = [];
+    let q0 = ioSnap();
     for await (const step of s.generate(prompt, { maxTokens: spec.n + 1, sampling: { temperature: 0 }, stopAtEog: false })) {
       tokens.push(step.token);
       if (b === a) { // first token: prefill just ended, no decode step ran yet
         b = io();
         lat = x.readLatency.count;
+        q0 = ioSnap();
       }
     }
     const c = io();
+    const q1 = delta(q0, ioSnap());
     const st = s.lastStats!;
     const d = (p: IoSnap, q: IoSnap): IoSnap => ({ ioWaitMs: q.ioWaitMs - p.ioWaitMs, reads: q.reads - p.reads, diskBytes: q.diskBytes - p.diskBytes });
     const [p50, p99] = x.readLatency.percentiles(lat, [0.5, 0.99]);
@@ -89,6 +124,7 @@ async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<Chil
       moe: {
         mode: lm.expertIO.mode, reason: lm.expertIO.reason, readP50Ms: p50, readP99Ms: p99, recordBytes: x.slotBytes,
         prefill: { ...st.experts.prefill, ...d(a, b) }, decode: { ...st.experts.decode, ...d(b, c) },
+        ...q1, direct: (x.reader as { direct?: boolean }).direct ?? false, ioDepth: x.io.depth, prefetchDepth: x.prefetchDepth, warmMs, filled: x.stats.filled,
       },
       ...rss(),
     };
@@ -100,7 +136,8 @@ async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<Chil
 async function childLlama(spec: Extract<ChildSpec, { kind: "llama" }>): Promise<ChildOut> {
   const t0 = performance.now();
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
-  const model = await llama.loadModel({ modelPath: spec.path }); // defaults: mmap, CPU repack
+  // Defaults: mmap, CPU repack; noRepack runs under LD_PRELOAD=no-repack.so (the parent sets it), as --no-repack.
+  const model = await llama.loadModel({ modelPath: spec.path });
   const ctx = await model.createContext({ contextSize: 256, threads: spec.threads });
   const loadMs = performance.now() - t0;
   const seq = ctx.getSequence();
@@ -129,6 +166,7 @@ async function childLlama(spec: Extract<ChildSpec, { kind: "llama" }>): Promise<
 
 const GB = 1e9, GiB = 2 ** 30, MiB = 2 ** 20;
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+const pct = (a: number, b: number) => (b > 0 ? `${f((100 * a) / b, 1)}%` : "-");
 const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 
 function memAvailable(): number {
@@ -148,8 +186,10 @@ async function measure(label: string, spec: ChildSpec, limitBytes: number | unde
   }
   const before = load();
   process.stderr.write(`  running: ${label} ...\n`);
+  const env: Record<string, string> = { UV_THREADPOOL_SIZE: UV_POOL };
+  if (spec.kind === "llama" && spec.noRepack) env.LD_PRELOAD = join(process.cwd(), SHIM);
   try {
-    const r = await runChild([process.execPath, "--import", "tsx", "bench/stream.ts", "child", JSON.stringify(spec)], cg, CHILD_TIMEOUT_MS);
+    const r = await runChild([process.execPath, "--import", "tsx", "bench/stream.ts", "child", JSON.stringify(spec)], cg, CHILD_TIMEOUT_MS, env);
     const oom = cg?.oomKills() ?? 0;
     const run: Run = { label, wallMs: r.wallMs, load: `${before} -> ${load()}`, peakBytes: cg?.maxUsage() };
     if (r.code === 0 && r.json) run.out = r.json as ChildOut;
@@ -173,8 +213,44 @@ async function ensurePack(gguf: string): Promise<string> {
   return dir;
 }
 
-export async function benchStream(): Promise<void> {
+/** The LD_PRELOAD shim that turns llama.cpp's CPU repack off (see no-repack.c); undefined if no C compiler. */
+function buildShim(): string | undefined {
+  try {
+    execFileSync("cc", ["-O2", "-shared", "-fPIC", "-o", SHIM, join("bench", "no-repack.c"), "-ldl"], { stdio: "pipe" });
+    return SHIM;
+  } catch (e) {
+    console.log(`  (no-repack shim not built: ${(e as Error).message.split("\n")[0]})`);
+    return undefined;
+  }
+}
+
+interface DiskRow { mode: "direct" | "buffered"; inFlight: number; gbps: number; p50Ms: number; p99Ms: number }
+
+/** Print one capped moestream run's expert traffic. */
+function printTraffic(r: Run, disk: DiskRow[]): void {
+  const m = r.out?.moe;
+  if (!m || !r.out) return;
+  const d = m.decode, n = r.out.decodeTokens;
+  const perTok = (d.bytesRead + d.prefetchBytes) / n;
+  const best = Math.max(...disk.map((x) => x.gbps));
+  console.log(`  ${r.label}: ${m.reason}; reads ${m.direct ? "O_DIRECT" : "buffered"}, up to ${m.ioDepth} in flight, prefetch depth ${m.prefetchDepth}`);
+  console.log(`    hit rate ${pct(d.hits, d.hits + d.misses)} (${d.hits} hits, ${d.misses} misses, ${d.prefetched} of them served by prefetch); prefill hit rate ${pct(m.prefill.hits, m.prefill.hits + m.prefill.misses)}`);
+  const depths = (src: "lookahead" | "prev") => m.byDepth[src].map((s, i) => (i && s?.issued ? `@${i} ${pct(s.used, s.issued)} of ${s.issued} (${s.cancelled} dropped unread)` : "")).filter(Boolean).join(", ");
+  console.log(`    prefetch precision ${d.prefetchIssued ? `${pct(d.prefetchUsed, d.prefetchIssued)} (${d.prefetchUsed} used / ${d.prefetchIssued} issued, ${d.prefetchWasted} wasted)` : "- (none issued)"}${d.prefetchIssued ? `; by depth: lookahead ${depths("lookahead") || "-"}; previous token ${depths("prev") || "-"}` : ""}`);
+  console.log(`    read per token ${f(perTok / MiB, 0)} MiB (demand ${f(d.bytesRead / n / MiB, 0)} + prefetch ${f(d.prefetchBytes / n / MiB, 0)}); kernel disk reads ${f(r.out.disk.decode / n / MiB, 0)} MiB/token`);
+  const io = m.io;
+  const delivered = io.waitMs > 0 ? io.bytesDuringWait / (io.waitMs / 1000) / GB : NaN;
+  const hist = DEPTH_BUCKETS.map((b, i) => `${b}: ${pct(io.waitDepthMs[i], io.waitMs)}`).join(", ");
+  console.log(`    I/O wait ${f(d.ioWaitMs / n, 0)} of ${f(1000 / r.out.decodeTokPerS, 0)} ms/token; demand read latency p50 ${f(m.readP50Ms, 1)} ms, p99 ${f(m.readP99Ms, 1)} ms`);
+  console.log(`    delivered during misses: ${f(delivered)} GB/s = ${pct(delivered, best)} of the best ceiling (${f(best)} GB/s) [bytes landed while the forward waited / wait time; each read's bytes spread over its run]`);
+  console.log(`    reads in flight while waiting (share of wait time): ${hist}`);
+  console.log(`    disk-bound decode ceiling at ${f(perTok / MiB, 0)} MiB/token: ${f((best * GB) / perTok)} tok/s at ${f(best)} GB/s`);
+  console.log(`    prefill: read ${f((m.prefill.bytesRead + m.prefill.prefetchBytes) / GB)} GB, I/O wait ${f(m.prefill.ioWaitMs / 1000, 1)} s of ${f(r.out.promptTokens / r.out.prefillTokPerS, 1)} s`);
+}
+
+export async function benchStream(only?: string[]): Promise<void> {
   const t0 = performance.now();
+  const want = (name: string) => !only || only.includes(name);
   const fs = statfsSync(".");
   const ggufPath = join(".cache", "bench", "a3b-q4_k.gguf");
   if (!existsSync(ggufPath) && fs.bavail * fs.bsize < 36 * GB) {
@@ -190,15 +266,21 @@ export async function benchStream(): Promise<void> {
   console.log(`model: a3b Q4_K, realistic routing (skew 1, locality 0.5), GGUF ${f(fileBytes / GB)} GB, experts ${f(expertBytes / GB)} GB in ${manifest.layers.length} layer files, record ${f(recordBytes / MiB)} MiB`);
   console.log(`load average at start: ${load()} (shared VM: other work on it skews every figure)`);
 
-  // 1. Disk ceiling, records in random order over all layer files, disjoint sets per setting.
+  // 1. Disk ceiling, records in random order over all layer files, disjoint sets per setting, in a child
+  // with the same libuv pool as the engine runs.
   const recs: RecordRef[] = manifest.layers.flatMap((l) => Array.from({ length: l.experts }, (_, e) => ({ file: join(pack, l.file), position: RECORDS_OFFSET + e * l.recordBytes })));
   const order = shuffled(recs, 42);
-  const disk: { inFlight: number; gbps: number; p50Ms: number; p99Ms: number }[] = [];
-  for (const [i, inFlight] of [1, 8, 16].entries()) {
-    const dropped = dropCaches();
-    const r = await readRecords(order.slice(i * DISK_RECORDS, (i + 1) * DISK_RECORDS), recordBytes, inFlight);
-    disk.push({ inFlight, ...r });
-    if (!dropped) console.log("  (could not drop the page cache: disk figures may be cache hits)");
+  const disk: DiskRow[] = [];
+  if (want("disk")) {
+    const settings: [DiskRow["mode"], number][] = [["direct", 1], ["direct", 4], ["direct", 8], ["direct", 16], ["buffered", 1], ["buffered", 16]];
+    for (const [i, [mode, inFlight]] of settings.entries()) {
+      const dropped = dropCaches();
+      const spec: ChildSpec = { kind: "disk", records: order.slice(i * DISK_RECORDS, (i + 1) * DISK_RECORDS), recordBytes, inFlight, direct: mode === "direct" };
+      const r = await runChild([process.execPath, "--import", "tsx", "bench/stream.ts", "child", JSON.stringify(spec)], undefined, CHILD_TIMEOUT_MS, { UV_THREADPOOL_SIZE: UV_POOL });
+      if (r.code !== 0 || !r.json) throw new Error(`disk child failed: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      disk.push({ mode, inFlight, ...(r.json as DiskOut) });
+      if (!dropped) console.log("  (could not drop the page cache: disk figures may be cache hits)");
+    }
   }
 
   // 2. Capped runs, each after dropping the page cache.
@@ -207,70 +289,74 @@ export async function benchStream(): Promise<void> {
   if (capped) cgOk.remove();
   else console.log(`NO memory cgroup (${cgOk}): falling back to --mem-budget alone, page cache is NOT capped`);
   const limit = capped ? cap : undefined;
-  const moe = (prefetch: boolean): ChildSpec => ({ kind: "moe", path: pack, n: DECODE, cfg: { expertIo: "stream", memBudget: cap, backend: "native", threads: THREADS, prefetch } });
+  const moe = (prefetch: boolean, depth?: number): ChildSpec => ({ kind: "moe", path: pack, n: DECODE, depth, cfg: { expertIo: "stream", memBudget: cap, backend: "native", threads: THREADS, prefetch } });
+  const shim = want("llama-norepack") ? buildShim() : undefined;
   const runs: Run[] = [];
-  runs.push(await measure("moestream stream, prefetch on", moe(true), limit));
-  runs.push(await measure("moestream stream, prefetch off", moe(false), limit));
-  runs.push(await measure("llama.cpp mmap (default)", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }, limit));
+  const plan: [string, string, ChildSpec][] = [
+    ["moe-d2", "moestream stream, prefetch depth 2 (default)", moe(true)],
+    ["moe-d1", "moestream stream, prefetch depth 1", moe(true, 1)],
+    ["moe-d3", "moestream stream, prefetch depth 3", moe(true, 3)],
+    ["moe-off", "moestream stream, prefetch off", moe(false)],
+    ["llama", "llama.cpp mmap (default)", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }],
+  ];
+  if (shim) plan.push(["llama-norepack", "llama.cpp mmap, repack off (--no-repack via LD_PRELOAD shim)", { kind: "llama", path: gguf, threads: THREADS, n: DECODE, noRepack: true }]);
+  for (const [name, label, spec] of plan) if (want(name)) runs.push(await measure(label, spec, limit));
 
-  // 3. Uncapped: stream vs resident, and llama.cpp; a safety cgroup keeps an overrun from OOM-killing other work.
+  // 3. Uncapped: stream vs resident after the same warm-up (every expert in memory), and llama.cpp;
+  // a safety cgroup keeps an overrun from OOM-killing other work.
   const denseBytes = fileBytes - expertBytes;
   const fits = memAvailable() > expertBytes + denseBytes + 2 * GiB;
   const big = fits ? pack : await benchModel(A3B_8L, "a3b-8L-q8_0.gguf");
   const safety = capped ? Math.min(totalmem() - GiB, memAvailable()) : undefined;
-  const uc = (expertIo: "stream" | "resident"): ChildSpec => ({ kind: "moe", path: big, n: DECODE, cfg: { expertIo, backend: "native", threads: THREADS, prefetch: true } });
+  const uc = (expertIo: "stream" | "resident"): ChildSpec => ({ kind: "moe", path: big, n: DECODE, warm: true, cfg: { expertIo, backend: "native", threads: THREADS, prefetch: true } });
   const free: Run[] = [];
-  free.push(await measure(`moestream stream (${fits ? "a3b" : "a3b-8L"})`, uc("stream"), safety));
-  free.push(await measure(`moestream resident (${fits ? "a3b" : "a3b-8L"})`, uc("resident"), safety));
-  if (fits) free.push(await measure("llama.cpp mmap (default), a3b", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }, safety));
+  const tag = fits ? "a3b" : "a3b-8L";
+  if (want("free-stream")) free.push(await measure(`moestream stream (${tag}), warmed`, uc("stream"), safety));
+  if (want("free-resident")) free.push(await measure(`moestream resident (${tag})`, uc("resident"), safety));
+  if (fits && want("free-llama")) free.push(await measure("llama.cpp mmap (default), a3b", { kind: "llama", path: gguf, threads: THREADS, n: DECODE }, safety));
 
   // ---- report ----
-  console.log(`\ndisk ceiling: ${DISK_RECORDS} random ${f(recordBytes / MiB)} MiB records per setting (page cache dropped), Node fs positioned reads`);
-  for (const d of disk) console.log(`  ${String(d.inFlight).padStart(2)} in flight  ${f(d.gbps)} GB/s   per read p50 ${f(d.p50Ms, 1)} ms, p99 ${f(d.p99Ms, 1)} ms`);
+  if (disk.length) {
+    console.log(`\ndisk ceiling: ${DISK_RECORDS} random ${f(recordBytes / MiB)} MiB records per setting (page cache dropped), Node fs positioned reads, UV_THREADPOOL_SIZE=${UV_POOL}`);
+    for (const d of disk) console.log(`  ${d.mode.padEnd(8)} ${String(d.inFlight).padStart(2)} in flight  ${f(d.gbps)} GB/s   per read p50 ${f(d.p50Ms, 1)} ms, p99 ${f(d.p99Ms, 1)} ms`);
+  }
 
-  const llama = runs[2].out, llamaFree = free[2]?.out;
-  console.log(`\ncapped at ${f(cap / GiB)} GiB = ${CAP_SHARE} x GGUF bytes (${capped ? "cgroup v1 memory limit, page cache included" : "--mem-budget only"}); prompt ${runs[0].out?.promptTokens ?? "?"} tokens, ${DECODE} decode tokens, greedy, ${THREADS} threads`);
-  console.log("  " + ["engine", "prefill t/s", "decode t/s", "x llama capped", "x llama uncapped", "load s", "disk MiB/tok", "peak GiB", "load avg before -> after"].join(" | "));
+  const byLabel = (p: string) => runs.find((r) => r.label.startsWith(p));
+  const llama = byLabel("llama.cpp mmap (default)")?.out, llamaNr = byLabel("llama.cpp mmap, repack off")?.out;
+  const llamaFree = free.find((r) => r.label.startsWith("llama.cpp"))?.out;
+  const llamaRef = llama ?? llamaNr;
+  console.log(`\ncapped at ${f(cap / GiB)} GiB = ${CAP_SHARE} x GGUF bytes (${capped ? "cgroup v1 memory limit, page cache included" : "--mem-budget only"}); prompt ${runs[0]?.out?.promptTokens ?? "?"} tokens, ${DECODE} decode tokens, greedy, ${THREADS} threads`);
+  console.log("  " + ["engine", "prefill t/s", "decode t/s", `x llama capped${llama ? "" : " (repack off)"}`, "x llama uncapped", "load s", "disk MiB/tok", "peak GiB", "RSS anon/file GiB", "load avg before -> after"].join(" | "));
   for (const r of runs) {
     if (!r.out) {
       console.log(`  ${r.label}: FAILED ${r.error} (peak ${f((r.peakBytes ?? NaN) / GiB)} GiB, after ${f(r.wallMs / 1000, 0)} s)`);
       continue;
     }
     const o = r.out, x = (ref?: ChildOut) => (ref ? f(o.decodeTokPerS / ref.decodeTokPerS) : "-");
-    console.log(`  ${[r.label, f(o.prefillTokPerS), f(o.decodeTokPerS), x(llama), x(llamaFree), f(o.loadMs / 1000, 1), f(o.disk.decode / o.decodeTokens / MiB, 0), f((r.peakBytes ?? NaN) / GiB), r.load].join(" | ")}`);
+    console.log(`  ${[r.label, f(o.prefillTokPerS), f(o.decodeTokPerS), x(llamaRef), x(llamaFree), f(o.loadMs / 1000, 1), f(o.disk.decode / o.decodeTokens / MiB, 0), f((r.peakBytes ?? NaN) / GiB), `${f(o.rssAnonBytes / GiB)}/${f(o.rssFileBytes / GiB)}`, r.load].join(" | ")}`);
   }
   if (!llama && llamaFree) {
-    console.log(`  llama.cpp uncapped holds ${f(llamaFree.rssAnonBytes / GiB)} GiB anonymous + ${f(llamaFree.rssFileBytes / GiB)} GiB mmapped: its CPU repack copies the Q4_K weights out of the mapping, so no cap below that can run it`);
+    console.log(`  llama.cpp (default) uncapped holds ${f(llamaFree.rssAnonBytes / GiB)} GiB anonymous + ${f(llamaFree.rssFileBytes / GiB)} GiB mmapped: its CPU repack copies the Q4_K weights out of the mapping, so no cap below that can run it`);
   }
+  if (llamaNr) console.log(`  llama.cpp with repack off under the cap: ${f(llamaNr.decodeTokPerS)} decode t/s, ${f(llamaNr.prefillTokPerS)} prefill t/s, anon ${f(llamaNr.rssAnonBytes / GiB)} GiB (weights stay in the mapping)`);
 
   console.log(`\nmoestream expert traffic under the cap (decode phase unless noted)`);
-  for (const r of runs.slice(0, 2)) {
-    const m = r.out?.moe;
-    if (!m || !r.out) continue;
-    const d = m.decode, n = r.out.decodeTokens;
-    const perTok = (d.bytesRead + d.prefetchBytes) / n;
-    console.log(`  ${r.label}: ${m.reason}`);
-    console.log(`    hit rate ${f((100 * d.hits) / (d.hits + d.misses), 1)}% (${d.hits} hits, ${d.misses} misses, ${d.prefetched} of them served by prefetch); prefill hit rate ${f((100 * m.prefill.hits) / (m.prefill.hits + m.prefill.misses), 1)}%`);
-    console.log(`    prefetch precision ${d.prefetchIssued ? `${f((100 * d.prefetchUsed) / d.prefetchIssued, 1)}% (${d.prefetchUsed} used / ${d.prefetchIssued} issued, ${d.prefetchWasted} wasted)` : "- (none issued)"}`);
-    console.log(`    read per token ${f(perTok / MiB, 0)} MiB (demand ${f(d.bytesRead / n / MiB, 0)} + prefetch ${f(d.prefetchBytes / n / MiB, 0)}); kernel disk reads ${f(r.out.disk.decode / n / MiB, 0)} MiB/token`);
-    console.log(`    I/O wait ${f(d.ioWaitMs / n, 0)} of ${f(1000 / r.out.decodeTokPerS, 0)} ms/token; delivered during waits ${f(d.bytesRead / (d.ioWaitMs / 1000) / GB)} GB/s demand only, ${f((perTok * n) / (d.ioWaitMs / 1000) / GB)} GB/s with prefetch; demand read latency p50 ${f(m.readP50Ms, 1)} ms, p99 ${f(m.readP99Ms, 1)} ms`);
-    console.log(`    disk-bound decode ceiling at ${f(perTok / MiB, 0)} MiB/token: ${disk.map((x) => `${f((x.gbps * GB) / perTok)} tok/s @${x.inFlight}`).join(", ")}`);
-    console.log(`    prefill: read ${f((m.prefill.bytesRead + m.prefill.prefetchBytes) / GB)} GB, I/O wait ${f(m.prefill.ioWaitMs / 1000, 1)} s of ${f(r.out.promptTokens / r.out.prefillTokPerS, 1)} s`);
-  }
+  for (const r of runs) printTraffic(r, disk);
 
-  console.log(`\nuncapped (${fits ? "a3b" : `a3b-8L Q8_0: a3b resident needs ~${f((expertBytes + denseBytes) / GiB, 0)} GiB, only ${f(memAvailable() / GiB, 1)} GiB available`}; page cache dropped before each; safety cgroup ${safety ? f(safety / GiB, 1) + " GiB" : "none"})`);
+  console.log(`\nuncapped (${fits ? "a3b" : `a3b-8L Q8_0: a3b resident needs ~${f((expertBytes + denseBytes) / GiB, 0)} GiB, only ${f(memAvailable() / GiB, 1)} GiB available`}; page cache dropped before each; safety cgroup ${safety ? f(safety / GiB, 1) + " GiB" : "none"}; stream waits for its background fill before the prompt, as resident loads every expert first)`);
   for (const r of free) {
     if (!r.out) {
       console.log(`  ${r.label}: FAILED ${r.error}`);
       continue;
     }
     const o = r.out, d = o.moe?.decode, p = o.moe?.prefill;
-    const io = d && p ? `, decode hit rate ${f((100 * d.hits) / (d.hits + d.misses), 1)}%, I/O wait ${f(d.ioWaitMs / o.decodeTokens, 0)} ms/token (prefill ${f(p.ioWaitMs / 1000, 1)} s)` : "";
-    console.log(`  ${r.label.padEnd(32)} decode ${f(o.decodeTokPerS)} tok/s, prefill ${f(o.prefillTokPerS)} tok/s, load ${f(o.loadMs / 1000, 1)} s${io}, RSS anon ${f(o.rssAnonBytes / GiB)} + file ${f(o.rssFileBytes / GiB)} GiB, load avg ${r.load}`);
+    const io = d && p ? `, decode hit rate ${pct(d.hits, d.hits + d.misses)}, I/O wait ${f(d.ioWaitMs / o.decodeTokens, 0)} ms/token (prefill ${f(p.ioWaitMs / 1000, 1)} s)` : "";
+    const warm = o.moe?.warmMs ? `, warm-up fill ${f(o.moe.warmMs / 1000, 1)} s (${o.moe.filled} experts)` : "";
+    console.log(`  ${r.label.padEnd(32)} decode ${f(o.decodeTokPerS)} tok/s, prefill ${f(o.prefillTokPerS)} tok/s, load ${f(o.loadMs / 1000, 1)} s${warm}${io}, RSS anon ${f(o.rssAnonBytes / GiB)} + file ${f(o.rssFileBytes / GiB)} GiB, load avg ${r.load}`);
   }
-  const [fs_, fr, fl] = free.map((r) => r.out);
-  if (fs_ && fr) console.log(`  stream / resident decode: ${f(fs_.decodeTokPerS / fr.decodeTokPerS)}x`);
-  if (fr && fl && fits) console.log(`  moestream resident / llama.cpp decode: ${f(fr.decodeTokPerS / fl.decodeTokPerS)}x, prefill ${f(fr.prefillTokPerS / fl.prefillTokPerS)}x`);
+  const fs_ = free.find((r) => r.label.startsWith("moestream stream"))?.out, fr = free.find((r) => r.label.startsWith("moestream resident"))?.out;
+  if (fs_ && fr) console.log(`  stream / resident: decode ${f(fs_.decodeTokPerS / fr.decodeTokPerS)}x, prefill ${f(fs_.prefillTokPerS / fr.prefillTokPerS)}x (bar: decode >= 1.00x)`);
+  if (fr && llamaFree && fits) console.log(`  moestream resident / llama.cpp decode: ${f(fr.decodeTokPerS / llamaFree.decodeTokPerS)}x, prefill ${f(fr.prefillTokPerS / llamaFree.prefillTokPerS)}x`);
   // Greedy ids: moestream must agree with itself whatever the mode; llama.cpp may part where logits are near-tied.
   const ids = [...runs, ...(fits ? free : [])].filter((r) => r.out).map((r) => [r.label, r.out!.tokens] as const);
   if (ids.length > 1) {
@@ -281,16 +367,18 @@ export async function benchStream(): Promise<void> {
     };
     console.log(`greedy ids vs ${ref}: ${ids.slice(1).map(([l, t]) => `${l} ${part(t)}`).join("; ")}`);
   }
-  const out = join(".cache", "bench", "stream-results.json");
+  const out = join(".cache", "bench", only ? "stream-results-partial.json" : "stream-results.json");
   writeFileSync(out, JSON.stringify({ cap, disk, capped: runs, uncapped: free }, null, 1));
   console.log(`load average at end: ${load()}; took ${f((performance.now() - t0) / 60_000, 1)} min; raw results in ${out}`);
 }
 
 // Child entry: `node --import tsx bench/stream.ts child <spec json>` prints one JSON line.
-if (process.argv[2] === "child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
+const main = import.meta.url === pathToFileURL(process.argv[1]).href;
+if (main && process.argv[2] === "only") await benchStream(process.argv[3].split(","));
+if (main && process.argv[2] === "child") {
   const spec = JSON.parse(process.argv[3]) as ChildSpec;
   try {
-    const out = spec.kind === "moe" ? await childMoe(spec) : await childLlama(spec);
+    const out = spec.kind === "moe" ? await childMoe(spec) : spec.kind === "llama" ? await childLlama(spec) : await readRecords(spec.records, spec.recordBytes, spec.inFlight, spec.direct);
     console.log(JSON.stringify(out));
     process.exit(0); // node-llama-cpp can keep the loop alive
   } catch (e) {

@@ -150,14 +150,16 @@ export class Staging {
 
   /**
    * The staged read of expert e, if any: the caller takes its buffer (and must hand back another of the
-   * same size with give()) and awaits `ready` before using the bytes; a read still queued becomes a demand read.
+   * same size with give()) and awaits `ready` before using the bytes; a read still queued moves up to `prio`.
+   * `counts`: false when the background fill adopts it (no prediction was tested).
    */
-  take(layer: number, e: number, prio = 0): { buf: Uint8Array; ready: Promise<void> } | undefined {
+  take(layer: number, e: number, prio = 0, counts = true): { buf: Uint8Array; ready: Promise<void> } | undefined {
     const key = `${layer}:${e}`;
     const st = this.staged.get(key);
     if (!st) return undefined;
     this.staged.delete(key);
     st.ticket.promote(prio);
+    if (!counts) return { buf: st.buf, ready: st.ready }; // adopted by the background fill: neither used nor wasted
     this.stats[st.source].used++;
     this.depthStats(st.source, st.depth).used++;
     this.gate(st.source, st.depth).resolve(true);

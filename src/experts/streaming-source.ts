@@ -139,8 +139,9 @@ export class StreamingExperts implements ExpertSource {
   private filling: Promise<void> | undefined;
   private fillStop = false;
   private readonly fillEntries = new Set<Entry>();
+  private readonly totalExperts: number;
 
-  constructor(private readonly reader: ExpertReader, private readonly backend: Backend, private readonly opts: StreamingOptions) {
+  constructor(readonly reader: ExpertReader, private readonly backend: Backend, private readonly opts: StreamingOptions) {
     this.slotBytes = Math.max(...reader.layers.map((l) => reader.recordBytes(l)));
     this.keyStride = Math.max(...reader.layers.map((l) => reader.expertCount(l)));
     if (!(opts.budgetBytes >= 0) || !Number.isFinite(opts.budgetBytes)) throw new UsageError("bad_option", `expert cache budget must be a finite number of bytes, got ${opts.budgetBytes}`);
@@ -150,6 +151,7 @@ export class StreamingExperts implements ExpertSource {
       throw new ExpertBudgetError(min * this.slotBytes, opts.budgetBytes, `it holds ${this.nSlots} expert slots of ${this.slotBytes} bytes, and one layer's active experts need ${min}`);
     }
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
+    this.totalExperts = reader.layers.reduce((a, l) => a + reader.expertCount(l), 0);
     this.policy = opts.policy ?? new LruPolicy();
     this.io = new IoQueue(reader, { depth: opts.ioDepth ?? defaultIoDepth() });
     this.depth = Math.max(1, Math.floor(opts.prefetchDepth ?? 2));
@@ -157,9 +159,9 @@ export class StreamingExperts implements ExpertSource {
     this.staging = opts.prefetchSlots ? new Staging(this.io, { slots: 0, slotBytes: this.slotBytes, buffers: [] }) : undefined;
   }
 
-  /** Layers ahead the model should predict for prefetch() (0: no prefetch). */
+  /** Layers ahead the model should predict for prefetch() (0: no prefetch, or every expert is cached). */
   get prefetchDepth(): number {
-    return this.staging ? this.depth : 0;
+    return this.staging && this.entries.size < this.totalExperts ? this.depth : 0;
   }
 
   /** Change the prefetch depth (benches, tuning); staging grows to prefetchSlots per layer of depth. */
@@ -224,18 +226,17 @@ export class StreamingExperts implements ExpertSource {
     await this.filling;
   }
 
-  /** Every expert fits: read those not cached at fill priority, a few at a time, into free slots (never evicting). */
+  /** Every expert fits: read those not cached at fill priority (the queue runs demand reads first), into free slots (never evicting). */
   private startFill(): void {
-    const total = this.reader.layers.reduce((a, l) => a + this.reader.expertCount(l), 0);
-    if (this.filling || this.opts.fill === false || this.preloading || this.nSlots < total) return;
+    if (this.filling || this.opts.fill === false || this.preloading || this.nSlots < this.totalExperts) return;
     this.filling = (async () => {
       const inFlight = new Set<Promise<unknown>>();
       for (const layer of this.reader.layers) {
         for (let e = 0; e < this.reader.expertCount(layer); e++) {
-          while (inFlight.size >= 4 && !this.fillStop) await Promise.race(inFlight);
+          while (inFlight.size >= this.io.depth && !this.fillStop) await Promise.race(inFlight);
           const key = layer * this.keyStride + e;
           if (this.fillStop) break;
-          if (this.entries.has(key) || this.staging?.isStaged(layer, e)) continue;
+          if (this.entries.has(key)) continue;
           const en = this.insert(key, layer, e, FILL, 0);
           this.fillEntries.add(en);
           const p = en.ready.then(
@@ -353,12 +354,13 @@ export class StreamingExperts implements ExpertSource {
   /** A new entry for expert e in a free (or evicted) slot, read from staging or the disk at `prio`. */
   private insert(key: number, layer: number, e: number, prio: number, pins: number): Entry {
     const slot = this.takeSlot();
-    const staged = prio === DEMAND ? this.staging?.take(layer, e, prio) : undefined;
+    // A staged prediction becomes the entry (no second read); the fill adopts one without counting it.
+    const staged = this.staging?.take(layer, e, prio, prio === DEMAND);
     let bytes: Uint8Array;
     let read: Promise<void>;
     let ticket: IoTicket | undefined;
     if (staged) {
-      this.stats.prefetched++;
+      if (prio === DEMAND) this.stats.prefetched++;
       this.staging!.give(this.slot(slot));
       bytes = this.slotBufs[slot] = staged.buf;
       read = staged.ready;
