@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   kernels: benchKernels,
   stream: async () => (await import("./stream.js")).benchStream(),
   server: async () => (await import("./server.js")).benchServer(),
+  cpu: async () => (await import("./cpu.js")).benchCpu(),
 };
 
 const asked = process.argv.slice(2);

@@ -1,0 +1,116 @@
+// npm run bench -- cpu: resident decode and prefill, moestream (native, wasm) vs llama.cpp (node-llama-cpp,
+// same GGUF, same threads, same token ids), then the per-kernel GB/s table against memory bandwidth.
+// Models: a3b-8L and a3b presets (realistic routing) in Q8_0 and Q4_K where they fit in RAM resident.
+import { totalmem } from "node:os";
+import { statSync } from "node:fs";
+import { getLlama } from "node-llama-cpp";
+import { loadModel } from "../src/engine/load.js";
+import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
+import { Session } from "../src/engine/session.js";
+import { benchKernels } from "./cpu-kernels.js";
+import { benchModel } from "./models.js";
+
+const THREADS = 2;
+const DECODE = 32;
+const PREFILLS = [128, 512];
+
+interface Figures {
+  decode: number;
+  prefill: Record<number, number>;
+  /** Time to first token after a 128-token prompt, ms. */
+  ttftMs: number;
+}
+
+/** Ordinary token ids spread over the vocabulary, the same for both engines. */
+const promptIds = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 90_000));
+
+async function llamaFigures(path: string): Promise<Figures> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: path });
+  try {
+    const prefill: Record<number, number> = {};
+    let ttftMs = NaN;
+    let decode = NaN;
+    for (const n of [16, ...PREFILLS]) {
+      const ctx = await model.createContext({ contextSize: 1024, batchSize: 512, threads: THREADS });
+      try {
+        const seq = ctx.getSequence();
+        const ids = promptIds(n);
+        const t0 = performance.now();
+        let produced = 0;
+        let t1 = 0;
+        for await (const _t of seq.evaluate(ids as never, { temperature: 0 })) {
+          if (produced++ === 0) t1 = performance.now();
+          if (produced > (n === 16 ? DECODE : 0)) break;
+        }
+        const t2 = performance.now();
+        if (n === 16) decode = ((produced - 1) * 1000) / (t2 - t1);
+        else prefill[n] = (n * 1000) / (t1 - t0);
+        if (n === 128) ttftMs = t1 - t0;
+      } finally {
+        await ctx.dispose();
+      }
+    }
+    return { decode, prefill, ttftMs };
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function oursFigures(path: string, backend: BackendName, decodeOnly = false): Promise<Figures> {
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 1024, expertIo: "resident", backend, threads: THREADS }));
+  try {
+    const s = new Session(lm);
+    const prefill: Record<number, number> = {};
+    let ttftMs = NaN;
+    let decode = NaN;
+    for (const n of decodeOnly ? [16] : [16, ...PREFILLS]) {
+      s.reset();
+      const t0 = performance.now();
+      let t1 = 0;
+      let produced = 0;
+      const gen = s.generate(promptIds(n), { maxTokens: n === 16 ? DECODE + 1 : 1, sampling: { temperature: 0 }, stopAtEog: false });
+      for await (const _ of gen) if (produced++ === 0) t1 = performance.now();
+      const st = s.lastStats!;
+      if (n === 16) decode = (DECODE * 1000) / st.decodeMs;
+      else prefill[n] = (n * 1000) / st.promptMs;
+      if (n === 128) ttftMs = t1 - t0;
+    }
+    s.free();
+    return { decode, prefill, ttftMs };
+  } finally {
+    await lm.close();
+  }
+}
+
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+
+export async function benchCpu(): Promise<void> {
+  const realistic = { kind: "realistic", skew: 1, locality: 0.5 } as const;
+  const models = [
+    { label: "a3b-8L Q8_0", preset: "a3b-8L", type: "Q8_0", file: "a3b-8L-q8_0.gguf", wasm: true },
+    { label: "a3b-8L Q4_K", preset: "a3b-8L", type: "Q4_K", file: "a3b-8L-q4_k.gguf", wasm: true },
+    { label: "a3b Q4_K", preset: "a3b", type: "Q4_K", file: "a3b-q4_k.gguf", wasm: false },
+    { label: "a3b Q8_0", preset: "a3b", type: "Q8_0", file: "a3b-q8_0.gguf", wasm: false },
+  ] as const;
+  console.log(`resident, ${THREADS} threads; decode after a 16-token prompt (${DECODE} tokens), prefill of ${PREFILLS.join(" / ")} tokens, TTFT after 128`);
+  for (const m of models) {
+    if (m.label === "a3b Q8_0") {
+      // 48 layers x 128 experts x 3 x 2048 x 768 x 1.0625 B = 30.8 GB of experts: more than this machine's RAM.
+      console.log(`\n${m.label}: skipped: ~31 GB of weights cannot be resident in ${(totalmem() / 2 ** 30).toFixed(1)} GiB of RAM (that is the streaming bench's job)`);
+      continue;
+    }
+    const path = await benchModel({ preset: m.preset, type: m.type, seed: 1, routing: realistic, expertSynthesis: "direct" }, m.file);
+    console.log(`\n${m.label} (${(statSync(path).size / 1e9).toFixed(1)} GB)`);
+    const l = await llamaFigures(path);
+    const rows: [string, Figures][] = [["llama.cpp", l], ["moestream cpu (native)", await oursFigures(path, "cpu")]];
+    if (m.wasm) rows.push(["moestream wasm (1 thread)", await oursFigures(path, "wasm", true)]);
+    console.log(`  ${"engine".padEnd(26)} ${"decode tok/s".padStart(13)} ${PREFILLS.map((n) => `pp${n} tok/s`.padStart(12)).join(" ")} ${"TTFT ms".padStart(9)}`);
+    for (const [name, r] of rows) {
+      const ratio = (a: number, b: number) => (name === "llama.cpp" ? "" : ` (${f(a / b)}x)`);
+      console.log(`  ${name.padEnd(26)} ${(f(r.decode) + ratio(r.decode, l.decode)).padStart(13)} ${PREFILLS.map((n) => (f(r.prefill[n] ?? NaN, 1) + (r.prefill[n] ? ratio(r.prefill[n], l.prefill[n]) : "")).padStart(12)).join(" ")} ${f(r.ttftMs, 0).padStart(9)}`);
+    }
+  }
+  console.log("\nper-kernel GB/s of weights vs memory read bandwidth, same run:");
+  await benchKernels();
+}
