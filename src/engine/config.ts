@@ -49,7 +49,7 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string, where: str
 export const ENGINE_OPTIONS = {
   backend: {
     flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "scalar"]),
-    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, one thread; no compiler needed) | scalar (TypeScript reference)",
+    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(0) },
   ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(1) },

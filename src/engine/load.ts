@@ -7,7 +7,7 @@ import type { Backend, HostWeight, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
-import { WasmBackend, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
+import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
@@ -50,8 +50,8 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
     case "auto":
       if (nativeAvailable()) return new NativeBackend({ threads });
       if (wasmAvailable()) {
-        warnings.push(`native CPU kernels unavailable (${nativeAddonError()}); using the WebAssembly SIMD backend (one thread)`);
-        return new WasmBackend({ fallback: new ScalarBackend() });
+        warnings.push(`native CPU kernels unavailable (${nativeAddonError()}); using the WebAssembly SIMD backend`);
+        return new WasmBackend({ fallback: new ScalarBackend(), threads: threads ?? defaultThreads() });
       }
       warnings.push(`native CPU kernels unavailable (${nativeAddonError()}) and WebAssembly SIMD too (${wasmKernelsError()}); using the scalar reference backend (slow)`);
       return new ScalarBackend();
@@ -61,7 +61,7 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
       return new NativeBackend({ threads });
     case "wasm":
       if (!wasmAvailable()) throw new UsageError("backend_unavailable", `--backend wasm: ${wasmKernelsError()}`);
-      return new WasmBackend({ fallback: new ScalarBackend() });
+      return new WasmBackend({ fallback: new ScalarBackend(), threads: threads ?? defaultThreads() });
     case "scalar":
       return new ScalarBackend();
   }

@@ -11,7 +11,7 @@ import { f32ToF16 } from "../../src/util/f16.js";
 import { Stream } from "../../src/gen/random.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
-function wasm(opts: { memoryBytes?: number } = {}): WasmBackend {
+function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBackend {
   assert.ok(wasmAvailable(), `WebAssembly SIMD is required: ${wasmKernelsError()}`);
   return new WasmBackend({ fallback: new ScalarBackend(), ...opts });
 }
@@ -116,6 +116,26 @@ test("a batch of tokens gives each token the bits it gets alone", async () => {
       const one = await run(be, w, x.subarray(tok * sh.k, (tok + 1) * sh.k), { ...sh, t: 1 });
       assert.ok(sameBits(one, all.subarray(tok * sh.n, (tok + 1) * sh.n)), `${f.name} token ${tok}`);
     }
+  }
+});
+
+test("2 and 3 threads give the bits of 1 (row chunks; batches; several memories)", async () => {
+  const one = wasm(), two = wasm({ threads: 2 }), three = wasm({ threads: 3, memoryBytes: 4 << 20 });
+  try {
+    assert.equal(two.threads, 2, "worker threads and shared memory are available under Node");
+    for (const f of FORMATS) {
+      for (const sh of [{ k: 2048, n: 131, t: 1 }, { k: 512, n: 300, t: 17 }, { k: 1024, n: 97, t: 3 }]) {
+        const hw = randomWeight(f, sh.k, sh.n, `thr-${f.name}-${sh.n}`);
+        const x = randomActs(sh.k * sh.t, `thr-x-${sh.t}`);
+        const ref = await run(one, one.upload(hw), x, sh);
+        assert.ok(sameBits(await run(two, two.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 2 threads`);
+        assert.ok(sameBits(await run(three, three.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 3 threads`);
+      }
+    }
+    assert.ok(three.memories.length >= 2, "the weights spread over several memories");
+  } finally {
+    two.close();
+    three.close();
   }
 });
 

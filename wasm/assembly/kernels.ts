@@ -352,29 +352,38 @@ export function actRowBytes(type: i32, K: i32): usize {
 }
 
 /**
- * out[T, N] = x[T, K] · Wᵀ for W = N rows of K values of `type`. Quantised types quantise x into xq first
- * (T * actRowBytes bytes). A tile of weight rows stays in L1 while every token's row passes by.
+ * Activations as the dot for `type` reads them: T rows of K f32 at x quantised into xq (T * actRowBytes), for
+ * Q8_0 / Q4_K / Q6_K weights; returns where the rows are (xq, or x itself for float weights).
  */
-export function matmul(type: i32, w: usize, x: usize, out: usize, K: i32, N: i32, T: i32, xq: usize): void {
-  const wrow = rowBytes(type, K), xrow = actRowBytes(type, K);
-  let xb = x;
-  if (type == Q8_0 || type == Q4_K || type == Q6_K) {
-    for (let t = 0; t < T; t++) {
-      if (type == Q8_0) prep_q8_0(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
-      else prep_q8_K(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
-    }
-    xb = xq;
+export function prep(type: i32, x: usize, xq: usize, K: i32, T: i32): usize {
+  if (type != Q8_0 && type != Q4_K && type != Q6_K) return x;
+  const xrow = actRowBytes(type, K);
+  for (let t = 0; t < T; t++) {
+    if (type == Q8_0) prep_q8_0(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
+    else prep_q8_K(x + <usize>t * K * 4, xq + <usize>t * xrow, K);
   }
-  let tile = T == 1 ? N : 16384 / <i32>wrow;
+  return xq;
+}
+
+/** Output rows [r0, r1) of out[T, N] from prepared activations xb (see prep): one thread's share of a matmul. */
+export function matmul_rows(type: i32, w: usize, xb: usize, out: usize, K: i32, N: i32, T: i32, r0: i32, r1: i32): void {
+  const wrow = rowBytes(type, K), xrow = actRowBytes(type, K);
+  // A tile of weight rows stays in L1 while every token's row passes by.
+  let tile = T == 1 ? r1 - r0 : 16384 / <i32>wrow;
   if (tile < 1) tile = 1;
   if (T > 1 && tile > 16) tile = 16;
-  for (let r0 = 0; r0 < N; r0 += tile) {
-    const r1 = min(r0 + tile, N);
+  for (let a = r0; a < r1; a += tile) {
+    const b = min(a + tile, r1);
     for (let t = 0; t < T; t++) {
       const xr = xb + <usize>t * xrow, o = out + <usize>t * N * 4;
-      for (let r = r0; r < r1; r++) store<f32>(o + <usize>r * 4, dot(type, K, w + <usize>r * wrow, xr));
+      for (let r = a; r < b; r++) store<f32>(o + <usize>r * 4, dot(type, K, w + <usize>r * wrow, xr));
     }
   }
+}
+
+/** out[T, N] = x[T, K] · Wᵀ for W = N rows of K values of `type`; xq: T * actRowBytes bytes of scratch. */
+export function matmul(type: i32, w: usize, x: usize, out: usize, K: i32, N: i32, T: i32, xq: usize): void {
+  matmul_rows(type, w, prep(type, x, xq, K, T), out, K, N, T, 0, N);
 }
 
 // ---- element-wise ops --------------------------------------------------------------------------------------

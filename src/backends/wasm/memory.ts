@@ -1,7 +1,7 @@
 // One wasm instance of the SIMD kernels over one linear memory (at most 4 GiB: wasm32 addresses), with a bump
 // allocator for weights and a scratch region for activations. Weights larger than one memory go to further
 // instances (see WasmBackend); nothing is freed until the backend is dropped.
-import { KERNELS_WASM_BASE64 } from "./kernels.wasm.js";
+import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels.wasm.js";
 
 /** The kernels' exports (wasm/assembly/kernels.ts); pointers are byte offsets into the instance's memory. */
 export interface WasmKernels {
@@ -11,6 +11,9 @@ export interface WasmKernels {
   rowBytes(type: number, k: number): number;
   actRowBytes(type: number, k: number): number;
   matmul(type: number, w: number, x: number, out: number, k: number, n: number, t: number, xq: number): void;
+  /** Quantises x for `type` into xq; returns where the prepared rows are (xq, or x for float weights). */
+  prep(type: number, x: number, xq: number, k: number, t: number): number;
+  matmul_rows(type: number, w: number, xb: number, out: number, k: number, n: number, t: number, r0: number, r1: number): void;
   rms_norm(out: number, x: number, w: number, eps: number, len: number, nRows: number): void;
   add(out: number, a: number, b: number, n: number): void;
   swiglu(out: number, gate: number, up: number, n: number): void;
@@ -25,7 +28,7 @@ interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: object) => { exports: object };
-  Memory: new (desc: { initial: number; maximum: number }) => WasmMemoryObject;
+  Memory: new (desc: { initial: number; maximum: number; shared?: boolean }) => WasmMemoryObject;
 }
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 export type { WasmModule };
@@ -36,6 +39,7 @@ export const MAX_MEMORY_BYTES = 65535 * PAGE;
 
 let compiled: WasmModule | undefined;
 let compileError: string | undefined;
+let compiledShared: WasmModule | null | undefined;
 
 function decodeBase64(s: string): Uint8Array {
   const bin = atob(s);
@@ -58,6 +62,21 @@ export function kernelsModule(): WasmModule | undefined {
   return compiled;
 }
 
+/** The kernels over a shared memory (for worker threads), or null where shared memory / atomics are unavailable. */
+export function sharedKernelsModule(): WasmModule | null {
+  if (compiledShared !== undefined) return compiledShared;
+  compiledShared = null;
+  try {
+    if (api && kernelsModule() && typeof SharedArrayBuffer !== "undefined") {
+      const bytes = decodeBase64(KERNELS_SHARED_WASM_BASE64);
+      if (api.validate(bytes)) compiledShared = new api.Module(bytes);
+    }
+  } catch {
+    compiledShared = null;
+  }
+  return compiledShared;
+}
+
 export function wasmKernelsError(): string | undefined {
   kernelsModule();
   return compileError;
@@ -74,8 +93,9 @@ export class WasmMemory {
   private scratchPtr = 0;
   private scratchBytes = 0;
 
-  constructor(module: WasmModule, readonly limit: number) {
-    this.memory = new api!.Memory({ initial: 1, maximum: 65536 });
+  /** `shared`: the memory is a shared one (module must be the shared-memory build), so worker threads can run on it. */
+  constructor(module: WasmModule, readonly limit: number, readonly shared = false) {
+    this.memory = new api!.Memory({ initial: 1, maximum: 65536, shared });
     this.k = new api!.Instance(module, { env: { memory: this.memory } }).exports as WasmKernels;
     this.top = align16(Math.max(this.k.heapBase(), 1024));
   }

@@ -5,7 +5,8 @@
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
 import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
 import { weightDims } from "../backend.js";
-import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
+import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
+import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
 /** ggml types the wasm matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16. */
 const WASM_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30]);
@@ -20,13 +21,21 @@ export interface WasmBackendOptions {
   fallback: Backend;
   /** Bytes per wasm memory (default and most: 4 GiB less a page); smaller values exist for tests of several memories. */
   memoryBytes?: number;
+  /** Threads for matmul, the calling thread included (default 1). More need Node worker threads and shared memory; where those are missing it runs on one. */
+  threads?: number;
 }
+
+/** Matmuls smaller than this many weight bytes stay on the calling thread (the hand-off costs more). */
+const THREAD_MIN_BYTES = 128 << 10;
 
 /** Whether this runtime compiles the kernels (WebAssembly with SIMD128). */
 export function wasmAvailable(): boolean {
   return kernelsModule() !== undefined;
 }
-export { wasmKernelsError };
+export { wasmKernelsError, defaultThreads };
+
+/** A dropped backend's workers stop when it is collected (close() stops them at once). */
+const stopPool = new FinalizationRegistry<WasmThreads>((pool) => pool.close());
 
 /** A weight held in one wasm memory; `bytes` is a fresh view of it, so the fallback's ops can read it too. */
 class WasmWeight implements Weight {
@@ -50,16 +59,33 @@ export class WasmBackend implements Backend {
   private readonly ref: Backend;
   private readonly limit: number;
   private readonly mems: WasmMemory[] = [];
+  private readonly pool: WasmThreads | undefined;
   /** Where host bytes were uploaded, by (buffer, offset): uploading the same place again (a reused expert slot) overwrites in place. */
   private readonly placed = new WeakMap<ArrayBufferLike, Map<number, Placement>>();
 
   constructor(opts: WasmBackendOptions) {
     const module = kernelsModule();
     if (!module) throw new Error(`wasm backend unavailable: ${wasmKernelsError()}`);
-    this.module = module;
+    const want = opts.threads ?? 1;
+    if (!Number.isInteger(want) || want < 1) throw new RangeError(`wasm backend: threads must be a positive integer, got ${want}`);
+    const shared = want > 1 && threadsAvailable() ? sharedKernelsModule() : null;
+    this.module = shared ?? module;
+    this.pool = shared ? new WasmThreads(shared, want) : undefined;
+    if (this.pool) stopPool.register(this, this.pool, this);
     this.ref = opts.fallback;
     this.limit = Math.min(opts.memoryBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
     if (!(this.limit >= 1 << 20)) throw new RangeError(`wasm backend: memoryBytes ${opts.memoryBytes} is too small`);
+  }
+
+  /** Threads a matmul runs on (1 where worker threads or shared memory are unavailable). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  /** Stops the worker threads, if any (idle ones never keep the process alive). */
+  close(): void {
+    stopPool.unregister(this);
+    this.pool?.close();
   }
 
   /** How many wasm memories hold weights, and their bytes in use. */
@@ -95,15 +121,20 @@ export class WasmBackend implements Backend {
       const ptr = mem.reserve(bytes);
       if (ptr !== undefined) return { mem, ptr, byteLength: bytes };
     }
-    const mem = new WasmMemory(this.module, this.limit);
-    this.mems.push(mem);
+    const mem = this.newMemory();
     return { mem, ptr: mem.reserve(bytes)!, byteLength: bytes };
+  }
+
+  private newMemory(): WasmMemory {
+    const mem = new WasmMemory(this.module, this.limit, this.pool !== undefined);
+    this.mems.push(mem);
+    this.pool?.add(mem);
+    return mem;
   }
 
   /** The memory element-wise ops run in (the first one). */
   private get mem0(): WasmMemory {
-    if (this.mems.length === 0) this.mems.push(new WasmMemory(this.module, this.limit));
-    return this.mems[0];
+    return this.mems[0] ?? this.newMemory();
   }
 
   alloc(length: number): Buf {
@@ -134,7 +165,10 @@ export class WasmBackend implements Backend {
       const tc = Math.min(chunk, nTokens - t0);
       const xv = mem.f32(s, tc * k); // rows packed at k values (the kernel's stride)
       xv.set(xs.subarray(t0 * k, (t0 + tc) * k));
-      kern.matmul(w.type, w.ptr, s, s + xBytes, k, n, tc, s + xBytes + oBytes);
+      if (this.pool && w.byteLength >= THREAD_MIN_BYTES && n >= 2 * this.pool.threads) {
+        const xb = kern.prep(w.type, s, s + xBytes + oBytes, k, tc);
+        this.pool.matmulRows(mem, w.type, w.ptr, xb, s + xBytes, k, n, tc);
+      } else kern.matmul(w.type, w.ptr, s, s + xBytes, k, n, tc, s + xBytes + oBytes);
       os.set(mem.f32(s + xBytes, tc * n), t0 * n);
     }
   }
