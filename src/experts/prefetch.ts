@@ -25,6 +25,8 @@ interface Staged {
   expert: number;
   source: PrefetchSource;
   depth: number;
+  /** Position in the router's ranking (lookahead), -1 otherwise. */
+  rank: number;
   buf: Uint8Array;
   ticket: IoTicket;
   ready: Promise<void>;
@@ -75,6 +77,8 @@ export class Staging {
   readonly stats: Record<PrefetchSource, PrefetchStats> = { prev: emptyStats(), lookahead: emptyStats() };
   /** Per source and depth (index = depth; 0 unused). */
   readonly byDepth: Record<PrefetchSource, PrefetchStats[]> = { prev: [], lookahead: [] };
+  /** Lookahead predictions issued and used by depth, then by rank in the router's top-k. */
+  readonly byRank: { issued: number[]; used: number[] }[] = [];
   readonly io: IoQueue;
   private readonly free: Uint8Array[] = [];
   private readonly staged = new Map<string, Staged>();
@@ -118,14 +122,15 @@ export class Staging {
   }
 
   /** Start a speculative read of expert e of layer, `depth` layers ahead, if its gate is open and a slot is free. */
-  issue(layer: number, e: number, source: PrefetchSource, depth = 1): void {
+  issue(layer: number, e: number, source: PrefetchSource, depth = 1, rank = -1): void {
     const key = `${layer}:${e}`;
     if (this.staged.has(key) || !this.gate(source, depth).open) return;
     const buf = this.free.pop();
     if (!buf) return;
     const bytes = this.io.recordBytes(layer);
     const ticket = this.io.read(layer, e, buf, depth);
-    const st: Staged = { layer, expert: e, source, depth, buf, ticket, settled: false, ready: ticket.done };
+    const st: Staged = { layer, expert: e, source, depth, rank, buf, ticket, settled: false, ready: ticket.done };
+    if (rank >= 0) ((this.byRank[depth] ??= { issued: [], used: [] }).issued[rank] ??= 0), this.byRank[depth].issued[rank]++;
     void st.ready.then(() => void (st.settled = true), () => void (st.settled = true));
     // A failed speculative read is dropped quietly: the demand path will read (and report) for real.
     const done = st.ready.then(
@@ -162,6 +167,7 @@ export class Staging {
     if (!counts) return { buf: st.buf, ready: st.ready }; // adopted by the background fill: neither used nor wasted
     this.stats[st.source].used++;
     this.depthStats(st.source, st.depth).used++;
+    if (st.rank >= 0) this.byRank[st.depth].used[st.rank] = (this.byRank[st.depth].used[st.rank] ?? 0) + 1;
     this.gate(st.source, st.depth).resolve(true);
     return { buf: st.buf, ready: st.ready };
   }

@@ -258,7 +258,8 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
         this.stats.buffered++;
       }
     }
-    if (got < rec.byteLength) await readFully(l.fh, rec.subarray(got), at + got, { file: l.path, layer, expert: e });
+    // Not read directly, or short (a truncated file): the buffered path reads (or refuses) the whole record.
+    if (got < rec.byteLength) await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
     this.stats.reads++;
     this.stats.bytes += rec.byteLength;
     if (verify) {

@@ -4,10 +4,11 @@
 // and O_DIRECT reads of a pack give the same bytes as buffered ones, aligned buffer or not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packModel } from "../../src/experts/pack.js";
+import { ExpertError } from "../../src/experts/pack-format.js";
 import { ExpertStore, type ExpertReader } from "../../src/experts/store.js";
 import { StreamingExperts } from "../../src/experts/streaming-source.js";
 import { DEMAND, FILL, IoQueue, ReadCancelled } from "../../src/experts/io-queue.js";
@@ -185,5 +186,22 @@ test("O_DIRECT reads of a pack equal buffered reads, aligned or not", async () =
   } finally {
     await direct.close();
     await buffered.close();
+  }
+});
+
+test("O_DIRECT: a record cut off by truncation is refused as a short read of the whole record, as buffered", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const packed = join(dir, "packed-trunc");
+  await packModel(src, packed, { experts: expertLayout });
+  const store = await ExpertStore.open(packed, { direct: true });
+  try {
+    const l = store.layers[2], R = store.recordBytes(l);
+    truncateSync(join(packed, store.manifest.layers.find((x) => x.layer === l)!.file), store.recordOffset(l, 4) + 1000);
+    const raw = new Uint8Array(R + 4096);
+    const at = await store.alignOffset(raw);
+    await assert.rejects(store.readExpert(l, 4, raw.subarray(at, at + R)), (e: unknown) =>
+      e instanceof ExpertError && e.code === "short_read" && e.offset === store.recordOffset(l, 4) && (e as Error).message.includes(`expected ${R} bytes, got 1000`));
+  } finally {
+    await store.close();
   }
 });
