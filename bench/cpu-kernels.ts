@@ -104,7 +104,7 @@ export async function benchKernels(): Promise<void> {
     const cells = r.gbs.map((g, i) => `${threads[i]}T ${g.toFixed(1).padStart(5)} GB/s (${(g / mem.get(threads[i])!).toFixed(2)})`);
     console.log(`  ${r.label} ${cells.join("   ")}   T=64 ${r.gflops.toFixed(0).padStart(4)} GFLOP/s`);
   }
-  benchWasmKernels(SHAPES, { gbs1T: new Map(rows.map((r) => [r.label, r.gbs[0]])), mem1T: mem.get(1)! });
+  benchWasmKernels(SHAPES, { gbs: new Map(rows.map((r) => [r.label, r.gbs])), mem: threads.map((t) => mem.get(t)!) });
   benchOps(a, threads.at(-1)!);
   a.setThreads(before);
 }

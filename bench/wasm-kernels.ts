@@ -1,20 +1,20 @@
-// WebAssembly SIMD128 matmul kernels (one thread): decode-shaped matvec (T = 1) GB/s of weights per type, next
-// to the native kernels at one thread and the machine's single-thread memory read bandwidth, plus a T = 64
+// WebAssembly SIMD128 matmul kernels: decode-shaped matvec (T = 1) GB/s of weights per type at 1 and 2 threads,
+// next to the native kernels and the machine's memory read bandwidth at the same thread counts, plus a T = 64
 // prefill column. Weights rotate over copies larger than the L3 cache, as in cpu-kernels.ts.
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
-import { WasmBackend, wasmAvailable, wasmKernelsError } from "../src/backends/wasm/wasm.js";
+import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../src/backends/wasm/wasm.js";
 
-const POOL_BYTES = 256 * 2 ** 20; // per type and shape: well past any L3
+const POOL_BYTES = 192 * 2 ** 20; // per type and shape: well past any L3
 const WINDOWS = 8;
 const WINDOW_MS = 60;
 
 export interface NativeRef {
-  /** GB/s of the native kernels at one thread, by "<type> <shape label>". */
-  gbs1T: Map<string, number>;
-  /** Memory read bandwidth at one thread, GB/s. */
-  mem1T: number;
+  /** GB/s of the native kernels by "<type> <shape label>", at 1 thread and at 2 (or as many as there are). */
+  gbs: Map<string, number[]>;
+  /** Memory read bandwidth at the same thread counts, GB/s. */
+  mem: number[];
 }
 
 function timeIt(fn: (i: number) => void, warm: number): number {
@@ -40,10 +40,10 @@ export function benchWasmKernels(shapes: { k: number; n: number; label: string }
     console.log(`wasm kernels unavailable: ${wasmKernelsError()}`);
     return;
   }
-  console.log(`wasm SIMD128 kernels, 1 thread: matvec T=1 GB/s of weights (ratio to native 1T${native ? `; to memory read ${native.mem1T.toFixed(1)} GB/s at 1T` : ""}); T=64 prefill GFLOP/s`);
+  const threads = [1, Math.min(2, defaultThreads())].filter((t, i, all) => all.indexOf(t) === i);
+  console.log(`wasm SIMD128 kernels: matvec T=1 GB/s of weights (ratio to native at the same threads${native ? `; memory read ${native.mem.map((m, i) => `${m.toFixed(1)} GB/s at ${threads[i]}T`).join(", ")}` : ""}); T=64 prefill GFLOP/s at ${threads.at(-1)}T`);
   for (const f of [Q8_0, Q4_K, Q6_K, F16, BF16, F32] as QuantFormat[]) {
     for (const sh of shapes) {
-      const be = new WasmBackend({ fallback: new ScalarBackend() }); // dropped after each shape: its memories go with it
       const rowBytes = (sh.k / f.blockSize) * f.bytesPerBlock, matBytes = rowBytes * sh.n;
       const copies = Math.max(1, Math.floor(POOL_BYTES / matBytes));
       const host = new Uint8Array(matBytes);
@@ -52,17 +52,23 @@ export function benchWasmKernels(shapes: { k: number; n: number; label: string }
         if (r < 64) s.fillUniform(row, 0.02);
         f.quantizeRow(row, host.subarray(r * rowBytes, (r + 1) * rowBytes), sh.k);
       }
-      const ws = Array.from({ length: copies }, (_, i) => be.upload({ name: `w${i}`, type: f.type, shape: [sh.k, sh.n], bytes: host.slice() }));
-      const x = be.alloc(sh.k * 64), out = be.alloc(sh.n * 64);
       const xs = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(xs, 1);
-      be.write(x, xs);
-      const gbs = matBytes / timeIt((i) => be.matmul(out, ws[i % copies], x, 1), copies) / 1e9;
-      const s64 = timeIt((i) => be.matmul(out, ws[i % copies], x, 64), 2);
       const label = `${f.name.padEnd(5)} ${sh.label.padEnd(24)}`;
-      const nat = native?.gbs1T.get(label);
-      const ratios = [nat ? `${(gbs / nat).toFixed(2)} of native ${nat.toFixed(1)}` : "", native ? `${(gbs / native.mem1T).toFixed(2)} of memory` : ""].filter(Boolean).join(", ");
-      console.log(`  ${label} 1T ${gbs.toFixed(1).padStart(5)} GB/s${ratios ? ` (${ratios})` : ""}   T=64 ${((2 * sh.k * sh.n * 64) / s64 / 1e9).toFixed(1).padStart(5)} GFLOP/s`);
+      const cells: string[] = [];
+      let gflops = 0;
+      for (const [ti, t] of threads.entries()) {
+        const be = new WasmBackend({ fallback: new ScalarBackend(), threads: t }); // one per run: its memories go with it
+        const ws = Array.from({ length: copies }, (_, i) => be.upload({ name: `w${i}`, type: f.type, shape: [sh.k, sh.n], bytes: host.slice() }));
+        const x = be.alloc(sh.k * 64), out = be.alloc(sh.n * 64);
+        be.write(x, xs);
+        const gbs = matBytes / timeIt((i) => be.matmul(out, ws[i % copies], x, 1), copies) / 1e9;
+        const nat = native?.gbs.get(label)?.[ti];
+        cells.push(`${t}T ${gbs.toFixed(1).padStart(5)} GB/s${nat ? ` (${(gbs / nat).toFixed(2)} of native ${nat.toFixed(1)})` : ""}`);
+        if (ti === threads.length - 1) gflops = (2 * sh.k * sh.n * 64) / timeIt((i) => be.matmul(out, ws[i % copies], x, 64), 2) / 1e9;
+        be.close();
+      }
+      console.log(`  ${label} ${cells.join("   ")}   T=64 ${gflops.toFixed(1).padStart(5)} GFLOP/s`);
     }
   }
 }

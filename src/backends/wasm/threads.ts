@@ -6,9 +6,12 @@ import type { WasmKernels, WasmMemory, WasmModule } from "./memory.js";
 interface WorkerLike { postMessage(m: unknown): void; unref(): void; terminate(): Promise<number>; on(event: "error", fn: (e: Error) => void): void }
 interface WorkerThreads { Worker: new (code: string, opts: { eval: true; workerData: unknown }) => WorkerLike }
 
-// Control words (Int32Array over a SharedArrayBuffer).
-const GEN = 0, DONE = 1, NEXT = 2, STOP = 3, MEM = 4, TYPE = 5, W = 6, XB = 7, OUT = 8, K = 9, N = 10, T = 11, CHUNKS = 12, RPC = 13, FAILED = 14;
+// Control words (Int32Array over a SharedArrayBuffer). CLAIM packs (job tag << 24) | (chunks << 16) | next chunk:
+// one atomic add claims a chunk and says whether it belongs to the job the claimer saw, so a late worker can
+// never run a chunk with the next job's parameters, and the caller waits only for workers inside a chunk.
+const GEN = 0, CLAIM = 1, ACTIVE = 2, STOP = 3, MEM = 4, TYPE = 5, W = 6, XB = 7, OUT = 8, K = 9, N = 10, T = 11, RPC = 12, FAILED = 13;
 const CTL_WORDS = 16;
+const MAX_CHUNKS = 255;
 
 // The worker: CommonJS, evaluated from this string so it needs no file of its own (works from src/ and dist/).
 const WORKER = `
@@ -22,20 +25,22 @@ for (;;) {
   for (let i = 0; Atomics.load(ctl, ${GEN}) === gen; i++) if (i > spin) Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${STOP})) break;
+  Atomics.add(ctl, ${ACTIVE}, 1);
   try {
-    const mi = ctl[${MEM}];
-    while (!inst[mi]) take();
-    const k = inst[mi], n = ctl[${N}], rpc = ctl[${RPC}], chunks = ctl[${CHUNKS}];
-    for (let c; (c = Atomics.add(ctl, ${NEXT}, 1)) < chunks; ) {
-      const r0 = c * rpc;
-      k.matmul_rows(ctl[${TYPE}], ctl[${W}], ctl[${XB}], ctl[${OUT}], ctl[${K}], n, ctl[${T}], r0, Math.min(n, r0 + rpc));
+    for (;;) {
+      const v = Atomics.add(ctl, ${CLAIM}, 1);
+      if ((v >>> 24) !== (gen & 0xff) || (v & 0xffff) >= ((v >>> 16) & 0xff)) break; // another job's, or none left
+      const mi = ctl[${MEM}];
+      while (!inst[mi]) take();
+      const n = ctl[${N}], rpc = ctl[${RPC}], r0 = (v & 0xffff) * rpc;
+      inst[mi].matmul_rows(ctl[${TYPE}], ctl[${W}], ctl[${XB}], ctl[${OUT}], ctl[${K}], n, ctl[${T}], r0, Math.min(n, r0 + rpc));
     }
   } catch (e) {
     Atomics.store(ctl, ${FAILED}, 1); // the caller stops waiting and throws; this worker is done
-    Atomics.add(ctl, ${DONE}, 1);
+    Atomics.sub(ctl, ${ACTIVE}, 1);
     throw e;
   }
-  Atomics.add(ctl, ${DONE}, 1);
+  Atomics.sub(ctl, ${ACTIVE}, 1);
 }
 `;
 
@@ -71,7 +76,7 @@ export class WasmThreads {
   private readonly mems: WasmMemory[] = [];
 
   /** `threads` counts the calling thread; `spin`: polls of the control word before a worker sleeps. */
-  constructor(module: WasmModule, readonly threads: number, spin = 200_000) {
+  constructor(module: WasmModule, readonly threads: number, spin = 50_000) {
     const wt = workerThreads();
     if (!wt) throw new Error("wasm threads: node:worker_threads is unavailable");
     for (let i = 1; i < threads; i++) {
@@ -95,16 +100,19 @@ export class WasmThreads {
   matmulRows(mem: WasmMemory, type: number, w: number, xb: number, out: number, k: number, n: number, t: number): void {
     const c = this.ctl, idx = this.add(mem);
     if (Atomics.load(c, FAILED)) throw new Error("wasm threads: a worker failed; create the backend with threads: 1");
-    const chunks = Math.min(n, this.threads * 4), rpc = Math.ceil(n / chunks);
-    c[MEM] = idx, c[TYPE] = type, c[W] = w, c[XB] = xb, c[OUT] = out, c[K] = k, c[N] = n, c[T] = t;
-    c[RPC] = rpc, c[CHUNKS] = Math.ceil(n / rpc);
-    Atomics.store(c, NEXT, 0);
-    Atomics.store(c, DONE, 0);
-    Atomics.add(c, GEN, 1);
+    const rpc = Math.ceil(n / Math.min(n, this.threads * 4, MAX_CHUNKS)), chunks = Math.ceil(n / rpc);
+    c[MEM] = idx, c[TYPE] = type, c[W] = w, c[XB] = xb, c[OUT] = out, c[K] = k, c[N] = n, c[T] = t, c[RPC] = rpc;
+    const gen = (Atomics.load(c, GEN) + 1) | 0;
+    Atomics.store(c, CLAIM, ((gen & 0xff) << 24) | (chunks << 16)); // parameters first, then the claim word, then the wake
+    Atomics.store(c, GEN, gen);
     Atomics.notify(c, GEN);
     const kern: WasmKernels = mem.k;
-    for (let ch; (ch = Atomics.add(c, NEXT, 1)) < c[CHUNKS]; ) kern.matmul_rows(type, w, xb, out, k, n, t, ch * rpc, Math.min(n, ch * rpc + rpc));
-    while (Atomics.load(c, DONE) < this.workers.length && !Atomics.load(c, FAILED)); // the workers finish their last chunk
+    for (;;) {
+      const ch = Atomics.add(c, CLAIM, 1) & 0xffff;
+      if (ch >= chunks) break;
+      kern.matmul_rows(type, w, xb, out, k, n, t, ch * rpc, Math.min(n, ch * rpc + rpc));
+    }
+    while (Atomics.load(c, ACTIVE) > 0 && !Atomics.load(c, FAILED)); // workers inside a chunk of this job finish it
     if (Atomics.load(c, FAILED)) throw new Error("wasm threads: a worker failed during a matmul");
   }
 
