@@ -104,7 +104,7 @@ export async function benchCpu(): Promise<void> {
     console.log(`\n${m.label} (${(statSync(path).size / 1e9).toFixed(1)} GB)`);
     const l = await llamaFigures(path);
     const rows: [string, Figures][] = [["llama.cpp", l], ["moestream cpu (native)", await oursFigures(path, "cpu")]];
-    if (m.wasm) rows.push(["moestream wasm (1 thread)", await oursFigures(path, "wasm", true)]);
+    if (m.wasm) rows.push(["moestream wasm", await oursFigures(path, "wasm", true)]);
     console.log(`  ${"engine".padEnd(26)} ${"decode tok/s".padStart(13)} ${PREFILLS.map((n) => `pp${n} tok/s`.padStart(12)).join(" ")} ${"TTFT ms".padStart(9)}`);
     for (const [name, r] of rows) {
       const ratio = (a: number, b: number) => (name === "llama.cpp" ? "" : ` (${f(a / b)}x)`);

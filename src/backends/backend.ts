@@ -81,6 +81,8 @@ export interface Backend {
    * gatherRows, the FFN and scatterAddRows per expert.
    */
   moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
+  /** Release what the backend holds beyond its buffers (worker threads); optional. */
+  close?(): void;
 }
 
 /** One routed expert's share of a MoE layer: its weights, the token rows it serves and their routing weights. */

@@ -150,6 +150,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();
+        backend.close?.();
       },
     };
   } catch (e) {
