@@ -81,7 +81,7 @@ function delta<T>(a: T, b: T): T {
 
 async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<ChildOut> {
   const t0 = performance.now();
-  const lm = await loadModel(spec.path, defaultEngineConfig({ ctxSize: 256, ...spec.cfg }));
+  const lm = await loadModel(spec.path, defaultEngineConfig({ ctxSize: 256, ioDepth: 16, ...spec.cfg })); // the child's libuv pool has 16 threads
   const x = lm.experts;
   if (spec.depth) await x.setPrefetchDepth(spec.depth);
   await x.prepare(); // slot memory: part of loading, not of the first prompt

@@ -17,7 +17,12 @@ export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknow
 }
 
 export function engineConfig(opts: Record<string, unknown>): EngineConfig {
-  return resolveOptions(ENGINE_OPTIONS, opts, process.env);
+  const cfg = resolveOptions(ENGINE_OPTIONS, opts, process.env);
+  // Reads beyond libuv's pool only queue inside libuv (out of priority order): match its size, which the
+  // launcher sets before the pool starts.
+  const uv = Number(process.env.UV_THREADPOOL_SIZE);
+  if (cfg.ioDepth === 0 && Number.isInteger(uv) && uv > 0) cfg.ioDepth = Math.min(uv, 1024);
+  return cfg;
 }
 
 export function samplingOptions(opts: Record<string, unknown>): SamplingOptions {

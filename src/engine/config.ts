@@ -62,6 +62,11 @@ export const ENGINE_OPTIONS = {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
   },
+  prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(1) },
+  ioDepth: {
+    flag: "--io-depth <n>", env: "MOESTREAM_IO_DEPTH", default: 0, parse: int(0),
+    help: "expert reads in flight; 0 = the libuv thread pool's size (UV_THREADPOOL_SIZE; 16 under the moestream launcher)",
+  },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   expertPolicy: {
     flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: (raw: string) => raw,
@@ -98,6 +103,10 @@ export interface EngineConfig {
   verifyExperts: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
+  /** Router lookahead depth in layers. */
+  prefetchDepth: number;
+  /** Expert reads in flight; 0 = libuv's default pool size (the CLI fills in UV_THREADPOOL_SIZE). */
+  ioDepth: number;
   /** Eviction policy spec, e.g. "lfu" or "slru:protected=0.8". */
   expertPolicy: string;
 }

@@ -135,7 +135,9 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * hp.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
     const policy = policyByName(spec.name, spec.params);
-    const experts = new StreamingExperts(reader, backend, { budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots, policy });
+    const experts = new StreamingExperts(reader, backend, {
+      budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
+    });
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));

@@ -62,11 +62,8 @@ export interface IoQueueOptions {
   demandReserve?: number;
 }
 
-/** libuv's pool size as the process will have it (the pool reads the same variable when it starts). */
-export function defaultIoDepth(): number {
-  const n = Number(process.env.UV_THREADPOOL_SIZE);
-  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
-}
+/** libuv's default thread pool size: reads beyond it would only queue inside libuv, out of priority order. */
+export const DEFAULT_IO_DEPTH = 4;
 
 export class IoQueue {
   readonly stats: IoStats = {

@@ -5,7 +5,7 @@ import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
 import { Staging } from "./prefetch.js";
-import { DEMAND, FILL, IoQueue, defaultIoDepth, type IoTicket } from "./io-queue.js";
+import { DEMAND, FILL, IoQueue, DEFAULT_IO_DEPTH, type IoTicket } from "./io-queue.js";
 
 /** Which unpinned cached expert to evict; keys are opaque numbers. */
 export interface EvictionPolicy {
@@ -158,7 +158,7 @@ export class StreamingExperts implements ExpertSource {
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
     this.totalExperts = reader.layers.reduce((a, l) => a + reader.expertCount(l), 0);
     this.policy = opts.policy ?? new LruPolicy();
-    this.io = new IoQueue(reader, { depth: opts.ioDepth ?? defaultIoDepth() });
+    this.io = new IoQueue(reader, { depth: opts.ioDepth ?? DEFAULT_IO_DEPTH });
     this.depth = Math.max(1, Math.floor(opts.prefetchDepth ?? 2));
     // Buffers come from prepare(), aligned like the cache slots they swap with.
     this.staging = opts.prefetchSlots ? new Staging(this.io, { slots: 0, slotBytes: this.slotBytes, buffers: [] }) : undefined;
