@@ -135,7 +135,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   void *w;
   size_t wlen, xlen, olen;
   float *x, *out;
-  if (!int_arg(env, a[0], "type", 0, 255, &type) || !bytes_arg(env, a[1], "w", &w, &wlen) || !f32_arg(env, a[2], "x", &x, &xlen) ||
+  if (!int_arg(env, a[0], "type", 0, 65535, &type) || !bytes_arg(env, a[1], "w", &w, &wlen) || !f32_arg(env, a[2], "x", &x, &xlen) ||
       !f32_arg(env, a[3], "out", &out, &olen) || !int_arg(env, a[4], "K", 1, INT32_MAX, &K) ||
       !int_arg(env, a[5], "N", 0, INT32_MAX, &N) || !int_arg(env, a[6], "T", 0, INT32_MAX, &T))
     return NULL;
@@ -145,6 +145,8 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
       return fail(env, "T", "native matmul: unsupported ggml type %lld (supported: F32, F16, BF16, Q8_0, Q4_K, Q6_K)", (long long)type);
     return fail(env, "R", "native matmul: K = %lld is not a whole number of blocks of ggml type %lld", (long long)K, (long long)type);
   }
+  if (!type_rows_ok((int)type, (int)N))
+    return fail(env, "R", "native matmul: %lld rows are not whole groups of ggml type %lld", (long long)N, (long long)type);
   if (wlen < rb * (size_t)N)
     return fail(env, "R", "native matmul: w has %zu bytes, %lld rows of %lld values need %zu", wlen, (long long)N, (long long)K, rb * (size_t)N);
   if (xlen < (size_t)T * (size_t)K)
@@ -155,6 +157,23 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   if (overlap(out, obytes, x, (size_t)T * (size_t)K * 4) || overlap(out, obytes, w, rb * (size_t)N))
     return fail(env, "R", "native matmul: out overlaps x or w");
   if (matmul_run((int)type, w, x, out, (int)K, (int)N, (int)T) != 0) return fail(env, "E", "native matmul: out of memory");
+  return undefined(env);
+}
+
+// repackQ4KR8(bytes, K, N): N Q4_K rows of K values (N a multiple of 8) rewritten in place as Q4_K_R8 (type 1012).
+static napi_value js_repack_q4k_r8(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  void *w;
+  size_t wlen;
+  int64_t K, N;
+  if (!bytes_arg(env, a[0], "bytes", &w, &wlen) || !int_arg(env, a[1], "K", 1, INT32_MAX, &K) || !int_arg(env, a[2], "N", 0, INT32_MAX, &N))
+    return NULL;
+  if (K % 256 || N % 8) return fail(env, "R", "native repackQ4KR8: K = %lld must be a multiple of 256 and N = %lld of 8", (long long)K, (long long)N);
+  if (wlen != type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N)
+    return fail(env, "R", "native repackQ4KR8: bytes has %zu bytes, %lld rows of %lld values are %zu", wlen, (long long)N, (long long)K,
+                type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N);
+  if (repack_q4_K_r8_run(w, (int)K, (int)N) != 0) return fail(env, "E", "native repackQ4KR8: out of memory");
   return undefined(env);
 }
 
@@ -308,6 +327,10 @@ static size_t ffn_weight(napi_env env, const char *name, int64_t type, size_t wl
     else fail(env, "R", "native expertFfn: %s rows of %lld values are not whole blocks of ggml type %lld", name, (long long)K, (long long)type);
     return 0;
   }
+  if (!type_rows_ok((int)type, (int)N)) {
+    fail(env, "R", "native expertFfn: %s has %lld rows, not whole groups of ggml type %lld", name, (long long)N, (long long)type);
+    return 0;
+  }
   if (wlen < rb * (size_t)N) {
     fail(env, "R", "native expertFfn: %s has %zu bytes, %lld rows of %lld values need %zu", name, wlen, (long long)N, (long long)K, rb * (size_t)N);
     return 0;
@@ -323,8 +346,8 @@ static napi_value js_expert_ffn(napi_env env, napi_callback_info info) {
   void *g, *u, *d;
   size_t gl, ul, dl, xl, ol;
   float *x, *out;
-  if (!int_arg(env, a[0], "gateType", 0, 255, &tg) || !bytes_arg(env, a[1], "gate", &g, &gl) || !int_arg(env, a[2], "upType", 0, 255, &tu) ||
-      !bytes_arg(env, a[3], "up", &u, &ul) || !int_arg(env, a[4], "downType", 0, 255, &td) || !bytes_arg(env, a[5], "down", &d, &dl) ||
+  if (!int_arg(env, a[0], "gateType", 0, 65535, &tg) || !bytes_arg(env, a[1], "gate", &g, &gl) || !int_arg(env, a[2], "upType", 0, 65535, &tu) ||
+      !bytes_arg(env, a[3], "up", &u, &ul) || !int_arg(env, a[4], "downType", 0, 65535, &td) || !bytes_arg(env, a[5], "down", &d, &dl) ||
       !f32_arg(env, a[6], "x", &x, &xl) || !f32_arg(env, a[7], "out", &out, &ol) || !int_arg(env, a[8], "D", 1, INT32_MAX, &D) ||
       !int_arg(env, a[9], "F", 1, INT32_MAX, &F) || !int_arg(env, a[10], "T", 0, INT32_MAX, &T))
     return NULL;
@@ -505,6 +528,7 @@ NAPI_MODULE_INIT() {
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},
       {"moeFfn", js_moe_ffn},
+      {"repackQ4KR8", js_repack_q4k_r8},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -41,6 +41,8 @@ _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
 // ggml type ids.
 enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14, GGML_BF16 = 30 };
+// Private (not ggml): Q4_K rows repacked in place into groups of 8 interleaved rows (k_quants.c), same byte size.
+enum { GGML_Q4_K_R8 = 1012 };
 
 /** Dot product of n values: one weight row (ggml encoding) with one activation row (quantised or f32). */
 typedef float (*dot_fn)(int n, const void *restrict w, const void *restrict x);
@@ -52,11 +54,16 @@ typedef void (*quant_fn)(const float *restrict x, void *restrict y, int n);
  *  never changes an output. */
 typedef void (*dot4_fn)(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 
+/** 8 interleaved weight rows (one Q4_K_R8 group) against NT activation rows (NT = 1 or 4, xstride bytes
+ *  apart): writes out[u * ostride + r] for row r of the group. Per row the arithmetic is the same for NT 1 and 4. */
+typedef void (*gemv8_fn)(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+
 typedef struct {
   const char *name;
   quant_fn quant_q8_0, quant_q8_K;
   dot_fn dot_q8_0, dot_q4_K, dot_q6_K, dot_f32, dot_f16, dot_bf16;
   dot4_fn dot4_q8_0, dot4_q4_K, dot4_q6_K; // NULL: the driver loops over dot
+  gemv8_fn r8_q4_K, r8x4_q4_K;             // Q4_K_R8 groups, 1 and 4 tokens (r8x4 NULL: the driver loops over r8)
 } kernels_t;
 
 // Portable C, always built; the oracle the SIMD paths are tested against.
@@ -79,7 +86,14 @@ float dot_q6_K_scalar(int n, const void *restrict w, const void *restrict x);
 float dot_f32_scalar(int n, const void *restrict w, const void *restrict x);
 float dot_f16_scalar(int n, const void *restrict w, const void *restrict x);
 float dot_bf16_scalar(int n, const void *restrict w, const void *restrict x);
+void gemv8_q4_K_r8_scalar(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+/** Repack one group of 8 Q4_K rows of nb blocks (8 * nb * 144 bytes at g) into Q4_K_R8 in place; tmp holds as much. */
+void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp);
 #if defined(__x86_64__) || defined(__i386__)
+void gemv8_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8x4_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8_q4_K_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8x4_q4_K_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void quant_q8_0_avx2(const float *restrict x, void *restrict y, int n);
 void quant_q8_K_avx2(const float *restrict x, void *restrict y, int n);
 float dot_q8_0_avx2(int n, const void *restrict w, const void *restrict x);

@@ -2,6 +2,8 @@
 // final scale: Q4_K's mins and Q6_K's -32 offset are folded in through the activation block sums (bsums).
 #include "simd.h"
 
+#include <math.h>
+
 float dot_q4_K_scalar(int n, const void *restrict vw, const void *restrict vx) {
   const block_q4_K *w = vw;
   const block_q8_K *x = vx;
@@ -238,5 +240,163 @@ float dot_q6_K_neon(int n, const void *restrict vw, const void *restrict vx) {
     sum += fp16_to_f32(w[i].d) * x[i].d * (float)isum;
   }
   return sum;
+}
+#endif
+
+// Q4_K_R8: groups of 8 Q4_K rows interleaved per super-block (1152 bytes, the same as 8 plain blocks):
+//   d[8], dmin[8] (f16) | scale words u0[8], u1[8], u2[8] (bytes 0-3, 4-7, 8-11 of each row's 12 scale bytes) |
+//   qs: for j = 0..3 (64 values, sub-blocks 2j low nibbles / 2j+1 high), k = 0..7: 8 rows x 4 bytes (qs[32j+4k..+3]).
+// Every 32-byte vector then has one row per 32-bit lane, so a group's 8 dot products come out in the lanes of one
+// register with no horizontal sums, and the 6-bit scale unpack runs once for 8 rows.
+enum { R8_D = 0, R8_DMIN = 16, R8_U0 = 32, R8_U1 = 64, R8_U2 = 96, R8_QS = 128, R8_BLOCK = 1152 };
+_Static_assert(R8_BLOCK == 8 * sizeof(block_q4_K), "Q4_K_R8 block is 8 Q4_K blocks");
+
+void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q4_K));
+  for (int i = 0; i < nb; i++) {
+    uint8_t *o = g + (size_t)i * R8_BLOCK;
+    for (int r = 0; r < 8; r++) {
+      const block_q4_K *b = (const block_q4_K *)(tmp + ((size_t)r * nb + i) * sizeof(block_q4_K));
+      memcpy(o + R8_D + 2 * r, &b->d, 2);
+      memcpy(o + R8_DMIN + 2 * r, &b->dmin, 2);
+      memcpy(o + R8_U0 + 4 * r, b->scales, 4);
+      memcpy(o + R8_U1 + 4 * r, b->scales + 4, 4);
+      memcpy(o + R8_U2 + 4 * r, b->scales + 8, 4);
+      for (int v = 0; v < 32; v++) memcpy(o + R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4); // v = 8j + k
+    }
+  }
+}
+
+static inline uint32_t load_u32(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/** Portable Q4_K_R8 kernel: 8 rows of one group against one activation row; out[0..7]. Per row the arithmetic
+ *  (exact integer sums, then two fused multiply-adds per block) is the SIMD kernels' own, so all levels agree. */
+void gemv8_q4_K_r8_scalar(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  (void)xstride, (void)ostride;
+  const uint8_t *wb = vw;
+  const block_q8_K *x = vx;
+  float acc[8] = {0};
+  for (int i = 0; i < n / QK_K; i++) {
+    const uint8_t *b = wb + (size_t)i * R8_BLOCK;
+    int bs[8];
+    for (int s = 0; s < 8; s++) bs[s] = x[i].bsums[2 * s] + x[i].bsums[2 * s + 1];
+    for (int r = 0; r < 8; r++) {
+      uint8_t s12[12], sc[8], mn[8];
+      memcpy(s12, b + R8_U0 + 4 * r, 4);
+      memcpy(s12 + 4, b + R8_U1 + 4 * r, 4);
+      memcpy(s12 + 8, b + R8_U2 + 4 * r, 4);
+      q4_K_scales(s12, sc, mn);
+      int isum = 0, msum = 0;
+      for (int j = 0; j < 4; j++) {
+        int lo = 0, hi = 0;
+        for (int k = 0; k < 8; k++) {
+          const uint8_t *q = b + R8_QS + 32 * (8 * j + k) + 4 * r;
+          const int8_t *a = x[i].qs + 64 * j + 4 * k;
+          for (int l = 0; l < 4; l++) lo += (q[l] & 0xf) * a[l], hi += (q[l] >> 4) * a[l + 32];
+        }
+        isum += lo * sc[2 * j] + hi * sc[2 * j + 1];
+      }
+      for (int s = 0; s < 8; s++) msum += mn[s] * bs[s];
+      const float d = fp16_to_f32(load_u16(b + R8_D + 2 * r)), dmin = fp16_to_f32(load_u16(b + R8_DMIN + 2 * r));
+      acc[r] = fmaf((float)isum, d * x[i].d, acc[r]);
+      acc[r] = fmaf(-(float)msum, dmin * x[i].d, acc[r]);
+    }
+  }
+  for (int r = 0; r < 8; r++) out[r] = acc[r];
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// NT activation rows (1 or 4, xstride bytes apart) against one group of 8 rows: out[u * ostride + r].
+// AVX2: per sub-block, int16 sums of maddubs (at most 8 * 2 * 15 * 128 = 30720), then madd with the row's scale
+// in both int16 halves of its lane. VNNI: vpdpbusd sums straight into int32, then one multiply by the scale.
+#define Q4_K_R8_N(NT, VNNI)                                                                                       \
+  const uint8_t *wb = vw;                                                                                         \
+  const __m256i m4 = _mm256_set1_epi8(0xf), m3f = _mm256_set1_epi8(0x3f), m3 = _mm256_set1_epi8(3);             \
+  const __m256i m00ff = _mm256_set1_epi32(0x00ff00ff);                                                            \
+  __m256i shuf[4]; /* byte s of each lane into its low int16 (VNNI: low int32) and, for AVX2, its high int16 */   \
+  for (int s = 0; s < 4; s++) {                                                                                   \
+    uint8_t p[32];                                                                                                \
+    for (int l = 0; l < 32; l += 4)                                                                               \
+      p[l] = (uint8_t)((l & 15) + s), p[l + 1] = 0x80, p[l + 2] = VNNI ? 0x80 : (uint8_t)((l & 15) + s), p[l + 3] = 0x80; \
+    shuf[s] = _mm256_loadu_si256((const __m256i *)p);                                                             \
+  }                                                                                                               \
+  __m256 acc[NT];                                                                                                 \
+  for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_ps();                                                      \
+  for (int i = 0; i < n / QK_K; i++) {                                                                            \
+    const uint8_t *b = wb + (size_t)i * R8_BLOCK;                                                                 \
+    const block_q8_K *x[NT];                                                                                      \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i;              \
+    const __m256i u0 = _mm256_loadu_si256((const __m256i *)(b + R8_U0));                                          \
+    const __m256i u1 = _mm256_loadu_si256((const __m256i *)(b + R8_U1));                                          \
+    const __m256i u2 = _mm256_loadu_si256((const __m256i *)(b + R8_U2));                                          \
+    const __m256i sc03 = _mm256_and_si256(u0, m3f);                                                               \
+    const __m256i sc47 = _mm256_or_si256(_mm256_and_si256(u2, m4),                                                \
+                                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), m3), 4));   \
+    __m256i isum[NT];                                                                                             \
+    for (int u = 0; u < NT; u++) isum[u] = _mm256_setzero_si256();                                                \
+    for (int j = 0; j < 4; j++) {                                                                                 \
+      __m256i slo[NT], shi[NT];                                                                                   \
+      for (int u = 0; u < NT; u++) slo[u] = shi[u] = _mm256_setzero_si256();                                      \
+      for (int k = 0; k < 8; k++) {                                                                               \
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(b + R8_QS + 32 * (8 * j + k)));                    \
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);           \
+        for (int u = 0; u < NT; u++) {                                                                            \
+          const __m256i alo = _mm256_set1_epi32((int)load_u32(x[u]->qs + 64 * j + 4 * k));                        \
+          const __m256i ahi = _mm256_set1_epi32((int)load_u32(x[u]->qs + 64 * j + 32 + 4 * k));                   \
+          R8_ACC_##VNNI(slo[u], lo, alo);                                                                         \
+          R8_ACC_##VNNI(shi[u], hi, ahi);                                                                         \
+        }                                                                                                         \
+      }                                                                                                           \
+      const __m256i sv = j < 2 ? sc03 : sc47;                                                                     \
+      const __m256i slo_sc = _mm256_shuffle_epi8(sv, shuf[(2 * j) & 3]);                                          \
+      const __m256i shi_sc = _mm256_shuffle_epi8(sv, shuf[(2 * j + 1) & 3]);                                      \
+      for (int u = 0; u < NT; u++) {                                                                              \
+        R8_SCALE_##VNNI(isum[u], slo[u], slo_sc);                                                                 \
+        R8_SCALE_##VNNI(isum[u], shi[u], shi_sc);                                                                 \
+      }                                                                                                           \
+    }                                                                                                             \
+    /* mins: int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7) against the matching sub-block activation sums */  \
+    const __m256i mn03 = _mm256_and_si256(u1, m3f);                                                               \
+    const __m256i mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),                          \
+                                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), m3), 4));   \
+    const __m256i ma = _mm256_and_si256(mn03, m00ff), mb = _mm256_srli_epi16(mn03, 8);                            \
+    const __m256i mc = _mm256_and_si256(mn47, m00ff), md = _mm256_srli_epi16(mn47, 8);                            \
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + R8_D)));                             \
+    const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + R8_DMIN)));                         \
+    for (int u = 0; u < NT; u++) {                                                                                \
+      const int16_t *bs = x[u]->bsums;                                                                            \
+      int p[8];                                                                                                   \
+      for (int s = 0; s < 8; s++) p[s] = (uint16_t)(bs[2 * s] + bs[2 * s + 1]);                                   \
+      __m256i msum = _mm256_madd_epi16(ma, _mm256_set1_epi32(p[0] | p[2] << 16));                                 \
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mb, _mm256_set1_epi32(p[1] | p[3] << 16)));                 \
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mc, _mm256_set1_epi32(p[4] | p[6] << 16)));                 \
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(md, _mm256_set1_epi32(p[5] | p[7] << 16)));                 \
+      const __m256 dx = _mm256_set1_ps(x[u]->d);                                                                  \
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[u]), _mm256_mul_ps(d8, dx), acc[u]);                       \
+      acc[u] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dm8, dx), acc[u]);                        \
+    }                                                                                                             \
+  }                                                                                                               \
+  for (int u = 0; u < NT; u++) _mm256_storeu_ps(out + u * ostride, acc[u]);
+
+#define R8_ACC_0(s, q, a) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(q, a))
+#define R8_ACC_1(s, q, a) s = _mm256_dpbusd_epi32(s, q, a)
+#define R8_SCALE_0(acc, s, sc) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, sc))
+#define R8_SCALE_1(acc, s, sc) acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(s, sc))
+
+TARGET_AVX2 void gemv8_q4_K_r8_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q4_K_R8_N(1, 0)
+}
+TARGET_AVX2 void gemv8x4_q4_K_r8_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q4_K_R8_N(4, 0)
+}
+TARGET_AVX512 void gemv8_q4_K_r8_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q4_K_R8_N(1, 1)
+}
+TARGET_AVX512 void gemv8x4_q4_K_r8_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q4_K_R8_N(4, 1)
 }
 #endif

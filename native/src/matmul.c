@@ -13,20 +13,20 @@
 
 const kernels_t KERNELS_SCALAR = {"scalar", quant_q8_0_scalar, quant_q8_K_scalar, dot_q8_0_scalar, dot_q4_K_scalar,
                                   dot_q6_K_scalar, dot_f32_scalar, dot_f16_scalar, dot_bf16_scalar,
-                                  NULL, NULL, NULL};
+                                  NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL};
 #if defined(__x86_64__) || defined(__i386__)
 const kernels_t KERNELS_AVX2 = {"avx2", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx2, dot_q4_K_avx2,
                                 dot_q6_K_avx2, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
-                                dot4_q8_0_avx2, dot4_q4_K_avx2, dot4_q6_K_avx2};
+                                dot4_q8_0_avx2, dot4_q4_K_avx2, dot4_q6_K_avx2, gemv8_q4_K_r8_avx2, gemv8x4_q4_K_r8_avx2};
 // AVX-512 VNNI on 256-bit vectors where it saves instructions (the integer dots); the float dots are the AVX2 code.
 const kernels_t KERNELS_AVX512 = {"avx512", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx512, dot_q4_K_avx512,
                                   dot_q6_K_avx512, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
-                                  dot4_q8_0_avx512, dot4_q4_K_avx512, dot4_q6_K_avx512};
+                                  dot4_q8_0_avx512, dot4_q4_K_avx512, dot4_q6_K_avx512, gemv8_q4_K_r8_avx512, gemv8x4_q4_K_r8_avx512};
 #endif
 #if defined(__ARM_NEON) && defined(__aarch64__)
 const kernels_t KERNELS_NEON = {"neon", quant_q8_0_neon, quant_q8_K_neon, dot_q8_0_neon, dot_q4_K_neon,
                                 dot_q6_K_neon, dot_f32_neon, dot_f16_neon, dot_bf16_neon,
-                                NULL, NULL, NULL};
+                                NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL};
 #endif
 
 static const kernels_t *active;
@@ -102,11 +102,14 @@ size_t type_row_bytes(int type, int K) {
     case GGML_F16:
     case GGML_BF16: return (size_t)K * 2;
     case GGML_Q8_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q8_0);
-    case GGML_Q4_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q4_K);
+    case GGML_Q4_K:
+    case GGML_Q4_K_R8: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q4_K);
     case GGML_Q6_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q6_K);
     default: return 0;
   }
 }
+
+int type_rows_ok(int type, int N) { return type != GGML_Q4_K_R8 || N % 8 == 0; }
 
 typedef struct {
   const uint8_t *w;
@@ -117,6 +120,7 @@ typedef struct {
   size_t xrow;       // bytes per activation row as the dot reads it
   dot_fn dot;
   dot4_fn dot4; // NULL: one token at a time
+  gemv8_fn r8, r84; // Q4_K_R8 (dot and dot4 NULL): groups of 8 rows, 1 and 4 tokens
   // Fused gate/up (expert FFN): a second weight over the same rows; out = silu(out) * out2 per chunk.
   const uint8_t *w2;
   size_t wrow2;
@@ -124,6 +128,7 @@ typedef struct {
   size_t xrow2;
   dot_fn dot2;
   dot4_fn dot42;
+  gemv8_fn r82, r842;
   float *out2;
   int tile;                 // weight rows kept hot while the tokens pass
   int rows_per_chunk, n_rc; // row chunks
@@ -133,7 +138,24 @@ typedef struct {
 
 /** Rows [rs, re) x tokens [ts, te) of one weight, tile by tile. */
 static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, const uint8_t *xb, size_t xrow, dot_fn dot,
-                            dot4_fn dot4, float *out, int rs, int re, int ts, int te) {
+                            dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, float *out, int rs, int re, int ts, int te) {
+  if (r8) { // Q4_K_R8: rs, re and the tile are whole groups of 8 rows; group g starts at row 8g's offset
+    for (int r0 = rs; r0 < re; r0 += t->tile) {
+      const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
+      int tok = ts;
+      for (; r84 && tok + 4 <= te; tok += 4) {
+        const uint8_t *xr = xb + (size_t)tok * xrow;
+        float *o = out + (size_t)tok * t->N;
+        for (int r = r0; r < r1; r += 8) r84(t->K, w + (size_t)r * wrow, xr, xrow, o + r, (size_t)t->N);
+      }
+      for (; tok < te; tok++) {
+        const uint8_t *xr = xb + (size_t)tok * xrow;
+        float *o = out + (size_t)tok * t->N;
+        for (int r = r0; r < r1; r += 8) r8(t->K, w + (size_t)r * wrow, xr, 0, o + r, 0);
+      }
+    }
+    return;
+  }
   for (int r0 = rs; r0 < re; r0 += t->tile) {
     const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
     int tok = ts;
@@ -155,9 +177,9 @@ static void mm_chunk(const mm_task *t, int c) {
     const int rs = (c % t->n_rc) * t->rows_per_chunk, ts = (c / t->n_rc) * t->toks_per_chunk;
     const int re = rs + t->rows_per_chunk < t->N ? rs + t->rows_per_chunk : t->N;
     const int te = ts + t->toks_per_chunk < t->T ? ts + t->toks_per_chunk : t->T;
-    mm_block(t, t->w, t->wrow, t->xb, t->xrow, t->dot, t->dot4, t->out, rs, re, ts, te);
+    mm_block(t, t->w, t->wrow, t->xb, t->xrow, t->dot, t->dot4, t->r8, t->r84, t->out, rs, re, ts, te);
     if (t->w2) {
-      mm_block(t, t->w2, t->wrow2, t->xb2, t->xrow2, t->dot2, t->dot42, t->out2, rs, re, ts, te);
+      mm_block(t, t->w2, t->wrow2, t->xb2, t->xrow2, t->dot2, t->dot42, t->r82, t->r842, t->out2, rs, re, ts, te);
       for (int tok = ts; tok < te; tok++) { // silu(gate) * up, as op_swiglu computes it
         float *g = t->out + (size_t)tok * t->N;
         const float *u = t->out2 + (size_t)tok * t->N;
@@ -214,10 +236,11 @@ static uint8_t *scratch_get(size_t bytes) {
 }
 
 /** The kernels for one weight type: activation quantiser (NULL: f32 rows), dots, activation row bytes. */
-static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, size_t *xrow) {
+static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, gemv8_fn *r8, gemv8_fn *r84, size_t *xrow) {
   const kernels_t *k = kernels_current();
-  *quant = NULL, *dot4 = NULL;
+  *quant = NULL, *dot = NULL, *dot4 = NULL, *r8 = NULL, *r84 = NULL;
   switch (type) {
+    case GGML_Q4_K_R8: *quant = k->quant_q8_K, *r8 = k->r8_q4_K, *r84 = k->r8x4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_Q8_0: *quant = k->quant_q8_0, *dot = k->dot_q8_0, *dot4 = k->dot4_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
     case GGML_Q4_K: *quant = k->quant_q8_K, *dot = k->dot_q4_K, *dot4 = k->dot4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_Q6_K: *quant = k->quant_q8_K, *dot = k->dot_q6_K, *dot4 = k->dot4_q6_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
@@ -233,8 +256,10 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
 static void mm_plan(mm_task *t, size_t wrow) {
   const int nth = pool_threads(), N = t->N, T = t->T;
   // A few chunks per thread so a descheduled thread's share is picked up by the others.
+  const int group = t->r8 || t->r82 ? 8 : 1; // Q4_K_R8: chunks and tiles of whole 8-row groups
   int rpc = (N + nth * 4 - 1) / (nth * 4);
   if (rpc < 16) rpc = 16;
+  rpc = (rpc + group - 1) / group * group;
   t->rows_per_chunk = rpc;
   t->n_rc = (N + rpc - 1) / rpc;
   t->toks_per_chunk = T;
@@ -247,6 +272,7 @@ static void mm_plan(mm_task *t, size_t wrow) {
   }
   size_t tile = 16384 / wrow; // ~16 KiB of weight rows stay in L1
   t->tile = tile < 1 ? 1 : tile > 16 ? 16 : (int)tile;
+  if (group > 1) t->tile = t->tile < group ? group : t->tile / group * group;
   atomic_init(&t->next, 0);
 }
 
@@ -256,7 +282,7 @@ int matmul_run(int type, const void *w, const float *x, float *out, int K, int N
   if (N <= 0 || T <= 0) return 0;
   mm_task t = {.w = w, .wrow = type_row_bytes(type, K), .out = out, .K = K, .N = N, .T = T};
   quant_fn quant;
-  if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.xrow) != 0) return -1;
+  if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.r8, &t.r84, &t.xrow) != 0) return -1;
   mm_plan(&t, t.wrow);
   pthread_mutex_lock(&mm_mu);
   t.xb = (const uint8_t *)x;
@@ -281,8 +307,9 @@ int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, con
   quant_fn qg, qu, qd;
   mm_task a = {.w = gate, .wrow = type_row_bytes(tg, D), .K = D, .N = F, .T = T, .w2 = up, .wrow2 = type_row_bytes(tu, D)};
   mm_task b = {.w = down, .wrow = type_row_bytes(td, F), .out = out, .K = F, .N = D, .T = T};
-  if (mm_kernels(tg, D, &qg, &a.dot, &a.dot4, &a.xrow) != 0 || mm_kernels(tu, D, &qu, &a.dot2, &a.dot42, &a.xrow2) != 0 ||
-      mm_kernels(td, F, &qd, &b.dot, &b.dot4, &b.xrow) != 0)
+  if (mm_kernels(tg, D, &qg, &a.dot, &a.dot4, &a.r8, &a.r84, &a.xrow) != 0 ||
+      mm_kernels(tu, D, &qu, &a.dot2, &a.dot42, &a.r82, &a.r842, &a.xrow2) != 0 ||
+      mm_kernels(td, F, &qd, &b.dot, &b.dot4, &b.r8, &b.r84, &b.xrow) != 0)
     return -1;
   const int share = qg == qu; // same activation format for gate and up (both quantised alike, or both f32): one copy
   const size_t hbytes = round64((size_t)T * F * 4);
@@ -337,8 +364,9 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     mm_task *ta = &a[e], *tb = &b[e];
     *ta = (mm_task){.w = m->gate, .wrow = type_row_bytes(m->tg, D), .K = D, .N = F, .T = m->n, .w2 = m->up, .wrow2 = type_row_bytes(m->tu, D)};
     *tb = (mm_task){.w = m->down, .wrow = type_row_bytes(m->td, F), .K = F, .N = D, .T = m->n};
-    if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->xrow) != 0 || mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->xrow2) != 0 ||
-        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->xrow) != 0) {
+    if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->r8, &ta->r84, &ta->xrow) != 0 ||
+        mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->r82, &ta->r842, &ta->xrow2) != 0 ||
+        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->xrow) != 0) {
       free(a), free(first), free(q), free(at);
       return -1;
     }
@@ -402,6 +430,38 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
   }
   pthread_mutex_unlock(&mm_mu);
   free(a), free(first), free(q), free(at);
+  return 0;
+}
+
+typedef struct {
+  uint8_t *w, *tmp; // tmp: one group's bytes per thread
+  int nb, ngroups;
+  atomic_int next;
+} rp_task;
+
+static void rp_worker(void *arg, int ith, int nth) {
+  (void)nth;
+  rp_task *t = arg;
+  const size_t gbytes = (size_t)8 * t->nb * sizeof(block_q4_K);
+  for (;;) {
+    const int g = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    if (g >= t->ngroups) break;
+    repack_q4_K_r8_group(t->w + (size_t)g * gbytes, t->nb, t->tmp + (size_t)ith * gbytes);
+  }
+}
+
+int repack_q4_K_r8_run(void *w, int K, int N) {
+  if (K <= 0 || K % QK_K || N % 8) return -1;
+  pthread_mutex_lock(&mm_mu);
+  rp_task t = {.w = w, .nb = K / QK_K, .ngroups = N / 8};
+  t.tmp = scratch_get((size_t)pool_threads() * 8 * (size_t)t.nb * sizeof(block_q4_K));
+  if (!t.tmp) {
+    pthread_mutex_unlock(&mm_mu);
+    return -1;
+  }
+  atomic_init(&t.next, 0);
+  pool_run(rp_worker, &t);
+  pthread_mutex_unlock(&mm_mu);
   return 0;
 }
 

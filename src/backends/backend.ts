@@ -10,6 +10,11 @@ export interface HostWeight {
   /** ggml order: shape[0] = K (values per row), shape[1] = N (rows). */
   readonly shape: readonly number[];
   readonly bytes: Uint8Array;
+  /**
+   * The bytes belong to this upload alone (read for it, seen by nothing else): a backend may rewrite them in place,
+   * e.g. the native backend repacks Q4_K rows into its interleaved layout. Without it the bytes are only read.
+   */
+  readonly owned?: boolean;
 }
 
 /** A weight prepared for a backend (may live on a device). */

@@ -126,7 +126,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       const t = byName.get(name)!;
       const bytes = await readTensorBytes(file, t);
       onProgress?.((doneBytes += bytes.byteLength), totalBytes);
-      return { name, type: t.type, shape: t.shape, bytes };
+      return { name, type: t.type, shape: t.shape, bytes, owned: true }; // read for this upload alone
     };
     const weights = new Map<string, Weight>();
     for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, backend.upload(await read(spec.name)));

@@ -8,8 +8,14 @@ import { weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
 
-/** ggml types the native matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16. */
-const NATIVE_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30]);
+/**
+ * Q4_K rows repacked in place into groups of 8 interleaved rows (native/src/k_quants.c): a private type id, not
+ * ggml's. Only the native matmul, expertFfn and moeFfn read it.
+ */
+export const Q4_K_R8 = 1012;
+
+/** ggml types the native matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16, and the private Q4_K_R8. */
+const NATIVE_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30, Q4_K_R8]);
 
 export interface NativeBackendOptions {
   /** Threads for matmul, the calling thread included (default os.availableParallelism()). The pool is process-wide. */
@@ -40,6 +46,9 @@ export class NativeBackend implements Backend {
   readonly threads: number;
   private readonly addon: NativeAddon;
   private readonly ref = new ScalarBackend();
+  /** Repack owned Q4_K weights (upload): only where this CPU has SIMD Q4_K_R8 kernels (x86 AVX2 / AVX-512; the
+   *  portable C kernel that other CPUs would run is correct but slower than their plain Q4_K dot). */
+  private readonly repackQ4K: boolean;
 
   constructor(opts: NativeBackendOptions = {}) {
     const addon = loadNativeAddon();
@@ -48,6 +57,7 @@ export class NativeBackend implements Backend {
     const want = opts.threads ?? availableParallelism();
     if (!Number.isInteger(want) || want < 1) throw new RangeError(`native backend: threads must be a positive integer, got ${want}`);
     this.threads = addon.setThreads(want);
+    this.repackQ4K = addon.kernelLevels().some((l) => l === "avx2" || l === "avx512");
   }
 
   /** The SIMD kernel set in use ("avx512", "avx2", "neon" or "scalar"). */
@@ -57,6 +67,7 @@ export class NativeBackend implements Backend {
 
   supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
+    if (op === "matmul" && type === Q4_K_R8) return true;
     return this.ref.supports(op, type);
   }
 
@@ -108,8 +119,19 @@ export class NativeBackend implements Backend {
     this.addon.moeFfn(types, weights, f32(x), f32(out), rows, offsets, scales, D, F);
   }
 
+  /**
+   * Keeps the host bytes; the addon reads them in place. A Q4_K matrix whose bytes the upload owns (w.owned) and
+   * whose rows come in groups of 8 is first repacked in place into Q4_K_R8 (same size, no copy), which only the
+   * native matmul / expertFfn / moeFfn read. token_embd stays plain: embed (and a tied output) read its rows.
+   * Only on CPUs with SIMD kernels for it (see repackQ4K).
+   */
   upload(w: HostWeight): Weight {
-    return this.ref.upload(w); // keeps the host bytes; the addon reads them in place
+    const [k, n] = w.shape;
+    if (this.repackQ4K && w.owned && w.type === 12 && w.name !== "token_embd.weight" && w.shape.length === 2 && k % 256 === 0 && n % 8 === 0 && n > 0) {
+      this.addon.repackQ4KR8(w.bytes, k, n);
+      return { name: w.name, type: Q4_K_R8, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
+    }
+    return this.ref.upload(w);
   }
   alloc(length: number): Buf {
     return this.ref.alloc(length);

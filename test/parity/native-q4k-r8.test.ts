@@ -1,0 +1,238 @@
+// Q4_K_R8: Q4_K weights the native backend repacks in place into groups of 8 interleaved rows (owned uploads).
+// Held to the plain Q4_K native kernel (same integer sums, only float summation order differs) and to the scalar
+// reference, on every kernel set, at 1 and 2 threads (bit-identical), for matmul, expertFfn and moeFfn.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
+import { NativeBackend, Q4_K_R8 } from "../../src/backends/cpu/native.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import type { Backend, Buf, HostWeight, Weight } from "../../src/backends/backend.js";
+import { Q4_K, Q6_K, type QuantFormat } from "../../src/quant/index.js";
+import { Stream } from "../../src/gen/random.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
+
+const TOL_REF = 5e-4; // Q8_K activations vs the reference's f32
+const TOL_PLAIN = 1e-10; // vs the plain Q4_K kernel: float summation order only
+
+/** Whether NativeBackend.upload repacks on this CPU (x86 with AVX2: SIMD Q4_K_R8 kernels). */
+function repacks(a: NativeAddon): boolean {
+  return a.kernelLevels().some((l) => l === "avx2" || l === "avx512");
+}
+
+function need(): NativeAddon {
+  const a = loadNativeAddon();
+  assert.ok(a, `the native addon is required (npm run build:native): ${nativeAddonError()}`);
+  return a;
+}
+
+function rand(len: number, seed: string, scale = 1): Float32Array {
+  const x = new Float32Array(len);
+  new Stream(17, seed).fillUniform(x, scale);
+  return x;
+}
+
+/** Rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
+function weight(f: QuantFormat, k: number, n: number, name: string, seed: string): HostWeight {
+  const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
+  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
+  const s = new Stream(7, seed), row = new Float32Array(k);
+  for (let r = 0; r < n; r++) {
+    s.fillUniform(row, 0.05 + (r % 5) * 0.03);
+    for (let i = r % 97; i < k; i += 97) row[i] *= 6;
+    f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
+  }
+  return { name, type: f.type, shape: [k, n], bytes };
+}
+
+/** A copy of w whose bytes the upload owns (what the model loader and the expert slots pass). */
+function owned(w: HostWeight): HostWeight {
+  const bytes = new Uint8Array(w.bytes.length + 1).subarray(1);
+  bytes.set(w.bytes);
+  return { ...w, bytes, owned: true };
+}
+
+function buf(be: Backend, x: Float32Array): Buf {
+  const b = be.alloc(x.length);
+  be.write(b, x);
+  return b;
+}
+
+async function matmul(be: Backend, w: Weight, x: Float32Array, t: number): Promise<Float32Array> {
+  const n = w.shape[1];
+  const out = be.alloc(n * t);
+  be.matmul(out, w, buf(be, x), t);
+  return be.read(out);
+}
+
+/** fn on every kernel set at 1 and 2 threads (which must agree bit for bit); check gets the level's result. */
+async function everyLevel(a: NativeAddon, fn: (be: NativeBackend) => Promise<Float32Array>, check: (got: Float32Array, level: string) => Promise<void> | void): Promise<void> {
+  const best = a.kernelLevel();
+  const threads = a.getThreads();
+  try {
+    for (const level of a.kernelLevels()) {
+      a.setKernelLevel(level);
+      const one = await fn(new NativeBackend({ threads: 1 }));
+      const two = await fn(new NativeBackend({ threads: 2 }));
+      assert.ok(sameBits(one, two), `${level}: 1 and 2 threads differ`);
+      await check(two, level);
+    }
+  } finally {
+    a.setKernelLevel(best);
+    a.setThreads(threads);
+  }
+}
+
+test("Q4_K uploads are repacked only when owned, not token_embd, and in groups of 8 rows", (t) => {
+  const a = need();
+  const be = new NativeBackend({ threads: 2 });
+  const hw = weight(Q4_K, 256, 16, "blk.0.ffn_up.weight", "kinds");
+  const before = hw.bytes.slice();
+  assert.equal(be.upload(hw).type, Q4_K.type);
+  assert.ok(hw.bytes.every((b, i) => b === before[i]), "an upload that does not own its bytes must not change them");
+  const own = owned(hw);
+  if (!repacks(a)) {
+    assert.equal(be.upload(own).type, Q4_K.type);
+    t.diagnostic("no SIMD Q4_K_R8 kernels on this CPU: uploads stay plain Q4_K");
+    return;
+  }
+  assert.equal(be.upload(own).type, Q4_K_R8);
+  assert.ok(own.bytes.some((b, i) => b !== before[i]), "owned bytes are repacked in place");
+  assert.equal(be.upload(owned({ ...hw, name: "token_embd.weight" })).type, Q4_K.type);
+  assert.equal(be.upload(owned(weight(Q4_K, 256, 12, "rows", "kinds12"))).type, Q4_K.type);
+  assert.equal(be.upload(owned(weight(Q6_K, 256, 16, "q6", "kinds6"))).type, Q6_K.type);
+  for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q4_K_R8), op);
+  assert.ok(!new ScalarBackend().supports("matmul", Q4_K_R8));
+  assert.throws(() => a.repackQ4KR8(new Uint8Array(144 * 12), 256, 12), RangeError);
+  assert.throws(() => a.matmul(Q4_K_R8, new Uint8Array(144 * 12), new Float32Array(256), new Float32Array(12), 256, 12, 1), RangeError);
+});
+
+const SHAPES: { k: number; n: number; ts: number[] }[] = [
+  { k: 256, n: 8, ts: [1, 3, 4, 17, 64] },
+  { k: 256, n: 768, ts: [1, 3, 4, 17, 64] },
+  { k: 256, n: 2048, ts: [1, 4, 17] },
+  { k: 256, n: 13, ts: [1, 4, 17] }, // not whole groups: stays plain Q4_K
+  { k: 2048, n: 8, ts: [1, 3, 4, 17, 64] },
+  { k: 2048, n: 768, ts: [1, 3, 4, 17, 64] },
+  { k: 2048, n: 2048, ts: [1, 4] },
+  { k: 2048, n: 37, ts: [1, 17] },
+];
+
+for (const sh of SHAPES) {
+  test(`Q4_K_R8 matmul K ${sh.k} N ${sh.n}: equals plain Q4_K and the scalar reference on every kernel set`, async (t) => {
+    const a = need();
+    const scalar = new ScalarBackend();
+    const hw = weight(Q4_K, sh.k, sh.n, `w${sh.k}x${sh.n}`, `r8-${sh.k}-${sh.n}`);
+    let worstRef = 0, worstPlain = 0;
+    for (const T of sh.ts) {
+      const x = rand(sh.k * T, `x-${sh.k}-${T}`);
+      const ref = await matmul(scalar, scalar.upload(hw), x, T);
+      await everyLevel(a, async (be) => {
+        const w = be.upload(owned(hw));
+        assert.equal(w.type, sh.n % 8 === 0 && repacks(a) ? Q4_K_R8 : Q4_K.type);
+        return matmul(be, w, x, T);
+      }, async (got, level) => {
+        const plain = await matmul(new NativeBackend({ threads: 2 }), new NativeBackend({ threads: 2 }).upload(hw), x, T);
+        const er = nmse(got, ref), ep = nmse(got, plain);
+        worstRef = Math.max(worstRef, er);
+        worstPlain = Math.max(worstPlain, ep);
+        assert.ok(er < TOL_REF, `${level} T ${T}: nmse vs scalar reference ${er.toExponential(2)}`);
+        assert.ok(ep < TOL_PLAIN, `${level} T ${T}: nmse vs plain Q4_K ${ep.toExponential(2)}`);
+      });
+    }
+    t.diagnostic(`worst nmse: vs reference ${worstRef.toExponential(2)}, vs plain Q4_K ${worstPlain.toExponential(2)}`);
+  });
+}
+
+test("addon: repackQ4KR8 then matmul of type Q4_K_R8 equals plain Q4_K on every kernel set (the portable kernel too)", async () => {
+  const a = need();
+  const k = 512, n = 24, T = 6;
+  const hw = weight(Q4_K, k, n, "direct", "direct");
+  const x = rand(k * T, "direct-x");
+  const r8 = owned(hw).bytes;
+  a.repackQ4KR8(r8, k, n);
+  await everyLevel(a, async () => {
+    const got = new Float32Array(n * T), plain = new Float32Array(n * T);
+    a.matmul(Q4_K_R8, r8, x, got, k, n, T);
+    a.matmul(Q4_K.type, hw.bytes, x, plain, k, n, T);
+    const e = nmse(got, plain);
+    assert.ok(e < TOL_PLAIN, `${a.kernelLevel()}: nmse vs plain ${e.toExponential(2)}`);
+    return got;
+  }, () => {});
+});
+
+test("Q4_K_R8: how tokens are grouped (1 or 4 at a time) never changes an output bit", async () => {
+  const a = need();
+  const k = 2048, n = 64, T = 9;
+  const hw = weight(Q4_K, k, n, "g", "grouping");
+  const x = rand(k * T, "grouping-x");
+  await everyLevel(a, async (be) => {
+    const r8 = owned(hw).bytes;
+    a.repackQ4KR8(r8, k, n);
+    const w = { name: "g", type: Q4_K_R8, shape: [k, n], bytes: r8 } as Weight; // the addon's type, whatever upload does here
+    const all = await matmul(be, w, x, T);
+    for (let tok = 0; tok < T; tok++) {
+      const one = await matmul(be, w, x.subarray(tok * k, (tok + 1) * k), 1);
+      assert.ok(sameBits(one, all.subarray(tok * n, (tok + 1) * n)), `token ${tok}`);
+    }
+    return all;
+  }, () => {});
+});
+
+test("expertFfn and moeFfn with repacked experts equal the per-expert path, plain Q4_K and the scalar reference", async (t) => {
+  const a = need();
+  const scalar = new ScalarBackend();
+  const D = 512, F = 256, nExp = 5;
+  let worst = 0;
+  for (const fd of [Q4_K, Q6_K]) {
+    const hs = Array.from({ length: nExp }, (_, e) => [
+      weight(Q4_K, D, F, "gate", `g${e}`), weight(Q4_K, D, F, "up", `u${e}`), weight(fd, F, D, "down", `d${e}`),
+    ]);
+    for (const T of [1, 13]) {
+      const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
+      const x = rand(T * D, `mx${T}`);
+      const run = async (be: Backend, mode: "moe" | "expert" | "ops", own: boolean): Promise<Float32Array> => {
+        const out = be.alloc(T * D);
+        const h = buf(be, x);
+        const experts = hs.map((ws, e) => {
+          const rows = Int32Array.from(rowsOf(e));
+          const [gate, up, down] = ws.map((w) => be.upload(own ? owned(w) : w));
+          return { gate, up, down, rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
+        });
+        if (own && be instanceof NativeBackend && repacks(a)) assert.equal(experts[0].gate.type, Q4_K_R8);
+        if (mode === "moe") be.moeFfn!(out, h, experts);
+        else {
+          for (const ex of experts) {
+            const n = ex.rows.length;
+            if (n === 0) continue;
+            const xe = be.alloc(n * D), ye = be.alloc(n * D), ge = be.alloc(n * F), ue = be.alloc(n * F);
+            be.gatherRows(xe, h, ex.rows, D);
+            if (mode === "expert" && be.expertFfn) be.expertFfn(ye, xe, ex.gate, ex.up, ex.down, n);
+            else {
+              be.matmul(ge, ex.gate, xe, n);
+              be.matmul(ue, ex.up, xe, n);
+              be.swiglu(ge, ge, ue, n * F);
+              be.matmul(ye, ex.down, ge, n);
+            }
+            be.scatterAddRows(out, ye, ex.rows, ex.scales, D);
+          }
+        }
+        return be.read(out);
+      };
+      const ref = await run(scalar, "ops", false);
+      await everyLevel(a, async (be) => {
+        const got = await run(be, "moe", true);
+        assert.ok(sameBits(got, await run(be, "expert", true)), `down ${fd.name} T ${T}: moeFfn differs from the per-expert path`);
+        assert.ok(sameBits(got, await run(be, "ops", true)), `down ${fd.name} T ${T}: moeFfn differs from matmul, swiglu, matmul`);
+        const plain = await run(be, "moe", false);
+        const ep = nmse(got, plain);
+        assert.ok(ep < TOL_PLAIN, `down ${fd.name} T ${T}: nmse vs plain Q4_K experts ${ep.toExponential(2)}`);
+        return got;
+      }, (got, level) => {
+        const e = nmse(got, ref);
+        worst = Math.max(worst, e);
+        assert.ok(e < TOL_REF, `down ${fd.name} ${level} T ${T}: nmse vs scalar ${e.toExponential(2)}`);
+      });
+    }
+  }
+  t.diagnostic(`worst nmse vs scalar: ${worst.toExponential(2)}`);
+});
