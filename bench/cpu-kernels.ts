@@ -6,7 +6,7 @@ import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/back
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
-import { NativeBackend } from "../src/backends/cpu/native.js";
+import { NativeBackend, Q4_K_R8 } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
 import { benchWasmKernels } from "./wasm-kernels.js";
 
@@ -79,21 +79,26 @@ export async function benchKernels(): Promise<void> {
   // Measured between the kernels too, keeping the best: on a shared machine both get the same chances of a quiet window.
   const mem = new Map(threads.map((t) => [t, memBandwidth(a, t, memBuf, 8)] as const));
   const rows: { label: string; gbs: number[]; gflops: number }[] = [];
-  for (const f of [Q8_0, Q4_K, Q6_K, F16, BF16, F32]) {
+  // Q4_K_R8: the Q4_K rows repacked into 8-row groups, as NativeBackend.upload does for the model's Q4_K matrices.
+  const kinds = [Q8_0, Q4_K, "Q4_K_R8", Q6_K, F16, BF16, F32] as const;
+  for (const kind of kinds) {
+    const f = kind === "Q4_K_R8" ? Q4_K : kind, type = kind === "Q4_K_R8" ? Q4_K_R8 : f.type;
+    const name = kind === "Q4_K_R8" ? "Q4KR8" : f.name;
     for (const sh of SHAPES) {
       const pool = weightPool(f, sh.k, POOL_BYTES);
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;
       const copies = Math.max(1, Math.floor(pool.length / matBytes));
       const mat = (i: number) => pool.subarray((i % copies) * matBytes, (i % copies + 1) * matBytes);
+      if (type === Q4_K_R8) for (let i = 0; i < copies; i++) a.repackQ4KR8(mat(i), sh.k, sh.n);
       const x = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(x, 1);
       const out = new Float32Array(sh.n * 64);
       const gbs = threads.map((t) => {
         mem.set(t, Math.max(mem.get(t)!, memBandwidth(a, t, memBuf, 2)));
-        return matBytes / timeIt((i) => a.matmul(f.type, mat(i), x, out, sh.k, sh.n, 1), copies) / 1e9;
+        return matBytes / timeIt((i) => a.matmul(type, mat(i), x, out, sh.k, sh.n, 1), copies) / 1e9;
       });
-      const s64 = timeIt((i) => a.matmul(f.type, mat(i), x, out, sh.k, sh.n, 64), 2);
-      rows.push({ label: `${f.name.padEnd(5)} ${sh.label.padEnd(24)}`, gbs, gflops: (2 * sh.k * sh.n * 64) / s64 / 1e9 });
+      const s64 = timeIt((i) => a.matmul(type, mat(i), x, out, sh.k, sh.n, 64), 2);
+      rows.push({ label: `${name.padEnd(5)} ${sh.label.padEnd(24)}`, gbs, gflops: (2 * sh.k * sh.n * 64) / s64 / 1e9 });
     }
   }
   for (const t of threads) mem.set(t, Math.max(mem.get(t)!, memBandwidth(a, t, memBuf, 8)));
@@ -126,14 +131,14 @@ export function benchOps(a: NativeAddon, threads: number): void {
     const w = new Float32Array(n).fill(1);
     return be.upload({ name: "norm", type: F32.type, shape: [n], bytes: new Uint8Array(w.buffer) });
   };
-  const expert = (be: Backend, f: QuantFormat, k: number, n: number, seed: string): Weight => {
+  const expert = (be: Backend, f: QuantFormat, k: number, n: number, seed: string, owned = false): Weight => {
     const bytes = new Uint8Array((k / f.blockSize) * f.bytesPerBlock * n);
     const row = new Float32Array(k), rb = bytes.length / n, s = new Stream(4, seed);
     for (let r = 0; r < n; r++) {
       s.fillUniform(row, 0.05);
       f.quantizeRow(row, bytes.subarray(r * rb, (r + 1) * rb), k);
     }
-    return be.upload({ name: seed, type: f.type, shape: [k, n], bytes });
+    return be.upload({ name: seed, type: f.type, shape: [k, n], bytes, owned }); // owned Q4_K: repacked to Q4_K_R8
   };
   type Op = { label: string; perLayer: number; run: (be: Backend) => () => void };
   const ops: Op[] = [
@@ -162,13 +167,14 @@ export function benchOps(a: NativeAddon, threads: number): void {
   }
   console.log(`  saved per token (ctx 512, non-matmul ops): ${saved.toFixed(2)} ms`);
   // Expert FFN, weights hot in cache (compute and dispatch, not DRAM): separate ops vs the fused call.
-  for (const f of [Q4_K, Q8_0]) {
-    const g = expert(native, f, D, F, "g"), u = expert(native, f, D, F, "u"), d = expert(native, f, F, D, "d");
+  for (const [f, own] of [[Q4_K, false], [Q4_K, true], [Q8_0, false]] as const) {
+    const g = expert(native, f, D, F, "g", own), u = expert(native, f, D, F, "u", own), d = expert(native, f, F, D, "d", own);
+    const name = g.type === Q4_K_R8 ? "Q4KR8" : f.name;
     for (const n of [1, 8]) {
       const x = mk(native, n * D, "x"), ge = native.alloc(n * F), ue = native.alloc(n * F), y = native.alloc(n * D);
       const sep = us(() => { native.matmul(ge, g, x, n); native.matmul(ue, u, x, n); native.swiglu(ge, ge, ue, n * F); native.matmul(y, d, ge, n); });
       const fused = us(() => native.expertFfn(y, x, g, u, d, n));
-      console.log(`  expert FFN ${f.name} ${n} row(s), weights in cache: separate ${sep.toFixed(1)} us, fused ${fused.toFixed(1)} us`);
+      console.log(`  expert FFN ${name} ${n} row(s), weights in cache: separate ${sep.toFixed(1)} us, fused ${fused.toFixed(1)} us`);
     }
   }
   a.setThreads(threads);
