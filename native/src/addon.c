@@ -359,6 +359,52 @@ static napi_value js_expert_ffn(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// matmulSet(types, weights, outs, x, K, T): outs[i][T, N_i] = x[T, K] · W_iᵀ for several weights over the same x,
+// in one pool run (attention's q, k and v); N_i comes from outs[i]'s length / T.
+#define MAX_SET 16
+static napi_value js_matmul_set(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int32_t *types;
+  size_t nt, xlen;
+  float *x;
+  int64_t K, T;
+  if (!i32_arg(env, a[0], "types", &types, &nt) || !f32_arg(env, a[3], "x", &x, &xlen) || !int_arg(env, a[4], "K", 1, INT32_MAX, &K) ||
+      !int_arg(env, a[5], "T", 1, INT32_MAX, &T))
+    return NULL;
+  uint32_t nw = 0, no = 0;
+  bool wa = false, oa = false;
+  if (nt == 0 || nt > MAX_SET) return fail(env, "R", "native matmulSet: 1 to %d weights, got %zu", MAX_SET, nt);
+  if (napi_is_array(env, a[1], &wa) != napi_ok || !wa || napi_get_array_length(env, a[1], &nw) != napi_ok || nw != nt ||
+      napi_is_array(env, a[2], &oa) != napi_ok || !oa || napi_get_array_length(env, a[2], &no) != napi_ok || no != nt)
+    return fail(env, "T", "native matmulSet: weights and outs must be arrays of %zu entries", nt);
+  if (xlen < (size_t)T * (size_t)K) return fail(env, "R", "native matmulSet: x has %zu values, T*K = %zu", xlen, (size_t)T * (size_t)K);
+  const void *ws[MAX_SET];
+  float *outs[MAX_SET];
+  int Ns[MAX_SET], ty[MAX_SET];
+  for (uint32_t i = 0; i < nt; i++) {
+    napi_value wv, ov;
+    void *w;
+    size_t wlen, olen;
+    if (napi_get_element(env, a[1], i, &wv) != napi_ok || !bytes_arg(env, wv, "weight", &w, &wlen) || napi_get_element(env, a[2], i, &ov) != napi_ok ||
+        !f32_arg(env, ov, "out", &outs[i], &olen))
+      return NULL;
+    const size_t rb = type_row_bytes(types[i], (int)K);
+    if (rb == 0) return fail(env, "T", "native matmulSet: weight %u: unsupported ggml type %d or K = %lld not whole blocks", i, (int)types[i], (long long)K);
+    const size_t N = olen / (size_t)T;
+    if (N * (size_t)T != olen || N == 0 || N > INT32_MAX || !type_rows_ok(types[i], (int)N))
+      return fail(env, "R", "native matmulSet: out %u has %zu values, not whole rows of T = %lld (in whole row groups of its type)", i, olen, (long long)T);
+    if (wlen < rb * N) return fail(env, "R", "native matmulSet: weight %u has %zu bytes, %zu rows need %zu", i, wlen, N, rb * N);
+    if (overlap(outs[i], olen * 4, x, (size_t)T * (size_t)K * 4) || overlap(outs[i], olen * 4, w, rb * N))
+      return fail(env, "R", "native matmulSet: out %u overlaps x or its weight", i);
+    for (uint32_t j = 0; j < i; j++)
+      if (overlap(outs[i], olen * 4, outs[j], (size_t)Ns[j] * (size_t)T * 4)) return fail(env, "R", "native matmulSet: outs %u and %u overlap", j, i);
+    ws[i] = w, Ns[i] = (int)N, ty[i] = types[i];
+  }
+  if (matmul_set_run((int)nt, ty, ws, Ns, outs, x, (int)K, (int)T) != 0) return fail(env, "E", "native matmulSet: out of memory");
+  return undefined(env);
+}
+
 // moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in two pool runs.
 // Expert e has ggml types types[3e..3e+2] and weights weights[3e..3e+2] (gate, up, down); it serves token rows
 // rows[offsets[e]..offsets[e+1]) of x[T, D] with weights scales[...]; out[T, D] += the weighted results.
@@ -528,6 +574,7 @@ NAPI_MODULE_INIT() {
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},
       {"moeFfn", js_moe_ffn},
+      {"matmulSet", js_matmul_set},
       {"repackQ4KR8", js_repack_q4k_r8},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

@@ -301,6 +301,52 @@ int matmul_run(int type, const void *w, const float *x, float *out, int K, int N
   return 0;
 }
 
+int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns, float *const *outs, const float *x, int K, int T) {
+  if (n <= 0 || T <= 0) return 0;
+  mm_task *t = calloc((size_t)n, sizeof(mm_task));
+  quant_fn *q = malloc(sizeof(quant_fn) * (size_t)n);
+  int *first = malloc(sizeof(int) * (size_t)(n + 1)), *src = malloc(sizeof(int) * (size_t)n);
+  size_t *at = malloc(sizeof(size_t) * (size_t)n);
+  int rc = -1;
+  if (!t || !q || !first || !src || !at) goto done;
+  size_t total = 0;
+  first[0] = 0;
+  for (int i = 0; i < n; i++) {
+    t[i] = (mm_task){.w = ws[i], .wrow = type_row_bytes(types[i], K), .out = outs[i], .K = K, .N = Ns[i], .T = T};
+    if (mm_kernels(types[i], K, &q[i], &t[i].dot, &t[i].dot4, &t[i].r8, &t[i].r84, &t[i].xrow) != 0) goto done;
+    mm_plan(&t[i], t[i].wrow);
+    first[i + 1] = first[i] + t[i].n_rc * t[i].n_tc;
+    // Weights wanting the same activation format share one quantised copy of x.
+    src[i] = i;
+    for (int j = 0; j < i; j++)
+      if (q[j] == q[i] && t[j].xrow == t[i].xrow) src[i] = src[j];
+    if (q[i] && src[i] == i) at[i] = total, total += round64((size_t)T * t[i].xrow);
+  }
+  pthread_mutex_lock(&mm_mu);
+  uint8_t *s = total ? scratch_get(total) : NULL;
+  if (total && !s) {
+    pthread_mutex_unlock(&mm_mu);
+    goto done;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!q[i]) {
+      t[i].xb = (const uint8_t *)x;
+      continue;
+    }
+    if (src[i] == i)
+      for (int r = 0; r < T; r++) q[i](x + (size_t)r * K, s + at[i] + (size_t)r * t[i].xrow, K);
+    t[i].xb = s + at[src[i]];
+  }
+  mm_multi run = {.tasks = t, .first = first, .n = n};
+  atomic_init(&run.next, 0);
+  pool_run(mm_multi_worker, &run);
+  pthread_mutex_unlock(&mm_mu);
+  rc = 0;
+done:
+  free(t), free(q), free(first), free(src), free(at);
+  return rc;
+}
+
 int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, const void *down, const float *x, float *out, int D,
                    int F, int T) {
   if (T <= 0) return 0;

@@ -22,6 +22,9 @@ int type_rows_ok(int type, int N);
 int repack_q4_K_r8_run(void *w, int K, int N);
 /** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
 int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
+/** Several weights over the same activations x[T, K] in one pool run: outs[i][T, Ns[i]] = x · Wiᵀ; x is quantised
+ *  once per activation format. Sizes must be checked. -1: out of memory or an unsupported type. */
+int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns, float *const *outs, const float *x, int K, int T);
 /** Expert FFN: out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate/up hold F rows of D values, down D rows of F.
  *  x is quantised once for gate and up, the intermediate once for down. Sizes must be checked. -1: out of memory. */
 int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, const void *down, const float *x, float *out, int D,

@@ -86,6 +86,8 @@ export interface Backend {
    * gatherRows, the FFN and scatterAddRows per expert.
    */
   moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
+  /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
+  matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */
   close?(): void;
 }

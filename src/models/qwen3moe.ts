@@ -188,9 +188,12 @@ export class Qwen3Moe {
         const L = this.layers[il];
         // attention
         be.rmsNorm(h, x, L.attn_norm, rmsEps, D, T);
-        be.matmul(q, L.attn_q, h, T);
-        be.matmul(k, L.attn_k, h, T);
-        be.matmul(v, L.attn_v, h, T);
+        if (be.matmulSet) be.matmulSet([q, k, v], [L.attn_q, L.attn_k, L.attn_v], h, T); // one pool run, h quantised once
+        else {
+          be.matmul(q, L.attn_q, h, T);
+          be.matmul(k, L.attn_k, h, T);
+          be.matmul(v, L.attn_v, h, T);
+        }
         be.rmsNorm(q, q, L.attn_q_norm, rmsEps, hd, T * nHead);
         be.rmsNorm(k, k, L.attn_k_norm, rmsEps, hd, T * nHeadKv);
         be.rope(q, pos, nHead, hd, this.hp.ropeFreqBase);

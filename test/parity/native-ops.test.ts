@@ -300,3 +300,29 @@ test("native ops reject bad shapes with RangeErrors", () => {
   assert.throws(() => a.scatterAddRows(f, f, Int32Array.of(2), Float32Array.of(1), 4), RangeError);
   assert.throws(() => a.expertFfn(8, new Uint8Array(34), 8, new Uint8Array(34), 8, new Uint8Array(34), new Float32Array(32), new Float32Array(32), 32, 32, 1), RangeError);
 });
+
+test("native matmulSet (q, k, v in one pool run) equals separate native matmuls bit for bit, mixed types included", async () => {
+  const a = need();
+  for (const [types, T] of [[[Q8_0, Q8_0, Q8_0], 1], [[Q4_K, Q4_K, Q6_K], 1], [[Q4_K, Q8_0, F16], 5], [[F32, BF16, Q6_K], 17]] as const) {
+    const K = 512, Ns = [512, 128, 128];
+    await everyLevel(a, async (be) => {
+      const ws = types.map((f, i) => be.upload(weight(f, rand(K * Ns[i], `set${i}${f.name}`, 0.1), K, Ns[i], `w${i}`)));
+      const x = buf(be, rand(T * K, `setx${T}`));
+      const sep = Ns.map((n) => be.alloc(T * n));
+      const set = Ns.map((n) => be.alloc(T * n));
+      ws.forEach((w, i) => be.matmul(sep[i], w, x, T));
+      be.matmulSet(set, ws, x, T);
+      const got: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const [p, q] = [await be.read(sep[i]), await be.read(set[i])];
+        assert.ok(sameBits(p, q), `${types.map((f) => f.name)} T ${T}: weight ${i} differs`);
+        got.push(...q);
+      }
+      return Float32Array.from(got);
+    }, () => {});
+  }
+  const [x, o] = [new Float32Array(64), new Float32Array(32)];
+  const w = new Uint8Array(34 * 32);
+  assert.throws(() => a.matmulSet(Int32Array.of(8), [w], [o], x, 48, 1), /unsupported ggml type 8 or K = 48/);
+  assert.throws(() => a.matmulSet(Int32Array.of(8, 8), [w, w], [o, o], x, 32, 1), /overlap/);
+});

@@ -28,6 +28,7 @@ export interface NativeAddon {
   /** Rewrites N Q4_K rows of K values (N a multiple of 8) in place as groups of 8 interleaved rows (type 1012). */
   repackQ4KR8(bytes: Bytes, K: number, N: number): void;
   /** out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate and up hold F rows of D values, down D rows of F (ggml types). */
+  matmulSet(types: Int32Array, weights: Bytes[], outs: Float32Array[], x: Float32Array, K: number, T: number): void;
   moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;
   expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
     out: Float32Array, d: number, f: number, t: number): void;

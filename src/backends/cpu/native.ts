@@ -94,6 +94,19 @@ export class NativeBackend implements Backend {
     this.addon.expertFfn(gate.type, hostBytes(gate), up.type, hostBytes(up), down.type, hostBytes(down), f32(x), f32(out), D, F, nRows);
   }
 
+  /** q, k and v (or any weights sharing x) in one pool run, x quantised once per activation format. */
+  matmulSet(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void {
+    if (!ws.every((w) => NATIVE_MATMUL_TYPES.has(w.type))) {
+      ws.forEach((w, i) => this.matmul(outs[i], w, x, nTokens));
+      return;
+    }
+    const K = weightDims(ws[0]).k;
+    const dims = ws.map((w) => weightDims(w));
+    if (dims.some((d) => d.k !== K)) throw new RangeError(`native matmulSet: weights of different K: ${ws.map((w) => `[${w.shape}]`).join(" ")}`);
+    const o = outs.map((b, i) => f32(b).subarray(0, nTokens * dims[i].n));
+    this.addon.matmulSet(Int32Array.from(ws, (w) => w.type), ws.map(hostBytes), o, f32(x), K, nTokens);
+  }
+
   /** All of a layer's routed experts in two pool runs (every gate/up, then every down) instead of two per expert. */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     if (experts.length === 0) return;
