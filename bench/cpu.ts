@@ -13,6 +13,8 @@ import { benchModel } from "./models.js";
 const THREADS = 2;
 const DECODE = 32;
 const PREFILLS = [128, 512];
+// This VM is shared and noisy (single decode runs swing by 2x): decode is the best of several runs, per engine.
+const DECODE_RUNS = 3;
 
 interface Figures {
   decode: number;
@@ -31,7 +33,7 @@ async function llamaFigures(path: string): Promise<Figures> {
     const prefill: Record<number, number> = {};
     let ttftMs = NaN;
     let decode = NaN;
-    for (const n of [16, ...PREFILLS]) {
+    for (const n of [...Array(DECODE_RUNS).fill(16), ...PREFILLS]) {
       const ctx = await model.createContext({ contextSize: 1024, batchSize: 512, threads: THREADS });
       try {
         const seq = ctx.getSequence();
@@ -44,7 +46,7 @@ async function llamaFigures(path: string): Promise<Figures> {
           if (produced > (n === 16 ? DECODE : 0)) break;
         }
         const t2 = performance.now();
-        if (n === 16) decode = ((produced - 1) * 1000) / (t2 - t1);
+        if (n === 16) decode = Math.max(Number.isNaN(decode) ? 0 : decode, ((produced - 1) * 1000) / (t2 - t1));
         else prefill[n] = (n * 1000) / (t1 - t0);
         if (n === 128) ttftMs = t1 - t0;
       } finally {
@@ -64,7 +66,8 @@ async function oursFigures(path: string, backend: BackendName, decodeOnly = fals
     const prefill: Record<number, number> = {};
     let ttftMs = NaN;
     let decode = NaN;
-    for (const n of decodeOnly ? [16] : [16, ...PREFILLS]) {
+    const runs: number[] = Array(DECODE_RUNS).fill(16);
+    for (const n of decodeOnly ? runs : [...runs, ...PREFILLS]) {
       s.reset();
       const t0 = performance.now();
       let t1 = 0;
@@ -72,7 +75,7 @@ async function oursFigures(path: string, backend: BackendName, decodeOnly = fals
       const gen = s.generate(promptIds(n), { maxTokens: n === 16 ? DECODE + 1 : 1, sampling: { temperature: 0 }, stopAtEog: false });
       for await (const _ of gen) if (produced++ === 0) t1 = performance.now();
       const st = s.lastStats!;
-      if (n === 16) decode = (DECODE * 1000) / st.decodeMs;
+      if (n === 16) decode = Math.max(Number.isNaN(decode) ? 0 : decode, (DECODE * 1000) / st.decodeMs);
       else prefill[n] = (n * 1000) / st.promptMs;
       if (n === 128) ttftMs = t1 - t0;
     }
@@ -93,7 +96,7 @@ export async function benchCpu(): Promise<void> {
     { label: "a3b Q4_K", preset: "a3b", type: "Q4_K", file: "a3b-q4_k.gguf", wasm: false },
     { label: "a3b Q8_0", preset: "a3b", type: "Q8_0", file: "a3b-q8_0.gguf", wasm: false },
   ] as const;
-  console.log(`resident, ${THREADS} threads; decode after a 16-token prompt (${DECODE} tokens), prefill of ${PREFILLS.join(" / ")} tokens, TTFT after 128`);
+  console.log(`resident, ${THREADS} threads; decode after a 16-token prompt (${DECODE} tokens, best of ${DECODE_RUNS} runs), prefill of ${PREFILLS.join(" / ")} tokens, TTFT after 128`);
   for (const m of models) {
     if (m.label === "a3b Q8_0") {
       // 48 layers x 128 experts x 3 x 2048 x 768 x 1.0625 B = 30.8 GB of experts: more than this machine's RAM.
