@@ -5,6 +5,7 @@ import { availableParallelism } from "node:os";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/backends/cpu/native-addon.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
+import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { NativeBackend, Q4_K_R8 } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
@@ -16,28 +17,6 @@ const SHAPES = [
   { k: 2048, n: 768, label: "expert gate/up 2048x768" },
   { k: 768, n: 2048, label: "expert down 768x2048" },
 ];
-// Best of several short windows: this machine may be shared, and the quietest window is the one to compare.
-const WINDOWS = 8;
-const WINDOW_MS = 60;
-
-/** Seconds per call of fn in the fastest window, after `warm` warm-up calls; i keeps counting across windows. */
-function timeIt(fn: (i: number) => void, warm: number): number {
-  let i = 0;
-  for (; i < warm; i++) fn(i);
-  let best = Infinity;
-  for (let w = 0; w < WINDOWS; w++) {
-    let calls = 0;
-    const t0 = performance.now();
-    let t = t0;
-    while (t - t0 < WINDOW_MS) {
-      fn(i++);
-      calls++;
-      t = performance.now();
-    }
-    best = Math.min(best, (t - t0) / 1000 / calls);
-  }
-  return best;
-}
 
 /** Best read bandwidth of a buffer 8x the L3 (GB/s); filled, since untouched pages all map to one zero page. */
 function memBandwidth(a: NativeAddon, threads: number, buf: Uint8Array, reps: number): number {

@@ -3,36 +3,17 @@
 // prefill column. Weights rotate over copies larger than the L3 cache, as in cpu-kernels.ts.
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
+import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../src/backends/wasm/wasm.js";
 
 const POOL_BYTES = 192 * 2 ** 20; // per type and shape: well past any L3
-const WINDOWS = 8;
-const WINDOW_MS = 60;
 
 export interface NativeRef {
   /** GB/s of the native kernels by "<type> <shape label>", at 1 thread and at 2 (or as many as there are). */
   gbs: Map<string, number[]>;
   /** Memory read bandwidth at the same thread counts, GB/s. */
   mem: number[];
-}
-
-function timeIt(fn: (i: number) => void, warm: number): number {
-  let i = 0;
-  for (; i < warm; i++) fn(i);
-  let best = Infinity;
-  for (let w = 0; w < WINDOWS; w++) {
-    let calls = 0;
-    const t0 = performance.now();
-    let t = t0;
-    while (t - t0 < WINDOW_MS) {
-      fn(i++);
-      calls++;
-      t = performance.now();
-    }
-    best = Math.min(best, (t - t0) / 1000 / calls);
-  }
-  return best;
 }
 
 export function benchWasmKernels(shapes: { k: number; n: number; label: string }[], native?: NativeRef): void {
