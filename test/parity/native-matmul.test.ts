@@ -3,20 +3,12 @@
 // counts must not change a single bit. The addon is required: CI builds it, so a missing addon fails here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
+import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, nativeAvailable } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { f32ToF16 } from "../../src/util/f16.js";
-import { Stream } from "../../src/gen/random.js";
+import { needNative, randomWeight, randomValues, runMatmul, refQ8_0, refQ8K } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
-
-function need(): NativeAddon {
-  const a = loadNativeAddon();
-  assert.ok(a, `the native addon is required (npm run build:native): ${nativeAddonError()}`);
-  return a;
-}
 
 // Quantised weights meet Q8-quantised activations (~1e-5 measured); float weights differ only in summation order.
 const TOL: Record<string, number> = { F32: 1e-10, F16: 1e-10, BF16: 1e-10, Q8_0: 5e-4, Q4_K: 5e-4, Q6_K: 5e-4 };
@@ -37,35 +29,8 @@ function shapes(f: QuantFormat): Shape[] {
   ];
 }
 
-function randomWeight(f: QuantFormat, k: number, n: number, seed: string): { name: string; type: number; shape: number[]; bytes: Uint8Array } {
-  const s = new Stream(7, seed);
-  const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
-  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1); // odd byte offset: kernels must not assume alignment
-  const row = new Float32Array(k);
-  for (let r = 0; r < n; r++) {
-    s.fillUniform(row, 0.5 + (r % 5) * 0.3); // rows of different scales
-    for (let i = 0; i < k; i += 97) row[i] *= 6; // a few outliers per row
-    f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
-  }
-  return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
-}
-
-function randomActs(len: number, seed: string): Float32Array {
-  const x = new Float32Array(len);
-  new Stream(11, seed).fillUniform(x, 1);
-  return x;
-}
-
-async function run(be: Backend, w: Weight, x: Float32Array, sh: Shape): Promise<Float32Array> {
-  const xb = be.alloc(sh.k * sh.t);
-  be.write(xb, x);
-  const out = be.alloc(sh.n * sh.t);
-  be.matmul(out, w, xb, sh.t);
-  return be.read(out);
-}
-
 test("the native addon is built and loads", () => {
-  const a = need();
+  const a = needNative();
   assert.ok(nativeAvailable());
   assert.ok(a.kernelLevels().includes("scalar"));
   assert.ok(a.kernelLevels().includes(a.kernelLevel()));
@@ -73,7 +38,7 @@ test("the native addon is built and loads", () => {
 
 for (const f of FORMATS) {
   test(`${f.name}: native matmul matches the scalar backend on every kernel set (nmse < ${TOL[f.name]})`, async (t) => {
-    const a = need();
+    const a = needNative();
     const levels = a.kernelLevels();
     const best = a.kernelLevel();
     const scalar = new ScalarBackend();
@@ -82,12 +47,12 @@ for (const f of FORMATS) {
     try {
       for (const sh of shapes(f)) {
         const hw = randomWeight(f, sh.k, sh.n, `${f.name}-${sh.k}-${sh.n}`);
-        const x = randomActs(sh.k * sh.t, `x-${sh.k}-${sh.t}`);
-        const ref = await run(scalar, scalar.upload(hw), x, sh);
+        const x = randomValues(sh.k * sh.t, `x-${sh.k}-${sh.t}`, 1, 11);
+        const ref = await runMatmul(scalar, scalar.upload(hw), x, sh);
         const w = native.upload(hw);
         for (const level of levels) {
           a.setKernelLevel(level);
-          const got = await run(native, w, x, sh);
+          const got = await runMatmul(native, w, x, sh);
           const e = nmse(got, ref);
           worst[level] = Math.max(worst[level] ?? 0, e);
           assert.ok(e < TOL[f.name], `${f.name} ${level} K=${sh.k} N=${sh.n} T=${sh.t}: nmse ${e.toExponential(2)} >= ${TOL[f.name]}`);
@@ -119,7 +84,7 @@ function onGrid(a: NativeAddon, f: QuantFormat, x: Float32Array): Float32Array {
 }
 
 test("with activations already on the Q8 grid, quantised kernels equal the scalar backend to f32 rounding", async () => {
-  const a = need();
+  const a = needNative();
   const best = a.kernelLevel();
   const scalar = new ScalarBackend();
   const native = new NativeBackend({ threads: 2 });
@@ -127,11 +92,11 @@ test("with activations already on the Q8 grid, quantised kernels equal the scala
     for (const f of [Q8_0, Q4_K, Q6_K]) {
       const sh = { k: 2048, n: 33, t: 5 };
       const hw = randomWeight(f, sh.k, sh.n, `grid-${f.name}`);
-      const x = onGrid(a, f, randomActs(sh.k * sh.t, "grid-x"));
-      const ref = await run(scalar, scalar.upload(hw), x, sh);
+      const x = onGrid(a, f, randomValues(sh.k * sh.t, "grid-x", 1, 11));
+      const ref = await runMatmul(scalar, scalar.upload(hw), x, sh);
       for (const level of a.kernelLevels()) {
         a.setKernelLevel(level);
-        const e = nmse(await run(native, native.upload(hw), x, sh), ref);
+        const e = nmse(await runMatmul(native, native.upload(hw), x, sh), ref);
         assert.ok(e < 1e-10, `${f.name} ${level}: nmse ${e.toExponential(2)}`);
       }
     }
@@ -141,13 +106,13 @@ test("with activations already on the Q8 grid, quantised kernels equal the scala
 });
 
 test("thread count changes no bit of the result (1, 2, 3 threads; row and token splits)", () => {
-  const a = need();
+  const a = needNative();
   const before = a.getThreads();
   try {
     for (const f of FORMATS) {
       for (const sh of [{ k: 2048, n: 131, t: 1 }, { k: 512, n: 37, t: 17 }, { k: 256, n: 3, t: 29 }]) {
         const hw = randomWeight(f, sh.k, sh.n, `thr-${f.name}-${sh.n}`);
-        const x = randomActs(sh.k * sh.t, `thr-x-${sh.t}`);
+        const x = randomValues(sh.k * sh.t, `thr-x-${sh.t}`, 1, 11);
         const outs = [1, 2, 3].map((n) => {
           a.setThreads(n);
           const out = new Float32Array(sh.n * sh.t);
@@ -163,7 +128,7 @@ test("thread count changes no bit of the result (1, 2, 3 threads; row and token 
 });
 
 test("a batch of tokens gives each token the bits it gets alone (multi-token kernels agree with the single-row ones)", () => {
-  const a = need();
+  const a = needNative();
   const best = a.kernelLevel();
   try {
     for (const level of a.kernelLevels()) {
@@ -171,7 +136,7 @@ test("a batch of tokens gives each token the bits it gets alone (multi-token ker
       for (const f of FORMATS) {
         const sh = { k: 512, n: 29, t: 11 };
         const hw = randomWeight(f, sh.k, sh.n, `batch-${f.name}`);
-        const x = randomActs(sh.k * sh.t, "batch-x");
+        const x = randomValues(sh.k * sh.t, "batch-x", 1, 11);
         const all = new Float32Array(sh.n * sh.t);
         a.matmul(f.type, hw.bytes, x, all, sh.k, sh.n, sh.t);
         for (let tok = 0; tok < sh.t; tok++) {
@@ -187,10 +152,10 @@ test("a batch of tokens gives each token the bits it gets alone (multi-token ker
 });
 
 test("the pool survives many short calls and resizes", () => {
-  const a = need();
+  const a = needNative();
   const before = a.getThreads();
   const hw = randomWeight(Q8_0, 64, 4, "pool");
-  const x = randomActs(64, "pool-x");
+  const x = randomValues(64, "pool-x", 1, 11);
   const first = new Float32Array(4), out = new Float32Array(4);
   a.setThreads(2);
   a.matmul(Q8_0.type, hw.bytes, x, first, 64, 4, 1);
@@ -207,54 +172,10 @@ test("the pool survives many short calls and resizes", () => {
   a.setThreads(before);
 });
 
-// ggml's x86 quantize_row_q8_0: d = amax/127 as f16, q = round-half-even(x * 127/amax).
-function refQ8_0(x: Float32Array): Uint8Array {
-  const fr = Math.fround, out = new Uint8Array((x.length / 32) * 34);
-  for (let b = 0; b < x.length / 32; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
-    const h = f32ToF16(fr(amax / 127)), id = amax ? fr(127 / amax) : 0;
-    out[34 * b] = h & 0xff;
-    out[34 * b + 1] = h >> 8;
-    for (let j = 0; j < 32; j++) out[34 * b + 2 + j] = roundEven(fr(x[32 * b + j] * id)) & 0xff;
-  }
-  return out;
-}
-
-// ggml's quantize_row_q8_K_ref: scale by -127/max of the signed value of largest magnitude.
-function refQ8K(x: Float32Array): Uint8Array {
-  const fr = Math.fround, out = new Uint8Array((x.length / 256) * 292), dv = new DataView(out.buffer);
-  for (let b = 0; b < x.length / 256; b++) {
-    const o = 292 * b;
-    let max = 0, amax = 0;
-    for (let j = 0; j < 256; j++) {
-      const v = x[256 * b + j];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
-    }
-    if (amax === 0) continue;
-    const iscale = fr(-127 / max);
-    for (let g = 0; g < 16; g++) {
-      let sum = 0;
-      for (let j = 0; j < 16; j++) {
-        const q = Math.min(127, roundEven(fr(iscale * x[256 * b + 16 * g + j])));
-        out[o + 4 + 16 * g + j] = q & 0xff;
-        sum += q;
-      }
-      dv.setInt16(o + 260 + 2 * g, sum, true);
-    }
-    dv.setFloat32(o, fr(1 / iscale), true);
-  }
-  return out;
-}
-
-function roundEven(v: number): number {
-  return v + 6755399441055744 - 6755399441055744; // 1.5 * 2^52: the f64 add rounds half to even
-}
-
 test("activation quantisers equal ggml's bit for bit on every kernel set", () => {
-  const a = need();
+  const a = needNative();
   const best = a.kernelLevel();
-  const x = randomActs(2048, "quant");
+  const x = randomValues(2048, "quant", 1, 11);
   x.fill(0, 256, 512); // an all-zero Q8_K block
   x[600] = -9; // a negative extreme picks the scale's sign
   try {
@@ -273,7 +194,7 @@ test("activation quantisers equal ggml's bit for bit on every kernel set", () =>
 });
 
 test("bad arguments throw typed errors naming the problem", () => {
-  const a = need();
+  const a = needNative();
   const x = new Float32Array(64), out = new Float32Array(4);
   assert.throws(() => a.matmul(2, new Uint8Array(1024), x, out, 32, 1, 1), { name: "TypeError", message: /unsupported ggml type 2/ });
   assert.throws(() => a.matmul(Q8_0.type, new Uint8Array(1024), x, out, 48, 1, 1), { name: "RangeError", message: /not a whole number of blocks/ });
@@ -285,7 +206,7 @@ test("bad arguments throw typed errors naming the problem", () => {
 });
 
 test("NativeBackend runs the scalar ops unchanged and reports its kernels", async () => {
-  need();
+  needNative();
   const nb = new NativeBackend({ threads: 1 });
   assert.equal(nb.name, "native");
   assert.equal(nb.threads, 1);

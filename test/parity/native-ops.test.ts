@@ -3,31 +3,12 @@
 // agree bit for bit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { AttentionParams, Backend, Buf } from "../../src/backends/backend.js";
+import type { AttentionParams, Backend } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { Stream } from "../../src/gen/random.js";
+import { needNative, randomValues, bufOf, everyKernelLevel } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
-
-function need(): NativeAddon {
-  const a = loadNativeAddon();
-  assert.ok(a, `the native addon is required (npm run build:native): ${nativeAddonError()}`);
-  return a;
-}
-
-function rand(len: number, seed: string, scale = 1): Float32Array {
-  const x = new Float32Array(len);
-  new Stream(13, seed).fillUniform(x, scale);
-  return x;
-}
-
-function buf(be: Backend, x: Float32Array): Buf {
-  const b = be.alloc(x.length);
-  be.write(b, x);
-  return b;
-}
 
 /** A weight of f's type from values (F32 bytes at an odd offset: the addon must not assume alignment). */
 function weight(f: QuantFormat, vals: Float32Array, k: number, n: number, name: string) {
@@ -37,40 +18,22 @@ function weight(f: QuantFormat, vals: Float32Array, k: number, n: number, name: 
   return { name, type: f.type, shape: [k, n], bytes };
 }
 
-/** Runs fn on every kernel set and at 1 and 2 threads; returns the outputs per run, checking thread-count bit equality. */
-async function everyLevel(a: NativeAddon, fn: (be: NativeBackend) => Promise<Float32Array>, check: (got: Float32Array, label: string) => void): Promise<void> {
-  const best = a.kernelLevel();
-  const threads = a.getThreads();
-  try {
-    for (const level of a.kernelLevels()) {
-      a.setKernelLevel(level);
-      const one = await fn(new NativeBackend({ threads: 1 }));
-      const two = await fn(new NativeBackend({ threads: 2 }));
-      assert.ok(sameBits(one, two), `${level}: 1 and 2 threads differ`);
-      check(two, level);
-    }
-  } finally {
-    a.setKernelLevel(best);
-    a.setThreads(threads);
-  }
-}
-
 const TOL_EXACTISH = 1e-6; // rmsNorm, rope, add, swiglu, scatter-add: f64 maths like the reference, summation order aside
 const TOL_ATTN = 1e-5; // f32 dot products and V sums vs the reference's f64
 const TOL_FFN = 5e-4; // Q8 activations (input and intermediate) vs the reference's f32 activations
 
 test("native rmsNorm matches the scalar backend", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
   for (const [len, rows] of [[2048, 1], [2048, 17], [128, 32 * 17], [128, 4], [45, 3], [2048, 64]]) {
-    const x = rand(len * rows, `rms-x-${len}-${rows}`, 3);
-    const w = scalar.upload(weight(F32, rand(len, `rms-w-${len}`, 1), len, 1, "norm"));
-    const ref = await (async () => { const xb = buf(scalar, x); scalar.rmsNorm(xb, xb, w, 1e-6, len, rows); return scalar.read(xb); })();
-    await everyLevel(a, async (be) => {
-      const xb = buf(be, x), out = be.alloc(len * rows);
+    const x = randomValues(len * rows, `rms-x-${len}-${rows}`, 3);
+    const w = scalar.upload(weight(F32, randomValues(len, `rms-w-${len}`, 1), len, 1, "norm"));
+    const ref = await (async () => { const xb = bufOf(scalar, x); scalar.rmsNorm(xb, xb, w, 1e-6, len, rows); return scalar.read(xb); })();
+    await everyKernelLevel(a, async (be) => {
+      const xb = bufOf(be, x), out = be.alloc(len * rows);
       be.rmsNorm(out, xb, w, 1e-6, len, rows);
-      const inPlace = buf(be, x);
+      const inPlace = bufOf(be, x);
       be.rmsNorm(inPlace, inPlace, w, 1e-6, len, rows);
       const r = await be.read(out);
       assert.ok(sameBits(r, await be.read(inPlace)), "in place differs");
@@ -85,17 +48,17 @@ test("native rmsNorm matches the scalar backend", async (t) => {
 });
 
 test("native rope matches the scalar backend (positions not from 0, odd token counts)", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
   for (const [T, nHead, hd, start] of [[1, 32, 128, 0], [1, 4, 128, 4093], [17, 32, 128, 5], [17, 4, 128, 100], [3, 2, 64, 7], [64, 32, 128, 0]]) {
     const pos = Int32Array.from({ length: T }, (_, i) => start + i * (i % 3 === 2 ? 2 : 1));
-    const x = rand(T * nHead * hd, `rope-${T}-${nHead}`, 2);
-    const xr = buf(scalar, x);
+    const x = randomValues(T * nHead * hd, `rope-${T}-${nHead}`, 2);
+    const xr = bufOf(scalar, x);
     scalar.rope(xr, pos, nHead, hd, 1e6);
     const ref = await scalar.read(xr);
-    await everyLevel(a, async (be) => {
-      const xb = buf(be, x);
+    await everyKernelLevel(a, async (be) => {
+      const xb = bufOf(be, x);
       be.rope(xb, pos, nHead, hd, 1e6);
       return be.read(xb);
     }, (got, level) => {
@@ -108,18 +71,18 @@ test("native rope matches the scalar backend (positions not from 0, odd token co
 });
 
 test("native add, swiglu and scatterAddRows match the scalar backend", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
   for (const n of [1, 37, 768 * 8, 2048 * 17, 300_001]) {
-    const x = rand(n, `ew-x-${n}`, 4), y = rand(n, `ew-y-${n}`, 2);
+    const x = randomValues(n, `ew-x-${n}`, 4), y = randomValues(n, `ew-y-${n}`, 2);
     for (const op of ["add", "swiglu"] as const) {
-      const o = buf(scalar, x);
-      scalar[op](o, o, buf(scalar, y), n);
+      const o = bufOf(scalar, x);
+      scalar[op](o, o, bufOf(scalar, y), n);
       const ref = await scalar.read(o);
-      await everyLevel(a, async (be) => {
-        const xb = buf(be, x);
-        be[op](xb, xb, buf(be, y), n);
+      await everyKernelLevel(a, async (be) => {
+        const xb = bufOf(be, x);
+        be[op](xb, xb, bufOf(be, y), n);
         return be.read(xb);
       }, (got, level) => {
         const e = nmse(got, ref);
@@ -129,20 +92,20 @@ test("native add, swiglu and scatterAddRows match the scalar backend", async (t)
     }
   }
   const D = 2048, rows = Int32Array.of(3, 0, 3, 16), scales = Float32Array.of(0.25, -1.5, 0.125, 0.7);
-  const base = rand(17 * D, "sc-base"), x = rand(rows.length * D, "sc-x");
-  const o = buf(scalar, base);
-  scalar.scatterAddRows(o, buf(scalar, x), rows, scales, D);
+  const base = randomValues(17 * D, "sc-base"), x = randomValues(rows.length * D, "sc-x");
+  const o = bufOf(scalar, base);
+  scalar.scatterAddRows(o, bufOf(scalar, x), rows, scales, D);
   const ref = await scalar.read(o);
-  await everyLevel(a, async (be) => {
-    const ob = buf(be, base);
-    be.scatterAddRows(ob, buf(be, x), rows, scales, D);
+  await everyKernelLevel(a, async (be) => {
+    const ob = bufOf(be, base);
+    be.scatterAddRows(ob, bufOf(be, x), rows, scales, D);
     return be.read(ob);
   }, (got, level) => assert.ok(nmse(got, ref) < TOL_EXACTISH, `scatterAddRows ${level}`));
   t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
 });
 
 test("native attention matches the scalar backend (decode, prefill, GQA 4/2 and 32/4, start > 0)", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
   const cases: AttentionParams[] = [
@@ -157,14 +120,14 @@ test("native attention matches the scalar backend (decode, prefill, GQA 4/2 and 
   ];
   for (const p of cases) {
     const kvDim = p.nHeadKv * p.headDim, nPos = p.startPos + p.nTokens;
-    const q = rand(p.nTokens * p.nHead * p.headDim, `q-${p.nTokens}-${p.startPos}`, 3);
-    const k = rand(nPos * kvDim, `k-${nPos}-${kvDim}`, 3), v = rand(nPos * kvDim, `v-${nPos}-${kvDim}`, 1);
+    const q = randomValues(p.nTokens * p.nHead * p.headDim, `q-${p.nTokens}-${p.startPos}`, 3);
+    const k = randomValues(nPos * kvDim, `k-${nPos}-${kvDim}`, 3), v = randomValues(nPos * kvDim, `v-${nPos}-${kvDim}`, 1);
     const ro = scalar.alloc(p.nTokens * p.nHead * p.headDim);
-    scalar.attention(ro, buf(scalar, q), buf(scalar, k), buf(scalar, v), p);
+    scalar.attention(ro, bufOf(scalar, q), bufOf(scalar, k), bufOf(scalar, v), p);
     const ref = await scalar.read(ro);
-    await everyLevel(a, async (be) => {
+    await everyKernelLevel(a, async (be) => {
       const out = be.alloc(p.nTokens * p.nHead * p.headDim);
-      be.attention(out, buf(be, q), buf(be, k), buf(be, v), p);
+      be.attention(out, bufOf(be, q), bufOf(be, k), bufOf(be, v), p);
       return be.read(out);
     }, (got, level) => {
       const e = nmse(got, ref);
@@ -176,7 +139,7 @@ test("native attention matches the scalar backend (decode, prefill, GQA 4/2 and 
 });
 
 test("native fused expert FFN matches the scalar backend's gate, up, swiglu, down", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   const worst: Record<string, number> = {};
   const combos: [QuantFormat, QuantFormat, QuantFormat][] = [
@@ -185,21 +148,21 @@ test("native fused expert FFN matches the scalar backend's gate, up, swiglu, dow
   for (const [fg, fu, fd] of combos) {
     for (const [D, F, n] of [[256, 256, 1], [2048, 768, 1], [2048, 768, 17], [512, 512, 5]]) {
       const label = `${fg.name}/${fu.name}/${fd.name}`;
-      const hg = weight(fg, rand(D * F, `g-${D}-${F}`, 0.1), D, F, "gate");
-      const hu = weight(fu, rand(D * F, `u-${D}-${F}`, 0.1), D, F, "up");
-      const hd = weight(fd, rand(F * D, `d-${D}-${F}`, 0.1), F, D, "down");
-      const x = rand(n * D, `fx-${D}-${n}`, 1);
+      const hg = weight(fg, randomValues(D * F, `g-${D}-${F}`, 0.1), D, F, "gate");
+      const hu = weight(fu, randomValues(D * F, `u-${D}-${F}`, 0.1), D, F, "up");
+      const hd = weight(fd, randomValues(F * D, `d-${D}-${F}`, 0.1), F, D, "down");
+      const x = randomValues(n * D, `fx-${D}-${n}`, 1);
       const [sg, su, sd] = [hg, hu, hd].map((w) => scalar.upload(w));
-      const ge = scalar.alloc(n * F), ue = scalar.alloc(n * F), ro = scalar.alloc(n * D), xs = buf(scalar, x);
+      const ge = scalar.alloc(n * F), ue = scalar.alloc(n * F), ro = scalar.alloc(n * D), xs = bufOf(scalar, x);
       scalar.matmul(ge, sg, xs, n);
       scalar.matmul(ue, su, xs, n);
       scalar.swiglu(ge, ge, ue, n * F);
       scalar.matmul(ro, sd, ge, n);
       const ref = await scalar.read(ro);
-      await everyLevel(a, async (be) => {
+      await everyKernelLevel(a, async (be) => {
         assert.ok(be.supports("expert_ffn", fg.type));
         const out = be.alloc(n * D);
-        be.expertFfn(out, buf(be, x), be.upload(hg), be.upload(hu), be.upload(hd), n);
+        be.expertFfn(out, bufOf(be, x), be.upload(hg), be.upload(hu), be.upload(hd), n);
         return be.read(out);
       }, (got, level) => {
         const e = nmse(got, ref);
@@ -212,14 +175,14 @@ test("native fused expert FFN matches the scalar backend's gate, up, swiglu, dow
 });
 
 test("the fused expert FFN equals native matmul, swiglu, matmul bit for bit when the types allow", async () => {
-  const a = need();
+  const a = needNative();
   const be = new NativeBackend({ threads: 2 });
   for (const f of [Q8_0, Q4_K, F16]) {
     const D = 512, F = 256, n = 9;
-    const g = be.upload(weight(f, rand(D * F, "bg", 0.1), D, F, "gate"));
-    const u = be.upload(weight(f, rand(D * F, "bu", 0.1), D, F, "up"));
-    const d = be.upload(weight(f, rand(F * D, "bd", 0.1), F, D, "down"));
-    const x = buf(be, rand(n * D, "bx"));
+    const g = be.upload(weight(f, randomValues(D * F, "bg", 0.1), D, F, "gate"));
+    const u = be.upload(weight(f, randomValues(D * F, "bu", 0.1), D, F, "up"));
+    const d = be.upload(weight(f, randomValues(F * D, "bd", 0.1), F, D, "down"));
+    const x = bufOf(be, randomValues(n * D, "bx"));
     const ge = be.alloc(n * F), ue = be.alloc(n * F), sep = be.alloc(n * D), fused = be.alloc(n * D);
     be.matmul(ge, g, x, n);
     be.matmul(ue, u, x, n);
@@ -233,19 +196,19 @@ test("the fused expert FFN equals native matmul, swiglu, matmul bit for bit when
 });
 
 test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FFN, scatter-add per expert, and the scalar reference", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
   for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16]] as const) {
     for (const T of [1, 13]) {
       const D = 512, F = 256, nExp = 6;
-      const hs = Array.from({ length: nExp }, (_, e) => ["g", "u", "d"].map((p) => weight(p === "d" ? fd : fg, rand(D * F, `m${p}${e}`, 0.1), p === "d" ? F : D, p === "d" ? D : F, p)));
+      const hs = Array.from({ length: nExp }, (_, e) => ["g", "u", "d"].map((p) => weight(p === "d" ? fd : fg, randomValues(D * F, `m${p}${e}`, 0.1), p === "d" ? F : D, p === "d" ? D : F, p)));
       // Decode: every expert serves row 0. Prefill: rows spread unevenly, one expert with none.
       const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
-      const x = rand(T * D, `mx${T}`, 1);
+      const x = randomValues(T * D, `mx${T}`, 1);
       const run = (be: Backend, fused: boolean): Promise<Float32Array> => {
         const out = be.alloc(T * D);
-        const h = buf(be, x);
+        const h = bufOf(be, x);
         const experts = hs.map((w, e) => {
           const rows = Int32Array.from(rowsOf(e));
           return { gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
@@ -270,7 +233,7 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
         return be.read(out);
       };
       const ref = await run(scalar, false);
-      await everyLevel(a, async (be) => {
+      await everyKernelLevel(a, async (be) => {
         assert.ok(be.supports("moe_ffn", fg.type));
         const got = await run(be, true);
         assert.ok(sameBits(got, await run(be, false)), `${fg.name}/${fd.name} T ${T}: moeFfn differs from the per-expert path`);
@@ -291,7 +254,7 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
 });
 
 test("native ops reject bad shapes with RangeErrors", () => {
-  const a = need();
+  const a = needNative();
   const f = new Float32Array(8);
   assert.throws(() => a.attention(f, f, f, f, 1, 0, 3, 2, 4, 1), RangeError);
   assert.throws(() => a.attention(f, f, new Float32Array(4), f, 1, 1, 2, 1, 4, 1), RangeError);
@@ -302,12 +265,12 @@ test("native ops reject bad shapes with RangeErrors", () => {
 });
 
 test("native matmulSet (q, k, v in one pool run) equals separate native matmuls bit for bit, mixed types included", async () => {
-  const a = need();
+  const a = needNative();
   for (const [types, T] of [[[Q8_0, Q8_0, Q8_0], 1], [[Q4_K, Q4_K, Q6_K], 1], [[Q4_K, Q8_0, F16], 5], [[F32, BF16, Q6_K], 17]] as const) {
     const K = 512, Ns = [512, 128, 128];
-    await everyLevel(a, async (be) => {
-      const ws = types.map((f, i) => be.upload(weight(f, rand(K * Ns[i], `set${i}${f.name}`, 0.1), K, Ns[i], `w${i}`)));
-      const x = buf(be, rand(T * K, `setx${T}`));
+    await everyKernelLevel(a, async (be) => {
+      const ws = types.map((f, i) => be.upload(weight(f, randomValues(K * Ns[i], `set${i}${f.name}`, 0.1), K, Ns[i], `w${i}`)));
+      const x = bufOf(be, randomValues(T * K, `setx${T}`));
       const sep = Ns.map((n) => be.alloc(T * n));
       const set = Ns.map((n) => be.alloc(T * n));
       ws.forEach((w, i) => be.matmul(sep[i], w, x, T));

@@ -3,12 +3,13 @@
 // reference, on every kernel set, at 1 and 2 threads (bit-identical), for matmul, expertFfn and moeFfn.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
+import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, Q4_K_R8 } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, Buf, HostWeight, Weight } from "../../src/backends/backend.js";
+import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q6_K, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
+import { needNative, randomValues, bufOf, everyKernelLevel } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 const TOL_REF = 5e-4; // Q8_K activations vs the reference's f32
@@ -17,18 +18,6 @@ const TOL_PLAIN = 1e-10; // vs the plain Q4_K kernel: float summation order only
 /** Whether NativeBackend.upload repacks on this CPU (x86 with AVX2: SIMD Q4_K_R8 kernels). */
 function repacks(a: NativeAddon): boolean {
   return a.kernelLevels().some((l) => l === "avx2" || l === "avx512");
-}
-
-function need(): NativeAddon {
-  const a = loadNativeAddon();
-  assert.ok(a, `the native addon is required (npm run build:native): ${nativeAddonError()}`);
-  return a;
-}
-
-function rand(len: number, seed: string, scale = 1): Float32Array {
-  const x = new Float32Array(len);
-  new Stream(17, seed).fillUniform(x, scale);
-  return x;
 }
 
 /** Rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
@@ -51,39 +40,15 @@ function owned(w: HostWeight): HostWeight {
   return { ...w, bytes, owned: true };
 }
 
-function buf(be: Backend, x: Float32Array): Buf {
-  const b = be.alloc(x.length);
-  be.write(b, x);
-  return b;
-}
-
 async function matmul(be: Backend, w: Weight, x: Float32Array, t: number): Promise<Float32Array> {
   const n = w.shape[1];
   const out = be.alloc(n * t);
-  be.matmul(out, w, buf(be, x), t);
+  be.matmul(out, w, bufOf(be, x), t);
   return be.read(out);
 }
 
-/** fn on every kernel set at 1 and 2 threads (which must agree bit for bit); check gets the level's result. */
-async function everyLevel(a: NativeAddon, fn: (be: NativeBackend) => Promise<Float32Array>, check: (got: Float32Array, level: string) => Promise<void> | void): Promise<void> {
-  const best = a.kernelLevel();
-  const threads = a.getThreads();
-  try {
-    for (const level of a.kernelLevels()) {
-      a.setKernelLevel(level);
-      const one = await fn(new NativeBackend({ threads: 1 }));
-      const two = await fn(new NativeBackend({ threads: 2 }));
-      assert.ok(sameBits(one, two), `${level}: 1 and 2 threads differ`);
-      await check(two, level);
-    }
-  } finally {
-    a.setKernelLevel(best);
-    a.setThreads(threads);
-  }
-}
-
 test("Q4_K uploads are repacked only when owned, not token_embd, and in groups of 8 rows", (t) => {
-  const a = need();
+  const a = needNative();
   const be = new NativeBackend({ threads: 2 });
   const hw = weight(Q4_K, 256, 16, "blk.0.ffn_up.weight", "kinds");
   const before = hw.bytes.slice();
@@ -119,14 +84,14 @@ const SHAPES: { k: number; n: number; ts: number[] }[] = [
 
 for (const sh of SHAPES) {
   test(`Q4_K_R8 matmul K ${sh.k} N ${sh.n}: equals plain Q4_K and the scalar reference on every kernel set`, async (t) => {
-    const a = need();
+    const a = needNative();
     const scalar = new ScalarBackend();
     const hw = weight(Q4_K, sh.k, sh.n, `w${sh.k}x${sh.n}`, `r8-${sh.k}-${sh.n}`);
     let worstRef = 0, worstPlain = 0;
     for (const T of sh.ts) {
-      const x = rand(sh.k * T, `x-${sh.k}-${T}`);
+      const x = randomValues(sh.k * T, `x-${sh.k}-${T}`, 1, 17);
       const ref = await matmul(scalar, scalar.upload(hw), x, T);
-      await everyLevel(a, async (be) => {
+      await everyKernelLevel(a, async (be) => {
         const w = be.upload(owned(hw));
         assert.equal(w.type, sh.n % 8 === 0 && repacks(a) ? Q4_K_R8 : Q4_K.type);
         return matmul(be, w, x, T);
@@ -144,13 +109,13 @@ for (const sh of SHAPES) {
 }
 
 test("addon: repackQ4KR8 then matmul of type Q4_K_R8 equals plain Q4_K on every kernel set (the portable kernel too)", async () => {
-  const a = need();
+  const a = needNative();
   const k = 512, n = 24, T = 6;
   const hw = weight(Q4_K, k, n, "direct", "direct");
-  const x = rand(k * T, "direct-x");
+  const x = randomValues(k * T, "direct-x", 1, 17);
   const r8 = owned(hw).bytes;
   a.repackQ4KR8(r8, k, n);
-  await everyLevel(a, async () => {
+  await everyKernelLevel(a, async () => {
     const got = new Float32Array(n * T), plain = new Float32Array(n * T);
     a.matmul(Q4_K_R8, r8, x, got, k, n, T);
     a.matmul(Q4_K.type, hw.bytes, x, plain, k, n, T);
@@ -161,11 +126,11 @@ test("addon: repackQ4KR8 then matmul of type Q4_K_R8 equals plain Q4_K on every 
 });
 
 test("Q4_K_R8: how tokens are grouped (1 or 4 at a time) never changes an output bit", async () => {
-  const a = need();
+  const a = needNative();
   const k = 2048, n = 64, T = 9;
   const hw = weight(Q4_K, k, n, "g", "grouping");
-  const x = rand(k * T, "grouping-x");
-  await everyLevel(a, async (be) => {
+  const x = randomValues(k * T, "grouping-x", 1, 17);
+  await everyKernelLevel(a, async (be) => {
     const r8 = owned(hw).bytes;
     a.repackQ4KR8(r8, k, n);
     const w = { name: "g", type: Q4_K_R8, shape: [k, n], bytes: r8 } as Weight; // the addon's type, whatever upload does here
@@ -179,7 +144,7 @@ test("Q4_K_R8: how tokens are grouped (1 or 4 at a time) never changes an output
 });
 
 test("expertFfn and moeFfn with repacked experts equal the per-expert path, plain Q4_K and the scalar reference", async (t) => {
-  const a = need();
+  const a = needNative();
   const scalar = new ScalarBackend();
   const D = 512, F = 256, nExp = 5;
   let worst = 0;
@@ -189,10 +154,10 @@ test("expertFfn and moeFfn with repacked experts equal the per-expert path, plai
     ]);
     for (const T of [1, 13]) {
       const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
-      const x = rand(T * D, `mx${T}`);
+      const x = randomValues(T * D, `mx${T}`, 1, 17);
       const run = async (be: Backend, mode: "moe" | "expert" | "ops", own: boolean): Promise<Float32Array> => {
         const out = be.alloc(T * D);
-        const h = buf(be, x);
+        const h = bufOf(be, x);
         const experts = hs.map((ws, e) => {
           const rows = Int32Array.from(rowsOf(e));
           const [gate, up, down] = ws.map((w) => be.upload(own ? owned(w) : w));
@@ -219,7 +184,7 @@ test("expertFfn and moeFfn with repacked experts equal the per-expert path, plai
         return be.read(out);
       };
       const ref = await run(scalar, "ops", false);
-      await everyLevel(a, async (be) => {
+      await everyKernelLevel(a, async (be) => {
         const got = await run(be, "moe", true);
         assert.ok(sameBits(got, await run(be, "expert", true)), `down ${fd.name} T ${T}: moeFfn differs from the per-expert path`);
         assert.ok(sameBits(got, await run(be, "ops", true)), `down ${fd.name} T ${T}: moeFfn differs from matmul, swiglu, matmul`);

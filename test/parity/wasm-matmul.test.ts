@@ -5,10 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { f32ToF16 } from "../../src/util/f16.js";
-import { Stream } from "../../src/gen/random.js";
+import { randomWeight, randomValues, runMatmul, refQ8_0, refQ8K } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBackend {
@@ -34,33 +32,6 @@ function shapes(f: QuantFormat): Shape[] {
   ];
 }
 
-function randomWeight(f: QuantFormat, k: number, n: number, seed: string): { name: string; type: number; shape: number[]; bytes: Uint8Array } {
-  const s = new Stream(7, seed);
-  const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
-  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1); // odd byte offset
-  const row = new Float32Array(k);
-  for (let r = 0; r < n; r++) {
-    s.fillUniform(row, 0.5 + (r % 5) * 0.3);
-    for (let i = 0; i < k; i += 97) row[i] *= 6;
-    f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
-  }
-  return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
-}
-
-function randomActs(len: number, seed: string): Float32Array {
-  const x = new Float32Array(len);
-  new Stream(11, seed).fillUniform(x, 1);
-  return x;
-}
-
-async function run(be: Backend, w: Weight, x: Float32Array, sh: Shape): Promise<Float32Array> {
-  const xb = be.alloc(sh.k * sh.t);
-  be.write(xb, x);
-  const out = be.alloc(sh.n * sh.t);
-  be.matmul(out, w, xb, sh.t);
-  return be.read(out);
-}
-
 for (const f of FORMATS) {
   test(`${f.name}: wasm matmul matches the scalar backend (nmse < ${TOL[f.name]})`, async (t) => {
     const scalar = new ScalarBackend();
@@ -68,9 +39,9 @@ for (const f of FORMATS) {
     let worst = 0;
     for (const sh of shapes(f)) {
       const hw = randomWeight(f, sh.k, sh.n, `${f.name}-${sh.k}-${sh.n}`);
-      const x = randomActs(sh.k * sh.t, `x-${sh.k}-${sh.t}`);
-      const ref = await run(scalar, scalar.upload(hw), x, sh);
-      const e = nmse(await run(be, be.upload(hw), x, sh), ref);
+      const x = randomValues(sh.k * sh.t, `x-${sh.k}-${sh.t}`, 1, 11);
+      const ref = await runMatmul(scalar, scalar.upload(hw), x, sh);
+      const e = nmse(await runMatmul(be, be.upload(hw), x, sh), ref);
       worst = Math.max(worst, e);
       assert.ok(e < TOL[f.name], `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}: nmse ${e.toExponential(2)} >= ${TOL[f.name]}`);
     }
@@ -99,8 +70,8 @@ test("with activations already on the Q8 grid, quantised kernels equal the scala
   for (const f of [Q8_0, Q4_K, Q6_K]) {
     const sh = { k: 2048, n: 33, t: 5 };
     const hw = randomWeight(f, sh.k, sh.n, `grid-${f.name}`);
-    const x = onGrid(be, f, randomActs(sh.k * sh.t, "grid-x"));
-    const e = nmse(await run(be, be.upload(hw), x, sh), await run(scalar, scalar.upload(hw), x, sh));
+    const x = onGrid(be, f, randomValues(sh.k * sh.t, "grid-x", 1, 11));
+    const e = nmse(await runMatmul(be, be.upload(hw), x, sh), await runMatmul(scalar, scalar.upload(hw), x, sh));
     assert.ok(e < 1e-10, `${f.name}: nmse ${e.toExponential(2)}`);
   }
 });
@@ -110,10 +81,10 @@ test("a batch of tokens gives each token the bits it gets alone", async () => {
   for (const f of FORMATS) {
     const sh = { k: 512, n: 29, t: 11 };
     const w = be.upload(randomWeight(f, sh.k, sh.n, `batch-${f.name}`));
-    const x = randomActs(sh.k * sh.t, "batch-x");
-    const all = await run(be, w, x, sh);
+    const x = randomValues(sh.k * sh.t, "batch-x", 1, 11);
+    const all = await runMatmul(be, w, x, sh);
     for (let tok = 0; tok < sh.t; tok++) {
-      const one = await run(be, w, x.subarray(tok * sh.k, (tok + 1) * sh.k), { ...sh, t: 1 });
+      const one = await runMatmul(be, w, x.subarray(tok * sh.k, (tok + 1) * sh.k), { ...sh, t: 1 });
       assert.ok(sameBits(one, all.subarray(tok * sh.n, (tok + 1) * sh.n)), `${f.name} token ${tok}`);
     }
   }
@@ -126,10 +97,10 @@ test("2 and 3 threads give the bits of 1 (row chunks; batches; several memories)
     for (const f of FORMATS) {
       for (const sh of [{ k: 2048, n: 131, t: 1 }, { k: 512, n: 300, t: 17 }, { k: 1024, n: 97, t: 3 }]) {
         const hw = randomWeight(f, sh.k, sh.n, `thr-${f.name}-${sh.n}`);
-        const x = randomActs(sh.k * sh.t, `thr-x-${sh.t}`);
-        const ref = await run(one, one.upload(hw), x, sh);
-        assert.ok(sameBits(await run(two, two.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 2 threads`);
-        assert.ok(sameBits(await run(three, three.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 3 threads`);
+        const x = randomValues(sh.k * sh.t, `thr-x-${sh.t}`, 1, 11);
+        const ref = await runMatmul(one, one.upload(hw), x, sh);
+        assert.ok(sameBits(await runMatmul(two, two.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 2 threads`);
+        assert.ok(sameBits(await runMatmul(three, three.upload(hw), x, sh), ref), `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}, 3 threads`);
       }
     }
     assert.ok(three.memories.length >= 2, "the weights spread over several memories");
@@ -142,10 +113,10 @@ test("2 and 3 threads give the bits of 1 (row chunks; batches; several memories)
 test("weights spread over several small memories give the same bits; re-uploading a place overwrites it", async () => {
   const one = wasm(), many = wasm({ memoryBytes: 4 << 20 });
   const hws = [Q4_K, Q8_0, F16, Q6_K, F32].map((f, i) => randomWeight(f, 2048, 300, `mem-${i}`));
-  const x = randomActs(2048 * 3, "mem-x");
+  const x = randomValues(2048 * 3, "mem-x", 1, 11);
   for (const hw of hws) {
     const sh = { k: 2048, n: 300, t: 3 };
-    assert.ok(sameBits(await run(one, one.upload(hw), x, sh), await run(many, many.upload(hw), x, sh)), hw.name);
+    assert.ok(sameBits(await runMatmul(one, one.upload(hw), x, sh), await runMatmul(many, many.upload(hw), x, sh)), hw.name);
   }
   assert.equal(many.memories.length, 2, "first fit: the F32 weight opens a second memory, the rest share the first");
   assert.throws(() => many.upload({ name: "huge", type: F32.type, shape: [1024, 2048], bytes: new Uint8Array(8 << 20) }), /more than one wasm memory holds/);
@@ -155,64 +126,20 @@ test("weights spread over several small memories give the same bits; re-uploadin
   const w1 = many.upload({ ...hws[1], bytes: slot });
   const used = many.memories.reduce((a, b) => a + b, 0);
   const x1 = x.subarray(0, 2048);
-  const before = await run(many, w1, x1, { k: 2048, n: 300, t: 1 });
+  const before = await runMatmul(many, w1, x1, { k: 2048, n: 300, t: 1 });
   const other = randomWeight(Q8_0, 2048, 300, "mem-other");
   slot.set(other.bytes);
   const w2 = many.upload({ ...other, bytes: slot });
   assert.equal(many.memories.reduce((a, b) => a + b, 0), used, "re-upload reuses the place");
-  const after = await run(many, w2, x1, { k: 2048, n: 300, t: 1 });
+  const after = await runMatmul(many, w2, x1, { k: 2048, n: 300, t: 1 });
   const scalar = new ScalarBackend();
   assert.ok(!sameBits(before, after));
-  assert.ok(nmse(after, await run(scalar, scalar.upload(other), x1, { k: 2048, n: 300, t: 1 })) < 5e-4);
+  assert.ok(nmse(after, await runMatmul(scalar, scalar.upload(other), x1, { k: 2048, n: 300, t: 1 })) < 5e-4);
 });
-
-// ggml's x86 quantize_row_q8_0: d = amax/127 as f16, q = round-half-even(x * 127/amax).
-function refQ8_0(x: Float32Array): Uint8Array {
-  const fr = Math.fround, out = new Uint8Array((x.length / 32) * 34);
-  for (let b = 0; b < x.length / 32; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
-    const h = f32ToF16(fr(amax / 127)), id = amax ? fr(127 / amax) : 0;
-    out[34 * b] = h & 0xff;
-    out[34 * b + 1] = h >> 8;
-    for (let j = 0; j < 32; j++) out[34 * b + 2 + j] = roundEven(fr(x[32 * b + j] * id)) & 0xff;
-  }
-  return out;
-}
-
-// ggml's quantize_row_q8_K_ref: scale by -127/max of the signed value of largest magnitude.
-function refQ8K(x: Float32Array): Uint8Array {
-  const fr = Math.fround, out = new Uint8Array((x.length / 256) * 292), dv = new DataView(out.buffer);
-  for (let b = 0; b < x.length / 256; b++) {
-    const o = 292 * b;
-    let max = 0, amax = 0;
-    for (let j = 0; j < 256; j++) {
-      const v = x[256 * b + j];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
-    }
-    if (amax === 0) continue;
-    const iscale = fr(-127 / max);
-    for (let g = 0; g < 16; g++) {
-      let sum = 0;
-      for (let j = 0; j < 16; j++) {
-        const q = Math.min(127, roundEven(fr(iscale * x[256 * b + 16 * g + j])));
-        out[o + 4 + 16 * g + j] = q & 0xff;
-        sum += q;
-      }
-      dv.setInt16(o + 260 + 2 * g, sum, true);
-    }
-    dv.setFloat32(o, fr(1 / iscale), true);
-  }
-  return out;
-}
-
-function roundEven(v: number): number {
-  return v + 6755399441055744 - 6755399441055744;
-}
 
 test("wasm activation quantisers equal ggml's bit for bit", () => {
   const be = wasm();
-  const x = randomActs(2048, "quant");
+  const x = randomValues(2048, "quant", 1, 11);
   x.fill(0, 256, 512); // an all-zero Q8_K block
   x[600] = -9; // a negative extreme picks the scale's sign
   x[40] = 1e-9; // tiny values: the f16 scale of a block goes subnormal

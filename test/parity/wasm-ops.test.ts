@@ -5,13 +5,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, Buf } from "../../src/backends/backend.js";
+import type { Backend } from "../../src/backends/backend.js";
 import { F32 } from "../../src/quant/index.js";
-import { Stream } from "../../src/gen/random.js";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
 import { KVCache } from "../../src/kv/kv-cache.js";
+import { randomValues, bufOf } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { testModel } from "../helpers/models.js";
 
@@ -20,29 +20,17 @@ function wasm(): WasmBackend {
   return new WasmBackend({ fallback: new ScalarBackend() });
 }
 
-function rand(len: number, seed: string, scale = 1): Float32Array {
-  const x = new Float32Array(len);
-  new Stream(13, seed).fillUniform(x, scale);
-  return x;
-}
-
-function buf(be: Backend, x: Float32Array): Buf {
-  const b = be.alloc(x.length);
-  be.write(b, x);
-  return b;
-}
-
 const TOL_EXACTISH = 1e-6; // as the native ops: f32 SIMD sums vs the reference's f64
 
 test("wasm rmsNorm matches the scalar backend (also in place)", async (t) => {
   const scalar = new ScalarBackend(), be = wasm();
   let worst = 0;
   for (const [len, rows] of [[2048, 1], [2048, 17], [128, 36], [45, 3], [7, 1]]) {
-    const x = rand(len * rows, `rms-x-${len}-${rows}`, 3);
-    const hw = { name: "norm", type: F32.type, shape: [len], bytes: new Uint8Array(rand(len, `rms-w-${len}`).buffer) };
-    const ref = buf(scalar, x);
+    const x = randomValues(len * rows, `rms-x-${len}-${rows}`, 3);
+    const hw = { name: "norm", type: F32.type, shape: [len], bytes: new Uint8Array(randomValues(len, `rms-w-${len}`).buffer) };
+    const ref = bufOf(scalar, x);
     scalar.rmsNorm(ref, ref, scalar.upload(hw), 1e-6, len, rows);
-    const w = be.upload(hw), xb = buf(be, x), out = be.alloc(len * rows);
+    const w = be.upload(hw), xb = bufOf(be, x), out = be.alloc(len * rows);
     be.rmsNorm(out, xb, w, 1e-6, len, rows);
     be.rmsNorm(xb, xb, w, 1e-6, len, rows);
     const got = await be.read(out);
@@ -58,12 +46,12 @@ test("wasm add and swiglu match the scalar backend (also in place)", async (t) =
   const scalar = new ScalarBackend(), be = wasm();
   let worst = 0;
   for (const n of [1, 3, 768, 2051, 8 * 768 + 5]) {
-    const a = rand(n, `a-${n}`, 4), b = rand(n, `b-${n}`, 2);
+    const a = randomValues(n, `a-${n}`, 4), b = randomValues(n, `b-${n}`, 2);
     if (n > 4) a.set([100, -100, 1000, -1000, 0]); // exp under- and overflow in silu
     for (const op of ["add", "swiglu"] as const) {
-      const ra = buf(scalar, a);
-      scalar[op](ra, ra, buf(scalar, b), n);
-      const wa = buf(be, a), wb = buf(be, b), out = be.alloc(n);
+      const ra = bufOf(scalar, a);
+      scalar[op](ra, ra, bufOf(scalar, b), n);
+      const wa = bufOf(be, a), wb = bufOf(be, b), out = be.alloc(n);
       be[op](out, wa, wb, n);
       be[op](wa, wa, wb, n);
       const got = await be.read(out);
@@ -82,9 +70,9 @@ test("wasm rope matches the scalar backend", async (t) => {
   const scalar = new ScalarBackend(), be = wasm();
   let worst = 0;
   for (const [nTok, nHead, hd] of [[1, 32, 128], [5, 4, 128], [3, 2, 64], [2, 3, 6]]) {
-    const x = rand(nTok * nHead * hd, `rope-${nTok}-${nHead}-${hd}`, 2);
+    const x = randomValues(nTok * nHead * hd, `rope-${nTok}-${nHead}-${hd}`, 2);
     const pos = Int32Array.from({ length: nTok }, (_, i) => 700 + 37 * i);
-    const a = buf(scalar, x), b = buf(be, x);
+    const a = bufOf(scalar, x), b = bufOf(be, x);
     scalar.rope(a, pos, nHead, hd, 1e6);
     be.rope(b, pos, nHead, hd, 1e6);
     const e = nmse(await be.read(b), await scalar.read(a));
@@ -105,11 +93,11 @@ test("wasm attention matches the scalar backend (GQA, batches, long and short co
   ];
   for (const c of cases) {
     const nKeys = c.startPos + c.nTokens, kvDim = c.nHeadKv * c.headDim;
-    const q = rand(c.nTokens * c.nHead * c.headDim, `aq-${nKeys}`, 3), k = rand(nKeys * kvDim + 5 * kvDim, `ak-${nKeys}`, 3), v = rand(nKeys * kvDim + 5 * kvDim, `av-${nKeys}`);
+    const q = randomValues(c.nTokens * c.nHead * c.headDim, `aq-${nKeys}`, 3), k = randomValues(nKeys * kvDim + 5 * kvDim, `ak-${nKeys}`, 3), v = randomValues(nKeys * kvDim + 5 * kvDim, `av-${nKeys}`);
     const p = { ...c, scale: 1 / Math.sqrt(c.headDim) };
     const run = async (b: Backend) => {
       const o = b.alloc(c.nTokens * c.nHead * c.headDim);
-      b.attention(o, buf(b, q), buf(b, k), buf(b, v), p);
+      b.attention(o, bufOf(b, q), bufOf(b, k), bufOf(b, v), p);
       return b.read(o);
     };
     const e = nmse(await run(be), await run(scalar));
@@ -117,12 +105,12 @@ test("wasm attention matches the scalar backend (GQA, batches, long and short co
     assert.ok(e < TOL_ATTN, `${JSON.stringify(c)}: nmse ${e.toExponential(2)}`);
   }
   // Peaked scores (most weights underflow in exp) still normalise.
-  const q = new Float32Array(128).fill(0), k = rand(9 * 128, "pk", 1), v = rand(9 * 128, "pv", 1);
+  const q = new Float32Array(128).fill(0), k = randomValues(9 * 128, "pk", 1), v = randomValues(9 * 128, "pv", 1);
   q[0] = 400;
   const p = { nTokens: 1, startPos: 8, nHead: 1, nHeadKv: 1, headDim: 128, scale: 1 };
   const run = async (b: Backend) => {
     const o = b.alloc(128);
-    b.attention(o, buf(b, q), buf(b, k), buf(b, v), p);
+    b.attention(o, bufOf(b, q), bufOf(b, k), bufOf(b, v), p);
     return b.read(o);
   };
   const e = nmse(await run(be), await run(scalar));
@@ -132,17 +120,17 @@ test("wasm attention matches the scalar backend (GQA, batches, long and short co
 
 test("ops left to the fallback (embed, kvStore, rows) give the scalar backend's bits; buffers mix with it", async () => {
   const scalar = new ScalarBackend(), be = wasm();
-  const x = rand(3 * 64, "rows"), kv = rand(2 * 64, "kv");
+  const x = randomValues(3 * 64, "rows"), kv = randomValues(2 * 64, "kv");
   const run = async (b: Backend) => {
-    const xb = buf(b, x), kc = b.alloc(4 * 64), vc = b.alloc(4 * 64);
-    b.kvStore(kc, vc, buf(b, kv), buf(b, kv), 1, 2, 64);
+    const xb = bufOf(b, x), kc = b.alloc(4 * 64), vc = b.alloc(4 * 64);
+    b.kvStore(kc, vc, bufOf(b, kv), bufOf(b, kv), 1, 2, 64);
     const g = b.alloc(2 * 64);
     b.gatherRows(g, xb, Int32Array.of(2, 0), 64);
     b.scatterAddRows(xb, g, Int32Array.of(1, 1), Float32Array.of(0.5, 2), 64);
     return [...(await b.read(xb)), ...(await b.read(kc)), ...(await b.read(vc))];
   };
   assert.deepEqual(await run(be), await run(scalar));
-  const table = { name: "embd", type: F32.type, shape: [16, 4], bytes: new Uint8Array(rand(64, "embd").buffer) };
+  const table = { name: "embd", type: F32.type, shape: [16, 4], bytes: new Uint8Array(randomValues(64, "embd").buffer) };
   const e1 = be.alloc(32), e2 = scalar.alloc(32);
   be.embed(e1, be.upload(table), Int32Array.of(3, 1));
   scalar.embed(e2, scalar.upload(table), Int32Array.of(3, 1));
