@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
-import type { Backend, Buf, HostWeight, Weight } from "../../src/backends/backend.js";
+import type { Backend, Buf, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import type { QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
 import { f32ToF16 } from "../../src/util/f16.js";
@@ -68,6 +68,28 @@ export async function everyKernelLevel(a: NativeAddon, fn: (be: NativeBackend) =
   } finally {
     a.setKernelLevel(best);
     a.setThreads(threads);
+  }
+}
+
+/**
+ * A MoE layer expert by expert, as the model's fallback runs it: gather the expert's rows of h[T, D], its FFN
+ * (the backend's fused expertFfn when asked and present, else matmul, matmul, swiglu, matmul), then the
+ * weighted scatter-add into out. The reference backend.moeFfn is held to.
+ */
+export function perExpertMoe(be: Backend, out: Buf, h: Buf, experts: readonly ExpertRows[], D: number, F: number, useExpertFfn = true): void {
+  for (const ex of experts) {
+    const n = ex.rows.length;
+    if (n === 0) continue;
+    const xe = be.alloc(n * D), ye = be.alloc(n * D), ge = be.alloc(n * F), ue = be.alloc(n * F);
+    be.gatherRows(xe, h, ex.rows, D);
+    if (useExpertFfn && be.expertFfn) be.expertFfn(ye, xe, ex.gate, ex.up, ex.down, n);
+    else {
+      be.matmul(ge, ex.gate, xe, n);
+      be.matmul(ue, ex.up, xe, n);
+      be.swiglu(ge, ge, ue, n * F);
+      be.matmul(ye, ex.down, ge, n);
+    }
+    be.scatterAddRows(out, ye, ex.rows, ex.scales, D);
   }
 }
 

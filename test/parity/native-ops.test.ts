@@ -7,7 +7,7 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { AttentionParams, Backend } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { needNative, randomValues, bufOf, everyKernelLevel } from "../helpers/parity.js";
+import { needNative, randomValues, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 /** A weight of f's type from values (F32 bytes at an odd offset: the addon must not assume alignment). */
@@ -214,22 +214,7 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
           return { gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
         });
         if (fused) be.moeFfn!(out, h, experts);
-        else {
-          for (const ex of experts) {
-            const n = ex.rows.length;
-            if (n === 0) continue;
-            const xe = be.alloc(n * D), ye = be.alloc(n * D), ge = be.alloc(n * F), ue = be.alloc(n * F);
-            be.gatherRows(xe, h, ex.rows, D);
-            if (be.expertFfn) be.expertFfn(ye, xe, ex.gate, ex.up, ex.down, n);
-            else {
-              be.matmul(ge, ex.gate, xe, n);
-              be.matmul(ue, ex.up, xe, n);
-              be.swiglu(ge, ge, ue, n * F);
-              be.matmul(ye, ex.down, ge, n);
-            }
-            be.scatterAddRows(out, ye, ex.rows, ex.scales, D);
-          }
-        }
+        else perExpertMoe(be, out, h, experts, D, F);
         return be.read(out);
       };
       const ref = await run(scalar, false);

@@ -9,7 +9,7 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q6_K, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
-import { needNative, randomValues, bufOf, everyKernelLevel } from "../helpers/parity.js";
+import { needNative, randomValues, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 const TOL_REF = 5e-4; // Q8_K activations vs the reference's f32
@@ -165,22 +165,7 @@ test("expertFfn and moeFfn with repacked experts equal the per-expert path, plai
         });
         if (own && be instanceof NativeBackend && repacks(a)) assert.equal(experts[0].gate.type, Q4_K_R8);
         if (mode === "moe") be.moeFfn!(out, h, experts);
-        else {
-          for (const ex of experts) {
-            const n = ex.rows.length;
-            if (n === 0) continue;
-            const xe = be.alloc(n * D), ye = be.alloc(n * D), ge = be.alloc(n * F), ue = be.alloc(n * F);
-            be.gatherRows(xe, h, ex.rows, D);
-            if (mode === "expert" && be.expertFfn) be.expertFfn(ye, xe, ex.gate, ex.up, ex.down, n);
-            else {
-              be.matmul(ge, ex.gate, xe, n);
-              be.matmul(ue, ex.up, xe, n);
-              be.swiglu(ge, ge, ue, n * F);
-              be.matmul(ye, ex.down, ge, n);
-            }
-            be.scatterAddRows(out, ye, ex.rows, ex.scales, D);
-          }
-        }
+        else perExpertMoe(be, out, h, experts, D, F, mode === "expert");
         return be.read(out);
       };
       const ref = await run(scalar, "ops", false);
