@@ -4,15 +4,8 @@ import type { Command } from "commander";
 import { cpus } from "node:os";
 import { ENGINE_OPTIONS } from "../engine/config.js";
 import { Session } from "../engine/session.js";
-import { UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, loadWithProgress } from "./common.js";
+import { addOptions, engineConfig, intOption, loadWithProgress } from "./common.js";
 import { formatStats } from "./stats.js";
-
-function count(raw: string, flag: string, min: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError("bad_option", `${flag} must be an integer >= ${min}, got '${raw}'`);
-  return n;
-}
 
 const meanSd = (xs: number[]) => {
   const m = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -32,9 +25,9 @@ export function registerBench(program: Command): void {
     .addHelpText("after", "\nExamples:\n  moestream bench -m model.gguf\n  moestream bench -m model.moe -p 128 -n 64 --expert-io stream --mem-budget 8G");
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
-    const nPrompt = count(opts.nPrompt, "--n-prompt", 1);
-    const nGen = count(opts.nGen, "--n-gen", 0);
-    const reps = count(opts.repetitions, "--repetitions", 1);
+    const nPrompt = intOption(opts.nPrompt, "--n-prompt", 1);
+    const nGen = intOption(opts.nGen, "--n-gen", 0);
+    const reps = intOption(opts.repetitions, "--repetitions", 1);
     const cfg = engineConfig({ ...opts, ctxSize: opts.ctxSize ?? String(nPrompt + nGen + 1) });
     const lm = await loadWithProgress(opts.model, cfg);
     try {

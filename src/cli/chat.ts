@@ -6,7 +6,7 @@ import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import { Session } from "../engine/session.js";
 import type { ChatMessage } from "../engine/chat-template.js";
 import { MoestreamError, UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
 
 const HELP = "commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /help, /exit";
@@ -24,8 +24,7 @@ export function registerChat(program: Command): void {
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
-    const maxTokens = Number(opts.nPredict);
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UsageError("bad_option", `--n-predict must be an integer >= 1, got '${opts.nPredict}'`);
+    const maxTokens = intOption(opts.nPredict, "--n-predict", 1);
     const sampling = samplingOptions(opts);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     const session = new Session(lm);

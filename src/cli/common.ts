@@ -4,6 +4,7 @@ import { ENGINE_OPTIONS, SAMPLING_OPTIONS, resolveOptions, type EngineConfig, ty
 import { loadModel, type LoadedModel } from "../engine/load.js";
 import type { SamplingOptions } from "../sampler/index.js";
 import { progressBar } from "./progress.js";
+import { UsageError } from "../util/errors.js";
 
 /** Add every option of a table to a command; values stay raw strings until resolveOptions parses them. */
 export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
@@ -14,6 +15,16 @@ export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknow
     cmd.addOption(opt);
   }
   return cmd;
+}
+
+/** A command's integer flag: `flag` must be an integer >= min (and <= max when given), else a UsageError naming it. */
+export function intOption(raw: unknown, flag: string, min: number, max?: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) {
+    const range = max === undefined ? `>= ${min}` : `in [${min}, ${max}]`;
+    throw new UsageError("bad_option", `${flag} must be an integer ${range}, got '${String(raw)}'`);
+  }
+  return n;
 }
 
 export function engineConfig(opts: Record<string, unknown>): EngineConfig {

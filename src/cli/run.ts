@@ -4,8 +4,7 @@ import { writeFileSync } from "node:fs";
 import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
 import { PREFILL_BATCH, Session } from "../engine/session.js";
 import { renderChat } from "../engine/chat-template.js";
-import { UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
 import { prefillBar } from "./progress.js";
 
@@ -25,8 +24,7 @@ export function registerRun(program: Command): void {
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
-    const n = Number(opts.nPredict);
-    if (!Number.isInteger(n) || n < 0) throw new UsageError("bad_option", `--n-predict must be an integer >= 0, got '${opts.nPredict}'`);
+    const n = intOption(opts.nPredict, "--n-predict", 0);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     try {
       const text = opts.chat

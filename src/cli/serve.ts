@@ -4,13 +4,7 @@ import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import { createApiServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from "../server/http.js";
 import { OpenAIApi } from "../server/openai.js";
 import { UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
-
-function intIn(raw: string, flag: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError("bad_option", `${flag} must be an integer in [${min}, ${max}], got '${raw}'`);
-  return n;
-}
+import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 
 export function registerServe(program: Command): void {
   const cmd = program
@@ -32,9 +26,9 @@ export function registerServe(program: Command): void {
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
-    const port = intIn(opts.port, "--port", 0, 65535);
-    const maxQueue = intIn(opts.maxQueue, "--max-queue", 0, 1_000_000);
-    const bodyLimit = intIn(opts.bodyLimit, "--body-limit", 1, 2 ** 31);
+    const port = intOption(opts.port, "--port", 0, 65535);
+    const maxQueue = intOption(opts.maxQueue, "--max-queue", 0, 1_000_000);
+    const bodyLimit = intOption(opts.bodyLimit, "--body-limit", 1, 2 ** 31);
     const defaults = samplingOptions(opts);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     const api = new OpenAIApi(lm, { modelId: opts.alias, defaults });

@@ -10,7 +10,7 @@ import { KVCache } from "../kv/kv-cache.js";
 import type { Routing } from "../models/routing.js";
 import { createSampler } from "../sampler/index.js";
 import { UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, loadWithProgress, samplingOptions } from "./common.js";
+import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { parseRouting } from "./gen.js";
 import { registerReplay } from "./replay.js";
 
@@ -39,8 +39,7 @@ function registerTrace(program: Command): void {
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
-    const n = Number(opts.nPredict);
-    if (!Number.isInteger(n) || n < 0) throw new UsageError("bad_option", `--n-predict must be an integer >= 0, got '${opts.nPredict}'`);
+    const n = intOption(opts.nPredict, "--n-predict", 0);
     if ((opts.prompt === undefined) === (opts.file === undefined)) throw new UsageError("bad_option", "give exactly one of -p/--prompt and -f/--file");
     const raw: string = opts.prompt ?? readFileSync(opts.file, "utf8");
     const routing = opts.routing ? parseRouting(opts.routing, opts.skew, opts.locality) : null;
