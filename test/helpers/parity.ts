@@ -4,10 +4,15 @@ import assert from "node:assert/strict";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import type { Backend, Buf, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
-import type { QuantFormat } from "../../src/quant/index.js";
+import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
 import { f32ToF16 } from "../../src/util/f16.js";
 import { sameBits } from "./numeric.js";
+
+/** Every weight type a matmul kernel serves, and its parity tolerance (normalised MSE vs the scalar reference):
+ *  quantised weights meet Q8-quantised activations (~1e-5 measured); float weights differ only in summation order. */
+export const MATMUL_FORMATS = [F32, F16, BF16, Q8_0, Q4_K, Q6_K];
+export const MATMUL_TOL: Record<string, number> = { F32: 1e-10, F16: 1e-10, BF16: 1e-10, Q8_0: 5e-4, Q4_K: 5e-4, Q6_K: 5e-4 };
 
 /** The native addon; CI builds it, so a missing addon fails the test. */
 export function needNative(): NativeAddon {

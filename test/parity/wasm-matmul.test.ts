@@ -5,8 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { randomWeight, randomValues, runMatmul, refQ8_0, refQ8K } from "../helpers/parity.js";
+import { F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { randomWeight, randomValues, runMatmul, refQ8_0, refQ8K, MATMUL_FORMATS, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBackend {
@@ -14,9 +14,8 @@ function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBacken
   return new WasmBackend({ fallback: new ScalarBackend(), ...opts });
 }
 
-// As for the native kernels: quantised weights meet Q8-quantised activations; float weights differ only in summation order.
-const TOL: Record<string, number> = { F32: 1e-10, F16: 1e-10, BF16: 1e-10, Q8_0: 5e-4, Q4_K: 5e-4, Q6_K: 5e-4 };
-const FORMATS = [F32, F16, BF16, Q8_0, Q4_K, Q6_K];
+const TOL = MATMUL_TOL;
+const FORMATS = MATMUL_FORMATS;
 
 interface Shape { k: number; n: number; t: number }
 function shapes(f: QuantFormat): Shape[] {
