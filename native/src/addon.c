@@ -86,18 +86,22 @@ bad:
   return false;
 }
 
-/** A Float32Array argument, in place; n is its length in floats. */
-static bool f32_arg(napi_env env, napi_value v, const char *name, float **data, size_t *n) {
+/** A TypedArray argument of one element type (`what` names it in the error), in place; n is its length in elements. */
+static bool typed_arg(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void **data, size_t *n) {
   bool is = false;
   napi_typedarray_type t;
   napi_value ab;
   size_t off;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &t, n, (void **)data, &ab, &off) != napi_ok || t != napi_float32_array) {
-    fail(env, "T", "%s must be a Float32Array", name);
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &t, n, data, &ab, &off) != napi_ok || t != want) {
+    fail(env, "T", "%s must be %s", name, what);
     return false;
   }
   return true;
+}
+
+/** A Float32Array argument, in place; n is its length in floats. */
+static bool f32_arg(napi_env env, napi_value v, const char *name, float **data, size_t *n) {
+  return typed_arg(env, v, name, napi_float32_array, "a Float32Array", (void **)data, n);
 }
 
 static bool overlap(const void *a, size_t an, const void *b, size_t bn) {
@@ -179,16 +183,7 @@ static napi_value js_repack_q4k_r8(napi_env env, napi_callback_info info) {
 
 /** An Int32Array argument, in place. */
 static bool i32_arg(napi_env env, napi_value v, const char *name, int32_t **data, size_t *n) {
-  bool is = false;
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &t, n, (void **)data, &ab, &off) != napi_ok || t != napi_int32_array) {
-    fail(env, "T", "%s must be an Int32Array", name);
-    return false;
-  }
-  return true;
+  return typed_arg(env, v, name, napi_int32_array, "an Int32Array", (void **)data, n);
 }
 
 static bool num_arg(napi_env env, napi_value v, const char *name, double *out) {
