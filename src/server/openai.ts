@@ -93,6 +93,9 @@ function toolsOf(req: ChatRequest): ChatTool[] | undefined {
   return req.tools as ChatTool[];
 }
 
+/** Token pieces as text for logprobs (invalid UTF-8 of a partial character becomes U+FFFD, as OpenAI's do). */
+const utf8 = new TextDecoder();
+
 export class OpenAIApi {
   readonly modelId: string;
   readonly created = Math.floor(Date.now() / 1000);
@@ -229,7 +232,7 @@ export class OpenAIApi {
     if (p.logprobs === undefined) return null;
     const tok = this.lm.tokenizer;
     const piece = (id: number) => tok.tokenToPiece(id, { special: true });
-    const str = (id: number) => new TextDecoder().decode(piece(id));
+    const str = (id: number) => utf8.decode(piece(id));
     if (p.kind === "chat") {
       const entry = (id: number, logprob: number) => ({ token: str(id), logprob, bytes: Array.from(piece(id)) });
       return { content: tokens.map((t) => ({ ...entry(t.id, t.logprob), top_logprobs: t.top.map(([id, lp]) => entry(id, lp)) })), refusal: null };
