@@ -393,17 +393,37 @@ int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, con
   return 0;
 }
 
+/** One activation format of x (a quantiser and its row bytes): each token row quantised once, shared by every expert. */
+typedef struct {
+  quant_fn q;
+  size_t xrow;
+  size_t at; // scratch offset of nx rows
+} act_fmt;
+
+/** Index of (q, xrow) in fmts, added if new (at most 3 * ne formats, a few in practice). */
+static int act_fmt_of(act_fmt *fmts, int *nf, quant_fn q, size_t xrow) {
+  for (int i = 0; i < *nf; i++)
+    if (fmts[i].q == q && fmts[i].xrow == xrow) return i;
+  fmts[*nf] = (act_fmt){.q = q, .xrow = xrow};
+  return (*nf)++;
+}
+
 int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F) {
   if (ne <= 0) return 0;
   mm_task *a = calloc((size_t)ne * 2, sizeof(mm_task)), *b = a + ne;
   int *first = malloc(sizeof(int) * (size_t)(ne + 1) * 2), *firstb = first + ne + 1;
   quant_fn *q = malloc(sizeof(quant_fn) * (size_t)ne * 3);
   size_t *at = malloc(sizeof(size_t) * (size_t)ne * 6);
-  if (!a || !first || !q || !at) {
-    free(a), free(first), free(q), free(at);
+  act_fmt *fmts = malloc(sizeof(act_fmt) * (size_t)ne * 2);
+  int *fg = malloc(sizeof(int) * (size_t)ne * 2), *fu = fg + ne, nf = 0, nx = 0;
+  if (!a || !first || !q || !at || !fmts || !fg) {
+    free(a), free(first), free(q), free(at), free(fmts), free(fg);
     return -1;
   }
-  // Plan every expert's two tasks and lay out its scratch: h, u (f32), gate/up activations, down activations, y.
+  for (int e = 0; e < ne; e++)
+    for (int i = 0; i < ex[e].n; i++)
+      if (ex[e].rows[i] + 1 > nx) nx = ex[e].rows[i] + 1;
+  // Plan every expert's two tasks and lay out its scratch: h, u (f32), gathered gate/up activations, down activations, y.
   size_t total = 0;
   for (int e = 0; e < ne; e++) {
     const moe_expert *m = &ex[e];
@@ -413,15 +433,21 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->r8, &ta->r84, &ta->xrow) != 0 ||
         mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->r82, &ta->r842, &ta->xrow2) != 0 ||
         mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->xrow) != 0) {
-      free(a), free(first), free(q), free(at);
+      free(a), free(first), free(q), free(at), free(fmts), free(fg);
       return -1;
     }
+    fg[e] = act_fmt_of(fmts, &nf, q[3 * e], ta->xrow);
+    fu[e] = act_fmt_of(fmts, &nf, q[3 * e + 1], ta->xrow2);
     mm_plan(ta, ta->wrow > ta->wrow2 ? ta->wrow : ta->wrow2);
     mm_plan(tb, tb->wrow);
-    const size_t n = (size_t)m->n, sizes[6] = {round64(n * F * 4), round64(n * F * 4), round64(n * ta->xrow), round64(n * ta->xrow2),
-                                              round64(n * tb->xrow), round64(n * D * 4)};
+    // A one-row expert reads its activation row in place from the shared copy; more rows are gathered.
+    const size_t n = (size_t)m->n, g = n > 1 ? n : 0;
+    const size_t sizes[6] = {round64(n * F * 4), round64(n * F * 4), round64(g * ta->xrow), round64(g * ta->xrow2),
+                             round64(n * tb->xrow), round64(n * D * 4)};
     for (int k = 0; k < 6; k++) at[6 * e + k] = total, total += sizes[k];
   }
+  for (int f = 0; f < nf; f++) fmts[f].at = total, total += round64((size_t)nx * fmts[f].xrow);
+  total += round64((size_t)nx); // which rows of x are used
   first[0] = firstb[0] = 0;
   for (int e = 0; e < ne; e++) {
     first[e + 1] = first[e] + a[e].n_rc * a[e].n_tc;
@@ -431,22 +457,37 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
   uint8_t *s = scratch_get(total);
   if (!s) {
     pthread_mutex_unlock(&mm_mu);
-    free(a), free(first), free(q), free(at);
+    free(a), free(first), free(q), free(at), free(fmts), free(fg);
     return -1;
   }
-  // Gather and quantise each expert's rows of x (on the caller: microseconds next to the weights' milliseconds).
+  // Quantise each used row of x once per format (on the caller: microseconds next to the weights' milliseconds),
+  // then point or gather each expert's rows.
+  uint8_t *used = s + total - round64((size_t)nx);
+  memset(used, 0, (size_t)nx);
+  for (int e = 0; e < ne; e++)
+    for (int i = 0; i < ex[e].n; i++) used[ex[e].rows[i]] = 1;
+  for (int f = 0; f < nf; f++)
+    for (int r = 0; r < nx; r++) {
+      if (!used[r]) continue;
+      uint8_t *dst = s + fmts[f].at + (size_t)r * fmts[f].xrow;
+      if (fmts[f].q) fmts[f].q(x + (size_t)r * D, dst, D);
+      else memcpy(dst, x + (size_t)r * D, (size_t)D * 4);
+    }
   for (int e = 0; e < ne; e++) {
     const moe_expert *m = &ex[e];
     mm_task *ta = &a[e];
-    uint8_t *xg = s + at[6 * e + 2], *xu = s + at[6 * e + 3];
-    for (int i = 0; i < m->n; i++) {
-      const float *row = x + (size_t)m->rows[i] * D;
-      if (q[3 * e]) q[3 * e](row, xg + (size_t)i * ta->xrow, D);
-      else memcpy(xg + (size_t)i * ta->xrow, row, (size_t)D * 4);
-      if (q[3 * e + 1]) q[3 * e + 1](row, xu + (size_t)i * ta->xrow2, D);
-      else memcpy(xu + (size_t)i * ta->xrow2, row, (size_t)D * 4);
+    const act_fmt *pg = &fmts[fg[e]], *pu = &fmts[fu[e]];
+    if (m->n == 1) {
+      ta->xb = s + pg->at + (size_t)m->rows[0] * pg->xrow;
+      ta->xb2 = s + pu->at + (size_t)m->rows[0] * pu->xrow;
+    } else {
+      uint8_t *xg = s + at[6 * e + 2], *xu = s + at[6 * e + 3];
+      for (int i = 0; i < m->n; i++) {
+        memcpy(xg + (size_t)i * pg->xrow, s + pg->at + (size_t)m->rows[i] * pg->xrow, pg->xrow);
+        memcpy(xu + (size_t)i * pu->xrow, s + pu->at + (size_t)m->rows[i] * pu->xrow, pu->xrow);
+      }
+      ta->xb = xg, ta->xb2 = xu;
     }
-    ta->xb = xg, ta->xb2 = xu;
     ta->out = (float *)(s + at[6 * e]), ta->out2 = (float *)(s + at[6 * e + 1]);
   }
   mm_multi run = {.tasks = a, .first = first, .n = ne};
@@ -475,7 +516,7 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     }
   }
   pthread_mutex_unlock(&mm_mu);
-  free(a), free(first), free(q), free(at);
+  free(a), free(first), free(q), free(at), free(fmts), free(fg);
   return 0;
 }
 

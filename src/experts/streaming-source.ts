@@ -131,6 +131,8 @@ export class StreamingExperts implements ExpertSource {
   private protect: ReadonlySet<number> = NONE;
   private readonly policy: EvictionPolicy;
   private readonly entries = new Map<number, Entry>();
+  /** Entries with pins > 0 (a few acquires' worth), so the fit check need not scan every cached expert. */
+  private readonly pinnedEntries = new Set<Entry>();
   private readonly freeSlots: number[] = [];
   private nextFresh = 0;
   /** Slot memory, each arena aligned as the reader asks (direct I/O); allocated by prepare(). */
@@ -330,14 +332,14 @@ export class StreamingExperts implements ExpertSource {
   /** Slots held by acquires not yet released. */
   pinned(): number {
     let n = 0;
-    for (const en of this.entries.values()) if (en.pins > 0) n++;
+    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en) n++;
     return n;
   }
 
   private checkFits(layer: number, keys: number[]): void {
     const want = new Set(keys);
     let pinnedElsewhere = 0;
-    for (const en of this.entries.values()) if (en.pins > 0 && !want.has(en.key)) pinnedElsewhere++;
+    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en && !want.has(en.key)) pinnedElsewhere++;
     if (keys.length <= this.nSlots - pinnedElsewhere) return;
     const held = pinnedElsewhere > 0 ? ` (${pinnedElsewhere} more are pinned by unreleased acquires)` : "";
     throw new ExpertBudgetError((keys.length + pinnedElsewhere) * this.slotBytes, this.opts.budgetBytes,
@@ -347,7 +349,7 @@ export class StreamingExperts implements ExpertSource {
   private pin(key: number, layer: number, e: number): Entry {
     const hit = this.entries.get(key);
     if (hit) {
-      hit.pins++;
+      if (hit.pins++ === 0) this.pinnedEntries.add(hit);
       this.stats.hits++;
       this.policy.touch(key);
       hit.ticket?.promote(DEMAND); // a background fill still queued: the forward waits on it now
@@ -388,6 +390,7 @@ export class StreamingExperts implements ExpertSource {
       this.freeSlots.push(slot);
     });
     this.entries.set(key, entry);
+    if (pins > 0) this.pinnedEntries.add(entry);
     this.policy.touch(key);
     return entry;
   }
@@ -403,7 +406,7 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private unpin(en: Entry): void {
-    if (en.pins > 0) en.pins--;
+    if (en.pins > 0 && --en.pins === 0) this.pinnedEntries.delete(en);
   }
 
   private takeSlot(): number {

@@ -18,7 +18,7 @@ export function softmaxTopK(logits: Float32Array, nTokens: number, nExpert: numb
   const ids = new Int32Array(nTokens * k);
   const weights = new Float32Array(nTokens * k);
   const probs = new Float64Array(nExpert);
-  const order = Array.from({ length: nExpert }, (_, i) => i);
+  const taken = new Uint8Array(nExpert);
   for (let t = 0; t < nTokens; t++) {
     const row = logits.subarray(t * nExpert, (t + 1) * nExpert);
     let max = -Infinity;
@@ -26,13 +26,20 @@ export function softmaxTopK(logits: Float32Array, nTokens: number, nExpert: numb
     let sum = 0;
     for (let e = 0; e < nExpert; e++) sum += (probs[e] = Math.exp(row[e] - max));
     for (let e = 0; e < nExpert; e++) probs[e] /= sum;
-    // Stable: equal scores keep the lower id first, as an index argsort does.
-    order.sort((a, b) => probs[b] - probs[a] || a - b);
+    // k passes of selection (k is small; a full sort per token cost more than the softmax). Equal scores
+    // keep the lower id first, as a stable index argsort does.
+    taken.fill(0);
     let kept = 0;
-    for (let j = 0; j < k; j++) kept += probs[order[j]];
     for (let j = 0; j < k; j++) {
-      ids[t * k + j] = order[j];
-      weights[t * k + j] = normalize ? probs[order[j]] / kept : probs[order[j]];
+      let best = -1;
+      for (let e = 0; e < nExpert; e++) if (!taken[e] && (best < 0 || probs[e] > probs[best])) best = e;
+      taken[best] = 1;
+      ids[t * k + j] = best;
+      kept += probs[best];
+    }
+    for (let j = 0; j < k; j++) {
+      const p = probs[ids[t * k + j]];
+      weights[t * k + j] = normalize ? p / kept : p;
     }
   }
   return { nTokens, k, ids, weights };
