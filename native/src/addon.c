@@ -537,6 +537,19 @@ static napi_value js_set_kernel_level(napi_env env, napi_callback_info info) {
 }
 
 // memRead(buf): sums buf as 64-bit words on all pool threads; a memory bandwidth probe for benchmarks.
+/** madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside buf: weights streamed every token then need a
+ *  512th of the TLB entries. Call before the pages are first written (a fault then maps a huge page); returns
+ *  the offset in buf of the first 2 MiB boundary advised, -1 if none (no room, or no transparent huge pages). */
+static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  void *p;
+  size_t len;
+  if (!bytes_arg(env, a[0], "buf", &p, &len)) return NULL;
+  const long at = advise_huge_pages(p, len);
+  return number(env, (double)at);
+}
+
 static napi_value js_mem_read(napi_env env, napi_callback_info info) {
   napi_value a[MAX_ARGS];
   args(env, info, a);
@@ -565,6 +578,7 @@ NAPI_MODULE_INIT() {
       {"setThreads", js_set_threads},  {"getThreads", js_get_threads},     {"setSpin", js_set_spin},
       {"cpuFeatures", js_cpu_features}, {"kernelLevels", js_kernel_levels}, {"kernelLevel", js_kernel_level},
       {"setKernelLevel", js_set_kernel_level}, {"memRead", js_mem_read},
+      {"adviseHugePages", js_advise_huge_pages},
       {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},

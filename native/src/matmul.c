@@ -8,6 +8,9 @@
 #include <string.h>
 #include <math.h>
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "pool.h"
 
@@ -555,6 +558,17 @@ int repack_q4_K_r8_run(void *w, int K, int N) {
 void quantize_act(int kind, const float *x, void *y, int n) {
   const kernels_t *k = kernels_current();
   (kind == 0 ? k->quant_q8_0 : k->quant_q8_K)(x, y, n);
+}
+
+long advise_huge_pages(void *p, size_t len) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = (uintptr_t)2 << 20, b = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + len) & ~(huge - 1);
+  if (e <= b || madvise((void *)b, e - b, MADV_HUGEPAGE) != 0) return -1;
+  return (long)(b - (uintptr_t)p);
+#else
+  (void)p, (void)len;
+  return -1;
+#endif
 }
 
 #define MR_CHUNK (4u << 20)

@@ -88,6 +88,12 @@ export interface Backend {
   moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
   matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;
+  /**
+   * Optional: zeroed host memory for weight bytes this backend's kernels will stream in place (the native
+   * backend hands out transparent huge pages where Linux has them). Write it before reading it: the pages are
+   * only mapped on first touch.
+   */
+  allocHost?(bytes: number): Uint8Array;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */
   close?(): void;
 }
@@ -99,6 +105,11 @@ export interface ExpertRows {
   down: Weight; // [F, D]
   rows: Int32Array;
   scales: Float32Array;
+}
+
+/** Host memory for weight bytes: the backend's own (see Backend.allocHost), else a plain array. */
+export function allocHost(be: Backend, bytes: number): Uint8Array {
+  return be.allocHost?.(bytes) ?? new Uint8Array(bytes);
 }
 
 /** Rows and values per row of a 2-D weight, checking it is 2-D. */

@@ -3,7 +3,7 @@
 // concrete backends, expert readers and caches.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Backend, HostWeight, Weight } from "../backends/backend.js";
+import { allocHost, type Backend, type HostWeight, type Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
@@ -67,6 +67,8 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
   }
 }
 
+const DENSE_ARENA_BYTES = 1 << 30;
+
 /** `path` is a GGUF file, or a directory written by `moestream pack`. */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
@@ -122,9 +124,26 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
+    // Where the backend has its own weight memory (huge pages on the native backend), dense tensors go into
+    // arenas of up to 1 GiB of it, each at a 64-byte boundary; otherwise each tensor is its own array.
+    const place = new Map<string, { arena: number; at: number }>();
+    const arenaBytes: number[] = [];
+    if (backend.allocHost) {
+      for (const spec of dense) {
+        const t = byName.get(spec.name);
+        if (!t) continue;
+        const n = Math.ceil(t.byteLength / 64) * 64;
+        const last = arenaBytes.length - 1;
+        if (last < 0 || arenaBytes[last] + n > DENSE_ARENA_BYTES) arenaBytes.push(0);
+        place.set(spec.name, { arena: arenaBytes.length - 1, at: arenaBytes[arenaBytes.length - 1] });
+        arenaBytes[arenaBytes.length - 1] += n;
+      }
+    }
+    const arenas = arenaBytes.map((n) => allocHost(backend, n));
     const read = async (name: string): Promise<HostWeight> => {
       const t = byName.get(name)!;
-      const bytes = await readTensorBytes(file, t);
+      const p = place.get(name);
+      const bytes = await readTensorBytes(file, t, p && arenas[p.arena].subarray(p.at, p.at + t.byteLength));
       onProgress?.((doneBytes += bytes.byteLength), totalBytes);
       return { name, type: t.type, shape: t.shape, bytes, owned: true }; // read for this upload alone
     };

@@ -1,6 +1,6 @@
 // Experts streamed from an ExpertReader into a byte-budgeted cache of fixed-size slots. A slot holds
 // one record; experts of an unreleased acquire() are pinned and never evicted; the rest go by policy.
-import type { Backend, Weight } from "../backends/backend.js";
+import { allocHost, type Backend, type Weight } from "../backends/backend.js";
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
@@ -193,7 +193,7 @@ export class StreamingExperts implements ExpertSource {
 
   private async alignedArena(slots: number): Promise<Uint8Array> {
     const bytes = slots * this.slotBytes;
-    const raw = new Uint8Array(bytes + 4096);
+    const raw = allocHost(this.backend, bytes + 4096);
     const at = (await this.reader.alignOffset?.(raw)) ?? 0;
     return raw.subarray(at, at + bytes);
   }

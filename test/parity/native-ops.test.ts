@@ -274,3 +274,28 @@ test("native matmulSet (q, k, v in one pool run) equals separate native matmuls 
   assert.throws(() => a.matmulSet(Int32Array.of(8), [w], [o], x, 48, 1), /unsupported ggml type 8 or K = 48/);
   assert.throws(() => a.matmulSet(Int32Array.of(8, 8), [w, w], [o, o], x, 32, 1), /overlap/);
 });
+
+test("native allocHost: zeroed weight memory of the requested size, on huge pages where Linux offers them", async (t) => {
+  if (!needNative(t)) return;
+  const be = new NativeBackend({ threads: 1 });
+  const small = be.allocHost(1000);
+  assert.equal(small.byteLength, 1000);
+  const n = (5 << 20) + 123; // several 2 MiB pages and a ragged end
+  const big = be.allocHost(n);
+  assert.equal(big.byteLength, n);
+  assert.ok(big.every((b) => b === 0), "allocHost memory starts zeroed");
+  big.fill(7);
+  assert.equal(big[n - 1], 7);
+  let thp = "";
+  try {
+    thp = (await import("node:fs")).readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8");
+  } catch {
+    // not Linux, or no THP: a plain array is the contract
+  }
+  if (/\[(always|madvise)\]/.test(thp)) {
+    // The view starts on a 2 MiB boundary: the addon advised from there (its offset of the view itself is 0).
+    const addon = (await import("../../src/backends/cpu/native-addon.js")).loadNativeAddon()!;
+    assert.equal(addon.adviseHugePages(big), 0, "allocHost hands out memory starting at a 2 MiB boundary");
+    assert.equal(addon.adviseHugePages(new Uint8Array(4096)), -1, "no whole 2 MiB page in 4 KiB");
+  }
+});

@@ -50,6 +50,8 @@ export interface NativeAddon {
   setKernelLevel(level: string): void;
   /** Sum of buf as 64-bit words, read by all pool threads: a memory bandwidth probe. */
   memRead(buf: Bytes): number;
+  /** Ask for transparent huge pages over buf's whole 2 MiB pages (before first write); the offset of the first, -1 if none. */
+  adviseHugePages(buf: Bytes): number;
 }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", ".."); // from src/ or dist/
