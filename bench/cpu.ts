@@ -88,7 +88,7 @@ async function oursFigures(path: string, backend: BackendName, decodeOnly = fals
 
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 
-export async function benchCpu(): Promise<void> {
+export async function benchCpu(only?: string): Promise<void> {
   const realistic = { kind: "realistic", skew: 1, locality: 0.5 } as const;
   const models = [
     { label: "a3b-8L Q8_0", preset: "a3b-8L", type: "Q8_0", file: "a3b-8L-q8_0.gguf", wasm: true },
@@ -98,6 +98,7 @@ export async function benchCpu(): Promise<void> {
   ] as const;
   console.log(`resident, ${THREADS} threads; decode after a 16-token prompt (${DECODE} tokens, best of ${DECODE_RUNS} runs), prefill of ${PREFILLS.join(" / ")} tokens, TTFT after 128`);
   for (const m of models) {
+    if (only && !m.file.includes(only)) continue;
     if (m.label === "a3b Q8_0") {
       // 48 layers x 128 experts x 3 x 2048 x 768 x 1.0625 B = 30.8 GB of experts: more than this machine's RAM.
       console.log(`\n${m.label}: skipped: ~31 GB of weights cannot be resident in ${(totalmem() / 2 ** 30).toFixed(1)} GiB of RAM (that is the streaming bench's job)`);
@@ -114,6 +115,7 @@ export async function benchCpu(): Promise<void> {
       console.log(`  ${name.padEnd(26)} ${(f(r.decode) + ratio(r.decode, l.decode)).padStart(13)} ${PREFILLS.map((n) => (f(r.prefill[n] ?? NaN, 1) + (r.prefill[n] ? ratio(r.prefill[n], l.prefill[n]) : "")).padStart(12)).join(" ")} ${f(r.ttftMs, 0).padStart(9)}`);
     }
   }
+  if (only) return;
   console.log("\nper-kernel GB/s of weights vs memory read bandwidth, same run:");
   await benchKernels();
 }

@@ -1,17 +1,19 @@
-// npm run bench [-- name...]: figures as ratios against llama.cpp measured in the same run.
+// npm run bench [-- name... [--only=TEXT]]: figures as ratios against llama.cpp measured in the same run.
+// --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k.
 import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
 
-const BENCHES: Record<string, () => Promise<void>> = {
+const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   scalar: benchScalar,
   kernels: benchKernels,
   stream: async () => (await import("./stream.js")).benchStream(),
   server: async () => (await import("./server.js")).benchServer(),
-  cpu: async () => (await import("./cpu.js")).benchCpu(),
+  cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
 };
 
-const asked = process.argv.slice(2);
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+const asked = process.argv.slice(2).filter((a) => !a.startsWith("--only="));
 const names = asked.length ? asked : Object.keys(BENCHES);
 console.log(machineLine());
 for (const n of names) {
@@ -21,5 +23,5 @@ for (const n of names) {
     process.exit(2);
   }
   console.log(`\n== ${n}`);
-  await b();
+  await b(only);
 }

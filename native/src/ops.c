@@ -97,6 +97,19 @@ typedef struct {
   int n_head, hd, nth;
 } rope_ctx;
 
+/** x[i], x[i + half] of every head of token t rotated by the angles whose cos / sin are cs / sn. */
+static void rope_token(const rope_ctx *c, int t, const double *cs, const double *sn) {
+  const int half = c->hd / 2;
+  for (int h = 0; h < c->n_head; h++) {
+    float *x = c->x + ((size_t)t * c->n_head + h) * c->hd;
+    for (int i = 0; i < half; i++) {
+      const double a = x[i], b = x[i + half];
+      x[i] = (float)(a * cs[i] - b * sn[i]);
+      x[i + half] = (float)(a * sn[i] + b * cs[i]);
+    }
+  }
+}
+
 static void rope_range(void *vc, int ith, int t0, int t1) {
   const rope_ctx *c = vc;
   if (ith >= c->nth) ith = 0; // cannot happen unless the pool was resized meanwhile; thread 0's space then is shared
@@ -107,19 +120,33 @@ static void rope_range(void *vc, int ith, int t0, int t1) {
       const double th = c->pos[t] * c->freq[i];
       cs[i] = cos(th), sn[i] = sin(th);
     }
-    for (int h = 0; h < c->n_head; h++) {
-      float *x = c->x + ((size_t)t * c->n_head + h) * c->hd;
-      for (int i = 0; i < half; i++) {
-        const double a = x[i], b = x[i + half];
-        x[i] = (float)(a * cs[i] - b * sn[i]);
-        x[i + half] = (float)(a * sn[i] + b * cs[i]);
-      }
-    }
+    rope_token(c, t, cs, sn);
   }
 }
 
+// A decode step ropes q and k of every layer at one position: the angles of the last single position are kept
+// (per calling thread), so the 2 x layers calls of a token compute them once. The same cos / sin either way.
+#define ROPE_MAX_HALF 512
+static _Thread_local struct {
+  int pos, hd;
+  double base;
+  double cs[2 * ROPE_MAX_HALF];
+} rope_last = {.hd = 0};
+
 int op_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, double freq_base) {
   const int half = head_dim / 2, nth = pool_threads();
+  if (n_tok == 1 && half <= ROPE_MAX_HALF) {
+    rope_ctx c = {.x = x, .n_head = n_head, .hd = head_dim};
+    if (rope_last.hd != head_dim || rope_last.pos != pos[0] || rope_last.base != freq_base) {
+      for (int i = 0; i < half; i++) {
+        const double th = pos[0] * pow(freq_base, (double)(-2 * i) / head_dim);
+        rope_last.cs[i] = cos(th), rope_last.cs[half + i] = sin(th);
+      }
+      rope_last.hd = head_dim, rope_last.pos = pos[0], rope_last.base = freq_base;
+    }
+    rope_token(&c, 0, rope_last.cs, rope_last.cs + half);
+    return 0;
+  }
   double *mem = malloc(sizeof(double) * ((size_t)half + (size_t)nth * head_dim));
   if (!mem) return -1;
   for (int i = 0; i < half; i++) mem[i] = pow(freq_base, (double)(-2 * i) / head_dim);

@@ -70,6 +70,20 @@ test("native rope matches the scalar backend (positions not from 0, odd token co
   t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
 });
 
+test("native rope at one position (decode) equals the batched path bit for bit, across repeated and changed positions, bases and head sizes", async () => {
+  needNative();
+  const be = new NativeBackend({ threads: 2 });
+  // Single-token calls reuse the last position's angles; a batch of two computes them afresh: row 0 must agree.
+  for (const [p, hd, base] of [[5, 128, 1e6], [5, 128, 1e6], [9, 128, 1e6], [9, 64, 1e6], [9, 64, 1e4], [5, 128, 1e6], [4093, 128, 1e6]]) {
+    const x = randomValues(2 * 4 * hd, `rope1-${p}-${hd}`, 2);
+    const one = bufOf(be, x.slice(0, 4 * hd));
+    be.rope(one, Int32Array.of(p), 4, hd, base);
+    const two = bufOf(be, x);
+    be.rope(two, Int32Array.of(p, p + 1), 4, hd, base);
+    assert.ok(sameBits(await be.read(one), (await be.read(two)).subarray(0, 4 * hd)), `position ${p} head ${hd} base ${base}`);
+  }
+});
+
 test("native add, swiglu and scatterAddRows match the scalar backend", async (t) => {
   const a = needNative();
   const scalar = new ScalarBackend();
