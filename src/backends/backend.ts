@@ -98,6 +98,67 @@ export interface Backend {
   close?(): void;
 }
 
+/**
+ * A backend that accelerates some ops and hands every other one to a reference backend whose buffers and
+ * host weights it shares (the native and wasm backends over the scalar one). Subclasses override what they run.
+ */
+export abstract class DelegatingBackend implements Backend {
+  abstract readonly name: string;
+  constructor(protected readonly ref: Backend) {}
+
+  supports(op: OpName, type?: number): boolean {
+    return this.ref.supports(op, type);
+  }
+  upload(w: HostWeight): Weight {
+    return this.ref.upload(w);
+  }
+  alloc(length: number): Buf {
+    return this.ref.alloc(length);
+  }
+  write(dst: Buf, src: Float32Array, dstOffset?: number): void {
+    this.ref.write(dst, src, dstOffset);
+  }
+  read(src: Buf): Promise<Float32Array> {
+    return this.ref.read(src);
+  }
+  free(buf: Buf): void {
+    this.ref.free(buf);
+  }
+  embed(out: Buf, table: Weight, ids: Int32Array): void {
+    this.ref.embed(out, table, ids);
+  }
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    this.ref.matmul(out, w, x, nTokens);
+  }
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
+  }
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+    this.ref.rope(x, pos, nHead, headDim, freqBase);
+  }
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
+  }
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    this.ref.attention(out, q, kCache, vCache, p);
+  }
+  add(out: Buf, a: Buf, b: Buf, n: number): void {
+    this.ref.add(out, a, b, n);
+  }
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+    this.ref.swiglu(out, gate, up, n);
+  }
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
+    this.ref.gatherRows(out, x, rows, rowLen);
+  }
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+  }
+  zero(out: Buf): void {
+    this.ref.zero(out);
+  }
+}
+
 /** One routed expert's share of a MoE layer: its weights, the token rows it serves and their routing weights. */
 export interface ExpertRows {
   gate: Weight; // [D, F]

@@ -4,7 +4,7 @@
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
 import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
-import { weightDims } from "../backend.js";
+import { DelegatingBackend, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -53,10 +53,9 @@ function f32(b: Buf): Float32Array {
   return data;
 }
 
-export class WasmBackend implements Backend {
+export class WasmBackend extends DelegatingBackend {
   readonly name = "wasm";
   private readonly module: WasmModule;
-  private readonly ref: Backend;
   private readonly limit: number;
   private readonly mems: WasmMemory[] = [];
   private readonly pool: WasmThreads | undefined;
@@ -64,6 +63,7 @@ export class WasmBackend implements Backend {
   private readonly placed = new WeakMap<ArrayBufferLike, Map<number, Placement>>();
 
   constructor(opts: WasmBackendOptions) {
+    super(opts.fallback); // buffers, host weights, other types, and the row copies
     const module = kernelsModule();
     if (!module) throw new Error(`wasm backend unavailable: ${wasmKernelsError()}`);
     const want = opts.threads ?? 1;
@@ -72,7 +72,6 @@ export class WasmBackend implements Backend {
     this.module = shared ?? module;
     this.pool = shared ? new WasmThreads(shared, want) : undefined;
     if (this.pool) stopPool.register(this, this.pool, this);
-    this.ref = opts.fallback;
     this.limit = Math.min(opts.memoryBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
     if (!(this.limit >= 1 << 20)) throw new RangeError(`wasm backend: memoryBytes ${opts.memoryBytes} is too small`);
   }
@@ -93,12 +92,12 @@ export class WasmBackend implements Backend {
     return this.mems.map((m) => m.used);
   }
 
-  supports(op: OpName, type?: number): boolean {
+  override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn") return false; // the model composes matmul and swiglu
     return this.ref.supports(op, type);
   }
 
-  upload(w: HostWeight): Weight {
+  override upload(w: HostWeight): Weight {
     if (!WASM_MATMUL_TYPES.has(w.type)) return this.ref.upload(w);
     const src = w.bytes;
     let byBuf = this.placed.get(src.buffer);
@@ -137,20 +136,8 @@ export class WasmBackend implements Backend {
     return this.mems[0] ?? this.newMemory();
   }
 
-  alloc(length: number): Buf {
-    return this.ref.alloc(length);
-  }
-  write(dst: Buf, src: Float32Array, dstOffset?: number): void {
-    this.ref.write(dst, src, dstOffset);
-  }
-  read(src: Buf): Promise<Float32Array> {
-    return this.ref.read(src);
-  }
-  free(buf: Buf): void {
-    this.ref.free(buf);
-  }
 
-  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+  override matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
     if (!(w instanceof WasmWeight)) return this.ref.matmul(out, w, x, nTokens);
     const { k, n } = weightDims(w);
     const mem = w.mem, kern = mem.k;
@@ -173,7 +160,7 @@ export class WasmBackend implements Backend {
     }
   }
 
-  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+  override rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     if (!(w instanceof WasmWeight) || w.type !== F32_TYPE) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
     const mem = w.mem, len = rowLen * nRows;
     const s = mem.scratch(len * 4);
@@ -182,11 +169,11 @@ export class WasmBackend implements Backend {
     f32(out).set(mem.f32(s, len));
   }
 
-  add(out: Buf, a: Buf, b: Buf, n: number): void {
+  override add(out: Buf, a: Buf, b: Buf, n: number): void {
     this.binary(out, a, b, n, (o, pa, pb) => this.mem0.k.add(o, pa, pb, n));
   }
 
-  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+  override swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     this.binary(out, gate, up, n, (o, pg, pu) => this.mem0.k.swiglu(o, pg, pu, n));
   }
 
@@ -216,7 +203,7 @@ export class WasmBackend implements Backend {
     return mem.bytes(s + xb, outBytes).slice();
   }
 
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
     if (headDim % 2 !== 0 || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase);
     const mem = this.mem0, n = pos.length * nHead * headDim, xb = Math.ceil((n * 4) / 16) * 16, pb = Math.ceil((pos.length * 4) / 16) * 16;
     const s = mem.scratch(xb + pb + headDim * 8);
@@ -226,7 +213,7 @@ export class WasmBackend implements Backend {
     f32(x).set(mem.f32(s, n));
   }
 
-  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+  override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
     if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0) return this.ref.attention(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
@@ -238,21 +225,5 @@ export class WasmBackend implements Backend {
     mem.f32(pv, nkv).set(f32(vCache).subarray(0, nkv));
     mem.k.attention(po, pq, pk, pv, nTokens, startPos, nHead, nHeadKv, headDim, p.scale, ps);
     f32(out).set(mem.f32(po, nq));
-  }
-
-  embed(out: Buf, table: Weight, ids: Int32Array): void {
-    this.ref.embed(out, table, ids);
-  }
-  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
-    this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
-  }
-  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
-    this.ref.gatherRows(out, x, rows, rowLen);
-  }
-  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
-    this.ref.scatterAddRows(out, x, rows, scales, rowLen);
-  }
-  zero(out: Buf): void {
-    this.ref.zero(out);
   }
 }
