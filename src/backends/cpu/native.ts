@@ -3,10 +3,11 @@
 // activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript.
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
-import type { AttentionParams, Backend, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
-import { weightDims } from "../backend.js";
+import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
+import { DelegatingBackend, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
+import { Q4_K } from "../../quant/index.js";
 
 /**
  * Q4_K rows repacked in place into groups of 8 interleaved rows (native/src/k_quants.c): a private type id, not
@@ -43,16 +44,37 @@ function hostBytes(w: Weight): Uint8Array {
   return bytes;
 }
 
-export class NativeBackend implements Backend {
+const QK_K = 256;
+/** Q4_K_R8 block of 8 rows (native/src/k_quants.c): d[8], dmin[8] (f16), scale bytes 0-3, 4-7, 8-11 of each row, then qs. */
+const R8 = { D: 0, DMIN: 16, U0: 32, U1: 64, U2: 96, QS: 128, BLOCK: 1152 } as const;
+
+/** Row r of a Q4_K_R8 matrix of k values per row, back in plain Q4_K blocks (the inverse of the repack). */
+export function q4kR8Row(bytes: Uint8Array, k: number, r: number, out: Uint8Array): void {
+  const nb = k / QK_K, rr = r & 7, base = (r >> 3) * 8 * nb * Q4_K.bytesPerBlock;
+  for (let i = 0; i < nb; i++) {
+    const o = base + i * R8.BLOCK, b = i * Q4_K.bytesPerBlock; // block_q4_K: d, dmin, scales[12], qs[128]
+    out.set(bytes.subarray(o + R8.D + 2 * rr, o + R8.D + 2 * rr + 2), b);
+    out.set(bytes.subarray(o + R8.DMIN + 2 * rr, o + R8.DMIN + 2 * rr + 2), b + 2);
+    out.set(bytes.subarray(o + R8.U0 + 4 * rr, o + R8.U0 + 4 * rr + 4), b + 4);
+    out.set(bytes.subarray(o + R8.U1 + 4 * rr, o + R8.U1 + 4 * rr + 4), b + 8);
+    out.set(bytes.subarray(o + R8.U2 + 4 * rr, o + R8.U2 + 4 * rr + 4), b + 12);
+    for (let v = 0; v < 32; v++) {
+      const at = o + R8.QS + 32 * v + 4 * rr;
+      out.set(bytes.subarray(at, at + 4), b + 16 + 4 * v);
+    }
+  }
+}
+
+export class NativeBackend extends DelegatingBackend {
   readonly name = "native";
   readonly threads: number;
   private readonly addon: NativeAddon;
-  private readonly ref = new ScalarBackend();
   /** Repack owned Q4_K weights (upload): only where this CPU has SIMD Q4_K_R8 kernels (x86 AVX2 / AVX-512; the
    *  portable C kernel that other CPUs would run is correct but slower than their plain Q4_K dot). */
   private readonly repackQ4K: boolean;
 
   constructor(opts: NativeBackendOptions = {}) {
+    super(new ScalarBackend()); // buffers, host weights, and embed / kvStore / gatherRows / zero (row copies)
     const addon = loadNativeAddon();
     if (!addon) throw new Error(`native backend unavailable: ${nativeAddonError()}`);
     this.addon = addon;
@@ -67,7 +89,7 @@ export class NativeBackend implements Backend {
     return this.addon.kernelLevel();
   }
 
-  supports(op: OpName, type?: number): boolean {
+  override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
     if (op === "matmul" && type === Q4_K_R8) return true;
     return this.ref.supports(op, type);
@@ -137,12 +159,13 @@ export class NativeBackend implements Backend {
   /**
    * Keeps the host bytes; the addon reads them in place. A Q4_K matrix whose bytes the upload owns (w.owned) and
    * whose rows come in groups of 8 is first repacked in place into Q4_K_R8 (same size, no copy), which only the
-   * native matmul / expertFfn / moeFfn read. token_embd stays plain: embed (and a tied output) read its rows.
+   * native matmul / expertFfn / moeFfn and embed read (token_embd too: a tied output matmul is a tenth of a
+   * decode step's bytes on a3b, and embed rebuilds the few rows it needs).
    * Only on CPUs with SIMD kernels for it (see repackQ4K).
    */
-  upload(w: HostWeight): Weight {
+  override upload(w: HostWeight): Weight {
     const [k, n] = w.shape;
-    if (this.repackQ4K && w.owned && w.type === 12 && w.name !== "token_embd.weight" && w.shape.length === 2 && k % 256 === 0 && n % 8 === 0 && n > 0) {
+    if (this.repackQ4K && w.owned && w.type === 12 && w.shape.length === 2 && k % 256 === 0 && n % 8 === 0 && n > 0) {
       this.addon.repackQ4KR8(w.bytes, k, n);
       return { name: w.name, type: Q4_K_R8, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
     }
@@ -159,54 +182,43 @@ export class NativeBackend implements Backend {
     const at = this.addon.adviseHugePages(raw);
     return at < 0 || at + bytes > raw.length ? raw.subarray(0, bytes) : raw.subarray(at, at + bytes);
   }
-  alloc(length: number): Buf {
-    return this.ref.alloc(length);
-  }
-  write(dst: Buf, src: Float32Array, dstOffset?: number): void {
-    this.ref.write(dst, src, dstOffset);
-  }
-  read(src: Buf): Promise<Float32Array> {
-    return this.ref.read(src);
-  }
-  free(buf: Buf): void {
-    this.ref.free(buf);
+
+  /** Rows of a Q4_K_R8 table are rebuilt as plain Q4_K blocks and dequantised; other tables as the scalar backend does. */
+  override embed(out: Buf, table: Weight, ids: Int32Array): void {
+    if (table.type !== Q4_K_R8) return this.ref.embed(out, table, ids);
+    const { k, n } = weightDims(table);
+    const o = f32(out), bytes = hostBytes(table), row = new Uint8Array((k / QK_K) * Q4_K.bytesPerBlock);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
+      q4kR8Row(bytes, k, id, row);
+      Q4_K.dequantRow(row, o.subarray(t * k, (t + 1) * k), k);
+    }
   }
 
-  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+  override matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
     if (!NATIVE_MATMUL_TYPES.has(w.type)) return this.ref.matmul(out, w, x, nTokens);
     const { k, n } = weightDims(w);
     this.addon.matmul(w.type, hostBytes(w), f32(x), f32(out), k, n, nTokens);
   }
 
-  embed(out: Buf, table: Weight, ids: Int32Array): void {
-    this.ref.embed(out, table, ids);
-  }
-  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+  override rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     if (w.type !== 0) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows); // norm weights are F32 in practice
     this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
     this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
   }
-  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
-    this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
-  }
-  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+  override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
-  add(out: Buf, a: Buf, b: Buf, n: number): void {
+  override add(out: Buf, a: Buf, b: Buf, n: number): void {
     this.addon.add(f32(out), f32(a), f32(b), n);
   }
-  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+  override swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     this.addon.swiglu(f32(out), f32(gate), f32(up), n);
   }
-  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
-    this.ref.gatherRows(out, x, rows, rowLen);
-  }
-  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+  override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);
-  }
-  zero(out: Buf): void {
-    this.ref.zero(out);
   }
 }
