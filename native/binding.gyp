@@ -4,6 +4,9 @@
       "target_name": "moestream_native",
       "sources": [
         "src/addon.c",
+        "src/addon_matmul.c",
+        "src/addon_ops.c",
+        "src/napi_args.c",
         "src/pool.c",
         "src/matmul.c",
         "src/quantize.c",

@@ -1,0 +1,220 @@
+// Node-API bindings of the matmul family (matmul, matmulSet, fused expert FFN, MoE layer, Q4_K_R8 repack,
+// activation quantisers): shapes and byte lengths checked against the weight types, then the pool runs.
+#include <stdlib.h>
+
+#include "napi_args.h"
+#include "matmul.h"
+
+// matmul(type, w, x, out, K, N, T): out[T, N] = x[T, K] · Wᵀ, W = N rows of K values of ggml type `type`.
+napi_value js_matmul(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int64_t type, K, N, T;
+  void *w;
+  size_t wlen, xlen, olen;
+  float *x, *out;
+  if (!int_arg(env, a[0], "type", 0, 65535, &type) || !bytes_arg(env, a[1], "w", &w, &wlen) || !f32_arg(env, a[2], "x", &x, &xlen) ||
+      !f32_arg(env, a[3], "out", &out, &olen) || !int_arg(env, a[4], "K", 1, INT32_MAX, &K) ||
+      !int_arg(env, a[5], "N", 0, INT32_MAX, &N) || !int_arg(env, a[6], "T", 0, INT32_MAX, &T))
+    return NULL;
+  const size_t rb = type_row_bytes((int)type, (int)K);
+  if (rb == 0) {
+    if (type_row_bytes((int)type, 256 * 32) == 0)
+      return fail(env, "T", "native matmul: unsupported ggml type %lld (supported: F32, F16, BF16, Q8_0, Q4_K, Q6_K)", (long long)type);
+    return fail(env, "R", "native matmul: K = %lld is not a whole number of blocks of ggml type %lld", (long long)K, (long long)type);
+  }
+  if (!type_rows_ok((int)type, (int)N))
+    return fail(env, "R", "native matmul: %lld rows are not whole groups of ggml type %lld", (long long)N, (long long)type);
+  if (wlen < rb * (size_t)N)
+    return fail(env, "R", "native matmul: w has %zu bytes, %lld rows of %lld values need %zu", wlen, (long long)N, (long long)K, rb * (size_t)N);
+  if (xlen < (size_t)T * (size_t)K)
+    return fail(env, "R", "native matmul: x has %zu values, T*K = %zu", xlen, (size_t)T * (size_t)K);
+  if (olen < (size_t)T * (size_t)N)
+    return fail(env, "R", "native matmul: out has %zu values, T*N = %zu", olen, (size_t)T * (size_t)N);
+  const size_t obytes = (size_t)T * (size_t)N * 4;
+  if (overlap(out, obytes, x, (size_t)T * (size_t)K * 4) || overlap(out, obytes, w, rb * (size_t)N))
+    return fail(env, "R", "native matmul: out overlaps x or w");
+  if (matmul_run((int)type, w, x, out, (int)K, (int)N, (int)T) != 0) return fail(env, "E", "native matmul: out of memory");
+  return undefined(env);
+}
+
+// repackQ4KR8(bytes, K, N): N Q4_K rows of K values (N a multiple of 8) rewritten in place as Q4_K_R8 (type 1012).
+napi_value js_repack_q4k_r8(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  void *w;
+  size_t wlen;
+  int64_t K, N;
+  if (!bytes_arg(env, a[0], "bytes", &w, &wlen) || !int_arg(env, a[1], "K", 1, INT32_MAX, &K) || !int_arg(env, a[2], "N", 0, INT32_MAX, &N))
+    return NULL;
+  if (K % 256 || N % 8) return fail(env, "R", "native repackQ4KR8: K = %lld must be a multiple of 256 and N = %lld of 8", (long long)K, (long long)N);
+  if (wlen != type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N)
+    return fail(env, "R", "native repackQ4KR8: bytes has %zu bytes, %lld rows of %lld values are %zu", wlen, (long long)N, (long long)K,
+                type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N);
+  if (repack_q4_K_r8_run(w, (int)K, (int)N) != 0) return fail(env, "E", "native repackQ4KR8: out of memory");
+  return undefined(env);
+}
+/** Checks one FFN weight: type supported, K whole blocks, enough bytes for N rows. Returns the row bytes or 0 (thrown). */
+static size_t ffn_weight(napi_env env, const char *name, int64_t type, size_t wlen, int64_t K, int64_t N) {
+  const size_t rb = type_row_bytes((int)type, (int)K);
+  if (rb == 0) {
+    if (type_row_bytes((int)type, 256 * 32) == 0) fail(env, "T", "native expertFfn: %s has unsupported ggml type %lld", name, (long long)type);
+    else fail(env, "R", "native expertFfn: %s rows of %lld values are not whole blocks of ggml type %lld", name, (long long)K, (long long)type);
+    return 0;
+  }
+  if (!type_rows_ok((int)type, (int)N)) {
+    fail(env, "R", "native expertFfn: %s has %lld rows, not whole groups of ggml type %lld", name, (long long)N, (long long)type);
+    return 0;
+  }
+  if (wlen < rb * (size_t)N) {
+    fail(env, "R", "native expertFfn: %s has %zu bytes, %lld rows of %lld values need %zu", name, wlen, (long long)N, (long long)K, rb * (size_t)N);
+    return 0;
+  }
+  return rb;
+}
+
+// expertFfn(gateType, gate, upType, up, downType, down, x, out, D, F, T): out[T, D] = down(silu(gate x) * up x).
+napi_value js_expert_ffn(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int64_t tg, tu, td, D, F, T;
+  void *g, *u, *d;
+  size_t gl, ul, dl, xl, ol;
+  float *x, *out;
+  if (!int_arg(env, a[0], "gateType", 0, 65535, &tg) || !bytes_arg(env, a[1], "gate", &g, &gl) || !int_arg(env, a[2], "upType", 0, 65535, &tu) ||
+      !bytes_arg(env, a[3], "up", &u, &ul) || !int_arg(env, a[4], "downType", 0, 65535, &td) || !bytes_arg(env, a[5], "down", &d, &dl) ||
+      !f32_arg(env, a[6], "x", &x, &xl) || !f32_arg(env, a[7], "out", &out, &ol) || !int_arg(env, a[8], "D", 1, INT32_MAX, &D) ||
+      !int_arg(env, a[9], "F", 1, INT32_MAX, &F) || !int_arg(env, a[10], "T", 0, INT32_MAX, &T))
+    return NULL;
+  if (!ffn_weight(env, "gate", tg, gl, D, F) || !ffn_weight(env, "up", tu, ul, D, F) || !ffn_weight(env, "down", td, dl, F, D)) return NULL;
+  if (!need_len(env, "expertFfn", "x", xl, (size_t)T * D) || !need_len(env, "expertFfn", "out", ol, (size_t)T * D)) return NULL;
+  if (overlap(out, (size_t)T * D * 4, x, (size_t)T * D * 4)) return fail(env, "R", "native expertFfn: out overlaps x");
+  if (expert_ffn_run((int)tg, g, (int)tu, u, (int)td, d, x, out, (int)D, (int)F, (int)T) != 0)
+    return fail(env, "E", "native expertFfn: out of memory");
+  return undefined(env);
+}
+
+// matmulSet(types, weights, outs, x, K, T): outs[i][T, N_i] = x[T, K] · W_iᵀ for several weights over the same x,
+// in one pool run (attention's q, k and v); N_i comes from outs[i]'s length / T.
+#define MAX_SET 16
+napi_value js_matmul_set(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int32_t *types;
+  size_t nt, xlen;
+  float *x;
+  int64_t K, T;
+  if (!i32_arg(env, a[0], "types", &types, &nt) || !f32_arg(env, a[3], "x", &x, &xlen) || !int_arg(env, a[4], "K", 1, INT32_MAX, &K) ||
+      !int_arg(env, a[5], "T", 1, INT32_MAX, &T))
+    return NULL;
+  uint32_t nw = 0, no = 0;
+  bool wa = false, oa = false;
+  if (nt == 0 || nt > MAX_SET) return fail(env, "R", "native matmulSet: 1 to %d weights, got %zu", MAX_SET, nt);
+  if (napi_is_array(env, a[1], &wa) != napi_ok || !wa || napi_get_array_length(env, a[1], &nw) != napi_ok || nw != nt ||
+      napi_is_array(env, a[2], &oa) != napi_ok || !oa || napi_get_array_length(env, a[2], &no) != napi_ok || no != nt)
+    return fail(env, "T", "native matmulSet: weights and outs must be arrays of %zu entries", nt);
+  if (xlen < (size_t)T * (size_t)K) return fail(env, "R", "native matmulSet: x has %zu values, T*K = %zu", xlen, (size_t)T * (size_t)K);
+  const void *ws[MAX_SET];
+  float *outs[MAX_SET];
+  int Ns[MAX_SET], ty[MAX_SET];
+  for (uint32_t i = 0; i < nt; i++) {
+    napi_value wv, ov;
+    void *w;
+    size_t wlen, olen;
+    if (napi_get_element(env, a[1], i, &wv) != napi_ok || !bytes_arg(env, wv, "weight", &w, &wlen) || napi_get_element(env, a[2], i, &ov) != napi_ok ||
+        !f32_arg(env, ov, "out", &outs[i], &olen))
+      return NULL;
+    const size_t rb = type_row_bytes(types[i], (int)K);
+    if (rb == 0) return fail(env, "T", "native matmulSet: weight %u: unsupported ggml type %d or K = %lld not whole blocks", i, (int)types[i], (long long)K);
+    const size_t N = olen / (size_t)T;
+    if (N * (size_t)T != olen || N == 0 || N > INT32_MAX || !type_rows_ok(types[i], (int)N))
+      return fail(env, "R", "native matmulSet: out %u has %zu values, not whole rows of T = %lld (in whole row groups of its type)", i, olen, (long long)T);
+    if (wlen < rb * N) return fail(env, "R", "native matmulSet: weight %u has %zu bytes, %zu rows need %zu", i, wlen, N, rb * N);
+    if (overlap(outs[i], olen * 4, x, (size_t)T * (size_t)K * 4) || overlap(outs[i], olen * 4, w, rb * N))
+      return fail(env, "R", "native matmulSet: out %u overlaps x or its weight", i);
+    for (uint32_t j = 0; j < i; j++)
+      if (overlap(outs[i], olen * 4, outs[j], (size_t)Ns[j] * (size_t)T * 4)) return fail(env, "R", "native matmulSet: outs %u and %u overlap", j, i);
+    ws[i] = w, Ns[i] = (int)N, ty[i] = types[i];
+  }
+  if (matmul_set_run((int)nt, ty, ws, Ns, outs, x, (int)K, (int)T) != 0) return fail(env, "E", "native matmulSet: out of memory");
+  return undefined(env);
+}
+
+// moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in two pool runs.
+// Expert e has ggml types types[3e..3e+2] and weights weights[3e..3e+2] (gate, up, down); it serves token rows
+// rows[offsets[e]..offsets[e+1]) of x[T, D] with weights scales[...]; out[T, D] += the weighted results.
+napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int32_t *types, *rows, *offs;
+  size_t nt, nr, no, xl, ol, ns;
+  float *x, *out, *scales;
+  int64_t D, F;
+  if (!i32_arg(env, a[0], "types", &types, &nt) || !f32_arg(env, a[2], "x", &x, &xl) || !f32_arg(env, a[3], "out", &out, &ol) ||
+      !i32_arg(env, a[4], "rows", &rows, &nr) || !i32_arg(env, a[5], "offsets", &offs, &no) || !f32_arg(env, a[6], "scales", &scales, &ns) ||
+      !int_arg(env, a[7], "D", 1, INT32_MAX, &D) || !int_arg(env, a[8], "F", 1, INT32_MAX, &F))
+    return NULL;
+  const size_t ne = no == 0 ? 0 : no - 1;
+  if (nt != 3 * ne) return fail(env, "R", "native moeFfn: %zu types for %zu experts (need 3 each)", nt, ne);
+  if (ns < nr) return fail(env, "R", "native moeFfn: %zu scales for %zu rows", ns, nr);
+  if (ne > 0 && (offs[0] != 0 || (size_t)offs[ne] != nr)) return fail(env, "R", "native moeFfn: offsets must run from 0 to the row count %zu", nr);
+  bool isArr = false;
+  uint32_t nw = 0;
+  if (napi_is_array(env, a[1], &isArr) != napi_ok || !isArr || napi_get_array_length(env, a[1], &nw) != napi_ok || nw != 3 * ne)
+    return fail(env, "T", "native moeFfn: weights must be an array of %zu byte arrays", 3 * ne);
+  const size_t T = (ol < xl ? ol : xl) / (size_t)D; // rows present in both x and out
+  if (overlap(out, ol * 4, x, xl * 4)) return fail(env, "R", "native moeFfn: out overlaps x");
+  moe_expert *ex = calloc(ne ? ne : 1, sizeof(moe_expert));
+  if (!ex) return fail(env, "E", "native moeFfn: out of memory");
+  static const char *part[3] = {"gate", "up", "down"};
+  for (size_t e = 0; e < ne; e++) {
+    const void *w[3];
+    for (int k = 0; k < 3; k++) {
+      napi_value v;
+      void *data;
+      size_t len;
+      if (napi_get_element(env, a[1], (uint32_t)(3 * e + k), &v) != napi_ok || !bytes_arg(env, v, part[k], &data, &len) ||
+          !ffn_weight(env, part[k], types[3 * e + k], len, k == 2 ? F : D, k == 2 ? D : F)) {
+        free(ex);
+        return NULL;
+      }
+      w[k] = data;
+    }
+    if (offs[e + 1] < offs[e]) {
+      free(ex);
+      return fail(env, "R", "native moeFfn: offsets decrease at expert %zu", e);
+    }
+    for (int32_t i = offs[e]; i < offs[e + 1]; i++)
+      if (rows[i] < 0 || (size_t)rows[i] >= T) {
+        free(ex);
+        return fail(env, "R", "native moeFfn: expert %zu row %d out of range (x and out have %zu rows)", e, (int)rows[i], T);
+      }
+    ex[e] = (moe_expert){.tg = types[3 * e], .tu = types[3 * e + 1], .td = types[3 * e + 2], .gate = w[0], .up = w[1], .down = w[2],
+                         .rows = rows + offs[e], .scales = scales + offs[e], .n = offs[e + 1] - offs[e]};
+  }
+  const int rc = moe_ffn_run((int)ne, ex, x, out, (int)D, (int)F);
+  free(ex);
+  if (rc != 0) return fail(env, "E", "native moeFfn: out of memory");
+  return undefined(env);
+}
+
+// quantizeQ8_0(x, out) / quantizeQ8K(x, out): the activation quantisers, for tests.
+static napi_value quantize(napi_env env, napi_callback_info info, int kind) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *x;
+  size_t n, olen;
+  void *out;
+  if (!f32_arg(env, a[0], "x", &x, &n) || !bytes_arg(env, a[1], "out", &out, &olen)) return NULL;
+  const size_t qk = kind == 0 ? QK8_0 : QK_K, bs = kind == 0 ? sizeof(block_q8_0) : sizeof(block_q8_K);
+  if (n % qk || n > INT32_MAX) return fail(env, "R", "x has %zu values, not a multiple of %zu", n, qk);
+  if (olen < n / qk * bs) return fail(env, "R", "out has %zu bytes, need %zu", olen, n / qk * bs);
+  void *tmp = malloc(n / qk * bs + 1); // Q8_K blocks hold a float: quantise into aligned memory, then copy
+  if (!tmp) return fail(env, "E", "out of memory");
+  quantize_act(kind, x, tmp, (int)n);
+  memcpy(out, tmp, n / qk * bs);
+  free(tmp);
+  return undefined(env);
+}
+napi_value js_quantize_q8_0(napi_env env, napi_callback_info info) { return quantize(env, info, 0); }
+napi_value js_quantize_q8_K(napi_env env, napi_callback_info info) { return quantize(env, info, 1); }
