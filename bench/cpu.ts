@@ -11,10 +11,10 @@ import { benchKernels } from "./cpu-kernels.js";
 import { benchModel } from "./models.js";
 
 const THREADS = 2;
-const DECODE = 32;
+const DECODE = 64;
 const PREFILLS = [128, 512];
 // This VM is shared and noisy (single decode runs swing by 2x): decode is the best of several runs, per engine.
-const DECODE_RUNS = 3;
+const DECODE_RUNS = 5;
 
 interface Figures {
   decode: number;
