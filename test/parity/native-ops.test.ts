@@ -289,8 +289,8 @@ test("native matmulSet (q, k, v in one pool run) equals separate native matmuls 
   assert.throws(() => a.matmulSet(Int32Array.of(8, 8), [w, w], [o, o], x, 32, 1), /overlap/);
 });
 
-test("native allocHost: zeroed weight memory of the requested size, on huge pages where Linux offers them", async (t) => {
-  if (!needNative(t)) return;
+test("native allocHost: zeroed weight memory of the requested size, on huge pages where Linux offers them", async () => {
+  const addon = needNative();
   const be = new NativeBackend({ threads: 1 });
   const small = be.allocHost(1000);
   assert.equal(small.byteLength, 1000);
@@ -308,7 +308,6 @@ test("native allocHost: zeroed weight memory of the requested size, on huge page
   }
   if (/\[(always|madvise)\]/.test(thp)) {
     // The view starts on a 2 MiB boundary: the addon advised from there (its offset of the view itself is 0).
-    const addon = (await import("../../src/backends/cpu/native-addon.js")).loadNativeAddon()!;
     assert.equal(addon.adviseHugePages(big), 0, "allocHost hands out memory starting at a 2 MiB boundary");
     assert.equal(addon.adviseHugePages(new Uint8Array(4096)), -1, "no whole 2 MiB page in 4 KiB");
   }
