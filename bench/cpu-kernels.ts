@@ -75,7 +75,7 @@ export async function benchKernels(): Promise<void> {
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;
       const copies = Math.max(1, Math.floor(pool.length / matBytes));
       const mat = (i: number) => pool.subarray((i % copies) * matBytes, (i % copies + 1) * matBytes);
-      if (type === Q4_K_R8) for (let i = 0; i < copies; i++) a.repackQ4KR8(mat(i), sh.k, sh.n);
+      if (type === Q4_K_R8) for (let i = 0; i < copies; i++) a.repackR8(12, mat(i), sh.k, sh.n);
       const x = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(x, 1);
       const out = new Float32Array(sh.n * 64);

@@ -114,7 +114,7 @@ NAPI_MODULE_INIT() {
       {"expertFfn", js_expert_ffn},
       {"moeFfn", js_moe_ffn},
       {"matmulSet", js_matmul_set},
-      {"repackQ4KR8", js_repack_q4k_r8},
+      {"repackR8", js_repack_r8},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

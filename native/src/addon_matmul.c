@@ -1,4 +1,4 @@
-// Node-API bindings of the matmul family (matmul, matmulSet, fused expert FFN, MoE layer, Q4_K_R8 repack,
+// Node-API bindings of the matmul family (matmul, matmulSet, fused expert FFN, MoE layer, Q4_K / Q8_0 8-row repack,
 // activation quantisers): shapes and byte lengths checked against the weight types, then the pool runs.
 #include <stdlib.h>
 
@@ -38,22 +38,27 @@ napi_value js_matmul(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// repackQ4KR8(bytes, K, N): N Q4_K rows of K values (N a multiple of 8) rewritten in place as Q4_K_R8 (type 1012).
-napi_value js_repack_q4k_r8(napi_env env, napi_callback_info info) {
+// repackR8(type, bytes, K, N): N Q4_K or Q8_0 rows of K values (N a multiple of 8) rewritten in place as
+// Q4_K_R8 (type 1012) or Q8_0_R8 (type 1008).
+napi_value js_repack_r8(napi_env env, napi_callback_info info) {
   napi_value a[MAX_ARGS];
   args(env, info, a);
   void *w;
   size_t wlen;
-  int64_t K, N;
-  if (!bytes_arg(env, a[0], "bytes", &w, &wlen) || !int_arg(env, a[1], "K", 1, INT32_MAX, &K) || !int_arg(env, a[2], "N", 0, INT32_MAX, &N))
+  int64_t type, K, N;
+  if (!int_arg(env, a[0], "type", 0, 65535, &type) || !bytes_arg(env, a[1], "bytes", &w, &wlen) ||
+      !int_arg(env, a[2], "K", 1, INT32_MAX, &K) || !int_arg(env, a[3], "N", 0, INT32_MAX, &N))
     return NULL;
-  if (K % 256 || N % 8) return fail(env, "R", "native repackQ4KR8: K = %lld must be a multiple of 256 and N = %lld of 8", (long long)K, (long long)N);
-  if (wlen != type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N)
-    return fail(env, "R", "native repackQ4KR8: bytes has %zu bytes, %lld rows of %lld values are %zu", wlen, (long long)N, (long long)K,
-                type_row_bytes(GGML_Q4_K, (int)K) * (size_t)N);
-  if (repack_q4_K_r8_run(w, (int)K, (int)N) != 0) return fail(env, "E", "native repackQ4KR8: out of memory");
+  if (type != GGML_Q4_K && type != GGML_Q8_0) return fail(env, "R", "native repackR8: type %lld is not Q4_K (12) or Q8_0 (8)", (long long)type);
+  const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
+  if (K % blk || N % 8) return fail(env, "R", "native repackR8: K = %lld must be a multiple of %d and N = %lld of 8", (long long)K, blk, (long long)N);
+  const size_t want = type_row_bytes((int)type, (int)K) * (size_t)N;
+  if (wlen != want)
+    return fail(env, "R", "native repackR8: bytes has %zu bytes, %lld rows of %lld values are %zu", wlen, (long long)N, (long long)K, want);
+  if (repack_r8_run((int)type, w, (int)K, (int)N) != 0) return fail(env, "E", "native repackR8: out of memory");
   return undefined(env);
 }
+
 /** Checks one FFN weight: type supported, K whole blocks, enough bytes for N rows. Returns the row bytes or 0 (thrown). */
 static size_t ffn_weight(napi_env env, const char *name, int64_t type, size_t wlen, int64_t K, int64_t N) {
   const size_t rb = type_row_bytes((int)type, (int)K);

@@ -41,8 +41,9 @@ _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
 // ggml type ids.
 enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14, GGML_BF16 = 30 };
-// Private (not ggml): Q4_K rows repacked in place into groups of 8 interleaved rows (k_quants.c), same byte size.
-enum { GGML_Q4_K_R8 = 1012 };
+// Private (not ggml): Q4_K / Q8_0 rows repacked in place into groups of 8 interleaved rows (k_quants.c, q8_0.c),
+// same byte size.
+enum { GGML_Q4_K_R8 = 1012, GGML_Q8_0_R8 = 1008 };
 
 /** Dot product of n values: one weight row (ggml encoding) with one activation row (quantised or f32). */
 typedef float (*dot_fn)(int n, const void *restrict w, const void *restrict x);
@@ -64,6 +65,7 @@ typedef struct {
   dot_fn dot_q8_0, dot_q4_K, dot_q6_K, dot_f32, dot_f16, dot_bf16;
   dot4_fn dot4_q8_0, dot4_q4_K, dot4_q6_K; // NULL: the driver loops over dot
   gemv8_fn r8_q4_K, r8x4_q4_K;             // Q4_K_R8 groups, 1 and 4 tokens (r8x4 NULL: the driver loops over r8)
+  gemv8_fn r8_q8_0, r8x4_q8_0;             // Q8_0_R8 groups, likewise
 } kernels_t;
 
 // Portable C, always built; the oracle the SIMD paths are tested against.
@@ -89,11 +91,18 @@ float dot_bf16_scalar(int n, const void *restrict w, const void *restrict x);
 void gemv8_q4_K_r8_scalar(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 /** Repack one group of 8 Q4_K rows of nb blocks (8 * nb * 144 bytes at g) into Q4_K_R8 in place; tmp holds as much. */
 void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp);
+void gemv8_q8_0_r8_scalar(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+/** Repack one group of 8 Q8_0 rows of nb blocks (8 * nb * 34 bytes at g) into Q8_0_R8 in place; tmp holds as much. */
+void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp);
 #if defined(__x86_64__) || defined(__i386__)
 void gemv8_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void gemv8x4_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void gemv8_q4_K_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void gemv8x4_q4_K_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8_q8_0_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8x4_q8_0_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8_q8_0_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
+void gemv8x4_q8_0_r8_avx512(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void quant_q8_0_avx2(const float *restrict x, void *restrict y, int n);
 void quant_q8_K_avx2(const float *restrict x, void *restrict y, int n);
 float dot_q8_0_avx2(int n, const void *restrict w, const void *restrict x);

@@ -16,20 +16,22 @@
 
 const kernels_t KERNELS_SCALAR = {"scalar", quant_q8_0_scalar, quant_q8_K_scalar, dot_q8_0_scalar, dot_q4_K_scalar,
                                   dot_q6_K_scalar, dot_f32_scalar, dot_f16_scalar, dot_bf16_scalar,
-                                  NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL};
+                                  NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL, gemv8_q8_0_r8_scalar, NULL};
 #if defined(__x86_64__) || defined(__i386__)
 const kernels_t KERNELS_AVX2 = {"avx2", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx2, dot_q4_K_avx2,
                                 dot_q6_K_avx2, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
-                                dot4_q8_0_avx2, dot4_q4_K_avx2, dot4_q6_K_avx2, gemv8_q4_K_r8_avx2, gemv8x4_q4_K_r8_avx2};
+                                dot4_q8_0_avx2, dot4_q4_K_avx2, dot4_q6_K_avx2, gemv8_q4_K_r8_avx2, gemv8x4_q4_K_r8_avx2,
+                                gemv8_q8_0_r8_avx2, gemv8x4_q8_0_r8_avx2};
 // AVX-512 VNNI on 256-bit vectors where it saves instructions (the integer dots); the float dots are the AVX2 code.
 const kernels_t KERNELS_AVX512 = {"avx512", quant_q8_0_avx2, quant_q8_K_avx2, dot_q8_0_avx512, dot_q4_K_avx512,
                                   dot_q6_K_avx512, dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2,
-                                  dot4_q8_0_avx512, dot4_q4_K_avx512, dot4_q6_K_avx512, gemv8_q4_K_r8_avx512, gemv8x4_q4_K_r8_avx512};
+                                  dot4_q8_0_avx512, dot4_q4_K_avx512, dot4_q6_K_avx512, gemv8_q4_K_r8_avx512, gemv8x4_q4_K_r8_avx512,
+                                  gemv8_q8_0_r8_avx512, gemv8x4_q8_0_r8_avx512};
 #endif
 #if defined(__ARM_NEON) && defined(__aarch64__)
 const kernels_t KERNELS_NEON = {"neon", quant_q8_0_neon, quant_q8_K_neon, dot_q8_0_neon, dot_q4_K_neon,
                                 dot_q6_K_neon, dot_f32_neon, dot_f16_neon, dot_bf16_neon,
-                                NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL};
+                                NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL, gemv8_q8_0_r8_scalar, NULL};
 #endif
 
 static const kernels_t *active;
@@ -104,7 +106,8 @@ size_t type_row_bytes(int type, int K) {
     case GGML_F32: return (size_t)K * 4;
     case GGML_F16:
     case GGML_BF16: return (size_t)K * 2;
-    case GGML_Q8_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q8_0);
+    case GGML_Q8_0:
+    case GGML_Q8_0_R8: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q8_0);
     case GGML_Q4_K:
     case GGML_Q4_K_R8: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q4_K);
     case GGML_Q6_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q6_K);
@@ -112,7 +115,7 @@ size_t type_row_bytes(int type, int K) {
   }
 }
 
-int type_rows_ok(int type, int N) { return type != GGML_Q4_K_R8 || N % 8 == 0; }
+int type_rows_ok(int type, int N) { return (type != GGML_Q4_K_R8 && type != GGML_Q8_0_R8) || N % 8 == 0; }
 
 typedef struct {
   const uint8_t *w;
@@ -245,6 +248,7 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
   switch (type) {
     case GGML_Q4_K_R8: *quant = k->quant_q8_K, *r8 = k->r8_q4_K, *r84 = k->r8x4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_Q8_0: *quant = k->quant_q8_0, *dot = k->dot_q8_0, *dot4 = k->dot4_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
+    case GGML_Q8_0_R8: *quant = k->quant_q8_0, *r8 = k->r8_q8_0, *r84 = k->r8x4_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
     case GGML_Q4_K: *quant = k->quant_q8_K, *dot = k->dot_q4_K, *dot4 = k->dot4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_Q6_K: *quant = k->quant_q8_K, *dot = k->dot_q6_K, *dot4 = k->dot4_q6_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_F32: *dot = k->dot_f32, *xrow = (size_t)K * 4; break;
@@ -525,26 +529,30 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
 
 typedef struct {
   uint8_t *w, *tmp; // tmp: one group's bytes per thread
+  size_t gbytes;    // one group of 8 rows
   int nb, ngroups;
+  void (*group)(uint8_t *g, int nb, uint8_t *tmp);
   atomic_int next;
 } rp_task;
 
 static void rp_worker(void *arg, int ith, int nth) {
   (void)nth;
   rp_task *t = arg;
-  const size_t gbytes = (size_t)8 * t->nb * sizeof(block_q4_K);
   for (;;) {
     const int g = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
     if (g >= t->ngroups) break;
-    repack_q4_K_r8_group(t->w + (size_t)g * gbytes, t->nb, t->tmp + (size_t)ith * gbytes);
+    t->group(t->w + (size_t)g * t->gbytes, t->nb, t->tmp + (size_t)ith * t->gbytes);
   }
 }
 
-int repack_q4_K_r8_run(void *w, int K, int N) {
-  if (K <= 0 || K % QK_K || N % 8) return -1;
+int repack_r8_run(int type, void *w, int K, int N) {
+  const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
+  if ((type != GGML_Q4_K && type != GGML_Q8_0) || K <= 0 || K % blk || N % 8) return -1;
   pthread_mutex_lock(&mm_mu);
-  rp_task t = {.w = w, .nb = K / QK_K, .ngroups = N / 8};
-  t.tmp = scratch_get((size_t)pool_threads() * 8 * (size_t)t.nb * sizeof(block_q4_K));
+  rp_task t = {.w = w, .nb = K / blk, .ngroups = N / 8};
+  t.gbytes = (size_t)8 * type_row_bytes(type, K);
+  t.group = type == GGML_Q4_K ? repack_q4_K_r8_group : repack_q8_0_r8_group;
+  t.tmp = scratch_get((size_t)pool_threads() * t.gbytes);
   if (!t.tmp) {
     pthread_mutex_unlock(&mm_mu);
     return -1;

@@ -16,10 +16,11 @@ int cpu_features(const char **out, int max);
 
 /** Bytes of one row of K values of a ggml type, or 0 if the type is unsupported or K is not whole blocks. */
 size_t type_row_bytes(int type, int K);
-/** Whether N rows suit the type's layout (Q4_K_R8: whole groups of 8 rows). */
+/** Whether N rows suit the type's layout (Q4_K_R8, Q8_0_R8: whole groups of 8 rows). */
 int type_rows_ok(int type, int N);
-/** Repacks N Q4_K rows of K values (N a multiple of 8) into Q4_K_R8 in place, on the pool. -1: bad sizes or out of memory. */
-int repack_q4_K_r8_run(void *w, int K, int N);
+/** Repacks N Q4_K or Q8_0 rows of K values (N a multiple of 8) into Q4_K_R8 / Q8_0_R8 in place, on the pool.
+ *  -1: another type, bad sizes or out of memory. */
+int repack_r8_run(int type, void *w, int K, int N);
 /** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
 int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
 /** Several weights over the same activations x[T, K] in one pool run: outs[i][T, Ns[i]] = x · Wiᵀ; x is quantised

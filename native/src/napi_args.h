@@ -28,7 +28,7 @@ napi_value string_array(napi_env env, const char **names, int n);
 // Bindings of addon_matmul.c and addon_ops.c, registered by addon.c.
 napi_value js_matmul(napi_env env, napi_callback_info info);
 napi_value js_matmul_set(napi_env env, napi_callback_info info);
-napi_value js_repack_q4k_r8(napi_env env, napi_callback_info info);
+napi_value js_repack_r8(napi_env env, napi_callback_info info);
 napi_value js_expert_ffn(napi_env env, napi_callback_info info);
 napi_value js_moe_ffn(napi_env env, napi_callback_info info);
 napi_value js_quantize_q8_0(napi_env env, napi_callback_info info);

@@ -1,4 +1,6 @@
 // Q8_0 weights x Q8_0 activations: per 32-value block an exact int32 dot product, scaled by both f16 deltas.
+#include <math.h>
+
 #include "simd.h"
 
 float dot_q8_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
@@ -10,6 +12,45 @@ float dot_q8_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
     sum += (float)s * (fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d));
   }
   return sum;
+}
+
+// Q8_0_R8: 8 rows interleaved per 32-value block: d[8] (f16, 16 bytes), then for each 4-value chunk v (8 of
+// them) the 8 rows' 4 bytes side by side (32 bytes at 16 + 32 v): one 32-byte load holds chunk v of all 8 rows,
+// so one integer dot against the broadcast activation chunk lands 8 rows' partial sums in one register.
+enum { Q8R8_QS = 16, Q8R8_BLOCK = 272 };
+_Static_assert(Q8R8_BLOCK == 8 * sizeof(block_q8_0), "Q8_0_R8 block is 8 Q8_0 blocks");
+
+void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q8_0));
+  for (int i = 0; i < nb; i++) {
+    uint8_t *o = g + (size_t)i * Q8R8_BLOCK;
+    for (int r = 0; r < 8; r++) {
+      const block_q8_0 *b = (const block_q8_0 *)(tmp + ((size_t)r * nb + i) * sizeof(block_q8_0));
+      memcpy(o + 2 * r, &b->d, 2);
+      for (int v = 0; v < 8; v++) memcpy(o + Q8R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4);
+    }
+  }
+}
+
+/** Portable Q8_0_R8 kernel: per row an exact int32 block sum, then one multiply-add by both scales, as the SIMD kernels. */
+void gemv8_q8_0_r8_scalar(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  (void)xstride, (void)ostride;
+  const uint8_t *wb = vw;
+  const block_q8_0 *x = vx;
+  float acc[8] = {0};
+  for (int i = 0; i < n / QK8_0; i++) {
+    const uint8_t *b = wb + (size_t)i * Q8R8_BLOCK;
+    const float dx = fp16_to_f32(x[i].d);
+    for (int r = 0; r < 8; r++) {
+      int s = 0;
+      for (int v = 0; v < 8; v++)
+        for (int l = 0; l < 4; l++) s += (int8_t)b[Q8R8_QS + 32 * v + 4 * r + l] * x[i].qs[4 * v + l];
+      uint16_t d;
+      memcpy(&d, b + 2 * r, 2);
+      acc[r] = fmaf((float)s, fp16_to_f32(d) * dx, acc[r]);
+    }
+  }
+  for (int r = 0; r < 8; r++) out[r] = acc[r];
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -58,6 +99,49 @@ TARGET_AVX2 void dot4_q8_0_avx2(int n, const void *restrict vw, const void *rest
 }
 TARGET_AVX512 void dot4_q8_0_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
   Q8_0_DOT4(IDOT_VNNI)
+}
+
+// NT activation rows (1 or 4) against one Q8_0_R8 group: |w| as unsigned bytes against the activation chunk with
+// w's sign moved onto it, summed exactly into int32 per row, then one multiply-add per block by d_w * d_x.
+#define Q8_0_R8_N(NT, IDOT)                                                                                      \
+  const uint8_t *wb = vw;                                                                                        \
+  __m256 acc[NT];                                                                                                \
+  for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_ps();                                                     \
+  for (int i = 0; i < n / QK8_0; i++) {                                                                          \
+    const uint8_t *b = wb + (size_t)i * Q8R8_BLOCK;                                                              \
+    const block_q8_0 *x[NT];                                                                                     \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_0 *)((const uint8_t *)vx + u * xstride) + i;             \
+    __m256i isum[NT];                                                                                            \
+    for (int u = 0; u < NT; u++) isum[u] = _mm256_setzero_si256();                                               \
+    for (int v = 0; v < 8; v++) {                                                                                \
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(b + Q8R8_QS + 32 * v));                            \
+      const __m256i aq = _mm256_sign_epi8(q, q);                                                                 \
+      for (int u = 0; u < NT; u++) {                                                                             \
+        int32_t a4;                                                                                              \
+        memcpy(&a4, x[u]->qs + 4 * v, 4);                                                                        \
+        isum[u] = IDOT(isum[u], aq, _mm256_sign_epi8(_mm256_set1_epi32(a4), q));                                 \
+      }                                                                                                          \
+    }                                                                                                            \
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                      \
+    for (int u = 0; u < NT; u++)                                                                                 \
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[u]), _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(x[u]->d))), acc[u]); \
+  }                                                                                                              \
+  for (int u = 0; u < NT; u++) _mm256_storeu_ps(out + u * ostride, acc[u]);
+
+// Running sums: AVX2 widens each maddubs (at most 2 * 128 * 127, no saturation) to int32 with madd; VNNI adds in one.
+#define R8_IDOT_AVX2(s, aw, sx) _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1)))
+#define R8_IDOT_VNNI(s, aw, sx) _mm256_dpbusd_epi32(s, aw, sx)
+TARGET_AVX2 void gemv8_q8_0_r8_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q8_0_R8_N(1, R8_IDOT_AVX2)
+}
+TARGET_AVX2 void gemv8x4_q8_0_r8_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q8_0_R8_N(4, R8_IDOT_AVX2)
+}
+TARGET_AVX512 void gemv8_q8_0_r8_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q8_0_R8_N(1, R8_IDOT_VNNI)
+}
+TARGET_AVX512 void gemv8x4_q8_0_r8_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
+  Q8_0_R8_N(4, R8_IDOT_VNNI)
 }
 #endif
 

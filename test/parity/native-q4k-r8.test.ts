@@ -66,7 +66,7 @@ test("Q4_K uploads are repacked only when owned and in groups of 8 rows", (t) =>
   assert.equal(be.upload(owned(weight(Q6_K, 256, 16, "q6", "kinds6"))).type, Q6_K.type);
   for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q4_K_R8), op);
   assert.ok(!new ScalarBackend().supports("matmul", Q4_K_R8));
-  assert.throws(() => a.repackQ4KR8(new Uint8Array(144 * 12), 256, 12), RangeError);
+  assert.throws(() => a.repackR8(12, new Uint8Array(144 * 12), 256, 12), RangeError);
   assert.throws(() => a.matmul(Q4_K_R8, new Uint8Array(144 * 12), new Float32Array(256), new Float32Array(12), 256, 12, 1), RangeError);
 });
 
@@ -113,7 +113,7 @@ test("addon: repackQ4KR8 then matmul of type Q4_K_R8 equals plain Q4_K on every 
   const hw = weight(Q4_K, k, n, "direct", "direct");
   const x = randomValues(k * T, "direct-x", 1, 17);
   const r8 = owned(hw).bytes;
-  a.repackQ4KR8(r8, k, n);
+  a.repackR8(12, r8, k, n);
   await everyKernelLevel(a, async () => {
     const got = new Float32Array(n * T), plain = new Float32Array(n * T);
     a.matmul(Q4_K_R8, r8, x, got, k, n, T);
@@ -131,7 +131,7 @@ test("Q4_K_R8: how tokens are grouped (1 or 4 at a time) never changes an output
   const x = randomValues(k * T, "grouping-x", 1, 17);
   await everyKernelLevel(a, async (be) => {
     const r8 = owned(hw).bytes;
-    a.repackQ4KR8(r8, k, n);
+    a.repackR8(12, r8, k, n);
     const w = { name: "g", type: Q4_K_R8, shape: [k, n], bytes: r8 } as Weight; // the addon's type, whatever upload does here
     const all = await matmul(be, w, x, T);
     for (let tok = 0; tok < T; tok++) {

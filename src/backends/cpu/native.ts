@@ -7,18 +7,20 @@ import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, Weight } fro
 import { DelegatingBackend, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
-import { Q4_K } from "../../quant/index.js";
+import { Q4_K, Q8_0 } from "../../quant/index.js";
 
 /**
  * Q4_K rows repacked in place into groups of 8 interleaved rows (native/src/k_quants.c): a private type id, not
  * ggml's. Only the native matmul, expertFfn and moeFfn read it.
  */
 export const Q4_K_R8 = 1012;
+/** Q8_0 rows repacked in place into groups of 8 interleaved rows (native/src/q8_0.c), likewise private. */
+export const Q8_0_R8 = 1008;
 
 const HUGE_PAGE = 2 << 20;
 
-/** ggml types the native matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16, and the private Q4_K_R8. */
-const NATIVE_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30, Q4_K_R8]);
+/** ggml types the native matmul takes: F32, F16, Q8_0, Q4_K, Q6_K, BF16, and the private Q4_K_R8 and Q8_0_R8. */
+const NATIVE_MATMUL_TYPES = new Set([0, 1, 8, 12, 14, 30, Q4_K_R8, Q8_0_R8]);
 
 export interface NativeBackendOptions {
   /** Threads for matmul, the calling thread included (default os.availableParallelism()). The pool is process-wide. */
@@ -65,13 +67,26 @@ export function q4kR8Row(bytes: Uint8Array, k: number, r: number, out: Uint8Arra
   }
 }
 
+/** Row r of a Q8_0_R8 matrix of k values per row, back in plain Q8_0 blocks: d[8] (f16), then 4-byte chunks of 8 rows. */
+export function q80R8Row(bytes: Uint8Array, k: number, r: number, out: Uint8Array): void {
+  const nb = k / Q8_0.blockSize, rr = r & 7, base = (r >> 3) * 8 * nb * Q8_0.bytesPerBlock;
+  for (let i = 0; i < nb; i++) {
+    const o = base + i * 8 * Q8_0.bytesPerBlock, b = i * Q8_0.bytesPerBlock; // block_q8_0: d, qs[32]
+    out.set(bytes.subarray(o + 2 * rr, o + 2 * rr + 2), b);
+    for (let v = 0; v < 8; v++) {
+      const at = o + 16 + 32 * v + 4 * rr;
+      out.set(bytes.subarray(at, at + 4), b + 2 + 4 * v);
+    }
+  }
+}
+
 export class NativeBackend extends DelegatingBackend {
   readonly name = "native";
   readonly threads: number;
   private readonly addon: NativeAddon;
-  /** Repack owned Q4_K weights (upload): only where this CPU has SIMD Q4_K_R8 kernels (x86 AVX2 / AVX-512; the
-   *  portable C kernel that other CPUs would run is correct but slower than their plain Q4_K dot). */
-  private readonly repackQ4K: boolean;
+  /** Repack owned Q4_K / Q8_0 weights (upload): only where this CPU has SIMD kernels for the 8-row layouts (x86
+   *  AVX2 / AVX-512; the portable C kernels other CPUs would run are correct but slower than their plain dots). */
+  private readonly repackR8: boolean;
 
   constructor(opts: NativeBackendOptions = {}) {
     super(new ScalarBackend()); // buffers, host weights, and embed / kvStore / gatherRows / zero (row copies)
@@ -81,7 +96,7 @@ export class NativeBackend extends DelegatingBackend {
     const want = opts.threads ?? availableParallelism();
     if (!Number.isInteger(want) || want < 1) throw new RangeError(`native backend: threads must be a positive integer, got ${want}`);
     this.threads = addon.setThreads(want);
-    this.repackQ4K = addon.kernelLevels().some((l) => l === "avx2" || l === "avx512");
+    this.repackR8 = addon.kernelLevels().some((l) => l === "avx2" || l === "avx512");
   }
 
   /** The SIMD kernel set in use ("avx512", "avx2", "neon" or "scalar"). */
@@ -91,7 +106,7 @@ export class NativeBackend extends DelegatingBackend {
 
   override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
-    if (op === "matmul" && type === Q4_K_R8) return true;
+    if (op === "matmul" && (type === Q4_K_R8 || type === Q8_0_R8)) return true;
     return this.ref.supports(op, type);
   }
 
@@ -157,17 +172,18 @@ export class NativeBackend extends DelegatingBackend {
   }
 
   /**
-   * Keeps the host bytes; the addon reads them in place. A Q4_K matrix whose bytes the upload owns (w.owned) and
-   * whose rows come in groups of 8 is first repacked in place into Q4_K_R8 (same size, no copy), which only the
-   * native matmul / expertFfn / moeFfn and embed read (token_embd too: a tied output matmul is a tenth of a
-   * decode step's bytes on a3b, and embed rebuilds the few rows it needs).
-   * Only on CPUs with SIMD kernels for it (see repackQ4K).
+   * Keeps the host bytes; the addon reads them in place. A Q4_K or Q8_0 matrix whose bytes the upload owns
+   * (w.owned) and whose rows come in groups of 8 is first repacked in place into Q4_K_R8 / Q8_0_R8 (same size,
+   * no copy), which only the native matmul / expertFfn / moeFfn and embed read (token_embd too: a tied output
+   * matmul is a tenth of a decode step's bytes on a3b, and embed rebuilds the few rows it needs).
+   * Only on CPUs with SIMD kernels for them (see repackR8).
    */
   override upload(w: HostWeight): Weight {
     const [k, n] = w.shape;
-    if (this.repackQ4K && w.owned && w.type === 12 && w.shape.length === 2 && k % 256 === 0 && n % 8 === 0 && n > 0) {
-      this.addon.repackQ4KR8(w.bytes, k, n);
-      return { name: w.name, type: Q4_K_R8, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
+    const to = w.type === 12 && k % 256 === 0 ? Q4_K_R8 : w.type === 8 && k % 32 === 0 ? Q8_0_R8 : 0;
+    if (this.repackR8 && to && w.owned && w.shape.length === 2 && n % 8 === 0 && n > 0) {
+      this.addon.repackR8(w.type, w.bytes, k, n);
+      return { name: w.name, type: to, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
     }
     return this.ref.upload(w);
   }
@@ -183,16 +199,17 @@ export class NativeBackend extends DelegatingBackend {
     return at < 0 || at + bytes > raw.length ? raw.subarray(0, bytes) : raw.subarray(at, at + bytes);
   }
 
-  /** Rows of a Q4_K_R8 table are rebuilt as plain Q4_K blocks and dequantised; other tables as the scalar backend does. */
+  /** Rows of a repacked table (Q4_K_R8, Q8_0_R8) are rebuilt as plain blocks and dequantised; others as the scalar backend does. */
   override embed(out: Buf, table: Weight, ids: Int32Array): void {
-    if (table.type !== Q4_K_R8) return this.ref.embed(out, table, ids);
+    const plain = table.type === Q4_K_R8 ? { f: Q4_K, row: q4kR8Row } : table.type === Q8_0_R8 ? { f: Q8_0, row: q80R8Row } : undefined;
+    if (!plain) return this.ref.embed(out, table, ids);
     const { k, n } = weightDims(table);
-    const o = f32(out), bytes = hostBytes(table), row = new Uint8Array((k / QK_K) * Q4_K.bytesPerBlock);
+    const o = f32(out), bytes = hostBytes(table), row = new Uint8Array((k / plain.f.blockSize) * plain.f.bytesPerBlock);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
       if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
-      q4kR8Row(bytes, k, id, row);
-      Q4_K.dequantRow(row, o.subarray(t * k, (t + 1) * k), k);
+      plain.row(bytes, k, id, row);
+      plain.f.dequantRow(row, o.subarray(t * k, (t + 1) * k), k);
     }
   }
 
