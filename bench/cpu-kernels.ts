@@ -7,7 +7,7 @@ import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant
 import { Stream } from "../src/gen/random.js";
 import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
-import { NativeBackend, Q4_K_R8 } from "../src/backends/cpu/native.js";
+import { NativeBackend, Q4_K_R8, Q8_0_R8 } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
 import { benchWasmKernels } from "./wasm-kernels.js";
 
@@ -65,17 +65,18 @@ export async function benchKernels(): Promise<void> {
   // Measured between the kernels too, keeping the best: on a shared machine both get the same chances of a quiet window.
   const mem = new Map(threads.map((t) => [t, memBandwidth(a, t, memBuf, 8)] as const));
   const rows: { label: string; gbs: number[]; gflops: number }[] = [];
-  // Q4_K_R8: the Q4_K rows repacked into 8-row groups, as NativeBackend.upload does for the model's Q4_K matrices.
-  const kinds = [Q8_0, Q4_K, "Q4_K_R8", Q6_K, F16, BF16, F32] as const;
+  // Q8_0_R8 / Q4_K_R8: rows repacked into 8-row groups, as NativeBackend.upload does for the model's matrices.
+  const kinds = [Q8_0, "Q8_0_R8", Q4_K, "Q4_K_R8", Q6_K, F16, BF16, F32] as const;
   for (const kind of kinds) {
-    const f = kind === "Q4_K_R8" ? Q4_K : kind, type = kind === "Q4_K_R8" ? Q4_K_R8 : f.type;
-    const name = kind === "Q4_K_R8" ? "Q4KR8" : f.name;
+    const f = kind === "Q4_K_R8" ? Q4_K : kind === "Q8_0_R8" ? Q8_0 : kind;
+    const type = kind === "Q4_K_R8" ? Q4_K_R8 : kind === "Q8_0_R8" ? Q8_0_R8 : f.type;
+    const name = kind === "Q4_K_R8" ? "Q4KR8" : kind === "Q8_0_R8" ? "Q80R8" : f.name;
     for (const sh of SHAPES) {
       const pool = weightPool(a, f, sh.k, POOL_BYTES);
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;
       const copies = Math.max(1, Math.floor(pool.length / matBytes));
       const mat = (i: number) => pool.subarray((i % copies) * matBytes, (i % copies + 1) * matBytes);
-      if (type === Q4_K_R8) for (let i = 0; i < copies; i++) a.repackR8(12, mat(i), sh.k, sh.n);
+      if (type !== f.type) for (let i = 0; i < copies; i++) a.repackR8(f.type, mat(i), sh.k, sh.n);
       const x = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(x, 1);
       const out = new Float32Array(sh.n * 64);
