@@ -49,6 +49,18 @@ export function randomWeight(f: QuantFormat, k: number, n: number, seed: string)
   return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
 }
 
+/** A copy of w whose bytes the upload owns (what the model loader and the expert slots pass): the native backend may repack it. */
+export function owned(w: HostWeight): HostWeight {
+  const bytes = new Uint8Array(w.bytes.length + 1).subarray(1);
+  bytes.set(w.bytes);
+  return { ...w, bytes, owned: true };
+}
+
+/** Whether NativeBackend.upload repacks Q4_K / Q8_0 on this CPU (x86 with AVX2: SIMD kernels for the 8-row layouts). */
+export function repacks(a: NativeAddon): boolean {
+  return a.kernelLevels().some((l) => l === "avx2" || l === "avx512");
+}
+
 /** out[t, n] = x[t, k] · wᵀ on `be`, read back. */
 export async function runMatmul(be: Backend, w: Weight, x: Float32Array, sh: { k: number; n: number; t: number }): Promise<Float32Array> {
   const xb = be.alloc(sh.k * sh.t);

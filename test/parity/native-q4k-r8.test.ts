@@ -3,22 +3,16 @@
 // reference, on every kernel set, at 1 and 2 threads (bit-identical), for matmul, expertFfn and moeFfn.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, Q4_K_R8 } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q6_K, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
-import { needNative, randomValues, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
+import { needNative, randomValues, bufOf, everyKernelLevel, perExpertMoe, owned, repacks } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 const TOL_REF = 5e-4; // Q8_K activations vs the reference's f32
 const TOL_PLAIN = 1e-10; // vs the plain Q4_K kernel: float summation order only
-
-/** Whether NativeBackend.upload repacks on this CPU (x86 with AVX2: SIMD Q4_K_R8 kernels). */
-function repacks(a: NativeAddon): boolean {
-  return a.kernelLevels().some((l) => l === "avx2" || l === "avx512");
-}
 
 /** Rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
 function weight(f: QuantFormat, k: number, n: number, name: string, seed: string): HostWeight {
@@ -31,13 +25,6 @@ function weight(f: QuantFormat, k: number, n: number, name: string, seed: string
     f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
   }
   return { name, type: f.type, shape: [k, n], bytes };
-}
-
-/** A copy of w whose bytes the upload owns (what the model loader and the expert slots pass). */
-function owned(w: HostWeight): HostWeight {
-  const bytes = new Uint8Array(w.bytes.length + 1).subarray(1);
-  bytes.set(w.bytes);
-  return { ...w, bytes, owned: true };
 }
 
 async function matmul(be: Backend, w: Weight, x: Float32Array, t: number): Promise<Float32Array> {

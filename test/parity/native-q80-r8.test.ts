@@ -3,46 +3,19 @@
 // (the portable C kernel too), 1 and 2 threads bit for bit, token grouping bit for bit; embed rebuilds rows exactly.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, Q8_0_R8 } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q8_0 } from "../../src/quant/index.js";
-import { Stream } from "../../src/gen/random.js";
-import { needNative, randomValues, bufOf, everyKernelLevel } from "../helpers/parity.js";
+import { needNative, randomValues, randomWeight, runMatmul, bufOf, everyKernelLevel, owned, repacks } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 const TOL_REF = 5e-4; // Q8_0 activations vs the reference's f32
 const TOL_PLAIN = 1e-10; // vs the plain Q8_0 kernel: float summation order only
 
-function repacks(a: NativeAddon): boolean {
-  return a.kernelLevels().some((l) => l === "avx2" || l === "avx512");
-}
-
-/** n rows of k Q8_0 values at an odd byte offset (kernels must not assume alignment), some rows with outliers. */
-function weight(k: number, n: number, name: string, seed: string): HostWeight {
-  const rowBytes = (k / 32) * 34;
-  const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
-  const s = new Stream(7, seed), row = new Float32Array(k);
-  for (let r = 0; r < n; r++) {
-    s.fillUniform(row, 0.05 + (r % 5) * 0.03);
-    for (let i = r % 31; i < k; i += 97) row[i] *= 8;
-    Q8_0.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
-  }
-  return { name, type: Q8_0.type, shape: [k, n], bytes };
-}
-
-function owned(w: HostWeight): HostWeight {
-  const bytes = new Uint8Array(w.bytes.length + 1).subarray(1);
-  bytes.set(w.bytes);
-  return { ...w, bytes, owned: true };
-}
-
-async function matmul(be: Backend, w: Weight, x: Float32Array, t: number): Promise<Float32Array> {
-  const out = be.alloc(w.shape[1] * t);
-  be.matmul(out, w, bufOf(be, x), t);
-  return be.read(out);
-}
+/** n Q8_0 rows of k values (odd byte offset, some outliers). */
+const weight = (k: number, n: number, name: string, seed: string): HostWeight => ({ ...randomWeight(Q8_0, k, n, seed), name });
+const matmul = (be: Backend, w: Weight, x: Float32Array, t: number) => runMatmul(be, w, x, { k: w.shape[0], n: w.shape[1], t });
 
 for (const { k, n, ts } of [
   { k: 32, n: 8, ts: [1, 3, 4, 17] },
