@@ -12,6 +12,7 @@ import { nmse, sameBits } from "../helpers/numeric.js";
 
 const TOL_REF = 5e-4; // Q8_0 activations vs the reference's f32
 const TOL_PLAIN = 1e-10; // vs the plain Q8_0 kernel: float summation order only
+const TOL_PLAIN_MOE = 1e-6; // a whole MoE layer vs plain Q8_0 experts (see the test)
 
 /** n Q8_0 rows of k values (odd byte offset, some outliers). */
 const weight = (k: number, n: number, name: string, seed: string): HostWeight => ({ ...randomWeight(Q8_0, k, n, seed), name });
@@ -129,8 +130,11 @@ test("moeFfn with Q8_0_R8 experts equals moeFfn with plain Q8_0 experts and the 
   const ref = await run(scalar, false);
   await everyKernelLevel(a, async (be) => {
     const got = await run(be, true);
-    assert.ok(nmse(got, await run(be, false)) < 1e-10, "repacked vs plain experts");
-    assert.ok(nmse(got, ref) < 5e-4, "vs the scalar reference");
+    const ep = nmse(got, await run(be, false)), er = nmse(got, ref);
+    // The intermediate is quantised again for down: a float-order difference in gate/up can move one of its
+    // values across a rounding boundary (measured 2e-8 here), far inside the reference tolerance.
+    assert.ok(ep < TOL_PLAIN_MOE, `repacked vs plain experts: nmse ${ep.toExponential(2)}`);
+    assert.ok(er < 5e-4, `vs the scalar reference: nmse ${er.toExponential(2)}`);
     return got;
   }, () => {});
 });
