@@ -105,9 +105,15 @@ test("unknown endpoint 404, wrong method 405", async () => {
 test("a full queue answers 429; the waiting and running requests still complete", async () => {
   const stream = (tokens: number) =>
     fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: srv.model, prompt: "Hi", max_tokens: tokens, temperature: 0, stream: true }) });
-  const first = await stream(40); // headers arrive once it runs
+  const first = await stream(60); // headers arrive once it runs
   const second = stream(4); // waits (--max-queue 1)
-  await new Promise((r) => setTimeout(r, 100));
+  // The third goes as soon as the second is queued, while the first still generates (a fixed sleep let a fast
+  // machine finish the first and start the second meanwhile, leaving room in the queue).
+  for (;;) {
+    const h = (await (await fetch(`${srv.url}/health`)).json()) as { queue_depth: number };
+    if (h.queue_depth === 1) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
   const third = await post(`${srv.url}/v1/completions`, JSON.stringify({ model: srv.model, prompt: "Hi", max_tokens: 2 }));
   assert.equal(third.status, 429);
   assert.equal(errorOf(third.text).type, "rate_limit_error");
