@@ -1,6 +1,7 @@
 // The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention, add, swiglu, scatter-add and the fused
 // expert FFN run in the native addon (SIMD dot products on a persistent thread pool, reading weights and
-// activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript.
+// activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript. Owned Q4_K / Q8_0
+// weights are repacked in place into 8-row interleaved layouts, and weight memory comes on huge pages (allocHost).
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
 import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
