@@ -30,11 +30,9 @@ function memBandwidth(a: NativeAddon, threads: number, buf: Uint8Array, reps: nu
   return best / 1e9;
 }
 
-/** Zeroed memory on transparent huge pages where Linux has them, as NativeBackend.allocHost gives the engine's weights. */
+/** Weight memory as the engine holds it (NativeBackend.allocHost: huge pages where Linux has them). */
 function hugeBytes(a: NativeAddon, n: number): Uint8Array {
-  const raw = new Uint8Array(n + (2 << 20));
-  const at = a.adviseHugePages(raw);
-  return at < 0 ? raw.subarray(0, n) : raw.subarray(at, at + n);
+  return new NativeBackend({ threads: a.getThreads() }).allocHost(n);
 }
 
 /** Rows of f, quantised from random values once and tiled over `bytes` (weight memory as the engine holds it). */
