@@ -301,6 +301,12 @@ export class StreamingExperts implements ExpertSource {
     }
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
+    const result = () => {
+      const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
+      return ids.map((e) => byId.get(e)!);
+    };
+    // Every one already in memory (resident, or a warm cache): no wait to settle or account for.
+    if (mine.every((en) => en.weights)) return result();
     const t0 = performance.now();
     this.io.beginWait();
     const settled = await Promise.allSettled(mine.map((en) => en.ready));
@@ -311,8 +317,7 @@ export class StreamingExperts implements ExpertSource {
       for (const en of mine) this.unpin(en);
       throw bad.reason;
     }
-    const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
-    return ids.map((e) => byId.get(e)!);
+    return result();
   }
 
   release(layer: number, ids: readonly number[]): void {
