@@ -16,7 +16,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { ModelError } from "../util/errors.js";
-import { TokenType } from "./tokenizer.js";
+import { TokenType } from "./token-types.js";
 
 interface HFAddedToken {
   id: number;

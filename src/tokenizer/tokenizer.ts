@@ -13,63 +13,14 @@
 // pre-tokenization, as the HF tokenizer.json (normalizer: NFC) does; llama.cpp does not normalize.
 // Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
 
-import type { GGUFMetadata, GGUFMetaValue } from "../format/gguf/types.js";
+import type { GGUFMetadata } from "../format/gguf/types.js";
 import { ModelError, UsageError } from "../util/errors.js";
 import { unicodeToBytes } from "./byte-level.js";
 import { BytePairEncoder } from "./bpe.js";
 import { pretokenizeQwen2 } from "./pretokenize.js";
-
-/** tokenizer.ggml.token_type values. */
-export const TokenType = {
-  UNDEFINED: 0,
-  NORMAL: 1,
-  UNKNOWN: 2,
-  CONTROL: 3,
-  USER_DEFINED: 4,
-  UNUSED: 5,
-  BYTE: 6,
-} as const;
-
-/** llama.cpp's llama_token_attr bit flags. */
-export const TokenAttr = {
-  UNDEFINED: 0,
-  UNKNOWN: 1 << 0,
-  UNUSED: 1 << 1,
-  NORMAL: 1 << 2,
-  CONTROL: 1 << 3,
-  USER_DEFINED: 1 << 4,
-  BYTE: 1 << 5,
-  NORMALIZED: 1 << 6,
-  LSTRIP: 1 << 7,
-  RSTRIP: 1 << 8,
-  SINGLE_WORD: 1 << 9,
-} as const;
-
-/** GGUF keys read by the tokenizer. */
-export const TokenizerKeys = {
-  model: "tokenizer.ggml.model",
-  pre: "tokenizer.ggml.pre",
-  tokens: "tokenizer.ggml.tokens",
-  tokenType: "tokenizer.ggml.token_type",
-  merges: "tokenizer.ggml.merges",
-  bosId: "tokenizer.ggml.bos_token_id",
-  eosId: "tokenizer.ggml.eos_token_id",
-  eotId: "tokenizer.ggml.eot_token_id",
-  eomId: "tokenizer.ggml.eom_token_id",
-  unkId: "tokenizer.ggml.unknown_token_id",
-  sepId: "tokenizer.ggml.seperator_token_id",
-  padId: "tokenizer.ggml.padding_token_id",
-  maskId: "tokenizer.ggml.mask_token_id",
-  fimPreId: "tokenizer.ggml.fim_pre_token_id",
-  fimSufId: "tokenizer.ggml.fim_suf_token_id",
-  fimMidId: "tokenizer.ggml.fim_mid_token_id",
-  fimPadId: "tokenizer.ggml.fim_pad_token_id",
-  fimRepId: "tokenizer.ggml.fim_rep_token_id",
-  fimSepId: "tokenizer.ggml.fim_sep_token_id",
-  addBos: "tokenizer.ggml.add_bos_token",
-  addEos: "tokenizer.ggml.add_eos_token",
-  chatTemplate: "tokenizer.chat_template",
-} as const;
+import { TokenizerKeys, getBool, getIntArray, getString, getStringArray, getUint, missing } from "./metadata.js";
+import { StreamDecoder } from "./stream-decoder.js";
+import { TokenAttr, attrOfType } from "./token-types.js";
 
 /** tokenizer.ggml.pre values that llama.cpp maps to LLAMA_VOCAB_PRE_TYPE_QWEN2 (clean_spaces = false). */
 export const QWEN2_PRE_NAMES: readonly string[] = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"];
@@ -96,69 +47,6 @@ export interface DecodeOptions {
 // ---------------------------------------------------------------------------------------------
 // metadata helpers
 
-const INT_TYPES = new Set(["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64"]);
-
-function describe(v: GGUFMetaValue): string {
-  return v.type === "array" ? `array of ${v.itemType}` : v.type;
-}
-
-function badType(key: string, v: GGUFMetaValue, expected: string): ModelError {
-  return new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${key} has type ${describe(v)}, expected ${expected}`);
-}
-
-function missing(key: string): ModelError {
-  return new ModelError("TOKENIZER_MISSING_METADATA", `metadata key ${key} is missing`);
-}
-
-function getString(md: GGUFMetadata, key: string, required: true): string;
-function getString(md: GGUFMetadata, key: string, required: false): string | undefined;
-function getString(md: GGUFMetadata, key: string, required: boolean): string | undefined {
-  const v = md.get(key);
-  if (v === undefined) {
-    if (required) throw missing(key);
-    return undefined;
-  }
-  if (v.type !== "string") throw badType(key, v, "string");
-  return v.value;
-}
-
-function getStringArray(md: GGUFMetadata, key: string): string[] {
-  const v = md.get(key);
-  if (v === undefined) throw missing(key);
-  if (v.type !== "array" || v.itemType !== "string") throw badType(key, v, "array of string");
-  return v.value;
-}
-
-function getIntArray(md: GGUFMetadata, key: string): number[] | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (v.type !== "array" || !INT_TYPES.has(v.itemType)) throw badType(key, v, "array of i32");
-  if (v.itemType === "u64" || v.itemType === "i64") return (v.value as bigint[]).map((x) => Number(x));
-  return v.value as number[];
-}
-
-function getUint(md: GGUFMetadata, key: string): number | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (!INT_TYPES.has(v.type)) throw badType(key, v, "u32");
-  const n = Number(v.value as number | bigint);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new ModelError("TOKENIZER_BAD_METADATA", `metadata key ${key} = ${String(v.value)} is not a valid token id`);
-  }
-  return n;
-}
-
-function getBool(md: GGUFMetadata, key: string): boolean | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (v.type !== "bool") throw badType(key, v, "bool");
-  return v.value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// llama.cpp's text-based detection of special tokens (llama-vocab.cpp, llama_vocab::impl::load)
-
-// Candidate texts, in llama.cpp's order; the first one present in the vocabulary is taken.
 const EOT_TEXTS = [
   "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
   "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
@@ -569,52 +457,5 @@ export class Tokenizer {
   /** Statistics of the merge table (merges involving strings outside the vocabulary, ignored lines). */
   get mergeStats(): BytePairEncoder["stats"] {
     return this.bpe.stats;
-  }
-}
-
-function attrOfType(t: number): number {
-  switch (t) {
-    case TokenType.NORMAL: return TokenAttr.NORMAL;
-    case TokenType.UNKNOWN: return TokenAttr.UNKNOWN;
-    case TokenType.CONTROL: return TokenAttr.CONTROL;
-    case TokenType.USER_DEFINED: return TokenAttr.USER_DEFINED;
-    case TokenType.UNUSED: return TokenAttr.UNUSED;
-    case TokenType.BYTE: return TokenAttr.BYTE;
-    default: return TokenAttr.UNDEFINED;
-  }
-}
-
-/**
- * Incremental detokenizer: push token ids one at a time; each call returns the text that became
- * complete, holding back a trailing partial UTF-8 sequence until its remaining bytes arrive.
- * Concatenating every push() and a final flush() equals decode() of the whole sequence.
- */
-export class StreamDecoder {
-  private readonly tokenizer: Tokenizer;
-  private readonly special: boolean;
-  private decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-
-  constructor(tokenizer: Tokenizer, opts: DecodeOptions = {}) {
-    this.tokenizer = tokenizer;
-    this.special = !(opts.skipSpecial ?? false);
-  }
-
-  /** Add one token; returns the newly completed text (possibly ""). */
-  push(id: number): string {
-    return this.decoder.decode(this.tokenizer.pieceBytes(id, this.special), { stream: true });
-  }
-
-  /** Add several tokens; returns the newly completed text. */
-  pushMany(ids: readonly number[]): string {
-    let s = "";
-    for (const id of ids) s += this.push(id);
-    return s;
-  }
-
-  /** End of stream: returns what is held back, an incomplete sequence becoming U+FFFD; then resets. */
-  flush(): string {
-    const s = this.decoder.decode();
-    this.decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-    return s;
   }
 }
