@@ -55,7 +55,7 @@ typedef void (*quant_fn)(const float *restrict x, void *restrict y, int n);
  *  never changes an output. */
 typedef void (*dot4_fn)(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 
-/** 8 interleaved weight rows (one Q4_K_R8 group) against NT activation rows (NT = 1 or 4, xstride bytes
+/** 8 interleaved weight rows (one Q4_K_R8 or Q8_0_R8 group) against NT activation rows (NT = 1 or 4, xstride bytes
  *  apart): writes out[u * ostride + r] for row r of the group. Per row the arithmetic is the same for NT 1 and 4. */
 typedef void (*gemv8_fn)(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 

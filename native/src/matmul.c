@@ -126,7 +126,7 @@ typedef struct {
   size_t xrow;       // bytes per activation row as the dot reads it
   dot_fn dot;
   dot4_fn dot4; // NULL: one token at a time
-  gemv8_fn r8, r84; // Q4_K_R8 (dot and dot4 NULL): groups of 8 rows, 1 and 4 tokens
+  gemv8_fn r8, r84; // 8-row layouts, Q4_K_R8 / Q8_0_R8 (dot and dot4 NULL): groups of 8 rows, 1 and 4 tokens
   // Fused gate/up (expert FFN): a second weight over the same rows; out = silu(out) * out2 per chunk.
   const uint8_t *w2;
   size_t wrow2;
@@ -145,7 +145,7 @@ typedef struct {
 /** Rows [rs, re) x tokens [ts, te) of one weight, tile by tile. */
 static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, const uint8_t *xb, size_t xrow, dot_fn dot,
                             dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, float *out, int rs, int re, int ts, int te) {
-  if (r8) { // Q4_K_R8: rs, re and the tile are whole groups of 8 rows; group g starts at row 8g's offset
+  if (r8) { // 8-row layouts: rs, re and the tile are whole groups of 8 rows; group g starts at row 8g's offset
     for (int r0 = rs; r0 < re; r0 += t->tile) {
       const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
       int tok = ts;
@@ -263,7 +263,7 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
 static void mm_plan(mm_task *t, size_t wrow) {
   const int nth = pool_threads(), N = t->N, T = t->T;
   // A few chunks per thread so a descheduled thread's share is picked up by the others.
-  const int group = t->r8 || t->r82 ? 8 : 1; // Q4_K_R8: chunks and tiles of whole 8-row groups
+  const int group = t->r8 || t->r82 ? 8 : 1; // 8-row layouts: chunks and tiles of whole groups
   int rpc = (N + nth * 4 - 1) / (nth * 4);
   if (rpc < 16) rpc = 16;
   rpc = (rpc + group - 1) / group * group;
@@ -530,26 +530,20 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
 typedef struct {
   uint8_t *w, *tmp; // tmp: one group's bytes per thread
   size_t gbytes;    // one group of 8 rows
-  int nb, ngroups;
+  int nb;
   void (*group)(uint8_t *g, int nb, uint8_t *tmp);
-  atomic_int next;
 } rp_task;
 
-static void rp_worker(void *arg, int ith, int nth) {
-  (void)nth;
-  rp_task *t = arg;
-  for (;;) {
-    const int g = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
-    if (g >= t->ngroups) break;
-    t->group(t->w + (size_t)g * t->gbytes, t->nb, t->tmp + (size_t)ith * t->gbytes);
-  }
+static void rp_range(void *arg, int ith, int g0, int g1) {
+  const rp_task *t = arg;
+  for (int g = g0; g < g1; g++) t->group(t->w + (size_t)g * t->gbytes, t->nb, t->tmp + (size_t)ith * t->gbytes);
 }
 
 int repack_r8_run(int type, void *w, int K, int N) {
   const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
   if ((type != GGML_Q4_K && type != GGML_Q8_0) || K <= 0 || K % blk || N % 8) return -1;
   pthread_mutex_lock(&mm_mu);
-  rp_task t = {.w = w, .nb = K / blk, .ngroups = N / 8};
+  rp_task t = {.w = w, .nb = K / blk};
   t.gbytes = (size_t)8 * type_row_bytes(type, K);
   t.group = type == GGML_Q4_K ? repack_q4_K_r8_group : repack_q8_0_r8_group;
   t.tmp = scratch_get((size_t)pool_threads() * t.gbytes);
@@ -557,8 +551,7 @@ int repack_r8_run(int type, void *w, int K, int N) {
     pthread_mutex_unlock(&mm_mu);
     return -1;
   }
-  atomic_init(&t.next, 0);
-  pool_run(rp_worker, &t);
+  pool_for(rp_range, &t, N / 8, 1, 1);
   pthread_mutex_unlock(&mm_mu);
   return 0;
 }

@@ -5,44 +5,10 @@
 #include "ops.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "matmul.h"
 #include "pool.h"
-
-typedef void (*range_fn)(void *ctx, int ith, int i0, int i1);
-
-typedef struct {
-  range_fn fn;
-  void *ctx;
-  int n, chunk;
-  atomic_int next;
-} pfor_t;
-
-static void pfor_worker(void *arg, int ith, int nth) {
-  (void)nth;
-  pfor_t *p = arg;
-  for (;;) {
-    const int c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-    if ((long)c * p->chunk >= p->n) break;
-    const int i0 = c * p->chunk, i1 = i0 + p->chunk < p->n ? i0 + p->chunk : p->n;
-    p->fn(p->ctx, ith, i0, i1);
-  }
-}
-
-/** fn over [0, n) in chunks; on the pool when `parallel` and there is more than one chunk. */
-static void pfor(range_fn fn, void *ctx, int n, int chunk, int parallel) {
-  if (n <= 0) return;
-  if (chunk < 1) chunk = 1;
-  if (!parallel || pool_threads() <= 1 || n <= chunk) {
-    fn(ctx, 0, 0, n);
-    return;
-  }
-  pfor_t p = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
-  atomic_init(&p.next, 0);
-  pool_run(pfor_worker, &p);
-}
 
 /** Chunk of n items giving each thread about 4 chunks, at least `min`. */
 static int chunk_for(int n, int min) {
@@ -84,7 +50,7 @@ static void rms_range(void *vc, int ith, int r0, int r1) {
 void op_rmsnorm(float *out, const float *x, const float *w, float eps, int row_len, int n_rows) {
   rms_ctx c = {.out = out, .x = x, .w = w, .eps = eps, .len = row_len};
   const long total = (long)row_len * n_rows;
-  pfor(rms_range, &c, n_rows, chunk_for(n_rows, (16384 + row_len - 1) / row_len), total >= PAR_MIN_ELEMS);
+  pool_for(rms_range, &c, n_rows, chunk_for(n_rows, (16384 + row_len - 1) / row_len), total >= PAR_MIN_ELEMS);
 }
 
 // ---- rope ----------------------------------------------------------------------------------------------------
@@ -152,7 +118,7 @@ int op_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, d
   for (int i = 0; i < half; i++) mem[i] = pow(freq_base, (double)(-2 * i) / head_dim);
   rope_ctx c = {.x = x, .pos = pos, .freq = mem, .cs = mem + half, .n_head = n_head, .hd = head_dim, .nth = nth};
   const long total = (long)n_tok * n_head * head_dim;
-  pfor(rope_range, &c, n_tok, chunk_for(n_tok, 1), total >= PAR_MIN_ELEMS && n_tok > 1);
+  pool_for(rope_range, &c, n_tok, chunk_for(n_tok, 1), total >= PAR_MIN_ELEMS && n_tok > 1);
   free(mem);
   return 0;
 }
@@ -188,7 +154,7 @@ void op_add(float *out, const float *a, const float *b, size_t n) {
   for (size_t s = 0; s < n; s += (size_t)1 << 30) { // int ranges
     const int m = n - s < ((size_t)1 << 30) ? (int)(n - s) : 1 << 30;
     ew_ctx cs = {c.out + s, c.a + s, c.b + s};
-    pfor(add_range, &cs, m, chunk_for(m, 16384), m >= PAR_MIN_ELEMS * 4);
+    pool_for(add_range, &cs, m, chunk_for(m, 16384), m >= PAR_MIN_ELEMS * 4);
   }
 }
 
@@ -196,7 +162,7 @@ void op_swiglu(float *out, const float *g, const float *u, size_t n) {
   for (size_t s = 0; s < n; s += (size_t)1 << 30) {
     const int m = n - s < ((size_t)1 << 30) ? (int)(n - s) : 1 << 30;
     ew_ctx cs = {out + s, g + s, u + s};
-    pfor(swiglu_range, &cs, m, chunk_for(m, 4096), m >= PAR_MIN_ELEMS / 4);
+    pool_for(swiglu_range, &cs, m, chunk_for(m, 4096), m >= PAR_MIN_ELEMS / 4);
   }
 }
 
@@ -378,8 +344,8 @@ int op_attention(float *out, const float *q, const float *k, const float *v, int
   if (strcmp(kn->name, "scalar") != 0) fn = attn_range_avx2;
 #endif
   const long work = (long)n_tok * n_head * nkeys * hd;
-  pfor(fn, &c, (int)items, 1, work >= 32768);
-  if (part) pfor(attn_merge, &c, n_tok * n_head, chunk_for(n_tok * n_head, 8), (long)n_tok * n_head * n_ch * hd >= PAR_MIN_ELEMS);
+  pool_for(fn, &c, (int)items, 1, work >= 32768);
+  if (part) pool_for(attn_merge, &c, n_tok * n_head, chunk_for(n_tok * n_head, 8), (long)n_tok * n_head * n_ch * hd >= PAR_MIN_ELEMS);
   free(scratch);
   free(part);
   return 0;

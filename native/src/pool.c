@@ -157,3 +157,33 @@ void pool_shutdown(void) {
   stop_workers();
   pthread_mutex_unlock(&P.run_mu);
 }
+
+typedef struct {
+  range_fn fn;
+  void *ctx;
+  int n, chunk;
+  atomic_int next;
+} pfor_t;
+
+static void pfor_worker(void *arg, int ith, int nth) {
+  (void)nth;
+  pfor_t *p = arg;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+    if ((long)c * p->chunk >= p->n) break;
+    const int i0 = c * p->chunk, i1 = i0 + p->chunk < p->n ? i0 + p->chunk : p->n;
+    p->fn(p->ctx, ith, i0, i1);
+  }
+}
+
+void pool_for(range_fn fn, void *ctx, int n, int chunk, int parallel) {
+  if (n <= 0) return;
+  if (chunk < 1) chunk = 1;
+  if (!parallel || pool_threads() <= 1 || n <= chunk) {
+    fn(ctx, 0, 0, n);
+    return;
+  }
+  pfor_t p = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
+  atomic_init(&p.next, 0);
+  pool_run(pfor_worker, &p);
+}

@@ -13,5 +13,9 @@ int pool_threads(void);
 void pool_set_spin_us(int us);
 /** Run fn(arg, ith, nth) on the caller (ith 0) and on every worker that joins in time; returns when all are done. */
 void pool_run(pool_fn fn, void *arg);
+typedef void (*range_fn)(void *ctx, int ith, int i0, int i1);
+/** fn(ctx, ith, i0, i1) over [0, n) in chunks of `chunk` taken from a shared counter: on the pool when `parallel`
+ *  and there is more than one chunk, else on the caller as one range. */
+void pool_for(range_fn fn, void *ctx, int n, int chunk, int parallel);
 /** Stop and join the workers (the next pool_run runs on the caller alone until pool_set_threads). */
 void pool_shutdown(void);
