@@ -12,7 +12,7 @@ import { Q4_K, Q8_0 } from "../../quant/index.js";
 
 /**
  * Q4_K rows repacked in place into groups of 8 interleaved rows (native/src/k_quants.c): a private type id, not
- * ggml's. Only the native matmul, expertFfn and moeFfn read it.
+ * ggml's. Only the native matmul, expertFfn, moeFfn and embed read it.
  */
 export const Q4_K_R8 = 1012;
 /** Q8_0 rows repacked in place into groups of 8 interleaved rows (native/src/q8_0.c), likewise private. */
@@ -47,13 +47,12 @@ function hostBytes(w: Weight): Uint8Array {
   return bytes;
 }
 
-const QK_K = 256;
 /** Q4_K_R8 block of 8 rows (native/src/k_quants.c): d[8], dmin[8] (f16), scale bytes 0-3, 4-7, 8-11 of each row, then qs. */
 const R8 = { D: 0, DMIN: 16, U0: 32, U1: 64, U2: 96, QS: 128, BLOCK: 1152 } as const;
 
 /** Row r of a Q4_K_R8 matrix of k values per row, back in plain Q4_K blocks (the inverse of the repack). */
 export function q4kR8Row(bytes: Uint8Array, k: number, r: number, out: Uint8Array): void {
-  const nb = k / QK_K, rr = r & 7, base = (r >> 3) * 8 * nb * Q4_K.bytesPerBlock;
+  const nb = k / Q4_K.blockSize, rr = r & 7, base = (r >> 3) * 8 * nb * Q4_K.bytesPerBlock;
   for (let i = 0; i < nb; i++) {
     const o = base + i * R8.BLOCK, b = i * Q4_K.bytesPerBlock; // block_q4_K: d, dmin, scales[12], qs[128]
     out.set(bytes.subarray(o + R8.D + 2 * rr, o + R8.D + 2 * rr + 2), b);
@@ -181,7 +180,7 @@ export class NativeBackend extends DelegatingBackend {
    */
   override upload(w: HostWeight): Weight {
     const [k, n] = w.shape;
-    const to = w.type === 12 && k % 256 === 0 ? Q4_K_R8 : w.type === 8 && k % 32 === 0 ? Q8_0_R8 : 0;
+    const to = w.type === Q4_K.type && k % Q4_K.blockSize === 0 ? Q4_K_R8 : w.type === Q8_0.type && k % Q8_0.blockSize === 0 ? Q8_0_R8 : 0;
     if (this.repackR8 && to && w.owned && w.shape.length === 2 && n % 8 === 0 && n > 0) {
       this.addon.repackR8(w.type, w.bytes, k, n);
       return { name: w.name, type: to, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
