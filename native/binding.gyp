@@ -9,6 +9,7 @@
         "src/napi_args.c",
         "src/pool.c",
         "src/matmul.c",
+        "src/memory.c",
         "src/quantize.c",
         "src/q8_0.c",
         "src/k_quants.c",

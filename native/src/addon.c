@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "matmul.h"
+#include "memory.h"
 #include "napi_args.h"
 #include "pool.h"
 

@@ -43,7 +43,3 @@ typedef struct {
 int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F);
 /** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */
 void quantize_act(int kind, const float *x, void *y, int n);
-/** madvise(MADV_HUGEPAGE) on the 2 MiB pages inside [p, p + len) (Linux); returns the offset of the first one, -1 if none. */
-long advise_huge_pages(void *p, size_t len);
-/** Sum of a buffer as 64-bit words, read by all pool threads: a memory read bandwidth probe. */
-double memread_run(const void *p, size_t bytes);
