@@ -50,7 +50,10 @@ export interface Backend {
   upload(w: HostWeight): Weight;
   alloc(length: number): Buf;
   write(dst: Buf, src: Float32Array, dstOffset?: number): void;
+  /** Host copy of a buffer (the caller owns it). Each call is one host sync on a device. */
   read(src: Buf): Promise<Float32Array>;
+  /** Several buffers in one host sync (a layer's router and its lookahead routers). */
+  readMany(srcs: readonly Buf[]): Promise<Float32Array[]>;
   free(buf: Buf): void;
 
   /** out[t, :] = row ids[t] of table (shape [D, vocab]). */
@@ -120,6 +123,9 @@ export abstract class DelegatingBackend implements Backend {
   }
   read(src: Buf): Promise<Float32Array> {
     return this.ref.read(src);
+  }
+  readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+    return this.ref.readMany(srcs);
   }
   free(buf: Buf): void {
     this.ref.free(buf);

@@ -71,7 +71,7 @@ export function registerChat(program: Command): void {
           break;
         case "/stats":
           say(session.lastStats ? formatStats(session.lastStats) : "no reply yet");
-          say(`context ${session.tokens.length + session.pending.length}/${session.kv.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.experts.nSlots} slots)`);
+          say(`context ${session.tokens.length + session.pending.length}/${session.cache.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.experts.nSlots} slots)`);
           break;
         case "/help":
           say(HELP);

@@ -41,8 +41,8 @@ export function registerDemo(program: Command): void {
       const cache = Math.ceil(expertBytes / 4);
       const lm = await loadWithProgress(packed, defaultEngineConfig({ expertIo: "stream", expertCache: cache }));
       try {
-        const hp = lm.model.hp;
-        console.error(`model: ${lm.arch}, ${hp.nLayer} layers, ${hp.nExpert} experts (top-${hp.nExpertUsed}), hidden ${hp.nEmbd}, backend ${lm.backend.name}`);
+        const info = lm.model.info;
+        console.error(`model: ${lm.arch}, ${info.nLayer} layers, ${info.nExpert} experts (top-${info.nExpertUsed}), hidden ${info.nEmbd}, backend ${lm.backend.name}`);
         const prompt = "The quick brown fox";
         const tokens = lm.tokenizer.encode(prompt);
         process.stdout.write(prompt);

@@ -6,7 +6,6 @@ import type { Command } from "commander";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import { renderChat } from "../engine/chat-template.js";
 import { TraceWriter, type ObservedCache, type Phase } from "../experts/trace.js";
-import { KVCache } from "../kv/kv-cache.js";
 import type { Routing } from "../models/routing.js";
 import { createSampler } from "../sampler/index.js";
 import { UsageError } from "../util/errors.js";
@@ -52,19 +51,19 @@ function registerTrace(program: Command): void {
       if (prompt.length === 0) throw new UsageError("bad_option", "the prompt encodes to no tokens");
       const follow = opts.follow ? tok.encode(readFileSync(opts.follow, "utf8")) : undefined;
       if (follow && follow.length < n) throw new UsageError("bad_option", `--follow ${opts.follow} has ${follow.length} tokens, fewer than -n ${n}`);
-      const hp = lm.model.hp;
+      const info = lm.model.info;
       const how = follow ? `teacher-forced ${opts.follow}` : sampling.temperature === 0 ? "greedy" : `sampled ${JSON.stringify(sampling)}`;
       const writer = TraceWriter.create(opts.output, {
         model: {
-          architecture: lm.arch, name: basename(lm.path), nLayer: hp.nLayer, nExpert: hp.nExpert, k: hp.nExpertUsed,
-          recordBytes: new Array(hp.nLayer).fill(lm.experts.slotBytes), // qwen3moe layers share one record layout
+          architecture: lm.arch, name: basename(lm.path), nLayer: info.nLayer, nExpert: info.nExpert, k: info.nExpertUsed,
+          recordBytes: new Array(info.nLayer).fill(lm.experts.slotBytes), // qwen3moe layers share one record layout
         },
         routing,
         note: `moestream trace: ${prompt.length} prompt tokens, ${n} decode steps ${how}, expert io ${lm.expertIO.mode}`,
       });
       try {
         // Forward calls go straight to the model with the routing hook; the first is the prompt.
-        const kv = new KVCache(lm.backend, hp.nLayer, lm.config.ctxSize, hp.nHeadKv * hp.headDim);
+        const kv = lm.model.makeCache(lm.config.ctxSize);
         const hooks = { onRoute: (l: number, r: Routing) => writer.route(l, r.ids, r.nTokens) };
         const history = [...prompt];
         const snap = () => ({ hits: lm.experts.stats.hits, misses: lm.experts.stats.misses });

@@ -6,6 +6,5 @@ import { architecture } from "../models/registry.js";
 
 export function expertLayout(file: GGUFFile): ExpertTensorLayout {
   const arch = architecture(metaString(file, "general.architecture"));
-  const hp = arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1]);
-  return Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
+  return <ExpertTensorLayout>(<unknown>arch.tensors(arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1])).experts);
 }

@@ -15,8 +15,8 @@ import { StreamingExperts } from "../experts/streaming-source.js";
 import { parsePolicySpec, policyByName } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
-import { architecture, type MoeModel } from "../models/registry.js";
-import { checkShape, type TensorSpec } from "../models/qwen3moe.js";
+import { architecture, type Model } from "../models/registry.js";
+import { checkShape, type TensorSpec } from "../models/tensors.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { ModelError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
@@ -26,7 +26,7 @@ import { expertLayout } from "./expert-layout.js";
 export interface LoadedModel {
   readonly path: string;
   readonly arch: string;
-  readonly model: MoeModel;
+  readonly model: Model;
   readonly tokenizer: Tokenizer;
   readonly backend: Backend;
   readonly config: EngineConfig;
@@ -92,8 +92,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const warnings: string[] = [];
     const backend = createBackend(cfg, warnings);
 
-    const dense = arch.denseTensors(hp);
-    const expertSpecs = Array.from({ length: hp.nLayer }, (_, i) => arch.expertTensors(hp, i));
+    const info = arch.info(hp);
+    const { dense, experts: expertSpecs } = arch.tensors(hp);
     const check = (specs: TensorSpec[], where: GGUFFile) => {
       const names = new Map(where.tensors.map((t) => [t.name, t]));
       for (const spec of specs) {
@@ -107,7 +107,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       }
     };
     check(dense, file);
-    if (!packed) check(expertSpecs.flatMap((e) => [e.gate, e.up, e.down]), file);
+    if (!packed) check(expertSpecs.flatMap((e) => Object.values(e ?? {})), file);
 
     if (packed) {
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
@@ -115,12 +115,15 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       reader = store;
     } else reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
     const layers = reader.layers;
-    if (layers.length !== hp.nLayer) throw new ModelError("bad_experts", `${path}: experts for ${layers.length} layers, the model has ${hp.nLayer}`);
+    const want = expertSpecs.flatMap((e, i) => (e ? [i] : []));
+    if (layers.length !== want.length || layers.some((l, i) => l !== want[i])) {
+      throw new ModelError("bad_experts", `${path}: experts for layers [${layers.join(", ")}], the model has them in layers [${want.join(", ")}]`);
+    }
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
-    const kvBytes = 2 * 4 * hp.nLayer * cfg.ctxSize * hp.nHeadKv * hp.headDim;
-    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: hp.nExpertUsed });
+    const kvBytes = arch.cacheBytes(hp, cfg.ctxSize);
+    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed });
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
@@ -151,17 +154,17 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, backend.upload(await read(spec.name)));
 
     // Staging for speculative reads: two tokens' worth of one layer's experts.
-    const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * hp.nExpertUsed : 0;
+    const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
     const policy = policyByName(spec.name, spec.params);
     const experts = new StreamingExperts(reader, backend, {
-      budgetBytes: expertIO.cacheBytes, minExperts: hp.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
+      budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
     });
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
     }
-    const model = arch.create(hp, backend, weights, experts);
+    const model = arch.create(hp, { backend, weights, experts });
     const r = reader;
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;

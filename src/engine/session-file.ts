@@ -1,6 +1,8 @@
-// Session state on disk: the KV cache rows in use, the tokens they hold, pending tokens and the sampler's
-// RNG. Layout: magic | version u32 | header length u32 | header JSON | pad to 16 | per layer K rows, V rows
-// (f32) | crc32c u32 of header JSON + rows. Written to a temp file and renamed, so a crash never leaves half.
+// Session state on disk: each layer's state (its kind and bytes, as the layer saves it), the tokens it
+// holds, pending tokens and the sampler's RNG. Layout (version 2): magic | version u32 | header length u32 |
+// header JSON (with one {kind, bytes} per layer) | pad to 16 | each layer's bytes in order | crc32c u32 of
+// header JSON + state bytes. Written to a temp file and renamed, so a crash never leaves half.
+// Version 1 (KV rows only, before state kinds) is refused with a message saying so.
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -9,13 +11,15 @@ import { FormatError, ModelError } from "../util/errors.js";
 import type { Session } from "./session.js";
 
 const MAGIC = "MOESESS\0";
-const VERSION = 1;
+const VERSION = 2;
 const FORMAT = "moestream-session";
 
 interface SessionHeader {
   format: typeof FORMAT;
-  model: { arch: string; identity: string; nLayer: number; kvDim: number; nVocab: number };
+  model: { arch: string; identity: string; nLayer: number; nVocab: number };
   length: number;
+  /** Per layer: its state kind and the bytes saved for it. */
+  states: { kind: string; bytes: number }[];
   tokens: number[];
   pending: number[];
   rng: number[] | null;
@@ -26,16 +30,18 @@ interface SessionHeader {
 const pad16 = (n: number) => (16 - (n % 16)) % 16;
 
 async function modelKey(s: Session): Promise<SessionHeader["model"]> {
-  const hp = s.lm.model.hp;
-  return { arch: s.lm.arch, identity: await s.lm.identity(), nLayer: hp.nLayer, kvDim: s.kv.kvDim, nVocab: hp.nVocab };
+  const info = s.lm.model.info;
+  return { arch: s.lm.arch, identity: await s.lm.identity(), nLayer: info.nLayer, nVocab: info.nVocab };
 }
 
 /** Write `session` to `path` atomically (temp file in the same directory, fsync, rename). */
 export async function saveSession(session: Session, path: string): Promise<void> {
   const length = session.tokens.length;
+  const blobs: Uint8Array[] = [];
+  for (const l of session.cache.layers) blobs.push(await l.save());
   const header: SessionHeader = {
-    format: FORMAT, model: await modelKey(session), length, tokens: session.tokens.slice(), pending: session.pending.slice(), rng: session.rngState ?? null,
-    meta: session.meta,
+    format: FORMAT, model: await modelKey(session), length, states: session.cache.layers.map((l, i) => ({ kind: l.kind, bytes: blobs[i].byteLength })),
+    tokens: session.tokens.slice(), pending: session.pending.slice(), rng: session.rngState ?? null, meta: session.meta,
   };
   const json = Buffer.from(JSON.stringify(header), "utf8");
   const pre = Buffer.alloc(16);
@@ -49,14 +55,9 @@ export async function saveSession(session: Session, path: string): Promise<void>
     await fh.write(pre);
     await fh.write(json);
     await fh.write(Buffer.alloc(pad16(16 + json.byteLength)));
-    const rowFloats = length * session.kv.kvDim;
-    for (const layer of session.kv.layers) {
-      for (const buf of [layer.k, layer.v]) {
-        const all = await session.lm.backend.read(buf);
-        const rows = new Uint8Array(all.buffer, all.byteOffset, rowFloats * 4);
-        crc = crc32c(rows, crc);
-        await fh.write(rows);
-      }
+    for (const b of blobs) {
+      crc = crc32c(b, crc);
+      await fh.write(b);
     }
     const tail = Buffer.alloc(4);
     tail.writeUInt32LE(crc >>> 0);
@@ -87,6 +88,7 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     const pre = await exact(0, 16, "session header");
     if (pre.toString("latin1", 0, 8) !== MAGIC) throw new FormatError("bad_magic", path, 0, "not a moestream session file (bad magic)");
     const version = pre.readUInt32LE(8);
+    if (version === 1) throw new FormatError("bad_version", path, 8, "session format version 1 (saved before per-layer state kinds) is no longer read; this moestream reads version 2: generate the conversation again and save it");
     if (version !== VERSION) throw new FormatError("bad_version", path, 8, `session format version ${version}; this moestream reads version ${VERSION}`);
     const jsonBytes = await exact(16, pre.readUInt32LE(12), "session header JSON");
     let header: SessionHeader;
@@ -95,37 +97,43 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     } catch (e) {
       throw new FormatError("bad_header", path, 16, `session header is not JSON: ${(e as Error).message}`);
     }
-    if (header.format !== FORMAT || !Array.isArray(header.tokens) || header.tokens.length !== header.length || !Array.isArray(header.pending)) {
-      throw new FormatError("bad_header", path, 16, "session header is malformed (format, tokens or length)");
+    if (header.format !== FORMAT || !Array.isArray(header.tokens) || header.tokens.length !== header.length || !Array.isArray(header.pending)
+      || !Number.isSafeInteger(header.length) || header.length < 0 || !Array.isArray(header.states) || typeof header.model !== "object" || header.model === null) {
+      throw new FormatError("bad_header", path, 16, "session header is malformed (format, model, tokens, length or states)");
     }
     const want = await modelKey(session);
     const got = header.model;
-    if (got.arch !== want.arch || got.identity !== want.identity || got.nLayer !== want.nLayer || got.kvDim !== want.kvDim || got.nVocab !== want.nVocab) {
+    if (got.arch !== want.arch || got.identity !== want.identity || got.nLayer !== want.nLayer || got.nVocab !== want.nVocab) {
       throw new ModelError("session_model_mismatch", `${path} was saved from another model (${got.arch}, identity ${got.identity.slice(0, 12)}…); the loaded model is ${want.arch}, identity ${want.identity.slice(0, 12)}…`);
     }
     const ctx = header.length + header.pending.length;
-    if (ctx > session.kv.nCtx) throw new ModelError("session_too_long", `${path} holds ${ctx} tokens; this session's context is ${session.kv.nCtx} (raise --ctx-size)`);
-    const rowBytes = header.length * want.kvDim * 4;
+    if (ctx > session.cache.nCtx) throw new ModelError("session_too_long", `${path} holds ${ctx} tokens; this session's context is ${session.cache.nCtx} (raise --ctx-size)`);
+    // Each layer's saved state must be of the kind and size this model's layer expects at that length.
+    const layers = session.cache.layers;
+    if (header.states.length !== layers.length) throw new FormatError("bad_header", path, 16, `session header lists ${header.states.length} layer states, the model has ${layers.length} layers`);
+    header.states.forEach((st, i) => {
+      const expect = layers[i].savedBytes(header.length);
+      if (st?.kind !== layers[i].kind || st.bytes !== expect) {
+        throw new FormatError("bad_header", path, 16, `layer ${i}: saved state is ${JSON.stringify(st?.kind)} of ${st?.bytes} bytes, this model's layer keeps '${layers[i].kind}' state of ${expect} bytes at ${header.length} tokens`);
+      }
+    });
     const dataAt = 16 + jsonBytes.byteLength + pad16(16 + jsonBytes.byteLength);
-    const expected = dataAt + 2 * want.nLayer * rowBytes + 4;
+    const expected = dataAt + header.states.reduce((a, st) => a + st.bytes, 0) + 4;
     if (size !== expected) throw new FormatError("truncated", path, size, `session file is ${size} bytes; its header implies ${expected} (truncated or padded)`);
     // Read and check everything before touching the session, so a bad file leaves it as it was.
     let crc = crc32c(jsonBytes);
-    const rows: Float32Array[] = [];
-    for (let i = 0; i < 2 * want.nLayer; i++) {
-      const b = await exact(dataAt + i * rowBytes, rowBytes, `KV rows of layer ${i >> 1}`);
+    const blobs: Uint8Array[] = [];
+    let at = dataAt;
+    for (const [i, st] of header.states.entries()) {
+      const b = await exact(at, st.bytes, `state of layer ${i}`);
       crc = crc32c(b, crc);
-      rows.push(new Float32Array(b.buffer, b.byteOffset, rowBytes / 4));
+      blobs.push(b);
+      at += st.bytes;
     }
     const stored = (await exact(expected - 4, 4, "checksum")).readUInt32LE(0);
     if (stored !== crc >>> 0) throw new FormatError("checksum_mismatch", path, expected - 4, `crc32c is ${(crc >>> 0).toString(16)}, the file says ${stored.toString(16)} (corrupt)`);
     session.truncate(0);
-    session.kv.layers.forEach((l, i) => {
-      if (rowBytes === 0) return;
-      session.lm.backend.write(l.k, rows[2 * i], 0);
-      session.lm.backend.write(l.v, rows[2 * i + 1], 0);
-    });
-    session.kv.length = header.length;
+    layers.forEach((l, i) => l.load(blobs[i], header.length));
     session.tokens.push(...header.tokens);
     session.pending.push(...header.pending);
     session.rngState = header.rng ?? undefined;

@@ -1,5 +1,5 @@
 // A conversation's state: KV cache, the tokens it holds, and generation as an async iterator.
-import { KVCache } from "../kv/kv-cache.js";
+import type { ModelCache } from "../kv/state.js";
 import { createSampler, type SamplingOptions } from "../sampler/index.js";
 import type { LoadedModel } from "./load.js";
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
@@ -92,7 +92,8 @@ export function logSoftmaxAt(logits: Float32Array, ids: readonly number[]): numb
 }
 
 export class Session {
-  readonly kv: KVCache;
+  /** Per-layer state (KV rows, or whatever each layer's kind keeps), made by the model. */
+  readonly cache: ModelCache;
   /** Every token the KV cache holds, in order. */
   readonly tokens: number[] = [];
   /** Sampled tokens not yet run through the model (the last token of a generation); the next eval feeds them first. */
@@ -104,8 +105,7 @@ export class Session {
   lastStats: GenerationStats | undefined;
 
   constructor(readonly lm: LoadedModel, nCtx = lm.config.ctxSize) {
-    const hp = lm.model.hp;
-    this.kv = new KVCache(lm.backend, hp.nLayer, nCtx, hp.nHeadKv * hp.headDim);
+    this.cache = lm.model.makeCache(nCtx);
   }
 
   /** The whole context: tokens in the KV cache, then pending ones. */
@@ -127,14 +127,18 @@ export class Session {
       return;
     }
     this.pending.length = 0;
-    this.kv.truncate(length);
-    this.tokens.length = length;
+    // A state that cannot roll back (recurrent layers) starts over; the caller re-evaluates the prefix.
+    const keep = this.cache.canTruncate(length) ? length : 0;
+    this.cache.truncate(keep);
+    const dropped = this.tokens.splice(keep);
+    if (keep < length) this.pending.push(...dropped.slice(0, length - keep));
     void this.lm.experts.cancelPrefetch(); // predictions for the old context are worthless
   }
 
   /**
    * Make the context start with `prompt`, keeping the longest common prefix already evaluated, and return
-   * the tokens still to feed (at least one, so there are logits to sample from).
+   * the tokens still to feed (at least one, so there are logits to sample from). Where the state cannot
+   * be rolled back to that prefix, the kept tokens become pending and are evaluated again.
    */
   reuse(prompt: readonly number[]): number[] {
     const ctx = this.context;
@@ -152,11 +156,11 @@ export class Session {
   async eval(tokens: readonly number[], logits: "last" | "all" = "last", onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
     const all = this.pending.length ? [...this.pending, ...tokens] : tokens;
     if (all.length === 0) throw new RangeError("eval needs at least one token");
-    const nVocab = this.lm.model.hp.nVocab;
+    const nVocab = this.lm.model.info.nVocab;
     const outs: Float32Array[] = [];
     for (let at = 0; at < all.length; at += PREFILL_BATCH) {
       const batch = all.slice(at, at + PREFILL_BATCH);
-      outs.push(await this.lm.model.forward(Int32Array.from(batch), this.kv, { logits }));
+      outs.push(await this.lm.model.forward(Int32Array.from(batch), this.cache, { logits }));
       if (at === 0) this.pending.length = 0; // fed now: the KV holds them
       this.tokens.push(...batch);
       onProgress?.(Math.min(all.length, at + PREFILL_BATCH), all.length);
@@ -219,7 +223,7 @@ export class Session {
       step.text = decoder.push(token);
       yield step;
       if (n >= opts.maxTokens) break;
-      if (this.tokens.length + this.pending.length >= this.kv.nCtx) break;
+      if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
       logits = await this.eval([]);
     }
     this.rngState = sampler.getState();
@@ -256,8 +260,8 @@ export class Session {
     return loadSessionInto(this, path);
   }
 
-  /** Release the KV cache's buffers; the session is unusable afterwards. */
+  /** Release the per-layer state's buffers; the session is unusable afterwards. */
   free(): void {
-    this.kv.free();
+    this.cache.free();
   }
 }

@@ -5,7 +5,8 @@ import type { GGUFMetadata, GGUFMetaValue } from "../format/gguf/types.js";
 import { quantFormat, quantByName } from "../quant/index.js";
 import { qwen3TokenizerMetadata } from "../tokenizer/qwen3-vocab.js";
 import { UsageError } from "../util/errors.js";
-import { denseTensors, expertTensors, type TensorSpec } from "../models/qwen3moe.js";
+import { architecture } from "../models/registry.js";
+import type { TensorSpec } from "../models/tensors.js";
 import { PRESETS, type ModelDims, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
@@ -81,15 +82,12 @@ export function modelMetadata(dims: ModelDims, name: string, fileType: number): 
 /** The architecture's own tensor declarations, in llama.cpp's file order (embeddings, layers, output). */
 export function tensorShapes(dims: ModelDims, nVocab: number, withOutput: boolean): TensorSpec[] {
   const hp = { ...dims, nVocab, nCtxTrain: dims.nCtx };
-  const dense = denseTensors(hp);
+  const { dense, experts } = architecture("qwen3moe").tensors(hp);
   const layer = (i: number) => dense.filter((t) => t.name.startsWith(`blk.${i}.`));
   const top = (name: string) => dense.filter((t) => t.name === name);
   return [
     ...top("token_embd.weight"),
-    ...Array.from({ length: dims.nLayer }, (_, i) => {
-      const e = expertTensors(hp, i);
-      return [...layer(i), e.gate, e.up, e.down];
-    }).flat(),
+    ...Array.from({ length: dims.nLayer }, (_, i) => [...layer(i), ...Object.values(experts[i] ?? {})]).flat(),
     ...top("output_norm.weight"),
     ...(withOutput ? top("output.weight") : []),
   ];

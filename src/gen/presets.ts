@@ -1,5 +1,5 @@
 // Model shapes the generator can write. a3b* use Qwen3-30B-A3B's per-layer dimensions.
-import type { Qwen3MoeHParams } from "../models/qwen3moe.js";
+import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 
 /** The architecture's hyperparameters (less the vocabulary, fixed to Qwen3's) plus what only a file records. */
 export interface ModelDims extends Omit<Qwen3MoeHParams, "nVocab" | "nCtxTrain"> {

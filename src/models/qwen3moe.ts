@@ -1,17 +1,21 @@
 // Qwen3-MoE (GGUF general.architecture = "qwen3moe"): pre-norm decoder, GQA attention with per-head
 // q/k RMSNorm and NeoX RoPE, every layer a sparse MoE FFN (softmax -> top-k -> renormalise, SwiGLU experts).
 // Reference: llama.cpp src/models/qwen3moe.cpp, mlx-lm models/qwen3_moe.py.
-import type { Backend, Buf, HostWeight, Weight } from "../backends/backend.js";
+import type { Backend, Buf } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
-import type { KVCache } from "../kv/kv-cache.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { metaNumber } from "../format/gguf/read.js";
+import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
+import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { bucketByExpert, softmaxTopK, type Routing } from "./routing.js";
+import { attention, moe, Pass, Scratch, type LookaheadRouter } from "./layers.js";
+import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
+import { softmaxTopKRoute, type RouteFn } from "./routing.js";
+import type { Declare } from "./tensors.js";
 
 export const ARCH = "qwen3moe";
 
-export interface Qwen3MoeHParams {
+export interface HParams {
   nVocab: number;
   nCtxTrain: number;
   nEmbd: number;
@@ -28,9 +32,9 @@ export interface Qwen3MoeHParams {
   rmsEps: number;
 }
 
-export function readHParams(md: GGUFMetadata, nVocab: number): Qwen3MoeHParams {
+export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const k = (name: string) => `${ARCH}.${name}`;
-  const hp: Qwen3MoeHParams = {
+  const hp: HParams = {
     nVocab,
     nCtxTrain: metaNumber(md, k("context_length")),
     nEmbd: metaNumber(md, k("embedding_length")),
@@ -51,223 +55,120 @@ export function readHParams(md: GGUFMetadata, nVocab: number): Qwen3MoeHParams {
   return hp;
 }
 
-export interface TensorSpec {
-  name: string;
-  /** ggml order. */
-  shape: number[];
-  optional?: boolean;
+export function info(hp: HParams): ModelInfo {
+  return { arch: ARCH, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
 }
 
-/** Dense (always resident) tensors with their expected shapes. */
-export function denseTensors(hp: Qwen3MoeHParams): TensorSpec[] {
-  const { nEmbd: D, nVocab: V, headDim: hd, nHead, nHeadKv, nExpert } = hp;
-  const specs: TensorSpec[] = [
-    { name: "token_embd.weight", shape: [D, V] },
-    { name: "output_norm.weight", shape: [D] },
-    { name: "output.weight", shape: [D, V], optional: true }, // absent: tied to token_embd
-  ];
-  for (let i = 0; i < hp.nLayer; i++) {
-    const b = `blk.${i}.`;
-    specs.push(
-      { name: b + "attn_norm.weight", shape: [D] },
-      { name: b + "attn_q.weight", shape: [D, nHead * hd] },
-      { name: b + "attn_k.weight", shape: [D, nHeadKv * hd] },
-      { name: b + "attn_v.weight", shape: [D, nHeadKv * hd] },
-      { name: b + "attn_output.weight", shape: [nHead * hd, D] },
-      { name: b + "attn_q_norm.weight", shape: [hd] },
-      { name: b + "attn_k_norm.weight", shape: [hd] },
-      { name: b + "ffn_norm.weight", shape: [D] },
-      { name: b + "ffn_gate_inp.weight", shape: [D, nExpert] },
-    );
-  }
-  return specs;
+export function cacheBytes(hp: HParams, nCtx: number): number {
+  return hp.nLayer * FullAttentionState.bytesFor(nCtx, hp.nHeadKv * hp.headDim);
 }
 
-/** Stacked expert tensors of layer i: [nEmbd, nFf, nExpert] gate/up, [nFf, nEmbd, nExpert] down. */
-export function expertTensors(hp: Qwen3MoeHParams, i: number): { gate: TensorSpec; up: TensorSpec; down: TensorSpec } {
-  const { nEmbd: D, nFfExp: F, nExpert: E } = hp;
+/** Every tensor, shapes in ggml order ([K, N] = N rows of K). */
+export function weights(hp: HParams, t: Declare) {
+  const { nEmbd: D, nVocab: V, headDim: hd, nHead, nHeadKv, nExpert: E, nFfExp: F } = hp;
+  const token_embd = t("token_embd.weight", [D, V]);
   return {
-    gate: { name: `blk.${i}.ffn_gate_exps.weight`, shape: [D, F, E] },
-    up: { name: `blk.${i}.ffn_up_exps.weight`, shape: [D, F, E] },
-    down: { name: `blk.${i}.ffn_down_exps.weight`, shape: [F, D, E] },
+    token_embd,
+    output_norm: t("output_norm.weight", [D]),
+    output: t.optional("output.weight", [D, V]) ?? token_embd, // absent: tied to token_embd
+    layers: Array.from({ length: hp.nLayer }, (_, i) => {
+      const n = (name: string) => `blk.${i}.${name}.weight`;
+      t.experts(i, {
+        gate: { name: n("ffn_gate_exps"), shape: [D, F, E] },
+        up: { name: n("ffn_up_exps"), shape: [D, F, E] },
+        down: { name: n("ffn_down_exps"), shape: [F, D, E] },
+      });
+      return {
+        attn_norm: t(n("attn_norm"), [D]),
+        attn_q: t(n("attn_q"), [D, nHead * hd]),
+        attn_k: t(n("attn_k"), [D, nHeadKv * hd]),
+        attn_v: t(n("attn_v"), [D, nHeadKv * hd]),
+        attn_output: t(n("attn_output"), [nHead * hd, D]),
+        attn_q_norm: t(n("attn_q_norm"), [hd]),
+        attn_k_norm: t(n("attn_k_norm"), [hd]),
+        ffn_norm: t(n("ffn_norm"), [D]),
+        ffn_gate_inp: t(n("ffn_gate_inp"), [D, E]),
+      };
+    }),
   };
 }
+export type Weights = ReturnType<typeof weights>;
 
-interface Layer {
-  attn_norm: Weight; attn_q: Weight; attn_k: Weight; attn_v: Weight; attn_output: Weight;
-  attn_q_norm: Weight; attn_k_norm: Weight; ffn_norm: Weight; ffn_gate_inp: Weight;
-}
+export class Qwen3Moe implements Model {
+  readonly info: ModelInfo;
+  private readonly be: Backend;
+  private readonly experts: ExpertSource;
+  private readonly scratch: Scratch;
+  private readonly route: RouteFn;
+  /** Per layer, the routers after it, for lookahead. */
+  private readonly ahead: LookaheadRouter[][];
 
-export interface ForwardHooks {
-  /** Called with each layer's routing (the expert ids are what streaming reads) and the router logits [T, nExpert]. */
-  onRoute?(layer: number, routing: Routing, routerLogits: Float32Array): void;
-}
-
-export interface ForwardOptions {
-  /** "last": logits of the final row only [nVocab]; "all": [nTokens, nVocab]. */
-  logits: "last" | "all";
-  hooks?: ForwardHooks;
-}
-
-export class Qwen3Moe {
-  private readonly layers: Layer[];
-  private readonly tokenEmbd: Weight;
-  private readonly outputNorm: Weight;
-  private readonly output: Weight;
-
-  /** `weights` holds every dense tensor of denseTensors(hp), already shape-checked by checkShape. */
-  constructor(
-    readonly hp: Qwen3MoeHParams,
-    private readonly backend: Backend,
-    weights: Map<string, Weight>,
-    private readonly experts: ExpertSource,
-  ) {
-    const get = (name: string): Weight => {
-      const w = weights.get(name);
-      if (!w) throw new ModelError("missing_tensor", `${ARCH}: required tensor '${name}' not found`);
-      return w;
-    };
-    this.tokenEmbd = get("token_embd.weight");
-    this.outputNorm = get("output_norm.weight");
-    this.output = weights.get("output.weight") ?? this.tokenEmbd;
-    this.layers = Array.from({ length: hp.nLayer }, (_, i) => {
-      const g = (n: string) => get(`blk.${i}.${n}.weight`);
-      return {
-        attn_norm: g("attn_norm"), attn_q: g("attn_q"), attn_k: g("attn_k"), attn_v: g("attn_v"),
-        attn_output: g("attn_output"), attn_q_norm: g("attn_q_norm"), attn_k_norm: g("attn_k_norm"),
-        ffn_norm: g("ffn_norm"), ffn_gate_inp: g("ffn_gate_inp"),
-      };
-    });
+  constructor(readonly hp: HParams, private readonly w: Weights, ctx: ModelContext) {
+    this.info = info(hp);
+    this.be = ctx.backend;
+    this.experts = ctx.experts;
+    this.scratch = new Scratch(ctx.backend);
+    this.route = softmaxTopKRoute(hp.nExpert, hp.nExpertUsed, true);
+    const routers = w.layers.map((L, i): LookaheadRouter => ({ layer: i, norm: L.ffn_norm, router: L.ffn_gate_inp, route: this.route }));
+    this.ahead = w.layers.map((_, i) => routers.slice(i + 1));
   }
 
-  /**
-   * Router lookahead (decode): for each layer j = il+1 .. il+depth, normalise the residual stream x with
-   * j's ffn_norm and apply j's router, and hint the predicted experts to the source, whose reads then
-   * overlap the compute of the layers in between. Nearest first: the source queues them in that order.
-   */
-  private async lookahead(il: number, x: Buf, hn: Buf, scratch: Buf): Promise<void> {
-    if (!this.experts.prefetch) return;
-    const depth = Math.min(this.experts.prefetchDepth ?? 1, this.hp.nLayer - 1 - il);
-    for (let d = 1; d <= depth; d++) {
-      const L = this.layers[il + d];
-      this.backend.rmsNorm(hn, x, L.ffn_norm, this.hp.rmsEps, this.hp.nEmbd, 1);
-      this.backend.matmul(scratch, L.ffn_gate_inp, hn, 1);
-      const predicted = softmaxTopK(await this.backend.read(scratch), 1, this.hp.nExpert, this.hp.nExpertUsed, false);
-      this.experts.prefetch(il + d, [...predicted.ids], d);
-    }
+  makeCache(nCtx: number): ModelCache {
+    const kvDim = this.hp.nHeadKv * this.hp.headDim;
+    return new ModelCache(Array.from({ length: this.hp.nLayer }, () => new FullAttentionState(this.be, nCtx, kvDim)), nCtx);
   }
 
-  /** Run tokens at cache positions [kv.length, kv.length + T); appends their keys/values; returns logits. */
-  async forward(tokens: Int32Array, kv: KVCache, opts: ForwardOptions): Promise<Float32Array> {
-    const be = this.backend;
-    const { nEmbd: D, nHead, nHeadKv, headDim: hd, nExpert, nExpertUsed, nFfExp: F, rmsEps, nVocab } = this.hp;
+  cacheBytes(nCtx: number): number {
+    return cacheBytes(this.hp, nCtx);
+  }
+
+  async forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
+    const { be, hp, w } = this;
+    const { nEmbd: D, rmsEps: eps, nVocab } = hp;
     const T = tokens.length;
-    const start = kv.length;
+    const start = cache.length;
     if (T === 0) throw new RangeError("forward() needs at least one token");
-    if (start + T > kv.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${kv.nCtx}`);
-    const pos = Int32Array.from({ length: T }, (_, t) => start + t);
-    const qDim = nHead * hd, kvDim = nHeadKv * hd;
+    if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
+    const f = new Pass(be, this.scratch, start, T, opts.hooks);
+    const x = f.buf("x", T * D); // residual stream [T, D]
+    const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
+    const y = f.buf("y", T * D); // a sub-block's output [T, D]
 
-    const bufs: Buf[] = [];
-    const alloc = (n: number) => {
-      const b = be.alloc(n);
-      bufs.push(b);
-      return b;
-    };
-    const x = alloc(T * D); // residual stream [T, D]
-    const h = alloc(T * D); // normed input of a sub-block [T, D]
-    const q = alloc(T * qDim), k = alloc(T * kvDim), v = alloc(T * kvDim);
-    const att = alloc(T * qDim), o = alloc(T * D);
-    const routerLogits = alloc(T * nExpert); // [T, nExpert]
-    const moe = alloc(T * D);
-    const xe = alloc(T * D), ge = alloc(T * F), ue = alloc(T * F), ye = alloc(T * D); // one expert's bucket
+    be.embed(x, w.token_embd, tokens);
+    for (let il = 0; il < hp.nLayer; il++) {
+      const L = w.layers[il];
+      be.rmsNorm(h, x, L.attn_norm, eps, D, T);
+      await f.cb("attn_norm", il, h);
+      await attention(f, y, h, {
+        layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm,
+        nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim, rope: { freqBase: hp.ropeFreqBase }, eps, state: fullAttention(cache.layers[il]),
+      });
+      be.add(x, x, y, T * D);
+      await f.cb("ffn_inp", il, x);
 
-    try {
-      be.embed(x, this.tokenEmbd, tokens);
-      for (let il = 0; il < this.hp.nLayer; il++) {
-        const L = this.layers[il];
-        // attention
-        be.rmsNorm(h, x, L.attn_norm, rmsEps, D, T);
-        if (be.matmulSet) be.matmulSet([q, k, v], [L.attn_q, L.attn_k, L.attn_v], h, T); // one pool run, h quantised once
-        else {
-          be.matmul(q, L.attn_q, h, T);
-          be.matmul(k, L.attn_k, h, T);
-          be.matmul(v, L.attn_v, h, T);
-        }
-        be.rmsNorm(q, q, L.attn_q_norm, rmsEps, hd, T * nHead);
-        be.rmsNorm(k, k, L.attn_k_norm, rmsEps, hd, T * nHeadKv);
-        be.rope(q, pos, nHead, hd, this.hp.ropeFreqBase);
-        be.rope(k, pos, nHeadKv, hd, this.hp.ropeFreqBase);
-        be.kvStore(kv.layers[il].k, kv.layers[il].v, k, v, start, T, kvDim);
-        be.attention(att, q, kv.layers[il].k, kv.layers[il].v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: 1 / Math.sqrt(hd) });
-        be.matmul(o, L.attn_output, att, T);
-        be.add(x, x, o, T * D);
-
-        // MoE: route on the host (the ids are the read request), then each expert once over its bucket.
-        be.rmsNorm(h, x, L.ffn_norm, rmsEps, D, T);
-        be.matmul(routerLogits, L.ffn_gate_inp, h, T);
-        const rl = await be.read(routerLogits);
-        const routing = softmaxTopK(rl, T, nExpert, nExpertUsed, true);
-        opts.hooks?.onRoute?.(il, routing, rl);
-        const buckets = bucketByExpert(routing);
-        be.zero(moe);
-        // Each routed expert is acquired (read) once for the whole batch; a batch routing to more experts
-        // than the cache holds at once goes in groups.
-        const group = Math.max(1, this.experts.capacity ?? buckets.length);
-        for (let g = 0; g < buckets.length; g += group) {
-          const part = buckets.slice(g, g + group);
-          const ids = part.map((b) => b.expert);
-          const acquired = this.experts.acquire(il, ids);
-          acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
-          if (T === 1 && g === 0) await this.lookahead(il, x, xe, routerLogits);
-          const ws = await acquired;
-          try {
-            if (be.moeFfn && ws.every((w) => be.supports("moe_ffn", w.gate.type))) {
-              // The whole set in one call: a threaded backend splits all experts' rows in one run.
-              be.moeFfn(moe, h, part.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales })));
-              continue;
-            }
-            part.forEach((b, j) => {
-              const n = b.rows.length;
-              const w = ws[j];
-              be.gatherRows(xe, h, b.rows, D);
-              if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) be.expertFfn(ye, xe, w.gate, w.up, w.down, n);
-              else {
-                be.matmul(ge, w.gate, xe, n);
-                be.matmul(ue, w.up, xe, n);
-                be.swiglu(ge, ge, ue, n * F);
-                be.matmul(ye, w.down, ge, n);
-              }
-              be.scatterAddRows(moe, ye, b.rows, b.scales, D);
-            });
-          } finally {
-            this.experts.release(il, ids);
-          }
-        }
-        be.add(x, x, moe, T * D);
-      }
-
-      const rows = opts.logits === "last" ? 1 : T;
-      let fin = x;
-      if (rows === 1 && T > 1) {
-        fin = alloc(D);
-        be.gatherRows(fin, x, Int32Array.of(T - 1), D);
-      }
-      const normed = alloc(rows * D);
-      be.rmsNorm(normed, fin, this.outputNorm, rmsEps, D, rows);
-      const logits = alloc(rows * nVocab);
-      be.matmul(logits, this.output, normed, rows);
-      const out = await be.read(logits);
-      kv.length = start + T;
-      return out;
-    } finally {
-      for (const b of bufs) be.free(b);
+      be.rmsNorm(h, x, L.ffn_norm, eps, D, T);
+      await f.cb("ffn_norm", il, h);
+      await moe(f, y, h, {
+        layer: il, router: L.ffn_gate_inp, route: this.route, nExpert: hp.nExpert, nFf: hp.nFfExp, experts: this.experts,
+        lookahead: { residual: x, next: this.ahead[il], eps },
+      });
+      be.add(x, x, y, T * D);
+      await f.cb("l_out", il, x);
     }
-  }
-}
 
-/** Refuse a tensor whose shape differs from the spec, naming both. */
-export function checkShape(spec: TensorSpec, w: Pick<HostWeight, "name" | "shape">): void {
-  const same = spec.shape.length === w.shape.length && spec.shape.every((s, i) => s === w.shape[i]);
-  if (!same) throw new ModelError("bad_shape", `tensor '${w.name}' has shape [${w.shape.join(", ")}], expected [${spec.shape.join(", ")}]`);
+    const rows = opts.logits === "last" ? 1 : T;
+    let fin: Buf = x;
+    if (rows === 1 && T > 1) {
+      fin = f.buf("out.last", D);
+      be.gatherRows(fin, x, Int32Array.of(T - 1), D);
+    }
+    const normed = f.buf("out.norm", rows * D);
+    be.rmsNorm(normed, fin, w.output_norm, eps, D, rows);
+    await f.cb("result_norm", -1, normed, rows);
+    const logits = f.buf("out.logits", rows * nVocab);
+    be.matmul(logits, w.output, normed, rows);
+    const out = await be.read(logits);
+    cache.advance(T);
+    return out;
+  }
 }

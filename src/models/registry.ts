@@ -1,33 +1,35 @@
-// Architectures by GGUF general.architecture. Each entry is one small model file.
-import type { Backend, Weight } from "../backends/backend.js";
-import type { ExpertSource } from "../experts/source.js";
-import type { GGUFMetadata } from "../format/gguf/types.js";
-import type { KVCache } from "../kv/kv-cache.js";
+// Architectures by GGUF general.architecture. Each entry is one small model file; this is the only place
+// that knows them all.
 import { ModelError } from "../util/errors.js";
+import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
 import * as qwen3moe from "./qwen3moe.js";
+import { bindTensors, collectTensors, type DeclareWeights } from "./tensors.js";
+import type { GGUFMetadata } from "../format/gguf/types.js";
 
-/** What the engine needs from a loaded architecture, whatever it is. */
-export interface MoeModel {
-  readonly hp: qwen3moe.Qwen3MoeHParams;
-  forward(tokens: Int32Array, kv: KVCache, opts: qwen3moe.ForwardOptions): Promise<Float32Array>;
+/** What one architecture file exports, typed by its own hyperparameters and weights. */
+interface ArchModule<HP, W> {
+  ARCH: string;
+  readHParams(md: GGUFMetadata, nVocab: number): HP;
+  info(hp: HP): ModelInfo;
+  cacheBytes(hp: HP, nCtx: number): number;
+  weights: DeclareWeights<HP, W>;
+  create(hp: HP, w: W, ctx: ModelContext): Model;
 }
 
-export interface Architecture {
-  name: string;
-  readHParams(md: GGUFMetadata, nVocab: number): qwen3moe.Qwen3MoeHParams;
-  denseTensors(hp: qwen3moe.Qwen3MoeHParams): qwen3moe.TensorSpec[];
-  expertTensors(hp: qwen3moe.Qwen3MoeHParams, layer: number): { gate: qwen3moe.TensorSpec; up: qwen3moe.TensorSpec; down: qwen3moe.TensorSpec };
-  create(hp: qwen3moe.Qwen3MoeHParams, backend: Backend, weights: Map<string, Weight>, experts: ExpertSource): MoeModel;
+/** The engine-facing Architecture of a model file: declared tensors listed, or bound and shape-checked. */
+function define<HP, W>(m: ArchModule<HP, W>): Architecture {
+  return {
+    name: m.ARCH,
+    readHParams: (md, nVocab) => m.readHParams(md, nVocab),
+    info: (hp) => m.info(hp as HP),
+    tensors: (hp) => collectTensors(m.weights, hp as HP, m.info(hp as HP).nLayer),
+    cacheBytes: (hp, nCtx) => m.cacheBytes(hp as HP, nCtx),
+    create: (hp, ctx) => m.create(hp as HP, bindTensors(m.weights, hp as HP, ctx.weights), ctx),
+  };
 }
 
 const ARCHITECTURES: Record<string, Architecture> = {
-  [qwen3moe.ARCH]: {
-    name: qwen3moe.ARCH,
-    readHParams: qwen3moe.readHParams,
-    denseTensors: qwen3moe.denseTensors,
-    expertTensors: qwen3moe.expertTensors,
-    create: (hp, backend, weights, experts) => new qwen3moe.Qwen3Moe(hp, backend, weights, experts),
-  },
+  [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
 };
 
 export function architecture(name: string): Architecture {
@@ -35,3 +37,5 @@ export function architecture(name: string): Architecture {
   if (!a) throw new ModelError("unsupported_architecture", `unsupported architecture '${name}' (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
   return a;
 }
+
+export type { Architecture, Model, ModelContext, ModelInfo, ForwardOptions, ForwardHooks } from "./model.js";

@@ -12,6 +12,14 @@ export interface Routing {
   weights: Float32Array;
 }
 
+/** A gating function: router logits [nTokens, nExpert] -> each token's experts and mixing weights. */
+export type RouteFn = (logits: Float32Array, nTokens: number) => Routing;
+
+/** Softmax over all experts, top k, renormalised or not, as a RouteFn. */
+export function softmaxTopKRoute(nExpert: number, k: number, normalize: boolean): RouteFn {
+  return (logits, nTokens) => softmaxTopK(logits, nTokens, nExpert, k, normalize);
+}
+
 /** Softmax over all experts, keep the top k, optionally renormalise them to sum to 1 (Qwen3-MoE, Mixtral). */
 export function softmaxTopK(logits: Float32Array, nTokens: number, nExpert: number, k: number, normalize: boolean): Routing {
   if (k < 1 || k > nExpert) throw new RangeError(`top-k ${k} out of range for ${nExpert} experts`);

@@ -126,7 +126,7 @@ test("a prompt longer than one prefill batch: same logits as one forward over it
   const batched = await s.eval(ids, "all", (d, t) => seen.push([d, t]));
   assert.deepEqual(seen, [[PREFILL_BATCH, ids.length], [ids.length, ids.length]]);
   const whole = new Session(lm);
-  const once = await lm.model.forward(Int32Array.from(ids), whole.kv, { logits: "all" });
+  const once = await lm.model.forward(Int32Array.from(ids), whole.cache, { logits: "all" });
   assert.equal(batched.length, once.length);
   assert.ok(nmse(batched, once) < 1e-10, `nmse ${nmse(batched, once)}`);
   s.free();

@@ -16,8 +16,7 @@ import { belady, replay, type PhaseStats } from "../../src/experts/replay.js";
 import { GGUFExpertReader } from "../../src/experts/store.js";
 import { StreamingExperts, type StreamingStats } from "../../src/experts/streaming-source.js";
 import { acquireGroups, readTrace, TraceWriter, type Trace } from "../../src/experts/trace.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
-import type { MoeModel } from "../../src/models/registry.js";
+import type { Model } from "../../src/models/registry.js";
 import { testModel } from "../helpers/models.js";
 import { expertLayout } from "../helpers/experts.js";
 
@@ -34,19 +33,19 @@ const diff = (a: Counts, b: Counts): Counts => ({ hits: b.hits - a.hits, misses:
 const counts = (p: PhaseStats, slot: number): Counts => ({ hits: p.hits, misses: p.misses, evictions: p.evictions, records: p.bytesRead / slot });
 
 interface Run {
-  model: MoeModel;
+  model: Model;
   backend: Backend;
   experts: StreamingExperts;
 }
 
 /** Prompt in one forward, then the follow-up one token per forward, routing written to `path`; the cache's counts per phase. */
 async function record(run: Run, prompt: number[], follow: number[], path: string): Promise<{ trace: Trace; prefill: Counts; decode: Counts }> {
-  const hp = run.model.hp;
+  const hp = run.model.info;
   const w = TraceWriter.create(path, {
     model: { architecture: "qwen3moe", name: "tiny", nLayer: hp.nLayer, nExpert: hp.nExpert, k: hp.nExpertUsed, recordBytes: new Array(hp.nLayer).fill(run.experts.slotBytes) },
     routing: { ...ROUTING },
   });
-  const kv = new KVCache(run.backend, hp.nLayer, 128, hp.nHeadKv * hp.headDim);
+  const kv = run.model.makeCache(128);
   const hooks = { onRoute: (l: number, r: { ids: Int32Array; nTokens: number }) => w.route(l, r.ids, r.nTokens) };
   try {
     const slot = run.experts.slotBytes;
@@ -70,7 +69,7 @@ test("replay(LRU) equals the engine's own StreamingExperts counts, per phase, at
   const src = await testModel({ type: "Q8_0", seed: 21, routing: ROUTING });
   const probe = await loadModel(src, defaultEngineConfig({ ctxSize: 128, expertIo: "stream", expertCache: 64 << 20 }));
   const slot = probe.experts.slotBytes;
-  const { nExpertUsed: k, nLayer } = probe.model.hp;
+  const { nExpertUsed: k, nLayer } = probe.model.info;
   const prompt = probe.tokenizer.encode(PROMPT), follow = probe.tokenizer.encode(FOLLOW);
   await probe.close();
   // k: the fewest the engine takes (prefill acquires in groups); then 1x .. 3x a token's experts.

@@ -35,7 +35,7 @@ test("streamed logits equal resident logits for packed dir and plain GGUF, at ev
   const src = await testModel({ type: "Q8_0", seed: 3 });
   // buildModel runs the scalar backend: the reference must too (bit-identical is the claim).
   const lm = await loadModel(src, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "resident" }));
-  const resident = { model: lm.model, hp: lm.model.hp, backend: lm.backend };
+  const resident = { model: lm.model, hp: lm.model.info, backend: lm.backend };
   const refSteps = await runLogits(resident, TOKENS, "steps");
   const refBatch = await runLogits(resident, TOKENS, "batch");
   await lm.close();

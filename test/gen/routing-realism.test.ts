@@ -5,7 +5,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
 import { RoutingRecorder, type RoutingStats } from "../../src/gen/routing-stats.js";
 import type { RoutingProfile } from "../../src/gen/weights.js";
 import { testModel } from "../helpers/models.js";
@@ -18,8 +17,8 @@ const TEXT =
 async function measure(routing: RoutingProfile): Promise<RoutingStats> {
   const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing }), defaultEngineConfig({ ctxSize: 256 }));
   try {
-    const hp = lm.model.hp;
-    const kv = new KVCache(lm.backend, hp.nLayer, 256, hp.nHeadKv * hp.headDim);
+    const hp = lm.model.info;
+    const kv = lm.model.makeCache(256);
     const rec = new RoutingRecorder(hp.nLayer, hp.nExpert, hp.nExpertUsed);
     await lm.model.forward(Int32Array.from(lm.tokenizer.encode(TEXT)), kv, { logits: "last", hooks: { onRoute: (l, r) => rec.record(l, r.ids, r.nTokens) } });
     return rec.stats();

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
 import { testModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
 
@@ -62,8 +61,8 @@ for (const { type, direct, backend } of CASES) {
       assert.equal(lm.backend.name, backend);
       const prompt = lm.tokenizer.encode(PROMPT, { parseSpecial: true });
       assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
-      const hp = lm.model.hp;
-      const kv = new KVCache(lm.backend, hp.nLayer, 256, hp.nHeadKv * hp.headDim);
+      const hp = lm.model.info;
+      const kv = lm.model.makeCache(256);
       const tokens = [...prompt, ...ref.tokens.slice(0, N - 1)];
       const routerMargin = new Float64Array(tokens.length).fill(Infinity);
       const onRoute = (_l: number, r: { nTokens: number }, logits: Float32Array) => {

@@ -6,20 +6,19 @@ import type { ExpertSource } from "../../src/experts/source.js";
 import { getTensor, metaString } from "../../src/format/gguf/accessors.js";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import type { GGUFFile } from "../../src/format/gguf/types.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
-import { checkShape, type Qwen3MoeHParams } from "../../src/models/qwen3moe.js";
-import { architecture, type MoeModel } from "../../src/models/registry.js";
+import { architecture, type Model, type ModelInfo } from "../../src/models/registry.js";
+import { checkShape } from "../../src/models/tensors.js";
 
 export { expertLayout } from "../../src/engine/expert-layout.js";
 
 export interface BuiltModel {
-  model: MoeModel;
-  hp: Qwen3MoeHParams;
+  model: Model;
+  hp: ModelInfo;
   backend: Backend;
 }
 
 /** A model over the dense tensors of `densePath` (a full GGUF or a pack's dense.gguf) and the given experts. */
-export async function buildModel(densePath: string, experts: (backend: Backend, hp: Qwen3MoeHParams) => ExpertSource): Promise<BuiltModel> {
+export async function buildModel(densePath: string, experts: (backend: Backend, info: ModelInfo) => ExpertSource): Promise<BuiltModel> {
   const file = await openGGUF(densePath);
   try {
     const arch = architecture(metaString(file, "general.architecture"));
@@ -27,14 +26,15 @@ export async function buildModel(densePath: string, experts: (backend: Backend, 
     const backend = new ScalarBackend();
     const byName = new Map(file.tensors.map((t) => [t.name, t]));
     const weights = new Map<string, Weight>();
-    for (const spec of arch.denseTensors(hp)) {
+    for (const spec of arch.tensors(hp).dense) {
       const t = byName.get(spec.name);
       if (!t && spec.optional) continue;
       const info = getTensor(file, spec.name);
       checkShape(spec, info);
       weights.set(spec.name, backend.upload({ name: spec.name, type: info.type, shape: info.shape, bytes: await readTensorBytes(file, info) }));
     }
-    return { model: arch.create(hp, backend, weights, experts(backend, hp)), hp, backend };
+    const info = arch.info(hp);
+    return { model: arch.create(hp, { backend, weights, experts: experts(backend, info) }), hp: info, backend };
   } finally {
     await file.source.close();
   }
@@ -42,7 +42,7 @@ export async function buildModel(densePath: string, experts: (backend: Backend, 
 
 /** Logits of a prompt: one batched forward ("batch", all rows) or one forward per token ("steps", last row each). */
 export async function runLogits(m: BuiltModel, tokens: readonly number[], mode: "batch" | "steps"): Promise<Float32Array[]> {
-  const kv = new KVCache(m.backend, m.hp.nLayer, 64, m.hp.nHeadKv * m.hp.headDim);
+  const kv = m.model.makeCache(64);
   try {
     if (mode === "batch") return [await m.model.forward(Int32Array.from(tokens), kv, { logits: "all" })];
     const out: Float32Array[] = [];

@@ -4,18 +4,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
 import { ModelError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
 test("prefill as one batch equals token-by-token decode (logits of every position)", async () => {
   const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing: { kind: "realistic", skew: 1, locality: 0.5 } }), defaultEngineConfig({ ctxSize: 64 }));
   try {
-    const hp = lm.model.hp;
+    const hp = lm.model.info;
     const toks = lm.tokenizer.encode("Mixture of experts, streamed from disk: 1, 2, 3.");
-    const kvA = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    const kvA = lm.model.makeCache(64);
     const batch = await lm.model.forward(Int32Array.from(toks), kvA, { logits: "all" });
-    const kvB = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    const kvB = lm.model.makeCache(64);
     for (let t = 0; t < toks.length; t++) {
       const one = await lm.model.forward(Int32Array.of(toks[t]), kvB, { logits: "last" });
       const row = batch.subarray(t * hp.nVocab, (t + 1) * hp.nVocab);
@@ -26,7 +25,7 @@ test("prefill as one batch equals token-by-token decode (logits of every positio
     assert.equal(kvA.length, toks.length);
     assert.equal(kvB.length, toks.length);
     // "last" of a batch is the batch's final row.
-    const kvC = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+    const kvC = lm.model.makeCache(64);
     const last = await lm.model.forward(Int32Array.from(toks), kvC, { logits: "last" });
     assert.deepEqual(last, batch.slice((toks.length - 1) * hp.nVocab));
   } finally {
@@ -37,8 +36,8 @@ test("prefill as one batch equals token-by-token decode (logits of every positio
 test("a batch beyond the context size is refused with the limit stated", async () => {
   const lm = await loadModel(await testModel({ type: "Q8_0", seed: 3 }), defaultEngineConfig({ ctxSize: 8 }));
   try {
-    const hp = lm.model.hp;
-    const kv = new KVCache(lm.backend, hp.nLayer, 8, hp.nHeadKv * hp.headDim);
+    const hp = lm.model.info;
+    const kv = lm.model.makeCache(8);
     await assert.rejects(lm.model.forward(new Int32Array(9).fill(100), kv, { logits: "last" }), (e: unknown) => e instanceof ModelError && /exceed the context size 8/.test(e.message));
   } finally {
     await lm.close();

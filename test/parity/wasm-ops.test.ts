@@ -10,7 +10,6 @@ import { F32 } from "../../src/quant/index.js";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { KVCache } from "../../src/kv/kv-cache.js";
 import { randomValues, bufOf } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { testModel } from "../helpers/models.js";
@@ -146,8 +145,8 @@ for (const type of ["Q8_0", "Q4_K"]) {
       try {
         assert.equal(lm.backend.name, backend);
         const toks = lm.tokenizer.encode(prompt);
-        const hp = lm.model.hp;
-        const kv = new KVCache(lm.backend, hp.nLayer, 64, hp.nHeadKv * hp.headDim);
+        const hp = lm.model.info;
+        const kv = lm.model.makeCache(64);
         const logits = await lm.model.forward(Int32Array.from(toks), kv, { logits: "all" });
         const s = new Session(lm);
         const greedy: number[] = [];

@@ -47,6 +47,9 @@ export class ScalarBackend implements Backend {
   async read(src: Buf): Promise<Float32Array> {
     return d(src).slice();
   }
+  async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+    return srcs.map((b) => d(b).slice());
+  }
   free(_buf: Buf): void {}
 
   private row(w: Weight, r: number, k: number): Float32Array {

@@ -1,0 +1,206 @@
+// The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
+// hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
+// bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
+import type { Backend, Buf, Weight } from "../backends/backend.js";
+import type { ExpertSource, ExpertWeights } from "../experts/source.js";
+import { acquireGroups } from "../experts/trace.js"; // moves next to ExpertSource
+import type { FullAttentionState } from "../kv/full-attention.js";
+import type { ForwardHooks } from "./model.js";
+import { bucketByExpert, type RouteFn } from "./routing.js";
+
+/**
+ * Activation buffers a model reuses across forward calls (one per name, reallocated only when a call
+ * needs another size: prefill batches, then decode at one row).
+ */
+export class Scratch {
+  private readonly bufs = new Map<string, Buf>();
+  constructor(private readonly be: Backend) {}
+
+  /** The buffer called `name`, exactly `length` floats; its contents are whatever the last user left. */
+  get(name: string, length: number): Buf {
+    const have = this.bufs.get(name);
+    if (have && have.length === length) return have;
+    if (have) this.be.free(have);
+    const b = this.be.alloc(length);
+    this.bufs.set(name, b);
+    return b;
+  }
+
+  free(): void {
+    for (const b of this.bufs.values()) this.be.free(b);
+    this.bufs.clear();
+  }
+}
+
+/** One forward call: the backend, its token rows and positions, scratch, and the caller's hooks. */
+export class Pass {
+  readonly nTokens: number;
+  readonly pos: Int32Array;
+  constructor(
+    readonly be: Backend,
+    readonly scratch: Scratch,
+    readonly startPos: number,
+    nTokens: number,
+    readonly hooks: ForwardHooks | undefined,
+  ) {
+    this.nTokens = nTokens;
+    this.pos = Int32Array.from({ length: nTokens }, (_, t) => startPos + t);
+  }
+
+  buf(name: string, length: number): Buf {
+    return this.scratch.get(name, length);
+  }
+
+  /** Hand a named intermediate to the trace hook (llama.cpp's cb(cur, name, il)). */
+  async cb(name: string, layer: number, buf: Buf, rows = this.nTokens): Promise<void> {
+    if (this.hooks?.trace) await this.hooks.trace(name, layer, buf, rows);
+  }
+}
+
+export interface AttentionParams {
+  layer: number;
+  /** [D, nHead * headDim] */
+  wq: Weight;
+  /** [D, nHeadKv * headDim] */
+  wk: Weight;
+  wv: Weight;
+  /** [nHead * headDim, D] */
+  wo: Weight;
+  /** Per-head RMSNorm of q and k before rope ([headDim]; Qwen3). */
+  qNorm?: Weight;
+  kNorm?: Weight;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  /** NeoX rotary embedding over the whole head. */
+  rope: { freqBase: number };
+  eps: number;
+  /** Softmax scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  state: FullAttentionState;
+}
+
+/** out[T, D] = attention of the normed rows x[T, D]; this call's keys and values go into p.state at its length. */
+export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): Promise<void> {
+  const { be, nTokens: T, pos } = f;
+  const { nHead, nHeadKv, headDim: hd, layer: il } = p;
+  const qDim = nHead * hd, kvDim = nHeadKv * hd;
+  const q = f.buf("attn.q", T * qDim), k = f.buf("attn.k", T * kvDim), v = f.buf("attn.v", T * kvDim), att = f.buf("attn.kqv", T * qDim);
+  if (be.matmulSet) be.matmulSet([q, k, v], [p.wq, p.wk, p.wv], x, T); // one pool run, x quantised once
+  else {
+    be.matmul(q, p.wq, x, T);
+    be.matmul(k, p.wk, x, T);
+    be.matmul(v, p.wv, x, T);
+  }
+  if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, hd, T * nHead);
+  if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, hd, T * nHeadKv);
+  be.rope(q, pos, nHead, hd, p.rope.freqBase);
+  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase);
+  await f.cb("Qcur", il, q);
+  await f.cb("Kcur", il, k);
+  const start = p.state.length;
+  be.kvStore(p.state.k, p.state.v, k, v, start, T, kvDim);
+  be.attention(att, q, p.state.k, p.state.v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd) });
+  await f.cb("kqv_out", il, att);
+  be.matmul(out, p.wo, att, T);
+}
+
+/** A later MoE layer's router, for lookahead: its ffn norm applied to the residual stream, then its router. */
+export interface LookaheadRouter {
+  layer: number;
+  norm: Weight;
+  router: Weight;
+  route: RouteFn;
+}
+
+export interface MoeParams {
+  layer: number;
+  /** ffn_gate_inp [D, nExpert]. */
+  router: Weight;
+  route: RouteFn;
+  nExpert: number;
+  /** Rows of each expert's gate/up (its FFN width). */
+  nFf: number;
+  experts: ExpertSource;
+  /** Decode only: the residual stream and the MoE layers after this one, nearest first, for router lookahead. */
+  lookahead?: { residual: Buf; next: readonly LookaheadRouter[]; eps: number };
+}
+
+/**
+ * out[T, D] = Σ_k weight_k · expert_k(x) over the routed experts, SwiGLU experts with parts gate [D, F],
+ * up [D, F], down [F, D]. The router and the lookahead routers come back in one host read; the ids are the
+ * read request; each expert is acquired once per batch and runs once over its bucket of rows.
+ */
+export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void> {
+  const { be, nTokens: T } = f;
+  const D = x.length / T;
+  const src = p.experts;
+  const logits = f.buf("moe.router", T * p.nExpert); // [T, nExpert]
+  be.matmul(logits, p.router, x, T);
+  // Router lookahead (decode): layers il+1 .. il+depth route the residual stream as it stands, so their
+  // experts can be read while the layers in between compute.
+  const ahead = T === 1 && src.prefetch && p.lookahead ? p.lookahead.next.slice(0, src.prefetchDepth ?? 1) : [];
+  const reads = [logits];
+  ahead.forEach((a, d) => {
+    const hn = f.buf("moe.lookahead.norm", D);
+    be.rmsNorm(hn, p.lookahead!.residual, a.norm, p.lookahead!.eps, D, 1);
+    const rl = f.buf(`moe.lookahead.${d}`, a.router.shape[1]);
+    be.matmul(rl, a.router, hn, 1);
+    reads.push(rl);
+  });
+  const [rl, ...predicted] = await be.readMany(reads);
+  const routing = p.route(rl, T);
+  f.hooks?.onRoute?.(p.layer, routing, rl);
+
+  const buckets = bucketByExpert(routing);
+  be.zero(out);
+  const byExpert = new Map(buckets.map((b) => [b.expert, b]));
+  // A batch routing to more experts than the cache holds at once goes in groups, each expert read once.
+  const groups = acquireGroups(routing.ids, src.capacity ?? buckets.length);
+  for (const [g, ids] of groups.entries()) {
+    const acquired = src.acquire(p.layer, ids);
+    acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
+    if (g === 0) ahead.forEach((a, d) => src.prefetch!(a.layer, [...a.route(predicted[d], 1).ids], d + 1)); // after the demand reads
+    const ws = await acquired;
+    try {
+      expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf);
+    } finally {
+      src.release(p.layer, ids);
+    }
+  }
+  await f.cb("ffn_moe_out", p.layer, out);
+}
+
+/** Each expert over its rows, scatter-added into out: the fused op where the backend has one for these types. */
+function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buckets: readonly { rows: Int32Array; scales: Float32Array }[], F: number): void {
+  const { be, nTokens: T } = f;
+  const D = x.length / T;
+  if (be.moeFfn && ws.every((w) => be.supports("moe_ffn", w.gate.type))) {
+    // The whole set in one call: a threaded backend splits all experts' rows in one run.
+    be.moeFfn(out, x, buckets.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales })));
+    return;
+  }
+  const xe = f.buf("moe.xe", T * D), ye = f.buf("moe.ye", T * D);
+  buckets.forEach((b, j) => {
+    const n = b.rows.length;
+    be.gatherRows(xe, x, b.rows, D);
+    swigluFfn(f, ye, xe, ws[j], n, F);
+    be.scatterAddRows(out, ye, b.rows, b.scales, D);
+  });
+}
+
+/** out[n, D] = down(silu(gate x) · up x) over n rows (gate, up [D, F]; down [F, D]). */
+function swigluFfn(f: Pass, out: Buf, x: Buf, w: { gate: Weight; up: Weight; down: Weight }, n: number, F: number): void {
+  const be = f.be;
+  if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) return be.expertFfn(out, x, w.gate, w.up, w.down, n);
+  const ge = f.buf("ffn.gate", f.nTokens * F), ue = f.buf("ffn.up", f.nTokens * F);
+  be.matmul(ge, w.gate, x, n);
+  be.matmul(ue, w.up, x, n);
+  be.swiglu(ge, ge, ue, n * F);
+  be.matmul(out, w.down, ge, n);
+}
+
+/** A dense SwiGLU FFN over all T rows (leading dense layers, shared experts): out[T, D]. */
+export function denseFfn(f: Pass, out: Buf, x: Buf, w: { gate: Weight; up: Weight; down: Weight }): void {
+  swigluFfn(f, out, x, w, f.nTokens, w.gate.shape[1]);
+}

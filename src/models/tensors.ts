@@ -1,0 +1,81 @@
+// Tensor declarations, llama.cpp create_tensor style: an architecture's weights(hp, t) names each tensor
+// with its expected shape once. Run with a collecting declarer it lists the specs the loader reads and
+// checks; run with a binding declarer it returns the uploaded weights, shape-checked, as typed fields.
+import type { Weight } from "../backends/backend.js";
+import { ModelError } from "../util/errors.js";
+
+export interface TensorSpec {
+  name: string;
+  /** ggml order: shape[0] is the values per row. */
+  shape: number[];
+  optional?: boolean;
+}
+
+/** One layer's stacked expert tensors by part name (the last dim is the expert count); record order = key order. */
+export type ExpertPartSpecs = Readonly<Record<string, TensorSpec>>;
+
+export interface ModelTensors {
+  /** Always resident. */
+  dense: TensorSpec[];
+  /** Per layer: its routed experts' parts, or null for a layer without experts. */
+  experts: (ExpertPartSpecs | null)[];
+}
+
+/** Declares tensors; in binding mode also returns them. */
+export interface Declare {
+  (name: string, shape: number[]): Weight;
+  optional(name: string, shape: number[]): Weight | undefined;
+  /** Layer `layer` has routed experts made of these stacked tensors (they are streamed, never bound here). */
+  experts(layer: number, parts: Record<string, TensorSpec>): void;
+}
+
+/** An architecture's declaration: the same function serves listing and binding. */
+export type DeclareWeights<HP, W> = (hp: HP, t: Declare) => W;
+
+/** The specs `declare` names, with one entry per layer in `experts` (null where none were declared). */
+export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP, nLayer: number): ModelTensors {
+  const dense: TensorSpec[] = [];
+  const experts: (ExpertPartSpecs | null)[] = new Array(nLayer).fill(null);
+  const t: Declare = Object.assign(
+    (name: string, shape: number[]) => {
+      dense.push({ name, shape });
+      return { name, type: -1, shape }; // a placeholder: listing binds nothing
+    },
+    {
+      optional: (name: string, shape: number[]) => void dense.push({ name, shape, optional: true }),
+      experts: (layer: number, parts: Record<string, TensorSpec>) => {
+        if (!(layer >= 0 && layer < nLayer)) throw new RangeError(`experts declared for layer ${layer} of ${nLayer}`);
+        experts[layer] = parts;
+      },
+    },
+  );
+  declare(hp, t);
+  return { dense, experts };
+}
+
+/** Bind `declare`'s tensors to uploaded weights, refusing a missing tensor or a wrong shape by name. */
+export function bindTensors<HP, W>(declare: DeclareWeights<HP, W>, hp: HP, weights: ReadonlyMap<string, Weight>): W {
+  const t: Declare = Object.assign(
+    (name: string, shape: number[]) => {
+      const w = weights.get(name);
+      if (!w) throw new ModelError("missing_tensor", `required tensor '${name}' not found`);
+      checkShape({ shape }, w);
+      return w;
+    },
+    {
+      optional: (name: string, shape: number[]) => {
+        const w = weights.get(name);
+        if (w) checkShape({ shape }, w);
+        return w;
+      },
+      experts: () => {}, // streamed through the expert source, not bound here
+    },
+  );
+  return declare(hp, t);
+}
+
+/** Refuse a tensor whose shape differs from the spec, naming both. */
+export function checkShape(spec: Pick<TensorSpec, "shape">, w: { readonly name: string; readonly shape: readonly number[] }): void {
+  const same = spec.shape.length === w.shape.length && spec.shape.every((s, i) => s === w.shape[i]);
+  if (!same) throw new ModelError("bad_shape", `tensor '${w.name}' has shape [${w.shape.join(", ")}], expected [${spec.shape.join(", ")}]`);
+}
