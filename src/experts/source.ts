@@ -1,15 +1,12 @@
 // What a model asks of expert storage: the routed ids of one layer are the I/O request.
 import type { Weight } from "../backends/backend.js";
 
-/** One expert's three matrices, as prepared by the backend. */
-export interface ExpertWeights {
-  /** [nEmbd, nFf]: nFf rows of nEmbd. */
-  readonly gate: Weight;
-  /** [nEmbd, nFf]. */
-  readonly up: Weight;
-  /** [nFf, nEmbd]: nEmbd rows of nFf. */
-  readonly down: Weight;
-}
+/**
+ * One expert's parts by name, each as prepared by the backend: the names and shapes are the
+ * architecture's (its expert tensor layout). Today's qwen3moe parts are gate [nEmbd, nFf] (nFf rows of
+ * nEmbd), up [nEmbd, nFf] and down [nFf, nEmbd]; others may fuse them (gate_up) or add 1-D biases.
+ */
+export type ExpertWeights = Readonly<Record<string, Weight>>;
 
 export interface ExpertSource {
   /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches. */
@@ -22,3 +19,4 @@ export interface ExpertSource {
   /** How many layers ahead the model should predict for prefetch() (absent: 1 when prefetch exists). */
   readonly prefetchDepth?: number;
 }
+
