@@ -3,7 +3,8 @@
 // accesses is the bound a policy is judged against.
 import { UsageError } from "../util/errors.js";
 import type { EvictionPolicy } from "./streaming-source.js";
-import { acquireGroups, PHASES, type Phase, type Trace } from "./trace.js";
+import { acquireGroups } from "./source.js";
+import { PHASES, type Phase, type Trace } from "./trace.js";
 
 export interface PhaseStats {
   accesses: number;

@@ -9,7 +9,7 @@ import type { Weight } from "../backends/backend.js";
 export type ExpertWeights = Readonly<Record<string, Weight>>;
 
 export interface ExpertSource {
-  /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches. */
+  /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches (acquireGroups). */
   readonly capacity?: number;
   /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
@@ -20,3 +20,14 @@ export interface ExpertSource {
   readonly prefetchDepth?: number;
 }
 
+/**
+ * The acquire() calls a layer's routing makes, as the bucketed MoE loop (models/qwen3moe.ts) and replay
+ * cut them: its distinct experts in ascending id order, in groups of at most `capacity`.
+ */
+export function acquireGroups(ids: Iterable<number>, capacity: number): number[][] {
+  const distinct = [...new Set(ids)].sort((a, b) => a - b);
+  const cap = Math.max(1, capacity);
+  const out: number[][] = [];
+  for (let g = 0; g < distinct.length; g += cap) out.push(distinct.slice(g, g + cap));
+  return out;
+}

@@ -9,6 +9,7 @@
 // the same trace also gives routing statistics and score order to prefetch studies.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { FormatError, UsageError } from "../util/errors.js";
+import { acquireGroups } from "./source.js";
 
 export const TRACE_FORMAT = "moestream-trace";
 export const TRACE_VERSION = 1;
@@ -71,17 +72,8 @@ export class TraceFormatError extends FormatError {
   }
 }
 
-/**
- * The acquire() calls the bucketed MoE loop makes for one layer's routing: its distinct experts in
- * ascending id order, in groups of at most `capacity` (the cache's slots). Mirrors models/qwen3moe.ts.
- */
-export function acquireGroups(ids: Int32Array, capacity: number): number[][] {
-  const distinct = [...new Set(ids)].sort((a, b) => a - b);
-  const cap = Math.max(1, capacity);
-  const out: number[][] = [];
-  for (let g = 0; g < distinct.length; g += cap) out.push(distinct.slice(g, g + cap));
-  return out;
-}
+// Where it always lived for trace readers; it belongs to the ExpertSource contract.
+export { acquireGroups };
 
 function checkModel(m: TraceModel): string | undefined {
   const posInt = (x: unknown) => Number.isInteger(x) && (x as number) > 0;
