@@ -116,6 +116,8 @@ test("v2: a fused 2-D part, a 1-D bias part and a dense layer pack; both readers
     assert.equal(w2.gate_up.name, "blk.1.ffn_gate_up_exps.weight[2]");
     experts.release(1, [0, 2]);
     await assert.rejects(experts.acquire(0, [0]), /layer 0 has no experts/);
+    await experts.whenFilled(); // everything fits, so a background fill reads the rest: let it finish before closing
+    assert.deepEqual(experts.cached(2), [0, 1, 2]);
   } finally {
     await Promise.all([store.close(), plain.close(), file.source.close()]);
   }
