@@ -40,7 +40,7 @@ function describe(trace: Trace): string[] {
   const calls = (p: string) => trace.calls.filter((c) => c.phase === p);
   const pre = calls("prefill"), dec = calls("decode");
   const rec = new RoutingRecorder(m.nLayer, m.nExpert, m.k);
-  for (const c of trace.calls) c.routes.forEach((ids, l) => rec.record(l, ids, c.nTokens));
+  for (const c of trace.calls) c.routes.forEach((ids, l) => ids && rec.record(l, ids, c.nTokens)); // null: a layer without experts
   const st = rec.stats();
   const r = trace.header.routing;
   const profile = r ? Object.entries(r).map(([k, v]) => (k === "kind" ? String(v) : `${k} ${v}`)).join(" ") : "not recorded";

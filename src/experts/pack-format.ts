@@ -7,7 +7,13 @@ import { alignUp } from "../format/gguf/read.js";
 import type { GGUFFile, GGUFTensorInfo } from "../format/gguf/types.js";
 import { FormatError, ModelError } from "../util/errors.js";
 
-export const PACK_FORMAT_VERSION = 1;
+/**
+ * Version 2 (written): free part names, parts of rank 1 or 2. Version 1 (still read): exactly the 2-D
+ * parts gate, up, down; its files are otherwise byte-identical, so one reader serves both.
+ */
+export const PACK_FORMAT_VERSION = 2;
+/** Versions this build reads, manifest and layer header alike. */
+export const PACK_READ_VERSIONS: readonly number[] = [1, 2];
 export const PACK_FORMAT_NAME = "moestream-experts";
 export const MANIFEST_FILE = "manifest.json";
 export const DENSE_FILE = "dense.gguf";
@@ -20,25 +26,30 @@ export const RECORDS_OFFSET = RECORD_ALIGN;
 const LAYER_MAGIC = [0x4d, 0x53, 0x45, 0x58]; // "MSEX"
 const HEADER_USED_BYTES = 48;
 
-export type ExpertPartName = "gate" | "up" | "down";
-export const PART_NAMES: readonly ExpertPartName[] = ["gate", "up", "down"];
+/** The parts of every version 1 record, in this order (qwen3moe's). */
+export const V1_PART_NAMES: readonly string[] = ["gate", "up", "down"];
+/** Part names are identifiers: they key ExpertWeights and show in file and error text. */
+export const PART_NAME_RE = /^[a-z][a-z0-9_]*$/;
 
-/** One matrix of an expert record. */
+/** One tensor of an expert record: a matrix (gate, up, down; a fused gate_up) or a vector (a bias). */
 export interface ExpertPart {
-  name: ExpertPartName;
+  name: string;
   /** The stacked source tensor it was sliced from ("blk.3.ffn_up_exps.weight"). */
   tensor: string;
   /** ggml type id. */
   type: number;
-  /** [K, N], ggml order: N rows of K. */
-  shape: [number, number];
+  /** ggml order: [K, N] (N rows of K) or [N] (one vector). */
+  shape: number[];
   /** Byte offset inside the record. */
   offset: number;
   byteLength: number;
 }
 
-/** An architecture's stacked expert tensors of one layer (structurally, models' expertTensors(hp, i)). */
-export type ExpertLayerTensors = Record<ExpertPartName, { name: string; shape?: readonly number[] }>;
+/**
+ * An architecture's stacked expert tensors of one layer (structurally, models' expertTensors(hp, i)), by
+ * part name; declaration order is record order.
+ */
+export type ExpertLayerTensors = Readonly<Record<string, { name: string; shape?: readonly number[] }>>;
 /** Indexed by layer; undefined/null for a layer without routed experts. */
 export type ExpertTensorLayout = ReadonlyArray<ExpertLayerTensors | null | undefined>;
 
@@ -138,7 +149,7 @@ export function recordLayout(parts: ReadonlyArray<Omit<ExpertPart, "offset" | "b
     const offset = alignUp(at, PART_ALIGN);
     const byteLength = tensorByteLength(p.type, p.shape);
     at = offset + byteLength;
-    return { ...p, shape: [p.shape[0], p.shape[1]] as [number, number], offset, byteLength };
+    return { ...p, shape: [...p.shape], offset, byteLength };
   });
   return { parts: out, recordBytes: Math.max(RECORD_ALIGN, alignUp(at, RECORD_ALIGN)) };
 }
@@ -153,29 +164,38 @@ export interface PlannedLayer {
   sources: GGUFTensorInfo[];
 }
 
-/** Find and check each layer's stacked [K, N, nExpert] tensors; ModelError naming the tensor otherwise. */
+/**
+ * Find and check each layer's stacked tensors: the LAST dim is the expert count, so [K, N, nExpert] gives
+ * 2-D parts and [N, nExpert] (a per-expert bias) 1-D parts. ModelError naming the tensor otherwise.
+ */
 export function planExpertLayers(file: GGUFFile, layout: ExpertTensorLayout): PlannedLayer[] {
   const out: PlannedLayer[] = [];
+  const where = file.source.name;
   layout.forEach((spec, layer) => {
     if (!spec) return;
-    const sources = PART_NAMES.map((n) => getTensor(file, spec[n].name));
+    const names = Object.keys(spec);
+    if (names.length === 0) throw new ModelError("bad_layout", `${where}: layer ${layer} declares expert tensors but no parts`);
+    const bad = names.find((n) => !PART_NAME_RE.test(n));
+    if (bad !== undefined) throw new ModelError("bad_layout", `${where}: layer ${layer} part name ${JSON.stringify(bad)} is not ${PART_NAME_RE}`);
+    const sources = names.map((n) => getTensor(file, spec[n].name));
     for (const [i, t] of sources.entries()) {
-      const want = spec[PART_NAMES[i]].shape;
+      const want = spec[names[i]].shape;
       if (want && (want.length !== t.shape.length || want.some((d, j) => d !== t.shape[j]))) {
-        throw new ModelError("bad_shape", `${file.source.name}: tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [${want.join(", ")}]`);
+        throw new ModelError("bad_shape", `${where}: tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [${want.join(", ")}]`);
       }
-      if (t.shape.length !== 3) throw new ModelError("bad_shape", `${file.source.name}: stacked expert tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [K, N, nExpert]`);
+      if (t.shape.length !== 2 && t.shape.length !== 3) {
+        throw new ModelError("bad_shape", `${where}: stacked expert tensor '${t.name}' has shape [${t.shape.join(", ")}], expected [K, N, nExpert] or [N, nExpert]`);
+      }
     }
-    const experts = sources[0].shape[2];
-    const odd = sources.find((t) => t.shape[2] !== experts);
-    if (odd) throw new ModelError("bad_shape", `${file.source.name}: tensor '${odd.name}' has ${odd.shape[2]} experts, '${sources[0].name}' has ${experts}`);
-    if (experts < 1) throw new ModelError("bad_shape", `${file.source.name}: tensor '${sources[0].name}' has no experts`);
-    const { parts, recordBytes } = recordLayout(
-      sources.map((t, i) => ({ name: PART_NAMES[i], tensor: t.name, type: t.type, shape: [t.shape[0], t.shape[1]] as [number, number] })),
-    );
+    const nExp = (t: GGUFTensorInfo) => t.shape[t.shape.length - 1];
+    const experts = nExp(sources[0]);
+    const odd = sources.find((t) => nExp(t) !== experts);
+    if (odd) throw new ModelError("bad_shape", `${where}: tensor '${odd.name}' has ${nExp(odd)} experts, '${sources[0].name}' has ${experts} (layer ${layer})`);
+    if (experts < 1) throw new ModelError("bad_shape", `${where}: tensor '${sources[0].name}' has no experts`);
+    const { parts, recordBytes } = recordLayout(sources.map((t, i) => ({ name: names[i], tensor: t.name, type: t.type, shape: t.shape.slice(0, -1) })));
     out.push({ layer, experts, recordBytes, parts, sources });
   });
-  if (out.length === 0) throw new ModelError("no_experts", `${file.source.name}: the architecture declares no expert tensors`);
+  if (out.length === 0) throw new ModelError("no_experts", `${where}: the architecture declares no expert tensors`);
   return out;
 }
 
@@ -198,7 +218,9 @@ export function decodeLayerHeader(bytes: Uint8Array, file: string): LayerHeader 
   if (LAYER_MAGIC.some((b, i) => bytes[i] !== b)) throw new FormatError("bad_magic", file, 0, "not a moestream expert layer file (magic is not 'MSEX')");
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = v.getUint32(4, true);
-  if (version !== PACK_FORMAT_VERSION) throw new FormatError("unsupported_pack_version", file, 4, `layer file format version ${version}, expected ${PACK_FORMAT_VERSION}`);
+  if (!PACK_READ_VERSIONS.includes(version)) {
+    throw new FormatError("unsupported_pack_version", file, 4, `layer file format version ${version}, this build reads ${PACK_READ_VERSIONS.join(" and ")} (re-run pack)`);
+  }
   const big = (at: number) => {
     const x = v.getBigUint64(at, true);
     if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError("bad_layer_header", file, at, `value ${x} is not a safe integer`);
@@ -240,8 +262,8 @@ export function validateManifest(json: unknown, file: string): PackManifest {
   const m = obj(json, "(root)");
   if (m.format !== PACK_FORMAT_NAME) fail("format", `expected "${PACK_FORMAT_NAME}", found ${show(m.format)}`);
   const version = int(m.version, "version");
-  if (version !== PACK_FORMAT_VERSION) {
-    throw new FormatError("unsupported_pack_version", file, undefined, `field "version": pack format ${version}, this build reads ${PACK_FORMAT_VERSION} (re-run pack)`);
+  if (!PACK_READ_VERSIONS.includes(version)) {
+    throw new FormatError("unsupported_pack_version", file, undefined, `field "version": pack format ${version}, this build reads ${PACK_READ_VERSIONS.join(" and ")} (re-run pack)`);
   }
   const src = obj(m.source, "source");
   const source = { file: str(src.file, "source.file"), ...identity(src, "source") };
@@ -262,30 +284,41 @@ export function validateManifest(json: unknown, file: string): PackManifest {
     const recordBytes = int(l.recordBytes, `${f}.recordBytes`, RECORD_ALIGN);
     if (recordBytes % RECORD_ALIGN !== 0) fail(`${f}.recordBytes`, `${recordBytes} is not a multiple of ${RECORD_ALIGN}`);
     let end = 0;
-    const parts = arr(l.parts, `${f}.parts`).map((px, j): ExpertPart => {
+    const names = new Set<string>();
+    const rawParts = arr(l.parts, `${f}.parts`);
+    if (version === 1 && rawParts.length !== V1_PART_NAMES.length) {
+      fail(`${f}.parts`, `expected ${V1_PART_NAMES.length} parts (${V1_PART_NAMES.join(", ")}), found ${rawParts.length}`);
+    }
+    if (rawParts.length === 0) fail(`${f}.parts`, "expected at least one part");
+    const parts = rawParts.map((px, j): ExpertPart => {
       const pf = `${f}.parts[${j}]`;
       const p = obj(px, pf);
-      if (p.name !== PART_NAMES[j]) fail(`${pf}.name`, `expected "${PART_NAMES[j]}", found ${show(p.name)}`);
+      const name = str(p.name, `${pf}.name`);
+      if (version === 1 && name !== V1_PART_NAMES[j]) fail(`${pf}.name`, `expected "${V1_PART_NAMES[j]}", found ${show(p.name)}`);
+      if (!PART_NAME_RE.test(name)) fail(`${pf}.name`, `expected a name matching ${PART_NAME_RE}, found ${show(name)}`);
+      if (names.has(name)) fail(`${pf}.name`, `part "${name}" appears twice`);
+      names.add(name);
       const type = int(p.type, `${pf}.type`);
       if (!ggmlTypeInfo(type)) fail(`${pf}.type`, `unknown ggml type ${type}`);
       const shape = arr(p.shape, `${pf}.shape`);
-      if (shape.length !== 2) fail(`${pf}.shape`, `expected [K, N], found ${show(shape)}`);
-      const kn: [number, number] = [int(shape[0], `${pf}.shape[0]`, 1), int(shape[1], `${pf}.shape[1]`, 1)];
+      if (version === 1 ? shape.length !== 2 : shape.length !== 1 && shape.length !== 2) {
+        fail(`${pf}.shape`, `expected ${version === 1 ? "[K, N]" : "[K, N] or [N]"}, found ${show(shape)}`);
+      }
+      const dims = shape.map((d, i) => int(d, `${pf}.shape[${i}]`, 1));
       let want = -1;
       try {
-        want = tensorByteLength(type, kn);
+        want = tensorByteLength(type, dims);
       } catch (e) {
         fail(`${pf}.shape`, e instanceof Error ? e.message : String(e));
       }
       const byteLength = int(p.byteLength, `${pf}.byteLength`);
-      if (byteLength !== want) fail(`${pf}.byteLength`, `${ggmlTypeName(type)} [${kn.join(", ")}] takes ${want} bytes, found ${byteLength}`);
+      if (byteLength !== want) fail(`${pf}.byteLength`, `${ggmlTypeName(type)} [${dims.join(", ")}] takes ${want} bytes, found ${byteLength}`);
       const offset = int(p.offset, `${pf}.offset`, end);
       if (offset % PART_ALIGN !== 0) fail(`${pf}.offset`, `${offset} is not a multiple of ${PART_ALIGN}`);
       end = offset + byteLength;
       if (end > recordBytes) fail(`${pf}.offset`, `part ends at ${end}, past the record size ${recordBytes}`);
-      return { name: PART_NAMES[j], tensor: str(p.tensor, `${pf}.tensor`), type, shape: kn, offset, byteLength };
+      return { name, tensor: str(p.tensor, `${pf}.tensor`), type, shape: dims, offset, byteLength };
     });
-    if (parts.length !== PART_NAMES.length) fail(`${f}.parts`, `expected ${PART_NAMES.length} parts (${PART_NAMES.join(", ")}), found ${parts.length}`);
     const crcs = arr(l.crc32c, `${f}.crc32c`).map((c, e) => int(c, `${f}.crc32c[${e}]`, 0, 0xffffffff));
     if (crcs.length !== experts) fail(`${f}.crc32c`, `expected ${experts} checksums (one per expert), found ${crcs.length}`);
     return { layer, file: layerFileName(layer), experts, recordBytes, parts, crc32c: crcs };

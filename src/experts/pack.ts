@@ -139,7 +139,7 @@ async function readExact(file: GGUFFile, offset: number, length: number, what: s
   return out;
 }
 
-/** Write a layer file: header page, then each expert's [gate | up | down] record; returns the records' crc32c. */
+/** Write a layer file: header page, then each expert's record (its parts in order); returns the records' crc32c. */
 async function packLayer(file: GGUFFile, p: PlannedLayer, path: string, fingerprint: string, progress: (n: number) => void): Promise<number[]> {
   const R = p.recordBytes;
   const batch = Math.max(1, Math.min(p.experts, Math.floor(BATCH_BYTES / R)));
@@ -151,7 +151,7 @@ async function packLayer(file: GGUFFile, p: PlannedLayer, path: string, fingerpr
     for (let e0 = 0; e0 < p.experts; e0 += batch) {
       const n = Math.min(batch, p.experts - e0);
       buf.fill(0); // padding between parts and at the end of each record is zeros
-      // Expert e of a stacked [K, N, nExpert] tensor is its e-th contiguous slice of byteLength bytes.
+      // Expert e of a stacked [..., nExpert] tensor is its e-th contiguous slice of byteLength bytes.
       await Promise.all(
         Array.from({ length: n }, (_, j) => p.parts.map((part, i) => {
           const at = j * R + part.offset;

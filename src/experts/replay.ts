@@ -3,7 +3,8 @@
 // accesses is the bound a policy is judged against.
 import { UsageError } from "../util/errors.js";
 import type { EvictionPolicy } from "./streaming-source.js";
-import { acquireGroups, PHASES, type Phase, type Trace } from "./trace.js";
+import { acquireGroups } from "./source.js";
+import { expertLayers, PHASES, type Phase, type Trace } from "./trace.js";
 
 export interface PhaseStats {
   accesses: number;
@@ -61,10 +62,11 @@ export function accessSequence(trace: Trace, slots: number): AccessSequence {
   const m = trace.header.model;
   if (!Number.isInteger(slots) || slots < m.k) throw new UsageError("bad_option", `replay needs at least k = ${m.k} slots (the engine refuses fewer), got ${slots}`);
   const keys: number[] = [], layer: number[] = [], phase: number[] = [], groups: number[] = [];
+  const moe = expertLayers(m); // dense layers (null routes) acquire nothing
   for (const call of trace.calls) {
     const p = call.phase === "prefill" ? 0 : 1;
-    for (let l = 0; l < m.nLayer; l++) {
-      for (const g of acquireGroups(call.routes[l], slots)) {
+    for (const l of moe) {
+      for (const g of acquireGroups(call.routes[l]!, slots)) {
         groups.push(keys.length);
         for (const e of g) keys.push(l * m.nExpert + e), layer.push(l), phase.push(p);
       }
@@ -197,8 +199,9 @@ export function belady(trace: Trace, slots: number, seq = accessSequence(trace, 
   return { ...all, bound };
 }
 
-/** Slots for a multiple of one token's experts across all layers (k x nLayer), capped at every expert. */
+/** Slots for a multiple of one token's experts across the layers with experts (k x those layers), capped at every expert. */
 export function slotsForMultiple(trace: Trace, multiple: number): number {
   const m = trace.header.model;
-  return Math.min(m.nLayer * m.nExpert, Math.max(m.k, Math.round(multiple * m.k * m.nLayer)));
+  const n = expertLayers(m).length;
+  return Math.min(n * m.nExpert, Math.max(m.k, Math.round(multiple * m.k * n)));
 }

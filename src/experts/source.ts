@@ -1,18 +1,15 @@
 // What a model asks of expert storage: the routed ids of one layer are the I/O request.
 import type { Weight } from "../backends/backend.js";
 
-/** One expert's three matrices, as prepared by the backend. */
-export interface ExpertWeights {
-  /** [nEmbd, nFf]: nFf rows of nEmbd. */
-  readonly gate: Weight;
-  /** [nEmbd, nFf]. */
-  readonly up: Weight;
-  /** [nFf, nEmbd]: nEmbd rows of nFf. */
-  readonly down: Weight;
-}
+/**
+ * One expert's parts by name, each as prepared by the backend: the names and shapes are the
+ * architecture's (its expert tensor layout). Today's qwen3moe parts are gate [nEmbd, nFf] (nFf rows of
+ * nEmbd), up [nEmbd, nFf] and down [nFf, nEmbd]; others may fuse them (gate_up) or add 1-D biases.
+ */
+export type ExpertWeights = Readonly<Record<string, Weight>>;
 
 export interface ExpertSource {
-  /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches. */
+  /** Most distinct experts one acquire() may hold at once (cache slots); callers split larger batches (acquireGroups). */
   readonly capacity?: number;
   /** Weights of `ids` in `layer`, in the order asked; valid until release() of the same call. */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
@@ -21,4 +18,16 @@ export interface ExpertSource {
   prefetch?(layer: number, ids: readonly number[], depth?: number): void;
   /** How many layers ahead the model should predict for prefetch() (absent: 1 when prefetch exists). */
   readonly prefetchDepth?: number;
+}
+
+/**
+ * The acquire() calls a layer's routing makes, as the bucketed MoE loop (models/qwen3moe.ts) and replay
+ * cut them: its distinct experts in ascending id order, in groups of at most `capacity`.
+ */
+export function acquireGroups(ids: Iterable<number>, capacity: number): number[][] {
+  const distinct = [...new Set(ids)].sort((a, b) => a - b);
+  const cap = Math.max(1, capacity);
+  const out: number[][] = [];
+  for (let g = 0; g < distinct.length; g += cap) out.push(distinct.slice(g, g + cap));
+  return out;
 }

@@ -24,7 +24,7 @@ export interface ExpertReader {
   expertCount(layer: number): number;
   /** Bytes of one record of `layer` (a multiple of 4096); readExpert's dst must hold at least this. */
   recordBytes(layer: number): number;
-  /** gate, up, down: where each matrix sits inside a record. */
+  /** Where each part (gate, up, down for qwen3moe; any named matrices or vectors) sits inside a record, in record order. */
   parts(layer: number): readonly ExpertPart[];
   /** Fill dst[0, recordBytes) with expert e's record. Once the promise settles, nothing writes to dst any more. */
   readExpert(layer: number, e: number, dst: Uint8Array): Promise<void>;
@@ -297,6 +297,7 @@ async function openLayer(dir: string, l: PackLayer, m: PackManifest, openFile: O
     const h = decodeLayerHeader(head, path);
     const mismatch = (field: string, header: unknown, manifest: unknown) =>
       new ExpertError("header_mismatch", path, 0, { layer: l.layer }, `header ${field} is ${String(header)}, ${MANIFEST_FILE} says ${String(manifest)}`);
+    if (h.version !== m.version) throw mismatch("format version", h.version, m.version);
     if (h.layer !== l.layer) throw mismatch("layer", h.layer, l.layer);
     if (h.experts !== l.experts) throw mismatch("expert count", h.experts, l.experts);
     if (h.recordBytes !== l.recordBytes) throw mismatch("record size", h.recordBytes, l.recordBytes);
@@ -315,7 +316,7 @@ async function openLayer(dir: string, l: PackLayer, m: PackManifest, openFile: O
   }
 }
 
-/** Experts read in place from a plain GGUF: three positioned reads (gate, up, down) into the record layout of a pack. */
+/** Experts read in place from a plain GGUF: one positioned read per part, from its own stacked tensor, into the record layout of a pack. */
 export class GGUFExpertReader extends RecordLayers<PlannedLayer & { gaps: [number, number][] }> implements ExpertReader {
   readonly stats = { reads: 0, bytes: 0 };
   private constructor(readonly path: string, private readonly fh: FileLike, planned: PlannedLayer[]) {

@@ -401,13 +401,13 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private weightsOf(layer: number, e: number, bytes: Uint8Array): ExpertWeights {
-    const w: Partial<Record<string, Weight>> = {};
+    const w: Record<string, Weight> = {};
     for (const p of this.reader.parts(layer)) {
       // With CPU backends upload keeps a view of the slot: valid until the slot is reused, which pins prevent.
       // The slot's bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them.
       w[p.name] = this.backend.upload({ name: `${p.tensor}[${e}]`, type: p.type, shape: p.shape, bytes: bytes.subarray(p.offset, p.offset + p.byteLength), owned: true });
     }
-    return { gate: w.gate!, up: w.up!, down: w.down! };
+    return w;
   }
 
   private unpin(en: Entry): void {

@@ -7,11 +7,19 @@
 // A call stores each layer's routing ids as the router chose them ([nTokens * k], token-major, score
 // order), not the cache accesses: the accesses follow from it for any cache size (acquireGroups), and
 // the same trace also gives routing statistics and score order to prefetch studies.
+//
+// Version 2 (written) allows layers without routed experts (DeepSeek/GLM leading dense layers): the
+// header's model.recordBytes[l] is 0 for such a layer (no record, so no bytes: the header already had
+// the field, and a 0 cannot be mistaken for a real record size), and every call's routes[l] is null
+// there (non-null everywhere else). Version 1 (still read): every layer has experts, no nulls.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { FormatError, UsageError } from "../util/errors.js";
+import { acquireGroups } from "./source.js";
 
 export const TRACE_FORMAT = "moestream-trace";
-export const TRACE_VERSION = 1;
+export const TRACE_VERSION = 2;
+/** Versions readTrace accepts. */
+export const TRACE_READ_VERSIONS: readonly number[] = [1, 2];
 
 export type Phase = "prefill" | "decode";
 export const PHASES: readonly Phase[] = ["prefill", "decode"];
@@ -25,7 +33,7 @@ export interface TraceModel {
   nExpert: number;
   /** Experts per token (top-k). */
   k: number;
-  /** Bytes of one expert record per layer (a cache slot holds the largest). */
+  /** Bytes of one expert record per layer (a cache slot holds the largest); 0 for a layer without routed experts. */
   recordBytes: number[];
 }
 
@@ -40,8 +48,8 @@ export interface TraceHeader {
 export interface TraceCall {
   phase: Phase;
   nTokens: number;
-  /** Per layer: [nTokens * k] expert ids, token-major, each token's in router score order. */
-  routes: Int32Array[];
+  /** Per layer: [nTokens * k] expert ids, token-major, each token's in router score order; null for a layer without experts. */
+  routes: (Int32Array | null)[];
 }
 
 /** Cache traffic the traced run itself saw, so replay can check itself against the engine. */
@@ -71,25 +79,28 @@ export class TraceFormatError extends FormatError {
   }
 }
 
-/**
- * The acquire() calls the bucketed MoE loop makes for one layer's routing: its distinct experts in
- * ascending id order, in groups of at most `capacity` (the cache's slots). Mirrors models/qwen3moe.ts.
- */
-export function acquireGroups(ids: Int32Array, capacity: number): number[][] {
-  const distinct = [...new Set(ids)].sort((a, b) => a - b);
-  const cap = Math.max(1, capacity);
-  const out: number[][] = [];
-  for (let g = 0; g < distinct.length; g += cap) out.push(distinct.slice(g, g + cap));
-  return out;
+// Where it always lived for trace readers; it belongs to the ExpertSource contract.
+export { acquireGroups };
+
+/** Layers with routed experts (recordBytes > 0), ascending. */
+export function expertLayers(m: TraceModel): number[] {
+  return m.recordBytes.flatMap((b, l) => (b > 0 ? [l] : []));
 }
 
-function checkModel(m: TraceModel): string | undefined {
+function checkModel(m: TraceModel, version: number): string | undefined {
   const posInt = (x: unknown) => Number.isInteger(x) && (x as number) > 0;
   if (typeof m?.architecture !== "string" || typeof m.name !== "string") return "model.architecture and model.name must be strings";
   if (!posInt(m.nLayer) || !posInt(m.nExpert) || !posInt(m.k)) return "model.nLayer, nExpert and k must be positive integers";
   if (m.k > m.nExpert) return `model.k ${m.k} exceeds nExpert ${m.nExpert}`;
-  if (!Array.isArray(m.recordBytes) || m.recordBytes.length !== m.nLayer || !m.recordBytes.every(posInt)) {
-    return `model.recordBytes must hold ${m.nLayer} positive integers`;
+  if (version === 1) {
+    if (!Array.isArray(m.recordBytes) || m.recordBytes.length !== m.nLayer || !m.recordBytes.every(posInt)) {
+      return `model.recordBytes must hold ${m.nLayer} positive integers (version 1: every layer has experts)`;
+    }
+    return undefined;
+  }
+  const size = (x: unknown) => x === 0 || posInt(x);
+  if (!Array.isArray(m.recordBytes) || m.recordBytes.length !== m.nLayer || !m.recordBytes.every(size) || !m.recordBytes.some(posInt)) {
+    return `model.recordBytes must hold ${m.nLayer} integers, each a record size or 0 for a layer without experts, at least one not 0`;
   }
   return undefined;
 }
@@ -101,7 +112,11 @@ function checkCall(m: TraceModel, c: { phase?: unknown; nTokens?: unknown; route
   if (!Array.isArray(c.routes) || c.routes.length !== m.nLayer) return `routes must hold ${m.nLayer} layers`;
   const want = (c.nTokens as number) * m.k;
   for (let l = 0; l < m.nLayer; l++) {
-    const r = c.routes[l] as ArrayLike<unknown>;
+    if (m.recordBytes[l] === 0) {
+      if (c.routes[l] !== null) return `layer ${l} has no experts (recordBytes 0): its routes must be null`;
+      continue;
+    }
+    const r = c.routes[l] as ArrayLike<unknown> | null;
     if (!r || r.length !== want) return `layer ${l}: expected ${want} expert ids (nTokens ${c.nTokens} x k ${m.k}), got ${r?.length ?? "none"}`;
     for (let i = 0; i < want; i++) {
       const e = r[i];
@@ -123,7 +138,7 @@ export class TraceWriter {
   }
 
   static create(path: string, header: TraceHeader): TraceWriter {
-    const bad = checkModel(header.model);
+    const bad = checkModel(header.model, TRACE_VERSION);
     if (bad) throw new UsageError("bad_trace", `trace header: ${bad}`);
     const w = new TraceWriter(path, header);
     w.fd = openSync(path, "w");
@@ -133,23 +148,28 @@ export class TraceWriter {
 
   /** One layer's routing of the current forward call (copied: the model may reuse its buffers). */
   route(layer: number, ids: Int32Array, nTokens: number): void {
+    const m = this.header.model;
+    if (!Number.isInteger(layer) || layer < 0 || layer >= m.nLayer) throw new UsageError("bad_trace", `layer ${layer} out of range [0, ${m.nLayer})`);
+    if (m.recordBytes[layer] === 0) throw new UsageError("bad_trace", `layer ${layer} has no experts (recordBytes 0 in the trace header) but routed`);
     if (this.pending[layer]) throw new UsageError("bad_trace", `layer ${layer} routed twice in one call; call endCall() between forward calls`);
     this.pending[layer] = Int32Array.from(ids);
     this.pendingTokens = nTokens;
   }
 
-  /** Close the current forward call: every layer must have routed. */
+  /** Close the current forward call: every layer with experts must have routed (the others stay null). */
   endCall(phase: Phase): void {
-    const routes = this.pending;
-    if (routes.some((r) => !r)) throw new UsageError("bad_trace", `call ${this.calls}: layers ${routes.flatMap((r, l) => (r ? [] : [l])).join(", ")} did not route`);
-    this.write({ phase, nTokens: this.pendingTokens, routes: routes as Int32Array[] });
+    const rec = this.header.model.recordBytes;
+    const routes = this.pending.map((r, l) => (rec[l] === 0 ? null : r));
+    const missing = routes.flatMap((r, l) => (r === undefined ? [l] : []));
+    if (missing.length > 0) throw new UsageError("bad_trace", `call ${this.calls}: layers ${missing.join(", ")} did not route`);
+    this.write({ phase, nTokens: this.pendingTokens, routes: routes as (Int32Array | null)[] });
     this.pending = new Array(this.header.model.nLayer).fill(undefined);
   }
 
   write(call: TraceCall): void {
     const bad = checkCall(this.header.model, call);
     if (bad) throw new UsageError("bad_trace", `call ${this.calls}: ${bad}`);
-    this.line({ phase: call.phase, nTokens: call.nTokens, routes: call.routes.map((r) => Array.from(r)) });
+    this.line({ phase: call.phase, nTokens: call.nTokens, routes: call.routes.map((r) => (r ? Array.from(r) : null)) });
     this.calls++;
   }
 
@@ -195,8 +215,10 @@ export function readTrace(path: string): Trace {
     if (typeof obj !== "object" || obj === null || Array.isArray(obj)) fail("expected a JSON object");
     if (!header) {
       if (obj.format !== TRACE_FORMAT) fail(`not a moestream trace: format is ${JSON.stringify(obj.format)}, expected "${TRACE_FORMAT}"`);
-      if (obj.version !== TRACE_VERSION) fail(`trace version ${JSON.stringify(obj.version)} is not supported (this build reads ${TRACE_VERSION})`);
-      const bad = checkModel(obj.model as TraceModel);
+      if (!TRACE_READ_VERSIONS.includes(obj.version as number)) {
+        fail(`trace version ${JSON.stringify(obj.version)} is not supported (this build reads ${TRACE_READ_VERSIONS.join(" and ")})`);
+      }
+      const bad = checkModel(obj.model as TraceModel, obj.version as number);
       if (bad) fail(bad);
       const routing = obj.routing ?? null;
       if (routing !== null && (typeof routing !== "object" || Array.isArray(routing))) fail("routing must be an object or null");
@@ -216,7 +238,7 @@ export function readTrace(path: string): Trace {
     }
     const bad = checkCall(header.model, obj);
     if (bad) fail(bad);
-    calls.push({ phase: obj.phase as Phase, nTokens: obj.nTokens as number, routes: (obj.routes as number[][]).map((r) => Int32Array.from(r)) });
+    calls.push({ phase: obj.phase as Phase, nTokens: obj.nTokens as number, routes: (obj.routes as (number[] | null)[]).map((r) => (r ? Int32Array.from(r) : null)) });
   }
   if (!header) throw new TraceFormatError(path, 1, 0, "empty file: no header line");
   return { header, calls, end };

@@ -112,7 +112,7 @@ test("replay equals StreamingExperts for every policy and budget; Belady bounds 
         for (const call of trace.calls) {
           const s0 = { ...experts.stats };
           for (let l = 0; l < trace.header.model.nLayer; l++) {
-            for (const ids of acquireGroups(call.routes[l], experts.capacity)) {
+            for (const ids of acquireGroups(call.routes[l] ?? [], experts.capacity)) {
               await experts.acquire(l, ids);
               experts.release(l, ids);
             }
