@@ -6,5 +6,5 @@ import { architecture } from "../models/registry.js";
 
 export function expertLayout(file: GGUFFile): ExpertTensorLayout {
   const arch = architecture(metaString(file, "general.architecture"));
-  return <ExpertTensorLayout>(<unknown>arch.tensors(arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1])).experts);
+  return arch.tensors(arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1])).experts;
 }

@@ -2,8 +2,7 @@
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
 import type { Backend, Buf, Weight } from "../backends/backend.js";
-import type { ExpertSource, ExpertWeights } from "../experts/source.js";
-import { acquireGroups } from "../experts/trace.js"; // moves next to ExpertSource
+import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState } from "../kv/full-attention.js";
 import type { ForwardHooks } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
@@ -190,7 +189,7 @@ function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buc
 }
 
 /** out[n, D] = down(silu(gate x) · up x) over n rows (gate, up [D, F]; down [F, D]). */
-function swigluFfn(f: Pass, out: Buf, x: Buf, w: { gate: Weight; up: Weight; down: Weight }, n: number, F: number): void {
+function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: number): void {
   const be = f.be;
   if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) return be.expertFfn(out, x, w.gate, w.up, w.down, n);
   const ge = f.buf("ffn.gate", f.nTokens * F), ue = f.buf("ffn.up", f.nTokens * F);
