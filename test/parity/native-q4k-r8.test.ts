@@ -3,7 +3,7 @@
 // reference, on every kernel set, at 1 and 2 threads (bit-identical), for matmul, expertFfn and moeFfn.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NativeBackend, Q4_K_R8 } from "../../src/backends/cpu/native.js";
+import { NativeBackend, Q4_K_R8, nativeLayout } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q6_K, type QuantFormat } from "../../src/quant/index.js";
@@ -47,11 +47,13 @@ test("Q4_K uploads are repacked only when owned and in groups of 8 rows", (t) =>
     t.diagnostic("no SIMD Q4_K_R8 kernels on this CPU: uploads stay plain Q4_K");
     return;
   }
-  assert.equal(be.upload(own).type, Q4_K_R8);
+  const up = be.upload(own);
+  assert.equal(nativeLayout(up), Q4_K_R8);
+  assert.equal(up.type, Q4_K.type);
   assert.ok(own.bytes.some((b, i) => b !== before[i]), "owned bytes are repacked in place");
   assert.equal(be.upload(owned(weight(Q4_K, 256, 12, "rows", "kinds12"))).type, Q4_K.type);
   assert.equal(be.upload(owned(weight(Q6_K, 256, 16, "q6", "kinds6"))).type, Q6_K.type);
-  for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q4_K_R8), op);
+  for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q4_K.type), op);
   assert.ok(!new ScalarBackend().supports("matmul", Q4_K_R8));
   assert.throws(() => a.repackR8(12, new Uint8Array(144 * 12), 256, 12), RangeError);
   assert.throws(() => a.matmul(Q4_K_R8, new Uint8Array(144 * 12), new Float32Array(256), new Float32Array(12), 256, 12, 1), RangeError);
@@ -79,7 +81,8 @@ for (const sh of SHAPES) {
       const ref = await matmul(scalar, scalar.upload(hw), x, T);
       await everyKernelLevel(a, async (be) => {
         const w = be.upload(owned(hw));
-        assert.equal(w.type, sh.n % 8 === 0 && repacks(a) ? Q4_K_R8 : Q4_K.type);
+        assert.equal(nativeLayout(w), sh.n % 8 === 0 && repacks(a) ? Q4_K_R8 : Q4_K.type);
+        assert.equal(w.type, Q4_K.type); // the layout stays behind the backend
         return matmul(be, w, x, T);
       }, async (got, level) => {
         const plain = await matmul(new NativeBackend({ threads: 2 }), new NativeBackend({ threads: 2 }).upload(hw), x, T);
@@ -119,7 +122,7 @@ test("Q4_K_R8: how tokens are grouped (1 or 4 at a time) never changes an output
   await everyKernelLevel(a, async (be) => {
     const r8 = owned(hw).bytes;
     a.repackR8(12, r8, k, n);
-    const w = { name: "g", type: Q4_K_R8, shape: [k, n], bytes: r8 } as Weight; // the addon's type, whatever upload does here
+    const w = { name: "g", type: Q4_K.type, layout: Q4_K_R8, shape: [k, n], bytes: r8 } as Weight; // the addon's type, whatever upload does here
     const all = await matmul(be, w, x, T);
     for (let tok = 0; tok < T; tok++) {
       const one = await matmul(be, w, x.subarray(tok * k, (tok + 1) * k), 1);
@@ -149,7 +152,7 @@ test("expertFfn and moeFfn with repacked experts equal the per-expert path, plai
           const [gate, up, down] = ws.map((w) => be.upload(own ? owned(w) : w));
           return { gate, up, down, rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
         });
-        if (own && be instanceof NativeBackend && repacks(a)) assert.equal(experts[0].gate.type, Q4_K_R8);
+        if (own && be instanceof NativeBackend && repacks(a)) assert.equal(nativeLayout(experts[0].gate), Q4_K_R8);
         if (mode === "moe") be.moeFfn!(out, h, experts);
         else perExpertMoe(be, out, h, experts, D, F, mode === "expert");
         return be.read(out);
@@ -185,7 +188,8 @@ test("embed from a repacked Q4_K table (token_embd, also the tied output) equals
     const hw = weight(Q4_K, k, n, "token_embd.weight", `embd-${k}-${n}`);
     const plain = scalar.upload({ ...hw, bytes: hw.bytes.slice() });
     const packed = be.upload(owned(hw));
-    assert.equal(packed.type, Q4_K_R8);
+    assert.equal(nativeLayout(packed), Q4_K_R8);
+  assert.equal(packed.type, Q4_K.type);
     const ids = Int32Array.from({ length: n + 3 }, (_, i) => (i * 5 + 3) % n); // every row, some twice, any order
     const want = scalar.alloc(ids.length * k), got = be.alloc(ids.length * k);
     scalar.embed(want, plain, ids);

@@ -3,7 +3,7 @@
 // (the portable C kernel too), 1 and 2 threads bit for bit, token grouping bit for bit; embed rebuilds rows exactly.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NativeBackend, Q8_0_R8 } from "../../src/backends/cpu/native.js";
+import { NativeBackend, Q8_0_R8, nativeLayout } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, HostWeight, Weight } from "../../src/backends/backend.js";
 import { Q4_K, Q8_0 } from "../../src/quant/index.js";
@@ -35,7 +35,8 @@ for (const { k, n, ts } of [
       const ref = await matmul(scalar, scalar.upload(hw), x, T);
       await everyKernelLevel(a, async (be) => {
         const w = be.upload(owned(hw));
-        assert.equal(w.type, n % 8 === 0 && repacks(a) ? Q8_0_R8 : Q8_0.type);
+        assert.equal(nativeLayout(w), n % 8 === 0 && repacks(a) ? Q8_0_R8 : Q8_0.type);
+        assert.equal(w.type, Q8_0.type); // the layout stays behind the backend
         return matmul(be, w, x, T);
       }, async (got, level) => {
         const plain = new Float32Array(n * T);
@@ -58,7 +59,7 @@ test("Q8_0_R8: the portable kernel and how tokens are grouped (1 or 4 at a time)
   const x = randomValues(k * T, "q8-grouping-x", 1, 17);
   const r8 = owned(hw).bytes;
   a.repackR8(Q8_0.type, r8, k, n);
-  const w = { name: "g", type: Q8_0_R8, shape: [k, n], bytes: r8 } as Weight;
+  const w = { name: "g", type: Q8_0.type, layout: Q8_0_R8, shape: [k, n], bytes: r8 } as Weight;
   const outs: Float32Array[] = [];
   await everyKernelLevel(a, async (be) => {
     const all = await matmul(be, w, x, T);
@@ -86,13 +87,14 @@ test("Q8_0 uploads are repacked only when owned and in groups of 8 rows; embed f
   }
   assert.equal(be.upload(owned(weight(256, 12, "rows", "q8-12"))).type, Q8_0.type);
   const packed = be.upload(owned(hw));
-  assert.equal(packed.type, Q8_0_R8);
+  assert.equal(nativeLayout(packed), Q8_0_R8);
+  assert.equal(packed.type, Q8_0.type);
   const ids = Int32Array.from({ length: 19 }, (_, i) => (i * 5 + 3) % 16);
   const want = scalar.alloc(ids.length * 256), got = be.alloc(ids.length * 256);
   scalar.embed(want, scalar.upload({ ...hw, bytes: before }), ids);
   be.embed(got, packed, ids);
   assert.ok(sameBits(await be.read(got), await scalar.read(want)));
-  for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q8_0_R8), op);
+  for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q8_0.type), op);
   assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 12), 32, 12), /N = 12 of 8/);
   assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 8), 48, 8), /multiple of 32/);
   assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 8 - 1), 32, 8), /bytes has 271 bytes/);

@@ -41,6 +41,14 @@ function f32(b: Buf): Float32Array {
 }
 
 /** The host bytes behind a weight uploaded by this (or the scalar) backend. */
+/**
+ * The layout the kernels read: a repacked weight keeps its ggml type in `type` (what models and supports()
+ * see) and its private 8-row layout here, so the layout never leaves this backend.
+ */
+export function nativeLayout(w: Weight): number {
+  return (w as { layout?: number }).layout ?? w.type;
+}
+
 function hostBytes(w: Weight): Uint8Array {
   const bytes = (w as { bytes?: unknown }).bytes;
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`native backend: weight '${w.name}' was not uploaded by the native or scalar backend`);
@@ -106,7 +114,6 @@ export class NativeBackend extends DelegatingBackend {
 
   override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
-    if (op === "matmul" && (type === Q4_K_R8 || type === Q8_0_R8)) return true;
     return this.ref.supports(op, type);
   }
 
@@ -120,7 +127,7 @@ export class NativeBackend extends DelegatingBackend {
     if (u.k !== g.k || u.n !== g.n || dn.k !== g.n || dn.n !== g.k)
       throw new RangeError(`native expertFfn: shapes gate [${gate.shape}] up [${up.shape}] down [${down.shape}] do not chain`);
     const D = g.k, F = g.n;
-    if (![gate, up, down].every((w) => NATIVE_MATMUL_TYPES.has(w.type))) {
+    if (![gate, up, down].every((w) => NATIVE_MATMUL_TYPES.has(nativeLayout(w)))) {
       const ge = this.alloc(nRows * F), ue = this.alloc(nRows * F);
       this.matmul(ge, gate, x, nRows);
       this.matmul(ue, up, x, nRows);
@@ -130,12 +137,12 @@ export class NativeBackend extends DelegatingBackend {
       this.free(ue);
       return;
     }
-    this.addon.expertFfn(gate.type, hostBytes(gate), up.type, hostBytes(up), down.type, hostBytes(down), f32(x), f32(out), D, F, nRows);
+    this.addon.expertFfn(nativeLayout(gate), hostBytes(gate), nativeLayout(up), hostBytes(up), nativeLayout(down), hostBytes(down), f32(x), f32(out), D, F, nRows);
   }
 
   /** q, k and v (or any weights sharing x) in one pool run, x quantised once per activation format. */
   matmulSet(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void {
-    if (!ws.every((w) => NATIVE_MATMUL_TYPES.has(w.type))) {
+    if (!ws.every((w) => NATIVE_MATMUL_TYPES.has(nativeLayout(w)))) {
       ws.forEach((w, i) => this.matmul(outs[i], w, x, nTokens));
       return;
     }
@@ -143,7 +150,7 @@ export class NativeBackend extends DelegatingBackend {
     const dims = ws.map((w) => weightDims(w));
     if (dims.some((d) => d.k !== K)) throw new RangeError(`native matmulSet: weights of different K: ${ws.map((w) => `[${w.shape}]`).join(" ")}`);
     const o = outs.map((b, i) => f32(b).subarray(0, nTokens * dims[i].n));
-    this.addon.matmulSet(Int32Array.from(ws, (w) => w.type), ws.map(hostBytes), o, f32(x), K, nTokens);
+    this.addon.matmulSet(Int32Array.from(ws, nativeLayout), ws.map(hostBytes), o, f32(x), K, nTokens);
   }
 
   /** All of a layer's routed experts in two pool runs (every gate/up, then every down) instead of two per expert. */
@@ -158,7 +165,7 @@ export class NativeBackend extends DelegatingBackend {
       if (g.k !== D || g.n !== F || u.k !== D || u.n !== F || dn.k !== F || dn.n !== D)
         throw new RangeError(`native moeFfn: expert ${i} shapes gate [${e.gate.shape}] up [${e.up.shape}] down [${e.down.shape}] do not chain as [${D}, ${F}]`);
       if (e.rows.length !== e.scales.length) throw new RangeError(`native moeFfn: expert ${i} has ${e.rows.length} rows and ${e.scales.length} scales`);
-      types.set([e.gate.type, e.up.type, e.down.type], 3 * i);
+      types.set([nativeLayout(e.gate), nativeLayout(e.up), nativeLayout(e.down)], 3 * i);
       weights.push(hostBytes(e.gate), hostBytes(e.up), hostBytes(e.down));
       offsets[i + 1] = offsets[i] + e.rows.length;
     });
@@ -183,7 +190,7 @@ export class NativeBackend extends DelegatingBackend {
     const to = w.type === Q4_K.type && k % Q4_K.blockSize === 0 ? Q4_K_R8 : w.type === Q8_0.type && k % Q8_0.blockSize === 0 ? Q8_0_R8 : 0;
     if (this.repackR8 && to && w.owned && w.shape.length === 2 && n % 8 === 0 && n > 0) {
       this.addon.repackR8(w.type, w.bytes, k, n);
-      return { name: w.name, type: to, shape: w.shape, bytes: w.bytes } as Weight; // the scalar backend's handle shape (hostBytes)
+      return { name: w.name, type: w.type, layout: to, shape: w.shape, bytes: w.bytes } as Weight; // the scalar handle's shape (hostBytes) plus the layout
     }
     return this.ref.upload(w);
   }
@@ -201,7 +208,8 @@ export class NativeBackend extends DelegatingBackend {
 
   /** Rows of a repacked table (Q4_K_R8, Q8_0_R8) are rebuilt as plain blocks and dequantised; others as the scalar backend does. */
   override embed(out: Buf, table: Weight, ids: Int32Array): void {
-    const plain = table.type === Q4_K_R8 ? { f: Q4_K, row: q4kR8Row } : table.type === Q8_0_R8 ? { f: Q8_0, row: q80R8Row } : undefined;
+    const layout = nativeLayout(table);
+    const plain = layout === Q4_K_R8 ? { f: Q4_K, row: q4kR8Row } : layout === Q8_0_R8 ? { f: Q8_0, row: q80R8Row } : undefined;
     if (!plain) return this.ref.embed(out, table, ids);
     const { k, n } = weightDims(table);
     const o = f32(out), bytes = hostBytes(table), row = new Uint8Array((k / plain.f.blockSize) * plain.f.bytesPerBlock);
@@ -214,9 +222,10 @@ export class NativeBackend extends DelegatingBackend {
   }
 
   override matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    if (!NATIVE_MATMUL_TYPES.has(w.type)) return this.ref.matmul(out, w, x, nTokens);
+    const layout = nativeLayout(w);
+    if (!NATIVE_MATMUL_TYPES.has(layout)) return this.ref.matmul(out, w, x, nTokens);
     const { k, n } = weightDims(w);
-    this.addon.matmul(w.type, hostBytes(w), f32(x), f32(out), k, n, nTokens);
+    this.addon.matmul(layout, hostBytes(w), f32(x), f32(out), k, n, nTokens);
   }
 
   override rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
