@@ -1,11 +1,14 @@
 // The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
-import type { Backend, Buf, Weight } from "../backends/backend.js";
+import type { Backend, Buf, OpName, Weight } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState } from "../kv/full-attention.js";
 import type { ForwardHooks } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
+
+/** Ops the shared layers run whatever the weights' types (checked once at load). */
+export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
 
 /**
  * Activation buffers a model reuses across forward calls (one per name, reallocated only when a call

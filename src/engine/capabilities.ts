@@ -1,0 +1,43 @@
+// The backend is asked once, at load, for every op and weight type the model will run: one clear error
+// naming what it lacks, instead of a failure (or a silent fallback) in the middle of a forward pass.
+import type { Backend, OpName } from "../backends/backend.js";
+import { ggmlTypeName } from "../format/gguf/ggml-types.js";
+import { LAYER_OPS } from "../models/layers.js";
+import { UsageError } from "../util/errors.js";
+
+/** A weight the model will use: its tensor name, ggml type and rank (1 = a vector: norms, biases). */
+export interface WeightUse {
+  name: string;
+  type: number;
+  rank: number;
+}
+
+const typeName = (t: number) => {
+  try {
+    return ggmlTypeName(t);
+  } catch {
+    return `type ${t}`;
+  }
+};
+
+/** What each weight is used for: matrices are multiplied (token_embd is also embedded), vectors scale norms. */
+function opsFor(w: WeightUse): OpName[] {
+  if (w.rank === 1) return ["rmsnorm"];
+  return w.name === "token_embd.weight" ? ["embed", "matmul"] : ["matmul"];
+}
+
+export function checkCapabilities(backend: Backend, weights: readonly WeightUse[]): void {
+  const missing = LAYER_OPS.filter((op) => !backend.supports(op));
+  if (missing.length) throw new UsageError("backend_unsupported", `backend '${backend.name}' lacks the op(s) ${missing.join(", ")} the model's layers need`);
+  const seen = new Set<string>();
+  for (const w of weights) {
+    for (const op of opsFor(w)) {
+      const key = `${op}:${w.type}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (!backend.supports(op, w.type)) {
+        throw new UsageError("backend_unsupported", `backend '${backend.name}' cannot run ${op} on ${typeName(w.type)} weights (tensor '${w.name}'); try another --backend`);
+      }
+    }
+  }
+}

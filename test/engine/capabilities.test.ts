@@ -1,0 +1,67 @@
+// The load-time capability check and the pack-vs-architecture part check: what a backend or a pack lacks is
+// refused once, at load, by name, instead of failing (or silently falling back) inside a forward pass.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { OpName } from "../../src/backends/backend.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import { checkCapabilities } from "../../src/engine/capabilities.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { loadModel } from "../../src/engine/load.js";
+import { packModel } from "../../src/experts/pack.js";
+import { MANIFEST_FILE } from "../../src/experts/pack-format.js";
+import { ModelError, UsageError } from "../../src/util/errors.js";
+import { expertLayout } from "../helpers/experts.js";
+import { testModel } from "../helpers/models.js";
+
+/** The scalar reference, pretending to lack one op (for one type, or for all). */
+class Lacking extends ScalarBackend {
+  constructor(private readonly op: OpName, private readonly type?: number) {
+    super();
+  }
+  override supports(op: OpName, type?: number): boolean {
+    if (op === this.op && (this.type === undefined || type === this.type)) return false;
+    return super.supports(op, type);
+  }
+}
+
+test("checkCapabilities names the op, the type and the tensor a backend lacks", () => {
+  const weights = [
+    { name: "token_embd.weight", type: 8, rank: 2 },
+    { name: "blk.0.attn_norm.weight", type: 0, rank: 1 },
+    { name: "blk.0.ffn_down_exps.weight", type: 14, rank: 2 },
+  ];
+  checkCapabilities(new ScalarBackend(), weights); // the reference runs everything
+  assert.throws(() => checkCapabilities(new Lacking("matmul", 14), weights), (e: unknown) =>
+    e instanceof UsageError && /cannot run matmul on Q6_K weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/.test(e.message));
+  assert.throws(() => checkCapabilities(new Lacking("embed", 8), weights), /cannot run embed on Q8_0 weights \(tensor 'token_embd\.weight'\)/);
+  assert.throws(() => checkCapabilities(new Lacking("rmsnorm", 0), weights), /cannot run rmsnorm on F32 weights/);
+  assert.throws(() => checkCapabilities(new Lacking("attention"), weights), /lacks the op\(s\) attention/);
+});
+
+test("a pack whose expert parts differ from the architecture's declaration is refused at load, naming layer and part", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "moestream-parts-"));
+  try {
+    const pack = join(dir, "m.moe");
+    await packModel(await testModel({ type: "Q8_0", seed: 7 }), pack, { experts: expertLayout });
+    const cfg = defaultEngineConfig({ backend: "scalar", ctxSize: 32 });
+    const original = readFileSync(join(pack, MANIFEST_FILE), "utf8");
+    const edit = (f: (m: { layers: { parts: { name: string; shape: number[] }[] }[] }) => void) => {
+      const m = JSON.parse(original);
+      f(m);
+      writeFileSync(join(pack, MANIFEST_FILE), JSON.stringify(m));
+    };
+    // Twice the row length, half the rows: the same bytes, so only the declaration can tell.
+    edit((m) => (m.layers[1].parts[0].shape = [m.layers[1].parts[0].shape[0] * 2, m.layers[1].parts[0].shape[1] / 2]));
+    await assert.rejects(loadModel(pack, cfg), (e: unknown) => e instanceof ModelError && /layer 1 expert part 'gate' .* has shape \[\d+, \d+\], expected/.test(e.message));
+    edit((m) => (m.layers[2].parts[1].name = "upp"));
+    await assert.rejects(loadModel(pack, cfg), (e: unknown) => e instanceof ModelError && /layer 2's expert records hold parts \[gate, upp, down\]/.test(e.message));
+    writeFileSync(join(pack, MANIFEST_FILE), original);
+    const lm = await loadModel(pack, cfg);
+    await lm.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
