@@ -1,6 +1,7 @@
 // The narrow interface every compute backend implements (scalar reference, fast CPU, WebGPU).
 // Ops are enqueued in order; only read() waits for results, so a GPU backend can batch submissions.
 // Shapes use row-major [rows, cols] for activations; weights keep ggml order: shape [K, N] is N rows of K.
+import { quantFormat } from "../quant/index.js";
 
 /** A weight as it sits in host memory: raw ggml-encoded bytes. */
 export interface HostWeight {
@@ -22,6 +23,30 @@ export interface Weight {
   readonly name: string;
   readonly type: number;
   readonly shape: readonly number[];
+}
+
+/** What a weight is, before it has bytes in backend memory. */
+export interface WeightDesc {
+  readonly name: string;
+  /** ggml type id. */
+  readonly type: number;
+  /** ggml order: shape[0] = K (values per row), shape[1] = N (rows). */
+  readonly shape: readonly number[];
+}
+
+/**
+ * Weight memory the caller owns and frees: bytes go in through write() (or straight into `host` on host
+ * backends, so file reads land in place), view() binds a weight over a range. A backend's private layout
+ * (a repack) is applied by view(), in the arena, and never shows in the Weight's type.
+ */
+export interface WeightArena {
+  readonly byteLength: number;
+  /** Host backends: the arena's bytes themselves. Absent where the memory is the backend's own (wasm, a GPU). */
+  readonly host?: Uint8Array;
+  write(offset: number, src: Uint8Array): void;
+  /** A weight over bytes [offset, offset + its size), written before; valid until free(). */
+  view(w: WeightDesc, offset: number): Weight;
+  free(): void;
 }
 
 /** A buffer of f32 activations owned by a backend. */
@@ -47,7 +72,15 @@ export interface Backend {
   /** Whether this backend runs `op` (for weights of ggml type `type`, when given). */
   supports(op: OpName, type?: number): boolean;
 
+  /**
+   * True where weights live in memory of the backend's own (wasm linear memory, a GPU): binding host bytes
+   * copies them, so a cached expert costs its bytes twice. False on CPU backends: weights are views of host bytes.
+   */
+  readonly deviceWeights: boolean;
+  /** A weight for the backend's lifetime (tests, small tensors); memory that comes and goes uses allocWeights. */
   upload(w: HostWeight): Weight;
+  /** Weight memory of `bytes`, released by its free(). */
+  allocWeights(bytes: number): WeightArena;
   alloc(length: number): Buf;
   write(dst: Buf, src: Float32Array, dstOffset?: number): void;
   /** Host copy of a buffer (the caller owns it). Each call is one host sync on a device. */
@@ -109,11 +142,17 @@ export abstract class DelegatingBackend implements Backend {
   abstract readonly name: string;
   constructor(protected readonly ref: Backend) {}
 
+  get deviceWeights(): boolean {
+    return false;
+  }
   supports(op: OpName, type?: number): boolean {
     return this.ref.supports(op, type);
   }
   upload(w: HostWeight): Weight {
     return this.ref.upload(w);
+  }
+  allocWeights(bytes: number): WeightArena {
+    return new HostArena(this, bytes);
   }
   alloc(length: number): Buf {
     return this.ref.alloc(length);
@@ -172,6 +211,42 @@ export interface ExpertRows {
   down: Weight; // [F, D]
   rows: Int32Array;
   scales: Float32Array;
+}
+
+/**
+ * Weight memory of a host backend: host bytes (huge pages where the backend has them); view() is an owned
+ * upload of the range, so a backend may rewrite it into its layout in place. Freed by dropping it.
+ */
+export class HostArena implements WeightArena {
+  readonly host: Uint8Array;
+  private freed = false;
+  constructor(private readonly be: Backend, readonly byteLength: number) {
+    this.host = allocHost(be, byteLength);
+  }
+  write(offset: number, src: Uint8Array): void {
+    this.check(offset, src.byteLength);
+    this.host.set(src, offset);
+  }
+  view(w: WeightDesc, offset: number): Weight {
+    const n = tensorBytes(w);
+    this.check(offset, n);
+    return this.be.upload({ ...w, bytes: this.host.subarray(offset, offset + n), owned: true });
+  }
+  free(): void {
+    this.freed = true;
+  }
+  private check(offset: number, n: number): void {
+    if (this.freed) throw new Error("weight arena used after free()");
+    if (!(offset >= 0 && offset + n <= this.byteLength)) throw new RangeError(`weight arena range [${offset}, ${offset + n}) outside its ${this.byteLength} bytes`);
+  }
+}
+
+/** Bytes of a weight in its ggml encoding. */
+export function tensorBytes(w: WeightDesc): number {
+  const q = quantFormat(w.type);
+  const n = w.shape.reduce((a, b) => a * b, 1);
+  if (n % q.blockSize !== 0) throw new RangeError(`weight '${w.name}': ${n} values are not whole ${q.name} blocks of ${q.blockSize}`);
+  return (n / q.blockSize) * q.bytesPerBlock;
 }
 
 /** Host memory for weight bytes: the backend's own (see Backend.allocHost), else a plain array. */

@@ -12,6 +12,8 @@ export interface ExpertIOInputs {
   slotBytes: number;
   /** Experts one token routes to per layer: the fewest slots that can work. */
   minSlots: number;
+  /** Copies of each cached expert: 2 where the backend binds them into memory of its own (wasm), else 1. */
+  copies?: number;
 }
 
 export interface ExpertIODecision {
@@ -31,12 +33,16 @@ const gib = formatBytes;
 
 export function decideExpertIO(cfg: Pick<EngineConfig, "expertIo" | "memBudget" | "expertCache">, x: ExpertIOInputs): ExpertIODecision {
   const budget = cfg.memBudget || totalmem();
+  // Where the backend keeps its own copy of each cached expert, the budget pays for both: every figure
+  // below is host cache bytes, and the copy takes as much again.
+  const copies = x.copies ?? 1;
+  const twice = copies > 1 ? `, each cached expert held ${copies}x (host + backend copy)` : "";
   const budgetWhy = cfg.memBudget ? `--mem-budget ${gib(budget)}` : `physical RAM ${gib(budget)}`;
   let mode: "resident" | "stream";
   let why: string;
   if (cfg.expertIo === "auto") {
-    mode = x.expertBytes > STREAM_THRESHOLD * budget ? "stream" : "resident";
-    why = `experts ${gib(x.expertBytes)} ${mode === "stream" ? ">" : "<="} ${STREAM_THRESHOLD} x ${budgetWhy}`;
+    mode = copies * x.expertBytes > STREAM_THRESHOLD * budget ? "stream" : "resident";
+    why = `experts ${gib(x.expertBytes)}${copies > 1 ? ` x ${copies}` : ""} ${mode === "stream" ? ">" : "<="} ${STREAM_THRESHOLD} x ${budgetWhy}`;
   } else {
     mode = cfg.expertIo;
     why = `--expert-io ${cfg.expertIo}`;
@@ -47,11 +53,11 @@ export function decideExpertIO(cfg: Pick<EngineConfig, "expertIo" | "memBudget" 
   let cache: number;
   let cacheWhy: string;
   if (cfg.expertCache) {
-    cache = cfg.expertCache;
-    cacheWhy = `--expert-cache ${gib(cache)}`;
+    cache = cfg.expertCache / copies;
+    cacheWhy = `--expert-cache ${gib(cfg.expertCache)}${twice}`;
   } else {
-    cache = Math.max(minBytes, budget - x.denseBytes - x.kvBytes - HEADROOM(budget));
-    cacheWhy = `budget - dense ${gib(x.denseBytes)} - KV ${gib(x.kvBytes)} - headroom`;
+    cache = Math.max(minBytes, (budget - x.denseBytes - x.kvBytes - HEADROOM(budget)) / copies);
+    cacheWhy = `budget - dense ${gib(x.denseBytes)} - KV ${gib(x.kvBytes)} - headroom${twice}`;
   }
   cache = Math.min(cache, Math.ceil(x.expertBytes / x.slotBytes) * x.slotBytes);
   if (cache < minBytes) {

@@ -3,7 +3,7 @@
 // concrete backends, expert readers and caches.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { allocHost, type Backend, type HostWeight, type Weight } from "../backends/backend.js";
+import type { Backend, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
@@ -144,35 +144,36 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
     const kvBytes = arch.cacheBytes(hp, cfg.ctxSize);
-    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed });
+    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: backend.deviceWeights ? 2 : 1 });
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
-    // Where the backend has its own weight memory (huge pages on the native backend), dense tensors go into
-    // arenas of up to 1 GiB of it, each at a 64-byte boundary; otherwise each tensor is its own array.
+    // Dense tensors go into weight arenas of up to 1 GiB, each tensor at a 64-byte boundary. On host
+    // backends the file is read straight into the arena (huge pages on the native backend); elsewhere
+    // (wasm, a GPU) it is read into a buffer and written in.
     const place = new Map<string, { arena: number; at: number }>();
     const arenaBytes: number[] = [];
-    if (backend.allocHost) {
-      for (const spec of dense) {
-        const t = byName.get(spec.name);
-        if (!t) continue;
-        const n = Math.ceil(t.byteLength / 64) * 64;
-        const last = arenaBytes.length - 1;
-        if (last < 0 || arenaBytes[last] + n > DENSE_ARENA_BYTES) arenaBytes.push(0);
-        place.set(spec.name, { arena: arenaBytes.length - 1, at: arenaBytes[arenaBytes.length - 1] });
-        arenaBytes[arenaBytes.length - 1] += n;
-      }
+    for (const spec of dense) {
+      const t = byName.get(spec.name);
+      if (!t) continue;
+      const n = Math.ceil(t.byteLength / 64) * 64;
+      const last = arenaBytes.length - 1;
+      if (last < 0 || arenaBytes[last] + n > DENSE_ARENA_BYTES) arenaBytes.push(0);
+      place.set(spec.name, { arena: arenaBytes.length - 1, at: arenaBytes[arenaBytes.length - 1] });
+      arenaBytes[arenaBytes.length - 1] += n;
     }
-    const arenas = arenaBytes.map((n) => allocHost(backend, n));
-    const read = async (name: string): Promise<HostWeight> => {
+    const arenas = arenaBytes.map((n) => backend.allocWeights(n));
+    const bind = async (name: string): Promise<Weight> => {
       const t = byName.get(name)!;
-      const p = place.get(name);
-      const bytes = await readTensorBytes(file, t, p && arenas[p.arena].subarray(p.at, p.at + t.byteLength));
+      const { arena, at } = place.get(name)!;
+      const a = arenas[arena];
+      const bytes = await readTensorBytes(file, t, a.host?.subarray(at, at + t.byteLength));
+      if (!a.host) a.write(at, bytes);
       onProgress?.((doneBytes += bytes.byteLength), totalBytes);
-      return { name, type: t.type, shape: t.shape, bytes, owned: true }; // read for this upload alone
+      return a.view({ name, type: t.type, shape: t.shape }, at);
     };
     const weights = new Map<string, Weight>();
-    for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, backend.upload(await read(spec.name)));
+    for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, await bind(spec.name));
 
     // Staging for speculative reads: two tokens' worth of one layer's experts.
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
@@ -195,6 +196,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();
+        experts.free();
+        for (const a of arenas) a.free();
         backend.close?.();
       },
     };

@@ -1,6 +1,6 @@
 // Experts streamed from an ExpertReader into a byte-budgeted cache of fixed-size slots. A slot holds
 // one record; experts of an unreleased acquire() are pinned and never evicted; the rest go by policy.
-import { allocHost, type Backend, type Weight } from "../backends/backend.js";
+import { allocHost, type Backend, type Weight, type WeightArena } from "../backends/backend.js";
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
@@ -137,6 +137,12 @@ export class StreamingExperts implements ExpertSource {
   private nextFresh = 0;
   /** Slot memory, each arena aligned as the reader asks (direct I/O); allocated by prepare(). */
   private readonly arenas: Uint8Array[] = [];
+  /**
+   * The binding tier: where the backend keeps weights in memory of its own (deviceWeights: wasm, a GPU), one
+   * backend slot per cache slot, written when a record lands (the budget counts it; see decideExpertIO). On
+   * host backends it is empty: weights are zero-copy views of the cache slots.
+   */
+  private readonly bound: WeightArena[] = [];
   private readonly slotsPerArena: number;
   private readonly keyStride: number;
   private prepared: Promise<void> | undefined;
@@ -184,7 +190,9 @@ export class StreamingExperts implements ExpertSource {
   prepare(): Promise<void> {
     return (this.prepared ??= (async () => {
       for (let a = 0; a * this.slotsPerArena < this.nSlots; a++) {
-        this.arenas.push(await this.alignedArena(Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena)));
+        const slots = Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena);
+        this.arenas.push(await this.alignedArena(slots));
+        if (this.backend.deviceWeights) this.bound.push(this.backend.allocWeights(slots * this.slotBytes));
       }
       await this.growStaging();
       this.ready = true;
@@ -387,7 +395,7 @@ export class StreamingExperts implements ExpertSource {
         this.readLatency.add(performance.now() - t0);
       });
     }
-    const entry: Entry = { key, slot, pins, ticket, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes)), (entry.ticket = undefined))) };
+    const entry: Entry = { key, slot, pins, ticket, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -400,14 +408,24 @@ export class StreamingExperts implements ExpertSource {
     return entry;
   }
 
-  private weightsOf(layer: number, e: number, bytes: Uint8Array): ExpertWeights {
+  private weightsOf(layer: number, e: number, bytes: Uint8Array, slot: number): ExpertWeights {
     const w: Record<string, Weight> = {};
+    const arena = this.bound[Math.floor(slot / this.slotsPerArena)];
+    const base = (slot % this.slotsPerArena) * this.slotBytes;
+    if (arena) arena.write(base, bytes.subarray(0, this.reader.recordBytes(layer))); // the binding tier's copy
     for (const p of this.reader.parts(layer)) {
-      // With CPU backends upload keeps a view of the slot: valid until the slot is reused, which pins prevent.
-      // The slot's bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them.
-      w[p.name] = this.backend.upload({ name: `${p.tensor}[${e}]`, type: p.type, shape: p.shape, bytes: bytes.subarray(p.offset, p.offset + p.byteLength), owned: true });
+      const desc = { name: `${p.tensor}[${e}]`, type: p.type, shape: p.shape };
+      // Host backends: a view of the slot, valid until the slot is reused, which pins prevent. The slot's
+      // bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them (repack).
+      w[p.name] = arena ? arena.view(desc, base + p.offset) : this.backend.upload({ ...desc, bytes: bytes.subarray(p.offset, p.offset + p.byteLength), owned: true });
     }
     return w;
+  }
+
+  /** Release the binding tier's backend memory (the model is closed). */
+  free(): void {
+    for (const a of this.bound) a.free();
+    this.bound.length = 0;
   }
 
   private unpin(en: Entry): void {

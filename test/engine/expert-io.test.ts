@@ -49,6 +49,17 @@ test("derived cache = budget - dense - KV - headroom; an explicit cache wins; ca
   assert.equal(decideExpertIO(cfg({ expertIo: "resident", memBudget: 1 * G }), x).mode, "resident");
 });
 
+test("a backend that keeps its own copy of each cached expert (wasm) pays for both out of the budget", () => {
+  const two = { ...x, copies: 2 };
+  assert.equal(decideExpertIO(cfg({ memBudget: 8 * G }), two).cacheBytes, (8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G) / 2);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two).cacheBytes, G);
+  assert.match(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two).reason, /held 2x \(host \+ backend copy\)/);
+  // auto streams once both copies would pass the threshold
+  const budget = (x.expertBytes * 1.5) / STREAM_THRESHOLD;
+  assert.equal(decideExpertIO(cfg({ memBudget: budget }), x).mode, "resident");
+  assert.equal(decideExpertIO(cfg({ memBudget: budget }), two).mode, "stream");
+});
+
 test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, prefetch on/off, cache from the minimum to full", async () => {
   const gguf = await testModel({ type: "Q4_K", seed: 11 });
   const dir = mkdtempSync(join(tmpdir(), "moestream-io-"));

@@ -7,7 +7,7 @@ import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend } from "../../src/backends/backend.js";
 import { F32 } from "../../src/quant/index.js";
-import { loadModel } from "../../src/engine/load.js";
+import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
 import { randomValues, bufOf } from "../helpers/parity.js";
@@ -162,3 +162,43 @@ for (const type of ["Q8_0", "Q4_K"]) {
     assert.deepEqual(runs[1].greedy, runs[0].greedy);
   });
 }
+
+test("wasm streams experts through a binding tier of fixed size: logits equal resident bit for bit, memory stops growing", async () => {
+  const path = await testModel({ type: "Q8_0", seed: 5, peaked: 4 });
+  const prompt = "Streamed experts are copied into wasm memory once per miss";
+  // Token by token on both sides, so only where the experts come from differs.
+  const steps = async (lm: LoadedModel, after?: (t: number) => void) => {
+    const cache = lm.model.makeCache(64);
+    const out: Float32Array[] = [];
+    for (const [t, id] of lm.tokenizer.encode(prompt).entries()) {
+      out.push(await lm.model.forward(Int32Array.of(id), cache, { logits: "last" }));
+      after?.(t);
+    }
+    return out;
+  };
+  const resident = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "wasm", expertIo: "resident" }));
+  let want: Float32Array[];
+  let slotBytes: number;
+  try {
+    want = await steps(resident);
+    slotBytes = resident.experts.slotBytes;
+  } finally {
+    await resident.close();
+  }
+  // 6 slots, far fewer than the model's 64 experts: slots are reused many times over.
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "wasm", expertIo: "stream", expertCache: 2 * 6 * slotBytes, prefetch: false }));
+  try {
+    assert.equal(lm.experts.nSlots, 6, "an --expert-cache pays for the host slot and the wasm copy");
+    const be = lm.backend as WasmBackend;
+    let used = 0;
+    const got = await steps(lm, (t) => {
+      const now = be.memories.reduce((a, b) => a + b, 0);
+      if (t > 0) assert.equal(now, used, `wasm memory grew at token ${t}`);
+      used = now;
+    });
+    assert.ok(lm.experts.stats.misses > 6 * 4, `slots were reused (${lm.experts.stats.misses} misses)`);
+    got.forEach((r, t) => assert.ok(sameBits(r, want[t]), `position ${t}`));
+  } finally {
+    await lm.close();
+  }
+});

@@ -1,7 +1,7 @@
 // The scalar reference backend: plain TypeScript, f32 storage, f64 accumulation. It is the oracle
 // every faster kernel is held to, so it favours obviousness over speed.
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
-import { weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight, WeightArena } from "../backend.js";
+import { HostArena, weightDims } from "../backend.js";
 import { quantFormat } from "../../quant/index.js";
 
 class F32Buf implements Buf {
@@ -21,6 +21,7 @@ function d(b: Buf): Float32Array {
 
 export class ScalarBackend implements Backend {
   readonly name = "scalar";
+  readonly deviceWeights = false;
   private scratch = new Float32Array(0);
 
   supports(op: OpName, type?: number): boolean {
@@ -37,6 +38,9 @@ export class ScalarBackend implements Backend {
   upload(w: HostWeight): Weight {
     quantFormat(w.type); // refuse unsupported types at load, not mid-forward
     return { name: w.name, type: w.type, shape: w.shape, bytes: w.bytes } as HostWeightHandle;
+  }
+  allocWeights(bytes: number): WeightArena {
+    return new HostArena(this, bytes);
   }
   alloc(length: number): Buf {
     return new F32Buf(new Float32Array(length));

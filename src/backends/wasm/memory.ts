@@ -105,14 +105,41 @@ export class WasmMemory {
     return this.top;
   }
 
-  /** Bump-allocates `bytes` (16-byte aligned), growing the memory; undefined if it would pass the limit. */
+  /** Released ranges below `top` (weight arenas freed), reused first fit before the memory grows. */
+  private readonly holes: { ptr: number; bytes: number }[] = [];
+
+  /** Allocates `bytes` (16-byte aligned) from a released range or the top, growing the memory; undefined if it would pass the limit. */
   reserve(bytes: number): number | undefined {
+    const want = align16(bytes);
+    const h = this.holes.findIndex((x) => x.bytes >= want);
+    if (h >= 0) {
+      const hole = this.holes[h];
+      const ptr = hole.ptr;
+      if (hole.bytes === want) this.holes.splice(h, 1);
+      else this.holes[h] = { ptr: ptr + want, bytes: hole.bytes - want };
+      return ptr;
+    }
     const ptr = this.top, end = align16(ptr + bytes);
     if (end > this.limit) return undefined;
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
     this.top = end;
     return ptr;
+  }
+
+  /** Gives back a range from reserve(): the top shrinks when it was last, else it is kept for reuse. */
+  release(ptr: number, bytes: number): void {
+    this.holes.push({ ptr, bytes: align16(bytes) });
+    this.holes.sort((a, b) => a.ptr - b.ptr);
+    for (let i = this.holes.length - 1; i > 0; i--) {
+      const a = this.holes[i - 1], b = this.holes[i];
+      if (a.ptr + a.bytes === b.ptr) this.holes.splice(i - 1, 2, { ptr: a.ptr, bytes: a.bytes + b.bytes });
+    }
+    const last = this.holes[this.holes.length - 1];
+    if (last && last.ptr + last.bytes === this.top) {
+      this.top = last.ptr;
+      this.holes.pop();
+    }
   }
 
   /** A scratch region of at least `bytes`, reused between calls (a larger request takes a fresh one). */

@@ -3,8 +3,8 @@
 // matmul, rmsNorm, rope, attention, add and swiglu run in wasm (wasm/assembly/kernels.ts), the row copies in
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight } from "../backend.js";
-import { DelegatingBackend, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight, WeightArena, WeightDesc } from "../backend.js";
+import { DelegatingBackend, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -46,6 +46,33 @@ class WasmWeight implements Weight {
 }
 
 interface Placement { mem: WasmMemory; ptr: number; byteLength: number }
+
+/** Weight memory inside one wasm memory: bytes are copied in by write(); views are weights in place. */
+class WasmArena implements WeightArena {
+  private freed = false;
+  constructor(private readonly p: Placement) {}
+  get byteLength(): number {
+    return this.p.byteLength;
+  }
+  write(offset: number, src: Uint8Array): void {
+    this.check(offset, src.byteLength);
+    this.p.mem.bytes(this.p.ptr + offset, src.byteLength).set(src);
+  }
+  view(w: WeightDesc, offset: number): Weight {
+    const n = tensorBytes(w);
+    this.check(offset, n);
+    return new WasmWeight(w.name, w.type, w.shape, this.p.mem, this.p.ptr + offset, n);
+  }
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.p.mem.release(this.p.ptr, this.p.byteLength);
+  }
+  private check(offset: number, n: number): void {
+    if (this.freed) throw new Error("wasm weight arena used after free()");
+    if (!(offset >= 0 && offset + n <= this.p.byteLength)) throw new RangeError(`wasm weight arena range [${offset}, ${offset + n}) outside its ${this.p.byteLength} bytes`);
+  }
+}
 
 function f32(b: Buf): Float32Array {
   const data = (b as { data?: unknown }).data;
@@ -95,6 +122,16 @@ export class WasmBackend extends DelegatingBackend {
   override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn") return false; // the model composes matmul and swiglu
     return this.ref.supports(op, type);
+  }
+
+  /** Weights live in wasm memory: binding host bytes copies them (a streamed expert costs its bytes twice). */
+  override get deviceWeights(): boolean {
+    return true;
+  }
+
+  /** An arena in one wasm memory (first fit, as weights are placed); free() gives the range back for reuse. */
+  override allocWeights(bytes: number): WeightArena {
+    return new WasmArena(this.place("weight arena", bytes));
   }
 
   override upload(w: HostWeight): Weight {
