@@ -1,11 +1,11 @@
 // moestream's library entry: load a model, generate or chat as async iterators, keep and save sessions.
+// Writing synthetic models lives in the subpath export moestream/gen.
 export { loadModel, Model, type LoadOptions, type ModelGenerateOptions } from "./engine/model.js";
 export { Session, type GenerateOptions, type GenerateStep, type GenerationStats, type ExpertPhaseStats } from "./engine/session.js";
 export { renderChat, type ChatMessage, type ChatTool, type ChatToolCall, type ChatTemplateOptions } from "./engine/chat-template.js";
 export { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "./engine/load.js";
 export { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS, type EngineConfig } from "./engine/config.js";
 export { OpenAIApi, type OpenAIApiOptions } from "./server/openai.js";
-export { generateModel, type GenerateOptions as GenerateModelOptions } from "./gen/generate.js";
 export { packModel } from "./experts/pack.js";
 export { Tokenizer } from "./tokenizer/index.js";
 export type { SamplingOptions } from "./sampler/index.js";

@@ -1,21 +1,21 @@
-// Writes a synthetic qwen3moe GGUF: seeded random weights with the tensor names, shapes and metadata
-// keys llama.cpp expects, the real Qwen3 tokenizer, and a chosen quant type per tensor.
-import { writeGGUF } from "../format/gguf/write.js";
-import type { GGUFMetadata, GGUFMetaValue } from "../format/gguf/types.js";
+// Writes a synthetic GGUF of any registered architecture: seeded random weights with the tensor names and
+// shapes the architecture declares, its metadata(hp) keys, the real Qwen3 tokenizer, and a chosen quant
+// type per tensor.
+import { meta, writeGGUF } from "../format/gguf/write.js";
+import type { GGUFMetadata } from "../format/gguf/types.js";
 import { quantFormat, quantByName } from "../quant/index.js";
 import { qwen3TokenizerMetadata } from "../tokenizer/qwen3-vocab.js";
 import { UsageError } from "../util/errors.js";
-import { architecture } from "../models/registry.js";
+import { architecture, type Architecture } from "../models/registry.js";
 import type { TensorSpec } from "../models/tensors.js";
-import { PRESETS, type ModelDims, type PresetName } from "./presets.js";
+import { PRESETS, type Preset, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
 import { Stream } from "./random.js";
 
-export const QWEN3_VOCAB_SIZE = 151936;
-
 export interface GenerateOptions {
-  preset: PresetName;
+  /** A named preset, or any registered architecture with its hyperparameters. */
+  preset: PresetName | Preset;
   /** Quant type name for weight matrices ("F32", "F16", "BF16", "Q8_0", "Q4_K", "Q6_K"); norms and the router stay F32. */
   type: string;
   /** Per-tensor overrides: first regex matching the tensor name wins. */
@@ -30,67 +30,56 @@ export interface GenerateOptions {
    * bench-scale models such as a3b.
    */
   expertSynthesis?: "quantize" | "direct";
-  /** Override preset dimensions (tests). */
-  dims?: Partial<ModelDims>;
+  /** Override fields of the preset's hyperparameters (tests). */
+  hp?: Record<string, unknown>;
   onProgress?: (done: number, total: number) => void;
 }
 
 export interface GeneratedModel {
   path: string;
   bytes: number;
-  dims: ModelDims;
+  /** What was written: overrides applied, tiedEmbeddings false where an output.weight was forced. */
+  preset: Preset;
 }
 
 // llama.cpp's llama_ftype for a file whose weights are mostly one type.
 const FILE_TYPE: Record<string, number> = { F32: 0, F16: 1, Q8_0: 7, Q4_K: 15, Q6_K: 18, BF16: 32 };
 
-function u32(value: number): GGUFMetaValue {
-  return { type: "u32", value };
-}
-function f32(value: number): GGUFMetaValue {
-  return { type: "f32", value };
-}
-function str(value: string): GGUFMetaValue {
-  return { type: "string", value };
-}
-
-export function modelMetadata(dims: ModelDims, name: string, fileType: number): GGUFMetadata {
-  const a = "qwen3moe";
-  const md: GGUFMetadata = new Map<string, GGUFMetaValue>([
-    ["general.architecture", str(a)],
-    ["general.name", str(name)],
-    ["general.file_type", u32(fileType)],
-    ["general.quantization_version", u32(2)],
-    [`${a}.block_count`, u32(dims.nLayer)],
-    [`${a}.context_length`, u32(dims.nCtx)],
-    [`${a}.embedding_length`, u32(dims.nEmbd)],
-    [`${a}.feed_forward_length`, u32(dims.nFf)],
-    [`${a}.attention.head_count`, u32(dims.nHead)],
-    [`${a}.attention.head_count_kv`, u32(dims.nHeadKv)],
-    [`${a}.rope.freq_base`, f32(dims.ropeFreqBase)],
-    [`${a}.attention.layer_norm_rms_epsilon`, f32(dims.rmsEps)],
-    [`${a}.expert_used_count`, u32(dims.nExpertUsed)],
-    [`${a}.expert_count`, u32(dims.nExpert)],
-    [`${a}.attention.key_length`, u32(dims.headDim)],
-    [`${a}.attention.value_length`, u32(dims.headDim)],
-    [`${a}.expert_feed_forward_length`, u32(dims.nFfExp)],
+/** general.* keys, then the architecture's own (its readHParams inverse), then the tokenizer's. */
+export function modelMetadata(arch: Architecture, hp: unknown, name: string, fileType: number): GGUFMetadata {
+  if (!arch.metadata) throw new UsageError("bad_option", `architecture '${arch.name}' cannot be generated: it has no metadata(hp)`);
+  const md: GGUFMetadata = new Map([
+    ["general.architecture", meta.str(arch.name)],
+    ["general.name", meta.str(name)],
+    ["general.file_type", meta.u32(fileType)],
+    ["general.quantization_version", meta.u32(2)],
   ]);
-  for (const [k, v] of qwen3TokenizerMetadata(QWEN3_VOCAB_SIZE)) md.set(k, v);
+  for (const [k, v] of arch.metadata(hp)) md.set(k, v);
+  for (const [k, v] of qwen3TokenizerMetadata(arch.info(hp).nVocab)) md.set(k, v);
   return md;
 }
 
-/** The architecture's own tensor declarations, in llama.cpp's file order (embeddings, layers, output). */
-export function tensorShapes(dims: ModelDims, nVocab: number, withOutput: boolean): TensorSpec[] {
-  const hp = { ...dims, nVocab, nCtxTrain: dims.nCtx };
-  const { dense, experts } = architecture("qwen3moe").tensors(hp);
-  const layer = (i: number) => dense.filter((t) => t.name.startsWith(`blk.${i}.`));
-  const top = (name: string) => dense.filter((t) => t.name === name);
+/**
+ * The architecture's declared tensors in llama.cpp's file order: token_embd*, then per layer its dense
+ * tensors (declaration order) and its expert parts, then the other top-level ones (output_norm, output).
+ * Optional tensors are written, except output.weight when the embeddings are tied.
+ */
+export function fileTensors(arch: Architecture, hp: unknown, withOutput: boolean): TensorSpec[] {
+  const { dense, experts } = arch.tensors(hp);
+  const wanted = dense.filter((t) => !(t.optional && t.name === "output.weight" && !withOutput));
+  const layerOf = (t: TensorSpec) => /^blk\.(\d+)\./.exec(t.name)?.[1];
+  const top = wanted.filter((t) => layerOf(t) === undefined);
   return [
-    ...top("token_embd.weight"),
-    ...Array.from({ length: dims.nLayer }, (_, i) => [...layer(i), ...Object.values(experts[i] ?? {})]).flat(),
-    ...top("output_norm.weight"),
-    ...(withOutput ? top("output.weight") : []),
+    ...top.filter((t) => t.name.startsWith("token_embd")),
+    ...experts.flatMap((parts, i) => [...wanted.filter((t) => layerOf(t) === String(i)), ...Object.values(parts ?? {})]),
+    ...top.filter((t) => !t.name.startsWith("token_embd")),
   ];
+}
+
+/** A preset by name or as given, with `hp` overrides applied. */
+function resolvePreset(opts: GenerateOptions): Preset {
+  const p: Preset = typeof opts.preset === "string" ? PRESETS[opts.preset] : opts.preset;
+  return { ...p, hp: { ...(p.hp as object), ...opts.hp } };
 }
 
 function typeFor(name: string, shape: number[], opts: GenerateOptions): number {
@@ -104,16 +93,23 @@ function typeFor(name: string, shape: number[], opts: GenerateOptions): number {
 }
 
 export async function generateModel(path: string, opts: GenerateOptions): Promise<GeneratedModel> {
-  const dims: ModelDims = { ...PRESETS[opts.preset], ...opts.dims };
+  const preset = resolvePreset(opts);
+  const arch = architecture(preset.arch);
+  const { hp } = preset;
   const peaked = opts.peaked ?? 0;
-  const withOutput = !dims.tiedEmbeddings || peaked > 0;
-  if (withOutput) dims.tiedEmbeddings = false;
-  const nVocab = QWEN3_VOCAB_SIZE;
-  const recipes = new WeightRecipes({ seed: opts.seed ?? 1, dims, nVocab, routing: opts.routing ?? { kind: "uniform" }, peaked });
+  const withOutput = !preset.tiedEmbeddings || peaked > 0;
+  if (withOutput) preset.tiedEmbeddings = false;
+  const { nEmbd, nLayer, nVocab } = arch.info(hp);
+  const recipes = new WeightRecipes({
+    seed: opts.seed ?? 1, nEmbd, nLayer, nVocab, tiedEmbeddings: preset.tiedEmbeddings, routing: opts.routing ?? { kind: "uniform" }, peaked,
+  });
   const main = quantByName(opts.type);
-  const md = modelMetadata(dims, `moestream-${opts.preset}-${main.name}`, FILE_TYPE[main.name] ?? 0);
+  const label = typeof opts.preset === "string" ? opts.preset : preset.arch;
+  const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0);
+  arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
 
-  const shapes = tensorShapes(dims, nVocab, withOutput);
+  const shapes = fileTensors(arch, hp, withOutput);
+  const expertNames = new Set(arch.tensors(hp).experts.flatMap((parts) => Object.values(parts ?? {}).map((t) => t.name)));
   const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
   const total = shapes.reduce((a, t) => a + values(t.shape), 0);
   let done = 0;
@@ -125,7 +121,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
         const q = quantFormat(type);
         const K = shape[0];
         const rows = values(shape) / K;
-        if (opts.expertSynthesis === "direct" && name.endsWith("_exps.weight") && hasDirect(type)) {
+        if (opts.expertSynthesis === "direct" && expertNames.has(name) && hasDirect(type)) {
           const out = directFill(type, rows * K, recipes.expertStd(name, K), new Stream(opts.seed ?? 1, name));
           opts.onProgress?.((done += rows * K), total);
           return out;
@@ -145,5 +141,5 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
     };
   });
   const layout = await writeGGUF(path, { metadata: md, tensors });
-  return { path, bytes: layout.fileSize, dims };
+  return { path, bytes: layout.fileSize, preset };
 }

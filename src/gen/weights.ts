@@ -8,7 +8,6 @@
 // - locality: q/k norm gains shrink (attention becomes a near-uniform running mean of the context) and
 //   the attention output grows, so the router input is dominated by slowly changing context and
 //   consecutive tokens pick overlapping experts.
-import type { ModelDims } from "./presets.js";
 import { Stream } from "./random.js";
 
 // Router bias per unit of skew (times the +-2 ramp): chosen so skew 1 gives roughly the popularity imbalance
@@ -21,8 +20,12 @@ export type RoutingProfile =
 
 export interface WeightRecipeOptions {
   seed: number;
-  dims: ModelDims;
+  /** From the architecture's ModelInfo: the residual width (token_embd rows) and the layer count. */
+  nEmbd: number;
+  nLayer: number;
   nVocab: number;
+  /** No output.weight: token_embd doubles as the output projection (output_norm is scaled for it). */
+  tiedEmbeddings: boolean;
   routing: RoutingProfile;
   /** > 0: output.weight row v also carries peaked * token_embd row of pred(v), so each token strongly predicts a fixed successor. */
   peaked: number;
@@ -38,7 +41,7 @@ export class WeightRecipes {
   private readonly branch: number;
 
   constructor(private readonly o: WeightRecipeOptions) {
-    const D = o.dims.nEmbd;
+    const D = o.nEmbd;
     const s = new Stream(o.seed, "routing.u");
     this.u = Float32Array.from({ length: D }, () => (s.nextU32() & 1 ? 1 : -1));
     if (o.peaked > 0) {
@@ -46,7 +49,7 @@ export class WeightRecipes {
       this.pred = new Int32Array(o.nVocab);
       for (let v = 0; v < o.nVocab; v++) this.pred[this.succ[v]] = v;
     }
-    this.branch = 1 / Math.sqrt(2 * o.dims.nLayer);
+    this.branch = 1 / Math.sqrt(2 * o.nLayer);
   }
 
   private get realistic(): { skew: number; locality: number } | undefined {
@@ -67,7 +70,7 @@ export class WeightRecipes {
 
   /** A filler for tensor `name` of ggml shape `shape`. */
   filler(name: string, shape: readonly number[]): RowFiller {
-    const { dims, seed } = this.o;
+    const { tiedEmbeddings, seed } = this.o;
     const K = shape[0];
     const stream = new Stream(seed, name);
     const r = this.realistic;
@@ -89,7 +92,7 @@ export class WeightRecipes {
         };
       }
       case "output_norm":
-        if (!dims.tiedEmbeddings) return gain(1);
+        if (!tiedEmbeddings) return gain(1);
         // Tied embeddings have std-1 rows: scale the final norm so logits come out with std ~1, with
         // random signs so a token's own embedding (still in the residual) does not always win the next step.
         return (_row, out) => {

@@ -60,6 +60,8 @@ export interface Architecture {
   readonly name: string;
   /** Hyperparameters from GGUF metadata; opaque to the engine. */
   readHParams(md: GGUFMetadata, nVocab: number): unknown;
+  /** The inverse of readHParams: the metadata keys it reads, from hp (what a model writer emits). */
+  metadata?(hp: unknown): GGUFMetadata;
   info(hp: unknown): ModelInfo;
   /** Every tensor the model reads, with its expected shape: dense ones, and per layer its expert parts or none. */
   tensors(hp: unknown): ModelTensors;

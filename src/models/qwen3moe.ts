@@ -5,6 +5,7 @@ import type { Backend, Buf } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { metaNumber } from "../format/gguf/read.js";
+import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
@@ -28,6 +29,8 @@ export interface HParams {
   nExpertUsed: number;
   /** expert_feed_forward_length: rows of each expert's gate/up. */
   nFfExp: number;
+  /** feed_forward_length: dense FFN width, unused here (every layer is MoE) but carried so a written file has it; 0 when absent. */
+  nFf: number;
   ropeFreqBase: number;
   rmsEps: number;
 }
@@ -45,6 +48,7 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
     nExpert: metaNumber(md, k("expert_count")),
     nExpertUsed: metaNumber(md, k("expert_used_count")),
     nFfExp: metaNumber(md, k("expert_feed_forward_length")),
+    nFf: metaNumber(md, k("feed_forward_length"), { default: 0 }), // optional in llama.cpp too
     ropeFreqBase: metaNumber(md, k("rope.freq_base"), { default: 10000 }),
     rmsEps: metaNumber(md, k("attention.layer_norm_rms_epsilon")),
   };
@@ -53,6 +57,26 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   if (hp.nHead % hp.nHeadKv !== 0) throw new ModelError("bad_hparams", `${ARCH}: head_count ${hp.nHead} not a multiple of head_count_kv ${hp.nHeadKv}`);
   if (hp.nExpertUsed < 1 || hp.nExpertUsed > hp.nExpert) throw new ModelError("bad_hparams", `${ARCH}: expert_used_count ${hp.nExpertUsed} not in [1, ${hp.nExpert}]`);
   return hp;
+}
+
+/** The inverse of readHParams: every key it reads, from hp (the generator writes these). Order is the file's. */
+export function metadata(hp: HParams): GGUFMetadata {
+  const k = (name: string) => `${ARCH}.${name}`;
+  return new Map([
+    [k("block_count"), meta.u32(hp.nLayer)],
+    [k("context_length"), meta.u32(hp.nCtxTrain)],
+    [k("embedding_length"), meta.u32(hp.nEmbd)],
+    [k("feed_forward_length"), meta.u32(hp.nFf)],
+    [k("attention.head_count"), meta.u32(hp.nHead)],
+    [k("attention.head_count_kv"), meta.u32(hp.nHeadKv)],
+    [k("rope.freq_base"), meta.f32(hp.ropeFreqBase)],
+    [k("attention.layer_norm_rms_epsilon"), meta.f32(hp.rmsEps)],
+    [k("expert_used_count"), meta.u32(hp.nExpertUsed)],
+    [k("expert_count"), meta.u32(hp.nExpert)],
+    [k("attention.key_length"), meta.u32(hp.headDim)],
+    [k("attention.value_length"), meta.u32(hp.headDim)],
+    [k("expert_feed_forward_length"), meta.u32(hp.nFfExp)],
+  ]);
 }
 
 export function info(hp: HParams): ModelInfo {

@@ -10,6 +10,8 @@ import type { GGUFMetadata } from "../format/gguf/types.js";
 interface ArchModule<HP, W> {
   ARCH: string;
   readHParams(md: GGUFMetadata, nVocab: number): HP;
+  /** readHParams' inverse: every key it reads (nVocab aside, which comes from token_embd). */
+  metadata(hp: HP): GGUFMetadata;
   info(hp: HP): ModelInfo;
   cacheBytes(hp: HP, nCtx: number): number;
   weights: DeclareWeights<HP, W>;
@@ -21,6 +23,7 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
   return {
     name: m.ARCH,
     readHParams: (md, nVocab) => m.readHParams(md, nVocab),
+    metadata: (hp) => m.metadata(hp as HP),
     info: (hp) => m.info(hp as HP),
     tensors: (hp) => collectTensors(m.weights, hp as HP, m.info(hp as HP).nLayer),
     cacheBytes: (hp, nCtx) => m.cacheBytes(hp as HP, nCtx),
