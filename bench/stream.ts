@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { getLlama } from "node-llama-cpp";
 import { loadModel } from "../src/engine/load.js";
+import { countReadbacks } from "./readbacks.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/config.js";
 import { Session, type ExpertPhaseStats } from "../src/engine/session.js";
 import { expertLayout } from "../src/engine/expert-layout.js";
@@ -45,7 +46,7 @@ interface DiskOut { gbps: number; p50Ms: number; p99Ms: number }
 /** Decode-phase read queue and prefetch-by-depth counts. */
 interface IoOut { io: IoStats; byDepth: { lookahead: PrefetchStats[]; prev: PrefetchStats[] }; byRank: ({ issued: number[]; used: number[] } | null)[]; direct: boolean; ioDepth: number; prefetchDepth: number; warmMs: number; filled: number }
 
-interface IoSnap { ioWaitMs: number; reads: number; diskBytes: number }
+interface IoSnap { ioWaitMs: number; reads: number; diskBytes: number; /** Host readbacks (device syncs). */ readbacks: number }
 interface ChildOut {
   promptTokens: number;
   decodeTokens: number;
@@ -83,6 +84,7 @@ async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<Chil
   const t0 = performance.now();
   const lm = await loadModel(spec.path, defaultEngineConfig({ ctxSize: 256, ioDepth: 16, ...spec.cfg })); // the child's libuv pool has 16 threads
   const x = lm.experts;
+  const syncs = countReadbacks(lm.backend);
   if (spec.depth) await x.setPrefetchDepth(spec.depth);
   await x.prepare(); // slot memory: part of loading, not of the first prompt
   const loadMs = performance.now() - t0;
@@ -97,7 +99,7 @@ async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<Chil
   }
   const ioSnap = () => JSON.parse(JSON.stringify({ io: x.io.stats, byDepth: x.staging?.byDepth ?? { lookahead: [], prev: [] }, byRank: x.staging?.byRank ?? [] })) as Pick<IoOut, "io" | "byDepth" | "byRank">;
   try {
-    const io = (): IoSnap => ({ ioWaitMs: x.stats.ioWaitMs, reads: x.stats.reads, diskBytes: diskRead() });
+    const io = (): IoSnap => ({ ioWaitMs: x.stats.ioWaitMs, reads: x.stats.reads, diskBytes: diskRead(), readbacks: syncs.n });
     const s = new Session(lm);
     const prompt = lm.tokenizer.encode(PROMPT);
     const a = io();
@@ -115,7 +117,7 @@ async function childMoe(spec: Extract<ChildSpec, { kind: "moe" }>): Promise<Chil
     const c = io();
     const q1 = delta(q0, ioSnap());
     const st = s.lastStats!;
-    const d = (p: IoSnap, q: IoSnap): IoSnap => ({ ioWaitMs: q.ioWaitMs - p.ioWaitMs, reads: q.reads - p.reads, diskBytes: q.diskBytes - p.diskBytes });
+    const d = (p: IoSnap, q: IoSnap): IoSnap => ({ ioWaitMs: q.ioWaitMs - p.ioWaitMs, reads: q.reads - p.reads, diskBytes: q.diskBytes - p.diskBytes, readbacks: q.readbacks - p.readbacks });
     const [p50, p99] = x.readLatency.percentiles(lat, [0.5, 0.99]);
     return {
       promptTokens: st.promptTokens, decodeTokens: st.generatedTokens - 1, loadMs, tokens,
@@ -244,6 +246,7 @@ function printTraffic(r: Run, disk: DiskRow[]): void {
   const delivered = io.waitMs > 0 ? io.bytesDuringWait / (io.waitMs / 1000) / GB : NaN;
   const hist = DEPTH_BUCKETS.map((b, i) => `${b}: ${pct(io.waitDepthMs[i], io.waitMs)}`).join(", ");
   console.log(`    I/O wait ${f(d.ioWaitMs / n, 0)} of ${f(1000 / r.out.decodeTokPerS, 0)} ms/token; demand read latency p50 ${f(m.readP50Ms, 1)} ms, p99 ${f(m.readP99Ms, 1)} ms`);
+  console.log(`    host readbacks (awaited backend reads) per decode token: ${f(d.readbacks / n, 1)}`);
   console.log(`    delivered during misses: ${f(delivered)} GB/s = ${pct(delivered, best)} of the best ceiling (${f(best)} GB/s) [bytes landed while the forward waited / wait time; each read's bytes spread over its run]`);
   console.log(`    reads in flight while waiting (share of wait time): ${hist}`);
   console.log(`    disk-bound decode ceiling at ${f(perTok / MiB, 0)} MiB/token: ${f((best * GB) / perTok)} tok/s at ${f(best)} GB/s`);
