@@ -1,8 +1,7 @@
 // Pieces shared by CLI commands: option tables turned into commander flags, model loading with a bar.
 import { Command, Option } from "commander";
-import { ENGINE_OPTIONS, SAMPLING_OPTIONS, resolveOptions, type EngineConfig, type OptionSpec } from "../engine/config.js";
+import { ENGINE_OPTIONS, SAMPLING_OPTIONS, resolveOptions, type EngineConfig, type OptionSpec, type SamplingOptions } from "../engine/config.js";
 import { loadModel, type LoadedModel } from "../engine/load.js";
-import type { SamplingOptions } from "../sampler/index.js";
 import { progressBar } from "./progress.js";
 import { UsageError } from "../util/errors.js";
 

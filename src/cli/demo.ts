@@ -4,10 +4,8 @@ import type { Command } from "commander";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { defaultEngineConfig } from "../engine/config.js";
-import { expertLayout } from "../engine/expert-layout.js";
+import { packModel, packedExpertBytes } from "../engine/pack.js";
 import { Session } from "../engine/session.js";
-import { packModel } from "../experts/pack.js";
-import { ExpertStore } from "../experts/store.js";
 import { generateModel } from "../gen/generate.js";
 import { loadWithProgress } from "./common.js";
 import { progressBar } from "./progress.js";
@@ -31,14 +29,11 @@ export function registerDemo(program: Command): void {
         console.error(`generated ${gguf} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, random weights: expect word salad)`);
       }
       if (!existsSync(packed)) {
-        const r = await packModel(gguf, packed, { experts: expertLayout, verify: true });
+        const r = await packModel(gguf, packed, { verify: true });
         console.error(`packed ${packed}: experts ${(r.expertBytes / 2 ** 20).toFixed(1)} MiB in ${r.manifest.layers.length} layer files`);
       }
       // A quarter of the experts' bytes: most of the model's experts live on disk, not in memory.
-      const store = await ExpertStore.open(packed);
-      const expertBytes = store.layers.reduce((a, l) => a + store.recordBytes(l) * store.expertCount(l), 0);
-      await store.close();
-      const cache = Math.ceil(expertBytes / 4);
+      const cache = Math.ceil((await packedExpertBytes(packed)) / 4);
       const lm = await loadWithProgress(packed, defaultEngineConfig({ expertIo: "stream", expertCache: cache }));
       try {
         const info = lm.model.info;

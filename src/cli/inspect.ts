@@ -1,8 +1,6 @@
 // moestream inspect: metadata, tensor table, and how the bytes split between experts and dense weights.
 import type { Command } from "commander";
-import { openGGUF } from "../format/gguf/read.js";
-import { ggmlTypeName } from "../format/gguf/ggml-types.js";
-import type { GGUFMetaValue } from "../format/gguf/types.js";
+import { inspectGGUF, type GGUFMetaValue } from "../engine/inspect.js";
 
 function show(v: GGUFMetaValue): string {
   if (v.type !== "array") return typeof v.value === "string" ? JSON.stringify(v.value.length > 80 ? v.value.slice(0, 77) + "..." : v.value) : String(v.value);
@@ -19,25 +17,19 @@ export function registerInspect(program: Command): void {
     .option("--json", "machine-readable output")
     .addHelpText("after", "\nExamples:\n  moestream inspect model.gguf\n  moestream inspect model.gguf --json | jq .tensors[0]")
     .action(async (path: string, opts) => {
-      const f = await openGGUF(path);
-      try {
-        const isExpert = (name: string) => /_exps\.weight$/.test(name);
-        const expertBytes = f.tensors.filter((t) => isExpert(t.name)).reduce((a, t) => a + t.byteLength, 0);
-        const denseBytes = f.tensors.filter((t) => !isExpert(t.name)).reduce((a, t) => a + t.byteLength, 0);
-        if (opts.json) {
-          const md = Object.fromEntries([...f.metadata].map(([k, v]) => [k, v.type === "array" ? { type: `array<${v.itemType}>`, length: v.value.length } : v.value]));
-          const tensors = f.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: t.shape, offset: t.offset, bytes: t.byteLength }));
-          process.stdout.write(JSON.stringify({ version: f.version, alignment: f.alignment, metadata: md, tensors, expertBytes, denseBytes }, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
-          return;
-        }
-        const out: string[] = [`${path}: GGUF v${f.version}, alignment ${f.alignment}, ${f.metadata.size} metadata keys, ${f.tensors.length} tensors`, "", "metadata:"];
-        for (const [k, v] of f.metadata) out.push(`  ${k} = ${show(v)}`);
-        out.push("", "tensors:");
-        for (const t of f.tensors) out.push(`  ${t.name.padEnd(34)} ${ggmlTypeName(t.type).padEnd(5)} [${t.shape.join(", ")}]`.padEnd(80) + ` ${(t.byteLength / 2 ** 20).toFixed(2)} MiB @ ${t.offset}`);
-        out.push("", `expert tensors: ${gib(expertBytes)}   dense tensors: ${gib(denseBytes)}   experts share: ${((100 * expertBytes) / Math.max(1, expertBytes + denseBytes)).toFixed(1)}%`);
-        process.stdout.write(out.join("\n") + "\n");
-      } finally {
-        await f.source.close();
+      const f = await inspectGGUF(path);
+      const { expertBytes, denseBytes } = f;
+      if (opts.json) {
+        const md = Object.fromEntries([...f.metadata].map(([k, v]) => [k, v.type === "array" ? { type: `array<${v.itemType}>`, length: v.value.length } : v.value]));
+        const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, shape: t.shape, offset: t.offset, bytes: t.byteLength }));
+        process.stdout.write(JSON.stringify({ version: f.version, alignment: f.alignment, metadata: md, tensors, expertBytes, denseBytes }, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
+        return;
       }
+      const out: string[] = [`${path}: GGUF v${f.version}, alignment ${f.alignment}, ${f.metadata.size} metadata keys, ${f.tensors.length} tensors`, "", "metadata:"];
+      for (const [k, v] of f.metadata) out.push(`  ${k} = ${show(v)}`);
+      out.push("", "tensors:");
+      for (const t of f.tensors) out.push(`  ${t.name.padEnd(34)} ${t.type.padEnd(5)} [${t.shape.join(", ")}]`.padEnd(80) + ` ${(t.byteLength / 2 ** 20).toFixed(2)} MiB @ ${t.offset}`);
+      out.push("", `expert tensors: ${gib(expertBytes)}   dense tensors: ${gib(denseBytes)}   experts share: ${((100 * expertBytes) / Math.max(1, expertBytes + denseBytes)).toFixed(1)}%`);
+      process.stdout.write(out.join("\n") + "\n");
     });
 }

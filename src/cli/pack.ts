@@ -1,8 +1,7 @@
 // moestream pack: rewrite a GGUF's experts into per-layer files, one aligned record per expert.
 import type { Command } from "commander";
 import { basename, dirname, join } from "node:path";
-import { packModel, verifyPack } from "../experts/pack.js";
-import { expertLayout } from "../engine/expert-layout.js";
+import { packModel, verifyPack } from "../engine/pack.js";
 import { progressBar } from "./progress.js";
 
 export function registerPack(program: Command): void {
@@ -18,7 +17,7 @@ export function registerPack(program: Command): void {
       const bar = progressBar("packing");
       const t0 = performance.now();
       try {
-        const r = await packModel(model, out, { experts: expertLayout, verify: opts.verify, overwrite: opts.overwrite, onProgress: (d, t) => bar.update(d, t) });
+        const r = await packModel(model, out, { verify: opts.verify, overwrite: opts.overwrite, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const s = (performance.now() - t0) / 1000;
         process.stderr.write(`packed ${model} -> ${r.dir}: dense ${(r.denseBytes / 2 ** 20).toFixed(1)} MiB, experts ${(r.expertBytes / 2 ** 20).toFixed(1)} MiB in ${s.toFixed(1)} s${opts.verify ? " (verified)" : ""}\n`);

@@ -1,9 +1,9 @@
 // moestream replay: hit rates of each eviction policy, and Belady's bound, at several cache sizes, by
 // phase, from a trace written by `moestream trace`.
 import type { Command } from "commander";
-import { POLICY_NAMES, parsePolicySpec, policyByName } from "../experts/policies.js";
-import { accessSequence, belady, hitRate, replay, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult } from "../experts/replay.js";
-import { readTrace, type Trace } from "../experts/trace.js";
+import {
+  POLICY_NAMES, hitRate, parsePolicySpec, readTrace, replayAt, replayObserved, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult, type Trace,
+} from "../engine/replay.js";
 import { RoutingRecorder } from "../gen/routing-stats.js";
 import { UsageError } from "../util/errors.js";
 
@@ -57,8 +57,7 @@ function selfCheck(trace: Trace): string | undefined {
   if (!o) return undefined;
   let r: ReplayResult;
   try {
-    const spec = parsePolicySpec(o.policy);
-    r = replay(trace, { slots: o.slots, policy: policyByName(spec.name, spec.params) });
+    r = replayObserved(trace, o);
   } catch (e) {
     return `observed in the run: ${o.policy} at ${o.slots} slots; replay cannot run it: ${(e as Error).message}`;
   }
@@ -82,11 +81,7 @@ export function registerReplay(program: Command): void {
       if (pinning !== "sequential" && pinning !== "group") throw new UsageError("bad_option", `--pinning must be sequential or group, got '${opts.pinning}'`);
       const specs = ((opts.policy as string[] | undefined) ?? [...POLICY_NAMES]).map((s) => ({ label: s, ...parsePolicySpec(s) }));
       const trace = readTrace(path);
-      const rows = budgets(trace, opts.slots, opts.budget).map((b) => {
-        const seq = accessSequence(trace, b.slots);
-        const policies = specs.map((s) => ({ policy: s.label, ...replay(trace, { slots: b.slots, policy: policyByName(s.name, s.params), pinning }, seq) }));
-        return { budget: b.label, slots: b.slots, policies, belady: belady(trace, b.slots, seq) };
-      });
+      const rows = budgets(trace, opts.slots, opts.budget).map((b) => ({ budget: b.label, slots: b.slots, ...replayAt(trace, b.slots, specs, pinning) }));
       if (opts.json) {
         const rate = (r: ReplayResult) => ({ prefill: hitRate(r.prefill), decode: hitRate(r.decode), total: hitRate(r.total) });
         const out = rows.map((r) => ({

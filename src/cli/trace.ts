@@ -1,13 +1,10 @@
 // moestream trace: run a prompt and a greedy decode, recording every layer's routing into a trace file
 // that `moestream replay` turns into hit rates per eviction policy and cache size.
 import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import type { Command } from "commander";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import { renderChat } from "../engine/chat-template.js";
-import { TraceWriter, type ObservedCache, type Phase } from "../experts/trace.js";
-import type { Routing } from "../models/routing.js";
-import { createSampler } from "../sampler/index.js";
+import { recordTrace } from "../engine/trace.js";
 import { UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { parseRouting } from "./gen.js";
@@ -51,54 +48,13 @@ function registerTrace(program: Command): void {
       if (prompt.length === 0) throw new UsageError("bad_option", "the prompt encodes to no tokens");
       const follow = opts.follow ? tok.encode(readFileSync(opts.follow, "utf8")) : undefined;
       if (follow && follow.length < n) throw new UsageError("bad_option", `--follow ${opts.follow} has ${follow.length} tokens, fewer than -n ${n}`);
-      const info = lm.model.info;
       const how = follow ? `teacher-forced ${opts.follow}` : sampling.temperature === 0 ? "greedy" : `sampled ${JSON.stringify(sampling)}`;
-      const writer = TraceWriter.create(opts.output, {
-        model: {
-          architecture: lm.arch, name: basename(lm.path), nLayer: info.nLayer, nExpert: info.nExpert, k: info.nExpertUsed,
-          recordBytes: new Array(info.nLayer).fill(lm.experts.slotBytes), // qwen3moe layers share one record layout
-        },
-        routing,
-        note: `moestream trace: ${prompt.length} prompt tokens, ${n} decode steps ${how}, expert io ${lm.expertIO.mode}`,
-      });
-      try {
-        // Forward calls go straight to the model with the routing hook; the first is the prompt.
-        const kv = lm.model.makeCache(lm.config.ctxSize);
-        const hooks = { onRoute: (l: number, r: Routing) => writer.route(l, r.ids, r.nTokens) };
-        const history = [...prompt];
-        const snap = () => ({ hits: lm.experts.stats.hits, misses: lm.experts.stats.misses });
-        const forward = async (ids: number[], phase: Phase) => {
-          const out = await lm.model.forward(Int32Array.from(ids), kv, { logits: "last", hooks });
-          writer.endCall(phase);
-          return out;
-        };
-        const s0 = snap();
-        const t0 = performance.now();
-        let logits = await forward(prompt, "prefill");
-        const s1 = snap();
-        const sampler = createSampler(sampling);
-        const tokens: number[] = [];
-        for (let i = 0; i < n; i++) {
-          const t = follow ? follow[i] : sampler.sample(logits, history);
-          if (opts.stopAtEos && tok.eogIds.has(t)) break;
-          if (history.length >= kv.nCtx) break;
-          tokens.push(t);
-          history.push(t);
-          logits = await forward([t], "decode");
-        }
-        const s2 = snap();
-        kv.free();
-        const diff = (a: ReturnType<typeof snap>, b: ReturnType<typeof snap>) => ({ hits: b.hits - a.hits, misses: b.misses - a.misses });
-        const observed: ObservedCache | undefined = lm.expertIO.mode === "stream"
-          ? { policy: lm.config.expertPolicy, slots: lm.experts.nSlots, prefill: diff(s0, s1), decode: diff(s1, s2) } : undefined;
-        writer.close({ tokens, observed });
-        const rate = (p: { hits: number; misses: number }) => (p.hits + p.misses ? `${((100 * p.hits) / (p.hits + p.misses)).toFixed(1)}%` : "-");
-        process.stderr.write(`moestream: ${prompt.length} prompt + ${tokens.length} decode tokens (${how}) in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
-          (observed ? `; ${observed.policy} at ${observed.slots} slots hit prefill ${rate(observed.prefill)}, decode ${rate(observed.decode)}` : "") + "\n");
-        process.stderr.write(`moestream: wrote ${writer.calls} forward calls to ${opts.output}\n`);
-      } finally {
-        writer.close();
-      }
+      const note = `moestream trace: ${prompt.length} prompt tokens, ${n} decode steps ${how}, expert io ${lm.expertIO.mode}`;
+      const { tokens, observed, calls, ms } = await recordTrace(lm, { output: opts.output, prompt, steps: n, follow, sampling, stopAtEos: opts.stopAtEos, routing, note });
+      const rate = (p: { hits: number; misses: number }) => (p.hits + p.misses ? `${((100 * p.hits) / (p.hits + p.misses)).toFixed(1)}%` : "-");
+      process.stderr.write(`moestream: ${prompt.length} prompt + ${tokens.length} decode tokens (${how}) in ${(ms / 1000).toFixed(1)} s` +
+        (observed ? `; ${observed.policy} at ${observed.slots} slots hit prefill ${rate(observed.prefill)}, decode ${rate(observed.decode)}` : "") + "\n");
+      process.stderr.write(`moestream: wrote ${calls} forward calls to ${opts.output}\n`);
     } finally {
       await lm.close();
     }

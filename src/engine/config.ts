@@ -2,6 +2,9 @@
 // flags from this table; only the CLI reads the environment (through resolveOptions).
 import { UsageError } from "../util/errors.js";
 
+// What SAMPLING_OPTIONS resolve to; the CLI and server name it through the engine.
+export type { SamplingOptions } from "../sampler/index.js";
+
 /** "native" is accepted as an alias of "cpu" (the native addon). */
 export type BackendName = "auto" | "cpu" | "native" | "wasm" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";

@@ -5,7 +5,7 @@ import { basename } from "node:path";
 import { renderChat, type ChatMessage, type ChatTool } from "../engine/chat-template.js";
 import type { LoadedModel } from "../engine/load.js";
 import { Session } from "../engine/session.js";
-import type { SamplingOptions } from "../sampler/index.js";
+import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
 import { ApiError, fromZod } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
