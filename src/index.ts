@@ -6,7 +6,7 @@ export { renderChat, type ChatMessage, type ChatTool, type ChatToolCall, type Ch
 export { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "./engine/load.js";
 export { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS, type EngineConfig } from "./engine/config.js";
 export { OpenAIApi, type OpenAIApiOptions } from "./server/openai.js";
-export { packModel } from "./experts/pack.js";
+export { packModel } from "./engine/pack.js"; // the architecture's expert layout filled in
 export { Tokenizer } from "./tokenizer/index.js";
 export type { SamplingOptions } from "./sampler/index.js";
 export { MoestreamError, FormatError, ModelError, UsageError } from "./util/errors.js";

@@ -39,7 +39,8 @@ export async function recordTrace(lm: LoadedModel, o: RecordTraceOptions): Promi
   const writer = TraceWriter.create(o.output, {
     model: {
       architecture: lm.arch, name: basename(lm.path), nLayer: info.nLayer, nExpert: info.nExpert, k: info.nExpertUsed,
-      recordBytes: new Array(info.nLayer).fill(lm.experts.slotBytes), // qwen3moe layers share one record layout
+      // A layer without experts (a leading dense layer) has record size 0: trace v2's mark for "no routes".
+      recordBytes: Array.from({ length: info.nLayer }, (_, l) => (lm.experts.reader.layers.includes(l) ? lm.experts.reader.recordBytes(l) : 0)),
     },
     routing: o.routing,
     note: o.note,
