@@ -1,7 +1,9 @@
 // Model shapes the generator can write: a registered architecture and its hyperparameters. The named
 // presets are qwen3moe; a3b* use Qwen3-30B-A3B's per-layer dimensions.
-import { ARCH as QWEN3MOE, type HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
+import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 import { QWEN3_VOCAB_SIZE } from "../tokenizer/qwen3-vocab.js";
+
+const QWEN3MOE = "qwen3moe"; // registered in models/registry.ts; the generator refuses a name it lacks
 
 export interface Preset<HP = unknown> {
   /** general.architecture: a name the registry knows. */
