@@ -2,7 +2,8 @@
 // not, greedy output equal to `moestream run`, stop sequences, limits, parallel clients, abort.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { testModel } from "../helpers/models.js";
 import { BIN, startServer, type RunningServer } from "./server.js";
 
@@ -15,9 +16,10 @@ test.after(async () => {
   assert.equal(await srv.stop(), 0, srv.stderr());
 });
 
-function runCli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, "run", "-m", modelPath, ...args, "--json"], { encoding: "utf8", env: { ...process.env, MOESTREAM_TEMP: undefined } });
-  assert.equal(r.status, 0, r.stderr);
+// Asynchronous: a synchronous spawn would block this process's event loop, where the server under test runs,
+// and a pooled keep-alive socket could time out server-side just as the client reuses it ("other side closed").
+async function runCli(...args: string[]) {
+  const r = await promisify(execFile)(process.execPath, [BIN, "run", "-m", modelPath, ...args, "--json"], { encoding: "utf8", env: { ...process.env, MOESTREAM_TEMP: undefined } });
   return JSON.parse(r.stdout) as { prompt_tokens: number[]; tokens: number[]; text: string };
 }
 
@@ -31,7 +33,7 @@ test("GET /v1/models, /v1/models/:id and /health", async () => {
 });
 
 test("chat, temperature 0: same text and token counts as `moestream run --chat --temp 0`", async () => {
-  const cli = runCli("-p", "Hi", "--chat", "-n", "8", "--temp", "0");
+  const cli = await runCli("-p", "Hi", "--chat", "-n", "8", "--temp", "0");
   const r = await srv.client.chat.completions.create({ model: srv.model, messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 });
   assert.equal(r.object, "chat.completion");
   assert.match(r.id, /^chatcmpl-/);
@@ -46,7 +48,7 @@ test("chat, temperature 0: same text and token counts as `moestream run --chat -
 });
 
 test("completions, temperature 0: same as `moestream run --temp 0`; streamed text equals the whole", async () => {
-  const cli = runCli("-p", "Once upon a time", "-n", "10", "--temp", "0");
+  const cli = await runCli("-p", "Once upon a time", "-n", "10", "--temp", "0");
   const r = await srv.client.completions.create({ model: srv.model, prompt: "Once upon a time", max_tokens: 10, temperature: 0 });
   assert.equal(r.object, "text_completion");
   assert.equal(r.choices[0].text, cli.text);

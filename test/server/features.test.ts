@@ -3,7 +3,8 @@
 // equal differences of logits) and against themselves (greedy picks the top; probabilities sum <= 1).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { renderChat } from "../../src/engine/chat-template.js";
 import { qwen3TokenizerMetadata } from "../../src/tokenizer/qwen3-vocab.js";
 import { Tokenizer } from "../../src/tokenizer/tokenizer.js";
@@ -22,8 +23,8 @@ test.after(async () => {
 const close = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 
 test("chat logprobs: one entry per token, greedy picks the top, gaps equal the raw logit gaps of `run --json`", async () => {
-  const r = spawnSync(process.execPath, [BIN, "run", "-m", modelPath, "-p", "Hi", "--chat", "-n", "6", "--temp", "0", "--ignore-eos", "--json"], { encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
+  // Asynchronous, so the in-process server's event loop (and its keep-alive timers) keep running meanwhile.
+  const r = await promisify(execFile)(process.execPath, [BIN, "run", "-m", modelPath, "-p", "Hi", "--chat", "-n", "6", "--temp", "0", "--ignore-eos", "--json"], { encoding: "utf8" });
   const cli = JSON.parse(r.stdout) as { tokens: number[]; top_logits: [number, number][][] };
   const res = await srv.client.chat.completions.create({ model: srv.model, messages: [{ role: "user", content: "Hi" }], max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 });
   const content = res.choices[0].logprobs!.content!;
