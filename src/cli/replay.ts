@@ -40,15 +40,19 @@ function describe(trace: Trace): string[] {
   const calls = (p: string) => trace.calls.filter((c) => c.phase === p);
   const pre = calls("prefill"), dec = calls("decode");
   const rec = new RoutingRecorder(m.nLayer, m.nExpert, m.k);
-  for (const c of trace.calls) c.routes.forEach((ids, l) => ids && rec.record(l, ids, c.nTokens)); // null: a layer without experts
+  // null: a layer without experts; empty: an imported trace captured no routing there.
+  for (const c of trace.calls) c.routes.forEach((ids, l) => ids && ids.length > 0 && rec.record(l, ids, c.nTokens));
   const st = rec.stats();
   const r = trace.header.routing;
   const profile = r ? Object.entries(r).map(([k, v]) => (k === "kind" ? String(v) : `${k} ${v}`)).join(" ") : "not recorded";
-  return [
+  const lines = [
     `trace: ${m.name} (${m.architecture}, ${m.nLayer} layers x ${m.nExpert} experts, top-${m.k}, ${m.k * m.nLayer} active experts per token)`,
     `calls: ${pre.length} prefill (${pre.reduce((a, c) => a + c.nTokens, 0)} tokens), ${dec.length} decode`,
     `routing profile: ${profile}; measured: top-quarter share ${st.topQuarterShare.toFixed(2)} (uniform 0.25), reuse ${st.reuse.toFixed(2)} (chance ${st.uniformReuse.toFixed(2)})`,
   ];
+  // An imported capture's note says how it was read (decode-only, nominal record sizes).
+  if (r === null && trace.header.note?.startsWith("imported")) lines.push(`note: ${trace.header.note}`);
+  return lines;
 }
 
 /** Replays the engine's own policy at the run's cache size and says whether it matches what the run counted. */
@@ -69,7 +73,7 @@ function selfCheck(trace: Trace): string | undefined {
 export function registerReplay(program: Command): void {
   program
     .command("replay <trace>")
-    .description("replay a routing trace: hit rate per eviction policy and Belady's bound, per cache size and phase")
+    .description("replay a routing trace (moestream's own, or a routing JSON-lines capture: header line, then {\"t\", \"layers\": [[ids], ...]} per token): hit rate per eviction policy and Belady's bound, per cache size and phase")
     .option("--slots <list>", "cache sizes in expert slots, e.g. 64,128")
     .option("--budget <list>", "cache sizes as multiples of the active experts per token (k x layers), e.g. 1x,2x (default 1x,1.5x,2x,3x,4x)")
     .option("--policy <spec...>", `policies, name[:key=value,...] (default: ${POLICY_NAMES.join(" ")}); e.g. slru:protected=0.8 lfu:history=0`)

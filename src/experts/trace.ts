@@ -15,6 +15,7 @@
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { FormatError, UsageError } from "../util/errors.js";
 import { acquireGroups } from "./source.js";
+import { isRoutingJsonlHeader, routingJsonlTrace, type JsonLine } from "./trace-jsonl.js";
 
 export const TRACE_FORMAT = "moestream-trace";
 export const TRACE_VERSION = 2;
@@ -48,7 +49,10 @@ export interface TraceHeader {
 export interface TraceCall {
   phase: Phase;
   nTokens: number;
-  /** Per layer: [nTokens * k] expert ids, token-major, each token's in router score order; null for a layer without experts. */
+  /**
+   * Per layer: [nTokens * k] expert ids, token-major, each token's in router score order; null for a layer
+   * without experts. Imported traces (trace-jsonl.ts) may hold an empty array: no routing captured, no access.
+   */
   routes: (Int32Array | null)[];
 }
 
@@ -186,13 +190,17 @@ export class TraceWriter {
   }
 }
 
-/** Read and check a whole trace; every problem names the file, line and byte offset. */
+/**
+ * Read and check a whole trace, moestream's own or a routing JSON-lines capture (trace-jsonl.ts, told
+ * apart by its header line); every problem names the file, line and byte offset.
+ */
 export function readTrace(path: string): Trace {
   if (!existsSync(path)) throw new UsageError("trace_not_found", `trace file not found: ${path}`);
   const buf = readFileSync(path);
   let header: TraceHeader | undefined;
   const calls: TraceCall[] = [];
   let end: TraceEnd | undefined;
+  let jsonl: JsonLine[] | undefined; // the lines of a routing JSON-lines capture, converted at the end
   let lineNo = 0;
   for (let at = 0; at < buf.length; ) {
     const nl = buf.indexOf(0x0a, at);
@@ -213,8 +221,14 @@ export function readTrace(path: string): Trace {
       return fail(`not JSON: ${(e as Error).message}`);
     }
     if (typeof obj !== "object" || obj === null || Array.isArray(obj)) fail("expected a JSON object");
+    if (jsonl || (!header && isRoutingJsonlHeader(obj))) {
+      (jsonl ??= []).push({ line: lineNo, offset, obj });
+      continue;
+    }
     if (!header) {
-      if (obj.format !== TRACE_FORMAT) fail(`not a moestream trace: format is ${JSON.stringify(obj.format)}, expected "${TRACE_FORMAT}"`);
+      if (obj.format !== TRACE_FORMAT) {
+        fail(`not a moestream trace: format is ${JSON.stringify(obj.format)}, expected "${TRACE_FORMAT}" (or a routing JSON-lines header with nLayer, nExpert and topK)`);
+      }
       if (!TRACE_READ_VERSIONS.includes(obj.version as number)) {
         fail(`trace version ${JSON.stringify(obj.version)} is not supported (this build reads ${TRACE_READ_VERSIONS.join(" and ")})`);
       }
@@ -240,6 +254,9 @@ export function readTrace(path: string): Trace {
     if (bad) fail(bad);
     calls.push({ phase: obj.phase as Phase, nTokens: obj.nTokens as number, routes: (obj.routes as (number[] | null)[]).map((r) => (r ? Int32Array.from(r) : null)) });
   }
+  if (jsonl) return routingJsonlTrace(path, jsonl, (at, detail) => {
+    throw new TraceFormatError(path, at.line, at.offset, detail);
+  });
   if (!header) throw new TraceFormatError(path, 1, 0, "empty file: no header line");
   return { header, calls, end };
 }
