@@ -10,6 +10,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   stream: async () => (await import("./stream.js")).benchStream(),
   server: async () => (await import("./server.js")).benchServer(),
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
+  replay: async () => (await import("./replay.js")).benchReplay(),
 };
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);

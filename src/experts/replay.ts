@@ -205,3 +205,13 @@ export function slotsForMultiple(trace: Trace, multiple: number): number {
   const n = expertLayers(m).length;
   return Math.min(n * m.nExpert, Math.max(m.k, Math.round(multiple * m.k * n)));
 }
+
+/**
+ * The trace cut to one layer (the others marked expertless): replaying it at `multiple` x k slots is
+ * that layer's own pool, the layer-aware alternative to the one pool StreamingExperts shares.
+ */
+export function layerTrace(trace: Trace, layer: number): Trace {
+  const m = trace.header.model;
+  const recordBytes = m.recordBytes.map((b, l) => (l === layer ? b : 0));
+  return { header: { ...trace.header, model: { ...m, recordBytes } }, calls: trace.calls.map((c) => ({ ...c, routes: c.routes.map((r, l) => (l === layer ? r : null)) })) };
+}
