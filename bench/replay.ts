@@ -8,7 +8,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { policyByName, POLICY_NAMES } from "../src/experts/policies.js";
-import { accessSequence, belady, hitRate, layerTrace, replay, slotsForMultiple, type PhaseStats } from "../src/experts/replay.js";
+import { accessSequence, belady, hitRate, layerTrace, policyContext, replay, slotsForMultiple, type PhaseStats } from "../src/experts/replay.js";
 import { expertLayers, readTrace, type Trace } from "../src/experts/trace.js";
 
 export const TRACES_DIR = resolve("..", "shared", "traces");
@@ -27,7 +27,7 @@ export function replayPool(trace: Trace, multiple: number, pool: Pool, policies:
   for (const t of parts) {
     const slots = slotsForMultiple(t, multiple);
     const seq = accessSequence(t, slots);
-    for (const p of policies) add(p, replay(t, { slots, policy: policyByName(p) }, seq).total);
+    for (const p of policies) add(p, replay(t, { slots, policy: policyByName(p, {}, policyContext(t)) }, seq).total);
     add("belady", belady(t, slots, seq).total);
   }
   return out;

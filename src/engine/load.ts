@@ -178,7 +178,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     // Staging for speculative reads: two tokens' worth of one layer's experts.
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
-    const policy = policyByName(spec.name, spec.params);
+    // A token touches k experts in every layer with experts: lfu-decay's clock.
+    const policy = policyByName(spec.name, spec.params, { touchesPerToken: info.nExpertUsed * layers.length });
     const experts = new StreamingExperts(reader, backend, {
       budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
     });

@@ -165,7 +165,143 @@ export class LrfuPolicy implements EvictionPolicy {
   }
 }
 
-export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu"] as const;
+/**
+ * LFU with a per-token decay: every count loses `decay` of its weight per token (a forward call's
+ * worth of touches, `touchesPerToken`), evicted keys keep theirs. That is LRFU with a half-life of
+ * ln 2 / ln(1 / decay) tokens, so it is one: the knob is named as the measurements name it.
+ */
+export class LfuDecayPolicy extends LrfuPolicy {
+  constructor(decay = 0.9, touchesPerToken = 1) {
+    super({ halfLife: LfuDecayPolicy.halfLife(decay, touchesPerToken) });
+  }
+
+  static halfLife(decay: number, touchesPerToken: number): number {
+    if (!(decay > 0 && decay < 1)) throw new UsageError("bad_option", `lfu-decay decay must be in (0, 1), got ${decay}`);
+    if (!(touchesPerToken > 0)) throw new UsageError("bad_option", `lfu-decay perToken must be > 0, got ${touchesPerToken}`);
+    return (touchesPerToken * Math.LN2) / -Math.log(decay);
+  }
+}
+
+/**
+ * LFU with dynamic aging (LFUDA, Arlitt et al. 2000): a key's priority is its count since it entered
+ * plus the cache's age L, which becomes the priority of each evicted key; so new keys start level with
+ * what was just worth evicting and old counts stop protecting experts no longer used. Evicted keys
+ * forget their count (as the original). Ties go to the least recent.
+ */
+export class LfudaPolicy implements EvictionPolicy {
+  private readonly count = new Map<number, number>();
+  private readonly prio = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private age = 0;
+  private clock = 0;
+
+  touch(key: number): void {
+    const c = (this.count.get(key) ?? 0) + 1;
+    this.count.set(key, c);
+    this.prio.set(key, this.age + c);
+    this.last.set(key, ++this.clock);
+  }
+
+  remove(key: number): void {
+    this.age = Math.max(this.age, this.prio.get(key) ?? 0);
+    this.count.delete(key);
+    this.prio.delete(key);
+    this.last.delete(key);
+  }
+
+  victim(evictable: (key: number) => boolean): number | undefined {
+    let best: number | undefined;
+    let bp = Infinity, bl = Infinity;
+    for (const [k, p] of this.prio) {
+      const l = this.last.get(k)!;
+      if ((p < bp || (p === bp && l < bl)) && evictable(k)) [best, bp, bl] = [k, p, l];
+    }
+    return best;
+  }
+}
+
+export interface S3FifoOptions {
+  /** Share of the cached keys the small FIFO holds before it must give up its oldest (0.1 in the paper). */
+  small?: number;
+  /** Hits in the small FIFO that move a key to the main one instead of evicting it (default 1). */
+  promote?: number;
+}
+
+/**
+ * S3-FIFO (Yang et al., SOSP 2023): new keys enter a small FIFO; its oldest leaves to the ghost list
+ * unless hit `promote` times there, then moves to the main FIFO. Keys in the ghost list (as many as
+ * main's share of the cache, the most keys ever cached) re-enter straight into main. Main is FIFO with reinsertion: a key hit since it
+ * was last passed (counts to 3) goes round again with one count less. Pinned keys are passed over and
+ * stay where they are. victim() does the moves, as S3-FIFO's eviction does; remove() ends the chosen key.
+ */
+export class S3FifoPolicy implements EvictionPolicy {
+  private readonly smallQ = new Map<number, true>();
+  private readonly mainQ = new Map<number, true>();
+  private readonly ghost = new Map<number, true>();
+  private readonly freq = new Map<number, number>();
+  /** The most keys cached at once: the slot count once the cache is full. */
+  private peak = 0;
+  private readonly small: number;
+  private readonly promote: number;
+
+  constructor(opts: S3FifoOptions = {}) {
+    this.small = opts.small ?? 0.1;
+    this.promote = opts.promote ?? 1;
+    if (!(this.small > 0 && this.small < 1) || !(Number.isInteger(this.promote) && this.promote >= 1)) {
+      throw new UsageError("bad_option", "s3fifo small must be in (0, 1) and promote an integer >= 1");
+    }
+  }
+
+  touch(key: number): void {
+    if (this.smallQ.has(key) || this.mainQ.has(key)) {
+      this.freq.set(key, Math.min(3, this.freq.get(key)! + 1));
+      return;
+    }
+    this.freq.set(key, 0);
+    if (this.ghost.delete(key)) this.mainQ.set(key, true);
+    else this.smallQ.set(key, true);
+    this.peak = Math.max(this.peak, this.smallQ.size + this.mainQ.size);
+  }
+
+  remove(key: number): void {
+    this.freq.delete(key);
+    if (this.mainQ.delete(key) || !this.smallQ.delete(key)) return;
+    // Out of the small FIFO: remembered, as many as main's share of the slots (at least one).
+    this.ghost.set(key, true);
+    const cap = Math.max(1, Math.round((1 - this.small) * this.peak));
+    for (const k of this.ghost.keys()) {
+      if (this.ghost.size <= cap) break;
+      this.ghost.delete(k);
+    }
+  }
+
+  victim(evictable: (key: number) => boolean): number | undefined {
+    const total = this.smallQ.size + this.mainQ.size;
+    if (this.smallQ.size >= this.small * total) {
+      for (const k of [...this.smallQ.keys()]) {
+        if (!evictable(k)) continue;
+        if (this.freq.get(k)! < this.promote) return k;
+        this.smallQ.delete(k);
+        this.mainQ.set(k, true);
+        this.freq.set(k, 0);
+      }
+    }
+    // A Map visits keys re-added during iteration, so this goes round until a count reaches 0 (<= 4 passes).
+    for (const k of this.mainQ.keys()) {
+      if (!evictable(k)) continue;
+      const f = this.freq.get(k)!;
+      if (f === 0) return k;
+      this.freq.set(k, f - 1);
+      this.mainQ.delete(k);
+      this.mainQ.set(k, true);
+    }
+    // Main had nothing evictable: the small FIFO's oldest unpinned, promoted or not.
+    for (const k of this.smallQ.keys()) if (evictable(k)) return k;
+    return undefined;
+  }
+}
+
+export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo"] as const;
 /**
  * The default to wire into StreamingExperts: on replayed decode traces at 2x a token's experts, LFU hit
  * 63% vs LRU's 45% (a3b-8L, realistic routing) and 84% vs 74% (tiny, realistic); Belady 75% and 90%.
@@ -173,16 +309,27 @@ export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu"] as const;
 export const RECOMMENDED_POLICY = "lfu";
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
+/** What a policy may need to know of the model: the cache touches one token makes (k x layers with experts). */
+export interface PolicyContext {
+  touchesPerToken?: number;
+}
+
 /** Parameters each policy takes by name (policyByName's params, the CLI's name:key=value). */
 const PARAMS: Record<PolicyName, readonly string[]> = {
   lru: [],
   slru: ["protected"],
   lfu: ["halveEvery", "agingFactor", "history"],
   lrfu: ["halfLife", "halfLifeFactor"],
+  "lfu-decay": ["decay", "perToken"],
+  lfuda: [],
+  s3fifo: ["small", "promote"],
 };
 
-/** A fresh policy by name; params as numbers (history: 0 or 1). */
-export function policyByName(name: string, params: Record<string, number> = {}): EvictionPolicy {
+/**
+ * A fresh policy by name; params as numbers (history: 0 or 1). lfu-decay's token is `params.perToken`
+ * touches, else the context's, else 1 (every touch a token: a one-layer top-1 model).
+ */
+export function policyByName(name: string, params: Record<string, number> = {}, ctx: PolicyContext = {}): EvictionPolicy {
   if (!(POLICY_NAMES as readonly string[]).includes(name)) throw new UsageError("bad_option", `unknown eviction policy '${name}' (known: ${POLICY_NAMES.join(", ")})`);
   const n = name as PolicyName;
   for (const k of Object.keys(params)) {
@@ -197,6 +344,12 @@ export function policyByName(name: string, params: Record<string, number> = {}):
       return new LfuPolicy({ halveEvery: params.halveEvery, agingFactor: params.agingFactor, history: params.history === undefined ? undefined : params.history !== 0 });
     case "lrfu":
       return new LrfuPolicy({ halfLife: params.halfLife, halfLifeFactor: params.halfLifeFactor });
+    case "lfu-decay":
+      return new LfuDecayPolicy(params.decay, params.perToken ?? ctx.touchesPerToken);
+    case "lfuda":
+      return new LfudaPolicy();
+    case "s3fifo":
+      return new S3FifoPolicy({ small: params.small, promote: params.promote });
   }
 }
 

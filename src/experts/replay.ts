@@ -2,6 +2,7 @@
 // acquire groups, same pin rule, same policy calls), minus the bytes. Belady's optimum over the same
 // accesses is the bound a policy is judged against.
 import { UsageError } from "../util/errors.js";
+import type { PolicyContext } from "./policies.js";
 import type { EvictionPolicy } from "./streaming-source.js";
 import { acquireGroups } from "./source.js";
 import { expertLayers, PHASES, type Phase, type Trace } from "./trace.js";
@@ -214,4 +215,9 @@ export function layerTrace(trace: Trace, layer: number): Trace {
   const m = trace.header.model;
   const recordBytes = m.recordBytes.map((b, l) => (l === layer ? b : 0));
   return { header: { ...trace.header, model: { ...m, recordBytes } }, calls: trace.calls.map((c) => ({ ...c, routes: c.routes.map((r, l) => (l === layer ? r : null)) })) };
+}
+
+/** What the engine tells a policy of this trace's model (as load.ts does): k touches per layer with experts. */
+export function policyContext(trace: Trace): PolicyContext {
+  return { touchesPerToken: trace.header.model.k * expertLayers(trace.header.model).length };
 }
