@@ -73,7 +73,7 @@ export const ENGINE_OPTIONS = {
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   expertPolicy: {
     flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: (raw: string) => raw,
-    help: "expert cache eviction: lfu (default, chosen by trace replay) | lru | slru | lrfu | lfu-decay | lfuda | s3fifo, with parameters as name:key=value (e.g. lfu-decay:decay=0.9)",
+    help: "expert cache eviction: lfu (default, chosen by trace replay) | lru | slru | lrfu | lfu-decay | lfuda | s3fifo | arc, with parameters as name:key=value (e.g. lfu-decay:decay=0.9)",
   },
   allowMissingExperts: {
     flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,

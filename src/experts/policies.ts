@@ -301,7 +301,66 @@ export class S3FifoPolicy implements EvictionPolicy {
   }
 }
 
-export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo"] as const;
+/**
+ * ARC (Megiddo and Modha, FAST 2003): T1 holds keys seen once lately, T2 keys seen again; ghosts B1 and
+ * B2 remember what each lost, and a hit in a ghost moves the target size p of T1 toward the list that
+ * would have kept it. The cache size c is the most keys ever cached (the slot count once full).
+ * One departure, forced by the interface: victim() is asked before the missing key is touched, so it
+ * cannot see that key; p adapts at the touch, one miss late, and REPLACE's "x in B2 and |T1| = p" case
+ * is dropped (T1 gives the victim when |T1| > p).
+ */
+export class ArcPolicy implements EvictionPolicy {
+  private readonly t1 = new Map<number, true>();
+  private readonly t2 = new Map<number, true>();
+  private readonly b1 = new Map<number, true>();
+  private readonly b2 = new Map<number, true>();
+  private p = 0;
+  private c = 0;
+
+  touch(key: number): void {
+    if (this.t1.delete(key) || this.t2.delete(key)) {
+      this.t2.set(key, true);
+      return;
+    }
+    if (this.b1.delete(key)) {
+      this.p = Math.min(this.c, this.p + Math.max(this.b2.size / Math.max(1, this.b1.size), 1));
+      this.t2.set(key, true);
+    } else if (this.b2.delete(key)) {
+      this.p = Math.max(0, this.p - Math.max(this.b1.size / Math.max(1, this.b2.size), 1));
+      this.t2.set(key, true);
+    } else this.t1.set(key, true);
+    this.c = Math.max(this.c, this.t1.size + this.t2.size);
+    this.trim();
+  }
+
+  remove(key: number): void {
+    if (this.t1.delete(key)) this.b1.set(key, true);
+    else if (this.t2.delete(key)) this.b2.set(key, true);
+    this.trim();
+  }
+
+  victim(evictable: (key: number) => boolean): number | undefined {
+    const first = (m: Map<number, true>) => {
+      for (const k of m.keys()) if (evictable(k)) return k;
+      return undefined;
+    };
+    return this.t1.size > 0 && this.t1.size > this.p ? (first(this.t1) ?? first(this.t2)) : (first(this.t2) ?? first(this.t1));
+  }
+
+  /** |T1| + |B1| <= c and all four lists <= 2c: the ghosts' oldest go. */
+  private trim(): void {
+    const drop = (m: Map<number, true>, n: number) => {
+      for (const k of m.keys()) {
+        if (n-- <= 0) break;
+        m.delete(k);
+      }
+    };
+    drop(this.b1, this.t1.size + this.b1.size - this.c);
+    drop(this.b2, this.t1.size + this.t2.size + this.b1.size + this.b2.size - 2 * this.c);
+  }
+}
+
+export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc"] as const;
 /**
  * The default to wire into StreamingExperts: on replayed decode traces at 2x a token's experts, LFU hit
  * 63% vs LRU's 45% (a3b-8L, realistic routing) and 84% vs 74% (tiny, realistic); Belady 75% and 90%.
@@ -323,6 +382,7 @@ const PARAMS: Record<PolicyName, readonly string[]> = {
   "lfu-decay": ["decay", "perToken"],
   lfuda: [],
   s3fifo: ["small", "promote"],
+  arc: [],
 };
 
 /**
@@ -350,6 +410,8 @@ export function policyByName(name: string, params: Record<string, number> = {}, 
       return new LfudaPolicy();
     case "s3fifo":
       return new S3FifoPolicy({ small: params.small, promote: params.promote });
+    case "arc":
+      return new ArcPolicy();
   }
 }
 

@@ -2,7 +2,7 @@
 // cache sees exactly the keys listed (a token is one touch unless a context says otherwise).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LfuDecayPolicy, LfudaPolicy, parsePolicySpec, policyByName, S3FifoPolicy } from "../../src/experts/policies.js";
+import { ArcPolicy, LfuDecayPolicy, LfudaPolicy, parsePolicySpec, policyByName, S3FifoPolicy } from "../../src/experts/policies.js";
 import { replay } from "../../src/experts/replay.js";
 import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
 import type { Trace } from "../../src/experts/trace.js";
@@ -44,6 +44,16 @@ test("S3-FIFO: one-off keys leave through the small FIFO; a ghost hit re-enters 
   // promote=2: 0 (hit once) leaves to the ghosts at 3; 1 hits once, leaves at 4, re-enters main from the
   // ghosts at its miss; 0 has fallen out of the ghosts (3 kept) by its miss. Hits: 0 and 1 once each = 2.
   assert.equal(hits(keys, 3, policyByName("s3fifo", { promote: 2 })), 2);
+});
+
+test("ARC: a key seen twice outlives one-offs; a ghost hit in B1 grows T1's target", () => {
+  // 2 slots, [0 0 1 2 0]: 0's hit moves it to T2; 2 evicts 1 from T1 (|T1| 1 > p 0); 0 hits. 2 hits (LRU 1).
+  assert.equal(hits([0, 0, 1, 2, 0], 2, new ArcPolicy()), 2);
+  assert.equal(hits([0, 0, 1, 2, 0], 2, policyByName("lru")), 1);
+  // [0 0 0 1 2 1 2 1 2]: 0 reaches T2; 2 evicts 1 (T1 -> B1), 1 evicts 2 (B1 [1 2]) and, a B1 ghost,
+  // sets p = 1 and joins T2 [0 1]; 2 (|T1| 0, not > p) evicts 0 from T2, is a B1 ghost too (p = 2),
+  // joins T2; then 1 and 2 hit. Hits: two 0s, one 1, one 2 = 4.
+  assert.equal(hits([0, 0, 0, 1, 2, 1, 2, 1, 2], 2, new ArcPolicy()), 4);
 });
 
 test("new policies parse, and refuse bad parameters", () => {
