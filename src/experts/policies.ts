@@ -364,6 +364,8 @@ export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda",
 /**
  * The default to wire into StreamingExperts: on replayed decode traces at 2x a token's experts, LFU hit
  * 63% vs LRU's 45% (a3b-8L, realistic routing) and 84% vs 74% (tiny, realistic); Belady 75% and 90%.
+ * On real traces (npm run bench -- replay) no policy is best everywhere; lfu-decay is the closest, and
+ * lfu falls below LRU on gpt-oss at 4x: see the README's table before changing this.
  */
 export const RECOMMENDED_POLICY = "lfu";
 export type PolicyName = (typeof POLICY_NAMES)[number];

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { policyByName, parsePolicySpec, POLICY_NAMES, LfuPolicy, LrfuPolicy, SlruPolicy } from "../../src/experts/policies.js";
-import { accessSequence, belady, replay, slotsForMultiple, type AccessSequence, type Pinning } from "../../src/experts/replay.js";
+import { accessSequence, belady, layerTrace, policyContext, replay, slotsForMultiple, type AccessSequence, type Pinning } from "../../src/experts/replay.js";
 import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
 import type { Phase, Trace, TraceCall } from "../../src/experts/trace.js";
 import { UsageError } from "../../src/util/errors.js";
@@ -176,4 +176,17 @@ test("Belady >= every policy on random traces, in total and per phase, with eith
       }
     }
   }
+});
+
+test("layerTrace is one layer's own pool; policyContext counts a token's touches", () => {
+  const t = trace(2, 8, 2, [
+    { phase: "decode", nTokens: 1, routes: [Int32Array.of(0, 1), Int32Array.of(2, 3)] },
+    { phase: "decode", nTokens: 1, routes: [Int32Array.of(1, 4), Int32Array.of(3, 5)] },
+  ]);
+  const l1 = layerTrace(t, 1);
+  assert.deepEqual(l1.header.model.recordBytes, [0, 100]);
+  assert.deepEqual([...accessSequence(l1, 2).keys], [10, 11, 11, 13]);
+  assert.equal(slotsForMultiple(l1, 2), 4);
+  assert.deepEqual(policyContext(t), { touchesPerToken: 4 });
+  assert.deepEqual(policyContext(l1), { touchesPerToken: 2 });
 });
