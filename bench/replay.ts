@@ -43,6 +43,7 @@ export async function benchReplay(): Promise<void> {
   console.log("hit rate % over all accesses; group pinning (the current token's experts pinned), cold misses counted;");
   console.log("pool global: one pool of multiple x k x layers slots (StreamingExperts); per-layer: multiple x k slots per layer");
   console.log("(all): the budget holds every expert, only cold misses remain");
+  console.log("generator presets: not replayed here (a trace of them needs a model run: moestream trace, then moestream replay)");
   const head = ["trace", "pool", "budget", ...POLICY_NAMES, "belady"];
   const table: string[][] = [head];
   for (const f of files) {
