@@ -208,8 +208,9 @@ export class OpenAIApi {
       }
       if (!stopped) {
         const r = scan.push(decoder.flush());
-        stopped = r.stopped;
-        const d = out(r.text + (r.stopped ? "" : scan.flush()));
+        const f = r.stopped ? { text: "", stopped: true } : scan.flush(); // a match held back for a longer stop
+        stopped = f.stopped;
+        const d = out(r.text + f.text);
         if (d) yield d;
       }
       const end = tools?.finish();

@@ -12,7 +12,8 @@ function scan(pieces: string[], stops: string[]): { text: string; stopped: boole
     text += r.text;
     if (r.stopped) return { text, stopped: true };
   }
-  return { text: text + s.flush(), stopped: false };
+  const f = s.flush();
+  return { text: text + f.text, stopped: f.stopped };
 }
 
 test("stop text is cut at its first occurrence across any split; no stop means everything", () => {
@@ -27,4 +28,8 @@ test("stop text is cut at its first occurrence across any split; no stop means e
   );
   assert.deepEqual(scan(["Hel", "lo wo", "rld"], ["o w"]), { text: "Hell", stopped: true });
   assert.deepEqual(scan(["<|", "x"], ["<|end"]), { text: "<|x", stopped: false });
+  // A complete "a" waits while "cac", which starts earlier, is undecided (fast-check found this one).
+  assert.deepEqual(scan(["ca", "c"], ["a", "cac"]), { text: "", stopped: true });
+  assert.deepEqual(scan(["ca", "b"], ["a", "cac"]), { text: "c", stopped: true });
+  assert.deepEqual(scan(["ca"], ["a", "cac"]), { text: "c", stopped: true }); // generation ended: "a" it is
 });
