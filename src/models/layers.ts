@@ -34,6 +34,21 @@ export class Scratch {
   }
 }
 
+/**
+ * Scratch for forward calls: a call takes one and gives it back, so calls that overlap (two sessions of one
+ * model generating at once) never share activation buffers, and calls in turn reuse the same one.
+ */
+export class ScratchPool {
+  private readonly idle: Scratch[] = [];
+  constructor(private readonly be: Backend) {}
+  take(): Scratch {
+    return this.idle.pop() ?? new Scratch(this.be);
+  }
+  give(s: Scratch): void {
+    this.idle.push(s);
+  }
+}
+
 /** One forward call: the backend, its token rows and positions, scratch, and the caller's hooks. */
 export class Pass {
   readonly nTokens: number;

@@ -9,7 +9,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { attention, moe, Pass, Scratch, type LookaheadRouter } from "./layers.js";
+import { attention, moe, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
 import type { Declare } from "./tensors.js";
@@ -122,7 +122,7 @@ export class Qwen3Moe implements Model {
   readonly info: ModelInfo;
   private readonly be: Backend;
   private readonly experts: ExpertSource;
-  private readonly scratch: Scratch;
+  private readonly scratch: ScratchPool;
   private readonly route: RouteFn;
   /** Per layer, the routers after it, for lookahead. */
   private readonly ahead: LookaheadRouter[][];
@@ -131,7 +131,7 @@ export class Qwen3Moe implements Model {
     this.info = info(hp);
     this.be = ctx.backend;
     this.experts = ctx.experts;
-    this.scratch = new Scratch(ctx.backend);
+    this.scratch = new ScratchPool(ctx.backend);
     this.route = softmaxTopKRoute(hp.nExpert, hp.nExpertUsed, true);
     const routers = w.layers.map((L, i): LookaheadRouter => ({ layer: i, norm: L.ffn_norm, router: L.ffn_gate_inp, route: this.route }));
     this.ahead = w.layers.map((_, i) => routers.slice(i + 1));
@@ -147,13 +147,22 @@ export class Qwen3Moe implements Model {
   }
 
   async forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
-    const { be, hp, w } = this;
-    const { nEmbd: D, rmsEps: eps, nVocab } = hp;
     const T = tokens.length;
     const start = cache.length;
     if (T === 0) throw new RangeError("forward() needs at least one token");
     if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
-    const f = new Pass(be, this.scratch, start, T, opts.hooks);
+    const scratch = this.scratch.take();
+    try {
+      return await this.run(tokens, cache, opts, new Pass(this.be, scratch, start, T, opts.hooks));
+    } finally {
+      this.scratch.give(scratch);
+    }
+  }
+
+  private async run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass): Promise<Float32Array> {
+    const { be, hp, w } = this;
+    const { nEmbd: D, rmsEps: eps, nVocab } = hp;
+    const T = tokens.length;
     const x = f.buf("x", T * D); // residual stream [T, D]
     const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
     const y = f.buf("y", T * D); // a sub-block's output [T, D]

@@ -43,3 +43,19 @@ test("a batch beyond the context size is refused with the limit stated", async (
     await lm.close();
   }
 });
+
+test("overlapping forward calls (two sessions at once) equal the same calls in turn", async () => {
+  const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing: { kind: "realistic", skew: 1, locality: 0.5 } }), defaultEngineConfig({ ctxSize: 64 }));
+  try {
+    // As many tokens each, so that shared activation buffers would be the very same ones.
+    const a = lm.tokenizer.encode("One conversation about experts and caches").slice(0, 6), b = lm.tokenizer.encode("Another one entirely, about disks and reads").slice(0, 6);
+    assert.equal(a.length, 6);
+    assert.equal(b.length, 6);
+    const inTurn = [await lm.model.forward(Int32Array.from(a), lm.model.makeCache(64), { logits: "all" }), await lm.model.forward(Int32Array.from(b), lm.model.makeCache(64), { logits: "all" })];
+    // Both in flight: they interleave at every await (router readbacks, expert acquires).
+    const overlapped = await Promise.all([lm.model.forward(Int32Array.from(a), lm.model.makeCache(64), { logits: "all" }), lm.model.forward(Int32Array.from(b), lm.model.makeCache(64), { logits: "all" })]);
+    assert.deepEqual(overlapped, inTurn);
+  } finally {
+    await lm.close();
+  }
+});
