@@ -146,8 +146,9 @@ export interface MoeParams {
 
 /**
  * out[T, D] = Σ_k weight_k · expert_k(x) over the routed experts (+ the shared expert, if any), SwiGLU experts
- * with parts gate [D, F], up [D, F], down [F, D]. The router and the lookahead routers come back in one host read; the ids are the
- * read request; each expert is acquired once per batch and runs once over its bucket of rows.
+ * with parts gate [D, F], up [D, F], down [F, D]. The router, the shared expert's gate and the lookahead routers
+ * come back in one host read; the ids are the read request; each expert is acquired once per batch and runs
+ * once over its bucket of rows.
  */
 export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void> {
   const { be, nTokens: T } = f;
