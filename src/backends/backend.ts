@@ -54,7 +54,7 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "expert_ffn" | "moe_ffn";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn";
 
 export interface AttentionParams {
   /** Query rows in this batch. */
@@ -65,6 +65,11 @@ export interface AttentionParams {
   nHeadKv: number;
   headDim: number;
   scale: number;
+  /**
+   * Optional attention sinks (gpt-oss): one logit per query head ([nHead]) that joins each softmax denominator
+   * and weights no value: p_j = exp(s_j - m) / (Σ_i exp(s_i - m) + exp(sink_h - m)), m = max(max_i s_i, sink_h).
+   */
+  sinks?: Float32Array | Weight;
 }
 
 export interface Backend {
@@ -109,6 +114,8 @@ export interface Backend {
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void;
   /** out[rows[i], :] += scales[i] * x[i, :]. */
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void;
+  /** out[r, :] += bias for r < nRows (bias: a 1-D weight of rowLen values). */
+  addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void;
   /** out[:] = 0. */
   zero(out: Buf): void;
   /**
@@ -199,6 +206,9 @@ export abstract class DelegatingBackend implements Backend {
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.ref.scatterAddRows(out, x, rows, scales, rowLen);
   }
+  addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
+    this.ref.addRows(out, bias, rowLen, nRows);
+  }
   zero(out: Buf): void {
     this.ref.zero(out);
   }
@@ -254,8 +264,9 @@ export function allocHost(be: Backend, bytes: number): Uint8Array {
   return be.allocHost?.(bytes) ?? new Uint8Array(bytes);
 }
 
-/** Rows and values per row of a 2-D weight, checking it is 2-D. */
+/** Rows and values per row of a matrix; a vector [K] is one row, as ggml's ne1 = 1 (Qwen3-Next's shared-expert gate). */
 export function weightDims(w: { name: string; shape: readonly number[] }): { k: number; n: number } {
-  if (w.shape.length !== 2) throw new Error(`weight '${w.name}' is not 2-D: shape [${w.shape.join(", ")}]`);
+  if (w.shape.length === 1) return { k: w.shape[0], n: 1 };
+  if (w.shape.length !== 2) throw new Error(`weight '${w.name}' is not 1-D or 2-D: shape [${w.shape.join(", ")}]`);
   return { k: w.shape[0], n: w.shape[1] };
 }

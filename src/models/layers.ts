@@ -83,6 +83,13 @@ export interface AttentionParams {
   wv: Weight;
   /** [nHead * headDim, D] */
   wo: Weight;
+  /** Biases added after the q, k, v and output projections, before the q/k norms and rope (gpt-oss, GLM-4.5). */
+  bq?: Weight;
+  bk?: Weight;
+  bv?: Weight;
+  bo?: Weight;
+  /** Attention sinks [nHead] (gpt-oss): a per-head logit in the softmax denominator that weights no value. */
+  sinks?: Weight;
   /** Per-head RMSNorm of q and k before rope ([headDim]; Qwen3). */
   qNorm?: Weight;
   kNorm?: Weight;
@@ -109,6 +116,9 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
     be.matmul(k, p.wk, x, T);
     be.matmul(v, p.wv, x, T);
   }
+  if (p.bq) be.addRows(q, p.bq, qDim, T);
+  if (p.bk) be.addRows(k, p.bk, kvDim, T);
+  if (p.bv) be.addRows(v, p.bv, kvDim, T);
   if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, hd, T * nHead);
   if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, hd, T * nHeadKv);
   be.rope(q, pos, nHead, hd, p.rope.freqBase);
@@ -117,9 +127,10 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   await f.cb("Kcur", il, k);
   const start = p.state.length;
   be.kvStore(p.state.k, p.state.v, k, v, start, T, kvDim);
-  be.attention(att, q, p.state.k, p.state.v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd) });
+  be.attention(att, q, p.state.k, p.state.v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd), sinks: p.sinks });
   await f.cb("kqv_out", il, att);
   be.matmul(out, p.wo, att, T);
+  if (p.bo) be.addRows(out, p.bo, out.length / T, T);
 }
 
 /** A later MoE layer's router, for lookahead: its ffn norm applied to the residual stream, then its router. */
@@ -139,14 +150,20 @@ export interface MoeParams {
   /** Rows of each expert's gate/up (its FFN width). */
   nFf: number;
   experts: ExpertSource;
+  /**
+   * A shared expert every row goes through (DeepSeek, Qwen3-Next): a dense SwiGLU FFN added to the routed
+   * output, scaled per row by sigmoid(gateInp · x) where gateInp ([D] or [D, 1]; Qwen3-Next) is given.
+   */
+  shared?: { gate: Weight; up: Weight; down: Weight; gateInp?: Weight };
   /** Decode only: the residual stream and the MoE layers after this one, nearest first, for router lookahead. */
   lookahead?: { residual: Buf; next: readonly LookaheadRouter[]; eps: number };
 }
 
 /**
- * out[T, D] = Σ_k weight_k · expert_k(x) over the routed experts, SwiGLU experts with parts gate [D, F],
- * up [D, F], down [F, D]. The router and the lookahead routers come back in one host read; the ids are the
- * read request; each expert is acquired once per batch and runs once over its bucket of rows.
+ * out[T, D] = Σ_k weight_k · expert_k(x) over the routed experts (+ the shared expert, if any), SwiGLU experts
+ * with parts gate [D, F], up [D, F], down [F, D]. The router, the shared expert's gate and the lookahead routers
+ * come back in one host read; the ids are the read request; each expert is acquired once per batch and runs
+ * once over its bucket of rows.
  */
 export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void> {
   const { be, nTokens: T } = f;
@@ -158,6 +175,13 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   // experts can be read while the layers in between compute.
   const ahead = T === 1 && src.prefetch && p.lookahead ? p.lookahead.next.slice(0, src.prefetchDepth ?? 1) : [];
   const reads = [logits];
+  // The shared expert's gate logits [T] come back in the same host read as the router's.
+  const gateInp = p.shared?.gateInp;
+  if (gateInp) {
+    const gl = f.buf("moe.shexp.gate", T);
+    be.matmul(gl, gateInp, x, T);
+    reads.push(gl);
+  }
   ahead.forEach((a, d) => {
     const hn = f.buf("moe.lookahead.norm", D);
     be.rmsNorm(hn, p.lookahead!.residual, a.norm, p.lookahead!.eps, D, 1);
@@ -165,7 +189,9 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     be.matmul(rl, a.router, hn, 1);
     reads.push(rl);
   });
-  const [rl, ...predicted] = await be.readMany(reads);
+  const [rl, ...rest] = await be.readMany(reads);
+  const sharedGate = gateInp ? rest.shift()! : undefined;
+  const predicted = rest;
   const routing = p.route(rl, T);
   f.hooks?.onRoute?.(p.layer, routing, rl);
 
@@ -174,10 +200,21 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const byExpert = new Map(buckets.map((b) => [b.expert, b]));
   // A batch routing to more experts than the cache holds at once goes in groups, each expert read once.
   const groups = acquireGroups(routing.ids, src.capacity ?? buckets.length);
+  let shared: Buf | undefined;
   for (const [g, ids] of groups.entries()) {
     const acquired = src.acquire(p.layer, ids);
     acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
-    if (g === 0) ahead.forEach((a, d) => src.prefetch!(a.layer, [...a.route(predicted[d], 1).ids], d + 1)); // after the demand reads
+    if (g === 0) {
+      ahead.forEach((a, d) => src.prefetch!(a.layer, [...a.route(predicted[d], 1).ids], d + 1)); // after the demand reads
+      // The shared expert is resident: it computes while the first group's reads are in flight. Should it
+      // fail, the group is released once its acquire settles.
+      if (p.shared) {
+        shared = await sharedFfn(f, x, p.shared, p.layer).catch((e: unknown) => {
+          void acquired.then(() => src.release(p.layer, ids), () => undefined);
+          throw e;
+        });
+      }
+    }
     const ws = await acquired;
     try {
       expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf);
@@ -186,6 +223,22 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     }
   }
   await f.cb("ffn_moe_out", p.layer, out);
+  if (shared) {
+    if (!sharedGate) be.add(out, out, shared, T * D);
+    else {
+      const rows = Int32Array.from({ length: T }, (_, t) => t);
+      be.scatterAddRows(out, shared, rows, sharedGate.map((v) => 1 / (1 + Math.exp(-v))), D);
+    }
+    await f.cb("ffn_out", p.layer, out);
+  }
+}
+
+/** The shared expert over all T rows, into its own buffer (added to the routed output at the end). */
+async function sharedFfn(f: Pass, x: Buf, w: NonNullable<MoeParams["shared"]>, layer: number): Promise<Buf> {
+  const out = f.buf("moe.shexp", x.length);
+  swigluFfn(f, out, x, w, f.nTokens, w.gate.shape[1], "shexp");
+  await f.cb("ffn_shexp", layer, out);
+  return out;
 }
 
 /** Each expert over its rows, scatter-added into out: the fused op where the backend has one for these types. */
@@ -207,10 +260,11 @@ function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buc
 }
 
 /** out[n, D] = down(silu(gate x) · up x) over n rows (gate, up [D, F]; down [F, D]). */
-function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: number): void {
+function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: number, tag = "ffn"): void {
   const be = f.be;
   if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) return be.expertFfn(out, x, w.gate, w.up, w.down, n);
-  const ge = f.buf("ffn.gate", f.nTokens * F), ue = f.buf("ffn.up", f.nTokens * F);
+  // A tag per FFN width (routed experts, shared expert), so scratch is not reallocated between them each layer.
+  const ge = f.buf(`${tag}.gate`, f.nTokens * F), ue = f.buf(`${tag}.up`, f.nTokens * F);
   be.matmul(ge, w.gate, x, n);
   be.matmul(ue, w.up, x, n);
   be.swiglu(ge, ge, ue, n * F);

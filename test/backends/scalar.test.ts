@@ -72,6 +72,54 @@ test("attention: causal, grouped heads share a kv head, softmax(q.k * scale) wei
   close(r.subarray(4), [10 * a + 30 * (1 - a), 20 * a + 40 * (1 - a), 20, 30], 1e-5);
 });
 
+test("attention sinks: a per-head logit joins the softmax denominator and weights no value", async () => {
+  // 2 query heads over 1 kv head (GQA 2:1), head dim 2; the cache holds 2 earlier positions (startPos 2), the
+  // batch 2 tokens, so token 0 sees 3 keys and token 1 sees 4 (causal).
+  const K = [[1, 0], [0, 1], [1, 1], [-1, 0.5]], V = [[1, 2], [3, 4], [5, 6], [7, 8]];
+  const Q = [[[0.5, -1], [2, 0]], [[1, 1], [-0.5, 0.25]]]; // [token][head]
+  const sinks = [0.7, -1.5], scale = 0.8;
+  const k = buf(K.flat()), v = buf(V.flat()), q = buf(Q.flat(2));
+  const p = { nTokens: 2, startPos: 2, nHead: 2, nHeadKv: 1, headDim: 2, scale };
+  const want: number[] = [];
+  for (let t = 0; t < 2; t++) {
+    for (let h = 0; h < 2; h++) {
+      const e = K.slice(0, 3 + t).map((key) => Math.exp(scale * (Q[t][h][0] * key[0] + Q[t][h][1] * key[1])));
+      const z = e.reduce((a, b) => a + b, 0) + Math.exp(sinks[h]);
+      want.push(...[0, 1].map((i) => e.reduce((a, w, j) => a + (w / z) * V[j][i], 0)));
+    }
+  }
+  for (const s of [Float32Array.from(sinks), be.upload(f32w("sinks", [2], sinks))]) {
+    const out = be.alloc(8);
+    be.attention(out, q, k, v, { ...p, sinks: s });
+    close(await be.read(out), want, 1e-6);
+  }
+  // One key of score 0 against a sink of 0: half the weight goes to the sink.
+  const one = be.alloc(2);
+  be.attention(one, buf([0, 0]), buf([1, 1]), buf([4, -6]), { nTokens: 1, startPos: 0, nHead: 1, nHeadKv: 1, headDim: 2, scale: 1, sinks: Float32Array.of(0) });
+  close(await be.read(one), [2, -3]);
+  // A sink of -Infinity is no sink: the plain softmax, bit for bit.
+  const plain = be.alloc(8), none = be.alloc(8);
+  be.attention(plain, q, k, v, p);
+  be.attention(none, q, k, v, { ...p, sinks: Float32Array.of(-Infinity, -Infinity) });
+  assert.deepEqual(await be.read(none), await be.read(plain));
+});
+
+test("addRows adds a bias vector to every row, and refuses one of another length", async () => {
+  const rows = [[1, 2, 3], [-4, 5, 0.5]], bias = [0.25, -1, 10];
+  const x = buf(rows.flat());
+  be.addRows(x, be.upload(f32w("b", [3], bias)), 3, 2);
+  const want: number[] = [];
+  for (const r of rows) for (let i = 0; i < 3; i++) want.push(r[i] + bias[i]);
+  close(await be.read(x), want);
+  assert.throws(() => be.addRows(x, be.upload(f32w("b4", [4], [1, 2, 3, 4])), 3, 2), /bias 'b4' has 4 values, rows have 3/);
+});
+
+test("matmul takes a 1-D weight [K] as one row", async () => {
+  const out = be.alloc(2);
+  be.matmul(out, be.upload(f32w("v", [3], [1, -2, 0.5])), buf([1, 1, 1, /* t1 */ 2, 0, -2]), 2);
+  close(await be.read(out), [-0.5, 1]);
+});
+
 test("kvStore, swiglu, add, gather and scatter-add rows", async () => {
   const kc = be.alloc(6), vc = be.alloc(6);
   be.kvStore(kc, vc, buf([1, 2, 3, 4]), buf([5, 6, 7, 8]), 1, 2, 2);

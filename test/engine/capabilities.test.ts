@@ -41,6 +41,15 @@ test("checkCapabilities names the op, the type and the tensor a backend lacks", 
   assert.throws(() => checkCapabilities(new Lacking("attention"), weights), /lacks the op\(s\) attention/);
 });
 
+test("1-D weights ask for what uses them: biases add_rows, sinks attention, the shared-expert gate matmul, others rmsnorm", () => {
+  const bias = [{ name: "blk.0.attn_q.bias", type: 0, rank: 1 }];
+  checkCapabilities(new ScalarBackend(), bias);
+  assert.throws(() => checkCapabilities(new Lacking("add_rows", 0), bias), /cannot run add_rows on F32 weights \(tensor 'blk\.0\.attn_q\.bias'\)/);
+  checkCapabilities(new Lacking("add_rows"), [{ name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]); // a model without biases is not asked
+  assert.throws(() => checkCapabilities(new Lacking("attention", 0), [{ name: "blk.0.attn_sinks.weight", type: 0, rank: 1 }]), /cannot run attention on F32 weights/);
+  assert.throws(() => checkCapabilities(new Lacking("matmul", 0), [{ name: "blk.0.ffn_gate_inp_shexp.weight", type: 0, rank: 1 }]), /cannot run matmul on F32 weights/);
+});
+
 test("a pack whose expert parts differ from the architecture's declaration is refused at load, naming layer and part", async () => {
   const dir = mkdtempSync(join(tmpdir(), "moestream-parts-"));
   try {

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { DelegatingBackend, type Backend, type Buf, type Weight } from "../../src/backends/backend.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { ExpertSource, ExpertWeights } from "../../src/experts/source.js";
-import { denseFfn, moe, Pass, Scratch, type LookaheadRouter, type MoeParams } from "../../src/models/layers.js";
+import { FullAttentionState } from "../../src/kv/full-attention.js";
+import { attention, denseFfn, moe, Pass, Scratch, type LookaheadRouter, type MoeParams } from "../../src/models/layers.js";
 import { softmaxTopKRoute, type Routing } from "../../src/models/routing.js";
 
 const D = 8, F = 8, NE = 4, K = 2;
@@ -189,4 +190,92 @@ test("denseFfn of identity gate, up and down is silu(x)·x", async () => {
   be.write(x, Float32Array.from(X.flat()));
   denseFfn(new Pass(be, new Scratch(be), 0, X.length, undefined), out, x, w);
   close(await be.read(out), X.flat().map((v) => silu(v) * v), "dense");
+});
+
+// The shared expert: identity gate, up and down make it silu(x)·x, added to the routed output as it is, or
+// scaled per row by sigmoid(gateInp · x) (Qwen3-Next), whose logits come back in the router's one host read.
+const GATE_W = [0.4, -0.3, 0.2, 0.1, -0.6, 0.5, 0.3, -0.2];
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+const sharedExpert = (be: Backend, gateShape?: number[]) => ({
+  gate: f32(be, "gs", D, F, eye(1)), up: f32(be, "us", D, F, eye(1)), down: f32(be, "ds", F, D, eye(1)),
+  gateInp: gateShape && be.upload({ name: "gis", type: 0, shape: gateShape, bytes: new Uint8Array(Float32Array.from(GATE_W).buffer) }),
+});
+const withShared = (x: number[], gated: boolean) => {
+  const s = gated ? sigmoid(x.reduce((a, v, i) => a + v * GATE_W[i], 0)) : 1;
+  return oracle(x).out.map((o, i) => o + s * silu(x[i]) * x[i]);
+};
+
+test("moe() with a shared expert adds silu(x)·x to every row; gated, sigmoid(gateInp · x) times it ([D] or [D, 1]); one readMany", async () => {
+  for (const gateShape of [undefined, [D], [D, 1]]) {
+    const be = new CountingBackend();
+    const src = new MemExperts(setup(be).experts);
+    const got = await runMoe(be, X, { experts: src, shared: sharedExpert(be, gateShape) });
+    X.forEach((x, t) => close(got.subarray(t * D, (t + 1) * D), withShared(x, gateShape !== undefined), `gate ${JSON.stringify(gateShape)} token ${t}`));
+    assert.equal(be.readManys, 1, "the gate logits come back with the router's");
+    assert.equal(be.reads, 0);
+    assert.equal(src.held, 0);
+  }
+});
+
+test("decode with lookahead and a gated shared expert: the same prefetches, one readMany", async () => {
+  const be = new CountingBackend();
+  const residual = be.alloc(D);
+  be.write(residual, Float32Array.from(X[2]));
+  const next: LookaheadRouter[] = [{ layer: 1, norm: f32(be, "n", D, 1, () => 1), router: f32(be, "r1", D, NE, eye(1)), route: softmaxTopKRoute(NE, K, true) }];
+  const plain = new MemExperts(setup(be).experts, undefined, 1, true);
+  await runMoe(be, [X[0]], { experts: plain, lookahead: { residual, next, eps: 1e-6 } });
+  const src = new MemExperts(setup(be).experts, undefined, 1, true);
+  be.readManys = 0;
+  const got = await runMoe(be, [X[0]], { experts: src, lookahead: { residual, next, eps: 1e-6 }, shared: sharedExpert(be, [D]) });
+  close(got, withShared(X[0], true), "decode row");
+  assert.deepEqual(src.prefetches, plain.prefetches);
+  assert.deepEqual(src.prefetches[0].ids, oracle(X[2]).ids, "the lookahead router reads the normed residual (same order as its raw values)");
+  assert.equal(be.readManys, 1);
+});
+
+test("a failing shared expert still releases what was acquired", async () => {
+  const be = new CountingBackend();
+  const src = new MemExperts(setup(be).experts, 2);
+  be.failSwiglu = true; // the shared expert runs first, while the first group's reads are in flight
+  await assert.rejects(runMoe(be, X, { experts: src, shared: sharedExpert(be, [D]) }), /swiglu failed/);
+  await new Promise((r) => setImmediate(r)); // the release waits for the acquire to settle
+  assert.deepEqual(src.acquires, [[0, 1]]);
+  assert.equal(src.held, 0);
+});
+
+// attention() with gpt-oss's extras: identity projections (q = x, k = v = x's first headDim values) make each
+// bias's effect plain; head dim 2 makes NeoX rope a rotation of (a, b) by the position; 2 heads share 1 kv head.
+test("attention() adds q, k, v biases before rope and the output bias after wo; sinks join each head's softmax (prefill, then decode)", async () => {
+  const be = new ScalarBackend();
+  const AD = 4, nHead = 2, hd = 2, scale = 0.9;
+  const bq = [0.1, -0.2, 0.3, 0.05], bk = [-0.4, 0.25], bv = [1, -2], bo = [0.5, 0, -0.5, 2], sinks = [0.3, -0.8];
+  const rows = [[0.2, -1, 0.7, 0.4], [1.1, 0.3, -0.6, 0.9], [-0.5, 0.8, 0.2, -1.2]];
+  const vec = (name: string, v: number[]) => f32(be, name, v.length, 1, (_r, c) => v[c]);
+  const state = new FullAttentionState(be, 8, hd);
+  const p = {
+    layer: 0, wq: f32(be, "wq", AD, AD, eye(1)), wk: f32(be, "wk", AD, hd, eye(1)), wv: f32(be, "wv", AD, hd, eye(1)), wo: f32(be, "wo", AD, AD, eye(1)),
+    bq: vec("bq", bq), bk: vec("bk", bk), bv: vec("bv", bv), bo: vec("bo", bo), sinks: vec("sinks", sinks),
+    nHead, nHeadKv: 1, headDim: hd, rope: { freqBase: 10000 }, eps: 1e-6, scale, state,
+  };
+  const rot = ([a, b]: number[], pos: number) => [a * Math.cos(pos) - b * Math.sin(pos), a * Math.sin(pos) + b * Math.cos(pos)];
+  const keys = rows.map((x, j) => rot([x[0] + bk[0], x[1] + bk[1]], j)), vals = rows.map((x) => [x[0] + bv[0], x[1] + bv[1]]);
+  const want = (pos: number) => {
+    const x = rows[pos], out: number[] = [];
+    for (let h = 0; h < nHead; h++) {
+      const q = rot([x[2 * h] + bq[2 * h], x[2 * h + 1] + bq[2 * h + 1]], pos);
+      const e = keys.slice(0, pos + 1).map((k) => Math.exp(scale * (q[0] * k[0] + q[1] * k[1])));
+      const z = e.reduce((a, b) => a + b, 0) + Math.exp(sinks[h]);
+      for (let i = 0; i < hd; i++) out.push(e.reduce((a, w, j) => a + (w / z) * vals[j][i], 0) + bo[2 * h + i]);
+    }
+    return out;
+  };
+  const run = async (from: number, n: number) => {
+    const x = be.alloc(n * AD), out = be.alloc(n * AD);
+    be.write(x, Float32Array.from(rows.slice(from, from + n).flat()));
+    await attention(new Pass(be, new Scratch(be), from, n, undefined), out, x, p);
+    state.advance(n);
+    return be.read(out);
+  };
+  close(await run(0, 2), [...want(0), ...want(1)], "prefill");
+  close(await run(2, 1), want(2), "decode");
 });

@@ -236,6 +236,8 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    // The kernel has no sinks; the reference shares these buffers, so handing over is exact, only slower.
+    if (p.sinks) return this.ref.attention(out, q, kCache, vCache, p);
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   override add(out: Buf, a: Buf, b: Buf, n: number): void {

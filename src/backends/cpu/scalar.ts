@@ -137,12 +137,14 @@ export class ScalarBackend implements Backend {
     const group = nHead / nHeadKv;
     const kvDim = nHeadKv * headDim;
     const scores = new Float64Array(startPos + nTokens);
+    const sinks = p.sinks === undefined ? undefined : p.sinks instanceof Float32Array ? p.sinks : this.row(p.sinks, 0, nHead).slice();
     for (let t = 0; t < nTokens; t++) {
       const nKeys = startPos + t + 1;
       for (let h = 0; h < nHead; h++) {
         const qb = (t * nHead + h) * headDim;
         const kvh = Math.floor(h / group);
-        let max = -Infinity;
+        const sink = sinks ? sinks[h] : -Infinity; // exp(-Infinity) = 0: no sink, the plain softmax
+        let max = sink;
         for (let j = 0; j < nKeys; j++) {
           const kb = j * kvDim + kvh * headDim;
           let s = 0;
@@ -151,7 +153,7 @@ export class ScalarBackend implements Backend {
           scores[j] = s;
           if (s > max) max = s;
         }
-        let sum = 0;
+        let sum = sinks ? Math.exp(sink - max) : 0; // the sink's share of the denominator; it weights no value
         for (let j = 0; j < nKeys; j++) {
           scores[j] = Math.exp(scores[j] - max);
           sum += scores[j];
@@ -187,6 +189,13 @@ export class ScalarBackend implements Backend {
       const ob = rows[i] * rowLen, xb = i * rowLen, s = scales[i];
       for (let j = 0; j < rowLen; j++) o[ob + j] += s * xs[xb + j];
     }
+  }
+
+  addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
+    const nb = bias.shape.reduce((a, v) => a * v, 1);
+    if (nb !== rowLen) throw new RangeError(`addRows: bias '${bias.name}' has ${nb} values, rows have ${rowLen}`);
+    const o = d(out), b = this.row(bias, 0, rowLen).slice();
+    for (let base = 0; base < nRows * rowLen; base += rowLen) for (let i = 0; i < rowLen; i++) o[base + i] += b[i];
   }
 
   zero(out: Buf): void {
