@@ -3,7 +3,7 @@
 // header JSON (with one {kind, bytes} per layer) | pad to 16 | each layer's bytes in order | crc32c u32 of
 // header JSON + state bytes. Written to a temp file and renamed, so a crash never leaves half.
 // Version 1 (KV rows only, before state kinds) is refused with a message saying so.
-import { open, rename, unlink } from "node:fs/promises";
+import { open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { crc32c } from "../util/crc32c.js";
@@ -28,6 +28,8 @@ interface SessionHeader {
 }
 
 const pad16 = (n: number) => (16 - (n % 16)) % 16;
+/** The header holds tokens, RNG state and the application's meta (a chat's messages): far below this. */
+const MAX_HEADER_BYTES = 256 << 20;
 
 async function modelKey(s: Session): Promise<SessionHeader["model"]> {
   const info = s.lm.model.info;
@@ -48,6 +50,7 @@ export async function saveSession(session: Session, path: string): Promise<void>
   pre.write(MAGIC, 0, "latin1");
   pre.writeUInt32LE(VERSION, 8);
   pre.writeUInt32LE(json.byteLength, 12);
+  await removeStaleTemps(path);
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   const fh = await open(tmp, "w");
   try {
@@ -72,6 +75,25 @@ export async function saveSession(session: Session, path: string): Promise<void>
   }
 }
 
+/** Temp files of saves to `path` whose process is gone (a killed save): removed before the next save. */
+async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.tmp-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const n of names) {
+    const m = n.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length)) : null;
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) await unlink(join(dirname(path), n)).catch(() => {});
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, someone else's
+  }
+}
+
 /** Replace `session`'s state with the one saved at `path`; refuses files of another model, truncated or corrupt ones. */
 export async function loadSessionInto(session: Session, path: string): Promise<void> {
   const fh = await open(path, "r").catch((e: NodeJS.ErrnoException) => {
@@ -90,7 +112,12 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     const version = pre.readUInt32LE(8);
     if (version === 1) throw new FormatError("bad_version", path, 8, "session format version 1 (saved before per-layer state kinds) is no longer read; this moestream reads version 2: generate the conversation again and save it");
     if (version !== VERSION) throw new FormatError("bad_version", path, 8, `session format version ${version}; this moestream reads version ${VERSION}`);
-    const jsonBytes = await exact(16, pre.readUInt32LE(12), "session header JSON");
+    // Bounded before it sizes an allocation: a flipped bit must give this error, not a 4 GiB read.
+    const jsonLength = pre.readUInt32LE(12);
+    if (jsonLength > Math.min(size - 16, MAX_HEADER_BYTES)) {
+      throw new FormatError("bad_header", path, 12, `session header length ${jsonLength} exceeds ${size - 16 < MAX_HEADER_BYTES ? `the ${size - 16} bytes after it (file is ${size} bytes)` : `${MAX_HEADER_BYTES} bytes`} (corrupt)`);
+    }
+    const jsonBytes = await exact(16, jsonLength, "session header JSON");
     let header: SessionHeader;
     try {
       header = JSON.parse(jsonBytes.toString("utf8")) as SessionHeader;

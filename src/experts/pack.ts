@@ -1,7 +1,7 @@
 // `pack`: split a GGUF into a packed directory (dense.gguf + one record file per MoE layer + manifest).
 // Reads the source by positioned reads only, writes into outDir.tmp-<pid> and renames it into place at
 // the end, so an interrupted pack never leaves a directory that opens as a model.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdir, open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { openGGUF, readGGUF, readTensorBytes } from "../format/gguf/read.js";
@@ -37,15 +37,28 @@ export interface PackResult {
 /** Records are written in batches of about this many bytes: few large writes, bounded memory. */
 const BATCH_BYTES = 16 << 20;
 
-export async function packModel(srcGguf: string, outDir: string, opts: PackOptions): Promise<PackResult> {
-  if (existsSync(outDir) && !opts.overwrite) throw new UsageError("pack_exists", `${outDir} already exists (pack refuses to replace it unless told to overwrite)`);
+export async function packModel(srcGguf: string, outDirArg: string, opts: PackOptions): Promise<PackResult> {
+  const outDir = outDirArg.replace(/(?<=.)[\\/]+$/, ""); // "out/" is "out"; "/" stays "/"
+  if (existsSync(outDir)) {
+    if (!opts.overwrite) throw new UsageError("pack_exists", `${outDir} already exists (pack refuses to replace it unless told to overwrite)`);
+    // --overwrite replaces a pack, never anything else that happens to sit there.
+    if (!statSync(outDir).isDirectory() || !existsSync(join(outDir, MANIFEST_FILE))) {
+      throw new UsageError("pack_exists", `${outDir} exists and is not a moestream pack (no ${MANIFEST_FILE}); --overwrite only replaces a pack, so it was left alone`);
+    }
+  }
   await removeStaleTemps(outDir);
+  // The source opens first: a file that cannot be read leaves no temp directory behind.
+  const file = await openGGUF(srcGguf);
   const tmp = `${outDir}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(join(tmp, "experts"), { recursive: true });
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(join(tmp, "experts"), { recursive: true });
+  } catch (e) {
+    await file.source.close();
+    throw e;
+  }
 
   let result: PackResult;
-  const file = await openGGUF(srcGguf);
   try {
     const planned = planExpertLayers(file, opts.experts(file));
     const expertNames = new Set(planned.flatMap((p) => p.sources.map((t) => t.name)));

@@ -3,7 +3,7 @@
 // session's logits; session files of version 1 or with a layer's kind or size wrong are refused by name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
@@ -156,4 +156,25 @@ test("a version 1 session file, or one whose header lists a wrong state kind or 
   assert.deepEqual(target.context, s.context);
   s.free();
   target.free();
+});
+
+test("a flipped bit in the header length is a typed error at once, not a huge read; a killed save's temp file is cleared by the next save", async () => {
+  const s = new Session(lm);
+  try {
+    await s.eval(lm.tokenizer.encode("A short conversation to save."));
+    const path = join(dir, "flip-length.session");
+    // A temp file of a save whose process is gone (pid 999999999 cannot exist on Linux: pid_max <= 2^22).
+    const stale = join(dir, ".flip-length.session.tmp-999999999-0123abcd");
+    writeFileSync(stale, new Uint8Array(1024));
+    await s.save(path);
+    assert.ok(!readdirSync(dir).includes(".flip-length.session.tmp-999999999-0123abcd"), "the dead save's temp file is gone");
+    const bytes = readFileSync(path);
+    bytes[15] ^= 0x80; // top bit of the little-endian header length: > 2 GiB
+    writeFileSync(path, bytes);
+    const t0 = performance.now();
+    await assert.rejects(new Session(lm).load(path), (e: unknown) => e instanceof FormatError && e.code === "bad_header" && /header length \d+ exceeds/.test(e.message) && e.message.includes(path));
+    assert.ok(performance.now() - t0 < 1000);
+  } finally {
+    s.free();
+  }
 });

@@ -99,18 +99,31 @@ test("manifest round trip: the file validates to the manifest pack returned; sou
   }
 });
 
-test("pack into an existing dir is refused by default; overwrite replaces it; leftovers of a killed pack never open", async () => {
+test("pack into an existing dir is refused by default; overwrite replaces only a pack; leftovers of a killed pack never open", async () => {
   const src = await testModel({ type: "Q8_0", seed: 3 });
   const out = join(dir, "exists");
   mkdirSync(out);
   writeFileSync(join(out, "keep.txt"), "x");
   await assert.rejects(packModel(src, out, { experts: expertLayout }), (e: unknown) => e instanceof UsageError && e.code === "pack_exists" && e.message.includes(out));
   assert.ok(existsSync(join(out, "keep.txt")), "the refused pack left the directory alone");
+  // Not a pack (no manifest): --overwrite refuses it by name instead of deleting someone's files.
+  await assert.rejects(packModel(src, out, { experts: expertLayout, overwrite: true }), (e: unknown) => e instanceof UsageError && /is not a moestream pack/.test(e.message) && e.message.includes(out));
+  assert.ok(existsSync(join(out, "keep.txt")));
+  assert.ok(!existsSync(`${out}.tmp-${process.pid}`), "no temp dir left behind");
 
-  await packModel(src, out, { experts: expertLayout, overwrite: true });
-  assert.ok(!existsSync(join(out, "keep.txt")));
-  await (await ExpertStore.open(out)).close();
-  assert.ok(!existsSync(`${out}.old-${process.pid}`));
+  const packed = join(dir, "replaced");
+  await packModel(src, packed + "/", { experts: expertLayout }); // a trailing slash names the same directory
+  writeFileSync(join(packed, "stale.txt"), "x");
+  await packModel(src, packed, { experts: expertLayout, overwrite: true });
+  assert.ok(!existsSync(join(packed, "stale.txt")), "a pack is replaced whole");
+  await (await ExpertStore.open(packed)).close();
+  assert.ok(!existsSync(`${packed}.old-${process.pid}`));
+
+  // A source that cannot be read leaves nothing behind.
+  const bad = join(dir, "not-a-gguf.gguf");
+  writeFileSync(bad, "definitely not GGUF");
+  await assert.rejects(packModel(bad, join(dir, "from-bad"), { experts: expertLayout }), FormatError);
+  assert.ok(!existsSync(join(dir, "from-bad")) && !existsSync(`${join(dir, "from-bad")}.tmp-${process.pid}`));
 
   // A pack killed before its rename leaves outDir.tmp-<pid> with no manifest: it does not open, and the next pack clears it.
   const stale = `${join(dir, "killed")}.tmp-999999999`;
