@@ -132,13 +132,25 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
 
   function toApiError(e: unknown): ApiError {
     if (e instanceof ApiError) return e;
-    const err = e as Error;
+    const err = e as Error & { code?: unknown };
     opts.log?.(`internal error: ${err?.stack ?? String(e)}`);
-    return new ApiError(500, `internal error: ${err?.message ?? String(e)}`, null, "internal_error");
+    // The detail (file paths, stacks) stays in the server's log; the client learns the kind only.
+    const kind = typeof err?.code === "string" && /^[a-z_]+$/.test(err.code) ? ` (${err.code})` : "";
+    return new ApiError(500, `internal error${kind}; the server log has the details`, null, "internal_error");
+  }
+
+  /** The request's path, decoded; a malformed URL is the client's error (400), not the server's. */
+  function pathOf(req: IncomingMessage): string {
+    try {
+      const raw = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
+      return raw.startsWith("/v1/models/") ? `/v1/models/${decodeURIComponent(raw.slice("/v1/models/".length))}` : raw;
+    } catch {
+      throw new ApiError(400, "malformed request URL", null, "invalid_url");
+    }
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
+    const path = pathOf(req);
     const method = req.method ?? "GET";
     if (closing) throw shuttingDown();
     if (path === "/v1/chat/completions" || path === "/v1/completions") {
@@ -155,7 +167,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
       res.end(prometheus(api, queue));
       return;
     }
-    return sendJson(res, 200, api.model(decodeURIComponent(path.slice("/v1/models/".length))));
+    return sendJson(res, 200, api.model(path.slice("/v1/models/".length)));
   }
 
   const server = createServer((req, res) => {

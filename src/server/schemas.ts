@@ -21,7 +21,12 @@ const common = {
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   repeat_penalty: z.number().gt(0).nullish(),
+  // Refused by name rather than silently ignored (an empty map changes nothing, so it passes).
+  logit_bias: z.record(z.string(), z.number()).refine((o) => Object.keys(o).length === 0, { message: "logit_bias is not supported" }).nullish(),
 };
+
+/** More messages than any context holds (each costs a few template tokens): bounds template rendering. */
+export const MAX_MESSAGES = 8192;
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 const content = z.union([z.string(), z.array(textPart), z.null()]);
@@ -41,7 +46,7 @@ const tool = z.object({
 
 export const chatRequestSchema = z.object({
   ...common,
-  messages: z.array(chatMessageSchema).min(1),
+  messages: z.array(chatMessageSchema).min(1).max(MAX_MESSAGES, { message: `at most ${MAX_MESSAGES} messages` }),
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
@@ -56,7 +61,7 @@ const tokenIds = z.array(z.number().int().min(0)).min(1);
 export const completionRequestSchema = z.object({
   ...common,
   // A string, one string in an array, or token ids; batches of prompts are not supported.
-  prompt: z.union([z.string(), z.array(z.string()).length(1), tokenIds, z.array(tokenIds).length(1)]),
+  prompt: z.union([z.string().min(1, { message: "the prompt is empty" }), z.array(z.string().min(1, { message: "the prompt is empty" })).length(1), tokenIds, z.array(tokenIds).length(1)]),
   echo: z.literal(false, { message: "echo is not supported" }).nullish(),
   logprobs: z.number().int().min(0).max(5).nullish(),
   suffix: z.null({ message: "suffix is not supported" }).optional(),

@@ -97,6 +97,31 @@ test("a prompt beyond the context: 400 stating the limit", async () => {
   assert.equal(r.usage!.prompt_tokens + r.usage!.completion_tokens <= 64, true);
 });
 
+test("fields that cannot be honoured, an empty prompt and a flood of messages: 400 naming the field", async () => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ["/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], logit_bias: { "100": -100 } }, "logit_bias"],
+    ["/v1/completions", { prompt: "" }, "prompt"],
+    ["/v1/completions", { prompt: [""] }, "prompt"],
+    ["/v1/chat/completions", { messages: Array.from({ length: 8193 }, () => ({ role: "user", content: "" })) }, "messages"],
+  ];
+  for (const [url, patch, param] of cases) {
+    const r = await post(`${srv.url}${url}`, JSON.stringify({ model: srv.model, max_tokens: 2, ...patch }));
+    assert.equal(r.status, 400, `${url} ${param}: ${r.text.slice(0, 200)}`);
+    const e = errorOf(r.text);
+    assert.ok(e.param?.startsWith(param), `${param}: ${JSON.stringify(e)}`);
+  }
+  // An empty logit_bias changes nothing and is accepted (some clients always send one).
+  const ok = await post(`${srv.url}/v1/completions`, JSON.stringify({ model: srv.model, prompt: "Hi", max_tokens: 1, logit_bias: {} }));
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test("a malformed URL is a 400, not a server error", async () => {
+  const r = await fetch(`${srv.url}/v1/models/%E0%A4%A`);
+  assert.equal(r.status, 400);
+  assert.equal(errorOf(await r.text()).code, "invalid_url");
+  assert.ok(!srv.stderr().includes("internal error"), srv.stderr());
+});
+
 test("unknown endpoint 404, wrong method 405", async () => {
   assert.equal((await fetch(`${srv.url}/v1/embeddings`, { method: "POST", body: "{}" })).status, 404);
   assert.equal((await fetch(`${srv.url}/v1/chat/completions`)).status, 405);
