@@ -17,12 +17,26 @@ export interface OptionSpec<T> {
   parse(raw: string, where: string): T;
 }
 
-function int(min: number): (raw: string, where: string) => number {
+function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string, where: string) => number {
   return (raw, where) => {
     const n = Number(raw);
     if (!Number.isInteger(n) || n < min) throw new UsageError("bad_option", `${where} must be an integer >= ${min}, got '${raw}'`);
+    if (n > max) throw new UsageError("bad_option", `${where} must be at most ${max}, got '${raw}'`);
     return n;
   };
+}
+
+/** Ranges of the numeric engine options: checked when parsed and again at load (library callers pass numbers). */
+const RANGES = { threads: [0, 1024], ctxSize: [1, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
+
+/** Refuse a numeric engine option out of range, naming it, before anything is sized by it. */
+export function checkEngineRanges(cfg: Pick<EngineConfig, keyof typeof RANGES>): void {
+  for (const [key, [min, max]] of Object.entries(RANGES)) {
+    const v = cfg[key as keyof typeof RANGES];
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new UsageError("bad_option", `${ENGINE_OPTIONS[key as keyof typeof RANGES].flag.split(" ")[0]} (${key}) must be an integer in [${min}, ${max}], got ${v}`);
+    }
+  }
 }
 function num(raw: string, where: string): number {
   const n = Number(raw);
@@ -54,8 +68,8 @@ export const ENGINE_OPTIONS = {
     flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "scalar"]),
     help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | scalar (TypeScript reference)",
   },
-  threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(0) },
-  ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(1) },
+  threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
+  ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(...RANGES.ctxSize) },
   expertIo: {
     flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
     help: "auto | resident | stream: auto streams experts from disk when they exceed 0.75 x the memory budget",
@@ -65,9 +79,9 @@ export const ENGINE_OPTIONS = {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
   },
-  prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(1) },
+  prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {
-    flag: "--io-depth <n>", env: "MOESTREAM_IO_DEPTH", default: 0, parse: int(0),
+    flag: "--io-depth <n>", env: "MOESTREAM_IO_DEPTH", default: 0, parse: int(...RANGES.ioDepth),
     help: "expert reads in flight; 0 = the libuv thread pool's size (UV_THREADPOOL_SIZE; 16 under the moestream launcher)",
   },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },

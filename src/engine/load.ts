@@ -2,6 +2,7 @@
 // declaration, decides resident vs streamed experts, and builds the model: the one place that picks
 // concrete backends, expert readers and caches.
 import { existsSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import type { Backend, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
@@ -18,8 +19,9 @@ import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type Model } from "../models/registry.js";
 import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
+import { formatBytes } from "../util/bytes.js";
 import { ModelError, UsageError } from "../util/errors.js";
-import type { EngineConfig } from "./config.js";
+import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
 import { checkCapabilities, type WeightUse } from "./capabilities.js";
@@ -88,6 +90,7 @@ function checkParts(path: string, layer: number, spec: ExpertPartSpecs, parts: r
 
 /** `path` is a GGUF file, or a directory written by `moestream pack`. */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
+  checkEngineRanges(cfg);
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
   const packed = statSync(path).isDirectory();
   const densePath = packed ? join(path, DENSE_FILE) : path;
@@ -144,6 +147,10 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
     const kvBytes = arch.cacheBytes(hp, cfg.ctxSize);
+    const budget = cfg.memBudget || totalmem();
+    if (kvBytes > budget) {
+      throw new UsageError("ctx_too_large", `--ctx-size ${cfg.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget of ${formatBytes(budget)}; lower --ctx-size`);
+    }
     const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: backend.deviceWeights ? 2 : 1 });
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);

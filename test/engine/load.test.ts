@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
+import { checkEngineRanges, defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { ModelError } from "../../src/util/errors.js";
+import { ModelError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 import { rewriteGGUF } from "../helpers/rewrite.js";
 
@@ -67,4 +67,15 @@ test("an unsupported architecture is refused, naming it", async () => {
 
 test("a missing model file is a clear error", async () => {
   await assert.rejects(loadModel(join(dir, "nope.gguf"), cfg), /model file not found: .*nope\.gguf/);
+});
+
+test("numeric options out of range and a context whose KV cache exceeds the budget are refused by name before anything is allocated", async () => {
+  const path = await testModel({ type: "Q8_0", seed: 3 });
+  const refuse = (over: Partial<typeof cfg>, re: RegExp) => assert.rejects(loadModel(path, { ...cfg, ...over }), (e: unknown) => e instanceof UsageError && re.test(e.message));
+  await refuse({ threads: 100000 }, /--threads \(threads\) must be an integer in \[0, 1024\], got 100000/);
+  await refuse({ ctxSize: 100_000_000 }, /--ctx-size \(ctxSize\) must be an integer in \[1, 16777216\]/);
+  await refuse({ ctxSize: 0.5 }, /--ctx-size/);
+  // 4M positions x 4 layers x 2 x 128 f32 = 16 GiB of KV rows: more than a 1 GiB budget.
+  await refuse({ ctxSize: 1 << 22, memBudget: 2 ** 30 }, /--ctx-size 4194304 needs 16\.0 GiB of per-sequence state .* more than the memory budget of 1\.00 GiB/);
+  checkEngineRanges(defaultEngineConfig({})); // the defaults are in range
 });
