@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { policyByName, POLICY_NAMES } from "../src/experts/policies.js";
 import { accessSequence, belady, hitRate, layerTrace, policyContext, replay, slotsForMultiple, type PhaseStats } from "../src/experts/replay.js";
 import { expertLayers, readTrace, type Trace } from "../src/experts/trace.js";
+import { formatRoutingStats, traceRoutingStats } from "../src/gen/routing-stats.js";
 
 export const TRACES_DIR = resolve("..", "shared", "traces");
 export const MULTIPLES = [1, 2, 4, 8];
@@ -51,6 +52,8 @@ export async function benchReplay(): Promise<void> {
     const trace = readTrace(join(TRACES_DIR, f));
     const m = trace.header.model;
     console.log(`${f}: ${m.name}, ${m.nLayer} layers x ${m.nExpert} experts, top-${m.k}, ${trace.calls.length} tokens (each one call, decode-only)`);
+    // The statistics the generator's real-like profile is calibrated to (mean [min-max over layers]).
+    console.log(`  routing: ${formatRoutingStats(traceRoutingStats(trace))}`);
     for (const pool of ["global", "per-layer"] as const) {
       for (const x of MULTIPLES) {
         const r = replayPool(trace, x, pool);

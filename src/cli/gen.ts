@@ -2,13 +2,14 @@
 import type { Command } from "commander";
 import { generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
-import type { RoutingProfile } from "../gen/weights.js";
+import { REAL_LIKE, type RoutingProfile } from "../gen/weights.js";
 import { UsageError } from "../util/errors.js";
 import { progressBar } from "./progress.js";
 
 export function parseRouting(kind: string, skew: string, locality: string): RoutingProfile {
   if (kind === "uniform") return { kind };
-  if (kind !== "realistic") throw new UsageError("bad_option", `--routing must be uniform or realistic, got '${kind}'`);
+  if (kind === "real-like") return REAL_LIKE; // calibrated to real traces: its knobs are fixed, --skew/--locality do not apply
+  if (kind !== "realistic") throw new UsageError("bad_option", `--routing must be uniform, realistic or real-like, got '${kind}'`);
   const s = Number(skew), l = Number(locality);
   if (!(s >= 0) || !(l >= 0)) throw new UsageError("bad_option", `--skew and --locality must be numbers >= 0, got '${skew}', '${locality}'`);
   return { kind, skew: s, locality: l };
@@ -27,7 +28,7 @@ export function registerGen(program: Command): void {
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", "quant type of weight matrices: F32 F16 BF16 Q8_0 Q4_K Q6_K", "Q8_0")
     .option("--seed <n>", "weights seed", "1")
-    .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality)", "realistic")
+    .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
     .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale)", "quantize")

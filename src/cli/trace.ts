@@ -28,7 +28,7 @@ function registerTrace(program: Command): void {
     .option("--follow <file>", "decode this text's tokens one per forward (teacher-forced) instead of sampling: natural text where a synthetic model's own output would loop")
     .option("--chat", "wrap the prompt in the model's chat template as a user message")
     .option("--stop-at-eos", "stop at an end-of-generation token (default: decode all n steps)")
-    .option("--routing <kind>", "routing profile the model was generated with, recorded in the trace: uniform | realistic")
+    .option("--routing <kind>", "routing profile the model was generated with, recorded in the trace: uniform | realistic | real-like")
     .option("--skew <x>", "with --routing realistic: its popularity skew", "1")
     .option("--locality <x>", "with --routing realistic: its context locality", "0.5")
     .addHelpText("after", "\nSampling is greedy unless --temp is given.\n\nExamples:\n  moestream trace -m tiny.gguf -p 'Once upon a time' -n 300 -o tiny.trace --routing realistic\n  moestream trace -m a3b.gguf -f prompt.txt --follow story.txt -n 40 -o a3b.trace --expert-io stream --expert-cache 2G");

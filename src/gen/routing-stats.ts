@@ -1,5 +1,6 @@
 // Routing statistics of a token stream, from per-layer expert ids: how skewed expert popularity is and
 // how much consecutive tokens reuse experts. Every cache figure should name the routing it was measured on.
+import type { Trace } from "../experts/trace.js";
 
 export interface RoutingStats {
   /** Share of all routings taken by the most popular quarter of experts (uniform: 0.25), mean over layers. */
@@ -49,4 +50,88 @@ export class RoutingRecorder {
     }
     return { topQuarterShare: share / this.nLayer, reuse: this.pairs ? this.reused / this.pairs : 0, uniformReuse: this.k / this.nExpert };
   }
+}
+
+/** The statistics issue 17 compares real and synthetic routing by, per layer and summarised over layers. */
+export interface LayerSpread {
+  mean: number;
+  min: number;
+  max: number;
+  /** Standard deviation over layers: how much layers differ (real routers differ a lot). */
+  sd: number;
+}
+
+export interface TraceRoutingStats {
+  /** |ids_t ∩ ids_t-1| / k, averaged over tokens, per layer. */
+  overlap: LayerSpread;
+  /** Share of a layer's routings taken by its nExpert / 8 most used experts (16 of 128). */
+  topEighthShare: LayerSpread;
+  /** Distinct experts a layer touches in its first `window` tokens. */
+  distinct: LayerSpread;
+  /** Tokens the distinct count was taken over (the window, or fewer where the trace is shorter). */
+  window: number;
+  k: number;
+  nExpert: number;
+}
+
+function spread(xs: number[]): LayerSpread {
+  if (xs.length === 0) return { mean: NaN, min: NaN, max: NaN, sd: NaN };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length);
+  return { mean, min: Math.min(...xs), max: Math.max(...xs), sd };
+}
+
+/**
+ * Routing statistics of per-layer token streams: layers[l] is layer l's expert ids, one array of k per
+ * token in order (empty: no routing captured, skipped). Layers with no routing at all are left out.
+ */
+export function layerRoutingStats(layers: Int32Array[][], nExpert: number, k: number, window = 156): TraceRoutingStats {
+  const overlap: number[] = [], top: number[] = [], distinct: number[] = [];
+  const q = Math.max(1, Math.round(nExpert / 8));
+  let win = 0;
+  for (const toks of layers) {
+    const routed = toks.filter((ids) => ids.length > 0);
+    if (routed.length === 0) continue;
+    const counts = new Float64Array(nExpert);
+    let same = 0, pairs = 0;
+    let prev: Int32Array | undefined;
+    for (const ids of toks) {
+      if (ids.length === 0) { prev = undefined; continue; } // a lost record breaks the pair
+      for (const e of ids) counts[e]++;
+      if (prev) {
+        for (const e of ids) if (prev.includes(e)) same++;
+        pairs += k;
+      }
+      prev = ids;
+    }
+    if (pairs) overlap.push(same / pairs);
+    const sorted = [...counts].sort((a, b) => b - a);
+    const total = sorted.reduce((a, b) => a + b, 0);
+    top.push(sorted.slice(0, q).reduce((a, b) => a + b, 0) / total);
+    const first = routed.slice(0, window);
+    win = Math.max(win, first.length);
+    distinct.push(new Set(first.flatMap((ids) => [...ids])).size);
+  }
+  return { overlap: spread(overlap), topEighthShare: spread(top), distinct: spread(distinct), window: win, k, nExpert };
+}
+
+/** layerRoutingStats of a trace: its calls' routes split into tokens, in order, per layer with experts. */
+export function traceRoutingStats(trace: Trace, window = 156): TraceRoutingStats {
+  const m = trace.header.model;
+  const layers: Int32Array[][] = Array.from({ length: m.nLayer }, () => []);
+  for (const call of trace.calls) {
+    call.routes.forEach((r, l) => {
+      if (r === null) return;
+      if (r.length === 0) layers[l].push(r);
+      else for (let t = 0; t < call.nTokens; t++) layers[l].push(r.subarray(t * m.k, (t + 1) * m.k));
+    });
+  }
+  return layerRoutingStats(layers.filter((ts) => ts.length > 0), m.nExpert, m.k, window);
+}
+
+/** One line: mean [min-max] of each statistic. */
+export function formatRoutingStats(s: TraceRoutingStats): string {
+  const f = (x: LayerSpread, d: number) => `${x.mean.toFixed(d)} [${x.min.toFixed(d)}-${x.max.toFixed(d)}, sd ${x.sd.toFixed(d)}]`;
+  return `overlap ${f(s.overlap, 2)}; top-${Math.max(1, Math.round(s.nExpert / 8))} share ${f(s.topEighthShare, 2)}; ` +
+    `distinct in ${s.window} tokens ${f(s.distinct, 0)} of ${s.nExpert} (k ${s.k})`;
 }

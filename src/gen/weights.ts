@@ -8,6 +8,14 @@
 // - locality: q/k norm gains shrink (attention becomes a near-uniform running mean of the context) and
 //   the attention output grows, so the router input is dominated by slowly changing context and
 //   consecutive tokens pick overlapping experts.
+//
+// `real-like` (calibrated to real routing traces, issue 17): the realistic mechanism, plus
+// - recency: q and k rows all respond equally to u, so every head's q and k share one constant part and
+//   the score q.R(delta)k falls with distance (RoPE's spread of frequencies): attention is a running mean
+//   of the last few tokens, not of the whole context. Uniform attention's memory grows with the context,
+//   so late tokens all route alike (few experts, high top-16 share); a short memory keeps the overlap of
+//   neighbours without that drift to a fixed set.
+// - per-layer skew: each router's skew is scaled by a random factor, as real layers differ.
 import { Stream } from "./random.js";
 
 // Router bias per unit of skew (times the +-2 ramp): chosen so skew 1 gives roughly the popularity imbalance
@@ -16,7 +24,26 @@ const SKEW_GAIN = 0.5;
 
 export type RoutingProfile =
   | { kind: "uniform" }
-  | { kind: "realistic"; /** popularity skew, 0 = none; default 1 */ skew: number; /** context locality, 0 = none; default 1 */ locality: number };
+  | { kind: "realistic"; /** popularity skew, 0 = none; default 1 */ skew: number; /** context locality, 0 = none; default 1 */ locality: number }
+  | RealLikeProfile;
+
+// A type, not an interface: traces record the profile as a plain Record.
+export type RealLikeProfile = {
+  kind: "real-like";
+  /** Mean popularity skew; each layer's is this times a random factor in [1 - skewSpread, 1 + skewSpread]. */
+  skew: number;
+  skewSpread: number;
+  /** Scale of the attention output (as realistic's locality): how much context the router sees. */
+  locality: number;
+  /** q/k norm gain: how sharply attention favours recent tokens (0 = uniform, as realistic). */
+  recency: number;
+};
+
+/** The calibrated real-like profile (its statistics against the real traces: test/gen/routing-real-like.test.ts). */
+export const REAL_LIKE: RealLikeProfile = { kind: "real-like", skew: 3, skewSpread: 0.5, locality: 3, recency: 1.8 };
+
+// Size of q's and k's shared constant part, relative to their noise (std ~1): large, so recency dominates.
+const RECENCY_SHARED = 3;
 
 export interface WeightRecipeOptions {
   seed: number;
@@ -53,7 +80,11 @@ export class WeightRecipes {
   }
 
   private get realistic(): { skew: number; locality: number } | undefined {
-    return this.o.routing.kind === "realistic" ? this.o.routing : undefined;
+    return this.o.routing.kind === "uniform" ? undefined : this.o.routing;
+  }
+
+  private get realLike(): RealLikeProfile | undefined {
+    return this.o.routing.kind === "real-like" ? this.o.routing : undefined;
   }
 
   /** Row v of token_embd, reproducible on its own (the peaked output projection needs random access). */
@@ -104,11 +135,28 @@ export class WeightRecipes {
         return gain(1);
       case "attn_q_norm":
       case "attn_k_norm":
+        if (this.realLike && this.realLike.recency > 0) return gain(this.realLike.recency);
         return gain(r ? 1 / (1 + 2 * r.locality) : 1);
       case "attn_q":
-      case "attn_k":
+      case "attn_k": {
+        if (!this.realLike || this.realLike.recency <= 0) return noise(1 / Math.sqrt(K));
+        // Every output row gets the same u-response (x.u ~ K/sqrt2 after the norm), so q and k share a constant part.
+        const c = (RECENCY_SHARED * Math.SQRT2) / K;
+        return (_row, out) => {
+          stream.fillUniform(out, 1 / Math.sqrt(K));
+          for (let i = 0; i < K; i++) out[i] += c * this.u[i];
+        };
+      }
       case "attn_v":
-        return noise(1 / Math.sqrt(K));
+        if (!this.realLike) return noise(1 / Math.sqrt(K));
+        // Blind to u: otherwise every token's value carries one constant part, the context mean routes the
+        // same experts at every token, and popularity comes from attention rather than from the skew knob.
+        return (_row, out) => {
+          stream.fillUniform(out, 1 / Math.sqrt(K));
+          let proj = 0;
+          for (let i = 0; i < K; i++) proj += out[i] * this.u[i];
+          for (let i = 0; i < K; i++) out[i] -= (proj * this.u[i]) / K;
+        };
       case "ffn_gate_exps":
       case "ffn_up_exps":
       case "ffn_down_exps":
@@ -120,12 +168,14 @@ export class WeightRecipes {
         // Router row e = noise + b_e * u / D, b_e from +2*skew down to -2*skew over a random popularity order.
         const nExpert = shape[1];
         const rank = new Stream(seed, name + "#rank").permutation(nExpert);
+        const rl = this.realLike;
+        const skew = rl ? rl.skew * (1 + rl.skewSpread * (2 * new Stream(seed, name + "#skew").next() - 1)) : r.skew;
         return (row, out) => {
           stream.fillUniform(out, 1 / Math.sqrt(K));
           // Remove the noise's own response to u, so popularity comes from the bias alone (skew 0 = none).
           let proj = 0;
           for (let i = 0; i < K; i++) proj += out[i] * this.u[i];
-          const b = r.skew * 2 * (1 - (2 * rank[row]) / Math.max(1, nExpert - 1));
+          const b = skew * 2 * (1 - (2 * rank[row]) / Math.max(1, nExpert - 1));
           for (let i = 0; i < K; i++) out[i] += ((b * SKEW_GAIN - proj) * this.u[i]) / K;
         };
       }
