@@ -108,7 +108,14 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     if (tokenizer.vocabSize !== nVocab) {
       throw new ModelError("bad_vocab", `${densePath}: tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows`);
     }
-    const hp = arch.readHParams(file.metadata, nVocab);
+    let hp: unknown;
+    try {
+      hp = arch.readHParams(file.metadata, nVocab);
+    } catch (e) {
+      // Name the file: the architecture knows keys, not where they came from.
+      if (e instanceof ModelError) throw new ModelError(e.code, `${densePath}: ${e.message}`, { cause: e });
+      throw e;
+    }
     const warnings: string[] = [];
     const backend = createBackend(cfg, warnings);
 

@@ -4,11 +4,11 @@
 import type { Backend, Buf } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
-import { metaNumber } from "../format/gguf/read.js";
 import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
+import { count, metaInRange, positive, type Range } from "./hparams.js";
 import { attention, moe, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -37,22 +37,24 @@ export interface HParams {
 
 export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const k = (name: string) => `${ARCH}.${name}`;
+  const n = (name: string, r: Range, opts?: { default: number }) => metaInRange(md, k(name), r, opts);
+  // Ranges far beyond any real model, tight enough that nothing is sized from a corrupt value.
   const hp: HParams = {
     nVocab,
-    nCtxTrain: metaNumber(md, k("context_length")),
-    nEmbd: metaNumber(md, k("embedding_length")),
-    nLayer: metaNumber(md, k("block_count")),
-    nHead: metaNumber(md, k("attention.head_count")),
-    nHeadKv: metaNumber(md, k("attention.head_count_kv")),
-    headDim: metaNumber(md, k("attention.key_length")),
-    nExpert: metaNumber(md, k("expert_count")),
-    nExpertUsed: metaNumber(md, k("expert_used_count")),
-    nFfExp: metaNumber(md, k("expert_feed_forward_length")),
-    nFf: metaNumber(md, k("feed_forward_length"), { default: 0 }), // optional in llama.cpp too
-    ropeFreqBase: metaNumber(md, k("rope.freq_base"), { default: 10000 }),
-    rmsEps: metaNumber(md, k("attention.layer_norm_rms_epsilon")),
+    nCtxTrain: n("context_length", count(1, 1 << 24)),
+    nEmbd: n("embedding_length", count(1, 1 << 17)),
+    nLayer: n("block_count", count(1, 1024)),
+    nHead: n("attention.head_count", count(1, 1024)),
+    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    headDim: n("attention.key_length", count(1, 4096)),
+    nExpert: n("expert_count", count(1, 1 << 16)),
+    nExpertUsed: n("expert_used_count", count(1, 1 << 16)),
+    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20)),
+    nFf: n("feed_forward_length", count(0, 1 << 20), { default: 0 }), // optional in llama.cpp too
+    ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
+    rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
   };
-  const vLen = metaNumber(md, k("attention.value_length"), { default: hp.headDim });
+  const vLen = n("attention.value_length", count(1, 4096), { default: hp.headDim });
   if (vLen !== hp.headDim) throw new ModelError("bad_hparams", `${ARCH}: attention.value_length ${vLen} != key_length ${hp.headDim}`);
   if (hp.nHead % hp.nHeadKv !== 0) throw new ModelError("bad_hparams", `${ARCH}: head_count ${hp.nHead} not a multiple of head_count_kv ${hp.nHeadKv}`);
   if (hp.nExpertUsed < 1 || hp.nExpertUsed > hp.nExpert) throw new ModelError("bad_hparams", `${ARCH}: expert_used_count ${hp.nExpertUsed} not in [1, ${hp.nExpert}]`);

@@ -11,6 +11,7 @@ import { Session } from "../../src/engine/session.js";
 import { ModelError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 import { rewriteGGUF } from "../helpers/rewrite.js";
+import type { GGUFMetaValue } from "../../src/format/gguf/types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-load-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,6 +57,27 @@ test("a missing hyperparameter is refused, naming the key", async () => {
   const dst = join(dir, "nokey.gguf");
   await rewriteGGUF(src, dst, { edit: (t, md) => (md.delete("qwen3moe.attention.key_length"), t) });
   await assert.rejects(loadModel(dst, cfg), (e: unknown) => e instanceof ModelError && /qwen3moe\.attention\.key_length/.test(e.message));
+});
+
+test("hyperparameters out of any plausible range are refused at once, naming the file and the key", async () => {
+  const src = await testModel({ type: "Q8_0", seed: 3 });
+  const cases: [string, GGUFMetaValue][] = [
+    ["qwen3moe.block_count", { type: "u32", value: 2 ** 31 }],
+    ["qwen3moe.rope.freq_base", { type: "f32", value: NaN }],
+    ["qwen3moe.rope.freq_base", { type: "f32", value: 0 }],
+    ["qwen3moe.rope.freq_base", { type: "f32", value: -1 }],
+    ["qwen3moe.attention.layer_norm_rms_epsilon", { type: "f32", value: NaN }],
+    ["qwen3moe.attention.layer_norm_rms_epsilon", { type: "f32", value: -1 }],
+    ["qwen3moe.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e30 }],
+    ["qwen3moe.expert_count", { type: "u32", value: 0 }],
+  ];
+  for (const [i, [key, value]] of cases.entries()) {
+    const dst = join(dir, `hp-${i}.gguf`);
+    await rewriteGGUF(src, dst, { edit: (t, md) => (md.set(key, value), t) });
+    const t0 = performance.now();
+    await assert.rejects(loadModel(dst, cfg), (e: unknown) => e instanceof ModelError && e.code === "bad_hparams" && e.message.includes(dst) && e.message.includes(`'${key}'`), `${key} = ${value.value}`);
+    assert.ok(performance.now() - t0 < 1000, `${key}: refused in ${performance.now() - t0} ms`);
+  }
 });
 
 test("an unsupported architecture is refused, naming it", async () => {
