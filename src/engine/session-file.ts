@@ -7,7 +7,7 @@ import { open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { crc32c } from "../util/crc32c.js";
-import { FormatError, ModelError } from "../util/errors.js";
+import { FormatError, ModelError, MoestreamError, UsageError } from "../util/errors.js";
 import type { Session } from "./session.js";
 
 const MAGIC = "MOESESS\0";
@@ -52,7 +52,9 @@ export async function saveSession(session: Session, path: string): Promise<void>
   pre.writeUInt32LE(json.byteLength, 12);
   await removeStaleTemps(path);
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  const fh = await open(tmp, "w");
+  const fh = await open(tmp, "w").catch((e: NodeJS.ErrnoException) => {
+    throw fsError(path, "save", e);
+  });
   try {
     let crc = crc32c(json);
     await fh.write(pre);
@@ -71,8 +73,14 @@ export async function saveSession(session: Session, path: string): Promise<void>
   } catch (e) {
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
-    throw e;
+    throw (e as NodeJS.ErrnoException).code && !(e instanceof MoestreamError) ? fsError(path, "save", e as NodeJS.ErrnoException) : e;
   }
+}
+
+/** A file-system failure as a one-line typed error naming the session file (a chat reports it and goes on). */
+function fsError(path: string, what: "save" | "load", e: NodeJS.ErrnoException): UsageError {
+  const why: Record<string, string> = { ENOENT: "no such directory", EISDIR: "it is a directory", EACCES: "permission denied", ENOSPC: "no space left on the device", EROFS: "read-only file system" };
+  return new UsageError(`session_${what}_failed`, `cannot ${what} the session ${what === "save" ? "to" : "from"} ${path}: ${why[e.code ?? ""] ?? e.message}`);
 }
 
 /** Temp files of saves to `path` whose process is gone (a killed save): removed before the next save. */
@@ -100,7 +108,9 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     throw new FormatError(e.code === "ENOENT" ? "not_found" : "unreadable", path, undefined, e.code === "ENOENT" ? "session file not found" : e.message);
   });
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new FormatError("not_a_file", path, undefined, "is a directory, not a session file");
+    const size = st.size;
     const exact = async (at: number, n: number, what: string): Promise<Buffer> => {
       const b = Buffer.alloc(n);
       const { bytesRead } = await fh.read(b, 0, n, at);

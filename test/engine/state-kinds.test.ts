@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { FormatError } from "../../src/util/errors.js";
+import { FormatError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-state-kinds-"));
@@ -174,6 +174,20 @@ test("a flipped bit in the header length is a typed error at once, not a huge re
     const t0 = performance.now();
     await assert.rejects(new Session(lm).load(path), (e: unknown) => e instanceof FormatError && e.code === "bad_header" && /header length \d+ exceeds/.test(e.message) && e.message.includes(path));
     assert.ok(performance.now() - t0 < 1000);
+  } finally {
+    s.free();
+  }
+});
+
+test("file-system failures of save and load are one-line typed errors naming the path (a chat reports them and goes on)", async () => {
+  const s = new Session(lm);
+  try {
+    await s.eval(lm.tokenizer.encode("Saved nowhere."));
+    const nowhere = join(dir, "no", "such", "dir", "x.session");
+    await assert.rejects(s.save(nowhere), (e: unknown) => e instanceof UsageError && e.code === "session_save_failed" && e.message.includes(nowhere) && /no such directory/.test(e.message));
+    await assert.rejects(s.save(dir), (e: unknown) => e instanceof UsageError && e.message.includes(dir));
+    assert.ok(!readdirSync(dir).some((n) => n.includes(".tmp-")), "no temp file left by a failed save");
+    await assert.rejects(new Session(lm).load(dir), (e: unknown) => e instanceof FormatError && /is a directory/.test(e.message));
   } finally {
     s.free();
   }
