@@ -37,13 +37,18 @@ const compiled = new Map<string, Template>();
 export function renderChat(template: string | undefined, messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
   if (!template) throw new ModelError("no_chat_template", "the model has no tokenizer.chat_template; run without --chat");
   let t = compiled.get(template);
-  if (!t) compiled.set(template, (t = new Template(template)));
-  return t.render({
-    messages,
-    tools: opts.tools?.length ? opts.tools : undefined,
-    add_generation_prompt: opts.addGenerationPrompt ?? true,
-    enable_thinking: opts.enableThinking ?? true,
-    bos_token: "",
-    eos_token: "",
-  });
+  try {
+    if (!t) compiled.set(template, (t = new Template(template)));
+    return t.render({
+      messages,
+      tools: opts.tools?.length ? opts.tools : undefined,
+      add_generation_prompt: opts.addGenerationPrompt ?? true,
+      enable_thinking: opts.enableThinking ?? true,
+      bos_token: "",
+      eos_token: "",
+    });
+  } catch (e) {
+    // The Jinja library's own errors name neither the template nor where it came from.
+    throw new ModelError("bad_chat_template", `the model's chat template (tokenizer.chat_template) cannot be ${t ? "rendered" : "parsed"}: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -20,7 +20,7 @@ import { architecture, type Model } from "../models/registry.js";
 import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { formatBytes } from "../util/bytes.js";
-import { ModelError, UsageError } from "../util/errors.js";
+import { FormatError, ModelError, UsageError } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
@@ -94,7 +94,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
   const packed = statSync(path).isDirectory();
   const densePath = packed ? join(path, DENSE_FILE) : path;
-  if (packed && !existsSync(densePath)) throw new UsageError("model_not_found", `${path} is a directory but not a packed model: ${DENSE_FILE} not found`);
+  // A damaged pack is a bad data file (exit 3, as verify says), not a usage error.
+  if (packed && !existsSync(densePath)) throw new FormatError("not_a_pack", path, undefined, `a directory but not a packed model: ${DENSE_FILE} not found`);
   const file = await openGGUF(densePath);
   let reader: ExpertReader | undefined;
   try {

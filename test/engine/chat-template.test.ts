@@ -37,3 +37,9 @@ test("rendered special tokens become single ids", () => {
 test("a model without a template is a clear error", () => {
   assert.throws(() => renderChat(undefined, [{ role: "user", content: "hi" }]), (e: unknown) => e instanceof ModelError && /no tokenizer.chat_template/.test(e.message));
 });
+
+test("a broken template is a typed error naming the template key, with the parser's reason", () => {
+  const m: ChatMessage[] = [{ role: "user", content: "Hi" }];
+  assert.throws(() => renderChat("{% for m in messages %}{{ m.content }", m), (e: unknown) => e instanceof ModelError && e.code === "bad_chat_template" && /tokenizer\.chat_template\) cannot be parsed: .+/.test(e.message));
+  assert.throws(() => renderChat("{{ raise_exception('no system role') }}", m), (e: unknown) => e instanceof ModelError && /cannot be rendered: .*no system role/.test(e.message));
+});
