@@ -9,22 +9,21 @@ import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
-import { DENSE_FILE, type ExpertPart } from "../experts/pack-format.js";
+import { DENSE_FILE } from "../experts/pack-format.js";
 import { sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
 import { parsePolicySpec, policyByName } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
-import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type Model } from "../models/registry.js";
-import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { formatBytes } from "../util/bytes.js";
 import { FormatError, ModelError, UsageError } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
-import { checkCapabilities, type WeightUse } from "./capabilities.js";
+import { checkCapabilities } from "./capabilities.js";
+import { checkExpertLayers, checkTensors } from "./model-check.js";
 
 export interface LoadedModel {
   readonly path: string;
@@ -72,22 +71,6 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
 
 const DENSE_ARENA_BYTES = 1 << 30;
 
-/** A packed layer's parts against the architecture's expert declaration: names, and shapes less the expert dim. */
-function checkParts(path: string, layer: number, spec: ExpertPartSpecs, parts: readonly ExpertPart[], uses: WeightUse[]): void {
-  const names = Object.keys(spec);
-  const have = parts.map((p) => p.name);
-  if (names.length !== have.length || names.some((n) => !have.includes(n))) {
-    throw new ModelError("bad_experts", `${path}: layer ${layer}'s expert records hold parts [${have.join(", ")}], the architecture declares [${names.join(", ")}] (re-pack with \`moestream pack\`)`);
-  }
-  for (const p of parts) {
-    const want = spec[p.name].shape.slice(0, -1);
-    if (want.length !== p.shape.length || want.some((d, i) => d !== p.shape[i])) {
-      throw new ModelError("bad_shape", `${path}: layer ${layer} expert part '${p.name}' (${p.tensor}) has shape [${p.shape.join(", ")}], expected [${want.join(", ")}]`);
-    }
-    uses.push({ name: p.tensor, type: p.type, rank: p.shape.length });
-  }
-}
-
 /** `path` is a GGUF file, or a directory written by `moestream pack`. */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
   checkEngineRanges(cfg);
@@ -122,21 +105,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
 
     const info = arch.info(hp);
     const { dense, experts: expertSpecs } = arch.tensors(hp);
-    const uses: WeightUse[] = [];
-    const check = (specs: TensorSpec[], where: GGUFFile, stacked: boolean) => {
-      const names = new Map(where.tensors.map((t) => [t.name, t]));
-      for (const spec of specs) {
-        const t = names.get(spec.name);
-        if (!t) {
-          if (spec.optional) continue;
-          throw new ModelError("missing_tensor", `${where.source.name}: required tensor '${spec.name}' not found`);
-        }
-        checkShape(spec, t);
-        uses.push({ name: t.name, type: t.type, rank: t.shape.length - (stacked ? 1 : 0) }); // one expert's slice of a stacked tensor
-      }
-    };
-    check(dense, file, false);
-    if (!packed) check(expertSpecs.flatMap((e) => Object.values(e ?? {})), file, true);
+    const uses = checkTensors(dense, file, false);
+    if (!packed) checkTensors(expertSpecs.flatMap((e) => Object.values(e ?? {})), file, true, uses);
 
     if (packed) {
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
@@ -144,12 +114,9 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       reader = store;
     } else reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
     const layers = reader.layers;
-    const want = expertSpecs.flatMap((e, i) => (e ? [i] : []));
-    if (layers.length !== want.length || layers.some((l, i) => l !== want[i])) {
-      throw new ModelError("bad_experts", `${path}: experts for layers [${layers.join(", ")}], the model has them in layers [${want.join(", ")}]`);
-    }
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
-    if (packed) for (const l of layers) checkParts(path, l, expertSpecs[l]!, reader.parts(l), uses);
+    const r0 = reader;
+    checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
     checkCapabilities(backend, uses);
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);

@@ -1,9 +1,47 @@
 // Pack and verify a model as engine operations: the engine knows each architecture's expert tensors.
-import { packModel as packExperts, verifyPack, type PackOptions, type PackResult } from "../experts/pack.js";
+import { join } from "node:path";
+import { DENSE_FILE } from "../experts/pack-format.js";
+import { packModel as packExperts, verifyPack as verifyRecords, type PackOptions, type PackResult } from "../experts/pack.js";
 import { ExpertStore } from "../experts/store.js";
+import { getTensor, metaString } from "../format/gguf/accessors.js";
+import { openGGUF } from "../format/gguf/read.js";
+import { architecture } from "../models/registry.js";
+import { ModelError } from "../util/errors.js";
 import { expertLayout } from "./expert-layout.js";
+import { checkExpertLayers, checkTensors } from "./model-check.js";
 
-export { verifyPack, type PackResult };
+export type { PackResult };
+
+/**
+ * Every record's crc32c, and what load relies on: dense.gguf parses, its architecture is known, its
+ * hyperparameters are in range, every dense tensor is present and shaped as declared, and the manifest's
+ * expert layers and parts are the declared ones. So a pack that verifies also loads.
+ */
+export async function verifyPack(dir: string): Promise<{ records: number; bytes: number }> {
+  const densePath = join(dir, DENSE_FILE);
+  const store = await ExpertStore.open(dir);
+  try {
+    const file = await openGGUF(densePath);
+    try {
+      const arch = architecture(metaString(file, "general.architecture"));
+      let hp: unknown;
+      try {
+        hp = arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1]);
+      } catch (e) {
+        if (e instanceof ModelError) throw new ModelError(e.code, `${densePath}: ${e.message}`, { cause: e });
+        throw e;
+      }
+      const { dense, experts } = arch.tensors(hp);
+      checkTensors(dense, file, false);
+      checkExpertLayers(dir, experts, { layers: store.layers, parts: (l) => store.parts(l) });
+    } finally {
+      await file.source.close();
+    }
+  } finally {
+    await store.close();
+  }
+  return verifyRecords(dir);
+}
 
 /** Packs a GGUF into a model directory, its experts laid out as the file's architecture declares. */
 export function packModel(srcGguf: string, outDir: string, opts: Omit<PackOptions, "experts"> = {}): Promise<PackResult> {

@@ -11,6 +11,7 @@ import { checkCapabilities } from "../../src/engine/capabilities.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { loadModel } from "../../src/engine/load.js";
 import { packModel } from "../../src/experts/pack.js";
+import { verifyPack } from "../../src/engine/pack.js";
 import { MANIFEST_FILE } from "../../src/experts/pack-format.js";
 import { ModelError, UsageError } from "../../src/util/errors.js";
 import { expertLayout } from "../helpers/experts.js";
@@ -63,11 +64,19 @@ test("a pack whose expert parts differ from the architecture's declaration is re
       writeFileSync(join(pack, MANIFEST_FILE), JSON.stringify(m));
     };
     // Twice the row length, half the rows: the same bytes, so only the declaration can tell.
+    // `verify` refuses each case as load does: a pack that verifies also loads.
+    const both = async (re: RegExp) => {
+      await assert.rejects(loadModel(pack, cfg), (e: unknown) => e instanceof ModelError && re.test(e.message));
+      await assert.rejects(verifyPack(pack), (e: unknown) => e instanceof ModelError && re.test(e.message));
+    };
     edit((m) => (m.layers[1].parts[0].shape = [m.layers[1].parts[0].shape[0] * 2, m.layers[1].parts[0].shape[1] / 2]));
-    await assert.rejects(loadModel(pack, cfg), (e: unknown) => e instanceof ModelError && /layer 1 expert part 'gate' .* has shape \[\d+, \d+\], expected/.test(e.message));
+    await both(/layer 1 expert part 'gate' .* has shape \[\d+, \d+\], expected/);
     edit((m) => (m.layers[2].parts[1].name = "upp"));
-    await assert.rejects(loadModel(pack, cfg), (e: unknown) => e instanceof ModelError && /layer 2's expert records hold parts \[gate, upp, down\]/.test(e.message));
+    await both(/layer 2's expert records hold parts \[gate, upp, down\]/);
+    edit((m) => m.layers.splice(3, 1));
+    await both(/experts for layers \[0, 1, 2\], the model has them in layers \[0, 1, 2, 3\]/);
     writeFileSync(join(pack, MANIFEST_FILE), original);
+    assert.ok((await verifyPack(pack)).records > 0);
     const lm = await loadModel(pack, cfg);
     await lm.close();
   } finally {

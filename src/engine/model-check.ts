@@ -1,0 +1,53 @@
+// What load relies on, checked the same way by load and by `verify`: the dense tensors the architecture
+// declares (present, shaped as declared) and a pack's expert layers and parts against its declaration.
+// So "verify passes" means "run loads".
+import type { ExpertPart } from "../experts/pack-format.js";
+import type { GGUFFile } from "../format/gguf/types.js";
+import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
+import { ModelError } from "../util/errors.js";
+import type { WeightUse } from "./capabilities.js";
+
+/** Each spec present in `where` (unless optional) with its declared shape; the weights' uses for the capability check. */
+export function checkTensors(specs: readonly TensorSpec[], where: GGUFFile, stacked: boolean, uses: WeightUse[] = []): WeightUse[] {
+  const names = new Map(where.tensors.map((t) => [t.name, t]));
+  for (const spec of specs) {
+    const t = names.get(spec.name);
+    if (!t) {
+      if (spec.optional) continue;
+      throw new ModelError("missing_tensor", `${where.source.name}: required tensor '${spec.name}' not found`);
+    }
+    checkShape(spec, t);
+    uses.push({ name: t.name, type: t.type, rank: t.shape.length - (stacked ? 1 : 0) }); // one expert's slice of a stacked tensor
+  }
+  return uses;
+}
+
+/** The layers with experts equal the declaration's, and each packed layer's parts are the declared ones, one expert's shape each. */
+export function checkExpertLayers(
+  path: string,
+  specs: readonly (ExpertPartSpecs | null)[],
+  have: { layers: readonly number[]; parts?: (layer: number) => readonly ExpertPart[] },
+  uses: WeightUse[] = [],
+): WeightUse[] {
+  const want = specs.flatMap((e, i) => (e ? [i] : []));
+  if (have.layers.length !== want.length || have.layers.some((l, i) => l !== want[i])) {
+    throw new ModelError("bad_experts", `${path}: experts for layers [${have.layers.join(", ")}], the model has them in layers [${want.join(", ")}]`);
+  }
+  if (have.parts) for (const l of have.layers) checkParts(path, l, specs[l]!, have.parts(l), uses);
+  return uses;
+}
+
+function checkParts(path: string, layer: number, spec: ExpertPartSpecs, parts: readonly ExpertPart[], uses: WeightUse[]): void {
+  const names = Object.keys(spec);
+  const have = parts.map((p) => p.name);
+  if (names.length !== have.length || names.some((n) => !have.includes(n))) {
+    throw new ModelError("bad_experts", `${path}: layer ${layer}'s expert records hold parts [${have.join(", ")}], the architecture declares [${names.join(", ")}] (re-pack with \`moestream pack\`)`);
+  }
+  for (const p of parts) {
+    const want = spec[p.name].shape.slice(0, -1);
+    if (want.length !== p.shape.length || want.some((d, i) => d !== p.shape[i])) {
+      throw new ModelError("bad_shape", `${path}: layer ${layer} expert part '${p.name}' (${p.tensor}) has shape [${p.shape.join(", ")}], expected [${want.join(", ")}]`);
+    }
+    uses.push({ name: p.tensor, type: p.type, rank: p.shape.length });
+  }
+}
