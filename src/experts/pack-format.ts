@@ -111,7 +111,8 @@ export interface PackManifest {
   version: number;
   /** The GGUF this was packed from (file is its base name, informational only). */
   source: FileIdentity & { file: string };
-  dense: FileIdentity & { file: typeof DENSE_FILE };
+  /** `crc32c`: every dense tensor's checksum by name (packs written before it have none). */
+  dense: FileIdentity & { file: typeof DENSE_FILE; crc32c?: Record<string, number> };
   architecture: string;
   layers: PackLayer[];
 }
@@ -269,7 +270,12 @@ export function validateManifest(json: unknown, file: string): PackManifest {
   const source = { file: str(src.file, "source.file"), ...identity(src, "source") };
   const dn = obj(m.dense, "dense");
   if (dn.file !== DENSE_FILE) fail("dense.file", `expected "${DENSE_FILE}", found ${show(dn.file)}`);
-  const dense = { file: DENSE_FILE, ...identity(dn, "dense") } as const;
+  let crcs: Record<string, number> | undefined;
+  if (dn.crc32c !== undefined) {
+    crcs = {};
+    for (const [name, c] of Object.entries(obj(dn.crc32c, "dense.crc32c"))) crcs[name] = int(c, `dense.crc32c["${name}"]`, 0, 0xffffffff);
+  }
+  const dense = { file: DENSE_FILE, ...identity(dn, "dense"), ...(crcs ? { crc32c: crcs } : {}) } as const;
   const architecture = str(m.architecture, "architecture");
 
   const seen = new Set<number>();

@@ -69,6 +69,8 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
     const progress = (n: number) => opts.onProgress?.((done += n), denseBytes + expertBytes);
 
     const source = { file: basename(srcGguf), ...(await sourceIdentityOf(file)) };
+    // Every dense tensor's checksum, so verify catches a change anywhere in dense.gguf (the identity samples pages).
+    const denseCrcs: Record<string, number> = {};
     const densePath = join(tmp, DENSE_FILE);
     const layout = await writeGGUF(densePath, {
       version: file.version,
@@ -78,6 +80,7 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
         name: t.name, shape: t.shape, type: t.type,
         data: async () => {
           const b = await readTensorBytes(file, t);
+          denseCrcs[t.name] = crc32c(b);
           progress(b.byteLength);
           return b;
         },
@@ -97,7 +100,7 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
       layers.push({ layer: p.layer, file: layerFileName(p.layer), experts: p.experts, recordBytes: p.recordBytes, parts: p.parts, crc32c: crcs });
     }
     const manifest: PackManifest = {
-      format: PACK_FORMAT_NAME, version: PACK_FORMAT_VERSION, source, dense: { file: DENSE_FILE, ...denseId },
+      format: PACK_FORMAT_NAME, version: PACK_FORMAT_VERSION, source, dense: { file: DENSE_FILE, ...denseId, crc32c: denseCrcs },
       architecture: metaString(file, "general.architecture", { default: "unknown" }), layers,
     };
     // Written last: a directory without a manifest is never taken for a pack.
@@ -119,7 +122,11 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
   const store = await ExpertStore.open(dir);
   try {
     const dense = await openGGUF(join(dir, DENSE_FILE)); // parses: dense.gguf is a well-formed GGUF
-    await dense.source.close();
+    try {
+      await checkDenseCrcs(dense, store.manifest.dense.crc32c);
+    } finally {
+      await dense.source.close();
+    }
     let records = 0;
     for (const layer of store.layers) {
       const buf = new Uint8Array(store.recordBytes(layer));
@@ -128,6 +135,21 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
     return { records, bytes: store.stats.bytes };
   } finally {
     await store.close();
+  }
+}
+
+/** Each dense tensor against the manifest's checksum (packs that predate them are read through). */
+async function checkDenseCrcs(dense: GGUFFile, crcs: Record<string, number> | undefined): Promise<void> {
+  if (!crcs) return;
+  const where = dense.source.name;
+  const names = new Set(dense.tensors.map((t) => t.name));
+  const unlisted = Object.keys(crcs).find((n) => !names.has(n));
+  if (unlisted) throw new FormatError("checksum_mismatch", where, undefined, `the manifest has a checksum for tensor '${unlisted}', which dense.gguf lacks`);
+  for (const t of dense.tensors) {
+    const want = crcs[t.name];
+    if (want === undefined) throw new FormatError("checksum_mismatch", where, undefined, `tensor '${t.name}' has no checksum in the manifest (not written by this pack)`);
+    const got = crc32c(await readTensorBytes(dense, t)) >>> 0;
+    if (got !== want) throw new FormatError("checksum_mismatch", where, t.offset, `tensor '${t.name}': crc32c ${got.toString(16)}, the manifest says ${want.toString(16)} (corrupt)`);
   }
 }
 

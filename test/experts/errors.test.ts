@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Weight } from "../../src/backends/backend.js";
 import { packModel, verifyPack } from "../../src/experts/pack.js";
-import { ExpertError, MANIFEST_FILE, RECORDS_OFFSET } from "../../src/experts/pack-format.js";
+import { DENSE_FILE, ExpertError, MANIFEST_FILE, RECORDS_OFFSET } from "../../src/experts/pack-format.js";
+import { openGGUF } from "../../src/format/gguf/read.js";
 import { ExpertStore, GGUFExpertReader, MAX_READ_RETRIES, type ExpertReader, type FileLike, type OpenFile } from "../../src/experts/store.js";
 import { ExpertBudgetError, StreamingExperts } from "../../src/experts/streaming-source.js";
 import { FormatError } from "../../src/util/errors.js";
@@ -93,6 +94,19 @@ test("checksum mismatch: a flipped byte is refused on a verified read and by ver
     await store.close();
   }
   await assert.rejects(verifyPack(p), expertError("checksum_mismatch", file, 2, 5));
+});
+
+test("dense.gguf: 16 bytes changed inside a tensor (outside the identity's sampled pages or not) are caught by verifyPack, naming the tensor", async () => {
+  const p = await copyOf("a");
+  await verifyPack(p); // the untouched copy verifies
+  const densePath = join(p, DENSE_FILE);
+  const dense = await openGGUF(densePath);
+  const t = dense.tensors.find((x) => x.name === "blk.1.attn_v.weight")!;
+  await dense.source.close();
+  const fd = openSync(densePath, "r+");
+  writeSync(fd, new Uint8Array(16).fill(0x5a), 0, 16, t.offset + Math.floor(t.byteLength / 2));
+  closeSync(fd);
+  await assert.rejects(verifyPack(p), (e: unknown) => e instanceof FormatError && e.code === "checksum_mismatch" && e.message.includes(densePath) && e.message.includes("'blk.1.attn_v.weight'"));
 });
 
 test("truncated layer file: refused at open naming the first expert cut off; truncated after open: short read naming offset, expected, got", async () => {
