@@ -81,6 +81,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
   if (packed && !existsSync(densePath)) throw new FormatError("not_a_pack", path, undefined, `a directory but not a packed model: ${DENSE_FILE} not found`);
   const file = await openGGUF(densePath);
   let reader: ExpertReader | undefined;
+  let backend: Backend | undefined;
   try {
     const archName = metaString(file, "general.architecture");
     const arch = architecture(archName);
@@ -101,7 +102,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       throw e;
     }
     const warnings: string[] = [];
-    const backend = createBackend(cfg, warnings);
+    const be = (backend = createBackend(cfg, warnings));
 
     const info = arch.info(hp);
     const { dense, experts: expertSpecs } = arch.tensors(hp);
@@ -117,7 +118,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
     const r0 = reader;
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
-    checkCapabilities(backend, uses);
+    checkCapabilities(be, uses);
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
@@ -126,7 +127,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     if (kvBytes > budget) {
       throw new UsageError("ctx_too_large", `--ctx-size ${cfg.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget of ${formatBytes(budget)}; lower --ctx-size`);
     }
-    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: backend.deviceWeights ? 2 : 1 });
+    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights ? 2 : 1 });
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
@@ -144,7 +145,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       place.set(spec.name, { arena: arenaBytes.length - 1, at: arenaBytes[arenaBytes.length - 1] });
       arenaBytes[arenaBytes.length - 1] += n;
     }
-    const arenas = arenaBytes.map((n) => backend.allocWeights(n));
+    const arenas = arenaBytes.map((n) => be.allocWeights(n));
     const bind = async (name: string): Promise<Weight> => {
       const t = byName.get(name)!;
       const { arena, at } = place.get(name)!;
@@ -162,30 +163,31 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const spec = parsePolicySpec(cfg.expertPolicy);
     // A token touches k experts in every layer with experts: lfu-decay's clock.
     const policy = policyByName(spec.name, spec.params, { touchesPerToken: info.nExpertUsed * layers.length });
-    const experts = new StreamingExperts(reader, backend, {
+    const experts = new StreamingExperts(reader, be, {
       budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
     });
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
     }
-    const model = arch.create(hp, { backend, weights, experts });
+    const model = arch.create(hp, { backend: be, weights, experts });
     const r = reader;
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {
-      path, arch: archName, model, tokenizer, backend, config: cfg, expertIO, experts, warnings,
+      path, arch: archName, model, tokenizer, backend: be, config: cfg, expertIO, experts, warnings,
       identity: () => (identity ??= packIdentity !== undefined ? Promise.resolve(packIdentity) : sourceIdentity(path).then((id) => id.sampleSha256)),
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();
         experts.free();
         for (const a of arenas) a.free();
-        backend.close?.();
+        be.close?.();
       },
     };
   } catch (e) {
     await reader?.close();
+    backend?.close?.(); // worker threads of a model that never loaded
     throw e;
   } finally {
     await file.source.close();
