@@ -1,7 +1,7 @@
 // The narrow interface every compute backend implements (scalar reference, fast CPU, WebGPU).
 // Ops are enqueued in order; only read() waits for results, so a GPU backend can batch submissions.
 // Shapes use row-major [rows, cols] for activations; weights keep ggml order: shape [K, N] is N rows of K.
-import { quantFormat } from "../quant/index.js";
+import { rowBytes } from "../quant/index.js";
 
 /** A weight as it sits in host memory: raw ggml-encoded bytes. */
 export interface HostWeight {
@@ -251,12 +251,9 @@ export class HostArena implements WeightArena {
   }
 }
 
-/** Bytes of a weight in its ggml encoding. */
+/** Bytes of a weight in its ggml encoding: its rows of shape[0] values. */
 export function tensorBytes(w: WeightDesc): number {
-  const q = quantFormat(w.type);
-  const n = w.shape.reduce((a, b) => a * b, 1);
-  if (n % q.blockSize !== 0) throw new RangeError(`weight '${w.name}': ${n} values are not whole ${q.name} blocks of ${q.blockSize}`);
-  return (n / q.blockSize) * q.bytesPerBlock;
+  return rowBytes(w.type, w.shape[0]) * w.shape.slice(1).reduce((a, b) => a * b, 1);
 }
 
 /** Host memory for weight bytes: the backend's own (see Backend.allocHost), else a plain array. */

@@ -18,7 +18,7 @@ import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import { architecture, type Model } from "../models/registry.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { formatBytes } from "../util/bytes.js";
-import { FormatError, ModelError, UsageError } from "../util/errors.js";
+import { FormatError, ModelError, UsageError, namingFile } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
@@ -93,14 +93,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     if (tokenizer.vocabSize !== nVocab) {
       throw new ModelError("bad_vocab", `${densePath}: tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows`);
     }
-    let hp: unknown;
-    try {
-      hp = arch.readHParams(file.metadata, nVocab);
-    } catch (e) {
-      // Name the file: the architecture knows keys, not where they came from.
-      if (e instanceof ModelError) throw new ModelError(e.code, `${densePath}: ${e.message}`, { cause: e });
-      throw e;
-    }
+    const hp = namingFile(densePath, () => arch.readHParams(file.metadata, nVocab));
     const warnings: string[] = [];
     const be = (backend = createBackend(cfg, warnings));
 

@@ -2,10 +2,19 @@
 // declares (present, shaped as declared) and a pack's expert layers and parts against its declaration.
 // So "verify passes" means "run loads".
 import type { ExpertPart } from "../experts/pack-format.js";
+import { getTensor, metaString } from "../format/gguf/accessors.js";
 import type { GGUFFile } from "../format/gguf/types.js";
+import { architecture, type Architecture } from "../models/registry.js";
 import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
-import { ModelError } from "../util/errors.js";
+import { ModelError, namingFile } from "../util/errors.js";
 import type { WeightUse } from "./capabilities.js";
+
+/** The file's architecture and hyperparameters (range errors name the file). */
+export function readArchitecture(file: GGUFFile): { arch: Architecture; hp: unknown } {
+  const arch = architecture(metaString(file, "general.architecture"));
+  const nVocab = getTensor(file, "token_embd.weight").shape[1];
+  return { arch, hp: namingFile(file.source.name, () => arch.readHParams(file.metadata, nVocab)) };
+}
 
 /** Each spec present in `where` (unless optional) with its declared shape; the weights' uses for the capability check. */
 export function checkTensors(specs: readonly TensorSpec[], where: GGUFFile, stacked: boolean, uses: WeightUse[] = []): WeightUse[] {

@@ -3,12 +3,9 @@ import { join } from "node:path";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { packModel as packExperts, verifyPack as verifyRecords, type PackOptions, type PackResult } from "../experts/pack.js";
 import { ExpertStore } from "../experts/store.js";
-import { getTensor, metaString } from "../format/gguf/accessors.js";
 import { openGGUF } from "../format/gguf/read.js";
-import { architecture } from "../models/registry.js";
-import { ModelError } from "../util/errors.js";
 import { expertLayout } from "./expert-layout.js";
-import { checkExpertLayers, checkTensors } from "./model-check.js";
+import { checkExpertLayers, checkTensors, readArchitecture } from "./model-check.js";
 
 export type { PackResult };
 
@@ -23,14 +20,7 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
   try {
     const file = await openGGUF(densePath);
     try {
-      const arch = architecture(metaString(file, "general.architecture"));
-      let hp: unknown;
-      try {
-        hp = arch.readHParams(file.metadata, getTensor(file, "token_embd.weight").shape[1]);
-      } catch (e) {
-        if (e instanceof ModelError) throw new ModelError(e.code, `${densePath}: ${e.message}`, { cause: e });
-        throw e;
-      }
+      const { arch, hp } = readArchitecture(file);
       const { dense, experts } = arch.tensors(hp);
       checkTensors(dense, file, false);
       checkExpertLayers(dir, experts, { layers: store.layers, parts: (l) => store.parts(l) });

@@ -7,6 +7,7 @@ import { open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { crc32c } from "../util/crc32c.js";
+import { processExists } from "../util/process.js";
 import { FormatError, ModelError, MoestreamError, UsageError } from "../util/errors.js";
 import type { Session } from "./session.js";
 
@@ -89,16 +90,7 @@ async function removeStaleTemps(path: string): Promise<void> {
   const names = await readdir(dirname(path)).catch(() => [] as string[]);
   for (const n of names) {
     const m = n.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length)) : null;
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) await unlink(join(dirname(path), n)).catch(() => {});
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, someone else's
+    if (m && Number(m[1]) !== process.pid && !processExists(Number(m[1]))) await unlink(join(dirname(path), n)).catch(() => {});
   }
 }
 

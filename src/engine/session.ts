@@ -4,7 +4,7 @@ import { createSampler, type SamplingOptions } from "../sampler/index.js";
 import type { LoadedModel } from "./load.js";
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
 import { loadSessionInto, saveSession } from "./session-file.js";
-import { ModelError } from "../util/errors.js";
+import { namingFile } from "../util/errors.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -247,13 +247,7 @@ export class Session {
    * that already matches it, and generate the reply.
    */
   chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
-    let text: string;
-    try {
-      text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, opts.template);
-    } catch (e) {
-      if (e instanceof ModelError) throw new ModelError(e.code, `${this.lm.path}: ${e.message}`, { cause: e }); // name the file
-      throw e;
-    }
+    const text = namingFile(this.lm.path, () => renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, opts.template));
     return this.generate(this.reuse(this.lm.tokenizer.encode(text, { parseSpecial: true })), opts);
   }
 

@@ -11,6 +11,7 @@ import type { GGUFFile } from "../format/gguf/types.js";
 import { writeGGUF } from "../format/gguf/write.js";
 import { crc32c } from "../util/crc32c.js";
 import { FormatError, UsageError } from "../util/errors.js";
+import { processExists } from "../util/process.js";
 import {
   DENSE_FILE, MANIFEST_FILE, PACK_FORMAT_NAME, PACK_FORMAT_VERSION, RECORDS_OFFSET, computeIdentity, encodeLayerHeader, layerFileName, planExpertLayers, sourceFingerprint,
   type ExpertTensorLayout, type FileIdentity, type PackLayer, type PackManifest, type PlannedLayer,
@@ -259,11 +260,5 @@ async function removeStaleTemps(outDir: string): Promise<void> {
 }
 
 function alive(pid: number): boolean {
-  if (pid === process.pid) return false; // ours can only be from an earlier, failed call
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return pid !== process.pid && processExists(pid); // ours can only be from an earlier, failed call
 }

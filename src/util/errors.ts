@@ -25,6 +25,16 @@ export class FormatError extends MoestreamError {
 /** A model file is well formed but does not describe a model we can run (missing tensor, wrong shape, ...). */
 export class ModelError extends MoestreamError {}
 
+/** Run fn; a ModelError it throws gets `file: ` in front (the code that raised it knew keys, not files). */
+export function namingFile<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ModelError) throw new ModelError(e.code, `${file}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
 /** Bad options or arguments from a caller. */
 export class UsageError extends MoestreamError {}
 

@@ -40,7 +40,6 @@ function f32(b: Buf): Float32Array {
   return data;
 }
 
-/** The host bytes behind a weight uploaded by this (or the scalar) backend. */
 /**
  * The layout the kernels read: a repacked weight keeps its ggml type in `type` (what models and supports()
  * see) and its private 8-row layout here, so the layout never leaves this backend.
@@ -49,6 +48,7 @@ export function nativeLayout(w: Weight): number {
   return (w as { layout?: number }).layout ?? w.type;
 }
 
+/** The host bytes behind a weight uploaded by this (or the scalar) backend. */
 function hostBytes(w: Weight): Uint8Array {
   const bytes = (w as { bytes?: unknown }).bytes;
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`native backend: weight '${w.name}' was not uploaded by the native or scalar backend`);
