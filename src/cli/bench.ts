@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { cpus } from "node:os";
 import { ENGINE_OPTIONS } from "../engine/config.js";
 import { Session } from "../engine/session.js";
-import { addOptions, engineConfig, intOption, loadWithProgress } from "./common.js";
+import { addOptions, engineConfig, intOption, loadInProcess } from "./common.js";
 import { formatStats } from "./stats.js";
 
 const meanSd = (xs: number[]) => {
@@ -29,7 +29,7 @@ export function registerBench(program: Command): void {
     const nGen = intOption(opts.nGen, "--n-gen", 0);
     const reps = intOption(opts.repetitions, "--repetitions", 1);
     const cfg = engineConfig({ ...opts, ctxSize: opts.ctxSize ?? String(nPrompt + nGen + 1) });
-    const lm = await loadWithProgress(opts.model, cfg);
+    const lm = await loadInProcess(opts.model, cfg);
     try {
       const session = new Session(lm);
       // Ordinary (non-special) token ids spread over the vocabulary, the same every run.

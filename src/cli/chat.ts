@@ -3,7 +3,6 @@
 import type { Command } from "commander";
 import { createInterface, type Interface } from "node:readline";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
-import { Session } from "../engine/session.js";
 import type { ChatMessage } from "../engine/chat-template.js";
 import { MoestreamError, UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
@@ -27,7 +26,7 @@ export function registerChat(program: Command): void {
     const maxTokens = intOption(opts.nPredict, "--n-predict", 1);
     const sampling = samplingOptions(opts);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
-    const session = new Session(lm);
+    const session = lm.createSession();
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     const fresh = (): ChatMessage[] => (opts.system ? [{ role: "system", content: opts.system }] : []);
     let messages = fresh();
@@ -71,7 +70,7 @@ export function registerChat(program: Command): void {
           break;
         case "/stats":
           say(session.lastStats ? formatStats(session.lastStats) : "no reply yet");
-          say(`context ${session.tokens.length + session.pending.length}/${session.cache.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.experts.nSlots} slots)`);
+          say(`context ${session.context.length}/${session.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.expertSlots} slots)`);
           break;
         case "/help":
           say(HELP);

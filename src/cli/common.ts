@@ -1,7 +1,8 @@
 // Pieces shared by CLI commands: option tables turned into commander flags, model loading with a bar.
 import { Command, Option } from "commander";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS, resolveOptions, type EngineConfig, type OptionSpec, type SamplingOptions } from "../engine/config.js";
-import { loadModel, type LoadedModel } from "../engine/load.js";
+import { loadModel, type Model } from "../engine/model.js";
+import { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "../engine/load.js";
 import { progressBar } from "./progress.js";
 import { UsageError } from "../util/errors.js";
 
@@ -40,11 +41,21 @@ export function samplingOptions(opts: Record<string, unknown>): SamplingOptions 
   return { ...s, seed: s.seed < 0 ? undefined : s.seed };
 }
 
-export async function loadWithProgress(path: string, cfg: EngineConfig): Promise<LoadedModel> {
+/** Load on an engine host (the CLI's event loop stays free for Ctrl-C, timers and HTTP), with a progress bar. */
+export function loadWithProgress(path: string, cfg: EngineConfig): Promise<Model> {
+  return withProgress((onProgress) => loadModel(path, { ...cfg, onProgress }));
+}
+
+/** Load in this thread (trace and bench drive the forward pass themselves), with a progress bar. */
+export function loadInProcess(path: string, cfg: EngineConfig): Promise<LoadedModel> {
+  return withProgress((onProgress) => loadEngineModel(path, cfg, onProgress));
+}
+
+async function withProgress<M extends Pick<Model, "expertIO" | "warnings">>(load: (onProgress: LoadProgress) => Promise<M>): Promise<M> {
   const bar = progressBar("loading");
-  let lm: LoadedModel;
+  let lm: M;
   try {
-    lm = await loadModel(path, cfg, (d, t) => bar.update(d, t));
+    lm = await load((d, t) => bar.update(d, t));
   } finally {
     bar.stop();
   }

@@ -5,7 +5,6 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { defaultEngineConfig } from "../engine/config.js";
 import { packModel, packedExpertBytes } from "../engine/pack.js";
-import { Session } from "../engine/session.js";
 import { generateModel } from "../gen/generate.js";
 import { loadWithProgress } from "./common.js";
 import { progressBar } from "./progress.js";
@@ -36,12 +35,12 @@ export function registerDemo(program: Command): void {
       const cache = Math.ceil((await packedExpertBytes(packed)) / 4);
       const lm = await loadWithProgress(packed, defaultEngineConfig({ expertIo: "stream", expertCache: cache }));
       try {
-        const info = lm.model.info;
-        console.error(`model: ${lm.arch}, ${info.nLayer} layers, ${info.nExpert} experts (top-${info.nExpertUsed}), hidden ${info.nEmbd}, backend ${lm.backend.name}`);
+        const info = lm.info;
+        console.error(`model: ${lm.arch}, ${info.nLayer} layers, ${info.nExpert} experts (top-${info.nExpertUsed}), hidden ${info.nEmbd}, backend ${lm.backend}`);
         const prompt = "The quick brown fox";
         const tokens = lm.tokenizer.encode(prompt);
         process.stdout.write(prompt);
-        const session = new Session(lm, 512);
+        const session = lm.createSession(512);
         for await (const step of session.generate(tokens, { maxTokens: Number(opts.nPredict), sampling: { temperature: 0.8, seed: 42 } })) {
           process.stdout.write(step.text);
         }

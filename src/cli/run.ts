@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
-import { PREFILL_BATCH, Session } from "../engine/session.js";
+import { PREFILL_BATCH } from "../engine/session.js";
 import { renderChat } from "../engine/chat-template.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
@@ -31,7 +31,7 @@ export function registerRun(program: Command): void {
         ? renderChat(lm.tokenizer.chatTemplate ?? undefined, [{ role: "user", content: opts.prompt }], { enableThinking: opts.think })
         : opts.prompt;
       const promptTokens = lm.tokenizer.encode(text, { parseSpecial: true });
-      const session = new Session(lm);
+      const session = lm.createSession();
       const tokens: number[] = [];
       const top: [number, number][][] = [];
       const bar = prefillBar(promptTokens.length, PREFILL_BATCH);
@@ -51,7 +51,7 @@ export function registerRun(program: Command): void {
         process.stderr.write(formatStats(stats) + "\n");
       }
       if (opts.statsJson) {
-        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.experts.nSlots, reason: lm.expertIO.reason } }) + "\n";
+        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.expertSlots, reason: lm.expertIO.reason } }) + "\n";
         if (opts.statsJson === true) process.stderr.write(json);
         else writeFileSync(opts.statsJson, json);
       }

@@ -6,7 +6,7 @@ import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import { renderChat } from "../engine/chat-template.js";
 import { recordTrace } from "../engine/trace.js";
 import { UsageError } from "../util/errors.js";
-import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
+import { addOptions, engineConfig, intOption, loadInProcess, samplingOptions } from "./common.js";
 import { parseRouting } from "./gen.js";
 import { registerReplay } from "./replay.js";
 
@@ -40,7 +40,7 @@ function registerTrace(program: Command): void {
     const raw: string = opts.prompt ?? readFileSync(opts.file, "utf8");
     const routing = opts.routing ? parseRouting(opts.routing, opts.skew, opts.locality) : null;
     const sampling = samplingOptions({ ...opts, temperature: opts.temperature ?? process.env.MOESTREAM_TEMP ?? "0" });
-    const lm = await loadWithProgress(opts.model, engineConfig(opts));
+    const lm = await loadInProcess(opts.model, engineConfig(opts));
     try {
       const tok = lm.tokenizer;
       const text = opts.chat ? renderChat(tok.chatTemplate ?? undefined, [{ role: "user", content: raw }], {}) : raw;

@@ -1,9 +1,17 @@
 // The library's front door: `const model = await loadModel(path, options)`, then generate / chat as async
-// iterators of {token, text} deltas, sessions that keep a conversation and save/load it.
+// iterators of {token, text} deltas, sessions that keep a conversation and save/load it. The model runs
+// on an engine host (a worker thread): the caller's event loop stays free while it computes.
 import { defaultEngineConfig, type EngineConfig } from "./config.js";
-import { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "./load.js";
-import { Session, type GenerateOptions, type GenerateStep, type GenerationStats } from "./session.js";
+import type { LoadProgress } from "./load.js";
+import type { ExpertIODecision } from "./expert-io.js";
+import type { GenerateOptions, GenerateStep, GenerationStats } from "./session.js";
 import type { ChatMessage, ChatTemplateOptions } from "./chat-template.js";
+import type { ModelInfo } from "../models/model.js";
+import { EngineHost } from "./host.js";
+import type { ExpertCounters } from "./host-protocol.js";
+import { HostedSession } from "./hosted-session.js";
+import { Tokenizer } from "../tokenizer/index.js";
+import { UsageError } from "../util/errors.js";
 
 export interface LoadOptions extends Partial<EngineConfig> {
   onProgress?: LoadProgress;
@@ -22,33 +30,58 @@ function generateOptions(o: ModelGenerateOptions = {}): GenerateOptions & { temp
 
 /** A loaded model. One generation runs at a time per model: calls wait their turn (the expert cache is shared). */
 export class Model {
+  readonly path: string;
+  /** GGUF general.architecture. */
+  readonly arch: string;
+  readonly info: ModelInfo;
+  readonly tokenizer: Tokenizer;
+  readonly config: EngineConfig;
+  /** Resident or streamed experts, the cache size, and why (one line for the user). */
+  readonly expertIO: ExpertIODecision;
+  /** Things the user should hear about once. */
+  readonly warnings: readonly string[];
+  /** The compute backend's name. */
+  readonly backend: string;
+  /** Expert cache slots (every expert when resident). */
+  readonly expertSlots: number;
   private turn: Promise<void> = Promise.resolve();
-  private scratch: Session | undefined;
+  private scratch: HostedSession | undefined;
+  private sessions = 0;
+  private closed = false;
 
-  constructor(readonly loaded: LoadedModel) {}
+  /** @internal loadModel makes these. */
+  constructor(private readonly host: EngineHost) {
+    const r = host.ready;
+    [this.path, this.arch, this.info, this.config, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.expertIO, r.warnings, r.backend, r.expertSlots];
+    this.tokenizer = Tokenizer.fromMetadata(r.tokenizer);
+  }
 
-  get tokenizer() {
-    return this.loaded.tokenizer;
+  /** Expert cache counters since load (hits, misses, bytes read, ...), current during a generation. */
+  get expertStats(): ExpertCounters {
+    return this.host.expertCounters;
   }
 
   /** Complete `prompt` (text, special tokens parsed; or token ids). A repeated prefix is not evaluated again. */
   generate(prompt: string | readonly number[], options?: ModelGenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
+    this.open();
     const ids = typeof prompt === "string" ? this.tokenizer.encode(prompt, { parseSpecial: true }) : prompt;
     return this.exclusive((s) => s.generate(s.reuse(ids), generateOptions(options)));
   }
 
   /** Reply to a conversation rendered with the model's chat template. */
   chat(messages: ChatMessage[], options?: ModelGenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
+    this.open();
     return this.exclusive((s) => s.chat(messages, generateOptions(options)));
   }
 
   /** A session of its own (its own KV cache of `ctxSize` positions): a conversation to continue, save and load. */
-  createSession(ctxSize?: number): Session {
-    return new Session(this.loaded, ctxSize);
+  createSession(ctxSize?: number): HostedSession {
+    this.open();
+    return new HostedSession(this.host, ++this.sessions, ctxSize ?? this.config.ctxSize);
   }
 
   /** A new session holding the state saved at `path` (refused if it came from another model or is damaged). */
-  async loadSession(path: string, ctxSize?: number): Promise<Session> {
+  async loadSession(path: string, ctxSize?: number): Promise<HostedSession> {
     const s = this.createSession(ctxSize);
     try {
       await s.load(path);
@@ -60,19 +93,25 @@ export class Model {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.turn;
-    this.scratch?.free();
-    await this.loaded.close();
+    await this.host.close();
+  }
+
+  private open(): void {
+    if (this.closed) throw new UsageError("model_closed", "the model is closed: load it again to use it");
   }
 
   /** Run one generation on the shared scratch session once the previous one has finished. */
-  private async *exclusive(start: (s: Session) => AsyncGenerator<GenerateStep, GenerationStats>): AsyncGenerator<GenerateStep, GenerationStats> {
+  private async *exclusive(start: (s: HostedSession) => AsyncGenerator<GenerateStep, GenerationStats>): AsyncGenerator<GenerateStep, GenerationStats> {
     const prev = this.turn;
     let done!: () => void;
     this.turn = new Promise((r) => (done = r));
     await prev;
     try {
-      this.scratch ??= new Session(this.loaded);
+      this.open();
+      this.scratch ??= this.createSession();
       return yield* start(this.scratch);
     } finally {
       done();
@@ -80,9 +119,9 @@ export class Model {
   }
 }
 
-/** Load a GGUF file or a packed directory; options default as the CLI's flags do. */
+/** Load a GGUF file or a packed directory on an engine host of its own; options default as the CLI's flags do. */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const { onProgress, ...cfg } = options;
   const config: EngineConfig = defaultEngineConfig(Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined)));
-  return new Model(await loadEngineModel(path, config, onProgress));
+  return new Model(await EngineHost.start(path, config, onProgress));
 }

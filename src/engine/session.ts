@@ -4,7 +4,7 @@ import { createSampler, type SamplingOptions } from "../sampler/index.js";
 import type { LoadedModel } from "./load.js";
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
 import { loadSessionInto, saveSession } from "./session-file.js";
-import { namingFile } from "../util/errors.js";
+import { AbortedError, namingFile } from "../util/errors.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -152,16 +152,17 @@ export class Session {
 
   /**
    * Feed tokens (after any pending ones) in batches of at most PREFILL_BATCH; returns the logits of the last
-   * one, or of every one. `onProgress` hears (tokens done, total) after each batch.
+   * one, or of every one. `onProgress` hears (tokens done, total) after each batch. A set `signal` stops it
+   * between layers (AbortedError); the batches done by then stay in the context.
    */
-  async eval(tokens: readonly number[], logits: "last" | "all" = "last", onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+  async eval(tokens: readonly number[], logits: "last" | "all" = "last", onProgress?: (done: number, total: number) => void, signal?: { readonly aborted: boolean }): Promise<Float32Array> {
     const all = this.pending.length ? [...this.pending, ...tokens] : tokens;
     if (all.length === 0) throw new RangeError("eval needs at least one token");
     const nVocab = this.lm.model.info.nVocab;
     const outs: Float32Array[] = [];
     for (let at = 0; at < all.length; at += PREFILL_BATCH) {
       const batch = all.slice(at, at + PREFILL_BATCH);
-      outs.push(await this.lm.model.forward(Int32Array.from(batch), this.cache, { logits }));
+      outs.push(await this.lm.model.forward(Int32Array.from(batch), this.cache, { logits, signal }));
       if (at === 0) this.pending.length = 0; // fed now: the KV holds them
       this.tokens.push(...batch);
       onProgress?.(Math.min(all.length, at + PREFILL_BATCH), all.length);
@@ -195,13 +196,22 @@ export class Session {
     const s0 = snap();
     const t0 = performance.now();
     const promptTokens = prompt.length + this.pending.length;
-    let logits = await this.eval(prompt, "last", opts.onPrefill);
+    // Logits of the next position, or undefined once the signal stopped a forward part-way.
+    const feed = async (tokens: readonly number[], onProgress?: typeof opts.onPrefill): Promise<Float32Array | undefined> => {
+      try {
+        return await this.eval(tokens, "last", onProgress, opts.signal);
+      } catch (e) {
+        if (e instanceof AbortedError) return undefined;
+        throw e;
+      }
+    };
+    let logits = await feed(prompt, opts.onPrefill);
     const t1 = performance.now();
     const s1 = snap();
     let n = 0;
     let finishReason: GenerationStats["finishReason"] = "length";
     while (n < opts.maxTokens) {
-      if (opts.signal?.aborted) {
+      if (!logits || opts.signal?.aborted) {
         finishReason = "abort";
         break;
       }
@@ -225,7 +235,7 @@ export class Session {
       yield step;
       if (n >= opts.maxTokens) break;
       if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
-      logits = await this.eval([]);
+      logits = await feed([]);
     }
     this.rngState = sampler.getState();
     const s2 = snap();

@@ -6,6 +6,7 @@ import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts
 import type { FullAttentionState } from "../kv/full-attention.js";
 import type { ForwardHooks } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
+import { AbortedError } from "../util/errors.js";
 
 /** Ops the shared layers run whatever the weights' types (checked once at load). */
 export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
@@ -59,6 +60,7 @@ export class Pass {
     readonly startPos: number,
     nTokens: number,
     readonly hooks: ForwardHooks | undefined,
+    readonly signal?: { readonly aborted: boolean },
   ) {
     this.nTokens = nTokens;
     this.pos = Int32Array.from({ length: nTokens }, (_, t) => startPos + t);
@@ -66,6 +68,11 @@ export class Pass {
 
   buf(name: string, length: number): Buf {
     return this.scratch.get(name, length);
+  }
+
+  /** Stop here if the caller asked to (between sub-blocks: one layer's compute at most goes on after). */
+  checkAbort(): void {
+    if (this.signal?.aborted) throw new AbortedError();
   }
 
   /** Hand a named intermediate to the trace hook (llama.cpp's cb(cur, name, il)). */
@@ -106,6 +113,7 @@ export interface AttentionParams {
 
 /** out[T, D] = attention of the normed rows x[T, D]; this call's keys and values go into p.state at its length. */
 export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): Promise<void> {
+  f.checkAbort();
   const { be, nTokens: T, pos } = f;
   const { nHead, nHeadKv, headDim: hd, layer: il } = p;
   const qDim = nHead * hd, kvDim = nHeadKv * hd;
@@ -166,6 +174,7 @@ export interface MoeParams {
  * once over its bucket of rows.
  */
 export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void> {
+  f.checkAbort();
   const { be, nTokens: T } = f;
   const D = x.length / T;
   const src = p.experts;
@@ -273,5 +282,6 @@ function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: nu
 
 /** A dense SwiGLU FFN over all T rows (leading dense layers, shared experts): out[T, D]. */
 export function denseFfn(f: Pass, out: Buf, x: Buf, w: { gate: Weight; up: Weight; down: Weight }): void {
+  f.checkAbort();
   swigluFfn(f, out, x, w, f.nTokens, w.gate.shape[1]);
 }

@@ -36,6 +36,8 @@ export interface ForwardOptions {
   /** "last": logits of the final row only [nVocab]; "all": [nTokens, nVocab]. */
   logits: "last" | "all";
   hooks?: ForwardHooks;
+  /** Polled between sub-blocks: once set, the forward throws AbortedError and the cache absorbs nothing. */
+  signal?: { readonly aborted: boolean };
 }
 
 export interface Model {

@@ -155,7 +155,7 @@ export class Qwen3Moe implements Model {
     if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
     const scratch = this.scratch.take();
     try {
-      return await this.run(tokens, cache, opts, new Pass(this.be, scratch, start, T, opts.hooks));
+      return await this.run(tokens, cache, opts, new Pass(this.be, scratch, start, T, opts.hooks, opts.signal));
     } finally {
       this.scratch.give(scratch);
     }

@@ -68,7 +68,7 @@ function parseJson(buf: Buffer): unknown {
 
 function prometheus(api: OpenAIApi, queue: RequestQueue): string {
   const c = api.counters;
-  const x = api.lm.experts.stats;
+  const x = api.lm.expertStats;
   const lookups = x.hits + x.misses;
   const rows: [string, "counter" | "gauge", string, number][] = [
     ["moestream_requests_total", "counter", "generation requests started", c.requests],

@@ -3,8 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import { renderChat, type ChatMessage, type ChatTool } from "../engine/chat-template.js";
-import type { LoadedModel } from "../engine/load.js";
-import { Session } from "../engine/session.js";
+import type { Model } from "../engine/model.js";
+import type { HostedSession } from "../engine/hosted-session.js";
 import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
 import { ApiError, fromZod } from "./errors.js";
@@ -102,9 +102,9 @@ export class OpenAIApi {
   readonly counters: ApiCounters = { requests: 0, promptTokens: 0, completionTokens: 0, decodeMs: 0, aborted: 0 };
   private readonly defaults: SamplingOptions;
   /** One session for all requests: they run one at a time and keep the KV of a shared prompt prefix. */
-  private session: Session | undefined;
+  private session: HostedSession | undefined;
 
-  constructor(readonly lm: LoadedModel, opts: OpenAIApiOptions = {}) {
+  constructor(readonly lm: Model, opts: OpenAIApiOptions = {}) {
     this.modelId = opts.modelId ?? defaultModelId(lm.path);
     this.defaults = opts.defaults ?? {};
   }
@@ -163,11 +163,11 @@ export class OpenAIApi {
 
   /**
    * Run one request on the shared session, keeping the KV of the prefix it shares with the previous request
-   * (the expert cache is shared through the LoadedModel too); yields deltas with stop sequences cut out and
+   * (the expert cache is shared through the Model too); yields deltas with stop sequences cut out and
    * returns the totals. Requests run one at a time (the server's queue). Aborting the signal ends it early.
    */
   async *generate(p: PreparedRequest, signal?: AbortSignal): AsyncGenerator<Delta, GenerationResult> {
-    const session = (this.session ??= new Session(this.lm));
+    const session = (this.session ??= this.lm.createSession());
     const tok = this.lm.tokenizer;
     const decoder = tok.createStreamDecoder();
     const scan = new StopScanner(p.stop);
@@ -192,8 +192,6 @@ export class OpenAIApi {
     try {
       const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs });
       for await (const step of gen) {
-        // With resident experts a forward never waits on I/O: let sockets, disconnects and signals in.
-        await new Promise((r) => setImmediate(r));
         n++;
         this.counters.completionTokens++;
         if (tok.eogIds.has(step.token)) continue; // generate() ends right after it, reason "stop"

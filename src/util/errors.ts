@@ -38,6 +38,13 @@ export function namingFile<T>(file: string, fn: () => T): T {
 /** Bad options or arguments from a caller. */
 export class UsageError extends MoestreamError {}
 
+/** A generation was stopped by its caller (AbortSignal, Ctrl-C) in the middle of a forward pass. */
+export class AbortedError extends MoestreamError {
+  constructor() {
+    super("aborted", "stopped by the caller");
+  }
+}
+
 /** Internal invariant; a failure is a bug in moestream, not in the input. */
 export function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new Error(`internal assertion failed: ${msg}`);

@@ -1,8 +1,9 @@
 // The library API from the package entry: loadModel -> generate / chat as async iterators of {token, text},
-// calls queued one at a time with results equal to running alone, AbortSignal, sessions from the model.
+// calls queued one at a time with results equal to running alone and to the engine in this thread, AbortSignal,
+// sessions from the model.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadModel, Session, type GenerateStep } from "../../src/index.js";
+import { EngineSession, defaultEngineConfig, loadEngineModel, loadModel, type GenerateStep } from "../../src/index.js";
 import { testModel } from "../helpers/models.js";
 
 async function collect(it: AsyncGenerator<GenerateStep, unknown>): Promise<{ tokens: number[]; text: string }> {
@@ -22,12 +23,14 @@ test("loadModel + generate/chat: deltas join to the decoded text; concurrent cal
     const a = await collect(model.generate("The capital of France is", opts));
     assert.equal(a.tokens.length, 10);
     assert.equal(a.text, model.tokenizer.decode(a.tokens));
-    // Same as a bare session over the same tokens.
-    const s = new Session(model.loaded);
+    // Same as the engine run in this thread (no host) over the same tokens.
+    const lm = await loadEngineModel(model.path, defaultEngineConfig({ ctxSize: 128 }));
+    const s = new EngineSession(lm);
     const ref: number[] = [];
     for await (const st of s.generate(model.tokenizer.encode("The capital of France is", { parseSpecial: true }), opts)) ref.push(st.token);
     assert.deepEqual(a.tokens, ref);
     s.free();
+    await lm.close();
 
     const c = await collect(model.chat([{ role: "user", content: "Hi there" }], opts));
     const [x, y] = await Promise.all([collect(model.generate("The capital of France is", opts)), collect(model.chat([{ role: "user", content: "Hi there" }], opts))]);
