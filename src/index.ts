@@ -11,4 +11,4 @@ export { OpenAIApi, type OpenAIApiOptions } from "./server/openai.js";
 export { packModel } from "./engine/pack.js"; // the architecture's expert layout filled in
 export { Tokenizer } from "./tokenizer/index.js";
 export type { SamplingOptions } from "./sampler/index.js";
-export { MoestreamError, FormatError, ModelError, UsageError } from "./util/errors.js";
+export { MoestreamError, FormatError, ModelError, UsageError, AbortedError } from "./util/errors.js";

@@ -69,3 +69,42 @@ test("in a terminal (tmux): prompt, streamed reply, history recall, /stats, /exi
     spawnSync("tmux", ["kill-session", "-t", name]);
   }
 });
+
+test("in a terminal (tmux): Ctrl-C stops a long reply at once, the conversation stays and the next turn works", async () => {
+  assert.ok(spawnSync("tmux", ["-V"]).status === 0, "tmux is needed for this test (.ci/run installs it)");
+  const name = `moestream-chat-int-${process.pid}`;
+  const tmux = (...a: string[]) => execFileSync("tmux", a, { encoding: "utf8" });
+  const done = join(dir, "exited-int");
+  // 16k tokens would take minutes: a reply can only end this soon through Ctrl-C.
+  const cmd = `MOESTREAM_TEMP= ${process.execPath} ${BIN} chat -m ${model} --temp 0 -n 16000 --ctx-size 20000; touch ${done}`;
+  tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", cmd);
+  const screen = () => tmux("capture-pane", "-p", "-S", "-", "-t", name);
+  const waitFor = async (re: RegExp, what: string) => {
+    for (let i = 0; i < 600; i++) {
+      const s = screen();
+      if (re.test(s)) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`timed out waiting for ${what}; screen:\n${screen()}`);
+  };
+  try {
+    await waitFor(/^>$/m, "the prompt");
+    tmux("send-keys", "-t", name, "Hi", "Enter");
+    await waitFor(/^> Hi\n\S/m, "the reply to start");
+    tmux("send-keys", "-t", name, "C-c");
+    await waitFor(/\(stopped\)\n>$/m, "the reply to stop and the prompt to return");
+    tmux("send-keys", "-t", name, "Again", "Enter");
+    await waitFor(/^> Again\n\S/m, "the next reply to start");
+    tmux("send-keys", "-t", name, "C-c");
+    await waitFor(/\(stopped\)\n>$/m, "the next reply to stop");
+    tmux("send-keys", "-t", name, "/stats", "Enter");
+    // The second turn was rendered after the first (kept) one: the context holds both.
+    const s = await waitFor(/context \d+\/20000 tokens.*\n>$/m, "the stats after the stops");
+    assert.equal((s.match(/\(stopped\)/g) ?? []).length, 2);
+    tmux("send-keys", "-t", name, "C-c"); // no reply running: Ctrl-C at the prompt quits, as before
+    for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!existsSync(done)) assert.fail(`chat did not exit; screen:\n${screen()}`);
+  } finally {
+    spawnSync("tmux", ["kill-session", "-t", name]);
+  }
+});
