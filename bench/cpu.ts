@@ -5,8 +5,10 @@ import { totalmem } from "node:os";
 import { statSync } from "node:fs";
 import { getLlama } from "node-llama-cpp";
 import { loadModel } from "../src/engine/load.js";
+import { loadModel as loadHosted } from "../src/engine/model.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
+import type { GenerateOptions, GenerateStep, GenerationStats } from "../src/engine/session.js";
 import { benchKernels } from "./cpu-kernels.js";
 import { benchModel } from "./models.js";
 
@@ -21,7 +23,38 @@ interface Figures {
   prefill: Record<number, number>;
   /** Time to first token after a 128-token prompt, ms. */
   ttftMs: number;
+  /** Hosted engine: a 10 ms timer's lateness (p99, worst) during the decode runs and during a 4,096-token prefill. */
+  lag?: { decode: [number, number]; prefill: [number, number] };
 }
+
+/** The calls a figure needs, from the engine in this thread or on its host. */
+interface BenchSession {
+  reset(): void;
+  generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, GenerationStats>;
+  readonly lastStats: GenerationStats | undefined;
+  free(): void;
+}
+
+/** A 10 ms timer's lateness while `work` runs: [p99, worst] in ms. */
+async function timerLag(work: () => Promise<void>): Promise<[number, number]> {
+  const late: number[] = [];
+  let last = performance.now();
+  const iv = setInterval(() => {
+    const now = performance.now();
+    late.push(now - last - 10);
+    last = now;
+  }, 10);
+  try {
+    await work();
+  } finally {
+    clearInterval(iv);
+  }
+  late.push(performance.now() - last - 10);
+  late.sort((a, b) => a - b);
+  return [late[Math.floor(0.99 * (late.length - 1))], late[late.length - 1]];
+}
+
+const LAG_PREFILL = 4096;
 
 /** Ordinary token ids spread over the vocabulary, the same for both engines. */
 const promptIds = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 90_000));
@@ -59,30 +92,49 @@ async function llamaFigures(path: string): Promise<Figures> {
   }
 }
 
-async function oursFigures(path: string, backend: BackendName, decodeOnly = false): Promise<Figures> {
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 1024, expertIo: "resident", backend, threads: THREADS }));
+async function oursFigures(path: string, backend: BackendName, opts: { decodeOnly?: boolean; hosted?: boolean } = {}): Promise<Figures> {
+  const cfg = { ctxSize: LAG_PREFILL + 64, expertIo: "resident", backend, threads: THREADS } as const;
+  let s: BenchSession;
+  let close: () => Promise<void>;
+  if (opts.hosted) {
+    const m = await loadHosted(path, cfg);
+    [s, close] = [m.createSession(), () => m.close()];
+  } else {
+    const lm = await loadModel(path, defaultEngineConfig(cfg));
+    [s, close] = [new Session(lm), () => lm.close()];
+  }
   try {
-    const s = new Session(lm);
     const prefill: Record<number, number> = {};
     let ttftMs = NaN;
     let decode = NaN;
     const runs: number[] = Array(DECODE_RUNS).fill(16);
-    for (const n of decodeOnly ? runs : [...runs, ...PREFILLS]) {
-      s.reset();
-      const t0 = performance.now();
-      let t1 = 0;
-      let produced = 0;
-      const gen = s.generate(promptIds(n), { maxTokens: n === 16 ? DECODE + 1 : 1, sampling: { temperature: 0 }, stopAtEog: false });
-      for await (const _ of gen) if (produced++ === 0) t1 = performance.now();
-      const st = s.lastStats!;
-      if (n === 16) decode = Math.max(Number.isNaN(decode) ? 0 : decode, (DECODE * 1000) / st.decodeMs);
-      else prefill[n] = (n * 1000) / st.promptMs;
-      if (n === 128) ttftMs = t1 - t0;
+    const all = async () => {
+      for (const n of opts.decodeOnly ? runs : [...runs, ...PREFILLS]) {
+        s.reset();
+        const t0 = performance.now();
+        let t1 = 0;
+        let produced = 0;
+        const gen = s.generate(promptIds(n), { maxTokens: n === 16 ? DECODE + 1 : 1, sampling: { temperature: 0 }, stopAtEog: false });
+        for await (const _ of gen) if (produced++ === 0) t1 = performance.now();
+        const st = s.lastStats!;
+        if (n === 16) decode = Math.max(Number.isNaN(decode) ? 0 : decode, (DECODE * 1000) / st.decodeMs);
+        else prefill[n] = (n * 1000) / st.promptMs;
+        if (n === 128) ttftMs = t1 - t0;
+      }
+    };
+    if (!opts.hosted) {
+      await all();
+      return { decode, prefill, ttftMs };
     }
-    s.free();
-    return { decode, prefill, ttftMs };
+    const decodeLag = await timerLag(all);
+    s.reset();
+    const prefillLag = await timerLag(async () => {
+      for await (const _ of s.generate(promptIds(LAG_PREFILL), { maxTokens: 1, sampling: { temperature: 0 } }));
+    });
+    return { decode, prefill, ttftMs, lag: { decode: decodeLag, prefill: prefillLag } };
   } finally {
-    await lm.close();
+    s.free();
+    await close();
   }
 }
 
@@ -107,13 +159,25 @@ export async function benchCpu(only?: string): Promise<void> {
     const path = await benchModel({ preset: m.preset, type: m.type, seed: 1, routing: realistic, expertSynthesis: "direct" }, m.file);
     console.log(`\n${m.label} (${(statSync(path).size / 1e9).toFixed(1)} GB)`);
     const l = await llamaFigures(path);
-    const rows: [string, Figures][] = [["llama.cpp", l], ["moestream cpu (native)", await oursFigures(path, "cpu")]];
-    if (m.wasm) rows.push(["moestream wasm", await oursFigures(path, "wasm", true)]);
+    // The engine in this thread and on its host (a worker), alternated twice: best of each.
+    const best = (a: Figures, b: Figures): Figures => ({
+      decode: Math.max(a.decode, b.decode), ttftMs: Math.min(a.ttftMs, b.ttftMs), lag: b.lag ?? a.lag,
+      prefill: Object.fromEntries(PREFILLS.map((n) => [n, Math.max(a.prefill[n], b.prefill[n])])),
+    });
+    let inThread = await oursFigures(path, "cpu");
+    let hosted = await oursFigures(path, "cpu", { hosted: true });
+    inThread = best(inThread, await oursFigures(path, "cpu"));
+    hosted = best(hosted, await oursFigures(path, "cpu", { hosted: true }));
+    const rows: [string, Figures][] = [["llama.cpp", l], ["moestream cpu (native)", inThread], ["moestream cpu, hosted", hosted]];
+    if (m.wasm) rows.push(["moestream wasm", await oursFigures(path, "wasm", { decodeOnly: true })]);
     console.log(`  ${"engine".padEnd(26)} ${"decode tok/s".padStart(13)} ${PREFILLS.map((n) => `pp${n} tok/s`.padStart(12)).join(" ")} ${"TTFT ms".padStart(9)}`);
     for (const [name, r] of rows) {
       const ratio = (a: number, b: number) => (name === "llama.cpp" ? "" : ` (${f(a / b)}x)`);
       console.log(`  ${name.padEnd(26)} ${(f(r.decode) + ratio(r.decode, l.decode)).padStart(13)} ${PREFILLS.map((n) => (f(r.prefill[n] ?? NaN, 1) + (r.prefill[n] ? ratio(r.prefill[n], l.prefill[n]) : "")).padStart(12)).join(" ")} ${f(r.ttftMs, 0).padStart(9)}`);
     }
+    const h = hosted.lag!;
+    console.log(`  hosted vs in-thread: decode ${f(hosted.decode / inThread.decode)}x, pp512 ${f(hosted.prefill[512] / inThread.prefill[512])}x (best of 2 alternated loads each)`);
+    console.log(`  event-loop lag, hosted (10 ms timer, p99 / worst ms): decode ${f(h.decode[0], 1)} / ${f(h.decode[1], 1)}, ${LAG_PREFILL}-token prefill ${f(h.prefill[0], 1)} / ${f(h.prefill[1], 1)} (bar: p99 < 20)`);
   }
   if (only) return;
   console.log("\nper-kernel GB/s of weights vs memory read bandwidth, same run:");
