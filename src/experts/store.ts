@@ -175,7 +175,7 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new FormatError("bad_manifest", manifestPath, undefined, `not JSON: ${(e as Error).message}`);
+      throw new FormatError("bad_manifest", manifestPath, undefined, `not JSON: ${(e as Error).message.replace(/\s+/g, " ")}`); // V8 quotes the text, newlines and all
     }
     const manifest = validateManifest(json, manifestPath);
 
