@@ -151,6 +151,10 @@ test("manifest: seeded edits of its fields and bytes; 0 silent wrong outputs, ve
       writeFileSync(path, i < 5 ? b : b.subarray(0, at));
       await judgePack(tally, "manifest bytes", label, names, pack, reference, RECORD_CHECKS);
     }
+    // Grown to 4 GiB (sparse): refused by its size, not read whole.
+    writeFileSync(path, text);
+    truncateSync(path, 2 ** 32);
+    await judgePack(tally, "manifest bytes", "grown to 4 GiB", names, pack, reference, RECORD_CHECKS);
   } finally {
     writeFileSync(path, text);
   }
