@@ -43,6 +43,13 @@ test("GGUF header: seeded corruption of counts, lengths, types, dims, offsets an
     await patchRun(`header ${f.kind}`, `${f.what} ${f.value} -> ${v}`, f.at, le(v, f.width));
   }
 
+  // The two counts (few among hundreds of fields, so each gets every hostile value): tensors and metadata entries.
+  for (const f of fields.filter((x) => x.kind === "count")) {
+    for (const v of [f.value - 1n, f.value + 1n, 0n, 1n << 31n, (1n << 32n) + f.value, (1n << 63n) | f.value, (1n << 64n) - 1n]) {
+      await patchRun("header count", `${f.what} ${f.value} -> ${v}`, f.at, le(v, 8));
+    }
+  }
+
   // Hyperparameters: the hostile values of issue 19, and off-by-one in every one that shapes a tensor.
   const hp = (key: string) => field(`"qwen3moe.${key}" value`);
   const named: [GGUFField, Uint8Array, string][] = [];
