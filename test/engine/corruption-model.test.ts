@@ -6,13 +6,15 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadModel, type Model } from "../../src/engine/model.js";
+import { loadModel } from "../../src/engine/model.js";
+import { Session } from "../../src/engine/session.js";
+import { FormatError } from "../../src/util/errors.js";
 import { GGMLType, ggmlTypeName } from "../../src/format/gguf/ggml-types.js";
 import { openGGUF } from "../../src/format/gguf/read.js";
 import { mulberry32 } from "../helpers/numeric.js";
 import { smallVocabModel } from "../helpers/models.js";
 import {
-  CorruptionTally, PROMPT, RUN_OPTIONS, continueSession, ggufFields, hostileUnsigned, le, runModel, withPatch, type GGUFField, type RunOutput,
+  CorruptionTally, PROMPT, continueSession, ggufFields, loadInThread, hostileUnsigned, le, runModel, withPatch, type GGUFField, type RunOutput,
 } from "../helpers/corruption.js";
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-corrupt-model-"));
@@ -145,17 +147,18 @@ test("GGUF header: a missing tensor-info entry (its data left in place) is refus
 
 test("session files: seeded corruption of the header length, magic, version, JSON, padding, state bytes and checksum; 0 silent wrong outputs", async (t) => {
   const { path: modelPath } = await baseModel();
-  const model: Model = await loadModel(modelPath, RUN_OPTIONS);
+  const model = await loadInThread(modelPath);
   try {
     const saved = join(dir, "base.session");
-    const s = model.createSession();
+    const s = new Session(model);
     for await (const _ of s.generate(PROMPT, { maxTokens: 5, sampling: { temperature: 0 }, stopAtEog: false }));
     await s.save(saved);
     s.free();
     const bytes = new Uint8Array(readFileSync(saved));
     const run = async (p: string) => {
-      const x = await model.loadSession(p);
+      const x = new Session(model);
       try {
+        await x.load(p);
         return await continueSession(x);
       } finally {
         x.free();
@@ -204,4 +207,12 @@ test("session files: seeded corruption of the header length, magic, version, JSO
   } finally {
     await model.close();
   }
+});
+
+test("through the engine host (the public loadModel, a worker thread): a corrupt header's typed error reaches the caller as it was raised", async () => {
+  const { path, bytes } = await baseModel();
+  const f = ggufFields(bytes).find((x) => x.what === "tensor blk.1.ffn_up_exps.weight type")!;
+  await withPatch(path, f.at, le(BigInt(GGMLType.Q4_K), 4), () =>
+    assert.rejects(loadModel(path, { ctxSize: 64, threads: 1 }), (e: unknown) =>
+      e instanceof FormatError && e.code === "tensor_size_mismatch" && e.file === path && e.message.startsWith(`${path} at byte offset `) && e.message.includes('tensor "blk.1.ffn_up_exps.weight" (Q4_K [256, 256, 16]')));
 });

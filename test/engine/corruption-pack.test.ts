@@ -8,23 +8,22 @@ import assert from "node:assert/strict";
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { LoadOptions } from "../../src/engine/model.js";
 import { packModel, verifyPack } from "../../src/engine/pack.js";
 import { DENSE_FILE, MANIFEST_FILE, RECORDS_OFFSET, layerFileName } from "../../src/experts/pack-format.js";
 import { openGGUF } from "../../src/format/gguf/read.js";
 import { FormatError, ModelError } from "../../src/util/errors.js";
 import { mulberry32 } from "../helpers/numeric.js";
 import { smallVocabModel } from "../helpers/models.js";
-import { CorruptionTally, hostileUnsigned, le, runModel, withPatch, type RunOutput } from "../helpers/corruption.js";
+import { CorruptionTally, hostileUnsigned, le, runModel, withPatch, type RunOptions, type RunOutput } from "../helpers/corruption.js";
 
 /**
  * How record reads are checked in these runs: as `run` checks them once every read verifies its record's
  * crc32c by default (issue 19, deliver 1). Until that default lands the option is passed explicitly; when it
  * does, this becomes `{}` and nothing else changes.
  */
-const RECORD_CHECKS: LoadOptions = { verifyExperts: true };
+const RECORD_CHECKS: RunOptions = { verifyExperts: true };
 /** Streamed runs: a cache of a few records, so experts are read during generation, not at load. */
-const STREAMED: LoadOptions = { ...RECORD_CHECKS, expertIo: "stream", expertCache: 2 << 20 };
+const STREAMED: RunOptions = { ...RECORD_CHECKS, expertIo: "stream", expertCache: 2 << 20 };
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-corrupt-pack-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,7 +50,7 @@ const runsChanged = new Map<string, number>();
  * FormatError/ModelError naming one of `names`, or pass, and then the run must have been identical.
  * `verifyOnly`: damage verify is the check for (dense tensor data): a run may differ when verify refuses.
  */
-async function judgePack(tally: CorruptionTally, cls: string, label: string, names: string[], pack: string, reference: RunOutput, opts: LoadOptions, verifyOnly = false): Promise<Verdict> {
+async function judgePack(tally: CorruptionTally, cls: string, label: string, names: string[], pack: string, reference: RunOutput, opts: RunOptions, verifyOnly = false): Promise<Verdict> {
   const verified = await verifyPack(pack).then(() => undefined, (e: unknown) => e);
   const named = verified instanceof Error && names.some((n) => verified.message.includes(n));
   if (verified !== undefined && !((verified instanceof FormatError || verified instanceof ModelError) && named)) {

@@ -3,8 +3,9 @@
 // the model never uses, in output identical to the undamaged model's: the same greedy tokens and the same
 // top logits, bit for bit. Anything else (another error, a different output) is recorded as a failure.
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import { loadModel, type LoadOptions } from "../../src/engine/model.js";
-import type { Session } from "../../src/engine/session.js";
+import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
+import { loadModel, type LoadedModel } from "../../src/engine/load.js";
+import { Session } from "../../src/engine/session.js";
 import { FormatError, ModelError, MoestreamError } from "../../src/util/errors.js";
 
 /** Greedy tokens and each step's top logits: two runs are the same model only if all of these are equal. */
@@ -17,8 +18,18 @@ export const PROMPT = [979, 11, 187, 0, 314, 77, 42, 600];
 const STEPS = 6;
 const TOP = 8;
 
+export type RunOptions = Partial<EngineConfig>;
 /** The options every corruption run loads with: small context, one thread, nothing sized by the machine. */
-export const RUN_OPTIONS: LoadOptions = { ctxSize: 64, threads: 1 };
+export const RUN_OPTIONS: RunOptions = { ctxSize: 64, threads: 1 };
+
+/**
+ * The engine in this thread (what the engine host runs in its worker, minus the messages): hundreds of loads
+ * stay cheap, and what is judged is load and forward themselves. Typed errors crossing to the caller's thread
+ * are the host's tests' concern.
+ */
+export function loadInThread(path: string, opts: RunOptions = {}): Promise<LoadedModel> {
+  return loadModel(path, defaultEngineConfig({ ...RUN_OPTIONS, ...opts }));
+}
 
 async function collect(steps: AsyncIterable<{ token: number; topLogits?: [number, number][] }>): Promise<RunOutput> {
   const out: RunOutput = { tokens: [], logits: [] };
@@ -31,12 +42,14 @@ async function collect(steps: AsyncIterable<{ token: number; topLogits?: [number
 const greedy = { maxTokens: STEPS, sampling: { temperature: 0 }, stopAtEog: false, topLogits: TOP } as const;
 
 /** Load `path` (a GGUF or a pack), generate greedily from PROMPT, close. */
-export async function runModel(path: string, opts: LoadOptions = {}): Promise<RunOutput> {
-  const m = await loadModel(path, { ...RUN_OPTIONS, ...opts });
+export async function runModel(path: string, opts: RunOptions = {}): Promise<RunOutput> {
+  const lm = await loadInThread(path, opts);
+  const s = new Session(lm);
   try {
-    return await collect(m.generate(PROMPT, greedy));
+    return await collect(s.generate(PROMPT, greedy));
   } finally {
-    await m.close();
+    s.free();
+    await lm.close();
   }
 }
 
