@@ -3,7 +3,10 @@
 import type { Backend, OpName } from "../backends/backend.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import { LAYER_OPS } from "../models/layers.js";
-import { UsageError } from "../util/errors.js";
+import { ScalarBackend } from "../backends/cpu/scalar.js";
+import { ModelError, UsageError } from "../util/errors.js";
+
+const reference = new ScalarBackend();
 
 /** A weight the model will use: its tensor name, ggml type and rank (1 = a vector: norms, biases). */
 export interface WeightUse {
@@ -43,6 +46,8 @@ export function checkCapabilities(backend: Backend, weights: readonly WeightUse[
       if (seen.has(key)) continue;
       seen.add(key);
       if (!backend.supports(op, w.type)) {
+        // The scalar reference runs every type moestream has kernels for: beyond it, no --backend helps; the file is at fault.
+        if (!reference.supports(op, w.type)) throw new ModelError("unsupported_type", `tensor '${w.name}' is ${typeName(w.type)}: no moestream backend runs ${op} on it`);
         throw new UsageError("backend_unsupported", `backend '${backend.name}' cannot run ${op} on ${typeName(w.type)} weights (tensor '${w.name}'); try another --backend`);
       }
     }

@@ -24,7 +24,7 @@ import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
 import { checkCapabilities } from "./capabilities.js";
-import { checkExpertLayers, checkTensors } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors } from "./model-check.js";
 
 export interface LoadedModel {
   readonly path: string;
@@ -103,7 +103,9 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const info = arch.info(hp);
     const { dense, experts: expertSpecs } = arch.tensors(hp);
     const uses = checkTensors(dense, file, false);
-    if (!packed) checkTensors(expertSpecs.flatMap((e) => Object.values(e ?? {})), file, true, uses);
+    const expertTensors = packed ? [] : expertSpecs.flatMap((e) => Object.values(e ?? {}));
+    checkTensors(expertTensors, file, true, uses);
+    checkNoOtherTensors(file, [...dense, ...expertTensors], archName);
 
     if (packed) {
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
@@ -114,7 +116,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
     const r0 = reader;
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
-    checkCapabilities(be, uses);
+    namingFile(path, () => checkCapabilities(be, uses));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);

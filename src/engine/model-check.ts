@@ -3,6 +3,7 @@
 // So "verify passes" means "run loads".
 import type { ExpertPart } from "../experts/pack-format.js";
 import { getTensor, metaString } from "../format/gguf/accessors.js";
+import { checkTensorLayout } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type Architecture } from "../models/registry.js";
 import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
@@ -25,10 +26,24 @@ export function checkTensors(specs: readonly TensorSpec[], where: GGUFFile, stac
       if (spec.optional) continue;
       throw new ModelError("missing_tensor", `${where.source.name}: required tensor '${spec.name}' not found`);
     }
-    checkShape(spec, t);
+    namingFile(where.source.name, () => checkShape(spec, t));
     uses.push({ name: t.name, type: t.type, rank: t.shape.length - (stacked ? 1 : 0) }); // one expert's slice of a stacked tensor
   }
   return uses;
+}
+
+/**
+ * `file` holds only the declared tensors (as llama.cpp's loader insists: a tensor nobody reads means the
+ * hyperparameters and the tensors disagree, e.g. block_count lowered), and each tensor's bytes fit its type
+ * and shape (checkTensorLayout). Run after checkTensors, so a missing tensor is named as missing.
+ */
+export function checkNoOtherTensors(file: GGUFFile, declared: readonly TensorSpec[], arch: string): void {
+  const names = new Set(declared.map((s) => s.name));
+  const extra = file.tensors.find((t) => !names.has(t.name));
+  if (extra) {
+    throw new ModelError("unexpected_tensor", `${file.source.name}: tensor '${extra.name}' is not one the ${arch} architecture declares for these hyperparameters (block_count, expert_count, ...); the file's metadata and tensors disagree`);
+  }
+  checkTensorLayout(file);
 }
 
 /** The layers with experts equal the declaration's, and each packed layer's parts are the declared ones, one expert's shape each. */

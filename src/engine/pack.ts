@@ -5,7 +5,7 @@ import { packModel as packExperts, verifyPack as verifyRecords, type PackOptions
 import { ExpertStore } from "../experts/store.js";
 import { openGGUF } from "../format/gguf/read.js";
 import { expertLayout } from "./expert-layout.js";
-import { checkExpertLayers, checkTensors, readArchitecture } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors, readArchitecture } from "./model-check.js";
 
 export type { PackResult };
 
@@ -23,6 +23,7 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
       const { arch, hp } = readArchitecture(file);
       const { dense, experts } = arch.tensors(hp);
       checkTensors(dense, file, false);
+      checkNoOtherTensors(file, dense, arch.name);
       checkExpertLayers(dir, experts, { layers: store.layers, parts: (l) => store.parts(l) });
     } finally {
       await file.source.close();

@@ -133,7 +133,14 @@ export async function loadSessionInto(session: Session, path: string): Promise<v
     const want = await modelKey(session);
     const got = header.model;
     if (got.arch !== want.arch || got.identity !== want.identity || got.nLayer !== want.nLayer || got.nVocab !== want.nVocab) {
-      throw new ModelError("session_model_mismatch", `${path} was saved from another model (${got.arch}, identity ${got.identity.slice(0, 12)}…); the loaded model is ${want.arch}, identity ${want.identity.slice(0, 12)}…`);
+      throw new ModelError("session_model_mismatch", `${path} was saved from another model (${String(got.arch)}, identity ${String(got.identity).slice(0, 12)}…); the loaded model is ${want.arch}, identity ${want.identity.slice(0, 12)}…`);
+    }
+    // Token ids index the embedding table: a hostile file (its checksum recomputed) must not reach it with a bad one.
+    const badId = [...header.tokens, ...header.pending].find((t) => !Number.isInteger(t) || t < 0 || t >= want.nVocab);
+    if (badId !== undefined) throw new FormatError("bad_header", path, 16, `session header holds token ${JSON.stringify(badId)}, not an id of this model's ${want.nVocab} tokens`);
+    const rng = header.rng;
+    if (rng !== null && !(Array.isArray(rng) && rng.length === 4 && rng.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) && rng.some((w) => w !== 0))) {
+      throw new FormatError("bad_header", path, 16, `session header's rng is ${JSON.stringify(rng)?.slice(0, 60)}, expected null or 4 uint32 words, not all zero`);
     }
     const ctx = header.length + header.pending.length;
     if (ctx > session.cache.nCtx) throw new ModelError("session_too_long", `${path} holds ${ctx} tokens; this session's context is ${session.cache.nCtx} (raise --ctx-size)`);

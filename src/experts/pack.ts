@@ -4,7 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { mkdir, open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { openGGUF, readGGUF, readTensorBytes } from "../format/gguf/read.js";
+import { checkTensorLayout, openGGUF, readGGUF, readTensorBytes } from "../format/gguf/read.js";
 import { FileSource } from "../format/gguf/byte-source.js";
 import { metaString } from "../format/gguf/accessors.js";
 import type { GGUFFile } from "../format/gguf/types.js";
@@ -61,6 +61,7 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
 
   let result: PackResult;
   try {
+    checkTensorLayout(file); // a tensor whose type disagrees with its bytes would be sliced into wrong records
     const planned = planExpertLayers(file, opts.experts(file));
     const expertNames = new Set(planned.flatMap((p) => p.sources.map((t) => t.name)));
     const dense = file.tensors.filter((t) => !expertNames.has(t.name));

@@ -5,7 +5,7 @@
 // Packed records are read with O_DIRECT where the file system allows it: no page-cache copy to reclaim
 // (under a memory cap the page cache is charged too, and an expert would be held twice), one DMA per record.
 import { constants as fsc } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { FileSource } from "../format/gguf/byte-source.js";
 import { readGGUF } from "../format/gguf/read.js";
@@ -44,6 +44,8 @@ export interface FileLike {
 }
 export type OpenFile = (path: string) => Promise<FileLike>;
 const openFileDefault: OpenFile = (path) => open(path, "r");
+
+const MAX_MANIFEST_BYTES = 64 << 20;
 
 /** A read that returns nothing before the end is retried this many times, then refused. */
 export const MAX_READ_RETRIES = 3;
@@ -165,6 +167,11 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     const manifestPath = join(dir, MANIFEST_FILE);
     let text: string;
     try {
+      // Bounded before it is read whole: a real manifest is kilobytes (one crc per expert).
+      const st = await stat(manifestPath);
+      if (!st.isFile() || st.size > MAX_MANIFEST_BYTES) {
+        throw new FormatError("bad_manifest", manifestPath, undefined, st.isFile() ? `is ${st.size} bytes, more than any manifest (${MAX_MANIFEST_BYTES})` : "is not a file");
+      }
       text = await readFile(manifestPath, "utf8");
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -175,7 +182,7 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new FormatError("bad_manifest", manifestPath, undefined, `not JSON: ${(e as Error).message}`);
+      throw new FormatError("bad_manifest", manifestPath, undefined, `not JSON: ${(e as Error).message.replace(/\s+/g, " ")}`); // V8 quotes the text, newlines and all
     }
     const manifest = validateManifest(json, manifestPath);
 

@@ -35,6 +35,9 @@ test("checkCapabilities names the op, the type and the tensor a backend lacks", 
     { name: "blk.0.ffn_down_exps.weight", type: 14, rank: 2 },
   ];
   checkCapabilities(new ScalarBackend(), weights); // the reference runs everything
+  // A type not even the reference runs (an F32 norm's type field changed to I32): the file is at fault, not the backend choice.
+  assert.throws(() => checkCapabilities(new Lacking("rmsnorm", 26), [{ name: "blk.0.attn_norm.weight", type: 26, rank: 1 }]), (e: unknown) =>
+    e instanceof ModelError && e.code === "unsupported_type" && /tensor 'blk\.0\.attn_norm\.weight' is I32: no moestream backend runs rmsnorm on it/.test(e.message));
   assert.throws(() => checkCapabilities(new Lacking("matmul", 14), weights), (e: unknown) =>
     e instanceof UsageError && /cannot run matmul on Q6_K weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/.test(e.message));
   assert.throws(() => checkCapabilities(new Lacking("embed", 8), weights), /cannot run embed on Q8_0 weights \(tensor 'token_embd\.weight'\)/);

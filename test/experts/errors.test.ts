@@ -162,6 +162,8 @@ test("record size in a layer header that disagrees with the manifest is refused;
       e instanceof FormatError && e.code === "bad_manifest" && e.file === mpath && e.message.includes(`field "${field}"`));
   };
   await bad((x) => (x.layers[1].parts[2].offset = -64), "layers[1].parts[2].offset");
+  // Moved into the record's padding: the record's bytes still checksum, only the layout betrays it.
+  await bad((x) => ((x.layers[1].recordBytes += 4096), (x.layers[1].parts[2].offset += 64)), "layers[1].parts[2].offset");
   await bad((x) => x.layers[2].crc32c.pop(), "layers[2].crc32c");
   await bad((x) => (x.layers[0].parts[0].byteLength += 1), "layers[0].parts[0].byteLength");
   await bad((x) => (x.layers[3].file = "../../etc/passwd"), "layers[3].file");

@@ -1,7 +1,7 @@
 // Every malformation the reader refuses: the FormatError code, the file, and the byte offset it names.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BufferSource, GGMLType, readGGUF, readTensorBytes } from "../../src/format/gguf/index.js";
+import { BufferSource, GGMLType, checkTensorLayout, readGGUF, readTensorBytes } from "../../src/format/gguf/index.js";
 import { FormatError } from "../../src/util/errors.js";
 import { RawGGUF, buildFile, richMetadata, sampleTensors } from "./gguf-fixtures.js";
 
@@ -140,4 +140,19 @@ test("zero tensors and zero-length tensors are fine", async () => {
   const bytes = raw().header(2, 0).tensor("e", [0, 4], GGMLType.Q4_K, 0).tensor("f", [4], GGMLType.F32, 0).data(16).build();
   const f2 = await readGGUF(new BufferSource(bytes));
   assert.deepEqual(f2.tensors.map((t) => t.byteLength), [0, 16]);
+});
+
+test("checkTensorLayout: bytes no tensor claims (a type changed to a smaller one, an info entry lost, a longer file) name the tensor before them", async () => {
+  const file = (b: RawGGUF) => readGGUF(new BufferSource(b.build(), "lay.gguf"));
+  const two = (a: number, b: number) => raw().header(2, 0).tensor("a", [64], a, 0).tensor("b", [64], b, 256).data(512); // data at 96
+  const refused = (offset: number, re: RegExp) => (e: unknown) => e instanceof FormatError && e.code === "tensor_size_mismatch" && e.file === "lay.gguf" && e.offset === offset && re.test(e.message);
+  checkTensorLayout(await file(two(GGMLType.F32, GGMLType.F32)));
+  const aAsF16 = await file(two(GGMLType.F16, GGMLType.F32));
+  assert.throws(() => checkTensorLayout(aAsF16), refused(96 + 128, /tensor "a" \(F16 \[64\], 128 bytes at 96\) is followed by 128 bytes that no tensor claims before tensor "b": its type or shape disagrees/));
+  const bAsF16 = await file(two(GGMLType.F32, GGMLType.F16));
+  assert.throws(() => checkTensorLayout(bAsF16), refused(96 + 256 + 128, /tensor "b" .* is followed by 128 bytes that no tensor claims before the end of the file/));
+  const aLost = await file(raw().header(1, 0).tensor("b", [64], GGMLType.F32, 256).data(512)); // data at 64
+  assert.throws(() => checkTensorLayout(aLost), refused(64, /the data region starts with 256 bytes that no tensor claims before tensor "b"/));
+  // Padding short of the alignment is what writers leave; zero-length tensors claim nothing.
+  checkTensorLayout(await file(raw().header(2, 0).tensor("a", [4], GGMLType.F32, 0).tensor("z", [0], GGMLType.F32, 0).data(32)));
 });

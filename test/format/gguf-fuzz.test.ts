@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  BufferSource, meta, readGGUF, readTensorBytes, serializeGGUFHeader, tensorByteLength, type GGUFFile,
+  BufferSource, checkTensorLayout, meta, readGGUF, readTensorBytes, serializeGGUFHeader, tensorByteLength, type GGUFFile,
 } from "../../src/format/gguf/index.js";
 import { FormatError, ModelError } from "../../src/util/errors.js";
 import { buildFile, prng, richMetadata, sampleTensors } from "./gguf-fixtures.js";
@@ -52,6 +52,12 @@ async function checkParsed(file: GGUFFile, size: number): Promise<void> {
     assert.equal(t.byteLength, tensorByteLength(t.type, t.shape));
     assert.equal((await readTensorBytes(file, t)).byteLength, t.byteLength);
   }
+  // The layout check load applies after parsing refuses by name or passes; nothing else.
+  try {
+    checkTensorLayout(file);
+  } catch (e) {
+    assert.ok(e instanceof FormatError && e.code === "tensor_size_mismatch", String(e));
+  }
   // Whatever we accepted, we can write back and read again to the same metadata.
   const again = await readGGUF(new BufferSource(serializeGGUFHeader({ version: file.version, metadata: file.metadata, tensors: [] })));
   assert.deepEqual(again.metadata, file.metadata);
@@ -59,7 +65,9 @@ async function checkParsed(file: GGUFFile, size: number): Promise<void> {
 
 test(`fuzz: ${CASES} mutated copies parse or fail with FormatError/ModelError`, { timeout: 120_000 }, async (t) => {
   const base = baseFile();
-  const headerEnd = (await readGGUF(new BufferSource(base))).dataOffset;
+  const intact = await readGGUF(new BufferSource(base));
+  checkTensorLayout(intact);
+  const headerEnd = intact.dataOffset;
   const r = prng(0x5eed);
   const rssStart = process.memoryUsage().rss;
   const outcomes = new Map<string, number>();

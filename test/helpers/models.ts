@@ -2,7 +2,10 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { tensorByteLength } from "../../src/format/gguf/ggml-types.js";
+import { metaStringArray } from "../../src/format/gguf/accessors.js";
 import { generateModel, type GenerateOptions } from "../../src/gen/generate.js";
+import { rewriteGGUF } from "./rewrite.js";
 
 const DIR = join(tmpdir(), "moestream-test-models-v4");
 
@@ -16,6 +19,44 @@ export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgre
   // Unique name first: parallel test files may generate the same model at once.
   const tmp = `${path}.${process.pid}`;
   await generateModel(tmp, { ...opts, preset });
+  renameSync(tmp, path);
+  return path;
+}
+
+/**
+ * The tiny model of `type`/`seed` with its vocabulary cut to the first `nVocab` tokens: token_embd's (and
+ * output's) first rows, the tokenizer's first tokens and the merges among them, special ids beyond it
+ * dropped. The Qwen3 tokenizer's 151k tokens make a load take ~0.3 s; this one loads in milliseconds, for
+ * tests that load a model hundreds of times.
+ */
+export async function smallVocabModel(opts: { type: string; seed?: number; nVocab: number }): Promise<string> {
+  const path = join(DIR, `tiny-${opts.type}-${opts.seed ?? 1}-v${opts.nVocab}.gguf`);
+  if (existsSync(path)) return path;
+  const src = await testModel({ type: opts.type, seed: opts.seed });
+  const tmp = `${path}.${process.pid}`;
+  const V = opts.nVocab;
+  await rewriteGGUF(src, tmp, {
+    edit: (tensors, md) => {
+      const tokens = metaStringArray(md, "tokenizer.ggml.tokens").slice(0, V);
+      const have = new Set(tokens);
+      const merges = metaStringArray(md, "tokenizer.ggml.merges").filter((m) => {
+        const [a, b] = m.split(" ");
+        return have.has(a) && have.has(b) && have.has(a + b);
+      });
+      md.set("tokenizer.ggml.tokens", { type: "array", itemType: "string", value: tokens });
+      md.set("tokenizer.ggml.merges", { type: "array", itemType: "string", value: merges });
+      const types = md.get("tokenizer.ggml.token_type")!;
+      md.set("tokenizer.ggml.token_type", { ...types, value: (types.value as number[]).slice(0, V) } as typeof types);
+      for (const k of ["bos", "eos", "padding"].map((s) => `tokenizer.ggml.${s}_token_id`)) {
+        if (Number(md.get(k)?.value ?? 0) >= V) md.delete(k);
+      }
+      return tensors.map((t) => {
+        if (t.name !== "token_embd.weight" && t.name !== "output.weight") return t;
+        const rows = tensorByteLength(t.type, [t.shape[0], V]);
+        return { ...t, shape: [t.shape[0], V], data: t.data.subarray(0, rows) };
+      });
+    },
+  });
   renameSync(tmp, path);
   return path;
 }

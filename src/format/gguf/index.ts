@@ -3,7 +3,7 @@ export type { GGUFFile, GGUFMetaValue, GGUFMetadata, GGUFScalarTypeName, GGUFTen
 export { GGUFValueType } from "./types.js";
 export { BufferSource, FileSource, type ByteSource } from "./byte-source.js";
 export { GGML_TYPES, GGMLType, ggmlTypeByName, ggmlTypeInfo, ggmlTypeName, tensorByteLength, type GGMLTypeInfo } from "./ggml-types.js";
-export { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, alignUp, openGGUF, readGGUF, readTensorBytes } from "./read.js";
+export { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, alignUp, checkTensorLayout, openGGUF, readGGUF, readTensorBytes } from "./read.js";
 export {
   getMeta, getTensor, metaBool, metaNumber, metaNumberArray, metaString, metaStringArray,
   type MetaOptions, type MetaSource,

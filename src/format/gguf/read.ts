@@ -141,6 +141,32 @@ export async function readTensorBytes(file: GGUFFile, tensor: GGUFTensorInfo, ds
   return out;
 }
 
+/**
+ * The data region is tiled as GGUF writers lay it out (ggml's gguf.cpp, gguf-py): each tensor's bytes, padding
+ * to the alignment, the next tensor; the file ends with the last one's padding. `alignment` or more bytes that
+ * no tensor claims mean a tensor's type or shape disagrees with the bytes written for it (a type changed in the
+ * header) or a tensor's info entry is gone: FormatError naming the tensor before the gap. readGGUF itself
+ * accepts such files (a reader need not refuse them); loading a model does not.
+ */
+export function checkTensorLayout(file: GGUFFile): void {
+  const order = file.tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
+  const name = file.source.name;
+  const show = (t: GGUFTensorInfo) => `tensor "${t.name}" (${ggmlTypeName(t.type)} [${t.shape.join(", ")}], ${t.byteLength} bytes at ${t.offset})`;
+  let at = file.dataOffset;
+  let prev: GGUFTensorInfo | undefined;
+  for (const t of [...order, undefined]) {
+    const next = t ? t.offset : file.source.size;
+    if (next - at >= file.alignment) {
+      const gap = `${next - at} bytes that no tensor claims ${t ? `before tensor "${t.name}"` : "before the end of the file"}`;
+      throw new FormatError("tensor_size_mismatch", name, at, prev
+        ? `${show(prev)} is followed by ${gap}: its type or shape disagrees with the data written for it (or a tensor's info entry is missing)`
+        : `the data region starts with ${gap} (a tensor's info entry is missing?)`);
+    }
+    if (t) at = t.offset + t.byteLength;
+    prev = t;
+  }
+}
+
 export function alignUp(n: number, alignment: number): number {
   const r = n % alignment;
   return r === 0 ? n : n + alignment - r;
