@@ -76,7 +76,9 @@ test("hyperparameters out of any plausible range are refused at once, naming the
     await rewriteGGUF(src, dst, { edit: (t, md) => (md.set(key, value), t) });
     const t0 = performance.now();
     await assert.rejects(loadModel(dst, cfg), (e: unknown) => e instanceof ModelError && e.code === "bad_hparams" && e.message.includes(dst) && e.message.includes(`'${key}'`), `${key} = ${value.value}`);
-    assert.ok(performance.now() - t0 < 1000, `${key}: refused in ${performance.now() - t0} ms`);
+    // Refused before anything is sized by the value (2^31 layers took 70 s and the heap before): a bound far
+    // above the ~0.3 s it takes, so a loaded machine cannot fail it.
+    assert.ok(performance.now() - t0 < 10_000, `${key}: refused in ${performance.now() - t0} ms`);
   }
 });
 

