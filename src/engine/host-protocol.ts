@@ -6,7 +6,6 @@ import { AbortedError, FormatError, ModelError, MoestreamError, UsageError } fro
 import type { EngineConfig } from "./config.js";
 import type { ExpertIODecision } from "./expert-io.js";
 import type { ModelInfo } from "../models/model.js";
-import type { GGUFMetadata } from "../format/gguf/types.js";
 import type { GenerateStep, GenerationStats } from "./session.js";
 
 /** workerData of a host. */
@@ -25,8 +24,6 @@ export interface HostReady {
   path: string;
   arch: string;
   info: ModelInfo;
-  /** The tokenizer.* metadata: the caller builds the same tokenizer from it (encoding stays on its thread). */
-  tokenizer: GGUFMetadata;
   config: EngineConfig;
   expertIO: ExpertIODecision;
   warnings: string[];

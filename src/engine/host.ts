@@ -3,8 +3,21 @@
 // stop reaches the forward pass between layers even while the host's own event loop is busy computing.
 import { Worker } from "node:worker_threads";
 import { MoestreamError } from "../util/errors.js";
+import { Tokenizer } from "../tokenizer/index.js";
+import { openGGUF } from "../format/gguf/read.js";
+
+
+async function readTokenizer(path: string): Promise<Tokenizer> {
+  await new Promise((r) => setImmediate(r)); // let the worker start first
+  const file = await openGGUF(denseFile(path));
+  try {
+    return Tokenizer.fromMetadata(file.metadata);
+  } finally {
+    await file.source.close();
+  }
+}
 import type { EngineConfig } from "./config.js";
-import type { LoadProgress } from "./load.js";
+import { denseFile, type LoadProgress } from "./load.js";
 import type { GenerateStep, GenerationStats } from "./session.js";
 import type { ChatMessage } from "./chat-template.js";
 import {
@@ -43,6 +56,8 @@ export class EngineHost {
     private readonly worker: Worker,
     stats: SharedArrayBuffer,
     readonly ready: HostReady,
+    /** Built on this thread from the same header: encoding never waits on the host. */
+    readonly tokenizer: Tokenizer,
   ) {
     this.counters = new Float64Array(stats);
     worker.on("message", (m: FromHost) => this.receive(m));
@@ -52,17 +67,21 @@ export class EngineHost {
   }
 
   /** Start a host and load `path` in it; progress and a load error arrive as the in-process loader gives them. */
-  static start(path: string, config: EngineConfig, onProgress?: LoadProgress): Promise<EngineHost> {
+  static async start(path: string, config: EngineConfig, onProgress?: LoadProgress): Promise<EngineHost> {
     const stats = new SharedArrayBuffer(8 * EXPERT_COUNTERS.length);
     const data: HostStart = { path, config, stats };
     const worker = spawnHost(data);
-    return new Promise((resolve, reject) => {
+    // This thread reads the header and builds its own tokenizer while the host loads (cloning a 150k-token
+    // vocabulary across threads costs more than parsing it again); the host's error, if any, is the one reported.
+    const tokenizer = readTokenizer(path);
+    tokenizer.catch(() => undefined);
+    const ready = new Promise<{ worker: Worker; ready: HostReady }>((resolve, reject) => {
       const early = (e: Error) => reject(new MoestreamError("engine_failed", `the engine thread failed to start: ${e.message}`, { cause: e }));
       const exit = (code: number) => reject(new MoestreamError("engine_failed", `the engine thread exited with code ${code} while loading`));
       const first = (m: FromHost) => {
         if (m.t === "progress") return onProgress?.(m.done, m.total);
         worker.off("message", first).off("error", early).off("exit", exit);
-        if (m.t === "ready") resolve(new EngineHost(worker, stats, m.ready));
+        if (m.t === "ready") resolve({ worker, ready: m.ready });
         else if (m.t === "failed") {
           reject(fromWire(m.error));
           void worker.terminate();
@@ -70,6 +89,13 @@ export class EngineHost {
       };
       worker.on("message", first).on("error", early).on("exit", exit);
     });
+    const r = await ready;
+    try {
+      return new EngineHost(r.worker, stats, r.ready, await tokenizer);
+    } catch (e) {
+      await worker.terminate();
+      throw e;
+    }
   }
 
   /** The expert cache counters as the host last published them (after each forward batch or step). */

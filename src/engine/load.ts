@@ -15,7 +15,6 @@ import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/sto
 import { StreamingExperts } from "../experts/streaming-source.js";
 import { parsePolicySpec, policyByName } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
-import type { GGUFMetadata } from "../format/gguf/types.js";
 import { architecture, type Model } from "../models/registry.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { formatBytes } from "../util/bytes.js";
@@ -31,8 +30,6 @@ export interface LoadedModel {
   readonly arch: string;
   readonly model: Model;
   readonly tokenizer: Tokenizer;
-  /** The tokenizer.* metadata it was built from (an engine host hands it to the caller's thread). */
-  readonly tokenizerMetadata: GGUFMetadata;
   readonly backend: Backend;
   readonly config: EngineConfig;
   /** Resident or streamed, the cache size, and why. */
@@ -73,6 +70,11 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
 }
 
 const DENSE_ARENA_BYTES = 1 << 30;
+
+/** The GGUF holding the dense weights and the tokenizer: `path` itself, or a pack's dense.gguf. */
+export function denseFile(path: string): string {
+  return existsSync(path) && statSync(path).isDirectory() ? join(path, DENSE_FILE) : path;
+}
 
 /** `path` is a GGUF file, or a directory written by `moestream pack`. */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
@@ -173,7 +175,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {
-      path, arch: archName, model, tokenizer, tokenizerMetadata: new Map([...file.metadata].filter(([k]) => k.startsWith("tokenizer."))), backend: be, config: cfg, expertIO, experts, warnings,
+      path, arch: archName, model, tokenizer, backend: be, config: cfg, expertIO, experts, warnings,
       identity: () => (identity ??= packIdentity !== undefined ? Promise.resolve(packIdentity) : sourceIdentity(path).then((id) => id.sampleSha256)),
       close: async () => {
         await experts.cancelPrefetch();

@@ -10,7 +10,7 @@ import type { ModelInfo } from "../models/model.js";
 import { EngineHost } from "./host.js";
 import type { ExpertCounters } from "./host-protocol.js";
 import { HostedSession } from "./hosted-session.js";
-import { Tokenizer } from "../tokenizer/index.js";
+import type { Tokenizer } from "../tokenizer/index.js";
 import { UsageError } from "../util/errors.js";
 
 export interface LoadOptions extends Partial<EngineConfig> {
@@ -53,7 +53,7 @@ export class Model {
   constructor(private readonly host: EngineHost) {
     const r = host.ready;
     [this.path, this.arch, this.info, this.config, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.expertIO, r.warnings, r.backend, r.expertSlots];
-    this.tokenizer = Tokenizer.fromMetadata(r.tokenizer);
+    this.tokenizer = host.tokenizer;
   }
 
   /** Expert cache counters since load (hits, misses, bytes read, ...), current during a generation. */
