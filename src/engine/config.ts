@@ -74,7 +74,7 @@ export const ENGINE_OPTIONS = {
     flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
     help: "auto | resident | stream: auto streams experts from disk when they exceed 0.75 x the memory budget",
   },
-  memBudget: { flag: "--mem-budget <size>", env: "MOESTREAM_MEM_BUDGET", default: 0, help: "memory budget (e.g. 16G); 0 = physical RAM", parse: parseSize },
+  memBudget: { flag: "--mem-budget <size>", env: "MOESTREAM_MEM_BUDGET", default: 0, help: "memory budget (e.g. 16G); 0 = what the process may use: the least of its cgroup's memory limit and the available memory. A cgroup limit below it still binds", parse: parseSize },
   expertCache: {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
@@ -113,7 +113,7 @@ export interface EngineConfig {
   threads: number;
   ctxSize: number;
   expertIo: ExpertIO;
-  /** Bytes; 0 = physical RAM. */
+  /** Bytes; 0 = the cgroup limit or the available memory, whichever is less (engine/memory-limit.ts). */
   memBudget: number;
   /** Bytes; 0 = derived from the budget. */
   expertCache: number;

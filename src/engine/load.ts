@@ -2,7 +2,6 @@
 // declaration, decides resident vs streamed experts, and builds the model: the one place that picks
 // concrete backends, expert readers and caches.
 import { existsSync, statSync } from "node:fs";
-import { totalmem } from "node:os";
 import { join } from "node:path";
 import type { Backend, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
@@ -22,6 +21,7 @@ import { FormatError, ModelError, UsageError, namingFile } from "../util/errors.
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
+import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors } from "./model-check.js";
 
@@ -123,11 +123,14 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
     const kvBytes = arch.cacheBytes(hp, cfg.ctxSize);
-    const budget = cfg.memBudget || totalmem();
-    if (kvBytes > budget) {
-      throw new UsageError("ctx_too_large", `--ctx-size ${cfg.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget of ${formatBytes(budget)}; lower --ctx-size`);
+    const budget = memoryBudget(cfg.memBudget);
+    if (kvBytes > budget.bytes) {
+      throw new UsageError("ctx_too_large", `--ctx-size ${cfg.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget (${budget.why}); lower --ctx-size`);
     }
-    const expertIO = decideExpertIO(cfg, { expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights ? 2 : 1 });
+    const stagingBytes = cfg.prefetch ? 2 * info.nExpertUsed * cfg.prefetchDepth * slotBytes : 0; // prefetchSlots x depth, below
+    const expertIO = decideExpertIO(cfg, {
+      expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights ? 2 : 1, heldBytes: process.memoryUsage.rss(), stagingBytes,
+    }, budget);
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;

@@ -11,12 +11,16 @@ import { expertLayout } from "../../src/engine/expert-layout.js";
 import { loadModel } from "../../src/engine/load.js";
 import { Session } from "../../src/engine/session.js";
 import { packModel } from "../../src/experts/pack.js";
+import { formatBytes } from "../../src/util/bytes.js";
 import { UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
 const G = 2 ** 30, M = 2 ** 20;
 const x = { expertBytes: 10 * G, denseBytes: 1 * G, kvBytes: 0.5 * G, slotBytes: 4 * M, minSlots: 8 };
-const cfg = (c: Partial<EngineConfig>) => ({ expertIo: "auto" as const, memBudget: 0, expertCache: 0, ...c });
+const cfg = (c: Partial<EngineConfig>) => ({ expertIo: "auto" as const, expertCache: 0, ...c });
+/** A budget set by --mem-budget (the limit that set it only changes the reason's wording). */
+const flag = (bytes: number) => ({ bytes, why: `--mem-budget ${formatBytes(bytes)}` });
+const any = flag(64 * G);
 
 test("parseSize: plain bytes and binary units", () => {
   assert.equal(parseSize("123", "--x"), 123);
@@ -27,37 +31,51 @@ test("parseSize: plain bytes and binary units", () => {
   assert.throws(() => parseSize("lots", "--mem-budget"), /--mem-budget must be a size like 512M or 8G, got 'lots'/);
 });
 
-test("auto streams exactly when experts exceed 0.75 x the budget, and says why", () => {
+test("auto streams exactly when experts exceed 0.75 x the budget, and says why, naming the limit", () => {
   const atEdge = x.expertBytes / STREAM_THRESHOLD;
-  const r = decideExpertIO(cfg({ memBudget: atEdge }), x);
+  const r = decideExpertIO(cfg({}), x, flag(atEdge));
   assert.equal(r.mode, "resident");
   assert.equal(r.cacheBytes, x.expertBytes);
-  assert.match(r.reason, /experts resident \(experts 10\.0 GiB <= 0\.75 x --mem-budget/);
-  const s = decideExpertIO(cfg({ memBudget: atEdge - 1 }), x);
+  assert.match(r.reason, /experts resident \(experts 10\.0 GiB <= 0\.75 x --mem-budget 13\.3 GiB/);
+  const s = decideExpertIO(cfg({}), x, { bytes: atEdge - 1, why: "cgroup limit 13.3 GiB" });
   assert.equal(s.mode, "stream");
-  assert.match(s.reason, /streamed from disk \(experts 10\.0 GiB > 0\.75 x --mem-budget/);
+  assert.match(s.reason, /streamed from disk \(experts 10\.0 GiB > 0\.75 x cgroup limit 13\.3 GiB\)/);
 });
 
-test("derived cache = budget - dense - KV - headroom; an explicit cache wins; capped at all experts; too small refused", () => {
-  const s = decideExpertIO(cfg({ memBudget: 8 * G }), x);
-  assert.equal(s.cacheBytes, 8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G);
-  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), x).cacheBytes, 2 * G);
-  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 64 * G }), x).cacheBytes, x.expertBytes, "never more than all experts");
+test("auto streams when experts under the threshold would not fit beside dense, KV, what the process holds and headroom", () => {
+  // 10 GiB experts <= 0.75 x 13.5 GiB, but 10 + 1 (dense) + 0.5 (KV) + 1 (held) + 1.35 (headroom) > 13.5
+  const big = { ...x, heldBytes: 1 * G };
+  const s = decideExpertIO(cfg({}), big, flag(13.5 * G));
+  assert.equal(s.mode, "stream");
+  assert.match(s.reason, /experts 10\.0 GiB \+ dense 1\.00 GiB \+ KV 512 MiB \+ held 1\.00 GiB \+ headroom > --mem-budget 13\.5 GiB/);
+  // In 14 GiB it fits: 10 + 1 + 0.5 + 1 + 1.4 = 13.9
+  assert.equal(decideExpertIO(cfg({}), big, flag(14 * G)).mode, "resident");
+});
+
+test("derived cache = budget - dense - KV - held - staging - headroom; an explicit cache wins; capped at all experts; too small refused", () => {
+  assert.equal(decideExpertIO(cfg({}), x, flag(8 * G)).cacheBytes, 8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G);
+  const s = decideExpertIO(cfg({}), { ...x, heldBytes: 100 * M, stagingBytes: 160 * M }, flag(8 * G));
+  assert.equal(s.cacheBytes, 8 * G - x.denseBytes - x.kvBytes - 100 * M - 160 * M - 0.1 * 8 * G);
+  assert.match(s.reason, /budget - dense 1\.00 GiB - KV 512 MiB - held 100 MiB - prefetch staging 160 MiB - headroom/);
+  // Headroom never below 256 MiB: 2 GiB - 1 - 0.5 - 0.25 = 0.25 GiB
+  assert.equal(decideExpertIO(cfg({}), x, flag(2 * G)).cacheBytes, 0.25 * G);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), x, any).cacheBytes, 2 * G);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 64 * G }), x, any).cacheBytes, x.expertBytes, "never more than all experts");
   // A budget that leaves nothing still gets the minimum: the fewest slots one token needs.
-  assert.equal(decideExpertIO(cfg({ memBudget: 1.5 * G, expertIo: "stream" }), x).cacheBytes, x.minSlots * x.slotBytes);
-  assert.throws(() => decideExpertIO(cfg({ expertIo: "stream", expertCache: 7 * x.slotBytes }), x), (e: unknown) => e instanceof UsageError && /fewer than the 8 experts one token needs/.test(e.message));
-  assert.equal(decideExpertIO(cfg({ expertIo: "resident", memBudget: 1 * G }), x).mode, "resident");
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream" }), x, flag(1.5 * G)).cacheBytes, x.minSlots * x.slotBytes);
+  assert.throws(() => decideExpertIO(cfg({ expertIo: "stream", expertCache: 7 * x.slotBytes }), x, any), (e: unknown) => e instanceof UsageError && /fewer than the 8 experts one token needs/.test(e.message));
+  assert.equal(decideExpertIO(cfg({ expertIo: "resident" }), x, flag(1 * G)).mode, "resident");
 });
 
 test("a backend that keeps its own copy of each cached expert (wasm) pays for both out of the budget", () => {
   const two = { ...x, copies: 2 };
-  assert.equal(decideExpertIO(cfg({ memBudget: 8 * G }), two).cacheBytes, (8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G) / 2);
-  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two).cacheBytes, G);
-  assert.match(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two).reason, /held 2x \(host \+ backend copy\)/);
+  assert.equal(decideExpertIO(cfg({}), two, flag(8 * G)).cacheBytes, (8 * G - x.denseBytes - x.kvBytes - 0.1 * 8 * G) / 2);
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two, any).cacheBytes, G);
+  assert.match(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), two, any).reason, /held 2x \(host \+ backend copy\)/);
   // auto streams once both copies would pass the threshold
   const budget = (x.expertBytes * 1.5) / STREAM_THRESHOLD;
-  assert.equal(decideExpertIO(cfg({ memBudget: budget }), x).mode, "resident");
-  assert.equal(decideExpertIO(cfg({ memBudget: budget }), two).mode, "stream");
+  assert.equal(decideExpertIO(cfg({}), x, flag(budget)).mode, "resident");
+  assert.equal(decideExpertIO(cfg({}), two, flag(budget)).mode, "stream");
 });
 
 test("identical logits and greedy tokens: resident vs stream, GGUF vs packed, prefetch on/off, cache from the minimum to full", async () => {
