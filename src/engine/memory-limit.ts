@@ -81,37 +81,42 @@ function cgroupDir(m: CgroupMount, path: string): string {
   return rel ? `${m.point.replace(/\/+$/, "")}/${rel}` : m.point;
 }
 
-/** The tightest limit from `dir` up to the mount point (a parent's limit binds its children too). */
-function tightestUp(read: ReadFile, m: CgroupMount, dir: string): { bytes: number; file: string } | undefined {
-  const name = m.v2 ? "memory.max" : "memory.limit_in_bytes";
-  const top = m.point.replace(/\/+$/, "");
-  let best: { bytes: number; file: string } | undefined;
-  for (let d = dir.replace(/\/+$/, ""); d.length >= top.length; d = d.slice(0, d.lastIndexOf("/"))) {
-    const file = `${d}/${name}`;
-    const bytes = parseLimit(read(file), m.v2);
-    if (bytes !== undefined && (!best || bytes < best.bytes)) best = { bytes, file };
-    if (d.length === top.length) break;
-  }
-  return best;
+/** The process's own cgroup directories that can carry a memory limit: v1 memory controller, v2 unified. */
+export interface CgroupDir {
+  dir: string;
+  /** Where its hierarchy is mounted: the walk up for ancestors' limits stops here. */
+  mountPoint: string;
+  v2: boolean;
 }
 
-/** The tightest memory limit over the process's cgroups (v1 memory controller, v2 unified), if any. */
-export function cgroupLimit(read: ReadFile = readSystemFile): { bytes: number; file: string } | undefined {
+export function ownCgroupDirs(read: ReadFile = readSystemFile): CgroupDir[] {
   const own = read("/proc/self/cgroup");
-  if (!own) return undefined;
+  if (!own) return [];
   const mountinfo = read("/proc/self/mountinfo");
   const mounts = mountinfo === undefined ? DEFAULT_MOUNTS : cgroupMounts(mountinfo);
-  let best: { bytes: number; file: string } | undefined;
+  const out: CgroupDir[] = [];
   for (const line of own.split("\n")) {
     // "hierarchy-id:controllers:path"; the path may itself contain ':'.
     const m = /^(\d+):([^:]*):(.*)$/.exec(line.trim());
     if (!m) continue;
     const v2 = m[1] === "0" && m[2] === "";
     if (!v2 && !m[2].split(",").includes("memory")) continue;
-    for (const mount of mounts) {
-      if (mount.v2 !== v2) continue;
-      const found = tightestUp(read, mount, cgroupDir(mount, m[3]));
-      if (found && (!best || found.bytes < best.bytes)) best = found;
+    for (const mount of mounts) if (mount.v2 === v2) out.push({ dir: cgroupDir(mount, m[3]), mountPoint: mount.point, v2 });
+  }
+  return out;
+}
+
+/** The tightest memory limit over the process's cgroups and their ancestors (a parent's limit binds its children too). */
+export function cgroupLimit(read: ReadFile = readSystemFile): { bytes: number; file: string } | undefined {
+  let best: { bytes: number; file: string } | undefined;
+  for (const { dir, mountPoint, v2 } of ownCgroupDirs(read)) {
+    const name = v2 ? "memory.max" : "memory.limit_in_bytes";
+    const top = mountPoint.replace(/\/+$/, "");
+    for (let d = dir.replace(/\/+$/, ""); d.length >= top.length; d = d.slice(0, d.lastIndexOf("/"))) {
+      const file = `${d}/${name}`;
+      const bytes = parseLimit(read(file), v2);
+      if (bytes !== undefined && (!best || bytes < best.bytes)) best = { bytes, file };
+      if (d.length === top.length) break;
     }
   }
   return best;
