@@ -1,7 +1,9 @@
 // moestream serve: the OpenAI-compatible HTTP server over one loaded model.
 import type { Command } from "commander";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
-import { createApiServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from "../server/http.js";
+import {
+  createApiServer, DEFAULT_BODY_LIMIT, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUE, DEFAULT_REQUEST_TIMEOUT_MS,
+} from "../server/http.js";
 import { OpenAIApi } from "../server/openai.js";
 import { UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
@@ -16,6 +18,9 @@ export function registerServe(program: Command): void {
     .option("--alias <id>", "model id clients send as `model` (default: the file name without .gguf)")
     .option("--max-queue <n>", "requests allowed to wait behind the running one; more get 429", String(DEFAULT_MAX_QUEUE))
     .option("--body-limit <bytes>", "largest request body; more gets 413", String(DEFAULT_BODY_LIMIT))
+    .option("--header-timeout <ms>", "a client's request headers must arrive within this; a slower client gets 408 and is dropped", String(DEFAULT_HEADER_TIMEOUT_MS))
+    .option("--request-timeout <ms>", "a client's whole request, body included, must arrive within this (at least --header-timeout); else 408 and dropped", String(DEFAULT_REQUEST_TIMEOUT_MS))
+    .option("--max-connections <n>", "connections open at once; one more is answered 503 and closed", String(DEFAULT_MAX_CONNECTIONS))
     .addHelpText("after", [
       "\nSampling flags set the server's defaults; a request's temperature, top_p, seed, ... override them.",
       "\nExamples:",
@@ -29,10 +34,16 @@ export function registerServe(program: Command): void {
     const port = intOption(opts.port, "--port", 0, 65535);
     const maxQueue = intOption(opts.maxQueue, "--max-queue", 0, 1_000_000);
     const bodyLimit = intOption(opts.bodyLimit, "--body-limit", 1, 2 ** 31);
+    const headerTimeoutMs = intOption(opts.headerTimeout, "--header-timeout", 1, 3_600_000);
+    const requestTimeoutMs = intOption(opts.requestTimeout, "--request-timeout", 1, 3_600_000);
+    if (headerTimeoutMs > requestTimeoutMs) throw new UsageError("bad_option", `--header-timeout ${headerTimeoutMs} must be at most --request-timeout ${requestTimeoutMs}`);
+    const maxConnections = intOption(opts.maxConnections, "--max-connections", 1, 1_000_000);
     const defaults = samplingOptions(opts);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     const api = new OpenAIApi(lm, { modelId: opts.alias, defaults });
-    const srv = createApiServer(api, { maxQueue, bodyLimit, log: (line) => process.stderr.write(`moestream: ${line}\n`) });
+    const srv = createApiServer(api, {
+      maxQueue, bodyLimit, headerTimeoutMs, requestTimeoutMs, maxConnections, log: (line) => process.stderr.write(`moestream: ${line}\n`),
+    });
     let addr;
     try {
       addr = await srv.listen(port, opts.host);

@@ -1,7 +1,8 @@
 // The HTTP edge of the OpenAI-compatible server: routing, body limits, SSE, the FIFO queue and
 // OpenAI-shaped errors. Everything model-related goes through OpenAIApi.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { ApiError } from "./errors.js";
 import type { OpenAIApi, RequestKind } from "./openai.js";
 import { RequestQueue } from "./queue.js";
@@ -11,12 +12,24 @@ export interface ApiServerOptions {
   maxQueue?: number;
   /** Largest request body in bytes; more gets 413. */
   bodyLimit?: number;
-  /** Where unexpected (500) errors are reported. */
+  /** Milliseconds a client has to send its request headers; a slower one is answered 408 and dropped. */
+  headerTimeoutMs?: number;
+  /** Milliseconds a client has to send its whole request, body included (at least headerTimeoutMs); then 408 and dropped. */
+  requestTimeoutMs?: number;
+  /** Connections open at once; one more is answered 503 and closed. */
+  maxConnections?: number;
+  /**
+   * Where the server reports: unexpected (500) errors with their detail, and one short line per client
+   * that went away or was dropped.
+   */
   log?: (line: string) => void;
 }
 
 export const DEFAULT_MAX_QUEUE = 16;
 export const DEFAULT_BODY_LIMIT = 2 ** 20;
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_CONNECTIONS = 512;
 
 export interface ApiServer {
   readonly server: Server;
@@ -52,9 +65,21 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       } else chunks.push(c);
     });
     req.on("end", () => failed || resolve(Buffer.concat(chunks)));
-    req.on("error", (e) => failed || reject(e));
+    // The client went away mid-upload (or was dropped for being slow): nobody is left to answer.
+    req.on("error", () => failed || ((failed = true), reject(clientGone())));
   });
 }
+
+const clientGone = () => new ApiError(499, "client closed the request");
+
+/** An answer written straight to a socket that has no response object (or none started): then the socket closes. */
+function rawAnswer(err: ApiError, extra = ""): string {
+  const body = JSON.stringify(err.toJSON());
+  return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n${extra}\r\n${body}`;
+}
+
+/** A client-sent string fit for one log line: printable ASCII, bounded. */
+const loggable = (s: string | undefined) => (s ?? "").replace(/[^\x20-\x7e]/g, "?").slice(0, 100);
 
 const shuttingDown = () => new ApiError(503, "the server is shutting down", null, "shutting_down");
 
@@ -89,6 +114,10 @@ function prometheus(api: OpenAIApi, queue: RequestQueue): string {
 export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): ApiServer {
   const queue = new RequestQueue(opts.maxQueue ?? DEFAULT_MAX_QUEUE);
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const headerTimeout = Math.min(opts.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS, requestTimeout);
+  const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const log = opts.log ?? (() => {});
   const inflight = new Set<AbortController>();
   let closing = false;
 
@@ -133,7 +162,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
   function toApiError(e: unknown): ApiError {
     if (e instanceof ApiError) return e;
     const err = e as Error & { code?: unknown };
-    opts.log?.(`internal error: ${err?.stack ?? String(e)}`);
+    log(`internal error: ${err?.stack ?? String(e)}`);
     // The detail (file paths, stacks) stays in the server's log; the client learns the kind only.
     const kind = typeof err?.code === "string" && /^[a-z_]+$/.test(err.code) ? ` (${err.code})` : "";
     return new ApiError(500, `internal error${kind}; the server log has the details`, null, "internal_error");
@@ -170,7 +199,26 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
     return sendJson(res, 200, api.model(path.slice("/v1/models/".length)));
   }
 
-  const server = createServer((req, res) => {
+  /** Each socket's response in progress: a timeout before its headers went out can still be answered. */
+  const responding = new WeakMap<Duplex, ServerResponse>();
+  /** Sockets dropped for a timeout (already logged) or refused over the connection cap (never served). */
+  const dropped = new WeakSet<Duplex>();
+  const open = new Set<Socket>();
+  let refusing = 0;
+
+  // Node checks both timeouts on an interval (30 s by default): check often enough that a slow client
+  // goes within a tenth of its timeout (at most 250 ms) after it expires.
+  const checkMs = Math.max(10, Math.min(250, Math.floor(headerTimeout / 10)));
+  const server = createServer({ headersTimeout: headerTimeout, requestTimeout, connectionsCheckingInterval: checkMs }, (req, res) => {
+    if (dropped.has(req.socket)) return; // refused: the 503 is sent and the socket is closing
+    responding.set(req.socket, res);
+    res.once("close", () => {
+      responding.delete(req.socket);
+      if (res.writableFinished || closing || dropped.has(req.socket)) return;
+      // One short line, whatever the client was doing when it went.
+      const when = !req.complete ? "mid-upload" : res.headersSent ? "mid-response" : "before its answer";
+      log(`client went away ${when}: ${loggable(req.method)} ${loggable(req.url)}`);
+    });
     route(req, res).catch((e) => {
       const err = toApiError(e);
       if (err.status === 499 || res.destroyed) return; // the client is gone
@@ -192,9 +240,38 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
       sendJson(res, err.status, err.toJSON(), extra);
     });
   });
-  server.on("clientError", (_e, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+  // Over the cap a connection is answered 503 and closed before its request is read (the listener runs
+  // before node's own, which would parse it).
+  server.prependListener("connection", (socket: Socket) => {
+    if (open.size < maxConnections) {
+      if (refusing) log(`accepting connections again after refusing ${refusing} over the cap of ${maxConnections}`);
+      refusing = 0;
+      open.add(socket);
+      socket.once("close", () => open.delete(socket));
+      return;
+    }
+    if (refusing++ === 0) log(`${open.size} connections open, the cap (--max-connections): refusing new ones with 503`);
+    dropped.add(socket);
+    socket.on("error", () => {}); // a reset from the refused client is no concern of ours
+    socket.end(rawAnswer(new ApiError(503, `too many connections: at most ${maxConnections} at once`, null, "too_many_connections"), "retry-after: 1\r\n"));
+    // The client closes its side on reading the answer; one that never does is cut off.
+    socket.setTimeout(headerTimeout, () => socket.destroy());
+  });
+
+  // Malformed requests and slow clients (node's header and request timeouts): answered where no response
+  // has started, then the socket is destroyed. A timeout is logged in one line; nothing carries a stack.
+  server.on("clientError", (e: Error & { code?: string }, socket: Duplex) => {
+    let answer: ApiError | undefined;
+    if (e.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      const body = responding.has(socket);
+      const ms = body ? requestTimeout : headerTimeout;
+      answer = new ApiError(408, `the request ${body ? "body" : "headers"} did not arrive within ${ms} ms`, null, "request_timeout");
+      if (!dropped.has(socket)) log(`dropped a slow client: request ${body ? "body" : "headers"} incomplete after ${ms} ms (408)`);
+      dropped.add(socket);
+    } else if (e.code === "HPE_HEADER_OVERFLOW") answer = new ApiError(431, "request headers too large", null, "headers_too_large");
+    else if (e.code !== "ECONNRESET") answer = new ApiError(400, "malformed HTTP request", null, "bad_request");
+    if (answer && socket.writable && !responding.get(socket)?.headersSent) socket.write(rawAnswer(answer));
+    socket.destroy();
   });
 
   return {
