@@ -9,8 +9,7 @@ import { copyFileSync, mkdtempSync, rmSync, statSync, truncateSync } from "node:
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultEngineConfig } from "../../src/engine/config.js";
-import { loadModel, type LoadedModel } from "../../src/engine/load.js";
+import { loadModel, type LoadOptions, type Model } from "../../src/engine/model.js";
 import { createApiServer, type ApiServer, type ApiServerOptions } from "../../src/server/http.js";
 import { OpenAIApi } from "../../src/server/openai.js";
 import { testModel } from "../helpers/models.js";
@@ -18,7 +17,7 @@ import { BIN, startServer } from "./server.js";
 
 const modelPath = await testModel({ type: "Q8_0", seed: 3 });
 const dir = mkdtempSync(join(tmpdir(), "moestream-hardening-"));
-const opened: { lm: LoadedModel; srv: ApiServer }[] = [];
+const opened: { lm: Model; srv: ApiServer }[] = [];
 test.after(async () => {
   for (const { lm, srv } of opened) {
     await srv.close();
@@ -28,8 +27,8 @@ test.after(async () => {
 });
 
 /** A real server on port 0 over `path`, every log line kept. */
-async function serve(opts: ApiServerOptions, path = modelPath, cfg = {}) {
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 128, ...cfg }));
+async function serve(opts: ApiServerOptions, path = modelPath, cfg: LoadOptions = {}) {
+  const lm = await loadModel(path, { ctxSize: 128, ...cfg });
   const lines: string[] = [];
   const api = new OpenAIApi(lm, { modelId: "m" });
   const srv = createApiServer(api, { ...opts, log: (l) => lines.push(l) });
