@@ -77,7 +77,7 @@ export const ENGINE_OPTIONS = {
   memBudget: { flag: "--mem-budget <size>", env: "MOESTREAM_MEM_BUDGET", default: 0, help: "memory budget (e.g. 16G); 0 = what the process may use: the least of its cgroup's memory limit and the available memory. A cgroup limit below it still binds", parse: parseSize },
   expertCache: {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
-    help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after dense weights, KV and headroom",
+    help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after what the process holds, dense weights, KV, prefetch staging and headroom",
   },
   prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {
