@@ -27,7 +27,7 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string, where: s
 }
 
 /** Ranges of the numeric engine options: checked when parsed and again at load (library callers pass numbers). */
-const RANGES = { threads: [0, 1024], ctxSize: [1, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
+const RANGES = { threads: [0, 1024], ctxSize: [0, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
 
 /** Refuse a numeric engine option out of range, naming it, before anything is sized by it. */
 export function checkEngineRanges(cfg: Pick<EngineConfig, keyof typeof RANGES>): void {
@@ -69,7 +69,10 @@ export const ENGINE_OPTIONS = {
     help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
-  ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(...RANGES.ctxSize) },
+  ctxSize: {
+    flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 0, parse: int(...RANGES.ctxSize),
+    help: "context size in tokens (KV cache positions); 0 = auto: the model's training context, at most 32768 and at most what 1/8 of the memory budget after dense weights holds in KV, but not below 4096 (or the training context if smaller)",
+  },
   expertIo: {
     flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
     help: "auto | resident | stream: auto streams experts from disk when they exceed 0.75 x the memory budget",
@@ -111,6 +114,7 @@ export interface EngineConfig {
   backend: BackendName;
   /** 0 = all cores. */
   threads: number;
+  /** Tokens; 0 = auto (engine/context-size.ts), resolved by load. */
   ctxSize: number;
   expertIo: ExpertIO;
   /** Bytes; 0 = physical RAM. */

@@ -161,7 +161,7 @@ try {
   post({
     t: "ready",
     ready: {
-      path: lm.path, arch: lm.arch, info: lm.model.info, config: lm.config, expertIO: lm.expertIO,
+      path: lm.path, arch: lm.arch, info: lm.model.info, config: lm.config, contextReason: lm.contextReason, expertIO: lm.expertIO,
       warnings: lm.warnings, backend: lm.backend.name, expertSlots: lm.experts.nSlots,
     },
   });

@@ -35,7 +35,10 @@ export class Model {
   readonly arch: string;
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer;
+  /** The options it was loaded with, ctxSize resolved (0 = auto becomes the chosen size). */
   readonly config: EngineConfig;
+  /** The context size and why (one line for the user). */
+  readonly contextReason: string;
   /** Resident or streamed experts, the cache size, and why (one line for the user). */
   readonly expertIO: ExpertIODecision;
   /** Things the user should hear about once. */
@@ -52,7 +55,7 @@ export class Model {
   /** @internal loadModel makes these. */
   constructor(private readonly host: EngineHost) {
     const r = host.ready;
-    [this.path, this.arch, this.info, this.config, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.expertIO, r.warnings, r.backend, r.expertSlots];
+    [this.path, this.arch, this.info, this.config, this.contextReason, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.contextReason, r.expertIO, r.warnings, r.backend, r.expertSlots];
     this.tokenizer = host.tokenizer;
   }
 
