@@ -20,7 +20,7 @@ export function registerChat(program: Command): void {
     .option("-n, --n-predict <n>", "tokens per reply at most", "1024")
     .option("--no-think", "disable the thinking block (Qwen3 enable_thinking=false)")
     .option("--load <file>", "start from a saved session (/save FILE writes one)")
-    .addHelpText("after", `\nIn the chat: ${HELP}. Ctrl-C stops a reply; Ctrl-D or /exit quits.\n\nExamples:\n  moestream chat -m model.gguf --temp 0.7\n  echo 'Hello' | moestream chat -m model.gguf -n 64`);
+    .addHelpText("after", `\nIn the chat: ${HELP}. Ctrl-C stops a reply (the turn is not kept); Ctrl-D or /exit quits.\n\nExamples:\n  moestream chat -m model.gguf --temp 0.7\n  echo 'Hello' | moestream chat -m model.gguf -n 64`);
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
@@ -103,7 +103,7 @@ export function registerChat(program: Command): void {
         generating = undefined;
         if (out !== "" || stats) process.stdout.write("\n"); // a turn refused before its reply prints nothing
       }
-      if (stats.finishReason === "abort") return say("(stopped; the turn is not kept)");
+      if (stats.finishReason === "abort") return say("(stopped)"); // not kept: the next message starts afresh
       const shift = stats.contextShift;
       if (shift) {
         turn.splice(turn[0]?.role === "system" ? 1 : 0, shift.droppedMessages);

@@ -6,11 +6,11 @@
 import { UsageError } from "../util/errors.js";
 import type { ChatMessage } from "./chat-template.js";
 
-/** The typed refusal of a prompt with no room left to generate, naming the option that sizes the context. */
+/** The typed refusal of a prompt beyond the context (nothing could be generated), naming the option that sizes it. */
 export function promptTooLong(promptTokens: number, nCtx: number, what = "the prompt"): UsageError {
   return new UsageError(
     "prompt_too_long",
-    `${what} (${promptTokens} tokens) leaves no room to generate in a context of ${nCtx} tokens; raise --ctx-size (ctxSize) or shorten it`,
+    `${what} (${promptTokens} tokens) exceeds the context of ${nCtx} tokens; raise --ctx-size (ctxSize) or shorten it`,
   );
 }
 
@@ -56,8 +56,8 @@ export interface ContextFit {
 
 /**
  * The messages to keep so that the rendering plus `reserve` fits nCtx. When turns must go, drop the
- * fewest oldest turns that free `reserve + slack`, else `reserve`, else leave one token for the reply;
- * when even the system prompt and the latest turn leave no room, a typed UsageError.
+ * fewest oldest turns that free `reserve + slack`, else `reserve`, else fit at all (a context filled
+ * exactly still samples one token); when even the system prompt and the latest turn exceed it, a typed UsageError.
  */
 export function fitContext(messages: ChatMessage[], o: FitOptions): ContextFit {
   const sys = messages[0]?.role === "system" ? 1 : 0;
@@ -81,7 +81,7 @@ export function fitContext(messages: ChatMessage[], o: FitOptions): ContextFit {
   const done = (d: number): ContextFit => ({ messages: window(d).messages, dropped: d, droppedTokens: d ? size(0) - size(d) : 0 });
 
   if (size(cands[0]) + o.reserve <= o.nCtx) return done(cands[0]);
-  for (const limit of [o.nCtx - o.reserve - (o.slack ?? 0), o.nCtx - o.reserve, o.nCtx - 1]) {
+  for (const limit of [o.nCtx - o.reserve - (o.slack ?? 0), o.nCtx - o.reserve, o.nCtx]) {
     if (size(cands[cands.length - 1]) > limit) continue;
     // The rendering shrinks as turns are dropped: the fewest that fit, by bisection (log n renders).
     let lo = 0;
@@ -93,5 +93,5 @@ export function fitContext(messages: ChatMessage[], o: FitOptions): ContextFit {
     }
     return done(cands[lo]);
   }
-  throw promptTooLong(size(cands[cands.length - 1]), o.nCtx, sys ? "the system prompt and the latest message" : "the latest message");
+  throw promptTooLong(size(cands[cands.length - 1]), o.nCtx, sys ? "the system prompt with the latest message" : "the latest message");
 }

@@ -204,10 +204,9 @@ export class Session {
     };
     const s0 = snap();
     const promptTokens = prompt.length + this.pending.length;
-    // Refused before anything is evaluated: a prompt that cannot leave one token of room would fill the
-    // context and then fail.
-    const needed = this.tokens.length + promptTokens + Math.min(1, opts.maxTokens);
-    if (needed > this.cache.nCtx) throw promptTooLong(needed - Math.min(1, opts.maxTokens), this.cache.nCtx);
+    // Refused before anything is evaluated (it would fail at the context's end). A context filled exactly
+    // still gives one token: it is sampled from the last logits and needs no KV row until it is fed.
+    if (this.tokens.length + promptTokens > this.cache.nCtx) throw promptTooLong(this.tokens.length + promptTokens, this.cache.nCtx);
     const t0 = performance.now();
     // Logits of the next position, or undefined once the signal stopped a forward part-way.
     const feed = async (tokens: readonly number[], onProgress?: typeof opts.onPrefill): Promise<Float32Array | undefined> => {
@@ -268,9 +267,10 @@ export class Session {
   /**
    * One chat turn: render the conversation with the model's template, reuse the part of the context that
    * already matches it, and generate the reply. A conversation beyond the context loses its oldest turns
-   * (system prompt and latest turn kept; stats.contextShift says how many).
+   * (system prompt and latest turn kept; stats.contextShift says how many). Nothing runs before the first
+   * next(): a refusal (a template that cannot render, a message beyond the context) arrives there.
    */
-  chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
+  async *chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
     const nCtx = this.cache.nCtx;
     const sys = messages[0]?.role === "system" ? 1 : 0;
     const same = this.shift && messages.length > sys + this.shift.dropped && JSON.stringify(messages.slice(sys, sys + this.shift.dropped)) === this.shift.key;
@@ -283,13 +283,9 @@ export class Session {
     };
     const fit = fitContext(messages, { count: encode, nCtx, reserve: replyReserve(opts.maxTokens, nCtx), slack: shiftSlack(nCtx), minDropped: same ? this.shift!.dropped : 0 });
     this.shift = fit.dropped ? { key: JSON.stringify(messages.slice(sys, sys + fit.dropped)), dropped: fit.dropped } : undefined;
-    const gen = this.generate(this.reuse(rendered.get(fit.messages)!), opts);
-    if (!fit.dropped) return gen;
-    return (async function* () {
-      const stats = yield* gen;
-      stats.contextShift = { droppedMessages: fit.dropped, droppedTokens: fit.droppedTokens };
-      return stats;
-    })();
+    const stats = yield* this.generate(this.reuse(rendered.get(fit.messages)!), opts);
+    if (fit.dropped) stats.contextShift = { droppedMessages: fit.dropped, droppedTokens: fit.droppedTokens };
+    return stats;
   }
 
   /** Write the KV rows, tokens and sampler state to `path` (atomically). */

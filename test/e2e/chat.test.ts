@@ -60,7 +60,7 @@ test("at --ctx-size 256, 20 turns run: the oldest turns are dropped (one stderr 
   assert.equal(r.out.join("\n"), want);
   const errors = r.err.split("\n").filter((l) => l.includes("error"));
   assert.equal(errors.length, 1, r.err);
-  assert.match(errors[0], /^moestream: error: the system prompt and the latest message \(\d+ tokens\) leaves no room to generate in a context of 256 tokens; raise --ctx-size/);
+  assert.match(errors[0], /^moestream: error: the system prompt with the latest message \(\d+ tokens\) exceeds the context of 256 tokens; raise --ctx-size/);
   const drops = r.err.split("\n").filter((l) => /^moestream: context full \(256 tokens\): dropped the \d+ oldest messages \(\d+ tokens\) to continue$/.test(l));
   assert.ok(drops.length >= 3, r.err);
 });
@@ -127,7 +127,7 @@ test("in a terminal (tmux): Ctrl-C stops a long reply at once, the conversation 
     tmux("send-keys", "-t", name, "C-c");
     await waitFor(/\(stopped\)\n>$/m, "the next reply to stop");
     tmux("send-keys", "-t", name, "/stats", "Enter");
-    // The second turn was rendered after the first (kept) one: the context holds both.
+    // Stopped turns are not kept in the conversation; the session still answers /stats.
     const s = await waitFor(/context \d+\/20000 tokens.*\n>$/m, "the stats after the stops");
     assert.equal((s.match(/\(stopped\)/g) ?? []).length, 2);
     tmux("send-keys", "-t", name, "C-c"); // no reply running: Ctrl-C at the prompt quits, as before

@@ -72,7 +72,7 @@ test("run: the context defaults to the model's training context; a prompt beyond
   await lm.close();
   const r = cli("run", "-m", model, "-p", prompt, "--ctx-size", "32");
   assert.equal(r.code, 2);
-  assert.match(r.err, new RegExp(`^moestream: error: the prompt \\(${n} tokens\\) leaves no room to generate in a context of 32 tokens; raise --ctx-size \\(ctxSize\\) or shorten it\n$`, "m"));
+  assert.match(r.err, new RegExp(`^moestream: error: the prompt \\(${n} tokens\\) exceeds the context of 32 tokens; raise --ctx-size \\(ctxSize\\) or shorten it\n$`, "m"));
   assert.doesNotMatch(r.err, /tok\/s/, "no stats line: nothing was generated");
 });
 

@@ -64,16 +64,17 @@ test("a previous cut is kept while the conversation fits after it, so the KV pre
   assert.equal(fitContext(next, opts).dropped, 8);
 });
 
-test("when only a short reply fits, the latest turn still runs; when nothing fits, a typed error names --ctx-size and both numbers", () => {
+test("when only a short reply fits, the latest turn still runs; beyond the context, a typed error names --ctx-size and both numbers", () => {
   const m = [msg("system", 32, "S"), msg("user", 12, "old"), msg("assistant", 12, "r"), msg("user", 42, "long")];
-  // System and latest turn: 77. nCtx 80, reserve 20: not <= 60, but <= 79 (one token of room) works.
+  // System and latest turn: 77. nCtx 80, reserve 20: not <= 60, but <= 80 works; so does 77 (one token sampled).
   const fit = fitContext(m, { count, nCtx: 80, reserve: 20 });
   assert.equal(fit.dropped, 2);
   assert.equal(count(fit.messages), 77);
-  assert.throws(() => fitContext(m, { count, nCtx: 77, reserve: 20 }), (e: unknown) => {
+  assert.equal(fitContext(m, { count, nCtx: 77, reserve: 20 }).dropped, 2);
+  assert.throws(() => fitContext(m, { count, nCtx: 76, reserve: 20 }), (e: unknown) => {
     assert.ok(e instanceof UsageError);
     assert.equal(e.code, "prompt_too_long");
-    assert.match(e.message, /system prompt and the latest message \(77 tokens\).* context of 77 tokens.*--ctx-size/);
+    assert.equal(e.message, "the system prompt with the latest message (77 tokens) exceeds the context of 76 tokens; raise --ctx-size (ctxSize) or shorten it");
     return true;
   });
 });
