@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { createInterface, type Interface } from "node:readline";
 import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
+import type { GenerationStats } from "../engine/session.js";
 import type { ChatMessage } from "../engine/chat-template.js";
 import { MoestreamError, UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
@@ -19,7 +20,7 @@ export function registerChat(program: Command): void {
     .option("-n, --n-predict <n>", "tokens per reply at most", "1024")
     .option("--no-think", "disable the thinking block (Qwen3 enable_thinking=false)")
     .option("--load <file>", "start from a saved session (/save FILE writes one)")
-    .addHelpText("after", `\nIn the chat: ${HELP}. Ctrl-C stops a reply; Ctrl-D or /exit quits.\n\nExamples:\n  moestream chat -m model.gguf --temp 0.7\n  echo 'Hello' | moestream chat -m model.gguf -n 64`);
+    .addHelpText("after", `\nIn the chat: ${HELP}. Ctrl-C stops a reply (the turn is not kept); Ctrl-D or /exit quits.\n\nExamples:\n  moestream chat -m model.gguf --temp 0.7\n  echo 'Hello' | moestream chat -m model.gguf -n 64`);
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
@@ -81,22 +82,34 @@ export function registerChat(program: Command): void {
       return true;
     };
 
+    // A turn joins the conversation only when its reply completes: a stopped or failed one leaves no trace.
     const reply = async (text: string) => {
-      messages.push({ role: "user", content: text });
+      const turn: ChatMessage[] = [...messages, { role: "user", content: text }];
       generating = new AbortController();
       let out = "";
+      let stats: GenerationStats | undefined;
       try {
-        const gen = session.chat(messages, { maxTokens, sampling, signal: generating.signal, template: { enableThinking: opts.think } });
-        for await (const step of gen) {
-          out += step.text;
-          process.stdout.write(step.text);
+        const gen = session.chat(turn, { maxTokens, sampling, signal: generating.signal, template: { enableThinking: opts.think } });
+        for (;;) {
+          const step = await gen.next();
+          if (step.done) {
+            stats = step.value;
+            break;
+          }
+          out += step.value.text;
+          process.stdout.write(step.value.text);
         }
       } finally {
         generating = undefined;
-        messages.push({ role: "assistant", content: out });
-        process.stdout.write("\n");
+        if (out !== "" || stats) process.stdout.write("\n"); // a turn refused before its reply prints nothing
       }
-      if (session.lastStats?.finishReason === "abort") say("(stopped)");
+      if (stats.finishReason === "abort") return say("(stopped)"); // not kept: the next message starts afresh
+      const shift = stats.contextShift;
+      if (shift) {
+        turn.splice(turn[0]?.role === "system" ? 1 : 0, shift.droppedMessages);
+        say(`moestream: context full (${session.nCtx} tokens): dropped the ${shift.droppedMessages} oldest messages (${shift.droppedTokens} tokens) to continue`);
+      }
+      messages = [...turn, { role: "assistant", content: out }];
     };
 
     if (tty) say(`chatting with ${lm.path}; ${HELP}`);

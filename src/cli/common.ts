@@ -51,7 +51,7 @@ export function loadInProcess(path: string, cfg: EngineConfig): Promise<LoadedMo
   return withProgress((onProgress) => loadEngineModel(path, cfg, onProgress));
 }
 
-async function withProgress<M extends Pick<Model, "expertIO" | "warnings">>(load: (onProgress: LoadProgress) => Promise<M>): Promise<M> {
+async function withProgress<M extends Pick<Model, "contextReason" | "expertIO" | "warnings">>(load: (onProgress: LoadProgress) => Promise<M>): Promise<M> {
   const bar = progressBar("loading");
   let lm: M;
   try {
@@ -59,6 +59,7 @@ async function withProgress<M extends Pick<Model, "expertIO" | "warnings">>(load
   } finally {
     bar.stop();
   }
+  process.stderr.write(`moestream: ${lm.contextReason}\n`);
   process.stderr.write(`moestream: ${lm.expertIO.reason}\n`);
   for (const w of lm.warnings) process.stderr.write(`moestream: warning: ${w}\n`);
   return lm;

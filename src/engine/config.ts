@@ -1,6 +1,9 @@
 // Every engine option, declared once: flag, environment alias, default and help. The CLI derives its
 // flags from this table; only the CLI reads the environment (through resolveOptions).
 import { UsageError } from "../util/errors.js";
+import { didYouMean } from "../util/suggest.js";
+import { resolveSamplingOptions } from "../sampler/index.js";
+import { parsePolicySpec } from "../experts/policies.js";
 
 // What SAMPLING_OPTIONS resolve to; the CLI and server name it through the engine.
 export type { SamplingOptions } from "../sampler/index.js";
@@ -20,14 +23,14 @@ export interface OptionSpec<T> {
 function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string, where: string) => number {
   return (raw, where) => {
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new UsageError("bad_option", `${where} must be an integer >= ${min}, got '${raw}'`);
-    if (n > max) throw new UsageError("bad_option", `${where} must be at most ${max}, got '${raw}'`);
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError("bad_option", `${where} must be an integer ${range}, got '${raw}'`);
     return n;
   };
 }
 
 /** Ranges of the numeric engine options: checked when parsed and again at load (library callers pass numbers). */
-const RANGES = { threads: [0, 1024], ctxSize: [1, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
+const RANGES = { threads: [0, 1024], ctxSize: [0, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
 
 /** Refuse a numeric engine option out of range, naming it, before anything is sized by it. */
 export function checkEngineRanges(cfg: Pick<EngineConfig, keyof typeof RANGES>): void {
@@ -63,13 +66,27 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string, where: str
   };
 }
 
+/** An eviction policy spec, checked now (name and parameters) and kept as written. */
+function policySpec(raw: string, where: string): string {
+  try {
+    parsePolicySpec(raw);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(e.code, `${where}: ${e.message}`);
+    throw e;
+  }
+  return raw;
+}
+
 export const ENGINE_OPTIONS = {
   backend: {
     flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "scalar"]),
     help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
-  ctxSize: { flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 4096, help: "context size in tokens (KV cache positions)", parse: int(...RANGES.ctxSize) },
+  ctxSize: {
+    flag: "--ctx-size <n>", env: "MOESTREAM_CTX_SIZE", default: 0, parse: int(...RANGES.ctxSize),
+    help: "context size in tokens (KV cache positions); 0 = auto: the model's training context, at most 32768 and at most what 1/8 of the memory budget after dense weights holds in KV, but not below 4096 (or the training context if smaller)",
+  },
   expertIo: {
     flag: "--expert-io <mode>", env: "MOESTREAM_EXPERT_IO", default: "auto" as ExpertIO, parse: oneOf<ExpertIO>(["auto", "resident", "stream"]),
     help: "auto | resident | stream: auto streams experts from disk when they exceed 0.75 x the memory budget",
@@ -86,7 +103,7 @@ export const ENGINE_OPTIONS = {
   },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   expertPolicy: {
-    flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: (raw: string) => raw,
+    flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: policySpec,
     help: "expert cache eviction: lfu (default, chosen by trace replay) | lru | slru | lrfu | lfu-decay | lfuda | s3fifo | arc, with parameters as name:key=value (e.g. lfu-decay:decay=0.9)",
   },
   allowMissingExperts: {
@@ -111,6 +128,7 @@ export interface EngineConfig {
   backend: BackendName;
   /** 0 = all cores. */
   threads: number;
+  /** Tokens; 0 = auto (engine/context-size.ts), resolved by load. */
   ctxSize: number;
   expertIo: ExpertIO;
   /** Bytes; 0 = the cgroup limit or the available memory, whichever is less (engine/memory-limit.ts). */
@@ -151,4 +169,72 @@ export function resolveOptions<T extends Record<string, OptionSpec<unknown>>>(
 
 export function defaultEngineConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
   return { ...resolveOptions(ENGINE_OPTIONS, {}), ...overrides };
+}
+
+/** Refuse a key no table knows, suggesting the nearest known one. */
+function knownKeys(given: object, known: readonly string[], what: string): void {
+  for (const k of Object.keys(given)) {
+    if (!known.includes(k)) throw new UsageError("unknown_option", `unknown ${what} '${k}'${didYouMean(k, known)}; known: ${known.join(", ")}`);
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A library caller's engine options, checked against the same table as the CLI's flags, before any I/O:
+ * unknown names are refused with a suggestion, strings are parsed as the flag would be ("8G", "4"), and
+ * other values must have the option's type and pass its parser (ranges, allowed names). Returns the
+ * options parsed; undefined values are left out (the default applies). Typed UsageErrors name the option.
+ */
+export function validateLoadOptions(options: unknown): Partial<EngineConfig> {
+  if (options === undefined) return {};
+  if (!isRecord(options)) throw new UsageError("bad_option", `load options must be an object, got ${options === null ? "null" : typeof options}`);
+  knownKeys(options, [...Object.keys(ENGINE_OPTIONS), "onProgress"], "load option");
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") badValue("onProgress", "a function", options.onProgress);
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(ENGINE_OPTIONS) as [string, OptionSpec<unknown>][]) {
+    const v = options[key];
+    if (v === undefined) continue;
+    const where = `${spec.flag.split(" ")[0]} (${key})`;
+    const type = typeof spec.default;
+    if (typeof v !== "string" && typeof v !== type) {
+      throw new UsageError("bad_option", `${where} must be a ${type}${type === "string" ? "" : " or a string as the flag takes"}, got ${v === null ? "null" : typeof v}`);
+    }
+    out[key] = spec.parse(String(v), where);
+  }
+  return out as Partial<EngineConfig>;
+}
+
+/** What each library generation option must be (ModelGenerateOptions: GenerateOptions and the chat template's switches). */
+const GENERATE_OPTIONS: Record<string, (v: unknown, key: string) => void> = {
+  maxTokens: count, topLogits: count, logprobs: count,
+  stopAtEog: (v, k) => typeof v === "boolean" || badValue(k, "true or false", v),
+  signal: (v, k) => v instanceof AbortSignal || badValue(k, "an AbortSignal", v),
+  onPrefill: (v, k) => typeof v === "function" || badValue(k, "a function", v),
+  sampling: (v) => void resolveSamplingOptions(v as never), // its own typed errors, naming the field
+  template: (v, k) => {
+    if (!isRecord(v)) badValue(k, "an object", v);
+    knownKeys(v, ["addGenerationPrompt", "enableThinking", "tools"], "template option");
+    for (const b of ["addGenerationPrompt", "enableThinking"]) if (v[b] !== undefined && typeof v[b] !== "boolean") badValue(`template.${b}`, "true or false", v[b]);
+    if (v.tools !== undefined && !Array.isArray(v.tools)) badValue("template.tools", "an array of tools", v.tools);
+  },
+};
+
+function badValue(key: string, rule: string, got: unknown): never {
+  throw new UsageError("bad_option", `${key} must be ${rule}, got ${typeof got === "string" ? JSON.stringify(got) : String(got)}`);
+}
+
+/** Token counts: the context bounds them anyway, so any non-negative safe integer. */
+function count(v: unknown, key: string): void {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) badValue(key, "an integer >= 0", v);
+}
+
+/** A library caller's generation options: unknown names refused with a suggestion, each value's type and range checked. */
+export function validateGenerateOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (!isRecord(options)) throw new UsageError("bad_option", `generation options must be an object, got ${options === null ? "null" : typeof options}`);
+  knownKeys(options, Object.keys(GENERATE_OPTIONS), "generation option");
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) GENERATE_OPTIONS[k](v, k);
 }

@@ -25,6 +25,8 @@ export interface HostReady {
   arch: string;
   info: ModelInfo;
   config: EngineConfig;
+  /** The context size and why (one line for the user). */
+  contextReason: string;
   expertIO: ExpertIODecision;
   warnings: string[];
   backend: string;

@@ -128,10 +128,16 @@ port.on("message", (m: ToHost) => {
         post({ t: "error", id: m.id, error: toWire(e) });
         return;
       }
-      const gen =
-        m.t === "generate"
-          ? h.session.generate(m.prompt, options(m.id, h, m.opts))
-          : h.session.chat(m.messages, { ...options(m.id, h, m.opts), template: m.opts.template });
+      let gen: AsyncGenerator<GenerateStep, GenerationStats>;
+      try {
+        gen =
+          m.t === "generate"
+            ? h.session.generate(m.prompt, options(m.id, h, m.opts))
+            : h.session.chat(m.messages, { ...options(m.id, h, m.opts), template: m.opts.template });
+      } catch (e) {
+        post({ t: "error", id: m.id, error: toWire(e), state: state(h.session) }); // a throw here would end the thread
+        return;
+      }
       void stream(m.id, h, gen);
       return;
     }
@@ -161,7 +167,7 @@ try {
   post({
     t: "ready",
     ready: {
-      path: lm.path, arch: lm.arch, info: lm.model.info, config: lm.config, expertIO: lm.expertIO,
+      path: lm.path, arch: lm.arch, info: lm.model.info, config: lm.config, contextReason: lm.contextReason, expertIO: lm.expertIO,
       warnings: lm.warnings, backend: lm.backend.name, expertSlots: lm.experts.nSlots,
     },
   });

@@ -6,6 +6,7 @@ import type { ContextState, WireGenerateOptions } from "./host-protocol.js";
 import type { GenerateOptions, GenerateStep, GenerationStats } from "./session.js";
 import type { ChatMessage, ChatTemplateOptions } from "./chat-template.js";
 import { UsageError } from "../util/errors.js";
+import { validateGenerateOptions } from "./config.js";
 
 export type HostedGenerateOptions = GenerateOptions & { template?: ChatTemplateOptions };
 
@@ -106,6 +107,7 @@ export class HostedSession {
   private async *run(what: { prompt: number[] } | { messages: ChatMessage[] }, opts: HostedGenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
     this.usable();
     if (this.broken) throw this.broken;
+    validateGenerateOptions(opts); // here, where a bad value can be named (the wire would only fail to clone it)
     const { signal, onPrefill, template, ...rest } = opts;
     const wire: WireGenerateOptions = { ...rest, prefill: onPrefill !== undefined, template };
     // The flag is shared memory: the host sees it between layers, whatever its event loop is doing.

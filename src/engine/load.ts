@@ -23,6 +23,7 @@ import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
 import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
+import { autoContextSize } from "./context-size.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors } from "./model-check.js";
 
 export interface LoadedModel {
@@ -31,7 +32,10 @@ export interface LoadedModel {
   readonly model: Model;
   readonly tokenizer: Tokenizer;
   readonly backend: Backend;
+  /** The options it was loaded with, ctxSize resolved (0 = auto becomes the chosen size). */
   readonly config: EngineConfig;
+  /** The context size and why, printed once by the CLI. */
+  readonly contextReason: string;
   /** Resident or streamed, the cache size, and why. */
   readonly expertIO: ExpertIODecision;
   readonly experts: StreamingExperts;
@@ -122,10 +126,11 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
-    const kvBytes = arch.cacheBytes(hp, cfg.ctxSize);
     const budget = memoryBudget(cfg.memBudget);
+    const ctx = cfg.ctxSize ? { ctxSize: cfg.ctxSize, reason: `context ${cfg.ctxSize} tokens (--ctx-size)` } : autoContextSize(info.nCtxTrain, (n) => arch.cacheBytes(hp, n), budget.bytes, denseBytes);
+    const kvBytes = arch.cacheBytes(hp, ctx.ctxSize);
     if (kvBytes > budget.bytes) {
-      throw new UsageError("ctx_too_large", `--ctx-size ${cfg.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget (${budget.why}); lower --ctx-size`);
+      throw new UsageError("ctx_too_large", `--ctx-size ${ctx.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget (${budget.why}); lower --ctx-size`);
     }
     const stagingBytes = cfg.prefetch ? 2 * info.nExpertUsed * cfg.prefetchDepth * slotBytes : 0; // prefetchSlots x depth, below
     const expertIO = decideExpertIO(cfg, {
@@ -178,7 +183,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {
-      path, arch: archName, model, tokenizer, backend: be, config: cfg, expertIO, experts, warnings,
+      path, arch: archName, model, tokenizer, backend: be, config: { ...cfg, ctxSize: ctx.ctxSize }, contextReason: ctx.reason, expertIO, experts, warnings,
       identity: () => (identity ??= packIdentity !== undefined ? Promise.resolve(packIdentity) : sourceIdentity(path).then((id) => id.sampleSha256)),
       close: async () => {
         await experts.cancelPrefetch();

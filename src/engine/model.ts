@@ -1,7 +1,7 @@
 // The library's front door: `const model = await loadModel(path, options)`, then generate / chat as async
 // iterators of {token, text} deltas, sessions that keep a conversation and save/load it. The model runs
 // on an engine host (a worker thread): the caller's event loop stays free while it computes.
-import { defaultEngineConfig, type EngineConfig } from "./config.js";
+import { defaultEngineConfig, validateGenerateOptions, validateLoadOptions, type EngineConfig } from "./config.js";
 import type { LoadProgress } from "./load.js";
 import type { ExpertIODecision } from "./expert-io.js";
 import type { GenerateOptions, GenerateStep, GenerationStats } from "./session.js";
@@ -13,7 +13,11 @@ import { HostedSession } from "./hosted-session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { UsageError } from "../util/errors.js";
 
-export interface LoadOptions extends Partial<EngineConfig> {
+/** The engine table's options (checked by validateLoadOptions); any of them may also be a string as its flag takes it. */
+export interface LoadOptions extends Partial<Omit<EngineConfig, "memBudget" | "expertCache">> {
+  /** Bytes, or a size as --mem-budget takes it ("8G", "512M"). */
+  memBudget?: number | string;
+  expertCache?: number | string;
   onProgress?: LoadProgress;
 }
 
@@ -25,6 +29,7 @@ export interface ModelGenerateOptions extends Partial<GenerateOptions> {
 const DEFAULT_MAX_TOKENS = 256;
 
 function generateOptions(o: ModelGenerateOptions = {}): GenerateOptions & { template?: ChatTemplateOptions } {
+  validateGenerateOptions(o);
   return { ...o, maxTokens: o.maxTokens ?? DEFAULT_MAX_TOKENS };
 }
 
@@ -35,7 +40,10 @@ export class Model {
   readonly arch: string;
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer;
+  /** The options it was loaded with, ctxSize resolved (0 = auto becomes the chosen size). */
   readonly config: EngineConfig;
+  /** The context size and why (one line for the user). */
+  readonly contextReason: string;
   /** Resident or streamed experts, the cache size, and why (one line for the user). */
   readonly expertIO: ExpertIODecision;
   /** Things the user should hear about once. */
@@ -52,7 +60,7 @@ export class Model {
   /** @internal loadModel makes these. */
   constructor(private readonly host: EngineHost) {
     const r = host.ready;
-    [this.path, this.arch, this.info, this.config, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.expertIO, r.warnings, r.backend, r.expertSlots];
+    [this.path, this.arch, this.info, this.config, this.contextReason, this.expertIO, this.warnings, this.backend, this.expertSlots] = [r.path, r.arch, r.info, r.config, r.contextReason, r.expertIO, r.warnings, r.backend, r.expertSlots];
     this.tokenizer = host.tokenizer;
   }
 
@@ -65,13 +73,15 @@ export class Model {
   generate(prompt: string | readonly number[], options?: ModelGenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
     this.open();
     const ids = typeof prompt === "string" ? this.tokenizer.encode(prompt, { parseSpecial: true }) : prompt;
-    return this.exclusive((s) => s.generate(s.reuse(ids), generateOptions(options)));
+    const opts = generateOptions(options);
+    return this.exclusive((s) => s.generate(s.reuse(ids), opts));
   }
 
   /** Reply to a conversation rendered with the model's chat template. */
   chat(messages: ChatMessage[], options?: ModelGenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
     this.open();
-    return this.exclusive((s) => s.chat(messages, generateOptions(options)));
+    const opts = generateOptions(options);
+    return this.exclusive((s) => s.chat(messages, opts));
   }
 
   /** A session of its own (its own KV cache of `ctxSize` positions): a conversation to continue, save and load. */
@@ -121,7 +131,6 @@ export class Model {
 
 /** Load a GGUF file or a packed directory on an engine host of its own; options default as the CLI's flags do. */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  const { onProgress, ...cfg } = options;
-  const config: EngineConfig = defaultEngineConfig(Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined)));
-  return new Model(await EngineHost.start(path, config, onProgress));
+  const config: EngineConfig = defaultEngineConfig(validateLoadOptions(options));
+  return new Model(await EngineHost.start(path, config, options.onProgress));
 }

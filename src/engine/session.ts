@@ -5,6 +5,7 @@ import type { LoadedModel } from "./load.js";
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
 import { loadSessionInto, saveSession } from "./session-file.js";
 import { AbortedError, namingFile } from "../util/errors.js";
+import { fitContext, promptTooLong, replyReserve, shiftSlack } from "./context-fit.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -60,6 +61,11 @@ export interface GenerationStats {
   finishReason: "stop" | "length" | "abort";
   expertIO: "resident" | "stream";
   experts: { prefill: ExpertPhaseStats; decode: ExpertPhaseStats };
+  /**
+   * Chat only, when the conversation did not fit the context: how many of the given messages after the
+   * system prompt were left out of this turn's prompt (the oldest, whole turns) and the tokens they took.
+   */
+  contextShift?: { droppedMessages: number; droppedTokens: number };
 }
 
 /** Prompt tokens per forward: bounds activation memory on long prompts; each expert is still read once per batch. */
@@ -104,6 +110,8 @@ export class Session {
   /** Saved and loaded with the session, untouched otherwise: an application's own state (a chat's messages). */
   meta: unknown;
   lastStats: GenerationStats | undefined;
+  /** The messages the last chat turn dropped (as JSON) and how many: a caller who keeps appending gets the same cut. */
+  private shift: { key: string; dropped: number } | undefined;
 
   constructor(readonly lm: LoadedModel, nCtx = lm.config.ctxSize) {
     this.cache = lm.model.makeCache(nCtx);
@@ -118,6 +126,7 @@ export class Session {
     this.truncate(0);
     this.rngState = undefined;
     this.meta = undefined;
+    this.shift = undefined;
   }
 
   /** Keep the first `length` tokens of the context, forget the rest. */
@@ -194,8 +203,11 @@ export class Session {
       };
     };
     const s0 = snap();
-    const t0 = performance.now();
     const promptTokens = prompt.length + this.pending.length;
+    // Refused before anything is evaluated (it would fail at the context's end). A context filled exactly
+    // still gives one token: it is sampled from the last logits and needs no KV row until it is fed.
+    if (this.tokens.length + promptTokens > this.cache.nCtx) throw promptTooLong(this.tokens.length + promptTokens, this.cache.nCtx);
+    const t0 = performance.now();
     // Logits of the next position, or undefined once the signal stopped a forward part-way.
     const feed = async (tokens: readonly number[], onProgress?: typeof opts.onPrefill): Promise<Float32Array | undefined> => {
       try {
@@ -253,12 +265,27 @@ export class Session {
   }
 
   /**
-   * One chat turn: render the whole conversation with the model's template, reuse the part of the context
-   * that already matches it, and generate the reply.
+   * One chat turn: render the conversation with the model's template, reuse the part of the context that
+   * already matches it, and generate the reply. A conversation beyond the context loses its oldest turns
+   * (system prompt and latest turn kept; stats.contextShift says how many). Nothing runs before the first
+   * next(): a refusal (a template that cannot render, a message beyond the context) arrives there.
    */
-  chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
-    const text = namingFile(this.lm.path, () => renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, opts.template));
-    return this.generate(this.reuse(this.lm.tokenizer.encode(text, { parseSpecial: true })), opts);
+  async *chat(messages: ChatMessage[], opts: GenerateOptions & { template?: ChatTemplateOptions }): AsyncGenerator<GenerateStep, GenerationStats> {
+    const nCtx = this.cache.nCtx;
+    const sys = messages[0]?.role === "system" ? 1 : 0;
+    const same = this.shift && messages.length > sys + this.shift.dropped && JSON.stringify(messages.slice(sys, sys + this.shift.dropped)) === this.shift.key;
+    const rendered = new Map<ChatMessage[], number[]>();
+    const encode = (m: ChatMessage[]) => {
+      const text = namingFile(this.lm.path, () => renderChat(this.lm.tokenizer.chatTemplate ?? undefined, m, opts.template));
+      const ids = this.lm.tokenizer.encode(text, { parseSpecial: true });
+      rendered.set(m, ids);
+      return ids.length;
+    };
+    const fit = fitContext(messages, { count: encode, nCtx, reserve: replyReserve(opts.maxTokens, nCtx), slack: shiftSlack(nCtx), minDropped: same ? this.shift!.dropped : 0 });
+    this.shift = fit.dropped ? { key: JSON.stringify(messages.slice(sys, sys + fit.dropped)), dropped: fit.dropped } : undefined;
+    const stats = yield* this.generate(this.reuse(rendered.get(fit.messages)!), opts);
+    if (fit.dropped) stats.contextShift = { droppedMessages: fit.dropped, droppedTokens: fit.droppedTokens };
+    return stats;
   }
 
   /** Write the KV rows, tokens and sampler state to `path` (atomically). */

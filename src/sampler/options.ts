@@ -1,5 +1,6 @@
 // Sampling options (llama.cpp's sampler chain parameters and mlx-lm's make_sampler), their defaults, and validation.
 import { UsageError } from "../util/errors.js";
+import { didYouMean } from "../util/suggest.js";
 import { randomSeed } from "./rng.js";
 
 /** What a caller may set; every field is optional and falls back to DEFAULT_SAMPLING_OPTIONS. */
@@ -65,7 +66,7 @@ export function resolveSamplingOptions(opts: SamplingOptions = {}): ResolvedSamp
   if (typeof opts !== "object" || opts === null || Array.isArray(opts)) bad("sampling options", "an object", opts);
   for (const k of Object.keys(opts)) {
     if (!(KEYS as readonly string[]).includes(k)) {
-      throw new UsageError("SAMPLER_BAD_OPTION", `unknown sampling option "${k}" (known: ${KEYS.join(", ")})`);
+      throw new UsageError("SAMPLER_BAD_OPTION", `unknown sampling option "${k}"${didYouMean(k, KEYS)} (known: ${KEYS.join(", ")})`);
     }
   }
   const d = DEFAULT_SAMPLING_OPTIONS;

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testModel } from "../helpers/models.js";
+import { loadModel, type ChatMessage } from "../../src/index.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
 const dir = mkdtempSync(join(tmpdir(), "moestream-chat-"));
@@ -34,6 +35,34 @@ test("piped stdin: the first reply is `run --chat`'s; /save, /reset, /load conti
   const bad = chat(`/load ${join(dir, "missing.session")}\nHi\n`);
   assert.match(bad.err, /missing\.session: session file not found/);
   assert.equal(bad.out[0], straight.out[0]);
+});
+
+test("at --ctx-size 256, 20 turns run: the oldest turns are dropped (one stderr line each time), a turn too long for the context fails alone; replies equal the library's", async () => {
+  const system = "You are terse.";
+  const lines = Array.from({ length: 20 }, (_, i) => `Question ${i}: what comes after ${i * 7}?`);
+  const long = Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ");
+  const input = [...lines.slice(0, 10), long, ...lines.slice(10)].join("\n") + "\n";
+  const r = chat(input, "--ctx-size", "256", "-n", "32", "-s", system);
+  // The library, the caller appending every message, never shown the failed line.
+  const m = await loadModel(model, { ctxSize: 256 });
+  const s = m.createSession();
+  const messages: ChatMessage[] = [{ role: "system", content: system }];
+  let want = "";
+  for (const line of lines) {
+    messages.push({ role: "user", content: line });
+    let text = "";
+    for await (const step of s.chat(messages, { maxTokens: 32, sampling: { temperature: 0 } })) text += step.text;
+    messages.push({ role: "assistant", content: text });
+    want += text + "\n";
+  }
+  s.free();
+  await m.close();
+  assert.equal(r.out.join("\n"), want);
+  const errors = r.err.split("\n").filter((l) => l.includes("error"));
+  assert.equal(errors.length, 1, r.err);
+  assert.match(errors[0], /^moestream: error: the system prompt with the latest message \(\d+ tokens\) exceeds the context of 256 tokens; raise --ctx-size/);
+  const drops = r.err.split("\n").filter((l) => /^moestream: context full \(256 tokens\): dropped the \d+ oldest messages \(\d+ tokens\) to continue$/.test(l));
+  assert.ok(drops.length >= 3, r.err);
 });
 
 test("in a terminal (tmux): prompt, streamed reply, history recall, /stats, /exit", async () => {
@@ -98,7 +127,7 @@ test("in a terminal (tmux): Ctrl-C stops a long reply at once, the conversation 
     tmux("send-keys", "-t", name, "C-c");
     await waitFor(/\(stopped\)\n>$/m, "the next reply to stop");
     tmux("send-keys", "-t", name, "/stats", "Enter");
-    // The second turn was rendered after the first (kept) one: the context holds both.
+    // Stopped turns are not kept in the conversation; the session still answers /stats.
     const s = await waitFor(/context \d+\/20000 tokens.*\n>$/m, "the stats after the stops");
     assert.equal((s.match(/\(stopped\)/g) ?? []).length, 2);
     tmux("send-keys", "-t", name, "C-c"); // no reply running: Ctrl-C at the prompt quits, as before

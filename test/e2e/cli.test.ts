@@ -61,6 +61,21 @@ test("run with a sampling seed is reproducible; --chat renders the template", as
   }
 });
 
+test("run: the context defaults to the model's training context; a prompt beyond --ctx-size is refused before it is evaluated", async () => {
+  const model = await testModel({ type: "Q8_0", seed: 3 });
+  const ok = cli("run", "-m", model, "-p", "Hi", "-n", "2");
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.err, /^moestream: context 4096 tokens \(--ctx-size 0: the model's training context\)$/m);
+  const prompt = Array.from({ length: 40 }, (_, i) => `w${i}`).join(" ");
+  const lm = await loadModel(model, defaultEngineConfig());
+  const n = lm.tokenizer.encode(prompt).length;
+  await lm.close();
+  const r = cli("run", "-m", model, "-p", prompt, "--ctx-size", "32");
+  assert.equal(r.code, 2);
+  assert.match(r.err, new RegExp(`^moestream: error: the prompt \\(${n} tokens\\) exceeds the context of 32 tokens; raise --ctx-size \\(ctxSize\\) or shorten it\n$`, "m"));
+  assert.doesNotMatch(r.err, /tok\/s/, "no stats line: nothing was generated");
+});
+
 test("inspect reports tensors and expert vs dense bytes", async () => {
   const model = await testModel({ type: "Q8_0", seed: 3 });
   const r = cli("inspect", model, "--json");
