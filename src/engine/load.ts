@@ -12,7 +12,7 @@ import { DENSE_FILE } from "../experts/pack-format.js";
 import { sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
-import { parsePolicySpec, policyByName } from "../experts/policies.js";
+import { parsePolicySpec, policyByName, readerPolicyContext } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import { architecture, type Model } from "../models/registry.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -169,8 +169,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     // Staging for speculative reads: two tokens' worth of one layer's experts.
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
-    // A token touches k experts in every layer with experts: lfu-decay's clock.
-    const policy = policyByName(spec.name, spec.params, { touchesPerToken: info.nExpertUsed * layers.length });
+    // A token touches k experts in every layer with experts: lfu-decay's clock; per-layer quotas need each layer's experts.
+    const policy = policyByName(spec.name, spec.params, readerPolicyContext(reader, info.nLayer, info.nExpertUsed));
     const experts = new StreamingExperts(reader, be, {
       budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
     });

@@ -4,6 +4,8 @@
 // victim() scans: a slot is an expert record (megabytes read from disk), so O(slots) per miss is noise.
 import { UsageError } from "../util/errors.js";
 import { LruPolicy, type EvictionPolicy } from "./streaming-source.js";
+import { PerLayerPolicy } from "./layer-budget.js";
+import type { ExpertReader } from "./store.js";
 
 export { LruPolicy, type EvictionPolicy };
 
@@ -370,12 +372,22 @@ export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda",
 export const RECOMMENDED_POLICY = "lfu";
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
-/** What a policy may need to know of the model: the cache touches one token makes (k x layers with experts). */
+/** What a policy may need to know of the model. */
 export interface PolicyContext {
+  /** The cache touches one token makes (k x layers with experts). */
   touchesPerToken?: number;
+  /** Experts per layer, 0 for a layer without experts (keys are layer x max + expert): needed by perLayer=1. */
+  layerExperts?: readonly number[];
 }
 
-/** Parameters each policy takes by name (policyByName's params, the CLI's name:key=value). */
+/** What the engine tells a policy of a model read through `reader`: k touches per layer with experts, and each layer's experts. */
+export function readerPolicyContext(reader: Pick<ExpertReader, "layers" | "expertCount">, nLayer: number, k: number): PolicyContext {
+  return { touchesPerToken: k * reader.layers.length, layerExperts: Array.from({ length: nLayer }, (_, l) => (reader.layers.includes(l) ? reader.expertCount(l) : 0)) };
+}
+
+/** Parameters every policy takes: perLayer=1 budgets the slots per layer (layer-budget.ts), floor its quotas' floor. */
+const COMMON = ["perLayer", "floor"] as const;
+/** Parameters each policy takes by name (policyByName's params, the CLI's name:key=value), besides COMMON's. */
 const PARAMS: Record<PolicyName, readonly string[]> = {
   lru: [],
   slru: ["protected"],
@@ -388,15 +400,30 @@ const PARAMS: Record<PolicyName, readonly string[]> = {
 };
 
 /**
- * A fresh policy by name; params as numbers (history: 0 or 1). lfu-decay's token is `params.perToken`
- * touches, else the context's, else 1 (every touch a token: a one-layer top-1 model).
+ * A fresh policy by name; params as numbers (history, perLayer: 0 or 1). lfu-decay's token is
+ * `params.perToken` touches, else the context's, else 1 (every touch a token: a one-layer top-1 model).
+ * perLayer=1 gives each layer with experts its own policy of this name under slot quotas (layer-budget.ts);
+ * it needs the context's layerExperts, and each layer's policy counts a token as its own layer's touches.
  */
 export function policyByName(name: string, params: Record<string, number> = {}, ctx: PolicyContext = {}): EvictionPolicy {
   if (!(POLICY_NAMES as readonly string[]).includes(name)) throw new UsageError("bad_option", `unknown eviction policy '${name}' (known: ${POLICY_NAMES.join(", ")})`);
   const n = name as PolicyName;
+  const takes = [...PARAMS[n], ...COMMON];
   for (const k of Object.keys(params)) {
-    if (!PARAMS[n].includes(k)) throw new UsageError("bad_option", `policy ${n} has no parameter '${k}'${PARAMS[n].length ? ` (it takes ${PARAMS[n].join(", ")})` : ""}`);
+    if (!takes.includes(k)) throw new UsageError("bad_option", `policy ${n} has no parameter '${k}' (it takes ${takes.join(", ")})`);
   }
+  const { perLayer, floor, ...own } = params;
+  if (perLayer !== undefined && perLayer !== 0 && perLayer !== 1) throw new UsageError("bad_option", `perLayer must be 0 (one pool) or 1 (a quota per layer), got ${perLayer}`);
+  if (floor !== undefined && perLayer !== 1) throw new UsageError("bad_option", "floor is the per-layer quotas' floor: it needs perLayer=1");
+  if (perLayer !== 1) return ownPolicy(n, own, ctx);
+  const layerExperts = ctx.layerExperts;
+  if (!layerExperts) throw new UsageError("bad_option", "perLayer=1 needs the model's experts per layer (policy context)");
+  const moe = layerExperts.filter((e) => e > 0).length;
+  const touchesPerToken = ctx.touchesPerToken ?? moe;
+  return new PerLayerPolicy({ layerExperts, floor, touchesPerToken }, () => ownPolicy(n, own, { touchesPerToken: touchesPerToken / Math.max(1, moe) }));
+}
+
+function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: PolicyContext): EvictionPolicy {
   switch (n) {
     case "lru":
       return new LruPolicy();
@@ -427,6 +454,6 @@ export function parsePolicySpec(spec: string): { name: string; params: Record<st
     if (!k || v === undefined || v.trim() === "" || !Number.isFinite(x)) throw new UsageError("bad_option", `policy '${spec}': expected name:key=number,..., got '${kv}'`);
     params[k.trim()] = x;
   }
-  policyByName(name, params); // validate now, not at the first replay
+  policyByName(name, params, { layerExperts: [1] }); // validate now (on a one-expert model), not at the first replay
   return { name, params };
 }

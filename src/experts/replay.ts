@@ -114,7 +114,7 @@ export function replay(trace: Trace, opts: ReplayOptions, seq = accessSequence(t
         s.misses++;
         s.bytesRead += rec[seq.layer[i]];
         if (cached.size >= slots) {
-          const v = policy.victim(evictable);
+          const v = policy.victim(evictable, key);
           if (v === undefined || !evictable(v)) throw new Error(`internal: policy offered no evictable key (got ${v})`);
           cached.delete(v);
           policy.remove(v);
@@ -217,7 +217,8 @@ export function layerTrace(trace: Trace, layer: number): Trace {
   return { header: { ...trace.header, model: { ...m, recordBytes } }, calls: trace.calls.map((c) => ({ ...c, routes: c.routes.map((r, l) => (l === layer ? r : null)) })) };
 }
 
-/** What the engine tells a policy of this trace's model (as load.ts does): k touches per layer with experts. */
+/** What the engine tells a policy of this trace's model (as load.ts does): k touches per layer with experts, and the layers' experts. */
 export function policyContext(trace: Trace): PolicyContext {
-  return { touchesPerToken: trace.header.model.k * expertLayers(trace.header.model).length };
+  const m = trace.header.model;
+  return { touchesPerToken: m.k * expertLayers(m).length, layerExperts: m.recordBytes.map((b) => (b > 0 ? m.nExpert : 0)) };
 }

@@ -13,8 +13,11 @@ export interface EvictionPolicy {
   touch(key: number): void;
   /** `key` left the cache. */
   remove(key: number): void;
-  /** The key to evict next among those `evictable` accepts (unpinned), or undefined. */
-  victim(evictable: (key: number) => boolean): number | undefined;
+  /**
+   * The key to evict next among those `evictable` accepts (unpinned), or undefined; `incoming` is the key
+   * whose miss needs the slot (it is touched next), for policies that budget by it (per-layer quotas).
+   */
+  victim(evictable: (key: number) => boolean, incoming?: number): number | undefined;
 }
 
 /** Least recently used: a Map keeps insertion order, so re-inserting on use makes the first key the oldest. */
@@ -374,7 +377,7 @@ export class StreamingExperts implements ExpertSource {
 
   /** A new entry for expert e in a free (or evicted) slot, read from staging or the disk at `prio`. */
   private insert(key: number, layer: number, e: number, prio: number, pins: number): Entry {
-    const slot = this.takeSlot();
+    const slot = this.takeSlot(key);
     // A staged prediction becomes the entry (no second read); the fill adopts one without counting it.
     const staged = this.staging?.take(layer, e, prio, prio === DEMAND);
     let bytes: Uint8Array;
@@ -432,11 +435,11 @@ export class StreamingExperts implements ExpertSource {
     if (en.pins > 0 && --en.pins === 0) this.pinnedEntries.delete(en);
   }
 
-  private takeSlot(): number {
+  private takeSlot(incoming: number): number {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.nextFresh < this.nSlots) return this.nextFresh++;
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !this.protect.has(k));
+    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !this.protect.has(k), incoming);
     // checkFits ran first, so an unpinned entry exists.
     if (victim === undefined) throw new Error("internal: no evictable expert slot");
     const en = this.entries.get(victim)!;

@@ -11,8 +11,8 @@ import type { Backend } from "../../src/backends/backend.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { loadModel } from "../../src/engine/load.js";
-import { policyByName, POLICY_NAMES } from "../../src/experts/policies.js";
-import { belady, replay, type PhaseStats } from "../../src/experts/replay.js";
+import { policyByName, POLICY_NAMES, readerPolicyContext } from "../../src/experts/policies.js";
+import { belady, policyContext, replay, type PhaseStats } from "../../src/experts/replay.js";
 import { GGUFExpertReader } from "../../src/experts/store.js";
 import { StreamingExperts, type StreamingStats } from "../../src/experts/streaming-source.js";
 import { acquireGroups, readTrace, TraceWriter, type Trace } from "../../src/experts/trace.js";
@@ -102,12 +102,19 @@ test("replay equals StreamingExperts for every policy and budget; Belady bounds 
   const reader = await GGUFExpertReader.open(src, expertLayout);
   try {
     const slot = Math.max(...reader.layers.map((l) => reader.recordBytes(l)));
-    const specs: { n: string; p: Record<string, number> }[] = [...POLICY_NAMES.map((n) => ({ n, p: {} })), { n: "slru", p: { protected: 0.3 } }, { n: "lfu", p: { halveEvery: 50, history: 0 } }];
+    const specs: { n: string; p: Record<string, number> }[] = [
+      ...POLICY_NAMES.map((n) => ({ n, p: {} })), { n: "slru", p: { protected: 0.3 } }, { n: "lfu", p: { halveEvery: 50, history: 0 } },
+      // Per-layer quotas: the engine's default (adaptive) and fixed equal ones, over two inner policies.
+      { n: "lfu-decay", p: { perLayer: 1 } }, { n: "s3fifo", p: { perLayer: 1 } }, { n: "lru", p: { perLayer: 1, floor: 1 } },
+    ];
+    // What load.ts tells a policy, from the reader; replay's policyContext says the same from the trace.
+    const engineCtx = readerPolicyContext(reader, trace.header.model.nLayer, k);
+    assert.deepEqual(policyContext(trace), engineCtx);
     for (const slots of [k, 12, 16, 24, 32, 48]) {
       const b = belady(trace, slots);
       for (const spec of specs) {
         // The real cache, reading real records, driven by the acquire()/release() calls the model makes.
-        const experts = new StreamingExperts(reader, new ScalarBackend(), { budgetBytes: slots * slot, minExperts: k, policy: policyByName(spec.n, spec.p) });
+        const experts = new StreamingExperts(reader, new ScalarBackend(), { budgetBytes: slots * slot, minExperts: k, policy: policyByName(spec.n, spec.p, engineCtx) });
         const phases = { prefill: { hits: 0, misses: 0, evictions: 0 }, decode: { hits: 0, misses: 0, evictions: 0 } };
         for (const call of trace.calls) {
           const s0 = { ...experts.stats };
@@ -123,7 +130,7 @@ test("replay equals StreamingExperts for every policy and budget; Belady bounds 
           p.evictions += experts.stats.evictions - s0.evictions;
         }
         const where = `${spec.n} ${JSON.stringify(spec.p)} at ${slots} slots`;
-        const rep = replay(trace, { slots, policy: policyByName(spec.n, spec.p) });
+        const rep = replay(trace, { slots, policy: policyByName(spec.n, spec.p, policyContext(trace)) });
         for (const ph of ["prefill", "decode"] as const) {
           assert.deepEqual({ hits: rep[ph].hits, misses: rep[ph].misses, evictions: rep[ph].evictions }, phases[ph], `${where}: ${ph}`);
         }

@@ -178,7 +178,7 @@ test("Belady >= every policy on random traces, in total and per phase, with eith
   }
 });
 
-test("layerTrace is one layer's own pool; policyContext counts a token's touches", () => {
+test("layerTrace is one layer's own pool; policyContext counts a token's touches and each layer's experts", () => {
   const t = trace(2, 8, 2, [
     { phase: "decode", nTokens: 1, routes: [Int32Array.of(0, 1), Int32Array.of(2, 3)] },
     { phase: "decode", nTokens: 1, routes: [Int32Array.of(1, 4), Int32Array.of(3, 5)] },
@@ -187,6 +187,6 @@ test("layerTrace is one layer's own pool; policyContext counts a token's touches
   assert.deepEqual(l1.header.model.recordBytes, [0, 100]);
   assert.deepEqual([...accessSequence(l1, 2).keys], [10, 11, 11, 13]);
   assert.equal(slotsForMultiple(l1, 2), 4);
-  assert.deepEqual(policyContext(t), { touchesPerToken: 4 });
-  assert.deepEqual(policyContext(l1), { touchesPerToken: 2 });
+  assert.deepEqual(policyContext(t), { touchesPerToken: 4, layerExperts: [8, 8] });
+  assert.deepEqual(policyContext(l1), { touchesPerToken: 2, layerExperts: [0, 8] });
 });
