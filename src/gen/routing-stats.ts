@@ -1,6 +1,20 @@
 // Routing statistics of a token stream, from per-layer expert ids: how skewed expert popularity is and
 // how much consecutive tokens reuse experts. Every cache figure should name the routing it was measured on.
 import type { Trace } from "../experts/trace.js";
+import { NOMINAL_RECORD_BYTES } from "../experts/trace-jsonl.js";
+
+/**
+ * The prose the real-like profile is calibrated on (~160 Qwen3 tokens, read one per forward as the real
+ * captures were): plain text without a repeated passage, which would replay its routing and flatter every cache.
+ */
+export const CALIBRATION_PROSE =
+  "The harbour town woke slowly that winter. Fishing boats stayed tied to the pier while their owners argued about the price of diesel, " +
+  "the weather forecast, and whether the new mayor would ever repair the lighthouse. Children ran past the bakery, where the smell of " +
+  "cinnamon drifted into the cold street. An old sailor sat on a bench near the chapel, reading yesterday's newspaper and counting gulls. " +
+  "By noon the fog had lifted, revealing distant islands, grey cliffs and a cargo ship heading north toward the open sea. Nobody " +
+  "noticed the small wooden crate that had washed ashore beside the slipway, its lid sealed with wax and stamped with a crown. " +
+  "Late in the afternoon a schoolteacher found it, carried it to the harbour office and asked the clerk to fetch a hammer. Inside " +
+  "lay letters tied with faded ribbon, a brass compass and a map of the coast drawn by hand.";
 
 export interface RoutingStats {
   /** Share of all routings taken by the most popular quarter of experts (uniform: 0.25), mean over layers. */
@@ -134,4 +148,16 @@ export function formatRoutingStats(s: TraceRoutingStats): string {
   const f = (x: LayerSpread, d: number) => `${x.mean.toFixed(d)} [${x.min.toFixed(d)}-${x.max.toFixed(d)}, sd ${x.sd.toFixed(d)}]`;
   return `overlap ${f(s.overlap, 2)}; top-${Math.max(1, Math.round(s.nExpert / 8))} share ${f(s.topEighthShare, 2)}; ` +
     `distinct in ${s.window} tokens ${f(s.distinct, 0)} of ${s.nExpert} (k ${s.k})`;
+}
+
+/**
+ * Per-layer token streams (layers[l][t]: token t's ids, one forward per token) as a decode-only trace, one
+ * call per token with the imported captures' nominal record size: replayed as the real traces are.
+ */
+export function tokenTrace(layers: Int32Array[][], nExpert: number, k: number, name: string, routing: Record<string, unknown> | null): Trace {
+  const n = layers[0]?.length ?? 0;
+  return {
+    header: { model: { architecture: "qwen3moe", name, nLayer: layers.length, nExpert, k, recordBytes: new Array(layers.length).fill(NOMINAL_RECORD_BYTES) }, routing },
+    calls: Array.from({ length: n }, (_, t) => ({ phase: "decode" as const, nTokens: 1, routes: layers.map((l) => l[t]) })),
+  };
 }

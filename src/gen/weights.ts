@@ -40,7 +40,7 @@ export type RealLikeProfile = {
 };
 
 /** The calibrated real-like profile (its statistics against the real traces: test/gen/routing-real-like.test.ts). */
-export const REAL_LIKE: RealLikeProfile = { kind: "real-like", skew: 3, skewSpread: 0.5, locality: 3, recency: 1.8 };
+export const REAL_LIKE: RealLikeProfile = { kind: "real-like", skew: 3.5, skewSpread: 0.5, locality: 3, recency: 1.8 };
 
 // Size of q's and k's shared constant part, relative to their noise (std ~1): large, so recency dominates.
 const RECENCY_SHARED = 3;
@@ -85,6 +85,18 @@ export class WeightRecipes {
 
   private get realLike(): RealLikeProfile | undefined {
     return this.o.routing.kind === "real-like" ? this.o.routing : undefined;
+  }
+
+  /**
+   * Layer skew factors spread evenly over [1 - spread, 1 + spread], dealt to the layers in a seeded random
+   * order: layers differ as real ones do, while the model's mean skew is the profile's whatever the seed
+   * (independent draws moved it by ~10% between seeds of an 8-layer model).
+   */
+  private layerSkewFactor(name: string, spread: number): number {
+    const layer = Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? 0);
+    const n = this.o.nLayer;
+    const slot = new Stream(this.o.seed, "routing.skew-order").permutation(n)[layer];
+    return 1 + spread * (n > 1 ? (2 * slot) / (n - 1) - 1 : 0);
   }
 
   /** Row v of token_embd, reproducible on its own (the peaked output projection needs random access). */
@@ -169,7 +181,7 @@ export class WeightRecipes {
         const nExpert = shape[1];
         const rank = new Stream(seed, name + "#rank").permutation(nExpert);
         const rl = this.realLike;
-        const skew = rl ? rl.skew * (1 + rl.skewSpread * (2 * new Stream(seed, name + "#skew").next() - 1)) : r.skew;
+        const skew = rl ? rl.skew * this.layerSkewFactor(name, rl.skewSpread) : r.skew;
         return (row, out) => {
           stream.fillUniform(out, 1 / Math.sqrt(K));
           // Remove the noise's own response to u, so popularity comes from the bias alone (skew 0 = none).
