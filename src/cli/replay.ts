@@ -2,7 +2,7 @@
 // phase, from a trace written by `moestream trace`.
 import type { Command } from "commander";
 import {
-  POLICY_NAMES, hitRate, parsePolicySpec, readTrace, replayAt, replayObserved, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult, type Trace,
+  POLICY_NAMES, checkTraceModel, hitRate, modelRoutingShape, parsePolicySpec, readTrace, replayAt, replayObserved, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult, type Trace,
 } from "../engine/replay.js";
 import { RoutingRecorder } from "../gen/routing-stats.js";
 import { UsageError } from "../util/errors.js";
@@ -78,13 +78,15 @@ export function registerReplay(program: Command): void {
     .option("--budget <list>", "cache sizes as multiples of the active experts per token (k x layers), e.g. 1x,2x (default 1x,1.5x,2x,3x,4x)")
     .option("--policy <spec...>", `policies, name[:key=value,...] (default: ${POLICY_NAMES.join(" ")}); e.g. slru:protected=0.8 lfu:history=0`)
     .option("--pinning <mode>", "group (what StreamingExperts does: an acquire's experts all pinned from the start) | sequential", "group")
+    .option("-m, --model <path>", "the model the trace is of (GGUF or pack): its expert ids and shape are checked against it")
     .option("--json", "print one JSON object")
-    .addHelpText("after", "\nExamples:\n  moestream replay tiny.trace\n  moestream replay tiny.trace --budget 2x --policy lru slru:protected=0.8")
+    .addHelpText("after", "\nExamples:\n  moestream replay tiny.trace\n  moestream replay tiny.trace -m tiny.gguf --budget 2x --policy lru slru:protected=0.8 lfu-decay:perLayer=1")
     .action(async (path: string, opts) => {
       const pinning = opts.pinning as Pinning;
       if (pinning !== "sequential" && pinning !== "group") throw new UsageError("bad_option", `--pinning must be sequential or group, got '${opts.pinning}'`);
       const specs = ((opts.policy as string[] | undefined) ?? [...POLICY_NAMES]).map((s) => ({ label: s, ...parsePolicySpec(s) }));
       const trace = readTrace(path);
+      if (opts.model) checkTraceModel(trace, path, await modelRoutingShape(opts.model), opts.model);
       const rows = budgets(trace, opts.slots, opts.budget).map((b) => ({ budget: b.label, slots: b.slots, ...replayAt(trace, b.slots, specs, pinning) }));
       if (opts.json) {
         const rate = (r: ReplayResult) => ({ prefill: hitRate(r.prefill), decode: hitRate(r.decode), total: hitRate(r.total) });

@@ -5,7 +5,7 @@ import { UsageError } from "../util/errors.js";
 import type { PolicyContext } from "./policies.js";
 import type { EvictionPolicy } from "./streaming-source.js";
 import { acquireGroups } from "./source.js";
-import { expertLayers, PHASES, type Phase, type Trace } from "./trace.js";
+import { expertLayers, PHASES, type Phase, type Trace, type TraceCall } from "./trace.js";
 
 export interface PhaseStats {
   accesses: number;
@@ -64,9 +64,10 @@ export function accessSequence(trace: Trace, slots: number): AccessSequence {
   if (!Number.isInteger(slots) || slots < m.k) throw new UsageError("bad_option", `replay needs at least k = ${m.k} slots (the engine refuses fewer), got ${slots}`);
   const keys: number[] = [], layer: number[] = [], phase: number[] = [], groups: number[] = [];
   const moe = expertLayers(m); // dense layers (null routes) acquire nothing
-  for (const call of trace.calls) {
+  for (const [i, call] of trace.calls.entries()) {
     const p = call.phase === "prefill" ? 0 : 1;
     for (const l of moe) {
+      checkIds(call, i, l, m.nExpert);
       for (const g of acquireGroups(call.routes[l]!, slots)) {
         groups.push(keys.length);
         for (const e of g) keys.push(l * m.nExpert + e), layer.push(l), phase.push(p);
@@ -76,6 +77,22 @@ export function accessSequence(trace: Trace, slots: number): AccessSequence {
   groups.push(keys.length);
   return { slots, keys: Int32Array.from(keys), layer: Int32Array.from(layer), phase: Uint8Array.from(phase), groups: Int32Array.from(groups) };
 }
+
+/**
+ * A layer's ids within the model's experts: an id past them would make another layer's key (layer x
+ * nExpert + id) and replay figures for accesses that never happened. readTrace checks files; this is
+ * for traces made in memory (library callers).
+ */
+function checkIds(call: TraceCall, index: number, layer: number, nExpert: number): void {
+  const ids = call.routes[layer];
+  if (!ids) throw new UsageError("bad_trace", `${callWhere(call, index)}: layer ${layer} has experts but no routes (null)`);
+  for (const e of ids) {
+    if (!(Number.isInteger(e) && e >= 0 && e < nExpert)) throw new UsageError("bad_trace", `${callWhere(call, index)}, layer ${layer}: expert id ${e} not in [0, ${nExpert}) (the model's experts per layer)`);
+  }
+}
+
+/** "trace line 7 (call 5)", or "trace call 5" for a call made in memory. */
+const callWhere = (call: TraceCall, index: number) => (call.line ? `trace line ${call.line} (call ${index})` : `trace call ${index}`);
 
 const zero = (): PhaseStats => ({ accesses: 0, hits: 0, misses: 0, evictions: 0, bytesRead: 0 });
 

@@ -59,7 +59,7 @@ export function routingJsonlTrace(path: string, lines: JsonLine[], fail: Fail): 
       if (new Set(ids).size !== ids.length) fail(at, `layer ${l}: repeated expert id in ${JSON.stringify(ids)}`);
       return Int32Array.from(ids as number[]);
     });
-    calls.push({ phase: "decode", nTokens: 1, routes });
+    calls.push({ phase: "decode", nTokens: 1, routes, line: at.line });
   }
   if (h.nTokens !== undefined && h.nTokens !== calls.length) {
     fail(lines[lines.length - 1], `header says nTokens ${h.nTokens}, the file holds ${calls.length} token lines (truncated?)`);

@@ -54,6 +54,8 @@ export interface TraceCall {
    * without experts. Imported traces (trace-jsonl.ts) may hold an empty array: no routing captured, no access.
    */
   routes: (Int32Array | null)[];
+  /** The 1-based line of the file it was read from (errors name it); absent for calls made in memory. */
+  line?: number;
 }
 
 /** Cache traffic the traced run itself saw, so replay can check itself against the engine. */
@@ -78,7 +80,7 @@ export interface Trace {
 
 /** A trace file is malformed: names the file, the line and its byte offset. */
 export class TraceFormatError extends FormatError {
-  constructor(file: string, readonly line: number, offset: number, detail: string) {
+  constructor(file: string, readonly line: number, offset: number | undefined, detail: string) {
     super("bad_trace", file, offset, `line ${line}: ${detail}`);
   }
 }
@@ -252,7 +254,7 @@ export function readTrace(path: string): Trace {
     }
     const bad = checkCall(header.model, obj);
     if (bad) fail(bad);
-    calls.push({ phase: obj.phase as Phase, nTokens: obj.nTokens as number, routes: (obj.routes as (number[] | null)[]).map((r) => (r ? Int32Array.from(r) : null)) });
+    calls.push({ phase: obj.phase as Phase, nTokens: obj.nTokens as number, routes: (obj.routes as (number[] | null)[]).map((r) => (r ? Int32Array.from(r) : null)), line: lineNo });
   }
   if (jsonl) return routingJsonlTrace(path, jsonl, (at, detail) => {
     throw new TraceFormatError(path, at.line, at.offset, detail);

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Backend } from "../../src/backends/backend.js";
@@ -171,4 +171,23 @@ test("CLI: trace records a streamed run, replay checks itself against it and pri
   const bad = cli("replay", out, "--policy", "mru");
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown eviction policy 'mru'/);
+
+  // -m checks the trace against the model: a header edited to take expert id 999 of this 16-expert model
+  // reads as a trace (it is consistent with itself), and is refused against the model naming line, id and limit.
+  const nExpert = tr.header.model.nExpert;
+  const lines = readFileSync(out, "utf8").split("\n");
+  const head = JSON.parse(lines[0]), call = JSON.parse(lines[2]);
+  call.routes[1][0] = 999;
+  const edited = join(dir, "edited.trace");
+  writeFileSync(edited, [JSON.stringify({ ...head, model: { ...head.model, nExpert: 1000 } }), lines[1], JSON.stringify(call), ...lines.slice(3)].join("\n"));
+  assert.equal(cli("replay", edited, "--budget", "1x", "--policy", "lru").status, 0, "without the model, the header is all replay knows");
+  const ids = cli("replay", edited, "-m", src);
+  assert.equal(ids.status, 3, ids.stderr);
+  assert.match(ids.stderr, new RegExp(`edited\\.trace: line 3: call 1, layer 1: expert id 999 not in \\[0, ${nExpert}\\) \\(.* has ${nExpert} experts per layer\\)`));
+  // Ids in range but a header of another shape: named, with both values.
+  writeFileSync(edited, [JSON.stringify({ ...head, model: { ...head.model, nExpert: 2 * nExpert } }), ...lines.slice(1)].join("\n"));
+  const shape = cli("replay", edited, "-m", src);
+  assert.equal(shape.status, 3, shape.stderr);
+  assert.match(shape.stderr, new RegExp(`line 1: header: not a trace of .*: nExpert ${2 * nExpert}, the model ${nExpert}`));
+  assert.equal(cli("replay", out, "-m", src, "--budget", "1x", "--policy", "lru").status, 0, "the trace of this model passes");
 });

@@ -190,3 +190,19 @@ test("layerTrace is one layer's own pool; policyContext counts a token's touches
   assert.deepEqual(policyContext(t), { touchesPerToken: 4, layerExperts: [8, 8] });
   assert.deepEqual(policyContext(l1), { touchesPerToken: 2, layerExperts: [0, 8] });
 });
+
+test("a trace made in memory with an expert id past the model's is refused, naming the call, layer, id and limit", () => {
+  // Key = layer x nExpert + id: id 9 of layer 0 would alias expert 1 of layer 1 and replay accesses that never happened.
+  const bad = trace(2, 8, 2, [
+    { phase: "decode", nTokens: 1, routes: [Int32Array.of(0, 1), Int32Array.of(2, 3)] },
+    { phase: "decode", nTokens: 1, routes: [Int32Array.of(1, 9), Int32Array.of(3, 5)] },
+  ]);
+  assert.throws(() => accessSequence(bad, 4), (e: unknown) => e instanceof UsageError && /^trace call 1, layer 0: expert id 9 not in \[0, 8\)/.test(e.message));
+  assert.throws(() => replay(bad, { slots: 4, policy: policyByName("lru") }), UsageError);
+  assert.throws(() => belady(bad, 4), UsageError);
+  // A call read from a file names its line.
+  const read = { ...bad, calls: bad.calls.map((c, i) => ({ ...c, line: i + 2 })) };
+  assert.throws(() => accessSequence(read, 4), /trace line 3 \(call 1\), layer 0: expert id 9 not in \[0, 8\)/);
+  const neg = trace(1, 8, 1, [{ phase: "decode", nTokens: 1, routes: [Int32Array.of(-1)] }]);
+  assert.throws(() => accessSequence(neg, 1), /expert id -1 not in \[0, 8\)/);
+});

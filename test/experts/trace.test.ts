@@ -35,8 +35,9 @@ test("trace round trip: header, calls in order, end line", () => {
   const t = readTrace(p);
   assert.deepEqual(t.header, header);
   assert.equal(t.calls.length, 2);
-  assert.deepEqual(t.calls[0], { phase: "prefill", nTokens: 3, routes: [Int32Array.of(3, 1, 1, 5, 7, 3), Int32Array.of(0, 2, 2, 0, 6, 4)] });
-  assert.deepEqual(t.calls[1], { phase: "decode", nTokens: 1, routes: [Int32Array.of(4, 3), Int32Array.of(7, 0)] });
+  // Each call keeps the line it was read from (line 1 is the header).
+  assert.deepEqual(t.calls[0], { phase: "prefill", nTokens: 3, routes: [Int32Array.of(3, 1, 1, 5, 7, 3), Int32Array.of(0, 2, 2, 0, 6, 4)], line: 2 });
+  assert.deepEqual(t.calls[1], { phase: "decode", nTokens: 1, routes: [Int32Array.of(4, 3), Int32Array.of(7, 0)], line: 3 });
   assert.deepEqual(t.end?.tokens, [42]);
   assert.equal(t.end?.observed?.decode.misses, 3);
   // A run cut short (no end line) still reads.
@@ -171,7 +172,7 @@ test("v1 traces still read (every layer has experts); v1 allows no record size o
   writeFileSync(p, [head(model), call, '{"end":{"tokens":[1]}}'].join("\n") + "\n");
   const t = readTrace(p);
   assert.deepEqual(t.header, { model, routing: null, note: undefined });
-  assert.deepEqual(t.calls, [{ phase: "decode", nTokens: 1, routes: [Int32Array.of(4, 3), Int32Array.of(7, 0)] }]);
+  assert.deepEqual(t.calls, [{ phase: "decode", nTokens: 1, routes: [Int32Array.of(4, 3), Int32Array.of(7, 0)], line: 2 }]);
   assert.equal(replay(t, { slots: 4, policy: policyByName("lru") }).total.misses, 4);
   writeFileSync(p, [head({ ...model, recordBytes: [0, 4096] }), call].join("\n") + "\n");
   assert.throws(() => readTrace(p), (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 1: every layer has experts/.test(e.message));
