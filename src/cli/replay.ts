@@ -2,12 +2,14 @@
 // phase, from a trace written by `moestream trace`.
 import type { Command } from "commander";
 import {
-  POLICY_NAMES, checkTraceModel, hitRate, modelRoutingShape, parsePolicySpec, readTrace, replayAt, replayObserved, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult, type Trace,
+  POLICY_NAMES, RECOMMENDED_POLICY, checkTraceModel, hitRate, modelRoutingShape, parsePolicySpec, readTrace, replayAt, replayObserved, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult, type Trace,
 } from "../engine/replay.js";
 import { RoutingRecorder } from "../gen/routing-stats.js";
 import { UsageError } from "../util/errors.js";
 
 export const DEFAULT_MULTIPLES = [1, 1.5, 2, 3, 4];
+/** Every policy in one pool, and the engine's default (per-layer quotas). */
+const DEFAULT_SPECS = [...POLICY_NAMES, RECOMMENDED_POLICY];
 
 interface Budget {
   label: string;
@@ -76,7 +78,7 @@ export function registerReplay(program: Command): void {
     .description("replay a routing trace (moestream's own, or a routing JSON-lines capture: header line, then {\"t\", \"layers\": [[ids], ...]} per token): hit rate per eviction policy and Belady's bound, per cache size and phase")
     .option("--slots <list>", "cache sizes in expert slots, e.g. 64,128")
     .option("--budget <list>", "cache sizes as multiples of the active experts per token (k x layers), e.g. 1x,2x (default 1x,1.5x,2x,3x,4x)")
-    .option("--policy <spec...>", `policies, name[:key=value,...] (default: ${POLICY_NAMES.join(" ")}); e.g. slru:protected=0.8 lfu:history=0`)
+    .option("--policy <spec...>", `policies, name[:key=value,...] (default: ${DEFAULT_SPECS.join(" ")}); e.g. slru:protected=0.8 lfu:history=0 lru:perLayer=1`)
     .option("--pinning <mode>", "group (what StreamingExperts does: an acquire's experts all pinned from the start) | sequential", "group")
     .option("-m, --model <path>", "the model the trace is of (GGUF or pack): its expert ids and shape are checked against it")
     .option("--json", "print one JSON object")
@@ -84,7 +86,7 @@ export function registerReplay(program: Command): void {
     .action(async (path: string, opts) => {
       const pinning = opts.pinning as Pinning;
       if (pinning !== "sequential" && pinning !== "group") throw new UsageError("bad_option", `--pinning must be sequential or group, got '${opts.pinning}'`);
-      const specs = ((opts.policy as string[] | undefined) ?? [...POLICY_NAMES]).map((s) => ({ label: s, ...parsePolicySpec(s) }));
+      const specs = ((opts.policy as string[] | undefined) ?? DEFAULT_SPECS).map((s) => ({ label: s, ...parsePolicySpec(s) }));
       const trace = readTrace(path);
       if (opts.model) checkTraceModel(trace, path, await modelRoutingShape(opts.model), opts.model);
       const rows = budgets(trace, opts.slots, opts.budget).map((b) => ({ budget: b.label, slots: b.slots, ...replayAt(trace, b.slots, specs, pinning) }));

@@ -3,7 +3,7 @@
 import { UsageError } from "../util/errors.js";
 import { didYouMean } from "../util/suggest.js";
 import { resolveSamplingOptions } from "../sampler/index.js";
-import { parsePolicySpec } from "../experts/policies.js";
+import { parsePolicySpec, RECOMMENDED_POLICY } from "../experts/policies.js";
 
 // What SAMPLING_OPTIONS resolve to; the CLI and server name it through the engine.
 export type { SamplingOptions } from "../sampler/index.js";
@@ -103,8 +103,8 @@ export const ENGINE_OPTIONS = {
   },
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   expertPolicy: {
-    flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: "lfu", parse: policySpec,
-    help: "expert cache eviction: lfu (default, chosen by trace replay) | lru | slru | lrfu | lfu-decay | lfuda | s3fifo | arc, with parameters as name:key=value (e.g. lfu-decay:decay=0.9)",
+    flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: RECOMMENDED_POLICY, parse: policySpec,
+    help: "expert cache eviction: lru | slru | lfu | lrfu | lfu-decay | lfuda | s3fifo | arc, with parameters as name:key=value; perLayer=1 (any policy) gives each layer a slot quota (default lfu-decay:perLayer=1, chosen by replaying real routing traces)",
   },
   allowMissingExperts: {
     flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,
@@ -142,7 +142,7 @@ export interface EngineConfig {
   prefetchDepth: number;
   /** Expert reads in flight; 0 = libuv's default pool size (the CLI fills in UV_THREADPOOL_SIZE). */
   ioDepth: number;
-  /** Eviction policy spec, e.g. "lfu" or "slru:protected=0.8". */
+  /** Eviction policy spec, e.g. "lfu-decay:perLayer=1" or "slru:protected=0.8". */
   expertPolicy: string;
 }
 

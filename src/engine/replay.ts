@@ -10,7 +10,7 @@ import { openGGUF } from "../format/gguf/read.js";
 import { UsageError } from "../util/errors.js";
 import { readArchitecture } from "./model-check.js";
 
-export { POLICY_NAMES, parsePolicySpec } from "../experts/policies.js";
+export { POLICY_NAMES, RECOMMENDED_POLICY, parsePolicySpec } from "../experts/policies.js";
 export { hitRate, slotsForMultiple, type Pinning, type PhaseStats, type ReplayResult } from "../experts/replay.js";
 export { readTrace, type Trace } from "../experts/trace.js";
 
