@@ -307,9 +307,9 @@ export class S3FifoPolicy implements EvictionPolicy {
  * ARC (Megiddo and Modha, FAST 2003): T1 holds keys seen once lately, T2 keys seen again; ghosts B1 and
  * B2 remember what each lost, and a hit in a ghost moves the target size p of T1 toward the list that
  * would have kept it. The cache size c is the most keys ever cached (the slot count once full).
- * One departure, forced by the interface: victim() is asked before the missing key is touched, so it
- * cannot see that key; p adapts at the touch, one miss late, and REPLACE's "x in B2 and |T1| = p" case
- * is dropped (T1 gives the victim when |T1| > p).
+ * One departure, from when victim() was not told the missing key (it is now, as `incoming`; measured
+ * as is): p adapts at the touch, one miss late, and REPLACE's "x in B2 and |T1| = p" case is dropped
+ * (T1 gives the victim when |T1| > p).
  */
 export class ArcPolicy implements EvictionPolicy {
   private readonly t1 = new Map<number, true>();
