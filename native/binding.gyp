@@ -6,6 +6,8 @@
         "src/addon.c",
         "src/addon_matmul.c",
         "src/addon_ops.c",
+        "src/addon_crc.c",
+        "src/crc32c.c",
         "src/napi_args.c",
         "src/pool.c",
         "src/matmul.c",

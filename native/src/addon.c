@@ -116,6 +116,8 @@ NAPI_MODULE_INIT() {
       {"moeFfn", js_moe_ffn},
       {"matmulSet", js_matmul_set},
       {"repackR8", js_repack_r8},
+      {"crc32c", js_crc32c},           {"crc32cAsync", js_crc32c_async},   {"crc32cImpl", js_crc32c_impl},
+      {"preadCrc32c", js_pread_crc32c},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -25,7 +25,7 @@ napi_value undefined(napi_env env);
 napi_value number(napi_env env, double d);
 napi_value string_array(napi_env env, const char **names, int n);
 
-// Bindings of addon_matmul.c and addon_ops.c, registered by addon.c.
+// Bindings of addon_matmul.c, addon_ops.c and addon_crc.c, registered by addon.c.
 napi_value js_matmul(napi_env env, napi_callback_info info);
 napi_value js_matmul_set(napi_env env, napi_callback_info info);
 napi_value js_repack_r8(napi_env env, napi_callback_info info);
@@ -39,3 +39,7 @@ napi_value js_add(napi_env env, napi_callback_info info);
 napi_value js_swiglu(napi_env env, napi_callback_info info);
 napi_value js_attention(napi_env env, napi_callback_info info);
 napi_value js_scatter_add(napi_env env, napi_callback_info info);
+napi_value js_crc32c(napi_env env, napi_callback_info info);
+napi_value js_crc32c_async(napi_env env, napi_callback_info info);
+napi_value js_crc32c_impl(napi_env env, napi_callback_info info);
+napi_value js_pread_crc32c(napi_env env, napi_callback_info info);

@@ -53,6 +53,15 @@ export interface NativeAddon {
   memRead(buf: Bytes): number;
   /** Ask for transparent huge pages over buf's whole 2 MiB pages (before first write); the offset of the first, -1 if none. */
   adviseHugePages(buf: Bytes): number;
+  /** CRC-32C of buf (CRC instructions where the CPU has them), continuing from crc. */
+  crc32c(buf: Bytes, crc?: number): number;
+  /** CRC-32C of buf computed on a libuv pool thread; buf must not change until it settles. */
+  crc32cAsync(buf: Bytes): Promise<number>;
+  /** Which crc32c path this CPU takes: "sse4.2", "armv8-crc" or "slicing-by-8". */
+  crc32cImpl(): string;
+  /** Fill buf from fd at position on a pool thread (short only at end of file) and checksum what was read there;
+   *  rejects with an fs-style error (code, errno, syscall). fd must stay open and buf untouched until it settles. */
+  preadCrc32c(fd: number, buf: Bytes, position: number): Promise<{ bytesRead: number; crc: number }>;
 }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", ".."); // from src/ or dist/
