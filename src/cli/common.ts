@@ -13,6 +13,12 @@ export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknow
     const opt = new Option(spec.flag, `${spec.help}${env}`).default(undefined, String(spec.default));
     opt.attributeName = () => key;
     cmd.addOption(opt);
+    // A switch that is on by default also gets its commander negation (--no-verify-experts = --verify-experts off).
+    if (spec.default === true) {
+      const no = new Option(`--no-${spec.flag.split(" ")[0].slice(2)}`, `same as ${spec.flag.split(" ")[0]} off`);
+      no.attributeName = () => key;
+      cmd.addOption(no);
+    }
   }
   return cmd;
 }

@@ -110,7 +110,14 @@ export const ENGINE_OPTIONS = {
     flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,
     help: "run a packed model whose expert layer files are missing: those experts output zeros (warned once)",
   },
-  verifyExperts: { flag: "--verify-experts", env: "MOESTREAM_VERIFY_EXPERTS", default: false, help: "check each streamed expert's crc32c (packed models)", parse: bool },
+  verifyExperts: {
+    flag: "--verify-experts [on|off]", env: "MOESTREAM_VERIFY_EXPERTS", default: true, parse: bool,
+    help: "check each expert record's crc32c on every read, resident or streamed (packed models); off for a disk you trust",
+  },
+  verifyDense: {
+    flag: "--verify-dense [on|off]", env: "MOESTREAM_VERIFY_DENSE", default: true, parse: bool,
+    help: "check each dense tensor's crc32c at load (packed models); off for a disk you trust",
+  },
 } satisfies Record<string, OptionSpec<unknown>>;
 
 export const SAMPLING_OPTIONS = {
@@ -135,7 +142,10 @@ export interface EngineConfig {
   memBudget: number;
   /** Bytes; 0 = derived from the budget. */
   expertCache: number;
+  /** Check every expert record's crc32c as it is read (packed models). */
   verifyExperts: boolean;
+  /** Check every dense tensor's crc32c at load (packed models whose manifest has them). */
+  verifyDense: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
   /** Router lookahead depth in layers. */

@@ -9,7 +9,7 @@ import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
-import { sourceIdentity } from "../experts/pack.js";
+import { checkDenseTensor, sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
 import { parsePolicySpec, policyByName, readerPolicyContext } from "../experts/policies.js";
@@ -23,6 +23,7 @@ import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
 import { expertLayout } from "./expert-layout.js";
 import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
+import { engineChecksums } from "./checksums.js";
 import { autoContextSize } from "./context-size.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors } from "./model-check.js";
 
@@ -114,7 +115,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     checkNoOtherTensors(file, [...dense, ...expertTensors], archName);
 
     if (packed) {
-      const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, allowMissing: cfg.allowMissingExperts });
+      const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, checksums: engineChecksums(), allowMissing: cfg.allowMissingExperts });
       if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
       reader = store;
     } else reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
@@ -154,17 +155,29 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       arenaBytes[arenaBytes.length - 1] += n;
     }
     const arenas = arenaBytes.map((n) => be.allocWeights(n));
-    const bind = async (name: string): Promise<Weight> => {
+    // A pack's dense tensors are checked against its manifest as they land (off the JS thread with the addon,
+    // while the next one is read), and all before any is bound: binding may repack the bytes in place.
+    const crcs = packed && cfg.verifyDense ? (reader as ExpertStore).manifest.dense.crc32c : undefined;
+    const checks: Promise<unknown>[] = [];
+    const read = async (name: string): Promise<void> => {
       const t = byName.get(name)!;
       const { arena, at } = place.get(name)!;
       const a = arenas[arena];
       const bytes = await readTensorBytes(file, t, a.host?.subarray(at, at + t.byteLength));
+      if (crcs) checks.push(checkDenseTensor(densePath, t, bytes, crcs, engineChecksums()).then(() => undefined, (e: unknown) => e));
       if (!a.host) a.write(at, bytes);
       onProgress?.((doneBytes += bytes.byteLength), totalBytes);
-      return a.view({ name, type: t.type, shape: t.shape }, at);
     };
+    const loaded = dense.filter((s) => byName.has(s.name)).map((s) => s.name);
+    for (const name of loaded) await read(name);
+    const bad = (await Promise.all(checks)).find((e) => e !== undefined);
+    if (bad) throw bad;
     const weights = new Map<string, Weight>();
-    for (const spec of dense) if (byName.has(spec.name)) weights.set(spec.name, await bind(spec.name));
+    for (const name of loaded) {
+      const t = byName.get(name)!;
+      const { arena, at } = place.get(name)!;
+      weights.set(name, arenas[arena].view({ name, type: t.type, shape: t.shape }, at));
+    }
 
     // Staging for speculative reads: two tokens' worth of one layer's experts.
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;

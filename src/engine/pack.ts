@@ -4,6 +4,7 @@ import { DENSE_FILE } from "../experts/pack-format.js";
 import { packModel as packExperts, verifyPack as verifyRecords, type PackOptions, type PackResult } from "../experts/pack.js";
 import { ExpertStore } from "../experts/store.js";
 import { openGGUF } from "../format/gguf/read.js";
+import { engineChecksums } from "./checksums.js";
 import { expertLayout } from "./expert-layout.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors, readArchitecture } from "./model-check.js";
 
@@ -31,7 +32,7 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
   } finally {
     await store.close();
   }
-  return verifyRecords(dir);
+  return verifyRecords(dir, engineChecksums());
 }
 
 /** Packs a GGUF into a model directory, its experts laid out as the file's architecture declares. */

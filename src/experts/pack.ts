@@ -7,9 +7,9 @@ import { basename, dirname, join } from "node:path";
 import { checkTensorLayout, openGGUF, readGGUF, readTensorBytes } from "../format/gguf/read.js";
 import { FileSource } from "../format/gguf/byte-source.js";
 import { metaString } from "../format/gguf/accessors.js";
-import type { GGUFFile } from "../format/gguf/types.js";
+import type { GGUFFile, GGUFTensorInfo } from "../format/gguf/types.js";
 import { writeGGUF } from "../format/gguf/write.js";
-import { crc32c } from "../util/crc32c.js";
+import { crc32c, jsChecksums, type Checksums } from "../util/crc32c.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import { processExists } from "../util/process.js";
 import {
@@ -120,12 +120,12 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
 }
 
 /** Re-read every record of a pack and check its crc32c; throws ExpertError naming the first bad one. */
-export async function verifyPack(dir: string): Promise<{ records: number; bytes: number }> {
-  const store = await ExpertStore.open(dir);
+export async function verifyPack(dir: string, checksums: Checksums = jsChecksums): Promise<{ records: number; bytes: number }> {
+  const store = await ExpertStore.open(dir, { checksums });
   try {
     const dense = await openGGUF(join(dir, DENSE_FILE)); // parses: dense.gguf is a well-formed GGUF
     try {
-      await checkDenseCrcs(dense, store.manifest.dense.crc32c);
+      await checkDenseCrcs(dense, store.manifest.dense.crc32c, checksums);
     } finally {
       await dense.source.close();
     }
@@ -141,18 +141,21 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
 }
 
 /** Each dense tensor against the manifest's checksum (packs that predate them are read through). */
-async function checkDenseCrcs(dense: GGUFFile, crcs: Record<string, number> | undefined): Promise<void> {
+async function checkDenseCrcs(dense: GGUFFile, crcs: Record<string, number> | undefined, checksums: Checksums): Promise<void> {
   if (!crcs) return;
   const where = dense.source.name;
   const names = new Set(dense.tensors.map((t) => t.name));
   const unlisted = Object.keys(crcs).find((n) => !names.has(n));
   if (unlisted) throw new FormatError("checksum_mismatch", where, undefined, `the manifest has a checksum for tensor '${unlisted}', which dense.gguf lacks`);
-  for (const t of dense.tensors) {
-    const want = crcs[t.name];
-    if (want === undefined) throw new FormatError("checksum_mismatch", where, undefined, `tensor '${t.name}' has no checksum in the manifest (not written by this pack)`);
-    const got = crc32c(await readTensorBytes(dense, t)) >>> 0;
-    if (got !== want) throw new FormatError("checksum_mismatch", where, t.offset, `tensor '${t.name}': crc32c ${got.toString(16)}, the manifest says ${want.toString(16)} (corrupt)`);
-  }
+  for (const t of dense.tensors) await checkDenseTensor(where, t, await readTensorBytes(dense, t), crcs, checksums);
+}
+
+/** Tensor t of dense.gguf (`where`), its bytes in memory, against the manifest's crc32c: a FormatError naming it when they differ. */
+export async function checkDenseTensor(where: string, t: GGUFTensorInfo, bytes: Uint8Array, crcs: Record<string, number>, checksums: Checksums = jsChecksums): Promise<void> {
+  const want = crcs[t.name];
+  if (want === undefined) throw new FormatError("checksum_mismatch", where, undefined, `tensor '${t.name}' has no checksum in the manifest (not written by this pack)`);
+  const got = (await checksums.crc32c(bytes)) >>> 0;
+  if (got !== want) throw new FormatError("checksum_mismatch", where, t.offset, `tensor '${t.name}': crc32c ${got.toString(16)}, the manifest says ${want.toString(16)} (corrupt)`);
 }
 
 /** Identity of a GGUF as a manifest records it: size and sha256 of the bytes before its tensor data. */

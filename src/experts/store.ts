@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { FileSource } from "../format/gguf/byte-source.js";
 import { readGGUF } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
-import { crc32c } from "../util/crc32c.js";
+import { jsChecksums, type Checksums } from "../util/crc32c.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import {
   DENSE_FILE, ExpertError, MANIFEST_FILE, RECORDS_OFFSET, computeIdentity, decodeLayerHeader, planExpertLayers, sourceFingerprint, validateManifest,
@@ -38,6 +38,8 @@ export interface ExpertReader {
 
 /** The part of fs.promises.FileHandle the readers use; tests wrap it to inject faults. */
 export interface FileLike {
+  /** The descriptor, where there is one (fs FileHandles; -1 once closed): lets a checksumming read run natively. */
+  readonly fd?: number;
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   stat(): Promise<{ size: number }>;
   close(): Promise<void>;
@@ -85,8 +87,10 @@ function checkIndex(what: string, i: number, n: number, where: string): void {
 }
 
 export interface ExpertStoreOptions {
-  /** Check each record's crc32c on every read (~1 GB/s of CPU). */
+  /** Check each record's crc32c on every read (default on). */
   verify?: boolean;
+  /** How to checksum (default: the JS crc32c on the calling thread); the engine injects the native addon's. */
+  checksums?: Checksums;
   openFile?: OpenFile;
   /** A missing layer file is not an error: its experts read as zero bytes (all-zero blocks decode to 0, so they add nothing). */
   allowMissing?: boolean;
@@ -149,6 +153,9 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
   /** Layer files that were missing (only with allowMissing): their experts are zeros. */
   readonly missing: readonly string[];
   private readonly verify: boolean;
+  private readonly checksums: Checksums;
+  /** Native reads in flight on raw descriptors: close() waits for them (fs FileHandles do that for their own). */
+  private readonly inflight = new Set<Promise<unknown>>();
 
   private constructor(
     readonly dir: string,
@@ -157,7 +164,8 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     opts: ExpertStoreOptions,
   ) {
     super(byLayer, dir);
-    this.verify = opts.verify ?? false;
+    this.verify = opts.verify ?? true;
+    this.checksums = opts.checksums ?? jsChecksums;
     this.missing = [...byLayer.values()].filter((l) => !l.fh).map((l) => l.path);
   }
 
@@ -255,29 +263,52 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     }
     const at = this.recordOffset(layer, e);
     let got = 0;
-    if (l.dfh) {
+    let crc: number | undefined;
+    // First try: the O_DIRECT handle, or (verifying) the buffered one where the read can checksum on its own thread.
+    const first = l.dfh ?? (verify && this.canFold(l.fh) ? l.fh : undefined);
+    if (first) {
       try {
-        got = (await l.dfh.read(rec, 0, rec.byteLength, at)).bytesRead;
-        this.stats.direct++;
+        ({ got, crc } = await this.readOnce(first, rec, at, verify));
+        if (first === l.dfh) this.stats.direct++;
       } catch (err) {
         // EINVAL: this buffer is not aligned for O_DIRECT; read it through the page cache instead.
-        if (!isEinval(err)) throw new ExpertError("io_error", l.path, at, { layer, expert: e }, `read of ${rec.byteLength} bytes failed: ${err instanceof Error ? err.message : String(err)}`, err);
+        if (first !== l.dfh || !isEinval(err)) throw new ExpertError("io_error", l.path, at, { layer, expert: e }, `read of ${rec.byteLength} bytes failed: ${err instanceof Error ? err.message : String(err)}`, err);
         this.stats.buffered++;
       }
     }
-    // Not read directly, or short (a truncated file): the buffered path reads (or refuses) the whole record.
-    if (got < rec.byteLength) await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
+    // Not read yet, or short (a truncated file): the buffered path reads (or refuses) the whole record.
+    if (got < rec.byteLength) {
+      crc = undefined;
+      await readFully(l.fh, rec, at, { file: l.path, layer, expert: e });
+    }
     this.stats.reads++;
     this.stats.bytes += rec.byteLength;
     if (verify) {
-      const got = crc32c(rec);
-      if (got !== l.crc32c[e]) {
-        throw new ExpertError("checksum_mismatch", l.path, at, { layer, expert: e }, `record crc32c ${hex(got)}, manifest says ${hex(l.crc32c[e])} (corrupt file; re-run pack)`);
+      const want = l.crc32c[e];
+      const have = crc ?? (await this.checksums.crc32c(rec));
+      if (have !== want) {
+        throw new ExpertError("checksum_mismatch", l.path, at, { layer, expert: e }, `record crc32c ${hex(have)}, manifest says ${hex(want)} (corrupt, or a record of another pack; re-run pack)`);
       }
     }
   }
 
+  private canFold(fh: FileLike): boolean {
+    return this.checksums.preadCrc32c !== undefined && fh.fd !== undefined && fh.fd >= 0;
+  }
+
+  /** One positioned read of rec; when checking and the checksums can, the crc32c of what it read, taken by the reading thread. */
+  private async readOnce(fh: FileLike, rec: Uint8Array, at: number, check: boolean): Promise<{ got: number; crc?: number }> {
+    if (!check || !this.canFold(fh)) return { got: (await fh.read(rec, 0, rec.byteLength, at)).bytesRead };
+    const p = this.checksums.preadCrc32c!(fh.fd!, rec, at);
+    const done = () => this.inflight.delete(p);
+    this.inflight.add(p);
+    p.then(done, done);
+    const r = await p;
+    return { got: r.bytesRead, crc: r.crc };
+  }
+
   async close(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.byLayer.values()].flatMap((l) => [l.fh?.close(), l.dfh?.close()]));
   }
 }
