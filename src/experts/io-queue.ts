@@ -31,6 +31,8 @@ interface Job {
   e: number;
   dst: Uint8Array;
   prio: number;
+  /** false: the reader's integrity check is deferred (IoQueue.check runs it when the bytes are used). */
+  check: boolean;
   seq: number;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -86,11 +88,14 @@ export class IoQueue {
     this.reserve = Math.min(this.depth - 1, Math.max(0, opts.demandReserve ?? Math.ceil(this.depth / 4)));
   }
 
-  /** Queue a read of expert e of `layer` into dst at priority `prio` (DEMAND, a depth, FILL). */
-  read(layer: number, e: number, dst: Uint8Array, prio: number): IoTicket {
+  /**
+   * Queue a read of expert e of `layer` into dst at priority `prio` (DEMAND, a depth, FILL). `check: false`
+   * defers the reader's integrity check: the caller runs check() before it uses the bytes.
+   */
+  read(layer: number, e: number, dst: Uint8Array, prio: number, check = true): IoTicket {
     let job!: Job;
     const done = new Promise<void>((resolve, reject) => {
-      job = { layer, e, dst, prio, seq: this.seq++, resolve, reject };
+      job = { layer, e, dst, prio, check, seq: this.seq++, resolve, reject };
     });
     this.queue.push(job);
     this.pump();
@@ -110,6 +115,11 @@ export class IoQueue {
 
   recordBytes(layer: number): number {
     return this.reader.recordBytes(layer);
+  }
+
+  /** The integrity check a read with `check: false` deferred, on its bytes. */
+  async check(layer: number, e: number, rec: Uint8Array): Promise<void> {
+    await this.reader.checkExpert?.(layer, e, rec);
   }
 
   /** Reads queued or running. */
@@ -176,7 +186,7 @@ export class IoQueue {
     };
     let p: Promise<void>;
     try {
-      p = this.reader.readExpert(job.layer, job.e, job.dst);
+      p = this.reader.readExpert(job.layer, job.e, job.dst, job.check ? undefined : false);
     } catch (err) {
       p = Promise.reject(err);
     }

@@ -128,7 +128,8 @@ export class Staging {
     const buf = this.free.pop();
     if (!buf) return;
     const bytes = this.io.recordBytes(layer);
-    const ticket = this.io.read(layer, e, buf, depth);
+    // Unchecked: most predictions are never used; insert() checks the ones taken (no cycles on wasted reads).
+    const ticket = this.io.read(layer, e, buf, depth, false);
     const st: Staged = { layer, expert: e, source, depth, rank, buf, ticket, settled: false, ready: ticket.done };
     if (rank >= 0) ((this.byRank[depth] ??= { issued: [], used: [] }).issued[rank] ??= 0), this.byRank[depth].issued[rank]++;
     void st.ready.then(() => void (st.settled = true), () => void (st.settled = true));

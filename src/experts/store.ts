@@ -26,8 +26,13 @@ export interface ExpertReader {
   recordBytes(layer: number): number;
   /** Where each part (gate, up, down for qwen3moe; any named matrices or vectors) sits inside a record, in record order. */
   parts(layer: number): readonly ExpertPart[];
-  /** Fill dst[0, recordBytes) with expert e's record. Once the promise settles, nothing writes to dst any more. */
-  readExpert(layer: number, e: number, dst: Uint8Array): Promise<void>;
+  /**
+   * Fill dst[0, recordBytes) with expert e's record. Once the promise settles, nothing writes to dst any more.
+   * `check: false` defers the reader's integrity check to checkExpert (speculative reads: most are never used).
+   */
+  readExpert(layer: number, e: number, dst: Uint8Array, check?: boolean): Promise<void>;
+  /** The integrity check a read with `check: false` skipped, on the record now in rec (none where the reader has none). */
+  checkExpert?(layer: number, e: number, rec: Uint8Array): Promise<void>;
   /**
    * Where in `buf` (at most 4096 bytes in) a buffer must start for the reader's direct I/O; absent or 0
    * when any address will do. A misaligned buffer still reads, just through the page cache.
@@ -252,6 +257,7 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     return RECORDS_OFFSET + e * this.layer(layer).recordBytes;
   }
 
+  /** `verify` (default: the store's setting) checks the record's crc32c; false skips it (checkExpert does it later). */
   async readExpert(layer: number, e: number, dst: Uint8Array, verify = this.verify): Promise<void> {
     const l = this.layer(layer);
     checkIndex("expert", e, l.experts, l.path);
@@ -283,12 +289,22 @@ export class ExpertStore extends RecordLayers<OpenLayer> implements ExpertReader
     }
     this.stats.reads++;
     this.stats.bytes += rec.byteLength;
-    if (verify) {
-      const want = l.crc32c[e];
-      const have = crc ?? (await this.checksums.crc32c(rec));
-      if (have !== want) {
-        throw new ExpertError("checksum_mismatch", l.path, at, { layer, expert: e }, `record crc32c ${hex(have)}, manifest says ${hex(want)} (corrupt, or a record of another pack; re-run pack)`);
-      }
+    if (verify) await this.compare(layer, e, crc ?? (await this.checksums.crc32c(rec)));
+  }
+
+  /** A record read with verify false, checked now (when the store verifies at all). */
+  async checkExpert(layer: number, e: number, rec: Uint8Array): Promise<void> {
+    if (!this.verify) return;
+    const l = this.layer(layer);
+    checkIndex("expert", e, l.experts, l.path);
+    if (l.fh) await this.compare(layer, e, await this.checksums.crc32c(rec.subarray(0, l.recordBytes)));
+  }
+
+  private async compare(layer: number, e: number, have: number): Promise<void> {
+    const l = this.layer(layer);
+    const want = l.crc32c[e];
+    if (have !== want) {
+      throw new ExpertError("checksum_mismatch", l.path, this.recordOffset(layer, e), { layer, expert: e }, `record crc32c ${hex(have)}, manifest says ${hex(want)} (corrupt, or a record of another pack; re-run pack)`);
     }
   }
 

@@ -387,7 +387,7 @@ export class StreamingExperts implements ExpertSource {
       if (prio === DEMAND) this.stats.prefetched++;
       this.staging!.give(this.slot(slot));
       bytes = this.slotBufs[slot] = staged.buf;
-      read = staged.ready;
+      read = staged.ready.then(() => this.io.check(layer, e, staged.buf)); // staged reads skip the integrity check
     } else {
       bytes = this.slot(slot);
       const t0 = performance.now();

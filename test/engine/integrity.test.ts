@@ -16,7 +16,9 @@ import { packModel } from "../../src/engine/pack.js";
 import { DENSE_FILE, ExpertError, MANIFEST_FILE, RECORDS_OFFSET } from "../../src/experts/pack-format.js";
 import { ExpertStore, type ExpertStoreOptions, type FileLike } from "../../src/experts/store.js";
 import { openGGUF } from "../../src/format/gguf/read.js";
-import { jsChecksums } from "../../src/util/crc32c.js";
+import { StreamingExperts } from "../../src/experts/streaming-source.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import { jsChecksums, type Checksums } from "../../src/util/crc32c.js";
 import { FormatError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 import { needNative } from "../helpers/parity.js";
@@ -194,4 +196,32 @@ test("run: a corrupt record and a corrupt dense tensor exit 3 with one line nami
   assert.equal(r.code, 3, r.err);
   assert.match(r.err.trim().split("\n").at(-1)!, new RegExp(`^moestream: error: ${densePath} at byte offset ${t.offset}: tensor 'blk\\.1\\.attn_v\\.weight': crc32c`));
   assert.equal(cli(["--no-verify-experts", "--no-verify-dense"]).code, 0);
+});
+
+test("prefetched records are checked when used, not when read: a used corrupt one fails its acquire, a wasted one is never checksummed", async () => {
+  const { pack, file, R } = await corruptedPack("one bit of a block scale"); // every expert of layer 1
+  const native = engineChecksums();
+  let checks = 0;
+  const counting: Checksums = {
+    crc32c: (b) => (checks++, native.crc32c(b)),
+    preadCrc32c: (fd, b, p) => (checks++, native.preadCrc32c!(fd, b, p)),
+  };
+  const store = await ExpertStore.open(pack, { checksums: counting });
+  const experts = new StreamingExperts(store, new ScalarBackend(), { budgetBytes: 8 * R, minExperts: 1, prefetchSlots: 4, fill: false });
+  try {
+    await experts.prepare();
+    experts.prefetch(LAYER, [3, 4]);
+    while (experts.io.pending) await new Promise((r) => setImmediate(r)); // both staged reads landed
+    assert.equal(checks, 0, "speculative reads are not checked as they land");
+    await assert.rejects(experts.acquire(LAYER, [3]), badRecord(file, R, 3));
+    assert.equal(experts.stats.prefetched, 1, "expert 3 came from staging");
+    assert.equal(checks, 1, "checked once, when taken; expert 4 (wasted) never");
+    const w = await experts.acquire(LAYER + 1, [5]); // a demand read of an intact layer
+    assert.equal(w.length, 1);
+    experts.release(LAYER + 1, [5]);
+    assert.equal(checks, 2);
+  } finally {
+    await experts.cancelPrefetch();
+    await store.close();
+  }
 });
