@@ -1,6 +1,7 @@
 // Node-API module: registers the bindings (ops in addon_ops.c, the matmul family in addon_matmul.c) and holds the
 // pool, kernel-level and memory controls. Weights, activations and outputs are views of JS memory (no copies);
-// every call is synchronous and the JS thread works as pool thread 0, so the memory cannot move or be collected meanwhile.
+// every kernel call is synchronous and the JS thread works as pool thread 0, so the memory cannot move or be collected
+// meanwhile. The crc32c calls of addon_crc.c that run on libuv's pool hold a reference to their buffer instead.
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>

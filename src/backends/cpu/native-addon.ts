@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 /** Raw bytes the addon reads in place: any TypedArray, a DataView or an ArrayBuffer. */
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
-/** The addon's exports (native/src/addon.c). Every call is synchronous; buffers are used in place. */
+/** The addon's exports (native/src/addon.c). Buffers are used in place; every call but the Promise-returning crc ones is synchronous. */
 export interface NativeAddon {
   /** out[T, N] = x[T, K] · Wᵀ; w holds N rows of K values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_K, Q6_K). */
   matmul(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, t: number): void;
