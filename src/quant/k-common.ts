@@ -7,6 +7,26 @@ import { F16_TO_F32, f32ToF16 } from "../util/f16.js";
 
 const fr = Math.fround;
 
+/** ggml's GROUP_MAX_EPS: below it a group (or super-block) counts as all zeros. */
+export const GROUP_MAX_EPS = fr(1e-15);
+
+/**
+ * The value of largest magnitude in x[xo..xo+n) (the first on ties), or 0 when every |x| < 1e-15 (ggml's
+ * GROUP_MAX_EPS: an "all zero" group), as make_qx_quants and make_q3_quants begin.
+ */
+export function groupMax(x: Float32Array, xo: number, n: number): number {
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[xo + i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[xo + i];
+    }
+  }
+  return amax < GROUP_MAX_EPS ? 0 : max;
+}
+
 export interface Qkx2Params {
   /** Values per sub-block (16 or 32) and the largest quant (3, 15, 31). */
   n: number;

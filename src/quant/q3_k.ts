@@ -6,13 +6,13 @@
 // bit; test/quant/ggml-exact.test.ts holds it to ggml's own library.
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { groupMax } from "./k-common.js";
 import { nearestIntC } from "./nearest-int.js";
 import { F16_TO_F32, f32ToF16 } from "../util/f16.js";
 
 const QK_K = 256;
 const BLOCK_BYTES = 110;
 const fr = Math.fround;
-const GROUP_MAX_EPS = fr(1e-15);
 
 const L = new Int8Array(QK_K);
 const scales = new Float32Array(16);
@@ -22,16 +22,8 @@ const SCALES = new Int8Array(16); // unpacked scales - 32
 function makeQ3Quants(x: Float32Array, xo: number, lo: number): number {
   const n = 16;
   const nmax = 4;
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
+  const max = groupMax(x, xo, n);
+  if (max === 0) {
     for (let i = 0; i < n; i++) L[lo + i] = 0;
     return 0;
   }
