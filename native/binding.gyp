@@ -15,6 +15,7 @@
         "src/quantize.c",
         "src/q8_0.c",
         "src/k_quants.c",
+        "src/k_quants_lo.c",
         "src/float.c",
         "src/ops.c"
       ],

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "pool.h"
+#include "k_quants_lo.h"
 
 const kernels_t KERNELS_SCALAR = {"scalar", quant_q8_0_scalar, quant_q8_K_scalar, dot_q8_0_scalar, dot_q4_K_scalar,
                                   dot_q6_K_scalar, dot_f32_scalar, dot_f16_scalar, dot_bf16_scalar,
@@ -108,7 +109,7 @@ size_t type_row_bytes(int type, int K) {
     case GGML_Q4_K:
     case GGML_Q4_K_R8: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q4_K);
     case GGML_Q6_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q6_K);
-    default: return 0;
+    default: return lowbit_row_bytes(type, K);
   }
 }
 
@@ -251,7 +252,10 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
     case GGML_F32: *dot = k->dot_f32, *xrow = (size_t)K * 4; break;
     case GGML_F16: *dot = k->dot_f16, *xrow = (size_t)K * 4; break;
     case GGML_BF16: *dot = k->dot_bf16, *xrow = (size_t)K * 4; break;
-    default: return -1;
+    default: // the low-bit types of k_quants_lo.c
+      if (!(*dot = lowbit_dot(k, type))) return -1;
+      if (lowbit_wants_q8_K(type)) *quant = k->quant_q8_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K);
+      else *quant = k->quant_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0);
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 // moestream gen: write a synthetic qwen3moe GGUF (seeded random weights, real Qwen3 tokenizer).
 import type { Command } from "commander";
-import { generateModel } from "../gen/generate.js";
+import { GEN_TYPES, generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
 import { REAL_LIKE, type RoutingProfile } from "../gen/weights.js";
 import { UsageError } from "../util/errors.js";
@@ -15,6 +15,21 @@ export function parseRouting(kind: string, skew: string, locality: string): Rout
   return { kind, skew: s, locality: l };
 }
 
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** --tensor-type values "regex=TYPE" as generateModel's typeOverrides. */
+export function parseTensorTypes(specs: string[]): { pattern: RegExp; type: string }[] {
+  return specs.map((spec) => {
+    const at = spec.lastIndexOf("=");
+    if (at <= 0 || at === spec.length - 1) throw new UsageError("bad_option", `--tensor-type takes regex=TYPE (e.g. ffn_down_exps=Q4_K), got '${spec}'`);
+    try {
+      return { pattern: new RegExp(spec.slice(0, at)), type: spec.slice(at + 1) };
+    } catch (e) {
+      throw new UsageError("bad_option", `--tensor-type '${spec}': ${(e as Error).message}`);
+    }
+  });
+}
+
 function parseSynthesis(s: string): "quantize" | "direct" {
   if (s !== "quantize" && s !== "direct") throw new UsageError("bad_option", `--expert-synthesis must be quantize or direct, got '${s}'`);
   return s;
@@ -26,21 +41,23 @@ export function registerGen(program: Command): void {
     .description("generate a synthetic qwen3moe model file")
     .requiredOption("-o, --output <file>", "where to write the GGUF")
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
-    .option("--type <type>", "quant type of weight matrices: F32 F16 BF16 Q8_0 Q4_K Q6_K", "Q8_0")
+    .option("--type <type>", `quant type of weight matrices: ${GEN_TYPES.join(" ")}`, "Q8_0")
+    .option("--expert-type <type>", "quant type of the routed expert tensors (default: --type)")
+    .option("--tensor-type <regex=type>", "quant type of the tensors whose name matches regex (repeatable; first match wins)", collect, [])
     .option("--seed <n>", "weights seed", "1")
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
     .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
-    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
+    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset tiny --type Q6_K --expert-type Q3_K --tensor-type ffn_down_exps=Q4_K -o tiny-q3km.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {
       if (!isPresetName(opts.preset)) throw new UsageError("bad_option", `--preset must be one of ${Object.keys(PRESETS).join(", ")}, got '${opts.preset}'`);
       const bar = progressBar("generating", "values");
       const t0 = performance.now();
       try {
         const m = await generateModel(opts.output, {
-          preset: opts.preset, type: opts.type, seed: Number(opts.seed), peaked: Number(opts.peaked),
+          preset: opts.preset, type: opts.type, expertType: opts.expertType, typeOverrides: parseTensorTypes(opts.tensorType), seed: Number(opts.seed), peaked: Number(opts.peaked),
           expertSynthesis: parseSynthesis(opts.expertSynthesis),
           routing: parseRouting(opts.routing, opts.skew, opts.locality),
           onProgress: (d, t) => bar.update(d, t),

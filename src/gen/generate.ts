@@ -3,7 +3,7 @@
 // type per tensor.
 import { meta, writeGGUF } from "../format/gguf/write.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
-import { quantFormat, quantByName } from "../quant/index.js";
+import { QUANT_FORMATS, quantFormat, quantByName } from "../quant/index.js";
 import { qwen3TokenizerMetadata } from "../tokenizer/qwen3-vocab.js";
 import { UsageError } from "../util/errors.js";
 import { architecture, type Architecture } from "../models/registry.js";
@@ -16,8 +16,10 @@ import { Stream } from "./random.js";
 export interface GenerateOptions {
   /** A named preset, or any registered architecture with its hyperparameters. */
   preset: PresetName | Preset;
-  /** Quant type name for weight matrices ("F32", "F16", "BF16", "Q8_0", "Q4_K", "Q6_K"); norms and the router stay F32. */
+  /** Quant type name for weight matrices (any registered: "F16", "Q8_0", "Q4_0", "Q2_K".."Q6_K", ...); norms and the router stay F32. */
   type: string;
+  /** Quant type of the routed expert tensors (ffn_*_exps), if not `type`: a Q4_K_M-like file keeps dense weights wider. */
+  expertType?: string;
   /** Per-tensor overrides: first regex matching the tensor name wins. */
   typeOverrides?: { pattern: RegExp; type: string }[];
   seed?: number;
@@ -43,7 +45,22 @@ export interface GeneratedModel {
 }
 
 // llama.cpp's llama_ftype for a file whose weights are mostly one type.
-const FILE_TYPE: Record<string, number> = { F32: 0, F16: 1, Q8_0: 7, Q4_K: 15, Q6_K: 18, BF16: 32 };
+// (the K types as their _M mixes: Q3_K_M 12, Q4_K_M 15, Q5_K_M 17)
+const FILE_TYPE: Record<string, number> = {
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32,
+};
+
+/** Names of the types gen writes (every registered quant format). */
+export const GEN_TYPES: readonly string[] = QUANT_FORMATS.map((f) => f.name);
+
+/** The format named `name`, or a UsageError naming the option and the supported types. */
+function typeNamed(name: string, what: string) {
+  try {
+    return quantByName(name);
+  } catch (e) {
+    throw new UsageError("bad_type", `${what}: ${(e as Error).message}`);
+  }
+}
 
 /** general.* keys, then the architecture's own (its readHParams inverse), then the tokenizer's. */
 export function modelMetadata(arch: Architecture, hp: unknown, name: string, fileType: number): GGUFMetadata {
@@ -82,10 +99,11 @@ function resolvePreset(opts: GenerateOptions): Preset {
   return { ...p, hp: { ...(p.hp as object), ...opts.hp } };
 }
 
-function typeFor(name: string, shape: number[], opts: GenerateOptions): number {
+function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
   if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight")) return quantByName("F32").type; // as llama.cpp keeps them
-  const chosen = opts.typeOverrides?.find((o) => o.pattern.test(name))?.type ?? opts.type;
-  const q = quantByName(chosen);
+  const override = opts.typeOverrides?.find((o) => o.pattern.test(name));
+  const chosen = override?.type ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
+  const q = typeNamed(chosen, override ? `type for tensors /${override.pattern.source}/` : isExpert && opts.expertType ? "expert type" : "type");
   if (shape[0] % q.blockSize !== 0) {
     throw new UsageError("bad_type", `tensor '${name}' rows of ${shape[0]} values cannot be stored as ${q.name} (blocks of ${q.blockSize})`);
   }
@@ -103,7 +121,9 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const recipes = new WeightRecipes({
     seed: opts.seed ?? 1, nEmbd, nLayer, nVocab, tiedEmbeddings: preset.tiedEmbeddings, routing: opts.routing ?? { kind: "uniform" }, peaked,
   });
-  const main = quantByName(opts.type);
+  const main = typeNamed(opts.type, "type");
+  if (opts.expertType !== undefined) typeNamed(opts.expertType, "expert type");
+  for (const o of opts.typeOverrides ?? []) typeNamed(o.type, `type for tensors /${o.pattern.source}/`);
   const label = typeof opts.preset === "string" ? opts.preset : preset.arch;
   const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0);
   arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
@@ -114,7 +134,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const total = shapes.reduce((a, t) => a + values(t.shape), 0);
   let done = 0;
   const tensors = shapes.map(({ name, shape }) => {
-    const type = typeFor(name, shape, opts);
+    const type = typeFor(name, shape, opts, expertNames.has(name));
     return {
       name, shape, type,
       data: () => {

@@ -4,14 +4,23 @@ import { F32 } from "./f32.js";
 import { F16 } from "./f16.js";
 import { BF16 } from "./bf16.js";
 import { Q8_0 } from "./q8_0.js";
+import { Q4_0 } from "./q4_0.js";
+import { Q4_1 } from "./q4_1.js";
+import { Q5_0 } from "./q5_0.js";
+import { Q5_1 } from "./q5_1.js";
+import { Q2_K } from "./q2_k.js";
+import { Q3_K } from "./q3_k.js";
 import { Q4_K } from "./q4_k.js";
+import { Q5_K } from "./q5_k.js";
 import { Q6_K } from "./q6_k.js";
 
 export type { QuantFormat } from "./types.js";
-export { F32, F16, BF16, Q8_0, Q4_K, Q6_K };
+export { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
 
 /** Every supported format, in ggml type-id order. */
-export const QUANT_FORMATS: readonly QuantFormat[] = Object.freeze([F32, F16, Q8_0, Q4_K, Q6_K, BF16]);
+export const QUANT_FORMATS: readonly QuantFormat[] = Object.freeze([
+  F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16,
+]);
 
 const BY_TYPE = new Map<number, QuantFormat>(QUANT_FORMATS.map((f) => [f.type, f]));
 const BY_NAME = new Map<string, QuantFormat>(QUANT_FORMATS.map((f) => [f.name, f]));

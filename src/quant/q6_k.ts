@@ -7,13 +7,13 @@
 // on millions of values; a ggml built with FMA contraction (-march=native) rounds differently in a few % of blocks.
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { GROUP_MAX_EPS, groupMax } from "./k-common.js";
 import { RND, nearestIntC } from "./nearest-int.js";
 import { F16_TO_F32, f32ToF16 } from "../util/f16.js";
 
 const QK_K = 256;
 const BLOCK_BYTES = 210;
 const fr = Math.fround;
-const GROUP_MAX_EPS = fr(1e-15);
 const F01 = fr(0.1);
 
 const L = new Uint8Array(QK_K);
@@ -27,16 +27,8 @@ const scales = new Float32Array(16);
 function makeQxQuants(x: Float32Array, xo: number, lo: number): number {
   const n = 16;
   const nmax = 32;
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
+  const max = groupMax(x, xo, n);
+  if (max === 0) {
     for (let i = 0; i < n; i++) L[lo + i] = 0;
     return 0;
   }

@@ -82,6 +82,9 @@ test("tensor_misaligned", async () => {
 
 test("bad_shape: row not a multiple of the block size, too many dims, huge dims", async () => {
   await expectError(raw().header(1, 0).tensor("t", [33], GGMLType.Q4_0, 0).data(64).build(), "bad_shape", 24);
+  // a K-quant row of 384 values (1.5 super-blocks), named with its tensor and type
+  await assert.rejects(readGGUF(new BufferSource(raw().header(1, 0).tensor("t", [384, 2], GGMLType.Q2_K, 0).data(512).build(), "bad.gguf")),
+    /tensor "t": shape \[384, 2\]: 384 values per row is not a multiple of Q2_K's block size 256/);
   await expectError(raw().header(1, 0).tensor("t", [1, 1, 1, 1, 1], GGMLType.F32, 0).data(64).build(), "bad_shape", 33);
   await expectError(raw().header(1, 0).tensor("t", [1n << 60n], GGMLType.F32, 0).data(64).build(), "bad_shape", 37);
   await expectError(raw().header(1, 0).tensor("t", [1 << 30, 1 << 30, 1 << 30], GGMLType.F32, 0).data(64).build(), "bad_shape", 24);

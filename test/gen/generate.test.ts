@@ -10,6 +10,9 @@ import { architecture } from "../../src/models/registry.js";
 import { fileTensors, generateModel } from "../../src/gen/index.js";
 import { PRESETS, type Qwen3MoePreset } from "../../src/gen/presets.js";
 import { testModel } from "../helpers/models.js";
+import { ggmlTypeName } from "../../src/format/gguf/ggml-types.js";
+import { UsageError } from "../../src/util/errors.js";
+import { parseTensorTypes } from "../../src/cli/gen.js";
 
 test("file order: token_embd, each layer's dense then expert tensors, output_norm, output", () => {
   const { hp } = PRESETS.tiny;
@@ -62,4 +65,39 @@ test("a custom preset (any registered architecture and hp) is written as given; 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("per-group types: experts in --expert-type, regex overrides first, the rest in --type; the file reads back", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "moestream-gen-"));
+  try {
+    const preset: Qwen3MoePreset = { ...PRESETS.tiny, hp: { ...PRESETS.tiny.hp, nLayer: 1, nExpert: 4, nExpertUsed: 2 } };
+    const path = join(dir, "mix.gguf");
+    const typeOverrides = [{ pattern: /ffn_down_exps/, type: "Q5_K" }, { pattern: /attn_q\./, type: "Q4_0" }];
+    await generateModel(path, { preset, type: "F16", expertType: "Q3_K", typeOverrides });
+    const file = await openGGUF(path);
+    try {
+      const typeOf = (n: string) => ggmlTypeName(file.tensors.find((t) => t.name === n)!.type);
+      assert.deepEqual(
+        ["blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight", "blk.0.attn_q.weight", "token_embd.weight", "blk.0.ffn_gate_inp.weight", "blk.0.attn_norm.weight"].map(typeOf),
+        ["Q3_K", "Q3_K", "Q5_K", "Q4_0", "F16", "F32", "F32"],
+      );
+    } finally {
+      await file.source.close();
+    }
+    for (const bad of [{ type: "Q9_K" }, { type: "Q8_0", expertType: "IQ9" }, { type: "Q8_0", typeOverrides: [{ pattern: /x/, type: "nope" }] }]) {
+      await assert.rejects(generateModel(join(dir, "bad.gguf"), { preset, ...bad }), (e: Error) => e instanceof UsageError && /unsupported quant type/.test(e.message));
+    }
+    // a K-quant on rows that are not whole 256-value blocks is refused naming the tensor
+    const narrow: Qwen3MoePreset = { ...preset, hp: { ...preset.hp, nFfExp: 96 } };
+    await assert.rejects(generateModel(join(dir, "bad.gguf"), { preset: narrow, type: "Q8_0", expertType: "Q2_K" }), /tensor 'blk\.0\.ffn_down_exps\.weight' rows of 96 values cannot be stored as Q2_K/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("gen --tensor-type parses regex=TYPE and refuses malformed values", () => {
+  const [o] = parseTensorTypes(["ffn_(up|gate)_exps=Q2_K"]);
+  assert.equal(o.type, "Q2_K");
+  assert.ok(o.pattern.test("blk.3.ffn_up_exps.weight") && !o.pattern.test("blk.3.ffn_down_exps.weight"));
+  for (const bad of ["Q2_K", "=Q2_K", "ffn=", "(=Q2_K"]) assert.throws(() => parseTensorTypes([bad]), UsageError, bad);
 });

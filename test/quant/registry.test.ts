@@ -8,8 +8,15 @@ test("registry: ids, names, block geometry", () => {
   const want: Array<[number, string, number, number]> = [
     [0, "F32", 1, 4],
     [1, "F16", 1, 2],
+    [2, "Q4_0", 32, 18],
+    [3, "Q4_1", 32, 20],
+    [6, "Q5_0", 32, 22],
+    [7, "Q5_1", 32, 24],
     [8, "Q8_0", 32, 34],
+    [10, "Q2_K", 256, 84],
+    [11, "Q3_K", 256, 110],
     [12, "Q4_K", 256, 144],
+    [13, "Q5_K", 256, 176],
     [14, "Q6_K", 256, 210],
     [30, "BF16", 1, 2],
   ];
@@ -25,10 +32,10 @@ test("registry: ids, names, block geometry", () => {
 });
 
 test("registry: unsupported types throw naming the type", () => {
-  assert.throws(() => quantFormat(2), /type 2 \(Q4_0\)/);
-  assert.throws(() => quantFormat(13), /type 13 \(Q5_K\)/);
+  assert.throws(() => quantFormat(34), /type 34 \(TQ1_0\)/);
+  assert.throws(() => quantFormat(9), /type 9 \(Q8_1\)/);
   assert.throws(() => quantFormat(999), /type 999 \(unknown\)/);
-  assert.throws(() => quantByName("Q5_K"), /unsupported quant type "Q5_K"/);
+  assert.throws(() => quantByName("TQ1_0"), /unsupported quant type "TQ1_0"/);
 });
 
 test("rowBytes", () => {
@@ -42,7 +49,9 @@ test("rowBytes", () => {
   assert.equal(rowBytes(12, 0), 0);
   assert.throws(() => rowBytes(12, 100), /Q4_K: row length 100 is not a multiple of the block size 256/);
   assert.throws(() => rowBytes(8, 33), /multiple/);
-  assert.throws(() => rowBytes(3, 32), /unsupported/);
+  assert.equal(rowBytes(3, 64), 40);
+  assert.equal(rowBytes(10, 512), 168);
+  assert.throws(() => rowBytes(34, 256), /unsupported/);
 });
 
 test("F32: exact round trip, misaligned source, dot", () => {
@@ -108,5 +117,13 @@ test("F16/BF16: round-trip error on gaussian data (nmse: F16 < 1e-7, BF16 < 5e-6
       t += x[i] ** 2;
     }
     assert.ok(e / t < bound && e / t > bound / 20, `${f.name} nmse ${e / t}`);
+  }
+});
+
+test("registry: every format's block geometry equals the GGUF reader's type table", async () => {
+  const { ggmlTypeInfo } = await import("../../src/format/gguf/ggml-types.js");
+  for (const f of QUANT_FORMATS) {
+    const t = ggmlTypeInfo(f.type);
+    assert.deepEqual([t?.name, t?.blockSize, t?.bytesPerBlock], [f.name, f.blockSize, f.bytesPerBlock], f.name);
   }
 });

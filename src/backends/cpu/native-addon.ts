@@ -10,7 +10,7 @@ export type Bytes = ArrayBufferView | ArrayBuffer;
 
 /** The addon's exports (native/src/addon.c). Buffers are used in place; every call but the Promise-returning crc ones is synchronous. */
 export interface NativeAddon {
-  /** out[T, N] = x[T, K] · Wᵀ; w holds N rows of K values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_K, Q6_K). */
+  /** out[T, N] = x[T, K] · Wᵀ; w holds N rows of K values of ggml type `type` (F32, F16, BF16, Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K). */
   matmul(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, t: number): void;
   /** For nRows rows of rowLen: out = x / sqrt(mean(x²) + eps) * w, w = f32 bytes (rowLen values). out may equal x. */
   rmsNorm(out: Float32Array, x: Float32Array, w: Bytes, eps: number, rowLen: number, nRows: number): void;

@@ -1,0 +1,345 @@
+// Low-bit weight types against quantised activations, as ggml pairs them (vec_dot_type): Q2_K, Q3_K and Q5_K with
+// Q8_K, Q4_0 with Q8_0. Scalar C (the oracle), AVX2 (also used by the avx512 table) and NEON. Every K-quant kernel
+// reduces a super-block to S_g = sum over a group g of 16 values of u * q8, where u is the weight's unsigned quant,
+// and applies the scales and offsets to those sums:
+//   Q2_K: d * sum_g (sc_g & 15) S_g - dmin * sum_g (sc_g >> 4) bsum_g            (u in 0..3)
+//   Q3_K: d * sum_g (sc_g - 32) (S_g - 4 bsum_g)                                (u in 0..7: a clear hmask bit is -4)
+//   Q5_K: d * sum_j sc_j (S_2j + S_2j+1) - dmin * sum_j m_j (bsum_2j + bsum_2j+1) (u in 0..31, j a sub-block of 32)
+// all times the activation block's d. Layouts follow ggml (ggml-common.h); the code is our own.
+#include "k_quants_lo.h"
+
+#include "simd.h"
+
+typedef struct __attribute__((packed)) {
+  uint8_t scales[QK_K / 16]; // low nibble: scale, high nibble: min, per 16 values
+  uint8_t qs[QK_K / 4];      // value 128h + 32s + l: bits 2s..2s+1 of qs[32h + l]
+  uint16_t d, dmin;
+} block_q2_K;
+
+typedef struct __attribute__((packed)) {
+  uint8_t hmask[QK_K / 8]; // value 128h + 32s + l: bit 4h + s of hmask[l]
+  uint8_t qs[QK_K / 4];    // low 2 bits, as Q2_K
+  uint8_t scales[12];      // 16 6-bit scales, + 32
+  uint16_t d;
+} block_q3_K;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d, dmin;
+  uint8_t scales[12];   // as Q4_K
+  uint8_t qh[QK_K / 8]; // value 32j + l: bit j of qh[l]
+  uint8_t qs[QK_K / 2]; // sub-blocks 2k, 2k+1: low, high nibbles of qs[32k..32k+31]
+} block_q5_K;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[QK8_0 / 2]; // value j: low nibble of qs[j], value j + 16: high nibble; minus 8
+} block_q4_0;
+
+_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
+_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
+
+size_t lowbit_row_bytes(int type, int K) {
+  switch (type) {
+    case GGML_Q2_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q2_K);
+    case GGML_Q3_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q3_K);
+    case GGML_Q5_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q5_K);
+    case GGML_Q4_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q4_0);
+    default: return 0;
+  }
+}
+
+/** The 16 Q3_K scales, minus 32. */
+static inline void q3_K_scales(const uint8_t *s, int8_t out[16]) {
+  for (int j = 0; j < 16; j++) {
+    const int low = j < 8 ? s[j] & 0xf : s[j - 8] >> 4;
+    out[j] = (int8_t)((low | (((s[8 + (j & 3)] >> (2 * (j >> 2))) & 3) << 4)) - 32);
+  }
+}
+
+// The block's total from its group sums (the formulas above); S[g] for the 16 groups of 16 values.
+static inline float q2_K_total(const block_q2_K *w, const block_q8_K *x, const int32_t S[16]) {
+  int isum = 0, msum = 0;
+  for (int g = 0; g < 16; g++) isum += (w->scales[g] & 0xf) * S[g], msum += (w->scales[g] >> 4) * x->bsums[g];
+  return x->d * (fp16_to_f32(w->d) * (float)isum - fp16_to_f32(w->dmin) * (float)msum);
+}
+static inline float q3_K_total(const block_q3_K *w, const block_q8_K *x, const int32_t S[16]) {
+  int8_t sc[16];
+  q3_K_scales(w->scales, sc);
+  int isum = 0;
+  for (int g = 0; g < 16; g++) isum += sc[g] * (S[g] - 4 * x->bsums[g]);
+  return x->d * fp16_to_f32(w->d) * (float)isum;
+}
+static inline float q5_K_total(const block_q5_K *w, const block_q8_K *x, const int32_t S[16]) {
+  uint8_t sc[8], mn[8];
+  q4_K_scales(w->scales, sc, mn);
+  int isum = 0, msum = 0;
+  for (int j = 0; j < 8; j++) isum += sc[j] * (S[2 * j] + S[2 * j + 1]), msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+  return x->d * (fp16_to_f32(w->d) * (float)isum - fp16_to_f32(w->dmin) * (float)msum);
+}
+
+// ---------------------------------------------------------------------------------------------------- scalar C
+
+/** The 256 unsigned quants of a block, in value order. */
+static void q2_K_unpack(const block_q2_K *w, uint8_t u[QK_K]) {
+  for (int i = 0; i < QK_K; i++) u[i] = (w->qs[32 * (i >> 7) + (i & 31)] >> (2 * ((i >> 5) & 3))) & 3;
+}
+static void q3_K_unpack(const block_q3_K *w, uint8_t u[QK_K]) {
+  for (int i = 0; i < QK_K; i++) {
+    const int h = i >> 7, s = (i >> 5) & 3, l = i & 31;
+    u[i] = (uint8_t)(((w->qs[32 * h + l] >> (2 * s)) & 3) | (((w->hmask[l] >> (4 * h + s)) & 1) << 2));
+  }
+}
+static void q5_K_unpack(const block_q5_K *w, uint8_t u[QK_K]) {
+  for (int i = 0; i < QK_K; i++) {
+    const int j = i >> 5, l = i & 31;
+    u[i] = (uint8_t)(((w->qs[32 * (j >> 1) + l] >> (4 * (j & 1))) & 0xf) | (((w->qh[l] >> j) & 1) << 4));
+  }
+}
+
+static void group_sums_scalar(const uint8_t u[QK_K], const int8_t *q8, int32_t S[16]) {
+  for (int g = 0; g < 16; g++) {
+    int s = 0;
+    for (int l = 0; l < 16; l++) s += u[16 * g + l] * q8[16 * g + l];
+    S[g] = s;
+  }
+}
+
+#define SCALAR_DOT(T)                                                   \
+  float dot_##T##_scalar(int n, const void *restrict vw, const void *restrict vx) { \
+    const block_##T *w = vw;                                             \
+    const block_q8_K *x = vx;                                            \
+    float sum = 0;                                                       \
+    for (int i = 0; i < n / QK_K; i++) {                                 \
+      uint8_t u[QK_K];                                                   \
+      int32_t S[16];                                                     \
+      T##_unpack(&w[i], u);                                              \
+      group_sums_scalar(u, x[i].qs, S);                                  \
+      sum += T##_total(&w[i], &x[i], S);                                 \
+    }                                                                    \
+    return sum;                                                          \
+  }
+SCALAR_DOT(q2_K)
+SCALAR_DOT(q3_K)
+SCALAR_DOT(q5_K)
+
+float dot_q4_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q4_0 *w = vw;
+  const block_q8_0 *x = vx;
+  float sum = 0;
+  for (int i = 0; i < n / QK8_0; i++) {
+    int s = 0;
+    for (int j = 0; j < 16; j++) s += ((w[i].qs[j] & 0xf) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
+    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)s;
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------------- AVX2
+#if defined(__x86_64__) || defined(__i386__)
+
+/** Group sums of 32 unsigned quants u (groups 2k, 2k+1) against 32 int8 activations into S[2k], S[2k+1]. */
+TARGET_AVX2 static inline void sums32_avx2(__m256i u, const int8_t *q8, int32_t *S) {
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)q8)), _mm256_set1_epi16(1));
+  S[0] = hsum_i32x4(_mm256_castsi256_si128(p));
+  S[1] = hsum_i32x4(_mm256_extracti128_si256(p, 1));
+}
+
+TARGET_AVX2 float dot_q2_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q2_K *w = vw;
+  const block_q8_K *x = vx;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    for (int h = 0; h < 2; h++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
+      for (int s = 0; s < 4; s++) {
+        const __m256i u = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), m3);
+        sums32_avx2(u, x[i].qs + 128 * h + 32 * s, S + 8 * h + 2 * s);
+      }
+    }
+    sum += q2_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+TARGET_AVX2 float dot_q3_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q3_K *w = vw;
+  const block_q8_K *x = vx;
+  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);
+    for (int h = 0; h < 2; h++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
+      for (int s = 0; s < 4; s++) {
+        const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), m3);
+        const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + s)), m1);
+        sums32_avx2(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)), x[i].qs + 128 * h + 32 * s, S + 8 * h + 2 * s);
+      }
+    }
+    sum += q3_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+TARGET_AVX2 float dot_q5_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q5_K *w = vw;
+  const block_q8_K *x = vx;
+  const __m256i m15 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)w[i].qh);
+    for (int k = 0; k < 4; k++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * k));
+      const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), m1);
+      const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k + 1)), m1);
+      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(q, m15), _mm256_slli_epi16(h0, 4));
+      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m15), _mm256_slli_epi16(h1, 4));
+      sums32_avx2(u0, x[i].qs + 64 * k, S + 4 * k);
+      sums32_avx2(u1, x[i].qs + 64 * k + 32, S + 4 * k + 2);
+    }
+    sum += q5_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+TARGET_AVX2 float dot_q4_0_avx2(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q4_0 *w = vw;
+  const block_q8_0 *x = vx;
+  const __m128i m15 = _mm_set1_epi8(15);
+  const __m256i m8 = _mm256_set1_epi8(8);
+  __m256 acc = _mm256_setzero_ps();
+  for (int i = 0; i < n / QK8_0; i++) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)w[i].qs);
+    const __m256i u = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
+    const __m256i v = _mm256_sub_epi8(u, m8); // -8..7
+    const __m256i a = _mm256_loadu_si256((const __m256i *)x[i].qs);
+    // |v| * (a with v's sign): maddubs wants its first operand unsigned
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
+    const float d = fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum_ps(acc);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------- NEON
+#if defined(__ARM_NEON) && defined(__aarch64__)
+
+/** Sum of 16 unsigned quants u times 16 int8 activations. */
+static inline int32_t sum16_neon(uint8x16_t u, const int8_t *q8) {
+  return vaddvq_s32(dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(u), vld1q_s8(q8)));
+}
+
+float dot_q2_K_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q2_K *w = vw;
+  const block_q8_K *x = vx;
+  const uint8x16_t m3 = vdupq_n_u8(3);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    for (int h = 0; h < 2; h++) {
+      for (int half = 0; half < 2; half++) {
+        const uint8x16_t q = vld1q_u8(w[i].qs + 32 * h + 16 * half);
+        for (int s = 0; s < 4; s++) {
+          const uint8x16_t u = vandq_u8(vshlq_u8(q, vdupq_n_s8((int8_t)(-2 * s))), m3);
+          S[8 * h + 2 * s + half] = sum16_neon(u, x[i].qs + 128 * h + 32 * s + 16 * half);
+        }
+      }
+    }
+    sum += q2_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+float dot_q3_K_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q3_K *w = vw;
+  const block_q8_K *x = vx;
+  const uint8x16_t m3 = vdupq_n_u8(3), m1 = vdupq_n_u8(1);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    for (int half = 0; half < 2; half++) {
+      const uint8x16_t hm = vld1q_u8(w[i].hmask + 16 * half);
+      for (int h = 0; h < 2; h++) {
+        const uint8x16_t q = vld1q_u8(w[i].qs + 32 * h + 16 * half);
+        for (int s = 0; s < 4; s++) {
+          const uint8x16_t lo = vandq_u8(vshlq_u8(q, vdupq_n_s8((int8_t)(-2 * s))), m3);
+          const uint8x16_t hi = vandq_u8(vshlq_u8(hm, vdupq_n_s8((int8_t)(-(4 * h + s)))), m1);
+          S[8 * h + 2 * s + half] = sum16_neon(vorrq_u8(lo, vshlq_n_u8(hi, 2)), x[i].qs + 128 * h + 32 * s + 16 * half);
+        }
+      }
+    }
+    sum += q3_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+float dot_q5_K_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q5_K *w = vw;
+  const block_q8_K *x = vx;
+  const uint8x16_t m15 = vdupq_n_u8(15), m1 = vdupq_n_u8(1);
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int32_t S[16];
+    for (int half = 0; half < 2; half++) {
+      const uint8x16_t qh = vld1q_u8(w[i].qh + 16 * half);
+      for (int k = 0; k < 4; k++) {
+        const uint8x16_t q = vld1q_u8(w[i].qs + 32 * k + 16 * half);
+        const uint8x16_t h0 = vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * k))), m1);
+        const uint8x16_t h1 = vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * k - 1))), m1);
+        S[4 * k + half] = sum16_neon(vorrq_u8(vandq_u8(q, m15), vshlq_n_u8(h0, 4)), x[i].qs + 64 * k + 16 * half);
+        S[4 * k + 2 + half] = sum16_neon(vorrq_u8(vshrq_n_u8(q, 4), vshlq_n_u8(h1, 4)), x[i].qs + 64 * k + 32 + 16 * half);
+      }
+    }
+    sum += q5_K_total(&w[i], &x[i], S);
+  }
+  return sum;
+}
+
+float dot_q4_0_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_q4_0 *w = vw;
+  const block_q8_0 *x = vx;
+  const uint8x16_t m15 = vdupq_n_u8(15);
+  const int8x16_t m8 = vdupq_n_s8(8);
+  float sum = 0;
+  for (int i = 0; i < n / QK8_0; i++) {
+    const uint8x16_t q = vld1q_u8(w[i].qs);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, m15)), m8);
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), m8);
+    const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(x[i].qs)), hi, vld1q_s8(x[i].qs + 16));
+    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)vaddvq_s32(acc);
+  }
+  return sum;
+}
+#endif
+
+dot_fn lowbit_dot(const kernels_t *k, int type) {
+  int level = 0; // 0 scalar, 1 avx2 (and avx512), 2 neon
+#if defined(__x86_64__) || defined(__i386__)
+  if (k == &KERNELS_AVX2 || k == &KERNELS_AVX512) level = 1;
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+  if (k == &KERNELS_NEON) level = 2;
+#endif
+  switch (type) {
+#if defined(__x86_64__) || defined(__i386__)
+#define PICK(T) return level == 1 ? dot_##T##_avx2 : dot_##T##_scalar
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#define PICK(T) return level == 2 ? dot_##T##_neon : dot_##T##_scalar
+#else
+#define PICK(T) (void)level; return dot_##T##_scalar
+#endif
+    case GGML_Q2_K: PICK(q2_K);
+    case GGML_Q3_K: PICK(q3_K);
+    case GGML_Q5_K: PICK(q5_K);
+    case GGML_Q4_0: PICK(q4_0);
+#undef PICK
+    default: return NULL;
+  }
+}
