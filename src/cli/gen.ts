@@ -27,13 +27,14 @@ export function registerGen(program: Command): void {
     .requiredOption("-o, --output <file>", "where to write the GGUF")
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", "quant type of weight matrices: F32 F16 BF16 Q8_0 Q4_K Q6_K", "Q8_0")
+    .option("--expert-type <type>", "quant type of the routed experts (default --type); also the i-quants IQ4_XS IQ4_NL IQ3_S IQ3_XXS IQ2_S IQ2_XS IQ2_XXS IQ1_M IQ1_S, sampled directly")
     .option("--seed <n>", "weights seed", "1")
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
-    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale)", "quantize")
+    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
-    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
+    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf\n  moestream gen --preset tiny --type Q8_0 --expert-type IQ2_XXS -o tiny-iq2.gguf")
     .action(async (opts) => {
       if (!isPresetName(opts.preset)) throw new UsageError("bad_option", `--preset must be one of ${Object.keys(PRESETS).join(", ")}, got '${opts.preset}'`);
       const bar = progressBar("generating", "values");
@@ -41,6 +42,7 @@ export function registerGen(program: Command): void {
       try {
         const m = await generateModel(opts.output, {
           preset: opts.preset, type: opts.type, seed: Number(opts.seed), peaked: Number(opts.peaked),
+          typeOverrides: opts.expertType ? [{ pattern: /_exps\.weight$/, type: opts.expertType }] : undefined,
           expertSynthesis: parseSynthesis(opts.expertSynthesis),
           routing: parseRouting(opts.routing, opts.skew, opts.locality),
           onProgress: (d, t) => bar.update(d, t),

@@ -27,7 +27,7 @@ export interface GenerateOptions {
   /**
    * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
    * samples Q8_0/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
-   * bench-scale models such as a3b.
+   * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
   /** Override fields of the preset's hyperparameters (tests). */
@@ -82,12 +82,16 @@ function resolvePreset(opts: GenerateOptions): Preset {
   return { ...p, hp: { ...(p.hp as object), ...opts.hp } };
 }
 
-function typeFor(name: string, shape: number[], opts: GenerateOptions): number {
+function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
   if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight")) return quantByName("F32").type; // as llama.cpp keeps them
   const chosen = opts.typeOverrides?.find((o) => o.pattern.test(name))?.type ?? opts.type;
   const q = quantByName(chosen);
   if (shape[0] % q.blockSize !== 0) {
     throw new UsageError("bad_type", `tensor '${name}' rows of ${shape[0]} values cannot be stored as ${q.name} (blocks of ${q.blockSize})`);
+  }
+  // The i-quants are written only by sampling in the quantised domain, which the generator does for experts.
+  if (q.dequantOnly && !isExpert) {
+    throw new UsageError("bad_type", `tensor '${name}' cannot be ${q.name}: moestream cannot quantise to it (ggml's quantiser needs an importance matrix); only expert tensors can be, sampled directly`);
   }
   return q.type;
 }
@@ -114,14 +118,14 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const total = shapes.reduce((a, t) => a + values(t.shape), 0);
   let done = 0;
   const tensors = shapes.map(({ name, shape }) => {
-    const type = typeFor(name, shape, opts);
+    const type = typeFor(name, shape, opts, expertNames.has(name));
     return {
       name, shape, type,
       data: () => {
         const q = quantFormat(type);
         const K = shape[0];
         const rows = values(shape) / K;
-        if (opts.expertSynthesis === "direct" && expertNames.has(name) && hasDirect(type)) {
+        if ((opts.expertSynthesis === "direct" || q.dequantOnly) && expertNames.has(name) && hasDirect(type)) {
           const out = directFill(type, rows * K, recipes.expertStd(name, K), new Stream(opts.seed ?? 1, name));
           opts.onProgress?.((done += rows * K), total);
           return out;

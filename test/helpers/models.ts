@@ -12,7 +12,7 @@ const DIR = join(tmpdir(), "moestream-test-models-v4");
 export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgress"> & { preset?: GenerateOptions["preset"] }): Promise<string> {
   const preset = opts.preset ?? "tiny";
   const r = opts.routing ?? { kind: "uniform" };
-  const key = [preset, opts.type, opts.seed ?? 1, r.kind === "uniform" ? "u" : r.kind === "realistic" ? `r${r.skew}-${r.locality}` : `rl${r.skew}-${r.skewSpread}-${r.locality}-${r.recency}`, `p${opts.peaked ?? 0}`, opts.expertSynthesis ?? "q", ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
+  const key = [preset, opts.type, opts.seed ?? 1, r.kind === "uniform" ? "u" : r.kind === "realistic" ? `r${r.skew}-${r.locality}` : `rl${r.skew}-${r.skewSpread}-${r.locality}-${r.recency}`, `p${opts.peaked ?? 0}`, opts.expertSynthesis ?? "q", ...(opts.typeOverrides ?? []).map((o) => `${o.pattern.source.replace(/[^A-Za-z0-9]+/g, "_")}=${o.type}`), ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
   const path = join(DIR, `${key}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(DIR, { recursive: true });

@@ -114,6 +114,9 @@ export class NativeBackend extends DelegatingBackend {
 
   override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn" || op === "moe_ffn") return type === undefined || NATIVE_MATMUL_TYPES.has(type);
+    // A type without a native kernel (the i-quants) would run the scalar reference's matmul, orders of magnitude
+    // slower: refused at load instead, naming the type (--backend scalar runs it).
+    if (op === "matmul" && type !== undefined && !NATIVE_MATMUL_TYPES.has(type)) return false;
     return this.ref.supports(op, type);
   }
 

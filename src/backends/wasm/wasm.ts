@@ -121,6 +121,7 @@ export class WasmBackend extends DelegatingBackend {
 
   override supports(op: OpName, type?: number): boolean {
     if (op === "expert_ffn") return false; // the model composes matmul and swiglu
+    if (op === "matmul" && type !== undefined && !WASM_MATMUL_TYPES.has(type)) return false; // no silent scalar fallback (i-quants)
     return this.ref.supports(op, type);
   }
 
