@@ -1,6 +1,6 @@
-// The i-quants (ggml's IQ* types): decoded bit-exactly with ggml; only IQ4_NL/IQ4_XS could be encoded without an
-// importance matrix, and moestream encodes none of them (dequantOnly): files with them come from llama.cpp's
-// llama-quantize, or from the generator's direct sampling in the quantised domain (gen/direct.ts).
+// The i-quants (ggml's IQ* types): decoded bit-exactly with ggml. IQ4_NL and IQ4_XS also encode, as ggml's
+// plain references do; the others need an importance matrix in ggml and are dequantOnly here: files with them
+// come from llama.cpp's llama-quantize, or from the generator's sampling in the quantised domain (gen/direct-iq.ts).
 import type { QuantFormat } from "./types.js";
 import { IQ2_XXS } from "./iq2_xxs.js";
 import { IQ2_XS } from "./iq2_xs.js";

@@ -4,6 +4,7 @@
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
 import { KVALUES_IQ4NL } from "./iq-tables.js";
+import { quantizeIq4NlBlock } from "./iq4-quantize.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
 const fr = Math.fround;
@@ -17,4 +18,4 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
   }
 }
 
-export const IQ4_NL: QuantFormat = blockFormat({ type: 20, name: "IQ4_NL", blockSize: 32, bytesPerBlock: 18, dequantBlock });
+export const IQ4_NL: QuantFormat = blockFormat({ type: 20, name: "IQ4_NL", blockSize: 32, bytesPerBlock: 18, dequantBlock, quantizeBlock: quantizeIq4NlBlock });

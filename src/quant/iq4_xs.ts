@@ -4,6 +4,7 @@
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
 import { KVALUES_IQ4NL } from "./iq-tables.js";
+import { quantizeIq4XsBlock } from "./iq4-quantize.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
 const fr = Math.fround;
@@ -23,4 +24,4 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
   }
 }
 
-export const IQ4_XS: QuantFormat = blockFormat({ type: 23, name: "IQ4_XS", blockSize: 256, bytesPerBlock: 136, dequantBlock });
+export const IQ4_XS: QuantFormat = blockFormat({ type: 23, name: "IQ4_XS", blockSize: 256, bytesPerBlock: 136, dequantBlock, quantizeBlock: quantizeIq4XsBlock });
