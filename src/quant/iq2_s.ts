@@ -4,6 +4,7 @@
 // Dequantise-only here (ggml has quantize_row_iq2_s_ref, but it is the imatrix search with x^2 weights).
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { signed8 } from "./iq-common.js";
 import { IQ2S_GRID } from "./iq-tables.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
@@ -21,10 +22,7 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
       const signs = src[o + 34 + 4 * ib + l];
       const db = l < 2 ? db0 : db1;
       const y = at + 32 * ib + 8 * l;
-      for (let j = 0; j < 8; j++) {
-        const v = fr(db * IQ2S_GRID[g + j]);
-        out[y + j] = signs & (1 << j) ? -v : v;
-      }
+      signed8(out, y, IQ2S_GRID, g, db, signs);
     }
   }
 }

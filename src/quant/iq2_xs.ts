@@ -3,6 +3,7 @@
 // grid * sign. Bit-exact with ggml's dequantize_row_iq2_xs. Dequantise-only (ggml's quantiser needs an imatrix).
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { signed8 } from "./iq-common.js";
 import { IQ2XS_GRID, KSIGNS_IQ2XS } from "./iq-tables.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
@@ -21,10 +22,7 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
       const signs = KSIGNS_IQ2XS[q >> 9];
       const db = l < 2 ? db0 : db1;
       const y = at + 32 * ib + 8 * l;
-      for (let j = 0; j < 8; j++) {
-        const v = fr(db * IQ2XS_GRID[g + j]);
-        out[y + j] = signs & (1 << j) ? -v : v;
-      }
+      signed8(out, y, IQ2XS_GRID, g, db, signs);
     }
   }
 }

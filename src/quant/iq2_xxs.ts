@@ -4,6 +4,7 @@
 // dequantize_row_iq2_xxs. Dequantise-only: ggml's quantiser for it needs an importance matrix.
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { signed8 } from "./iq-common.js";
 import { IQ2XXS_GRID, KSIGNS_IQ2XS } from "./iq-tables.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
@@ -19,10 +20,7 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
       const g = 8 * src[b + l];
       const signs = KSIGNS_IQ2XS[(aux1 >>> (7 * l)) & 127];
       const y = at + 32 * ib + 8 * l;
-      for (let j = 0; j < 8; j++) {
-        const v = fr(db * IQ2XXS_GRID[g + j]);
-        out[y + j] = signs & (1 << j) ? -v : v;
-      }
+      signed8(out, y, IQ2XXS_GRID, g, db, signs);
     }
   }
 }

@@ -4,6 +4,7 @@
 // Dequantise-only here (ggml's reference is the imatrix search with x^2 weights).
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { signed4x2 } from "./iq-common.js";
 import { IQ3S_GRID } from "./iq-tables.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
@@ -21,12 +22,7 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
       const g2 = 4 * (src[qs + 1] | ((qh << (7 - 2 * l)) & 256));
       const signs = src[o + 74 + 4 * ib + l];
       const y = at + 32 * ib + 8 * l;
-      for (let j = 0; j < 4; j++) {
-        const v1 = fr(db * IQ3S_GRID[g1 + j]);
-        const v2 = fr(db * IQ3S_GRID[g2 + j]);
-        out[y + j] = signs & (1 << j) ? -v1 : v1;
-        out[y + j + 4] = signs & (16 << j) ? -v2 : v2;
-      }
+      signed4x2(out, y, IQ3S_GRID, g1, g2, db, signs);
     }
   }
 }

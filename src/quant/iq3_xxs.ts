@@ -4,6 +4,7 @@
 // Dequantise-only here (ggml's reference is the imatrix search with x^2 weights).
 import type { QuantFormat } from "./types.js";
 import { blockFormat } from "./block-format.js";
+import { signed4x2 } from "./iq-common.js";
 import { IQ3XXS_GRID, KSIGNS_IQ2XS } from "./iq-tables.js";
 import { F16_TO_F32 } from "../util/f16.js";
 
@@ -20,12 +21,7 @@ function dequantBlock(src: Uint8Array, o: number, out: Float32Array, at: number)
       const g1 = 4 * src[o + 2 + 8 * ib + 2 * l];
       const g2 = 4 * src[o + 2 + 8 * ib + 2 * l + 1];
       const y = at + 32 * ib + 8 * l;
-      for (let j = 0; j < 4; j++) {
-        const v1 = fr(db * IQ3XXS_GRID[g1 + j]);
-        const v2 = fr(db * IQ3XXS_GRID[g2 + j]);
-        out[y + j] = signs & (1 << j) ? -v1 : v1;
-        out[y + j + 4] = signs & (16 << j) ? -v2 : v2;
-      }
+      signed4x2(out, y, IQ3XXS_GRID, g1, g2, db, signs);
     }
   }
 }
