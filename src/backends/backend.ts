@@ -76,6 +76,8 @@ export interface Backend {
   readonly name: string;
   /** Whether this backend runs `op` (for weights of ggml type `type`, when given). */
   supports(op: OpName, type?: number): boolean;
+  /** A supported op this backend hands to the scalar reference (no fast kernel yet): load warns, once per type. */
+  delegates?(op: OpName, type?: number): boolean;
 
   /**
    * True where weights live in memory of the backend's own (wasm linear memory, a GPU): binding host bytes

@@ -36,7 +36,12 @@ function opsFor(w: WeightUse): OpName[] {
   return w.name === "token_embd.weight" ? ["embed", "matmul"] : ["matmul"];
 }
 
-export function checkCapabilities(backend: Backend, weights: readonly WeightUse[]): void {
+/**
+ * Refuse what the backend cannot run; return one warning per weight type it runs only through the scalar
+ * reference (correct, but orders of magnitude slower: the user should know before waiting on it).
+ */
+export function checkCapabilities(backend: Backend, weights: readonly WeightUse[]): string[] {
+  const slow = new Map<number, number>();
   const missing = LAYER_OPS.filter((op) => !backend.supports(op));
   if (missing.length) throw new UsageError("backend_unsupported", `backend '${backend.name}' lacks the op(s) ${missing.join(", ")} the model's layers need`);
   const seen = new Set<string>();
@@ -51,5 +56,7 @@ export function checkCapabilities(backend: Backend, weights: readonly WeightUse[
         throw new UsageError("backend_unsupported", `backend '${backend.name}' cannot run ${op} on ${typeName(w.type)} weights (tensor '${w.name}'); try another --backend`);
       }
     }
+    if (opsFor(w).some((op) => backend.delegates?.(op, w.type))) slow.set(w.type, (slow.get(w.type) ?? 0) + 1);
   }
+  return [...slow].map(([t, n]) => `${n} tensor(s) of type ${typeName(t)} have no ${backend.name} kernel yet: they run on the scalar reference (slow)`);
 }

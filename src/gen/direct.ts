@@ -6,14 +6,7 @@
 import { f32ToF16 } from "../util/f16.js";
 import { Q4_K, Q6_K, Q8_0 } from "../quant/index.js";
 import type { Stream } from "./random.js";
-
-/** Fill `out` (rows * rowBytes) with random bytes, 4 at a time. */
-function randomBytes(s: Stream, out: Uint8Array): void {
-  const n4 = out.length & ~3;
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < n4; i += 4) view.setUint32(i, s.nextU32(), true);
-  for (let i = n4; i < out.length; i++) out[i] = s.nextU32() & 255;
-}
+import { directFillIq, hasDirectIq, randomBytes } from "./direct-iq.js";
 
 function putF16(out: Uint8Array, at: number, v: number): void {
   const h = f32ToF16(v);
@@ -23,7 +16,7 @@ function putF16(out: Uint8Array, at: number, v: number): void {
 
 /** Types with a direct sampler; others must be quantised. */
 export function hasDirect(type: number): boolean {
-  return type === Q8_0.type || type === Q4_K.type || type === Q6_K.type;
+  return type === Q8_0.type || type === Q4_K.type || type === Q6_K.type || hasDirectIq(type);
 }
 
 /** Encoded random matrix of `nValues` values (whole blocks) with decoded std `std`. */
@@ -70,6 +63,7 @@ export function directFill(type: number, nValues: number, std: number, s: Stream
       return out;
     }
     default:
+      if (hasDirectIq(type)) return directFillIq(type, nValues, std, s);
       throw new Error(`no direct sampler for ggml type ${type}`);
   }
 }

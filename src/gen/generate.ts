@@ -29,7 +29,7 @@ export interface GenerateOptions {
   /**
    * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
    * samples Q8_0/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
-   * bench-scale models such as a3b.
+   * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
   /** Override fields of the preset's hyperparameters (tests). */
@@ -107,6 +107,10 @@ function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert:
   if (shape[0] % q.blockSize !== 0) {
     throw new UsageError("bad_type", `tensor '${name}' rows of ${shape[0]} values cannot be stored as ${q.name} (blocks of ${q.blockSize})`);
   }
+  // The i-quants are written only by sampling in the quantised domain, which the generator does for experts.
+  if (q.dequantOnly && !isExpert) {
+    throw new UsageError("bad_type", `tensor '${name}' cannot be ${q.name}: moestream cannot quantise to it (ggml's quantiser needs an importance matrix); only expert tensors can be, sampled directly`);
+  }
   return q.type;
 }
 
@@ -141,7 +145,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
         const q = quantFormat(type);
         const K = shape[0];
         const rows = values(shape) / K;
-        if (opts.expertSynthesis === "direct" && expertNames.has(name) && hasDirect(type)) {
+        if ((opts.expertSynthesis === "direct" || q.dequantOnly) && expertNames.has(name) && hasDirect(type)) {
           const out = directFill(type, rows * K, recipes.expertStd(name, K), new Stream(opts.seed ?? 1, name));
           opts.onProgress?.((done += rows * K), total);
           return out;

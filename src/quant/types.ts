@@ -12,8 +12,13 @@ export interface QuantFormat {
   readonly bytesPerBlock: number;
   /** Decode n values from src (starting at src[0]) into dst[0..n). */
   dequantRow(src: Uint8Array, dst: Float32Array, n: number): void;
-  /** Encode n values into dst with ggml's reference rounding (bit-exact with ggml's *_ref quantizers). */
+  /**
+   * Encode n values into dst with ggml's reference rounding (bit-exact with ggml's *_ref quantizers).
+   * Throws for a dequantOnly format.
+   */
   quantizeRow(src: Float32Array, dst: Uint8Array, n: number): void;
+  /** True where moestream only decodes the type (i-quants whose ggml quantiser needs an importance matrix). */
+  readonly dequantOnly?: boolean;
   /** Dot product of one encoded row (src, n values) with f32 activations x[0..n); the scalar reference, f64 accumulation. */
   dot(src: Uint8Array, x: Float32Array, n: number): number;
 }

@@ -62,6 +62,9 @@ test("a custom preset (any registered architecture and hp) is written as given; 
       await file.source.close();
     }
     await assert.rejects(generateModel(join(dir, "bad.gguf"), { preset: "tiny", type: "F16", hp: { nExpertUsed: 99 } }), /expert_used_count 99/);
+    // moestream cannot quantise to the i-quants: only expert tensors may be IQ-typed (sampled directly).
+    await assert.rejects(generateModel(join(dir, "iq.gguf"), { preset, type: "IQ2_XXS" }), (e: unknown) =>
+      e instanceof UsageError && /tensor 'token_embd\.weight' cannot be IQ2_XXS: moestream cannot quantise to it/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

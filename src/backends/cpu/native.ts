@@ -118,6 +118,10 @@ export class NativeBackend extends DelegatingBackend {
     return this.ref.supports(op, type);
   }
 
+  delegates(op: OpName, type?: number): boolean {
+    return op === "matmul" && type !== undefined && !NATIVE_MATMUL_TYPES.has(type);
+  }
+
   /**
    * One expert's FFN on nRows rows of x[nRows, D]: out = down(silu(gate x) * up x), gate/up of shape [D, F] and
    * down [F, D] (any of F32, F16, BF16, Q8_0, Q4_K, Q6_K). x is quantised once for gate and up, the intermediate

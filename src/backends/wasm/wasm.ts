@@ -124,6 +124,10 @@ export class WasmBackend extends DelegatingBackend {
     return this.ref.supports(op, type);
   }
 
+  delegates(op: OpName, type?: number): boolean {
+    return op === "matmul" && type !== undefined && !WASM_MATMUL_TYPES.has(type);
+  }
+
   /** Weights live in wasm memory: binding host bytes copies them (a streamed expert costs its bytes twice). */
   override get deviceWeights(): boolean {
     return true;

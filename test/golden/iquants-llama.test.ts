@@ -1,0 +1,42 @@
+// llama.cpp teacher-forced parity on tiny qwen3moe models whose experts are i-quants (sampled in the quantised
+// domain: moestream decodes them only), the rest Q8_0. The scalar backend runs them; native and wasm have no
+// i-quant kernels yet and hand those matmuls to the scalar reference, saying so at load; llama.cpp quantises
+// the activations to Q8_K for these dots.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { Session } from "../../src/engine/session.js";
+import { testModel } from "../helpers/models.js";
+import { teacherForcedParity } from "../helpers/llama-parity.js";
+// Relative RMSE bound per expert type (the Q8_0 bound of qwen3moe-llama.test.ts, with room for the
+// activations' Q8_K rounding in llama.cpp's i-quant dots). Measured here (seed 11): IQ4_XS 1.09e-2, IQ3_XXS 1.40e-2, IQ2_XXS 1.28e-2.
+const TOL: Record<string, number> = { IQ4_XS: 0.02, IQ3_XXS: 0.02, IQ2_XXS: 0.02 };
+
+const iqModel = (type: string) => testModel({ type: "Q8_0", seed: 11, expertSynthesis: "direct", typeOverrides: [{ pattern: /_exps\.weight$/, type }] });
+
+for (const type of Object.keys(TOL)) {
+  test(`tiny, experts ${type} (scalar): teacher-forced logits match llama.cpp`, async () => {
+    console.log(`# ${await teacherForcedParity(await iqModel(type), "scalar", TOL[type], `experts ${type} (scalar)`)}`);
+  });
+}
+
+for (const backend of ["native", "wasm"] as const) {
+  test(`${backend} runs i-quant experts through the scalar reference, warning once per type; tokens equal scalar's`, async () => {
+    const path = await iqModel("IQ2_XXS");
+    const greedy = async (b: "scalar" | typeof backend) => {
+      const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: b }));
+      try {
+        const s = new Session(lm);
+        const out: number[] = [];
+        for await (const st of s.generate(lm.tokenizer.encode("Hello there"), { maxTokens: 6, sampling: { temperature: 0 }, stopAtEog: false })) out.push(st.token);
+        return { out, warnings: lm.warnings };
+      } finally {
+        await lm.close();
+      }
+    };
+    const [ref, got] = [await greedy("scalar"), await greedy(backend)];
+    assert.deepEqual(got.out, ref.out);
+    assert.deepEqual(got.warnings.filter((w) => w.includes("IQ2_XXS")), [`24 tensor(s) of type IQ2_XXS have no ${backend} kernel yet: they run on the scalar reference (slow)`]);
+  });
+}
