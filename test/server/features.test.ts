@@ -64,8 +64,10 @@ test("completion logprobs: tokens join to the text, offsets advance, top alterna
 test("tools reach the template (prompt_tokens match the rendering); forced tool_choice is refused by name", async () => {
   const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
   const messages = [{ role: "user" as const, content: "Weather in Paris?" }];
-  const res = await srv.client.chat.completions.create({ model: srv.model, messages, tools, max_tokens: 3, temperature: 0 });
+  // Built before the first request: a second of synchronous work between two requests let the server's idle
+  // keep-alive timer close the socket the client was about to reuse ("other side closed" under load).
   const tok = Tokenizer.fromMetadata(qwen3TokenizerMetadata());
+  const res = await srv.client.chat.completions.create({ model: srv.model, messages, tools, max_tokens: 3, temperature: 0 });
   const want = tok.encode(renderChat(tok.chatTemplate!, messages, { tools }), { parseSpecial: true }).length;
   assert.equal(res.usage!.prompt_tokens, want);
   const none = await srv.client.chat.completions.create({ model: srv.model, messages, tools, tool_choice: "none", max_tokens: 3, temperature: 0 });
