@@ -6,7 +6,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { Session } from "../../src/engine/session.js";
 import { testModel } from "../helpers/models.js";
 import { teacherForcedParity } from "../helpers/llama-parity.js";
 // Relative RMSE bound per expert type (the Q8_0 bound of qwen3moe-llama.test.ts, with room for the
@@ -22,21 +21,14 @@ for (const type of Object.keys(TOL)) {
 }
 
 for (const backend of ["native", "wasm"] as const) {
-  test(`${backend} runs i-quant experts through the scalar reference, warning once per type; tokens equal scalar's`, async () => {
+  test(`${backend} runs i-quant experts through the scalar reference, warning once per type, and matches llama.cpp`, async () => {
     const path = await iqModel("IQ2_XXS");
-    const greedy = async (b: "scalar" | typeof backend) => {
-      const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: b }));
-      try {
-        const s = new Session(lm);
-        const out: number[] = [];
-        for await (const st of s.generate(lm.tokenizer.encode("Hello there"), { maxTokens: 6, sampling: { temperature: 0 }, stopAtEog: false })) out.push(st.token);
-        return { out, warnings: lm.warnings };
-      } finally {
-        await lm.close();
-      }
-    };
-    const [ref, got] = [await greedy("scalar"), await greedy(backend)];
-    assert.deepEqual(got.out, ref.out);
-    assert.deepEqual(got.warnings.filter((w) => w.includes("IQ2_XXS")), [`24 tensor(s) of type IQ2_XXS have no ${backend} kernel yet: they run on the scalar reference (slow)`]);
+    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend }));
+    const warned = lm.warnings.filter((w) => w.includes("IQ2_XXS"));
+    await lm.close();
+    assert.equal(warned.length, 1);
+    assert.match(warned[0], new RegExp(`^\\d+ tensor\\(s\\) of type IQ2_XXS have no ${backend} kernel yet: they run on the scalar reference \\(slow\\)$`));
+    // The rest of the model runs on the backend's own kernels (Q8-rounded activations): held to llama.cpp, not to scalar's tokens.
+    console.log(`# ${await teacherForcedParity(path, backend, TOL.IQ2_XXS, `experts IQ2_XXS (${backend})`)}`);
   });
 }

@@ -179,7 +179,8 @@ export class WasmBackend extends DelegatingBackend {
 
 
   override matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    if (!(w instanceof WasmWeight)) return this.ref.matmul(out, w, x, nTokens);
+    // Arena views (dense arenas, bound experts) hold any type: those without a wasm kernel go to the reference.
+    if (!(w instanceof WasmWeight) || !WASM_MATMUL_TYPES.has(w.type)) return this.ref.matmul(out, w, x, nTokens);
     const { k, n } = weightDims(w);
     const mem = w.mem, kern = mem.k;
     if (kern.rowBytes(w.type, k) * n !== w.byteLength) throw new RangeError(`wasm matmul: weight '${w.name}' has ${w.byteLength} bytes, shape [${w.shape}] needs ${kern.rowBytes(w.type, k) * n}`);
