@@ -103,8 +103,8 @@ export interface AttentionParams {
   nHead: number;
   nHeadKv: number;
   headDim: number;
-  /** NeoX rotary embedding over the whole head. */
-  rope: { freqBase: number };
+  /** NeoX rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half). */
+  rope: { freqBase: number; nRot?: number };
   eps: number;
   /** Softmax scale; default 1 / sqrt(headDim). */
   scale?: number;
@@ -129,8 +129,8 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
   if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, hd, T * nHead);
   if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, hd, T * nHeadKv);
-  be.rope(q, pos, nHead, hd, p.rope.freqBase);
-  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase);
+  be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot);
+  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot);
   await f.cb("Qcur", il, q);
   await f.cb("Kcur", il, k);
   const start = p.state.length;
