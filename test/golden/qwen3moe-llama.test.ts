@@ -9,6 +9,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
 import { testModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
+import { relRmse, top2 } from "../helpers/golden.js";
 
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
@@ -23,27 +24,6 @@ const TOL: Record<string, number> = { F16: 0.002, Q8_0: 0.02, Q6_K: 0.025, Q4_K:
 // and capped.
 const NEAR_TIE = 0.02;
 const MAX_EXEMPT = 4;
-
-function relRmse(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function top2(a: Float32Array): { id: number; margin: number } {
-  let i1 = 0, i2 = 1;
-  if (a[i2] > a[i1]) [i1, i2] = [i2, i1];
-  for (let i = 2; i < a.length; i++) {
-    if (a[i] > a[i1]) {
-      i2 = i1;
-      i1 = i;
-    } else if (a[i] > a[i2]) i2 = i;
-  }
-  return { id: i1, margin: a[i1] - a[i2] };
-}
 
 // The scalar reference on every type; the native kernels (Q8-quantised activations, like llama.cpp's) too.
 const CASES: { type: string; direct?: boolean; backend: "scalar" | "native" }[] = [
