@@ -8,7 +8,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, metaInRange, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
 import { attention, forwardPass, moe, outputLogits, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -66,15 +66,7 @@ export function metadata(hp: HParams): GGUFMetadata {
   const k = (name: string) => `${ARCH}.${name}`;
   return new Map([
     [k("block_count"), meta.u32(hp.nLayer)],
-    [k("context_length"), meta.u32(hp.nCtxTrain)],
-    [k("embedding_length"), meta.u32(hp.nEmbd)],
-    [k("feed_forward_length"), meta.u32(hp.nFf)],
-    [k("attention.head_count"), meta.u32(hp.nHead)],
-    [k("attention.head_count_kv"), meta.u32(hp.nHeadKv)],
-    [k("rope.freq_base"), meta.f32(hp.ropeFreqBase)],
-    [k("attention.layer_norm_rms_epsilon"), meta.f32(hp.rmsEps)],
-    [k("expert_used_count"), meta.u32(hp.nExpertUsed)],
-    [k("expert_count"), meta.u32(hp.nExpert)],
+    ...decoderMetadata(ARCH, hp),
     [k("attention.key_length"), meta.u32(hp.headDim)],
     [k("attention.value_length"), meta.u32(hp.headDim)],
     [k("expert_feed_forward_length"), meta.u32(hp.nFfExp)],
