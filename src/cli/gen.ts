@@ -1,4 +1,4 @@
-// moestream gen: write a synthetic qwen3moe GGUF (seeded random weights, real Qwen3 tokenizer).
+// moestream gen: write a synthetic GGUF of a preset (qwen3moe or glm4moe) (seeded random weights, real Qwen3 tokenizer).
 import type { Command } from "commander";
 import { generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
@@ -23,7 +23,7 @@ function parseSynthesis(s: string): "quantize" | "direct" {
 export function registerGen(program: Command): void {
   program
     .command("gen")
-    .description("generate a synthetic qwen3moe model file")
+    .description("generate a synthetic model file (qwen3moe or glm4moe presets)")
     .requiredOption("-o, --output <file>", "where to write the GGUF")
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", "quant type of weight matrices: F32 F16 BF16 Q8_0 Q4_K Q6_K", "Q8_0")

@@ -56,11 +56,25 @@ const glmTiny: Glm4MoePreset = {
   tiedEmbeddings: true,
 };
 
+// GLM-4.5 (355B-A32B) per-layer dimensions, 8 of its 92 layers (the real 3 dense lead layers, then 5 MoE
+// layers of 160 experts, 8 used, 1536 wide, one shared), for the stream bench; without the MTP block, which
+// streaming never reads.
+const glm45: Glm4MoePreset = {
+  arch: "glm4moe",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 131072, nEmbd: 5120, nLayer: 92, nNextn: 1, nHead: 96, nHeadKv: 8, headDim: 128, nRot: 64,
+    nDenseLead: 3, nFf: 12288, nExpert: 160, nExpertUsed: 8, nFfExp: 1536, nExpertShared: 1, nGroup: 1, nGroupUsed: 1,
+    gating: "sigmoid", expertWeightsNorm: true, expertWeightsScale: 2.5, ropeFreqBase: 1_000_000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+};
+
 export const PRESETS = {
   tiny,
   "a3b-8L": { ...a3b, hp: { ...a3b.hp, nLayer: 8 } },
   a3b,
   "glm4moe-tiny": glmTiny,
+  "glm45-8L": { ...glm45, hp: { ...glm45.hp, nLayer: 8, nNextn: 0 } },
 } as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset>;
 
 export type PresetName = keyof typeof PRESETS;
