@@ -102,8 +102,12 @@ export interface Backend {
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void;
   /** For nRows rows of rowLen values: out = x / sqrt(mean(x²) + eps) * w (w: f32 of rowLen). out may alias x. */
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void;
-  /** NeoX rotary embedding in place on x[T, nHead, headDim]; row t has position pos[t]. */
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void;
+  /**
+   * NeoX rotary embedding in place on x[T, nHead, headDim]; row t has position pos[t]. Only the first nRot
+   * values of each head rotate (default all; GLM-4.5 ropes 64 of 128), as pairs (i, i + nRot/2) at angle
+   * pos * freqBase^(-2i/nRot); the rest pass through.
+   */
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number): void;
   /** Copy k, v rows [T, kvDim] into cache rows [startPos, startPos + T). */
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void;
   /** Causal grouped-query attention of q[T, nHead, headDim] against the cache; out[T, nHead * headDim]. */
@@ -187,8 +191,8 @@ export abstract class DelegatingBackend implements Backend {
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
   }
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
-    this.ref.rope(x, pos, nHead, headDim, freqBase);
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number): void {
+    this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
   }
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
     this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
@@ -268,4 +272,16 @@ export function weightDims(w: { name: string; shape: readonly number[] }): { k: 
   if (w.shape.length === 1) return { k: w.shape[0], n: 1 };
   if (w.shape.length !== 2) throw new Error(`weight '${w.name}' is not 1-D or 2-D: shape [${w.shape.join(", ")}]`);
   return { k: w.shape[0], n: w.shape[1] };
+}
+
+/**
+ * Partial rope through a kernel that ropes whole heads: rotating the first nRot values of each head is a full
+ * rope of heads of nRot values (same pairs, same angles), so those values are gathered into [rows, nRot],
+ * roped by `full`, and put back; the rest of each head is untouched.
+ */
+export function ropeByGather(x: Float32Array, nRows: number, headDim: number, nRot: number, full: (y: Float32Array) => void): void {
+  const y = new Float32Array(nRows * nRot);
+  for (let r = 0; r < nRows; r++) y.set(x.subarray(r * headDim, r * headDim + nRot), r * nRot);
+  full(y);
+  for (let r = 0; r < nRows; r++) x.set(y.subarray(r * nRot, (r + 1) * nRot), r * headDim);
 }

@@ -108,11 +108,12 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const be = (backend = createBackend(cfg, warnings));
 
     const info = arch.info(hp);
-    const { dense, experts: expertSpecs } = arch.tensors(hp);
+    const { dense, experts: expertSpecs, unused } = arch.tensors(hp);
     const uses = checkTensors(dense, file, false);
     const expertTensors = packed ? [] : expertSpecs.flatMap((e) => Object.values(e ?? {}));
     checkTensors(expertTensors, file, true, uses);
-    checkNoOtherTensors(file, [...dense, ...expertTensors], archName);
+    checkTensors(unused, file, false); // shapes only: never loaded, so their types need no kernel
+    checkNoOtherTensors(file, [...dense, ...expertTensors, ...unused], archName);
 
     if (packed) {
       const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, checksums: engineChecksums(), allowMissing: cfg.allowMissingExperts });

@@ -22,9 +22,10 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
     const file = await openGGUF(densePath);
     try {
       const { arch, hp } = readArchitecture(file);
-      const { dense, experts } = arch.tensors(hp);
+      const { dense, experts, unused } = arch.tensors(hp);
       checkTensors(dense, file, false);
-      checkNoOtherTensors(file, dense, arch.name);
+      checkTensors(unused, file, false);
+      checkNoOtherTensors(file, [...dense, ...unused], arch.name);
       checkExpertLayers(dir, experts, { layers: store.layers, parts: (l) => store.parts(l) });
     } finally {
       await file.source.close();

@@ -82,13 +82,15 @@ export function modelMetadata(arch: Architecture, hp: unknown, name: string, fil
  * Optional tensors are written, except output.weight when the embeddings are tied.
  */
 export function fileTensors(arch: Architecture, hp: unknown, withOutput: boolean): TensorSpec[] {
-  const { dense, experts } = arch.tensors(hp);
-  const wanted = dense.filter((t) => !(t.optional && t.name === "output.weight" && !withOutput));
+  const { dense, experts, unused } = arch.tensors(hp);
+  // Unused tensors (an MTP block) are written as real files carry them.
+  const wanted = [...dense, ...unused.filter((t) => !t.seldom)].filter((t) => !(t.optional && t.name === "output.weight" && !withOutput));
   const layerOf = (t: TensorSpec) => /^blk\.(\d+)\./.exec(t.name)?.[1];
   const top = wanted.filter((t) => layerOf(t) === undefined);
   return [
     ...top.filter((t) => t.name.startsWith("token_embd")),
     ...experts.flatMap((parts, i) => [...wanted.filter((t) => layerOf(t) === String(i)), ...Object.values(parts ?? {})]),
+    ...wanted.filter((t) => Number(layerOf(t) ?? -1) >= experts.length), // blocks past the model's layers (MTP)
     ...top.filter((t) => !t.name.startsWith("token_embd")),
   ];
 }

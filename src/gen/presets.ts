@@ -1,5 +1,6 @@
-// Model shapes the generator can write: a registered architecture and its hyperparameters. The named
-// presets are qwen3moe; a3b* use Qwen3-30B-A3B's per-layer dimensions.
+// Model shapes the generator can write: a registered architecture and its hyperparameters. tiny and a3b*
+// are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture.
+import type { HParams as Glm4MoeHParams } from "../models/glm4moe.js";
 import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 import { QWEN3_VOCAB_SIZE } from "../tokenizer/qwen3-vocab.js";
 
@@ -16,6 +17,10 @@ export interface Preset<HP = unknown> {
 
 export interface Qwen3MoePreset extends Preset<Qwen3MoeHParams> {
   arch: typeof QWEN3MOE;
+}
+
+export interface Glm4MoePreset extends Preset<Glm4MoeHParams> {
+  arch: "glm4moe";
 }
 
 // The vocabulary is the real Qwen3 tokenizer's, which every generated file carries.
@@ -38,11 +43,39 @@ const a3b: Qwen3MoePreset = {
   tiedEmbeddings: false,
 };
 
+// GLM-4.5's structure at tiny size: a leading dense layer, two MoE layers with a shared expert, sigmoid routing
+// with a selection bias, renormalised and scaled by 2.5, rope over half of each head, q/k norms, q/k/v biases,
+// and the trailing MTP block real files carry. Row lengths are multiples of 256 for the K-quants.
+const glmTiny: Glm4MoePreset = {
+  arch: "glm4moe",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 4096, nEmbd: 256, nLayer: 3, nNextn: 1, nHead: 4, nHeadKv: 2, headDim: 64, nRot: 32,
+    nDenseLead: 1, nFf: 512, nExpert: 16, nExpertUsed: 4, nFfExp: 256, nExpertShared: 1, nGroup: 0, nGroupUsed: 0,
+    gating: "sigmoid", expertWeightsNorm: true, expertWeightsScale: 2.5, ropeFreqBase: 1_000_000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: true,
+};
+
+// GLM-4.5 (355B-A32B) per-layer dimensions, 8 of its 92 layers (the real 3 dense lead layers, then 5 MoE
+// layers of 160 experts, 8 used, 1536 wide, one shared), for the stream bench; without the MTP block, which
+// streaming never reads.
+const glm45: Glm4MoePreset = {
+  arch: "glm4moe",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 131072, nEmbd: 5120, nLayer: 92, nNextn: 1, nHead: 96, nHeadKv: 8, headDim: 128, nRot: 64,
+    nDenseLead: 3, nFf: 12288, nExpert: 160, nExpertUsed: 8, nFfExp: 1536, nExpertShared: 1, nGroup: 1, nGroupUsed: 1,
+    gating: "sigmoid", expertWeightsNorm: true, expertWeightsScale: 2.5, ropeFreqBase: 1_000_000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+};
+
 export const PRESETS = {
   tiny,
   "a3b-8L": { ...a3b, hp: { ...a3b.hp, nLayer: 8 } },
   a3b,
-} as const satisfies Record<string, Qwen3MoePreset>;
+  "glm4moe-tiny": glmTiny,
+  "glm45-8L": { ...glm45, hp: { ...glm45.hp, nLayer: 8, nNextn: 0 } },
+} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset>;
 
 export type PresetName = keyof typeof PRESETS;
 

@@ -144,7 +144,15 @@ export class WeightRecipes {
         };
       case "attn_norm":
       case "ffn_norm":
+      case "post_attention_norm": // GLM's pre-FFN norm
         return gain(1);
+      case "attn_q.bias":
+      case "attn_k.bias":
+      case "attn_v.bias":
+        return noise(0.5); // large enough that a dropped bias shows in the logits
+      case "ffn_down": // dense layers and shared experts feed the residual as the routed experts do
+      case "ffn_down_shexp":
+        return noise((2 * this.branch) / Math.sqrt(K));
       case "attn_q_norm":
       case "attn_k_norm":
         if (this.realLike && this.realLike.recency > 0) return gain(this.realLike.recency);

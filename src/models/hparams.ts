@@ -1,7 +1,8 @@
 // Hyperparameters read with plausible ranges: a corrupt or hostile header is refused naming the key before
 // a count sizes an allocation (block_count = 2^31 exhausted the heap) or a NaN reaches the forward pass.
 import { metaNumber } from "../format/gguf/read.js";
-import type { GGUFMetadata } from "../format/gguf/types.js";
+import type { GGUFMetaValue, GGUFMetadata } from "../format/gguf/types.js";
+import { meta } from "../format/gguf/write.js";
 import { ModelError } from "../util/errors.js";
 
 export interface Range {
@@ -27,4 +28,20 @@ export function metaInRange(md: GGUFMetadata, key: string, r: Range, opts?: { de
     throw new ModelError("bad_hparams", `metadata '${key}' is ${v}; expected ${want}`);
   }
   return v;
+}
+
+/** The keys every MoE decoder here has (llama.cpp's generic hparams), in the order writers put them: metadata(hp)'s shared part. */
+export function decoderMetadata(arch: string, hp: { nCtxTrain: number; nEmbd: number; nFf: number; nHead: number; nHeadKv: number; ropeFreqBase: number; rmsEps: number; nExpertUsed: number; nExpert: number }): [string, GGUFMetaValue][] {
+  const k = (name: string) => `${arch}.${name}`;
+  return [
+    [k("context_length"), meta.u32(hp.nCtxTrain)],
+    [k("embedding_length"), meta.u32(hp.nEmbd)],
+    [k("feed_forward_length"), meta.u32(hp.nFf)],
+    [k("attention.head_count"), meta.u32(hp.nHead)],
+    [k("attention.head_count_kv"), meta.u32(hp.nHeadKv)],
+    [k("rope.freq_base"), meta.f32(hp.ropeFreqBase)],
+    [k("attention.layer_norm_rms_epsilon"), meta.f32(hp.rmsEps)],
+    [k("expert_used_count"), meta.u32(hp.nExpertUsed)],
+    [k("expert_count"), meta.u32(hp.nExpert)],
+  ];
 }

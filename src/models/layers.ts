@@ -4,9 +4,10 @@
 import type { Backend, Buf, OpName, Weight } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState } from "../kv/full-attention.js";
-import type { ForwardHooks } from "./model.js";
+import type { ModelCache } from "../kv/state.js";
+import type { ForwardHooks, ForwardOptions } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
-import { AbortedError } from "../util/errors.js";
+import { AbortedError, ModelError } from "../util/errors.js";
 
 /** Ops the shared layers run whatever the weights' types (checked once at load). */
 export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
@@ -103,8 +104,8 @@ export interface AttentionParams {
   nHead: number;
   nHeadKv: number;
   headDim: number;
-  /** NeoX rotary embedding over the whole head. */
-  rope: { freqBase: number };
+  /** NeoX rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half). */
+  rope: { freqBase: number; nRot?: number };
   eps: number;
   /** Softmax scale; default 1 / sqrt(headDim). */
   scale?: number;
@@ -129,8 +130,8 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
   if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, hd, T * nHead);
   if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, hd, T * nHeadKv);
-  be.rope(q, pos, nHead, hd, p.rope.freqBase);
-  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase);
+  be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot);
+  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot);
   await f.cb("Qcur", il, q);
   await f.cb("Kcur", il, k);
   const start = p.state.length;
@@ -283,5 +284,39 @@ function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: nu
 /** A dense SwiGLU FFN over all T rows (leading dense layers, shared experts): out[T, D]. */
 export function denseFfn(f: Pass, out: Buf, x: Buf, w: { gate: Weight; up: Weight; down: Weight }): void {
   f.checkAbort();
-  swigluFfn(f, out, x, w, f.nTokens, w.gate.shape[1]);
+  swigluFfn(f, out, x, w, f.nTokens, w.gate.shape[1], "dense"); // its own scratch: its width differs from the experts'
+}
+
+/** One forward call's checks and scratch: `run` gets a Pass over `tokens` at the cache's length. */
+export async function forwardPass(be: Backend, pool: ScratchPool, tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, run: (f: Pass) => Promise<Float32Array>): Promise<Float32Array> {
+  const T = tokens.length;
+  const start = cache.length;
+  if (T === 0) throw new RangeError("forward() needs at least one token");
+  if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
+  const scratch = pool.take();
+  try {
+    return await run(new Pass(be, scratch, start, T, opts.hooks, opts.signal));
+  } finally {
+    pool.give(scratch);
+  }
+}
+
+/** The output head over the residual stream x[T, D]: final norm, projection, host read of the last row's or all rows' logits; the cache absorbs the call. */
+export async function outputLogits(f: Pass, x: Buf, w: { norm: Weight; output: Weight }, eps: number, cache: ModelCache, which: ForwardOptions["logits"]): Promise<Float32Array> {
+  const { be, nTokens: T } = f;
+  const D = x.length / T, nVocab = w.output.shape[1];
+  const rows = which === "last" ? 1 : T;
+  let fin: Buf = x;
+  if (rows === 1 && T > 1) {
+    fin = f.buf("out.last", D);
+    be.gatherRows(fin, x, Int32Array.of(T - 1), D);
+  }
+  const normed = f.buf("out.norm", rows * D);
+  be.rmsNorm(normed, fin, w.norm, eps, D, rows);
+  await f.cb("result_norm", -1, normed, rows);
+  const logits = f.buf("out.logits", rows * nVocab);
+  be.matmul(logits, w.output, normed, rows);
+  const out = await be.read(logits);
+  cache.advance(T);
+  return out;
 }

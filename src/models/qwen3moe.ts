@@ -1,15 +1,15 @@
 // Qwen3-MoE (GGUF general.architecture = "qwen3moe"): pre-norm decoder, GQA attention with per-head
 // q/k RMSNorm and NeoX RoPE, every layer a sparse MoE FFN (softmax -> top-k -> renormalise, SwiGLU experts).
 // Reference: llama.cpp src/models/qwen3moe.cpp, mlx-lm models/qwen3_moe.py.
-import type { Backend, Buf } from "../backends/backend.js";
+import type { Backend } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, metaInRange, positive, type Range } from "./hparams.js";
-import { attention, moe, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
+import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
+import { attention, forwardPass, moe, outputLogits, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
 import type { Declare } from "./tensors.js";
@@ -66,15 +66,7 @@ export function metadata(hp: HParams): GGUFMetadata {
   const k = (name: string) => `${ARCH}.${name}`;
   return new Map([
     [k("block_count"), meta.u32(hp.nLayer)],
-    [k("context_length"), meta.u32(hp.nCtxTrain)],
-    [k("embedding_length"), meta.u32(hp.nEmbd)],
-    [k("feed_forward_length"), meta.u32(hp.nFf)],
-    [k("attention.head_count"), meta.u32(hp.nHead)],
-    [k("attention.head_count_kv"), meta.u32(hp.nHeadKv)],
-    [k("rope.freq_base"), meta.f32(hp.ropeFreqBase)],
-    [k("attention.layer_norm_rms_epsilon"), meta.f32(hp.rmsEps)],
-    [k("expert_used_count"), meta.u32(hp.nExpertUsed)],
-    [k("expert_count"), meta.u32(hp.nExpert)],
+    ...decoderMetadata(ARCH, hp),
     [k("attention.key_length"), meta.u32(hp.headDim)],
     [k("attention.value_length"), meta.u32(hp.headDim)],
     [k("expert_feed_forward_length"), meta.u32(hp.nFfExp)],
@@ -148,22 +140,13 @@ export class Qwen3Moe implements Model {
     return cacheBytes(this.hp, nCtx);
   }
 
-  async forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
-    const T = tokens.length;
-    const start = cache.length;
-    if (T === 0) throw new RangeError("forward() needs at least one token");
-    if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
-    const scratch = this.scratch.take();
-    try {
-      return await this.run(tokens, cache, opts, new Pass(this.be, scratch, start, T, opts.hooks, opts.signal));
-    } finally {
-      this.scratch.give(scratch);
-    }
+  forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
+    return forwardPass(this.be, this.scratch, tokens, cache, opts, (f) => this.run(tokens, cache, opts, f));
   }
 
   private async run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass): Promise<Float32Array> {
     const { be, hp, w } = this;
-    const { nEmbd: D, rmsEps: eps, nVocab } = hp;
+    const { nEmbd: D, rmsEps: eps } = hp;
     const T = tokens.length;
     const x = f.buf("x", T * D); // residual stream [T, D]
     const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
@@ -191,19 +174,6 @@ export class Qwen3Moe implements Model {
       await f.cb("l_out", il, x);
     }
 
-    const rows = opts.logits === "last" ? 1 : T;
-    let fin: Buf = x;
-    if (rows === 1 && T > 1) {
-      fin = f.buf("out.last", D);
-      be.gatherRows(fin, x, Int32Array.of(T - 1), D);
-    }
-    const normed = f.buf("out.norm", rows * D);
-    be.rmsNorm(normed, fin, w.output_norm, eps, D, rows);
-    await f.cb("result_norm", -1, normed, rows);
-    const logits = f.buf("out.logits", rows * nVocab);
-    be.matmul(logits, w.output, normed, rows);
-    const out = await be.read(logits);
-    cache.advance(T);
-    return out;
+    return outputLogits(f, x, { norm: w.output_norm, output: w.output }, eps, cache, opts.logits);
   }
 }

@@ -2,6 +2,7 @@
 // that knows them all.
 import { ModelError } from "../util/errors.js";
 import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
+import * as glm4moe from "./glm4moe.js";
 import * as qwen3moe from "./qwen3moe.js";
 import { bindTensors, collectTensors, type DeclareWeights } from "./tensors.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
@@ -33,6 +34,7 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
 
 const ARCHITECTURES: Record<string, Architecture> = {
   [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
+  [glm4moe.ARCH]: define({ ...glm4moe, create: (hp, w, ctx) => new glm4moe.Glm4Moe(hp, w, ctx) }),
 };
 
 export function architecture(name: string): Architecture {

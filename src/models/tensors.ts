@@ -9,6 +9,8 @@ export interface TensorSpec {
   /** ggml order: shape[0] is the values per row. */
   shape: number[];
   optional?: boolean;
+  /** An unused tensor that files may leave out, and the generator does (vocab-sized MTP heads). */
+  seldom?: boolean;
 }
 
 /** One layer's stacked expert tensors by part name (the last dim is the expert count); record order = key order. */
@@ -19,6 +21,8 @@ export interface ModelTensors {
   dense: TensorSpec[];
   /** Per layer: its routed experts' parts, or null for a layer without experts. */
   experts: (ExpertPartSpecs | null)[];
+  /** Tensors a file may hold that this model never reads (GLM's MTP block): shape-checked if present, never loaded. */
+  unused: TensorSpec[];
 }
 
 /** Declares tensors; in binding mode also returns them. */
@@ -27,6 +31,8 @@ export interface Declare {
   optional(name: string, shape: number[]): Weight | undefined;
   /** Layer `layer` has routed experts made of these stacked tensors (they are streamed, never bound here). */
   experts(layer: number, parts: Record<string, TensorSpec>): void;
+  /** A tensor real files carry that the model does not run (a multi-token-prediction block): allowed, never bound. */
+  unused(name: string, shape: number[], opts?: { seldom?: boolean }): void;
 }
 
 /** An architecture's declaration: the same function serves listing and binding. */
@@ -35,6 +41,7 @@ export type DeclareWeights<HP, W> = (hp: HP, t: Declare) => W;
 /** The specs `declare` names, with one entry per layer in `experts` (null where none were declared). */
 export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP, nLayer: number): ModelTensors {
   const dense: TensorSpec[] = [];
+  const unused: TensorSpec[] = [];
   const experts: (ExpertPartSpecs | null)[] = new Array(nLayer).fill(null);
   const t: Declare = Object.assign(
     (name: string, shape: number[]) => {
@@ -47,10 +54,11 @@ export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP,
         if (!(layer >= 0 && layer < nLayer)) throw new RangeError(`experts declared for layer ${layer} of ${nLayer}`);
         experts[layer] = parts;
       },
+      unused: (name: string, shape: number[], opts?: { seldom?: boolean }) => void unused.push({ name, shape, optional: true, ...(opts?.seldom ? { seldom: true } : {}) }),
     },
   );
   declare(hp, t);
-  return { dense, experts };
+  return { dense, experts, unused };
 }
 
 /** Bind `declare`'s tensors to uploaded weights, refusing a missing tensor or a wrong shape by name. */
@@ -69,6 +77,7 @@ export function bindTensors<HP, W>(declare: DeclareWeights<HP, W>, hp: HP, weigh
         return w;
       },
       experts: () => {}, // streamed through the expert source, not bound here
+      unused: () => {},
     },
   );
   return declare(hp, t);

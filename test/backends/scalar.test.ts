@@ -57,6 +57,19 @@ test("rope (NeoX): position 0 is identity; pairs (i, i + d/2) rotate by pos * ba
   close(r.subarray(4), [1 * c0 - 3 * s0, 2 * c1 - 4 * s1, 1 * s0 + 3 * c0, 2 * s1 + 4 * c1], 1e-6);
 });
 
+test("partial rope (NeoX, nRot < headDim): the first nRot values rotate as pairs (i, i + nRot/2), the rest pass through", async () => {
+  // 2 heads of 6 values, nRot 4, position 1.
+  const x = buf([1, 2, 3, 4, 5, 6, /* head 1 */ 7, 8, 9, 10, 11, 12]);
+  be.rope(x, Int32Array.of(1), 2, 6, 10000, 4);
+  const r = await be.read(x);
+  // i = 0: theta 1; i = 1: theta 10000^(-2/4) = 0.01 (the exponent's denominator is nRot, not headDim).
+  const [c0, s0, c1, s1] = [Math.cos(1), Math.sin(1), Math.cos(0.01), Math.sin(0.01)];
+  const rot = (a: number, b: number, c: number, d: number) => [a * c0 - c * s0, b * c1 - d * s1, a * s0 + c * c0, b * s1 + d * c1];
+  close(r, [...rot(1, 2, 3, 4), 5, 6, ...rot(7, 8, 9, 10), 11, 12], 1e-6);
+  assert.throws(() => be.rope(x, Int32Array.of(1), 2, 6, 10000, 3), /nRot 3 must be even/);
+  assert.throws(() => be.rope(x, Int32Array.of(1), 2, 6, 10000, 8), /nRot 8/);
+});
+
 test("attention: causal, grouped heads share a kv head, softmax(q.k * scale) weights v", async () => {
   // 2 query heads, 1 kv head, head dim 2, two positions.
   const k = buf([1, 0, /* pos 1 */ 0, 1]);

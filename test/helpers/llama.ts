@@ -37,10 +37,13 @@ export async function withLlamaModel<T>(path: string, fn: (m: LlamaModel) => Pro
   }
 }
 
-/** Tokenize (special tokens parsed) and decode greedily for n tokens, one token per evaluation. */
-export async function llamaGreedy(path: string, prompt: string, n: number): Promise<LlamaRun> {
+/**
+ * Tokenize (special tokens parsed) and decode greedily for n tokens, one token per evaluation. flashAttention
+ * false is the parity setting (node-llama-cpp's "auto" turns it on for the CPU, which accumulates differently).
+ */
+export async function llamaGreedy(path: string, prompt: string, n: number, opts: { flashAttention?: boolean } = {}): Promise<LlamaRun> {
   return withLlamaModel(path, async (model) => {
-    const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+    const ctx = await model.createContext({ contextSize: 512, threads: 1, ...(opts.flashAttention !== undefined ? { flashAttention: opts.flashAttention } : {}) });
     try {
       const seq = ctx.getSequence();
       const vocab = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight")?.dimensions[1];

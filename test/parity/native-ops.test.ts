@@ -70,6 +70,30 @@ test("native rope matches the scalar backend (positions not from 0, odd token co
   t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
 });
 
+test("native partial rope (first nRot of each head, rest passed through) matches the scalar backend", async (t) => {
+  const a = needNative();
+  const scalar = new ScalarBackend();
+  let worst = 0;
+  for (const [T, nHead, hd, nRot, start] of [[1, 8, 128, 64, 4093], [17, 4, 128, 64, 5], [3, 2, 64, 16, 0], [5, 3, 12, 2, 9]]) {
+    const pos = Int32Array.from({ length: T }, (_, i) => start + i);
+    const x = randomValues(T * nHead * hd, `prope-${T}-${nHead}-${nRot}`, 2);
+    const xr = bufOf(scalar, x);
+    scalar.rope(xr, pos, nHead, hd, 1e6, nRot);
+    const ref = await scalar.read(xr);
+    await everyKernelLevel(a, async (be) => {
+      const xb = bufOf(be, x);
+      be.rope(xb, pos, nHead, hd, 1e6, nRot);
+      return be.read(xb);
+    }, (got, level) => {
+      const e = nmse(got, ref);
+      worst = Math.max(worst, e);
+      assert.ok(e < TOL_EXACTISH, `${level} T ${T} heads ${nHead} nRot ${nRot}: nmse ${e.toExponential(2)}`);
+      for (let r = 0; r < T * nHead; r++) assert.ok(sameBits(got.subarray(r * hd + nRot, (r + 1) * hd), x.subarray(r * hd + nRot, (r + 1) * hd)), "unroped values changed");
+    });
+  }
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
 test("native rope at one position (decode) equals the batched path bit for bit, across repeated and changed positions, bases and head sizes", async () => {
   needNative();
   const be = new NativeBackend({ threads: 2 });

@@ -63,6 +63,24 @@ test("wasm add and swiglu match the scalar backend (also in place)", async (t) =
   t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
 });
 
+test("wasm partial rope (first nRot of each head, rest passed through) matches the scalar backend", async (t) => {
+  const scalar = new ScalarBackend(), be = wasm();
+  let worst = 0;
+  for (const [nTok, nHead, hd, nRot] of [[1, 8, 128, 64], [5, 4, 128, 64], [3, 2, 64, 16], [2, 3, 12, 2]]) {
+    const x = randomValues(nTok * nHead * hd, `prope-${nTok}-${nHead}-${nRot}`, 2);
+    const pos = Int32Array.from({ length: nTok }, (_, i) => 700 + 37 * i);
+    const a = bufOf(scalar, x), b = bufOf(be, x);
+    scalar.rope(a, pos, nHead, hd, 1e6, nRot);
+    be.rope(b, pos, nHead, hd, 1e6, nRot);
+    const got = await be.read(b);
+    const e = nmse(got, await scalar.read(a));
+    worst = Math.max(worst, e);
+    assert.ok(e < TOL_EXACTISH, `rope T=${nTok} heads ${nHead} nRot ${nRot}: nmse ${e.toExponential(2)}`);
+    for (let r = 0; r < nTok * nHead; r++) assert.ok(sameBits(got.subarray(r * hd + nRot, (r + 1) * hd), x.subarray(r * hd + nRot, (r + 1) * hd)), "unroped values changed");
+  }
+  t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
+});
+
 const TOL_ATTN = 1e-5; // as the native attention: f32 dot products, a polynomial exp and f32 V sums vs the reference's f64
 
 test("wasm rope matches the scalar backend", async (t) => {

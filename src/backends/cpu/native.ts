@@ -5,7 +5,7 @@
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
 import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
-import { DelegatingBackend, weightDims } from "../backend.js";
+import { DelegatingBackend, ropeByGather, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
 import { Q4_K, Q8_0 } from "../../quant/index.js";
@@ -237,8 +237,10 @@ export class NativeBackend extends DelegatingBackend {
     if (w.type !== 0) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows); // norm weights are F32 in practice
     this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
-  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
-    this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
+    if (nRot === headDim) return this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot); // which refuses it
+    ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     // The kernel has no sinks; the reference shares these buffers, so handing over is exact, only slower.

@@ -103,15 +103,16 @@ export class ScalarBackend implements Backend {
     }
   }
 
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even and in [2, headDim ${headDim}]`);
     const xs = d(x);
-    const half = headDim / 2;
+    const half = nRot / 2;
     for (let t = 0; t < pos.length; t++) {
       for (let h = 0; h < nHead; h++) {
         const base = (t * nHead + h) * headDim;
         for (let i = 0; i < half; i++) {
-          // NeoX pairs element i with i + half; theta = pos * base^(-2i/headDim).
-          const theta = pos[t] * Math.pow(freqBase, (-2 * i) / headDim);
+          // NeoX pairs element i with i + nRot/2; theta = pos * base^(-2i/nRot); values from nRot on pass through.
+          const theta = pos[t] * Math.pow(freqBase, (-2 * i) / nRot);
           const c = Math.cos(theta);
           const s = Math.sin(theta);
           const a = xs[base + i];

@@ -4,7 +4,7 @@
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
 import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight, WeightArena, WeightDesc } from "../backend.js";
-import { DelegatingBackend, tensorBytes, weightDims } from "../backend.js";
+import { DelegatingBackend, ropeByGather, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -245,14 +245,20 @@ export class WasmBackend extends DelegatingBackend {
     return mem.bytes(s + xb, outBytes).slice();
   }
 
-  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
-    if (headDim % 2 !== 0 || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase);
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
+    if (nRot === headDim) return this.ropeHeads(f32(x), pos, nHead, headDim, freqBase);
+    ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.ropeHeads(y, pos, nHead, nRot, freqBase));
+  }
+
+  /** The wasm kernel over whole heads of x[pos.length, nHead, headDim]. */
+  private ropeHeads(xs: Float32Array, pos: Int32Array, nHead: number, headDim: number, freqBase: number): void {
     const mem = this.mem0, n = pos.length * nHead * headDim, xb = Math.ceil((n * 4) / 16) * 16, pb = Math.ceil((pos.length * 4) / 16) * 16;
     const s = mem.scratch(xb + pb + headDim * 8);
-    mem.f32(s, n).set(f32(x).subarray(0, n));
+    mem.f32(s, n).set(xs.subarray(0, n));
     mem.i32(s + xb, pos.length).set(pos);
     mem.k.rope(s, s + xb, pos.length, nHead, headDim, freqBase, s + xb + pb);
-    f32(x).set(mem.f32(s, n));
+    xs.set(mem.f32(s, n));
   }
 
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
