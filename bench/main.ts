@@ -11,6 +11,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   server: async () => (await import("./server.js")).benchServer(),
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
   replay: async () => (await import("./replay.js")).benchReplay(),
+  verify: async () => (await import("./verify.js")).benchVerify(),
 };
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
