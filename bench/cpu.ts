@@ -10,6 +10,7 @@ import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
 import type { GenerateOptions, GenerateStep, GenerationStats } from "../src/engine/session.js";
 import { benchKernels } from "./cpu-kernels.js";
+import { quantile, timerLags } from "./timer-lag.js";
 import { benchModel } from "./models.js";
 
 const THREADS = 2;
@@ -35,23 +36,10 @@ interface BenchSession {
   free(): void;
 }
 
-/** A 10 ms timer's lateness while `work` runs: [p99, worst] in ms. */
+/** [p99, worst] of a 10 ms timer's lateness while `work` runs, ms. */
 async function timerLag(work: () => Promise<void>): Promise<[number, number]> {
-  const late: number[] = [];
-  let last = performance.now();
-  const iv = setInterval(() => {
-    const now = performance.now();
-    late.push(now - last - 10);
-    last = now;
-  }, 10);
-  try {
-    await work();
-  } finally {
-    clearInterval(iv);
-  }
-  late.push(performance.now() - last - 10);
-  late.sort((a, b) => a - b);
-  return [late[Math.floor(0.99 * (late.length - 1))], late[late.length - 1]];
+  const late = await timerLags(work);
+  return [quantile(late, 0.99), late[late.length - 1]];
 }
 
 const LAG_PREFILL = 4096;

@@ -65,75 +65,73 @@ test("at --ctx-size 256, 20 turns run: the oldest turns are dropped (one stderr 
   assert.ok(drops.length >= 3, r.err);
 });
 
-test("in a terminal (tmux): prompt, streamed reply, history recall, /stats, /exit", async () => {
+/** `moestream chat ARGS` in a real terminal (tmux): send keys, read the screen (with scrollback if asked), wait. */
+function inTmux(tag: string, args: string, scrollback = false) {
   assert.ok(spawnSync("tmux", ["-V"]).status === 0, "tmux is needed for this test (.ci/run installs it)");
-  const name = `moestream-chat-${process.pid}`;
+  const name = `moestream-chat-${tag}-${process.pid}`;
   const tmux = (...a: string[]) => execFileSync("tmux", a, { encoding: "utf8" });
-  const done = join(dir, "exited");
-  const cmd = `MOESTREAM_TEMP= ${process.execPath} ${BIN} chat -m ${model} --temp 0 -n 8; touch ${done}`;
-  tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", cmd);
-  const screen = () => tmux("capture-pane", "-p", "-t", name); // trailing blanks trimmed: the prompt reads ">"
-  const waitFor = async (re: RegExp, what: string) => {
-    for (let i = 0; i < 600; i++) {
-      const s = screen();
-      if (re.test(s)) return s;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.fail(`timed out waiting for ${what}; screen:\n${screen()}`);
+  const done = join(dir, `exited-${tag}`);
+  tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", `MOESTREAM_TEMP= ${process.execPath} ${BIN} chat -m ${model} ${args}; touch ${done}`);
+  // Trailing blanks trimmed: the prompt reads ">".
+  const screen = () => tmux("capture-pane", "-p", ...(scrollback ? ["-S", "-"] : []), "-t", name);
+  return {
+    screen,
+    keys: (...k: string[]) => tmux("send-keys", "-t", name, ...k),
+    async waitFor(re: RegExp, what: string): Promise<string> {
+      for (let i = 0; i < 600; i++) {
+        const s = screen();
+        if (re.test(s)) return s;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`timed out waiting for ${what}; screen:\n${screen()}`);
+    },
+    async waitExit(): Promise<void> {
+      for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 100));
+      if (!existsSync(done)) assert.fail(`chat did not exit; screen:\n${screen()}`);
+    },
+    close: () => spawnSync("tmux", ["kill-session", "-t", name]),
   };
+}
+
+test("in a terminal (tmux): prompt, streamed reply, history recall, /stats, /exit", async () => {
+  const t = inTmux("basic", "--temp 0 -n 8");
   try {
-    await waitFor(/^>$/m, "the prompt");
-    tmux("send-keys", "-t", name, "Hi", "Enter");
-    let s = await waitFor(/^> Hi\n.+\n>$/m, "the first reply");
+    await t.waitFor(/^>$/m, "the prompt");
+    t.keys("Hi", "Enter");
+    let s = await t.waitFor(/^> Hi\n.+\n>$/m, "the first reply");
     const first = /^> Hi\n(.+)\n>$/m.exec(s)![1];
     assert.ok(first.trim().length > 0);
-    tmux("send-keys", "-t", name, "Up", "Enter"); // history brings back "Hi"
-    s = await waitFor(/^> Hi\n.+\n> Hi\n.+\n>$/m, "the second reply");
-    tmux("send-keys", "-t", name, "/stats", "Enter");
-    s = await waitFor(/decode \d+ tok [\d.]+ tok\/s[\s\S]*context \d+\/4096 tokens[\s\S]*\n>$/m, "the stats");
-    tmux("send-keys", "-t", name, "/exit", "Enter");
-    for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(done)) assert.fail(`chat did not exit; screen:\n${screen()}`);
+    t.keys("Up", "Enter"); // history brings back "Hi"
+    s = await t.waitFor(/^> Hi\n.+\n> Hi\n.+\n>$/m, "the second reply");
+    t.keys("/stats", "Enter");
+    s = await t.waitFor(/decode \d+ tok [\d.]+ tok\/s[\s\S]*context \d+\/4096 tokens[\s\S]*\n>$/m, "the stats");
+    t.keys("/exit", "Enter");
+    await t.waitExit();
   } finally {
-    spawnSync("tmux", ["kill-session", "-t", name]);
+    t.close();
   }
 });
 
 test("in a terminal (tmux): Ctrl-C stops a long reply at once, the conversation stays and the next turn works", async () => {
-  assert.ok(spawnSync("tmux", ["-V"]).status === 0, "tmux is needed for this test (.ci/run installs it)");
-  const name = `moestream-chat-int-${process.pid}`;
-  const tmux = (...a: string[]) => execFileSync("tmux", a, { encoding: "utf8" });
-  const done = join(dir, "exited-int");
   // 16k tokens would take minutes: a reply can only end this soon through Ctrl-C.
-  const cmd = `MOESTREAM_TEMP= ${process.execPath} ${BIN} chat -m ${model} --temp 0 -n 16000 --ctx-size 20000; touch ${done}`;
-  tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", cmd);
-  const screen = () => tmux("capture-pane", "-p", "-S", "-", "-t", name);
-  const waitFor = async (re: RegExp, what: string) => {
-    for (let i = 0; i < 600; i++) {
-      const s = screen();
-      if (re.test(s)) return s;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.fail(`timed out waiting for ${what}; screen:\n${screen()}`);
-  };
+  const t = inTmux("int", "--temp 0 -n 16000 --ctx-size 20000", true);
   try {
-    await waitFor(/^>$/m, "the prompt");
-    tmux("send-keys", "-t", name, "Hi", "Enter");
-    await waitFor(/^> Hi\n\S/m, "the reply to start");
-    tmux("send-keys", "-t", name, "C-c");
-    await waitFor(/\(stopped\)\n>$/m, "the reply to stop and the prompt to return");
-    tmux("send-keys", "-t", name, "Again", "Enter");
-    await waitFor(/^> Again\n\S/m, "the next reply to start");
-    tmux("send-keys", "-t", name, "C-c");
-    await waitFor(/\(stopped\)\n>$/m, "the next reply to stop");
-    tmux("send-keys", "-t", name, "/stats", "Enter");
+    await t.waitFor(/^>$/m, "the prompt");
+    t.keys("Hi", "Enter");
+    await t.waitFor(/^> Hi\n\S/m, "the reply to start");
+    t.keys("C-c");
+    await t.waitFor(/\(stopped\)\n>$/m, "the reply to stop and the prompt to return");
+    t.keys("Again", "Enter");
+    await t.waitFor(/^> Again\n\S/m, "the next reply to start");
+    t.keys("C-c");
+    await t.waitFor(/\(stopped\)\n>$/m, "the next reply to stop");
+    t.keys("/stats", "Enter");
     // Stopped turns are not kept in the conversation; the session still answers /stats.
-    const s = await waitFor(/context \d+\/20000 tokens.*\n>$/m, "the stats after the stops");
+    const s = await t.waitFor(/context \d+\/20000 tokens.*\n>$/m, "the stats after the stops");
     assert.equal((s.match(/\(stopped\)/g) ?? []).length, 2);
-    tmux("send-keys", "-t", name, "C-c"); // no reply running: Ctrl-C at the prompt quits, as before
-    for (let i = 0; i < 100 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(done)) assert.fail(`chat did not exit; screen:\n${screen()}`);
+    t.keys("C-c"); // no reply running: Ctrl-C at the prompt quits, as before
+    await t.waitExit();
   } finally {
-    spawnSync("tmux", ["kill-session", "-t", name]);
+    t.close();
   }
 });

@@ -8,28 +8,12 @@ import { spawnSync } from "node:child_process";
 import { AbortedError, EngineSession, defaultEngineConfig, loadEngineModel, loadModel } from "../../src/index.js";
 import { PREFILL_BATCH } from "../../src/engine/session.js";
 import { testModel } from "../helpers/models.js";
+import { quantile, timerLags } from "../../bench/timer-lag.js";
 
 const path = await testModel({ type: "Q8_0", seed: 5, peaked: 2 });
 const prompt = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 50000));
 
-/** Worst delays of a 10 ms interval while `work` runs (each tick's lateness beyond 10 ms). */
-async function lags(work: () => Promise<void>): Promise<number[]> {
-  const late: number[] = [];
-  let last = performance.now();
-  const iv = setInterval(() => {
-    const now = performance.now();
-    late.push(now - last - 10);
-    last = now;
-  }, 10);
-  try {
-    await work();
-  } finally {
-    clearInterval(iv);
-  }
-  late.push(performance.now() - last); // the wait since the last tick counts too
-  return late.sort((a, b) => a - b);
-}
-const p99 = (xs: number[]) => xs[Math.min(xs.length - 1, Math.floor(0.99 * xs.length))];
+const p99 = (xs: number[]) => quantile(xs, 0.99);
 
 test("hosted: timers keep ticking through a 3,500-token prefill and decode; in-thread, one forward holds them", async (t) => {
   const tokens = prompt(3500);
@@ -37,7 +21,7 @@ test("hosted: timers keep ticking through a 3,500-token prefill and decode; in-t
   let hosted: number[];
   let forwards = 0;
   try {
-    hosted = await lags(async () => {
+    hosted = await timerLags(async () => {
       const s = model.createSession();
       for await (const _ of s.generate(tokens, { maxTokens: 32, sampling: { temperature: 0 }, stopAtEog: false, onPrefill: () => forwards++ }));
       s.free();
@@ -50,7 +34,7 @@ test("hosted: timers keep ticking through a 3,500-token prefill and decode; in-t
   // at least one batch's forward; hosted, the loop only handles messages.
   const lm = await loadEngineModel(path, defaultEngineConfig({ ctxSize: 4096 }));
   let batchMs = Infinity;
-  const inThread = await lags(async () => {
+  const inThread = await timerLags(async () => {
     const s = new EngineSession(lm);
     let t = performance.now();
     await s.eval(tokens, "last", () => {
