@@ -41,7 +41,8 @@ async function call(sid: number, c: SessionCall): Promise<{ value?: unknown; tra
     sessions.set(sid, { session: new Session(lm, c.nCtx), abort: new Int32Array(c.abort) });
     return {};
   }
-  const { session } = hosted(sid);
+  const h = hosted(sid);
+  const { session } = h;
   switch (c.op) {
     case "truncate":
       session.truncate(c.length);
@@ -50,7 +51,6 @@ async function call(sid: number, c: SessionCall): Promise<{ value?: unknown; tra
       session.reset();
       return {};
     case "eval": {
-      const h = hosted(sid);
       const logits = await session.eval(c.tokens, c.logits, undefined, aborted(h));
       publishCounters();
       const copy = logits.slice(); // the model's buffer is reused by the next forward

@@ -74,6 +74,7 @@ export class HostedSession {
 
   /** Feed tokens; the logits of the last one, or of every one. */
   async eval(tokens: readonly number[], logits: "last" | "all" = "last"): Promise<Float32Array> {
+    Atomics.store(this.abortFlag, 0, 0); // a stop meant for an earlier generation must not stop this
     return (await this.request({ op: "eval", tokens: [...tokens], logits })) as Float32Array;
   }
 

@@ -69,6 +69,10 @@ test("hosted: an AbortSignal stops a prefill part-way; the session keeps what wa
     assert.ok(s.context.length < tokens.length, `context ${s.context.length} of ${tokens.length}`);
     assert.equal(s.context.length % PREFILL_BATCH, 0);
     assert.deepEqual(s.context, tokens.slice(0, s.context.length));
+    // The stop was that generation's: a plain eval afterwards runs (the prompt's next tokens, so the context stays its prefix).
+    const at = s.context.length;
+    assert.equal((await s.eval(tokens.slice(at, at + 3))).length, model.info.nVocab);
+    assert.equal(s.context.length, at + 3);
     // Continuing from there gives what a fresh session gives for the whole prompt.
     const opts = { maxTokens: 6, sampling: { temperature: 0 }, stopAtEog: false };
     const cont: number[] = [];
