@@ -46,7 +46,7 @@ size_t lowbit_row_bytes(int type, int K) {
     case GGML_Q3_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q3_K);
     case GGML_Q5_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q5_K);
     case GGML_Q4_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q4_0);
-    default: return 0;
+    default: return iq_row_bytes(type, K);
   }
 }
 
@@ -340,6 +340,6 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
     case GGML_Q5_K: PICK(q5_K);
     case GGML_Q4_0: PICK(q4_0);
 #undef PICK
-    default: return NULL;
+    default: return iq_dot(level == 1, type);
   }
 }

@@ -35,11 +35,21 @@ export function bufOf(be: Backend, x: Float32Array): Buf {
   return b;
 }
 
-/** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
+/** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment).
+ *  A dequantise-only type (most i-quants) gets random blocks instead: every field is an index or a small integer,
+ *  so any bytes decode; only the f16 scale is set, to row-dependent values in [0.002, 0.02). */
 export function randomWeight(f: QuantFormat, k: number, n: number, seed: string): HostWeight {
   const s = new Stream(7, seed);
   const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
   const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
+  if (f.dequantOnly) {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (s.next() * 256) | 0;
+    for (let b = 0; b < bytes.length / f.bytesPerBlock; b++) {
+      const h = f32ToF16(0.002 + 0.018 * s.next() * (1 + (Math.floor(b / (k / f.blockSize)) % 3)) / 3);
+      setBlockScale(f, bytes, b * f.bytesPerBlock, h);
+    }
+    return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
+  }
   const row = new Float32Array(k);
   for (let r = 0; r < n; r++) {
     s.fillUniform(row, 0.5 + (r % 5) * 0.3);
@@ -47,6 +57,19 @@ export function randomWeight(f: QuantFormat, k: number, n: number, seed: string)
     f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
   }
   return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
+}
+
+/** Writes f16 h as the super-block scale of the block at byte o (IQ1_M spreads it over its scale words' top nibbles). */
+function setBlockScale(f: QuantFormat, bytes: Uint8Array, o: number, h: number): void {
+  if (f.name !== "IQ1_M") {
+    bytes[o] = h & 0xff;
+    bytes[o + 1] = h >> 8;
+    return;
+  }
+  for (let w = 0; w < 4; w++) { // scale word w (bytes 48 + 2w, 49 + 2w): bits 12-15 hold nibble w of h
+    const at = o + 49 + 2 * w;
+    bytes[at] = (bytes[at] & 0x0f) | (((h >> (4 * w)) & 0xf) << 4);
+  }
 }
 
 /** A copy of w whose bytes the upload owns (what the model loader and the expert slots pass): the native backend may repack it. */

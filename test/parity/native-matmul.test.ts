@@ -6,20 +6,23 @@ import assert from "node:assert/strict";
 import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, nativeAvailable } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import { F32, Q2_K, Q3_K, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import {
+  F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0, type QuantFormat,
+} from "../../src/quant/index.js";
 import { needNative, randomWeight, randomValues, runMatmul, refQ8_0, refQ8K, MATMUL_FORMATS, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
-// The low-bit types of native/src/k_quants_lo.c too (their Q8 activations cost about what Q4_K's do).
-const LOWBIT = [Q4_0, Q2_K, Q3_K, Q5_K];
-const TOL: Record<string, number> = { ...MATMUL_TOL, Q4_0: 5e-4, Q2_K: 5e-4, Q3_K: 5e-4, Q5_K: 5e-4 };
+// The low-bit types of native/src/k_quants_lo.c and the i-quants of iq_quants.c too (their Q8 activations cost
+// about what Q4_K's do; i-quant weights are random blocks, see randomWeight).
+const LOWBIT = [Q4_0, Q2_K, Q3_K, Q5_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M];
+const TOL: Record<string, number> = { ...MATMUL_TOL, ...Object.fromEntries(LOWBIT.map((f) => [f.name, 5e-4])) };
 const FORMATS = [...MATMUL_FORMATS, ...LOWBIT];
 
 interface Shape { k: number; n: number; t: number }
 function shapes(f: QuantFormat): Shape[] {
   const b = f.blockSize === 1 ? 32 : f.blockSize;
   return [
-    { k: b, n: 1, t: 1 }, // one row, one block
+    { k: b, n: 1, t: 16 }, // one row, one block (16 tokens: one dot's nmse is its relative error, huge where terms cancel)
     { k: b, n: 37, t: 3 }, // N not a multiple of the thread count
     { k: 8 * b, n: 67, t: 17 },
     { k: 2048, n: 48, t: 64 }, // prefill-sized batch
