@@ -302,10 +302,7 @@ float dot_iq4_nl_scalar(int n, const void *restrict vw, const void *restrict vx)
 
 /** a with value j negated where bit j of m is set (sign bytes spread from the 32-bit mask). */
 TARGET_AVX2 static inline __m256i apply_signs(__m256i a, uint32_t m) {
-  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-  const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-  const __m256i s = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread), bits), bits);
-  return _mm256_sign_epi8(a, _mm256_or_si256(s, _mm256_set1_epi8(1)));
+  return _mm256_sign_epi8(a, _mm256_or_si256(bytes_of_bits(m), _mm256_set1_epi8(1)));
 }
 
 /** acc + per 16 values (scale lo for values 0-15, hi for 16-31) scale * sum of u * a (u unsigned, a signed). */

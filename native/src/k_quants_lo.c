@@ -46,7 +46,7 @@ size_t lowbit_row_bytes(int type, int K) {
     case GGML_Q3_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q3_K);
     case GGML_Q5_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q5_K);
     case GGML_Q4_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q4_0);
-    default: return iq_row_bytes(type, K);
+    default: return type == GGML_Q4_1 || type == GGML_Q5_0 || type == GGML_Q5_1 ? legacy_row_bytes(type, K) : iq_row_bytes(type, K);
   }
 }
 
@@ -319,14 +319,21 @@ float dot_q4_0_neon(int n, const void *restrict vw, const void *restrict vx) {
 }
 #endif
 
-dot_fn lowbit_dot(const kernels_t *k, int type) {
-  int level = 0; // 0 scalar, 1 avx2 (and avx512), 2 neon
+/** 0 scalar, 1 avx2 (and avx512), 2 neon. */
+static int level_of(const kernels_t *k) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (k == &KERNELS_AVX2 || k == &KERNELS_AVX512) level = 1;
+  if (k == &KERNELS_AVX2 || k == &KERNELS_AVX512) return 1;
 #endif
 #if defined(__ARM_NEON) && defined(__aarch64__)
-  if (k == &KERNELS_NEON) level = 2;
+  if (k == &KERNELS_NEON) return 2;
 #endif
+  return 0;
+}
+
+quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
+
+dot_fn lowbit_dot(const kernels_t *k, int type) {
+  const int level = level_of(k);
   switch (type) {
 #if defined(__x86_64__) || defined(__i386__)
 #define PICK(T) return level == 1 ? dot_##T##_avx2 : dot_##T##_scalar
@@ -340,6 +347,9 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
     case GGML_Q5_K: PICK(q5_K);
     case GGML_Q4_0: PICK(q4_0);
 #undef PICK
+    case GGML_Q4_1:
+    case GGML_Q5_0:
+    case GGML_Q5_1: return legacy_dot(level == 1, type);
     default: return iq_dot(level == 1, type);
   }
 }

@@ -18,6 +18,13 @@ TARGET_AVX2 static inline int hsum_i32x4(__m128i s) {
   return _mm_cvtsi128_si32(s);
 }
 
+/** 0xff in byte j where bit j of m is set, else 0. */
+TARGET_AVX2 static inline __m256i bytes_of_bits(uint32_t m) {
+  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread), bits), bits);
+}
+
 TARGET_AVX2 static inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
