@@ -6,6 +6,7 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import type { Backend, Buf, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
+import { directFillIq } from "../../src/gen/direct-iq.js";
 import { f32ToF16 } from "../../src/util/f16.js";
 import { sameBits } from "./numeric.js";
 
@@ -36,18 +37,14 @@ export function bufOf(be: Backend, x: Float32Array): Buf {
 }
 
 /** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment).
- *  A dequantise-only type (most i-quants) gets random blocks instead: every field is an index or a small integer,
- *  so any bytes decode; only the f16 scale is set, to row-dependent values in [0.002, 0.02). */
+ *  A dequantise-only type (most i-quants) gets random blocks sampled in the quantised domain instead (directFillIq,
+ *  as the generator writes i-quant experts), rows again of different scales. */
 export function randomWeight(f: QuantFormat, k: number, n: number, seed: string): HostWeight {
   const s = new Stream(7, seed);
   const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
   const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
   if (f.dequantOnly) {
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (s.next() * 256) | 0;
-    for (let b = 0; b < bytes.length / f.bytesPerBlock; b++) {
-      const h = f32ToF16(0.002 + 0.018 * s.next() * (1 + (Math.floor(b / (k / f.blockSize)) % 3)) / 3);
-      setBlockScale(f, bytes, b * f.bytesPerBlock, h);
-    }
+    for (let r = 0; r < n; r++) bytes.set(directFillIq(f.type, k, 0.5 + (r % 5) * 0.3, s), r * rowBytes);
     return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
   }
   const row = new Float32Array(k);
@@ -57,19 +54,6 @@ export function randomWeight(f: QuantFormat, k: number, n: number, seed: string)
     f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
   }
   return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
-}
-
-/** Writes f16 h as the super-block scale of the block at byte o (IQ1_M spreads it over its scale words' top nibbles). */
-function setBlockScale(f: QuantFormat, bytes: Uint8Array, o: number, h: number): void {
-  if (f.name !== "IQ1_M") {
-    bytes[o] = h & 0xff;
-    bytes[o + 1] = h >> 8;
-    return;
-  }
-  for (let w = 0; w < 4; w++) { // scale word w (bytes 48 + 2w, 49 + 2w): bits 12-15 hold nibble w of h
-    const at = o + 49 + 2 * w;
-    bytes[at] = (bytes[at] & 0x0f) | (((h >> (4 * w)) & 0xf) << 4);
-  }
 }
 
 /** A copy of w whose bytes the upload owns (what the model loader and the expert slots pass): the native backend may repack it. */
