@@ -21,6 +21,13 @@ export function ggmlBaseLib(): string {
   return lib;
 }
 
+/** Path of node-llama-cpp's prebuilt AVX2 ("haswell") libggml-cpu, beside libggml-base.so. */
+export function ggmlCpuLib(): string {
+  const lib = join(dirname(ggmlBaseLib()), "libggml-cpu-haswell.so");
+  assert.ok(existsSync(lib), `ggml's libggml-cpu-haswell.so is required (node-llama-cpp's prebuilt @node-llama-cpp/linux-x64 package): ${lib}`);
+  return lib;
+}
+
 let shim: string | undefined;
 function shimPath(): string {
   if (shim) return shim;
@@ -53,4 +60,14 @@ export function ggmlDequantize(f: QuantFormat, blocks: Uint8Array, n: number): F
 export function ggmlQuantize(f: QuantFormat, x: Float32Array, n: number): Uint8Array {
   const input = new Uint8Array(x.buffer, x.byteOffset, n * 4);
   return new Uint8Array(call("quant", f.name.toLowerCase().replace(/_k$/, "_K"), n, input, (n / f.blockSize) * f.bytesPerBlock));
+}
+
+/** ggml's CPU matmul of n rows of k values of type f against t rows of x (out[t * n + r]): each x row quantised
+ *  by the type's vec_dot_type from_float, then ggml's vec_dot, exactly as llama.cpp's CPU backend pairs them. */
+export function ggmlMatmul(f: QuantFormat, bytes: Uint8Array, x: Float32Array, k: number, n: number, t: number): Float32Array {
+  const input = new Uint8Array(bytes.length + t * k * 4);
+  input.set(bytes);
+  input.set(new Uint8Array(x.buffer, x.byteOffset, t * k * 4), bytes.length);
+  const out = execFileSync(shimPath(), [ggmlCpuLib(), "mm", String(f.type), String(k), String(n), String(t)], { input, maxBuffer: t * n * 4 + 1024 });
+  return new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
 }
