@@ -299,118 +299,63 @@ float dot_iq4_nl_scalar(int n, const void *restrict vw, const void *restrict vx)
 
 // ---------------------------------------------------------------------------------------------------- AVX2
 #if defined(__x86_64__) || defined(__i386__)
+// Each type decodes sub-block ib (32 values) into magnitudes u (unsigned bytes), signs s (applied to the
+// activations with sign_epi8: negative negates, zero zeroes) and the scales of its two halves; one driver then
+// serves 1 token (dot) or 4 (dot4, the decoding shared): per token the arithmetic is the same.
 
-/** a with value j negated where bit j of m is set (sign bytes spread from the 32-bit mask). */
-TARGET_AVX2 static inline __m256i apply_signs(__m256i a, uint32_t m) {
-  return _mm256_sign_epi8(a, _mm256_or_si256(bytes_of_bits(m), _mm256_set1_epi8(1)));
+typedef struct {
+  __m256i u, s;
+  int lo, hi; // scale of values 0-15 and 16-31
+} iq_sub;
+
+/** Sign bytes +-1 from a 32-bit mask (bit j set: value j negative). */
+TARGET_AVX2 static inline __m256i signs_of(uint32_t m) { return _mm256_or_si256(bytes_of_bits(m), _mm256_set1_epi8(1)); }
+
+/** Signed weights v (|v| <= 127) as magnitudes and signs. */
+TARGET_AVX2 static inline void from_signed(iq_sub *o, __m256i v) { o->u = _mm256_sign_epi8(v, v), o->s = v; }
+
+TARGET_AVX2 static inline void iq2_xxs_sub(const block_iq2_xxs *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const uint32_t aux = load_u32(q + 4);
+  o->u = _mm256_set_epi64x((long long)iq2xxs_grid[q[3]], (long long)iq2xxs_grid[q[2]], (long long)iq2xxs_grid[q[1]], (long long)iq2xxs_grid[q[0]]);
+  o->s = signs_of(ksigns4(aux));
+  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
 }
 
-/** acc + per 16 values (scale lo for values 0-15, hi for 16-31) scale * sum of u * a (u unsigned, a signed). */
-TARGET_AVX2 static inline __m256i acc_scaled(__m256i acc, __m256i u, __m256i a, int lo, int hi) {
-  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)lo)), _mm_set1_epi16((short)hi), 1);
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), sc));
+TARGET_AVX2 static inline void iq2_xs_sub(const block_iq2_xs *b, int ib, iq_sub *o) {
+  uint16_t q[4];
+  memcpy(q, &b->qs[4 * ib], 8);
+  o->u = _mm256_set_epi64x((long long)iq2xs_grid[q[3] & 511], (long long)iq2xs_grid[q[2] & 511], (long long)iq2xs_grid[q[1] & 511], (long long)iq2xs_grid[q[0] & 511]);
+  o->s = signs_of(ksigns_iq2xs[q[0] >> 9] | (uint32_t)ksigns_iq2xs[q[1] >> 9] << 8 | (uint32_t)ksigns_iq2xs[q[2] >> 9] << 16 | (uint32_t)ksigns_iq2xs[q[3] >> 9] << 24);
+  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
 }
 
-/** Likewise for signed weights v (|v| <= 127): |v| * (a with v's sign). */
-TARGET_AVX2 static inline __m256i acc_scaled_signed(__m256i acc, __m256i v, __m256i a, int lo, int hi) {
-  return acc_scaled(acc, _mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v), lo, hi);
+TARGET_AVX2 static inline void iq2_s_sub(const block_iq2_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int h = b->qh[ib];
+  o->u = _mm256_set_epi64x((long long)iq2s_grid[q[3] | ((h << 2) & 0x300)], (long long)iq2s_grid[q[2] | ((h << 4) & 0x300)],
+                           (long long)iq2s_grid[q[1] | ((h << 6) & 0x300)], (long long)iq2s_grid[q[0] | ((h << 8) & 0x300)]);
+  o->s = signs_of(load_u32(b->signs + 4 * ib));
+  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
 }
 
-static inline const __m256i *q8v(const block_q8_K *x, int ib) { return (const __m256i *)(x->qs + 32 * ib); }
-
-TARGET_AVX2 float dot_iq2_xxs_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq2_xxs *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 8 * ib;
-      const uint32_t aux = load_u32(q + 4);
-      const __m256i g = _mm256_set_epi64x((long long)iq2xxs_grid[q[3]], (long long)iq2xxs_grid[q[2]], (long long)iq2xxs_grid[q[1]], (long long)iq2xxs_grid[q[0]]);
-      const int ls = 2 * (int)(aux >> 28) + 1;
-      acc = acc_scaled(acc, g, apply_signs(_mm256_loadu_si256(q8v(&x[i], ib)), ksigns4(aux)), ls, ls);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * 0.125f * (float)hsum_i32(acc);
-  }
-  return sum;
+TARGET_AVX2 static inline void iq3_xxs_sub(const block_iq3_xxs *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const uint32_t aux = load_u32(b->gas + 4 * ib);
+  o->u = _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]], (int)iq3xxs_grid[q[4]],
+                          (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]], (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
+  o->s = signs_of(ksigns4(aux));
+  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
 }
 
-TARGET_AVX2 float dot_iq2_xs_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq2_xs *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      uint16_t q[4];
-      memcpy(q, &w[i].qs[4 * ib], 8);
-      const __m256i g = _mm256_set_epi64x((long long)iq2xs_grid[q[3] & 511], (long long)iq2xs_grid[q[2] & 511], (long long)iq2xs_grid[q[1] & 511], (long long)iq2xs_grid[q[0] & 511]);
-      const uint32_t m = ksigns_iq2xs[q[0] >> 9] | (uint32_t)ksigns_iq2xs[q[1] >> 9] << 8 | (uint32_t)ksigns_iq2xs[q[2] >> 9] << 16 | (uint32_t)ksigns_iq2xs[q[3] >> 9] << 24;
-      const uint8_t sc = w[i].scales[ib];
-      acc = acc_scaled(acc, g, apply_signs(_mm256_loadu_si256(q8v(&x[i], ib)), m), 2 * (sc & 0xf) + 1, 2 * (sc >> 4) + 1);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * 0.125f * (float)hsum_i32(acc);
-  }
-  return sum;
-}
-
-TARGET_AVX2 float dot_iq2_s_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq2_s *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 4 * ib;
-      const int h = w[i].qh[ib];
-      const __m256i g = _mm256_set_epi64x((long long)iq2s_grid[q[3] | ((h << 2) & 0x300)], (long long)iq2s_grid[q[2] | ((h << 4) & 0x300)],
-                                          (long long)iq2s_grid[q[1] | ((h << 6) & 0x300)], (long long)iq2s_grid[q[0] | ((h << 8) & 0x300)]);
-      const uint8_t sc = w[i].scales[ib];
-      acc = acc_scaled(acc, g, apply_signs(_mm256_loadu_si256(q8v(&x[i], ib)), load_u32(w[i].signs + 4 * ib)), 2 * (sc & 0xf) + 1, 2 * (sc >> 4) + 1);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * 0.125f * (float)hsum_i32(acc);
-  }
-  return sum;
-}
-
-TARGET_AVX2 float dot_iq3_xxs_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq3_xxs *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 8 * ib;
-      const uint32_t aux = load_u32(w[i].gas + 4 * ib);
-      const __m256i g = _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]], (int)iq3xxs_grid[q[4]],
-                                         (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]], (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
-      const int ls = 2 * (int)(aux >> 28) + 1;
-      acc = acc_scaled(acc, g, apply_signs(_mm256_loadu_si256(q8v(&x[i], ib)), ksigns4(aux)), ls, ls);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * 0.25f * (float)hsum_i32(acc);
-  }
-  return sum;
-}
-
-TARGET_AVX2 float dot_iq3_s_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq3_s *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 8 * ib;
-      const int h = w[i].qh[ib];
+TARGET_AVX2 static inline void iq3_s_sub(const block_iq3_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const int h = b->qh[ib];
 #define IX(k) (int)iq3s_grid[q[k] | ((h << (8 - k)) & 256)]
-      const __m256i g = _mm256_set_epi32(IX(7), IX(6), IX(5), IX(4), IX(3), IX(2), IX(1), IX(0));
+  o->u = _mm256_set_epi32(IX(7), IX(6), IX(5), IX(4), IX(3), IX(2), IX(1), IX(0));
 #undef IX
-      const int ls = 2 * ((w[i].scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
-      acc = acc_scaled(acc, g, apply_signs(_mm256_loadu_si256(q8v(&x[i], ib)), load_u32(w[i].signs + 4 * ib)), ls, ls);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * (float)hsum_i32(acc);
-  }
-  return sum;
+  o->s = signs_of(load_u32(b->signs + 4 * ib));
+  o->lo = o->hi = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
 }
 
 /** 8 * grid + delta for 4 IQ1 grid entries (values in {-1, 0, 1}) and one delta byte per 8 values. */
@@ -419,42 +364,21 @@ TARGET_AVX2 static inline __m256i iq1_weights(int i0, int i1, int i2, int i3, __
   return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), g), delta);
 }
 
-TARGET_AVX2 float dot_iq1_s_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq1_s *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 4 * ib;
-      const int qh = load_u16(&w[i].qh[ib]);
-      const __m256i v = iq1_weights(q[0] | ((qh << 8) & 0x700), q[1] | ((qh << 5) & 0x700), q[2] | ((qh << 2) & 0x700), q[3] | ((qh >> 1) & 0x700),
-                                    _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
-      const int ls = 2 * ((qh >> 12) & 7) + 1;
-      acc = acc_scaled_signed(acc, v, _mm256_loadu_si256(q8v(&x[i], ib)), ls, ls);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * 0.125f * (float)hsum_i32(acc);
-  }
-  return sum;
+TARGET_AVX2 static inline void iq1_s_sub(const block_iq1_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int qh = load_u16(&b->qh[ib]);
+  from_signed(o, iq1_weights(q[0] | ((qh << 8) & 0x700), q[1] | ((qh << 5) & 0x700), q[2] | ((qh << 2) & 0x700), q[3] | ((qh >> 1) & 0x700),
+                             _mm256_set1_epi8(qh & 0x8000 ? -1 : 1)));
+  o->lo = o->hi = 2 * ((qh >> 12) & 7) + 1;
 }
 
-TARGET_AVX2 float dot_iq1_m_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq1_m *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t *q = w[i].qs + 4 * ib;
-      const int h0 = w[i].qh[2 * ib], h1 = w[i].qh[2 * ib + 1];
-      const long long p = 0x0101010101010101LL, m = -1LL; // delta +1 or -1 in every byte
-      const __m256i delta = _mm256_set_epi64x(h1 & 0x80 ? m : p, h1 & 0x08 ? m : p, h0 & 0x80 ? m : p, h0 & 0x08 ? m : p);
-      const __m256i v = iq1_weights(q[0] | ((h0 << 8) & 0x700), q[1] | ((h0 << 4) & 0x700), q[2] | ((h1 << 8) & 0x700), q[3] | ((h1 << 4) & 0x700), delta);
-      acc = acc_scaled_signed(acc, v, _mm256_loadu_si256(q8v(&x[i], ib)), iq1_m_ls(&w[i], ib, 0), iq1_m_ls(&w[i], ib, 1));
-    }
-    sum += fp16_to_f32(iq1_m_d(&w[i])) * x[i].d * 0.125f * (float)hsum_i32(acc);
-  }
-  return sum;
+TARGET_AVX2 static inline void iq1_m_sub(const block_iq1_m *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int h0 = b->qh[2 * ib], h1 = b->qh[2 * ib + 1];
+  const long long p = 0x0101010101010101LL, m = -1LL; // delta +1 or -1 in every byte
+  const __m256i delta = _mm256_set_epi64x(h1 & 0x80 ? m : p, h1 & 0x08 ? m : p, h0 & 0x80 ? m : p, h0 & 0x08 ? m : p);
+  from_signed(o, iq1_weights(q[0] | ((h0 << 8) & 0x700), q[1] | ((h0 << 4) & 0x700), q[2] | ((h1 << 8) & 0x700), q[3] | ((h1 << 4) & 0x700), delta));
+  o->lo = iq1_m_ls(b, ib, 0), o->hi = iq1_m_ls(b, ib, 1);
 }
 
 /** The 32 IQ4 values of 16 nibble-packed bytes (low nibbles first), looked up in kvalues_iq4nl. */
@@ -465,27 +389,79 @@ TARGET_AVX2 static inline __m256i iq4_values(const uint8_t *qs) {
   return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(kv), kv, 1), idx);
 }
 
-TARGET_AVX2 float dot_iq4_xs_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_iq4_xs *w = vw;
-  const block_q8_K *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const int ls = iq4_xs_ls(&w[i], ib);
-      acc = acc_scaled_signed(acc, iq4_values(w[i].qs + 16 * ib), _mm256_loadu_si256(q8v(&x[i], ib)), ls, ls);
-    }
-    sum += fp16_to_f32(w[i].d) * x[i].d * (float)hsum_i32(acc);
-  }
-  return sum;
+TARGET_AVX2 static inline void iq4_xs_sub(const block_iq4_xs *b, int ib, iq_sub *o) {
+  from_signed(o, iq4_values(b->qs + 16 * ib));
+  o->lo = o->hi = iq4_xs_ls(b, ib);
 }
+
+/** acc + per half scale * sum of u * (a with signs s). */
+TARGET_AVX2 static inline __m256i acc_sub(__m256i acc, const iq_sub *o, const int8_t *a) {
+  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)o->lo)), _mm_set1_epi16((short)o->hi), 1);
+  const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+}
+
+static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
+#define STD_SCALE(T) \
+  static inline float T##_scale(const block_##T *b) { return fp16_to_f32(b->d); }
+STD_SCALE(iq2_xxs)
+STD_SCALE(iq2_xs)
+STD_SCALE(iq2_s)
+STD_SCALE(iq3_xxs)
+STD_SCALE(iq3_s)
+STD_SCALE(iq1_s)
+STD_SCALE(iq4_xs)
+#undef STD_SCALE
+
+// NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
+#define IQ_DOTN(T, MULT, NT)                                                               \
+  const block_##T *w = vw;                                                                 \
+  float sum[NT] = {0};                                                                     \
+  for (int i = 0; i < n / QK_K; i++) {                                                     \
+    __m256i acc[NT];                                                                       \
+    const block_q8_K *x[NT];                                                               \
+    for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
+    for (int ib = 0; ib < 8; ib++) {                                                       \
+      iq_sub o;                                                                            \
+      T##_sub(&w[i], ib, &o);                                                              \
+      for (int u = 0; u < NT; u++) acc[u] = acc_sub(acc[u], &o, x[u]->qs + 32 * ib);       \
+    }                                                                                      \
+    const float d = T##_scale(&w[i]);                                                      \
+    for (int u = 0; u < NT; u++) sum[u] += d * x[u]->d * (MULT) * (float)hsum_i32(acc[u]); \
+  }                                                                                        \
+  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
+
+#define IQ_AVX2(T, MULT)                                                                                           \
+  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+    float r;                                                                                                       \
+    const size_t xstride = 0, ostride = 0;                                                                         \
+    float *out = &r;                                                                                               \
+    IQ_DOTN(T, MULT, 1)                                                                                            \
+    return r;                                                                                                      \
+  }                                                                                                                \
+  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    IQ_DOTN(T, MULT, 4)                                                                                            \
+  }
+IQ_AVX2(iq2_xxs, 0.125f)
+IQ_AVX2(iq2_xs, 0.125f)
+IQ_AVX2(iq2_s, 0.125f)
+IQ_AVX2(iq3_xxs, 0.25f)
+IQ_AVX2(iq3_s, 1.0f)
+IQ_AVX2(iq1_s, 0.125f)
+IQ_AVX2(iq1_m, 0.125f)
+IQ_AVX2(iq4_xs, 1.0f)
+#undef IQ_AVX2
+#undef IQ_DOTN
 
 TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_iq4_nl *w = vw;
   const block_q8_0 *x = vx;
   __m256 acc = _mm256_setzero_ps();
   for (int i = 0; i < n / QK8_0; i++) {
-    const __m256i p = acc_scaled_signed(_mm256_setzero_si256(), iq4_values(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 1, 1);
+    iq_sub o;
+    from_signed(&o, iq4_values(w[i].qs));
+    o.lo = o.hi = 1;
+    const __m256i p = acc_sub(_mm256_setzero_si256(), &o, x[i].qs);
     const float d = fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
   }
@@ -512,4 +488,22 @@ dot_fn iq_dot(int avx2, int type) {
 #undef PICK
     default: return NULL;
   }
+}
+
+dot4_fn iq_dot4(int avx2, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (avx2) switch (type) {
+      case GGML_IQ2_XXS: return dot4_iq2_xxs_avx2;
+      case GGML_IQ2_XS: return dot4_iq2_xs_avx2;
+      case GGML_IQ2_S: return dot4_iq2_s_avx2;
+      case GGML_IQ3_XXS: return dot4_iq3_xxs_avx2;
+      case GGML_IQ3_S: return dot4_iq3_s_avx2;
+      case GGML_IQ1_S: return dot4_iq1_s_avx2;
+      case GGML_IQ1_M: return dot4_iq1_m_avx2;
+      case GGML_IQ4_XS: return dot4_iq4_xs_avx2;
+      default: break;
+    }
+#endif
+  (void)avx2, (void)type;
+  return NULL;
 }

@@ -332,6 +332,8 @@ static int level_of(const kernels_t *k) {
 
 quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
 
+dot4_fn lowbit_dot4(const kernels_t *k, int type) { return iq_dot4(level_of(k) == 1, type); }
+
 dot_fn lowbit_dot(const kernels_t *k, int type) {
   const int level = level_of(k);
   switch (type) {
