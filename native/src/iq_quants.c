@@ -157,6 +157,9 @@ static float iq2_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_
   return 0.125f;
 }
 
+/** IQ2_XS / IQ2_S: a sub-block's two 4-bit scales (first 16 values: low nibble) as 2s + 1. */
+static inline void nibble_scales(uint8_t s, int ls[2]) { ls[0] = 2 * (s & 0xf) + 1, ls[1] = 2 * (s >> 4) + 1; }
+
 static float iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq2_xs *b = blk;
   for (int ib = 0; ib < 8; ib++) {
@@ -164,8 +167,7 @@ static float iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t
       const uint16_t q = load_u16(&b->qs[4 * ib + l]);
       put8(w + 32 * ib + 8 * l, g8(iq2xs_grid, q & 511), ksigns_iq2xs[q >> 9]);
     }
-    ls[2 * ib] = 2 * (b->scales[ib] & 0xf) + 1;
-    ls[2 * ib + 1] = 2 * (b->scales[ib] >> 4) + 1;
+    nibble_scales(b->scales[ib], ls + 2 * ib);
   }
   *d = b->d;
   return 0.125f;
@@ -178,8 +180,7 @@ static float iq2_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t 
       const int i = b->qs[4 * ib + l] | ((b->qh[ib] << (8 - 2 * l)) & 0x300);
       put8(w + 32 * ib + 8 * l, g8(iq2s_grid, i), b->signs[4 * ib + l]);
     }
-    ls[2 * ib] = 2 * (b->scales[ib] & 0xf) + 1;
-    ls[2 * ib + 1] = 2 * (b->scales[ib] >> 4) + 1;
+    nibble_scales(b->scales[ib], ls + 2 * ib);
   }
   *d = b->d;
   return 0.125f;
@@ -458,12 +459,7 @@ TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *re
   const block_q8_0 *x = vx;
   __m256 acc = _mm256_setzero_ps();
   for (int i = 0; i < n / QK8_0; i++) {
-    iq_sub o;
-    from_signed(&o, iq4_values(w[i].qs));
-    o.lo = o.hi = 1;
-    const __m256i p = acc_sub(_mm256_setzero_si256(), &o, x[i].qs);
-    const float d = fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    acc = acc_q8_0_signed(acc, iq4_values(w[i].qs), &x[i], fp16_to_f32(w[i].d));
   }
   return hsum_ps(acc);
 }
@@ -471,11 +467,7 @@ TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *re
 
 dot_fn iq_dot(int avx2, int type) {
   switch (type) {
-#if defined(__x86_64__) || defined(__i386__)
-#define PICK(T) return avx2 ? dot_##T##_avx2 : dot_##T##_scalar
-#else
-#define PICK(T) (void)avx2; return dot_##T##_scalar
-#endif
+#define PICK(T) PICK_AVX2(T, avx2)
     case GGML_IQ2_XXS: PICK(iq2_xxs);
     case GGML_IQ2_XS: PICK(iq2_xs);
     case GGML_IQ2_S: PICK(iq2_s);

@@ -217,12 +217,7 @@ TARGET_AVX2 float dot_q4_0_avx2(int n, const void *restrict vw, const void *rest
   for (int i = 0; i < n / QK8_0; i++) {
     const __m128i q = _mm_loadu_si128((const __m128i *)w[i].qs);
     const __m256i u = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
-    const __m256i v = _mm256_sub_epi8(u, m8); // -8..7
-    const __m256i a = _mm256_loadu_si256((const __m256i *)x[i].qs);
-    // |v| * (a with v's sign): maddubs wants its first operand unsigned
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
-    const float d = fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    acc = acc_q8_0_signed(acc, _mm256_sub_epi8(u, m8), &x[i], fp16_to_f32(w[i].d)); // -8..7
   }
   return hsum_ps(acc);
 }

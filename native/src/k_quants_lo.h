@@ -13,6 +13,13 @@ enum {
 size_t lowbit_row_bytes(int type, int K);
 /** The dot of `type` for the kernel table k (its SIMD level), or NULL for another type. */
 dot_fn lowbit_dot(const kernels_t *k, int type);
+/** `return` the dot of type T for x86 AVX2 when avx2 is set, else its scalar C (iq_dot, legacy_dot). */
+#if defined(__x86_64__) || defined(__i386__)
+#define PICK_AVX2(T, avx2) return (avx2) ? dot_##T##_avx2 : dot_##T##_scalar
+#else
+#define PICK_AVX2(T, avx2) return (void)(avx2), dot_##T##_scalar
+#endif
+
 /** The activation blocks one of these types meets. */
 enum { ACT_Q8_0, ACT_Q8_K, ACT_Q8_1 };
 static inline int lowbit_act(int type) {

@@ -80,14 +80,19 @@ static inline uint32_t qh32(const uint8_t *qh) {
   return v;
 }
 
-float dot_q4_1_scalar(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q4_1 *w = vw;
-  const block_q8_1 *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK8_0; i++)
-    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)usum_scalar(w[i].qs, 0, x[i].qs) + fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);
-  return sum;
-}
+// Q4_1 and Q5_1 (a min m, Q8_1 activations); QH: the block's 5th bits (0 for Q4_1).
+#define DOT_MIN_SCALAR(T, QH)                                                                                         \
+  float dot_##T##_scalar(int n, const void *restrict vw, const void *restrict vx) {                                   \
+    const block_##T *w = vw;                                                                                           \
+    const block_q8_1 *x = vx;                                                                                          \
+    float sum = 0;                                                                                                     \
+    for (int i = 0; i < n / QK8_0; i++)                                                                                \
+      sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)usum_scalar(w[i].qs, QH, x[i].qs) + fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s); \
+    return sum;                                                                                                        \
+  }
+DOT_MIN_SCALAR(q4_1, 0)
+DOT_MIN_SCALAR(q5_1, qh32(w[i].qh))
+#undef DOT_MIN_SCALAR
 
 float dot_q5_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
   const block_q5_0 *w = vw;
@@ -95,15 +100,6 @@ float dot_q5_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
   float sum = 0;
   for (int i = 0; i < n / QK8_0; i++) // sum (u - 16) q = sum u q - 16 sum q
     sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)(usum_scalar(w[i].qs, qh32(w[i].qh), x[i].qs) - 16 * qsum(x[i].qs));
-  return sum;
-}
-
-float dot_q5_1_scalar(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q5_1 *w = vw;
-  const block_q8_1 *x = vx;
-  float sum = 0;
-  for (int i = 0; i < n / QK8_0; i++)
-    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)usum_scalar(w[i].qs, qh32(w[i].qh), x[i].qs) + fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);
   return sum;
 }
 
@@ -124,18 +120,22 @@ TARGET_AVX2 static inline __m256i usum8(__m256i u, const int8_t *q) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)q)), _mm256_set1_epi16(1));
 }
 
-TARGET_AVX2 float dot_q4_1_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q4_1 *w = vw;
-  const block_q8_1 *x = vx;
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int i = 0; i < n / QK8_0; i++) {
-    const __m256i p = usum8(unpack_u(w[i].qs, 0), x[i].qs);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    mins += fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);
+#define DOT_MIN_AVX2(T, QH)                                                                                            \
+  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                         \
+    const block_##T *w = vw;                                                                                           \
+    const block_q8_1 *x = vx;                                                                                          \
+    __m256 acc = _mm256_setzero_ps();                                                                                  \
+    float mins = 0;                                                                                                    \
+    for (int i = 0; i < n / QK8_0; i++) {                                                                              \
+      const __m256i p = usum8(unpack_u(w[i].qs, QH), x[i].qs);                                                         \
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)), _mm256_cvtepi32_ps(p), acc);  \
+      mins += fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);                                                               \
+    }                                                                                                                  \
+    return hsum_ps(acc) + mins;                                                                                        \
   }
-  return hsum_ps(acc) + mins;
-}
+DOT_MIN_AVX2(q4_1, 0)
+DOT_MIN_AVX2(q5_1, qh32(w[i].qh))
+#undef DOT_MIN_AVX2
 
 TARGET_AVX2 float dot_q5_0_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_q5_0 *w = vw;
@@ -143,34 +143,16 @@ TARGET_AVX2 float dot_q5_0_avx2(int n, const void *restrict vw, const void *rest
   __m256 acc = _mm256_setzero_ps();
   for (int i = 0; i < n / QK8_0; i++) {
     const __m256i v = _mm256_sub_epi8(unpack_u(w[i].qs, qh32(w[i].qh)), _mm256_set1_epi8(16)); // -16..15
-    const __m256i a = _mm256_loadu_si256((const __m256i *)x[i].qs);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    acc = acc_q8_0_signed(acc, v, &x[i], fp16_to_f32(w[i].d));
   }
   return hsum_ps(acc);
 }
 
-TARGET_AVX2 float dot_q5_1_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q5_1 *w = vw;
-  const block_q8_1 *x = vx;
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int i = 0; i < n / QK8_0; i++) {
-    const __m256i p = usum8(unpack_u(w[i].qs, qh32(w[i].qh)), x[i].qs);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    mins += fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);
-  }
-  return hsum_ps(acc) + mins;
-}
 #endif
 
 dot_fn legacy_dot(int avx2, int type) {
   switch (type) {
-#if defined(__x86_64__) || defined(__i386__)
-#define PICK(T) return avx2 ? dot_##T##_avx2 : dot_##T##_scalar
-#else
-#define PICK(T) (void)avx2; return dot_##T##_scalar
-#endif
+#define PICK(T) PICK_AVX2(T, avx2)
     case GGML_Q4_1: PICK(q4_1);
     case GGML_Q5_0: PICK(q5_0);
     case GGML_Q5_1: PICK(q5_1);
