@@ -1,5 +1,6 @@
 // The i-quants against quantised activations, as ggml pairs them (vec_dot_type): IQ4_NL with Q8_0, every other
-// i-quant with Q8_K. Scalar C (the oracle) and AVX2 (also used by the avx512 table); other CPUs run the scalar C.
+// i-quant with Q8_K. Scalar C (the oracle), AVX2 (also used by the avx512 table) and NEON (the scalar decoding with
+// int8 dot products; bit-identical to the scalar C, checked by hand under qemu-aarch64 with and without dotprod).
 // Each super-block reduces to signed int8 weights w (grid value times sign, or the IQ4 non-linear value) with a
 // small integer scale per 16 or 32 values:
 //   block total = d * x.d * mult * sum_g ls_g * sum_{j in g} w_j * q8_j
@@ -465,9 +466,59 @@ TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *re
 }
 #endif
 
-dot_fn iq_dot(int avx2, int type) {
+// ---------------------------------------------------------------------------------------------------- NEON
+#if defined(__ARM_NEON) && defined(__aarch64__)
+// The scalar C's decoding, then its 16-value group sums as int8 dot products: the same integers, so the same bits.
+
+static inline float iq_dot_neon(int n, const uint8_t *w, size_t bytes, const block_q8_K *x, iq_unpack_fn unpack) {
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int8_t v[QK_K];
+    int ls[16];
+    uint16_t d;
+    const float mult = unpack(w + (size_t)i * bytes, v, ls, &d);
+    int isum = 0;
+    for (int g = 0; g < 16; g++) isum += ls[g] * vaddvq_s32(dot16(vdupq_n_s32(0), vld1q_s8(v + 16 * g), vld1q_s8(x[i].qs + 16 * g)));
+    sum += fp16_to_f32(d) * x[i].d * mult * (float)isum;
+  }
+  return sum;
+}
+
+#define NEON_DOT(T) \
+  float dot_##T##_neon(int n, const void *restrict w, const void *restrict x) { return iq_dot_neon(n, w, sizeof(block_##T), x, T##_unpack); }
+NEON_DOT(iq2_xxs)
+NEON_DOT(iq2_xs)
+NEON_DOT(iq2_s)
+NEON_DOT(iq3_xxs)
+NEON_DOT(iq3_s)
+NEON_DOT(iq1_s)
+NEON_DOT(iq1_m)
+NEON_DOT(iq4_xs)
+#undef NEON_DOT
+
+float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_iq4_nl *w = vw;
+  const block_q8_0 *x = vx;
+  const int8x16_t kv = vld1q_s8(kvalues_iq4nl);
+  const uint8x16_t m15 = vdupq_n_u8(15);
+  float sum = 0;
+  for (int i = 0; i < n / QK8_0; i++) {
+    const uint8x16_t q = vld1q_u8(w[i].qs);
+    const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, m15)), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
+    const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(x[i].qs)), hi, vld1q_s8(x[i].qs + 16));
+    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)vaddvq_s32(acc);
+  }
+  return sum;
+}
+#endif
+
+dot_fn iq_dot(int level, int type) {
   switch (type) {
-#define PICK(T) PICK_AVX2(T, avx2)
+#if defined(__ARM_NEON) && defined(__aarch64__)
+#define PICK(T) return level == 2 ? dot_##T##_neon : dot_##T##_scalar
+#else
+#define PICK(T) PICK_AVX2(T, level == 1)
+#endif
     case GGML_IQ2_XXS: PICK(iq2_xxs);
     case GGML_IQ2_XS: PICK(iq2_xs);
     case GGML_IQ2_S: PICK(iq2_s);

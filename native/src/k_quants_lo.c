@@ -347,6 +347,6 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
     case GGML_Q4_1:
     case GGML_Q5_0:
     case GGML_Q5_1: return legacy_dot(level == 1, type);
-    default: return iq_dot(level == 1, type);
+    default: return iq_dot(level, type);
   }
 }

@@ -32,10 +32,10 @@ static inline int lowbit_act(int type) {
 /** The Q8_1 activation quantiser for the kernel table k (its SIMD level). */
 quant_fn lowbit_quant_q8_1(const kernels_t *k);
 
-/** iq_quants.c: row bytes of an i-quant (0 for another type or K not whole blocks), and its dot (AVX2 when avx2 is
- *  set on x86, else the scalar C), or NULL for another type. */
+/** iq_quants.c: row bytes of an i-quant (0 for another type or K not whole blocks), and its dot for SIMD level
+ *  `level` (0 scalar C, 1 AVX2, 2 NEON), or NULL for another type. */
 size_t iq_row_bytes(int type, int K);
-dot_fn iq_dot(int avx2, int type);
+dot_fn iq_dot(int level, int type);
 /** Its 4-token dot (the weight block decoded once for 4 activation rows), or NULL (none: the driver loops over dot). */
 dot4_fn iq_dot4(int avx2, int type);
 /** lowbit_dot's 4-token counterpart for the kernel table k, or NULL. */

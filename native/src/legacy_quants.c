@@ -4,8 +4,6 @@
 // (also used by the avx512 table); other CPUs run the scalar C. Layouts follow ggml; the code is our own.
 #include "k_quants_lo.h"
 
-#include <math.h>
-
 #include "simd.h"
 
 typedef struct __attribute__((packed)) {
@@ -47,9 +45,13 @@ static inline void quant_q8_1_with(quant_fn q0, const float *restrict x, void *r
   for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
     block_q8_0 b;
     q0(x, &b, QK8_0);
-    float amax = 0;
+    float amax = 0; // as quant_q8_0_scalar finds it (a fused amax-and-sum loop crashed aarch64 GCC 12's vectoriser)
+    for (int j = 0; j < QK8_0; j++) {
+      const float a = x[j] < 0 ? -x[j] : x[j];
+      if (a > amax) amax = a;
+    }
     int sum = 0;
-    for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j])), sum += b.qs[j];
+    for (int j = 0; j < QK8_0; j++) sum += b.qs[j];
     y[i].d = b.d;
     y[i].s = fp16_from_f32(amax / 127.f * (float)sum);
     memcpy(y[i].qs, b.qs, QK8_0);
