@@ -227,4 +227,10 @@ test("NativeBackend runs the scalar ops unchanged and reports its kernels", asyn
   s.swiglu(sb, sb, sb, 4);
   assert.deepEqual(await nb.read(b), await s.read(sb));
   assert.throws(() => new NativeBackend({ threads: 0 }), RangeError);
+  // Every type with a native kernel runs on it: none is handed to the scalar reference (load warns for those).
+  for (const f of FORMATS) {
+    assert.equal(nb.delegates("matmul", f.type), false, f.name);
+    assert.ok(nb.supports("moe_ffn", f.type) && nb.supports("expert_ffn", f.type), f.name);
+  }
+  assert.equal(nb.delegates("matmul", 34), true); // TQ1_0: no kernel
 });
