@@ -31,6 +31,8 @@ function shapes(f: QuantFormat): Shape[] {
     { k: 2048, n: 130, t: 1 }, // decode
     { k: 6144, n: 19, t: 1 },
     { k: 6144, n: 5, t: 17 }, // few rows, several tokens: chunks split tokens too
+    { k: 768, n: 24, t: 5 }, // a3b's expert down (K = 768: 3 super-blocks)
+    { k: 7168, n: 9, t: 2 }, // DeepSeek-V3's hidden size (28 super-blocks)
     ...(f.blockSize === 1 ? [{ k: 45, n: 13, t: 3 }] : []), // a K that leaves a SIMD tail
   ];
 }
