@@ -3,7 +3,7 @@
 // system cc on first use. A missing library or compiler fails the test, naming what is missing.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,10 +21,13 @@ export function ggmlBaseLib(): string {
   return lib;
 }
 
-/** Path of node-llama-cpp's prebuilt AVX2 ("haswell") libggml-cpu, beside libggml-base.so. */
+/** Path of node-llama-cpp's prebuilt libggml-cpu beside libggml-base.so: the AVX2 ("haswell") build where this CPU
+ *  runs it (the kernels llama.cpp would pick on an AVX2 machine), else the baseline x64 build. */
 export function ggmlCpuLib(): string {
-  const lib = join(dirname(ggmlBaseLib()), "libggml-cpu-haswell.so");
-  assert.ok(existsSync(lib), `ggml's libggml-cpu-haswell.so is required (node-llama-cpp's prebuilt @node-llama-cpp/linux-x64 package): ${lib}`);
+  const flags = /^flags\s*:(.*)$/m.exec(existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "")?.[1].split(/\s+/) ?? [];
+  const avx2 = ["avx2", "fma", "f16c"].every((f) => flags.includes(f));
+  const lib = join(dirname(ggmlBaseLib()), avx2 ? "libggml-cpu-haswell.so" : "libggml-cpu-x64.so");
+  assert.ok(existsSync(lib), `ggml's CPU library is required (node-llama-cpp's prebuilt @node-llama-cpp/linux-x64 package): ${lib}`);
   return lib;
 }
 

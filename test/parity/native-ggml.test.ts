@@ -1,4 +1,4 @@
-// Native matmul kernels against ggml itself: node-llama-cpp's prebuilt AVX2 libggml-cpu quantises each activation
+// Native matmul kernels against ggml itself: node-llama-cpp's prebuilt libggml-cpu (AVX2 build) quantises each activation
 // row to the type's vec_dot_type (Q8_K, Q8_0 or Q8_1) and runs its vec_dot, exactly as llama.cpp's CPU backend
 // pairs them (test/helpers/ggml-ref.c). Our activation quantisers equal ggml's bit for bit, and the integer
 // block sums are exact, so on every kernel set the two differ only in the order the f32 block totals are added.
