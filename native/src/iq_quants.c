@@ -132,8 +132,12 @@ static inline const uint8_t *g4(const uint32_t *grid, int i) { return (const uin
 
 // ---------------------------------------------------------------------------------------------------- scalar C
 
-/** One super-block's weights w[256] (signed), scales ls[16] (per 16 values) and its f16 d; returns mult. */
-typedef float (*iq_unpack_fn)(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d);
+/** One super-block's weights w[256] (signed), scales ls[16] (per 16 values) and its f16 d. */
+typedef void (*iq_unpack_fn)(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d);
+
+/** The i-quants against Q8_K, each with its mult (see the top). */
+#define IQ_Q8K_TYPES(X) \
+  X(iq2_xxs, 0.125f) X(iq2_xs, 0.125f) X(iq2_s, 0.125f) X(iq3_xxs, 0.25f) X(iq3_s, 1.0f) X(iq1_s, 0.125f) X(iq1_m, 0.125f) X(iq4_xs, 1.0f)
 
 /** Values 8l..8l+7 from 8 grid bytes and a sign byte. */
 static inline void put8(int8_t *w, const uint8_t *grid, uint8_t signs) {
@@ -146,7 +150,7 @@ static inline void put4x2(int8_t *w, const uint8_t *g1, const uint8_t *g2, uint8
   }
 }
 
-static float iq2_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq2_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq2_xxs *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     const uint8_t *q = b->qs + 8 * ib;
@@ -155,13 +159,12 @@ static float iq2_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_
     ls[2 * ib] = ls[2 * ib + 1] = 2 * (int)(aux >> 28) + 1;
   }
   *d = b->d;
-  return 0.125f;
 }
 
 /** IQ2_XS / IQ2_S: a sub-block's two 4-bit scales (first 16 values: low nibble) as 2s + 1. */
 static inline void nibble_scales(uint8_t s, int ls[2]) { ls[0] = 2 * (s & 0xf) + 1, ls[1] = 2 * (s >> 4) + 1; }
 
-static float iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq2_xs *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     for (int l = 0; l < 4; l++) {
@@ -171,10 +174,9 @@ static float iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t
     nibble_scales(b->scales[ib], ls + 2 * ib);
   }
   *d = b->d;
-  return 0.125f;
 }
 
-static float iq2_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq2_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq2_s *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     for (int l = 0; l < 4; l++) {
@@ -184,10 +186,9 @@ static float iq2_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t 
     nibble_scales(b->scales[ib], ls + 2 * ib);
   }
   *d = b->d;
-  return 0.125f;
 }
 
-static float iq3_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq3_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq3_xxs *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     const uint32_t aux = load_u32(b->gas + 4 * ib), s = ksigns4(aux);
@@ -196,10 +197,9 @@ static float iq3_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_
     ls[2 * ib] = ls[2 * ib + 1] = 2 * (int)(aux >> 28) + 1;
   }
   *d = b->d;
-  return 0.25f;
 }
 
-static float iq3_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq3_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq3_s *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     const uint8_t *q = b->qs + 8 * ib;
@@ -210,10 +210,9 @@ static float iq3_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t 
     ls[2 * ib] = ls[2 * ib + 1] = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
   }
   *d = b->d;
-  return 1.0f;
 }
 
-static float iq1_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq1_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq1_s *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     const uint16_t qh = load_u16(&b->qh[ib]);
@@ -225,10 +224,9 @@ static float iq1_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t 
     ls[2 * ib] = ls[2 * ib + 1] = 2 * ((qh >> 12) & 7) + 1;
   }
   *d = b->d;
-  return 0.125f;
 }
 
-static float iq1_m_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq1_m_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq1_m *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     for (int l = 0; l < 4; l++) {
@@ -241,10 +239,9 @@ static float iq1_m_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t 
     ls[2 * ib + 1] = iq1_m_ls(b, ib, 1);
   }
   *d = iq1_m_d(b);
-  return 0.125f;
 }
 
-static float iq4_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+static void iq4_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
   const block_iq4_xs *b = blk;
   for (int ib = 0; ib < 8; ib++) {
     for (int j = 0; j < 16; j++) {
@@ -254,37 +251,34 @@ static float iq4_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t
     ls[2 * ib] = ls[2 * ib + 1] = iq4_xs_ls(b, ib);
   }
   *d = b->d;
-  return 1.0f;
 }
 
-static inline float iq_dot_scalar(int n, const uint8_t *w, size_t bytes, const block_q8_K *x, iq_unpack_fn unpack) {
+/** Sum of 16 weights times 16 activations. */
+typedef int (*group_sum_fn)(const int8_t *v, const int8_t *q);
+static inline int group_sum_scalar(const int8_t *v, const int8_t *q) {
+  int s = 0;
+  for (int j = 0; j < 16; j++) s += v[j] * q[j];
+  return s;
+}
+
+/** A row's dot from the type's decoding: per super-block d * x.d * mult * sum_g ls_g * group sum g. */
+static inline float iq_dot_unpacked(int n, const uint8_t *w, size_t bytes, const block_q8_K *x, iq_unpack_fn unpack, float mult, group_sum_fn gsum) {
   float sum = 0;
   for (int i = 0; i < n / QK_K; i++) {
     int8_t v[QK_K];
     int ls[16];
     uint16_t d;
-    const float mult = unpack(w + (size_t)i * bytes, v, ls, &d);
+    unpack(w + (size_t)i * bytes, v, ls, &d);
     int isum = 0;
-    for (int g = 0; g < 16; g++) {
-      int s = 0;
-      for (int j = 0; j < 16; j++) s += v[16 * g + j] * x[i].qs[16 * g + j];
-      isum += ls[g] * s;
-    }
+    for (int g = 0; g < 16; g++) isum += ls[g] * gsum(v + 16 * g, x[i].qs + 16 * g);
     sum += fp16_to_f32(d) * x[i].d * mult * (float)isum;
   }
   return sum;
 }
 
-#define SCALAR_DOT(T) \
-  float dot_##T##_scalar(int n, const void *restrict w, const void *restrict x) { return iq_dot_scalar(n, w, sizeof(block_##T), x, T##_unpack); }
-SCALAR_DOT(iq2_xxs)
-SCALAR_DOT(iq2_xs)
-SCALAR_DOT(iq2_s)
-SCALAR_DOT(iq3_xxs)
-SCALAR_DOT(iq3_s)
-SCALAR_DOT(iq1_s)
-SCALAR_DOT(iq1_m)
-SCALAR_DOT(iq4_xs)
+#define SCALAR_DOT(T, MULT) \
+  float dot_##T##_scalar(int n, const void *restrict w, const void *restrict x) { return iq_dot_unpacked(n, w, sizeof(block_##T), x, T##_unpack, MULT, group_sum_scalar); }
+IQ_Q8K_TYPES(SCALAR_DOT)
 #undef SCALAR_DOT
 
 float dot_iq4_nl_scalar(int n, const void *restrict vw, const void *restrict vx) {
@@ -444,14 +438,7 @@ STD_SCALE(iq4_xs)
   TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
     IQ_DOTN(T, MULT, 4)                                                                                            \
   }
-IQ_AVX2(iq2_xxs, 0.125f)
-IQ_AVX2(iq2_xs, 0.125f)
-IQ_AVX2(iq2_s, 0.125f)
-IQ_AVX2(iq3_xxs, 0.25f)
-IQ_AVX2(iq3_s, 1.0f)
-IQ_AVX2(iq1_s, 0.125f)
-IQ_AVX2(iq1_m, 0.125f)
-IQ_AVX2(iq4_xs, 1.0f)
+IQ_Q8K_TYPES(IQ_AVX2)
 #undef IQ_AVX2
 #undef IQ_DOTN
 
@@ -470,30 +457,11 @@ TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *re
 #if defined(__ARM_NEON) && defined(__aarch64__)
 // The scalar C's decoding, then its 16-value group sums as int8 dot products: the same integers, so the same bits.
 
-static inline float iq_dot_neon(int n, const uint8_t *w, size_t bytes, const block_q8_K *x, iq_unpack_fn unpack) {
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    int8_t v[QK_K];
-    int ls[16];
-    uint16_t d;
-    const float mult = unpack(w + (size_t)i * bytes, v, ls, &d);
-    int isum = 0;
-    for (int g = 0; g < 16; g++) isum += ls[g] * vaddvq_s32(dot16(vdupq_n_s32(0), vld1q_s8(v + 16 * g), vld1q_s8(x[i].qs + 16 * g)));
-    sum += fp16_to_f32(d) * x[i].d * mult * (float)isum;
-  }
-  return sum;
-}
+static inline int group_sum_neon(const int8_t *v, const int8_t *q) { return vaddvq_s32(dot16(vdupq_n_s32(0), vld1q_s8(v), vld1q_s8(q))); }
 
-#define NEON_DOT(T) \
-  float dot_##T##_neon(int n, const void *restrict w, const void *restrict x) { return iq_dot_neon(n, w, sizeof(block_##T), x, T##_unpack); }
-NEON_DOT(iq2_xxs)
-NEON_DOT(iq2_xs)
-NEON_DOT(iq2_s)
-NEON_DOT(iq3_xxs)
-NEON_DOT(iq3_s)
-NEON_DOT(iq1_s)
-NEON_DOT(iq1_m)
-NEON_DOT(iq4_xs)
+#define NEON_DOT(T, MULT) \
+  float dot_##T##_neon(int n, const void *restrict w, const void *restrict x) { return iq_dot_unpacked(n, w, sizeof(block_##T), x, T##_unpack, MULT, group_sum_neon); }
+IQ_Q8K_TYPES(NEON_DOT)
 #undef NEON_DOT
 
 float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
