@@ -1,6 +1,6 @@
 // The i-quants against quantised activations, as ggml pairs them (vec_dot_type): IQ4_NL with Q8_0, every other
 // i-quant with Q8_K. Scalar C (the oracle), AVX2 (also used by the avx512 table) and NEON (the scalar decoding with
-// int8 dot products; bit-identical to the scalar C, checked by hand under qemu-aarch64 with and without dotprod).
+// int8 dot products; bit-identical to the scalar C: scripts/check-neon.sh, by hand under qemu-aarch64).
 // Each super-block reduces to signed int8 weights w (grid value times sign, or the IQ4 non-linear value) with a
 // small integer scale per 16 or 32 values:
 //   block total = d * x.d * mult * sum_g ls_g * sum_{j in g} w_j * q8_j
