@@ -35,7 +35,7 @@ export function benchWasmKernels(shapes: { k: number; n: number; label: string }
       }
       const xs = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(xs, 1);
-      const label = `${f.name.padEnd(5)} ${sh.label.padEnd(24)}`;
+      const label = `${f.name.padEnd(7)} ${sh.label.padEnd(24)}`;
       const cells: string[] = [];
       let gflops = 0;
       for (const [ti, t] of threads.entries()) {

@@ -1,7 +1,7 @@
 // llama.cpp teacher-forced parity on tiny qwen3moe models whose experts are i-quants (sampled in the quantised
-// domain: moestream decodes them only), the rest Q8_0. The scalar backend runs them; native and wasm have no
-// i-quant kernels yet and hand those matmuls to the scalar reference, saying so at load; llama.cpp quantises
-// the activations to Q8_K for these dots.
+// domain: moestream decodes them only), the rest Q8_0. The scalar backend runs them; native runs its own i-quant
+// kernels (native/src/iq_quants.c, Q8_K activations as llama.cpp's dots); wasm has none yet and hands those
+// matmuls to the scalar reference, saying so at load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
@@ -20,7 +20,16 @@ for (const type of Object.keys(TOL)) {
   });
 }
 
-for (const backend of ["native", "wasm"] as const) {
+test("native runs i-quant experts on its own kernels (no scalar-reference warning) and matches llama.cpp", async () => {
+  const path = await iqModel("IQ2_XXS");
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "native" }));
+  const warned = lm.warnings.filter((w) => w.includes("IQ2_XXS"));
+  await lm.close();
+  assert.deepEqual(warned, []);
+  console.log(`# ${await teacherForcedParity(path, "native", TOL.IQ2_XXS, "experts IQ2_XXS (native)")}`);
+});
+
+for (const backend of ["wasm"] as const) {
   test(`${backend} runs i-quant experts through the scalar reference, warning once per type, and matches llama.cpp`, async () => {
     const path = await iqModel("IQ2_XXS");
     const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend }));
