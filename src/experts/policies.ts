@@ -5,6 +5,7 @@
 import { UsageError } from "../util/errors.js";
 import { LruPolicy, type EvictionPolicy } from "./streaming-source.js";
 import { PerLayerPolicy } from "./layer-budget.js";
+import { MarkovPolicy } from "./markov-policy.js";
 import type { ExpertReader } from "./store.js";
 
 export { LruPolicy, type EvictionPolicy };
@@ -362,7 +363,7 @@ export class ArcPolicy implements EvictionPolicy {
   }
 }
 
-export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc"] as const;
+export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc", "markov"] as const;
 /**
  * The engine's default (EngineConfig.expertPolicy), chosen on the real routing traces (npm run bench --
  * replay; README, Expert streaming): LFU with a per-token decay of 0.9 in each layer, under per-layer
@@ -400,6 +401,7 @@ const PARAMS: Record<PolicyName, readonly string[]> = {
   lfuda: [],
   s3fifo: ["small", "promote"],
   arc: [],
+  markov: ["decay", "prior", "perToken"],
 };
 
 /**
@@ -418,15 +420,23 @@ export function policyByName(name: string, params: Record<string, number> = {}, 
   const { perLayer, floor, ...own } = params;
   if (perLayer !== undefined && perLayer !== 0 && perLayer !== 1) throw new UsageError("bad_option", `perLayer must be 0 (one pool) or 1 (a quota per layer), got ${perLayer}`);
   if (floor !== undefined && perLayer !== 1) throw new UsageError("bad_option", "floor is the per-layer quotas' floor: it needs perLayer=1");
-  if (perLayer !== 1) return ownPolicy(n, own, ctx);
   const layerExperts = ctx.layerExperts;
-  if (!layerExperts) throw new UsageError("bad_option", "perLayer=1 needs the model's experts per layer (policy context)");
-  const moe = layerExperts.filter((e) => e > 0).length;
+  const moe = layerExperts ? Math.max(1, layerExperts.filter((e) => e > 0).length) : 1;
   const touchesPerToken = ctx.touchesPerToken ?? moe;
-  return new PerLayerPolicy({ layerExperts, floor, touchesPerToken }, () => ownPolicy(n, own, { touchesPerToken: touchesPerToken / Math.max(1, moe) }));
+  const model = { stride: layerExperts ? Math.max(...layerExperts) : undefined, k: touchesPerToken / moe };
+  if (perLayer !== 1) return ownPolicy(n, own, { ...model, touchesPerToken: ctx.touchesPerToken });
+  if (!layerExperts) throw new UsageError("bad_option", "perLayer=1 needs the model's experts per layer (policy context)");
+  return new PerLayerPolicy({ layerExperts, floor, touchesPerToken }, () => ownPolicy(n, own, { ...model, touchesPerToken: model.k }));
 }
 
-function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: PolicyContext): EvictionPolicy {
+/** What ownPolicy needs of the model: touches a token makes in the policy's keys, keys per layer, and k. */
+interface OwnContext {
+  touchesPerToken?: number;
+  stride?: number;
+  k: number;
+}
+
+function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: OwnContext): EvictionPolicy {
   switch (n) {
     case "lru":
       return new LruPolicy();
@@ -444,6 +454,9 @@ function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: PolicyCon
       return new S3FifoPolicy({ small: params.small, promote: params.promote });
     case "arc":
       return new ArcPolicy();
+    case "markov":
+      if (ctx.stride === undefined) throw new UsageError("bad_option", "markov needs the model's experts per layer (policy context)");
+      return new MarkovPolicy({ stride: ctx.stride, decay: params.decay, prior: params.prior, perToken: params.perToken ?? ctx.k });
   }
 }
 

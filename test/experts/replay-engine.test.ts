@@ -105,7 +105,7 @@ test("replay equals StreamingExperts for every policy and budget; Belady bounds 
     const specs: { n: string; p: Record<string, number> }[] = [
       ...POLICY_NAMES.map((n) => ({ n, p: {} })), { n: "slru", p: { protected: 0.3 } }, { n: "lfu", p: { halveEvery: 50, history: 0 } },
       // Per-layer quotas: the engine's default (adaptive) and fixed equal ones, over two inner policies.
-      { n: "lfu-decay", p: { perLayer: 1 } }, { n: "s3fifo", p: { perLayer: 1 } }, { n: "lru", p: { perLayer: 1, floor: 1 } },
+      { n: "lfu-decay", p: { perLayer: 1 } }, { n: "markov", p: { perLayer: 1 } }, { n: "s3fifo", p: { perLayer: 1 } }, { n: "lru", p: { perLayer: 1, floor: 1 } },
     ];
     // What load.ts tells a policy, from the reader; replay's policyContext says the same from the trace.
     const engineCtx = readerPolicyContext(reader, trace.header.model.nLayer, k);
