@@ -366,14 +366,15 @@ export class ArcPolicy implements EvictionPolicy {
 export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc", "markov"] as const;
 /**
  * The engine's default (EngineConfig.expertPolicy), chosen on the real routing traces (npm run bench --
- * replay; README, Expert streaming): LFU with a per-token decay of 0.9 in each layer, under per-layer
- * quotas. At 2x / 4x a token's experts it hit 53.9 / 72.3% on Qwen3-30B-A3B (LFU in one pool, the
- * previous default: 48.9 / 68.2), 55.3 / 72.5% on gemma (52.4 / 70.5), 34.2 / 48.1% on gpt-oss
- * (31.7 / 42.4), best or within a point of the best of 24 policy x budget-split choices on every trace.
+ * replay; README, Expert streaming; docs/cache-policy.md): in each layer, under per-layer quotas, the
+ * Markov policy (LFU with a per-token decay of 0.9, corrected by the next token's routing predicted from
+ * the current one). At 2x / 4x a token's experts it hit 55.6 / 73.2% on Qwen3-30B-A3B (LFU-decay under
+ * the same quotas, the previous default: 53.9 / 72.3), 56.7 / 73.6% on gemma (55.3 / 72.5), 34.4 / 48.5%
+ * on gpt-oss (34.2 / 48.1), 62.8% on Mixtral at 2x (62.3), at or above it at every budget of every trace.
  * On the skewed `realistic` synthetic routing plain LFU in one pool does better: that routing is
  * stationary, real routing is not.
  */
-export const RECOMMENDED_POLICY = "lfu-decay:perLayer=1";
+export const RECOMMENDED_POLICY = "markov:perLayer=1";
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 /** What a policy may need to know of the model. */

@@ -161,7 +161,7 @@ test("CLI: trace records a streamed run, replay checks itself against it and pri
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /replay matches/);
   assert.match(r.stdout, /routing profile: realistic skew 1 locality 0.5/);
-  for (const col of ["lru", "slru", "lfu", "lrfu", "lfu-decay:perLayer=1", "belady"]) assert.match(r.stdout.split("\n").find((l) => l.startsWith("budget"))!, new RegExp(col));
+  for (const col of ["lru", "slru", "lfu", "lrfu", "markov", RECOMMENDED_POLICY, "belady"]) assert.match(r.stdout.split("\n").find((l) => l.startsWith("budget"))!, new RegExp(col));
   const j = cli("replay", out, "--budget", "2x", "--policy", "lru", "slru:protected=0.5", "--json");
   assert.equal(j.status, 0, j.stderr);
   const rows = JSON.parse(j.stdout).rows;
