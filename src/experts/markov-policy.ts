@@ -20,6 +20,13 @@ export interface MarkovOptions {
   perToken: number;
 }
 
+/**
+ * A row's counts are halved when it has been followed this many times: counts stay small (Float32 is
+ * exact) and old transitions lose weight, as LFU's aging does. The real traces (at most 585 tokens) never
+ * reach it; a long-running server does.
+ */
+export const ROW_CAP = 1024;
+
 /** Keys (layer x stride + expert, distinct, as an acquire's) by layer. */
 export function byLayer(keys: readonly number[], stride: number): Map<number, number[]> {
   const out = new Map<number, number[]>();
@@ -37,7 +44,7 @@ interface LayerState {
   freq: Float64Array;
   /** Decayed number of tokens counted into freq. */
   tokens: number;
-  rows: Map<number, Float64Array>;
+  rows: Map<number, Float32Array>;
   /** Tokens each row was counted over. */
   seen: Float64Array;
   /** The latest acquire's experts (a token's, or a prefill batch's). */
@@ -113,9 +120,12 @@ export class MarkovPolicy implements EvictionPolicy {
     if (ids.length <= this.perToken && s.current.length > 0 && s.current.length <= this.perToken) {
       for (const i of s.current) {
         let row = s.rows.get(i);
-        if (!row) s.rows.set(i, (row = new Float64Array(this.stride)));
+        if (!row) s.rows.set(i, (row = new Float32Array(this.stride)));
         for (const e of ids) row[e]++;
-        s.seen[i]++;
+        if (++s.seen[i] >= ROW_CAP) {
+          for (let e = 0; e < this.stride; e++) row[e] /= 2;
+          s.seen[i] /= 2;
+        }
       }
     }
     for (let e = 0; e < this.stride; e++) s.freq[e] *= this.decay;

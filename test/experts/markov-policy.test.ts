@@ -98,6 +98,19 @@ test("markov keeps the expert the current one predicts; LFU with decay keeps the
   assert.equal(replay(t, { slots: 2, policy: noBegin }).total.hits, replay(t, { slots: 2, policy: policyByName("lru") }).total.hits);
 });
 
+test("markov halves a row's counts when it reaches ROW_CAP, so a long run keeps adapting", () => {
+  // Tokens 0 1 0 1 ... 0: 1100 transitions 0 -> 1. Row 0 reaches 1024 and is halved to 512, then counts 76
+  // more: seen(0) = 588. 0 never follows 0, so worth(0) = prior f(0) / (seen(0) + prior), f by definition.
+  const p = new MarkovPolicy({ stride: 4, decay: 0.9, prior: 2, perToken: 1 });
+  const tokens = Array.from({ length: 2201 }, (_, t) => t % 2);
+  for (const e of tokens) p.begin([e]);
+  let freq = 0, n = 0;
+  tokens.forEach((e, t) => ((n += 0.9 ** (tokens.length - 1 - t)), (freq += e === 0 ? 0.9 ** (tokens.length - 1 - t) : 0)));
+  const seen = (2 * freq) / n / p.worth(0) - 2;
+  assert.ok(Math.abs(seen - 588) < 1e-6, `seen(0) = ${seen}`);
+  assert.ok(Math.abs(p.worth(1) - (588 + (2 * (n - freq)) / n) / 590) < 1e-9, "row 0 -> 1 halved with it");
+});
+
 test("markov's parameters are checked", () => {
   assert.deepEqual(parsePolicySpec("markov:decay=0.8,prior=4,perLayer=1"), { name: "markov", params: { decay: 0.8, prior: 4, perLayer: 1 } });
   for (const spec of ["markov:decay=1", "markov:prior=0", "markov:perToken=0"]) assert.throws(() => parsePolicySpec(spec), (e: unknown) => e instanceof UsageError, spec);
