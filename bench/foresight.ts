@@ -2,8 +2,7 @@
 // could close (docs/cache-policy.md): a policy told the next `window` tokens of every layer's routing
 // (each use revealed with probability `reveal`), and how well online predictors name the next token's
 // experts. Study tools: they read the trace's future, so they exist only here, never in the engine.
-import { MarkovPolicy } from "../src/experts/markov-policy.js";
-import type { EvictionPolicy } from "../src/experts/streaming-source.js";
+import { MarkovPolicy, WorthPolicy } from "../src/experts/markov-policy.js";
 import { expertLayers, type Trace } from "../src/experts/trace.js";
 
 export interface ForesightOptions {
@@ -26,9 +25,10 @@ function useHash(t: number, l: number, e: number): number {
 /**
  * Evicts the cached expert whose next use in sight is farthest in access order (Belady within the window);
  * experts with no use in sight go first, the least used lately (decayed counts) first, then the least
- * recent. One token is one call: for decode-only traces (the real ones), each call one acquire per layer.
+ * recent (WorthPolicy's tie). One token is one call: for decode-only traces (the real ones), each call
+ * one acquire per layer.
  */
-export class ForesightPolicy implements EvictionPolicy {
+export class ForesightPolicy extends WorthPolicy {
   private readonly nExpert: number;
   private readonly layerIndex = new Map<number, number>();
   /** Per key, the calls that use it (revealed ones only), ascending. */
@@ -37,11 +37,10 @@ export class ForesightPolicy implements EvictionPolicy {
   /** Calls each layer has begun. */
   private readonly tok = new Map<number, number>();
   private readonly freq = new Map<number, { v: number; at: number }>();
-  private readonly last = new Map<number, number>();
-  private clock = 0;
   private readonly decay: number;
 
   constructor(trace: Trace, private readonly opts: ForesightOptions) {
+    super();
     const m = trace.header.model;
     this.nExpert = m.nExpert;
     this.decay = opts.decay ?? 0.9;
@@ -72,32 +71,17 @@ export class ForesightPolicy implements EvictionPolicy {
     }
   }
 
-  touch(key: number): void {
-    this.last.set(key, ++this.clock);
-  }
-
-  remove(key: number): void {
-    this.last.delete(key);
-  }
-
-  victim(evictable: (key: number) => boolean): number | undefined {
-    let best: number | undefined;
-    // Rank: [in sight (1) or not (0), then -position or the decayed count, then -last touch]; lowest goes.
-    let b0 = Infinity, b1 = Infinity, b2 = Infinity;
-    for (const [k, touched] of this.last) {
-      if (!evictable(k)) continue;
-      const l = Math.floor(k / this.nExpert);
-      const t = this.tok.get(l) ?? 0;
-      const next = this.nextUse(k, t);
-      let r0: number, r1: number;
-      if (next !== undefined && next < t + this.opts.window) [r0, r1] = [1, -(next * this.layerIndex.size + this.layerIndex.get(l)!)];
-      else {
-        const f = this.freq.get(k);
-        [r0, r1] = [0, f ? f.v * this.decay ** (t - f.at) : 0];
-      }
-      if (r0 < b0 || (r0 === b0 && (r1 < b1 || (r1 === b1 && touched < b2)))) [best, b0, b1, b2] = [k, r0, r1, touched];
-    }
-    return best;
+  /**
+   * In sight: above every count (2^40 less the next use's position in access order, so nearer is worth
+   * more); else the decayed count, at most 1 / (1 - decay).
+   */
+  worth(key: number): number {
+    const l = Math.floor(key / this.nExpert);
+    const t = this.tok.get(l) ?? 0;
+    const next = this.nextUse(key, t);
+    if (next !== undefined && next < t + this.opts.window) return 2 ** 40 - (next * this.layerIndex.size + this.layerIndex.get(l)!);
+    const f = this.freq.get(key);
+    return f ? f.v * this.decay ** (t - f.at) : 0;
   }
 
   /** The first call >= t that uses `key` (revealed), or undefined. */

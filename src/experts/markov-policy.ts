@@ -53,35 +53,13 @@ interface LayerState {
   predicted?: Float64Array;
 }
 
-/**
- * Markov-LFU: an expert's worth is P(used at its layer's next token) = the mean over the current token's
- * experts i of (following(i, e) + prior x f(e)) / (seen(i) + prior), f(e) the expert's decayed per-token
- * frequency; the lowest worth goes first, ties to the least recent. Counts come from begin() (one per
- * acquire), not touch(), so background fills and prefetches do not count as use.
- */
-export class MarkovPolicy implements EvictionPolicy {
-  private readonly layers = new Map<number, LayerState>();
+/** Evicts the cached key of least worth(), ties to the least recently touched. */
+export abstract class WorthPolicy implements EvictionPolicy {
   private readonly last = new Map<number, number>();
   private clock = 0;
-  private readonly stride: number;
-  private readonly decay: number;
-  private readonly prior: number;
-  private readonly perToken: number;
 
-  constructor(opts: MarkovOptions) {
-    this.stride = opts.stride;
-    this.decay = opts.decay ?? 0.9;
-    this.prior = opts.prior ?? 2;
-    this.perToken = opts.perToken;
-    if (!(Number.isInteger(this.stride) && this.stride > 0)) throw new UsageError("bad_option", `markov needs the experts per layer, got ${this.stride}`);
-    if (!(this.decay > 0 && this.decay < 1)) throw new UsageError("bad_option", `markov decay must be in (0, 1), got ${this.decay}`);
-    if (!(this.prior > 0)) throw new UsageError("bad_option", `markov prior must be > 0, got ${this.prior}`);
-    if (!(this.perToken > 0)) throw new UsageError("bad_option", `markov perToken must be > 0, got ${this.perToken}`);
-  }
-
-  begin(keys: readonly number[]): void {
-    for (const [l, ks] of byLayer(keys, this.stride)) this.learn(this.layer(l), ks.map((k) => k - l * this.stride));
-  }
+  /** Higher keeps the key longer. */
+  abstract worth(key: number): number;
 
   touch(key: number): void {
     this.last.set(key, ++this.clock);
@@ -100,6 +78,36 @@ export class MarkovPolicy implements EvictionPolicy {
       if (w < bw || (w === bw && l < bl)) [best, bw, bl] = [k, w, l];
     }
     return best;
+  }
+}
+
+/**
+ * Markov-LFU: an expert's worth is P(used at its layer's next token) = the mean over the current token's
+ * experts i of (following(i, e) + prior x f(e)) / (seen(i) + prior), f(e) the expert's decayed per-token
+ * frequency; the lowest worth goes first, ties to the least recent. Counts come from begin() (one per
+ * acquire), not touch(), so background fills and prefetches do not count as use.
+ */
+export class MarkovPolicy extends WorthPolicy {
+  private readonly layers = new Map<number, LayerState>();
+  private readonly stride: number;
+  private readonly decay: number;
+  private readonly prior: number;
+  private readonly perToken: number;
+
+  constructor(opts: MarkovOptions) {
+    super();
+    this.stride = opts.stride;
+    this.decay = opts.decay ?? 0.9;
+    this.prior = opts.prior ?? 2;
+    this.perToken = opts.perToken;
+    if (!(Number.isInteger(this.stride) && this.stride > 0)) throw new UsageError("bad_option", `markov needs the experts per layer, got ${this.stride}`);
+    if (!(this.decay > 0 && this.decay < 1)) throw new UsageError("bad_option", `markov decay must be in (0, 1), got ${this.decay}`);
+    if (!(this.prior > 0)) throw new UsageError("bad_option", `markov prior must be > 0, got ${this.prior}`);
+    if (!(this.perToken > 0)) throw new UsageError("bad_option", `markov perToken must be > 0, got ${this.perToken}`);
+  }
+
+  begin(keys: readonly number[]): void {
+    for (const [l, ks] of byLayer(keys, this.stride)) this.learn(this.layer(l), ks.map((k) => k - l * this.stride));
   }
 
   /** P(key used by its layer's next token), as victim() ranks it (0 for a layer not yet seen). */
