@@ -6,6 +6,7 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import type { Backend, Buf, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
+import { directFillIq } from "../../src/gen/direct-iq.js";
 import { f32ToF16 } from "../../src/util/f16.js";
 import { sameBits } from "./numeric.js";
 
@@ -35,13 +36,20 @@ export function bufOf(be: Backend, x: Float32Array): Buf {
   return b;
 }
 
-/** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
+/**
+ * n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must
+ * not assume alignment). Types moestream only decodes are sampled in the quantised domain, as the generator does.
+ */
 export function randomWeight(f: QuantFormat, k: number, n: number, seed: string): HostWeight {
   const s = new Stream(7, seed);
   const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
   const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
   const row = new Float32Array(k);
   for (let r = 0; r < n; r++) {
+    if (f.dequantOnly) {
+      bytes.set(directFillIq(f.type, k, 0.5 + (r % 5) * 0.3, s), r * rowBytes);
+      continue;
+    }
     s.fillUniform(row, 0.5 + (r % 5) * 0.3);
     for (let i = 0; i < k; i += 97) row[i] *= 6;
     f.quantizeRow(row, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
