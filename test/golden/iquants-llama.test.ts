@@ -9,15 +9,19 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import { testModel } from "../helpers/models.js";
 import { teacherForcedParity } from "../helpers/llama-parity.js";
 // Relative RMSE bound per expert type (the Q8_0 bound of qwen3moe-llama.test.ts, with room for the
-// activations' Q8_K rounding in llama.cpp's i-quant dots). Measured here (seed 11): IQ4_XS 1.09e-2, IQ3_XXS 1.40e-2, IQ2_XXS 1.28e-2.
+// activations' Q8_K rounding in llama.cpp's i-quant dots). Measured here (seed 11), scalar / wasm: IQ4_XS 1.09e-2 /
+// 1.11e-2, IQ3_XXS 1.40e-2 / 1.36e-2, IQ2_XXS 1.28e-2 / 1.41e-2.
 const TOL: Record<string, number> = { IQ4_XS: 0.02, IQ3_XXS: 0.02, IQ2_XXS: 0.02 };
 
 const iqModel = (type: string) => testModel({ type: "Q8_0", seed: 11, expertSynthesis: "direct", typeOverrides: [{ pattern: /_exps\.weight$/, type }] });
 
 for (const type of Object.keys(TOL)) {
-  test(`tiny, experts ${type} (scalar): teacher-forced logits match llama.cpp`, async () => {
-    console.log(`# ${await teacherForcedParity(await iqModel(type), "scalar", TOL[type], `experts ${type} (scalar)`)}`);
-  });
+  // wasm's own kernels for each type (IQ2_XXS on wasm: with the load-warning check below)
+  for (const backend of type === "IQ2_XXS" ? ["scalar"] as const : ["scalar", "wasm"] as const) {
+    test(`tiny, experts ${type} (${backend}): teacher-forced logits match llama.cpp`, async () => {
+      console.log(`# ${await teacherForcedParity(await iqModel(type), backend, TOL[type], `experts ${type} (${backend})`)}`);
+    });
+  }
 }
 
 /** Whether the backend has its own IQ2_XXS matmul kernel (else it hands the type to the scalar reference and warns). */
