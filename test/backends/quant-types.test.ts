@@ -8,7 +8,7 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
-import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, QUANT_FORMATS } from "../../src/quant/index.js";
+import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, QUANT_FORMATS } from "../../src/quant/index.js";
 import { ModelError } from "../../src/util/errors.js";
 import { needNative, randomValues, randomWeight, runMatmul } from "../helpers/parity.js";
 import { nmse } from "../helpers/numeric.js";
@@ -67,7 +67,7 @@ test("native and wasm pass the capability check for every new type and match the
 
 test("wasm warns at load for exactly the types it hands to the scalar reference, once per type", () => {
   assert.ok(wasmAvailable(), `WebAssembly SIMD is required: ${wasmKernelsError()}`);
-  const own = new Set([F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, IQ3_XXS, IQ2_XXS].map((f) => f.type));
+  const own = new Set([F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, IQ3_XXS, IQ2_XXS].map((f) => f.type));
   const wasm = new WasmBackend({ fallback: new ScalarBackend() });
   const uses = QUANT_FORMATS.flatMap((f) => [0, 1].map((e) => ({ name: `blk.${e}.ffn_down_exps.weight`, type: f.type, rank: 3 })));
   const warnings = checkCapabilities(wasm, uses);

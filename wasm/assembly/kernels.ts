@@ -1,13 +1,13 @@
 // WebAssembly SIMD128 kernels (AssemblyScript), the same math as native/src/*.c: activations are quantised as
-// llama.cpp pairs them with each weight type (its vec_dot_type): Q8_0 blocks for Q8_0 / Q4_0 weights, Q8_K blocks
-// for the K-quants and IQ4_XS / IQ3_XXS / IQ2_XXS, and meet the weights in integer dot products; F32 / F16 / BF16
-// weights take f32 activations. Block layouts are ggml's; pointers are offsets into the one imported memory,
+// llama.cpp pairs them with each weight type (its vec_dot_type): Q8_0 blocks for Q8_0 / Q4_0 / Q5_0 / IQ4_NL
+// weights, Q8_1 (Q8_0 and the block's sum) for Q4_1 / Q5_1, Q8_K blocks for the K-quants and IQ4_XS / IQ3_XXS /
+// IQ2_XXS, and meet the weights in integer dot products; F32 / F16 / BF16 weights take f32 activations. Block layouts are ggml's; pointers are offsets into the one imported memory,
 // which the host lays out (i-quant tables, weights, activations, scratch). No runtime, no static data.
 
-const F32: i32 = 0, F16: i32 = 1, Q4_0: i32 = 2, Q8_0: i32 = 8, Q2_K: i32 = 10, Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13,
-  Q6_K: i32 = 14, IQ2_XXS: i32 = 16, IQ3_XXS: i32 = 18, IQ4_XS: i32 = 23, BF16: i32 = 30;
+const F32: i32 = 0, F16: i32 = 1, Q4_0: i32 = 2, Q4_1: i32 = 3, Q5_0: i32 = 6, Q5_1: i32 = 7, Q8_0: i32 = 8, Q2_K: i32 = 10, Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13,
+  Q6_K: i32 = 14, IQ2_XXS: i32 = 16, IQ3_XXS: i32 = 18, IQ4_NL: i32 = 20, IQ4_XS: i32 = 23, BF16: i32 = 30;
 const QK8_0: i32 = 32, QK_K: i32 = 256;
-const B_Q8_0: usize = 34, B_Q4_0: usize = 18, B_Q2_K: usize = 84, B_Q3_K: usize = 110, B_Q4_K: usize = 144, B_Q5_K: usize = 176,
+const B_Q8_0: usize = 34, B_Q4_0: usize = 18, B_Q4_1: usize = 20, B_Q5_0: usize = 22, B_Q5_1: usize = 24, B_IQ4_NL: usize = 18, B_Q2_K: usize = 84, B_Q3_K: usize = 110, B_Q4_K: usize = 144, B_Q5_K: usize = 176,
   B_Q6_K: usize = 210, B_IQ2_XXS: usize = 66, B_IQ3_XXS: usize = 98, B_IQ4_XS: usize = 136, B_Q8_K: usize = 292;
 
 /** First byte the host may use (after any data the compiler placed). */
@@ -132,7 +132,8 @@ export function quant_q8_K(x: usize, y: usize, n: i32): void {
 // ---- activations as the dots read them --------------------------------------------------------------------
 // The same values as the ggml blocks above, widened to int16 and split per 16 values into [8 even | 8 odd], so
 // a dot needs no byte-to-int16 extension of activations (x86 shuffles) and weights widen with shifts and masks.
-// Q8_0: per 32 values 64 bytes of int16, then f32 d (the f16 scale, widened): XB_Q8_0 bytes.
+// Q8_0: per 32 values 64 bytes of int16, then f32 d (the f16 scale, widened), then the int32 sum of the 32 (what
+// ggml's Q8_1 carries, as d * sum, for the _1 types' mins): XB_Q8_0 bytes.
 // Q8_K: per 256 values 512 bytes of int16, f32 d, 16 int16 group sums: XB_Q8_K bytes.
 const XB_Q8_0: usize = 80, XB_Q8_K: usize = 560;
 
@@ -157,8 +158,9 @@ function prep_q8_0(x: usize, y: usize, n: i32): void {
     const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
     store<f32>(y + 64, f16ToF32(f32ToF16(amax / <f32>127)));
     const id = f32x4.splat(amax != 0 ? <f32>127 / amax : <f32>0);
-    round16x(y, f32x4.mul(v0, id), f32x4.mul(v1, id), f32x4.mul(v2, id), f32x4.mul(v3, id), hi);
-    round16x(y + 32, f32x4.mul(v4, id), f32x4.mul(v5, id), f32x4.mul(v6, id), f32x4.mul(v7, id), hi);
+    const s0 = round16x(y, f32x4.mul(v0, id), f32x4.mul(v1, id), f32x4.mul(v2, id), f32x4.mul(v3, id), hi);
+    const s1 = round16x(y + 32, f32x4.mul(v4, id), f32x4.mul(v5, id), f32x4.mul(v6, id), f32x4.mul(v7, id), hi);
+    store<i32>(y + 68, hsumI(i32x4.add(s0, s1)));
   }
 }
 
@@ -400,6 +402,69 @@ const LO8: v128 = i16x8.splat(0x00ff);
   return hsumF(acc);
 }
 
+@inline function dotQ4_1(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0), accm: f32 = 0;
+  const m4 = i8x16.splat(0x0f);
+  for (let i = 0; i < n / QK8_0; i++, w += B_Q4_1, x += XB_Q8_0) {
+    // value = d * q + m, q the nibble: the m part is m * (activation sum of the block)
+    const q = v128.load(w, 4), dx = load<f32>(x, 64);
+    const s = i32x4.add(dotU8(v128.and(q, m4), x), dotU8(i8x16.shr_u(q, 4), x + 32));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * dx)));
+    accm += f16ToF32(load<u16>(w, 2)) * dx * <f32>load<i32>(x, 68);
+  }
+  return hsumF(acc) + accm;
+}
+
+const BYTE_SEL_LO: v128 = i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+const BYTE_SEL_HI: v128 = i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+
+/** Bits 0-15 (sel BYTE_SEL_LO) or 16-31 (BYTE_SEL_HI) of qh as 16 bytes, 0x10 where the bit is set: the 5th bits. */
+@inline function fifthBits(qh: v128, sel: v128): v128 {
+  const b = v128.and(i8x16.swizzle(qh, sel), BIT_OF_BYTE);
+  return v128.and(i8x16.eq(b, BIT_OF_BYTE), i8x16.splat(0x10));
+}
+
+@inline function dotQ5_0(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const m4 = i8x16.splat(0x0f), sixteen = i8x16.splat(16);
+  for (let i = 0; i < n / QK8_0; i++, w += B_Q5_0, x += XB_Q8_0) {
+    // value j: (low nibble of qs[j] | bit j of qh << 4) - 16; value 16 + j: high nibble, bit 16 + j
+    const q = v128.load(w, 6), qh = v128.load32_splat(w + 2);
+    const lo = i8x16.sub(v128.or(v128.and(q, m4), fifthBits(qh, BYTE_SEL_LO)), sixteen);
+    const hi = i8x16.sub(v128.or(i8x16.shr_u(q, 4), fifthBits(qh, BYTE_SEL_HI)), sixteen);
+    const s = i32x4.add(dotS8v(lo, x), dotS8v(hi, x + 32));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
+  }
+  return hsumF(acc);
+}
+
+@inline function dotQ5_1(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0), accm: f32 = 0;
+  const m4 = i8x16.splat(0x0f);
+  for (let i = 0; i < n / QK8_0; i++, w += B_Q5_1, x += XB_Q8_0) {
+    const q = v128.load(w, 8), qh = v128.load32_splat(w + 4), dx = load<f32>(x, 64);
+    const lo = v128.or(v128.and(q, m4), fifthBits(qh, BYTE_SEL_LO));
+    const hi = v128.or(i8x16.shr_u(q, 4), fifthBits(qh, BYTE_SEL_HI));
+    const s = i32x4.add(dotU8(lo, x), dotU8(hi, x + 32));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * dx)));
+    accm += f16ToF32(load<u16>(w, 2)) * dx * <f32>load<i32>(x, 68);
+  }
+  return hsumF(acc) + accm;
+}
+
+@inline function dotIQ4_NL(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const m4 = i8x16.splat(0x0f), kv = v128.load(tables() + T_KVALUES);
+  for (let i = 0; i < n / QK8_0; i++, w += B_IQ4_NL, x += XB_Q8_0) {
+    // value j: kvalues[low nibble of qs[j]], value 16 + j: kvalues[its high nibble]
+    const q = v128.load(w, 2);
+    const s = i32x4.add(dotS8v(i8x16.swizzle(kv, v128.and(q, m4)), x), dotS8v(i8x16.swizzle(kv, i8x16.shr_u(q, 4)), x + 32));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
+  }
+  return hsumF(acc);
+}
+
 @inline function dotIQ4_XS(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
   const m4 = i8x16.splat(0x0f), kv = v128.load(tables() + T_KVALUES);
@@ -536,6 +601,10 @@ function blockBytes(type: i32): usize {
   switch (type) {
     case Q8_0: return B_Q8_0;
     case Q4_0: return B_Q4_0;
+    case Q4_1: return B_Q4_1;
+    case Q5_0: return B_Q5_0;
+    case Q5_1: return B_Q5_1;
+    case IQ4_NL: return B_IQ4_NL;
     case Q2_K: return B_Q2_K;
     case Q3_K: return B_Q3_K;
     case Q4_K: return B_Q4_K;
@@ -554,7 +623,7 @@ const ACT_F32 = 0, ACT_Q8_0 = 1, ACT_Q8_K = 2;
 function actKind(type: i32): i32 {
   switch (type) {
     case F32: case F16: case BF16: return ACT_F32;
-    case Q8_0: case Q4_0: return ACT_Q8_0;
+    case Q8_0: case Q4_0: case Q4_1: case Q5_0: case Q5_1: case IQ4_NL: return ACT_Q8_0;
     case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: case IQ2_XXS: case IQ3_XXS: case IQ4_XS: return ACT_Q8_K;
     default: return -1;
   }
@@ -572,6 +641,10 @@ export function actRowBytes(type: i32, K: i32): usize {
   switch (type) {
     case Q8_0: return dotQ8_0(K, w, x);
     case Q4_0: return dotQ4_0(K, w, x);
+    case Q4_1: return dotQ4_1(K, w, x);
+    case Q5_0: return dotQ5_0(K, w, x);
+    case Q5_1: return dotQ5_1(K, w, x);
+    case IQ4_NL: return dotIQ4_NL(K, w, x);
     case Q2_K: return dotQ2_K(K, w, x);
     case Q3_K: return dotQ3_K(K, w, x);
     case Q4_K: return dotQ4_K(K, w, x);
