@@ -1,14 +1,17 @@
 // WebAssembly SIMD128 kernels (AssemblyScript), the same math as native/src/*.c: activations are quantised as
 // llama.cpp pairs them with each weight type (its vec_dot_type): Q8_0 blocks for Q8_0 / Q4_0 / Q5_0 / IQ4_NL
-// weights, Q8_1 (Q8_0 and the block's sum) for Q4_1 / Q5_1, Q8_K blocks for the K-quants and IQ4_XS / IQ3_XXS /
-// IQ2_XXS, and meet the weights in integer dot products; F32 / F16 / BF16 weights take f32 activations. Block layouts are ggml's; pointers are offsets into the one imported memory,
-// which the host lays out (i-quant tables, weights, activations, scratch). No runtime, no static data.
+// weights, Q8_1 (Q8_0 and the block's sum) for Q4_1 / Q5_1, Q8_K blocks for the K-quants and the other i-quants,
+// and meet the weights in integer dot products; F32 / F16 / BF16 weights take f32 activations. Block layouts are
+// ggml's; pointers are offsets into the one imported memory, which the host lays out (i-quant tables, weights,
+// activations, scratch). No runtime, no static data.
 
-const F32: i32 = 0, F16: i32 = 1, Q4_0: i32 = 2, Q4_1: i32 = 3, Q5_0: i32 = 6, Q5_1: i32 = 7, Q8_0: i32 = 8, Q2_K: i32 = 10, Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13,
-  Q6_K: i32 = 14, IQ2_XXS: i32 = 16, IQ3_XXS: i32 = 18, IQ4_NL: i32 = 20, IQ4_XS: i32 = 23, BF16: i32 = 30;
+const F32: i32 = 0, F16: i32 = 1, Q4_0: i32 = 2, Q4_1: i32 = 3, Q5_0: i32 = 6, Q5_1: i32 = 7, Q8_0: i32 = 8, Q2_K: i32 = 10,
+  Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13, Q6_K: i32 = 14, IQ2_XXS: i32 = 16, IQ2_XS: i32 = 17, IQ3_XXS: i32 = 18,
+  IQ1_S: i32 = 19, IQ4_NL: i32 = 20, IQ3_S: i32 = 21, IQ2_S: i32 = 22, IQ4_XS: i32 = 23, IQ1_M: i32 = 29, BF16: i32 = 30;
 const QK8_0: i32 = 32, QK_K: i32 = 256;
-const B_Q8_0: usize = 34, B_Q4_0: usize = 18, B_Q4_1: usize = 20, B_Q5_0: usize = 22, B_Q5_1: usize = 24, B_IQ4_NL: usize = 18, B_Q2_K: usize = 84, B_Q3_K: usize = 110, B_Q4_K: usize = 144, B_Q5_K: usize = 176,
-  B_Q6_K: usize = 210, B_IQ2_XXS: usize = 66, B_IQ3_XXS: usize = 98, B_IQ4_XS: usize = 136, B_Q8_K: usize = 292;
+const B_Q8_0: usize = 34, B_Q4_0: usize = 18, B_Q4_1: usize = 20, B_Q5_0: usize = 22, B_Q5_1: usize = 24, B_IQ4_NL: usize = 18,
+  B_Q2_K: usize = 84, B_Q3_K: usize = 110, B_Q4_K: usize = 144, B_Q5_K: usize = 176, B_Q6_K: usize = 210, B_IQ2_XXS: usize = 66, B_IQ2_XS: usize = 74, B_IQ2_S: usize = 82, B_IQ3_XXS: usize = 98, B_IQ3_S: usize = 110,
+  B_IQ1_S: usize = 50, B_IQ1_M: usize = 56, B_IQ4_XS: usize = 136, B_Q8_K: usize = 292;
 
 /** First byte the host may use (after any data the compiler placed). */
 export function heapBase(): usize {
@@ -23,16 +26,32 @@ const T_KVALUES: usize = 0; // kvalues_iq4nl: 16 int8
 const T_SIGNS: usize = 16; // ksigns_iq2xs expanded: 128 x 8 bytes, 0xff where the value is negated
 const T_IQ2XXS: usize = T_SIGNS + 1024; // iq2xxs_grid: 256 x 8 bytes
 const T_IQ3XXS: usize = T_IQ2XXS + 2048; // iq3xxs_grid: 256 x 4 bytes
-const T_END: usize = T_IQ3XXS + 1024;
+const T_IQ2XS: usize = T_IQ3XXS + 1024; // iq2xs_grid: 512 x 8 bytes
+const T_IQ2S: usize = T_IQ2XS + 4096; // iq2s_grid: 1024 x 8 bytes
+const T_IQ3S: usize = T_IQ2S + 8192; // iq3s_grid: 512 x 4 bytes
+const T_IQ1S: usize = T_IQ3S + 2048; // iq1s_grid: 2048 x 8 int8 (-1, 0, 1)
+const T_END: usize = T_IQ1S + 16384;
 
 @inline function tables(): usize {
   return (__heap_base + 15) & ~(<usize>15);
 }
 
-/** Where the host writes table `id` (0 kvalues, 1 signs, 2 iq2xxs grid, 3 iq3xxs grid); id 4: the end of the tables. */
+/**
+ * Where the host writes table `id` (0 kvalues, 1 signs, 2 iq2xxs, 3 iq3xxs, 4 iq2xs, 5 iq2s, 6 iq3s, 7 iq1s grids);
+ * id 8: the end of the tables.
+ */
 export function iqTable(id: i32): usize {
-  const offs: usize = id == 0 ? T_KVALUES : id == 1 ? T_SIGNS : id == 2 ? T_IQ2XXS : id == 3 ? T_IQ3XXS : T_END;
-  return tables() + offs;
+  switch (id) {
+    case 0: return tables() + T_KVALUES;
+    case 1: return tables() + T_SIGNS;
+    case 2: return tables() + T_IQ2XXS;
+    case 3: return tables() + T_IQ3XXS;
+    case 4: return tables() + T_IQ2XS;
+    case 5: return tables() + T_IQ2S;
+    case 6: return tables() + T_IQ3S;
+    case 7: return tables() + T_IQ1S;
+    default: return tables() + T_END;
+  }
 }
 
 // ---- f16 <-> f32 -------------------------------------------------------------------------------------------
@@ -529,6 +548,132 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   return hsumF(acc);
 }
 
+/** 16 bytes, 0xff where bit j & 7 of byte j >> 3 of the word selected by sel (BYTE_SEL_LO: bytes 0, 1) is set. */
+@inline function bitMask16(v: v128, sel: v128): v128 {
+  return i8x16.eq(v128.and(i8x16.swizzle(v, sel), BIT_OF_BYTE), BIT_OF_BYTE);
+}
+
+/** 16 grid magnitudes with signs from two raw sign bytes (bit j negates value j): (g ^ m) - m. */
+@inline function signedBits16(g: v128, signs: u32): v128 {
+  const m = bitMask16(i16x8.splat(<i16>signs), BYTE_SEL_LO);
+  return i8x16.sub(v128.xor(g, m), m);
+}
+
+/** Two 8-byte grid entries (indices i0, i1) in one register. */
+@inline function grid8x2(grid: usize, i0: u32, i1: u32): v128 {
+  return v128.load64_lane(grid + 8 * <usize>i1, v128.load64_zero(grid + 8 * <usize>i0), 1);
+}
+
+/** Four 4-byte grid entries in one register. */
+@inline function grid4x4(grid: usize, i0: u32, i1: u32, i2: u32, i3: u32): v128 {
+  let g = v128.load32_zero(grid + 4 * <usize>i0);
+  g = v128.load32_lane(grid + 4 * <usize>i1, g, 1);
+  g = v128.load32_lane(grid + 4 * <usize>i2, g, 2);
+  return v128.load32_lane(grid + 4 * <usize>i3, g, 3);
+}
+
+@inline function dotIQ2_XS(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const grid = tables() + T_IQ2XS;
+  for (let i = 0; i < n / QK_K; i++, w += B_IQ2_XS, x += XB_Q8_K) {
+    let sumi = i32x4.splat(0);
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const sc = <u32>load<u8>(w + 66 + ib);
+      for (let h: usize = 0; h < 2; h++) { // 16 values: two u16 codes (9-bit grid index, 7-bit sign code), a 4-bit scale s
+        const u = load<u32>(w + 2 + 8 * ib + 4 * h), q0 = u & 0xffff, q1 = u >> 16;
+        const s = dotS8v(signed16(grid8x2(grid, q0 & 511, q1 & 511), q0 >> 9, q1 >> 9), x + 64 * ib + 32 * h);
+        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (4 * <u32>h)) & 15) + 1))); // d * (0.5 + s) * 0.25
+      }
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)) * <f32>0.125)));
+  }
+  return hsumF(acc);
+}
+
+@inline function dotIQ2_S(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const grid = tables() + T_IQ2S;
+  for (let i = 0; i < n / QK_K; i++, w += B_IQ2_S, x += XB_Q8_K) {
+    let sumi = i32x4.splat(0);
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const sc = <u32>load<u8>(w + 74 + ib), qh = <u32>load<u8>(w + 66 + ib);
+      for (let h: usize = 0; h < 2; h++) { // 16 values: 10-bit grid indices (low byte, 2 bits of qh), raw sign bytes, a 4-bit scale
+        const b = 4 * <u32>h, q = w + 2 + 4 * ib + 2 * h; // entries l = 2h, 2h + 1: bits 2l .. 2l + 1 of qh
+        const g = grid8x2(grid, <u32>load<u8>(q) | (((qh >> b) & 3) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 2)) & 3) << 8));
+        const s = dotS8v(signedBits16(g, <u32>load<u16>(w + 34 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h);
+        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (4 * <u32>h)) & 15) + 1)));
+      }
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)) * <f32>0.125)));
+  }
+  return hsumF(acc);
+}
+
+@inline function dotIQ3_S(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const grid = tables() + T_IQ3S;
+  for (let i = 0; i < n / QK_K; i++, w += B_IQ3_S, x += XB_Q8_K) {
+    let sumi = i32x4.splat(0);
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const qh = <u32>load<u8>(w + 66 + ib), ls = (<u32>load<u8>(w + 106 + (ib >> 1)) >> (4 * (<u32>ib & 1))) & 15;
+      let s = i32x4.splat(0);
+      for (let h: usize = 0; h < 2; h++) { // 16 values: 4 grid entries of 4, 9-bit indices (low byte, bit of qh), raw sign bytes
+        const q = w + 2 + 8 * ib + 4 * h, b = 4 * <u32>h;
+        const g = grid4x4(grid, <u32>load<u8>(q) | (((qh >> b) & 1) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 1)) & 1) << 8),
+          <u32>load<u8>(q, 2) | (((qh >> (b + 2)) & 1) << 8), <u32>load<u8>(q, 3) | (((qh >> (b + 3)) & 1) << 8));
+        s = i32x4.add(s, dotS8v(signedBits16(g, <u32>load<u16>(w + 74 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h));
+      }
+      sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ls + 1))); // d * (1 + 2s)
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)))));
+  }
+  return hsumF(acc);
+}
+
+// IQ1_S / IQ1_M: value = d * (2s + 1) * (grid + delta), grid in {-1, 0, 1}, delta = +-1/8, taken as integers
+// 8 * grid + 8 * delta (in -9..9) with the 1/8 in the scale.
+
+@inline function dotIQ1_S(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const grid = tables() + T_IQ1S;
+  for (let i = 0; i < n / QK_K; i++, w += B_IQ1_S, x += XB_Q8_K) {
+    let sumi = i32x4.splat(0);
+    for (let ib: usize = 0; ib < 8; ib++) { // 32 values: 4 grid indices of 11 bits (low byte, 3 bits of qh), scale, delta sign
+      const qh = <u32>load<u16>(w + 34 + 2 * ib), q = w + 2 + 4 * ib;
+      const dv = i8x16.splat(qh & 0x8000 ? -1 : 1);
+      const g0 = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 3) & 7) << 8));
+      const g1 = grid8x2(grid, <u32>load<u8>(q, 2) | (((qh >> 6) & 7) << 8), <u32>load<u8>(q, 3) | (((qh >> 9) & 7) << 8));
+      const s = i32x4.add(dotS8v(i8x16.add(i8x16.shl(g0, 3), dv), x + 64 * ib), dotS8v(i8x16.add(i8x16.shl(g1, 3), dv), x + 64 * ib + 32));
+      sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((qh >> 12) & 7) + 1)));
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)) * <f32>0.125)));
+  }
+  return hsumF(acc);
+}
+
+@inline function dotIQ1_M(n: i32, w: usize, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  const grid = tables() + T_IQ1S;
+  for (let i = 0; i < n / QK_K; i++, w += B_IQ1_M, x += XB_Q8_K) {
+    // the f16 super-block scale: the top nibbles of the 4 scale words
+    const s0 = <u32>load<u16>(w, 48), s1 = <u32>load<u16>(w, 50), s2 = <u32>load<u16>(w, 52), s3 = <u32>load<u16>(w, 54);
+    const d = f16ToF32((s0 >> 12) | ((s1 >> 8) & 0xf0) | ((s2 >> 4) & 0xf00) | (s3 & 0xf000));
+    let sumi = i32x4.splat(0);
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const sc = <u32>load<u16>(w + 48 + 2 * (ib >> 1)) >> (6 * (<u32>ib & 1));
+      for (let h: usize = 0; h < 2; h++) { // 16 values: qh byte 2ib + h holds 2 x (3 index high bits, delta sign)
+        const qh = <u32>load<u8>(w + 32 + 2 * ib + h), q = w + 4 * ib + 2 * h;
+        const g = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 4) & 7) << 8));
+        const dv = i64x2.replace_lane(i64x2.splat(qh & 0x08 ? -1 : 0x0101010101010101), 1, qh & 0x80 ? -1 : 0x0101010101010101);
+        const s = dotS8v(i8x16.add(i8x16.shl(g, 3), dv), x + 64 * ib + 32 * h);
+        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (3 * <u32>h)) & 7) + 1)));
+      }
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * d * <f32>0.125)));
+  }
+  return hsumF(acc);
+}
+
 @inline function dotF32(n: i32, w: usize, x: usize): f32 {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let i = 0;
@@ -612,6 +757,11 @@ function blockBytes(type: i32): usize {
     case Q6_K: return B_Q6_K;
     case IQ2_XXS: return B_IQ2_XXS;
     case IQ3_XXS: return B_IQ3_XXS;
+    case IQ2_XS: return B_IQ2_XS;
+    case IQ2_S: return B_IQ2_S;
+    case IQ3_S: return B_IQ3_S;
+    case IQ1_S: return B_IQ1_S;
+    case IQ1_M: return B_IQ1_M;
     case IQ4_XS: return B_IQ4_XS;
     default: return 0;
   }
@@ -624,7 +774,8 @@ function actKind(type: i32): i32 {
   switch (type) {
     case F32: case F16: case BF16: return ACT_F32;
     case Q8_0: case Q4_0: case Q4_1: case Q5_0: case Q5_1: case IQ4_NL: return ACT_Q8_0;
-    case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: case IQ2_XXS: case IQ3_XXS: case IQ4_XS: return ACT_Q8_K;
+    case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: return ACT_Q8_K;
+    case IQ2_XXS: case IQ2_XS: case IQ2_S: case IQ3_XXS: case IQ3_S: case IQ1_S: case IQ1_M: case IQ4_XS: return ACT_Q8_K;
     default: return -1;
   }
 }
@@ -653,6 +804,11 @@ export function actRowBytes(type: i32, K: i32): usize {
     case IQ2_XXS: return dotIQ2_XXS(K, w, x);
     case IQ3_XXS: return dotIQ3_XXS(K, w, x);
     case IQ4_XS: return dotIQ4_XS(K, w, x);
+    case IQ2_XS: return dotIQ2_XS(K, w, x);
+    case IQ2_S: return dotIQ2_S(K, w, x);
+    case IQ3_S: return dotIQ3_S(K, w, x);
+    case IQ1_S: return dotIQ1_S(K, w, x);
+    case IQ1_M: return dotIQ1_M(K, w, x);
     case F16: return dotF16(K, w, x);
     case BF16: return dotBF16(K, w, x);
     default: return dotF32(K, w, x);

@@ -101,7 +101,11 @@ export class WasmMemory {
     this.memory = new api!.Memory({ initial: 1, maximum: 65536, shared });
     this.k = new api!.Instance(module, { env: { memory: this.memory } }).exports as WasmKernels;
     // The i-quant tables sit just past the compiler's data, where every instance over this memory reads them.
-    this.top = align16(Math.max(writeIqTables((id) => this.k.iqTable(id), (p, n) => this.bytes(p, n)), 1024));
+    const reach = (end: number) => {
+      const have = this.memory.buffer.byteLength;
+      if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    };
+    this.top = align16(Math.max(writeIqTables((id) => this.k.iqTable(id), reach, (p, n) => this.bytes(p, n)), 1024));
   }
 
   /** Bytes in use (weights and scratch). */
