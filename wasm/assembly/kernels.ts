@@ -548,14 +548,9 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   return hsumF(acc);
 }
 
-/** 16 bytes, 0xff where bit j & 7 of byte j >> 3 of the word selected by sel (BYTE_SEL_LO: bytes 0, 1) is set. */
-@inline function bitMask16(v: v128, sel: v128): v128 {
-  return i8x16.eq(v128.and(i8x16.swizzle(v, sel), BIT_OF_BYTE), BIT_OF_BYTE);
-}
-
 /** 16 grid magnitudes with signs from two raw sign bytes (bit j negates value j): (g ^ m) - m. */
 @inline function signedBits16(g: v128, signs: u32): v128 {
-  const m = bitMask16(i16x8.splat(<i16>signs), BYTE_SEL_LO);
+  const m = i8x16.eq(v128.and(i8x16.swizzle(i16x8.splat(<i16>signs), BYTE_SEL_LO), BIT_OF_BYTE), BIT_OF_BYTE);
   return i8x16.sub(v128.xor(g, m), m);
 }
 
@@ -640,7 +635,7 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
     let sumi = i32x4.splat(0);
     for (let ib: usize = 0; ib < 8; ib++) { // 32 values: 4 grid indices of 11 bits (low byte, 3 bits of qh), scale, delta sign
       const qh = <u32>load<u16>(w + 34 + 2 * ib), q = w + 2 + 4 * ib;
-      const dv = i8x16.splat(qh & 0x8000 ? -1 : 1);
+      const dv = i8x16.splat(<i8>(1 - 2 * <i32>(qh >> 15))); // arithmetic, not a select: the sign bit is random
       const g0 = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 3) & 7) << 8));
       const g1 = grid8x2(grid, <u32>load<u8>(q, 2) | (((qh >> 6) & 7) << 8), <u32>load<u8>(q, 3) | (((qh >> 9) & 7) << 8));
       const s = i32x4.add(dotS8v(i8x16.add(i8x16.shl(g0, 3), dv), x + 64 * ib), dotS8v(i8x16.add(i8x16.shl(g1, 3), dv), x + 64 * ib + 32));
@@ -650,6 +645,8 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   }
   return hsumF(acc);
 }
+
+const DELTA_BITS: v128 = i8x16(8, 8, 8, 8, 8, 8, 8, 8, -128, -128, -128, -128, -128, -128, -128, -128);
 
 @inline function dotIQ1_M(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
@@ -664,7 +661,8 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
       for (let h: usize = 0; h < 2; h++) { // 16 values: qh byte 2ib + h holds 2 x (3 index high bits, delta sign)
         const qh = <u32>load<u8>(w + 32 + 2 * ib + h), q = w + 4 * ib + 2 * h;
         const g = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 4) & 7) << 8));
-        const dv = i64x2.replace_lane(i64x2.splat(qh & 0x08 ? -1 : 0x0101010101010101), 1, qh & 0x80 ? -1 : 0x0101010101010101);
+        // delta signs: bit 3 of qh for values 0-7, bit 7 for 8-15 (0xff | 1 = -1 where set, else 1; no selects)
+        const dv = v128.or(i8x16.eq(v128.and(i8x16.splat(<i8>qh), DELTA_BITS), DELTA_BITS), i8x16.splat(1));
         const s = dotS8v(i8x16.add(i8x16.shl(g, 3), dv), x + 64 * ib + 32 * h);
         sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (3 * <u32>h)) & 7) + 1)));
       }
