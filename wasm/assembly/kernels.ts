@@ -567,22 +567,32 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   return v128.load32_lane(grid + 4 * <usize>i3, g, 3);
 }
 
+/** IQ2_XS: 16 values (half h of sub-block ib): two u16 codes (9-bit grid index, 7-bit sign code). */
+@inline function iq2xsHalf(grid: usize, w: usize, x: usize, ib: usize, h: usize): v128 {
+  const u = load<u32>(w + 2 + 8 * ib + 4 * h), q0 = u & 0xffff, q1 = u >> 16;
+  return dotS8v(signed16(grid8x2(grid, q0 & 511, q1 & 511), q0 >> 9, q1 >> 9), x + 64 * ib + 32 * h);
+}
+
 @inline function dotIQ2_XS(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
   const grid = tables() + T_IQ2XS;
   for (let i = 0; i < n / QK_K; i++, w += B_IQ2_XS, x += XB_Q8_K) {
     let sumi = i32x4.splat(0);
-    for (let ib: usize = 0; ib < 8; ib++) {
+    for (let ib: usize = 0; ib < 8; ib++) { // a 4-bit scale s per 16 values: d * (0.5 + s) * 0.25
       const sc = <u32>load<u8>(w + 66 + ib);
-      for (let h: usize = 0; h < 2; h++) { // 16 values: two u16 codes (9-bit grid index, 7-bit sign code), a 4-bit scale s
-        const u = load<u32>(w + 2 + 8 * ib + 4 * h), q0 = u & 0xffff, q1 = u >> 16;
-        const s = dotS8v(signed16(grid8x2(grid, q0 & 511, q1 & 511), q0 >> 9, q1 >> 9), x + 64 * ib + 32 * h);
-        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (4 * <u32>h)) & 15) + 1))); // d * (0.5 + s) * 0.25
-      }
+      sumi = i32x4.add(sumi, i32x4.mul(iq2xsHalf(grid, w, x, ib, 0), i32x4.splat(2 * (sc & 15) + 1)));
+      sumi = i32x4.add(sumi, i32x4.mul(iq2xsHalf(grid, w, x, ib, 1), i32x4.splat(2 * (sc >> 4) + 1)));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)) * <f32>0.125)));
   }
   return hsumF(acc);
+}
+
+/** IQ2_S: 16 values (half h of sub-block ib): entries l = 2h, 2h + 1 with 10-bit indices (low byte, bits 2l, 2l + 1 of qh), raw sign bytes. */
+@inline function iq2sHalf(grid: usize, w: usize, x: usize, ib: usize, qh: u32, h: usize): v128 {
+  const b = 4 * <u32>h, q = w + 2 + 4 * ib + 2 * h;
+  const g = grid8x2(grid, <u32>load<u8>(q) | (((qh >> b) & 3) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 2)) & 3) << 8));
+  return dotS8v(signedBits16(g, <u32>load<u16>(w + 34 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h);
 }
 
 @inline function dotIQ2_S(n: i32, w: usize, x: usize): f32 {
@@ -590,18 +600,22 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   const grid = tables() + T_IQ2S;
   for (let i = 0; i < n / QK_K; i++, w += B_IQ2_S, x += XB_Q8_K) {
     let sumi = i32x4.splat(0);
-    for (let ib: usize = 0; ib < 8; ib++) {
+    for (let ib: usize = 0; ib < 8; ib++) { // a 4-bit scale s per 16 values: d * (0.5 + s) * 0.25
       const sc = <u32>load<u8>(w + 74 + ib), qh = <u32>load<u8>(w + 66 + ib);
-      for (let h: usize = 0; h < 2; h++) { // 16 values: 10-bit grid indices (low byte, 2 bits of qh), raw sign bytes, a 4-bit scale
-        const b = 4 * <u32>h, q = w + 2 + 4 * ib + 2 * h; // entries l = 2h, 2h + 1: bits 2l .. 2l + 1 of qh
-        const g = grid8x2(grid, <u32>load<u8>(q) | (((qh >> b) & 3) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 2)) & 3) << 8));
-        const s = dotS8v(signedBits16(g, <u32>load<u16>(w + 34 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h);
-        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (4 * <u32>h)) & 15) + 1)));
-      }
+      sumi = i32x4.add(sumi, i32x4.mul(iq2sHalf(grid, w, x, ib, qh, 0), i32x4.splat(2 * (sc & 15) + 1)));
+      sumi = i32x4.add(sumi, i32x4.mul(iq2sHalf(grid, w, x, ib, qh, 1), i32x4.splat(2 * (sc >> 4) + 1)));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)) * <f32>0.125)));
   }
   return hsumF(acc);
+}
+
+/** IQ3_S: 16 values (half h of sub-block ib): 4 grid entries of 4, 9-bit indices (low byte, a bit of qh), raw sign bytes. */
+@inline function iq3sHalf(grid: usize, w: usize, x: usize, ib: usize, qh: u32, h: usize): v128 {
+  const q = w + 2 + 8 * ib + 4 * h, b = 4 * <u32>h;
+  const g = grid4x4(grid, <u32>load<u8>(q) | (((qh >> b) & 1) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 1)) & 1) << 8),
+    <u32>load<u8>(q, 2) | (((qh >> (b + 2)) & 1) << 8), <u32>load<u8>(q, 3) | (((qh >> (b + 3)) & 1) << 8));
+  return dotS8v(signedBits16(g, <u32>load<u16>(w + 74 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h);
 }
 
 @inline function dotIQ3_S(n: i32, w: usize, x: usize): f32 {
@@ -611,13 +625,7 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
     let sumi = i32x4.splat(0);
     for (let ib: usize = 0; ib < 8; ib++) {
       const qh = <u32>load<u8>(w + 66 + ib), ls = (<u32>load<u8>(w + 106 + (ib >> 1)) >> (4 * (<u32>ib & 1))) & 15;
-      let s = i32x4.splat(0);
-      for (let h: usize = 0; h < 2; h++) { // 16 values: 4 grid entries of 4, 9-bit indices (low byte, bit of qh), raw sign bytes
-        const q = w + 2 + 8 * ib + 4 * h, b = 4 * <u32>h;
-        const g = grid4x4(grid, <u32>load<u8>(q) | (((qh >> b) & 1) << 8), <u32>load<u8>(q, 1) | (((qh >> (b + 1)) & 1) << 8),
-          <u32>load<u8>(q, 2) | (((qh >> (b + 2)) & 1) << 8), <u32>load<u8>(q, 3) | (((qh >> (b + 3)) & 1) << 8));
-        s = i32x4.add(s, dotS8v(signedBits16(g, <u32>load<u16>(w + 74 + 4 * ib + 2 * h)), x + 64 * ib + 32 * h));
-      }
+      const s = i32x4.add(iq3sHalf(grid, w, x, ib, qh, 0), iq3sHalf(grid, w, x, ib, qh, 1));
       sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ls + 1))); // d * (1 + 2s)
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * f16ToF32(load<u16>(w)))));
@@ -648,6 +656,15 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
 
 const DELTA_BITS: v128 = i8x16(8, 8, 8, 8, 8, 8, 8, 8, -128, -128, -128, -128, -128, -128, -128, -128);
 
+/** IQ1_M: 16 values (half h of sub-block ib): qh byte 2ib + h holds 2 x (3 index high bits, delta sign). */
+@inline function iq1mHalf(grid: usize, w: usize, x: usize, ib: usize, h: usize): v128 {
+  const qh = <u32>load<u8>(w + 32 + 2 * ib + h), q = w + 4 * ib + 2 * h;
+  const g = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 4) & 7) << 8));
+  // delta signs: bit 3 of qh for values 0-7, bit 7 for 8-15 (0xff | 1 = -1 where set, else 1; no selects: they branch)
+  const dv = v128.or(i8x16.eq(v128.and(i8x16.splat(<i8>qh), DELTA_BITS), DELTA_BITS), i8x16.splat(1));
+  return dotS8v(i8x16.add(i8x16.shl(g, 3), dv), x + 64 * ib + 32 * h);
+}
+
 @inline function dotIQ1_M(n: i32, w: usize, x: usize): f32 {
   let acc = f32x4.splat(0);
   const grid = tables() + T_IQ1S;
@@ -658,14 +675,8 @@ const DELTA_BITS: v128 = i8x16(8, 8, 8, 8, 8, 8, 8, 8, -128, -128, -128, -128, -
     let sumi = i32x4.splat(0);
     for (let ib: usize = 0; ib < 8; ib++) {
       const sc = <u32>load<u16>(w + 48 + 2 * (ib >> 1)) >> (6 * (<u32>ib & 1));
-      for (let h: usize = 0; h < 2; h++) { // 16 values: qh byte 2ib + h holds 2 x (3 index high bits, delta sign)
-        const qh = <u32>load<u8>(w + 32 + 2 * ib + h), q = w + 4 * ib + 2 * h;
-        const g = grid8x2(grid, <u32>load<u8>(q) | ((qh & 7) << 8), <u32>load<u8>(q, 1) | (((qh >> 4) & 7) << 8));
-        // delta signs: bit 3 of qh for values 0-7, bit 7 for 8-15 (0xff | 1 = -1 where set, else 1; no selects)
-        const dv = v128.or(i8x16.eq(v128.and(i8x16.splat(<i8>qh), DELTA_BITS), DELTA_BITS), i8x16.splat(1));
-        const s = dotS8v(i8x16.add(i8x16.shl(g, 3), dv), x + 64 * ib + 32 * h);
-        sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * ((sc >> (3 * <u32>h)) & 7) + 1)));
-      }
+      sumi = i32x4.add(sumi, i32x4.mul(iq1mHalf(grid, w, x, ib, 0), i32x4.splat(2 * (sc & 7) + 1)));
+      sumi = i32x4.add(sumi, i32x4.mul(iq1mHalf(grid, w, x, ib, 1), i32x4.splat(2 * ((sc >> 3) & 7) + 1)));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(load<f32>(x, 512) * d * <f32>0.125)));
   }
