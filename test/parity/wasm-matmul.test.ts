@@ -156,3 +156,17 @@ test("wasm activation quantisers equal ggml's bit for bit", () => {
   assert.deepEqual(be.quantizeQ8_0(x), refQ8_0(x));
   assert.deepEqual(be.quantizeQ8K(x), refQ8K(x));
 });
+
+test("weights bound through a weight arena (streamed experts, dense arenas) run the same kernels: the bits of an upload", async () => {
+  const be = wasm();
+  const sh = { k: 768, n: 40, t: 3 };
+  const x = randomValues(sh.k * sh.t, "arena-x", 1, 11);
+  for (const f of [Q4_K, ...LOWBIT]) {
+    const hw = randomWeight(f, sh.k, sh.n, `arena-${f.name}`);
+    const arena = be.allocWeights(hw.bytes.length + 64);
+    arena.write(48, hw.bytes); // two tensors share an arena: this one at an offset
+    const viaArena = await runMatmul(be, arena.view(hw, 48), x, sh);
+    assert.ok(sameBits(viaArena, await runMatmul(be, be.upload(hw), x, sh)), f.name);
+    arena.free();
+  }
+});
