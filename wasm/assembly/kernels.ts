@@ -409,31 +409,6 @@ const LO8: v128 = i16x8.splat(0x00ff);
   return hsumF(acc);
 }
 
-@inline function dotQ4_0(n: i32, w: usize, x: usize): f32 {
-  let acc = f32x4.splat(0);
-  const m4 = i8x16.splat(0x0f), eight = i8x16.splat(8);
-  for (let i = 0; i < n / QK8_0; i++, w += B_Q4_0, x += XB_Q8_0) {
-    // value j: low nibble of qs[j] - 8, value 16 + j: its high nibble - 8
-    const q = v128.load(w, 2);
-    const s = i32x4.add(dotS8v(i8x16.sub(v128.and(q, m4), eight), x), dotS8v(i8x16.sub(i8x16.shr_u(q, 4), eight), x + 32));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
-  }
-  return hsumF(acc);
-}
-
-@inline function dotQ4_1(n: i32, w: usize, x: usize): f32 {
-  let acc = f32x4.splat(0), accm: f32 = 0;
-  const m4 = i8x16.splat(0x0f);
-  for (let i = 0; i < n / QK8_0; i++, w += B_Q4_1, x += XB_Q8_0) {
-    // value = d * q + m, q the nibble: the m part is m * (activation sum of the block)
-    const q = v128.load(w, 4), dx = load<f32>(x, 64);
-    const s = i32x4.add(dotU8(v128.and(q, m4), x), dotU8(i8x16.shr_u(q, 4), x + 32));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * dx)));
-    accm += f16ToF32(load<u16>(w, 2)) * dx * <f32>load<i32>(x, 68);
-  }
-  return hsumF(acc) + accm;
-}
-
 const BYTE_SEL_LO: v128 = i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
 const BYTE_SEL_HI: v128 = i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
 const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
@@ -444,30 +419,26 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
   return v128.and(i8x16.eq(b, BIT_OF_BYTE), i8x16.splat(0x10));
 }
 
-@inline function dotQ5_0(n: i32, w: usize, x: usize): f32 {
-  let acc = f32x4.splat(0);
-  const m4 = i8x16.splat(0x0f), sixteen = i8x16.splat(16);
-  for (let i = 0; i < n / QK8_0; i++, w += B_Q5_0, x += XB_Q8_0) {
-    // value j: (low nibble of qs[j] | bit j of qh << 4) - 16; value 16 + j: high nibble, bit 16 + j
-    const q = v128.load(w, 6), qh = v128.load32_splat(w + 2);
-    const lo = i8x16.sub(v128.or(v128.and(q, m4), fifthBits(qh, BYTE_SEL_LO)), sixteen);
-    const hi = i8x16.sub(v128.or(i8x16.shr_u(q, 4), fifthBits(qh, BYTE_SEL_HI)), sixteen);
-    const s = i32x4.add(dotS8v(lo, x), dotS8v(hi, x + 32));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * load<f32>(x, 64))));
-  }
-  return hsumF(acc);
-}
-
-@inline function dotQ5_1(n: i32, w: usize, x: usize): f32 {
+/**
+ * The legacy 32-value types (ggml's block_q{4,5}_{0,1}; `five`, `withMin` are constants at each call, so the
+ * branches fold): value j is the low nibble of qs[j], value 16 + j its high nibble, with bit j / 16 + j of qh as
+ * a 5th bit; _0: value = d * (q - 8 | 16); _1: value = d * q + m, the m part m * (activation sum of the block).
+ */
+@inline function dotLegacy(n: i32, w: usize, x: usize, five: bool, withMin: bool): f32 {
   let acc = f32x4.splat(0), accm: f32 = 0;
-  const m4 = i8x16.splat(0x0f);
-  for (let i = 0; i < n / QK8_0; i++, w += B_Q5_1, x += XB_Q8_0) {
-    const q = v128.load(w, 8), qh = v128.load32_splat(w + 4), dx = load<f32>(x, 64);
-    const lo = v128.or(v128.and(q, m4), fifthBits(qh, BYTE_SEL_LO));
-    const hi = v128.or(i8x16.shr_u(q, 4), fifthBits(qh, BYTE_SEL_HI));
-    const s = i32x4.add(dotU8(lo, x), dotU8(hi, x + 32));
+  const m4 = i8x16.splat(0x0f), off = i8x16.splat(five ? 16 : 8);
+  const qhAt: usize = withMin ? 4 : 2, qsAt: usize = qhAt + (five ? 4 : 0);
+  for (let i = 0; i < n / QK8_0; i++, w += qsAt + 16, x += XB_Q8_0) {
+    const q = v128.load(w + qsAt), dx = load<f32>(x, 64);
+    let lo = v128.and(q, m4), hi = i8x16.shr_u(q, 4);
+    if (five) {
+      const qh = v128.load32_splat(w + qhAt);
+      lo = v128.or(lo, fifthBits(qh, BYTE_SEL_LO));
+      hi = v128.or(hi, fifthBits(qh, BYTE_SEL_HI));
+    }
+    const s = withMin ? i32x4.add(dotU8(lo, x), dotU8(hi, x + 32)) : i32x4.add(dotS8v(i8x16.sub(lo, off), x), dotS8v(i8x16.sub(hi, off), x + 32));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(w)) * dx)));
-    accm += f16ToF32(load<u16>(w, 2)) * dx * <f32>load<i32>(x, 68);
+    if (withMin) accm += f16ToF32(load<u16>(w, 2)) * dx * <f32>load<i32>(x, 68);
   }
   return hsumF(acc) + accm;
 }
@@ -800,10 +771,10 @@ export function actRowBytes(type: i32, K: i32): usize {
 @inline function dot(type: i32, K: i32, w: usize, x: usize): f32 {
   switch (type) {
     case Q8_0: return dotQ8_0(K, w, x);
-    case Q4_0: return dotQ4_0(K, w, x);
-    case Q4_1: return dotQ4_1(K, w, x);
-    case Q5_0: return dotQ5_0(K, w, x);
-    case Q5_1: return dotQ5_1(K, w, x);
+    case Q4_0: return dotLegacy(K, w, x, false, false);
+    case Q4_1: return dotLegacy(K, w, x, false, true);
+    case Q5_0: return dotLegacy(K, w, x, true, false);
+    case Q5_1: return dotLegacy(K, w, x, true, true);
     case IQ4_NL: return dotIQ4_NL(K, w, x);
     case Q2_K: return dotQ2_K(K, w, x);
     case Q3_K: return dotQ3_K(K, w, x);
