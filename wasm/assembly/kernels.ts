@@ -486,14 +486,8 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
     let sumi = i32x4.splat(0);
     for (let ib: usize = 0; ib < 8; ib++) { // 32 values: 8 grid indices (4 magnitudes each); 4 sign codes and a scale s in a u32
       const q = w + 2 + 8 * ib, aux = load<u32>(w + 66 + 4 * ib), a = x + 64 * ib;
-      let g = v128.load32_zero(grid + 4 * <usize>load<u8>(q));
-      g = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 1), g, 1);
-      g = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 2), g, 2);
-      g = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 3), g, 3);
-      let h = v128.load32_zero(grid + 4 * <usize>load<u8>(q, 4));
-      h = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 5), h, 1);
-      h = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 6), h, 2);
-      h = v128.load32_lane(grid + 4 * <usize>load<u8>(q, 7), h, 3);
+      const g = grid4x4(grid, load<u8>(q), load<u8>(q, 1), load<u8>(q, 2), load<u8>(q, 3));
+      const h = grid4x4(grid, load<u8>(q, 4), load<u8>(q, 5), load<u8>(q, 6), load<u8>(q, 7));
       const s = i32x4.add(dotS8v(signed16(g, aux & 127, (aux >> 7) & 127), a), dotS8v(signed16(h, (aux >> 14) & 127, (aux >> 21) & 127), a + 32));
       sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * (aux >> 28) + 1))); // d * (0.5 + s) * 0.5 = d * (2s + 1) / 4
     }
@@ -509,8 +503,7 @@ const BIT_OF_BYTE: v128 = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32
     let sumi = i32x4.splat(0);
     for (let ib: usize = 0; ib < 8; ib++) { // 32 values: a u32 of 4 grid indices (8 magnitudes each), a u32 of 4 sign codes and a scale s
       const q = load<u32>(w + 2 + 8 * ib), aux = load<u32>(w + 6 + 8 * ib), a = x + 64 * ib;
-      const g = v128.load64_lane(grid + 8 * <usize>((q >> 8) & 255), v128.load64_zero(grid + 8 * <usize>(q & 255)), 1);
-      const h = v128.load64_lane(grid + 8 * <usize>(q >> 24), v128.load64_zero(grid + 8 * <usize>((q >> 16) & 255)), 1);
+      const g = grid8x2(grid, q & 255, (q >> 8) & 255), h = grid8x2(grid, (q >> 16) & 255, q >> 24);
       const s = i32x4.add(dotS8v(signed16(g, aux & 127, (aux >> 7) & 127), a), dotS8v(signed16(h, (aux >> 14) & 127, (aux >> 21) & 127), a + 32));
       sumi = i32x4.add(sumi, i32x4.mul(s, i32x4.splat(2 * (aux >> 28) + 1))); // d * (0.5 + s) * 0.25 = d * (2s + 1) / 8
     }
