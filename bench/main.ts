@@ -1,6 +1,7 @@
 // npm run bench [-- name... [--only=TEXT]]: figures as ratios against llama.cpp measured in the same run.
 // --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k.
-// --routing=real-like|realistic|uniform: the stream bench's routing (default real-like).
+// --routing=real-like|realistic|uniform: the stream bench's routing (default real-like). stream-big: the
+// Qwen3.5-397B- and DeepSeek-V3-shaped rows (--only=q35 / --only=dsv3 picks one).
 import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
@@ -12,6 +13,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
     const { benchStream, streamRouting } = await import("./stream.js");
     await benchStream(undefined, streamRouting(process.argv));
   },
+  "stream-big": async (only) => (await import("./stream-big.js")).benchStreamBig(only),
   server: async () => (await import("./server.js")).benchServer(),
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
   replay: async () => (await import("./replay.js")).benchReplay(),

@@ -42,26 +42,26 @@ const PROMPT =
   "The history of the Roman Empire spans many centuries, from the founding of the city on the banks of the Tiber to the fall of " +
   "Constantinople. Historians still argue about why it declined: some blame the economy, others the army, the plague, or the " +
   "sheer size of the territory that had to be defended against";
-const DECODE = 24;
-const THREADS = 2;
-const CAP_SHARE = 0.35;
+export const DECODE = 24;
+export const THREADS = 2;
+export const CAP_SHARE = 0.35;
 const DISK_RECORDS = 768; // per in-flight setting: ~2 GB, disjoint sets
-const CHILD_TIMEOUT_MS = 8 * 60_000;
-const UV_POOL = "16";
+export const CHILD_TIMEOUT_MS = 8 * 60_000;
+export const UV_POOL = "16";
 const SHIM = join(".cache", "bench", "no-repack.so");
 
-type ChildSpec =
+export type ChildSpec =
   /** depth: prefetch depth (layers of router lookahead); warm: wait for the background fill before the prompt. */
   | { kind: "moe"; path: string; cfg: Partial<EngineConfig>; n: number; depth?: number; warm?: boolean }
   | { kind: "llama"; path: string; threads: number; n: number; noRepack?: boolean }
   | { kind: "disk"; records: RecordRef[]; recordBytes: number; inFlight: number; direct: boolean };
 
-interface DiskOut { gbps: number; p50Ms: number; p99Ms: number }
+export interface DiskOut { gbps: number; p50Ms: number; p99Ms: number }
 /** Decode-phase read queue and prefetch-by-depth counts. */
 interface IoOut { io: IoStats; byDepth: { lookahead: PrefetchStats[]; prev: PrefetchStats[] }; byRank: ({ issued: number[]; used: number[] } | null)[]; direct: boolean; ioDepth: number; prefetchDepth: number; warmMs: number; filled: number }
 
 interface IoSnap { ioWaitMs: number; reads: number; diskBytes: number; /** Host readbacks (device syncs). */ readbacks: number }
-interface ChildOut {
+export interface ChildOut {
   promptTokens: number;
   decodeTokens: number;
   loadMs: number;
@@ -180,19 +180,19 @@ async function childLlama(spec: Extract<ChildSpec, { kind: "llama" }>): Promise<
 
 // ---- parent ----
 
-const GB = 1e9, GiB = 2 ** 30, MiB = 2 ** 20;
-const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
-const pct = (a: number, b: number) => (b > 0 ? `${f((100 * a) / b, 1)}%` : "-");
-const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+export const GB = 1e9, GiB = 2 ** 30, MiB = 2 ** 20;
+export const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+export const pct = (a: number, b: number) => (b > 0 ? `${f((100 * a) / b, 1)}%` : "-");
+export const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 
 function memAvailable(): number {
   return Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
 }
 
-interface Run { label: string; out?: ChildOut; error?: string; peakBytes?: number; wallMs: number; load: string }
+export interface Run { label: string; out?: ChildOut; error?: string; peakBytes?: number; wallMs: number; load: string }
 
 /** One child run after dropping the page cache; inside a fresh cgroup at limitBytes when given. */
-async function measure(label: string, spec: ChildSpec, limitBytes: number | undefined): Promise<Run> {
+export async function measure(label: string, spec: ChildSpec, limitBytes: number | undefined): Promise<Run> {
   dropCaches();
   let cg: MemCgroup | undefined;
   if (limitBytes !== undefined) {
@@ -230,7 +230,7 @@ async function ensurePack(gguf: string, routing: StreamRouting): Promise<string>
 }
 
 /** The LD_PRELOAD shim that turns llama.cpp's CPU repack off (see no-repack.c); undefined if no C compiler. */
-function buildShim(): string | undefined {
+export function buildShim(): string | undefined {
   try {
     execFileSync("cc", ["-O2", "-shared", "-fPIC", "-o", SHIM, join("bench", "no-repack.c"), "-ldl"], { stdio: "pipe" });
     return SHIM;
@@ -240,10 +240,10 @@ function buildShim(): string | undefined {
   }
 }
 
-interface DiskRow { when: "start" | "end"; mode: "direct" | "buffered"; inFlight: number; gbps: number; p50Ms: number; p99Ms: number; load: string }
+export interface DiskRow { when: "start" | "end"; mode: "direct" | "buffered"; inFlight: number; gbps: number; p50Ms: number; p99Ms: number; load: string }
 
 /** Print one capped moestream run's expert traffic. */
-function printTraffic(r: Run, disk: DiskRow[]): void {
+export function printTraffic(r: Run, disk: DiskRow[]): void {
   const m = r.out?.moe;
   if (!m || !r.out) return;
   const d = m.decode, n = r.out.decodeTokens;
