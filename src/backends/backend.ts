@@ -111,6 +111,8 @@ export interface AttentionParams {
    * its K rows (DeepSeek: vCache is kCache, 512 of each 576); out is then [T, nHead * vDim].
    */
   vDim?: number;
+  /** Round the normalised probabilities to f16 before they weight V, as llama.cpp's V product over its f16 cache does. */
+  f16Probs?: boolean;
 }
 
 export interface Backend {

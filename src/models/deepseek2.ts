@@ -267,7 +267,8 @@ export class DeepSeek2 implements Model {
 
   /**
    * out[T, D] = MLA of the normed rows x[T, D]; this call's latent rows go into the state at its length, rounded
-   * to f16 as llama.cpp's cache stores them, and the queries are rounded to f16 as its KQ product reads them.
+   * to f16 as llama.cpp's cache stores them; the queries and the attention probabilities are rounded to f16 as its
+   * KQ and V products (f16 cache times f32 operand) read them.
    */
   private async mla(f: Pass, out: Buf, x: Buf, il: number, L: Layer, state: LatentState): Promise<void> {
     f.checkAbort();
@@ -306,7 +307,7 @@ export class DeepSeek2 implements Model {
     await f.cb("Qcur", il, Qc);
 
     const oLat = f.buf("mla.kqv", T * H * R); // per head a mix of latent rows (V = the first R values of each)
-    be.attention(oLat, Qc, state.kv, state.kv, { nTokens: T, startPos: start, nHead: H, nHeadKv: 1, headDim: W, vDim: R, scale: this.rope.kqScale });
+    be.attention(oLat, Qc, state.kv, state.kv, { nTokens: T, startPos: start, nHead: H, nHeadKv: 1, headDim: W, vDim: R, scale: this.rope.kqScale, f16Probs: true });
     const o = f.buf("mla.o", T * H * Dv);
     be.matmulHeads(o, L.attn_v_b, oLat, T);
     await f.cb("kqv_out", il, o);

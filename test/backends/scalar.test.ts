@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { HostWeight } from "../../src/backends/backend.js";
 import { F32, Q8_0 } from "../../src/quant/index.js";
+import { roundToF16 } from "../../src/util/f16.js";
 
 const be = new ScalarBackend();
 const f32w = (name: string, shape: number[], values: number[]): HostWeight => ({ name, type: F32.type, shape, bytes: new Uint8Array(Float32Array.from(values).buffer) });
@@ -245,4 +246,9 @@ test("attention with vDim < headDim: V is each kv head row's first vDim values (
   // scores: pos 0 -> 0, pos 1 -> 1 * 0.5; softmax weights.
   const [a, b] = [1, Math.exp(0.5)];
   close(await be.read(out), [a / (a + b), (2 * b) / (a + b)]);
+  // f16Probs: the probabilities are rounded to f16 before they weight V (llama.cpp's f16 V product).
+  be.attention(out, q, kv, kv, { nTokens: 1, startPos: 1, nHead: 1, nHeadKv: 1, headDim: 3, vDim: 2, scale: 0.5, f16Probs: true });
+  const [pa, pb] = [roundToF16(a / (a + b)), roundToF16(b / (a + b))];
+  assert.notEqual(pa, a / (a + b), "the case rounds");
+  close(await be.read(out), [pa, 2 * pb], 1e-7);
 });

@@ -2,6 +2,8 @@
 // wherever llama.cpp's top-2 margin clearly exceeds the error measured there.
 import assert from "node:assert/strict";
 import { relRmse, top2 } from "./llama-parity.js";
+import { getTensor } from "../../src/format/gguf/accessors.js";
+import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 
 export { relRmse, top2 };
 
@@ -14,4 +16,44 @@ export function checkLogitsRow(ours: Float32Array, theirs: Float32Array, tol: nu
   const compared = t.margin > 4 * absErr;
   if (compared) assert.equal(top2(ours).id, t.id, `${where}: argmax differs with llama.cpp margin ${t.margin.toFixed(4)}`);
   return { err, compared };
+}
+
+/**
+ * The closest call expert selection made for one token (llama.cpp's rounding can pick the other side of a call
+ * this close): kept vs dropped group (groups scored by their two best), and k-th vs (k+1)-th eligible expert, on
+ * the biased scores (softmax or sigmoid of the router logits, plus the selection bias if any).
+ */
+export function selectionMargin(logits: Float32Array, o: { gating: "softmax" | "sigmoid"; bias?: Float32Array; k: number; nGroup?: number; nGroupUsed?: number }): number {
+  const max = Math.max(...logits);
+  const z = o.gating === "softmax" ? Array.from(logits, (l) => Math.exp(l - max)).reduce((a, b) => a + b, 0) : 1;
+  const score = (l: number) => (o.gating === "softmax" ? Math.exp(l - max) / z : 1 / (1 + Math.exp(-l)));
+  const sel = Array.from(logits, (l, e) => score(l) + (o.bias ? o.bias[e] : 0));
+  const desc = (v: number[]) => [...v].sort((a, b) => b - a);
+  let margin = Infinity;
+  let eligible = sel;
+  const nGroup = o.nGroup ?? 0, used = o.nGroupUsed ?? nGroup;
+  if (nGroup > 1) {
+    const per = sel.length / nGroup;
+    const gs = Array.from({ length: nGroup }, (_, g) => desc(sel.slice(g * per, (g + 1) * per)).slice(0, 2).reduce((a, b) => a + b, 0));
+    const kept = desc(gs)[used - 1];
+    margin = kept - desc(gs)[used];
+    eligible = sel.filter((_, e) => gs[Math.floor(e / per)] >= kept);
+  }
+  const s = desc(eligible);
+  return Math.min(margin, s[o.k - 1] - s[o.k]);
+}
+
+/** Each MoE layer's exp_probs_b from the file. */
+export async function selectionBiases(path: string, nLayer: number): Promise<Map<number, Float32Array>> {
+  const file = await openGGUF(path);
+  try {
+    const out = new Map<number, Float32Array>();
+    for (let l = 0; l < nLayer; l++) {
+      const t = file.tensors.find((x) => x.name === `blk.${l}.exp_probs_b.bias`);
+      if (t) out.set(l, new Float32Array((await readTensorBytes(file, getTensor(file, t.name))).slice().buffer));
+    }
+    return out;
+  } finally {
+    await file.source.close();
+  }
 }

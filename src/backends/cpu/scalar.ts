@@ -192,10 +192,15 @@ export class ScalarBackend implements Backend {
           sum += scores[j];
         }
         const ob = (t * nHead + h) * vd;
+        let div = sum;
+        if (p.f16Probs) {
+          for (let j = 0; j < nKeys; j++) scores[j] = roundToF16(scores[j] / sum);
+          div = 1;
+        }
         for (let i = 0; i < vd; i++) {
           let acc = 0;
           for (let j = 0; j < nKeys; j++) acc += scores[j] * vs[j * kvDim + kvh * headDim + i];
-          o[ob + i] = acc / sum;
+          o[ob + i] = acc / div;
         }
       }
     }
