@@ -8,7 +8,7 @@
 // Files are read as current converters write them: attention.key_length_mla / value_length_mla and the split
 // attn_k_b / attn_v_b tensors. Legacy files (one attn_kv_b, llama.cpp's MHA path) are refused by name.
 // Reference: llama.cpp src/models/deepseek2.cpp (MLA branch), llama-context.cpp (YaRN attn factor).
-import type { Backend, Buf, Weight, YarnParams } from "../backends/backend.js";
+import type { Backend, Buf, YarnParams } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import { metaNumber, metaString } from "../format/gguf/accessors.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
@@ -18,7 +18,7 @@ import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
-import { forwardPass, outputLogits, Pass, ScratchPool } from "./layers.js";
+import { decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import type { Declare } from "./tensors.js";
 
@@ -239,30 +239,20 @@ export class DeepSeek2 implements Model {
     return forwardPass(this.be, this.scratch, tokens, cache, opts, async (f) => this.run(tokens, cache, opts, f, await this.routing.get()));
   }
 
-  private async run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass, routing: Routing): Promise<Float32Array> {
-    const { be, hp, w } = this;
-    const { nEmbd: D, rmsEps: eps } = hp;
-    const T = tokens.length;
-    const x = f.buf("x", T * D); // residual stream [T, D]
-    const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
-    const y: Buf = f.buf("y", T * D); // a sub-block's output [T, D]
-
-    be.embed(x, w.token_embd, tokens);
-    for (let il = 0; il < hp.nLayer; il++) {
-      const L = w.layers[il];
-      be.rmsNorm(h, x, L.attn_norm, eps, D, T);
-      await f.cb("attn_norm", il, h);
-      await this.mla(f, y, h, il, L, latent(cache.layers[il]));
-      be.add(x, x, y, T * D);
-      await f.cb("ffn_inp", il, x);
-
-      be.rmsNorm(h, x, L.ffn_norm, eps, D, T);
-      await f.cb("ffn_norm", il, h);
-      await ffnBlock(f, y, h, x, il, L.ffn, { hp, experts: this.experts, routing, eps });
-      be.add(x, x, y, T * D);
-      await f.cb("l_out", il, x);
-    }
-    return outputLogits(f, x, { norm: w.output_norm, output: w.output }, eps, cache, opts.logits);
+  private run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass, routing: Routing): Promise<Float32Array> {
+    const { hp, w } = this;
+    const ffn = { hp, experts: this.experts, routing, eps: hp.rmsEps };
+    return decoderStack(f, tokens, cache, opts, {
+      embd: w.token_embd, output: { norm: w.output_norm, output: w.output }, eps: hp.rmsEps, nLayer: hp.nLayer, ffnNormName: "ffn_norm",
+      layer: (il) => {
+        const L = w.layers[il];
+        return {
+          attnNorm: L.attn_norm, ffnNorm: L.ffn_norm,
+          attention: (y, h) => this.mla(f, y, h, il, L, latent(cache.layers[il])),
+          ffn: (y, h, x) => ffnBlock(f, y, h, x, il, L.ffn, ffn),
+        };
+      },
+    });
   }
 
   /**

@@ -4,7 +4,7 @@
 // exp_probs_b, optional group limit, renormalised, scaled) plus an always-on shared expert without a gate.
 // The trailing nextn_predict_layers blocks (multi-token prediction) are declared unused and never run.
 // Reference: llama.cpp src/models/glm4-moe.cpp.
-import type { Backend, Buf } from "../backends/backend.js";
+import type { Backend } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
@@ -13,7 +13,7 @@ import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
-import { attention, forwardPass, outputLogits, Pass, ScratchPool } from "./layers.js";
+import { attention, decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import type { Declare } from "./tensors.js";
 
@@ -165,33 +165,24 @@ export class Glm4Moe implements Model {
     return forwardPass(this.be, this.scratch, tokens, cache, opts, async (f) => this.run(tokens, cache, opts, f, await this.routing.get()));
   }
 
-  private async run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass, routing: Routing): Promise<Float32Array> {
-    const { be, hp, w } = this;
-    const { nEmbd: D, rmsEps: eps } = hp;
-    const T = tokens.length;
-    const x = f.buf("x", T * D); // residual stream [T, D]
-    const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
-    const y: Buf = f.buf("y", T * D); // a sub-block's output [T, D]
-
-    be.embed(x, w.token_embd, tokens);
-    for (let il = 0; il < hp.nLayer; il++) {
-      const L = w.layers[il];
-      be.rmsNorm(h, x, L.attn_norm, eps, D, T);
-      await f.cb("attn_norm", il, h);
-      await attention(f, y, h, {
-        layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, bq: L.attn_q_bias, bk: L.attn_k_bias, bv: L.attn_v_bias,
-        qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim,
-        rope: { freqBase: hp.ropeFreqBase, nRot: hp.nRot }, eps, state: fullAttention(cache.layers[il]),
-      });
-      be.add(x, x, y, T * D);
-      await f.cb("ffn_inp", il, x);
-
-      be.rmsNorm(h, x, L.post_attention_norm, eps, D, T);
-      await f.cb("post_attn_norm", il, h);
-      await ffnBlock(f, y, h, x, il, L.ffn, { hp, experts: this.experts, routing, eps });
-      be.add(x, x, y, T * D);
-      await f.cb("l_out", il, x);
-    }
-    return outputLogits(f, x, { norm: w.output_norm, output: w.output }, eps, cache, opts.logits);
+  private run(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, f: Pass, routing: Routing): Promise<Float32Array> {
+    const { hp, w } = this;
+    const eps = hp.rmsEps;
+    const ffn = { hp, experts: this.experts, routing, eps };
+    return decoderStack(f, tokens, cache, opts, {
+      embd: w.token_embd, output: { norm: w.output_norm, output: w.output }, eps, nLayer: hp.nLayer, ffnNormName: "post_attn_norm",
+      layer: (il) => {
+        const L = w.layers[il];
+        return {
+          attnNorm: L.attn_norm, ffnNorm: L.post_attention_norm,
+          attention: (y, h) => attention(f, y, h, {
+            layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, bq: L.attn_q_bias, bk: L.attn_k_bias, bv: L.attn_v_bias,
+            qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim,
+            rope: { freqBase: hp.ropeFreqBase, nRot: hp.nRot }, eps, state: fullAttention(cache.layers[il]),
+          }),
+          ffn: (y, h, x) => ffnBlock(f, y, h, x, il, L.ffn, ffn),
+        };
+      },
+    });
   }
 }

@@ -10,7 +10,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import type { PresetName } from "../../src/gen/presets.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
-import { checkLogitsRow, relRmse, selectionBiases, selectionMargin } from "../helpers/golden.js";
+import { checkTeacherForced, relRmse, selectionBiases, selectionMargin } from "../helpers/golden.js";
 
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
@@ -60,23 +60,8 @@ for (const { preset, type, backend } of CASES) {
       };
       const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
       assert.deepEqual([...routed].sort(), [1, 2], "the MoE layers route, the dense lead layer and the MTP block do not");
-      const V = info.nVocab;
-      let worst = 0, sum = 0, compared = 0, exempt = 0;
-      for (let i = 0; i < N; i++) {
-        const p = prompt.length - 1 + i;
-        const ours = all.subarray(p * V, (p + 1) * V);
-        if (relRmse(ours, ref.logits[i]) > TOL[type] && margin[p] < NEAR_TIE[type]) {
-          exempt++;
-          continue;
-        }
-        const c = checkLogitsRow(ours, ref.logits[i], TOL[type], `position ${i} (selection margin ${margin[p].toExponential(2)})`);
-        worst = Math.max(worst, c.err);
-        sum += c.err;
-        if (c.compared) compared++;
-      }
-      assert.ok(exempt <= MAX_EXEMPT, `${exempt} positions exempt as selection near-ties (max ${MAX_EXEMPT})`);
-      assert.ok(compared >= N / 2, `argmax compared at only ${compared}/${N} positions`);
-      console.log(`# deepseek2 ${label}: relative RMSE worst ${worst.toExponential(3)}, mean ${(sum / (N - exempt)).toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} selection near-tie positions exempt`);
+      const { worst, mean, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[type], margin, nearTie: NEAR_TIE[type], maxExempt: MAX_EXEMPT });
+      console.log(`# deepseek2 ${label}: relative RMSE worst ${worst.toExponential(3)}, mean ${mean.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} selection near-tie positions exempt`);
     } finally {
       await lm.close();
     }

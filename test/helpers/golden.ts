@@ -57,3 +57,28 @@ export async function selectionBiases(path: string, nLayer: number): Promise<Map
     await file.source.close();
   }
 }
+
+/**
+ * Teacher-forced rows against llama.cpp's: row promptLen - 1 + i of `all` ([rows, V]) against ref[i], each within
+ * tol with argmax compared where the margin allows (checkLogitsRow), except positions whose routing made a
+ * selection closer than nearTie (margin[row]) and missed tol: those are counted, at most maxExempt.
+ */
+export function checkTeacherForced(all: Float32Array, ref: readonly Float32Array[], o: { promptLen: number; tol: number; margin: Float64Array; nearTie: number; maxExempt: number }): { worst: number; mean: number; compared: number; exempt: number } {
+  const V = ref[0].length, N = ref.length;
+  let worst = 0, sum = 0, compared = 0, exempt = 0;
+  for (let i = 0; i < N; i++) {
+    const p = o.promptLen - 1 + i;
+    const ours = all.subarray(p * V, (p + 1) * V);
+    if (relRmse(ours, ref[i]) > o.tol && o.margin[p] < o.nearTie) {
+      exempt++;
+      continue;
+    }
+    const c = checkLogitsRow(ours, ref[i], o.tol, `position ${i} (selection margin ${o.margin[p].toExponential(2)})`);
+    worst = Math.max(worst, c.err);
+    sum += c.err;
+    if (c.compared) compared++;
+  }
+  assert.ok(exempt <= o.maxExempt, `${exempt} positions exempt as selection near-ties (max ${o.maxExempt})`);
+  assert.ok(compared >= N / 2, `argmax compared at only ${compared}/${N} positions`);
+  return { worst, mean: sum / (N - exempt), compared, exempt };
+}
