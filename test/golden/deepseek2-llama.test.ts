@@ -10,7 +10,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import type { PresetName } from "../../src/gen/presets.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
-import { checkTeacherForced, relRmse, selectionBiases, selectionMargin } from "../helpers/golden.js";
+import { checkTeacherForced, marginRecorder, relRmse, selectionBiases } from "../helpers/golden.js";
 
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
@@ -48,16 +48,8 @@ for (const { preset, type, backend } of CASES) {
       const prompt = lm.tokenizer.encode(PROMPT, { parseSpecial: true });
       assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
       const tokens = [...prompt, ...ref.tokens.slice(0, N - 1)];
-      const margin = new Float64Array(tokens.length).fill(Infinity);
-      const routed = new Set<number>();
-      const onRoute = (layer: number, r: { nTokens: number }, logits: Float32Array) => {
-        routed.add(layer);
-        const E = info.nExpert;
-        for (let t = 0; t < r.nTokens; t++) {
-          const sel = lite ? { gating: "softmax" as const, k: info.nExpertUsed } : { gating: "sigmoid" as const, bias: biases.get(layer)!, k: info.nExpertUsed, nGroup: 4, nGroupUsed: 2 };
-          margin[t] = Math.min(margin[t], selectionMargin(logits.subarray(t * E, (t + 1) * E), sel));
-        }
-      };
+      const { margin, routed, onRoute } = marginRecorder(tokens.length, info.nExpert, (layer) =>
+        lite ? { gating: "softmax", k: info.nExpertUsed } : { gating: "sigmoid", bias: biases.get(layer)!, k: info.nExpertUsed, nGroup: 4, nGroupUsed: 2 });
       const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
       assert.deepEqual([...routed].sort(), [1, 2], "the MoE layers route, the dense lead layer and the MTP block do not");
       const { worst, mean, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[type], margin, nearTie: NEAR_TIE[type], maxExempt: MAX_EXEMPT });

@@ -7,7 +7,7 @@ import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
-import { checkTeacherForced, selectionBiases, selectionMargin } from "../helpers/golden.js";
+import { checkTeacherForced, marginRecorder, selectionBiases } from "../helpers/golden.js";
 
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
@@ -43,16 +43,8 @@ for (const { type, backend, groups } of CASES) {
       const prompt = lm.tokenizer.encode(PROMPT, { parseSpecial: true });
       assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
       const tokens = [...prompt, ...ref.tokens.slice(0, N - 1)];
-      const margin = new Float64Array(tokens.length).fill(Infinity);
-      const routed = new Set<number>();
-      const onRoute = (layer: number, r: { nTokens: number }, logits: Float32Array) => {
-        routed.add(layer);
-        const E = info.nExpert;
-        for (let t = 0; t < r.nTokens; t++) {
-          const m = selectionMargin(logits.subarray(t * E, (t + 1) * E), { gating: "sigmoid", bias: biases.get(layer)!, k: info.nExpertUsed, nGroup: groups ? GROUPS.nGroup : 0, nGroupUsed: GROUPS.nGroupUsed });
-          margin[t] = Math.min(margin[t], m);
-        }
-      };
+      const { margin, routed, onRoute } = marginRecorder(tokens.length, info.nExpert, (layer) =>
+        ({ gating: "sigmoid", bias: biases.get(layer)!, k: info.nExpertUsed, nGroup: groups ? GROUPS.nGroup : 0, nGroupUsed: GROUPS.nGroupUsed }));
       const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
       assert.deepEqual([...routed].sort(), [...biases.keys()].sort(), "the MoE layers route, the dense lead layer and the MTP block do not");
       const { worst, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[type], margin, nearTie: NEAR_TIE, maxExempt: MAX_EXEMPT });

@@ -82,3 +82,14 @@ export function checkTeacherForced(all: Float32Array, ref: readonly Float32Array
   assert.ok(compared >= N / 2, `argmax compared at only ${compared}/${N} positions`);
   return { worst, mean: sum / (N - exempt), compared, exempt };
 }
+
+/** An onRoute hook recording, per token row, the closest selection call of any MoE layer, and which layers routed. */
+export function marginRecorder(nTokens: number, nExpert: number, selection: (layer: number) => Parameters<typeof selectionMargin>[1]) {
+  const margin = new Float64Array(nTokens).fill(Infinity);
+  const routed = new Set<number>();
+  const onRoute = (layer: number, r: { nTokens: number }, logits: Float32Array) => {
+    routed.add(layer);
+    for (let t = 0; t < r.nTokens; t++) margin[t] = Math.min(margin[t], selectionMargin(logits.subarray(t * nExpert, (t + 1) * nExpert), selection(layer)));
+  };
+  return { margin, routed, onRoute };
+}
