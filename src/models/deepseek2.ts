@@ -88,7 +88,8 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
     ropeAttnFactor: n("rope.scaling.attn_factor", positive(1e3), { default: 1 }),
     yarnLogMul: metaNumber(md, k("rope.scaling.yarn_log_multiplier"), { default: 0 }) / 0.1, // the converter wrote 0.1·mscale_all_dim
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
-    ...readMoeHParams(md, ARCH, blocks - nNextn, "softmax"), // llama.cpp: gating 0 (absent; V2 files) is softmax
+    // llama.cpp: gating 0 (absent) is softmax (V2 files), sigmoid for GLM-4.7-Flash's 47/48 layers with 154880 tokens
+    ...readMoeHParams(md, ARCH, blocks - nNextn, (blocks - nNextn === 47 || blocks - nNextn === 48) && nVocab === 154880 ? "sigmoid" : "softmax"),
   };
   // The converter writes the MQA view of MLA: one kv head, key_length = kv_lora + rope, value_length = kv_lora.
   const nHeadKv = n("attention.head_count_kv", count(1, 1024), { default: nHead });

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PRESETS } from "../../src/gen/presets.js";
 import { architecture } from "../../src/models/registry.js";
-import { cacheBytes, ropeConstants, type HParams } from "../../src/models/deepseek2.js";
+import { cacheBytes, metadata, readHParams, ropeConstants, type HParams } from "../../src/models/deepseek2.js";
 import { LatentState } from "../../src/kv/latent.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { loadModel } from "../../src/engine/load.js";
@@ -70,4 +70,16 @@ test("deepseek2 on the wasm backend (MLA's ops through the scalar reference, war
   const ref = await logits("scalar");
   const err = relRmse(await logits("wasm"), ref);
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
+});
+
+test("expert_gating_func absent means softmax (DeepSeek-V2 files), sigmoid for GLM-4.7-Flash's shape (47 layers, 154880 tokens), as llama.cpp reads it", () => {
+  const base = PRESETS["deepseek2-tiny"].hp as HParams;
+  const gating = (hp: HParams) => {
+    const md = metadata(hp);
+    md.delete("deepseek2.expert_gating_func");
+    return readHParams(md, hp.nVocab).gating;
+  };
+  assert.equal(gating(base), "softmax");
+  assert.equal(gating({ ...base, nLayer: 47, nNextn: 0, nVocab: 154880 }), "sigmoid");
+  assert.equal(gating({ ...base, nLayer: 47, nNextn: 0 }), "softmax");
 });
