@@ -34,7 +34,7 @@ function opsFor(w: WeightUse): OpName[] {
   if (w.rank === 1 && w.name.endsWith("attn_sinks.weight")) return ["attention"];
   if (w.rank === 1 && w.name.endsWith("ffn_gate_inp_shexp.weight")) return ["matmul"];
   if (w.rank === 1) return ["rmsnorm"];
-  if (w.rank === 3) return ["matmul_heads"]; // DeepSeek's attn_k_b / attn_v_b
+  if (w.rank === 3 && !/_exps\.weight$/.test(w.name)) return ["matmul_heads"]; // DeepSeek's attn_k_b / attn_v_b (stacked experts are matrices each)
   return w.name === "token_embd.weight" ? ["embed", "matmul"] : ["matmul"];
 }
 
