@@ -54,7 +54,43 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn" | "copy" | "matmul_heads";
+
+/**
+ * llama.cpp's rope_yarn (ggml_rope_ext's freq_scale, ext_factor, attn_factor, beta_fast, beta_slow, n_ctx_orig):
+ * pair i's angle mixes the interpolated θ·freqScale and the original θ by a ramp over the YaRN correction dims
+ * [lo, hi] (weight extFactor), and cos/sin are multiplied by attnFactor, times 1 + 0.1·ln(1/freqScale) when
+ * extFactor ≠ 0. With freqScale 1, extFactor 0, attnFactor 1 it is the plain rope.
+ */
+export interface YarnParams {
+  freqScale: number;
+  extFactor: number;
+  attnFactor: number;
+  betaFast: number;
+  betaSlow: number;
+  /** rope.scaling.original_context_length. */
+  nCtxOrig: number;
+}
+
+/** Rope variants beyond the default NeoX over the first nRot values of each head. */
+export interface RopeOptions {
+  /** "neox" (default) rotates pairs (i, i + nRot/2); "norm" (llama.cpp's NORMAL: Llama, DeepSeek) pairs (2i, 2i + 1). */
+  mode?: "neox" | "norm";
+  /** First rotated value of each head (default 0; DeepSeek ropes the last nRot values of a head). */
+  offset?: number;
+  yarn?: YarnParams;
+}
+
+/** A strided copy of rows (a ggml view copied): values [src.offset + r·src.stride, + n) go to [dst.offset + r·dst.stride, + n). */
+export interface CopyParams {
+  rows: number;
+  /** Values per row. */
+  n: number;
+  src: { offset: number; stride: number };
+  dst: { offset: number; stride: number };
+  /** Round each value to f16 on the way (a store into llama.cpp's f16 cache, or the f16 conversion of an operand). */
+  roundF16?: boolean;
+}
 
 export interface AttentionParams {
   /** Query rows in this batch. */
@@ -70,6 +106,13 @@ export interface AttentionParams {
    * and weights no value: p_j = exp(s_j - m) / (Σ_i exp(s_i - m) + exp(sink_h - m)), m = max(max_i s_i, sink_h).
    */
   sinks?: Float32Array | Weight;
+  /**
+   * Values per head taken from the front of each V head row (default headDim): MLA reads V as a prefix view of
+   * its K rows (DeepSeek: vCache is kCache, 512 of each 576); out is then [T, nHead * vDim].
+   */
+  vDim?: number;
+  /** Round the normalised probabilities to f16 before they weight V, as llama.cpp's V product over its f16 cache does. */
+  f16Probs?: boolean;
 }
 
 export interface Backend {
@@ -107,7 +150,14 @@ export interface Backend {
    * values of each head rotate (default all; GLM-4.5 ropes 64 of 128), as pairs (i, i + nRot/2) at angle
    * pos * freqBase^(-2i/nRot); the rest pass through.
    */
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number): void;
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number, opts?: RopeOptions): void;
+  /** Strided row copy out <- x (see CopyParams); out and x must not overlap. */
+  copy(out: Buf, x: Buf, p: CopyParams): void;
+  /**
+   * A 3-D weight applied per head (ggml_mul_mat broadcast over ne2; DeepSeek's attn_k_b / attn_v_b):
+   * w of shape [K, N, nHead], x[T, nHead, K] -> out[T, nHead, N] with out[t, h] = W_h · x[t, h].
+   */
+  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void;
   /** Copy k, v rows [T, kvDim] into cache rows [startPos, startPos + T). */
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void;
   /** Causal grouped-query attention of q[T, nHead, headDim] against the cache; out[T, nHead * headDim]. */
@@ -191,8 +241,14 @@ export abstract class DelegatingBackend implements Backend {
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     this.ref.rmsNorm(out, x, w, eps, rowLen, nRows);
   }
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number): void {
-    this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot?: number, opts?: RopeOptions): void {
+    this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
+  }
+  copy(out: Buf, x: Buf, p: CopyParams): void {
+    this.ref.copy(out, x, p);
+  }
+  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    this.ref.matmulHeads(out, w, x, nTokens);
   }
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
     this.ref.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
@@ -272,6 +328,43 @@ export function weightDims(w: { name: string; shape: readonly number[] }): { k: 
   if (w.shape.length === 1) return { k: w.shape[0], n: 1 };
   if (w.shape.length !== 2) throw new Error(`weight '${w.name}' is not 1-D or 2-D: shape [${w.shape.join(", ")}]`);
   return { k: w.shape[0], n: w.shape[1] };
+}
+
+/** [K, N, nHead] of a 3-D weight applied per head (matmulHeads); refuses another rank. */
+export function heads3d(w: { name: string; shape: readonly number[] }): [number, number, number] {
+  if (w.shape.length !== 3) throw new Error(`weight '${w.name}' is not 3-D: shape [${w.shape.join(", ")}]`);
+  return [w.shape[0], w.shape[1], w.shape[2]];
+}
+
+/** Whether rope options ask for no more than NeoX over each head's first nRot values (what the fast kernels run). */
+export function ropeIsPlain(o?: RopeOptions): boolean {
+  return !o || ((o.mode ?? "neox") === "neox" && !o.offset && !o.yarn);
+}
+
+/**
+ * cos/sin of pair i's angle at position p, as ggml's rope_yarn computes them (ggml_rope_yarn_corr_dims for the
+ * ramp's ends, rounded outward: floor / ceil); without yarn, plain θ = p·base^(−2i/nRot).
+ */
+export function ropeAngles(nRot: number, freqBase: number, yarn?: YarnParams): (p: number, i: number) => { cos: number; sin: number } {
+  if (!yarn) {
+    return (p, i) => {
+      const th = p * Math.pow(freqBase, (-2 * i) / nRot);
+      return { cos: Math.cos(th), sin: Math.sin(th) };
+    };
+  }
+  const { freqScale: fs, extFactor: ext, attnFactor } = yarn;
+  const corr = (beta: number) => (nRot * Math.log(yarn.nCtxOrig / (beta * 2 * Math.PI))) / (2 * Math.log(freqBase));
+  const lo = Math.max(0, Math.floor(corr(yarn.betaFast))), hi = Math.min(nRot - 1, Math.ceil(corr(yarn.betaSlow)));
+  const mscale = ext !== 0 ? attnFactor * (1 + 0.1 * Math.log(1 / fs)) : attnFactor;
+  return (p, i) => {
+    const thExt = p * Math.pow(freqBase, (-2 * i) / nRot);
+    let th = fs * thExt;
+    if (ext !== 0) {
+      const mix = (1 - Math.min(1, Math.max(0, (i - lo) / Math.max(0.001, hi - lo)))) * ext;
+      th = th * (1 - mix) + thExt * mix;
+    }
+    return { cos: Math.cos(th) * mscale, sin: Math.sin(th) * mscale };
+  };
 }
 
 /**

@@ -26,13 +26,15 @@ const typeName = (t: number) => {
 /**
  * What each weight is used for: matrices are multiplied (token_embd is also embedded); vectors scale norms,
  * except GGUF's `*.bias` vectors, added to rows (add_rows: asked only of models that have biases, which is why
- * it is not in LAYER_OPS), attention sinks, read by attention, and the shared-expert gate vector, a one-row matmul.
+ * it is not in LAYER_OPS), attention sinks, read by attention, and the shared-expert gate vector, a one-row matmul;
+ * 3-D matrices are applied per head.
  */
 function opsFor(w: WeightUse): OpName[] {
   if (w.rank === 1 && w.name.endsWith(".bias")) return ["add_rows"];
   if (w.rank === 1 && w.name.endsWith("attn_sinks.weight")) return ["attention"];
   if (w.rank === 1 && w.name.endsWith("ffn_gate_inp_shexp.weight")) return ["matmul"];
   if (w.rank === 1) return ["rmsnorm"];
+  if (w.rank === 3 && !/_exps\.weight$/.test(w.name)) return ["matmul_heads"]; // DeepSeek's attn_k_b / attn_v_b (stacked experts are matrices each)
   return w.name === "token_embd.weight" ? ["embed", "matmul"] : ["matmul"];
 }
 

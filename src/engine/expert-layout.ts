@@ -7,3 +7,9 @@ export function expertLayout(file: GGUFFile): ExpertTensorLayout {
   const { arch, hp } = readArchitecture(file);
   return arch.tensors(hp).experts;
 }
+
+/** The tensors the file's architecture declares and never reads (an MTP block). */
+export function unusedTensors(file: GGUFFile): ReadonlySet<string> {
+  const { arch, hp } = readArchitecture(file);
+  return new Set(arch.tensors(hp).unused.map((t) => t.name));
+}

@@ -5,7 +5,7 @@ import { packModel as packExperts, verifyPack as verifyRecords, type PackOptions
 import { ExpertStore } from "../experts/store.js";
 import { openGGUF } from "../format/gguf/read.js";
 import { engineChecksums } from "./checksums.js";
-import { expertLayout } from "./expert-layout.js";
+import { expertLayout, unusedTensors } from "./expert-layout.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors, readArchitecture } from "./model-check.js";
 
 export type { PackResult };
@@ -36,9 +36,9 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
   return verifyRecords(dir, engineChecksums());
 }
 
-/** Packs a GGUF into a model directory, its experts laid out as the file's architecture declares. */
+/** Packs a GGUF into a model directory, its experts laid out as the file's architecture declares, tensors it never reads (MTP blocks) left out. */
 export function packModel(srcGguf: string, outDir: string, opts: Omit<PackOptions, "experts"> = {}): Promise<PackResult> {
-  return packExperts(srcGguf, outDir, { ...opts, experts: expertLayout });
+  return packExperts(srcGguf, outDir, { ...opts, experts: expertLayout, unused: unusedTensors });
 }
 
 /** Bytes of every expert record of a packed model directory. */

@@ -21,6 +21,8 @@ import { ExpertStore, fileIdentity } from "./store.js";
 export interface PackOptions {
   /** Each layer's stacked expert tensors; the engine passes the architecture's expertTensors(hp, i) for every layer. */
   experts: (file: GGUFFile) => ExpertTensorLayout;
+  /** Tensors the model never reads (an MTP block): left out of dense.gguf. */
+  unused?: (file: GGUFFile) => ReadonlySet<string>;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** Re-read every record and check its crc32c before the directory is renamed into place. */
   verify?: boolean;
@@ -64,7 +66,8 @@ export async function packModel(srcGguf: string, outDirArg: string, opts: PackOp
     checkTensorLayout(file); // a tensor whose type disagrees with its bytes would be sliced into wrong records
     const planned = planExpertLayers(file, opts.experts(file));
     const expertNames = new Set(planned.flatMap((p) => p.sources.map((t) => t.name)));
-    const dense = file.tensors.filter((t) => !expertNames.has(t.name));
+    const unused = opts.unused?.(file) ?? new Set<string>();
+    const dense = file.tensors.filter((t) => !expertNames.has(t.name) && !unused.has(t.name));
     const denseBytes = dense.reduce((s, t) => s + t.byteLength, 0);
     const expertBytes = planned.reduce((s, p) => s + p.sources.reduce((a, t) => a + t.byteLength, 0), 0);
     let done = 0;

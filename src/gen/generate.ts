@@ -134,7 +134,8 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0);
   arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
 
-  const shapes = fileTensors(arch, hp, withOutput);
+  const optional = new Set(arch.tensors(hp).dense.filter((t) => t.optional).map((t) => t.name));
+  const shapes = fileTensors(arch, hp, withOutput).filter((t) => !(optional.has(t.name) && preset.without?.test(t.name)));
   const expertNames = new Set(arch.tensors(hp).experts.flatMap((parts) => Object.values(parts ?? {}).map((t) => t.name)));
   const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
   const total = shapes.reduce((a, t) => a + values(t.shape), 0);

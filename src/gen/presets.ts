@@ -1,5 +1,7 @@
 // Model shapes the generator can write: a registered architecture and its hyperparameters. tiny and a3b*
-// are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture.
+// are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture;
+// deepseek2-* and deepseek-v3-* are DeepSeek's (MLA).
+import type { HParams as DeepSeek2HParams } from "../models/deepseek2.js";
 import type { HParams as Glm4MoeHParams } from "../models/glm4moe.js";
 import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 import { QWEN3_VOCAB_SIZE } from "../tokenizer/qwen3-vocab.js";
@@ -13,6 +15,8 @@ export interface Preset<HP = unknown> {
   hp: HP;
   /** Share token_embd as the output projection (no output.weight), as small models often do. */
   tiedEmbeddings: boolean;
+  /** Optional tensors the file leaves out, as the real model's files do (DeepSeek-V2 has no exp_probs_b). */
+  without?: RegExp;
 }
 
 export interface Qwen3MoePreset extends Preset<Qwen3MoeHParams> {
@@ -69,13 +73,62 @@ const glm45: Glm4MoePreset = {
   tiedEmbeddings: false,
 };
 
+export interface DeepSeek2Preset extends Preset<DeepSeek2HParams> {
+  arch: "deepseek2";
+}
+
+// DeepSeek-V3's structure at tiny size: q-lora, a 288-wide latent row (kv_lora 256 + rope 32; heads of nope 64 +
+// rope 32 keys, 64 values), YaRN x40 over an original 4096 context with mscale_all_dim 1, a leading dense layer,
+// then two MoE layers of sigmoid routing with a selection bias, 4 groups of which 2 are used, renormalised, x2.5,
+// one shared expert; and a trailing MTP block as GLM-4.7-Flash's files (same arch) carry. Rows are multiples of 256
+// for the K-quants except attn_k_b's 64 (real files keep it Q8_0 / F16 too).
+const dsTiny: DeepSeek2Preset = {
+  arch: "deepseek2",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 163840, nEmbd: 256, nLayer: 3, nNextn: 1, nHead: 4, qLoraRank: 256, kvLoraRank: 256, nRot: 32,
+    headDimK: 96, headDimV: 64, nDenseLead: 1, nFf: 512, nExpert: 16, nExpertUsed: 4, nFfExp: 256, nExpertShared: 1, nGroup: 4, nGroupUsed: 2,
+    gating: "sigmoid", expertWeightsNorm: true, expertWeightsScale: 2.5, ropeFreqBase: 10000, ropeScaling: "yarn", ropeScale: 40, ropeOrigCtx: 4096,
+    ropeAttnFactor: 1, yarnLogMul: 1, rmsEps: 1e-6,
+  },
+  tiedEmbeddings: true,
+};
+
+// DeepSeek-V2-Lite's structure at tiny size: no q-lora (a plain attn_q), softmax routing without selection bias,
+// groups or renormalisation, two shared experts, YaRN x40 with V2-Lite's mscale = mscale_all_dim = 0.707.
+const dsLiteTiny: DeepSeek2Preset = {
+  arch: "deepseek2",
+  hp: {
+    ...dsTiny.hp, nNextn: 0, qLoraRank: 0, nExpertShared: 2, nGroup: 0, nGroupUsed: 0, gating: "softmax", expertWeightsNorm: false, expertWeightsScale: 1,
+    yarnLogMul: 0.707,
+  },
+  tiedEmbeddings: true,
+  without: /exp_probs_b/,
+};
+
+// DeepSeek-V3 (671B) per-layer dimensions: 7168 wide, 128 heads (q-lora 1536, kv-lora 512, rope 64, nope 128,
+// values 128), 256 experts of 2048 (8 used, 8 groups of which 4), one shared; its first dense layer (18432 wide)
+// and 3 of its 58 MoE layers, for the stream bench (the vocabulary is the generator's Qwen3 one, not V3's 129280).
+const dsV3: DeepSeek2Preset = {
+  arch: "deepseek2",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 163840, nEmbd: 7168, nLayer: 61, nNextn: 0, nHead: 128, qLoraRank: 1536, kvLoraRank: 512, nRot: 64,
+    headDimK: 192, headDimV: 128, nDenseLead: 3, nFf: 18432, nExpert: 256, nExpertUsed: 8, nFfExp: 2048, nExpertShared: 1, nGroup: 8, nGroupUsed: 4,
+    gating: "sigmoid", expertWeightsNorm: true, expertWeightsScale: 2.5, ropeFreqBase: 10000, ropeScaling: "yarn", ropeScale: 40, ropeOrigCtx: 4096,
+    ropeAttnFactor: 1, yarnLogMul: 1, rmsEps: 1e-6,
+  },
+  tiedEmbeddings: false,
+};
+
 export const PRESETS = {
   tiny,
   "a3b-8L": { ...a3b, hp: { ...a3b.hp, nLayer: 8 } },
   a3b,
   "glm4moe-tiny": glmTiny,
   "glm45-8L": { ...glm45, hp: { ...glm45.hp, nLayer: 8, nNextn: 0 } },
-} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset>;
+  "deepseek2-tiny": dsTiny,
+  "deepseek2-lite-tiny": dsLiteTiny,
+  "deepseek-v3-4L": { ...dsV3, hp: { ...dsV3.hp, nLayer: 4, nDenseLead: 1 } },
+} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset>;
 
 export type PresetName = keyof typeof PRESETS;
 

@@ -145,6 +145,8 @@ export class WeightRecipes {
       case "attn_norm":
       case "ffn_norm":
       case "post_attention_norm": // GLM's pre-FFN norm
+      case "attn_q_a_norm": // DeepSeek's low-rank q and kv latent norms
+      case "attn_kv_a_norm":
         return gain(1);
       case "attn_q.bias":
       case "attn_k.bias":

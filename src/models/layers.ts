@@ -301,6 +301,44 @@ export async function forwardPass(be: Backend, pool: ScratchPool, tokens: Int32A
   }
 }
 
+/** One layer of a pre-norm decoder: its two norms and the sub-blocks that read the normed rows h and write y. */
+export interface DecoderLayer {
+  attnNorm: Weight;
+  attention(y: Buf, h: Buf): Promise<void>;
+  ffnNorm: Weight;
+  /** x is the residual stream (for router lookahead). */
+  ffn(y: Buf, h: Buf, x: Buf): Promise<void>;
+}
+
+/**
+ * The pre-norm decoder: x = embed(tokens); per layer x += attention(rmsnorm(x)), x += ffn(rmsnorm(x)); then the
+ * output head. Intermediates go to the trace hook under llama.cpp's names (the FFN norm's as `ffnNormName`).
+ */
+export async function decoderStack(f: Pass, tokens: Int32Array, cache: ModelCache, opts: ForwardOptions, p: {
+  embd: Weight; output: { norm: Weight; output: Weight }; eps: number; nLayer: number; ffnNormName: string; layer(il: number): DecoderLayer;
+}): Promise<Float32Array> {
+  const { be } = f;
+  const T = tokens.length, D = p.embd.shape[0], eps = p.eps;
+  const x = f.buf("x", T * D); // residual stream [T, D]
+  const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
+  const y = f.buf("y", T * D); // a sub-block's output [T, D]
+  be.embed(x, p.embd, tokens);
+  for (let il = 0; il < p.nLayer; il++) {
+    const L = p.layer(il);
+    be.rmsNorm(h, x, L.attnNorm, eps, D, T);
+    await f.cb("attn_norm", il, h);
+    await L.attention(y, h);
+    be.add(x, x, y, T * D);
+    await f.cb("ffn_inp", il, x);
+    be.rmsNorm(h, x, L.ffnNorm, eps, D, T);
+    await f.cb(p.ffnNormName, il, h);
+    await L.ffn(y, h, x);
+    be.add(x, x, y, T * D);
+    await f.cb("l_out", il, x);
+  }
+  return outputLogits(f, x, p.output, eps, cache, opts.logits);
+}
+
 /** The output head over the residual stream x[T, D]: final norm, projection, host read of the last row's or all rows' logits; the cache absorbs the call. */
 export async function outputLogits(f: Pass, x: Buf, w: { norm: Weight; output: Weight }, eps: number, cache: ModelCache, which: ForwardOptions["logits"]): Promise<Float32Array> {
   const { be, nTokens: T } = f;

@@ -2,6 +2,7 @@
 // that knows them all.
 import { ModelError } from "../util/errors.js";
 import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
+import * as deepseek2 from "./deepseek2.js";
 import * as glm4moe from "./glm4moe.js";
 import * as qwen3moe from "./qwen3moe.js";
 import { bindTensors, collectTensors, type DeclareWeights } from "./tensors.js";
@@ -35,6 +36,7 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
 const ARCHITECTURES: Record<string, Architecture> = {
   [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
   [glm4moe.ARCH]: define({ ...glm4moe, create: (hp, w, ctx) => new glm4moe.Glm4Moe(hp, w, ctx) }),
+  [deepseek2.ARCH]: define({ ...deepseek2, create: (hp, w, ctx) => new deepseek2.DeepSeek2(hp, w, ctx) }),
 };
 
 export function architecture(name: string): Architecture {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { HostWeight } from "../../src/backends/backend.js";
 import { F32, Q8_0 } from "../../src/quant/index.js";
+import { roundToF16 } from "../../src/util/f16.js";
 
 const be = new ScalarBackend();
 const f32w = (name: string, shape: number[], values: number[]): HostWeight => ({ name, type: F32.type, shape, bytes: new Uint8Array(Float32Array.from(values).buffer) });
@@ -159,4 +160,95 @@ test("embed reads token rows and refuses ids out of range", async () => {
   be.embed(out, table, Int32Array.of(2, 0));
   close(await be.read(out), [20, 21, 0, 1]);
   assert.throws(() => be.embed(out, table, Int32Array.of(3)), /token id 3 out of range/);
+});
+
+test("rope NORM mode with an offset: pairs (off + 2i, off + 2i + 1) rotate, values before the offset pass through", async () => {
+  // One head of 6 values, nRot 4 from offset 2 (DeepSeek ropes a head's last values), position 1.
+  const x = buf([1, 2, 3, 4, 5, 6]);
+  be.rope(x, Int32Array.of(1), 1, 6, 10000, 4, { mode: "norm", offset: 2 });
+  const [c0, s0, c1, s1] = [Math.cos(1), Math.sin(1), Math.cos(0.01), Math.sin(0.01)];
+  close(await be.read(x), [1, 2, 3 * c0 - 4 * s0, 3 * s0 + 4 * c0, 5 * c1 - 6 * s1, 5 * s1 + 6 * c1]);
+  assert.throws(() => be.rope(x, Int32Array.of(1), 1, 6, 10000, 4, { offset: 4 }), /from offset 4/);
+});
+
+/**
+ * ggml's rope_yarn written out in f32 as ops.cpp computes it (theta advanced by repeated multiplication,
+ * ggml_rope_yarn_corr_dims for the ramp ends): the independent oracle for the reference's YaRN angles.
+ */
+function ggmlYarnCache(p: number, nDims: number, base: number, y: { freqScale: number; extFactor: number; attnFactor: number; betaFast: number; betaSlow: number; nCtxOrig: number }): number[] {
+  const f = Math.fround;
+  const corrDim = (b: number) => f((nDims * Math.log(y.nCtxOrig / (b * 2 * Math.PI))) / (2 * Math.log(base)));
+  const lo = Math.max(0, Math.floor(corrDim(y.betaFast))), hi = Math.min(nDims - 1, Math.ceil(corrDim(y.betaSlow)));
+  const thetaScale = f(Math.pow(base, -2 / nDims));
+  const out: number[] = [];
+  let theta = f(p);
+  for (let i0 = 0; i0 < nDims; i0 += 2) {
+    const interp = f(y.freqScale * theta);
+    let th = interp, mscale = y.attnFactor;
+    if (y.extFactor !== 0) {
+      const ramp = (1 - Math.min(1, Math.max(0, (i0 / 2 - lo) / Math.max(0.001, hi - lo)))) * y.extFactor;
+      th = f(interp * (1 - ramp) + theta * ramp);
+      mscale = f(mscale * f(1 + 0.1 * Math.log(1 / y.freqScale)));
+    }
+    out.push(f(Math.cos(th) * mscale), f(Math.sin(th) * mscale));
+    theta = f(theta * thetaScale);
+  }
+  return out;
+}
+
+test("rope YaRN (DeepSeek-V3's factor 40 over 64 dims): cos/sin as ggml's rope_yarn computes them, on NORM pairs", async () => {
+  const nRot = 64, base = 10000;
+  const yarn = { freqScale: 1 / 40, extFactor: 1, attnFactor: 1 / (1 + 0.1 * Math.log(40)), betaFast: 32, betaSlow: 1, nCtxOrig: 4096 };
+  // Unit vectors (1, 0) per pair: the rotated pair is (cos, sin) · mscale, the cache ggml builds.
+  for (const p of [0, 1, 7, 300, 5000]) {
+    const x = buf(Array.from({ length: nRot }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+    be.rope(x, Int32Array.of(p), 1, nRot, base, nRot, { mode: "norm", yarn });
+    close(await be.read(x), ggmlYarnCache(p, nRot, base, yarn), 2e-5 * Math.max(1, p / 100));
+  }
+  // The ramp ends for V3: dims [10, 23]; pair 5 (below lo) keeps the original angle, pair 28 (above hi) is interpolated.
+  const x = buf(Array.from({ length: nRot }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+  be.rope(x, Int32Array.of(3), 1, nRot, base, nRot, { mode: "norm", yarn });
+  const r = await be.read(x), m = yarn.attnFactor * (1 + 0.1 * Math.log(40));
+  close([r[10], r[56]], [Math.cos(3 * Math.pow(base, -10 / 64)) * m, Math.cos((3 / 40) * Math.pow(base, -56 / 64)) * m], 1e-6);
+  assert.ok(Math.abs(m - 1) < 1e-6, "V3's attn factor cancels the YaRN magnitude: cos/sin gain 1");
+  // extFactor 0 is linear scaling: θ·freqScale for every pair, gain attnFactor alone.
+  const lin = buf([1, 0, 1, 0]);
+  be.rope(lin, Int32Array.of(10), 1, 4, base, 4, { mode: "norm", yarn: { ...yarn, extFactor: 0, attnFactor: 2 } });
+  close(await be.read(lin), [2 * Math.cos(10 / 40), 2 * Math.sin(10 / 40), 2 * Math.cos(0.1 / 40), 2 * Math.sin(0.1 / 40)]);
+});
+
+test("copy: strided rows, offsets on both sides, optional rounding to f16", async () => {
+  const x = buf([1, 2, 3, 4, 5, 6]); // 2 rows of 3
+  const out = buf(new Array(8).fill(0)); // 2 rows of 4
+  be.copy(out, x, { rows: 2, n: 2, src: { offset: 1, stride: 3 }, dst: { offset: 1, stride: 4 } });
+  close(await be.read(out), [0, 2, 3, 0, 0, 5, 6, 0]);
+  const y = buf([1 + 2 ** -12, 1000.3]);
+  be.copy(out, y, { rows: 1, n: 2, src: { offset: 0, stride: 2 }, dst: { offset: 0, stride: 2 }, roundF16: true });
+  close((await be.read(out)).subarray(0, 2), [1, 1000.5], 0); // f16 spacing: 2^-10 at 1, 0.5 at 1000
+  assert.throws(() => be.copy(out, x, { rows: 2, n: 3, src: { offset: 1, stride: 3 }, dst: { offset: 0, stride: 4 } }), /overrun/);
+});
+
+test("matmulHeads: each head's slice of a [K, N, H] weight times that head's input", async () => {
+  // K 2, N 2, H 2: head 0 = [[1, 0], [0, 1]] (identity), head 1 = [[1, 1], [2, -1]].
+  const w = be.upload(f32w("blk.0.attn_k_b.weight", [2, 2, 2], [1, 0, 0, 1, 1, 1, 2, -1]));
+  const x = buf([3, 4, 5, 6, /* t1 */ 1, 2, 0, 1]); // [T 2, H 2, K 2]
+  const out = be.alloc(8);
+  be.matmulHeads(out, w, x, 2);
+  close(await be.read(out), [3, 4, 11, 4, /* t1 */ 1, 2, 1, -1]);
+});
+
+test("attention with vDim < headDim: V is each kv head row's first vDim values (MLA's prefix view of K)", async () => {
+  // 1 kv head of 3 values [v0, v1, rope], 2 positions, 1 query head; V = the first 2.
+  const kv = buf([1, 0, 0, /* pos 1 */ 0, 2, 1]);
+  const q = buf([0, 0, 1]);
+  const out = be.alloc(2);
+  be.attention(out, q, kv, kv, { nTokens: 1, startPos: 1, nHead: 1, nHeadKv: 1, headDim: 3, vDim: 2, scale: 0.5 });
+  // scores: pos 0 -> 0, pos 1 -> 1 * 0.5; softmax weights.
+  const [a, b] = [1, Math.exp(0.5)];
+  close(await be.read(out), [a / (a + b), (2 * b) / (a + b)]);
+  // f16Probs: the probabilities are rounded to f16 before they weight V (llama.cpp's f16 V product).
+  be.attention(out, q, kv, kv, { nTokens: 1, startPos: 1, nHead: 1, nHeadKv: 1, headDim: 3, vDim: 2, scale: 0.5, f16Probs: true });
+  const [pa, pb] = [roundToF16(a / (a + b)), roundToF16(b / (a + b))];
+  assert.notEqual(pa, a / (a + b), "the case rounds");
+  close(await be.read(out), [pa, 2 * pb], 1e-7);
 });

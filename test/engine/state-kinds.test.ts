@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
+import { argmax, greedy } from "../helpers/greedy.js";
 import { FormatError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
@@ -21,24 +22,6 @@ test.after(async () => {
   await lm?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function argmax(l: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
-  return best;
-}
-
-/** Greedy steps from the logits in hand: each chosen token is fed back; returns the tokens and each step's logits. */
-async function greedy(s: Session, logits: Float32Array, n: number): Promise<{ tokens: number[]; logits: Float32Array[] }> {
-  const tokens: number[] = [], seen: Float32Array[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = argmax(logits);
-    tokens.push(t);
-    logits = await s.eval([t]);
-    seen.push(logits);
-  }
-  return { tokens, logits: seen };
-}
 
 test("save after a prompt, load into a fresh session: its continuation equals the uninterrupted one bit for bit", async () => {
   const prompt = lm.tokenizer.encode("The state of every layer, saved and loaded");

@@ -5,11 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { getTensor } from "../../src/format/gguf/accessors.js";
-import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { llamaGreedy } from "../helpers/llama.js";
-import { checkLogitsRow, relRmse } from "../helpers/golden.js";
+import { checkTeacherForced, marginRecorder, selectionBiases } from "../helpers/golden.js";
 
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
@@ -32,38 +30,6 @@ const CASES: { type: string; backend: "scalar" | "native"; groups?: boolean }[] 
   { type: "F16", backend: "scalar", groups: true }, // the group-limited top-k DeepSeek-V3 uses, through the same route
 ];
 
-/** Each MoE layer's exp_probs_b from the file. */
-async function selectionBiases(path: string, nLayer: number): Promise<Map<number, Float32Array>> {
-  const file = await openGGUF(path);
-  try {
-    const out = new Map<number, Float32Array>();
-    for (let l = 0; l < nLayer; l++) {
-      const t = file.tensors.find((x) => x.name === `blk.${l}.exp_probs_b.bias`);
-      if (t) out.set(l, new Float32Array((await readTensorBytes(file, getTensor(file, t.name))).slice().buffer));
-    }
-    return out;
-  } finally {
-    await file.source.close();
-  }
-}
-
-/** The closest call selection made for one token: kept vs dropped group, and k-th vs (k+1)-th eligible expert. */
-function selectionMargin(logits: Float32Array, bias: Float32Array, k: number, nGroup: number, nGroupUsed: number): number {
-  const sel = Array.from(logits, (l, e) => 1 / (1 + Math.exp(-l)) + bias[e]);
-  const desc = (v: number[]) => [...v].sort((a, b) => b - a);
-  let margin = Infinity;
-  let eligible = sel;
-  if (nGroup > 1) {
-    const per = sel.length / nGroup;
-    const gs = Array.from({ length: nGroup }, (_, g) => desc(sel.slice(g * per, (g + 1) * per)).slice(0, 2).reduce((a, b) => a + b, 0));
-    const kept = desc(gs)[nGroupUsed - 1];
-    margin = kept - desc(gs)[nGroupUsed];
-    eligible = sel.filter((_, e) => gs[Math.floor(e / per)] >= kept);
-  }
-  const s = desc(eligible);
-  return Math.min(margin, s[k - 1] - s[k]);
-}
-
 for (const { type, backend, groups } of CASES) {
   const label = `${type}${groups ? `, ${GROUPS.nGroup} expert groups / ${GROUPS.nGroupUsed} used` : ""} (${backend})`;
   test(`glm4moe tiny ${label}: tokenization and teacher-forced logits match llama.cpp`, async () => {
@@ -77,33 +43,11 @@ for (const { type, backend, groups } of CASES) {
       const prompt = lm.tokenizer.encode(PROMPT, { parseSpecial: true });
       assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
       const tokens = [...prompt, ...ref.tokens.slice(0, N - 1)];
-      const margin = new Float64Array(tokens.length).fill(Infinity);
-      const routed = new Set<number>();
-      const onRoute = (layer: number, r: { nTokens: number }, logits: Float32Array) => {
-        routed.add(layer);
-        const E = info.nExpert;
-        for (let t = 0; t < r.nTokens; t++) {
-          const m = selectionMargin(logits.subarray(t * E, (t + 1) * E), biases.get(layer)!, info.nExpertUsed, groups ? GROUPS.nGroup : 0, GROUPS.nGroupUsed);
-          margin[t] = Math.min(margin[t], m);
-        }
-      };
+      const { margin, routed, onRoute } = marginRecorder(tokens.length, info.nExpert, (layer) =>
+        ({ gating: "sigmoid", bias: biases.get(layer)!, k: info.nExpertUsed, nGroup: groups ? GROUPS.nGroup : 0, nGroupUsed: GROUPS.nGroupUsed }));
       const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
       assert.deepEqual([...routed].sort(), [...biases.keys()].sort(), "the MoE layers route, the dense lead layer and the MTP block do not");
-      const V = info.nVocab;
-      let worst = 0, compared = 0, exempt = 0;
-      for (let i = 0; i < N; i++) {
-        const p = prompt.length - 1 + i;
-        const ours = all.subarray(p * V, (p + 1) * V);
-        if (relRmse(ours, ref.logits[i]) > TOL[type] && margin[p] < NEAR_TIE) {
-          exempt++;
-          continue;
-        }
-        const c = checkLogitsRow(ours, ref.logits[i], TOL[type], `position ${i} (selection margin ${margin[p].toExponential(2)})`);
-        worst = Math.max(worst, c.err);
-        if (c.compared) compared++;
-      }
-      assert.ok(exempt <= MAX_EXEMPT, `${exempt} positions exempt as selection near-ties (max ${MAX_EXEMPT})`);
-      assert.ok(compared >= N / 2, `argmax compared at only ${compared}/${N} positions`);
+      const { worst, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[type], margin, nearTie: NEAR_TIE, maxExempt: MAX_EXEMPT });
       console.log(`# glm4moe ${label}: worst relative RMSE ${worst.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} selection near-tie positions exempt`);
     } finally {
       await lm.close();

@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { FullAttentionState, fullAttention } from "../../src/kv/full-attention.js";
 import { ModelCache, type LayerState } from "../../src/kv/state.js";
+import { LatentState, latent } from "../../src/kv/latent.js";
+import { roundToF16 } from "../../src/util/f16.js";
 
 const be = new ScalarBackend();
 const KV = 6, CTX = 10;
@@ -148,4 +150,33 @@ test("ModelCache refuses truncating to the middle when one layer cannot, naming 
   c.truncate(0);
   assert.equal(c.length, 0);
   assert.deepEqual(c.layers.map((l) => l.length), [0, 0, 0]);
+});
+
+test("LatentState: bounds, f16 save (2 bytes a value) and load at an odd byte offset restore the rows in use exactly", async () => {
+  const W = 9; // kv_lora_rank + rope of a tiny MLA model
+  const a = new LatentState(be, CTX, W);
+  assert.equal(a.kind, "latent");
+  assert.equal(a.bytes, LatentState.bytesFor(CTX, W));
+  // Values as the model stores them: already rounded to f16 (exactly representable), with a subnormal and signs.
+  const vals = Float32Array.from({ length: CTX * W }, (_, i) => roundToF16((i % 2 ? -1 : 1) * (0.001 + i * 0.37)));
+  vals[3] = roundToF16(3e-6);
+  be.write(a.kv, vals);
+  a.advance(6);
+  assert.throws(() => a.advance(5), RangeError);
+  assert.equal(a.canTruncate(7), false);
+  const bytes = await a.save();
+  assert.equal(bytes.byteLength, 2 * 6 * W);
+  assert.equal(a.savedBytes(6), bytes.byteLength);
+  const shifted = new Uint8Array(bytes.byteLength + 1).subarray(1);
+  shifted.set(bytes);
+  const b = new LatentState(be, CTX, W);
+  b.load(shifted, 6);
+  assert.equal(b.length, 6);
+  assert.deepEqual((await be.read(b.kv)).subarray(0, 6 * W), vals.subarray(0, 6 * W));
+  assert.throws(() => b.load(bytes, 5), /needs 90 bytes, got 108/);
+  assert.throws(() => b.load(new Uint8Array(2 * 11 * W), 11), /does not fit 10/);
+  b.truncate(2);
+  assert.equal(b.length, 2);
+  assert.throws(() => latent(new FullAttentionState(be, CTX, KV)), /expected a latent \(MLA\) layer state, got 'full'/);
+  assert.equal(latent(b), b);
 });

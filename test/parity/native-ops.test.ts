@@ -7,7 +7,7 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { AttentionParams, Backend } from "../../src/backends/backend.js";
 import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_NL, Q4_1, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { needNative, randomValues, randomWeight, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
+import { needNative, randomValues, randomWeight, owned, bufOf, everyKernelLevel, perExpertMoe, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 /** A weight of f's type from values (F32 bytes at an odd offset: the addon must not assume alignment). */
@@ -367,4 +367,42 @@ test("native allocHost: zeroed weight memory of the requested size, on huge page
     assert.equal(addon.adviseHugePages(big), 0, "allocHost hands out memory starting at a 2 MiB boundary");
     assert.equal(addon.adviseHugePages(new Uint8Array(4096)), -1, "no whole 2 MiB page in 4 KiB");
   }
+});
+
+test("native matmulHeads (per-head slices of a 3-D weight, DeepSeek's k_b / v_b) matches the scalar backend; YaRN / NORM rope and vDim attention hand over bit for bit", async (t) => {
+  needNative();
+  const scalar = new ScalarBackend(), be = new NativeBackend();
+  let worst = 0;
+  for (const f of [F32, F16, Q8_0, Q4_K]) {
+    for (const [k, n, H, T] of [[256, 40, 3, 1], [256, 24, 4, 5], [512, 16, 2, 3]]) {
+      const w2 = randomWeight(f, k, n * H, `heads-${f.name}-${k}-${n}-${H}`);
+      const w = { ...w2, shape: [k, n, H] };
+      const x = randomValues(T * H * k, `heads-x-${k}-${T}`, 2);
+      const run = async (b: Backend) => {
+        const o = b.alloc(T * H * n);
+        b.matmulHeads(o, b.upload(owned(w)), bufOf(b, x), T);
+        return b.read(o);
+      };
+      const e = nmse(await run(be), await run(scalar));
+      worst = Math.max(worst, e);
+      assert.ok(e < MATMUL_TOL[f.name], `${f.name} [${k}, ${n}, ${H}] T ${T}: nmse ${e.toExponential(2)}`);
+    }
+  }
+  t.diagnostic(`matmulHeads worst nmse ${worst.toExponential(2)}`);
+  const pos = Int32Array.of(3, 4, 9);
+  const yarn = { freqScale: 1 / 40, extFactor: 1, attnFactor: 0.73, betaFast: 32, betaSlow: 1, nCtxOrig: 4096 };
+  const x = randomValues(3 * 2 * 96, "yarn-x");
+  const rope = async (b: Backend) => {
+    const xb = bufOf(b, x);
+    b.rope(xb, pos, 2, 96, 10000, 64, { mode: "norm", offset: 32, yarn });
+    return b.read(xb);
+  };
+  assert.ok(sameBits(await rope(be), await rope(scalar)), "YaRN NORM rope with an offset");
+  const q = randomValues(2 * 4 * 72, "mla-q"), kv = randomValues(6 * 72, "mla-kv");
+  const attn = async (b: Backend) => {
+    const o = b.alloc(2 * 4 * 64), c = bufOf(b, kv);
+    b.attention(o, bufOf(b, q), c, c, { nTokens: 2, startPos: 4, nHead: 4, nHeadKv: 1, headDim: 72, vDim: 64, scale: 0.1 });
+    return b.read(o);
+  };
+  assert.ok(sameBits(await attn(be), await attn(scalar)), "attention with vDim");
 });

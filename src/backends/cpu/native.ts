@@ -4,8 +4,8 @@
 // weights are repacked in place into 8-row interleaved layouts, and weight memory comes on huge pages (allocHost).
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
-import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, Weight } from "../backend.js";
-import { DelegatingBackend, ropeByGather, weightDims } from "../backend.js";
+import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
+import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
 import { Q4_K, Q8_0 } from "../../quant/index.js";
@@ -120,7 +120,7 @@ export class NativeBackend extends DelegatingBackend {
   }
 
   delegates(op: OpName, type?: number): boolean {
-    return op === "matmul" && type !== undefined && !NATIVE_MATMUL_TYPES.has(type);
+    return (op === "matmul" || op === "matmul_heads") && type !== undefined && !NATIVE_MATMUL_TYPES.has(type);
   }
 
   /**
@@ -234,18 +234,34 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.matmul(layout, hostBytes(w), f32(x), f32(out), k, n, nTokens);
   }
 
+  /** Per head, the addon's matmul over that head's slice of the weight (3-D weights are never repacked). */
+  override matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    const layout = nativeLayout(w);
+    if (!NATIVE_MATMUL_TYPES.has(layout)) return this.ref.matmulHeads(out, w, x, nTokens);
+    const [k, n, nHead] = heads3d(w);
+    const bytes = hostBytes(w), perHead = bytes.byteLength / nHead;
+    const xs = f32(x), o = f32(out);
+    const xh = new Float32Array(nTokens * k), oh = new Float32Array(nTokens * n);
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < nTokens; t++) xh.set(xs.subarray((t * nHead + h) * k, (t * nHead + h + 1) * k), t * k);
+      this.addon.matmul(layout, bytes.subarray(h * perHead, (h + 1) * perHead), xh, oh, k, n, nTokens);
+      for (let t = 0; t < nTokens; t++) o.set(oh.subarray(t * n, (t + 1) * n), (t * nHead + h) * n);
+    }
+  }
+
   override rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     if (w.type !== 0) return this.ref.rmsNorm(out, x, w, eps, rowLen, nRows); // norm weights are F32 in practice
     this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
-  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
+    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the reference's
     if (nRot === headDim) return this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot); // which refuses it
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     // The kernel has no sinks; the reference shares these buffers, so handing over is exact, only slower.
-    if (p.sinks) return this.ref.attention(out, q, kCache, vCache, p);
+    if (p.sinks || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   override add(out: Buf, a: Buf, b: Buf, n: number): void {

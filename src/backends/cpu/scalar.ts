@@ -1,7 +1,8 @@
 // The scalar reference backend: plain TypeScript, f32 storage, f64 accumulation. It is the oracle
 // every faster kernel is held to, so it favours obviousness over speed.
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight, WeightArena } from "../backend.js";
-import { HostArena, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, HostWeight, OpName, RopeOptions, Weight, WeightArena } from "../backend.js";
+import { heads3d, HostArena, ropeAngles, weightDims } from "../backend.js";
+import { roundToF16 } from "../../util/f16.js";
 import { quantFormat } from "../../quant/index.js";
 
 class F32Buf implements Buf {
@@ -103,22 +104,51 @@ export class ScalarBackend implements Backend {
     }
   }
 
-  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
-    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even and in [2, headDim ${headDim}]`);
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
+    const off = opts?.offset ?? 0;
+    if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
     const xs = d(x);
     const half = nRot / 2;
+    // NeoX pairs value i with i + nRot/2, NORM (GPT-J) 2i with 2i + 1; values outside [off, off + nRot) pass through.
+    const [step, other] = opts?.mode === "norm" ? [2, 1] : [1, half];
+    const angle = ropeAngles(nRot, freqBase, opts?.yarn);
     for (let t = 0; t < pos.length; t++) {
-      for (let h = 0; h < nHead; h++) {
-        const base = (t * nHead + h) * headDim;
-        for (let i = 0; i < half; i++) {
-          // NeoX pairs element i with i + nRot/2; theta = pos * base^(-2i/nRot); values from nRot on pass through.
-          const theta = pos[t] * Math.pow(freqBase, (-2 * i) / nRot);
-          const c = Math.cos(theta);
-          const s = Math.sin(theta);
-          const a = xs[base + i];
-          const b = xs[base + i + half];
-          xs[base + i] = a * c - b * s;
-          xs[base + i + half] = a * s + b * c;
+      for (let i = 0; i < half; i++) {
+        const { cos: c, sin: s } = angle(pos[t], i);
+        for (let h = 0; h < nHead; h++) {
+          const j = (t * nHead + h) * headDim + off + i * step;
+          const a = xs[j];
+          const b = xs[j + other];
+          xs[j] = a * c - b * s;
+          xs[j + other] = a * s + b * c;
+        }
+      }
+    }
+  }
+
+  copy(out: Buf, x: Buf, p: CopyParams): void {
+    const o = d(out), xs = d(x);
+    const { rows, n, src, dst } = p;
+    if (rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > o.length))
+      throw new RangeError(`copy: ${rows} rows of ${n} (src stride ${src.stride} from ${src.offset}, dst stride ${dst.stride} from ${dst.offset}) overrun ${xs.length} -> ${o.length} values`);
+    for (let r = 0; r < rows; r++) {
+      const sb = src.offset + r * src.stride, db = dst.offset + r * dst.stride;
+      if (p.roundF16) for (let i = 0; i < n; i++) o[db + i] = roundToF16(xs[sb + i]);
+      else o.set(xs.subarray(sb, sb + n), db);
+    }
+  }
+
+  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    const [k, n, nHead] = heads3d(w);
+    const o = d(out), xs = d(x);
+    for (let h = 0; h < nHead; h++) {
+      for (let r = 0; r < n; r++) {
+        const wr = this.row(w, h * n + r, k);
+        for (let t = 0; t < nTokens; t++) {
+          const xb = (t * nHead + h) * k;
+          let s = 0;
+          for (let i = 0; i < k; i++) s += wr[i] * xs[xb + i];
+          o[(t * nHead + h) * n + r] = s;
         }
       }
     }
@@ -137,6 +167,8 @@ export class ScalarBackend implements Backend {
     const o = d(out);
     const group = nHead / nHeadKv;
     const kvDim = nHeadKv * headDim;
+    const vd = p.vDim ?? headDim; // MLA: each V head is the first vDim values of its K-shaped row
+    if (!(vd >= 1 && vd <= headDim)) throw new RangeError(`attention: vDim ${vd} not in [1, headDim ${headDim}]`);
     const scores = new Float64Array(startPos + nTokens);
     const sinks = p.sinks === undefined ? undefined : p.sinks instanceof Float32Array ? p.sinks : this.row(p.sinks, 0, nHead).slice();
     for (let t = 0; t < nTokens; t++) {
@@ -159,11 +191,16 @@ export class ScalarBackend implements Backend {
           scores[j] = Math.exp(scores[j] - max);
           sum += scores[j];
         }
-        const ob = (t * nHead + h) * headDim;
-        for (let i = 0; i < headDim; i++) {
+        const ob = (t * nHead + h) * vd;
+        let div = sum;
+        if (p.f16Probs) {
+          for (let j = 0; j < nKeys; j++) scores[j] = roundToF16(scores[j] / sum);
+          div = 1;
+        }
+        for (let i = 0; i < vd; i++) {
           let acc = 0;
           for (let j = 0; j < nKeys; j++) acc += scores[j] * vs[j * kvDim + kvh * headDim + i];
-          o[ob + i] = acc / sum;
+          o[ob + i] = acc / div;
         }
       }
     }

@@ -3,8 +3,8 @@
 // matmul, rmsNorm, rope, attention, add and swiglu run in wasm (wasm/assembly/kernels.ts), the row copies in
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, Weight, WeightArena, WeightDesc } from "../backend.js";
-import { DelegatingBackend, ropeByGather, tensorBytes, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
+import { DelegatingBackend, ropeByGather, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -125,6 +125,7 @@ export class WasmBackend extends DelegatingBackend {
   }
 
   delegates(op: OpName, type?: number): boolean {
+    if (op === "matmul_heads") return type !== undefined; // 3-D per-head weights (DeepSeek's k_b / v_b) run on the fallback
     return op === "matmul" && type !== undefined && !WASM_MATMUL_TYPES.has(type);
   }
 
@@ -245,7 +246,8 @@ export class WasmBackend extends DelegatingBackend {
     return mem.bytes(s + xb, outBytes).slice();
   }
 
-  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim): void {
+  override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
+    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the fallback's
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
     if (nRot === headDim) return this.ropeHeads(f32(x), pos, nHead, headDim, freqBase);
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.ropeHeads(y, pos, nHead, nRot, freqBase));
@@ -264,7 +266,7 @@ export class WasmBackend extends DelegatingBackend {
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
     // The kernel has no sinks (gpt-oss): the fallback owns these buffers and runs them, only slower.
-    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks) return this.ref.attention(out, q, kCache, vCache, p);
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
     const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
     const s = mem.scratch(2 * qb + 2 * kb + sb);
