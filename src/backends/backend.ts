@@ -54,7 +54,8 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn"
+  | "conv_silu" | "l2_norm" | "delta_gates" | "delta_net" | "rmsnorm_gated" | "sigmoid_mul";
 
 export interface AttentionParams {
   /** Query rows in this batch. */
@@ -70,6 +71,21 @@ export interface AttentionParams {
    * and weights no value: p_j = exp(s_j - m) / (Σ_i exp(s_i - m) + exp(sink_h - m)), m = max(max_i s_i, sink_h).
    */
   sinks?: Float32Array | Weight;
+}
+
+/** The gated delta rule (Qwen3-Next / Qwen3.5 linear attention) over nTokens rows, one state per value head. */
+export interface DeltaNetParams {
+  nTokens: number;
+  /** Query/key heads (ssm.group_count) and value heads (ssm.time_step_rank), a multiple of nHeadK. */
+  nHeadK: number;
+  nHeadV: number;
+  /** Values per head, keys and values alike (ssm.state_size). */
+  headDim: number;
+  /**
+   * Which q/k head value head j reads: "interleave" j / (nHeadV / nHeadK) (Qwen3-Next, llama.cpp's repeat of
+   * each head), "tile" j mod nHeadK (Qwen3.5, whose converter reordered the value heads).
+   */
+  kvMap: "interleave" | "tile";
 }
 
 export interface Backend {
@@ -124,6 +140,32 @@ export interface Backend {
   addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void;
   /** out[:] = 0. */
   zero(out: Buf): void;
+
+  // Linear attention (gated DeltaNet), llama.cpp's ssm_conv / l2_norm / gated_delta_net.
+  /**
+   * Causal depthwise conv1d then SiLU over x[T, C]: out[t, c] = silu(Σ_j w[c, j] · win[t + j, c]) where win is
+   * the state's kernel-1 earlier raw inputs of channel c (oldest first) followed by x's rows; w is ggml
+   * {kernel, C} (row c = channel c's taps, oldest first). state [C, kernel-1] then holds the last kernel-1 inputs.
+   */
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void;
+  /** For nRows rows of rowLen values: out = x / sqrt(Σx² + eps) (out may alias x). */
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void;
+  /**
+   * Per row r and head h of [nRows, nHead]: beta = sigmoid(betaRaw), g = softplus(alpha + dtBias[h]) · a[h]
+   * (a log-decay; a = ssm_a = −exp(A_log) ≤ 0). g may alias alpha, beta betaRaw.
+   */
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void;
+  /**
+   * The gated delta rule, token by token, for q, k [T, nHeadK, S] (L2-normed), v [T, nHeadV, S], g and beta
+   * [T, nHeadV]; state [nHeadV, S, S] holds M_j with M_j[i][c] at j·S² + i·S + c (i: value index, c: key index):
+   * M ← exp(g)·M; M ← M + β (v − M k) kᵀ; out[t, j] = M q / sqrt(S). state is updated in place.
+   */
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void;
+  /** Gated RMSNorm over nRows rows of rowLen: out = x / sqrt(mean(x²) + eps) · w · silu(gate) (w: rowLen values; out may alias x). */
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void;
+  /** out[0..n) = x · sigmoid(gate) (out may alias x): the gated attention's output gate. */
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void;
+
   /**
    * Optional fused expert FFN over nRows rows: out[n, D] = down(silu(gate x) * up x) for x[n, D]
    * (gate/up [D, F], down [F, D]); equal to matmul, matmul, swiglu, matmul run separately.
@@ -217,6 +259,24 @@ export abstract class DelegatingBackend implements Backend {
   }
   zero(out: Buf): void {
     this.ref.zero(out);
+  }
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    this.ref.convSilu(out, x, state, w, nTokens, channels);
+  }
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    this.ref.l2Norm(out, x, eps, rowLen, nRows);
+  }
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
+    this.ref.deltaGates(g, beta, alpha, betaRaw, dtBias, a, nHead, nRows);
+  }
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void {
+    this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, p);
+  }
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    this.ref.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);
+  }
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    this.ref.sigmoidMul(out, x, gate, n);
   }
 }
 
