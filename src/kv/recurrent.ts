@@ -1,0 +1,104 @@
+// Recurrent state of one linear-attention layer (gated DeltaNet): the conv state (the last kernel-1 raw inputs of
+// every conv channel) and the delta-rule state (one S×S matrix per value head), f32, fixed size whatever the
+// sequence length. It folds every token in, so it cannot drop the last few: it truncates only to its own length
+// or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate).
+import type { Backend, Buf } from "../backends/backend.js";
+import type { LayerState } from "./state.js";
+
+export interface RecurrentDims {
+  /** Conv channels (2 · key_dim + value_dim) and taps kept per channel (ssm.conv_kernel − 1). */
+  convChannels: number;
+  convKeep: number;
+  /** Value heads and their head size: the delta-rule state is nHeadV · headDim² values. */
+  nHeadV: number;
+  headDim: number;
+}
+
+export class RecurrentState implements LayerState {
+  readonly kind = "recurrent";
+  /** [convChannels, convKeep]: oldest tap first. */
+  readonly conv: Buf;
+  /** [nHeadV, headDim (value), headDim (key)]. */
+  readonly ssm: Buf;
+  length = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly nCtx: number,
+    readonly dims: RecurrentDims,
+  ) {
+    const { conv, ssm } = RecurrentState.values(dims);
+    this.conv = backend.alloc(conv);
+    this.ssm = backend.alloc(ssm);
+    backend.zero(this.conv);
+    backend.zero(this.ssm);
+  }
+
+  private static values(d: RecurrentDims): { conv: number; ssm: number } {
+    return { conv: d.convChannels * d.convKeep, ssm: d.nHeadV * d.headDim * d.headDim };
+  }
+
+  /** Bytes of both f32 states (the same for any context size). */
+  static bytesFor(d: RecurrentDims): number {
+    const { conv, ssm } = RecurrentState.values(d);
+    return 4 * (conv + ssm);
+  }
+
+  get bytes(): number {
+    return RecurrentState.bytesFor(this.dims);
+  }
+
+  canTruncate(n: number): boolean {
+    return n === 0 || n === this.length;
+  }
+
+  truncate(n: number): void {
+    if (!this.canTruncate(n)) throw new RangeError(`a recurrent state of ${this.length} tokens cannot be rolled back to ${n} (only to 0)`);
+    if (n === 0) {
+      this.backend.zero(this.conv);
+      this.backend.zero(this.ssm);
+    }
+    this.length = n;
+  }
+
+  advance(n: number): void {
+    if (this.length + n > this.nCtx) throw new RangeError(`recurrent state of ${this.nCtx} positions cannot hold ${this.length + n}`);
+    this.length += n;
+  }
+
+  /** Fixed: conv then delta-rule values, whatever the length (0 included: the zero state). */
+  savedBytes(_length: number): number {
+    return this.bytes;
+  }
+
+  async save(): Promise<Uint8Array> {
+    const [conv, ssm] = await this.backend.readMany([this.conv, this.ssm]);
+    const out = new Float32Array(conv.length + ssm.length);
+    out.set(conv, 0);
+    out.set(ssm, conv.length);
+    return new Uint8Array(out.buffer);
+  }
+
+  load(bytes: Uint8Array, length: number): void {
+    if (length > this.nCtx) throw new RangeError(`a recurrent state of ${length} positions does not fit ${this.nCtx}`);
+    if (bytes.byteLength !== this.bytes) throw new RangeError(`recurrent state needs ${this.bytes} bytes, got ${bytes.byteLength}`);
+    // Copy out: the bytes may sit at an offset that is not 4-aligned inside a file buffer.
+    const all = new Float32Array(this.bytes / 4);
+    new Uint8Array(all.buffer).set(bytes);
+    const nConv = this.conv.length;
+    this.backend.write(this.conv, all.subarray(0, nConv), 0);
+    this.backend.write(this.ssm, all.subarray(nConv), 0);
+    this.length = length;
+  }
+
+  free(): void {
+    this.backend.free(this.conv);
+    this.backend.free(this.ssm);
+  }
+}
+
+/** A layer state a model made as recurrent (refuses another kind: the cache came from another model). */
+export function recurrent(s: LayerState): RecurrentState {
+  if (!(s instanceof RecurrentState)) throw new TypeError(`expected a recurrent layer state, got '${s.kind}' (a cache made by another model?)`);
+  return s;
+}
