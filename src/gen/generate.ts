@@ -102,7 +102,7 @@ function resolvePreset(opts: GenerateOptions): Preset {
 }
 
 function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
-  if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight")) return quantByName("F32").type; // as llama.cpp keeps them
+  if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight")) return quantByName("F32").type; // as llama.cpp keeps them
   const override = opts.typeOverrides?.find((o) => o.pattern.test(name));
   const chosen = override?.type ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
   const q = typeNamed(chosen, override ? `type for tensors /${override.pattern.source}/` : isExpert && opts.expertType ? "expert type" : "type");

@@ -1,7 +1,9 @@
 // Recurrent state of one linear-attention layer (gated DeltaNet): the conv state (the last kernel-1 raw inputs of
 // every conv channel) and the delta-rule state (one S×S matrix per value head), f32, fixed size whatever the
 // sequence length. It folds every token in, so it cannot drop the last few: it truncates only to its own length
-// or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate).
+// or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate). A forward updates it in place,
+// so the model snapshots it first and restores it when the forward fails or is aborted: the state then absorbs
+// nothing, as a KV cache whose length did not advance.
 import type { Backend, Buf } from "../backends/backend.js";
 import type { LayerState } from "./state.js";
 
@@ -20,6 +22,8 @@ export class RecurrentState implements LayerState {
   readonly conv: Buf;
   /** [nHeadV, headDim (value), headDim (key)]. */
   readonly ssm: Buf;
+  /** The two states as they were before the forward in progress (snapshot / restore). */
+  private readonly backup: { conv: Buf; ssm: Buf };
   length = 0;
 
   constructor(
@@ -30,18 +34,35 @@ export class RecurrentState implements LayerState {
     const { conv, ssm } = RecurrentState.values(dims);
     this.conv = backend.alloc(conv);
     this.ssm = backend.alloc(ssm);
+    this.backup = { conv: backend.alloc(conv), ssm: backend.alloc(ssm) };
     backend.zero(this.conv);
     backend.zero(this.ssm);
+  }
+
+  /** Keep a copy of both states (before a forward changes them in place). */
+  snapshot(): void {
+    this.copy(this.backup.conv, this.conv);
+    this.copy(this.backup.ssm, this.ssm);
+  }
+
+  /** Back to the last snapshot (a forward failed or was aborted). */
+  restore(): void {
+    this.copy(this.conv, this.backup.conv);
+    this.copy(this.ssm, this.backup.ssm);
+  }
+
+  private copy(dst: Buf, src: Buf): void {
+    this.backend.gatherRows(dst, src, Int32Array.of(0), src.length); // one row: the whole buffer
   }
 
   private static values(d: RecurrentDims): { conv: number; ssm: number } {
     return { conv: d.convChannels * d.convKeep, ssm: d.nHeadV * d.headDim * d.headDim };
   }
 
-  /** Bytes of both f32 states (the same for any context size). */
+  /** Backend bytes held: both f32 states and their snapshot (the same for any context size). */
   static bytesFor(d: RecurrentDims): number {
     const { conv, ssm } = RecurrentState.values(d);
-    return 4 * (conv + ssm);
+    return 2 * 4 * (conv + ssm);
   }
 
   get bytes(): number {
@@ -68,7 +89,8 @@ export class RecurrentState implements LayerState {
 
   /** Fixed: conv then delta-rule values, whatever the length (0 included: the zero state). */
   savedBytes(_length: number): number {
-    return this.bytes;
+    const { conv, ssm } = RecurrentState.values(this.dims);
+    return 4 * (conv + ssm);
   }
 
   async save(): Promise<Uint8Array> {
@@ -81,9 +103,10 @@ export class RecurrentState implements LayerState {
 
   load(bytes: Uint8Array, length: number): void {
     if (length > this.nCtx) throw new RangeError(`a recurrent state of ${length} positions does not fit ${this.nCtx}`);
-    if (bytes.byteLength !== this.bytes) throw new RangeError(`recurrent state needs ${this.bytes} bytes, got ${bytes.byteLength}`);
+    const n = this.savedBytes(length);
+    if (bytes.byteLength !== n) throw new RangeError(`recurrent state needs ${n} bytes, got ${bytes.byteLength}`);
     // Copy out: the bytes may sit at an offset that is not 4-aligned inside a file buffer.
-    const all = new Float32Array(this.bytes / 4);
+    const all = new Float32Array(n / 4);
     new Uint8Array(all.buffer).set(bytes);
     const nConv = this.conv.length;
     this.backend.write(this.conv, all.subarray(0, nConv), 0);
@@ -92,8 +115,7 @@ export class RecurrentState implements LayerState {
   }
 
   free(): void {
-    this.backend.free(this.conv);
-    this.backend.free(this.ssm);
+    for (const b of [this.conv, this.ssm, this.backup.conv, this.backup.ssm]) this.backend.free(b);
   }
 }
 

@@ -4,6 +4,7 @@ import { ModelError } from "../util/errors.js";
 import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
 import * as glm4moe from "./glm4moe.js";
 import * as qwen3moe from "./qwen3moe.js";
+import * as qwen3next from "./qwen3next.js";
 import { bindTensors, collectTensors, type DeclareWeights } from "./tensors.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 
@@ -35,6 +36,10 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
 const ARCHITECTURES: Record<string, Architecture> = {
   [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
   [glm4moe.ARCH]: define({ ...glm4moe, create: (hp, w, ctx) => new glm4moe.Glm4Moe(hp, w, ctx) }),
+  // One file, two architectures: qwen3next and qwen35moe.
+  ...Object.fromEntries(qwen3next.ARCHS.map((a) => [a, define({
+    ...qwen3next, ARCH: a, readHParams: (md, nVocab) => qwen3next.readHParams(a, md, nVocab), create: (hp, w, ctx) => new qwen3next.Qwen3Next(hp, w, ctx),
+  })])),
 };
 
 export function architecture(name: string): Architecture {

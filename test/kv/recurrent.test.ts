@@ -14,10 +14,10 @@ const CTX = 10;
 test("RecurrentState: fixed size, truncates only to its length or 0, and 0 clears both states", async () => {
   const s = new RecurrentState(be, CTX, DIMS);
   assert.equal(s.kind, "recurrent");
-  assert.equal(s.bytes, 4 * (5 * 3 + 2 * 4 * 4));
+  assert.equal(s.bytes, 2 * 4 * (5 * 3 + 2 * 4 * 4), "both states and their snapshot");
   assert.equal(RecurrentState.bytesFor(DIMS), s.bytes);
-  assert.equal(s.savedBytes(0), s.bytes);
-  assert.equal(s.savedBytes(7), s.bytes, "the same whatever the length");
+  assert.equal(s.savedBytes(0), s.bytes / 2);
+  assert.equal(s.savedBytes(7), s.bytes / 2, "the same whatever the length");
   be.write(s.conv, Float32Array.from({ length: 15 }, (_, i) => i + 1));
   be.write(s.ssm, Float32Array.from({ length: 32 }, (_, i) => -i - 1));
   s.advance(6);
@@ -30,6 +30,18 @@ test("RecurrentState: fixed size, truncates only to its length or 0, and 0 clear
   s.truncate(0);
   assert.equal(s.length, 0);
   assert.ok((await be.read(s.conv)).every((v) => v === 0) && (await be.read(s.ssm)).every((v) => v === 0), "0 is the zero state");
+});
+
+test("RecurrentState: restore() brings back both states as snapshot() saw them", async () => {
+  const s = new RecurrentState(be, CTX, DIMS);
+  be.write(s.conv, Float32Array.from({ length: 15 }, (_, i) => i));
+  be.write(s.ssm, Float32Array.from({ length: 32 }, (_, i) => 2 * i));
+  s.snapshot();
+  const want = [await be.read(s.conv), await be.read(s.ssm)];
+  be.write(s.conv, new Float32Array(15).fill(9));
+  be.write(s.ssm, new Float32Array(32).fill(-9));
+  s.restore();
+  assert.deepEqual([await be.read(s.conv), await be.read(s.ssm)], want);
 });
 
 test("RecurrentState: save, load into a fresh state (bytes at an odd offset too) gives the same states", async () => {
