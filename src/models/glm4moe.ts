@@ -13,10 +13,10 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
-import { attention, denseFfn, forwardPass, moe, outputLogits, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
+import { attention, denseFfn, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
-import type { Declare } from "./tensors.js";
+import { nextnUnused, outputHead, type Declare } from "./tensors.js";
 
 export const ARCH = "glm4moe";
 
@@ -194,18 +194,11 @@ export function weights(hp: HParams, t: Declare) {
       [n("ffn_gate_inp"), [D, E]], [n("exp_probs_b", "bias"), [E]],
       [n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]],
       ...(Fs > 0 ? ([[n("ffn_gate_shexp"), [D, Fs]], [n("ffn_up_shexp"), [D, Fs]], [n("ffn_down_shexp"), [Fs, D]]] as [string, number[]][]) : []),
-      [n("nextn.eh_proj"), [2 * D, D]], [n("nextn.enorm"), [D]], [n("nextn.hnorm"), [D]],
-      [n("nextn.shared_head_norm"), [D]],
     ];
     for (const [name, shape] of mtp) t.unused(name, shape);
-    for (const name of ["nextn.embed_tokens", "nextn.shared_head_head"]) t.unused(n(name), [D, V], { seldom: true }); // optional in llama.cpp too
+    nextnUnused(t, i, D, V);
   }
-  return {
-    token_embd,
-    layers,
-    output_norm: t("output_norm.weight", [D]),
-    output: t.optional("output.weight", [D, V]) ?? token_embd, // absent: tied to token_embd
-  };
+  return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
 export type Weights = ReturnType<typeof weights>;
 type Layer = Weights["layers"][number];
@@ -251,7 +244,7 @@ export class Glm4Moe implements Model {
       const routes: (RouteFn | undefined)[] = new Array(hp.nLayer).fill(undefined);
       moeLayers.forEach(({ i }, j) => (routes[i] = route(hp, biases[j])));
       const routers = moeLayers.map(({ L, i }): LookaheadRouter => ({ layer: i, norm: L.post_attention_norm, router: L.ffn_gate_inp, route: routes[i]! }));
-      return { routes, ahead: w.layers.map((_, i) => routers.filter((r) => r.layer > i)) };
+      return { routes, ahead: routersAfter(routers, hp.nLayer) };
     } finally {
       for (const b of bufs) be.free(b);
     }

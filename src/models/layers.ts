@@ -234,6 +234,11 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
   await f.cb("linear_attn_out", il, out);
 }
 
+/** Per layer of nLayer, the MoE routers after it (nearest first): what its router lookahead may run. */
+export function routersAfter(routers: readonly LookaheadRouter[], nLayer: number): LookaheadRouter[][] {
+  return Array.from({ length: nLayer }, (_, i) => routers.filter((r) => r.layer > i));
+}
+
 /** A later MoE layer's router, for lookahead: its ffn norm applied to the residual stream, then its router. */
 export interface LookaheadRouter {
   layer: number;

@@ -17,10 +17,10 @@ import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.j
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
-import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
+import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import type { Declare } from "./tensors.js";
+import { nextnUnused, outputHead, type Declare } from "./tensors.js";
 
 export type Arch = "qwen3next" | "qwen35moe";
 export const ARCHS: readonly Arch[] = ["qwen3next", "qwen35moe"];
@@ -228,15 +228,9 @@ export function weights(hp: HParams, t: Declare) {
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string) => `blk.${i}.${name}.weight`;
     for (const [name, shape] of [...Object.values(attnShapes(n)), ...Object.values(ffnShapes(n)), ...expertShapes(n)]) t.unused(name, shape);
-    for (const [name, shape] of [[n("nextn.eh_proj"), [2 * D, D]], [n("nextn.enorm"), [D]], [n("nextn.hnorm"), [D]], [n("nextn.shared_head_norm"), [D]]] as [string, number[]][]) t.unused(name, shape);
-    for (const name of ["nextn.embed_tokens", "nextn.shared_head_head"]) t.unused(n(name), [D, V], { seldom: true }); // optional in llama.cpp too
+    nextnUnused(t, i, D, V);
   }
-  return {
-    token_embd,
-    layers,
-    output_norm: t("output_norm.weight", [D]),
-    output: t.optional("output.weight", [D, V]) ?? token_embd, // absent: tied to token_embd
-  };
+  return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
 export type Weights = ReturnType<typeof weights>;
 
@@ -255,8 +249,7 @@ export class Qwen3Next implements Model {
     this.experts = ctx.experts;
     this.scratch = new ScratchPool(ctx.backend);
     this.route = softmaxTopKRoute(hp.nExpert, hp.nExpertUsed, true);
-    const routers = w.layers.map((L, i): LookaheadRouter => ({ layer: i, norm: L.post_attention_norm, router: L.ffn_gate_inp, route: this.route }));
-    this.ahead = w.layers.map((_, i) => routers.slice(i + 1));
+    this.ahead = routersAfter(w.layers.map((L, i) => ({ layer: i, norm: L.post_attention_norm, router: L.ffn_gate_inp, route: this.route })), hp.nLayer);
   }
 
   makeCache(nCtx: number): ModelCache {

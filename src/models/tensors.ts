@@ -35,6 +35,19 @@ export interface Declare {
   unused(name: string, shape: number[], opts?: { seldom?: boolean }): void;
 }
 
+/** The nextn.* tensors of MTP block `layer` (GLM-4.5, Qwen3-Next, Qwen3.5), declared unused: files carry them, no forward reads them. */
+export function nextnUnused(t: Declare, layer: number, nEmbd: number, nVocab: number): void {
+  const n = (name: string) => `blk.${layer}.nextn.${name}.weight`;
+  t.unused(n("eh_proj"), [2 * nEmbd, nEmbd]);
+  for (const name of ["enorm", "hnorm", "shared_head_norm"]) t.unused(n(name), [nEmbd]);
+  for (const name of ["embed_tokens", "shared_head_head"]) t.unused(n(name), [nEmbd, nVocab], { seldom: true }); // optional in llama.cpp too
+}
+
+/** output_norm and the output projection [D, V], tied to token_embd when the file has no output.weight. */
+export function outputHead(t: Declare, tokenEmbd: Weight, nEmbd: number, nVocab: number): { output_norm: Weight; output: Weight } {
+  return { output_norm: t("output_norm.weight", [nEmbd]), output: t.optional("output.weight", [nEmbd, nVocab]) ?? tokenEmbd };
+}
+
 /** An architecture's declaration: the same function serves listing and binding. */
 export type DeclareWeights<HP, W> = (hp: HP, t: Declare) => W;
 

@@ -2,41 +2,22 @@
 // at load naming the tensor or key (missing or wrong-shaped tensor, missing key, inconsistent head count).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { Session } from "../../src/engine/session.js";
 import { meta } from "../../src/format/gguf/write.js";
 import type { GGUFMetadata } from "../../src/format/gguf/types.js";
-import { ModelError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
-import { rewriteGGUF, type RewriteTensor } from "../helpers/rewrite.js";
+import type { RewriteTensor } from "../helpers/rewrite.js";
+import { logitsOf as logitsAt, refused, Rewrites } from "../helpers/bad-input.js";
 
-const dir = mkdtempSync(join(tmpdir(), "moestream-load-glm-"));
-test.after(() => rmSync(dir, { recursive: true, force: true }));
+const files = new Rewrites();
+test.after(() => files.remove());
 const cfg = defaultEngineConfig({ ctxSize: 64 });
 const source = () => smallVocabModel({ preset: "glm4moe-tiny", type: "Q8_0", seed: 3, nVocab: 4096 });
 const MTP = /^blk\.3\./; // the tiny preset: 3 layers, then one nextn block
 
-async function logitsOf(path: string): Promise<Float32Array> {
-  const lm = await loadModel(path, cfg);
-  try {
-    return await new Session(lm).eval(lm.tokenizer.encode("Hello there, how are you?"), "all");
-  } finally {
-    await lm.close();
-  }
-}
-
-let n = 0;
-async function rewritten(edit: (t: RewriteTensor[], md: GGUFMetadata) => RewriteTensor[]): Promise<string> {
-  const dst = join(dir, `m${n++}.gguf`);
-  await rewriteGGUF(await source(), dst, { edit });
-  return dst;
-}
-
-const refused = (code: string | undefined, what: RegExp) => (e: unknown) => e instanceof ModelError && (code === undefined || e.code === code) && what.test(e.message);
+const logitsOf = (path: string) => logitsAt(path, cfg);
+const rewritten = async (edit: (t: RewriteTensor[], md: GGUFMetadata) => RewriteTensor[]) => files.of(await source(), edit);
 
 test("the MTP block is never read: the file without it gives identical logits; its tensors are still shape-checked", async () => {
   const src = await source();
