@@ -79,12 +79,12 @@ export function modelMetadata(arch: Architecture, hp: unknown, name: string, fil
 /**
  * The architecture's declared tensors in llama.cpp's file order: token_embd*, then per layer its dense
  * tensors (declaration order) and its expert parts, then the other top-level ones (output_norm, output).
- * Optional tensors are written, except output.weight when the embeddings are tied.
+ * Optional tensors are written, except seldom ones and output.weight when the embeddings are tied.
  */
 export function fileTensors(arch: Architecture, hp: unknown, withOutput: boolean): TensorSpec[] {
   const { dense, experts, unused } = arch.tensors(hp);
   // Unused tensors (an MTP block) are written as real files carry them.
-  const wanted = [...dense, ...unused.filter((t) => !t.seldom)].filter((t) => !(t.optional && t.name === "output.weight" && !withOutput));
+  const wanted = [...dense, ...unused].filter((t) => !t.seldom && !(t.optional && t.name === "output.weight" && !withOutput));
   const layerOf = (t: TensorSpec) => /^blk\.(\d+)\./.exec(t.name)?.[1];
   const top = wanted.filter((t) => layerOf(t) === undefined);
   return [

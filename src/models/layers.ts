@@ -161,10 +161,12 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
 
 export interface DeltaNetLayerParams {
   layer: number;
-  /** attn_qkv [D, 2 * keyDim + valueDim]: rows [q ‖ k ‖ v] (keyDim = nHeadK * headDim, valueDim = nHeadV * headDim). */
-  wqkv: Weight;
-  /** attn_gate [D, valueDim]: z, the output gate. */
-  wz: Weight;
+  /**
+   * attn_qkv [D, 2 * keyDim + valueDim] with rows [q ‖ k ‖ v] (keyDim = nHeadK * headDim, valueDim = nHeadV * headDim)
+   * and attn_gate [D, valueDim] (z, the output gate); or legacy Qwen3-Next files' one ssm_in [D, 2 * keyDim + 2 * valueDim]
+   * with rows per key head [q ‖ k ‖ v of its r value heads ‖ z of them].
+   */
+  proj: { wqkv: Weight; wz: Weight } | { ssmIn: Weight };
   /**
    * The per-value-head β and α projections: separate [D, nHeadV] each (Qwen3.5), or one ssm_ba [D, 2 * nHeadV]
    * holding per key head g [β of its r value heads ‖ α of them], r = nHeadV / nHeadK (Qwen3-Next).
@@ -196,10 +198,11 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
   const il = p.layer;
   const valueDim = nV * S, convDim = (2 * nK + nV) * S;
   const qkv = f.buf("dn.qkv", T * convDim), z = f.buf("dn.z", T * valueDim);
-  if (be.matmulSet) be.matmulSet([qkv, z], [p.wqkv, p.wz], x, T);
+  if ("ssmIn" in p.proj) splitQkvz(f, qkv, z, x, p.proj.ssmIn, p.delta);
+  else if (be.matmulSet) be.matmulSet([qkv, z], [p.proj.wqkv, p.proj.wz], x, T);
   else {
-    be.matmul(qkv, p.wqkv, x, T);
-    be.matmul(z, p.wz, x, T);
+    be.matmul(qkv, p.proj.wqkv, x, T);
+    be.matmul(z, p.proj.wz, x, T);
   }
   const betaRaw = f.buf("dn.beta", T * nV), alpha = f.buf("dn.alpha", T * nV);
   if ("ba" in p.betaAlpha) {
@@ -237,6 +240,26 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
 /** Per layer of nLayer, the MoE routers after it (nearest first): what its router lookahead may run. */
 export function routersAfter(routers: readonly LookaheadRouter[], nLayer: number): LookaheadRouter[][] {
   return Array.from({ length: nLayer }, (_, i) => routers.filter((r) => r.layer > i));
+}
+
+/** Legacy ssm_in: its per-key-head rows [q ‖ k ‖ v (r) ‖ z (r)] regathered into attn_qkv's [q ‖ k ‖ v] order and z. */
+function splitQkvz(f: Pass, qkv: Buf, z: Buf, x: Buf, w: Weight, d: DeltaNetLayerParams["delta"]): void {
+  const { be, nTokens: T } = f;
+  const { nHeadK: nK, nHeadV: nV, headDim: S } = d;
+  const r = nV / nK, group = 2 + 2 * r, per = 2 * nK + nV; // rows of S: per key head in ssm_in, per token in qkv
+  const mixed = f.buf("dn.qkvz", T * nK * group * S);
+  be.matmul(mixed, w, x, T);
+  const src = (t: number, g: number, at: number) => (t * nK + g) * group + at;
+  be.gatherRows(qkv, mixed, Int32Array.from({ length: T * per }, (_, i) => {
+    const t = Math.floor(i / per), j = i % per;
+    if (j < 2 * nK) return src(t, j % nK, j < nK ? 0 : 1); // q, then k, of each key head
+    const m = j - 2 * nK; // value head m = g·r + i
+    return src(t, Math.floor(m / r), 2 + (m % r));
+  }), S);
+  be.gatherRows(z, mixed, Int32Array.from({ length: T * nV }, (_, i) => {
+    const t = Math.floor(i / nV), m = i % nV;
+    return src(t, Math.floor(m / r), 2 + r + (m % r));
+  }), S);
 }
 
 /** A later MoE layer's router, for lookahead: its ffn norm applied to the residual stream, then its router. */

@@ -17,7 +17,7 @@ import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.j
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
-import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
+import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
 import { nextnUnused, outputHead, type Declare } from "./tensors.js";
@@ -212,8 +212,11 @@ export function weights(hp: HParams, t: Declare) {
     return {
       ...ffn,
       kind: "recurrent" as const,
-      attn_qkv: t(n("attn_qkv"), [D, convDim]), // rows [q (keyDim) ‖ k (keyDim) ‖ v (valueDim)]
-      attn_gate: t(n("attn_gate"), [D, valueDim]), // z
+      // The projections: attn_qkv (rows [q (keyDim) ‖ k (keyDim) ‖ v (valueDim)]) and attn_gate (z), or in legacy
+      // Qwen3-Next files one ssm_in (per key head [q ‖ k ‖ v (r heads) ‖ z (r heads)]); checked by projections().
+      attn_qkv: t.optional(n("attn_qkv"), [D, convDim]),
+      attn_gate: t.optional(n("attn_gate"), [D, valueDim]),
+      ssm_in: hp.arch === "qwen3next" ? t.optional(n("ssm_in"), [D, 2 * keyDim + 2 * valueDim], { seldom: true }) : undefined,
       betaAlpha: hp.arch === "qwen3next"
         ? { ba: t(n("ssm_ba"), [D, 2 * nHeadV]) } // per key head [β (r) ‖ α (r)]
         : { beta: t(n("ssm_beta"), [D, nHeadV]), alpha: t(n("ssm_alpha"), [D, nHeadV]) },
@@ -233,6 +236,15 @@ export function weights(hp: HParams, t: Declare) {
   return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
 export type Weights = ReturnType<typeof weights>;
+type RecurrentLayer = Extract<Weights["layers"][number], { kind: "recurrent" }>;
+
+/** A DeltaNet layer's input projections as the file has them; a missing one is refused by name. */
+function projections(L: RecurrentLayer, il: number): DeltaNetLayerParams["proj"] {
+  if (L.attn_qkv && L.attn_gate) return { wqkv: L.attn_qkv, wz: L.attn_gate };
+  if (L.ssm_in && !L.attn_qkv && !L.attn_gate) return { ssmIn: L.ssm_in };
+  const missing = L.attn_qkv ? "attn_gate" : "attn_qkv"; // (ssm_in alongside one of them is refused too)
+  throw new ModelError("missing_tensor", `required tensor 'blk.${il}.${missing}.weight' not found`);
+}
 
 export class Qwen3Next implements Model {
   readonly info: ModelInfo;
@@ -242,8 +254,11 @@ export class Qwen3Next implements Model {
   private readonly route: RouteFn;
   /** Per layer, the routers after it, for lookahead. */
   private readonly ahead: LookaheadRouter[][];
+  /** Per layer, a DeltaNet layer's input projections (undefined for full attention). */
+  private readonly proj: (DeltaNetLayerParams["proj"] | undefined)[];
 
   constructor(readonly hp: HParams, private readonly w: Weights, ctx: ModelContext) {
+    this.proj = w.layers.map((L, il) => (L.kind === "recurrent" ? projections(L, il) : undefined));
     this.info = info(hp);
     this.be = ctx.backend;
     this.experts = ctx.experts;
@@ -292,7 +307,7 @@ export class Qwen3Next implements Model {
       await f.cb("attn_norm", il, h);
       if (L.kind === "recurrent") {
         await deltaNet(f, y, h, {
-          layer: il, wqkv: L.attn_qkv, wz: L.attn_gate, betaAlpha: L.betaAlpha, conv: L.ssm_conv1d, dtBias: L.ssm_dt, a: L.ssm_a, norm: L.ssm_norm, wo: L.ssm_out,
+          layer: il, proj: this.proj[il]!, betaAlpha: L.betaAlpha, conv: L.ssm_conv1d, dtBias: L.ssm_dt, a: L.ssm_a, norm: L.ssm_norm, wo: L.ssm_out,
           delta: { nHeadK: hp.nHeadK, nHeadV: hp.nHeadV, headDim: hp.ssmState, kvMap }, eps, state: recurrent(cache.layers[il]),
         });
       } else {

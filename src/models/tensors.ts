@@ -9,7 +9,7 @@ export interface TensorSpec {
   /** ggml order: shape[0] is the values per row. */
   shape: number[];
   optional?: boolean;
-  /** An unused tensor that files may leave out, and the generator does (vocab-sized MTP heads). */
+  /** A tensor files may leave out, and the generator does (vocab-sized MTP heads, a legacy layout's alternative). */
   seldom?: boolean;
 }
 
@@ -28,7 +28,7 @@ export interface ModelTensors {
 /** Declares tensors; in binding mode also returns them. */
 export interface Declare {
   (name: string, shape: number[]): Weight;
-  optional(name: string, shape: number[]): Weight | undefined;
+  optional(name: string, shape: number[], opts?: { seldom?: boolean }): Weight | undefined;
   /** Layer `layer` has routed experts made of these stacked tensors (they are streamed, never bound here). */
   experts(layer: number, parts: Record<string, TensorSpec>): void;
   /** A tensor real files carry that the model does not run (a multi-token-prediction block): allowed, never bound. */
@@ -62,7 +62,7 @@ export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP,
       return { name, type: -1, shape }; // a placeholder: listing binds nothing
     },
     {
-      optional: (name: string, shape: number[]) => void dense.push({ name, shape, optional: true }),
+      optional: (name: string, shape: number[], opts?: { seldom?: boolean }) => void dense.push({ name, shape, optional: true, ...(opts?.seldom ? { seldom: true } : {}) }),
       experts: (layer: number, parts: Record<string, TensorSpec>) => {
         if (!(layer >= 0 && layer < nLayer)) throw new RangeError(`experts declared for layer ${layer} of ${nLayer}`);
         experts[layer] = parts;

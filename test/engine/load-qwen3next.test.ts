@@ -8,6 +8,7 @@ import { meta } from "../../src/format/gguf/write.js";
 import type { GGUFMetadata } from "../../src/format/gguf/types.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { logitsOf as logitsAt, refused, Rewrites, type Edit } from "../helpers/bad-input.js";
+import { toLegacySsmIn } from "../helpers/qwen3next-legacy.js";
 
 const files = new Rewrites();
 test.after(() => files.remove());
@@ -67,5 +68,13 @@ for (const arch of ["qwen3next", "qwen35moe"]) {
 
 test("the layer kinds follow attention.recurrent_layers: a file saying layer 3 is recurrent needs its DeltaNet tensors", async () => {
   const path = await rewritten("qwen3next", (t, md) => (md.set("qwen3next.attention.recurrent_layers", meta.boolArray([true, true, true, true, false])), t));
-  await assert.rejects(loadModel(path, cfg), refused("missing_tensor", /'blk\.3\.attn_qkv\.weight'/));
+  await assert.rejects(loadModel(path, cfg), refused("missing_tensor", /'blk\.3\.ssm_ba\.weight'/));
+});
+
+test("qwen3next: a legacy file with ssm_in in place of attn_qkv + attn_gate gives identical logits; a half-fused one is refused", async () => {
+  const src = await source("qwen3next");
+  const legacy = await rewritten("qwen3next", toLegacySsmIn);
+  assert.deepEqual(await logitsOf(legacy), await logitsOf(src));
+  const half = await rewritten("qwen3next", (t, md) => toLegacySsmIn(t, md).concat(t.filter((x) => x.name === "blk.1.attn_gate.weight")));
+  await assert.rejects(loadModel(half, cfg), refused("missing_tensor", /'blk\.1\.attn_qkv\.weight'/));
 });

@@ -5,26 +5,44 @@
 // own batch within what llama.cpp's batch and token-by-token runs differ by.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, renameSync } from "node:fs";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { llamaLogitsAll } from "../helpers/llama.js";
 import { checkLogitsRow, relRmse } from "../helpers/golden.js";
 import { PROMPT } from "../helpers/llama-parity.js";
+import { rewriteGGUF } from "../helpers/rewrite.js";
+import { toLegacySsmIn } from "../helpers/qwen3next-legacy.js";
 
 // Relative RMSE bound per type, measured here (seed 11): F16 6.6e-4 / 4.5e-4 (qwen3next / qwen35moe), Q8_0 7.9e-3 /
 // 6.8e-3, Q4_K 8.7e-3 / 8.8e-3 (llama.cpp's own batch and token-by-token runs differ by 1.2e-2 / 1.6e-2 on Q4_K).
 const TOL: Record<string, number> = { F16: 0.002, Q8_0: 0.015, Q4_K: 0.02 };
 const N_VOCAB = 8192; // the first 8192 Qwen3 tokens: the output head costs a twentieth of the full vocabulary's
-const CASES: { arch: "qwen3next" | "qwen35moe"; type: string; backend: "scalar" | "native" }[] = (["qwen3next", "qwen35moe"] as const).flatMap((arch) => [
-  { arch, type: "F16", backend: "scalar" as const },
-  { arch, type: "Q8_0", backend: "native" as const }, // the native kernels quantise activations to Q8 as llama.cpp does
-  { arch, type: "Q4_K", backend: "native" as const },
-]);
+const CASES: { arch: "qwen3next" | "qwen35moe"; type: string; backend: "scalar" | "native"; legacy?: boolean }[] = [
+  ...(["qwen3next", "qwen35moe"] as const).flatMap((arch) => [
+    { arch, type: "F16", backend: "scalar" as const },
+    { arch, type: "Q8_0", backend: "native" as const }, // the native kernels quantise activations to Q8 as llama.cpp does
+    { arch, type: "Q4_K", backend: "native" as const },
+  ]),
+  { arch: "qwen3next", type: "Q8_0", backend: "native", legacy: true }, // older converters' fused ssm_in
+];
 
-for (const { arch, type, backend } of CASES) {
-  test(`${arch} tiny ${type} (${backend}): teacher-forced logits at every prompt position match llama.cpp`, async () => {
-    const path = await smallVocabModel({ preset: `${arch}-tiny`, type, seed: 11, nVocab: N_VOCAB });
+/** The tiny model, or its legacy-layout copy (ssm_in in place of attn_qkv + attn_gate), made once per machine. */
+async function modelFile(arch: string, type: string, legacy: boolean): Promise<string> {
+  const path = await smallVocabModel({ preset: `${arch}-tiny` as never, type, seed: 11, nVocab: N_VOCAB });
+  if (!legacy) return path;
+  const out = path.replace(/\.gguf$/, "-ssm_in.gguf");
+  if (!existsSync(out)) {
+    await rewriteGGUF(path, `${out}.${process.pid}`, { edit: toLegacySsmIn });
+    renameSync(`${out}.${process.pid}`, out);
+  }
+  return out;
+}
+
+for (const { arch, type, backend, legacy } of CASES) {
+  test(`${arch} tiny ${type}${legacy ? " legacy ssm_in" : ""} (${backend}): teacher-forced logits at every prompt position match llama.cpp`, async () => {
+    const path = await modelFile(arch, type, legacy ?? false);
     const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 128, backend, expertIo: "resident" }));
     try {
       const info = lm.model.info;
@@ -58,7 +76,7 @@ for (const { arch, type, backend } of CASES) {
         assert.ok(ours <= Math.max(oracle, 1e-6), `token by token differs from the batch by ${ours.toExponential(3)}, llama.cpp's own runs by ${oracle.toExponential(3)}`);
         note = `; token by token vs batch ${ours.toExponential(3)} (llama.cpp ${oracle.toExponential(3)})`;
       }
-      console.log(`# ${arch} ${type} (${backend}): worst relative RMSE ${worst.toExponential(3)} over ${tokens.length} positions, argmax compared at ${compared}${note}`);
+      console.log(`# ${arch} ${type}${legacy ? " legacy ssm_in" : ""} (${backend}): worst relative RMSE ${worst.toExponential(3)} over ${tokens.length} positions, argmax compared at ${compared}${note}`);
     } finally {
       await lm.close();
     }
