@@ -39,6 +39,7 @@ napi_value js_add(napi_env env, napi_callback_info info);
 napi_value js_swiglu(napi_env env, napi_callback_info info);
 napi_value js_attention(napi_env env, napi_callback_info info);
 napi_value js_scatter_add(napi_env env, napi_callback_info info);
+napi_value js_gated_delta_net(napi_env env, napi_callback_info info);
 napi_value js_crc32c(napi_env env, napi_callback_info info);
 napi_value js_crc32c_async(napi_env env, napi_callback_info info);
 napi_value js_crc32c_impl(napi_env env, napi_callback_info info);

@@ -1,6 +1,7 @@
 // The linear-attention ops (Qwen3-Next / Qwen3.5 gated DeltaNet) of the scalar reference, against values worked
 // out by hand and against straightforward loops written in HF's layout (state[key][value], transposed from ours);
-// the native and wasm backends hand them to the scalar reference, checked here with their own weights.
+// the native and wasm backends hand the others to the scalar reference (checked here with their own weights); the
+// native gated delta rule has its parity test in test/parity/native-delta-net.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";

@@ -208,10 +208,12 @@ export class ScalarBackend implements Backend {
     if (n !== channels) throw new RangeError(`convSilu: weight '${w.name}' has ${n} channels, expected ${channels}`);
     const keep = taps - 1;
     const xs = d(x), st = d(state), o = d(out);
-    const wr = new Float32Array(taps);
+    // Rows of `taps` values can only be of a type with blocks of 1 (F32, F16, BF16): the whole tensor dequantises as one row.
+    const wAll = new Float32Array(taps * channels);
+    quantFormat(w.type).dequantRow((w as HostWeightHandle).bytes, wAll, taps * channels);
     const win = new Float32Array(keep + nTokens);
     for (let c = 0; c < channels; c++) {
-      wr.set(this.row(w, c, taps));
+      const wr = wAll.subarray(c * taps, (c + 1) * taps);
       for (let j = 0; j < keep; j++) win[j] = st[c * keep + j];
       for (let t = 0; t < nTokens; t++) win[keep + t] = xs[t * channels + c];
       for (let t = 0; t < nTokens; t++) {
@@ -253,24 +255,24 @@ export class ScalarBackend implements Backend {
     const rep = nHeadV / nHeadK;
     const qs = d(q), ks = d(k), vs = d(v), gs = d(g), bs = d(beta), st = d(state), o = d(out);
     const scale = 1 / Math.sqrt(S);
-    const delta = new Float64Array(S);
     for (let j = 0; j < nHeadV; j++) {
       const hk = kvMap === "interleave" ? Math.floor(j / rep) : j % nHeadK;
       const M = st.subarray(j * S * S, (j + 1) * S * S); // M[i][c] at i·S + c: value row i over keys c
       for (let t = 0; t < T; t++) {
         const qb = (t * nHeadK + hk) * S, kb = qb, vb = (t * nHeadV + j) * S;
         const decay = Math.exp(gs[t * nHeadV + j]), b = bs[t * nHeadV + j];
-        for (let i = 0; i < S * S; i++) M[i] *= decay;
+        // Row i of M at a time (rows are independent): decayed M k, the correction, then the updated row · q.
         for (let i = 0; i < S; i++) {
-          let s = 0;
-          for (let c = 0; c < S; c++) s += M[i * S + c] * ks[kb + c];
-          delta[i] = (vs[vb + i] - s) * b;
-        }
-        for (let i = 0; i < S; i++) for (let c = 0; c < S; c++) M[i * S + c] += delta[i] * ks[kb + c];
-        for (let i = 0; i < S; i++) {
-          let s = 0;
-          for (let c = 0; c < S; c++) s += M[i * S + c] * qs[qb + c];
-          o[vb + i] = s * scale;
+          const r = i * S;
+          let mk = 0;
+          for (let c = 0; c < S; c++) mk += M[r + c] * ks[kb + c];
+          const delta = (vs[vb + i] - decay * mk) * b; // v − (exp(g) M) k, times β
+          let mq = 0;
+          for (let c = 0; c < S; c++) {
+            const m = (M[r + c] = M[r + c] * decay + delta * ks[kb + c]);
+            mq += m * qs[qb + c];
+          }
+          o[vb + i] = mq * scale;
         }
       }
     }
