@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAX_ARGS 12
+#define MAX_ARGS 16
 
 /** Throw (code "T": TypeError, "R": RangeError, else Error) unless an exception is pending; returns NULL. */
 napi_value fail(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -354,8 +354,8 @@ int op_attention(float *out, const float *q, const float *k, const float *v, int
 // ---- gated delta rule --------------------------------------------------------------------------------------
 
 typedef struct {
-  float *out, *state;
-  const float *q, *k, *v, *g, *beta;
+  float *out, *state_out;
+  const float *state, *q, *k, *v, *g, *beta;
   int n_tok, n_k, n_v, s, tile;
 } gdn_ctx;
 
@@ -380,7 +380,8 @@ static void gdn_range(void *vc, int ith, int j0, int j1) {
   const double scale = 1.0 / sqrt((double)s);
   for (int j = j0; j < j1; j++) {
     const int hk = c->tile ? j % c->n_k : j / rep;
-    float *m = c->state + (size_t)j * s * s;
+    float *m = c->state_out + (size_t)j * s * s;
+    if (c->state_out != c->state) memcpy(m, c->state + (size_t)j * s * s, (size_t)s * s * 4); // then in place, in cache
     for (int t = 0; t < c->n_tok; t++) {
       const float *kt = c->k + ((size_t)t * c->n_k + hk) * s, *qt = c->q + ((size_t)t * c->n_k + hk) * s;
       const float *vt = c->v + ((size_t)t * c->n_v + j) * s;
@@ -397,8 +398,8 @@ static void gdn_range(void *vc, int ith, int j0, int j1) {
   }
 }
 
-void op_gated_delta_net(float *out, const float *q, const float *k, const float *v, const float *g, const float *beta, float *state,
-                        int n_tok, int n_k, int n_v, int s, int tile) {
-  gdn_ctx c = {out, state, q, k, v, g, beta, n_tok, n_k, n_v, s, tile};
+void op_gated_delta_net(float *out, const float *q, const float *k, const float *v, const float *g, const float *beta, const float *state,
+                        float *state_out, int n_tok, int n_k, int n_v, int s, int tile) {
+  gdn_ctx c = {out, state_out, state, q, k, v, g, beta, n_tok, n_k, n_v, s, tile};
   pool_for(gdn_range, &c, n_v, 1, (long)n_tok * n_v * s * s >= PAR_MIN_ELEMS);
 }

@@ -158,9 +158,10 @@ export interface Backend {
   /**
    * The gated delta rule, token by token, for q, k [T, nHeadK, S] (L2-normed), v [T, nHeadV, S], g and beta
    * [T, nHeadV]; state [nHeadV, S, S] holds M_j with M_j[i][c] at j·S² + i·S + c (i: value index, c: key index):
-   * M ← exp(g)·M; M ← M + β (v − M k) kᵀ; out[t, j] = M q / sqrt(S). state is updated in place.
+   * M ← exp(g)·M; M ← M + β (v − M k) kᵀ; out[t, j] = M q / sqrt(S). The final states go to stateOut: `state`
+   * itself (in place) or another buffer, `state` then left unchanged (a forward that fails keeps the old one).
    */
-  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void;
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void;
   /** Gated RMSNorm over nRows rows of rowLen: out = x / sqrt(mean(x²) + eps) · w · silu(gate) (w: rowLen values; out may alias x). */
   rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void;
   /** out[0..n) = x · sigmoid(gate) (out may alias x): the gated attention's output gate. */
@@ -269,8 +270,8 @@ export abstract class DelegatingBackend implements Backend {
   deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
     this.ref.deltaGates(g, beta, alpha, betaRaw, dtBias, a, nHead, nRows);
   }
-  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void {
-    this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, p);
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p);
   }
   rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
     this.ref.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);

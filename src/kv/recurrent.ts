@@ -1,9 +1,9 @@
 // Recurrent state of one linear-attention layer (gated DeltaNet): the conv state (the last kernel-1 raw inputs of
 // every conv channel) and the delta-rule state (one S×S matrix per value head), f32, fixed size whatever the
 // sequence length. It folds every token in, so it cannot drop the last few: it truncates only to its own length
-// or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate). A forward updates it in place,
-// so the model snapshots it first and restores it when the forward fails or is aborted: the state then absorbs
-// nothing, as a KV cache whose length did not advance.
+// or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate). A forward that fails or is
+// aborted must leave it as it was, as a KV cache whose length did not advance: the delta-rule state is written to a
+// second buffer that becomes current at commit(), and the small conv state is snapshot first and restored.
 import type { Backend, Buf } from "../backends/backend.js";
 import type { LayerState } from "./state.js";
 
@@ -20,10 +20,11 @@ export class RecurrentState implements LayerState {
   readonly kind = "recurrent";
   /** [convChannels, convKeep]: oldest tap first. */
   readonly conv: Buf;
-  /** [nHeadV, headDim (value), headDim (key)]. */
-  readonly ssm: Buf;
-  /** The two states as they were before the forward in progress (snapshot / restore). */
-  private readonly backup: { conv: Buf; ssm: Buf };
+  /** The delta-rule state [nHeadV, headDim (value), headDim (key)], current and next. */
+  private readonly ssms: [Buf, Buf];
+  private cur = 0;
+  /** The conv state as it was before the forward in progress (snapshot / restore). */
+  private readonly convBackup: Buf;
   length = 0;
 
   constructor(
@@ -33,33 +34,42 @@ export class RecurrentState implements LayerState {
   ) {
     const { conv, ssm } = RecurrentState.values(dims);
     this.conv = backend.alloc(conv);
-    this.ssm = backend.alloc(ssm);
-    this.backup = { conv: backend.alloc(conv), ssm: backend.alloc(ssm) };
+    this.ssms = [backend.alloc(ssm), backend.alloc(ssm)];
+    this.convBackup = backend.alloc(conv);
     backend.zero(this.conv);
     backend.zero(this.ssm);
   }
 
-  /** Keep a copy of both states (before a forward changes them in place). */
+  /** The delta-rule state after the tokens absorbed. */
+  get ssm(): Buf {
+    return this.ssms[this.cur];
+  }
+
+  /** Where a forward writes the delta-rule state; it becomes `ssm` at commit(). */
+  get ssmNext(): Buf {
+    return this.ssms[1 - this.cur];
+  }
+
+  /** Before a forward: keep the conv state (which the forward changes in place). */
   snapshot(): void {
-    this.copy(this.backup.conv, this.conv);
-    this.copy(this.backup.ssm, this.ssm);
+    this.backend.gatherRows(this.convBackup, this.conv, Int32Array.of(0), this.conv.length); // one row: the whole buffer
   }
 
-  /** Back to the last snapshot (a forward failed or was aborted). */
+  /** The forward completed: its delta-rule state becomes current. */
+  commit(): void {
+    this.cur = 1 - this.cur;
+  }
+
+  /** The forward failed or was aborted: the conv state as snapshot() saw it; the delta-rule state never changed. */
   restore(): void {
-    this.copy(this.conv, this.backup.conv);
-    this.copy(this.ssm, this.backup.ssm);
-  }
-
-  private copy(dst: Buf, src: Buf): void {
-    this.backend.gatherRows(dst, src, Int32Array.of(0), src.length); // one row: the whole buffer
+    this.backend.gatherRows(this.conv, this.convBackup, Int32Array.of(0), this.conv.length);
   }
 
   private static values(d: RecurrentDims): { conv: number; ssm: number } {
     return { conv: d.convChannels * d.convKeep, ssm: d.nHeadV * d.headDim * d.headDim };
   }
 
-  /** Backend bytes held: both f32 states and their snapshot (the same for any context size). */
+  /** Backend bytes held: both f32 states and their second buffers (the same for any context size). */
   static bytesFor(d: RecurrentDims): number {
     const { conv, ssm } = RecurrentState.values(d);
     return 2 * 4 * (conv + ssm);
@@ -115,7 +125,7 @@ export class RecurrentState implements LayerState {
   }
 
   free(): void {
-    for (const b of [this.conv, this.ssm, this.backup.conv, this.backup.ssm]) this.backend.free(b);
+    for (const b of [this.conv, this.convBackup, ...this.ssms]) this.backend.free(b);
   }
 }
 

@@ -230,7 +230,7 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
   be.l2Norm(q, q, p.eps, S, T * nK);
   be.l2Norm(k, k, p.eps, S, T * nK);
   const o = f.buf("dn.o", T * valueDim);
-  be.gatedDeltaNet(o, q, k, v, alpha, betaRaw, p.state.ssm, { ...p.delta, nTokens: T });
+  be.gatedDeltaNet(o, q, k, v, alpha, betaRaw, p.state.ssm, p.state.ssmNext, { ...p.delta, nTokens: T }); // committed when the forward completes
   await f.cb("attn_output", il, o);
   be.rmsNormGated(o, o, p.norm, z, p.eps, S, T * nV);
   be.matmul(out, p.wo, o, T);

@@ -279,15 +279,18 @@ export class Qwen3Next implements Model {
 
   forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
     return forwardPass(this.be, this.scratch, tokens, cache, opts, async (f) => {
-      // The recurrent states change in place: a forward that fails or is aborted puts them back, absorbing nothing.
+      // A forward that fails or is aborted leaves the recurrent states as they were, absorbing nothing.
       const states = this.hp.recurrent.flatMap((r, il) => (r ? [recurrent(cache.layers[il])] : []));
       for (const s of states) s.snapshot();
+      let logits: Float32Array;
       try {
-        return await this.run(tokens, cache, opts, f);
+        logits = await this.run(tokens, cache, opts, f);
       } catch (e) {
         for (const s of states) s.restore();
         throw e;
       }
+      for (const s of states) s.commit();
+      return logits;
     });
   }
 

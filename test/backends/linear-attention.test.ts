@@ -78,7 +78,7 @@ test("gatedDeltaNet by hand: one head of 2, two tokens", async () => {
   //     M = [[1, 2], [1.5, 1]]; q = (1, 1): o = (3, 2.5)/sqrt2.
   const p: DeltaNetParams = { nTokens: 2, nHeadK: 1, nHeadV: 1, headDim: 2, kvMap: "interleave" };
   const out = be.alloc(4), state = be.alloc(4);
-  be.gatedDeltaNet(out, buf(be, [1, 0, 1, 1]), buf(be, [1, 0, 0, 1]), buf(be, [2, 3, 4, 2]), buf(be, [0, Math.log(0.5)]), buf(be, [1, 0.5]), state, p);
+  be.gatedDeltaNet(out, buf(be, [1, 0, 1, 1]), buf(be, [1, 0, 0, 1]), buf(be, [2, 3, 4, 2]), buf(be, [0, Math.log(0.5)]), buf(be, [1, 0.5]), state, state, p);
   close(await be.read(out), [2 / Math.SQRT2, 3 / Math.SQRT2, 3 / Math.SQRT2, 2.5 / Math.SQRT2]);
   close(await be.read(state), [1, 2, 1.5, 1]);
 });
@@ -117,9 +117,15 @@ for (const kvMap of ["interleave", "tile"] as const) {
     const s0 = rand(nHeadV * S * S, "s0", 0.3);
     const want = hfDeltaRule(q, k, v, g, beta, s0, p);
     const out = be.alloc(T * nHeadV * S), state = buf(be, s0);
-    be.gatedDeltaNet(out, buf(be, q), buf(be, k), buf(be, v), buf(be, g), buf(be, beta), state, p);
+    be.gatedDeltaNet(out, buf(be, q), buf(be, k), buf(be, v), buf(be, g), buf(be, beta), state, state, p);
     close(await be.read(out), want.out, 1e-5);
     close(await be.read(state), want.state, 1e-5);
+    // Out of place: the same results, the input state untouched.
+    const from = buf(be, s0), to = be.alloc(s0.length), out2 = be.alloc(T * nHeadV * S);
+    be.gatedDeltaNet(out2, buf(be, q), buf(be, k), buf(be, v), buf(be, g), buf(be, beta), from, to, p);
+    assert.deepEqual(await be.read(out2), await be.read(out));
+    assert.deepEqual(await be.read(to), await be.read(state));
+    assert.deepEqual(await be.read(from), s0);
   });
 }
 
@@ -128,7 +134,8 @@ test("gatedDeltaNet: the two head mappings differ (a model with the wrong one co
   const q = rand(8, "q"), k = rand(8, "k"), v = rand(16, "v");
   const run = async (kvMap: DeltaNetParams["kvMap"]) => {
     const out = be.alloc(16);
-    be.gatedDeltaNet(out, buf(be, q), buf(be, k), buf(be, v), buf(be, [0, 0, 0, 0]), buf(be, [1, 1, 1, 1]), be.alloc(64), { ...p, kvMap });
+    const st = be.alloc(64);
+    be.gatedDeltaNet(out, buf(be, q), buf(be, k), buf(be, v), buf(be, [0, 0, 0, 0]), buf(be, [1, 1, 1, 1]), st, st, { ...p, kvMap });
     return be.read(out);
   };
   const [a, b] = [await run("interleave"), await run("tile")];

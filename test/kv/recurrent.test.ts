@@ -14,7 +14,7 @@ const CTX = 10;
 test("RecurrentState: fixed size, truncates only to its length or 0, and 0 clears both states", async () => {
   const s = new RecurrentState(be, CTX, DIMS);
   assert.equal(s.kind, "recurrent");
-  assert.equal(s.bytes, 2 * 4 * (5 * 3 + 2 * 4 * 4), "both states and their snapshot");
+  assert.equal(s.bytes, 2 * 4 * (5 * 3 + 2 * 4 * 4), "both states and their second buffers");
   assert.equal(RecurrentState.bytesFor(DIMS), s.bytes);
   assert.equal(s.savedBytes(0), s.bytes / 2);
   assert.equal(s.savedBytes(7), s.bytes / 2, "the same whatever the length");
@@ -32,16 +32,23 @@ test("RecurrentState: fixed size, truncates only to its length or 0, and 0 clear
   assert.ok((await be.read(s.conv)).every((v) => v === 0) && (await be.read(s.ssm)).every((v) => v === 0), "0 is the zero state");
 });
 
-test("RecurrentState: restore() brings back both states as snapshot() saw them", async () => {
+test("RecurrentState: a forward's delta-rule state becomes current at commit(); restore() brings back the conv state", async () => {
   const s = new RecurrentState(be, CTX, DIMS);
   be.write(s.conv, Float32Array.from({ length: 15 }, (_, i) => i));
   be.write(s.ssm, Float32Array.from({ length: 32 }, (_, i) => 2 * i));
+  const before = [await be.read(s.conv), await be.read(s.ssm)];
+  // A forward that fails: it changed the conv state in place and wrote the next delta-rule state.
   s.snapshot();
-  const want = [await be.read(s.conv), await be.read(s.ssm)];
   be.write(s.conv, new Float32Array(15).fill(9));
-  be.write(s.ssm, new Float32Array(32).fill(-9));
+  be.write(s.ssmNext, new Float32Array(32).fill(-9));
   s.restore();
-  assert.deepEqual([await be.read(s.conv), await be.read(s.ssm)], want);
+  assert.deepEqual([await be.read(s.conv), await be.read(s.ssm)], before);
+  // One that completes.
+  s.snapshot();
+  be.write(s.ssmNext, new Float32Array(32).fill(5));
+  s.commit();
+  assert.ok((await be.read(s.ssm)).every((v) => v === 5));
+  assert.notEqual(s.ssm, s.ssmNext);
 });
 
 test("RecurrentState: save, load into a fresh state (bytes at an odd offset too) gives the same states", async () => {

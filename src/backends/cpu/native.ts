@@ -256,8 +256,8 @@ export class NativeBackend extends DelegatingBackend {
   override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);
   }
-  override gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void {
-    if (!this.addon.gatedDeltaNet) return this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, p); // an addon built before the kernel
-    this.addon.gatedDeltaNet(f32(out), f32(q), f32(k), f32(v), f32(g), f32(beta), f32(state), p.nTokens, p.nHeadK, p.nHeadV, p.headDim, p.kvMap === "tile" ? 1 : 0);
+  override gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    if (!this.addon.gatedDeltaNet) return this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p); // an addon built before the kernel
+    this.addon.gatedDeltaNet(f32(out), f32(q), f32(k), f32(v), f32(g), f32(beta), f32(state), f32(stateOut), p.nTokens, p.nHeadK, p.nHeadV, p.headDim, p.kvMap === "tile" ? 1 : 0);
   }
 }

@@ -249,11 +249,12 @@ export class ScalarBackend implements Backend {
     }
   }
 
-  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, p: DeltaNetParams): void {
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
     const { nTokens: T, nHeadK, nHeadV, headDim: S, kvMap } = p;
     if (nHeadV % nHeadK !== 0) throw new RangeError(`gatedDeltaNet: ${nHeadV} value heads not a multiple of ${nHeadK} key heads`);
     const rep = nHeadV / nHeadK;
-    const qs = d(q), ks = d(k), vs = d(v), gs = d(g), bs = d(beta), st = d(state), o = d(out);
+    const qs = d(q), ks = d(k), vs = d(v), gs = d(g), bs = d(beta), st = d(stateOut), o = d(out);
+    if (stateOut !== state) st.set(d(state).subarray(0, nHeadV * S * S)); // then updated in place
     const scale = 1 / Math.sqrt(S);
     for (let j = 0; j < nHeadV; j++) {
       const hk = kvMap === "interleave" ? Math.floor(j / rep) : j % nHeadK;
