@@ -4,6 +4,8 @@
 // or to 0 (sessions re-evaluate a prefix they cannot keep; see Session.truncate). A forward that fails or is
 // aborted must leave it as it was, as a KV cache whose length did not advance: the delta-rule state is written to a
 // second buffer that becomes current at commit(), and the small conv state is snapshot first and restored.
+// checkpoint() keeps a copy of both at the current length (sessions set one after each prompt), so a following
+// prompt that diverges after it rolls back there instead of to 0.
 import type { Backend, Buf } from "../backends/backend.js";
 import type { LayerState } from "./state.js";
 
@@ -25,6 +27,9 @@ export class RecurrentState implements LayerState {
   private cur = 0;
   /** The conv state as it was before the forward in progress (snapshot / restore). */
   private readonly convBackup: Buf;
+  /** The states at checkpointLength tokens (checkpoint / truncate). */
+  private readonly ckpt: { conv: Buf; ssm: Buf };
+  checkpointLength: number | undefined;
   length = 0;
 
   constructor(
@@ -36,6 +41,7 @@ export class RecurrentState implements LayerState {
     this.conv = backend.alloc(conv);
     this.ssms = [backend.alloc(ssm), backend.alloc(ssm)];
     this.convBackup = backend.alloc(conv);
+    this.ckpt = { conv: backend.alloc(conv), ssm: backend.alloc(ssm) };
     backend.zero(this.conv);
     backend.zero(this.ssm);
   }
@@ -52,7 +58,17 @@ export class RecurrentState implements LayerState {
 
   /** Before a forward: keep the conv state (which the forward changes in place). */
   snapshot(): void {
-    this.backend.gatherRows(this.convBackup, this.conv, Int32Array.of(0), this.conv.length); // one row: the whole buffer
+    this.copy(this.convBackup, this.conv);
+  }
+
+  private copy(dst: Buf, src: Buf): void {
+    this.backend.gatherRows(dst, src, Int32Array.of(0), src.length); // one row: the whole buffer
+  }
+
+  checkpoint(): void {
+    this.copy(this.ckpt.conv, this.conv);
+    this.copy(this.ckpt.ssm, this.ssm);
+    this.checkpointLength = this.length;
   }
 
   /** The forward completed: its delta-rule state becomes current. */
@@ -62,17 +78,17 @@ export class RecurrentState implements LayerState {
 
   /** The forward failed or was aborted: the conv state as snapshot() saw it; the delta-rule state never changed. */
   restore(): void {
-    this.backend.gatherRows(this.conv, this.convBackup, Int32Array.of(0), this.conv.length);
+    this.copy(this.conv, this.convBackup);
   }
 
   private static values(d: RecurrentDims): { conv: number; ssm: number } {
     return { conv: d.convChannels * d.convKeep, ssm: d.nHeadV * d.headDim * d.headDim };
   }
 
-  /** Backend bytes held: both f32 states and their second buffers (the same for any context size). */
+  /** Backend bytes held: both f32 states, their second buffers and the checkpoint (the same for any context size). */
   static bytesFor(d: RecurrentDims): number {
     const { conv, ssm } = RecurrentState.values(d);
-    return 2 * 4 * (conv + ssm);
+    return 3 * 4 * (conv + ssm);
   }
 
   get bytes(): number {
@@ -80,14 +96,19 @@ export class RecurrentState implements LayerState {
   }
 
   canTruncate(n: number): boolean {
-    return n === 0 || n === this.length;
+    return n === 0 || n === this.length || (n === this.checkpointLength && n <= this.length);
   }
 
   truncate(n: number): void {
-    if (!this.canTruncate(n)) throw new RangeError(`a recurrent state of ${this.length} tokens cannot be rolled back to ${n} (only to 0)`);
+    if (!this.canTruncate(n)) throw new RangeError(`a recurrent state of ${this.length} tokens cannot be rolled back to ${n} (only to 0${this.checkpointLength === undefined ? "" : ` or its checkpoint at ${this.checkpointLength}`})`);
+    if (n === this.length) return;
     if (n === 0) {
       this.backend.zero(this.conv);
       this.backend.zero(this.ssm);
+      this.checkpointLength = undefined;
+    } else {
+      this.copy(this.conv, this.ckpt.conv);
+      this.copy(this.ssm, this.ckpt.ssm);
     }
     this.length = n;
   }
@@ -122,10 +143,11 @@ export class RecurrentState implements LayerState {
     this.backend.write(this.conv, all.subarray(0, nConv), 0);
     this.backend.write(this.ssm, all.subarray(nConv), 0);
     this.length = length;
+    this.checkpointLength = undefined;
   }
 
   free(): void {
-    for (const b of [this.conv, this.convBackup, ...this.ssms]) this.backend.free(b);
+    for (const b of [this.conv, this.convBackup, ...this.ssms, this.ckpt.conv, this.ckpt.ssm]) this.backend.free(b);
   }
 }
 

@@ -1,7 +1,8 @@
 // Sessions over a hybrid model (recurrent DeltaNet states + full-attention KV): a saved and loaded session continues
-// bit for bit as one never interrupted; reuse keeps the evaluated prefix when the new prompt extends the context and
-// re-evaluates from 0 when it diverges (a recurrent state cannot roll back), landing on a fresh session's logits; an
-// aborted forward leaves the states as they were.
+// bit for bit as one never interrupted; reuse keeps the evaluated prefix when the new prompt extends the context,
+// rolls back to the checkpoint a generation keeps at its prompt's end when the new prompt diverges after it, and
+// re-evaluates from 0 when it diverges before (a recurrent state cannot roll back further), each landing on a fresh
+// session's logits; an aborted forward leaves the states as they were.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -83,6 +84,25 @@ test("reuse: an extension of the context keeps it; a divergent prompt re-evaluat
   assert.deepEqual(await s.eval(rest), await again.eval(p2));
   assert.deepEqual(s.tokens, p2);
   for (const x of [s, fresh, again]) x.free();
+});
+
+test("a new prompt diverging inside the last reply rolls back to the checkpoint at the previous prompt's end, not to 0", async () => {
+  const p1 = lm.tokenizer.encode("A question asked in the first turn");
+  const s = new Session(lm);
+  const reply: number[] = [];
+  for await (const step of s.generate(p1, { maxTokens: 5, sampling: { temperature: 0 }, stopAtEog: false })) reply.push(step.token);
+  assert.equal(s.cache.length, p1.length + 4, "the last sampled token waits to be fed");
+  // The next turn renders the reply differently: it shares p1 and one reply token, then diverges.
+  const other = lm.tokenizer.encode(" rendered otherwise, and a second question");
+  const p2 = [...p1, reply[0], ...other.filter((t) => t !== reply[1])];
+  const rest = s.reuse(p2);
+  assert.equal(s.cache.length, p1.length, "back to the checkpoint at p1's end");
+  assert.deepEqual(s.pending, [reply[0]], "only the kept part of the reply is evaluated again");
+  assert.deepEqual(rest, p2.slice(p1.length + 1));
+  const fresh = new Session(lm);
+  assert.deepEqual(await s.eval(rest), await fresh.eval(p2));
+  s.free();
+  fresh.free();
 });
 
 test("an abort in the middle of a forward leaves the recurrent states as they were", async () => {

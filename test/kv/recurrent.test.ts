@@ -14,10 +14,10 @@ const CTX = 10;
 test("RecurrentState: fixed size, truncates only to its length or 0, and 0 clears both states", async () => {
   const s = new RecurrentState(be, CTX, DIMS);
   assert.equal(s.kind, "recurrent");
-  assert.equal(s.bytes, 2 * 4 * (5 * 3 + 2 * 4 * 4), "both states and their second buffers");
+  assert.equal(s.bytes, 3 * 4 * (5 * 3 + 2 * 4 * 4), "both states, their second buffers and the checkpoint");
   assert.equal(RecurrentState.bytesFor(DIMS), s.bytes);
-  assert.equal(s.savedBytes(0), s.bytes / 2);
-  assert.equal(s.savedBytes(7), s.bytes / 2, "the same whatever the length");
+  assert.equal(s.savedBytes(0), s.bytes / 3);
+  assert.equal(s.savedBytes(7), s.bytes / 3, "the same whatever the length");
   be.write(s.conv, Float32Array.from({ length: 15 }, (_, i) => i + 1));
   be.write(s.ssm, Float32Array.from({ length: 32 }, (_, i) => -i - 1));
   s.advance(6);
@@ -49,6 +49,46 @@ test("RecurrentState: a forward's delta-rule state becomes current at commit(); 
   s.commit();
   assert.ok((await be.read(s.ssm)).every((v) => v === 5));
   assert.notEqual(s.ssm, s.ssmNext);
+});
+
+test("RecurrentState: truncating to its checkpoint brings back the states it had there; 0 and load() drop the checkpoint", async () => {
+  const s = new RecurrentState(be, CTX, DIMS);
+  const write = (v: number) => {
+    be.write(s.conv, new Float32Array(15).fill(v));
+    be.write(s.ssm, new Float32Array(32).fill(-v));
+  };
+  write(1);
+  s.advance(3);
+  s.checkpoint();
+  assert.equal(s.checkpointLength, 3);
+  write(2);
+  s.advance(4);
+  for (const n of [0, 3, 7]) assert.equal(s.canTruncate(n), true, `to ${n}`);
+  for (const n of [1, 4, 6]) assert.equal(s.canTruncate(n), false, `to ${n}`);
+  s.truncate(3);
+  assert.equal(s.length, 3);
+  assert.ok((await be.read(s.conv)).every((v) => v === 1) && (await be.read(s.ssm)).every((v) => v === -1), "the checkpoint's states");
+  s.advance(2);
+  s.truncate(3); // the checkpoint stays usable
+  assert.ok((await be.read(s.conv)).every((v) => v === 1));
+  s.truncate(0);
+  assert.equal(s.checkpointLength, undefined);
+  s.checkpoint();
+  s.advance(2);
+  s.load(await s.save(), 2);
+  assert.equal(s.checkpointLength, undefined, "a loaded state has no checkpoint");
+  assert.equal(s.canTruncate(1), false);
+});
+
+test("ModelCache.rollbackPoint: the longest prefix every layer can return to", () => {
+  const full = new FullAttentionState(be, CTX, 4);
+  const rec = new RecurrentState(be, CTX, DIMS);
+  const cache = new ModelCache([rec, full], CTX);
+  cache.advance(4);
+  cache.checkpoint();
+  cache.advance(3);
+  assert.deepEqual([7, 6, 5, 4, 3, 0].map((n) => cache.rollbackPoint(n)), [7, 4, 4, 4, 0, 0]);
+  cache.free();
 });
 
 test("RecurrentState: save, load into a fresh state (bytes at an odd offset too) gives the same states", async () => {

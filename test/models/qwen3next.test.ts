@@ -27,8 +27,9 @@ test("qwen35-397b-4L declares Qwen3.5-397B-A17B's layer shapes and state", () =>
   assert.deepEqual(s.get("blk.3.ffn_gate_exps.weight"), [4096, 1024, 512]);
   assert.deepEqual(s.get("blk.3.ffn_gate_inp_shexp.weight"), [4096]);
   assert.deepEqual(s.get("blk.3.ffn_down_shexp.weight"), [1024, 4096]);
-  // Per DeltaNet layer: conv 3 x 12288 and 64 heads of 128 x 128, f32, plus the snapshot; KV 2 x 2 x 256 f32 per token.
-  const rec = 2 * 4 * (3 * 12288 + 64 * 128 * 128);
+  // Per DeltaNet layer: conv 3 x 12288 and 64 heads of 128 x 128, f32, times 3 (the next state and the checkpoint);
+  // KV 2 x 2 x 256 f32 per token.
+  const rec = 3 * 4 * (3 * 12288 + 64 * 128 * 128);
   assert.equal(cacheBytes(hp, 1000), 3 * rec + 1000 * 2 * 4 * 512);
 });
 
