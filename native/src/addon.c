@@ -113,7 +113,7 @@ NAPI_MODULE_INIT() {
       {"adviseHugePages", js_advise_huge_pages},
       {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
-      {"expertFfn", js_expert_ffn},
+      {"expertFfn", js_expert_ffn},    {"gatedDeltaNet", js_gated_delta_net},
       {"moeFfn", js_moe_ffn},
       {"matmulSet", js_matmul_set},
       {"repackR8", js_repack_r8},

@@ -50,6 +50,33 @@ napi_value js_rope(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, nTokens, nHeadK, nHeadV, headDim, tile): see ops.h.
+napi_value js_gated_delta_net(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *q, *k, *v, *g, *beta, *st, *so;
+  size_t ol, ql, kl, vl, gl, bl, sl, sol;
+  int64_t nt, nk, nv, s, tile;
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], "q", &q, &ql) || !f32_arg(env, a[2], "k", &k, &kl) ||
+      !f32_arg(env, a[3], "v", &v, &vl) || !f32_arg(env, a[4], "g", &g, &gl) || !f32_arg(env, a[5], "beta", &beta, &bl) ||
+      !f32_arg(env, a[6], "state", &st, &sl) || !f32_arg(env, a[7], "stateOut", &so, &sol) || !int_arg(env, a[8], "nTokens", 0, 1 << 24, &nt) ||
+      !int_arg(env, a[9], "nHeadK", 1, 1 << 16, &nk) || !int_arg(env, a[10], "nHeadV", 1, 1 << 16, &nv) ||
+      !int_arg(env, a[11], "headDim", 1, 1 << 12, &s) || !int_arg(env, a[12], "tile", 0, 1, &tile))
+    return NULL;
+  if (nv % nk) return fail(env, "R", "native gatedDeltaNet: %lld value heads not a multiple of %lld key heads", (long long)nv, (long long)nk);
+  const size_t T = (size_t)nt, S = (size_t)s;
+  if (!need_len(env, "gatedDeltaNet", "q", ql, T * nk * S) || !need_len(env, "gatedDeltaNet", "k", kl, T * nk * S) ||
+      !need_len(env, "gatedDeltaNet", "v", vl, T * nv * S) || !need_len(env, "gatedDeltaNet", "out", ol, T * nv * S) ||
+      !need_len(env, "gatedDeltaNet", "g", gl, T * nv) || !need_len(env, "gatedDeltaNet", "beta", bl, T * nv) ||
+      !need_len(env, "gatedDeltaNet", "state", sl, (size_t)nv * S * S) || !need_len(env, "gatedDeltaNet", "stateOut", sol, (size_t)nv * S * S))
+    return NULL;
+  const size_t sb = (size_t)nv * S * S * 4;
+  if (overlap(out, T * nv * S * 4, so, sb) || (so != st && overlap(so, sb, st, sb)))
+    return fail(env, "R", "native gatedDeltaNet: stateOut overlaps out, or state without being it");
+  op_gated_delta_net(out, q, k, v, g, beta, st, so, (int)nt, (int)nk, (int)nv, (int)s, (int)tile);
+  return undefined(env);
+}
+
 // add(out, a, b, n) / swiglu(out, gate, up, n): elementwise; out may alias an input exactly.
 static napi_value elementwise(napi_env env, napi_callback_info info, int which) {
   napi_value a[MAX_ARGS];

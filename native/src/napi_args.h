@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAX_ARGS 12
+#define MAX_ARGS 16
 
 /** Throw (code "T": TypeError, "R": RangeError, else Error) unless an exception is pending; returns NULL. */
 napi_value fail(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -39,6 +39,7 @@ napi_value js_add(napi_env env, napi_callback_info info);
 napi_value js_swiglu(napi_env env, napi_callback_info info);
 napi_value js_attention(napi_env env, napi_callback_info info);
 napi_value js_scatter_add(napi_env env, napi_callback_info info);
+napi_value js_gated_delta_net(napi_env env, napi_callback_info info);
 napi_value js_crc32c(napi_env env, napi_callback_info info);
 napi_value js_crc32c_async(napi_env env, napi_callback_info info);
 napi_value js_crc32c_impl(napi_env env, napi_callback_info info);

@@ -12,6 +12,11 @@ int op_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, d
 void op_add(float *out, const float *a, const float *b, size_t n);
 /** out = silu(g) * u (out may alias g or u). */
 void op_swiglu(float *out, const float *g, const float *u, size_t n);
+/** The gated delta rule over n_tok tokens (Backend.gatedDeltaNet): q, k [n_tok, n_k, s], v, out [n_tok, n_v, s], g,
+ *  beta [n_tok, n_v], state [n_v, s (value), s (key)] read, the final states written to state_out (== state: in
+ *  place); value head j reads key head j % n_k (tile) or j / (n_v / n_k). Value heads run in parallel. */
+void op_gated_delta_net(float *out, const float *q, const float *k, const float *v, const float *g, const float *beta, const float *state,
+                        float *state_out, int n_tok, int n_k, int n_v, int s, int tile);
 /** Causal GQA attention: q[T, n_head, hd], caches [start + T, n_head_kv * hd]; out[T, n_head * hd]. -1: out of memory. */
 int op_attention(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
                  int hd, float scale);

@@ -54,7 +54,8 @@ export interface Buf {
   readonly length: number;
 }
 
-export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn" | "copy" | "matmul_heads";
+export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn" | "copy" | "matmul_heads"
+  | "conv_silu" | "l2_norm" | "delta_gates" | "delta_net" | "rmsnorm_gated" | "sigmoid_mul";
 
 /**
  * llama.cpp's rope_yarn (ggml_rope_ext's freq_scale, ext_factor, attn_factor, beta_fast, beta_slow, n_ctx_orig):
@@ -113,6 +114,21 @@ export interface AttentionParams {
   vDim?: number;
   /** Round the normalised probabilities to f16 before they weight V, as llama.cpp's V product over its f16 cache does. */
   f16Probs?: boolean;
+}
+
+/** The gated delta rule (Qwen3-Next / Qwen3.5 linear attention) over nTokens rows, one state per value head. */
+export interface DeltaNetParams {
+  nTokens: number;
+  /** Query/key heads (ssm.group_count) and value heads (ssm.time_step_rank), a multiple of nHeadK. */
+  nHeadK: number;
+  nHeadV: number;
+  /** Values per head, keys and values alike (ssm.state_size). */
+  headDim: number;
+  /**
+   * Which q/k head value head j reads: "interleave" j / (nHeadV / nHeadK) (Qwen3-Next, llama.cpp's repeat of
+   * each head), "tile" j mod nHeadK (Qwen3.5, whose converter reordered the value heads).
+   */
+  kvMap: "interleave" | "tile";
 }
 
 export interface Backend {
@@ -174,6 +190,33 @@ export interface Backend {
   addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void;
   /** out[:] = 0. */
   zero(out: Buf): void;
+
+  // Linear attention (gated DeltaNet), llama.cpp's ssm_conv / l2_norm / gated_delta_net.
+  /**
+   * Causal depthwise conv1d then SiLU over x[T, C]: out[t, c] = silu(Σ_j w[c, j] · win[t + j, c]) where win is
+   * the state's kernel-1 earlier raw inputs of channel c (oldest first) followed by x's rows; w is ggml
+   * {kernel, C} (row c = channel c's taps, oldest first). state [C, kernel-1] then holds the last kernel-1 inputs.
+   */
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void;
+  /** For nRows rows of rowLen values: out = x / sqrt(Σx² + eps) (out may alias x). */
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void;
+  /**
+   * Per row r and head h of [nRows, nHead]: beta = sigmoid(betaRaw), g = softplus(alpha + dtBias[h]) · a[h]
+   * (a log-decay; a = ssm_a = −exp(A_log) ≤ 0). g may alias alpha, beta betaRaw.
+   */
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void;
+  /**
+   * The gated delta rule, token by token, for q, k [T, nHeadK, S] (L2-normed), v [T, nHeadV, S], g and beta
+   * [T, nHeadV]; state [nHeadV, S, S] holds M_j with M_j[i][c] at j·S² + i·S + c (i: value index, c: key index):
+   * M ← exp(g)·M; M ← M + β (v − M k) kᵀ; out[t, j] = M q / sqrt(S). The final states go to stateOut: `state`
+   * itself (in place) or another buffer, `state` then left unchanged (a forward that fails keeps the old one).
+   */
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void;
+  /** Gated RMSNorm over nRows rows of rowLen: out = x / sqrt(mean(x²) + eps) · w · silu(gate) (w: rowLen values; out may alias x). */
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void;
+  /** out[0..n) = x · sigmoid(gate) (out may alias x): the gated attention's output gate. */
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void;
+
   /**
    * Optional fused expert FFN over nRows rows: out[n, D] = down(silu(gate x) * up x) for x[n, D]
    * (gate/up [D, F], down [F, D]); equal to matmul, matmul, swiglu, matmul run separately.
@@ -273,6 +316,24 @@ export abstract class DelegatingBackend implements Backend {
   }
   zero(out: Buf): void {
     this.ref.zero(out);
+  }
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    this.ref.convSilu(out, x, state, w, nTokens, channels);
+  }
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    this.ref.l2Norm(out, x, eps, rowLen, nRows);
+  }
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
+    this.ref.deltaGates(g, beta, alpha, betaRaw, dtBias, a, nHead, nRows);
+  }
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p);
+  }
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    this.ref.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);
+  }
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    this.ref.sigmoidMul(out, x, gate, n);
   }
 }
 

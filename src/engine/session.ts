@@ -137,8 +137,8 @@ export class Session {
       return;
     }
     this.pending.length = 0;
-    // A state that cannot roll back (recurrent layers) starts over; the caller re-evaluates the prefix.
-    const keep = this.cache.canTruncate(length) ? length : 0;
+    // A state that cannot roll back (recurrent layers) goes back to its checkpoint or to 0; the caller re-evaluates the rest.
+    const keep = this.cache.rollbackPoint(length);
     this.cache.truncate(keep);
     const dropped = this.tokens.splice(keep);
     if (keep < length) this.pending.push(...dropped.slice(0, length - keep));
@@ -218,6 +218,9 @@ export class Session {
       }
     };
     let logits = await feed(prompt, opts.onPrefill);
+    // Recurrent layers keep the state at the prompt's end: the next turn's prompt starts with this one, so a reply
+    // rendered back differently from how it was generated costs only the reply, not the whole conversation.
+    if (logits) this.cache.checkpoint();
     const t1 = performance.now();
     const s1 = snap();
     let n = 0;

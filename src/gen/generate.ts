@@ -79,12 +79,12 @@ export function modelMetadata(arch: Architecture, hp: unknown, name: string, fil
 /**
  * The architecture's declared tensors in llama.cpp's file order: token_embd*, then per layer its dense
  * tensors (declaration order) and its expert parts, then the other top-level ones (output_norm, output).
- * Optional tensors are written, except output.weight when the embeddings are tied.
+ * Optional tensors are written, except seldom ones and output.weight when the embeddings are tied.
  */
 export function fileTensors(arch: Architecture, hp: unknown, withOutput: boolean): TensorSpec[] {
   const { dense, experts, unused } = arch.tensors(hp);
   // Unused tensors (an MTP block) are written as real files carry them.
-  const wanted = [...dense, ...unused.filter((t) => !t.seldom)].filter((t) => !(t.optional && t.name === "output.weight" && !withOutput));
+  const wanted = [...dense, ...unused].filter((t) => !t.seldom && !(t.optional && t.name === "output.weight" && !withOutput));
   const layerOf = (t: TensorSpec) => /^blk\.(\d+)\./.exec(t.name)?.[1];
   const top = wanted.filter((t) => layerOf(t) === undefined);
   return [
@@ -102,7 +102,7 @@ function resolvePreset(opts: GenerateOptions): Preset {
 }
 
 function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
-  if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight")) return quantByName("F32").type; // as llama.cpp keeps them
+  if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight")) return quantByName("F32").type; // as llama.cpp keeps them
   const override = opts.typeOverrides?.find((o) => o.pattern.test(name));
   const chosen = override?.type ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
   const q = typeNamed(chosen, override ? `type for tensors /${override.pattern.source}/` : isExpert && opts.expertType ? "expert type" : "type");

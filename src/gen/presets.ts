@@ -1,7 +1,8 @@
 // Model shapes the generator can write: a registered architecture and its hyperparameters. tiny and a3b*
 // are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture;
-// deepseek2-* and deepseek-v3-* are DeepSeek's (MLA).
+// deepseek2-* and deepseek-v3-* are DeepSeek's (MLA); qwen3next-* and qwen35* are the hybrid linear-attention ones.
 import type { HParams as DeepSeek2HParams } from "../models/deepseek2.js";
+import type { HParams as Qwen3NextHParams } from "../models/qwen3next.js";
 import type { HParams as Glm4MoeHParams } from "../models/glm4moe.js";
 import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 import { QWEN3_VOCAB_SIZE } from "../tokenizer/qwen3-vocab.js";
@@ -73,6 +74,10 @@ const glm45: Glm4MoePreset = {
   tiedEmbeddings: false,
 };
 
+export interface Qwen3NextPreset extends Preset<Qwen3NextHParams> {
+  arch: "qwen3next" | "qwen35moe";
+}
+
 export interface DeepSeek2Preset extends Preset<DeepSeek2HParams> {
   arch: "deepseek2";
 }
@@ -119,6 +124,47 @@ const dsV3: DeepSeek2Preset = {
   tiedEmbeddings: false,
 };
 
+// Qwen3-Next's structure at tiny size: 3 gated DeltaNet layers then 1 gated full-attention layer (the 4-layer
+// period of the real model), 2 key heads / 8 value heads of 32 in the DeltaNet, rope over a quarter of each head,
+// 16 experts (4 used) plus the sigmoid-gated shared expert, and the trailing MTP block real files carry. Every
+// row length the K-quants see is a multiple of 256 (ssm_conv1d stays F32, as in real files).
+const qnextTiny: Qwen3NextPreset = {
+  arch: "qwen3next",
+  hp: {
+    arch: "qwen3next", nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 4096, nEmbd: 256, nLayer: 4, nNextn: 1, recurrent: [true, true, true, false], fullAttentionInterval: 4,
+    nHead: 4, nHeadKv: 2, headDim: 64, nRot: 16, nFf: 512, nExpert: 16, nExpertUsed: 4, nFfExp: 256, nFfShexp: 256,
+    convKernel: 4, ssmState: 32, nHeadK: 2, nHeadV: 8, ropeFreqBase: 10_000_000, rmsEps: 1e-6,
+  },
+  tiedEmbeddings: true,
+};
+
+// Qwen3.5-MoE at tiny size: as above, with separate β/α tensors, tiled key heads and IMRoPE sections that cover
+// the 8 rotated pairs (as [11, 11, 10, 0] covers Qwen3.5's 32).
+const q35Tiny: Qwen3NextPreset = {
+  arch: "qwen35moe",
+  hp: { ...qnextTiny.hp, arch: "qwen35moe", ropeSections: [3, 3, 2, 0] },
+  tiedEmbeddings: true,
+};
+
+// Real layer dimensions for the stream bench (ARCHITECTURES.md §7.3), 4 layers: 3 DeltaNet + 1 full attention,
+// without the MTP block streaming never reads; the Qwen3 vocabulary stands in for Qwen3.5's 248320 tokens.
+const qnext80b: Qwen3NextPreset = {
+  arch: "qwen3next",
+  hp: {
+    arch: "qwen3next", nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 262144, nEmbd: 2048, nLayer: 4, nNextn: 0, recurrent: [true, true, true, false], fullAttentionInterval: 4,
+    nHead: 16, nHeadKv: 2, headDim: 256, nRot: 64, nFf: 5120, nExpert: 512, nExpertUsed: 10, nFfExp: 512, nFfShexp: 512,
+    convKernel: 4, ssmState: 128, nHeadK: 16, nHeadV: 32, ropeFreqBase: 10_000_000, rmsEps: 1e-6,
+  },
+  tiedEmbeddings: false,
+};
+const q35_397b: Qwen3NextPreset = {
+  arch: "qwen35moe",
+  hp: {
+    ...qnext80b.hp, arch: "qwen35moe", nEmbd: 4096, nHead: 32, nFf: 1024, nFfExp: 1024, nFfShexp: 1024, nHeadV: 64, ropeSections: [11, 11, 10, 0],
+  },
+  tiedEmbeddings: false,
+};
+
 export const PRESETS = {
   tiny,
   "a3b-8L": { ...a3b, hp: { ...a3b.hp, nLayer: 8 } },
@@ -128,7 +174,11 @@ export const PRESETS = {
   "deepseek2-tiny": dsTiny,
   "deepseek2-lite-tiny": dsLiteTiny,
   "deepseek-v3-4L": { ...dsV3, hp: { ...dsV3.hp, nLayer: 4, nDenseLead: 1 } },
-} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset>;
+  "qwen3next-tiny": qnextTiny,
+  "qwen35moe-tiny": q35Tiny,
+  "qwen3next-80b-4L": qnext80b,
+  "qwen35-397b-4L": q35_397b,
+} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset | Qwen3NextPreset>;
 
 export type PresetName = keyof typeof PRESETS;
 

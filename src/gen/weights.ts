@@ -144,10 +144,23 @@ export class WeightRecipes {
         };
       case "attn_norm":
       case "ffn_norm":
-      case "post_attention_norm": // GLM's pre-FFN norm
+      case "post_attention_norm": // GLM's and Qwen3-Next's pre-FFN norm
       case "attn_q_a_norm": // DeepSeek's low-rank q and kv latent norms
       case "attn_kv_a_norm":
+      case "ssm_norm":
         return gain(1);
+      case "ssm_a": {
+        // −exp(A_log) < 0: a decay per value head, exp(g) ~ 0.6-0.9 per token so the state remembers a few tokens.
+        const g = gain(0.3, 0.5);
+        return (row, out) => {
+          g(row, out);
+          for (let i = 0; i < K; i++) out[i] = -out[i];
+        };
+      }
+      case "ssm_dt.bias":
+        return noise(0.5);
+      case "ssm_out": // the DeltaNet's output projection feeds the residual as attn_output does
+        return noise(this.branch / Math.sqrt(K));
       case "attn_q.bias":
       case "attn_k.bias":
       case "attn_v.bias":

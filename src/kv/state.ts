@@ -10,8 +10,12 @@ export interface LayerState {
   readonly length: number;
   /** Backend memory held, bytes. */
   readonly bytes: number;
-  /** Whether the state can be rolled back to its first `n` tokens (a recurrent state cannot, but to 0). */
+  /** Whether the state can be rolled back to its first `n` tokens (a recurrent state only to 0 or its checkpoint). */
   canTruncate(n: number): boolean;
+  /** A state that cannot roll back freely keeps one point it can return to: set it here, at its current length. */
+  checkpoint?(): void;
+  /** The length checkpoint() kept (undefined: none). */
+  readonly checkpointLength?: number;
   truncate(n: number): void;
   /** `n` more tokens were written by a forward that completed. */
   advance(n: number): void;
@@ -45,6 +49,17 @@ export class ModelCache {
 
   canTruncate(n: number): boolean {
     return n >= 0 && n <= this.length && this.layers.every((l) => l.canTruncate(n));
+  }
+
+  /** Keep a point every layer can roll back to, at the current length (states that roll back freely need none). */
+  checkpoint(): void {
+    for (const l of this.layers) l.checkpoint?.();
+  }
+
+  /** The longest prefix of at most n tokens every layer can roll back to: n itself, a checkpoint, or 0. */
+  rollbackPoint(n: number): number {
+    const points = this.layers.map((l) => l.checkpointLength).filter((c): c is number => c !== undefined && c <= n);
+    return [n, ...points.sort((a, b) => b - a)].find((c) => this.canTruncate(c)) ?? 0;
   }
 
   /** Forget everything after `n` tokens; refuses what a layer's state cannot undo. */

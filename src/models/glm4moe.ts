@@ -15,7 +15,7 @@ import { count, decoderMetadata, metaInRange, positive, type Range } from "./hpa
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
 import { attention, decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
-import type { Declare } from "./tensors.js";
+import { outputHead, type Declare } from "./tensors.js";
 
 export const ARCH = "glm4moe";
 
@@ -128,12 +128,7 @@ export function weights(hp: HParams, t: Declare) {
     t.unused(n("attn_k_norm"), [hd]);
     declareMtpUnused(t, n, hp, D, V);
   }
-  return {
-    token_embd,
-    layers,
-    output_norm: t("output_norm.weight", [D]),
-    output: t.optional("output.weight", [D, V]) ?? token_embd, // absent: tied to token_embd
-  };
+  return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
 export type Weights = ReturnType<typeof weights>;
 

@@ -1,16 +1,18 @@
 // The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
-import type { Backend, Buf, OpName, Weight } from "../backends/backend.js";
+import type { Backend, Buf, DeltaNetParams, OpName, Weight } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState } from "../kv/full-attention.js";
+import type { RecurrentState } from "../kv/recurrent.js";
 import type { ModelCache } from "../kv/state.js";
 import type { ForwardHooks, ForwardOptions } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
 import { AbortedError, ModelError } from "../util/errors.js";
 
 /** Ops the shared layers run whatever the weights' types (checked once at load). */
-export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
+export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows",
+  "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated", "sigmoid_mul"];
 
 /**
  * Activation buffers a model reuses across forward calls (one per name, reallocated only when a call
@@ -109,6 +111,11 @@ export interface AttentionParams {
   eps: number;
   /** Softmax scale; default 1 / sqrt(headDim). */
   scale?: number;
+  /**
+   * Gated attention (Qwen3-Next, Qwen3.5): wq gives per head [q (headDim) ‖ gate (headDim)] ([D, nHead * headDim * 2]),
+   * and the attention output is multiplied by sigmoid(gate) before wo.
+   */
+  outputGate?: boolean;
   state: FullAttentionState;
 }
 
@@ -119,11 +126,20 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   const { nHead, nHeadKv, headDim: hd, layer: il } = p;
   const qDim = nHead * hd, kvDim = nHeadKv * hd;
   const q = f.buf("attn.q", T * qDim), k = f.buf("attn.k", T * kvDim), v = f.buf("attn.v", T * kvDim), att = f.buf("attn.kqv", T * qDim);
-  if (be.matmulSet) be.matmulSet([q, k, v], [p.wq, p.wk, p.wv], x, T); // one pool run, x quantised once
+  const qg = p.outputGate ? f.buf("attn.qg", 2 * T * qDim) : q; // [T, nHead, 2 * hd]: q and gate halves per head
+  if (be.matmulSet) be.matmulSet([qg, k, v], [p.wq, p.wk, p.wv], x, T); // one pool run, x quantised once
   else {
-    be.matmul(q, p.wq, x, T);
+    be.matmul(qg, p.wq, x, T);
     be.matmul(k, p.wk, x, T);
     be.matmul(v, p.wv, x, T);
+  }
+  let gate: Buf | undefined;
+  if (p.outputGate) {
+    // Rows of headDim: 2r is head r's query, 2r + 1 its gate.
+    gate = f.buf("attn.gate", T * qDim);
+    const rows = T * nHead;
+    be.gatherRows(q, qg, Int32Array.from({ length: rows }, (_, r) => 2 * r), hd);
+    be.gatherRows(gate, qg, Int32Array.from({ length: rows }, (_, r) => 2 * r + 1), hd);
   }
   if (p.bq) be.addRows(q, p.bq, qDim, T);
   if (p.bk) be.addRows(k, p.bk, kvDim, T);
@@ -138,8 +154,112 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   be.kvStore(p.state.k, p.state.v, k, v, start, T, kvDim);
   be.attention(att, q, p.state.k, p.state.v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd), sinks: p.sinks });
   await f.cb("kqv_out", il, att);
+  if (gate) be.sigmoidMul(att, att, gate, T * qDim);
   be.matmul(out, p.wo, att, T);
   if (p.bo) be.addRows(out, p.bo, out.length / T, T);
+}
+
+export interface DeltaNetLayerParams {
+  layer: number;
+  /**
+   * attn_qkv [D, 2 * keyDim + valueDim] with rows [q ‖ k ‖ v] (keyDim = nHeadK * headDim, valueDim = nHeadV * headDim)
+   * and attn_gate [D, valueDim] (z, the output gate); or legacy Qwen3-Next files' one ssm_in [D, 2 * keyDim + 2 * valueDim]
+   * with rows per key head [q ‖ k ‖ v of its r value heads ‖ z of them].
+   */
+  proj: { wqkv: Weight; wz: Weight } | { ssmIn: Weight };
+  /**
+   * The per-value-head β and α projections: separate [D, nHeadV] each (Qwen3.5), or one ssm_ba [D, 2 * nHeadV]
+   * holding per key head g [β of its r value heads ‖ α of them], r = nHeadV / nHeadK (Qwen3-Next).
+   */
+  betaAlpha: { beta: Weight; alpha: Weight } | { ba: Weight };
+  /** ssm_conv1d [kernel, 2 * keyDim + valueDim] (f32). */
+  conv: Weight;
+  /** ssm_dt.bias and ssm_a [nHeadV]. */
+  dtBias: Weight;
+  a: Weight;
+  /** ssm_norm [headDim], shared by the value heads. */
+  norm: Weight;
+  /** ssm_out [valueDim, D]. */
+  wo: Weight;
+  delta: Omit<DeltaNetParams, "nTokens">;
+  eps: number;
+  state: RecurrentState;
+}
+
+/**
+ * out[T, D] = a gated DeltaNet layer over the normed rows x[T, D] (llama.cpp's build_layer_attn_linear): the q/k/v
+ * projection through a causal conv + SiLU, L2-normed q and k, the gated delta rule per value head, then a gated
+ * RMSNorm by silu(z) and the output projection. p.state absorbs the tokens.
+ */
+export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams): Promise<void> {
+  f.checkAbort();
+  const { be, nTokens: T } = f;
+  const { nHeadK: nK, nHeadV: nV, headDim: S } = p.delta;
+  const il = p.layer;
+  const valueDim = nV * S, convDim = (2 * nK + nV) * S;
+  const qkv = f.buf("dn.qkv", T * convDim), z = f.buf("dn.z", T * valueDim);
+  if ("ssmIn" in p.proj) splitQkvz(f, qkv, z, x, p.proj.ssmIn, p.delta);
+  else if (be.matmulSet) be.matmulSet([qkv, z], [p.proj.wqkv, p.proj.wz], x, T);
+  else {
+    be.matmul(qkv, p.proj.wqkv, x, T);
+    be.matmul(z, p.proj.wz, x, T);
+  }
+  const betaRaw = f.buf("dn.beta", T * nV), alpha = f.buf("dn.alpha", T * nV);
+  if ("ba" in p.betaAlpha) {
+    const ba = f.buf("dn.ba", 2 * T * nV);
+    be.matmul(ba, p.betaAlpha.ba, x, T);
+    // Rows of r values: 2m is key head m's β group, 2m + 1 its α group; gathered they are [T, nV] in head order.
+    const rows = T * nK, r = nV / nK;
+    be.gatherRows(betaRaw, ba, Int32Array.from({ length: rows }, (_, m) => 2 * m), r);
+    be.gatherRows(alpha, ba, Int32Array.from({ length: rows }, (_, m) => 2 * m + 1), r);
+  } else {
+    be.matmul(betaRaw, p.betaAlpha.beta, x, T);
+    be.matmul(alpha, p.betaAlpha.alpha, x, T);
+  }
+  be.deltaGates(alpha, betaRaw, alpha, betaRaw, p.dtBias, p.a, nV, T); // in place: alpha -> g, betaRaw -> β
+  const conv = f.buf("dn.conv", T * convDim);
+  be.convSilu(conv, qkv, p.state.conv, p.conv, T, convDim);
+  await f.cb("conv_output_silu", il, conv);
+  // Rows of headDim: each token's conv output is nK q heads, nK k heads, nV v heads.
+  const per = 2 * nK + nV;
+  const rowsOf = (from: number, n: number) => Int32Array.from({ length: T * n }, (_, i) => Math.floor(i / n) * per + from + (i % n));
+  const q = f.buf("dn.q", T * nK * S), k = f.buf("dn.k", T * nK * S), v = f.buf("dn.v", T * valueDim);
+  be.gatherRows(q, conv, rowsOf(0, nK), S);
+  be.gatherRows(k, conv, rowsOf(nK, nK), S);
+  be.gatherRows(v, conv, rowsOf(2 * nK, nV), S);
+  be.l2Norm(q, q, p.eps, S, T * nK);
+  be.l2Norm(k, k, p.eps, S, T * nK);
+  const o = f.buf("dn.o", T * valueDim);
+  be.gatedDeltaNet(o, q, k, v, alpha, betaRaw, p.state.ssm, p.state.ssmNext, { ...p.delta, nTokens: T }); // committed when the forward completes
+  await f.cb("attn_output", il, o);
+  be.rmsNormGated(o, o, p.norm, z, p.eps, S, T * nV);
+  be.matmul(out, p.wo, o, T);
+  await f.cb("linear_attn_out", il, out);
+}
+
+/** Per layer of nLayer, the MoE routers after it (nearest first): what its router lookahead may run. */
+export function routersAfter(routers: readonly LookaheadRouter[], nLayer: number): LookaheadRouter[][] {
+  return Array.from({ length: nLayer }, (_, i) => routers.filter((r) => r.layer > i));
+}
+
+/** Legacy ssm_in: its per-key-head rows [q ‖ k ‖ v (r) ‖ z (r)] regathered into attn_qkv's [q ‖ k ‖ v] order and z. */
+function splitQkvz(f: Pass, qkv: Buf, z: Buf, x: Buf, w: Weight, d: DeltaNetLayerParams["delta"]): void {
+  const { be, nTokens: T } = f;
+  const { nHeadK: nK, nHeadV: nV, headDim: S } = d;
+  const r = nV / nK, group = 2 + 2 * r, per = 2 * nK + nV; // rows of S: per key head in ssm_in, per token in qkv
+  const mixed = f.buf("dn.qkvz", T * nK * group * S);
+  be.matmul(mixed, w, x, T);
+  const src = (t: number, g: number, at: number) => (t * nK + g) * group + at;
+  be.gatherRows(qkv, mixed, Int32Array.from({ length: T * per }, (_, i) => {
+    const t = Math.floor(i / per), j = i % per;
+    if (j < 2 * nK) return src(t, j % nK, j < nK ? 0 : 1); // q, then k, of each key head
+    const m = j - 2 * nK; // value head m = g·r + i
+    return src(t, Math.floor(m / r), 2 + (m % r));
+  }), S);
+  be.gatherRows(z, mixed, Int32Array.from({ length: T * nV }, (_, i) => {
+    const t = Math.floor(i / nV), m = i % nV;
+    return src(t, Math.floor(m / r), 2 + r + (m % r));
+  }), S);
 }
 
 /** A later MoE layer's router, for lookahead: its ffn norm applied to the residual stream, then its router. */

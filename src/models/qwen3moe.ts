@@ -9,10 +9,10 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
-import { attention, forwardPass, moe, outputLogits, Pass, ScratchPool, type LookaheadRouter } from "./layers.js";
+import { attention, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import type { Declare } from "./tensors.js";
+import { outputHead, type Declare } from "./tensors.js";
 
 export const ARCH = "qwen3moe";
 
@@ -87,8 +87,7 @@ export function weights(hp: HParams, t: Declare) {
   const token_embd = t("token_embd.weight", [D, V]);
   return {
     token_embd,
-    output_norm: t("output_norm.weight", [D]),
-    output: t.optional("output.weight", [D, V]) ?? token_embd, // absent: tied to token_embd
+    ...outputHead(t, token_embd, D, V),
     layers: Array.from({ length: hp.nLayer }, (_, i) => {
       const n = (name: string) => `blk.${i}.${name}.weight`;
       t.experts(i, {
@@ -127,8 +126,7 @@ export class Qwen3Moe implements Model {
     this.experts = ctx.experts;
     this.scratch = new ScratchPool(ctx.backend);
     this.route = softmaxTopKRoute(hp.nExpert, hp.nExpertUsed, true);
-    const routers = w.layers.map((L, i): LookaheadRouter => ({ layer: i, norm: L.ffn_norm, router: L.ffn_gate_inp, route: this.route }));
-    this.ahead = w.layers.map((_, i) => routers.slice(i + 1));
+    this.ahead = routersAfter(w.layers.map((L, i) => ({ layer: i, norm: L.ffn_norm, router: L.ffn_gate_inp, route: this.route })), hp.nLayer);
   }
 
   makeCache(nCtx: number): ModelCache {

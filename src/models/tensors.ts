@@ -9,7 +9,7 @@ export interface TensorSpec {
   /** ggml order: shape[0] is the values per row. */
   shape: number[];
   optional?: boolean;
-  /** An unused tensor that files may leave out, and the generator does (vocab-sized MTP heads). */
+  /** A tensor files may leave out, and the generator does (vocab-sized MTP heads, a legacy layout's alternative). */
   seldom?: boolean;
 }
 
@@ -28,11 +28,24 @@ export interface ModelTensors {
 /** Declares tensors; in binding mode also returns them. */
 export interface Declare {
   (name: string, shape: number[]): Weight;
-  optional(name: string, shape: number[]): Weight | undefined;
+  optional(name: string, shape: number[], opts?: { seldom?: boolean }): Weight | undefined;
   /** Layer `layer` has routed experts made of these stacked tensors (they are streamed, never bound here). */
   experts(layer: number, parts: Record<string, TensorSpec>): void;
   /** A tensor real files carry that the model does not run (a multi-token-prediction block): allowed, never bound. */
   unused(name: string, shape: number[], opts?: { seldom?: boolean }): void;
+}
+
+/** The nextn.* tensors of MTP block `layer` (GLM-4.5, Qwen3-Next, Qwen3.5), declared unused: files carry them, no forward reads them. */
+export function nextnUnused(t: Declare, layer: number, nEmbd: number, nVocab: number): void {
+  const n = (name: string) => `blk.${layer}.nextn.${name}.weight`;
+  t.unused(n("eh_proj"), [2 * nEmbd, nEmbd]);
+  for (const name of ["enorm", "hnorm", "shared_head_norm"]) t.unused(n(name), [nEmbd]);
+  for (const name of ["embed_tokens", "shared_head_head"]) t.unused(n(name), [nEmbd, nVocab], { seldom: true }); // optional in llama.cpp too
+}
+
+/** output_norm and the output projection [D, V], tied to token_embd when the file has no output.weight. */
+export function outputHead(t: Declare, tokenEmbd: Weight, nEmbd: number, nVocab: number): { output_norm: Weight; output: Weight } {
+  return { output_norm: t("output_norm.weight", [nEmbd]), output: t.optional("output.weight", [nEmbd, nVocab]) ?? tokenEmbd };
 }
 
 /** An architecture's declaration: the same function serves listing and binding. */
@@ -49,7 +62,7 @@ export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP,
       return { name, type: -1, shape }; // a placeholder: listing binds nothing
     },
     {
-      optional: (name: string, shape: number[]) => void dense.push({ name, shape, optional: true }),
+      optional: (name: string, shape: number[], opts?: { seldom?: boolean }) => void dense.push({ name, shape, optional: true, ...(opts?.seldom ? { seldom: true } : {}) }),
       experts: (layer: number, parts: Record<string, TensorSpec>) => {
         if (!(layer >= 0 && layer < nLayer)) throw new RangeError(`experts declared for layer ${layer} of ${nLayer}`);
         experts[layer] = parts;

@@ -72,3 +72,26 @@ export async function llamaGreedy(path: string, prompt: string, n: number, opts:
 export async function llamaTokenize(path: string, texts: string[], special: boolean): Promise<number[][]> {
   return withLlamaModel(path, async (model) => texts.map((t) => [...model.tokenize(t, special)].map(Number)));
 }
+
+/**
+ * llama.cpp's logits at every position of `tokens` (teacher-forced), from a fresh context: in one batch, or one
+ * token per evaluation ("single"). A hybrid model's recurrent state cannot roll back, so each run gets its own.
+ */
+export async function llamaLogitsAll(path: string, tokens: readonly number[], mode: "batch" | "single", opts: { flashAttention?: boolean } = {}): Promise<Float32Array[]> {
+  return withLlamaModel(path, async (model) => {
+    const ctx = await model.createContext({ contextSize: 512, batchSize: 512, threads: 1, ...(opts.flashAttention !== undefined ? { flashAttention: opts.flashAttention } : {}) });
+    try {
+      const seq = ctx.getSequence();
+      const vocab = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight")?.dimensions[1];
+      if (vocab === undefined) throw new Error("token_embd.weight not found by node-llama-cpp");
+      const item = (t: number) => [t, { generateNext: { logits: true } }] as never;
+      const rows = (res: unknown[]) => res.map((r) => toArray((r as { next: { logits?: Map<number, number> } }).next.logits, Number(vocab)));
+      if (mode === "batch") return rows(await seq.controlledEvaluate(tokens.map(item)));
+      const out: Float32Array[] = [];
+      for (const t of tokens) out.push(...rows(await seq.controlledEvaluate([item(t)])));
+      return out;
+    } finally {
+      await ctx.dispose();
+    }
+  });
+}

@@ -33,6 +33,12 @@ export interface NativeAddon {
   moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;
   expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
     out: Float32Array, d: number, f: number, t: number): void;
+  /**
+   * The gated delta rule (Backend.gatedDeltaNet), value heads in parallel; tile 1: value head j reads key head
+   * j % nHeadK, 0: j / (nHeadV / nHeadK). Optional: an addon built before it lacks it (the backend then delegates).
+   */
+  gatedDeltaNet?(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, g: Float32Array, beta: Float32Array, state: Float32Array,
+    stateOut: Float32Array, nTokens: number, nHeadK: number, nHeadV: number, headDim: number, tile: number): void;
   /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */
   quantizeQ8_0(x: Float32Array, out: Bytes): void;
   /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */

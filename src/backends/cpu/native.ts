@@ -1,10 +1,10 @@
-// The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention, add, swiglu, scatter-add and the fused
-// expert FFN run in the native addon (SIMD dot products on a persistent thread pool, reading weights and
+// The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention, add, swiglu, scatter-add, the gated delta
+// rule and the fused expert FFN run in the native addon (SIMD dot products on a persistent thread pool, reading weights and
 // activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript. Owned Q4_K / Q8_0
 // weights are repacked in place into 8-row interleaved layouts, and weight memory comes on huge pages (allocHost).
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
-import type { AttentionParams, Buf, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
+import type { AttentionParams, Buf, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
 import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
@@ -272,5 +272,9 @@ export class NativeBackend extends DelegatingBackend {
   }
   override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);
+  }
+  override gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    if (!this.addon.gatedDeltaNet) return this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p); // an addon built before the kernel
+    this.addon.gatedDeltaNet(f32(out), f32(q), f32(k), f32(v), f32(g), f32(beta), f32(state), f32(stateOut), p.nTokens, p.nHeadK, p.nHeadV, p.headDim, p.kvMap === "tile" ? 1 : 0);
   }
 }

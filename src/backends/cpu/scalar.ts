@@ -1,6 +1,6 @@
 // The scalar reference backend: plain TypeScript, f32 storage, f64 accumulation. It is the oracle
 // every faster kernel is held to, so it favours obviousness over speed.
-import type { AttentionParams, Backend, Buf, CopyParams, HostWeight, OpName, RopeOptions, Weight, WeightArena } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena } from "../backend.js";
 import { heads3d, HostArena, ropeAngles, weightDims } from "../backend.js";
 import { roundToF16 } from "../../util/f16.js";
 import { quantFormat } from "../../quant/index.js";
@@ -238,5 +238,100 @@ export class ScalarBackend implements Backend {
 
   zero(out: Buf): void {
     d(out).fill(0);
+  }
+
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    const { k: taps, n } = weightDims(w);
+    if (n !== channels) throw new RangeError(`convSilu: weight '${w.name}' has ${n} channels, expected ${channels}`);
+    const keep = taps - 1;
+    const xs = d(x), st = d(state), o = d(out);
+    // Rows of `taps` values can only be of a type with blocks of 1 (F32, F16, BF16): the whole tensor dequantises as one row.
+    const wAll = new Float32Array(taps * channels);
+    quantFormat(w.type).dequantRow((w as HostWeightHandle).bytes, wAll, taps * channels);
+    const win = new Float32Array(keep + nTokens);
+    for (let c = 0; c < channels; c++) {
+      const wr = wAll.subarray(c * taps, (c + 1) * taps);
+      for (let j = 0; j < keep; j++) win[j] = st[c * keep + j];
+      for (let t = 0; t < nTokens; t++) win[keep + t] = xs[t * channels + c];
+      for (let t = 0; t < nTokens; t++) {
+        let s = 0;
+        for (let j = 0; j < taps; j++) s += wr[j] * win[t + j];
+        o[t * channels + c] = s / (1 + Math.exp(-s));
+      }
+      for (let j = 0; j < keep; j++) st[c * keep + j] = win[nTokens + j];
+    }
+  }
+
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    const xs = d(x), o = d(out);
+    for (let base = 0; base < nRows * rowLen; base += rowLen) {
+      let ss = 0;
+      for (let i = 0; i < rowLen; i++) ss += xs[base + i] * xs[base + i];
+      const inv = 1 / Math.sqrt(ss + eps);
+      for (let i = 0; i < rowLen; i++) o[base + i] = xs[base + i] * inv;
+    }
+  }
+
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
+    const dt = this.row(dtBias, 0, nHead).slice(), av = this.row(a, 0, nHead).slice();
+    const go = d(g), bo = d(beta), al = d(alpha), br = d(betaRaw);
+    for (let r = 0; r < nRows; r++) {
+      for (let h = 0; h < nHead; h++) {
+        const i = r * nHead + h;
+        const z = al[i] + dt[h];
+        const softplus = z > 20 ? z : Math.log1p(Math.exp(z)); // ggml's softplus threshold
+        go[i] = softplus * av[h];
+        bo[i] = 1 / (1 + Math.exp(-br[i]));
+      }
+    }
+  }
+
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    const { nTokens: T, nHeadK, nHeadV, headDim: S, kvMap } = p;
+    if (nHeadV % nHeadK !== 0) throw new RangeError(`gatedDeltaNet: ${nHeadV} value heads not a multiple of ${nHeadK} key heads`);
+    const rep = nHeadV / nHeadK;
+    const qs = d(q), ks = d(k), vs = d(v), gs = d(g), bs = d(beta), st = d(stateOut), o = d(out);
+    if (stateOut !== state) st.set(d(state).subarray(0, nHeadV * S * S)); // then updated in place
+    const scale = 1 / Math.sqrt(S);
+    for (let j = 0; j < nHeadV; j++) {
+      const hk = kvMap === "interleave" ? Math.floor(j / rep) : j % nHeadK;
+      const M = st.subarray(j * S * S, (j + 1) * S * S); // M[i][c] at i·S + c: value row i over keys c
+      for (let t = 0; t < T; t++) {
+        const qb = (t * nHeadK + hk) * S, kb = qb, vb = (t * nHeadV + j) * S;
+        const decay = Math.exp(gs[t * nHeadV + j]), b = bs[t * nHeadV + j];
+        // Row i of M at a time (rows are independent): decayed M k, the correction, then the updated row · q.
+        for (let i = 0; i < S; i++) {
+          const r = i * S;
+          let mk = 0;
+          for (let c = 0; c < S; c++) mk += M[r + c] * ks[kb + c];
+          const delta = (vs[vb + i] - decay * mk) * b; // v − (exp(g) M) k, times β
+          let mq = 0;
+          for (let c = 0; c < S; c++) {
+            const m = (M[r + c] = M[r + c] * decay + delta * ks[kb + c]);
+            mq += m * qs[qb + c];
+          }
+          o[vb + i] = mq * scale;
+        }
+      }
+    }
+  }
+
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    const xs = d(x), gs = d(gate), o = d(out);
+    const wv = this.row(w, 0, rowLen).slice();
+    for (let base = 0; base < nRows * rowLen; base += rowLen) {
+      let ss = 0;
+      for (let i = 0; i < rowLen; i++) ss += xs[base + i] * xs[base + i];
+      const inv = 1 / Math.sqrt(ss / rowLen + eps);
+      for (let i = 0; i < rowLen; i++) {
+        const z = gs[base + i];
+        o[base + i] = xs[base + i] * inv * wv[i] * (z / (1 + Math.exp(-z)));
+      }
+    }
+  }
+
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    const o = d(out), xs = d(x), gs = d(gate);
+    for (let i = 0; i < n; i++) o[i] = xs[i] / (1 + Math.exp(-gs[i]));
   }
 }
