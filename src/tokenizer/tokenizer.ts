@@ -1,32 +1,33 @@
-// Tokenizer for GGUF vocabularies with tokenizer.ggml.model = "gpt2" and the Qwen2 pre-tokenizer,
-// built and run the way llama.cpp's llama-vocab.cpp does it:
+// Tokenizer for GGUF vocabularies with tokenizer.ggml.model = "gpt2" (byte-level BPE), built and run
+// the way llama.cpp's llama-vocab.cpp does it:
 // - token types become attributes; control-looking tokens found by text (EOT, FIM, EOG) are
 //   forced to CONTROL, control tokens whose text contains "unused" are marked UNUSED;
 // - special-token partition: every CONTROL / USER_DEFINED / UNKNOWN token, longest (in UTF-8 bytes)
 //   first, splits the remaining raw-text fragments at each of its occurrences; CONTROL and UNKNOWN
 //   tokens take part only when parseSpecial is set, USER_DEFINED ones (<think>, <tool_call>) always;
-// - raw-text fragments are pre-tokenized with the Qwen2 regex and each piece is byte-level BPE'd;
+// - raw-text fragments are pre-tokenized by the regexes tokenizer.ggml.pre selects (pretokenize.ts)
+//   and each piece is byte-level BPE'd;
 // - pieces: NORMAL tokens are byte-level decoded, CONTROL / UNKNOWN / USER_DEFINED tokens are their
 //   text as is, UNUSED / UNDEFINED tokens are empty;
 // - the end-of-generation set is derived from token texts plus eos / eot / eom.
-// One deliberate addition: by default each raw-text fragment is NFC-normalized before
-// pre-tokenization, as the HF tokenizer.json (normalizer: NFC) does; llama.cpp does not normalize.
-// Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
+// One deliberate addition: for the families whose tokenizer.json declares an NFC normalizer (Qwen2/3,
+// Qwen3.5), each raw-text fragment is NFC-normalized before pre-tokenization, as HF does; llama.cpp
+// does not normalize. Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
 
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { ModelError, UsageError } from "../util/errors.js";
 import { unicodeToBytes } from "./byte-level.js";
 import { BytePairEncoder } from "./bpe.js";
-import { pretokenizeQwen2 } from "./pretokenize.js";
+import { PRE_TOKENIZER_NAMES, preTokenizer, type PreTokenizer } from "./pretokenize.js";
 import { TokenizerKeys, getBool, getIntArray, getString, getStringArray, getUint, missing } from "./metadata.js";
 import { StreamDecoder } from "./stream-decoder.js";
 import { TokenAttr, attrOfType } from "./token-types.js";
 
-/** tokenizer.ggml.pre values that llama.cpp maps to LLAMA_VOCAB_PRE_TYPE_QWEN2 (clean_spaces = false). */
-export const QWEN2_PRE_NAMES: readonly string[] = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"];
-
 export interface TokenizerOptions {
-  /** NFC-normalize raw text before pre-tokenization, as HF does (default true); llama.cpp does not. */
+  /**
+   * NFC-normalize raw text before pre-tokenization, as HF does for the families whose tokenizer.json says
+   * so (default: true for those, false otherwise); llama.cpp never does.
+   */
   nfc?: boolean;
 }
 
@@ -100,6 +101,7 @@ export class Tokenizer {
   readonly chatTemplate: string | null;
   readonly pre: string;
   readonly nfc: boolean;
+  private readonly preTokenizer: PreTokenizer;
 
   private readonly tokens: readonly string[];
   private readonly tokenToIdMap: Map<string, number>;
@@ -112,21 +114,24 @@ export class Tokenizer {
   private constructor(md: GGUFMetadata, opts: TokenizerOptions) {
     const model = getString(md, TokenizerKeys.model, true);
     if (model !== "gpt2") {
+      const what = model === "llama" ? " (SentencePiece, as in Mixtral)" : "";
       throw new ModelError(
         "TOKENIZER_UNSUPPORTED",
-        `${TokenizerKeys.model} = "${model}" is not supported (only "gpt2" byte-level BPE)`,
+        `${TokenizerKeys.model} = "${model}"${what} is not supported (only "gpt2" byte-level BPE)`,
       );
     }
     const pre = getString(md, TokenizerKeys.pre, false);
     if (pre === undefined) throw missing(TokenizerKeys.pre);
-    if (!QWEN2_PRE_NAMES.includes(pre)) {
+    const preTok = preTokenizer(pre);
+    if (preTok === undefined) {
       throw new ModelError(
         "TOKENIZER_UNSUPPORTED",
-        `${TokenizerKeys.pre} = "${pre}" is not supported (supported: ${QWEN2_PRE_NAMES.join(", ")})`,
+        `${TokenizerKeys.pre} = "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZER_NAMES).join(", ")})`,
       );
     }
     this.pre = pre;
-    this.nfc = opts.nfc ?? true;
+    this.preTokenizer = preTok;
+    this.nfc = opts.nfc ?? preTok.nfc;
 
     const rawTokens = getStringArray(md, TokenizerKeys.tokens);
     const n = rawTokens.length;
@@ -313,7 +318,7 @@ export class Tokenizer {
           continue;
         }
         const s = this.nfc ? frag.normalize("NFC") : frag;
-        for (const piece of pretokenizeQwen2(s)) this.bpe.encodePiece(piece, out);
+        for (const piece of this.preTokenizer.split(s)) this.bpe.encodePiece(piece, out);
       }
     }
     if (addEos) {

@@ -1,0 +1,74 @@
+// Vocabulary-only GGUFs: tokenizer metadata under a minimal qwen2 header and no tensors, the shape of
+// llama.cpp's own models/ggml-vocab-*.gguf test files. node-llama-cpp loads them with vocabOnly.
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { meta, writeGGUF } from "../../src/format/gguf/write.js";
+import type { GGUFMetadata } from "../../src/format/gguf/types.js";
+import { BYTE_TO_UNICODE } from "../../src/tokenizer/byte-level.js";
+import { TokenType } from "../../src/tokenizer/token-types.js";
+import { mulberry32 } from "./numeric.js";
+
+const DIR = join(tmpdir(), "moestream-test-vocabs-v1");
+
+/** Write (once per machine and name) a vocab-only GGUF carrying `tokenizer`'s keys; returns its path. */
+export async function vocabGGUF(name: string, tokenizer: () => GGUFMetadata): Promise<string> {
+  const path = join(DIR, `${name}.gguf`);
+  if (existsSync(path)) return path;
+  mkdirSync(DIR, { recursive: true });
+  const md: GGUFMetadata = new Map([
+    ["general.architecture", meta.str("qwen2")],
+    ["general.name", meta.str(name)],
+    ["qwen2.block_count", meta.u32(1)],
+    ["qwen2.context_length", meta.u32(4096)],
+    ["qwen2.embedding_length", meta.u32(64)],
+    ["qwen2.feed_forward_length", meta.u32(128)],
+    ["qwen2.attention.head_count", meta.u32(4)],
+    ["qwen2.attention.head_count_kv", meta.u32(4)],
+    ["qwen2.rope.freq_base", meta.f32(1e6)],
+    ["qwen2.attention.layer_norm_rms_epsilon", meta.f32(1e-6)],
+  ]);
+  for (const [k, v] of tokenizer()) md.set(k, v);
+  const tmp = `${path}.${process.pid}`;
+  await writeGGUF(tmp, { metadata: md, tensors: [] });
+  renameSync(tmp, path);
+  return path;
+}
+
+/**
+ * A made-up byte-level BPE vocabulary that makes pre-token boundaries visible in the token ids: the 256
+ * byte tokens, every pair of them merged (in a seeded random rank order), and a few special tokens. A
+ * piece boundary between two bytes shows whenever the unsplit text would have merged them, so two
+ * pre-tokenizers that split differently give different ids on a varied corpus.
+ */
+export function pairVocabMetadata(pre: string, seed = 1): GGUFMetadata {
+  const tokens: string[] = [...BYTE_TO_UNICODE];
+  const types: number[] = tokens.map(() => TokenType.NORMAL);
+  const pairs: string[] = [];
+  for (const a of BYTE_TO_UNICODE) for (const b of BYTE_TO_UNICODE) pairs.push(`${a} ${b}`);
+  const r = mulberry32(seed);
+  for (let i = pairs.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [pairs[i], pairs[j]] = [pairs[j], pairs[i]];
+  }
+  for (const p of pairs) {
+    tokens.push(p.replace(" ", ""));
+    types.push(TokenType.NORMAL);
+  }
+  for (const t of ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]) {
+    tokens.push(t);
+    types.push(TokenType.CONTROL);
+  }
+  for (const t of ["<think>", "</think>"]) {
+    tokens.push(t);
+    types.push(TokenType.USER_DEFINED);
+  }
+  return new Map([
+    ["tokenizer.ggml.model", meta.str("gpt2")],
+    ["tokenizer.ggml.pre", meta.str(pre)],
+    ["tokenizer.ggml.tokens", meta.strArray(tokens)],
+    ["tokenizer.ggml.token_type", meta.i32Array(types)],
+    ["tokenizer.ggml.merges", meta.strArray(pairs)],
+    ["tokenizer.ggml.eos_token_id", meta.u32(tokens.indexOf("<|endoftext|>"))],
+  ]);
+}
