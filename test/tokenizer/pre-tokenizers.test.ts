@@ -1,0 +1,62 @@
+// The pre-tokenizers tokenizer.ggml.pre selects, on hand-checked inputs (test/golden/pre-tokenizers-llama
+// holds them all to llama.cpp on a corpus), and the errors for values and models we do not support.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ModelError } from "../../src/util/errors.js";
+import { PRE_TOKENIZER_NAMES, Tokenizer, preTokenizer } from "../../src/tokenizer/index.js";
+import { smallVocab } from "./small-vocab.js";
+
+const split = (pre: string, text: string): string[] => preTokenizer(pre)!.split(text);
+
+test("deepseek-v3: digits in threes, CJK/kana runs, one ASCII punctuation mark leads a word", () => {
+  assert.deepEqual(split("deepseek-v3", "Hello 12345 world"), ["Hello", " ", "123", "45", " world"]);
+  assert.deepEqual(split("deepseek-v3", "中文かなカナabc"), ["中文かなカナ", "abc"]);
+  assert.deepEqual(split("deepseek-v3", ".Hello ,world !!\n\nx"), [".Hello", " ,", "world", " !!\n\n", "x"]);
+  assert.deepEqual(split("deepseek-v3", "e\u0301t\u00e9"), ["e\u0301t\u00e9"]); // marks stay in words
+});
+
+test("qwen35 keeps combining marks in words, qwen2 does not", () => {
+  assert.deepEqual(split("qwen35", "cafe\u0301 12"), ["cafe\u0301", " ", "1", "2"]);
+  assert.deepEqual(split("qwen2", "cafe\u0301 12"), ["cafe", "\u0301", " ", "1", "2"]);
+});
+
+test("glm4 groups digits in threes; olmo is GPT-2's pattern", () => {
+  assert.deepEqual(split("glm4", "12345 x"), ["123", "45", " x"]);
+  assert.deepEqual(split("chatglm-bpe", "12345 x"), ["123", "45", " x"]);
+  assert.deepEqual(split("olmo", "Hello  world's 123"), ["Hello", " ", " world", "'s", " 123"]);
+});
+
+test("gpt-4o as llama.cpp adapts it: ASCII case splits words, other letters count as either case", () => {
+  assert.deepEqual(split("gpt-4o", "HelloWorld it's ÉCOLEécole приВет"), ["Hello", "World", " it's", " ÉCOLEécole", " приВет"]);
+});
+
+test("kimi-k2: Han runs apart, words with their contraction, digits in threes", () => {
+  assert.deepEqual(split("kimi-k2", "中文abc的It's 12345  x\n\n y"), ["中文", "abc", "的", "It's", " ", "123", "45", " ", " x", "\n\n", " y"]);
+});
+
+test("deepseek-llm: non-ASCII whitespace matches \\s but not a literal in a class (llama.cpp's wregex path)", () => {
+  assert.deepEqual(split("deepseek-llm", "Hello, world\u3000! 12"), ["Hello", ",", " world", "\u3000!", " ", "12"]);
+});
+
+test("every split concatenates back to its input", () => {
+  const s = "  a\n\n b\t\t' 's 99 ½ 👍🏽 e\u0301 \x00\x1b[0m 中文 かな 12345 ÉCOLE\u3000\u0085 end  ";
+  for (const pre of Object.keys(PRE_TOKENIZER_NAMES)) assert.equal(split(pre, s).join(""), s, pre);
+});
+
+test("NFC by default only for the families whose tokenizer.json normalises (Qwen)", () => {
+  for (const [pre, nfc] of [["qwen2", true], ["qwen35", true], ["deepseek-v3", false], ["glm4", false], ["kimi-k2", false], ["gpt-4o", false]] as const) {
+    const v = smallVocab([], [], { "tokenizer.ggml.pre": pre });
+    assert.equal(Tokenizer.fromMetadata(v.md).nfc, nfc, pre);
+    assert.equal(Tokenizer.fromMetadata(v.md, { nfc: !nfc }).nfc, !nfc, pre);
+  }
+});
+
+test("an unsupported pre value or tokenizer model is a ModelError naming it", () => {
+  const bad = (keys: Record<string, string>, re: RegExp) => {
+    const v = smallVocab([], [], keys);
+    assert.throws(() => Tokenizer.fromMetadata(v.md), (e: unknown) => e instanceof ModelError && e.code === "TOKENIZER_UNSUPPORTED" && re.test(e.message));
+  };
+  bad({ "tokenizer.ggml.pre": "tekken" }, /tokenizer\.ggml\.pre = "tekken" is not supported \(supported: .*deepseek-v3/);
+  bad({ "tokenizer.ggml.pre": "__proto__" }, /"__proto__" is not supported/);
+  bad({ "tokenizer.ggml.model": "llama" }, /tokenizer\.ggml\.model = "llama" \(SentencePiece, as in Mixtral\) is not supported/);
+});
