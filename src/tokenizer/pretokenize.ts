@@ -11,8 +11,10 @@
 //   literal character of a class ("wsAsVT" below does the same);
 // - the unicode categories (\p{L}, \p{N}, \p{P}, \p{S}, \p{M}) are the Unicode general categories, which
 //   is what llama.cpp's collapsed-text matching amounts to (one category per code point).
-// Kimi-K2 is a hand-written splitter in llama.cpp (unicode_regex_split_custom_kimi_k2), ported in
-// kimi-k2.ts. Non-ASCII characters of the patterns are written as escapes: an editor's NFC pass would
+// Two families' patterns need Unicode case classes (\p{Lu}, \p{Ll}) that llama.cpp's std::regex cannot
+// express: gpt-4o (o200k) and Kimi-K2 (a hand-written splitter in llama.cpp, ported in kimi-k2.ts).
+// For them we run the model's own pattern (as tiktoken does) and keep llama.cpp's version for
+// { llamaCpp: true }; the two differ on non-ASCII case changes and combining marks. Non-ASCII characters of the patterns are written as escapes: an editor's NFC pass would
 // change ranges such as U+1FD0-U+1FD3.
 
 import { splitKimiK2 } from "./kimi-k2.js";
@@ -79,14 +81,46 @@ const DEEPSEEK_LLM = [
 const DEEPSEEK_LLM_VT = [true, true, true, true, true, false];
 
 /**
- * GPT-4o / gpt-oss ("gpt-4o"), as llama.cpp adapts it: "upper-case" and "lower-case" letters are told
- * apart for ASCII only (any other letter counts as both) and marks are not letters. The tokenizer.json
- * pattern uses \p{Lu}/\p{Ll}/\p{M}; the two differ on non-ASCII case changes and combining marks.
+ * GPT-4o / gpt-oss ("gpt-4o"): tiktoken's o200k pattern
+ *   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *   |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?
+ *   |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * (Unicode case-insensitive: 's also matches 'ſ, U+017F).
  */
+const UPPER = "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]";
+const LOWER = "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]";
+const CONTRACTIONS_I = "(?:'[sS\\u017F]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
 const GPT4O = re(
+  `[^\\r\\n\\p{L}\\p{N}]?${UPPER}*${LOWER}+${CONTRACTIONS_I}?|[^\\r\\n\\p{L}\\p{N}]?${UPPER}+${LOWER}*${CONTRACTIONS_I}?` +
+    `|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
+);
+
+/**
+ * llama.cpp's adaptation of the o200k pattern (its std::regex has no \p{Lu}/\p{Ll}): "upper" and
+ * "lower" case are told apart for ASCII only, any other letter counts as both, and marks are not letters.
+ * It differs from tiktoken on non-ASCII case changes and on combining marks (Hindi, Thai, decomposed
+ * accents); used with { llamaCpp: true }.
+ */
+const GPT4O_LLAMA = re(
   `[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+${CONTRACTIONS}?` +
     `|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*${CONTRACTIONS}?` +
     `|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
+);
+
+/**
+ * Kimi-K2 ("kimi-k2"): tiktoken's pattern from tokenization_kimi.py, the o200k one with Han runs taken
+ * first and kept out of words ([...&&[^\p{Han}]], written with the `v` flag's class subtraction), and
+ * [\r\n]* after punctuation runs.
+ */
+const NOT_HAN = (cls: string): string => `[${cls}--\\p{sc=Han}]`;
+const KIMI_UPPER = NOT_HAN(UPPER);
+const KIMI_LOWER = NOT_HAN(LOWER);
+const KIMI = new RegExp(
+  (
+    `\\p{sc=Han}+|[^\\r\\n\\p{L}\\p{N}]?${KIMI_UPPER}*${KIMI_LOWER}+${CONTRACTIONS_I}?|[^\\r\\n\\p{L}\\p{N}]?${KIMI_UPPER}+${KIMI_LOWER}*${CONTRACTIONS_I}?` +
+    `|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`
+  ).replaceAll("\\s", WS).replaceAll("\\S", NWS),
+  "gv",
 );
 
 /** Non-ASCII White_Space (all in the BMP, so replacing one keeps string offsets). */
@@ -125,17 +159,25 @@ export interface PreTokenizer {
   readonly nfc: boolean;
 }
 
+interface Spec {
+  /** The model's own pre-tokenizer (tokenizer.json / tiktoken pattern). */
+  split(text: string): string[];
+  /** llama.cpp's, where it differs from the model's. */
+  llamaCpp?: (text: string) => string[];
+  nfc: boolean;
+}
+
 const single = (regex: RegExp) => (text: string) => splitBy([text], regex);
 
-const TYPES: Record<string, Omit<PreTokenizer, "type">> = {
+const TYPES: Record<string, Spec> = {
   qwen2: { split: single(new RegExp(QWEN2_SPLIT_PATTERN, "gu")), nfc: true },
   qwen35: { split: single(QWEN35), nfc: true },
   chatglm4: { split: single(LLAMA3), nfc: false },
   gpt2: { split: single(GPT2), nfc: false },
   deepseek3_llm: { split: (t) => DEEPSEEK_V3.reduce((p, r) => splitBy(p, r), [t]), nfc: false },
   deepseek_llm: { split: (t) => DEEPSEEK_LLM.reduce((p, r, i) => splitBy(p, r, DEEPSEEK_LLM_VT[i]), [t]), nfc: false },
-  gpt4o: { split: single(GPT4O), nfc: false },
-  kimi_k2: { split: splitKimiK2, nfc: false },
+  gpt4o: { split: single(GPT4O), llamaCpp: single(GPT4O_LLAMA), nfc: false },
+  kimi_k2: { split: single(KIMI), llamaCpp: splitKimiK2, nfc: false },
 };
 
 /** tokenizer.ggml.pre values we support, with the llama.cpp pre-tokenizer type each maps to. */
@@ -157,10 +199,15 @@ export const PRE_TOKENIZER_NAMES: Readonly<Record<string, string>> = {
   "gpt-2": "gpt2",
 };
 
-/** The pre-tokenizer a tokenizer.ggml.pre value selects, or undefined when we do not support it. */
-export function preTokenizer(pre: string): PreTokenizer | undefined {
+/**
+ * The pre-tokenizer a tokenizer.ggml.pre value selects, or undefined when we do not support it. With
+ * `llamaCpp`, llama.cpp's own splitter where it differs from the model's (gpt-4o, kimi-k2).
+ */
+export function preTokenizer(pre: string, opts: { llamaCpp?: boolean } = {}): PreTokenizer | undefined {
   const type = Object.hasOwn(PRE_TOKENIZER_NAMES, pre) ? PRE_TOKENIZER_NAMES[pre] : undefined;
-  return type === undefined ? undefined : { type, ...TYPES[type] };
+  if (type === undefined) return undefined;
+  const spec = TYPES[type];
+  return { type, split: (opts.llamaCpp ? spec.llamaCpp : undefined) ?? spec.split, nfc: spec.nfc };
 }
 
 const QWEN2 = TYPES.qwen2;

@@ -10,9 +10,11 @@
 // - pieces: NORMAL tokens are byte-level decoded, CONTROL / UNKNOWN / USER_DEFINED tokens are their
 //   text as is, UNUSED / UNDEFINED tokens are empty;
 // - the end-of-generation set is derived from token texts plus eos / eot / eom.
-// One deliberate addition: for the families whose tokenizer.json declares an NFC normalizer (Qwen2/3,
-// Qwen3.5), each raw-text fragment is NFC-normalized before pre-tokenization, as HF does; llama.cpp
-// does not normalize. Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
+// Two deliberate departures from llama.cpp, both toward the model's own tokenizer: for the families
+// whose tokenizer.json declares an NFC normalizer (Qwen2/3, Qwen3.5), each raw-text fragment is
+// NFC-normalized before pre-tokenization, as HF does; and gpt-4o / kimi-k2 split with the model's own
+// tiktoken pattern, which llama.cpp approximates. Pass { llamaCpp: true } to Tokenizer.fromMetadata
+// to get llama.cpp's behaviour exactly.
 
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { ModelError, UsageError } from "../util/errors.js";
@@ -24,9 +26,11 @@ import { StreamDecoder } from "./stream-decoder.js";
 import { TokenAttr, attrOfType } from "./token-types.js";
 
 export interface TokenizerOptions {
+  /** Tokenize exactly as llama.cpp does: no NFC, llama.cpp's splitters for gpt-4o and kimi-k2 (default false). */
+  llamaCpp?: boolean;
   /**
    * NFC-normalize raw text before pre-tokenization, as HF does for the families whose tokenizer.json says
-   * so (default: true for those, false otherwise); llama.cpp never does.
+   * so (default: true for those unless llamaCpp, false otherwise); llama.cpp never does.
    */
   nfc?: boolean;
 }
@@ -122,7 +126,7 @@ export class Tokenizer {
     }
     const pre = getString(md, TokenizerKeys.pre, false);
     if (pre === undefined) throw missing(TokenizerKeys.pre);
-    const preTok = preTokenizer(pre);
+    const preTok = preTokenizer(pre, { llamaCpp: opts.llamaCpp });
     if (preTok === undefined) {
       throw new ModelError(
         "TOKENIZER_UNSUPPORTED",
@@ -131,7 +135,7 @@ export class Tokenizer {
     }
     this.pre = pre;
     this.preTokenizer = preTok;
-    this.nfc = opts.nfc ?? preTok.nfc;
+    this.nfc = opts.nfc ?? (preTok.nfc && !opts.llamaCpp);
 
     const rawTokens = getStringArray(md, TokenizerKeys.tokens);
     const n = rawTokens.length;

@@ -1,6 +1,7 @@
 // Every supported tokenizer.ggml.pre type against llama.cpp's own splitter: a vocabulary-only GGUF per
 // pre value, over a made-up vocabulary in which every byte pair is a token (pairVocabMetadata), so
-// that pre-token boundaries show in the ids. Compared with NFC off (llama.cpp does not normalise).
+// that pre-token boundaries show in the ids. Compared in llamaCpp mode (no NFC, llama.cpp's own
+// splitters for gpt-4o and kimi-k2; test/tokenizer/tiktoken-parity holds the default ones to tiktoken).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PRE_TOKENIZER_NAMES, Tokenizer } from "../../src/tokenizer/index.js";
@@ -21,7 +22,7 @@ for (const pre of PRES) {
   test(`tokenizer.ggml.pre = "${pre}": encode() equals llama.cpp's tokenizer`, async () => {
     const md = pairVocabMetadata(pre);
     const path = await vocabGGUF(`pairs-${pre}`, () => md);
-    const ours = Tokenizer.fromMetadata(md, { nfc: false });
+    const ours = Tokenizer.fromMetadata(md, { llamaCpp: true });
     const ref = await llamaTokenize(path, texts, true, { vocabOnly: true });
     const got = texts.map((t) => ours.encode(t));
     texts.forEach((t, i) => assert.deepEqual(got[i], ref[i], `text ${i}: ${JSON.stringify(t.slice(0, 60))}`));

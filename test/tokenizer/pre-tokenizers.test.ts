@@ -6,7 +6,7 @@ import { ModelError } from "../../src/util/errors.js";
 import { PRE_TOKENIZER_NAMES, Tokenizer, preTokenizer } from "../../src/tokenizer/index.js";
 import { smallVocab } from "./small-vocab.js";
 
-const split = (pre: string, text: string): string[] => preTokenizer(pre)!.split(text);
+const split = (pre: string, text: string, llamaCpp = false): string[] => preTokenizer(pre, { llamaCpp })!.split(text);
 
 test("deepseek-v3: digits in threes, CJK/kana runs, one ASCII punctuation mark leads a word", () => {
   assert.deepEqual(split("deepseek-v3", "Hello 12345 world"), ["Hello", " ", "123", "45", " world"]);
@@ -26,12 +26,15 @@ test("glm4 groups digits in threes; olmo is GPT-2's pattern", () => {
   assert.deepEqual(split("olmo", "Hello  world's 123"), ["Hello", " ", " world", "'s", " 123"]);
 });
 
-test("gpt-4o as llama.cpp adapts it: ASCII case splits words, other letters count as either case", () => {
-  assert.deepEqual(split("gpt-4o", "HelloWorld it's ÉCOLEécole приВет"), ["Hello", "World", " it's", " ÉCOLEécole", " приВет"]);
+test("gpt-4o: case changes split words; as llama.cpp adapts it, only ASCII ones do", () => {
+  assert.deepEqual(split("gpt-4o", "HelloWorld it's ÉCOLEécole приВет"), ["Hello", "World", " it's", " ÉCOLEécole", " при", "Вет"]);
+  assert.deepEqual(split("gpt-4o", "HelloWorld it's ÉCOLEécole приВет", true), ["Hello", "World", " it's", " ÉCOLEécole", " приВет"]);
 });
 
-test("kimi-k2: Han runs apart, words with their contraction, digits in threes", () => {
-  assert.deepEqual(split("kimi-k2", "中文abc的It's 12345  x\n\n y"), ["中文", "abc", "的", "It's", " ", "123", "45", " ", " x", "\n\n", " y"]);
+test("kimi-k2: Han runs apart, words with their contraction, digits in threes (both splitters)", () => {
+  for (const llamaCpp of [false, true]) {
+    assert.deepEqual(split("kimi-k2", "中文abc的It's 12345  x\n\n y", llamaCpp), ["中文", "abc", "的", "It's", " ", "123", "45", " ", " x", "\n\n", " y"]);
+  }
 });
 
 test("deepseek-llm: non-ASCII whitespace matches \\s but not a literal in a class (llama.cpp's wregex path)", () => {
@@ -40,7 +43,9 @@ test("deepseek-llm: non-ASCII whitespace matches \\s but not a literal in a clas
 
 test("every split concatenates back to its input", () => {
   const s = "  a\n\n b\t\t' 's 99 ½ 👍🏽 e\u0301 \x00\x1b[0m 中文 かな 12345 ÉCOLE\u3000\u0085 end  ";
-  for (const pre of Object.keys(PRE_TOKENIZER_NAMES)) assert.equal(split(pre, s).join(""), s, pre);
+  for (const pre of Object.keys(PRE_TOKENIZER_NAMES)) {
+    for (const llamaCpp of [false, true]) assert.equal(split(pre, s, llamaCpp).join(""), s, pre);
+  }
 });
 
 test("NFC by default only for the families whose tokenizer.json normalises (Qwen)", () => {
@@ -48,6 +53,7 @@ test("NFC by default only for the families whose tokenizer.json normalises (Qwen
     const v = smallVocab([], [], { "tokenizer.ggml.pre": pre });
     assert.equal(Tokenizer.fromMetadata(v.md).nfc, nfc, pre);
     assert.equal(Tokenizer.fromMetadata(v.md, { nfc: !nfc }).nfc, !nfc, pre);
+    assert.equal(Tokenizer.fromMetadata(v.md, { llamaCpp: true }).nfc, false, pre);
   }
 });
 
