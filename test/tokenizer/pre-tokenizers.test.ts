@@ -2,8 +2,9 @@
 // holds them all to llama.cpp on a corpus), and the errors for values and models we do not support.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { ModelError } from "../../src/util/errors.js";
-import { PRE_TOKENIZER_NAMES, Tokenizer, preTokenizer } from "../../src/tokenizer/index.js";
+import { PRE_TOKENIZER_NAMES, Tokenizer, preTokenizer, qwen3TokenizerMetadata } from "../../src/tokenizer/index.js";
 import { smallVocab } from "./small-vocab.js";
 
 const split = (pre: string, text: string, llamaCpp = false): string[] => preTokenizer(pre, { llamaCpp })!.split(text);
@@ -65,4 +66,21 @@ test("an unsupported pre value or tokenizer model is a ModelError naming it", ()
   bad({ "tokenizer.ggml.pre": "tekken" }, /tokenizer\.ggml\.pre = "tekken" is not supported \(supported: .*deepseek-v3/);
   bad({ "tokenizer.ggml.pre": "__proto__" }, /"__proto__" is not supported/);
   bad({ "tokenizer.ggml.model": "llama" }, /tokenizer\.ggml\.model = "llama" \(SentencePiece, as in Mixtral\) is not supported/);
+});
+
+test("qwen35: llama.cpp's own test vectors (models/ggml-vocab-qwen35.gguf.inp/.out) on Qwen's vocabulary", () => {
+  const dir = new URL("../fixtures/tokenizer/", import.meta.url);
+  const texts = readFileSync(new URL("llama-vocab-qwen35.inp", dir), "utf8").split("\n__ggml_vocab_test__\n");
+  const ids = readFileSync(new URL("llama-vocab-qwen35.out", dir), "utf8").split("\n");
+  assert.equal(texts.pop(), ""); // the file ends with a separator
+  assert.equal(ids.pop(), "");
+  assert.equal(texts.length, ids.length);
+  assert.ok(texts.some((t) => /\p{M}/u.test(t) && t !== t.normalize("NFC")), "the vectors include decomposed marks");
+  const md = qwen3TokenizerMetadata();
+  md.set("tokenizer.ggml.pre", { type: "string", value: "qwen35" });
+  const tok = Tokenizer.fromMetadata(md, { llamaCpp: true });
+  texts.forEach((t, i) => {
+    const want = ids[i].trim() === "" ? [] : ids[i].trim().split(/\s+/).map(Number);
+    assert.deepEqual(tok.encode(t, { parseSpecial: false }), want, JSON.stringify(t.slice(0, 40)));
+  });
 });
