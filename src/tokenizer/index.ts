@@ -1,4 +1,5 @@
-// Byte-level BPE tokenizer for GGUF "gpt2" vocabularies, pre-tokenized as tokenizer.ggml.pre selects.
+// Tokenizer for GGUF vocabularies: byte-level BPE ("gpt2", pre-tokenized as tokenizer.ggml.pre selects)
+// and SentencePiece ("llama").
 export {
   Tokenizer,
   type TokenizerOptions,

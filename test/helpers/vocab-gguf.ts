@@ -72,3 +72,47 @@ export function pairVocabMetadata(pre: string, seed = 1): GGUFMetadata {
     ["tokenizer.ggml.eos_token_id", meta.u32(tokens.indexOf("<|endoftext|>"))],
   ]);
 }
+
+/**
+ * A made-up SentencePiece ("llama") vocabulary: <unk>, <s>, </s>, the 256 <0xXX> byte tokens, then the
+ * characters and the 2- to 4-character substrings of `texts` (spaces escaped to U+2581) that occur at
+ * least twice, scored by a seeded RNG on a coarse grid so that ties happen (llama.cpp breaks them
+ * leftmost first). Characters left out fall back to byte tokens.
+ */
+export function spmVocabMetadata(texts: readonly string[], seed = 1): GGUFMetadata {
+  const tokens = ["<unk>", "<s>", "</s>"];
+  const types: number[] = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL];
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TokenType.BYTE);
+  }
+  const counts = new Map<string, number>();
+  for (const t of texts) {
+    const cs = Array.from(` ${t}`.replaceAll(" ", "\u2581"));
+    for (let i = 0; i < cs.length; i++) {
+      for (let len = 1; len <= 4 && i + len <= cs.length; len++) {
+        const s = cs.slice(i, i + len).join("");
+        counts.set(s, (counts.get(s) ?? 0) + 1);
+      }
+    }
+  }
+  const r = mulberry32(seed);
+  const scores = tokens.map(() => 0);
+  for (const [s, c] of counts) {
+    // Every tenth character is left out, to exercise the byte fallback.
+    if (c < 2 || tokens.includes(s) || (Array.from(s).length === 1 && r() < 0.1)) continue;
+    tokens.push(s);
+    types.push(TokenType.NORMAL);
+    scores.push(-Math.floor(r() * 50));
+  }
+  return new Map([
+    ["tokenizer.ggml.model", meta.str("llama")],
+    ["tokenizer.ggml.pre", meta.str("default")],
+    ["tokenizer.ggml.tokens", meta.strArray(tokens)],
+    ["tokenizer.ggml.scores", meta.f32Array(scores)],
+    ["tokenizer.ggml.token_type", meta.i32Array(types)],
+    ["tokenizer.ggml.bos_token_id", meta.u32(1)],
+    ["tokenizer.ggml.eos_token_id", meta.u32(2)],
+    ["tokenizer.ggml.unknown_token_id", meta.u32(0)],
+  ]);
+}

@@ -1,5 +1,6 @@
 // The pre-tokenizers tokenizer.ggml.pre selects, on hand-checked inputs (test/golden/pre-tokenizers-llama
-// holds them all to llama.cpp on a corpus), and the errors for values and models we do not support.
+// holds them all to llama.cpp on a corpus), and the errors for values and models we do not support or
+// files that lack what they need.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -65,7 +66,14 @@ test("an unsupported pre value or tokenizer model is a ModelError naming it", ()
   };
   bad({ "tokenizer.ggml.pre": "tekken" }, /tokenizer\.ggml\.pre = "tekken" is not supported \(supported: .*deepseek-v3/);
   bad({ "tokenizer.ggml.pre": "__proto__" }, /"__proto__" is not supported/);
-  bad({ "tokenizer.ggml.model": "llama" }, /tokenizer\.ggml\.model = "llama" \(SentencePiece, as in Mixtral\) is not supported/);
+  bad({ "tokenizer.ggml.model": "t5" }, /tokenizer\.ggml\.model = "t5" is not supported \(supported: "gpt2" byte-level BPE, "llama" SentencePiece\)/);
+});
+
+test("a SentencePiece vocabulary without scores is a ModelError naming the key", () => {
+  const v = smallVocab([], [], { "tokenizer.ggml.model": "llama" });
+  assert.throws(() => Tokenizer.fromMetadata(v.md), (e: unknown) => e instanceof ModelError && /tokenizer\.ggml\.scores is missing/.test(e.message));
+  v.md.set("tokenizer.ggml.scores", { type: "array", itemType: "f32", value: [0, 0] });
+  assert.throws(() => Tokenizer.fromMetadata(v.md), (e: unknown) => e instanceof ModelError && /tokenizer\.ggml\.scores has 2 entries, fewer than the 256 tokens/.test(e.message));
 });
 
 test("qwen35: llama.cpp's own test vectors (models/ggml-vocab-qwen35.gguf.inp/.out) on Qwen's vocabulary", () => {
