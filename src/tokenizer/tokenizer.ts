@@ -16,7 +16,7 @@
 //   tokens are empty;
 // - the end-of-generation set is derived from token texts plus eos / eot / eom.
 // Two deliberate departures from llama.cpp, both toward the model's own tokenizer: for the families
-// whose tokenizer.json declares an NFC normalizer (Qwen2/3, Qwen3.5), each raw-text fragment is
+// whose tokenizer.json declares an NFC normalizer (Qwen2/3; not Qwen3.5), each raw-text fragment is
 // NFC-normalized before pre-tokenization, as HF does; and gpt-4o / kimi-k2 split with the model's own
 // tiktoken pattern, which llama.cpp approximates. Pass { llamaCpp: true } to Tokenizer.fromMetadata
 // to get llama.cpp's behaviour exactly.
