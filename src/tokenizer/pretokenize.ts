@@ -80,6 +80,16 @@ const DEEPSEEK_LLM = [
 ];
 const DEEPSEEK_LLM_VT = [true, true, true, true, true, false];
 
+/** DeepSeek Coder ("deepseek-coder"): five splits, letters and punctuation runs with one optional space, digits one by one. */
+const DEEPSEEK_CODER = [
+  re("[\\r\\n]"),
+  re("\\s?\\p{L}+"),
+  re("\\s?\\p{P}+"),
+  re("[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+"),
+  re("\\p{N}"),
+];
+const DEEPSEEK_CODER_VT = [true, false, false, true, false];
+
 /**
  * GPT-4o / gpt-oss ("gpt-4o"): tiktoken's o200k pattern
  *   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
@@ -178,6 +188,7 @@ const TYPES: Record<string, Spec> = {
   gpt2: { split: single(GPT2), nfc: false },
   deepseek3_llm: { split: (t) => DEEPSEEK_V3.reduce((p, r) => splitBy(p, r), [t]), nfc: false },
   deepseek_llm: { split: (t) => DEEPSEEK_LLM.reduce((p, r, i) => splitBy(p, r, DEEPSEEK_LLM_VT[i]), [t]), nfc: false },
+  deepseek_coder: { split: (t) => DEEPSEEK_CODER.reduce((p, r, i) => splitBy(p, r, DEEPSEEK_CODER_VT[i]), [t]), nfc: false },
   gpt4o: { split: single(GPT4O), llamaCpp: single(GPT4O_LLAMA), nfc: false },
   kimi_k2: { split: single(KIMI), llamaCpp: splitKimiK2, nfc: false },
 };
@@ -191,7 +202,11 @@ export const PRE_TOKENIZER_NAMES: Readonly<Record<string, string>> = {
   megrez: "qwen2",
   qwen35: "qwen35",
   "deepseek-v3": "deepseek3_llm",
+  "hunyuan-dense": "deepseek3_llm",
+  "joyai-llm": "deepseek3_llm",
+  hy_v4: "deepseek3_llm",
   "deepseek-llm": "deepseek_llm",
+  "deepseek-coder": "deepseek_coder",
   glm4: "chatglm4",
   "chatglm-bpe": "chatglm4",
   "gpt-4o": "gpt4o",

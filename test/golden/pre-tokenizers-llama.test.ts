@@ -10,7 +10,7 @@ import { pairVocabMetadata, vocabGGUF } from "../helpers/vocab-gguf.js";
 import { CORPUS, FAMILIES_POOL, fuzzStrings, latin1Random } from "../tokenizer/corpus.js";
 
 // One name per llama.cpp pre type (the aliases map to the same type, checked below).
-const PRES = ["qwen2", "qwen35", "deepseek-v3", "deepseek-llm", "glm4", "gpt-4o", "kimi-k2", "olmo"];
+const PRES = ["qwen2", "qwen35", "deepseek-v3", "deepseek-llm", "deepseek-coder", "glm4", "gpt-4o", "kimi-k2", "olmo"];
 const texts = [...Object.values(CORPUS), latin1Random(7, 1000), ...fuzzStrings(5, 150), ...fuzzStrings(11, 250, 24, FAMILIES_POOL)];
 
 test("every supported pre type is covered here", () => {

@@ -43,6 +43,10 @@ test("deepseek-llm: non-ASCII whitespace matches \\s but not a literal in a clas
   assert.deepEqual(split("deepseek-llm", "Hello, world\u3000! 12"), ["Hello", ",", " world", "\u3000!", " ", "12"]);
 });
 
+test("deepseek-coder: letter and punctuation runs take one optional space, digits one by one", () => {
+  assert.deepEqual(split("deepseek-coder", "Hello, world 123\n\nx"), ["Hello", ",", " world", " ", "1", "2", "3", "\n", "\n", "x"]);
+});
+
 test("every split concatenates back to its input", () => {
   const s = "  a\n\n b\t\t' 's 99 ½ 👍🏽 e\u0301 \x00\x1b[0m 中文 かな 12345 ÉCOLE\u3000\u0085 end  ";
   for (const pre of Object.keys(PRE_TOKENIZER_NAMES)) {
