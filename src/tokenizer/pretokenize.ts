@@ -14,8 +14,9 @@
 // Two families' patterns need Unicode case classes (\p{Lu}, \p{Ll}) that llama.cpp's std::regex cannot
 // express: gpt-4o (o200k) and Kimi-K2 (a hand-written splitter in llama.cpp, ported in kimi-k2.ts).
 // For them we run the model's own pattern (as tiktoken does) and keep llama.cpp's version for
-// { llamaCpp: true }; the two differ on non-ASCII case changes and combining marks. Non-ASCII characters of the patterns are written as escapes: an editor's NFC pass would
-// change ranges such as U+1FD0-U+1FD3.
+// { llamaCpp: true }; the two differ on non-ASCII case changes and combining marks.
+// Non-ASCII characters of the patterns are written as escapes: an editor's NFC pass would change
+// ranges such as U+1FD0-U+1FD3.
 
 import { splitKimiK2 } from "./kimi-k2.js";
 
