@@ -3,8 +3,12 @@
 // L3 cache, so the figures are DRAM-bound like a real decode step; a T = 64 column shows prefill compute.
 import { availableParallelism } from "node:os";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/backends/cpu/native-addon.js";
-import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
+import {
+  BF16, F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1,
+  Q5_K, Q6_K, Q8_0, type QuantFormat,
+} from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
+import { directFillIq } from "../src/gen/direct-iq.js";
 import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { NativeBackend, Q4_K_R8, Q8_0_R8 } from "../src/backends/cpu/native.js";
@@ -17,6 +21,8 @@ const SHAPES = [
   { k: 2048, n: 768, label: "expert gate/up 2048x768" },
   { k: 768, n: 2048, label: "expert down 768x2048" },
 ];
+
+const LOWBIT: readonly QuantFormat[] = [Q2_K, Q3_K, Q5_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M];
 
 /** Best read bandwidth of a buffer 8x the L3 (GB/s); filled, since untouched pages all map to one zero page. */
 function memBandwidth(a: NativeAddon, threads: number, buf: Uint8Array, reps: number): number {
@@ -42,9 +48,12 @@ function weightPool(a: NativeAddon, f: QuantFormat, k: number, bytes: number): U
   const pool = hugeBytes(a, Math.floor(bytes / rowBytes) * rowBytes);
   const row = new Float32Array(k);
   const s = new Stream(3, `bench-${f.name}-${k}`);
-  for (let r = 0; r < seedRows; r++) {
-    s.fillUniform(row, 0.02);
-    f.quantizeRow(row, pool.subarray(r * rowBytes, (r + 1) * rowBytes), k);
+  if (f.dequantOnly) pool.set(directFillIq(f.type, seedRows * k, 0.02, s)); // i-quants: sampled in the quantised domain
+  else {
+    for (let r = 0; r < seedRows; r++) {
+      s.fillUniform(row, 0.02);
+      f.quantizeRow(row, pool.subarray(r * rowBytes, (r + 1) * rowBytes), k);
+    }
   }
   for (let filled = seedRows * rowBytes; filled < pool.length; filled *= 2) pool.copyWithin(filled, 0, Math.min(filled, pool.length - filled));
   return pool;
@@ -64,12 +73,13 @@ export async function benchKernels(): Promise<void> {
   const mem = new Map(threads.map((t) => [t, memBandwidth(a, t, memBuf, 8)] as const));
   const rows: { label: string; gbs: number[]; gflops: number }[] = [];
   // Q8_0_R8 / Q4_K_R8: rows repacked into 8-row groups, as NativeBackend.upload does for the model's matrices.
-  const kinds = [Q8_0, "Q8_0_R8", Q4_K, "Q4_K_R8", Q6_K, F16, BF16, F32] as const;
+  // The low-bit and i-quant types (what "UD" dynamic GGUFs stream for experts) at the expert shapes only.
+  const kinds = [Q8_0, "Q8_0_R8", Q4_K, "Q4_K_R8", Q6_K, F16, BF16, F32, ...LOWBIT] as const;
   for (const kind of kinds) {
     const f = kind === "Q4_K_R8" ? Q4_K : kind === "Q8_0_R8" ? Q8_0 : kind;
     const type = kind === "Q4_K_R8" ? Q4_K_R8 : kind === "Q8_0_R8" ? Q8_0_R8 : f.type;
     const name = kind === "Q4_K_R8" ? "Q4KR8" : kind === "Q8_0_R8" ? "Q80R8" : f.name;
-    for (const sh of SHAPES) {
+    for (const sh of LOWBIT.includes(f) ? SHAPES.slice(1) : SHAPES) {
       const pool = weightPool(a, f, sh.k, POOL_BYTES);
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;
       const copies = Math.max(1, Math.floor(pool.length / matBytes));
@@ -83,7 +93,7 @@ export async function benchKernels(): Promise<void> {
         return matBytes / timeIt((i) => a.matmul(type, mat(i), x, out, sh.k, sh.n, 1), copies) / 1e9;
       });
       const s64 = timeIt((i) => a.matmul(type, mat(i), x, out, sh.k, sh.n, 64), 2);
-      rows.push({ label: `${name.padEnd(5)} ${sh.label.padEnd(24)}`, gbs, gflops: (2 * sh.k * sh.n * 64) / s64 / 1e9 });
+      rows.push({ label: `${name.padEnd(7)} ${sh.label.padEnd(24)}`, gbs, gflops: (2 * sh.k * sh.n * 64) / s64 / 1e9 });
     }
   }
   for (const t of threads) mem.set(t, Math.max(mem.get(t)!, memBandwidth(a, t, memBuf, 8)));

@@ -1,5 +1,6 @@
 // npm run bench [-- name... [--only=TEXT]]: figures as ratios against llama.cpp measured in the same run.
 // --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k.
+// --routing=real-like|realistic|uniform: the stream bench's routing (default real-like).
 import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
@@ -7,7 +8,10 @@ import { benchKernels } from "./cpu-kernels.js";
 const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   scalar: benchScalar,
   kernels: benchKernels,
-  stream: async () => (await import("./stream.js")).benchStream(),
+  stream: async () => {
+    const { benchStream, streamRouting } = await import("./stream.js");
+    await benchStream(undefined, streamRouting(process.argv));
+  },
   server: async () => (await import("./server.js")).benchServer(),
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
   replay: async () => (await import("./replay.js")).benchReplay(),
@@ -15,7 +19,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
 };
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-const asked = process.argv.slice(2).filter((a) => !a.startsWith("--only="));
+const asked = process.argv.slice(2).filter((a) => !a.startsWith("--only=") && !a.startsWith("--routing="));
 const names = asked.length ? asked : Object.keys(BENCHES);
 console.log(machineLine());
 for (const n of names) {

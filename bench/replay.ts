@@ -6,13 +6,15 @@
 // per layer adapted to use (`quota`, perLayer=1: layer-budget.ts) and fixed equal quotas (`equal`,
 // perLayer=1,floor=1, what a pool per layer gives). Belady is the optimum of the one pool, which may
 // shift slots between layers at will: the bound for every row.
-// Then the generator's routing (replay-synthetic.ts) against the real Qwen3 trace: does it rank the same?
+// Then, per real trace, what foresight of its routing would give (foresight.ts; docs/cache-policy.md), and
+// the generator's routing (replay-synthetic.ts) against the real Qwen3 trace: does it rank the same?
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { policyByName, POLICY_NAMES } from "../src/experts/policies.js";
 import { accessSequence, belady, hitRate, policyContext, replay, slotsForMultiple, type PhaseStats } from "../src/experts/replay.js";
 import { expertLayers, readTrace, type Trace } from "../src/experts/trace.js";
 import { formatRoutingStats, traceRoutingStats } from "../src/gen/routing-stats.js";
+import { ForesightPolicy, nextTokenRecall } from "./foresight.js";
 import { REAL_LIKE, type RoutingProfile } from "../src/gen/weights.js";
 import { QWEN_LIKE, spearman, syntheticTrace } from "./replay-synthetic.js";
 
@@ -69,9 +71,11 @@ export async function benchReplay(): Promise<void> {
   console.log("global: one pool for every layer; quota: a slot quota per layer adapted to use (perLayer=1); equal: fixed equal quotas (perLayer=1,floor=1)");
   console.log(`stream: the stream bench's cache (${STREAM_BENCH.slots} of a3b's ${STREAM_BENCH.experts} experts) as a multiple of a token's experts and as a share of all experts`);
   console.log("belady: the one pool's optimum (slots move between layers freely); (all): the budget holds every expert, only cold misses remain");
-    const head = ["trace", "budget", "slots", "pool", ...POLICY_NAMES, "belady"];
+  const head = ["trace", "budget", "slots", "pool", ...POLICY_NAMES, "belady"];
   let qwen: Parameters<typeof benchSynthetic>[0];
   const table: string[][] = [head];
+  const sight: string[][] = [["trace", "budget", "markov quota", ...FORESIGHT.map((f) => f.label), "belady", "belady-8"]];
+  const recall: string[][] = [["trace", "previous token", "frequency top-k / 2k", "markov top-k / 2k"]];
   for (const f of files) {
     const t0 = performance.now();
     const trace = readTrace(join(TRACES_DIR, f));
@@ -87,11 +91,44 @@ export async function benchReplay(): Promise<void> {
         table.push([f.replace(/\.jsonl$/, ""), b.label, String(b.slots), pool, ...POLICY_NAMES.map((p) => pct(configName(p, pool))), pct("belady")]);
       }
     }
+    const name = f.replace(/\.jsonl$/, "");
+    sight.push(...foresightRows(trace, name));
+    const rc = nextTokenRecall(trace);
+    const pc = (x: number) => (100 * x).toFixed(1);
+    recall.push([name, pc(rc.previous), `${pc(rc.frequency[0])} / ${pc(rc.frequency[1])}`, `${pc(rc.markov[0])} / ${pc(rc.markov[1])}`]);
     console.error(`  ${f}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   console.log("");
   printTable(table, 4);
+  if (files.length) {
+    console.log("\nforesight (one pool): evict the expert whose next use within the next N tokens of its layer is farthest, those with none in");
+    console.log("sight first by decayed frequency; 'half the future': every later use, each told with probability 0.5 (fixed hash);");
+    console.log("belady-8: the issue's bar. The online default (markov quota) knows only the past.");
+    printTable(sight, 2);
+    console.log("\nthe next token's experts per layer named by each online predictor (% of them): the previous token's (adjacent-token");
+    console.log("overlap), the k and 2k most frequent (decay 0.9 a token), the k and 2k markov ranks highest");
+    printTable(recall, 1);
+  }
   await benchSynthetic(qwen);
+}
+
+/** The foresight columns: N tokens of every layer's future routing, and half of all of it. */
+const FORESIGHT = [
+  ...[1, 2, 3, 4, 8].map((w) => ({ label: `next ${w}`, window: w, reveal: 1 })),
+  { label: "half the future", window: Infinity, reveal: 0.5 },
+];
+
+/** Markov (the online default), each foresight and Belady at 2x and 4x, as hit rates %. */
+function foresightRows(trace: Trace, name: string): string[][] {
+  return ["2x", "4x"].map((label) => {
+    const slots = slotsForMultiple(trace, Number(label.slice(0, -1)));
+    const seq = accessSequence(trace, slots);
+    const pct = (s: PhaseStats) => (100 * hitRate(s)).toFixed(1);
+    const online = replay(trace, { slots, policy: policyByName("markov", { perLayer: 1 }, policyContext(trace)) }, seq).total;
+    const sighted = FORESIGHT.map((f) => pct(replay(trace, { slots, policy: new ForesightPolicy(trace, f) }, seq).total));
+    const b = 100 * hitRate(belady(trace, slots, seq).total);
+    return [name, label, pct(online), ...sighted, b.toFixed(1), (b - 8).toFixed(1)];
+  });
 }
 
 function printTable(table: string[][], left: number): void {
@@ -102,12 +139,12 @@ function printTable(table: string[][], left: number): void {
 /** The budgets the synthetic routing is compared at (of budgets()). */
 const COMPARED = ["2x", "4x", `stream ${(STREAM_BENCH.slots / STREAM_BENCH.perToken).toFixed(2)}x`];
 const SEEDS = [1, 2, 3, 4, 5];
-const SHOWN = ["lru global", "lfu global", "lfu-decay global", "lru quota", "lfu-decay quota"];
+const SHOWN = ["lru global", "lfu global", "lfu-decay global", "lru quota", "lfu-decay quota", "markov quota"];
 
 /**
  * The generator's real-like routing (seeds 1-5) and the skewed `realistic` preset (seed 1) replayed as the
  * real Qwen3 trace is: statistics, and every policy x pool at 2x, 4x and the stream bench's multiple, with
- * Spearman's rho of those 24 figures against the real trace's (1: the same ranking).
+ * Spearman's rho of those 27 figures against the real trace's (1: the same ranking).
  */
 async function benchSynthetic(real: { trace: Trace; byBudget: Map<string, Map<string, PhaseStats>> } | undefined): Promise<void> {
   const sources: { label: string; routing: RoutingProfile; seed: number }[] = [

@@ -2,6 +2,8 @@
 // moestream streaming experts vs llama.cpp paging the same GGUF through mmap, against the disk's
 // ceiling. Each engine runs in its own child process (`stream.ts child <json>`), one JSON line out;
 // children get UV_THREADPOOL_SIZE=16 so 16 reads can be in flight. `stream.ts only NAME,...` runs a subset.
+// Routing: `real-like` (calibrated to real traces) by default; `--routing=realistic|uniform` for the
+// skewed best case and the worst case. Each routing is its own generated model (the routers are weights).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, totalmem } from "node:os";
@@ -16,13 +18,25 @@ import { expertLayout } from "../src/engine/expert-layout.js";
 import { packModel } from "../src/experts/pack.js";
 import { MANIFEST_FILE, RECORDS_OFFSET, type PackManifest } from "../src/experts/pack-format.js";
 import { benchModel } from "./models.js";
+import { parseRouting } from "../src/cli/gen.js";
+import { UsageError } from "../src/util/errors.js";
+import type { RoutingProfile } from "../src/gen/weights.js";
 import { createMemCgroup, dropCaches, runChild, type MemCgroup } from "./cgroup.js";
 import { readRecords, shuffled, type RecordRef } from "./disk.js";
 import { DEPTH_BUCKETS, type IoStats } from "../src/experts/io-queue.js";
 import type { PrefetchStats } from "../src/experts/prefetch.js";
 
-const A3B = { preset: "a3b", type: "Q4_K", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 }, expertSynthesis: "direct" } as const;
-const A3B_8L = { preset: "a3b-8L", type: "Q8_0", seed: 1, routing: { kind: "realistic", skew: 1, locality: 0.5 } } as const;
+export const STREAM_ROUTINGS = ["real-like", "realistic", "uniform"] as const;
+export type StreamRouting = (typeof STREAM_ROUTINGS)[number];
+/** The routing's profile (realistic: skew 1, locality 0.5, the figures before real-like existed) and how reports name it. */
+function routingOf(r: StreamRouting): { profile: RoutingProfile; label: string } {
+  const profile = parseRouting(r, "1", "0.5");
+  return { profile, label: r === "realistic" ? "realistic routing (skew 1, locality 0.5)" : `${r} routing` };
+}
+/** Bench files of a routing: realistic keeps the names it always had (cached models stay valid). */
+const fileName = (base: string, r: StreamRouting, ext: string) => (r === "realistic" ? `${base}.${ext}` : `${base}-${r}.${ext}`);
+const a3b = (r: StreamRouting) => ({ preset: "a3b", type: "Q4_K", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
+const a3b8L = (r: StreamRouting) => ({ preset: "a3b-8L", type: "Q8_0", seed: 1, routing: routingOf(r).profile }) as const;
 // ~64 Qwen3 tokens of plain prose.
 const PROMPT =
   "The history of the Roman Empire spans many centuries, from the founding of the city on the banks of the Tiber to the fall of " +
@@ -202,8 +216,8 @@ async function measure(label: string, spec: ChildSpec, limitBytes: number | unde
   }
 }
 
-async function ensurePack(gguf: string): Promise<string> {
-  const dir = join(".cache", "bench", "a3b-q4_k.moe");
+async function ensurePack(gguf: string, routing: StreamRouting): Promise<string> {
+  const dir = join(".cache", "bench", fileName("a3b-q4_k", routing, "moe"));
   if (existsSync(join(dir, MANIFEST_FILE))) return dir;
   const need = statSync(gguf).size * 1.02;
   const fs = statfsSync(".cache");
@@ -253,22 +267,23 @@ function printTraffic(r: Run, disk: DiskRow[]): void {
   console.log(`    prefill: read ${f((m.prefill.bytesRead + m.prefill.prefetchBytes) / GB)} GB, I/O wait ${f(m.prefill.ioWaitMs / 1000, 1)} s of ${f(r.out.promptTokens / r.out.prefillTokPerS, 1)} s`);
 }
 
-export async function benchStream(only?: string[]): Promise<void> {
+export async function benchStream(only?: string[], routing: StreamRouting = "real-like"): Promise<void> {
   const t0 = performance.now();
   const want = (name: string) => !only || only.includes(name);
   const fs = statfsSync(".");
-  const ggufPath = join(".cache", "bench", "a3b-q4_k.gguf");
+  const ggufName = fileName("a3b-q4_k", routing, "gguf");
+  const ggufPath = join(".cache", "bench", ggufName);
   if (!existsSync(ggufPath) && fs.bavail * fs.bsize < 36 * GB) {
     throw new Error(`a3b needs ~17 GB for the GGUF and ~17 GB for its pack; ${f((fs.bavail * fs.bsize) / GB, 1)} GB free`);
   }
-  const gguf = await benchModel(A3B, "a3b-q4_k.gguf");
-  const pack = await ensurePack(gguf);
+  const gguf = await benchModel(a3b(routing), ggufName);
+  const pack = await ensurePack(gguf, routing);
   const fileBytes = statSync(gguf).size;
   const manifest = JSON.parse(readFileSync(join(pack, MANIFEST_FILE), "utf8")) as PackManifest;
   const recordBytes = Math.max(...manifest.layers.map((l) => l.recordBytes));
   const expertBytes = manifest.layers.reduce((a, l) => a + l.recordBytes * l.experts, 0);
   const cap = Math.round(CAP_SHARE * fileBytes);
-  console.log(`model: a3b Q4_K, realistic routing (skew 1, locality 0.5), GGUF ${f(fileBytes / GB)} GB, experts ${f(expertBytes / GB)} GB in ${manifest.layers.length} layer files, record ${f(recordBytes / MiB)} MiB`);
+  console.log(`model: a3b Q4_K, ${routingOf(routing).label}, GGUF ${f(fileBytes / GB)} GB, experts ${f(expertBytes / GB)} GB in ${manifest.layers.length} layer files, record ${f(recordBytes / MiB)} MiB`);
   console.log(`load average at start: ${load()} (shared VM: other work on it skews every figure)`);
 
   // 1. Disk ceiling, records in random order over all layer files, disjoint sets per setting, in a child
@@ -314,7 +329,7 @@ export async function benchStream(only?: string[]): Promise<void> {
   // a safety cgroup keeps an overrun from OOM-killing other work.
   const denseBytes = fileBytes - expertBytes;
   const fits = memAvailable() > expertBytes + denseBytes + 2 * GiB;
-  const big = fits ? pack : await benchModel(A3B_8L, "a3b-8L-q8_0.gguf");
+  const big = fits ? pack : await benchModel(a3b8L(routing), fileName("a3b-8L-q8_0", routing, "gguf"));
   const safety = capped ? Math.min(totalmem() - GiB, memAvailable()) : undefined;
   const uc = (expertIo: "stream" | "resident"): ChildSpec => ({ kind: "moe", path: big, n: DECODE, warm: true, cfg: { expertIo, backend: "native", threads: THREADS, prefetch: true } });
   const free: Run[] = [];
@@ -380,13 +395,20 @@ export async function benchStream(only?: string[]): Promise<void> {
     console.log(`greedy ids vs ${ref}: ${ids.slice(1).map(([l, t]) => `${l} ${part(t)}`).join("; ")}`);
   }
   const out = join(".cache", "bench", only ? "stream-results-partial.json" : "stream-results.json");
-  writeFileSync(out, JSON.stringify({ cap, disk, capped: runs, uncapped: free }, null, 1));
+  writeFileSync(out, JSON.stringify({ routing, cap, disk, capped: runs, uncapped: free }, null, 1));
   console.log(`load average at end: ${load()}; took ${f((performance.now() - t0) / 60_000, 1)} min; raw results in ${out}`);
+}
+
+/** The routing a `--routing=NAME` argument asks for (default real-like); an unknown name is an error. */
+export function streamRouting(args: readonly string[]): StreamRouting {
+  const r = args.find((a) => a.startsWith("--routing="))?.slice("--routing=".length) ?? "real-like";
+  if (!(STREAM_ROUTINGS as readonly string[]).includes(r)) throw new UsageError("bad_option", `--routing must be one of ${STREAM_ROUTINGS.join(", ")}, got '${r}'`);
+  return r as StreamRouting;
 }
 
 // Child entry: `node --import tsx bench/stream.ts child <spec json>` prints one JSON line.
 const main = import.meta.url === pathToFileURL(process.argv[1]).href;
-if (main && process.argv[2] === "only") await benchStream(process.argv[3].split(","));
+if (main && process.argv[2] === "only") await benchStream(process.argv[3].split(","), streamRouting(process.argv.slice(4)));
 if (main && process.argv[2] === "child") {
   const spec = JSON.parse(process.argv[3]) as ChildSpec;
   try {

@@ -1,8 +1,9 @@
 // WebAssembly SIMD128 matmul kernels: decode-shaped matvec (T = 1) GB/s of weights per type at 1 and 2 threads,
 // next to the native kernels and the machine's memory read bandwidth at the same thread counts, plus a T = 64
 // prefill column. Weights rotate over copies larger than the L3 cache, as in cpu-kernels.ts.
-import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
+import { BF16, F16, F32, IQ1_M, IQ2_XXS, IQ3_XXS, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
+import { directFillIq } from "../src/gen/direct-iq.js";
 import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../src/backends/wasm/wasm.js";
@@ -23,19 +24,24 @@ export function benchWasmKernels(shapes: { k: number; n: number; label: string }
   }
   const threads = [1, Math.min(2, defaultThreads())].filter((t, i, all) => all.indexOf(t) === i);
   console.log(`wasm SIMD128 kernels: matvec T=1 GB/s of weights (ratio to native at the same threads${native ? `; memory read ${native.mem.map((m, i) => `${m.toFixed(1)} GB/s at ${threads[i]}T`).join(", ")}` : ""}); T=64 prefill GFLOP/s at ${threads.at(-1)}T`);
-  for (const f of [Q8_0, Q4_K, Q6_K, F16, BF16, F32] as QuantFormat[]) {
+  // The types real MoE GGUFs use most (Q4_K_M-like, low-bit and "UD" mixes), then the float ones.
+  for (const f of [Q8_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ1_M, Q4_0, F16, BF16, F32] as QuantFormat[]) {
     for (const sh of shapes) {
       const rowBytes = (sh.k / f.blockSize) * f.bytesPerBlock, matBytes = rowBytes * sh.n;
       const copies = Math.max(1, Math.floor(POOL_BYTES / matBytes));
       const host = new Uint8Array(matBytes);
       const row = new Float32Array(sh.k), s = new Stream(3, `bench-${f.name}-${sh.k}`);
       for (let r = 0; r < sh.n; r++) {
+        if (f.dequantOnly) { // sampled in the quantised domain, as the generator writes them
+          host.set(directFillIq(f.type, sh.k, 0.02, s), r * rowBytes);
+          continue;
+        }
         if (r < 64) s.fillUniform(row, 0.02);
         f.quantizeRow(row, host.subarray(r * rowBytes, (r + 1) * rowBytes), sh.k);
       }
       const xs = new Float32Array(sh.k * 64);
       new Stream(5, "bench-x").fillUniform(xs, 1);
-      const label = `${f.name.padEnd(5)} ${sh.label.padEnd(24)}`;
+      const label = `${f.name.padEnd(7)} ${sh.label.padEnd(24)}`;
       const cells: string[] = [];
       let gflops = 0;
       for (const [ti, t] of threads.entries()) {

@@ -16,6 +16,8 @@
         "src/q8_0.c",
         "src/k_quants.c",
         "src/k_quants_lo.c",
+        "src/iq_quants.c",
+        "src/legacy_quants.c",
         "src/float.c",
         "src/ops.c"
       ],

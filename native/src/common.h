@@ -34,6 +34,12 @@ typedef struct {
   int16_t bsums[QK_K / 16]; // sum of each 16 quants, for the weights' min / -32 offsets
 } block_q8_K;
 
+// Q8_0 plus s = d * sum(qs) (f16), for weights with a min (Q4_1, Q5_1): ggml's block_q8_1.
+typedef struct __attribute__((packed)) {
+  uint16_t d, s;
+  int8_t qs[QK8_0];
+} block_q8_1;
+
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");

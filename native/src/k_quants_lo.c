@@ -46,7 +46,7 @@ size_t lowbit_row_bytes(int type, int K) {
     case GGML_Q3_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q3_K);
     case GGML_Q5_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q5_K);
     case GGML_Q4_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q4_0);
-    default: return 0;
+    default: return type == GGML_Q4_1 || type == GGML_Q5_0 || type == GGML_Q5_1 ? legacy_row_bytes(type, K) : iq_row_bytes(type, K);
   }
 }
 
@@ -217,12 +217,7 @@ TARGET_AVX2 float dot_q4_0_avx2(int n, const void *restrict vw, const void *rest
   for (int i = 0; i < n / QK8_0; i++) {
     const __m128i q = _mm_loadu_si128((const __m128i *)w[i].qs);
     const __m256i u = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
-    const __m256i v = _mm256_sub_epi8(u, m8); // -8..7
-    const __m256i a = _mm256_loadu_si256((const __m256i *)x[i].qs);
-    // |v| * (a with v's sign): maddubs wants its first operand unsigned
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
-    const float d = fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    acc = acc_q8_0_signed(acc, _mm256_sub_epi8(u, m8), &x[i], fp16_to_f32(w[i].d)); // -8..7
   }
   return hsum_ps(acc);
 }
@@ -319,14 +314,23 @@ float dot_q4_0_neon(int n, const void *restrict vw, const void *restrict vx) {
 }
 #endif
 
-dot_fn lowbit_dot(const kernels_t *k, int type) {
-  int level = 0; // 0 scalar, 1 avx2 (and avx512), 2 neon
+/** 0 scalar, 1 avx2 (and avx512), 2 neon. */
+static int level_of(const kernels_t *k) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (k == &KERNELS_AVX2 || k == &KERNELS_AVX512) level = 1;
+  if (k == &KERNELS_AVX2 || k == &KERNELS_AVX512) return 1;
 #endif
 #if defined(__ARM_NEON) && defined(__aarch64__)
-  if (k == &KERNELS_NEON) level = 2;
+  if (k == &KERNELS_NEON) return 2;
 #endif
+  return 0;
+}
+
+quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
+
+dot4_fn lowbit_dot4(const kernels_t *k, int type) { return iq_dot4(level_of(k) == 1, type); }
+
+dot_fn lowbit_dot(const kernels_t *k, int type) {
+  const int level = level_of(k);
   switch (type) {
 #if defined(__x86_64__) || defined(__i386__)
 #define PICK(T) return level == 1 ? dot_##T##_avx2 : dot_##T##_scalar
@@ -340,6 +344,9 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
     case GGML_Q5_K: PICK(q5_K);
     case GGML_Q4_0: PICK(q4_0);
 #undef PICK
-    default: return NULL;
+    case GGML_Q4_1:
+    case GGML_Q5_0:
+    case GGML_Q5_1: return legacy_dot(level == 1, type);
+    default: return iq_dot(level, type);
   }
 }

@@ -254,8 +254,12 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
     case GGML_BF16: *dot = k->dot_bf16, *xrow = (size_t)K * 4; break;
     default: // the low-bit types of k_quants_lo.c
       if (!(*dot = lowbit_dot(k, type))) return -1;
-      if (lowbit_wants_q8_K(type)) *quant = k->quant_q8_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K);
-      else *quant = k->quant_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0);
+      *dot4 = lowbit_dot4(k, type);
+      switch (lowbit_act(type)) {
+        case ACT_Q8_K: *quant = k->quant_q8_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
+        case ACT_Q8_1: *quant = lowbit_quant_q8_1(k), *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_1); break;
+        default: *quant = k->quant_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0);
+      }
   }
   return 0;
 }

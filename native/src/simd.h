@@ -18,6 +18,21 @@ TARGET_AVX2 static inline int hsum_i32x4(__m128i s) {
   return _mm_cvtsi128_si32(s);
 }
 
+/** 0xff in byte j where bit j of m is set, else 0. */
+TARGET_AVX2 static inline __m256i bytes_of_bits(uint32_t m) {
+  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread), bits), bits);
+}
+
+/** acc + dw * x.d * sum of v * x.qs over one Q8_0 block, v 32 signed weights (|v| <= 127): |v| * (x.qs with v's
+ *  sign), since maddubs wants its first operand unsigned (Q4_0, Q5_0, IQ4_NL). */
+TARGET_AVX2 static inline __m256 acc_q8_0_signed(__m256 acc, __m256i v, const block_q8_0 *x, float dw) {
+  const __m256i a = _mm256_loadu_si256((const __m256i *)x->qs);
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
+  return _mm256_fmadd_ps(_mm256_set1_ps(dw * fp16_to_f32(x->d)), _mm256_cvtepi32_ps(p), acc);
+}
+
 TARGET_AVX2 static inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));

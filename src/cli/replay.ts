@@ -82,7 +82,7 @@ export function registerReplay(program: Command): void {
     .option("--pinning <mode>", "group (what StreamingExperts does: an acquire's experts all pinned from the start) | sequential", "group")
     .option("-m, --model <path>", "the model the trace is of (GGUF or pack): its expert ids and shape are checked against it")
     .option("--json", "print one JSON object")
-    .addHelpText("after", "\nExamples:\n  moestream replay tiny.trace\n  moestream replay tiny.trace -m tiny.gguf --budget 2x --policy lru slru:protected=0.8 lfu-decay:perLayer=1")
+    .addHelpText("after", "\nExamples:\n  moestream replay tiny.trace\n  moestream replay tiny.trace -m tiny.gguf --budget 2x --policy lru lfu-decay:perLayer=1 markov:perLayer=1")
     .action(async (path: string, opts) => {
       const pinning = opts.pinning as Pinning;
       if (pinning !== "sequential" && pinning !== "group") throw new UsageError("bad_option", `--pinning must be sequential or group, got '${opts.pinning}'`);

@@ -104,7 +104,7 @@ export const ENGINE_OPTIONS = {
   prefetch: { flag: "--prefetch <on|off>", env: "MOESTREAM_PREFETCH", default: true, help: "speculative expert reads when streaming (previous token + router lookahead)", parse: bool },
   expertPolicy: {
     flag: "--expert-policy <spec>", env: "MOESTREAM_EXPERT_POLICY", default: RECOMMENDED_POLICY, parse: policySpec,
-    help: "expert cache eviction: lru | slru | lfu | lrfu | lfu-decay | lfuda | s3fifo | arc, with parameters as name:key=value; perLayer=1 (any policy) gives each layer a slot quota (default lfu-decay:perLayer=1, chosen by replaying real routing traces)",
+    help: "expert cache eviction: lru | slru | lfu | lrfu | lfu-decay | lfuda | s3fifo | arc | markov, with parameters as name:key=value; perLayer=1 (any policy) gives each layer a slot quota (default markov:perLayer=1, chosen by replaying real routing traces)",
   },
   allowMissingExperts: {
     flag: "--allow-missing-experts", env: "MOESTREAM_ALLOW_MISSING_EXPERTS", default: false, parse: bool,
@@ -152,7 +152,7 @@ export interface EngineConfig {
   prefetchDepth: number;
   /** Expert reads in flight; 0 = libuv's default pool size (the CLI fills in UV_THREADPOOL_SIZE). */
   ioDepth: number;
-  /** Eviction policy spec, e.g. "lfu-decay:perLayer=1" or "slru:protected=0.8". */
+  /** Eviction policy spec, e.g. "markov:perLayer=1" or "slru:protected=0.8". */
   expertPolicy: string;
 }
 

@@ -8,6 +8,7 @@
 // frequencies: with s slots an LFU-like layer holds its s most used experts, so slot s is worth the s-th
 // largest frequency, a falling curve, and the greedy allocation is exact.
 import { UsageError } from "../util/errors.js";
+import { byLayer } from "./markov-policy.js";
 import type { EvictionPolicy } from "./streaming-source.js";
 
 export interface LayerBudgetOptions {
@@ -153,6 +154,11 @@ export class PerLayerPolicy implements EvictionPolicy {
   remove(key: number): void {
     this.policy(key).remove(key);
     if (this.cached.delete(key)) this.count[this.quotas.layerOf(key)]--;
+  }
+
+  /** Each layer's policy hears of its own layer's keys (an acquire is one layer's). */
+  begin(keys: readonly number[]): void {
+    for (const [l, ks] of byLayer(keys, this.quotas.stride)) this.inner.get(l)?.begin?.(ks);
   }
 
   victim(evictable: (key: number) => boolean, incoming?: number): number | undefined {

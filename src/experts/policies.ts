@@ -5,6 +5,7 @@
 import { UsageError } from "../util/errors.js";
 import { LruPolicy, type EvictionPolicy } from "./streaming-source.js";
 import { PerLayerPolicy } from "./layer-budget.js";
+import { MarkovPolicy } from "./markov-policy.js";
 import type { ExpertReader } from "./store.js";
 
 export { LruPolicy, type EvictionPolicy };
@@ -362,17 +363,18 @@ export class ArcPolicy implements EvictionPolicy {
   }
 }
 
-export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc"] as const;
+export const POLICY_NAMES = ["lru", "slru", "lfu", "lrfu", "lfu-decay", "lfuda", "s3fifo", "arc", "markov"] as const;
 /**
  * The engine's default (EngineConfig.expertPolicy), chosen on the real routing traces (npm run bench --
- * replay; README, Expert streaming): LFU with a per-token decay of 0.9 in each layer, under per-layer
- * quotas. At 2x / 4x a token's experts it hit 53.9 / 72.3% on Qwen3-30B-A3B (LFU in one pool, the
- * previous default: 48.9 / 68.2), 55.3 / 72.5% on gemma (52.4 / 70.5), 34.2 / 48.1% on gpt-oss
- * (31.7 / 42.4), best or within a point of the best of 24 policy x budget-split choices on every trace.
+ * replay; README, Expert streaming; docs/cache-policy.md): in each layer, under per-layer quotas, the
+ * Markov policy (LFU with a per-token decay of 0.9, corrected by the next token's routing predicted from
+ * the current one). At 2x / 4x a token's experts it hit 55.6 / 73.2% on Qwen3-30B-A3B (LFU-decay under
+ * the same quotas, the previous default: 53.9 / 72.3), 56.7 / 73.6% on gemma (55.3 / 72.5), 34.4 / 48.5%
+ * on gpt-oss (34.2 / 48.1), 62.8% on Mixtral at 2x (62.3), at or above it at every budget of every trace.
  * On the skewed `realistic` synthetic routing plain LFU in one pool does better: that routing is
  * stationary, real routing is not.
  */
-export const RECOMMENDED_POLICY = "lfu-decay:perLayer=1";
+export const RECOMMENDED_POLICY = "markov:perLayer=1";
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 /** What a policy may need to know of the model. */
@@ -400,6 +402,7 @@ const PARAMS: Record<PolicyName, readonly string[]> = {
   lfuda: [],
   s3fifo: ["small", "promote"],
   arc: [],
+  markov: ["decay", "prior", "perToken"],
 };
 
 /**
@@ -418,15 +421,23 @@ export function policyByName(name: string, params: Record<string, number> = {}, 
   const { perLayer, floor, ...own } = params;
   if (perLayer !== undefined && perLayer !== 0 && perLayer !== 1) throw new UsageError("bad_option", `perLayer must be 0 (one pool) or 1 (a quota per layer), got ${perLayer}`);
   if (floor !== undefined && perLayer !== 1) throw new UsageError("bad_option", "floor is the per-layer quotas' floor: it needs perLayer=1");
-  if (perLayer !== 1) return ownPolicy(n, own, ctx);
   const layerExperts = ctx.layerExperts;
-  if (!layerExperts) throw new UsageError("bad_option", "perLayer=1 needs the model's experts per layer (policy context)");
-  const moe = layerExperts.filter((e) => e > 0).length;
+  const moe = layerExperts ? Math.max(1, layerExperts.filter((e) => e > 0).length) : 1;
   const touchesPerToken = ctx.touchesPerToken ?? moe;
-  return new PerLayerPolicy({ layerExperts, floor, touchesPerToken }, () => ownPolicy(n, own, { touchesPerToken: touchesPerToken / Math.max(1, moe) }));
+  const model = { stride: layerExperts ? Math.max(...layerExperts) : undefined, k: touchesPerToken / moe };
+  if (perLayer !== 1) return ownPolicy(n, own, { ...model, touchesPerToken: ctx.touchesPerToken });
+  if (!layerExperts) throw new UsageError("bad_option", "perLayer=1 needs the model's experts per layer (policy context)");
+  return new PerLayerPolicy({ layerExperts, floor, touchesPerToken }, () => ownPolicy(n, own, { ...model, touchesPerToken: model.k }));
 }
 
-function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: PolicyContext): EvictionPolicy {
+/** What ownPolicy needs of the model: touches a token makes in the policy's keys, keys per layer, and k. */
+interface OwnContext {
+  touchesPerToken?: number;
+  stride?: number;
+  k: number;
+}
+
+function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: OwnContext): EvictionPolicy {
   switch (n) {
     case "lru":
       return new LruPolicy();
@@ -444,6 +455,9 @@ function ownPolicy(n: PolicyName, params: Record<string, number>, ctx: PolicyCon
       return new S3FifoPolicy({ small: params.small, promote: params.promote });
     case "arc":
       return new ArcPolicy();
+    case "markov":
+      if (ctx.stride === undefined) throw new UsageError("bad_option", "markov needs the model's experts per layer (policy context)");
+      return new MarkovPolicy({ stride: ctx.stride, decay: params.decay, prior: params.prior, perToken: params.perToken ?? ctx.k });
   }
 }
 

@@ -121,6 +121,7 @@ export function replay(trace: Trace, opts: ReplayOptions, seq = accessSequence(t
     pinned.clear();
     group.clear();
     for (let i = a; i < b; i++) group.add(seq.keys[i]);
+    policy.begin?.(Array.from(seq.keys.subarray(a, b)));
     for (let i = a; i < b; i++) {
       const key = seq.keys[i];
       const s = stats[seq.phase[i]];

@@ -18,6 +18,12 @@ export interface EvictionPolicy {
    * whose miss needs the slot (it is touched next), for policies that budget by it (per-layer quotas).
    */
   victim(evictable: (key: number) => boolean, incoming?: number): number | undefined;
+  /**
+   * An acquire() of these keys (one layer's experts for the current token, or a prefill batch's) starts,
+   * before any of them is touched or evicted for: what the forward is routing now, for policies that
+   * predict the next token's routing from it (markov-policy.ts). Background fills do not call it.
+   */
+  begin?(keys: readonly number[]): void;
 }
 
 /** Least recently used: a Map keeps insertion order, so re-inserting on use makes the first key the oldest. */
@@ -301,6 +307,7 @@ export class StreamingExperts implements ExpertSource {
     this.checkFits(layer, keys);
     if (!this.ready) await this.prepare();
     this.startFill();
+    if (!this.preloading) this.policy.begin?.(keys); // loading every expert is no routing
     // Pin everything synchronously first, so reads started here cannot evict each other; while pinning,
     // none of this acquire's experts may be chosen as a victim (it would only be read again).
     this.protect = new Set(keys);

@@ -92,7 +92,7 @@ test("equal quotas are a pool per layer: same hits as each layer replayed alone,
     let alone = 0;
     for (let l = 0; l < L; l++) {
       const lt = layerTrace(t, l);
-      alone += replay(lt, { slots: per, policy: policyByName(name, {}, { touchesPerToken: k }) }).total.hits;
+      alone += replay(lt, { slots: per, policy: policyByName(name, {}, policyContext(lt)) }).total.hits;
     }
     assert.equal(quota.total.hits, alone, name);
   }

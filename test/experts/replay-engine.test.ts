@@ -105,7 +105,7 @@ test("replay equals StreamingExperts for every policy and budget; Belady bounds 
     const specs: { n: string; p: Record<string, number> }[] = [
       ...POLICY_NAMES.map((n) => ({ n, p: {} })), { n: "slru", p: { protected: 0.3 } }, { n: "lfu", p: { halveEvery: 50, history: 0 } },
       // Per-layer quotas: the engine's default (adaptive) and fixed equal ones, over two inner policies.
-      { n: "lfu-decay", p: { perLayer: 1 } }, { n: "s3fifo", p: { perLayer: 1 } }, { n: "lru", p: { perLayer: 1, floor: 1 } },
+      { n: "lfu-decay", p: { perLayer: 1 } }, { n: "markov", p: { perLayer: 1 } }, { n: "s3fifo", p: { perLayer: 1 } }, { n: "lru", p: { perLayer: 1, floor: 1 } },
     ];
     // What load.ts tells a policy, from the reader; replay's policyContext says the same from the trace.
     const engineCtx = readerPolicyContext(reader, trace.header.model.nLayer, k);
@@ -161,7 +161,7 @@ test("CLI: trace records a streamed run, replay checks itself against it and pri
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /replay matches/);
   assert.match(r.stdout, /routing profile: realistic skew 1 locality 0.5/);
-  for (const col of ["lru", "slru", "lfu", "lrfu", "lfu-decay:perLayer=1", "belady"]) assert.match(r.stdout.split("\n").find((l) => l.startsWith("budget"))!, new RegExp(col));
+  for (const col of ["lru", "slru", "lfu", "lrfu", "markov", RECOMMENDED_POLICY, "belady"]) assert.match(r.stdout.split("\n").find((l) => l.startsWith("budget"))!, new RegExp(col));
   const j = cli("replay", out, "--budget", "2x", "--policy", "lru", "slru:protected=0.5", "--json");
   assert.equal(j.status, 0, j.stderr);
   const rows = JSON.parse(j.stdout).rows;

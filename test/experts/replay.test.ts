@@ -83,7 +83,8 @@ test("prefill acquires a batch's distinct experts in groups of at most the slots
 });
 
 test("policyByName and parsePolicySpec", () => {
-  for (const n of POLICY_NAMES) assert.equal(typeof policyByName(n).victim, "function");
+  for (const n of POLICY_NAMES) assert.equal(typeof policyByName(n, {}, { layerExperts: [8] }).victim, "function");
+  assert.throws(() => policyByName("markov"), /markov needs the model's experts per layer/);
   assert.deepEqual(parsePolicySpec("slru:protected=0.8"), { name: "slru", params: { protected: 0.8 } });
   assert.deepEqual(parsePolicySpec("lfu:agingFactor=4,history=0"), { name: "lfu", params: { agingFactor: 4, history: 0 } });
   assert.throws(() => policyByName("mru"), /unknown eviction policy 'mru'/);
@@ -166,7 +167,7 @@ test("Belady >= every policy on random traces, in total and per phase, with eith
       const b = belady(t, slots);
       for (const name of POLICY_NAMES) {
         for (const pinning of ["sequential", "group"] as const) {
-          const p = replay(t, { slots, policy: policyByName(name), pinning });
+          const p = replay(t, { slots, policy: policyByName(name, {}, policyContext(t)), pinning });
           const where = `trace ${i}, ${slots} slots, ${name}, ${pinning}`;
           assert.equal(p.total.accesses, b.total.accesses, where);
           assert.ok(b.total.hits >= p.total.hits, `${where}: total ${b.total.hits} < ${p.total.hits}`);

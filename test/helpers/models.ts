@@ -30,8 +30,9 @@ export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgre
  * dropped. The Qwen3 tokenizer's 151k tokens make a load take ~0.3 s; this one loads in milliseconds, for
  * tests that load a model hundreds of times.
  */
-export async function smallVocabModel(opts: { type: string; seed?: number; nVocab: number; preset?: GenerateOptions["preset"]; hp?: GenerateOptions["hp"] }): Promise<string> {
-  const src = await testModel({ type: opts.type, seed: opts.seed, preset: opts.preset, hp: opts.hp });
+export async function smallVocabModel(opts: Parameters<typeof testModel>[0] & { nVocab: number }): Promise<string> {
+  const { nVocab: _, ...modelOpts } = opts;
+  const src = await testModel(modelOpts);
   const path = src.replace(/\.gguf$/, `-v${opts.nVocab}.gguf`);
   if (existsSync(path)) return path;
   const tmp = `${path}.${process.pid}`;

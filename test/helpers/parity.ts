@@ -6,6 +6,7 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import type { Backend, Buf, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { Stream } from "../../src/gen/random.js";
+import { directFillIq } from "../../src/gen/direct-iq.js";
 import { f32ToF16 } from "../../src/util/f16.js";
 import { sameBits } from "./numeric.js";
 
@@ -35,11 +36,17 @@ export function bufOf(be: Backend, x: Float32Array): Buf {
   return b;
 }
 
-/** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment). */
+/** n rows of k values of type f: rows of different scales with a few outliers, at an odd byte offset (kernels must not assume alignment).
+ *  A dequantise-only type (most i-quants) gets random blocks sampled in the quantised domain instead (directFillIq,
+ *  as the generator writes i-quant experts), rows again of different scales. */
 export function randomWeight(f: QuantFormat, k: number, n: number, seed: string): HostWeight {
   const s = new Stream(7, seed);
   const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
   const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
+  if (f.dequantOnly) {
+    for (let r = 0; r < n; r++) bytes.set(directFillIq(f.type, k, 0.5 + (r % 5) * 0.3, s), r * rowBytes);
+    return { name: `w_${f.name}_${k}x${n}`, type: f.type, shape: [k, n], bytes };
+  }
   const row = new Float32Array(k);
   for (let r = 0; r < n; r++) {
     s.fillUniform(row, 0.5 + (r % 5) * 0.3);

@@ -6,12 +6,13 @@ import assert from "node:assert/strict";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { AttentionParams, Backend } from "../../src/backends/backend.js";
-import { BF16, F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
-import { needNative, randomValues, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
+import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_NL, Q4_1, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { needNative, randomValues, randomWeight, bufOf, everyKernelLevel, perExpertMoe } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 /** A weight of f's type from values (F32 bytes at an odd offset: the addon must not assume alignment). */
 function weight(f: QuantFormat, vals: Float32Array, k: number, n: number, name: string) {
+  if (f.dequantOnly) return { ...randomWeight(f, k, n, `${name}-${vals[0]}`), name }; // random blocks, seeded by the values
   const rowBytes = (k / f.blockSize) * f.bytesPerBlock;
   const bytes = new Uint8Array(rowBytes * n + 1).subarray(1);
   for (let r = 0; r < n; r++) f.quantizeRow(vals.subarray(r * k, (r + 1) * k), bytes.subarray(r * rowBytes, (r + 1) * rowBytes), k);
@@ -267,7 +268,8 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
   const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
-  for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16]] as const) {
+  // UD-like i-quant experts (Q8_K activations), and Q4_1 gate/up (Q8_1) with an IQ4_NL down (Q8_0).
+  for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16], [IQ2_XXS, IQ3_XXS], [Q4_1, IQ4_NL]] as const) {
     for (const T of [1, 13]) {
       const D = 512, F = 256, nExp = 6;
       const hs = Array.from({ length: nExp }, (_, e) => ["g", "u", "d"].map((p) => weight(p === "d" ? fd : fg, randomValues(D * F, `m${p}${e}`, 0.1), p === "d" ? F : D, p === "d" ? D : F, p)));

@@ -1,11 +1,12 @@
 // WebAssembly SIMD matmul kernels held to the scalar reference: every weight type x shapes (1 row, odd row
-// counts, batches of 1, 3, 17 and 512 tokens), by normalised MSE at the native kernels' tolerances; the
-// activation quantisers must equal ggml's bit for bit, and weights spread over several memories must agree.
+// counts, batches of 1, 3, 17 and 512 tokens, real MoE row lengths), by normalised MSE at the native kernels'
+// tolerances; with activations already on the Q8 grid, to f32 rounding; the activation quantisers must equal
+// ggml's bit for bit, and weights spread over several memories or threads must agree.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import { F16, F32, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { randomWeight, randomValues, runMatmul, refQ8_0, refQ8K, MATMUL_FORMATS, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
@@ -14,19 +15,27 @@ function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBacken
   return new WasmBackend({ fallback: new ScalarBackend(), ...opts });
 }
 
-const TOL = MATMUL_TOL;
-const FORMATS = MATMUL_FORMATS;
+// The types of real MoE GGUFs beyond the native set's first six, with llama.cpp's activation pairing: the 32-value
+// types meet Q8_0 activations (Q8_1 for Q4_1 / Q5_1: their sums too), the rest Q8_K. Measured worst nmse ~1e-5,
+// like the other quantised kernels.
+const LOWBIT = [Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M];
+const TOL: Record<string, number> = { ...MATMUL_TOL, ...Object.fromEntries(LOWBIT.map((f) => [f.name, 5e-4])) };
+const FORMATS = [...MATMUL_FORMATS, ...LOWBIT];
 
 interface Shape { k: number; n: number; t: number }
 function shapes(f: QuantFormat): Shape[] {
   const b = f.blockSize === 1 ? 32 : f.blockSize;
   return [
-    { k: b, n: 1, t: 1 }, // one row, one block
+    // One row, one block: over 8 tokens, since the nmse of a single output is that of one near-zero draw at times
+    // (P ~ 0.1 of passing 5e-4 at these types' rounding); the single value is held exactly in the on-grid test.
+    { k: b, n: 1, t: 8 },
     { k: b, n: 37, t: 3 },
     { k: 8 * b, n: 67, t: 17 },
     { k: 512, n: 11, t: 512 }, // a prefill batch
     { k: 2048, n: 130, t: 1 }, // decode
     { k: 6144, n: 5, t: 17 },
+    { k: 768, n: 64, t: 1 }, { k: 768, n: 9, t: 5 }, // Qwen3-30B-A3B's expert rows (down: K = 768)
+    { k: 7168, n: 6, t: 2 }, // DeepSeek-V3 / Kimi hidden size
     ...(f.blockSize === 1 ? [{ k: 45, n: 13, t: 3 }, { k: 7, n: 3, t: 2 }] : []), // K leaving a SIMD tail
   ];
 }
@@ -51,7 +60,7 @@ for (const f of FORMATS) {
 /** x moved onto the activation quantiser's grid, so re-quantising it inside the kernel loses nothing. */
 function onGrid(be: WasmBackend, f: QuantFormat, x: Float32Array): Float32Array {
   const out = new Float32Array(x.length);
-  if (f === Q8_0) {
+  if (f.blockSize === 32) { // Q8_0 and Q4_0 meet Q8_0 activations
     Q8_0.dequantRow(be.quantizeQ8_0(x), out, x.length);
     return out;
   }
@@ -66,12 +75,13 @@ function onGrid(be: WasmBackend, f: QuantFormat, x: Float32Array): Float32Array 
 test("with activations already on the Q8 grid, quantised kernels equal the scalar backend to f32 rounding", async () => {
   const scalar = new ScalarBackend();
   const be = wasm();
-  for (const f of [Q8_0, Q4_K, Q6_K]) {
-    const sh = { k: 2048, n: 33, t: 5 };
-    const hw = randomWeight(f, sh.k, sh.n, `grid-${f.name}`);
-    const x = onGrid(be, f, randomValues(sh.k * sh.t, "grid-x", 1, 11));
-    const e = nmse(await runMatmul(be, be.upload(hw), x, sh), await runMatmul(scalar, scalar.upload(hw), x, sh));
-    assert.ok(e < 1e-10, `${f.name}: nmse ${e.toExponential(2)}`);
+  for (const f of [Q8_0, Q4_K, Q6_K, ...LOWBIT]) {
+    for (const sh of [{ k: 2048, n: 33, t: 5 }, { k: f.blockSize, n: 1, t: 1 }, { k: 768, n: 7, t: 2 }]) {
+      const hw = randomWeight(f, sh.k, sh.n, `grid-${f.name}-${sh.k}`);
+      const x = onGrid(be, f, randomValues(sh.k * sh.t, `grid-x-${sh.k}`, 1, 11));
+      const e = nmse(await runMatmul(be, be.upload(hw), x, sh), await runMatmul(scalar, scalar.upload(hw), x, sh));
+      assert.ok(e < 1e-10, `${f.name} K=${sh.k} N=${sh.n} T=${sh.t}: nmse ${e.toExponential(2)}`);
+    }
   }
 });
 
@@ -145,4 +155,18 @@ test("wasm activation quantisers equal ggml's bit for bit", () => {
   x.fill(1e-6, 64, 96);
   assert.deepEqual(be.quantizeQ8_0(x), refQ8_0(x));
   assert.deepEqual(be.quantizeQ8K(x), refQ8K(x));
+});
+
+test("weights bound through a weight arena (streamed experts, dense arenas) run the same kernels: the bits of an upload", async () => {
+  const be = wasm();
+  const sh = { k: 768, n: 40, t: 3 };
+  const x = randomValues(sh.k * sh.t, "arena-x", 1, 11);
+  for (const f of [Q4_K, ...LOWBIT]) {
+    const hw = randomWeight(f, sh.k, sh.n, `arena-${f.name}`);
+    const arena = be.allocWeights(hw.bytes.length + 64);
+    arena.write(48, hw.bytes); // two tensors share an arena: this one at an offset
+    const viaArena = await runMatmul(be, arena.view(hw, 48), x, sh);
+    assert.ok(sameBits(viaArena, await runMatmul(be, be.upload(hw), x, sh)), f.name);
+    arena.free();
+  }
 });

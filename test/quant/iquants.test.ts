@@ -81,7 +81,7 @@ test("i-quants: registered with ggml's ids, names and block geometry; all but IQ
   assert.throws(() => IQ2_XXS.dequantRow(new Uint8Array(66), new Float32Array(128), 128), /IQ2_XXS: row length 128/);
 });
 
-test("iq-tables.ts is what scripts/gen-iquant-tables.mjs generates from ggml-common.h", () => {
+test("iq-tables.ts and native/src/iq_tables.h are what scripts/gen-iquant-tables.mjs generates from ggml-common.h", () => {
   const r = spawnSync(process.execPath, [join(ROOT, "scripts", "gen-iquant-tables.mjs"), "--check"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /matches ggml-common.h at [0-9a-f]{40}/);

@@ -12,6 +12,9 @@ import { testModel } from "../helpers/models.js";
 import { BIN, post, startServer, type RunningServer } from "./server.js";
 
 const modelPath = await testModel({ type: "Q8_0", seed: 3 });
+// Built before the server starts: seconds of synchronous work between two requests (a loaded machine) let the
+// server's idle keep-alive timer close the socket this client was about to reuse ("Connection error").
+const tok = Tokenizer.fromMetadata(qwen3TokenizerMetadata());
 let srv: RunningServer;
 test.before(async () => {
   srv = await startServer(modelPath, "--ctx-size", "512");
@@ -64,9 +67,6 @@ test("completion logprobs: tokens join to the text, offsets advance, top alterna
 test("tools reach the template (prompt_tokens match the rendering); forced tool_choice is refused by name", async () => {
   const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
   const messages = [{ role: "user" as const, content: "Weather in Paris?" }];
-  // Built before the first request: a second of synchronous work between two requests let the server's idle
-  // keep-alive timer close the socket the client was about to reuse ("other side closed" under load).
-  const tok = Tokenizer.fromMetadata(qwen3TokenizerMetadata());
   const res = await srv.client.chat.completions.create({ model: srv.model, messages, tools, max_tokens: 3, temperature: 0 });
   const want = tok.encode(renderChat(tok.chatTemplate!, messages, { tools }), { parseSpecial: true }).length;
   assert.equal(res.usage!.prompt_tokens, want);

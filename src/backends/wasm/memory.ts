@@ -2,10 +2,13 @@
 // allocator for weights and a scratch region for activations. Weights larger than one memory go to further
 // instances (see WasmBackend); nothing is freed until the backend is dropped.
 import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels.wasm.js";
+import { writeIqTables } from "./iq-tables.js";
 
 /** The kernels' exports (wasm/assembly/kernels.ts); pointers are byte offsets into the instance's memory. */
 export interface WasmKernels {
   heapBase(): number;
+  /** Where the host writes i-quant table `id` (see iq-tables.ts). */
+  iqTable(id: number): number;
   quant_q8_0(x: number, y: number, n: number): void;
   quant_q8_K(x: number, y: number, n: number): void;
   rowBytes(type: number, k: number): number;
@@ -97,7 +100,12 @@ export class WasmMemory {
   constructor(module: WasmModule, readonly limit: number, readonly shared = false) {
     this.memory = new api!.Memory({ initial: 1, maximum: 65536, shared });
     this.k = new api!.Instance(module, { env: { memory: this.memory } }).exports as WasmKernels;
-    this.top = align16(Math.max(this.k.heapBase(), 1024));
+    // The i-quant tables sit just past the compiler's data, where every instance over this memory reads them.
+    const reach = (end: number) => {
+      const have = this.memory.buffer.byteLength;
+      if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    };
+    this.top = align16(Math.max(writeIqTables((id) => this.k.iqTable(id), reach, (p, n) => this.bytes(p, n)), 1024));
   }
 
   /** Bytes in use (weights and scratch). */

@@ -1,0 +1,520 @@
+// The i-quants against quantised activations, as ggml pairs them (vec_dot_type): IQ4_NL with Q8_0, every other
+// i-quant with Q8_K. Scalar C (the oracle), AVX2 (also used by the avx512 table) and NEON (the scalar decoding with
+// int8 dot products; bit-identical to the scalar C: scripts/check-neon.sh, by hand under qemu-aarch64).
+// Each super-block reduces to signed int8 weights w (grid value times sign, or the IQ4 non-linear value) with a
+// small integer scale per 16 or 32 values:
+//   block total = d * x.d * mult * sum_g ls_g * sum_{j in g} w_j * q8_j
+// with mult 1/8 (IQ2_*), 1/4 (IQ3_XXS), 1 (IQ3_S, IQ4_*). IQ1_S / IQ1_M add delta = +-1/8 to each grid value
+// in {-1, 0, 1}: w = 8 * grid + delta stays an exact int8 and mult is 1/8 (= IQ1S_DELTA = IQ1M_DELTA, checked).
+// Grids and sign tables come from iq_tables.h (generated from ggml-common.h); layouts follow ggml; the code is ours.
+#include "k_quants_lo.h"
+
+#include "iq_tables.h"
+#include "simd.h"
+
+_Static_assert((int)(IQ1S_DELTA * 8) == 1 && (int)(IQ1M_DELTA * 8) == 1, "IQ1 deltas are 1/8 (w = 8 * grid + delta)");
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[64]; // per 32 values: 4 grid indices, then a u32 of 4 x 7-bit sign codes and a 4-bit scale on top
+} block_iq2_xxs;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint16_t qs[32];   // per 8 values: 9-bit grid index, 7-bit sign code
+  uint8_t scales[8]; // per 32 values: low nibble for the first 16, high for the second
+} block_iq2_xs;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[32];    // low 8 bits of the 10-bit grid indices
+  uint8_t signs[32]; // one sign byte per 8 values
+  uint8_t qh[8];     // per 32 values: the 4 indices' top 2 bits
+  uint8_t scales[8]; // as IQ2_XS
+} block_iq2_s;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[64];  // grid indices, one per 4 values
+  uint8_t gas[32]; // per 32 values: u32 of 4 x 7-bit sign codes and a 4-bit scale on top
+} block_iq3_xxs;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[64];    // low 8 bits of the 9-bit grid indices, one per 4 values
+  uint8_t qh[8];     // per 32 values: the 8 indices' top bits
+  uint8_t signs[32]; // one sign byte per 8 values
+  uint8_t scales[4]; // per 64 values: low nibble for the first 32, high for the second
+} block_iq3_s;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[32];  // low 8 bits of the 11-bit grid indices, one per 8 values
+  uint16_t qh[8];  // per 32 values: 4 x 3 index bits, 3-bit scale (bits 12-14), delta sign (bit 15)
+} block_iq1_s;
+
+typedef struct __attribute__((packed)) {
+  uint8_t qs[32];    // low 8 bits of the grid indices
+  uint8_t qh[16];    // per 16 values: 3 index bits and a delta sign bit for each 8
+  uint8_t scales[8]; // 4 u16: 4 x 3-bit scales (per 16 values) in bits 0-11, the f16 d's nibbles in bits 12-15
+} block_iq1_m;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint8_t qs[16]; // value j: low nibble of qs[j], j + 16: high nibble (indices into kvalues_iq4nl)
+} block_iq4_nl;
+
+typedef struct __attribute__((packed)) {
+  uint16_t d;
+  uint16_t scales_h;  // per 32 values: the 6-bit scale's top 2 bits
+  uint8_t scales_l[4]; // low 4 bits, two per byte
+  uint8_t qs[128];     // per 32 values: 16 bytes as IQ4_NL
+} block_iq4_xs;
+
+_Static_assert(sizeof(block_iq2_xxs) == 66, "block_iq2_xxs size");
+_Static_assert(sizeof(block_iq2_xs) == 74, "block_iq2_xs size");
+_Static_assert(sizeof(block_iq2_s) == 82, "block_iq2_s size");
+_Static_assert(sizeof(block_iq3_xxs) == 98, "block_iq3_xxs size");
+_Static_assert(sizeof(block_iq3_s) == 110, "block_iq3_s size");
+_Static_assert(sizeof(block_iq1_s) == 50, "block_iq1_s size");
+_Static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m size");
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
+
+size_t iq_row_bytes(int type, int K) {
+  size_t b;
+  switch (type) {
+    case GGML_IQ4_NL: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_iq4_nl);
+    case GGML_IQ2_XXS: b = sizeof(block_iq2_xxs); break;
+    case GGML_IQ2_XS: b = sizeof(block_iq2_xs); break;
+    case GGML_IQ2_S: b = sizeof(block_iq2_s); break;
+    case GGML_IQ3_XXS: b = sizeof(block_iq3_xxs); break;
+    case GGML_IQ3_S: b = sizeof(block_iq3_s); break;
+    case GGML_IQ1_S: b = sizeof(block_iq1_s); break;
+    case GGML_IQ1_M: b = sizeof(block_iq1_m); break;
+    case GGML_IQ4_XS: b = sizeof(block_iq4_xs); break;
+    default: return 0;
+  }
+  return K % QK_K ? 0 : (size_t)(K / QK_K) * b;
+}
+
+static inline uint32_t load_u32(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/** The 32 sign bits of 4 ksigns codes (7 bits each, from bit 0 of `codes`): bit j set = value j negative. */
+static inline uint32_t ksigns4(uint32_t codes) {
+  return ksigns_iq2xs[codes & 127] | (uint32_t)ksigns_iq2xs[(codes >> 7) & 127] << 8 |
+         (uint32_t)ksigns_iq2xs[(codes >> 14) & 127] << 16 | (uint32_t)ksigns_iq2xs[(codes >> 21) & 127] << 24;
+}
+
+/** IQ1_M's f16 super-block scale, spread over the top nibbles of its 4 scale words. */
+static inline uint16_t iq1_m_d(const block_iq1_m *w) {
+  const uint16_t s0 = load_u16(w->scales), s1 = load_u16(w->scales + 2), s2 = load_u16(w->scales + 4), s3 = load_u16(w->scales + 6);
+  return (uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00f0) | ((s2 >> 4) & 0x0f00) | (s3 & 0xf000));
+}
+
+/** IQ1_M's 3-bit scale of values 16h..16h+15 of sub-block ib (h 0 or 1), as 2s + 1. */
+static inline int iq1_m_ls(const block_iq1_m *w, int ib, int h) {
+  return 2 * ((load_u16(w->scales + 2 * (ib / 2)) >> (6 * (ib % 2) + 3 * h)) & 7) + 1;
+}
+
+/** IQ4_XS's 6-bit scale of sub-block ib, minus 32. */
+static inline int iq4_xs_ls(const block_iq4_xs *w, int ib) {
+  return (((w->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((load_u16(&w->scales_h) >> (2 * ib)) & 3) << 4)) - 32;
+}
+
+/** A grid index's 8 bytes (the 64-bit grids hold 8 values, the 32-bit ones 4). */
+static inline const uint8_t *g8(const uint64_t *grid, int i) { return (const uint8_t *)(grid + i); }
+static inline const uint8_t *g4(const uint32_t *grid, int i) { return (const uint8_t *)(grid + i); }
+
+// ---------------------------------------------------------------------------------------------------- scalar C
+
+/** One super-block's weights w[256] (signed), scales ls[16] (per 16 values) and its f16 d. */
+typedef void (*iq_unpack_fn)(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d);
+
+/** The i-quants against Q8_K, each with its mult (see the top). */
+#define IQ_Q8K_TYPES(X) \
+  X(iq2_xxs, 0.125f) X(iq2_xs, 0.125f) X(iq2_s, 0.125f) X(iq3_xxs, 0.25f) X(iq3_s, 1.0f) X(iq1_s, 0.125f) X(iq1_m, 0.125f) X(iq4_xs, 1.0f)
+
+/** Values 8l..8l+7 from 8 grid bytes and a sign byte. */
+static inline void put8(int8_t *w, const uint8_t *grid, uint8_t signs) {
+  for (int j = 0; j < 8; j++) w[j] = (int8_t)(signs >> j & 1 ? -grid[j] : grid[j]);
+}
+static inline void put4x2(int8_t *w, const uint8_t *g1, const uint8_t *g2, uint8_t signs) {
+  for (int j = 0; j < 4; j++) {
+    w[j] = (int8_t)(signs >> j & 1 ? -g1[j] : g1[j]);
+    w[j + 4] = (int8_t)(signs >> (j + 4) & 1 ? -g2[j] : g2[j]);
+  }
+}
+
+static void iq2_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq2_xxs *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    const uint8_t *q = b->qs + 8 * ib;
+    const uint32_t aux = load_u32(q + 4), s = ksigns4(aux);
+    for (int l = 0; l < 4; l++) put8(w + 32 * ib + 8 * l, g8(iq2xxs_grid, q[l]), (uint8_t)(s >> 8 * l));
+    ls[2 * ib] = ls[2 * ib + 1] = 2 * (int)(aux >> 28) + 1;
+  }
+  *d = b->d;
+}
+
+/** IQ2_XS / IQ2_S: a sub-block's two 4-bit scales (first 16 values: low nibble) as 2s + 1. */
+static inline void nibble_scales(uint8_t s, int ls[2]) { ls[0] = 2 * (s & 0xf) + 1, ls[1] = 2 * (s >> 4) + 1; }
+
+static void iq2_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq2_xs *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    for (int l = 0; l < 4; l++) {
+      const uint16_t q = load_u16(&b->qs[4 * ib + l]);
+      put8(w + 32 * ib + 8 * l, g8(iq2xs_grid, q & 511), ksigns_iq2xs[q >> 9]);
+    }
+    nibble_scales(b->scales[ib], ls + 2 * ib);
+  }
+  *d = b->d;
+}
+
+static void iq2_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq2_s *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    for (int l = 0; l < 4; l++) {
+      const int i = b->qs[4 * ib + l] | ((b->qh[ib] << (8 - 2 * l)) & 0x300);
+      put8(w + 32 * ib + 8 * l, g8(iq2s_grid, i), b->signs[4 * ib + l]);
+    }
+    nibble_scales(b->scales[ib], ls + 2 * ib);
+  }
+  *d = b->d;
+}
+
+static void iq3_xxs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq3_xxs *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    const uint32_t aux = load_u32(b->gas + 4 * ib), s = ksigns4(aux);
+    const uint8_t *q = b->qs + 8 * ib;
+    for (int l = 0; l < 4; l++) put4x2(w + 32 * ib + 8 * l, g4(iq3xxs_grid, q[2 * l]), g4(iq3xxs_grid, q[2 * l + 1]), (uint8_t)(s >> 8 * l));
+    ls[2 * ib] = ls[2 * ib + 1] = 2 * (int)(aux >> 28) + 1;
+  }
+  *d = b->d;
+}
+
+static void iq3_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq3_s *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    const uint8_t *q = b->qs + 8 * ib;
+    for (int l = 0; l < 4; l++) {
+      const int i1 = q[2 * l] | ((b->qh[ib] << (8 - 2 * l)) & 256), i2 = q[2 * l + 1] | ((b->qh[ib] << (7 - 2 * l)) & 256);
+      put4x2(w + 32 * ib + 8 * l, g4(iq3s_grid, i1), g4(iq3s_grid, i2), b->signs[4 * ib + l]);
+    }
+    ls[2 * ib] = ls[2 * ib + 1] = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
+  }
+  *d = b->d;
+}
+
+static void iq1_s_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq1_s *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    const uint16_t qh = load_u16(&b->qh[ib]);
+    const int delta = qh & 0x8000 ? -1 : 1;
+    for (int l = 0; l < 4; l++) {
+      const int8_t *g = (const int8_t *)(iq1s_grid + (b->qs[4 * ib + l] | (((qh >> 3 * l) & 7) << 8)));
+      for (int j = 0; j < 8; j++) w[32 * ib + 8 * l + j] = (int8_t)(8 * g[j] + delta);
+    }
+    ls[2 * ib] = ls[2 * ib + 1] = 2 * ((qh >> 12) & 7) + 1;
+  }
+  *d = b->d;
+}
+
+static void iq1_m_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq1_m *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    for (int l = 0; l < 4; l++) {
+      const uint8_t qh = b->qh[2 * ib + l / 2];
+      const int8_t *g = (const int8_t *)(iq1s_grid + (b->qs[4 * ib + l] | ((qh << (8 - 4 * (l % 2))) & 0x700)));
+      const int delta = qh & (l % 2 ? 0x80 : 0x08) ? -1 : 1;
+      for (int j = 0; j < 8; j++) w[32 * ib + 8 * l + j] = (int8_t)(8 * g[j] + delta);
+    }
+    ls[2 * ib] = iq1_m_ls(b, ib, 0);
+    ls[2 * ib + 1] = iq1_m_ls(b, ib, 1);
+  }
+  *d = iq1_m_d(b);
+}
+
+static void iq4_xs_unpack(const void *blk, int8_t w[QK_K], int ls[16], uint16_t *d) {
+  const block_iq4_xs *b = blk;
+  for (int ib = 0; ib < 8; ib++) {
+    for (int j = 0; j < 16; j++) {
+      w[32 * ib + j] = kvalues_iq4nl[b->qs[16 * ib + j] & 0xf];
+      w[32 * ib + j + 16] = kvalues_iq4nl[b->qs[16 * ib + j] >> 4];
+    }
+    ls[2 * ib] = ls[2 * ib + 1] = iq4_xs_ls(b, ib);
+  }
+  *d = b->d;
+}
+
+/** Sum of 16 weights times 16 activations. */
+typedef int (*group_sum_fn)(const int8_t *v, const int8_t *q);
+static inline int group_sum_scalar(const int8_t *v, const int8_t *q) {
+  int s = 0;
+  for (int j = 0; j < 16; j++) s += v[j] * q[j];
+  return s;
+}
+
+/** A row's dot from the type's decoding: per super-block d * x.d * mult * sum_g ls_g * group sum g. */
+static inline float iq_dot_unpacked(int n, const uint8_t *w, size_t bytes, const block_q8_K *x, iq_unpack_fn unpack, float mult, group_sum_fn gsum) {
+  float sum = 0;
+  for (int i = 0; i < n / QK_K; i++) {
+    int8_t v[QK_K];
+    int ls[16];
+    uint16_t d;
+    unpack(w + (size_t)i * bytes, v, ls, &d);
+    int isum = 0;
+    for (int g = 0; g < 16; g++) isum += ls[g] * gsum(v + 16 * g, x[i].qs + 16 * g);
+    sum += fp16_to_f32(d) * x[i].d * mult * (float)isum;
+  }
+  return sum;
+}
+
+#define SCALAR_DOT(T, MULT) \
+  float dot_##T##_scalar(int n, const void *restrict w, const void *restrict x) { return iq_dot_unpacked(n, w, sizeof(block_##T), x, T##_unpack, MULT, group_sum_scalar); }
+IQ_Q8K_TYPES(SCALAR_DOT)
+#undef SCALAR_DOT
+
+float dot_iq4_nl_scalar(int n, const void *restrict vw, const void *restrict vx) {
+  const block_iq4_nl *w = vw;
+  const block_q8_0 *x = vx;
+  float sum = 0;
+  for (int i = 0; i < n / QK8_0; i++) {
+    int s = 0;
+    for (int j = 0; j < 16; j++) s += kvalues_iq4nl[w[i].qs[j] & 0xf] * x[i].qs[j] + kvalues_iq4nl[w[i].qs[j] >> 4] * x[i].qs[j + 16];
+    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)s;
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------------- AVX2
+#if defined(__x86_64__) || defined(__i386__)
+// Each type decodes sub-block ib (32 values) into magnitudes u (unsigned bytes), signs s (applied to the
+// activations with sign_epi8: negative negates, zero zeroes) and the scales of its two halves; one driver then
+// serves 1 token (dot) or 4 (dot4, the decoding shared): per token the arithmetic is the same.
+
+typedef struct {
+  __m256i u, s;
+  int lo, hi; // scale of values 0-15 and 16-31
+} iq_sub;
+
+/** Sign bytes +-1 from a 32-bit mask (bit j set: value j negative). */
+TARGET_AVX2 static inline __m256i signs_of(uint32_t m) { return _mm256_or_si256(bytes_of_bits(m), _mm256_set1_epi8(1)); }
+
+/** Signed weights v (|v| <= 127) as magnitudes and signs. */
+TARGET_AVX2 static inline void from_signed(iq_sub *o, __m256i v) { o->u = _mm256_sign_epi8(v, v), o->s = v; }
+
+TARGET_AVX2 static inline void iq2_xxs_sub(const block_iq2_xxs *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const uint32_t aux = load_u32(q + 4);
+  o->u = _mm256_set_epi64x((long long)iq2xxs_grid[q[3]], (long long)iq2xxs_grid[q[2]], (long long)iq2xxs_grid[q[1]], (long long)iq2xxs_grid[q[0]]);
+  o->s = signs_of(ksigns4(aux));
+  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
+}
+
+TARGET_AVX2 static inline void iq2_xs_sub(const block_iq2_xs *b, int ib, iq_sub *o) {
+  uint16_t q[4];
+  memcpy(q, &b->qs[4 * ib], 8);
+  o->u = _mm256_set_epi64x((long long)iq2xs_grid[q[3] & 511], (long long)iq2xs_grid[q[2] & 511], (long long)iq2xs_grid[q[1] & 511], (long long)iq2xs_grid[q[0] & 511]);
+  o->s = signs_of(ksigns_iq2xs[q[0] >> 9] | (uint32_t)ksigns_iq2xs[q[1] >> 9] << 8 | (uint32_t)ksigns_iq2xs[q[2] >> 9] << 16 | (uint32_t)ksigns_iq2xs[q[3] >> 9] << 24);
+  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
+}
+
+TARGET_AVX2 static inline void iq2_s_sub(const block_iq2_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int h = b->qh[ib];
+  o->u = _mm256_set_epi64x((long long)iq2s_grid[q[3] | ((h << 2) & 0x300)], (long long)iq2s_grid[q[2] | ((h << 4) & 0x300)],
+                           (long long)iq2s_grid[q[1] | ((h << 6) & 0x300)], (long long)iq2s_grid[q[0] | ((h << 8) & 0x300)]);
+  o->s = signs_of(load_u32(b->signs + 4 * ib));
+  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
+}
+
+TARGET_AVX2 static inline void iq3_xxs_sub(const block_iq3_xxs *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const uint32_t aux = load_u32(b->gas + 4 * ib);
+  o->u = _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]], (int)iq3xxs_grid[q[4]],
+                          (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]], (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
+  o->s = signs_of(ksigns4(aux));
+  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
+}
+
+TARGET_AVX2 static inline void iq3_s_sub(const block_iq3_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 8 * ib;
+  const int h = b->qh[ib];
+#define IX(k) (int)iq3s_grid[q[k] | ((h << (8 - k)) & 256)]
+  o->u = _mm256_set_epi32(IX(7), IX(6), IX(5), IX(4), IX(3), IX(2), IX(1), IX(0));
+#undef IX
+  o->s = signs_of(load_u32(b->signs + 4 * ib));
+  o->lo = o->hi = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
+}
+
+/** 8 * grid + delta for 4 IQ1 grid entries (values in {-1, 0, 1}) and one delta byte per 8 values. */
+TARGET_AVX2 static inline __m256i iq1_weights(int i0, int i1, int i2, int i3, __m256i delta) {
+  const __m256i g = _mm256_set_epi64x((long long)iq1s_grid[i3], (long long)iq1s_grid[i2], (long long)iq1s_grid[i1], (long long)iq1s_grid[i0]);
+  return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), g), delta);
+}
+
+TARGET_AVX2 static inline void iq1_s_sub(const block_iq1_s *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int qh = load_u16(&b->qh[ib]);
+  from_signed(o, iq1_weights(q[0] | ((qh << 8) & 0x700), q[1] | ((qh << 5) & 0x700), q[2] | ((qh << 2) & 0x700), q[3] | ((qh >> 1) & 0x700),
+                             _mm256_set1_epi8(qh & 0x8000 ? -1 : 1)));
+  o->lo = o->hi = 2 * ((qh >> 12) & 7) + 1;
+}
+
+TARGET_AVX2 static inline void iq1_m_sub(const block_iq1_m *b, int ib, iq_sub *o) {
+  const uint8_t *q = b->qs + 4 * ib;
+  const int h0 = b->qh[2 * ib], h1 = b->qh[2 * ib + 1];
+  const long long p = 0x0101010101010101LL, m = -1LL; // delta +1 or -1 in every byte
+  const __m256i delta = _mm256_set_epi64x(h1 & 0x80 ? m : p, h1 & 0x08 ? m : p, h0 & 0x80 ? m : p, h0 & 0x08 ? m : p);
+  from_signed(o, iq1_weights(q[0] | ((h0 << 8) & 0x700), q[1] | ((h0 << 4) & 0x700), q[2] | ((h1 << 8) & 0x700), q[3] | ((h1 << 4) & 0x700), delta));
+  o->lo = iq1_m_ls(b, ib, 0), o->hi = iq1_m_ls(b, ib, 1);
+}
+
+/** The 32 IQ4 values of 16 nibble-packed bytes (low nibbles first), looked up in kvalues_iq4nl. */
+TARGET_AVX2 static inline __m256i iq4_values(const uint8_t *qs) {
+  const __m128i q = _mm_loadu_si128((const __m128i *)qs), m15 = _mm_set1_epi8(15);
+  const __m256i idx = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
+  const __m128i kv = _mm_loadu_si128((const __m128i *)kvalues_iq4nl);
+  return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(kv), kv, 1), idx);
+}
+
+TARGET_AVX2 static inline void iq4_xs_sub(const block_iq4_xs *b, int ib, iq_sub *o) {
+  from_signed(o, iq4_values(b->qs + 16 * ib));
+  o->lo = o->hi = iq4_xs_ls(b, ib);
+}
+
+/** acc + per half scale * sum of u * (a with signs s). */
+TARGET_AVX2 static inline __m256i acc_sub(__m256i acc, const iq_sub *o, const int8_t *a) {
+  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)o->lo)), _mm_set1_epi16((short)o->hi), 1);
+  const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+}
+
+static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
+#define STD_SCALE(T) \
+  static inline float T##_scale(const block_##T *b) { return fp16_to_f32(b->d); }
+STD_SCALE(iq2_xxs)
+STD_SCALE(iq2_xs)
+STD_SCALE(iq2_s)
+STD_SCALE(iq3_xxs)
+STD_SCALE(iq3_s)
+STD_SCALE(iq1_s)
+STD_SCALE(iq4_xs)
+#undef STD_SCALE
+
+// NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
+#define IQ_DOTN(T, MULT, NT)                                                               \
+  const block_##T *w = vw;                                                                 \
+  float sum[NT] = {0};                                                                     \
+  for (int i = 0; i < n / QK_K; i++) {                                                     \
+    __m256i acc[NT];                                                                       \
+    const block_q8_K *x[NT];                                                               \
+    for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
+    for (int ib = 0; ib < 8; ib++) {                                                       \
+      iq_sub o;                                                                            \
+      T##_sub(&w[i], ib, &o);                                                              \
+      for (int u = 0; u < NT; u++) acc[u] = acc_sub(acc[u], &o, x[u]->qs + 32 * ib);       \
+    }                                                                                      \
+    const float d = T##_scale(&w[i]);                                                      \
+    for (int u = 0; u < NT; u++) sum[u] += d * x[u]->d * (MULT) * (float)hsum_i32(acc[u]); \
+  }                                                                                        \
+  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
+
+#define IQ_AVX2(T, MULT)                                                                                           \
+  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+    float r;                                                                                                       \
+    const size_t xstride = 0, ostride = 0;                                                                         \
+    float *out = &r;                                                                                               \
+    IQ_DOTN(T, MULT, 1)                                                                                            \
+    return r;                                                                                                      \
+  }                                                                                                                \
+  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    IQ_DOTN(T, MULT, 4)                                                                                            \
+  }
+IQ_Q8K_TYPES(IQ_AVX2)
+#undef IQ_AVX2
+#undef IQ_DOTN
+
+TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *restrict vx) {
+  const block_iq4_nl *w = vw;
+  const block_q8_0 *x = vx;
+  __m256 acc = _mm256_setzero_ps();
+  for (int i = 0; i < n / QK8_0; i++) {
+    acc = acc_q8_0_signed(acc, iq4_values(w[i].qs), &x[i], fp16_to_f32(w[i].d));
+  }
+  return hsum_ps(acc);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------- NEON
+#if defined(__ARM_NEON) && defined(__aarch64__)
+// The scalar C's decoding, then its 16-value group sums as int8 dot products: the same integers, so the same bits.
+
+static inline int group_sum_neon(const int8_t *v, const int8_t *q) { return vaddvq_s32(dot16(vdupq_n_s32(0), vld1q_s8(v), vld1q_s8(q))); }
+
+#define NEON_DOT(T, MULT) \
+  float dot_##T##_neon(int n, const void *restrict w, const void *restrict x) { return iq_dot_unpacked(n, w, sizeof(block_##T), x, T##_unpack, MULT, group_sum_neon); }
+IQ_Q8K_TYPES(NEON_DOT)
+#undef NEON_DOT
+
+float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
+  const block_iq4_nl *w = vw;
+  const block_q8_0 *x = vx;
+  const int8x16_t kv = vld1q_s8(kvalues_iq4nl);
+  const uint8x16_t m15 = vdupq_n_u8(15);
+  float sum = 0;
+  for (int i = 0; i < n / QK8_0; i++) {
+    const uint8x16_t q = vld1q_u8(w[i].qs);
+    const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, m15)), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
+    const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(x[i].qs)), hi, vld1q_s8(x[i].qs + 16));
+    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)vaddvq_s32(acc);
+  }
+  return sum;
+}
+#endif
+
+dot_fn iq_dot(int level, int type) {
+  switch (type) {
+#if defined(__ARM_NEON) && defined(__aarch64__)
+#define PICK(T) return level == 2 ? dot_##T##_neon : dot_##T##_scalar
+#else
+#define PICK(T) PICK_AVX2(T, level == 1)
+#endif
+    case GGML_IQ2_XXS: PICK(iq2_xxs);
+    case GGML_IQ2_XS: PICK(iq2_xs);
+    case GGML_IQ2_S: PICK(iq2_s);
+    case GGML_IQ3_XXS: PICK(iq3_xxs);
+    case GGML_IQ3_S: PICK(iq3_s);
+    case GGML_IQ1_S: PICK(iq1_s);
+    case GGML_IQ1_M: PICK(iq1_m);
+    case GGML_IQ4_NL: PICK(iq4_nl);
+    case GGML_IQ4_XS: PICK(iq4_xs);
+#undef PICK
+    default: return NULL;
+  }
+}
+
+dot4_fn iq_dot4(int avx2, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (avx2) switch (type) {
+      case GGML_IQ2_XXS: return dot4_iq2_xxs_avx2;
+      case GGML_IQ2_XS: return dot4_iq2_xs_avx2;
+      case GGML_IQ2_S: return dot4_iq2_s_avx2;
+      case GGML_IQ3_XXS: return dot4_iq3_xxs_avx2;
+      case GGML_IQ3_S: return dot4_iq3_s_avx2;
+      case GGML_IQ1_S: return dot4_iq1_s_avx2;
+      case GGML_IQ1_M: return dot4_iq1_m_avx2;
+      case GGML_IQ4_XS: return dot4_iq4_xs_avx2;
+      default: break;
+    }
+#endif
+  (void)avx2, (void)type;
+  return NULL;
+}
