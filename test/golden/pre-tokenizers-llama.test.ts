@@ -1,5 +1,5 @@
 // Every supported tokenizer.ggml.pre type against llama.cpp's own splitter: a vocabulary-only GGUF per
-// pre value, over a made-up vocabulary in which every byte pair is a token (pairVocabMetadata), so
+// pre value, over a made-up vocabulary in which every adjacent byte pair is a token (pairVocabMetadata), so
 // that pre-token boundaries show in the ids. Compared in llamaCpp mode (no NFC, llama.cpp's own
 // splitters for gpt-4o and kimi-k2; test/tokenizer/tiktoken-parity holds the default ones to tiktoken).
 import { test } from "node:test";
@@ -20,8 +20,8 @@ test("every supported pre type is covered here", () => {
 const byPre = new Map<string, number[][]>();
 for (const pre of PRES) {
   test(`tokenizer.ggml.pre = "${pre}": encode() equals llama.cpp's tokenizer`, async () => {
-    const md = pairVocabMetadata(pre);
-    const path = await vocabGGUF(`pairs-${pre}`, () => md);
+    const md = pairVocabMetadata(pre, texts);
+    const path = await vocabGGUF(`pairs-${pre}`, md);
     const ours = Tokenizer.fromMetadata(md, { llamaCpp: true });
     const ref = await llamaTokenize(path, texts, true, { vocabOnly: true });
     const got = texts.map((t) => ours.encode(t));

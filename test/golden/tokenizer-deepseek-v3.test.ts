@@ -26,7 +26,7 @@ test("the converted vocabulary: size, BOS added, special and user-visible tokens
 
 // node-llama-cpp tokenize() adds no BOS.
 test("encode(), decode() and the end-of-generation set equal llama.cpp's, special tokens parsed and not", async () => {
-  const path = await vocabGGUF("deepseek-v3", () => deepseekV3Metadata());
+  const path = await vocabGGUF("deepseek-v3", deepseekV3Metadata());
   const t = deepseekV3();
   const corpus = Object.values(CORPUS);
   // One load for all of it.

@@ -16,7 +16,7 @@ const texts = [
 
 test("encode() and the pieces equal llama.cpp's on a SentencePiece vocabulary", async () => {
   const md = spmVocabMetadata(Object.values(CORPUS));
-  const path = await vocabGGUF("spm-corpus", () => md);
+  const path = await vocabGGUF("spm-corpus", md);
   // From the file, as a model loads it: a token that is just U+FEFF must survive the GGUF string read.
   const f = await openGGUF(path);
   await f.source.close();

@@ -1,5 +1,6 @@
 // Vocabulary-only GGUFs: tokenizer metadata under a minimal qwen2 header and no tensors, the shape of
 // llama.cpp's own models/ggml-vocab-*.gguf test files. node-llama-cpp loads them with vocabOnly.
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,11 +10,15 @@ import { BYTE_TO_UNICODE } from "../../src/tokenizer/byte-level.js";
 import { TokenType } from "../../src/tokenizer/token-types.js";
 import { mulberry32 } from "./numeric.js";
 
-const DIR = join(tmpdir(), "moestream-test-vocabs-v1");
+const DIR = join(tmpdir(), "moestream-test-vocabs-v2");
 
-/** Write (once per machine and name) a vocab-only GGUF carrying `tokenizer`'s keys; returns its path. */
-export async function vocabGGUF(name: string, tokenizer: () => GGUFMetadata): Promise<string> {
-  const path = join(DIR, `${name}.gguf`);
+/**
+ * Write (once per machine and content) a vocab-only GGUF carrying `tokenizer`'s keys; returns its path.
+ * The file name holds a hash of the keys, so a changed vocabulary never reuses a stale file.
+ */
+export async function vocabGGUF(name: string, tokenizer: GGUFMetadata): Promise<string> {
+  const hash = createHash("sha1").update(JSON.stringify([...tokenizer])).digest("hex").slice(0, 12);
+  const path = join(DIR, `${name}-${hash}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(DIR, { recursive: true });
   const md: GGUFMetadata = new Map([
@@ -28,7 +33,7 @@ export async function vocabGGUF(name: string, tokenizer: () => GGUFMetadata): Pr
     ["qwen2.rope.freq_base", meta.f32(1e6)],
     ["qwen2.attention.layer_norm_rms_epsilon", meta.f32(1e-6)],
   ]);
-  for (const [k, v] of tokenizer()) md.set(k, v);
+  for (const [k, v] of tokenizer) md.set(k, v);
   const tmp = `${path}.${process.pid}`;
   await writeGGUF(tmp, { metadata: md, tensors: [] });
   renameSync(tmp, path);
@@ -37,15 +42,21 @@ export async function vocabGGUF(name: string, tokenizer: () => GGUFMetadata): Pr
 
 /**
  * A made-up byte-level BPE vocabulary that makes pre-token boundaries visible in the token ids: the 256
- * byte tokens, every pair of them merged (in a seeded random rank order), and a few special tokens. A
- * piece boundary between two bytes shows whenever the unsplit text would have merged them, so two
- * pre-tokenizers that split differently give different ids on a varied corpus.
+ * byte tokens, every pair of adjacent bytes in `texts` (UTF-8) merged, in a seeded random rank order
+ * (token id = 256 + merge rank), and a few special tokens. A piece boundary between two bytes shows
+ * whenever the unsplit text would have merged them, so two pre-tokenizers that split `texts`
+ * differently give different ids.
  */
-export function pairVocabMetadata(pre: string, seed = 1): GGUFMetadata {
+export function pairVocabMetadata(pre: string, texts: readonly string[], seed = 1): GGUFMetadata {
   const tokens: string[] = [...BYTE_TO_UNICODE];
   const types: number[] = tokens.map(() => TokenType.NORMAL);
-  const pairs: string[] = [];
-  for (const a of BYTE_TO_UNICODE) for (const b of BYTE_TO_UNICODE) pairs.push(`${a} ${b}`);
+  const seen = new Set<number>();
+  const utf8 = new TextEncoder();
+  for (const t of texts) {
+    const b = utf8.encode(t);
+    for (let i = 0; i + 1 < b.length; i++) seen.add(b[i] * 256 + b[i + 1]);
+  }
+  const pairs = [...seen].sort((x, y) => x - y).map((p) => `${BYTE_TO_UNICODE[p >> 8]} ${BYTE_TO_UNICODE[p & 255]}`);
   const r = mulberry32(seed);
   for (let i = pairs.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));

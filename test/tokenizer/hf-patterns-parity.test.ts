@@ -25,7 +25,7 @@ const texts = [...Object.values(CORPUS), latin1Random(7, 1000), ...fuzzStrings(5
 
 for (const [pre, pattern] of Object.entries(PATTERNS)) {
   test(`${pre}: encode() equals @huggingface/tokenizers with the tokenizer.json pattern`, () => {
-    const md = pairVocabMetadata(pre);
+    const md = pairVocabMetadata(pre, texts);
     const tokens = md.get("tokenizer.ggml.tokens")!.value as string[];
     const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
     const json = {

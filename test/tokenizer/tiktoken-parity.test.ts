@@ -1,7 +1,7 @@
 // gpt-4o (o200k, gpt-oss) and kimi-k2 split with the models' own tiktoken patterns: our encode() against
 // tiktoken itself (the npm package: the Rust crate and its fancy-regex compiled to WASM) loaded with the
-// same byte-pair vocabulary and the pattern strings of o200k_base and Kimi-K2's tokenization_kimi.py;
-// and the o200k pattern on the real o200k_base vocabulary that ships with tiktoken.
+// same byte-pair vocabulary and the pattern strings of o200k_base (as tiktoken's own encoders/o200k_base
+// has it) and Kimi-K2's tokenization_kimi.py (as llama.cpp's unicode.cpp quotes it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
@@ -31,10 +31,11 @@ const texts = [
 
 for (const pre of Object.keys(PATTERNS)) {
   test(`${pre}: encode() equals tiktoken with the model's pattern; llamaCpp mode differs where llama.cpp approximates it`, () => {
-    const md = pairVocabMetadata(pre);
+    const md = pairVocabMetadata(pre, texts);
     const tokens = md.get("tokenizer.ggml.tokens")!.value as string[];
     // In the pair vocabulary a token's id is its merge rank, which is what tiktoken ranks by.
-    const ranks = tokens.flatMap((t, i) => (i < 256 + 65536 ? [`${Buffer.from(unicodeToBytes(t)).toString("base64")} ${i}`] : []));
+    const nRanked = 256 + (md.get("tokenizer.ggml.merges")!.value as string[]).length;
+    const ranks = tokens.flatMap((t, i) => (i < nRanked ? [`${Buffer.from(unicodeToBytes(t)).toString("base64")} ${i}`] : []));
     const tk = new Tiktoken(ranks.join("\n"), {}, PATTERNS[pre]);
     try {
       const ours = Tokenizer.fromMetadata(md);
