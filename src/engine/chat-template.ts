@@ -43,7 +43,9 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
       messages,
       tools: opts.tools?.length ? opts.tools : undefined,
       add_generation_prompt: opts.addGenerationPrompt ?? true,
-      enable_thinking: opts.enableThinking ?? true,
+      // Left undefined unless asked for, as transformers does: templates differ in their default (Qwen3
+      // thinks unless told not to, DeepSeek-V3.1 only when told to).
+      enable_thinking: opts.enableThinking,
       bos_token: "",
       eos_token: "",
     });

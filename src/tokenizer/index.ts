@@ -1,7 +1,7 @@
-// Byte-level BPE tokenizer for GGUF "gpt2" vocabularies with the Qwen2 pre-tokenizer (Qwen3).
+// Tokenizer for GGUF vocabularies: byte-level BPE ("gpt2", pre-tokenized as tokenizer.ggml.pre selects)
+// and SentencePiece ("llama").
 export {
   Tokenizer,
-  QWEN2_PRE_NAMES,
   type TokenizerOptions,
   type EncodeOptions,
   type DecodeOptions,
@@ -11,7 +11,7 @@ export { TokenType, TokenAttr } from "./token-types.js";
 export { TokenizerKeys } from "./metadata.js";
 export { BytePairEncoder, type BpeStats } from "./bpe.js";
 export { BYTE_TO_UNICODE, bytesToUnicode, unicodeToByte, unicodeToBytes, textToByteLevel } from "./byte-level.js";
-export { QWEN2_SPLIT_PATTERN, pretokenizeQwen2, normalizeNFC } from "./pretokenize.js";
+export { QWEN2_SPLIT_PATTERN, PRE_TOKENIZER_NAMES, preTokenizer, pretokenizeQwen2, normalizeNFC, type PreTokenizer } from "./pretokenize.js";
 export {
   qwen3TokenizerMetadata,
   qwen3TokenizerFiles,

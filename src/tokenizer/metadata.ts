@@ -10,6 +10,8 @@ export const TokenizerKeys = {
   tokens: "tokenizer.ggml.tokens",
   tokenType: "tokenizer.ggml.token_type",
   merges: "tokenizer.ggml.merges",
+  scores: "tokenizer.ggml.scores",
+  addSpacePrefix: "tokenizer.ggml.add_space_prefix",
   bosId: "tokenizer.ggml.bos_token_id",
   eosId: "tokenizer.ggml.eos_token_id",
   eotId: "tokenizer.ggml.eot_token_id",
@@ -67,6 +69,13 @@ export function getIntArray(md: GGUFMetadata, key: string): number[] | undefined
   if (v === undefined) return undefined;
   if (v.type !== "array" || !INT_TYPES.has(v.itemType)) throw badType(key, v, "array of i32");
   if (v.itemType === "u64" || v.itemType === "i64") return (v.value as bigint[]).map((x) => Number(x));
+  return v.value as number[];
+}
+
+export function getFloatArray(md: GGUFMetadata, key: string): number[] {
+  const v = md.get(key);
+  if (v === undefined) throw missing(key);
+  if (v.type !== "array" || (v.itemType !== "f32" && v.itemType !== "f64")) throw badType(key, v, "array of f32");
   return v.value as number[];
 }
 

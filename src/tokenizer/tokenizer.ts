@@ -1,32 +1,43 @@
-// Tokenizer for GGUF vocabularies with tokenizer.ggml.model = "gpt2" and the Qwen2 pre-tokenizer,
-// built and run the way llama.cpp's llama-vocab.cpp does it:
+// Tokenizer for GGUF vocabularies with tokenizer.ggml.model = "gpt2" (byte-level BPE) or "llama"
+// (SentencePiece: Llama 2, Mistral, Mixtral; spm.ts), built and run the way llama.cpp's
+// llama-vocab.cpp does it:
 // - token types become attributes; control-looking tokens found by text (EOT, FIM, EOG) are
 //   forced to CONTROL, control tokens whose text contains "unused" are marked UNUSED;
 // - special-token partition: every CONTROL / USER_DEFINED / UNKNOWN token, longest (in UTF-8 bytes)
 //   first, splits the remaining raw-text fragments at each of its occurrences; CONTROL and UNKNOWN
 //   tokens take part only when parseSpecial is set, USER_DEFINED ones (<think>, <tool_call>) always;
-// - raw-text fragments are pre-tokenized with the Qwen2 regex and each piece is byte-level BPE'd;
-// - pieces: NORMAL tokens are byte-level decoded, CONTROL / UNKNOWN / USER_DEFINED tokens are their
-//   text as is, UNUSED / UNDEFINED tokens are empty;
+// - BPE: raw-text fragments are pre-tokenized by the regexes tokenizer.ggml.pre selects
+//   (pretokenize.ts) and each piece is byte-level BPE'd;
+// - SentencePiece: a raw-text fragment at the start or after a special token gets a leading space
+//   (tokenizer.ggml.add_space_prefix, default true), spaces become U+2581, and the fragment is merged
+//   by token score; BOS is added unless tokenizer.ggml.add_bos_token says otherwise;
+// - pieces: NORMAL tokens are byte-level decoded (SentencePiece: U+2581 back to a space), BYTE tokens
+//   are their byte, CONTROL / UNKNOWN / USER_DEFINED tokens are their text as is, UNUSED / UNDEFINED
+//   tokens are empty;
 // - the end-of-generation set is derived from token texts plus eos / eot / eom.
-// One deliberate addition: by default each raw-text fragment is NFC-normalized before
-// pre-tokenization, as the HF tokenizer.json (normalizer: NFC) does; llama.cpp does not normalize.
-// Pass { nfc: false } to Tokenizer.fromMetadata to get llama.cpp's behaviour exactly.
+// Two deliberate departures from llama.cpp, both toward the model's own tokenizer: for the families
+// whose tokenizer.json declares an NFC normalizer (Qwen2/3; not Qwen3.5), each raw-text fragment is
+// NFC-normalized before pre-tokenization, as HF does; and gpt-4o / kimi-k2 split with the model's own
+// tiktoken pattern, which llama.cpp approximates. Pass { llamaCpp: true } to Tokenizer.fromMetadata
+// to get llama.cpp's behaviour exactly.
 
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { ModelError, UsageError } from "../util/errors.js";
 import { unicodeToBytes } from "./byte-level.js";
 import { BytePairEncoder } from "./bpe.js";
-import { pretokenizeQwen2 } from "./pretokenize.js";
-import { TokenizerKeys, getBool, getIntArray, getString, getStringArray, getUint, missing } from "./metadata.js";
+import { PRE_TOKENIZER_NAMES, preTokenizer, type PreTokenizer } from "./pretokenize.js";
+import { TokenizerKeys, getBool, getFloatArray, getIntArray, getString, getStringArray, getUint, missing } from "./metadata.js";
+import { SentencePieceEncoder } from "./spm.js";
 import { StreamDecoder } from "./stream-decoder.js";
 import { TokenAttr, attrOfType } from "./token-types.js";
 
-/** tokenizer.ggml.pre values that llama.cpp maps to LLAMA_VOCAB_PRE_TYPE_QWEN2 (clean_spaces = false). */
-export const QWEN2_PRE_NAMES: readonly string[] = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"];
-
 export interface TokenizerOptions {
-  /** NFC-normalize raw text before pre-tokenization, as HF does (default true); llama.cpp does not. */
+  /** Tokenize exactly as llama.cpp does: no NFC, llama.cpp's splitters for gpt-4o and kimi-k2 (default false). */
+  llamaCpp?: boolean;
+  /**
+   * NFC-normalize raw text before pre-tokenization, as HF does for the families whose tokenizer.json says
+   * so (default: true for those unless llamaCpp, false otherwise); llama.cpp never does.
+   */
   nfc?: boolean;
 }
 
@@ -98,35 +109,54 @@ export class Tokenizer {
   readonly addBos: boolean;
   readonly addEos: boolean;
   readonly chatTemplate: string | null;
+  /** tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece). */
+  readonly model: "gpt2" | "llama";
+  /** tokenizer.ggml.pre ("default" when a SentencePiece file has none). */
   readonly pre: string;
   readonly nfc: boolean;
+  /** SentencePiece: a space is put before raw text at the start and after special tokens. */
+  readonly addSpacePrefix: boolean;
+  private readonly preTokenizer: PreTokenizer | null;
 
   private readonly tokens: readonly string[];
   private readonly tokenToIdMap: Map<string, number>;
   private readonly attrs: Uint16Array;
-  private readonly bpe: BytePairEncoder;
+  private readonly bpe: BytePairEncoder | null;
+  private readonly spm: SentencePieceEncoder | null;
   /** CONTROL / USER_DEFINED / UNKNOWN tokens, longest UTF-8 text first. */
   private readonly specialCache: readonly number[];
   private readonly pieces: (Uint8Array | undefined)[];
 
   private constructor(md: GGUFMetadata, opts: TokenizerOptions) {
     const model = getString(md, TokenizerKeys.model, true);
-    if (model !== "gpt2") {
+    if (model !== "gpt2" && model !== "llama") {
       throw new ModelError(
         "TOKENIZER_UNSUPPORTED",
-        `${TokenizerKeys.model} = "${model}" is not supported (only "gpt2" byte-level BPE)`,
+        `${TokenizerKeys.model} = "${model}" is not supported (supported: "gpt2" byte-level BPE, "llama" SentencePiece)`,
       );
     }
-    const pre = getString(md, TokenizerKeys.pre, false);
-    if (pre === undefined) throw missing(TokenizerKeys.pre);
-    if (!QWEN2_PRE_NAMES.includes(pre)) {
-      throw new ModelError(
-        "TOKENIZER_UNSUPPORTED",
-        `${TokenizerKeys.pre} = "${pre}" is not supported (supported: ${QWEN2_PRE_NAMES.join(", ")})`,
-      );
+    this.model = model;
+    const spm = model === "llama";
+    if (spm) {
+      // llama.cpp gives SentencePiece vocabularies no pre-tokenizer, whatever the key says.
+      this.pre = getString(md, TokenizerKeys.pre, false) ?? "default";
+      this.preTokenizer = null;
+      this.nfc = opts.nfc ?? false;
+    } else {
+      const pre = getString(md, TokenizerKeys.pre, false);
+      if (pre === undefined) throw missing(TokenizerKeys.pre);
+      const preTok = preTokenizer(pre, { llamaCpp: opts.llamaCpp });
+      if (preTok === undefined) {
+        throw new ModelError(
+          "TOKENIZER_UNSUPPORTED",
+          `${TokenizerKeys.pre} = "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZER_NAMES).join(", ")})`,
+        );
+      }
+      this.pre = pre;
+      this.preTokenizer = preTok;
+      this.nfc = opts.nfc ?? (preTok.nfc && !opts.llamaCpp);
     }
-    this.pre = pre;
-    this.nfc = opts.nfc ?? true;
+    this.addSpacePrefix = spm && (getBool(md, TokenizerKeys.addSpacePrefix) ?? true);
 
     const rawTokens = getStringArray(md, TokenizerKeys.tokens);
     const n = rawTokens.length;
@@ -138,7 +168,14 @@ export class Tokenizer {
         `metadata key ${TokenizerKeys.tokenType} has ${types.length} entries, fewer than the ${n} tokens`,
       );
     }
-    const merges = getStringArray(md, TokenizerKeys.merges);
+    const merges = spm ? null : getStringArray(md, TokenizerKeys.merges);
+    const scores = spm ? getFloatArray(md, TokenizerKeys.scores) : null;
+    if (scores !== null && scores.length < n) {
+      throw new ModelError(
+        "TOKENIZER_BAD_METADATA",
+        `metadata key ${TokenizerKeys.scores} has ${scores.length} entries, fewer than the ${n} tokens`,
+      );
+    }
 
     const tokens: string[] = new Array(n);
     const tokenToId = new Map<string, number>();
@@ -170,9 +207,11 @@ export class Tokenizer {
       }
       return v;
     };
-    this.bosId = id(TokenizerKeys.bosId);
-    this.eosId = id(TokenizerKeys.eosId);
-    this.unkId = id(TokenizerKeys.unkId);
+    // llama.cpp's defaults for SentencePiece vocabularies: <unk> 0, <s> 1, </s> 2.
+    const spmDefault = (d: number): number | null => (spm && d < n ? d : null);
+    this.bosId = id(TokenizerKeys.bosId) ?? spmDefault(1);
+    this.eosId = id(TokenizerKeys.eosId) ?? spmDefault(2);
+    this.unkId = id(TokenizerKeys.unkId) ?? spmDefault(0);
     this.sepId = id(TokenizerKeys.sepId);
     this.padId = id(TokenizerKeys.padId);
     this.maskId = id(TokenizerKeys.maskId);
@@ -185,7 +224,7 @@ export class Tokenizer {
     let fimRep = id(TokenizerKeys.fimRepId);
     let fimSep = id(TokenizerKeys.fimSepId);
 
-    this.addBos = getBool(md, TokenizerKeys.addBos) ?? false;
+    this.addBos = getBool(md, TokenizerKeys.addBos) ?? spm;
     this.addEos = getBool(md, TokenizerKeys.addEos) ?? false;
     if (this.addBos && this.bosId === null) {
       throw new ModelError("TOKENIZER_BAD_METADATA", `${TokenizerKeys.addBos} is true, but ${TokenizerKeys.bosId} is not set`);
@@ -285,7 +324,8 @@ export class Tokenizer {
     specials.sort((a, b) => b.len - a.len || a.id - b.id);
     this.specialCache = specials.map((s) => s.id);
 
-    this.bpe = new BytePairEncoder(tokenToId, n, merges);
+    this.bpe = merges === null ? null : new BytePairEncoder(tokenToId, n, merges);
+    this.spm = scores === null ? null : new SentencePieceEncoder(tokenToId, scores);
     this.pieces = new Array(n);
   }
 
@@ -307,13 +347,21 @@ export class Tokenizer {
       out.push(this.bosId);
     }
     if (text.length > 0) {
+      // SentencePiece: llama.cpp puts a space before raw text at the start and after a special token.
+      let afterSpecial = true;
       for (const frag of this.partition(text, parseSpecial)) {
         if (typeof frag === "number") {
           out.push(frag);
+          afterSpecial = true;
           continue;
         }
         const s = this.nfc ? frag.normalize("NFC") : frag;
-        for (const piece of pretokenizeQwen2(s)) this.bpe.encodePiece(piece, out);
+        if (this.spm !== null) {
+          this.spm.encode(((this.addSpacePrefix && afterSpecial ? " " : "") + s).replaceAll(" ", "\u2581"), out);
+          afterSpecial = false;
+          continue;
+        }
+        for (const piece of this.preTokenizer!.split(s)) this.bpe!.encodePiece(piece, out);
       }
     }
     if (addEos) {
@@ -381,7 +429,7 @@ export class Tokenizer {
     const attr = this.attrs[id];
     const text = this.tokens[id];
     if (attr & (TokenAttr.UNKNOWN | TokenAttr.CONTROL | TokenAttr.USER_DEFINED)) return utf8Encoder.encode(text);
-    if (attr & TokenAttr.NORMAL) return unicodeToBytes(text);
+    if (attr & TokenAttr.NORMAL) return this.spm !== null ? utf8Encoder.encode(text.replaceAll("\u2581", " ")) : unicodeToBytes(text);
     if (attr & TokenAttr.BYTE) {
       const b = parseInt(text.slice(3, 5), 16);
       return Number.isNaN(b) ? EMPTY : Uint8Array.of(b);
@@ -456,6 +504,6 @@ export class Tokenizer {
 
   /** Statistics of the merge table (merges involving strings outside the vocabulary, ignored lines). */
   get mergeStats(): BytePairEncoder["stats"] {
-    return this.bpe.stats;
+    return this.bpe?.stats ?? { mergesInVocab: 0, mergesOutOfVocab: 0, mergesIgnored: 0 };
   }
 }

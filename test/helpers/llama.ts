@@ -28,8 +28,8 @@ function argmax(a: Float32Array): number {
   return best;
 }
 
-export async function withLlamaModel<T>(path: string, fn: (m: LlamaModel) => Promise<T>): Promise<T> {
-  const model = await (await llama()).loadModel({ modelPath: path });
+export async function withLlamaModel<T>(path: string, fn: (m: LlamaModel) => Promise<T>, opts: { vocabOnly?: boolean } = {}): Promise<T> {
+  const model = await (await llama()).loadModel({ modelPath: path, vocabOnly: opts.vocabOnly });
   try {
     return await fn(model);
   } finally {
@@ -69,8 +69,8 @@ export async function llamaGreedy(path: string, prompt: string, n: number, opts:
   });
 }
 
-export async function llamaTokenize(path: string, texts: string[], special: boolean): Promise<number[][]> {
-  return withLlamaModel(path, async (model) => texts.map((t) => [...model.tokenize(t, special)].map(Number)));
+export async function llamaTokenize(path: string, texts: string[], special: boolean, opts: { vocabOnly?: boolean } = {}): Promise<number[][]> {
+  return withLlamaModel(path, async (model) => texts.map((t) => [...model.tokenize(t, special)].map(Number)), opts);
 }
 
 /**

@@ -57,14 +57,26 @@ const POOL = [
   "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>",
 ];
 
+/**
+ * Fragments the other families' pre-tokenizers tell apart: digit runs, contractions after words, case
+ * changes in and out of ASCII, combining marks, CJK / kana / hangul runs, full-width and CJK punctuation,
+ * the characters DeepSeek's literal classes list, DeepSeek-V3 / GLM / Kimi special tokens.
+ */
+export const FAMILIES_POOL = [
+  ...POOL, "12", "345", "6789", "2024", " 7", "don", "'t", "it's", "THEY'RE", "İ", "Ω", "ÉCOLE", "école", "naïve", "ΣΊΣΥΦΟΣ",
+  "Привет", "приВет", "é", "ä", "कि", "漢字", "中文", "かな", "カナ", "ｶﾅ", "한글", "’", "“", "—", "…", "。", "，", "、",
+  "！", "Ｆｕｌｌ", "µ", "ℝ", "\u212A", "\u1FD3", "\u2126", "𝟙", "①", "Ⅻ", "𐐀", "/", "//", "'", "<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>",
+  "[gMASK]", "<sop>", "<|user|>", "<|im_middle|>",
+];
+
 /** Random strings over a pool of characters and fragments from every class the regex cares about. */
-export function fuzzStrings(seed: number, count: number, maxParts = 24): string[] {
+export function fuzzStrings(seed: number, count: number, maxParts = 24, pool: readonly string[] = POOL): string[] {
   const r = rng(seed);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const n = 1 + Math.floor(r() * maxParts);
     let s = "";
-    for (let j = 0; j < n; j++) s += POOL[Math.floor(r() * POOL.length)];
+    for (let j = 0; j < n; j++) s += pool[Math.floor(r() * pool.length)];
     out.push(s);
   }
   return out;

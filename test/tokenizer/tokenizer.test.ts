@@ -224,8 +224,8 @@ test("inconsistent metadata is rejected with the key named", () => {
   const dup = smallVocab([{ text: "a" }], []);
   expectModelError(() => Tokenizer.fromMetadata(dup.md), "tokenizer.ggml.tokens");
 
-  const llama = smallVocab([], [], { "tokenizer.ggml.model": "llama" });
-  expectModelError(() => Tokenizer.fromMetadata(llama.md), "tokenizer.ggml.model");
+  const t5 = smallVocab([], [], { "tokenizer.ggml.model": "t5" });
+  expectModelError(() => Tokenizer.fromMetadata(t5.md), "tokenizer.ggml.model");
 
   const pre = smallVocab([], [], { "tokenizer.ggml.pre": "llama-bpe" });
   expectModelError(() => Tokenizer.fromMetadata(pre.md), "tokenizer.ggml.pre");

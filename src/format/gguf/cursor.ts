@@ -6,7 +6,8 @@ import type { ByteSource } from "./byte-source.js";
 
 const CHUNK = 1 << 20;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a string that starts with U+FEFF keeps it (Llama 2 / Mistral have a token that is just U+FEFF).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export class HeaderCursor {
   /** Absolute offset of the next byte to read. */
