@@ -11,7 +11,7 @@ import { ModelError } from "../util/errors.js";
 import { count, metaInRange, type Range } from "./hparams.js";
 import { denseFfn, moe, type LookaheadRouter, type Pass } from "./layers.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
-import type { Declare } from "./tensors.js";
+import { nextnUnused, type Declare } from "./tensors.js";
 
 export interface MoeHParams {
   /** leading_dense_block_count: the first layers have a dense FFN instead of experts. */
@@ -115,18 +115,17 @@ export function declareFfn(t: Declare, i: number, n: (s: string, kind?: string) 
 }
 
 /** An MTP block's MoE and nextn tensors (llama.cpp's loader knows them all): allowed in the file, never read. */
-export function declareMtpUnused(t: Declare, n: (s: string, kind?: string) => string, hp: MoeHParams, D: number, V: number): void {
+export function declareMtpUnused(t: Declare, layer: number, hp: MoeHParams, D: number, V: number): void {
+  const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
   const { nExpert: E, nFfExp: F } = hp;
   const Fs = F * hp.nExpertShared;
   const mtp: [string, number[]][] = [
     [n("ffn_gate_inp"), [D, E]], [n("exp_probs_b", "bias"), [E]],
     [n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]],
     ...(Fs > 0 ? ([[n("ffn_gate_shexp"), [D, Fs]], [n("ffn_up_shexp"), [D, Fs]], [n("ffn_down_shexp"), [Fs, D]]] as [string, number[]][]) : []),
-    [n("nextn.eh_proj"), [2 * D, D]], [n("nextn.enorm"), [D]], [n("nextn.hnorm"), [D]],
-    [n("nextn.shared_head_norm"), [D]],
   ];
   for (const [name, shape] of mtp) t.unused(name, shape);
-  for (const name of ["nextn.embed_tokens", "nextn.shared_head_head"]) t.unused(n(name), [D, V], { seldom: true }); // optional in llama.cpp too
+  nextnUnused(t, layer, D, V);
 }
 
 export interface Routing {

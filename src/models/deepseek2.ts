@@ -198,7 +198,7 @@ export function weights(hp: HParams, t: Declare) {
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string, kind = "weight") => `blk.${i}.${name}.${kind}`;
     for (const [name, shape] of Object.values(attnShapes(n))) t.unused(name, shape);
-    declareMtpUnused(t, n, hp, D, V);
+    declareMtpUnused(t, i, hp, D, V);
   }
   return {
     token_embd,

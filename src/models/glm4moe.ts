@@ -126,7 +126,7 @@ export function weights(hp: HParams, t: Declare) {
     t.unused(n("attn_v", "bias"), [nHeadKv * hd]);
     t.unused(n("attn_q_norm"), [hd]);
     t.unused(n("attn_k_norm"), [hd]);
-    declareMtpUnused(t, n, hp, D, V);
+    declareMtpUnused(t, i, hp, D, V);
   }
   return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
