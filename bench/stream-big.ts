@@ -30,7 +30,7 @@ interface BigModel {
 }
 
 const REAL_LIKE = parseRouting("real-like", "1", "0.5");
-const MODELS: BigModel[] = [
+export const MODELS: BigModel[] = [
   {
     label: "Qwen3.5-397B-A17B shape",
     file: "q35-397b-4L-q4_k-rl.gguf",
