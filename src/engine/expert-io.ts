@@ -66,6 +66,12 @@ export function decideExpertIO(cfg: Pick<EngineConfig, "expertIo" | "expertCache
 
   const minBytes = x.minSlots * x.slotBytes;
   const staging = x.stagingBytes ?? 0;
+  // Dense weights, KV and the fewest experts a token needs, with no headroom at all: past the budget, the process
+  // would outgrow its limit (a cgroup kills it) — refused here, naming the figures.
+  const floor = x.denseBytes + x.kvBytes + held + copies * minBytes;
+  if (!cfg.expertCache && floor > B) {
+    throw new UsageError("memory_budget", `dense ${gib(x.denseBytes)} + KV ${gib(x.kvBytes)} + held ${gib(held)} + the ${x.minSlots} experts one token needs (${gib(copies * minBytes)}) = ${gib(floor)} > ${budget.why}: the model cannot run in this memory (raise --mem-budget or the limit, or lower --ctx-size)`);
+  }
   let cache: number;
   let cacheWhy: string;
   if (cfg.expertCache) {

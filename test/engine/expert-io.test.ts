@@ -61,8 +61,12 @@ test("derived cache = budget - dense - KV - held - staging - headroom; an explic
   assert.equal(decideExpertIO(cfg({}), x, flag(2 * G)).cacheBytes, 0.25 * G);
   assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 2 * G }), x, any).cacheBytes, 2 * G);
   assert.equal(decideExpertIO(cfg({ expertIo: "stream", expertCache: 64 * G }), x, any).cacheBytes, x.expertBytes, "never more than all experts");
-  // A budget that leaves nothing still gets the minimum: the fewest slots one token needs.
-  assert.equal(decideExpertIO(cfg({ expertIo: "stream" }), x, flag(1.5 * G)).cacheBytes, x.minSlots * x.slotBytes);
+  // A budget that leaves no headroom still gets the minimum: the fewest slots one token needs.
+  const min = x.minSlots * x.slotBytes;
+  assert.equal(decideExpertIO(cfg({ expertIo: "stream" }), x, flag(1.5 * G + min)).cacheBytes, min);
+  // One that cannot hold dense + KV + that minimum is refused, not left to outgrow its limit (a cgroup kills it).
+  assert.throws(() => decideExpertIO(cfg({ expertIo: "stream" }), x, flag(1.5 * G + min - 1)), (e: unknown) =>
+    e instanceof UsageError && e.code === "memory_budget" && /^dense 1\.00 GiB \+ KV 512 MiB \+ held 0 B \+ the 8 experts one token needs \(32\.0 MiB\) = 1\.53 GiB > --mem-budget 1\.53 GiB: the model cannot run in this memory/.test(e.message));
   assert.throws(() => decideExpertIO(cfg({ expertIo: "stream", expertCache: 7 * x.slotBytes }), x, any), (e: unknown) => e instanceof UsageError && /fewer than the 8 experts one token needs/.test(e.message));
   assert.equal(decideExpertIO(cfg({ expertIo: "resident" }), x, flag(1 * G)).mode, "resident");
 });
