@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { argmax, greedy } from "../helpers/greedy.js";
+import { argmax, checkSaveLoadContinues, greedy } from "../helpers/greedy.js";
 import { FormatError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
@@ -24,28 +24,7 @@ test.after(async () => {
 });
 
 test("save after a prompt, load into a fresh session: its continuation equals the uninterrupted one bit for bit", async () => {
-  const prompt = lm.tokenizer.encode("The state of every layer, saved and loaded");
-  const whole = new Session(lm);
-  const want = await greedy(whole, await whole.eval(prompt), 6);
-
-  const s = new Session(lm);
-  const first = await s.eval(prompt);
-  s.pending.push(argmax(first)); // the next token waits to be fed, as after a generation
-  const file = join(dir, "a.session");
-  await s.save(file);
-  const t = new Session(lm);
-  await t.load(file);
-  assert.deepEqual(t.cache.layers.map((l) => [l.kind, l.length]), s.cache.layers.map((l) => [l.kind, l.length]));
-  assert.deepEqual(t.context, [...prompt, argmax(first)]);
-  // Feeding the pending token gives the uninterrupted session's first continuation logits, and so on.
-  const l0 = await t.eval([]);
-  const got = await greedy(t, l0, 5);
-  assert.deepEqual([argmax(first), ...got.tokens], want.tokens);
-  [l0, ...got.logits].forEach((l, i) => assert.deepEqual(l, want.logits[i], `step ${i}: logits differ`));
-  // The session that saved continues the same way (saving changed nothing).
-  const own = await greedy(s, await s.eval([]), 5);
-  assert.deepEqual(own, got);
-  for (const x of [whole, s, t]) x.free();
+  await checkSaveLoadContinues(lm, lm.tokenizer.encode("The state of every layer, saved and loaded"), join(dir, "a.session"), 5);
 });
 
 test("reuse when the states cannot truncate to the prefix: the prefix becomes pending, then logits match a fresh session", async () => {
