@@ -13,6 +13,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
 import { AbortedError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
+import { divergentPrompts } from "../helpers/greedy.js";
 
 const dir = mkdtempSync(join(tmpdir(), "moestream-session-qnext-"));
 let lm: LoadedModel;
@@ -60,11 +61,7 @@ test("save after a prompt, load into a fresh session: the continuation equals th
 });
 
 test("reuse: an extension of the context keeps it; a divergent prompt re-evaluates from 0; both match a fresh session", async () => {
-  const p1 = lm.tokenizer.encode("One two three four five six");
-  const p2 = lm.tokenizer.encode("One two three four seven eight nine");
-  let common = 0;
-  while (p1[common] === p2[common]) common++;
-  assert.ok(common > 0 && common < p2.length, "the prompts share a proper prefix");
+  const { p1, p2, common } = divergentPrompts(lm);
 
   const s = new Session(lm);
   await s.eval(p1);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { Session } from "../../src/engine/session.js";
-import { argmax, checkSaveLoadContinues, greedy } from "../helpers/greedy.js";
+import { argmax, checkSaveLoadContinues, divergentPrompts, greedy } from "../helpers/greedy.js";
 import { FormatError, UsageError } from "../../src/util/errors.js";
 import { testModel } from "../helpers/models.js";
 
@@ -28,11 +28,7 @@ test("save after a prompt, load into a fresh session: its continuation equals th
 });
 
 test("reuse when the states cannot truncate to the prefix: the prefix becomes pending, then logits match a fresh session", async () => {
-  const p1 = lm.tokenizer.encode("One two three four five six");
-  const p2 = lm.tokenizer.encode("One two three four seven eight nine");
-  let common = 0;
-  while (p1[common] === p2[common]) common++;
-  assert.ok(common > 0 && common < p2.length, "the prompts share a proper prefix");
+  const { p1, p2, common } = divergentPrompts(lm);
 
   const s = new Session(lm);
   await s.eval(p1);

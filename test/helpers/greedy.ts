@@ -45,3 +45,13 @@ export async function checkSaveLoadContinues(lm: LoadedModel, prompt: number[], 
   assert.deepEqual(await greedy(s, await s.eval([]), n), got);
   for (const x of [whole, s, t]) x.free();
 }
+
+/** Two prompts sharing a proper prefix of `common` tokens, for prefix-reuse tests. */
+export function divergentPrompts(lm: LoadedModel): { p1: number[]; p2: number[]; common: number } {
+  const p1 = lm.tokenizer.encode("One two three four five six");
+  const p2 = lm.tokenizer.encode("One two three four seven eight nine");
+  let common = 0;
+  while (p1[common] === p2[common]) common++;
+  assert.ok(common > 0 && common < p2.length, "the prompts share a proper prefix");
+  return { p1, p2, common };
+}
