@@ -17,7 +17,7 @@ import { LatentState, latent } from "../kv/latent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
-import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
 import { decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import type { Declare } from "./tensors.js";
@@ -128,7 +128,7 @@ export function metadata(hp: HParams): GGUFMetadata {
 }
 
 export function info(hp: HParams): ModelInfo {
-  return { arch: ARCH, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
+  return modelInfo(ARCH, hp);
 }
 
 export function cacheBytes(hp: HParams, nCtx: number): number {

@@ -11,7 +11,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
 import { attention, decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
@@ -82,7 +82,7 @@ export function metadata(hp: HParams): GGUFMetadata {
 }
 
 export function info(hp: HParams): ModelInfo {
-  return { arch: ARCH, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
+  return modelInfo(ARCH, hp);
 }
 
 export function cacheBytes(hp: HParams, nCtx: number): number {

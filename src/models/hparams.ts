@@ -4,6 +4,7 @@ import { metaNumber } from "../format/gguf/read.js";
 import type { GGUFMetaValue, GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { ModelError } from "../util/errors.js";
+import type { ModelInfo } from "./model.js";
 
 export interface Range {
   /** Inclusive bounds. */
@@ -44,4 +45,9 @@ export function decoderMetadata(arch: string, hp: { nCtxTrain: number; nEmbd: nu
     [k("expert_used_count"), meta.u32(hp.nExpertUsed)],
     [k("expert_count"), meta.u32(hp.nExpert)],
   ];
+}
+
+/** The ModelInfo every architecture reports: its decoder's sizes, as read into its hyperparameters. */
+export function modelInfo(arch: string, hp: Omit<ModelInfo, "arch">): ModelInfo {
+  return { arch, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
 }

@@ -8,7 +8,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -74,7 +74,7 @@ export function metadata(hp: HParams): GGUFMetadata {
 }
 
 export function info(hp: HParams): ModelInfo {
-  return { arch: ARCH, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
+  return modelInfo(ARCH, hp);
 }
 
 export function cacheBytes(hp: HParams, nCtx: number): number {

@@ -16,7 +16,7 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -159,7 +159,7 @@ export function metadata(hp: HParams): GGUFMetadata {
 }
 
 export function info(hp: HParams): ModelInfo {
-  return { arch: hp.arch, nLayer: hp.nLayer, nVocab: hp.nVocab, nEmbd: hp.nEmbd, nCtxTrain: hp.nCtxTrain, nExpert: hp.nExpert, nExpertUsed: hp.nExpertUsed };
+  return modelInfo(hp.arch, hp);
 }
 
 function recurrentDims(hp: HParams): RecurrentDims {
