@@ -1,7 +1,8 @@
 // Native matmul kernels: decode-shaped matvec (T = 1) GB/s of weights per type at 1 and 2 threads, as a ratio
 // of the machine's memory read bandwidth measured in the same run. Weights rotate over copies larger than the
 // L3 cache, so the figures are DRAM-bound like a real decode step; a T = 64 column shows prefill compute.
-// --only=TEXT keeps the types whose name contains TEXT (e.g. --only=MXFP4), native and wasm, without the ops table.
+// --only=TEXT[,TEXT] keeps the types whose name contains a TEXT (e.g. --only=MXFP4,IQ4_NL), native and wasm, without
+// the ops table.
 import { availableParallelism } from "node:os";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/backends/cpu/native-addon.js";
 import {
@@ -14,7 +15,7 @@ import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { NativeBackend, Q4_K_R8, Q8_0_R8 } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
-import { benchWasmKernels, kernelShapes } from "./wasm-kernels.js";
+import { benchWasmKernels, kernelShapes, typeWanted } from "./wasm-kernels.js";
 
 const POOL_BYTES = 512 * 2 ** 20; // per type: well past any L3
 const SHAPES = [
@@ -80,7 +81,7 @@ export async function benchKernels(only?: string): Promise<void> {
     const f = kind === "Q4_K_R8" ? Q4_K : kind === "Q8_0_R8" ? Q8_0 : kind;
     const type = kind === "Q4_K_R8" ? Q4_K_R8 : kind === "Q8_0_R8" ? Q8_0_R8 : f.type;
     const name = kind === "Q4_K_R8" ? "Q4KR8" : kind === "Q8_0_R8" ? "Q80R8" : f.name;
-    if (only && !name.toUpperCase().includes(only.toUpperCase())) continue;
+    if (!typeWanted(name, only)) continue;
     for (const sh of kernelShapes(f, LOWBIT.includes(f) ? SHAPES.slice(1) : SHAPES)) {
       const pool = weightPool(a, f, sh.k, POOL_BYTES);
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;

@@ -24,6 +24,11 @@ export function kernelShapes(f: QuantFormat, shapes: Shape[]): Shape[] {
   return f === MXFP4 ? [...shapes, { k: 2880, n: 2880, label: "gpt-oss expert 2880x2880" }] : shapes;
 }
 
+/** Whether --only (comma-separated name fragments, e.g. "MXFP4,IQ4_NL") keeps the type; no --only keeps all. */
+export function typeWanted(name: string, only?: string): boolean {
+  return !only || only.split(",").some((o) => name.toUpperCase().includes(o.toUpperCase()));
+}
+
 export function benchWasmKernels(shapes: Shape[], native?: NativeRef, only?: string): void {
   if (!wasmAvailable()) {
     console.log(`wasm kernels unavailable: ${wasmKernelsError()}`);
@@ -33,7 +38,7 @@ export function benchWasmKernels(shapes: Shape[], native?: NativeRef, only?: str
   console.log(`wasm SIMD128 kernels: matvec T=1 GB/s of weights (ratio to native at the same threads${native ? `; memory read ${native.mem.map((m, i) => `${m.toFixed(1)} GB/s at ${threads[i]}T`).join(", ")}` : ""}); T=64 prefill GFLOP/s at ${threads.at(-1)}T`);
   // The types real MoE GGUFs use most (Q4_K_M-like, low-bit and "UD" mixes), then the float ones.
   for (const f of [Q8_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ1_M, Q4_0, MXFP4, F16, BF16, F32] as QuantFormat[]) {
-    if (only && !f.name.toUpperCase().includes(only.toUpperCase())) continue;
+    if (!typeWanted(f.name, only)) continue;
     for (const sh of kernelShapes(f, shapes)) {
       const rowBytes = (sh.k / f.blockSize) * f.bytesPerBlock, matBytes = rowBytes * sh.n;
       const copies = Math.max(1, Math.floor(POOL_BYTES / matBytes));
