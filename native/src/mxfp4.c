@@ -42,58 +42,40 @@ float dot_mxfp4_scalar(int n, const void *restrict vw, const void *restrict vx) 
 #define MX_IDOT_AVX2(aw, sx) _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
 #define MX_IDOT_VNNI(aw, sx) _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx) // |v| <= 12: cannot saturate
 
-/** The 32 int8 values of a block: kvalues_mxfp4 looked up by the low nibbles (values 0..15), then the high (16..31). */
-#define MX_VALUES(b, kv)                                                                                                 \
-  _mm256_shuffle_epi8(kv, _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)(b)->qs), 4), \
-                                                            _mm_loadu_si128((const __m128i *)(b)->qs)),                \
-                                           _mm256_set1_epi8(15)))
-
-#define MX_TERM(IDOT, v, av, xb, dw, acc)                                                                            \
-  do {                                                                                                              \
-    const __m256i sx_ = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xb)->qs), v);                        \
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss((xb)->d) * (dw)), _mm256_cvtepi32_ps(IDOT(av, sx_)), acc);      \
-  } while (0)
-
-// Even and odd blocks in two chains (hides FMA latency); the same order in dot and dot4, so they agree bit for bit.
+// NT activation rows (xstride bytes apart) against one weight row, each block decoded once; even and odd blocks in
+// two chains (hides FMA latency), the same order for NT 1 and 4, so dot and dot4 agree bit for bit.
 #define MX_DOTN(IDOT, NT)                                                                                            \
   const block_mxfp4 *w = vw;                                                                                        \
-  const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_mxfp4));                  \
   __m256 acc0[NT], acc1[NT];                                                                                        \
   for (int u = 0; u < NT; u++) acc0[u] = acc1[u] = _mm256_setzero_ps();                                             \
   for (int i = 0; i < n / QK8_0; i++) {                                                                             \
-    const __m256i v = MX_VALUES(w + i, kv), av = _mm256_sign_epi8(v, v);                                            \
+    const __m256i v = nibble_values(kvalues_mxfp4, w[i].qs), av = _mm256_sign_epi8(v, v);                           \
     const float dw = e8m0_half(w[i].e);                                                                             \
     for (int u = 0; u < NT; u++) {                                                                                  \
       const block_q8_0 *xu = (const block_q8_0 *)((const uint8_t *)vx + u * xstride) + i;                           \
-      if (i & 1) MX_TERM(IDOT, v, av, xu, dw, acc1[u]);                                                             \
-      else MX_TERM(IDOT, v, av, xu, dw, acc0[u]);                                                                   \
+      const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xu->qs), v);                         \
+      const __m256 p = _mm256_cvtepi32_ps(IDOT(av, sx)), d = _mm256_set1_ps(_cvtsh_ss(xu->d) * dw);                \
+      if (i & 1) acc1[u] = _mm256_fmadd_ps(d, p, acc1[u]);                                                          \
+      else acc0[u] = _mm256_fmadd_ps(d, p, acc0[u]);                                                                \
     }                                                                                                               \
   }                                                                                                                 \
   for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(_mm256_add_ps(acc0[u], acc1[u]));
 
-TARGET_AVX2 float dot_mxfp4_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  float r;
-  const size_t xstride = 0, ostride = 0;
-  float *out = &r;
-  MX_DOTN(MX_IDOT_AVX2, 1)
-  return r;
-}
-TARGET_AVX2 void dot4_mxfp4_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
-  MX_DOTN(MX_IDOT_AVX2, 4)
-}
-TARGET_AVX512 float dot_mxfp4_avx512(int n, const void *restrict vw, const void *restrict vx) {
-  float r;
-  const size_t xstride = 0, ostride = 0;
-  float *out = &r;
-  MX_DOTN(MX_IDOT_VNNI, 1)
-  return r;
-}
-TARGET_AVX512 void dot4_mxfp4_avx512(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
-  MX_DOTN(MX_IDOT_VNNI, 4)
-}
+// The 1- and 4-token dots of one SIMD level.
+#define MX_KERNELS(SUFFIX, TARGET, IDOT)                                                                             \
+  TARGET float dot_mxfp4_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                        \
+    float r, *out = &r;                                                                                             \
+    const size_t xstride = 0, ostride = 0;                                                                          \
+    MX_DOTN(IDOT, 1)                                                                                                \
+    return r;                                                                                                       \
+  }                                                                                                                 \
+  TARGET void dot4_mxfp4_##SUFFIX(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    MX_DOTN(IDOT, 4)                                                                                                \
+  }
+MX_KERNELS(avx2, TARGET_AVX2, MX_IDOT_AVX2)
+MX_KERNELS(avx512, TARGET_AVX512, MX_IDOT_VNNI)
+#undef MX_KERNELS
 #undef MX_DOTN
-#undef MX_TERM
-#undef MX_VALUES
 #endif
 
 // ---------------------------------------------------------------------------------------------------- NEON
@@ -103,14 +85,8 @@ float dot_mxfp4_neon(int n, const void *restrict vw, const void *restrict vx) {
   const block_mxfp4 *w = vw;
   const block_q8_0 *x = vx;
   const int8x16_t kv = vld1q_s8(kvalues_mxfp4);
-  const uint8x16_t m15 = vdupq_n_u8(15);
   float sum = 0;
-  for (int i = 0; i < n / QK8_0; i++) {
-    const uint8x16_t q = vld1q_u8(w[i].qs);
-    const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, m15)), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
-    const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(x[i].qs)), hi, vld1q_s8(x[i].qs + 16));
-    sum += fp16_to_f32(x[i].d) * e8m0_half(w[i].e) * (float)vaddvq_s32(acc);
-  }
+  for (int i = 0; i < n / QK8_0; i++) sum += fp16_to_f32(x[i].d) * e8m0_half(w[i].e) * (float)nibble_dot32(kv, w[i].qs, x[i].qs);
   return sum;
 }
 #endif
