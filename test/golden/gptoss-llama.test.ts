@@ -12,22 +12,25 @@ import { checkTeacherForced, marginRecorder } from "../helpers/golden.js";
 const PROMPT = "The capital of France is Paris. 日本語のテキスト 🙂 def f(x):\n    return x ** 2  # done";
 const N = 32;
 // Relative RMSE bound per type (measured here, seed 11: F16 worst 2.3e-3 (llama.cpp rounds activations to f16 for F16
-// weights, the scalar reference does not), Q8_0 worst 1.0e-2; see the diagnostics each case prints).
-const TOL: Record<string, number> = { F16: 0.004, Q8_0: 0.02 };
+// weights, the scalar reference does not), Q8_0 worst 1.0e-2, Q8_0 with MXFP4 experts 1.5e-2 away from top-k near-ties;
+// see the diagnostics each case prints).
+const TOL: Record<string, number> = { F16: 0.004, Q8_0: 0.02, MXFP4: 0.03 };
 // A top-k near-tie (k-th vs (k+1)-th router logit, compared as softmax scores) may go the other way in llama.cpp's
 // rounding; such positions are exempt from the tolerance, counted and capped.
 const NEAR_TIE = 0.004;
 const MAX_EXEMPT = 4;
 // The first 8192 tokens of the Qwen3 vocabulary, as the other goldens cut it (the output head a twentieth of the cost).
 const N_VOCAB = 8192;
-const CASES: { type: string; backend: "scalar" | "native" }[] = [
+const CASES: { type: string; expertType?: string; backend: "scalar" | "native" }[] = [
   { type: "F16", backend: "scalar" },
   { type: "Q8_0", backend: "native" }, // the native kernels quantise activations to Q8 as llama.cpp does
+  { type: "Q8_0", expertType: "MXFP4", backend: "native" }, // gpt-oss's own expert type (general.file_type 38)
 ];
 
-for (const { type, backend } of CASES) {
-  test(`gpt-oss tiny ${type} (${backend}): tokenization and teacher-forced logits match llama.cpp`, async () => {
-    const path = await smallVocabModel({ preset: "gpt-oss-tiny", type, seed: 11, nVocab: N_VOCAB });
+for (const { type, expertType, backend } of CASES) {
+  const label = `${type}${expertType ? `, ${expertType} experts` : ""} (${backend})`;
+  test(`gpt-oss tiny ${label}: tokenization and teacher-forced logits match llama.cpp`, async () => {
+    const path = await smallVocabModel({ preset: "gpt-oss-tiny", type, expertType, seed: 11, nVocab: N_VOCAB });
     const ref = await llamaGreedy(path, PROMPT, N, { flashAttention: false });
     const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, backend, expertIo: "resident" }));
     try {
@@ -39,8 +42,8 @@ for (const { type, backend } of CASES) {
       const { margin, routed, onRoute } = marginRecorder(tokens.length, info.nExpert, () => ({ gating: "softmax", k: info.nExpertUsed }));
       const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
       assert.equal(routed.size, info.nLayer, "every layer routes");
-      const { worst, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[type], margin, nearTie: NEAR_TIE, maxExempt: MAX_EXEMPT });
-      console.log(`# gpt-oss ${type} (${backend}): worst relative RMSE ${worst.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} top-k near-tie positions exempt`);
+      const { worst, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: TOL[expertType ?? type], margin, nearTie: NEAR_TIE, maxExempt: MAX_EXEMPT });
+      console.log(`# gpt-oss ${label}: worst relative RMSE ${worst.toExponential(3)}, argmax compared at ${compared}/${N} positions, ${exempt} top-k near-tie positions exempt`);
     } finally {
       await lm.close();
     }
