@@ -47,7 +47,7 @@ export interface GeneratedModel {
 // llama.cpp's llama_ftype for a file whose weights are mostly one type.
 // (the K types as their _M mixes: Q3_K_M 12, Q4_K_M 15, Q5_K_M 17)
 const FILE_TYPE: Record<string, number> = {
-  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32, MXFP4: 38,
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32,
 };
 
 /** Names of the types gen writes (every registered quant format). */
