@@ -4,6 +4,9 @@
 // keeps its window). A forward gathers the held window and its own rows into caller scratch (contiguous, as the
 // attention kernel reads them) and writes the new held rows into a second buffer that becomes current only at
 // advance(): a forward that fails or is aborted leaves the state as it was, as a KV cache whose length did not move.
+// checkpoint() keeps a copy of the window at the current length (sessions set one after each prompt), so the next
+// turn's prompt, diverging inside the reply (gpt-oss's template drops the reasoning it generated), rolls back there
+// instead of to 0.
 import type { Backend, Buf } from "../backends/backend.js";
 import type { KvRows } from "./full-attention.js";
 import type { LayerState } from "./state.js";
@@ -19,6 +22,10 @@ export class SlidingWindowState implements LayerState {
   private held = 0;
   /** What the forward in progress wrote into the next buffer: its token count and the rows it holds. */
   private pending: { nTokens: number; held: number } | undefined;
+  /** The window - 1 rows before checkpointLength (checkpoint / truncate), and how many of them there are. */
+  private readonly ckpt: { k: Buf; v: Buf };
+  private ckptHeld = 0;
+  checkpointLength: number | undefined;
   length = 0;
 
   constructor(
@@ -31,15 +38,16 @@ export class SlidingWindowState implements LayerState {
     this.capacity = SlidingWindowState.capacityFor(nCtx, window);
     const pair = () => ({ k: backend.alloc(this.capacity * kvDim), v: backend.alloc(this.capacity * kvDim) });
     this.bufs = [pair(), pair()];
+    this.ckpt = { k: backend.alloc(Math.max(1, window - 1) * kvDim), v: backend.alloc(Math.max(1, window - 1) * kvDim) };
   }
 
   private static capacityFor(nCtx: number, window: number): number {
     return Math.max(1, Math.min(nCtx, 2 * window - 1));
   }
 
-  /** Backend bytes for a context of nCtx (budgets are computed before any state exists): two buffers of K and V rows. */
+  /** Backend bytes for a context of nCtx (budgets are computed before any state exists): two buffers and the checkpoint's, K and V. */
   static bytesFor(nCtx: number, kvDim: number, window: number): number {
-    return 2 * 2 * 4 * SlidingWindowState.capacityFor(nCtx, window) * kvDim;
+    return 2 * 4 * (2 * SlidingWindowState.capacityFor(nCtx, window) + Math.max(1, window - 1)) * kvDim;
   }
 
   get bytes(): number {
@@ -78,15 +86,44 @@ export class SlidingWindowState implements LayerState {
     return { k: kScratch, v: vScratch, startPos: prev, window: this.window };
   }
 
+  /** Whether the next token at n has its window among the held rows: positions [n − window + 1, n). */
+  private holds(n: number): boolean {
+    return n >= 0 && n <= this.length && Math.max(0, n - this.window + 1) >= this.length - this.held;
+  }
+
   canTruncate(n: number): boolean {
-    // The next token at n reads positions [n − window + 1, n): they must all be held.
-    return n === 0 || (n >= 0 && n <= this.length && Math.max(0, n - this.window + 1) >= this.length - this.held);
+    return n === 0 || this.holds(n) || (n === this.checkpointLength && n <= this.length);
+  }
+
+  checkpoint(): void {
+    const n = this.prev, from = this.held - n;
+    const p = { rows: 1, n: n * this.kvDim, src: { offset: from * this.kvDim, stride: 0 }, dst: { offset: 0, stride: 0 } };
+    if (n > 0) {
+      this.backend.copy(this.ckpt.k, this.bufs[this.cur].k, p);
+      this.backend.copy(this.ckpt.v, this.bufs[this.cur].v, p);
+    }
+    this.ckptHeld = n;
+    this.checkpointLength = this.length;
   }
 
   truncate(n: number): void {
-    if (!this.canTruncate(n)) throw new RangeError(`a sliding-window state of ${this.length} positions (the last ${this.held} held) cannot be truncated to ${n}`);
-    this.held -= this.length - n; // the rows after n are dropped from the end
+    if (!this.canTruncate(n)) {
+      const ck = this.checkpointLength === undefined ? "" : ` or its checkpoint at ${this.checkpointLength}`;
+      throw new RangeError(`a sliding-window state of ${this.length} positions (the last ${this.held} held${ck}) cannot be truncated to ${n}`);
+    }
     if (n === 0) this.held = 0;
+    else if (this.holds(n)) this.held -= this.length - n; // the rows after n are dropped from the end
+    else {
+      // Back to the checkpoint: its window becomes the held rows.
+      const p = { rows: 1, n: this.ckptHeld * this.kvDim, src: { offset: 0, stride: 0 }, dst: { offset: 0, stride: 0 } };
+      if (this.ckptHeld > 0) {
+        this.backend.copy(this.bufs[this.cur].k, this.ckpt.k, p);
+        this.backend.copy(this.bufs[this.cur].v, this.ckpt.v, p);
+      }
+      this.held = this.ckptHeld;
+    }
+    // A checkpoint past the new length describes tokens that will be fed again, perhaps others.
+    if (this.checkpointLength !== undefined && this.checkpointLength > n) this.checkpointLength = undefined;
     this.length = n;
     this.pending = undefined;
   }
@@ -129,9 +166,12 @@ export class SlidingWindowState implements LayerState {
     this.held = held;
     this.length = length;
     this.pending = undefined;
+    this.checkpointLength = undefined;
   }
 
   free(): void {
+    this.backend.free(this.ckpt.k);
+    this.backend.free(this.ckpt.v);
     for (const { k, v } of this.bufs) {
       this.backend.free(k);
       this.backend.free(v);

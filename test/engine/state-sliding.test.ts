@@ -1,6 +1,6 @@
 // gpt-oss sessions over sliding-window states (even layers) and full ones: a saved and loaded session continues bit
-// for bit; reuse rolls back within the held rows and evaluates only the new suffix, and beyond them starts over; both
-// land on a fresh session's logits.
+// for bit; reuse rolls back within the held rows and evaluates only the new suffix, to the checkpoint a prompt left, and
+// beyond both starts over; each lands on a fresh session's logits.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -65,4 +65,21 @@ test("reuse within the held rows truncates and evaluates only the suffix; beyond
     s.free();
     fresh.free();
   }
+});
+
+test("a next turn diverging inside the reply rolls back to the prompt's checkpoint, not to 0, and equals a fresh session", async () => {
+  const prompt = lm.tokenizer.encode(LONG);
+  const s = new Session(lm);
+  await s.eval(prompt);
+  s.cache.checkpoint(); // as generate() does after its prompt
+  await s.eval(lm.tokenizer.encode(" A reply long enough to leave the prompt's window far behind it, then some."));
+  const next = [...prompt, ...lm.tokenizer.encode(" The reply, rendered differently.")];
+  const rest = s.reuse(next);
+  assert.equal(s.cache.length, prompt.length, "back at the checkpoint");
+  assert.deepEqual([...s.pending, ...rest], next.slice(prompt.length));
+  const got = await s.eval(rest);
+  const fresh = new Session(lm);
+  assert.deepEqual(got, await fresh.eval(next));
+  s.free();
+  fresh.free();
 });

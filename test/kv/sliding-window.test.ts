@@ -74,6 +74,27 @@ test("truncation: back to any point whose window is still held, else refused; to
   assert.deepEqual((await store(s, 3)).positions, expected(0, 3));
 });
 
+test("checkpoint: a rollback past the held rows returns to it; a truncation before it forgets it", async () => {
+  const s = new SlidingWindowState(be, CTX, D, W);
+  await store(s, 9);
+  s.checkpoint();
+  assert.equal(s.checkpointLength, 9);
+  await store(s, 12); // holds [14, 21)
+  assert.deepEqual([8, 9, 10, 16].map((n) => s.canTruncate(n)), [false, true, false, false]);
+  assert.throws(() => s.truncate(10), /or its checkpoint at 9\) cannot be truncated to 10/);
+  s.truncate(9);
+  assert.deepEqual((await store(s, 2)).positions, expected(9, 2), "the checkpoint's window, then the new rows");
+  assert.equal(s.checkpointLength, 9, "kept for the next rollback");
+  assert.equal(s.canTruncate(9), true);
+  const t = new SlidingWindowState(be, CTX, D, W);
+  await store(t, 6);
+  t.checkpoint();
+  await store(t, 2); // holds [1, 8)
+  t.truncate(5); // [2, 5) is held: no checkpoint needed
+  assert.equal(t.checkpointLength, undefined, "position 5 onwards will be fed again, perhaps other tokens");
+  assert.deepEqual((await store(t, 1)).positions, expected(5, 1));
+});
+
 test("save and load: the held rows round-trip, sized by the length alone", async () => {
   const s = new SlidingWindowState(be, CTX, D, W);
   await store(s, 3);

@@ -46,9 +46,10 @@ test("presets round-trip through metadata; even layers slide by default; the sta
   assert.equal(md.has("gpt-oss.attention.sliding_window_pattern"), false, "the default pattern is not written");
   md.set("gpt-oss.attention.sliding_window_pattern", meta.u32(3));
   assert.deepEqual(readHParams(md, hp.nVocab).swa.slice(0, 6), [true, true, false, true, true, false], "period 3: every third layer full");
-  // 12 full layers of 8 kv heads x 64 (f32 K and V) + 12 windows of 2 x 255 rows (ARCHITECTURES.md §5: 24 KiB a token at f16).
+  // 12 full layers of 8 kv heads x 64 (f32 K and V; ARCHITECTURES.md §5: 24 KiB a token at f16) + 12 windows of
+  // 2 x 255 rows and a 127-row checkpoint.
   const n = 4096, kv = 8 * 64;
-  assert.equal(cacheBytes(hp, n), 12 * 2 * 4 * n * kv + 12 * 2 * 2 * 4 * 255 * kv);
+  assert.equal(cacheBytes(hp, n), 12 * 2 * 4 * n * kv + 12 * 2 * 4 * (2 * 255 + 127) * kv);
 });
 
 test("YaRN x32 (gpt-oss): attn_factor 1, cos/sin gain 1 + 0.1 ln 32 = 1.3466", () => {
