@@ -1,9 +1,11 @@
 // The sliding-window state against a plain record of every position's K/V rows: each forward sees exactly the window
 // before it and its own rows; rollbacks within the held rows, save/load and an aborted forward keep that true. The
-// backend's windowed attention with sinks against a direct evaluation of llama.cpp's masked, sink-extended softmax.
+// backends' windowed attention, with sinks and without, against a direct evaluation of llama.cpp's masked softmax.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import { NativeBackend } from "../../src/backends/cpu/native.js";
+import { WasmBackend } from "../../src/backends/wasm/wasm.js";
 import { SlidingWindowState, slidingWindow } from "../../src/kv/sliding-window.js";
 import { FullAttentionState } from "../../src/kv/full-attention.js";
 import { Stream } from "../../src/gen/random.js";
@@ -115,37 +117,46 @@ test("save and load: the held rows round-trip, sized by the length alone", async
   assert.throws(() => slidingWindow(new FullAttentionState(be, CTX, D)), /expected a sliding-window layer state, got 'full'/);
 });
 
-test("windowed attention with sinks equals the masked softmax with the sink in its denominator, computed directly", () => {
-  const nHead = 4, nHeadKv = 2, hd = 8, start = 5, T = 6, win = 3, scale = 0.3;
-  const rnd = new Stream(7, "swa");
-  const arr = (n: number) => {
-    const a = new Float32Array(n);
-    rnd.fillUniform(a, 1);
-    return a;
-  };
-  const q = arr(T * nHead * hd), k = arr((start + T) * nHeadKv * hd), v = arr((start + T) * nHeadKv * hd), sinks = arr(nHead);
-  const bufOf = (a: Float32Array) => {
-    const b = be.alloc(a.length);
-    be.write(b, a);
-    return b;
-  };
-  const out = be.alloc(T * nHead * hd);
-  be.attention(out, bufOf(q), bufOf(k), bufOf(v), { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale, sinks, window: win });
-  return be.read(out).then((got) => {
-    for (let t = 0; t < T; t++) {
-      for (let h = 0; h < nHead; h++) {
-        const g = Math.floor(h / (nHead / nHeadKv));
-        // llama.cpp: key p is masked for the query at position P when P - p >= window (and p > P, causal).
-        const P = start + t;
-        const keys = Array.from({ length: start + T }, (_, p) => p).filter((p) => p <= P && P - p < win);
-        const s = keys.map((p) => scale * Array.from({ length: hd }, (_, i) => q[(t * nHead + h) * hd + i] * k[(p * nHeadKv + g) * hd + i]).reduce((a, b) => a + b));
-        const m = Math.max(...s, sinks[h]);
-        const z = s.reduce((a, x) => a + Math.exp(x - m), 0) + Math.exp(sinks[h] - m);
-        for (let i = 0; i < hd; i++) {
-          const want = keys.reduce((a, p, j) => a + (Math.exp(s[j] - m) / z) * v[(p * nHeadKv + g) * hd + i], 0);
-          assert.ok(Math.abs(got[(t * nHead + h) * hd + i] - want) < 1e-5, `t ${t} head ${h} value ${i}`);
+// Every backend, with and without sinks: one that hands windows or sinks to the reference must not drop them.
+const BACKENDS = { scalar: () => be, native: () => new NativeBackend({ threads: 1 }), wasm: () => new WasmBackend({ fallback: new ScalarBackend() }) };
+for (const [name, make] of Object.entries(BACKENDS)) {
+  for (const withSinks of [true, false]) {
+    test(`${name}: windowed attention${withSinks ? " with sinks" : ""} equals the masked softmax${withSinks ? " with the sink in its denominator" : ""}, computed directly`, async () => {
+      const b = make();
+      const nHead = 4, nHeadKv = 2, hd = 8, start = 5, T = 6, win = 3, scale = 0.3;
+      const rnd = new Stream(7, "swa");
+      const arr = (n: number) => {
+        const a = new Float32Array(n);
+        rnd.fillUniform(a, 1);
+        return a;
+      };
+      const q = arr(T * nHead * hd), k = arr((start + T) * nHeadKv * hd), v = arr((start + T) * nHeadKv * hd);
+      const sinks = withSinks ? arr(nHead) : undefined;
+      const bufOf = (a: Float32Array) => {
+        const x = b.alloc(a.length);
+        b.write(x, a);
+        return x;
+      };
+      const out = b.alloc(T * nHead * hd);
+      b.attention(out, bufOf(q), bufOf(k), bufOf(v), { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale, sinks, window: win });
+      const got = await b.read(out);
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < nHead; h++) {
+          const g = Math.floor(h / (nHead / nHeadKv));
+          // llama.cpp: key p is masked for the query at position P when P - p >= window (and p > P, causal).
+          const P = start + t;
+          const keys = Array.from({ length: start + T }, (_, p) => p).filter((p) => p <= P && P - p < win);
+          const s = keys.map((p) => scale * Array.from({ length: hd }, (_, i) => q[(t * nHead + h) * hd + i] * k[(p * nHeadKv + g) * hd + i]).reduce((a, x) => a + x));
+          const sink = sinks ? sinks[h] : -Infinity;
+          const m = Math.max(...s, sink);
+          const z = s.reduce((a, x) => a + Math.exp(x - m), 0) + Math.exp(sink - m);
+          for (let i = 0; i < hd; i++) {
+            const want = keys.reduce((a, p, j) => a + (Math.exp(s[j] - m) / z) * v[(p * nHeadKv + g) * hd + i], 0);
+            assert.ok(Math.abs(got[(t * nHead + h) * hd + i] - want) < 1e-5, `t ${t} head ${h} value ${i}`);
+          }
         }
       }
-    }
-  });
-});
+      b.close?.();
+    });
+  }
+}
