@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import type { Backend } from "../../src/backends/backend.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { WasmBackend } from "../../src/backends/wasm/wasm.js";
 import { SlidingWindowState, slidingWindow } from "../../src/kv/sliding-window.js";
@@ -118,7 +119,7 @@ test("save and load: the held rows round-trip, sized by the length alone", async
 });
 
 // Every backend, with and without sinks: one that hands windows or sinks to the reference must not drop them.
-const BACKENDS = { scalar: () => be, native: () => new NativeBackend({ threads: 1 }), wasm: () => new WasmBackend({ fallback: new ScalarBackend() }) };
+const BACKENDS: Record<string, () => Backend> = { scalar: () => be, native: () => new NativeBackend({ threads: 1 }), wasm: () => new WasmBackend({ fallback: new ScalarBackend() }) };
 for (const [name, make] of Object.entries(BACKENDS)) {
   for (const withSinks of [true, false]) {
     test(`${name}: windowed attention${withSinks ? " with sinks" : ""} equals the masked softmax${withSinks ? " with the sink in its denominator" : ""}, computed directly`, async () => {

@@ -11,10 +11,9 @@ import { ropeScalingParams } from "../../src/models/hparams.js";
 import { topKSoftmaxRoute } from "../../src/models/routing.js";
 import { PRESETS } from "../../src/gen/presets.js";
 import { meta } from "../../src/format/gguf/write.js";
-import { loadModel, type LoadedModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { relRmse } from "../helpers/golden.js";
+import { backendLogits, checkStreamedDecode, residentSteps } from "../helpers/decode.js";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -63,52 +62,19 @@ test("YaRN x32 (gpt-oss): attn_factor 1, cos/sin gain 1 + 0.1 ln 32 = 1.3466", (
 // 20 tokens: the window of 8 slides many times.
 const TOKENS = [3555, 11, 1879, 374, 13, 2701, 40, 1001, 17, 600, 2048, 5, 88, 3000, 12, 9, 264, 1273, 315, 279];
 
-async function stepLogits(lm: LoadedModel): Promise<Float32Array[]> {
-  const kv = lm.model.makeCache(64);
-  try {
-    const out: Float32Array[] = [];
-    for (const t of TOKENS) out.push(await lm.model.forward(Int32Array.of(t), kv, { logits: "last" }));
-    return out;
-  } finally {
-    kv.free();
-  }
-}
-
 test("gpt-oss decode token by token equals the batch forward; streamed with prefetch and 2-layer lookahead equals resident", async () => {
   const path = await smallVocabModel({ preset: "gpt-oss-tiny", type: "Q8_0", seed: 3, nVocab: 4096 }); // the load tests'
-  const resident = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "resident" }));
-  let ref: Float32Array[];
-  try {
-    ref = await stepLogits(resident);
-    const batch = await resident.model.forward(Int32Array.from(TOKENS), resident.model.makeCache(64), { logits: "all" });
-    const V = resident.model.info.nVocab;
-    ref.forEach((l, i) => assert.deepEqual(l, batch.subarray(i * V, (i + 1) * V), `position ${i}`));
-  } finally {
-    await resident.close();
-  }
+  const ref = await residentSteps(path, TOKENS, async (lm, steps) => {
+    const batch = await lm.model.forward(Int32Array.from(TOKENS), lm.model.makeCache(64), { logits: "all" });
+    const V = lm.model.info.nVocab;
+    steps.forEach((l, i) => assert.deepEqual(l, batch.subarray(i * V, (i + 1) * V), `position ${i}`));
+  });
   // 6 expert records (3 x 69632 B of Q8_0 + 3 KiB of biases, a page-rounded 212992 B): fewer than one token's 16.
-  const streamed = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "stream", expertCache: 6 * 212_992, prefetch: true, prefetchDepth: 2 }));
-  try {
-    assert.equal(streamed.expertIO.mode, "stream");
-    assert.deepEqual(await stepLogits(streamed), ref);
-    const s = streamed.experts.stats;
-    assert.ok(s.evictions > 0 && s.misses > 0, `expected a cache under pressure: ${JSON.stringify(s)}`);
-  } finally {
-    await streamed.close();
-  }
+  await checkStreamedDecode(path, TOKENS, 6 * 212_992, ref);
 });
 
 test("gpt-oss on the wasm backend (sinks and windows through the reference, matmuls in wasm) matches the scalar reference", async () => {
   const path = await smallVocabModel({ preset: "gpt-oss-tiny", type: "F16", seed: 11, nVocab: 8192 }); // the golden test's
-  const logits = async (backend: "scalar" | "wasm") => {
-    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
-    try {
-      assert.equal(lm.backend.name, backend);
-      return await lm.model.forward(Int32Array.from(TOKENS), lm.model.makeCache(64), { logits: "all" });
-    } finally {
-      await lm.close();
-    }
-  };
-  const err = relRmse(await logits("wasm"), await logits("scalar"));
+  const err = relRmse(await backendLogits(path, "wasm", TOKENS), await backendLogits(path, "scalar", TOKENS));
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
 });
