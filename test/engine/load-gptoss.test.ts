@@ -1,6 +1,6 @@
 // The loader and a gpt-oss file: optional q/k/v biases may be absent (llama.cpp's too); sinks, the output bias, the
-// router bias, the expert biases and the untied output head are required; wrong shapes, missing keys and inconsistent
-// hyperparameters are refused at load naming the tensor or key.
+// router bias, the expert biases and the untied output head are required; wrong shapes and types, missing keys and
+// inconsistent hyperparameters are refused at load naming the tensor or key.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -42,6 +42,13 @@ test("a wrong-shaped tensor is refused, naming it and both shapes", async () => 
   await assert.rejects(loadModel(sinks, cfg), refused("bad_shape", /'blk\.1\.attn_sinks\.weight' has shape \[2\], expected \[4\]/));
   const bias = await rewritten((t) => t.map((x) => (x.name === "blk.2.ffn_up_exps.bias" ? { ...x, shape: [128, 16], data: x.data.subarray(0, 128 * 16 * 4) } : x)));
   await assert.rejects(loadModel(bias, cfg), refused("bad_shape", /'blk\.2\.ffn_up_exps\.bias' has shape \[128, 16\], expected \[256, 16\]/));
+});
+
+test("a wrongly-typed tensor (an F32 sink or expert bias whose type field says I32) is refused, naming it", async () => {
+  for (const [name, op] of [["blk.0.attn_sinks.weight", "attention"], ["blk.1.ffn_gate_exps.bias", "add_rows"]]) {
+    const path = await rewritten((t) => t.map((x) => (x.name === name ? { ...x, type: 26 } : x))); // I32: 4 bytes a value, as F32
+    await assert.rejects(loadModel(path, cfg), refused("unsupported_type", new RegExp(`'${esc(name).source}' is I32: no moestream backend runs ${op} on it`)), name);
+  }
 });
 
 test("a missing key, inconsistent head sizes and unsupported settings are refused, naming the key", async () => {
