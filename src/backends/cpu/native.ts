@@ -260,8 +260,8 @@ export class NativeBackend extends DelegatingBackend {
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    // The kernel has no sinks; the reference shares these buffers, so handing over is exact, only slower.
-    if (p.sinks || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    // The kernel has no sinks or window; the reference shares these buffers, so handing over is exact, only slower.
+    if (p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   override add(out: Buf, a: Buf, b: Buf, n: number): void {

@@ -265,8 +265,8 @@ export class WasmBackend extends DelegatingBackend {
 
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
-    // The kernel has no sinks (gpt-oss): the fallback owns these buffers and runs them, only slower.
-    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    // The kernel has no sinks or window (gpt-oss): the fallback owns these buffers and runs them, only slower.
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
     const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
     const s = mem.scratch(2 * qb + 2 * kb + sb);
