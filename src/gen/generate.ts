@@ -12,6 +12,7 @@ import { PRESETS, type Preset, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
 import { Stream } from "./random.js";
+import { fuseTensors, type Fusion, type GenTensor } from "./fuse.js";
 
 export interface GenerateOptions {
   /** A named preset, or any registered architecture with its hyperparameters. */
@@ -32,6 +33,11 @@ export interface GenerateOptions {
    * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
+  /**
+   * Fused layouts to write where the architecture takes them, as llama.cpp's converter does: "qkv" (attn_qkv for
+   * attn_q/k/v), "gate_up" (ffn_gate_up_exps for ffn_gate_exps + ffn_up_exps). Same values as the split file.
+   */
+  fuse?: readonly Fusion[];
   /** Override fields of the preset's hyperparameters (tests). */
   hp?: Record<string, unknown>;
   onProgress?: (done: number, total: number) => void;
@@ -167,6 +173,12 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
       },
     };
   });
-  const layout = await writeGGUF(path, { metadata: md, tensors });
+  let written: GenTensor[] = tensors;
+  if (opts.fuse?.length) {
+    const t = arch.tensors(hp, () => true); // the fused names this architecture declares
+    const declared = new Set([...t.dense, ...t.unused, ...t.experts.flatMap((parts) => Object.values(parts ?? {}))].map((s) => s.name));
+    written = fuseTensors(tensors, opts.fuse, (name) => declared.has(name));
+  }
+  const layout = await writeGGUF(path, { metadata: md, tensors: written });
   return { path, bytes: layout.fileSize, preset };
 }

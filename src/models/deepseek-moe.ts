@@ -11,7 +11,7 @@ import { ModelError } from "../util/errors.js";
 import { count, metaInRange, type Range } from "./hparams.js";
 import { denseFfn, moe, type LookaheadRouter, type Pass } from "./layers.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
-import { nextnUnused, type Declare } from "./tensors.js";
+import { nextnUnused, swigluExperts, type Declare } from "./tensors.js";
 
 export interface MoeHParams {
   /** leading_dense_block_count: the first layers have a dense FFN instead of experts. */
@@ -100,31 +100,29 @@ export type FfnWeights =
  * Layer i's FFN tensors (shapes in ggml order) from its name maker `n`; its routed experts are declared as
  * streamed parts. exp_probs_b is required where `biasRequired` (glm4moe), optional otherwise (DeepSeek-V2 has none).
  */
-export function declareFfn(t: Declare, i: number, n: (s: string, kind?: string) => string, hp: MoeHParams, D: number, biasRequired: boolean): FfnWeights {
+export function declareFfn(t: Declare, i: number, n: (s: string, kind?: string) => string, hp: MoeHParams, D: number, opts: { biasRequired: boolean; fusedExperts: boolean }): FfnWeights {
   const { nExpert: E, nFfExp: F, nFf } = hp;
   const Fs = F * hp.nExpertShared;
   if (i < hp.nDenseLead) return { kind: "dense", gate: t(n("ffn_gate"), [D, nFf]), up: t(n("ffn_up"), [D, nFf]), down: t(n("ffn_down"), [nFf, D]) };
-  t.experts(i, {
-    gate: { name: n("ffn_gate_exps"), shape: [D, F, E] },
-    up: { name: n("ffn_up_exps"), shape: [D, F, E] },
-    down: { name: n("ffn_down_exps"), shape: [F, D, E] },
-  });
+  swigluExperts(t, i, D, F, E, opts.fusedExperts); // deepseek2 also takes a fused ffn_gate_up_exps (llama.cpp), glm4moe not
+  const biasRequired = opts.biasRequired;
   const shared = Fs > 0 ? { gate: t(n("ffn_gate_shexp"), [D, Fs]), up: t(n("ffn_up_shexp"), [D, Fs]), down: t(n("ffn_down_shexp"), [Fs, D]) } : undefined;
   const bias = biasRequired ? t(n("exp_probs_b", "bias"), [E]) : t.optional(n("exp_probs_b", "bias"), [E]);
   return { kind: "moe", ffn_gate_inp: t(n("ffn_gate_inp"), [D, E]), exp_probs_b: bias, shared };
 }
 
 /** An MTP block's MoE and nextn tensors (llama.cpp's loader knows them all): allowed in the file, never read. */
-export function declareMtpUnused(t: Declare, layer: number, hp: MoeHParams, D: number, V: number): void {
+export function declareMtpUnused(t: Declare, layer: number, hp: MoeHParams, D: number, V: number, fusedExperts: boolean): void {
   const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
   const { nExpert: E, nFfExp: F } = hp;
   const Fs = F * hp.nExpertShared;
   const mtp: [string, number[]][] = [
     [n("ffn_gate_inp"), [D, E]], [n("exp_probs_b", "bias"), [E]],
     [n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]],
+    ...(fusedExperts ? ([[n("ffn_gate_up_exps"), [D, 2 * F, E]]] as [string, number[]][]) : []),
     ...(Fs > 0 ? ([[n("ffn_gate_shexp"), [D, Fs]], [n("ffn_up_shexp"), [D, Fs]], [n("ffn_down_shexp"), [Fs, D]]] as [string, number[]][]) : []),
   ];
-  for (const [name, shape] of mtp) t.unused(name, shape);
+  for (const [name, shape] of mtp) t.unused(name, shape, { seldom: name.includes("gate_up") }); // the generator writes gate and up
   nextnUnused(t, layer, D, V);
 }
 

@@ -191,14 +191,14 @@ export function weights(hp: HParams, t: Declare) {
       attn_v_b: t(...a.attn_v_b),
       attn_output: t(...a.attn_output),
       ffn_norm: t(...a.ffn_norm),
-      ffn: declareFfn(t, i, n, hp, D, false), // exp_probs_b: V3 has it, V2 not
+      ffn: declareFfn(t, i, n, hp, D, { biasRequired: false, fusedExperts: true }), // exp_probs_b: V3 has it, V2 not
     };
   });
   // The MTP blocks: every tensor llama.cpp's loader knows for them, allowed in the file and never read.
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string, kind = "weight") => `blk.${i}.${name}.${kind}`;
     for (const [name, shape] of Object.values(attnShapes(n))) t.unused(name, shape);
-    declareMtpUnused(t, i, hp, D, V);
+    declareMtpUnused(t, i, hp, D, V, true);
   }
   return {
     token_embd,

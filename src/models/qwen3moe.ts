@@ -12,7 +12,7 @@ import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } 
 import { attention, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import { outputHead, type Declare } from "./tensors.js";
+import { declareQkv, outputHead, type Declare } from "./tensors.js";
 
 export const ARCH = "qwen3moe";
 
@@ -97,9 +97,7 @@ export function weights(hp: HParams, t: Declare) {
       });
       return {
         attn_norm: t(n("attn_norm"), [D]),
-        attn_q: t(n("attn_q"), [D, nHead * hd]),
-        attn_k: t(n("attn_k"), [D, nHeadKv * hd]),
-        attn_v: t(n("attn_v"), [D, nHeadKv * hd]),
+        qkv: declareQkv(t, i, D, nHead * hd, nHeadKv * hd), // attn_q/k/v, or one attn_qkv (--fuse-qkv)
         attn_output: t(n("attn_output"), [nHead * hd, D]),
         attn_q_norm: t(n("attn_q_norm"), [hd]),
         attn_k_norm: t(n("attn_k_norm"), [hd]),
@@ -156,7 +154,7 @@ export class Qwen3Moe implements Model {
       be.rmsNorm(h, x, L.attn_norm, eps, D, T);
       await f.cb("attn_norm", il, h);
       await attention(f, y, h, {
-        layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm,
+        layer: il, ...L.qkv, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm,
         nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim, rope: { freqBase: hp.ropeFreqBase }, eps, state: fullAttention(cache.layers[il]),
       });
       be.add(x, x, y, T * D);

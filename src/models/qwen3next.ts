@@ -20,7 +20,7 @@ import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } 
 import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import { nextnUnused, outputHead, type Declare } from "./tensors.js";
+import { declareQkv, nextnUnused, outputHead, qkvUnused, swigluExperts, type Declare } from "./tensors.js";
 
 export type Arch = "qwen3next" | "qwen35moe";
 export const ARCHS: readonly Arch[] = ["qwen3next", "qwen35moe"];
@@ -178,10 +178,8 @@ export function weights(hp: HParams, t: Declare) {
   const keyDim = nHeadK * S, valueDim = nHeadV * S, convDim = 2 * keyDim + valueDim;
   const token_embd = t("token_embd.weight", [D, V]);
   // A full-attention block's tensors and the MoE block's dense ones, by field: shared by the layers and the MTP blocks.
+  const qDim = nHead * hd * 2, kvDim = nHeadKv * hd; // q: per head [q (hd) ‖ gate (hd)]
   const attnShapes = (n: (s: string) => string) => ({
-    attn_q: [n("attn_q"), [D, nHead * hd * 2]], // per head [q (hd) ‖ gate (hd)]
-    attn_k: [n("attn_k"), [D, nHeadKv * hd]],
-    attn_v: [n("attn_v"), [D, nHeadKv * hd]],
     attn_output: [n("attn_output"), [nHead * hd, D]],
     attn_q_norm: [n("attn_q_norm"), [hd]],
     attn_k_norm: [n("attn_k_norm"), [hd]],
@@ -195,11 +193,11 @@ export function weights(hp: HParams, t: Declare) {
     ffn_up_shexp: [n("ffn_up_shexp"), [D, Fs]],
     ffn_down_shexp: [n("ffn_down_shexp"), [Fs, D]],
   }) satisfies Record<string, [string, number[]]>;
-  const expertShapes = (n: (s: string) => string): [string, number[]][] => [[n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]]];
+  // The MTP block's experts in either layout (unused tensors are optional).
+  const expertShapes = (n: (s: string) => string): [string, number[]][] => [[n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_gate_up_exps"), [D, 2 * F, E]], [n("ffn_down_exps"), [F, D, E]]];
   const layers = Array.from({ length: hp.nLayer }, (_, i) => {
     const n = (name: string) => `blk.${i}.${name}.weight`;
-    const [gate, up, down] = expertShapes(n);
-    t.experts(i, { gate: { name: gate[0], shape: gate[1] }, up: { name: up[0], shape: up[1] }, down: { name: down[0], shape: down[1] } });
+    swigluExperts(t, i, D, F, E, true); // ffn_gate_up_exps or ffn_gate_exps + ffn_up_exps
     const f = ffnShapes(n);
     const ffn = {
       attn_norm: t(...f.attn_norm), post_attention_norm: t(...f.post_attention_norm), ffn_gate_inp: t(...f.ffn_gate_inp),
@@ -207,7 +205,7 @@ export function weights(hp: HParams, t: Declare) {
     };
     if (!hp.recurrent[i]) {
       const a = attnShapes(n);
-      return { ...ffn, kind: "attention" as const, attn_q: t(...a.attn_q), attn_k: t(...a.attn_k), attn_v: t(...a.attn_v), attn_output: t(...a.attn_output), attn_q_norm: t(...a.attn_q_norm), attn_k_norm: t(...a.attn_k_norm) };
+      return { ...ffn, kind: "attention" as const, qkv: declareQkv(t, i, D, qDim, kvDim), attn_output: t(...a.attn_output), attn_q_norm: t(...a.attn_q_norm), attn_k_norm: t(...a.attn_k_norm) };
     }
     return {
       ...ffn,
@@ -230,7 +228,8 @@ export function weights(hp: HParams, t: Declare) {
   // The MTP blocks: a full-attention block with MoE and the nextn.* tensors, allowed in the file and never read.
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string) => `blk.${i}.${name}.weight`;
-    for (const [name, shape] of [...Object.values(attnShapes(n)), ...Object.values(ffnShapes(n)), ...expertShapes(n)]) t.unused(name, shape);
+    for (const [name, shape] of [...Object.values(attnShapes(n)), ...Object.values(ffnShapes(n)), ...expertShapes(n)]) t.unused(name, shape, { seldom: name.includes("gate_up") });
+    qkvUnused(t, i, D, qDim, kvDim);
     nextnUnused(t, i, D, V);
   }
   return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
@@ -315,7 +314,7 @@ export class Qwen3Next implements Model {
         });
       } else {
         await attention(f, y, h, {
-          layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, outputGate: true,
+          layer: il, ...L.qkv, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, outputGate: true,
           nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim, rope: { freqBase: hp.ropeFreqBase, nRot: hp.nRot }, eps, state: fullAttention(cache.layers[il]),
         });
       }
