@@ -2,7 +2,11 @@
 // and attn_v become one attn_qkv (rows q ‖ k ‖ v; their biases one attn_qkv.bias), its ffn_gate_exps and
 // ffn_up_exps one ffn_gate_up_exps (per expert its gate rows, then its up rows). Bytes move whole rows, so a fused
 // file holds exactly the values of the split one made from the same seed.
+import { getTensor, metaString } from "../format/gguf/accessors.js";
 import { tensorByteLength } from "../format/gguf/ggml-types.js";
+import { openGGUF, readTensorBytes } from "../format/gguf/read.js";
+import { writeGGUF } from "../format/gguf/write.js";
+import { architecture, type Architecture } from "../models/registry.js";
 import { UsageError } from "../util/errors.js";
 
 /** A tensor as the generator writes it: bytes made on demand. */
@@ -10,7 +14,7 @@ export interface GenTensor {
   name: string;
   shape: number[];
   type: number;
-  data: () => Uint8Array;
+  data: () => Uint8Array | Promise<Uint8Array>;
 }
 
 export type Fusion = "qkv" | "gate_up";
@@ -37,8 +41,8 @@ export function fuseTensors(tensors: readonly GenTensor[], which: readonly Fusio
     const nExpert = perExpert ? a.shape[2] : 1;
     fused.set(a.name, {
       name: to, shape, type: a.type,
-      data: () => {
-        const src = (ts as GenTensor[]).map((t) => t.data());
+      data: async () => {
+        const src = await Promise.all((ts as GenTensor[]).map((t) => t.data()));
         const out = new Uint8Array(nExpert * N * rowBytes);
         let at = 0;
         for (let e = 0; e < nExpert; e++) {
@@ -61,4 +65,26 @@ export function fuseTensors(tensors: readonly GenTensor[], which: readonly Fusio
     if (m[2] === "ffn_gate_exps" && which.includes("gate_up")) fuse(n("ffn_gate_up_exps"), [n("ffn_gate_exps"), n("ffn_up_exps")], true);
   }
   return tensors.flatMap((t) => fused.get(t.name) ?? (dropped.has(t.name) ? [] : [t]));
+}
+
+/** The fused tensor names `arch` declares for hp (its layout probes all answered "present"). */
+export function fusedNamesAccepted(arch: Architecture, hp: unknown): (name: string) => boolean {
+  const t = arch.tensors(hp, () => true);
+  const declared = new Set([...t.dense, ...t.unused, ...t.experts.flatMap((parts) => Object.values(parts ?? {}))].map((s) => s.name));
+  return (name) => declared.has(name);
+}
+
+/** The GGUF at `src` rewritten to `dst` with `which` fused where its architecture takes them (a converter's --fuse-* on an existing file). */
+export async function fuseModel(src: string, dst: string, which: readonly Fusion[]): Promise<void> {
+  const f = await openGGUF(src);
+  try {
+    const arch = architecture(metaString(f, "general.architecture"));
+    const hp = arch.readHParams(f.metadata, getTensor(f, "token_embd.weight").shape[1]);
+    const tensors = f.tensors.map((t): GenTensor => ({ name: t.name, shape: [...t.shape], type: t.type, data: () => readTensorBytes(f, t) }));
+    const md = new Map(f.metadata);
+    md.delete("general.alignment"); // the writer records its own
+    await writeGGUF(dst, { metadata: md, tensors: fuseTensors(tensors, which, fusedNamesAccepted(arch, hp)) });
+  } finally {
+    await f.source.close();
+  }
 }

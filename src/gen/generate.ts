@@ -12,7 +12,7 @@ import { PRESETS, type Preset, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
 import { Stream } from "./random.js";
-import { fuseTensors, type Fusion, type GenTensor } from "./fuse.js";
+import { fusedNamesAccepted, fuseTensors, type Fusion, type GenTensor } from "./fuse.js";
 
 export interface GenerateOptions {
   /** A named preset, or any registered architecture with its hyperparameters. */
@@ -173,12 +173,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
       },
     };
   });
-  let written: GenTensor[] = tensors;
-  if (opts.fuse?.length) {
-    const t = arch.tensors(hp, () => true); // the fused names this architecture declares
-    const declared = new Set([...t.dense, ...t.unused, ...t.experts.flatMap((parts) => Object.values(parts ?? {}))].map((s) => s.name));
-    written = fuseTensors(tensors, opts.fuse, (name) => declared.has(name));
-  }
+  const written: GenTensor[] = opts.fuse?.length ? fuseTensors(tensors, opts.fuse, fusedNamesAccepted(arch, hp)) : tensors;
   const layout = await writeGGUF(path, { metadata: md, tensors: written });
   return { path, bytes: layout.fileSize, preset };
 }
