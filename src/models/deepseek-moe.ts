@@ -8,7 +8,7 @@ import { metaBool, metaNumber } from "../format/gguf/accessors.js";
 import type { GGUFMetaValue, GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { ModelError } from "../util/errors.js";
-import { count, metaInRange, type Range } from "./hparams.js";
+import { count, metaInRange, metaPerLayer, type Range } from "./hparams.js";
 import { denseFfn, moe, type LookaheadRouter, type Pass } from "./layers.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
 import { nextnUnused, swigluExperts, type Declare } from "./tensors.js";
@@ -36,19 +36,25 @@ export interface MoeHParams {
  * The MoE keys of `arch`, checked against each other and the layer count. `gatingDefault` is what
  * expert_gating_func 0 (absent) means: sigmoid for glm4moe, softmax for DeepSeek-V2 files (llama.cpp's rule).
  */
-export function readMoeHParams(md: GGUFMetadata, arch: string, nLayer: number, gatingDefault: MoeHParams["gating"]): MoeHParams {
+export function readMoeHParams(md: GGUFMetadata, arch: string, layers: { nLayer: number; blocks: number }, gatingDefault: MoeHParams["gating"]): MoeHParams {
+  const { nLayer, blocks } = layers;
   const k = (name: string) => `${arch}.${name}`;
   const n = (name: string, r: Range, opts?: { default: number }) => metaInRange(md, k(name), r, opts);
   const bad = (msg: string) => new ModelError("bad_hparams", `${arch}: ${msg}`);
   const gatingId = n("expert_gating_func", count(0, 255), { default: 0 });
   const gating = ({ 0: gatingDefault, 1: "softmax", 2: "sigmoid" } as const)[gatingId as 0 | 1 | 2];
   if (!gating) throw bad(`expert_gating_func ${gatingId} is not supported (0: ${gatingDefault}, 1: softmax, 2: sigmoid)`);
+  const nDenseLead = n("leading_dense_block_count", count(0, 1024), { default: 0 });
+  // Keys a file may give per layer: feed_forward_length matters on the dense layers, the expert keys on the others.
+  const dense = Array.from({ length: Math.min(nDenseLead, nLayer) }, (_, i) => i);
+  const moeLayers = Array.from({ length: Math.max(0, nLayer - nDenseLead) }, (_, i) => nDenseLead + i);
+  const perLayer = (name: string, r: Range, used: number[], opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks, used, ...opts });
   const hp: MoeHParams = {
-    nDenseLead: n("leading_dense_block_count", count(0, 1024), { default: 0 }),
-    nFf: n("feed_forward_length", count(0, 1 << 20), { default: 0 }),
+    nDenseLead,
+    nFf: perLayer("feed_forward_length", count(0, 1 << 20), dense, { default: 0 }),
     nExpert: n("expert_count", count(1, 1 << 16)),
-    nExpertUsed: n("expert_used_count", count(1, 1 << 16)),
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20)),
+    nExpertUsed: perLayer("expert_used_count", count(1, 1 << 16), moeLayers),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20), moeLayers),
     nExpertShared: n("expert_shared_count", count(0, 64)),
     nGroup: n("expert_group_count", count(0, 1 << 16), { default: 0 }),
     nGroupUsed: n("expert_group_used_count", count(0, 1 << 16), { default: 0 }),

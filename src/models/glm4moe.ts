@@ -11,7 +11,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
 import { attention, decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
@@ -46,19 +46,21 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const headDim = n("attention.key_length", count(2, 4096));
   if (md.has(k("rope.dimension_sections"))) throw bad("rope.dimension_sections (M-RoPE, the vision variant) is not supported");
   if (blocks - nNextn < 1) throw bad(`block_count ${blocks} leaves no layer besides ${nNextn} nextn_predict_layers`);
+  const all = Array.from({ length: blocks - nNextn }, (_, i) => i);
+  const perLayer = (name: string, r: Range) => metaPerLayer(md, k(name), r, { blocks, used: all }); // one value for every layer
   const hp: HParams = {
     nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
     nLayer: blocks - nNextn,
     nNextn,
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nHead: perLayer("attention.head_count", count(1, 1024)),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024)),
     headDim,
     nRot: n("rope.dimension_count", count(2, 4096), { default: headDim }),
     ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
-    ...readMoeHParams(md, ARCH, blocks - nNextn, "sigmoid"), // llama.cpp: gating 0 (absent) is sigmoid for glm4moe
+    ...readMoeHParams(md, ARCH, { nLayer: blocks - nNextn, blocks }, "sigmoid"), // llama.cpp: gating 0 (absent) is sigmoid for glm4moe
   };
   const vLen = n("attention.value_length", count(1, 4096), { default: hp.headDim });
   if (vLen !== hp.headDim) throw bad(`attention.value_length ${vLen} != key_length ${hp.headDim}`);

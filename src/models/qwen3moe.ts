@@ -8,7 +8,7 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -39,18 +39,22 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const k = (name: string) => `${ARCH}.${name}`;
   const n = (name: string, r: Range, opts?: { default: number }) => metaInRange(md, k(name), r, opts);
   // Ranges far beyond any real model, tight enough that nothing is sized from a corrupt value.
+  const nLayer = n("block_count", count(1, 1024));
+  const all = Array.from({ length: nLayer }, (_, i) => i);
+  // Keys a file may give per layer (one value all layers share).
+  const perLayer = (name: string, r: Range, used = all, opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks: nLayer, used, ...opts });
   const hp: HParams = {
     nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
-    nLayer: n("block_count", count(1, 1024)),
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nLayer,
+    nHead: perLayer("attention.head_count", count(1, 1024)),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024)),
     headDim: n("attention.key_length", count(1, 4096)),
     nExpert: n("expert_count", count(1, 1 << 16)),
-    nExpertUsed: n("expert_used_count", count(1, 1 << 16)),
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20)),
-    nFf: n("feed_forward_length", count(0, 1 << 20), { default: 0 }), // optional in llama.cpp too
+    nExpertUsed: perLayer("expert_used_count", count(1, 1 << 16)),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20)),
+    nFf: perLayer("feed_forward_length", count(0, 1 << 20), [0], { default: 0 }), // optional in llama.cpp too; unused here
     ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
   };

@@ -16,7 +16,7 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
@@ -81,25 +81,29 @@ export function readHParams(arch: Arch, md: GGUFMetadata, nVocab: number): HPara
   const nLayer = blocks - nNextn;
   if (nLayer < 1) throw bad(`block_count ${blocks} leaves no layer besides ${nNextn} nextn_predict_layers`);
   const headDim = n("attention.key_length", count(2, 4096));
-  const nExpertUsed = n("expert_used_count", count(1, 1 << 16));
-  const nFf = n("feed_forward_length", count(0, 1 << 20), { default: 0 });
   const fullAttentionInterval = n("full_attention_interval", count(1, 1024), { default: 4 });
+  const recurrent = recurrentLayers(arch, md, blocks, nLayer, fullAttentionInterval);
+  // Keys a file may give per layer: one value shared by the layers that use it (the heads: the full-attention layers).
+  const all = Array.from({ length: nLayer }, (_, i) => i), attn = all.filter((i) => !recurrent[i]);
+  const perLayer = (name: string, r: Range, used: number[], opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks, used, ...opts });
+  const nExpertUsed = perLayer("expert_used_count", count(1, 1 << 16), all);
+  const nFf = perLayer("feed_forward_length", count(0, 1 << 20), all, { default: 0 });
   const hp: HParams = {
     arch, nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
     nLayer, nNextn,
-    recurrent: recurrentLayers(arch, md, blocks, nLayer, fullAttentionInterval),
+    recurrent,
     fullAttentionInterval,
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nHead: perLayer("attention.head_count", count(1, 1024), attn),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024), attn),
     headDim,
     nRot: n("rope.dimension_count", count(2, 4096), { default: headDim }),
     nFf,
     nExpert: n("expert_count", count(1, 1 << 16)),
     nExpertUsed,
     // llama.cpp's fallbacks: the expert width n_ff / n_expert_used, the shared expert's n_ff.
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20), nFf >= nExpertUsed ? { default: Math.floor(nFf / nExpertUsed) } : undefined),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20), all, nFf >= nExpertUsed ? { default: Math.floor(nFf / nExpertUsed) } : undefined),
     nFfShexp: n("expert_shared_feed_forward_length", count(1, 1 << 20), nFf > 0 ? { default: nFf } : undefined),
     convKernel: n("ssm.conv_kernel", count(2, 64)),
     ssmState: n("ssm.state_size", count(1, 1024)),
