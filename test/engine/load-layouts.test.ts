@@ -1,6 +1,8 @@
-// Fused layouts and bad input: a fused ffn_gate_up_exps or attn_qkv of the wrong shape is refused at load naming it
-// and both shapes; a fused tensor beside the parts it replaces, or one the architecture does not take (llama.cpp's
-// glm4moe and qwen3moe load no ffn_gate_up_exps), is refused by name; a fused pack's record layout is checked.
+// Fused layouts, per-layer keys and bad input: a fused ffn_gate_up_exps or attn_qkv of the wrong shape is refused at
+// load naming it and both shapes; a fused tensor beside the parts it replaces, or one the architecture does not take
+// (llama.cpp's glm4moe and qwen3moe load no ffn_gate_up_exps), is refused by name; a fused pack's record layout is
+// checked; a per-layer key of the wrong length or type, or with values the layers using it disagree on, is refused
+// naming the key, while values of layers that do not read it are ignored.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -11,7 +13,9 @@ import { packModel } from "../../src/engine/pack.js";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import { FormatError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
-import { refused, Rewrites } from "../helpers/bad-input.js";
+import { logitsOf, refused, Rewrites } from "../helpers/bad-input.js";
+import { meta } from "../../src/format/gguf/write.js";
+import type { GGUFMetadata } from "../../src/format/gguf/types.js";
 import type { RewriteTensor } from "../helpers/rewrite.js";
 
 const files = new Rewrites();
@@ -77,4 +81,22 @@ test("a fused pack: its manifest names the split, and a split that does not add 
   await assert.rejects(loadModel(dir, cfg), (e: unknown) => e instanceof FormatError && e.code === "bad_manifest" && /parts\[0\]\.split": split rows sum to 511, the part has 512/.test(e.message));
   edit([128, 384]);
   await assert.rejects(loadModel(dir, cfg), refused("bad_experts", /expert part 'gate_up' \(blk\.1\.ffn_gate_up_exps\.weight\) splits into rows \[gate 128, up 384\], the architecture declares \[gate 256, up 256\]/));
+});
+
+test("per-layer keys: a wrong length or type, or values the layers using it disagree on, refused naming the key; other layers' values ignored", async () => {
+  const src = await smallVocabModel({ preset: "qwen35moe-tiny", type: "Q8_0", seed: 3, nVocab: 4096 });
+  const k = (s: string) => `qwen35moe.${s}`;
+  const cases: [string, (md: GGUFMetadata) => void, RegExp][] = [
+    ["wrong length", (md) => md.set(k("attention.head_count_kv"), meta.u32Array([2, 2, 2])), /'qwen35moe\.attention\.head_count_kv' has 3 values; expected one per block \(block_count 5\)/],
+    ["strings", (md) => md.set(k("expert_used_count"), meta.strArray(["2", "2", "2", "2", "2"])), /'qwen35moe\.expert_used_count' is an array of strings/],
+    ["layers disagree", (md) => md.set(k("expert_used_count"), meta.u32Array([4, 4, 2, 4, 4])), /'qwen35moe\.expert_used_count' gives layer 0 4 and layer 2 2: every layer that uses it must have the same value/],
+    ["a value out of range", (md) => md.set(k("expert_feed_forward_length"), meta.u32Array([256, 0, 256, 256, 256])), /'qwen35moe\.expert_feed_forward_length\[1\]' is 0; expected an integer in \[1, /],
+  ];
+  for (const [what, edit, msg] of cases) {
+    const path = await files.of(src, (t, md) => (edit(md), t));
+    await assert.rejects(loadModel(path, cfg), refused("bad_hparams", msg), what);
+  }
+  // Only layer 3 is full attention: the DeltaNet layers' (and the MTP block's) head counts are not read.
+  const heads = await files.of(src, (t, md) => (md.set(k("attention.head_count_kv"), meta.u32Array([7, 7, 7, 2, 7])), md.set(k("attention.head_count"), meta.u32Array([0, 0, 0, 4, 0])), t));
+  assert.deepEqual(await logitsOf(heads, cfg), await logitsOf(src, cfg));
 });
