@@ -13,7 +13,7 @@ import { PRESETS, type Qwen3MoePreset } from "../../src/gen/presets.js";
 import { testModel } from "../helpers/models.js";
 import { ggmlTypeName } from "../../src/format/gguf/ggml-types.js";
 import { UsageError } from "../../src/util/errors.js";
-import { parseTensorTypes } from "../../src/cli/gen.js";
+import { parseFuse, parseTensorTypes } from "../../src/cli/gen.js";
 
 test("file order: token_embd, each layer's dense then expert tensors, output_norm, output", () => {
   const { hp } = PRESETS.tiny;
@@ -138,4 +138,11 @@ test("fuse and perLayerKeys: the fused file is the split one's bytes moved (as f
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("gen --fuse parses a list of qkv / gate_up and refuses anything else", () => {
+  assert.deepEqual(parseFuse("qkv,gate_up"), ["qkv", "gate_up"]);
+  assert.deepEqual(parseFuse(" gate_up "), ["gate_up"]);
+  assert.equal(parseFuse(undefined), undefined);
+  assert.throws(() => parseFuse("qkv,up_gate"), (e: unknown) => e instanceof UsageError && /--fuse takes a comma-separated list of qkv, gate_up, got 'up_gate'/.test(e.message));
 });
