@@ -58,7 +58,7 @@ export function registerGen(program: Command): void {
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
-    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
+    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K/MXFP4 blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
     .option("--fuse <list>", `write fused layouts where the architecture takes them, as llama.cpp's converter does: ${FUSIONS.join(",")} (attn_qkv, ffn_gate_up_exps)`)
     .option("--per-layer-keys", "write head counts, FFN widths and experts used as arrays of one value per layer (llama.cpp's get_key_or_arr)")
