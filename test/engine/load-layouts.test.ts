@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
-import { packModel } from "../../src/engine/pack.js";
+import { packModel, verifyPack } from "../../src/engine/pack.js";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import { FormatError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
@@ -68,6 +68,7 @@ test("a fused tensor beside the parts it replaces, or one the architecture takes
 test("a fused pack: its manifest names the split, and a split that does not add up or differs from the declaration is refused", async () => {
   const dir = join(files.dir, "pack");
   await packModel(await fused("deepseek2-tiny"), dir);
+  assert.ok((await verifyPack(dir)).records > 0); // verify declares the layout from the manifest's tensors, as load does
   const manifestPath = join(dir, "manifest.json");
   const good = readFileSync(manifestPath, "utf8");
   const m = JSON.parse(good) as { layers: { parts: { name: string; split?: { name: string; rows: number }[] }[] }[] };
