@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { GEN_TYPES, generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
+import { FUSIONS, type Fusion } from "../gen/fuse.js";
 import { REAL_LIKE, type RoutingProfile } from "../gen/weights.js";
 import { UsageError } from "../util/errors.js";
 import { progressBar } from "./progress.js";
@@ -30,6 +31,15 @@ export function parseTensorTypes(specs: string[]): { pattern: RegExp; type: stri
   });
 }
 
+/** --fuse qkv,gate_up: the fused layouts to write. */
+export function parseFuse(s: string | undefined): Fusion[] | undefined {
+  if (s === undefined) return undefined;
+  const out = s.split(",").map((x) => x.trim());
+  const bad = out.find((x) => !(FUSIONS as readonly string[]).includes(x));
+  if (bad !== undefined) throw new UsageError("bad_option", `--fuse takes a comma-separated list of ${FUSIONS.join(", ")}, got '${bad}'`);
+  return out as Fusion[];
+}
+
 function parseSynthesis(s: string): "quantize" | "direct" {
   if (s !== "quantize" && s !== "direct") throw new UsageError("bad_option", `--expert-synthesis must be quantize or direct, got '${s}'`);
   return s;
@@ -50,6 +60,8 @@ export function registerGen(program: Command): void {
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
     .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K/MXFP4 blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
+    .option("--fuse <list>", `write fused layouts where the architecture takes them, as llama.cpp's converter does: ${FUSIONS.join(",")} (attn_qkv, ffn_gate_up_exps)`)
+    .option("--per-layer-keys", "write head counts, FFN widths and experts used as arrays of one value per layer (llama.cpp's get_key_or_arr)")
     .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset tiny --type Q6_K --expert-type Q3_K --tensor-type ffn_down_exps=Q4_K -o tiny-q3km.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {
       if (!isPresetName(opts.preset)) throw new UsageError("bad_option", `--preset must be one of ${Object.keys(PRESETS).join(", ")}, got '${opts.preset}'`);
@@ -58,7 +70,7 @@ export function registerGen(program: Command): void {
       try {
         const m = await generateModel(opts.output, {
           preset: opts.preset, type: opts.type, expertType: opts.expertType, typeOverrides: parseTensorTypes(opts.tensorType), seed: Number(opts.seed), peaked: Number(opts.peaked),
-          expertSynthesis: parseSynthesis(opts.expertSynthesis),
+          expertSynthesis: parseSynthesis(opts.expertSynthesis), fuse: parseFuse(opts.fuse), perLayerKeys: opts.perLayerKeys === true,
           routing: parseRouting(opts.routing, opts.skew, opts.locality),
           onProgress: (d, t) => bar.update(d, t),
         });

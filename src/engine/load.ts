@@ -25,7 +25,7 @@ import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
 import { autoContextSize } from "./context-size.js";
-import { checkExpertLayers, checkNoOtherTensors, checkTensors } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors, tensorsHeld } from "./model-check.js";
 
 export interface LoadedModel {
   readonly path: string;
@@ -108,21 +108,23 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const be = (backend = createBackend(cfg, warnings));
 
     const info = arch.info(hp);
-    const { dense, experts: expertSpecs, unused } = arch.tensors(hp);
+    let store: ExpertStore | undefined;
+    if (packed) {
+      store = await ExpertStore.open(path, { verify: cfg.verifyExperts, checksums: engineChecksums(), allowMissing: cfg.allowMissingExperts });
+      if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
+      reader = store;
+    }
+    // A layout with fused alternatives (attn_qkv, ffn_gate_up_exps) follows the tensors the file (or the pack's manifest) holds.
+    const { dense, experts: expertSpecs, unused } = arch.tensors(hp, tensorsHeld(file, store?.layers.map((l) => store!.parts(l))));
     const uses = checkTensors(dense, file, false);
     const expertTensors = packed ? [] : expertSpecs.flatMap((e) => Object.values(e ?? {}));
     checkTensors(expertTensors, file, true, uses);
     checkTensors(unused, file, false); // shapes only: never loaded, so their types need no kernel
     checkNoOtherTensors(file, [...dense, ...expertTensors, ...unused], archName);
-
-    if (packed) {
-      const store = await ExpertStore.open(path, { verify: cfg.verifyExperts, checksums: engineChecksums(), allowMissing: cfg.allowMissingExperts });
-      if (store.missing.length) warnings.push(`${store.missing.length} expert layer file(s) missing, their experts output zeros (--allow-missing-experts): ${store.missing.join(", ")}`);
-      reader = store;
-    } else reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
-    const layers = reader.layers;
+    if (!packed) reader = await GGUFExpertReader.open(path, expertLayout, { file }); // the header is parsed already
+    const r0: ExpertReader = reader!;
+    const layers = r0.layers;
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
-    const r0 = reader;
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
     warnings.push(...namingFile(path, () => checkCapabilities(be, uses)));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
@@ -184,8 +186,8 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
     // A token touches k experts in every layer with experts: lfu-decay's clock; per-layer quotas need each layer's experts.
-    const policy = policyByName(spec.name, spec.params, readerPolicyContext(reader, info.nLayer, info.nExpertUsed));
-    const experts = new StreamingExperts(reader, be, {
+    const policy = policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed));
+    const experts = new StreamingExperts(r0, be, {
       budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
     });
     if (expertIO.mode === "resident") {
@@ -193,7 +195,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
     }
     const model = arch.create(hp, { backend: be, weights, experts });
-    const r = reader;
+    const r = r0;
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {

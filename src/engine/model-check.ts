@@ -6,7 +6,7 @@ import { getTensor, metaString } from "../format/gguf/accessors.js";
 import { checkTensorLayout } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type Architecture } from "../models/registry.js";
-import { checkShape, type ExpertPartSpecs, type TensorSpec } from "../models/tensors.js";
+import { checkShape, type ExpertPartSpecs, type HasTensor, type TensorSpec } from "../models/tensors.js";
 import { ModelError, namingFile } from "../util/errors.js";
 import type { WeightUse } from "./capabilities.js";
 
@@ -15,6 +15,13 @@ export function readArchitecture(file: GGUFFile): { arch: Architecture; hp: unkn
   const arch = architecture(metaString(file, "general.architecture"));
   const nVocab = getTensor(file, "token_embd.weight").shape[1];
   return { arch, hp: namingFile(file.source.name, () => arch.readHParams(file.metadata, nVocab)) };
+}
+
+/** Which tensors a model holds, for the architecture's layout probes: the GGUF's, plus a pack's expert tensors (named in its manifest). */
+export function tensorsHeld(file: GGUFFile, packParts?: Iterable<readonly ExpertPart[]>): HasTensor {
+  const names = new Set(file.tensors.map((t) => t.name));
+  for (const parts of packParts ?? []) for (const p of parts) names.add(p.tensor);
+  return (name) => names.has(name);
 }
 
 /** Each spec present in `where` (unless optional) with its declared shape; the weights' uses for the capability check. */
@@ -71,6 +78,10 @@ function checkParts(path: string, layer: number, spec: ExpertPartSpecs, parts: r
     const want = spec[p.name].shape.slice(0, -1);
     if (want.length !== p.shape.length || want.some((d, i) => d !== p.shape[i])) {
       throw new ModelError("bad_shape", `${path}: layer ${layer} expert part '${p.name}' (${p.tensor}) has shape [${p.shape.join(", ")}], expected [${want.join(", ")}]`);
+    }
+    const split = (s: ExpertPart["split"]) => (s ?? []).map((x) => `${x.name} ${x.rows}`).join(", ");
+    if (split(spec[p.name].split) !== split(p.split)) {
+      throw new ModelError("bad_experts", `${path}: layer ${layer} expert part '${p.name}' (${p.tensor}) splits into rows [${split(p.split)}], the architecture declares [${split(spec[p.name].split)}] (re-pack with \`moestream pack\`)`);
     }
     uses.push({ name: p.tensor, type: p.type, rank: p.shape.length });
   }

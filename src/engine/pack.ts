@@ -6,7 +6,7 @@ import { ExpertStore } from "../experts/store.js";
 import { openGGUF } from "../format/gguf/read.js";
 import { engineChecksums } from "./checksums.js";
 import { expertLayout, unusedTensors } from "./expert-layout.js";
-import { checkExpertLayers, checkNoOtherTensors, checkTensors, readArchitecture } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors, readArchitecture, tensorsHeld } from "./model-check.js";
 
 export type { PackResult };
 
@@ -22,7 +22,7 @@ export async function verifyPack(dir: string): Promise<{ records: number; bytes:
     const file = await openGGUF(densePath);
     try {
       const { arch, hp } = readArchitecture(file);
-      const { dense, experts, unused } = arch.tensors(hp);
+      const { dense, experts, unused } = arch.tensors(hp, tensorsHeld(file, store.layers.map((l) => store.parts(l))));
       checkTensors(dense, file, false);
       checkTensors(unused, file, false);
       checkNoOtherTensors(file, [...dense, ...unused], arch.name);

@@ -49,7 +49,7 @@ export async function modelRoutingShape(path: string): Promise<RoutingShape> {
   try {
     const { arch, hp } = readArchitecture(file);
     const info = arch.info(hp);
-    const experts = arch.tensors(hp).experts;
+    const experts = arch.tensors(hp).experts; // which layers have experts: the same whichever layout they are stored in
     return { nLayer: info.nLayer, nExpert: info.nExpert, k: info.nExpertUsed, expertLayers: experts.flatMap((e, l) => (e ? [l] : [])) };
   } finally {
     await file.source.close();

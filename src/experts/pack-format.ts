@@ -43,13 +43,18 @@ export interface ExpertPart {
   /** Byte offset inside the record. */
   offset: number;
   byteLength: number;
+  /** A fused matrix (gate_up): its rows are these parts' rows back to back, each handed out as a view of its rows. */
+  split?: ExpertSplit;
 }
+
+/** The parts a fused part's rows hold, in row order. */
+export type ExpertSplit = readonly { name: string; rows: number }[];
 
 /**
  * An architecture's stacked expert tensors of one layer (structurally, models' expertTensors(hp, i)), by
  * part name; declaration order is record order.
  */
-export type ExpertLayerTensors = Readonly<Record<string, { name: string; shape?: readonly number[] }>>;
+export type ExpertLayerTensors = Readonly<Record<string, { name: string; shape?: readonly number[]; split?: ExpertSplit }>>;
 /** Indexed by layer; undefined/null for a layer without routed experts. */
 export type ExpertTensorLayout = ReadonlyArray<ExpertLayerTensors | null | undefined>;
 
@@ -150,7 +155,7 @@ export function recordLayout(parts: ReadonlyArray<Omit<ExpertPart, "offset" | "b
     const offset = alignUp(at, PART_ALIGN);
     const byteLength = tensorByteLength(p.type, p.shape);
     at = offset + byteLength;
-    return { ...p, shape: [...p.shape], offset, byteLength };
+    return { ...p, shape: [...p.shape], offset, byteLength, ...(p.split ? { split: p.split.map((x) => ({ ...x })) } : {}) };
   });
   return { parts: out, recordBytes: Math.max(RECORD_ALIGN, alignUp(at, RECORD_ALIGN)) };
 }
@@ -193,11 +198,32 @@ export function planExpertLayers(file: GGUFFile, layout: ExpertTensorLayout): Pl
     const odd = sources.find((t) => nExp(t) !== experts);
     if (odd) throw new ModelError("bad_shape", `${where}: tensor '${odd.name}' has ${nExp(odd)} experts, '${sources[0].name}' has ${experts} (layer ${layer})`);
     if (experts < 1) throw new ModelError("bad_shape", `${where}: tensor '${sources[0].name}' has no experts`);
-    const { parts, recordBytes } = recordLayout(sources.map((t, i) => ({ name: names[i], tensor: t.name, type: t.type, shape: t.shape.slice(0, -1) })));
+    const split = (i: number) => spec[names[i]].split;
+    for (const [i, t] of sources.entries()) {
+      const s = split(i);
+      if (s) checkSplit(s, t.shape.slice(0, -1), names, (detail) => new ModelError("bad_layout", `${where}: layer ${layer} fused part '${names[i]}' (${t.name}): ${detail}`));
+    }
+    const { parts, recordBytes } = recordLayout(sources.map((t, i) => ({ name: names[i], tensor: t.name, type: t.type, shape: t.shape.slice(0, -1), ...(split(i) ? { split: split(i) } : {}) })));
     out.push({ layer, experts, recordBytes, parts, sources });
   });
   if (out.length === 0) throw new ModelError("no_experts", `${where}: the architecture declares no expert tensors`);
   return out;
+}
+
+/** A split of a part of `shape` ([K, N]) whose row counts sum to N, into names distinct from each other and from the record's parts. */
+function checkSplit(split: ExpertSplit, shape: readonly number[], partNames: readonly string[], fail: (detail: string) => Error): void {
+  if (shape.length !== 2) throw fail(`only a matrix [K, N] can be split, shape is [${shape.join(", ")}]`);
+  if (split.length < 2) throw fail(`a split needs at least 2 parts, found ${split.length}`);
+  const seen = new Set(partNames);
+  let rows = 0;
+  for (const s of split) {
+    if (!PART_NAME_RE.test(s.name)) throw fail(`split part name ${JSON.stringify(s.name)} is not ${PART_NAME_RE}`);
+    if (seen.has(s.name)) throw fail(`split part name "${s.name}" is used twice`);
+    seen.add(s.name);
+    if (!Number.isSafeInteger(s.rows) || s.rows < 1) throw fail(`split part "${s.name}" has ${s.rows} rows`);
+    rows += s.rows;
+  }
+  if (rows !== shape[1]) throw fail(`split rows sum to ${rows}, the part has ${shape[1]}`);
 }
 
 export function encodeLayerHeader(h: Omit<LayerHeader, "version" | "recordsOffset">): Uint8Array {
@@ -324,7 +350,19 @@ export function validateManifest(json: unknown, file: string): PackManifest {
       if (offset !== alignUp(end, PART_ALIGN)) fail(`${pf}.offset`, `expected ${alignUp(end, PART_ALIGN)} (parts lie back to back at ${PART_ALIGN}-byte boundaries), found ${offset}`);
       end = offset + byteLength;
       if (end > recordBytes) fail(`${pf}.offset`, `part ends at ${end}, past the record size ${recordBytes}`);
-      return { name, tensor: str(p.tensor, `${pf}.tensor`), type, shape: dims, offset, byteLength };
+      let split: ExpertSplit | undefined;
+      if (p.split !== undefined) {
+        if (version === 1) fail(`${pf}.split`, "version 1 packs have no fused parts");
+        split = arr(p.split, `${pf}.split`).map((sx, k) => {
+          const so = obj(sx, `${pf}.split[${k}]`);
+          return { name: str(so.name, `${pf}.split[${k}].name`), rows: int(so.rows, `${pf}.split[${k}].rows`, 1) };
+        });
+      }
+      return { name, tensor: str(p.tensor, `${pf}.tensor`), type, shape: dims, offset, byteLength, ...(split ? { split } : {}) };
+    });
+    const allNames = parts.map((p) => p.name);
+    parts.forEach((p, j) => {
+      if (p.split) checkSplit(p.split, p.shape, allNames, (detail) => new FormatError("bad_manifest", file, undefined, `field "${f}.parts[${j}].split": ${detail}`));
     });
     const crcs = arr(l.crc32c, `${f}.crc32c`).map((c, e) => int(c, `${f}.crc32c[${e}]`, 0, 0xffffffff));
     if (crcs.length !== experts) fail(`${f}.crc32c`, `expected ${experts} checksums (one per expert), found ${crcs.length}`);

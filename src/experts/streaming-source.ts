@@ -4,6 +4,7 @@ import { allocHost, type Backend, type Weight, type WeightArena } from "../backe
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
+import type { ExpertPart } from "./pack-format.js";
 import { Staging } from "./prefetch.js";
 import { DEMAND, FILL, IoQueue, DEFAULT_IO_DEPTH, type IoTicket } from "./io-queue.js";
 
@@ -119,6 +120,18 @@ interface Entry {
 }
 
 const NONE: ReadonlySet<number> = new Set();
+
+/** The weights a record part gives the model: itself, or each part of its split as a view of its rows (offsets inside the part). */
+function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
+  if (!p.split) return [{ name: p.name, suffix: "", shape: p.shape, offset: 0, byteLength: p.byteLength }];
+  const rowBytes = p.byteLength / p.shape[1]; // rows are whole blocks
+  let row = 0;
+  return p.split.map((s) => {
+    const v = { name: s.name, suffix: `.${s.name}`, shape: [p.shape[0], s.rows], offset: row * rowBytes, byteLength: s.rows * rowBytes };
+    row += s.rows;
+    return v;
+  });
+}
 
 /** Slots are carved from arenas of at most this size (one huge ArrayBuffer may exceed V8's limits). */
 const ARENA_BYTES = 1 << 30;
@@ -424,10 +437,14 @@ export class StreamingExperts implements ExpertSource {
     const base = (slot % this.slotsPerArena) * this.slotBytes;
     if (arena) arena.write(base, bytes.subarray(0, this.reader.recordBytes(layer))); // the binding tier's copy
     for (const p of this.reader.parts(layer)) {
-      const desc = { name: `${p.tensor}[${e}]`, type: p.type, shape: p.shape };
-      // Host backends: a view of the slot, valid until the slot is reused, which pins prevent. The slot's
-      // bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them (repack).
-      w[p.name] = arena ? arena.view(desc, base + p.offset) : this.backend.upload({ ...desc, bytes: bytes.subarray(p.offset, p.offset + p.byteLength), owned: true });
+      // A fused part (gate_up) is read as one and handed out as its parts, each a view of its rows.
+      for (const v of partViews(p)) {
+        const desc = { name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape };
+        const at = p.offset + v.offset;
+        // Host backends: a view of the slot, valid until the slot is reused, which pins prevent. The slot's
+        // bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them (repack).
+        w[v.name] = arena ? arena.view(desc, base + at) : this.backend.upload({ ...desc, bytes: bytes.subarray(at, at + v.byteLength), owned: true });
+      }
     }
     return w;
   }

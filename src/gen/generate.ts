@@ -12,6 +12,7 @@ import { PRESETS, type Preset, type PresetName } from "./presets.js";
 import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
 import { Stream } from "./random.js";
+import { fusedNamesAccepted, fuseTensors, type Fusion, type GenTensor } from "./fuse.js";
 
 export interface GenerateOptions {
   /** A named preset, or any registered architecture with its hyperparameters. */
@@ -32,6 +33,13 @@ export interface GenerateOptions {
    * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
+  /**
+   * Fused layouts to write where the architecture takes them, as llama.cpp's converter does: "qkv" (attn_qkv for
+   * attn_q/k/v), "gate_up" (ffn_gate_up_exps for ffn_gate_exps + ffn_up_exps). Same values as the split file.
+   */
+  fuse?: readonly Fusion[];
+  /** Write the keys llama.cpp reads per layer (get_key_or_arr: head counts, FFN widths, experts used) as arrays of one value per block. */
+  perLayerKeys?: boolean;
   /** Override fields of the preset's hyperparameters (tests). */
   hp?: Record<string, unknown>;
   onProgress?: (done: number, total: number) => void;
@@ -96,6 +104,18 @@ export function fileTensors(arch: Architecture, hp: unknown, withOutput: boolean
   ];
 }
 
+/** The keys llama.cpp's loader takes as one value or one per block (llama-model.cpp get_key_or_arr). */
+export const PER_LAYER_KEYS: readonly string[] = ["feed_forward_length", "attention.head_count", "attention.head_count_kv", "expert_used_count", "expert_feed_forward_length"];
+
+/** Each of `arch`'s PER_LAYER_KEYS in md rewritten from one number to an array of it, one per block. */
+export function perLayerArrays(md: GGUFMetadata, arch: string): void {
+  const blocks = Number(md.get(`${arch}.block_count`)?.value);
+  for (const name of PER_LAYER_KEYS) {
+    const v = md.get(`${arch}.${name}`);
+    if (v && v.type !== "array") md.set(`${arch}.${name}`, meta.u32Array(new Array<number>(blocks).fill(Number(v.value))));
+  }
+}
+
 /** A preset by name or as given, with `hp` overrides applied. */
 function resolvePreset(opts: GenerateOptions): Preset {
   const p: Preset = typeof opts.preset === "string" ? PRESETS[opts.preset] : opts.preset;
@@ -134,6 +154,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   for (const o of opts.typeOverrides ?? []) typeNamed(o.type, `type for tensors /${o.pattern.source}/`);
   const label = typeof opts.preset === "string" ? opts.preset : preset.arch;
   const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0, preset.tokenizerPre);
+  if (opts.perLayerKeys) perLayerArrays(md, arch.name);
   arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
 
   const optional = new Set(arch.tensors(hp).dense.filter((t) => t.optional).map((t) => t.name));
@@ -169,6 +190,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
       },
     };
   });
-  const layout = await writeGGUF(path, { metadata: md, tensors });
+  const written: GenTensor[] = opts.fuse?.length ? fuseTensors(tensors, opts.fuse, fusedNamesAccepted(arch, hp)) : tensors;
+  const layout = await writeGGUF(path, { metadata: md, tensors: written });
   return { path, bytes: layout.fileSize, preset };
 }

@@ -3,3 +3,4 @@
 export { generateModel, modelMetadata, fileTensors, type GenerateOptions, type GeneratedModel } from "./generate.js";
 export { PRESETS, isPresetName, type Preset, type PresetName, type Qwen3MoePreset, type Glm4MoePreset, type DeepSeek2Preset } from "./presets.js";
 export type { RoutingProfile } from "./weights.js";
+export { fuseModel, FUSIONS, type Fusion } from "./fuse.js";

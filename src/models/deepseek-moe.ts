@@ -8,10 +8,10 @@ import { metaBool, metaNumber } from "../format/gguf/accessors.js";
 import type { GGUFMetaValue, GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { ModelError } from "../util/errors.js";
-import { count, metaInRange, type Range } from "./hparams.js";
+import { count, metaInRange, metaPerLayer, type Range } from "./hparams.js";
 import { denseFfn, moe, type LookaheadRouter, type Pass } from "./layers.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
-import { nextnUnused, type Declare } from "./tensors.js";
+import { nextnUnused, swigluExperts, type Declare } from "./tensors.js";
 
 export interface MoeHParams {
   /** leading_dense_block_count: the first layers have a dense FFN instead of experts. */
@@ -36,19 +36,25 @@ export interface MoeHParams {
  * The MoE keys of `arch`, checked against each other and the layer count. `gatingDefault` is what
  * expert_gating_func 0 (absent) means: sigmoid for glm4moe, softmax for DeepSeek-V2 files (llama.cpp's rule).
  */
-export function readMoeHParams(md: GGUFMetadata, arch: string, nLayer: number, gatingDefault: MoeHParams["gating"]): MoeHParams {
+export function readMoeHParams(md: GGUFMetadata, arch: string, layers: { nLayer: number; blocks: number }, gatingDefault: MoeHParams["gating"]): MoeHParams {
+  const { nLayer, blocks } = layers;
   const k = (name: string) => `${arch}.${name}`;
   const n = (name: string, r: Range, opts?: { default: number }) => metaInRange(md, k(name), r, opts);
   const bad = (msg: string) => new ModelError("bad_hparams", `${arch}: ${msg}`);
   const gatingId = n("expert_gating_func", count(0, 255), { default: 0 });
   const gating = ({ 0: gatingDefault, 1: "softmax", 2: "sigmoid" } as const)[gatingId as 0 | 1 | 2];
   if (!gating) throw bad(`expert_gating_func ${gatingId} is not supported (0: ${gatingDefault}, 1: softmax, 2: sigmoid)`);
+  const nDenseLead = n("leading_dense_block_count", count(0, 1024), { default: 0 });
+  // Keys a file may give per layer: feed_forward_length matters on the dense layers, the expert keys on the others.
+  const dense = Array.from({ length: Math.min(nDenseLead, nLayer) }, (_, i) => i);
+  const moeLayers = Array.from({ length: Math.max(0, nLayer - nDenseLead) }, (_, i) => nDenseLead + i);
+  const perLayer = (name: string, r: Range, used: number[], opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks, used, ...opts });
   const hp: MoeHParams = {
-    nDenseLead: n("leading_dense_block_count", count(0, 1024), { default: 0 }),
-    nFf: n("feed_forward_length", count(0, 1 << 20), { default: 0 }),
+    nDenseLead,
+    nFf: perLayer("feed_forward_length", count(0, 1 << 20), dense, { default: 0 }),
     nExpert: n("expert_count", count(1, 1 << 16)),
-    nExpertUsed: n("expert_used_count", count(1, 1 << 16)),
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20)),
+    nExpertUsed: perLayer("expert_used_count", count(1, 1 << 16), moeLayers),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20), moeLayers),
     nExpertShared: n("expert_shared_count", count(0, 64)),
     nGroup: n("expert_group_count", count(0, 1 << 16), { default: 0 }),
     nGroupUsed: n("expert_group_used_count", count(0, 1 << 16), { default: 0 }),
@@ -100,31 +106,29 @@ export type FfnWeights =
  * Layer i's FFN tensors (shapes in ggml order) from its name maker `n`; its routed experts are declared as
  * streamed parts. exp_probs_b is required where `biasRequired` (glm4moe), optional otherwise (DeepSeek-V2 has none).
  */
-export function declareFfn(t: Declare, i: number, n: (s: string, kind?: string) => string, hp: MoeHParams, D: number, biasRequired: boolean): FfnWeights {
+export function declareFfn(t: Declare, i: number, n: (s: string, kind?: string) => string, hp: MoeHParams, D: number, opts: { biasRequired: boolean; fusedExperts: boolean }): FfnWeights {
   const { nExpert: E, nFfExp: F, nFf } = hp;
   const Fs = F * hp.nExpertShared;
   if (i < hp.nDenseLead) return { kind: "dense", gate: t(n("ffn_gate"), [D, nFf]), up: t(n("ffn_up"), [D, nFf]), down: t(n("ffn_down"), [nFf, D]) };
-  t.experts(i, {
-    gate: { name: n("ffn_gate_exps"), shape: [D, F, E] },
-    up: { name: n("ffn_up_exps"), shape: [D, F, E] },
-    down: { name: n("ffn_down_exps"), shape: [F, D, E] },
-  });
+  swigluExperts(t, i, D, F, E, opts.fusedExperts); // deepseek2 also takes a fused ffn_gate_up_exps (llama.cpp), glm4moe not
+  const biasRequired = opts.biasRequired;
   const shared = Fs > 0 ? { gate: t(n("ffn_gate_shexp"), [D, Fs]), up: t(n("ffn_up_shexp"), [D, Fs]), down: t(n("ffn_down_shexp"), [Fs, D]) } : undefined;
   const bias = biasRequired ? t(n("exp_probs_b", "bias"), [E]) : t.optional(n("exp_probs_b", "bias"), [E]);
   return { kind: "moe", ffn_gate_inp: t(n("ffn_gate_inp"), [D, E]), exp_probs_b: bias, shared };
 }
 
 /** An MTP block's MoE and nextn tensors (llama.cpp's loader knows them all): allowed in the file, never read. */
-export function declareMtpUnused(t: Declare, layer: number, hp: MoeHParams, D: number, V: number): void {
+export function declareMtpUnused(t: Declare, layer: number, hp: MoeHParams, D: number, V: number, fusedExperts: boolean): void {
   const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
   const { nExpert: E, nFfExp: F } = hp;
   const Fs = F * hp.nExpertShared;
   const mtp: [string, number[]][] = [
     [n("ffn_gate_inp"), [D, E]], [n("exp_probs_b", "bias"), [E]],
     [n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]],
+    ...(fusedExperts ? ([[n("ffn_gate_up_exps"), [D, 2 * F, E]]] as [string, number[]][]) : []),
     ...(Fs > 0 ? ([[n("ffn_gate_shexp"), [D, Fs]], [n("ffn_up_shexp"), [D, Fs]], [n("ffn_down_shexp"), [Fs, D]]] as [string, number[]][]) : []),
   ];
-  for (const [name, shape] of mtp) t.unused(name, shape);
+  for (const [name, shape] of mtp) t.unused(name, shape, { seldom: name.includes("gate_up") }); // the generator writes gate and up
   nextnUnused(t, layer, D, V);
 }
 

@@ -17,7 +17,7 @@ import { LatentState, latent } from "../kv/latent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, readRopeScaling, ropeScalingMetadata, ropeScalingParams, type Range, type RopeScaling } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, readRopeScaling, ropeScalingMetadata, ropeScalingParams, type Range, type RopeScaling } from "./hparams.js";
 import { decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import type { Declare } from "./tensors.js";
@@ -61,7 +61,9 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   }
   const nCtxTrain = n("context_length", count(1, 1 << 24));
   const nEmbd = n("embedding_length", count(1, 1 << 17));
-  const nHead = n("attention.head_count", count(1, 1024));
+  const all = Array.from({ length: blocks - nNextn }, (_, i) => i);
+  const perLayer = (name: string, r: Range, opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks, used: all, ...opts }); // one value for every layer
+  const nHead = perLayer("attention.head_count", count(1, 1024));
   const hp: HParams = {
     nVocab,
     nCtxTrain,
@@ -79,10 +81,10 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
     yarnLogMul: metaNumber(md, k("rope.scaling.yarn_log_multiplier"), { default: 0 }) / 0.1, // the converter wrote 0.1·mscale_all_dim
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
     // llama.cpp: gating 0 (absent) is softmax (V2 files), sigmoid for GLM-4.7-Flash's 47/48 layers with 154880 tokens
-    ...readMoeHParams(md, ARCH, blocks - nNextn, (blocks - nNextn === 47 || blocks - nNextn === 48) && nVocab === 154880 ? "sigmoid" : "softmax"),
+    ...readMoeHParams(md, ARCH, { nLayer: blocks - nNextn, blocks }, (blocks - nNextn === 47 || blocks - nNextn === 48) && nVocab === 154880 ? "sigmoid" : "softmax"),
   };
   // The converter writes the MQA view of MLA: one kv head, key_length = kv_lora + rope, value_length = kv_lora.
-  const nHeadKv = n("attention.head_count_kv", count(1, 1024), { default: nHead });
+  const nHeadKv = perLayer("attention.head_count_kv", count(1, 1024), { default: nHead });
   if (nHeadKv !== 1) throw bad(`attention.head_count_kv ${nHeadKv} is not 1: MLA runs as multi-query attention over one latent kv head`);
   const keyLen = n("attention.key_length", count(1, 1 << 17), { default: Math.floor(nEmbd / nHead) });
   const valLen = n("attention.value_length", count(1, 1 << 17), { default: Math.floor(nEmbd / nHead) });
@@ -167,14 +169,14 @@ export function weights(hp: HParams, t: Declare) {
       attn_v_b: t(...a.attn_v_b),
       attn_output: t(...a.attn_output),
       ffn_norm: t(...a.ffn_norm),
-      ffn: declareFfn(t, i, n, hp, D, false), // exp_probs_b: V3 has it, V2 not
+      ffn: declareFfn(t, i, n, hp, D, { biasRequired: false, fusedExperts: true }), // exp_probs_b: V3 has it, V2 not
     };
   });
   // The MTP blocks: every tensor llama.cpp's loader knows for them, allowed in the file and never read.
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string, kind = "weight") => `blk.${i}.${name}.${kind}`;
     for (const [name, shape] of Object.values(attnShapes(n))) t.unused(name, shape);
-    declareMtpUnused(t, i, hp, D, V);
+    declareMtpUnused(t, i, hp, D, V, true);
   }
   return {
     token_embd,

@@ -11,11 +11,11 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
 import { attention, decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
-import { outputHead, type Declare } from "./tensors.js";
+import { declareQkv, outputHead, qkvUnused, type Declare } from "./tensors.js";
 
 export const ARCH = "glm4moe";
 
@@ -46,19 +46,21 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const headDim = n("attention.key_length", count(2, 4096));
   if (md.has(k("rope.dimension_sections"))) throw bad("rope.dimension_sections (M-RoPE, the vision variant) is not supported");
   if (blocks - nNextn < 1) throw bad(`block_count ${blocks} leaves no layer besides ${nNextn} nextn_predict_layers`);
+  const all = Array.from({ length: blocks - nNextn }, (_, i) => i);
+  const perLayer = (name: string, r: Range) => metaPerLayer(md, k(name), r, { blocks, used: all }); // one value for every layer
   const hp: HParams = {
     nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
     nLayer: blocks - nNextn,
     nNextn,
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nHead: perLayer("attention.head_count", count(1, 1024)),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024)),
     headDim,
     nRot: n("rope.dimension_count", count(2, 4096), { default: headDim }),
     ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
-    ...readMoeHParams(md, ARCH, blocks - nNextn, "sigmoid"), // llama.cpp: gating 0 (absent) is sigmoid for glm4moe
+    ...readMoeHParams(md, ARCH, { nLayer: blocks - nNextn, blocks }, "sigmoid"), // llama.cpp: gating 0 (absent) is sigmoid for glm4moe
   };
   const vLen = n("attention.value_length", count(1, 4096), { default: hp.headDim });
   if (vLen !== hp.headDim) throw bad(`attention.value_length ${vLen} != key_length ${hp.headDim}`);
@@ -94,11 +96,8 @@ export function weights(hp: HParams, t: Declare) {
   const { nEmbd: D, nVocab: V, headDim: hd, nHead, nHeadKv } = hp;
   const token_embd = t("token_embd.weight", [D, V]);
   // The attention block's required tensors, by field: shared by the layers and the MTP blocks.
-  const attnShapes = (n: (s: string, kind?: string) => string): Record<"attn_norm" | "attn_q" | "attn_k" | "attn_v" | "attn_output" | "post_attention_norm", [string, number[]]> => ({
+  const attnShapes = (n: (s: string, kind?: string) => string): Record<"attn_norm" | "attn_output" | "post_attention_norm", [string, number[]]> => ({
     attn_norm: [n("attn_norm"), [D]],
-    attn_q: [n("attn_q"), [D, nHead * hd]],
-    attn_k: [n("attn_k"), [D, nHeadKv * hd]],
-    attn_v: [n("attn_v"), [D, nHeadKv * hd]],
     attn_output: [n("attn_output"), [nHead * hd, D]],
     post_attention_norm: [n("post_attention_norm"), [D]],
   });
@@ -106,27 +105,23 @@ export function weights(hp: HParams, t: Declare) {
     const n = (name: string, kind = "weight") => `blk.${i}.${name}.${kind}`;
     const a = attnShapes(n);
     const attn = {
-      attn_norm: t(...a.attn_norm), attn_q: t(...a.attn_q), attn_k: t(...a.attn_k), attn_v: t(...a.attn_v),
-      attn_q_bias: t.optional(n("attn_q", "bias"), [nHead * hd]),
-      attn_k_bias: t.optional(n("attn_k", "bias"), [nHeadKv * hd]),
-      attn_v_bias: t.optional(n("attn_v", "bias"), [nHeadKv * hd]),
+      attn_norm: t(...a.attn_norm),
+      qkv: declareQkv(t, i, D, nHead * hd, nHeadKv * hd, true), // attn_q/k/v, or one attn_qkv (--fuse-qkv); biases optional
       attn_output: t(...a.attn_output),
       attn_q_norm: t.optional(n("attn_q_norm"), [hd]), // GLM-4.5/4.6 have them, Air does not
       attn_k_norm: t.optional(n("attn_k_norm"), [hd]),
       post_attention_norm: t(...a.post_attention_norm),
     };
-    return { ...attn, ffn: declareFfn(t, i, n, hp, D, true) };
+    return { ...attn, ffn: declareFfn(t, i, n, hp, D, { biasRequired: true, fusedExperts: false }) };
   });
   // The MTP blocks: every tensor llama.cpp's loader knows for them, allowed in the file and never read.
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string, kind = "weight") => `blk.${i}.${name}.${kind}`;
     for (const [name, shape] of Object.values(attnShapes(n))) t.unused(name, shape);
-    t.unused(n("attn_q", "bias"), [nHead * hd]);
-    t.unused(n("attn_k", "bias"), [nHeadKv * hd]);
-    t.unused(n("attn_v", "bias"), [nHeadKv * hd]);
+    qkvUnused(t, i, D, nHead * hd, nHeadKv * hd, true);
     t.unused(n("attn_q_norm"), [hd]);
     t.unused(n("attn_k_norm"), [hd]);
-    declareMtpUnused(t, i, hp, D, V);
+    declareMtpUnused(t, i, hp, D, V, false); // llama.cpp's glm4moe takes no fused ffn_gate_up_exps
   }
   return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
 }
@@ -171,7 +166,7 @@ export class Glm4Moe implements Model {
         return {
           attnNorm: L.attn_norm, ffnNorm: L.post_attention_norm,
           attention: (y, h) => attention(f, y, h, {
-            layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, bq: L.attn_q_bias, bk: L.attn_k_bias, bv: L.attn_v_bias,
+            layer: il, ...L.qkv, wo: L.attn_output,
             qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim,
             rope: { freqBase: hp.ropeFreqBase, nRot: hp.nRot }, eps, state: fullAttention(cache.layers[il]),
           }),

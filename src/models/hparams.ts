@@ -33,6 +33,28 @@ export function metaInRange(md: GGUFMetadata, key: string, r: Range, opts?: { de
   return v;
 }
 
+/**
+ * A key llama.cpp reads with get_key_or_arr (feed_forward_length, attention.head_count(_kv), expert_used_count,
+ * expert_feed_forward_length): one number, or an array of one per block. The architectures here run one value for
+ * every layer (llama.cpp's read layer 0's), so the value is the one the layers in `o.used` (those that use it) share;
+ * values that differ among them are refused naming the key and two layers, values of the other layers are not read.
+ */
+export function metaPerLayer(md: GGUFMetadata, key: string, r: Range, o: { blocks: number; used: readonly number[]; default?: number }): number {
+  const v = md.get(key);
+  if (v?.type !== "array") return metaInRange(md, key, r, o.default === undefined ? undefined : { default: o.default });
+  const bad = (detail: string) => new ModelError("bad_hparams", `metadata '${key}' ${detail}`);
+  if (v.itemType === "string" || v.itemType === "bool" || v.itemType === "array") throw bad(`is an array of ${v.itemType}s; expected a number or an array of one number per block`);
+  if (v.value.length !== o.blocks) throw bad(`has ${v.value.length} values; expected one per block (block_count ${o.blocks}), as llama.cpp requires`);
+  const at = (il: number) => metaInRange(new Map([[`${key}[${il}]`, { type: "f64", value: Number(v.value[il]) }]]), `${key}[${il}]`, r);
+  const used = o.used.length ? o.used : [0];
+  const first = at(used[0]);
+  for (const il of used.slice(1)) {
+    const x = at(il);
+    if (x !== first) throw bad(`gives layer ${used[0]} ${first} and layer ${il} ${x}: every layer that uses it must have the same value (per-layer values are not supported)`);
+  }
+  return first;
+}
+
 /** The keys every MoE decoder here has (llama.cpp's generic hparams), in the order writers put them: metadata(hp)'s shared part. */
 export function decoderMetadata(arch: string, hp: { nCtxTrain: number; nEmbd: number; nFf: number; nHead: number; nHeadKv: number; ropeFreqBase: number; rmsEps: number; nExpertUsed: number; nExpert: number }): [string, GGUFMetaValue][] {
   const k = (name: string) => `${arch}.${name}`;

@@ -87,11 +87,14 @@ export class Pass {
 
 export interface AttentionParams {
   layer: number;
-  /** [D, nHead * headDim] */
-  wq: Weight;
+  /** [D, nHead * headDim] (given, with wk and wv, unless wqkv is) */
+  wq?: Weight;
   /** [D, nHeadKv * headDim] */
-  wk: Weight;
-  wv: Weight;
+  wk?: Weight;
+  wv?: Weight;
+  /** Fused attn_qkv [D, qDim + 2 * nHeadKv * headDim]: rows [q (as wq's) ‖ k ‖ v], as llama.cpp's build_qkv splits it; bqkv its bias. */
+  wqkv?: Weight;
+  bqkv?: Weight;
   /** [nHead * headDim, D] */
   wo: Weight;
   /** Biases added after the q, k, v and output projections, before the q/k norms and rope (gpt-oss, GLM-4.5). */
@@ -134,11 +137,20 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   const qDim = nHead * hd, kvDim = nHeadKv * hd;
   const q = f.buf("attn.q", T * qDim), k = f.buf("attn.k", T * kvDim), v = f.buf("attn.v", T * kvDim), att = f.buf("attn.kqv", T * qDim);
   const qg = p.outputGate ? f.buf("attn.qg", 2 * T * qDim) : q; // [T, nHead, 2 * hd]: q and gate halves per head
-  if (be.matmulSet) be.matmulSet([qg, k, v], [p.wq, p.wk, p.wv], x, T); // one pool run, x quantised once
-  else {
-    be.matmul(qg, p.wq, x, T);
-    be.matmul(k, p.wk, x, T);
-    be.matmul(v, p.wv, x, T);
+  if (p.wqkv) {
+    const qgHeads = p.outputGate ? 2 * nHead : nHead, per = qgHeads + 2 * nHeadKv; // rows of hd per token
+    const qkv = f.buf("attn.qkv", T * per * hd);
+    be.matmul(qkv, p.wqkv, x, T);
+    if (p.bqkv) be.addRows(qkv, p.bqkv, per * hd, T);
+    splitRows(f, qkv, per, hd, [[qg, 0, qgHeads], [k, qgHeads, nHeadKv], [v, qgHeads + nHeadKv, nHeadKv]]);
+  } else {
+    if (!p.wq || !p.wk || !p.wv) throw new Error(`attention layer ${il}: needs wq, wk and wv, or wqkv`);
+    if (be.matmulSet) be.matmulSet([qg, k, v], [p.wq, p.wk, p.wv], x, T); // one pool run, x quantised once
+    else {
+      be.matmul(qg, p.wq, x, T);
+      be.matmul(k, p.wk, x, T);
+      be.matmul(v, p.wv, x, T);
+    }
   }
   let gate: Buf | undefined;
   if (p.outputGate) {
@@ -239,12 +251,8 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
   be.convSilu(conv, qkv, p.state.conv, p.conv, T, convDim);
   await f.cb("conv_output_silu", il, conv);
   // Rows of headDim: each token's conv output is nK q heads, nK k heads, nV v heads.
-  const per = 2 * nK + nV;
-  const rowsOf = (from: number, n: number) => Int32Array.from({ length: T * n }, (_, i) => Math.floor(i / n) * per + from + (i % n));
   const q = f.buf("dn.q", T * nK * S), k = f.buf("dn.k", T * nK * S), v = f.buf("dn.v", T * valueDim);
-  be.gatherRows(q, conv, rowsOf(0, nK), S);
-  be.gatherRows(k, conv, rowsOf(nK, nK), S);
-  be.gatherRows(v, conv, rowsOf(2 * nK, nV), S);
+  splitRows(f, conv, 2 * nK + nV, S, [[q, 0, nK], [k, nK, nK], [v, 2 * nK, nV]]);
   be.l2Norm(q, q, p.eps, S, T * nK);
   be.l2Norm(k, k, p.eps, S, T * nK);
   const o = f.buf("dn.o", T * valueDim);
@@ -253,6 +261,15 @@ export async function deltaNet(f: Pass, out: Buf, x: Buf, p: DeltaNetLayerParams
   be.rmsNormGated(o, o, p.norm, z, p.eps, S, T * nV);
   be.matmul(out, p.wo, o, T);
   await f.cb("linear_attn_out", il, out);
+}
+
+/**
+ * Split src, per token `per` rows of `width` values, into buffers of consecutive rows: [dst, from, n] takes each
+ * token's rows [from, from + n) into dst [T, n * width] (a fused projection's q, k and v heads).
+ */
+function splitRows(f: Pass, src: Buf, per: number, width: number, parts: readonly [Buf, number, number][]): void {
+  const T = f.nTokens;
+  for (const [dst, from, n] of parts) f.be.gatherRows(dst, src, Int32Array.from({ length: T * n }, (_, i) => Math.floor(i / n) * per + from + (i % n)), width);
 }
 
 /** Per layer of nLayer, the MoE routers after it (nearest first): what its router lookahead may run. */

@@ -6,7 +6,7 @@ import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import type { ModelCache } from "../kv/state.js";
 import type { Routing } from "./routing.js";
-import type { ModelTensors } from "./tensors.js";
+import type { HasTensor, ModelTensors } from "./tensors.js";
 
 /** What the engine needs to know about a model, whatever its architecture. */
 export interface ModelInfo {
@@ -65,8 +65,11 @@ export interface Architecture {
   /** The inverse of readHParams: the metadata keys it reads, from hp (what a model writer emits). */
   metadata?(hp: unknown): GGUFMetadata;
   info(hp: unknown): ModelInfo;
-  /** Every tensor the model reads, with its expected shape: dense ones, and per layer its expert parts or none. */
-  tensors(hp: unknown): ModelTensors;
+  /**
+   * Every tensor the model reads, with its expected shape: dense ones, and per layer its expert parts or none.
+   * `has` says which tensors the file holds, where a layout has fused alternatives (absent: the unfused one).
+   */
+  tensors(hp: unknown, has?: HasTensor): ModelTensors;
   /** Backend bytes of the per-sequence state for nCtx tokens (budgets are set before the model exists). */
   cacheBytes(hp: unknown, nCtx: number): number;
   create(hp: unknown, ctx: ModelContext): Model;

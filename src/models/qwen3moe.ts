@@ -8,11 +8,11 @@ import { meta } from "../format/gguf/write.js";
 import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import { outputHead, type Declare } from "./tensors.js";
+import { declareQkv, outputHead, type Declare } from "./tensors.js";
 
 export const ARCH = "qwen3moe";
 
@@ -39,18 +39,22 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   const k = (name: string) => `${ARCH}.${name}`;
   const n = (name: string, r: Range, opts?: { default: number }) => metaInRange(md, k(name), r, opts);
   // Ranges far beyond any real model, tight enough that nothing is sized from a corrupt value.
+  const nLayer = n("block_count", count(1, 1024));
+  const all = Array.from({ length: nLayer }, (_, i) => i);
+  // Keys a file may give per layer (one value all layers share).
+  const perLayer = (name: string, r: Range, used = all, opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks: nLayer, used, ...opts });
   const hp: HParams = {
     nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
-    nLayer: n("block_count", count(1, 1024)),
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nLayer,
+    nHead: perLayer("attention.head_count", count(1, 1024)),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024)),
     headDim: n("attention.key_length", count(1, 4096)),
     nExpert: n("expert_count", count(1, 1 << 16)),
-    nExpertUsed: n("expert_used_count", count(1, 1 << 16)),
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20)),
-    nFf: n("feed_forward_length", count(0, 1 << 20), { default: 0 }), // optional in llama.cpp too
+    nExpertUsed: perLayer("expert_used_count", count(1, 1 << 16)),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20)),
+    nFf: perLayer("feed_forward_length", count(0, 1 << 20), [0], { default: 0 }), // optional in llama.cpp too; unused here
     ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
   };
@@ -97,9 +101,7 @@ export function weights(hp: HParams, t: Declare) {
       });
       return {
         attn_norm: t(n("attn_norm"), [D]),
-        attn_q: t(n("attn_q"), [D, nHead * hd]),
-        attn_k: t(n("attn_k"), [D, nHeadKv * hd]),
-        attn_v: t(n("attn_v"), [D, nHeadKv * hd]),
+        qkv: declareQkv(t, i, D, nHead * hd, nHeadKv * hd), // attn_q/k/v, or one attn_qkv (--fuse-qkv)
         attn_output: t(n("attn_output"), [nHead * hd, D]),
         attn_q_norm: t(n("attn_q_norm"), [hd]),
         attn_k_norm: t(n("attn_k_norm"), [hd]),
@@ -156,7 +158,7 @@ export class Qwen3Moe implements Model {
       be.rmsNorm(h, x, L.attn_norm, eps, D, T);
       await f.cb("attn_norm", il, h);
       await attention(f, y, h, {
-        layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm,
+        layer: il, ...L.qkv, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm,
         nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim, rope: { freqBase: hp.ropeFreqBase }, eps, state: fullAttention(cache.layers[il]),
       });
       be.add(x, x, y, T * D);

@@ -16,11 +16,11 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
 import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
-import { nextnUnused, outputHead, type Declare } from "./tensors.js";
+import { declareQkv, nextnUnused, outputHead, qkvUnused, swigluExperts, type Declare } from "./tensors.js";
 
 export type Arch = "qwen3next" | "qwen35moe";
 export const ARCHS: readonly Arch[] = ["qwen3next", "qwen35moe"];
@@ -81,25 +81,29 @@ export function readHParams(arch: Arch, md: GGUFMetadata, nVocab: number): HPara
   const nLayer = blocks - nNextn;
   if (nLayer < 1) throw bad(`block_count ${blocks} leaves no layer besides ${nNextn} nextn_predict_layers`);
   const headDim = n("attention.key_length", count(2, 4096));
-  const nExpertUsed = n("expert_used_count", count(1, 1 << 16));
-  const nFf = n("feed_forward_length", count(0, 1 << 20), { default: 0 });
   const fullAttentionInterval = n("full_attention_interval", count(1, 1024), { default: 4 });
+  const recurrent = recurrentLayers(arch, md, blocks, nLayer, fullAttentionInterval);
+  // Keys a file may give per layer: one value shared by the layers that use it (the heads: the full-attention layers).
+  const all = Array.from({ length: nLayer }, (_, i) => i), attn = all.filter((i) => !recurrent[i]);
+  const perLayer = (name: string, r: Range, used: number[], opts?: { default: number }) => metaPerLayer(md, k(name), r, { blocks, used, ...opts });
+  const nExpertUsed = perLayer("expert_used_count", count(1, 1 << 16), all);
+  const nFf = perLayer("feed_forward_length", count(0, 1 << 20), all, { default: 0 });
   const hp: HParams = {
     arch, nVocab,
     nCtxTrain: n("context_length", count(1, 1 << 24)),
     nEmbd: n("embedding_length", count(1, 1 << 17)),
     nLayer, nNextn,
-    recurrent: recurrentLayers(arch, md, blocks, nLayer, fullAttentionInterval),
+    recurrent,
     fullAttentionInterval,
-    nHead: n("attention.head_count", count(1, 1024)),
-    nHeadKv: n("attention.head_count_kv", count(1, 1024)),
+    nHead: perLayer("attention.head_count", count(1, 1024), attn),
+    nHeadKv: perLayer("attention.head_count_kv", count(1, 1024), attn),
     headDim,
     nRot: n("rope.dimension_count", count(2, 4096), { default: headDim }),
     nFf,
     nExpert: n("expert_count", count(1, 1 << 16)),
     nExpertUsed,
     // llama.cpp's fallbacks: the expert width n_ff / n_expert_used, the shared expert's n_ff.
-    nFfExp: n("expert_feed_forward_length", count(1, 1 << 20), nFf >= nExpertUsed ? { default: Math.floor(nFf / nExpertUsed) } : undefined),
+    nFfExp: perLayer("expert_feed_forward_length", count(1, 1 << 20), all, nFf >= nExpertUsed ? { default: Math.floor(nFf / nExpertUsed) } : undefined),
     nFfShexp: n("expert_shared_feed_forward_length", count(1, 1 << 20), nFf > 0 ? { default: nFf } : undefined),
     convKernel: n("ssm.conv_kernel", count(2, 64)),
     ssmState: n("ssm.state_size", count(1, 1024)),
@@ -178,10 +182,8 @@ export function weights(hp: HParams, t: Declare) {
   const keyDim = nHeadK * S, valueDim = nHeadV * S, convDim = 2 * keyDim + valueDim;
   const token_embd = t("token_embd.weight", [D, V]);
   // A full-attention block's tensors and the MoE block's dense ones, by field: shared by the layers and the MTP blocks.
+  const qDim = nHead * hd * 2, kvDim = nHeadKv * hd; // q: per head [q (hd) ‖ gate (hd)]
   const attnShapes = (n: (s: string) => string) => ({
-    attn_q: [n("attn_q"), [D, nHead * hd * 2]], // per head [q (hd) ‖ gate (hd)]
-    attn_k: [n("attn_k"), [D, nHeadKv * hd]],
-    attn_v: [n("attn_v"), [D, nHeadKv * hd]],
     attn_output: [n("attn_output"), [nHead * hd, D]],
     attn_q_norm: [n("attn_q_norm"), [hd]],
     attn_k_norm: [n("attn_k_norm"), [hd]],
@@ -195,11 +197,11 @@ export function weights(hp: HParams, t: Declare) {
     ffn_up_shexp: [n("ffn_up_shexp"), [D, Fs]],
     ffn_down_shexp: [n("ffn_down_shexp"), [Fs, D]],
   }) satisfies Record<string, [string, number[]]>;
-  const expertShapes = (n: (s: string) => string): [string, number[]][] => [[n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_down_exps"), [F, D, E]]];
+  // The MTP block's experts in either layout (unused tensors are optional).
+  const expertShapes = (n: (s: string) => string): [string, number[]][] => [[n("ffn_gate_exps"), [D, F, E]], [n("ffn_up_exps"), [D, F, E]], [n("ffn_gate_up_exps"), [D, 2 * F, E]], [n("ffn_down_exps"), [F, D, E]]];
   const layers = Array.from({ length: hp.nLayer }, (_, i) => {
     const n = (name: string) => `blk.${i}.${name}.weight`;
-    const [gate, up, down] = expertShapes(n);
-    t.experts(i, { gate: { name: gate[0], shape: gate[1] }, up: { name: up[0], shape: up[1] }, down: { name: down[0], shape: down[1] } });
+    swigluExperts(t, i, D, F, E, true); // ffn_gate_up_exps or ffn_gate_exps + ffn_up_exps
     const f = ffnShapes(n);
     const ffn = {
       attn_norm: t(...f.attn_norm), post_attention_norm: t(...f.post_attention_norm), ffn_gate_inp: t(...f.ffn_gate_inp),
@@ -207,7 +209,7 @@ export function weights(hp: HParams, t: Declare) {
     };
     if (!hp.recurrent[i]) {
       const a = attnShapes(n);
-      return { ...ffn, kind: "attention" as const, attn_q: t(...a.attn_q), attn_k: t(...a.attn_k), attn_v: t(...a.attn_v), attn_output: t(...a.attn_output), attn_q_norm: t(...a.attn_q_norm), attn_k_norm: t(...a.attn_k_norm) };
+      return { ...ffn, kind: "attention" as const, qkv: declareQkv(t, i, D, qDim, kvDim), attn_output: t(...a.attn_output), attn_q_norm: t(...a.attn_q_norm), attn_k_norm: t(...a.attn_k_norm) };
     }
     return {
       ...ffn,
@@ -230,7 +232,8 @@ export function weights(hp: HParams, t: Declare) {
   // The MTP blocks: a full-attention block with MoE and the nextn.* tensors, allowed in the file and never read.
   for (let i = hp.nLayer; i < hp.nLayer + hp.nNextn; i++) {
     const n = (name: string) => `blk.${i}.${name}.weight`;
-    for (const [name, shape] of [...Object.values(attnShapes(n)), ...Object.values(ffnShapes(n)), ...expertShapes(n)]) t.unused(name, shape);
+    for (const [name, shape] of [...Object.values(attnShapes(n)), ...Object.values(ffnShapes(n)), ...expertShapes(n)]) t.unused(name, shape, { seldom: name.includes("gate_up") });
+    qkvUnused(t, i, D, qDim, kvDim);
     nextnUnused(t, i, D, V);
   }
   return { token_embd, layers, ...outputHead(t, token_embd, D, V) };
@@ -315,7 +318,7 @@ export class Qwen3Next implements Model {
         });
       } else {
         await attention(f, y, h, {
-          layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, outputGate: true,
+          layer: il, ...L.qkv, wo: L.attn_output, qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, outputGate: true,
           nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim, rope: { freqBase: hp.ropeFreqBase, nRot: hp.nRot }, eps, state: fullAttention(cache.layers[il]),
         });
       }

@@ -29,7 +29,7 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
     readHParams: (md, nVocab) => m.readHParams(md, nVocab),
     metadata: (hp) => m.metadata(hp as HP),
     info: (hp) => m.info(hp as HP),
-    tensors: (hp) => collectTensors(m.weights, hp as HP, m.info(hp as HP).nLayer),
+    tensors: (hp, has) => collectTensors(m.weights, hp as HP, m.info(hp as HP).nLayer, has),
     cacheBytes: (hp, nCtx) => m.cacheBytes(hp as HP, nCtx),
     create: (hp, ctx) => m.create(hp as HP, bindTensors(m.weights, hp as HP, ctx.weights), ctx),
   };

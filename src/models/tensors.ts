@@ -11,10 +11,18 @@ export interface TensorSpec {
   optional?: boolean;
   /** A tensor files may leave out, and the generator does (vocab-sized MTP heads, a legacy layout's alternative). */
   seldom?: boolean;
+  /**
+   * A fused expert part (ffn_gate_up_exps): each expert's rows are these parts' rows back to back, in this order.
+   * It is stored and read as one; the expert source hands the model each named part as a view of its rows.
+   */
+  split?: readonly { name: string; rows: number }[];
 }
 
 /** One layer's stacked expert tensors by part name (the last dim is the expert count); record order = key order. */
 export type ExpertPartSpecs = Readonly<Record<string, TensorSpec>>;
+
+/** Whether the file holds a tensor: what a declaration probes to choose between a fused layout and its parts (llama.cpp's TENSOR_NOT_REQUIRED). */
+export type HasTensor = (name: string) => boolean;
 
 export interface ModelTensors {
   /** Always resident. */
@@ -28,6 +36,8 @@ export interface ModelTensors {
 /** Declares tensors; in binding mode also returns them. */
 export interface Declare {
   (name: string, shape: number[]): Weight;
+  /** Whether the file holds `name` (a fused alternative such as attn_qkv or ffn_gate_up_exps). */
+  has: HasTensor;
   optional(name: string, shape: number[], opts?: { seldom?: boolean }): Weight | undefined;
   /** Layer `layer` has routed experts made of these stacked tensors (they are streamed, never bound here). */
   experts(layer: number, parts: Record<string, TensorSpec>): void;
@@ -51,8 +61,60 @@ export function outputHead(t: Declare, tokenEmbd: Weight, nEmbd: number, nVocab:
 /** An architecture's declaration: the same function serves listing and binding. */
 export type DeclareWeights<HP, W> = (hp: HP, t: Declare) => W;
 
-/** The specs `declare` names, with one entry per layer in `experts` (null where none were declared). */
-export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP, nLayer: number): ModelTensors {
+/**
+ * A layer's SwiGLU experts as llama.cpp's create_tensor_gate_up_exps takes them: one fused ffn_gate_up_exps
+ * [D, 2F, E] (per expert F gate rows, then F up rows: one read) where the file has it and `fusedOk`, else
+ * ffn_gate_exps and ffn_up_exps. Either way the model gets parts gate, up and down.
+ */
+export function swigluExperts(t: Declare, layer: number, D: number, F: number, E: number, fusedOk: boolean): void {
+  const n = (name: string) => `blk.${layer}.${name}.weight`;
+  const down = { name: n("ffn_down_exps"), shape: [F, D, E] };
+  if (fusedOk && t.has(n("ffn_gate_up_exps"))) {
+    t.experts(layer, { gate_up: { name: n("ffn_gate_up_exps"), shape: [D, 2 * F, E], split: [{ name: "gate", rows: F }, { name: "up", rows: F }] }, down });
+  } else t.experts(layer, { gate: { name: n("ffn_gate_exps"), shape: [D, F, E] }, up: { name: n("ffn_up_exps"), shape: [D, F, E] }, down });
+}
+
+/** A full-attention layer's q/k/v projections as attention() takes them (with their biases where declared). */
+export interface QkvWeights {
+  wq?: Weight;
+  wk?: Weight;
+  wv?: Weight;
+  wqkv?: Weight;
+  bq?: Weight;
+  bk?: Weight;
+  bv?: Weight;
+  bqkv?: Weight;
+}
+
+/**
+ * Layer `layer`'s q/k/v as llama.cpp's create_tensor_qkv takes them: one fused attn_qkv [D, qDim + 2·kvDim] (rows
+ * q ‖ k ‖ v, as a converter's --fuse-qkv writes it) where the file has it, else attn_q, attn_k, attn_v. With
+ * `biases`, the optional attn_qkv.bias, or attn_q/k/v.bias (beside a fused weight too, as llama.cpp allows).
+ */
+export function declareQkv(t: Declare, layer: number, D: number, qDim: number, kvDim: number, biases = false): QkvWeights {
+  const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
+  const split = (): QkvWeights => (biases ? { bq: t.optional(n("attn_q", "bias"), [qDim]), bk: t.optional(n("attn_k", "bias"), [kvDim]), bv: t.optional(n("attn_v", "bias"), [kvDim]) } : {});
+  if (t.has(n("attn_qkv"))) {
+    const wqkv = t(n("attn_qkv"), [D, qDim + 2 * kvDim]);
+    const bqkv = biases ? t.optional(n("attn_qkv", "bias"), [qDim + 2 * kvDim]) : undefined;
+    return bqkv || !biases ? { wqkv, bqkv } : { wqkv, ...split() };
+  }
+  return { wq: t(n("attn_q"), [D, qDim]), wk: t(n("attn_k"), [D, kvDim]), wv: t(n("attn_v"), [D, kvDim]), ...split() };
+}
+
+/** An MTP block's q/k/v in either layout (and biases, if `biases`): allowed in the file, never read. */
+export function qkvUnused(t: Declare, layer: number, D: number, qDim: number, kvDim: number, biases = false): void {
+  const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
+  const dims: [string, number][] = [["attn_q", qDim], ["attn_k", kvDim], ["attn_v", kvDim], ["attn_qkv", qDim + 2 * kvDim]];
+  for (const [name, N] of dims) {
+    const seldom = name === "attn_qkv"; // the fused alternative: the generator writes the split layout
+    t.unused(n(name), [D, N], { seldom });
+    if (biases) t.unused(n(name, "bias"), [N], { seldom });
+  }
+}
+
+/** The specs `declare` names, with one entry per layer in `experts` (null where none were declared); `has` answers the declaration's probes. */
+export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP, nLayer: number, has: HasTensor = () => false): ModelTensors {
   const dense: TensorSpec[] = [];
   const unused: TensorSpec[] = [];
   const experts: (ExpertPartSpecs | null)[] = new Array(nLayer).fill(null);
@@ -62,6 +124,7 @@ export function collectTensors<HP>(declare: DeclareWeights<HP, unknown>, hp: HP,
       return { name, type: -1, shape }; // a placeholder: listing binds nothing
     },
     {
+      has,
       optional: (name: string, shape: number[], opts?: { seldom?: boolean }) => void dense.push({ name, shape, optional: true, ...(opts?.seldom ? { seldom: true } : {}) }),
       experts: (layer: number, parts: Record<string, TensorSpec>) => {
         if (!(layer >= 0 && layer < nLayer)) throw new RangeError(`experts declared for layer ${layer} of ${nLayer}`);
@@ -84,6 +147,7 @@ export function bindTensors<HP, W>(declare: DeclareWeights<HP, W>, hp: HP, weigh
       return w;
     },
     {
+      has: (name: string) => weights.has(name),
       optional: (name: string, shape: number[]) => {
         const w = weights.get(name);
         if (w) checkShape({ shape }, w);

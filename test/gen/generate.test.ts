@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import { MXFP4 } from "../../src/quant/index.js";
 import { architecture } from "../../src/models/registry.js";
-import { fileTensors, generateModel } from "../../src/gen/index.js";
+import { fileTensors, fuseModel, generateModel } from "../../src/gen/index.js";
+import { PER_LAYER_KEYS } from "../../src/gen/generate.js";
 import { PRESETS, type Qwen3MoePreset } from "../../src/gen/presets.js";
 import { testModel } from "../helpers/models.js";
 import { ggmlTypeName } from "../../src/format/gguf/ggml-types.js";
 import { UsageError } from "../../src/util/errors.js";
-import { parseTensorTypes } from "../../src/cli/gen.js";
+import { parseFuse, parseTensorTypes } from "../../src/cli/gen.js";
 
 test("file order: token_embd, each layer's dense then expert tensors, output_norm, output", () => {
   const { hp } = PRESETS.tiny;
@@ -125,4 +126,45 @@ test("gen --tensor-type parses regex=TYPE and refuses malformed values", () => {
   assert.equal(o.type, "Q2_K");
   assert.ok(o.pattern.test("blk.3.ffn_up_exps.weight") && !o.pattern.test("blk.3.ffn_down_exps.weight"));
   for (const bad of ["Q2_K", "=Q2_K", "ffn=", "(=Q2_K"]) assert.throws(() => parseTensorTypes([bad]), UsageError, bad);
+});
+
+test("fuse and perLayerKeys: the fused file is the split one's bytes moved (as fuseModel makes it), per-layer keys read back as the same hp", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "moestream-gen-"));
+  try {
+    const opts = { preset: "qwen35moe-tiny" as const, type: "Q8_0", seed: 3 };
+    const split = await testModel(opts); // shared with the streaming tests
+    const gen = join(dir, "fused.gguf"), rewritten = join(dir, "fused-rewrite.gguf");
+    await generateModel(gen, { ...opts, fuse: ["qkv", "gate_up"], perLayerKeys: true });
+    await fuseModel(split, rewritten, ["qkv", "gate_up"]);
+    const [a, b, s] = await Promise.all([gen, rewritten, split].map((f) => openGGUF(f)));
+    try {
+      const list = (f: typeof a) => f.tensors.map((t) => `${t.name} ${t.shape.join()}`).sort(); // the MTP block's order may differ
+      assert.deepEqual(list(a), list(b));
+      assert.ok(a.tensors.some((t) => t.name === "blk.0.ffn_gate_up_exps.weight") && a.tensors.some((t) => t.name === "blk.3.attn_qkv.weight"));
+      assert.ok(!a.tensors.some((t) => t.name === "blk.0.ffn_up_exps.weight" || t.name === "blk.3.attn_k.weight"));
+      for (const t of a.tensors) assert.deepEqual(await readTensorBytes(a, t), await readTensorBytes(b, b.tensors.find((x) => x.name === t.name)!), t.name);
+      // Expert 1's gate_up rows: expert 1's gate rows, then its up rows.
+      const gu = await readTensorBytes(a, a.tensors.find((t) => t.name === "blk.0.ffn_gate_up_exps.weight")!);
+      const [gate, up] = await Promise.all(["gate", "up"].map((x) => readTensorBytes(s, s.tensors.find((t) => t.name === `blk.0.ffn_${x}_exps.weight`)!)));
+      const per = gate.length / 16;
+      assert.deepEqual(gu.subarray(2 * per, 4 * per), Uint8Array.from([...gate.subarray(per, 2 * per), ...up.subarray(per, 2 * per)]));
+
+      for (const key of PER_LAYER_KEYS.map((k) => `qwen35moe.${k}`).filter((k) => s.metadata.has(k))) {
+        assert.deepEqual(a.metadata.get(key), { type: "array", itemType: "u32", value: new Array(5).fill(Number(s.metadata.get(key)!.value)) }, key);
+      }
+      const arch = architecture("qwen35moe"), V = s.tensors.find((t) => t.name === "token_embd.weight")!.shape[1];
+      assert.deepEqual(arch.readHParams(a.metadata, V), arch.readHParams(s.metadata, V));
+    } finally {
+      for (const f of [a, b, s]) await f.source.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("gen --fuse parses a list of qkv / gate_up and refuses anything else", () => {
+  assert.deepEqual(parseFuse("qkv,gate_up"), ["qkv", "gate_up"]);
+  assert.deepEqual(parseFuse(" gate_up "), ["gate_up"]);
+  assert.equal(parseFuse(undefined), undefined);
+  assert.throws(() => parseFuse("qkv,up_gate"), (e: unknown) => e instanceof UsageError && /--fuse takes a comma-separated list of qkv, gate_up, got 'up_gate'/.test(e.message));
 });

@@ -8,6 +8,7 @@ import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
 import type { GGUFFile } from "../../src/format/gguf/types.js";
 import { architecture, type Model, type ModelInfo } from "../../src/models/registry.js";
 import { checkShape } from "../../src/models/tensors.js";
+import { tensorsHeld } from "../../src/engine/model-check.js";
 
 export { expertLayout } from "../../src/engine/expert-layout.js";
 
@@ -26,7 +27,7 @@ export async function buildModel(densePath: string, experts: (backend: Backend, 
     const backend = new ScalarBackend();
     const byName = new Map(file.tensors.map((t) => [t.name, t]));
     const weights = new Map<string, Weight>();
-    for (const spec of arch.tensors(hp).dense) {
+    for (const spec of arch.tensors(hp, tensorsHeld(file)).dense) {
       const t = byName.get(spec.name);
       if (!t && spec.optional) continue;
       const info = getTensor(file, spec.name);

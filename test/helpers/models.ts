@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { tensorByteLength } from "../../src/format/gguf/ggml-types.js";
 import { metaStringArray } from "../../src/format/gguf/accessors.js";
 import { generateModel, type GenerateOptions } from "../../src/gen/generate.js";
+import { fuseModel } from "../../src/gen/fuse.js";
 import { rewriteGGUF } from "./rewrite.js";
 
 const DIR = join(tmpdir(), "moestream-test-models-v4");
@@ -13,14 +14,24 @@ export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgre
   const preset = opts.preset ?? "tiny";
   const r = opts.routing ?? { kind: "uniform" };
   const key = [preset, opts.type, opts.seed ?? 1, r.kind === "uniform" ? "u" : r.kind === "realistic" ? `r${r.skew}-${r.locality}` : `rl${r.skew}-${r.skewSpread}-${r.locality}-${r.recency}`, `p${opts.peaked ?? 0}`, opts.expertSynthesis ?? "q",
-    ...(opts.expertType ? [`x${opts.expertType}`] : []), ...(opts.typeOverrides ?? []).map((o) => `o${o.pattern.source.replace(/\W/g, "_")}=${o.type}`), ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
+    ...(opts.expertType ? [`x${opts.expertType}`] : []), ...(opts.perLayerKeys ? ["perlayer"] : []), ...(opts.typeOverrides ?? []).map((o) => `o${o.pattern.source.replace(/\W/g, "_")}=${o.type}`), ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
   const path = join(DIR, `${key}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(DIR, { recursive: true });
+  if (opts.fuse?.length) return fusedCopy(await testModel({ ...opts, fuse: undefined }), opts.fuse);
   // Unique name first: parallel test files may generate the same model at once.
   const tmp = `${path}.${process.pid}`;
   await generateModel(tmp, { ...opts, preset });
   renameSync(tmp, path);
+  return path;
+}
+
+/** The split file at `split` with `fuse` applied, as a converter fuses (the generator's fuse option writes the same bytes): made once. */
+async function fusedCopy(split: string, fuse: NonNullable<GenerateOptions["fuse"]>): Promise<string> {
+  const path = split.replace(/\.gguf$/, `-f${fuse.join("+")}.gguf`);
+  if (existsSync(path)) return path;
+  await fuseModel(split, `${path}.${process.pid}`, fuse);
+  renameSync(`${path}.${process.pid}`, path);
   return path;
 }
 
@@ -31,6 +42,7 @@ export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgre
  * tests that load a model hundreds of times.
  */
 export async function smallVocabModel(opts: Parameters<typeof testModel>[0] & { nVocab: number }): Promise<string> {
+  if (opts.fuse?.length) return fusedCopy(await smallVocabModel({ ...opts, fuse: undefined }), opts.fuse);
   const { nVocab: _, ...modelOpts } = opts;
   const src = await testModel(modelOpts);
   const path = src.replace(/\.gguf$/, `-v${opts.nVocab}.gguf`);
