@@ -1,12 +1,12 @@
-// The WebGPU backend end to end on lavapipe: a tiny peaked qwen3moe (8192-token vocabulary cut) gives the scalar
-// reference's greedy tokens and logits within a stated tolerance, resident and with experts streamed through a
-// binding tier smaller than the experts (streamed == resident bit for bit); a model whose ops it lacks is refused
+// The WebGPU backend end to end on lavapipe: a tiny peaked qwen3moe (2048-token vocabulary cut: lavapipe is slow) gives the scalar
+// reference's greedy tokens and logits within a stated tolerance, resident and (Q8_0, repacked at each bind) with
+// experts streamed through a binding tier smaller than the experts (streamed == resident bit for bit); a model whose ops it lacks is refused
 // at load by name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
-import { Session } from "../../src/engine/session.js";
+import { argmax } from "../helpers/greedy.js";
 import { UsageError } from "../../src/util/errors.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
@@ -23,15 +23,14 @@ async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill:
   try {
     assert.equal(lm.backend.name, cfg.backend);
     const toks = lm.tokenizer.encode(PROMPT);
-    const prefill = await lm.model.forward(Int32Array.from(toks), lm.model.makeCache(64), { logits: "all" });
-    const s = new Session(lm);
+    const cache = lm.model.makeCache(64);
+    const prefill = await lm.model.forward(Int32Array.from(toks), cache, { logits: "all" });
+    const V = prefill.length / toks.length;
     const tokens: number[] = [], steps: Float32Array[] = [];
-    let logits = await s.eval(toks);
-    for (let i = 0; i < 8; i++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      tokens.push(best);
-      logits = await s.eval([best]);
+    let logits = prefill.subarray(prefill.length - V);
+    for (let i = 0; i < 6; i++) {
+      tokens.push(argmax(logits));
+      logits = await lm.model.forward(Int32Array.of(tokens[i]), cache, { logits: "last" });
       steps.push(logits);
     }
     return { prefill, tokens, steps, slotBytes: lm.experts.slotBytes, k: lm.model.info.nExpertUsed };
@@ -41,15 +40,16 @@ async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill:
 }
 
 for (const type of ["Q8_0", "Q4_K"] as const) {
-  test(`tiny peaked qwen3moe ${type} on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}; streamed experts equal resident`, async (t) => {
+  test(`tiny peaked qwen3moe ${type} on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}; streamed experts equal resident (Q8_0)`, async (t) => {
     await gpuDevice();
-    const path = await smallVocabModel({ type, seed: 5, peaked: 4, nVocab: 8192 });
+    const path = await smallVocabModel({ type, seed: 5, peaked: 4, nVocab: 2048 });
     const ref = await run(path, { backend: "scalar", expertIo: "resident" });
     const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
     assert.deepEqual(gpu.tokens, ref.tokens);
     const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
     t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
     assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
+    if (type !== "Q8_0") return;
     // Experts streamed through slots for two tokens' worth per layer at most: each miss rebinds (and repacks) a slot.
     const streamed = await run(path, { backend: "webgpu", expertIo: "stream", expertCache: 2 * gpu.k * gpu.slotBytes });
     assert.deepEqual(streamed.tokens, gpu.tokens);

@@ -18,8 +18,16 @@ export function inPlace(src: string, name: string): string {
   return src.replace(decl, "").replace(/@binding\((\d+)\)/g, (s, b: string) => (Number(b) > dropped ? `@binding(${Number(b) - 1})` : s)).replace(new RegExp(`\\b${name}\\[`, "g"), "o[");
 }
 
-/** out[t, n] = Σ_k x[t, k] · W[n, k], 8 token rows per workgroup, one weight row per workgroup. */
-export function matmulWgsl(dq: string): string {
+/**
+ * out[t, n] = Σ_k x[t, k] · W[n, k] for `tokens` rows of x per workgroup (z), 64 / lanes weight rows per workgroup, each
+ * row's units of 32 values split over `lanes` threads and summed in workgroup memory. Few lanes suit short rows
+ * (and lavapipe, where every barrier costs), 64 long ones.
+ */
+export function matmulLanes(k: number): number {
+  const units = k / 32;
+  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
+}
+export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
   return /* wgsl */ `
 struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -28,35 +36,45 @@ struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${dq}
-const TT = 8u;
-var<workgroup> red: array<f32, 512>;
+const TT = ${tokens}u;
+const L = ${lanes}u;
+var<workgroup> red: array<f32, ${64 * tokens}>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row = wid(wg, nw);
-  if (row >= p.n) { return; }
+  let lane = li % L;
+  let row = wid(wg, nw) * (64u / L) + li / L;
   let t0 = wg.z * TT;
-  var acc: array<f32, 8>;
-  let nu = p.k / 32u;
-  for (var u = li; u < nu; u += 64u) {
-    let wv = dq32(row, u);
-    for (var tt = 0u; tt < TT; tt++) {
-      let t = t0 + tt;
-      if (t >= p.t) { break; }
-      let xb = t * p.k + u * 32u;
-      var s = 0.0;
-      for (var j = 0u; j < 32u; j++) { s += wv[j] * x[xb + j]; }
-      acc[tt] += s;
+  var acc: array<f32, TT>;
+  if (row < p.n) {
+    let nu = p.k / 32u;
+    for (var u = lane; u < nu; u += L) {
+      let wv = dq32(row, u);
+      for (var tt = 0u; tt < TT; tt++) {
+        let t = t0 + tt;
+        if (t >= p.t) { break; }
+        let xb = t * p.k + u * 32u;
+        var s = 0.0;
+        for (var j = 0u; j < 32u; j++) { s += wv[j] * x[xb + j]; }
+        acc[tt] += s;
+      }
     }
   }
-  for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] = acc[tt]; }
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) {
-      for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] += red[tt * 64u + li + st]; }
-    }
+  if (L > 1u) {
+    for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] = acc[tt]; }
     workgroupBarrier();
+    for (var st = L / 2u; st > 0u; st >>= 1u) {
+      if (lane < st) {
+        for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] += red[tt * 64u + li + st]; }
+      }
+      workgroupBarrier();
+    }
+    for (var tt = 0u; tt < TT; tt++) { acc[tt] = red[tt * 64u + li]; }
   }
-  if (li < TT && t0 + li < p.t) { o[(t0 + li) * p.n + row] = red[li * 64u]; }
+  if (lane == 0u && row < p.n) {
+    for (var tt = 0u; tt < TT; tt++) {
+      if (t0 + tt < p.t) { o[(t0 + tt) * p.n + row] = acc[tt]; }
+    }
+  }
 }`;
 }
 

@@ -9,7 +9,7 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, ExpertR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulWgsl } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
@@ -249,7 +249,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
   }
   private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number): void {
-    this.dispatch(`matmul/${w.type}`, () => matmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], n, Math.ceil(nTokens / 8));
+    // One token row per workgroup: with 8 (weights read once per 8 rows) LLVM took 20+ s of CPU to compile the Q6_K
+    // kernel on lavapipe. A tiled prefill matmul is for the GPU bench to bring back, compile time measured on lavapipe too.
+    const lanes = matmulLanes(k), tt = 1;
+    this.dispatch(`matmul/${w.type}/${lanes}/${tt}`, () => matmulWgsl(w.quant.wgsl, lanes, tt), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], Math.ceil(n / (64 / lanes)), Math.ceil(nTokens / tt));
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
