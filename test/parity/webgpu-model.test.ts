@@ -18,7 +18,7 @@ import { gpuDevice } from "../helpers/webgpu.js";
 const LOGITS_TOL = 1e-8;
 const PROMPT = "The quick brown fox jumps";
 
-async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill: Float32Array; tokens: number[]; steps: Float32Array[]; slotBytes: number; k: number }> {
+async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill: Float32Array; tokens: number[]; steps: Float32Array[]; slotBytes: number; k: number; stepsWithTicks: number }> {
   const lm: LoadedModel = await loadModel(path, defaultEngineConfig({ ctxSize: 64, ...cfg }));
   try {
     assert.equal(lm.backend.name, cfg.backend);
@@ -28,12 +28,23 @@ async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill:
     const V = prefill.length / toks.length;
     const tokens: number[] = [], steps: Float32Array[] = [];
     let logits = prefill.subarray(prefill.length - V);
+    // The caller's event loop turns while the device works: immediates run inside every decode step.
+    let ticks = 0, stepsWithTicks = 0;
     for (let i = 0; i < 6; i++) {
       tokens.push(argmax(logits));
+      const before = ticks;
+      let imm: NodeJS.Immediate;
+      const spin = () => {
+        ticks++;
+        imm = setImmediate(spin);
+      };
+      imm = setImmediate(spin);
       logits = await lm.model.forward(Int32Array.of(tokens[i]), cache, { logits: "last" });
+      clearImmediate(imm);
+      if (ticks > before) stepsWithTicks++;
       steps.push(logits);
     }
-    return { prefill, tokens, steps, slotBytes: lm.experts.slotBytes, k: lm.model.info.nExpertUsed };
+    return { prefill, tokens, steps, slotBytes: lm.experts.slotBytes, k: lm.model.info.nExpertUsed, stepsWithTicks };
   } finally {
     await lm.close();
   }
@@ -46,6 +57,7 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
     const ref = await run(path, { backend: "scalar", expertIo: "resident" });
     const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
     assert.deepEqual(gpu.tokens, ref.tokens);
+    assert.equal(gpu.stepsWithTicks, gpu.steps.length, "the event loop turned during every webgpu decode step");
     const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
     t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
     assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
