@@ -7,6 +7,10 @@
 const HEAD = /* wgsl */ `
 fn wid(wg: vec3u, nw: vec3u) -> u32 { return wg.y * nw.x + wg.x; }
 `;
+/** Every kernel's entry point: 64 threads, its workgroup and thread index. */
+const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
+/** The thread's linear index, for kernels of one thread per value. */
+const GID = "wid(wg, nw) * 64u + li";
 
 /** The variant of `src` where binding `name` is the output `o` itself: its declaration dropped, its uses renamed. */
 export function inPlace(src: string, name: string): string {
@@ -39,8 +43,7 @@ ${dq}
 const TT = ${tokens}u;
 const L = ${lanes}u;
 var<workgroup> red: array<f32, ${64 * tokens}>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let lane = li % L;
   let row = wid(wg, nw) * (64u / L) + li / L;
   let t0 = wg.z * TT;
@@ -88,9 +91,8 @@ struct P { w_off: u32, k: u32, n: u32, t: u32, ids: u32 }
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${dq}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = wid(wg, nw) * 64u + li;
+${MAIN}
+  let g = ${GID};
   let nu = p.k / 32u;
   if (g >= p.t * nu) { return; }
   let t = g / nu;
@@ -114,8 +116,7 @@ ${HEAD}
 fn sb(i: u32) -> u32 { return (src[i >> 2u] >> (8u * (i & 3u))) & 0xffu; }
 fn word_at(i: u32) -> u32 { return sb(i) | (sb(i + 1u) << 8u) | (sb(i + 2u) << 16u) | (sb(i + 3u) << 24u); }
 fn scale_of(b: u32) -> u32 { let i = b * p.raw + p.scale_at; return sb(i) | (sb(i + 1u) << 8u); }
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let i = wid(wg, nw) * 64u + li;
   if (2u * i >= p.nb) { return; }
   for (var b = 2u * i; b < min(2u * i + 2u, p.nb); b++) {
@@ -135,8 +136,7 @@ struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 var<workgroup> red: array<f32, 64>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let r = wid(wg, nw);
   if (r >= p.rows) { return; }
   let b = r * p.n;
@@ -161,8 +161,7 @@ struct P { n: u32 }
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let i = wid(wg, nw) * 64u + li;
   if (i >= p.n) { return; }
   let a = ain[i];
@@ -178,9 +177,8 @@ struct P { rows: u32, nh: u32, hd: u32, half: u32 }
 @group(0) @binding(1) var<storage, read> tab: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 ${HEAD}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = wid(wg, nw) * 64u + li;
+${MAIN}
+  let g = ${GID};
   if (g >= p.rows * p.half) { return; }
   let r = g / p.half;
   let i = g % p.half;
@@ -208,8 +206,7 @@ struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, 
 @group(0) @binding(5) var<storage, read_write> sc: array<f32>;
 ${HEAD}
 var<workgroup> red: array<f32, 64>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let idx = wid(wg, nw);
   if (idx >= p.t * p.nh) { return; }
   let t = p.t0 + idx / p.nh;
@@ -265,9 +262,8 @@ struct P { len: u32, n: u32, rows: u32 }
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = wid(wg, nw) * 64u + li;
+${MAIN}
+  let g = ${GID};
   if (g >= p.n * p.len) { return; }
   let i = g / p.len;
   let c = g % p.len;
@@ -282,8 +278,7 @@ struct P { len: u32, n: u32, rows: u32, scales: u32 }
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+${MAIN}
   let c = wid(wg, nw) * 64u + li;
   if (c >= p.len) { return; }
   for (var i = 0u; i < p.n; i++) {
@@ -299,9 +294,8 @@ struct P { len: u32, rows: u32, w_off: u32 }
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 ${HEAD}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = wid(wg, nw) * 64u + li;
+${MAIN}
+  let g = ${GID};
   if (g >= p.len * p.rows) { return; }
   o[g] += bitcast<f32>(w[p.w_off + g % p.len]);
 }`;
@@ -321,9 +315,8 @@ fn round_f16(v: f32) -> f32 {
   if (e >= 113u && e < 142u) { return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u); }
   return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
 }
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = wid(wg, nw) * 64u + li;
+${MAIN}
+  let g = ${GID};
   if (g >= p.rows * p.n) { return; }
   let r = g / p.n;
   let i = g % p.n;
