@@ -9,7 +9,7 @@ import { parsePolicySpec, RECOMMENDED_POLICY } from "../experts/policies.js";
 export type { SamplingOptions } from "../sampler/index.js";
 
 /** "native" is accepted as an alias of "cpu" (the native addon). */
-export type BackendName = "auto" | "cpu" | "native" | "wasm" | "scalar";
+export type BackendName = "auto" | "cpu" | "native" | "wasm" | "webgpu" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";
 
 export interface OptionSpec<T> {
@@ -79,8 +79,8 @@ function policySpec(raw: string, where: string): string {
 
 export const ENGINE_OPTIONS = {
   backend: {
-    flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "scalar"]),
-    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | scalar (TypeScript reference)",
+    flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "webgpu", "scalar"]),
+    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | webgpu (WGSL kernels on a GPU: Dawn under Node, navigator.gpu in a browser; no MLA or DeltaNet ops yet) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
   ctxSize: {

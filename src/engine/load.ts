@@ -8,6 +8,8 @@ import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
+import { openGpuDevice } from "../backends/webgpu/device.js";
+import { WebGpuBackend } from "../backends/webgpu/webgpu.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { checkDenseTensor, sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
@@ -51,7 +53,7 @@ export interface LoadProgress {
   (doneBytes: number, totalBytes: number): void;
 }
 
-function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
+async function createBackend(cfg: EngineConfig, warnings: string[]): Promise<Backend> {
   const threads = cfg.threads || undefined;
   switch (cfg.backend) {
     case "auto":
@@ -69,6 +71,11 @@ function createBackend(cfg: EngineConfig, warnings: string[]): Backend {
     case "wasm":
       if (!wasmAvailable()) throw new UsageError("backend_unavailable", `--backend wasm: ${wasmKernelsError()}`);
       return new WasmBackend({ fallback: new ScalarBackend(), threads: threads ?? defaultThreads() });
+    case "webgpu": {
+      const gpu = await openGpuDevice();
+      if ("reason" in gpu) throw new UsageError("backend_unavailable", `--backend webgpu: ${gpu.reason}`);
+      return new WebGpuBackend(gpu);
+    }
     case "scalar":
       return new ScalarBackend();
   }
@@ -105,7 +112,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     }
     const hp = namingFile(densePath, () => arch.readHParams(file.metadata, nVocab));
     const warnings: string[] = [];
-    const be = (backend = createBackend(cfg, warnings));
+    const be = (backend = await createBackend(cfg, warnings));
 
     const info = arch.info(hp);
     let store: ExpertStore | undefined;

@@ -12,8 +12,9 @@ import { bucketByExpert, type RouteFn } from "./routing.js";
 import { AbortedError, ModelError } from "../util/errors.js";
 
 /** Ops the shared layers run whatever the weights' types (checked once at load). */
-export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows",
-  "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated", "sigmoid_mul"];
+export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
+/** Ops of gated DeltaNet layers and gated attention (Qwen3-Next / Qwen3.5), asked only of models with ssm_* tensors. */
+export const LINEAR_ATTENTION_OPS: readonly OpName[] = ["conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated", "sigmoid_mul"];
 
 /**
  * Activation buffers a model reuses across forward calls (one per name, reallocated only when a call

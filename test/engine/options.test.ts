@@ -20,7 +20,7 @@ const GiB = 2 ** 30;
 
 test("load options: wrong values, unknown names and types are refused naming the option and what it takes", () => {
   const bad: [unknown, string, RegExp][] = [
-    [{ backend: "gpu" }, "bad_option", /^--backend \(backend\) must be one of auto, cpu, native, wasm, scalar, got 'gpu'$/],
+    [{ backend: "gpu" }, "bad_option", /^--backend \(backend\) must be one of auto, cpu, native, wasm, webgpu, scalar, got 'gpu'$/],
     [{ ctxSize: -5 }, "bad_option", /^--ctx-size \(ctxSize\) must be an integer in \[0, 16777216\], got '-5'$/],
     [{ ctxSize: 0.5 }, "bad_option", /^--ctx-size \(ctxSize\) must be an integer/],
     [{ threds: 1 }, "unknown_option", /^unknown load option 'threds' \(did you mean threads\?\); known: backend, threads, ctxSize, /],

@@ -1,0 +1,110 @@
+/// <reference types="@webgpu/types" />
+// Weight memory on the device. An arena is one or more GPU buffers of at most the adapter's largest storage
+// binding (lavapipe: 128 MiB), so a kernel can bind any of them whole; a weight that straddles two is copied into
+// a buffer of its own when it is bound. Bytes are ggml-encoded as written; view() repacks a weight whose type has
+// unaligned blocks (Q8_0, Q6_K) in place, on the device, once per write of its range.
+import type { Weight, WeightArena, WeightDesc } from "../backend.js";
+import { tensorBytes } from "../backend.js";
+import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+
+/** A weight on the device: `wordOffset` words into `buffer`, in the layout its quant module reads. */
+export class GpuWeight implements Weight {
+  constructor(readonly name: string, readonly type: number, readonly shape: readonly number[], readonly buffer: GPUBuffer, readonly wordOffset: number, readonly quant: GpuQuant) {}
+}
+
+/** What an arena needs from the backend: buffers, ordered commands, and the repack kernel. */
+export interface ArenaHost {
+  readonly device: GPUDevice;
+  readonly maxBinding: number;
+  /** Submit recorded work first, so a write lands after every earlier op and before every later one. */
+  flush(): void;
+  copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void;
+  repack(w: GPUBuffer, wordOffset: number, raw: GPUBuffer, nBlocks: number, r: NonNullable<GpuQuant["repack"]>): void;
+  /** Destroy once the work recorded so far has been submitted. */
+  release(b: GPUBuffer): void;
+}
+
+const STORAGE = 0x80, COPY_SRC = 0x04, COPY_DST = 0x08;
+export const WEIGHT_USAGE = STORAGE | COPY_SRC | COPY_DST;
+const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
+
+export class GpuArena implements WeightArena {
+  private readonly chunks: GPUBuffer[] = [];
+  private readonly chunkBytes: number;
+  /** Views repacked since their range was last written: offset -> type and bytes. */
+  private readonly repacked = new Map<number, { type: number; bytes: number }>();
+  private readonly spills: GPUBuffer[] = [];
+  private freed = false;
+
+  constructor(private readonly be: ArenaHost, readonly byteLength: number) {
+    if (!(Number.isInteger(byteLength) && byteLength >= 0)) throw new RangeError(`webgpu weight arena: bad size ${byteLength}`);
+    this.chunkBytes = be.maxBinding;
+    for (let at = 0; at < byteLength || at === 0; at += this.chunkBytes) {
+      const size = Math.max(16, ceil4(Math.min(this.chunkBytes, byteLength - at)));
+      this.chunks.push(be.device.createBuffer({ size, usage: WEIGHT_USAGE }));
+      if (byteLength === 0) break;
+    }
+  }
+
+  /** Bytes go in at a 4-byte boundary; a length that is not a multiple of 4 is padded with zeros to the next one. */
+  write(offset: number, src: Uint8Array): void {
+    this.check(offset, src.byteLength);
+    if (offset % 4 !== 0) throw new RangeError(`webgpu weight arena: write at offset ${offset} is not 4-byte aligned`);
+    for (const [at, r] of this.repacked) if (at < offset + src.byteLength && offset < at + r.bytes) this.repacked.delete(at);
+    let data = src;
+    if (src.byteLength % 4 !== 0) {
+      data = new Uint8Array(ceil4(src.byteLength));
+      data.set(src);
+    }
+    this.be.flush();
+    for (let done = 0; done < data.byteLength;) {
+      const at = offset + done, c = Math.floor(at / this.chunkBytes), inChunk = at - c * this.chunkBytes;
+      const n = Math.min(data.byteLength - done, this.chunkBytes - inChunk);
+      this.be.device.queue.writeBuffer(this.chunks[c], inChunk, data, done, n);
+      done += n;
+    }
+  }
+
+  view(w: WeightDesc, offset: number): Weight {
+    const q = GPU_QUANTS.get(w.type);
+    if (!q) throw new RangeError(`webgpu backend: weight '${w.name}' has ggml type ${w.type}, which has no WGSL kernel`);
+    const n = tensorBytes(w);
+    this.check(offset, n);
+    if (offset % 4 !== 0) throw new RangeError(`webgpu weight arena: weight '${w.name}' at offset ${offset} is not 4-byte aligned`);
+    const c = Math.floor(offset / this.chunkBytes);
+    let buffer = this.chunks[c], byteOff = offset - c * this.chunkBytes;
+    if (byteOff + n > this.chunkBytes) {
+      // Straddles two bindings: a buffer of its own (ceil4: the chunks are padded to whole words).
+      if (n > this.be.maxBinding) throw new RangeError(`webgpu backend: weight '${w.name}' has ${n} bytes, more than the adapter binds at once (${this.be.maxBinding})`);
+      buffer = this.be.device.createBuffer({ size: ceil4(n), usage: WEIGHT_USAGE });
+      const first = this.chunkBytes - byteOff;
+      this.be.copyBytes(this.chunks[c], byteOff, buffer, 0, first);
+      this.be.copyBytes(this.chunks[c + 1], 0, buffer, first, ceil4(n) - first);
+      this.spills.push(buffer);
+      byteOff = 0;
+    }
+    if (q.repack) {
+      const done = this.repacked.get(offset);
+      if (done && (done.type !== w.type || done.bytes !== n)) throw new Error(`webgpu weight arena: bytes at ${offset} were bound as type ${done.type} (${done.bytes} bytes) and again as '${w.name}' without a write between`);
+      if (!done || buffer !== this.chunks[c]) {
+        const raw = this.be.device.createBuffer({ size: ceil4(n), usage: WEIGHT_USAGE });
+        this.be.copyBytes(buffer, byteOff, raw, 0, ceil4(n));
+        this.be.repack(buffer, byteOff / 4, raw, n / q.repack.rawBytes, q.repack);
+        this.be.release(raw);
+        if (buffer === this.chunks[c]) this.repacked.set(offset, { type: w.type, bytes: n });
+      }
+    }
+    return new GpuWeight(w.name, w.type, w.shape, buffer, byteOff / 4, q);
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    for (const b of [...this.chunks, ...this.spills]) this.be.release(b);
+  }
+
+  private check(offset: number, n: number): void {
+    if (this.freed) throw new Error("webgpu weight arena used after free()");
+    if (!(offset >= 0 && offset + n <= this.byteLength)) throw new RangeError(`webgpu weight arena range [${offset}, ${offset + n}) outside its ${this.byteLength} bytes`);
+  }
+}

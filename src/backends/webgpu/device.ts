@@ -1,0 +1,45 @@
+/// <reference types="@webgpu/types" />
+// Opening a WebGPU device: in a browser through navigator.gpu, under Node through Dawn (the optional `webgpu`
+// package). No adapter, or no package, is an answer with a reason, not an exception: the caller decides.
+// On Linux without a GPU, Mesa's lavapipe gives Dawn a software device: run scripts/lavapipe.sh and set
+// VK_DRIVER_FILES=/opt/mesa25/lvp_icd.json (the Vulkan loader reads it when Dawn starts).
+
+export interface GpuDevice {
+  readonly device: GPUDevice;
+  /** e.g. "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" or "nvidia-h100-80gb-hbm3". */
+  readonly adapterName: string;
+  /** Largest storage binding: weights bigger than it are split (lavapipe 128 MiB, an H100 2 GiB). */
+  readonly maxBinding: number;
+  readonly maxBuffer: number;
+  /** The GPU object itself: dawn.node's device must not outlive it (keep it reachable). */
+  readonly gpu: GPU;
+}
+
+/** A device, or why there is none. */
+export async function openGpuDevice(): Promise<GpuDevice | { reason: string }> {
+  let gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) {
+    try {
+      const dawn = (await import("webgpu")) as { create(flags: string[]): GPU };
+      gpu = dawn.create([]);
+    } catch (e) {
+      return { reason: `the optional 'webgpu' package (Dawn for Node) is not installed or does not load here: ${(e as Error).message.split("\n")[0]}` };
+    }
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) return { reason: "no WebGPU adapter found (no GPU driver Dawn accepts; on Linux without a GPU: scripts/lavapipe.sh, then VK_DRIVER_FILES=/opt/mesa25/lvp_icd.json)" };
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 10),
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    },
+  });
+  const info = adapter.info;
+  const adapterName = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
+  // Binding sizes must be multiples of 4; keep a 256-byte margin so offsets stay aligned.
+  const maxBinding = Math.floor(Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize) / 256) * 256;
+  return { device, adapterName, maxBinding, maxBuffer: l.maxBufferSize, gpu };
+}

@@ -1,0 +1,326 @@
+// WGSL of the WebGPU backend's kernels other than the per-type weight readers (quant/*). Every kernel takes its
+// parameters as the uniform `p` (binding 0) and runs 64 threads per workgroup; workgroups are numbered over x and
+// y (65535 at most per dimension), so `wid` below is the linear workgroup index. Host arrays an op needs (token
+// ids, positions' cos/sin, row lists, scales) come in `hd`, the submission's staging buffer, at a word offset.
+// Inputs an op may alias with its output (out = x) have an in-place variant: see inPlace().
+
+const HEAD = /* wgsl */ `
+fn wid(wg: vec3u, nw: vec3u) -> u32 { return wg.y * nw.x + wg.x; }
+`;
+/** Every kernel's entry point: 64 threads, its workgroup and thread index. */
+const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
+/** The thread's linear index, for kernels of one thread per value. */
+const GID = "wid(wg, nw) * 64u + li";
+
+/** The variant of `src` where binding `name` is the output `o` itself: its declaration dropped, its uses renamed. */
+export function inPlace(src: string, name: string): string {
+  const decl = new RegExp(`@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}: array<f32>;\\n`);
+  const m = decl.exec(src);
+  if (!m) throw new Error(`inPlace: no input binding '${name}'`);
+  const dropped = Number(m[1]);
+  // Bindings after the dropped one move down by one, so the caller passes the buffers in the same order minus it.
+  return src.replace(decl, "").replace(/@binding\((\d+)\)/g, (s, b: string) => (Number(b) > dropped ? `@binding(${Number(b) - 1})` : s)).replace(new RegExp(`\\b${name}\\[`, "g"), "o[");
+}
+
+/**
+ * out[t, n] = Σ_k x[t, k] · W[n, k] for `tokens` rows of x per workgroup (z), 64 / lanes weight rows per workgroup, each
+ * row's units of 32 values split over `lanes` threads and summed in workgroup memory. Few lanes suit short rows
+ * (and lavapipe, where every barrier costs), 64 long ones.
+ */
+export function matmulLanes(k: number): number {
+  const units = k / 32;
+  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
+}
+export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
+  return /* wgsl */ `
+struct P { w_off: u32, k: u32, n: u32, t: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${dq}
+const TT = ${tokens}u;
+const L = ${lanes}u;
+var<workgroup> red: array<f32, ${64 * tokens}>;
+${MAIN}
+  let lane = li % L;
+  let row = wid(wg, nw) * (64u / L) + li / L;
+  let t0 = wg.z * TT;
+  var acc: array<f32, TT>;
+  if (row < p.n) {
+    let nu = p.k / 32u;
+    for (var u = lane; u < nu; u += L) {
+      let wv = dq32(row, u);
+      for (var tt = 0u; tt < TT; tt++) {
+        let t = t0 + tt;
+        if (t >= p.t) { break; }
+        let xb = t * p.k + u * 32u;
+        var s = 0.0;
+        for (var j = 0u; j < 32u; j++) { s += wv[j] * x[xb + j]; }
+        acc[tt] += s;
+      }
+    }
+  }
+  if (L > 1u) {
+    for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] = acc[tt]; }
+    workgroupBarrier();
+    for (var st = L / 2u; st > 0u; st >>= 1u) {
+      if (lane < st) {
+        for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] += red[tt * 64u + li + st]; }
+      }
+      workgroupBarrier();
+    }
+    for (var tt = 0u; tt < TT; tt++) { acc[tt] = red[tt * 64u + li]; }
+  }
+  if (lane == 0u && row < p.n) {
+    for (var tt = 0u; tt < TT; tt++) {
+      if (t0 + tt < p.t) { o[(t0 + tt) * p.n + row] = acc[tt]; }
+    }
+  }
+}`;
+}
+
+/** out[t, :] = row ids[t] of the table (n rows of k). */
+export function embedWgsl(dq: string): string {
+  return /* wgsl */ `
+struct P { w_off: u32, k: u32, n: u32, t: u32, ids: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> hd: array<u32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${dq}
+${MAIN}
+  let g = ${GID};
+  let nu = p.k / 32u;
+  if (g >= p.t * nu) { return; }
+  let t = g / nu;
+  let u = g % nu;
+  let v = dq32(hd[p.ids + t], u);
+  for (var j = 0u; j < 32u; j++) { o[t * p.k + u * 32u + j] = v[j]; }
+}`;
+}
+
+/**
+ * In-place repack of nb blocks of rawBytes: copy of the raw bytes in `src`; each block's body (body_words words at
+ * byte body_at) goes to word w_off + b·body_words, its f16 scale (at byte scale_at) to the f16 array after all
+ * bodies. One thread per pair of blocks (they share a scale word); an odd last block keeps the word's other half.
+ */
+export const REPACK_WGSL = /* wgsl */ `
+struct P { w_off: u32, nb: u32, raw: u32, body_at: u32, body_words: u32, scale_at: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> w: array<u32>;
+@group(0) @binding(2) var<storage, read> src: array<u32>;
+${HEAD}
+fn sb(i: u32) -> u32 { return (src[i >> 2u] >> (8u * (i & 3u))) & 0xffu; }
+fn word_at(i: u32) -> u32 { return sb(i) | (sb(i + 1u) << 8u) | (sb(i + 2u) << 16u) | (sb(i + 3u) << 24u); }
+fn scale_of(b: u32) -> u32 { let i = b * p.raw + p.scale_at; return sb(i) | (sb(i + 1u) << 8u); }
+${MAIN}
+  let i = wid(wg, nw) * 64u + li;
+  if (2u * i >= p.nb) { return; }
+  for (var b = 2u * i; b < min(2u * i + 2u, p.nb); b++) {
+    for (var q = 0u; q < p.body_words; q++) { w[p.w_off + b * p.body_words + q] = word_at(b * p.raw + p.body_at + 4u * q); }
+  }
+  let sw = p.body_words * p.nb + i;
+  let hi = select(src[sw] >> 16u, scale_of(2u * i + 1u), 2u * i + 1u < p.nb);
+  w[p.w_off + sw] = scale_of(2u * i) | (hi << 16u);
+}`;
+
+/** rows of n values: out = x / sqrt(mean(x²) + eps) · w (w: n f32 at word w_off); one workgroup per row. */
+export const RMSNORM_WGSL = /* wgsl */ `
+struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> xin: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;
+${MAIN}
+  let r = wid(wg, nw);
+  if (r >= p.rows) { return; }
+  let b = r * p.n;
+  var ss = 0.0;
+  for (var i = li; i < p.n; i += 64u) { let v = xin[b + i]; ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  for (var i = li; i < p.n; i += 64u) { o[b + i] = xin[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
+}`;
+
+/** out[i] = f(a[i], b[i]) for i < n. */
+export function binaryWgsl(expr: string): string {
+  return /* wgsl */ `
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ain: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let i = wid(wg, nw) * 64u + li;
+  if (i >= p.n) { return; }
+  let a = ain[i];
+  let c = b[i];
+  o[i] = ${expr};
+}`;
+}
+
+/** NeoX rope in place over rows (t, head) of x: pair (i, i + half) of each head's first 2·half values, cos/sin of (t, i) from `tab`. */
+export const ROPE_WGSL = /* wgsl */ `
+struct P { rows: u32, nh: u32, hd: u32, half: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> tab: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.rows * p.half) { return; }
+  let r = g / p.half;
+  let i = g % p.half;
+  let t = r / p.nh;
+  let c = tab[2u * (t * p.half + i)];
+  let s = tab[2u * (t * p.half + i) + 1u];
+  let j = r * p.hd + i;
+  let a = o[j];
+  let b = o[j + p.half];
+  o[j] = a * c - b * s;
+  o[j + p.half] = a * s + b * c;
+}`;
+
+/**
+ * Causal grouped-query attention, one workgroup per (query row, head): scores to `sc` (row stride lmax), max and
+ * sum reduced over the workgroup, then each thread weights V for its values of the head.
+ */
+export const ATTENTION_WGSL = /* wgsl */ `
+struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> kc: array<f32>;
+@group(0) @binding(3) var<storage, read> vc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;
+${MAIN}
+  let idx = wid(wg, nw);
+  if (idx >= p.t * p.nh) { return; }
+  let t = p.t0 + idx / p.nh;
+  let h = idx % p.nh;
+  let kvh = h / (p.nh / p.nkv);
+  let nk = p.start + t + 1u;
+  let kvd = p.nkv * p.hd;
+  let qb = (t * p.nh + h) * p.hd;
+  let sbase = idx * p.lmax;
+  var mx = -3.0e38;
+  for (var j = li; j < nk; j += 64u) {
+    let kb = j * kvd + kvh * p.hd;
+    var s = 0.0;
+    for (var i = 0u; i < p.hd; i++) { s += q[qb + i] * kc[kb + i]; }
+    s *= p.scale;
+    sc[sbase + j] = s;
+    mx = max(mx, s);
+  }
+  red[li] = mx;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] = max(red[li], red[li + st]); }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var j = li; j < nk; j += 64u) {
+    let e = exp(sc[sbase + j] - m);
+    sc[sbase + j] = e;
+    sum += e;
+  }
+  red[li] = sum;
+  storageBarrier();
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let tot = red[0];
+  for (var d = li; d < p.hd; d += 64u) {
+    var acc = 0.0;
+    for (var j = 0u; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
+    o[qb + d] = acc / tot;
+  }
+}`;
+
+/** out[i, :] = x[rows[i], :]. */
+export const GATHER_WGSL = /* wgsl */ `
+struct P { len: u32, n: u32, rows: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> hd: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.n * p.len) { return; }
+  let i = g / p.len;
+  let c = g % p.len;
+  o[g] = x[hd[p.rows + i] * p.len + c];
+}`;
+
+/** out[rows[i], :] += scales[i] · x[i, :], rows in order per column (a row listed twice adds twice, as the reference). */
+export const SCATTER_ADD_WGSL = /* wgsl */ `
+struct P { len: u32, n: u32, rows: u32, scales: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> hd: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let c = wid(wg, nw) * 64u + li;
+  if (c >= p.len) { return; }
+  for (var i = 0u; i < p.n; i++) {
+    let r = hd[p.rows + i];
+    o[r * p.len + c] += bitcast<f32>(hd[p.scales + i]) * x[i * p.len + c];
+  }
+}`;
+
+/** out[r, :] += bias (len f32 at word w_off) for r < rows. */
+export const ADD_ROWS_WGSL = /* wgsl */ `
+struct P { len: u32, rows: u32, w_off: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.len * p.rows) { return; }
+  o[g] += bitcast<f32>(w[p.w_off + g % p.len]);
+}`;
+
+/** Strided row copy (CopyParams), optionally rounding each value to f16. */
+export const COPY_WGSL = /* wgsl */ `
+struct P { rows: u32, n: u32, s_off: u32, s_stride: u32, d_off: u32, d_stride: u32, round: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+${HEAD}
+// Round to nearest even at f16's 10 mantissa bits (pack2x16float's rounding is not specified); outside f16's
+// normal range, pack2x16float's own conversion.
+fn round_f16(v: f32) -> f32 {
+  let b = bitcast<u32>(v);
+  let e = (b >> 23u) & 0xffu;
+  if (e >= 113u && e < 142u) { return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u); }
+  return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
+}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.rows * p.n) { return; }
+  let r = g / p.n;
+  let i = g % p.n;
+  var v = x[p.s_off + r * p.s_stride + i];
+  if (p.round != 0u) { v = round_f16(v); }
+  o[p.d_off + r * p.d_stride + i] = v;
+}`;

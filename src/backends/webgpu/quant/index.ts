@@ -1,0 +1,10 @@
+// The quant types the WebGPU backend runs, by ggml type id (one file each, named after src/quant/*).
+import type { GpuQuant } from "./types.js";
+import { F32_GPU } from "./f32.js";
+import { BF16_GPU, F16_GPU } from "./f16.js";
+import { Q8_0_GPU } from "./q8_0.js";
+import { Q4_K_GPU } from "./q4_k.js";
+import { Q6_K_GPU } from "./q6_k.js";
+
+export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map([F32_GPU, F16_GPU, BF16_GPU, Q8_0_GPU, Q4_K_GPU, Q6_K_GPU].map((q) => [q.type, q]));
+export type { GpuQuant } from "./types.js";

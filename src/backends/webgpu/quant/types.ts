@@ -1,0 +1,21 @@
+// What a quant type contributes to the WebGPU backend: a WGSL function giving 32 consecutive values of a weight
+// row (the unit every kernel loops over) and, where ggml's block is not made of aligned words, a repack into
+// aligned words (block bodies first, then the f16 scales) done in place, on the device, when a weight is bound.
+// Uniform `p` of every kernel that reads weights has fields w_off (words), k (values per row) and n (rows).
+
+export interface GpuQuant {
+  readonly type: number;
+  /** WGSL: fn dq32(row: u32, u: u32) -> array<f32, 32>, values [32u, 32u + 32) of `row`, reading `w: array<u32>`. */
+  readonly wgsl: string;
+  /** ggml block layout moved to aligned words: the block's byte size, where its body and its f16 scale sit. */
+  readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number };
+}
+
+/** f16 number `i` of the half-words starting at word `base` (two per word, little-endian). */
+export const F16_AT = /* wgsl */ `
+fn f16_at(base: u32, i: u32) -> f32 {
+  let v = unpack2x16float(w[base + (i >> 1u)]);
+  return select(v.x, v.y, (i & 1u) == 1u);
+}
+fn byte_of(word: u32, j: u32) -> u32 { return (word >> (8u * j)) & 0xffu; }
+`;

@@ -1,0 +1,429 @@
+/// <reference types="@webgpu/types" />
+// The WebGPU backend: weights and activations live on the device; ops are recorded into one command encoder
+// (one compute pass, a bind group per dispatch) and submitted only when the host needs a result (read, readMany)
+// or new bytes must land in order (write, a weight arena's write): a MoE layer is one submission up to its
+// routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
+// rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
+// Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight, WeightArena } from "../backend.js";
+import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
+import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
+import type { GpuDevice } from "./device.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl } from "./kernels.js";
+import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+
+const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
+const F32 = 0;
+/** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
+const STAGE_BYTES = 1 << 20;
+/** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
+const SCORE_BYTES = 64 << 20;
+
+/** Ops this backend runs; the rest (MLA's per-head matmul, the gated DeltaNet) are refused at load. */
+const OPS = new Set<OpName>(["embed", "matmul", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul"]);
+
+class GpuBuf implements Buf {
+  constructor(readonly buffer: GPUBuffer, readonly length: number) {}
+}
+
+function gbuf(b: Buf): GpuBuf {
+  if (!(b instanceof GpuBuf)) throw new TypeError("webgpu backend: buffer was not allocated by this backend");
+  return b;
+}
+function gw(w: Weight, op: string): GpuWeight {
+  if (!(w instanceof GpuWeight)) throw new TypeError(`webgpu ${op}: weight '${w.name}' was not bound by the webgpu backend`);
+  return w;
+}
+
+const f32Bits = new Float32Array(1), u32Bits = new Uint32Array(f32Bits.buffer);
+/** A float parameter as the u32 word WGSL reads back with its struct's f32 field. */
+function f(x: number): number {
+  f32Bits[0] = x;
+  return u32Bits[0];
+}
+
+export class WebGpuBackend implements Backend, ArenaHost {
+  readonly name = "webgpu";
+  readonly deviceWeights = true;
+  readonly device: GPUDevice;
+  readonly maxBinding: number;
+  readonly adapterName: string;
+  private readonly gpu: GpuDevice;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private enc: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private stage = new Uint8Array(STAGE_BYTES);
+  private stageBuf: GPUBuffer;
+  private used = 0;
+  private dead: GPUBuffer[] = [];
+  private error: string | undefined;
+  private scores: GpuBuf | undefined;
+  private readonly moeScratch = new Map<string, GpuBuf>();
+  /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
+  private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
+
+  constructor(gpu: GpuDevice) {
+    this.gpu = gpu;
+    this.device = gpu.device;
+    this.maxBinding = gpu.maxBinding;
+    this.adapterName = gpu.adapterName;
+    this.stageBuf = this.newStage(STAGE_BYTES);
+    this.device.addEventListener("uncapturederror", (e) => {
+      this.error ??= (e as GPUUncapturedErrorEvent).error.message;
+    });
+    void this.device.lost.then((info) => {
+      this.error ??= `device lost (${info.reason}): ${info.message}`;
+    });
+  }
+
+  supports(op: OpName, type?: number): boolean {
+    if (!OPS.has(op)) return false;
+    if (type === undefined) return true;
+    if (op === "matmul" || op === "embed" || op === "moe_ffn") return GPU_QUANTS.has(type);
+    if (op === "rmsnorm" || op === "add_rows") return type === F32;
+    return false; // attention sinks (a weight) are not read by this kernel
+  }
+
+  // ---- memory
+
+  upload(w: HostWeight): Weight {
+    const a = new GpuArena(this, tensorBytes(w));
+    a.write(0, w.bytes.subarray(0, tensorBytes(w)));
+    return a.view(w, 0); // the arena lives as long as its weight's buffer: the backend's lifetime
+  }
+  allocWeights(bytes: number): WeightArena {
+    return new GpuArena(this, bytes);
+  }
+  alloc(length: number): Buf {
+    const size = Math.max(16, Math.ceil((length * 4) / 4) * 4);
+    return new GpuBuf(this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST }), length);
+  }
+  write(dst: Buf, src: Float32Array, dstOffset = 0): void {
+    const b = gbuf(dst);
+    if (dstOffset < 0 || dstOffset + src.length > b.length) throw new RangeError(`webgpu write: ${src.length} values at ${dstOffset} overrun a buffer of ${b.length}`);
+    if (src.length === 0) return;
+    this.flush();
+    this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
+  }
+  async read(src: Buf): Promise<Float32Array> {
+    return (await this.readMany([src]))[0];
+  }
+  async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+    const bufs = srcs.map(gbuf);
+    const total = bufs.reduce((a, b) => a + b.length * 4, 0);
+    const rb = this.device.createBuffer({ size: Math.max(16, total), usage: MAP_READ | COPY_DST });
+    let at = 0;
+    for (const b of bufs) {
+      if (b.length) this.copyBytes(b.buffer, 0, rb, at, b.length * 4);
+      at += b.length * 4;
+    }
+    this.flush();
+    try {
+      await rb.mapAsync(1);
+    } catch (e) {
+      this.throwIfFailed();
+      throw e;
+    }
+    const all = new Float32Array(rb.getMappedRange(0, Math.max(16, total)).slice(0));
+    rb.unmap();
+    rb.destroy();
+    this.throwIfFailed();
+    at = 0;
+    return bufs.map((b) => all.slice(at, (at += b.length)));
+  }
+  free(buf: Buf): void {
+    this.release(gbuf(buf).buffer);
+  }
+  close(): void {
+    this.flush();
+    for (const b of this.moeScratch.values()) b.buffer.destroy();
+    this.device.destroy();
+  }
+
+  private throwIfFailed(): void {
+    if (this.error !== undefined) throw new Error(`webgpu backend (${this.adapterName}): ${this.error}`);
+  }
+
+  // ---- recording
+
+  /** Submits what was recorded (with its staging bytes); returns at once. */
+  flush(): void {
+    if (!this.enc) return;
+    this.pass?.end();
+    this.pass = undefined;
+    if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
+    this.device.queue.submit([this.enc.finish()]);
+    this.enc = undefined;
+    this.used = 0;
+    for (const b of this.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
+    this.dead = [];
+  }
+  release(b: GPUBuffer): void {
+    if (this.enc) this.dead.push(b);
+    else b.destroy();
+  }
+  private encoder(): GPUCommandEncoder {
+    return (this.enc ??= this.device.createCommandEncoder());
+  }
+  copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    const enc = this.encoder();
+    this.pass?.end();
+    this.pass = undefined;
+    enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+  private newStage(bytes: number): GPUBuffer {
+    return this.device.createBuffer({ size: bytes, usage: UNIFORM | STORAGE | COPY_DST });
+  }
+  /** Staging room for `bytes` at a 256-byte boundary; returns its byte offset (submits first when full). */
+  private reserve(bytes: number): number {
+    const need = Math.ceil(Math.max(bytes, 256) / 256) * 256;
+    if (this.used + need > this.stage.byteLength) {
+      this.flush();
+      if (need > this.stage.byteLength) {
+        const size = Math.max(need, 2 * this.stage.byteLength);
+        this.stageBuf.destroy();
+        this.stage = new Uint8Array(size);
+        this.stageBuf = this.newStage(size);
+      }
+    }
+    const at = this.used;
+    this.used += need;
+    return at;
+  }
+  /** Host words into staging; returns their word offset in `hd`. */
+  private hostData(a: Int32Array | Float32Array | Uint32Array): number {
+    const at = this.reserve(a.byteLength);
+    this.stage.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    return at / 4;
+  }
+  private pipeline(key: string, code: () => string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.device.createComputePipeline({ layout: "auto", compute: { module: this.device.createShaderModule({ code: code(), label: key }), entryPoint: "main" } });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+  /** Records one dispatch of `groups` workgroups (spread over x and y), `z` deep; binding 0 holds `params`. */
+  private dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
+    if (groups === 0 || z === 0) return;
+    const pipe = this.pipeline(key, code);
+    const at = this.reserve(256);
+    new Uint32Array(this.stage.buffer, at, params.length).set(params);
+    const bg = this.device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: at, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+    });
+    const enc = this.encoder();
+    const pass = (this.pass ??= enc.beginComputePass());
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bg);
+    const x = Math.min(groups, 65535);
+    pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
+  }
+  /** The in-place variant when out is the aliasing input itself. */
+  private aliased(key: string, src: string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
+    if (out !== input) return { key, code: () => src, binds: (b) => b };
+    return { key: `${key}/inplace`, code: () => inPlace(src, name), binds: (b) => b.filter((x, i) => !(x === input.buffer && i !== b.length - 1)) };
+  }
+
+  // ---- ops
+
+  embed(out: Buf, table: Weight, ids: Int32Array): void {
+    const w = gw(table, "embed");
+    const { k, n } = weightDims(w);
+    for (const id of ids) if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
+    if (k % 32 !== 0) throw new RangeError(`webgpu embed: '${w.name}' rows of ${k} values are not whole units of 32`);
+    const o = gbuf(out);
+    if (o.length < ids.length * k) throw new RangeError(`webgpu embed: out holds ${o.length} values, needs ${ids.length * k}`);
+    const hd = this.hostData(ids);
+    this.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, n, ids.length, hd], [w.buffer, this.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
+  }
+
+  matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    const g = gw(w, "matmul");
+    const { k, n } = weightDims(g);
+    if (k % 32 !== 0) throw new RangeError(`webgpu matmul: '${g.name}' rows of ${k} values are not whole units of 32`);
+    const xs = gbuf(x), o = gbuf(out);
+    if (xs.length < nTokens * k || o.length < nTokens * n) throw new RangeError(`webgpu matmul '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * k} and ${nTokens * n}`);
+    this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
+  }
+  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number): void {
+    // One token row per workgroup: with 8 (weights read once per 8 rows) LLVM took 20+ s of CPU to compile the Q6_K
+    // kernel on lavapipe. A tiled prefill matmul is for the GPU bench to bring back, compile time measured on lavapipe too.
+    const lanes = matmulLanes(k), tt = 1;
+    this.dispatch(`matmul/${w.type}/${lanes}/${tt}`, () => matmulWgsl(w.quant.wgsl, lanes, tt), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], Math.ceil(n / (64 / lanes)), Math.ceil(nTokens / tt));
+  }
+
+  rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    const g = gw(w, "rmsNorm");
+    if (g.type !== F32) throw new RangeError(`webgpu rmsNorm: weight '${g.name}' must be F32`);
+    const o = gbuf(out), xs = gbuf(x);
+    const v = this.aliased("rmsnorm", RMSNORM_WGSL, o, xs, "xin");
+    this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
+  }
+
+  rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
+    if (!ropeIsPlain(opts)) throw new RangeError("webgpu rope: only NeoX over each head's first nRot values (no NORM mode, offset or YaRN yet)");
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim}`);
+    const half = nRot / 2;
+    const tab = this.ropeTable(pos, half, nRot, freqBase);
+    this.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
+  }
+  /** cos/sin of every (position, pair) in f64 on the host, as the reference computes them, uploaded once per positions array. */
+  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number): GPUBuffer {
+    let byKey = this.ropeTables.get(pos);
+    if (!byKey) this.ropeTables.set(pos, (byKey = new Map()));
+    const key = `${nRot}/${base}`;
+    let b = byKey.get(key);
+    if (!b) {
+      const angle = ropeAngles(nRot, base);
+      const tab = new Float32Array(pos.length * half * 2);
+      for (let t = 0; t < pos.length; t++) {
+        for (let i = 0; i < half; i++) {
+          const { cos, sin } = angle(pos[t], i);
+          tab[2 * (t * half + i)] = cos;
+          tab[2 * (t * half + i) + 1] = sin;
+        }
+      }
+      b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
+      this.device.queue.writeBuffer(b, 0, tab); // a fresh buffer: no recorded op reads it yet
+      byKey.set(key, b);
+    }
+    return b;
+  }
+
+  copy(out: Buf, x: Buf, p: CopyParams): void {
+    this.copyRows(gbuf(out), x, p);
+  }
+  private copyRows(out: GpuBuf, x: Buf, p: CopyParams): void {
+    const xs = gbuf(x);
+    const { rows, n, src, dst } = p;
+    if (rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > out.length))
+      throw new RangeError(`copy: ${rows} rows of ${n} (src stride ${src.stride} from ${src.offset}, dst stride ${dst.stride} from ${dst.offset}) overrun ${xs.length} -> ${out.length} values`);
+    this.dispatch("copy", () => COPY_WGSL, [rows, n, src.offset, src.stride, dst.offset, dst.stride, p.roundF16 ? 1 : 0], [xs.buffer, out.buffer], Math.ceil((rows * n) / 64));
+  }
+
+  matmulHeads(_out: Buf, w: Weight, _x: Buf, _nTokens: number): void {
+    throw new RangeError(`webgpu backend: no per-head matmul yet (weight '${w.name}')`);
+  }
+
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    const kc = gbuf(kCache), vc = gbuf(vCache);
+    if ((startPos + nTokens) * kvDim > kc.length) throw new RangeError(`kvStore: positions [${startPos}, ${startPos + nTokens}) overrun a cache of ${kc.length / kvDim}`);
+    if (nTokens === 0) return;
+    this.copyBytes(gbuf(k).buffer, 0, kc.buffer, startPos * kvDim * 4, nTokens * kvDim * 4);
+    this.copyBytes(gbuf(v).buffer, 0, vc.buffer, startPos * kvDim * 4, nTokens * kvDim * 4);
+  }
+
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    const { nTokens, startPos, nHead, nHeadKv, headDim, scale } = p;
+    if (p.sinks || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) throw new RangeError("webgpu attention: no sinks, V prefix views or f16 probabilities yet");
+    if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
+    const lmax = startPos + nTokens;
+    const chunk = Math.max(1, Math.min(nTokens, Math.floor(SCORE_BYTES / (4 * nHead * lmax))));
+    const need = chunk * nHead * lmax;
+    if (!this.scores || this.scores.length < need) {
+      if (this.scores) this.release(this.scores.buffer);
+      this.scores = this.alloc(need) as GpuBuf;
+    }
+    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer];
+    for (let t0 = 0; t0 < nTokens; t0 += chunk) {
+      const tc = Math.min(chunk, nTokens - t0);
+      this.dispatch("attention", () => ATTENTION_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
+    }
+  }
+
+  add(out: Buf, a: Buf, b: Buf, n: number): void {
+    this.binary("add", "a + c", out, a, b, n);
+  }
+  swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
+    this.binary("swiglu", "a / (1.0 + exp(-a)) * c", out, gate, up, n);
+  }
+  sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    this.binary("sigmoid_mul", "a / (1.0 + exp(-c))", out, x, gate, n);
+  }
+  private binary(name: string, expr: string, out: Buf, a: Buf, b: Buf, n: number): void {
+    const o = gbuf(out), as = gbuf(a), bs = gbuf(b);
+    if (as.length < n || bs.length < n || o.length < n) throw new RangeError(`webgpu ${name}: ${n} values overrun its buffers`);
+    if (bs === o) throw new RangeError(`webgpu ${name}: out may alias only the first operand`);
+    const v = this.aliased(name, binaryWgsl(expr), o, as, "ain");
+    this.dispatch(v.key, v.code, [n], v.binds([as.buffer, bs.buffer, o.buffer]), Math.ceil(n / 64));
+  }
+
+  gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
+    if (rows.length === 0) return;
+    const hd = this.hostData(rows);
+    this.dispatch("gather", () => GATHER_WGSL, [rowLen, rows.length, hd], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil((rows.length * rowLen) / 64));
+  }
+  scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    if (rows.length === 0) return;
+    const hr = this.hostData(rows), hs = this.hostData(scales);
+    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, rows.length, hr, hs], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64));
+  }
+  addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
+    const g = gw(bias, "addRows");
+    const nb = g.shape.reduce((a, v) => a * v, 1);
+    if (nb !== rowLen || g.type !== F32) throw new RangeError(`addRows: bias '${g.name}' must be F32 of ${rowLen} values`);
+    this.dispatch("add_rows", () => ADD_ROWS_WGSL, [rowLen, nRows, g.wordOffset], [g.buffer, gbuf(out).buffer], Math.ceil((rowLen * nRows) / 64));
+  }
+  zero(out: Buf): void {
+    const o = gbuf(out);
+    const enc = this.encoder();
+    this.pass?.end();
+    this.pass = undefined;
+    enc.clearBuffer(o.buffer);
+  }
+
+  /** A MoE layer's experts in the same submission: gather, gate/up, swiglu, down, scatter-add per expert. */
+  moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    for (const e of experts) {
+      const { k: D, n: F } = weightDims(e.gate);
+      const n = e.rows.length;
+      if (n === 0) continue;
+      const xe = this.moeBuf("xe", n * D), ge = this.moeBuf("ge", n * F), ue = this.moeBuf("ue", n * F), ye = this.moeBuf("ye", n * D);
+      this.gatherRows(xe, x, e.rows, D);
+      this.matmul(ge, e.gate, xe, n);
+      this.matmul(ue, e.up, xe, n);
+      this.swiglu(ge, ge, ue, n * F);
+      this.matmul(ye, e.down, ge, n);
+      this.scatterAddRows(out, ye, e.rows, e.scales, D);
+    }
+  }
+  private moeBuf(name: string, length: number): GpuBuf {
+    const have = this.moeScratch.get(name);
+    if (have && have.length >= length) return have;
+    if (have) this.release(have.buffer);
+    const b = this.alloc(Math.max(length, 2 * (have?.length ?? 0))) as GpuBuf;
+    this.moeScratch.set(name, b);
+    return b;
+  }
+
+  // ---- the in-place repack the weight arenas ask for
+
+  repack(w: GPUBuffer, wordOffset: number, raw: GPUBuffer, nBlocks: number, r: NonNullable<GpuQuant["repack"]>): void {
+    this.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt], [w, raw], Math.ceil(nBlocks / 2 / 64));
+  }
+
+  // ---- linear attention: not on this backend yet (supports() says so, and load refuses such models)
+
+  convSilu(): void {
+    throw unsupported("conv_silu");
+  }
+  l2Norm(): void {
+    throw unsupported("l2_norm");
+  }
+  deltaGates(): void {
+    throw unsupported("delta_gates");
+  }
+  gatedDeltaNet(_out: Buf, _q: Buf, _k: Buf, _v: Buf, _g: Buf, _beta: Buf, _state: Buf, _stateOut: Buf, _p: DeltaNetParams): void {
+    throw unsupported("delta_net");
+  }
+  rmsNormGated(): void {
+    throw unsupported("rmsnorm_gated");
+  }
+}
+
+function unsupported(op: OpName): Error {
+  return new RangeError(`webgpu backend: no ${op} kernel yet`);
+}

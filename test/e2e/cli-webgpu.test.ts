@@ -1,0 +1,36 @@
+// The CLI with --backend webgpu (lavapipe in CI): the same greedy tokens as the scalar reference, and one clear
+// line (exit 2) when no adapter exists.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { smallVocabModel } from "../helpers/models.js";
+import { gpuEnv } from "../helpers/webgpu.js";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
+
+function cli(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...env, MOESTREAM_TEMP: undefined } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("run --backend webgpu gives the scalar backend's greedy tokens", async () => {
+  const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
+  const args = ["run", "-m", model, "-p", "Once upon a time", "-n", "4", "--temp", "0", "--json", "--ignore-eos", "--ctx-size", "64"];
+  const gpu = cli(gpuEnv(), ...args, "--backend", "webgpu");
+  assert.equal(gpu.code, 0, gpu.err);
+  const ref = cli(process.env, ...args, "--backend", "scalar");
+  assert.equal(ref.code, 0, ref.err);
+  assert.deepEqual(JSON.parse(gpu.out).tokens, JSON.parse(ref.out).tokens);
+});
+
+test("--backend webgpu without an adapter: exit 2 and one line saying why, no JavaScript stack", async () => {
+  const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
+  const r = cli({ ...process.env, VK_DRIVER_FILES: join(import.meta.dirname, "no-such-icd.json") }, "run", "-m", model, "-p", "Hi", "-n", "1", "--backend", "webgpu");
+  assert.equal(r.code, 2, r.err);
+  const line = r.err.split("\n").filter((l) => l.includes("--backend webgpu"));
+  assert.equal(line.length, 1, r.err);
+  assert.match(line[0], /--backend webgpu: no WebGPU adapter found/);
+  // No JavaScript stack (Dawn itself prints its Vulkan warnings, with a C++ source line, before our line).
+  assert.doesNotMatch(r.err, /^\s+at .*(\.js|\.ts|node:)/m);
+});

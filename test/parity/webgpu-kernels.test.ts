@@ -1,0 +1,204 @@
+// Every WGSL kernel of the WebGPU backend held to the scalar reference on small shapes (lavapipe in CI): matmul
+// and embedding for each quant type (Q8_0 and Q6_K repacked in place, odd block counts beside a neighbour that
+// must survive), norms, rope, attention (decode, prefill, GQA), the element-wise and row ops, the MoE op, and
+// weight arenas split over bindings. Tolerances are normalised MSE: f32 sums on the GPU vs f64 in the reference.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
+import { tensorBytes } from "../../src/backends/backend.js";
+import { F32 } from "../../src/quant/index.js";
+import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe } from "../helpers/parity.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
+import { gpuBackend } from "../helpers/webgpu.js";
+
+/** f32 sums in another order than the reference's f64: ~1e-14 seen; 1e-10 leaves room without hiding a wrong value. */
+const TOL = 1e-10;
+/** exp and sums over up to a few hundred keys in f32. */
+const TOL_ATTN = 1e-9;
+
+const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
+
+test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode and batched rows)", async (t) => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  let worst = 0;
+  for (const fmt of MATMUL_FORMATS_ALL) {
+    // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.
+    for (const [k, n] of fmt.blockSize === 256 ? [[256, 3], [512, 40]] : [[96, 3], [256, 40]]) {
+      const hw = randomWeight(fmt, k, n, `${fmt.name}-${k}-${n}`);
+      const ws = scalar.upload(hw), wg = be.upload(hw);
+      for (const tk of [1, 11]) {
+        const x = randomValues(k * tk, `x-${k}-${tk}`, 2);
+        const e = nmse(await runMatmul(be, wg, x, { k, n, t: tk }), await runMatmul(scalar, ws, x, { k, n, t: tk }));
+        worst = Math.max(worst, e);
+        assert.ok(e < TOL, `${fmt.name} ${k}x${n} T=${tk}: nmse ${e.toExponential(2)}`);
+      }
+      const ids = Int32Array.from([n - 1, 0, Math.floor(n / 2), n - 1]);
+      const run = async (b: Backend, w: Weight) => {
+        const o = b.alloc(ids.length * k);
+        b.embed(o, w, ids);
+        return b.read(o);
+      };
+      assert.ok(sameBits(await run(be, wg), await run(scalar, ws)), `${fmt.name} embed rows differ`);
+    }
+  }
+  t.diagnostic(`worst matmul nmse ${worst.toExponential(2)}`);
+});
+
+test("webgpu weight arenas: repacked weights beside each other, rewritten slots, a weight straddling two bindings", async () => {
+  const scalar = new ScalarBackend();
+  for (const fmt of MATMUL_FORMATS_ALL) {
+    const k = fmt.blockSize === 256 ? 256 : 96;
+    const a = randomWeight(fmt, k, 3, `a-${fmt.name}`), b = randomWeight(fmt, k, 4, `b-${fmt.name}`);
+    const na = tensorBytes(a), nb = tensorBytes(b), atB = Math.ceil(na / 64) * 64 + 64;
+    // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.
+    const maxBinding = Math.floor((atB + nb / 2) / 256) * 256;
+    assert.ok(na <= maxBinding && nb <= maxBinding && atB < maxBinding && atB + nb > maxBinding);
+    const be = await gpuBackend({ maxBinding });
+    const arena = be.allocWeights(atB + nb);
+    arena.write(0, a.bytes);
+    arena.write(atB, b.bytes);
+    const check = async (hw: HostWeight, w: Weight, what: string) => {
+      const x = randomValues(k * 2, `ax-${k}`);
+      const sh = { k, n: hw.shape[1], t: 2 };
+      const e = nmse(await runMatmul(be, w, x, sh), await runMatmul(scalar, scalar.upload(hw), x, sh));
+      assert.ok(e < TOL, `${fmt.name} ${what}: nmse ${e.toExponential(2)}`);
+    };
+    const wa = arena.view(a, 0), wb = arena.view(b, atB);
+    await check(a, wa, "first weight");
+    await check(b, wb, "second weight (after its neighbour's repack)");
+    await check(a, arena.view(a, 0), "the first bound again");
+    // An expert slot reused: new bytes in the same place, bound again.
+    const c = randomWeight(fmt, k, 3, `c-${fmt.name}`);
+    arena.write(0, c.bytes);
+    await check(c, arena.view(c, 0), "rewritten slot");
+    await check(b, wb, "neighbour of the rewritten slot");
+    arena.free();
+    assert.throws(() => arena.view(a, 0), /after free/);
+  }
+});
+
+test("webgpu rmsNorm, add, swiglu, sigmoidMul match the scalar reference (also in place)", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  for (const [len, rows] of [[2048, 1], [128, 7], [45, 3]]) {
+    const x = randomValues(len * rows, `rms-x-${len}-${rows}`, 3);
+    const hw = hostF32("norm", randomValues(len, `rms-w-${len}`));
+    const ref = bufOf(scalar, x);
+    scalar.rmsNorm(ref, ref, scalar.upload(hw), 1e-6, len, rows);
+    const w = be.upload(hw), xb = bufOf(be, x), out = be.alloc(len * rows);
+    be.rmsNorm(out, xb, w, 1e-6, len, rows);
+    be.rmsNorm(xb, xb, w, 1e-6, len, rows);
+    const got = await be.read(out);
+    assert.ok(sameBits(got, await be.read(xb)), "rmsNorm in place differs");
+    const e = nmse(got, await scalar.read(ref));
+    assert.ok(e < TOL, `rmsNorm len ${len} rows ${rows}: nmse ${e.toExponential(2)}`);
+  }
+  for (const n of [1, 67, 3000]) {
+    const a = randomValues(n, `a-${n}`, 4), b = randomValues(n, `b-${n}`, 2);
+    if (n > 4) a.set([100, -100, 80, -80]); // exp over- and underflow in silu and sigmoid
+    for (const op of ["add", "swiglu", "sigmoidMul"] as const) {
+      const ra = bufOf(scalar, a);
+      scalar[op](ra, ra, bufOf(scalar, b), n);
+      const ga = bufOf(be, a), gb = bufOf(be, b), out = be.alloc(n);
+      be[op](out, ga, gb, n);
+      be[op](ga, ga, gb, n);
+      const got = await be.read(out);
+      assert.ok(sameBits(got, await be.read(ga)), `${op} in place differs`);
+      const e = nmse(got, await scalar.read(ra));
+      assert.ok(e < TOL, `${op} n=${n}: nmse ${e.toExponential(2)}`);
+    }
+  }
+});
+
+test("webgpu NeoX rope (whole and partial heads) matches the scalar reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  for (const [nTok, nHead, hd, nRot] of [[1, 8, 128, 128], [5, 4, 64, 64], [3, 2, 64, 16], [2, 3, 12, 2]]) {
+    const x = randomValues(nTok * nHead * hd, `rope-${nTok}-${nHead}-${nRot}`, 2);
+    const pos = Int32Array.from({ length: nTok }, (_, i) => 700 + 37 * i);
+    const a = bufOf(scalar, x), b = bufOf(be, x);
+    scalar.rope(a, pos, nHead, hd, 1e6, nRot);
+    be.rope(b, pos, nHead, hd, 1e6, nRot);
+    const got = await be.read(b);
+    const e = nmse(got, await scalar.read(a));
+    assert.ok(e < TOL, `rope T=${nTok} heads ${nHead} nRot ${nRot}: nmse ${e.toExponential(2)}`);
+    for (let r = 0; r < nTok * nHead; r++) assert.ok(sameBits(got.subarray(r * hd + nRot, (r + 1) * hd), x.subarray(r * hd + nRot, (r + 1) * hd)), "unroped values changed");
+  }
+});
+
+test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked scores) match the scalar reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const cases = [
+    { nTokens: 1, startPos: 0, nHead: 4, nHeadKv: 2, headDim: 64 },
+    { nTokens: 1, startPos: 300, nHead: 8, nHeadKv: 2, headDim: 128 },
+    { nTokens: 13, startPos: 5, nHead: 8, nHeadKv: 2, headDim: 64 },
+    { nTokens: 3, startPos: 2, nHead: 3, nHeadKv: 3, headDim: 12 },
+  ];
+  for (const c of cases) {
+    const nKeys = c.startPos + c.nTokens, kvDim = c.nHeadKv * c.headDim;
+    const q = randomValues(c.nTokens * c.nHead * c.headDim, `aq-${nKeys}`, 3);
+    const kPre = randomValues(c.startPos * kvDim, `ak-${nKeys}`, 3), vPre = randomValues(c.startPos * kvDim, `av-${nKeys}`);
+    const kNew = randomValues(c.nTokens * kvDim, `akn-${nKeys}`, 3), vNew = randomValues(c.nTokens * kvDim, `avn-${nKeys}`);
+    const p = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+    const run = async (b: Backend) => {
+      const kc = b.alloc((nKeys + 4) * kvDim), vc = b.alloc((nKeys + 4) * kvDim), o = b.alloc(c.nTokens * c.nHead * c.headDim);
+      b.write(kc, kPre);
+      b.write(vc, vPre);
+      b.kvStore(kc, vc, bufOf(b, kNew), bufOf(b, vNew), c.startPos, c.nTokens, kvDim);
+      b.attention(o, bufOf(b, q), kc, vc, p);
+      return b.read(o);
+    };
+    const e = nmse(await run(be), await run(scalar));
+    assert.ok(e < TOL_ATTN, `${JSON.stringify(c)}: nmse ${e.toExponential(2)}`);
+  }
+  const q = new Float32Array(64), k = randomValues(9 * 64, "pk"), v = randomValues(9 * 64, "pv");
+  q[0] = 400;
+  const run = async (b: Backend) => {
+    const o = b.alloc(64);
+    b.attention(o, bufOf(b, q), bufOf(b, k), bufOf(b, v), { nTokens: 1, startPos: 8, nHead: 1, nHeadKv: 1, headDim: 64, scale: 1 });
+    return b.read(o);
+  };
+  const e = nmse(await run(be), await run(scalar));
+  assert.ok(e < TOL_ATTN, `peaked: nmse ${e.toExponential(2)}`);
+});
+
+test("webgpu gatherRows, copy (strided, f16-rounded) and zero equal the scalar reference bit for bit; scatterAddRows (a row twice) and addRows match it", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const x = randomValues(6 * 40, "rows-x", 3), base = randomValues(6 * 40, "rows-o");
+  const rows = Int32Array.from([4, 1, 4, 0]), scales = Float32Array.from([0.5, -2, 1.25, 3]);
+  const bias = hostF32("blk.0.attn_q.bias", randomValues(40, "bias"));
+  const run = async (b: Backend) => {
+    const xb = bufOf(b, x), g = b.alloc(4 * 40), o = bufOf(b, base), c = b.alloc(6 * 40), z = bufOf(b, x);
+    b.gatherRows(g, xb, rows, 40);
+    b.scatterAddRows(o, g, rows, scales, 40);
+    b.addRows(o, b.upload(bias), 40, 5);
+    b.copy(c, xb, { rows: 3, n: 17, src: { offset: 3, stride: 40 }, dst: { offset: 1, stride: 50 } });
+    b.copy(c, xb, { rows: 2, n: 40, src: { offset: 80, stride: 40 }, dst: { offset: 160, stride: 40 }, roundF16: true });
+    b.zero(z);
+    return [...(await b.readMany([g, o, c, z]))];
+  };
+  const [got, want] = [await run(be), await run(scalar)];
+  for (const [what, i] of [["gather", 0], ["copy", 2], ["zero", 3]] as const) assert.ok(sameBits(got[i], want[i]), `${what} differs`);
+  // The reference rounds s·x + o once (f64), the GPU twice (f32).
+  const e = nmse(got[1], want[1]);
+  assert.ok(e < TOL, `scatter-add + addRows: nmse ${e.toExponential(2)}`);
+});
+
+test("webgpu moeFfn over a set of experts equals the per-expert reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const D = 64, F = 96, T = 5;
+  for (const fmt of MATMUL_FORMATS_ALL.filter((f) => f.blockSize === 32 || f.blockSize === 1)) {
+    const h = randomValues(T * D, `moe-h-${fmt.name}`, 2);
+    const expert = (e: number, rows: number[], sc: number[]) => (b: Backend): ExpertRows => ({
+      gate: b.upload(randomWeight(fmt, D, F, `g${e}${fmt.name}`)), up: b.upload(randomWeight(fmt, D, F, `u${e}${fmt.name}`)), down: b.upload(randomWeight(fmt, F, D, `d${e}${fmt.name}`)),
+      rows: Int32Array.from(rows), scales: Float32Array.from(sc),
+    });
+    const set = [expert(0, [0, 2, 4], [0.5, 0.25, 1]), expert(1, [1, 2], [0.75, 0.125]), expert(2, [], [])];
+    const ref = bufOf(scalar, new Float32Array(T * D));
+    perExpertMoe(scalar, ref, bufOf(scalar, h), set.map((s) => s(scalar)), D, F);
+    const out = be.alloc(T * D);
+    be.zero(out);
+    be.moeFfn(out, bufOf(be, h), set.map((s) => s(be)));
+    const e = nmse(await be.read(out), await scalar.read(ref));
+    assert.ok(e < TOL, `${fmt.name} moe: nmse ${e.toExponential(2)}`);
+  }
+});
