@@ -42,10 +42,10 @@ function opsFor(w: WeightUse): OpName[] {
  * Refuse what the backend cannot run; return one warning per weight type it runs only through the scalar
  * reference (correct, but orders of magnitude slower: the user should know before waiting on it).
  */
-export function checkCapabilities(backend: Backend, weights: readonly WeightUse[]): string[] {
+export function checkCapabilities(backend: Backend, weights: readonly WeightUse[], archOps: readonly OpName[] = []): string[] {
   const slow = new Map<number, number>();
   const linear = weights.some((w) => /(^|\.)ssm_/.test(w.name));
-  const missing = (linear ? [...LAYER_OPS, ...LINEAR_ATTENTION_OPS] : LAYER_OPS).filter((op) => !backend.supports(op));
+  const missing = [...LAYER_OPS, ...(linear ? LINEAR_ATTENTION_OPS : []), ...archOps].filter((op) => !backend.supports(op));
   if (missing.length) throw new UsageError("backend_unsupported", `backend '${backend.name}' lacks the op(s) ${missing.join(", ")} the model's layers need`);
   const seen = new Set<string>();
   for (const w of weights) {

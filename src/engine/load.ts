@@ -133,7 +133,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const layers = r0.layers;
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
-    warnings.push(...namingFile(path, () => checkCapabilities(be, uses)));
+    warnings.push(...namingFile(path, () => checkCapabilities(be, uses, arch.ops)));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);

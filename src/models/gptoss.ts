@@ -4,7 +4,7 @@
 // window; every layer MoE: top-k of the raw router logits (+ bias), softmax over those k, experts with biases on
 // gate/up/down and the clamped SwiGLU min(g,7)·σ(1.702·min(g,7))·(clamp(u,±7)+1).
 // Reference: llama.cpp src/models/openai-moe.cpp.
-import type { Backend } from "../backends/backend.js";
+import type { Backend, OpName } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
@@ -22,6 +22,8 @@ export const ARCH = "gpt-oss";
 
 /** swiglu_oai's constants: hard-coded in llama.cpp (llama-graph.cpp), not GGUF keys. */
 const ACT: ExpertAct = { kind: "swiglu_oai", alpha: 1.702, limit: 7 };
+/** Asked of the backend at load beyond the shared layers' ops. */
+export const OPS: readonly OpName[] = ["swiglu_oai"];
 
 export interface HParams extends RopeScaling {
   nVocab: number;

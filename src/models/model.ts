@@ -1,7 +1,7 @@
 // The contract between the engine and any architecture. The engine sees ModelInfo, never an
 // architecture's hyperparameters; the model sees backend and expert-source interfaces, never their
 // concrete classes.
-import type { Backend, Buf, Weight } from "../backends/backend.js";
+import type { Backend, Buf, OpName, Weight } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import type { ModelCache } from "../kv/state.js";
@@ -73,4 +73,6 @@ export interface Architecture {
   /** Backend bytes of the per-sequence state for nCtx tokens (budgets are set before the model exists). */
   cacheBytes(hp: unknown, nCtx: number): number;
   create(hp: unknown, ctx: ModelContext): Model;
+  /** Ops beyond the shared layers' (LAYER_OPS) that every file of this architecture runs, asked of the backend at load. */
+  readonly ops?: readonly OpName[];
 }

@@ -1,6 +1,7 @@
 // Architectures by GGUF general.architecture. Each entry is one small model file; this is the only place
 // that knows them all.
 import { ModelError } from "../util/errors.js";
+import type { OpName } from "../backends/backend.js";
 import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
 import * as deepseek2 from "./deepseek2.js";
 import * as glm4moe from "./glm4moe.js";
@@ -20,6 +21,8 @@ interface ArchModule<HP, W> {
   cacheBytes(hp: HP, nCtx: number): number;
   weights: DeclareWeights<HP, W>;
   create(hp: HP, w: W, ctx: ModelContext): Model;
+  /** Ops beyond LAYER_OPS every file of it runs (gpt-oss's clamped SwiGLU). */
+  OPS?: readonly OpName[];
 }
 
 /** The engine-facing Architecture of a model file: declared tensors listed, or bound and shape-checked. */
@@ -32,6 +35,7 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
     tensors: (hp, has) => collectTensors(m.weights, hp as HP, m.info(hp as HP).nLayer, has),
     cacheBytes: (hp, nCtx) => m.cacheBytes(hp as HP, nCtx),
     create: (hp, ctx) => m.create(hp as HP, bindTensors(m.weights, hp as HP, ctx.weights), ctx),
+    ops: m.OPS ?? [],
   };
 }
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { OpName } from "../../src/backends/backend.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
+import { architecture } from "../../src/models/registry.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { loadModel } from "../../src/engine/load.js";
 import { packModel } from "../../src/experts/pack.js";
@@ -52,6 +53,12 @@ test("1-D weights ask for what uses them: biases add_rows, sinks attention, the 
   checkCapabilities(new Lacking("add_rows"), [{ name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]); // a model without biases is not asked
   assert.throws(() => checkCapabilities(new Lacking("attention", 0), [{ name: "blk.0.attn_sinks.weight", type: 0, rank: 1 }]), /cannot run attention on F32 weights/);
   assert.throws(() => checkCapabilities(new Lacking("matmul", 0), [{ name: "blk.0.ffn_gate_inp_shexp.weight", type: 0, rank: 1 }]), /cannot run matmul on F32 weights/);
+});
+
+test("an architecture's own ops are asked of the backend at load: gpt-oss's clamped SwiGLU", () => {
+  const weights = [{ name: "blk.0.attn_norm.weight", type: 0, rank: 1 }];
+  checkCapabilities(new Lacking("swiglu_oai"), weights); // not asked of a model that does not run it
+  assert.throws(() => checkCapabilities(new Lacking("swiglu_oai"), weights, architecture("gpt-oss").ops), /lacks the op\(s\) swiglu_oai/);
 });
 
 test("a pack whose expert parts differ from the architecture's declaration is refused at load, naming layer and part", async () => {

@@ -422,6 +422,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   rmsNormGated(): void {
     throw unsupported("rmsnorm_gated");
   }
+  swigluOai(): void {
+    throw unsupported("swiglu_oai");
+  }
 }
 
 function unsupported(op: OpName): Error {
