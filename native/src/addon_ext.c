@@ -1,5 +1,5 @@
 // Node-API bindings of the MLA and linear-attention ops (attentionExt, matmulHeads, convSilu, l2Norm, rmsNormGated,
-// sigmoidMul, deltaGates, copyRows): arguments checked, then the op runs in place on the JS memory.
+// sigmoidMul, deltaGates, copyRows, ropeTable): arguments checked, then the op runs in place on the JS memory.
 #include "matmul.h"
 #include "napi_args.h"
 #include "ops.h"
@@ -175,5 +175,25 @@ napi_value js_copy_rows(napi_env env, napi_callback_info info) {
                 (long long)rows, (long long)n, (long long)ss, (long long)so, (long long)ds, (long long)dof, xl, ol);
   if (overlap(out + dof, (dend - dof) * 4, x + so, (send - so) * 4)) return fail(env, "R", "native copy: out and x overlap");
   op_copy_rows(out, x, (int)rows, (int)n, (size_t)so, (size_t)ss, (size_t)dof, (size_t)ds, (int)rf);
+  return undefined(env);
+}
+
+// ropeTable(x, cs, nHead, headDim, nRot, offset, norm): cs a Float64Array of pos.length * nRot/2 (cos, sin) pairs.
+napi_value js_rope_table(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *x;
+  void *cs;
+  size_t xl, csl;
+  int64_t nh, hd, nrot, off, norm;
+  if (!f32_arg(env, a[0], "x", &x, &xl) || !typed_arg(env, a[1], "cs", napi_float64_array, "a Float64Array", &cs, &csl) ||
+      !int_arg(env, a[2], "nHead", 1, 1 << 20, &nh) || !int_arg(env, a[3], "headDim", 2, 1 << 16, &hd) || !int_arg(env, a[4], "nRot", 2, hd, &nrot) ||
+      !int_arg(env, a[5], "offset", 0, hd - nrot, &off) || !int_arg(env, a[6], "norm", 0, 1, &norm))
+    return NULL;
+  if (nrot % 2) return fail(env, "R", "native rope: nRot %lld is odd", (long long)nrot);
+  const size_t pairs = (size_t)nrot / 2, T = csl / (2 * pairs);
+  if (csl != T * 2 * pairs) return fail(env, "R", "native rope: cs has %zu values, not whole tokens of %zu (cos, sin) pairs", csl, pairs);
+  if (T > INT32_MAX || !need_len(env, "rope", "x", xl, T * (size_t)nh * (size_t)hd)) return NULL;
+  op_rope_table(x, cs, (int)T, (int)nh, (int)hd, (int)nrot, (int)off, (int)norm);
   return undefined(env);
 }

@@ -48,6 +48,7 @@ napi_value js_rms_norm_gated(napi_env env, napi_callback_info info);
 napi_value js_sigmoid_mul(napi_env env, napi_callback_info info);
 napi_value js_delta_gates(napi_env env, napi_callback_info info);
 napi_value js_copy_rows(napi_env env, napi_callback_info info);
+napi_value js_rope_table(napi_env env, napi_callback_info info);
 napi_value js_crc32c(napi_env env, napi_callback_info info);
 napi_value js_crc32c_async(napi_env env, napi_callback_info info);
 napi_value js_crc32c_impl(napi_env env, napi_callback_info info);

@@ -41,3 +41,6 @@ void op_delta_gates(float *g, float *beta, const float *alpha, const float *beta
 /** rows rows of n values: out[dst_off + r * dst_stride + i] = x[src_off + r * src_stride + i], rounded to f16 when asked. */
 void op_copy_rows(float *out, const float *x, int rows, int n, size_t src_off, size_t src_stride, size_t dst_off, size_t dst_stride,
                   int round_f16);
+/** Rope in place on x[T, n_head, head_dim] over values [offset, offset + n_rot) of each head, from cos / sin pairs
+ *  cs[T][n_rot / 2][2] (any rope's angles: YaRN, scaled); pairs (i, i + n_rot/2) (NeoX) or (2i, 2i + 1) when norm. */
+void op_rope_table(float *x, const double *cs, int n_tok, int n_head, int head_dim, int n_rot, int offset, int norm);

@@ -140,3 +140,20 @@ void op_copy_rows(float *out, const float *x, int rows, int n, size_t src_off, s
     else memcpy(d, s, sizeof(float) * (size_t)n);
   }
 }
+
+// ---- rope from a table of angles --------------------------------------------------------------------------------
+
+void op_rope_table(float *x, const double *cs, int n_tok, int n_head, int head_dim, int n_rot, int offset, int norm) {
+  const int half = n_rot / 2, step = norm ? 2 : 1, other = norm ? 1 : half;
+  for (int t = 0; t < n_tok; t++) {
+    const double *ct = cs + (size_t)t * half * 2;
+    for (int h = 0; h < n_head; h++) {
+      float *xh = x + ((size_t)t * n_head + h) * head_dim + offset;
+      for (int i = 0; i < half; i++) {
+        const double c = ct[2 * i], s = ct[2 * i + 1], a = xh[i * step], b = xh[i * step + other];
+        xh[i * step] = (float)(a * c - b * s);
+        xh[i * step + other] = (float)(a * s + b * c);
+      }
+    }
+  }
+}

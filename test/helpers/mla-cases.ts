@@ -1,6 +1,6 @@
 // The inputs the MLA / gated-DeltaNet kernel parity tests (native and wasm) hold to the scalar reference: each case
 // runs one op on a backend and reads the result back; `tol` is the normalised MSE allowed (0: the same bits).
-import type { AttentionParams, Backend, CopyParams, DeltaNetParams, HostWeight } from "../../src/backends/backend.js";
+import type { AttentionParams, Backend, CopyParams, DeltaNetParams, HostWeight, RopeOptions } from "../../src/backends/backend.js";
 import { F16, F32, Q8_0, Q4_K, type QuantFormat } from "../../src/quant/index.js";
 import { randomValues, randomWeight, bufOf, MATMUL_TOL } from "./parity.js";
 
@@ -155,7 +155,26 @@ function copyCases(): OpCase[] {
   }));
 }
 
+/** DeepSeek's rope (NORM pairs over the last nRot values of a head, YaRN x40) and other variants: the reference's angles. */
+function ropeCases(): OpCase[] {
+  const yarn = { freqScale: 1 / 40, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, nCtxOrig: 4096 };
+  const cases: [number, number, number, number, RopeOptions][] = [
+    [1, 16, 192, 64, { mode: "norm", offset: 128, yarn }], // q_pe of every head
+    [5, 1, 576, 64, { mode: "norm", offset: 512, yarn }], // k_pe of the latent row
+    [3, 4, 96, 32, { mode: "norm", yarn: { ...yarn, extFactor: 0 } }],
+    [2, 3, 64, 16, { offset: 8 }], // NeoX pairs from an offset
+  ];
+  return cases.map(([T, nHead, hd, nRot, opts]) => ({
+    op: "rope", label: `T ${T} heads ${nHead} hd ${hd} nRot ${nRot} ${JSON.stringify(opts)}`, tol: 0,
+    async run(be) {
+      const x = bufOf(be, randomValues(T * nHead * hd, `rope-${T}-${hd}`, 2));
+      be.rope(x, Int32Array.from({ length: T }, (_, i) => 4090 + 3 * i), nHead, hd, 10000, nRot, opts);
+      return be.read(x);
+    },
+  }));
+}
+
 /** Every case, by op. */
 export function mlaOpCases(): OpCase[] {
-  return [...attentionCases(), ...matmulHeadsCases(), ...convCases(), ...normCases(), ...gateCases(), ...deltaCases(), ...copyCases()];
+  return [...ropeCases(), ...attentionCases(), ...matmulHeadsCases(), ...convCases(), ...normCases(), ...gateCases(), ...deltaCases(), ...copyCases()];
 }

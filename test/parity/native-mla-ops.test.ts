@@ -1,7 +1,8 @@
 // The native kernels of the DeepSeek (MLA) and Qwen3-Next / Qwen3.5 (gated DeltaNet) forward passes held to the
 // scalar reference on every kernel set this CPU runs, 1 and 2 threads agreeing bit for bit: attention with narrow V
 // heads and f16 probabilities, per-head matmul, causal conv1d + SiLU with its rolling state, L2 norm, gated RMSNorm,
-// sigmoid gate, delta-rule gates and the f16-rounding row copy (the delta rule: native-delta-net.test.ts).
+// sigmoid gate, delta-rule gates, the f16-rounding row copy and rope from the reference's angles (NORM, offset, YaRN);
+// the delta rule: native-delta-net.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";

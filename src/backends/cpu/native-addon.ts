@@ -57,6 +57,9 @@ export interface NativeAddon {
   deltaGates?(g: Float32Array, beta: Float32Array, alpha: Float32Array, betaRaw: Float32Array, dtBias: Bytes, a: Bytes, nHead: number, nRows: number): void;
   /** Backend.copy (CopyParams), roundF16 0 or 1. */
   copyRows?(out: Float32Array, x: Float32Array, rows: number, n: number, srcOffset: number, srcStride: number, dstOffset: number, dstStride: number, roundF16: number): void;
+  /** Rope in place on x[T, nHead, headDim] over values [offset, offset + nRot) of each head from cs: T * nRot/2 (cos, sin)
+   *  pairs (any angles: YaRN, scaled); norm 1 pairs (2i, 2i + 1), 0 NeoX's (i, i + nRot/2). */
+  ropeTable?(x: Float32Array, cs: Float64Array, nHead: number, headDim: number, nRot: number, offset: number, norm: number): void;
   /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */
   quantizeQ8_0(x: Float32Array, out: Bytes): void;
   /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */

@@ -5,7 +5,7 @@
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
 import type { AttentionParams, Buf, CopyParams, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
-import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, weightDims } from "../backend.js";
+import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
 import { Q4_K, Q8_0 } from "../../quant/index.js";
@@ -256,7 +256,12 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
   override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the reference's
+    if (!ropeIsPlain(opts)) {
+      // NORM / offset / YaRN: the reference's angles (ropeAngles), rotated natively; what the reference refuses, it refuses.
+      const off = opts?.offset ?? 0;
+      if (!this.addon.ropeTable || nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
+      return this.addon.ropeTable(f32(x), ropeTable(pos, nRot, freqBase, opts?.yarn), nHead, headDim, nRot, off, opts?.mode === "norm" ? 1 : 0);
+    }
     if (nRot === headDim) return this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot); // which refuses it
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
