@@ -1,6 +1,7 @@
 // WebAssembly SIMD128 kernels of the DeepSeek (MLA) and Qwen3-Next / Qwen3.5 (gated DeltaNet) ops, the same math as
 // native/src/attn_ext.c and ops_linear.c: attention with narrow V heads and f16 probabilities, the gated delta
-// rule, causal conv1d + SiLU, L2 norm, gated RMSNorm and the sigmoid gate. Pointers are offsets into the memory.
+// rule, causal conv1d + SiLU, L2 norm, gated RMSNorm, the sigmoid gate and rope from a table of angles (YaRN).
+// Pointers are offsets into the memory.
 
 /** Round to nearest even (native/src/common.h fp16_from_f32), then back: the f16 value as f32. */
 function roundF16(f: f32): f32 {
@@ -202,5 +203,26 @@ export function sigmoid_mul(out: usize, x: usize, gate: usize, n: i32): void {
   for (let i = 0; i < n; i++) {
     const p = <usize>i * 4;
     store<f32>(out + p, <f32>(<f64>load<f32>(x + p) / (1 + Math.exp(-<f64>load<f32>(gate + p)))));
+  }
+}
+
+/**
+ * Rope in place on x[T, nHead, hd] over values [off, off + nRot) of each head from cs: T * nRot/2 (cos, sin) f64
+ * pairs (any angles: YaRN, scaled); norm 1 pairs (2i, 2i + 1), 0 NeoX's (i, i + nRot/2). As native op_rope_table.
+ */
+export function rope_table(x: usize, cs: usize, nTok: i32, nHead: i32, hd: i32, nRot: i32, off: i32, norm: i32): void {
+  const half = nRot / 2, step: usize = norm ? 8 : 4, other: usize = norm ? 4 : <usize>half * 4;
+  for (let t = 0; t < nTok; t++) {
+    const ct = cs + <usize>t * half * 16;
+    for (let h = 0; h < nHead; h++) {
+      const xh = x + (<usize>(t * nHead + h) * hd + off) * 4;
+      for (let i = 0; i < half; i++) {
+        const c = load<f64>(ct + <usize>i * 16), s = load<f64>(ct + <usize>i * 16 + 8);
+        const pa = xh + <usize>i * step, pb = pa + other;
+        const a = <f64>load<f32>(pa), b = <f64>load<f32>(pb);
+        store<f32>(pa, <f32>(a * c - b * s));
+        store<f32>(pb, <f32>(a * s + b * c));
+      }
+    }
   }
 }

@@ -30,6 +30,7 @@ export interface WasmKernels {
   l2_norm(out: number, x: number, eps: number, len: number, nRows: number): void;
   rms_norm_gated(out: number, x: number, w: number, gate: number, eps: number, len: number, nRows: number): void;
   sigmoid_mul(out: number, x: number, gate: number, n: number): void;
+  rope_table(x: number, cs: number, nTok: number, nHead: number, hd: number, nRot: number, off: number, norm: number): void;
 }
 
 // The few WebAssembly JS API members used here (the project's lib has no DOM / WebAssembly typings).
@@ -181,5 +182,10 @@ export class WasmMemory {
 
   i32(ptr: number, length: number): Int32Array {
     return new Int32Array(this.memory.buffer, ptr, length);
+  }
+
+  /** ptr must be a multiple of 8. */
+  f64(ptr: number, length: number): Float64Array {
+    return new Float64Array(this.memory.buffer, ptr, length);
   }
 }

@@ -4,7 +4,7 @@
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
 import type { AttentionParams, Backend, Buf, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
-import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
+import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -246,7 +246,16 @@ export class WasmBackend extends DelegatingBackend {
   }
 
   override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the fallback's
+    if (!ropeIsPlain(opts)) {
+      // NORM / offset / YaRN: the reference's angles (ropeAngles), rotated in wasm; what the reference refuses, it refuses.
+      const off = opts?.offset ?? 0;
+      if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
+      const n = pos.length * nHead * headDim, cs = ropeTable(pos, nRot, freqBase, opts?.yarn);
+      const [px, pc] = this.stage([f32(x).subarray(0, n), cs.length * 2]);
+      this.mem0.f64(pc, cs.length).set(cs);
+      this.mem0.k.rope_table(px, pc, pos.length, nHead, headDim, nRot, off, opts?.mode === "norm" ? 1 : 0);
+      return f32(x).set(this.mem0.f32(px, n));
+    }
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
     if (nRot === headDim) return this.ropeHeads(f32(x), pos, nHead, headDim, freqBase);
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.ropeHeads(y, pos, nHead, nRot, freqBase));
