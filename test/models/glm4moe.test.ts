@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig } from "../../src/engine/config.js";
+import { backendLogits } from "../helpers/backend-logits.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { relRmse } from "../helpers/golden.js";
 
@@ -46,17 +47,8 @@ test("glm4moe on the wasm backend (partial rope through its kernel, biases, shar
   // F16: the wasm Q8_0 matmul quantises activations (as llama.cpp does) and the reference does not, which a
   // random tiny model's routing amplifies; F16 compares the kernels themselves.
   const path = await smallVocabModel({ preset: "glm4moe-tiny", type: "F16", seed: 11, nVocab: 8192 });
-  const logits = async (backend: "scalar" | "wasm") => {
-    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
-    try {
-      assert.equal(lm.backend.name, backend);
-      return await lm.model.forward(Int32Array.from(TOKENS), lm.model.makeCache(64), { logits: "all" });
-    } finally {
-      await lm.close();
-    }
-  };
-  const ref = await logits("scalar");
+  const ref = await backendLogits(path, "scalar", TOKENS);
   // wasm sums in f32 where the reference uses f64: a relative RMSE of a few 1e-6 (bound with margin).
-  const err = relRmse(await logits("wasm"), ref);
+  const err = relRmse(await backendLogits(path, "wasm", TOKENS), ref);
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
 });
