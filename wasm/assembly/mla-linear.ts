@@ -17,25 +17,7 @@ function roundF16(f: f32): f32 {
   return reinterpret<f32>(bits);
 }
 
-@inline function hsum4(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
-
-/** Dot product of n f32 values at a and b, 8 lanes of partial sums (as native dot_plain). */
-function dotF(a: usize, b: usize, n: i32): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const p = <usize>i * 4;
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(a + p), v128.load(b + p)));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(a + p, 16), v128.load(b + p, 16)));
-  }
-  let s = hsum4(f32x4.add(a0, a1));
-  for (; i < n; i++) s += load<f32>(a + <usize>i * 4) * load<f32>(b + <usize>i * 4);
-  return s;
-}
-
-/** The 8 lanes' sums added in f64, as native dot8 (the delta rule's dots). */
+/** Dot product of n f32 values at a and b: 8 lanes of f32 partial sums added in f64, as native dot8. */
 function dot8(a: usize, b: usize, n: i32): f64 {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
   let i = 0;
@@ -64,7 +46,7 @@ export function attention_ext(out: usize, q: usize, k: usize, v: usize, nTok: i3
       const qh = q + <usize>(t * nHead + h) * hd * 4, kvOff = <usize>(h / group) * hd * 4;
       let mx: f32 = -Infinity;
       for (let j = 0; j < nk; j++) {
-        const s = dotF(k + <usize>j * kvRow + kvOff, qh, hd) * scale;
+        const s = <f32>dot8(k + <usize>j * kvRow + kvOff, qh, hd) * scale;
         store<f32>(sc + <usize>j * 4, s);
         mx = max(mx, s);
       }
