@@ -22,7 +22,18 @@ export const f32w = (name: string, shape: number[], values: Float32Array): HostW
   return { name, type: F32.type, shape, bytes };
 };
 
-const cat = async (...bs: Promise<Float32Array>[]) => Float32Array.from((await Promise.all(bs)).flatMap((b) => [...b]));
+async function cat(...bs: Promise<Float32Array>[]): Promise<Float32Array> {
+  const parts = await Promise.all(bs), out = new Float32Array(parts.reduce((a, b) => a + b.length, 0));
+  let at = 0;
+  for (const b of parts) out.set(b, (at += b.length) - b.length);
+  return out;
+}
+
+/** fn's value, computed on the first call only: a case's inputs are made once for every backend it runs on. */
+function once<T>(fn: () => T): () => T {
+  let v: { t: T } | undefined;
+  return () => (v ??= { t: fn() }).t;
+}
 
 function attentionCases(): OpCase[] {
   const mla = { nHead: 16, nHeadKv: 1, headDim: 576, vDim: 512, f16Probs: true, scale: 0.07 };
@@ -34,16 +45,16 @@ function attentionCases(): OpCase[] {
     { nTokens: 5, startPos: 9, nHead: 8, nHeadKv: 2, headDim: 64, vDim: 44, scale: 0.125 }, // GQA, V width not a multiple of 8
     { nTokens: 4, startPos: 3, nHead: 4, nHeadKv: 4, headDim: 72, scale: 0.1, f16Probs: true }, // V = the whole head
   ];
-  return cases.map((p) => ({
-    op: "attention", label: JSON.stringify(p), tol: TOL_ATTN,
-    async run(be) {
-      const vd = p.vDim ?? p.headDim, kvDim = p.nHeadKv * p.headDim, nPos = p.startPos + p.nTokens;
-      const q = randomValues(p.nTokens * p.nHead * p.headDim, `mq-${p.nTokens}-${p.headDim}`, 1), kv = randomValues(nPos * kvDim, `mkv-${nPos}-${kvDim}`, 1);
+  return cases.map((p) => {
+    const vd = p.vDim ?? p.headDim, kvDim = p.nHeadKv * p.headDim, nPos = p.startPos + p.nTokens;
+    const inputs = once(() => [randomValues(p.nTokens * p.nHead * p.headDim, `mq-${p.nTokens}-${p.headDim}`, 1), randomValues(nPos * kvDim, `mkv-${nPos}-${kvDim}`, 1)]);
+    return { op: "attention", label: JSON.stringify(p), tol: TOL_ATTN, async run(be: Backend) {
+      const [q, kv] = inputs();
       const out = be.alloc(p.nTokens * p.nHead * vd), cache = bufOf(be, kv);
       be.attention(out, bufOf(be, q), cache, p.vDim === undefined ? bufOf(be, kv) : cache, p); // MLA: V is a view of the K rows
       return be.read(out);
-    },
-  }));
+    } };
+  });
 }
 
 function matmulHeadsCases(): OpCase[] {
@@ -54,15 +65,14 @@ function matmulHeadsCases(): OpCase[] {
     [F32, 32, 24, 3, 4],
     [Q4_K, 256, 16, 4, 1],
   ];
-  return cases.map(([f, k, n, h, T]) => ({
-    op: "matmulHeads", label: `${f.name} [${k}, ${n}, ${h}] T ${T}`, tol: MATMUL_TOL[f.name],
-    async run(be) {
-      const w = randomWeight(f, k, n * h, `mh-${f.name}-${k}-${n}`);
-      const out = be.alloc(T * h * n);
-      be.matmulHeads(out, be.upload({ ...w, shape: [k, n, h] }), bufOf(be, randomValues(T * h * k, `mhx-${k}-${h}-${T}`, 2)), T);
+  return cases.map(([f, k, n, h, T]) => {
+    const inputs = once(() => ({ w: randomWeight(f, k, n * h, `mh-${f.name}-${k}-${n}`), x: randomValues(T * h * k, `mhx-${k}-${h}-${T}`, 2) }));
+    return { op: "matmulHeads", label: `${f.name} [${k}, ${n}, ${h}] T ${T}`, tol: MATMUL_TOL[f.name], async run(be: Backend) {
+      const { w, x } = inputs(), out = be.alloc(T * h * n);
+      be.matmulHeads(out, be.upload({ ...w, shape: [k, n, h] }), bufOf(be, x), T);
       return be.read(out);
-    },
-  }));
+    } };
+  });
 }
 
 function convCases(): OpCase[] {
@@ -119,9 +129,8 @@ function deltaCases(): OpCase[] {
   const shapes: [number, number, number, number, DeltaNetParams["kvMap"], boolean][] = [
     [1, 2, 6, 16, "interleave", true], [5, 2, 6, 16, "tile", false], [3, 4, 8, 128, "tile", true], [1, 4, 16, 128, "interleave", false],
   ];
-  return shapes.map(([T, nHeadK, nHeadV, S, kvMap, inPlace]) => ({
-    op: "gatedDeltaNet", label: `T ${T} ${nHeadK}/${nHeadV} S ${S} ${kvMap}${inPlace ? " in place" : ""}`, tol: TOL_DELTA,
-    async run(be) {
+  return shapes.map(([T, nHeadK, nHeadV, S, kvMap, inPlace]) => {
+    const inputs = once(() => {
       const seed = `${kvMap}-${T}-${nHeadV}-${S}`;
       const q = randomValues(T * nHeadK * S, `${seed}-q`), k = randomValues(T * nHeadK * S, `${seed}-k`), v = randomValues(T * nHeadV * S, `${seed}-v`, 2);
       for (const x of [q, k]) for (let r = 0; r < x.length; r += S) {
@@ -129,12 +138,15 @@ function deltaCases(): OpCase[] {
         row.forEach((y, i) => (row[i] = y / n));
       }
       const g = randomValues(T * nHeadV, `${seed}-g`).map((x) => -Math.abs(x)), beta = randomValues(T * nHeadV, `${seed}-b`).map((x) => 1 / (1 + Math.exp(-x)));
-      const s0 = randomValues(nHeadV * S * S, `${seed}-s`, 0.3);
+      return { q, k, v, g, beta, s0: randomValues(nHeadV * S * S, `${seed}-s`, 0.3) };
+    });
+    return { op: "gatedDeltaNet", label: `T ${T} ${nHeadK}/${nHeadV} S ${S} ${kvMap}${inPlace ? " in place" : ""}`, tol: TOL_DELTA, async run(be: Backend) {
+      const { q, k, v, g, beta, s0 } = inputs();
       const state = bufOf(be, s0), next = inPlace ? state : be.alloc(s0.length), out = be.alloc(T * nHeadV * S);
       be.gatedDeltaNet(out, bufOf(be, q), bufOf(be, k), bufOf(be, v), bufOf(be, g), bufOf(be, beta), state, next, { nTokens: T, nHeadK, nHeadV, headDim: S, kvMap });
       return cat(be.read(out), be.read(next), be.read(state)); // out of place: the input state unchanged
-    },
-  }));
+    } };
+  });
 }
 
 function copyCases(): OpCase[] {
