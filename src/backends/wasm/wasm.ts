@@ -8,8 +8,8 @@ import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, tenso
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
-/** ggml types the wasm matmul takes: F32, F16, BF16, Q8_0, the legacy, K- and i-quants (every registered type). */
-const WASM_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30]);
+/** ggml types the wasm matmul takes: F32, F16, BF16, Q8_0, the legacy, K- and i-quants, MXFP4 (every registered type). */
+const WASM_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 39]);
 const F32_TYPE = 0;
 /** Activations staged per matmul call at most (tokens are chunked to fit), so scratch stays small. */
 const STAGE_BYTES = 8 << 20;
