@@ -19,6 +19,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
   replay: async () => (await import("./replay.js")).benchReplay(),
   verify: async () => (await import("./verify.js")).benchVerify(),
+  ops: async (only) => (await import("./op-profile.js")).benchOps(only),
 };
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);

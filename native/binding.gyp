@@ -20,7 +20,10 @@
         "src/legacy_quants.c",
         "src/mxfp4.c",
         "src/float.c",
-        "src/ops.c"
+        "src/ops.c",
+        "src/attn_ext.c",
+        "src/ops_linear.c",
+        "src/addon_ext.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -117,6 +117,10 @@ NAPI_MODULE_INIT() {
       {"moeFfn", js_moe_ffn},
       {"matmulSet", js_matmul_set},
       {"repackR8", js_repack_r8},
+      {"attentionExt", js_attention_ext}, {"matmulHeads", js_matmul_heads}, {"convSilu", js_conv_silu},
+      {"l2Norm", js_l2_norm},          {"rmsNormGated", js_rms_norm_gated}, {"sigmoidMul", js_sigmoid_mul},
+      {"deltaGates", js_delta_gates},  {"copyRows", js_copy_rows},
+      {"ropeTable", js_rope_table},
       {"crc32c", js_crc32c},           {"crc32cAsync", js_crc32c_async},   {"crc32cImpl", js_crc32c_impl},
       {"preadCrc32c", js_pread_crc32c},
   };

@@ -120,6 +120,7 @@ typedef struct {
   size_t wrow;
   float *out;
   int K, N, T;
+  size_t ldo;        // values between one token's output row and the next (N unless set: per-head outputs)
   const uint8_t *xb; // activations as the dot reads them (quantised, or the f32 rows)
   size_t xrow;       // bytes per activation row as the dot reads it
   dot_fn dot;
@@ -149,12 +150,12 @@ static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, con
       int tok = ts;
       for (; r84 && tok + 4 <= te; tok += 4) {
         const uint8_t *xr = xb + (size_t)tok * xrow;
-        float *o = out + (size_t)tok * t->N;
-        for (int r = r0; r < r1; r += 8) r84(t->K, w + (size_t)r * wrow, xr, xrow, o + r, (size_t)t->N);
+        float *o = out + (size_t)tok * t->ldo;
+        for (int r = r0; r < r1; r += 8) r84(t->K, w + (size_t)r * wrow, xr, xrow, o + r, t->ldo);
       }
       for (; tok < te; tok++) {
         const uint8_t *xr = xb + (size_t)tok * xrow;
-        float *o = out + (size_t)tok * t->N;
+        float *o = out + (size_t)tok * t->ldo;
         for (int r = r0; r < r1; r += 8) r8(t->K, w + (size_t)r * wrow, xr, 0, o + r, 0);
       }
     }
@@ -165,12 +166,12 @@ static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, con
     int tok = ts;
     for (; dot4 && tok + 4 <= te; tok += 4) { // 4 tokens share each weight block's unpacking
       const uint8_t *xr = xb + (size_t)tok * xrow;
-      float *o = out + (size_t)tok * t->N;
-      for (int r = r0; r < r1; r++) dot4(t->K, w + (size_t)r * wrow, xr, xrow, o + r, (size_t)t->N);
+      float *o = out + (size_t)tok * t->ldo;
+      for (int r = r0; r < r1; r++) dot4(t->K, w + (size_t)r * wrow, xr, xrow, o + r, t->ldo);
     }
     for (; tok < te; tok++) {
       const uint8_t *xr = xb + (size_t)tok * xrow;
-      float *o = out + (size_t)tok * t->N;
+      float *o = out + (size_t)tok * t->ldo;
       for (int r = r0; r < r1; r++) o[r] = dot(t->K, w + (size_t)r * wrow, xr);
     }
   }
@@ -267,6 +268,7 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
 /** Row / token chunks and the L1 tile for N rows of `wrow` bytes (the larger of the fused pair) and T tokens. */
 static void mm_plan(mm_task *t, size_t wrow) {
   const int nth = pool_threads(), N = t->N, T = t->T;
+  if (!t->ldo) t->ldo = (size_t)N;
   // A few chunks per thread so a descheduled thread's share is picked up by the others.
   const int group = t->r8 || t->r82 ? 8 : 1; // 8-row layouts: chunks and tiles of whole groups
   int rpc = (N + nth * 4 - 1) / (nth * 4);
@@ -356,6 +358,49 @@ int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns
   rc = 0;
 done:
   free(t), free(q), free(first), free(src), free(at);
+  return rc;
+}
+
+int matmul_heads_run(int type, const void *w, const float *x, float *out, int K, int N, int H, int T) {
+  if (N <= 0 || T <= 0 || H <= 0) return 0;
+  mm_task *t = calloc((size_t)H, sizeof(mm_task));
+  int *first = malloc(sizeof(int) * (size_t)(H + 1));
+  const size_t wrow = type_row_bytes(type, K);
+  quant_fn quant = NULL;
+  int rc = -1;
+  if (!t || !first) goto done;
+  first[0] = 0;
+  for (int h = 0; h < H; h++) {
+    t[h] = (mm_task){.w = (const uint8_t *)w + (size_t)h * N * wrow, .wrow = wrow, .out = out + (size_t)h * N, .K = K, .N = N, .T = T,
+                     .ldo = (size_t)H * N};
+    if (mm_kernels(type, K, &quant, &t[h].dot, &t[h].dot4, &t[h].r8, &t[h].r84, &t[h].xrow) != 0) goto done;
+    mm_plan(&t[h], wrow);
+    first[h + 1] = first[h] + t[h].n_rc * t[h].n_tc;
+  }
+  pthread_mutex_lock(&mm_mu);
+  // Head h's rows of x (token stride H * K) gathered as the dot reads them, quantised or f32: [H][T] rows.
+  const size_t xrow = t[0].xrow;
+  uint8_t *s = scratch_get((size_t)H * T * xrow);
+  if (!s) {
+    pthread_mutex_unlock(&mm_mu);
+    goto done;
+  }
+  for (int h = 0; h < H; h++) {
+    for (int i = 0; i < T; i++) {
+      const float *xr = x + ((size_t)i * H + h) * K;
+      uint8_t *dst = s + ((size_t)h * T + i) * xrow;
+      if (quant) quant(xr, dst, K);
+      else memcpy(dst, xr, (size_t)K * 4);
+    }
+    t[h].xb = s + (size_t)h * T * xrow;
+  }
+  mm_multi run = {.tasks = t, .first = first, .n = H};
+  atomic_init(&run.next, 0);
+  pool_run(mm_multi_worker, &run);
+  pthread_mutex_unlock(&mm_mu);
+  rc = 0;
+done:
+  free(t), free(first);
   return rc;
 }
 

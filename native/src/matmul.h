@@ -23,6 +23,9 @@ int type_rows_ok(int type, int N);
 int repack_r8_run(int type, void *w, int K, int N);
 /** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
 int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
+/** A 3-D weight applied per head in one pool run: W holds H heads of N rows of K values (head h's rows follow head
+ *  h-1's); out[t, h, :] = x[t, h, :] · W_hᵀ for x[T, H, K], out[T, H, N]. Sizes must be checked. -1: out of memory. */
+int matmul_heads_run(int type, const void *w, const float *x, float *out, int K, int N, int H, int T);
 /** Several weights over the same activations x[T, K] in one pool run: outs[i][T, Ns[i]] = x · Wiᵀ; x is quantised
  *  once per activation format. Sizes must be checked. -1: out of memory or an unsupported type. */
 int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns, float *const *outs, const float *x, int K, int T);

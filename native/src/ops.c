@@ -9,6 +9,7 @@
 
 #include "matmul.h"
 #include "pool.h"
+#include "vec_f32.h"
 
 /** Chunk of n items giving each thread about 4 chunks, at least `min`. */
 static int chunk_for(int n, int min) {
@@ -253,40 +254,9 @@ ATTR static void NAME(void *vctx, int ith, int c0, int c1) { \
   } \
 }
 
-/** Dot product of two f32 rows in 8 lanes of partial sums (vectorises without reassociating). */
-static inline float dot_plain(const float *restrict a, const float *restrict b, int n) {
-  float a8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) a8[l] += a[i + l] * b[i + l];
-  for (; i < n; i++) a8[0] += a[i] * b[i];
-  return ((a8[0] + a8[4]) + (a8[1] + a8[5])) + ((a8[2] + a8[6]) + (a8[3] + a8[7]));
-}
-static inline void axpy_plain(float *restrict y, float p, const float *restrict x, int n) {
-  for (int i = 0; i < n; i++) y[i] += p * x[i];
-}
 ATTN_BODY(attn_range, , dot_plain, axpy_plain)
 
 #if defined(__x86_64__) || defined(__i386__)
-#include "simd.h"
-TARGET_AVX2 static inline float dot_avx2(const float *restrict a, const float *restrict b, int n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-  }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  float s = hsum_ps(_mm256_add_ps(s0, s1));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-TARGET_AVX2 static inline void axpy_avx2(float *restrict y, float p, const float *restrict x, int n) {
-  const __m256 pv = _mm256_set1_ps(p);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; i++) y[i] += p * x[i];
-}
 ATTN_BODY(attn_range_avx2, TARGET_AVX2, dot_avx2, axpy_avx2)
 #endif
 

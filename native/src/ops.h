@@ -22,3 +22,25 @@ int op_attention(float *out, const float *q, const float *k, const float *v, int
                  int hd, float scale);
 /** out[rows[i], :] += scales[i] * x[i, :]. */
 void op_scatter_add(float *out, const float *x, const int32_t *rows, const float *scales, int n, int row_len);
+/** Attention with V heads of the first vd values of each cache head row (vd <= hd: MLA) and, when f16_probs, the
+ *  normalised probabilities rounded to f16 before they weight V; out[T, n_head * vd] must not overlap q or the
+ *  cache. -1: out of memory. */
+int op_attention_ext(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
+                     int hd, int vd, float scale, int f16_probs);
+/** Causal depthwise conv1d then SiLU (Backend.convSilu): x[T, C], state [C, taps - 1] updated, w f32 [C, taps]. */
+void op_conv_silu(float *out, const float *x, float *state, const uint8_t *w, int n_tok, int channels, int taps);
+/** out = x / sqrt(sum(x²) + eps) per row (out may alias x). */
+void op_l2norm(float *out, const float *x, float eps, int row_len, int n_rows);
+/** out = x / sqrt(mean(x²) + eps) * w * silu(gate) per row, w f32 [row_len] (out may alias x). */
+void op_rmsnorm_gated(float *out, const float *x, const uint8_t *w, const float *gate, float eps, int row_len, int n_rows);
+/** out = x * sigmoid(gate) (out may alias x). */
+void op_sigmoid_mul(float *out, const float *x, const float *gate, int n);
+/** Per (row, head): g = softplus(alpha + dt_bias[h]) * a[h], beta = sigmoid(beta_raw); g may alias alpha, beta beta_raw. */
+void op_delta_gates(float *g, float *beta, const float *alpha, const float *beta_raw, const uint8_t *dt_bias, const uint8_t *a, int n_head,
+                    int n_rows);
+/** rows rows of n values: out[dst_off + r * dst_stride + i] = x[src_off + r * src_stride + i], rounded to f16 when asked. */
+void op_copy_rows(float *out, const float *x, int rows, int n, size_t src_off, size_t src_stride, size_t dst_off, size_t dst_stride,
+                  int round_f16);
+/** Rope in place on x[T, n_head, head_dim] over values [offset, offset + n_rot) of each head, from cos / sin pairs
+ *  cs[T][n_rot / 2][2] (any rope's angles: YaRN, scaled); pairs (i, i + n_rot/2) (NeoX) or (2i, 2i + 1) when norm. */
+void op_rope_table(float *x, const double *cs, int n_tok, int n_head, int head_dim, int n_rot, int offset, int norm);

@@ -441,6 +441,18 @@ export function ropeAngles(nRot: number, freqBase: number, yarn?: YarnParams): (
   };
 }
 
+/** cos / sin of every (token, pair) as ropeAngles gives them: [pos.length][nRot / 2][cos, sin], for kernels that rotate from a table. */
+export function ropeTable(pos: Int32Array, nRot: number, freqBase: number, yarn?: YarnParams): Float64Array {
+  const angle = ropeAngles(nRot, freqBase, yarn), half = nRot / 2, cs = new Float64Array(pos.length * nRot);
+  for (let t = 0; t < pos.length; t++)
+    for (let i = 0; i < half; i++) {
+      const { cos, sin } = angle(pos[t], i);
+      cs[(t * half + i) * 2] = cos;
+      cs[(t * half + i) * 2 + 1] = sin;
+    }
+  return cs;
+}
+
 /**
  * Partial rope through a kernel that ropes whole heads: rotating the first nRot values of each head is a full
  * rope of heads of nRot values (same pairs, same angles), so those values are gathered into [rows, nRot],

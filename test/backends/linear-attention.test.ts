@@ -1,7 +1,7 @@
 // The linear-attention ops (Qwen3-Next / Qwen3.5 gated DeltaNet) of the scalar reference, against values worked
 // out by hand and against straightforward loops written in HF's layout (state[key][value], transposed from ours);
-// the native and wasm backends hand the others to the scalar reference (checked here with their own weights); the
-// native gated delta rule has its parity test in test/parity/native-delta-net.test.ts.
+// the native and wasm kernels of these ops are held to it in test/parity/{native,wasm}-mla-ops.test.ts and
+// native-delta-net.test.ts; here, their conv1d and gated RMSNorm with weights each backend uploaded itself.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
@@ -156,7 +156,7 @@ test("rmsNormGated: rmsnorm(x) * w * silu(gate) per row; sigmoidMul: x * sigmoid
 
 const OTHERS = { native: () => new NativeBackend({ threads: 1 }), wasm: () => new WasmBackend({ fallback: new ScalarBackend() }) };
 for (const [name, make] of Object.entries(OTHERS)) {
-  test(`${name} backend runs the linear-attention ops through the scalar reference with its own weights`, async () => {
+  test(`${name} backend's conv1d and gated RMSNorm kernels equal the scalar reference bit for bit, with its own weights`, async () => {
     const other: Backend = make();
     try {
       const C = 8, T = 3;

@@ -41,13 +41,4 @@ export async function checkStreamedDecode(path: string, tokens: readonly number[
   }
 }
 
-/** All-row logits of `tokens` through the resident model on `backend`. */
-export async function backendLogits(path: string, backend: "scalar" | "wasm" | "native", tokens: readonly number[]): Promise<Float32Array> {
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
-  try {
-    assert.equal(lm.backend.name, backend);
-    return await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(64), { logits: "all" });
-  } finally {
-    await lm.close();
-  }
-}
+export { backendLogits } from "./backend-logits.js";

@@ -8,8 +8,7 @@ import { architecture } from "../../src/models/registry.js";
 import { cacheBytes, metadata, readHParams, ropeConstants, type HParams } from "../../src/models/deepseek2.js";
 import { LatentState } from "../../src/kv/latent.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import { loadModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
+import { backendLogits } from "../helpers/backend-logits.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { relRmse } from "../helpers/golden.js";
 
@@ -54,21 +53,11 @@ test("YaRN constants as llama.cpp derives them: V3 (x40, mscale_all_dim 1), V2-L
   assert.ok(Math.abs(plain.kqScale - 1 / Math.sqrt(192)) < 1e-15);
 });
 
-test("deepseek2 on the wasm backend (MLA's ops through the scalar reference, warned at load) matches the scalar reference", async () => {
+test("deepseek2 on the wasm backend (MLA's attention and per-head matmuls in wasm, nothing warned) matches the scalar reference", async () => {
   const path = await smallVocabModel({ preset: "deepseek2-tiny", type: "F16", seed: 11, nVocab: 8192 });
   const tokens = Int32Array.from([3555, 11, 1879, 374, 13, 2701, 40, 1001, 17, 600, 2048, 5]);
-  const logits = async (backend: "scalar" | "wasm") => {
-    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
-    try {
-      assert.equal(lm.backend.name, backend);
-      if (backend === "wasm") assert.ok(lm.warnings.some((w) => /6 tensor\(s\) of type F16 have no wasm kernel/.test(w)), `warnings: ${lm.warnings.join("; ")}`);
-      return await lm.model.forward(tokens, lm.model.makeCache(64), { logits: "all" });
-    } finally {
-      await lm.close();
-    }
-  };
-  const ref = await logits("scalar");
-  const err = relRmse(await logits("wasm"), ref);
+  const ref = await backendLogits(path, "scalar", tokens);
+  const err = relRmse(await backendLogits(path, "wasm", tokens, (lm) => assert.ok(!lm.warnings.some((w) => /have no wasm kernel/.test(w)), `warnings: ${lm.warnings.join("; ")}`)), ref);
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
 });
 

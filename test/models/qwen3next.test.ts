@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import { PRESETS } from "../../src/gen/presets.js";
 import { architecture } from "../../src/models/registry.js";
 import { cacheBytes, type HParams } from "../../src/models/qwen3next.js";
+import { smallVocabModel } from "../helpers/models.js";
+import { backendLogits } from "../helpers/backend-logits.js";
+import { relRmse } from "../helpers/golden.js";
 
 /** Declared shapes by tensor name. */
 function shapes(hp: HParams): Map<string, number[]> {
@@ -42,4 +45,14 @@ test("qwen3next-80b-4L declares Qwen3-Next-80B-A3B's layer shapes", () => {
   assert.deepEqual(s.get("blk.3.attn_q.weight"), [2048, 8192]); // 16 heads x 256, query and gate
   assert.deepEqual(s.get("blk.3.ffn_up_exps.weight"), [2048, 512, 512]);
   assert.equal(hp.nRot, 64);
+});
+
+// Qwen3.5's tiled key heads; Qwen3-Next's interleaved ones run the same kernels (both mappings: wasm-mla-ops.test.ts).
+test("qwen35moe-tiny on the wasm backend (DeltaNet's conv, delta rule and norms in wasm, nothing warned) matches the scalar reference", async () => {
+  // F16: the wasm Q8_0 matmul quantises activations and the reference does not; F16 compares the kernels themselves.
+  const path = await smallVocabModel({ preset: "qwen35moe-tiny", type: "F16", seed: 11, nVocab: 8192 });
+  const tokens = [3555, 11, 1879, 374, 13, 2701, 40, 1001, 17, 600, 2048, 5];
+  const ref = await backendLogits(path, "scalar", tokens);
+  const err = relRmse(await backendLogits(path, "wasm", tokens, (lm) => assert.ok(!lm.warnings.some((w) => /no wasm kernel/.test(w)), lm.warnings.join("; "))), ref);
+  assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
 });

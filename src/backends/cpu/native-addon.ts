@@ -39,6 +39,27 @@ export interface NativeAddon {
    */
   gatedDeltaNet?(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, g: Float32Array, beta: Float32Array, state: Float32Array,
     stateOut: Float32Array, nTokens: number, nHeadK: number, nHeadV: number, headDim: number, tile: number): void;
+  // The MLA and linear-attention ops (native/src/attn_ext.c, ops_linear.c). Optional: an addon built before them lacks
+  // them, and the backend then hands those ops to the scalar reference.
+  /** Attention (Backend.attention) with V heads of the first vDim values of each cache row and, f16Probs 1, the
+   *  probabilities rounded to f16; out[T, nHead * vDim] must not overlap q or the caches. */
+  attentionExt?(out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, nTokens: number, startPos: number,
+    nHead: number, nHeadKv: number, headDim: number, vDim: number, scale: number, f16Probs: number): void;
+  /** out[T, nHead, N] = per head x[T, nHead, K] · W_hᵀ; w holds nHead heads of N rows of K values (not repacked). */
+  matmulHeads?(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, nHead: number, t: number): void;
+  /** Backend.convSilu with w the f32 bytes of [channels, taps]. */
+  convSilu?(out: Float32Array, x: Float32Array, state: Float32Array, w: Bytes, nTokens: number, channels: number, taps: number): void;
+  l2Norm?(out: Float32Array, x: Float32Array, eps: number, rowLen: number, nRows: number): void;
+  /** w: f32 bytes of rowLen values. */
+  rmsNormGated?(out: Float32Array, x: Float32Array, w: Bytes, gate: Float32Array, eps: number, rowLen: number, nRows: number): void;
+  sigmoidMul?(out: Float32Array, x: Float32Array, gate: Float32Array, n: number): void;
+  /** dtBias, a: f32 bytes of nHead values. */
+  deltaGates?(g: Float32Array, beta: Float32Array, alpha: Float32Array, betaRaw: Float32Array, dtBias: Bytes, a: Bytes, nHead: number, nRows: number): void;
+  /** Backend.copy (CopyParams), roundF16 0 or 1. */
+  copyRows?(out: Float32Array, x: Float32Array, rows: number, n: number, srcOffset: number, srcStride: number, dstOffset: number, dstStride: number, roundF16: number): void;
+  /** Rope in place on x[T, nHead, headDim] over values [offset, offset + nRot) of each head from cs: T * nRot/2 (cos, sin)
+   *  pairs (any angles: YaRN, scaled); norm 1 pairs (2i, 2i + 1), 0 NeoX's (i, i + nRot/2). */
+  ropeTable?(x: Float32Array, cs: Float64Array, nHead: number, headDim: number, nRot: number, offset: number, norm: number): void;
   /** Quantise activations to ggml block_q8_0 (34 bytes per 32 values). */
   quantizeQ8_0(x: Float32Array, out: Bytes): void;
   /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */

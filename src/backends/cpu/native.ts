@@ -4,8 +4,8 @@
 // weights are repacked in place into 8-row interleaved layouts, and weight memory comes on huge pages (allocHost).
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
-import type { AttentionParams, Buf, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
-import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, weightDims } from "../backend.js";
+import type { AttentionParams, Buf, CopyParams, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight } from "../backend.js";
+import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, weightDims } from "../backend.js";
 import { ScalarBackend } from "./scalar.js";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "./native-addon.js";
 import { Q4_K, Q8_0 } from "../../quant/index.js";
@@ -19,6 +19,7 @@ export const Q4_K_R8 = 1012;
 export const Q8_0_R8 = 1008;
 
 const HUGE_PAGE = 2 << 20;
+const F32_TYPE = 0;
 
 /** ggml types the native matmul takes: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, the
  *  i-quants (IQ2_XXS 16 .. IQ4_XS 23, IQ1_M 29), BF16, MXFP4 (39), and the private Q4_K_R8 and Q8_0_R8; weights of other types
@@ -234,11 +235,12 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.matmul(layout, hostBytes(w), f32(x), f32(out), k, n, nTokens);
   }
 
-  /** Per head, the addon's matmul over that head's slice of the weight (3-D weights are never repacked). */
+  /** Every head in one pool run (3-D weights are never repacked); an older addon: the matmul head by head. */
   override matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
     const layout = nativeLayout(w);
     if (!NATIVE_MATMUL_TYPES.has(layout)) return this.ref.matmulHeads(out, w, x, nTokens);
     const [k, n, nHead] = heads3d(w);
+    if (this.addon.matmulHeads) return this.addon.matmulHeads(layout, hostBytes(w), f32(x), f32(out), k, n, nHead, nTokens);
     const bytes = hostBytes(w), perHead = bytes.byteLength / nHead;
     const xs = f32(x), o = f32(out);
     const xh = new Float32Array(nTokens * k), oh = new Float32Array(nTokens * n);
@@ -254,14 +256,24 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.rmsNorm(f32(out), f32(x), hostBytes(w), eps, rowLen, nRows);
   }
   override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the reference's
+    if (!ropeIsPlain(opts)) {
+      // NORM / offset / YaRN: the reference's angles (ropeAngles), rotated natively; what the reference refuses, it refuses.
+      const off = opts?.offset ?? 0;
+      if (!this.addon.ropeTable || nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
+      return this.addon.ropeTable(f32(x), ropeTable(pos, nRot, freqBase, opts?.yarn), nHead, headDim, nRot, off, opts?.mode === "norm" ? 1 : 0);
+    }
     if (nRot === headDim) return this.addon.rope(f32(x), pos, nHead, headDim, freqBase);
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot); // which refuses it
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    // The kernel has no sinks or window; the reference shares these buffers, so handing over is exact, only slower.
-    if (p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    // The kernels have no sinks or window; the reference shares these buffers, so handing over is exact, only slower.
+    if (p.sinks || p.window !== undefined) return this.ref.attention(out, q, kCache, vCache, p);
+    if ((p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) {
+      // MLA: V heads narrower than K heads, f16 probabilities.
+      if (!this.addon.attentionExt || p.nTokens === 0) return this.ref.attention(out, q, kCache, vCache, p);
+      return this.addon.attentionExt(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.vDim ?? p.headDim, p.scale, p.f16Probs ? 1 : 0);
+    }
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   override add(out: Buf, a: Buf, b: Buf, n: number): void {
@@ -272,6 +284,32 @@ export class NativeBackend extends DelegatingBackend {
   }
   override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);
+  }
+  override copy(out: Buf, x: Buf, p: CopyParams): void {
+    if (!this.addon.copyRows) return this.ref.copy(out, x, p);
+    this.addon.copyRows(f32(out), f32(x), p.rows, p.n, p.src.offset, p.src.stride, p.dst.offset, p.dst.stride, p.roundF16 ? 1 : 0);
+  }
+  override convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    // Conv weights are F32 in real files; another type goes to the reference, which dequantises it.
+    const { k: taps, n } = weightDims(w);
+    if (!this.addon.convSilu || w.type !== F32_TYPE || n !== channels) return this.ref.convSilu(out, x, state, w, nTokens, channels);
+    this.addon.convSilu(f32(out), f32(x), f32(state), hostBytes(w), nTokens, channels, taps);
+  }
+  override l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    if (!this.addon.l2Norm) return this.ref.l2Norm(out, x, eps, rowLen, nRows);
+    this.addon.l2Norm(f32(out), f32(x), eps, rowLen, nRows);
+  }
+  override deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
+    if (!this.addon.deltaGates || dtBias.type !== F32_TYPE || a.type !== F32_TYPE) return this.ref.deltaGates(g, beta, alpha, betaRaw, dtBias, a, nHead, nRows);
+    this.addon.deltaGates(f32(g), f32(beta), f32(alpha), f32(betaRaw), hostBytes(dtBias), hostBytes(a), nHead, nRows);
+  }
+  override rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    if (!this.addon.rmsNormGated || w.type !== F32_TYPE) return this.ref.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);
+    this.addon.rmsNormGated(f32(out), f32(x), hostBytes(w), f32(gate), eps, rowLen, nRows);
+  }
+  override sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    if (!this.addon.sigmoidMul) return this.ref.sigmoidMul(out, x, gate, n);
+    this.addon.sigmoidMul(f32(out), f32(x), f32(gate), n);
   }
   override gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
     if (!this.addon.gatedDeltaNet) return this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p); // an addon built before the kernel

@@ -22,6 +22,15 @@ export interface WasmKernels {
   swiglu(out: number, gate: number, up: number, n: number): void;
   rope(x: number, pos: number, nTok: number, nHead: number, hd: number, freqBase: number, cs: number): void;
   attention(out: number, q: number, k: number, v: number, nTok: number, startPos: number, nHead: number, nHeadKv: number, hd: number, scale: number, sc: number): void;
+  // wasm/assembly/mla-linear.ts
+  attention_ext(out: number, q: number, k: number, v: number, nTok: number, startPos: number, nHead: number, nHeadKv: number, hd: number, vd: number,
+    scale: number, f16: number, sc: number): void;
+  gated_delta_net(out: number, q: number, k: number, v: number, g: number, beta: number, state: number, nTok: number, nK: number, nV: number, s: number, tile: number): void;
+  conv_silu(out: number, x: number, state: number, w: number, nTok: number, channels: number, taps: number): void;
+  l2_norm(out: number, x: number, eps: number, len: number, nRows: number): void;
+  rms_norm_gated(out: number, x: number, w: number, gate: number, eps: number, len: number, nRows: number): void;
+  sigmoid_mul(out: number, x: number, gate: number, n: number): void;
+  rope_table(x: number, cs: number, nTok: number, nHead: number, hd: number, nRot: number, off: number, norm: number): void;
 }
 
 // The few WebAssembly JS API members used here (the project's lib has no DOM / WebAssembly typings).
@@ -173,5 +182,10 @@ export class WasmMemory {
 
   i32(ptr: number, length: number): Int32Array {
     return new Int32Array(this.memory.buffer, ptr, length);
+  }
+
+  /** ptr must be a multiple of 8. */
+  f64(ptr: number, length: number): Float64Array {
+    return new Float64Array(this.memory.buffer, ptr, length);
   }
 }

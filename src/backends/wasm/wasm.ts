@@ -3,8 +3,8 @@
 // matmul, rmsNorm, rope, attention, add and swiglu run in wasm (wasm/assembly/kernels.ts), the row copies in
 // the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
 // KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
-import type { AttentionParams, Backend, Buf, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
-import { DelegatingBackend, ropeByGather, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
+import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
@@ -125,8 +125,7 @@ export class WasmBackend extends DelegatingBackend {
   }
 
   delegates(op: OpName, type?: number): boolean {
-    if (op === "matmul_heads") return type !== undefined; // 3-D per-head weights (DeepSeek's k_b / v_b) run on the fallback
-    return op === "matmul" && type !== undefined && !WASM_MATMUL_TYPES.has(type);
+    return (op === "matmul" || op === "matmul_heads") && type !== undefined && !WASM_MATMUL_TYPES.has(type);
   }
 
   /** Weights live in wasm memory: binding host bytes copies them (a streamed expert costs its bytes twice). */
@@ -247,7 +246,16 @@ export class WasmBackend extends DelegatingBackend {
   }
 
   override rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    if (!ropeIsPlain(opts)) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts); // NORM / offset / YaRN: the fallback's
+    if (!ropeIsPlain(opts)) {
+      // NORM / offset / YaRN: the reference's angles (ropeAngles), rotated in wasm; what the reference refuses, it refuses.
+      const off = opts?.offset ?? 0;
+      if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
+      const n = pos.length * nHead * headDim, cs = ropeTable(pos, nRot, freqBase, opts?.yarn);
+      const [px, pc] = this.stage([f32(x).subarray(0, n), cs.length * 2]);
+      this.mem0.f64(pc, cs.length).set(cs);
+      this.mem0.k.rope_table(px, pc, pos.length, nHead, headDim, nRot, off, opts?.mode === "norm" ? 1 : 0);
+      return f32(x).set(this.mem0.f32(px, n));
+    }
     if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim || pos.length === 0) return this.ref.rope(x, pos, nHead, headDim, freqBase, nRot);
     if (nRot === headDim) return this.ropeHeads(f32(x), pos, nHead, headDim, freqBase);
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.ropeHeads(y, pos, nHead, nRot, freqBase));
@@ -266,7 +274,8 @@ export class WasmBackend extends DelegatingBackend {
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
     // The kernel has no sinks or window (gpt-oss): the fallback owns these buffers and runs them, only slower.
-    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || p.window !== undefined) return this.ref.attention(out, q, kCache, vCache, p);
+    if ((p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.attentionExt(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
     const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
     const s = mem.scratch(2 * qb + 2 * kb + sb);
@@ -277,4 +286,96 @@ export class WasmBackend extends DelegatingBackend {
     mem.k.attention(po, pq, pk, pv, nTokens, startPos, nHead, nHeadKv, headDim, p.scale, ps);
     f32(out).set(mem.f32(po, nq));
   }
+
+  /** MLA attention (V heads the first vDim values of each cache row, f16 probabilities); the cache is staged once when V is K. */
+  private attentionExt(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    const { nTokens, startPos, nHead, nHeadKv, headDim } = p, vd = p.vDim ?? headDim;
+    if (!(vd >= 1 && vd <= headDim)) return this.ref.attention(out, q, kCache, vCache, p); // which refuses it
+    const nkv = (startPos + nTokens) * nHeadKv * headDim, same = kCache === vCache;
+    const [pq, pk, pv, po, ps] = this.stage([f32(q).subarray(0, nTokens * nHead * headDim), f32(kCache).subarray(0, nkv), same ? 0 : f32(vCache).subarray(0, nkv), nTokens * nHead * vd, startPos + nTokens]);
+    const k = this.mem0.k;
+    k.attention_ext(po, pq, pk, same ? pk : pv, nTokens, startPos, nHead, nHeadKv, headDim, vd, p.scale, p.f16Probs ? 1 : 0, ps);
+    f32(out).set(this.mem0.f32(po, nTokens * nHead * vd));
+  }
+
+  /** Per head, the wasm matmul over that head's slice of the weight (in place in wasm memory). */
+  override matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    if (!(w instanceof WasmWeight) || !WASM_MATMUL_TYPES.has(w.type)) return this.ref.matmulHeads(out, w, x, nTokens);
+    const [k, n, nHead] = heads3d(w);
+    const per = w.byteLength / nHead, xs = f32(x), o = f32(out);
+    const xh = this.alloc(nTokens * k), oh = this.alloc(nTokens * n), xv = f32(xh), ov = f32(oh);
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < nTokens; t++) xv.set(xs.subarray((t * nHead + h) * k, (t * nHead + h + 1) * k), t * k);
+      this.matmul(oh, new WasmWeight(`${w.name}[${h}]`, w.type, [k, n], w.mem, w.ptr + h * per, per), xh, nTokens);
+      for (let t = 0; t < nTokens; t++) o.set(ov.subarray(t * n, (t + 1) * n), (t * nHead + h) * n);
+    }
+    this.free(xh);
+    this.free(oh);
+  }
+
+  override gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    const { nTokens: T, nHeadK, nHeadV, headDim: S } = p;
+    if (nHeadV % nHeadK !== 0 || T === 0) return this.ref.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p);
+    const ns = nHeadV * S * S;
+    const [pq, pk, pv, pg, pb, pst, po] = this.stage([f32(q).subarray(0, T * nHeadK * S), f32(k).subarray(0, T * nHeadK * S), f32(v).subarray(0, T * nHeadV * S),
+      f32(g).subarray(0, T * nHeadV), f32(beta).subarray(0, T * nHeadV), f32(state).subarray(0, ns), T * nHeadV * S]);
+    this.mem0.k.gated_delta_net(po, pq, pk, pv, pg, pb, pst, T, nHeadK, nHeadV, S, p.kvMap === "tile" ? 1 : 0);
+    f32(out).set(this.mem0.f32(po, T * nHeadV * S));
+    f32(stateOut).set(this.mem0.f32(pst, ns)); // the input state stays as it was unless it is stateOut
+  }
+
+  override convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    const { k: taps, n } = weightDims(w);
+    if (w.type !== F32_TYPE || n !== channels || taps < 1) return this.ref.convSilu(out, x, state, w, nTokens, channels);
+    const nx = nTokens * channels, ns = channels * (taps - 1);
+    const [px, pst, pw, po] = this.stage([f32(x).subarray(0, nx), f32(state).subarray(0, ns), { w, n: taps * channels }, nx]);
+    this.mem0.k.conv_silu(po, px, pst, pw, nTokens, channels, taps);
+    f32(out).set(this.mem0.f32(po, nx));
+    f32(state).set(this.mem0.f32(pst, ns));
+  }
+
+  override l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    const n = rowLen * nRows;
+    const [px] = this.stage([f32(x).subarray(0, n)]);
+    this.mem0.k.l2_norm(px, px, eps, rowLen, nRows);
+    f32(out).set(this.mem0.f32(px, n));
+  }
+
+  override rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    if (w.type !== F32_TYPE) return this.ref.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);
+    const n = rowLen * nRows;
+    const [px, pz, pw] = this.stage([f32(x).subarray(0, n), f32(gate).subarray(0, n), { w, n: rowLen }]);
+    this.mem0.k.rms_norm_gated(px, px, pw, pz, eps, rowLen, nRows);
+    f32(out).set(this.mem0.f32(px, n));
+  }
+
+  override sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
+    const [px, pg] = this.stage([f32(x).subarray(0, n), f32(gate).subarray(0, n)]);
+    this.mem0.k.sigmoid_mul(px, px, pg, n);
+    f32(out).set(this.mem0.f32(px, n));
+  }
+
+  /**
+   * Scratch in the first memory for each item, 16-byte aligned: arrays copied in, numbers as that many f32 left
+   * uninitialised, weights' f32 values copied in (read after the scratch is placed: growing a memory detaches views of it).
+   */
+  private stage(items: readonly (Float32Array | number | { w: Weight; n: number })[]): number[] {
+    const count = (it: Float32Array | number | { n: number }) => (typeof it === "number" ? it : it instanceof Float32Array ? it.length : it.n);
+    const sizes = items.map((it) => (count(it) * 4 + 15) & ~15);
+    const mem = this.mem0, base = mem.scratch(sizes.reduce((a, b) => a + b, 0));
+    let at = base;
+    return items.map((it, i) => {
+      const p = at;
+      if (typeof it !== "number") mem.f32(p, count(it)).set(it instanceof Float32Array ? it : floatsOf(it.w, it.n));
+      at += sizes[i];
+      return p;
+    });
+  }
+}
+
+/** The f32 values of a weight of type F32 (its bytes at any alignment). */
+function floatsOf(w: Weight, n: number): Float32Array {
+  const bytes = (w as { bytes?: Uint8Array }).bytes;
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength < n * 4) throw new RangeError(`wasm backend: weight '${w.name}' has no ${n} f32 values`);
+  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Float32Array(bytes.slice(0, n * 4).buffer);
 }

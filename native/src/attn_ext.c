@@ -1,0 +1,129 @@
+// Attention beyond op_attention's case (ops.h): V heads narrower than K heads (MLA reads V as the first vd values
+// of each K row: DeepSeek's latent cache) and probabilities rounded to f16 before they weight V (llama.cpp's V
+// product over an f16 cache). Rounding needs each head's whole softmax first, so a block of tokens runs in three
+// pool passes: scores (items: token, kv head, key chunk: each K row read once for the heads sharing it), the
+// softmax per (token, head), then V sums (items: token, kv head, column block: each item owns its outputs and adds
+// keys in order, so the bits never depend on the thread count).
+#include <math.h>
+#include <stdlib.h>
+
+#include "matmul.h"
+#include "ops.h"
+#include "pool.h"
+#include "vec_f32.h"
+
+#define KEY_CHUNK 64
+#define SCORE_CAP ((size_t)1 << 22) // scores held at once (16 MiB): tokens run in blocks that fit
+
+typedef struct {
+  float *out, *sc; // sc: [tokens of the block, n_head, nkeys] scores, then probabilities
+  float *acc;      // per thread: group x cb V sums
+  const float *q, *k, *v;
+  int t0, nt, start, n_head, n_kv, group, hd, vd, nkeys, n_ch, cb, n_cb, f16, nth;
+  size_t kvdim;
+  float scale;
+} ax_ctx;
+
+/** Keys token t (absolute in the batch) attends to. */
+static inline int ax_keys(const ax_ctx *c, int t) { return c->start + t + 1; }
+
+#define AX_SCORES(NAME, ATTR, DOT) \
+ATTR static void NAME(void *vc, int ith, int i0, int i1) { \
+  (void)ith; \
+  const ax_ctx *c = vc; \
+  for (int it = i0; it < i1; it++) { \
+    const int ch = it % c->n_ch, tk = it / c->n_ch, kvh = tk % c->n_kv, tb = tk / c->n_kv, t = c->t0 + tb; \
+    const int nk = ax_keys(c, t), j0 = ch * KEY_CHUNK, j1 = j0 + KEY_CHUNK < nk ? j0 + KEY_CHUNK : nk; \
+    const float *q0 = c->q + ((size_t)t * c->n_head + (size_t)kvh * c->group) * c->hd; \
+    float *s0 = c->sc + ((size_t)tb * c->n_head + (size_t)kvh * c->group) * c->nkeys; \
+    for (int j = j0; j < j1; j++) { \
+      const float *kr = c->k + (size_t)j * c->kvdim + (size_t)kvh * c->hd; \
+      for (int g = 0; g < c->group; g++) s0[(size_t)g * c->nkeys + j] = DOT(kr, q0 + (size_t)g * c->hd, c->hd) * c->scale; \
+    } \
+  } \
+}
+
+/** Softmax of each (token, head) row of scores in place: f64 sum; the probability rounded to f16 when asked. */
+static void ax_softmax(void *vc, int ith, int i0, int i1) {
+  (void)ith;
+  const ax_ctx *c = vc;
+  for (int it = i0; it < i1; it++) {
+    const int tb = it / c->n_head, nk = ax_keys(c, c->t0 + tb);
+    float *s = c->sc + (size_t)it * c->nkeys, m = -INFINITY;
+    for (int j = 0; j < nk; j++) m = s[j] > m ? s[j] : m;
+    double l = 0;
+    for (int j = 0; j < nk; j++) {
+      const double e = exp((double)s[j] - m);
+      s[j] = (float)e;
+      l += e;
+    }
+    const double inv = 1.0 / l;
+    for (int j = 0; j < nk; j++) {
+      const float p = (float)(s[j] * inv);
+      s[j] = c->f16 ? fp16_to_f32(fp16_from_f32(p)) : p;
+    }
+  }
+}
+
+#define AX_VSUM(NAME, ATTR, AXPY) \
+ATTR static void NAME(void *vc, int ith, int i0, int i1) { \
+  const ax_ctx *c = vc; \
+  if (ith >= c->nth) ith = 0; /* only if the pool was resized meanwhile */ \
+  float *restrict acc = c->acc + (size_t)ith * c->group * c->cb; \
+  for (int it = i0; it < i1; it++) { \
+    const int cbi = it % c->n_cb, tk = it / c->n_cb, kvh = tk % c->n_kv, tb = tk / c->n_kv, t = c->t0 + tb; \
+    const int nk = ax_keys(c, t), c0 = cbi * c->cb, w = c0 + c->cb < c->vd ? c->cb : c->vd - c0; \
+    const float *p0 = c->sc + ((size_t)tb * c->n_head + (size_t)kvh * c->group) * c->nkeys; \
+    for (int i = 0; i < c->group * c->cb; i++) acc[i] = 0; \
+    for (int j = 0; j < nk; j++) { \
+      const float *vr = c->v + (size_t)j * c->kvdim + (size_t)kvh * c->hd + c0; \
+      for (int g = 0; g < c->group; g++) AXPY(acc + (size_t)g * c->cb, p0[(size_t)g * c->nkeys + j], vr, w); \
+    } \
+    for (int g = 0; g < c->group; g++) \
+      memcpy(c->out + ((size_t)t * c->n_head + (size_t)kvh * c->group + g) * c->vd + c0, acc + (size_t)g * c->cb, sizeof(float) * w); \
+  } \
+}
+
+AX_SCORES(ax_scores, , dot_plain)
+AX_VSUM(ax_vsum, , axpy_plain)
+#if defined(__x86_64__) || defined(__i386__)
+AX_SCORES(ax_scores_avx2, TARGET_AVX2, dot_avx2)
+AX_VSUM(ax_vsum_avx2, TARGET_AVX2, axpy_avx2)
+#endif
+
+int op_attention_ext(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
+                     int hd, int vd, float scale, int f16_probs) {
+  const int nkeys = start + n_tok, G = n_head / n_head_kv, nth = pool_threads();
+  if (n_tok <= 0) return 0;
+  // Tokens per block: their scores fit SCORE_CAP (at least one token).
+  const size_t per_tok = (size_t)n_head * nkeys;
+  int tb = per_tok >= SCORE_CAP ? 1 : (int)(SCORE_CAP / per_tok);
+  if (tb > n_tok) tb = n_tok;
+  // Column blocks of 32 (16 items per MLA head group of 512), fewer where the group's accumulators (G x cb floats)
+  // would pass 32 KiB. Shapes alone decide it, never the thread count, so every thread count gives the same bits.
+  int cb = 32;
+  while (cb > 8 && (size_t)G * cb > 8192) cb -= 8;
+  float *sc = malloc(sizeof(float) * per_tok * tb), *acc = malloc(sizeof(float) * (size_t)nth * G * cb);
+  if (!sc || !acc) {
+    free(sc), free(acc);
+    return -1;
+  }
+  range_fn scores = ax_scores, vsum = ax_vsum;
+#if defined(__x86_64__) || defined(__i386__)
+  if (strcmp(kernels_current()->name, "scalar") != 0) scores = ax_scores_avx2, vsum = ax_vsum_avx2;
+#endif
+  for (int t0 = 0; t0 < n_tok; t0 += tb) {
+    const int nt = t0 + tb < n_tok ? tb : n_tok - t0;
+    ax_ctx c = {.out = out, .sc = sc, .q = q, .k = k, .v = v, .t0 = t0, .nt = nt, .start = start, .n_head = n_head, .n_kv = n_head_kv,
+                .group = G, .hd = hd, .vd = vd, .nkeys = nkeys, .cb = cb, .f16 = f16_probs, .nth = nth, .acc = acc, .kvdim = (size_t)n_head_kv * hd, .scale = scale};
+    c.n_ch = (start + t0 + nt + KEY_CHUNK - 1) / KEY_CHUNK; // chunks past a token's causal end are empty
+    c.n_cb = (vd + cb - 1) / cb;
+    const long work = (long)nt * n_head * (start + t0 + nt) * hd;
+    const int par = work >= 32768;
+    pool_for(scores, &c, nt * n_head_kv * c.n_ch, 1, par);
+    pool_for(ax_softmax, &c, nt * n_head, 1, par && nt * n_head > 1);
+    pool_for(vsum, &c, nt * n_head_kv * c.n_cb, 1, par);
+  }
+  free(sc), free(acc);
+  return 0;
+}
