@@ -122,7 +122,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
   let closing = false;
 
   async function completion(kind: RequestKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const p = api.prepare(kind, parseJson(await readBody(req, bodyLimit)));
+    const p = await api.prepare(kind, parseJson(await readBody(req, bodyLimit)));
     const ac = new AbortController();
     res.on("close", () => res.writableFinished || ac.abort());
     inflight.add(ac);

@@ -7,6 +7,7 @@ import type { Model } from "../engine/model.js";
 import type { HostedSession } from "../engine/hosted-session.js";
 import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
+import { checkConstraint, ConstraintError, type OutputConstraint } from "../engine/constraint.js";
 import { ApiError, fromZod } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
 import { StopScanner } from "./stop.js";
@@ -52,6 +53,8 @@ export interface PreparedRequest {
   logprobs: number | undefined;
   /** Parse tool calls out of the reply (chat with tools, tool_choice not "none"). */
   tools: boolean;
+  /** response_format / grammar / json_schema: constrained decoding. */
+  constraint?: OutputConstraint;
 }
 
 export interface GenerationResult {
@@ -93,6 +96,33 @@ function toolsOf(req: ChatRequest): ChatTool[] | undefined {
   return req.tools as ChatTool[];
 }
 
+/**
+ * The request's output constraint, checked (supported schema keywords, a grammar that compiles): a 400 names
+ * the field, e.g. 'response_format.json_schema.schema.properties.email.format'.
+ */
+async function requestConstraint(req: ChatRequest | CompletionRequest): Promise<OutputConstraint | undefined> {
+  const asked: [string, OutputConstraint, string][] = []; // [request field, constraint, where its schema sits in the request]
+  const rf = req.response_format;
+  if (rf?.type === "json_object") asked.push(["response_format", rf.schema ? { type: "json_schema", schema: rf.schema } : { type: "json_object" }, "response_format.schema"]);
+  if (rf?.type === "json_schema") {
+    const js = rf.json_schema;
+    asked.push(["response_format", js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" }, "response_format.json_schema.schema"]);
+  }
+  if (req.grammar != null) asked.push(["grammar", { type: "grammar", grammar: req.grammar }, ""]);
+  if (req.json_schema != null) asked.push(["json_schema", { type: "json_schema", schema: req.json_schema }, "json_schema"]);
+  if (asked.length > 1) throw new ApiError(400, `'${asked[1][0]}' cannot be combined with '${asked[0][0]}': give one output constraint`, asked[1][0], "invalid_value");
+  if (!asked.length) return undefined;
+  const [name, c, schemaAt] = asked[0];
+  try {
+    await checkConstraint(c);
+  } catch (e) {
+    if (!(e instanceof ConstraintError)) throw e;
+    const field = e.field === "grammar" ? "grammar" : e.field.startsWith("schema") ? schemaAt + e.field.slice("schema".length) : name;
+    throw new ApiError(400, `'${field}': ${e.reason}`, field, "invalid_value");
+  }
+  return c;
+}
+
 /** Token pieces as text for logprobs (invalid UTF-8 of a partial character becomes U+FFFD, as OpenAI's do). */
 const utf8 = new TextDecoder();
 
@@ -123,7 +153,7 @@ export class OpenAIApi {
   }
 
   /** Validate and tokenize; throws ApiError (400 naming the field, 404 for another model). */
-  prepare(kind: RequestKind, body: unknown): PreparedRequest {
+  async prepare(kind: RequestKind, body: unknown): Promise<PreparedRequest> {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
     const parsed = (kind === "chat" ? chatRequestSchema : completionRequestSchema).safeParse(body);
     if (!parsed.success) throw fromZod(parsed.error);
@@ -153,11 +183,12 @@ export class OpenAIApi {
       if (c.top_logprobs != null && !c.logprobs) throw new ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
       logprobs = c.logprobs ? (c.top_logprobs ?? 0) : undefined;
     } else logprobs = (req as CompletionRequest).logprobs ?? undefined;
+    const constraint = await requestConstraint(req);
     return {
       kind, id: prefix + randomBytes(12).toString("hex"), created: Math.floor(Date.now() / 1000), model: this.modelId,
       promptTokens, maxTokens: Math.min(asked ?? room, room), sampling, stop,
       stream: req.stream ?? false, includeUsage: req.stream_options?.include_usage ?? false,
-      logprobs, tools: kind === "chat" && toolsOf(req as ChatRequest) !== undefined,
+      logprobs, tools: kind === "chat" && toolsOf(req as ChatRequest) !== undefined, constraint,
     };
   }
 
@@ -190,7 +221,7 @@ export class OpenAIApi {
       return d;
     };
     try {
-      const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs });
+      const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs, constraint: p.constraint });
       for await (const step of gen) {
         n++;
         this.counters.completionTokens++;

@@ -21,6 +21,18 @@ const common = {
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   repeat_penalty: z.number().gt(0).nullish(),
+  // Structured output (constrained decoding): OpenAI's response_format, llama.cpp's grammar (GBNF) and json_schema.
+  response_format: z.discriminatedUnion("type", [
+    z.object({ type: z.literal("text") }),
+    // llama.cpp's extension: a schema beside json_object.
+    z.object({ type: z.literal("json_object"), schema: z.record(z.string(), z.unknown()).optional() }),
+    z.object({
+      type: z.literal("json_schema"),
+      json_schema: z.object({ name: z.string().optional(), description: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() }),
+    }),
+  ]).nullish(),
+  grammar: z.string().min(1, { message: "the grammar is empty" }).nullish(),
+  json_schema: z.record(z.string(), z.unknown()).nullish(),
   // Refused by name rather than silently ignored (an empty map changes nothing, so it passes).
   logit_bias: z.record(z.string(), z.number()).refine((o) => Object.keys(o).length === 0, { message: "logit_bias is not supported" }).nullish(),
 };
