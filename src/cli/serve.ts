@@ -4,7 +4,7 @@ import { ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../engine/config.js";
 import {
   createApiServer, DEFAULT_BODY_LIMIT, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUE, DEFAULT_REQUEST_TIMEOUT_MS,
 } from "../server/http.js";
-import { OpenAIApi } from "../server/openai.js";
+import { OpenAIApi, REASONING_FORMATS, type ReasoningFormat } from "../server/openai.js";
 import { UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 
@@ -16,6 +16,7 @@ export function registerServe(program: Command): void {
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "port to listen on; 0 = any free port (printed)", "8080")
     .option("--alias <id>", "model id clients send as `model` (default: the file name without .gguf)")
+    .option("--reasoning-format <fmt>", "deepseek: a chat reply's <think> block comes back as reasoning_content; none: inline in content (a request's reasoning_format overrides)", "deepseek")
     .option("--max-queue <n>", "requests allowed to wait behind the running one; more get 429", String(DEFAULT_MAX_QUEUE))
     .option("--body-limit <bytes>", "largest request body; more gets 413", String(DEFAULT_BODY_LIMIT))
     .option("--header-timeout <ms>", "a client's request headers must arrive within this; a slower client gets 408 and is dropped", String(DEFAULT_HEADER_TIMEOUT_MS))
@@ -38,9 +39,12 @@ export function registerServe(program: Command): void {
     const requestTimeoutMs = intOption(opts.requestTimeout, "--request-timeout", 1, 3_600_000);
     if (headerTimeoutMs > requestTimeoutMs) throw new UsageError("bad_option", `--header-timeout ${headerTimeoutMs} must be at most --request-timeout ${requestTimeoutMs}`);
     const maxConnections = intOption(opts.maxConnections, "--max-connections", 1, 1_000_000);
+    if (!(REASONING_FORMATS as readonly string[]).includes(opts.reasoningFormat)) {
+      throw new UsageError("bad_option", `--reasoning-format must be one of ${REASONING_FORMATS.join(", ")}, got '${opts.reasoningFormat}'`);
+    }
     const defaults = samplingOptions(opts);
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
-    const api = new OpenAIApi(lm, { modelId: opts.alias, defaults });
+    const api = new OpenAIApi(lm, { modelId: opts.alias, defaults, reasoningFormat: opts.reasoningFormat as ReasoningFormat });
     const srv = createApiServer(api, {
       maxQueue, bodyLimit, headerTimeoutMs, requestTimeoutMs, maxConnections, log: (line) => process.stderr.write(`moestream: ${line}\n`),
     });

@@ -63,10 +63,12 @@ export const chatRequestSchema = z.object({
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(tool).max(128).nullish(),
-  // Without constrained decoding a call cannot be forced: "required" and named functions are refused by name.
-  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no constrained decoding)" }).nullish(),
+  // A forced call ("required", a named function) is not supported yet: refused by name.
+  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no forced tool calls)" }).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).nullish(),
+  // llama-server's: "deepseek" (and "auto") split the <think> block into reasoning_content, "none" keeps it inline.
+  reasoning_format: z.enum(["none", "auto", "deepseek"], { message: "reasoning_format must be 'none', 'auto' or 'deepseek'" }).transform((v) => (v === "auto" ? "deepseek" : v)).nullish(),
 });
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);

@@ -2,7 +2,8 @@
 // model (its vocabulary cut to 8192 tokens, so no end-of-generation token: the completed grammar ends each
 // reply; test/engine/constraint.test.ts covers the full vocabulary and its end token): json_schema output parses and validates against the zod schema it came from (zod is the reference),
 // `.parse()` works, json_object gives an object, llama.cpp's grammar field is honoured, and what cannot be
-// honoured is a 400 naming the field, after which the server still answers.
+// honoured is a 400 naming the field, after which the server still answers. Reasoning (<think> blocks as
+// reasoning_content) is checked here too, on a think block a grammar makes the model write.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -119,4 +120,35 @@ test("`run --json-schema FILE`: the printed reply validates; a schema it cannot 
     return true;
   });
   rmSync(dir, { recursive: true });
+});
+
+// Reasoning: a grammar makes the model write a think block, so the split is checked on real generated text.
+const THINK = 'root ::= "<think>\\n" w " " w "\\n</think>\\n\\n" w " " w\nw ::= [a-z] [a-z]? [a-z]?';
+
+test("reasoning: the <think> block comes back as reasoning_content, streamed as its own deltas first; reasoning_format none keeps it inline", async () => {
+  const body = { model: srv.model, messages, max_tokens: 80, temperature: 1, seed: 11, grammar: THINK };
+  const raw = await post(`${srv.url}/v1/chat/completions`, JSON.stringify({ ...body, reasoning_format: "none" }));
+  assert.equal(raw.status, 200, raw.text);
+  const inline: string = JSON.parse(raw.text).choices[0].message.content;
+  const m = /^<think>\n([a-z]+ [a-z]+)\n<\/think>\n\n([a-z]+ [a-z]+)$/.exec(inline);
+  assert.ok(m, inline);
+
+  const split = await srv.client.chat.completions.create({ ...body, stream: false } as never) as unknown as { choices: { message: { content: string; reasoning_content?: string } }[] };
+  assert.equal(split.choices[0].message.reasoning_content, m[1]);
+  assert.equal(split.choices[0].message.content, m[2]);
+
+  const stream = await srv.client.chat.completions.create({ ...body, stream: true } as never) as unknown as AsyncIterable<{ choices: { delta: { content?: string; reasoning_content?: string } }[] }>;
+  let reasoning = "";
+  let content = "";
+  const order: string[] = [];
+  for await (const c of stream) {
+    const d = c.choices[0]?.delta ?? {};
+    if (d.reasoning_content) (reasoning += d.reasoning_content), order.push("r");
+    if (d.content) (content += d.content), order.push("c");
+  }
+  assert.deepEqual([reasoning, content], [m[1], m[2]]);
+  assert.ok(order.indexOf("c") > order.lastIndexOf("r") && order.filter((x) => x === "r").length > 1, order.join(""));
+  const bad = await post(`${srv.url}/v1/chat/completions`, JSON.stringify({ ...body, reasoning_format: "hidden" }));
+  assert.equal(bad.status, 400);
+  assert.equal(JSON.parse(bad.text).error.param, "reasoning_format");
 });
