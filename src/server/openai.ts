@@ -174,7 +174,7 @@ export class OpenAIApi {
     const parsed = (kind === "chat" ? chatRequestSchema : completionRequestSchema).safeParse(body);
     if (!parsed.success) throw fromZod(parsed.error);
     const req = parsed.data;
-    if (req.model !== this.modelId) throw this.unknownModel(req.model);
+    // One model is loaded: whatever id the client names means it (as llama-server does); replies carry ours.
     const chat = kind === "chat" ? this.chatPrompt(req as ChatRequest) : undefined;
     const promptTokens = chat ? chat.tokens : this.textPrompt(req as CompletionRequest);
     const ctx = this.contextSize;

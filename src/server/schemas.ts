@@ -6,7 +6,7 @@ const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nu
 
 /** Fields shared by /v1/chat/completions and /v1/completions. */
 const common = {
-  model: z.string(),
+  model: z.string().optional(), // any id: one model is loaded
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   max_tokens: z.number().int().min(1).nullish(),
