@@ -30,6 +30,7 @@ export function registerRun(program: Command): void {
   cmd.action(async (opts) => {
     const n = intOption(opts.nPredict, "--n-predict", 0);
     const constraint = await constraintOption(opts.jsonSchema, opts.grammarFile);
+    const sampling = samplingOptions(opts); // every flag is checked before the model loads
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     try {
       const text = opts.chat
@@ -40,7 +41,7 @@ export function registerRun(program: Command): void {
       const tokens: number[] = [];
       const top: [number, number][][] = [];
       const bar = prefillBar(promptTokens.length, PREFILL_BATCH);
-      const gen = session.generate(promptTokens, { maxTokens: n, sampling: samplingOptions(opts), stopAtEog: !opts.ignoreEos, constraint, topLogits: opts.json ? 5 : undefined, onPrefill: bar.onPrefill });
+      const gen = session.generate(promptTokens, { maxTokens: n, sampling, stopAtEog: !opts.ignoreEos, constraint, topLogits: opts.json ? 5 : undefined, onPrefill: bar.onPrefill });
       for await (const step of gen) {
         bar.stop();
         tokens.push(step.token);

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
+import { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../../src/engine/config.js";
 import { testModel } from "../helpers/models.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
@@ -114,6 +114,29 @@ test("every command's --help shows examples", () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Examples?:\n  moestream /, `${c} --help`);
   }
+});
+
+test("--help shows each engine and sampling option's default (from the option table) in every command that takes them", () => {
+  const table = { ...ENGINE_OPTIONS, ...SAMPLING_OPTIONS } as Record<string, { flag: string; default: unknown; env?: string }>;
+  for (const c of ["run", "chat", "serve", "bench", "trace"]) {
+    const help = cli(c, "--help").out.replace(/\s+/g, " ");
+    for (const spec of Object.values(table)) {
+      const flag = spec.flag.split(" ")[0];
+      if (c === "bench" && !help.includes(` ${flag} `)) continue; // bench takes the engine options only
+      const shown = typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : String(spec.default);
+      assert.ok(help.includes(`(default: ${shown}${spec.env ? `, env ${spec.env}` : ""})`), `${c} --help: ${flag} default ${shown}`);
+    }
+  }
+});
+
+test("usage errors exit 2 (commander's too), and flags are checked before any model loads", () => {
+  const missing = join(dir, "no-such-model.gguf");
+  for (const args of [["run", "--bogus"], ["run", "-m"], ["nosuchcommand"], ["serve", "-m", missing, "--port", "x"], ["run", "-m", missing, "-p", "x", "--temp", "hot"], ["run", "-m", missing, "-p", "x", "-n", "-1"], ["chat", "-m", missing, "--top-k", "1.5"], ["serve", "-m", missing, "--cors", "not an origin"], ["serve", "-m", missing, "--reasoning-format", "hidden"]]) {
+    const r = cli(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.doesNotMatch(r.err, /no-such-model|ENOENT/, "refused before the model file was opened");
+  }
+  assert.equal(cli("--help").code, 0);
 });
 
 test("bench --json: pp and tg tokens/s per repetition, with the last run's stats", async () => {
