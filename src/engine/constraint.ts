@@ -6,7 +6,7 @@
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { bytesToUnicode } from "../tokenizer/byte-level.js";
 import { UsageError } from "../util/errors.js";
-import { grammarSchema, schemaProblem } from "./json-schema-subset.js";
+import { grammarSchema, LIMITS, schemaProblem } from "./json-schema-subset.js";
 import { loadXGrammar, xgrammarReason, type XGrammarCompiler, type XGrammarHandle, type XGrammarInstance } from "./xgrammar.js";
 
 /** What the output must be; plain data, so it crosses to the engine host as it is. */
@@ -18,6 +18,7 @@ export type OutputConstraint =
   | { type: "grammar"; grammar: string };
 
 const TYPES = ["json_object", "json_schema", "grammar"];
+const MAX_GRAMMAR_CHARS = 65536;
 
 /** A constraint that cannot be honoured; `field` is where in it ("schema.properties.x.format", "grammar", "" = the whole). */
 export class ConstraintError extends UsageError {
@@ -31,7 +32,13 @@ export function constraintShapeProblem(c: unknown): { field: string; message: st
   if (typeof c !== "object" || c === null || Array.isArray(c)) return { field: "", message: "must be an object" };
   const o = c as Record<string, unknown>;
   if (!TYPES.includes(o.type as string)) return { field: "type", message: `must be one of ${TYPES.join(", ")}` };
-  if (o.type === "grammar" && (typeof o.grammar !== "string" || !o.grammar.trim())) return { field: "grammar", message: "must be a non-empty GBNF grammar" };
+  if (o.type === "grammar") {
+    if (typeof o.grammar !== "string" || !o.grammar.trim()) return { field: "grammar", message: "must be a non-empty GBNF grammar" };
+    if (o.grammar.length > MAX_GRAMMAR_CHARS) return { field: "grammar", message: `grammars longer than ${MAX_GRAMMAR_CHARS} characters are not supported` };
+    // Counted repetitions cost the compiler like a string's length bounds (json-schema-subset.ts LIMITS).
+    const counts = [...o.grammar.matchAll(/\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}/g)].reduce((a, m) => a + Number(m[2] || m[1]), 0);
+    if (counts > LIMITS.lengthBounds) return { field: "grammar", message: `counted repetitions ({m,n}) above ${LIMITS.lengthBounds} in total are not supported: each unit costs the grammar compiler a pass over the vocabulary` };
+  }
   if (o.type === "json_schema") {
     const p = schemaProblem(o.schema);
     if (p) return { field: p.path ? `schema.${p.path}` : "schema", message: p.message };

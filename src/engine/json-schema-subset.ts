@@ -7,6 +7,12 @@ const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 /** Deeper schemas than this are refused (a hostile one could exhaust the stack). */
 const MAX_DEPTH = 32;
+/**
+ * Compile-cost bounds, each a 400 beyond it rather than a minute of compiling in the engine (measured at 152k
+ * tokens: each unit of a string's minLength/maxLength adds a state whose mask is a pass over the vocabulary,
+ * tens of ms each, 55 s for one maxLength of 200 on a loaded machine; 3,000 properties took 30 s).
+ */
+export const LIMITS = { lengthBounds: 64, subschemas: 512, enumValues: 4096 };
 
 type Json = unknown;
 const isObject = (v: Json): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -21,15 +27,23 @@ export interface SchemaProblem {
 
 /** The first keyword of `schema` that constrained decoding cannot honour, or undefined. */
 export function schemaProblem(schema: Json): SchemaProblem | undefined {
-  const defs = isObject(schema) ? schema : {};
-  return walk(schema, "", 0, defs);
+  const root = isObject(schema) ? schema : {};
+  return walk(schema, "", 0, { root, lengthBounds: 0, subschemas: 0, enumValues: 0 });
 }
 
-function walk(s: Json, path: string, depth: number, root: Record<string, Json>): SchemaProblem | undefined {
+interface Walk {
+  root: Record<string, Json>;
+  lengthBounds: number;
+  subschemas: number;
+  enumValues: number;
+}
+
+function walk(s: Json, path: string, depth: number, w: Walk): SchemaProblem | undefined {
   const at = (key: string, message: string): SchemaProblem => ({ path: path ? `${path}.${key}` : key, message });
   if (depth > MAX_DEPTH) return { path, message: `schemas nested deeper than ${MAX_DEPTH} levels are not supported` };
   if (!isObject(s)) return { path, message: "a schema must be an object" };
-  const sub = (v: Json, key: string) => walk(v, path ? `${path}.${key}` : key, depth + 1, root);
+  if (++w.subschemas > LIMITS.subschemas) return { path, message: `schemas of more than ${LIMITS.subschemas} subschemas are not supported (compiling grows with them)` };
+  const sub = (v: Json, key: string) => walk(v, path ? `${path}.${key}` : key, depth + 1, w);
   for (const [key, v] of Object.entries(s)) {
     if (ANNOTATIONS.has(key)) continue;
     let bad: SchemaProblem | undefined;
@@ -58,7 +72,7 @@ function walk(s: Json, path: string, depth: number, root: Record<string, Json>):
         else for (const [name, d] of Object.entries(v)) if ((bad = sub(d, `${key}.${name}`))) break;
         break;
       case "$ref":
-        if (typeof v !== "string" || !resolves(v, root)) bad = at(key, `must point into this schema ("#", "#/$defs/NAME"), got ${JSON.stringify(v)}`);
+        if (typeof v !== "string" || !resolves(v, w.root)) bad = at(key, `must point into this schema ("#", "#/$defs/NAME"), got ${JSON.stringify(v)}`);
         break;
       case "anyOf":
         if (!Array.isArray(v) || !v.length) bad = at(key, "must be a non-empty list of schemas");
@@ -66,14 +80,20 @@ function walk(s: Json, path: string, depth: number, root: Record<string, Json>):
         break;
       case "enum":
         if (!Array.isArray(v) || !v.length) bad = at(key, "must be a non-empty list");
+        else if ((w.enumValues += v.length) > LIMITS.enumValues) bad = at(key, `more than ${LIMITS.enumValues} enum values in a schema are not supported`);
         break;
       case "const":
         break;
       case "minItems":
       case "maxItems":
+        if (!isCount(v)) bad = at(key, "must be an integer >= 0");
+        break;
       case "minLength":
       case "maxLength":
         if (!isCount(v)) bad = at(key, "must be an integer >= 0");
+        else if ((w.lengthBounds += v as number) > LIMITS.lengthBounds) {
+          bad = at(key, `string length bounds above ${LIMITS.lengthBounds} in total (every minLength and maxLength) are not supported: each unit costs the grammar compiler a pass over the vocabulary`);
+        }
         break;
       case "minimum":
       case "maximum":

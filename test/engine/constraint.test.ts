@@ -118,6 +118,11 @@ test("keywords constrained decoding cannot honour are refused by path, never ign
   let deep: Record<string, unknown> = { type: "integer" };
   for (let i = 0; i < 100; i++) deep = { type: "array", items: deep };
   assert.match(schemaProblem(deep)!.message, /nested deeper/);
+  // What would take the compiler a minute is refused (maxLength 200 took 55 s at 152k tokens).
+  assert.match(schemaProblem({ type: "string", maxLength: 200 })!.message, /length bounds above 64/);
+  assert.equal(schemaProblem({ type: "object", properties: { a: { type: "string", maxLength: 40 }, b: { type: "string", minLength: 10, maxLength: 20 } } })?.path, "properties.b.maxLength");
+  assert.match(schemaProblem({ type: "object", properties: Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`p${i}`, { type: "integer" }])) })!.message, /more than 512 subschemas/);
+  assert.equal(schemaProblem({ enum: Array.from({ length: 5000 }, (_, i) => i) })?.path, "enum");
   // Annotations are fine: they only describe.
   assert.equal(schemaProblem({ $schema: "http://json-schema.org/draft-07/schema#", title: "t", description: "d", type: "object", properties: {} }), undefined);
 });
@@ -136,6 +141,7 @@ test("a grammar that does not parse: XGrammar's reason, and the next good one st
   assert.equal(await passes({ type: "grammar", grammar: 'root ::= [0-9]+ "!"' }, "2026!"), true);
   await assert.rejects(checkConstraint({ type: "json_schema", schema: { type: "string", format: "date" } }), /constraint\.schema\.format: the keyword 'format'/);
   await assert.rejects(checkConstraint({ type: "xml" }), /constraint\.type: must be one of/);
+  await assert.rejects(checkConstraint({ type: "grammar", grammar: 'root ::= [a-z]{1,100} [0-9]{2}' }), /counted repetitions \(\{m,n\}\) above 64/);
 });
 
 test("a generation on the full vocabulary: masked sampling gives valid JSON that ends with the end-of-generation token", async () => {
