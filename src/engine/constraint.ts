@@ -59,6 +59,8 @@ const keyOf = (c: OutputConstraint) => JSON.stringify(c);
 
 /** This thread's instance for checks; a failed call leaves it unusable, so it is dropped then. */
 let checker: XGrammarInstance | undefined;
+/** Checks run one at a time: a failing one replaces the instance, which another must not be using then. */
+let checking: Promise<unknown> = Promise.resolve();
 
 /** Run `fn` on `inst`; a failure becomes a ConstraintError with XGrammar's reason, and `onFail` drops the instance. */
 async function guarded<T>(inst: XGrammarInstance, field: string, onFail: () => void, fn: () => Promise<T>): Promise<T> {
@@ -79,10 +81,14 @@ export async function checkConstraint(c: unknown): Promise<void> {
   const shape = constraintShapeProblem(c);
   if (shape) throw new ConstraintError(shape.field, shape.message);
   const oc = c as OutputConstraint;
-  const inst = (checker ??= loadXGrammar());
   const field = oc.type === "grammar" ? "grammar" : oc.type === "json_schema" ? "schema" : "";
-  const g = await guarded(inst, field, () => (checker = undefined), () => grammarOf(inst, oc));
-  g.dispose();
+  const run = checking.then(async () => {
+    const inst = (checker ??= loadXGrammar());
+    const g = await guarded(inst, field, () => (checker = undefined), () => grammarOf(inst, oc));
+    g.dispose();
+  });
+  checking = run.catch(() => {});
+  await run;
 }
 
 interface VocabState {

@@ -136,6 +136,9 @@ test("a grammar that does not parse: XGrammar's reason, and the next good one st
       return true;
     });
   }
+  // At once: a failure replaces the checking instance only when no other check is using it.
+  const mixed = await Promise.allSettled(["(", '"x"', "[", '"y"'].map((g) => checkConstraint({ type: "grammar", grammar: `root ::= ${g}` })));
+  assert.deepEqual(mixed.map((r) => r.status), ["rejected", "fulfilled", "rejected", "fulfilled"]);
   await assert.rejects(checkConstraint({ type: "grammar", grammar: "rot ::= \"a\"" }), ConstraintError); // no root rule
   await checkConstraint({ type: "grammar", grammar: 'root ::= "a"' });
   assert.equal(await passes({ type: "grammar", grammar: 'root ::= [0-9]+ "!"' }, "2026!"), true);
