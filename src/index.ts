@@ -4,6 +4,7 @@ export { loadModel, Model, type LoadOptions, type ModelGenerateOptions } from ".
 export { HostedSession as Session, type HostedGenerateOptions } from "./engine/hosted-session.js";
 // The engine in the caller's thread (no worker): for tools that drive the forward pass themselves.
 export { Session as EngineSession, type GenerateOptions, type GenerateStep, type GenerationStats, type ExpertPhaseStats } from "./engine/session.js";
+export { checkConstraint, ConstraintError, type OutputConstraint } from "./engine/constraint.js";
 export { renderChat, type ChatMessage, type ChatTool, type ChatToolCall, type ChatTemplateOptions } from "./engine/chat-template.js";
 export { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } from "./engine/load.js";
 export { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS, type EngineConfig } from "./engine/config.js";

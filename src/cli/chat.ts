@@ -8,8 +8,47 @@ import type { ChatMessage } from "../engine/chat-template.js";
 import { MoestreamError, UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
+import { ReasoningSplitter } from "../engine/reasoning.js";
 
-const HELP = "commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /help, /exit";
+const HELP = "commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /think (show or hide the thinking), /help, /exit";
+
+const DIM = "\x1b[2m";
+const UNDIM = "\x1b[22m";
+
+/**
+ * What the chat prints of a reply: the <think> block dimmed (plain when not a terminal) or left out, then
+ * the answer on its own line.
+ */
+export class ThinkPrinter {
+  private readonly split: ReasoningSplitter;
+  private thought = false;
+
+  constructor(private readonly show: boolean, private readonly dim: boolean, open = false) {
+    this.split = new ReasoningSplitter(open);
+  }
+
+  push(text: string): string {
+    return this.print(this.split.push(text));
+  }
+
+  flush(): string {
+    return this.print(this.split.flush());
+  }
+
+  private print(p: { reasoning: string; content: string }): string {
+    let s = "";
+    if (p.reasoning && this.show) {
+      s += this.dim ? DIM + p.reasoning + UNDIM : p.reasoning;
+      this.thought = true;
+    }
+    if (p.content) {
+      if (this.thought) s += "\n";
+      this.thought = false;
+      s += p.content;
+    }
+    return s;
+  }
+}
 
 export function registerChat(program: Command): void {
   const cmd = program
@@ -46,6 +85,8 @@ export function registerChat(program: Command): void {
       else rl.close();
     });
     const say = (line: string) => process.stderr.write(line + "\n");
+    // Thinking is shown (dimmed) on a terminal; piped, only the answer, unless /think asks for it.
+    let showThink = tty;
 
     const command = async (line: string): Promise<boolean> => {
       const [name, ...rest] = line.split(/\s+/);
@@ -73,6 +114,10 @@ export function registerChat(program: Command): void {
           say(session.lastStats ? formatStats(session.lastStats) : "no reply yet");
           say(`context ${session.context.length}/${session.nCtx} tokens, expert cache ${lm.expertIO.mode} (${lm.expertSlots} slots)`);
           break;
+        case "/think":
+          showThink = !showThink;
+          say(showThink ? "thinking shown" : "thinking hidden");
+          break;
         case "/help":
           say(HELP);
           break;
@@ -88,6 +133,7 @@ export function registerChat(program: Command): void {
       generating = new AbortController();
       let out = "";
       let stats: GenerationStats | undefined;
+      const printer = new ThinkPrinter(showThink, tty);
       try {
         const gen = session.chat(turn, { maxTokens, sampling, signal: generating.signal, template: { enableThinking: opts.think } });
         for (;;) {
@@ -97,8 +143,9 @@ export function registerChat(program: Command): void {
             break;
           }
           out += step.value.text;
-          process.stdout.write(step.value.text);
+          process.stdout.write(printer.push(step.value.text));
         }
+        process.stdout.write(printer.flush());
       } finally {
         generating = undefined;
         if (out !== "" || stats) process.stdout.write("\n"); // a turn refused before its reply prints nothing

@@ -9,8 +9,11 @@ import { UsageError } from "../util/errors.js";
 /** Add every option of a table to a command; values stay raw strings until resolveOptions parses them. */
 export function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
   for (const [key, spec] of Object.entries(table)) {
-    const env = spec.env ? ` (env ${spec.env})` : "";
-    const opt = new Option(spec.flag, `${spec.help}${env}`).default(undefined, String(spec.default));
+    // The default in the help text: commander prints one only for a set value, and these stay unset so the
+    // environment can still fill them.
+    const shown = typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : String(spec.default);
+    const env = spec.env ? `, env ${spec.env}` : "";
+    const opt = new Option(spec.flag, `${spec.help} (default: ${shown}${env})`);
     opt.attributeName = () => key;
     cmd.addOption(opt);
     // A switch that is on by default also gets its commander negation (--no-verify-experts = --verify-experts off).

@@ -1,5 +1,5 @@
 // moestream CLI entry: one file per command; errors become one clear line on stderr.
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { MoestreamError } from "../util/errors.js";
 import { registerBench } from "./bench.js";
 import { registerChat } from "./chat.js";
@@ -17,7 +17,9 @@ const program = new Command()
   .name("moestream")
   .description("Run Mixture-of-Experts models larger than memory, streaming experts from disk.")
   .option("--verbose", "print stack traces on errors")
-  .showHelpAfterError();
+  // Usage errors (unknown flag, missing value) throw instead of exiting 1: they exit 2 like ours.
+  .exitOverride()
+  .showHelpAfterError("(run with --help for usage)");
 registerDemo(program);
 registerRun(program);
 registerChat(program);
@@ -31,6 +33,8 @@ registerTraceCommands(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  // Help and --version "fail" with exit code 0; commander has already printed its message.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : EXIT.usage);
   const verbose = program.opts().verbose || process.argv.includes("--verbose");
   if (e instanceof MoestreamError) {
     process.stderr.write(`moestream: error: ${e.message}\n`);

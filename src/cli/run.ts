@@ -1,9 +1,11 @@
 // moestream run: one prompt in, generated text out (or one JSON object with --json).
 import type { Command } from "commander";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { SAMPLING_OPTIONS, ENGINE_OPTIONS } from "../engine/config.js";
 import { PREFILL_BATCH } from "../engine/session.js";
 import { renderChat } from "../engine/chat-template.js";
+import { checkConstraint, ConstraintError, type OutputConstraint } from "../engine/constraint.js";
+import { UsageError } from "../util/errors.js";
 import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions } from "./common.js";
 import { formatStats } from "./stats.js";
 import { prefillBar } from "./progress.js";
@@ -19,12 +21,16 @@ export function registerRun(program: Command): void {
     .option("--no-think", "with --chat: disable the thinking block (Qwen3 enable_thinking=false)")
     .option("--ignore-eos", "keep generating past end-of-generation tokens")
     .option("--json", "print one JSON object: prompt_tokens, tokens, top_logits, text, stats")
+    .option("--json-schema <file>", "constrain the output to the JSON Schema in FILE (README: structured output)")
+    .option("--grammar-file <file>", "constrain the output to the GBNF grammar in FILE")
     .option("--stats-json [file]", "write the full generation stats as JSON (to FILE, or stderr)")
     .addHelpText("after", "\nExamples:\n  moestream run -m model.gguf -p 'Once upon a time' -n 32 --temp 0\n  moestream run -m model.gguf -p 'Hello' --chat --json");
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
     const n = intOption(opts.nPredict, "--n-predict", 0);
+    const constraint = await constraintOption(opts.jsonSchema, opts.grammarFile);
+    const sampling = samplingOptions(opts); // every flag is checked before the model loads
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     try {
       const text = opts.chat
@@ -35,7 +41,7 @@ export function registerRun(program: Command): void {
       const tokens: number[] = [];
       const top: [number, number][][] = [];
       const bar = prefillBar(promptTokens.length, PREFILL_BATCH);
-      const gen = session.generate(promptTokens, { maxTokens: n, sampling: samplingOptions(opts), stopAtEog: !opts.ignoreEos, topLogits: opts.json ? 5 : undefined, onPrefill: bar.onPrefill });
+      const gen = session.generate(promptTokens, { maxTokens: n, sampling, stopAtEog: !opts.ignoreEos, constraint, topLogits: opts.json ? 5 : undefined, onPrefill: bar.onPrefill });
       for await (const step of gen) {
         bar.stop();
         tokens.push(step.token);
@@ -59,4 +65,35 @@ export function registerRun(program: Command): void {
       await lm.close();
     }
   });
+}
+
+/** --json-schema / --grammar-file, read and checked before the model loads (a UsageError names the flag and file). */
+async function constraintOption(schemaFile: string | undefined, grammarFile: string | undefined): Promise<OutputConstraint | undefined> {
+  if (schemaFile && grammarFile) throw new UsageError("bad_option", "--json-schema and --grammar-file cannot be combined");
+  const file = schemaFile ?? grammarFile;
+  if (!file) return undefined;
+  const flag = schemaFile ? "--json-schema" : "--grammar-file";
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError("bad_option", `${flag} ${file}: ${(e as Error).message}`);
+  }
+  let c: OutputConstraint;
+  if (schemaFile) {
+    let schema: unknown;
+    try {
+      schema = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError("bad_option", `${flag} ${file}: not JSON: ${(e as Error).message}`);
+    }
+    c = { type: "json_schema", schema: schema as Record<string, unknown> };
+  } else c = { type: "grammar", grammar: text };
+  try {
+    await checkConstraint(c);
+  } catch (e) {
+    if (e instanceof ConstraintError) throw new UsageError("bad_option", `${flag} ${file}: ${e.field.replace(/^schema\.?/, "") || "the schema"}: ${e.reason}`);
+    throw e;
+  }
+  return c;
 }

@@ -4,6 +4,7 @@ import { UsageError } from "../util/errors.js";
 import { didYouMean } from "../util/suggest.js";
 import { resolveSamplingOptions } from "../sampler/index.js";
 import { parsePolicySpec, RECOMMENDED_POLICY } from "../experts/policies.js";
+import { ConstraintError, constraintShapeProblem } from "./constraint.js";
 
 // What SAMPLING_OPTIONS resolve to; the CLI and server name it through the engine.
 export type { SamplingOptions } from "../sampler/index.js";
@@ -224,6 +225,10 @@ const GENERATE_OPTIONS: Record<string, (v: unknown, key: string) => void> = {
   signal: (v, k) => v instanceof AbortSignal || badValue(k, "an AbortSignal", v),
   onPrefill: (v, k) => typeof v === "function" || badValue(k, "a function", v),
   sampling: (v) => void resolveSamplingOptions(v as never), // its own typed errors, naming the field
+  constraint: (v) => {
+    const p = constraintShapeProblem(v);
+    if (p) throw new ConstraintError(p.field, p.message);
+  },
   template: (v, k) => {
     if (!isRecord(v)) badValue(k, "an object", v);
     knownKeys(v, ["addGenerationPrompt", "enableThinking", "tools"], "template option");

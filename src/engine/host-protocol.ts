@@ -59,6 +59,7 @@ export interface WireGenerateOptions {
   /** Send prefill progress messages. */
   prefill?: boolean;
   template?: import("./chat-template.js").ChatTemplateOptions;
+  constraint?: import("./constraint.js").OutputConstraint;
 }
 
 export type ToHost =

@@ -6,6 +6,7 @@ import { renderChat, type ChatMessage, type ChatTemplateOptions } from "./chat-t
 import { loadSessionInto, saveSession } from "./session-file.js";
 import { AbortedError, namingFile } from "../util/errors.js";
 import { fitContext, promptTooLong, replyReserve, shiftSlack } from "./context-fit.js";
+import { TokenConstraint, type OutputConstraint } from "./constraint.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -20,6 +21,8 @@ export interface GenerateOptions {
   onPrefill?: (done: number, total: number) => void;
   /** Report each chosen token's log-probability under the model, with this many top alternatives (0 = none). */
   logprobs?: number;
+  /** Constrain the output to a JSON Schema, any JSON object, or a GBNF grammar (token masking before sampling). */
+  constraint?: OutputConstraint;
 }
 
 export interface GenerateStep {
@@ -187,6 +190,16 @@ export class Session {
    * maxTokens, yielding each token as it is chosen. The last sampled token stays pending: the next call feeds it.
    */
   async *generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, GenerationStats> {
+    // Compiled before the prompt runs: a constraint that cannot be honoured is refused before any work.
+    const constraint = opts.constraint ? await TokenConstraint.create(this.lm.tokenizer, this.lm.model.info.nVocab, opts.constraint) : undefined;
+    try {
+      return yield* this.sampleLoop(prompt, opts, constraint);
+    } finally {
+      constraint?.dispose();
+    }
+  }
+
+  private async *sampleLoop(prompt: readonly number[], opts: GenerateOptions, constraint: TokenConstraint | undefined): AsyncGenerator<GenerateStep, GenerationStats> {
     const sampler = createSampler(opts.sampling);
     if (opts.sampling?.seed === undefined && this.rngState) sampler.setState(this.rngState);
     const tok = this.lm.tokenizer;
@@ -231,7 +244,8 @@ export class Session {
         break;
       }
       const top = opts.topLogits ? topN(logits, opts.topLogits) : undefined;
-      const token = sampler.sample(logits, this.tokens);
+      const token = sampler.sample(constraint ? await constraint.mask(logits) : logits, this.tokens);
+      constraint?.accept(token);
       n++;
       this.pending.push(token);
       const step: GenerateStep = { token, text: "", topLogits: top };
@@ -248,6 +262,10 @@ export class Session {
       }
       step.text = decoder.push(token);
       yield step;
+      if (constraint?.done) {
+        finishReason = "stop"; // the grammar is complete (a vocabulary without an end-of-generation token)
+        break;
+      }
       if (n >= opts.maxTokens) break;
       if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
       logits = await feed([]);

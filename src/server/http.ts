@@ -1,5 +1,6 @@
 // The HTTP edge of the OpenAI-compatible server: routing, body limits, SSE, the FIFO queue and
 // OpenAI-shaped errors. Everything model-related goes through OpenAIApi.
+import { timingSafeEqual } from "node:crypto";
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -23,6 +24,10 @@ export interface ApiServerOptions {
    * that went away or was dropped.
    */
   log?: (line: string) => void;
+  /** Origins a browser app may call from ("*" = any); none = no CORS headers and no preflight answers. */
+  cors?: string[];
+  /** Clients must send `authorization: Bearer KEY` (all but /health and CORS preflights); 401 otherwise. */
+  apiKey?: string;
 }
 
 export const DEFAULT_MAX_QUEUE = 16;
@@ -111,6 +116,37 @@ function prometheus(api: OpenAIApi, queue: RequestQueue): string {
   return rows.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join("");
 }
 
+/** Headers browsers ask to send on a preflight when none are named: the ones OpenAI clients set. */
+const CORS_HEADERS = "authorization, content-type, openai-organization, openai-project, x-stainless-*";
+
+/** CORS for allowed origins: headers on every answer, and 204 to a preflight (true = answered). */
+function cors(origins: string[], req: IncomingMessage, res: ServerResponse): boolean {
+  const origin = req.headers.origin;
+  if (!origins.length || !origin) return false;
+  const any = origins.includes("*");
+  if (!any && !origins.includes(origin)) return false; // no header: the browser refuses the answer
+  res.setHeader("access-control-allow-origin", any ? "*" : origin);
+  if (!any) res.setHeader("vary", "origin");
+  if (req.method !== "OPTIONS" || !req.headers["access-control-request-method"]) return false;
+  res.writeHead(204, {
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+    "access-control-allow-headers": req.headers["access-control-request-headers"] ?? CORS_HEADERS,
+    "access-control-max-age": "600",
+  });
+  res.end();
+  return true;
+}
+
+/** A 401 unless the request carries `authorization: Bearer KEY` (compared in constant time). */
+function checkKey(key: string, req: IncomingMessage): void {
+  const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
+  const given = Buffer.from(m?.[1].trim() ?? "");
+  const want = Buffer.from(key);
+  if (given.length === want.length && timingSafeEqual(given, want)) return;
+  const why = m ? "Incorrect API key provided" : "You didn't provide an API key: send it as 'Authorization: Bearer KEY'";
+  throw new ApiError(401, why, null, "invalid_api_key");
+}
+
 export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): ApiServer {
   const queue = new RequestQueue(opts.maxQueue ?? DEFAULT_MAX_QUEUE);
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -122,7 +158,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
   let closing = false;
 
   async function completion(kind: RequestKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const p = api.prepare(kind, parseJson(await readBody(req, bodyLimit)));
+    const p = await api.prepare(kind, parseJson(await readBody(req, bodyLimit)));
     const ac = new AbortController();
     res.on("close", () => res.writableFinished || ac.abort());
     inflight.add(ac);
@@ -179,9 +215,11 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (cors(opts.cors ?? [], req, res)) return;
     const path = pathOf(req);
     const method = req.method ?? "GET";
     if (closing) throw shuttingDown();
+    if (opts.apiKey !== undefined && path !== "/health") checkKey(opts.apiKey, req);
     if (path === "/v1/chat/completions" || path === "/v1/completions") {
       if (method !== "POST") throw new ApiError(405, `${method} ${path}: use POST`, null, "method_not_allowed");
       return completion(path === "/v1/completions" ? "text" : "chat", req, res);
@@ -237,6 +275,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
         req.resume();
       }
       if (err.status === 429) extra["retry-after"] = "1";
+      if (err.status === 401) extra["www-authenticate"] = "Bearer";
       sendJson(res, err.status, err.toJSON(), extra);
     });
   });

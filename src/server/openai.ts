@@ -7,10 +7,12 @@ import type { Model } from "../engine/model.js";
 import type { HostedSession } from "../engine/hosted-session.js";
 import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
+import { checkConstraint, ConstraintError, type OutputConstraint } from "../engine/constraint.js";
 import { ApiError, fromZod } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
 import { StopScanner } from "./stop.js";
 import { ToolCallSplitter, type ToolCall } from "./tools.js";
+import { ReasoningSplitter } from "../engine/reasoning.js";
 
 export type RequestKind = "chat" | "text";
 export type FinishReason = "stop" | "length" | "tool_calls";
@@ -33,6 +35,8 @@ export interface TokenLogprob {
 /** A piece of output: text settled by the stop scanner, and the tokens generated since the last piece. */
 export interface Delta {
   text: string;
+  /** Text of the reply's <think> block (chat with reasoning split out). */
+  reasoning: string;
   logprobs: TokenLogprob[];
 }
 
@@ -52,10 +56,15 @@ export interface PreparedRequest {
   logprobs: number | undefined;
   /** Parse tool calls out of the reply (chat with tools, tool_choice not "none"). */
   tools: boolean;
+  /** response_format / grammar / json_schema: constrained decoding. */
+  constraint?: OutputConstraint;
+  /** Split the <think> block out as reasoning_content; "open": the prompt already opened it. */
+  reasoning: "none" | "split" | "open";
 }
 
 export interface GenerationResult {
   text: string;
+  reasoning: string;
   finishReason: FinishReason | "abort";
   toolCalls: ToolCall[];
   usage: Usage;
@@ -67,7 +76,15 @@ export interface OpenAIApiOptions {
   modelId?: string;
   /** Server-wide sampling defaults (the CLI's sampling flags); request fields override them. */
   defaults?: SamplingOptions;
+  /**
+   * "deepseek" (default): a chat reply's <think> block comes back as reasoning_content; "none": inline in
+   * content. A request's reasoning_format overrides it.
+   */
+  reasoningFormat?: ReasoningFormat;
 }
+
+export const REASONING_FORMATS = ["deepseek", "none"] as const;
+export type ReasoningFormat = (typeof REASONING_FORMATS)[number];
 
 /** Running totals for /metrics. */
 export interface ApiCounters {
@@ -93,6 +110,33 @@ function toolsOf(req: ChatRequest): ChatTool[] | undefined {
   return req.tools as ChatTool[];
 }
 
+/**
+ * The request's output constraint, checked (supported schema keywords, a grammar that compiles): a 400 names
+ * the field, e.g. 'response_format.json_schema.schema.properties.email.format'.
+ */
+async function requestConstraint(req: ChatRequest | CompletionRequest): Promise<OutputConstraint | undefined> {
+  const asked: [string, OutputConstraint, string][] = []; // [request field, constraint, where its schema sits in the request]
+  const rf = req.response_format;
+  if (rf?.type === "json_object") asked.push(["response_format", rf.schema ? { type: "json_schema", schema: rf.schema } : { type: "json_object" }, "response_format.schema"]);
+  if (rf?.type === "json_schema") {
+    const js = rf.json_schema;
+    asked.push(["response_format", js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" }, "response_format.json_schema.schema"]);
+  }
+  if (req.grammar != null) asked.push(["grammar", { type: "grammar", grammar: req.grammar }, ""]);
+  if (req.json_schema != null) asked.push(["json_schema", { type: "json_schema", schema: req.json_schema }, "json_schema"]);
+  if (asked.length > 1) throw new ApiError(400, `'${asked[1][0]}' cannot be combined with '${asked[0][0]}': give one output constraint`, asked[1][0], "invalid_value");
+  if (!asked.length) return undefined;
+  const [name, c, schemaAt] = asked[0];
+  try {
+    await checkConstraint(c);
+  } catch (e) {
+    if (!(e instanceof ConstraintError)) throw e;
+    const field = e.field === "grammar" ? "grammar" : e.field.startsWith("schema") ? schemaAt + e.field.slice("schema".length) : name;
+    throw new ApiError(400, `'${field}': ${e.reason}`, field, "invalid_value");
+  }
+  return c;
+}
+
 /** Token pieces as text for logprobs (invalid UTF-8 of a partial character becomes U+FFFD, as OpenAI's do). */
 const utf8 = new TextDecoder();
 
@@ -101,12 +145,14 @@ export class OpenAIApi {
   readonly created = Math.floor(Date.now() / 1000);
   readonly counters: ApiCounters = { requests: 0, promptTokens: 0, completionTokens: 0, decodeMs: 0, aborted: 0 };
   private readonly defaults: SamplingOptions;
+  private readonly reasoningFormat: ReasoningFormat;
   /** One session for all requests: they run one at a time and keep the KV of a shared prompt prefix. */
   private session: HostedSession | undefined;
 
   constructor(readonly lm: Model, opts: OpenAIApiOptions = {}) {
     this.modelId = opts.modelId ?? defaultModelId(lm.path);
     this.defaults = opts.defaults ?? {};
+    this.reasoningFormat = opts.reasoningFormat ?? "deepseek";
   }
 
   get contextSize(): number {
@@ -123,13 +169,14 @@ export class OpenAIApi {
   }
 
   /** Validate and tokenize; throws ApiError (400 naming the field, 404 for another model). */
-  prepare(kind: RequestKind, body: unknown): PreparedRequest {
+  async prepare(kind: RequestKind, body: unknown): Promise<PreparedRequest> {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
     const parsed = (kind === "chat" ? chatRequestSchema : completionRequestSchema).safeParse(body);
     if (!parsed.success) throw fromZod(parsed.error);
     const req = parsed.data;
-    if (req.model !== this.modelId) throw this.unknownModel(req.model);
-    const promptTokens = kind === "chat" ? this.chatPrompt(req as ChatRequest) : this.textPrompt(req as CompletionRequest);
+    // One model is loaded: whatever id the client names means it (as llama-server does); replies carry ours.
+    const chat = kind === "chat" ? this.chatPrompt(req as ChatRequest) : undefined;
+    const promptTokens = chat ? chat.tokens : this.textPrompt(req as CompletionRequest);
     const ctx = this.contextSize;
     if (promptTokens.length >= ctx) {
       throw new ApiError(400, `This model's maximum context length is ${ctx} tokens. However, your prompt has ${promptTokens.length} tokens, which leaves no room to generate. Please reduce the length of the prompt.`, kind === "chat" ? "messages" : "prompt", "context_length_exceeded");
@@ -153,11 +200,15 @@ export class OpenAIApi {
       if (c.top_logprobs != null && !c.logprobs) throw new ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
       logprobs = c.logprobs ? (c.top_logprobs ?? 0) : undefined;
     } else logprobs = (req as CompletionRequest).logprobs ?? undefined;
+    const constraint = await requestConstraint(req);
+    // Only where the template knows think blocks: elsewhere a reply that starts with "<think>" is just text.
+    const format = (kind === "chat" ? (req as ChatRequest).reasoning_format : undefined) ?? this.reasoningFormat;
+    const reasoning = !chat || format === "none" || !this.lm.tokenizer.chatTemplate?.includes("<think>") ? "none" : chat.thinkOpen ? "open" : "split";
     return {
       kind, id: prefix + randomBytes(12).toString("hex"), created: Math.floor(Date.now() / 1000), model: this.modelId,
       promptTokens, maxTokens: Math.min(asked ?? room, room), sampling, stop,
       stream: req.stream ?? false, includeUsage: req.stream_options?.include_usage ?? false,
-      logprobs, tools: kind === "chat" && toolsOf(req as ChatRequest) !== undefined,
+      logprobs, tools: kind === "chat" && toolsOf(req as ChatRequest) !== undefined, constraint, reasoning,
     };
   }
 
@@ -172,7 +223,9 @@ export class OpenAIApi {
     const decoder = tok.createStreamDecoder();
     const scan = new StopScanner(p.stop);
     const tools = p.tools ? new ToolCallSplitter() : undefined;
+    const think = p.reasoning === "none" ? undefined : new ReasoningSplitter(p.reasoning === "open");
     let text = "";
+    let reasoning = "";
     let n = 0;
     let stopped = false;
     let lps: TokenLogprob[] = [];
@@ -181,16 +234,18 @@ export class OpenAIApi {
     this.counters.promptTokens += p.promptTokens.length;
     const rest = session.reuse(p.promptTokens);
     const cached = p.promptTokens.length - rest.length;
-    const out = (piece: string): Delta | undefined => {
-      const t = tools ? tools.push(piece) : piece;
-      text += piece;
-      if (!t && !lps.length) return undefined;
-      const d = { text: t, logprobs: lps };
+    const emit = (r: { reasoning: string; content: string }): Delta | undefined => {
+      const t = tools ? tools.push(r.content) : r.content;
+      text += r.content;
+      reasoning += r.reasoning;
+      if (!t && !r.reasoning && !lps.length) return undefined;
+      const d = { text: t, reasoning: r.reasoning, logprobs: lps };
       lps = [];
       return d;
     };
+    const out = (piece: string) => emit(think ? think.push(piece) : { reasoning: "", content: piece });
     try {
-      const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs });
+      const gen = session.generate(rest, { maxTokens: p.maxTokens, sampling: p.sampling, signal, logprobs: p.logprobs, constraint: p.constraint });
       for await (const step of gen) {
         n++;
         this.counters.completionTokens++;
@@ -211,8 +266,11 @@ export class OpenAIApi {
         const d = out(r.text + f.text);
         if (d) yield d;
       }
+      const held = think?.flush();
+      const hd = held && emit(held);
+      if (hd) yield hd;
       const end = tools?.finish();
-      if (end?.content) yield { text: end.content, logprobs: [] };
+      if (end?.content) yield { text: end.content, reasoning: "", logprobs: [] };
       const toolCalls = end?.toolCalls ?? [];
       if (toolCalls.length) text = text.slice(0, text.indexOf("<tool_call>"));
       let reason: GenerationResult["finishReason"] = stopped ? "stop" : (session.lastStats?.finishReason ?? "length");
@@ -220,7 +278,7 @@ export class OpenAIApi {
       const decodeMs = performance.now() - t0;
       this.counters.decodeMs += decodeMs;
       const usage = { prompt_tokens: p.promptTokens.length, completion_tokens: n, total_tokens: p.promptTokens.length + n, prompt_tokens_details: { cached_tokens: cached } };
-      return { text, finishReason: reason, toolCalls, usage, decodeMs };
+      return { text, reasoning, finishReason: reason, toolCalls, usage, decodeMs };
     } finally {
       if (signal?.aborted) this.counters.aborted++;
     }
@@ -260,9 +318,10 @@ export class OpenAIApi {
     const res = r.value;
     const finish: FinishReason = res.finishReason === "abort" ? "stop" : res.finishReason;
     if (p.kind === "chat") {
+      const thought = res.reasoning ? { reasoning_content: res.reasoning } : {};
       const message = res.toolCalls.length
-        ? { role: "assistant" as const, content: res.text.trim() ? res.text : null, tool_calls: res.toolCalls, refusal: null }
-        : { role: "assistant" as const, content: res.text, refusal: null };
+        ? { role: "assistant" as const, content: res.text.trim() ? res.text : null, ...thought, tool_calls: res.toolCalls, refusal: null }
+        : { role: "assistant" as const, content: res.text, ...thought, refusal: null };
       return {
         id: p.id, object: "chat.completion" as const, created: p.created, model: p.model,
         choices: [{ index: 0, message, logprobs: this.logprobsObject(p, lps), finish_reason: finish }],
@@ -295,7 +354,9 @@ export class OpenAIApi {
     try {
       r = await it.next();
       while (!r.done) {
-        yield chunk(r.value.text || p.kind === "text" ? { content: r.value.text } : {}, null, r.value.logprobs);
+        const d = r.value;
+        const delta = p.kind === "text" ? { content: d.text } : { ...(d.reasoning ? { reasoning_content: d.reasoning } : {}), ...(d.text ? { content: d.text } : {}) };
+        yield chunk(delta, null, d.logprobs);
         r = await it.next();
       }
     } finally {
@@ -322,7 +383,8 @@ export class OpenAIApi {
     return new ApiError(404, `The model '${id}' does not exist; this server serves '${this.modelId}'`, "model", "model_not_found");
   }
 
-  private chatPrompt(req: ChatRequest): number[] {
+  /** The rendered prompt's tokens, and whether it ends inside an opened <think> block. */
+  private chatPrompt(req: ChatRequest): { tokens: number[]; thinkOpen: boolean } {
     const messages = req.messages.map((m) => {
       const out: Record<string, unknown> = { role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) };
       if (m.tool_calls) out.tool_calls = m.tool_calls;
@@ -337,7 +399,8 @@ export class OpenAIApi {
       const why = e instanceof MoestreamError ? e.message : `the chat template failed: ${(e as Error).message}`;
       throw new ApiError(400, why, "messages", "chat_template_error");
     }
-    return this.lm.tokenizer.encode(text, { parseSpecial: true });
+    const open = text.lastIndexOf("<think>");
+    return { tokens: this.lm.tokenizer.encode(text, { parseSpecial: true }), thinkOpen: open >= 0 && !text.includes("</think>", open) };
   }
 
   private textPrompt(req: CompletionRequest): number[] {

@@ -6,7 +6,7 @@ const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nu
 
 /** Fields shared by /v1/chat/completions and /v1/completions. */
 const common = {
-  model: z.string(),
+  model: z.string().optional(), // any id: one model is loaded
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   max_tokens: z.number().int().min(1).nullish(),
@@ -21,6 +21,18 @@ const common = {
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   repeat_penalty: z.number().gt(0).nullish(),
+  // Structured output (constrained decoding): OpenAI's response_format, llama.cpp's grammar (GBNF) and json_schema.
+  response_format: z.discriminatedUnion("type", [
+    z.object({ type: z.literal("text") }),
+    // llama.cpp's extension: a schema beside json_object.
+    z.object({ type: z.literal("json_object"), schema: z.record(z.string(), z.unknown()).optional() }),
+    z.object({
+      type: z.literal("json_schema"),
+      json_schema: z.object({ name: z.string().optional(), description: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() }),
+    }),
+  ]).nullish(),
+  grammar: z.string().min(1, { message: "the grammar is empty" }).nullish(),
+  json_schema: z.record(z.string(), z.unknown()).nullish(),
   // Refused by name rather than silently ignored (an empty map changes nothing, so it passes).
   logit_bias: z.record(z.string(), z.number()).refine((o) => Object.keys(o).length === 0, { message: "logit_bias is not supported" }).nullish(),
 };
@@ -51,10 +63,12 @@ export const chatRequestSchema = z.object({
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(tool).max(128).nullish(),
-  // Without constrained decoding a call cannot be forced: "required" and named functions are refused by name.
-  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no constrained decoding)" }).nullish(),
+  // A forced call ("required", a named function) is not supported yet: refused by name.
+  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no forced tool calls)" }).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).nullish(),
+  // llama-server's: "deepseek" (and "auto") split the <think> block into reasoning_content, "none" keeps it inline.
+  reasoning_format: z.enum(["none", "auto", "deepseek"], { message: "reasoning_format must be 'none', 'auto' or 'deepseek'" }).transform((v) => (v === "auto" ? "deepseek" : v)).nullish(),
 });
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);

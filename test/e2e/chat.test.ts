@@ -31,9 +31,10 @@ test("piped stdin: the first reply is `run --chat`'s; /save, /reset, /load conti
   assert.deepEqual(resumed.out.slice(0, 2), straight.out.slice(0, 2));
   assert.match(resumed.err, /saved \d+ tokens/);
   assert.match(resumed.err, /loaded .*: 2 messages/);
-  // A bad /load is reported and the chat goes on.
-  const bad = chat(`/load ${join(dir, "missing.session")}\nHi\n`);
+  // A bad /load is reported and the chat goes on; /think (thinking hidden when piped) changes no plain reply.
+  const bad = chat(`/load ${join(dir, "missing.session")}\n/think\nHi\n`);
   assert.match(bad.err, /missing\.session: session file not found/);
+  assert.match(bad.err, /thinking shown/);
   assert.equal(bad.out[0], straight.out[0]);
 });
 

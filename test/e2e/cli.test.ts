@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
+import { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../../src/engine/config.js";
 import { testModel } from "../helpers/models.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
@@ -113,6 +113,29 @@ test("every command's --help shows examples", () => {
     const r = cli(c, "--help");
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Examples?:\n  moestream /, `${c} --help`);
+  }
+});
+
+test("--help shows each engine and sampling option's default (from the option table) in every command that takes them", () => {
+  const table = { ...ENGINE_OPTIONS, ...SAMPLING_OPTIONS } as Record<string, { flag: string; default: unknown; env?: string }>;
+  for (const c of ["run", "serve", "bench"]) { // chat and trace add the same tables the same way
+    const help = cli(c, "--help").out.replace(/\s+/g, " ");
+    for (const spec of Object.values(table)) {
+      const flag = spec.flag.split(" ")[0];
+      if (c === "bench" && !help.includes(` ${flag} `)) continue; // bench takes the engine options only
+      const shown = typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : String(spec.default);
+      assert.ok(help.includes(`(default: ${shown}${spec.env ? `, env ${spec.env}` : ""})`), `${c} --help: ${flag} default ${shown}`);
+    }
+  }
+});
+
+test("usage errors exit 2 (commander's too), and flags are checked before any model loads", () => {
+  const missing = join(dir, "no-such-model.gguf");
+  const cases = [["run", "--bogus"], ["nosuchcommand"], ["run", "-m", missing, "-p", "x", "--temp", "hot"], ["chat", "-m", missing, "--top-k", "1.5"], ["serve", "-m", missing, "--cors", "not an origin"]];
+  for (const args of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.doesNotMatch(r.err, /no-such-model|ENOENT/, "refused before the model file was opened");
   }
 });
 

@@ -61,13 +61,17 @@ test("wrong types and values: 400 naming the field", async () => {
   assert.equal(errorOf(r.text).param, "prompt");
 });
 
-test("unknown model: 404 model_not_found", async () => {
-  const err = await srv.client.completions.create({ model: "gpt-4o", prompt: "x" }).then(() => undefined, (e: unknown) => e);
+test("any model id reaches the loaded model; /v1/models/OTHER is a 404; no CORS headers or preflight answers by default", async () => {
+  const r = await srv.client.completions.create({ model: "gpt-4o", prompt: "x", max_tokens: 2 });
+  assert.equal(r.model, srv.model);
+  const err = await srv.client.models.retrieve("gpt-4o").then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof OpenAI.NotFoundError, String(err));
   assert.equal(err.code, "model_not_found");
-  assert.equal(err.param, "model");
-  const r = await fetch(`${srv.url}/v1/models/gpt-4o`);
-  assert.equal(r.status, 404);
+  const pre = await fetch(`${srv.url}/v1/chat/completions`, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "POST" } });
+  assert.equal(pre.status, 405);
+  assert.equal(pre.headers.get("access-control-allow-origin"), null);
+  const h = await fetch(`${srv.url}/health`, { headers: { origin: "https://app.example" } });
+  assert.equal(h.headers.get("access-control-allow-origin"), null);
 });
 
 test("a body over the limit: 413; the server still answers", async () => {
