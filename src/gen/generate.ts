@@ -63,7 +63,7 @@ function typeNamed(name: string, what: string) {
 }
 
 /** general.* keys, then the architecture's own (its readHParams inverse), then the tokenizer's. */
-export function modelMetadata(arch: Architecture, hp: unknown, name: string, fileType: number): GGUFMetadata {
+export function modelMetadata(arch: Architecture, hp: unknown, name: string, fileType: number, tokenizerPre?: string): GGUFMetadata {
   if (!arch.metadata) throw new UsageError("bad_option", `architecture '${arch.name}' cannot be generated: it has no metadata(hp)`);
   const md: GGUFMetadata = new Map([
     ["general.architecture", meta.str(arch.name)],
@@ -73,6 +73,7 @@ export function modelMetadata(arch: Architecture, hp: unknown, name: string, fil
   ]);
   for (const [k, v] of arch.metadata(hp)) md.set(k, v);
   for (const [k, v] of qwen3TokenizerMetadata(arch.info(hp).nVocab)) md.set(k, v);
+  if (tokenizerPre) md.set("tokenizer.ggml.pre", meta.str(tokenizerPre));
   return md;
 }
 
@@ -126,12 +127,13 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const { nEmbd, nLayer, nVocab } = arch.info(hp);
   const recipes = new WeightRecipes({
     seed: opts.seed ?? 1, nEmbd, nLayer, nVocab, tiedEmbeddings: preset.tiedEmbeddings, routing: opts.routing ?? { kind: "uniform" }, peaked,
+    qkNorms: arch.tensors(hp).dense.some((t) => /attn_[qk]_norm/.test(t.name)),
   });
   const main = typeNamed(opts.type, "type");
   if (opts.expertType !== undefined) typeNamed(opts.expertType, "expert type");
   for (const o of opts.typeOverrides ?? []) typeNamed(o.type, `type for tensors /${o.pattern.source}/`);
   const label = typeof opts.preset === "string" ? opts.preset : preset.arch;
-  const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0);
+  const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0, preset.tokenizerPre);
   arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
 
   const optional = new Set(arch.tensors(hp).dense.filter((t) => t.optional).map((t) => t.name));
