@@ -37,11 +37,11 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
 }
 
 const ARCHITECTURES: Record<string, Architecture> = {
-  [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
+  [qwen3moe.ARCH]: define(qwen3moe),
   [glm4moe.ARCH]: define({ ...glm4moe, create: (hp, w, ctx) => new glm4moe.Glm4Moe(hp, w, ctx) }),
   [deepseek2.ARCH]: define({ ...deepseek2, create: (hp, w, ctx) => new deepseek2.DeepSeek2(hp, w, ctx) }),
-  [llama.ARCH]: define({ ...llama, create: (hp, w, ctx) => new llama.Llama(hp, w, ctx) }), // Mixtral; a dense Llama is refused
-  [olmoe.ARCH]: define({ ...olmoe, create: (hp, w, ctx) => new olmoe.Olmoe(hp, w, ctx) }),
+  [llama.ARCH]: define(llama), // Mixtral; a dense Llama is refused
+  [olmoe.ARCH]: define(olmoe),
   // One file, two architectures: qwen3next and qwen35moe.
   ...Object.fromEntries(qwen3next.ARCHS.map((a) => [a, define({
     ...qwen3next, ARCH: a, readHParams: (md, nVocab) => qwen3next.readHParams(a, md, nVocab), create: (hp, w, ctx) => new qwen3next.Qwen3Next(hp, w, ctx),

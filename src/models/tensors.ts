@@ -43,6 +43,16 @@ export function nextnUnused(t: Declare, layer: number, nEmbd: number, nVocab: nu
   for (const name of ["embed_tokens", "shared_head_head"]) t.unused(n(name), [nEmbd, nVocab], { seldom: true }); // optional in llama.cpp too
 }
 
+/** Layer `layer`'s routed SwiGLU experts as stacked tensors: gate and up [D, F, E], down [F, D, E]. */
+export function swigluExperts(t: Declare, layer: number, D: number, F: number, E: number): void {
+  const n = (name: string) => `blk.${layer}.${name}.weight`;
+  t.experts(layer, {
+    gate: { name: n("ffn_gate_exps"), shape: [D, F, E] },
+    up: { name: n("ffn_up_exps"), shape: [D, F, E] },
+    down: { name: n("ffn_down_exps"), shape: [F, D, E] },
+  });
+}
+
 /** output_norm and the output projection [D, V], tied to token_embd when the file has no output.weight. */
 export function outputHead(t: Declare, tokenEmbd: Weight, nEmbd: number, nVocab: number): { output_norm: Weight; output: Weight } {
   return { output_norm: t("output_norm.weight", [nEmbd]), output: t.optional("output.weight", [nEmbd, nVocab]) ?? tokenEmbd };
