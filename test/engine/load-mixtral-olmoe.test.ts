@@ -18,8 +18,8 @@ const dir = mkdtempSync(join(tmpdir(), "moestream-load-mixolmoe-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 const cfg = defaultEngineConfig({ ctxSize: 64 });
 const sub = (name: string) => (mkdirSync(join(dir, name)), join(dir, name));
-const mixtral = loadCases(() => smallVocabModel({ preset: "mixtral-tiny", type: "Q8_0", seed: 3, nVocab: 4096 }), sub("mixtral"), cfg);
-const olmoe = loadCases(() => smallVocabModel({ preset: "olmoe-tiny", type: "Q8_0", seed: 3, nVocab: 4096 }), sub("olmoe"), cfg);
+const mixtral = loadCases(() => smallVocabModel({ preset: "mixtral-tiny", type: "Q8_0", seed: 11, nVocab: 8192 }), sub("mixtral"), cfg);
+const olmoe = loadCases(() => smallVocabModel({ preset: "olmoe-tiny", type: "Q8_0", seed: 11, nVocab: 8192 }), sub("olmoe"), cfg);
 
 const without = (name: string) => (t: RewriteTensor[]) => t.filter((x) => x.name !== name);
 const transposed = (name: string) => (t: RewriteTensor[]) => t.map((x) => (x.name === name ? { ...x, shape: [x.shape[1], x.shape[0], ...x.shape.slice(2)] } : x));
