@@ -1,5 +1,5 @@
-// The loader and llama (Mixtral) / olmoe files: a broken file is refused at load naming the tensor or key (missing or
-// wrong-shaped tensor, missing key, inconsistent head count), a dense Llama is refused saying why, and what llama.cpp
+// The loader and llama (Mixtral) / olmoe files: a broken file is refused at load naming the tensor or key (missing,
+// wrong-shaped or wrongly-typed tensor, missing key, inconsistent head count), a dense Llama is refused saying why, and what llama.cpp
 // treats as optional (Mixtral's output.weight) may be absent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -71,13 +71,16 @@ test("mixtral: a dense Llama, missing keys, an inconsistent head count and unsup
   await assert.rejects(loadModel(freqs, cfg), refused("unsupported_tensor", /'rope_freqs\.weight'/));
 });
 
-test("olmoe: output.weight is required; q/k norms are over the whole projection; bad keys and head counts are refused", async () => {
+test("olmoe: output.weight is required; q/k norms are over the whole projection; a type no backend runs is refused; bad keys and head counts are refused", async () => {
   for (const name of ["output.weight", "blk.2.attn_k_norm.weight", "blk.0.ffn_gate_exps.weight"]) {
     await assert.rejects(loadModel(await olmoe.rewritten(without(name)), cfg), refused("missing_tensor", escape(`'${name}'`)), name);
   }
   // A per-head norm ([head_dim], Qwen3's) is not OLMoE's.
   const perHead = await olmoe.rewritten((t) => t.map((x) => (x.name === "blk.1.attn_q_norm.weight" ? { ...x, shape: [64], data: x.data.subarray(0, 256) } : x)));
   await assert.rejects(loadModel(perHead, cfg), refused("bad_shape", /'blk\.1\.attn_q_norm\.weight' has shape \[64\], expected \[256\]/));
+  // A wrongly-typed tensor: attn_v stored as Q8_1 (ggml's activation type: 8 blocks of 36 bytes a row), which no backend multiplies by.
+  const q81 = await olmoe.rewritten((t) => t.map((x) => (x.name === "blk.0.attn_v.weight" ? { ...x, type: 9, data: new Uint8Array(256 * 8 * 36) } : x)));
+  await assert.rejects(loadModel(q81, cfg), refused("unsupported_type", /'blk\.0\.attn_v\.weight' is Q8_1: no moestream backend runs matmul on it/));
   await refusesKeys(olmoe, [
     ["missing rms epsilon", (md) => md.delete("olmoe.attention.layer_norm_rms_epsilon"), /olmoe\.attention\.layer_norm_rms_epsilon/],
     ["missing expert_count", (md) => md.delete("olmoe.expert_count"), /olmoe\.expert_count/],
