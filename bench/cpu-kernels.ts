@@ -1,11 +1,13 @@
 // Native matmul kernels: decode-shaped matvec (T = 1) GB/s of weights per type at 1 and 2 threads, as a ratio
 // of the machine's memory read bandwidth measured in the same run. Weights rotate over copies larger than the
 // L3 cache, so the figures are DRAM-bound like a real decode step; a T = 64 column shows prefill compute.
+// --only=TEXT[,TEXT] keeps the types whose name contains a TEXT (e.g. --only=MXFP4,IQ4_NL), native and wasm, without
+// the ops table.
 import { availableParallelism } from "node:os";
 import { loadNativeAddon, nativeAddonError, type NativeAddon } from "../src/backends/cpu/native-addon.js";
 import {
-  BF16, F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1,
-  Q5_K, Q6_K, Q8_0, type QuantFormat,
+  BF16, F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0,
+  Q5_1, Q5_K, Q6_K, Q8_0, type QuantFormat,
 } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
 import { directFillIq } from "../src/gen/direct-iq.js";
@@ -13,7 +15,7 @@ import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import { NativeBackend, Q4_K_R8, Q8_0_R8 } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
-import { benchWasmKernels } from "./wasm-kernels.js";
+import { benchWasmKernels, kernelShapes, typeWanted } from "./wasm-kernels.js";
 
 const POOL_BYTES = 512 * 2 ** 20; // per type: well past any L3
 const SHAPES = [
@@ -22,7 +24,7 @@ const SHAPES = [
   { k: 768, n: 2048, label: "expert down 768x2048" },
 ];
 
-const LOWBIT: readonly QuantFormat[] = [Q2_K, Q3_K, Q5_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M];
+const LOWBIT: readonly QuantFormat[] = [Q2_K, Q3_K, Q5_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, MXFP4];
 
 /** Best read bandwidth of a buffer 8x the L3 (GB/s); filled, since untouched pages all map to one zero page. */
 function memBandwidth(a: NativeAddon, threads: number, buf: Uint8Array, reps: number): number {
@@ -59,11 +61,11 @@ function weightPool(a: NativeAddon, f: QuantFormat, k: number, bytes: number): U
   return pool;
 }
 
-export async function benchKernels(): Promise<void> {
+export async function benchKernels(only?: string): Promise<void> {
   const a = loadNativeAddon();
   if (!a) {
     console.log(`native kernels unavailable: ${nativeAddonError()}`);
-    benchWasmKernels(SHAPES);
+    benchWasmKernels(SHAPES, undefined, only);
     return;
   }
   const threads = [1, Math.min(2, availableParallelism())].filter((t, i, all) => all.indexOf(t) === i);
@@ -79,7 +81,8 @@ export async function benchKernels(): Promise<void> {
     const f = kind === "Q4_K_R8" ? Q4_K : kind === "Q8_0_R8" ? Q8_0 : kind;
     const type = kind === "Q4_K_R8" ? Q4_K_R8 : kind === "Q8_0_R8" ? Q8_0_R8 : f.type;
     const name = kind === "Q4_K_R8" ? "Q4KR8" : kind === "Q8_0_R8" ? "Q80R8" : f.name;
-    for (const sh of LOWBIT.includes(f) ? SHAPES.slice(1) : SHAPES) {
+    if (!typeWanted(name, only)) continue;
+    for (const sh of kernelShapes(f, LOWBIT.includes(f) ? SHAPES.slice(1) : SHAPES)) {
       const pool = weightPool(a, f, sh.k, POOL_BYTES);
       const matBytes = ((sh.k / f.blockSize) * f.bytesPerBlock) * sh.n;
       const copies = Math.max(1, Math.floor(pool.length / matBytes));
@@ -104,8 +107,8 @@ export async function benchKernels(): Promise<void> {
     const cells = r.gbs.map((g, i) => `${threads[i]}T ${g.toFixed(1).padStart(5)} GB/s (${(g / mem.get(threads[i])!).toFixed(2)})`);
     console.log(`  ${r.label} ${cells.join("   ")}   T=64 ${r.gflops.toFixed(0).padStart(4)} GFLOP/s`);
   }
-  benchWasmKernels(SHAPES, { gbs: new Map(rows.map((r) => [r.label, r.gbs])), mem: threads.map((t) => mem.get(t)!) });
-  benchOps(a, threads.at(-1)!);
+  benchWasmKernels(SHAPES, { gbs: new Map(rows.map((r) => [r.label, r.gbs])), mem: threads.map((t) => mem.get(t)!) }, only);
+  if (!only) benchOps(a, threads.at(-1)!);
   a.setThreads(before);
 }
 

@@ -1,5 +1,6 @@
 // npm run bench [-- name... [--only=TEXT]]: figures as ratios against llama.cpp measured in the same run.
-// --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k.
+// --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k; in the kernels bench, the
+// types whose name contains it (--only=MXFP4, or several: --only=MXFP4,IQ4_NL).
 // --routing=real-like|realistic|uniform: the stream bench's routing (default real-like). stream-big: the
 // Qwen3.5-397B- and DeepSeek-V3-shaped rows (--only=q35 / --only=dsv3 picks one).
 import { machineLine } from "./machine.js";

@@ -1,7 +1,7 @@
 // WebAssembly SIMD128 matmul kernels: decode-shaped matvec (T = 1) GB/s of weights per type at 1 and 2 threads,
 // next to the native kernels and the machine's memory read bandwidth at the same thread counts, plus a T = 64
 // prefill column. Weights rotate over copies larger than the L3 cache, as in cpu-kernels.ts.
-import { BF16, F16, F32, IQ1_M, IQ2_XXS, IQ3_XXS, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
+import { BF16, F16, F32, IQ1_M, IQ2_XXS, IQ3_XXS, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { Stream } from "../src/gen/random.js";
 import { directFillIq } from "../src/gen/direct-iq.js";
 import { timeIt } from "./timing.js";
@@ -17,7 +17,19 @@ export interface NativeRef {
   mem: number[];
 }
 
-export function benchWasmKernels(shapes: { k: number; n: number; label: string }[], native?: NativeRef): void {
+type Shape = { k: number; n: number; label: string };
+
+/** The shapes a type is measured at: MXFP4 (gpt-oss's experts) at gpt-oss's expert matrix too. */
+export function kernelShapes(f: QuantFormat, shapes: Shape[]): Shape[] {
+  return f === MXFP4 ? [...shapes, { k: 2880, n: 2880, label: "gpt-oss expert 2880x2880" }] : shapes;
+}
+
+/** Whether --only (comma-separated name fragments, e.g. "MXFP4,IQ4_NL") keeps the type; no --only keeps all. */
+export function typeWanted(name: string, only?: string): boolean {
+  return !only || only.split(",").some((o) => name.toUpperCase().includes(o.toUpperCase()));
+}
+
+export function benchWasmKernels(shapes: Shape[], native?: NativeRef, only?: string): void {
   if (!wasmAvailable()) {
     console.log(`wasm kernels unavailable: ${wasmKernelsError()}`);
     return;
@@ -25,8 +37,9 @@ export function benchWasmKernels(shapes: { k: number; n: number; label: string }
   const threads = [1, Math.min(2, defaultThreads())].filter((t, i, all) => all.indexOf(t) === i);
   console.log(`wasm SIMD128 kernels: matvec T=1 GB/s of weights (ratio to native at the same threads${native ? `; memory read ${native.mem.map((m, i) => `${m.toFixed(1)} GB/s at ${threads[i]}T`).join(", ")}` : ""}); T=64 prefill GFLOP/s at ${threads.at(-1)}T`);
   // The types real MoE GGUFs use most (Q4_K_M-like, low-bit and "UD" mixes), then the float ones.
-  for (const f of [Q8_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ1_M, Q4_0, F16, BF16, F32] as QuantFormat[]) {
-    for (const sh of shapes) {
+  for (const f of [Q8_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ1_M, Q4_0, MXFP4, F16, BF16, F32] as QuantFormat[]) {
+    if (!typeWanted(f.name, only)) continue;
+    for (const sh of kernelShapes(f, shapes)) {
       const rowBytes = (sh.k / f.blockSize) * f.bytesPerBlock, matBytes = rowBytes * sh.n;
       const copies = Math.max(1, Math.floor(POOL_BYTES / matBytes));
       const host = new Uint8Array(matBytes);

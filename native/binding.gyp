@@ -18,6 +18,7 @@
         "src/k_quants_lo.c",
         "src/iq_quants.c",
         "src/legacy_quants.c",
+        "src/mxfp4.c",
         "src/float.c",
         "src/ops.c"
       ],

@@ -20,7 +20,7 @@ napi_value js_matmul(napi_env env, napi_callback_info info) {
   const size_t rb = type_row_bytes((int)type, (int)K);
   if (rb == 0) {
     if (type_row_bytes((int)type, 256 * 32) == 0)
-      return fail(env, "T", "native matmul: unsupported ggml type %lld (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS)", (long long)type);
+      return fail(env, "T", "native matmul: unsupported ggml type %lld (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, MXFP4)", (long long)type);
     return fail(env, "R", "native matmul: K = %lld is not a whole number of blocks of ggml type %lld", (long long)K, (long long)type);
   }
   if (!type_rows_ok((int)type, (int)N))

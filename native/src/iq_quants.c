@@ -377,16 +377,8 @@ TARGET_AVX2 static inline void iq1_m_sub(const block_iq1_m *b, int ib, iq_sub *o
   o->lo = iq1_m_ls(b, ib, 0), o->hi = iq1_m_ls(b, ib, 1);
 }
 
-/** The 32 IQ4 values of 16 nibble-packed bytes (low nibbles first), looked up in kvalues_iq4nl. */
-TARGET_AVX2 static inline __m256i iq4_values(const uint8_t *qs) {
-  const __m128i q = _mm_loadu_si128((const __m128i *)qs), m15 = _mm_set1_epi8(15);
-  const __m256i idx = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
-  const __m128i kv = _mm_loadu_si128((const __m128i *)kvalues_iq4nl);
-  return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(kv), kv, 1), idx);
-}
-
 TARGET_AVX2 static inline void iq4_xs_sub(const block_iq4_xs *b, int ib, iq_sub *o) {
-  from_signed(o, iq4_values(b->qs + 16 * ib));
+  from_signed(o, nibble_values(kvalues_iq4nl, b->qs + 16 * ib));
   o->lo = o->hi = iq4_xs_ls(b, ib);
 }
 
@@ -447,7 +439,7 @@ TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *re
   const block_q8_0 *x = vx;
   __m256 acc = _mm256_setzero_ps();
   for (int i = 0; i < n / QK8_0; i++) {
-    acc = acc_q8_0_signed(acc, iq4_values(w[i].qs), &x[i], fp16_to_f32(w[i].d));
+    acc = acc_q8_0_signed(acc, nibble_values(kvalues_iq4nl, w[i].qs), &x[i], fp16_to_f32(w[i].d));
   }
   return hsum_ps(acc);
 }
@@ -468,14 +460,8 @@ float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
   const block_iq4_nl *w = vw;
   const block_q8_0 *x = vx;
   const int8x16_t kv = vld1q_s8(kvalues_iq4nl);
-  const uint8x16_t m15 = vdupq_n_u8(15);
   float sum = 0;
-  for (int i = 0; i < n / QK8_0; i++) {
-    const uint8x16_t q = vld1q_u8(w[i].qs);
-    const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, m15)), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
-    const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(x[i].qs)), hi, vld1q_s8(x[i].qs + 16));
-    sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)vaddvq_s32(acc);
-  }
+  for (int i = 0; i < n / QK8_0; i++) sum += fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d) * (float)nibble_dot32(kv, w[i].qs, x[i].qs);
   return sum;
 }
 #endif

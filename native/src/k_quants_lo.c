@@ -46,6 +46,7 @@ size_t lowbit_row_bytes(int type, int K) {
     case GGML_Q3_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q3_K);
     case GGML_Q5_K: return K % QK_K ? 0 : (size_t)(K / QK_K) * sizeof(block_q5_K);
     case GGML_Q4_0: return K % QK8_0 ? 0 : (size_t)(K / QK8_0) * sizeof(block_q4_0);
+    case GGML_MXFP4: return mxfp4_row_bytes(K);
     default: return type == GGML_Q4_1 || type == GGML_Q5_0 || type == GGML_Q5_1 ? legacy_row_bytes(type, K) : iq_row_bytes(type, K);
   }
 }
@@ -325,9 +326,17 @@ static int level_of(const kernels_t *k) {
   return 0;
 }
 
+/** level_of, with AVX-512 apart (3): MXFP4 has its own VNNI kernels. */
+static int mx_level(const kernels_t *k) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (k == &KERNELS_AVX512) return 3;
+#endif
+  return level_of(k);
+}
+
 quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
 
-dot4_fn lowbit_dot4(const kernels_t *k, int type) { return iq_dot4(level_of(k) == 1, type); }
+dot4_fn lowbit_dot4(const kernels_t *k, int type) { return type == GGML_MXFP4 ? mxfp4_dot4(mx_level(k)) : iq_dot4(level_of(k) == 1, type); }
 
 dot_fn lowbit_dot(const kernels_t *k, int type) {
   const int level = level_of(k);
@@ -347,6 +356,7 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
     case GGML_Q4_1:
     case GGML_Q5_0:
     case GGML_Q5_1: return legacy_dot(level == 1, type);
+    case GGML_MXFP4: return mxfp4_dot(mx_level(k));
     default: return iq_dot(level, type);
   }
 }

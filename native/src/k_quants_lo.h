@@ -1,5 +1,6 @@
 // Low-bit weight types: Q2_K, Q3_K, Q5_K against Q8_K activations, Q4_0 against Q8_0 (k_quants_lo.c); the i-quants
-// against Q8_K, IQ4_NL against Q8_0 (iq_quants.c); Q5_0 against Q8_0, Q4_1 and Q5_1 against Q8_1 (legacy_quants.c).
+// against Q8_K, IQ4_NL against Q8_0 (iq_quants.c); Q5_0 against Q8_0, Q4_1 and Q5_1 against Q8_1 (legacy_quants.c);
+// MXFP4 against Q8_0 (mxfp4.c).
 #pragma once
 #include "common.h"
 
@@ -8,6 +9,7 @@ enum {
   GGML_IQ2_XXS = 16, GGML_IQ2_XS = 17, GGML_IQ3_XXS = 18, GGML_IQ1_S = 19, GGML_IQ4_NL = 20, GGML_IQ3_S = 21, GGML_IQ2_S = 22,
   GGML_IQ4_XS = 23, GGML_IQ1_M = 29
 };
+enum { GGML_MXFP4 = 39 };
 
 /** Bytes of one row of K values of one of these types, or 0 (another type, or K not whole blocks). */
 size_t lowbit_row_bytes(int type, int K);
@@ -24,7 +26,7 @@ dot_fn lowbit_dot(const kernels_t *k, int type);
 enum { ACT_Q8_0, ACT_Q8_K, ACT_Q8_1 };
 static inline int lowbit_act(int type) {
   switch (type) {
-    case GGML_Q4_0: case GGML_Q5_0: case GGML_IQ4_NL: return ACT_Q8_0;
+    case GGML_Q4_0: case GGML_Q5_0: case GGML_IQ4_NL: case GGML_MXFP4: return ACT_Q8_0;
     case GGML_Q4_1: case GGML_Q5_1: return ACT_Q8_1;
     default: return ACT_Q8_K;
   }
@@ -44,3 +46,8 @@ dot4_fn lowbit_dot4(const kernels_t *k, int type);
 size_t legacy_row_bytes(int type, int K);
 dot_fn legacy_dot(int avx2, int type);
 quant_fn legacy_quant_q8_1(int avx2);
+/** mxfp4.c: row bytes of MXFP4 (0 if K is not whole blocks); its 1- and 4-token dots for SIMD level `level` (0 scalar
+ *  C, 1 AVX2, 2 NEON, 3 AVX-512); dot4 NULL where none (the driver loops over dot). */
+size_t mxfp4_row_bytes(int K);
+dot_fn mxfp4_dot(int level);
+dot4_fn mxfp4_dot4(int level);

@@ -33,6 +33,14 @@ TARGET_AVX2 static inline __m256 acc_q8_0_signed(__m256 acc, __m256i v, const bl
   return _mm256_fmadd_ps(_mm256_set1_ps(dw * fp16_to_f32(x->d)), _mm256_cvtepi32_ps(p), acc);
 }
 
+/** The 32 int8 values of 16 nibble-packed bytes (value j: low nibble of qs[j], j + 16: its high nibble) looked up in
+ *  a 16-entry table (kvalues_iq4nl, kvalues_mxfp4). */
+TARGET_AVX2 static inline __m256i nibble_values(const int8_t *table, const uint8_t *qs) {
+  const __m128i q = _mm_loadu_si128((const __m128i *)qs), m15 = _mm_set1_epi8(15);
+  const __m256i idx = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m15)), _mm_and_si128(_mm_srli_epi16(q, 4), m15), 1);
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table)), idx);
+}
+
 TARGET_AVX2 static inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -52,5 +60,12 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
   acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
   return vpadalq_s16(acc, vmull_high_s8(a, b));
 #endif
+}
+
+/** sum over 32 values of kv[nibble] * q8 (value j: low nibble of qs[j], j + 16: its high nibble; IQ4_NL, MXFP4). */
+static inline int32_t nibble_dot32(int8x16_t kv, const uint8_t *qs, const int8_t *q8) {
+  const uint8x16_t q = vld1q_u8(qs);
+  const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, vdupq_n_u8(15))), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
+  return vaddvq_s32(dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(q8)), hi, vld1q_s8(q8 + 16)));
 }
 #endif

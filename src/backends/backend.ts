@@ -55,7 +55,7 @@ export interface Buf {
 }
 
 export type OpName = "embed" | "matmul" | "rmsnorm" | "rope" | "kv_store" | "attention" | "add" | "swiglu" | "gather_rows" | "scatter_add_rows" | "add_rows" | "expert_ffn" | "moe_ffn" | "copy" | "matmul_heads"
-  | "conv_silu" | "l2_norm" | "delta_gates" | "delta_net" | "rmsnorm_gated" | "sigmoid_mul";
+  | "conv_silu" | "l2_norm" | "delta_gates" | "delta_net" | "rmsnorm_gated" | "sigmoid_mul" | "swiglu_oai";
 
 /**
  * llama.cpp's rope_yarn (ggml_rope_ext's freq_scale, ext_factor, attn_factor, beta_fast, beta_slow, n_ctx_orig):
@@ -107,6 +107,11 @@ export interface AttentionParams {
    * and weights no value: p_j = exp(s_j - m) / (Σ_i exp(s_i - m) + exp(sink_h - m)), m = max(max_i s_i, sink_h).
    */
   sinks?: Float32Array | Weight;
+  /**
+   * Sliding window (gpt-oss's SWA layers): row t attends only to cache positions p with (startPos + t) − p < window,
+   * as llama.cpp's standard SWA mask (is_masked_swa: p1 − p0 ≥ n_swa is masked). Absent: the whole causal prefix.
+   */
+  window?: number;
   /**
    * Values per head taken from the front of each V head row (default headDim): MLA reads V as a prefix view of
    * its K rows (DeepSeek: vCache is kCache, 512 of each 576); out is then [T, nHead * vDim].
@@ -182,6 +187,11 @@ export interface Backend {
   add(out: Buf, a: Buf, b: Buf, n: number): void;
   /** out[0..n) = silu(gate) * up (out may alias gate). */
   swiglu(out: Buf, gate: Buf, up: Buf, n: number): void;
+  /**
+   * gpt-oss's clamped SwiGLU (ggml's swiglu_oai): g = min(gate, limit), u = clamp(up, −limit, limit),
+   * out = g · sigmoid(alpha · g) · (u + 1) over n values (out may alias gate).
+   */
+  swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void;
   /** out[i, :] = x[rows[i], :]. */
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void;
   /** out[rows[i], :] += scales[i] * x[i, :]. */
@@ -304,6 +314,9 @@ export abstract class DelegatingBackend implements Backend {
   }
   swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     this.ref.swiglu(out, gate, up, n);
+  }
+  swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void {
+    this.ref.swigluOai(out, gate, up, n, alpha, limit);
   }
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
     this.ref.gatherRows(out, x, rows, rowLen);

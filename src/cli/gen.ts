@@ -1,4 +1,4 @@
-// moestream gen: write a synthetic GGUF of a preset (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, Mixtral or OLMoE) (seeded random weights, real Qwen3 tokenizer).
+// moestream gen: write a synthetic GGUF of a preset (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, gpt-oss, Mixtral or OLMoE) (seeded random weights, real Qwen3 tokenizer).
 import type { Command } from "commander";
 import { GEN_TYPES, generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
@@ -38,7 +38,7 @@ function parseSynthesis(s: string): "quantize" | "direct" {
 export function registerGen(program: Command): void {
   program
     .command("gen")
-    .description("generate a synthetic model file (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, mixtral or olmoe presets)")
+    .description("generate a synthetic model file (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, gpt-oss, mixtral or olmoe presets)")
     .requiredOption("-o, --output <file>", "where to write the GGUF")
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", `quant type of weight matrices: ${GEN_TYPES.join(" ")}`, "Q8_0")
@@ -48,7 +48,7 @@ export function registerGen(program: Command): void {
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
-    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
+    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K/MXFP4 blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
     .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset tiny --type Q6_K --expert-type Q3_K --tensor-type ffn_down_exps=Q4_K -o tiny-q3km.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {

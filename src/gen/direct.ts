@@ -4,7 +4,7 @@
 // Only for expert tensors of bench-scale models (option expertSynthesis: "direct"): the quantisers themselves
 // are exercised by the default "quantize" path and the quant tests.
 import { f32ToF16 } from "../util/f16.js";
-import { Q4_K, Q6_K, Q8_0 } from "../quant/index.js";
+import { MXFP4, Q4_K, Q6_K, Q8_0 } from "../quant/index.js";
 import type { Stream } from "./random.js";
 import { directFillIq, hasDirectIq, randomBytes } from "./direct-iq.js";
 
@@ -16,7 +16,7 @@ function putF16(out: Uint8Array, at: number, v: number): void {
 
 /** Types with a direct sampler; others must be quantised. */
 export function hasDirect(type: number): boolean {
-  return type === Q8_0.type || type === Q4_K.type || type === Q6_K.type || hasDirectIq(type);
+  return type === Q8_0.type || type === Q4_K.type || type === Q6_K.type || type === MXFP4.type || hasDirectIq(type);
 }
 
 /** Encoded random matrix of `nValues` values (whole blocks) with decoded std `std`. */
@@ -60,6 +60,18 @@ export function directFill(type: number, nValues: number, std: number, s: Stream
         for (let j = 0; j < 16; j++) out[o + 192 + j] = out[o + 192 + j] & 128 ? 256 - sc : sc;
         putF16(out, o + 208, std / (sc * 18.47));
       }
+      return out;
+    }
+    case MXFP4.type: {
+      // value = k * 2^(e - 128), k uniform over the 16 E2M1 codes (doubled: 0, +-1 .. +-12; mean 0, E[k^2] = 34.25).
+      // Scales are powers of two: a fraction p of blocks gets 2^(e0-128), the rest twice that, p chosen so the
+      // mean variance is std^2 (per-block pattern: the golden-ratio sequence, spread evenly).
+      const nb = nValues / 32, out = new Uint8Array(nb * 17);
+      randomBytes(s, out);
+      const e0 = Math.floor(Math.log2(std / Math.sqrt(34.25))) + 128;
+      const r = std ** 2 / (34.25 * 4 ** (e0 - 128)); // in [1, 4)
+      const p = (4 - r) / 3;
+      for (let b = 0; b < nb; b++) out[b * 17] = (b * 0.6180339887498949) % 1 < p ? e0 : e0 + 1;
       return out;
     }
     default:

@@ -28,7 +28,7 @@ export interface GenerateOptions {
   peaked?: number;
   /**
    * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
-   * samples Q8_0/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
+   * samples Q8_0/Q4_K/Q6_K/MXFP4 blocks straight in the quantised domain (gen/direct.ts): far faster, for
    * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
@@ -45,9 +45,9 @@ export interface GeneratedModel {
 }
 
 // llama.cpp's llama_ftype for a file whose weights are mostly one type.
-// (the K types as their _M mixes: Q3_K_M 12, Q4_K_M 15, Q5_K_M 17)
+// (the K types as their _M mixes: Q3_K_M 12, Q4_K_M 15, Q5_K_M 17; MXFP4 as MOSTLY_MXFP4_MOE 38)
 const FILE_TYPE: Record<string, number> = {
-  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32,
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32, MXFP4: 38,
 };
 
 /** Names of the types gen writes (every registered quant format). */
@@ -103,7 +103,8 @@ function resolvePreset(opts: GenerateOptions): Preset {
 }
 
 function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
-  if (shape.length === 1 || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight")) return quantByName("F32").type; // as llama.cpp keeps them
+  // As llama.cpp keeps them: vectors, biases (gpt-oss's per-expert ones are [N, nExpert]), routers, the conv taps.
+  if (shape.length === 1 || name.endsWith(".bias") || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight")) return quantByName("F32").type;
   const override = opts.typeOverrides?.find((o) => o.pattern.test(name));
   const chosen = override?.type ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
   const q = typeNamed(chosen, override ? `type for tensors /${override.pattern.source}/` : isExpert && opts.expertType ? "expert type" : "type");

@@ -1,10 +1,11 @@
 // Model shapes the generator can write: a registered architecture and its hyperparameters. tiny and a3b*
 // are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture;
 // deepseek2-* and deepseek-v3-* are DeepSeek's (MLA); qwen3next-* and qwen35* are the hybrid linear-attention ones;
-// mixtral-* are llama with experts, olmoe-* OLMoE.
+// gpt-oss-* are gpt-oss's (sinks, sliding window, biased experts); mixtral-* are llama with experts, olmoe-* OLMoE.
 import type { HParams as DeepSeek2HParams } from "../models/deepseek2.js";
 import type { HParams as Qwen3NextHParams } from "../models/qwen3next.js";
 import type { HParams as Glm4MoeHParams } from "../models/glm4moe.js";
+import type { HParams as GptOssHParams } from "../models/gptoss.js";
 import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
 import type { HParams as LlamaHParams } from "../models/llama.js";
 import type { HParams as OlmoeHParams } from "../models/olmoe.js";
@@ -21,7 +22,7 @@ export interface Preset<HP = unknown> {
   tiedEmbeddings: boolean;
   /** Optional tensors the file leaves out, as the real model's files do (DeepSeek-V2 has no exp_probs_b). */
   without?: RegExp;
-  /** tokenizer.ggml.pre for the (Qwen3) vocabulary, where the real model's pre-tokenizer differs (OLMoE: "olmo"). */
+  /** tokenizer.ggml.pre for the (Qwen3) vocabulary the file carries, if not Qwen's own "qwen2" (gpt-oss: "gpt-4o", OLMoE: "olmo"). */
   tokenizerPre?: string;
 }
 
@@ -222,6 +223,43 @@ const olmoe1b7b: OlmoePreset = {
   tokenizerPre: "olmo",
 };
 
+export interface GptOssPreset extends Preset<GptOssHParams> {
+  arch: "gpt-oss";
+}
+
+// gpt-oss's structure at tiny size: 4 layers alternating sliding-window (even) and full attention, a window of 8 so
+// a 32-token prompt crosses it, q/k/v/o biases and sinks, YaRN x32 over an original 4096 context at base 150000,
+// 16 experts (4 used) with biases, an untied output head; the o200k pre-tokenizer gpt-oss files name ("gpt-4o") over
+// the generator's Qwen3 vocabulary. Rows of 256 values (K-quants) and 32 (MXFP4).
+const gptOssTiny: GptOssPreset = {
+  arch: "gpt-oss",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 131072, nEmbd: 256, nLayer: 4, nHead: 4, nHeadKv: 2, headDim: 64, nExpert: 16, nExpertUsed: 4,
+    nFfExp: 256, nFf: 256, ropeFreqBase: 150000, ropeFreqBaseSwa: 150000, ropeScaling: "yarn", ropeScale: 32, ropeOrigCtx: 4096, ropeAttnFactor: 1,
+    rmsEps: 1e-5, window: 8, swa: [true, false, true, false],
+  },
+  tiedEmbeddings: false,
+  tokenizerPre: "gpt-4o",
+};
+
+// gpt-oss-20b's dimensions (ARCHITECTURES.md §5): 24 layers, 64 heads / 8 kv of 64, 32 experts (4 used) of 2880,
+// SWA 128 on even layers; the Qwen3 vocabulary stands in for o200k_harmony's 201088 tokens. gpt-oss-120b: 36 layers,
+// 128 experts.
+const gptOss20b: GptOssPreset = {
+  arch: "gpt-oss",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 131072, nEmbd: 2880, nLayer: 24, nHead: 64, nHeadKv: 8, headDim: 64, nExpert: 32, nExpertUsed: 4,
+    nFfExp: 2880, nFf: 2880, ropeFreqBase: 150000, ropeFreqBaseSwa: 150000, ropeScaling: "yarn", ropeScale: 32, ropeOrigCtx: 4096, ropeAttnFactor: 1,
+    rmsEps: 1e-5, window: 128, swa: Array.from({ length: 24 }, (_, i) => i % 2 === 0),
+  },
+  tiedEmbeddings: false,
+  tokenizerPre: "gpt-4o",
+};
+const gptOss120b: GptOssPreset = {
+  ...gptOss20b,
+  hp: { ...gptOss20b.hp, nLayer: 36, nExpert: 128, swa: Array.from({ length: 36 }, (_, i) => i % 2 === 0) },
+};
+
 export const PRESETS = {
   tiny,
   "a3b-8L": { ...a3b, hp: { ...a3b.hp, nLayer: 8 } },
@@ -240,7 +278,10 @@ export const PRESETS = {
   "mixtral-8x7b-4L": { ...mixtral8x7b, hp: { ...mixtral8x7b.hp, nLayer: 4 } },
   "olmoe-tiny": olmoeTiny,
   "olmoe-1b-7b": olmoe1b7b,
-} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset | Qwen3NextPreset | LlamaPreset | OlmoePreset>;
+  "gpt-oss-tiny": gptOssTiny,
+  "gpt-oss-20b": gptOss20b,
+  "gpt-oss-120b": gptOss120b,
+} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset | Qwen3NextPreset | LlamaPreset | OlmoePreset | GptOssPreset>;
 
 export type PresetName = keyof typeof PRESETS;
 

@@ -177,6 +177,17 @@ export class WeightRecipes {
       case "attn_k.bias":
       case "attn_v.bias":
         return noise(0.5); // large enough that a dropped bias shows in the logits
+      // gpt-oss: sinks of the scores' scale; expert gate/up biases wide enough that the ±7 clamp sometimes bites.
+      case "attn_sinks":
+        return noise(1);
+      case "ffn_gate_inp.bias":
+        return noise(0.5);
+      case "ffn_gate_exps.bias":
+      case "ffn_up_exps.bias":
+        return noise(3);
+      case "attn_output.bias":
+      case "ffn_down_exps.bias":
+        return noise(this.branch);
       case "ffn_down": // dense layers and shared experts feed the residual as the routed experts do
       case "ffn_down_shexp":
         return noise((2 * this.branch) / Math.sqrt(K));

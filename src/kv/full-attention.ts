@@ -3,6 +3,14 @@
 import type { Backend, Buf } from "../backends/backend.js";
 import type { LayerState } from "./state.js";
 
+/** The K and V rows a forward's attention reads (query row t sits at startPos + t), and its window if any. */
+export interface KvRows {
+  k: Buf;
+  v: Buf;
+  startPos: number;
+  window?: number;
+}
+
 export class FullAttentionState implements LayerState {
   readonly kind = "full";
   readonly k: Buf; // [nCtx, kvDim]
@@ -25,6 +33,19 @@ export class FullAttentionState implements LayerState {
 
   get bytes(): number {
     return FullAttentionState.bytesFor(this.nCtx, this.kvDim);
+  }
+
+  /** Store this forward's k, v rows [T, kvDim] at the current length (rounded to f16 as llama.cpp's cache holds them, if asked). */
+  store(k: Buf, v: Buf, nTokens: number, roundF16 = false): KvRows {
+    const start = this.length, D = this.kvDim;
+    if (start + nTokens > this.nCtx) throw new RangeError(`KV cache of ${this.nCtx} positions cannot hold ${start + nTokens}`);
+    if (!roundF16) this.backend.kvStore(this.k, this.v, k, v, start, nTokens, D);
+    else {
+      const p = { rows: 1, n: nTokens * D, src: { offset: 0, stride: 0 }, dst: { offset: start * D, stride: 0 }, roundF16 };
+      this.backend.copy(this.k, k, p);
+      this.backend.copy(this.v, v, p);
+    }
+    return { k: this.k, v: this.v, startPos: start };
   }
 
   canTruncate(n: number): boolean {

@@ -10,21 +10,21 @@
 // Reference: llama.cpp src/models/deepseek2.cpp (MLA branch), llama-context.cpp (YaRN attn factor).
 import type { Backend, Buf, YarnParams } from "../backends/backend.js";
 import type { ExpertSource } from "../experts/source.js";
-import { metaNumber, metaString } from "../format/gguf/accessors.js";
+import { metaNumber } from "../format/gguf/accessors.js";
 import type { GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { LatentState, latent } from "../kv/latent.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { declareFfn, declareMtpUnused, ffnBlock, LazyRouting, moeMetadata, readMoeHParams, readRouting, type MoeHParams, type Routing } from "./deepseek-moe.js";
-import { count, decoderMetadata, metaInRange, modelInfo, positive, type Range } from "./hparams.js";
+import { count, decoderMetadata, metaInRange, modelInfo, positive, readRopeScaling, ropeScalingMetadata, ropeScalingParams, type Range, type RopeScaling } from "./hparams.js";
 import { decoderStack, forwardPass, Pass, ScratchPool } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import type { Declare } from "./tensors.js";
 
 export const ARCH = "deepseek2";
 
-export interface HParams extends MoeHParams {
+export interface HParams extends MoeHParams, RopeScaling {
   nVocab: number;
   nCtxTrain: number;
   nEmbd: number;
@@ -44,11 +44,6 @@ export interface HParams extends MoeHParams {
   /** attention.value_length_mla (128). */
   headDimV: number;
   ropeFreqBase: number;
-  /** rope.scaling.type, factor (0: none), original_context_length, attn_factor. */
-  ropeScaling: "none" | "linear" | "yarn";
-  ropeScale: number;
-  ropeOrigCtx: number;
-  ropeAttnFactor: number;
   /** rope.scaling.yarn_log_multiplier as llama.cpp uses it: the file's value / 0.1 (mscale_all_dim; V3 1, V2-Lite 0.707). */
   yarnLogMul: number;
   rmsEps: number;
@@ -64,8 +59,6 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
   if (!md.has(k("attention.key_length_mla"))) {
     throw bad(`metadata '${k("attention.key_length_mla")}' is missing: a legacy file (one attn_kv_b per layer, llama.cpp's MHA path) is not supported; convert the model with a current llama.cpp`);
   }
-  const scaling = metaString(md, k("rope.scaling.type"), { default: "linear" });
-  if (scaling !== "none" && scaling !== "linear" && scaling !== "yarn") throw bad(`rope.scaling.type '${scaling}' is not supported (none, linear, yarn)`);
   const nCtxTrain = n("context_length", count(1, 1 << 24));
   const nEmbd = n("embedding_length", count(1, 1 << 17));
   const nHead = n("attention.head_count", count(1, 1024));
@@ -82,10 +75,7 @@ export function readHParams(md: GGUFMetadata, nVocab: number): HParams {
     headDimK: n("attention.key_length_mla", count(2, 4096)),
     headDimV: n("attention.value_length_mla", count(1, 4096)),
     ropeFreqBase: n("rope.freq_base", positive(1e12), { default: 10000 }),
-    ropeScaling: scaling,
-    ropeScale: n("rope.scaling.factor", { min: 0, max: 1e6, integer: false }, { default: 0 }),
-    ropeOrigCtx: n("rope.scaling.original_context_length", count(1, 1 << 24), { default: nCtxTrain }),
-    ropeAttnFactor: n("rope.scaling.attn_factor", positive(1e3), { default: 1 }),
+    ...readRopeScaling(md, ARCH, nCtxTrain),
     yarnLogMul: metaNumber(md, k("rope.scaling.yarn_log_multiplier"), { default: 0 }) / 0.1, // the converter wrote 0.1·mscale_all_dim
     rmsEps: n("attention.layer_norm_rms_epsilon", positive(0.1)),
     // llama.cpp: gating 0 (absent) is softmax (V2 files), sigmoid for GLM-4.7-Flash's 47/48 layers with 154880 tokens
@@ -117,10 +107,7 @@ export function metadata(hp: HParams): GGUFMetadata {
     [k("attention.key_length_mla"), meta.u32(hp.headDimK)],
     [k("attention.value_length_mla"), meta.u32(hp.headDimV)],
     [k("rope.dimension_count"), meta.u32(hp.nRot)],
-    [k("rope.scaling.type"), meta.str(hp.ropeScaling)],
-    [k("rope.scaling.factor"), meta.f32(hp.ropeScale)],
-    [k("rope.scaling.original_context_length"), meta.u32(hp.ropeOrigCtx)],
-    [k("rope.scaling.attn_factor"), meta.f32(hp.ropeAttnFactor)],
+    ...ropeScalingMetadata(ARCH, hp),
     [k("rope.scaling.yarn_log_multiplier"), meta.f32(0.1 * hp.yarnLogMul)],
     ...moeMetadata(ARCH, hp),
     [k("nextn_predict_layers"), meta.u32(hp.nNextn)],
@@ -141,19 +128,8 @@ export function cacheBytes(hp: HParams, nCtx: number): number {
  * magnitude moves into kq_scale (1.3689² / √192).
  */
 export function ropeConstants(hp: HParams): { yarn?: YarnParams; kqScale: number } {
-  const fs = hp.ropeScaling === "none" || hp.ropeScale === 0 ? 1 : 1 / hp.ropeScale;
-  const ext = hp.ropeScaling === "yarn" ? 1 : 0;
-  const gm = (s: number, m: number) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
-  let attn = 1;
-  if (ext !== 0) {
-    const factor = 1 / fs, ylm = hp.yarnLogMul;
-    attn = ylm !== 0 ? gm(factor, ylm !== 1 ? ylm : 1) / gm(factor, ylm) : gm(factor, 1);
-    attn /= 1 + 0.1 * Math.log(factor);
-  }
-  attn *= hp.ropeAttnFactor;
+  const { yarn, freqScale: fs, attnFactor: attn } = ropeScalingParams(hp, hp.yarnLogMul);
   const mscale = attn * (1 + 0.1 * Math.log(1 / fs)) * (1 + 0.1 * hp.yarnLogMul * Math.log(1 / fs));
-  const plain = fs === 1 && ext === 0 && attn === 1;
-  const yarn = plain ? undefined : { freqScale: fs, extFactor: ext, attnFactor: attn, betaFast: 32, betaSlow: 1, nCtxOrig: hp.ropeOrigCtx };
   return { yarn, kqScale: (mscale * mscale) / Math.sqrt(hp.headDimK) };
 }
 

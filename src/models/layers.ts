@@ -1,9 +1,10 @@
 // The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
-import type { Backend, Buf, DeltaNetParams, OpName, Weight } from "../backends/backend.js";
+import type { Backend, Buf, DeltaNetParams, OpName, RopeOptions, Weight } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
-import type { FullAttentionState } from "../kv/full-attention.js";
+import type { FullAttentionState, KvRows } from "../kv/full-attention.js";
+import { SlidingWindowState } from "../kv/sliding-window.js";
 import type { RecurrentState } from "../kv/recurrent.js";
 import type { ModelCache } from "../kv/state.js";
 import type { ForwardHooks, ForwardOptions } from "./model.js";
@@ -110,10 +111,10 @@ export interface AttentionParams {
   nHeadKv: number;
   headDim: number;
   /**
-   * Rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half): NeoX pairs
-   * (i, i + nRot/2) by default, adjacent pairs (2i, 2i + 1) with mode "norm" (Llama, Mixtral).
+   * Rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half): NeoX pairs by
+   * default; opts: adjacent pairs (mode "norm": Llama, Mixtral), YaRN (gpt-oss).
    */
-  rope: { freqBase: number; nRot?: number; mode?: "neox" | "norm" };
+  rope: { freqBase: number; nRot?: number; opts?: RopeOptions };
   eps: number;
   /** Softmax scale; default 1 / sqrt(headDim). */
   scale?: number;
@@ -122,7 +123,13 @@ export interface AttentionParams {
    * and the attention output is multiplied by sigmoid(gate) before wo.
    */
   outputGate?: boolean;
-  state: FullAttentionState;
+  /**
+   * Emulate llama.cpp's f16 KV cache (flash attention off): K and V stored as f16, q rounded to f16 for K·q, the
+   * probabilities rounded to f16 for the V product.
+   */
+  f16Kv?: boolean;
+  /** A full KV cache, or a sliding window's (the attention then sees only the window). */
+  state: FullAttentionState | SlidingWindowState;
 }
 
 /** out[T, D] = attention of the normed rows x[T, D]; this call's keys and values go into p.state at its length. */
@@ -152,14 +159,24 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
   if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, p.qNorm.shape[0], (T * qDim) / p.qNorm.shape[0]);
   if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, p.kNorm.shape[0], (T * kvDim) / p.kNorm.shape[0]);
-  const ropeOpts = p.rope.mode === "norm" ? { mode: "norm" as const } : undefined;
-  be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot, ropeOpts);
-  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot, ropeOpts);
+  be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
+  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
   await f.cb("Qcur", il, q);
   await f.cb("Kcur", il, k);
-  const start = p.state.length;
-  be.kvStore(p.state.k, p.state.v, k, v, start, T, kvDim);
-  be.attention(att, q, p.state.k, p.state.v, { nTokens: T, startPos: start, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd), sinks: p.sinks });
+  const f16 = p.f16Kv ?? false;
+  let kv: KvRows;
+  if (p.state instanceof SlidingWindowState) {
+    const rows = (p.state.window - 1 + T) * kvDim; // the held window and this call's rows, contiguous
+    kv = p.state.store(k, v, T, f.buf("attn.kwin", rows), f.buf("attn.vwin", rows), f16);
+  } else kv = p.state.store(k, v, T, f16);
+  let qk = q;
+  if (f16) {
+    qk = f.buf("attn.q16", T * qDim);
+    be.copy(qk, q, { rows: 1, n: T * qDim, src: { offset: 0, stride: 0 }, dst: { offset: 0, stride: 0 }, roundF16: true });
+  }
+  be.attention(att, qk, kv.k, kv.v, {
+    nTokens: T, startPos: kv.startPos, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd), sinks: p.sinks, window: kv.window, f16Probs: f16 || undefined,
+  });
   await f.cb("kqv_out", il, att);
   if (gate) be.sigmoidMul(att, att, gate, T * qDim);
   be.matmul(out, p.wo, att, T);
@@ -274,6 +291,8 @@ export interface LookaheadRouter {
   layer: number;
   norm: Weight;
   router: Weight;
+  /** The router's bias [nExpert] (gpt-oss). */
+  bias?: Weight;
   route: RouteFn;
 }
 
@@ -293,6 +312,17 @@ export interface MoeParams {
   shared?: { gate: Weight; up: Weight; down: Weight; gateInp?: Weight };
   /** Decode only: the residual stream and the MoE layers after this one, nearest first, for router lookahead. */
   lookahead?: { residual: Buf; next: readonly LookaheadRouter[]; eps: number };
+  /** ffn_gate_inp.bias [nExpert], added to the router logits (gpt-oss). */
+  routerBias?: Weight;
+  /** The experts' activation: SwiGLU (default), or gpt-oss's clamped one (swiglu_oai). */
+  act?: ExpertAct;
+}
+
+/** gpt-oss's clamped SwiGLU: min(g, limit) · σ(alpha · min(g, limit)) · (clamp(u, ±limit) + 1). */
+export interface ExpertAct {
+  kind: "swiglu_oai";
+  alpha: number;
+  limit: number;
 }
 
 /**
@@ -308,6 +338,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const src = p.experts;
   const logits = f.buf("moe.router", T * p.nExpert); // [T, nExpert]
   be.matmul(logits, p.router, x, T);
+  if (p.routerBias) be.addRows(logits, p.routerBias, p.nExpert, T);
   // Router lookahead (decode): layers il+1 .. il+depth route the residual stream as it stands, so their
   // experts can be read while the layers in between compute.
   const ahead = T === 1 && src.prefetch && p.lookahead ? p.lookahead.next.slice(0, src.prefetchDepth ?? 1) : [];
@@ -324,6 +355,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     be.rmsNorm(hn, p.lookahead!.residual, a.norm, p.lookahead!.eps, D, 1);
     const rl = f.buf(`moe.lookahead.${d}`, a.router.shape[1]);
     be.matmul(rl, a.router, hn, 1);
+    if (a.bias) be.addRows(rl, a.bias, a.router.shape[1], 1);
     reads.push(rl);
   });
   const [rl, ...rest] = await be.readMany(reads);
@@ -354,7 +386,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     }
     const ws = await acquired;
     try {
-      expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf);
+      expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf, p.act);
     } finally {
       src.release(p.layer, ids);
     }
@@ -379,10 +411,10 @@ async function sharedFfn(f: Pass, x: Buf, w: NonNullable<MoeParams["shared"]>, l
 }
 
 /** Each expert over its rows, scatter-added into out: the fused op where the backend has one for these types. */
-function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buckets: readonly { rows: Int32Array; scales: Float32Array }[], F: number): void {
+function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buckets: readonly { rows: Int32Array; scales: Float32Array }[], F: number, act?: ExpertAct): void {
   const { be, nTokens: T } = f;
   const D = x.length / T;
-  if (be.moeFfn && ws.every((w) => be.supports("moe_ffn", w.gate.type))) {
+  if (be.moeFfn && ws.every((w) => plainSwiglu(w, act) && be.supports("moe_ffn", w.gate.type))) {
     // The whole set in one call: a threaded backend splits all experts' rows in one run.
     be.moeFfn(out, x, buckets.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales })));
     return;
@@ -391,21 +423,37 @@ function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buc
   buckets.forEach((b, j) => {
     const n = b.rows.length;
     be.gatherRows(xe, x, b.rows, D);
-    swigluFfn(f, ye, xe, ws[j], n, F);
+    swigluFfn(f, ye, xe, ws[j], n, F, "ffn", act);
     be.scatterAddRows(out, ye, b.rows, b.scales, D);
   });
 }
 
-/** out[n, D] = down(silu(gate x) · up x) over n rows (gate, up [D, F]; down [F, D]). */
-function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: number, tag = "ffn"): void {
+/** Per-expert biases (gpt-oss): optional parts of an expert record, [F] for gate and up, [D] for down. */
+const biasOf = (w: ExpertWeights, part: "gate_b" | "up_b" | "down_b"): Weight | undefined => w[part];
+
+/** Whether an expert is the plain SwiGLU the fused kernels run: no bias parts, no other activation. */
+function plainSwiglu(w: ExpertWeights, act?: ExpertAct): boolean {
+  return !act && !biasOf(w, "gate_b") && !biasOf(w, "up_b") && !biasOf(w, "down_b");
+}
+
+/**
+ * out[n, D] = down(act(gate x + bg, up x + bu)) + bd over n rows (gate, up [D, F]; down [F, D]); act silu(g) · u,
+ * or gpt-oss's clamped SwiGLU; the biases where the expert has them.
+ */
+function swigluFfn(f: Pass, out: Buf, x: Buf, w: ExpertWeights, n: number, F: number, tag = "ffn", act?: ExpertAct): void {
   const be = f.be;
-  if (be.expertFfn && be.supports("expert_ffn", w.gate.type)) return be.expertFfn(out, x, w.gate, w.up, w.down, n);
+  if (plainSwiglu(w, act) && be.expertFfn && be.supports("expert_ffn", w.gate.type)) return be.expertFfn(out, x, w.gate, w.up, w.down, n);
   // A tag per FFN width (routed experts, shared expert), so scratch is not reallocated between them each layer.
   const ge = f.buf(`${tag}.gate`, f.nTokens * F), ue = f.buf(`${tag}.up`, f.nTokens * F);
   be.matmul(ge, w.gate, x, n);
   be.matmul(ue, w.up, x, n);
-  be.swiglu(ge, ge, ue, n * F);
+  const bg = biasOf(w, "gate_b"), bu = biasOf(w, "up_b"), bd = biasOf(w, "down_b");
+  if (bg) be.addRows(ge, bg, F, n);
+  if (bu) be.addRows(ue, bu, F, n);
+  if (act) be.swigluOai(ge, ge, ue, n * F, act.alpha, act.limit);
+  else be.swiglu(ge, ge, ue, n * F);
   be.matmul(out, w.down, ge, n);
+  if (bd) be.addRows(out, bd, w.down.shape[1], n);
 }
 
 /** A dense SwiGLU FFN over all T rows (leading dense layers, shared experts): out[T, D]. */

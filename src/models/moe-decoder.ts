@@ -146,7 +146,7 @@ export class MoeDecoder implements Model {
           attention: (y, h) => attention(f, y, h, {
             layer: il, wq: L.attn_q, wk: L.attn_k, wv: L.attn_v, wo: L.attn_output, bq: L.attn_q_bias, bk: L.attn_k_bias, bv: L.attn_v_bias, bo: L.attn_output_bias,
             qNorm: L.attn_q_norm, kNorm: L.attn_k_norm, nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hp.headDim,
-            rope: { freqBase: hp.ropeFreqBase, mode: o.ropeMode }, eps, state: fullAttention(cache.layers[il]),
+            rope: { freqBase: hp.ropeFreqBase, opts: o.ropeMode === "norm" ? { mode: "norm" } : undefined }, eps, state: fullAttention(cache.layers[il]),
           }),
           ffn: (y, h, x) => moe(f, y, h, {
             layer: il, router: L.ffn_gate_inp, route: this.route, nExpert: hp.nExpert, nFf: o.nFf, experts: this.experts,

@@ -4,6 +4,7 @@ import { ModelError } from "../util/errors.js";
 import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
 import * as deepseek2 from "./deepseek2.js";
 import * as glm4moe from "./glm4moe.js";
+import * as gptoss from "./gptoss.js";
 import * as llama from "./llama.js";
 import * as olmoe from "./olmoe.js";
 import * as qwen3moe from "./qwen3moe.js";
@@ -42,6 +43,7 @@ const ARCHITECTURES: Record<string, Architecture> = {
   [deepseek2.ARCH]: define({ ...deepseek2, create: (hp, w, ctx) => new deepseek2.DeepSeek2(hp, w, ctx) }),
   [llama.ARCH]: define(llama), // Mixtral; a dense Llama is refused
   [olmoe.ARCH]: define(olmoe),
+  [gptoss.ARCH]: define({ ...gptoss, create: (hp, w, ctx) => new gptoss.GptOss(hp, w, ctx) }),
   // One file, two architectures: qwen3next and qwen35moe.
   ...Object.fromEntries(qwen3next.ARCHS.map((a) => [a, define({
     ...qwen3next, ARCH: a, readHParams: (md, nVocab) => qwen3next.readHParams(a, md, nVocab), create: (hp, w, ctx) => new qwen3next.Qwen3Next(hp, w, ctx),

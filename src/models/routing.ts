@@ -36,6 +36,29 @@ export function softmaxTopK(logits: Float32Array, nTokens: number, nExpert: numb
   return { nTokens, k, ids, weights };
 }
 
+/**
+ * gpt-oss (llama.cpp's SOFTMAX_WEIGHT gating): the top k of the raw router logits, weighted by a softmax over those
+ * k logits alone, not renormalised further.
+ */
+export function topKSoftmaxRoute(nExpert: number, k: number): RouteFn {
+  if (k < 1 || k > nExpert) throw new RangeError(`top-k ${k} out of range for ${nExpert} experts`);
+  const raw = new Float64Array(nExpert), taken = new Uint8Array(nExpert);
+  const chosen = new Float32Array(k), w = new Float64Array(k);
+  return (logits, nTokens) => {
+    const ids = new Int32Array(nTokens * k);
+    const weights = new Float32Array(nTokens * k);
+    for (let t = 0; t < nTokens; t++) {
+      raw.set(logits.subarray(t * nExpert, (t + 1) * nExpert));
+      const sel = ids.subarray(t * k, (t + 1) * k);
+      selectTopK(raw, sel, taken);
+      sel.forEach((e, j) => (chosen[j] = raw[e]));
+      softmax(chosen, w);
+      weights.set(w, t * k);
+    }
+    return { nTokens, k, ids, weights };
+  };
+}
+
 export interface GroupTopKOptions {
   nExpert: number;
   k: number;

@@ -13,15 +13,16 @@ import { Q3_K } from "./q3_k.js";
 import { Q4_K } from "./q4_k.js";
 import { Q5_K } from "./q5_k.js";
 import { Q6_K } from "./q6_k.js";
+import { MXFP4 } from "./mxfp4.js";
 import { IQ_FORMATS } from "./iq.js";
 
 export type { QuantFormat } from "./types.js";
-export { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+export { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4 };
 export * from "./iq.js";
 
 /** Every supported format, in ggml type-id order. */
 export const QUANT_FORMATS: readonly QuantFormat[] = Object.freeze(
-  [F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16, ...IQ_FORMATS].sort((a, b) => a.type - b.type),
+  [F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16, MXFP4, ...IQ_FORMATS].sort((a, b) => a.type - b.type),
 );
 
 const BY_TYPE = new Map<number, QuantFormat>(QUANT_FORMATS.map((f) => [f.type, f]));

@@ -8,12 +8,12 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
-import { Q2_K, Q3_K, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, QUANT_FORMATS } from "../../src/quant/index.js";
+import { MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, QUANT_FORMATS } from "../../src/quant/index.js";
 import { ModelError } from "../../src/util/errors.js";
 import { needNative, randomValues, randomWeight, runMatmul } from "../helpers/parity.js";
 import { nmse } from "../helpers/numeric.js";
 
-const NEW_TYPES = [Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K];
+const NEW_TYPES = [Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, MXFP4];
 
 test("the scalar matmul of every new type is the f64 dot of the decoded row (QuantFormat.dot) with x", async () => {
   const scalar = new ScalarBackend();

@@ -26,10 +26,11 @@ test("crc32c matches the standard check values", () => {
   for (const s of [0, 1, 3, 5]) assert.equal(crc32c(a.subarray(s)), crc32c(a.subarray(s + 100), crc32c(a.subarray(s, s + 100))));
 });
 
-for (const type of ["Q8_0", "Q6_K"]) {
-  test(`${type}: every packed record holds the source's expert slices; offsets 4 KiB aligned; verifyPack passes`, async () => {
-    const src = await testModel({ type, seed: 11 });
-    const out = join(dir, `pack-${type}`);
+// MXFP4: gpt-oss's experts, 17-byte blocks (parts of 34816 bytes: records padded to 4 KiB).
+for (const [type, expertType] of [["Q8_0"], ["Q6_K"], ["Q8_0", "MXFP4"]]) {
+  test(`${expertType ?? type}: every packed record holds the source's expert slices; offsets 4 KiB aligned; verifyPack passes`, async () => {
+    const src = await testModel({ type, seed: 11, ...(expertType ? { expertType } : {}) });
+    const out = join(dir, `pack-${expertType ?? type}`);
     let last = [0, 0];
     const res = await packModel(src, out, { experts: expertLayout, verify: true, onProgress: (d, t) => (last = [d, t]) });
     assert.equal(last[0], last[1]);
@@ -63,7 +64,7 @@ for (const type of ["Q8_0", "Q6_K"]) {
           assert.ok(a.subarray(end).every((x) => x === 0), "record padding is zeros");
         }
       }
-      if (type === "Q6_K") assert.notEqual(store.parts(0)[2].offset + store.parts(0)[2].byteLength, store.recordBytes(0), "Q6_K records are padded");
+      if (type === "Q6_K" || expertType) assert.notEqual(store.parts(0)[2].offset + store.parts(0)[2].byteLength, store.recordBytes(0), `${expertType ?? type} records are padded`);
       const v = await verifyPack(out);
       assert.equal(v.records, 4 * 16);
     } finally {

@@ -85,6 +85,10 @@ test("bad_shape: row not a multiple of the block size, too many dims, huge dims"
   // a K-quant row of 384 values (1.5 super-blocks), named with its tensor and type
   await assert.rejects(readGGUF(new BufferSource(raw().header(1, 0).tensor("t", [384, 2], GGMLType.Q2_K, 0).data(512).build(), "bad.gguf")),
     /tensor "t": shape \[384, 2\]: 384 values per row is not a multiple of Q2_K's block size 256/);
+  // an MXFP4 expert tensor whose rows are not whole 32-value blocks (gpt-oss's 2880 plus a half block)
+  await assert.rejects(readGGUF(new BufferSource(raw().header(1, 0).tensor("blk.0.ffn_up_exps.weight", [2896, 4, 2], GGMLType.MXFP4, 0).data(64).build(), "bad.gguf")),
+    (e: unknown) => e instanceof FormatError && e.code === "bad_shape" &&
+      /tensor "blk\.0\.ffn_up_exps\.weight": shape \[2896, 4, 2\]: 2896 values per row is not a multiple of MXFP4's block size 32/.test(e.message));
   await expectError(raw().header(1, 0).tensor("t", [1, 1, 1, 1, 1], GGMLType.F32, 0).data(64).build(), "bad_shape", 33);
   await expectError(raw().header(1, 0).tensor("t", [1n << 60n], GGMLType.F32, 0).data(64).build(), "bad_shape", 37);
   await expectError(raw().header(1, 0).tensor("t", [1 << 30, 1 << 30, 1 << 30], GGMLType.F32, 0).data(64).build(), "bad_shape", 24);

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openGGUF } from "../../src/format/gguf/read.js";
+import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
+import { MXFP4 } from "../../src/quant/index.js";
 import { architecture } from "../../src/models/registry.js";
 import { fileTensors, generateModel } from "../../src/gen/index.js";
 import { PRESETS, type Qwen3MoePreset } from "../../src/gen/presets.js";
@@ -96,6 +97,27 @@ test("per-group types: experts in --expert-type, regex overrides first, the rest
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("MXFP4 (gpt-oss's expert type): --expert-type writes it, decoding to the generator's scale; rows not whole 32-value blocks refused naming the tensor", async () => {
+  // the model the pack and llama.cpp parity tests use too (generated once per machine)
+  const file = await openGGUF(await testModel({ type: "Q8_0", seed: 11, expertType: "MXFP4" }));
+  try {
+    const typeOf = (n: string) => ggmlTypeName(file.tensors.find((t) => t.name === n)!.type);
+    assert.deepEqual(["blk.0.ffn_gate_exps.weight", "blk.3.ffn_down_exps.weight", "blk.0.attn_q.weight", "blk.0.attn_norm.weight"].map(typeOf), ["MXFP4", "MXFP4", "Q8_0", "F32"]);
+    // the expert matrix decodes to the generator's scale, 1/sqrt(fan-in) (gate: K = 256), within MXFP4's error
+    const t = file.tensors.find((x) => x.name === "blk.0.ffn_gate_exps.weight")!;
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const x = new Float32Array(n);
+    MXFP4.dequantRow(await readTensorBytes(file, t), x, n);
+    const sd = Math.sqrt(x.reduce((a, v) => a + v * v, 0) / n);
+    assert.ok(Math.abs(sd * Math.sqrt(256) - 1) < 0.1, `std ${sd}`);
+  } finally {
+    await file.source.close();
+  }
+  const preset: Qwen3MoePreset = { ...PRESETS.tiny, hp: { ...PRESETS.tiny.hp, nLayer: 1, nExpert: 4, nExpertUsed: 2, nFfExp: 48 } };
+  await assert.rejects(generateModel(join(tmpdir(), "never-written.gguf"), { preset, type: "Q8_0", expertType: "MXFP4" }), (e: unknown) =>
+    e instanceof UsageError && /tensor 'blk\.0\.ffn_down_exps\.weight' rows of 48 values cannot be stored as MXFP4 \(blocks of 32\)/.test(e.message));
 });
 
 test("gen --tensor-type parses regex=TYPE and refuses malformed values", () => {

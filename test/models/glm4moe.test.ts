@@ -3,60 +3,23 @@
 // logits identical to the resident model's at every step. And the wasm backend against the scalar reference.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadModel, type LoadedModel } from "../../src/engine/load.js";
-import { defaultEngineConfig } from "../../src/engine/config.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { relRmse } from "../helpers/golden.js";
+import { backendLogits, checkStreamedDecode, residentSteps } from "../helpers/decode.js";
 
 const TOKENS = [3555, 11, 1879, 374, 13, 2701, 40, 1001, 17, 600, 2048, 5, 88, 3000, 12, 9];
 
-async function stepLogits(lm: LoadedModel): Promise<Float32Array[]> {
-  const kv = lm.model.makeCache(64);
-  try {
-    const out: Float32Array[] = [];
-    for (const t of TOKENS) out.push(await lm.model.forward(Int32Array.of(t), kv, { logits: "last" }));
-    return out;
-  } finally {
-    kv.free();
-  }
-}
-
 test("glm4moe decode with streamed experts, prefetch and 2-layer router lookahead equals the resident model step by step", async () => {
   const path = await smallVocabModel({ preset: "glm4moe-tiny", type: "Q8_0", seed: 3, nVocab: 4096 });
-  const resident = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "resident" }));
-  let ref: Float32Array[];
-  try {
-    ref = await stepLogits(resident);
-  } finally {
-    await resident.close();
-  }
   // 6 expert records of ~204 KiB: fewer than one token's 8 (4 per MoE layer, 2 layers) plus what lookahead asks for.
-  const streamed = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "scalar", expertIo: "stream", expertCache: 6 * 208_896, prefetch: true, prefetchDepth: 2 }));
-  try {
-    assert.equal(streamed.expertIO.mode, "stream");
-    assert.deepEqual(await stepLogits(streamed), ref);
-    const s = streamed.experts.stats;
-    assert.ok(s.evictions > 0 && s.misses > 0, `expected a cache under pressure: ${JSON.stringify(s)}`);
-  } finally {
-    await streamed.close();
-  }
+  await checkStreamedDecode(path, TOKENS, 6 * 208_896, await residentSteps(path, TOKENS));
 });
 
 test("glm4moe on the wasm backend (partial rope through its kernel, biases, shared expert) matches the scalar reference", async () => {
   // F16: the wasm Q8_0 matmul quantises activations (as llama.cpp does) and the reference does not, which a
   // random tiny model's routing amplifies; F16 compares the kernels themselves.
   const path = await smallVocabModel({ preset: "glm4moe-tiny", type: "F16", seed: 11, nVocab: 8192 });
-  const logits = async (backend: "scalar" | "wasm") => {
-    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
-    try {
-      assert.equal(lm.backend.name, backend);
-      return await lm.model.forward(Int32Array.from(TOKENS), lm.model.makeCache(64), { logits: "all" });
-    } finally {
-      await lm.close();
-    }
-  };
-  const ref = await logits("scalar");
   // wasm sums in f32 where the reference uses f64: a relative RMSE of a few 1e-6 (bound with margin).
-  const err = relRmse(await logits("wasm"), ref);
+  const err = relRmse(await backendLogits(path, "wasm", TOKENS), await backendLogits(path, "scalar", TOKENS));
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
 });

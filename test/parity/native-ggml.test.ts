@@ -5,13 +5,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0,
+  IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0,
 } from "../../src/quant/index.js";
 import { needNative, randomValues, randomWeight } from "../helpers/parity.js";
 import { ggmlMatmul } from "../helpers/ggml-ref.js";
 import { nmse } from "../helpers/numeric.js";
 
-const TYPES = [IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, Q5_0, Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, Q4_0, Q8_0, Q4_K, Q6_K];
+const TYPES = [IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, Q5_0, Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, Q4_0, Q8_0, Q4_K, Q6_K, MXFP4];
 const TOL = 1e-10; // f32 summation order of the block totals
 
 for (const f of TYPES) {

@@ -7,16 +7,16 @@ import type { NativeAddon } from "../../src/backends/cpu/native-addon.js";
 import { NativeBackend, nativeAvailable } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import {
-  F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0,
+  F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0,
   type QuantFormat,
 } from "../../src/quant/index.js";
 import { needNative, randomWeight, randomValues, runMatmul, refQ8_0, refQ8K, MATMUL_FORMATS, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
 // The low-bit types of native/src/k_quants_lo.c, the i-quants of iq_quants.c and the legacy types of
-// legacy_quants.c too (their Q8 activations cost about what Q4_K's do; i-quant weights are random blocks, see
-// randomWeight).
-const LOWBIT = [Q4_0, Q2_K, Q3_K, Q5_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, Q5_0, Q4_1, Q5_1];
+// legacy_quants.c and MXFP4 of mxfp4.c too (their Q8 activations cost about what Q4_K's do; i-quant weights are
+// random blocks, see randomWeight).
+const LOWBIT = [Q4_0, Q2_K, Q3_K, Q5_K, IQ4_XS, IQ3_XXS, IQ2_XXS, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, Q5_0, Q4_1, Q5_1, MXFP4];
 const TOL: Record<string, number> = { ...MATMUL_TOL, ...Object.fromEntries(LOWBIT.map((f) => [f.name, 5e-4])) };
 const FORMATS = [...MATMUL_FORMATS, ...LOWBIT];
 
@@ -76,7 +76,7 @@ for (const f of FORMATS) {
 /** x moved onto the activation quantiser's grid, so re-quantising it inside the kernel loses nothing. */
 function onGrid(a: NativeAddon, f: QuantFormat, x: Float32Array): Float32Array {
   const out = new Float32Array(x.length);
-  if (f.blockSize === 32) { // Q8_0 and Q4_0 meet Q8_0 activations
+  if (f.blockSize === 32) { // Q8_0, Q4_0 and MXFP4 meet Q8_0 activations
     const q = new Uint8Array((x.length / 32) * 34);
     a.quantizeQ8_0(x, q);
     Q8_0.dequantRow(q, out, x.length);

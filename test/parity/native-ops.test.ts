@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { AttentionParams, Backend } from "../../src/backends/backend.js";
-import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_NL, Q4_1, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { BF16, F16, F32, IQ2_XXS, IQ3_XXS, IQ4_NL, MXFP4, Q4_1, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { needNative, randomValues, randomWeight, owned, bufOf, everyKernelLevel, perExpertMoe, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
@@ -268,8 +268,8 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
   const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;
-  // UD-like i-quant experts (Q8_K activations), and Q4_1 gate/up (Q8_1) with an IQ4_NL down (Q8_0).
-  for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16], [IQ2_XXS, IQ3_XXS], [Q4_1, IQ4_NL]] as const) {
+  // UD-like i-quant experts (Q8_K activations), Q4_1 gate/up (Q8_1) with an IQ4_NL down (Q8_0), gpt-oss's MXFP4.
+  for (const [fg, fd] of [[Q8_0, Q8_0], [Q4_K, Q6_K], [F16, BF16], [IQ2_XXS, IQ3_XXS], [Q4_1, IQ4_NL], [MXFP4, MXFP4]] as const) {
     for (const T of [1, 13]) {
       const D = 512, F = 256, nExp = 6;
       const hs = Array.from({ length: nExp }, (_, e) => ["g", "u", "d"].map((p) => weight(p === "d" ? fd : fg, randomValues(D * F, `m${p}${e}`, 0.1), p === "d" ? F : D, p === "d" ? D : F, p)));

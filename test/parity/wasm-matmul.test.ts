@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WasmBackend, wasmAvailable, wasmKernelsError } from "../../src/backends/wasm/wasm.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import { F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { F16, F32, IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { randomWeight, randomValues, runMatmul, refQ8_0, refQ8K, MATMUL_FORMATS, MATMUL_TOL } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 
@@ -16,9 +16,9 @@ function wasm(opts: { memoryBytes?: number; threads?: number } = {}): WasmBacken
 }
 
 // The types of real MoE GGUFs beyond the native set's first six, with llama.cpp's activation pairing: the 32-value
-// types meet Q8_0 activations (Q8_1 for Q4_1 / Q5_1: their sums too), the rest Q8_K. Measured worst nmse ~1e-5,
-// like the other quantised kernels.
-const LOWBIT = [Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M];
+// types meet Q8_0 activations (Q8_1 for Q4_1 / Q5_1: their sums too; gpt-oss's MXFP4 Q8_0), the rest Q8_K. Measured
+// worst nmse ~1e-5, like the other quantised kernels.
+const LOWBIT = [Q5_K, Q3_K, Q2_K, IQ4_XS, IQ3_XXS, IQ2_XXS, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ3_S, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, MXFP4];
 const TOL: Record<string, number> = { ...MATMUL_TOL, ...Object.fromEntries(LOWBIT.map((f) => [f.name, 5e-4])) };
 const FORMATS = [...MATMUL_FORMATS, ...LOWBIT];
 

@@ -40,7 +40,7 @@ function encode(f: QuantFormat, x: Float32Array): Uint8Array {
 test("the registry holds every type this suite checks against ggml", () => {
   assert.deepEqual(
     BLOCK_TYPES.map((f) => f.name),
-    ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"],
+    ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "MXFP4"],
   );
 });
 

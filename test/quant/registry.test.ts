@@ -28,6 +28,7 @@ test("registry: ids, names, block geometry", () => {
     [23, "IQ4_XS", 256, 136],
     [29, "IQ1_M", 256, 56],
     [30, "BF16", 1, 2],
+    [39, "MXFP4", 32, 17],
   ];
   assert.deepEqual(
     QUANT_FORMATS.map((f) => [f.type, f.name, f.blockSize, f.bytesPerBlock]),

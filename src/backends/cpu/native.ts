@@ -21,9 +21,9 @@ export const Q8_0_R8 = 1008;
 const HUGE_PAGE = 2 << 20;
 
 /** ggml types the native matmul takes: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, the
- *  i-quants (IQ2_XXS 16 .. IQ4_XS 23, IQ1_M 29), BF16, and the private Q4_K_R8 and Q8_0_R8; weights of other types
+ *  i-quants (IQ2_XXS 16 .. IQ4_XS 23, IQ1_M 29), BF16, MXFP4 (39), and the private Q4_K_R8 and Q8_0_R8; weights of other types
  *  are handed to the scalar reference. */
-const NATIVE_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, Q4_K_R8, Q8_0_R8]);
+const NATIVE_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 39, Q4_K_R8, Q8_0_R8]);
 
 export interface NativeBackendOptions {
   /** Threads for matmul, the calling thread included (default os.availableParallelism()). The pool is process-wide. */
@@ -260,8 +260,8 @@ export class NativeBackend extends DelegatingBackend {
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    // The kernel has no sinks; the reference shares these buffers, so handing over is exact, only slower.
-    if (p.sinks || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    // The kernel has no sinks or window; the reference shares these buffers, so handing over is exact, only slower.
+    if (p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     this.addon.attention(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.scale);
   }
   override add(out: Buf, a: Buf, b: Buf, n: number): void {

@@ -171,14 +171,17 @@ export class ScalarBackend implements Backend {
     if (!(vd >= 1 && vd <= headDim)) throw new RangeError(`attention: vDim ${vd} not in [1, headDim ${headDim}]`);
     const scores = new Float64Array(startPos + nTokens);
     const sinks = p.sinks === undefined ? undefined : p.sinks instanceof Float32Array ? p.sinks : this.row(p.sinks, 0, nHead).slice();
+    const win = p.window;
+    if (win !== undefined && !(Number.isInteger(win) && win >= 1)) throw new RangeError(`attention: window ${win} is not a positive integer`);
     for (let t = 0; t < nTokens; t++) {
       const nKeys = startPos + t + 1;
+      const j0 = win === undefined ? 0 : Math.max(0, nKeys - win); // keys before it are outside the window (masked)
       for (let h = 0; h < nHead; h++) {
         const qb = (t * nHead + h) * headDim;
         const kvh = Math.floor(h / group);
         const sink = sinks ? sinks[h] : -Infinity; // exp(-Infinity) = 0: no sink, the plain softmax
         let max = sink;
-        for (let j = 0; j < nKeys; j++) {
+        for (let j = j0; j < nKeys; j++) {
           const kb = j * kvDim + kvh * headDim;
           let s = 0;
           for (let i = 0; i < headDim; i++) s += qs[qb + i] * ks[kb + i];
@@ -187,19 +190,19 @@ export class ScalarBackend implements Backend {
           if (s > max) max = s;
         }
         let sum = sinks ? Math.exp(sink - max) : 0; // the sink's share of the denominator; it weights no value
-        for (let j = 0; j < nKeys; j++) {
+        for (let j = j0; j < nKeys; j++) {
           scores[j] = Math.exp(scores[j] - max);
           sum += scores[j];
         }
         const ob = (t * nHead + h) * vd;
         let div = sum;
         if (p.f16Probs) {
-          for (let j = 0; j < nKeys; j++) scores[j] = roundToF16(scores[j] / sum);
+          for (let j = j0; j < nKeys; j++) scores[j] = roundToF16(scores[j] / sum);
           div = 1;
         }
         for (let i = 0; i < vd; i++) {
           let acc = 0;
-          for (let j = 0; j < nKeys; j++) acc += scores[j] * vs[j * kvDim + kvh * headDim + i];
+          for (let j = j0; j < nKeys; j++) acc += scores[j] * vs[j * kvDim + kvh * headDim + i];
           o[ob + i] = acc / div;
         }
       }
@@ -214,6 +217,14 @@ export class ScalarBackend implements Backend {
   swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     const o = d(out), g = d(gate), u = d(up);
     for (let i = 0; i < n; i++) o[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+  }
+
+  swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void {
+    const o = d(out), gs = d(gate), us = d(up);
+    for (let i = 0; i < n; i++) {
+      const g = Math.min(gs[i], limit), u = Math.max(-limit, Math.min(us[i], limit));
+      o[i] = (g / (1 + Math.exp(-alpha * g))) * (u + 1);
+    }
   }
 
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {

@@ -1,7 +1,8 @@
-// The i-quant tables the wasm kernels read (wasm/assembly/kernels.ts, "i-quant tables"), written into each wasm
-// memory before its first use: ggml's own tables as src/quant/iq-tables.ts generates them from ggml-common.h, so
-// the wasm module carries no copy of its own.
+// The i-quant tables the wasm kernels read (wasm/assembly/kernels.ts, "i-quant tables"), MXFP4's value table too,
+// written into each wasm memory before its first use: ggml's own tables as src/quant/iq-tables.ts generates them
+// from ggml-common.h (and src/quant/mxfp4.ts holds), so the wasm module carries no copy of its own.
 import { IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS, KVALUES_IQ4NL } from "../../quant/iq-tables.js";
+import { KVALUES_MXFP4 } from "../../quant/mxfp4.js";
 
 /** ksigns_iq2xs as byte masks: entry i holds 8 bytes, 0xff where bit j of ksigns[i] negates value j. */
 function signMasks(): Uint8Array {
@@ -14,7 +15,9 @@ function signMasks(): Uint8Array {
 
 /** Table id (the kernels' iqTable(id)) -> bytes, in id order; iqTable(TABLES.length) is where they end. */
 const bytesOf = (a: Int8Array) => new Uint8Array(a.buffer, a.byteOffset, a.length);
-const TABLES: readonly Uint8Array[] = [bytesOf(KVALUES_IQ4NL), signMasks(), IQ2XXS_GRID, IQ3XXS_GRID, IQ2XS_GRID, IQ2S_GRID, IQ3S_GRID, bytesOf(IQ1S_GRID)];
+const TABLES: readonly Uint8Array[] = [
+  bytesOf(KVALUES_IQ4NL), signMasks(), IQ2XXS_GRID, IQ3XXS_GRID, IQ2XS_GRID, IQ2S_GRID, IQ3S_GRID, bytesOf(IQ1S_GRID), bytesOf(KVALUES_MXFP4),
+];
 
 /**
  * Writes the tables where `iqTable` says (the kernels' export) through `bytes(ptr, n)`, after `reach(end)` made the

@@ -8,8 +8,8 @@ import { DelegatingBackend, ropeByGather, ropeIsPlain, tensorBytes, weightDims }
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
 
-/** ggml types the wasm matmul takes: F32, F16, BF16, Q8_0, the legacy, K- and i-quants (every registered type). */
-const WASM_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30]);
+/** ggml types the wasm matmul takes: F32, F16, BF16, Q8_0, the legacy, K- and i-quants, MXFP4 (every registered type). */
+const WASM_MATMUL_TYPES = new Set([0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 39]);
 const F32_TYPE = 0;
 /** Activations staged per matmul call at most (tokens are chunked to fit), so scratch stays small. */
 const STAGE_BYTES = 8 << 20;
@@ -265,8 +265,8 @@ export class WasmBackend extends DelegatingBackend {
 
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
-    // The kernel has no sinks (gpt-oss): the fallback owns these buffers and runs them, only slower.
-    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
+    // The kernel has no sinks or window (gpt-oss): the fallback owns these buffers and runs them, only slower.
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || p.window !== undefined || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.ref.attention(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
     const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
     const s = mem.scratch(2 * qb + 2 * kb + sb);
