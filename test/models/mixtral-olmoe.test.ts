@@ -1,9 +1,13 @@
 // llama (Mixtral) and olmoe without a file: the real-dimension presets declare Mixtral-8x7B's and OLMoE-1B-7B's
-// tensor shapes (ARCHITECTURES.md §2, §7.3) and KV sizes, and every preset's metadata reads back as its hp.
+// tensor shapes (ARCHITECTURES.md §2, §7.3) and KV sizes, every preset's metadata reads back as its hp, and the wasm
+// backend matches the scalar reference on both tiny models.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PRESETS } from "../../src/gen/presets.js";
 import { architecture } from "../../src/models/registry.js";
+import { smallVocabModel } from "../helpers/models.js";
+import { backendLogits } from "../helpers/decode.js";
+import { relRmse } from "../helpers/golden.js";
 
 const shapes = (preset: keyof typeof PRESETS) => {
   const p = PRESETS[preset];
@@ -52,3 +56,14 @@ test("each new preset's metadata(hp) reads back as its hp; Mixtral's carries no 
   const odd = { ...PRESETS["mixtral-tiny"].hp, headDim: 32 }; // heads of 32 in a 256-wide model: key_length is written
   assert.deepEqual(llama.readHParams(llama.metadata!(odd), odd.nVocab), odd);
 });
+
+// Both on the golden tests' F16 models: NORM rope goes to the scalar reference on wasm, the whole-projection q/k norm is
+// a wasm rmsnorm over longer rows.
+for (const preset of ["mixtral-tiny", "olmoe-tiny"] as const) {
+  test(`${preset} on the wasm backend matches the scalar reference`, async () => {
+    const path = await smallVocabModel({ preset, type: "F16", seed: 11, nVocab: 8192 });
+    const tokens = [3555, 11, 1879, 374, 13, 2701, 40, 1001, 17, 600, 2048, 5];
+    const err = relRmse(await backendLogits(path, "wasm", tokens), await backendLogits(path, "scalar", tokens));
+    assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
+  });
+}
