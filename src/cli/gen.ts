@@ -1,4 +1,4 @@
-// moestream gen: write a synthetic GGUF of a preset (qwen3moe, glm4moe, deepseek2, qwen3next or qwen35moe) (seeded random weights, real Qwen3 tokenizer).
+// moestream gen: write a synthetic GGUF of a preset (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, gpt-oss, Mixtral or OLMoE) (seeded random weights, real Qwen3 tokenizer).
 import type { Command } from "commander";
 import { GEN_TYPES, generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
@@ -48,7 +48,7 @@ function parseSynthesis(s: string): "quantize" | "direct" {
 export function registerGen(program: Command): void {
   program
     .command("gen")
-    .description("generate a synthetic model file (qwen3moe, glm4moe, deepseek2, qwen3next or qwen35moe presets)")
+    .description("generate a synthetic model file (qwen3moe, glm4moe, deepseek2, qwen3next, qwen35moe, gpt-oss, mixtral or olmoe presets)")
     .requiredOption("-o, --output <file>", "where to write the GGUF")
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", `quant type of weight matrices: ${GEN_TYPES.join(" ")}`, "Q8_0")

@@ -148,6 +148,7 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const { nEmbd, nLayer, nVocab } = arch.info(hp);
   const recipes = new WeightRecipes({
     seed: opts.seed ?? 1, nEmbd, nLayer, nVocab, tiedEmbeddings: preset.tiedEmbeddings, routing: opts.routing ?? { kind: "uniform" }, peaked,
+    qkNorms: arch.tensors(hp).dense.some((t) => /attn_[qk]_norm/.test(t.name)),
   });
   const main = typeNamed(opts.type, "type");
   if (opts.expertType !== undefined) typeNamed(opts.expertType, "expert type");

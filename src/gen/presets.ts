@@ -1,12 +1,14 @@
 // Model shapes the generator can write: a registered architecture and its hyperparameters. tiny and a3b*
 // are qwen3moe (a3b* with Qwen3-30B-A3B's per-layer dimensions); glm4moe-* are GLM-4.5's architecture;
 // deepseek2-* and deepseek-v3-* are DeepSeek's (MLA); qwen3next-* and qwen35* are the hybrid linear-attention ones;
-// gpt-oss-* are gpt-oss's (sinks, sliding window, biased experts).
+// gpt-oss-* are gpt-oss's (sinks, sliding window, biased experts); mixtral-* are llama with experts, olmoe-* OLMoE.
 import type { HParams as DeepSeek2HParams } from "../models/deepseek2.js";
 import type { HParams as Qwen3NextHParams } from "../models/qwen3next.js";
 import type { HParams as Glm4MoeHParams } from "../models/glm4moe.js";
 import type { HParams as GptOssHParams } from "../models/gptoss.js";
 import type { HParams as Qwen3MoeHParams } from "../models/qwen3moe.js";
+import type { HParams as LlamaHParams } from "../models/llama.js";
+import type { HParams as OlmoeHParams } from "../models/olmoe.js";
 import { QWEN3_VOCAB_SIZE } from "../tokenizer/qwen3-vocab.js";
 
 const QWEN3MOE = "qwen3moe"; // registered in models/registry.ts; the generator refuses a name it lacks
@@ -20,7 +22,7 @@ export interface Preset<HP = unknown> {
   tiedEmbeddings: boolean;
   /** Optional tensors the file leaves out, as the real model's files do (DeepSeek-V2 has no exp_probs_b). */
   without?: RegExp;
-  /** tokenizer.ggml.pre for the (Qwen3) vocabulary the file carries, if not Qwen's own "qwen2" (gpt-oss: "gpt-4o"). */
+  /** tokenizer.ggml.pre for the (Qwen3) vocabulary the file carries, if not Qwen's own "qwen2" (gpt-oss: "gpt-4o", OLMoE: "olmo"). */
   tokenizerPre?: string;
 }
 
@@ -169,6 +171,58 @@ const q35_397b: Qwen3NextPreset = {
   tiedEmbeddings: false,
 };
 
+export interface LlamaPreset extends Preset<LlamaHParams> {
+  arch: "llama";
+}
+
+export interface OlmoePreset extends Preset<OlmoeHParams> {
+  arch: "olmoe";
+}
+
+// Mixtral's structure at tiny size: 8 experts, 2 used, renormalised; NORM rope; GQA 4/2 heads of 64 (no key_length
+// key: embedding_length / head_count gives it, as in real files). The vocabulary is the generator's Qwen3 one.
+const mixtralTiny: LlamaPreset = {
+  arch: "llama",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 4096, nEmbd: 256, nLayer: 3, nHead: 4, nHeadKv: 2, headDim: 64,
+    nExpert: 8, nExpertUsed: 2, nFf: 256, ropeFreqBase: 1_000_000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+};
+
+// Mixtral-8x7B (ARCHITECTURES.md §7.3): 4096 wide, 32 layers, 32/8 heads of 128, 8 experts of 14336, top-2.
+const mixtral8x7b: LlamaPreset = {
+  arch: "llama",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 32768, nEmbd: 4096, nLayer: 32, nHead: 32, nHeadKv: 8, headDim: 128,
+    nExpert: 8, nExpertUsed: 2, nFf: 14336, ropeFreqBase: 1_000_000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+};
+
+// OLMoE's structure at tiny size: MHA (q and k span the residual width, normed over it), 16 experts of which 8 are
+// used without renormalisation, NeoX rope, an output.weight (required), and OLMo's pre-tokenizer over the Qwen3 vocabulary.
+const olmoeTiny: OlmoePreset = {
+  arch: "olmoe",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 4096, nEmbd: 256, nLayer: 3, nHead: 4, nHeadKv: 4, headDim: 64,
+    nExpert: 16, nExpertUsed: 8, nFf: 256, ropeFreqBase: 10000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+  tokenizerPre: "olmo",
+};
+
+// OLMoE-1B-7B: 2048 wide, 16 layers, 16/16 heads of 128, 64 experts of 1024, top-8.
+const olmoe1b7b: OlmoePreset = {
+  arch: "olmoe",
+  hp: {
+    nVocab: QWEN3_VOCAB_SIZE, nCtxTrain: 4096, nEmbd: 2048, nLayer: 16, nHead: 16, nHeadKv: 16, headDim: 128,
+    nExpert: 64, nExpertUsed: 8, nFf: 1024, ropeFreqBase: 10000, rmsEps: 1e-5,
+  },
+  tiedEmbeddings: false,
+  tokenizerPre: "olmo",
+};
+
 export interface GptOssPreset extends Preset<GptOssHParams> {
   arch: "gpt-oss";
 }
@@ -219,10 +273,15 @@ export const PRESETS = {
   "qwen35moe-tiny": q35Tiny,
   "qwen3next-80b-4L": qnext80b,
   "qwen35-397b-4L": q35_397b,
+  "mixtral-tiny": mixtralTiny,
+  "mixtral-8x7b": mixtral8x7b,
+  "mixtral-8x7b-4L": { ...mixtral8x7b, hp: { ...mixtral8x7b.hp, nLayer: 4 } },
+  "olmoe-tiny": olmoeTiny,
+  "olmoe-1b-7b": olmoe1b7b,
   "gpt-oss-tiny": gptOssTiny,
   "gpt-oss-20b": gptOss20b,
   "gpt-oss-120b": gptOss120b,
-} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset | Qwen3NextPreset | GptOssPreset>;
+} as const satisfies Record<string, Qwen3MoePreset | Glm4MoePreset | DeepSeek2Preset | Qwen3NextPreset | LlamaPreset | OlmoePreset | GptOssPreset>;
 
 export type PresetName = keyof typeof PRESETS;
 

@@ -56,6 +56,11 @@ export interface WeightRecipeOptions {
   routing: RoutingProfile;
   /** > 0: output.weight row v also carries peaked * token_embd row of pred(v), so each token strongly predicts a fixed successor. */
   peaked: number;
+  /**
+   * Whether attention has q/k norms (default true). Without them (Llama, Mixtral) attn_q / attn_k carry the gain the
+   * norms would, so locality and recency shape attention the same way.
+   */
+  qkNorms?: boolean;
 }
 
 /** Fills rows of one tensor in order; rows are shape[0] values, numbered over all outer dimensions. */
@@ -97,6 +102,13 @@ export class WeightRecipes {
     const n = this.o.nLayer;
     const slot = new Stream(this.o.seed, "routing.skew-order").permutation(n)[layer];
     return 1 + spread * (n > 1 ? (2 * slot) / (n - 1) - 1 : 0);
+  }
+
+  /** The q/k norm gain: recency's (real-like), else smaller with locality so attention flattens into a running mean. */
+  private qkGain(): number {
+    if (this.realLike && this.realLike.recency > 0) return this.realLike.recency;
+    const r = this.realistic;
+    return r ? 1 / (1 + 2 * r.locality) : 1;
   }
 
   /** Row v of token_embd, reproducible on its own (the peaked output projection needs random access). */
@@ -181,15 +193,17 @@ export class WeightRecipes {
         return noise((2 * this.branch) / Math.sqrt(K));
       case "attn_q_norm":
       case "attn_k_norm":
-        if (this.realLike && this.realLike.recency > 0) return gain(this.realLike.recency);
-        return gain(r ? 1 / (1 + 2 * r.locality) : 1);
+        return gain(this.qkGain());
       case "attn_q":
       case "attn_k": {
-        if (!this.realLike || this.realLike.recency <= 0) return noise(1 / Math.sqrt(K));
+        const recency = this.realLike && this.realLike.recency > 0;
+        // Without q/k norms the projection scales q and k itself: the norm's gain over the rms a norm would divide by.
+        const g = this.o.qkNorms === false ? this.qkGain() / Math.sqrt(1 + (recency ? RECENCY_SHARED ** 2 : 0)) : 1;
+        if (!recency) return noise(g / Math.sqrt(K));
         // Every output row gets the same u-response (x.u ~ K/sqrt2 after the norm), so q and k share a constant part.
-        const c = (RECENCY_SHARED * Math.SQRT2) / K;
+        const c = (g * RECENCY_SHARED * Math.SQRT2) / K;
         return (_row, out) => {
-          stream.fillUniform(out, 1 / Math.sqrt(K));
+          stream.fillUniform(out, g / Math.sqrt(K));
           for (let i = 0; i < K; i++) out[i] += c * this.u[i];
         };
       }

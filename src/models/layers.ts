@@ -105,13 +105,19 @@ export interface AttentionParams {
   bo?: Weight;
   /** Attention sinks [nHead] (gpt-oss): a per-head logit in the softmax denominator that weights no value. */
   sinks?: Weight;
-  /** Per-head RMSNorm of q and k before rope ([headDim]; Qwen3). */
+  /**
+   * RMSNorm of q and k before rope, over rows of the weight's length: per head ([headDim]; Qwen3) or over the
+   * whole projection ([nHead * headDim], [nHeadKv * headDim]; OLMoE).
+   */
   qNorm?: Weight;
   kNorm?: Weight;
   nHead: number;
   nHeadKv: number;
   headDim: number;
-  /** NeoX rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half); opts: YaRN (gpt-oss). */
+  /**
+   * Rotary embedding over the first nRot values of each head (default the whole head; GLM-4.5: half): NeoX pairs by
+   * default; opts: adjacent pairs (mode "norm": Llama, Mixtral), YaRN (gpt-oss).
+   */
   rope: { freqBase: number; nRot?: number; opts?: RopeOptions };
   eps: number;
   /** Softmax scale; default 1 / sqrt(headDim). */
@@ -164,8 +170,8 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bq) be.addRows(q, p.bq, qDim, T);
   if (p.bk) be.addRows(k, p.bk, kvDim, T);
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
-  if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, hd, T * nHead);
-  if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, hd, T * nHeadKv);
+  if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, p.qNorm.shape[0], (T * qDim) / p.qNorm.shape[0]);
+  if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, p.kNorm.shape[0], (T * kvDim) / p.kNorm.shape[0]);
   be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
   be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
   await f.cb("Qcur", il, q);

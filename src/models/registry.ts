@@ -6,6 +6,8 @@ import type { Architecture, Model, ModelContext, ModelInfo } from "./model.js";
 import * as deepseek2 from "./deepseek2.js";
 import * as glm4moe from "./glm4moe.js";
 import * as gptoss from "./gptoss.js";
+import * as llama from "./llama.js";
+import * as olmoe from "./olmoe.js";
 import * as qwen3moe from "./qwen3moe.js";
 import * as qwen3next from "./qwen3next.js";
 import { bindTensors, collectTensors, type DeclareWeights } from "./tensors.js";
@@ -40,9 +42,11 @@ function define<HP, W>(m: ArchModule<HP, W>): Architecture {
 }
 
 const ARCHITECTURES: Record<string, Architecture> = {
-  [qwen3moe.ARCH]: define({ ...qwen3moe, create: (hp, w, ctx) => new qwen3moe.Qwen3Moe(hp, w, ctx) }),
+  [qwen3moe.ARCH]: define(qwen3moe),
   [glm4moe.ARCH]: define({ ...glm4moe, create: (hp, w, ctx) => new glm4moe.Glm4Moe(hp, w, ctx) }),
   [deepseek2.ARCH]: define({ ...deepseek2, create: (hp, w, ctx) => new deepseek2.DeepSeek2(hp, w, ctx) }),
+  [llama.ARCH]: define(llama), // Mixtral; a dense Llama is refused
+  [olmoe.ARCH]: define(olmoe),
   [gptoss.ARCH]: define({ ...gptoss, create: (hp, w, ctx) => new gptoss.GptOss(hp, w, ctx) }),
   // One file, two architectures: qwen3next and qwen35moe.
   ...Object.fromEntries(qwen3next.ARCHS.map((a) => [a, define({

@@ -63,10 +63,10 @@ export type DeclareWeights<HP, W> = (hp: HP, t: Declare) => W;
 
 /**
  * A layer's SwiGLU experts as llama.cpp's create_tensor_gate_up_exps takes them: one fused ffn_gate_up_exps
- * [D, 2F, E] (per expert F gate rows, then F up rows: one read) where the file has it and `fusedOk`, else
- * ffn_gate_exps and ffn_up_exps. Either way the model gets parts gate, up and down.
+ * [D, 2F, E] (per expert F gate rows, then F up rows: one read) where the file has it and `fusedOk` (the
+ * architectures llama.cpp fuses: not qwen3moe, llama, olmoe, glm4moe), else ffn_gate_exps and ffn_up_exps [D, F, E]. Either way the model gets parts gate, up and down.
  */
-export function swigluExperts(t: Declare, layer: number, D: number, F: number, E: number, fusedOk: boolean): void {
+export function swigluExperts(t: Declare, layer: number, D: number, F: number, E: number, fusedOk = false): void {
   const n = (name: string) => `blk.${layer}.${name}.weight`;
   const down = { name: n("ffn_down_exps"), shape: [F, D, E] };
   if (fusedOk && t.has(n("ffn_gate_up_exps"))) {
@@ -91,12 +91,13 @@ export interface QkvWeights {
  * q ‖ k ‖ v, as a converter's --fuse-qkv writes it) where the file has it, else attn_q, attn_k, attn_v. With
  * `biases`, the optional attn_qkv.bias, or attn_q/k/v.bias (beside a fused weight too, as llama.cpp allows).
  */
-export function declareQkv(t: Declare, layer: number, D: number, qDim: number, kvDim: number, biases = false): QkvWeights {
+export function declareQkv(t: Declare, layer: number, D: number, qDim: number, kvDim: number, biases: boolean | "seldom" = false): QkvWeights {
   const n = (name: string, kind = "weight") => `blk.${layer}.${name}.${kind}`;
-  const split = (): QkvWeights => (biases ? { bq: t.optional(n("attn_q", "bias"), [qDim]), bk: t.optional(n("attn_k", "bias"), [kvDim]), bv: t.optional(n("attn_v", "bias"), [kvDim]) } : {});
+  const bias = (name: string, N: number) => t.optional(n(name, "bias"), [N], biases === "seldom" ? { seldom: true } : undefined); // "seldom": the generator leaves them out
+  const split = (): QkvWeights => (biases ? { bq: bias("attn_q", qDim), bk: bias("attn_k", kvDim), bv: bias("attn_v", kvDim) } : {});
   if (t.has(n("attn_qkv"))) {
     const wqkv = t(n("attn_qkv"), [D, qDim + 2 * kvDim]);
-    const bqkv = biases ? t.optional(n("attn_qkv", "bias"), [qDim + 2 * kvDim]) : undefined;
+    const bqkv = biases ? bias("attn_qkv", qDim + 2 * kvDim) : undefined;
     return bqkv || !biases ? { wqkv, bqkv } : { wqkv, ...split() };
   }
   return { wq: t(n("attn_q"), [D, qDim]), wk: t(n("attn_k"), [D, kvDim]), wv: t(n("attn_v"), [D, kvDim]), ...split() };

@@ -14,8 +14,9 @@ const TEXT =
   "Many were increasingly of the opinion that they'd all made a big mistake in coming down from the trees in the first place. " +
   "And some said that even the trees had been a bad move, and that no one should ever have left the oceans.";
 
-async function measure(routing: RoutingProfile): Promise<RoutingStats> {
-  const lm = await loadModel(await testModel({ type: "Q8_0", seed: 21, routing }), defaultEngineConfig({ ctxSize: 256 }));
+// seed: 11 for the new presets, whose uniform model is the golden tests' source (generated once).
+async function measure(routing: RoutingProfile, preset: "tiny" | "mixtral-tiny" | "olmoe-tiny" = "tiny", seed = 21): Promise<RoutingStats> {
+  const lm = await loadModel(await testModel({ preset, type: "Q8_0", seed, routing }), defaultEngineConfig({ ctxSize: 256 }));
   try {
     const hp = lm.model.info;
     const kv = lm.model.makeCache(256);
@@ -46,3 +47,15 @@ test("realistic routing is skewed and local; uniform routing is neither (tiny, 1
   assert.ok(r.reuse > 1.6 * r.uniformReuse, `realistic reuse ${r.reuse} should be well above chance ${r.uniformReuse}`);
   assert.ok(r.topQuarterShare > u.topQuarterShare + 0.12, `realistic top-quarter share ${r.topQuarterShare} vs uniform ${u.topQuarterShare}`);
 });
+
+// Mixtral has no q/k norms (the generator puts their gain into attn_q / attn_k); OLMoE picks half its experts per token.
+for (const preset of ["mixtral-tiny", "olmoe-tiny"] as const) {
+  test(`the routing knobs act on ${preset} too: realistic routing more skewed and local than uniform`, async () => {
+    const u = await measure({ kind: "uniform" }, preset, 11);
+    const r = await measure({ kind: "realistic", skew: 1, locality: 0.5 }, preset, 11);
+    console.log(`# ${preset} uniform: ${JSON.stringify(u)}\n# ${preset} realistic(skew 1, locality 0.5): ${JSON.stringify(r)}`);
+    assert.ok(u.reuse < 1.2 * u.uniformReuse, `uniform reuse ${u.reuse} should be near chance ${u.uniformReuse}`);
+    assert.ok(r.reuse > 1.25 * r.uniformReuse, `realistic reuse ${r.reuse} should be above chance ${r.uniformReuse}`);
+    assert.ok(r.topQuarterShare > u.topQuarterShare + 0.1, `realistic top-quarter share ${r.topQuarterShare} vs uniform ${u.topQuarterShare}`);
+  });
+}

@@ -1,5 +1,5 @@
 // Other layouts of the same model against llama.cpp (node-llama-cpp 3.22.1, flash attention off), which loads them
-// all: fused attn_qkv (create_tensor_qkv: qwen3moe, qwen3next, qwen35moe, glm4moe, with glm4moe's fused bias), fused
+// all: fused attn_qkv (create_tensor_qkv: qwen3moe, qwen3next, qwen35moe, glm4moe, with glm4moe's fused bias, llama, olmoe), fused
 // ffn_gate_up_exps (create_tensor_gate_up_exps: qwen3next, qwen35moe, deepseek2), and the keys llama.cpp reads with
 // get_key_or_arr given per layer (head counts, FFN widths, experts used; deepseek2 and glm4moe with
 // feed_forward_length 0 on the MoE layers, which only the dense layers read). The variant holds the split file's
@@ -28,6 +28,8 @@ const CASES: { preset: string; arch: string; fused: string[] }[] = [
   { preset: "deepseek2-tiny", arch: "deepseek2", fused: ["blk.1.ffn_gate_up_exps.weight"] },
   { preset: "glm4moe-tiny", arch: "glm4moe", fused: ["blk.0.attn_qkv.weight", "blk.0.attn_qkv.bias"] },
   { preset: "tiny", arch: "qwen3moe", fused: ["blk.0.attn_qkv.weight"] },
+  { preset: "mixtral-tiny", arch: "llama", fused: ["blk.0.attn_qkv.weight"] },
+  { preset: "olmoe-tiny", arch: "olmoe", fused: ["blk.0.attn_qkv.weight"] },
 ];
 
 async function ours(path: string): Promise<{ tokens: number[]; logits: Float32Array[] }> {

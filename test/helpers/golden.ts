@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { relRmse, top2 } from "./llama-parity.js";
 import { getTensor } from "../../src/format/gguf/accessors.js";
 import { openGGUF, readTensorBytes } from "../../src/format/gguf/read.js";
+import { loadModel, type LoadedModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { llamaGreedy } from "./llama.js";
 
 export { relRmse, top2 };
 
@@ -92,4 +95,45 @@ export function marginRecorder(nTokens: number, nExpert: number, selection: (lay
     for (let t = 0; t < r.nTokens; t++) margin[t] = Math.min(margin[t], selectionMargin(logits.subarray(t * nExpert, (t + 1) * nExpert), selection(layer)));
   };
   return { margin, routed, onRoute };
+}
+
+/**
+ * The cases and bounds of the softmax-routed golden tests (Mixtral, OLMoE): F16 on the scalar reference, Q8_0 on the
+ * native kernels (activations quantised to Q8_0 as llama.cpp does); relative RMSE bound per type (each case prints
+ * what it measured); a selection near-tie (k-th vs (k+1)-th softmax probability this close: llama.cpp's rounding can
+ * pick the other expert) is exempt from the bound, counted and capped.
+ */
+export const SOFTMAX_MOE_GOLDEN = {
+  cases: [{ type: "F16", backend: "scalar" }, { type: "Q8_0", backend: "native" }] as const,
+  tol: { F16: 0.002, Q8_0: 0.02 } as Record<string, number>,
+  nearTie: 0.004,
+  maxExempt: 4,
+};
+
+/**
+ * The standard golden case for a routed-MoE model at `path`: llama.cpp's greedy run (flash attention off) on
+ * `llamaPrompt` (default `prompt`), our tokenization of `prompt` equal to its, then checkTeacherForced over N =
+ * ref.logits.length positions with softmax top-k selection margins; every layer must route. `inspect` sees the
+ * loaded model first. Returns a one-line summary.
+ */
+export async function softmaxMoeGolden(path: string, o: {
+  prompt: string; llamaPrompt?: string; n: number; backend: "scalar" | "native" | "wasm"; tol: number; nearTie?: number; maxExempt?: number; label: string;
+  inspect?: (lm: LoadedModel, prompt: number[]) => void;
+}): Promise<string> {
+  const ref = await llamaGreedy(path, o.llamaPrompt ?? o.prompt, o.n, { flashAttention: false });
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, backend: o.backend, expertIo: "resident" }));
+  try {
+    const info = lm.model.info;
+    const prompt = lm.tokenizer.encode(o.prompt, { parseSpecial: true });
+    assert.deepEqual(prompt, ref.promptTokens, "prompt tokenization differs from llama.cpp");
+    o.inspect?.(lm, prompt);
+    const tokens = [...prompt, ...ref.tokens.slice(0, o.n - 1)];
+    const { margin, routed, onRoute } = marginRecorder(tokens.length, info.nExpert, () => ({ gating: "softmax", k: info.nExpertUsed }));
+    const all = await lm.model.forward(Int32Array.from(tokens), lm.model.makeCache(256), { logits: "all", hooks: { onRoute } });
+    assert.equal(routed.size, info.nLayer, "every layer routes");
+    const { worst, mean, compared, exempt } = checkTeacherForced(all, ref.logits, { promptLen: prompt.length, tol: o.tol, margin, nearTie: o.nearTie ?? SOFTMAX_MOE_GOLDEN.nearTie, maxExempt: o.maxExempt ?? SOFTMAX_MOE_GOLDEN.maxExempt });
+    return `${o.label}: ${tokens.length} positions, relative RMSE worst ${worst.toExponential(3)}, mean ${mean.toExponential(3)}; argmax compared at ${compared}/${o.n} positions, ${exempt} near-tie positions exempt`;
+  } finally {
+    await lm.close();
+  }
 }

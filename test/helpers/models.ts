@@ -74,3 +74,28 @@ export async function smallVocabModel(opts: Parameters<typeof testModel>[0] & { 
   renameSync(tmp, path);
   return path;
 }
+
+/**
+ * The model of `opts` carrying the real Mistral / Mixtral SentencePiece vocabulary (test/tokenizer/llama2.ts) cut to
+ * its first `nVocab` tokens (byte tokens included, so any text tokenizes): token_embd's and output's first rows.
+ */
+export async function spmVocabModel(opts: Parameters<typeof testModel>[0] & { nVocab: number }): Promise<string> {
+  const { nVocab: V, ...modelOpts } = opts;
+  const src = await testModel(modelOpts);
+  const path = src.replace(/\.gguf$/, `-spm${V}.gguf`);
+  if (existsSync(path)) return path;
+  const tmp = `${path}.${process.pid}`;
+  const { llama2Metadata } = await import("../tokenizer/llama2.js"); // on demand: it loads two tokenizer packages
+  await rewriteGGUF(src, tmp, {
+    edit: (tensors, md) => {
+      for (const k of [...md.keys()]) if (k.startsWith("tokenizer.")) md.delete(k);
+      for (const [k, v] of llama2Metadata(V)) md.set(k, v);
+      return tensors.map((t) => {
+        if (t.name !== "token_embd.weight" && t.name !== "output.weight") return t;
+        return { ...t, shape: [t.shape[0], V], data: t.data.subarray(0, tensorByteLength(t.type, [t.shape[0], V])) };
+      });
+    },
+  });
+  renameSync(tmp, path);
+  return path;
+}
