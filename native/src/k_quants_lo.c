@@ -146,45 +146,119 @@ TARGET_AVX2 static inline void sums32_avx2(__m256i u, const int8_t *q8, int32_t 
   S[1] = hsum_i32x4(_mm256_extracti128_si256(p, 1));
 }
 
-TARGET_AVX2 float dot_q2_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q2_K *w = vw;
-  const block_q8_K *x = vx;
-  const __m256i m3 = _mm256_set1_epi8(3);
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    int32_t S[16];
-    for (int h = 0; h < 2; h++) {
-      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
-      for (int s = 0; s < 4; s++) {
-        const __m256i u = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), m3);
-        sums32_avx2(u, x[i].qs + 128 * h + 32 * s, S + 8 * h + 2 * s);
-      }
-    }
-    sum += q2_K_total(&w[i], &x[i], S);
-  }
-  return sum;
+// Q2_K / Q3_K: the integer block sums stay in vectors. Each 32-byte load of quants covers 32 values = two groups of
+// 16 (one per 128-bit lane), so one shuffle of the group scales (as int16, both lanes holding the 8 scales of a
+// 128-value half) gives the pair; maddubs + madd leave sc_g * S_g per lane, and the scalar code's integer isum
+// falls out of one horizontal sum per block: the same integers, then the same f32 operations, so the same bits.
+// The dot4 variants decode each block once for 4 tokens.
+
+/** Shuffle control: the int16 scale of group 2s in the low lane, 2s+1 in the high lane (8 scales per lane). */
+TARGET_AVX2 static inline __m256i scale_pair_ctrl(int s) {
+  return _mm256_setr_m128i(_mm_set1_epi16((short)(((4 * s + 1) << 8) | (4 * s))), _mm_set1_epi16((short)(((4 * s + 3) << 8) | (4 * s + 2))));
 }
 
-TARGET_AVX2 float dot_q3_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
-  const block_q3_K *w = vw;
-  const block_q8_K *x = vx;
-  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
-  float sum = 0;
-  for (int i = 0; i < n / QK_K; i++) {
-    int32_t S[16];
-    const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);
-    for (int h = 0; h < 2; h++) {
-      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
-      for (int s = 0; s < 4; s++) {
-        const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), m3);
-        const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + s)), m1);
-        sums32_avx2(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)), x[i].qs + 128 * h + 32 * s, S + 8 * h + 2 * s);
-      }
-    }
-    sum += q3_K_total(&w[i], &x[i], S);
-  }
-  return sum;
+/** The 16 group scales as int16 (sc16, 16 lanes) into the two halves' broadcast forms. */
+TARGET_AVX2 static inline void scale_halves(__m256i sc16, __m256i half[2]) {
+  half[0] = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+  half[1] = _mm256_permute2x128_si256(sc16, sc16, 0x11);
 }
+
+/** The 16 Q3_K scales minus 32, as int8 (ggml's aux-word trick; equal to q3_K_scales). */
+TARGET_AVX2 static inline __m128i q3_K_scales_avx2(const uint8_t *s) {
+  uint32_t a[3];
+  memcpy(a, s, 12);
+  const uint32_t m2 = 0x0f0f0f0f, m1 = 0x03030303;
+  const __m128i v = _mm_set_epi32((int)(((a[1] >> 4) & m2) | (((a[2] >> 6) & m1) << 4)), (int)(((a[0] >> 4) & m2) | (((a[2] >> 4) & m1) << 4)),
+                                  (int)((a[1] & m2) | (((a[2] >> 2) & m1) << 4)), (int)((a[0] & m2) | ((a[2] & m1) << 4)));
+  return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+// NT tokens (xstride bytes apart) against one Q2_K row; out[u * ostride].
+#define Q2K_DOTN(NT)                                                                                              \
+  const block_q2_K *w = vw;                                                                                       \
+  const __m256i m3 = _mm256_set1_epi8(3);                                                                         \
+  __m256 sum[NT];                                                                                                 \
+  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                      \
+  for (int i = 0; i < n / QK_K; i++) {                                                                            \
+    const block_q8_K *x[NT];                                                                                      \
+    __m256i acc[NT];                                                                                              \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = _mm256_setzero_si256(); \
+    const __m128i sb = _mm_loadu_si128((const __m128i *)w[i].scales);                                             \
+    __m256i half[2];                                                                                              \
+    scale_halves(_mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(15))), half);                               \
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(15)));           \
+    for (int h = 0; h < 2; h++) {                                                                                 \
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));                                  \
+      for (int s = 0; s < 4; s++) {                                                                               \
+        const __m256i uq = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m3);                                     \
+        const __m256i sc = _mm256_shuffle_epi8(half[h], scale_pair_ctrl(s));                                      \
+        for (int u = 0; u < NT; u++) {                                                                            \
+          const __m256i p = _mm256_maddubs_epi16(uq, _mm256_loadu_si256((const __m256i *)(x[u]->qs + 128 * h + 32 * s))); \
+          acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(p, sc));                                            \
+        }                                                                                                         \
+      }                                                                                                           \
+    }                                                                                                             \
+    const float d = _cvtsh_ss(w[i].d), dmin = _cvtsh_ss(w[i].dmin);                                               \
+    for (int u = 0; u < NT; u++) {                                                                                \
+      const __m256i m = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)x[u]->bsums));                \
+      sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(x[u]->d * d), _mm256_cvtepi32_ps(acc[u]), sum[u]);                  \
+      sum[u] = _mm256_fnmadd_ps(_mm256_set1_ps(x[u]->d * dmin), _mm256_cvtepi32_ps(m), sum[u]);                   \
+    }                                                                                                             \
+  }                                                                                                               \
+  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
+
+// Likewise Q3_K: u = low 2 bits | hmask bit << 2 (0..7), then - 4 * sum_g sc_g bsum_g.
+#define Q3K_DOTN(NT)                                                                                              \
+  const block_q3_K *w = vw;                                                                                       \
+  const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);                                               \
+  __m256 sum[NT];                                                                                                 \
+  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                      \
+  for (int i = 0; i < n / QK_K; i++) {                                                                            \
+    const block_q8_K *x[NT];                                                                                      \
+    __m256i acc[NT];                                                                                              \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = _mm256_setzero_si256(); \
+    const __m256i sc16 = _mm256_cvtepi8_epi16(q3_K_scales_avx2(w[i].scales));                                     \
+    __m256i half[2];                                                                                              \
+    scale_halves(sc16, half);                                                                                     \
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);                                           \
+    for (int h = 0; h < 2; h++) {                                                                                 \
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));                                  \
+      for (int s = 0; s < 4; s++) {                                                                               \
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m3);                                     \
+        const __m256i hi = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hm, 4 * h + s), 2), m4);          \
+        const __m256i uq = _mm256_or_si256(lo, hi);                                                               \
+        const __m256i sc = _mm256_shuffle_epi8(half[h], scale_pair_ctrl(s));                                      \
+        for (int u = 0; u < NT; u++) {                                                                            \
+          const __m256i p = _mm256_maddubs_epi16(uq, _mm256_loadu_si256((const __m256i *)(x[u]->qs + 128 * h + 32 * s))); \
+          acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(p, sc));                                            \
+        }                                                                                                         \
+      }                                                                                                           \
+    }                                                                                                             \
+    const float d = _cvtsh_ss(w[i].d);                                                                            \
+    for (int u = 0; u < NT; u++) {                                                                                \
+      const __m256i bs = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x[u]->bsums));               \
+      const __m256i t = _mm256_sub_epi32(acc[u], _mm256_slli_epi32(bs, 2));                                       \
+      sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(x[u]->d * d), _mm256_cvtepi32_ps(t), sum[u]);                       \
+    }                                                                                                             \
+  }                                                                                                               \
+  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
+
+#define LO_AVX2(T, BODY)                                                                                           \
+  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+    float r;                                                                                                       \
+    const size_t xstride = 0, ostride = 0;                                                                         \
+    float *out = &r;                                                                                               \
+    BODY(1)                                                                                                        \
+    return r;                                                                                                      \
+  }                                                                                                                \
+  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    BODY(4)                                                                                                        \
+  }
+LO_AVX2(q2_K, Q2K_DOTN)
+LO_AVX2(q3_K, Q3K_DOTN)
+#undef LO_AVX2
+#undef Q2K_DOTN
+#undef Q3K_DOTN
 
 TARGET_AVX2 float dot_q5_K_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_q5_K *w = vw;
@@ -327,7 +401,13 @@ static int level_of(const kernels_t *k) {
 
 quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
 
-dot4_fn lowbit_dot4(const kernels_t *k, int type) { return iq_dot4(level_of(k) == 1, type); }
+dot4_fn lowbit_dot4(const kernels_t *k, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (level_of(k) == 1 && type == GGML_Q2_K) return dot4_q2_K_avx2;
+  if (level_of(k) == 1 && type == GGML_Q3_K) return dot4_q3_K_avx2;
+#endif
+  return iq_dot4(level_of(k) == 1, type);
+}
 
 dot_fn lowbit_dot(const kernels_t *k, int type) {
   const int level = level_of(k);
