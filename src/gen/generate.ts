@@ -31,7 +31,7 @@ export interface GenerateOptions {
   peaked?: number;
   /**
    * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
-   * samples Q8_0/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
+   * samples Q8_0/Q2_K/Q4_K/Q6_K blocks straight in the quantised domain (gen/direct.ts): far faster, for
    * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
