@@ -1,8 +1,10 @@
 // Paired kernel timing: moestream's native low-bit dots vs ggml's own CPU vec_dot (dlopen'ed libggml-cpu from
 // node-llama-cpp), same weights, same Q8_K/Q8_0 activations, one thread, alternated rounds, best of R each.
-// Build/run: node bench/lowbit-vs-ggml.mjs (compiles this with native/src's kernel files).
-// Usage: lowbit-vs-ggml CPULIB TYPE K N EXPERTS ROUNDS
+// Run by `npm run bench -- kernels-ggml` (bench/kernels-ggml.ts compiles this with native/src's kernel files).
+// Usage: lowbit-vs-ggml CPULIBDIR TYPE K N EXPERTS ROUNDS: of CPULIBDIR's libggml-cpu-*.so, the one llama.cpp's
+// backend loader would pick here (highest ggml_backend_score).
 #include <dlfcn.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +45,22 @@ static void fix_scales(int type, uint8_t *b, size_t bb) {
 
 int main(int argc, char **argv) {
   if (argc != 7) { fprintf(stderr, "usage: %s CPULIB TYPE K N EXPERTS ROUNDS\n", argv[0]); return 2; }
-  void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 3; }
+  char pattern[4096];
+  snprintf(pattern, sizeof pattern, "%s/libggml-cpu-*.so", argv[1]);
+  glob_t g;
+  void *lib = NULL;
+  int best = 0;
+  const char *picked = "";
+  if (glob(pattern, 0, NULL, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+      void *l = dlopen(g.gl_pathv[i], RTLD_NOW | RTLD_LOCAL);
+      int (*score)(void) = l ? (int (*)(void))dlsym(l, "ggml_backend_score") : NULL;
+      const int sc = score ? score() : 0;
+      if (sc > best) best = sc, lib = l, picked = g.gl_pathv[i];
+    }
+  }
+  if (!lib) { fprintf(stderr, "no usable libggml-cpu-*.so in %s\n", argv[1]); return 3; }
+  fprintf(stderr, "ggml: %s (score %d)\n", strrchr(picked, '/') ? strrchr(picked, '/') + 1 : picked, best);
   const traits_cpu *(*traits)(int) = (const traits_cpu *(*)(int))dlsym(lib, "ggml_get_type_traits_cpu");
   void (*init)(void) = (void (*)(void))dlsym(lib, "ggml_cpu_init");
   size_t (*row_size)(int, int64_t) = (size_t (*)(int, int64_t))dlsym(lib, "ggml_row_size");
