@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
   init();
   const int type = atoi(argv[2]), K = atoi(argv[3]), N = atoi(argv[4]), E = atoi(argv[5]), R = atoi(argv[6]);
   const traits_cpu *tr = traits(type);
-  const size_t wrow = row_size(type, K), xrow = row_size(tr->vec_dot_type, K);
+  const size_t wrow = row_size(type, K), xrow = (row_size(tr->vec_dot_type, K) + 63) / 64 * 64; // rows 64-byte aligned
   if (wrow != type_row_bytes(type, K)) { fprintf(stderr, "row bytes differ: ggml %zu ours %zu\n", wrow, type_row_bytes(type, K)); return 4; }
   const size_t rows = (size_t)N * E, bpb = wrow / (K / (type == GGML_Q4_0 || type == GGML_IQ4_NL || type == GGML_Q5_0 || type == GGML_Q4_1 || type == GGML_Q5_1 ? 32 : 256));
   uint8_t *w = aligned_alloc(64, (rows * wrow + 63) / 64 * 64);

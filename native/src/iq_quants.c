@@ -417,6 +417,11 @@ TARGET_AVX2 static inline __m256i acc_sub(__m256i acc, const iq_sub *o, const in
   const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
   return _mm256_add_epi32(acc, _mm256_madd_epi16(p, o->sc));
 }
+/** The same with AVX-512 VNNI's vpdpwssd (madd and add in one; the same integers). */
+TARGET_AVX512 static inline __m256i acc_sub_vnni(__m256i acc, const iq_sub *o, const int8_t *a) {
+  const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
+  return _mm256_dpwssd_epi32(acc, p, o->sc);
+}
 
 static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
 #define STD_SCALE(T) \
@@ -431,35 +436,46 @@ STD_SCALE(iq4_xs)
 #undef STD_SCALE
 
 // NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
-#define IQ_DOTN(T, MULT, NT)                                                               \
+#define IQ_DOTN(T, MULT, NT, ACC)                                                               \
   const block_##T *w = vw;                                                                 \
-  float sum[NT] = {0};                                                                     \
+  __m256 sum[NT]; /* f32 lanes, summed once at the end (no horizontal sum per block) */   \
+  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                               \
   for (int i = 0; i < n / QK_K; i++) {                                                     \
-    __m256i acc[NT];                                                                       \
+    __m256i acc[NT], acc2[NT]; /* even and odd sub-blocks: two dependency chains */        \
     const block_q8_K *x[NT];                                                               \
-    for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
-    for (int ib = 0; ib < 8; ib++) {                                                       \
-      iq_sub o;                                                                            \
+    for (int u = 0; u < NT; u++) acc[u] = acc2[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
+    for (int ib = 0; ib < 8; ib += 2) {                                                    \
+      iq_sub o, o2;                                                                        \
       T##_sub(&w[i], ib, &o);                                                              \
-      for (int u = 0; u < NT; u++) acc[u] = acc_sub(acc[u], &o, x[u]->qs + 32 * ib);       \
+      T##_sub(&w[i], ib + 1, &o2);                                                         \
+      for (int u = 0; u < NT; u++) {                                                       \
+        acc[u] = ACC(acc[u], &o, x[u]->qs + 32 * ib);                                      \
+        acc2[u] = ACC(acc2[u], &o2, x[u]->qs + 32 * ib + 32);                              \
+      }                                                                                    \
     }                                                                                      \
+    for (int u = 0; u < NT; u++) acc[u] = _mm256_add_epi32(acc[u], acc2[u]);              \
     const float d = T##_scale(&w[i]);                                                      \
-    for (int u = 0; u < NT; u++) sum[u] += d * x[u]->d * (MULT) * (float)hsum_i32(acc[u]); \
+    for (int u = 0; u < NT; u++) sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[u]->d * (MULT)), _mm256_cvtepi32_ps(acc[u]), sum[u]); \
   }                                                                                        \
-  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
+  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
 
-#define IQ_AVX2(T, MULT)                                                                                           \
-  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+#define IQ_X86(T, MULT, TARGET, SUFFIX, ACC)                                                                      \
+  TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                       \
     float r;                                                                                                       \
     const size_t xstride = 0, ostride = 0;                                                                         \
     float *out = &r;                                                                                               \
-    IQ_DOTN(T, MULT, 1)                                                                                            \
+    IQ_DOTN(T, MULT, 1, ACC)                                                                                       \
     return r;                                                                                                      \
   }                                                                                                                \
-  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
-    IQ_DOTN(T, MULT, 4)                                                                                            \
+  TARGET void dot4_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    IQ_DOTN(T, MULT, 4, ACC)                                                                                       \
   }
+#define IQ_AVX2(T, MULT) IQ_X86(T, MULT, TARGET_AVX2, avx2, acc_sub)
+#define IQ_AVX512(T, MULT) IQ_X86(T, MULT, TARGET_AVX512, avx512, acc_sub_vnni)
 IQ_Q8K_TYPES(IQ_AVX2)
+IQ_Q8K_TYPES(IQ_AVX512)
+#undef IQ_AVX512
+#undef IQ_X86
 #undef IQ_AVX2
 #undef IQ_DOTN
 
@@ -502,6 +518,21 @@ float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
 #endif
 
 dot_fn iq_dot(int level, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (level == 3) switch (type) {
+#define PICK512(T) return dot_##T##_avx512
+      case GGML_IQ2_XXS: PICK512(iq2_xxs);
+      case GGML_IQ2_XS: PICK512(iq2_xs);
+      case GGML_IQ2_S: PICK512(iq2_s);
+      case GGML_IQ3_XXS: PICK512(iq3_xxs);
+      case GGML_IQ3_S: PICK512(iq3_s);
+      case GGML_IQ1_S: PICK512(iq1_s);
+      case GGML_IQ1_M: PICK512(iq1_m);
+      case GGML_IQ4_XS: PICK512(iq4_xs);
+#undef PICK512
+      default: level = 1; // IQ4_NL: the AVX2 code
+    }
+#endif
   switch (type) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
 #define PICK(T) return level == 2 ? dot_##T##_neon : dot_##T##_scalar
@@ -522,9 +553,20 @@ dot_fn iq_dot(int level, int type) {
   }
 }
 
-dot4_fn iq_dot4(int avx2, int type) {
+dot4_fn iq_dot4(int level, int type) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (avx2) switch (type) {
+  if (level == 3) switch (type) {
+      case GGML_IQ2_XXS: return dot4_iq2_xxs_avx512;
+      case GGML_IQ2_XS: return dot4_iq2_xs_avx512;
+      case GGML_IQ2_S: return dot4_iq2_s_avx512;
+      case GGML_IQ3_XXS: return dot4_iq3_xxs_avx512;
+      case GGML_IQ3_S: return dot4_iq3_s_avx512;
+      case GGML_IQ1_S: return dot4_iq1_s_avx512;
+      case GGML_IQ1_M: return dot4_iq1_m_avx512;
+      case GGML_IQ4_XS: return dot4_iq4_xs_avx512;
+      default: break;
+    }
+  if (level == 1) switch (type) {
       case GGML_IQ2_XXS: return dot4_iq2_xxs_avx2;
       case GGML_IQ2_XS: return dot4_iq2_xs_avx2;
       case GGML_IQ2_S: return dot4_iq2_s_avx2;
@@ -536,6 +578,6 @@ dot4_fn iq_dot4(int avx2, int type) {
       default: break;
     }
 #endif
-  (void)avx2, (void)type;
+  (void)level, (void)type;
   return NULL;
 }

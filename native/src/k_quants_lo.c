@@ -152,10 +152,15 @@ TARGET_AVX2 static inline void sums32_avx2(__m256i u, const int8_t *q8, int32_t 
 // falls out of one horizontal sum per block: the same integers, then the same f32 operations, so the same bits.
 // The dot4 variants decode each block once for 4 tokens.
 
-/** Shuffle control: the int16 scale of group 2s in the low lane, 2s+1 in the high lane (8 scales per lane). */
-TARGET_AVX2 static inline __m256i scale_pair_ctrl(int s) {
-  return _mm256_setr_m128i(_mm_set1_epi16((short)(((4 * s + 1) << 8) | (4 * s))), _mm_set1_epi16((short)(((4 * s + 3) << 8) | (4 * s + 2))));
-}
+/** Shuffle controls: the int16 scale of group 2s in the low lane, 2s+1 in the high lane (8 scales per lane); a table
+ *  in memory, as the compiler rebuilt set1 constants inside the loop. */
+static const uint8_t SCALE_PAIR_CTRL[4][32] __attribute__((aligned(32))) = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+};
+TARGET_AVX2 static inline __m256i scale_pair_ctrl(int s) { return _mm256_load_si256((const __m256i *)SCALE_PAIR_CTRL[s]); }
 
 /** The 16 group scales as int16 (sc16, 16 lanes) into the two halves' broadcast forms. */
 TARGET_AVX2 static inline void scale_halves(__m256i sc16, __m256i half[2]) {
@@ -174,15 +179,15 @@ TARGET_AVX2 static inline __m128i q3_K_scales_avx2(const uint8_t *s) {
 }
 
 // NT tokens (xstride bytes apart) against one Q2_K row; out[u * ostride].
-#define Q2K_DOTN(NT)                                                                                              \
+#define Q2K_DOTN(NT, MADD_ACC)                                                                                              \
   const block_q2_K *w = vw;                                                                                       \
   const __m256i m3 = _mm256_set1_epi8(3);                                                                         \
   __m256 sum[NT];                                                                                                 \
   for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                      \
   for (int i = 0; i < n / QK_K; i++) {                                                                            \
     const block_q8_K *x[NT];                                                                                      \
-    __m256i acc[NT];                                                                                              \
-    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = _mm256_setzero_si256(); \
+    __m256i acc[NT], acc2[NT]; /* h = 0 and h = 1: two dependency chains */                                      \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = acc2[u] = _mm256_setzero_si256(); \
     const __m128i sb = _mm_loadu_si128((const __m128i *)w[i].scales);                                             \
     __m256i half[2];                                                                                              \
     scale_halves(_mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(15))), half);                               \
@@ -194,29 +199,29 @@ TARGET_AVX2 static inline __m128i q3_K_scales_avx2(const uint8_t *s) {
         const __m256i sc = _mm256_shuffle_epi8(half[h], scale_pair_ctrl(s));                                      \
         for (int u = 0; u < NT; u++) {                                                                            \
           const __m256i p = _mm256_maddubs_epi16(uq, _mm256_loadu_si256((const __m256i *)(x[u]->qs + 128 * h + 32 * s))); \
-          acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(p, sc));                                            \
+          if (h) acc2[u] = MADD_ACC(acc2[u], p, sc); else acc[u] = MADD_ACC(acc[u], p, sc);                                            \
         }                                                                                                         \
       }                                                                                                           \
     }                                                                                                             \
     const float d = _cvtsh_ss(w[i].d), dmin = _cvtsh_ss(w[i].dmin);                                               \
     for (int u = 0; u < NT; u++) {                                                                                \
       const __m256i m = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)x[u]->bsums));                \
-      sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(x[u]->d * d), _mm256_cvtepi32_ps(acc[u]), sum[u]);                  \
+      sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(x[u]->d * d), _mm256_cvtepi32_ps(_mm256_add_epi32(acc[u], acc2[u])), sum[u]); \
       sum[u] = _mm256_fnmadd_ps(_mm256_set1_ps(x[u]->d * dmin), _mm256_cvtepi32_ps(m), sum[u]);                   \
     }                                                                                                             \
   }                                                                                                               \
   for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
 
 // Likewise Q3_K: u = low 2 bits | hmask bit << 2 (0..7), then - 4 * sum_g sc_g bsum_g.
-#define Q3K_DOTN(NT)                                                                                              \
+#define Q3K_DOTN(NT, MADD_ACC)                                                                                              \
   const block_q3_K *w = vw;                                                                                       \
   const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);                                               \
   __m256 sum[NT];                                                                                                 \
   for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                      \
   for (int i = 0; i < n / QK_K; i++) {                                                                            \
     const block_q8_K *x[NT];                                                                                      \
-    __m256i acc[NT];                                                                                              \
-    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = _mm256_setzero_si256(); \
+    __m256i acc[NT], acc2[NT]; /* h = 0 and h = 1: two dependency chains */                                      \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, acc[u] = acc2[u] = _mm256_setzero_si256(); \
     const __m256i sc16 = _mm256_cvtepi8_epi16(q3_K_scales_avx2(w[i].scales));                                     \
     __m256i half[2];                                                                                              \
     scale_halves(sc16, half);                                                                                     \
@@ -230,33 +235,39 @@ TARGET_AVX2 static inline __m128i q3_K_scales_avx2(const uint8_t *s) {
         const __m256i sc = _mm256_shuffle_epi8(half[h], scale_pair_ctrl(s));                                      \
         for (int u = 0; u < NT; u++) {                                                                            \
           const __m256i p = _mm256_maddubs_epi16(uq, _mm256_loadu_si256((const __m256i *)(x[u]->qs + 128 * h + 32 * s))); \
-          acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(p, sc));                                            \
+          if (h) acc2[u] = MADD_ACC(acc2[u], p, sc); else acc[u] = MADD_ACC(acc[u], p, sc);                                            \
         }                                                                                                         \
       }                                                                                                           \
     }                                                                                                             \
     const float d = _cvtsh_ss(w[i].d);                                                                            \
     for (int u = 0; u < NT; u++) {                                                                                \
       const __m256i bs = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x[u]->bsums));               \
-      const __m256i t = _mm256_sub_epi32(acc[u], _mm256_slli_epi32(bs, 2));                                       \
+      const __m256i t = _mm256_sub_epi32(_mm256_add_epi32(acc[u], acc2[u]), _mm256_slli_epi32(bs, 2));            \
       sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(x[u]->d * d), _mm256_cvtepi32_ps(t), sum[u]);                       \
     }                                                                                                             \
   }                                                                                                               \
   for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
 
-#define LO_AVX2(T, BODY)                                                                                           \
-  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+// MADD_ACC(acc, p16, s16) = acc + madd(p16, s16): two instructions on AVX2, one vpdpwssd with AVX-512 VNNI (the
+// avx512 table's variant: same integers, so the same bits as the AVX2 code).
+#define MADD_ACC_AVX2(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+#define MADD_ACC_VNNI(acc, p, s) _mm256_dpwssd_epi32(acc, p, s)
+#define LO_DOTS(T, BODY, TARGET, SUFFIX, MADD)                                                                    \
+  TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                      \
     float r;                                                                                                       \
     const size_t xstride = 0, ostride = 0;                                                                         \
     float *out = &r;                                                                                               \
-    BODY(1)                                                                                                        \
+    BODY(1, MADD)                                                                                                  \
     return r;                                                                                                      \
   }                                                                                                                \
-  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
-    BODY(4)                                                                                                        \
+  TARGET void dot4_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    BODY(4, MADD)                                                                                                  \
   }
-LO_AVX2(q2_K, Q2K_DOTN)
-LO_AVX2(q3_K, Q3K_DOTN)
-#undef LO_AVX2
+LO_DOTS(q2_K, Q2K_DOTN, TARGET_AVX2, avx2, MADD_ACC_AVX2)
+LO_DOTS(q3_K, Q3K_DOTN, TARGET_AVX2, avx2, MADD_ACC_AVX2)
+LO_DOTS(q2_K, Q2K_DOTN, TARGET_AVX512, avx512, MADD_ACC_VNNI)
+LO_DOTS(q3_K, Q3K_DOTN, TARGET_AVX512, avx512, MADD_ACC_VNNI)
+#undef LO_DOTS
 #undef Q2K_DOTN
 #undef Q3K_DOTN
 
@@ -399,14 +410,23 @@ static int level_of(const kernels_t *k) {
   return 0;
 }
 
+/** iq_dot's level: level_of, and 3 for the avx512 table (its VNNI variants). */
+static int iq_level(const kernels_t *k) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (k == &KERNELS_AVX512) return 3;
+#endif
+  return level_of(k);
+}
+
 quant_fn lowbit_quant_q8_1(const kernels_t *k) { return legacy_quant_q8_1(level_of(k) == 1); }
 
 dot4_fn lowbit_dot4(const kernels_t *k, int type) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (level_of(k) == 1 && type == GGML_Q2_K) return dot4_q2_K_avx2;
-  if (level_of(k) == 1 && type == GGML_Q3_K) return dot4_q3_K_avx2;
+  const int avx512 = k == &KERNELS_AVX512;
+  if (level_of(k) == 1 && type == GGML_Q2_K) return avx512 ? dot4_q2_K_avx512 : dot4_q2_K_avx2;
+  if (level_of(k) == 1 && type == GGML_Q3_K) return avx512 ? dot4_q3_K_avx512 : dot4_q3_K_avx2;
 #endif
-  return iq_dot4(level_of(k) == 1, type);
+  return iq_dot4(iq_level(k), type);
 }
 
 dot_fn lowbit_dot(const kernels_t *k, int type) {
@@ -419,14 +439,19 @@ dot_fn lowbit_dot(const kernels_t *k, int type) {
 #else
 #define PICK(T) (void)level; return dot_##T##_scalar
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+    case GGML_Q2_K: if (k == &KERNELS_AVX512) return dot_q2_K_avx512; PICK(q2_K);
+    case GGML_Q3_K: if (k == &KERNELS_AVX512) return dot_q3_K_avx512; PICK(q3_K);
+#else
     case GGML_Q2_K: PICK(q2_K);
     case GGML_Q3_K: PICK(q3_K);
+#endif
     case GGML_Q5_K: PICK(q5_K);
     case GGML_Q4_0: PICK(q4_0);
 #undef PICK
     case GGML_Q4_1:
     case GGML_Q5_0:
     case GGML_Q5_1: return legacy_dot(level == 1, type);
-    default: return iq_dot(level, type);
+    default: return iq_dot(iq_level(k), type);
   }
 }

@@ -7,6 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mixTypes, useMoreBits, type MixName, type MixTensor } from "../../src/gen/mixes.js";
 import { inspectGGUF } from "../../src/engine/inspect.js";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
 import { testModel } from "../helpers/models.js";
 
 const L = 8;
@@ -96,4 +98,12 @@ test("gen --mix writes each tensor in its rule's type; inspect's bytes per exper
   const iq2 = f.perExpert.find((t) => t.type === "IQ2_XXS")!;
   assert.equal(iq2.bytesPerExpert, (2 * 2 * blocks * 66) / 4); // gate + up on 2 of 4 layers
   assert.deepEqual(iq2.parts, [{ part: "gate", layers: 2 }, { part: "up", layers: 2 }]);
+  // the loader's figures (from the expert reader's parts) are inspect's (from the file's tensors), and its line says so
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend: "scalar" }));
+  try {
+    assert.deepEqual(lm.expertIO.perExpert, f.perExpert);
+    assert.match(lm.expertIO.reason, /per expert: IQ3_XXS .* \(down 2\/4 layers, gate 2\/4 layers, up 2\/4 layers\)/);
+  } finally {
+    await lm.close();
+  }
 });
