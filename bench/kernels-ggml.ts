@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const TYPES: [string, number][] = [["Q2_K", 10], ["Q3_K", 11], ["IQ2_XXS", 16], ["IQ3_XXS", 18], ["IQ4_XS", 23], ["Q4_K", 12], ["Q6_K", 14]];
-const ROUNDS = 7;
+const TYPES: [string, number][] = [["Q2_K", 10], ["Q3_K", 11], ["Q5_K", 13], ["IQ2_XXS", 16], ["IQ3_XXS", 18], ["IQ4_XS", 23], ["Q4_K", 12], ["Q6_K", 14]];
+const ROUNDS = 11;
 
 export async function benchKernelsGgml(): Promise<void> {
   const tail = join("@node-llama-cpp", "linux-x64", "bins", "linux-x64");
