@@ -18,6 +18,8 @@ import { expertLayout } from "../src/engine/expert-layout.js";
 import { packModel } from "../src/experts/pack.js";
 import { MANIFEST_FILE, RECORDS_OFFSET, type PackManifest } from "../src/experts/pack-format.js";
 import { benchModel } from "./models.js";
+import { inspectGGUF } from "../src/engine/inspect.js";
+import { formatExpertBytes } from "../src/engine/expert-bytes.js";
 import { parseRouting } from "../src/cli/gen.js";
 import { UsageError } from "../src/util/errors.js";
 import type { RoutingProfile } from "../src/gen/weights.js";
@@ -37,6 +39,10 @@ function routingOf(r: StreamRouting): { profile: RoutingProfile; label: string }
 const fileName = (base: string, r: StreamRouting, ext: string) => (r === "realistic" ? `${base}.${ext}` : `${base}-${r}.${ext}`);
 const a3b = (r: StreamRouting) => ({ preset: "a3b", type: "Q4_K", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
 const a3b8L = (r: StreamRouting) => ({ preset: "a3b-8L", type: "Q8_0", seed: 1, routing: routingOf(r).profile }) as const;
+// a3b's per-layer dimensions in the IQ2_XXS mix (gen/mixes.ts), MIX_LAYERS of its 48 layers: the whole model would be
+// ~8.3 GB beside the Q4_K file and its pack; this many layers keep it at ~2.4 GB. Streamed from the GGUF (no pack).
+const MIX_LAYERS = 12;
+const a3bIq2 = (r: StreamRouting) => ({ preset: "a3b", hp: { nLayer: MIX_LAYERS }, type: "IQ2_XXS", mix: "iq2_xxs", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
 // ~64 Qwen3 tokens of plain prose.
 const PROMPT =
   "The history of the Roman Empire spans many centuries, from the founding of the city on the banks of the Tiber to the fall of " +
@@ -325,6 +331,24 @@ export async function benchStream(only?: string[], routing: StreamRouting = "rea
   if (shim) plan.push(["llama-norepack", "llama.cpp mmap, repack off (--no-repack via LD_PRELOAD shim)", { kind: "llama", path: gguf, threads: THREADS, n: DECODE, noRepack: true }]);
   for (const [name, label, spec] of plan) if (want(name)) runs.push(await measure(label, spec, limit));
 
+  // 2b. The IQ2_XXS mix, a3b's layers, MIX_LAYERS of 48: capped as the whole 48-layer file would be at CAP_SHARE
+  // of its bytes, the expert share of that cap scaled to these layers (each layer keeps the cache share it would
+  // have); then extrapolated to 48 layers: expert bytes per token x 48/L, time per token x 48/L (the embedding and
+  // output head counted 48/L times: a lower bound on tok/s).
+  let mix: { run: Run; scale: number; fileBytes: number } | undefined;
+  if (want("moe-iq2xxs")) {
+    const iq = await benchModel(a3bIq2(routing), fileName(`a3b-${MIX_LAYERS}L-mix-iq2_xxs`, routing, "gguf"));
+    const info = await inspectGGUF(iq);
+    const perLayer = info.expertBytes / MIX_LAYERS, scale = 48 / MIX_LAYERS;
+    const headBytes = info.tensors.filter((t) => !t.name.startsWith("blk.")).reduce((a, t) => a + t.byteLength, 0);
+    const wholeBytes = info.denseBytes + (info.denseBytes - headBytes) * (scale - 1) + perLayer * 48;
+    const expertCap = (CAP_SHARE * wholeBytes - (info.denseBytes + (info.denseBytes - headBytes) * (scale - 1))) / scale;
+    const mixCap = Math.round(info.denseBytes + expertCap);
+    const spec: ChildSpec = { kind: "moe", path: iq, n: DECODE, cfg: { expertIo: "stream", memBudget: mixCap, backend: "native", threads: THREADS, prefetch: true } };
+    mix = { run: await measure(`moestream stream, IQ2_XXS mix, ${MIX_LAYERS} layers (default prefetch)`, spec, capped ? mixCap : undefined), scale, fileBytes: wholeBytes };
+    console.log(`IQ2_XXS mix: ${MIX_LAYERS}-layer file ${f(statSync(iq).size / GB)} GB (the 48-layer file: ${f(wholeBytes / GB)} GB), capped at ${f(mixCap / GiB)} GiB; ${formatExpertBytes(info.perExpert, info.expertLayers)}`);
+  }
+
   // 3. Uncapped: stream vs resident after the same warm-up (every expert in memory), and llama.cpp;
   // a safety cgroup keeps an overrun from OOM-killing other work.
   const denseBytes = fileBytes - expertBytes;
@@ -369,6 +393,17 @@ export async function benchStream(only?: string[], routing: StreamRouting = "rea
 
   console.log(`\nmoestream expert traffic under the cap (decode phase unless noted)`);
   for (const r of runs) printTraffic(r, disk);
+  if (mix) {
+    printTraffic(mix.run, disk);
+    const o = mix.run.out, q4 = byLabel("moestream stream, prefetch depth 2")?.out;
+    const perTok = (x: ChildOut) => (x.moe!.decode.bytesRead + x.moe!.decode.prefetchBytes) / x.decodeTokens / MiB;
+    if (o?.moe) {
+      const mib = perTok(o) * mix.scale, tps = o.decodeTokPerS / mix.scale;
+      console.log(`\na3b, Q4_K vs the IQ2_XXS mix, capped at ${CAP_SHARE} x each file's bytes (IQ2_XXS: ${MIX_LAYERS} layers measured, x ${mix.scale} to 48)`);
+      console.log(`  Q4_K:    read ${q4 ? f(perTok(q4), 0) : "-"} MiB/token, decode ${q4 ? f(q4.decodeTokPerS) : "-"} tok/s (48 layers measured)`);
+      console.log(`  IQ2_XXS: read ${f(mib, 0)} MiB/token, decode >= ${f(tps)} tok/s (measured on ${MIX_LAYERS} layers: ${f(perTok(o), 0)} MiB/token, ${f(o.decodeTokPerS)} tok/s)${q4 ? `; ${f(tps / q4.decodeTokPerS)}x Q4_K's decode, ${f(mib / perTok(q4))}x its bytes` : ""}`);
+    } else console.log(`  IQ2_XXS mix: FAILED ${mix.run.error}`);
+  }
 
   console.log(`\nuncapped (${fits ? "a3b" : `a3b-8L Q8_0: a3b resident needs ~${f((expertBytes + denseBytes) / GiB, 0)} GiB, only ${f(memAvailable() / GiB, 1)} GiB available`}; page cache dropped before each; safety cgroup ${safety ? f(safety / GiB, 1) + " GiB" : "none"}; stream waits for its background fill before the prompt, as resident loads every expert first)`);
   for (const r of free) {

@@ -194,3 +194,15 @@ static inline void q4_K_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
     mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
   }
 }
+
+/** The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K block, with 32-bit word operations. */
+static inline void q4_K_scales_mins(const uint8_t *s, uint32_t out[4]) {
+  uint32_t u0, u1, u2;
+  memcpy(&u0, s, 4);
+  memcpy(&u1, s + 4, 4);
+  memcpy(&u2, s + 8, 4);
+  out[0] = u0 & 0x3f3f3f3f;                                            // sc 0-3
+  out[1] = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);        // sc 4-7
+  out[2] = u1 & 0x3f3f3f3f;                                            // mn 0-3
+  out[3] = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4); // mn 4-7
+}

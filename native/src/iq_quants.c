@@ -301,11 +301,33 @@ float dot_iq4_nl_scalar(int n, const void *restrict vw, const void *restrict vx)
 
 typedef struct {
   __m256i u, s;
-  int lo, hi; // scale of values 0-15 and 16-31
+  __m256i sc; // int16 scale of values 0-15 (low lane) and 16-31 (high lane)
 } iq_sub;
 
 /** Sign bytes +-1 from a 32-bit mask (bit j set: value j negative). */
 TARGET_AVX2 static inline __m256i signs_of(uint32_t m) { return _mm256_or_si256(bytes_of_bits(m), _mm256_set1_epi8(1)); }
+
+/** The scale vector of a sub-block whose two halves have scales lo and hi, or one scale for all 32 values. */
+TARGET_AVX2 static inline __m256i scales2(int lo, int hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)lo)), _mm_set1_epi16((short)hi), 1);
+}
+TARGET_AVX2 static inline __m256i scale1(int ls) { return _mm256_set1_epi16((short)ls); }
+
+// ksigns_iq2xs as 8 sign bytes (+1 / -1) per 7-bit code: a sub-block's 32 signs are 4 loads instead of 4 lookups
+// and a bit spread (built once, at load).
+static uint64_t ksigns_bytes[128];
+__attribute__((constructor)) static void init_ksigns_bytes(void) {
+  for (int i = 0; i < 128; i++) {
+    uint64_t v = 0;
+    for (int j = 0; j < 8; j++) v |= (uint64_t)(ksigns_iq2xs[i] >> j & 1 ? 0xff : 0x01) << (8 * j);
+    ksigns_bytes[i] = v;
+  }
+}
+/** The +-1 sign bytes of 4 ksigns codes (7 bits each, from bit 0 of `codes`). */
+TARGET_AVX2 static inline __m256i ksigns4_bytes(uint32_t codes) {
+  return _mm256_set_epi64x((long long)ksigns_bytes[(codes >> 21) & 127], (long long)ksigns_bytes[(codes >> 14) & 127],
+                           (long long)ksigns_bytes[(codes >> 7) & 127], (long long)ksigns_bytes[codes & 127]);
+}
 
 /** Signed weights v (|v| <= 127) as magnitudes and signs. */
 TARGET_AVX2 static inline void from_signed(iq_sub *o, __m256i v) { o->u = _mm256_sign_epi8(v, v), o->s = v; }
@@ -314,8 +336,8 @@ TARGET_AVX2 static inline void iq2_xxs_sub(const block_iq2_xxs *b, int ib, iq_su
   const uint8_t *q = b->qs + 8 * ib;
   const uint32_t aux = load_u32(q + 4);
   o->u = _mm256_set_epi64x((long long)iq2xxs_grid[q[3]], (long long)iq2xxs_grid[q[2]], (long long)iq2xxs_grid[q[1]], (long long)iq2xxs_grid[q[0]]);
-  o->s = signs_of(ksigns4(aux));
-  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
+  o->s = ksigns4_bytes(aux);
+  o->sc = scale1(2 * (int)(aux >> 28) + 1);
 }
 
 TARGET_AVX2 static inline void iq2_xs_sub(const block_iq2_xs *b, int ib, iq_sub *o) {
@@ -323,7 +345,7 @@ TARGET_AVX2 static inline void iq2_xs_sub(const block_iq2_xs *b, int ib, iq_sub 
   memcpy(q, &b->qs[4 * ib], 8);
   o->u = _mm256_set_epi64x((long long)iq2xs_grid[q[3] & 511], (long long)iq2xs_grid[q[2] & 511], (long long)iq2xs_grid[q[1] & 511], (long long)iq2xs_grid[q[0] & 511]);
   o->s = signs_of(ksigns_iq2xs[q[0] >> 9] | (uint32_t)ksigns_iq2xs[q[1] >> 9] << 8 | (uint32_t)ksigns_iq2xs[q[2] >> 9] << 16 | (uint32_t)ksigns_iq2xs[q[3] >> 9] << 24);
-  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
+  o->sc = scales2(2 * (b->scales[ib] & 0xf) + 1, 2 * (b->scales[ib] >> 4) + 1);
 }
 
 TARGET_AVX2 static inline void iq2_s_sub(const block_iq2_s *b, int ib, iq_sub *o) {
@@ -332,7 +354,7 @@ TARGET_AVX2 static inline void iq2_s_sub(const block_iq2_s *b, int ib, iq_sub *o
   o->u = _mm256_set_epi64x((long long)iq2s_grid[q[3] | ((h << 2) & 0x300)], (long long)iq2s_grid[q[2] | ((h << 4) & 0x300)],
                            (long long)iq2s_grid[q[1] | ((h << 6) & 0x300)], (long long)iq2s_grid[q[0] | ((h << 8) & 0x300)]);
   o->s = signs_of(load_u32(b->signs + 4 * ib));
-  o->lo = 2 * (b->scales[ib] & 0xf) + 1, o->hi = 2 * (b->scales[ib] >> 4) + 1;
+  o->sc = scales2(2 * (b->scales[ib] & 0xf) + 1, 2 * (b->scales[ib] >> 4) + 1);
 }
 
 TARGET_AVX2 static inline void iq3_xxs_sub(const block_iq3_xxs *b, int ib, iq_sub *o) {
@@ -340,8 +362,8 @@ TARGET_AVX2 static inline void iq3_xxs_sub(const block_iq3_xxs *b, int ib, iq_su
   const uint32_t aux = load_u32(b->gas + 4 * ib);
   o->u = _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]], (int)iq3xxs_grid[q[4]],
                           (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]], (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
-  o->s = signs_of(ksigns4(aux));
-  o->lo = o->hi = 2 * (int)(aux >> 28) + 1;
+  o->s = ksigns4_bytes(aux);
+  o->sc = scale1(2 * (int)(aux >> 28) + 1);
 }
 
 TARGET_AVX2 static inline void iq3_s_sub(const block_iq3_s *b, int ib, iq_sub *o) {
@@ -351,7 +373,7 @@ TARGET_AVX2 static inline void iq3_s_sub(const block_iq3_s *b, int ib, iq_sub *o
   o->u = _mm256_set_epi32(IX(7), IX(6), IX(5), IX(4), IX(3), IX(2), IX(1), IX(0));
 #undef IX
   o->s = signs_of(load_u32(b->signs + 4 * ib));
-  o->lo = o->hi = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1;
+  o->sc = scale1(2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0xf) + 1);
 }
 
 /** 8 * grid + delta for 4 IQ1 grid entries (values in {-1, 0, 1}) and one delta byte per 8 values. */
@@ -365,7 +387,7 @@ TARGET_AVX2 static inline void iq1_s_sub(const block_iq1_s *b, int ib, iq_sub *o
   const int qh = load_u16(&b->qh[ib]);
   from_signed(o, iq1_weights(q[0] | ((qh << 8) & 0x700), q[1] | ((qh << 5) & 0x700), q[2] | ((qh << 2) & 0x700), q[3] | ((qh >> 1) & 0x700),
                              _mm256_set1_epi8(qh & 0x8000 ? -1 : 1)));
-  o->lo = o->hi = 2 * ((qh >> 12) & 7) + 1;
+  o->sc = scale1(2 * ((qh >> 12) & 7) + 1);
 }
 
 TARGET_AVX2 static inline void iq1_m_sub(const block_iq1_m *b, int ib, iq_sub *o) {
@@ -374,19 +396,23 @@ TARGET_AVX2 static inline void iq1_m_sub(const block_iq1_m *b, int ib, iq_sub *o
   const long long p = 0x0101010101010101LL, m = -1LL; // delta +1 or -1 in every byte
   const __m256i delta = _mm256_set_epi64x(h1 & 0x80 ? m : p, h1 & 0x08 ? m : p, h0 & 0x80 ? m : p, h0 & 0x08 ? m : p);
   from_signed(o, iq1_weights(q[0] | ((h0 << 8) & 0x700), q[1] | ((h0 << 4) & 0x700), q[2] | ((h1 << 8) & 0x700), q[3] | ((h1 << 4) & 0x700), delta));
-  o->lo = iq1_m_ls(b, ib, 0), o->hi = iq1_m_ls(b, ib, 1);
+  o->sc = scales2(iq1_m_ls(b, ib, 0), iq1_m_ls(b, ib, 1));
 }
 
 TARGET_AVX2 static inline void iq4_xs_sub(const block_iq4_xs *b, int ib, iq_sub *o) {
   from_signed(o, nibble_values(kvalues_iq4nl, b->qs + 16 * ib));
-  o->lo = o->hi = iq4_xs_ls(b, ib);
+  o->sc = scale1(iq4_xs_ls(b, ib));
 }
 
 /** acc + per half scale * sum of u * (a with signs s). */
 TARGET_AVX2 static inline __m256i acc_sub(__m256i acc, const iq_sub *o, const int8_t *a) {
-  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)o->lo)), _mm_set1_epi16((short)o->hi), 1);
   const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, o->sc));
+}
+/** The same with AVX-512 VNNI's vpdpwssd (madd and add in one; the same integers). */
+TARGET_AVX512 static inline __m256i acc_sub_vnni(__m256i acc, const iq_sub *o, const int8_t *a) {
+  const __m256i p = _mm256_maddubs_epi16(o->u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), o->s));
+  return _mm256_dpwssd_epi32(acc, p, o->sc);
 }
 
 static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
@@ -402,35 +428,46 @@ STD_SCALE(iq4_xs)
 #undef STD_SCALE
 
 // NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
-#define IQ_DOTN(T, MULT, NT)                                                               \
+#define IQ_DOTN(T, MULT, NT, ACC)                                                               \
   const block_##T *w = vw;                                                                 \
-  float sum[NT] = {0};                                                                     \
+  __m256 sum[NT]; /* f32 lanes, summed once at the end (no horizontal sum per block) */   \
+  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                               \
   for (int i = 0; i < n / QK_K; i++) {                                                     \
-    __m256i acc[NT];                                                                       \
+    __m256i acc[NT], acc2[NT]; /* even and odd sub-blocks: two dependency chains */        \
     const block_q8_K *x[NT];                                                               \
-    for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
-    for (int ib = 0; ib < 8; ib++) {                                                       \
-      iq_sub o;                                                                            \
+    for (int u = 0; u < NT; u++) acc[u] = acc2[u] = _mm256_setzero_si256(), x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i; \
+    for (int ib = 0; ib < 8; ib += 2) {                                                    \
+      iq_sub o, o2;                                                                        \
       T##_sub(&w[i], ib, &o);                                                              \
-      for (int u = 0; u < NT; u++) acc[u] = acc_sub(acc[u], &o, x[u]->qs + 32 * ib);       \
+      T##_sub(&w[i], ib + 1, &o2);                                                         \
+      for (int u = 0; u < NT; u++) {                                                       \
+        acc[u] = ACC(acc[u], &o, x[u]->qs + 32 * ib);                                      \
+        acc2[u] = ACC(acc2[u], &o2, x[u]->qs + 32 * ib + 32);                              \
+      }                                                                                    \
     }                                                                                      \
+    for (int u = 0; u < NT; u++) acc[u] = _mm256_add_epi32(acc[u], acc2[u]);              \
     const float d = T##_scale(&w[i]);                                                      \
-    for (int u = 0; u < NT; u++) sum[u] += d * x[u]->d * (MULT) * (float)hsum_i32(acc[u]); \
+    for (int u = 0; u < NT; u++) sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[u]->d * (MULT)), _mm256_cvtepi32_ps(acc[u]), sum[u]); \
   }                                                                                        \
-  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
+  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
 
-#define IQ_AVX2(T, MULT)                                                                                           \
-  TARGET_AVX2 float dot_##T##_avx2(int n, const void *restrict vw, const void *restrict vx) {                      \
+#define IQ_X86(T, MULT, TARGET, SUFFIX, ACC)                                                                      \
+  TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                       \
     float r;                                                                                                       \
     const size_t xstride = 0, ostride = 0;                                                                         \
     float *out = &r;                                                                                               \
-    IQ_DOTN(T, MULT, 1)                                                                                            \
+    IQ_DOTN(T, MULT, 1, ACC)                                                                                       \
     return r;                                                                                                      \
   }                                                                                                                \
-  TARGET_AVX2 void dot4_##T##_avx2(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
-    IQ_DOTN(T, MULT, 4)                                                                                            \
+  TARGET void dot4_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) { \
+    IQ_DOTN(T, MULT, 4, ACC)                                                                                       \
   }
+#define IQ_AVX2(T, MULT) IQ_X86(T, MULT, TARGET_AVX2, avx2, acc_sub)
+#define IQ_AVX512(T, MULT) IQ_X86(T, MULT, TARGET_AVX512, avx512, acc_sub_vnni)
 IQ_Q8K_TYPES(IQ_AVX2)
+IQ_Q8K_TYPES(IQ_AVX512)
+#undef IQ_AVX512
+#undef IQ_X86
 #undef IQ_AVX2
 #undef IQ_DOTN
 
@@ -467,6 +504,21 @@ float dot_iq4_nl_neon(int n, const void *restrict vw, const void *restrict vx) {
 #endif
 
 dot_fn iq_dot(int level, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (level == 3) switch (type) {
+#define PICK512(T) return dot_##T##_avx512
+      case GGML_IQ2_XXS: PICK512(iq2_xxs);
+      case GGML_IQ2_XS: PICK512(iq2_xs);
+      case GGML_IQ2_S: PICK512(iq2_s);
+      case GGML_IQ3_XXS: PICK512(iq3_xxs);
+      case GGML_IQ3_S: PICK512(iq3_s);
+      case GGML_IQ1_S: PICK512(iq1_s);
+      case GGML_IQ1_M: PICK512(iq1_m);
+      case GGML_IQ4_XS: PICK512(iq4_xs);
+#undef PICK512
+      default: level = 1; // IQ4_NL: the AVX2 code
+    }
+#endif
   switch (type) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
 #define PICK(T) return level == 2 ? dot_##T##_neon : dot_##T##_scalar
@@ -487,9 +539,20 @@ dot_fn iq_dot(int level, int type) {
   }
 }
 
-dot4_fn iq_dot4(int avx2, int type) {
+dot4_fn iq_dot4(int level, int type) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (avx2) switch (type) {
+  if (level == 3) switch (type) {
+      case GGML_IQ2_XXS: return dot4_iq2_xxs_avx512;
+      case GGML_IQ2_XS: return dot4_iq2_xs_avx512;
+      case GGML_IQ2_S: return dot4_iq2_s_avx512;
+      case GGML_IQ3_XXS: return dot4_iq3_xxs_avx512;
+      case GGML_IQ3_S: return dot4_iq3_s_avx512;
+      case GGML_IQ1_S: return dot4_iq1_s_avx512;
+      case GGML_IQ1_M: return dot4_iq1_m_avx512;
+      case GGML_IQ4_XS: return dot4_iq4_xs_avx512;
+      default: break;
+    }
+  if (level == 1) switch (type) {
       case GGML_IQ2_XXS: return dot4_iq2_xxs_avx2;
       case GGML_IQ2_XS: return dot4_iq2_xs_avx2;
       case GGML_IQ2_S: return dot4_iq2_s_avx2;
@@ -501,6 +564,6 @@ dot4_fn iq_dot4(int avx2, int type) {
       default: break;
     }
 #endif
-  (void)avx2, (void)type;
+  (void)level, (void)type;
   return NULL;
 }

@@ -54,17 +54,6 @@ float dot_q6_K_scalar(int n, const void *restrict vw, const void *restrict vx) {
 
 #if defined(__x86_64__) || defined(__i386__)
 
-/** The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K block, with 32-bit word operations. */
-static inline void q4_K_scales_mins(const uint8_t *s, uint32_t out[4]) {
-  uint32_t u0, u1, u2;
-  memcpy(&u0, s, 4);
-  memcpy(&u1, s + 4, 4);
-  memcpy(&u2, s + 8, 4);
-  out[0] = u0 & 0x3f3f3f3f;                                            // sc 0-3
-  out[1] = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);        // sc 4-7
-  out[2] = u1 & 0x3f3f3f3f;                                            // mn 0-3
-  out[3] = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4); // mn 4-7
-}
 
 // MADD_ACC(acc, p16, s16) = acc + madd(p16, s16): two instructions on AVX2, one vpdpwssd with VNNI.
 #define MADD_ACC_AVX2(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))

@@ -35,11 +35,12 @@ static inline int lowbit_act(int type) {
 quant_fn lowbit_quant_q8_1(const kernels_t *k);
 
 /** iq_quants.c: row bytes of an i-quant (0 for another type or K not whole blocks), and its dot for SIMD level
- *  `level` (0 scalar C, 1 AVX2, 2 NEON), or NULL for another type. */
+ *  `level` (0 scalar C, 1 AVX2, 2 NEON, 3 AVX-512 VNNI), or NULL for another type. */
 size_t iq_row_bytes(int type, int K);
 dot_fn iq_dot(int level, int type);
-/** Its 4-token dot (the weight block decoded once for 4 activation rows), or NULL (none: the driver loops over dot). */
-dot4_fn iq_dot4(int avx2, int type);
+/** Its 4-token dot (the weight block decoded once for 4 activation rows) for `level`, or NULL (none: the driver
+ *  loops over dot). */
+dot4_fn iq_dot4(int level, int type);
 /** lowbit_dot's 4-token counterpart for the kernel table k, or NULL. */
 dot4_fn lowbit_dot4(const kernels_t *k, int type);
 /** legacy_quants.c: likewise for Q4_1, Q5_0, Q5_1; and the Q8_1 quantiser (AVX2 or scalar C). */

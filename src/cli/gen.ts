@@ -4,6 +4,7 @@ import { GEN_TYPES, generateModel } from "../gen/generate.js";
 import { PRESETS, isPresetName } from "../gen/presets.js";
 import { FUSIONS, type Fusion } from "../gen/fuse.js";
 import { REAL_LIKE, type RoutingProfile } from "../gen/weights.js";
+import { MIX_NAMES, isMixName, type MixName } from "../gen/mixes.js";
 import { UsageError } from "../util/errors.js";
 import { progressBar } from "./progress.js";
 
@@ -40,6 +41,13 @@ export function parseFuse(s: string | undefined): Fusion[] | undefined {
   return out as Fusion[];
 }
 
+function parseMix(s: string | undefined, expertType: string | undefined): MixName | undefined {
+  if (s === undefined) return undefined;
+  if (!isMixName(s)) throw new UsageError("bad_option", `--mix must be one of ${MIX_NAMES.join(", ")}, got '${s}'`);
+  if (expertType !== undefined) throw new UsageError("bad_option", "--mix sets the expert types itself: leave out --expert-type (--tensor-type still overrides)");
+  return s;
+}
+
 function parseSynthesis(s: string): "quantize" | "direct" {
   if (s !== "quantize" && s !== "direct") throw new UsageError("bad_option", `--expert-synthesis must be quantize or direct, got '${s}'`);
   return s;
@@ -53,23 +61,24 @@ export function registerGen(program: Command): void {
     .option("--preset <name>", `model shape: ${Object.keys(PRESETS).join(" | ")}`, "tiny")
     .option("--type <type>", `quant type of weight matrices: ${GEN_TYPES.join(" ")}`, "Q8_0")
     .option("--expert-type <type>", "quant type of the routed expert tensors (default: --type)")
+    .option("--mix <name>", `a named per-tensor mix instead of --type: ${MIX_NAMES.join(" | ")} (llama.cpp's Q4_K_M, Q2_K with IQ3_XXS expert downs, IQ2_XXS; ud: a UD-like dynamic mix; README)`)
     .option("--tensor-type <regex=type>", "quant type of the tensors whose name matches regex (repeatable; first match wins)", collect, [])
     .option("--seed <n>", "weights seed", "1")
     .option("--routing <kind>", "uniform | realistic (skewed expert popularity, token-to-token locality) | real-like (calibrated to real routing traces)", "realistic")
     .option("--skew <x>", "realistic routing: popularity skew (0 = none)", "1")
     .option("--locality <x>", "realistic routing: context locality (0 = none)", "0.5")
-    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q4_K/Q6_K/MXFP4 blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
+    .option("--expert-synthesis <how>", "quantize (ggml's quantiser, exact) | direct (sample Q8_0/Q2_K/Q4_K/Q6_K/MXFP4 blocks directly; fast, for a3b-scale; i-quants always are)", "quantize")
     .option("--peaked <x>", "successor strength of the output projection, for clear top-1 margins (0 = off)", "0")
     .option("--fuse <list>", `write fused layouts where the architecture takes them, as llama.cpp's converter does: ${FUSIONS.join(",")} (attn_qkv, ffn_gate_up_exps)`)
     .option("--per-layer-keys", "write head counts, FFN widths and experts used as arrays of one value per layer (llama.cpp's get_key_or_arr)")
-    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset tiny --type Q6_K --expert-type Q3_K --tensor-type ffn_down_exps=Q4_K -o tiny-q3km.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
+    .addHelpText("after", "\nExamples:\n  moestream gen --preset tiny --type Q4_K -o tiny.gguf\n  moestream gen --preset tiny --type Q6_K --expert-type Q3_K --tensor-type ffn_down_exps=Q4_K -o tiny-q3km.gguf\n  moestream gen --preset a3b-8L --mix ud --expert-synthesis direct -o a3b-8L-ud.gguf\n  moestream gen --preset a3b-8L --type Q8_0 --routing realistic -o a3b-8L.gguf")
     .action(async (opts) => {
       if (!isPresetName(opts.preset)) throw new UsageError("bad_option", `--preset must be one of ${Object.keys(PRESETS).join(", ")}, got '${opts.preset}'`);
       const bar = progressBar("generating", "values");
       const t0 = performance.now();
       try {
         const m = await generateModel(opts.output, {
-          preset: opts.preset, type: opts.type, expertType: opts.expertType, typeOverrides: parseTensorTypes(opts.tensorType), seed: Number(opts.seed), peaked: Number(opts.peaked),
+          preset: opts.preset, type: opts.type, expertType: opts.expertType, mix: parseMix(opts.mix, opts.expertType), typeOverrides: parseTensorTypes(opts.tensorType), seed: Number(opts.seed), peaked: Number(opts.peaked),
           expertSynthesis: parseSynthesis(opts.expertSynthesis), fuse: parseFuse(opts.fuse), perLayerKeys: opts.perLayerKeys === true,
           routing: parseRouting(opts.routing, opts.skew, opts.locality),
           onProgress: (d, t) => bar.update(d, t),

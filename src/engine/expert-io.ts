@@ -1,4 +1,5 @@
 // The resident/stream gate and the expert cache size, decided once from bytes and the memory budget.
+import type { ExpertTypeBytes } from "./expert-bytes.js";
 import { formatBytes } from "../util/bytes.js";
 import { UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
@@ -28,6 +29,8 @@ export interface ExpertIODecision {
   budget: MemoryBudget;
   /** One line saying why, printed once by the CLI. */
   reason: string;
+  /** One routed expert's bytes by quant type (set by the loader, which knows the parts). */
+  perExpert?: ExpertTypeBytes[];
 }
 
 /** Stream when experts exceed this share of the budget (the rest is dense weights, KV, activations, OS). */

@@ -22,6 +22,8 @@ import { formatBytes } from "../util/bytes.js";
 import { FormatError, ModelError, UsageError, namingFile } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
+import { expertBytesByType, formatExpertBytes } from "./expert-bytes.js";
+import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import { expertLayout } from "./expert-layout.js";
 import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
@@ -144,9 +146,11 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       throw new UsageError("ctx_too_large", `--ctx-size ${ctx.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget (${budget.why}); lower --ctx-size`);
     }
     const stagingBytes = cfg.prefetch ? 2 * info.nExpertUsed * cfg.prefetchDepth * slotBytes : 0; // prefetchSlots x depth, below
-    const expertIO = decideExpertIO(cfg, {
+    const decided = decideExpertIO(cfg, {
       expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights ? 2 : 1, heldBytes: process.memoryUsage.rss(), stagingBytes,
     }, budget);
+    const perExpert = expertBytesByType(layers.flatMap((l) => r0.parts(l).map((p) => ({ layer: l, part: p.name, type: ggmlTypeName(p.type), bytes: p.byteLength }))));
+    const expertIO: ExpertIODecision = { ...decided, perExpert, reason: `${decided.reason}; ${formatExpertBytes(perExpert, layers.length)}` };
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;

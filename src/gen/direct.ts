@@ -4,7 +4,7 @@
 // Only for expert tensors of bench-scale models (option expertSynthesis: "direct"): the quantisers themselves
 // are exercised by the default "quantize" path and the quant tests.
 import { f32ToF16 } from "../util/f16.js";
-import { MXFP4, Q4_K, Q6_K, Q8_0 } from "../quant/index.js";
+import { MXFP4, Q2_K, Q4_K, Q6_K, Q8_0 } from "../quant/index.js";
 import type { Stream } from "./random.js";
 import { directFillIq, hasDirectIq, randomBytes } from "./direct-iq.js";
 
@@ -16,7 +16,7 @@ function putF16(out: Uint8Array, at: number, v: number): void {
 
 /** Types with a direct sampler; others must be quantised. */
 export function hasDirect(type: number): boolean {
-  return type === Q8_0.type || type === Q4_K.type || type === Q6_K.type || type === MXFP4.type || hasDirectIq(type);
+  return type === Q8_0.type || type === Q2_K.type || type === Q4_K.type || type === Q6_K.type || type === MXFP4.type || hasDirectIq(type);
 }
 
 /** Encoded random matrix of `nValues` values (whole blocks) with decoded std `std`. */
@@ -46,6 +46,21 @@ export function directFill(type: number, nValues: number, std: number, s: Stream
           out[o + 8 + j] = (sc & 63) | ((sc >> 4) << 6);
           out[o + 12 + j] = (sc & 15) | ((sc & 15) << 4);
         }
+      }
+      return out;
+    }
+    case Q2_K.type: {
+      // value = d*sc*q - dmin*m with q uniform 0..3 (std 1.118, mean 1.5); m = sc and dmin = 1.5 d make the mean 0.
+      // Block: 16 scale bytes (scale low nibble, min high), 64 bytes of 2-bit quants, d, dmin.
+      const nb = nValues / 256, out = new Uint8Array(nb * 84);
+      randomBytes(s, out);
+      for (let b = 0; b < nb; b++) {
+        const o = b * 84;
+        const sc = 8 + (out[o] & 7); // one scale per block, 8..15, reusing a random byte
+        out.fill(sc | (sc << 4), o, o + 16);
+        const d = std / (sc * 1.118);
+        putF16(out, o + 80, d);
+        putF16(out, o + 82, 1.5 * d);
       }
       return out;
     }

@@ -13,6 +13,7 @@ import { WeightRecipes, type RoutingProfile } from "./weights.js";
 import { directFill, hasDirect } from "./direct.js";
 import { Stream } from "./random.js";
 import { fusedNamesAccepted, fuseTensors, type Fusion, type GenTensor } from "./fuse.js";
+import { MIX_FILE_TYPE, mixTypes, type MixName } from "./mixes.js";
 
 export interface GenerateOptions {
   /** A named preset, or any registered architecture with its hyperparameters. */
@@ -21,7 +22,9 @@ export interface GenerateOptions {
   type: string;
   /** Quant type of the routed expert tensors (ffn_*_exps), if not `type`: a Q4_K_M-like file keeps dense weights wider. */
   expertType?: string;
-  /** Per-tensor overrides: first regex matching the tensor name wins. */
+  /** A named mix (gen/mixes.ts: q4_k_m, q2_k, iq2_xxs, ud) choosing each matrix's type instead of type/expertType. */
+  mix?: MixName;
+  /** Per-tensor overrides: first regex matching the tensor name wins (over a mix too). */
   typeOverrides?: { pattern: RegExp; type: string }[];
   seed?: number;
   routing?: RoutingProfile;
@@ -29,7 +32,7 @@ export interface GenerateOptions {
   peaked?: number;
   /**
    * How expert tensors are made: "quantize" (default) fills f32 rows and runs ggml's quantiser; "direct"
-   * samples Q8_0/Q4_K/Q6_K/MXFP4 blocks straight in the quantised domain (gen/direct.ts): far faster, for
+   * samples Q8_0/Q2_K/Q4_K/Q6_K/MXFP4 blocks straight in the quantised domain (gen/direct.ts): far faster, for
    * bench-scale models such as a3b. I-quant experts are always sampled so (moestream cannot quantise to them).
    */
   expertSynthesis?: "quantize" | "direct";
@@ -122,12 +125,15 @@ function resolvePreset(opts: GenerateOptions): Preset {
   return { ...p, hp: { ...(p.hp as object), ...opts.hp } };
 }
 
-function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean): number {
-  // As llama.cpp keeps them: vectors, biases (gpt-oss's per-expert ones are [N, nExpert]), routers, the conv taps.
-  if (shape.length === 1 || name.endsWith(".bias") || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight")) return quantByName("F32").type;
+/** Tensors llama.cpp never quantises: vectors, biases (gpt-oss's per-expert ones are [N, nExpert]), routers, the DeltaNet convolution. */
+const keptF32 = (name: string, shape: number[]) => shape.length === 1 || name.endsWith(".bias") || name.endsWith("ffn_gate_inp.weight") || name.endsWith("ssm_conv1d.weight");
+
+function typeFor(name: string, shape: number[], opts: GenerateOptions, isExpert: boolean, mixed?: string): number {
+  if (keptF32(name, shape)) return quantByName("F32").type; // as llama.cpp keeps them
   const override = opts.typeOverrides?.find((o) => o.pattern.test(name));
-  const chosen = override?.type ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
-  const q = typeNamed(chosen, override ? `type for tensors /${override.pattern.source}/` : isExpert && opts.expertType ? "expert type" : "type");
+  const chosen = override?.type ?? mixed ?? (isExpert ? opts.expertType : undefined) ?? opts.type;
+  const what = override ? `type for tensors /${override.pattern.source}/` : mixed ? `mix ${opts.mix}` : isExpert && opts.expertType ? "expert type" : "type";
+  const q = typeNamed(chosen, what);
   if (shape[0] % q.blockSize !== 0) {
     throw new UsageError("bad_type", `tensor '${name}' rows of ${shape[0]} values cannot be stored as ${q.name} (blocks of ${q.blockSize})`);
   }
@@ -154,7 +160,9 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   if (opts.expertType !== undefined) typeNamed(opts.expertType, "expert type");
   for (const o of opts.typeOverrides ?? []) typeNamed(o.type, `type for tensors /${o.pattern.source}/`);
   const label = typeof opts.preset === "string" ? opts.preset : preset.arch;
-  const md = modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0, preset.tokenizerPre);
+  const md = opts.mix
+    ? modelMetadata(arch, hp, `moestream-${label}-${opts.mix}`, MIX_FILE_TYPE[opts.mix], preset.tokenizerPre)
+    : modelMetadata(arch, hp, `moestream-${label}-${main.name}`, FILE_TYPE[main.name] ?? 0, preset.tokenizerPre);
   if (opts.perLayerKeys) perLayerArrays(md, arch.name);
   arch.readHParams(md, nVocab); // refuses hyperparameters the loader would refuse, before writing anything
 
@@ -164,8 +172,15 @@ export async function generateModel(path: string, opts: GenerateOptions): Promis
   const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
   const total = shapes.reduce((a, t) => a + values(t.shape), 0);
   let done = 0;
+  const hq = hp as { nHead?: unknown; nHeadKv?: unknown };
+  const nGqa = typeof hq.nHead === "number" && typeof hq.nHeadKv === "number" && hq.nHeadKv > 0 ? hq.nHead / hq.nHeadKv : 1;
+  const mixed = opts.mix
+    ? mixTypes(opts.mix, shapes.filter((t) => !keptF32(t.name, t.shape)).map((t) => ({ name: t.name, shape: t.shape, expert: expertNames.has(t.name) })), {
+        nLayer, nExpert: arch.info(hp).nExpert, nGqa, tied: preset.tiedEmbeddings,
+      })
+    : undefined;
   const tensors = shapes.map(({ name, shape }) => {
-    const type = typeFor(name, shape, opts, expertNames.has(name));
+    const type = typeFor(name, shape, opts, expertNames.has(name), mixed?.get(name));
     return {
       name, shape, type,
       data: () => {

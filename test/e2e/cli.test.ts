@@ -85,7 +85,11 @@ test("inspect reports tensors and expert vs dense bytes", async () => {
   const exp = j.tensors.filter((t: { name: string }) => t.name.endsWith("_exps.weight"));
   assert.equal(exp.length, 3 * 4);
   assert.equal(j.expertBytes, exp.reduce((a: number, t: { bytes: number }) => a + t.bytes, 0));
-  assert.ok(cli("inspect", model).out.includes("expert tensors:"));
+  const text = cli("inspect", model).out;
+  assert.ok(text.includes("expert tensors:"));
+  // one expert of tiny: gate, up, down of 256 x 256 Q8_0 = 3 x 256 x 8 blocks x 34 B
+  assert.deepEqual(j.perExpert, [{ type: "Q8_0", bytesPerExpert: 3 * 256 * 8 * 34, parts: ["gate", "up", "down"].map((part) => ({ part, layers: 4 })) }]);
+  assert.match(text, /routed expert, 4 layers: 204 KiB per expert: Q8_0 204 KiB \(gate, up, down\)/);
 });
 
 test("gen writes a model that loads; bad input gives one clear line and a distinct exit code", async () => {

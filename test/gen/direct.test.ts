@@ -3,9 +3,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { directFill } from "../../src/gen/direct.js";
 import { Stream } from "../../src/gen/random.js";
-import { IQ_FORMATS, MXFP4, Q4_K, Q6_K, Q8_0 } from "../../src/quant/index.js";
+import { IQ_FORMATS, MXFP4, Q2_K, Q4_K, Q6_K, Q8_0 } from "../../src/quant/index.js";
 
-for (const q of [Q8_0, Q4_K, Q6_K, MXFP4, ...IQ_FORMATS]) {
+for (const q of [Q8_0, Q2_K, Q4_K, Q6_K, MXFP4, ...IQ_FORMATS]) {
   test(`${q.name}: direct samples decode to mean ~0 and std ~${0.02}`, () => {
     const n = 256 * 400, std = 0.02;
     const bytes = directFill(q.type, n, std, new Stream(1, q.name));

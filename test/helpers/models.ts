@@ -14,7 +14,7 @@ export async function testModel(opts: Omit<GenerateOptions, "preset" | "onProgre
   const preset = opts.preset ?? "tiny";
   const r = opts.routing ?? { kind: "uniform" };
   const key = [preset, opts.type, opts.seed ?? 1, r.kind === "uniform" ? "u" : r.kind === "realistic" ? `r${r.skew}-${r.locality}` : `rl${r.skew}-${r.skewSpread}-${r.locality}-${r.recency}`, `p${opts.peaked ?? 0}`, opts.expertSynthesis ?? "q",
-    ...(opts.expertType ? [`x${opts.expertType}`] : []), ...(opts.perLayerKeys ? ["perlayer"] : []), ...(opts.typeOverrides ?? []).map((o) => `o${o.pattern.source.replace(/\W/g, "_")}=${o.type}`), ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
+    ...(opts.expertType ? [`x${opts.expertType}`] : []), ...(opts.perLayerKeys ? ["perlayer"] : []), ...(opts.mix ? [`m${opts.mix}`] : []), ...(opts.typeOverrides ?? []).map((o) => `o${o.pattern.source.replace(/\W/g, "_")}=${o.type}`), ...Object.entries(opts.hp ?? {}).map(([k, v]) => `${k}${String(v)}`)].join("-");
   const path = join(DIR, `${key}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(DIR, { recursive: true });
