@@ -12,6 +12,7 @@ import { FullAttentionState, fullAttention } from "../kv/full-attention.js";
 import { SlidingWindowState, slidingWindow } from "../kv/sliding-window.js";
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
+import type { MoeDecoderHParams } from "./moe-decoder.js";
 import { count, decoderMetadata, metaInRange, modelInfo, positive, readRopeScaling, ropeScalingMetadata, ropeScalingParams, type Range, type RopeScaling } from "./hparams.js";
 import { attention, decoderStack, forwardPass, moe, Pass, routersAfter, ScratchPool, type ExpertAct, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
@@ -25,25 +26,14 @@ const ACT: ExpertAct = { kind: "swiglu_oai", alpha: 1.702, limit: 7 };
 /** Asked of the backend at load beyond the shared layers' ops. */
 export const OPS: readonly OpName[] = ["swiglu_oai"];
 
-export interface HParams extends RopeScaling {
-  nVocab: number;
-  nCtxTrain: number;
-  nEmbd: number;
-  nLayer: number;
-  nHead: number;
-  nHeadKv: number;
-  /** attention.key_length (= value_length = rope.dimension_count; 64, not nEmbd / nHead). */
-  headDim: number;
-  nExpert: number;
-  nExpertUsed: number;
+/** headDim is attention.key_length (= value_length = rope.dimension_count; 64, not nEmbd / nHead). */
+export interface HParams extends MoeDecoderHParams, RopeScaling {
   /** expert_feed_forward_length: rows of each expert's gate/up. */
   nFfExp: number;
   /** feed_forward_length: unused (every layer is MoE), carried so a written file has it; 0 when absent. */
   nFf: number;
-  ropeFreqBase: number;
   /** rope.freq_base_swa: the SWA layers' base (default rope.freq_base). */
   ropeFreqBaseSwa: number;
-  rmsEps: number;
   /** attention.sliding_window: keys an SWA layer sees, the current one included. */
   window: number;
   /** Per layer: sliding-window attention (true) or full. */
