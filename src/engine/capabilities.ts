@@ -2,7 +2,7 @@
 // naming what it lacks, instead of a failure (or a silent fallback) in the middle of a forward pass.
 import type { Backend, OpName } from "../backends/backend.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
-import { LAYER_OPS, LINEAR_ATTENTION_OPS } from "../models/layers.js";
+import { LAYER_OPS } from "../models/layers.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { ModelError, UsageError } from "../util/errors.js";
 
@@ -44,8 +44,7 @@ function opsFor(w: WeightUse): OpName[] {
  */
 export function checkCapabilities(backend: Backend, weights: readonly WeightUse[], archOps: readonly OpName[] = []): string[] {
   const slow = new Map<number, number>();
-  const linear = weights.some((w) => /(^|\.)ssm_/.test(w.name));
-  const missing = [...LAYER_OPS, ...(linear ? LINEAR_ATTENTION_OPS : []), ...archOps].filter((op) => !backend.supports(op));
+  const missing = [...LAYER_OPS, ...archOps].filter((op) => !backend.supports(op));
   if (missing.length) throw new UsageError("backend_unsupported", `backend '${backend.name}' lacks the op(s) ${missing.join(", ")} the model's layers need`);
   const seen = new Set<string>();
   for (const w of weights) {

@@ -17,13 +17,15 @@ import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.j
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
-import { attention, deltaNet, forwardPass, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
+import { attention, deltaNet, forwardPass, LINEAR_ATTENTION_OPS, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
 import { declareQkv, nextnUnused, outputHead, qkvUnused, swigluExperts, type Declare } from "./tensors.js";
 
 export type Arch = "qwen3next" | "qwen35moe";
 export const ARCHS: readonly Arch[] = ["qwen3next", "qwen35moe"];
+/** The gated DeltaNet layers' ops, asked of the backend at load beyond the shared layers'. */
+export const OPS = LINEAR_ATTENTION_OPS;
 
 export interface HParams {
   arch: Arch;

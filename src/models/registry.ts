@@ -23,7 +23,7 @@ interface ArchModule<HP, W> {
   cacheBytes(hp: HP, nCtx: number): number;
   weights: DeclareWeights<HP, W>;
   create(hp: HP, w: W, ctx: ModelContext): Model;
-  /** Ops beyond LAYER_OPS every file of it runs (gpt-oss's clamped SwiGLU). */
+  /** Ops beyond LAYER_OPS every file of it runs (the DeltaNet ops, gpt-oss's clamped SwiGLU). */
   OPS?: readonly OpName[];
 }
 

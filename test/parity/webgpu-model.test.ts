@@ -9,6 +9,7 @@ import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.
 import { argmax } from "../helpers/greedy.js";
 import { UsageError } from "../../src/util/errors.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
+import { architecture } from "../../src/models/registry.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { smallVocabModel } from "../helpers/models.js";
@@ -71,7 +72,7 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
 
 test("webgpu refuses at load, by name, a model with ops it has no kernel for (qwen3next's gated DeltaNet), and weights of types it has no kernel for", async () => {
   const be = new WebGpuBackend(await gpuDevice());
-  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ssm_in.weight", type: 8, rank: 2 }]), (e: unknown) =>
+  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ssm_in.weight", type: 8, rank: 2 }], architecture("qwen3next").ops), (e: unknown) =>
     e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) conv_silu, l2_norm, delta_gates, delta_net, rmsnorm_gated the model's layers need/.test(e.message));
   assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 13, rank: 2 }]), /backend 'webgpu' cannot run matmul on Q5_K weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
   assert.throws(() => checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), /cannot run matmul_heads on Q8_0/);
