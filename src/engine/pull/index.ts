@@ -73,7 +73,8 @@ export async function pull(spec: string | PullSpec, o: PullOptions): Promise<Pul
   } catch (e) {
     const err = hubError(e, s.repo, o, hub);
     // Only a network failure falls back to the cache: a missing repo or a refused token is an answer.
-    if (!(err instanceof NetworkError) || !cached) throw err;
+    if (!(err instanceof NetworkError)) throw err;
+    if (!cached) throw new NetworkError(err.code, `${err.message}, and ${s.repo} is not in the cache (${dir})`, { cause: e });
     o.onNote?.(`${err.message}; using the cache`);
     return fromCache(s, dir, cached, "unreachable");
   }
@@ -86,10 +87,12 @@ export async function pull(spec: string | PullSpec, o: PullOptions): Promise<Pul
   for (const f of choice.files) {
     const dest = localPath(dir, f.path);
     if (!isCached(dir, m, f)) {
+      let blob: Blob | undefined;
       await mkdir(dirname(dest), { recursive: true });
       downloaded += await downloadVerified({
         file: f, dest, retries: o.retries,
-        open: (start) => openRange(hub, s.repo, listed.commit, f, start, o),
+        // One size probe per file; retries reuse its blob for their Range requests.
+        open: async (start) => (blob ??= await fileBlob(hub, s.repo, listed.commit, f, o)).slice(start).stream() as ReadableStream<Uint8Array>,
         onBytes: (d) => o.onProgress?.(before + d, total),
       });
       m.verified[f.path] = digestOf(f);
@@ -122,8 +125,8 @@ async function listRepo(hub: Hub, repo: string, o: PullOptions): Promise<{ commi
   return { commit, files };
 }
 
-/** The file's bytes from `start`, through the Hub's resolve URL (which redirects to its CDN), as a Range request. */
-async function openRange(hub: Hub, repo: string, commit: string, f: RepoFile, start: number, o: PullOptions): Promise<ReadableStream<Uint8Array>> {
+/** The file behind the Hub's resolve URL (which redirects to its CDN), read with Range requests. */
+async function fileBlob(hub: Hub, repo: string, commit: string, f: RepoFile, o: PullOptions): Promise<Blob> {
   let blob: Blob | null;
   try {
     // xet off: the plain resolve URL serves Range requests, which is what resuming needs.
@@ -133,7 +136,7 @@ async function openRange(hub: Hub, repo: string, commit: string, f: RepoFile, st
   }
   if (!blob) throw new UsageError("file_not_found", `${repo}: ${f.path} is listed at ${commit} but the Hub does not serve it`);
   if (blob.size !== f.size) throw new NetworkError("size_changed", `${repo}: ${f.path} is ${blob.size} bytes at its URL, the listing says ${f.size}`);
-  return blob.slice(start).stream() as ReadableStream<Uint8Array>;
+  return blob;
 }
 
 /** Answer from the cache alone: the model the spec picks among the files listed when last online, each verified. */

@@ -86,7 +86,8 @@ export function describeChoices(models: readonly ModelChoice[]): string {
   return models
     .map((m) => {
       const bytes = m.files.reduce((a, f) => a + f.size, 0);
-      return `${m.label} (${(bytes / 2 ** 30).toFixed(1)} GiB${m.files.length > 1 ? `, ${m.files.length} parts` : ""})`;
+      const size = bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+      return `${m.label} (${size}${m.files.length > 1 ? `, ${m.files.length} parts` : ""})`;
     })
     .join(", ");
 }
