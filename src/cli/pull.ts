@@ -29,12 +29,13 @@ export function registerPull(program: Command): void {
     .option("--revision <rev>", "branch, tag or commit of the repo", "main")
     .option("--endpoint <url>", `the Hub's address (default: ${HUB_URL}, env HF_ENDPOINT)`)
     .option("--retries <n>", "connection cuts survived per file; each retry resumes where the last stopped", "3")
-    .option("--pack", "pack the model after the download (as `moestream pack`) and print the packed directory instead")
+    .option("--merge", "merge a split GGUF's parts into one file (moestream loads one file) and delete the parts; needs room for both meanwhile")
+    .option("--pack", "pack the model after the download (as `moestream pack`; a split GGUF is merged first) and print the packed directory instead")
     .addHelpText("after", [
       "\nQUANT is matched case-insensitively against the files' quant (Q4_K_M, UD-Q2_K_XL, IQ4_XS, MXFP4, ...); FILE is a",
       "path in the repo ending in .gguf. Without either: Q4_K_M if the repo has it, else its only GGUF. Every part",
-      "of a split GGUF (-00001-of-00003.gguf) is downloaded. Partial downloads resume; each file is checked against",
-      "the Hub's sha256 before it is used.",
+      "of a split GGUF (-00001-of-00003.gguf) is downloaded; --merge makes them one file. Partial downloads resume;",
+      "each file is checked against the Hub's sha256 before it is used.",
       "\nExamples:",
       "  moestream pull unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M",
       "  moestream chat -m $(moestream pull ggml-org/gpt-oss-20b-GGUF)",
@@ -46,21 +47,25 @@ export function registerPull(program: Command): void {
       if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(endpoint)) throw new UsageError("bad_option", `--endpoint must be an http(s) URL, got '${endpoint}'`);
       const token: string | undefined = opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined);
       const bar = progressBar("downloading");
+      const mergeBar = progressBar("merging");
       let r;
       try {
         r = await pull(spec, {
           cacheDir: opts.cacheDir ?? defaultCacheDir(), hubUrl: endpoint, token, revision: opts.revision, retries,
           offline: opts.offline || truthy(process.env.HF_HUB_OFFLINE),
+          merge: opts.merge || opts.pack,
           onProgress: (d, t) => bar.update(d, t),
+          onMergeProgress: (d, t) => (bar.stop(), mergeBar.update(d, t)),
           onNote: (line) => process.stderr.write(`moestream: ${line}\n`),
         });
       } finally {
         bar.stop();
+        mergeBar.stop();
       }
       const mib = (r.downloaded / 2 ** 20).toFixed(1);
       process.stderr.write(`moestream: ${r.repo}@${r.commit.slice(0, 12)}: ${r.offline ? "from the cache (offline)" : r.downloaded ? `${mib} MiB downloaded, sha256 verified` : "already in the cache"}\n`);
       if (r.files.length > 1) {
-        process.stderr.write(`moestream: a split GGUF of ${r.files.length} parts; moestream loads one file: merge them with llama.cpp's \`llama-gguf-split --merge ${r.files[0]} OUT.gguf\`\n`);
+        process.stderr.write(`moestream: a split GGUF of ${r.files.length} parts; moestream loads one file: pull again with --merge (or run llama.cpp's \`llama-gguf-split --merge ${r.files[0]} OUT.gguf\`)\n`);
       }
       let out = r.files[0];
       if (opts.pack) {

@@ -12,6 +12,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import { FormatError, ModelError, NetworkError, UsageError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { splitGGUF } from "../helpers/split-gguf.js";
+import { llamaLogitsAll } from "../helpers/llama.js";
 import { startHubStandIn } from "../helpers/hub-server.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "moestream-pull-"));
@@ -83,6 +84,24 @@ test("no tag takes Q4_K_M: every part of the split GGUF, in order; the engine re
   // Naming one part by file fetches the whole model.
   const byPart = await pull(`${REPO}:Q4_K_M/Tiny-MoE-Q4_K_M-00002-of-00002.gguf`, o);
   assert.deepEqual(byPart.files, r.files);
+});
+
+test("merge: the parts become one GGUF byte-identical to the file they were split from; the parts go; later pulls reuse it", async () => {
+  // The stand-in's parts are split GGUFs as llama.cpp reads them: it loads them to the unsplit file's logits.
+  const tokens = [1, 2, 3, 4];
+  assert.deepEqual(await llamaLogitsAll(splitParts[0], tokens, "batch"), await llamaLogitsAll(join(tmp, "a.gguf"), tokens, "batch"));
+  const o = opts();
+  let last = 0;
+  const r = await pull(REPO, { ...o, merge: true, onMergeProgress: (d) => (last = d) });
+  const merged = join(o.cacheDir, "test-org", "Tiny-MoE-GGUF", "Q4_K_M", "Tiny-MoE-Q4_K_M.gguf");
+  assert.deepEqual(r.files, [merged]);
+  assert.ok(readFileSync(merged).equals(A), "llama-gguf-split --merge's output is the unsplit file");
+  assert.ok(last > 0);
+  assert.ok(!existsSync(merged.replace(/\.gguf$/, "-00001-of-00002.gguf")) && !existsSync(merged.replace(/\.gguf$/, "-00002-of-00002.gguf")));
+  const at = hub.log.length;
+  assert.deepEqual((await pull(`${REPO}:Q4_K_M`, o)).files, [merged], "found again without --merge");
+  assert.equal(cdnGets(at).length, 0);
+  assert.deepEqual((await pull(`${REPO}:Q4_K_M`, { ...o, offline: true })).files, [merged]);
 });
 
 test("a connection cut mid-file resumes from the bytes received, with a Range request, and the file verifies", async () => {

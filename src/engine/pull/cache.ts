@@ -16,6 +16,8 @@ export interface Manifest {
   files: RepoFile[];
   /** path -> the digest its bytes were verified against. */
   verified: Record<string, string>;
+  /** A merged split model's path -> its parts' digests (the parts are deleted once merged). */
+  merged?: Record<string, string>;
 }
 
 export function repoDir(cacheDir: string, repo: string): string {

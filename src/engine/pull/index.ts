@@ -2,12 +2,13 @@
 // (@huggingface/hub: model info for the commit, the tree listing with each file's LFS sha256, resolve URLs).
 // Every part of a split GGUF is fetched; partial files resume; offline, the cache answers alone.
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { mergeSplitGGUF } from "../../format/gguf/split.js";
 import { MoestreamError, NetworkError, UsageError } from "../../util/errors.js";
 import { digestOf, isCached, localPath, readManifest, repoDir, writeManifest, type Manifest } from "./cache.js";
 import { causeOf, downloadVerified } from "./download.js";
-import { parsePullSpec, pickModel, type ModelChoice, type PullSpec, type RepoFile } from "./select.js";
+import { mergedPath, parsePullSpec, pickModel, type ModelChoice, type PullSpec, type RepoFile } from "./select.js";
 
 export { parsePullSpec, pickModel, quantLabel, type PullSpec, type RepoFile } from "./select.js";
 
@@ -27,13 +28,16 @@ export interface PullOptions {
   /** Connection cuts survived per file (each retry resumes). */
   retries?: number;
   onProgress?(done: number, total: number): void;
+  /** Merge a split GGUF's parts into one file (the engine loads one file) and delete the parts. */
+  merge?: boolean;
+  onMergeProgress?(done: number, total: number): void;
   /** One line for the user (stderr in the CLI). */
   onNote?(line: string): void;
 }
 
 export interface PullResult {
   repo: string;
-  /** Local paths of the model's files, a split GGUF's parts in order. */
+  /** Local paths of the model's files: one, or a split GGUF's parts in order (unless merged). */
   files: string[];
   /** The commit they came from. */
   commit: string;
@@ -79,8 +83,10 @@ export async function pull(spec: string | PullSpec, o: PullOptions): Promise<Pul
     return fromCache(s, dir, cached, "unreachable");
   }
   const choice = pickModel(s, listed.files);
-  const m: Manifest = { repo: s.repo, commit: listed.commit, files: listed.files, verified: cached?.commit === listed.commit ? cached.verified : keepSame(cached, listed.files) };
+  const m: Manifest = { repo: s.repo, commit: listed.commit, files: listed.files, verified: cached?.commit === listed.commit ? cached.verified : keepSame(cached, listed.files), merged: cached?.merged };
   await writeManifest(dir, m);
+  const merged = mergedFile(dir, m, choice);
+  if (merged) return { repo: s.repo, files: [merged], commit: listed.commit, downloaded: 0, offline: false };
   const total = choice.files.reduce((a, f) => a + f.size, 0);
   let before = 0;
   let downloaded = 0;
@@ -101,7 +107,29 @@ export async function pull(spec: string | PullSpec, o: PullOptions): Promise<Pul
     before += f.size;
     o.onProgress?.(before, total);
   }
-  return { repo: s.repo, files: choice.files.map((f) => localPath(dir, f.path)), commit: listed.commit, downloaded, offline: false };
+  const files = o.merge && choice.files.length > 1 ? [await merge(dir, m, choice, o)] : choice.files.map((f) => localPath(dir, f.path));
+  return { repo: s.repo, files, commit: listed.commit, downloaded, offline: false };
+}
+
+/** A split model merged by an earlier pull from these very parts (by digest), if still there. */
+function mergedFile(dir: string, m: Manifest, choice: ModelChoice): string | undefined {
+  if (choice.files.length < 2) return undefined;
+  const rel = mergedPath(choice.files[0].path);
+  const out = localPath(dir, rel);
+  return m.merged?.[rel] === choice.files.map(digestOf).join(",") && existsSync(out) ? out : undefined;
+}
+
+/** Merge verified parts into one GGUF, record it, then delete the parts (the record stands for them). */
+async function merge(dir: string, m: Manifest, choice: ModelChoice, o: PullOptions): Promise<string> {
+  const rel = mergedPath(choice.files[0].path);
+  const out = localPath(dir, rel);
+  const parts = choice.files.map((f) => localPath(dir, f.path));
+  await mergeSplitGGUF(parts, out, o.onMergeProgress);
+  m.merged = { ...m.merged, [rel]: choice.files.map(digestOf).join(",") };
+  for (const f of choice.files) delete m.verified[f.path];
+  await writeManifest(dir, m);
+  for (const p of parts) await rm(p, { force: true });
+  return out;
 }
 
 /** Verified files whose digest the new listing still has stay verified across commits (an unchanged file). */
@@ -150,6 +178,8 @@ function fromCache(s: PullSpec, dir: string, m: Manifest | undefined, why: "offl
     if (e instanceof MoestreamError) throw new UsageError(e.code, `${e.message} (as listed when last online, ${how})`);
     throw e;
   }
+  const merged = mergedFile(dir, m, choice);
+  if (merged) return { repo: s.repo, files: [merged], commit: m.commit, downloaded: 0, offline: true };
   const missing = choice.files.filter((f) => !isCached(dir, m, f));
   if (missing.length) {
     const what = missing.map((f) => `${f.path}${existsSync(localPath(dir, f.path) + ".part") ? " (partly downloaded)" : ""}`).join(", ");

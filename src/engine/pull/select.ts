@@ -46,6 +46,11 @@ export function parsePullSpec(raw: string): PullSpec {
   return { repo, select: rest ? { kind: "quant", tag: rest } : { kind: "default" } };
 }
 
+/** Where a split model's parts merge to: the first part's path without its -0000N-of-0000M suffix. */
+export function mergedPath(firstPart: string): string {
+  return firstPart.replace(SPLIT, ".gguf");
+}
+
 /** The file's stem without .gguf and a split suffix: what a model's parts share. */
 function stemOf(path: string): string {
   return path.replace(SPLIT, "").replace(/\.gguf$/i, "");
