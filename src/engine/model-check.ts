@@ -20,7 +20,7 @@ export function refuseSplitGGUF(file: GGUFFile): void {
   const no = metaNumber(file, "split.no", { default: 0 });
   throw new ModelError(
     "split_gguf",
-    `${file.source.name}: part ${no + 1} of a ${count}-part split GGUF; moestream loads one file: merge the parts with llama.cpp's \`llama-gguf-split --merge FIRST_PART OUT.gguf\``,
+    `${file.source.name}: part ${no + 1} of a ${count}-part split GGUF; moestream loads one file: merge the parts (\`moestream pull REPO:QUANT --merge\`, or llama.cpp's \`llama-gguf-split --merge FIRST_PART OUT.gguf\`)`,
   );
 }
 
