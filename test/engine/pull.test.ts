@@ -12,6 +12,7 @@ import { defaultEngineConfig } from "../../src/engine/config.js";
 import { FormatError, ModelError, NetworkError, UsageError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { splitGGUF } from "../helpers/split-gguf.js";
+import { mergeSplitGGUF } from "../../src/format/gguf/split.js";
 import { llamaLogitsAll } from "../helpers/llama.js";
 import { startHubStandIn } from "../helpers/hub-server.js";
 
@@ -102,6 +103,11 @@ test("merge: the parts become one GGUF byte-identical to the file they were spli
   assert.deepEqual((await pull(`${REPO}:Q4_K_M`, o)).files, [merged], "found again without --merge");
   assert.equal(cdnGets(at).length, 0);
   assert.deepEqual((await pull(`${REPO}:Q4_K_M`, { ...o, offline: true })).files, [merged]);
+  // Parts out of order, or one missing, are refused by name, leaving nothing behind.
+  const out = join(tmp, "bad-merge.gguf");
+  await assert.rejects(mergeSplitGGUF([splitParts[1], splitParts[0]], out), (e: unknown) => e instanceof FormatError && e.code === "bad_split" && e.file === splitParts[1] && /part 2 of 2 .*expected part 1 of 2/.test(e.message));
+  await assert.rejects(mergeSplitGGUF([splitParts[0]], out), (e: unknown) => e instanceof FormatError && /part 1 of 2 .*expected part 1 of 1/.test(e.message));
+  assert.ok(!existsSync(out) && !existsSync(out + ".tmp"));
 });
 
 test("a connection cut mid-file resumes from the bytes received, with a Range request, and the file verifies", async () => {
