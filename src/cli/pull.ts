@@ -17,6 +17,13 @@ function defaultCacheDir(): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "moestream", "models");
 }
 
+/** The Hugging Face hub cache as huggingface_hub finds it: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub. */
+function hfHubCache(): string {
+  const env = process.env;
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  return join(env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "huggingface"), "hub");
+}
+
 const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v);
 
 export function registerPull(program: Command): void {
@@ -24,6 +31,7 @@ export function registerPull(program: Command): void {
     .command("pull <spec>")
     .description("download a GGUF from the Hugging Face Hub (REPO[:QUANT|FILE]) into the cache and print its local path")
     .option("--cache-dir <dir>", "where models are kept, as DIR/owner/name/FILE (default: ~/.cache/moestream/models, env MOESTREAM_CACHE_DIR; XDG_CACHE_HOME moves it)")
+    .option("--no-hf-cache", "do not link files already in the Hugging Face hub cache (default: linked when their sha256 matches; HF_HUB_CACHE, HF_HOME)")
     .option("--token <hf_...>", "access token for gated or private repos (default: env HF_TOKEN)")
     .option("--offline", "use only the cache, never the network (default: off, env HF_HUB_OFFLINE=1); without it the cache still answers when the Hub is unreachable")
     .option("--revision <rev>", "branch, tag or commit of the repo", "main")
@@ -51,7 +59,7 @@ export function registerPull(program: Command): void {
       let r;
       try {
         r = await pull(spec, {
-          cacheDir: opts.cacheDir ?? defaultCacheDir(), hubUrl: endpoint, token, revision: opts.revision, retries,
+          cacheDir: opts.cacheDir ?? defaultCacheDir(), hfCache: opts.hfCache === false ? undefined : hfHubCache(), hubUrl: endpoint, token, revision: opts.revision, retries,
           offline: opts.offline || truthy(process.env.HF_HUB_OFFLINE),
           merge: opts.merge || opts.pack,
           onProgress: (d, t) => bar.update(d, t),

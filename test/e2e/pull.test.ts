@@ -21,7 +21,7 @@ test.after(() => hub.close());
 
 /** The CLI, asynchronously: the stand-in Hub answers from this process while the child runs. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  const cacheEnv = { MOESTREAM_CACHE_DIR: join(tmp, "cache"), HF_ENDPOINT: hub.url, HF_TOKEN: "", HF_HUB_OFFLINE: "" };
+  const cacheEnv = { MOESTREAM_CACHE_DIR: join(tmp, "cache"), HF_HUB_CACHE: join(tmp, "hf-hub"), HF_ENDPOINT: hub.url, HF_TOKEN: "", HF_HUB_OFFLINE: "" };
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...cacheEnv, ...env } });
   let out = "";
   let err = "";

@@ -110,6 +110,32 @@ test("merge: the parts become one GGUF byte-identical to the file they were spli
   assert.ok(!existsSync(out) && !existsSync(out + ".tmp"));
 });
 
+test("a file in a Hugging Face hub cache with the listed sha256 is linked, not downloaded; one with another digest is not used", async () => {
+  const { createHash } = await import("node:crypto");
+  const { symlinkSync } = await import("node:fs");
+  const hf = join(tmp, "hf-hub");
+  const repoDirHf = join(hf, "models--test-org--Tiny-MoE-GGUF");
+  const put = (path: string, data: Uint8Array, blobName: string) => {
+    mkdirSync(join(repoDirHf, "blobs"), { recursive: true });
+    writeFileSync(join(repoDirHf, "blobs", blobName), data);
+    mkdirSync(dirname(join(repoDirHf, "snapshots", "c0ffee", path)), { recursive: true });
+    symlinkSync(join("..", "..", "blobs", blobName), join(repoDirHf, "snapshots", "c0ffee", path));
+  };
+  put("Tiny-MoE-Q4_K_S.gguf", A, createHash("sha256").update(A).digest("hex"));
+  put("Tiny-MoE-UD-Q8_K_XL.gguf", B.subarray(0, 1000), "0".repeat(64)); // an older upload: another digest
+  const o = opts({ hfCache: hf });
+  const at = hub.log.length;
+  const notes: string[] = [];
+  const r = await pull(`${REPO}:Q4_K_S`, { ...o, onNote: (l) => notes.push(l) });
+  assert.ok(readFileSync(r.files[0]).equals(A));
+  assert.equal(r.downloaded, 0);
+  assert.equal(cdnGets(at).length, 0);
+  assert.match(notes.join("\n"), /linked from the Hugging Face cache/);
+  const other = await pull(`${REPO}:UD-Q8_K_XL`, o);
+  assert.equal(other.downloaded, B.length);
+  assert.ok(readFileSync(other.files[0]).equals(B));
+});
+
 test("a connection cut mid-file resumes from the bytes received, with a Range request, and the file verifies", async () => {
   const at = hub.log.length;
   hub.cutAt.set("Tiny-MoE-Q4_K_S.gguf", 3_000_000);

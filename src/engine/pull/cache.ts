@@ -1,8 +1,8 @@
 // The pull cache: CACHE/owner/name/<path in repo>, beside a manifest of what the Hub listed (for offline
 // choices and their error messages) and which files were verified against their digest when downloaded.
-import { existsSync, statSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { FormatError } from "../../util/errors.js";
 import type { RepoFile } from "./select.js";
 
@@ -60,4 +60,33 @@ export function isCached(dir: string, m: Manifest | undefined, f: RepoFile): boo
   if (!m || m.verified[f.path] !== digestOf(f) || digestOf(f) === "") return false;
   const p = localPath(dir, f.path);
   return existsSync(p) && statSync(p).size === f.size;
+}
+
+/**
+ * The file in a Hugging Face hub cache (huggingface-cli, huggingface_hub, llama.cpp's -hf): a snapshot's
+ * `path` whose blob is named by the LFS sha256 the Hub lists now and has its size. The blob's name is its
+ * digest there (as huggingface_hub trusts it), so nothing is hashed again.
+ */
+export function inHfCache(hfCache: string, repo: string, f: RepoFile): string | undefined {
+  if (!f.sha256) return undefined;
+  const snapshots = join(hfCache, `models--${repo.replace("/", "--")}`, "snapshots");
+  if (!existsSync(snapshots)) return undefined;
+  for (const commit of readdirSync(snapshots)) {
+    const p = join(snapshots, commit, f.path);
+    try {
+      const real = realpathSync(p);
+      if (basename(real) === f.sha256.toLowerCase() && statSync(real).size === f.size) return real;
+    } catch {
+      // not in this snapshot
+    }
+  }
+  return undefined;
+}
+
+/** Put a link to a file already on disk where the cache keeps `dest` (a stale link or part is replaced). */
+export async function linkInto(target: string, dest: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  await rm(dest + ".link", { force: true });
+  await symlink(target, dest + ".link");
+  await rename(dest + ".link", dest);
 }

@@ -6,7 +6,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { mergeSplitGGUF } from "../../format/gguf/split.js";
 import { MoestreamError, NetworkError, UsageError } from "../../util/errors.js";
-import { digestOf, isCached, localPath, readManifest, repoDir, writeManifest, type Manifest } from "./cache.js";
+import { digestOf, inHfCache, isCached, linkInto, localPath, readManifest, repoDir, writeManifest, type Manifest } from "./cache.js";
 import { causeOf, downloadVerified } from "./download.js";
 import { mergedPath, parsePullSpec, pickModel, type ModelChoice, type PullSpec, type RepoFile } from "./select.js";
 
@@ -17,6 +17,8 @@ export const HUB_URL = "https://huggingface.co";
 export interface PullOptions {
   /** Where models are kept: CACHE/owner/name/FILE. */
   cacheDir: string;
+  /** A Hugging Face hub cache (HF_HUB_CACHE) whose verified files are linked instead of downloaded again. */
+  hfCache?: string;
   /** The Hub (or a mirror); default https://huggingface.co. */
   hubUrl?: string;
   /** An access token (hf_...) for gated and private repos. */
@@ -92,7 +94,13 @@ export async function pull(spec: string | PullSpec, o: PullOptions): Promise<Pul
   let downloaded = 0;
   for (const f of choice.files) {
     const dest = localPath(dir, f.path);
-    if (!isCached(dir, m, f)) {
+    const elsewhere = isCached(dir, m, f) || !o.hfCache ? undefined : inHfCache(o.hfCache, s.repo, f);
+    if (elsewhere) {
+      await linkInto(elsewhere, dest);
+      o.onNote?.(`${f.path}: linked from the Hugging Face cache (${elsewhere})`);
+      m.verified[f.path] = digestOf(f);
+      await writeManifest(dir, m);
+    } else if (!isCached(dir, m, f)) {
       let blob: Blob | undefined;
       await mkdir(dirname(dest), { recursive: true });
       downloaded += await downloadVerified({
