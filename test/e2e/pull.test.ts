@@ -16,7 +16,7 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const model = readFileSync(await smallVocabModel({ type: "Q4_K", seed: 11, nVocab: 8192 }));
 const REPO = "test-org/Tiny-MoE-GGUF";
-const hub = await startHubStandIn({ [REPO]: { files: { "Tiny-MoE-Q4_K_M.gguf": model, "Tiny-MoE-Q8_0.gguf": model.subarray(0, 100_000) } } });
+const hub = await startHubStandIn({ [REPO]: { files: { "Tiny-MoE-Q4_K_M.gguf": model, "Tiny-MoE-Q8_0.gguf": model.subarray(0, 100_000) }, xet: true } });
 test.after(() => hub.close());
 
 /** The CLI, asynchronously: the stand-in Hub answers from this process while the child runs. */

@@ -35,7 +35,7 @@ const files = {
   "mmproj-F16.gguf": randomBytes(4096),
 };
 const TOKEN = "hf_standin0123";
-const hub = await startHubStandIn({ [REPO]: { files }, "test-org/Gated-GGUF": { files: { "Gated-Q4_0.gguf": randomBytes(70_000) }, token: TOKEN } });
+const hub = await startHubStandIn({ [REPO]: { files, xet: true }, "test-org/Gated-GGUF": { files: { "Gated-Q4_0.gguf": randomBytes(70_000) }, token: TOKEN } });
 test.after(() => hub.close());
 
 let n = 0;
@@ -53,6 +53,8 @@ test("a quant tag picks its file case-insensitively; the bytes are the Hub's; a 
   assert.deepEqual(r.files, [join(o.cacheDir, "test-org", "Tiny-MoE-GGUF", "Tiny-MoE-Q4_K_S.gguf")]);
   assert.ok(readFileSync(r.files[0]).equals(A));
   assert.equal(r.downloaded, A.length);
+  // The size probe got the Hub's xet file info (as for most files on the Hub); the bytes came by the plain URL.
+  assert.ok(!hub.log.some((l) => l.origin === "cdn" && l.range === "bytes=0-0") && cdnGets(0).length === 1);
   assert.equal(seen.at(-1)![0], A.length);
   assert.ok(seen.every(([d, t], i) => t === A.length && (i === 0 || d >= seen[i - 1][0])), "progress rises to the file's size");
   const at = hub.log.length;

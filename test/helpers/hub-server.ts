@@ -11,6 +11,8 @@ export interface StandInRepo {
   files: Record<string, Uint8Array>;
   /** A token every request must carry (as a gated repo after its terms are accepted). */
   token?: string;
+  /** Xet-backed LFS files (most on the Hub now): a resolve asking for xet file info gets it instead of a redirect. */
+  xet?: boolean;
 }
 
 export interface Logged {
@@ -126,6 +128,15 @@ export async function startHubStandIn(repos: Record<string, StandInRepo>): Promi
       if (!isLfs(path)) {
         res.writeHead(200, { ...common, etag: `"${gitSha1(data)}"`, "content-length": String(data.length) });
         return res.end(req.method === "HEAD" ? undefined : data);
+      }
+      if (repo.xet && req.headers.accept?.includes("application/vnd.xet-fileinfo+json")) {
+        // What the Hub answers a xet-aware client; one that does not speak xet follows the plain resolve URL.
+        const hash = sha256(data); // stands in for the xet merkle hash: only a xet client would use it
+        return json(res, 200, { casUrl: `${cdnUrl}/xet`, hash, refreshUrl: `${hubUrl}/api/models/${id}/xet-read-token/${COMMIT}`, size: data.length }, {
+          "content-type": "application/vnd.xet-fileinfo+json", "x-xet-hash": hash, "x-linked-size": String(data.length), "x-linked-etag": `"${sha256(data)}"`,
+          link: `<${hubUrl}/api/models/${id}/xet-read-token/${COMMIT}>; rel="xet-auth", <${cdnUrl}/xet/reconstructions/${hash}>; rel="xet-reconstruction-info"`,
+          ...common,
+        });
       }
       res.writeHead(302, {
         ...common, location: `${cdnUrl}/blobs/${sha256(data)}?expires=9999999999`, "x-linked-etag": `"${sha256(data)}"`, "x-linked-size": String(data.length),
