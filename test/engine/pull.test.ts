@@ -35,7 +35,9 @@ const files = {
   "mmproj-F16.gguf": randomBytes(4096),
 };
 const TOKEN = "hf_standin0123";
-const hub = await startHubStandIn({ [REPO]: { files, xet: true }, "test-org/Gated-GGUF": { files: { "Gated-Q4_0.gguf": randomBytes(70_000) }, token: TOKEN } });
+const hub = await startHubStandIn({ [REPO]: { files, xet: true }, "test-org/Gated-GGUF": { files: { "Gated-Q4_0.gguf": randomBytes(70_000) }, token: TOKEN },
+  "test-org/Tiny-MoE": { files: { "README.md": new TextEncoder().encode("safetensors only\n"), "config.json": new TextEncoder().encode("{}") } },
+});
 test.after(() => hub.close());
 
 let n = 0;
@@ -213,6 +215,7 @@ test("an unknown repo or quant is a usage error that says what exists; a gated r
     return true;
   });
   await assert.rejects(pull("not a repo", opts()), (e: unknown) => e instanceof UsageError && e.code === "bad_repo");
+  await assert.rejects(pull("test-org/Tiny-MoE", opts()), (e: unknown) => e instanceof UsageError && e.code === "no_gguf" && /test-org\/Tiny-MoE has no \.gguf files/.test(e.message));
   await assert.rejects(pull("test-org/Gated-GGUF:Q4_0", opts()), (e: unknown) => e instanceof UsageError && /HTTP 401.*restricted.*--token or HF_TOKEN/.test(e.message));
   await assert.rejects(pull("test-org/Gated-GGUF:Q4_0", opts({ token: "hf_wrong" })), (e: unknown) => e instanceof UsageError && e.code === "repo_forbidden");
   const at = hub.log.length;

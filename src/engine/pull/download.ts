@@ -51,12 +51,16 @@ export async function downloadVerified(o: DownloadOptions): Promise<number> {
   let fetched = 0;
   for (let attempt = 0; have < file.size; attempt++) {
     const fh = await open(part, "a");
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     try {
-      const reader = (await o.open(have)).getReader();
+      reader = (await o.open(have)).getReader();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (have + value.byteLength > file.size) throw new FormatError("too_long", file.path, have, `the server sent more than the ${file.size} bytes the Hub lists`);
+        if (have + value.byteLength > file.size) {
+          await rm(part, { force: true });
+          throw new FormatError("too_long", file.path, have, `the server sent more than the ${file.size} bytes the Hub lists; the download was deleted`);
+        }
         await fh.write(value);
         hash.update(value);
         have += value.byteLength;
@@ -71,6 +75,8 @@ export async function downloadVerified(o: DownloadOptions): Promise<number> {
         throw new NetworkError("download_cut", `${file.path}: download stopped at byte ${have} of ${file.size} (${causeOf(e)}); run pull again to resume from there`, { cause: e });
       }
     } finally {
+      // A response given up on is cancelled, so its connection does not linger.
+      reader?.cancel().catch(() => {});
       await fh.close();
     }
   }

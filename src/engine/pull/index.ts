@@ -58,6 +58,7 @@ function unreachable(e: unknown): boolean {
 
 /** The Hub's HTTP errors as our typed ones: no such repo or no access is the user's to fix (exit 2). */
 function hubError(e: unknown, repo: string, o: PullOptions, hub: Hub): unknown {
+  if (e instanceof hub.InvalidApiResponseFormatError) return new NetworkError("hub_error", `${repo}: ${o.hubUrl ?? HUB_URL} gave an answer the Hub's client cannot read (${e.message}); a proxy in the way?`, { cause: e });
   if (!(e instanceof hub.HubApiError)) return unreachable(e) ? new NetworkError("hub_unreachable", `cannot reach ${o.hubUrl ?? HUB_URL} (${causeOf(e)})`, { cause: e }) : e;
   const msg = e.message.replace(/\. URL: .*$/, "");
   const tokenHint = o.token ? "" : "; a gated or private repo needs a token (--token or HF_TOKEN)";

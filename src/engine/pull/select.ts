@@ -87,7 +87,6 @@ function checkParts(m: ModelChoice, repo: string): void {
 
 /** "Q4_K_M (17.3 GiB), Q8_0 (30.2 GiB, 2 parts)": what a user can name. */
 export function describeChoices(models: readonly ModelChoice[]): string {
-  if (models.length === 0) return "none (the repo has no .gguf files)";
   return models
     .map((m) => {
       const bytes = m.files.reduce((a, f) => a + f.size, 0);
@@ -100,6 +99,7 @@ export function describeChoices(models: readonly ModelChoice[]): string {
 /** The model the spec names among the repo's files; a UsageError listing what there is when none or several match. */
 export function pickModel(spec: PullSpec, files: readonly RepoFile[]): ModelChoice {
   const models = groupModels(files);
+  if (models.length === 0) throw new UsageError("no_gguf", `${spec.repo} has no .gguf files (moestream runs GGUF models; look for a repo named ...-GGUF)`);
   const avail = `; available: ${describeChoices(models)}`;
   const one = (ms: ModelChoice[], what: string): ModelChoice => {
     if (ms.length > 1) throw new UsageError("ambiguous_quant", `${spec.repo}: ${what} matches ${ms.map((m) => m.files[0].path).join(", ")}; name the file instead`);
