@@ -46,7 +46,7 @@ export function registerPull(program: Command): void {
       "each file is checked against the Hub's sha256 before it is used.",
       "\nExamples:",
       "  moestream pull unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M",
-      "  moestream chat -m $(moestream pull ggml-org/gpt-oss-20b-GGUF)",
+      "  moestream chat -m $(moestream pull ggml-org/gpt-oss-20b-GGUF:MXFP4)",
       "  moestream pull unsloth/Qwen3-30B-A3B-GGUF:Qwen3-30B-A3B-Q8_0.gguf --pack",
     ].join("\n"))
     .action(async (spec: string, opts) => {
