@@ -29,7 +29,7 @@ import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
 import { autoContextSize } from "./context-size.js";
-import { checkExpertLayers, checkNoOtherTensors, checkTensors, tensorsHeld } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors, refuseSplitGGUF, tensorsHeld } from "./model-check.js";
 
 export interface LoadedModel {
   readonly path: string;
@@ -102,6 +102,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
   let reader: ExpertReader | undefined;
   let backend: Backend | undefined;
   try {
+    refuseSplitGGUF(file);
     const archName = metaString(file, "general.architecture");
     const arch = architecture(archName);
     const tokenizer = Tokenizer.fromMetadata(file.metadata);
