@@ -69,6 +69,11 @@ export interface StreamingOptions {
   ioDepth?: number;
   /** When every expert fits the budget, read the ones not yet cached in the background at idle I/O (default on). */
   fill?: boolean;
+  /**
+   * Host bytes only: a device tier above this cache (device-tier.ts) binds the records into slots of its own, so
+   * there is no binding tier here and acquireRecords() hands out the records' bytes.
+   */
+  hostOnly?: boolean;
 }
 
 export interface StreamingStats {
@@ -115,6 +120,8 @@ interface Entry {
   /** Settles when the record is read and uploaded; rejected reads leave the cache before it settles. */
   readonly ready: Promise<void>;
   weights?: ExpertWeights;
+  /** The buffer the record lands in (a slot's, or a staged read's that replaced it). */
+  bytes?: Uint8Array;
   /** The read filling this slot while it is queued or running (a hit promotes it to a demand read). */
   ticket?: IoTicket;
 }
@@ -122,7 +129,7 @@ interface Entry {
 const NONE: ReadonlySet<number> = new Set();
 
 /** The weights a record part gives the model: itself, or each part of its split as a view of its rows (offsets inside the part). */
-function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
+export function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
   if (!p.split) return [{ name: p.name, suffix: "", shape: p.shape, offset: 0, byteLength: p.byteLength }];
   const rowBytes = p.byteLength / p.shape[1]; // rows are whole blocks
   let row = 0;
@@ -214,7 +221,7 @@ export class StreamingExperts implements ExpertSource {
       for (let a = 0; a * this.slotsPerArena < this.nSlots; a++) {
         const slots = Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena);
         this.arenas.push(await this.alignedArena(slots));
-        if (this.backend.deviceWeights) this.bound.push(this.backend.allocWeights(slots * this.slotBytes));
+        if (this.backend.deviceWeights && !this.opts.hostOnly) this.bound.push(this.backend.allocWeights(slots * this.slotBytes));
       }
       await this.growStaging();
       this.ready = true;
@@ -313,6 +320,18 @@ export class StreamingExperts implements ExpertSource {
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
+    const byId = await this.acquireEntries(layer, ids);
+    return ids.map((e) => byId.get(e)!.weights!);
+  }
+
+  /** Records of `ids` in `layer` (their first recordBytes bytes), pinned as acquire() pins them until release(). */
+  async acquireRecords(layer: number, ids: readonly number[]): Promise<Uint8Array[]> {
+    const byId = await this.acquireEntries(layer, ids);
+    const n = this.reader.recordBytes(layer);
+    return ids.map((e) => byId.get(e)!.bytes!.subarray(0, n));
+  }
+
+  private async acquireEntries(layer: number, ids: readonly number[]): Promise<Map<number, Entry>> {
     const n = this.reader.expertCount(layer); // refuses a layer without experts
     for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);
     const distinct = [...new Set(ids)];
@@ -332,10 +351,7 @@ export class StreamingExperts implements ExpertSource {
     }
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
-    const result = () => {
-      const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
-      return ids.map((e) => byId.get(e)!);
-    };
+    const result = () => new Map(distinct.map((e, i) => [e, mine[i]]));
     // Every one already in memory (resident, or a warm cache): no wait to settle or account for.
     if (mine.every((en) => en.weights)) return result();
     const t0 = performance.now();
@@ -418,7 +434,7 @@ export class StreamingExperts implements ExpertSource {
         this.readLatency.add(performance.now() - t0);
       });
     }
-    const entry: Entry = { key, slot, pins, ticket, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
+    const entry: Entry = { key, slot, pins, ticket, bytes, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -433,6 +449,7 @@ export class StreamingExperts implements ExpertSource {
 
   private weightsOf(layer: number, e: number, bytes: Uint8Array, slot: number): ExpertWeights {
     const w: Record<string, Weight> = {};
+    if (this.opts.hostOnly) return w; // the device tier binds the bytes
     const arena = this.bound[Math.floor(slot / this.slotsPerArena)];
     const base = (slot % this.slotsPerArena) * this.slotBytes;
     if (arena) arena.write(base, bytes.subarray(0, this.reader.recordBytes(layer))); // the binding tier's copy
