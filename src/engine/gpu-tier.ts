@@ -6,8 +6,8 @@
 // such as lavapipe or a Mac they come out of the same RAM: give --gpu-expert-cache there).
 import type { WebGpuBackend } from "../backends/webgpu/webgpu.js";
 import { GpuExpertSlots } from "../backends/webgpu/expert-tier.js";
-import { ExpertBudgetError } from "../experts/streaming-source.js";
 import { formatBytes } from "../util/bytes.js";
+import { UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
 
 export interface GpuTierPlan {
@@ -23,7 +23,7 @@ export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "g
   const given = cfg.gpuExpertCache > 0;
   const asked = given ? Math.floor(cfg.gpuExpertCache / slotBytes) : Math.max(minSlots, Math.floor(x.hostCacheBytes / slotBytes));
   if (given && asked < minSlots) {
-    throw new ExpertBudgetError(minSlots * slotBytes, cfg.gpuExpertCache, `--gpu-expert-cache holds ${asked} slots of ${formatBytes(slotBytes)}, and one layer's active experts need ${minSlots}`);
+    throw new UsageError("expert_budget", `--gpu-expert-cache ${formatBytes(cfg.gpuExpertCache)} holds ${asked} slots of ${formatBytes(slotBytes)}, and one layer's active experts need ${minSlots}: give at least ${formatBytes(minSlots * slotBytes)}`);
   }
   const want = Math.min(totalExperts, asked);
   const what = given ? `--gpu-expert-cache ${formatBytes(cfg.gpuExpertCache)}` : "the GPU expert tier (auto)";

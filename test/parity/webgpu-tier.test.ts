@@ -3,7 +3,7 @@
 // works) and of half the experts, fed from a host cache smaller than the experts: the same greedy tokens and the
 // same logits, bit for bit. The tier's counters are checked against lookups counted here, at its acquire():
 // device hits + misses = lookups, host lookups = device misses, disk reads = host misses, bytes uploaded =
-// misses x the record size, evictions = misses beyond the slots.
+// misses x the record size, evictions = misses beyond the slots. Too small a tier is refused by name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
@@ -12,6 +12,7 @@ import { argmax } from "../helpers/greedy.js";
 import { sameBits } from "../helpers/numeric.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
+import { UsageError } from "../../src/util/errors.js";
 
 const PROMPT = "The quick brown fox";
 const STEPS = 4;
@@ -85,4 +86,11 @@ test("GPU expert tier: streamed == resident (tokens and logits bit for bit) at G
     assert.equal(s.up.bytes, s.gpu.misses * rec);
     assert.equal(s.gpu.evictions, Math.max(0, s.gpu.misses - slots), "slots fill first, then each miss evicts one");
   }
+});
+
+test("--gpu-expert-cache below one layer's top-k records is refused at load, naming the option and the least it takes", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
+  await assert.rejects(loadModel(path, defaultEngineConfig({ backend: "webgpu", gpuExpertCache: 3 * 4096 })), (e: unknown) =>
+    e instanceof UsageError && e.name === "UsageError" && /--gpu-expert-cache [\d.]+ KiB holds 0 slots of [\d.]+ KiB, and one layer's active experts need 4: give at least [\d.]+ KiB/.test(e.message));
 });
