@@ -6,6 +6,7 @@
 import type { Weight, WeightDesc } from "../backends/backend.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import { ExpertBudgetError, partViews, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
+import { SlotTable } from "./slot-table.js";
 
 /** Fixed-size slots in device memory (backends/webgpu/expert-tier.ts). */
 export interface DeviceSlots {
@@ -38,15 +39,13 @@ interface Entry {
 
 export class DeviceTier implements ExpertSource {
   readonly stats: DeviceTierStats = { hits: 0, misses: 0, evictions: 0 };
-  private readonly entries = new Map<number, Entry>();
-  private readonly pinnedEntries = new Set<Entry>();
-  private readonly freeSlots: number[] = [];
-  private nextFresh = 0;
+  private readonly table: SlotTable<Entry>;
   private readonly keyStride: number;
   private readonly totalExperts: number;
   private preloading = false;
 
-  constructor(readonly host: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, private readonly minExperts = 1) {
+  constructor(readonly host: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, minExperts = 1) {
+    this.table = new SlotTable(slots.nSlots, policy);
     const r = host.reader;
     this.keyStride = Math.max(...r.layers.map((l) => r.expertCount(l)));
     this.totalExperts = r.layers.reduce((a, l) => a + r.expertCount(l), 0);
@@ -61,7 +60,7 @@ export class DeviceTier implements ExpertSource {
     return this.slots.nSlots >= this.totalExperts;
   }
   get prefetchDepth(): number {
-    return this.entries.size < this.totalExperts ? (this.host.prefetchDepth ?? 0) : 0;
+    return this.table.entries.size < this.totalExperts ? (this.host.prefetchDepth ?? 0) : 0;
   }
 
   /** Upload every expert (the tier holds them all), through the host cache in groups it can hold. */
@@ -85,7 +84,7 @@ export class DeviceTier implements ExpertSource {
   }
 
   prefetch(layer: number, ids: readonly number[], depth?: number): void {
-    this.host.prefetch(layer, ids.filter((e) => !this.entries.has(layer * this.keyStride + e)), depth);
+    this.host.prefetch(layer, ids.filter((e) => !this.table.entries.has(layer * this.keyStride + e)), depth);
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
@@ -100,35 +99,30 @@ export class DeviceTier implements ExpertSource {
     const mine: Entry[] = [];
     const missed: { e: number; en: Entry }[] = [];
     for (const [i, key] of keys.entries()) {
-      let en = this.entries.get(key);
+      let en = this.table.entries.get(key);
       if (en) {
         this.stats.hits++;
         this.policy.touch(key);
       } else {
         this.stats.misses++;
-        en = { key, slot: this.takeSlot(key, protect), pins: 0, ready: Promise.resolve() };
-        this.entries.set(key, en);
-        this.policy.touch(key);
+        const { slot, evicted } = this.table.take(key, protect); // checkFits ran first: an unpinned entry exists
+        if (evicted) this.stats.evictions++;
+        en = { key, slot, pins: 0, ready: Promise.resolve() };
+        this.table.add(en);
         missed.push({ e: distinct[i], en });
       }
-      if (en.pins++ === 0) this.pinnedEntries.add(en);
+      this.table.pin(en);
       mine.push(en);
     }
     if (missed.length) {
       const up = this.upload(layer, missed);
       for (const m of missed) m.en.ready = up;
-      up.catch(() => {
-        for (const { en } of missed) {
-          if (this.entries.get(en.key) === en) this.entries.delete(en.key);
-          this.policy.remove(en.key);
-          this.freeSlots.push(en.slot);
-        }
-      });
+      up.catch(() => missed.forEach(({ en }) => this.table.drop(en)));
     }
     const settled = await Promise.allSettled(mine.map((en) => en.ready));
     const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (bad) {
-      for (const en of mine) this.unpin(en);
+      for (const en of mine) this.table.unpin(en);
       throw bad.reason;
     }
     const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
@@ -137,14 +131,14 @@ export class DeviceTier implements ExpertSource {
 
   release(layer: number, ids: readonly number[]): void {
     for (const e of new Set(ids)) {
-      const en = this.entries.get(layer * this.keyStride + e);
-      if (en) this.unpin(en);
+      const en = this.table.entries.get(layer * this.keyStride + e);
+      if (en) this.table.unpin(en);
     }
   }
 
   /** Experts pinned by acquires not yet released. */
   pinned(): number {
-    return this.pinnedEntries.size;
+    return this.table.pinned();
   }
 
   free(): void {
@@ -178,28 +172,9 @@ export class DeviceTier implements ExpertSource {
   }
 
   private checkFits(layer: number, keys: number[]): void {
-    const want = new Set(keys);
-    let elsewhere = 0;
-    for (const en of this.pinnedEntries) if (!want.has(en.key)) elsewhere++;
+    const elsewhere = this.table.pinned(new Set(keys));
     if (keys.length + elsewhere <= this.slots.nSlots) return;
     throw new ExpertBudgetError((keys.length + elsewhere) * this.slots.slotBytes, this.slots.nSlots * this.slots.slotBytes,
       `layer ${layer} needs ${keys.length} experts at once${elsewhere ? ` (${elsewhere} more are pinned)` : ""}, the GPU tier holds ${this.slots.nSlots} slots of ${this.slots.slotBytes} bytes`);
-  }
-
-  private takeSlot(incoming: number, protect: ReadonlySet<number>): number {
-    const free = this.freeSlots.pop();
-    if (free !== undefined) return free;
-    if (this.nextFresh < this.slots.nSlots) return this.nextFresh++;
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !protect.has(k), incoming);
-    if (victim === undefined) throw new Error("internal: no evictable GPU expert slot"); // checkFits ran first
-    const en = this.entries.get(victim)!;
-    this.entries.delete(victim);
-    this.policy.remove(victim);
-    this.stats.evictions++;
-    return en.slot;
-  }
-
-  private unpin(en: Entry): void {
-    if (en.pins > 0 && --en.pins === 0) this.pinnedEntries.delete(en);
   }
 }

@@ -7,6 +7,7 @@ import type { ExpertReader } from "./store.js";
 import type { ExpertPart } from "./pack-format.js";
 import { Staging } from "./prefetch.js";
 import { DEMAND, FILL, IoQueue, DEFAULT_IO_DEPTH, type IoTicket } from "./io-queue.js";
+import { SlotTable } from "./slot-table.js";
 
 /** Which unpinned cached expert to evict; keys are opaque numbers. */
 export interface EvictionPolicy {
@@ -159,11 +160,8 @@ export class StreamingExperts implements ExpertSource {
   /** Keys of the acquire being pinned: never evicted by it. */
   private protect: ReadonlySet<number> = NONE;
   private readonly policy: EvictionPolicy;
-  private readonly entries = new Map<number, Entry>();
-  /** Entries with pins > 0 (a few acquires' worth), so the fit check need not scan every cached expert. */
-  private readonly pinnedEntries = new Set<Entry>();
-  private readonly freeSlots: number[] = [];
-  private nextFresh = 0;
+  private readonly table: SlotTable<Entry>;
+  private readonly entries: Map<number, Entry>;
   /** Slot memory, each arena aligned as the reader asks (direct I/O); allocated by prepare(). */
   private readonly arenas: Uint8Array[] = [];
   /**
@@ -195,6 +193,8 @@ export class StreamingExperts implements ExpertSource {
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
     this.totalExperts = reader.layers.reduce((a, l) => a + reader.expertCount(l), 0);
     this.policy = opts.policy ?? new LruPolicy();
+    this.table = new SlotTable(this.nSlots, this.policy);
+    this.entries = this.table.entries;
     this.io = new IoQueue(reader, { depth: opts.ioDepth ?? DEFAULT_IO_DEPTH });
     this.depth = Math.max(1, Math.floor(opts.prefetchDepth ?? 2));
     // Buffers come from prepare(), aligned like the cache slots they swap with.
@@ -383,15 +383,11 @@ export class StreamingExperts implements ExpertSource {
 
   /** Slots held by acquires not yet released. */
   pinned(): number {
-    let n = 0;
-    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en) n++;
-    return n;
+    return this.table.pinned();
   }
 
   private checkFits(layer: number, keys: number[]): void {
-    const want = new Set(keys);
-    let pinnedElsewhere = 0;
-    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en && !want.has(en.key)) pinnedElsewhere++;
+    const pinnedElsewhere = this.table.pinned(new Set(keys));
     if (keys.length <= this.nSlots - pinnedElsewhere) return;
     const held = pinnedElsewhere > 0 ? ` (${pinnedElsewhere} more are pinned by unreleased acquires)` : "";
     throw new ExpertBudgetError((keys.length + pinnedElsewhere) * this.slotBytes, this.opts.budgetBytes,
@@ -401,7 +397,7 @@ export class StreamingExperts implements ExpertSource {
   private pin(key: number, layer: number, e: number): Entry {
     const hit = this.entries.get(key);
     if (hit) {
-      if (hit.pins++ === 0) this.pinnedEntries.add(hit);
+      this.table.pin(hit);
       this.stats.hits++;
       this.policy.touch(key);
       hit.ticket?.promote(DEMAND); // a background fill still queued: the forward waits on it now
@@ -437,13 +433,9 @@ export class StreamingExperts implements ExpertSource {
     const entry: Entry = { key, slot, pins, ticket, bytes, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
-      if (this.entries.get(key) === entry) this.entries.delete(key);
-      this.policy.remove(key);
-      this.freeSlots.push(slot);
+      this.table.drop(entry);
     });
-    this.entries.set(key, entry);
-    if (pins > 0) this.pinnedEntries.add(entry);
-    this.policy.touch(key);
+    this.table.add(entry);
     return entry;
   }
 
@@ -473,21 +465,13 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private unpin(en: Entry): void {
-    if (en.pins > 0 && --en.pins === 0) this.pinnedEntries.delete(en);
+    this.table.unpin(en);
   }
 
   private takeSlot(incoming: number): number {
-    const free = this.freeSlots.pop();
-    if (free !== undefined) return free;
-    if (this.nextFresh < this.nSlots) return this.nextFresh++;
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !this.protect.has(k), incoming);
-    // checkFits ran first, so an unpinned entry exists.
-    if (victim === undefined) throw new Error("internal: no evictable expert slot");
-    const en = this.entries.get(victim)!;
-    this.entries.delete(victim);
-    this.policy.remove(victim);
-    this.stats.evictions++;
-    return en.slot;
+    const { slot, evicted } = this.table.take(incoming, this.protect); // checkFits ran first: an unpinned entry exists
+    if (evicted) this.stats.evictions++;
+    return slot;
   }
 
   private slot(i: number): Uint8Array {
