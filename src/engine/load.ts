@@ -202,6 +202,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     // The GPU tier, sized once dense weights hold their device memory. Holding every expert, it is loaded
     // through a host cache of one layer's top-k, and the host keeps none of them.
     let gpu: GpuTierPlan | undefined;
+    if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
       gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
