@@ -57,7 +57,7 @@ export function registerRun(program: Command): void {
         process.stderr.write(formatStats(stats) + "\n");
       }
       if (opts.statsJson) {
-        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.expertSlots, reason: lm.expertIO.reason, perExpert: lm.expertIO.perExpert } }) + "\n";
+        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.expertSlots, reason: lm.expertIO.reason, perExpert: lm.expertIO.perExpert, gpu: lm.expertIO.gpu } }) + "\n";
         if (opts.statsJson === true) process.stderr.write(json);
         else writeFileSync(opts.statsJson, json);
       }

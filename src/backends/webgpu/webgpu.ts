@@ -11,6 +11,7 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { moeMatmulWgsl } from "./moe.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -406,8 +407,51 @@ export class WebGpuBackend implements Backend, ArenaHost {
     enc.clearBuffer(o.buffer);
   }
 
-  /** A MoE layer's experts in the same submission: gather, gate/up, swiglu, down, scatter-add per expert. */
+  /**
+   * A MoE layer's experts in the same submission. Experts of one layout (same part types and shapes, each record in
+   * one buffer): the slot-indexed chain, gate and up of all (expert, row) pairs per buffer, one swiglu, down per
+   * buffer, one scatter-add in pair order; otherwise gather, gate/up, swiglu, down, scatter-add per expert.
+   */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    const live = experts.filter((e) => e.rows.length > 0);
+    const pairs = live.reduce((n, e) => n + e.rows.length, 0);
+    if (live.length && pairs <= 65535 && live.every((e) => sameLayout(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
+    else this.moeEach(out, x, experts);
+  }
+  private moeSlots(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    const gate = gw(experts[0].gate, "moeFfn"), up = gw(experts[0].up, "moeFfn"), down = gw(experts[0].down, "moeFfn");
+    const { k: D, n: F } = weightDims(gate);
+    const P = experts.reduce((a, e) => a + e.rows.length, 0);
+    const ge = this.moeBuf("ge", P * F), ue = this.moeBuf("ue", P * F), ye = this.moeBuf("ye", P * D);
+    const rows = new Int32Array(P), scales = new Float32Array(P);
+    // Pairs in expert order, then row order: the scatter adds each row's experts in the order the per-expert path does.
+    const byBuffer = new Map<GPUBuffer, { e: ExpertRows; at: number }[]>();
+    let at = 0;
+    for (const e of experts) {
+      rows.set(e.rows, at);
+      scales.set(e.scales, at);
+      const b = gw(e.gate, "moeFfn").buffer;
+      byBuffer.set(b, [...(byBuffer.get(b) ?? []), { e, at }]);
+      at += e.rows.length;
+    }
+    const table = (list: { e: ExpertRows; at: number }[], part: "gate" | "up" | "down", xRow: (r: number, i: number) => number) =>
+      Uint32Array.from(list.flatMap(({ e, at }) => [...e.rows].flatMap((r, i) => [gw(e[part], "moeFfn").wordOffset, xRow(r, at + i), at + i])));
+    const run = (w: GpuWeight, buffer: GPUBuffer, tab: Uint32Array, src: GPUBuffer, dst: GpuBuf) => {
+      const { k, n } = weightDims(w);
+      const lanes = matmulLanes(k);
+      const hd = this.hostData(tab);
+      this.dispatch(`moe_matmul/${w.type}/${lanes}`, () => moeMatmulWgsl(w.quant.wgsl, lanes), [k, n, hd], [buffer, this.stageBuf, src, dst.buffer], Math.ceil(n / (64 / lanes)), tab.length / 3);
+    };
+    const xs = gbuf(x).buffer;
+    for (const [b, list] of byBuffer) {
+      run(gate, b, table(list, "gate", (r) => r), xs, ge);
+      run(up, b, table(list, "up", (r) => r), xs, ue);
+    }
+    this.swiglu(ge, ge, ue, P * F);
+    for (const [b, list] of byBuffer) run(down, b, table(list, "down", (_r, i) => i), ge.buffer, ye);
+    this.scatterAddRows(out, ye, rows, scales, D);
+  }
+  private moeEach(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     for (const e of experts) {
       const { k: D, n: F } = weightDims(e.gate);
       const n = e.rows.length;
@@ -472,6 +516,13 @@ function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
   }
   if (!entries.some((e) => e.binding === 0)) throw new Error(`webgpu kernel '${key}': no parameter block at binding 0`);
   return entries;
+}
+
+/** Same part types and shapes as `a`, and each of e's parts in the buffer of its gate (one record in one slot). */
+function sameLayout(e: ExpertRows, a: ExpertRows): boolean {
+  const parts = ["gate", "up", "down"] as const;
+  const same = (p: Weight, q: Weight) => p instanceof GpuWeight && q instanceof GpuWeight && p.type === q.type && p.shape.join() === q.shape.join();
+  return parts.every((k) => same(e[k], a[k]) && (e[k] as GpuWeight).buffer === (e.gate as GpuWeight).buffer);
 }
 
 function unsupported(op: OpName): Error {
