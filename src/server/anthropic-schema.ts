@@ -54,12 +54,23 @@ export const messagesRequestSchema = z.object({
   stop_sequences: z.array(z.string().min(1)).max(16).optional(),
   tools: z.array(tool).max(128).optional(),
   tool_choice: toolChoice.optional(),
-  // The budget is not enforced: max_tokens bounds thinking and answer together.
+  // The budget is not enforced: max_tokens bounds thinking and answer together. "adaptive" (and
+  // "between_tools") leave it to the template's default (Qwen3 thinks).
   thinking: z.discriminatedUnion("type", [
     z.object({ type: z.literal("enabled"), budget_tokens: z.number().int().min(1) }),
     z.object({ type: z.literal("disabled") }),
-  ], { message: "thinking.type must be 'enabled' or 'disabled'" }).optional(),
+    z.object({ type: z.literal("adaptive") }),
+    z.object({ type: z.literal("between_tools") }),
+  ], { message: "thinking.type must be 'enabled', 'disabled', 'adaptive' or 'between_tools'" }).optional(),
+  // Structured output; effort is advisory and ignored.
+  output_config: z.object({
+    effort: z.string().nullish(),
+    format: z.object({ type: z.literal("json_schema", { message: "output_config.format.type must be 'json_schema'" }), schema: z.record(z.string(), z.unknown()) }).nullish(),
+  }).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  // llama.cpp's extensions, as on chat completions: constrained output.
+  grammar: z.string().optional(),
+  json_schema: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;

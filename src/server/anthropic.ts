@@ -70,7 +70,10 @@ function chatBody(req: MessagesRequest): Record<string, unknown> {
     stop: req.stop_sequences?.length ? req.stop_sequences : undefined,
     tools: req.tools?.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.input_schema } })),
     tool_choice: !choice ? undefined : choice.type === "any" ? "required" : choice.type === "tool" ? { type: "function", function: { name: choice.name } } : choice.type,
-    chat_template_kwargs: req.thinking ? { enable_thinking: req.thinking.type === "enabled" } : undefined,
+    chat_template_kwargs: req.thinking?.type === "enabled" || req.thinking?.type === "disabled" ? { enable_thinking: req.thinking.type === "enabled" } : undefined,
+    response_format: req.output_config?.format ? { type: "json_schema", json_schema: { name: "output", schema: req.output_config.format.schema } } : undefined,
+    grammar: req.grammar,
+    json_schema: req.json_schema,
   };
 }
 
@@ -78,7 +81,8 @@ function chatBody(req: MessagesRequest): Record<string, unknown> {
 function renamed(e: unknown): unknown {
   if (!(e instanceof ApiError)) return e;
   const rename = (s: string) =>
-    s.replace(/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].input_schema").replace(/tool_choice\.function\.name/g, "tool_choice.name").replace(/'stop'/g, "'stop_sequences'");
+    s.replace(/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].input_schema").replace(/tool_choice\.function\.name/g, "tool_choice.name").replace(/'stop'/g, "'stop_sequences'")
+      .replace(/response_format\.json_schema\.schema/g, "output_config.format.schema").replace(/'response_format'/g, "'output_config.format'");
   return new ApiError(e.status, rename(e.message), e.param && rename(`'${e.param}'`).slice(1, -1), e.code, e.type);
 }
 

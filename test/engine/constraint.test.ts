@@ -57,6 +57,10 @@ const text = (over: Record<string, string | undefined>) => {
   return "{" + Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => `"${k}": ${x}`).join(", ") + "}";
 };
 
+const tag = (name: string, s: Record<string, unknown>) => ({ begin: `<tool_call>\n{"name": "${name}", "arguments": `, schema: s, end: "}\n</tool_call>" });
+const CALL: OutputConstraint = { type: "tagged_json", tags: [tag("f", { type: "object", properties: { a: { type: "integer" } }, required: ["a"] }), tag("g", { type: "object", properties: {} })] };
+const call = (name: string, args: string) => `<tool_call>\n{"name": "${name}", "arguments": ${args}}\n</tool_call>`;
+
 test("each supported keyword is honoured: texts pass or are masked as JSON Schema says", async () => {
   const cases: [OutputConstraint, [string, boolean][]][] = [
     [ALL, [
@@ -79,6 +83,9 @@ test("each supported keyword is honoured: texts pass or are masked as JSON Schem
     [schema({ enum: ["héllo wörld 日本語"] }), [['"héllo wörld 日本語"', true], ['"hello"', false]]],
     [{ type: "json_object" }, [["{}", true], ['{"a": [1, {"b": null}], "c": "d"}', true], ["[1]", false], ["1", false]]],
     [{ type: "grammar", grammar: 'root ::= ("yes" | "no") " sir"' }, [["yes sir", true], ["no sir", true], ["yes", false], ["maybe sir", false]]],
+    // A forced tool call: one of the tags, its JSON compact and valid against that tag's schema.
+    [CALL, [[call("f", '{"a": 1}'), true], [call("g", "{}"), true], [call("g", '{"a": 1}'), false], [call("f", '{"a": "1"}'), false], [call("f", '{"a": 1, "b": 2}'), false],
+      [call("f", '{ "a": 1}'), false], [call("h", '{"a": 1}'), false], ["x" + call("f", '{"a": 1}'), false], [call("f", '{"a": 1}') + call("g", "{}"), false]]],
   ];
   for (const [c, texts] of cases) {
     for (const [t, want] of texts) assert.equal(await passes(c, t), want, `${JSON.stringify(c).slice(0, 80)} on ${t}`);
@@ -103,6 +110,22 @@ test("the mask: special tokens never, end-of-generation only when complete, ever
   } finally {
     tc.dispose();
   }
+});
+
+test("a forced tool call may open with the vocabulary's own <tool_call> token (not special) or spell it out", async () => {
+  const tc = await TokenConstraint.create(tok, N, CALL);
+  try {
+    const m = await tc.mask(zeros);
+    const one = tok.encode("<tool_call>", { parseSpecial: true });
+    assert.equal(one.length, 1);
+    assert.equal(m[one[0]], 0);
+    assert.equal(m[tok.tokenId("<")!], 0);
+    assert.equal(m[tok.tokenId("{")!], -Infinity);
+  } finally {
+    tc.dispose();
+  }
+  await assert.rejects(checkConstraint({ type: "tagged_json", tags: [tag("f", { type: "object", properties: { u: { type: "string", format: "uri" } } })] }), (e: ConstraintError) => e.field === "tags[0].schema.properties.u.format");
+  await assert.rejects(checkConstraint({ type: "tagged_json", tags: [] }), (e: ConstraintError) => e.field === "tags");
 });
 
 test("keywords constrained decoding cannot honour are refused by path, never ignored", () => {
