@@ -8,6 +8,7 @@ import { ApiError } from "./errors.js";
 import type { OpenAIApi, PreparedRequest, RequestKind } from "./openai.js";
 import { RequestQueue } from "./queue.js";
 import { anthropicError, MessagesApi } from "./anthropic.js";
+import { ResponsesApi } from "./responses.js";
 
 /** A server-sent event: `event: NAME` when named, and its JSON data. */
 export interface SseEvent {
@@ -200,6 +201,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
     ["/v1/chat/completions", openaiEndpoint(api, "chat")],
     ["/v1/completions", openaiEndpoint(api, "text")],
     ["/v1/messages", messages.endpoint()],
+    ["/v1/responses", new ResponsesApi(api).endpoint()],
   ]);
 
   async function completion<P extends { stream: boolean }>(ep: Endpoint<P>, req: IncomingMessage, res: ServerResponse): Promise<void> {

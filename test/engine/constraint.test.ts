@@ -58,7 +58,7 @@ const text = (over: Record<string, string | undefined>) => {
 };
 
 const tag = (name: string, s: Record<string, unknown>) => ({ begin: `<tool_call>\n{"name": "${name}", "arguments": `, schema: s, end: "}\n</tool_call>" });
-const CALL: OutputConstraint = { type: "tagged_json", tags: [tag("f", { type: "object", properties: { a: { type: "integer" } }, required: ["a"] }), tag("g", { type: "object", properties: {} })] };
+const CALL: OutputConstraint = { type: "tagged_json", tags: [tag("f", { type: "object", properties: { a: { type: "integer" } }, required: ["a"] }), tag("g", { type: "object", additionalProperties: false })] };
 const call = (name: string, args: string) => `<tool_call>\n{"name": "${name}", "arguments": ${args}}\n</tool_call>`;
 
 test("each supported keyword is honoured: texts pass or are masked as JSON Schema says", async () => {
