@@ -130,11 +130,18 @@ interface VocabState {
 const COMPILED_KEPT = 8;
 const vocabs = new WeakMap<Tokenizer, Promise<VocabState>>();
 
-/** The vocabulary as XGrammar reads it: each token's bytes in byte-level form; special tokens empty (never allowed). */
+/**
+ * Bytes that never occur in UTF-8: C0 and C1 (overlong two-byte leads) and F5-FF. XGrammar's character classes
+ * read C0 A3 as "#", so a token holding one would let invalid UTF-8 into a string that the grammar counts as valid.
+ */
+const notUtf8 = (bytes: Uint8Array) => bytes.some((b) => b === 0xc0 || b === 0xc1 || b >= 0xf5);
+
+/** The vocabulary as XGrammar reads it: each token's bytes in byte-level form; special tokens and tokens that cannot be UTF-8 empty (never allowed). */
 function encodedVocab(tok: Tokenizer, nVocab: number): string[] {
   const out = new Array<string>(nVocab).fill("");
   for (let id = 0; id < Math.min(nVocab, tok.vocabSize); id++) {
-    if (!tok.isSpecial(id)) out[id] = bytesToUnicode(tok.pieceBytes(id, false));
+    const bytes = tok.isSpecial(id) ? undefined : tok.pieceBytes(id, false);
+    if (bytes && !notUtf8(bytes)) out[id] = bytesToUnicode(bytes);
   }
   return out;
 }

@@ -2,7 +2,7 @@
 // completions body (the same templating, tool-call parsing, sampling and constraints), and the generation's
 // pieces are written back as Anthropic content blocks and stream events. No HTTP here.
 import { randomBytes } from "node:crypto";
-import { ApiError, fromZod } from "./errors.js";
+import { ApiError, parseBody, renamedError } from "./errors.js";
 import type { Endpoint, SseEvent } from "./http.js";
 import type { Delta, GenerationResult, OpenAIApi, PreparedRequest } from "./openai.js";
 import type { ToolCall } from "./tools.js";
@@ -77,14 +77,11 @@ function chatBody(req: MessagesRequest): Record<string, unknown> {
   };
 }
 
-/** A chat-side field name in an error, as the Messages API names it. */
-function renamed(e: unknown): unknown {
-  if (!(e instanceof ApiError)) return e;
-  const rename = (s: string) =>
-    s.replace(/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].input_schema").replace(/tool_choice\.function\.name/g, "tool_choice.name").replace(/'stop'/g, "'stop_sequences'")
-      .replace(/response_format\.json_schema\.schema/g, "output_config.format.schema").replace(/'response_format'/g, "'output_config.format'");
-  return new ApiError(e.status, rename(e.message), e.param && rename(`'${e.param}'`).slice(1, -1), e.code, e.type);
-}
+/** Chat-side field names in errors, as the Messages API names them. */
+const NAMES: [RegExp, string][] = [
+  [/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].input_schema"], [/tool_choice\.function\.name/g, "tool_choice.name"], [/'stop'/g, "'stop_sequences'"],
+  [/response_format\.json_schema\.schema/g, "output_config.format.schema"], [/'response_format'/g, "'output_config.format'"],
+];
 
 /** An Anthropic tool_use block for a parsed call; undefined when its arguments are not a JSON object. */
 function toolUse(c: ToolCall) {
@@ -112,16 +109,14 @@ export class MessagesApi {
 
   /** Validate, translate and tokenize; an ApiError names the Messages API's field. */
   async prepare(body: unknown, countOnly = false): Promise<MessagesPrepared> {
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
     const schema = countOnly ? messagesRequestSchema.extend({ max_tokens: messagesRequestSchema.shape.max_tokens.optional() }) : messagesRequestSchema;
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw fromZod(parsed.error);
-    const req = { ...parsed.data, max_tokens: parsed.data.max_tokens ?? 1 };
+    const parsed = parseBody(schema, body);
+    const req = { ...parsed, max_tokens: parsed.max_tokens ?? 1 };
     try {
       const chat = await this.api.prepare("chat", chatBody(req));
       return { chat, id: "msg_" + randomBytes(12).toString("hex"), stream: req.stream ?? false };
     } catch (e) {
-      throw renamed(e);
+      throw renamedError(e, NAMES);
     }
   }
 
@@ -133,10 +128,7 @@ export class MessagesApi {
 
   /** The whole message of a non-streaming request. */
   async complete(p: MessagesPrepared, signal?: AbortSignal) {
-    const it = this.api.generate(p.chat, signal);
-    let r = await it.next();
-    while (!r.done) r = await it.next();
-    const res = r.value;
+    const res = await this.api.run(p.chat, signal);
     const calls = res.toolCalls.map((c) => toolUse(c) ?? { type: "text" as const, text: callText(c) });
     const nCalls = calls.filter((c) => c.type === "tool_use").length;
     const text = res.text.trim() || !calls.length ? [{ type: "text" as const, text: res.text }] : [];

@@ -39,6 +39,24 @@ function deepest(issue: Issue): Issue {
   return deepest({ ...best, path: [...issue.path, ...best.path] } as Issue);
 }
 
+/** A request body validated by `schema`: a 400 naming the field otherwise. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw fromZod(parsed.error);
+  return parsed.data;
+}
+
+/**
+ * An error of the chat pipeline as a translated API names its fields: each [pattern, replacement] is applied
+ * to the message and the param ("tools[0].function.parameters" -> "tools[0].input_schema").
+ */
+export function renamedError(e: unknown, names: [RegExp, string][]): unknown {
+  if (!(e instanceof ApiError)) return e;
+  const rename = (s: string) => names.reduce((t, [re, to]) => t.replace(re, to), s);
+  return new ApiError(e.status, rename(e.message), e.param && rename(`'${e.param}'`).slice(1, -1), e.code, e.type);
+}
+
 /** The first zod issue as a 400 naming the field. */
 export function fromZod(err: z.ZodError): ApiError {
   const issue = deepest(err.issues[0]);

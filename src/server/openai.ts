@@ -8,7 +8,7 @@ import type { HostedSession } from "../engine/hosted-session.js";
 import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
 import { checkConstraint, ConstraintError, type OutputConstraint } from "../engine/constraint.js";
-import { ApiError, fromZod } from "./errors.js";
+import { ApiError, parseBody } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
 import { StopScanner } from "./stop.js";
 import { toolCallConstraint, ToolCallSplitter, type ToolCall } from "./tools.js";
@@ -206,10 +206,7 @@ export class OpenAIApi {
 
   /** Validate and tokenize; throws ApiError (400 naming the field, 404 for another model). */
   async prepare(kind: RequestKind, body: unknown): Promise<PreparedRequest> {
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
-    const parsed = (kind === "chat" ? chatRequestSchema : completionRequestSchema).safeParse(body);
-    if (!parsed.success) throw fromZod(parsed.error);
-    const req = parsed.data;
+    const req: ChatRequest | CompletionRequest = kind === "chat" ? parseBody(chatRequestSchema, body) : parseBody(completionRequestSchema, body);
     // One model is loaded: whatever id the client names means it (as llama-server does); replies carry ours.
     const forced = kind === "chat" ? forcedTools(req as ChatRequest) : undefined;
     const chat = kind === "chat" ? this.chatPrompt(req as ChatRequest, forced !== undefined) : undefined;
@@ -319,6 +316,14 @@ export class OpenAIApi {
     } finally {
       if (signal?.aborted) this.counters.aborted++;
     }
+  }
+
+  /** Run `p` to its end: the totals (for APIs that need none of the pieces as they come). */
+  async run(p: PreparedRequest, signal?: AbortSignal): Promise<GenerationResult> {
+    const it = this.generate(p, signal);
+    let r = await it.next();
+    while (!r.done) r = await it.next();
+    return r.value;
   }
 
   /** OpenAI's logprobs object for `tokens`: chat's {content: [...]} or completions' parallel arrays. */

@@ -2,7 +2,7 @@
 // become chat messages, the generation's pieces come back as output items (reasoning, message,
 // function_call) and, streamed, as the typed events the openai client's ResponseStream assembles.
 import { randomBytes } from "node:crypto";
-import { ApiError, fromZod } from "./errors.js";
+import { parseBody, renamedError } from "./errors.js";
 import type { Endpoint, SseEvent } from "./http.js";
 import type { Delta, GenerationResult, OpenAIApi, PreparedRequest } from "./openai.js";
 import { responsesRequestSchema, type ResponsesRequest } from "./responses-schema.js";
@@ -67,14 +67,11 @@ function chatBody(req: ResponsesRequest): Record<string, unknown> {
   };
 }
 
-/** A chat-side field name in an error, as the Responses API names it. */
-function renamed(e: unknown): unknown {
-  if (!(e instanceof ApiError)) return e;
-  const rename = (s: string) =>
-    s.replace(/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].parameters").replace(/tool_choice\.function\.name/g, "tool_choice.name")
-      .replace(/response_format\.json_schema\.schema/g, "text.format.schema").replace(/'response_format'/g, "'text.format'").replace(/'max_tokens'/g, "'max_output_tokens'");
-  return new ApiError(e.status, rename(e.message), e.param && rename(`'${e.param}'`).slice(1, -1), e.code, e.type);
-}
+/** Chat-side field names in errors, as the Responses API names them. */
+const NAMES: [RegExp, string][] = [
+  [/tools\[(\d+)\]\.function\.parameters/g, "tools[$1].parameters"], [/tool_choice\.function\.name/g, "tool_choice.name"],
+  [/response_format\.json_schema\.schema/g, "text.format.schema"], [/'response_format'/g, "'text.format'"], [/'max_tokens'/g, "'max_output_tokens'"],
+];
 
 type OutputItem = Record<string, unknown> & { type: string; id: string };
 
@@ -82,15 +79,12 @@ export class ResponsesApi {
   constructor(private readonly api: OpenAIApi) {}
 
   async prepare(body: unknown): Promise<ResponsesPrepared> {
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
-    const parsed = responsesRequestSchema.safeParse(body);
-    if (!parsed.success) throw fromZod(parsed.error);
-    const req = parsed.data;
+    const req = parseBody(responsesRequestSchema, body);
     try {
       const chat = await this.api.prepare("chat", chatBody(req));
       return { chat, req, id: "resp_" + hex(), createdAt: Math.floor(Date.now() / 1000), stream: req.stream ?? false };
     } catch (e) {
-      throw renamed(e);
+      throw renamedError(e, NAMES);
     }
   }
 
@@ -120,10 +114,7 @@ export class ResponsesApi {
     res.toolCalls.map((c) => ({ type: "function_call", id: "fc_" + hex(), call_id: c.id, name: c.function.name, arguments: c.function.arguments, status: "completed" }));
 
   async complete(p: ResponsesPrepared, signal?: AbortSignal) {
-    const it = this.api.generate(p.chat, signal);
-    let r = await it.next();
-    while (!r.done) r = await it.next();
-    const res = r.value;
+    const res = await this.api.run(p.chat, signal);
     const output: OutputItem[] = [];
     if (res.reasoning) output.push(ResponsesApi.reasoningItem(res.reasoning));
     if (res.text.trim() || !res.toolCalls.length) output.push(ResponsesApi.messageItem(res.text));

@@ -79,6 +79,11 @@ test("each supported keyword is honoured: texts pass or are masked as JSON Schem
     // property's schema holds wherever it sits (an extra key may not repeat its name with another value).
     [schema({ type: "object", properties: { b: { type: "string" }, c: { type: "object", additionalProperties: false }, d: { type: "object" } } }), [
       ["{}", true], ['{"c": {}}', true], ['{"c": {"z": 1}}', false], ['{"d": {"z": [1]}}', true], ['{"b": "x", "z": 1}', false], ['{"b": "x", "b": 1}', false]]],
+    // Length-bounded strings admit no raw control character (JSON forbids them; XGrammar's own bounded-string
+    // rule let a tab through, so a tool call's argument did not parse).
+    [schema({ type: "object", properties: { s: { type: "string", maxLength: 3 }, t: { type: "string", minLength: 2 } }, required: ["s", "t"] }), [
+      ['{"s": "abc", "t": "ab"}', true], ['{"s": "", "t": "abcdef"}', true], ['{"s": "a\tb", "t": "ab"}', false], ['{"s": "abcd", "t": "ab"}', false],
+      ['{"s": "a", "t": "a"}', false], ['{"s": "a", "t": "a\u0001"}', false], ['{"s": "a", "t": "\tq"}', false]]],
     // Non-ASCII text crosses token boundaries inside characters: the vocabulary is matched byte by byte.
     [schema({ enum: ["héllo wörld 日本語"] }), [['"héllo wörld 日本語"', true], ['"hello"', false]]],
     [{ type: "json_object" }, [["{}", true], ['{"a": [1, {"b": null}], "c": "d"}', true], ["[1]", false], ["1", false]]],
@@ -103,6 +108,17 @@ test("the mask: special tokens never, end-of-generation only when complete, ever
     for (const id of allowed) assert.match(tok.decode([id]), /^\{("|\}|$)/, `token ${id} ${JSON.stringify(tok.decode([id]))}`);
     for (const id of tok.eogIds) assert.equal(m[id], -Infinity, "not complete yet");
     assert.equal(m[tok.tokenId("<|im_start|>")!], -Infinity);
+    // Tokens holding a byte UTF-8 never uses (C0 A3 would pass XGrammar's classes as "#") are never allowed.
+    const byteToken = (b: number) => [...Array(N).keys()].find((id) => { const p = tok.pieceBytes(id, false); return p.length === 1 && p[0] === b; })!;
+    const afterQuote = await TokenConstraint.create(tok, N, { type: "json_schema", schema: { type: "string" } });
+    try {
+      afterQuote.accept(tok.encode('"')[0]);
+      const inString = await afterQuote.mask(zeros);
+      for (const b of [0xc0, 0xc1, 0xf5, 0xff]) assert.equal(inString[byteToken(b)], -Infinity, `byte ${b.toString(16)}`);
+      assert.equal(inString[byteToken(0xc3)], 0, "a real two-byte lead is allowed");
+    } finally {
+      afterQuote.dispose();
+    }
     // The logits are copied, never changed.
     const logits = new Float32Array(N).fill(1);
     await tc.mask(logits);
