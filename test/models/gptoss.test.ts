@@ -73,7 +73,7 @@ test("gpt-oss decode token by token equals the batch forward; streamed with pref
   await checkStreamedDecode(path, TOKENS, 6 * 212_992, ref);
 });
 
-test("gpt-oss on the wasm backend (sinks and windows through the reference, matmuls in wasm) matches the scalar reference", async () => {
+test("gpt-oss on the wasm backend (attention with sinks and windows, the clamped SwiGLU, biases and matmuls in wasm) matches the scalar reference", async () => {
   const path = await smallVocabModel({ preset: "gpt-oss-tiny", type: "F16", seed: 11, nVocab: 8192 }); // the golden test's
   const err = relRmse(await backendLogits(path, "wasm", TOKENS), await backendLogits(path, "scalar", TOKENS));
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
