@@ -1,8 +1,8 @@
 // The inputs the gpt-oss kernel parity tests (native and wasm) hold to the scalar reference: attention with sinks
 // and a sliding window (decode and prefill, as SlidingWindowState hands them over, and wider caches than the window),
-// the clamped SwiGLU past its limits, and bias rows; `tol` as in mla-cases.ts (0: the same bits). A fast backend must
+// the clamped SwiGLU past its limits, bias rows, f16-rounding copies and the experts' scatter-add; `tol` as in mla-cases.ts (0: the same bits). A fast backend must
 // run each in its own kernel: its reference refuses the op.
-import type { AttentionParams, Backend } from "../../src/backends/backend.js";
+import type { AttentionParams, Backend, CopyParams } from "../../src/backends/backend.js";
 import { bufOf, randomValues } from "./parity.js";
 import { f32w, once, TOL_ATTN, TOL_F64, type OpCase } from "./mla-cases.js";
 
@@ -75,7 +75,38 @@ function addRowsCases(): OpCase[] {
   }));
 }
 
+/** The f16 rounding of gpt-oss's cache stores and of q before K·q (contiguous), and strided rows; past f16's range too. */
+function roundingCopyCases(): OpCase[] {
+  const cases: CopyParams[] = [
+    { rows: 1, n: 17 * 512, src: { offset: 0, stride: 0 }, dst: { offset: 3 * 512, stride: 0 }, roundF16: true },
+    { rows: 9, n: 64, src: { offset: 5, stride: 130 }, dst: { offset: 1, stride: 70 }, roundF16: true },
+  ];
+  return cases.map((p) => ({
+    op: "copy", label: `rounding ${JSON.stringify(p)}`, tol: 0,
+    async run(backend) {
+      const be = ownKernel(backend, "copy"), x = randomValues(20 * 512, "rc-x", 70_000);
+      for (let i = 0; i < x.length; i += 5) x[i] *= 1e-9; // f16 subnormals
+      const out = bufOf(be, randomValues(20 * 512, "rc-o"));
+      be.copy(out, bufOf(be, x), p);
+      return be.read(out);
+    },
+  }));
+}
+
+/** The experts' weighted scatter-add into the layer output (rows in any order, as a bucket lists its tokens). */
+function scatterAddCases(): OpCase[] {
+  return [[2880, [0]], [2880, [5, 1, 3]], [45, [2, 0]]].map(([len, rows]) => {
+    const n = len as number, r = Int32Array.from(rows as number[]);
+    // wasm sums in f64 as the reference (the same bits); native in f32 (the order moeFfn's own scatter keeps).
+    return { op: "scatterAddRows", label: `${n} x rows [${r}]`, tol: TOL_F64, async run(backend: Backend) {
+      const be = ownKernel(backend, "scatterAddRows"), out = bufOf(be, randomValues(6 * n, `sa-o-${n}`, 3));
+      be.scatterAddRows(out, bufOf(be, randomValues(r.length * n, `sa-x-${n}`)), r, randomValues(r.length, "sa-s"), n);
+      return be.read(out);
+    } };
+  });
+}
+
 /** Every case, by op. */
 export function gptossOpCases(): OpCase[] {
-  return [...attentionCases(), ...swigluOaiCases(), ...addRowsCases()];
+  return [...attentionCases(), ...swigluOaiCases(), ...addRowsCases(), ...roundingCopyCases(), ...scatterAddCases()];
 }

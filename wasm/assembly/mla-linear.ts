@@ -1,7 +1,7 @@
 // WebAssembly SIMD128 kernels of the DeepSeek (MLA), gpt-oss and Qwen3-Next / Qwen3.5 (gated DeltaNet) ops, the same
 // math as native/src/attn_ext.c, ops.c and ops_linear.c: attention with narrow V heads, f16 probabilities, sinks and
 // a sliding window, gpt-oss's clamped SwiGLU and bias rows, the gated delta rule, causal conv1d + SiLU, L2 norm,
-// gated RMSNorm, the sigmoid gate and rope from a table of angles (YaRN).
+// gated RMSNorm, the sigmoid gate, rope from a table of angles (YaRN), f16 rounding and the experts' scatter-add.
 // Pointers are offsets into the memory.
 
 /** Round to nearest even (native/src/common.h fp16_from_f32), then back: the f16 value as f32. */
@@ -234,6 +234,25 @@ export function add_rows(out: usize, bias: usize, len: i32, nRows: i32): void {
     for (; i < len; i++) {
       const p = <usize>i * 4;
       store<f32>(o + p, load<f32>(o + p) + load<f32>(bias + p));
+    }
+  }
+}
+
+/** x[0..n) rounded to f16 in place (native op_copy_rows' roundF16: an f16 cache's store, an operand's conversion). */
+export function round_f16(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + <usize>i * 4;
+    store<f32>(p, roundF16(load<f32>(p)));
+  }
+}
+
+/** out[i, :] += scales[i] · x[i, :] over n packed rows of len, in f64 then rounded to f32: the scalar reference's bits. */
+export function scale_add_rows(out: usize, x: usize, scales: usize, n: i32, len: i32): void {
+  for (let i = 0; i < n; i++) {
+    const s = <f64>load<f32>(scales + <usize>i * 4), o = out + <usize>i * len * 4, xr = x + <usize>i * len * 4;
+    for (let j = 0; j < len; j++) {
+      const p = <usize>j * 4;
+      store<f32>(o + p, <f32>(<f64>load<f32>(o + p) + s * <f64>load<f32>(xr + p)));
     }
   }
 }

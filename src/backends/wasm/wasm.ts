@@ -1,10 +1,10 @@
 // The WebAssembly SIMD128 backend: the browser path, and the CPU fallback where the native addon cannot build.
 // Weights are copied into wasm linear memories at upload (first fit over instances of at most 4 GiB each);
-// matmul, rmsNorm, rope, attention (sinks, windows), add, swiglu (and gpt-oss's clamped one) and bias rows run in
-// wasm (wasm/assembly/kernels.ts), the row copies in the fallback backend it is given (the scalar reference), whose
-// f32 buffers it shares: activations (and the KV rows attention reads) are copied in and out per call, small next
-// to the bytes the kernels stream.
-import type { AttentionParams, Backend, Buf, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
+// matmul, rmsNorm, rope, attention (sinks, windows), add, swiglu (and gpt-oss's clamped one), bias rows, the experts'
+// scatter-add and f16-rounding copies run in wasm (wasm/assembly/kernels.ts), the plain row copies in the fallback
+// backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the KV rows attention
+// reads) are copied in and out per call, small next to the bytes the kernels stream.
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
 import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
@@ -231,6 +231,28 @@ export class WasmBackend extends DelegatingBackend {
     const [po, pb] = this.stage([f32(out).subarray(0, n), { w: bias, n: rowLen }]);
     this.mem0.k.add_rows(po, pb, rowLen, nRows);
     f32(out).set(this.mem0.f32(po, n));
+  }
+
+  /** A copy rounding to f16 (an f16 cache's store, q's conversion) rounds in wasm; a plain copy stays a copy in place. */
+  override copy(out: Buf, x: Buf, p: CopyParams): void {
+    const o = f32(out), xs = f32(x), { rows, n, src, dst } = p;
+    const overrun = rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > o.length);
+    if (!p.roundF16 || rows * n === 0 || overrun) return this.ref.copy(out, x, p); // which refuses an overrun
+    const [px] = this.stage([rows * n]), staged = this.mem0.f32(px, rows * n);
+    for (let r = 0; r < rows; r++) staged.set(xs.subarray(src.offset + r * src.stride, src.offset + r * src.stride + n), r * n);
+    this.mem0.k.round_f16(px, rows * n);
+    for (let r = 0; r < rows; r++) o.set(staged.subarray(r * n, (r + 1) * n), dst.offset + r * dst.stride);
+  }
+
+  /** The rows out[rows[i]] are staged packed, summed into in wasm and put back; repeated rows (never a MoE bucket) go to the reference. */
+  override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    const o = f32(out), xs = f32(x), n = rows.length;
+    const fits = rows.every((r) => r >= 0 && (r + 1) * rowLen <= o.length) && scales.length >= n && xs.length >= n * rowLen;
+    if (n === 0 || !fits || new Set(rows).size !== n) return this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+    const [po, px, ps] = this.stage([n * rowLen, xs.subarray(0, n * rowLen), scales.subarray(0, n)]), staged = this.mem0.f32(po, n * rowLen);
+    for (let i = 0; i < n; i++) staged.set(o.subarray(rows[i] * rowLen, (rows[i] + 1) * rowLen), i * rowLen);
+    this.mem0.k.scale_add_rows(po, px, ps, n, rowLen);
+    for (let i = 0; i < n; i++) o.set(staged.subarray(i * rowLen, (i + 1) * rowLen), rows[i] * rowLen);
   }
 
   /** Stages a[0..n) and b[0..n) in scratch, runs fn(out, a, b) in place over a, copies back. */
