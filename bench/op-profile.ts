@@ -1,8 +1,9 @@
-// npm run bench -- ops [--only=ds|q35|oss]: where a decode step's time goes, per backend op, on small DeepSeek-V3-,
-// Qwen3.5- and gpt-oss-20b-shaped models (real head layouts, few layers). Each op is timed around its call (the native
-// backend runs synchronously; wasm copies in and out inside the call), during decode steps only; what a fast backend
-// hands to its scalar reference shows as "scalar:op". --only=oss then runs gpt-oss decode paired ABBA in one process
-// against the dispatch of before its kernels (attention with sinks / windows, swigluOai and addRows on the reference).
+// npm run bench -- ops [--only=ds|q35|oss|oss-wasm]: where prefill and decode time goes, per backend op, on small
+// DeepSeek-V3-, Qwen3.5- and gpt-oss-20b-shaped models (real head layouts, few layers). Each op is timed around its
+// call (the native backend runs synchronously; wasm copies in and out inside the call); what a fast backend hands to
+// its scalar reference shows as "scalar:op". The gpt-oss model (1.8 GB) only when asked: --only=oss also runs prefill
+// and decode paired ABBA in one process against the dispatch of before its kernels (attention with sinks / windows,
+// swigluOai and addRows on the reference); --only=oss-wasm profiles it on the wasm kernels.
 import { loadModel } from "../src/engine/load.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
@@ -40,9 +41,12 @@ function instrument(be: Backend, into: () => OpTimes | undefined, prefix = ""): 
   if (ref && !prefix) instrument(ref, into, "scalar:");
 }
 
-function printOps(acc: OpTimes, n: number, wall: number, unit: string): void {
-  for (const [op, a] of [...acc].sort((x, y) => y[1].ms - x[1].ms))
-    console.log(`  ${op.padEnd(22)} ${(a.ms / n).toFixed(3).padStart(8)} ms/${unit} ${((100 * a.ms) / wall).toFixed(1).padStart(5)}%  ${(a.calls / n).toFixed(0).padStart(5)} calls/${unit}`);
+/** Each op's time and calls per unit (n units), and its share of `wall` where given. */
+function printOps(acc: OpTimes, n: number, unit: string, wall?: number): void {
+  for (const [op, a] of [...acc].sort((x, y) => y[1].ms - x[1].ms)) {
+    const share = wall ? `${((100 * a.ms) / wall).toFixed(1).padStart(5)}%` : "";
+    console.log(`  ${op.padEnd(22)} ${(a.ms / n).toFixed(3).padStart(8)} ms/${unit} ${share}  ${(a.calls / n).toFixed(0).padStart(5)} calls/${unit}`);
+  }
 }
 
 /** The prompt's forward (per-op time per prompt token) and the decode steps after it (per token). */
@@ -68,9 +72,9 @@ export async function profileOps(path: string, opts: { backend?: BackendName; pr
     const total = (acc: OpTimes) => [...acc.values()].filter((_, i) => ![...acc.keys()][i].startsWith("scalar:")).reduce((a, b) => a + b.ms, 0);
     const head = `${path} (${lm.backend.name}, ${opts.threads ?? 2} threads)`;
     console.log(`${head}: prefill of ${prompt} tokens ${prefill.toFixed(0)} ms (${((prompt * 1000) / prefill).toFixed(1)} tok/s), ops ${(total(pre) / prompt).toFixed(2)} ms/prompt token`);
-    printOps(pre, prompt, prefill, "ptok");
+    printOps(pre, prompt, "ptok", prefill);
     console.log(`${head}: ${n} decode steps after ${prompt} prompt tokens, ${(wall / n).toFixed(2)} ms/token (${((n * 1000) / wall).toFixed(1)} tok/s), ops ${(total(dec) / n).toFixed(2)} ms/token`);
-    printOps(dec, n, wall, "token");
+    printOps(dec, n, "token", wall);
   } finally {
     s.free();
     await lm.close();
@@ -96,16 +100,18 @@ export async function smallModel(which: keyof typeof SMALL_MODELS): Promise<stri
 
 export async function benchOps(only?: string): Promise<void> {
   for (const which of Object.keys(SMALL_MODELS) as (keyof typeof SMALL_MODELS)[]) {
-    if (only && only !== which) continue;
+    if (only !== which && (only || which === "oss")) continue; // the gpt-oss model (1.8 GB) only when asked
     await profileOps(await smallModel(which));
-    if (which === "oss" && only === "oss") await pairedOss(await smallModel(which));
+    if (which === "oss") await pairedOss(await smallModel(which));
   }
+  if (only === "oss-wasm") await profileOssWasm();
 }
 
 /**
- * gpt-oss decode paired in one process: the backend as it stands (B) against its dispatch before the gpt-oss kernels
- * (A: attention with sinks or a window, swigluOai and addRows handed to the scalar reference), ABBA rounds over one
- * loaded model, each run a fresh cache, a prompt, then `decode` single-token forwards timed.
+ * gpt-oss paired in one process: the backend as it stands (B) against its dispatch before the gpt-oss kernels (A:
+ * attention with sinks or a window, swigluOai and addRows handed to the scalar reference), ABBA rounds over one
+ * loaded model, each run a fresh cache: the prompt's forward, then `decode` single-token forwards, both timed, and
+ * the decode steps' per-op times of each side.
  */
 async function pairedOss(path: string, opts: { backend?: BackendName; threads?: number; prompt?: number; decode?: number; rounds?: number } = {}): Promise<void> {
   const prompt = opts.prompt ?? 32, decode = opts.decode ?? 24, rounds = opts.rounds ?? 3, threads = opts.threads ?? 2;
@@ -115,36 +121,56 @@ async function pairedOss(path: string, opts: { backend?: BackendName; threads?: 
   for (const op of ["attention", "swigluOai", "addRows"]) {
     const own = be[op], ref = be.ref[op];
     be[op] = (...a: unknown[]) => {
-      const gptOssAttention = op !== "attention" || (a[4] as { sinks?: unknown; window?: number }).sinks !== undefined || (a[4] as { window?: number }).window !== undefined;
-      return before && gptOssAttention ? ref.apply(be.ref, a) : own.apply(be, a);
+      const p = a[4] as { sinks?: unknown; window?: number };
+      const gptOssOp = op !== "attention" || p.sinks !== undefined || p.window !== undefined;
+      return before && gptOssOp ? ref.apply(be.ref, a) : own.apply(be, a);
     };
   }
-  const run = async (): Promise<number> => {
+  const ops: Record<"A" | "B", OpTimes> = { A: new Map(), B: new Map() };
+  let counting: OpTimes | undefined;
+  instrument(lm.backend, () => counting);
+  const run = async (into?: OpTimes): Promise<{ prefill: number; decode: number }> => {
     const cache = lm.model.makeCache(prompt + decode + 16);
     try {
-      await lm.model.forward(Int32Array.from({ length: prompt }, (_, i) => 1000 + ((i * 7919) % 90_000)), cache, { logits: "last" });
       const t0 = performance.now();
+      await lm.model.forward(Int32Array.from({ length: prompt }, (_, i) => 1000 + ((i * 7919) % 90_000)), cache, { logits: "last" });
+      const t1 = performance.now();
+      counting = into;
       for (let i = 0; i < decode; i++) await lm.model.forward(Int32Array.of(2000 + i), cache, { logits: "last" });
-      return (decode * 1000) / (performance.now() - t0);
+      counting = undefined;
+      return { prefill: (prompt * 1000) / (t1 - t0), decode: (decode * 1000) / (performance.now() - t1) };
     } finally {
       cache.free();
     }
   };
   try {
     await run(); // warm-up
-    const tps: Record<"A" | "B", number[]> = { A: [], B: [] };
+    const tps: Record<"A" | "B", { prefill: number; decode: number }[]> = { A: [], B: [] };
     for (let r = 0; r < rounds; r++)
       for (const m of ["A", "B", "B", "A"] as const) {
         before = m === "A";
-        tps[m].push(await run());
+        tps[m].push(await run(ops[m]));
       }
     const med = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
-    const ratios = tps.B.map((b, i) => b / tps.A[i]);
-    console.log(`${path} (${lm.backend.name}, ${threads} threads), ${decode} decode steps after ${prompt} prompt tokens, ABBA x${rounds}:`);
-    console.log(`  A (scalar sinks/window attention, swigluOai, addRows): median ${med(tps.A).toFixed(2)} tok/s [${tps.A.map((v) => v.toFixed(2)).join(" ")}]`);
-    console.log(`  B (native kernels):                                     median ${med(tps.B).toFixed(2)} tok/s [${tps.B.map((v) => v.toFixed(2)).join(" ")}]`);
-    console.log(`  B/A per pair: median ${med(ratios).toFixed(3)} [${ratios.map((v) => v.toFixed(3)).join(" ")}]`);
+    const fmt = (x: number[]) => `median ${med(x).toFixed(2)} tok/s [${x.map((v) => v.toFixed(2)).join(" ")}]`;
+    console.log(`${path} (${lm.backend.name}, ${threads} threads), ${prompt} prompt tokens then ${decode} decode steps, ABBA x${rounds}:`);
+    for (const phase of ["prefill", "decode"] as const) {
+      const a = tps.A.map((x) => x[phase]), b = tps.B.map((x) => x[phase]), ratios = b.map((v, i) => v / a[i]);
+      console.log(`  ${phase} A (sinks/window attention, swigluOai, addRows on the scalar reference): ${fmt(a)}`);
+      console.log(`  ${phase} B (in the ${lm.backend.name} kernels): ${fmt(b)}`);
+      console.log(`  ${phase} B/A per pair: median ${med(ratios).toFixed(3)} [${ratios.map((v) => v.toFixed(3)).join(" ")}]`);
+    }
+    const n = 2 * rounds * decode;
+    for (const m of ["A", "B"] as const) {
+      console.log(`  decode ops, ${m}:`);
+      printOps(ops[m], n, "token");
+    }
   } finally {
     await lm.close();
   }
+}
+
+/** --only=oss-wasm: the gpt-oss profile on the wasm kernels (2 threads), few steps: its Q8_0 output head is slow on them. */
+export async function profileOssWasm(): Promise<void> {
+  await profileOps(await smallModel("oss"), { backend: "wasm", prompt: 16, decode: 4 });
 }
