@@ -76,63 +76,6 @@ MX_KERNELS(avx2, TARGET_AVX2, MX_IDOT_AVX2)
 MX_KERNELS(avx512, TARGET_AVX512, MX_IDOT_VNNI)
 #undef MX_KERNELS
 #undef MX_DOTN
-
-// 512-bit: two blocks per vector (block i in the low half, i + 1 in the high half), their codes looked up in one
-// shuffle; VNNI sums of |v| times the activations signed by v; pairs alternate between two f32 chains, a 256-bit
-// step for an odd last block. Its own order of f32 adds (the 256-bit kernels' differs), the same for NT 1 and 4.
-/** Values of blocks b and b + 1: [lo nibbles of b | hi of b | lo of b + 1 | hi of b + 1] through the table. */
-TARGET_AVX512 static inline __m512i nibble_values2(__m512i table, const block_mxfp4 *b) {
-  const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[0].qs)),
-                                            _mm_loadu_si128((const __m128i *)b[1].qs), 1);
-  const __m256i m15 = _mm256_set1_epi8(15), lo = _mm256_and_si256(q, m15), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m15);
-  const __m512i idx = _mm512_shuffle_i64x2(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                                           _MM_SHUFFLE(3, 1, 2, 0));
-  return _mm512_shuffle_epi8(table, idx);
-}
-
-#define MX_DOTN_512(NT)                                                                                              \
-  const block_mxfp4 *w = vw;                                                                                        \
-  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)kvalues_mxfp4));                    \
-  __m512 acc0[NT], acc1[NT];                                                                                        \
-  for (int u = 0; u < NT; u++) acc0[u] = acc1[u] = _mm512_setzero_ps();                                             \
-  const int nb = n / QK8_0;                                                                                         \
-  int i = 0;                                                                                                        \
-  for (; i + 2 <= nb; i += 2) {                                                                                     \
-    const __m512i v = nibble_values2(table, w + i), av = _mm512_abs_epi8(v);                                        \
-    const __mmask64 neg = _mm512_movepi8_mask(v);                                                                   \
-    const float dw0 = e8m0_half(w[i].e), dw1 = e8m0_half(w[i + 1].e);                                               \
-    for (int u = 0; u < NT; u++) {                                                                                  \
-      const block_q8_0 *xu = (const block_q8_0 *)((const uint8_t *)vx + u * xstride) + i;                           \
-      const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xu[0].qs)),   \
-                                           _mm256_loadu_si256((const __m256i *)xu[1].qs), 1);                       \
-      const __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);                                   \
-      const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), av, sx));                     \
-      const __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(xu[0].d) * dw0), _mm512_set1_ps(_cvtsh_ss(xu[1].d) * dw1)); \
-      if (i & 2) acc1[u] = _mm512_fmadd_ps(d, p, acc1[u]);                                                          \
-      else acc0[u] = _mm512_fmadd_ps(d, p, acc0[u]);                                                                \
-    }                                                                                                               \
-  }                                                                                                                 \
-  for (int u = 0; u < NT; u++) {                                                                                    \
-    float tail = 0;                                                                                                 \
-    if (i < nb) {                                                                                                   \
-      const __m256i v = nibble_values(kvalues_mxfp4, w[i].qs), av = _mm256_sign_epi8(v, v);                         \
-      const block_q8_0 *xu = (const block_q8_0 *)((const uint8_t *)vx + u * xstride) + i;                           \
-      const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xu->qs), v);                         \
-      tail = hsum_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(xu->d) * e8m0_half(w[i].e)), _mm256_cvtepi32_ps(MX_IDOT_VNNI(av, sx)))); \
-    }                                                                                                               \
-    out[u * ostride] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[u], acc1[u])) + tail;                                \
-  }
-
-TARGET_AVX512 float dot_mxfp4_avx512w(int n, const void *restrict vw, const void *restrict vx) {
-  float r, *out = &r;
-  const size_t xstride = 0, ostride = 0;
-  MX_DOTN_512(1)
-  return r;
-}
-TARGET_AVX512 void dot4_mxfp4_avx512w(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
-  MX_DOTN_512(4)
-}
-#undef MX_DOTN_512
 #endif
 
 // ---------------------------------------------------------------------------------------------------- NEON
