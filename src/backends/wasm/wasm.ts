@@ -328,15 +328,17 @@ export class WasmBackend extends DelegatingBackend {
    */
   private attentionExt(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p, vd = p.vDim ?? headDim;
-    const sinks = p.sinks === undefined || p.sinks instanceof Float32Array ? p.sinks : p.sinks.type === F32_TYPE ? floatsOf(p.sinks, nHead) : undefined;
+    // Sinks as a weight are read by stage() once scratch is placed (they may sit in the memory it grows).
+    const s = p.sinks;
+    const sinks = s === undefined ? 0 : s instanceof Float32Array ? (s.length >= nHead ? s.subarray(0, nHead) : undefined) : s.type === F32_TYPE ? { w: s, n: nHead } : undefined;
     const badWindow = p.window !== undefined && !(Number.isInteger(p.window) && p.window >= 1);
-    // What the reference refuses (vDim, a window), and sinks of another type, it runs.
-    if (!(vd >= 1 && vd <= headDim) || badWindow || (p.sinks && !(sinks && sinks.length >= nHead))) return this.ref.attention(out, q, kCache, vCache, p);
+    // What the reference refuses (vDim, a window, too few sinks), and sinks of another type, it runs.
+    if (!(vd >= 1 && vd <= headDim) || badWindow || sinks === undefined) return this.ref.attention(out, q, kCache, vCache, p);
     const nkv = (startPos + nTokens) * nHeadKv * headDim, same = kCache === vCache;
     const [pq, pk, pv, po, ps, pz] = this.stage([f32(q).subarray(0, nTokens * nHead * headDim), f32(kCache).subarray(0, nkv), same ? 0 : f32(vCache).subarray(0, nkv),
-      nTokens * nHead * vd, startPos + nTokens, sinks ? sinks.subarray(0, nHead) : 0]);
+      nTokens * nHead * vd, startPos + nTokens, sinks]);
     const k = this.mem0.k;
-    k.attention_ext(po, pq, pk, same ? pk : pv, nTokens, startPos, nHead, nHeadKv, headDim, vd, p.scale, p.f16Probs ? 1 : 0, ps, sinks ? pz : 0, p.window ?? 0);
+    k.attention_ext(po, pq, pk, same ? pk : pv, nTokens, startPos, nHead, nHeadKv, headDim, vd, p.scale, p.f16Probs ? 1 : 0, ps, s ? pz : 0, p.window ?? 0);
     f32(out).set(this.mem0.f32(po, nTokens * nHead * vd));
   }
 
