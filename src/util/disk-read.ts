@@ -1,6 +1,7 @@
 // The disk's ceiling for the engine's access pattern: whole expert records read by Node's positioned
 // fs reads, in random order, at a fixed number in flight; through the page cache or with O_DIRECT into
 // aligned buffers (as the engine reads packs). Run with UV_THREADPOOL_SIZE >= the reads in flight.
+// The streaming benches and doctor's disk probe both measure with it.
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 
