@@ -41,7 +41,7 @@ export function registerBench(program: Command): void {
       const prompt = Array.from({ length: nPrompt }, (_, i) => (1 + i * 7919) % vocab);
       const pp: number[] = [];
       const tg: number[] = [];
-      const forecasts: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number }[] = [];
+      const forecasts: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number; hitRate: number; diskMiBPerToken: number; measured: { hitRate: number; diskMiBPerToken: number; ioWaitMsPerToken: number } }[] = [];
       // Probed between runs, and each run's forecast from the probes on both sides of it: forecast and measurement
       // share the machine's load. 128 MiB, well past any L3.
       const probeNow = () => probeMachine(source!, cfg, lm.expertIO.mode === "stream", { memProbeBytes: 128 * 2 ** 20, diskProbeBytes: 96 * 2 ** 20 });
@@ -59,7 +59,13 @@ export function registerBench(program: Command): void {
           const memGBps = mean(before.memory!.gbps, after.memory!.gbps)!;
           const diskGBps = mean(before.disk?.gbps, after.disk?.gbps);
           const f = forecastFor(source, lm.expertIO, before, { memGBps, diskGBps });
-          forecasts.push({ tokPerSec: f.decode.mid, low: f.decode.low, high: f.decode.high, memGBps, ...(diskGBps !== undefined ? { diskGBps } : {}) });
+          const d = st.experts.decode;
+          const perToken = (x: number) => x / Math.max(1, nGen);
+          forecasts.push({
+            tokPerSec: f.decode.mid, low: f.decode.low, high: f.decode.high, memGBps, ...(diskGBps !== undefined ? { diskGBps } : {}),
+            hitRate: f.hitRate.mid, diskMiBPerToken: f.diskBytesPerToken.mid / 2 ** 20,
+            measured: { hitRate: d.hits / Math.max(1, d.hits + d.misses), diskMiBPerToken: perToken(d.bytesRead + d.prefetchBytes) / 2 ** 20, ioWaitMsPerToken: perToken(d.ioWaitMs) },
+          });
           before = after;
         }
       }

@@ -119,7 +119,9 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
   let disk: DiskProbe | undefined;
   const recordBytes = m.shape.slotBytes;
   if (opts.diskGBps === undefined && recordBytes > 0 && needDisk) {
-    const inFlight = cfg.ioDepth || Number(process.env.UV_THREADPOOL_SIZE) || 4;
+    // A MoE layer's missing experts are read together (its k experts at most, with prefetch's reads beside them),
+    // within the engine's I/O depth (the CLI sets it from the launcher's libuv pool, 16; 4 is libuv's default).
+    const inFlight = Math.min(cfg.ioDepth || 4, Math.max(1, m.shape.info.nExpertUsed));
     const probeBytes = opts.diskProbeBytes ?? 192 * 2 ** 20;
     if (m.kind === "url") {
       const scratch = await scratchFile(opts.probeDir ?? ".", Math.max(probeBytes, 4 * recordBytes));
