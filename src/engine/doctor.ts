@@ -137,9 +137,7 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
 
 /** The forecast for a decision (the engine's, or doctor's plan) under a probe. */
 export function forecastFor(m: ModelSource, decision: Pick<ExpertIODecision, "mode" | "cacheBytes">, probe: MachineProbe, opts: DoctorOptions = {}): Forecast {
-  const f = forecastDecode({ shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps });
-  if (f.mode === "stream" && m.kind === "pack") f.advice.pop(); // already packed
-  return f;
+  return forecastDecode({ shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps, packed: m.kind === "pack" });
 }
 
 export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {

@@ -69,9 +69,11 @@ export interface ForecastInputs {
   memGBps: number;
   /** Disk probe at record size (needed when streaming). */
   diskGBps?: number;
+  /** The experts come from a pack already (no advice to pack). */
+  packed?: boolean;
 }
 
-export function forecastDecode({ shape, decision, memGBps, diskGBps }: ForecastInputs): Forecast {
+export function forecastDecode({ shape, decision, memGBps, diskGBps, packed }: ForecastInputs): Forecast {
   const C = CALIBRATION;
   const mem = memGBps * 1e9;
   let computeBytes = 0; // bytes-equivalent at the probed rate
@@ -106,7 +108,8 @@ export function forecastDecode({ shape, decision, memGBps, diskGBps }: ForecastI
   const diskMs = (d.mid / (diskGBps * 1e9)) * 1000;
   if (diskMs > compute + fixed) advice.push(`disk-bound: ${(d.mid / 2 ** 20).toFixed(0)} MiB read per token at ${diskGBps.toFixed(2)} GB/s; more memory (a larger expert cache), a faster SSD or a lower-bit quant (smaller records) would help`);
   else advice.push(`compute-bound while streaming: the cache already holds most of what a token needs`);
-  advice.push("`moestream pack` the GGUF: packed records are read with O_DIRECT in one read each");
+  advice.push(`with every expert resident (memory for all of them): ${(1000 / (compute + fixed)).toFixed(1)} tok/s`);
+  if (!packed) advice.push("`moestream pack` the GGUF: packed records are read with O_DIRECT in one read each");
   return {
     mode: "stream", bytesPerToken, cacheMultiple: multiple, hitRate: h, diskBytesPerToken: d,
     ms: { compute, fixed, disk: diskMs }, decode: { low: tps(d.high), mid: tps(d.mid), high: tps(d.low) }, advice,
