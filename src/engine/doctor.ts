@@ -97,7 +97,8 @@ export async function readModelSource(target: string): Promise<ModelSource> {
     const shape = modelShape(file, packed ? await packLayers(target) : undefined);
     Tokenizer.fromMetadata(file.metadata); // the engine holds it when it plans: so does this process
     return {
-      kind: remote ? "url" : packed ? "pack" : "gguf", path: target, fileBytes: src.size, shape, heldBytes: process.memoryUsage.rss(),
+      // A pack: its dense.gguf and the layer files' records.
+      kind: remote ? "url" : packed ? "pack" : "gguf", path: target, fileBytes: src.size + (packed ? shape.expertBytes : 0), shape, heldBytes: process.memoryUsage.rss(),
       expertFiles: remote ? [] : packed ? shape.layers.map((l) => join(target, layerFileName(l.layer))) : [target],
       ...(src instanceof HttpRangeSource ? { headerBytesFetched: src.fetchedBytes } : {}),
     };

@@ -6,11 +6,12 @@ import type { ExpertIODecision } from "./expert-io.js";
 import type { ModelShape } from "./model-shape.js";
 
 /**
- * The factors, calibrated once on models that are not the ones the forecast was checked on (README "doctor").
+ * The factors, calibrated once on models that are not the ones the forecast is checked on (README "doctor").
  * memEfficiency: decode matvec GB/s over the memory probe's GB/s on memory-bound types (`bench kernels`, 2 threads:
  * Q4_K_R8 33-38 and Q8_0_R8 33-35 GB/s against 44-50 GB/s read: ~0.75). layerBytes / tokenBytes: the rest of a decode
- * step (norms, attention, routing, thread hand-offs, logits and sampling), fitted on the tiny Q8_0 and olmoe-tiny
- * Q4_K models and expressed as bytes read at the probed bandwidth.
+ * step (norms, attention, routing, thread hand-offs, logits and sampling) as bytes read at the probed bandwidth: the
+ * median residual of 8 paired runs each of tiny Q8_0 (4 layers, 59 MB) and olmoe-tiny Q4_K (3 layers, 47 MB), on the
+ * shared 2-core VM at load average 15-21, so they carry that machine's contention (a quiet machine pays less).
  */
 export const CALIBRATION = {
   memEfficiency: 0.75,

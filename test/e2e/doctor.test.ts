@@ -2,7 +2,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
@@ -14,7 +13,7 @@ const model = () => smallVocabModel({ preset: "mixtral-tiny", type: "Q8_0", seed
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, "doctor", ...args], { encoding: "utf8" });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  return { code: r.status, out: r.stdout, err: `${r.stderr}${r.signal ? ` (killed by ${r.signal})` : ""}` };
 }
 
 test("doctor --json: resident, the engine's cache, a positive forecast; the text form says the same", async () => {
@@ -58,15 +57,12 @@ test("doctor streamed: the engine's slots, a hit-rate range and disk bytes per t
   assert.ok(f.diskBytesPerToken.mid > 0 && f.decode.low <= f.decode.mid && j.probe.disk.reads > 0);
 });
 
-test("doctor: a model that cannot fit says why (exit 0); a missing file exits 2, a bad one 3", () => {
+test("doctor: a missing file exits 2, a file that is not GGUF 3", () => {
   const small = cli("--json", "--mem-budget", "16M", "--expert-io", "stream", join(import.meta.dirname, "..", "..", "package.json"));
   assert.equal(small.code, 3, small.err); // package.json is not a GGUF
   const missing = cli(join(tmpdir(), "doctor-missing.gguf"));
   assert.equal(missing.code, 2);
   assert.match(missing.err, /model file not found/);
-  const junk = join(tmpdir(), `doctor-e2e-junk-${process.pid}.gguf`);
-  writeFileSync(junk, "GGUF but not really");
-  assert.equal(cli(junk).code, 3);
 });
 
 test("doctor: too little memory is a verdict, not an error", async () => {
