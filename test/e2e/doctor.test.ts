@@ -73,3 +73,14 @@ test("doctor: too little memory is a verdict, not an error", async () => {
   assert.match(j.whyNot, /cannot run in this memory|more than the memory budget/);
   assert.equal(j.forecast, undefined);
 });
+
+test("bench --forecast: doctor's forecast beside each run, from probes on both sides of it", async () => {
+  const r = spawnSync(process.execPath, [BIN, "bench", "-m", await model(), "-p", "4", "-n", "4", "-r", "2", "--forecast", "--json"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.forecast.tg.length, j.tg.tokPerSec.length);
+  for (const f of j.forecast.tg) {
+    assert.ok(f.tokPerSec > 0 && f.low <= f.tokPerSec && f.tokPerSec <= f.high && f.memGBps > 0, JSON.stringify(f));
+    assert.equal(f.measured.hitRate, 1); // resident: every expert is a hit
+  }
+});
