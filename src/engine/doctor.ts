@@ -145,8 +145,9 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
   const m = await readModelSource(target);
   const { shape } = m;
   const recordBytes = shape.slotBytes;
-  // The same backend choice as the engine's: wasm (and a GPU) keep a second copy of each cached expert.
-  const copies = cfg.backend === "wasm" || cfg.backend === "webgpu" || (cfg.backend === "auto" && !nativeAvailable()) ? 2 : 1;
+  // The same backend choice as the engine's: wasm keeps a second host copy of each cached expert (a GPU tier's is
+  // device memory, outside this budget).
+  const copies = cfg.backend === "wasm" || (cfg.backend === "auto" && !nativeAvailable()) ? 2 : 1;
   let plan: MemoryPlan | undefined;
   let whyNot: string | undefined;
   try {

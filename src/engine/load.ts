@@ -20,7 +20,6 @@ import { parsePolicySpec, policyByName, readerPolicyContext } from "../experts/p
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import { architecture, type Model } from "../models/registry.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
-import { formatBytes } from "../util/bytes.js";
 import { FormatError, ModelError, UsageError, namingFile } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
 import type { ExpertIODecision } from "./expert-io.js";
