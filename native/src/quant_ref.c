@@ -1,0 +1,670 @@
+// Weight quantisers for the model generator: C ports of ggml's reference row quantisers (ggml-quants.c, MIT):
+// quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0,q2_K,q3_K,q4_K,q5_K,q6_K}_ref with their helpers (make_qx_quants,
+// make_q3_quants, make_qkx2_quants), statement for statement, so the bytes match ggml's and the JS quantisers
+// (src/quant/*) exactly. Bit-exactness needs every f32 operation rounded as written: binding.gyp builds this file
+// alone with -ffp-contract=off (no fused multiply-add), and nothing here may be reassociated (no -ffast-math).
+#include "quant_ref.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "common.h"
+#include "pool.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define GROUP_MAX_EPS 1e-15f
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define QK4_0 32
+#define QK5_0 32
+
+// The block layouts not in common.h (ggml-common.h), packed: blocks sit at any byte offset of a JS buffer.
+typedef struct __attribute__((packed)) { uint16_t d; uint8_t qs[16]; } block_q4_0;
+typedef struct __attribute__((packed)) { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct __attribute__((packed)) { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;
+typedef struct __attribute__((packed)) { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1;
+typedef struct __attribute__((packed)) { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } block_q2_K;
+typedef struct __attribute__((packed)) { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } block_q3_K;
+typedef struct __attribute__((packed)) { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K;
+_Static_assert(sizeof(block_q2_K) == 84 && sizeof(block_q3_K) == 110 && sizeof(block_q5_K) == 176, "K block sizes");
+_Static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 && sizeof(block_q5_1) == 24,
+               "legacy block sizes");
+
+static void q4_0_ref(const float *restrict x, block_q4_0 *restrict y, int64_t k) {
+  const int qk = QK4_0, nb = (int)(k / qk);
+  for (int i = 0; i < nb; i++) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < qk; j++) {
+      const float v = x[i * qk + j];
+      if (amax < fabsf(v)) {
+        amax = fabsf(v);
+        max = v;
+      }
+    }
+    const float d = max / -8;
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp16_from_f32(d);
+    for (int j = 0; j < qk / 2; ++j) {
+      const float x0 = x[i * qk + 0 + j] * id;
+      const float x1 = x[i * qk + qk / 2 + j] * id;
+      const uint8_t xi0 = MIN(15, (int8_t)(x0 + 8.5f));
+      const uint8_t xi1 = MIN(15, (int8_t)(x1 + 8.5f));
+      y[i].qs[j] = xi0;
+      y[i].qs[j] |= xi1 << 4;
+    }
+  }
+}
+
+static void q4_1_ref(const float *restrict x, block_q4_1 *restrict y, int64_t k) {
+  const int qk = QK4_0, nb = (int)(k / qk);
+  for (int i = 0; i < nb; i++) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < qk; j++) {
+      const float v = x[i * qk + j];
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const float d = (max - min) / ((1 << 4) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp16_from_f32(d);
+    y[i].m = fp16_from_f32(min);
+    for (int j = 0; j < qk / 2; ++j) {
+      const float x0 = (x[i * qk + 0 + j] - min) * id;
+      const float x1 = (x[i * qk + qk / 2 + j] - min) * id;
+      const uint8_t xi0 = MIN(15, (int8_t)(x0 + 0.5f));
+      const uint8_t xi1 = MIN(15, (int8_t)(x1 + 0.5f));
+      y[i].qs[j] = xi0;
+      y[i].qs[j] |= xi1 << 4;
+    }
+  }
+}
+
+static void q5_0_ref(const float *restrict x, block_q5_0 *restrict y, int64_t k) {
+  const int qk = QK5_0, nb = (int)(k / qk);
+  for (int i = 0; i < nb; i++) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < qk; j++) {
+      const float v = x[i * qk + j];
+      if (amax < fabsf(v)) {
+        amax = fabsf(v);
+        max = v;
+      }
+    }
+    const float d = max / -16;
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp16_from_f32(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < qk / 2; ++j) {
+      const float x0 = x[i * qk + 0 + j] * id;
+      const float x1 = x[i * qk + qk / 2 + j] * id;
+      const uint8_t xi0 = MIN(31, (int8_t)(x0 + 16.5f));
+      const uint8_t xi1 = MIN(31, (int8_t)(x1 + 16.5f));
+      y[i].qs[j] = (xi0 & 0x0F) | ((xi1 & 0x0F) << 4);
+      qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+      qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+    }
+    memcpy(&y[i].qh, &qh, sizeof qh);
+  }
+}
+
+static void q5_1_ref(const float *restrict x, block_q5_1 *restrict y, int64_t k) {
+  const int qk = QK5_0, nb = (int)(k / qk);
+  for (int i = 0; i < nb; i++) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < qk; j++) {
+      const float v = x[i * qk + j];
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const float d = (max - min) / ((1 << 5) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp16_from_f32(d);
+    y[i].m = fp16_from_f32(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < qk / 2; ++j) {
+      const float x0 = (x[i * qk + 0 + j] - min) * id;
+      const float x1 = (x[i * qk + qk / 2 + j] - min) * id;
+      const uint8_t xi0 = (uint8_t)(x0 + 0.5f);
+      const uint8_t xi1 = (uint8_t)(x1 + 0.5f);
+      y[i].qs[j] = (xi0 & 0x0F) | ((xi1 & 0x0F) << 4);
+      qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+      qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+    }
+    memcpy(&y[i].qh, &qh, sizeof qh);
+  }
+}
+
+static void q8_0_ref(const float *restrict x, block_q8_0 *restrict y, int64_t k) {
+  const int nb = (int)(k / QK8_0);
+  for (int i = 0; i < nb; i++) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_0; j++) amax = MAX(amax, fabsf(x[i * QK8_0 + j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp16_from_f32(d);
+    for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = (int8_t)roundf(x[i * QK8_0 + j] * id);
+  }
+}
+
+static float make_qx_quants(int n, int nmax, const float *restrict x, int8_t *restrict L, int rmse_type, const float *restrict qw) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    float ax = fabsf(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  if (rmse_type == 0) {
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * x[i]);
+      L[i] = nmax + MAX(-nmax, MIN(nmax - 1, l));
+    }
+    return 1 / iscale;
+  }
+  bool return_early = false;
+  if (rmse_type < 0) {
+    rmse_type = -rmse_type;
+    return_early = true;
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = MAX(-nmax, MIN(nmax - 1, l));
+    L[i] = l + nmax;
+    float w = qw ? qw[i] : rmse_type == 1 ? x[i] * x[i] : rmse_type == 2 ? 1 : rmse_type == 3 ? fabsf(x[i]) : sqrtf(fabsf(x[i]));
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 ? sumlx / suml2 : 0.0f;
+  if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * x[i]);
+      l = MAX(-nmax, MIN(nmax - 1, l));
+      float w = qw ? qw[i] : rmse_type == 1 ? x[i] * x[i] : rmse_type == 2 ? 1 : rmse_type == 3 ? fabsf(x[i]) : sqrtf(fabsf(x[i]));
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        L[i] = nmax + MAX(-nmax, MIN(nmax - 1, l));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+static float make_q3_quants(int n, int nmax, const float *restrict x, int8_t *restrict L, bool do_rmse) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    float ax = fabsf(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  if (do_rmse) {
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * x[i]);
+      l = MAX(-nmax, MIN(nmax - 1, l));
+      L[i] = l;
+      float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    for (int itry = 0; itry < 5; ++itry) {
+      int n_changed = 0;
+      for (int i = 0; i < n; ++i) {
+        float w = x[i] * x[i];
+        float slx = sumlx - w * x[i] * L[i];
+        if (slx > 0) {
+          float sl2 = suml2 - w * L[i] * L[i];
+          int new_l = nearest_int(x[i] * sl2 / slx);
+          new_l = MAX(-nmax, MIN(nmax - 1, new_l));
+          if (new_l != L[i]) {
+            slx += w * x[i] * new_l;
+            sl2 += w * new_l * new_l;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+              L[i] = new_l;
+              sumlx = slx;
+              suml2 = sl2;
+              ++n_changed;
+            }
+          }
+        }
+      }
+      if (!n_changed) break;
+    }
+    for (int i = 0; i < n; ++i) L[i] += nmax;
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+  }
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = MAX(-nmax, MIN(nmax - 1, l));
+    L[i] = l + nmax;
+  }
+  return 1 / iscale;
+}
+
+static float make_qkx2_quants(int n, int nmax, const float *restrict x, const float *restrict weights, uint8_t *restrict L,
+                              float *restrict the_min, uint8_t *restrict Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * (x[i] - min));
+    L[i] = MAX(0, MIN(nmax, l));
+    float diff = scale * L[i] + min - x[i];
+    diff = use_mad ? fabsf(diff) : diff * diff;
+    float w = weights[i];
+    best_error += w * diff;
+  }
+  if (nstep < 1) {
+    *the_min = -min;
+    return scale;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * (x[i] - min));
+      l = MAX(0, MIN(nmax, l));
+      Laux[i] = l;
+      float w = weights[i];
+      sum_l += w * l;
+      sum_l2 += w * l * l;
+      sum_xl += w * l * x[i];
+    }
+    float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * Laux[i] + this_min - x[i];
+        diff = use_mad ? fabsf(diff) : diff * diff;
+        float w = weights[i];
+        cur_error += w * diff;
+      }
+      if (cur_error < best_error) {
+        for (int i = 0; i < n; ++i) L[i] = Laux[i];
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+static inline void get_scale_min_k4(int j, const uint8_t *restrict q, uint8_t *restrict d, uint8_t *restrict m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+static void q2_K_ref(const float *restrict x, block_q2_K *restrict y, int64_t k) {
+  const int nb = (int)(k / QK_K);
+  uint8_t L[QK_K], Laux[16];
+  float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+  const float q4scale = 15.f;
+  for (int i = 0; i < nb; i++) {
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      float scale = scales[j];
+      if (scale > max_scale) max_scale = scale;
+      float min = mins[j];
+      if (min > max_min) max_min = min;
+    }
+    if (max_scale > 0) {
+      float iscale = q4scale / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        int l = nearest_int(iscale * scales[j]);
+        y[i].scales[j] = l;
+      }
+      y[i].d = fp16_from_f32(max_scale / q4scale);
+    } else {
+      for (int j = 0; j < QK_K / 16; ++j) y[i].scales[j] = 0;
+      y[i].d = fp16_from_f32(0.f);
+    }
+    if (max_min > 0) {
+      float iscale = q4scale / max_min;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        int l = nearest_int(iscale * mins[j]);
+        y[i].scales[j] |= (l << 4);
+      }
+      y[i].dmin = fp16_from_f32(max_min / q4scale);
+    } else {
+      y[i].dmin = fp16_from_f32(0.f);
+    }
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float d = fp16_to_f32(y[i].d) * (y[i].scales[j] & 0xF);
+      if (!d) continue;
+      const float dm = fp16_to_f32(y[i].dmin) * (y[i].scales[j] >> 4);
+      for (int ii = 0; ii < 16; ++ii) {
+        int l = nearest_int((x[16 * j + ii] + dm) / d);
+        l = MAX(0, MIN(3, l));
+        L[16 * j + ii] = l;
+      }
+    }
+    for (int j = 0; j < QK_K; j += 128) {
+      for (int l = 0; l < 32; ++l) y[i].qs[j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
+    }
+    x += QK_K;
+  }
+}
+
+static void q3_K_ref(const float *restrict x, block_q3_K *restrict y, int64_t k) {
+  const int nb = (int)(k / QK_K);
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int i = 0; i < nb; i++) {
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
+      float scale = fabsf(scales[j]);
+      if (scale > amax) {
+        amax = scale;
+        max_scale = scales[j];
+      }
+    }
+    memset(y[i].scales, 0, 12);
+    if (max_scale) {
+      float iscale = -32.f / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        int8_t l = nearest_int(iscale * scales[j]);
+        l = MAX(-32, MIN(31, l)) + 32;
+        if (j < 8) {
+          y[i].scales[j] = l & 0xF;
+        } else {
+          y[i].scales[j - 8] |= ((l & 0xF) << 4);
+        }
+        l >>= 4;
+        y[i].scales[j % 4 + 8] |= (l << (2 * (j / 4)));
+      }
+      y[i].d = fp16_from_f32(1 / iscale);
+    } else {
+      y[i].d = fp16_from_f32(0.f);
+    }
+    int8_t sc;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      sc = j < 8 ? y[i].scales[j] & 0xF : y[i].scales[j - 8] >> 4;
+      sc = (sc | (((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      float d = fp16_to_f32(y[i].d) * sc;
+      if (!d) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        int l = nearest_int(x[16 * j + ii] / d);
+        l = MAX(-4, MIN(3, l));
+        L[16 * j + ii] = l + 4;
+      }
+    }
+    memset(y[i].hmask, 0, QK_K / 8);
+    // The high bit of quants 0-31 goes to bit 0 of hmask[0..31], of 32-63 to bit 1, and so on.
+    int m = 0;
+    uint8_t hm = 1;
+    for (int j = 0; j < QK_K; ++j) {
+      if (L[j] > 3) {
+        y[i].hmask[m] |= hm;
+        L[j] -= 4;
+      }
+      if (++m == QK_K / 8) {
+        m = 0;
+        hm <<= 1;
+      }
+    }
+    for (int j = 0; j < QK_K; j += 128) {
+      for (int l = 0; l < 32; ++l) y[i].qs[j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
+    }
+    x += QK_K;
+  }
+}
+
+/** Q4_K (nmax 15, 20 trial scales from rmin -1) and Q5_K (nmax 31, 15 from -0.5) share everything up to packing. */
+static void k_scale_min_quants(const float *restrict x, uint8_t *restrict L, uint16_t *d_out, uint16_t *dmin_out, uint8_t *restrict sc12,
+                               int nmax, float rmin, int nstep) {
+  uint8_t Laux[32];
+  float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    float av_x = sqrtf(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
+    float scale = scales[j];
+    if (scale > max_scale) max_scale = scale;
+    float min = mins[j];
+    if (min > max_min) max_min = min;
+  }
+  float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    uint8_t ls = nearest_int(inv_scale * scales[j]);
+    uint8_t lm = nearest_int(inv_min * mins[j]);
+    ls = MIN(63, ls);
+    lm = MIN(63, lm);
+    if (j < 4) {
+      sc12[j] = ls;
+      sc12[j + 4] = lm;
+    } else {
+      sc12[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+      sc12[j - 4] |= ((ls >> 4) << 6);
+      sc12[j - 0] |= ((lm >> 4) << 6);
+    }
+  }
+  const uint16_t dh = fp16_from_f32(max_scale / 63.f), dminh = fp16_from_f32(max_min / 63.f);
+  *d_out = dh;
+  *dmin_out = dminh;
+  uint8_t sc, m;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    get_scale_min_k4(j, sc12, &sc, &m);
+    const float d = fp16_to_f32(dh) * sc;
+    if (!d) continue;
+    const float dm = fp16_to_f32(dminh) * m;
+    for (int ii = 0; ii < 32; ++ii) {
+      int l = nearest_int((x[32 * j + ii] + dm) / d);
+      l = MAX(0, MIN(nmax, l));
+      L[32 * j + ii] = l;
+    }
+  }
+}
+
+static void q4_K_ref(const float *restrict x, block_q4_K *restrict y, int64_t k) {
+  const int nb = (int)(k / QK_K);
+  uint8_t L[QK_K];
+  for (int i = 0; i < nb; i++) {
+    uint16_t d, dmin;
+    k_scale_min_quants(x, L, &d, &dmin, y[i].scales, 15, -1.f, 20);
+    y[i].d = d;
+    y[i].dmin = dmin;
+    uint8_t *q = y[i].qs;
+    for (int j = 0; j < QK_K; j += 64) {
+      for (int l = 0; l < 32; ++l) q[l] = L[j + l] | (L[j + l + 32] << 4);
+      q += 32;
+    }
+    x += QK_K;
+  }
+}
+
+static void q5_K_ref(const float *restrict x, block_q5_K *restrict y, int64_t k) {
+  const int nb = (int)(k / QK_K);
+  uint8_t L[QK_K];
+  for (int i = 0; i < nb; i++) {
+    uint16_t d, dmin;
+    k_scale_min_quants(x, L, &d, &dmin, y[i].scales, 31, -0.5f, 15);
+    y[i].d = d;
+    y[i].dmin = dmin;
+    uint8_t *restrict qh = y[i].qh, *restrict ql = y[i].qs;
+    memset(qh, 0, QK_K / 8);
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < QK_K; n += 64) {
+      for (int j = 0; j < 32; ++j) {
+        int l1 = L[n + j];
+        if (l1 > 15) {
+          l1 -= 16;
+          qh[j] |= m1;
+        }
+        int l2 = L[n + j + 32];
+        if (l2 > 15) {
+          l2 -= 16;
+          qh[j] |= m2;
+        }
+        ql[j] = l1 | (l2 << 4);
+      }
+      m1 <<= 2;
+      m2 <<= 2;
+      ql += 32;
+    }
+    x += QK_K;
+  }
+}
+
+static void q6_K_ref(const float *restrict x, block_q6_K *restrict y, int64_t k) {
+  const int nb = (int)(k / QK_K);
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int i = 0; i < nb; i++) {
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ++ib) {
+      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, NULL);
+      scales[ib] = scale;
+      const float abs_scale = fabsf(scale);
+      if (abs_scale > max_abs_scale) {
+        max_abs_scale = abs_scale;
+        max_scale = scale;
+      }
+    }
+    if (max_abs_scale < GROUP_MAX_EPS) {
+      memset(&y[i], 0, sizeof(block_q6_K));
+      y[i].d = fp16_from_f32(0.f);
+      x += QK_K;
+      continue;
+    }
+    float iscale = -128.f / max_scale;
+    y[i].d = fp16_from_f32(1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ++ib) y[i].scales[ib] = MIN(127, nearest_int(iscale * scales[ib]));
+    for (int j = 0; j < QK_K / 16; ++j) {
+      float d = fp16_to_f32(y[i].d) * y[i].scales[j];
+      if (!d) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        int l = nearest_int(x[16 * j + ii] / d);
+        l = MAX(-32, MIN(31, l));
+        L[16 * j + ii] = l + 32;
+      }
+    }
+    uint8_t *restrict ql = y[i].ql, *restrict qh = y[i].qh;
+    for (int j = 0; j < QK_K; j += 128) {
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t q1 = L[j + l + 0] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+        ql[l + 0] = q1 | (q3 << 4);
+        ql[l + 32] = q2 | (q4 << 4);
+        qh[l] = (L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6);
+      }
+      ql += 64;
+      qh += 32;
+    }
+    x += QK_K;
+  }
+}
+
+typedef void (*ref_fn)(const float *restrict x, void *restrict y, int64_t k);
+static const struct {
+  int type, qk, bytes;
+  ref_fn fn;
+} REFS[] = {
+    {2, QK4_0, sizeof(block_q4_0), (ref_fn)q4_0_ref},  {3, QK4_0, sizeof(block_q4_1), (ref_fn)q4_1_ref},
+    {6, QK5_0, sizeof(block_q5_0), (ref_fn)q5_0_ref},  {7, QK5_0, sizeof(block_q5_1), (ref_fn)q5_1_ref},
+    {8, QK8_0, sizeof(block_q8_0), (ref_fn)q8_0_ref},  {10, QK_K, sizeof(block_q2_K), (ref_fn)q2_K_ref},
+    {11, QK_K, sizeof(block_q3_K), (ref_fn)q3_K_ref},  {12, QK_K, sizeof(block_q4_K), (ref_fn)q4_K_ref},
+    {13, QK_K, sizeof(block_q5_K), (ref_fn)q5_K_ref},  {14, QK_K, sizeof(block_q6_K), (ref_fn)q6_K_ref},
+};
+
+int quant_ref_block(int type, int *bytes) {
+  for (size_t i = 0; i < sizeof REFS / sizeof REFS[0]; i++)
+    if (REFS[i].type == type) {
+      if (bytes) *bytes = REFS[i].bytes;
+      return REFS[i].qk;
+    }
+  return 0;
+}
+
+int quant_ref_types(int *types, int max) {
+  int n = 0;
+  for (size_t i = 0; i < sizeof REFS / sizeof REFS[0] && n < max; i++) types[n++] = REFS[i].type;
+  return n;
+}
+
+typedef struct {
+  ref_fn fn;
+  int qk, bytes;
+  const float *x;
+  uint8_t *y;
+} qctx;
+
+static void quant_range(void *arg, int ith, int b0, int b1) {
+  (void)ith;
+  const qctx *c = arg;
+  c->fn(c->x + (size_t)b0 * c->qk, c->y + (size_t)b0 * c->bytes, (int64_t)(b1 - b0) * c->qk);
+}
+
+int quant_ref_run(int type, const float *x, void *y, int64_t nblocks) {
+  for (size_t i = 0; i < sizeof REFS / sizeof REFS[0]; i++) {
+    if (REFS[i].type != type) continue;
+    qctx c = {.fn = REFS[i].fn, .qk = REFS[i].qk, .bytes = REFS[i].bytes, .x = x, .y = y};
+    // Blocks encode independently, so any split gives the same bytes; ~16K values per chunk (a K-quant chunk of
+    // 64 super-blocks takes some 100 us) keeps the pool's work-pulling overhead small.
+    const int chunk = 16384 / REFS[i].qk;
+    pool_for(quant_range, &c, (int)nblocks, chunk, nblocks > chunk);
+    return 0;
+  }
+  return -1;
+}
