@@ -1,9 +1,9 @@
 // Weight quantisers for the model generator: C ports of ggml's reference row quantisers (ggml-quants.c, MIT):
 // quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0,q2_K,q3_K,q4_K,q5_K,q6_K}_ref with their helpers (make_qx_quants,
-// make_q3_quants, make_qkx2_quants), statement for statement (make_qkx2_quants on 4 groups at once, each in its own
-// vector lane), so the bytes match ggml's and the JS quantisers (src/quant/*) exactly. Bit-exactness needs every
-// f32 operation rounded as written: binding.gyp builds this file alone with -ffp-contract=off (no fused
-// multiply-add), and nothing here may be reassociated (no -ffast-math).
+// make_q3_quants, make_qkx2_quants), statement for statement (make_qx_quants and make_qkx2_quants on 4 groups at
+// once, each in its own vector lane), so the bytes match ggml's and the JS quantisers (src/quant/*) exactly.
+// Bit-exactness needs every f32 operation rounded as written: binding.gyp builds this file alone with
+// -ffp-contract=off (no fused multiply-add), and nothing here may be reassociated (no -ffast-math).
 #include "quant_ref.h"
 
 #include <float.h>
@@ -148,67 +148,6 @@ static void q8_0_ref(const float *restrict x, block_q8_0 *restrict y, int64_t k)
     y[i].d = fp16_from_f32(d);
     for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = (int8_t)roundf(x[i * QK8_0 + j] * id);
   }
-}
-
-static float make_qx_quants(int n, int nmax, const float *restrict x, int8_t *restrict L, int rmse_type, const float *restrict qw) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    float ax = fabsf(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.f;
-  }
-  float iscale = -nmax / max;
-  if (rmse_type == 0) {
-    for (int i = 0; i < n; ++i) {
-      int l = nearest_int(iscale * x[i]);
-      L[i] = nmax + MAX(-nmax, MIN(nmax - 1, l));
-    }
-    return 1 / iscale;
-  }
-  bool return_early = false;
-  if (rmse_type < 0) {
-    rmse_type = -rmse_type;
-    return_early = true;
-  }
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    int l = nearest_int(iscale * x[i]);
-    l = MAX(-nmax, MIN(nmax - 1, l));
-    L[i] = l + nmax;
-    float w = qw ? qw[i] : rmse_type == 1 ? x[i] * x[i] : rmse_type == 2 ? 1 : rmse_type == 3 ? fabsf(x[i]) : sqrtf(fabsf(x[i]));
-    sumlx += w * x[i] * l;
-    suml2 += w * l * l;
-  }
-  float scale = suml2 ? sumlx / suml2 : 0.0f;
-  if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
-  float best = scale * sumlx;
-  for (int is = -9; is <= 9; ++is) {
-    if (is == 0) continue;
-    iscale = -(nmax + 0.1f * is) / max;
-    sumlx = suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      int l = nearest_int(iscale * x[i]);
-      l = MAX(-nmax, MIN(nmax - 1, l));
-      float w = qw ? qw[i] : rmse_type == 1 ? x[i] * x[i] : rmse_type == 2 ? 1 : rmse_type == 3 ? fabsf(x[i]) : sqrtf(fabsf(x[i]));
-      sumlx += w * x[i] * l;
-      suml2 += w * l * l;
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i) {
-        int l = nearest_int(iscale * x[i]);
-        L[i] = nmax + MAX(-nmax, MIN(nmax - 1, l));
-      }
-      scale = sumlx / suml2;
-      best = scale * sumlx;
-    }
-  }
-  return scale;
 }
 
 static float make_q3_quants(int n, int nmax, const float *restrict x, int8_t *restrict L, bool do_rmse) {
@@ -361,6 +300,61 @@ static void make_qkx2_quants_x4(int n, int nmax, const float *restrict x, const 
     scales[g] = scale[g];
     the_mins[g] = -min[g];
   }
+}
+
+// make_qx_quants(n, nmax, x, L, rmse_type 1, qw NULL) (Q6_K's) on 4 groups at once, laid out and run as
+// make_qkx2_quants_x4 is; L gets ggml's int8 quants (0..2 nmax - 1). A flat lane (amax < GROUP_MAX_EPS) ends as
+// ggml's early return does.
+static void make_qx_quants_x4(int n, int nmax, const float *restrict x, int8_t *restrict L, float *restrict scales) {
+  v4i Li[16]; // n <= 16
+  v4f max = {0}, amax = {0};
+  for (int i = 0; i < n; ++i) {
+    const v4f xi = vload(x + 4 * i), ax = vabs(xi);
+    const v4i m = ax > amax;
+    amax = vsel(m, ax, amax);
+    max = vsel(m, xi, max);
+  }
+  const v4i flat = amax < GROUP_MAX_EPS;
+  v4f iscale = (float)-nmax / max;
+  v4f sumlx = {0}, suml2 = {0};
+  for (int i = 0; i < n; ++i) {
+    const v4f xi = vload(x + 4 * i);
+    v4i l = ((v4i)(iscale * xi + 12582912.f) & 0x007fffff) - 0x00400000;
+    l = vseli(l > nmax - 1, (v4i){0} + (nmax - 1), l);
+    l = vseli(l < -nmax, (v4i){0} - nmax, l);
+    Li[i] = l + nmax;
+    const v4f w = xi * xi, lf = __builtin_convertvector(l, v4f);
+    sumlx += w * xi * lf;
+    suml2 += w * lf * lf;
+  }
+  v4f scale = vsel(suml2 != 0, sumlx / suml2, (v4f){0});
+  v4f best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    v4i Laux[16];
+    sumlx = suml2 = (v4f){0};
+    for (int i = 0; i < n; ++i) {
+      const v4f xi = vload(x + 4 * i);
+      v4i l = ((v4i)(iscale * xi + 12582912.f) & 0x007fffff) - 0x00400000;
+      l = vseli(l > nmax - 1, (v4i){0} + (nmax - 1), l);
+      l = vseli(l < -nmax, (v4i){0} - nmax, l);
+      Laux[i] = l + nmax;
+      const v4f w = xi * xi, lf = __builtin_convertvector(l, v4f);
+      sumlx += w * xi * lf;
+      suml2 += w * lf * lf;
+    }
+    const v4i take = (suml2 > 0) & (sumlx * sumlx > best * suml2);
+    for (int i = 0; i < n; ++i) Li[i] = vseli(take, Laux[i], Li[i]);
+    scale = vsel(take, sumlx / suml2, scale);
+    best = vsel(take, scale * sumlx, best);
+  }
+  scale = vsel(flat, (v4f){0}, scale);
+  for (int i = 0; i < n; ++i) {
+    const v4i l = vseli(flat, (v4i){0}, Li[i]);
+    for (int g = 0; g < 4; g++) L[4 * i + g] = (int8_t)l[g];
+  }
+  for (int g = 0; g < 4; g++) scales[g] = scale[g];
 }
 
 /** 4 groups of n values from x (group g at x + n * g) into [4 * i + g] order, and back (quants). */
@@ -613,13 +607,17 @@ static void q5_K_ref(const float *restrict x, block_q5_K *restrict y, int64_t k)
 
 static void q6_K_ref(const float *restrict x, block_q6_K *restrict y, int64_t k) {
   const int nb = (int)(k / QK_K);
-  int8_t L[QK_K];
-  float scales[QK_K / 16];
+  int8_t L[QK_K], Lt[64];
+  float xt[64], scales[QK_K / 16];
   for (int i = 0; i < nb; i++) {
     float max_scale = 0, max_abs_scale = 0;
+    for (int h = 0; h < 4; h++) {
+      transpose4(x + 64 * h, 16, xt);
+      make_qx_quants_x4(16, 32, xt, Lt, scales + 4 * h);
+      untranspose4((const uint8_t *)Lt, 16, (uint8_t *)L + 64 * h);
+    }
     for (int ib = 0; ib < QK_K / 16; ++ib) {
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, NULL);
-      scales[ib] = scale;
+      const float scale = scales[ib];
       const float abs_scale = fabsf(scale);
       if (abs_scale > max_abs_scale) {
         max_abs_scale = abs_scale;
