@@ -34,17 +34,35 @@ _Static_assert(sizeof(block_q2_K) == 84 && sizeof(block_q3_K) == 110 && sizeof(b
 _Static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 && sizeof(block_q5_1) == 24,
                "legacy block sizes");
 
+/** The value of largest magnitude among x[0..n) (the first on ties), 0 if all are 0: Q4_0's and Q5_0's max. */
+static inline float signed_absmax(const float *x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; j++) {
+    const float v = x[j];
+    if (amax < fabsf(v)) {
+      amax = fabsf(v);
+      max = v;
+    }
+  }
+  return max;
+}
+
+/** Q4_1's and Q5_1's min and max of x[0..n). */
+static inline void min_max(const float *x, int n, float *min_out, float *max_out) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < n; j++) {
+    const float v = x[j];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  *min_out = min;
+  *max_out = max;
+}
+
 static void q4_0_ref(const float *restrict x, block_q4_0 *restrict y, int64_t k) {
   const int qk = QK4_0, nb = (int)(k / qk);
   for (int i = 0; i < nb; i++) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < fabsf(v)) {
-        amax = fabsf(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);
     const float d = max / -8;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = fp16_from_f32(d);
@@ -62,12 +80,8 @@ static void q4_0_ref(const float *restrict x, block_q4_0 *restrict y, int64_t k)
 static void q4_1_ref(const float *restrict x, block_q4_1 *restrict y, int64_t k) {
   const int qk = QK4_0, nb = (int)(k / qk);
   for (int i = 0; i < nb; i++) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, &min, &max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = fp16_from_f32(d);
@@ -86,14 +100,7 @@ static void q4_1_ref(const float *restrict x, block_q4_1 *restrict y, int64_t k)
 static void q5_0_ref(const float *restrict x, block_q5_0 *restrict y, int64_t k) {
   const int qk = QK5_0, nb = (int)(k / qk);
   for (int i = 0; i < nb; i++) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < fabsf(v)) {
-        amax = fabsf(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);
     const float d = max / -16;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = fp16_from_f32(d);
@@ -114,12 +121,8 @@ static void q5_0_ref(const float *restrict x, block_q5_0 *restrict y, int64_t k)
 static void q5_1_ref(const float *restrict x, block_q5_1 *restrict y, int64_t k) {
   const int qk = QK5_0, nb = (int)(k / qk);
   for (int i = 0; i < nb; i++) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, &min, &max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = fp16_from_f32(d);
