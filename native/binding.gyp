@@ -5,7 +5,6 @@
       "target_name": "quant_ref",
       "type": "static_library",
       "sources": ["src/quant_ref.c"],
-      "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-fPIC", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"],
       "xcode_settings": {
