@@ -71,6 +71,11 @@ export interface NativeAddon {
   quantizeQ8_0(x: Float32Array, out: Bytes): void;
   /** Quantise activations to ggml block_q8_K (292 bytes per 256 values: f32 d, 256 int8, 16 int16 sums). */
   quantizeQ8K(x: Float32Array, out: Bytes): void;
+  /** Encode all of x (whole blocks) into out as ggml's quantize_row_<type>_ref does (native/src/quant_ref.c), on the
+   *  pool; returns the bytes written. Optional: an addon built before it lacks it. */
+  quantizeRef?(type: number, x: Float32Array, out: Bytes): number;
+  /** The ggml type ids quantizeRef takes (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K). */
+  quantizeRefTypes?(): number[];
   /** Threads of the process-wide pool, the calling thread included; returns the count in use. */
   setThreads(n: number): number;
   getThreads(): number;
