@@ -415,6 +415,12 @@ TARGET_AVX512 static inline __m256i acc_sub_vnni(__m256i acc, const iq_sub *o, c
   return _mm256_dpwssd_epi32(acc, p, o->sc);
 }
 
+/** sum + (d * xd * mult) * isum with one rounding for the multiply-add (FMA): every x86 path (dot, dot4, the panels
+ *  of 8 rows) ends a super-block this way on the same exact integer total, so they agree bit for bit. */
+TARGET_AVX2 static inline float iq_block_total(float sum, float d, float xd, float mult, int isum) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(d * xd * mult), _mm_set_ss((float)isum), _mm_set_ss(sum)));
+}
+
 static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
 #define STD_SCALE(T) \
   static inline float T##_scale(const block_##T *b) { return fp16_to_f32(b->d); }
@@ -430,8 +436,8 @@ STD_SCALE(iq4_xs)
 // NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
 #define IQ_DOTN(T, MULT, NT, ACC)                                                               \
   const block_##T *w = vw;                                                                 \
-  __m256 sum[NT]; /* f32 lanes, summed once at the end (no horizontal sum per block) */   \
-  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                               \
+  float sum[NT]; /* the block's exact integer total, then iq_block_total: the panels' arithmetic */ \
+  for (int u = 0; u < NT; u++) sum[u] = 0;                                                 \
   for (int i = 0; i < n / QK_K; i++) {                                                     \
     __m256i acc[NT], acc2[NT]; /* even and odd sub-blocks: two dependency chains */        \
     const block_q8_K *x[NT];                                                               \
@@ -445,11 +451,10 @@ STD_SCALE(iq4_xs)
         acc2[u] = ACC(acc2[u], &o2, x[u]->qs + 32 * ib + 32);                              \
       }                                                                                    \
     }                                                                                      \
-    for (int u = 0; u < NT; u++) acc[u] = _mm256_add_epi32(acc[u], acc2[u]);              \
     const float d = T##_scale(&w[i]);                                                      \
-    for (int u = 0; u < NT; u++) sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[u]->d * (MULT)), _mm256_cvtepi32_ps(acc[u]), sum[u]); \
+    for (int u = 0; u < NT; u++) sum[u] = iq_block_total(sum[u], d, x[u]->d, MULT, hsum_i32(_mm256_add_epi32(acc[u], acc2[u]))); \
   }                                                                                        \
-  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
+  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
 
 #define IQ_X86(T, MULT, TARGET, SUFFIX, ACC)                                                                      \
   TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                       \
@@ -470,6 +475,142 @@ IQ_Q8K_TYPES(IQ_AVX512)
 #undef IQ_X86
 #undef IQ_AVX2
 #undef IQ_DOTN
+
+// Panels (prefill): a group of 8 weight rows decoded once into int8, rows interleaved by 4 values, then every token of
+// the batch runs integer dots against it: 4 values x 8 rows per instruction (VNNI's vpdpbusd), no decoding per token.
+// Per row and super-block the integer total is exact and iq_block_total ends it as the dots do: the same bits.
+
+/** One super-block of 8 rows: d (T##_scale), scales per 16 values, signed values interleaved by 4. */
+typedef struct {
+  float d[8];
+  int32_t bias[8];   // 128 * sum_g ls_g * (sum of group g's values): VNNI takes the activations offset to unsigned
+  int8_t ls[16 * 8]; // ls[g * 8 + r]: row r's scale of values 16g..16g+15
+  int8_t qs[QK_K * 8]; // qs[128 g + 32 k + 4 r + j]: row r's value 16g + 4k + j
+} iq_panel_block;
+_Static_assert(sizeof(iq_panel_block) == IQ_PANEL_BYTES, "iq_panel_block size");
+
+/** Row r's sub-block ib as 32 signed values, and its two scales. */
+TARGET_AVX2 static inline __m256i panel_values(const iq_sub *o, int8_t ls[2]) {
+  ls[0] = (int8_t)_mm256_extract_epi16(o->sc, 0), ls[1] = (int8_t)_mm256_extract_epi16(o->sc, 8);
+  return _mm256_sign_epi8(o->u, o->s);
+}
+
+/** ls[0] * (sum of v's first 16 values) + ls[1] * (sum of its last 16). */
+TARGET_AVX2 static inline int panel_scaled_sum(__m256i v, const int8_t ls[2]) {
+  const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)); // sums of 4
+  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi32(ls[0])), _mm_set1_epi32(ls[1]), 1);
+  return hsum_i32(_mm256_mullo_epi32(s4, sc));
+}
+
+/** 8 rows' 32 values (v[r]) as 8 vectors of 4 values x 8 rows: out[32 c + 4 r + j] = v[r][4 c + j]. */
+TARGET_AVX2 static inline void panel_interleave(int8_t *out, const __m256i v[8]) {
+  const __m256i a0 = _mm256_unpacklo_epi32(v[0], v[1]), a1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i a2 = _mm256_unpacklo_epi32(v[2], v[3]), a3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i a4 = _mm256_unpacklo_epi32(v[4], v[5]), a5 = _mm256_unpackhi_epi32(v[4], v[5]);
+  const __m256i a6 = _mm256_unpacklo_epi32(v[6], v[7]), a7 = _mm256_unpackhi_epi32(v[6], v[7]);
+  const __m256i b[8] = {_mm256_unpacklo_epi64(a0, a2), _mm256_unpackhi_epi64(a0, a2), _mm256_unpacklo_epi64(a1, a3),
+                        _mm256_unpackhi_epi64(a1, a3), _mm256_unpacklo_epi64(a4, a6), _mm256_unpackhi_epi64(a4, a6),
+                        _mm256_unpacklo_epi64(a5, a7), _mm256_unpackhi_epi64(a5, a7)};
+  for (int c = 0; c < 4; c++) {
+    _mm256_storeu_si256((__m256i *)(out + 32 * c), _mm256_permute2x128_si256(b[c], b[c + 4], 0x20));
+    _mm256_storeu_si256((__m256i *)(out + 32 * (c + 4)), _mm256_permute2x128_si256(b[c], b[c + 4], 0x31));
+  }
+}
+
+#define IQ_PANEL_DECODE(T, MULT)                                                                                     \
+  TARGET_AVX2 static void panel_decode_##T(const void *vw, size_t wrow, int nb, void *vp) {                          \
+    iq_panel_block *p = vp;                                                                                                \
+    for (int i = 0; i < nb; i++, p++) {                                                                              \
+      const block_##T *b[8];                                                                                         \
+      int32_t bias[8] = {0};                                                                                         \
+      for (int r = 0; r < 8; r++) b[r] = (const block_##T *)((const uint8_t *)vw + (size_t)r * wrow) + i, p->d[r] = T##_scale(b[r]); \
+      for (int ib = 0; ib < 8; ib++) {                                                                               \
+        __m256i v[8];                                                                                                \
+        for (int r = 0; r < 8; r++) {                                                                                \
+          iq_sub o;                                                                                                  \
+          int8_t ls[2];                                                                                              \
+          T##_sub(b[r], ib, &o);                                                                                     \
+          v[r] = panel_values(&o, ls);                                                                               \
+          p->ls[(2 * ib) * 8 + r] = ls[0], p->ls[(2 * ib + 1) * 8 + r] = ls[1];                                      \
+          bias[r] += panel_scaled_sum(v[r], ls);                                                                     \
+        }                                                                                                            \
+        panel_interleave(p->qs + 256 * ib, v);                                                                       \
+      }                                                                                                              \
+      for (int r = 0; r < 8; r++) p->bias[r] = 128 * bias[r];                                                        \
+    }                                                                                                                \
+  }
+IQ_Q8K_TYPES(IQ_PANEL_DECODE)
+#undef IQ_PANEL_DECODE
+
+/** Row totals of one sub-block g (16 values x 8 rows, 4 vectors w[k]) against 16 activations q: lane r = row r.
+ *  VNNI: (q + 128) unsigned times the signed values (the panel's bias takes the 128s back out); AVX2: |w| times q
+ *  with w's signs (aw[k] = |w[k]|, shared by the tokens). */
+TARGET_AVX512 static inline __m256i panel_sub_vnni(const __m256i w[4], const __m256i aw[4], const int8_t *q) {
+  (void)aw;
+  const __m256i y = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q)), _mm256_set1_epi8((char)0x80));
+  __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_shuffle_epi32(y, 0x00), w[0]);
+  s = _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0x55), w[1]);
+  s = _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0xaa), w[2]);
+  return _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0xff), w[3]);
+}
+TARGET_AVX2 static inline __m256i panel_sub_avx2(const __m256i w[4], const __m256i aw[4], const int8_t *q) {
+  const __m256i y = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q)), one = _mm256_set1_epi16(1);
+  const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[0], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0x00), w[0])), one);
+  const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[1], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0x55), w[1])), one);
+  const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[2], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0xaa), w[2])), one);
+  const __m256i p3 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[3], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0xff), w[3])), one);
+  return _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3));
+}
+
+// NT tokens (xstride bytes apart) against a panel of nb super-blocks; out[u * ostride + r] for token u, row r.
+// BIAS: whether SUB feeds the activations offset by 128.
+#define IQ_PANEL_GEMM(NT, SUB, BIAS)                                                                                  \
+  const iq_panel_block *p = vp;                                                                                            \
+  __m256 sum[NT];                                                                                                    \
+  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                         \
+  for (int i = 0; i < nb; i++, p++) {                                                                                \
+    const block_q8_K *x[NT];                                                                                         \
+    __m256i tot[NT];                                                                                                 \
+    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, tot[u] = _mm256_setzero_si256(); \
+    for (int g = 0; g < 16; g++) {                                                                                   \
+      __m256i w[4], aw[4];                                                                                           \
+      for (int k = 0; k < 4; k++) w[k] = _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k)), aw[k] = BIAS ? w[k] : _mm256_sign_epi8(w[k], w[k]); \
+      const __m256i ls = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p->ls + 8 * g)));                     \
+      for (int u = 0; u < NT; u++) tot[u] = _mm256_add_epi32(tot[u], _mm256_mullo_epi32(SUB(w, aw, x[u]->qs + 16 * g), ls)); \
+    }                                                                                                                \
+    const __m256 d = _mm256_loadu_ps(p->d);                                                                          \
+    const __m256i bias = BIAS ? _mm256_loadu_si256((const __m256i *)p->bias) : _mm256_setzero_si256();                \
+    for (int u = 0; u < NT; u++) /* as iq_block_total, per lane */                                                   \
+      sum[u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[u]->d)), _mm256_set1_ps(mult)),         \
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(tot[u], bias)), sum[u]);                           \
+  }                                                                                                                  \
+  for (int u = 0; u < NT; u++) _mm256_storeu_ps(out + u * ostride, sum[u]);
+
+#define IQ_PANEL_X86(TARGET, SUFFIX, SUB, BIAS)                                                                       \
+  TARGET static void panel_gemm4_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, float mult, float *out, size_t ostride) { \
+    IQ_PANEL_GEMM(4, SUB, BIAS)                                                                                       \
+  }                                                                                                                  \
+  TARGET static void panel_gemm1_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, float mult, float *out, size_t ostride) { \
+    IQ_PANEL_GEMM(1, SUB, BIAS)                                                                                       \
+  }                                                                                                                  \
+  TARGET static void panel_gemm_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, int nt, float mult, float *out, size_t ostride) { \
+    int u = 0;                                                                                                       \
+    for (; u + 4 <= nt; u += 4) panel_gemm4_##SUFFIX(nb, vp, (const uint8_t *)vx + u * xstride, xstride, mult, out + u * ostride, ostride); \
+    for (; u < nt; u++) panel_gemm1_##SUFFIX(nb, vp, (const uint8_t *)vx + u * xstride, xstride, mult, out + u * ostride, ostride); \
+  }
+IQ_PANEL_X86(TARGET_AVX2, avx2, panel_sub_avx2, 0)
+IQ_PANEL_X86(TARGET_AVX512, avx512, panel_sub_vnni, 1)
+#undef IQ_PANEL_X86
+#undef IQ_PANEL_GEMM
+
+#define PANEL_KERNELS(T, MULT) \
+  {panel_decode_##T, panel_gemm_avx2, MULT}, {panel_decode_##T, panel_gemm_avx512, MULT},
+static const iq_panel_kernels PANELS[][2] = {
+#define ROW(T, MULT) {PANEL_KERNELS(T, MULT)},
+    IQ_Q8K_TYPES(ROW)
+#undef ROW
+};
+#undef PANEL_KERNELS
 
 TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_iq4_nl *w = vw;
@@ -563,6 +704,18 @@ dot4_fn iq_dot4(int level, int type) {
       case GGML_IQ4_XS: return dot4_iq4_xs_avx2;
       default: break;
     }
+#endif
+  (void)level, (void)type;
+  return NULL;
+}
+
+const iq_panel_kernels *iq_panel(int level, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (level != 1 && level != 3) return NULL;
+  static const int order[] = {GGML_IQ2_XXS, GGML_IQ2_XS, GGML_IQ2_S, GGML_IQ3_XXS, GGML_IQ3_S, GGML_IQ1_S, GGML_IQ1_M, GGML_IQ4_XS};
+  _Static_assert(sizeof(order) / sizeof(order[0]) == sizeof(PANELS) / sizeof(PANELS[0]), "one panel row per type, IQ_Q8K_TYPES' order");
+  for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+    if (order[i] == type) return &PANELS[i][level == 3];
 #endif
   (void)level, (void)type;
   return NULL;
