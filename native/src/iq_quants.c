@@ -483,24 +483,11 @@ IQ_Q8K_TYPES(IQ_AVX512)
 /** One super-block of 8 rows: d (T##_scale), scales per 16 values, signed values interleaved by 4. */
 typedef struct {
   float d[8];
-  int32_t bias[8];   // 128 * sum_g ls_g * (sum of group g's values): VNNI takes the activations offset to unsigned
+  int32_t bias[8];   // VNNI only (panel_bias): 128 * sum_g ls_g * (sum of group g's values)
   int8_t ls[16 * 8]; // ls[g * 8 + r]: row r's scale of values 16g..16g+15
   int8_t qs[QK_K * 8]; // qs[128 g + 32 k + 4 r + j]: row r's value 16g + 4k + j
 } iq_panel_block;
 _Static_assert(sizeof(iq_panel_block) == IQ_PANEL_BYTES, "iq_panel_block size");
-
-/** Row r's sub-block ib as 32 signed values, and its two scales. */
-TARGET_AVX2 static inline __m256i panel_values(const iq_sub *o, int8_t ls[2]) {
-  ls[0] = (int8_t)_mm256_extract_epi16(o->sc, 0), ls[1] = (int8_t)_mm256_extract_epi16(o->sc, 8);
-  return _mm256_sign_epi8(o->u, o->s);
-}
-
-/** ls[0] * (sum of v's first 16 values) + ls[1] * (sum of its last 16). */
-TARGET_AVX2 static inline int panel_scaled_sum(__m256i v, const int8_t ls[2]) {
-  const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)); // sums of 4
-  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi32(ls[0])), _mm_set1_epi32(ls[1]), 1);
-  return hsum_i32(_mm256_mullo_epi32(s4, sc));
-}
 
 /** 8 rows' 32 values (v[r]) as 8 vectors of 4 values x 8 rows: out[32 c + 4 r + j] = v[r][4 c + j]. */
 TARGET_AVX2 static inline void panel_interleave(int8_t *out, const __m256i v[8]) {
@@ -519,98 +506,152 @@ TARGET_AVX2 static inline void panel_interleave(int8_t *out, const __m256i v[8])
 
 #define IQ_PANEL_DECODE(T, MULT)                                                                                     \
   TARGET_AVX2 static void panel_decode_##T(const void *vw, size_t wrow, int nb, void *vp) {                          \
-    iq_panel_block *p = vp;                                                                                                \
+    iq_panel_block *p = vp;                                                                                          \
     for (int i = 0; i < nb; i++, p++) {                                                                              \
       const block_##T *b[8];                                                                                         \
-      int32_t bias[8] = {0};                                                                                         \
       for (int r = 0; r < 8; r++) b[r] = (const block_##T *)((const uint8_t *)vw + (size_t)r * wrow) + i, p->d[r] = T##_scale(b[r]); \
       for (int ib = 0; ib < 8; ib++) {                                                                               \
         __m256i v[8];                                                                                                \
         for (int r = 0; r < 8; r++) {                                                                                \
           iq_sub o;                                                                                                  \
-          int8_t ls[2];                                                                                              \
           T##_sub(b[r], ib, &o);                                                                                     \
-          v[r] = panel_values(&o, ls);                                                                               \
-          p->ls[(2 * ib) * 8 + r] = ls[0], p->ls[(2 * ib + 1) * 8 + r] = ls[1];                                      \
-          bias[r] += panel_scaled_sum(v[r], ls);                                                                     \
+          v[r] = _mm256_sign_epi8(o.u, o.s);                                                                         \
+          p->ls[(2 * ib) * 8 + r] = (int8_t)_mm256_extract_epi16(o.sc, 0);                                           \
+          p->ls[(2 * ib + 1) * 8 + r] = (int8_t)_mm256_extract_epi16(o.sc, 8);                                       \
         }                                                                                                            \
         panel_interleave(p->qs + 256 * ib, v);                                                                       \
       }                                                                                                              \
-      for (int r = 0; r < 8; r++) p->bias[r] = 128 * bias[r];                                                        \
     }                                                                                                                \
   }
 IQ_Q8K_TYPES(IQ_PANEL_DECODE)
 #undef IQ_PANEL_DECODE
 
-/** Row totals of one sub-block g (16 values x 8 rows, 4 vectors w[k]) against 16 activations q: lane r = row r.
- *  VNNI: (q + 128) unsigned times the signed values (the panel's bias takes the 128s back out); AVX2: |w| times q
- *  with w's signs (aw[k] = |w[k]|, shared by the tokens). */
-TARGET_AVX512 static inline __m256i panel_sub_vnni(const __m256i w[4], const __m256i aw[4], const int8_t *q) {
-  (void)aw;
-  const __m256i y = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q)), _mm256_set1_epi8((char)0x80));
-  __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_shuffle_epi32(y, 0x00), w[0]);
-  s = _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0x55), w[1]);
-  s = _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0xaa), w[2]);
-  return _mm256_dpbusd_epi32(s, _mm256_shuffle_epi32(y, 0xff), w[3]);
+// The gemm reads the tokens' activation values from u (prep: nb * 256 bytes per token, contiguous), 4 at a time
+// broadcast from memory; their scales from the Q8_K rows. VNNI: u = q + 128 (unsigned, as vpdpbusd takes them; the
+// panel's bias takes the 128s back out); AVX2: u = q, multiplied as |w| times q with w's signs.
+TARGET_AVX2 static void panel_prep_avx2(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < nb; i++) memcpy(u + ((size_t)t * nb + i) * QK_K, ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs, QK_K);
 }
-TARGET_AVX2 static inline __m256i panel_sub_avx2(const __m256i w[4], const __m256i aw[4], const int8_t *q) {
-  const __m256i y = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q)), one = _mm256_set1_epi16(1);
-  const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[0], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0x00), w[0])), one);
-  const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[1], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0x55), w[1])), one);
-  const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[2], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0xaa), w[2])), one);
-  const __m256i p3 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[3], _mm256_sign_epi8(_mm256_shuffle_epi32(y, 0xff), w[3])), one);
-  return _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3));
+TARGET_AVX512 static void panel_prep_avx512(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
+  const __m256i m = _mm256_set1_epi8((char)0x80);
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < nb; i++) {
+      const int8_t *q = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs;
+      uint8_t *o = u + ((size_t)t * nb + i) * QK_K;
+      for (int j = 0; j < QK_K; j += 32)
+        _mm256_storeu_si256((__m256i *)(o + j), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + j)), m));
+    }
 }
 
-// NT tokens (xstride bytes apart) against a panel of nb super-blocks; out[u * ostride + r] for token u, row r.
-// BIAS: whether SUB feeds the activations offset by 128.
-#define IQ_PANEL_GEMM(NT, SUB, BIAS)                                                                                  \
-  const iq_panel_block *p = vp;                                                                                            \
+/** The panel's bias (VNNI): per row, 128 * sum_g ls_g * (sum of group g's values), from the interleaved values (lane
+ *  r of a vector holds row r's 4 values: a dot with ones sums them). */
+TARGET_AVX512 static void panel_bias(int nb, void *vp) {
+  iq_panel_block *p = vp;
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int i = 0; i < nb; i++, p++) {
+    __m256i bias = _mm256_setzero_si256();
+    for (int g = 0; g < 16; g++) {
+      __m256i s = _mm256_setzero_si256();
+      for (int k = 0; k < 4; k++) s = _mm256_dpbusd_epi32(s, ones, _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k)));
+      bias = _mm256_add_epi32(bias, _mm256_mullo_epi32(s, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p->ls + 8 * g)))));
+    }
+    _mm256_storeu_si256((__m256i *)p->bias, _mm256_slli_epi32(bias, 7));
+  }
+}
+
+/** acc + the dots of 4 values (u broadcast) with 8 rows' 4 values (w; aw = |w|). */
+TARGET_AVX512 static inline __m256i panel_dot4_vnni(__m256i acc, __m256i w, __m256i aw, const uint8_t *u) {
+  (void)aw;
+  return _mm256_dpbusd_epi32(acc, _mm256_set1_epi32((int)load_u32(u)), w);
+}
+TARGET_AVX2 static inline __m256i panel_dot4_avx2(__m256i acc, __m256i w, __m256i aw, const uint8_t *u) {
+  const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32((int)load_u32(u)), w));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+// NT tokens against a panel of nb super-blocks; out[t * ostride + r] for token t, row r. SPAN: sub-blocks of 16 that
+// share one scale (2 for the types with one scale per 32 values: half the scale multiplies).
+#define IQ_PANEL_GEMM(NT, SPAN, DOT4, BIAS)                                                                           \
+  const iq_panel_block *p = vp;                                                                                      \
+  const size_t urow = (size_t)nb * QK_K;                                                                             \
   __m256 sum[NT];                                                                                                    \
-  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                                                         \
+  for (int t = 0; t < NT; t++) sum[t] = _mm256_setzero_ps();                                                         \
   for (int i = 0; i < nb; i++, p++) {                                                                                \
-    const block_q8_K *x[NT];                                                                                         \
     __m256i tot[NT];                                                                                                 \
-    for (int u = 0; u < NT; u++) x[u] = (const block_q8_K *)((const uint8_t *)vx + u * xstride) + i, tot[u] = _mm256_setzero_si256(); \
-    for (int g = 0; g < 16; g++) {                                                                                   \
-      __m256i w[4], aw[4];                                                                                           \
-      for (int k = 0; k < 4; k++) w[k] = _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k)), aw[k] = BIAS ? w[k] : _mm256_sign_epi8(w[k], w[k]); \
+    const uint8_t *ui = u + (size_t)i * QK_K;                                                                        \
+    for (int t = 0; t < NT; t++) tot[t] = _mm256_setzero_si256();                                                    \
+    for (int g = 0; g < 16; g += SPAN) {                                                                             \
+      __m256i acc[NT];                                                                                               \
+      for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();                                                  \
+      for (int k = 0; k < 4 * SPAN; k++) {                                                                           \
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k));                           \
+        const __m256i aw = BIAS ? w : _mm256_sign_epi8(w, w);                                                        \
+        for (int t = 0; t < NT; t++) acc[t] = DOT4(acc[t], w, aw, ui + t * urow + 16 * g + 4 * k);                    \
+      }                                                                                                              \
       const __m256i ls = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p->ls + 8 * g)));                     \
-      for (int u = 0; u < NT; u++) tot[u] = _mm256_add_epi32(tot[u], _mm256_mullo_epi32(SUB(w, aw, x[u]->qs + 16 * g), ls)); \
+      for (int t = 0; t < NT; t++) tot[t] = _mm256_add_epi32(tot[t], _mm256_mullo_epi32(acc[t], ls));                \
     }                                                                                                                \
     const __m256 d = _mm256_loadu_ps(p->d);                                                                          \
     const __m256i bias = BIAS ? _mm256_loadu_si256((const __m256i *)p->bias) : _mm256_setzero_si256();                \
-    for (int u = 0; u < NT; u++) /* as iq_block_total, per lane */                                                   \
-      sum[u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[u]->d)), _mm256_set1_ps(mult)),         \
-                               _mm256_cvtepi32_ps(_mm256_sub_epi32(tot[u], bias)), sum[u]);                           \
+    for (int t = 0; t < NT; t++) { /* as iq_block_total, per lane */                                                 \
+      const float xd = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->d;                             \
+      sum[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(xd)), _mm256_set1_ps(mult)),            \
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(tot[t], bias)), sum[t]);                           \
+    }                                                                                                                \
   }                                                                                                                  \
-  for (int u = 0; u < NT; u++) _mm256_storeu_ps(out + u * ostride, sum[u]);
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, sum[t]);
 
-#define IQ_PANEL_X86(TARGET, SUFFIX, SUB, BIAS)                                                                       \
-  TARGET static void panel_gemm4_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, float mult, float *out, size_t ostride) { \
-    IQ_PANEL_GEMM(4, SUB, BIAS)                                                                                       \
-  }                                                                                                                  \
-  TARGET static void panel_gemm1_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, float mult, float *out, size_t ostride) { \
-    IQ_PANEL_GEMM(1, SUB, BIAS)                                                                                       \
-  }                                                                                                                  \
-  TARGET static void panel_gemm_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, int nt, float mult, float *out, size_t ostride) { \
-    int u = 0;                                                                                                       \
-    for (; u + 4 <= nt; u += 4) panel_gemm4_##SUFFIX(nb, vp, (const uint8_t *)vx + u * xstride, xstride, mult, out + u * ostride, ostride); \
-    for (; u < nt; u++) panel_gemm1_##SUFFIX(nb, vp, (const uint8_t *)vx + u * xstride, xstride, mult, out + u * ostride, ostride); \
+#define IQ_PANEL_NT(TARGET, NAME, NT, SPAN, DOT4, BIAS)                                                               \
+  TARGET static void NAME(int nb, const void *vp, const void *vx, size_t xstride, const uint8_t *u, float mult, float *out, size_t ostride) { \
+    IQ_PANEL_GEMM(NT, SPAN, DOT4, BIAS)                                                                              \
   }
-IQ_PANEL_X86(TARGET_AVX2, avx2, panel_sub_avx2, 0)
-IQ_PANEL_X86(TARGET_AVX512, avx512, panel_sub_vnni, 1)
+#define IQ_PANEL_X86(TARGET, SUFFIX, SPAN, DOT4, BIAS)                                                                \
+  IQ_PANEL_NT(TARGET, panel_gemm4_##SPAN##_##SUFFIX, 4, SPAN, DOT4, BIAS)                                            \
+  IQ_PANEL_NT(TARGET, panel_gemm1_##SPAN##_##SUFFIX, 1, SPAN, DOT4, BIAS)                                            \
+  TARGET static void panel_gemm_##SPAN##_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, const uint8_t *u, int nt, float mult, \
+                                                   float *out, size_t ostride) {                                      \
+    const size_t urow = (size_t)nb * QK_K;                                                                           \
+    int t = 0;                                                                                                       \
+    for (; t + 4 <= nt; t += 4) panel_gemm4_##SPAN##_##SUFFIX(nb, vp, (const uint8_t *)vx + t * xstride, xstride, u + t * urow, mult, out + t * ostride, ostride); \
+    for (; t < nt; t++) panel_gemm1_##SPAN##_##SUFFIX(nb, vp, (const uint8_t *)vx + t * xstride, xstride, u + t * urow, mult, out + t * ostride, ostride); \
+  }
+IQ_PANEL_X86(TARGET_AVX2, avx2, 1, panel_dot4_avx2, 0)
+IQ_PANEL_X86(TARGET_AVX2, avx2, 2, panel_dot4_avx2, 0)
+IQ_PANEL_X86(TARGET_AVX512, avx512, 1, panel_dot4_vnni, 1)
+IQ_PANEL_X86(TARGET_AVX512, avx512, 2, panel_dot4_vnni, 1)
 #undef IQ_PANEL_X86
+#undef IQ_PANEL_NT
 #undef IQ_PANEL_GEMM
 
+/** Sub-blocks of 16 per scale: 2 where the type has one scale per 32 values. */
+#define SPAN_iq2_xxs 2
+#define SPAN_iq2_xs 1
+#define SPAN_iq2_s 1
+#define SPAN_iq3_xxs 2
+#define SPAN_iq3_s 2
+#define SPAN_iq1_s 2
+#define SPAN_iq1_m 1
+#define SPAN_iq4_xs 2
+#define CAT3(a, b, c) a##b##c
+#define GEMM_OF(SPAN, SUFFIX) CAT3(panel_gemm_, SPAN, _##SUFFIX)
+#define VNNI_DECODE(T, MULT)                                                                    \
+  TARGET_AVX512 static void panel_decode_##T##_vnni(const void *vw, size_t wrow, int nb, void *vp) { \
+    panel_decode_##T(vw, wrow, nb, vp);                                                           \
+    panel_bias(nb, vp);                                                                           \
+  }
+IQ_Q8K_TYPES(VNNI_DECODE)
+#undef VNNI_DECODE
 #define PANEL_KERNELS(T, MULT) \
-  {panel_decode_##T, panel_gemm_avx2, MULT}, {panel_decode_##T, panel_gemm_avx512, MULT},
+  {panel_decode_##T, panel_prep_avx2, GEMM_OF(SPAN_##T, avx2), MULT}, {panel_decode_##T##_vnni, panel_prep_avx512, GEMM_OF(SPAN_##T, avx512), MULT},
 static const iq_panel_kernels PANELS[][2] = {
 #define ROW(T, MULT) {PANEL_KERNELS(T, MULT)},
     IQ_Q8K_TYPES(ROW)
 #undef ROW
 };
 #undef PANEL_KERNELS
+#undef GEMM_OF
+#undef CAT3
 
 TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_iq4_nl *w = vw;

@@ -43,11 +43,13 @@ dot_fn iq_dot(int level, int type);
 dot4_fn iq_dot4(int level, int type);
 /** Panels (prefill, iq_quants.c): a group of 8 rows of a grid i-quant decoded once, IQ_PANEL_BYTES per super-block,
  *  then run against many tokens; each result has the bits of the type's dot. decode reads 8 rows wrow bytes apart;
- *  gemm writes out[u * ostride + r] for token u < nt (xstride bytes apart) and row r < 8. */
+ *  prep lays nt Q8_K activation rows (xstride bytes apart) out as gemm reads them, nb * 256 bytes per token at u;
+ *  gemm writes out[t * ostride + r] for token t < nt and row r < 8. */
 #define IQ_PANEL_BYTES 2240
 typedef struct {
   void (*decode)(const void *w, size_t wrow, int nb, void *panel);
-  void (*gemm)(int nb, const void *panel, const void *x, size_t xstride, int nt, float mult, float *out, size_t ostride);
+  void (*prep)(const void *x, size_t xstride, int nt, int nb, uint8_t *u);
+  void (*gemm)(int nb, const void *panel, const void *x, size_t xstride, const uint8_t *u, int nt, float mult, float *out, size_t ostride);
   float mult;
 } iq_panel_kernels;
 /** The panel kernels of `type` for SIMD level `level` (x86 AVX2 or AVX-512 VNNI), or NULL (none: dot and dot4). */

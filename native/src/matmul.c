@@ -169,10 +169,12 @@ static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, con
                             int re, int ts, int te) {
   if (pk && te - ts >= PANEL_MIN_TOKENS) { // whole groups of 8 rows as panels; any rest below (the same bits)
     const int nb = t->K / QK_K;
-    uint8_t *panel = panel_scratch(ith, (size_t)nb * IQ_PANEL_BYTES);
+    const size_t pbytes = (size_t)nb * IQ_PANEL_BYTES;
+    uint8_t *panel = panel_scratch(ith, pbytes + (size_t)(te - ts) * nb * QK_K), *u = NULL;
+    if (panel) pk->prep(xb + (size_t)ts * xrow, xrow, te - ts, nb, u = panel + pbytes);
     for (; panel && rs + 8 <= re; rs += 8) {
       pk->decode(w + (size_t)rs * wrow, wrow, nb, panel);
-      pk->gemm(nb, panel, xb + (size_t)ts * xrow, xrow, te - ts, pk->mult, out + (size_t)ts * t->ldo + rs, t->ldo);
+      pk->gemm(nb, panel, xb + (size_t)ts * xrow, xrow, u, te - ts, pk->mult, out + (size_t)ts * t->ldo + rs, t->ldo);
     }
   }
   if (r8) { // 8-row layouts: rs, re and the tile are whole groups of 8 rows; group g starts at row 8g's offset
