@@ -487,22 +487,7 @@ typedef struct {
   int8_t ls[16 * 8]; // ls[g * 8 + r]: row r's scale of values 16g..16g+15
   int8_t qs[QK_K * 8]; // qs[128 g + 32 k + 4 r + j]: row r's value 16g + 4k + j
 } iq_panel_block;
-_Static_assert(sizeof(iq_panel_block) == IQ_PANEL_BYTES, "iq_panel_block size");
-
-/** 8 rows' 32 values (v[r]) as 8 vectors of 4 values x 8 rows: out[32 c + 4 r + j] = v[r][4 c + j]. */
-TARGET_AVX2 static inline void panel_interleave(int8_t *out, const __m256i v[8]) {
-  const __m256i a0 = _mm256_unpacklo_epi32(v[0], v[1]), a1 = _mm256_unpackhi_epi32(v[0], v[1]);
-  const __m256i a2 = _mm256_unpacklo_epi32(v[2], v[3]), a3 = _mm256_unpackhi_epi32(v[2], v[3]);
-  const __m256i a4 = _mm256_unpacklo_epi32(v[4], v[5]), a5 = _mm256_unpackhi_epi32(v[4], v[5]);
-  const __m256i a6 = _mm256_unpacklo_epi32(v[6], v[7]), a7 = _mm256_unpackhi_epi32(v[6], v[7]);
-  const __m256i b[8] = {_mm256_unpacklo_epi64(a0, a2), _mm256_unpackhi_epi64(a0, a2), _mm256_unpacklo_epi64(a1, a3),
-                        _mm256_unpackhi_epi64(a1, a3), _mm256_unpacklo_epi64(a4, a6), _mm256_unpackhi_epi64(a4, a6),
-                        _mm256_unpacklo_epi64(a5, a7), _mm256_unpackhi_epi64(a5, a7)};
-  for (int c = 0; c < 4; c++) {
-    _mm256_storeu_si256((__m256i *)(out + 32 * c), _mm256_permute2x128_si256(b[c], b[c + 4], 0x20));
-    _mm256_storeu_si256((__m256i *)(out + 32 * (c + 4)), _mm256_permute2x128_si256(b[c], b[c + 4], 0x31));
-  }
-}
+_Static_assert(sizeof(iq_panel_block) % 64 == 0, "iq_panel_block keeps the activations after the panel aligned");
 
 #define IQ_PANEL_DECODE(T, MULT)                                                                                     \
   TARGET_AVX2 static void panel_decode_##T(const void *vw, size_t wrow, int nb, void *vp) {                          \
@@ -527,23 +512,8 @@ IQ_Q8K_TYPES(IQ_PANEL_DECODE)
 #undef IQ_PANEL_DECODE
 
 // The gemm reads the tokens' activation values from u (prep: nb * 256 bytes per token, contiguous), 4 at a time
-// broadcast from memory; their scales from the Q8_K rows. VNNI: u = q + 128 (unsigned, as vpdpbusd takes them; the
-// panel's bias takes the 128s back out); AVX2: u = q, multiplied as |w| times q with w's signs.
-TARGET_AVX2 static void panel_prep_avx2(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
-  for (int t = 0; t < nt; t++)
-    for (int i = 0; i < nb; i++) memcpy(u + ((size_t)t * nb + i) * QK_K, ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs, QK_K);
-}
-TARGET_AVX512 static void panel_prep_avx512(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
-  const __m256i m = _mm256_set1_epi8((char)0x80);
-  for (int t = 0; t < nt; t++)
-    for (int i = 0; i < nb; i++) {
-      const int8_t *q = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs;
-      uint8_t *o = u + ((size_t)t * nb + i) * QK_K;
-      for (int j = 0; j < QK_K; j += 32)
-        _mm256_storeu_si256((__m256i *)(o + j), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + j)), m));
-    }
-}
-
+// broadcast from memory; their scales from the Q8_K rows. VNNI: u = q + 128 (panel_prep_xor: unsigned, as vpdpbusd
+// takes them; the panel's bias takes the 128s back out); AVX2: u = q, multiplied as |w| times q with w's signs.
 /** The panel's bias (VNNI): per row, 128 * sum_g ls_g * (sum of group g's values), from the interleaved values (lane
  *  r of a vector holds row r's 4 values: a dot with ones sums them). */
 TARGET_AVX512 static void panel_bias(int nb, void *vp) {
@@ -643,8 +613,9 @@ IQ_PANEL_X86(TARGET_AVX512, avx512, 2, panel_dot4_vnni, 1)
 IQ_Q8K_TYPES(VNNI_DECODE)
 #undef VNNI_DECODE
 #define PANEL_KERNELS(T, MULT) \
-  {panel_decode_##T, panel_prep_avx2, GEMM_OF(SPAN_##T, avx2), MULT}, {panel_decode_##T##_vnni, panel_prep_avx512, GEMM_OF(SPAN_##T, avx512), MULT},
-static const iq_panel_kernels PANELS[][2] = {
+  {panel_decode_##T, panel_prep_copy, GEMM_OF(SPAN_##T, avx2), MULT, sizeof(iq_panel_block)},                        \
+      {panel_decode_##T##_vnni, panel_prep_xor, GEMM_OF(SPAN_##T, avx512), MULT, sizeof(iq_panel_block)},
+static const panel_kernels PANELS[][2] = {
 #define ROW(T, MULT) {PANEL_KERNELS(T, MULT)},
     IQ_Q8K_TYPES(ROW)
 #undef ROW
@@ -750,7 +721,7 @@ dot4_fn iq_dot4(int level, int type) {
   return NULL;
 }
 
-const iq_panel_kernels *iq_panel(int level, int type) {
+const panel_kernels *iq_panel(int level, int type) {
 #if defined(__x86_64__) || defined(__i386__)
   if (level != 1 && level != 3) return NULL;
   static const int order[] = {GGML_IQ2_XXS, GGML_IQ2_XS, GGML_IQ2_S, GGML_IQ3_XXS, GGML_IQ3_S, GGML_IQ1_S, GGML_IQ1_M, GGML_IQ4_XS};

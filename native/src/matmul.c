@@ -129,7 +129,7 @@ typedef struct {
   dot_fn dot;
   dot4_fn dot4; // NULL: one token at a time
   gemv8_fn r8, r84; // 8-row layouts, Q4_K_R8 / Q8_0_R8 (dot and dot4 NULL): groups of 8 rows, 1 and 4 tokens
-  const iq_panel_kernels *pk; // grid i-quants: 8-row panels for batches of PANEL_MIN_TOKENS or more (NULL: none)
+  const panel_kernels *pk; // grid i-quants: 8-row panels for batches of PANEL_MIN_TOKENS or more (NULL: none)
   // Fused gate/up (expert FFN): a second weight over the same rows; out = silu(out) * out2 per chunk.
   const uint8_t *w2;
   size_t wrow2;
@@ -138,7 +138,7 @@ typedef struct {
   dot_fn dot2;
   dot4_fn dot42;
   gemv8_fn r82, r842;
-  const iq_panel_kernels *pk2;
+  const panel_kernels *pk2;
   float *out2;
   int tile;                 // weight rows kept hot while the tokens pass
   int rows_per_chunk, n_rc; // row chunks
@@ -165,11 +165,11 @@ static uint8_t *panel_scratch(int ith, size_t bytes) {
 
 /** Rows [rs, re) x tokens [ts, te) of one weight, tile by tile. */
 static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, const uint8_t *xb, size_t xrow, dot_fn dot,
-                            dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, const iq_panel_kernels *pk, int ith, float *out, int rs,
+                            dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, const panel_kernels *pk, int ith, float *out, int rs,
                             int re, int ts, int te) {
   if (pk && te - ts >= PANEL_MIN_TOKENS) { // whole groups of 8 rows as panels; any rest below (the same bits)
     const int nb = t->K / QK_K;
-    const size_t pbytes = (size_t)nb * IQ_PANEL_BYTES;
+    const size_t pbytes = (size_t)nb * pk->bytes;
     uint8_t *panel = panel_scratch(ith, pbytes + (size_t)(te - ts) * nb * QK_K), *u = NULL;
     if (panel) pk->prep(xb + (size_t)ts * xrow, xrow, te - ts, nb, u = panel + pbytes);
     for (; panel && rs + 8 <= re; rs += 8) {
@@ -275,7 +275,7 @@ static uint8_t *scratch_get(size_t bytes) {
 
 /** The kernels for one weight type: activation quantiser (NULL: f32 rows), dots, activation row bytes. */
 static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, gemv8_fn *r8, gemv8_fn *r84,
-                      const iq_panel_kernels **pk, size_t *xrow) {
+                      const panel_kernels **pk, size_t *xrow) {
   const kernels_t *k = kernels_current();
   *quant = NULL, *dot = NULL, *dot4 = NULL, *r8 = NULL, *r84 = NULL, *pk = NULL;
   switch (type) {
