@@ -415,10 +415,26 @@ TARGET_AVX512 static inline __m256i acc_sub_vnni(__m256i acc, const iq_sub *o, c
   return _mm256_dpwssd_epi32(acc, p, o->sc);
 }
 
-/** sum + (d * xd * mult) * isum with one rounding for the multiply-add (FMA): every x86 path (dot, dot4, the panels
- *  of 8 rows) ends a super-block this way on the same exact integer total, so they agree bit for bit. */
-TARGET_AVX2 static inline float iq_block_total(float sum, float d, float xd, float mult, int isum) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(d * xd * mult), _mm_set_ss((float)isum), _mm_set_ss(sum)));
+/** sum + (d * xd * mult) * isum per lane, one rounding for the multiply-add (FMA), isum the exact integer block total
+ *  (acc + acc2 summed over lanes): every x86 path (dot, dot4, the panels of 8 rows) ends a super-block this way, so
+ *  they agree bit for bit. Lane u of sum: token u. */
+TARGET_AVX2 static inline __m128 block_totals_1(__m128 sum, float d, const block_q8_K *const *x, float mult, const __m256i *acc, const __m256i *acc2) {
+  const __m128 f = _mm_cvtepi32_ps(_mm_cvtsi32_si128(hsum_i32(_mm256_add_epi32(acc[0], acc2[0]))));
+  return _mm_fmadd_ss(_mm_set_ss(d * x[0]->d * mult), f, sum);
+}
+TARGET_AVX2 static inline __m128 block_totals_4(__m128 sum, float d, const block_q8_K *const *x, float mult, const __m256i *acc, const __m256i *acc2) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_add_epi32(acc[0], acc2[0]), _mm256_add_epi32(acc[1], acc2[1]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_add_epi32(acc[2], acc2[2]), _mm256_add_epi32(acc[3], acc2[3]));
+  const __m256i h = _mm256_hadd_epi32(a, b); // per 128-bit lane: partial totals of tokens 0, 1, 2, 3
+  const __m128 f = _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+  const __m128 xd = _mm_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d);
+  return _mm_fmadd_ps(_mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d), xd), _mm_set1_ps(mult)), f, sum);
+}
+TARGET_AVX2 static inline void store_totals_1(__m128 sum, float *out, size_t ostride) { (void)ostride, out[0] = _mm_cvtss_f32(sum); }
+TARGET_AVX2 static inline void store_totals_4(__m128 sum, float *out, size_t ostride) {
+  float s[4];
+  _mm_storeu_ps(s, sum);
+  for (int u = 0; u < 4; u++) out[u * ostride] = s[u];
 }
 
 static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
@@ -436,8 +452,7 @@ STD_SCALE(iq4_xs)
 // NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
 #define IQ_DOTN(T, MULT, NT, ACC)                                                               \
   const block_##T *w = vw;                                                                 \
-  float sum[NT]; /* the block's exact integer total, then iq_block_total: the panels' arithmetic */ \
-  for (int u = 0; u < NT; u++) sum[u] = 0;                                                 \
+  __m128 sum = _mm_setzero_ps(); /* token u in lane u: exact block totals, then block_totals_NT */ \
   for (int i = 0; i < n / QK_K; i++) {                                                     \
     __m256i acc[NT], acc2[NT]; /* even and odd sub-blocks: two dependency chains */        \
     const block_q8_K *x[NT];                                                               \
@@ -451,10 +466,9 @@ STD_SCALE(iq4_xs)
         acc2[u] = ACC(acc2[u], &o2, x[u]->qs + 32 * ib + 32);                              \
       }                                                                                    \
     }                                                                                      \
-    const float d = T##_scale(&w[i]);                                                      \
-    for (int u = 0; u < NT; u++) sum[u] = iq_block_total(sum[u], d, x[u]->d, MULT, hsum_i32(_mm256_add_epi32(acc[u], acc2[u]))); \
+    sum = block_totals_##NT(sum, T##_scale(&w[i]), x, MULT, acc, acc2);                    \
   }                                                                                        \
-  for (int u = 0; u < NT; u++) out[u * ostride] = sum[u];
+  store_totals_##NT(sum, out, ostride);
 
 #define IQ_X86(T, MULT, TARGET, SUFFIX, ACC)                                                                      \
   TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                       \
@@ -478,7 +492,7 @@ IQ_Q8K_TYPES(IQ_AVX512)
 
 // Panels (prefill): a group of 8 weight rows decoded once into int8, rows interleaved by 4 values, then every token of
 // the batch runs integer dots against it: 4 values x 8 rows per instruction (VNNI's vpdpbusd), no decoding per token.
-// Per row and super-block the integer total is exact and iq_block_total ends it as the dots do: the same bits.
+// Per row and super-block the integer total is exact and ends as block_totals_NT ends it in the dots: the same bits.
 
 /** One super-block of 8 rows: d (T##_scale), scales per 16 values, signed values interleaved by 4. */
 typedef struct {
@@ -564,7 +578,7 @@ TARGET_AVX2 static inline __m256i panel_dot4_avx2(__m256i acc, __m256i w, __m256
     }                                                                                                                \
     const __m256 d = _mm256_loadu_ps(p->d);                                                                          \
     const __m256i bias = BIAS ? _mm256_loadu_si256((const __m256i *)p->bias) : _mm256_setzero_si256();                \
-    for (int t = 0; t < NT; t++) { /* as iq_block_total, per lane */                                                 \
+    for (int t = 0; t < NT; t++) { /* as block_totals_NT, per lane */                                                 \
       const float xd = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->d;                             \
       sum[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(xd)), _mm256_set1_ps(mult)),            \
                                _mm256_cvtepi32_ps(_mm256_sub_epi32(tot[t], bias)), sum[t]);                           \
