@@ -42,7 +42,7 @@ dot_fn iq_dot(int level, int type);
  *  loops over dot). */
 dot4_fn iq_dot4(int level, int type);
 /** Panels (prefill): a group of 8 weight rows decoded once into `bytes` per super-block, then run against many
- *  tokens; each result has the bits of the type's dot (the grid i-quants of iq_quants.c, Q2_K). decode reads 8 rows
+ *  tokens; each result has the bits of the type's dot (the grid i-quants of iq_quants.c). decode reads 8 rows
  *  wrow bytes apart; prep lays nt Q8_K activation rows (xstride bytes apart) out as gemm reads them, nb * 256 bytes
  *  per token at u; gemm writes out[t * ostride + r] for token t < nt and row r < 8. */
 typedef struct {
