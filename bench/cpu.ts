@@ -2,7 +2,7 @@
 // same GGUF, same threads, same token ids), then the per-kernel GB/s table against memory bandwidth.
 // Models: a3b-8L and a3b presets (realistic routing) in Q8_0 and Q4_K where they fit in RAM resident, and a3b-8L in
 // three mixes (gen/mixes.ts): Q4_K_M-like, Q2_K with IQ3_XXS expert downs, IQ2_XXS (bar: >= 1.0x llama.cpp decode,
-// >= 0.8x prefill on each).
+// >= 0.8x prefill on each), and gpt-oss-20b's shapes with MXFP4 experts (`--only=gpt-oss`).
 import { totalmem } from "node:os";
 import { statSync } from "node:fs";
 import { getLlama } from "node-llama-cpp";
@@ -138,6 +138,8 @@ export async function benchCpu(only?: string): Promise<void> {
     { label: "a3b-8L Q4_K_M-like mix", preset: "a3b-8L", type: "Q4_K", mix: "q4_k_m", file: "a3b-8L-mix-q4_k_m.gguf", wasm: false },
     { label: "a3b-8L Q2_K/IQ3_XXS mix", preset: "a3b-8L", type: "Q2_K", mix: "q2_k", file: "a3b-8L-mix-q2_k.gguf", wasm: false },
     { label: "a3b-8L IQ2_XXS mix", preset: "a3b-8L", type: "IQ2_XXS", mix: "iq2_xxs", file: "a3b-8L-mix-iq2_xxs.gguf", wasm: false },
+    // gpt-oss-20b's shapes with MXFP4 experts and Q8_0 elsewhere, as ggml-org's gpt-oss-20b GGUF (12.1 GB) stores them.
+    { label: "gpt-oss-20b MXFP4", preset: "gpt-oss-20b", type: "Q8_0", expertType: "MXFP4", file: "gpt-oss-20b-mxfp4.gguf", wasm: false },
     { label: "a3b Q4_K", preset: "a3b", type: "Q4_K", file: "a3b-q4_k.gguf", wasm: false },
     { label: "a3b Q8_0", preset: "a3b", type: "Q8_0", file: "a3b-q8_0.gguf", wasm: false },
   ] as const;
@@ -149,8 +151,8 @@ export async function benchCpu(only?: string): Promise<void> {
       console.log(`\n${m.label}: skipped: ~31 GB of weights cannot be resident in ${(totalmem() / 2 ** 30).toFixed(1)} GiB of RAM (that is the streaming bench's job)`);
       continue;
     }
-    const mix = "mix" in m ? m.mix : undefined;
-    const path = await benchModel({ preset: m.preset, type: m.type, mix, seed: 1, routing: realistic, expertSynthesis: "direct" }, m.file);
+    const mix = "mix" in m ? m.mix : undefined, expertType = "expertType" in m ? m.expertType : undefined;
+    const path = await benchModel({ preset: m.preset, type: m.type, expertType, mix, seed: 1, routing: realistic, expertSynthesis: "direct" }, m.file);
     console.log(`\n${m.label} (${(statSync(path).size / 1e9).toFixed(1)} GB)`);
     // llama.cpp, the engine in this thread and on its host (a worker), alternated twice: best of each (a loaded VM
     // then slows both engines alike).

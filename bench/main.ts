@@ -2,7 +2,8 @@
 // --only keeps the models whose file name contains TEXT (cpu bench), e.g. --only=a3b-q4_k; in the kernels bench, the
 // types whose name contains it (--only=MXFP4, or several: --only=MXFP4,IQ4_NL).
 // --routing=real-like|realistic|uniform: the stream bench's routing (default real-like). stream-big: the
-// Qwen3.5-397B- and DeepSeek-V3-shaped rows (--only=q35 / --only=dsv3 picks one).
+// Qwen3.5-397B- and DeepSeek-V3-shaped rows (--only=q35 / --only=dsv3 picks one). stream: --only=STEP,... runs those
+// steps (disk, moe-d2, moe-d1, moe-d3, moe-off, llama, llama-norepack, moe-iq2xxs, oss120, free-stream, ...).
 import { machineLine } from "./machine.js";
 import { benchScalar } from "./scalar.js";
 import { benchKernels } from "./cpu-kernels.js";
@@ -10,9 +11,9 @@ import { benchKernels } from "./cpu-kernels.js";
 const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   scalar: benchScalar,
   kernels: benchKernels,
-  stream: async () => {
+  stream: async (only) => {
     const { benchStream, streamRouting } = await import("./stream.js");
-    await benchStream(undefined, streamRouting(process.argv));
+    await benchStream(only?.split(","), streamRouting(process.argv));
   },
   "stream-big": async (only) => (await import("./stream-big.js")).benchStreamBig(only),
   server: async () => (await import("./server.js")).benchServer(),

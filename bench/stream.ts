@@ -43,6 +43,11 @@ const a3b8L = (r: StreamRouting) => ({ preset: "a3b-8L", type: "Q8_0", seed: 1, 
 // ~8.3 GB beside the Q4_K file and its pack; this many layers keep it at ~2.4 GB. Streamed from the GGUF (no pack).
 const MIX_LAYERS = 12;
 const a3bIq2 = (r: StreamRouting) => ({ preset: "a3b", hp: { nLayer: MIX_LAYERS }, type: "IQ2_XXS", mix: "iq2_xxs", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
+// gpt-oss-120b's per-layer dimensions (128 experts of 2880, top-4; MXFP4 experts, Q8_0 elsewhere, as ggml-org's GGUF),
+// OSS_LAYERS of its 36 layers: the whole file is ~63 GB; this many layers keep it at ~11 GB. Both engines run this same
+// file under the same cap, CAP_SHARE of its bytes.
+const OSS_LAYERS = 6;
+const oss120 = (r: StreamRouting) => ({ preset: "gpt-oss-120b", hp: { nLayer: OSS_LAYERS, swa: Array.from({ length: OSS_LAYERS }, (_, i) => i % 2 === 0) }, type: "Q8_0", expertType: "MXFP4", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
 // ~64 Qwen3 tokens of plain prose.
 const PROMPT =
   "The history of the Roman Empire spans many centuries, from the founding of the city on the banks of the Tiber to the fall of " +
@@ -349,11 +354,26 @@ export async function benchStream(only?: string[], routing: StreamRouting = "rea
     console.log(`IQ2_XXS mix: ${MIX_LAYERS}-layer file ${f(statSync(iq).size / GB)} GB (the 48-layer file: ${f(wholeBytes / GB)} GB), capped at ${f(mixCap / GiB)} GiB; ${formatExpertBytes(info.perExpert, info.expertLayers)}`);
   }
 
+  // 2c. gpt-oss-120b's shapes, OSS_LAYERS of 36 layers, both engines capped at CAP_SHARE of that file's bytes.
+  const oss: Run[] = [];
+  let ossCap = 0;
+  if (want("oss120")) {
+    const path = await benchModel(oss120(routing), fileName(`gpt-oss-120b-${OSS_LAYERS}L-mxfp4`, routing, "gguf"));
+    const info = await inspectGGUF(path);
+    ossCap = Math.round(CAP_SHARE * statSync(path).size);
+    console.log(`gpt-oss-120b-shaped, ${OSS_LAYERS} of 36 layers: file ${f(statSync(path).size / GB)} GB, capped at ${f(ossCap / GiB)} GiB; ${formatExpertBytes(info.perExpert, info.expertLayers)}`);
+    oss.push(await measure(`moestream stream, gpt-oss-120b ${OSS_LAYERS}L`, { kind: "moe", path, n: DECODE, cfg: { expertIo: "stream", memBudget: ossCap, backend: "native", threads: THREADS, prefetch: true } }, capped ? ossCap : undefined));
+    oss.push(await measure(`llama.cpp mmap, gpt-oss-120b ${OSS_LAYERS}L`, { kind: "llama", path, threads: THREADS, n: DECODE }, capped ? ossCap : undefined));
+    // Its CPU repack copies weights out of the mapping (OOM under the cap): also run with repack off, as for a3b.
+    if (buildShim()) oss.push(await measure(`llama.cpp mmap, repack off, gpt-oss-120b ${OSS_LAYERS}L`, { kind: "llama", path, threads: THREADS, n: DECODE, noRepack: true }, capped ? ossCap : undefined));
+  }
+
   // 3. Uncapped: stream vs resident after the same warm-up (every expert in memory), and llama.cpp;
   // a safety cgroup keeps an overrun from OOM-killing other work.
   const denseBytes = fileBytes - expertBytes;
   const fits = memAvailable() > expertBytes + denseBytes + 2 * GiB;
-  const big = fits ? pack : await benchModel(a3b8L(routing), fileName("a3b-8L-q8_0", routing, "gguf"));
+  const wantFree = ["free-stream", "free-resident", "free-llama"].some(want);
+  const big = fits || !wantFree ? pack : await benchModel(a3b8L(routing), fileName("a3b-8L-q8_0", routing, "gguf"));
   const safety = capped ? Math.min(totalmem() - GiB, memAvailable()) : undefined;
   const uc = (expertIo: "stream" | "resident"): ChildSpec => ({ kind: "moe", path: big, n: DECODE, warm: true, cfg: { expertIo, backend: "native", threads: THREADS, prefetch: true } });
   const free: Run[] = [];
@@ -403,6 +423,17 @@ export async function benchStream(only?: string[], routing: StreamRouting = "rea
       console.log(`  Q4_K:    read ${q4 ? f(perTok(q4), 0) : "-"} MiB/token, decode ${q4 ? f(q4.decodeTokPerS) : "-"} tok/s (48 layers measured)`);
       console.log(`  IQ2_XXS: read ${f(mib, 0)} MiB/token, decode >= ${f(tps)} tok/s (measured on ${MIX_LAYERS} layers: ${f(perTok(o), 0)} MiB/token, ${f(o.decodeTokPerS)} tok/s)${q4 ? `; ${f(tps / q4.decodeTokPerS)}x Q4_K's decode, ${f(mib / perTok(q4))}x its bytes` : ""}`);
     } else console.log(`  IQ2_XXS mix: FAILED ${mix.run.error}`);
+  }
+
+  if (oss.length) {
+    console.log(`\ngpt-oss-120b-shaped (${OSS_LAYERS} of 36 layers, MXFP4 experts), both capped at ${f(ossCap / GiB)} GiB = ${CAP_SHARE} x the file; ${routingOf(routing).label}`);
+    const mo = oss[0].out, lo = oss[1]?.out ?? oss[2]?.out;
+    for (const r of oss) {
+      if (!r.out) console.log(`  ${r.label}: FAILED ${r.error} (peak ${f((r.peakBytes ?? NaN) / GiB)} GiB)`);
+      else console.log(`  ${r.label.padEnd(40)} prefill ${f(r.out.prefillTokPerS)} tok/s, decode ${f(r.out.decodeTokPerS)} tok/s, disk ${f(r.out.disk.decode / r.out.decodeTokens / MiB, 0)} MiB/token, peak ${f((r.peakBytes ?? NaN) / GiB)} GiB, load avg ${r.load}`);
+    }
+    if (mo && lo) console.log(`  moestream / llama.cpp${oss[1]?.out ? "" : " (repack off)"}: decode ${f(mo.decodeTokPerS / lo.decodeTokPerS)}x, prefill ${f(mo.prefillTokPerS / lo.prefillTokPerS)}x; same greedy tokens: ${mo.tokens.join() === lo.tokens.join() ? "yes" : `no (first difference at ${mo.tokens.findIndex((t, i) => t !== lo.tokens[i])})`}`);
+    if (oss[0]) printTraffic(oss[0], disk);
   }
 
   console.log(`\nuncapped (${fits ? "a3b" : `a3b-8L Q8_0: a3b resident needs ~${f((expertBytes + denseBytes) / GiB, 0)} GiB, only ${f(memAvailable() / GiB, 1)} GiB available`}; page cache dropped before each; safety cgroup ${safety ? f(safety / GiB, 1) + " GiB" : "none"}; stream waits for its background fill before the prompt, as resident loads every expert first)`);

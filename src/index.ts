@@ -10,6 +10,7 @@ export { loadModel as loadEngineModel, type LoadedModel, type LoadProgress } fro
 export { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS, type EngineConfig } from "./engine/config.js";
 export { OpenAIApi, type OpenAIApiOptions } from "./server/openai.js";
 export { packModel } from "./engine/pack.js"; // the architecture's expert layout filled in
+export { pull, type PullOptions, type PullResult } from "./engine/pull/index.js";
 export { Tokenizer } from "./tokenizer/index.js";
 export type { SamplingOptions } from "./sampler/index.js";
-export { MoestreamError, FormatError, ModelError, UsageError, AbortedError } from "./util/errors.js";
+export { MoestreamError, FormatError, ModelError, UsageError, AbortedError, NetworkError } from "./util/errors.js";

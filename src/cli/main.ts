@@ -7,11 +7,12 @@ import { registerDemo } from "./demo.js";
 import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
 import { registerPack } from "./pack.js";
+import { registerPull } from "./pull.js";
 import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
 import { registerTraceCommands } from "./trace.js";
 
-const EXIT = { usage: 2, model: 3, internal: 1 } as const;
+const EXIT = { usage: 2, model: 3, network: 4, internal: 1 } as const;
 
 const program = new Command()
   .name("moestream")
@@ -27,6 +28,7 @@ registerServe(program);
 registerInspect(program);
 registerGen(program);
 registerPack(program);
+registerPull(program);
 registerBench(program);
 registerTraceCommands(program);
 
@@ -39,7 +41,7 @@ try {
   if (e instanceof MoestreamError) {
     process.stderr.write(`moestream: error: ${e.message}\n`);
     if (verbose && e.stack) process.stderr.write(e.stack + "\n");
-    process.exit(e.name === "UsageError" ? EXIT.usage : EXIT.model);
+    process.exit(e.name === "UsageError" ? EXIT.usage : e.name === "NetworkError" ? EXIT.network : EXIT.model);
   }
   const err = e as Error;
   process.stderr.write(`moestream: ${err?.message ?? String(e)}\n`);

@@ -15,7 +15,8 @@ export function registerRun(program: Command): void {
     .command("run")
     .description("generate text from a prompt")
     .requiredOption("-m, --model <file>", "model GGUF file")
-    .requiredOption("-p, --prompt <text>", "prompt, used as raw text unless --chat")
+    .option("-p, --prompt <text>", "prompt, used as raw text unless --chat; default: -f, else text piped on stdin")
+    .option("-f, --file <file>", "read the prompt from FILE ('-' = stdin); one trailing newline is dropped, as llama.cpp's -f does")
     .option("-n, --n-predict <n>", "tokens to generate", "64")
     .option("--chat", "wrap the prompt in the model's chat template as a user message")
     .option("--no-think", "with --chat: disable the thinking block (Qwen3 enable_thinking=false)")
@@ -24,18 +25,19 @@ export function registerRun(program: Command): void {
     .option("--json-schema <file>", "constrain the output to the JSON Schema in FILE (README: structured output)")
     .option("--grammar-file <file>", "constrain the output to the GBNF grammar in FILE")
     .option("--stats-json [file]", "write the full generation stats as JSON (to FILE, or stderr)")
-    .addHelpText("after", "\nExamples:\n  moestream run -m model.gguf -p 'Once upon a time' -n 32 --temp 0\n  moestream run -m model.gguf -p 'Hello' --chat --json");
+    .addHelpText("after", "\nExamples:\n  moestream run -m model.gguf -p 'Once upon a time' -n 32 --temp 0\n  moestream run -m model.gguf -p 'Hello' --chat --json\n  moestream run -m model.gguf -f prompt.txt\n  echo 'Hello' | moestream run -m model.gguf --chat");
   addOptions(cmd, SAMPLING_OPTIONS);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
+    const prompt = promptOption(opts.prompt, opts.file, process.stdin.isTTY === true);
     const n = intOption(opts.nPredict, "--n-predict", 0);
     const constraint = await constraintOption(opts.jsonSchema, opts.grammarFile);
     const sampling = samplingOptions(opts); // every flag is checked before the model loads
     const lm = await loadWithProgress(opts.model, engineConfig(opts));
     try {
       const text = opts.chat
-        ? renderChat(lm.tokenizer.chatTemplate ?? undefined, [{ role: "user", content: opts.prompt }], { enableThinking: opts.think })
-        : opts.prompt;
+        ? renderChat(lm.tokenizer.chatTemplate ?? undefined, [{ role: "user", content: prompt }], { enableThinking: opts.think })
+        : prompt;
       const promptTokens = lm.tokenizer.encode(text, { parseSpecial: true });
       const session = lm.createSession();
       const tokens: number[] = [];
@@ -57,7 +59,7 @@ export function registerRun(program: Command): void {
         process.stderr.write(formatStats(stats) + "\n");
       }
       if (opts.statsJson) {
-        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.expertSlots, reason: lm.expertIO.reason, perExpert: lm.expertIO.perExpert } }) + "\n";
+        const json = JSON.stringify({ ...stats, expertCache: { mode: lm.expertIO.mode, bytes: lm.expertIO.cacheBytes, slots: lm.expertSlots, reason: lm.expertIO.reason, perExpert: lm.expertIO.perExpert, gpu: lm.expertIO.gpu } }) + "\n";
         if (opts.statsJson === true) process.stderr.write(json);
         else writeFileSync(opts.statsJson, json);
       }
@@ -65,6 +67,23 @@ export function registerRun(program: Command): void {
       await lm.close();
     }
   });
+}
+
+/** The prompt: -p, -f FILE ('-' = stdin), or stdin when it is not a terminal; read before the model loads. */
+function promptOption(text: string | undefined, file: string | undefined, stdinIsTTY: boolean): string {
+  if (text !== undefined && file !== undefined) throw new UsageError("bad_option", "-p/--prompt and -f/--file cannot be combined: give the prompt one way");
+  if (text !== undefined) return text;
+  if (file === undefined && stdinIsTTY) throw new UsageError("bad_option", "no prompt: give -p TEXT, -f FILE, or pipe the prompt on stdin");
+  const from = file === undefined || file === "-" ? "stdin" : file;
+  let read: string;
+  try {
+    read = readFileSync(from === "stdin" ? 0 : from, "utf8");
+  } catch (e) {
+    throw new UsageError("bad_option", `${from === "stdin" ? "reading the prompt from stdin" : `-f ${from}`}: ${(e as Error).message}`);
+  }
+  const prompt = read.endsWith("\n") ? read.slice(0, -1) : read;
+  if (!prompt) throw new UsageError("bad_option", `the prompt from ${from === "stdin" ? "stdin" : `-f ${from}`} is empty`);
+  return prompt;
 }
 
 /** --json-schema / --grammar-file, read and checked before the model loads (a UsageError names the flag and file). */

@@ -11,13 +11,13 @@ import { addOptions, engineConfig, intOption, loadWithProgress, samplingOptions 
 export function registerServe(program: Command): void {
   const cmd = program
     .command("serve")
-    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)")
+    .description("serve the model over HTTP: OpenAI's /v1/chat/completions, /v1/completions, /v1/responses, /v1/models and Anthropic's /v1/messages")
     .requiredOption("-m, --model <file>", "model GGUF file or packed directory")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "port to listen on; 0 = any free port (printed)", "8080")
     .option("--alias <id>", "the model's id in /v1/models and in replies (default: the file name without .gguf); requests may name any id")
     .option("--cors <origins>", "let browser apps from these origins call the server (comma-separated, or '*' for any); default: off")
-    .option("--api-key <key>", "require 'Authorization: Bearer KEY' on every endpoint but /health (env MOESTREAM_API_KEY); default: none")
+    .option("--api-key <key>", "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on every endpoint but /health (env MOESTREAM_API_KEY); default: none")
     .option("--reasoning-format <fmt>", "deepseek: a chat reply's <think> block comes back as reasoning_content; none: inline in content (a request's reasoning_format overrides)", "deepseek")
     .option("--max-queue <n>", "requests allowed to wait behind the running one; more get 429", String(DEFAULT_MAX_QUEUE))
     .option("--body-limit <bytes>", "largest request body; more gets 413", String(DEFAULT_BODY_LIMIT))

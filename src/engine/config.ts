@@ -97,6 +97,10 @@ export const ENGINE_OPTIONS = {
     flag: "--expert-cache <size>", env: "MOESTREAM_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "bytes of expert cache when streaming (e.g. 2G); 0 = what the budget leaves after what the process holds, dense weights, KV, prefetch staging and headroom",
   },
+  gpuExpertCache: {
+    flag: "--gpu-expert-cache <size>", env: "MOESTREAM_GPU_EXPERT_CACHE", default: 0, parse: parseSize,
+    help: "--backend webgpu: bytes of expert slots on the GPU (e.g. 8G), filled from the host cache; 0 = auto: the host expert cache's size (every expert when resident), halved while the device refuses the memory, never below one layer's top-k. All experts fit: they stay resident on the GPU",
+  },
   prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {
     flag: "--io-depth <n>", env: "MOESTREAM_IO_DEPTH", default: 0, parse: int(...RANGES.ioDepth),
@@ -143,6 +147,8 @@ export interface EngineConfig {
   memBudget: number;
   /** Bytes; 0 = derived from the budget. */
   expertCache: number;
+  /** Bytes of GPU expert slots (webgpu); 0 = auto (engine/gpu-tier.ts). */
+  gpuExpertCache: number;
   /** Check every expert record's crc32c as it is read (packed models). */
   verifyExperts: boolean;
   /** Check every dense tensor's crc32c at load (packed models whose manifest has them). */

@@ -15,9 +15,21 @@ export type OutputConstraint =
   /** Keywords: json-schema-subset.ts. Unlisted properties are never generated beside listed ones (grammarSchema). */
   | { type: "json_schema"; schema: Record<string, unknown> }
   /** A GBNF grammar (llama.cpp's dialect, as XGrammar reads it), starting at `root`. */
-  | { type: "grammar"; grammar: string };
+  | { type: "grammar"; grammar: string }
+  /**
+   * One of several JSON values, each between its own fixed texts: a forced tool call is
+   * `<tool_call>\n{"name": "f", "arguments": ` + f's parameters + `}\n</tool_call>`.
+   */
+  | { type: "tagged_json"; tags: TaggedJson[] };
 
-const TYPES = ["json_object", "json_schema", "grammar"];
+export interface TaggedJson {
+  begin: string;
+  schema: Record<string, unknown>;
+  end: string;
+}
+
+const TYPES = ["json_object", "json_schema", "grammar", "tagged_json"];
+const MAX_TAGS = 128;
 const MAX_GRAMMAR_CHARS = 65536;
 
 /** A constraint that cannot be honoured; `field` is where in it ("schema.properties.x.format", "grammar", "" = the whole). */
@@ -43,6 +55,14 @@ export function constraintShapeProblem(c: unknown): { field: string; message: st
     const p = schemaProblem(o.schema);
     if (p) return { field: p.path ? `schema.${p.path}` : "schema", message: p.message };
   }
+  if (o.type === "tagged_json") {
+    if (!Array.isArray(o.tags) || !o.tags.length || o.tags.length > MAX_TAGS) return { field: "tags", message: `must be a list of 1 to ${MAX_TAGS} tags` };
+    for (const [i, t] of (o.tags as Partial<TaggedJson>[]).entries()) {
+      if (typeof t?.begin !== "string" || typeof t.end !== "string") return { field: `tags[${i}]`, message: "begin and end must be strings" };
+      const p = schemaProblem(t.schema);
+      if (p) return { field: `tags[${i}].schema${p.path ? "." + p.path : ""}`, message: p.message };
+    }
+  }
   return undefined;
 }
 
@@ -52,7 +72,14 @@ async function grammarOf(inst: XGrammarInstance, c: OutputConstraint): Promise<X
   // Compact JSON (", " and ": " separators, no free whitespace): a model cannot wander off into endless blanks.
   if (c.type === "json_object") return g.fromJSONSchema(JSON.stringify({ type: "object" }), false, -1, undefined, false);
   if (c.type === "json_schema") return g.fromJSONSchema(JSON.stringify(grammarSchema(c.schema)), false, -1, undefined, false);
-  return g.fromEBNF(c.grammar, "root");
+  if (c.type === "grammar") return g.fromEBNF(c.grammar, "root");
+  // A structural tag's own json_schema element allows free whitespace: embed the compact grammar instead.
+  const elements = [];
+  for (const t of c.tags) {
+    const ebnf = await inst.xgr.Testings._jsonSchemaToEBNF(JSON.stringify(grammarSchema(t.schema)), false, -1, undefined, false);
+    elements.push({ type: "tag", begin: t.begin, content: { type: "grammar", grammar: ebnf }, end: t.end });
+  }
+  return g.fromStructuralTag({ type: "structural_tag", format: elements.length === 1 ? elements[0] : { type: "or", elements } });
 }
 
 const keyOf = (c: OutputConstraint) => JSON.stringify(c);
@@ -81,7 +108,7 @@ export async function checkConstraint(c: unknown): Promise<void> {
   const shape = constraintShapeProblem(c);
   if (shape) throw new ConstraintError(shape.field, shape.message);
   const oc = c as OutputConstraint;
-  const field = oc.type === "grammar" ? "grammar" : oc.type === "json_schema" ? "schema" : "";
+  const field = oc.type === "grammar" ? "grammar" : oc.type === "json_schema" ? "schema" : oc.type === "tagged_json" ? "tags" : "";
   const run = checking.then(async () => {
     const inst = (checker ??= loadXGrammar());
     const g = await guarded(inst, field, () => (checker = undefined), () => grammarOf(inst, oc));
@@ -103,11 +130,18 @@ interface VocabState {
 const COMPILED_KEPT = 8;
 const vocabs = new WeakMap<Tokenizer, Promise<VocabState>>();
 
-/** The vocabulary as XGrammar reads it: each token's bytes in byte-level form; special tokens empty (never allowed). */
+/**
+ * Bytes that never occur in UTF-8: C0 and C1 (overlong two-byte leads) and F5-FF. XGrammar's character classes
+ * read C0 A3 as "#", so a token holding one would let invalid UTF-8 into a string that the grammar counts as valid.
+ */
+const notUtf8 = (bytes: Uint8Array) => bytes.some((b) => b === 0xc0 || b === 0xc1 || b >= 0xf5);
+
+/** The vocabulary as XGrammar reads it: each token's bytes in byte-level form; special tokens and tokens that cannot be UTF-8 empty (never allowed). */
 function encodedVocab(tok: Tokenizer, nVocab: number): string[] {
   const out = new Array<string>(nVocab).fill("");
   for (let id = 0; id < Math.min(nVocab, tok.vocabSize); id++) {
-    if (!tok.isSpecial(id)) out[id] = bytesToUnicode(tok.pieceBytes(id, false));
+    const bytes = tok.isSpecial(id) ? undefined : tok.pieceBytes(id, false);
+    if (bytes && !notUtf8(bytes)) out[id] = bytesToUnicode(bytes);
   }
   return out;
 }

@@ -31,6 +31,8 @@ export interface ExpertIODecision {
   reason: string;
   /** One routed expert's bytes by quant type (set by the loader, which knows the parts). */
   perExpert?: ExpertTypeBytes[];
+  /** The GPU expert tier (--backend webgpu): its slots, their bytes, and whether every expert has one. */
+  gpu?: { slots: number; bytes: number; resident: boolean };
 }
 
 /** Stream when experts exceed this share of the budget (the rest is dense weights, KV, activations, OS). */

@@ -30,7 +30,7 @@ export interface HostReady {
   expertIO: ExpertIODecision;
   warnings: string[];
   backend: string;
-  /** Expert cache slots (streaming) or every expert (resident). */
+  /** Expert cache slots (streaming) or every expert (resident); the GPU tier's slots with --backend webgpu. */
   expertSlots: number;
 }
 

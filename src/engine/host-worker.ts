@@ -168,7 +168,7 @@ try {
     t: "ready",
     ready: {
       path: lm.path, arch: lm.arch, info: lm.model.info, config: lm.config, contextReason: lm.contextReason, expertIO: lm.expertIO,
-      warnings: lm.warnings, backend: lm.backend.name, expertSlots: lm.experts.nSlots,
+      warnings: lm.warnings, backend: lm.backend.name, expertSlots: lm.gpuExperts?.capacity ?? lm.experts.nSlots, // the model acquires from the GPU tier where there is one
     },
   });
 } catch (e) {

@@ -138,7 +138,8 @@ function resolves(ref: string, root: Record<string, Json>): boolean {
  * The schema as handed to the grammar compiler: an object schema that lists properties gets
  * additionalProperties false. XGrammar lets an extra key repeat a listed name with any value (it cannot say
  * "any key but these"), so extra keys beside listed ones could break a listed property's schema; without them
- * every output still validates. Objects that list no properties keep what they allow. A checked schema only.
+ * every output still validates. Objects that list no properties keep what they allow. String length bounds become
+ * a pattern (below). A checked schema only.
  */
 export function grammarSchema(s: Json): Json {
   if (!isObject(s)) return s;
@@ -147,6 +148,13 @@ export function grammarSchema(s: Json): Json {
   if (isObject(s.properties)) {
     out.properties = map(s.properties);
     if (Object.keys(s.properties).length) out.additionalProperties = false;
+  }
+  if ((s.minLength !== undefined || s.maxLength !== undefined) && s.pattern === undefined) {
+    // XGrammar writes a length-bounded string as [^"\\\r\n]{m,n}, which lets raw control characters (a tab)
+    // into the JSON string, so the output would not parse: the same bounds as a pattern that excludes them.
+    out.pattern = `^[^\\x00-\\x1f"\\\\]{${s.minLength ?? 0},${s.maxLength ?? ""}}$`;
+    delete out.minLength;
+    delete out.maxLength;
   }
   if (isObject(s.additionalProperties) && out.additionalProperties !== false) out.additionalProperties = grammarSchema(s.additionalProperties);
   if (s.items !== undefined) out.items = grammarSchema(s.items);

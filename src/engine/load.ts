@@ -14,6 +14,8 @@ import { DENSE_FILE } from "../experts/pack-format.js";
 import { checkDenseTensor, sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
 import { StreamingExperts } from "../experts/streaming-source.js";
+import { DeviceTier } from "../experts/device-tier.js";
+import { allocGpuTier, type GpuTierPlan } from "./gpu-tier.js";
 import { parsePolicySpec, policyByName, readerPolicyContext } from "../experts/policies.js";
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import { architecture, type Model } from "../models/registry.js";
@@ -29,7 +31,7 @@ import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
 import { autoContextSize } from "./context-size.js";
-import { checkExpertLayers, checkNoOtherTensors, checkTensors, tensorsHeld } from "./model-check.js";
+import { checkExpertLayers, checkNoOtherTensors, checkTensors, refuseSplitGGUF, tensorsHeld } from "./model-check.js";
 
 export interface LoadedModel {
   readonly path: string;
@@ -43,7 +45,10 @@ export interface LoadedModel {
   readonly contextReason: string;
   /** Resident or streamed, the cache size, and why. */
   readonly expertIO: ExpertIODecision;
+  /** The host byte cache (every backend). */
   readonly experts: StreamingExperts;
+  /** The GPU expert tier above it (--backend webgpu), which the model acquires from. */
+  readonly gpuExperts?: DeviceTier;
   /** Things the user should hear about once (e.g. missing expert files allowed). */
   readonly warnings: string[];
   /** Content hash of the source GGUF (header + sampled pages): equal for a GGUF and its pack; ties saved sessions to it. */
@@ -102,6 +107,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
   let reader: ExpertReader | undefined;
   let backend: Backend | undefined;
   try {
+    refuseSplitGGUF(file);
     const archName = metaString(file, "general.architecture");
     const arch = architecture(archName);
     const tokenizer = Tokenizer.fromMetadata(file.metadata);
@@ -147,10 +153,11 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     }
     const stagingBytes = cfg.prefetch ? 2 * info.nExpertUsed * cfg.prefetchDepth * slotBytes : 0; // prefetchSlots x depth, below
     const decided = decideExpertIO(cfg, {
-      expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights ? 2 : 1, heldBytes: process.memoryUsage.rss(), stagingBytes,
+      // A GPU tier's copy is device memory (gpu-tier.ts), not the host's: wasm's is the host's.
+      expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights && !(be instanceof WebGpuBackend) ? 2 : 1, heldBytes: process.memoryUsage.rss(), stagingBytes,
     }, budget);
     const perExpert = expertBytesByType(layers.flatMap((l) => r0.parts(l).map((p) => ({ layer: l, part: p.name, type: ggmlTypeName(p.type), bytes: p.byteLength }))));
-    const expertIO: ExpertIODecision = { ...decided, perExpert, reason: `${decided.reason}; ${formatExpertBytes(perExpert, layers.length)}` };
+    let expertIO: ExpertIODecision = { ...decided, perExpert, reason: `${decided.reason}; ${formatExpertBytes(perExpert, layers.length)}` };
 
     const totalBytes = denseBytes + (expertIO.mode === "resident" ? expertBytes : 0);
     let doneBytes = 0;
@@ -193,29 +200,46 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       weights.set(name, arenas[arena].view({ name, type: t.type, shape: t.shape }, at));
     }
 
+    // The GPU tier, sized once dense weights hold their device memory. Holding every expert, it is loaded
+    // through a host cache of one layer's top-k, and the host keeps none of them.
+    let gpu: GpuTierPlan | undefined;
+    if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
+    if (be instanceof WebGpuBackend) {
+      const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
+      gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
+      const g = { slots: gpu.slots.nSlots, bytes: gpu.slots.nSlots * slotBytes, resident: gpu.resident };
+      expertIO = gpu.resident
+        ? { ...expertIO, mode: "resident", cacheBytes: info.nExpertUsed * slotBytes, gpu: g, reason: `experts resident on the GPU (${gpu.reason}); ${formatExpertBytes(perExpert, layers.length)}` }
+        : { ...expertIO, gpu: g, reason: `${expertIO.reason}; ${gpu.reason}` };
+    }
     // Staging for speculative reads: two tokens' worth of one layer's experts.
-    const prefetchSlots = expertIO.mode === "stream" && cfg.prefetch ? 2 * info.nExpertUsed : 0;
+    const prefetchSlots = expertIO.mode === "stream" && !gpu?.resident && cfg.prefetch ? 2 * info.nExpertUsed : 0;
     const spec = parsePolicySpec(cfg.expertPolicy);
     // A token touches k experts in every layer with experts: lfu-decay's clock; per-layer quotas need each layer's experts.
     const policy = policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed));
     const experts = new StreamingExperts(r0, be, {
       budgetBytes: expertIO.cacheBytes, minExperts: info.nExpertUsed, prefetchSlots, policy, prefetchDepth: cfg.prefetchDepth, ioDepth: cfg.ioDepth || undefined,
+      hostOnly: gpu !== undefined, fill: !gpu?.resident,
     });
+    // The GPU tier evicts by the same policy as the host cache, an instance of its own.
+    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), info.nExpertUsed);
     if (expertIO.mode === "resident") {
       const base = doneBytes;
-      await experts.preloadAll((d, t) => onProgress?.(base + (d / t) * expertBytes, totalBytes));
+      const progress = (d: number, t: number) => onProgress?.(base + (d / t) * expertBytes, Math.max(totalBytes, base + expertBytes));
+      await (gpuExperts?.resident ? gpuExperts.preloadAll(progress) : experts.preloadAll(progress)); // a GPU tier short of all fills on use
     }
-    const model = arch.create(hp, { backend: be, weights, experts });
+    const model = arch.create(hp, { backend: be, weights, experts: gpuExperts ?? experts });
     const r = r0;
     let identity: Promise<string> | undefined;
     const packIdentity = r instanceof ExpertStore ? r.manifest.source.sampleSha256 : undefined;
     return {
-      path, arch: archName, model, tokenizer, backend: be, config: { ...cfg, ctxSize: ctx.ctxSize }, contextReason: ctx.reason, expertIO, experts, warnings,
+      path, arch: archName, model, tokenizer, backend: be, config: { ...cfg, ctxSize: ctx.ctxSize }, contextReason: ctx.reason, expertIO, experts, gpuExperts, warnings,
       identity: () => (identity ??= packIdentity !== undefined ? Promise.resolve(packIdentity) : sourceIdentity(path).then((id) => id.sampleSha256)),
       close: async () => {
         await experts.cancelPrefetch();
         await r.close();
         experts.free();
+        gpuExperts?.free();
         for (const a of arenas) a.free();
         be.close?.();
       },

@@ -2,7 +2,7 @@
 // declares (present, shaped as declared) and a pack's expert layers and parts against its declaration.
 // So "verify passes" means "run loads".
 import type { ExpertPart } from "../experts/pack-format.js";
-import { getTensor, metaString } from "../format/gguf/accessors.js";
+import { getTensor, metaNumber, metaString } from "../format/gguf/accessors.js";
 import { checkTensorLayout } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { architecture, type Architecture } from "../models/registry.js";
@@ -10,8 +10,23 @@ import { checkShape, type ExpertPartSpecs, type HasTensor, type TensorSpec } fro
 import { ModelError, namingFile } from "../util/errors.js";
 import type { WeightUse } from "./capabilities.js";
 
+/**
+ * A split GGUF's part (llama.cpp's gguf-split, as the Hub serves files over 50 GB) holds only some tensors:
+ * refused by name rather than as a missing tensor, with the command that merges the parts.
+ */
+export function refuseSplitGGUF(file: GGUFFile): void {
+  const count = metaNumber(file, "split.count", { default: 1 });
+  if (count <= 1) return;
+  const no = metaNumber(file, "split.no", { default: 0 });
+  throw new ModelError(
+    "split_gguf",
+    `${file.source.name}: part ${no + 1} of a ${count}-part split GGUF; moestream loads one file: merge the parts (\`moestream pull REPO:QUANT --merge\`, or llama.cpp's \`llama-gguf-split --merge FIRST_PART OUT.gguf\`)`,
+  );
+}
+
 /** The file's architecture and hyperparameters (range errors name the file). */
 export function readArchitecture(file: GGUFFile): { arch: Architecture; hp: unknown } {
+  refuseSplitGGUF(file);
   const arch = architecture(metaString(file, "general.architecture"));
   const nVocab = getTensor(file, "token_embd.weight").shape[1];
   return { arch, hp: namingFile(file.source.name, () => arch.readHParams(file.metadata, nVocab)) };

@@ -14,10 +14,11 @@ import type { Tokenizer } from "../tokenizer/index.js";
 import { UsageError } from "../util/errors.js";
 
 /** The engine table's options (checked by validateLoadOptions); any of them may also be a string as its flag takes it. */
-export interface LoadOptions extends Partial<Omit<EngineConfig, "memBudget" | "expertCache">> {
+export interface LoadOptions extends Partial<Omit<EngineConfig, "memBudget" | "expertCache" | "gpuExpertCache">> {
   /** Bytes, or a size as --mem-budget takes it ("8G", "512M"). */
   memBudget?: number | string;
   expertCache?: number | string;
+  gpuExpertCache?: number | string;
   onProgress?: LoadProgress;
 }
 

@@ -54,6 +54,15 @@ export interface ExpertPhaseStats {
   readP99Ms: number;
   /** Time the forward waited on expert reads; the rest of the phase is compute. */
   ioWaitMs: number;
+  /**
+   * The GPU expert tier (webgpu; zeros elsewhere): experts found on the device, and those not (each looked up in
+   * the host cache above: hits and misses then count those lookups, a miss a read from disk), the bytes uploaded
+   * and the ms the engine's thread spent handing them to the device queue.
+   */
+  gpuHits: number;
+  gpuMisses: number;
+  uploadBytes: number;
+  uploadMs: number;
 }
 
 export interface GenerationStats {
@@ -206,13 +215,14 @@ export class Session {
     const decoder = tok.createStreamDecoder();
     const stopAtEog = opts.stopAtEog ?? true;
     const snap = (): ExpertPhaseStats => {
-      const x = this.lm.experts;
+      const x = this.lm.experts, g = this.lm.gpuExperts;
       const p = x.staging?.stats;
       const sum = (f: "issued" | "used" | "wasted" | "bytesRead") => (p ? p.prev[f] + p.lookahead[f] : 0);
       return {
         hits: x.stats.hits, misses: x.stats.misses, prefetched: x.stats.prefetched, bytesRead: x.stats.bytesRead,
         prefetchIssued: sum("issued"), prefetchUsed: sum("used"), prefetchWasted: sum("wasted"), prefetchBytes: sum("bytesRead"),
         reads: x.readLatency.count, readP50Ms: 0, readP99Ms: 0, ioWaitMs: x.stats.ioWaitMs,
+        gpuHits: g?.stats.hits ?? 0, gpuMisses: g?.stats.misses ?? 0, uploadBytes: g?.slots.uploadStats.bytes ?? 0, uploadMs: g?.slots.uploadStats.ms ?? 0,
       };
     };
     const s0 = snap();

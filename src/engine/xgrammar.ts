@@ -12,6 +12,12 @@ export interface XGrammar {
   Grammar: {
     fromEBNF(ebnf: string, rootRule?: string): Promise<XGrammarHandle>;
     fromJSONSchema(schema: string, anyWhitespace?: boolean, indent?: number, separators?: [string, string], strictMode?: boolean): Promise<XGrammarHandle>;
+    /** A grammar from a structural tag (xgrammar's JSON format: "tag", "or", "grammar", ... elements). */
+    fromStructuralTag(tag: Record<string, unknown>): Promise<XGrammarHandle>;
+  };
+  Testings: {
+    /** A JSON Schema as EBNF text (what fromJSONSchema compiles), to embed in a structural tag. */
+    _jsonSchemaToEBNF(schema: string, anyWhitespace?: boolean, indent?: number, separators?: [string, string], strictMode?: boolean): Promise<string>;
   };
   TokenizerInfo: {
     createTokenizerInfo(encodedVocab: string[], vocabType?: string, prependSpace?: boolean, vocabSize?: number, stopTokenIds?: number[]): Promise<XGrammarHandle>;

@@ -7,6 +7,7 @@ import type { ExpertReader } from "./store.js";
 import type { ExpertPart } from "./pack-format.js";
 import { Staging } from "./prefetch.js";
 import { DEMAND, FILL, IoQueue, DEFAULT_IO_DEPTH, type IoTicket } from "./io-queue.js";
+import { SlotTable } from "./slot-table.js";
 
 /** Which unpinned cached expert to evict; keys are opaque numbers. */
 export interface EvictionPolicy {
@@ -69,6 +70,11 @@ export interface StreamingOptions {
   ioDepth?: number;
   /** When every expert fits the budget, read the ones not yet cached in the background at idle I/O (default on). */
   fill?: boolean;
+  /**
+   * Host bytes only: a device tier above this cache (device-tier.ts) binds the records into slots of its own, so
+   * there is no binding tier here and acquireRecords() hands out the records' bytes.
+   */
+  hostOnly?: boolean;
 }
 
 export interface StreamingStats {
@@ -115,6 +121,8 @@ interface Entry {
   /** Settles when the record is read and uploaded; rejected reads leave the cache before it settles. */
   readonly ready: Promise<void>;
   weights?: ExpertWeights;
+  /** The buffer the record lands in (a slot's, or a staged read's that replaced it). */
+  bytes?: Uint8Array;
   /** The read filling this slot while it is queued or running (a hit promotes it to a demand read). */
   ticket?: IoTicket;
 }
@@ -122,7 +130,7 @@ interface Entry {
 const NONE: ReadonlySet<number> = new Set();
 
 /** The weights a record part gives the model: itself, or each part of its split as a view of its rows (offsets inside the part). */
-function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
+export function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
   if (!p.split) return [{ name: p.name, suffix: "", shape: p.shape, offset: 0, byteLength: p.byteLength }];
   const rowBytes = p.byteLength / p.shape[1]; // rows are whole blocks
   let row = 0;
@@ -152,11 +160,8 @@ export class StreamingExperts implements ExpertSource {
   /** Keys of the acquire being pinned: never evicted by it. */
   private protect: ReadonlySet<number> = NONE;
   private readonly policy: EvictionPolicy;
-  private readonly entries = new Map<number, Entry>();
-  /** Entries with pins > 0 (a few acquires' worth), so the fit check need not scan every cached expert. */
-  private readonly pinnedEntries = new Set<Entry>();
-  private readonly freeSlots: number[] = [];
-  private nextFresh = 0;
+  private readonly table: SlotTable<Entry>;
+  private readonly entries: Map<number, Entry>;
   /** Slot memory, each arena aligned as the reader asks (direct I/O); allocated by prepare(). */
   private readonly arenas: Uint8Array[] = [];
   /**
@@ -188,6 +193,8 @@ export class StreamingExperts implements ExpertSource {
     this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
     this.totalExperts = reader.layers.reduce((a, l) => a + reader.expertCount(l), 0);
     this.policy = opts.policy ?? new LruPolicy();
+    this.table = new SlotTable(this.nSlots, this.policy);
+    this.entries = this.table.entries;
     this.io = new IoQueue(reader, { depth: opts.ioDepth ?? DEFAULT_IO_DEPTH });
     this.depth = Math.max(1, Math.floor(opts.prefetchDepth ?? 2));
     // Buffers come from prepare(), aligned like the cache slots they swap with.
@@ -214,7 +221,7 @@ export class StreamingExperts implements ExpertSource {
       for (let a = 0; a * this.slotsPerArena < this.nSlots; a++) {
         const slots = Math.min(this.slotsPerArena, this.nSlots - a * this.slotsPerArena);
         this.arenas.push(await this.alignedArena(slots));
-        if (this.backend.deviceWeights) this.bound.push(this.backend.allocWeights(slots * this.slotBytes));
+        if (this.backend.deviceWeights && !this.opts.hostOnly) this.bound.push(this.backend.allocWeights(slots * this.slotBytes));
       }
       await this.growStaging();
       this.ready = true;
@@ -313,6 +320,18 @@ export class StreamingExperts implements ExpertSource {
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
+    const byId = await this.acquireEntries(layer, ids);
+    return ids.map((e) => byId.get(e)!.weights!);
+  }
+
+  /** Records of `ids` in `layer` (their first recordBytes bytes), pinned as acquire() pins them until release(). */
+  async acquireRecords(layer: number, ids: readonly number[]): Promise<Uint8Array[]> {
+    const byId = await this.acquireEntries(layer, ids);
+    const n = this.reader.recordBytes(layer);
+    return ids.map((e) => byId.get(e)!.bytes!.subarray(0, n));
+  }
+
+  private async acquireEntries(layer: number, ids: readonly number[]): Promise<Map<number, Entry>> {
     const n = this.reader.expertCount(layer); // refuses a layer without experts
     for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);
     const distinct = [...new Set(ids)];
@@ -332,10 +351,7 @@ export class StreamingExperts implements ExpertSource {
     }
     this.staging?.settleLayer(layer);
     if (distinct.length <= (this.opts.minExperts ?? 1)) this.lastIds.set(layer, distinct);
-    const result = () => {
-      const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
-      return ids.map((e) => byId.get(e)!);
-    };
+    const result = () => new Map(distinct.map((e, i) => [e, mine[i]]));
     // Every one already in memory (resident, or a warm cache): no wait to settle or account for.
     if (mine.every((en) => en.weights)) return result();
     const t0 = performance.now();
@@ -367,15 +383,11 @@ export class StreamingExperts implements ExpertSource {
 
   /** Slots held by acquires not yet released. */
   pinned(): number {
-    let n = 0;
-    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en) n++;
-    return n;
+    return this.table.pinned();
   }
 
   private checkFits(layer: number, keys: number[]): void {
-    const want = new Set(keys);
-    let pinnedElsewhere = 0;
-    for (const en of this.pinnedEntries) if (this.entries.get(en.key) === en && !want.has(en.key)) pinnedElsewhere++;
+    const pinnedElsewhere = this.table.pinned(new Set(keys));
     if (keys.length <= this.nSlots - pinnedElsewhere) return;
     const held = pinnedElsewhere > 0 ? ` (${pinnedElsewhere} more are pinned by unreleased acquires)` : "";
     throw new ExpertBudgetError((keys.length + pinnedElsewhere) * this.slotBytes, this.opts.budgetBytes,
@@ -385,7 +397,7 @@ export class StreamingExperts implements ExpertSource {
   private pin(key: number, layer: number, e: number): Entry {
     const hit = this.entries.get(key);
     if (hit) {
-      if (hit.pins++ === 0) this.pinnedEntries.add(hit);
+      this.table.pin(hit);
       this.stats.hits++;
       this.policy.touch(key);
       hit.ticket?.promote(DEMAND); // a background fill still queued: the forward waits on it now
@@ -418,21 +430,18 @@ export class StreamingExperts implements ExpertSource {
         this.readLatency.add(performance.now() - t0);
       });
     }
-    const entry: Entry = { key, slot, pins, ticket, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
+    const entry: Entry = { key, slot, pins, ticket, bytes, ready: read.then(() => void ((entry.weights = this.weightsOf(layer, e, bytes, slot)), (entry.ticket = undefined))) };
     // A failed read leaves no half-filled slot behind: the entry goes, its slot is free again.
     entry.ready.catch(() => {
-      if (this.entries.get(key) === entry) this.entries.delete(key);
-      this.policy.remove(key);
-      this.freeSlots.push(slot);
+      this.table.drop(entry);
     });
-    this.entries.set(key, entry);
-    if (pins > 0) this.pinnedEntries.add(entry);
-    this.policy.touch(key);
+    this.table.add(entry);
     return entry;
   }
 
   private weightsOf(layer: number, e: number, bytes: Uint8Array, slot: number): ExpertWeights {
     const w: Record<string, Weight> = {};
+    if (this.opts.hostOnly) return w; // the device tier binds the bytes
     const arena = this.bound[Math.floor(slot / this.slotsPerArena)];
     const base = (slot % this.slotsPerArena) * this.slotBytes;
     if (arena) arena.write(base, bytes.subarray(0, this.reader.recordBytes(layer))); // the binding tier's copy
@@ -456,21 +465,13 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private unpin(en: Entry): void {
-    if (en.pins > 0 && --en.pins === 0) this.pinnedEntries.delete(en);
+    this.table.unpin(en);
   }
 
   private takeSlot(incoming: number): number {
-    const free = this.freeSlots.pop();
-    if (free !== undefined) return free;
-    if (this.nextFresh < this.nSlots) return this.nextFresh++;
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !this.protect.has(k), incoming);
-    // checkFits ran first, so an unpinned entry exists.
-    if (victim === undefined) throw new Error("internal: no evictable expert slot");
-    const en = this.entries.get(victim)!;
-    this.entries.delete(victim);
-    this.policy.remove(victim);
-    this.stats.evictions++;
-    return en.slot;
+    const { slot, evicted } = this.table.take(incoming, this.protect); // checkFits ran first: an unpinned entry exists
+    if (evicted) this.stats.evictions++;
+    return slot;
   }
 
   private slot(i: number): Uint8Array {

@@ -6,12 +6,19 @@ import { f32ToF16 } from "../util/f16.js";
 import { IQ1_M, IQ_FORMATS, type QuantFormat } from "../quant/index.js";
 import { Stream } from "./random.js";
 
+/** Random bytes: successive 32-bit outputs of the stream, each stored little-endian. */
 export function randomBytes(s: Stream, out: Uint8Array): void {
   const n4 = out.length & ~3;
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < n4; i += 4) view.setUint32(i, s.nextU32(), true);
+  if (LITTLE_ENDIAN && out.byteOffset % 4 === 0) {
+    s.fillU32(new Uint32Array(out.buffer, out.byteOffset, n4 / 4));
+  } else {
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    for (let i = 0; i < n4; i += 4) view.setUint32(i, s.nextU32(), true);
+  }
   for (let i = n4; i < out.length; i++) out[i] = s.nextU32() & 255;
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Write the block's f16 scale: bytes 0..1, except IQ1_M, which keeps it in the top nibbles of its 4 u16 scale words. */
 function setScale(f: QuantFormat, out: Uint8Array, o: number, d: number): void {

@@ -11,7 +11,11 @@ function hash(seed: number, s: string): number {
   return h;
 }
 
-/** xoshiro128** seeded through splitmix32. */
+/**
+ * xoshiro128** seeded through splitmix32. The state is kept as int32 (`| 0`), not uint32 (`>>> 0`): the bits are the
+ * same, but int32 values stay small integers in V8 where uint32 values above 2^31 become heap numbers (gen spent
+ * most of its time allocating and collecting them).
+ */
 export class Stream {
   private a: number; private b: number; private c: number; private d: number;
 
@@ -22,18 +26,33 @@ export class Stream {
       let z = x;
       z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
+      return (z ^ (z >>> 16)) | 0;
     };
     this.a = next(); this.b = next(); this.c = next(); this.d = next() | 1;
   }
 
   nextU32(): number {
-    const r = Math.imul(((Math.imul(this.b, 5) << 7) | (Math.imul(this.b, 5) >>> 25)) >>> 0, 9) >>> 0;
-    const t = (this.b << 9) >>> 0;
+    const b5 = Math.imul(this.b, 5);
+    const r = Math.imul((b5 << 7) | (b5 >>> 25), 9) >>> 0;
+    const t = this.b << 9;
     this.c ^= this.a; this.d ^= this.b; this.b ^= this.c; this.a ^= this.d;
-    this.c = (this.c ^ t) >>> 0;
-    this.d = ((this.d << 11) | (this.d >>> 21)) >>> 0;
+    this.c ^= t;
+    this.d = (this.d << 11) | (this.d >>> 21);
     return r;
+  }
+
+  /** Fill with the next out.length 32-bit outputs (the same values nextU32 would return, as int32 bits). */
+  fillU32(out: Uint32Array | Int32Array): void {
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    for (let i = 0; i < out.length; i++) {
+      const b5 = Math.imul(b, 5);
+      out[i] = Math.imul((b5 << 7) | (b5 >>> 25), 9);
+      const t = b << 9;
+      c ^= a; d ^= b; b ^= c; a ^= d;
+      c ^= t;
+      d = (d << 11) | (d >>> 21);
+    }
+    this.a = a; this.b = b; this.c = c; this.d = d;
   }
 
   /** Uniform in [0, 1). */

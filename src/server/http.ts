@@ -5,8 +5,45 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ApiError } from "./errors.js";
-import type { OpenAIApi, RequestKind } from "./openai.js";
+import type { OpenAIApi, PreparedRequest, RequestKind } from "./openai.js";
 import { RequestQueue } from "./queue.js";
+import { anthropicError, MessagesApi } from "./anthropic.js";
+import { ResponsesApi } from "./responses.js";
+
+/** A server-sent event: `event: NAME` when named, and its JSON data. */
+export interface SseEvent {
+  event?: string;
+  data: unknown;
+}
+
+/** One generation endpoint's wire format: how its body is prepared, and how answers and errors are written. */
+export interface Endpoint<P extends { stream: boolean }> {
+  prepare(body: unknown): Promise<P>;
+  complete(p: P, signal: AbortSignal): Promise<unknown>;
+  events(p: P, signal: AbortSignal): AsyncGenerator<SseEvent, unknown>;
+  /** An error in this API's shape. */
+  errorBody(e: ApiError): unknown;
+  /** An error after the stream's headers went out, as one more event. */
+  errorEvent(e: ApiError): SseEvent;
+  /** Written after the last event (OpenAI's `data: [DONE]`). */
+  done?: string;
+}
+
+/** OpenAI's chat and text completions: chunks as unnamed events, errors as one more, then [DONE]. */
+function openaiEndpoint(api: OpenAIApi, kind: RequestKind): Endpoint<PreparedRequest> {
+  return {
+    prepare: (body) => api.prepare(kind, body),
+    complete: (p, signal) => api.complete(p, signal),
+    events: async function* (p, signal) {
+      for await (const data of api.stream(p, signal)) yield { data };
+    },
+    errorBody: (e) => e.toJSON(),
+    errorEvent: (e) => ({ data: e.toJSON() }),
+    done: "data: [DONE]\n\n",
+  };
+}
+
+const sse = (e: SseEvent) => `${e.event ? `event: ${e.event}\n` : ""}data: ${JSON.stringify(e.data)}\n\n`;
 
 export interface ApiServerOptions {
   /** Requests allowed to wait behind the running one; more get 429. */
@@ -26,7 +63,7 @@ export interface ApiServerOptions {
   log?: (line: string) => void;
   /** Origins a browser app may call from ("*" = any); none = no CORS headers and no preflight answers. */
   cors?: string[];
-  /** Clients must send `authorization: Bearer KEY` (all but /health and CORS preflights); 401 otherwise. */
+  /** Clients must send `authorization: Bearer KEY` or `x-api-key: KEY` (all but /health and CORS preflights); 401 otherwise. */
   apiKey?: string;
 }
 
@@ -117,7 +154,7 @@ function prometheus(api: OpenAIApi, queue: RequestQueue): string {
 }
 
 /** Headers browsers ask to send on a preflight when none are named: the ones OpenAI clients set. */
-const CORS_HEADERS = "authorization, content-type, openai-organization, openai-project, x-stainless-*";
+const CORS_HEADERS = "authorization, content-type, openai-organization, openai-project, x-stainless-*, x-api-key, anthropic-version, anthropic-beta";
 
 /** CORS for allowed origins: headers on every answer, and 204 to a preflight (true = answered). */
 function cors(origins: string[], req: IncomingMessage, res: ServerResponse): boolean {
@@ -137,13 +174,15 @@ function cors(origins: string[], req: IncomingMessage, res: ServerResponse): boo
   return true;
 }
 
-/** A 401 unless the request carries `authorization: Bearer KEY` (compared in constant time). */
+/** A 401 unless the request carries `authorization: Bearer KEY` or (Anthropic's) `x-api-key: KEY`, compared in constant time. */
 function checkKey(key: string, req: IncomingMessage): void {
   const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
-  const given = Buffer.from(m?.[1].trim() ?? "");
+  const header = req.headers["x-api-key"];
+  const sent = m?.[1].trim() ?? (typeof header === "string" ? header.trim() : undefined);
+  const given = Buffer.from(sent ?? "");
   const want = Buffer.from(key);
   if (given.length === want.length && timingSafeEqual(given, want)) return;
-  const why = m ? "Incorrect API key provided" : "You didn't provide an API key: send it as 'Authorization: Bearer KEY'";
+  const why = sent !== undefined ? "Incorrect API key provided" : "You didn't provide an API key: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'";
   throw new ApiError(401, why, null, "invalid_api_key");
 }
 
@@ -157,8 +196,16 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
   const inflight = new Set<AbortController>();
   let closing = false;
 
-  async function completion(kind: RequestKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const p = await api.prepare(kind, parseJson(await readBody(req, bodyLimit)));
+  const messages = new MessagesApi(api);
+  const endpoints = new Map<string, Endpoint<{ stream: boolean }>>([
+    ["/v1/chat/completions", openaiEndpoint(api, "chat")],
+    ["/v1/completions", openaiEndpoint(api, "text")],
+    ["/v1/messages", messages.endpoint()],
+    ["/v1/responses", new ResponsesApi(api).endpoint()],
+  ]);
+
+  async function completion<P extends { stream: boolean }>(ep: Endpoint<P>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const p = await ep.prepare(parseJson(await readBody(req, bodyLimit)));
     const ac = new AbortController();
     res.on("close", () => res.writableFinished || ac.abort());
     inflight.add(ac);
@@ -166,26 +213,26 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
       const release = await queue.acquire(ac.signal);
       try {
         if (!p.stream) {
-          const out = await api.complete(p, ac.signal);
+          const out = await ep.complete(p, ac.signal);
           if (!res.destroyed) {
-            if (ac.signal.aborted) sendJson(res, 503, shuttingDown().toJSON());
+            if (ac.signal.aborted) sendJson(res, 503, ep.errorBody(shuttingDown()));
             else sendJson(res, 200, out);
           }
           return;
         }
         res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
         try {
-          for await (const chunk of api.stream(p, ac.signal)) {
+          for await (const e of ep.events(p, ac.signal)) {
             if (ac.signal.aborted || res.destroyed) break;
-            res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+            res.write(sse(e));
           }
         } catch (e) {
-          // Headers are gone: the error travels as one more event, as OpenAI's streams do.
-          if (!ac.signal.aborted) res.write(`data: ${JSON.stringify(toApiError(e).toJSON())}\n\n`);
+          // Headers are gone: the error travels as one more event.
+          if (!ac.signal.aborted) res.write(sse(ep.errorEvent(toApiError(e))));
         }
         if (!res.destroyed) {
-          if (ac.signal.aborted) res.write(`data: ${JSON.stringify(shuttingDown().toJSON())}\n\n`);
-          res.end("data: [DONE]\n\n");
+          if (ac.signal.aborted) res.write(sse(ep.errorEvent(shuttingDown())));
+          res.end(ep.done ?? "");
         }
       } finally {
         release();
@@ -214,15 +261,21 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
     }
   }
 
+  /** Each response's error shape, once its path is known (Anthropic's under /v1/messages). */
+  const errorShape = new WeakMap<ServerResponse, (e: ApiError) => unknown>();
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (cors(opts.cors ?? [], req, res)) return;
     const path = pathOf(req);
+    if (path.startsWith("/v1/messages")) errorShape.set(res, anthropicError);
     const method = req.method ?? "GET";
     if (closing) throw shuttingDown();
     if (opts.apiKey !== undefined && path !== "/health") checkKey(opts.apiKey, req);
-    if (path === "/v1/chat/completions" || path === "/v1/completions") {
+    const ep = endpoints.get(path);
+    if (ep || path === "/v1/messages/count_tokens") {
       if (method !== "POST") throw new ApiError(405, `${method} ${path}: use POST`, null, "method_not_allowed");
-      return completion(path === "/v1/completions" ? "text" : "chat", req, res);
+      if (ep) return completion(ep, req, res);
+      return sendJson(res, 200, await messages.countTokens(parseJson(await readBody(req, bodyLimit))));
     }
     const known = path === "/health" || path === "/metrics" || path === "/v1/models" || path.startsWith("/v1/models/");
     if (!known) throw new ApiError(404, `no such endpoint: ${method} ${path}`, null, "unknown_url");
@@ -276,7 +329,7 @@ export function createApiServer(api: OpenAIApi, opts: ApiServerOptions = {}): Ap
       }
       if (err.status === 429) extra["retry-after"] = "1";
       if (err.status === 401) extra["www-authenticate"] = "Bearer";
-      sendJson(res, err.status, err.toJSON(), extra);
+      sendJson(res, err.status, (errorShape.get(res) ?? ((e: ApiError) => e.toJSON()))(err), extra);
     });
   });
   // Over the cap a connection is answered 503 and closed before its request is read (the listener runs

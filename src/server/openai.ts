@@ -8,10 +8,10 @@ import type { HostedSession } from "../engine/hosted-session.js";
 import type { SamplingOptions } from "../engine/config.js";
 import { MoestreamError } from "../util/errors.js";
 import { checkConstraint, ConstraintError, type OutputConstraint } from "../engine/constraint.js";
-import { ApiError, fromZod } from "./errors.js";
+import { ApiError, parseBody } from "./errors.js";
 import { chatRequestSchema, completionRequestSchema, type ChatMessageInput, type ChatRequest, type CompletionRequest } from "./schemas.js";
 import { StopScanner } from "./stop.js";
-import { ToolCallSplitter, type ToolCall } from "./tools.js";
+import { toolCallConstraint, ToolCallSplitter, type ToolCall } from "./tools.js";
 import { ReasoningSplitter } from "../engine/reasoning.js";
 
 export type RequestKind = "chat" | "text";
@@ -66,6 +66,8 @@ export interface GenerationResult {
   text: string;
   reasoning: string;
   finishReason: FinishReason | "abort";
+  /** The stop sequence that ended the reply (finishReason "stop"); undefined when it ended otherwise. */
+  stopSequence?: string;
   toolCalls: ToolCall[];
   usage: Usage;
   decodeMs: number;
@@ -110,31 +112,65 @@ function toolsOf(req: ChatRequest): ChatTool[] | undefined {
   return req.tools as ChatTool[];
 }
 
+/** The tools a forced tool_choice ("required", or one named function) lets the reply call, with their indexes in `tools`. */
+function forcedTools(req: ChatRequest): [ChatTool, number][] | undefined {
+  const choice = req.tool_choice;
+  if (choice == null || choice === "none" || choice === "auto") return undefined;
+  const tools = (req.tools ?? []) as ChatTool[];
+  if (!tools.length) throw new ApiError(400, "'tool_choice' forces a tool call, but the request has no tools", "tool_choice", "invalid_value");
+  if (req.chat_template_kwargs?.enable_thinking) {
+    throw new ApiError(400, "'tool_choice': a forced tool call cannot be combined with enable_thinking (the call is the whole reply)", "tool_choice", "invalid_value");
+  }
+  if (choice === "required") return tools.map((t, i) => [t, i]);
+  const i = tools.findIndex((t) => t.function.name === choice.function.name);
+  if (i < 0) throw new ApiError(400, `'tool_choice.function.name': no tool named '${choice.function.name}' in tools`, "tool_choice.function.name", "invalid_value");
+  return [[tools[i], i]];
+}
+
+/** One output constraint a request asks for: the field that asked, and where the constraint's own fields sit in the request. */
+interface AskedConstraint {
+  name: string;
+  constraint: OutputConstraint;
+  param: (field: string) => string;
+}
+
 /**
  * The request's output constraint, checked (supported schema keywords, a grammar that compiles): a 400 names
- * the field, e.g. 'response_format.json_schema.schema.properties.email.format'.
+ * the field, e.g. 'response_format.json_schema.schema.properties.email.format'. `forced`: a forced tool call's.
  */
-async function requestConstraint(req: ChatRequest | CompletionRequest): Promise<OutputConstraint | undefined> {
-  const asked: [string, OutputConstraint, string][] = []; // [request field, constraint, where its schema sits in the request]
+async function requestConstraint(req: ChatRequest | CompletionRequest, forced?: AskedConstraint): Promise<OutputConstraint | undefined> {
+  const asked: AskedConstraint[] = forced ? [forced] : [];
+  const schemaAt = (at: string) => (field: string) => (field.startsWith("schema") ? at + field.slice("schema".length) : at.split(".")[0]);
   const rf = req.response_format;
-  if (rf?.type === "json_object") asked.push(["response_format", rf.schema ? { type: "json_schema", schema: rf.schema } : { type: "json_object" }, "response_format.schema"]);
+  if (rf?.type === "json_object") asked.push({ name: "response_format", constraint: rf.schema ? { type: "json_schema", schema: rf.schema } : { type: "json_object" }, param: schemaAt("response_format.schema") });
   if (rf?.type === "json_schema") {
     const js = rf.json_schema;
-    asked.push(["response_format", js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" }, "response_format.json_schema.schema"]);
+    asked.push({ name: "response_format", constraint: js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" }, param: schemaAt("response_format.json_schema.schema") });
   }
-  if (req.grammar != null) asked.push(["grammar", { type: "grammar", grammar: req.grammar }, ""]);
-  if (req.json_schema != null) asked.push(["json_schema", { type: "json_schema", schema: req.json_schema }, "json_schema"]);
-  if (asked.length > 1) throw new ApiError(400, `'${asked[1][0]}' cannot be combined with '${asked[0][0]}': give one output constraint`, asked[1][0], "invalid_value");
+  if (req.grammar != null) asked.push({ name: "grammar", constraint: { type: "grammar", grammar: req.grammar }, param: () => "grammar" });
+  if (req.json_schema != null) asked.push({ name: "json_schema", constraint: { type: "json_schema", schema: req.json_schema }, param: schemaAt("json_schema") });
+  if (asked.length > 1) throw new ApiError(400, `'${asked[1].name}' cannot be combined with '${asked[0].name}': give one output constraint`, asked[1].name, "invalid_value");
   if (!asked.length) return undefined;
-  const [name, c, schemaAt] = asked[0];
+  const { constraint, param } = asked[0];
   try {
-    await checkConstraint(c);
+    await checkConstraint(constraint);
   } catch (e) {
     if (!(e instanceof ConstraintError)) throw e;
-    const field = e.field === "grammar" ? "grammar" : e.field.startsWith("schema") ? schemaAt + e.field.slice("schema".length) : name;
+    const field = param(e.field);
     throw new ApiError(400, `'${field}': ${e.reason}`, field, "invalid_value");
   }
-  return c;
+  return constraint;
+}
+
+/** A forced call's constraint; a tool's schema problem names `tools[i].function.parameters...`. */
+function forcedConstraint(forced: [ChatTool, number][], thinkOpen: boolean): AskedConstraint {
+  // A template that opens the think block itself gets it closed first: the call is the whole reply.
+  const constraint = toolCallConstraint(forced.map(([t]) => t.function), thinkOpen ? "</think>\n\n" : "");
+  const param = (field: string) => {
+    const m = /^tags\[(\d+)\]\.schema(.*)$/.exec(field);
+    return m ? `tools[${forced[Number(m[1])][1]}].function.parameters${m[2]}` : "tool_choice";
+  };
+  return { name: "tool_choice", constraint, param };
 }
 
 /** Token pieces as text for logprobs (invalid UTF-8 of a partial character becomes U+FFFD, as OpenAI's do). */
@@ -170,12 +206,10 @@ export class OpenAIApi {
 
   /** Validate and tokenize; throws ApiError (400 naming the field, 404 for another model). */
   async prepare(kind: RequestKind, body: unknown): Promise<PreparedRequest> {
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "the request body must be a JSON object", null, "invalid_body");
-    const parsed = (kind === "chat" ? chatRequestSchema : completionRequestSchema).safeParse(body);
-    if (!parsed.success) throw fromZod(parsed.error);
-    const req = parsed.data;
+    const req: ChatRequest | CompletionRequest = kind === "chat" ? parseBody(chatRequestSchema, body) : parseBody(completionRequestSchema, body);
     // One model is loaded: whatever id the client names means it (as llama-server does); replies carry ours.
-    const chat = kind === "chat" ? this.chatPrompt(req as ChatRequest) : undefined;
+    const forced = kind === "chat" ? forcedTools(req as ChatRequest) : undefined;
+    const chat = kind === "chat" ? this.chatPrompt(req as ChatRequest, forced !== undefined) : undefined;
     const promptTokens = chat ? chat.tokens : this.textPrompt(req as CompletionRequest);
     const ctx = this.contextSize;
     if (promptTokens.length >= ctx) {
@@ -200,7 +234,7 @@ export class OpenAIApi {
       if (c.top_logprobs != null && !c.logprobs) throw new ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
       logprobs = c.logprobs ? (c.top_logprobs ?? 0) : undefined;
     } else logprobs = (req as CompletionRequest).logprobs ?? undefined;
-    const constraint = await requestConstraint(req);
+    const constraint = await requestConstraint(req, forced && forcedConstraint(forced, chat!.thinkOpen));
     // Only where the template knows think blocks: elsewhere a reply that starts with "<think>" is just text.
     const format = (kind === "chat" ? (req as ChatRequest).reasoning_format : undefined) ?? this.reasoningFormat;
     const reasoning = !chat || format === "none" || !this.lm.tokenizer.chatTemplate?.includes("<think>") ? "none" : chat.thinkOpen ? "open" : "split";
@@ -278,10 +312,18 @@ export class OpenAIApi {
       const decodeMs = performance.now() - t0;
       this.counters.decodeMs += decodeMs;
       const usage = { prompt_tokens: p.promptTokens.length, completion_tokens: n, total_tokens: p.promptTokens.length + n, prompt_tokens_details: { cached_tokens: cached } };
-      return { text, reasoning, finishReason: reason, toolCalls, usage, decodeMs };
+      return { text, reasoning, finishReason: reason, stopSequence: stopped ? scan.matched : undefined, toolCalls, usage, decodeMs };
     } finally {
       if (signal?.aborted) this.counters.aborted++;
     }
+  }
+
+  /** Run `p` to its end: the totals (for APIs that need none of the pieces as they come). */
+  async run(p: PreparedRequest, signal?: AbortSignal): Promise<GenerationResult> {
+    const it = this.generate(p, signal);
+    let r = await it.next();
+    while (!r.done) r = await it.next();
+    return r.value;
   }
 
   /** OpenAI's logprobs object for `tokens`: chat's {content: [...]} or completions' parallel arrays. */
@@ -384,17 +426,18 @@ export class OpenAIApi {
   }
 
   /** The rendered prompt's tokens, and whether it ends inside an opened <think> block. */
-  private chatPrompt(req: ChatRequest): { tokens: number[]; thinkOpen: boolean } {
+  private chatPrompt(req: ChatRequest, noThinking: boolean): { tokens: number[]; thinkOpen: boolean } {
     const messages = req.messages.map((m) => {
       const out: Record<string, unknown> = { role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) };
       if (m.tool_calls) out.tool_calls = m.tool_calls;
       if (m.name) out.name = m.name;
       if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
+      if (m.reasoning_content) out.reasoning_content = m.reasoning_content;
       return out as unknown as ChatMessage;
     });
     let text: string;
     try {
-      text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, { addGenerationPrompt: true, enableThinking: req.chat_template_kwargs?.enable_thinking, tools: toolsOf(req) });
+      text = renderChat(this.lm.tokenizer.chatTemplate ?? undefined, messages, { addGenerationPrompt: true, enableThinking: noThinking ? false : req.chat_template_kwargs?.enable_thinking, tools: toolsOf(req) });
     } catch (e) {
       const why = e instanceof MoestreamError ? e.message : `the chat template failed: ${(e as Error).message}`;
       throw new ApiError(400, why, "messages", "chat_template_error");

@@ -49,6 +49,8 @@ export const chatMessageSchema = z.object({
   name: z.string().optional(),
   tool_calls: z.array(z.looseObject({ function: z.looseObject({ name: z.string() }) })).optional(),
   tool_call_id: z.string().optional(),
+  // An earlier reply's thinking, kept apart (llama-server takes it; templates that show it get it).
+  reasoning_content: z.string().nullish(),
 });
 
 const tool = z.object({
@@ -63,8 +65,11 @@ export const chatRequestSchema = z.object({
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(tool).max(128).nullish(),
-  // A forced call ("required", a named function) is not supported yet: refused by name.
-  tool_choice: z.enum(["none", "auto"], { message: "only tool_choice 'auto' or 'none' is supported (no forced tool calls)" }).nullish(),
+  // "required" or a named function force a call: a grammar makes the reply one valid call.
+  tool_choice: z.union([
+    z.enum(["none", "auto", "required"], { message: "tool_choice must be 'none', 'auto', 'required' or {type: 'function', function: {name}}" }),
+    z.object({ type: z.literal("function"), function: z.object({ name: z.string().min(1) }) }),
+  ]).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).nullish(),
   // llama-server's: "deepseek" (and "auto") split the <think> block into reasoning_content, "none" keeps it inline.

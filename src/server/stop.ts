@@ -5,6 +5,8 @@
 
 export class StopScanner {
   private pending = "";
+  /** The stop sequence that ended the text, once one has. */
+  matched: string | undefined;
   constructor(private readonly stops: readonly string[]) {}
 
   /** Add generated text; returns what is safe to emit and whether a stop sequence matched. */
@@ -53,6 +55,7 @@ export class StopScanner {
   }
 
   private cut(at: number): { text: string; stopped: boolean } {
+    this.matched = this.stops.find((s) => this.pending.startsWith(s, at));
     const out = this.pending.slice(0, at);
     this.pending = "";
     return { text: out, stopped: true };

@@ -2,6 +2,7 @@
 // <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>. Content before the first tag streams as
 // usual; from the tag on, text is held until the end and parsed into OpenAI tool_calls.
 import { randomBytes } from "node:crypto";
+import type { OutputConstraint } from "../engine/constraint.js";
 
 const OPEN = "<tool_call>";
 const CLOSE = "</tool_call>";
@@ -10,6 +11,17 @@ export interface ToolCall {
   id: string;
   type: "function";
   function: { name: string; arguments: string };
+}
+
+/**
+ * The reply as exactly one call of one of `functions`, written as the template teaches (a forced tool_choice):
+ * the name fixed, the arguments valid against the function's parameters schema. `prefix` comes first.
+ */
+export function toolCallConstraint(functions: { name: string; parameters?: Record<string, unknown> }[], prefix = ""): OutputConstraint {
+  return {
+    type: "tagged_json",
+    tags: functions.map((f) => ({ begin: `${prefix}${OPEN}\n{"name": ${JSON.stringify(f.name)}, "arguments": `, schema: f.parameters ?? { type: "object" }, end: `}\n${CLOSE}` })),
+  };
 }
 
 /** Parse every <tool_call> block of `text`; null when a block is not a JSON {name, arguments} object. */

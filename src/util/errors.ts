@@ -35,6 +35,9 @@ export function namingFile<T>(file: string, fn: () => T): T {
   }
 }
 
+/** A server could not be reached or stopped answering (the Hugging Face Hub for `pull`): worth retrying later. */
+export class NetworkError extends MoestreamError {}
+
 /** Bad options or arguments from a caller. */
 export class UsageError extends MoestreamError {}
 

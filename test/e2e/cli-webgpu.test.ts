@@ -1,5 +1,5 @@
-// The CLI with --backend webgpu (lavapipe in CI): the same greedy tokens as the scalar reference, and one clear
-// line (exit 2) when no adapter exists.
+// The CLI with --backend webgpu (lavapipe in CI): the same greedy tokens as the scalar reference through a GPU
+// expert tier, and one clear line (exit 2) when no adapter exists.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,14 +14,22 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test("run --backend webgpu gives the scalar backend's greedy tokens", async () => {
+test("run --backend webgpu, experts streamed through a GPU expert tier smaller than them, gives the scalar backend's greedy tokens; --stats-json counts each lookup in one tier", async () => {
   const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
   const args = ["run", "-m", model, "-p", "Once upon a time", "-n", "4", "--temp", "0", "--json", "--ignore-eos", "--ctx-size", "64"];
-  const gpu = cli(gpuEnv(), ...args, "--backend", "webgpu");
+  const gpu = cli(gpuEnv(), ...args, "--backend", "webgpu", "--expert-io", "stream", "--prefetch", "off", "--gpu-expert-cache", String(4 * 2 ** 20), "--stats-json");
   assert.equal(gpu.code, 0, gpu.err);
   const ref = cli(process.env, ...args, "--backend", "scalar");
   assert.equal(ref.code, 0, ref.err);
   assert.deepEqual(JSON.parse(gpu.out).tokens, JSON.parse(ref.out).tokens);
+  // The tiny preset: 4 layers of 16 experts, top-4; 4 tokens are 3 decode forwards after the prompt's.
+  const stats = JSON.parse(gpu.err.split("\n").find((l) => l.startsWith("{"))!);
+  const { gpu: tier } = stats.expertCache;
+  assert.ok(tier.slots >= 4 && tier.slots < 64 && !tier.resident, JSON.stringify(tier));
+  const d = stats.experts.decode;
+  assert.equal(d.gpuHits + d.gpuMisses, 3 * 4 * 4, "3 forwards x 4 layers x top-4 lookups");
+  assert.equal(d.hits + d.misses, d.gpuMisses, "each device miss is one host lookup");
+  assert.equal(d.uploadBytes, d.gpuMisses * (tier.bytes / tier.slots), "each device miss uploads one record");
 });
 
 test("--backend webgpu without an adapter: exit 2 and one line saying why, no JavaScript stack", async () => {

@@ -2,19 +2,26 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig, ENGINE_OPTIONS, SAMPLING_OPTIONS } from "../../src/engine/config.js";
-import { testModel } from "../helpers/models.js";
+import { openGGUF } from "../../src/format/gguf/read.js";
+import { Tokenizer } from "../../src/tokenizer/tokenizer.js";
+import { smallVocabModel, testModel } from "../helpers/models.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "moestream.cjs");
 const dir = mkdtempSync(join(tmpdir(), "moestream-cli-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, MOESTREAM_TEMP: undefined } });
+  return cliWithInput(undefined, ...args);
+}
+
+/** The CLI with `input` piped on its stdin (undefined: an empty pipe). */
+function cliWithInput(input: string | undefined, ...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", input, env: { ...process.env, MOESTREAM_TEMP: undefined } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -76,6 +83,34 @@ test("run: the context defaults to the model's training context; a prompt beyond
   assert.doesNotMatch(r.err, /tok\/s/, "no stats line: nothing was generated");
 });
 
+test("run -f FILE and a prompt piped on stdin read the prompt as -p does (one trailing newline dropped, as llama.cpp's -f); none or two sources is refused before the model loads", async () => {
+  const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 2, nVocab: 8192 });
+  const f = await openGGUF(model);
+  await f.source.close();
+  const tok = Tokenizer.fromMetadata(f.metadata);
+  const file = join(dir, "prompt.txt");
+  writeFileSync(file, "Hello,\nworld\n");
+  const args = ["-n", "2", "--temp", "0", "--json"];
+  const runs = [cli("run", "-m", model, "-f", file, ...args), cliWithInput("Hello,\nworld\n", "run", "-m", model, ...args), cliWithInput("Hello,\nworld\n\n", "run", "-m", model, "-f", "-", ...args)];
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const [fromFile, piped, twoNewlines] = runs.map((r) => JSON.parse(r.out));
+  assert.deepEqual(fromFile.prompt_tokens, tok.encode("Hello,\nworld"));
+  assert.deepEqual(piped, { ...fromFile, stats: piped.stats }, "stdin gives the same prompt and the same greedy tokens");
+  assert.deepEqual(twoNewlines.prompt_tokens, tok.encode("Hello,\nworld\n"), "only one trailing newline goes");
+  const missing = join(dir, "no-such-model.gguf");
+  const bad: [string | undefined, string[], RegExp][] = [
+    ["x", ["-p", "x", "-f", file], /-p\/--prompt and -f\/--file cannot be combined/],
+    [undefined, ["-f", join(dir, "no-such-prompt.txt")], /-f .*no-such-prompt\.txt: ENOENT/],
+    ["\n", [], /the prompt from stdin is empty/],
+  ];
+  for (const [input, extra, message] of bad) {
+    const r = cliWithInput(input, "run", "-m", missing, ...extra);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, message);
+    assert.doesNotMatch(r.err, /no-such-model/, "refused before the model file was opened");
+  }
+});
+
 test("inspect reports tensors and expert vs dense bytes", async () => {
   const model = await testModel({ type: "Q8_0", seed: 3 });
   const r = cli("inspect", model, "--json");
@@ -113,7 +148,7 @@ test("gen writes a model that loads; bad input gives one clear line and a distin
 });
 
 test("every command's --help shows examples", () => {
-  for (const c of ["demo", "run", "chat", "serve", "pack", "verify", "inspect", "bench", "gen", "trace", "replay"]) {
+  for (const c of ["demo", "run", "chat", "serve", "pack", "verify", "pull", "inspect", "bench", "gen", "trace", "replay"]) {
     const r = cli(c, "--help");
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Examples?:\n  moestream /, `${c} --help`);

@@ -57,6 +57,10 @@ const text = (over: Record<string, string | undefined>) => {
   return "{" + Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => `"${k}": ${x}`).join(", ") + "}";
 };
 
+const tag = (name: string, s: Record<string, unknown>) => ({ begin: `<tool_call>\n{"name": "${name}", "arguments": `, schema: s, end: "}\n</tool_call>" });
+const CALL: OutputConstraint = { type: "tagged_json", tags: [tag("f", { type: "object", properties: { a: { type: "integer" } }, required: ["a"] }), tag("g", { type: "object", additionalProperties: false })] };
+const call = (name: string, args: string) => `<tool_call>\n{"name": "${name}", "arguments": ${args}}\n</tool_call>`;
+
 test("each supported keyword is honoured: texts pass or are masked as JSON Schema says", async () => {
   const cases: [OutputConstraint, [string, boolean][]][] = [
     [ALL, [
@@ -75,10 +79,18 @@ test("each supported keyword is honoured: texts pass or are masked as JSON Schem
     // property's schema holds wherever it sits (an extra key may not repeat its name with another value).
     [schema({ type: "object", properties: { b: { type: "string" }, c: { type: "object", additionalProperties: false }, d: { type: "object" } } }), [
       ["{}", true], ['{"c": {}}', true], ['{"c": {"z": 1}}', false], ['{"d": {"z": [1]}}', true], ['{"b": "x", "z": 1}', false], ['{"b": "x", "b": 1}', false]]],
+    // Length-bounded strings admit no raw control character (JSON forbids them; XGrammar's own bounded-string
+    // rule let a tab through, so a tool call's argument did not parse).
+    [schema({ type: "object", properties: { s: { type: "string", maxLength: 3 }, t: { type: "string", minLength: 2 } }, required: ["s", "t"] }), [
+      ['{"s": "abc", "t": "ab"}', true], ['{"s": "", "t": "abcdef"}', true], ['{"s": "a\tb", "t": "ab"}', false], ['{"s": "abcd", "t": "ab"}', false],
+      ['{"s": "a", "t": "a"}', false], ['{"s": "a", "t": "a\u0001"}', false], ['{"s": "a", "t": "\tq"}', false]]],
     // Non-ASCII text crosses token boundaries inside characters: the vocabulary is matched byte by byte.
     [schema({ enum: ["héllo wörld 日本語"] }), [['"héllo wörld 日本語"', true], ['"hello"', false]]],
     [{ type: "json_object" }, [["{}", true], ['{"a": [1, {"b": null}], "c": "d"}', true], ["[1]", false], ["1", false]]],
     [{ type: "grammar", grammar: 'root ::= ("yes" | "no") " sir"' }, [["yes sir", true], ["no sir", true], ["yes", false], ["maybe sir", false]]],
+    // A forced tool call: one of the tags, its JSON compact and valid against that tag's schema.
+    [CALL, [[call("f", '{"a": 1}'), true], [call("g", "{}"), true], [call("g", '{"a": 1}'), false], [call("f", '{"a": "1"}'), false], [call("f", '{"a": 1, "b": 2}'), false],
+      [call("f", '{ "a": 1}'), false], [call("h", '{"a": 1}'), false], ["x" + call("f", '{"a": 1}'), false], [call("f", '{"a": 1}') + call("g", "{}"), false]]],
   ];
   for (const [c, texts] of cases) {
     for (const [t, want] of texts) assert.equal(await passes(c, t), want, `${JSON.stringify(c).slice(0, 80)} on ${t}`);
@@ -96,6 +108,17 @@ test("the mask: special tokens never, end-of-generation only when complete, ever
     for (const id of allowed) assert.match(tok.decode([id]), /^\{("|\}|$)/, `token ${id} ${JSON.stringify(tok.decode([id]))}`);
     for (const id of tok.eogIds) assert.equal(m[id], -Infinity, "not complete yet");
     assert.equal(m[tok.tokenId("<|im_start|>")!], -Infinity);
+    // Tokens holding a byte UTF-8 never uses (C0 A3 would pass XGrammar's classes as "#") are never allowed.
+    const byteToken = (b: number) => [...Array(N).keys()].find((id) => { const p = tok.pieceBytes(id, false); return p.length === 1 && p[0] === b; })!;
+    const afterQuote = await TokenConstraint.create(tok, N, { type: "json_schema", schema: { type: "string" } });
+    try {
+      afterQuote.accept(tok.encode('"')[0]);
+      const inString = await afterQuote.mask(zeros);
+      for (const b of [0xc0, 0xc1, 0xf5, 0xff]) assert.equal(inString[byteToken(b)], -Infinity, `byte ${b.toString(16)}`);
+      assert.equal(inString[byteToken(0xc3)], 0, "a real two-byte lead is allowed");
+    } finally {
+      afterQuote.dispose();
+    }
     // The logits are copied, never changed.
     const logits = new Float32Array(N).fill(1);
     await tc.mask(logits);
@@ -103,6 +126,22 @@ test("the mask: special tokens never, end-of-generation only when complete, ever
   } finally {
     tc.dispose();
   }
+});
+
+test("a forced tool call may open with the vocabulary's own <tool_call> token (not special) or spell it out", async () => {
+  const tc = await TokenConstraint.create(tok, N, CALL);
+  try {
+    const m = await tc.mask(zeros);
+    const one = tok.encode("<tool_call>", { parseSpecial: true });
+    assert.equal(one.length, 1);
+    assert.equal(m[one[0]], 0);
+    assert.equal(m[tok.tokenId("<")!], 0);
+    assert.equal(m[tok.tokenId("{")!], -Infinity);
+  } finally {
+    tc.dispose();
+  }
+  await assert.rejects(checkConstraint({ type: "tagged_json", tags: [tag("f", { type: "object", properties: { u: { type: "string", format: "uri" } } })] }), (e: ConstraintError) => e.field === "tags[0].schema.properties.u.format");
+  await assert.rejects(checkConstraint({ type: "tagged_json", tags: [] }), (e: ConstraintError) => e.field === "tags");
 });
 
 test("keywords constrained decoding cannot honour are refused by path, never ignored", () => {

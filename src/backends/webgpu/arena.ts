@@ -50,7 +50,7 @@ export class GpuArena implements WeightArena {
   write(offset: number, src: Uint8Array): void {
     this.check(offset, src.byteLength);
     if (offset % 4 !== 0) throw new RangeError(`webgpu weight arena: write at offset ${offset} is not 4-byte aligned`);
-    for (const [at, r] of this.repacked) if (at < offset + src.byteLength && offset < at + r.bytes) this.repacked.delete(at);
+    this.invalidate(offset, src.byteLength);
     let data = src;
     if (src.byteLength % 4 !== 0) {
       data = new Uint8Array(ceil4(src.byteLength));
@@ -63,6 +63,20 @@ export class GpuArena implements WeightArena {
       this.be.device.queue.writeBuffer(this.chunks[c], inChunk, data, done, n);
       done += n;
     }
+  }
+
+  /** Bytes [offset, offset + n) are being rewritten by a copy the caller records (expert-tier.ts): views over them repack again. */
+  invalidate(offset: number, n: number): void {
+    this.check(offset, n);
+    for (const [at, r] of this.repacked) if (at < offset + n && offset < at + r.bytes) this.repacked.delete(at);
+  }
+
+  /** The device buffer holding arena byte `offset`, and where in it (a range from there may run to the chunk's end). */
+  locate(offset: number): { buffer: GPUBuffer; at: number; room: number } {
+    this.check(offset, 0);
+    const c = Math.floor(offset / this.chunkBytes);
+    const at = offset - c * this.chunkBytes;
+    return { buffer: this.chunks[c], at, room: this.chunks[c].size - at };
   }
 
   view(w: WeightDesc, offset: number): Weight {

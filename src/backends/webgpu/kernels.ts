@@ -4,11 +4,11 @@
 // ids, positions' cos/sin, row lists, scales) come in `hd`, the submission's staging buffer, at a word offset.
 // Inputs an op may alias with its output (out = x) have an in-place variant: see inPlace().
 
-const HEAD = /* wgsl */ `
+export const HEAD = /* wgsl */ `
 fn wid(wg: vec3u, nw: vec3u) -> u32 { return wg.y * nw.x + wg.x; }
 `;
 /** Every kernel's entry point: 64 threads, its workgroup and thread index. */
-const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
+export const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
 /** The thread's linear index, for kernels of one thread per value. */
 const GID = "wid(wg, nw) * 64u + li";
 

@@ -11,11 +11,15 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { moeMatmulWgsl } from "./moe.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
+const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
+/** Cached bind groups before the cache starts over. */
+const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
 
@@ -50,6 +54,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
   readonly adapterName: string;
   private readonly gpu: GpuDevice;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private enc: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private stage = new Uint8Array(STAGE_BYTES);
@@ -184,6 +192,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
         this.stageBuf.destroy();
         this.stage = new Uint8Array(size);
         this.stageBuf = this.newStage(size);
+        this.bindGroups.clear(); // every bind group holds the old staging buffer
       }
     }
     const at = this.used;
@@ -199,27 +208,50 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private pipeline(key: string, code: () => string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.device.createComputePipeline({ layout: "auto", compute: { module: this.device.createShaderModule({ code: code(), label: key }), entryPoint: "main" } });
+      const src = code();
+      const layout = this.device.createBindGroupLayout({ entries: bindingLayout(src, key) });
+      p = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module: this.device.createShaderModule({ code: src, label: key }), entryPoint: "main" },
+      });
       this.pipelines.set(key, p);
+      this.layouts.set(p, layout);
     }
     return p;
   }
-  /** Records one dispatch of `groups` workgroups (spread over x and y), `z` deep; binding 0 holds `params`. */
+  /**
+   * Records one dispatch of `groups` workgroups (spread over x and y), `z` deep; binding 0 holds `params`.
+   * Bind groups are made once per (pipeline, buffers) and reused: the parameters sit behind a dynamic offset into
+   * the staging buffer. Making a bind group per dispatch cost ~10x the rest of recording one (measured on Dawn),
+   * and a decode step records thousands of dispatches.
+   */
   private dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
     if (groups === 0 || z === 0) return;
     const pipe = this.pipeline(key, code);
     const at = this.reserve(256);
     new Uint32Array(this.stage.buffer, at, params.length).set(params);
-    const bg = this.device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: at, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
-    });
+    let bgKey = key;
+    for (const b of binds) bgKey += `|${this.bufferId(b)}`;
+    let bg = this.bindGroups.get(bgKey);
+    if (!bg) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear(); // entries of destroyed buffers are never hit again
+      bg = this.device.createBindGroup({
+        layout: this.layouts.get(pipe)!,
+        entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: 0, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+      });
+      this.bindGroups.set(bgKey, bg);
+    }
     const enc = this.encoder();
     const pass = (this.pass ??= enc.beginComputePass());
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, bg);
+    pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
     pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
+  }
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
   /** The in-place variant when out is the aliasing input itself. */
   private aliased(key: string, src: string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
@@ -375,8 +407,51 @@ export class WebGpuBackend implements Backend, ArenaHost {
     enc.clearBuffer(o.buffer);
   }
 
-  /** A MoE layer's experts in the same submission: gather, gate/up, swiglu, down, scatter-add per expert. */
+  /**
+   * A MoE layer's experts in the same submission. Experts of one layout (same part types and shapes, each record in
+   * one buffer): the slot-indexed chain, gate and up of all (expert, row) pairs per buffer, one swiglu, down per
+   * buffer, one scatter-add in pair order; otherwise gather, gate/up, swiglu, down, scatter-add per expert.
+   */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    const live = experts.filter((e) => e.rows.length > 0);
+    const pairs = live.reduce((n, e) => n + e.rows.length, 0);
+    if (live.length && pairs <= 65535 && live.every((e) => sameLayout(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
+    else this.moeEach(out, x, experts);
+  }
+  private moeSlots(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
+    const gate = gw(experts[0].gate, "moeFfn"), up = gw(experts[0].up, "moeFfn"), down = gw(experts[0].down, "moeFfn");
+    const { k: D, n: F } = weightDims(gate);
+    const P = experts.reduce((a, e) => a + e.rows.length, 0);
+    const ge = this.moeBuf("ge", P * F), ue = this.moeBuf("ue", P * F), ye = this.moeBuf("ye", P * D);
+    const rows = new Int32Array(P), scales = new Float32Array(P);
+    // Pairs in expert order, then row order: the scatter adds each row's experts in the order the per-expert path does.
+    const byBuffer = new Map<GPUBuffer, { e: ExpertRows; at: number }[]>();
+    let at = 0;
+    for (const e of experts) {
+      rows.set(e.rows, at);
+      scales.set(e.scales, at);
+      const b = gw(e.gate, "moeFfn").buffer;
+      byBuffer.set(b, [...(byBuffer.get(b) ?? []), { e, at }]);
+      at += e.rows.length;
+    }
+    const table = (list: { e: ExpertRows; at: number }[], part: "gate" | "up" | "down", xRow: (r: number, i: number) => number) =>
+      Uint32Array.from(list.flatMap(({ e, at }) => [...e.rows].flatMap((r, i) => [gw(e[part], "moeFfn").wordOffset, xRow(r, at + i), at + i])));
+    const run = (w: GpuWeight, buffer: GPUBuffer, tab: Uint32Array, src: GPUBuffer, dst: GpuBuf) => {
+      const { k, n } = weightDims(w);
+      const lanes = matmulLanes(k);
+      const hd = this.hostData(tab);
+      this.dispatch(`moe_matmul/${w.type}/${lanes}`, () => moeMatmulWgsl(w.quant.wgsl, lanes), [k, n, hd], [buffer, this.stageBuf, src, dst.buffer], Math.ceil(n / (64 / lanes)), tab.length / 3);
+    };
+    const xs = gbuf(x).buffer;
+    for (const [b, list] of byBuffer) {
+      run(gate, b, table(list, "gate", (r) => r), xs, ge);
+      run(up, b, table(list, "up", (r) => r), xs, ue);
+    }
+    this.swiglu(ge, ge, ue, P * F);
+    for (const [b, list] of byBuffer) run(down, b, table(list, "down", (_r, i) => i), ge.buffer, ye);
+    this.scatterAddRows(out, ye, rows, scales, D);
+  }
+  private moeEach(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     for (const e of experts) {
       const { k: D, n: F } = weightDims(e.gate);
       const n = e.rows.length;
@@ -425,6 +500,29 @@ export class WebGpuBackend implements Backend, ArenaHost {
   swigluOai(): void {
     throw unsupported("swiglu_oai");
   }
+}
+
+/**
+ * The bind group layout a kernel declares: binding 0 is its parameter block (a uniform read at a dynamic offset into
+ * the staging buffer), the others storage buffers, read-only or not as the WGSL says.
+ */
+function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of wgsl.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(uniform|storage)(?:\s*,\s*(read_write|read))?>/g)) {
+    const binding = Number(m[1]);
+    const type: GPUBufferBindingType = m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage";
+    if ((binding === 0) !== (type === "uniform")) throw new Error(`webgpu kernel '${key}': binding ${binding} is ${type}; only binding 0 (the parameters) may be uniform`);
+    entries.push({ binding, visibility: COMPUTE, buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type } });
+  }
+  if (!entries.some((e) => e.binding === 0)) throw new Error(`webgpu kernel '${key}': no parameter block at binding 0`);
+  return entries;
+}
+
+/** Same part types and shapes as `a`, and each of e's parts in the buffer of its gate (one record in one slot). */
+function sameLayout(e: ExpertRows, a: ExpertRows): boolean {
+  const parts = ["gate", "up", "down"] as const;
+  const same = (p: Weight, q: Weight) => p instanceof GpuWeight && q instanceof GpuWeight && p.type === q.type && p.shape.join() === q.shape.join();
+  return parts.every((k) => same(e[k], a[k]) && (e[k] as GpuWeight).buffer === (e.gate as GpuWeight).buffer);
 }
 
 function unsupported(op: OpName): Error {

@@ -135,7 +135,8 @@ export async function writeGGUF(path: string, opts: GGUFWriteOptions): Promise<O
   return layout;
 }
 
-async function writeAt(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+/** Write all of `data` at `position` (fs writes may write less than asked). */
+export async function writeAt(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
   let off = 0;
   // fs writes take at most 2 GiB at a time and may write less than asked.
   while (off < data.byteLength) {

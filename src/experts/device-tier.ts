@@ -1,0 +1,180 @@
+// The device tier: expert records in slots of a backend's own memory (a GPU's), above the host byte cache.
+// A lookup that finds its expert in a device slot is a device hit; a miss takes the record from the host
+// cache (a host hit, or a disk read there) and uploads it into a slot freed by the same eviction policy the
+// host cache uses (another instance of it: each tier ranks its own keys). Experts of an unreleased acquire()
+// are pinned in both tiers until their upload is recorded, and in this one until release().
+import type { Weight, WeightDesc } from "../backends/backend.js";
+import type { ExpertSource, ExpertWeights } from "./source.js";
+import { ExpertBudgetError, partViews, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
+import { SlotTable } from "./slot-table.js";
+
+/** Fixed-size slots in device memory (backends/webgpu/expert-tier.ts). */
+export interface DeviceSlots {
+  readonly nSlots: number;
+  readonly slotBytes: number;
+  /** Put a record's bytes in `slot`, ordered after the ops recorded so far and before later ones; `bytes` may be reused on return. */
+  write(slot: number, bytes: Uint8Array): void;
+  /** A weight over bytes [offset, offset + its size) of the slot's record. */
+  view(slot: number, desc: WeightDesc, offset: number): Weight;
+  readonly uploadStats: { uploads: number; bytes: number; ms: number };
+  free(): void;
+}
+
+export interface DeviceTierStats {
+  /** Experts found in a device slot. */
+  hits: number;
+  /** Experts not on the device: each is one lookup in the host cache and one upload. */
+  misses: number;
+  evictions: number;
+}
+
+interface Entry {
+  readonly key: number;
+  readonly slot: number;
+  pins: number;
+  weights?: ExpertWeights;
+  /** Settles when the record is in the slot; a failed one leaves the tier before it settles. */
+  ready: Promise<void>;
+}
+
+export class DeviceTier implements ExpertSource {
+  readonly stats: DeviceTierStats = { hits: 0, misses: 0, evictions: 0 };
+  private readonly table: SlotTable<Entry>;
+  private readonly keyStride: number;
+  private readonly totalExperts: number;
+  private preloading = false;
+
+  constructor(readonly host: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, minExperts = 1) {
+    this.table = new SlotTable(slots.nSlots, policy);
+    const r = host.reader;
+    this.keyStride = Math.max(...r.layers.map((l) => r.expertCount(l)));
+    this.totalExperts = r.layers.reduce((a, l) => a + r.expertCount(l), 0);
+    if (slots.nSlots < minExperts) throw new ExpertBudgetError(minExperts * slots.slotBytes, slots.nSlots * slots.slotBytes, `the GPU tier holds ${slots.nSlots} slots and one layer's active experts need ${minExperts}`);
+  }
+
+  get capacity(): number {
+    return this.slots.nSlots;
+  }
+  /** Every expert has a device slot: nothing is ever evicted or read again. */
+  get resident(): boolean {
+    return this.slots.nSlots >= this.totalExperts;
+  }
+  get prefetchDepth(): number {
+    return this.table.entries.size < this.totalExperts ? (this.host.prefetchDepth ?? 0) : 0;
+  }
+
+  /** Upload every expert (the tier holds them all), through the host cache in groups it can hold. */
+  async preloadAll(onProgress?: (done: number, total: number) => void): Promise<void> {
+    const r = this.host.reader;
+    let done = 0;
+    this.preloading = true;
+    try {
+      for (const layer of r.layers) {
+        const ids = Array.from({ length: r.expertCount(layer) }, (_, e) => e);
+        for (let at = 0; at < ids.length; at += this.capacity) {
+          const g = ids.slice(at, at + this.capacity);
+          await this.acquire(layer, g);
+          this.release(layer, g);
+          onProgress?.((done += g.length), this.totalExperts);
+        }
+      }
+    } finally {
+      this.preloading = false;
+    }
+  }
+
+  prefetch(layer: number, ids: readonly number[], depth?: number): void {
+    this.host.prefetch(layer, ids.filter((e) => !this.table.entries.has(layer * this.keyStride + e)), depth);
+  }
+
+  async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
+    const n = this.host.reader.expertCount(layer);
+    for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);
+    const distinct = [...new Set(ids)];
+    const keys = distinct.map((e) => layer * this.keyStride + e);
+    this.checkFits(layer, keys);
+    if (!this.preloading) this.policy.begin?.(keys);
+    // Pin all first (synchronously), so no slot this acquire needs is chosen as another's victim.
+    const protect = new Set(keys);
+    const mine: Entry[] = [];
+    const missed: { e: number; en: Entry }[] = [];
+    for (const [i, key] of keys.entries()) {
+      let en = this.table.entries.get(key);
+      if (en) {
+        this.stats.hits++;
+        this.policy.touch(key);
+      } else {
+        this.stats.misses++;
+        const { slot, evicted } = this.table.take(key, protect); // checkFits ran first: an unpinned entry exists
+        if (evicted) this.stats.evictions++;
+        en = { key, slot, pins: 0, ready: Promise.resolve() };
+        this.table.add(en);
+        missed.push({ e: distinct[i], en });
+      }
+      this.table.pin(en);
+      mine.push(en);
+    }
+    if (missed.length) {
+      const up = this.upload(layer, missed);
+      for (const m of missed) m.en.ready = up;
+      up.catch(() => missed.forEach(({ en }) => this.table.drop(en)));
+    }
+    const settled = await Promise.allSettled(mine.map((en) => en.ready));
+    const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (bad) {
+      for (const en of mine) this.table.unpin(en);
+      throw bad.reason;
+    }
+    const byId = new Map(distinct.map((e, i) => [e, mine[i].weights!]));
+    return ids.map((e) => byId.get(e)!);
+  }
+
+  release(layer: number, ids: readonly number[]): void {
+    for (const e of new Set(ids)) {
+      const en = this.table.entries.get(layer * this.keyStride + e);
+      if (en) this.table.unpin(en);
+    }
+  }
+
+  /** Experts pinned by acquires not yet released. */
+  pinned(): number {
+    return this.table.pinned();
+  }
+
+  free(): void {
+    this.slots.free();
+  }
+
+  /** Records of the missed experts from the host cache (in groups it can hold), each uploaded as it arrives. */
+  private async upload(layer: number, missed: { e: number; en: Entry }[]): Promise<void> {
+    const group = Math.max(1, this.host.capacity);
+    for (let at = 0; at < missed.length; at += group) {
+      const part = missed.slice(at, at + group);
+      const ids = part.map((m) => m.e);
+      const recs = await this.host.acquireRecords(layer, ids);
+      try {
+        part.forEach(({ e, en }, i) => {
+          this.slots.write(en.slot, recs[i]);
+          en.weights = this.weightsOf(layer, e, en.slot);
+        });
+      } finally {
+        this.host.release(layer, ids);
+      }
+    }
+  }
+
+  private weightsOf(layer: number, e: number, slot: number): ExpertWeights {
+    const w: Record<string, Weight> = {};
+    for (const p of this.host.reader.parts(layer)) {
+      for (const v of partViews(p)) w[v.name] = this.slots.view(slot, { name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape }, p.offset + v.offset);
+    }
+    return w;
+  }
+
+  private checkFits(layer: number, keys: number[]): void {
+    const elsewhere = this.table.pinned(new Set(keys));
+    if (keys.length + elsewhere <= this.slots.nSlots) return;
+    throw new ExpertBudgetError((keys.length + elsewhere) * this.slots.slotBytes, this.slots.nSlots * this.slots.slotBytes,
+      `layer ${layer} needs ${keys.length} experts at once${elsewhere ? ` (${elsewhere} more are pinned)` : ""}, the GPU tier holds ${this.slots.nSlots} slots of ${this.slots.slotBytes} bytes`);
+  }
+}
