@@ -18,6 +18,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   "stream-big": async (only) => (await import("./stream-big.js")).benchStreamBig(only),
   server: async () => (await import("./server.js")).benchServer(),
   cpu: async (only) => (await import("./cpu.js")).benchCpu(only),
+  doctor: async (only) => (await import("./doctor.js")).benchDoctor(only),
   "kernels-ggml": async () => (await import("./kernels-ggml.js")).benchKernelsGgml(),
   replay: async () => (await import("./replay.js")).benchReplay(),
   verify: async () => (await import("./verify.js")).benchVerify(),

@@ -12,7 +12,7 @@ import { PRESETS } from "../src/gen/presets.js";
 import type { GenerateOptions } from "../src/gen/generate.js";
 import { benchModel } from "./models.js";
 import { createMemCgroup, dropCaches, runChild } from "./cgroup.js";
-import { shuffled, type RecordRef } from "./disk.js";
+import { shuffled, type RecordRef } from "../src/util/disk-read.js";
 import {
   CHILD_TIMEOUT_MS, DECODE, THREADS, UV_POOL, GB, GiB, MiB, f, pct, load, measure, printTraffic,
   type ChildSpec, type DiskOut, type DiskRow, type Run,

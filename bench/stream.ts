@@ -24,7 +24,7 @@ import { parseRouting } from "../src/cli/gen.js";
 import { UsageError } from "../src/util/errors.js";
 import type { RoutingProfile } from "../src/gen/weights.js";
 import { createMemCgroup, dropCaches, runChild, type MemCgroup } from "./cgroup.js";
-import { readRecords, shuffled, type RecordRef } from "./disk.js";
+import { readRecords, shuffled, type RecordRef } from "../src/util/disk-read.js";
 import { DEPTH_BUCKETS, type IoStats } from "../src/experts/io-queue.js";
 import type { PrefetchStats } from "../src/experts/prefetch.js";
 

@@ -121,6 +121,7 @@ NAPI_MODULE_INIT() {
       {"l2Norm", js_l2_norm},          {"rmsNormGated", js_rms_norm_gated}, {"sigmoidMul", js_sigmoid_mul},
       {"deltaGates", js_delta_gates},  {"copyRows", js_copy_rows},
       {"ropeTable", js_rope_table},
+      {"attentionMasked", js_attention_masked}, {"swigluOai", js_swiglu_oai}, {"addRows", js_add_rows},
       {"crc32c", js_crc32c},           {"crc32cAsync", js_crc32c_async},   {"crc32cImpl", js_crc32c_impl},
       {"preadCrc32c", js_pread_crc32c},
   };

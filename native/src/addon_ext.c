@@ -1,22 +1,28 @@
-// Node-API bindings of the MLA and linear-attention ops (attentionExt, matmulHeads, convSilu, l2Norm, rmsNormGated,
-// sigmoidMul, deltaGates, copyRows, ropeTable): arguments checked, then the op runs in place on the JS memory.
+// Node-API bindings of the MLA, gpt-oss and linear-attention ops (attentionExt, attentionMasked, swigluOai, addRows,
+// matmulHeads, convSilu, l2Norm, rmsNormGated, sigmoidMul, deltaGates, copyRows, ropeTable): arguments checked, then
+// the op runs in place on the JS memory.
+#include <stdlib.h>
+#include <string.h>
+
 #include "matmul.h"
 #include "napi_args.h"
 #include "ops.h"
 
-// attentionExt(out, q, kCache, vCache, nTokens, startPos, nHead, nHeadKv, headDim, vDim, scale, f16Probs)
-napi_value js_attention_ext(napi_env env, napi_callback_info info) {
+// attentionExt(out, q, kCache, vCache, nTokens, startPos, nHead, nHeadKv, headDim, vDim, scale, f16Probs) and
+// attentionMasked(..., f16Probs, sinks, window): sinks f32 bytes [nHead] or null, window 0 (none) or the keys a token sees.
+static napi_value attention_ext(napi_env env, napi_callback_info info, bool masked) {
   napi_value a[MAX_ARGS];
   args(env, info, a);
-  float *out, *q, *k, *v;
+  float *out, *q, *k, *v, *sinks = NULL;
   size_t ol, ql, kl, vl;
-  int64_t T, start, nh, nkv, hd, vd, f16;
+  int64_t T, start, nh, nkv, hd, vd, f16, window = 0;
   double scale;
   if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], "q", &q, &ql) || !f32_arg(env, a[2], "kCache", &k, &kl) ||
       !f32_arg(env, a[3], "vCache", &v, &vl) || !int_arg(env, a[4], "nTokens", 0, INT32_MAX, &T) ||
       !int_arg(env, a[5], "startPos", 0, INT32_MAX, &start) || !int_arg(env, a[6], "nHead", 1, 1 << 16, &nh) ||
       !int_arg(env, a[7], "nHeadKv", 1, 1 << 16, &nkv) || !int_arg(env, a[8], "headDim", 1, 1 << 16, &hd) ||
-      !int_arg(env, a[9], "vDim", 1, hd, &vd) || !num_arg(env, a[10], "scale", &scale) || !int_arg(env, a[11], "f16Probs", 0, 1, &f16))
+      !int_arg(env, a[9], "vDim", 1, hd, &vd) || !num_arg(env, a[10], "scale", &scale) || !int_arg(env, a[11], "f16Probs", 0, 1, &f16) ||
+      (masked && !int_arg(env, a[13], "window", 0, INT32_MAX, &window)))
     return NULL;
   if (nh % nkv) return fail(env, "R", "native attention: nHead %lld is not a multiple of nHeadKv %lld", (long long)nh, (long long)nkv);
   if (start + T > INT32_MAX || T * nh > INT32_MAX) return fail(env, "R", "native attention: too many positions");
@@ -26,8 +32,57 @@ napi_value js_attention_ext(napi_env env, napi_callback_info info) {
     return NULL;
   if (overlap(out, on * 4, k, kvn * 4) || overlap(out, on * 4, v, kvn * 4) || overlap(out, on * 4, q, qn * 4))
     return fail(env, "R", "native attention: out overlaps q or the cache");
-  if (op_attention_ext(out, q, k, v, (int)T, (int)start, (int)nh, (int)nkv, (int)hd, (int)vd, (float)scale, (int)f16) != 0)
-    return fail(env, "E", "native attention: out of memory");
+  napi_valuetype st = napi_undefined;
+  if (masked) napi_typeof(env, a[12], &st);
+  if (st != napi_undefined && st != napi_null) {
+    void *sb;
+    size_t sl;
+    if (!bytes_arg(env, a[12], "sinks", &sb, &sl) || !need_len(env, "attention", "sinks", sl / 4, (size_t)nh)) return NULL;
+    if (!(sinks = malloc(sizeof(float) * (size_t)nh))) return fail(env, "E", "native attention: out of memory");
+    memcpy(sinks, sb, sizeof(float) * (size_t)nh); // f32 bytes at any alignment (a weight in a file buffer)
+  }
+  const int rc = op_attention_ext(out, q, k, v, (int)T, (int)start, (int)nh, (int)nkv, (int)hd, (int)vd, (float)scale, (int)f16, sinks, (int)window);
+  free(sinks);
+  if (rc != 0) return fail(env, "E", "native attention: out of memory");
+  return undefined(env);
+}
+napi_value js_attention_ext(napi_env env, napi_callback_info info) { return attention_ext(env, info, false); }
+napi_value js_attention_masked(napi_env env, napi_callback_info info) { return attention_ext(env, info, true); }
+
+// swigluOai(out, gate, up, n, alpha, limit): out may alias gate or up exactly.
+napi_value js_swiglu_oai(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out, *g, *u;
+  size_t ol, gl, ul;
+  int64_t n;
+  double alpha, limit;
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !f32_arg(env, a[1], "gate", &g, &gl) || !f32_arg(env, a[2], "up", &u, &ul) ||
+      !int_arg(env, a[3], "n", 0, INT64_C(1) << 50, &n) || !num_arg(env, a[4], "alpha", &alpha) || !num_arg(env, a[5], "limit", &limit))
+    return NULL;
+  if (!need_len(env, "swigluOai", "out", ol, (size_t)n) || !need_len(env, "swigluOai", "gate", gl, (size_t)n) ||
+      !need_len(env, "swigluOai", "up", ul, (size_t)n))
+    return NULL;
+  const size_t b = (size_t)n * 4;
+  if ((out != g && overlap(out, b, g, b)) || (out != u && overlap(out, b, u, b))) return fail(env, "R", "native swigluOai: out partly overlaps an input");
+  op_swiglu_oai(out, g, u, (size_t)n, alpha, limit);
+  return undefined(env);
+}
+
+// addRows(out, bias, rowLen, nRows): bias f32 bytes [rowLen].
+napi_value js_add_rows(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  float *out;
+  void *bias;
+  size_t ol, bl;
+  int64_t len, rows;
+  if (!f32_arg(env, a[0], "out", &out, &ol) || !bytes_arg(env, a[1], "bias", &bias, &bl) || !int_arg(env, a[2], "rowLen", 1, INT32_MAX, &len) ||
+      !int_arg(env, a[3], "nRows", 0, INT32_MAX, &rows))
+    return NULL;
+  if (!need_len(env, "addRows", "out", ol, (size_t)len * rows) || !need_len(env, "addRows", "bias", bl / 4, (size_t)len)) return NULL;
+  if (overlap(out, (size_t)len * rows * 4, bias, (size_t)len * 4)) return fail(env, "R", "native addRows: out overlaps bias");
+  op_add_rows(out, bias, (int)len, (int)rows);
   return undefined(env);
 }
 

@@ -167,6 +167,41 @@ void op_swiglu(float *out, const float *g, const float *u, size_t n) {
   }
 }
 
+typedef struct {
+  float *out;
+  const float *g, *u;
+  double alpha, limit;
+} oai_ctx;
+
+static void swiglu_oai_range(void *vc, int ith, int i0, int i1) {
+  (void)ith;
+  const oai_ctx *c = vc;
+  for (int i = i0; i < i1; i++) {
+    const double g = c->g[i] < c->limit ? c->g[i] : c->limit, u0 = c->u[i];
+    const double u = u0 > c->limit ? c->limit : u0 < -c->limit ? -c->limit : u0;
+    c->out[i] = (float)(g / (1.0 + exp(-c->alpha * g)) * (u + 1.0));
+  }
+}
+
+void op_swiglu_oai(float *out, const float *g, const float *u, size_t n, double alpha, double limit) {
+  for (size_t s = 0; s < n; s += (size_t)1 << 30) {
+    const int m = n - s < ((size_t)1 << 30) ? (int)(n - s) : 1 << 30;
+    oai_ctx cs = {out + s, g + s, u + s, alpha, limit};
+    pool_for(swiglu_oai_range, &cs, m, chunk_for(m, 4096), m >= PAR_MIN_ELEMS / 4);
+  }
+}
+
+void op_add_rows(float *out, const uint8_t *bias, int row_len, int n_rows) {
+  for (int r = 0; r < n_rows; r++) {
+    float *o = out + (size_t)r * row_len;
+    for (int i = 0; i < row_len; i++) {
+      float b; // a bias inside a file buffer may sit at any byte offset: an unaligned load
+      memcpy(&b, bias + (size_t)i * 4, 4);
+      o[i] += b;
+    }
+  }
+}
+
 void op_scatter_add(float *out, const float *x, const int32_t *rows, const float *scales, int n, int row_len) {
   for (int i = 0; i < n; i++) {
     float *o = out + (size_t)rows[i] * row_len;

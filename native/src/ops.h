@@ -22,11 +22,16 @@ int op_attention(float *out, const float *q, const float *k, const float *v, int
                  int hd, float scale);
 /** out[rows[i], :] += scales[i] * x[i, :]. */
 void op_scatter_add(float *out, const float *x, const int32_t *rows, const float *scales, int n, int row_len);
-/** Attention with V heads of the first vd values of each cache head row (vd <= hd: MLA) and, when f16_probs, the
- *  normalised probabilities rounded to f16 before they weight V; out[T, n_head * vd] must not overlap q or the
- *  cache. -1: out of memory. */
+/** Attention with V heads of the first vd values of each cache head row (vd <= hd: MLA), when f16_probs the
+ *  normalised probabilities rounded to f16 before they weight V, sinks ([n_head] logits in each softmax denominator)
+ *  unless NULL, and a sliding window of `window` keys per token (0: none); out[T, n_head * vd] must not overlap q
+ *  or the cache. -1: out of memory. */
 int op_attention_ext(float *out, const float *q, const float *k, const float *v, int n_tok, int start, int n_head, int n_head_kv,
-                     int hd, int vd, float scale, int f16_probs);
+                     int hd, int vd, float scale, int f16_probs, const float *sinks, int window);
+/** gpt-oss's clamped SwiGLU: g = min(g, limit), u = clamp(u, ±limit), out = g · σ(alpha · g) · (u + 1) (out may alias g or u). */
+void op_swiglu_oai(float *out, const float *g, const float *u, size_t n, double alpha, double limit);
+/** out[r, :] += bias for r < n_rows rows of row_len values (bias: row_len f32 at any alignment). */
+void op_add_rows(float *out, const uint8_t *bias, int row_len, int n_rows);
 /** Causal depthwise conv1d then SiLU (Backend.convSilu): x[T, C], state [C, taps - 1] updated, w f32 [C, taps]. */
 void op_conv_silu(float *out, const float *x, float *state, const uint8_t *w, int n_tok, int channels, int taps);
 /** out = x / sqrt(sum(x²) + eps) per row (out may alias x). */

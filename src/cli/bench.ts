@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { cpus } from "node:os";
 import { ENGINE_OPTIONS } from "../engine/config.js";
+import { forecastFor, probeMachine, readModelSource } from "../engine/doctor.js";
 import { Session } from "../engine/session.js";
 import { addOptions, engineConfig, intOption, loadInProcess } from "./common.js";
 import { formatStats } from "./stats.js";
@@ -22,6 +23,7 @@ export function registerBench(program: Command): void {
     .option("-n, --n-gen <n>", "generated tokens (tg)", "128")
     .option("-r, --repetitions <n>", "runs of each, reported as mean ± sd", "3")
     .option("--json", "print one JSON object instead of the table")
+    .option("--forecast", "before each repetition, probe memory and disk as doctor does and print doctor's decode forecast beside the measurement")
     .addHelpText("after", "\nExamples:\n  moestream bench -m model.gguf\n  moestream bench -m model.moe -p 128 -n 64 --expert-io stream --mem-budget 8G");
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
@@ -29,6 +31,8 @@ export function registerBench(program: Command): void {
     const nGen = intOption(opts.nGen, "--n-gen", 0);
     const reps = intOption(opts.repetitions, "--repetitions", 1);
     const cfg = engineConfig({ ...opts, ctxSize: opts.ctxSize ?? String(nPrompt + nGen + 1) });
+    // The header is read before the load: the load itself must not be the process the probe measures beside.
+    const source = opts.forecast ? await readModelSource(opts.model) : undefined;
     const lm = await loadInProcess(opts.model, cfg);
     try {
       const session = new Session(lm);
@@ -37,6 +41,11 @@ export function registerBench(program: Command): void {
       const prompt = Array.from({ length: nPrompt }, (_, i) => (1 + i * 7919) % vocab);
       const pp: number[] = [];
       const tg: number[] = [];
+      const forecasts: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number; hitRate: number; diskMiBPerToken: number; measured: { hitRate: number; diskMiBPerToken: number; ioWaitMsPerToken: number } }[] = [];
+      // Probed between runs, and each run's forecast from the probes on both sides of it: forecast and measurement
+      // share the machine's load. 128 MiB, well past any L3.
+      const probeNow = () => probeMachine(source!, cfg, lm.expertIO.mode === "stream", { memProbeBytes: 128 * 2 ** 20, diskProbeBytes: 96 * 2 ** 20 });
+      let before = source ? await probeNow() : undefined;
       for (let r = 0; r < reps; r++) {
         session.reset();
         const gen = session.generate(prompt, { maxTokens: nGen + 1, sampling: { temperature: 0 }, stopAtEog: false });
@@ -44,16 +53,36 @@ export function registerBench(program: Command): void {
         const st = session.lastStats!;
         pp.push((st.promptTokens * 1000) / st.promptMs);
         if (nGen > 0) tg.push((nGen * 1000) / st.decodeMs); // nGen forwards after the prompt's
+        if (source && before) {
+          const after = await probeNow();
+          const mean = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : (a + b) / 2);
+          const memGBps = mean(before.memory!.gbps, after.memory!.gbps)!;
+          const diskGBps = mean(before.disk?.gbps, after.disk?.gbps);
+          const f = forecastFor(source, lm.expertIO, before, { memGBps, diskGBps });
+          const d = st.experts.decode;
+          const perToken = (x: number) => x / Math.max(1, nGen);
+          forecasts.push({
+            tokPerSec: f.decode.mid, low: f.decode.low, high: f.decode.high, memGBps, ...(diskGBps !== undefined ? { diskGBps } : {}),
+            hitRate: f.hitRate.mid, diskMiBPerToken: f.diskBytesPerToken.mid / 2 ** 20,
+            measured: { hitRate: d.hits / Math.max(1, d.hits + d.misses), diskMiBPerToken: perToken(d.bytesRead + d.prefetchBytes) / 2 ** 20, ioWaitMsPerToken: perToken(d.ioWaitMs) },
+          });
+          before = after;
+        }
       }
       const out = {
         model: lm.path, backend: lm.backend.name, threads: cfg.threads || cpus().length, expertIO: lm.expertIO.mode,
         pp: { tokens: nPrompt, tokPerSec: pp }, tg: { tokens: nGen, tokPerSec: tg }, lastRun: session.lastStats,
+        ...(source ? { forecast: { tg: forecasts } } : {}),
       };
       if (opts.json) process.stdout.write(JSON.stringify(out) + "\n");
       else {
         process.stdout.write(`model ${lm.path} | backend ${out.backend}, ${out.threads} threads | experts ${out.expertIO}\n`);
         process.stdout.write(`pp${nPrompt}: ${meanSd(pp)} tok/s\n`);
         if (nGen > 0) process.stdout.write(`tg${nGen}: ${meanSd(tg)} tok/s\n`);
+        if (nGen > 0 && forecasts.length) {
+          const ratios = tg.map((t, i) => t / forecasts[i].tokPerSec);
+          process.stdout.write(`forecast tg: ${meanSd(forecasts.map((f) => f.tokPerSec))} tok/s (doctor, memory and disk probed before and after each run); measured / forecast ${ratios.map((x) => x.toFixed(2)).join(", ")}\n`);
+        }
         process.stderr.write(`last run: ${formatStats(session.lastStats!)}\n`);
       }
       session.free();

@@ -4,6 +4,7 @@ import { MoestreamError } from "../util/errors.js";
 import { registerBench } from "./bench.js";
 import { registerChat } from "./chat.js";
 import { registerDemo } from "./demo.js";
+import { registerDoctor } from "./doctor.js";
 import { registerGen } from "./gen.js";
 import { registerInspect } from "./inspect.js";
 import { registerPack } from "./pack.js";
@@ -30,6 +31,7 @@ registerGen(program);
 registerPack(program);
 registerPull(program);
 registerBench(program);
+registerDoctor(program);
 registerTraceCommands(program);
 
 try {

@@ -20,17 +20,15 @@ import { parsePolicySpec, policyByName, readerPolicyContext } from "../experts/p
 import { openGGUF, readTensorBytes, metaString } from "../format/gguf/read.js";
 import { architecture, type Model } from "../models/registry.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
-import { formatBytes } from "../util/bytes.js";
 import { FormatError, ModelError, UsageError, namingFile } from "../util/errors.js";
 import { checkEngineRanges, type EngineConfig } from "./config.js";
-import { decideExpertIO, type ExpertIODecision } from "./expert-io.js";
+import type { ExpertIODecision } from "./expert-io.js";
+import { planMemory } from "./plan.js";
 import { expertBytesByType, formatExpertBytes } from "./expert-bytes.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import { expertLayout } from "./expert-layout.js";
-import { memoryBudget } from "./memory-limit.js";
 import { checkCapabilities } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
-import { autoContextSize } from "./context-size.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors, refuseSplitGGUF, tensorsHeld } from "./model-check.js";
 
 export interface LoadedModel {
@@ -145,17 +143,10 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
-    const budget = memoryBudget(cfg.memBudget);
-    const ctx = cfg.ctxSize ? { ctxSize: cfg.ctxSize, reason: `context ${cfg.ctxSize} tokens (--ctx-size)` } : autoContextSize(info.nCtxTrain, (n) => arch.cacheBytes(hp, n), budget.bytes, denseBytes);
-    const kvBytes = arch.cacheBytes(hp, ctx.ctxSize);
-    if (kvBytes > budget.bytes) {
-      throw new UsageError("ctx_too_large", `--ctx-size ${ctx.ctxSize} needs ${formatBytes(kvBytes)} of per-sequence state (KV cache), more than the memory budget (${budget.why}); lower --ctx-size`);
-    }
-    const stagingBytes = cfg.prefetch ? 2 * info.nExpertUsed * cfg.prefetchDepth * slotBytes : 0; // prefetchSlots x depth, below
-    const decided = decideExpertIO(cfg, {
+    const { ctx, decision: decided } = planMemory(cfg, {
       // A GPU tier's copy is device memory (gpu-tier.ts), not the host's: wasm's is the host's.
-      expertBytes, denseBytes, kvBytes, slotBytes, minSlots: info.nExpertUsed, copies: be.deviceWeights && !(be instanceof WebGpuBackend) ? 2 : 1, heldBytes: process.memoryUsage.rss(), stagingBytes,
-    }, budget);
+      info, stateBytes: (n) => arch.cacheBytes(hp, n), denseBytes, expertBytes, slotBytes, copies: be.deviceWeights && !(be instanceof WebGpuBackend) ? 2 : 1, heldBytes: process.memoryUsage.rss(),
+    });
     const perExpert = expertBytesByType(layers.flatMap((l) => r0.parts(l).map((p) => ({ layer: l, part: p.name, type: ggmlTypeName(p.type), bytes: p.byteLength }))));
     let expertIO: ExpertIODecision = { ...decided, perExpert, reason: `${decided.reason}; ${formatExpertBytes(perExpert, layers.length)}` };
 

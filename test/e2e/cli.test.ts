@@ -148,7 +148,7 @@ test("gen writes a model that loads; bad input gives one clear line and a distin
 });
 
 test("every command's --help shows examples", () => {
-  for (const c of ["demo", "run", "chat", "serve", "pack", "verify", "pull", "inspect", "bench", "gen", "trace", "replay"]) {
+  for (const c of ["demo", "run", "chat", "serve", "pack", "verify", "pull", "inspect", "bench", "doctor", "gen", "trace", "replay"]) {
     const r = cli(c, "--help");
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Examples?:\n  moestream /, `${c} --help`);

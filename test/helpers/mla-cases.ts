@@ -11,8 +11,8 @@ export interface OpCase {
   run(be: Backend): Promise<Float32Array>;
 }
 
-const TOL_ATTN = 1e-5; // f32 dot products and V sums vs the reference's f64; an f16 probability may round the other way
-const TOL_F64 = 1e-12; // f64 maths like the reference: equal but for the last bit of an exp
+export const TOL_ATTN = 1e-5; // f32 dot products and V sums vs the reference's f64; an f16 probability may round the other way
+export const TOL_F64 = 1e-12; // f64 maths like the reference: equal but for the last bit of an exp
 const TOL_DELTA = 1e-10; // f32 state rounded at the same points as the reference, f64 sums
 
 /** F32 weight bytes at an odd offset (kernels must not assume alignment). */
@@ -30,7 +30,7 @@ async function cat(...bs: Promise<Float32Array>[]): Promise<Float32Array> {
 }
 
 /** fn's value, computed on the first call only: a case's inputs are made once for every backend it runs on. */
-function once<T>(fn: () => T): () => T {
+export function once<T>(fn: () => T): () => T {
   let v: { t: T } | undefined;
   return () => (v ??= { t: fn() }).t;
 }

@@ -1,7 +1,8 @@
 // gpt-oss's pieces against hand-computed values: the clamped SwiGLU, top-k-then-softmax routing, the sliding-window
 // layer pattern and state sizes, the YaRN cos/sin gain of ARCHITECTURES.md §1.3; the metadata round trip of its presets.
 // The tiny model decoding token by token (sliding states dropping positions) against its own batch forward, with
-// streamed experts, prefetch and lookahead through the biased routers against the resident model, and on wasm.
+// streamed experts, prefetch and lookahead through the biased routers against the resident model, and on wasm; on the
+// native and wasm kernels, decode token by token against their own batch forward, bit for bit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
@@ -13,7 +14,10 @@ import { PRESETS } from "../../src/gen/presets.js";
 import { meta } from "../../src/format/gguf/write.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { relRmse } from "../helpers/golden.js";
-import { backendLogits, checkStreamedDecode, residentSteps } from "../helpers/decode.js";
+import { backendLogits, checkStreamedDecode, residentSteps, stepLogits } from "../helpers/decode.js";
+import { sameBits } from "../helpers/numeric.js";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -73,8 +77,24 @@ test("gpt-oss decode token by token equals the batch forward; streamed with pref
   await checkStreamedDecode(path, TOKENS, 6 * 212_992, ref);
 });
 
-test("gpt-oss on the wasm backend (sinks and windows through the reference, matmuls in wasm) matches the scalar reference", async () => {
+test("gpt-oss on the wasm backend (attention with sinks and windows, the clamped SwiGLU, biases and matmuls in wasm) matches the scalar reference", async () => {
   const path = await smallVocabModel({ preset: "gpt-oss-tiny", type: "F16", seed: 11, nVocab: 8192 }); // the golden test's
   const err = relRmse(await backendLogits(path, "wasm", TOKENS), await backendLogits(path, "scalar", TOKENS));
   assert.ok(err < 1e-4, `relative RMSE ${err.toExponential(3)}`);
+});
+
+test("gpt-oss on the native and wasm kernels: decode token by token equals the batch forward bit for bit (MXFP4 experts)", async () => {
+  // Decode runs 2 (token, kv head) attention items (native: three passes), the batch 40 (one pass): the same bits.
+  const path = await smallVocabModel({ preset: "gpt-oss-tiny", type: "Q8_0", expertType: "MXFP4", seed: 3, nVocab: 4096 });
+  for (const backend of ["native", "wasm"] as const) {
+    const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 64, backend, expertIo: "resident" }));
+    try {
+      const steps = await stepLogits(lm, TOKENS);
+      const batch = await lm.model.forward(Int32Array.from(TOKENS), lm.model.makeCache(64), { logits: "all" });
+      const V = lm.model.info.nVocab;
+      steps.forEach((l, i) => assert.ok(sameBits(l, batch.subarray(i * V, (i + 1) * V)), `${backend}: position ${i}`));
+    } finally {
+      await lm.close();
+    }
+  }
 });

@@ -1,7 +1,8 @@
-// The native kernels of the DeepSeek (MLA) and Qwen3-Next / Qwen3.5 (gated DeltaNet) forward passes held to the
+// The native kernels of the DeepSeek (MLA), gpt-oss and Qwen3-Next / Qwen3.5 (gated DeltaNet) forward passes held to the
 // scalar reference on every kernel set this CPU runs, 1 and 2 threads agreeing bit for bit: attention with narrow V
 // heads and f16 probabilities, per-head matmul, causal conv1d + SiLU with its rolling state, L2 norm, gated RMSNorm,
 // sigmoid gate, delta-rule gates, the f16-rounding row copy and rope from the reference's angles (NORM, offset, YaRN);
+// gpt-oss's attention with sinks and a sliding window, its clamped SwiGLU and bias rows;
 // the delta rule: native-delta-net.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,8 +11,9 @@ import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { needNative, everyKernelLevel } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { mlaOpCases } from "../helpers/mla-cases.js";
+import { gptossOpCases } from "../helpers/gptoss-cases.js";
 
-const cases = mlaOpCases().filter((c) => c.op !== "gatedDeltaNet");
+const cases = [...mlaOpCases().filter((c) => c.op !== "gatedDeltaNet"), ...gptossOpCases()];
 for (const op of new Set(cases.map((c) => c.op))) {
   test(`native ${op} matches the scalar backend`, async (t) => {
     const a = needNative(), scalar = new ScalarBackend();

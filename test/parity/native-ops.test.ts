@@ -177,21 +177,9 @@ test("native attention matches the scalar backend (decode, prefill, GQA 4/2 and 
   t.diagnostic(`worst nmse ${worst.toExponential(2)}`);
 });
 
-test("native attention with sinks equals the scalar backend bit for bit (it hands over: the kernel has no sinks); addRows and a 1-D matmul too", async () => {
+test("native addRows equals the scalar backend bit for bit (f32 adds); a 1-D weight matmul within rounding", async () => {
   needNative();
   const scalar = new ScalarBackend(), be = new NativeBackend();
-  const p: AttentionParams = { nTokens: 3, startPos: 4, nHead: 4, nHeadKv: 2, headDim: 64, scale: 1 / 8 };
-  const kvDim = p.nHeadKv * p.headDim, nPos = p.startPos + p.nTokens;
-  const q = randomValues(p.nTokens * p.nHead * p.headDim, "sq", 3), k = randomValues(nPos * kvDim, "sk", 3), v = randomValues(nPos * kvDim, "sv");
-  const sinks = randomValues(p.nHead, "sinks", 2);
-  const run = async (b: Backend, s: AttentionParams["sinks"]) => {
-    const o = b.alloc(p.nTokens * p.nHead * p.headDim);
-    b.attention(o, bufOf(b, q), bufOf(b, k), bufOf(b, v), { ...p, sinks: s });
-    return b.read(o);
-  };
-  const ref = await run(scalar, sinks);
-  assert.ok(sameBits(await run(be, sinks), ref), "sinks as an array"); // tolerance 0: the same code runs
-  assert.ok(sameBits(await run(be, be.upload({ name: "sinks", type: 0, shape: [p.nHead], bytes: new Uint8Array(sinks.buffer) })), ref), "sinks as a weight");
   const bias = randomValues(96, "bias"), x = randomValues(5 * 96, "bx");
   const addRows = async (b: Backend) => {
     const o = bufOf(b, x);

@@ -1018,4 +1018,5 @@ export function attention(out: usize, q: usize, k: usize, v: usize, nTok: i32, s
 }
 
 // The MLA and gated-DeltaNet ops live in their own file.
-export { attention_ext, gated_delta_net, conv_silu, l2_norm, rms_norm_gated, sigmoid_mul, rope_table } from "./mla-linear";
+export { attention_ext, gated_delta_net, conv_silu, l2_norm, rms_norm_gated, sigmoid_mul, rope_table, swiglu_oai, add_rows, round_f16,
+  scale_add_rows } from "./mla-linear";

@@ -1,6 +1,7 @@
-// WebAssembly SIMD128 kernels of the DeepSeek (MLA) and Qwen3-Next / Qwen3.5 (gated DeltaNet) ops, the same math as
-// native/src/attn_ext.c and ops_linear.c: attention with narrow V heads and f16 probabilities, the gated delta
-// rule, causal conv1d + SiLU, L2 norm, gated RMSNorm, the sigmoid gate and rope from a table of angles (YaRN).
+// WebAssembly SIMD128 kernels of the DeepSeek (MLA), gpt-oss and Qwen3-Next / Qwen3.5 (gated DeltaNet) ops, the same
+// math as native/src/attn_ext.c, ops.c and ops_linear.c: attention with narrow V heads, f16 probabilities, sinks and
+// a sliding window, gpt-oss's clamped SwiGLU and bias rows, the gated delta rule, causal conv1d + SiLU, L2 norm,
+// gated RMSNorm, the sigmoid gate, rope from a table of angles (YaRN), f16 rounding and the experts' scatter-add.
 // Pointers are offsets into the memory.
 
 /** Round to nearest even (native/src/common.h fp16_from_f32), then back: the f16 value as f32. */
@@ -34,30 +35,33 @@ function dot8(a: usize, b: usize, n: i32): f64 {
 
 /**
  * Attention with V heads of the first vd values of each cache head row (MLA) and, when f16, the normalised
- * probabilities rounded to f16 before they weight V. q[T, nHead, hd], k, v rows [startPos + T, nHeadKv * hd];
- * out[T, nHead * vd]; sc: (startPos + T) f32 of scratch.
+ * probabilities rounded to f16 before they weight V; gpt-oss's sinks (nHead f32 logits at `sinks`, 0: none) join
+ * each softmax's max and denominator, and a window (0: none) limits token t to its last `window` keys.
+ * q[T, nHead, hd], k, v rows [startPos + T, nHeadKv * hd]; out[T, nHead * vd]; sc: (startPos + T) f32 of scratch.
  */
 export function attention_ext(out: usize, q: usize, k: usize, v: usize, nTok: i32, startPos: i32, nHead: i32, nHeadKv: i32, hd: i32, vd: i32,
-  scale: f32, f16: i32, sc: usize): void {
+  scale: f32, f16: i32, sc: usize, sinks: usize, window: i32): void {
   const group = nHead / nHeadKv, kvRow = <usize>(nHeadKv * hd) * 4;
   for (let t = 0; t < nTok; t++) {
-    const nk = startPos + t + 1;
+    const nk = startPos + t + 1, j0 = window > 0 && nk > window ? nk - window : 0;
+    const kw = k + <usize>j0 * kvRow, vw = v + <usize>j0 * kvRow, n = nk - j0; // the keys in the window, from sc[0]
     for (let h = 0; h < nHead; h++) {
       const qh = q + <usize>(t * nHead + h) * hd * 4, kvOff = <usize>(h / group) * hd * 4;
-      let mx: f32 = -Infinity;
-      for (let j = 0; j < nk; j++) {
-        const s = <f32>dot8(k + <usize>j * kvRow + kvOff, qh, hd) * scale;
+      const sink: f32 = sinks ? load<f32>(sinks + <usize>h * 4) : -Infinity;
+      let mx: f32 = sink;
+      for (let j = 0; j < n; j++) {
+        const s = <f32>dot8(kw + <usize>j * kvRow + kvOff, qh, hd) * scale;
         store<f32>(sc + <usize>j * 4, s);
         mx = max(mx, s);
       }
-      let l: f64 = 0;
-      for (let j = 0; j < nk; j++) {
+      let l: f64 = sinks ? Math.exp(<f64>sink - <f64>mx) : 0;
+      for (let j = 0; j < n; j++) {
         const e = Math.exp(<f64>load<f32>(sc + <usize>j * 4) - <f64>mx);
         store<f32>(sc + <usize>j * 4, <f32>e);
         l += e;
       }
       const inv = 1 / l;
-      for (let j = 0; j < nk; j++) {
+      for (let j = 0; j < n; j++) {
         const p = <f32>(<f64>load<f32>(sc + <usize>j * 4) * inv);
         store<f32>(sc + <usize>j * 4, f16 ? roundF16(p) : p);
       }
@@ -66,8 +70,8 @@ export function attention_ext(out: usize, q: usize, k: usize, v: usize, nTok: i3
       let i = 0;
       for (; i + 16 <= vd; i += 16) {
         let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-        let vj = v + kvOff + <usize>i * 4;
-        for (let j = 0; j < nk; j++, vj += kvRow) {
+        let vj = vw + kvOff + <usize>i * 4;
+        for (let j = 0; j < n; j++, vj += kvRow) {
           const p = v128.load32_splat(sc + <usize>j * 4);
           o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vj)));
           o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vj, 16)));
@@ -82,8 +86,8 @@ export function attention_ext(out: usize, q: usize, k: usize, v: usize, nTok: i3
       }
       for (; i < vd; i++) {
         let acc: f32 = 0;
-        let vj = v + kvOff + <usize>i * 4;
-        for (let j = 0; j < nk; j++, vj += kvRow) acc += load<f32>(sc + <usize>j * 4) * load<f32>(vj);
+        let vj = vw + kvOff + <usize>i * 4;
+        for (let j = 0; j < n; j++, vj += kvRow) acc += load<f32>(sc + <usize>j * 4) * load<f32>(vj);
         store<f32>(oh + <usize>i * 4, acc);
       }
     }
@@ -205,6 +209,50 @@ export function rope_table(x: usize, cs: usize, nTok: i32, nHead: i32, hd: i32, 
         store<f32>(pa, <f32>(a * c - b * s));
         store<f32>(pb, <f32>(a * s + b * c));
       }
+    }
+  }
+}
+
+/** gpt-oss's clamped SwiGLU (as native op_swiglu_oai): g = min(g, limit), u = clamp(u, ±limit), out = g·σ(alpha·g)·(u + 1). */
+export function swiglu_oai(out: usize, gate: usize, up: usize, n: i32, alpha: f64, limit: f64): void {
+  for (let i = 0; i < n; i++) {
+    const p = <usize>i * 4;
+    const g = min(<f64>load<f32>(gate + p), limit), u = max(-limit, min(<f64>load<f32>(up + p), limit));
+    store<f32>(out + p, <f32>((g / (1 + Math.exp(-alpha * g))) * (u + 1)));
+  }
+}
+
+/** out[r, :] += bias for nRows rows of len values (bias: len f32). */
+export function add_rows(out: usize, bias: usize, len: i32, nRows: i32): void {
+  for (let r = 0; r < nRows; r++) {
+    const o = out + <usize>r * len * 4;
+    let i = 0;
+    for (; i + 4 <= len; i += 4) {
+      const p = <usize>i * 4;
+      v128.store(o + p, f32x4.add(v128.load(o + p), v128.load(bias + p)));
+    }
+    for (; i < len; i++) {
+      const p = <usize>i * 4;
+      store<f32>(o + p, load<f32>(o + p) + load<f32>(bias + p));
+    }
+  }
+}
+
+/** x[0..n) rounded to f16 in place (native op_copy_rows' roundF16: an f16 cache's store, an operand's conversion). */
+export function round_f16(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + <usize>i * 4;
+    store<f32>(p, roundF16(load<f32>(p)));
+  }
+}
+
+/** out[i, :] += scales[i] · x[i, :] over n packed rows of len, in f64 then rounded to f32: the scalar reference's bits. */
+export function scale_add_rows(out: usize, x: usize, scales: usize, n: i32, len: i32): void {
+  for (let i = 0; i < n; i++) {
+    const s = <f64>load<f32>(scales + <usize>i * 4), o = out + <usize>i * len * 4, xr = x + <usize>i * len * 4;
+    for (let j = 0; j < len; j++) {
+      const p = <usize>j * 4;
+      store<f32>(o + p, <f32>(<f64>load<f32>(o + p) + s * <f64>load<f32>(xr + p)));
     }
   }
 }

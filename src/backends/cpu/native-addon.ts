@@ -45,6 +45,13 @@ export interface NativeAddon {
    *  probabilities rounded to f16; out[T, nHead * vDim] must not overlap q or the caches. */
   attentionExt?(out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, nTokens: number, startPos: number,
     nHead: number, nHeadKv: number, headDim: number, vDim: number, scale: number, f16Probs: number): void;
+  /** attentionExt plus gpt-oss's sinks (f32 bytes of nHead logits, or null) and sliding window (keys a token sees, 0: all). */
+  attentionMasked?(out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, nTokens: number, startPos: number,
+    nHead: number, nHeadKv: number, headDim: number, vDim: number, scale: number, f16Probs: number, sinks: Bytes | null, window: number): void;
+  /** Backend.swigluOai (out may equal gate or up). */
+  swigluOai?(out: Float32Array, gate: Float32Array, up: Float32Array, n: number, alpha: number, limit: number): void;
+  /** out[r, :] += bias for nRows rows of rowLen; bias: f32 bytes of rowLen values. */
+  addRows?(out: Float32Array, bias: Bytes, rowLen: number, nRows: number): void;
   /** out[T, nHead, N] = per head x[T, nHead, K] · W_hᵀ; w holds nHead heads of N rows of K values (not repacked). */
   matmulHeads?(type: number, w: Bytes, x: Float32Array, out: Float32Array, k: number, n: number, nHead: number, t: number): void;
   /** Backend.convSilu with w the f32 bytes of [channels, taps]. */

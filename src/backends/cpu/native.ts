@@ -1,6 +1,6 @@
-// The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention, add, swiglu, scatter-add, the gated delta
-// rule and the fused expert FFN run in the native addon (SIMD dot products on a persistent thread pool, reading weights and
-// activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript. Owned Q4_K / Q8_0
+// The fast CPU backend: matmul, rmsNorm (f32 weights), rope, attention (sinks and sliding windows included), add,
+// swiglu (and gpt-oss's clamped one), bias rows, scatter-add, the gated delta rule and the fused expert FFN run in
+// the native addon (SIMD dot products on a persistent thread pool, reading weights and activations in place); embed, kvStore and gatherRows are row copies and stay in TypeScript. Owned Q4_K / Q8_0
 // weights are repacked in place into 8-row interleaved layouts, and weight memory comes on huge pages (allocHost).
 // Buffers and weights are the scalar backend's (f32 arrays, host bytes), so the two mix freely.
 import { availableParallelism } from "node:os";
@@ -267,8 +267,14 @@ export class NativeBackend extends DelegatingBackend {
     ropeByGather(f32(x), pos.length * nHead, headDim, nRot, (y) => this.addon.rope(y, pos, nHead, nRot, freqBase));
   }
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    // The kernels have no sinks or window; the reference shares these buffers, so handing over is exact, only slower.
-    if (p.sinks || p.window !== undefined) return this.ref.attention(out, q, kCache, vCache, p);
+    if (p.sinks || p.window !== undefined) {
+      // gpt-oss: sinks and a sliding window (f16 probabilities or not); f32 sinks (their type in real files), else the reference.
+      const sinks = p.sinks === undefined || p.sinks instanceof Float32Array ? p.sinks : p.sinks.type === F32_TYPE ? hostBytes(p.sinks) : undefined;
+      const badWindow = p.window !== undefined && !(Number.isInteger(p.window) && p.window >= 1); // the reference refuses it
+      if (!this.addon.attentionMasked || p.nTokens === 0 || (p.sinks && !sinks) || badWindow) return this.ref.attention(out, q, kCache, vCache, p);
+      return this.addon.attentionMasked(f32(out), f32(q), f32(kCache), f32(vCache), p.nTokens, p.startPos, p.nHead, p.nHeadKv, p.headDim, p.vDim ?? p.headDim,
+        p.scale, p.f16Probs ? 1 : 0, sinks ?? null, p.window ?? 0);
+    }
     if ((p.vDim !== undefined && p.vDim !== p.headDim) || p.f16Probs) {
       // MLA: V heads narrower than K heads, f16 probabilities.
       if (!this.addon.attentionExt || p.nTokens === 0) return this.ref.attention(out, q, kCache, vCache, p);
@@ -281,6 +287,15 @@ export class NativeBackend extends DelegatingBackend {
   }
   override swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     this.addon.swiglu(f32(out), f32(gate), f32(up), n);
+  }
+  override swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void {
+    if (!this.addon.swigluOai) return this.ref.swigluOai(out, gate, up, n, alpha, limit);
+    this.addon.swigluOai(f32(out), f32(gate), f32(up), n, alpha, limit);
+  }
+  override addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
+    // Biases are F32 in real files; another type (or a shape that does not match, which the reference refuses) goes there.
+    if (!this.addon.addRows || bias.type !== F32_TYPE || bias.shape.reduce((a, v) => a * v, 1) !== rowLen) return this.ref.addRows(out, bias, rowLen, nRows);
+    this.addon.addRows(f32(out), hostBytes(bias), rowLen, nRows);
   }
   override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     this.addon.scatterAddRows(f32(out), f32(x), rows, scales, rowLen);

@@ -24,7 +24,11 @@ export interface WasmKernels {
   attention(out: number, q: number, k: number, v: number, nTok: number, startPos: number, nHead: number, nHeadKv: number, hd: number, scale: number, sc: number): void;
   // wasm/assembly/mla-linear.ts
   attention_ext(out: number, q: number, k: number, v: number, nTok: number, startPos: number, nHead: number, nHeadKv: number, hd: number, vd: number,
-    scale: number, f16: number, sc: number): void;
+    scale: number, f16: number, sc: number, sinks: number, window: number): void;
+  swiglu_oai(out: number, gate: number, up: number, n: number, alpha: number, limit: number): void;
+  add_rows(out: number, bias: number, len: number, nRows: number): void;
+  round_f16(x: number, n: number): void;
+  scale_add_rows(out: number, x: number, scales: number, n: number, len: number): void;
   gated_delta_net(out: number, q: number, k: number, v: number, g: number, beta: number, state: number, nTok: number, nK: number, nV: number, s: number, tile: number): void;
   conv_silu(out: number, x: number, state: number, w: number, nTok: number, channels: number, taps: number): void;
   l2_norm(out: number, x: number, eps: number, len: number, nRows: number): void;

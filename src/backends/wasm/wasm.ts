@@ -1,9 +1,10 @@
 // The WebAssembly SIMD128 backend: the browser path, and the CPU fallback where the native addon cannot build.
 // Weights are copied into wasm linear memories at upload (first fit over instances of at most 4 GiB each);
-// matmul, rmsNorm, rope, attention, add and swiglu run in wasm (wasm/assembly/kernels.ts), the row copies in
-// the fallback backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the
-// KV rows attention reads) are copied in and out per call, small next to the bytes the kernels stream.
-import type { AttentionParams, Backend, Buf, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
+// matmul, rmsNorm, rope, attention (sinks, windows), add, swiglu (and gpt-oss's clamped one), bias rows, the experts'
+// scatter-add and f16-rounding copies run in wasm (wasm/assembly/kernels.ts), the plain row copies in the fallback
+// backend it is given (the scalar reference), whose f32 buffers it shares: activations (and the KV rows attention
+// reads) are copied in and out per call, small next to the bytes the kernels stream.
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, HostWeight, OpName, RopeOptions, Weight, WeightArena, WeightDesc } from "../backend.js";
 import { DelegatingBackend, heads3d, ropeByGather, ropeIsPlain, ropeTable, tensorBytes, weightDims } from "../backend.js";
 import { MAX_MEMORY_BYTES, WasmMemory, kernelsModule, sharedKernelsModule, wasmKernelsError, type WasmModule } from "./memory.js";
 import { WasmThreads, defaultThreads, threadsAvailable } from "./threads.js";
@@ -219,6 +220,41 @@ export class WasmBackend extends DelegatingBackend {
     this.binary(out, gate, up, n, (o, pg, pu) => this.mem0.k.swiglu(o, pg, pu, n));
   }
 
+  override swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void {
+    this.binary(out, gate, up, n, (o, pg, pu) => this.mem0.k.swiglu_oai(o, pg, pu, n, alpha, limit));
+  }
+
+  override addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
+    // Biases are F32 in real files; another type, or a length the reference refuses, goes there.
+    if (bias.type !== F32_TYPE || bias.shape.reduce((a, v) => a * v, 1) !== rowLen) return this.ref.addRows(out, bias, rowLen, nRows);
+    const n = rowLen * nRows;
+    const [po, pb] = this.stage([f32(out).subarray(0, n), { w: bias, n: rowLen }]);
+    this.mem0.k.add_rows(po, pb, rowLen, nRows);
+    f32(out).set(this.mem0.f32(po, n));
+  }
+
+  /** A copy rounding to f16 (an f16 cache's store, q's conversion) rounds in wasm; a plain copy stays a copy in place. */
+  override copy(out: Buf, x: Buf, p: CopyParams): void {
+    const o = f32(out), xs = f32(x), { rows, n, src, dst } = p;
+    const overrun = rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > o.length);
+    if (!p.roundF16 || rows * n === 0 || overrun) return this.ref.copy(out, x, p); // which refuses an overrun
+    const [px] = this.stage([rows * n]), staged = this.mem0.f32(px, rows * n);
+    for (let r = 0; r < rows; r++) staged.set(xs.subarray(src.offset + r * src.stride, src.offset + r * src.stride + n), r * n);
+    this.mem0.k.round_f16(px, rows * n);
+    for (let r = 0; r < rows; r++) o.set(staged.subarray(r * n, (r + 1) * n), dst.offset + r * dst.stride);
+  }
+
+  /** The rows out[rows[i]] are staged packed, summed into in wasm and put back; repeated rows (never a MoE bucket) go to the reference. */
+  override scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
+    const o = f32(out), xs = f32(x), n = rows.length;
+    const fits = rows.every((r) => r >= 0 && (r + 1) * rowLen <= o.length) && scales.length >= n && xs.length >= n * rowLen;
+    if (n === 0 || !fits || new Set(rows).size !== n) return this.ref.scatterAddRows(out, x, rows, scales, rowLen);
+    const [po, px, ps] = this.stage([n * rowLen, xs.subarray(0, n * rowLen), scales.subarray(0, n)]), staged = this.mem0.f32(po, n * rowLen);
+    for (let i = 0; i < n; i++) staged.set(o.subarray(rows[i] * rowLen, (rows[i] + 1) * rowLen), i * rowLen);
+    this.mem0.k.scale_add_rows(po, px, ps, n, rowLen);
+    for (let i = 0; i < n; i++) o.set(staged.subarray(i * rowLen, (i + 1) * rowLen), rows[i] * rowLen);
+  }
+
   /** Stages a[0..n) and b[0..n) in scratch, runs fn(out, a, b) in place over a, copies back. */
   private binary(out: Buf, a: Buf, b: Buf, n: number, fn: (o: number, pa: number, pb: number) => void): void {
     const mem = this.mem0, bytes = (n * 4 + 15) & ~15;
@@ -273,9 +309,8 @@ export class WasmBackend extends DelegatingBackend {
 
   override attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p;
-    // The kernel has no sinks or window (gpt-oss): the fallback owns these buffers and runs them, only slower.
-    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0 || p.sinks || p.window !== undefined) return this.ref.attention(out, q, kCache, vCache, p);
-    if ((p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) return this.attentionExt(out, q, kCache, vCache, p);
+    if (headDim % 4 !== 0 || nHead % nHeadKv !== 0 || nTokens === 0) return this.ref.attention(out, q, kCache, vCache, p);
+    if ((p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs || p.sinks || p.window !== undefined) return this.attentionExt(out, q, kCache, vCache, p);
     const mem = this.mem0, nq = nTokens * nHead * headDim, nkv = (startPos + nTokens) * nHeadKv * headDim;
     const qb = nq * 4, kb = nkv * 4, sb = Math.ceil((startPos + nTokens) / 4) * 16;
     const s = mem.scratch(2 * qb + 2 * kb + sb);
@@ -287,14 +322,23 @@ export class WasmBackend extends DelegatingBackend {
     f32(out).set(mem.f32(po, nq));
   }
 
-  /** MLA attention (V heads the first vDim values of each cache row, f16 probabilities); the cache is staged once when V is K. */
+  /**
+   * MLA attention (V heads the first vDim values of each cache row, f16 probabilities) and gpt-oss's (sinks, a
+   * sliding window); the cache is staged once when V is K.
+   */
   private attentionExt(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim } = p, vd = p.vDim ?? headDim;
-    if (!(vd >= 1 && vd <= headDim)) return this.ref.attention(out, q, kCache, vCache, p); // which refuses it
+    // Sinks as a weight are read by stage() once scratch is placed (they may sit in the memory it grows).
+    const s = p.sinks;
+    const sinks = s === undefined ? 0 : s instanceof Float32Array ? (s.length >= nHead ? s.subarray(0, nHead) : undefined) : s.type === F32_TYPE ? { w: s, n: nHead } : undefined;
+    const badWindow = p.window !== undefined && !(Number.isInteger(p.window) && p.window >= 1);
+    // What the reference refuses (vDim, a window, too few sinks), and sinks of another type, it runs.
+    if (!(vd >= 1 && vd <= headDim) || badWindow || sinks === undefined) return this.ref.attention(out, q, kCache, vCache, p);
     const nkv = (startPos + nTokens) * nHeadKv * headDim, same = kCache === vCache;
-    const [pq, pk, pv, po, ps] = this.stage([f32(q).subarray(0, nTokens * nHead * headDim), f32(kCache).subarray(0, nkv), same ? 0 : f32(vCache).subarray(0, nkv), nTokens * nHead * vd, startPos + nTokens]);
+    const [pq, pk, pv, po, ps, pz] = this.stage([f32(q).subarray(0, nTokens * nHead * headDim), f32(kCache).subarray(0, nkv), same ? 0 : f32(vCache).subarray(0, nkv),
+      nTokens * nHead * vd, startPos + nTokens, sinks]);
     const k = this.mem0.k;
-    k.attention_ext(po, pq, pk, same ? pk : pv, nTokens, startPos, nHead, nHeadKv, headDim, vd, p.scale, p.f16Probs ? 1 : 0, ps);
+    k.attention_ext(po, pq, pk, same ? pk : pv, nTokens, startPos, nHead, nHeadKv, headDim, vd, p.scale, p.f16Probs ? 1 : 0, ps, s ? pz : 0, p.window ?? 0);
     f32(out).set(this.mem0.f32(po, nTokens * nHead * vd));
   }
 

@@ -1,0 +1,177 @@
+// "Will it run here, and how fast?": a model's header (a local GGUF, a pack, or a remote GGUF read by HTTP range
+// requests before any download), the engine's own memory plan for it on this machine, a short probe of memory and
+// disk, and a decode forecast (forecast.ts).
+import { existsSync, statSync } from "node:fs";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { nativeAvailable } from "../backends/cpu/native.js";
+import { ExpertStore } from "../experts/store.js";
+import { DENSE_FILE, layerFileName } from "../experts/pack-format.js";
+import { FileSource, type ByteSource } from "../format/gguf/byte-source.js";
+import { HttpRangeSource, isUrl } from "../format/gguf/http-source.js";
+import { readGGUF } from "../format/gguf/read.js";
+import { Tokenizer } from "../tokenizer/tokenizer.js";
+import { FormatError, UsageError } from "../util/errors.js";
+import type { EngineConfig } from "./config.js";
+import type { ExpertIODecision } from "./expert-io.js";
+import { forecastDecode, type Forecast } from "./forecast.js";
+import { modelShape, type ExpertLayerShape, type ModelShape } from "./model-shape.js";
+import { planMemory, type MemoryPlan } from "./plan.js";
+import { probeDisk, probeMemoryBandwidth, type DiskProbe, type MemoryBandwidth } from "./probe.js";
+
+export interface DoctorOptions {
+  /** Skip the disk probe and take this GB/s (tests; a known disk). */
+  diskGBps?: number;
+  /** Skip the memory probe and take this GB/s. */
+  memGBps?: number;
+  /** Where a remote model's disk probe writes its scratch file (the download's filesystem). */
+  probeDir?: string;
+  /** Bytes the disk probe reads (default 192 MiB). */
+  diskProbeBytes?: number;
+  /** Bytes the memory probe reads (default 256 MiB). */
+  memProbeBytes?: number;
+}
+
+export interface DoctorReport {
+  source: { kind: "gguf" | "pack" | "url"; path: string; fileBytes: number; headerBytesFetched?: number };
+  model: {
+    arch: string; layers: number; moeLayers: number; experts: number; expertsUsed: number;
+    denseBytes: number; expertBytes: number; recordBytes: number;
+    perExpert: ModelShape["perExpert"]; bytesPerTokenByType: Record<string, number>;
+  };
+  /** The engine's plan; absent with the reason when the model cannot run in this memory. */
+  plan?: { budget: MemoryPlan["budget"]; ctxSize: number; kvBytes: number; mode: "resident" | "stream"; cacheBytes: number; cacheSlots: number; reason: string };
+  fits: boolean;
+  whyNot?: string;
+  probe: MachineProbe;
+  forecast?: Forecast;
+}
+
+/** Where a pack's records come from: its manifest, through the store (which checks it). */
+async function packLayers(dir: string): Promise<ExpertLayerShape[]> {
+  const store = await ExpertStore.open(dir, { verify: false });
+  try {
+    return store.layers.map((layer) => ({ layer, experts: store.expertCount(layer), recordBytes: store.recordBytes(layer), parts: store.parts(layer) }));
+  } finally {
+    await store.close();
+  }
+}
+
+/** A scratch file for the disk probe where nothing local exists yet (a remote model): written once, read back O_DIRECT. */
+async function scratchFile(dir: string, bytes: number): Promise<{ path: string; remove(): Promise<void> }> {
+  const d = await mkdtemp(join(dir, ".moestream-probe-"));
+  const path = join(d, "probe.bin");
+  const fh = await open(path, "w");
+  try {
+    const chunk = new Uint8Array(8 << 20).fill(0x5a);
+    for (let at = 0; at < bytes; at += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, bytes - at), at);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { path, remove: () => rm(d, { recursive: true, force: true }) };
+}
+
+/** A model's header, wherever it is, and what it costs (no weights read). */
+export interface ModelSource {
+  kind: "gguf" | "pack" | "url";
+  path: string;
+  fileBytes: number;
+  headerBytesFetched?: number;
+  shape: ModelShape;
+  /** Where its expert records lie on this machine (none for a URL). */
+  expertFiles: string[];
+  /** The process's resident bytes once the header and the tokenizer are read: what the engine holds when it plans. */
+  heldBytes: number;
+}
+
+export async function readModelSource(target: string): Promise<ModelSource> {
+  const remote = isUrl(target);
+  if (!remote && !existsSync(target)) throw new UsageError("model_not_found", `model file not found: ${target}`);
+  const packed = !remote && statSync(target).isDirectory();
+  if (packed && !existsSync(join(target, DENSE_FILE))) throw new FormatError("not_a_pack", target, undefined, `a directory but not a packed model: ${DENSE_FILE} not found`);
+  const src: ByteSource = remote ? await HttpRangeSource.open(target) : await FileSource.open(packed ? join(target, DENSE_FILE) : target);
+  try {
+    const file = await readGGUF(src);
+    const shape = modelShape(file, packed ? await packLayers(target) : undefined);
+    Tokenizer.fromMetadata(file.metadata); // the engine holds it when it plans: so does this process
+    return {
+      // A pack: its dense.gguf and the layer files' records.
+      kind: remote ? "url" : packed ? "pack" : "gguf", path: target, fileBytes: src.size + (packed ? shape.expertBytes : 0), shape, heldBytes: process.memoryUsage.rss(),
+      expertFiles: remote ? [] : packed ? shape.layers.map((l) => join(target, layerFileName(l.layer))) : [target],
+      ...(src instanceof HttpRangeSource ? { headerBytesFetched: src.fetchedBytes } : {}),
+    };
+  } finally {
+    await src.close();
+  }
+}
+
+export interface MachineProbe {
+  memory?: MemoryBandwidth;
+  disk?: DiskProbe;
+  ms: number;
+}
+
+/** Memory bandwidth at the engine's threads; disk at record size and the engine's reads in flight where it matters. */
+export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: boolean, opts: DoctorOptions = {}): Promise<MachineProbe> {
+  const t0 = performance.now();
+  const memory = opts.memGBps === undefined ? probeMemoryBandwidth(cfg.threads || availableParallelism(), opts.memProbeBytes) : undefined;
+  let disk: DiskProbe | undefined;
+  const recordBytes = m.shape.slotBytes;
+  if (opts.diskGBps === undefined && recordBytes > 0 && needDisk) {
+    // A MoE layer's missing experts are read together (its k experts at most, with prefetch's reads beside them),
+    // within the engine's I/O depth (the CLI sets it from the launcher's libuv pool, 16; 4 is libuv's default).
+    const inFlight = Math.min(cfg.ioDepth || 4, Math.max(1, m.shape.info.nExpertUsed));
+    const probeBytes = opts.diskProbeBytes ?? 192 * 2 ** 20;
+    if (m.kind === "url") {
+      const scratch = await scratchFile(opts.probeDir ?? ".", Math.max(probeBytes, 4 * recordBytes));
+      try {
+        disk = await probeDisk([scratch.path], recordBytes, inFlight, probeBytes);
+      } finally {
+        await scratch.remove();
+      }
+    } else disk = await probeDisk(m.expertFiles, recordBytes, inFlight, probeBytes);
+  }
+  return { ...(memory ? { memory } : {}), ...(disk ? { disk } : {}), ms: performance.now() - t0 };
+}
+
+/** The forecast for a decision (the engine's, or doctor's plan) under a probe. */
+export function forecastFor(m: ModelSource, decision: Pick<ExpertIODecision, "mode" | "cacheBytes">, probe: MachineProbe, opts: DoctorOptions = {}): Forecast {
+  return forecastDecode({ shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps, packed: m.kind === "pack" });
+}
+
+export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {
+  const m = await readModelSource(target);
+  const { shape } = m;
+  const recordBytes = shape.slotBytes;
+  // The same backend choice as the engine's: wasm keeps a second host copy of each cached expert (a GPU tier's is
+  // device memory, outside this budget).
+  const copies = cfg.backend === "wasm" || (cfg.backend === "auto" && !nativeAvailable()) ? 2 : 1;
+  let plan: MemoryPlan | undefined;
+  let whyNot: string | undefined;
+  try {
+    plan = planMemory(cfg, { info: shape.info, stateBytes: shape.stateBytes, denseBytes: shape.denseBytes, expertBytes: shape.expertBytes, slotBytes: recordBytes, copies, heldBytes: m.heldBytes });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    whyNot = e.message;
+  }
+  // The disk matters when streaming; a local model's is probed anyway (it says how long a load takes).
+  const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.kind !== "url", opts);
+  const forecast = plan ? forecastFor(m, plan.decision, probe, opts) : undefined;
+  return {
+    source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}) },
+    model: {
+      arch: shape.arch, layers: shape.info.nLayer, moeLayers: shape.layers.length, experts: shape.info.nExpert, expertsUsed: shape.info.nExpertUsed,
+      denseBytes: shape.denseBytes, expertBytes: shape.expertBytes, recordBytes, perExpert: shape.perExpert, bytesPerTokenByType: shape.tokenBytes,
+    },
+    plan: plan && {
+      budget: plan.budget, ctxSize: plan.ctx.ctxSize, kvBytes: plan.kvBytes, mode: plan.decision.mode, cacheBytes: plan.decision.cacheBytes,
+      cacheSlots: recordBytes > 0 ? Math.floor(plan.decision.cacheBytes / recordBytes) : 0, reason: plan.decision.reason,
+    },
+    fits: plan !== undefined,
+    ...(whyNot ? { whyNot } : {}),
+    probe,
+    ...(forecast ? { forecast } : {}),
+  };
+}
