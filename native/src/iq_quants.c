@@ -415,6 +415,28 @@ TARGET_AVX512 static inline __m256i acc_sub_vnni(__m256i acc, const iq_sub *o, c
   return _mm256_dpwssd_epi32(acc, p, o->sc);
 }
 
+/** sum + (d * xd * mult) * isum per lane, one rounding for the multiply-add (FMA), isum the exact integer block total
+ *  (acc + acc2 summed over lanes): every x86 path (dot, dot4, the panels of 8 rows) ends a super-block this way, so
+ *  they agree bit for bit. Lane u of sum: token u. */
+TARGET_AVX2 static inline __m128 block_totals_1(__m128 sum, float d, const block_q8_K *const *x, float mult, const __m256i *acc, const __m256i *acc2) {
+  const __m128 f = _mm_cvtepi32_ps(_mm_cvtsi32_si128(hsum_i32(_mm256_add_epi32(acc[0], acc2[0]))));
+  return _mm_fmadd_ss(_mm_set_ss(d * x[0]->d * mult), f, sum);
+}
+TARGET_AVX2 static inline __m128 block_totals_4(__m128 sum, float d, const block_q8_K *const *x, float mult, const __m256i *acc, const __m256i *acc2) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_add_epi32(acc[0], acc2[0]), _mm256_add_epi32(acc[1], acc2[1]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_add_epi32(acc[2], acc2[2]), _mm256_add_epi32(acc[3], acc2[3]));
+  const __m256i h = _mm256_hadd_epi32(a, b); // per 128-bit lane: partial totals of tokens 0, 1, 2, 3
+  const __m128 f = _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+  const __m128 xd = _mm_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d);
+  return _mm_fmadd_ps(_mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d), xd), _mm_set1_ps(mult)), f, sum);
+}
+TARGET_AVX2 static inline void store_totals_1(__m128 sum, float *out, size_t ostride) { (void)ostride, out[0] = _mm_cvtss_f32(sum); }
+TARGET_AVX2 static inline void store_totals_4(__m128 sum, float *out, size_t ostride) {
+  float s[4];
+  _mm_storeu_ps(s, sum);
+  for (int u = 0; u < 4; u++) out[u * ostride] = s[u];
+}
+
 static inline float iq1_m_scale(const block_iq1_m *b) { return fp16_to_f32(iq1_m_d(b)); }
 #define STD_SCALE(T) \
   static inline float T##_scale(const block_##T *b) { return fp16_to_f32(b->d); }
@@ -430,8 +452,7 @@ STD_SCALE(iq4_xs)
 // NT tokens (xstride bytes apart) against one row of type T; out[u * ostride] for token u.
 #define IQ_DOTN(T, MULT, NT, ACC)                                                               \
   const block_##T *w = vw;                                                                 \
-  __m256 sum[NT]; /* f32 lanes, summed once at the end (no horizontal sum per block) */   \
-  for (int u = 0; u < NT; u++) sum[u] = _mm256_setzero_ps();                               \
+  __m128 sum = _mm_setzero_ps(); /* token u in lane u: exact block totals, then block_totals_NT */ \
   for (int i = 0; i < n / QK_K; i++) {                                                     \
     __m256i acc[NT], acc2[NT]; /* even and odd sub-blocks: two dependency chains */        \
     const block_q8_K *x[NT];                                                               \
@@ -445,11 +466,9 @@ STD_SCALE(iq4_xs)
         acc2[u] = ACC(acc2[u], &o2, x[u]->qs + 32 * ib + 32);                              \
       }                                                                                    \
     }                                                                                      \
-    for (int u = 0; u < NT; u++) acc[u] = _mm256_add_epi32(acc[u], acc2[u]);              \
-    const float d = T##_scale(&w[i]);                                                      \
-    for (int u = 0; u < NT; u++) sum[u] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[u]->d * (MULT)), _mm256_cvtepi32_ps(acc[u]), sum[u]); \
+    sum = block_totals_##NT(sum, T##_scale(&w[i]), x, MULT, acc, acc2);                    \
   }                                                                                        \
-  for (int u = 0; u < NT; u++) out[u * ostride] = hsum_ps(sum[u]);
+  store_totals_##NT(sum, out, ostride);
 
 #define IQ_X86(T, MULT, TARGET, SUFFIX, ACC)                                                                      \
   TARGET float dot_##T##_##SUFFIX(int n, const void *restrict vw, const void *restrict vx) {                       \
@@ -470,6 +489,154 @@ IQ_Q8K_TYPES(IQ_AVX512)
 #undef IQ_X86
 #undef IQ_AVX2
 #undef IQ_DOTN
+
+// Panels (prefill): a group of 8 weight rows decoded once into int8, rows interleaved by 4 values, then every token of
+// the batch runs integer dots against it: 4 values x 8 rows per instruction (VNNI's vpdpbusd), no decoding per token.
+// Per row and super-block the integer total is exact and ends as block_totals_NT ends it in the dots: the same bits.
+
+/** One super-block of 8 rows: d (T##_scale), scales per 16 values, signed values interleaved by 4. */
+typedef struct {
+  float d[8];
+  int32_t bias[8];   // VNNI only (panel_bias): 128 * sum_g ls_g * (sum of group g's values)
+  int8_t ls[16 * 8]; // ls[g * 8 + r]: row r's scale of values 16g..16g+15
+  int8_t qs[QK_K * 8]; // qs[128 g + 32 k + 4 r + j]: row r's value 16g + 4k + j
+} iq_panel_block;
+_Static_assert(sizeof(iq_panel_block) % 64 == 0, "iq_panel_block keeps the activations after the panel aligned");
+
+#define IQ_PANEL_DECODE(T, MULT)                                                                                     \
+  TARGET_AVX2 static void panel_decode_##T(const void *vw, size_t wrow, int nb, void *vp) {                          \
+    iq_panel_block *p = vp;                                                                                          \
+    for (int i = 0; i < nb; i++, p++) {                                                                              \
+      const block_##T *b[8];                                                                                         \
+      for (int r = 0; r < 8; r++) b[r] = (const block_##T *)((const uint8_t *)vw + (size_t)r * wrow) + i, p->d[r] = T##_scale(b[r]); \
+      for (int ib = 0; ib < 8; ib++) {                                                                               \
+        __m256i v[8];                                                                                                \
+        for (int r = 0; r < 8; r++) {                                                                                \
+          iq_sub o;                                                                                                  \
+          T##_sub(b[r], ib, &o);                                                                                     \
+          v[r] = _mm256_sign_epi8(o.u, o.s);                                                                         \
+          p->ls[(2 * ib) * 8 + r] = (int8_t)_mm256_extract_epi16(o.sc, 0);                                           \
+          p->ls[(2 * ib + 1) * 8 + r] = (int8_t)_mm256_extract_epi16(o.sc, 8);                                       \
+        }                                                                                                            \
+        panel_interleave(p->qs + 256 * ib, v);                                                                       \
+      }                                                                                                              \
+    }                                                                                                                \
+  }
+IQ_Q8K_TYPES(IQ_PANEL_DECODE)
+#undef IQ_PANEL_DECODE
+
+// The gemm reads the tokens' activation values from u (prep: nb * 256 bytes per token, contiguous), 4 at a time
+// broadcast from memory; their scales from the Q8_K rows. VNNI: u = q + 128 (panel_prep_xor: unsigned, as vpdpbusd
+// takes them; the panel's bias takes the 128s back out); AVX2: u = q, multiplied as |w| times q with w's signs.
+/** The panel's bias (VNNI): per row, 128 * sum_g ls_g * (sum of group g's values), from the interleaved values (lane
+ *  r of a vector holds row r's 4 values: a dot with ones sums them). */
+TARGET_AVX512 static void panel_bias(int nb, void *vp) {
+  iq_panel_block *p = vp;
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int i = 0; i < nb; i++, p++) {
+    __m256i bias = _mm256_setzero_si256();
+    for (int g = 0; g < 16; g++) {
+      __m256i s = _mm256_setzero_si256();
+      for (int k = 0; k < 4; k++) s = _mm256_dpbusd_epi32(s, ones, _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k)));
+      bias = _mm256_add_epi32(bias, _mm256_mullo_epi32(s, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p->ls + 8 * g)))));
+    }
+    _mm256_storeu_si256((__m256i *)p->bias, _mm256_slli_epi32(bias, 7));
+  }
+}
+
+/** acc + the dots of 4 values (u broadcast) with 8 rows' 4 values (w; aw = |w|). */
+TARGET_AVX512 static inline __m256i panel_dot4_vnni(__m256i acc, __m256i w, __m256i aw, const uint8_t *u) {
+  (void)aw;
+  return _mm256_dpbusd_epi32(acc, _mm256_set1_epi32((int)load_u32(u)), w);
+}
+TARGET_AVX2 static inline __m256i panel_dot4_avx2(__m256i acc, __m256i w, __m256i aw, const uint8_t *u) {
+  const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32((int)load_u32(u)), w));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+// NT tokens against a panel of nb super-blocks; out[t * ostride + r] for token t, row r. SPAN: sub-blocks of 16 that
+// share one scale (2 for the types with one scale per 32 values: half the scale multiplies).
+#define IQ_PANEL_GEMM(NT, SPAN, DOT4, BIAS)                                                                           \
+  const iq_panel_block *p = vp;                                                                                      \
+  const size_t urow = (size_t)nb * QK_K;                                                                             \
+  __m256 sum[NT];                                                                                                    \
+  for (int t = 0; t < NT; t++) sum[t] = _mm256_setzero_ps();                                                         \
+  for (int i = 0; i < nb; i++, p++) {                                                                                \
+    __m256i tot[NT];                                                                                                 \
+    const uint8_t *ui = u + (size_t)i * QK_K;                                                                        \
+    for (int t = 0; t < NT; t++) tot[t] = _mm256_setzero_si256();                                                    \
+    for (int g = 0; g < 16; g += SPAN) {                                                                             \
+      __m256i acc[NT];                                                                                               \
+      for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();                                                  \
+      for (int k = 0; k < 4 * SPAN; k++) {                                                                           \
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(p->qs + 128 * g + 32 * k));                           \
+        const __m256i aw = BIAS ? w : _mm256_sign_epi8(w, w);                                                        \
+        for (int t = 0; t < NT; t++) acc[t] = DOT4(acc[t], w, aw, ui + t * urow + 16 * g + 4 * k);                    \
+      }                                                                                                              \
+      const __m256i ls = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p->ls + 8 * g)));                     \
+      for (int t = 0; t < NT; t++) tot[t] = _mm256_add_epi32(tot[t], _mm256_mullo_epi32(acc[t], ls));                \
+    }                                                                                                                \
+    const __m256 d = _mm256_loadu_ps(p->d);                                                                          \
+    const __m256i bias = BIAS ? _mm256_loadu_si256((const __m256i *)p->bias) : _mm256_setzero_si256();                \
+    for (int t = 0; t < NT; t++) { /* as block_totals_NT, per lane */                                                 \
+      const float xd = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->d;                             \
+      sum[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(xd)), _mm256_set1_ps(mult)),            \
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(tot[t], bias)), sum[t]);                           \
+    }                                                                                                                \
+  }                                                                                                                  \
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, sum[t]);
+
+#define IQ_PANEL_NT(TARGET, NAME, NT, SPAN, DOT4, BIAS)                                                               \
+  TARGET static void NAME(int nb, const void *vp, const void *vx, size_t xstride, const uint8_t *u, float mult, float *out, size_t ostride) { \
+    IQ_PANEL_GEMM(NT, SPAN, DOT4, BIAS)                                                                              \
+  }
+#define IQ_PANEL_X86(TARGET, SUFFIX, SPAN, DOT4, BIAS)                                                                \
+  IQ_PANEL_NT(TARGET, panel_gemm4_##SPAN##_##SUFFIX, 4, SPAN, DOT4, BIAS)                                            \
+  IQ_PANEL_NT(TARGET, panel_gemm1_##SPAN##_##SUFFIX, 1, SPAN, DOT4, BIAS)                                            \
+  TARGET static void panel_gemm_##SPAN##_##SUFFIX(int nb, const void *vp, const void *vx, size_t xstride, const uint8_t *u, int nt, float mult, \
+                                                   float *out, size_t ostride) {                                      \
+    const size_t urow = (size_t)nb * QK_K;                                                                           \
+    int t = 0;                                                                                                       \
+    for (; t + 4 <= nt; t += 4) panel_gemm4_##SPAN##_##SUFFIX(nb, vp, (const uint8_t *)vx + t * xstride, xstride, u + t * urow, mult, out + t * ostride, ostride); \
+    for (; t < nt; t++) panel_gemm1_##SPAN##_##SUFFIX(nb, vp, (const uint8_t *)vx + t * xstride, xstride, u + t * urow, mult, out + t * ostride, ostride); \
+  }
+IQ_PANEL_X86(TARGET_AVX2, avx2, 1, panel_dot4_avx2, 0)
+IQ_PANEL_X86(TARGET_AVX2, avx2, 2, panel_dot4_avx2, 0)
+IQ_PANEL_X86(TARGET_AVX512, avx512, 1, panel_dot4_vnni, 1)
+IQ_PANEL_X86(TARGET_AVX512, avx512, 2, panel_dot4_vnni, 1)
+#undef IQ_PANEL_X86
+#undef IQ_PANEL_NT
+#undef IQ_PANEL_GEMM
+
+/** Sub-blocks of 16 per scale: 2 where the type has one scale per 32 values. */
+#define SPAN_iq2_xxs 2
+#define SPAN_iq2_xs 1
+#define SPAN_iq2_s 1
+#define SPAN_iq3_xxs 2
+#define SPAN_iq3_s 2
+#define SPAN_iq1_s 2
+#define SPAN_iq1_m 1
+#define SPAN_iq4_xs 2
+#define CAT3(a, b, c) a##b##c
+#define GEMM_OF(SPAN, SUFFIX) CAT3(panel_gemm_, SPAN, _##SUFFIX)
+#define VNNI_DECODE(T, MULT)                                                                    \
+  TARGET_AVX512 static void panel_decode_##T##_vnni(const void *vw, size_t wrow, int nb, void *vp) { \
+    panel_decode_##T(vw, wrow, nb, vp);                                                           \
+    panel_bias(nb, vp);                                                                           \
+  }
+IQ_Q8K_TYPES(VNNI_DECODE)
+#undef VNNI_DECODE
+#define PANEL_KERNELS(T, MULT) \
+  {panel_decode_##T, panel_prep_copy, GEMM_OF(SPAN_##T, avx2), MULT, sizeof(iq_panel_block)},                        \
+      {panel_decode_##T##_vnni, panel_prep_xor, GEMM_OF(SPAN_##T, avx512), MULT, sizeof(iq_panel_block)},
+static const panel_kernels PANELS[][2] = {
+#define ROW(T, MULT) {PANEL_KERNELS(T, MULT)},
+    IQ_Q8K_TYPES(ROW)
+#undef ROW
+};
+#undef PANEL_KERNELS
+#undef GEMM_OF
+#undef CAT3
 
 TARGET_AVX2 float dot_iq4_nl_avx2(int n, const void *restrict vw, const void *restrict vx) {
   const block_iq4_nl *w = vw;
@@ -563,6 +730,18 @@ dot4_fn iq_dot4(int level, int type) {
       case GGML_IQ4_XS: return dot4_iq4_xs_avx2;
       default: break;
     }
+#endif
+  (void)level, (void)type;
+  return NULL;
+}
+
+const panel_kernels *iq_panel(int level, int type) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (level != 1 && level != 3) return NULL;
+  static const int order[] = {GGML_IQ2_XXS, GGML_IQ2_XS, GGML_IQ2_S, GGML_IQ3_XXS, GGML_IQ3_S, GGML_IQ1_S, GGML_IQ1_M, GGML_IQ4_XS};
+  _Static_assert(sizeof(order) / sizeof(order[0]) == sizeof(PANELS) / sizeof(PANELS[0]), "one panel row per type, IQ_Q8K_TYPES' order");
+  for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+    if (order[i] == type) return &PANELS[i][level == 3];
 #endif
   (void)level, (void)type;
   return NULL;

@@ -446,6 +446,8 @@ dot4_fn lowbit_dot4(const kernels_t *k, int type) {
   return iq_dot4(iq_level(k), type);
 }
 
+const panel_kernels *lowbit_panel(const kernels_t *k, int type) { return iq_panel(iq_level(k), type); }
+
 dot_fn lowbit_dot(const kernels_t *k, int type) {
   const int level = level_of(k);
   switch (type) {

@@ -41,6 +41,21 @@ dot_fn iq_dot(int level, int type);
 /** Its 4-token dot (the weight block decoded once for 4 activation rows) for `level`, or NULL (none: the driver
  *  loops over dot). */
 dot4_fn iq_dot4(int level, int type);
+/** Panels (prefill): a group of 8 weight rows decoded once into `bytes` per super-block, then run against many
+ *  tokens; each result has the bits of the type's dot (the grid i-quants of iq_quants.c). decode reads 8 rows
+ *  wrow bytes apart; prep lays nt Q8_K activation rows (xstride bytes apart) out as gemm reads them, nb * 256 bytes
+ *  per token at u; gemm writes out[t * ostride + r] for token t < nt and row r < 8. */
+typedef struct {
+  void (*decode)(const void *w, size_t wrow, int nb, void *panel);
+  void (*prep)(const void *x, size_t xstride, int nt, int nb, uint8_t *u);
+  void (*gemm)(int nb, const void *panel, const void *x, size_t xstride, const uint8_t *u, int nt, float mult, float *out, size_t ostride);
+  float mult;
+  size_t bytes;
+} panel_kernels;
+/** The panel kernels of an i-quant for SIMD level `level` (x86 AVX2 or AVX-512 VNNI), or NULL (none: dot and dot4). */
+const panel_kernels *iq_panel(int level, int type);
+/** The panel kernels of `type` for the kernel table k, or NULL. */
+const panel_kernels *lowbit_panel(const kernels_t *k, int type);
 /** lowbit_dot's 4-token counterpart for the kernel table k, or NULL. */
 dot4_fn lowbit_dot4(const kernels_t *k, int type);
 /** legacy_quants.c: likewise for Q4_1, Q5_0, Q5_1; and the Q8_1 quantiser (AVX2 or scalar C). */

@@ -12,6 +12,9 @@
 #include "pool.h"
 #include "k_quants_lo.h"
 
+// A panel decodes 8 rows once for all of a chunk's tokens; below this many tokens the 4-token dots cost less.
+#define PANEL_MIN_TOKENS 8
+
 const kernels_t KERNELS_SCALAR = {"scalar", quant_q8_0_scalar, quant_q8_K_scalar, dot_q8_0_scalar, dot_q4_K_scalar,
                                   dot_q6_K_scalar, dot_f32_scalar, dot_f16_scalar, dot_bf16_scalar,
                                   NULL, NULL, NULL, gemv8_q4_K_r8_scalar, NULL, gemv8_q8_0_r8_scalar, NULL};
@@ -126,6 +129,7 @@ typedef struct {
   dot_fn dot;
   dot4_fn dot4; // NULL: one token at a time
   gemv8_fn r8, r84; // 8-row layouts, Q4_K_R8 / Q8_0_R8 (dot and dot4 NULL): groups of 8 rows, 1 and 4 tokens
+  const panel_kernels *pk; // grid i-quants: 8-row panels for batches of PANEL_MIN_TOKENS or more (NULL: none)
   // Fused gate/up (expert FFN): a second weight over the same rows; out = silu(out) * out2 per chunk.
   const uint8_t *w2;
   size_t wrow2;
@@ -134,6 +138,7 @@ typedef struct {
   dot_fn dot2;
   dot4_fn dot42;
   gemv8_fn r82, r842;
+  const panel_kernels *pk2;
   float *out2;
   int tile;                 // weight rows kept hot while the tokens pass
   int rows_per_chunk, n_rc; // row chunks
@@ -141,9 +146,37 @@ typedef struct {
   atomic_int next;
 } mm_task;
 
+/** Per pool thread (ith), the panel it decodes into: worker ith is one thread at a time (runs hold mm_mu). */
+#define PANEL_SLOTS 256
+static uint8_t *panel_slot[PANEL_SLOTS];
+static size_t panel_cap[PANEL_SLOTS];
+
+/** ith's panel scratch of at least `bytes`, or NULL (out of memory, or ith past the slots: the dots run instead). */
+static uint8_t *panel_scratch(int ith, size_t bytes) {
+  if (ith >= PANEL_SLOTS) return NULL;
+  if (bytes > panel_cap[ith]) {
+    free(panel_slot[ith]);
+    panel_cap[ith] = (bytes + 4095) & ~(size_t)4095;
+    panel_slot[ith] = aligned_alloc(64, panel_cap[ith]);
+    if (!panel_slot[ith]) panel_cap[ith] = 0;
+  }
+  return panel_slot[ith];
+}
+
 /** Rows [rs, re) x tokens [ts, te) of one weight, tile by tile. */
 static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, const uint8_t *xb, size_t xrow, dot_fn dot,
-                            dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, float *out, int rs, int re, int ts, int te) {
+                            dot4_fn dot4, gemv8_fn r8, gemv8_fn r84, const panel_kernels *pk, int ith, float *out, int rs,
+                            int re, int ts, int te) {
+  if (pk && te - ts >= PANEL_MIN_TOKENS) { // whole groups of 8 rows as panels; any rest below (the same bits)
+    const int nb = t->K / QK_K;
+    const size_t pbytes = (size_t)nb * pk->bytes;
+    uint8_t *panel = panel_scratch(ith, pbytes + (size_t)(te - ts) * nb * QK_K), *u = NULL;
+    if (panel) pk->prep(xb + (size_t)ts * xrow, xrow, te - ts, nb, u = panel + pbytes);
+    for (; panel && rs + 8 <= re; rs += 8) {
+      pk->decode(w + (size_t)rs * wrow, wrow, nb, panel);
+      pk->gemm(nb, panel, xb + (size_t)ts * xrow, xrow, u, te - ts, pk->mult, out + (size_t)ts * t->ldo + rs, t->ldo);
+    }
+  }
   if (r8) { // 8-row layouts: rs, re and the tile are whole groups of 8 rows; group g starts at row 8g's offset
     for (int r0 = rs; r0 < re; r0 += t->tile) {
       const int r1 = r0 + t->tile < re ? r0 + t->tile : re;
@@ -178,13 +211,13 @@ static inline void mm_block(const mm_task *t, const uint8_t *w, size_t wrow, con
 }
 
 /** Chunk c of a task: a block of rows (and tokens); for a fused gate/up task also silu(gate) * up over it. */
-static void mm_chunk(const mm_task *t, int c) {
+static void mm_chunk(const mm_task *t, int c, int ith) {
     const int rs = (c % t->n_rc) * t->rows_per_chunk, ts = (c / t->n_rc) * t->toks_per_chunk;
     const int re = rs + t->rows_per_chunk < t->N ? rs + t->rows_per_chunk : t->N;
     const int te = ts + t->toks_per_chunk < t->T ? ts + t->toks_per_chunk : t->T;
-    mm_block(t, t->w, t->wrow, t->xb, t->xrow, t->dot, t->dot4, t->r8, t->r84, t->out, rs, re, ts, te);
+    mm_block(t, t->w, t->wrow, t->xb, t->xrow, t->dot, t->dot4, t->r8, t->r84, t->pk, ith, t->out, rs, re, ts, te);
     if (t->w2) {
-      mm_block(t, t->w2, t->wrow2, t->xb2, t->xrow2, t->dot2, t->dot42, t->r82, t->r842, t->out2, rs, re, ts, te);
+      mm_block(t, t->w2, t->wrow2, t->xb2, t->xrow2, t->dot2, t->dot42, t->r82, t->r842, t->pk2, ith, t->out2, rs, re, ts, te);
       for (int tok = ts; tok < te; tok++) { // silu(gate) * up, as op_swiglu computes it
         float *g = t->out + (size_t)tok * t->N;
         const float *u = t->out2 + (size_t)tok * t->N;
@@ -197,12 +230,12 @@ static void mm_chunk(const mm_task *t, int c) {
 }
 
 static void mm_worker(void *arg, int ith, int nth) {
-  (void)ith, (void)nth;
+  (void)nth;
   mm_task *t = arg;
   for (;;) {
     const int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
     if (c >= t->n_rc * t->n_tc) break;
-    mm_chunk(t, c);
+    mm_chunk(t, c, ith);
   }
 }
 
@@ -215,14 +248,14 @@ typedef struct {
 } mm_multi;
 
 static void mm_multi_worker(void *arg, int ith, int nth) {
-  (void)ith, (void)nth;
+  (void)nth;
   mm_multi *m = arg;
   int i = 0;
   for (;;) {
     const int c = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
     if (c >= m->first[m->n]) break;
     while (c >= m->first[i + 1]) i++; // chunks are taken in increasing order
-    mm_chunk(&m->tasks[i], c - m->first[i]);
+    mm_chunk(&m->tasks[i], c - m->first[i], ith);
   }
 }
 
@@ -241,9 +274,10 @@ static uint8_t *scratch_get(size_t bytes) {
 }
 
 /** The kernels for one weight type: activation quantiser (NULL: f32 rows), dots, activation row bytes. */
-static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, gemv8_fn *r8, gemv8_fn *r84, size_t *xrow) {
+static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *dot4, gemv8_fn *r8, gemv8_fn *r84,
+                      const panel_kernels **pk, size_t *xrow) {
   const kernels_t *k = kernels_current();
-  *quant = NULL, *dot = NULL, *dot4 = NULL, *r8 = NULL, *r84 = NULL;
+  *quant = NULL, *dot = NULL, *dot4 = NULL, *r8 = NULL, *r84 = NULL, *pk = NULL;
   switch (type) {
     case GGML_Q4_K_R8: *quant = k->quant_q8_K, *r8 = k->r8_q4_K, *r84 = k->r8x4_q4_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
     case GGML_Q8_0: *quant = k->quant_q8_0, *dot = k->dot_q8_0, *dot4 = k->dot4_q8_0, *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_0); break;
@@ -256,6 +290,7 @@ static int mm_kernels(int type, int K, quant_fn *quant, dot_fn *dot, dot4_fn *do
     default: // the low-bit types of k_quants_lo.c
       if (!(*dot = lowbit_dot(k, type))) return -1;
       *dot4 = lowbit_dot4(k, type);
+      *pk = lowbit_panel(k, type);
       switch (lowbit_act(type)) {
         case ACT_Q8_K: *quant = k->quant_q8_K, *xrow = (size_t)(K / QK_K) * sizeof(block_q8_K); break;
         case ACT_Q8_1: *quant = lowbit_quant_q8_1(k), *xrow = (size_t)(K / QK8_0) * sizeof(block_q8_1); break;
@@ -270,7 +305,8 @@ static void mm_plan(mm_task *t, size_t wrow) {
   const int nth = pool_threads(), N = t->N, T = t->T;
   if (!t->ldo) t->ldo = (size_t)N;
   // A few chunks per thread so a descheduled thread's share is picked up by the others.
-  const int group = t->r8 || t->r82 ? 8 : 1; // 8-row layouts: chunks and tiles of whole groups
+  // 8-row layouts: chunks and tiles of whole groups; panels: chunks of whole groups
+  const int group = t->r8 || t->r82 || ((t->pk || t->pk2) && T >= PANEL_MIN_TOKENS) ? 8 : 1;
   int rpc = (N + nth * 4 - 1) / (nth * 4);
   if (rpc < 16) rpc = 16;
   rpc = (rpc + group - 1) / group * group;
@@ -286,7 +322,7 @@ static void mm_plan(mm_task *t, size_t wrow) {
   }
   size_t tile = 16384 / wrow; // ~16 KiB of weight rows stay in L1
   t->tile = tile < 1 ? 1 : tile > 16 ? 16 : (int)tile;
-  if (group > 1) t->tile = t->tile < group ? group : t->tile / group * group;
+  if (t->r8 || t->r82) t->tile = t->tile < group ? group : t->tile / group * group;
   atomic_init(&t->next, 0);
 }
 
@@ -296,7 +332,7 @@ int matmul_run(int type, const void *w, const float *x, float *out, int K, int N
   if (N <= 0 || T <= 0) return 0;
   mm_task t = {.w = w, .wrow = type_row_bytes(type, K), .out = out, .K = K, .N = N, .T = T};
   quant_fn quant;
-  if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.r8, &t.r84, &t.xrow) != 0) return -1;
+  if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.r8, &t.r84, &t.pk, &t.xrow) != 0) return -1;
   mm_plan(&t, t.wrow);
   pthread_mutex_lock(&mm_mu);
   t.xb = (const uint8_t *)x;
@@ -327,7 +363,7 @@ int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns
   first[0] = 0;
   for (int i = 0; i < n; i++) {
     t[i] = (mm_task){.w = ws[i], .wrow = type_row_bytes(types[i], K), .out = outs[i], .K = K, .N = Ns[i], .T = T};
-    if (mm_kernels(types[i], K, &q[i], &t[i].dot, &t[i].dot4, &t[i].r8, &t[i].r84, &t[i].xrow) != 0) goto done;
+    if (mm_kernels(types[i], K, &q[i], &t[i].dot, &t[i].dot4, &t[i].r8, &t[i].r84, &t[i].pk, &t[i].xrow) != 0) goto done;
     mm_plan(&t[i], t[i].wrow);
     first[i + 1] = first[i] + t[i].n_rc * t[i].n_tc;
     // Weights wanting the same activation format share one quantised copy of x.
@@ -373,7 +409,7 @@ int matmul_heads_run(int type, const void *w, const float *x, float *out, int K,
   for (int h = 0; h < H; h++) {
     t[h] = (mm_task){.w = (const uint8_t *)w + (size_t)h * N * wrow, .wrow = wrow, .out = out + (size_t)h * N, .K = K, .N = N, .T = T,
                      .ldo = (size_t)H * N};
-    if (mm_kernels(type, K, &quant, &t[h].dot, &t[h].dot4, &t[h].r8, &t[h].r84, &t[h].xrow) != 0) goto done;
+    if (mm_kernels(type, K, &quant, &t[h].dot, &t[h].dot4, &t[h].r8, &t[h].r84, &t[h].pk, &t[h].xrow) != 0) goto done;
     mm_plan(&t[h], wrow);
     first[h + 1] = first[h] + t[h].n_rc * t[h].n_tc;
   }
@@ -410,9 +446,9 @@ int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, con
   quant_fn qg, qu, qd;
   mm_task a = {.w = gate, .wrow = type_row_bytes(tg, D), .K = D, .N = F, .T = T, .w2 = up, .wrow2 = type_row_bytes(tu, D)};
   mm_task b = {.w = down, .wrow = type_row_bytes(td, F), .out = out, .K = F, .N = D, .T = T};
-  if (mm_kernels(tg, D, &qg, &a.dot, &a.dot4, &a.r8, &a.r84, &a.xrow) != 0 ||
-      mm_kernels(tu, D, &qu, &a.dot2, &a.dot42, &a.r82, &a.r842, &a.xrow2) != 0 ||
-      mm_kernels(td, F, &qd, &b.dot, &b.dot4, &b.r8, &b.r84, &b.xrow) != 0)
+  if (mm_kernels(tg, D, &qg, &a.dot, &a.dot4, &a.r8, &a.r84, &a.pk, &a.xrow) != 0 ||
+      mm_kernels(tu, D, &qu, &a.dot2, &a.dot42, &a.r82, &a.r842, &a.pk2, &a.xrow2) != 0 ||
+      mm_kernels(td, F, &qd, &b.dot, &b.dot4, &b.r8, &b.r84, &b.pk, &b.xrow) != 0)
     return -1;
   const int share = qg == qu; // same activation format for gate and up (both quantised alike, or both f32): one copy
   const size_t hbytes = round64((size_t)T * F * 4);
@@ -487,9 +523,9 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     mm_task *ta = &a[e], *tb = &b[e];
     *ta = (mm_task){.w = m->gate, .wrow = type_row_bytes(m->tg, D), .K = D, .N = F, .T = m->n, .w2 = m->up, .wrow2 = type_row_bytes(m->tu, D)};
     *tb = (mm_task){.w = m->down, .wrow = type_row_bytes(m->td, F), .K = F, .N = D, .T = m->n};
-    if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->r8, &ta->r84, &ta->xrow) != 0 ||
-        mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->r82, &ta->r842, &ta->xrow2) != 0 ||
-        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->xrow) != 0) {
+    if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->r8, &ta->r84, &ta->pk, &ta->xrow) != 0 ||
+        mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->r82, &ta->r842, &ta->pk2, &ta->xrow2) != 0 ||
+        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->pk, &tb->xrow) != 0) {
       free(a), free(first), free(q), free(at), free(fmts), free(fg);
       return -1;
     }

@@ -227,10 +227,64 @@ typedef struct {
   float *part;    // n_ch > 1: per (item, head of group): max, sum, hd sums
 } attn_ctx;
 
-// The item loop, instantiated once per instruction set with its dot and axpy (the AVX2 copy gets intrinsics).
+/** acc[g * hd + i] = sum over keys j < n of p[g * kc + j] * v_j[i] for the G heads of a group, j in order. */
+static inline void vsum_plain(float *restrict acc, const float *restrict p, int kc, const float *restrict vb, size_t kvdim, int n, int G, int hd) {
+  for (size_t i = 0; i < (size_t)G * hd; i++) acc[i] = 0;
+  for (int j = 0; j < n; j++)
+    for (int g = 0; g < G; g++) axpy_plain(acc + (size_t)g * hd, p[(size_t)g * kc + j], vb + (size_t)j * kvdim, hd);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/** vsum_plain with the sums in registers: blocks of HB heads x 8 VB values stay in ymm while the keys pass (one V
+ *  load serves HB heads), instead of a load and store of acc per key. Per value the same FMAs in the same order as
+ *  axpy_avx2, so the same bits. */
+#define VSUM_BLOCK(HB, VB)                                                                                         \
+  TARGET_AVX2 static inline void vsum_block_##HB##x##VB(float *restrict acc, const float *restrict p, int kc,       \
+                                                         const float *restrict vb, size_t kvdim, int n, int hd) {   \
+    __m256 s[HB][VB];                                                                                              \
+    for (int h = 0; h < HB; h++)                                                                                   \
+      for (int b = 0; b < VB; b++) s[h][b] = _mm256_setzero_ps();                                                  \
+    for (int j = 0; j < n; j++) {                                                                                  \
+      __m256 v[VB];                                                                                                \
+      for (int b = 0; b < VB; b++) v[b] = _mm256_loadu_ps(vb + (size_t)j * kvdim + 8 * b);                         \
+      for (int h = 0; h < HB; h++) {                                                                               \
+        const __m256 pv = _mm256_broadcast_ss(p + (size_t)h * kc + j);                                             \
+        for (int b = 0; b < VB; b++) s[h][b] = _mm256_fmadd_ps(pv, v[b], s[h][b]);                                 \
+      }                                                                                                            \
+    }                                                                                                              \
+    for (int h = 0; h < HB; h++)                                                                                   \
+      for (int b = 0; b < VB; b++) _mm256_storeu_ps(acc + (size_t)h * hd + 8 * b, s[h][b]);                        \
+  }
+VSUM_BLOCK(4, 2)
+VSUM_BLOCK(1, 1)
+#undef VSUM_BLOCK
+
+TARGET_AVX2 static inline void vsum_avx2(float *restrict acc, const float *restrict p, int kc, const float *restrict vb, size_t kvdim, int n, int G, int hd) {
+  const int hd8 = hd & ~7;
+  int g = 0;
+  for (; g + 4 <= G; g += 4) {
+    int i = 0;
+    for (; i + 16 <= hd8; i += 16) vsum_block_4x2(acc + (size_t)g * hd + i, p + (size_t)g * kc, kc, vb + i, kvdim, n, hd);
+    for (int h = 0; h < 4 && i < hd8; h++) vsum_block_1x1(acc + (size_t)(g + h) * hd + i, p + (size_t)(g + h) * kc, kc, vb + i, kvdim, n, hd);
+  }
+  for (; g < G; g++)
+    for (int i = 0; i < hd8; i += 8) vsum_block_1x1(acc + (size_t)g * hd + i, p + (size_t)g * kc, kc, vb + i, kvdim, n, hd);
+  if (hd8 == hd) return;
+  for (g = 0; g < G; g++) { // the values past the last 8: axpy_avx2's scalar tail, key by key
+    float *restrict a = acc + (size_t)g * hd;
+    for (int i = hd8; i < hd; i++) a[i] = 0;
+    for (int j = 0; j < n; j++) {
+      const float pj = p[(size_t)g * kc + j], *restrict x = vb + (size_t)j * kvdim;
+      for (int i = hd8; i < hd; i++) a[i] += pj * x[i];
+    }
+  }
+}
+#endif
+
+// The item loop, instantiated once per instruction set with its dot and V sum (the AVX2 copy gets intrinsics).
 // A chunk past a token's causal end records max -inf, sum 0; with one chunk per pair the result is normalised
 // straight into out (which may be q's own rows: q is last read while scoring).
-#define ATTN_BODY(NAME, ATTR, DOT, AXPY) \
+#define ATTN_BODY(NAME, ATTR, DOT, VSUM) \
 ATTR static void NAME(void *vctx, int ith, int c0, int c1) { \
   const attn_ctx *c = vctx; \
   if (ith >= c->nth) ith = 0; \
@@ -265,14 +319,7 @@ ATTR static void NAME(void *vctx, int ith, int c0, int c1) { \
       } \
       mx[g] = m, sum[g] = l; \
     } \
-    for (size_t i = 0; i < (size_t)G * hd; i++) acc[i] = 0; \
-    for (int j = 0; j < n; j++) { \
-      const float *restrict vr = vb + (size_t)j * kvdim; \
-      for (int g = 0; g < G; g++) { \
-        const float p = sc[(size_t)g * kc + j]; \
-        AXPY(acc + (size_t)g * hd, p, vr, hd); \
-      } \
-    } \
+    VSUM(acc, sc, kc, vb, kvdim, n, G, hd); \
     if (!pp) { \
       for (int g = 0; g < G; g++) { \
         float *o = c->out + ((size_t)t * c->n_head + (size_t)kvh * G + g) * hd; \
@@ -289,10 +336,10 @@ ATTR static void NAME(void *vctx, int ith, int c0, int c1) { \
   } \
 }
 
-ATTN_BODY(attn_range, , dot_plain, axpy_plain)
+ATTN_BODY(attn_range, , dot_plain, vsum_plain)
 
 #if defined(__x86_64__) || defined(__i386__)
-ATTN_BODY(attn_range_avx2, TARGET_AVX2, dot_avx2, axpy_avx2)
+ATTN_BODY(attn_range_avx2, TARGET_AVX2, dot_avx2, vsum_avx2)
 #endif
 
 

@@ -47,6 +47,42 @@ TARGET_AVX2 static inline int hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
   return _mm_cvtsi128_si32(s);
 }
+
+// Panels (prefill, see panel_kernels): 8 rows of a block decoded to bytes and interleaved by 4 values, so that one
+// 32-byte vector holds 4 values of each of the 8 rows and a dot against 4 broadcast activations lands 8 row sums.
+
+/** 8 rows' 32 values (v[r]) as 8 vectors of 4 values x 8 rows: out[32 c + 4 r + j] = v[r][4 c + j]. */
+TARGET_AVX2 static inline void panel_interleave(int8_t *out, const __m256i v[8]) {
+  const __m256i a0 = _mm256_unpacklo_epi32(v[0], v[1]), a1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i a2 = _mm256_unpacklo_epi32(v[2], v[3]), a3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i a4 = _mm256_unpacklo_epi32(v[4], v[5]), a5 = _mm256_unpackhi_epi32(v[4], v[5]);
+  const __m256i a6 = _mm256_unpacklo_epi32(v[6], v[7]), a7 = _mm256_unpackhi_epi32(v[6], v[7]);
+  const __m256i b[8] = {_mm256_unpacklo_epi64(a0, a2), _mm256_unpackhi_epi64(a0, a2), _mm256_unpacklo_epi64(a1, a3),
+                        _mm256_unpackhi_epi64(a1, a3), _mm256_unpacklo_epi64(a4, a6), _mm256_unpackhi_epi64(a4, a6),
+                        _mm256_unpacklo_epi64(a5, a7), _mm256_unpackhi_epi64(a5, a7)};
+  for (int c = 0; c < 4; c++) {
+    _mm256_storeu_si256((__m256i *)(out + 32 * c), _mm256_permute2x128_si256(b[c], b[c + 4], 0x20));
+    _mm256_storeu_si256((__m256i *)(out + 32 * (c + 4)), _mm256_permute2x128_si256(b[c], b[c + 4], 0x31));
+  }
+}
+
+/** A panel gemm's activations: nt Q8_K rows (xstride bytes apart) as nb * 256 contiguous bytes per token, as they
+ *  are (copy) or offset by 128 to unsigned (xor). */
+TARGET_AVX2 static inline void panel_prep_copy(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < nb; i++) memcpy(u + ((size_t)t * nb + i) * QK_K, ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs, QK_K);
+}
+TARGET_AVX2 static inline void panel_prep_xor(const void *vx, size_t xstride, int nt, int nb, uint8_t *u) {
+  const __m256i m = _mm256_set1_epi8((char)0x80);
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < nb; i++) {
+      const int8_t *q = ((const block_q8_K *)((const uint8_t *)vx + t * xstride) + i)->qs;
+      uint8_t *o = u + ((size_t)t * nb + i) * QK_K;
+      for (int j = 0; j < QK_K; j += 32)
+        _mm256_storeu_si256((__m256i *)(o + j), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + j)), m));
+    }
+}
+
 #endif
 
 #if defined(__ARM_NEON) && defined(__aarch64__)

@@ -161,6 +161,39 @@ test("a batch of tokens gives each token the bits it gets alone (multi-token ker
   }
 });
 
+// Prefill batches of the grid i-quants run on 8-row panels (decoded once to int8, then every token; from 8 tokens a
+// chunk); rows past the last whole group of 8 and short chunks take the dots. All of them end a super-block on the
+// same exact integer total, so a token's bits depend neither on its batch nor on the thread count.
+test("i-quant panels (prefill batches) give each token the bits it gets alone, on any thread count", () => {
+  const a = needNative();
+  const best = a.kernelLevel(), before = a.getThreads();
+  try {
+    for (const level of a.kernelLevels()) {
+      a.setKernelLevel(level);
+      for (const f of [IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_XS]) {
+        const sh = { k: 512, n: 69, t: 37 }; // 8 whole groups and 5 rows over; 9 groups of 4 tokens and one over
+        const hw = randomWeight(f, sh.k, sh.n, `panel-${f.name}`);
+        const x = randomValues(sh.k * sh.t, "panel-x", 1, 11);
+        const outs = [1, 2, 3].map((n) => {
+          a.setThreads(n);
+          const out = new Float32Array(sh.n * sh.t);
+          a.matmul(f.type, hw.bytes, x, out, sh.k, sh.n, sh.t);
+          return out;
+        });
+        assert.ok(sameBits(outs[0], outs[1]) && sameBits(outs[0], outs[2]), `${f.name} ${level}: thread counts`);
+        for (const tok of [0, 3, 4, 35, 36]) {
+          const one = new Float32Array(sh.n);
+          a.matmul(f.type, hw.bytes, x.subarray(tok * sh.k, (tok + 1) * sh.k), one, sh.k, sh.n, 1);
+          assert.ok(sameBits(one, outs[0].subarray(tok * sh.n, (tok + 1) * sh.n)), `${f.name} ${level} token ${tok}`);
+        }
+      }
+    }
+  } finally {
+    a.setKernelLevel(best);
+    a.setThreads(before);
+  }
+});
+
 test("the pool survives many short calls and resizes", () => {
   const a = needNative();
   const before = a.getThreads();
