@@ -87,6 +87,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private stageBuf: GPUBuffer;
   private used = 0;
   private dead: GPUBuffer[] = [];
+  /** Submissions and compute passes so far, and timestamp writes for the next pass (timestampedPass). */
+  private submits = 0;
+  private passes = 0;
+  private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
@@ -186,10 +190,46 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.pass = undefined;
     if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
     this.device.queue.submit([this.enc.finish()]);
+    this.submits++;
     this.enc = undefined;
     this.used = 0;
     for (const b of this.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
     this.dead = [];
+  }
+  /**
+   * Benches: records `record` as one compute pass whose start and end times go to `qs` (queries 0 and 1), resolved
+   * into `dst` (not submitted). False when the work took more than one pass or submission (the times then miss some).
+   */
+  timestampedPass(qs: GPUQuerySet, dst: GPUBuffer, record: () => void): boolean {
+    this.endPass();
+    this.nextTimestamps = { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+    const [passes, submits] = [this.passes, this.submits];
+    record();
+    this.nextTimestamps = undefined;
+    const one = this.passes === passes + 1 && this.submits === submits;
+    this.endPass();
+    this.encoder().resolveQuerySet(qs, 0, 2, dst, 0);
+    return one;
+  }
+  /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
+  rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
+    const pass = this.computePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(groups);
+  }
+  /** The open compute pass, begun (with the timestamp writes asked for) if none is. */
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      this.pass = this.encoder().beginComputePass(this.nextTimestamps && { timestampWrites: this.nextTimestamps });
+      this.nextTimestamps = undefined;
+      this.passes++;
+    }
+    return this.pass;
+  }
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
   }
   release(b: GPUBuffer): void {
     if (this.enc) this.dead.push(b);
@@ -266,8 +306,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       });
       this.bindGroups.set(bgKey, bg);
     }
-    const enc = this.encoder();
-    const pass = (this.pass ??= enc.beginComputePass());
+    const pass = this.computePass();
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
