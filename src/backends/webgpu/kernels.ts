@@ -27,12 +27,8 @@ export function inPlace(src: string, name: string): string {
  * row's units of 32 values split over `lanes` threads and summed in workgroup memory. Few lanes suit short rows
  * (and lavapipe, where every barrier costs), 64 long ones.
  */
-export function matmulLanes(k: number): number {
-  const units = k / 32;
-  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
-}
-export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
-  return /* wgsl */ `
+/** What both matmul kernels declare: parameters, weights (read by `dq`), x and out. */
+const matmulHead = (dq: string) => /* wgsl */ `
 struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -40,7 +36,13 @@ struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${dq}
-const TT = ${tokens}u;
+`;
+export function matmulLanes(k: number): number {
+  const units = k / 32;
+  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
+}
+export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
+  return /* wgsl */ `${matmulHead(dq)}const TT = ${tokens}u;
 const L = ${lanes}u;
 var<workgroup> red: array<f32, ${64 * tokens}>;
 ${MAIN}
@@ -92,15 +94,7 @@ export const TILE_ROWS = 64, TILE_TOKENS = 16;
  * compile it; this compiles in ~2 s (Q6_K ~6 s).
  */
 export function tiledMatmulWgsl(dq: string): string {
-  return /* wgsl */ `
-struct P { w_off: u32, k: u32, n: u32, t: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-${HEAD}
-${dq}
-${MAIN}
+  return /* wgsl */ `${matmulHead(dq)}${MAIN}
   let row = wid(wg, nw) * 64u + li;
   let t0 = wg.z * ${TILE_TOKENS}u;
   if (row >= p.n || t0 >= p.t) { return; }
