@@ -11,6 +11,7 @@
 import { writeFileSync } from "node:fs";
 import { openGpuDevice, type GpuDevice } from "../src/backends/webgpu/device.js";
 import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
+import { matmulLanes } from "../src/backends/webgpu/kernels.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import type { Buf, ExpertRows, Weight, WeightArena } from "../src/backends/backend.js";
 import { BF16, F16, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
@@ -189,6 +190,26 @@ function makeWeights(be: WebGpuBackend, fmt: QuantFormat, k: number, n: number, 
   return ws;
 }
 
+/**
+ * `copies` experts of gate, up (k x n) and down (n x k), each a record in arenas of up to one binding, as the
+ * expert slots hold them: the MoE op then runs each part of all selected experts in one dispatch (webgpu moeSlots).
+ */
+function makeExperts(be: WebGpuBackend, fmt: QuantFormat, k: number, n: number, copies: number, pat: Uint8Array, arenas: WeightArena[], maxBinding: number): { gate: Weight[]; up: Weight[]; down: Weight[] } {
+  const part = Math.ceil(bytesOf(fmt, k, n) / 256) * 256, record = 3 * part;
+  const perArena = Math.max(1, Math.floor(maxBinding / record));
+  const out = { gate: [] as Weight[], up: [] as Weight[], down: [] as Weight[] };
+  for (let c = 0; c < copies; c++) {
+    if (c % perArena === 0) arenas.push(be.allocWeights(Math.min(perArena, copies - c) * record));
+    const a = arenas[arenas.length - 1], at = (c % perArena) * record;
+    for (const [i, name] of (["gate", "up", "down"] as const).entries()) {
+      const bytes = bytesOf(fmt, k, n);
+      for (let o = 0; o < bytes; o += pat.byteLength) a.write(at + i * part + o, pat.subarray(0, Math.min(pat.byteLength, bytes - o)));
+      out[name].push(a.view({ name: `${name}.${c}`, type: fmt.type, shape: name === "down" ? [n, k] : [k, n] }, at + i * part));
+    }
+  }
+  return out;
+}
+
 async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quick: boolean, only?: string): Promise<Row[]> {
   const rows: Row[] = [];
   const scalar = new ScalarBackend();
@@ -214,7 +235,7 @@ async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quic
       };
       if (sh.experts && sh.experts > 0) {
         // The MoE op as a layer runs it for one token: 8 experts of gate, up (k -> n) and down (n -> k).
-        const gate = makeWeights(be, fmt, k, n, copies, pat, "gate", arenas), up = makeWeights(be, fmt, k, n, copies, pat, "up", arenas), down = makeWeights(be, fmt, n, k, copies, pat, "down", arenas);
+        const { gate, up, down } = makeExperts(be, fmt, k, n, copies, pat, arenas, gpu.maxBinding);
         const x = alloc(k), out = alloc(k);
         be.write(x, new Float32Array(k).fill(0.01));
         const one = Int32Array.of(0), sc = Float32Array.of(0.125);
@@ -255,7 +276,9 @@ async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quic
       const row: Row = {
         type: fmt.name, name: sh.name, k, n, tokens, bytes: perIter, us, wallUs: t.wallUs, gbs, timing: t.gpuUs === undefined ? "wall" : "timestamps", pctCeiling: (100 * gbs) / ceil.readGBs,
         gflops: (2 * k * n * tokens * experts * (sh.experts && sh.experts > 0 ? 3 : 1)) / us / 1e3,
-        plan: `${plan.kernel}: ${plan.workgroups}x${plan.z} workgroups of 64, ${plan.threadsPerRow} thread(s)/row, ${plan.rowsPerWorkgroup} rows x ${plan.tokensPerWorkgroup} token(s)/workgroup`,
+        plan: sh.experts && sh.experts > 0
+          ? `moeFfn: slot-indexed MoE matmul per part (gate, up, down) over all ${experts} experts, ${matmulLanes(k)} / ${matmulLanes(n)} thread(s)/row (gate+up / down)`
+          : `${plan.kernel}: ${plan.workgroups}x${plan.z} workgroups of 64, ${plan.threadsPerRow} thread(s)/row, ${plan.rowsPerWorkgroup} rows x ${plan.tokensPerWorkgroup} token(s)/workgroup`,
         copies,
       };
       rows.push(row);

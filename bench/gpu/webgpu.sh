@@ -19,8 +19,10 @@ source "$REPO/bench/gpu/common.sh"
 log "unpack"
 unpack_app
 if [ -z "${NO_DEBS:-}" ]; then
-  ls .gpu/debs/*.deb > /dev/null || { log "no .gpu/debs/*.deb: run bench/gpu/pack-carry.sh here first"; exit 1; }
-  for f in .gpu/debs/*.deb; do dpkg -x "$f" /; done
+  # pack-carry.sh puts them in .gpu/debs; the device README's .gl/ (tier.sh) serves too.
+  DEBS=$(ls .gpu/debs/*.deb .gl/*.deb 2> /dev/null || true)
+  [ -n "$DEBS" ] || { log "no .gpu/debs/*.deb (nor .gl/*.deb): run bench/gpu/pack-carry.sh here first"; exit 1; }
+  for f in $DEBS; do dpkg -x "$f" /; done
   ldconfig
   # The loader finds NVIDIA's ICD in the usual places; this image keeps it under /usr/local/nvidia.
   ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
