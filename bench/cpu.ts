@@ -6,13 +6,9 @@
 import { totalmem } from "node:os";
 import { statSync } from "node:fs";
 import { getLlama } from "node-llama-cpp";
-import { loadModel } from "../src/engine/load.js";
-import { loadModel as loadHosted } from "../src/engine/model.js";
-import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
-import { Session } from "../src/engine/session.js";
-import type { GenerateOptions, GenerateStep, GenerationStats } from "../src/engine/session.js";
+import type { BackendName } from "../src/engine/config.js";
 import { benchKernels } from "./cpu-kernels.js";
-import { quantile, timerLags } from "./timer-lag.js";
+import { engineFigures, promptIds, type Figures } from "./engine-figures.js";
 import { benchModel } from "./models.js";
 
 const THREADS = 2;
@@ -21,33 +17,7 @@ const PREFILLS = [128, 512];
 // This VM is shared and noisy (single decode runs swing by 2x): decode is the best of several runs, per engine.
 const DECODE_RUNS = 5;
 
-interface Figures {
-  decode: number;
-  prefill: Record<number, number>;
-  /** Time to first token after a 128-token prompt, ms. */
-  ttftMs: number;
-  /** Hosted engine: a 10 ms timer's lateness (p99, worst) during the decode runs and during a 4,096-token prefill. */
-  lag?: { decode: [number, number]; prefill: [number, number] };
-}
-
-/** The calls a figure needs, from the engine in this thread or on its host. */
-interface BenchSession {
-  reset(): void;
-  generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, GenerationStats>;
-  readonly lastStats: GenerationStats | undefined;
-  free(): void;
-}
-
-/** [p99, worst] of a 10 ms timer's lateness while `work` runs, ms. */
-async function timerLag(work: () => Promise<void>): Promise<[number, number]> {
-  const late = await timerLags(work);
-  return [quantile(late, 0.99), late[late.length - 1]];
-}
-
 const LAG_PREFILL = 4096;
-
-/** Ordinary token ids spread over the vocabulary, the same for both engines. */
-const promptIds = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 90_000));
 
 async function llamaFigures(path: string): Promise<Figures> {
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
@@ -82,51 +52,8 @@ async function llamaFigures(path: string): Promise<Figures> {
   }
 }
 
-async function oursFigures(path: string, backend: BackendName, opts: { decodeOnly?: boolean; hosted?: boolean } = {}): Promise<Figures> {
-  const cfg = { ctxSize: LAG_PREFILL + 64, expertIo: "resident", backend, threads: THREADS } as const;
-  let s: BenchSession;
-  let close: () => Promise<void>;
-  if (opts.hosted) {
-    const m = await loadHosted(path, cfg);
-    [s, close] = [m.createSession(), () => m.close()];
-  } else {
-    const lm = await loadModel(path, defaultEngineConfig(cfg));
-    [s, close] = [new Session(lm), () => lm.close()];
-  }
-  try {
-    const prefill: Record<number, number> = {};
-    let ttftMs = NaN;
-    let decode = NaN;
-    const runs: number[] = Array(DECODE_RUNS).fill(16);
-    const all = async () => {
-      for (const n of opts.decodeOnly ? runs : [...runs, ...PREFILLS]) {
-        s.reset();
-        const t0 = performance.now();
-        let t1 = 0;
-        let produced = 0;
-        const gen = s.generate(promptIds(n), { maxTokens: n === 16 ? DECODE + 1 : 1, sampling: { temperature: 0 }, stopAtEog: false });
-        for await (const _ of gen) if (produced++ === 0) t1 = performance.now();
-        const st = s.lastStats!;
-        if (n === 16) decode = Math.max(Number.isNaN(decode) ? 0 : decode, (DECODE * 1000) / st.decodeMs);
-        else prefill[n] = (n * 1000) / st.promptMs;
-        if (n === 128) ttftMs = t1 - t0;
-      }
-    };
-    if (!opts.hosted) {
-      await all();
-      return { decode, prefill, ttftMs };
-    }
-    const decodeLag = await timerLag(all);
-    s.reset();
-    const prefillLag = await timerLag(async () => {
-      for await (const _ of s.generate(promptIds(LAG_PREFILL), { maxTokens: 1, sampling: { temperature: 0 } }));
-    });
-    return { decode, prefill, ttftMs, lag: { decode: decodeLag, prefill: prefillLag } };
-  } finally {
-    s.free();
-    await close();
-  }
-}
+const oursFigures = (path: string, backend: BackendName, opts: { decodeOnly?: boolean; hosted?: boolean } = {}): Promise<Figures> =>
+  engineFigures(path, { backend, threads: THREADS, decode: DECODE, decodeRuns: DECODE_RUNS, prefills: PREFILLS, lagPrefill: LAG_PREFILL, ...opts });
 
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 
@@ -175,7 +102,7 @@ export async function benchCpu(only?: string): Promise<void> {
     }
     const h = hosted.lag!;
     console.log(`  hosted vs in-thread: decode ${f(hosted.decode / inThread.decode)}x, pp512 ${f(hosted.prefill[512] / inThread.prefill[512])}x (best of 2 alternated loads each)`);
-    console.log(`  event-loop lag, hosted (10 ms timer, p99 / worst ms): decode ${f(h.decode[0], 1)} / ${f(h.decode[1], 1)}, ${LAG_PREFILL}-token prefill ${f(h.prefill[0], 1)} / ${f(h.prefill[1], 1)} (bar: p99 < 20)`);
+    console.log(`  event-loop lag, hosted (10 ms timer, p99 / worst ms): decode ${f(h.decode[0], 1)} / ${f(h.decode[1], 1)}, ${LAG_PREFILL}-token prefill ${f(h.prefill![0], 1)} / ${f(h.prefill![1], 1)} (bar: p99 < 20)`);
   }
   if (only) return;
   console.log("\nper-kernel GB/s of weights vs memory read bandwidth, same run:");

@@ -4,13 +4,13 @@
 // --routing=real-like|realistic|uniform: the stream bench's routing (default real-like). stream-big: the
 // Qwen3.5-397B- and DeepSeek-V3-shaped rows (--only=q35 / --only=dsv3 picks one). stream: --only=STEP,... runs those
 // steps (disk, moe-d2, moe-d1, moe-d3, moe-off, llama, llama-norepack, moe-iq2xxs, oss120, free-stream, ...).
+// gpu: see bench/gpu.ts (--model=PATH, --json=PATH, --quick). Built (npm run build:bench), it runs with plain node:
+// node dist-bench/bench/main.js gpu ...; benches load lazily, so one needs only its own packages.
 import { machineLine } from "./machine.js";
-import { benchScalar } from "./scalar.js";
-import { benchKernels } from "./cpu-kernels.js";
 
 const BENCHES: Record<string, (only?: string) => Promise<void>> = {
-  scalar: benchScalar,
-  kernels: benchKernels,
+  scalar: async () => (await import("./scalar.js")).benchScalar(),
+  kernels: async (only) => (await import("./cpu-kernels.js")).benchKernels(only),
   stream: async (only) => {
     const { benchStream, streamRouting } = await import("./stream.js");
     await benchStream(only?.split(","), streamRouting(process.argv));
@@ -23,11 +23,12 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   replay: async () => (await import("./replay.js")).benchReplay(),
   verify: async () => (await import("./verify.js")).benchVerify(),
   ops: async (only) => (await import("./op-profile.js")).benchOps(only),
+  gpu: async (only) => (await import("./gpu.js")).benchGpu(only),
 };
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-const asked = process.argv.slice(2).filter((a) => !a.startsWith("--only=") && !a.startsWith("--routing="));
-const names = asked.length ? asked : Object.keys(BENCHES);
+const asked = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const names = asked.length ? asked : Object.keys(BENCHES).filter((n) => n !== "gpu"); // gpu needs an adapter: asked by name
 console.log(machineLine());
 for (const n of names) {
   const b = BENCHES[n];

@@ -5,17 +5,17 @@
 #   .gpu/app.tar.xz       dist/, bin/, the native addon and the production node_modules (gen needs them)
 #   .gpu/llama-src.tar.xz the llama.cpp source node-llama-cpp ships (gitRelease.bundle), trimmed
 # It builds llama-bench with CUDA for the local GPU's architecture while the generator writes the a3b
-# model (Qwen3-30B-A3B shapes, 48 layers, experts Q4_K sampled directly, real-like routing; dense weights
-# Q8_0 because the JS Q4_K quantiser needs ~8 CPU-minutes for them, longer than a device call), then runs llama-bench fully offloaded and with the experts of all but 25% of the layers kept
+# model (common.sh: Qwen3-30B-A3B shapes, 48 layers, experts Q4_K, dense Q8_0), then runs llama-bench fully
+# offloaded and with the experts of all but 25% of the layers kept
 # in host memory (-ncmoe), writing JSON results and logs under $OUT (or ./gpu-out).
 set -euo pipefail
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 W=${W:-/tmp/moestream-gpu}; mkdir -p "$W/app" "$W/llama"
 REPO=$PWD
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/steps.log"; }
+source "$REPO/bench/gpu/common.sh"
 log "unpack"
-xz -dc .gpu/node.xz > "$W/node" && chmod +x "$W/node"
-tar -xJf .gpu/app.tar.xz -C "$W/app"
+unpack_app
 tar -xJf .gpu/llama-src.tar.xz -C "$W/llama"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" || true
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
@@ -26,9 +26,8 @@ log "build llama-bench (CUDA sm_$ARCH, $JOBS jobs) and generate the model in par
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
   && cmake --build "$W/llama/build" --target llama-bench -j "$JOBS" ) > "$OUT/build.log" 2>&1 &
 BUILD=$!
-MODEL=$W/a3b-q8_0-experts-q4_k-real-like.gguf
-( cd "$W/app" && "$W/node" bin/moestream.cjs gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like \
-    --expert-synthesis direct --seed 1 -o "$MODEL" ) > "$OUT/gen.log" 2>&1
+MODEL=${MODEL:-$MODEL_DEFAULT}
+gen_model "$MODEL"
 log "model written: $(du -h "$MODEL" | cut -f1)"
 log "waiting for the build"
 wait $BUILD || { log "build failed"; tail -40 "$OUT/build.log"; exit 1; }

@@ -19,7 +19,7 @@ const TOL_ATTN = 1e-9;
 
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
-test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode and batched rows)", async (t) => {
+test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode matvec, tiled matmul over several tokens)", async (t) => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
   let worst = 0;
   for (const fmt of MATMUL_FORMATS_ALL) {
@@ -27,7 +27,7 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
     for (const [k, n] of fmt.blockSize === 256 ? [[256, 3], [512, 40]] : [[96, 3], [256, 40]]) {
       const hw = randomWeight(fmt, k, n, `${fmt.name}-${k}-${n}`);
       const ws = scalar.upload(hw), wg = be.upload(hw);
-      for (const tk of [1, 11]) {
+      for (const tk of [1, 2, 37]) { // the matvec; the tiled matmul within one token tile and over three (16 tokens each)
         const x = randomValues(k * tk, `x-${k}-${tk}`, 2);
         const e = nmse(await runMatmul(be, wg, x, { k, n, t: tk }), await runMatmul(scalar, ws, x, { k, n, t: tk }));
         worst = Math.max(worst, e);

@@ -2,7 +2,7 @@
 // unloadable (no compiler at install, other platform, ABI mismatch) means undefined, and the reason is kept.
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Raw bytes the addon reads in place: any TypedArray, a DataView or an ArrayBuffer. */
@@ -103,7 +103,9 @@ export interface NativeAddon {
   preadCrc32c(fd: number, buf: Bytes, position: number): Promise<{ bytesRead: number; crc: number }>;
 }
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", ".."); // from src/ or dist/
+// The package root: three up from src/ or dist/, four from dist-bench/src/ (the built benches).
+const UP3 = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const ROOT = basename(UP3) === "dist-bench" ? dirname(UP3) : UP3;
 const ADDON_PATH = join(ROOT, "native", "build", "Release", "moestream_native.node");
 
 let loaded: NativeAddon | undefined;

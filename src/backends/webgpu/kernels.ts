@@ -27,12 +27,8 @@ export function inPlace(src: string, name: string): string {
  * row's units of 32 values split over `lanes` threads and summed in workgroup memory. Few lanes suit short rows
  * (and lavapipe, where every barrier costs), 64 long ones.
  */
-export function matmulLanes(k: number): number {
-  const units = k / 32;
-  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
-}
-export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
-  return /* wgsl */ `
+/** What both matmul kernels declare: parameters, weights (read by `dq`), x and out. */
+const matmulHead = (dq: string) => /* wgsl */ `
 struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -40,7 +36,13 @@ struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${dq}
-const TT = ${tokens}u;
+`;
+export function matmulLanes(k: number): number {
+  const units = k / 32;
+  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
+}
+export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
+  return /* wgsl */ `${matmulHead(dq)}const TT = ${tokens}u;
 const L = ${lanes}u;
 var<workgroup> red: array<f32, ${64 * tokens}>;
 ${MAIN}
@@ -78,6 +80,37 @@ ${MAIN}
       if (t0 + tt < p.t) { o[(t0 + tt) * p.n + row] = acc[tt]; }
     }
   }
+}`;
+}
+
+/** Weight rows and tokens of one workgroup of the tiled matmul. */
+export const TILE_ROWS = 64, TILE_TOKENS = 16;
+
+/**
+ * out[t, n] = Σ_k x[t, k] · W[n, k] for several tokens (prefill, an expert's rows): each thread owns one weight
+ * row and dequantises each unit of it once for up to 16 tokens, whose values every thread of the workgroup reads
+ * alike (one broadcast load). Rows over x/y, token tiles over z. The token loop's bound is not a constant on
+ * purpose: unrolled (as is a shared-memory tile with barriers), lavapipe's LLVM takes 5-50 s of CPU per type to
+ * compile it; this compiles in ~2 s (Q6_K ~6 s).
+ */
+export function tiledMatmulWgsl(dq: string): string {
+  return /* wgsl */ `${matmulHead(dq)}${MAIN}
+  let row = wid(wg, nw) * 64u + li;
+  let t0 = wg.z * ${TILE_TOKENS}u;
+  if (row >= p.n || t0 >= p.t) { return; }
+  let nt = min(p.t - t0, ${TILE_TOKENS}u);
+  var acc: array<f32, ${TILE_TOKENS}>;
+  let nu = p.k / 32u;
+  for (var u = 0u; u < nu; u++) {
+    let v = dq32(row, u);
+    for (var tt = 0u; tt < nt; tt++) {
+      let xb = (t0 + tt) * p.k + u * 32u;
+      var s = 0.0;
+      for (var j = 0u; j < 32u; j++) { s += v[j] * x[xb + j]; }
+      acc[tt] += s;
+    }
+  }
+  for (var tt = 0u; tt < nt; tt++) { o[(t0 + tt) * p.n + row] = acc[tt]; }
 }`;
 }
 

@@ -9,7 +9,7 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, ExpertR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { moeMatmulWgsl } from "./moe.js";
 
@@ -46,6 +46,29 @@ function f(x: number): number {
   return u32Bits[0];
 }
 
+/** Compiled pipelines by device, shared by the backends on it (a software GPU takes seconds of CPU per kernel). */
+const PIPELINES = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const LAYOUTS = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+
+/** How a matmul of n rows of k values over t tokens is dispatched (the GPU bench prints it beside its figures). */
+export interface MatmulPlan {
+  /** matvec: each token re-reads the weights (one token per z); tiled: a row per thread, 16 tokens per weight read. */
+  readonly kernel: "matvec" | "tiled";
+  /** Workgroups (64 threads each) over x/y, and z deep. */
+  readonly workgroups: number;
+  readonly z: number;
+  readonly threadsPerRow: number;
+  readonly rowsPerWorkgroup: number;
+  readonly tokensPerWorkgroup: number;
+}
+export function matmulPlan(k: number, n: number, t: number): MatmulPlan {
+  // One token: each row split over lanes (coalesced reads, enough threads). Several: the tiled kernel reads each
+  // weight unit once per 16 tokens (see tiledMatmulWgsl for why it is shaped to compile fast on lavapipe).
+  if (t > 1) return { kernel: "tiled", workgroups: Math.ceil(n / TILE_ROWS), z: Math.ceil(t / TILE_TOKENS), threadsPerRow: 1, rowsPerWorkgroup: TILE_ROWS, tokensPerWorkgroup: TILE_TOKENS };
+  const lanes = matmulLanes(k);
+  return { kernel: "matvec", workgroups: Math.ceil(n / (64 / lanes)), z: t, threadsPerRow: lanes, rowsPerWorkgroup: 64 / lanes, tokensPerWorkgroup: 1 };
+}
+
 export class WebGpuBackend implements Backend, ArenaHost {
   readonly name = "webgpu";
   readonly deviceWeights = true;
@@ -53,8 +76,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   readonly maxBinding: number;
   readonly adapterName: string;
   private readonly gpu: GpuDevice;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly pipelines: Map<string, GPUComputePipeline>;
+  private readonly layouts = LAYOUTS;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 0;
@@ -64,6 +87,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private stageBuf: GPUBuffer;
   private used = 0;
   private dead: GPUBuffer[] = [];
+  /** Submissions and compute passes so far, and timestamp writes for the next pass (timestampedPass). */
+  private submits = 0;
+  private passes = 0;
+  private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
@@ -75,6 +102,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.device = gpu.device;
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
+    this.pipelines = PIPELINES.get(this.device) ?? new Map();
+    PIPELINES.set(this.device, this.pipelines);
     this.stageBuf = this.newStage(STAGE_BYTES);
     this.device.addEventListener("uncapturederror", (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error.message;
@@ -161,10 +190,46 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.pass = undefined;
     if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
     this.device.queue.submit([this.enc.finish()]);
+    this.submits++;
     this.enc = undefined;
     this.used = 0;
     for (const b of this.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
     this.dead = [];
+  }
+  /**
+   * Benches: records `record` as one compute pass whose start and end times go to `qs` (queries 0 and 1), resolved
+   * into `dst` (not submitted). False when the work took more than one pass or submission (the times then miss some).
+   */
+  timestampedPass(qs: GPUQuerySet, dst: GPUBuffer, record: () => void): boolean {
+    this.endPass();
+    this.nextTimestamps = { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+    const [passes, submits] = [this.passes, this.submits];
+    record();
+    this.nextTimestamps = undefined;
+    const one = this.passes === passes + 1 && this.submits === submits;
+    this.endPass();
+    this.encoder().resolveQuerySet(qs, 0, 2, dst, 0);
+    return one;
+  }
+  /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
+  rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
+    const pass = this.computePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(groups);
+  }
+  /** The open compute pass, begun (with the timestamp writes asked for) if none is. */
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      this.pass = this.encoder().beginComputePass(this.nextTimestamps && { timestampWrites: this.nextTimestamps });
+      this.nextTimestamps = undefined;
+      this.passes++;
+    }
+    return this.pass;
+  }
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
   }
   release(b: GPUBuffer): void {
     if (this.enc) this.dead.push(b);
@@ -241,8 +306,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       });
       this.bindGroups.set(bgKey, bg);
     }
-    const enc = this.encoder();
-    const pass = (this.pass ??= enc.beginComputePass());
+    const pass = this.computePass();
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
@@ -281,10 +345,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
   }
   private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number): void {
-    // One token row per workgroup: with 8 (weights read once per 8 rows) LLVM took 20+ s of CPU to compile the Q6_K
-    // kernel on lavapipe. A tiled prefill matmul is for the GPU bench to bring back, compile time measured on lavapipe too.
-    const lanes = matmulLanes(k), tt = 1;
-    this.dispatch(`matmul/${w.type}/${lanes}/${tt}`, () => matmulWgsl(w.quant.wgsl, lanes, tt), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], Math.ceil(n / (64 / lanes)), Math.ceil(nTokens / tt));
+    const m = matmulPlan(k, n, nTokens);
+    const code = m.kernel === "tiled" ? () => tiledMatmulWgsl(w.quant.wgsl) : () => matmulWgsl(w.quant.wgsl, m.threadsPerRow, 1);
+    this.dispatch(`matmul/${w.type}/${m.kernel}/${m.threadsPerRow}`, code, [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {

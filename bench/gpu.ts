@@ -1,0 +1,401 @@
+/// <reference types="@webgpu/types" />
+// npm run bench -- gpu [--model=PATH] [--json=PATH] [--quick]   (built: node dist-bench/bench/main.js gpu ...)
+// (a) WebGPU kernel table: a plain read kernel and a copy kernel give the memory-bandwidth ceiling of this run; then
+// the backend's own matmul per weight type at Qwen3-30B-A3B shapes (the MoE op over 8 experts as a layer runs it,
+// attention and output projections, and one prefill matmul), in GB/s of weight bytes and % of the read ceiling.
+// Many iterations go into one pass; GPU time from timestamp queries where the adapter has them, else the wall time
+// of submit to onSubmittedWorkDone. Weights rotate over copies bigger than any L2, and one result per type is
+// checked against the scalar reference. (b) With --model: decode and prefill tok/s of that GGUF on --backend
+// webgpu, after a sanity check that its greedy tokens equal the CPU backend's on a short prompt (and its logits
+// agree). --quick: small shapes (lavapipe). Prints a table; --json writes every figure.
+import { writeFileSync } from "node:fs";
+import { openGpuDevice, type GpuDevice } from "../src/backends/webgpu/device.js";
+import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
+import { matmulLanes } from "../src/backends/webgpu/kernels.js";
+import { ScalarBackend } from "../src/backends/cpu/scalar.js";
+import type { Buf, ExpertRows, Weight, WeightArena } from "../src/backends/backend.js";
+import { BF16, F16, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
+import { directFill } from "../src/gen/direct.js";
+import { Stream } from "../src/gen/random.js";
+import { f32ToF16 } from "../src/util/f16.js";
+import { loadModel } from "../src/engine/load.js";
+import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
+import { Session } from "../src/engine/session.js";
+import { nativeAvailable } from "../src/backends/cpu/native.js";
+import { engineFigures, type Figures } from "./engine-figures.js";
+import { machineLine } from "./machine.js";
+
+const QUERY_RESOLVE = 0x200, MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
+const TYPES = [F16, BF16, Q8_0, Q4_K, Q6_K];
+/** Bytes of distinct weights a row cycles through: well past an H100's 50 MB L2. */
+const ROTATE_BYTES = 512 << 20;
+/** Bytes of weights read per timed pass (more iterations for small kernels). */
+const PASS_BYTES = 2 << 30;
+const REPS = 5;
+
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+
+interface Timing {
+  /** Per iteration, µs: from the pass's timestamps, and from submit to done. */
+  gpuUs: number | undefined;
+  wallUs: number;
+}
+
+/** Best of REPS: `iters` iterations of `record` in one pass (backend ops) or raw commands on the device. */
+async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: (i: number) => void): Promise<Timing> {
+  const dev = gpu.device;
+  const qs = gpu.timestamps ? dev.createQuerySet({ type: "timestamp", count: 2 }) : undefined;
+  const resolve = qs && dev.createBuffer({ size: 16, usage: QUERY_RESOLVE | COPY_SRC });
+  const read = qs && dev.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
+  record(0); // warm: pipelines compiled, weights repacked
+  be.flush();
+  await dev.queue.onSubmittedWorkDone();
+  let gpuUs = Infinity, wallUs = Infinity, i = 1;
+  for (let r = 0; r < REPS; r++) {
+    const all = () => {
+      for (let j = 0; j < iters; j++) record(i++);
+    };
+    let one = false;
+    if (qs) one = be.timestampedPass(qs, resolve!, all);
+    else all();
+    const t0 = performance.now();
+    be.flush();
+    await dev.queue.onSubmittedWorkDone();
+    wallUs = Math.min(wallUs, ((performance.now() - t0) * 1000) / iters);
+    if (qs && one) {
+      const enc = dev.createCommandEncoder();
+      enc.copyBufferToBuffer(resolve!, 0, read!, 0, 16);
+      dev.queue.submit([enc.finish()]);
+      await read!.mapAsync(1);
+      const t = new BigUint64Array(read!.getMappedRange().slice(0));
+      read!.unmap();
+      if (t[1] > t[0]) gpuUs = Math.min(gpuUs, Number(t[1] - t[0]) / 1000 / iters);
+    }
+  }
+  qs?.destroy();
+  return { gpuUs: Number.isFinite(gpuUs) ? gpuUs : undefined, wallUs };
+}
+const usOf = (t: Timing) => t.gpuUs ?? t.wallUs;
+
+// ---- the ceiling: read every 16-byte word of a buffer (xor kept live), and copy it
+
+const READ_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<vec4u>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let n = arrayLength(&src);
+  let stride = nw.x * 256u;
+  var a = vec4u(0u);
+  for (var i = g.x; i < n; i += stride) { a ^= src[i]; }
+  dst[g.x] = a.x ^ a.y ^ a.z ^ a.w;
+}`;
+const COPY_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<vec4u>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4u>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let n = arrayLength(&src);
+  let stride = nw.x * 256u;
+  for (var i = g.x; i < n; i += stride) { dst[i] = src[i]; }
+}`;
+
+interface Ceiling { bytes: number; readGBs: number; copyGBs: number; workgroups: number; timing: "timestamps" | "wall" }
+
+async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promise<Ceiling> {
+  const dev = gpu.device;
+  const src = dev.createBuffer({ size: bytes, usage: STORAGE | COPY_DST });
+  const dst = dev.createBuffer({ size: bytes, usage: STORAGE });
+  // Non-zero contents (a zero page could be special-cased somewhere): a pattern written in 16 MiB pieces.
+  const piece = new Uint32Array(Math.min(bytes, 16 << 20) / 4);
+  new Stream(3, "ceiling").fillUniform(new Float32Array(piece.buffer), 1);
+  for (let at = 0; at < bytes; at += piece.byteLength) dev.queue.writeBuffer(src, at, piece, 0, Math.min(piece.length, (bytes - at) / 4));
+  const groups = 4096;
+  const out: Record<string, number> = {};
+  for (const [name, code, mult] of [["read", READ_WGSL, 1], ["copy", COPY_WGSL, 2]] as const) {
+    const pipe = dev.createComputePipeline({ layout: "auto", compute: { module: dev.createShaderModule({ code }), entryPoint: "main" } });
+    const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }] });
+    // Raw dispatches through the backend's pass so the same timing applies.
+    const iters = Math.max(2, Math.ceil(PASS_BYTES / bytes));
+    const t = await timeIt(be, gpu, iters, () => be.rawDispatch(pipe, bg, groups));
+    out[name] = (mult * bytes) / usOf(t) / 1e3;
+  }
+  src.destroy();
+  dst.destroy();
+  return { bytes, readGBs: out.read, copyGBs: out.copy, workgroups: groups, timing: gpu.timestamps ? "timestamps" : "wall" };
+}
+
+// ---- weights: valid blocks of each type (a few MiB of them, tiled over every copy)
+
+function pattern(fmt: QuantFormat, values: number): Uint8Array {
+  const s = new Stream(5, `gpu-${fmt.name}`);
+  if (fmt === F16 || fmt === BF16) {
+    const v = new Float32Array(values);
+    s.fillUniform(v, 0.05);
+    const out = new Uint16Array(values);
+    const bits = new Uint32Array(v.buffer);
+    for (let i = 0; i < values; i++) out[i] = fmt === F16 ? f32ToF16(v[i]) : bits[i] >>> 16;
+    return new Uint8Array(out.buffer);
+  }
+  return directFill(fmt.type, values, 0.05, s);
+}
+
+interface Row {
+  type: string;
+  name: string;
+  k: number;
+  n: number;
+  tokens: number;
+  /** Weight bytes read per iteration. */
+  bytes: number;
+  us: number;
+  wallUs: number;
+  gbs: number;
+  /** The figure's source: the pass's timestamps, or (none, or a split pass) submit to done. */
+  timing: "timestamps" | "wall";
+  pctCeiling: number;
+  gflops: number;
+  plan: string;
+  copies: number;
+}
+
+interface Shape { name: string; k: number; n: number; tokens: number; experts?: number }
+
+function shapes(quick: boolean): Shape[] {
+  // Quick (a software GPU): a quarter of each side, the expert width at one k-quant block.
+  const [d, ff, q, vocab, t] = quick ? [512, 256, 1024, 8192, 64] : [2048, 768, 4096, 151936, 512];
+  return [
+    { name: `moe 8 experts (moeFfn: gate, up, down), 1 token`, k: d, n: ff, tokens: 1, experts: 8 },
+    { name: `expert gate ${d}x${ff}, 8 experts, 1 token`, k: d, n: ff, tokens: 1, experts: -8 },
+    { name: `attn_q ${d}x${q}`, k: d, n: q, tokens: 1 },
+    { name: `attn_output ${q}x${d}`, k: q, n: d, tokens: 1 },
+    { name: `output ${d}x${vocab}`, k: d, n: vocab, tokens: 1 },
+    { name: `prefill attn_q ${d}x${q}, ${t} tokens`, k: d, n: q, tokens: t },
+  ];
+}
+
+const bytesOf = (fmt: QuantFormat, k: number, n: number) => (k / fmt.blockSize) * fmt.bytesPerBlock * n;
+
+/** Weights of k x n, `copies` of them, each in an arena of its own (added to `arenas`). */
+function makeWeights(be: WebGpuBackend, fmt: QuantFormat, k: number, n: number, copies: number, pat: Uint8Array, tag: string, arenas: WeightArena[]): Weight[] {
+  const bytes = bytesOf(fmt, k, n);
+  const ws: Weight[] = [];
+  for (let c = 0; c < copies; c++) {
+    const a = be.allocWeights(bytes);
+    arenas.push(a);
+    for (let at = 0; at < bytes; at += pat.byteLength) a.write(at, pat.subarray(0, Math.min(pat.byteLength, bytes - at)));
+    ws.push(a.view({ name: `${tag}.${c}`, type: fmt.type, shape: [k, n] }, 0));
+  }
+  return ws;
+}
+
+/**
+ * `copies` experts of gate, up (k x n) and down (n x k), each a record in arenas of up to one binding, as the
+ * expert slots hold them: the MoE op then runs each part of all selected experts in one dispatch (webgpu moeSlots).
+ */
+function makeExperts(be: WebGpuBackend, fmt: QuantFormat, k: number, n: number, copies: number, pat: Uint8Array, arenas: WeightArena[], maxBinding: number): { gate: Weight[]; up: Weight[]; down: Weight[] } {
+  const part = Math.ceil(bytesOf(fmt, k, n) / 256) * 256, record = 3 * part;
+  const perArena = Math.max(1, Math.floor(maxBinding / record));
+  const out = { gate: [] as Weight[], up: [] as Weight[], down: [] as Weight[] };
+  for (let c = 0; c < copies; c++) {
+    if (c % perArena === 0) arenas.push(be.allocWeights(Math.min(perArena, copies - c) * record));
+    const a = arenas[arenas.length - 1], at = (c % perArena) * record;
+    for (const [i, name] of (["gate", "up", "down"] as const).entries()) {
+      const bytes = bytesOf(fmt, k, n);
+      for (let o = 0; o < bytes; o += pat.byteLength) a.write(at + i * part + o, pat.subarray(0, Math.min(pat.byteLength, bytes - o)));
+      out[name].push(a.view({ name: `${name}.${c}`, type: fmt.type, shape: name === "down" ? [n, k] : [k, n] }, at + i * part));
+    }
+  }
+  return out;
+}
+
+async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quick: boolean, only?: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const scalar = new ScalarBackend();
+  for (const fmt of TYPES) {
+    if (only && !fmt.name.includes(only)) continue;
+    const pat = pattern(fmt, 1 << 21);
+    for (const sh of shapes(quick)) {
+      const { k, n, tokens } = sh;
+      const experts = Math.abs(sh.experts ?? 1);
+      const perIter = experts * (sh.experts && sh.experts > 0 ? 3 : 1) * bytesOf(fmt, k, n);
+      const copies = Math.max(1, Math.min(quick ? 2 : 128, Math.ceil(ROTATE_BYTES / perIter))) * experts;
+      // The MoE op stages ~2.3 KB of parameters and row lists per expert: 40 iterations stay within the backend's
+      // 1 MiB staging buffer, so the pass is not split (a split loses the timestamps: the wall time is used then).
+      const iters = Math.max(3, Math.min(quick ? 8 : sh.experts && sh.experts > 0 ? 40 : 200, Math.ceil(PASS_BYTES / perIter)));
+      let record: (i: number) => void;
+      let check: (() => Promise<number>) | undefined;
+      const arenas: WeightArena[] = [];
+      const bufs: Buf[] = [];
+      const alloc = (len: number) => {
+        const b = be.alloc(len);
+        bufs.push(b);
+        return b;
+      };
+      if (sh.experts && sh.experts > 0) {
+        // The MoE op as a layer runs it for one token: 8 experts of gate, up (k -> n) and down (n -> k).
+        const { gate, up, down } = makeExperts(be, fmt, k, n, copies, pat, arenas, gpu.maxBinding);
+        const x = alloc(k), out = alloc(k);
+        be.write(x, new Float32Array(k).fill(0.01));
+        const one = Int32Array.of(0), sc = Float32Array.of(0.125);
+        record = (i) => {
+          const set: ExpertRows[] = [];
+          for (let e = 0; e < experts; e++) {
+            const c = (i * experts + e) % copies;
+            set.push({ gate: gate[c], up: up[c], down: down[c], rows: one, scales: sc });
+          }
+          be.moeFfn(out, x, set);
+        };
+      } else {
+        const ws = makeWeights(be, fmt, k, n, copies, pat, sh.name, arenas);
+        const xv = new Float32Array(k * tokens);
+        new Stream(9, "x").fillUniform(xv, 1);
+        const x = alloc(k * tokens), out = alloc(n * tokens);
+        be.write(x, xv);
+        record = (i) => {
+          for (let e = 0; e < experts; e++) be.matmul(out, ws[(i * experts + e) % copies], x, tokens);
+        };
+        if (sh.name.startsWith("attn_output")) {
+          // The GPU's result against the scalar reference on the same bytes (float64 sums).
+          check = async () => {
+            const w = ws[0];
+            const host = { name: "check", type: fmt.type, shape: [k, n], bytes: repeatTo(pat, bytesOf(fmt, k, n)) };
+            const sb = scalar.alloc(k), so = scalar.alloc(n);
+            scalar.write(sb, xv.subarray(0, k));
+            scalar.matmul(so, scalar.upload(host), sb, 1);
+            be.matmul(out, w, x, 1);
+            return nmse(await be.read(out), await scalar.read(so));
+          };
+        }
+      }
+      const t = await timeIt(be, gpu, iters, record);
+      const us = usOf(t);
+      const plan = matmulPlan(k, n, tokens);
+      const gbs = perIter / us / 1e3;
+      const row: Row = {
+        type: fmt.name, name: sh.name, k, n, tokens, bytes: perIter, us, wallUs: t.wallUs, gbs, timing: t.gpuUs === undefined ? "wall" : "timestamps", pctCeiling: (100 * gbs) / ceil.readGBs,
+        gflops: (2 * k * n * tokens * experts * (sh.experts && sh.experts > 0 ? 3 : 1)) / us / 1e3,
+        plan: sh.experts && sh.experts > 0
+          ? `moeFfn: slot-indexed MoE matmul per part (gate, up, down) over all ${experts} experts, ${matmulLanes(k)} / ${matmulLanes(n)} thread(s)/row (gate+up / down)`
+          : `${plan.kernel}: ${plan.workgroups}x${plan.z} workgroups of 64, ${plan.threadsPerRow} thread(s)/row, ${plan.rowsPerWorkgroup} rows x ${plan.tokensPerWorkgroup} token(s)/workgroup`,
+        copies,
+      };
+      rows.push(row);
+      let checked = "";
+      if (check) {
+        const e = await check();
+        checked = `, nmse vs scalar ${e.toExponential(1)}`;
+        if (!(e < 1e-8)) throw new Error(`gpu bench: ${fmt.name} ${sh.name} differs from the scalar reference (nmse ${e}): the kernel is wrong here`);
+      }
+      console.log(`  ${fmt.name.padEnd(5)} ${sh.name.padEnd(46)} ${f(perIter / 1e6, 2).padStart(8)} MB ${f(us, 1).padStart(9)} µs ${f(gbs, gbs < 10 ? 2 : 0).padStart(6)} GB/s ${f(row.pctCeiling, 0).padStart(4)}% ${f(row.gflops, row.gflops < 10 ? 2 : 0).padStart(7)} GFLOP/s  [${row.plan}; ${row.timing === "wall" ? "timed by wall clock" : `wall ${f(t.wallUs, 1)} µs`}${checked}]`);
+      for (const b of bufs) be.free(b);
+      for (const a of arenas) a.free();
+      be.flush();
+      await gpu.device.queue.onSubmittedWorkDone();
+    }
+  }
+  return rows;
+}
+
+function repeatTo(pat: Uint8Array, bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  for (let at = 0; at < bytes; at += pat.byteLength) out.set(pat.subarray(0, Math.min(pat.byteLength, bytes - at)), at);
+  return out;
+}
+
+function nmse(a: Float32Array, ref: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return den === 0 ? num : num / den;
+}
+
+// ---- end to end
+
+interface Sanity { prompt: string; cpuBackend: string; cpuTokens: number[]; gpuTokens: number[]; identical: boolean; firstStepLogitsNmse: number; vocab: number; note?: string }
+
+/** Greedy tokens and the first step's logits of `prompt` on one backend. */
+async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[] }> {
+  // The CPU side streams its experts (8 tokens touch few of them: no 17 GB load); the GPU holds them all.
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: backend === "webgpu" ? "resident" : "stream", backend }));
+  try {
+    const cache = lm.model.makeCache(256);
+    const ids = lm.tokenizer.encode(prompt);
+    let logits = await lm.model.forward(Int32Array.from(ids), cache, { logits: "last" });
+    const first = logits.slice();
+    const tokens: number[] = [], margins: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let a = 0, b = -1;
+      for (let j = 1; j < logits.length; j++) {
+        if (logits[j] > logits[a]) [a, b] = [j, a];
+        else if (b < 0 || logits[j] > logits[b]) b = j;
+      }
+      tokens.push(a);
+      margins.push(logits[a] - logits[b]);
+      logits = await lm.model.forward(Int32Array.of(a), cache, { logits: "last" });
+    }
+    return { tokens, logits: first, margins };
+  } finally {
+    await lm.close();
+  }
+}
+
+async function sanity(path: string): Promise<Sanity> {
+  const prompt = "The capital of France is";
+  const cpuBackend: BackendName = nativeAvailable() ? "cpu" : "wasm";
+  const cpu = await greedy(path, cpuBackend, prompt, 8);
+  const gpu = await greedy(path, "webgpu", prompt, 8);
+  const identical = cpu.tokens.every((t, i) => t === gpu.tokens[i]);
+  const e = nmse(gpu.logits, cpu.logits);
+  const s: Sanity = { prompt, cpuBackend, cpuTokens: cpu.tokens, gpuTokens: gpu.tokens, identical, firstStepLogitsNmse: e, vocab: cpu.logits.length };
+  if (!identical) {
+    const i = cpu.tokens.findIndex((t, j) => t !== gpu.tokens[j]);
+    s.note = `first difference at step ${i}, where the cpu backend's top-2 logit margin is ${cpu.margins[i].toExponential(2)} (a near tie flips under different summation; a large margin means a wrong result)`;
+  }
+  return s;
+}
+
+export async function benchGpu(only?: string): Promise<void> {
+  const quick = process.argv.includes("--quick");
+  const model = arg("model"), jsonPath = arg("json");
+  const result: Record<string, unknown> = { machine: machineLine(), date: new Date().toISOString(), quick };
+  const save = () => {
+    if (jsonPath) writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
+  };
+  const gpu = await openGpuDevice();
+  if ("reason" in gpu) throw new Error(`gpu bench: ${gpu.reason}`);
+  const be = new WebGpuBackend(gpu);
+  result.adapter = { name: gpu.adapterName, maxBinding: gpu.maxBinding, maxBuffer: gpu.maxBuffer, timestamps: gpu.timestamps };
+  console.log(`adapter: ${gpu.adapterName}; largest binding ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB; timing: ${gpu.timestamps ? "timestamp queries around each pass" : "submit to onSubmittedWorkDone (no timestamp-query)"}`);
+  try {
+    const ceilBytes = Math.min(gpu.maxBinding, quick ? 32 << 20 : 1 << 30);
+    const c = await ceiling(be, gpu, ceilBytes);
+    result.ceiling = c;
+    console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes)`);
+    save();
+    console.log(`kernels (weights rotate over copies >= ${ROTATE_BYTES >> 20} MiB; GB/s of weight bytes; % of the read ceiling):`);
+    result.kernels = await kernelRows(be, gpu, c, quick, only);
+    save();
+  } finally {
+    be.close();
+  }
+  if (!model) {
+    console.log("\nend to end: skipped (no --model=PATH)");
+    return;
+  }
+  console.log(`\nend to end: ${model}`);
+  const s = await sanity(model);
+  result.sanity = s;
+  save();
+  console.log(`  sanity: greedy tokens webgpu ${s.identical ? "==" : "!="} ${s.cpuBackend} [${s.gpuTokens.join(" ")}] vs [${s.cpuTokens.join(" ")}]; first-step logits nmse ${s.firstStepLogitsNmse.toExponential(2)}${s.note ? `; ${s.note}` : ""}`);
+  if (!(s.firstStepLogitsNmse < 1e-3)) throw new Error("gpu bench: the webgpu backend's logits disagree with the cpu backend's: no speed figures on wrong output");
+  const figs: Figures = await engineFigures(model, { backend: "webgpu", threads: 0, decode: quick ? 16 : 64, decodeRuns: 3, prefills: quick ? [64] : [128, 512], lagPrefill: 0, lag: true, vocab: s.vocab });
+  result.webgpu = figs;
+  save();
+  const prefills = Object.entries(figs.prefill).map(([n, v]) => `pp${n} ${f(v, 1)} tok/s`).join(", ");
+  console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms`);
+  if (!s.identical) console.log("  NOTE: greedy tokens differ from the cpu backend's (see sanity above)");
+}
