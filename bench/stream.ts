@@ -26,6 +26,7 @@ import type { RoutingProfile } from "../src/gen/weights.js";
 import { createMemCgroup, dropCaches, runChild, type MemCgroup } from "./cgroup.js";
 import { readRecords, shuffled, type RecordRef } from "../src/util/disk-read.js";
 import { DEPTH_BUCKETS, type IoStats } from "../src/experts/io-queue.js";
+import { HEADROOM } from "../src/engine/expert-io.js";
 import type { PrefetchStats } from "../src/experts/prefetch.js";
 
 export const STREAM_ROUTINGS = ["real-like", "realistic", "uniform"] as const;
@@ -42,6 +43,8 @@ const a3b8L = (r: StreamRouting) => ({ preset: "a3b-8L", type: "Q8_0", seed: 1, 
 // a3b's per-layer dimensions in the IQ2_XXS mix (gen/mixes.ts), MIX_LAYERS of its 48 layers: the whole model would be
 // ~8.3 GB beside the Q4_K file and its pack; this many layers keep it at ~2.4 GB. Streamed from the GGUF (no pack).
 const MIX_LAYERS = 12;
+/** The process's own bytes, KV and prefetch staging, as the a3b Q4_K run's plan counts them (held 191 MiB, KV 48 MiB, staging 81 MiB). */
+const FIXED_HELD = 320 * 2 ** 20;
 const a3bIq2 = (r: StreamRouting) => ({ preset: "a3b", hp: { nLayer: MIX_LAYERS }, type: "IQ2_XXS", mix: "iq2_xxs", seed: 1, routing: routingOf(r).profile, expertSynthesis: "direct" }) as const;
 // gpt-oss-120b's per-layer dimensions (128 experts of 2880, top-4; MXFP4 experts, Q8_0 elsewhere, as ggml-org's GGUF),
 // OSS_LAYERS of its 36 layers: the whole file is ~63 GB; this many layers keep it at ~11 GB. Both engines run this same
@@ -347,9 +350,14 @@ export async function benchStream(only?: string[], routing: StreamRouting = "rea
     const perLayer = info.expertBytes / MIX_LAYERS, scale = 48 / MIX_LAYERS;
     const headBytes = info.tensors.filter((t) => !t.name.startsWith("blk.")).reduce((a, t) => a + t.byteLength, 0);
     const wholeBytes = info.denseBytes + (info.denseBytes - headBytes) * (scale - 1) + perLayer * 48;
-    const expertCap = (CAP_SHARE * wholeBytes - (info.denseBytes + (info.denseBytes - headBytes) * (scale - 1))) / scale;
-    const mixCap = Math.round(info.denseBytes + expertCap);
-    const spec: ChildSpec = { kind: "moe", path: iq, n: DECODE, cfg: { expertIo: "stream", memBudget: mixCap, backend: "native", threads: THREADS, prefetch: true } };
+    // The whole file's run would keep its fixed room once (headroom, the process's own bytes, staging: not per
+    // layer) and give the rest after dense weights to its cache; these layers get that cache / scale and the same
+    // fixed room (scaling the fixed room too starved the cache: 66 MiB, 52 slots, in the first run of this row).
+    const capWhole = CAP_SHARE * wholeBytes;
+    const fixed = HEADROOM(capWhole) + FIXED_HELD;
+    const cache = Math.round((capWhole - (info.denseBytes + (info.denseBytes - headBytes) * (scale - 1)) - fixed) / scale);
+    const mixCap = Math.round(info.denseBytes + cache + fixed);
+    const spec: ChildSpec = { kind: "moe", path: iq, n: DECODE, cfg: { expertIo: "stream", memBudget: mixCap, expertCache: cache, backend: "native", threads: THREADS, prefetch: true } };
     mix = { run: await measure(`moestream stream, IQ2_XXS mix, ${MIX_LAYERS} layers (default prefetch)`, spec, capped ? mixCap : undefined), scale, fileBytes: wholeBytes };
     console.log(`IQ2_XXS mix: ${MIX_LAYERS}-layer file ${f(statSync(iq).size / GB)} GB (the 48-layer file: ${f(wholeBytes / GB)} GB), capped at ${f(mixCap / GiB)} GiB; ${formatExpertBytes(info.perExpert, info.expertLayers)}`);
   }
