@@ -7,6 +7,19 @@ unpack_app() {
   if [ ! -f "$W/app/.done" ]; then mkdir -p "$W/app" && tar -xJf "$REPO/.gpu/app.tar.xz" -C "$W/app" && touch "$W/app/.done"; fi
 }
 
+# The Vulkan loader and GLVND into / (the device image has neither, so Dawn finds no adapter without them): the
+# .debs pack-carry.sh puts in .gpu/debs, or the device README's .gl/. Then NVIDIA's ICD and EGL vendor file.
+unpack_debs() {
+  local debs
+  debs=$(ls "$REPO"/.gpu/debs/*.deb "$REPO"/.gl/*.deb 2> /dev/null || true)
+  [ -n "$debs" ] || { log "no .gpu/debs/*.deb (nor .gl/*.deb): run bench/gpu/pack-carry.sh here first"; return 1; }
+  for f in $debs; do dpkg -x "$f" /; done
+  ldconfig
+  local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+  if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f "$egl" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$egl; fi
+}
+
 # The a3b model (Qwen3-30B-A3B shapes, 48 layers): experts Q4_K sampled directly, real-like routing, dense
 # Q8_0 (the JS Q4_K quantiser needs ~8 CPU-minutes for them), a peaked output projection so greedy tokens have
 # clear margins (the webgpu bench compares them with the CPU backend's). Written once per machine.

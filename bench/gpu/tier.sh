@@ -3,15 +3,15 @@
 # shapes, 8 layers, experts Q4_K, real-like routing) run with --backend webgpu, every expert resident on the GPU,
 # then with a GPU tier of 25% of the expert bytes fed from a host cache holding them all: decode tok/s, the
 # tier's hit shares and upload rate (--stats-json). Carried: .gpu/node.xz, .gpu/app.tar.xz (bench/gpu/pack-carry.sh
-# makes them), .gl/*.deb (the Vulkan loader and GLVND: shared/GPU.md). Results under $OUT (or ./gpu-out).
+# makes them with the Vulkan loader and GLVND .debs in .gpu/debs; the device README's .gl/*.deb serve too). Results under $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
 W=${W:-/tmp/moestream-tier}; mkdir -p "$W/app"
 T0=$(date +%s); log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
-xz -T0 -dc .gpu/node.xz > "$W/node" && chmod +x "$W/node"
-tar -xJf .gpu/app.tar.xz -C "$W/app"
+REPO=$PWD
+source "$REPO/bench/gpu/common.sh"
+unpack_debs || exit 1
+unpack_app
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 cd "$W/app"
 N="$W/node bin/moestream.cjs"

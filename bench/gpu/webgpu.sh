@@ -18,18 +18,7 @@ log() { echo "[$(date +%T)] $*" | tee -a "$OUT/steps.log"; }
 source "$REPO/bench/gpu/common.sh"
 log "unpack"
 unpack_app
-if [ -z "${NO_DEBS:-}" ]; then
-  # pack-carry.sh puts them in .gpu/debs; the device README's .gl/ (tier.sh) serves too.
-  DEBS=$(ls .gpu/debs/*.deb .gl/*.deb 2> /dev/null || true)
-  [ -n "$DEBS" ] || { log "no .gpu/debs/*.deb (nor .gl/*.deb): run bench/gpu/pack-carry.sh here first"; exit 1; }
-  for f in $DEBS; do dpkg -x "$f" /; done
-  ldconfig
-  # The loader finds NVIDIA's ICD in the usual places; this image keeps it under /usr/local/nvidia.
-  ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$ICD" ]; then export VK_DRIVER_FILES=$ICD; fi
-  EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-  if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f "$EGL" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$EGL; fi
-fi
+if [ -z "${NO_DEBS:-}" ]; then unpack_debs; fi
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" || true
 MODEL=${MODEL:-$MODEL_DEFAULT}
 if [ ! -f "$MODEL" ]; then
