@@ -11,7 +11,8 @@
 import { writeFileSync } from "node:fs";
 import { openGpuDevice, type GpuDevice } from "../src/backends/webgpu/device.js";
 import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
-import { matmulLanes } from "../src/backends/webgpu/kernels.js";
+import { matvecShape } from "../src/backends/webgpu/matvec.js";
+import { GPU_QUANTS } from "../src/backends/webgpu/quant/index.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import type { Buf, ExpertRows, Weight, WeightArena } from "../src/backends/backend.js";
 import { BF16, F16, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
@@ -271,13 +272,14 @@ async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quic
       }
       const t = await timeIt(be, gpu, iters, record);
       const us = usOf(t);
-      const plan = matmulPlan(k, n, tokens);
+      const gq = GPU_QUANTS.get(fmt.type)!;
+      const plan = matmulPlan(k, n, tokens, gq);
       const gbs = perIter / us / 1e3;
       const row: Row = {
         type: fmt.name, name: sh.name, k, n, tokens, bytes: perIter, us, wallUs: t.wallUs, gbs, timing: t.gpuUs === undefined ? "wall" : "timestamps", pctCeiling: (100 * gbs) / ceil.readGBs,
         gflops: (2 * k * n * tokens * experts * (sh.experts && sh.experts > 0 ? 3 : 1)) / us / 1e3,
         plan: sh.experts && sh.experts > 0
-          ? `moeFfn: slot-indexed MoE matmul per part (gate, up, down) over all ${experts} experts, ${matmulLanes(k)} / ${matmulLanes(n)} thread(s)/row (gate+up / down)`
+          ? `moeFfn: gate+up+SwiGLU then down over all ${experts} experts' pairs, ${matvecShape(gq, k, n).g} / ${matvecShape(gq, n, k).g} thread(s)/row (gate+up / down), then the scatter-add`
           : `${plan.kernel}: ${plan.workgroups}x${plan.z} workgroups of 64, ${plan.threadsPerRow} thread(s)/row, ${plan.rowsPerWorkgroup} rows x ${plan.tokensPerWorkgroup} token(s)/workgroup`,
         copies,
       };

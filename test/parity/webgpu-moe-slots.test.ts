@@ -1,8 +1,9 @@
 // The slot-indexed MoE op and the upload ring of the GPU expert tier (lavapipe in CI): experts written into
 // fixed-size slots, in another order than their ids and over two arenas (a binding of two slots), run through
-// moeFfn's slot path; it equals the per-expert path over separately uploaded weights bit for bit, and the scalar
-// reference within TOL. A slot rewritten after an op that reads it was recorded (the ring's copy is ordered in
-// the command stream, nothing submitted in between) leaves that op its old expert and gives later ops the new one.
+// moeFfn's slot path; it equals the same op over separately uploaded weights (gate, up and down each in a buffer
+// of its own) bit for bit, and the scalar reference within TOL. A slot rewritten after an op that reads it was
+// recorded (the ring's copy is ordered in the command stream, nothing submitted in between) leaves that op its old
+// expert and gives later ops the new one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
@@ -16,7 +17,7 @@ import { gpuBackend } from "../helpers/webgpu.js";
 const TOL = 1e-10;
 const T = 5;
 
-test("webgpu slot-indexed moeFfn: experts in slots over two arenas equal the per-expert path bit for bit and the scalar reference; a slot rewritten after a recorded read keeps that read's expert", async () => {
+test("webgpu slot-indexed moeFfn: experts in slots over two arenas equal the op over separately uploaded weights bit for bit and the scalar reference; a slot rewritten after a recorded read keeps that read's expert", async () => {
   const scalar = new ScalarBackend();
   // Q8_0: repacked on the device at each bind (lavapipe compiles k-quant kernels slowly; the model tests run Q4_K's slot path).
   for (const name of ["Q8_0"]) {
@@ -52,7 +53,12 @@ test("webgpu slot-indexed moeFfn: experts in slots over two arenas equal the per
       ids.map((_, j) => ({ ...(ws[j] as Pick<ExpertRows, "gate" | "up" | "down">), rows: Int32Array.from(routing[j].rows), scales: Float32Array.from(routing[j].scales) }));
     const reference = async (b: Backend, ids: number[]) => {
       const out = bufOf(b, new Float32Array(T * D));
-      perExpertMoe(b, out, bufOf(b, h), rowsOf(ids.map((e) => { const [g, u, d] = experts[e].map((w) => b.upload(w)); return { gate: g, up: u, down: d }; }), ids), D, F, false);
+      // Each weight in a buffer of its own: the same MoE op on this device, or the per-expert path on the scalar reference.
+      const set = rowsOf(ids.map((e) => { const [g, u, d] = experts[e].map((w) => b.upload(w)); return { gate: g, up: u, down: d }; }), ids);
+      if (b === be) {
+        b.zero(out);
+        b.moeFfn!(out, bufOf(b, h), set);
+      } else perExpertMoe(b, out, bufOf(b, h), set, D, F, false);
       return b.read(out);
     };
     const h = randomValues(T * D, `slot-h-${name}`, 2);
@@ -65,11 +71,11 @@ test("webgpu slot-indexed moeFfn: experts in slots over two arenas equal the per
     be.zero(out2);
     be.moeFfn(out2, hb, rowsOf(second, [3, 1, 2]));
     const [got1, got2] = await be.readMany([out1, out2]);
-    assert.ok(kernels.some((k) => k.startsWith("moe_matmul/")) && !kernels.some((k) => k.startsWith("matmul/")), `the slot path ran: ${kernels.join(", ")}`);
-    // The per-expert path on this device (each weight in a buffer of its own) and the scalar reference.
+    assert.ok(kernels.some((k) => k.startsWith("moe_gate_up/")) && !kernels.some((k) => k.startsWith("matmul/") || k.startsWith("matvec/")), `the slot path ran: ${kernels.join(", ")}`);
+    // The MoE op on this device with each weight in a buffer of its own, and the scalar reference.
     const each1 = await reference(be, [0, 1, 2]), each2 = await reference(be, [3, 1, 2]);
-    assert.ok(sameBits(got1, each1), `${name}: slot path differs from the per-expert path`);
-    assert.ok(sameBits(got2, each2), `${name}: after the slot was rewritten, the slot path differs from the per-expert path`);
+    assert.ok(sameBits(got1, each1), `${name}: slot path differs from the same op over weights in buffers of their own`);
+    assert.ok(sameBits(got2, each2), `${name}: after the slot was rewritten, the slot path differs from the same op over weights in buffers of their own`);
     const ref1 = await reference(scalar, [0, 1, 2]), ref2 = await reference(scalar, [3, 1, 2]);
     for (const [g, r] of [[got1, ref1], [got2, ref2]]) assert.ok(nmse(g, r) < TOL, `${name}: nmse ${nmse(g, r).toExponential(2)}`);
     assert.ok(!sameBits(got1, got2), "expert 3 is not expert 0");

@@ -22,12 +22,7 @@ export function inPlace(src: string, name: string): string {
   return src.replace(decl, "").replace(/@binding\((\d+)\)/g, (s, b: string) => (Number(b) > dropped ? `@binding(${Number(b) - 1})` : s)).replace(new RegExp(`\\b${name}\\[`, "g"), "o[");
 }
 
-/**
- * out[t, n] = Σ_k x[t, k] · W[n, k] for `tokens` rows of x per workgroup (z), 64 / lanes weight rows per workgroup, each
- * row's units of 32 values split over `lanes` threads and summed in workgroup memory. Few lanes suit short rows
- * (and lavapipe, where every barrier costs), 64 long ones.
- */
-/** What both matmul kernels declare: parameters, weights (read by `dq`), x and out. */
+/** What the tiled matmul declares: parameters, weights (read by `dq`), x and out. */
 const matmulHead = (dq: string) => /* wgsl */ `
 struct P { w_off: u32, k: u32, n: u32, t: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -37,52 +32,6 @@ struct P { w_off: u32, k: u32, n: u32, t: u32 }
 ${HEAD}
 ${dq}
 `;
-export function matmulLanes(k: number): number {
-  const units = k / 32;
-  return units >= 64 ? 64 : units >= 8 ? 8 : 1;
-}
-export function matmulWgsl(dq: string, lanes: number, tokens: number): string {
-  return /* wgsl */ `${matmulHead(dq)}const TT = ${tokens}u;
-const L = ${lanes}u;
-var<workgroup> red: array<f32, ${64 * tokens}>;
-${MAIN}
-  let lane = li % L;
-  let row = wid(wg, nw) * (64u / L) + li / L;
-  let t0 = wg.z * TT;
-  var acc: array<f32, TT>;
-  if (row < p.n) {
-    let nu = p.k / 32u;
-    for (var u = lane; u < nu; u += L) {
-      let wv = dq32(row, u);
-      for (var tt = 0u; tt < TT; tt++) {
-        let t = t0 + tt;
-        if (t >= p.t) { break; }
-        let xb = t * p.k + u * 32u;
-        var s = 0.0;
-        for (var j = 0u; j < 32u; j++) { s += wv[j] * x[xb + j]; }
-        acc[tt] += s;
-      }
-    }
-  }
-  if (L > 1u) {
-    for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] = acc[tt]; }
-    workgroupBarrier();
-    for (var st = L / 2u; st > 0u; st >>= 1u) {
-      if (lane < st) {
-        for (var tt = 0u; tt < TT; tt++) { red[tt * 64u + li] += red[tt * 64u + li + st]; }
-      }
-      workgroupBarrier();
-    }
-    for (var tt = 0u; tt < TT; tt++) { acc[tt] = red[tt * 64u + li]; }
-  }
-  if (lane == 0u && row < p.n) {
-    for (var tt = 0u; tt < TT; tt++) {
-      if (t0 + tt < p.t) { o[(t0 + tt) * p.n + row] = acc[tt]; }
-    }
-  }
-}`;
-}
-
 /** Weight rows and tokens of one workgroup of the tiled matmul. */
 export const TILE_ROWS = 64, TILE_TOKENS = 16;
 

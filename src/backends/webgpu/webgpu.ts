@@ -9,9 +9,9 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, ExpertR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, matmulLanes, matmulWgsl, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
-import { moeMatmulWgsl } from "./moe.js";
+import { matvecGroups, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -61,12 +61,12 @@ export interface MatmulPlan {
   readonly rowsPerWorkgroup: number;
   readonly tokensPerWorkgroup: number;
 }
-export function matmulPlan(k: number, n: number, t: number): MatmulPlan {
-  // One token: each row split over lanes (coalesced reads, enough threads). Several: the tiled kernel reads each
-  // weight unit once per 16 tokens (see tiledMatmulWgsl for why it is shaped to compile fast on lavapipe).
+export function matmulPlan(k: number, n: number, t: number, q: Pick<GpuQuant, "chunkValues"> = { chunkValues: 256 }): MatmulPlan {
+  // Several tokens: the tiled kernel reads each weight unit once per 16 tokens (see tiledMatmulWgsl for why it is
+  // shaped to compile fast on lavapipe). One: the matvec (matvec.ts), each token of z re-reading the weights.
   if (t > 1) return { kernel: "tiled", workgroups: Math.ceil(n / TILE_ROWS), z: Math.ceil(t / TILE_TOKENS), threadsPerRow: 1, rowsPerWorkgroup: TILE_ROWS, tokensPerWorkgroup: TILE_TOKENS };
-  const lanes = matmulLanes(k);
-  return { kernel: "matvec", workgroups: Math.ceil(n / (64 / lanes)), z: t, threadsPerRow: lanes, rowsPerWorkgroup: 64 / lanes, tokensPerWorkgroup: 1 };
+  const s = matvecShape(q, k, n);
+  return { kernel: "matvec", workgroups: matvecGroups(n, s), z: t, threadsPerRow: s.g, rowsPerWorkgroup: (64 / s.g) * s.r, tokensPerWorkgroup: 1 };
 }
 
 export class WebGpuBackend implements Backend, ArenaHost {
@@ -344,10 +344,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (xs.length < nTokens * k || o.length < nTokens * n) throw new RangeError(`webgpu matmul '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * k} and ${nTokens * n}`);
     this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
   }
-  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number): void {
-    const m = matmulPlan(k, n, nTokens);
-    const code = m.kernel === "tiled" ? () => tiledMatmulWgsl(w.quant.wgsl) : () => matmulWgsl(w.quant.wgsl, m.threadsPerRow, 1);
-    this.dispatch(`matmul/${w.type}/${m.kernel}/${m.threadsPerRow}`, code, [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
+  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
+    if (nTokens > 1 && !accumulate) {
+      const m = matmulPlan(k, n, nTokens);
+      this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
+      return;
+    }
+    const s = matvecShape(w.quant, k, n);
+    this.dispatch(`matvec/${w.type}/${s.g}/${s.r}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -471,62 +475,61 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
 
   /**
-   * A MoE layer's experts in the same submission. Experts of one layout (same part types and shapes, each record in
-   * one buffer): the slot-indexed chain, gate and up of all (expert, row) pairs per buffer, one swiglu, down per
-   * buffer, one scatter-add in pair order; otherwise gather, gate/up, swiglu, down, scatter-add per expert.
+   * A MoE layer's experts in the same submission: gate and up with SwiGLU for every (expert, row) pair, one
+   * dispatch per weight buffer they sit in, then down the same way, then one scatter-add in pair order (expert
+   * order, then row order). Each pair's arithmetic is the same wherever its expert sits, so streamed == resident.
+   * Experts of other shapes than the first (none in real files) go one at a time, adding in the same order.
    */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     const live = experts.filter((e) => e.rows.length > 0);
+    if (!live.length) return;
     const pairs = live.reduce((n, e) => n + e.rows.length, 0);
-    if (live.length && pairs <= 65535 && live.every((e) => sameLayout(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
-    else this.moeEach(out, x, experts);
+    if (pairs <= 65535 && live.every((e) => sameShapes(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
+    else for (const e of live) this.moeSlots(out, x, [e]);
   }
   private moeSlots(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
-    const gate = gw(experts[0].gate, "moeFfn"), up = gw(experts[0].up, "moeFfn"), down = gw(experts[0].down, "moeFfn");
-    const { k: D, n: F } = weightDims(gate);
+    const { k: D, n: F } = weightDims(experts[0].gate);
     const P = experts.reduce((a, e) => a + e.rows.length, 0);
-    const ge = this.moeBuf("ge", P * F), ue = this.moeBuf("ue", P * F), ye = this.moeBuf("ye", P * D);
+    if (P > 65535) throw new RangeError(`webgpu moeFfn: ${P} rows of one expert exceed a dispatch's 65535 workgroups in z`);
+    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D);
     const rows = new Int32Array(P), scales = new Float32Array(P);
-    // Pairs in expert order, then row order: the scatter adds each row's experts in the order the per-expert path does.
-    const byBuffer = new Map<GPUBuffer, { e: ExpertRows; at: number }[]>();
+    const gateUp = new Map<string, { w: GpuWeight; bufs: GPUBuffer[]; tab: number[] }>();
+    const down = new Map<string, { w: GpuWeight; bufs: GPUBuffer[]; tab: number[] }>();
+    const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[]) => {
+      const key = `${w.type}/${bufs.map((b) => this.bufferId(b)).join("/")}`;
+      let g = m.get(key);
+      if (!g) m.set(key, (g = { w, bufs, tab: [] }));
+      return g.tab;
+    };
     let at = 0;
     for (const e of experts) {
+      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
+      if (g.type !== u.type) throw new RangeError(`webgpu moeFfn: expert parts '${g.name}' and '${u.name}' are of different types`);
+      const gu = group(gateUp, g, [g.buffer, u.buffer]), dn = group(down, d, [d.buffer]);
       rows.set(e.rows, at);
       scales.set(e.scales, at);
-      const b = gw(e.gate, "moeFfn").buffer;
-      byBuffer.set(b, [...(byBuffer.get(b) ?? []), { e, at }]);
+      e.rows.forEach((r, i) => {
+        gu.push(g.wordOffset, u.wordOffset, r, at + i);
+        dn.push(d.wordOffset, at + i, at + i);
+      });
       at += e.rows.length;
     }
-    const table = (list: { e: ExpertRows; at: number }[], part: "gate" | "up" | "down", xRow: (r: number, i: number) => number) =>
-      Uint32Array.from(list.flatMap(({ e, at }) => [...e.rows].flatMap((r, i) => [gw(e[part], "moeFfn").wordOffset, xRow(r, at + i), at + i])));
-    const run = (w: GpuWeight, buffer: GPUBuffer, tab: Uint32Array, src: GPUBuffer, dst: GpuBuf) => {
-      const { k, n } = weightDims(w);
-      const lanes = matmulLanes(k);
-      const hd = this.hostData(tab);
-      this.dispatch(`moe_matmul/${w.type}/${lanes}`, () => moeMatmulWgsl(w.quant.wgsl, lanes), [k, n, hd], [buffer, this.stageBuf, src, dst.buffer], Math.ceil(n / (64 / lanes)), tab.length / 3);
-    };
     const xs = gbuf(x).buffer;
-    for (const [b, list] of byBuffer) {
-      run(gate, b, table(list, "gate", (r) => r), xs, ge);
-      run(up, b, table(list, "up", (r) => r), xs, ue);
-    }
-    this.swiglu(ge, ge, ue, P * F);
-    for (const [b, list] of byBuffer) run(down, b, table(list, "down", (_r, i) => i), ge.buffer, ye);
+    for (const { w, bufs, tab } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, ae.buffer);
+    for (const { w, bufs, tab } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, ye.buffer);
     this.scatterAddRows(out, ye, rows, scales, D);
   }
-  private moeEach(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
-    for (const e of experts) {
-      const { k: D, n: F } = weightDims(e.gate);
-      const n = e.rows.length;
-      if (n === 0) continue;
-      const xe = this.moeBuf("xe", n * D), ge = this.moeBuf("ge", n * F), ue = this.moeBuf("ue", n * F), ye = this.moeBuf("ye", n * D);
-      this.gatherRows(xe, x, e.rows, D);
-      this.matmul(ge, e.gate, xe, n);
-      this.matmul(ue, e.up, xe, n);
-      this.swiglu(ge, ge, ue, n * F);
-      this.matmul(ye, e.down, ge, n);
-      this.scatterAddRows(out, ye, e.rows, e.scales, D);
-    }
+  /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
+  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer): void {
+    const { k, n } = weightDims(w);
+    const s = matvecShape(w.quant, k, n);
+    this.dispatch(`moe_gate_up/${w.type}/${s.g}/${s.r}`, () => moeGateUpWgsl(w.quant, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
+  }
+  /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
+  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer): void {
+    const { k, n } = weightDims(w);
+    const s = matvecShape(w.quant, k, n);
+    this.dispatch(`moe_down/${w.type}/${s.g}/${s.r}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
   }
   private moeBuf(name: string, length: number): GpuBuf {
     const have = this.moeScratch.get(name);
@@ -581,11 +584,9 @@ function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
   return entries;
 }
 
-/** Same part types and shapes as `a`, and each of e's parts in the buffer of its gate (one record in one slot). */
-function sameLayout(e: ExpertRows, a: ExpertRows): boolean {
-  const parts = ["gate", "up", "down"] as const;
-  const same = (p: Weight, q: Weight) => p instanceof GpuWeight && q instanceof GpuWeight && p.type === q.type && p.shape.join() === q.shape.join();
-  return parts.every((k) => same(e[k], a[k]) && (e[k] as GpuWeight).buffer === (e.gate as GpuWeight).buffer);
+/** Same part shapes as `a` (the pair buffers are sized by the first expert's). */
+function sameShapes(e: ExpertRows, a: ExpertRows): boolean {
+  return (["gate", "up", "down"] as const).every((k) => e[k].shape.join() === a[k].shape.join());
 }
 
 function unsupported(op: OpName): Error {

@@ -17,7 +17,26 @@ fn dq32(row: u32, u: u32) -> array<f32, 32> {
 }`;
 }
 
-export const F16_GPU: GpuQuant = { type: 1, wgsl: twoPerWord("unpack2x16float(x)") };
+/**
+ * The matvec's piece over words of two values each: a chunk is 128 values (64 words), thread t reading words
+ * 2t + 16i and 2t + 16i + 1 (values 32i + 4t..).
+ */
+function twoPerWordPiece(pair: string): string {
+  return /* wgsl */ `
+fn pair_of(x: u32) -> vec2f { return ${pair}; }
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let rb = wb + row * (k / 2u) + 64u * c + 2u * t;
+  var s = 0.0;
+  for (var i = 0u; i < 4u; i++) {
+    if (128u * c + 32u * i < k) { s += dot(vec4f(pair_of(w[rb + 16u * i]), pair_of(w[rb + 16u * i + 1u])), x4[xb + 32u * c + 8u * i + t]); }
+  }
+  return s;
+}`;
+}
+
+const half = (pair: string) => ({ wgsl: twoPerWord(pair), chunkValues: 128, piece: twoPerWordPiece(pair) });
+
+export const F16_GPU: GpuQuant = { type: 1, ...half("unpack2x16float(x)") };
 
 /** bfloat16: the high half of an f32. */
-export const BF16_GPU: GpuQuant = { type: 30, wgsl: twoPerWord("vec2f(bitcast<f32>(x << 16u), bitcast<f32>(x & 0xffff0000u))") };
+export const BF16_GPU: GpuQuant = { type: 30, ...half("vec2f(bitcast<f32>(x << 16u), bitcast<f32>(x & 0xffff0000u))") };

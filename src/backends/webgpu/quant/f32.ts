@@ -3,6 +3,20 @@ import type { GpuQuant } from "./types.js";
 
 export const F32_GPU: GpuQuant = {
   type: 0,
+  chunkValues: 64,
+  // Chunk = 64 words: thread t reads words 4t.. and 32 + 4t.. (consecutive threads, consecutive words).
+  piece: /* wgsl */ `
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let rb = wb + row * k + 64u * c + 4u * t;
+  var s = 0.0;
+  for (var i = 0u; i < 2u; i++) {
+    if (64u * c + 32u * i < k) {
+      let a = rb + 32u * i;
+      s += dot(vec4f(bitcast<f32>(w[a]), bitcast<f32>(w[a + 1u]), bitcast<f32>(w[a + 2u]), bitcast<f32>(w[a + 3u])), x4[xb + 16u * c + 8u * i + t]);
+    }
+  }
+  return s;
+}`,
   wgsl: /* wgsl */ `
 fn dq32(row: u32, u: u32) -> array<f32, 32> {
   var o: array<f32, 32>;

@@ -4,6 +4,32 @@ import type { GpuQuant } from "./types.js";
 
 export const Q4_K_GPU: GpuQuant = {
   type: 12,
+  chunkValues: 256,
+  // Chunk = block (36 words): thread t reads qs words t + 8i (i < 4), bytes 4t.. of 32-byte group i: values
+  // 64i + 4t.. (low nibbles, sub-block 2i) and 64i + 32 + 4t.. (high nibbles, sub-block 2i + 1). Σ (d·sc·q − dmin·m)·x
+  // is taken as d·sc·(q·x) − dmin·m·Σx per 4 values.
+  piece: /* wgsl */ `
+fn q4k_b(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+fn q4k_sm(b: u32, j: u32) -> vec2f {
+  if (j < 4u) { return vec2f(f32(q4k_b(b, 4u + j) & 63u), f32(q4k_b(b, 8u + j) & 63u)); }
+  return vec2f(f32((q4k_b(b, 8u + j) & 0xfu) | ((q4k_b(b, j) >> 6u) << 4u)), f32((q4k_b(b, 8u + j) >> 4u) | ((q4k_b(b, 4u + j) >> 6u) << 4u)));
+}
+fn nib4(q: u32) -> vec4f { return vec4f(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u)); }
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let b = wb + (row * (k / 256u) + c) * 36u;
+  let dm = unpack2x16float(w[b]);
+  let x0 = xb + c * 64u + t;
+  var s = 0.0;
+  for (var i = 0u; i < 4u; i++) {
+    let q = w[b + 4u + t + 8u * i];
+    let xl = x4[x0 + 16u * i];
+    let xh = x4[x0 + 16u * i + 8u];
+    let a = q4k_sm(b, 2u * i);
+    let h = q4k_sm(b, 2u * i + 1u);
+    s += dm.x * (a.x * dot(nib4(q), xl) + h.x * dot(nib4(q >> 4u), xh)) - dm.y * (a.y * dot(xl, vec4f(1.0)) + h.y * dot(xh, vec4f(1.0)));
+  }
+  return s;
+}`,
   wgsl: /* wgsl */ `
 fn q4k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
 fn dq32(row: u32, u: u32) -> array<f32, 32> {

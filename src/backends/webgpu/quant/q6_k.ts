@@ -7,6 +7,32 @@ import { F16_AT, type GpuQuant } from "./types.js";
 export const Q6_K_GPU: GpuQuant = {
   type: 14,
   repack: { rawBytes: 210, bodyAt: 0, bodyBytes: 208, scaleAt: 208, blockValues: 256 },
+  chunkValues: 256,
+  // Chunk = block: for each half h, thread t reads ql words 16h + t and 16h + 8 + t and qh word 32 + 8h + t, i.e.
+  // ggml's l = 4t.. of that half: values 128h + l + {0, 32, 64, 96}, with scales 8h + t/4 + {0, 2, 4, 6}.
+  piece: /* wgsl */ `
+fn q6k_sc(b: u32, i: u32) -> f32 { return f32(bitcast<i32>(((w[b + 48u + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu) << 24u) >> 24u); }
+fn six4(lo: u32, hi: u32, ls: u32, hs: u32) -> vec4f {
+  let v = ((lo >> ls) & 0x0f0f0f0fu) | (((hi >> hs) & 0x03030303u) << 4u);
+  return vec4f(f32(v & 63u), f32((v >> 8u) & 63u), f32((v >> 16u) & 63u), f32(v >> 24u)) - 32.0;
+}
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let nbr = k / 256u;
+  let blk = row * nbr + c;
+  let b = wb + blk * 52u;
+  let d = f16_at(wb + n * nbr * 52u, blk);
+  var s = 0.0;
+  for (var h = 0u; h < 2u; h++) {
+    let la = w[b + 16u * h + t];
+    let lb = w[b + 16u * h + 8u + t];
+    let qh = w[b + 32u + 8u * h + t];
+    let is = 8u * h + t / 4u;
+    let x0 = xb + c * 64u + 32u * h + t;
+    s += d * (q6k_sc(b, is) * dot(six4(la, qh, 0u, 0u), x4[x0]) + q6k_sc(b, is + 2u) * dot(six4(lb, qh, 0u, 2u), x4[x0 + 8u])
+      + q6k_sc(b, is + 4u) * dot(six4(la, qh, 4u, 4u), x4[x0 + 16u]) + q6k_sc(b, is + 6u) * dot(six4(lb, qh, 4u, 6u), x4[x0 + 24u]));
+  }
+  return s;
+}`,
   wgsl: F16_AT + /* wgsl */ `
 fn q6k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
 fn dq32(row: u32, u: u32) -> array<f32, 32> {

@@ -7,6 +7,14 @@ export interface GpuQuant {
   readonly type: number;
   /** WGSL: fn dq32(row: u32, u: u32) -> array<f32, 32>, values [32u, 32u + 32) of `row`, reading `w: array<u32>`. */
   readonly wgsl: string;
+  /**
+   * The matvec's reader (matvec.ts): a row is cut in chunks of `chunkValues` values, each read by 8 threads, thread t
+   * taking words t, t + 8, ... of the chunk's data (so 8 threads read 32 consecutive bytes per load: coalesced).
+   * WGSL: fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32, thread t's share of the dot
+   * product of chunk c of `row` (weights at word wb, n rows of k) with x, whose row starts at vec4 xb of `x4`.
+   */
+  readonly chunkValues: number;
+  readonly piece: string;
   /** ggml block layout moved to aligned words: the block's byte size, where its body and its f16 scale sit. */
   readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number };
 }

@@ -1,0 +1,145 @@
+// The WebGPU backend's matrix-vector kernels, built around each quant type's `piece` reader (quant/types.ts): a
+// group of G threads (8 to 64, by row length) walks a weight row in chunks, 8 threads per chunk reading
+// consecutive words, so a warp's loads are whole 32-byte sectors; each thread keeps one partial sum per row of its
+// R rows (x is read once for all of them), and the group's partials meet in workgroup memory once per workgroup.
+// Three shells share that loop: the plain matvec (optionally adding into its output), and over a table of
+// (expert, row) pairs the MoE's gate and up with SwiGLU applied, and its down projection. The pair tables come from
+// the host (streamed experts) or from the routing kernel (resident ones); neither depends on where the experts sit.
+import { HEAD, MAIN } from "./kernels.js";
+import { F16_AT, type GpuQuant } from "./quant/types.js";
+
+/** Threads per row and rows per group for rows of k values of this type (n rows in all). */
+export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number): { g: number; r: number } {
+  const pieces = Math.ceil(k / q.chunkValues) * 8;
+  let g = 8;
+  while (g < 64 && g < pieces) g *= 2;
+  const groups = Math.ceil(n / (64 / g));
+  // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
+  const r = groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1;
+  return { g, r };
+}
+
+/** Workgroups of a matvec of n rows in this shape. */
+export function matvecGroups(n: number, s: { g: number; r: number }): number {
+  return Math.ceil(n / ((64 / s.g) * s.r));
+}
+
+/** The loop over a row's chunks: `accs` are [accumulator, weight word base, reader] triples, each over the rows row0 + r. */
+function chunkLoop(accs: readonly [string, string, string?][], k: string, n: string): string {
+  const decl = accs.map(([a]) => `var ${a}: array<f32, R>;`).join("\n  ");
+  const body = accs.map(([a, wb, fn]) => `${a}[r] += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + r, c, t, xb);`).join(" ");
+  return /* wgsl */ `${decl}
+  let np = ((${k} + CV - 1u) / CV) * 8u;
+  for (var pc = lane; pc < np; pc += G) {
+    let c = pc / 8u;
+    let t = pc % 8u;
+    for (var r = 0u; r < R; r++) {
+      if (row0 + r < ${n}) { ${body} }
+    }
+  }`;
+}
+
+/** Sums each of `m` partials (red[j * 64 + li] written by the caller) over the G lanes of each group: result at lane 0. */
+const REDUCE = /* wgsl */ `
+  workgroupBarrier();
+  for (var st = G / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) {
+      for (var j = 0u; j < M; j++) { red[j * 64u + li] += red[j * 64u + li + st]; }
+    }
+    workgroupBarrier();
+  }`;
+
+/**
+ * The reader over another binding: `w[` becomes `${name}[`, and the functions it defines get the suffix `_${name}`
+ * (so a kernel can read two weights that may sit in different buffers).
+ */
+function readerOver(code: string, name: string): string {
+  const fns = [...code.matchAll(/\bfn (\w+)\(/g)].map((m) => m[1]);
+  let out = code.replace(/\bw\[/g, `${name}[`);
+  for (const f of fns) out = out.replace(new RegExp(`\\b${f}\\(`, "g"), `${f}_${name}(`);
+  return out;
+}
+
+function head(q: GpuQuant, s: { g: number; r: number }, m: number, params: string, binds: string, second?: string): string {
+  return /* wgsl */ `${params}
+${binds}
+${HEAD}
+${F16_AT}
+${q.piece}
+${second ? readerOver(F16_AT + q.piece, second) : ""}
+const G = ${s.g}u;
+const R = ${s.r}u;
+const M = ${m}u;
+const CV = ${q.chunkValues}u;
+var<workgroup> red: array<f32, ${64 * m}>;
+${MAIN}
+  let lane = li % G;
+  let grp = li / G;
+  let row0 = (wid(wg, nw) * (64u / G) + grp) * R;`;
+}
+
+/** o[t, n] (= or +=, p.acc) Σ_k x[t, k] · W[n, k], token t = workgroup z. */
+export function matvecWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+  return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, acc: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;`)}
+  let tok = wg.z;
+  let xb = tok * (p.k / 4u);
+  ${chunkLoop([["a", "p.w_off"]], "p.k", "p.n")}
+  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
+  ${REDUCE}
+  if (lane < R && row0 + lane < p.n) {
+    let v = red[lane * 64u + grp * G];
+    let i = tok * p.n + row0 + lane;
+    if (p.acc != 0u) { o[i] += v; } else { o[i] = v; }
+  }
+}`;
+}
+
+/**
+ * The MoE's gate and up with SwiGLU, over pairs: pair z is words [gate, up, xrow, orow] at tb[mp.tab + 4z]:
+ * o[orow, n] = silu(gate[n] · x[xrow]) · (up[n] · x[xrow]), gate read from `w`, up from `wu` (the same buffer
+ * when they are parts of one record).
+ */
+export function moeGateUpWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+  return /* wgsl */ `${head(q, s, 2 * s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> wu: array<u32>;
+@group(0) @binding(3) var<storage, read> tb: array<u32>;
+@group(0) @binding(4) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;`, "wu")}
+  let e = p.tab + 4u * wg.z;
+  let xb = tb[e + 2u] * (p.k / 4u);
+  let gb = tb[e];
+  let ub = tb[e + 1u];
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], "p.k", "p.n")}
+  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; red[(R + r) * 64u + li] = b[r]; }
+  ${REDUCE}
+  if (lane < R && row0 + lane < p.n) {
+    let g = red[lane * 64u + grp * G];
+    let u = red[(R + lane) * 64u + grp * G];
+    o[tb[e + 3u] * p.n + row0 + lane] = g / (1.0 + exp(-g)) * u;
+  }
+}`;
+}
+
+/**
+ * The MoE's down projection over pairs: pair z is words [down, arow, orow] at tb[mp.tab + 3z]:
+ * o[orow, n] = down[n] · a[arow]. Each token's experts are then added in a fixed order by the scatter-add.
+ */
+export function moeDownWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+  return /* wgsl */ `${head(q, s, s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> tb: array<u32>;
+@group(0) @binding(3) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
+  let e = p.tab + 3u * wg.z;
+  let xb = tb[e + 1u] * (p.k / 4u);
+  let wb = tb[e];
+  ${chunkLoop([["a", "wb"]], "p.k", "p.n")}
+  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
+  ${REDUCE}
+  if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = red[lane * 64u + grp * G]; }
+}`;
+}
