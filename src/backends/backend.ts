@@ -238,6 +238,14 @@ export interface Backend {
    * gatherRows, the FFN and scatterAddRows per expert.
    */
   moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
+  /**
+   * Optional (a GPU): routing as a device op, so a layer whose experts are all on the device needs no host read.
+   * Records softmax top-k of `logits` [nTokens, spec.nExpert]; with `resident` (every expert of the layer, by id)
+   * it also writes the pair tables moeRouted runs from. Read `route.buf` for the ids and weights (decodeRoute).
+   */
+  routeOnDevice?(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute;
+  /** Optional, with routeOnDevice: out += the routed experts of `route` (made with `resident`), nothing read back. */
+  moeRouted?(out: Buf, x: Buf, route: DeviceRoute): void;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
   matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;
   /**
@@ -351,6 +359,35 @@ export abstract class DelegatingBackend implements Backend {
 }
 
 /** One routed expert's share of a MoE layer: its weights, the token rows it serves and their routing weights. */
+/** Softmax over nExpert router logits, the top k (ties to the lower id), weights renormalised to sum 1 or not. */
+export interface RouteSpec {
+  readonly nExpert: number;
+  readonly k: number;
+  readonly normalize: boolean;
+}
+
+/** A routing made on the device: `buf` holds each token's k ids (in score order) then their k weights (f32 bits). */
+export interface DeviceRoute {
+  readonly buf: Buf;
+  readonly nTokens: number;
+  readonly k: number;
+  /** The pair tables for moeRouted were written (every expert of the layer sat where one dispatch reads it). */
+  readonly tables: boolean;
+}
+
+/** A routing's ids and weights from the words of DeviceRoute.buf as read back. */
+export function decodeRoute(r: DeviceRoute, words: Float32Array): { ids: Int32Array; weights: Float32Array } {
+  const P = r.nTokens * r.k;
+  return { ids: new Int32Array(words.buffer, words.byteOffset, P).slice(), weights: words.slice(P, 2 * P) };
+}
+
+/** An expert's SwiGLU parts. */
+export interface ExpertParts {
+  readonly gate: Weight;
+  readonly up: Weight;
+  readonly down: Weight;
+}
+
 export interface ExpertRows {
   gate: Weight; // [D, F]
   up: Weight; // [D, F]

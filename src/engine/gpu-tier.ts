@@ -18,7 +18,7 @@ export interface GpuTierPlan {
   reason: string;
 }
 
-export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "gpuExpertCache">, x: { slotBytes: number; totalExperts: number; minSlots: number; hostCacheBytes: number }): Promise<GpuTierPlan> {
+export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "gpuExpertCache">, x: { slotBytes: number; totalExperts: number; minSlots: number; hostCacheBytes: number; layerExperts: number }): Promise<GpuTierPlan> {
   const { slotBytes, totalExperts, minSlots } = x;
   const given = cfg.gpuExpertCache > 0;
   const asked = given ? Math.floor(cfg.gpuExpertCache / slotBytes) : Math.max(minSlots, Math.floor(x.hostCacheBytes / slotBytes));
@@ -28,7 +28,9 @@ export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "g
   const want = Math.min(totalExperts, asked);
   const what = given ? `--gpu-expert-cache ${formatBytes(cfg.gpuExpertCache)}` : "the GPU expert tier (auto)";
   // Ring: two tokens' worth of one layer's experts in flight before a submit must free it.
-  const slots = await GpuExpertSlots.allocate(be, slotBytes, want, { min: minSlots, halve: !given, ringSlots: 2 * minSlots, what });
+  // All resident: a layer's experts fill slots in order, so arenas of whole layers keep each layer in one binding
+  // (its routing and experts then stay on the device: webgpu routeOnDevice).
+  const slots = await GpuExpertSlots.allocate(be, slotBytes, want, { min: minSlots, halve: !given, ringSlots: 2 * minSlots, what, align: want >= totalExperts ? x.layerExperts : 1 });
   const resident = slots.nSlots >= totalExperts;
   const why = given ? what : `auto: the host cache's ${formatBytes(x.hostCacheBytes)}${slots.nSlots < want ? `, halved to what ${be.adapterName} accepted` : ""}`;
   const reason = `GPU expert tier ${formatBytes(slots.nSlots * slotBytes)} = ${slots.nSlots} of ${totalExperts} experts (${why})${resident ? ": all resident on the GPU" : ""}`;

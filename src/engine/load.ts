@@ -197,7 +197,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
-      gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
+      gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
       const g = { slots: gpu.slots.nSlots, bytes: gpu.slots.nSlots * slotBytes, resident: gpu.resident };
       expertIO = gpu.resident
         ? { ...expertIO, mode: "resident", cacheBytes: info.nExpertUsed * slotBytes, gpu: g, reason: `experts resident on the GPU (${gpu.reason}); ${formatExpertBytes(perExpert, layers.length)}` }

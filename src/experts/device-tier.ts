@@ -43,6 +43,7 @@ export class DeviceTier implements ExpertSource {
   private readonly keyStride: number;
   private readonly totalExperts: number;
   private preloading = false;
+  private readonly layers = new Map<number, readonly ExpertWeights[]>();
 
   constructor(readonly host: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, minExperts = 1) {
     this.table = new SlotTable(slots.nSlots, policy);
@@ -61,6 +62,29 @@ export class DeviceTier implements ExpertSource {
   }
   get prefetchDepth(): number {
     return this.table.entries.size < this.totalExperts ? (this.host.prefetchDepth ?? 0) : 0;
+  }
+
+  /**
+   * Every expert of the layer once all are resident (after preloadAll: none is ever evicted then). Device-routed
+   * layers skip acquire(): each of their T·k lookups counts as a device hit here.
+   */
+  deviceLayer(layer: number): readonly ExpertWeights[] | undefined {
+    if (!this.resident || this.preloading) return undefined;
+    let all = this.layers.get(layer);
+    if (!all) {
+      const ws: ExpertWeights[] = [];
+      for (let e = 0; e < this.host.reader.expertCount(layer); e++) {
+        const w = this.table.entries.get(layer * this.keyStride + e)?.weights;
+        if (!w) return undefined;
+        ws.push(w);
+      }
+      this.layers.set(layer, (all = ws));
+    }
+    return all;
+  }
+  /** `n` lookups a device-routed layer made (all hits: every expert is resident). */
+  countDeviceRouted(n: number): void {
+    this.stats.hits += n;
   }
 
   /** Upload every expert (the tier holds them all), through the host cache in groups it can hold. */

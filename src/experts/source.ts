@@ -16,6 +16,13 @@ export interface ExpertSource {
   release(layer: number, ids: readonly number[]): void;
   /** Optional hint: `layer` will probably ask for `ids` soon (router lookahead from `depth` layers before it); start reading them. */
   prefetch?(layer: number, ids: readonly number[], depth?: number): void;
+  /**
+   * Optional: every expert of `layer` by id, when all of them sit on the backend's device for good (a GPU tier
+   * holding every expert): the layer may then route and run its experts there with no host read. Else undefined.
+   */
+  deviceLayer?(layer: number): readonly ExpertWeights[] | undefined;
+  /** With deviceLayer: `lookups` expert lookups a device-routed layer made (for the source's counters). */
+  countDeviceRouted?(lookups: number): void;
   /** How many layers ahead the model should predict for prefetch() (absent: 1 when prefetch exists). */
   readonly prefetchDepth?: number;
 }

@@ -1,7 +1,8 @@
 // The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
-import type { Backend, Buf, DeltaNetParams, OpName, RopeOptions, Weight } from "../backends/backend.js";
+import type { Backend, Buf, DeltaNetParams, DeviceRoute, ExpertParts, OpName, RopeOptions, Weight } from "../backends/backend.js";
+import { decodeRoute } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState, KvRows } from "../kv/full-attention.js";
 import { SlidingWindowState } from "../kv/sliding-window.js";
@@ -376,10 +377,27 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     if (a.bias) be.addRows(rl, a.bias, a.router.shape[1], 1);
     reads.push(rl);
   });
+  // Plain softmax top-k on a backend that routes on its device: the ids and weights come from there, so a layer
+  // whose experts are all on the device reads nothing back, and one that streams them reads only the routing.
+  const spec = p.route.spec;
+  let route: DeviceRoute | undefined;
+  if (spec && be.routeOnDevice && !f.hooks?.onRoute && !p.routerBias && !p.act) {
+    const all = !p.shared && be.moeRouted ? src.deviceLayer?.(p.layer) : undefined;
+    const parts = all?.every((w): w is ExpertWeights & ExpertParts => Object.keys(w).length === 3 && !!(w.gate && w.up && w.down)) ? all : undefined;
+    route = be.routeOnDevice(logits, T, spec, parts);
+    if (route.tables && be.moeRouted) {
+      be.zero(out);
+      be.moeRouted(out, x, route);
+      src.countDeviceRouted?.(T * spec.k);
+      await f.cb("ffn_moe_out", p.layer, out);
+      return;
+    }
+    reads[0] = route.buf;
+  }
   const [rl, ...rest] = await be.readMany(reads);
   const sharedGate = gateInp ? rest.shift()! : undefined;
   const predicted = rest;
-  const routing = p.route(rl, T);
+  const routing = route ? { nTokens: T, k: route.k, ...decodeRoute(route, rl) } : p.route(rl, T);
   f.hooks?.onRoute?.(p.layer, routing, rl);
 
   const buckets = bucketByExpert(routing);

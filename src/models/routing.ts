@@ -1,5 +1,6 @@
 // Pure gating functions: router logits in, expert ids and mixing weights out. The ids are the I/O
 // request the expert store serves, so nothing here touches weights or storage.
+import type { RouteSpec } from "../backends/backend.js";
 
 export interface Routing {
   /** Tokens routed. */
@@ -12,12 +13,15 @@ export interface Routing {
   weights: Float32Array;
 }
 
-/** A gating function: router logits [nTokens, nExpert] -> each token's experts and mixing weights. */
-export type RouteFn = (logits: Float32Array, nTokens: number) => Routing;
+/**
+ * A gating function: router logits [nTokens, nExpert] -> each token's experts and mixing weights. `spec`, where
+ * present, says it is plain softmax top-k, which a backend may then compute on its device (routeOnDevice).
+ */
+export type RouteFn = ((logits: Float32Array, nTokens: number) => Routing) & { readonly spec?: RouteSpec };
 
 /** Softmax over all experts, top k, renormalised or not, as a RouteFn. */
 export function softmaxTopKRoute(nExpert: number, k: number, normalize: boolean): RouteFn {
-  return (logits, nTokens) => softmaxTopK(logits, nTokens, nExpert, k, normalize);
+  return Object.assign((logits: Float32Array, nTokens: number) => softmaxTopK(logits, nTokens, nExpert, k, normalize), { spec: { nExpert, k, normalize } });
 }
 
 /** Softmax over all experts, keep the top k, optionally renormalise them to sum to 1 (Qwen3-MoE, Mixtral). */

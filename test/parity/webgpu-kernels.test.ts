@@ -6,8 +6,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
-import { tensorBytes } from "../../src/backends/backend.js";
-import { F32 } from "../../src/quant/index.js";
+import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
+import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
+import { F32, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
 import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { gpuBackend } from "../helpers/webgpu.js";
@@ -202,4 +203,53 @@ test("webgpu moeFfn over a set of experts equals the per-expert reference", asyn
     const e = nmse(await be.read(out), await scalar.read(ref));
     assert.ok(e < TOL, `${fmt.name} moe: nmse ${e.toExponential(2)}`);
   }
+});
+
+test("webgpu routing on the device: softmax top-k ids and weights as the reference's (ties to the lower id), and moeRouted from its tables equals moeFfn from the read-back routing bit for bit", async () => {
+  const be = await gpuBackend();
+  // 70 experts (not a multiple of the 64 threads), 7 tokens; token 3 has a 4-way tie at its top, token 5 all equal.
+  const nE = 70, T = 7;
+  const lg = randomValues(T * nE, "route-logits", 3);
+  for (const e of [9, 2, 40, 69]) lg[3 * nE + e] = 5;
+  lg.fill(0.25, 5 * nE, 6 * nE);
+  for (const [k, normalize] of [[4, true], [8, false], [1, true]] as const) {
+    const want = softmaxTopK(lg, T, nE, k, normalize);
+    const r = be.routeOnDevice(bufOf(be, lg), T, { nExpert: nE, k, normalize });
+    const got = decodeRoute(r, await be.read(r.buf));
+    assert.deepEqual([...got.ids], [...want.ids], `top-${k} ids`);
+    got.weights.forEach((w, i) => assert.ok(Math.abs(w - want.weights[i]) <= 1e-6 * Math.abs(want.weights[i]) + 1e-12, `top-${k} weight ${i}: ${w} vs ${want.weights[i]}`));
+  }
+  // Every expert of a "layer" in one arena, as resident slots hold them.
+  const F = 256, nX = 6, k = 2;
+  const fmt = Q4_K_FORMAT;
+  const parts = Array.from({ length: nX }, (_, e) => [randomWeight(fmt, 256, F, `rg${e}`), randomWeight(fmt, 256, F, `ru${e}`), randomWeight(fmt, F, 256, `rd${e}`)]);
+  const rec = parts[0].reduce((a, w) => a + tensorBytes(w), 0);
+  const arena = be.allocWeights(nX * rec);
+  const experts = parts.map((ws, e) => {
+    let at = e * rec;
+    const [gate, up, down] = ws.map((w) => {
+      arena.write(at, w.bytes.subarray(0, tensorBytes(w)));
+      const v = arena.view(w, at);
+      at += tensorBytes(w);
+      return v;
+    });
+    return { gate, up, down };
+  });
+  const T2 = 5, lg2 = randomValues(T2 * nX, "route-logits-2", 2), h = randomValues(T2 * 256, "route-h", 2);
+  const hb = bufOf(be, h), lb = bufOf(be, lg2);
+  const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);
+  assert.ok(r.tables, "one arena: the pair tables are written");
+  const onDevice = be.alloc(T2 * 256);
+  be.zero(onDevice);
+  be.moeRouted(onDevice, hb, r);
+  const routing = { nTokens: T2, k, ...decodeRoute(r, await be.read(r.buf)) };
+  const fromHost = be.alloc(T2 * 256);
+  be.zero(fromHost);
+  be.moeFfn(fromHost, hb, bucketByExpert(routing).map((b) => ({ ...experts[b.expert], rows: b.rows, scales: b.scales })));
+  const [a, b] = await be.readMany([onDevice, fromHost]);
+  assert.ok(sameBits(a, b), "device tables and host tables give other bits");
+  assert.ok(a.some((v) => v !== 0));
+  // Experts of one layer in different buffers: no tables (the layer then reads its routing back).
+  const apart = experts.map((e, i) => (i === 3 ? { gate: be.upload(parts[3][0]), up: be.upload(parts[3][1]), down: be.upload(parts[3][2]) } : e));
+  assert.equal(be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, apart).tables, false);
 });

@@ -28,8 +28,8 @@ export class GpuExpertSlots {
   private readonly ringBytes: number;
   private head = 0;
 
-  private constructor(private readonly be: WebGpuBackend, readonly slotBytes: number, readonly nSlots: number, private readonly arenas: GpuArena[], ringSlots: number) {
-    this.slotsPerArena = slotsPerArena(be, slotBytes);
+  private constructor(private readonly be: WebGpuBackend, readonly slotBytes: number, readonly nSlots: number, private readonly arenas: GpuArena[], ringSlots: number, align: number) {
+    this.slotsPerArena = slotsPerArena(be, slotBytes, align);
     this.ringBytes = Math.max(1, ringSlots) * slotBytes;
     this.ring = be.device.createBuffer({ size: this.ringBytes, usage: COPY_SRC | COPY_DST });
   }
@@ -37,16 +37,18 @@ export class GpuExpertSlots {
   /**
    * `want` slots of `slotBytes`, or, where the device refuses that memory (an out-of-memory error scope) and
    * `halve` is set, half as many again and again down to `min`. Refused at `min` (or at `want` without
-   * halve): a UsageError naming the sizes. `ringSlots` records of staging ring.
+   * halve): a UsageError naming the sizes. `ringSlots` records of staging ring. `align`: slots per arena are a
+   * multiple of it where a binding holds that many (a layer's experts, filled in order, then share one binding).
    */
-  static async allocate(be: WebGpuBackend, slotBytes: number, want: number, opts: { min: number; halve: boolean; ringSlots: number; what: string }): Promise<GpuExpertSlots> {
-    const per = slotsPerArena(be, slotBytes);
+  static async allocate(be: WebGpuBackend, slotBytes: number, want: number, opts: { min: number; halve: boolean; ringSlots: number; what: string; align?: number }): Promise<GpuExpertSlots> {
+    const align = opts.align ?? 1;
+    const per = slotsPerArena(be, slotBytes, align);
     for (let n = want; ; n = Math.max(opts.min, Math.floor(n / 2))) {
       be.device.pushErrorScope("out-of-memory");
       const arenas: GpuArena[] = [];
       for (let s = 0; s < n; s += per) arenas.push(new GpuArena(be, Math.min(per, n - s) * slotBytes));
       const oom = await be.device.popErrorScope();
-      if (!oom) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots);
+      if (!oom) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots, align);
       for (const a of arenas) a.free();
       be.flush();
       if (!opts.halve || n <= opts.min) {
@@ -96,7 +98,11 @@ export class GpuExpertSlots {
   }
 }
 
-/** Whole slots per arena: as many as one binding holds (one, if a record is larger: its parts then bind on their own). */
-function slotsPerArena(be: WebGpuBackend, slotBytes: number): number {
-  return Math.max(1, Math.floor(be.maxBinding / slotBytes));
+/**
+ * Whole slots per arena: as many as one binding holds, rounded down to a multiple of `align` when at least that
+ * many fit (one, if a record is larger: its parts then bind on their own).
+ */
+function slotsPerArena(be: WebGpuBackend, slotBytes: number, align: number): number {
+  const per = Math.max(1, Math.floor(be.maxBinding / slotBytes));
+  return per >= align ? per - (per % align) : per;
 }

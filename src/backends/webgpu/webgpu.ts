@@ -5,12 +5,13 @@
 // routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
-import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, ExpertRows, HostWeight, OpName, RopeOptions, Weight, WeightArena } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
@@ -28,6 +29,25 @@ const OPS = new Set<OpName>(["embed", "matmul", "rmsnorm", "rope", "kv_store", "
 
 class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
+}
+
+/** A device routing (route.ts has its words) and, when it wrote the pair tables, where the layer's experts sit. */
+class GpuRoute implements DeviceRoute {
+  constructor(readonly buf: GpuBuf, readonly nTokens: number, readonly k: number, readonly layer?: LayerExperts) {}
+  get tables(): boolean {
+    return this.layer !== undefined;
+  }
+}
+
+/** A layer's experts where one dispatch per part reads them: each part of every expert in one buffer, one type. */
+interface LayerExperts {
+  readonly gate: GpuWeight;
+  readonly down: GpuWeight;
+  readonly gateBuf: GPUBuffer;
+  readonly upBuf: GPUBuffer;
+  readonly downBuf: GPUBuffer;
+  /** [nExpert · 3] word offsets of gate, up, down. */
+  readonly offs: GPUBuffer;
 }
 
 function gbuf(b: Buf): GpuBuf {
@@ -94,6 +114,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
+  /** Each resident layer's experts as the device routing reads them (false: not placed so), by the source's array. */
+  private emptyTable: GPUBuffer | undefined;
+  private readonly layerTables = new WeakMap<readonly ExpertParts[], LayerExperts | false>();
   /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
   private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
 
@@ -530,6 +553,48 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { k, n } = weightDims(w);
     const s = matvecShape(w.quant, k, n);
     this.dispatch(`moe_down/${w.type}/${s.g}/${s.r}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
+  }
+  routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
+    const { nExpert, k } = spec;
+    if (nExpert > ROUTE_MAX_EXPERTS || k > ROUTE_MAX_K || k < 1 || k > nExpert) throw new RangeError(`webgpu routing: top-${k} of ${nExpert} experts (at most ${ROUTE_MAX_K} of ${ROUTE_MAX_EXPERTS})`);
+    const lg = gbuf(logits);
+    if (lg.length < nTokens * nExpert) throw new RangeError(`webgpu routing: ${lg.length} logits for ${nTokens} tokens of ${nExpert}`);
+    const P = nTokens * k;
+    const layer = resident && P <= 65535 ? this.layerExperts(resident, nExpert) : undefined; // pairs: workgroups in z
+    const rt = this.moeBuf("route", routeWords(P));
+    this.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
+    return new GpuRoute(new GpuBuf(rt.buffer, 2 * P), nTokens, k, layer);
+  }
+  moeRouted(out: Buf, x: Buf, route: DeviceRoute): void {
+    if (!(route instanceof GpuRoute) || !route.layer) throw new TypeError("webgpu moeRouted: the route was not made by this backend with the layer's experts");
+    const L = route.layer, P = route.nTokens * route.k;
+    const { k: D, n: F } = weightDims(L.gate);
+    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.buf.buffer;
+    this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
+    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
+    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [D, P, 2 * P, 10 * P], [rt, ye.buffer, gbuf(out).buffer], Math.ceil(D / 64));
+  }
+  /** A stand-in for the expert table binding of a routing that writes no tables. */
+  private noTable(): GPUBuffer {
+    return (this.emptyTable ??= this.device.createBuffer({ size: 16, usage: STORAGE }));
+  }
+  /** The layer's experts as one dispatch per part reads them, or undefined where they are not so placed. */
+  private layerExperts(all: readonly ExpertParts[], nExpert: number): LayerExperts | undefined {
+    const have = this.layerTables.get(all);
+    if (have !== undefined) return have || undefined;
+    const parts = all.map((e) => [e.gate, e.up, e.down].map((w) => (w instanceof GpuWeight ? w : undefined)));
+    const first = parts[0];
+    const fits = all.length === nExpert && first?.every((w) => w) && parts.every((ws) =>
+      ws.every((w, i) => w && w.buffer === first[i]!.buffer && w.type === first[i]!.type && w.shape.join() === first[i]!.shape.join())) && first[0]!.type === first[1]!.type;
+    if (!fits) {
+      this.layerTables.set(all, false);
+      return undefined;
+    }
+    const offs = this.device.createBuffer({ size: Math.max(16, 12 * nExpert), usage: STORAGE | COPY_DST });
+    this.device.queue.writeBuffer(offs, 0, Uint32Array.from(parts.flatMap((ws) => ws.map((w) => w!.wordOffset)))); // a fresh buffer: nothing recorded reads it yet
+    const L: LayerExperts = { gate: first[0]!, down: first[2]!, gateBuf: first[0]!.buffer, upBuf: first[1]!.buffer, downBuf: first[2]!.buffer, offs };
+    this.layerTables.set(all, L);
+    return L;
   }
   private moeBuf(name: string, length: number): GpuBuf {
     const have = this.moeScratch.get(name);
