@@ -244,7 +244,10 @@ export interface Backend {
    * it also writes the pair tables moeRouted runs from. Read `route.buf` for the ids and weights (decodeRoute).
    */
   routeOnDevice?(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute;
-  /** Optional, with routeOnDevice: out += the routed experts of `route` (made with `resident`), nothing read back. */
+  /**
+   * Optional, with routeOnDevice: out = the routed experts of `route` (made with `resident`) weighted and summed in
+   * ascending expert order from 0, the same additions as zero and moeFfn; nothing read back.
+   */
   moeRouted?(out: Buf, x: Buf, route: DeviceRoute): void;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
   matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;

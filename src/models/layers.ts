@@ -386,7 +386,6 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     const parts = all?.every((w): w is ExpertWeights & ExpertParts => Object.keys(w).length === 3 && !!(w.gate && w.up && w.down)) ? all : undefined;
     route = be.routeOnDevice(logits, T, spec, parts);
     if (route.tables && be.moeRouted) {
-      be.zero(out);
       be.moeRouted(out, x, route);
       src.countDeviceRouted?.(T * spec.k);
       await f.cb("ffn_moe_out", p.layer, out);

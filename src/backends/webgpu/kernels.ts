@@ -269,6 +269,30 @@ ${MAIN}
   }
 }`;
 
+/**
+ * out[t, :] = Σ_j scales[q] · x[q, :] over q = t·k + j, j < k in order, from 0: the MoE's weighted sum for tokens
+ * whose pairs are consecutive (the device routing's tables), the same additions as zero and scatterAddRows.
+ */
+export const COMBINE_WGSL = /* wgsl */ `
+struct P { len: u32, t: u32, k: u32, scales: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> hd: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.len * p.t) { return; }
+  let t = g / p.len;
+  let c = g % p.len;
+  var v = 0.0;
+  for (var j = 0u; j < p.k; j++) {
+    let q = t * p.k + j;
+    v += bitcast<f32>(hd[p.scales + q]) * x[q * p.len + c];
+  }
+  o[g] = v;
+}`;
+
 /** out[r, :] += bias (len f32 at word w_off) for r < rows. */
 export const ADD_ROWS_WGSL = /* wgsl */ `
 struct P { len: u32, rows: u32, w_off: u32 }

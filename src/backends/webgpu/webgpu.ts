@@ -9,7 +9,7 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
@@ -19,6 +19,8 @@ const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
+/** Dispatches recorded before a submit (see dispatch()). */
+const FLUSH_DISPATCHES = 64;
 /** Cached bind groups before the cache starts over. */
 const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -111,6 +113,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private submits = 0;
   private passes = 0;
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
+  /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
+  private sinceFlush = 0;
+  private timing = false;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
@@ -216,6 +221,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.submits++;
     this.enc = undefined;
     this.used = 0;
+    this.sinceFlush = 0;
     for (const b of this.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
     this.dead = [];
   }
@@ -227,7 +233,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.endPass();
     this.nextTimestamps = { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
     const [passes, submits] = [this.passes, this.submits];
-    record();
+    this.timing = true;
+    try {
+      record();
+    } finally {
+      this.timing = false;
+    }
     this.nextTimestamps = undefined;
     const one = this.passes === passes + 1 && this.submits === submits;
     this.endPass();
@@ -334,6 +345,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
     pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
+    // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
+    // back) while the rest is recorded. Never inside a timed pass.
+    if (++this.sinceFlush >= FLUSH_DISPATCHES && !this.timing) this.flush();
   }
   private bufferId(b: GPUBuffer): number {
     let id = this.bufferIds.get(b);
@@ -434,8 +448,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const kc = gbuf(kCache), vc = gbuf(vCache);
     if ((startPos + nTokens) * kvDim > kc.length) throw new RangeError(`kvStore: positions [${startPos}, ${startPos + nTokens}) overrun a cache of ${kc.length / kvDim}`);
     if (nTokens === 0) return;
-    this.copyBytes(gbuf(k).buffer, 0, kc.buffer, startPos * kvDim * 4, nTokens * kvDim * 4);
-    this.copyBytes(gbuf(v).buffer, 0, vc.buffer, startPos * kvDim * 4, nTokens * kvDim * 4);
+    // A dispatch, not copyBufferToBuffer: a copy ends the compute pass, and a decode step stores every layer.
+    const rows = { rows: 1, n: nTokens * kvDim, src: { offset: 0, stride: 0 }, dst: { offset: startPos * kvDim, stride: 0 } };
+    this.copyRows(kc, k, rows);
+    this.copyRows(vc, v, rows);
   }
 
   attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
@@ -572,7 +588,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.buf.buffer;
     this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
     this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
-    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [D, P, 2 * P, 10 * P], [rt, ye.buffer, gbuf(out).buffer], Math.ceil(D / 64));
+    const o = gbuf(out);
+    if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
+    this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
   /** A stand-in for the expert table binding of a routing that writes no tables. */
   private noTable(): GPUBuffer {
