@@ -6,6 +6,7 @@ import { doctor, type DoctorReport } from "../engine/doctor.js";
 import { CALIBRATION } from "../engine/forecast.js";
 import { formatBytes } from "../util/bytes.js";
 import { addOptions, engineConfig } from "./common.js";
+import { addHubOptions, hubAccess } from "./pull.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const tps = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
@@ -15,6 +16,11 @@ export function formatReport(r: DoctorReport): string {
   const out: string[] = [];
   const fetched = r.source.headerBytesFetched !== undefined ? ` (header read remotely: ${formatBytes(r.source.headerBytesFetched)} fetched)` : "";
   out.push(`model: ${r.source.path}, ${formatBytes(r.source.fileBytes)}${fetched}`);
+  const h = r.source.hub;
+  if (h) {
+    const parts = h.files.length > 1 ? `, a split GGUF of ${h.files.length} parts: each part's header read (each lists its own tensors), nothing downloaded` : ", nothing downloaded";
+    out.push(`  ${h.repo}@${h.commit.slice(0, 12)} ${h.quant}: ${h.files[0]}${parts}`);
+  }
   out.push(`  ${m.arch}, ${m.layers} layers (${m.moeLayers} with experts), ${m.experts} experts, ${m.expertsUsed} used per token`);
   out.push(`  dense ${formatBytes(m.denseBytes)}, experts ${formatBytes(m.expertBytes)}, record ${formatBytes(m.recordBytes)}; ${m.perExpert.map((t) => `${t.type} ${formatBytes(t.bytesPerExpert)}`).join(" + ")} per expert per layer`);
   const perTok = Object.entries(m.bytesPerTokenByType).sort((a, b) => b[1] - a[1]).map(([t, b]) => `${t} ${formatBytes(b)}`).join(", ");
@@ -45,14 +51,15 @@ export function formatReport(r: DoctorReport): string {
 export function registerDoctor(program: Command): void {
   const cmd = program
     .command("doctor <model>")
-    .description("will a model run here, and how fast? reads its header (a GGUF, a pack, or an http(s) URL: range requests, no download), probes memory and disk, forecasts decode tok/s")
+    .description("will a model run here, and how fast? reads its header (a GGUF, a pack, a Hugging Face REPO[:QUANT|FILE] as pull takes it, or an http(s) URL: range requests, no download), probes memory and disk, forecasts decode tok/s")
     .option("--json", "print one JSON object")
-    .option("--probe-dir <dir>", "for a URL: where the disk probe writes a scratch file (where the model would be downloaded)", ".")
-    .addHelpText("after", "\nExamples:\n  moestream doctor model.gguf\n  moestream doctor https://huggingface.co/ORG/REPO/resolve/main/FILE.gguf\n  moestream doctor model.moe --mem-budget 8G --json");
+    .option("--probe-dir <dir>", "for a remote model: where the disk probe writes a scratch file (where the model would be downloaded)", ".")
+    .addHelpText("after", "\nExamples:\n  moestream doctor model.gguf\n  moestream doctor unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M\n  moestream doctor https://huggingface.co/ORG/REPO/resolve/main/FILE.gguf\n  moestream doctor model.moe --mem-budget 8G --json");
+  addHubOptions(cmd);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (model: string, opts) => {
     const cfg = engineConfig(opts);
-    const report = await doctor(model, cfg, { probeDir: opts.probeDir });
+    const report = await doctor(model, cfg, { probeDir: opts.probeDir, hub: hubAccess(opts) });
     process.stdout.write((opts.json ? JSON.stringify(report) : formatReport(report)) + "\n");
   });
 }

@@ -11,6 +11,8 @@ import { DENSE_FILE, layerFileName } from "../experts/pack-format.js";
 import { FileSource, type ByteSource } from "../format/gguf/byte-source.js";
 import { HttpRangeSource, isUrl } from "../format/gguf/http-source.js";
 import { readGGUF } from "../format/gguf/read.js";
+import { checkSplitParts } from "../format/gguf/split.js";
+import type { GGUFFile } from "../format/gguf/types.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
@@ -19,6 +21,7 @@ import { forecastDecode, type Forecast } from "./forecast.js";
 import { modelShape, type ExpertLayerShape, type ModelShape } from "./model-shape.js";
 import { planMemory, type MemoryPlan } from "./plan.js";
 import { probeDisk, probeMemoryBandwidth, type DiskProbe, type MemoryBandwidth } from "./probe.js";
+import { isHubSpec, locate, type HubAccess } from "./pull/index.js";
 
 export interface DoctorOptions {
   /** Skip the disk probe and take this GB/s (tests; a known disk). */
@@ -31,10 +34,12 @@ export interface DoctorOptions {
   diskProbeBytes?: number;
   /** Bytes the memory probe reads (default 256 MiB). */
   memProbeBytes?: number;
+  /** For a REPO[:QUANT|FILE] target: the Hub's address, a token, a revision (as `pull` takes them). */
+  hub?: HubAccess;
 }
 
 export interface DoctorReport {
-  source: { kind: "gguf" | "pack" | "url"; path: string; fileBytes: number; headerBytesFetched?: number };
+  source: { kind: ModelSource["kind"]; path: string; fileBytes: number; headerBytesFetched?: number; hub?: HubModel };
   model: {
     arch: string; layers: number; moeLayers: number; experts: number; expertsUsed: number;
     denseBytes: number; expertBytes: number; recordBytes: number;
@@ -73,12 +78,21 @@ async function scratchFile(dir: string, bytes: number): Promise<{ path: string; 
   return { path, remove: () => rm(d, { recursive: true, force: true }) };
 }
 
+/** Where on the Hub a REPO[:QUANT|FILE] target's header was read: every part of a split GGUF (each lists its own tensors). */
+export interface HubModel {
+  repo: string;
+  commit: string;
+  quant: string;
+  files: string[];
+}
+
 /** A model's header, wherever it is, and what it costs (no weights read). */
 export interface ModelSource {
-  kind: "gguf" | "pack" | "url";
+  kind: "gguf" | "pack" | "url" | "hub";
   path: string;
   fileBytes: number;
   headerBytesFetched?: number;
+  hub?: HubModel;
   shape: ModelShape;
   /** Where its expert records lie on this machine (none for a URL). */
   expertFiles: string[];
@@ -86,8 +100,46 @@ export interface ModelSource {
   heldBytes: number;
 }
 
-export async function readModelSource(target: string): Promise<ModelSource> {
+/**
+ * A Hub model's header by range requests on its resolve URLs, as `pull` would choose the file. A split GGUF's parts
+ * each hold their own tensors' infos (the first also the metadata): every part's header is read and the tensors joined.
+ */
+async function readHubSource(target: string, access: HubAccess = {}): Promise<ModelSource> {
+  const remote = await locate(target, access).catch((e: unknown) => {
+    if (e instanceof UsageError && e.code === "repo_not_found") throw new UsageError(e.code, `${e.message}; nor is there a local file or directory of that name`);
+    throw e;
+  });
+  const headers: Record<string, string> = access.token ? { authorization: `Bearer ${access.token}` } : {};
+  const files: GGUFFile[] = [];
+  let fetched = 0;
+  try {
+    for (const f of remote.files) {
+      const src = await HttpRangeSource.open(f.url, headers);
+      try {
+        files.push(await readGGUF(src));
+      } catch (e) {
+        await src.close();
+        throw e;
+      } finally {
+        fetched += src.fetchedBytes;
+      }
+    }
+    if (files.length > 1) checkSplitParts(files);
+    const joined: GGUFFile = { ...files[0], tensors: files.flatMap((f) => f.tensors) };
+    const shape = modelShape(joined);
+    Tokenizer.fromMetadata(joined.metadata);
+    return {
+      kind: "hub", path: target, fileBytes: remote.files.reduce((a, f) => a + f.size, 0), shape, heldBytes: process.memoryUsage.rss(), expertFiles: [],
+      headerBytesFetched: fetched, hub: { repo: remote.repo, commit: remote.commit, quant: remote.label, files: remote.files.map((f) => f.path) },
+    };
+  } finally {
+    for (const f of files) await f.source.close();
+  }
+}
+
+export async function readModelSource(target: string, hub?: HubAccess): Promise<ModelSource> {
   const remote = isUrl(target);
+  if (!existsSync(target) && isHubSpec(target)) return readHubSource(target, hub);
   if (!remote && !existsSync(target)) throw new UsageError("model_not_found", `model file not found: ${target}`);
   const packed = !remote && statSync(target).isDirectory();
   if (packed && !existsSync(join(target, DENSE_FILE))) throw new FormatError("not_a_pack", target, undefined, `a directory but not a packed model: ${DENSE_FILE} not found`);
@@ -124,7 +176,7 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
     // within the engine's I/O depth (the CLI sets it from the launcher's libuv pool, 16; 4 is libuv's default).
     const inFlight = Math.min(cfg.ioDepth || 4, Math.max(1, m.shape.info.nExpertUsed));
     const probeBytes = opts.diskProbeBytes ?? 192 * 2 ** 20;
-    if (m.kind === "url") {
+    if (m.expertFiles.length === 0) {
       const scratch = await scratchFile(opts.probeDir ?? ".", Math.max(probeBytes, 4 * recordBytes));
       try {
         disk = await probeDisk([scratch.path], recordBytes, inFlight, probeBytes);
@@ -142,7 +194,7 @@ export function forecastFor(m: ModelSource, decision: Pick<ExpertIODecision, "mo
 }
 
 export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {
-  const m = await readModelSource(target);
+  const m = await readModelSource(target, opts.hub);
   const { shape } = m;
   const recordBytes = shape.slotBytes;
   // The same backend choice as the engine's: wasm keeps a second host copy of each cached expert (a GPU tier's is
@@ -157,10 +209,10 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
     whyNot = e.message;
   }
   // The disk matters when streaming; a local model's is probed anyway (it says how long a load takes).
-  const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.kind !== "url", opts);
+  const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.expertFiles.length > 0, opts);
   const forecast = plan ? forecastFor(m, plan.decision, probe, opts) : undefined;
   return {
-    source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}) },
+    source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}), ...(m.hub ? { hub: m.hub } : {}) },
     model: {
       arch: shape.arch, layers: shape.info.nLayer, moeLayers: shape.layers.length, experts: shape.info.nExpert, expertsUsed: shape.info.nExpertUsed,
       denseBytes: shape.denseBytes, expertBytes: shape.expertBytes, recordBytes, perExpert: shape.perExpert, bytesPerTokenByType: shape.tokenBytes,
