@@ -5,7 +5,7 @@ import { ENGINE_OPTIONS } from "../engine/config.js";
 import { doctor, type DoctorReport } from "../engine/doctor.js";
 import { CALIBRATION } from "../engine/forecast.js";
 import { formatBytes } from "../util/bytes.js";
-import { addOptions, engineConfig } from "./common.js";
+import { addOptions, engineConfig, intOption } from "./common.js";
 import { addHubOptions, hubAccess } from "./pull.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
@@ -28,6 +28,8 @@ export function formatReport(r: DoctorReport): string {
   const p = r.probe;
   out.push(`machine (probed in ${(p.ms / 1000).toFixed(1)} s):`);
   if (p.memory) out.push(`  memory read ${p.memory.gbps.toFixed(1)} GB/s (best ${p.memory.best.toFixed(1)}; ${p.memory.how})`);
+  const gf = (g: Record<string, number>) => Object.entries(g).map(([t, x]) => `${t} ${x.toFixed(0)}`).join(", ");
+  if (p.compute) out.push(`  matmul GFLOP/s at ${p.compute.dense.tokens} tokens: ${gf(p.compute.dense.gflops)}${p.compute.experts ? `; at ${p.compute.experts.tokens} (an expert's share): ${gf(p.compute.experts.gflops)}` : ""} (${p.compute.dense.how.replace(/ by \d+ tokens/, "")})`);
   if (p.disk) out.push(`  disk ${p.disk.gbps.toFixed(2)} GB/s as the reads were issued (the device alone ${p.disk.diskGBps.toFixed(2)}), read p50 ${p.disk.p50Ms.toFixed(1)} ms, p99 ${p.disk.p99Ms.toFixed(1)} ms (${p.disk.how})`);
   if (!r.plan || !r.forecast) {
     out.push(`verdict: does not run here: ${r.whyNot}`);
@@ -43,7 +45,13 @@ export function formatReport(r: DoctorReport): string {
   }
   out.push(`forecast: decode ${tps(f.decode.mid)} tok/s (${tps(f.decode.low)}-${tps(f.decode.high)}), experts ${f.mode === "stream" ? "streamed" : "resident"}`);
   out.push(`  per token: ${formatBytes(f.bytesPerToken)} of weights; ${f.ms.compute.toFixed(1)} ms compute + ${f.ms.fixed.toFixed(1)} ms fixed${f.mode === "stream" ? ` + ${f.ms.disk.toFixed(1)} ms disk` : ""}`);
-  out.push(`  (bandwidth model: kernels at ${CALIBRATION.memEfficiency} of the probed memory bandwidth; README "doctor" says where the factors come from; prefill is not forecast)`);
+  out.push(`  (bandwidth model: kernels at ${CALIBRATION.memEfficiency} of the probed memory bandwidth; README "doctor" says where the factors come from)`);
+  const pf = r.prefill;
+  if (pf) {
+    const ms = Object.entries(pf.ms).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(" + ");
+    out.push(`forecast: prefill ${tps(pf.tokPerSec.mid)} tok/s (${tps(pf.tokPerSec.low)}-${tps(pf.tokPerSec.mid)}) for a ${pf.promptTokens}-token prompt, compute-bound: ${ms} ms`);
+    if (pf.expertsTouched > 0) out.push(`  (batches of ${pf.batch}: a MoE layer's batch touches ${pf.expertsTouched.toFixed(1)} experts, ${pf.expertBatch.toFixed(1)} tokens each; the low figure if weight reads and compute do not overlap)`);
+  }
   for (const a of f.advice) out.push(`hint: ${a}`);
   return out.join("\n");
 }
@@ -51,15 +59,17 @@ export function formatReport(r: DoctorReport): string {
 export function registerDoctor(program: Command): void {
   const cmd = program
     .command("doctor <model>")
-    .description("will a model run here, and how fast? reads its header (a GGUF, a pack, a Hugging Face REPO[:QUANT|FILE] as pull takes it, or an http(s) URL: range requests, no download), probes memory and disk, forecasts decode tok/s")
+    .description("will a model run here, and how fast? reads its header (a GGUF, a pack, a Hugging Face REPO[:QUANT|FILE] as pull takes it, or an http(s) URL: range requests, no download), probes memory and disk, forecasts decode and prefill tok/s")
     .option("--json", "print one JSON object")
+    .option("--prompt-tokens <n>", "the prompt length the prefill forecast is for", "512")
     .option("--probe-dir <dir>", "for a remote model: where the disk probe writes a scratch file (where the model would be downloaded)", ".")
     .addHelpText("after", "\nExamples:\n  moestream doctor model.gguf\n  moestream doctor unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M\n  moestream doctor https://huggingface.co/ORG/REPO/resolve/main/FILE.gguf\n  moestream doctor model.moe --mem-budget 8G --json");
   addHubOptions(cmd);
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (model: string, opts) => {
     const cfg = engineConfig(opts);
-    const report = await doctor(model, cfg, { probeDir: opts.probeDir, hub: hubAccess(opts) });
+    const promptTokens = intOption(opts.promptTokens, "--prompt-tokens", 1);
+    const report = await doctor(model, cfg, { probeDir: opts.probeDir, hub: hubAccess(opts), promptTokens });
     process.stdout.write((opts.json ? JSON.stringify(report) : formatReport(report)) + "\n");
   });
 }

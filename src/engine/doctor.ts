@@ -12,14 +12,18 @@ import { FileSource, type ByteSource } from "../format/gguf/byte-source.js";
 import { HttpRangeSource, isUrl } from "../format/gguf/http-source.js";
 import { readGGUF } from "../format/gguf/read.js";
 import { checkSplitParts } from "../format/gguf/split.js";
+import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
 import type { ExpertIODecision } from "./expert-io.js";
-import { forecastDecode, type Forecast } from "./forecast.js";
+import { expertKey, probeExpertFfn, probeMatmul, type MatmulThroughput } from "./compute-probe.js";
+import { forecastDecode, forecastPrefill, prefillWidths, type Forecast, type PrefillForecast } from "./forecast.js";
+import { createBackend } from "./load.js";
 import { modelShape, type ExpertLayerShape, type ModelShape } from "./model-shape.js";
 import { planMemory, type MemoryPlan } from "./plan.js";
+import { PREFILL_BATCH } from "./session.js";
 import { probeDisk, probeMemoryBandwidth, type DiskProbe, type MemoryBandwidth } from "./probe.js";
 import { isHubSpec, locate, type HubAccess } from "./pull/index.js";
 
@@ -36,6 +40,8 @@ export interface DoctorOptions {
   memProbeBytes?: number;
   /** For a REPO[:QUANT|FILE] target: the Hub's address, a token, a revision (as `pull` takes them). */
   hub?: HubAccess;
+  /** The prompt the prefill forecast is for (default 512, llama-bench's pp512); 0 skips the compute probe. */
+  promptTokens?: number;
 }
 
 export interface DoctorReport {
@@ -51,6 +57,8 @@ export interface DoctorReport {
   whyNot?: string;
   probe: MachineProbe;
   forecast?: Forecast;
+  /** Prompt processing (absent on a GPU backend, whose kernels this probe does not run). */
+  prefill?: PrefillForecast;
 }
 
 /** Where a pack's records come from: its manifest, through the store (which checks it). */
@@ -162,7 +170,36 @@ export async function readModelSource(target: string, hub?: HubAccess): Promise<
 export interface MachineProbe {
   memory?: MemoryBandwidth;
   disk?: DiskProbe;
+  /** The backend's matmul throughput at a prompt batch's width (dense) and at a touched expert's share of it. */
+  compute?: { dense: MatmulThroughput; experts?: MatmulThroughput };
   ms: number;
+}
+
+/** The engine's backend (as `cfg` picks it) timing its matmuls at the widths a prompt of `promptTokens` gives them. */
+async function probeCompute(m: ModelSource, cfg: EngineConfig, promptTokens: number): Promise<MachineProbe["compute"]> {
+  if (cfg.backend === "webgpu") return undefined;
+  const be = await createBackend(cfg, []);
+  try {
+    const w = prefillWidths(m.shape, promptTokens, PREFILL_BATCH);
+    const k = m.shape.info.nEmbd;
+    const dense = await probeMatmul(be, [...new Set([...Object.keys(m.shape.matmulBytes), "F32"])], k, w.batch);
+    // Each distinct expert layout once: fused as the engine runs it where it can, else its parts' matmuls.
+    const width = Math.max(1, Math.round(w.expertBatch));
+    const fused: Record<string, number> = {};
+    const unfused = new Set<string>();
+    for (const l of m.shape.layers) {
+      const key = expertKey(l.parts);
+      if (key in fused || l.parts.every((p) => unfused.has(ggmlTypeName(p.type)))) continue;
+      const g = await probeExpertFfn(be, l.parts, Math.max(1, Math.min(8, Math.round(w.touched))), width);
+      if (g !== undefined) fused[key] = g;
+      else for (const p of l.parts) unfused.add(ggmlTypeName(p.type));
+    }
+    const perType = unfused.size ? await probeMatmul(be, [...unfused], k, width) : undefined;
+    const experts = m.shape.layers.length ? { ...(perType ?? { tokens: width, ms: 0, how: "" }), gflops: { ...perType?.gflops, ...fused } } : undefined;
+    return { dense, ...(experts ? { experts } : {}) };
+  } finally {
+    be.close?.();
+  }
 }
 
 /** Memory bandwidth at the engine's threads; disk at record size and the engine's reads in flight where it matters. */
@@ -185,7 +222,18 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
       }
     } else disk = await probeDisk(m.expertFiles, recordBytes, inFlight, probeBytes);
   }
-  return { ...(memory ? { memory } : {}), ...(disk ? { disk } : {}), ms: performance.now() - t0 };
+  const prompt = opts.promptTokens ?? 512;
+  const compute = prompt > 0 ? await probeCompute(m, cfg, prompt) : undefined;
+  return { ...(memory ? { memory } : {}), ...(disk ? { disk } : {}), ...(compute ? { compute } : {}), ms: performance.now() - t0 };
+}
+
+/** The prefill forecast for a decision under a probe that timed the backend's matmuls (none without). */
+export function prefillFor(m: ModelSource, decision: Pick<ExpertIODecision, "mode" | "cacheBytes">, probe: MachineProbe, opts: DoctorOptions = {}): PrefillForecast | undefined {
+  if (!probe.compute) return undefined;
+  return forecastPrefill({
+    shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps, packed: m.kind === "pack",
+    denseGflops: probe.compute.dense.gflops, expertGflops: probe.compute.experts?.gflops ?? {}, promptTokens: opts.promptTokens ?? 512, batch: PREFILL_BATCH,
+  });
 }
 
 /** The forecast for a decision (the engine's, or doctor's plan) under a probe. */
@@ -211,6 +259,7 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
   // The disk matters when streaming; a local model's is probed anyway (it says how long a load takes).
   const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.expertFiles.length > 0, opts);
   const forecast = plan ? forecastFor(m, plan.decision, probe, opts) : undefined;
+  const prefill = plan ? prefillFor(m, plan.decision, probe, opts) : undefined;
   return {
     source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}), ...(m.hub ? { hub: m.hub } : {}) },
     model: {
@@ -225,5 +274,6 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
     ...(whyNot ? { whyNot } : {}),
     probe,
     ...(forecast ? { forecast } : {}),
+    ...(prefill ? { prefill } : {}),
   };
 }

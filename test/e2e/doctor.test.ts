@@ -34,10 +34,15 @@ test("doctor --json: resident, the engine's cache, a positive forecast; the text
   }
   assert.equal(j.forecast.mode, "resident");
   assert.ok(j.forecast.decode.mid > 0 && j.probe.memory.gbps > 0 && j.probe.disk.gbps > 0);
+  // Prefill: the backend's matmuls timed at a 512-token batch (Q8_0 dense, the experts fused), and a forecast from them.
+  assert.equal(j.prefill.promptTokens, 512);
+  assert.ok(j.probe.compute.dense.gflops.Q8_0 > 0 && j.probe.compute.experts.gflops["Q8_0+Q8_0+Q8_0"] > 0, JSON.stringify(j.probe.compute));
+  assert.ok(j.prefill.tokPerSec.low > 0 && j.prefill.tokPerSec.low <= j.prefill.tokPerSec.mid, JSON.stringify(j.prefill));
   const t = cli(path, "--ctx-size", "256");
   assert.equal(t.code, 0, t.err);
   assert.match(t.out, /forecast: decode [\d.]+ tok\/s \([\d.]+-[\d.]+\), experts resident/);
   assert.match(t.out, /plan \(as the engine decides\): memory budget .*context 256/);
+  assert.match(t.out, /forecast: prefill [\d.]+ tok\/s \([\d.]+-[\d.]+\) for a 512-token prompt/);
 });
 
 test("doctor streamed: the engine's slots, a hit-rate range and disk bytes per token", async () => {
@@ -85,6 +90,8 @@ test("bench --forecast: doctor's forecast beside each run, from probes on both s
     assert.ok(f.tokPerSec > 0 && f.low <= f.tokPerSec && f.tokPerSec <= f.high && f.memGBps > 0, JSON.stringify(f));
     assert.equal(f.measured.hitRate, 1); // resident: every expert is a hit
   }
+  assert.equal(j.forecast.pp.length, j.pp.tokPerSec.length);
+  for (const f of j.forecast.pp) assert.ok(f.tokPerSec > 0 && f.low <= f.tokPerSec, JSON.stringify(f));
 });
 
 test("doctor REPO:QUANT (HF_ENDPOINT names the Hub stand-in): the header read remotely, nothing downloaded; an unknown quant exits 2", async () => {

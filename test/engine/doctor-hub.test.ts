@@ -36,7 +36,7 @@ const hub = await startHubStandIn({ [REPO]: { files, xet: true }, "test-org/Gate
 test.after(() => hub.close());
 
 const cfg = { ...defaultEngineConfig(), memBudget: 2 ** 30 };
-const fixed = { memGBps: 10, diskGBps: 1 }; // the probes are tested apart: the same figures feed both sides here
+const fixed = { memGBps: 10, diskGBps: 1, promptTokens: 0 }; // the probes are tested apart: the same figures feed both sides here
 const at = (hubUrl: string, token?: string) => ({ ...fixed, hub: { hubUrl, ...(token ? { token } : {}) } });
 /** Bytes the CDN sent for requests logged from `from` on: each range's length, clipped to the file. */
 const cdnBytes = (from: number, size: number) =>
