@@ -18,8 +18,12 @@ const meanSd = (xs: number[]) => {
 function meanCompute(a: MachineProbe, b: MachineProbe): MachineProbe["compute"] {
   if (!a.compute || !b.compute) return a.compute;
   const mean = (x: Record<string, number>, y: Record<string, number> = {}) => Object.fromEntries(Object.entries(x).map(([t, g]) => [t, y[t] === undefined ? g : (g + y[t]) / 2]));
-  const { dense, experts } = a.compute;
-  return { dense: { ...dense, gflops: mean(dense.gflops, b.compute.dense.gflops) }, ...(experts ? { experts: { ...experts, gflops: mean(experts.gflops, b.compute.experts?.gflops) } } : {}) };
+  const { dense, experts, attentionMs } = a.compute;
+  const attn = attentionMs !== undefined && b.compute.attentionMs !== undefined ? (attentionMs + b.compute.attentionMs) / 2 : attentionMs;
+  return {
+    dense: { ...dense, gflops: mean(dense.gflops, b.compute.dense.gflops) }, ...(experts ? { experts: { ...experts, gflops: mean(experts.gflops, b.compute.experts?.gflops) } } : {}),
+    ...(attn !== undefined ? { attentionMs: attn } : {}),
+  };
 }
 
 export function registerBench(program: Command): void {

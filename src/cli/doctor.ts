@@ -29,7 +29,7 @@ export function formatReport(r: DoctorReport): string {
   out.push(`machine (probed in ${(p.ms / 1000).toFixed(1)} s):`);
   if (p.memory) out.push(`  memory read ${p.memory.gbps.toFixed(1)} GB/s (best ${p.memory.best.toFixed(1)}; ${p.memory.how})`);
   const gf = (g: Record<string, number>) => Object.entries(g).map(([t, x]) => `${t} ${x.toFixed(0)}`).join(", ");
-  if (p.compute) out.push(`  matmul GFLOP/s at ${p.compute.dense.tokens} tokens: ${gf(p.compute.dense.gflops)}${p.compute.experts ? `; at ${p.compute.experts.tokens} (an expert's share): ${gf(p.compute.experts.gflops)}` : ""} (${p.compute.dense.how.replace(/ by \d+ tokens/, "")})`);
+  if (p.compute) out.push(`  matmul GFLOP/s at ${p.compute.dense.tokens} tokens: ${gf(p.compute.dense.gflops)}${p.compute.experts ? `; at ${p.compute.experts.tokens} (an expert's share): ${gf(p.compute.experts.gflops)}` : ""} (${p.compute.dense.how.replace(/ by \d+ tokens/, "")})${p.compute.attentionMs !== undefined ? `; attention over ${p.compute.dense.tokens} tokens ${p.compute.attentionMs.toFixed(1)} ms a layer` : ""}`);
   if (p.disk) out.push(`  disk ${p.disk.gbps.toFixed(2)} GB/s as the reads were issued (the device alone ${p.disk.diskGBps.toFixed(2)}), read p50 ${p.disk.p50Ms.toFixed(1)} ms, p99 ${p.disk.p99Ms.toFixed(1)} ms (${p.disk.how})`);
   if (!r.plan || !r.forecast) {
     out.push(`verdict: does not run here: ${r.whyNot}`);

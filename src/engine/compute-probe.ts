@@ -109,3 +109,27 @@ export async function probeMatmul(be: Backend, types: readonly string[], k: numb
   }
   return { gflops, tokens, ms: performance.now() - t0, how: `${be.name} matmul of ${k}x${n} by ${tokens} tokens per type, ${reps} calls a round, median of 3 rounds` };
 }
+
+/**
+ * ms of the backend's attention over one layer's first batch: `tokens` query rows from position 0 at the model's
+ * head layout (what the prefill forecast scales by each batch's positions); undefined without a head layout.
+ */
+export async function probeAttention(be: Backend, a: { nHead: number; nHeadKv: number; headDim: number }, tokens: number, reps = 2): Promise<number | undefined> {
+  const { nHead, nHeadKv, headDim } = a;
+  if (!(nHead > 0 && nHeadKv > 0 && headDim > 0 && nHead % nHeadKv === 0 && Number.isInteger(headDim))) return undefined;
+  const q = be.alloc(tokens * nHead * headDim);
+  const kc = be.alloc(tokens * nHeadKv * headDim);
+  const vc = be.alloc(tokens * nHeadKv * headDim);
+  const out = be.alloc(tokens * nHead * headDim);
+  try {
+    be.write(q, spread(tokens * nHead * headDim));
+    be.write(kc, spread(tokens * nHeadKv * headDim));
+    be.write(vc, spread(tokens * nHeadKv * headDim));
+    // Work of a causal batch from position 0: T(T+1)/2 query-key pairs, 4 flops per head dimension.
+    const flops = 4 * nHead * headDim * ((tokens * (tokens + 1)) / 2);
+    const g = await timeGflops(be, out, flops, reps, () => be.attention(out, q, kc, vc, { nTokens: tokens, startPos: 0, nHead, nHeadKv, headDim, scale: 1 / Math.sqrt(headDim) }));
+    return (flops / (g * 1e9)) * 1000;
+  } finally {
+    for (const b of [q, kc, vc, out]) be.free(b);
+  }
+}

@@ -18,7 +18,7 @@ import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
 import type { ExpertIODecision } from "./expert-io.js";
-import { expertKey, probeExpertFfn, probeMatmul, type MatmulThroughput } from "./compute-probe.js";
+import { expertKey, probeAttention, probeExpertFfn, probeMatmul, type MatmulThroughput } from "./compute-probe.js";
 import { forecastDecode, forecastPrefill, prefillWidths, type Forecast, type PrefillForecast } from "./forecast.js";
 import { createBackend } from "./load.js";
 import { modelShape, type ExpertLayerShape, type ModelShape } from "./model-shape.js";
@@ -171,7 +171,7 @@ export interface MachineProbe {
   memory?: MemoryBandwidth;
   disk?: DiskProbe;
   /** The backend's matmul throughput at a prompt batch's width (dense) and at a touched expert's share of it. */
-  compute?: { dense: MatmulThroughput; experts?: MatmulThroughput };
+  compute?: { dense: MatmulThroughput; experts?: MatmulThroughput; attentionMs?: number };
   ms: number;
 }
 
@@ -196,7 +196,8 @@ async function probeCompute(m: ModelSource, cfg: EngineConfig, promptTokens: num
     }
     const perType = unfused.size ? await probeMatmul(be, [...unfused], k, width) : undefined;
     const experts = m.shape.layers.length ? { ...(perType ?? { tokens: width, ms: 0, how: "" }), gflops: { ...perType?.gflops, ...fused } } : undefined;
-    return { dense, ...(experts ? { experts } : {}) };
+    const attentionMs = m.shape.attention.layers ? await probeAttention(be, m.shape.attention, w.batch) : undefined;
+    return { dense, ...(experts ? { experts } : {}), ...(attentionMs !== undefined ? { attentionMs } : {}) };
   } finally {
     be.close?.();
   }
@@ -233,6 +234,7 @@ export function prefillFor(m: ModelSource, decision: Pick<ExpertIODecision, "mod
   return forecastPrefill({
     shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps, packed: m.kind === "pack",
     denseGflops: probe.compute.dense.gflops, expertGflops: probe.compute.experts?.gflops ?? {}, promptTokens: opts.promptTokens ?? 512, batch: PREFILL_BATCH,
+    ...(probe.compute.attentionMs !== undefined ? { attentionMs: probe.compute.attentionMs } : {}),
   });
 }
 

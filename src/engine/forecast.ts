@@ -139,6 +139,8 @@ export interface PrefillInputs extends ForecastInputs {
   promptTokens: number;
   /** The engine's batch (PREFILL_BATCH). */
   batch: number;
+  /** ms of one layer's attention over a first batch of min(promptTokens, batch) tokens (probeAttention); else estimated at the F32 rate. */
+  attentionMs?: number;
 }
 
 /** The batch widths the probe should run at: a prompt batch's, and what each touched expert gets of it. */
@@ -156,7 +158,8 @@ const touchedExperts = (E: number, k: number, T: number) => E * (1 - (1 - k / E)
 /**
  * Prefill, batch by batch: a matmul of W over t tokens is 2 x params x t flops at the probed GFLOP/s of its type and
  * width, and reads W once at the decode kernels' bandwidth; the dense matrices see the whole batch, each touched
- * expert its share. Attention grows with the context (4 x width flops per token per position, at the F32 rate);
+ * expert its share. Attention grows with the context: the probed kernel's time for a first batch, scaled by each
+ * batch's query-key pairs (without a probe, 4 x width flops per pair at the F32 rate);
  * the output head runs once per batch (memory-bound); the decode model's fixed costs once per batch; streamed, the
  * cache's misses over the disk (a batch touches most experts: the hit rate is the share of them the cache holds).
  */
@@ -210,8 +213,12 @@ export function forecastPrefill(p: PrefillInputs): PrefillForecast {
         ms.disk += ((touched * (1 - hit) * l.recordBytes) / (p.diskGBps * 1e9)) * 1000;
       }
     }
+    // Query-key pairs of this batch: each row attends to every earlier position and itself.
+    const pairs = T * start + (T * (T + 1)) / 2;
+    const T0 = Math.min(promptTokens, batch);
     const f32 = p.denseGflops.F32;
-    if (f32) ms.attention += ((shape.attention.layers * 4 * shape.attention.width * (T * start + (T * (T + 1)) / 2)) / (f32 * 1e9)) * 1000;
+    if (p.attentionMs !== undefined) ms.attention += shape.attention.layers * p.attentionMs * (pairs / ((T0 * (T0 + 1)) / 2));
+    else if (f32) ms.attention += ((shape.attention.layers * 4 * shape.attention.width * pairs) / (f32 * 1e9)) * 1000;
     ms.fixed += ((shape.head.bytes / mem + (shape.info.nLayer * C.layerBytes + C.tokenBytes) / (memGBps * 1e9)) * 1000);
   }
   const total = ms.dense + ms.experts + ms.attention + ms.fixed + ms.disk;

@@ -45,7 +45,7 @@ export interface ModelShape {
    */
   matmulBytes: Record<string, number>;
   head: { type: string; bytes: number };
-  attention: { layers: number; width: number };
+  attention: { layers: number; width: number; nHead: number; nHeadKv: number; headDim: number };
 }
 
 /** `packLayers`: a pack's records (its manifest); absent for a GGUF, whose records the engine plans from the tensors. */
@@ -83,8 +83,9 @@ export function modelShape(file: GGUFFile, packLayers?: readonly ExpertLayerShap
     const a = /^blk\.(\d+)\.attn_(?:q|qkv|q_a)\.weight$/.exec(t.name);
     if (a) attnLayers.add(Number(a[1]));
   }
-  const heads = headCount(file, archName);
+  const heads = headCount(file, `${archName}.attention.head_count`);
   const keyLength = metaNumber(file, `${archName}.attention.key_length`, { default: heads ? info.nEmbd / heads : 0 });
+  const kvHeads = headCount(file, `${archName}.attention.head_count_kv`) || heads;
   let tokenExpertBytes = 0;
   for (const l of layers) {
     for (const p of l.parts) {
@@ -98,13 +99,13 @@ export function modelShape(file: GGUFFile, packLayers?: readonly ExpertLayerShap
     expertBytes: layers.reduce((a, l) => a + l.recordBytes * l.experts, 0),
     slotBytes: Math.max(0, ...layers.map((l) => l.recordBytes)),
     layers, perExpert, tokenBytes, tokenExpertBytes,
-    matmulBytes, head: { type: ggmlTypeName(head.type), bytes: head.byteLength }, attention: { layers: attnLayers.size, width: heads * keyLength },
+    matmulBytes, head: { type: ggmlTypeName(head.type), bytes: head.byteLength }, attention: { layers: attnLayers.size, width: heads * keyLength, nHead: heads, nHeadKv: kvHeads, headDim: keyLength },
   };
 }
 
-/** Query heads: one number, or per layer (the widest). */
-function headCount(file: GGUFFile, arch: string): number {
-  const v = getMeta(file, `${arch}.attention.head_count`);
+/** Heads: one number, or per layer (the widest). */
+function headCount(file: GGUFFile, key: string): number {
+  const v = getMeta(file, key);
   if (!v) return 0;
   if (v.type === "array") return Math.max(0, ...(v.value as unknown[]).map(Number).filter(Number.isFinite));
   return Number(v.value);

@@ -36,7 +36,7 @@ test("doctor --json: resident, the engine's cache, a positive forecast; the text
   assert.ok(j.forecast.decode.mid > 0 && j.probe.memory.gbps > 0 && j.probe.disk.gbps > 0);
   // Prefill: the backend's matmuls timed at a 512-token batch (Q8_0 dense, the experts fused), and a forecast from them.
   assert.equal(j.prefill.promptTokens, 512);
-  assert.ok(j.probe.compute.dense.gflops.Q8_0 > 0 && j.probe.compute.experts.gflops["Q8_0+Q8_0+Q8_0"] > 0, JSON.stringify(j.probe.compute));
+  assert.ok(j.probe.compute.dense.gflops.Q8_0 > 0 && j.probe.compute.experts.gflops["Q8_0+Q8_0+Q8_0"] > 0 && j.probe.compute.attentionMs > 0, JSON.stringify(j.probe.compute));
   assert.ok(j.prefill.tokPerSec.low > 0 && j.prefill.tokPerSec.low <= j.prefill.tokPerSec.mid, JSON.stringify(j.prefill));
   const t = cli(path, "--ctx-size", "256");
   assert.equal(t.code, 0, t.err);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { doctor, readModelSource } from "../../src/engine/doctor.js";
 import { CALIBRATION, forecastDecode, forecastPrefill, hitRate } from "../../src/engine/forecast.js";
-import { expertKey, probeExpertFfn, probeMatmul } from "../../src/engine/compute-probe.js";
+import { expertKey, probeAttention, probeExpertFfn, probeMatmul } from "../../src/engine/compute-probe.js";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { probeDisk, probeMemoryBandwidth } from "../../src/engine/probe.js";
@@ -157,7 +157,7 @@ test("prefill shape: the dense matrices a prompt token multiplies by (no embeddi
   const attn = q8(256 * 256) * 2 + q8(256 * 128) * 2;
   assert.deepEqual(shape.matmulBytes, { Q8_0: 4 * attn, F32: 4 * f32(256 * 16) }); // attention, router: norms are not matrices
   assert.deepEqual(shape.head, { type: "Q8_0", bytes: q8(256 * 8192) }); // tied: the embedding table
-  assert.deepEqual(shape.attention, { layers: 4, width: 4 * 64 });
+  assert.deepEqual(shape.attention, { layers: 4, width: 4 * 64, nHead: 4, nHeadKv: 2, headDim: 64 });
 });
 
 test("prefill forecast: matmuls at the probed GFLOP/s or their weight read, whichever is longer; experts at their share of the batch", async () => {
@@ -192,12 +192,15 @@ test("prefill forecast: matmuls at the probed GFLOP/s or their weight read, whic
   // 1024 tokens: two batches of 512, the second attending to the first's 512 positions too.
   const two = forecastPrefill({ ...base, expertGflops: { Q5_K: 80 }, promptTokens: 1024 });
   close(two.ms.attention, ((4 * 4 * 256 * ((512 * 513) / 2 + (512 * 512 + (512 * 513) / 2))) / 50e9) * 1000, "two batches' attention");
+  // A probed attention time (one layer, first batch) scales by each batch's query-key pairs: the second batch has 3x the first's.
+  const probed = forecastPrefill({ ...base, expertGflops: { Q5_K: 80 }, promptTokens: 1024, attentionMs: 2 });
+  close(probed.ms.attention, 4 * 2 * (1 + (512 * 512 + (512 * 513) / 2) / ((512 * 513) / 2)), "probed attention");
   // Streamed with a quarter of the experts cached: each batch reads the touched experts' misses.
   const s = forecastPrefill({ ...base, decision: { mode: "stream", cacheBytes: 16 * shape.slotBytes }, diskGBps: 0.5, expertGflops: { Q5_K: 80 }, promptTokens: T });
   close(s.ms.disk, ((4 * touched * 0.75 * shape.slotBytes) / 0.5e9) * 1000, "disk");
 });
 
-test("the compute probe: the native backend's matmul and fused expert FFN give positive, finite GFLOP/s; scalar has no fused FFN", async () => {
+test("the compute probe: the native backend's matmul, fused expert FFN and attention give positive, finite figures; scalar has no fused FFN", async () => {
   const be = new NativeBackend({ threads: 2 });
   const m = await probeMatmul(be, ["Q4_K", "Q8_0", "F32", "IQ2_XXS"], 256, 8, 2);
   for (const t of ["Q4_K", "Q8_0", "F32", "IQ2_XXS"]) assert.ok(Number.isFinite(m.gflops[t]) && m.gflops[t] > 0, `${t}: ${m.gflops[t]}`);
@@ -207,4 +210,7 @@ test("the compute probe: the native backend's matmul and fused expert FFN give p
   assert.ok(g !== undefined && Number.isFinite(g) && g > 0, `${g}`);
   assert.equal(await probeExpertFfn(new ScalarBackend(), shape.layers[0].parts, 2, 4, 1), undefined);
   assert.equal(expertKey(shape.layers[0].parts), "Q5_K+Q5_K+Q5_K");
+  const a = await probeAttention(be, shape.attention, 16, 1);
+  assert.ok(a !== undefined && Number.isFinite(a) && a > 0, `${a}`);
+  assert.equal(await probeAttention(be, { nHead: 3, nHeadKv: 2, headDim: 64 }, 16), undefined); // heads do not group
 });
