@@ -1,4 +1,4 @@
-// npm run bench -- doctor: doctor's decode forecast against `bench`'s measurement on the tiny model, a3b-8L's
+// npm run bench -- doctor: doctor's decode and prefill forecasts against `bench`'s measurement on the tiny model, a3b-8L's
 // Q4_K_M-like mix (resident) and a3b Q4_K's pack under a memory cgroup at 0.35x its bytes (streamed). Each is one
 // `bench --forecast` child: memory and disk probed before and after every run, so forecast and measurement share
 // the machine's load (the load average is printed beside them). --only=tiny|8L|a3b picks one.
@@ -10,7 +10,7 @@ import { createMemCgroup, runChild, type MemCgroup } from "./cgroup.js";
 
 /** children: separate processes (a streamed run's repetitions would replay the same routing into a warm cache). */
 interface Case { name: string; model: string; args: string[]; capBytes?: number; children?: number }
-interface BenchJson { expertIO: string; tg: { tokPerSec: number[] }; forecast: { tg: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number; hitRate: number; diskMiBPerToken: number; measured: { hitRate: number; diskMiBPerToken: number; ioWaitMsPerToken: number } }[] } }
+interface BenchJson { expertIO: string; pp: { tokens: number; tokPerSec: number[] }; tg: { tokPerSec: number[] }; forecast: { pp: { tokPerSec: number; low: number }[]; tg: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number; hitRate: number; diskMiBPerToken: number; measured: { hitRate: number; diskMiBPerToken: number; ioWaitMsPerToken: number } }[] } }
 
 const CACHE = process.env.MOESTREAM_BENCH_CACHE ?? join(".cache", "bench");
 const GiB = 2 ** 30;
@@ -30,8 +30,8 @@ async function ensureTiny(): Promise<string> {
 
 export async function benchDoctor(only?: string): Promise<void> {
   const cases: Case[] = [
-    { name: "tiny Q4_K (resident)", model: await ensureTiny(), args: ["-p", "16", "-n", "64", "-r", "6"] },
-    { name: "a3b-8L Q4_K_M mix (resident)", model: join(CACHE, "a3b-8L-mix-q4_k_m.gguf"), args: ["-p", "16", "-n", "32", "-r", "5"] },
+    { name: "tiny Q4_K (resident)", model: await ensureTiny(), args: ["-p", "512", "-n", "64", "-r", "6"] },
+    { name: "a3b-8L Q4_K_M mix (resident)", model: join(CACHE, "a3b-8L-mix-q4_k_m.gguf"), args: ["-p", "512", "-n", "32", "-r", "5"] },
     { name: "a3b Q4_K pack, cgroup 0.35x (streamed)", model: join(CACHE, "a3b-q4_k-real-like.moe"), args: ["-p", "8", "-n", "32", "-r", "1"], capBytes: Math.round(0.35 * 17.2e9), children: 2 },
   ].filter((c) => !only || c.name.includes(only));
   for (const c of cases) {
@@ -71,6 +71,11 @@ async function runCase(c: Case): Promise<void> {
     });
     const ratio = median(tg.map((t, i) => t / fc[i].tokPerSec));
     console.log(`  median measured/forecast ${ratio.toFixed(2)} (${Math.abs(ratio - 1) <= 0.25 ? "within" : "outside"} +-25%)${cg ? `; peak cgroup usage ${(cg.maxUsage() / GiB).toFixed(2)} GiB` : ""}`);
+    const pp = j.pp.tokPerSec, pf = j.forecast.pp;
+    if (pf.length === pp.length) {
+      const ppRatio = median(pp.map((t, i) => t / pf[i].tokPerSec));
+      console.log(`  pp${j.pp.tokens}: measured ${pp.map((t) => t.toFixed(1)).join(", ")} tok/s; forecast ${pf.map((f) => f.tokPerSec.toFixed(1)).join(", ")}; median measured/forecast ${ppRatio.toFixed(2)} (${Math.abs(ppRatio - 1) <= 0.25 ? "within" : "outside"} +-25%)`);
+    }
   } finally {
     cg?.remove();
   }

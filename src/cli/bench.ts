@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { cpus } from "node:os";
 import { ENGINE_OPTIONS } from "../engine/config.js";
-import { forecastFor, probeMachine, readModelSource } from "../engine/doctor.js";
+import { forecastFor, prefillFor, probeMachine, readModelSource, type MachineProbe } from "../engine/doctor.js";
 import { Session } from "../engine/session.js";
 import { addOptions, engineConfig, intOption, loadInProcess } from "./common.js";
 import { formatStats } from "./stats.js";
@@ -14,6 +14,18 @@ const meanSd = (xs: number[]) => {
   return `${m.toFixed(2)} ± ${sd.toFixed(2)}`;
 };
 
+/** The compute probes on both sides of a run, averaged type by type. */
+function meanCompute(a: MachineProbe, b: MachineProbe): MachineProbe["compute"] {
+  if (!a.compute || !b.compute) return a.compute;
+  const mean = (x: Record<string, number>, y: Record<string, number> = {}) => Object.fromEntries(Object.entries(x).map(([t, g]) => [t, y[t] === undefined ? g : (g + y[t]) / 2]));
+  const { dense, experts, attentionMs } = a.compute;
+  const attn = attentionMs !== undefined && b.compute.attentionMs !== undefined ? (attentionMs + b.compute.attentionMs) / 2 : attentionMs;
+  return {
+    dense: { ...dense, gflops: mean(dense.gflops, b.compute.dense.gflops) }, ...(experts ? { experts: { ...experts, gflops: mean(experts.gflops, b.compute.experts?.gflops) } } : {}),
+    ...(attn !== undefined ? { attentionMs: attn } : {}),
+  };
+}
+
 export function registerBench(program: Command): void {
   const cmd = program
     .command("bench")
@@ -23,7 +35,7 @@ export function registerBench(program: Command): void {
     .option("-n, --n-gen <n>", "generated tokens (tg)", "128")
     .option("-r, --repetitions <n>", "runs of each, reported as mean ± sd", "3")
     .option("--json", "print one JSON object instead of the table")
-    .option("--forecast", "before each repetition, probe memory and disk as doctor does and print doctor's decode forecast beside the measurement")
+    .option("--forecast", "before each repetition, probe memory, disk and matmul throughput as doctor does and print doctor's decode and prefill forecasts beside the measurements")
     .addHelpText("after", "\nExamples:\n  moestream bench -m model.gguf\n  moestream bench -m model.moe -p 128 -n 64 --expert-io stream --mem-budget 8G");
   addOptions(cmd, ENGINE_OPTIONS);
   cmd.action(async (opts) => {
@@ -44,7 +56,8 @@ export function registerBench(program: Command): void {
       const forecasts: { tokPerSec: number; low: number; high: number; memGBps: number; diskGBps?: number; hitRate: number; diskMiBPerToken: number; measured: { hitRate: number; diskMiBPerToken: number; ioWaitMsPerToken: number } }[] = [];
       // Probed between runs, and each run's forecast from the probes on both sides of it: forecast and measurement
       // share the machine's load. 128 MiB, well past any L3.
-      const probeNow = () => probeMachine(source!, cfg, lm.expertIO.mode === "stream", { memProbeBytes: 128 * 2 ** 20, diskProbeBytes: 96 * 2 ** 20 });
+      const probeNow = () => probeMachine(source!, cfg, lm.expertIO.mode === "stream", { memProbeBytes: 128 * 2 ** 20, diskProbeBytes: 96 * 2 ** 20, promptTokens: nPrompt });
+      const ppForecasts: { tokPerSec: number; low: number }[] = [];
       let before = source ? await probeNow() : undefined;
       for (let r = 0; r < reps; r++) {
         session.reset();
@@ -59,6 +72,8 @@ export function registerBench(program: Command): void {
           const memGBps = mean(before.memory!.gbps, after.memory!.gbps)!;
           const diskGBps = mean(before.disk?.gbps, after.disk?.gbps);
           const f = forecastFor(source, lm.expertIO, before, { memGBps, diskGBps });
+          const pf = prefillFor(source, lm.expertIO, { ...before, compute: meanCompute(before, after) }, { memGBps, diskGBps, promptTokens: nPrompt });
+          if (pf) ppForecasts.push({ tokPerSec: pf.tokPerSec.mid, low: pf.tokPerSec.low });
           const d = st.experts.decode;
           const perToken = (x: number) => x / Math.max(1, nGen);
           forecasts.push({
@@ -72,12 +87,16 @@ export function registerBench(program: Command): void {
       const out = {
         model: lm.path, backend: lm.backend.name, threads: cfg.threads || cpus().length, expertIO: lm.expertIO.mode,
         pp: { tokens: nPrompt, tokPerSec: pp }, tg: { tokens: nGen, tokPerSec: tg }, lastRun: session.lastStats,
-        ...(source ? { forecast: { tg: forecasts } } : {}),
+        ...(source ? { forecast: { tg: forecasts, pp: ppForecasts } } : {}),
       };
       if (opts.json) process.stdout.write(JSON.stringify(out) + "\n");
       else {
         process.stdout.write(`model ${lm.path} | backend ${out.backend}, ${out.threads} threads | experts ${out.expertIO}\n`);
         process.stdout.write(`pp${nPrompt}: ${meanSd(pp)} tok/s\n`);
+        if (ppForecasts.length) {
+          const ratios = pp.map((t, i) => t / ppForecasts[i].tokPerSec);
+          process.stdout.write(`forecast pp${nPrompt}: ${meanSd(ppForecasts.map((f) => f.tokPerSec))} tok/s (doctor, matmul throughput probed before and after each run); measured / forecast ${ratios.map((x) => x.toFixed(2)).join(", ")}\n`);
+        }
         if (nGen > 0) process.stdout.write(`tg${nGen}: ${meanSd(tg)} tok/s\n`);
         if (nGen > 0 && forecasts.length) {
           const ratios = tg.map((t, i) => t / forecasts[i].tokPerSec);

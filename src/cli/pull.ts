@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { HUB_URL, pull } from "../engine/pull/index.js";
+import { HUB_URL, pull, type HubAccess } from "../engine/pull/index.js";
 import { UsageError } from "../util/errors.js";
 import { intOption } from "./common.js";
 import { defaultPackDir, packWithProgress } from "./pack.js";
@@ -24,18 +24,31 @@ function hfHubCache(): string {
   return join(env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "huggingface"), "hub");
 }
 
+/** --endpoint (else HF_ENDPOINT) and --token (else HF_TOKEN) as `pull` and `doctor` take them. */
+export function hubAccess(opts: { endpoint?: string; token?: string; revision?: string }): HubAccess {
+  const endpoint = String(opts.endpoint ?? (process.env.HF_ENDPOINT || HUB_URL)).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(endpoint)) throw new UsageError("bad_option", `--endpoint must be an http(s) URL, got '${endpoint}'`);
+  const token: string | undefined = opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined);
+  return { hubUrl: endpoint, token, revision: opts.revision };
+}
+
+/** The options naming the Hub, a token and a revision, shared by `pull` and `doctor`. */
+export function addHubOptions(cmd: Command): Command {
+  return cmd
+    .option("--token <hf_...>", "access token for gated or private repos (default: env HF_TOKEN)")
+    .option("--revision <rev>", "branch, tag or commit of the repo", "main")
+    .option("--endpoint <url>", `the Hub's address (default: ${HUB_URL}, env HF_ENDPOINT)`);
+}
+
 const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v);
 
 export function registerPull(program: Command): void {
-  program
+  const cmd = program
     .command("pull <spec>")
     .description("download a GGUF from the Hugging Face Hub (REPO[:QUANT|FILE]) into the cache and print its local path")
     .option("--cache-dir <dir>", "where models are kept, as DIR/owner/name/FILE (default: ~/.cache/moestream/models, env MOESTREAM_CACHE_DIR; XDG_CACHE_HOME moves it)")
     .option("--no-hf-cache", "do not link files already in the Hugging Face hub cache (default: linked when their sha256 matches; HF_HUB_CACHE, HF_HOME)")
-    .option("--token <hf_...>", "access token for gated or private repos (default: env HF_TOKEN)")
     .option("--offline", "use only the cache, never the network (default: off, env HF_HUB_OFFLINE=1); without it the cache still answers when the Hub is unreachable")
-    .option("--revision <rev>", "branch, tag or commit of the repo", "main")
-    .option("--endpoint <url>", `the Hub's address (default: ${HUB_URL}, env HF_ENDPOINT)`)
     .option("--retries <n>", "connection cuts survived per file; each retry resumes where the last stopped", "3")
     .option("--merge", "merge a split GGUF's parts into one file (moestream loads one file) and delete the parts; needs room for both meanwhile")
     .option("--pack", "pack the model after the download (as `moestream pack`; a split GGUF is merged first) and print the packed directory instead")
@@ -48,39 +61,37 @@ export function registerPull(program: Command): void {
       "  moestream pull unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M",
       "  moestream chat -m $(moestream pull ggml-org/gpt-oss-20b-GGUF:MXFP4)",
       "  moestream pull unsloth/Qwen3-30B-A3B-GGUF:Qwen3-30B-A3B-Q8_0.gguf --pack",
-    ].join("\n"))
-    .action(async (spec: string, opts) => {
-      const retries = intOption(opts.retries, "--retries", 0, 100);
-      const endpoint = String(opts.endpoint ?? (process.env.HF_ENDPOINT || HUB_URL)).replace(/\/+$/, "");
-      if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(endpoint)) throw new UsageError("bad_option", `--endpoint must be an http(s) URL, got '${endpoint}'`);
-      const token: string | undefined = opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined);
-      const bar = progressBar("downloading");
-      const mergeBar = progressBar("merging");
-      let r;
-      try {
-        r = await pull(spec, {
-          cacheDir: opts.cacheDir ?? defaultCacheDir(), hfCache: opts.hfCache === false ? undefined : hfHubCache(), hubUrl: endpoint, token, revision: opts.revision, retries,
-          offline: opts.offline || truthy(process.env.HF_HUB_OFFLINE),
-          merge: opts.merge || opts.pack,
-          onProgress: (d, t) => bar.update(d, t),
-          onMergeProgress: (d, t) => (bar.stop(), mergeBar.update(d, t)),
-          onNote: (line) => process.stderr.write(`moestream: ${line}\n`),
-        });
-      } finally {
-        bar.stop();
-        mergeBar.stop();
-      }
-      const mib = (r.downloaded / 2 ** 20).toFixed(1);
-      process.stderr.write(`moestream: ${r.repo}@${r.commit.slice(0, 12)}: ${r.offline ? "from the cache (offline)" : r.downloaded ? `${mib} MiB downloaded, sha256 verified` : "already in the cache"}\n`);
-      if (r.files.length > 1) {
-        process.stderr.write(`moestream: a split GGUF of ${r.files.length} parts; moestream loads one file: pull again with --merge (or run llama.cpp's \`llama-gguf-split --merge ${r.files[0]} OUT.gguf\`)\n`);
-      }
-      let out = r.files[0];
-      if (opts.pack) {
-        const dir = defaultPackDir(out);
-        // Packing writes the directory last, so one that exists is whole; a fresh download replaces it.
-        out = existsSync(dir) && r.downloaded === 0 ? dir : await packWithProgress(out, dir, { overwrite: true });
-      }
-      process.stdout.write(out + "\n");
-    });
+    ].join("\n"));
+  addHubOptions(cmd).action(async (spec: string, opts) => {
+    const retries = intOption(opts.retries, "--retries", 0, 100);
+    const { hubUrl: endpoint, token } = hubAccess(opts);
+    const bar = progressBar("downloading");
+    const mergeBar = progressBar("merging");
+    let r;
+    try {
+      r = await pull(spec, {
+        cacheDir: opts.cacheDir ?? defaultCacheDir(), hfCache: opts.hfCache === false ? undefined : hfHubCache(), hubUrl: endpoint, token, revision: opts.revision, retries,
+        offline: opts.offline || truthy(process.env.HF_HUB_OFFLINE),
+        merge: opts.merge || opts.pack,
+        onProgress: (d, t) => bar.update(d, t),
+        onMergeProgress: (d, t) => (bar.stop(), mergeBar.update(d, t)),
+        onNote: (line) => process.stderr.write(`moestream: ${line}\n`),
+      });
+    } finally {
+      bar.stop();
+      mergeBar.stop();
+    }
+    const mib = (r.downloaded / 2 ** 20).toFixed(1);
+    process.stderr.write(`moestream: ${r.repo}@${r.commit.slice(0, 12)}: ${r.offline ? "from the cache (offline)" : r.downloaded ? `${mib} MiB downloaded, sha256 verified` : "already in the cache"}\n`);
+    if (r.files.length > 1) {
+      process.stderr.write(`moestream: a split GGUF of ${r.files.length} parts; moestream loads one file: pull again with --merge (or run llama.cpp's \`llama-gguf-split --merge ${r.files[0]} OUT.gguf\`)\n`);
+    }
+    let out = r.files[0];
+    if (opts.pack) {
+      const dir = defaultPackDir(out);
+      // Packing writes the directory last, so one that exists is whole; a fresh download replaces it.
+      out = existsSync(dir) && r.downloaded === 0 ? dir : await packWithProgress(out, dir, { overwrite: true });
+    }
+    process.stdout.write(out + "\n");
+  });
 }

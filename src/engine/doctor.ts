@@ -11,14 +11,21 @@ import { DENSE_FILE, layerFileName } from "../experts/pack-format.js";
 import { FileSource, type ByteSource } from "../format/gguf/byte-source.js";
 import { HttpRangeSource, isUrl } from "../format/gguf/http-source.js";
 import { readGGUF } from "../format/gguf/read.js";
+import { checkSplitParts } from "../format/gguf/split.js";
+import { ggmlTypeName } from "../format/gguf/ggml-types.js";
+import type { GGUFFile } from "../format/gguf/types.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { FormatError, UsageError } from "../util/errors.js";
 import type { EngineConfig } from "./config.js";
 import type { ExpertIODecision } from "./expert-io.js";
-import { forecastDecode, type Forecast } from "./forecast.js";
+import { expertKey, probeAttention, probeExpertFfn, probeMatmul, type MatmulThroughput } from "./compute-probe.js";
+import { forecastDecode, forecastPrefill, prefillWidths, type Forecast, type PrefillForecast } from "./forecast.js";
+import { createBackend } from "./load.js";
 import { modelShape, type ExpertLayerShape, type ModelShape } from "./model-shape.js";
 import { planMemory, type MemoryPlan } from "./plan.js";
+import { PREFILL_BATCH } from "./session.js";
 import { probeDisk, probeMemoryBandwidth, type DiskProbe, type MemoryBandwidth } from "./probe.js";
+import { isHubSpec, locate, type HubAccess } from "./pull/index.js";
 
 export interface DoctorOptions {
   /** Skip the disk probe and take this GB/s (tests; a known disk). */
@@ -31,10 +38,14 @@ export interface DoctorOptions {
   diskProbeBytes?: number;
   /** Bytes the memory probe reads (default 256 MiB). */
   memProbeBytes?: number;
+  /** For a REPO[:QUANT|FILE] target: the Hub's address, a token, a revision (as `pull` takes them). */
+  hub?: HubAccess;
+  /** The prompt the prefill forecast is for (default 512, llama-bench's pp512); 0 skips the compute probe. */
+  promptTokens?: number;
 }
 
 export interface DoctorReport {
-  source: { kind: "gguf" | "pack" | "url"; path: string; fileBytes: number; headerBytesFetched?: number };
+  source: { kind: ModelSource["kind"]; path: string; fileBytes: number; headerBytesFetched?: number; hub?: HubModel };
   model: {
     arch: string; layers: number; moeLayers: number; experts: number; expertsUsed: number;
     denseBytes: number; expertBytes: number; recordBytes: number;
@@ -46,6 +57,8 @@ export interface DoctorReport {
   whyNot?: string;
   probe: MachineProbe;
   forecast?: Forecast;
+  /** Prompt processing (absent on a GPU backend, whose kernels this probe does not run). */
+  prefill?: PrefillForecast;
 }
 
 /** Where a pack's records come from: its manifest, through the store (which checks it). */
@@ -73,12 +86,21 @@ async function scratchFile(dir: string, bytes: number): Promise<{ path: string; 
   return { path, remove: () => rm(d, { recursive: true, force: true }) };
 }
 
+/** Where on the Hub a REPO[:QUANT|FILE] target's header was read: every part of a split GGUF (each lists its own tensors). */
+export interface HubModel {
+  repo: string;
+  commit: string;
+  quant: string;
+  files: string[];
+}
+
 /** A model's header, wherever it is, and what it costs (no weights read). */
 export interface ModelSource {
-  kind: "gguf" | "pack" | "url";
+  kind: "gguf" | "pack" | "url" | "hub";
   path: string;
   fileBytes: number;
   headerBytesFetched?: number;
+  hub?: HubModel;
   shape: ModelShape;
   /** Where its expert records lie on this machine (none for a URL). */
   expertFiles: string[];
@@ -86,8 +108,46 @@ export interface ModelSource {
   heldBytes: number;
 }
 
-export async function readModelSource(target: string): Promise<ModelSource> {
+/**
+ * A Hub model's header by range requests on its resolve URLs, as `pull` would choose the file. A split GGUF's parts
+ * each hold their own tensors' infos (the first also the metadata): every part's header is read and the tensors joined.
+ */
+async function readHubSource(target: string, access: HubAccess = {}): Promise<ModelSource> {
+  const remote = await locate(target, access).catch((e: unknown) => {
+    if (e instanceof UsageError && e.code === "repo_not_found") throw new UsageError(e.code, `${e.message}; nor is there a local file or directory of that name`);
+    throw e;
+  });
+  const headers: Record<string, string> = access.token ? { authorization: `Bearer ${access.token}` } : {};
+  const files: GGUFFile[] = [];
+  let fetched = 0;
+  try {
+    for (const f of remote.files) {
+      const src = await HttpRangeSource.open(f.url, headers);
+      try {
+        files.push(await readGGUF(src));
+      } catch (e) {
+        await src.close();
+        throw e;
+      } finally {
+        fetched += src.fetchedBytes;
+      }
+    }
+    if (files.length > 1) checkSplitParts(files);
+    const joined: GGUFFile = { ...files[0], tensors: files.flatMap((f) => f.tensors) };
+    const shape = modelShape(joined);
+    Tokenizer.fromMetadata(joined.metadata);
+    return {
+      kind: "hub", path: target, fileBytes: remote.files.reduce((a, f) => a + f.size, 0), shape, heldBytes: process.memoryUsage.rss(), expertFiles: [],
+      headerBytesFetched: fetched, hub: { repo: remote.repo, commit: remote.commit, quant: remote.label, files: remote.files.map((f) => f.path) },
+    };
+  } finally {
+    for (const f of files) await f.source.close();
+  }
+}
+
+export async function readModelSource(target: string, hub?: HubAccess): Promise<ModelSource> {
   const remote = isUrl(target);
+  if (!existsSync(target) && isHubSpec(target)) return readHubSource(target, hub);
   if (!remote && !existsSync(target)) throw new UsageError("model_not_found", `model file not found: ${target}`);
   const packed = !remote && statSync(target).isDirectory();
   if (packed && !existsSync(join(target, DENSE_FILE))) throw new FormatError("not_a_pack", target, undefined, `a directory but not a packed model: ${DENSE_FILE} not found`);
@@ -110,7 +170,37 @@ export async function readModelSource(target: string): Promise<ModelSource> {
 export interface MachineProbe {
   memory?: MemoryBandwidth;
   disk?: DiskProbe;
+  /** The backend's matmul throughput at a prompt batch's width (dense) and at a touched expert's share of it. */
+  compute?: { dense: MatmulThroughput; experts?: MatmulThroughput; attentionMs?: number };
   ms: number;
+}
+
+/** The engine's backend (as `cfg` picks it) timing its matmuls at the widths a prompt of `promptTokens` gives them. */
+async function probeCompute(m: ModelSource, cfg: EngineConfig, promptTokens: number): Promise<MachineProbe["compute"]> {
+  if (cfg.backend === "webgpu") return undefined;
+  const be = await createBackend(cfg, []);
+  try {
+    const w = prefillWidths(m.shape, promptTokens, PREFILL_BATCH);
+    const k = m.shape.info.nEmbd;
+    const dense = await probeMatmul(be, [...new Set([...Object.keys(m.shape.matmulBytes), "F32"])], k, w.batch);
+    // Each distinct expert layout once: fused as the engine runs it where it can, else its parts' matmuls.
+    const width = Math.max(1, Math.round(w.expertBatch));
+    const fused: Record<string, number> = {};
+    const unfused = new Set<string>();
+    for (const l of m.shape.layers) {
+      const key = expertKey(l.parts);
+      if (key in fused || l.parts.every((p) => unfused.has(ggmlTypeName(p.type)))) continue;
+      const g = await probeExpertFfn(be, l.parts, Math.max(1, Math.min(8, Math.round(w.touched))), width);
+      if (g !== undefined) fused[key] = g;
+      else for (const p of l.parts) unfused.add(ggmlTypeName(p.type));
+    }
+    const perType = unfused.size ? await probeMatmul(be, [...unfused], k, width) : undefined;
+    const experts = m.shape.layers.length ? { ...(perType ?? { tokens: width, ms: 0, how: "" }), gflops: { ...perType?.gflops, ...fused } } : undefined;
+    const attentionMs = m.shape.attention.layers ? await probeAttention(be, m.shape.attention, w.batch) : undefined;
+    return { dense, ...(experts ? { experts } : {}), ...(attentionMs !== undefined ? { attentionMs } : {}) };
+  } finally {
+    be.close?.();
+  }
 }
 
 /** Memory bandwidth at the engine's threads; disk at record size and the engine's reads in flight where it matters. */
@@ -124,7 +214,7 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
     // within the engine's I/O depth (the CLI sets it from the launcher's libuv pool, 16; 4 is libuv's default).
     const inFlight = Math.min(cfg.ioDepth || 4, Math.max(1, m.shape.info.nExpertUsed));
     const probeBytes = opts.diskProbeBytes ?? 192 * 2 ** 20;
-    if (m.kind === "url") {
+    if (m.expertFiles.length === 0) {
       const scratch = await scratchFile(opts.probeDir ?? ".", Math.max(probeBytes, 4 * recordBytes));
       try {
         disk = await probeDisk([scratch.path], recordBytes, inFlight, probeBytes);
@@ -133,7 +223,19 @@ export async function probeMachine(m: ModelSource, cfg: EngineConfig, needDisk: 
       }
     } else disk = await probeDisk(m.expertFiles, recordBytes, inFlight, probeBytes);
   }
-  return { ...(memory ? { memory } : {}), ...(disk ? { disk } : {}), ms: performance.now() - t0 };
+  const prompt = opts.promptTokens ?? 512;
+  const compute = prompt > 0 ? await probeCompute(m, cfg, prompt) : undefined;
+  return { ...(memory ? { memory } : {}), ...(disk ? { disk } : {}), ...(compute ? { compute } : {}), ms: performance.now() - t0 };
+}
+
+/** The prefill forecast for a decision under a probe that timed the backend's matmuls (none without). */
+export function prefillFor(m: ModelSource, decision: Pick<ExpertIODecision, "mode" | "cacheBytes">, probe: MachineProbe, opts: DoctorOptions = {}): PrefillForecast | undefined {
+  if (!probe.compute) return undefined;
+  return forecastPrefill({
+    shape: m.shape, decision, memGBps: opts.memGBps ?? probe.memory!.gbps, diskGBps: opts.diskGBps ?? probe.disk?.gbps, packed: m.kind === "pack",
+    denseGflops: probe.compute.dense.gflops, expertGflops: probe.compute.experts?.gflops ?? {}, promptTokens: opts.promptTokens ?? 512, batch: PREFILL_BATCH,
+    ...(probe.compute.attentionMs !== undefined ? { attentionMs: probe.compute.attentionMs } : {}),
+  });
 }
 
 /** The forecast for a decision (the engine's, or doctor's plan) under a probe. */
@@ -142,7 +244,7 @@ export function forecastFor(m: ModelSource, decision: Pick<ExpertIODecision, "mo
 }
 
 export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {
-  const m = await readModelSource(target);
+  const m = await readModelSource(target, opts.hub);
   const { shape } = m;
   const recordBytes = shape.slotBytes;
   // The same backend choice as the engine's: wasm keeps a second host copy of each cached expert (a GPU tier's is
@@ -157,10 +259,11 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
     whyNot = e.message;
   }
   // The disk matters when streaming; a local model's is probed anyway (it says how long a load takes).
-  const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.kind !== "url", opts);
+  const probe = await probeMachine(m, cfg, plan?.decision.mode === "stream" || m.expertFiles.length > 0, opts);
   const forecast = plan ? forecastFor(m, plan.decision, probe, opts) : undefined;
+  const prefill = plan ? prefillFor(m, plan.decision, probe, opts) : undefined;
   return {
-    source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}) },
+    source: { kind: m.kind, path: target, fileBytes: m.fileBytes, ...(m.headerBytesFetched !== undefined ? { headerBytesFetched: m.headerBytesFetched } : {}), ...(m.hub ? { hub: m.hub } : {}) },
     model: {
       arch: shape.arch, layers: shape.info.nLayer, moeLayers: shape.layers.length, experts: shape.info.nExpert, expertsUsed: shape.info.nExpertUsed,
       denseBytes: shape.denseBytes, expertBytes: shape.expertBytes, recordBytes, perExpert: shape.perExpert, bytesPerTokenByType: shape.tokenBytes,
@@ -173,5 +276,6 @@ export async function doctor(target: string, cfg: EngineConfig, opts: DoctorOpti
     ...(whyNot ? { whyNot } : {}),
     probe,
     ...(forecast ? { forecast } : {}),
+    ...(prefill ? { prefill } : {}),
   };
 }

@@ -2,6 +2,8 @@
 // bytes over the rate memory gives the kernels, plus fixed costs per layer and per token, plus, when streaming,
 // the routed experts the cache misses over the disk's rate. Every time is counted in bytes at the probed memory
 // bandwidth: on a shared machine the probe and the engine lose the same share of the cores.
+import { ggmlTypeByName, ggmlTypeName } from "../format/gguf/ggml-types.js";
+import { expertKey } from "./compute-probe.js";
 import type { ExpertIODecision } from "./expert-io.js";
 import type { ModelShape } from "./model-shape.js";
 
@@ -114,5 +116,115 @@ export function forecastDecode({ shape, decision, memGBps, diskGBps, packed }: F
   return {
     mode: "stream", bytesPerToken, cacheMultiple: multiple, hitRate: h, diskBytesPerToken: d,
     ms: { compute, fixed, disk: diskMs }, decode: { low: tps(d.high), mid: tps(d.mid), high: tps(d.low) }, advice,
+  };
+}
+
+export interface PrefillForecast {
+  /** Prompt tokens the forecast is for, and the batch width the engine feeds them in. */
+  promptTokens: number;
+  batch: number;
+  /** Experts a MoE layer's batch touches (mean over layers), and the tokens each gets: the width of its matmuls. */
+  expertsTouched: number;
+  expertBatch: number;
+  /** ms per batch by part, at the mid figure. */
+  ms: { dense: number; experts: number; attention: number; fixed: number; disk: number };
+  /** Prompt tokens/s: mid = each matmul takes the longer of its compute and its weight read (they overlap); low = the sum. */
+  tokPerSec: { low: number; mid: number };
+}
+
+export interface PrefillInputs extends ForecastInputs {
+  /** GFLOP/s by type at the dense batch's width (probeMatmul); the experts' at their width, by layout key (expertKey: the fused FFN, probeExpertFfn) or by type. */
+  denseGflops: Record<string, number>;
+  expertGflops: Record<string, number>;
+  promptTokens: number;
+  /** The engine's batch (PREFILL_BATCH). */
+  batch: number;
+  /** ms of one layer's attention over a first batch of min(promptTokens, batch) tokens (probeAttention); else estimated at the F32 rate. */
+  attentionMs?: number;
+}
+
+/** The batch widths the probe should run at: a prompt batch's, and what each touched expert gets of it. */
+export function prefillWidths(shape: ModelShape, promptTokens: number, batch: number): { batch: number; touched: number; expertBatch: number } {
+  const T = Math.min(promptTokens, batch);
+  const k = shape.info.nExpertUsed;
+  const E = shape.layers.length ? shape.layers.reduce((a, l) => a + l.experts, 0) / shape.layers.length : 0;
+  const touched = E > 0 ? touchedExperts(E, k, T) : 0;
+  return { batch: T, touched, expertBatch: touched > 0 ? (T * k) / touched : 0 };
+}
+
+/** Experts of E that T tokens picking k each touch, expected: each is left out by all of them with probability (1 - k/E)^T. */
+const touchedExperts = (E: number, k: number, T: number) => E * (1 - (1 - k / E) ** T);
+
+/**
+ * Prefill, batch by batch: a matmul of W over t tokens is 2 x params x t flops at the probed GFLOP/s of its type and
+ * width, and reads W once at the decode kernels' bandwidth; the dense matrices see the whole batch, each touched
+ * expert its share. Attention grows with the context: the probed kernel's time for a first batch, scaled by each
+ * batch's query-key pairs (without a probe, 4 x width flops per pair at the F32 rate);
+ * the output head runs once per batch (memory-bound); the decode model's fixed costs once per batch; streamed, the
+ * cache's misses over the disk (a batch touches most experts: the hit rate is the share of them the cache holds).
+ */
+export function forecastPrefill(p: PrefillInputs): PrefillForecast {
+  const { shape, memGBps, promptTokens, batch } = p;
+  const C = CALIBRATION;
+  const mem = memGBps * 1e9 * C.memEfficiency;
+  const params = (type: string, bytes: number) => {
+    const info = ggmlTypeByName(type);
+    return info ? (bytes / info.bytesPerBlock) * info.blockSize : bytes;
+  };
+  // [max, sum] of a matmul's compute and its weight read, in seconds.
+  const matmul = (type: string, bytes: number, n: number, tokens: number, gflops: Record<string, number>): [number, number] => {
+    const g = gflops[type] ?? gflops.F32;
+    if (!g) throw new RangeError(`no probed GFLOP/s for ${type}`);
+    const compute = (2 * n * tokens) / (g * 1e9);
+    const read = bytes / mem;
+    return [Math.max(compute, read), compute + read];
+  };
+  const k = shape.info.nExpertUsed;
+  const slots = p.decision.mode === "resident" ? Infinity : Math.floor(p.decision.cacheBytes / shape.slotBytes);
+  const allExperts = shape.layers.reduce((a, l) => a + l.experts, 0);
+  const hit = Math.min(1, slots / Math.max(1, allExperts));
+  const batches: { T: number; start: number }[] = [];
+  for (let at = 0; at < promptTokens; at += batch) batches.push({ T: Math.min(batch, promptTokens - at), start: at });
+  const ms = { dense: 0, experts: 0, attention: 0, fixed: 0, disk: 0 };
+  let sumExtra = 0; // what the sum form adds over the max form
+  let touchedAll = 0, widthAll = 0;
+  for (const { T, start } of batches) {
+    for (const [type, bytes] of Object.entries(shape.matmulBytes)) {
+      const [mx, sm] = matmul(type, bytes, params(type, bytes), T, p.denseGflops);
+      ms.dense += mx * 1000;
+      sumExtra += (sm - mx) * 1000;
+    }
+    for (const l of shape.layers) {
+      const touched = touchedExperts(l.experts, k, T);
+      const width = (T * k) / touched;
+      touchedAll += touched;
+      widthAll += width;
+      // Fused (the backend's moeFfn, probed as one): all parts at one rate; else each part's matmul at its type's.
+      const key = expertKey(l.parts);
+      const parts = p.expertGflops[key] ? [{ type: key, bytes: l.parts.reduce((a, q) => a + q.byteLength, 0), params: l.parts.reduce((a, q) => a + params(ggmlTypeName(q.type), q.byteLength), 0) }]
+        : l.parts.map((q) => ({ type: ggmlTypeName(q.type), bytes: q.byteLength, params: params(ggmlTypeName(q.type), q.byteLength) }));
+      for (const part of parts) {
+        const [mx, sm] = matmul(part.type, part.bytes, part.params, width, p.expertGflops);
+        ms.experts += touched * mx * 1000;
+        sumExtra += touched * (sm - mx) * 1000;
+      }
+      if (hit < 1) {
+        if (!p.diskGBps) throw new RangeError("a streamed forecast needs the disk probe's GB/s");
+        ms.disk += ((touched * (1 - hit) * l.recordBytes) / (p.diskGBps * 1e9)) * 1000;
+      }
+    }
+    // Query-key pairs of this batch: each row attends to every earlier position and itself.
+    const pairs = T * start + (T * (T + 1)) / 2;
+    const T0 = Math.min(promptTokens, batch);
+    const f32 = p.denseGflops.F32;
+    if (p.attentionMs !== undefined) ms.attention += shape.attention.layers * p.attentionMs * (pairs / ((T0 * (T0 + 1)) / 2));
+    else if (f32) ms.attention += ((shape.attention.layers * 4 * shape.attention.width * pairs) / (f32 * 1e9)) * 1000;
+    ms.fixed += ((shape.head.bytes / mem + (shape.info.nLayer * C.layerBytes + C.tokenBytes) / (memGBps * 1e9)) * 1000);
+  }
+  const total = ms.dense + ms.experts + ms.attention + ms.fixed + ms.disk;
+  const n = batches.length * Math.max(1, shape.layers.length);
+  return {
+    promptTokens, batch: Math.min(batch, promptTokens), expertsTouched: touchedAll / n, expertBatch: widthAll / n, ms,
+    tokPerSec: { low: (promptTokens * 1000) / (total + sumExtra), mid: (promptTokens * 1000) / total },
   };
 }

@@ -58,7 +58,8 @@ export interface LoadProgress {
   (doneBytes: number, totalBytes: number): void;
 }
 
-async function createBackend(cfg: EngineConfig, warnings: string[]): Promise<Backend> {
+/** The backend `cfg` asks for (auto: native, else wasm, else scalar), with a warning for each fallback. */
+export async function createBackend(cfg: EngineConfig, warnings: string[]): Promise<Backend> {
   const threads = cfg.threads || undefined;
   switch (cfg.backend) {
     case "auto":

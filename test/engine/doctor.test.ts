@@ -9,7 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultEngineConfig } from "../../src/engine/config.js";
 import { doctor, readModelSource } from "../../src/engine/doctor.js";
-import { CALIBRATION, forecastDecode, hitRate } from "../../src/engine/forecast.js";
+import { CALIBRATION, forecastDecode, forecastPrefill, hitRate } from "../../src/engine/forecast.js";
+import { expertKey, probeAttention, probeExpertFfn, probeMatmul } from "../../src/engine/compute-probe.js";
+import { NativeBackend } from "../../src/backends/cpu/native.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import { probeDisk, probeMemoryBandwidth } from "../../src/engine/probe.js";
 import { FormatError, UsageError } from "../../src/util/errors.js";
 import { smallVocabModel } from "../helpers/models.js";
@@ -77,7 +80,7 @@ test("a remote header read through HTTP range requests gives the local file's fi
   const srv = await serve(path, "range");
   try {
     const cfg = { ...defaultEngineConfig(), memBudget: 2 ** 30 };
-    const opts = { memGBps: 10, diskGBps: 1 }; // probes are checked apart: here the same numbers feed both
+    const opts = { memGBps: 10, diskGBps: 1, promptTokens: 0 }; // probes are checked apart: here the same numbers feed both
     const remote = await doctor(srv.url, cfg, opts);
     const local = await doctor(path, cfg, opts);
     assert.equal(remote.source.kind, "url");
@@ -97,7 +100,7 @@ test("a server that ignores ranges, a 404 and a file that is not GGUF are refuse
   for (const [mode, re] of [["no-range", /ignores HTTP range requests/], ["404", /HTTP 404/]] as const) {
     const srv = await serve(path, mode);
     try {
-      await assert.rejects(doctor(srv.url, cfg, { memGBps: 10, diskGBps: 1 }), (e: unknown) => e instanceof UsageError && re.test(e.message) && e.message.includes(srv.url));
+      await assert.rejects(doctor(srv.url, cfg, { memGBps: 10, diskGBps: 1, promptTokens: 0 }), (e: unknown) => e instanceof UsageError && re.test(e.message) && e.message.includes(srv.url));
     } finally {
       await srv.close();
     }
@@ -147,4 +150,67 @@ test("hit rate: the table's points, rising between them, 1 once every expert fit
     assert.ok(h >= prev && h <= hitRate(m, 32, "mid") && hitRate(m, 32, "mid") <= hitRate(m, 32, "high"), `at ${m}`);
     prev = h;
   }
+});
+
+test("prefill shape: the dense matrices a prompt token multiplies by (no embedding, no head), the head, the attention width", async () => {
+  const { shape } = await readModelSource(await tiny());
+  const attn = q8(256 * 256) * 2 + q8(256 * 128) * 2;
+  assert.deepEqual(shape.matmulBytes, { Q8_0: 4 * attn, F32: 4 * f32(256 * 16) }); // attention, router: norms are not matrices
+  assert.deepEqual(shape.head, { type: "Q8_0", bytes: q8(256 * 8192) }); // tied: the embedding table
+  assert.deepEqual(shape.attention, { layers: 4, width: 4 * 64, nHead: 4, nHeadKv: 2, headDim: 64 });
+});
+
+test("prefill forecast: matmuls at the probed GFLOP/s or their weight read, whichever is longer; experts at their share of the batch", async () => {
+  const { shape } = await readModelSource(await tiny());
+  const C = CALIBRATION;
+  const mem = 20e9 * C.memEfficiency;
+  const dense = { Q8_0: 100, F32: 50 };
+  const base = { shape, decision: { mode: "resident" as const, cacheBytes: shape.expertBytes }, memGBps: 20, denseGflops: dense, batch: 512 };
+  // By hand for a 16-token prompt: 16 tokens x 4 picks of 16 experts leave each out with probability (3/4)^16.
+  const T = 16;
+  const touched = 16 * (1 - 0.75 ** 16);
+  const width = (T * 4) / touched;
+  const qParams = 4 * (256 * 256 * 2 + 256 * 128 * 2), fParams = 4 * 256 * 16;
+  const denseS = Math.max((2 * qParams * T) / 100e9, (4 * (q8(256 * 256) * 2 + q8(256 * 128) * 2)) / mem) + Math.max((2 * fParams * T) / 50e9, (4 * f32(256 * 16)) / mem);
+  const partS = Math.max((2 * 256 * 256 * width) / 80e9, q5k(256 * 256) / mem);
+  const expertsS = 4 * touched * 3 * partS;
+  const attentionS = (4 * 4 * 256 * ((T * (T + 1)) / 2)) / 50e9;
+  const fixedS = q8(256 * 8192) / mem + (4 * C.layerBytes + C.tokenBytes) / 20e9;
+  const r = forecastPrefill({ ...base, expertGflops: { Q5_K: 80 }, promptTokens: T });
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.abs(b), `${what}: ${a} vs ${b}`);
+  close(r.ms.dense, denseS * 1000, "dense");
+  close(r.ms.experts, expertsS * 1000, "experts");
+  close(r.ms.attention, attentionS * 1000, "attention");
+  close(r.ms.fixed, fixedS * 1000, "fixed");
+  close(r.tokPerSec.mid, T / (denseS + expertsS + attentionS + fixedS), "tok/s");
+  assert.equal(r.ms.disk, 0);
+  assert.ok(r.tokPerSec.low < r.tokPerSec.mid);
+  close(r.expertsTouched, touched, "touched");
+  // The fused layout's rate, where all three parts share a type, gives the same figure as the parts' own.
+  const fused = forecastPrefill({ ...base, expertGflops: { "Q5_K+Q5_K+Q5_K": 80 }, promptTokens: T });
+  close(fused.ms.experts, r.ms.experts, "fused experts");
+  // 1024 tokens: two batches of 512, the second attending to the first's 512 positions too.
+  const two = forecastPrefill({ ...base, expertGflops: { Q5_K: 80 }, promptTokens: 1024 });
+  close(two.ms.attention, ((4 * 4 * 256 * ((512 * 513) / 2 + (512 * 512 + (512 * 513) / 2))) / 50e9) * 1000, "two batches' attention");
+  // A probed attention time (one layer, first batch) scales by each batch's query-key pairs: the second batch has 3x the first's.
+  const probed = forecastPrefill({ ...base, expertGflops: { Q5_K: 80 }, promptTokens: 1024, attentionMs: 2 });
+  close(probed.ms.attention, 4 * 2 * (1 + (512 * 512 + (512 * 513) / 2) / ((512 * 513) / 2)), "probed attention");
+  // Streamed with a quarter of the experts cached: each batch reads the touched experts' misses.
+  const s = forecastPrefill({ ...base, decision: { mode: "stream", cacheBytes: 16 * shape.slotBytes }, diskGBps: 0.5, expertGflops: { Q5_K: 80 }, promptTokens: T });
+  close(s.ms.disk, ((4 * touched * 0.75 * shape.slotBytes) / 0.5e9) * 1000, "disk");
+});
+
+test("the compute probe: the native backend's matmul, fused expert FFN and attention give positive, finite figures; scalar has no fused FFN", async () => {
+  const be = new NativeBackend({ threads: 2 });
+  const m = await probeMatmul(be, ["Q4_K", "Q8_0", "F32", "IQ2_XXS"], 256, 8, 2);
+  for (const t of ["Q4_K", "Q8_0", "F32", "IQ2_XXS"]) assert.ok(Number.isFinite(m.gflops[t]) && m.gflops[t] > 0, `${t}: ${m.gflops[t]}`);
+  assert.equal((await probeMatmul(be, ["Q4_K"], 32, 8, 1)).gflops.Q4_K, undefined); // 32 values do not fill a 256-value block
+  const { shape } = await readModelSource(await tiny());
+  const g = await probeExpertFfn(be, shape.layers[0].parts, 2, 4, 2);
+  assert.ok(g !== undefined && Number.isFinite(g) && g > 0, `${g}`);
+  assert.equal(await probeExpertFfn(new ScalarBackend(), shape.layers[0].parts, 2, 4, 1), undefined);
+  assert.equal(expertKey(shape.layers[0].parts), "Q5_K+Q5_K+Q5_K");
+  const a = await probeAttention(be, shape.attention, 16, 1);
+  assert.ok(a !== undefined && Number.isFinite(a) && a > 0, `${a}`);
+  assert.equal(await probeAttention(be, { nHead: 3, nHeadKv: 2, headDim: 64 }, 16), undefined); // heads do not group
 });

@@ -10,7 +10,7 @@ import { digestOf, inHfCache, isCached, linkInto, localPath, readManifest, repoD
 import { causeOf, downloadVerified } from "./download.js";
 import { mergedPath, parsePullSpec, pickModel, type ModelChoice, type PullSpec, type RepoFile } from "./select.js";
 
-export { parsePullSpec, pickModel, quantLabel, type PullSpec, type RepoFile } from "./select.js";
+export { isHubSpec, parsePullSpec, pickModel, quantLabel, type PullSpec, type RepoFile } from "./select.js";
 
 export const HUB_URL = "https://huggingface.co";
 
@@ -57,7 +57,7 @@ function unreachable(e: unknown): boolean {
 }
 
 /** The Hub's HTTP errors as our typed ones: no such repo or no access is the user's to fix (exit 2). */
-function hubError(e: unknown, repo: string, o: PullOptions, hub: Hub): unknown {
+function hubError(e: unknown, repo: string, o: HubAccess, hub: Hub): unknown {
   if (e instanceof hub.InvalidApiResponseFormatError) return new NetworkError("hub_error", `${repo}: ${o.hubUrl ?? HUB_URL} gave an answer the Hub's client cannot read (${e.message}); a proxy in the way?`, { cause: e });
   if (!(e instanceof hub.HubApiError)) return unreachable(e) ? new NetworkError("hub_unreachable", `cannot reach ${o.hubUrl ?? HUB_URL} (${causeOf(e)})`, { cause: e }) : e;
   const msg = e.message.replace(/\. URL: .*$/, "");
@@ -67,9 +67,43 @@ function hubError(e: unknown, repo: string, o: PullOptions, hub: Hub): unknown {
   return new NetworkError("hub_error", `${repo}: ${o.hubUrl ?? HUB_URL} answered HTTP ${e.statusCode} (${msg})`, { cause: e });
 }
 
+function checkToken(token: string | undefined): void {
+  if (token !== undefined && !/^hf_[A-Za-z0-9]+$/.test(token)) throw new UsageError("bad_token", "the access token must look like hf_... (letters and digits)");
+}
+
+/** What reading a repo needs: the Hub's address, a token, a revision (PullOptions' fields of the same names). */
+export type HubAccess = Pick<PullOptions, "hubUrl" | "token" | "revision">;
+
+/** A model on the Hub as `pull` would choose it, with each file's resolve URL at the listed commit; no file bytes fetched. */
+export interface RemoteModel {
+  repo: string;
+  commit: string;
+  label: string;
+  files: (RepoFile & { url: string })[];
+}
+
+/** The model `spec` names in the repo (the same listing and choice as `pull`), located for range requests (doctor). */
+export async function locate(spec: string | PullSpec, o: HubAccess): Promise<RemoteModel> {
+  const s = typeof spec === "string" ? parsePullSpec(spec) : spec;
+  checkToken(o.token);
+  const hub: Hub = await import("@huggingface/hub");
+  let listed: { commit: string; files: RepoFile[] };
+  try {
+    listed = await listRepo(hub, s.repo, o);
+  } catch (e) {
+    throw hubError(e, s.repo, o, hub);
+  }
+  const choice = pickModel(s, listed.files);
+  const base = `${(o.hubUrl ?? HUB_URL).replace(/\/+$/, "")}/${s.repo}/resolve/${encodeURIComponent(listed.commit)}/`;
+  return {
+    repo: s.repo, commit: listed.commit, label: choice.label,
+    files: choice.files.map((f) => ({ ...f, url: base + f.path.split("/").map(encodeURIComponent).join("/") })),
+  };
+}
+
 export async function pull(spec: string | PullSpec, o: PullOptions): Promise<PullResult> {
   const s = typeof spec === "string" ? parsePullSpec(spec) : spec;
-  if (o.token !== undefined && !/^hf_[A-Za-z0-9]+$/.test(o.token)) throw new UsageError("bad_token", "the access token must look like hf_... (letters and digits)");
+  checkToken(o.token);
   const dir = repoDir(o.cacheDir, s.repo);
   const cached = await readManifest(dir);
   if (o.offline) return fromCache(s, dir, cached, "offline");
@@ -149,7 +183,7 @@ function keepSame(cached: Manifest | undefined, files: RepoFile[]): Record<strin
 }
 
 /** The commit `revision` points at and every GGUF in the repo there, with sizes and digests. */
-async function listRepo(hub: Hub, repo: string, o: PullOptions): Promise<{ commit: string; files: RepoFile[] }> {
+async function listRepo(hub: Hub, repo: string, o: HubAccess): Promise<{ commit: string; files: RepoFile[] }> {
   const common = { hubUrl: o.hubUrl ?? HUB_URL, accessToken: o.token };
   const info = await hub.modelInfo({ name: repo, revision: o.revision ?? "main", additionalFields: ["sha"], ...common });
   const commit = info.sha;

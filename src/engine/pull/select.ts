@@ -46,6 +46,21 @@ export function parsePullSpec(raw: string): PullSpec {
   return { repo, select: rest ? { kind: "quant", tag: rest } : { kind: "default" } };
 }
 
+/**
+ * Whether `s` names a Hub model rather than a local path (doctor takes either): a hf.co/ prefix, or owner/name with
+ * an optional :QUANT or :FILE. "dir/model.gguf" reads as a path (a repo named so would need a hf.co/ prefix).
+ */
+export function isHubSpec(s: string): boolean {
+  const prefixed = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\//i.test(s.trim());
+  if (!prefixed && !s.includes(":") && /\.gguf$/i.test(s)) return false;
+  try {
+    parsePullSpec(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Where a split model's parts merge to: the first part's path without its -0000N-of-0000M suffix. */
 export function mergedPath(firstPart: string): string {
   return firstPart.replace(SPLIT, ".gguf");

@@ -12,7 +12,7 @@ const SPLIT_KEYS = ["split.no", "split.count", "split.tensors.count"];
 const CHUNK = 16 << 20;
 
 /** Each part must say it is part i of n, and the parts together hold the tensor count the first declares. */
-function checkParts(files: GGUFFile[]): void {
+export function checkSplitParts(files: readonly GGUFFile[]): void {
   const n = files.length;
   for (let i = 0; i < n; i++) {
     const f = files[i];
@@ -32,7 +32,7 @@ export async function mergeSplitGGUF(parts: readonly string[], out: string, onPr
   let done = false;
   try {
     for (const p of parts) files.push(await openGGUF(p));
-    checkParts(files);
+    checkSplitParts(files);
     const metadata = new Map([...files[0].metadata].filter(([k]) => !SPLIT_KEYS.includes(k)));
     const tensors = files.flatMap((f) => f.tensors.map((t) => ({ file: f, t })));
     const layout = planGGUF({ version: files[0].version, metadata, tensors: tensors.map(({ t }) => t), alignment: files[0].alignment });
