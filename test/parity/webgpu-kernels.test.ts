@@ -252,3 +252,18 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
   const apart = experts.map((e, i) => (i === 3 ? { gate: be.upload(parts[3][0]), up: be.upload(parts[3][1]), down: be.upload(parts[3][2]) } : e));
   assert.equal(be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, apart).tables, false);
 });
+
+test("webgpu matmulSet (q, k, v of one type in one dispatch) equals a matmul each bit for bit", async () => {
+  const be = await gpuBackend();
+  for (const fmt of MATMUL_FORMATS_ALL) {
+    const k = fmt.blockSize === 256 ? 512 : 96;
+    const ns = [4100, 40, 40];
+    const ws = ns.map((n, i) => be.upload(randomWeight(fmt, k, n, `set-${fmt.name}-${i}`)));
+    const x = bufOf(be, randomValues(k, `set-x-${fmt.name}`, 2));
+    const one = ns.map((n) => be.alloc(n)), set = ns.map((n) => be.alloc(n));
+    ws.forEach((w, i) => be.matmul(one[i], w, x, 1));
+    be.matmulSet(set, ws, x, 1);
+    const got = await be.readMany([...one, ...set]);
+    ns.forEach((_, i) => assert.ok(sameBits(got[ns.length + i], got[i]), `${fmt.name}: output ${i} differs`));
+  }
+});

@@ -143,3 +143,44 @@ export function moeDownWgsl(q: GpuQuant, s: { g: number; r: number }): string {
   if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = red[lane * 64u + grp * G]; }
 }`;
 }
+
+/**
+ * Up to three matvecs over the same x in one dispatch (attention's q, k, v): weights of one type in bindings w0..,
+ * outputs o0..; workgroups [first_i, first_i + groups_i) run weight i. Each row's sum is the plain matvec's (the
+ * lanes of a row, G, depend on k only), so the outputs equal three matvecs bit for bit.
+ */
+export function matvecSetWgsl(q: GpuQuant, s: { g: number; r: number }, count: number): string {
+  const ids = Array.from({ length: count }, (_, i) => i);
+  const binds = [
+    "@group(0) @binding(0) var<uniform> p: P;",
+    ...ids.map((i) => `@group(0) @binding(${1 + i}) var<storage, read> w${i}: array<u32>;`),
+    `@group(0) @binding(${1 + count}) var<storage, read> x4: array<vec4f>;`,
+    ...ids.map((i) => `@group(0) @binding(${2 + count + i}) var<storage, read_write> o${i}: array<f32>;`),
+  ].join("\n");
+  const readers = ids.map((i) => readerOver(F16_AT + q.piece, `w${i}`)).join("\n");
+  const body = (i: number) => /* wgsl */ `{
+    let row0 = ((wid(wg, nw) - p.first${i}) * (64u / G) + grp) * R;
+    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], "p.k", `p.n${i}`)}
+    for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
+    ${REDUCE}
+    if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = red[lane * 64u + grp * G]; }
+  }`;
+  const fields = ids.map((i) => `off${i}: u32, n${i}: u32, first${i}: u32`).join(", ");
+  const branches = ids.map((i) => (i === count - 1 ? body(i) : `if (wid(wg, nw) < p.first${i + 1}) ${body(i)} else `)).join("");
+  return /* wgsl */ `struct P { k: u32, ${fields} }
+${binds}
+${HEAD}
+${readers}
+const G = ${s.g}u;
+const R = ${s.r}u;
+const M = ${s.r}u;
+const CV = ${q.chunkValues}u;
+var<workgroup> red: array<f32, ${64 * s.r}>;
+${MAIN}
+  let lane = li % G;
+  let grp = li / G;
+  let tok = wg.z;
+  let xb = tok * (p.k / 4u);
+  ${branches}
+}`;
+}

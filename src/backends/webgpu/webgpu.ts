@@ -12,7 +12,7 @@ import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { matvecGroups, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
+import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -389,6 +389,30 @@ export class WebGpuBackend implements Backend, ArenaHost {
     }
     const s = matvecShape(w.quant, k, n);
     this.dispatch(`matvec/${w.type}/${s.g}/${s.r}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
+  }
+
+  /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
+  matmulSet(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void {
+    const gs = ws.map((w) => gw(w, "matmulSet"));
+    const dims = gs.map((w) => weightDims(w));
+    const k = dims[0].k;
+    if (nTokens !== 1 || gs.length > 3 || gs.some((w) => w.type !== gs[0].type) || dims.some((d) => d.k !== k)) {
+      ws.forEach((w, i) => this.matmul(outs[i], w, x, nTokens));
+      return;
+    }
+    if (k % 32 !== 0) throw new RangeError(`webgpu matmulSet: rows of ${k} values are not whole units of 32`);
+    const xs = gbuf(x), os = outs.map(gbuf);
+    os.forEach((o, i) => {
+      if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
+    });
+    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)));
+    const params = [k];
+    let first = 0;
+    for (const [i, w] of gs.entries()) {
+      params.push(w.wordOffset, dims[i].n, first);
+      first += matvecGroups(dims[i].n, s);
+    }
+    this.dispatch(`matvec_set/${gs[0].type}/${s.g}/${s.r}/${gs.length}`, () => matvecSetWgsl(gs[0].quant, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
