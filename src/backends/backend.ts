@@ -249,6 +249,12 @@ export interface Backend {
    * ascending expert order from 0, the same additions as zero and moeFfn; nothing read back.
    */
   moeRouted?(out: Buf, x: Buf, route: DeviceRoute): void;
+  /**
+   * Optional (a GPU, where each op is a dispatch): attention's per-head RMS norms of q [T, nHead, headDim] and k
+   * [T, nHeadKv, headDim] (qNorm, kNorm: [headDim]), NeoX rope over each head's first nRot values, in place, then
+   * k's and v's rows into the caches at startPos; equal to rmsNorm, rope and kvStore run separately.
+   */
+  normRopeStore?(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
   matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;
   /**
@@ -362,6 +368,21 @@ export abstract class DelegatingBackend implements Backend {
 }
 
 /** One routed expert's share of a MoE layer: its weights, the token rows it serves and their routing weights. */
+export interface NormRopeStoreParams {
+  readonly qNorm: Weight;
+  readonly kNorm: Weight;
+  readonly eps: number;
+  readonly pos: Int32Array;
+  readonly nHead: number;
+  readonly nHeadKv: number;
+  readonly headDim: number;
+  readonly freqBase: number;
+  readonly nRot: number;
+  readonly kCache: Buf;
+  readonly vCache: Buf;
+  readonly startPos: number;
+}
+
 /** Softmax over nExpert router logits, the top k (ties to the lower id), weights renormalised to sum 1 or not. */
 export interface RouteSpec {
   readonly nExpert: number;

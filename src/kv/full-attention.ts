@@ -48,6 +48,14 @@ export class FullAttentionState implements LayerState {
     return { k: this.k, v: this.v, startPos: start };
   }
 
+  /** As store(), with the rows written by `write` (an op that also computes them: the backend's normRopeStore). */
+  storeBy(nTokens: number, write: (k: Buf, v: Buf, startPos: number) => void): KvRows {
+    const start = this.length;
+    if (start + nTokens > this.nCtx) throw new RangeError(`KV cache of ${this.nCtx} positions cannot hold ${start + nTokens}`);
+    write(this.k, this.v, start);
+    return { k: this.k, v: this.v, startPos: start };
+  }
+
   canTruncate(n: number): boolean {
     return n >= 0 && n <= this.length;
   }

@@ -2,7 +2,7 @@
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
 import type { Backend, Buf, DeltaNetParams, DeviceRoute, ExpertParts, OpName, RopeOptions, Weight } from "../backends/backend.js";
-import { decodeRoute } from "../backends/backend.js";
+import { decodeRoute, ropeIsPlain } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
 import type { FullAttentionState, KvRows } from "../kv/full-attention.js";
 import { SlidingWindowState } from "../kv/sliding-window.js";
@@ -171,18 +171,27 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bq) be.addRows(q, p.bq, qDim, T);
   if (p.bk) be.addRows(k, p.bk, kvDim, T);
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
-  if (p.qNorm) be.rmsNorm(q, q, p.qNorm, p.eps, p.qNorm.shape[0], (T * qDim) / p.qNorm.shape[0]);
-  if (p.kNorm) be.rmsNorm(k, k, p.kNorm, p.eps, p.kNorm.shape[0], (T * kvDim) / p.kNorm.shape[0]);
-  be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
-  be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
+  const f16 = p.f16Kv ?? false;
+  let kv: KvRows | undefined;
+  // Per-head norms, rope and the store as one op where the backend has it (a GPU: one dispatch, not six).
+  const { qNorm, kNorm } = p;
+  if (be.normRopeStore && qNorm && kNorm && qNorm.shape[0] === hd && kNorm.shape[0] === hd && ropeIsPlain(p.rope.opts) && !f16 && !(p.state instanceof SlidingWindowState)) {
+    const nRot = p.rope.nRot ?? hd;
+    kv = p.state.storeBy(T, (kCache, vCache, startPos) => be.normRopeStore!(q, k, v, { qNorm, kNorm, eps: p.eps, pos, nHead, nHeadKv, headDim: hd, freqBase: p.rope.freqBase, nRot, kCache, vCache, startPos }));
+  } else {
+    if (qNorm) be.rmsNorm(q, q, qNorm, p.eps, qNorm.shape[0], (T * qDim) / qNorm.shape[0]);
+    if (kNorm) be.rmsNorm(k, k, kNorm, p.eps, kNorm.shape[0], (T * kvDim) / kNorm.shape[0]);
+    be.rope(q, pos, nHead, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
+    be.rope(k, pos, nHeadKv, hd, p.rope.freqBase, p.rope.nRot, p.rope.opts);
+  }
   await f.cb("Qcur", il, q);
   await f.cb("Kcur", il, k);
-  const f16 = p.f16Kv ?? false;
-  let kv: KvRows;
-  if (p.state instanceof SlidingWindowState) {
-    const rows = (p.state.window - 1 + T) * kvDim; // the held window and this call's rows, contiguous
-    kv = p.state.store(k, v, T, f.buf("attn.kwin", rows), f.buf("attn.vwin", rows), f16);
-  } else kv = p.state.store(k, v, T, f16);
+  if (!kv) {
+    if (p.state instanceof SlidingWindowState) {
+      const rows = (p.state.window - 1 + T) * kvDim; // the held window and this call's rows, contiguous
+      kv = p.state.store(k, v, T, f.buf("attn.kwin", rows), f.buf("attn.vwin", rows), f16);
+    } else kv = p.state.store(k, v, T, f16);
+  }
   let qk = q;
   if (f16) {
     qk = f.buf("attn.q16", T * qDim);

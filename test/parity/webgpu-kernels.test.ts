@@ -267,3 +267,32 @@ test("webgpu matmulSet (q, k, v of one type in one dispatch) equals a matmul eac
     ns.forEach((_, i) => assert.ok(sameBits(got[ns.length + i], got[i]), `${fmt.name}: output ${i} differs`));
   }
 });
+
+test("webgpu normRopeStore (per-head q/k norms, rope, KV store in one dispatch) equals rmsNorm, rope and kvStore bit for bit, whole and partial rope", async () => {
+  const be = await gpuBackend(), scalar = new ScalarBackend();
+  const nHead = 4, nHeadKv = 2, hd = 128, T = 3, start = 5, nCtx = 12;
+  for (const nRot of [hd, 64]) {
+    const pos = Int32Array.from({ length: T }, (_, t) => start + t);
+    const qv = randomValues(T * nHead * hd, "nrs-q", 3), kv = randomValues(T * nHeadKv * hd, "nrs-k", 3), vv = randomValues(T * nHeadKv * hd, "nrs-v", 3);
+    const qNorm = hostF32("q_norm", randomValues(hd, "nrs-qn", 1)), kNorm = hostF32("k_norm", randomValues(hd, "nrs-kn", 1));
+    const cache = randomValues(nCtx * nHeadKv * hd, "nrs-cache", 1);
+    const run = async (b: Backend, fused: boolean) => {
+      const q = bufOf(b, qv), k = bufOf(b, kv), v = bufOf(b, vv), kc = bufOf(b, cache), vc = bufOf(b, cache);
+      const qn = b.upload(qNorm), kn = b.upload(kNorm);
+      if (fused) b.normRopeStore!(q, k, v, { qNorm: qn, kNorm: kn, eps: 1e-6, pos, nHead, nHeadKv, headDim: hd, freqBase: 1e6, nRot, kCache: kc, vCache: vc, startPos: start });
+      else {
+        b.rmsNorm(q, q, qn, 1e-6, hd, T * nHead);
+        b.rmsNorm(k, k, kn, 1e-6, hd, T * nHeadKv);
+        b.rope(q, pos, nHead, hd, 1e6, nRot);
+        b.rope(k, pos, nHeadKv, hd, 1e6, nRot);
+        b.kvStore(kc, vc, k, v, start, T, nHeadKv * hd);
+      }
+      return b.readMany([q, k, kc, vc]);
+    };
+    const [got, want, ref] = [await run(be, true), await run(be, false), await run(scalar, false)];
+    ["q", "k", "k cache", "v cache"].forEach((what, i) => {
+      assert.ok(sameBits(got[i], want[i]), `nRot ${nRot}: ${what} differs from the separate ops`);
+      assert.ok(nmse(got[i], ref[i]) < TOL, `nRot ${nRot}: ${what} vs scalar nmse ${nmse(got[i], ref[i]).toExponential(2)}`);
+    });
+  }
+});

@@ -134,6 +134,76 @@ ${MAIN}
   for (var i = li; i < p.n; i += 64u) { o[b + i] = xin[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
 }`;
 
+/**
+ * Attention's per-head RMS norms, NeoX rope and KV store in one dispatch, one workgroup per head row: rows
+ * [0, T·nh) are q's heads (normed by qn, roped, in place), [T·nh, T·(nh + nkv)) k's (normed by kn, roped, in place
+ * and into kc at position start + t), then v's rows (copied into vc). The norm and rope are RMSNORM_WGSL's and
+ * ROPE_WGSL's arithmetic, so the result equals those ops and kvStore bit for bit.
+ */
+export const NORM_ROPE_STORE_WGSL = /* wgsl */ `
+struct P { t: u32, nh: u32, nkv: u32, hd: u32, half: u32, eps: f32, qn: u32, kn: u32, start: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> wq: array<u32>;
+@group(0) @binding(2) var<storage, read> wk: array<u32>;
+@group(0) @binding(3) var<storage, read> tab: array<f32>;
+@group(0) @binding(4) var<storage, read_write> q: array<f32>;
+@group(0) @binding(5) var<storage, read_write> k: array<f32>;
+@group(0) @binding(6) var<storage, read> v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(8) var<storage, read_write> vc: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;
+var<workgroup> hv: array<f32, 512>;
+fn inv_rms(ss: f32, li: u32) -> f32 {
+  red[li] = ss;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  return 1.0 / sqrt(red[0] / f32(p.hd) + p.eps);
+}
+${MAIN}
+  let r = wid(wg, nw);
+  let nq = p.t * p.nh;
+  let nk = p.t * p.nkv;
+  if (r >= nq + 2u * nk) { return; }
+  if (r >= nq + nk) {
+    let vr = r - nq - nk;
+    for (var i = li; i < p.hd; i += 64u) { vc[(p.start * p.nkv + vr) * p.hd + i] = v[vr * p.hd + i]; }
+    return;
+  }
+  let isq = r < nq;
+  let row = select(r - nq, r, isq);
+  let t = row / select(p.nkv, p.nh, isq);
+  let b = row * p.hd;
+  var ss = 0.0;
+  for (var i = li; i < p.hd; i += 64u) {
+    let x = select(k[b + i], q[b + i], isq);
+    ss += x * x;
+  }
+  let inv = inv_rms(ss, li);
+  for (var i = li; i < p.hd; i += 64u) {
+    if (isq) { hv[i] = q[b + i] * inv * bitcast<f32>(wq[p.qn + i]); } else { hv[i] = k[b + i] * inv * bitcast<f32>(wk[p.kn + i]); }
+  }
+  workgroupBarrier();
+  for (var i = li; i < p.hd; i += 64u) {
+    var o = hv[i];
+    if (i < 2u * p.half) {
+      let j = i % p.half;
+      let c = tab[2u * (t * p.half + j)];
+      let s = tab[2u * (t * p.half + j) + 1u];
+      let a = hv[j];
+      let bb = hv[j + p.half];
+      o = select(a * s + bb * c, a * c - bb * s, i < p.half);
+    }
+    if (isq) { q[b + i] = o; } else {
+      k[b + i] = o;
+      kc[p.start * p.nkv * p.hd + b + i] = o;
+    }
+  }
+}`;
+
 /** out[i] = f(a[i], b[i]) for i < n. */
 export function binaryWgsl(expr: string): string {
   return /* wgsl */ `

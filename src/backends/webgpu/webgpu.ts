@@ -5,11 +5,11 @@
 // routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
-import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
@@ -451,6 +451,22 @@ export class WebGpuBackend implements Backend, ArenaHost {
       byKey.set(key, b);
     }
     return b;
+  }
+
+  normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
+    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
+    const T = pos.length, kvDim = nHeadKv * hd;
+    const qn = gw(p.qNorm, "normRopeStore"), kn = gw(p.kNorm, "normRopeStore");
+    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu normRopeStore: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
+    if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
+    const kc = gbuf(p.kCache), vc = gbuf(p.vCache);
+    if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`normRopeStore: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
+    if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`normRopeStore: q, k or v holds fewer than ${T} tokens' heads`);
+    const half = nRot / 2;
+    const tab = this.ropeTable(pos, half, nRot, p.freqBase);
+    this.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
+      [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
