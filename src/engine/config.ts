@@ -81,7 +81,7 @@ function policySpec(raw: string, where: string): string {
 export const ENGINE_OPTIONS = {
   backend: {
     flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "webgpu", "scalar"]),
-    help: "compute backend: auto (cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | webgpu (WGSL kernels on a GPU: Dawn under Node, navigator.gpu in a browser; no MLA or DeltaNet ops yet) | scalar (TypeScript reference)",
+    help: "compute backend: auto (webgpu on a hardware GPU when it runs every op of the model and holds every expert; else cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | webgpu (WGSL kernels on a GPU: Dawn under Node, navigator.gpu in a browser; no MLA or DeltaNet ops yet) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
   ctxSize: {

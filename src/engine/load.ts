@@ -8,7 +8,8 @@ import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
-import { openGpuDevice } from "../backends/webgpu/device.js";
+import { openGpuDevice, type GpuDevice } from "../backends/webgpu/device.js";
+import { AutoGpuDeclined, autoGpuDevice } from "./auto-gpu.js";
 import { WebGpuBackend } from "../backends/webgpu/webgpu.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { checkDenseTensor, sourceIdentity } from "../experts/pack.js";
@@ -94,9 +95,30 @@ export function denseFile(path: string): string {
   return existsSync(path) && statSync(path).isDirectory() ? join(path, DENSE_FILE) : path;
 }
 
-/** `path` is a GGUF file, or a directory written by `moestream pack`. */
+/**
+ * `path` is a GGUF file, or a directory written by `moestream pack`. --backend auto tries a hardware GPU first
+ * (auto-gpu.ts says when it keeps it) and loads on the CPU otherwise.
+ */
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
   checkEngineRanges(cfg);
+  if (cfg.backend !== "auto" || !existsSync(path)) return loadWith(path, cfg, onProgress);
+  return loadAuto(path, cfg, await autoGpuDevice(), onProgress);
+}
+
+/** --backend auto with this GPU (or none): on it when the model runs well there, else on the CPU. */
+export async function loadAuto(path: string, cfg: EngineConfig, gpu: GpuDevice | undefined, onProgress?: LoadProgress): Promise<LoadedModel> {
+  if (!gpu) return loadWith(path, cfg, onProgress);
+  try {
+    return await loadWith(path, cfg, onProgress, new WebGpuBackend(gpu));
+  } catch (e) {
+    if (!(e instanceof AutoGpuDeclined)) throw e;
+    const lm = await loadWith(path, cfg, onProgress);
+    lm.warnings.push(`backend auto: not the GPU (${gpu.adapterName}): ${e.message}; using backend '${lm.backend.name}'`);
+    return lm;
+  }
+}
+
+async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgress, autoGpu?: WebGpuBackend): Promise<LoadedModel> {
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
   const packed = statSync(path).isDirectory();
   const densePath = packed ? join(path, DENSE_FILE) : path;
@@ -119,7 +141,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     }
     const hp = namingFile(densePath, () => arch.readHParams(file.metadata, nVocab));
     const warnings: string[] = [];
-    const be = (backend = await createBackend(cfg, warnings));
+    const be = (backend = autoGpu ?? (await createBackend(cfg, warnings)));
 
     const info = arch.info(hp);
     let store: ExpertStore | undefined;
@@ -140,6 +162,14 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     const layers = r0.layers;
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
+    if (autoGpu) {
+      try {
+        const slow = checkCapabilities(be, uses, arch.ops);
+        if (slow.length) throw new AutoGpuDeclined(slow[0]);
+      } catch (e) {
+        throw e instanceof AutoGpuDeclined ? e : new AutoGpuDeclined((e as Error).message);
+      }
+    }
     warnings.push(...namingFile(path, () => checkCapabilities(be, uses, arch.ops)));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
@@ -148,6 +178,7 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
       // A GPU tier's copy is device memory (gpu-tier.ts), not the host's: wasm's is the host's.
       info, stateBytes: (n) => arch.cacheBytes(hp, n), denseBytes, expertBytes, slotBytes, copies: be.deviceWeights && !(be instanceof WebGpuBackend) ? 2 : 1, heldBytes: process.memoryUsage.rss(),
     });
+    if (autoGpu && decided.mode !== "resident") throw new AutoGpuDeclined(`its experts stream from ${packed ? "the pack" : "the file"} (${decided.reason}), which the CPU backend does faster than the GPU tier today`);
     const perExpert = expertBytesByType(layers.flatMap((l) => r0.parts(l).map((p) => ({ layer: l, part: p.name, type: ggmlTypeName(p.type), bytes: p.byteLength }))));
     let expertIO: ExpertIODecision = { ...decided, perExpert, reason: `${decided.reason}; ${formatExpertBytes(perExpert, layers.length)}` };
 
@@ -199,6 +230,10 @@ export async function loadModel(path: string, cfg: EngineConfig, onProgress?: Lo
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
       gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
+      if (autoGpu && !gpu.resident) {
+        gpu.slots.free();
+        throw new AutoGpuDeclined(`the GPU holds ${gpu.slots.nSlots} of the ${totalExperts} experts, and streaming the rest through it is slower than the CPU backend today`);
+      }
       const g = { slots: gpu.slots.nSlots, bytes: gpu.slots.nSlots * slotBytes, resident: gpu.resident };
       expertIO = gpu.resident
         ? { ...expertIO, mode: "resident", cacheBytes: info.nExpertUsed * slotBytes, gpu: g, reason: `experts resident on the GPU (${gpu.reason}); ${formatExpertBytes(perExpert, layers.length)}` }

@@ -17,6 +17,11 @@ export interface GpuDevice {
   readonly gpu: GPU;
 }
 
+/** Software rasterisers that present as adapters: slower than the CPU backends, never picked by auto. */
+export function isSoftwareAdapter(name: string): boolean {
+  return /llvmpipe|lavapipe|softpipe|swiftshader|basic render|warp/i.test(name);
+}
+
 /** A device, or why there is none. */
 export async function openGpuDevice(): Promise<GpuDevice | { reason: string }> {
   let gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
