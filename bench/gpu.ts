@@ -102,7 +102,7 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
   for (var i = g.x; i < n; i += stride) { dst[i] = src[i]; }
 }`;
 
-interface Ceiling { bytes: number; readGBs: number; copyGBs: number; workgroups: number; timing: "timestamps" | "wall" }
+interface Ceiling { bytes: number; readGBs: number; copyGBs: number; uploadGBs: number; workgroups: number; timing: "timestamps" | "wall" }
 
 async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promise<Ceiling> {
   const dev = gpu.device;
@@ -122,9 +122,17 @@ async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promis
     const t = await timeIt(be, gpu, iters, () => be.rawDispatch(pipe, bg, groups));
     out[name] = (mult * bytes) / usOf(t) / 1e3;
   }
+  // Host to device: queue.writeBuffer of 16 MiB pieces (as the expert tier uploads), best of 3, to the queue's done.
+  let upload = Infinity;
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = performance.now();
+    for (let at = 0; at < bytes; at += piece.byteLength) dev.queue.writeBuffer(src, at, piece, 0, Math.min(piece.length, (bytes - at) / 4));
+    await dev.queue.onSubmittedWorkDone();
+    upload = Math.min(upload, performance.now() - t0);
+  }
   src.destroy();
   dst.destroy();
-  return { bytes, readGBs: out.read, copyGBs: out.copy, workgroups: groups, timing: gpu.timestamps ? "timestamps" : "wall" };
+  return { bytes, readGBs: out.read, copyGBs: out.copy, uploadGBs: bytes / upload / 1e6, workgroups: groups, timing: gpu.timestamps ? "timestamps" : "wall" };
 }
 
 // ---- weights: valid blocks of each type (a few MiB of them, tiled over every copy)
@@ -376,7 +384,7 @@ export async function benchGpu(only?: string): Promise<void> {
     const ceilBytes = Math.min(gpu.maxBinding, quick ? 32 << 20 : 1 << 30);
     const c = await ceiling(be, gpu, ceilBytes);
     result.ceiling = c;
-    console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes)`);
+    console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes); host to device (writeBuffer, 16 MiB pieces) ${f(c.uploadGBs, 2)} GB/s`);
     save();
     console.log(`kernels (weights rotate over copies >= ${ROTATE_BYTES >> 20} MiB; GB/s of weight bytes; % of the read ceiling):`);
     result.kernels = await kernelRows(be, gpu, c, quick, only);
