@@ -391,7 +391,9 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const spec = p.route.spec;
   let route: DeviceRoute | undefined;
   if (spec && be.routeOnDevice && !f.hooks?.onRoute && !p.routerBias && !p.act) {
-    const all = !p.shared && be.moeRouted ? src.deviceLayer?.(p.layer) : undefined;
+    // Decode only: a batch's pairs are better grouped by expert (host tables: one expert's rows run side by side,
+    // its weights read once into the GPU's cache), worth the one read back.
+    const all = T === 1 && !p.shared && be.moeRouted ? src.deviceLayer?.(p.layer) : undefined;
     const parts = all?.every((w): w is ExpertWeights & ExpertParts => Object.keys(w).length === 3 && !!(w.gate && w.up && w.down)) ? all : undefined;
     route = be.routeOnDevice(logits, T, spec, parts);
     if (route.tables && be.moeRouted) {

@@ -31,6 +31,7 @@ async function run(path: string, cfg: Partial<EngineConfig>) {
     const cache = lm.model.makeCache(32);
     const toks = lm.tokenizer.encode(PROMPT);
     const prefill = await lm.model.forward(Int32Array.from(toks), cache, { logits: "all" });
+    const prefillLookups = lookups;
     const V = prefill.length / toks.length;
     const tokens: number[] = [], steps: Float32Array[] = [];
     let logits = prefill.subarray(prefill.length - V);
@@ -41,7 +42,7 @@ async function run(path: string, cfg: Partial<EngineConfig>) {
     }
     const d = <T extends object>(a: T, b: T) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v as number) - (a as Record<string, number>)[k]])) as Record<keyof T, number>;
     return {
-      prefill, tokens, steps, lookups, promptTokens: toks.length, gpu: d(g0, tier.stats), host: d(h0, host.stats), up: d(u0, tier.slots.uploadStats), preloaded: g0.misses,
+      prefill, tokens, steps, lookups, prefillLookups, gpu: d(g0, tier.stats), host: d(h0, host.stats), up: d(u0, tier.slots.uploadStats), preloaded: g0.misses,
       slots: tier.capacity, resident: tier.resident, slotBytes: host.slotBytes, info: lm.model.info, expertIO: lm.expertIO,
       recordBytes: host.reader.layers.map((l) => host.reader.recordBytes(l)), total: host.reader.layers.reduce((a, l) => a + host.reader.expertCount(l), 0),
     };
@@ -59,10 +60,10 @@ test("GPU expert tier: streamed == resident (tokens and logits bit for bit) at G
   assert.equal(all.slots, all.total);
   assert.equal(all.preloaded, all.total, "every expert uploaded once at load");
   assert.equal(all.gpu.misses, 0, "resident: no lookup misses the device");
-  // Resident: each layer routes on the device and runs its experts from there, with no acquire() (no host read);
-  // each token's k lookups per layer count as device hits.
-  assert.equal(all.lookups, 0, "resident layers route on the device");
-  assert.equal(all.gpu.hits, (all.promptTokens + STEPS) * k * all.info.nLayer);
+  // Resident: each layer routes a decode token on the device and runs its experts from there, with no acquire()
+  // (no host read); each such token's k lookups per layer count as device hits.
+  assert.equal(all.lookups, all.prefillLookups, "resident layers route decode tokens on the device (a prompt's routing is read back)");
+  assert.equal(all.gpu.hits, all.lookups + STEPS * k * all.info.nLayer);
   assert.equal(all.up.bytes, 0);
   assert.ok(new Set(all.recordBytes).size === 1, "one record size in this model");
   const rec = all.recordBytes[0];
