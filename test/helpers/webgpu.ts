@@ -24,8 +24,11 @@ export function gpuDevice(): Promise<GpuDevice> {
   })());
 }
 
-/** A backend on the test device; `maxBinding` shrinks the binding size to exercise weights split over buffers. */
-export async function gpuBackend(opts: { maxBinding?: number } = {}): Promise<WebGpuBackend> {
+/**
+ * A backend on the test device; `maxBinding` shrinks the binding size to exercise weights split over buffers;
+ * `subgroups: false` runs the matvec's workgroup-memory sums where the device has subgroups.
+ */
+export async function gpuBackend(opts: { maxBinding?: number; subgroups?: boolean } = {}): Promise<WebGpuBackend> {
   const d = await gpuDevice();
-  return new WebGpuBackend(opts.maxBinding ? { ...d, maxBinding: opts.maxBinding } : d);
+  return new WebGpuBackend(opts.maxBinding ? { ...d, maxBinding: opts.maxBinding } : d, { subgroups: opts.subgroups });
 }

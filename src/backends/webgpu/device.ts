@@ -11,6 +11,8 @@ export interface GpuDevice {
   /** Largest storage binding: weights bigger than it are split (lavapipe 128 MiB, an H100 2 GiB). */
   readonly maxBinding: number;
   readonly maxBuffer: number;
+  /** The device has the subgroups feature (WGSL subgroupAdd: the matvec's sums). */
+  readonly subgroups: boolean;
   /** The device has the timestamp-query feature (benches time their passes with it). */
   readonly timestamps: boolean;
   /** The GPU object itself: dawn.node's device must not outlive it (keep it reachable). */
@@ -37,8 +39,9 @@ export async function openGpuDevice(): Promise<GpuDevice | { reason: string }> {
   if (!adapter) return { reason: "no WebGPU adapter found (no GPU driver Dawn accepts; on Linux without a GPU: scripts/lavapipe.sh, then VK_DRIVER_FILES=/opt/mesa25/lvp_icd.json)" };
   const l = adapter.limits;
   const timestamps = adapter.features.has("timestamp-query");
+  const subgroups = adapter.features.has("subgroups");
   const device = await adapter.requestDevice({
-    requiredFeatures: timestamps ? ["timestamp-query"] : [],
+    requiredFeatures: [...(timestamps ? ["timestamp-query" as GPUFeatureName] : []), ...(subgroups ? ["subgroups" as GPUFeatureName] : [])],
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
@@ -50,5 +53,5 @@ export async function openGpuDevice(): Promise<GpuDevice | { reason: string }> {
   const adapterName = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
   // Binding sizes must be multiples of 4; keep a 256-byte margin so offsets stay aligned.
   const maxBinding = Math.floor(Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize) / 256) * 256;
-  return { device, adapterName, maxBinding, maxBuffer: l.maxBufferSize, timestamps, gpu };
+  return { device, adapterName, maxBinding, maxBuffer: l.maxBufferSize, timestamps, subgroups, gpu };
 }

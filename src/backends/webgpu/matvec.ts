@@ -5,49 +5,80 @@
 // Three shells share that loop: the plain matvec (optionally adding into its output), and over a table of
 // (expert, row) pairs the MoE's gate and up with SwiGLU applied, and its down projection. The pair tables come from
 // the host (streamed experts) or from the routing kernel (resident ones); neither depends on where the experts sit.
-import { HEAD, MAIN } from "./kernels.js";
+import { HEAD } from "./kernels.js";
 import { F16_AT, type GpuQuant } from "./quant/types.js";
 
-/** Threads per row and rows per group for rows of k values of this type (n rows in all). */
-export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number): { g: number; r: number } {
+/** Threads per row and rows per group for rows of k values of this type (n rows in all); sg: subgroup sums. */
+export interface MatvecShape {
+  readonly g: number;
+  readonly r: number;
+  readonly sg: boolean;
+}
+export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false): MatvecShape {
   const pieces = Math.ceil(k / q.chunkValues) * 8;
   let g = 8;
   while (g < 64 && g < pieces) g *= 2;
   const groups = Math.ceil(n / (64 / g));
   // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
   const r = groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1;
-  return { g, r };
+  return { g, r, sg };
 }
+/** The pipeline key's part for a shape. */
+export const shapeKey = (s: MatvecShape) => `${s.g}/${s.r}${s.sg ? "/sg" : ""}`;
 
 /** Workgroups of a matvec of n rows in this shape. */
 export function matvecGroups(n: number, s: { g: number; r: number }): number {
   return Math.ceil(n / ((64 / s.g) * s.r));
 }
 
-/** The loop over a row's chunks: `accs` are [accumulator, weight word base, reader] triples, each over the rows row0 + r. */
-function chunkLoop(accs: readonly [string, string, string?][], k: string, n: string): string {
-  const decl = accs.map(([a]) => `var ${a}: array<f32, R>;`).join("\n  ");
-  const body = accs.map(([a, wb, fn]) => `${a}[r] += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + r, c, t, xb);`).join(" ");
+/** Accumulator names: `${a}${r}` for each of the R rows (unrolled here: no private arrays indexed at run time). */
+const accs = (a: string, R: number) => Array.from({ length: R }, (_, r) => `${a}${r}`);
+
+/** The loop over a row's chunks: `parts` are [accumulator prefix, weight word base, reader], each over rows row0 + r. */
+function chunkLoop(parts: readonly [string, string, string?][], R: number, k: string, n: string): string {
+  const decl = parts.flatMap(([a]) => accs(a, R).map((v) => `var ${v} = 0.0;`)).join(" ");
+  const rows = Array.from({ length: R }, (_, r) => `if (row0 + ${r}u < ${n}) { ${parts.map(([a, wb, fn]) => `${a}${r} += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c, t, xb);`).join(" ")} }`).join("\n      ");
   return /* wgsl */ `${decl}
   let np = ((${k} + CV - 1u) / CV) * 8u;
   for (var pc = lane; pc < np; pc += G) {
     let c = pc / 8u;
     let t = pc % 8u;
-    for (var r = 0u; r < R; r++) {
-      if (row0 + r < ${n}) { ${body} }
-    }
+    ${rows}
   }`;
 }
 
-/** Sums each of `m` partials (red[j * 64 + li] written by the caller) over the G lanes of each group: result at lane 0. */
-const REDUCE = /* wgsl */ `
-  workgroupBarrier();
-  for (var st = G / 2u; st > 0u; st >>= 1u) {
-    if (lane < st) {
-      for (var j = 0u; j < M; j++) { red[j * 64u + li] += red[j * 64u + li + st]; }
-    }
+/**
+ * Sums each accumulator (names `vs`, j-th at red row j) over the G lanes of each group; total(j) then gives group
+ * grp's sum. With subgroups (and groups of whole subgroups), subgroupAdd and one barrier; else a barrier tree.
+ */
+function reduce(vs: readonly string[], sg: boolean): string {
+  const tree = /* wgsl */ `${vs.map((v, j) => `red[${j}u * 64u + li] = ${v};`).join(" ")}
     workgroupBarrier();
+    for (var st = G / 2u; st > 0u; st >>= 1u) {
+      if (lane < st) {
+        for (var j = 0u; j < M; j++) { red[j * 64u + li] += red[j * 64u + li + st]; }
+      }
+      workgroupBarrier();
+    }`;
+  if (!sg) return tree;
+  return /* wgsl */ `if (sg_whole) {
+    ${vs.map((v, j) => `let s${j} = subgroupAdd(${v});`).join(" ")}
+    if (sgi == 0u) { ${vs.map((_, j) => `red[${j}u * 64u + li / sgs] = s${j};`).join(" ")} }
+    workgroupBarrier();
+  } else {
+    ${tree}
   }`;
+}
+
+/** total(j, grp, ...): group grp's sum of accumulator j after reduce(). */
+const TOTAL = /* wgsl */ `
+fn total(j: u32, grp: u32, sg_whole: bool, sg_size: u32) -> f32 {
+  if (!sg_whole) { return red[j * 64u + grp * G]; }
+  let per = G / sg_size;
+  var s = 0.0;
+  for (var q = 0u; q < per; q++) { s += red[j * 64u + grp * per + q]; }
+  return s;
+}`;
 
 /**
  * The reader over another binding: `w[` becomes `${name}[`, and the functions it defines get the suffix `_${name}`
@@ -60,37 +91,40 @@ function readerOver(code: string, name: string): string {
   return out;
 }
 
-function head(q: GpuQuant, s: { g: number; r: number }, m: number, params: string, binds: string, second?: string): string {
-  return /* wgsl */ `${params}
+function head(q: GpuQuant, s: MatvecShape, m: number, params: string, binds: string, readers = F16_AT + q.piece): string {
+  return /* wgsl */ `${s.sg ? "enable subgroups;\n" : ""}${params}
 ${binds}
 ${HEAD}
-${F16_AT}
-${q.piece}
-${second ? readerOver(F16_AT + q.piece, second) : ""}
+${readers}
 const G = ${s.g}u;
 const R = ${s.r}u;
 const M = ${m}u;
 const CV = ${q.chunkValues}u;
 var<workgroup> red: array<f32, ${64 * m}>;
-${MAIN}
+${TOTAL}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32${s.sg ? ", @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sgi: u32" : ""}) {
+  let sg_whole = ${s.sg ? "sgs <= G" : "false"};
+  let sg_size = ${s.sg ? "sgs" : "1u"};
   let lane = li % G;
-  let grp = li / G;
-  let row0 = (wid(wg, nw) * (64u / G) + grp) * R;`;
+  let grp = li / G;`;
 }
 
+const ROW0 = "let row0 = (wid(wg, nw) * (64u / G) + grp) * R;";
+
 /** o[t, n] (= or +=, p.acc) Σ_k x[t, k] · W[n, k], token t = workgroup z. */
-export function matvecWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, acc: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;`)}
+  ${ROW0}
   let tok = wg.z;
   let xb = tok * (p.k / 4u);
-  ${chunkLoop([["a", "p.w_off"]], "p.k", "p.n")}
-  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
-  ${REDUCE}
+  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n")}
+  ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
-    let v = red[lane * 64u + grp * G];
+    let v = total(lane, grp, sg_whole, sg_size);
     let i = tok * p.n + row0 + lane;
     if (p.acc != 0u) { o[i] += v; } else { o[i] = v; }
   }
@@ -102,23 +136,23 @@ export function matvecWgsl(q: GpuQuant, s: { g: number; r: number }): string {
  * o[orow, n] = silu(gate[n] · x[xrow]) · (up[n] · x[xrow]), gate read from `w`, up from `wu` (the same buffer
  * when they are parts of one record).
  */
-export function moeGateUpWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, 2 * s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> wu: array<u32>;
 @group(0) @binding(3) var<storage, read> tb: array<u32>;
 @group(0) @binding(4) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;`, "wu")}
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;`, F16_AT + q.piece + readerOver(F16_AT + q.piece, "wu"))}
+  ${ROW0}
   let e = p.tab + 4u * wg.z;
   let xb = tb[e + 2u] * (p.k / 4u);
   let gb = tb[e];
   let ub = tb[e + 1u];
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], "p.k", "p.n")}
-  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; red[(R + r) * 64u + li] = b[r]; }
-  ${REDUCE}
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n")}
+  ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
-    let g = red[lane * 64u + grp * G];
-    let u = red[(R + lane) * 64u + grp * G];
+    let g = total(lane, grp, sg_whole, sg_size);
+    let u = total(R + lane, grp, sg_whole, sg_size);
     o[tb[e + 3u] * p.n + row0 + lane] = g / (1.0 + exp(-g)) * u;
   }
 }`;
@@ -128,19 +162,19 @@ export function moeGateUpWgsl(q: GpuQuant, s: { g: number; r: number }): string 
  * The MoE's down projection over pairs: pair z is words [down, arow, orow] at tb[mp.tab + 3z]:
  * o[orow, n] = down[n] · a[arow]. Each token's experts are then added in a fixed order by the scatter-add.
  */
-export function moeDownWgsl(q: GpuQuant, s: { g: number; r: number }): string {
+export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
 @group(0) @binding(3) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
+  ${ROW0}
   let e = p.tab + 3u * wg.z;
   let xb = tb[e + 1u] * (p.k / 4u);
   let wb = tb[e];
-  ${chunkLoop([["a", "wb"]], "p.k", "p.n")}
-  for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
-  ${REDUCE}
-  if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = red[lane * 64u + grp * G]; }
+  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n")}
+  ${reduce(accs("a", s.r), s.sg)}
+  if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
 }`;
 }
 
@@ -149,7 +183,7 @@ export function moeDownWgsl(q: GpuQuant, s: { g: number; r: number }): string {
  * outputs o0..; workgroups [first_i, first_i + groups_i) run weight i. Each row's sum is the plain matvec's (the
  * lanes of a row, G, depend on k only), so the outputs equal three matvecs bit for bit.
  */
-export function matvecSetWgsl(q: GpuQuant, s: { g: number; r: number }, count: number): string {
+export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): string {
   const ids = Array.from({ length: count }, (_, i) => i);
   const binds = [
     "@group(0) @binding(0) var<uniform> p: P;",
@@ -160,25 +194,13 @@ export function matvecSetWgsl(q: GpuQuant, s: { g: number; r: number }, count: n
   const readers = ids.map((i) => readerOver(F16_AT + q.piece, `w${i}`)).join("\n");
   const body = (i: number) => /* wgsl */ `{
     let row0 = ((wid(wg, nw) - p.first${i}) * (64u / G) + grp) * R;
-    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], "p.k", `p.n${i}`)}
-    for (var r = 0u; r < R; r++) { red[r * 64u + li] = a[r]; }
-    ${REDUCE}
-    if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = red[lane * 64u + grp * G]; }
+    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`)}
+    ${reduce(accs("a", s.r), s.sg)}
+    if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
   }`;
   const fields = ids.map((i) => `off${i}: u32, n${i}: u32, first${i}: u32`).join(", ");
   const branches = ids.map((i) => (i === count - 1 ? body(i) : `if (wid(wg, nw) < p.first${i + 1}) ${body(i)} else `)).join("");
-  return /* wgsl */ `struct P { k: u32, ${fields} }
-${binds}
-${HEAD}
-${readers}
-const G = ${s.g}u;
-const R = ${s.r}u;
-const M = ${s.r}u;
-const CV = ${q.chunkValues}u;
-var<workgroup> red: array<f32, ${64 * s.r}>;
-${MAIN}
-  let lane = li % G;
-  let grp = li / G;
+  return /* wgsl */ `${head(q, s, s.r, `struct P { k: u32, ${fields} }`, binds, readers)}
   let tok = wg.z;
   let xb = tok * (p.k / 4u);
   ${branches}

@@ -12,7 +12,7 @@ import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl } from "./matvec.js";
+import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -125,8 +125,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
   private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
 
-  constructor(gpu: GpuDevice) {
+  /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
+  readonly subgroups: boolean;
+
+  constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     this.gpu = gpu;
+    this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
@@ -387,8 +391,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const s = matvecShape(w.quant, k, n);
-    this.dispatch(`matvec/${w.type}/${s.g}/${s.r}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
+    const s = matvecShape(w.quant, k, n, this.subgroups);
+    this.dispatch(`matvec/${w.type}/${shapeKey(s)}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
@@ -405,14 +409,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)));
+    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)), this.subgroups);
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
       params.push(w.wordOffset, dims[i].n, first);
       first += matvecGroups(dims[i].n, s);
     }
-    this.dispatch(`matvec_set/${gs[0].type}/${s.g}/${s.r}/${gs.length}`, () => matvecSetWgsl(gs[0].quant, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
+    this.dispatch(`matvec_set/${gs[0].type}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(gs[0].quant, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -601,14 +605,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n);
-    this.dispatch(`moe_gate_up/${w.type}/${s.g}/${s.r}`, () => moeGateUpWgsl(w.quant, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
+    const s = matvecShape(w.quant, k, n, this.subgroups);
+    this.dispatch(`moe_gate_up/${w.type}/${shapeKey(s)}`, () => moeGateUpWgsl(w.quant, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n);
-    this.dispatch(`moe_down/${w.type}/${s.g}/${s.r}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
+    const s = matvecShape(w.quant, k, n, this.subgroups);
+    this.dispatch(`moe_down/${w.type}/${shapeKey(s)}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
     const { nExpert, k } = spec;

@@ -9,23 +9,26 @@ export const Q4_K_GPU: GpuQuant = {
   // 64i + 4t.. (low nibbles, sub-block 2i) and 64i + 32 + 4t.. (high nibbles, sub-block 2i + 1). Σ (d·sc·q − dmin·m)·x
   // is taken as d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn q4k_b(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
-fn q4k_sm(b: u32, j: u32) -> vec2f {
-  if (j < 4u) { return vec2f(f32(q4k_b(b, 4u + j) & 63u), f32(q4k_b(b, 8u + j) & 63u)); }
-  return vec2f(f32((q4k_b(b, 8u + j) & 0xfu) | ((q4k_b(b, j) >> 6u) << 4u)), f32((q4k_b(b, 8u + j) >> 4u) | ((q4k_b(b, 4u + j) >> 6u) << 4u)));
+fn q4k_sm(s0: u32, s1: u32, s2: u32, j: u32) -> vec2f {
+  if (j < 4u) { return vec2f(f32((s0 >> (8u * j)) & 63u), f32((s1 >> (8u * j)) & 63u)); }
+  let i = 8u * (j - 4u);
+  return vec2f(f32(((s2 >> i) & 0xfu) | (((s0 >> (i + 6u)) & 3u) << 4u)), f32(((s2 >> (i + 4u)) & 0xfu) | (((s1 >> (i + 6u)) & 3u) << 4u)));
 }
 fn nib4(q: u32) -> vec4f { return vec4f(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u)); }
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let b = wb + (row * (k / 256u) + c) * 36u;
   let dm = unpack2x16float(w[b]);
+  let s0 = w[b + 1u];
+  let s1 = w[b + 2u];
+  let s2 = w[b + 3u];
   let x0 = xb + c * 64u + t;
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
     let q = w[b + 4u + t + 8u * i];
     let xl = x4[x0 + 16u * i];
     let xh = x4[x0 + 16u * i + 8u];
-    let a = q4k_sm(b, 2u * i);
-    let h = q4k_sm(b, 2u * i + 1u);
+    let a = q4k_sm(s0, s1, s2, 2u * i);
+    let h = q4k_sm(s0, s1, s2, 2u * i + 1u);
     s += dm.x * (a.x * dot(nib4(q), xl) + h.x * dot(nib4(q >> 4u), xh)) - dm.y * (a.y * dot(xl, vec4f(1.0)) + h.y * dot(xh, vec4f(1.0)));
   }
   return s;
