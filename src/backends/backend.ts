@@ -255,6 +255,8 @@ export interface Backend {
    * k's and v's rows into the caches at startPos; equal to rmsNorm, rope and kvStore run separately.
    */
   normRopeStore?(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void;
+  /** Optional: a forward pass lets the event loop run every this many layers (a backend whose ops return at once). */
+  readonly breatheEvery?: number;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */
   matmulSet?(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void;
   /**

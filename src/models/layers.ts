@@ -11,6 +11,7 @@ import type { ModelCache } from "../kv/state.js";
 import type { ForwardHooks, ForwardOptions } from "./model.js";
 import { bucketByExpert, type RouteFn } from "./routing.js";
 import { AbortedError, ModelError } from "../util/errors.js";
+import { yieldToEventLoop } from "../util/yield.js";
 
 /** Ops the shared layers run whatever the weights' types (checked once at load). */
 export const LAYER_OPS: readonly OpName[] = ["rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows"];
@@ -79,6 +80,15 @@ export class Pass {
   /** Stop here if the caller asked to (between sub-blocks: one layer's compute at most goes on after). */
   checkAbort(): void {
     if (this.signal?.aborted) throw new AbortedError();
+  }
+
+  /**
+   * Let the event loop run (timers, I/O) every `be.breatheEvery` layers: a backend that only records work (a GPU)
+   * would otherwise hold the thread for a whole token when nothing is read back.
+   */
+  async breathe(layer: number): Promise<void> {
+    const n = this.be.breatheEvery;
+    if (n && layer % n === n - 1) await yieldToEventLoop();
   }
 
   /** Hand a named intermediate to the trace hook (llama.cpp's cb(cur, name, il)). */
@@ -556,6 +566,7 @@ export async function decoderStack(f: Pass, tokens: Int32Array, cache: ModelCach
     await L.ffn(y, h, x);
     be.add(x, x, y, T * D);
     await f.cb("l_out", il, x);
+    await f.breathe(il);
   }
   return outputLogits(f, x, p.output, eps, cache, opts.logits);
 }

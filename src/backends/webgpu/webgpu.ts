@@ -94,6 +94,8 @@ export function matmulPlan(k: number, n: number, t: number, q: Pick<GpuQuant, "c
 export class WebGpuBackend implements Backend, ArenaHost {
   readonly name = "webgpu";
   readonly deviceWeights = true;
+  /** Recording a layer takes ~0.2 ms of the thread: let timers run every 4 (a token records 48 with no read). */
+  readonly breatheEvery = 4;
   readonly device: GPUDevice;
   readonly maxBinding: number;
   readonly adapterName: string;
