@@ -386,6 +386,14 @@ export async function benchGpu(only?: string): Promise<void> {
     result.ceiling = c;
     console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes); host to device (writeBuffer, 16 MiB pieces) ${f(c.uploadGBs, 2)} GB/s`);
     save();
+    // What one small dispatch costs in a pass: a chain where each reads the last one's output (a barrier each),
+    // and the same count over 8 outputs in turn (no dispatch reads what the one before wrote).
+    const n = 2048, xs = Array.from({ length: 9 }, () => be.alloc(n));
+    const chain = await timeIt(be, gpu, 512, () => be.add(xs[0], xs[0], xs[8], n));
+    const apart = await timeIt(be, gpu, 512, (i) => be.add(xs[i % 8], xs[8], xs[8], n));
+    result.dispatch = { chainUs: usOf(chain), independentUs: usOf(apart), timing: chain.gpuUs === undefined ? "wall" : "timestamps" };
+    console.log(`one small dispatch (add of ${n} values) in a pass: ${f(usOf(chain), 2)} µs when each reads the one before, ${f(usOf(apart), 2)} µs when none does`);
+    save();
     console.log(`kernels (weights rotate over copies >= ${ROTATE_BYTES >> 20} MiB; GB/s of weight bytes; % of the read ceiling):`);
     result.kernels = await kernelRows(be, gpu, c, quick, only);
     save();
