@@ -206,3 +206,31 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   ${branches}
 }`;
 }
+
+/**
+ * The MoE's down projection and weighted sum for tokens of exactly `k` consecutive pairs (the device routing's
+ * tables), token = workgroup z: pair q = z·k + j is words [down, arow, _] at tb[p.tab + 3q], its weight the f32 at
+ * tb[p.scales + q]; o[z, n] = Σ_j weight_j · (down_j[n] · a[arow_j]) summed from 0 in j order. Each down row is
+ * reduced as moeDownWgsl reduces it, so this equals moe_down and the combine kernel bit for bit, in one dispatch.
+ */
+export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
+  const js = Array.from({ length: k }, (_, j) => j);
+  const parts = js.map((j) => [`a${j}_`, `w${j}`] as [string, string]);
+  const names = js.flatMap((j) => accs(`a${j}_`, s.r));
+  return /* wgsl */ `${head(q, s, k * s.r, "struct P { k: u32, n: u32, tab: u32, scales: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> tb: array<u32>;
+@group(0) @binding(3) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
+  ${ROW0}
+  let q0 = wg.z * ${k}u;
+  ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * (p.k / 4u);`).join("\n  ")}
+  ${chunkLoop(parts, s.r, "p.k", "p.n").replace(/piece\((w\d+), ([^;]*?), xb\)/g, (_m, wj: string, rest: string) => `piece(${wj}, ${rest}, xb${wj.slice(1)})`)}
+  ${reduce(names, s.sg)}
+  if (lane < R && row0 + lane < p.n) {
+    var v = 0.0;
+    for (var j = 0u; j < ${k}u; j++) { v += bitcast<f32>(tb[p.scales + q0 + j]) * total(j * R + lane, grp, sg_whole, sg_size); }
+    o[wg.z * p.n + row0 + lane] = v;
+  }
+}`;
+}

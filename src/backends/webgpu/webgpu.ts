@@ -12,13 +12,15 @@ import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
+import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
+/** Most experts per token whose down projections one dispatch sums (moeDownSumWgsl: k · R partials per thread). */
+const MAX_SUM_K = 16;
 /** Dispatches recorded before a submit (see dispatch()). */
 const FLUSH_DISPATCHES = 64;
 /** Cached bind groups before the cache starts over. */
@@ -633,9 +635,16 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { k: D, n: F } = weightDims(L.gate);
     const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.buf.buffer;
     this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
-    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
+    if (route.k <= MAX_SUM_K) {
+      // down and the weighted sum in one dispatch (the same bits as the two below)
+      const { k: Kd, n: Nd } = weightDims(L.down);
+      const s = matvecShape(L.down.quant, Kd, Nd, this.subgroups);
+      this.dispatch(`moe_down_sum/${L.down.type}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(L.down.quant, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
+      return;
+    }
+    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
     this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
   /** A stand-in for the expert table binding of a routing that writes no tables. */
