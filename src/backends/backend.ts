@@ -255,6 +255,11 @@ export interface Backend {
    * k's and v's rows into the caches at startPos; equal to rmsNorm, rope and kvStore run separately.
    */
   normRopeStore?(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void;
+  /**
+   * Optional (a GPU's dispatch count): x += y, then h = rmsNorm(x) · w over nRows rows of rowLen; equal to add and
+   * rmsNorm run separately (x, y, h: three buffers).
+   */
+  addRmsNorm?(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void;
   /** Optional: a forward pass lets the event loop run every this many layers (a backend whose ops return at once). */
   readonly breatheEvery?: number;
   /** Optional: several weights over the same x in one call (attention's q, k, v): outs[i] = x · ws[i]ᵀ, as matmul each. */

@@ -554,19 +554,29 @@ export async function decoderStack(f: Pass, tokens: Int32Array, cache: ModelCach
   const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
   const y = f.buf("y", T * D); // a sub-block's output [T, D]
   be.embed(x, p.embd, tokens);
+  // Each residual add and the norm after it (the next sub-block's) as one op where the backend has it.
+  const addNorm = (w: Weight) => {
+    if (be.addRmsNorm) be.addRmsNorm(x, y, h, w, eps, D, T);
+    else {
+      be.add(x, x, y, T * D);
+      be.rmsNorm(h, x, w, eps, D, T);
+    }
+  };
+  let L = p.layer(0);
+  be.rmsNorm(h, x, L.attnNorm, eps, D, T);
   for (let il = 0; il < p.nLayer; il++) {
-    const L = p.layer(il);
-    be.rmsNorm(h, x, L.attnNorm, eps, D, T);
     await f.cb("attn_norm", il, h);
     await L.attention(y, h);
-    be.add(x, x, y, T * D);
+    addNorm(L.ffnNorm);
     await f.cb("ffn_inp", il, x);
-    be.rmsNorm(h, x, L.ffnNorm, eps, D, T);
     await f.cb(p.ffnNormName, il, h);
     await L.ffn(y, h, x);
-    be.add(x, x, y, T * D);
+    const next = il + 1 < p.nLayer ? p.layer(il + 1) : undefined;
+    if (next) addNorm(next.attnNorm);
+    else be.add(x, x, y, T * D);
     await f.cb("l_out", il, x);
     await f.breathe(il);
+    if (next) L = next;
   }
   return outputLogits(f, x, p.output, eps, cache, opts.logits);
 }

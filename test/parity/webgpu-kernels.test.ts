@@ -303,3 +303,17 @@ test("webgpu normRopeStore (per-head q/k norms, rope, KV store in one dispatch) 
     });
   }
 });
+
+test("webgpu addRmsNorm (residual add and the next norm in one dispatch) equals add then rmsNorm bit for bit", async () => {
+  const be = await gpuBackend();
+  const D = 200, T = 3;
+  const xv = randomValues(T * D, "arn-x", 2), yv = randomValues(T * D, "arn-y", 2), w = be.upload(hostF32("norm", randomValues(D, "arn-w", 1)));
+  const x1 = bufOf(be, xv), y1 = bufOf(be, yv), h1 = be.alloc(T * D);
+  be.addRmsNorm(x1, y1, h1, w, 1e-6, D, T);
+  const x2 = bufOf(be, xv), y2 = bufOf(be, yv), h2 = be.alloc(T * D);
+  be.add(x2, x2, y2, T * D);
+  be.rmsNorm(h2, x2, w, 1e-6, D, T);
+  const [a, b, c, d] = await be.readMany([x1, h1, x2, h2]);
+  assert.ok(sameBits(a, c), "x differs");
+  assert.ok(sameBits(b, d), "h differs");
+});

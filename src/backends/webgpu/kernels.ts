@@ -204,6 +204,39 @@ ${MAIN}
   }
 }`;
 
+/**
+ * The residual add and the next sub-block's norm in one dispatch, one workgroup per row: x += y, then
+ * h = x / sqrt(mean(x²) + eps) · w; the same arithmetic as binaryWgsl's add and RMSNORM_WGSL (the same bits).
+ */
+export const ADD_RMSNORM_WGSL = /* wgsl */ `
+struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> h: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;
+${MAIN}
+  let r = wid(wg, nw);
+  if (r >= p.rows) { return; }
+  let b = r * p.n;
+  var ss = 0.0;
+  for (var i = li; i < p.n; i += 64u) {
+    let v = x[b + i] + y[b + i];
+    x[b + i] = v;
+    ss += v * v;
+  }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  for (var i = li; i < p.n; i += 64u) { h[b + i] = x[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
+}`;
+
 /** out[i] = f(a[i], b[i]) for i < n. */
 export function binaryWgsl(expr: string): string {
   return /* wgsl */ `

@@ -9,7 +9,7 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
@@ -421,6 +421,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
       first += matvecGroups(dims[i].n, s);
     }
     this.dispatch(`matvec_set/${gs[0].type}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(gs[0].quant, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
+  }
+
+  addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
+    const g = gw(w, "addRmsNorm");
+    if (g.type !== F32) throw new RangeError(`webgpu addRmsNorm: weight '${g.name}' must be F32`);
+    const xs = gbuf(x), ys = gbuf(y), hs = gbuf(h);
+    if (xs === hs || ys === hs || xs === ys) throw new RangeError("webgpu addRmsNorm: x, y and h must be three buffers");
+    if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
+    this.dispatch("add_rmsnorm", () => ADD_RMSNORM_WGSL, [rowLen, nRows, g.wordOffset, f(eps)], [g.buffer, ys.buffer, xs.buffer, hs.buffer], nRows);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
