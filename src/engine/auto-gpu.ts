@@ -19,16 +19,17 @@ export function gpuLikelyPresent(): boolean {
   }
 }
 
+/** Set once a probe found no hardware adapter: later loads in this process do not probe again. */
+let noGpu = false;
+
 /** A hardware GPU device for auto, or undefined (no device node, no package, no adapter, or a software one). */
 export async function autoGpuDevice(): Promise<GpuDevice | undefined> {
-  if (!gpuLikelyPresent()) return undefined;
+  if (noGpu || !gpuLikelyPresent()) return undefined;
   const gpu = await openGpuDevice();
-  if ("reason" in gpu) return undefined;
-  if (isSoftwareAdapter(gpu.adapterName)) {
-    gpu.device.destroy();
-    return undefined;
-  }
-  return gpu;
+  if (!("reason" in gpu) && !isSoftwareAdapter(gpu.adapterName)) return gpu;
+  if (!("reason" in gpu)) gpu.device.destroy();
+  noGpu = true;
+  return undefined;
 }
 
 /** Thrown inside a load that auto started on the GPU: the model is better off on the CPU, for this reason. */
