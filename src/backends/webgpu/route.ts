@@ -14,24 +14,22 @@ export const ROUTE_MAX_EXPERTS = 1024, ROUTE_MAX_K = 64;
 /** Words of `rt` for P pairs. */
 export const routeWords = (pairs: number) => 11 * pairs;
 
-export const ROUTE_WGSL = /* wgsl */ `
-struct P { t: u32, ne: u32, k: u32, norm: u32, tables: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> lg: array<f32>;
-@group(0) @binding(2) var<storage, read> offs: array<u32>;
-@group(0) @binding(3) var<storage, read_write> rt: array<u32>;
-${HEAD}
+/**
+ * WGSL over binding `lg` (the logits): route_token(base, ne, k, li) picks token's top k into `sel` (score order) and
+ * leaves the softmax's max and sum in rmx, rtot; write_route(...) (one thread) writes the words above for it.
+ * Called from uniform control flow by all 64 threads of a workgroup (it has barriers).
+ */
+export const ROUTE_FNS = /* wgsl */ `
 var<workgroup> rv: array<f32, 64>;
 var<workgroup> ri: array<u32, 64>;
-var<workgroup> taken: array<u32, ${1024 / 32}>;
-var<workgroup> sel: array<u32, ${64}>;
+var<workgroup> taken: array<u32, ${ROUTE_MAX_EXPERTS / 32}>;
+var<workgroup> sel: array<u32, ${ROUTE_MAX_K}>;
+var<workgroup> rmx: f32;
+var<workgroup> rtot: f32;
 fn is_taken(e: u32) -> bool { return ((taken[e >> 5u] >> (e & 31u)) & 1u) != 0u; }
-${MAIN}
-  let t = wid(wg, nw);
-  if (t >= p.t) { return; }
-  let base = t * p.ne;
+fn route_token(base: u32, ne: u32, k: u32, li: u32) {
   var m = -3.4e38;
-  for (var e = li; e < p.ne; e += 64u) { m = max(m, lg[base + e]); }
+  for (var e = li; e < ne; e += 64u) { m = max(m, lg[base + e]); }
   rv[li] = m;
   workgroupBarrier();
   for (var st = 32u; st > 0u; st >>= 1u) {
@@ -41,20 +39,23 @@ ${MAIN}
   let mx = rv[0];
   workgroupBarrier();
   var s = 0.0;
-  for (var e = li; e < p.ne; e += 64u) { s += exp(lg[base + e] - mx); }
+  for (var e = li; e < ne; e += 64u) { s += exp(lg[base + e] - mx); }
   rv[li] = s;
-  if (li < ${1024 / 32}u) { taken[li] = 0u; }
+  if (li < ${ROUTE_MAX_EXPERTS / 32}u) { taken[li] = 0u; }
   workgroupBarrier();
   for (var st = 32u; st > 0u; st >>= 1u) {
     if (li < st) { rv[li] += rv[li + st]; }
     workgroupBarrier();
   }
-  let tot = rv[0];
+  if (li == 0u) {
+    rmx = mx;
+    rtot = rv[0];
+  }
   workgroupBarrier();
-  for (var j = 0u; j < p.k; j++) {
+  for (var j = 0u; j < k; j++) {
     var bv = 0.0;
     var bi = 0xffffffffu;
-    for (var e = li; e < p.ne; e += 64u) {
+    for (var e = li; e < ne; e += 64u) {
       let v = lg[base + e];
       if (!is_taken(e) && (bi == 0xffffffffu || v > bv)) { bv = v; bi = e; }
     }
@@ -76,26 +77,34 @@ ${MAIN}
     }
     workgroupBarrier();
   }
-  if (li != 0u) { return; }
-  let P = p.t * p.k;
-  let q0 = t * p.k;
-  var sum = 0.0;
-  for (var j = 0u; j < p.k; j++) { sum += exp(lg[base + sel[j]] - mx) / tot; }
-  let div = select(1.0, sum, p.norm != 0u);
-  for (var j = 0u; j < p.k; j++) {
-    rt[q0 + j] = sel[j];
-    rt[P + q0 + j] = bitcast<u32>(exp(lg[base + sel[j]] - mx) / tot / div);
-  }
-  if (p.tables == 0u) { return; }
-  // Ascending ids: each pass takes the smallest id above the last one taken.
+}
+/** The j-th smallest of the k selected ids (its index in sel): ascending order, as a host table lists experts. */
+fn nth_ascending(k: u32, j: u32) -> u32 {
   var last = -1;
-  for (var j = 0u; j < p.k; j++) {
-    var bj = 0u;
+  var bj = 0u;
+  for (var n = 0u; n <= j; n++) {
     var be = 0xffffffffu;
-    for (var i = 0u; i < p.k; i++) {
+    for (var i = 0u; i < k; i++) {
       if (i32(sel[i]) > last && sel[i] < be) { be = sel[i]; bj = i; }
     }
     last = i32(be);
+  }
+  return bj;
+}
+/** One thread: token t's words of rt (P pairs in all), the tables too when tables != 0. */
+fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32) {
+  let q0 = t * k;
+  var sum = 0.0;
+  for (var j = 0u; j < k; j++) { sum += exp(lg[base + sel[j]] - rmx) / rtot; }
+  let div = select(1.0, sum, norm != 0u);
+  for (var j = 0u; j < k; j++) {
+    rt[q0 + j] = sel[j];
+    rt[P + q0 + j] = bitcast<u32>(exp(lg[base + sel[j]] - rmx) / rtot / div);
+  }
+  if (tables == 0u) { return; }
+  for (var j = 0u; j < k; j++) {
+    let bj = nth_ascending(k, j);
+    let be = sel[bj];
     let q = q0 + j;
     rt[2u * P + q] = t;
     rt[3u * P + 4u * q] = offs[3u * be];
@@ -107,4 +116,19 @@ ${MAIN}
     rt[7u * P + 3u * q + 2u] = q;
     rt[10u * P + q] = rt[P + q0 + bj];
   }
+}`;
+
+export const ROUTE_WGSL = /* wgsl */ `
+struct P { t: u32, ne: u32, k: u32, norm: u32, tables: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> lg: array<f32>;
+@group(0) @binding(2) var<storage, read> offs: array<u32>;
+@group(0) @binding(3) var<storage, read_write> rt: array<u32>;
+${HEAD}
+${ROUTE_FNS}
+${MAIN}
+  let t = wid(wg, nw);
+  if (t >= p.t) { return; }
+  route_token(t * p.ne, p.ne, p.k, li);
+  if (li == 0u) { write_route(t, p.t * p.k, t * p.ne, p.k, p.norm, p.tables); }
 }`;
