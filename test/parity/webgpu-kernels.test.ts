@@ -242,19 +242,27 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
     });
     return { gate, up, down };
   });
-  const T2 = 5, lg2 = randomValues(T2 * nX, "route-logits-2", 2), h = randomValues(T2 * 256, "route-h", 2);
-  const hb = bufOf(be, h), lb = bufOf(be, lg2);
-  const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);
-  assert.ok(r.tables, "one arena: the pair tables are written");
-  const onDevice = bufOf(be, new Float32Array(T2 * 256).fill(7)); // overwritten, not added to
-  be.moeRouted(onDevice, hb, r);
-  const routing = { nTokens: T2, k, ...decodeRoute(r, await be.read(r.buf)) };
-  const fromHost = be.alloc(T2 * 256);
-  be.zero(fromHost);
-  be.moeFfn(fromHost, hb, bucketByExpert(routing).map((b) => ({ ...experts[b.expert], rows: b.rows, scales: b.scales })));
-  const [a, b] = await be.readMany([onDevice, fromHost]);
-  assert.ok(sameBits(a, b), "device tables and host tables give other bits");
-  assert.ok(a.some((v) => v !== 0));
+  // A prompt (the routing kernel, then the tables) and a decode token (the routing inside gate+up's dispatch).
+  for (const T2 of [5, 1]) {
+    const lg2 = randomValues(T2 * nX, `route-logits-${T2}`, 2), h = randomValues(T2 * 256, `route-h-${T2}`, 2);
+    const hb = bufOf(be, h), lb = bufOf(be, lg2);
+    const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);
+    assert.ok(r.tables, "one arena: the pair tables are written");
+    const onDevice = bufOf(be, new Float32Array(T2 * 256).fill(7)); // overwritten, not added to
+    be.moeRouted(onDevice, hb, r);
+    const words = await be.read(r.buf);
+    const routing = { nTokens: T2, k, ...decodeRoute(r, words) };
+    const want = softmaxTopK(lg2, T2, nX, k, true);
+    assert.deepEqual([...routing.ids], [...want.ids], `T=${T2}: routing ids`);
+    const fromHost = be.alloc(T2 * 256);
+    be.zero(fromHost);
+    be.moeFfn(fromHost, hb, bucketByExpert(routing).map((b) => ({ ...experts[b.expert], rows: b.rows, scales: b.scales })));
+    const [a, b] = await be.readMany([onDevice, fromHost]);
+    assert.ok(sameBits(a, b), `T=${T2}: device tables and host tables give other bits`);
+    assert.ok(a.some((v) => v !== 0));
+  }
+  const lb = bufOf(be, randomValues(5 * nX, "route-logits-5", 2));
+  const T2 = 5;
   // Experts of one layer in different buffers: no tables (the layer then reads its routing back).
   const apart = experts.map((e, i) => (i === 3 ? { gate: be.upload(parts[3][0]), up: be.upload(parts[3][1]), down: be.upload(parts[3][2]) } : e));
   assert.equal(be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, apart).tables, false);

@@ -234,3 +234,35 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   }
 }`;
 }
+
+/**
+ * A decode token's routing and its experts' gate and up in one dispatch: every workgroup routes the token itself
+ * (route.ts: softmax top-k of `lg`, the same arithmetic as the routing kernel) and runs pair z, the z-th selected
+ * expert in ascending id order, at the word offsets `offs` gives; workgroup 0 of pair 0 also writes the routing's
+ * words to `rt` as the routing kernel would. Equal to that kernel then moeGateUpWgsl, bit for bit.
+ */
+export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: string): string {
+  return /* wgsl */ `${head(q, s, 2 * s.r, "struct P { k: u32, n: u32, ne: u32, topk: u32, norm: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> wu: array<u32>;
+@group(0) @binding(3) var<storage, read> lg: array<f32>;
+@group(0) @binding(4) var<storage, read> offs: array<u32>;
+@group(0) @binding(5) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> o: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rt: array<u32>;`, F16_AT + q.piece + readerOver(F16_AT + q.piece, "wu") + routeFns)}
+  ${ROW0}
+  route_token(0u, p.ne, p.topk, li);
+  let ex = sel[nth_ascending(p.topk, wg.z)];
+  let gb = offs[3u * ex];
+  let ub = offs[3u * ex + 1u];
+  let xb = 0u;
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n")}
+  ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
+  if (lane < R && row0 + lane < p.n) {
+    let g = total(lane, grp, sg_whole, sg_size);
+    let u = total(R + lane, grp, sg_whole, sg_size);
+    o[wg.z * p.n + row0 + lane] = g / (1.0 + exp(-g)) * u;
+  }
+  if (wid(wg, nw) == 0u && wg.z == 0u && li == 0u) { write_route(0u, p.topk, 0u, p.topk, p.norm, 1u); }
+}`;
+}

@@ -11,8 +11,8 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
-import { ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
+import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
+import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -35,11 +35,23 @@ class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
 }
 
-/** A device routing (route.ts has its words) and, when it wrote the pair tables, where the layer's experts sit. */
+/**
+ * A device routing (route.ts has its words) and, when it writes the pair tables, where the layer's experts sit.
+ * A decode token's routing with tables is not dispatched at once: moeRouted runs it inside its gate+up dispatch;
+ * reading `buf` first dispatches the routing kernel (`pending`).
+ */
 class GpuRoute implements DeviceRoute {
-  constructor(readonly buf: GpuBuf, readonly nTokens: number, readonly k: number, readonly layer?: LayerExperts) {}
+  constructor(private readonly words: GpuBuf, readonly nTokens: number, readonly k: number, readonly layer?: LayerExperts, public pending?: { logits: GPUBuffer; spec: RouteSpec; run: () => void }) {}
   get tables(): boolean {
     return this.layer !== undefined;
+  }
+  get buf(): GpuBuf {
+    this.pending?.run();
+    this.pending = undefined;
+    return this.words;
+  }
+  get rt(): GPUBuffer {
+    return this.words.buffer;
   }
 }
 
@@ -635,15 +647,26 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const P = nTokens * k;
     const layer = resident && P <= 65535 ? this.layerExperts(resident, nExpert) : undefined; // pairs: workgroups in z
     const rt = this.moeBuf("route", routeWords(P));
-    this.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
-    return new GpuRoute(new GpuBuf(rt.buffer, 2 * P), nTokens, k, layer);
+    const run = () => this.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
+    const words = new GpuBuf(rt.buffer, 2 * P);
+    if (layer && nTokens === 1) return new GpuRoute(words, nTokens, k, layer, { logits: lg.buffer, spec, run });
+    run();
+    return new GpuRoute(words, nTokens, k, layer);
   }
   moeRouted(out: Buf, x: Buf, route: DeviceRoute): void {
     if (!(route instanceof GpuRoute) || !route.layer) throw new TypeError("webgpu moeRouted: the route was not made by this backend with the layer's experts");
     const L = route.layer, P = route.nTokens * route.k;
     const { k: D, n: F } = weightDims(L.gate);
-    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.buf.buffer;
-    this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
+    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.rt;
+    const pending = route.pending;
+    if (pending) {
+      // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
+      route.pending = undefined;
+      const { k: Kg, n: Ng } = weightDims(L.gate);
+      const s = matvecShape(L.gate.quant, Kg, Ng, this.subgroups);
+      this.dispatch(`moe_gate_up_routed/${L.gate.type}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(L.gate.quant, s, ROUTE_FNS),
+        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, gbuf(x).buffer, ae.buffer, rt], matvecGroups(Ng, s), P);
+    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
     if (route.k <= MAX_SUM_K) {
