@@ -7,6 +7,21 @@
 export const HEAD = /* wgsl */ `
 fn wid(wg: vec3u, nw: vec3u) -> u32 { return wg.y * nw.x + wg.x; }
 `;
+/** The sum of one value per thread over a 64-thread workgroup (a barrier tree in `red`), for every thread. */
+const SUM64 = /* wgsl */ `
+var<workgroup> red: array<f32, 64>;
+fn sum64(v: f32, li: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let s = red[0];
+  workgroupBarrier();
+  return s;
+}`;
+
 /** Every kernel's entry point: 64 threads, its workgroup and thread index. */
 export const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
 /** The thread's linear index, for kernels of one thread per value. */
@@ -117,20 +132,14 @@ struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
-var<workgroup> red: array<f32, 64>;
+${SUM64}
 ${MAIN}
   let r = wid(wg, nw);
   if (r >= p.rows) { return; }
   let b = r * p.n;
   var ss = 0.0;
   for (var i = li; i < p.n; i += 64u) { let v = xin[b + i]; ss += v * v; }
-  red[li] = ss;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.n) + p.eps);
   for (var i = li; i < p.n; i += 64u) { o[b + i] = xin[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
 }`;
 
@@ -152,17 +161,8 @@ struct P { t: u32, nh: u32, nkv: u32, hd: u32, half: u32, eps: f32, qn: u32, kn:
 @group(0) @binding(7) var<storage, read_write> kc: array<f32>;
 @group(0) @binding(8) var<storage, read_write> vc: array<f32>;
 ${HEAD}
-var<workgroup> red: array<f32, 64>;
+${SUM64}
 var<workgroup> hv: array<f32, 512>;
-fn inv_rms(ss: f32, li: u32) -> f32 {
-  red[li] = ss;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  return 1.0 / sqrt(red[0] / f32(p.hd) + p.eps);
-}
 ${MAIN}
   let r = wid(wg, nw);
   let nq = p.t * p.nh;
@@ -182,7 +182,7 @@ ${MAIN}
     let x = select(k[b + i], q[b + i], isq);
     ss += x * x;
   }
-  let inv = inv_rms(ss, li);
+  let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.hd) + p.eps);
   for (var i = li; i < p.hd; i += 64u) {
     if (isq) { hv[i] = q[b + i] * inv * bitcast<f32>(wq[p.qn + i]); } else { hv[i] = k[b + i] * inv * bitcast<f32>(wk[p.kn + i]); }
   }
@@ -216,7 +216,7 @@ struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;
 ${HEAD}
-var<workgroup> red: array<f32, 64>;
+${SUM64}
 ${MAIN}
   let r = wid(wg, nw);
   if (r >= p.rows) { return; }
@@ -227,13 +227,7 @@ ${MAIN}
     x[b + i] = v;
     ss += v * v;
   }
-  red[li] = ss;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.n) + p.eps);
   for (var i = li; i < p.n; i += 64u) { h[b + i] = x[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
 }`;
 
