@@ -8,7 +8,7 @@ import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
-import { openGpuDevice, type GpuDevice } from "../backends/webgpu/device.js";
+import { openGpuDevice } from "../backends/webgpu/device.js";
 import { AutoGpuDeclined, autoGpuDevice } from "./auto-gpu.js";
 import { WebGpuBackend } from "../backends/webgpu/webgpu.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
@@ -102,18 +102,26 @@ export function denseFile(path: string): string {
 export async function loadModel(path: string, cfg: EngineConfig, onProgress?: LoadProgress): Promise<LoadedModel> {
   checkEngineRanges(cfg);
   if (cfg.backend !== "auto" || !existsSync(path)) return loadWith(path, cfg, onProgress);
-  return loadAuto(path, cfg, await autoGpuDevice(), onProgress);
+  const gpu = await autoGpuDevice();
+  return loadAuto(path, cfg, gpu && { adapter: gpu.adapterName, backend: () => new WebGpuBackend(gpu) }, onProgress);
+}
+
+/** A GPU --backend auto may take: its adapter's name, and its backend (made once, when tried). */
+export interface AutoGpu {
+  readonly adapter: string;
+  backend(): Backend;
 }
 
 /** --backend auto with this GPU (or none): on it when the model runs well there, else on the CPU. */
-export async function loadAuto(path: string, cfg: EngineConfig, gpu: GpuDevice | undefined, onProgress?: LoadProgress): Promise<LoadedModel> {
-  if (!gpu) return loadWith(path, cfg, onProgress);
+export async function loadAuto(path: string, cfg: EngineConfig, gpu: AutoGpu | undefined, onProgress?: LoadProgress): Promise<LoadedModel> {
+  const be = gpu?.backend();
+  if (!(be instanceof WebGpuBackend)) return loadWith(path, cfg, onProgress);
   try {
-    return await loadWith(path, cfg, onProgress, new WebGpuBackend(gpu));
+    return await loadWith(path, cfg, onProgress, be);
   } catch (e) {
     if (!(e instanceof AutoGpuDeclined)) throw e;
     const lm = await loadWith(path, cfg, onProgress);
-    lm.warnings.push(`backend auto: not the GPU (${gpu.adapterName}): ${e.message}; using backend '${lm.backend.name}'`);
+    lm.warnings.push(`backend auto: not the GPU (${gpu!.adapter}): ${e.message}; using backend '${lm.backend.name}'`);
     return lm;
   }
 }

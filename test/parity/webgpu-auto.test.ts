@@ -8,12 +8,13 @@ import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.
 import { smallVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
 import { isSoftwareAdapter, openGpuDevice } from "../../src/backends/webgpu/device.js";
+import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 
 async function backendOf(path: string, cfg: Partial<EngineConfig>) {
   await gpuDevice(); // VK_DRIVER_FILES set before Dawn starts
   const gpu = await openGpuDevice();
   assert.ok(!("reason" in gpu), "lavapipe is there");
-  const lm = await loadAuto(path, defaultEngineConfig({ backend: "auto", ctxSize: 32, ...cfg }), gpu);
+  const lm = await loadAuto(path, defaultEngineConfig({ backend: "auto", ctxSize: 32, ...cfg }), { adapter: gpu.adapterName, backend: () => new WebGpuBackend(gpu) });
   try {
     const logits = await lm.model.forward(Int32Array.of(1, 2, 3), lm.model.makeCache(32), { logits: "last" });
     assert.ok(logits.every(Number.isFinite));
