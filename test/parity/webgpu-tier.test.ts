@@ -5,6 +5,7 @@
 // device hits + misses = lookups, host lookups = device misses, disk reads = host misses, bytes uploaded =
 // misses x the record size, evictions = misses beyond the slots. Too small a tier is refused by name.
 import { test } from "node:test";
+import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
@@ -35,14 +36,17 @@ async function run(path: string, cfg: Partial<EngineConfig>) {
     const V = prefill.length / toks.length;
     const tokens: number[] = [], steps: Float32Array[] = [];
     let logits = prefill.subarray(prefill.length - V);
+    const be = lm.backend as WebGpuBackend;
+    const c0 = { ...be.counters };
     for (let i = 0; i < STEPS; i++) {
       tokens.push(argmax(logits));
       logits = await lm.model.forward(Int32Array.of(tokens[i]), cache, { logits: "last" });
       steps.push(logits);
     }
+    const perStep = { dispatches: (be.counters.dispatches - c0.dispatches) / STEPS, reads: (be.counters.reads - c0.reads) / STEPS };
     const d = <T extends object>(a: T, b: T) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v as number) - (a as Record<string, number>)[k]])) as Record<keyof T, number>;
     return {
-      prefill, tokens, steps, lookups, prefillLookups, gpu: d(g0, tier.stats), host: d(h0, host.stats), up: d(u0, tier.slots.uploadStats), preloaded: g0.misses,
+      prefill, tokens, steps, lookups, prefillLookups, perStep, gpu: d(g0, tier.stats), host: d(h0, host.stats), up: d(u0, tier.slots.uploadStats), preloaded: g0.misses,
       slots: tier.capacity, resident: tier.resident, slotBytes: host.slotBytes, info: lm.model.info, expertIO: lm.expertIO,
       recordBytes: host.reader.layers.map((l) => host.reader.recordBytes(l)), total: host.reader.layers.reduce((a, l) => a + host.reader.expertCount(l), 0),
     };
@@ -65,6 +69,12 @@ test("GPU expert tier: streamed == resident (tokens and logits bit for bit) at G
   assert.equal(all.lookups, all.prefillLookups, "resident layers route decode tokens on the device (a prompt's routing is read back)");
   assert.equal(all.gpu.hits, all.lookups + STEPS * k * all.info.nLayer);
   assert.equal(all.up.bytes, 0);
+  // A resident decode token: nothing read back but the logits; 9 dispatches a layer (q/k/v; norms, rope and KV
+  // store; attention; output; add + norm; router; routing + gate/up; down + sum; add + the next norm) and 4 more
+  // (embedding, the first norm, the output norm and head).
+  t.diagnostic(`resident decode token: ${all.perStep.dispatches} dispatches, ${all.perStep.reads} host read(s), ${all.info.nLayer} layers`);
+  assert.equal(all.perStep.reads, 1);
+  assert.equal(all.perStep.dispatches, 9 * all.info.nLayer + 4);
   assert.ok(new Set(all.recordBytes).size === 1, "one record size in this model");
   const rec = all.recordBytes[0];
 

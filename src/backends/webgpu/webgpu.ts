@@ -128,6 +128,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Submissions and compute passes so far, and timestamp writes for the next pass (timestampedPass). */
   private submits = 0;
   private passes = 0;
+  /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
+  readonly counters = { dispatches: 0, submits: 0, reads: 0 };
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
   private sinceFlush = 0;
@@ -194,6 +196,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return (await this.readMany([src]))[0];
   }
   async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+    this.counters.reads++;
     const bufs = srcs.map(gbuf);
     const total = bufs.reduce((a, b) => a + b.length * 4, 0);
     const rb = this.device.createBuffer({ size: Math.max(16, total), usage: MAP_READ | COPY_DST });
@@ -239,6 +242,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
     this.device.queue.submit([this.enc.finish()]);
     this.submits++;
+    this.counters.submits++;
     this.enc = undefined;
     this.used = 0;
     this.sinceFlush = 0;
@@ -365,6 +369,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
     pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
+    this.counters.dispatches++;
     // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
     // back) while the rest is recorded. Never inside a timed pass.
     if (++this.sinceFlush >= FLUSH_DISPATCHES && !this.timing) this.flush();
