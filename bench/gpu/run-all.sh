@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One device call (issue 14): the kernel table, a3b end to end on --backend webgpu, the GPU tier at 25% (TIER=1),
+# and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1).
+# Run from the repository root on the GPU machine with .gpu/ carried (bench/gpu/pack-carry.sh makes it); results in $OUT.
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
+W=/tmp/mg; mkdir -p "$W/app" "$W/llama"
+T0=$(date +%s); log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
+for f in .gpu/debs/*.deb; do dpkg -x $f /; done; ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+xz -T0 -dc .gpu/node.xz > "$W/node" && chmod +x "$W/node"
+tar -xJf .gpu/app.tar.xz -C "$W/app"
+GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader); log "$GPU"
+BUILD=
+if ! echo "$GPU" | grep -q "H100 80GB HBM3" || [ -n "${LLAMA:-}" ]; then
+  tar -xJf .gpu/llama-src.tar.xz -C "$W/llama"
+  ( nice -n 19 cmake -S "$W/llama" -B "$W/llama/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
+    && nice -n 19 cmake --build "$W/llama/build" --target llama-bench -j 11 ) > "$W/build.log" 2>&1 &
+  BUILD=$!
+fi
+MODEL=$W/a3b.gguf
+cd "$W/app"; N="$W/node bin/moestream.cjs"
+( $N gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" ) > "$W/gen.log" 2>&1 &
+GEN=$!
+timeout 120 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"
+wait $GEN; log "gen rc=$? $(du -h $MODEL | cut -f1) $(tail -1 $W/gen.log)"
+timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$?"
+EXP=16307453952
+[ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
+if [ -n "$BUILD" ]; then
+  wait $BUILD; log "build rc=$?"; tail -3 "$W/build.log" > "$OUT/build-tail.log"
+  B=$W/llama/build/bin/llama-bench
+  timeout 50 $B -m $MODEL -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep "^|" | tee -a "$OUT/steps.log"
+  timeout 50 $B -m $MODEL -ngl 99 -ncmoe 36 -t 16 -p 128 -n 64 -r 2 -o md 2>/dev/null | grep "^|" | tee -a "$OUT/steps.log"
+fi
+log done
