@@ -7,8 +7,8 @@ interface WorkerLike { postMessage(m: unknown): void; unref(): void; terminate()
 interface WorkerThreads { Worker: new (code: string, opts: { eval: true; workerData: unknown }) => WorkerLike }
 
 // Control words (Int32Array over a SharedArrayBuffer). CLAIM packs (job tag << 24) | (chunks << 16) | next chunk:
-// one atomic add claims a chunk and says whether it belongs to the job the claimer saw, so a late worker can
-// never run a chunk with the next job's parameters, and the caller waits only for workers inside a chunk.
+// a worker claims a chunk by compare-and-swap only while the word is the job's it saw, so a late worker never runs
+// a chunk with the next job's parameters nor uses one up, and the caller waits only for workers inside a chunk.
 const GEN = 0, CLAIM = 1, ACTIVE = 2, STOP = 3, MEM = 4, TYPE = 5, W = 6, XB = 7, OUT = 8, K = 9, N = 10, T = 11, RPC = 12, FAILED = 13;
 const CTL_WORDS = 16;
 const MAX_CHUNKS = 255;
@@ -28,8 +28,11 @@ for (;;) {
   Atomics.add(ctl, ${ACTIVE}, 1);
   try {
     for (;;) {
-      const v = Atomics.add(ctl, ${CLAIM}, 1);
+      // Claim by compare-and-swap: a worker that saw this job late must not use up a chunk of the next one (an add
+      // on the next job's word would skip that chunk: rows left unwritten).
+      const v = Atomics.load(ctl, ${CLAIM});
       if ((v >>> 24) !== (gen & 0xff) || (v & 0xffff) >= ((v >>> 16) & 0xff)) break; // another job's, or none left
+      if (Atomics.compareExchange(ctl, ${CLAIM}, v, v + 1) !== v) continue;
       const mi = ctl[${MEM}];
       while (!inst[mi]) take();
       const n = ctl[${N}], rpc = ctl[${RPC}], r0 = (v & 0xffff) * rpc;
