@@ -34,10 +34,13 @@ export function matvecGroups(n: number, s: { g: number; r: number }): number {
 /** Accumulator names: `${a}${r}` for each of the R rows (unrolled here: no private arrays indexed at run time). */
 const accs = (a: string, R: number) => Array.from({ length: R }, (_, r) => `${a}${r}`);
 
-/** The loop over a row's chunks: `parts` are [accumulator prefix, weight word base, reader], each over rows row0 + r. */
-function chunkLoop(parts: readonly [string, string, string?][], R: number, k: string, n: string): string {
+/**
+ * The loop over a row's chunks: `parts` are [accumulator prefix, weight word base, reader, x's vec4 base], each over
+ * rows row0 + r (reader `piece` and x base `xb` when not given).
+ */
+function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string): string {
   const decl = parts.flatMap(([a]) => accs(a, R).map((v) => `var ${v} = 0.0;`)).join(" ");
-  const rows = Array.from({ length: R }, (_, r) => `if (row0 + ${r}u < ${n}) { ${parts.map(([a, wb, fn]) => `${a}${r} += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c, t, xb);`).join(" ")} }`).join("\n      ");
+  const rows = Array.from({ length: R }, (_, r) => `if (row0 + ${r}u < ${n}) { ${parts.map(([a, wb, fn, xb]) => `${a}${r} += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c, t, ${xb ?? "xb"});`).join(" ")} }`).join("\n      ");
   return /* wgsl */ `${decl}
   let np = ((${k} + CV - 1u) / CV) * 8u;
   for (var pc = lane; pc < np; pc += G) {
@@ -215,7 +218,7 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
  */
 export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   const js = Array.from({ length: k }, (_, j) => j);
-  const parts = js.map((j) => [`a${j}_`, `w${j}`] as [string, string]);
+  const parts = js.map((j) => [`a${j}_`, `w${j}`, "piece", `xb${j}`] as [string, string, string, string]);
   const names = js.flatMap((j) => accs(`a${j}_`, s.r));
   return /* wgsl */ `${head(q, s, k * s.r, "struct P { k: u32, n: u32, tab: u32, scales: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -225,7 +228,7 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   ${ROW0}
   let q0 = wg.z * ${k}u;
   ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * (p.k / 4u);`).join("\n  ")}
-  ${chunkLoop(parts, s.r, "p.k", "p.n").replace(/piece\((w\d+), ([^;]*?), xb\)/g, (_m, wj: string, rest: string) => `piece(${wj}, ${rest}, xb${wj.slice(1)})`)}
+  ${chunkLoop(parts, s.r, "p.k", "p.n")}
   ${reduce(names, s.sg)}
   if (lane < R && row0 + lane < p.n) {
     var v = 0.0;

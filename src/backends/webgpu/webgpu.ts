@@ -662,7 +662,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!(route instanceof GpuRoute) || !route.layer) throw new TypeError("webgpu moeRouted: the route was not made by this backend with the layer's experts");
     const L = route.layer, P = route.nTokens * route.k;
     const { k: D, n: F } = weightDims(L.gate);
-    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D), rt = route.rt;
+    const ae = this.moeBuf("ge", P * F), rt = route.rt;
     const pending = route.pending;
     if (pending) {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
@@ -681,6 +681,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`moe_down_sum/${L.down.type}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(L.down.quant, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
+    const ye = this.moeBuf("ye", P * D);
     this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
     this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
