@@ -9,7 +9,7 @@
 // webgpu, after a sanity check that its greedy tokens equal the CPU backend's on a short prompt (and its logits
 // agree). --quick: small shapes (lavapipe). Prints a table; --json writes every figure.
 import { writeFileSync } from "node:fs";
-import { openGpuDevice, type GpuDevice } from "../src/backends/webgpu/device.js";
+import { openGpuDevice, setDawnFlags, type GpuDevice } from "../src/backends/webgpu/device.js";
 import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
 import { matvecShape } from "../src/backends/webgpu/matvec.js";
 import { GPU_QUANTS } from "../src/backends/webgpu/quant/index.js";
@@ -19,7 +19,7 @@ import { BF16, F16, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/inde
 import { directFill } from "../src/gen/direct.js";
 import { Stream } from "../src/gen/random.js";
 import { f32ToF16 } from "../src/util/f16.js";
-import { loadModel } from "../src/engine/load.js";
+import { loadModel, type LoadedModel } from "../src/engine/load.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
 import { nativeAvailable } from "../src/backends/cpu/native.js";
@@ -41,6 +41,8 @@ interface Timing {
   /** Per iteration, µs: from the pass's timestamps, and from submit to done. */
   gpuUs: number | undefined;
   wallUs: number;
+  /** Per iteration, µs: the sum of its dispatches' times, each timed in a pass of its own. */
+  ownPassUs?: number;
 }
 
 /** Best of REPS: `iters` iterations of `record` in one pass (backend ops) or raw commands on the device. */
@@ -75,7 +77,16 @@ async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: 
     }
   }
   qs?.destroy();
-  return { gpuUs: Number.isFinite(gpuUs) ? gpuUs : undefined, wallUs };
+  // The same work with each dispatch in a timed pass of its own (how the decode profile times a layer's kernels).
+  let ownPassUs: number | undefined;
+  if (gpu.timestamps) {
+    be.profileBegin();
+    for (let j = 0; j < Math.min(iters, 64); j++) record(i++);
+    const totals = [...(await be.profileEnd()).values()];
+    const n = totals.reduce((a, v) => a + v.count, 0);
+    if (n) ownPassUs = totals.reduce((a, v) => a + v.us, 0) / Math.min(iters, 64);
+  }
+  return { gpuUs: Number.isFinite(gpuUs) ? gpuUs : undefined, wallUs, ownPassUs };
 }
 const usOf = (t: Timing) => t.gpuUs ?? t.wallUs;
 
@@ -167,6 +178,8 @@ interface Row {
   gflops: number;
   plan: string;
   copies: number;
+  /** µs per iteration with each dispatch timed in a pass of its own. */
+  ownPassUs?: number;
 }
 
 interface Shape { name: string; k: number; n: number; tokens: number; experts?: number }
@@ -290,6 +303,7 @@ async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quic
           ? `moeFfn: gate+up+SwiGLU then down over all ${experts} experts' pairs, ${matvecShape(gq, k, n).g} / ${matvecShape(gq, n, k).g} thread(s)/row (gate+up / down), then the scatter-add`
           : `${plan.kernel}: ${plan.workgroups}x${plan.z} workgroups of 64, ${plan.threadsPerRow} thread(s)/row, ${plan.rowsPerWorkgroup} rows x ${plan.tokensPerWorkgroup} token(s)/workgroup`,
         copies,
+        ownPassUs: t.ownPassUs,
       };
       rows.push(row);
       let checked = "";
@@ -298,7 +312,7 @@ async function kernelRows(be: WebGpuBackend, gpu: GpuDevice, ceil: Ceiling, quic
         checked = `, nmse vs scalar ${e.toExponential(1)}`;
         if (!(e < 1e-8)) throw new Error(`gpu bench: ${fmt.name} ${sh.name} differs from the scalar reference (nmse ${e}): the kernel is wrong here`);
       }
-      console.log(`  ${fmt.name.padEnd(5)} ${sh.name.padEnd(46)} ${f(perIter / 1e6, 2).padStart(8)} MB ${f(us, 1).padStart(9)} µs ${f(gbs, gbs < 10 ? 2 : 0).padStart(6)} GB/s ${f(row.pctCeiling, 0).padStart(4)}% ${f(row.gflops, row.gflops < 10 ? 2 : 0).padStart(7)} GFLOP/s  [${row.plan}; ${row.timing === "wall" ? "timed by wall clock" : `wall ${f(t.wallUs, 1)} µs`}${checked}]`);
+      console.log(`  ${fmt.name.padEnd(5)} ${sh.name.padEnd(46)} ${f(perIter / 1e6, 2).padStart(8)} MB ${f(us, 1).padStart(9)} µs ${f(gbs, gbs < 10 ? 2 : 0).padStart(6)} GB/s ${f(row.pctCeiling, 0).padStart(4)}% ${f(row.gflops, row.gflops < 10 ? 2 : 0).padStart(7)} GFLOP/s  [${row.plan}; ${row.timing === "wall" ? "timed by wall clock" : `wall ${f(t.wallUs, 1)} µs`}${t.ownPassUs ? `; each dispatch in its own pass ${f(t.ownPassUs, 1)} µs (${f(perIter / t.ownPassUs / 1e3, 0)} GB/s)` : ""}${checked}]`);
       for (const b of bufs) be.free(b);
       for (const a of arenas) a.free();
       be.flush();
@@ -325,10 +339,60 @@ function nmse(a: Float32Array, ref: Float32Array): number {
 
 // ---- end to end
 
-interface Sanity { prompt: string; cpuBackend: string; cpuTokens: number[]; gpuTokens: number[]; identical: boolean; firstStepLogitsNmse: number; vocab: number; note?: string }
+interface Sanity { prompt: string; cpuBackend: string; cpuTokens: number[]; gpuTokens: number[]; identical: boolean; firstStepLogitsNmse: number; vocab: number; note?: string; profile?: DecodeProfile }
 
 /** Greedy tokens and the first step's logits of `prompt` on one backend. */
-async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[] }> {
+interface DecodeProfile {
+  /** Per decode token: wall ms, process CPU ms (every thread), GPU ms summed over dispatches (profiled tokens). */
+  wallMs: number;
+  cpuMs: number;
+  /** Per token: host ms recording dispatches, and submitting them; the share of time the main thread was busy. */
+  hostMs: number;
+  submitMs: number;
+  elu: number;
+  gpuMs: number;
+  dispatches: number;
+  /** Pipeline key -> dispatches and GPU µs per token. */
+  kernels: Record<string, { count: number; us: number }>;
+  unfused: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
+}
+
+/** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
+async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["model"]["makeCache"]>, last: number): Promise<DecodeProfile> {
+  const be = lm.backend as WebGpuBackend;
+  const step = async () => {
+    const l = await lm.model.forward(Int32Array.of(last), cache, { logits: "last" });
+    last = l.indexOf(Math.max(...l.subarray(0, 1024))); // any id: the path is the same
+  };
+  const N = 16, P = 4;
+  const c0 = process.cpuUsage(), t0 = performance.now(), d0 = be.counters.dispatches, s0 = be.counters.submitMs, e0 = performance.eventLoopUtilization();
+  const r0 = be.counters.recordMs;
+  for (let i = 0; i < N; i++) await step();
+  const wallMs = (performance.now() - t0) / N, c = process.cpuUsage(c0), dispatches = (be.counters.dispatches - d0) / N;
+  const elu = performance.eventLoopUtilization(e0).utilization, submitMs = (be.counters.submitMs - s0) / N, hostMs = (be.counters.recordMs - r0) / N;
+  const profile = async () => {
+    be.profileBegin();
+    for (let i = 0; i < P; i++) await step();
+    const totals = await be.profileEnd();
+    const kernels: DecodeProfile["kernels"] = {};
+    let gpuUs = 0;
+    for (const [k, v] of [...totals].sort((a, b) => b[1].us - a[1].us)) {
+      kernels[k] = { count: v.count / P, us: v.us / P };
+      gpuUs += v.us / P;
+    }
+    return { gpuMs: gpuUs / 1000, kernels };
+  };
+  const main = await profile();
+  // The MoE's other form: routing inside gate+up, down with the weighted sum (what each fusion buys or costs).
+  const was = [be.fuseRouting, be.fuseDownSum] as const;
+  [be.fuseRouting, be.fuseDownSum] = [!was[0], !was[1]];
+  const unfused = await profile();
+  [be.fuseRouting, be.fuseDownSum] = was;
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused };
+}
+
+async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
+  let prof: DecodeProfile | undefined;
   // The CPU side streams its experts (8 tokens touch few of them: no 17 GB load); the GPU holds them all.
   const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: backend === "webgpu" ? "resident" : "stream", backend }));
   try {
@@ -347,20 +411,22 @@ async function greedy(path: string, backend: BackendName, prompt: string, n: num
       margins.push(logits[a] - logits[b]);
       logits = await lm.model.forward(Int32Array.of(a), cache, { logits: "last" });
     }
-    return { tokens, logits: first, margins };
+    if (backend === "webgpu") prof = await profileDecode(lm, cache, tokens[n - 1]);
+    return { tokens, logits: first, margins, prof };
   } finally {
     await lm.close();
   }
 }
 
-async function sanity(path: string): Promise<Sanity> {
+async function sanity(path: string, profileOnly: boolean): Promise<Sanity> {
   const prompt = "The capital of France is";
   const cpuBackend: BackendName = nativeAvailable() ? "cpu" : "wasm";
-  const cpu = await greedy(path, cpuBackend, prompt, 8);
+  const cpu = profileOnly ? undefined : await greedy(path, cpuBackend, prompt, 8);
   const gpu = await greedy(path, "webgpu", prompt, 8);
+  if (!cpu) return { prompt, cpuBackend, cpuTokens: [], gpuTokens: gpu.tokens, identical: false, firstStepLogitsNmse: NaN, vocab: gpu.logits.length, profile: gpu.prof };
   const identical = cpu.tokens.every((t, i) => t === gpu.tokens[i]);
   const e = nmse(gpu.logits, cpu.logits);
-  const s: Sanity = { prompt, cpuBackend, cpuTokens: cpu.tokens, gpuTokens: gpu.tokens, identical, firstStepLogitsNmse: e, vocab: cpu.logits.length };
+  const s: Sanity = { prompt, cpuBackend, cpuTokens: cpu.tokens, gpuTokens: gpu.tokens, identical, firstStepLogitsNmse: e, vocab: cpu.logits.length, profile: gpu.prof };
   if (!identical) {
     const i = cpu.tokens.findIndex((t, j) => t !== gpu.tokens[j]);
     s.note = `first difference at step ${i}, where the cpu backend's top-2 logit margin is ${cpu.margins[i].toExponential(2)} (a near tie flips under different summation; a large margin means a wrong result)`;
@@ -370,8 +436,10 @@ async function sanity(path: string): Promise<Sanity> {
 
 export async function benchGpu(only?: string): Promise<void> {
   const quick = process.argv.includes("--quick");
-  const model = arg("model"), jsonPath = arg("json");
-  const result: Record<string, unknown> = { machine: machineLine(), date: new Date().toISOString(), quick };
+  const model = arg("model"), jsonPath = arg("json"), dawn = arg("dawn"), profileOnly = process.argv.includes("--profile-only");
+  // e.g. --dawn='enable-dawn-features=disable_robustness disable-dawn-features=timestamp_quantization'
+  if (dawn) setDawnFlags(dawn.split(" "));
+  const result: Record<string, unknown> = { machine: machineLine(), date: new Date().toISOString(), quick, dawn: dawn ?? "" };
   const save = () => {
     if (jsonPath) writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
   };
@@ -405,9 +473,20 @@ export async function benchGpu(only?: string): Promise<void> {
     return;
   }
   console.log(`\nend to end: ${model}`);
-  const s = await sanity(model);
+  const s = await sanity(model, profileOnly);
   result.sanity = s;
   save();
+  if (s.profile) {
+    const p = s.profile;
+    console.log(`  decode token on webgpu: wall ${f(p.wallMs, 2)} ms, process CPU ${f(p.cpuMs, 2)} ms, main thread busy ${f(100 * p.elu, 0)}%, recording dispatches ${f(p.hostMs, 2)} ms, submitting ${f(p.submitMs, 2)} ms (16 tokens), ${f(p.dispatches, 0)} dispatches; GPU time summed over dispatches ${f(p.gpuMs, 2)} ms (4 tokens, each dispatch its own timed pass):`);
+    const table = (ks: DecodeProfile["kernels"]) => {
+      for (const [k, v] of Object.entries(ks)) console.log(`    ${k.padEnd(44)} ${f(v.count, 0).padStart(4)} x ${f(v.us / v.count, 2).padStart(8)} µs = ${f(v.us, 1).padStart(8)} µs`);
+    };
+    table(p.kernels);
+    console.log(`  the same with the MoE's fusions (routing in gate+up, down with the sum) switched: GPU ${f(p.unfused.gpuMs, 2)} ms a token`);
+    table(Object.fromEntries(Object.entries(p.unfused.kernels).filter(([k]) => /moe|route|combine/.test(k))));
+  }
+  if (profileOnly) return;
   console.log(`  sanity: greedy tokens webgpu ${s.identical ? "==" : "!="} ${s.cpuBackend} [${s.gpuTokens.join(" ")}] vs [${s.cpuTokens.join(" ")}]; first-step logits nmse ${s.firstStepLogitsNmse.toExponential(2)}${s.note ? `; ${s.note}` : ""}`);
   if (!(s.firstStepLogitsNmse < 1e-3)) throw new Error("gpu bench: the webgpu backend's logits disagree with the cpu backend's: no speed figures on wrong output");
   const figs: Figures = await engineFigures(model, { backend: "webgpu", threads: 0, decode: quick ? 16 : 64, decodeRuns: 3, prefills: quick ? [64] : [128, 512], lagPrefill: 0, lag: true, vocab: s.vocab });

@@ -242,8 +242,10 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
     });
     return { gate, up, down };
   });
-  // A prompt (the routing kernel, then the tables) and a decode token (the routing inside gate+up's dispatch).
-  for (const T2 of [5, 1]) {
+  // A prompt (the routing kernel, then the tables) and a decode token, in each form of the MoE: the routing in a
+  // dispatch of its own or inside gate+up's (one token), down then the combine or down with the weighted sum.
+  for (const [fuseRouting, fuseDownSum, T2] of [[false, false, 5], [false, false, 1], [true, true, 5], [true, true, 1]] as const) {
+    [be.fuseRouting, be.fuseDownSum] = [fuseRouting, fuseDownSum];
     const lg2 = randomValues(T2 * nX, `route-logits-${T2}`, 2), h = randomValues(T2 * 256, `route-h-${T2}`, 2);
     const hb = bufOf(be, h), lb = bufOf(be, lg2);
     const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);
@@ -258,7 +260,7 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
     be.zero(fromHost);
     be.moeFfn(fromHost, hb, bucketByExpert(routing).map((b) => ({ ...experts[b.expert], rows: b.rows, scales: b.scales })));
     const [a, b] = await be.readMany([onDevice, fromHost]);
-    assert.ok(sameBits(a, b), `T=${T2}: device tables and host tables give other bits`);
+    assert.ok(sameBits(a, b), `T=${T2}, fused ${fuseRouting}: device tables and host tables give other bits`);
     assert.ok(a.some((v) => v !== 0));
   }
   const lb = bufOf(be, randomValues(5 * nX, "route-logits-5", 2));

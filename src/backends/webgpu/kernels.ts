@@ -231,6 +231,61 @@ ${MAIN}
   for (var i = li; i < p.n; i += 64u) { h[b + i] = x[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
 }`;
 
+/** Rows longer than this get wideNormWgsl's 256 threads; per-head norms keep RMSNORM_WGSL (normRopeStore's sums). */
+export const WIDE_NORM_MIN = 257;
+/** Values per thread of wideNormWgsl for rows of n (its pipeline key); rows beyond 256 · 64 are not supported. */
+export const wideNormPer = (n: number) => Math.ceil(n / 256);
+
+/**
+ * A model-width row norm, one 256-thread workgroup per row, each thread holding `per` values (li + 256j) in
+ * registers: every load is issued before the first sum, so a row costs one memory round trip, not one per 64
+ * values (the 64-thread loop took 29 µs a 2048-wide row on an H100). add: x += y first, written back (addRmsNorm);
+ * else out = norm(xin) (xin may be out: see inPlace). Both sum in the same order, so they agree bit for bit.
+ */
+export function wideNormWgsl(add: boolean, per: number): string {
+  const key = `${add}/${per}`;
+  let src = WIDE_NORMS.get(key);
+  if (!src) WIDE_NORMS.set(key, (src = wideNormSource(add, per)));
+  return src;
+}
+const WIDE_NORMS = new Map<string, string>();
+function wideNormSource(add: boolean, per: number): string {
+  if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${256 * 64} values are not supported`);
+  const js = Array.from({ length: per }, (_, j) => j);
+  const binds = add
+    ? `@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> h: array<f32>;`
+    : `@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> xin: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;`;
+  const load = (j: number) => (add ? `v${j} = x[b + i${j}] + y[b + i${j}];` : `v${j} = xin[b + i${j}];`);
+  return /* wgsl */ `
+struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+${binds}
+${HEAD}
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+  let r = wid(wg, nw);
+  if (r >= p.rows) { return; }
+  let b = r * p.n;
+  ${js.map((j) => `let i${j} = li + ${256 * j}u; var v${j} = 0.0; if (i${j} < p.n) { ${load(j)} }`).join("\n  ")}
+  var ss = 0.0;
+  ${js.map((j) => `ss += v${j} * v${j};`).join(" ")}
+  red[li] = ss;
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  ${js.map((j) => `if (i${j} < p.n) { ${add ? `x[b + i${j}] = v${j}; h` : "o"}[b + i${j}] = v${j} * inv * bitcast<f32>(w[p.w_off + i${j}]); }`).join("\n  ")}
+}`;
+}
+
 /** out[i] = f(a[i], b[i]) for i < n. */
 export function binaryWgsl(expr: string): string {
   return /* wgsl */ `
@@ -330,6 +385,80 @@ ${MAIN}
     var acc = 0.0;
     for (var j = 0u; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
     o[qb + d] = acc / tot;
+  }
+}`;
+
+/**
+ * ATTENTION_WGSL for head dims that are whole vec4s (at most 256): q·k over vec4 loads, and the weighted sum of V
+ * split over 64 / (hd / 4) groups of keys, each thread a vec4 of the output, the groups' sums added in group order.
+ * (The scalar loops took 27 µs a decode step at hd 128 on an H100, 2026-12-06.)
+ */
+export const ATTENTION4_WGSL = /* wgsl */ `
+struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4f>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;
+var<workgroup> acc4: array<vec4f, 64>;
+${MAIN}
+  let idx = wid(wg, nw);
+  if (idx >= p.t * p.nh) { return; }
+  let t = p.t0 + idx / p.nh;
+  let h = idx % p.nh;
+  let kvh = h / (p.nh / p.nkv);
+  let nk = p.start + t + 1u;
+  let h4 = p.hd / 4u;
+  let kvd4 = p.nkv * h4;
+  let qb = (t * p.nh + h) * h4;
+  let sbase = idx * p.lmax;
+  var mx = -3.0e38;
+  for (var j = li; j < nk; j += 64u) {
+    let kb = j * kvd4 + kvh * h4;
+    var s = 0.0;
+    for (var i = 0u; i < h4; i++) { s += dot(q[qb + i], kc[kb + i]); }
+    s *= p.scale;
+    sc[sbase + j] = s;
+    mx = max(mx, s);
+  }
+  red[li] = mx;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] = max(red[li], red[li + st]); }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var j = li; j < nk; j += 64u) {
+    let e = exp(sc[sbase + j] - m);
+    sc[sbase + j] = e;
+    sum += e;
+  }
+  red[li] = sum;
+  storageBarrier();
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let tot = red[0];
+  let groups = 64u / h4;
+  let lane = li % h4;
+  let kg = li / h4;
+  var a = vec4f(0.0);
+  if (kg < groups) {
+    for (var j = kg; j < nk; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + kvh * h4 + lane]; }
+  }
+  acc4[li] = a;
+  workgroupBarrier();
+  if (li < h4) {
+    var r = acc4[li];
+    for (var g = 1u; g < groups; g++) { r += acc4[g * h4 + li]; }
+    o[qb + li] = r / tot;
   }
 }`;
 

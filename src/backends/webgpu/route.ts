@@ -21,16 +21,22 @@ export const routeWords = (pairs: number) => 11 * pairs;
  */
 export const ROUTE_FNS = /* wgsl */ `
 var<workgroup> rv: array<f32, 64>;
-var<workgroup> ri: array<u32, 64>;
-var<workgroup> taken: array<u32, ${ROUTE_MAX_EXPERTS / 32}>;
+var<workgroup> lv: array<vec4f, ${ROUTE_MAX_EXPERTS / 4}>;
 var<workgroup> sel: array<u32, ${ROUTE_MAX_K}>;
+var<workgroup> asc: array<u32, ${ROUTE_MAX_K}>;
 var<workgroup> rmx: f32;
 var<workgroup> rtot: f32;
-fn is_taken(e: u32) -> bool { return ((taken[e >> 5u] >> (e & 31u)) & 1u) != 0u; }
 fn route_token(base: u32, ne: u32, k: u32, li: u32) {
   var m = -3.4e38;
-  for (var e = li; e < ne; e += 64u) { m = max(m, lg[base + e]); }
+  for (var e = li; e < ne; e += 64u) {
+    let v = lg[base + e];
+    lv[e >> 2u][e & 3u] = v;
+    m = max(m, v);
+  }
+  let n4 = (ne + 3u) / 4u;
+  if (li < 4u * n4 - ne) { lv[(ne + li) >> 2u][(ne + li) & 3u] = 0.0; } // the last vec4's padding (never counted)
   rv[li] = m;
+  if (li < k) { sel[li] = 0u; } // NaN logits rank nowhere: their slots name expert 0, never an id out of range
   workgroupBarrier();
   for (var st = 32u; st > 0u; st >>= 1u) {
     if (li < st) { rv[li] = max(rv[li], rv[li + st]); }
@@ -39,9 +45,8 @@ fn route_token(base: u32, ne: u32, k: u32, li: u32) {
   let mx = rv[0];
   workgroupBarrier();
   var s = 0.0;
-  for (var e = li; e < ne; e += 64u) { s += exp(lg[base + e] - mx); }
+  for (var e = li; e < ne; e += 64u) { s += exp(lv[e >> 2u][e & 3u] - mx); }
   rv[li] = s;
-  if (li < ${ROUTE_MAX_EXPERTS / 32}u) { taken[li] = 0u; }
   workgroupBarrier();
   for (var st = 32u; st > 0u; st >>= 1u) {
     if (li < st) { rv[li] += rv[li + st]; }
@@ -51,46 +56,31 @@ fn route_token(base: u32, ne: u32, k: u32, li: u32) {
     rmx = mx;
     rtot = rv[0];
   }
-  workgroupBarrier();
-  for (var j = 0u; j < k; j++) {
-    var bv = 0.0;
-    var bi = 0xffffffffu;
-    for (var e = li; e < ne; e += 64u) {
-      let v = lg[base + e];
-      if (!is_taken(e) && (bi == 0xffffffffu || v > bv)) { bv = v; bi = e; }
+  // Each expert's rank among the logits (higher first, ties to the lower id) is its place in the top k: no
+  // barrier per pick, as an argmax taken k times needs.
+  for (var e = li; e < ne; e += 64u) {
+    let v = vec4f(lv[e >> 2u][e & 3u]);
+    var r = vec4u(0u);
+    for (var f = 0u; f < n4; f++) {
+      let u = lv[f];
+      let fi = vec4u(4u * f) + vec4u(0u, 1u, 2u, 3u);
+      r += select(vec4u(0u), vec4u(1u), (fi < vec4u(ne)) & ((u > v) | ((u == v) & (fi < vec4u(e)))));
     }
-    rv[li] = bv;
-    ri[li] = bi;
-    workgroupBarrier();
-    for (var st = 32u; st > 0u; st >>= 1u) {
-      if (li < st) {
-        let ov = rv[li + st];
-        let oi = ri[li + st];
-        // A thread with no candidate (bi unset) loses; otherwise the larger logit, ties to the lower id.
-        if (oi != 0xffffffffu && (ri[li] == 0xffffffffu || ov > rv[li] || (ov == rv[li] && oi < ri[li]))) { rv[li] = ov; ri[li] = oi; }
-      }
-      workgroupBarrier();
-    }
-    if (li == 0u) {
-      sel[j] = ri[0];
-      taken[ri[0] >> 5u] |= 1u << (ri[0] & 31u);
-    }
-    workgroupBarrier();
+    let rank = r.x + r.y + r.z + r.w;
+    if (rank < k) { sel[rank] = e; }
   }
+  workgroupBarrier();
+  // The selected ids in ascending order (a host table's order): asc[j] is the index in sel of the j-th smallest.
+  if (li < k) {
+    let me = sel[li];
+    var r = 0u;
+    for (var j = 0u; j < k; j++) { r += select(0u, 1u, sel[j] < me || (sel[j] == me && j < li)); }
+    asc[r] = li;
+  }
+  workgroupBarrier();
 }
 /** The j-th smallest of the k selected ids (its index in sel): ascending order, as a host table lists experts. */
-fn nth_ascending(k: u32, j: u32) -> u32 {
-  var last = -1;
-  var bj = 0u;
-  for (var n = 0u; n <= j; n++) {
-    var be = 0xffffffffu;
-    for (var i = 0u; i < k; i++) {
-      if (i32(sel[i]) > last && sel[i] < be) { be = sel[i]; bj = i; }
-    }
-    last = i32(be);
-  }
-  return bj;
-}
+fn nth_ascending(k: u32, j: u32) -> u32 { return asc[j]; }
 /** One thread: token t's words of rt (P pairs in all), the tables too when tables != 0. */
 fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32) {
   let q0 = t * k;

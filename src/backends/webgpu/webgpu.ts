@@ -9,12 +9,12 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, WIDE_NORM_MIN, binaryWgsl, wideNormPer, wideNormWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
-const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
+const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
@@ -23,6 +23,14 @@ const STAGE_BYTES = 1 << 20;
 const MAX_SUM_K = 16;
 /** Dispatches recorded before a submit (see dispatch()). */
 const FLUSH_DISPATCHES = 64;
+/** Dispatches timed per query set while profiling (4096 timestamps, WebGPU's most per set). */
+const PROFILE_PAIRS = 2048;
+interface Profile {
+  qs: GPUQuerySet;
+  keys: string[];
+  reads: Promise<void>[];
+  totals: Map<string, { count: number; us: number }>;
+}
 /** Cached bind groups before the cache starts over. */
 const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -129,11 +137,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private submits = 0;
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
-  readonly counters = { dispatches: 0, submits: 0, reads: 0 };
+  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0 };
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
   private sinceFlush = 0;
   private timing = false;
+  /** Benches: while on, each dispatch is its own pass between two timestamps, summed by pipeline key. */
+  private prof: Profile | undefined;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
@@ -145,6 +155,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
 
   /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
   readonly subgroups: boolean;
+  /**
+   * A decode token's routing inside its gate+up dispatch (every workgroup routes); else a dispatch of its own. Off:
+   * on an H100 the fused pair took 2x the time of the two (327 vs 72 + 67 µs, a3b-8L, 2026-12-06). Benches compare.
+   */
+  fuseRouting = false;
+  /** The MoE's down projection and weighted sum in one dispatch; else down, then the combine: off, 123 vs 59 + 24 µs. */
+  fuseDownSum = false;
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     this.gpu = gpu;
@@ -239,8 +256,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!this.enc) return;
     this.pass?.end();
     this.pass = undefined;
+    const t0 = performance.now();
     if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
     this.device.queue.submit([this.enc.finish()]);
+    this.counters.submitMs += performance.now() - t0;
     this.submits++;
     this.counters.submits++;
     this.enc = undefined;
@@ -268,6 +287,49 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.endPass();
     this.encoder().resolveQuerySet(qs, 0, 2, dst, 0);
     return one;
+  }
+  /** Benches: times every dispatch recorded from now until profileEnd (needs the timestamp-query feature). */
+  profileBegin(): void {
+    if (!this.gpu.timestamps) throw new Error("webgpu profile: the device has no timestamp-query feature");
+    this.flush();
+    this.prof = { qs: this.device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_PAIRS }), keys: [], reads: [], totals: new Map() };
+  }
+  /** GPU time by pipeline key (dispatch count, total µs) since profileBegin. */
+  async profileEnd(): Promise<Map<string, { count: number; us: number }>> {
+    const p = this.prof;
+    if (!p) throw new Error("webgpu profile: not begun");
+    this.drainProfile(p);
+    this.prof = undefined;
+    this.flush();
+    await Promise.all(p.reads);
+    p.qs.destroy();
+    return p.totals;
+  }
+  private drainProfile(p: Profile): void {
+    const keys = p.keys.splice(0);
+    if (!keys.length) return;
+    const bytes = keys.length * 16;
+    const res = this.device.createBuffer({ size: bytes, usage: QUERY_RESOLVE | COPY_SRC });
+    const rb = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    this.endPass();
+    const enc = this.encoder();
+    enc.resolveQuerySet(p.qs, 0, 2 * keys.length, res, 0);
+    enc.copyBufferToBuffer(res, 0, rb, 0, bytes);
+    this.flush();
+    p.reads.push(
+      rb.mapAsync(1).then(() => {
+        const t = new BigUint64Array(rb.getMappedRange().slice(0));
+        keys.forEach((k, i) => {
+          const e = p.totals.get(k) ?? { count: 0, us: 0 };
+          e.count++;
+          if (t[2 * i + 1] > t[2 * i]) e.us += Number(t[2 * i + 1] - t[2 * i]) / 1000;
+          p.totals.set(k, e);
+        });
+        rb.unmap();
+        rb.destroy();
+        res.destroy();
+      }),
+    );
   }
   /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
   rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
@@ -350,6 +412,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
    */
   private dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
     if (groups === 0 || z === 0) return;
+    const t0 = performance.now();
     const pipe = this.pipeline(key, code);
     const at = this.reserve(256);
     new Uint32Array(this.stage.buffer, at, params.length).set(params);
@@ -364,12 +427,23 @@ export class WebGpuBackend implements Backend, ArenaHost {
       });
       this.bindGroups.set(bgKey, bg);
     }
+    const p = this.prof;
+    if (p) {
+      this.endPass();
+      this.nextTimestamps = { querySet: p.qs, beginningOfPassWriteIndex: 2 * p.keys.length, endOfPassWriteIndex: 2 * p.keys.length + 1 };
+      p.keys.push(key);
+    }
     const pass = this.computePass();
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg, [at]);
     const x = Math.min(groups, 65535);
     pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
     this.counters.dispatches++;
+    this.counters.recordMs += performance.now() - t0;
+    if (p) {
+      this.endPass();
+      if (p.keys.length === PROFILE_PAIRS) this.drainProfile(p);
+    }
     // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
     // back) while the rest is recorded. Never inside a timed pass.
     if (++this.sinceFlush >= FLUSH_DISPATCHES && !this.timing) this.flush();
@@ -446,14 +520,17 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const xs = gbuf(x), ys = gbuf(y), hs = gbuf(h);
     if (xs === hs || ys === hs || xs === ys) throw new RangeError("webgpu addRmsNorm: x, y and h must be three buffers");
     if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
-    this.dispatch("add_rmsnorm", () => ADD_RMSNORM_WGSL, [rowLen, nRows, g.wordOffset, f(eps)], [g.buffer, ys.buffer, xs.buffer, hs.buffer], nRows);
+    const params = [rowLen, nRows, g.wordOffset, f(eps)], binds = [g.buffer, ys.buffer, xs.buffer, hs.buffer];
+    if (rowLen < WIDE_NORM_MIN) this.dispatch("add_rmsnorm", () => ADD_RMSNORM_WGSL, params, binds, nRows);
+    else this.dispatch(`add_rmsnorm/${wideNormPer(rowLen)}`, () => wideNormWgsl(true, wideNormPer(rowLen)), params, binds, nRows);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     const g = gw(w, "rmsNorm");
     if (g.type !== F32) throw new RangeError(`webgpu rmsNorm: weight '${g.name}' must be F32`);
     const o = gbuf(out), xs = gbuf(x);
-    const v = this.aliased("rmsnorm", RMSNORM_WGSL, o, xs, "xin");
+    const per = wideNormPer(rowLen);
+    const v = rowLen < WIDE_NORM_MIN ? this.aliased("rmsnorm", RMSNORM_WGSL, o, xs, "xin") : this.aliased(`rmsnorm/${per}`, wideNormWgsl(false, per), o, xs, "xin");
     this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
@@ -542,7 +619,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
-      this.dispatch("attention", () => ATTENTION_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
+      if (headDim % 4 === 0 && headDim <= 256) this.dispatch("attention4", () => ATTENTION4_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
+      else this.dispatch("attention", () => ATTENTION_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
     }
   }
 
@@ -654,7 +732,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const rt = this.moeBuf("route", routeWords(P));
     const run = () => this.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
     const words = new GpuBuf(rt.buffer, 2 * P);
-    if (layer && nTokens === 1) return new GpuRoute(words, nTokens, k, layer, { logits: lg.buffer, spec, run });
+    if (layer && nTokens === 1 && this.fuseRouting) return new GpuRoute(words, nTokens, k, layer, { logits: lg.buffer, spec, run });
     run();
     return new GpuRoute(words, nTokens, k, layer);
   }
@@ -674,7 +752,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
-    if (route.k <= MAX_SUM_K) {
+    if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
       const s = matvecShape(L.down.quant, Kd, Nd, this.subgroups);
