@@ -355,6 +355,7 @@ interface DecodeProfile {
   /** Pipeline key -> dispatches and GPU µs per token. */
   kernels: Record<string, { count: number; us: number }>;
   unfused: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
+  oneRow: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -388,7 +389,11 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   [be.fuseRouting, be.fuseDownSum] = [!was[0], !was[1]];
   const unfused = await profile();
   [be.fuseRouting, be.fuseDownSum] = was;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused };
+  // Every matvec at one row per thread group (more workgroups, fewer loads each).
+  be.matvecRows = 1;
+  const oneRow = await profile();
+  be.matvecRows = undefined;
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused, oneRow };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -485,6 +490,8 @@ export async function benchGpu(only?: string): Promise<void> {
     table(p.kernels);
     console.log(`  the same with the MoE's fusions (routing in gate+up, down with the sum) switched: GPU ${f(p.unfused.gpuMs, 2)} ms a token`);
     table(Object.fromEntries(Object.entries(p.unfused.kernels).filter(([k]) => /moe|route|combine/.test(k))));
+    console.log(`  the same with every matvec at one row per thread group: GPU ${f(p.oneRow.gpuMs, 2)} ms a token`);
+    table(Object.fromEntries(Object.entries(p.oneRow.kernels).filter(([k]) => /matvec|moe/.test(k))));
   }
   if (profileOnly) return;
   console.log(`  sanity: greedy tokens webgpu ${s.identical ? "==" : "!="} ${s.cpuBackend} [${s.gpuTokens.join(" ")}] vs [${s.cpuTokens.join(" ")}]; first-step logits nmse ${s.firstStepLogitsNmse.toExponential(2)}${s.note ? `; ${s.note}` : ""}`);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call (issue 14): the kernel table, a3b end to end on --backend webgpu, the GPU tier at 25% (TIER=1),
+# One device call (issue 14): the kernel table, a3b's decode profile (PROFILE=1: bench gpu --profile-only), a3b end
+# to end on --backend webgpu, the GPU tier at 25% (TIER=1),
 # and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1).
 # Run from the repository root on the GPU machine with .gpu/ carried (bench/gpu/pack-carry.sh makes it); results in $OUT.
 set -uo pipefail
@@ -20,12 +21,15 @@ if ! echo "$GPU" | grep -q "H100 80GB HBM3" || [ -n "${LLAMA:-}" ]; then
     && nice -n 19 cmake --build "$W/llama/build" --target llama-bench -j 11 ) > "$W/build.log" 2>&1 &
   BUILD=$!
 fi
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,utilization.gpu,power.draw --format=csv -lms 200 > "$OUT/clocks.csv" 2>&1 &
+SMI=$!
 MODEL=$W/a3b.gguf
 cd "$W/app"; N="$W/node bin/moestream.cjs"
 ( $N gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" ) > "$W/gen.log" 2>&1 &
 GEN=$!
 timeout 120 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"
 wait $GEN; log "gen rc=$? $(du -h $MODEL | cut -f1) $(tail -1 $W/gen.log)"
+[ -n "${PROFILE:-}" ] && { timeout 100 "$W/node" dist-bench/bench/main.js gpu --only=none --quick --profile-only --model=$MODEL --json=$OUT/profile.json > "$OUT/profile.log" 2>&1; log "profile rc=$?"; }
 timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$?"
 EXP=16307453952
 [ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
@@ -35,4 +39,4 @@ if [ -n "$BUILD" ]; then
   timeout 50 $B -m $MODEL -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep "^|" | tee -a "$OUT/steps.log"
   timeout 50 $B -m $MODEL -ngl 99 -ncmoe 36 -t 16 -p 128 -n 64 -r 2 -o md 2>/dev/null | grep "^|" | tee -a "$OUT/steps.log"
 fi
-log done
+kill $SMI; log done

@@ -14,13 +14,13 @@ export interface MatvecShape {
   readonly r: number;
   readonly sg: boolean;
 }
-export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false): MatvecShape {
+export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false, rows?: number): MatvecShape {
   const pieces = Math.ceil(k / q.chunkValues) * 8;
   let g = 8;
   while (g < 64 && g < pieces) g *= 2;
   const groups = Math.ceil(n / (64 / g));
   // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
-  const r = groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1;
+  const r = rows ?? (groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1);
   return { g, r, sg };
 }
 /** The pipeline key's part for a shape. */

@@ -162,6 +162,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   fuseRouting = false;
   /** The MoE's down projection and weighted sum in one dispatch; else down, then the combine: off, 123 vs 59 + 24 µs. */
   fuseDownSum = false;
+  /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
+  matvecRows: number | undefined;
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     this.gpu = gpu;
@@ -486,7 +488,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const s = matvecShape(w.quant, k, n, this.subgroups);
+    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
     this.dispatch(`matvec/${w.type}/${shapeKey(s)}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
   }
 
@@ -504,7 +506,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)), this.subgroups);
+    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)), this.subgroups, this.matvecRows);
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
@@ -713,13 +715,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n, this.subgroups);
+    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
     this.dispatch(`moe_gate_up/${w.type}/${shapeKey(s)}`, () => moeGateUpWgsl(w.quant, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n, this.subgroups);
+    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
     this.dispatch(`moe_down/${w.type}/${shapeKey(s)}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
@@ -746,7 +748,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const s = matvecShape(L.gate.quant, Kg, Ng, this.subgroups);
+      const s = matvecShape(L.gate.quant, Kg, Ng, this.subgroups, this.matvecRows);
       this.dispatch(`moe_gate_up_routed/${L.gate.type}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(L.gate.quant, s, ROUTE_FNS),
         [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, gbuf(x).buffer, ae.buffer, rt], matvecGroups(Ng, s), P);
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
@@ -755,7 +757,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const s = matvecShape(L.down.quant, Kd, Nd, this.subgroups);
+      const s = matvecShape(L.down.quant, Kd, Nd, this.subgroups, this.matvecRows);
       this.dispatch(`moe_down_sum/${L.down.type}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(L.down.quant, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }

@@ -9,29 +9,29 @@ export const Q4_K_GPU: GpuQuant = {
   // 64i + 4t.. (low nibbles, sub-block 2i) and 64i + 32 + 4t.. (high nibbles, sub-block 2i + 1). Σ (d·sc·q − dmin·m)·x
   // is taken as d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn q4k_sm(s0: u32, s1: u32, s2: u32, j: u32) -> vec2f {
-  if (j < 4u) { return vec2f(f32((s0 >> (8u * j)) & 63u), f32((s1 >> (8u * j)) & 63u)); }
-  let i = 8u * (j - 4u);
-  return vec2f(f32(((s2 >> i) & 0xfu) | (((s0 >> (i + 6u)) & 3u) << 4u)), f32(((s2 >> (i + 4u)) & 0xfu) | (((s1 >> (i + 6u)) & 3u) << 4u)));
-}
-fn nib4(q: u32) -> vec4f { return vec4f(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u)); }
+fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let b = wb + (row * (k / 256u) + c) * 36u;
   let dm = unpack2x16float(w[b]);
   let s0 = w[b + 1u];
   let s1 = w[b + 2u];
   let s2 = w[b + 3u];
+  // The 8 sub-blocks' 6-bit scales and mins (get_scale_min_k4), four to a word: sub-blocks 0-3, then 4-7.
+  let sc_lo = bytes4(s0 & 0x3f3f3f3fu);
+  let mn_lo = bytes4(s1 & 0x3f3f3f3fu);
+  let sc_hi = bytes4((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u));
+  let mn_hi = bytes4(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u));
   let x0 = xb + c * 64u + t;
   var s = 0.0;
-  for (var i = 0u; i < 4u; i++) {
-    let q = w[b + 4u + t + 8u * i];
-    let xl = x4[x0 + 16u * i];
-    let xh = x4[x0 + 16u * i + 8u];
-    let a = q4k_sm(s0, s1, s2, 2u * i);
-    let h = q4k_sm(s0, s1, s2, 2u * i + 1u);
-    s += dm.x * (a.x * dot(nib4(q), xl) + h.x * dot(nib4(q >> 4u), xh)) - dm.y * (a.y * dot(xl, vec4f(1.0)) + h.y * dot(xh, vec4f(1.0)));
-  }
+  s += q4k_pair(w[b + 4u + t], x4[x0], x4[x0 + 8u], dm, vec4f(sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y));
+  s += q4k_pair(w[b + 12u + t], x4[x0 + 16u], x4[x0 + 24u], dm, vec4f(sc_lo.z, mn_lo.z, sc_lo.w, mn_lo.w));
+  s += q4k_pair(w[b + 20u + t], x4[x0 + 32u], x4[x0 + 40u], dm, vec4f(sc_hi.x, mn_hi.x, sc_hi.y, mn_hi.y));
+  s += q4k_pair(w[b + 28u + t], x4[x0 + 48u], x4[x0 + 56u], dm, vec4f(sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w));
   return s;
+}
+// One qs word: its low nibbles against xl (sub-block a: scale sm.x, min sm.y), high nibbles against xh (sm.z, sm.w).
+fn q4k_pair(q: u32, xl: vec4f, xh: vec4f, dm: vec2f, sm: vec4f) -> f32 {
+  return dm.x * (sm.x * dot(bytes4(q & 0x0f0f0f0fu), xl) + sm.z * dot(bytes4((q >> 4u) & 0x0f0f0f0fu), xh)) - dm.y * (sm.y * dot(xl, vec4f(1.0)) + sm.w * dot(xh, vec4f(1.0)));
 }`,
   wgsl: /* wgsl */ `
 fn q4k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
