@@ -170,11 +170,11 @@ export class IoQueue {
     this.tick();
     this.running++;
     if (spec) this.runningSpec++;
-    const t0 = performance.now(), w0 = this.waited;
+    const t0 = this.last, w0 = this.waited; // the wait clock's own instants: the waited share never exceeds the run
     const bytes = this.reader.recordBytes(job.layer);
     const finish = (ok: boolean) => {
       const w1 = this.tick();
-      const t1 = performance.now();
+      const t1 = this.last;
       this.running--;
       if (spec) this.runningSpec--;
       if (ok) {
