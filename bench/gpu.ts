@@ -356,6 +356,7 @@ interface DecodeProfile {
   kernels: Record<string, { count: number; us: number }>;
   unfused: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
   oneRow: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
+  q4kOther: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -393,7 +394,11 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   be.matvecRows = 1;
   const oneRow = await profile();
   be.matvecRows = undefined;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused, oneRow };
+  // Q4_K's other reader (two sub-blocks a thread).
+  be.q4kPairReader = !be.q4kPairReader;
+  const q4kOther = await profile();
+  be.q4kPairReader = !be.q4kPairReader;
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused, oneRow, q4kOther };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -492,6 +497,8 @@ export async function benchGpu(only?: string): Promise<void> {
     table(Object.fromEntries(Object.entries(p.unfused.kernels).filter(([k]) => /moe|route|combine/.test(k))));
     console.log(`  the same with every matvec at one row per thread group: GPU ${f(p.oneRow.gpuMs, 2)} ms a token`);
     table(Object.fromEntries(Object.entries(p.oneRow.kernels).filter(([k]) => /matvec|moe/.test(k))));
+    console.log(`  the same with Q4_K's other reader (pair: two sub-blocks a thread; 'p' in the keys): GPU ${f(p.q4kOther.gpuMs, 2)} ms a token`);
+    table(Object.fromEntries(Object.entries(p.q4kOther.kernels).filter(([k]) => /\/12/.test(k))));
   }
   if (profileOnly) return;
   console.log(`  sanity: greedy tokens webgpu ${s.identical ? "==" : "!="} ${s.cpuBackend} [${s.gpuTokens.join(" ")}] vs [${s.cpuTokens.join(" ")}]; first-step logits nmse ${s.firstStepLogitsNmse.toExponential(2)}${s.note ? `; ${s.note}` : ""}`);

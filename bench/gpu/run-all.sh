@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call (issue 14): the kernel table, a3b's decode profile (PROFILE=1: bench gpu --profile-only), a3b end
 # to end on --backend webgpu, the GPU tier at 25% (TIER=1),
-# and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1).
+# and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1; NOLLAMA=1: never).
 # Run from the repository root on the GPU machine with .gpu/ carried (bench/gpu/pack-carry.sh makes it); results in $OUT.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
@@ -13,7 +13,7 @@ xz -T0 -dc .gpu/node.xz > "$W/node" && chmod +x "$W/node"
 tar -xJf .gpu/app.tar.xz -C "$W/app"
 GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader); log "$GPU"
 BUILD=
-if ! echo "$GPU" | grep -q "H100 80GB HBM3" || [ -n "${LLAMA:-}" ]; then
+if [ -z "${NOLLAMA:-}" ] && { ! echo "$GPU" | grep -q "H100 80GB HBM3" || [ -n "${LLAMA:-}" ]; }; then
   tar -xJf .gpu/llama-src.tar.xz -C "$W/llama"
   ( nice -n 19 cmake -S "$W/llama" -B "$W/llama/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF \

@@ -21,7 +21,8 @@ const TOL_ATTN = 1e-9;
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
 test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode matvec, tiled matmul over several tokens)", async (t) => {
-  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false });
+  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend();
+  pair.q4kPairReader = true;
   assert.ok(be.subgroups, "lavapipe has subgroups: the matvec sums over them");
   let worst = 0;
   for (const fmt of MATMUL_FORMATS_ALL) {
@@ -40,6 +41,11 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
           // The same matvec summed in workgroup memory (devices without subgroups).
           const e2 = nmse(await runMatmul(tree, tree.upload(hw), x, { k, n, t: tk }), want);
           assert.ok(e2 < TOL, `${fmt.name} ${k}x${n}, no subgroups: nmse ${e2.toExponential(2)}`);
+          if (fmt.name === "Q4_K") {
+            // Q4_K's other reader (two sub-blocks a thread).
+            const e3 = nmse(await runMatmul(pair, pair.upload(hw), x, { k, n, t: tk }), want);
+            assert.ok(e3 < TOL, `Q4_K ${k}x${n}, pair reader: nmse ${e3.toExponential(2)}`);
+          }
         }
       }
       const ids = Int32Array.from([n - 1, 0, Math.floor(n / 2), n - 1]);
@@ -244,8 +250,8 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
   });
   // A prompt (the routing kernel, then the tables) and a decode token, in each form of the MoE: the routing in a
   // dispatch of its own or inside gate+up's (one token), down then the combine or down with the weighted sum.
-  for (const [fuseRouting, fuseDownSum, T2] of [[false, false, 5], [false, false, 1], [true, true, 5], [true, true, 1]] as const) {
-    [be.fuseRouting, be.fuseDownSum] = [fuseRouting, fuseDownSum];
+  for (const [fuseRouting, fuseDownSum, T2, pairReader] of [[false, false, 5, false], [false, false, 1, false], [true, true, 5, false], [true, true, 1, false], [false, false, 1, true], [true, true, 1, true]] as const) {
+    [be.fuseRouting, be.fuseDownSum, be.q4kPairReader] = [fuseRouting, fuseDownSum, pairReader];
     const lg2 = randomValues(T2 * nX, `route-logits-${T2}`, 2), h = randomValues(T2 * 256, `route-h-${T2}`, 2);
     const hb = bufOf(be, h), lb = bufOf(be, lg2);
     const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);

@@ -11,6 +11,9 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, WIDE_NORM_MIN, binaryWgsl, wideNormPer, wideNormWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { Q4_K_GPU, Q4_K_GPU_PAIR } from "./quant/q4_k.js";
+
+const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : "");
 import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
@@ -164,6 +167,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
   fuseDownSum = false;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
+  /** Q4_K read by quant/q4_k.ts's Q4_K_GPU_PAIR (2 sub-blocks a thread) instead of Q4_K_GPU (benches compare). */
+  q4kPairReader = false;
+  /** The matvec reader of a weight's type (its pipeline key's part: readerKey). */
+  private reader(q: GpuQuant): GpuQuant {
+    return this.q4kPairReader && q.type === Q4_K_GPU.type ? Q4_K_GPU_PAIR : q;
+  }
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     this.gpu = gpu;
@@ -488,8 +497,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
-    this.dispatch(`matvec/${w.type}/${shapeKey(s)}`, () => matvecWgsl(w.quant, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
+    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    this.dispatch(`matvec/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
@@ -506,14 +515,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const s = matvecShape(gs[0].quant, k, Math.max(...dims.map((d) => d.n)), this.subgroups, this.matvecRows);
+    const q = this.reader(gs[0].quant), s = matvecShape(q, k, Math.max(...dims.map((d) => d.n)), this.subgroups, this.matvecRows);
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
       params.push(w.wordOffset, dims[i].n, first);
       first += matvecGroups(dims[i].n, s);
     }
-    this.dispatch(`matvec_set/${gs[0].type}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(gs[0].quant, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
+    this.dispatch(`matvec_set/${gs[0].type}${readerKey(q)}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
   }
 
   addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -715,14 +724,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
-    this.dispatch(`moe_gate_up/${w.type}/${shapeKey(s)}`, () => moeGateUpWgsl(w.quant, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
+    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    this.dispatch(`moe_gate_up/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer): void {
     const { k, n } = weightDims(w);
-    const s = matvecShape(w.quant, k, n, this.subgroups, this.matvecRows);
-    this.dispatch(`moe_down/${w.type}/${shapeKey(s)}`, () => moeDownWgsl(w.quant, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
+    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    this.dispatch(`moe_down/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
     const { nExpert, k } = spec;
@@ -748,8 +757,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const s = matvecShape(L.gate.quant, Kg, Ng, this.subgroups, this.matvecRows);
-      this.dispatch(`moe_gate_up_routed/${L.gate.type}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(L.gate.quant, s, ROUTE_FNS),
+      const q = this.reader(L.gate.quant), s = matvecShape(q, Kg, Ng, this.subgroups, this.matvecRows);
+      this.dispatch(`moe_gate_up_routed/${L.gate.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
         [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, gbuf(x).buffer, ae.buffer, rt], matvecGroups(Ng, s), P);
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
     const o = gbuf(out);
@@ -757,8 +766,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const s = matvecShape(L.down.quant, Kd, Nd, this.subgroups, this.matvecRows);
-      this.dispatch(`moe_down_sum/${L.down.type}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(L.down.quant, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
+      const q = this.reader(L.down.quant), s = matvecShape(q, Kd, Nd, this.subgroups, this.matvecRows);
+      this.dispatch(`moe_down_sum/${L.down.type}${readerKey(q)}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.moeBuf("ye", P * D);

@@ -60,3 +60,43 @@ fn dq32(row: u32, u: u32) -> array<f32, 32> {
   return o;
 }`,
 };
+
+/**
+ * Q4_K read another way (WebGpuBackend.q4kPairReader, benches compare): thread t of a block's 8 takes half of one
+ * 32-byte group of nibbles (words 4t..4t+3: 16 values of sub-block 2(t/2) in the low nibbles, 16 of sub-block
+ * 2(t/2) + 1 in the high), so it decodes 2 of the 8 scales and mins, not all 8, and scales its two dot sums once.
+ */
+export const Q4_K_GPU_PAIR: GpuQuant = {
+  ...Q4_K_GPU,
+  piece: /* wgsl */ `
+fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let b = wb + (row * (k / 256u) + c) * 36u;
+  let dm = unpack2x16float(w[b]);
+  let s0 = w[b + 1u];
+  let s1 = w[b + 2u];
+  let s2 = w[b + 3u];
+  let g = t >> 1u;
+  // get_scale_min_k4 for sub-blocks 2g and 2g + 1: bytes 2(g % 2) and 2(g % 2) + 1 of the low (g < 2) or high words.
+  let hi = g >= 2u;
+  let scw = select(s0 & 0x3f3f3f3fu, (s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u), hi);
+  let mnw = select(s1 & 0x3f3f3f3fu, ((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (g & 1u);
+  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
+  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
+  let q0 = b + 4u + 4u * t;
+  let xl = xb + c * 64u + 16u * g + 4u * (t & 1u);
+  var lo = 0.0;
+  var hv = 0.0;
+  var xs = vec2f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let q = w[q0 + i];
+    let a = x4[xl + i];
+    let h = x4[xl + 8u + i];
+    lo += dot(bytes4(q & 0x0f0f0f0fu), a);
+    hv += dot(bytes4((q >> 4u) & 0x0f0f0f0fu), h);
+    xs += vec2f(dot(a, vec4f(1.0)), dot(h, vec4f(1.0)));
+  }
+  return dm.x * (sc.x * lo + sc.y * hv) - dm.y * (mn.x * xs.x + mn.y * xs.y);
+}`,
+};
