@@ -28,7 +28,9 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
   for (const fmt of MATMUL_FORMATS_ALL) {
     // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.
     // 33001 rows: enough workgroups for the matvec's 4 rows per thread group, and a last group that is not full.
-    for (const [k, n] of fmt.blockSize === 256 ? [[256, 3], [512, 40], [256, 33001]] : [[96, 3], [256, 40], [256, 33001]]) {
+    // Rows of 4096 (2304 for 32-blocks: 9 chunks of 256 over 64 threads): more chunks than threads, read several
+    // a loop turn, the last turn partly past the row.
+    for (const [k, n] of fmt.blockSize === 256 ? [[256, 3], [512, 40], [256, 33001], [4096, 9]] : [[96, 3], [256, 40], [256, 33001], [2304, 9]]) {
       const hw = randomWeight(fmt, k, n, `${fmt.name}-${k}-${n}`);
       const ws = scalar.upload(hw), wg = be.upload(hw);
       for (const tk of n > 1000 ? [1] : [1, 2, 37]) { // the matvec; the tiled matmul within one token tile and over three (16 tokens each)

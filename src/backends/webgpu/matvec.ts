@@ -13,6 +13,8 @@ export interface MatvecShape {
   readonly g: number;
   readonly r: number;
   readonly sg: boolean;
+  /** Chunks a thread reads per loop turn (1-4): their loads are issued together, not one round trip each. */
+  readonly u: number;
 }
 export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false, rows?: number): MatvecShape {
   const pieces = Math.ceil(k / q.chunkValues) * 8;
@@ -21,10 +23,10 @@ export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: numb
   const groups = Math.ceil(n / (64 / g));
   // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
   const r = rows ?? (groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1);
-  return { g, r, sg };
+  return { g, r, sg, u: Math.min(4, Math.ceil(pieces / g)) };
 }
 /** The pipeline key's part for a shape. */
-export const shapeKey = (s: MatvecShape) => `${s.g}/${s.r}${s.sg ? "/sg" : ""}`;
+export const shapeKey = (s: MatvecShape) => `${s.g}/${s.r}${s.sg ? "/sg" : ""}${s.u > 1 ? `/u${s.u}` : ""}`;
 
 /** Workgroups of a matvec of n rows in this shape. */
 export function matvecGroups(n: number, s: { g: number; r: number }): number {
@@ -36,17 +38,25 @@ const accs = (a: string, R: number) => Array.from({ length: R }, (_, r) => `${a}
 
 /**
  * The loop over a row's chunks: `parts` are [accumulator prefix, weight word base, reader, x's vec4 base], each over
- * rows row0 + r (reader `piece` and x base `xb` when not given).
+ * rows row0 + r (reader `piece` and x base `xb` when not given). Each turn reads U chunks (pc, pc + G, ...) before
+ * adding any, so their loads are in flight together; the adds keep the one-chunk-a-turn order (a chunk past the
+ * row adds 0 read from the row's last chunk), so every U gives the same bits.
  */
-function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string): string {
+function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string, u = 1): string {
+  const U = Math.max(1, Math.min(u, Math.floor(16 / (parts.length * R))));
+  const us = Array.from({ length: U }, (_, j) => j);
   const decl = parts.flatMap(([a]) => accs(a, R).map((v) => `var ${v} = 0.0;`)).join(" ");
-  const rows = Array.from({ length: R }, (_, r) => `if (row0 + ${r}u < ${n}) { ${parts.map(([a, wb, fn, xb]) => `${a}${r} += ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c, t, ${xb ?? "xb"});`).join(" ")} }`).join("\n      ");
+  const row = (r: number) => {
+    const reads = us.flatMap((j) => parts.map(([a, wb, fn, xb]) => `let ${a}${r}_${j} = ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c${j}, t${j}, ${xb ?? "xb"});`));
+    const adds = parts.flatMap(([a]) => us.map((j) => (j === 0 ? `${a}${r} += ${a}${r}_0;` : `${a}${r} += select(0.0, ${a}${r}_${j}, ok${j});`)));
+    return `if (row0 + ${r}u < ${n}) { ${reads.join(" ")} ${adds.join(" ")} }`;
+  };
+  const turn = us.map((j) => (j === 0 ? "let c0 = pc / 8u; let t0 = pc % 8u;" : `let ok${j} = pc + ${j}u * G < np; let p${j} = select(pc, pc + ${j}u * G, ok${j}); let c${j} = p${j} / 8u; let t${j} = p${j} % 8u;`)).join("\n    ");
   return /* wgsl */ `${decl}
   let np = ((${k} + CV - 1u) / CV) * 8u;
-  for (var pc = lane; pc < np; pc += G) {
-    let c = pc / 8u;
-    let t = pc % 8u;
-    ${rows}
+  for (var pc = lane; pc < np; pc += ${U}u * G) {
+    ${turn}
+    ${Array.from({ length: R }, (_, r) => row(r)).join("\n    ")}
   }`;
 }
 
@@ -124,7 +134,7 @@ export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   ${ROW0}
   let tok = wg.z;
   let xb = tok * (p.k / 4u);
-  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n")}
+  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n", s.u)}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let v = total(lane, grp, sg_whole, sg_size);
@@ -151,7 +161,7 @@ export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
   let xb = tb[e + 2u] * (p.k / 4u);
   let gb = tb[e];
   let ub = tb[e + 1u];
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n")}
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u)}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);
@@ -175,7 +185,7 @@ export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   let e = p.tab + 3u * wg.z;
   let xb = tb[e + 1u] * (p.k / 4u);
   let wb = tb[e];
-  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n")}
+  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n", s.u)}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
 }`;
@@ -197,7 +207,7 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   const readers = ids.map((i) => readerOver(F16_AT + q.piece, `w${i}`)).join("\n");
   const body = (i: number) => /* wgsl */ `{
     let row0 = ((wid(wg, nw) - p.first${i}) * (64u / G) + grp) * R;
-    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`)}
+    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`, s.u)}
     ${reduce(accs("a", s.r), s.sg)}
     if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
   }`;
@@ -228,7 +238,7 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   ${ROW0}
   let q0 = wg.z * ${k}u;
   ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * (p.k / 4u);`).join("\n  ")}
-  ${chunkLoop(parts, s.r, "p.k", "p.n")}
+  ${chunkLoop(parts, s.r, "p.k", "p.n", s.u)}
   ${reduce(names, s.sg)}
   if (lane < R && row0 + lane < p.n) {
     var v = 0.0;
@@ -259,7 +269,7 @@ export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: strin
   let gb = offs[3u * ex];
   let ub = offs[3u * ex + 1u];
   let xb = 0u;
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n")}
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u)}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);
