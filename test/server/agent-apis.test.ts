@@ -148,11 +148,14 @@ const INPUTS: Record<string, z.ZodType> = {
   get_time: z.object({ zone: z.string().max(6) }).strict(),
 };
 const ask = [{ role: "user" as const, content: "What is the weather in Paris?" }];
+// Room for the longest call the grammar allows: a 12-character city can take 4 byte tokens a character, and a
+// sampled call once ran out of 80 tokens one character before its closing tag.
+const CALL_TOKENS = 200;
 
 test("/v1/messages: forced tool choice (tool, any): every sampled reply is one call whose input validates; streamed, the input arrives as input_json_delta", async () => {
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) {
-    const a = await ant.messages.create({ model: "m", max_tokens: 80, messages: ask, tools: [WEATHER, TIME], tool_choice: { type: "tool", name: "get_weather" }, ...t1 });
+    const a = await ant.messages.create({ model: "m", max_tokens: CALL_TOKENS, messages: ask, tools: [WEATHER, TIME], tool_choice: { type: "tool", name: "get_weather" }, ...t1 });
     assert.equal(a.stop_reason, "tool_use", JSON.stringify(a.content));
     assert.equal(a.content.length, 1);
     const use = a.content[0] as Anthropic.ToolUseBlock;
@@ -164,7 +167,7 @@ test("/v1/messages: forced tool choice (tool, any): every sampled reply is one c
   }
   assert.ok(seen.size >= 2, `only ${seen.size} distinct inputs over 4 samples`);
   for (let i = 0; i < 2; i++) {
-    const a = await ant.messages.create({ model: "m", max_tokens: 80, messages: ask, tools: [WEATHER, TIME], tool_choice: { type: "any" }, ...t1 });
+    const a = await ant.messages.create({ model: "m", max_tokens: CALL_TOKENS, messages: ask, tools: [WEATHER, TIME], tool_choice: { type: "any" }, ...t1 });
     const use = a.content[0] as Anthropic.ToolUseBlock;
     assert.ok(use.name in INPUTS, use.name);
     INPUTS[use.name].parse(use.input);
@@ -201,7 +204,7 @@ test("forced tool_choice on chat completions ('required', a named function): one
   const tools = [WEATHER, TIME].map((t) => ({ type: "function" as const, function: { name: t.name, description: "", parameters: t.input_schema } }));
   for (let seed = 1; seed <= 4; seed++) {
     const tool_choice = seed <= 2 ? ({ type: "function", function: { name: "get_time" } } as const) : "required";
-    const r = await oai.chat.completions.create({ model: "m", max_tokens: 80, messages: ask, tools, tool_choice, temperature: 1, seed });
+    const r = await oai.chat.completions.create({ model: "m", max_tokens: CALL_TOKENS, messages: ask, tools, tool_choice, temperature: 1, seed });
     const c = r.choices[0];
     assert.equal(c.finish_reason, "tool_calls", JSON.stringify(c.message));
     assert.equal(c.message.tool_calls!.length, 1);
