@@ -327,6 +327,33 @@ ${MAIN}
 }`;
 
 /**
+ * Attention's softmax over a row's scores sc[sbase + j], j < nk, each thread holding the max of its own (mx): the
+ * scores become exp(s - max) in place and `tot` their sum (a 64-thread tree in `red` for each).
+ */
+const SOFTMAX_SCORES = /* wgsl */ `red[li] = mx;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] = max(red[li], red[li + st]); }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var j = li; j < nk; j += 64u) {
+    let e = exp(sc[sbase + j] - m);
+    sc[sbase + j] = e;
+    sum += e;
+  }
+  red[li] = sum;
+  storageBarrier();
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  let tot = red[0];`;
+
+/**
  * Causal grouped-query attention, one workgroup per (query row, head): scores to `sc` (row stride lmax), max and
  * sum reduced over the workgroup, then each thread weights V for its values of the head.
  */
@@ -359,28 +386,7 @@ ${MAIN}
     sc[sbase + j] = s;
     mx = max(mx, s);
   }
-  red[li] = mx;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] = max(red[li], red[li + st]); }
-    workgroupBarrier();
-  }
-  let m = red[0];
-  workgroupBarrier();
-  var sum = 0.0;
-  for (var j = li; j < nk; j += 64u) {
-    let e = exp(sc[sbase + j] - m);
-    sc[sbase + j] = e;
-    sum += e;
-  }
-  red[li] = sum;
-  storageBarrier();
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  let tot = red[0];
+  ${SOFTMAX_SCORES}
   for (var d = li; d < p.hd; d += 64u) {
     var acc = 0.0;
     for (var j = 0u; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
@@ -424,28 +430,7 @@ ${MAIN}
     sc[sbase + j] = s;
     mx = max(mx, s);
   }
-  red[li] = mx;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] = max(red[li], red[li + st]); }
-    workgroupBarrier();
-  }
-  let m = red[0];
-  workgroupBarrier();
-  var sum = 0.0;
-  for (var j = li; j < nk; j += 64u) {
-    let e = exp(sc[sbase + j] - m);
-    sc[sbase + j] = e;
-    sum += e;
-  }
-  red[li] = sum;
-  storageBarrier();
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  let tot = red[0];
+  ${SOFTMAX_SCORES}
   let groups = 64u / h4;
   let lane = li % h4;
   let kg = li / h4;

@@ -2,6 +2,15 @@
 // bytes of nibbles) is whole words, so it is read as stored. Unit u of a row is sub-block u % 8 of block u / 8.
 import type { GpuQuant } from "./types.js";
 
+/** Both readers' start: the block's word b, its d and dmin, and its 3 words of 6-bit scales and mins. */
+const PIECE_HEAD = /* wgsl */ `fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let b = wb + (row * (k / 256u) + c) * 36u;
+  let dm = unpack2x16float(w[b]);
+  let s0 = w[b + 1u];
+  let s1 = w[b + 2u];
+  let s2 = w[b + 3u];`;
+
 export const Q4_K_GPU: GpuQuant = {
   type: 12,
   chunkValues: 256,
@@ -9,13 +18,7 @@ export const Q4_K_GPU: GpuQuant = {
   // 64i + 4t.. (low nibbles, sub-block 2i) and 64i + 32 + 4t.. (high nibbles, sub-block 2i + 1). Σ (d·sc·q − dmin·m)·x
   // is taken as d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
-fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
-  let b = wb + (row * (k / 256u) + c) * 36u;
-  let dm = unpack2x16float(w[b]);
-  let s0 = w[b + 1u];
-  let s1 = w[b + 2u];
-  let s2 = w[b + 3u];
+${PIECE_HEAD}
   // The 8 sub-blocks' 6-bit scales and mins (get_scale_min_k4), four to a word: sub-blocks 0-3, then 4-7.
   let sc_lo = bytes4(s0 & 0x3f3f3f3fu);
   let mn_lo = bytes4(s1 & 0x3f3f3f3fu);
@@ -69,13 +72,7 @@ fn dq32(row: u32, u: u32) -> array<f32, 32> {
 export const Q4_K_GPU_PAIR: GpuQuant = {
   ...Q4_K_GPU,
   piece: /* wgsl */ `
-fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
-fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
-  let b = wb + (row * (k / 256u) + c) * 36u;
-  let dm = unpack2x16float(w[b]);
-  let s0 = w[b + 1u];
-  let s1 = w[b + 2u];
-  let s2 = w[b + 3u];
+${PIECE_HEAD}
   let g = t >> 1u;
   // get_scale_min_k4 for sub-blocks 2g and 2g + 1: bytes 2(g % 2) and 2(g % 2) + 1 of the low (g < 2) or high words.
   let hi = g >= 2u;
