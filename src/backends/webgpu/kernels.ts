@@ -326,6 +326,23 @@ ${MAIN}
   o[j + p.half] = a * s + b * c;
 }`;
 
+/** Attention's parameters and bindings, q, k, v and out as arrays of `elem` (f32, or vec4f for whole vec4 heads). */
+const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> q: array<${elem}>;
+@group(0) @binding(2) var<storage, read> kc: array<${elem}>;
+@group(0) @binding(3) var<storage, read> vc: array<${elem}>;
+@group(0) @binding(4) var<storage, read_write> o: array<${elem}>;
+@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
+${HEAD}
+var<workgroup> red: array<f32, 64>;`;
+/** The workgroup's (query row, head): token t, head h, its KV head, and nk keys it sees (causal). */
+const ATTENTION_ROW = /* wgsl */ `let idx = wid(wg, nw);
+  if (idx >= p.t * p.nh) { return; }
+  let t = p.t0 + idx / p.nh;
+  let h = idx % p.nh;
+  let kvh = h / (p.nh / p.nkv);
+  let nk = p.start + t + 1u;`;
 /**
  * Attention's softmax over a row's scores sc[sbase + j], j < nk, each thread holding the max of its own (mx): the
  * scores become exp(s - max) in place and `tot` their sum (a 64-thread tree in `red` for each).
@@ -358,22 +375,9 @@ const SOFTMAX_SCORES = /* wgsl */ `red[li] = mx;
  * sum reduced over the workgroup, then each thread weights V for its values of the head.
  */
 export const ATTENTION_WGSL = /* wgsl */ `
-struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<f32>;
-@group(0) @binding(3) var<storage, read> vc: array<f32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
-${HEAD}
-var<workgroup> red: array<f32, 64>;
+${attentionBindings("f32")}
 ${MAIN}
-  let idx = wid(wg, nw);
-  if (idx >= p.t * p.nh) { return; }
-  let t = p.t0 + idx / p.nh;
-  let h = idx % p.nh;
-  let kvh = h / (p.nh / p.nkv);
-  let nk = p.start + t + 1u;
+${ATTENTION_ROW}
   let kvd = p.nkv * p.hd;
   let qb = (t * p.nh + h) * p.hd;
   let sbase = idx * p.lmax;
@@ -400,23 +404,10 @@ ${MAIN}
  * (The scalar loops took 27 µs a decode step at hd 128 on an H100, 2026-12-06.)
  */
 export const ATTENTION4_WGSL = /* wgsl */ `
-struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> kc: array<vec4f>;
-@group(0) @binding(3) var<storage, read> vc: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> o: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
-${HEAD}
-var<workgroup> red: array<f32, 64>;
+${attentionBindings("vec4f")}
 var<workgroup> acc4: array<vec4f, 64>;
 ${MAIN}
-  let idx = wid(wg, nw);
-  if (idx >= p.t * p.nh) { return; }
-  let t = p.t0 + idx / p.nh;
-  let h = idx % p.nh;
-  let kvh = h / (p.nh / p.nkv);
-  let nk = p.start + t + 1u;
+${ATTENTION_ROW}
   let h4 = p.hd / 4u;
   let kvd4 = p.nkv * h4;
   let qb = (t * p.nh + h) * h4;
