@@ -124,29 +124,10 @@ ${MAIN}
   w[p.w_off + sw] = scale_of(2u * i) | (hi << 16u);
 }`;
 
-/** rows of n values: out = x / sqrt(mean(x²) + eps) · w (w: n f32 at word w_off); one workgroup per row. */
-export const RMSNORM_WGSL = /* wgsl */ `
-struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> xin: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-${HEAD}
-${SUM64}
-${MAIN}
-  let r = wid(wg, nw);
-  if (r >= p.rows) { return; }
-  let b = r * p.n;
-  var ss = 0.0;
-  for (var i = li; i < p.n; i += 64u) { let v = xin[b + i]; ss += v * v; }
-  let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.n) + p.eps);
-  for (var i = li; i < p.n; i += 64u) { o[b + i] = xin[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
-}`;
-
 /**
  * Attention's per-head RMS norms, NeoX rope and KV store in one dispatch, one workgroup per head row: rows
  * [0, T·nh) are q's heads (normed by qn, roped, in place), [T·nh, T·(nh + nkv)) k's (normed by kn, roped, in place
- * and into kc at position start + t), then v's rows (copied into vc). The norm and rope are RMSNORM_WGSL's and
+ * and into kc at position start + t), then v's rows (copied into vc). The norm and rope are normWgsl's (64 threads) and
  * ROPE_WGSL's arithmetic, so the result equals those ops and kvStore bit for bit.
  */
 export const NORM_ROPE_STORE_WGSL = /* wgsl */ `
@@ -204,53 +185,31 @@ ${MAIN}
   }
 }`;
 
-/**
- * The residual add and the next sub-block's norm in one dispatch, one workgroup per row: x += y, then
- * h = x / sqrt(mean(x²) + eps) · w; the same arithmetic as binaryWgsl's add and RMSNORM_WGSL (the same bits).
- */
-export const ADD_RMSNORM_WGSL = /* wgsl */ `
-struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> x: array<f32>;
-@group(0) @binding(4) var<storage, read_write> h: array<f32>;
-${HEAD}
-${SUM64}
-${MAIN}
-  let r = wid(wg, nw);
-  if (r >= p.rows) { return; }
-  let b = r * p.n;
-  var ss = 0.0;
-  for (var i = li; i < p.n; i += 64u) {
-    let v = x[b + i] + y[b + i];
-    x[b + i] = v;
-    ss += v * v;
-  }
-  let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.n) + p.eps);
-  for (var i = li; i < p.n; i += 64u) { h[b + i] = x[b + i] * inv * bitcast<f32>(w[p.w_off + i]); }
-}`;
-
-/** Rows longer than this get wideNormWgsl's 256 threads; per-head norms keep RMSNORM_WGSL (normRopeStore's sums). */
+/** Rows of at least this many values get 256 threads (normWgsl); shorter ones (per-head norms) 64. */
 export const WIDE_NORM_MIN = 257;
-/** Values per thread of wideNormWgsl for rows of n (its pipeline key); rows beyond 256 · 64 are not supported. */
-export const wideNormPer = (n: number) => Math.ceil(n / 256);
+/** Threads, and values per thread, of normWgsl for rows of n (its pipeline key). */
+export function normShape(n: number): { threads: number; per: number } {
+  const threads = n < WIDE_NORM_MIN ? 64 : 256;
+  return { threads, per: Math.ceil(n / threads) };
+}
 
 /**
- * A model-width row norm, one 256-thread workgroup per row, each thread holding `per` values (li + 256j) in
- * registers: every load is issued before the first sum, so a row costs one memory round trip, not one per 64
- * values (the 64-thread loop took 29 µs a 2048-wide row on an H100). add: x += y first, written back (addRmsNorm);
- * else out = norm(xin) (xin may be out: see inPlace). Both sum in the same order, so they agree bit for bit.
+ * A row norm, one workgroup of `threads` per row, each thread holding `per` values (li + threads·j) in registers:
+ * every load is issued before the first sum, so a row costs one memory round trip, not one per 64 values (a
+ * 64-thread loop took 29 µs a 2048-wide row on an H100). add: x += y first, written back (addRmsNorm); else
+ * out = x / sqrt(mean(x²) + eps) · w (w: n f32 at word w_off; xin may be out: see inPlace). Both sum in the same
+ * order, so they agree bit for bit; at 64 threads the order is normRopeStore's (values in j order, then sum64's
+ * tree), so its norms equal this op's too.
  */
-export function wideNormWgsl(add: boolean, per: number): string {
-  const key = `${add}/${per}`;
-  let src = WIDE_NORMS.get(key);
-  if (!src) WIDE_NORMS.set(key, (src = wideNormSource(add, per)));
+export function normWgsl(add: boolean, threads: number, per: number): string {
+  const key = `${add}/${threads}/${per}`;
+  let src = NORMS.get(key);
+  if (!src) NORMS.set(key, (src = normSource(add, threads, per)));
   return src;
 }
-const WIDE_NORMS = new Map<string, string>();
-function wideNormSource(add: boolean, per: number): string {
-  if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${256 * 64} values are not supported`);
+const NORMS = new Map<string, string>();
+function normSource(add: boolean, threads: number, per: number): string {
+  if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${threads * 64} values are not supported`);
   const js = Array.from({ length: per }, (_, j) => j);
   const binds = add
     ? `@group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -266,18 +225,18 @@ struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${binds}
 ${HEAD}
-var<workgroup> red: array<f32, 256>;
-@compute @workgroup_size(256)
+var<workgroup> red: array<f32, ${threads}>;
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
   let r = wid(wg, nw);
   if (r >= p.rows) { return; }
   let b = r * p.n;
-  ${js.map((j) => `let i${j} = li + ${256 * j}u; var v${j} = 0.0; if (i${j} < p.n) { ${load(j)} }`).join("\n  ")}
+  ${js.map((j) => `let i${j} = li + ${threads * j}u; var v${j} = 0.0; if (i${j} < p.n) { ${load(j)} }`).join("\n  ")}
   var ss = 0.0;
   ${js.map((j) => `ss += v${j} * v${j};`).join(" ")}
   red[li] = ss;
   workgroupBarrier();
-  for (var st = 128u; st > 0u; st >>= 1u) {
+  for (var st = ${threads / 2}u; st > 0u; st >>= 1u) {
     if (li < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }

@@ -9,7 +9,7 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_RMSNORM_WGSL, ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, RMSNORM_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, WIDE_NORM_MIN, binaryWgsl, wideNormPer, wideNormWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR } from "./quant/q4_k.js";
 
@@ -532,16 +532,16 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (xs === hs || ys === hs || xs === ys) throw new RangeError("webgpu addRmsNorm: x, y and h must be three buffers");
     if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
     const params = [rowLen, nRows, g.wordOffset, f(eps)], binds = [g.buffer, ys.buffer, xs.buffer, hs.buffer];
-    if (rowLen < WIDE_NORM_MIN) this.dispatch("add_rmsnorm", () => ADD_RMSNORM_WGSL, params, binds, nRows);
-    else this.dispatch(`add_rmsnorm/${wideNormPer(rowLen)}`, () => wideNormWgsl(true, wideNormPer(rowLen)), params, binds, nRows);
+    const { threads, per } = normShape(rowLen);
+    this.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl(true, threads, per), params, binds, nRows);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
     const g = gw(w, "rmsNorm");
     if (g.type !== F32) throw new RangeError(`webgpu rmsNorm: weight '${g.name}' must be F32`);
     const o = gbuf(out), xs = gbuf(x);
-    const per = wideNormPer(rowLen);
-    const v = rowLen < WIDE_NORM_MIN ? this.aliased("rmsnorm", RMSNORM_WGSL, o, xs, "xin") : this.aliased(`rmsnorm/${per}`, wideNormWgsl(false, per), o, xs, "xin");
+    const { threads, per } = normShape(rowLen);
+    const v = this.aliased(`rmsnorm/${threads}/${per}`, normWgsl(false, threads, per), o, xs, "xin");
     this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
