@@ -265,7 +265,7 @@ export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: strin
 @group(0) @binding(7) var<storage, read_write> rt: array<u32>;`, F16_AT + q.piece + readerOver(F16_AT + q.piece, "wu") + routeFns)}
   ${ROW0}
   route_token(0u, p.ne, p.topk, li);
-  let ex = sel[nth_ascending(p.topk, wg.z)];
+  let ex = sel[asc[wg.z]];
   let gb = offs[3u * ex];
   let ub = offs[3u * ex + 1u];
   let xb = 0u;

@@ -15,8 +15,9 @@ export const ROUTE_MAX_EXPERTS = 1024, ROUTE_MAX_K = 64;
 export const routeWords = (pairs: number) => 11 * pairs;
 
 /**
- * WGSL over binding `lg` (the logits): route_token(base, ne, k, li) picks token's top k into `sel` (score order) and
- * leaves the softmax's max and sum in rmx, rtot; write_route(...) (one thread) writes the words above for it.
+ * WGSL over binding `lg` (the logits): route_token(base, ne, k, li) picks token's top k into `sel` (score order),
+ * their ascending id order into `asc` (asc[j]: the index in sel of the j-th smallest id), and leaves the softmax's
+ * max and sum in rmx, rtot; write_route(...) (one thread) writes the words above for it.
  * Called from uniform control flow by all 64 threads of a workgroup (it has barriers).
  */
 export const ROUTE_FNS = /* wgsl */ `
@@ -79,8 +80,6 @@ fn route_token(base: u32, ne: u32, k: u32, li: u32) {
   }
   workgroupBarrier();
 }
-/** The j-th smallest of the k selected ids (its index in sel): ascending order, as a host table lists experts. */
-fn nth_ascending(k: u32, j: u32) -> u32 { return asc[j]; }
 /** One thread: token t's words of rt (P pairs in all), the tables too when tables != 0. */
 fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32) {
   let q0 = t * k;
@@ -93,7 +92,7 @@ fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32) {
   }
   if (tables == 0u) { return; }
   for (var j = 0u; j < k; j++) {
-    let bj = nth_ascending(k, j);
+    let bj = asc[j];
     let be = sel[bj];
     let q = q0 + j;
     rt[2u * P + q] = t;
