@@ -354,9 +354,8 @@ interface DecodeProfile {
   dispatches: number;
   /** Pipeline key -> dispatches and GPU µs per token. */
   kernels: Record<string, { count: number; us: number }>;
-  unfused: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
-  oneRow: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
-  q4kOther: { gpuMs: number; kernels: Record<string, { count: number; us: number }> };
+  /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
+  variants: Record<string, { filter: string; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -387,20 +386,26 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     return { gpuMs: gpuUs / 1000, kernels };
   };
   const main = await profile();
-  // The MoE's other form: routing inside gate+up, down with the weighted sum (what each fusion buys or costs).
-  const was = [be.fuseRouting, be.fuseDownSum] as const;
-  [be.fuseRouting, be.fuseDownSum] = [!was[0], !was[1]];
-  const unfused = await profile();
-  [be.fuseRouting, be.fuseDownSum] = was;
-  // Every matvec at one row per thread group (more workgroups, fewer loads each).
-  be.matvecRows = 1;
-  const oneRow = await profile();
-  be.matvecRows = undefined;
-  // Q4_K's other reader (two sub-blocks a thread).
-  be.q4kPairReader = !be.q4kPairReader;
-  const q4kOther = await profile();
-  be.q4kPairReader = !be.q4kPairReader;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, unfused, oneRow, q4kOther };
+  // The same token with one knob switched, then back (what each choice buys or costs).
+  const variants: DecodeProfile["variants"] = {};
+  const knobs = { fuseRouting: be.fuseRouting, fuseDownSum: be.fuseDownSum, matvecRows: be.matvecRows, matvecLanes: be.matvecLanes, q4kReader: be.q4kReader };
+  const VARIANTS: [string, string, Partial<typeof knobs>][] = [
+    ["the MoE's fusions (routing in gate+up, down with the sum) switched", "moe|route|combine", { fuseRouting: !knobs.fuseRouting, fuseDownSum: !knobs.fuseDownSum }],
+    ["every matvec at one row per thread group", "matvec|moe", { matvecRows: 1 }],
+    ["Q4_K's pair reader (two sub-blocks a thread; 'p' in the keys)", "/12", { q4kReader: "pair" }],
+    ["Q4_K's vec4 reader (the pair's sums in 16-byte loads, x loaded once a turn; 'v')", "/12", { q4kReader: "vec4" }],
+    ["at most 32 threads a row", "matvec|moe", { matvecLanes: 32 }],
+    ["at most 16 threads a row", "matvec|moe", { matvecLanes: 16 }],
+    ["at most 16 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 16, q4kReader: "vec4" }],
+    ["at most 8 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 8, q4kReader: "vec4" }],
+  ];
+  for (const [label, filter, set] of VARIANTS) {
+    if (Object.entries(set).every(([k, v]) => knobs[k as keyof typeof knobs] === v)) continue;
+    Object.assign(be, set);
+    variants[label] = { filter, ...(await profile()) };
+    Object.assign(be, knobs);
+  }
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -495,12 +500,10 @@ export async function benchGpu(only?: string): Promise<void> {
       for (const [k, v] of Object.entries(ks)) console.log(`    ${k.padEnd(44)} ${f(v.count, 0).padStart(4)} x ${f(v.us / v.count, 2).padStart(8)} µs = ${f(v.us, 1).padStart(8)} µs`);
     };
     table(p.kernels);
-    console.log(`  the same with the MoE's fusions (routing in gate+up, down with the sum) switched: GPU ${f(p.unfused.gpuMs, 2)} ms a token`);
-    table(Object.fromEntries(Object.entries(p.unfused.kernels).filter(([k]) => /moe|route|combine/.test(k))));
-    console.log(`  the same with every matvec at one row per thread group: GPU ${f(p.oneRow.gpuMs, 2)} ms a token`);
-    table(Object.fromEntries(Object.entries(p.oneRow.kernels).filter(([k]) => /matvec|moe/.test(k))));
-    console.log(`  the same with Q4_K's other reader (pair: two sub-blocks a thread; 'p' in the keys): GPU ${f(p.q4kOther.gpuMs, 2)} ms a token`);
-    table(Object.fromEntries(Object.entries(p.q4kOther.kernels).filter(([k]) => /\/12/.test(k))));
+    for (const [label, v] of Object.entries(p.variants)) {
+      console.log(`  the same with ${label}: GPU ${f(v.gpuMs, 2)} ms a token`);
+      table(Object.fromEntries(Object.entries(v.kernels).filter(([k]) => new RegExp(v.filter).test(k))));
+    }
   }
   if (profileOnly) return;
   console.log(`  sanity: greedy tokens webgpu ${s.identical ? "==" : "!="} ${s.cpuBackend} [${s.gpuTokens.join(" ")}] vs [${s.cpuTokens.join(" ")}]; first-step logits nmse ${s.firstStepLogitsNmse.toExponential(2)}${s.note ? `; ${s.note}` : ""}`);

@@ -21,8 +21,10 @@ const TOL_ATTN = 1e-9;
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
 test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode matvec, tiled matmul over several tokens)", async (t) => {
-  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend();
-  pair.q4kPairReader = true;
+  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend();
+  pair.q4kReader = "pair";
+  vec4.q4kReader = "vec4";
+  lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
   assert.ok(be.subgroups, "lavapipe has subgroups: the matvec sums over them");
   let worst = 0;
   for (const fmt of MATMUL_FORMATS_ALL) {
@@ -43,10 +45,14 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
           // The same matvec summed in workgroup memory (devices without subgroups).
           const e2 = nmse(await runMatmul(tree, tree.upload(hw), x, { k, n, t: tk }), want);
           assert.ok(e2 < TOL, `${fmt.name} ${k}x${n}, no subgroups: nmse ${e2.toExponential(2)}`);
+          const e4 = nmse(await runMatmul(lanes, lanes.upload(hw), x, { k, n, t: tk }), want);
+          assert.ok(e4 < TOL, `${fmt.name} ${k}x${n}, at most 16 threads a row: nmse ${e4.toExponential(2)}`);
           if (fmt.name === "Q4_K") {
-            // Q4_K's other reader (two sub-blocks a thread).
-            const e3 = nmse(await runMatmul(pair, pair.upload(hw), x, { k, n, t: tk }), want);
+            // Q4_K's other readers (two sub-blocks a thread; the same in 16-byte loads, bit for bit).
+            const p = await runMatmul(pair, pair.upload(hw), x, { k, n, t: tk });
+            const e3 = nmse(p, want);
             assert.ok(e3 < TOL, `Q4_K ${k}x${n}, pair reader: nmse ${e3.toExponential(2)}`);
+            assert.ok(sameBits(await runMatmul(vec4, vec4.upload(hw), x, { k, n, t: tk }), p), `Q4_K ${k}x${n}: the vec4 reader's bits differ from the pair reader's`);
           }
         }
       }
@@ -252,8 +258,8 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
   });
   // A prompt (the routing kernel, then the tables) and a decode token, in each form of the MoE: the routing in a
   // dispatch of its own or inside gate+up's (one token), down then the combine or down with the weighted sum.
-  for (const [fuseRouting, fuseDownSum, T2, pairReader] of [[false, false, 5, false], [false, false, 1, false], [true, true, 5, false], [true, true, 1, false], [false, false, 1, true], [true, true, 1, true]] as const) {
-    [be.fuseRouting, be.fuseDownSum, be.q4kPairReader] = [fuseRouting, fuseDownSum, pairReader];
+  for (const [fuseRouting, fuseDownSum, T2, reader] of [[false, false, 5, "word"], [false, false, 1, "word"], [true, true, 5, "word"], [true, true, 1, "word"], [false, false, 1, "pair"], [true, true, 1, "pair"], [false, false, 5, "vec4"], [true, true, 1, "vec4"]] as const) {
+    [be.fuseRouting, be.fuseDownSum, be.q4kReader] = [fuseRouting, fuseDownSum, reader];
     const lg2 = randomValues(T2 * nX, `route-logits-${T2}`, 2), h = randomValues(T2 * 256, `route-h-${T2}`, 2);
     const hb = bufOf(be, h), lb = bufOf(be, lg2);
     const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);

@@ -16,10 +16,10 @@ export interface MatvecShape {
   /** Chunks a thread reads per loop turn (1-4): their loads are issued together, not one round trip each. */
   readonly u: number;
 }
-export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false, rows?: number): MatvecShape {
+export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: number, sg = false, rows?: number, lanes = 64): MatvecShape {
   const pieces = Math.ceil(k / q.chunkValues) * 8;
   let g = 8;
-  while (g < 64 && g < pieces) g *= 2;
+  while (g < Math.min(64, lanes) && g < pieces) g *= 2;
   const groups = Math.ceil(n / (64 / g));
   // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
   const r = rows ?? (groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1);
@@ -42,12 +42,16 @@ const accs = (a: string, R: number) => Array.from({ length: R }, (_, r) => `${a}
  * adding any, so their loads are in flight together; the adds keep the one-chunk-a-turn order (a chunk past the
  * row adds 0 read from the row's last chunk), so every U gives the same bits.
  */
-function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string, u = 1): string {
+function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string, u = 1, xload = false): string {
   const U = Math.max(1, Math.min(u, Math.floor(16 / (parts.length * R))));
   const us = Array.from({ length: U }, (_, j) => j);
   const decl = parts.flatMap(([a]) => accs(a, R).map((v) => `var ${v} = 0.0;`)).join(" ");
+  // With an x loader, x's share of each chunk is loaded once a turn (per x row) and given to every piece over it.
+  const xbs = [...new Set(parts.map(([, , , xb]) => xb ?? "xb"))];
+  const xarg = (xb: string, j: number) => (xload ? `xs${j}_${xbs.indexOf(xb)}` : xb);
+  const xloads = xload ? us.flatMap((j) => xbs.map((xb) => `let ${xarg(xb, j)} = xload(c${j}, t${j}, ${xb});`)).join(" ") : "";
   const row = (r: number) => {
-    const reads = us.flatMap((j) => parts.map(([a, wb, fn, xb]) => `let ${a}${r}_${j} = ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c${j}, t${j}, ${xb ?? "xb"});`));
+    const reads = us.flatMap((j) => parts.map(([a, wb, fn, xb]) => `let ${a}${r}_${j} = ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c${j}, t${j}, ${xarg(xb ?? "xb", j)});`));
     const adds = parts.flatMap(([a]) => us.map((j) => (j === 0 ? `${a}${r} += ${a}${r}_0;` : `${a}${r} += select(0.0, ${a}${r}_${j}, ok${j});`)));
     return `if (row0 + ${r}u < ${n}) { ${reads.join(" ")} ${adds.join(" ")} }`;
   };
@@ -56,13 +60,15 @@ function chunkLoop(parts: readonly [string, string, string?, string?][], R: numb
   let np = ((${k} + CV - 1u) / CV) * 8u;
   for (var pc = lane; pc < np; pc += ${U}u * G) {
     ${turn}
+    ${xloads}
     ${Array.from({ length: R }, (_, r) => row(r)).join("\n    ")}
   }`;
 }
 
 /**
  * Sums each accumulator (names `vs`, j-th at red row j) over the G lanes of each group; total(j) then gives group
- * grp's sum. With subgroups (and groups of whole subgroups), subgroupAdd and one barrier; else a barrier tree.
+ * grp's sum. With subgroups: subgroupAdd (groups of whole subgroups) or xor shuffles (smaller groups), and one
+ * barrier; else a barrier tree.
  */
 function reduce(vs: readonly string[], sg: boolean): string {
   const tree = /* wgsl */ `${vs.map((v, j) => `red[${j}u * 64u + li] = ${v};`).join(" ")}
@@ -74,12 +80,17 @@ function reduce(vs: readonly string[], sg: boolean): string {
       workgroupBarrier();
     }`;
   if (!sg) return tree;
+  // Groups smaller than a subgroup: a butterfly of xor shuffles within each group's G lanes (every lane ends with
+  // the same bits: each step adds the same two values), lane 0 keeping the group's sum where the tree leaves it.
   return /* wgsl */ `if (sg_whole) {
     ${vs.map((v, j) => `let s${j} = subgroupAdd(${v});`).join(" ")}
     if (sgi == 0u) { ${vs.map((_, j) => `red[${j}u * 64u + li / sgs] = s${j};`).join(" ")} }
     workgroupBarrier();
   } else {
-    ${tree}
+    ${vs.map((v, j) => `var s${j} = ${v};`).join(" ")}
+    for (var m = 1u; m < G; m <<= 1u) { ${vs.map((_, j) => `s${j} += subgroupShuffleXor(s${j}, m);`).join(" ")} }
+    if (lane == 0u) { ${vs.map((_, j) => `red[${j}u * 64u + li] = s${j};`).join(" ")} }
+    workgroupBarrier();
   }`;
 }
 
@@ -104,11 +115,17 @@ function readerOver(code: string, name: string): string {
   return out;
 }
 
-function head(q: GpuQuant, s: MatvecShape, m: number, params: string, binds: string, readers = F16_AT + q.piece): string {
+/** A reader's WGSL (F16_AT's helpers read `w` as words: not for vec4 readers). */
+const readerCode = (q: GpuQuant) => (q.vec4 ? "" : F16_AT) + q.piece;
+/** The WGSL type a weight binding has for this reader. */
+const wt = (q: GpuQuant) => (q.vec4 ? "array<vec4u>" : "array<u32>");
+
+function head(q: GpuQuant, s: MatvecShape, m: number, params: string, binds: string, readers = readerCode(q)): string {
   return /* wgsl */ `${s.sg ? "enable subgroups;\n" : ""}${params}
 ${binds}
 ${HEAD}
 ${readers}
+${q.xload ?? ""}
 const G = ${s.g}u;
 const R = ${s.r}u;
 const M = ${m}u;
@@ -128,13 +145,13 @@ const ROW0 = "let row0 = (wid(wg, nw) * (64u / G) + grp) * R;";
 /** o[t, n] (= or +=, p.acc) Σ_k x[t, k] · W[n, k], token t = workgroup z. */
 export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, acc: u32 }", `@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;`)}
   ${ROW0}
   let tok = wg.z;
   let xb = tok * (p.k / 4u);
-  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n", s.u)}
+  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let v = total(lane, grp, sg_whole, sg_size);
@@ -151,17 +168,17 @@ export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
  */
 export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, 2 * s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> wu: array<u32>;
+@group(0) @binding(1) var<storage, read> w: ${wt(q)};
+@group(0) @binding(2) var<storage, read> wu: ${wt(q)};
 @group(0) @binding(3) var<storage, read> tb: array<u32>;
 @group(0) @binding(4) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;`, F16_AT + q.piece + readerOver(F16_AT + q.piece, "wu"))}
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;`, readerCode(q) + readerOver(readerCode(q), "wu"))}
   ${ROW0}
   let e = p.tab + 4u * wg.z;
   let xb = tb[e + 2u] * (p.k / 4u);
   let gb = tb[e];
   let ub = tb[e + 1u];
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u)}
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);
@@ -177,7 +194,7 @@ export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
  */
 export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
 @group(0) @binding(3) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
@@ -185,7 +202,7 @@ export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   let e = p.tab + 3u * wg.z;
   let xb = tb[e + 1u] * (p.k / 4u);
   let wb = tb[e];
-  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n", s.u)}
+  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
 }`;
@@ -200,14 +217,14 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   const ids = Array.from({ length: count }, (_, i) => i);
   const binds = [
     "@group(0) @binding(0) var<uniform> p: P;",
-    ...ids.map((i) => `@group(0) @binding(${1 + i}) var<storage, read> w${i}: array<u32>;`),
+    ...ids.map((i) => `@group(0) @binding(${1 + i}) var<storage, read> w${i}: ${wt(q)};`),
     `@group(0) @binding(${1 + count}) var<storage, read> x4: array<vec4f>;`,
     ...ids.map((i) => `@group(0) @binding(${2 + count + i}) var<storage, read_write> o${i}: array<f32>;`),
   ].join("\n");
-  const readers = ids.map((i) => readerOver(F16_AT + q.piece, `w${i}`)).join("\n");
+  const readers = ids.map((i) => readerOver(readerCode(q), `w${i}`)).join("\n");
   const body = (i: number) => /* wgsl */ `{
     let row0 = ((wid(wg, nw) - p.first${i}) * (64u / G) + grp) * R;
-    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`, s.u)}
+    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`, s.u, !!q.xload)}
     ${reduce(accs("a", s.r), s.sg)}
     if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
   }`;
@@ -231,14 +248,14 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   const parts = js.map((j) => [`a${j}_`, `w${j}`, "piece", `xb${j}`] as [string, string, string, string]);
   const names = js.flatMap((j) => accs(`a${j}_`, s.r));
   return /* wgsl */ `${head(q, s, k * s.r, "struct P { k: u32, n: u32, tab: u32, scales: u32 }", `@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
 @group(0) @binding(3) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
   ${ROW0}
   let q0 = wg.z * ${k}u;
   ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * (p.k / 4u);`).join("\n  ")}
-  ${chunkLoop(parts, s.r, "p.k", "p.n", s.u)}
+  ${chunkLoop(parts, s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(names, s.sg)}
   if (lane < R && row0 + lane < p.n) {
     var v = 0.0;
@@ -256,20 +273,20 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
  */
 export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: string): string {
   return /* wgsl */ `${head(q, s, 2 * s.r, "struct P { k: u32, n: u32, ne: u32, topk: u32, norm: u32 }", `@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> wu: array<u32>;
+@group(0) @binding(1) var<storage, read> w: ${wt(q)};
+@group(0) @binding(2) var<storage, read> wu: ${wt(q)};
 @group(0) @binding(3) var<storage, read> lg: array<f32>;
 @group(0) @binding(4) var<storage, read> offs: array<u32>;
 @group(0) @binding(5) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> o: array<f32>;
-@group(0) @binding(7) var<storage, read_write> rt: array<u32>;`, F16_AT + q.piece + readerOver(F16_AT + q.piece, "wu") + routeFns)}
+@group(0) @binding(7) var<storage, read_write> rt: array<u32>;`, readerCode(q) + readerOver(readerCode(q), "wu") + routeFns)}
   ${ROW0}
   route_token(0u, p.ne, p.topk, li);
   let ex = sel[asc[wg.z]];
   let gb = offs[3u * ex];
   let ub = offs[3u * ex + 1u];
   let xb = 0u;
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u)}
+  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);

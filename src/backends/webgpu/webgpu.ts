@@ -11,11 +11,12 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
-import { Q4_K_GPU, Q4_K_GPU_PAIR } from "./quant/q4_k.js";
+import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 
-const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : "");
+const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : "");
+const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
 import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
+import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -75,6 +76,8 @@ interface LayerExperts {
   readonly downBuf: GPUBuffer;
   /** [nExpert · 3] word offsets of gate, up, down. */
   readonly offs: GPUBuffer;
+  /** Every part starts at a 16-byte boundary (vec4 readers may read them). */
+  readonly aligned: boolean;
 }
 
 function gbuf(b: Buf): GpuBuf {
@@ -169,11 +172,17 @@ export class WebGpuBackend implements Backend, ArenaHost {
   fuseDownSum = false;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
-  /** Q4_K read by quant/q4_k.ts's Q4_K_GPU_PAIR (2 sub-blocks a thread) instead of Q4_K_GPU (benches compare). */
-  q4kPairReader = false;
-  /** The matvec reader of a weight's type (its pipeline key's part: readerKey). */
-  private reader(q: GpuQuant): GpuQuant {
-    return this.q4kPairReader && q.type === Q4_K_GPU.type ? Q4_K_GPU_PAIR : q;
+  /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
+  matvecLanes: number | undefined;
+  /** Q4_K's matvec reader (quant/q4_k.ts): a word of each 32-byte group a thread, 2 sub-blocks a thread, or those in 16-byte loads. */
+  q4kReader: keyof typeof Q4_K_READERS = "word";
+  /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
+  private reader(q: GpuQuant, aligned: boolean): GpuQuant {
+    const r = q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q;
+    return r.vec4 && !aligned ? r.vec4.fallback : r;
+  }
+  private shape(q: GpuQuant, k: number, n: number): MatvecShape {
+    return matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
   }
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
@@ -498,7 +507,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    const q = this.reader(w.quant, w.wordOffset % 4 === 0), s = this.shape(q, k, n);
     this.dispatch(`matvec/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
   }
 
@@ -516,7 +525,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const q = this.reader(gs[0].quant), s = matvecShape(q, k, Math.max(...dims.map((d) => d.n)), this.subgroups, this.matvecRows);
+    const q = this.reader(gs[0].quant, gs.every((w) => w.wordOffset % 4 === 0)), s = this.shape(q, k, Math.max(...dims.map((d) => d.n)));
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
@@ -696,19 +705,21 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (P > 65535) throw new RangeError(`webgpu moeFfn: ${P} rows of one expert exceed a dispatch's 65535 workgroups in z`);
     const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D);
     const rows = new Int32Array(P), scales = new Float32Array(P);
-    const gateUp = new Map<string, { w: GpuWeight; bufs: GPUBuffer[]; tab: number[] }>();
-    const down = new Map<string, { w: GpuWeight; bufs: GPUBuffer[]; tab: number[] }>();
-    const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[]) => {
+    type Group = { w: GpuWeight; bufs: GPUBuffer[]; tab: number[]; aligned: boolean };
+    const gateUp = new Map<string, Group>();
+    const down = new Map<string, Group>();
+    const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[], offsets: number[]) => {
       const key = `${w.type}/${bufs.map((b) => this.bufferId(b)).join("/")}`;
       let g = m.get(key);
-      if (!g) m.set(key, (g = { w, bufs, tab: [] }));
+      if (!g) m.set(key, (g = { w, bufs, tab: [], aligned: true }));
+      g.aligned &&= offsets.every((o) => o % 4 === 0);
       return g.tab;
     };
     let at = 0;
     for (const e of experts) {
       const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
       if (g.type !== u.type) throw new RangeError(`webgpu moeFfn: expert parts '${g.name}' and '${u.name}' are of different types`);
-      const gu = group(gateUp, g, [g.buffer, u.buffer]), dn = group(down, d, [d.buffer]);
+      const gu = group(gateUp, g, [g.buffer, u.buffer], [g.wordOffset, u.wordOffset]), dn = group(down, d, [d.buffer], [d.wordOffset]);
       rows.set(e.rows, at);
       scales.set(e.scales, at);
       e.rows.forEach((r, i) => {
@@ -718,20 +729,20 @@ export class WebGpuBackend implements Backend, ArenaHost {
       at += e.rows.length;
     }
     const xs = gbuf(x).buffer;
-    for (const { w, bufs, tab } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, ae.buffer);
-    for (const { w, bufs, tab } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, ye.buffer);
+    for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, ae.buffer, aligned);
+    for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, ye.buffer, aligned);
     this.scatterAddRows(out, ye, rows, scales, D);
   }
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
-  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer): void {
+  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    const q = this.reader(w.quant, aligned), s = this.shape(q, k, n);
     this.dispatch(`moe_gate_up/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
-  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer): void {
+  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant), s = matvecShape(q, k, n, this.subgroups, this.matvecRows);
+    const q = this.reader(w.quant, aligned), s = this.shape(q, k, n);
     this.dispatch(`moe_down/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
@@ -758,21 +769,21 @@ export class WebGpuBackend implements Backend, ArenaHost {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const q = this.reader(L.gate.quant), s = matvecShape(q, Kg, Ng, this.subgroups, this.matvecRows);
+      const q = this.reader(L.gate.quant, L.aligned), s = this.shape(q, Kg, Ng);
       this.dispatch(`moe_gate_up_routed/${L.gate.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
         [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, gbuf(x).buffer, ae.buffer, rt], matvecGroups(Ng, s), P);
-    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer);
+    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer, L.aligned);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
     if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const q = this.reader(L.down.quant), s = matvecShape(q, Kd, Nd, this.subgroups, this.matvecRows);
+      const q = this.reader(L.down.quant, L.aligned), s = this.shape(q, Kd, Nd);
       this.dispatch(`moe_down_sum/${L.down.type}${readerKey(q)}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.moeBuf("ye", P * D);
-    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer);
+    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer, L.aligned);
     this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
   /** A stand-in for the expert table binding of a routing that writes no tables. */
@@ -793,7 +804,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     }
     const offs = this.device.createBuffer({ size: Math.max(16, 12 * nExpert), usage: STORAGE | COPY_DST });
     this.device.queue.writeBuffer(offs, 0, Uint32Array.from(parts.flatMap((ws) => ws.map((w) => w!.wordOffset)))); // a fresh buffer: nothing recorded reads it yet
-    const L: LayerExperts = { gate: first[0]!, down: first[2]!, gateBuf: first[0]!.buffer, upBuf: first[1]!.buffer, downBuf: first[2]!.buffer, offs };
+    const aligned = parts.every((ws) => ws.every((w) => w!.wordOffset % 4 === 0));
+    const L: LayerExperts = { gate: first[0]!, down: first[2]!, gateBuf: first[0]!.buffer, upBuf: first[1]!.buffer, downBuf: first[2]!.buffer, offs, aligned };
     this.layerTables.set(all, L);
     return L;
   }

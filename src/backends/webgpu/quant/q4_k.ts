@@ -65,7 +65,7 @@ fn dq32(row: u32, u: u32) -> array<f32, 32> {
 };
 
 /**
- * Q4_K read another way (WebGpuBackend.q4kPairReader, benches compare): thread t of a block's 8 takes half of one
+ * Q4_K read another way (WebGpuBackend.q4kReader "pair", benches compare): thread t of a block's 8 takes half of one
  * 32-byte group of nibbles (words 4t..4t+3: 16 values of sub-block 2(t/2) in the low nibbles, 16 of sub-block
  * 2(t/2) + 1 in the high), so it decodes 2 of the 8 scales and mins, not all 8, and scales its two dot sums once.
  */
@@ -95,5 +95,53 @@ ${PIECE_HEAD}
     xs += vec2f(dot(a, vec4f(1.0)), dot(h, vec4f(1.0)));
   }
   return dm.x * (sc.x * lo + sc.y * hv) - dm.y * (mn.x * xs.x + mn.y * xs.y);
+}`,
+};
+
+/**
+ * The pair reader's arithmetic with 16-byte loads (WebGpuBackend.q4kReader "vec4"): the weight bound as
+ * array<vec4u>, a block is 9 vec4s (the head, then 8 of nibbles), so thread t loads the head and qs words 4t..4t+3
+ * in two loads; x's 8 vec4s for (c, t) are loaded once a loop turn and shared by every row (and by gate and up).
+ * The same sums in the same order as Q4_K_GPU_PAIR: the same bits.
+ */
+export const Q4_K_GPU_VEC4: GpuQuant = {
+  ...Q4_K_GPU,
+  vec4: { fallback: Q4_K_GPU_PAIR },
+  xload: /* wgsl */ `
+struct XS { a: array<vec4f, 4>, h: array<vec4f, 4>, sa: f32, sh: f32 }
+fn xload(c: u32, t: u32, xb: u32) -> XS {
+  let xl = xb + c * 64u + 16u * (t >> 1u) + 4u * (t & 1u);
+  var r: XS;
+  var xs = vec2f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    r.a[i] = x4[xl + i];
+    r.h[i] = x4[xl + 8u + i];
+    xs += vec2f(dot(r.a[i], vec4f(1.0)), dot(r.h[i], vec4f(1.0)));
+  }
+  r.sa = xs.x;
+  r.sh = xs.y;
+  return r;
+}`,
+  piece: /* wgsl */ `
+fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, x: XS) -> f32 {
+  let b = (wb + (row * (k / 256u) + c) * 36u) / 4u;
+  let hd = w[b];
+  let qv = w[b + 1u + t];
+  let dm = unpack2x16float(hd.x);
+  let g = t >> 1u;
+  let hi = g >= 2u;
+  let scw = select(hd.y & 0x3f3f3f3fu, (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2u) & 0x30303030u), hi);
+  let mnw = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & 0x0f0f0f0fu) | ((hd.z >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (g & 1u);
+  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
+  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
+  var lo = 0.0;
+  var hv = 0.0;
+  for (var i = 0u; i < 4u; i++) {
+    lo += dot(bytes4(qv[i] & 0x0f0f0f0fu), x.a[i]);
+    hv += dot(bytes4((qv[i] >> 4u) & 0x0f0f0f0fu), x.h[i]);
+  }
+  return dm.x * (sc.x * lo + sc.y * hv) - dm.y * (mn.x * x.sa + mn.y * x.sh);
 }`,
 };

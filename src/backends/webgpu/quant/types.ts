@@ -15,6 +15,16 @@ export interface GpuQuant {
    */
   readonly chunkValues: number;
   readonly piece: string;
+  /**
+   * Readers whose weight binding is `array<vec4u>` (16-byte loads): piece's wb is still in words, a multiple of 4
+   * (the backend falls back to `fallback`, which gives the same bits, for a weight that is not 16-byte aligned).
+   */
+  readonly vec4?: { fallback: GpuQuant };
+  /**
+   * WGSL fn xload(c: u32, t: u32, xb: u32) -> XS: x's share of chunk c for thread t, loaded once a loop turn for every
+   * row and weight read against it; piece then takes that XS as its last argument instead of xb.
+   */
+  readonly xload?: string;
   /** ggml block layout moved to aligned words: the block's byte size, where its body and its f16 scale sit. */
   readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number };
 }
