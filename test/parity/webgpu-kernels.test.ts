@@ -341,3 +341,24 @@ test("webgpu addRmsNorm (residual add and the next norm in one dispatch) equals 
   assert.ok(sameBits(a, c), "x differs");
   assert.ok(sameBits(b, d), "h differs");
 });
+
+test("webgpu profiler: every dispatch between profileBegin and profileEnd is timed under its pipeline key, past one full query set, and the results equal an unprofiled run", async () => {
+  const be = await gpuBackend();
+  const a = randomValues(256, "prof-a", 1), b = randomValues(256, "prof-b", 1);
+  const run = async (profile: boolean) => {
+    const x = bufOf(be, a), y = bufOf(be, b), o = be.alloc(256);
+    if (profile) be.profileBegin();
+    for (let i = 0; i < 1500; i++) { // 3000 dispatches: the 2048-pair query set is read and reused
+      be.add(o, x, y, 256);
+      be.add(x, o, y, 256);
+    }
+    const times = profile ? await be.profileEnd() : undefined;
+    return { out: await be.read(x), times };
+  };
+  const plain = await run(false), timed = await run(true);
+  assert.ok(sameBits(plain.out, timed.out), "profiling changed the results");
+  const keys = [...timed.times!];
+  assert.equal(keys.reduce((s, [, v]) => s + v.count, 0), 3000, `dispatches timed: ${JSON.stringify(keys)}`);
+  assert.ok(keys.every(([, v]) => v.us > 0 && Number.isFinite(v.us)));
+  await assert.rejects(be.profileEnd(), /not begun/);
+});

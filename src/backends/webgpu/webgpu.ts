@@ -11,6 +11,7 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 
 const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : "");
@@ -18,7 +19,7 @@ const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 
 import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
-const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
+const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
@@ -27,14 +28,6 @@ const STAGE_BYTES = 1 << 20;
 const MAX_SUM_K = 16;
 /** Dispatches recorded before a submit (see dispatch()). */
 const FLUSH_DISPATCHES = 64;
-/** Dispatches timed per query set while profiling (4096 timestamps, WebGPU's most per set). */
-const PROFILE_PAIRS = 2048;
-interface Profile {
-  qs: GPUQuerySet;
-  keys: string[];
-  reads: Promise<void>[];
-  totals: Map<string, { count: number; us: number }>;
-}
 /** Cached bind groups before the cache starts over. */
 const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -151,7 +144,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private sinceFlush = 0;
   private timing = false;
   /** Benches: while on, each dispatch is its own pass between two timestamps, summed by pipeline key. */
-  private prof: Profile | undefined;
+  private prof: DispatchProfiler | undefined;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
   private readonly moeScratch = new Map<string, GpuBuf>();
@@ -313,44 +306,19 @@ export class WebGpuBackend implements Backend, ArenaHost {
   profileBegin(): void {
     if (!this.gpu.timestamps) throw new Error("webgpu profile: the device has no timestamp-query feature");
     this.flush();
-    this.prof = { qs: this.device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_PAIRS }), keys: [], reads: [], totals: new Map() };
+    this.prof = new DispatchProfiler(this);
   }
   /** GPU time by pipeline key (dispatch count, total µs) since profileBegin. */
-  async profileEnd(): Promise<Map<string, { count: number; us: number }>> {
+  async profileEnd(): Promise<KernelTimes> {
     const p = this.prof;
     if (!p) throw new Error("webgpu profile: not begun");
-    this.drainProfile(p);
     this.prof = undefined;
-    this.flush();
-    await Promise.all(p.reads);
-    p.qs.destroy();
-    return p.totals;
+    return p.end();
   }
-  private drainProfile(p: Profile): void {
-    const keys = p.keys.splice(0);
-    if (!keys.length) return;
-    const bytes = keys.length * 16;
-    const res = this.device.createBuffer({ size: bytes, usage: QUERY_RESOLVE | COPY_SRC });
-    const rb = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+  /** The command encoder with no compute pass open (ProfilerHost). */
+  passFreeEncoder(): GPUCommandEncoder {
     this.endPass();
-    const enc = this.encoder();
-    enc.resolveQuerySet(p.qs, 0, 2 * keys.length, res, 0);
-    enc.copyBufferToBuffer(res, 0, rb, 0, bytes);
-    this.flush();
-    p.reads.push(
-      rb.mapAsync(1).then(() => {
-        const t = new BigUint64Array(rb.getMappedRange().slice(0));
-        keys.forEach((k, i) => {
-          const e = p.totals.get(k) ?? { count: 0, us: 0 };
-          e.count++;
-          if (t[2 * i + 1] > t[2 * i]) e.us += Number(t[2 * i + 1] - t[2 * i]) / 1000;
-          p.totals.set(k, e);
-        });
-        rb.unmap();
-        rb.destroy();
-        res.destroy();
-      }),
-    );
+    return this.encoder();
   }
   /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
   rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
@@ -451,8 +419,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const p = this.prof;
     if (p) {
       this.endPass();
-      this.nextTimestamps = { querySet: p.qs, beginningOfPassWriteIndex: 2 * p.keys.length, endOfPassWriteIndex: 2 * p.keys.length + 1 };
-      p.keys.push(key);
+      this.nextTimestamps = p.next(key);
     }
     const pass = this.computePass();
     pass.setPipeline(pipe);
@@ -463,7 +430,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (this.timeHost) this.counters.recordMs += performance.now() - t0;
     if (p) {
       this.endPass();
-      if (p.keys.length === PROFILE_PAIRS) this.drainProfile(p);
+      p.ended();
     }
     // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
     // back) while the rest is recorded. Never inside a timed pass.
