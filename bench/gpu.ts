@@ -388,7 +388,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   const main = await profile();
   // The same token with one knob switched, then back (what each choice buys or costs).
   const variants: DecodeProfile["variants"] = {};
-  const knobs = { fuseRouting: be.fuseRouting, fuseDownSum: be.fuseDownSum, matvecRows: be.matvecRows, matvecLanes: be.matvecLanes, q4kReader: be.q4kReader };
+  const knobs = { fuseRouting: be.fuseRouting, fuseDownSum: be.fuseDownSum, matvecRows: be.matvecRows, matvecLanes: be.matvecLanes, q4kReader: be.q4kReader, intDot: be.intDot };
   const VARIANTS: [string, string, Partial<typeof knobs>][] = [
     ["the MoE's fusions (routing in gate+up, down with the sum) switched", "moe|route|combine", { fuseRouting: !knobs.fuseRouting, fuseDownSum: !knobs.fuseDownSum }],
     ["every matvec at one row per thread group", "matvec|moe", { matvecRows: 1 }],
@@ -398,6 +398,9 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     ["at most 16 threads a row", "matvec|moe", { matvecLanes: 16 }],
     ["at most 16 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 16, q4kReader: "vec4" }],
     ["at most 8 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 8, q4kReader: "vec4" }],
+    ["integer dot products against x quantised to 8 bits (Q4_K, Q8_0; 'i')", "matvec|moe|quant_x", { intDot: true }],
+    ["integer dot products, at most 16 threads a row", "matvec|moe|quant_x", { intDot: true, matvecLanes: 16 }],
+    ["integer dot products, at most 32 threads a row, one row per thread group", "matvec|moe|quant_x", { intDot: true, matvecLanes: 32, matvecRows: 1 }],
   ];
   for (const [label, filter, set] of VARIANTS) {
     if (Object.entries(set).every(([k, v]) => knobs[k as keyof typeof knobs] === v)) continue;

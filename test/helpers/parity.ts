@@ -161,3 +161,20 @@ export function refQ8K(x: Float32Array): Uint8Array {
   }
   return out;
 }
+
+/**
+ * x as the webgpu backend's integer-dot readers see it (kernels.ts QUANT_X_WGSL): per 32 values d = amax / 127,
+ * q = round(x / d) with ties to even, x' = d · q. The GPU's division may round a q the other way at a tie: a test
+ * against x' allows for that (one flipped q moves a 4096-long dot by ~2e-4 of itself).
+ */
+export function quantiseX8(x: Float32Array): Float32Array {
+  const o = new Float32Array(x.length);
+  const even = (v: number) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let i = b; i < b + 32; i++) amax = Math.max(amax, Math.abs(x[i]));
+    const d = Math.fround(amax / 127), id = d > 0 ? Math.fround(1 / d) : 0;
+    for (let i = b; i < b + 32; i++) o[i] = d * even(Math.fround(x[i] * id));
+  }
+  return o;
+}

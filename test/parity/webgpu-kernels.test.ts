@@ -9,24 +9,32 @@ import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
 import { F32, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
-import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe } from "../helpers/parity.js";
+import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { gpuBackend } from "../helpers/webgpu.js";
 
 /** f32 sums in another order than the reference's f64: ~1e-14 seen; 1e-10 leaves room without hiding a wrong value. */
 const TOL = 1e-10;
+/**
+ * x quantised to 8 bits per 32 values (intDot, as llama.cpp's CUDA matvec): against the reference over the same
+ * quantised x (a q rounded the other way at a tie moves a row by ~5e-8), and against x itself (the quantisation's
+ * own error, up to ~5e-4 seen on random rows of 4096).
+ */
+const TOL_INT = 1e-6;
+const TOL_INT_X = 3e-3;
 /** exp and sums over up to a few hundred keys in f32. */
 const TOL_ATTN = 1e-9;
 
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
 test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode matvec, tiled matmul over several tokens)", async (t) => {
-  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend();
+  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
+  int.intDot = true;
   pair.q4kReader = "pair";
   vec4.q4kReader = "vec4";
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
   assert.ok(be.subgroups, "lavapipe has subgroups: the matvec sums over them");
-  let worst = 0;
+  let worst = 0, worstInt = 0;
   for (const fmt of MATMUL_FORMATS_ALL) {
     // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.
     // 33001 rows: enough workgroups for the matvec's 4 rows per thread group, and a last group that is not full.
@@ -45,6 +53,14 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
           // The same matvec summed in workgroup memory (devices without subgroups).
           const e2 = nmse(await runMatmul(tree, tree.upload(hw), x, { k, n, t: tk }), want);
           assert.ok(e2 < TOL, `${fmt.name} ${k}x${n}, no subgroups: nmse ${e2.toExponential(2)}`);
+          if (fmt.name === "Q4_K" || fmt.name === "Q8_0") {
+            // Against x quantised to 8 bits, integer dot products (rows of k % 64 != 0 keep f32 x).
+            const got = await runMatmul(int, int.upload(hw), x, { k, n, t: tk });
+            const e5 = nmse(got, k % 64 === 0 ? await runMatmul(scalar, ws, quantiseX8(x), { k, n, t: tk }) : want);
+            worstInt = Math.max(worstInt, nmse(got, want));
+            assert.ok(e5 < (k % 64 === 0 ? TOL_INT : TOL), `${fmt.name} ${k}x${n}, integer dot: nmse ${e5.toExponential(2)} against the reference over x quantised`);
+            assert.ok(nmse(got, want) < TOL_INT_X, `${fmt.name} ${k}x${n}, integer dot: nmse ${nmse(got, want).toExponential(2)} against x`);
+          }
           const e4 = nmse(await runMatmul(lanes, lanes.upload(hw), x, { k, n, t: tk }), want);
           assert.ok(e4 < TOL, `${fmt.name} ${k}x${n}, at most 16 threads a row: nmse ${e4.toExponential(2)}`);
           if (fmt.name === "Q4_K") {
@@ -65,7 +81,7 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
       assert.ok(sameBits(await run(be, wg), await run(scalar, ws)), `${fmt.name} embed rows differ`);
     }
   }
-  t.diagnostic(`worst matmul nmse ${worst.toExponential(2)}`);
+  t.diagnostic(`worst matmul nmse ${worst.toExponential(2)}; against x quantised to 8 bits ${worstInt.toExponential(2)}`);
 });
 
 test("webgpu weight arenas: repacked weights beside each other, rewritten slots, a weight straddling two bindings", async () => {
@@ -218,11 +234,15 @@ test("webgpu moeFfn over a set of experts equals the per-expert reference", asyn
     const set = [expert(0, [0, 2, 4], [0.5, 0.25, 1]), expert(1, [1, 2], [0.75, 0.125]), expert(2, [], [])];
     const ref = bufOf(scalar, new Float32Array(T * D));
     perExpertMoe(scalar, ref, bufOf(scalar, h), set.map((s) => s(scalar)), D, F);
-    const out = be.alloc(T * D);
-    be.zero(out);
-    be.moeFfn(out, bufOf(be, h), set.map((s) => s(be)));
-    const e = nmse(await be.read(out), await scalar.read(ref));
-    assert.ok(e < TOL, `${fmt.name} moe: nmse ${e.toExponential(2)}`);
+    for (const intDot of fmt.name === "Q8_0" ? [false, true] : [false]) {
+      be.intDot = intDot; // gate and up (rows of 64) against x quantised to 8 bits; down's rows of 96 keep f32
+      const out = be.alloc(T * D);
+      be.zero(out);
+      be.moeFfn(out, bufOf(be, h), set.map((s) => s(be)));
+      const e = nmse(await be.read(out), await scalar.read(ref));
+      assert.ok(e < (intDot ? TOL_INT_X : TOL), `${fmt.name} moe${intDot ? ", integer dot" : ""}: nmse ${e.toExponential(2)}`);
+    }
+    be.intDot = false;
   }
 });
 
@@ -258,8 +278,8 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
   });
   // A prompt (the routing kernel, then the tables) and a decode token, in each form of the MoE: the routing in a
   // dispatch of its own or inside gate+up's (one token), down then the combine or down with the weighted sum.
-  for (const [fuseRouting, fuseDownSum, T2, reader] of [[false, false, 5, "word"], [false, false, 1, "word"], [true, true, 5, "word"], [true, true, 1, "word"], [false, false, 1, "pair"], [true, true, 1, "pair"], [false, false, 5, "vec4"], [true, true, 1, "vec4"]] as const) {
-    [be.fuseRouting, be.fuseDownSum, be.q4kReader] = [fuseRouting, fuseDownSum, reader];
+  for (const [fuseRouting, fuseDownSum, T2, reader] of [[false, false, 5, "word"], [false, false, 1, "word"], [true, true, 5, "word"], [true, true, 1, "word"], [false, false, 1, "pair"], [true, true, 1, "pair"], [false, false, 5, "vec4"], [true, true, 1, "vec4"], [false, false, 5, "int"], [true, true, 1, "int"]] as const) {
+    [be.fuseRouting, be.fuseDownSum, be.q4kReader, be.intDot] = [fuseRouting, fuseDownSum, reader === "int" ? "word" : reader, reader === "int"];
     const lg2 = randomValues(T2 * nX, `route-logits-${T2}`, 2), h = randomValues(T2 * 256, `route-h-${T2}`, 2);
     const hb = bufOf(be, h), lb = bufOf(be, lg2);
     const r = be.routeOnDevice(lb, T2, { nExpert: nX, k, normalize: true }, experts);

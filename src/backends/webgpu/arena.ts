@@ -27,6 +27,7 @@ export interface ArenaHost {
 const STORAGE = 0x80, COPY_SRC = 0x04, COPY_DST = 0x08;
 export const WEIGHT_USAGE = STORAGE | COPY_SRC | COPY_DST;
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
+const ceil16 = (n: number) => Math.ceil(n / 16) * 16;
 
 export class GpuArena implements WeightArena {
   private readonly chunks: GPUBuffer[] = [];
@@ -40,7 +41,7 @@ export class GpuArena implements WeightArena {
     if (!(Number.isInteger(byteLength) && byteLength >= 0)) throw new RangeError(`webgpu weight arena: bad size ${byteLength}`);
     this.chunkBytes = be.maxBinding;
     for (let at = 0; at < byteLength || at === 0; at += this.chunkBytes) {
-      const size = Math.max(16, ceil4(Math.min(this.chunkBytes, byteLength - at)));
+      const size = Math.max(16, ceil16(Math.min(this.chunkBytes, byteLength - at))); // whole vec4s: 16-byte readers bind it
       this.chunks.push(be.device.createBuffer({ size, usage: WEIGHT_USAGE }));
       if (byteLength === 0) break;
     }
@@ -90,7 +91,7 @@ export class GpuArena implements WeightArena {
     if (byteOff + n > this.chunkBytes) {
       // Straddles two bindings: a buffer of its own (ceil4: the chunks are padded to whole words).
       if (n > this.be.maxBinding) throw new RangeError(`webgpu backend: weight '${w.name}' has ${n} bytes, more than the adapter binds at once (${this.be.maxBinding})`);
-      buffer = this.be.device.createBuffer({ size: ceil4(n), usage: WEIGHT_USAGE });
+      buffer = this.be.device.createBuffer({ size: ceil16(n), usage: WEIGHT_USAGE });
       const first = this.chunkBytes - byteOff;
       this.be.copyBytes(this.chunks[c], byteOff, buffer, 0, first);
       this.be.copyBytes(this.chunks[c + 1], 0, buffer, first, ceil4(n) - first);

@@ -27,8 +27,11 @@ export class GpuExpertSlots {
   private readonly ring: GPUBuffer;
   private readonly ringBytes: number;
   private head = 0;
+  /** Slots start 16 bytes apart at least, so a record's parts sit where 16-byte readers may read them. */
+  private readonly stride: number;
 
   private constructor(private readonly be: WebGpuBackend, readonly slotBytes: number, readonly nSlots: number, private readonly arenas: GpuArena[], ringSlots: number, align: number) {
+    this.stride = slotStride(slotBytes);
     this.slotsPerArena = slotsPerArena(be, slotBytes, align);
     this.ringBytes = Math.max(1, ringSlots) * slotBytes;
     this.ring = be.device.createBuffer({ size: this.ringBytes, usage: COPY_SRC | COPY_DST });
@@ -46,7 +49,7 @@ export class GpuExpertSlots {
     for (let n = want; ; n = Math.max(opts.min, Math.floor(n / 2))) {
       be.device.pushErrorScope("out-of-memory");
       const arenas: GpuArena[] = [];
-      for (let s = 0; s < n; s += per) arenas.push(new GpuArena(be, Math.min(per, n - s) * slotBytes));
+      for (let s = 0; s < n; s += per) arenas.push(new GpuArena(be, Math.min(per, n - s) * slotStride(slotBytes)));
       const oom = await be.device.popErrorScope();
       if (!oom) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots, align);
       for (const a of arenas) a.free();
@@ -94,15 +97,17 @@ export class GpuExpertSlots {
 
   private place(slot: number): { arena: GpuArena; base: number } {
     if (!(Number.isInteger(slot) && slot >= 0 && slot < this.nSlots)) throw new RangeError(`webgpu expert slot ${slot} out of range [0, ${this.nSlots})`);
-    return { arena: this.arenas[Math.floor(slot / this.slotsPerArena)], base: (slot % this.slotsPerArena) * this.slotBytes };
+    return { arena: this.arenas[Math.floor(slot / this.slotsPerArena)], base: (slot % this.slotsPerArena) * this.stride };
   }
 }
+
+const slotStride = (slotBytes: number) => Math.ceil(slotBytes / 16) * 16;
 
 /**
  * Whole slots per arena: as many as one binding holds, rounded down to a multiple of `align` when at least that
  * many fit (one, if a record is larger: its parts then bind on their own).
  */
 function slotsPerArena(be: WebGpuBackend, slotBytes: number, align: number): number {
-  const per = Math.max(1, Math.floor(be.maxBinding / slotBytes));
+  const per = Math.max(1, Math.floor(be.maxBinding / slotStride(slotBytes)));
   return per >= align ? per - (per % align) : per;
 }

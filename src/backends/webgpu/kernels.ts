@@ -491,3 +491,44 @@ ${MAIN}
   if (p.round != 0u) { v = round_f16(v); }
   o[p.d_off + r * p.d_stride + i] = v;
 }`;
+
+/**
+ * x quantised to 8 bits per 32 values for the integer-dot matvec readers (GpuQuant.intX), one thread a block:
+ * a token's row of k values becomes k/4 words of int8 (4 a word, little-endian), then k/32 f32 scales d (amax / 127,
+ * values round(x / d), ties to even), then k/32 f32 sums d·Σq, as ggml's q8_1 (the k-quants' mins multiply them):
+ * the matvec then equals the f32 one over x's quantised values.
+ */
+export const QUANT_X_WGSL = /* wgsl */ `
+struct P { k: u32, t: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> o: array<u32>;
+${HEAD}
+${MAIN}
+  let g = ${GID};
+  let nb = p.k / 32u;
+  if (g >= p.t * nb) { return; }
+  let tok = g / nb;
+  let b = g % nb;
+  let xb = tok * (p.k / 4u) + 8u * b;
+  var v: array<vec4f, 8>;
+  var amax = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    v[j] = x4[xb + j];
+    let a = abs(v[j]);
+    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+  }
+  let d = amax / 127.0;
+  let id = select(0.0, 1.0 / d, d > 0.0);
+  let ob = tok * (p.k / 4u + p.k / 16u);
+  var s = 0;
+  for (var j = 0u; j < 8u; j++) {
+    let q = vec4i(round(v[j] * id));
+    s += q.x + q.y + q.z + q.w;
+    o[ob + 8u * b + j] = pack4xI8(q);
+  }
+  o[ob + p.k / 4u + b] = bitcast<u32>(d);
+  o[ob + p.k / 4u + nb + b] = bitcast<u32>(d * f32(s));
+}`;
+/** Words of one token's row of k values quantised by QUANT_X_WGSL. */
+export const quantXWords = (k: number) => k / 4 + k / 16;

@@ -117,6 +117,10 @@ function readerOver(code: string, name: string): string {
 
 /** A reader's WGSL (F16_AT's helpers read `w` as words: not for vec4 readers). */
 const readerCode = (q: GpuQuant) => (q.vec4 ? "" : F16_AT) + q.piece;
+/** x's binding for this reader: f32 vec4s, or words of x quantised to 8 bits (QUANT_X_WGSL). */
+const xbind = (q: GpuQuant) => (q.intX ? "xq: array<vec4u>" : "x4: array<vec4f>");
+/** x's row stride in the reader's units (vec4s, or words of the quantised row). */
+const xrow = (q: GpuQuant) => (q.intX ? "(p.k / 4u + p.k / 16u)" : "(p.k / 4u)");
 /** The WGSL type a weight binding has for this reader. */
 const wt = (q: GpuQuant) => (q.vec4 ? "array<vec4u>" : "array<u32>");
 
@@ -146,11 +150,11 @@ const ROW0 = "let row0 = (wid(wg, nw) * (64u / G) + grp) * R;";
 export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, acc: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: ${wt(q)};
-@group(0) @binding(2) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> ${xbind(q)};
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;`)}
   ${ROW0}
   let tok = wg.z;
-  let xb = tok * (p.k / 4u);
+  let xb = tok * ${xrow(q)};
   ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
@@ -171,11 +175,11 @@ export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
 @group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> wu: ${wt(q)};
 @group(0) @binding(3) var<storage, read> tb: array<u32>;
-@group(0) @binding(4) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(4) var<storage, read> ${xbind(q)};
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;`, readerCode(q) + readerOver(readerCode(q), "wu"))}
   ${ROW0}
   let e = p.tab + 4u * wg.z;
-  let xb = tb[e + 2u] * (p.k / 4u);
+  let xb = tb[e + 2u] * ${xrow(q)};
   let gb = tb[e];
   let ub = tb[e + 1u];
   ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
@@ -196,11 +200,11 @@ export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   return /* wgsl */ `${head(q, s, s.r, "struct P { k: u32, n: u32, tab: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
-@group(0) @binding(3) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> ${xbind(q)};
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
   ${ROW0}
   let e = p.tab + 3u * wg.z;
-  let xb = tb[e + 1u] * (p.k / 4u);
+  let xb = tb[e + 1u] * ${xrow(q)};
   let wb = tb[e];
   ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(accs("a", s.r), s.sg)}
@@ -218,7 +222,7 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   const binds = [
     "@group(0) @binding(0) var<uniform> p: P;",
     ...ids.map((i) => `@group(0) @binding(${1 + i}) var<storage, read> w${i}: ${wt(q)};`),
-    `@group(0) @binding(${1 + count}) var<storage, read> x4: array<vec4f>;`,
+    `@group(0) @binding(${1 + count}) var<storage, read> ${xbind(q)};`,
     ...ids.map((i) => `@group(0) @binding(${2 + count + i}) var<storage, read_write> o${i}: array<f32>;`),
   ].join("\n");
   const readers = ids.map((i) => readerOver(readerCode(q), `w${i}`)).join("\n");
@@ -232,7 +236,7 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   const branches = ids.map((i) => (i === count - 1 ? body(i) : `if (wid(wg, nw) < p.first${i + 1}) ${body(i)} else `)).join("");
   return /* wgsl */ `${head(q, s, s.r, `struct P { k: u32, ${fields} }`, binds, readers)}
   let tok = wg.z;
-  let xb = tok * (p.k / 4u);
+  let xb = tok * ${xrow(q)};
   ${branches}
 }`;
 }
@@ -250,11 +254,11 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   return /* wgsl */ `${head(q, s, k * s.r, "struct P { k: u32, n: u32, tab: u32, scales: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
-@group(0) @binding(3) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> ${xbind(q)};
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;`)}
   ${ROW0}
   let q0 = wg.z * ${k}u;
-  ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * (p.k / 4u);`).join("\n  ")}
+  ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * ${xrow(q)};`).join("\n  ")}
   ${chunkLoop(parts, s.r, "p.k", "p.n", s.u, !!q.xload)}
   ${reduce(names, s.sg)}
   if (lane < R && row0 + lane < p.n) {
@@ -277,7 +281,7 @@ export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: strin
 @group(0) @binding(2) var<storage, read> wu: ${wt(q)};
 @group(0) @binding(3) var<storage, read> lg: array<f32>;
 @group(0) @binding(4) var<storage, read> offs: array<u32>;
-@group(0) @binding(5) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> ${xbind(q)};
 @group(0) @binding(6) var<storage, read_write> o: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rt: array<u32>;`, readerCode(q) + readerOver(readerCode(q), "wu") + routeFns)}
   ${ROW0}

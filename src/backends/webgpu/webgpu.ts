@@ -9,12 +9,15 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
-import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
+import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
+import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
-const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : "");
+const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : q.intX ? "i" : "");
+/** The readers against x quantised to 8 bits (WebGpuBackend.intDot), by type. */
+const INT_READERS = new Map([Q4_K_GPU_Q8X, Q8_0_GPU_Q8X].map((q) => [q.type, q]));
 const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
 import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
 import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
@@ -167,12 +170,21 @@ export class WebGpuBackend implements Backend, ArenaHost {
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
   matvecLanes: number | undefined;
+  /** Q4_K and Q8_0 matvecs against x quantised to 8 bits, with integer dot products (as llama.cpp's CUDA matvec). */
+  intDot = false;
   /** Q4_K's matvec reader (quant/q4_k.ts): a word of each 32-byte group a thread, 2 sub-blocks a thread, or those in 16-byte loads. */
   q4kReader: keyof typeof Q4_K_READERS = "word";
   /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
-  private reader(q: GpuQuant, aligned: boolean): GpuQuant {
-    const r = q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q;
-    return r.vec4 && !aligned ? r.vec4.fallback : r;
+  private reader(q: GpuQuant, aligned: boolean, k: number): GpuQuant {
+    const r = (this.intDot && INT_READERS.get(q.type)) || (q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q);
+    return r.vec4 && (!aligned || (r.intX && k % 64 !== 0)) ? r.vec4.fallback : r;
+  }
+  /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch `name`. */
+  private xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number, name = "xq"): GPUBuffer {
+    if (!q.intX) return x;
+    const o = this.moeBuf(name, rows * quantXWords(k));
+    this.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
+    return o.buffer;
   }
   private shape(q: GpuQuant, k: number, n: number): MatvecShape {
     return matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
@@ -474,8 +486,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const q = this.reader(w.quant, w.wordOffset % 4 === 0), s = this.shape(q, k, n);
-    this.dispatch(`matvec/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, x, out], matvecGroups(n, s), nTokens);
+    const q = this.reader(w.quant, w.wordOffset % 4 === 0, k), s = this.shape(q, k, n);
+    const xs = this.xFor(q, x, k, nTokens);
+    this.dispatch(`matvec/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
@@ -492,14 +505,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const q = this.reader(gs[0].quant, gs.every((w) => w.wordOffset % 4 === 0)), s = this.shape(q, k, Math.max(...dims.map((d) => d.n)));
+    const q = this.reader(gs[0].quant, gs.every((w) => w.wordOffset % 4 === 0), k), s = this.shape(q, k, Math.max(...dims.map((d) => d.n)));
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
       params.push(w.wordOffset, dims[i].n, first);
       first += matvecGroups(dims[i].n, s);
     }
-    this.dispatch(`matvec_set/${gs[0].type}${readerKey(q)}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xs.buffer, ...os.map((o) => o.buffer)], first, 1);
+    const xb = this.xFor(q, xs.buffer, k, 1);
+    this.dispatch(`matvec_set/${gs[0].type}${readerKey(q)}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
   }
 
   addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -696,21 +710,24 @@ export class WebGpuBackend implements Backend, ArenaHost {
       at += e.rows.length;
     }
     const xs = gbuf(x).buffer;
-    for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, ae.buffer, aligned);
-    for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, ye.buffer, aligned);
+    const xRows = experts.reduce((m, e) => e.rows.reduce((a, r) => Math.max(a, r + 1), m), 0);
+    for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, xRows, ae.buffer, aligned);
+    for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, P, ye.buffer, aligned);
     this.scatterAddRows(out, ye, rows, scales, D);
   }
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
-  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, out: GPUBuffer, aligned: boolean): void {
+  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, xRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant, aligned), s = this.shape(q, k, n);
-    this.dispatch(`moe_gate_up/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, x, out], matvecGroups(n, s), pairs);
+    const q = this.reader(w.quant, aligned, k), s = this.shape(q, k, n);
+    const xs = this.xFor(q, x, k, xRows);
+    this.dispatch(`moe_gate_up/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
-  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, out: GPUBuffer, aligned: boolean): void {
+  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, aRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant, aligned), s = this.shape(q, k, n);
-    this.dispatch(`moe_down/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, a, out], matvecGroups(n, s), pairs);
+    const q = this.reader(w.quant, aligned, k), s = this.shape(q, k, n);
+    const as = this.xFor(q, a, k, aRows);
+    this.dispatch(`moe_down/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
     const { nExpert, k } = spec;
@@ -736,21 +753,21 @@ export class WebGpuBackend implements Backend, ArenaHost {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const q = this.reader(L.gate.quant, L.aligned), s = this.shape(q, Kg, Ng);
+      const q = this.reader(L.gate.quant, L.aligned, Kg), s = this.shape(q, Kg, Ng);
       this.dispatch(`moe_gate_up_routed/${L.gate.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
-        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, gbuf(x).buffer, ae.buffer, rt], matvecGroups(Ng, s), P);
-    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, ae.buffer, L.aligned);
+        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
+    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, route.nTokens, ae.buffer, L.aligned);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
     if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const q = this.reader(L.down.quant, L.aligned), s = this.shape(q, Kd, Nd);
-      this.dispatch(`moe_down_sum/${L.down.type}${readerKey(q)}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, ae.buffer, o.buffer], matvecGroups(Nd, s), route.nTokens);
+      const q = this.reader(L.down.quant, L.aligned, Kd), s = this.shape(q, Kd, Nd);
+      this.dispatch(`moe_down_sum/${L.down.type}${readerKey(q)}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.moeBuf("ye", P * D);
-    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, ye.buffer, L.aligned);
+    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, P, ye.buffer, L.aligned);
     this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
   /** A stand-in for the expert table binding of a routing that writes no tables. */

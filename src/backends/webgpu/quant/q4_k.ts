@@ -145,3 +145,49 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, x: XS) -> f32 {
   return dm.x * (sc.x * lo + sc.y * hv) - dm.y * (mn.x * x.sa + mn.y * x.sh);
 }`,
 };
+
+/**
+ * Q4_K against x quantised to 8 bits (WebGpuBackend.intDot), as llama.cpp's CUDA matvec: the vec4 reader's
+ * layout, each 4 nibbles times 4 int8 of x in one integer dot product (no int-to-float conversion per value), the
+ * sub-block's sums scaled by d·sc·dx; the mins' term, dmin·m·Σx, taken once per sub-block (by the even thread).
+ */
+export const Q4_K_GPU_Q8X: GpuQuant = {
+  ...Q4_K_GPU,
+  vec4: { fallback: Q4_K_GPU_PAIR },
+  intX: true,
+  piece: /* wgsl */ `
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let b = (wb + (row * (k / 256u) + c) * 36u) / 4u;
+  let hd = w[b];
+  let qv = w[b + 1u + t];
+  let dm = unpack2x16float(hd.x);
+  let g = t >> 1u;
+  let h = t & 1u;
+  let hi = g >= 2u;
+  let scw = select(hd.y & 0x3f3f3f3fu, (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2u) & 0x30303030u), hi);
+  let mnw = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & 0x0f0f0f0fu) | ((hd.z >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (g & 1u);
+  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
+  let xi = (xb + c * 64u + 16u * g + 4u * h) / 4u;
+  let xa = xq[xi];
+  let xh = xq[xi + 2u];
+  var ilo = 0;
+  var ihi = 0;
+  for (var i = 0u; i < 4u; i++) {
+    ilo += dot4I8Packed(qv[i] & 0x0f0f0f0fu, xa[i]);
+    ihi += dot4I8Packed((qv[i] >> 4u) & 0x0f0f0f0fu, xh[i]);
+  }
+  // sub-blocks 8c + 2g and 8c + 2g + 1: their x scales, and x sums k/32 words on (an even word: both in one vec4)
+  let sd = xb + k / 4u + 8u * c + 2u * g;
+  let dv = xq[sd / 4u];
+  let d = vec2f(bitcast<f32>(dv[sd % 4u]), bitcast<f32>(dv[sd % 4u + 1u]));
+  var r = dm.x * (sc.x * d.x * f32(ilo) + sc.y * d.y * f32(ihi));
+  if (h == 0u) {
+    let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
+    let ss = sd + k / 32u;
+    let sv = xq[ss / 4u];
+    r -= dm.y * (mn.x * bitcast<f32>(sv[ss % 4u]) + mn.y * bitcast<f32>(sv[ss % 4u + 1u]));
+  }
+  return r;
+}`,
+};

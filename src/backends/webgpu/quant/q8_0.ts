@@ -37,3 +37,27 @@ fn dq32(row: u32, u: u32) -> array<f32, 32> {
   return o;
 }`,
 };
+
+/**
+ * Q8_0 against x quantised to 8 bits (WebGpuBackend.intDot): a chunk's 4 repacked block bodies are 8 vec4s, thread
+ * t taking half of block 4c + t/2 in one 16-byte load, 4 integer dot products, scaled by the weight's d and x's.
+ */
+export const Q8_0_GPU_Q8X: GpuQuant = {
+  ...Q8_0_GPU,
+  vec4: { fallback: Q8_0_GPU },
+  intX: true,
+  piece: /* wgsl */ `
+fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
+  let nbr = k / 32u;
+  let j = 4u * c + (t >> 1u);
+  if (j >= nbr) { return 0.0; }
+  let blk = row * nbr + j;
+  let qv = w[(wb + blk * 8u) / 4u + (t & 1u)];
+  let xv = xq[(xb + 8u * j) / 4u + (t & 1u)];
+  let isum = dot4I8Packed(qv.x, xv.x) + dot4I8Packed(qv.y, xv.y) + dot4I8Packed(qv.z, xv.z) + dot4I8Packed(qv.w, xv.w);
+  let sw = wb + n * nbr * 8u + blk / 2u;
+  let dw = unpack2x16float(w[sw / 4u][sw % 4u]);
+  let sx = xb + k / 4u + j;
+  return select(dw.x, dw.y, (blk & 1u) == 1u) * bitcast<f32>(xq[sx / 4u][sx % 4u]) * f32(isum);
+}`,
+};

@@ -25,6 +25,12 @@ export interface GpuQuant {
    * row and weight read against it; piece then takes that XS as its last argument instead of xb.
    */
   readonly xload?: string;
+  /**
+   * Readers of x quantised to 8 bits (kernels.ts QUANT_X_WGSL; integer dot products): x is bound as
+   * `xq: array<vec4u>`, a row of k values being k/4 words of int8, k/32 f32 scales, k/32 f32 sums; xb is in words.
+   * Rows of k % 64 == 0 only (the backend uses `vec4.fallback` for others).
+   */
+  readonly intX?: boolean;
   /** ggml block layout moved to aligned words: the block's byte size, where its body and its f16 scale sit. */
   readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number };
 }
