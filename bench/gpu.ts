@@ -355,7 +355,7 @@ interface DecodeProfile {
   /** Pipeline key -> dispatches and GPU µs per token. */
   kernels: Record<string, { count: number; us: number }>;
   /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
-  variants: Record<string, { filter: string; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
+  variants: Record<string, { filter: string; set: Record<string, unknown>; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -405,7 +405,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   for (const [label, filter, set] of VARIANTS) {
     if (Object.entries(set).every(([k, v]) => knobs[k as keyof typeof knobs] === v)) continue;
     Object.assign(be, set);
-    variants[label] = { filter, ...(await profile()) };
+    variants[label] = { filter, set, ...(await profile()) };
     Object.assign(be, knobs);
   }
   return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants };
@@ -459,7 +459,10 @@ export async function benchGpu(only?: string): Promise<void> {
   const model = arg("model"), jsonPath = arg("json"), dawn = arg("dawn"), profileOnly = process.argv.includes("--profile-only");
   // e.g. --dawn='enable-dawn-features=disable_robustness disable-dawn-features=timestamp_quantization'
   if (dawn) setDawnFlags(dawn.split(" "));
-  const result: Record<string, unknown> = { machine: machineLine(), date: new Date().toISOString(), quick, dawn: dawn ?? "" };
+  // e.g. --tune='{"intDot":true,"matvecLanes":16}': every webgpu backend of this run starts with these knobs.
+  const tune = arg("tune");
+  if (tune) WebGpuBackend.tuning = JSON.parse(tune) as typeof WebGpuBackend.tuning;
+  const result: Record<string, unknown> = { machine: machineLine(), date: new Date().toISOString(), quick, dawn: dawn ?? "", tune: WebGpuBackend.tuning };
   const save = () => {
     if (jsonPath) writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
   };

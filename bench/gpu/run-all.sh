@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call (issue 14): the kernel table, a3b's decode profile (PROFILE=1: bench gpu --profile-only), a3b end
-# to end on --backend webgpu, the GPU tier at 25% (TIER=1),
+# to end on --backend webgpu (with the profile's fastest knobs, or TUNE=JSON), the GPU tier at 25% (TIER=1),
 # and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1; NOLLAMA=1: never).
 # Run from the repository root on the GPU machine with .gpu/ carried (bench/gpu/pack-carry.sh makes it); results in $OUT.
 set -uo pipefail
@@ -27,10 +27,17 @@ MODEL=$W/a3b.gguf
 cd "$W/app"; N="$W/node bin/moestream.cjs"
 ( $N gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" ) > "$W/gen.log" 2>&1 &
 GEN=$!
-timeout 120 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"
+timeout 100 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"
 wait $GEN; log "gen rc=$? $(du -h $MODEL | cut -f1) $(tail -1 $W/gen.log)"
-[ -n "${PROFILE:-}" ] && { timeout 100 "$W/node" dist-bench/bench/main.js gpu --only=none --quick --profile-only --model=$MODEL --json=$OUT/profile.json > "$OUT/profile.log" 2>&1; log "profile rc=$?"; }
-timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$?"
+TUNE=${TUNE:-}
+if [ -n "${PROFILE:-}" ]; then
+  timeout 100 "$W/node" dist-bench/bench/main.js gpu --only=none --quick --profile-only --model=$MODEL --json=$OUT/profile.json > "$OUT/profile.log" 2>&1; log "profile rc=$?"
+  # The profile's fastest knob variant, if it beats the defaults by 3%, runs the end-to-end figures and the kernel table again.
+  [ -z "$TUNE" ] && TUNE=$("$W/node" -e 'const p=JSON.parse(require("fs").readFileSync(process.argv[1])).sanity.profile;const b=Object.values(p.variants).sort((a,b)=>a.gpuMs-b.gpuMs)[0];if(b&&b.gpuMs<0.97*p.gpuMs)console.log(JSON.stringify(b.set))' "$OUT/profile.json" 2>>"$OUT/steps.log")
+  log "tune: ${TUNE:-defaults}"
+fi
+timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json ${TUNE:+--tune="$TUNE"} > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$? ${TUNE:+tuned $TUNE}"
+[ -n "$TUNE" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels-tuned.json --tune="$TUNE" > "$OUT/kernels-tuned.log" 2>&1; log "kernel bench tuned rc=$?"; }
 EXP=16307453952
 [ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
 if [ -n "$BUILD" ]; then

@@ -190,7 +190,11 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
   }
 
+  /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot">> = {};
+
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
+    Object.assign(this, WebGpuBackend.tuning);
     this.gpu = gpu;
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
