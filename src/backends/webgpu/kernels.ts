@@ -375,7 +375,13 @@ ${ATTENTION_ROW}
   for (var j = li; j < nk; j += 64u) {
     let kb = j * kvd4 + kvh * h4;
     var s = 0.0;
-    for (var i = 0u; i < h4; i++) { s += dot(q[qb + i], kc[kb + i]); }
+    // 4 loads of k issued before their adds (in order: the same sum); h4 is a multiple of 4 here or the tail runs
+    var i = 0u;
+    for (; i + 4u <= h4; i += 4u) {
+      let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
+      s += dot(q[qb + i], k0); s += dot(q[qb + i + 1u], k1); s += dot(q[qb + i + 2u], k2); s += dot(q[qb + i + 3u], k3);
+    }
+    for (; i < h4; i++) { s += dot(q[qb + i], kc[kb + i]); }
     s *= p.scale;
     sc[sbase + j] = s;
     mx = max(mx, s);
@@ -386,7 +392,15 @@ ${ATTENTION_ROW}
   let kg = li / h4;
   var a = vec4f(0.0);
   if (kg < groups) {
-    for (var j = kg; j < nk; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + kvh * h4 + lane]; }
+    // Keys 4 at a time, their loads issued before the adds, which keep key order (the same bits as one at a time).
+    let vb = kvh * h4 + lane;
+    var j = kg;
+    for (; j + 3u * groups < nk; j += 4u * groups) {
+      let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
+      let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
+      a += s0 * v0; a += s1 * v1; a += s2 * v2; a += s3 * v3;
+    }
+    for (; j < nk; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + vb]; }
   }
   acc4[li] = a;
   workgroupBarrier();
