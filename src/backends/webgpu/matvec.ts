@@ -50,10 +50,12 @@ function chunkLoop(parts: readonly [string, string, string?, string?][], R: numb
   const xbs = [...new Set(parts.map(([, , , xb]) => xb ?? "xb"))];
   const xarg = (xb: string, j: number) => (xload ? `xs${j}_${xbs.indexOf(xb)}` : xb);
   const xloads = xload ? us.flatMap((j) => xbs.map((xb) => `let ${xarg(xb, j)} = xload(c${j}, t${j}, ${xb});`)).join(" ") : "";
+  // A row past the last reads the last (its sums are never written): no branch around the loads, so every load
+  // of a turn, over all R rows, can be in flight at once.
   const row = (r: number) => {
-    const reads = us.flatMap((j) => parts.map(([a, wb, fn, xb]) => `let ${a}${r}_${j} = ${fn ?? "piece"}(${wb}, ${n}, ${k}, row0 + ${r}u, c${j}, t${j}, ${xarg(xb ?? "xb", j)});`));
+    const reads = us.flatMap((j) => parts.map(([a, wb, fn, xb]) => `let ${a}${r}_${j} = ${fn ?? "piece"}(${wb}, ${n}, ${k}, min(row0 + ${r}u, ${n} - 1u), c${j}, t${j}, ${xarg(xb ?? "xb", j)});`));
     const adds = parts.flatMap(([a]) => us.map((j) => (j === 0 ? `${a}${r} += ${a}${r}_0;` : `${a}${r} += select(0.0, ${a}${r}_${j}, ok${j});`)));
-    return `if (row0 + ${r}u < ${n}) { ${reads.join(" ")} ${adds.join(" ")} }`;
+    return `${reads.join(" ")} ${adds.join(" ")}`;
   };
   const turn = us.map((j) => (j === 0 ? "let c0 = pc / 8u; let t0 = pc % 8u;" : `let ok${j} = pc + ${j}u * G < np; let p${j} = select(pc, pc + ${j}u * G, ok${j}); let c${j} = p${j} / 8u; let t${j} = p${j} % 8u;`)).join("\n    ");
   return /* wgsl */ `${decl}

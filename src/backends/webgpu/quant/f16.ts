@@ -28,7 +28,9 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let rb = wb + row * (k / 2u) + 64u * c + 2u * t;
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
-    if (128u * c + 32u * i < k) { s += dot(vec4f(pair_of(w[rb + 16u * i]), pair_of(w[rb + 16u * i + 1u])), x4[xb + 32u * c + 8u * i + t]); }
+    let ok = 128u * c + 32u * i < k; // else the chunk's first part again, adding 0 (loads with no branch)
+    let ii = select(0u, i, ok);
+    s += select(0.0, dot(vec4f(pair_of(w[rb + 16u * ii]), pair_of(w[rb + 16u * ii + 1u])), x4[xb + 32u * c + 8u * ii + t]), ok);
   }
   return s;
 }`;

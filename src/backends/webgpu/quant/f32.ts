@@ -9,11 +9,12 @@ export const F32_GPU: GpuQuant = {
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let rb = wb + row * k + 64u * c + 4u * t;
   var s = 0.0;
+  // The chunk's second half may lie past the row: it reads the first again and adds 0 (loads with no branch).
   for (var i = 0u; i < 2u; i++) {
-    if (64u * c + 32u * i < k) {
-      let a = rb + 32u * i;
-      s += dot(vec4f(bitcast<f32>(w[a]), bitcast<f32>(w[a + 1u]), bitcast<f32>(w[a + 2u]), bitcast<f32>(w[a + 3u])), x4[xb + 16u * c + 8u * i + t]);
-    }
+    let ok = 64u * c + 32u * i < k;
+    let a = rb + select(0u, 32u * i, ok);
+    let v = dot(vec4f(bitcast<f32>(w[a]), bitcast<f32>(w[a + 1u]), bitcast<f32>(w[a + 2u]), bitcast<f32>(w[a + 3u])), x4[xb + 16u * c + select(0u, 8u * i, ok) + t]);
+    s += select(0.0, v, ok);
   }
   return s;
 }`,

@@ -181,13 +181,10 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let sd = xb + k / 4u + 8u * c + 2u * g;
   let dv = xq[sd / 4u];
   let d = vec2f(bitcast<f32>(dv[sd % 4u]), bitcast<f32>(dv[sd % 4u + 1u]));
-  var r = dm.x * (sc.x * d.x * f32(ilo) + sc.y * d.y * f32(ihi));
-  if (h == 0u) {
-    let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
-    let ss = sd + k / 32u;
-    let sv = xq[ss / 4u];
-    r -= dm.y * (mn.x * bitcast<f32>(sv[ss % 4u]) + mn.y * bitcast<f32>(sv[ss % 4u + 1u]));
-  }
-  return r;
+  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
+  let ss = sd + k / 32u;
+  let sv = xq[ss / 4u];
+  let mins = dm.y * (mn.x * bitcast<f32>(sv[ss % 4u]) + mn.y * bitcast<f32>(sv[ss % 4u + 1u]));
+  return dm.x * (sc.x * d.x * f32(ilo) + sc.y * d.y * f32(ihi)) - select(0.0, mins, h == 0u);
 }`,
 };

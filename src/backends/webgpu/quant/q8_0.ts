@@ -15,11 +15,11 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let sb = wb + n * nbr * 8u;
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
-    let j = 4u * c + i;
-    if (j < nbr) {
-      let blk = row * nbr + j;
-      s += f16_at(sb, blk) * dot(i8x4(w[wb + blk * 8u + t]), x4[xb + 8u * j + t]);
-    }
+    // A block past the row reads the row's first again and adds 0 (loads with no branch).
+    let ok = 4u * c + i < nbr;
+    let j = select(0u, 4u * c + i, ok);
+    let blk = row * nbr + j;
+    s += select(0.0, f16_at(sb, blk) * dot(i8x4(w[wb + blk * 8u + t]), x4[xb + 8u * j + t]), ok);
   }
   return s;
 }`,
@@ -49,8 +49,8 @@ export const Q8_0_GPU_Q8X: GpuQuant = {
   piece: /* wgsl */ `
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let nbr = k / 32u;
-  let j = 4u * c + (t >> 1u);
-  if (j >= nbr) { return 0.0; }
+  let ok = 4u * c + (t >> 1u) < nbr; // else the row's first block again, giving 0 (loads with no branch)
+  let j = select(0u, 4u * c + (t >> 1u), ok);
   let blk = row * nbr + j;
   let qv = w[(wb + blk * 8u) / 4u + (t & 1u)];
   let xv = xq[(xb + 8u * j) / 4u + (t & 1u)];
@@ -58,6 +58,6 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let sw = wb + n * nbr * 8u + blk / 2u;
   let dw = unpack2x16float(w[sw / 4u][sw % 4u]);
   let sx = xb + k / 4u + j;
-  return select(dw.x, dw.y, (blk & 1u) == 1u) * bitcast<f32>(xq[sx / 4u][sx % 4u]) * f32(isum);
+  return select(0.0, select(dw.x, dw.y, (blk & 1u) == 1u) * bitcast<f32>(xq[sx / 4u][sx % 4u]) * f32(isum), ok);
 }`,
 };
