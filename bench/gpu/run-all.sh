@@ -27,17 +27,18 @@ MODEL=$W/a3b.gguf
 cd "$W/app"; N="$W/node bin/moestream.cjs"
 ( $N gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" ) > "$W/gen.log" 2>&1 &
 GEN=$!
-timeout 100 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"
+# With PROFILE the kernel table runs once, after the end-to-end figures, with the knobs they used.
+[ -z "${PROFILE:-}" ] && { timeout 100 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$?"; }
 wait $GEN; log "gen rc=$? $(du -h $MODEL | cut -f1) $(tail -1 $W/gen.log)"
 TUNE=${TUNE:-}
 if [ -n "${PROFILE:-}" ]; then
   timeout 100 "$W/node" dist-bench/bench/main.js gpu --only=none --quick --profile-only --model=$MODEL --json=$OUT/profile.json > "$OUT/profile.log" 2>&1; log "profile rc=$?"
-  # The profile's fastest knob variant, if it beats the defaults by 3%, runs the end-to-end figures and the kernel table again.
+  # The profile's fastest knob variant, if it beats the defaults by 3%, runs the end-to-end figures and the kernel table.
   [ -z "$TUNE" ] && TUNE=$("$W/node" -e 'const p=JSON.parse(require("fs").readFileSync(process.argv[1])).sanity.profile;const b=Object.values(p.variants).sort((a,b)=>a.gpuMs-b.gpuMs)[0];if(b&&b.gpuMs<0.97*p.gpuMs)console.log(JSON.stringify(b.set))' "$OUT/profile.json" 2>>"$OUT/steps.log")
   log "tune: ${TUNE:-defaults}"
 fi
 timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json ${TUNE:+--tune="$TUNE"} > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$? ${TUNE:+tuned $TUNE}"
-[ -n "$TUNE" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels-tuned.json --tune="$TUNE" > "$OUT/kernels-tuned.log" 2>&1; log "kernel bench tuned rc=$?"; }
+[ -n "${PROFILE:-}" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json ${TUNE:+--tune="$TUNE"} > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$? ${TUNE:+tuned}"; }
 EXP=16307453952
 [ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
 if [ -n "$BUILD" ]; then
