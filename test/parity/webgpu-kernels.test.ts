@@ -12,6 +12,7 @@ import { F32, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
 import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { gpuBackend } from "../helpers/webgpu.js";
+import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 
 /** f32 sums in another order than the reference's f64: ~1e-14 seen; 1e-10 leaves room without hiding a wrong value. */
 const TOL = 1e-10;
@@ -93,7 +94,10 @@ test("webgpu weight arenas: repacked weights beside each other, rewritten slots,
     // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.
     const maxBinding = Math.floor((atB + nb / 2) / 256) * 256;
     assert.ok(na <= maxBinding && nb <= maxBinding && atB < maxBinding && atB + nb > maxBinding);
-    const be = await gpuBackend({ maxBinding });
+    // Mapped staging of 256 bytes: a write goes in pieces, the first staged, the rest by writeBuffer.
+    const staging = WebGpuBackend.staging;
+    WebGpuBackend.staging = { bufferBytes: 256, buffers: 1 };
+    const be = await gpuBackend({ maxBinding }).finally(() => (WebGpuBackend.staging = staging));
     const arena = be.allocWeights(atB + nb);
     arena.write(0, a.bytes);
     arena.write(atB, b.bytes);

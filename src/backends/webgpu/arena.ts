@@ -18,6 +18,9 @@ export interface ArenaHost {
   readonly maxBinding: number;
   /** Submit recorded work first, so a write lands after every earlier op and before every later one. */
   flush(): void;
+  /** Whole words in mapped staging for a recorded copy (ordered with the ops), or undefined: then flush and writeBuffer. */
+  stageUpload(bytes: Uint8Array): { buffer: GPUBuffer; offset: number } | undefined;
+  readonly stagePieceBytes: number;
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void;
   repack(w: GPUBuffer, wordOffset: number, raw: GPUBuffer, nBlocks: number, r: NonNullable<GpuQuant["repack"]>): void;
   /** Destroy once the work recorded so far has been submitted. */
@@ -57,11 +60,17 @@ export class GpuArena implements WeightArena {
       data = new Uint8Array(ceil4(src.byteLength));
       data.set(src);
     }
-    this.be.flush();
+    let flushed = false;
     for (let done = 0; done < data.byteLength;) {
       const at = offset + done, c = Math.floor(at / this.chunkBytes), inChunk = at - c * this.chunkBytes;
-      const n = Math.min(data.byteLength - done, this.chunkBytes - inChunk);
-      this.be.device.queue.writeBuffer(this.chunks[c], inChunk, data, done, n);
+      const n = Math.min(data.byteLength - done, this.chunkBytes - inChunk, this.be.stagePieceBytes);
+      const st = this.be.stageUpload(data.subarray(done, done + n));
+      if (st) this.be.copyBytes(st.buffer, st.offset, this.chunks[c], inChunk, n);
+      else {
+        if (!flushed) this.be.flush();
+        flushed = true;
+        this.be.device.queue.writeBuffer(this.chunks[c], inChunk, data, done, n);
+      }
       done += n;
     }
   }

@@ -1,8 +1,9 @@
 /// <reference types="@webgpu/types" />
 // Device slots of the GPU expert tier (experts/device-tier.ts decides what goes where): fixed-size slots of one
 // expert record each, carved from weight arenas of at most the adapter's largest binding, so no slot straddles two
-// buffers and a MoE dispatch binds a whole arena. Records go up through a staging ring: queue.writeBuffer copies them
-// into the ring at once (the host cache may reuse its buffer as soon as write() returns) and a copy recorded into the
+// buffers and a MoE dispatch binds a whole arena. Records go up through the backend's mapped staging (staging.ts), or
+// when none is free through a staging ring: queue.writeBuffer copies them into the ring at once (either way the host
+// cache may reuse its buffer as soon as write() returns) and a copy recorded into the
 // current command stream moves them into the slot, after every op recorded before it (which may still read the
 // evicted expert) and before every op after it; nothing is submitted for an upload, so the layer's work stays in one
 // submission and the GPU keeps computing what was submitted while the next records are staged.
@@ -66,6 +67,20 @@ export class GpuExpertSlots {
     if (bytes.byteLength > this.slotBytes || bytes.byteLength % 4 !== 0) throw new RangeError(`webgpu expert slot: a record of ${bytes.byteLength} bytes does not fit a slot of ${this.slotBytes} in whole words`);
     const { arena, base } = this.place(slot);
     arena.invalidate(base, bytes.byteLength);
+    // Through mapped staging when a buffer is free (staging.ts: several times writeBuffer's rate).
+    const st = bytes.byteLength <= this.be.stagePieceBytes ? this.be.stageUpload(bytes) : undefined;
+    if (st) {
+      for (let done = 0; done < bytes.byteLength; ) {
+        const dst = arena.locate(base + done);
+        const n = Math.min(bytes.byteLength - done, dst.room);
+        this.be.copyBytes(st.buffer, st.offset + done, dst.buffer, dst.at, n);
+        done += n;
+      }
+      this.uploadStats.uploads++;
+      this.uploadStats.bytes += bytes.byteLength;
+      this.uploadStats.ms += performance.now() - t0;
+      return;
+    }
     // Ring room is reused only after a submit: a copy still recorded (unsubmitted) must read what was staged for it.
     if (this.head + bytes.byteLength > this.ringBytes) {
       this.be.flush();

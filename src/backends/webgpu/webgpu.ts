@@ -12,6 +12,7 @@ import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
+import { MappedStaging } from "./staging.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
@@ -132,6 +133,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private enc: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private stage = new Uint8Array(STAGE_BYTES);
+  /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
+  private readonly uploads: MappedStaging;
   private stageBuf: GPUBuffer;
   private used = 0;
   private dead: GPUBuffer[] = [];
@@ -190,6 +193,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
   }
 
+  /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
+  static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
   static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot">> = {};
 
@@ -203,6 +208,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.pipelines = PIPELINES.get(this.device) ?? new Map();
     PIPELINES.set(this.device, this.pipelines);
     this.stageBuf = this.newStage(STAGE_BYTES);
+    this.uploads = new MappedStaging(this.device, WebGpuBackend.staging.bufferBytes, WebGpuBackend.staging.buffers);
     this.device.addEventListener("uncapturederror", (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error.message;
     });
@@ -272,6 +278,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   close(): void {
     this.flush();
+    this.uploads.destroy();
     for (const b of this.moeScratch.values()) b.buffer.destroy();
     this.device.destroy();
   }
@@ -289,7 +296,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.pass = undefined;
     const t0 = this.timeHost ? performance.now() : 0;
     if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
+    const staged = this.uploads.beforeSubmit();
     this.device.queue.submit([this.enc.finish()]);
+    this.uploads.afterSubmit(staged);
     if (this.timeHost) this.counters.submitMs += performance.now() - t0;
     this.counters.submits++;
     this.enc = undefined;
@@ -362,6 +371,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   private encoder(): GPUCommandEncoder {
     return (this.enc ??= this.device.createCommandEncoder());
+  }
+  /** `bytes` (whole words) in mapped staging for a copy the caller records; undefined when none is free (then queue.writeBuffer). */
+  stageUpload(bytes: Uint8Array): { buffer: GPUBuffer; offset: number } | undefined {
+    return this.uploads.stage(bytes);
+  }
+  /** Staging buffers' size: a larger upload goes in pieces. */
+  get stagePieceBytes(): number {
+    return this.uploads.bufferBytes;
   }
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     const enc = this.encoder();
