@@ -99,6 +99,22 @@ ${PIECE_HEAD}
 };
 
 /**
+ * The 16-byte readers' start (weights bound as array<vec4u>): the block's head (d, dmin, 3 words of scales and
+ * mins) and thread t's 4 words of nibbles in two loads, and the scales and mins of its sub-blocks 2g and 2g + 1.
+ */
+const VEC4_HEAD = /* wgsl */ `  let b = (wb + (row * (k / 256u) + c) * 36u) / 4u;
+  let hd = w[b];
+  let qv = w[b + 1u + t];
+  let dm = unpack2x16float(hd.x);
+  let g = t >> 1u;
+  let hi = g >= 2u;
+  let scw = select(hd.y & 0x3f3f3f3fu, (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2u) & 0x30303030u), hi);
+  let mnw = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & 0x0f0f0f0fu) | ((hd.z >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (g & 1u);
+  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
+  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));`;
+
+/**
  * The pair reader's arithmetic with 16-byte loads (WebGpuBackend.q4kReader "vec4"): the weight bound as
  * array<vec4u>, a block is 9 vec4s (the head, then 8 of nibbles), so thread t loads the head and qs words 4t..4t+3
  * in two loads; x's 8 vec4s for (c, t) are loaded once a loop turn and shared by every row (and by gate and up).
@@ -125,17 +141,7 @@ fn xload(c: u32, t: u32, xb: u32) -> XS {
   piece: /* wgsl */ `
 fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, x: XS) -> f32 {
-  let b = (wb + (row * (k / 256u) + c) * 36u) / 4u;
-  let hd = w[b];
-  let qv = w[b + 1u + t];
-  let dm = unpack2x16float(hd.x);
-  let g = t >> 1u;
-  let hi = g >= 2u;
-  let scw = select(hd.y & 0x3f3f3f3fu, (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2u) & 0x30303030u), hi);
-  let mnw = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & 0x0f0f0f0fu) | ((hd.z >> 2u) & 0x30303030u), hi);
-  let sh = 16u * (g & 1u);
-  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
-  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
+${VEC4_HEAD}
   var lo = 0.0;
   var hv = 0.0;
   for (var i = 0u; i < 4u; i++) {
@@ -157,17 +163,8 @@ export const Q4_K_GPU_Q8X: GpuQuant = {
   intX: true,
   piece: /* wgsl */ `
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
-  let b = (wb + (row * (k / 256u) + c) * 36u) / 4u;
-  let hd = w[b];
-  let qv = w[b + 1u + t];
-  let dm = unpack2x16float(hd.x);
-  let g = t >> 1u;
+${VEC4_HEAD}
   let h = t & 1u;
-  let hi = g >= 2u;
-  let scw = select(hd.y & 0x3f3f3f3fu, (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2u) & 0x30303030u), hi);
-  let mnw = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & 0x0f0f0f0fu) | ((hd.z >> 2u) & 0x30303030u), hi);
-  let sh = 16u * (g & 1u);
-  let sc = vec2f(f32((scw >> sh) & 0xffu), f32((scw >> (sh + 8u)) & 0xffu));
   let xi = (xb + c * 64u + 16u * g + 4u * h) / 4u;
   let xa = xq[xi];
   let xh = xq[xi + 2u];
@@ -181,7 +178,6 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let sd = xb + k / 4u + 8u * c + 2u * g;
   let dv = xq[sd / 4u];
   let d = vec2f(bitcast<f32>(dv[sd % 4u]), bitcast<f32>(dv[sd % 4u + 1u]));
-  let mn = vec2f(f32((mnw >> sh) & 0xffu), f32((mnw >> (sh + 8u)) & 0xffu));
   let ss = sd + k / 32u;
   let sv = xq[ss / 4u];
   let mins = dm.y * (mn.x * bitcast<f32>(sv[ss % 4u]) + mn.y * bitcast<f32>(sv[ss % 4u + 1u]));
