@@ -226,6 +226,32 @@ test("webgpu gatherRows, copy (strided, f16-rounded) and zero equal the scalar r
   assert.ok(e < TOL, `scatter-add + addRows: nmse ${e.toExponential(2)}`);
 });
 
+test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weights once per tile of 16 tokens, the rest per token; equals the per-expert reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const T = 40;
+  for (const [fmt, D, F] of [[MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 96], [Q4_K_FORMAT, 256, 256]] as const) {
+    const h = randomValues(T * D, `moet-h-${fmt.name}`, 2);
+    // 20 tokens (a full tile and one of 4), 3 (per token), 4 (one tile), 16 (one full tile), none.
+    const rowsOf = [Array.from({ length: 20 }, (_, i) => 2 * i), [1, 5, 39], [3, 4, 7, 30], Array.from({ length: 16 }, (_, i) => 39 - i), []];
+    const set = rowsOf.map((rows, e) => (b: Backend): ExpertRows => ({
+      gate: b.upload(randomWeight(fmt, D, F, `tg${e}${fmt.name}`)), up: b.upload(randomWeight(fmt, D, F, `tu${e}${fmt.name}`)), down: b.upload(randomWeight(fmt, F, D, `td${e}${fmt.name}`)),
+      rows: Int32Array.from(rows), scales: Float32Array.from(rows, (_, i) => 0.125 + i / 64),
+    }));
+    const ref = bufOf(scalar, new Float32Array(T * D));
+    perExpertMoe(scalar, ref, bufOf(scalar, h), set.map((s) => s(scalar)), D, F);
+    const out = be.alloc(T * D);
+    be.zero(out);
+    const experts = set.map((s) => s(be)), hb = bufOf(be, h);
+    const d0 = be.counters.dispatches;
+    be.moeFfn(out, hb, experts);
+    const e = nmse(await be.read(out), await scalar.read(ref));
+    assert.ok(e < TOL, `${fmt.name} tiled moe: nmse ${e.toExponential(2)}`);
+    // Each expert uploaded on its own (a buffer each): tiled gate/up and down for 3, per-token gate/up and down for
+    // 1, the scatter-add.
+    assert.equal(be.counters.dispatches - d0, 2 * 3 + 2 * 1 + 1);
+  }
+});
+
 test("webgpu moeFfn over a set of experts equals the per-expert reference", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
   const D = 64, F = 96, T = 5;

@@ -110,7 +110,7 @@ fn total(j: u32, grp: u32, sg_whole: bool, sg_size: u32) -> f32 {
  * The reader over another binding: `w[` becomes `${name}[`, and the functions it defines get the suffix `_${name}`
  * (so a kernel can read two weights that may sit in different buffers).
  */
-function readerOver(code: string, name: string): string {
+export function readerOver(code: string, name: string): string {
   const fns = [...code.matchAll(/\bfn (\w+)\(/g)].map((m) => m[1]);
   let out = code.replace(/\bw\[/g, `${name}[`);
   for (const f of fns) out = out.replace(new RegExp(`\\b${f}\\(`, "g"), `${f}_${name}(`);

@@ -13,6 +13,7 @@ import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
+import { MOE_TILE_WORDS, moeTiledDownWgsl, moeTiledGateUpWgsl, pushTiles } from "./moe-tiles.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
@@ -28,6 +29,8 @@ const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
+/** Tokens of one expert from which a prompt's MoE reads its weights once per tile of 16 (moe-tiles.ts), not per token. */
+const MOE_TILE_MIN = 4;
 /** Most experts per token whose down projections one dispatch sums (moeDownSumWgsl: k · R partials per thread). */
 const MAX_SUM_K = 16;
 /** Dispatches recorded before a submit (see dispatch()). */
@@ -717,22 +720,38 @@ export class WebGpuBackend implements Backend, ArenaHost {
       g.aligned &&= offsets.every((o) => o % 4 === 0);
       return g.tab;
     };
+    // An expert with MOE_TILE_MIN tokens or more: its weights read once per tile of 16 (moe-tiles.ts), not per token.
+    const tiledGateUp = new Map<string, Group>(), tiledDown = new Map<string, Group>();
     let at = 0;
     for (const e of experts) {
       const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
       if (g.type !== u.type) throw new RangeError(`webgpu moeFfn: expert parts '${g.name}' and '${u.name}' are of different types`);
-      const gu = group(gateUp, g, [g.buffer, u.buffer], [g.wordOffset, u.wordOffset]), dn = group(down, d, [d.buffer], [d.wordOffset]);
       rows.set(e.rows, at);
       scales.set(e.scales, at);
-      e.rows.forEach((r, i) => {
-        gu.push(g.wordOffset, u.wordOffset, r, at + i);
-        dn.push(d.wordOffset, at + i, at + i);
-      });
+      if (e.rows.length >= MOE_TILE_MIN) {
+        pushTiles(group(tiledGateUp, g, [g.buffer, u.buffer], []), g.wordOffset, u.wordOffset, e.rows, at);
+        pushTiles(group(tiledDown, d, [d.buffer], []), d.wordOffset, 0, Array.from(e.rows, (_, i) => at + i), at);
+      } else {
+        const gu = group(gateUp, g, [g.buffer, u.buffer], [g.wordOffset, u.wordOffset]), dn = group(down, d, [d.buffer], [d.wordOffset]);
+        e.rows.forEach((r, i) => {
+          gu.push(g.wordOffset, u.wordOffset, r, at + i);
+          dn.push(d.wordOffset, at + i, at + i);
+        });
+      }
       at += e.rows.length;
     }
     const xs = gbuf(x).buffer;
     const xRows = experts.reduce((m, e) => e.rows.reduce((a, r) => Math.max(a, r + 1), m), 0);
+    const tiles = (tab: number[]) => [this.hostData(Uint32Array.from(tab)), tab.length / MOE_TILE_WORDS] as const;
+    for (const { w, bufs, tab } of tiledGateUp.values()) {
+      const [t, nt] = tiles(tab);
+      this.dispatch(`moe_tiled_gate_up/${w.type}`, () => moeTiledGateUpWgsl(w.quant.wgsl), [D, F, t], [bufs[0], bufs[1], this.stageBuf, xs, ae.buffer], Math.ceil(F / 64), nt);
+    }
     for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, xRows, ae.buffer, aligned);
+    for (const { w, bufs, tab } of tiledDown.values()) {
+      const [t, nt] = tiles(tab);
+      this.dispatch(`moe_tiled_down/${w.type}`, () => moeTiledDownWgsl(w.quant.wgsl), [F, D, t], [bufs[0], this.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / 64), nt);
+    }
     for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, P, ye.buffer, aligned);
     this.scatterAddRows(out, ye, rows, scales, D);
   }
