@@ -412,3 +412,15 @@ test("webgpu profiler: every dispatch between profileBegin and profileEnd is tim
   assert.ok(keys.every(([, v]) => v.us > 0 && Number.isFinite(v.us)));
   await assert.rejects(be.profileEnd(), /not begun/);
 });
+
+test("webgpu close() right after uploads through mapped staging (their buffers still being mapped again) ends cleanly", async () => {
+  const be = await gpuBackend();
+  const w = randomWeight(MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 256, 64, "close-w");
+  const a = be.allocWeights(4 * tensorBytes(w));
+  for (let i = 0; i < 4; i++) a.write(i * tensorBytes(w), w.bytes);
+  const got = await runMatmul(be, a.view(w, 0), randomValues(256, "close-x"), { k: 256, n: 64, t: 1 }); // submits: the staging maps again
+  assert.ok(got.every(Number.isFinite));
+  a.write(0, w.bytes); // staged, not yet submitted
+  be.close(); // Dawn aborts the process if a map is left unsettled when its buffer goes
+  await new Promise((r) => setTimeout(r, 50));
+});

@@ -14,6 +14,8 @@ export class MappedStaging {
   private cur: { buf: GPUBuffer; fill: number } | undefined;
   /** Holding bytes whose copies are recorded: unmapped before the next submit, then mapped again. */
   private filled: GPUBuffer[] = [];
+  /** Being mapped again (their mapAsync not yet settled). */
+  private readonly mapping = new Set<GPUBuffer>();
   private count = 0;
   private dead = false;
 
@@ -49,16 +51,25 @@ export class MappedStaging {
   /** After that submit: each is mapped again, ready once the GPU has run its copies. */
   afterSubmit(bufs: GPUBuffer[]): void {
     for (const b of bufs) {
+      this.mapping.add(b);
       b.mapAsync(MAP_WRITE).then(
-        () => (this.dead ? b.destroy() : this.ready.push(b)),
-        () => this.count--, // device lost or destroyed: the buffer is gone
+        () => {
+          this.mapping.delete(b);
+          if (this.dead) b.destroy();
+          else this.ready.push(b);
+        },
+        () => {
+          this.mapping.delete(b); // destroyed, or the device lost: the buffer is gone
+          this.count--;
+        },
       );
     }
   }
 
+  /** Destroys every buffer; one still being mapped has its mapAsync rejected by that (Dawn aborts the process if a map is left unsettled). */
   destroy(): void {
     this.dead = true;
-    for (const b of [...this.ready, ...this.filled, ...(this.cur ? [this.cur.buf] : [])]) b.destroy();
+    for (const b of [...this.ready, ...this.filled, ...this.mapping, ...(this.cur ? [this.cur.buf] : [])]) b.destroy();
     this.ready.length = 0;
     this.filled = [];
     this.cur = undefined;
