@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
+import type { Backend, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
 import { F32, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
@@ -153,18 +153,29 @@ test("webgpu rmsNorm, add, swiglu, sigmoidMul match the scalar reference (also i
   }
 });
 
-test("webgpu NeoX rope (whole and partial heads) matches the scalar reference", async () => {
+test("webgpu rope (NeoX and NORM pairs, whole and partial heads, an offset, YaRN) matches the scalar reference", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
-  for (const [nTok, nHead, hd, nRot] of [[1, 8, 128, 128], [5, 4, 64, 64], [3, 2, 64, 16], [2, 3, 12, 2]]) {
+  // DeepSeek-V3's YaRN: factor 40 over 64 rotated dims of an original context of 4096.
+  const yarn = { freqScale: 1 / 40, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, nCtxOrig: 4096 };
+  const cases: [number, number, number, number, RopeOptions | undefined][] = [
+    [1, 8, 128, 128, undefined], [5, 4, 64, 64, undefined], [3, 2, 64, 16, undefined], [2, 3, 12, 2, undefined],
+    [3, 4, 64, 64, { mode: "norm" }], [2, 2, 96, 64, { mode: "norm", offset: 32, yarn }], [2, 2, 64, 32, { offset: 16 }],
+  ];
+  for (const [nTok, nHead, hd, nRot, opts] of cases) {
     const x = randomValues(nTok * nHead * hd, `rope-${nTok}-${nHead}-${nRot}`, 2);
     const pos = Int32Array.from({ length: nTok }, (_, i) => 700 + 37 * i);
     const a = bufOf(scalar, x), b = bufOf(be, x);
-    scalar.rope(a, pos, nHead, hd, 1e6, nRot);
-    be.rope(b, pos, nHead, hd, 1e6, nRot);
+    scalar.rope(a, pos, nHead, hd, 1e6, nRot, opts);
+    be.rope(b, pos, nHead, hd, 1e6, nRot, opts);
     const got = await be.read(b);
     const e = nmse(got, await scalar.read(a));
-    assert.ok(e < TOL, `rope T=${nTok} heads ${nHead} nRot ${nRot}: nmse ${e.toExponential(2)}`);
-    for (let r = 0; r < nTok * nHead; r++) assert.ok(sameBits(got.subarray(r * hd + nRot, (r + 1) * hd), x.subarray(r * hd + nRot, (r + 1) * hd)), "unroped values changed");
+    const what = `rope T=${nTok} heads ${nHead} nRot ${nRot} ${JSON.stringify(opts ?? {})}`;
+    assert.ok(e < TOL, `${what}: nmse ${e.toExponential(2)}`);
+    const off = opts?.offset ?? 0;
+    for (let r = 0; r < nTok * nHead; r++) {
+      const row = (v: Float32Array, from: number, to: number) => v.subarray(r * hd + from, r * hd + to);
+      assert.ok(sameBits(row(got, 0, off), row(x, 0, off)) && sameBits(row(got, off + nRot, hd), row(x, off + nRot, hd)), `${what}: unroped values changed`);
+    }
   }
 });
 

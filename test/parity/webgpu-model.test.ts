@@ -1,4 +1,4 @@
-// The WebGPU backend end to end on lavapipe: a tiny peaked qwen3moe (2048-token vocabulary cut: lavapipe is slow) gives the scalar
+// The WebGPU backend end to end on lavapipe: tiny Mixtral, GLM-4.5 and OLMoE models, and a tiny peaked qwen3moe (2048-token vocabulary cut: lavapipe is slow) gives the scalar
 // reference's greedy tokens and logits within a stated tolerance, resident and (Q8_0, repacked at each bind) with
 // experts streamed through a binding tier smaller than the experts (streamed == resident bit for bit); a model whose ops it lacks is refused
 // at load by name.
@@ -12,7 +12,7 @@ import { checkCapabilities } from "../../src/engine/capabilities.js";
 import { architecture } from "../../src/models/registry.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
-import { smallVocabModel } from "../helpers/models.js";
+import { smallVocabModel, spmVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
 
 /** f32 GPU sums vs the reference's f64 through 2 layers: ~1e-12 seen on lavapipe. */
@@ -67,6 +67,21 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
     const streamed = await run(path, { backend: "webgpu", expertIo: "stream", expertCache: 2 * gpu.k * gpu.slotBytes });
     assert.deepEqual(streamed.tokens, gpu.tokens);
     assert.ok(sameBits(streamed.prefill, gpu.prefill) && streamed.steps.every((l, i) => sameBits(l, gpu.steps[i])), "streamed logits differ from resident");
+  });
+}
+
+// Other architectures whose ops the backend runs: Mixtral (NORM rope), GLM-4.5 (partial rope, biases, a shared
+// expert, sigmoid routing), OLMoE (q/k norms over whole projections).
+for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny"] as const) {
+  test(`tiny ${preset} Q8_0 on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}`, async (t) => {
+    await gpuDevice();
+    const path = preset === "mixtral-tiny" ? await spmVocabModel({ preset, type: "Q8_0", seed: 5, nVocab: 2048 }) : await smallVocabModel({ preset, type: "Q8_0", seed: 5, nVocab: 2048 });
+    const ref = await run(path, { backend: "scalar", expertIo: "resident" });
+    const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
+    assert.deepEqual(gpu.tokens, ref.tokens);
+    const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
+    t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
+    assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
   });
 }
 

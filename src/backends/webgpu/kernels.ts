@@ -265,7 +265,7 @@ ${MAIN}
 
 /** NeoX rope in place over rows (t, head) of x: pair (i, i + half) of each head's first 2·half values, cos/sin of (t, i) from `tab`. */
 export const ROPE_WGSL = /* wgsl */ `
-struct P { rows: u32, nh: u32, hd: u32, half: u32 }
+struct P { rows: u32, nh: u32, hd: u32, half: u32, off: u32, norm: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> tab: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
@@ -278,11 +278,13 @@ ${MAIN}
   let t = r / p.nh;
   let c = tab[2u * (t * p.half + i)];
   let s = tab[2u * (t * p.half + i) + 1u];
-  let j = r * p.hd + i;
-  let a = o[j];
-  let b = o[j + p.half];
-  o[j] = a * c - b * s;
-  o[j + p.half] = a * s + b * c;
+  // Pair i of the rotated values from p.off: (i, i + half) NeoX, (2i, 2i + 1) NORM.
+  let ja = r * p.hd + p.off + select(i, 2u * i, p.norm != 0u);
+  let jb = ja + select(p.half, 1u, p.norm != 0u);
+  let a = o[ja];
+  let b = o[jb];
+  o[ja] = a * c - b * s;
+  o[jb] = a * s + b * c;
 }`;
 
 /** Attention's parameters and bindings, q, k, v and out as arrays of `elem` (f32, or vec4f for whole vec4 heads). */

@@ -5,8 +5,8 @@
 // routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
-import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
-import { ropeAngles, ropeIsPlain, tensorBytes, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena, YarnParams } from "../backend.js";
+import { ropeAngles, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
@@ -561,20 +561,20 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
 
   rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    if (!ropeIsPlain(opts)) throw new RangeError("webgpu rope: only NeoX over each head's first nRot values (no NORM mode, offset or YaRN yet)");
-    if (nRot % 2 !== 0 || nRot < 2 || nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim}`);
+    const off = opts?.offset ?? 0;
+    if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
     const half = nRot / 2;
-    const tab = this.ropeTable(pos, half, nRot, freqBase);
-    this.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
+    const tab = this.ropeTable(pos, half, nRot, freqBase, opts?.yarn);
+    this.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
   }
   /** cos/sin of every (position, pair) in f64 on the host, as the reference computes them, uploaded once per positions array. */
-  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number): GPUBuffer {
+  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): GPUBuffer {
     let byKey = this.ropeTables.get(pos);
     if (!byKey) this.ropeTables.set(pos, (byKey = new Map()));
-    const key = `${nRot}/${base}`;
+    const key = `${nRot}/${base}${yarn ? `/${JSON.stringify(yarn)}` : ""}`;
     let b = byKey.get(key);
     if (!b) {
-      const angle = ropeAngles(nRot, base);
+      const angle = ropeAngles(nRot, base, yarn);
       const tab = new Float32Array(pos.length * half * 2);
       for (let t = 0; t < pos.length; t++) {
         for (let i = 0; i < half; i++) {
