@@ -8,8 +8,11 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
-import { F32, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
-import { MATMUL_FORMATS as MATMUL_FORMATS_ALL, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
+import { F32, MXFP4, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
+
+/** The types the WebGPU backend reads: the CPU backends' matmul set and gpt-oss's MXFP4. */
+const MATMUL_FORMATS_ALL = [...MATMUL_FORMATS, MXFP4];
+import { MATMUL_FORMATS, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { gpuBackend } from "../helpers/webgpu.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
@@ -28,7 +31,7 @@ const TOL_ATTN = 1e-9;
 
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
-test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K (decode matvec, tiled matmul over several tokens)", async (t) => {
+test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K, MXFP4 (decode matvec, tiled matmul over several tokens)", async (t) => {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
   pair.q4kReader = "pair";
@@ -88,7 +91,7 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
 test("webgpu weight arenas: repacked weights beside each other, rewritten slots, a weight straddling two bindings", async () => {
   const scalar = new ScalarBackend();
   for (const fmt of MATMUL_FORMATS_ALL) {
-    const k = fmt.blockSize === 256 ? 256 : 96;
+    const k = fmt.blockSize === 256 ? 256 : fmt === MXFP4 ? 288 : 96; // MXFP4's 17-byte blocks: rows long enough for the binding sizes below
     const a = randomWeight(fmt, k, 3, `a-${fmt.name}`), b = randomWeight(fmt, k, 4, `b-${fmt.name}`);
     const na = tensorBytes(a), nb = tensorBytes(b), atB = Math.ceil(na / 64) * 64 + 64;
     // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.

@@ -101,11 +101,12 @@ ${MAIN}
 
 /**
  * In-place repack of nb blocks of rawBytes: copy of the raw bytes in `src`; each block's body (body_words words at
- * byte body_at) goes to word w_off + b·body_words, its f16 scale (at byte scale_at) to the f16 array after all
- * bodies. One thread per pair of blocks (they share a scale word); an odd last block keeps the word's other half.
+ * byte body_at) goes to word w_off + b·body_words, its scale (scale_bytes at byte scale_at: an f16, or MXFP4's
+ * E8M0 byte) to the array of scales after all bodies. One thread per word of scales (the 2 or 4 blocks sharing it);
+ * past the last block the word keeps the bytes it had.
  */
 export const REPACK_WGSL = /* wgsl */ `
-struct P { w_off: u32, nb: u32, raw: u32, body_at: u32, body_words: u32, scale_at: u32 }
+struct P { w_off: u32, nb: u32, raw: u32, body_at: u32, body_words: u32, scale_at: u32, scale_bytes: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> w: array<u32>;
 @group(0) @binding(2) var<storage, read> src: array<u32>;
@@ -114,14 +115,21 @@ fn sb(i: u32) -> u32 { return (src[i >> 2u] >> (8u * (i & 3u))) & 0xffu; }
 fn word_at(i: u32) -> u32 { return sb(i) | (sb(i + 1u) << 8u) | (sb(i + 2u) << 16u) | (sb(i + 3u) << 24u); }
 fn scale_of(b: u32) -> u32 { let i = b * p.raw + p.scale_at; return sb(i) | (sb(i + 1u) << 8u); }
 ${MAIN}
+  let per = 4u / p.scale_bytes;
   let i = wid(wg, nw) * 64u + li;
-  if (2u * i >= p.nb) { return; }
-  for (var b = 2u * i; b < min(2u * i + 2u, p.nb); b++) {
+  if (per * i >= p.nb) { return; }
+  for (var b = per * i; b < min(per * i + per, p.nb); b++) {
     for (var q = 0u; q < p.body_words; q++) { w[p.w_off + b * p.body_words + q] = word_at(b * p.raw + p.body_at + 4u * q); }
   }
   let sw = p.body_words * p.nb + i;
-  let hi = select(src[sw] >> 16u, scale_of(2u * i + 1u), 2u * i + 1u < p.nb);
-  w[p.w_off + sw] = scale_of(2u * i) | (hi << 16u);
+  let bits = 8u * p.scale_bytes;
+  let mask = select(0xffffu, 0xffu, p.scale_bytes == 1u);
+  var word = 0u;
+  for (var s = 0u; s < per; s++) {
+    let b = per * i + s;
+    word |= select((src[sw] >> (bits * s)) & mask, scale_of(b) & mask, b < p.nb) << (bits * s);
+  }
+  w[p.w_off + sw] = word;
 }`;
 
 /**

@@ -107,13 +107,16 @@ fn total(j: u32, grp: u32, sg_whole: bool, sg_size: u32) -> f32 {
 }`;
 
 /**
- * The reader over another binding: `w[` becomes `${name}[`, and the functions it defines get the suffix `_${name}`
+ * The reader over another binding: `w[` becomes `${name}[`, and the functions and private variables it defines get
+ * the suffix `_${name}`
  * (so a kernel can read two weights that may sit in different buffers).
  */
 export function readerOver(code: string, name: string): string {
   const fns = [...code.matchAll(/\bfn (\w+)\(/g)].map((m) => m[1]);
+  const vars = [...code.matchAll(/\bvar<private> (\w+)/g)].map((m) => m[1]); // tables (MXFP4's): a copy each
   let out = code.replace(/\bw\[/g, `${name}[`);
   for (const f of fns) out = out.replace(new RegExp(`\\b${f}\\(`, "g"), `${f}_${name}(`);
+  for (const v of vars) out = out.replace(new RegExp(`\\b${v}\\b`, "g"), `${v}_${name}`);
   return out;
 }
 

@@ -845,7 +845,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   // ---- the in-place repack the weight arenas ask for
 
   repack(w: GPUBuffer, wordOffset: number, raw: GPUBuffer, nBlocks: number, r: NonNullable<GpuQuant["repack"]>): void {
-    this.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt], [w, raw], Math.ceil(nBlocks / 2 / 64));
+    const sb = r.scaleBytes ?? 2;
+    this.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt, sb], [w, raw], Math.ceil(nBlocks / (4 / sb) / 64));
   }
 
   // ---- linear attention: not on this backend yet (supports() says so, and load refuses such models)

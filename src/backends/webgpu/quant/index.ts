@@ -5,6 +5,7 @@ import { BF16_GPU, F16_GPU } from "./f16.js";
 import { Q8_0_GPU } from "./q8_0.js";
 import { Q4_K_GPU } from "./q4_k.js";
 import { Q6_K_GPU } from "./q6_k.js";
+import { MXFP4_GPU } from "./mxfp4.js";
 
-export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map([F32_GPU, F16_GPU, BF16_GPU, Q8_0_GPU, Q4_K_GPU, Q6_K_GPU].map((q) => [q.type, q]));
+export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map([F32_GPU, F16_GPU, BF16_GPU, Q8_0_GPU, Q4_K_GPU, Q6_K_GPU, MXFP4_GPU].map((q) => [q.type, q]));
 export type { GpuQuant } from "./types.js";

@@ -31,8 +31,8 @@ export interface GpuQuant {
    * Rows of k % 64 == 0 only (the backend uses `vec4.fallback` for others).
    */
   readonly intX?: boolean;
-  /** ggml block layout moved to aligned words: the block's byte size, where its body and its f16 scale sit. */
-  readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number };
+  /** ggml block layout moved to aligned words: the block's byte size, where its body and its scale sit (an f16; MXFP4: 1 byte). */
+  readonly repack?: { rawBytes: number; bodyAt: number; bodyBytes: number; scaleAt: number; blockValues: number; scaleBytes?: 1 | 2 };
 }
 
 /** f16 number `i` of the half-words starting at word `base` (two per word, little-endian). */
