@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
-import type { Backend, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
+import type { Backend, Buf, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
 import { F32, MXFP4, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
@@ -124,7 +124,7 @@ test("webgpu weight arenas: repacked weights beside each other, rewritten slots,
   }
 });
 
-test("webgpu rmsNorm, add, swiglu, sigmoidMul match the scalar reference (also in place)", async () => {
+test("webgpu rmsNorm, add, swiglu, sigmoidMul, swigluOai match the scalar reference (also in place)", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
   for (const [len, rows] of [[2048, 1], [128, 7], [45, 3]]) {
     const x = randomValues(len * rows, `rms-x-${len}-${rows}`, 3);
@@ -142,12 +142,14 @@ test("webgpu rmsNorm, add, swiglu, sigmoidMul match the scalar reference (also i
   for (const n of [1, 67, 3000]) {
     const a = randomValues(n, `a-${n}`, 4), b = randomValues(n, `b-${n}`, 2);
     if (n > 4) a.set([100, -100, 80, -80]); // exp over- and underflow in silu and sigmoid
-    for (const op of ["add", "swiglu", "sigmoidMul"] as const) {
+    for (const op of ["add", "swiglu", "sigmoidMul", "swigluOai"] as const) {
+      // gpt-oss's clamped SwiGLU (alpha 1.702, limit 7: values past the clamps above)
+      const call = (k: Backend, o: Buf, x: Buf, y: Buf) => (op === "swigluOai" ? k.swigluOai(o, x, y, n, 1.702, 7) : k[op](o, x, y, n));
       const ra = bufOf(scalar, a);
-      scalar[op](ra, ra, bufOf(scalar, b), n);
+      call(scalar, ra, ra, bufOf(scalar, b));
       const ga = bufOf(be, a), gb = bufOf(be, b), out = be.alloc(n);
-      be[op](out, ga, gb, n);
-      be[op](ga, ga, gb, n);
+      call(be, out, ga, gb);
+      call(be, ga, ga, gb);
       const got = await be.read(out);
       assert.ok(sameBits(got, await be.read(ga)), `${op} in place differs`);
       const e = nmse(got, await scalar.read(ra));
@@ -182,21 +184,26 @@ test("webgpu rope (NeoX and NORM pairs, whole and partial heads, an offset, YaRN
   }
 });
 
-test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked scores) match the scalar reference", async () => {
+test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked scores; gpt-oss's sinks, sliding window and f16 probabilities) match the scalar reference", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
-  const cases = [
+  const sinkValues = randomValues(8, "sinks", 2);
+  const cases: { nTokens: number; startPos: number; nHead: number; nHeadKv: number; headDim: number; window?: number; sinks?: "host" | "weight"; f16Probs?: boolean }[] = [
     { nTokens: 1, startPos: 0, nHead: 4, nHeadKv: 2, headDim: 64 },
     { nTokens: 1, startPos: 300, nHead: 8, nHeadKv: 2, headDim: 128 },
     { nTokens: 13, startPos: 5, nHead: 8, nHeadKv: 2, headDim: 64 },
     { nTokens: 3, startPos: 2, nHead: 3, nHeadKv: 3, headDim: 12 },
+    { nTokens: 1, startPos: 200, nHead: 8, nHeadKv: 2, headDim: 64, window: 128, sinks: "weight", f16Probs: true },
+    { nTokens: 13, startPos: 5, nHead: 8, nHeadKv: 2, headDim: 64, window: 7, sinks: "host" },
+    { nTokens: 3, startPos: 40, nHead: 3, nHeadKv: 3, headDim: 12, window: 16, f16Probs: true },
   ];
   for (const c of cases) {
     const nKeys = c.startPos + c.nTokens, kvDim = c.nHeadKv * c.headDim;
     const q = randomValues(c.nTokens * c.nHead * c.headDim, `aq-${nKeys}`, 3);
     const kPre = randomValues(c.startPos * kvDim, `ak-${nKeys}`, 3), vPre = randomValues(c.startPos * kvDim, `av-${nKeys}`);
     const kNew = randomValues(c.nTokens * kvDim, `akn-${nKeys}`, 3), vNew = randomValues(c.nTokens * kvDim, `avn-${nKeys}`);
-    const p = { ...c, scale: 1 / Math.sqrt(c.headDim) };
     const run = async (b: Backend) => {
+      const sinks = c.sinks === "host" ? sinkValues : c.sinks === "weight" ? b.upload(hostF32("blk.0.attn_sinks.weight", sinkValues.subarray(0, c.nHead))) : undefined;
+      const p = { ...c, sinks, scale: 1 / Math.sqrt(c.headDim) };
       const kc = b.alloc((nKeys + 4) * kvDim), vc = b.alloc((nKeys + 4) * kvDim), o = b.alloc(c.nTokens * c.nHead * c.headDim);
       b.write(kc, kPre);
       b.write(vc, vPre);

@@ -71,11 +71,13 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
 }
 
 // Other architectures whose ops the backend runs: Mixtral (NORM rope), GLM-4.5 (partial rope, biases, a shared
-// expert, sigmoid routing), OLMoE (q/k norms over whole projections).
-for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny"] as const) {
-  test(`tiny ${preset} Q8_0 on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}`, async (t) => {
+// expert, sigmoid routing), OLMoE (q/k norms over whole projections),
+// gpt-oss (MXFP4 experts with biases, the clamped SwiGLU, attention sinks, sliding windows over an f16 cache, YaRN).
+for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tiny"] as const) {
+  test(`tiny ${preset} on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}`, async (t) => {
     await gpuDevice();
-    const path = preset === "mixtral-tiny" ? await spmVocabModel({ preset, type: "Q8_0", seed: 5, nVocab: 2048 }) : await smallVocabModel({ preset, type: "Q8_0", seed: 5, nVocab: 2048 });
+    const opts = { preset, type: "Q8_0", seed: 5, nVocab: 2048, ...(preset === "gpt-oss-tiny" ? { expertType: "MXFP4" } : {}) } as const;
+    const path = preset === "mixtral-tiny" ? await spmVocabModel(opts) : await smallVocabModel(opts);
     const ref = await run(path, { backend: "scalar", expertIo: "resident" });
     const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
     assert.deepEqual(gpu.tokens, ref.tokens);

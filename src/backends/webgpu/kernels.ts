@@ -295,26 +295,46 @@ ${MAIN}
   o[jb] = a * s + b * c;
 }`;
 
+/**
+ * Round to nearest even at f16's 10 mantissa bits (pack2x16float's rounding is not specified); outside f16's normal
+ * range, pack2x16float's own conversion.
+ */
+const ROUND_F16 = /* wgsl */ `fn round_f16(v: f32) -> f32 {
+  let b = bitcast<u32>(v);
+  let e = (b >> 23u) & 0xffu;
+  if (e >= 113u && e < 142u) { return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u); }
+  return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
+}`;
+
 /** Attention's parameters and bindings, q, k, v and out as arrays of `elem` (f32, or vec4f for whole vec4 heads). */
-const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32 }
+const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> q: array<${elem}>;
 @group(0) @binding(2) var<storage, read> kc: array<${elem}>;
 @group(0) @binding(3) var<storage, read> vc: array<${elem}>;
 @group(0) @binding(4) var<storage, read_write> o: array<${elem}>;
 @group(0) @binding(5) var<storage, read_write> sc: array<f32>;
+@group(0) @binding(6) var<storage, read> sk: array<u32>;
 ${HEAD}
+${ROUND_F16}
 var<workgroup> red: array<f32, 64>;`;
-/** The workgroup's (query row, head): token t, head h, its KV head, and nk keys it sees (causal). */
+/**
+ * The workgroup's (query row, head): token t, head h, its KV head, the keys [j0, nk) it sees (causal; a sliding
+ * window of p.win keys when p.win > 0), and its sink logit sink_l (gpt-oss; when p.sink, else none: -3e38).
+ */
 const ATTENTION_ROW = /* wgsl */ `let idx = wid(wg, nw);
   if (idx >= p.t * p.nh) { return; }
   let t = p.t0 + idx / p.nh;
   let h = idx % p.nh;
   let kvh = h / (p.nh / p.nkv);
-  let nk = p.start + t + 1u;`;
+  let nk = p.start + t + 1u;
+  let j0 = select(0u, nk - min(nk, p.win), p.win > 0u);
+  let sink_l = select(-3.0e38, bitcast<f32>(sk[p.sink_off + h]), p.sink != 0u);`;
 /**
- * Attention's softmax over a row's scores sc[sbase + j], j < nk, each thread holding the max of its own (mx): the
- * scores become exp(s - max) in place and `tot` their sum (a 64-thread tree in `red` for each).
+ * Attention's softmax over a row's scores sc[sbase + j], j0 <= j < nk, each thread holding the max of its own (mx):
+ * the scores become exp(s - max) in place and `tot` their sum (a 64-thread tree in `red` for each); a sink joins the
+ * max and the sum (thread 0 starts from its share) and weights no value. With p.f16p the scores become the
+ * probabilities rounded to f16 and tot 1.
  */
 const SOFTMAX_SCORES = /* wgsl */ `red[li] = mx;
   workgroupBarrier();
@@ -322,10 +342,10 @@ const SOFTMAX_SCORES = /* wgsl */ `red[li] = mx;
     if (li < st) { red[li] = max(red[li], red[li + st]); }
     workgroupBarrier();
   }
-  let m = red[0];
+  let m = max(red[0], sink_l);
   workgroupBarrier();
-  var sum = 0.0;
-  for (var j = li; j < nk; j += 64u) {
+  var sum = select(0.0, exp(sink_l - m), li == 0u && p.sink != 0u);
+  for (var j = j0 + li; j < nk; j += 64u) {
     let e = exp(sc[sbase + j] - m);
     sc[sbase + j] = e;
     sum += e;
@@ -337,7 +357,14 @@ const SOFTMAX_SCORES = /* wgsl */ `red[li] = mx;
     if (li < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }
-  let tot = red[0];`;
+  var tot = red[0];
+  if (p.f16p != 0u) {
+    // llama.cpp's V product over an f16 cache: the probabilities rounded to f16, then no division.
+    for (var j = j0 + li; j < nk; j += 64u) { sc[sbase + j] = round_f16(sc[sbase + j] / tot); }
+    tot = 1.0;
+    storageBarrier();
+    workgroupBarrier();
+  }`;
 
 /**
  * Causal grouped-query attention, one workgroup per (query row, head): scores to `sc` (row stride lmax), max and
@@ -351,7 +378,7 @@ ${ATTENTION_ROW}
   let qb = (t * p.nh + h) * p.hd;
   let sbase = idx * p.lmax;
   var mx = -3.0e38;
-  for (var j = li; j < nk; j += 64u) {
+  for (var j = j0 + li; j < nk; j += 64u) {
     let kb = j * kvd + kvh * p.hd;
     var s = 0.0;
     for (var i = 0u; i < p.hd; i++) { s += q[qb + i] * kc[kb + i]; }
@@ -362,7 +389,7 @@ ${ATTENTION_ROW}
   ${SOFTMAX_SCORES}
   for (var d = li; d < p.hd; d += 64u) {
     var acc = 0.0;
-    for (var j = 0u; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
+    for (var j = j0; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
     o[qb + d] = acc / tot;
   }
 }`;
@@ -382,7 +409,7 @@ ${ATTENTION_ROW}
   let qb = (t * p.nh + h) * h4;
   let sbase = idx * p.lmax;
   var mx = -3.0e38;
-  for (var j = li; j < nk; j += 64u) {
+  for (var j = j0 + li; j < nk; j += 64u) {
     let kb = j * kvd4 + kvh * h4;
     var s = 0.0;
     // 4 loads of k issued before their adds (in order: the same sum); h4 is a multiple of 4 here or the tail runs
@@ -404,7 +431,7 @@ ${ATTENTION_ROW}
   if (kg < groups) {
     // Keys 4 at a time, their loads issued before the adds, which keep key order (the same bits as one at a time).
     let vb = kvh * h4 + lane;
-    var j = kg;
+    var j = j0 + kg;
     for (; j + 3u * groups < nk; j += 4u * groups) {
       let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
       let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
@@ -498,14 +525,7 @@ struct P { rows: u32, n: u32, s_off: u32, s_stride: u32, d_off: u32, d_stride: u
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 ${HEAD}
-// Round to nearest even at f16's 10 mantissa bits (pack2x16float's rounding is not specified); outside f16's
-// normal range, pack2x16float's own conversion.
-fn round_f16(v: f32) -> f32 {
-  let b = bitcast<u32>(v);
-  let e = (b >> 23u) & 0xffu;
-  if (e >= 113u && e < 142u) { return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u); }
-  return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
-}
+${ROUND_F16}
 ${MAIN}
   let g = ${GID};
   if (g >= p.rows * p.n) { return; }

@@ -41,7 +41,7 @@ const MAX_BIND_GROUPS = 16384;
 const SCORE_BYTES = 64 << 20;
 
 /** Ops this backend runs; the rest (MLA's per-head matmul, the gated DeltaNet) are refused at load. */
-const OPS = new Set<OpName>(["embed", "matmul", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul"]);
+const OPS = new Set<OpName>(["embed", "matmul", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai"]);
 
 class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
@@ -225,7 +225,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (type === undefined) return true;
     if (op === "matmul" || op === "embed" || op === "moe_ffn") return GPU_QUANTS.has(type);
     if (op === "rmsnorm" || op === "add_rows") return type === F32;
-    return false; // attention sinks (a weight) are not read by this kernel
+    if (op === "attention") return type === F32; // sinks (gpt-oss), a weight of one logit per head
+    return false;
   }
 
   // ---- memory
@@ -633,7 +634,19 @@ export class WebGpuBackend implements Backend, ArenaHost {
 
   attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim, scale } = p;
-    if (p.sinks || (p.vDim !== undefined && p.vDim !== headDim) || p.f16Probs) throw new RangeError("webgpu attention: no sinks, V prefix views or f16 probabilities yet");
+    if (p.vDim !== undefined && p.vDim !== headDim) throw new RangeError("webgpu attention: no V prefix views (MLA) yet");
+    const win = p.window ?? 0;
+    if (p.window !== undefined && !(Number.isInteger(win) && win >= 1)) throw new RangeError(`attention: window ${p.window} is not a positive integer`);
+    // Sinks: a weight's words in its buffer, or host values in the staging words.
+    let sinkBuf = this.stageBuf, sinkOff = 0;
+    if (p.sinks instanceof Float32Array) {
+      if (p.sinks.length < nHead) throw new RangeError(`attention: ${p.sinks.length} sinks for ${nHead} heads`);
+      sinkOff = this.hostData(p.sinks.subarray(0, nHead));
+    } else if (p.sinks) {
+      const s = gw(p.sinks, "attention");
+      if (s.type !== F32 || s.shape[0] < nHead) throw new RangeError(`webgpu attention: sinks '${s.name}' must be F32 of ${nHead} values`);
+      [sinkBuf, sinkOff] = [s.buffer, s.wordOffset];
+    }
     if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
     const lmax = startPos + nTokens;
     const chunk = Math.max(1, Math.min(nTokens, Math.floor(SCORE_BYTES / (4 * nHead * lmax))));
@@ -642,11 +655,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (this.scores) this.release(this.scores.buffer);
       this.scores = this.alloc(need) as GpuBuf;
     }
-    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer];
+    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer, sinkBuf];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
-      if (headDim % 4 === 0 && headDim <= 256) this.dispatch("attention4", () => ATTENTION4_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
-      else this.dispatch("attention", () => ATTENTION_WGSL, [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax], bufs, tc * nHead);
+      const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0];
+      if (headDim % 4 === 0 && headDim <= 256) this.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
+      else this.dispatch("attention", () => ATTENTION_WGSL, params, bufs, tc * nHead);
     }
   }
 
@@ -655,6 +669,11 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   swiglu(out: Buf, gate: Buf, up: Buf, n: number): void {
     this.binary("swiglu", "a / (1.0 + exp(-a)) * c", out, gate, up, n);
+  }
+  swigluOai(out: Buf, gate: Buf, up: Buf, n: number, alpha: number, limit: number): void {
+    const lit = (v: number) => (Number.isInteger(v) ? v.toFixed(1) : String(v));
+    const [A, L] = [lit(alpha), lit(limit)];
+    this.binary(`swiglu_oai/${A}/${L}`, `min(a, ${L}) / (1.0 + exp(-${A} * min(a, ${L}))) * (clamp(c, -${L}, ${L}) + 1.0)`, out, gate, up, n);
   }
   sigmoidMul(out: Buf, x: Buf, gate: Buf, n: number): void {
     this.binary("sigmoid_mul", "a / (1.0 + exp(-c))", out, x, gate, n);
@@ -865,9 +884,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   rmsNormGated(): void {
     throw unsupported("rmsnorm_gated");
-  }
-  swigluOai(): void {
-    throw unsupported("swiglu_oai");
   }
 }
 
