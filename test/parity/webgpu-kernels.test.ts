@@ -187,7 +187,7 @@ test("webgpu rope (NeoX and NORM pairs, whole and partial heads, an offset, YaRN
 test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked scores; gpt-oss's sinks, sliding window and f16 probabilities) match the scalar reference", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();
   const sinkValues = randomValues(8, "sinks", 2);
-  const cases: { nTokens: number; startPos: number; nHead: number; nHeadKv: number; headDim: number; window?: number; sinks?: "host" | "weight"; f16Probs?: boolean }[] = [
+  const cases: { nTokens: number; startPos: number; nHead: number; nHeadKv: number; headDim: number; window?: number; sinks?: "host" | "weight"; f16Probs?: boolean; vDim?: number }[] = [
     { nTokens: 1, startPos: 0, nHead: 4, nHeadKv: 2, headDim: 64 },
     { nTokens: 1, startPos: 300, nHead: 8, nHeadKv: 2, headDim: 128 },
     { nTokens: 13, startPos: 5, nHead: 8, nHeadKv: 2, headDim: 64 },
@@ -195,6 +195,7 @@ test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked 
     { nTokens: 1, startPos: 200, nHead: 8, nHeadKv: 2, headDim: 64, window: 128, sinks: "weight", f16Probs: true },
     { nTokens: 13, startPos: 5, nHead: 8, nHeadKv: 2, headDim: 64, window: 7, sinks: "host" },
     { nTokens: 3, startPos: 40, nHead: 3, nHeadKv: 3, headDim: 12, window: 16, f16Probs: true },
+    { nTokens: 4, startPos: 9, nHead: 4, nHeadKv: 1, headDim: 72, vDim: 64 }, // MLA: V the first 64 of each K row
   ];
   for (const c of cases) {
     const nKeys = c.startPos + c.nTokens, kvDim = c.nHeadKv * c.headDim;
@@ -204,7 +205,7 @@ test("webgpu kvStore and attention (decode, prefill after a prefix, GQA, peaked 
     const run = async (b: Backend) => {
       const sinks = c.sinks === "host" ? sinkValues : c.sinks === "weight" ? b.upload(hostF32("blk.0.attn_sinks.weight", sinkValues.subarray(0, c.nHead))) : undefined;
       const p = { ...c, sinks, scale: 1 / Math.sqrt(c.headDim) };
-      const kc = b.alloc((nKeys + 4) * kvDim), vc = b.alloc((nKeys + 4) * kvDim), o = b.alloc(c.nTokens * c.nHead * c.headDim);
+      const kc = b.alloc((nKeys + 4) * kvDim), vc = b.alloc((nKeys + 4) * kvDim), o = b.alloc(c.nTokens * c.nHead * (c.vDim ?? c.headDim));
       b.write(kc, kPre);
       b.write(vc, vPre);
       b.kvStore(kc, vc, bufOf(b, kNew), bufOf(b, vNew), c.startPos, c.nTokens, kvDim);
@@ -367,6 +368,23 @@ test("webgpu matmulSet (q, k, v of one type in one dispatch) equals a matmul eac
     be.matmulSet(set, ws, x, 1);
     const got = await be.readMany([...one, ...set]);
     ns.forEach((_, i) => assert.ok(sameBits(got[ns.length + i], got[i]), `${fmt.name}: output ${i} differs`));
+  }
+});
+
+test("webgpu matmulHeads (a 3-D weight per head: DeepSeek's attn_k_b / attn_v_b) matches the scalar reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  for (const fmt of MATMUL_FORMATS_ALL.filter((f) => ["Q8_0", "F16", "BF16", "Q4_K"].includes(f.name))) {
+    const k = fmt.blockSize === 256 ? 256 : 64, n = 24, nh = 3, T = 2;
+    const flat = randomWeight(fmt, k, n * nh, `heads-${fmt.name}`);
+    const hw = { ...flat, name: "blk.0.attn_k_b.weight", shape: [k, n, nh] };
+    const x = randomValues(T * nh * k, `heads-x-${fmt.name}`, 2);
+    const run = async (b: Backend) => {
+      const o = b.alloc(T * nh * n);
+      b.matmulHeads(o, b.upload(hw), bufOf(b, x), T);
+      return b.read(o);
+    };
+    const e = nmse(await run(be), await run(scalar));
+    assert.ok(e < TOL, `${fmt.name} matmulHeads: nmse ${e.toExponential(2)}`);
   }
 });
 

@@ -17,6 +17,11 @@ import { gpuDevice } from "../helpers/webgpu.js";
 
 /** f32 GPU sums vs the reference's f64 through 2 layers: ~1e-12 seen on lavapipe. */
 const LOGITS_TOL = 1e-8;
+/**
+ * Where the model rounds to f16 as llama.cpp's f16 cache does (DeepSeek's MLA rounds its cache, queries and
+ * probabilities), a value at an f16 rounding boundary can round the other way on f32 sums: ~3e-8 seen.
+ */
+const LOGITS_TOL_F16 = 1e-6;
 const PROMPT = "The quick brown fox jumps";
 
 async function run(path: string, cfg: Partial<EngineConfig>): Promise<{ prefill: Float32Array; tokens: number[]; steps: Float32Array[]; slotBytes: number; k: number; stepsWithTicks: number }> {
@@ -71,10 +76,12 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
 }
 
 // Other architectures whose ops the backend runs: Mixtral (NORM rope), GLM-4.5 (partial rope, biases, a shared
-// expert, sigmoid routing), OLMoE (q/k norms over whole projections),
+// expert, sigmoid routing), OLMoE (q/k norms over whole projections), DeepSeek-V2/V3 (MLA: per-head matmuls, V a
+// prefix of K, YaRN on NORM pairs at an offset),
 // gpt-oss (MXFP4 experts with biases, the clamped SwiGLU, attention sinks, sliding windows over an f16 cache, YaRN).
-for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tiny"] as const) {
-  test(`tiny ${preset} on webgpu: the scalar reference's greedy tokens, logits within ${LOGITS_TOL}`, async (t) => {
+for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tiny", "deepseek2-tiny", "deepseek2-lite-tiny"] as const) {
+  const tol = preset.startsWith("deepseek2") ? LOGITS_TOL_F16 : LOGITS_TOL;
+  test(`tiny ${preset} on webgpu: the scalar reference's greedy tokens, logits within ${tol}`, async (t) => {
     await gpuDevice();
     const opts = { preset, type: "Q8_0", seed: 5, nVocab: 2048, ...(preset === "gpt-oss-tiny" ? { expertType: "MXFP4" } : {}) } as const;
     const path = preset === "mixtral-tiny" ? await spmVocabModel(opts) : await smallVocabModel(opts);
@@ -83,7 +90,7 @@ for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tin
     assert.deepEqual(gpu.tokens, ref.tokens);
     const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
     t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
-    assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
+    assert.ok(e < tol, `logits nmse ${e.toExponential(2)}`);
   });
 }
 
@@ -92,6 +99,6 @@ test("webgpu refuses at load, by name, a model with ops it has no kernel for (qw
   assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ssm_in.weight", type: 8, rank: 2 }], architecture("qwen3next").ops), (e: unknown) =>
     e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) conv_silu, l2_norm, delta_gates, delta_net, rmsnorm_gated the model's layers need/.test(e.message));
   assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 13, rank: 2 }]), /backend 'webgpu' cannot run matmul on Q5_K weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
-  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), /cannot run matmul_heads on Q8_0/);
+  assert.deepEqual(checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), [], "MLA's per-head matmul runs on webgpu");
   assert.deepEqual(checkCapabilities(be, [{ name: "token_embd.weight", type: 12, rank: 2 }, { name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]), []);
 });

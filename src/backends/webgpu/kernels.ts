@@ -307,7 +307,7 @@ const ROUND_F16 = /* wgsl */ `fn round_f16(v: f32) -> f32 {
 }`;
 
 /** Attention's parameters and bindings, q, k, v and out as arrays of `elem` (f32, or vec4f for whole vec4 heads). */
-const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32 }
+const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32, vd: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> q: array<${elem}>;
 @group(0) @binding(2) var<storage, read> kc: array<${elem}>;
@@ -387,10 +387,12 @@ ${ATTENTION_ROW}
     mx = max(mx, s);
   }
   ${SOFTMAX_SCORES}
-  for (var d = li; d < p.hd; d += 64u) {
+  // V: the first p.vd values of each head's row (MLA reads V as a prefix view of its K rows); out rows of p.vd.
+  let ob = (t * p.nh + h) * p.vd;
+  for (var d = li; d < p.vd; d += 64u) {
     var acc = 0.0;
     for (var j = j0; j < nk; j++) { acc += sc[sbase + j] * vc[j * kvd + kvh * p.hd + d]; }
-    o[qb + d] = acc / tot;
+    o[ob + d] = acc / tot;
   }
 }`;
 
@@ -576,3 +578,33 @@ ${MAIN}
 }`;
 /** Words of one token's row of k values quantised by QUANT_X_WGSL. */
 export const quantXWords = (k: number) => k / 4 + k / 16;
+
+/**
+ * A 3-D weight applied per head (DeepSeek's attn_k_b / attn_v_b): rows h·nr + r of the [k, nr·nh] matrix times
+ * x[t, h, :], one thread per (token, row), each unit of the row dequantised by dq32 (p.n: all nr·nh rows).
+ */
+export function matmulHeadsWgsl(dq: string): string {
+  return /* wgsl */ `
+struct P { w_off: u32, k: u32, n: u32, t: u32, nh: u32, nr: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+${HEAD}
+${dq}
+${MAIN}
+  let g = ${GID};
+  if (g >= p.t * p.n) { return; }
+  let tok = g / p.n;
+  let row = g % p.n;
+  let xb = (tok * p.nh + row / p.nr) * p.k;
+  var acc = 0.0;
+  for (var u = 0u; u < p.k / 32u; u++) {
+    let v = dq32(row, u);
+    var s = 0.0;
+    for (var j = 0u; j < 32u; j++) { s += v[j] * x[xb + u * 32u + j]; }
+    acc += s;
+  }
+  o[tok * p.n + row] = acc;
+}`;
+}

@@ -6,10 +6,10 @@
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena, YarnParams } from "../backend.js";
-import { ropeAngles, tensorBytes, weightDims } from "../backend.js";
+import { heads3d, ropeAngles, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
@@ -40,8 +40,8 @@ const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
 
-/** Ops this backend runs; the rest (MLA's per-head matmul, the gated DeltaNet) are refused at load. */
-const OPS = new Set<OpName>(["embed", "matmul", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai"]);
+/** Ops this backend runs; the rest (the gated DeltaNet's) are refused at load. */
+const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai"]);
 
 class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
@@ -223,7 +223,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   supports(op: OpName, type?: number): boolean {
     if (!OPS.has(op)) return false;
     if (type === undefined) return true;
-    if (op === "matmul" || op === "embed" || op === "moe_ffn") return GPU_QUANTS.has(type);
+    if (op === "matmul" || op === "embed" || op === "moe_ffn" || op === "matmul_heads") return GPU_QUANTS.has(type);
     if (op === "rmsnorm" || op === "add_rows") return type === F32;
     if (op === "attention") return type === F32; // sinks (gpt-oss), a weight of one logit per head
     return false;
@@ -618,8 +618,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.dispatch("copy", () => COPY_WGSL, [rows, n, src.offset, src.stride, dst.offset, dst.stride, p.roundF16 ? 1 : 0], [xs.buffer, out.buffer], Math.ceil((rows * n) / 64));
   }
 
-  matmulHeads(_out: Buf, w: Weight, _x: Buf, _nTokens: number): void {
-    throw new RangeError(`webgpu backend: no per-head matmul yet (weight '${w.name}')`);
+  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    const g = gw(w, "matmulHeads");
+    const [k, nr, nh] = heads3d(g);
+    if (k % 32 !== 0) throw new RangeError(`webgpu matmulHeads: '${g.name}' rows of ${k} values are not whole units of 32`);
+    const xs = gbuf(x), o = gbuf(out);
+    if (xs.length < nTokens * nh * k || o.length < nTokens * nh * nr) throw new RangeError(`webgpu matmulHeads '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * nh * k} and ${nTokens * nh * nr}`);
+    this.dispatch(`matmul_heads/${g.type}`, () => matmulHeadsWgsl(g.quant.wgsl), [g.wordOffset, k, nr * nh, nTokens, nh, nr], [g.buffer, xs.buffer, o.buffer], Math.ceil((nTokens * nr * nh) / 64));
   }
 
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
@@ -634,7 +639,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
 
   attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
     const { nTokens, startPos, nHead, nHeadKv, headDim, scale } = p;
-    if (p.vDim !== undefined && p.vDim !== headDim) throw new RangeError("webgpu attention: no V prefix views (MLA) yet");
+    const vd = p.vDim ?? headDim;
+    if (!(Number.isInteger(vd) && vd >= 1 && vd <= headDim)) throw new RangeError(`attention: vDim ${vd} not in [1, headDim ${headDim}]`);
     const win = p.window ?? 0;
     if (p.window !== undefined && !(Number.isInteger(win) && win >= 1)) throw new RangeError(`attention: window ${p.window} is not a positive integer`);
     // Sinks: a weight's words in its buffer, or host values in the staging words.
@@ -658,8 +664,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer, sinkBuf];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
-      const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0];
-      if (headDim % 4 === 0 && headDim <= 256) this.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
+      const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0, vd];
+      if (headDim % 4 === 0 && headDim <= 256 && vd === headDim) this.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
       else this.dispatch("attention", () => ATTENTION_WGSL, params, bufs, tc * nHead);
     }
   }
