@@ -14,7 +14,8 @@ import { F32, MXFP4, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
 const MATMUL_FORMATS_ALL = [...MATMUL_FORMATS, MXFP4];
 import { MATMUL_FORMATS, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
-import { gpuBackend } from "../helpers/webgpu.js";
+import { gpuBackend, gpuDevice } from "../helpers/webgpu.js";
+import { openGpuDevice } from "../../src/backends/webgpu/device.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 
 /** f32 sums in another order than the reference's f64: ~1e-14 seen; 1e-10 leaves room without hiding a wrong value. */
@@ -453,7 +454,10 @@ test("webgpu profiler: every dispatch between profileBegin and profileEnd is tim
 });
 
 test("webgpu close() right after uploads through mapped staging (their buffers still being mapped again) ends cleanly", async () => {
-  const be = await gpuBackend();
+  await gpuDevice();
+  const gpu = await openGpuDevice(); // a device of its own: close() destroys it
+  assert.ok(!("reason" in gpu));
+  const be = new WebGpuBackend(gpu);
   const w = randomWeight(MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 256, 64, "close-w");
   const a = be.allocWeights(4 * tensorBytes(w));
   for (let i = 0; i < 4; i++) a.write(i * tensorBytes(w), w.bytes);
@@ -462,4 +466,48 @@ test("webgpu close() right after uploads through mapped staging (their buffers s
   a.write(0, w.bytes); // staged, not yet submitted
   be.close(); // Dawn aborts the process if a map is left unsettled when its buffer goes
   await new Promise((r) => setTimeout(r, 50));
+});
+
+test("webgpu gated DeltaNet ops (conv1d + SiLU with its rolling state, L2 norm, gates, the delta rule with both head maps, gated RMS norm) match the scalar reference", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const C = 96, taps = 4, S = 16, nK = 2, nV = 4;
+  const convW = { ...hostF32("blk.0.ssm_conv1d.weight", randomValues(C * taps, "conv-w")), shape: [taps, C] };
+  const dtB = hostF32("blk.0.ssm_dt.bias", randomValues(nV, "dt")), aW = hostF32("blk.0.ssm_a", Float32Array.from(randomValues(nV, "a"), (v) => -Math.exp(v)));
+  const normW = hostF32("blk.0.ssm_norm.weight", randomValues(S, "gn"));
+  const run = async (b: Backend) => {
+    const out: Float32Array[] = [];
+    const state = bufOf(b, randomValues(C * (taps - 1), "conv-st"));
+    const cw = b.upload(convW);
+    for (const T of [5, 1]) { // a prompt, then a decode step from the state it left
+      const o = b.alloc(T * C);
+      b.convSilu(o, bufOf(b, randomValues(T * C, `conv-x-${T}`, 2)), state, cw, T, C);
+      out.push(await b.read(o));
+    }
+    out.push(await b.read(state));
+    const T = 3;
+    const l2 = bufOf(b, randomValues(T * nK * S, "l2", 2)), l2o = b.alloc(T * nK * S);
+    b.l2Norm(l2o, l2, 1e-6, S, T * nK);
+    b.l2Norm(l2, l2, 1e-6, S, T * nK);
+    out.push(await b.read(l2o), await b.read(l2));
+    const alpha = bufOf(b, randomValues(T * nV, "alpha", 3)), betaRaw = bufOf(b, randomValues(T * nV, "beta", 3));
+    b.deltaGates(alpha, betaRaw, alpha, betaRaw, b.upload(dtB), b.upload(aW), nV, T);
+    out.push(await b.read(alpha), await b.read(betaRaw));
+    for (const kvMap of ["interleave", "tile"] as const) {
+      const q = bufOf(b, randomValues(T * nK * S, "dq", 1)), k = bufOf(b, randomValues(T * nK * S, "dk", 1)), v = bufOf(b, randomValues(T * nV * S, "dv", 1));
+      const st = bufOf(b, randomValues(nV * S * S, "dst", 1)), next = b.alloc(nV * S * S), o = b.alloc(T * nV * S);
+      b.gatedDeltaNet(o, q, k, v, alpha, betaRaw, st, next, { nTokens: T, nHeadK: nK, nHeadV: nV, headDim: S, kvMap });
+      out.push(await b.read(o), await b.read(next), await b.read(st)); // st unchanged
+      b.gatedDeltaNet(o, q, k, v, alpha, betaRaw, st, st, { nTokens: T, nHeadK: nK, nHeadV: nV, headDim: S, kvMap }); // in place
+      out.push(await b.read(st));
+    }
+    const x = bufOf(b, randomValues(T * nV * S, "gx", 2)), gate = bufOf(b, randomValues(T * nV * S, "gz", 3)), go = b.alloc(T * nV * S);
+    b.rmsNormGated(go, x, b.upload(normW), gate, 1e-6, S, T * nV);
+    out.push(await b.read(go));
+    return out;
+  };
+  const [got, want] = [await run(be), await run(scalar)];
+  got.forEach((g, i) => {
+    const e = nmse(g, want[i]);
+    assert.ok(e < TOL_ATTN, `output ${i}: nmse ${e.toExponential(2)}`);
+  });
 });

@@ -77,9 +77,9 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
 
 // Other architectures whose ops the backend runs: Mixtral (NORM rope), GLM-4.5 (partial rope, biases, a shared
 // expert, sigmoid routing), OLMoE (q/k norms over whole projections), DeepSeek-V2/V3 (MLA: per-head matmuls, V a
-// prefix of K, YaRN on NORM pairs at an offset),
+// prefix of K, YaRN on NORM pairs at an offset), Qwen3-Next and Qwen3.5 (gated DeltaNet layers beside gated attention),
 // gpt-oss (MXFP4 experts with biases, the clamped SwiGLU, attention sinks, sliding windows over an f16 cache, YaRN).
-for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tiny", "deepseek2-tiny", "deepseek2-lite-tiny"] as const) {
+for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tiny", "deepseek2-tiny", "deepseek2-lite-tiny", "qwen3next-tiny", "qwen35moe-tiny"] as const) {
   const tol = preset.startsWith("deepseek2") ? LOGITS_TOL_F16 : LOGITS_TOL;
   test(`tiny ${preset} on webgpu: the scalar reference's greedy tokens, logits within ${tol}`, async (t) => {
     await gpuDevice();
@@ -94,10 +94,10 @@ for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tin
   });
 }
 
-test("webgpu refuses at load, by name, a model with ops it has no kernel for (qwen3next's gated DeltaNet), and weights of types it has no kernel for", async () => {
+test("webgpu runs every architecture's ops, and refuses at load, by name, weights of types it has no kernel for", async () => {
   const be = new WebGpuBackend(await gpuDevice());
-  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ssm_in.weight", type: 8, rank: 2 }], architecture("qwen3next").ops), (e: unknown) =>
-    e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) conv_silu, l2_norm, delta_gates, delta_net, rmsnorm_gated the model's layers need/.test(e.message));
+  for (const arch of ["qwen3moe", "qwen3next", "qwen35moe", "gpt-oss", "deepseek2", "glm4moe", "llama", "olmoe"]) assert.deepEqual(checkCapabilities(be, [], architecture(arch).ops), [], arch);
+  assert.throws(() => checkCapabilities(be, [], ["expert_ffn"]), (e: unknown) => e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) expert_ffn/.test(e.message));
   assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 13, rank: 2 }]), /backend 'webgpu' cannot run matmul on Q5_K weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
   assert.deepEqual(checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), [], "MLA's per-head matmul runs on webgpu");
   assert.deepEqual(checkCapabilities(be, [{ name: "token_embd.weight", type: 12, rank: 2 }, { name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]), []);

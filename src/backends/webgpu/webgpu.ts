@@ -13,6 +13,7 @@ import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
+import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL, rowNormWgsl } from "./delta-net.js";
 import { MOE_TILE_WORDS, moeTiledDownWgsl, moeTiledGateUpWgsl, pushTiles } from "./moe-tiles.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
@@ -40,8 +41,9 @@ const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
 
-/** Ops this backend runs; the rest (the gated DeltaNet's) are refused at load. */
-const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai"]);
+/** Ops this backend runs (every architecture's). */
+const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
+  "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated"]);
 
 class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
@@ -226,6 +228,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (op === "matmul" || op === "embed" || op === "moe_ffn" || op === "matmul_heads") return GPU_QUANTS.has(type);
     if (op === "rmsnorm" || op === "add_rows") return type === F32;
     if (op === "attention") return type === F32; // sinks (gpt-oss), a weight of one logit per head
+    if (op === "conv_silu" || op === "delta_gates" || op === "rmsnorm_gated") return type === F32;
     return false;
   }
 
@@ -874,22 +877,52 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt, sb], [w, raw], Math.ceil(nBlocks / (4 / sb) / 64));
   }
 
-  // ---- linear attention: not on this backend yet (supports() says so, and load refuses such models)
+  // ---- linear attention (the gated DeltaNet: delta-net.ts)
 
-  convSilu(): void {
-    throw unsupported("conv_silu");
+  convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
+    const g = gw(w, "convSilu");
+    const { k: taps, n } = weightDims(g);
+    if (g.type !== F32) throw new RangeError(`webgpu convSilu: weight '${g.name}' must be F32`);
+    if (n !== channels || taps < 2) throw new RangeError(`convSilu: weight '${g.name}' has ${n} channels of ${taps} taps, expected ${channels} of at least 2`);
+    const o = gbuf(out), xs = gbuf(x), st = gbuf(state);
+    if (o === xs) throw new RangeError("webgpu convSilu: out may not alias x");
+    if (xs.length < nTokens * channels || o.length < nTokens * channels || st.length < channels * (taps - 1)) throw new RangeError(`convSilu: ${nTokens} tokens of ${channels} channels overrun its buffers`);
+    this.dispatch("conv_silu", () => CONV_SILU_WGSL, [nTokens, channels, taps, g.wordOffset], [g.buffer, xs.buffer, st.buffer, o.buffer], Math.ceil(channels / 64));
   }
-  l2Norm(): void {
-    throw unsupported("l2_norm");
+  l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
+    const o = this.inPlaceFrom(out, x, rowLen * nRows, "l2Norm");
+    this.dispatch("l2_norm", () => rowNormWgsl(false), [rowLen, nRows, f(eps), 0], [o.buffer], nRows);
   }
-  deltaGates(): void {
-    throw unsupported("delta_gates");
+  rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
+    const g = gw(w, "rmsNormGated");
+    if (g.type !== F32 || g.shape[0] < rowLen) throw new RangeError(`webgpu rmsNormGated: weight '${g.name}' must be F32 of ${rowLen} values`);
+    const gt = gbuf(gate);
+    if (gt.length < rowLen * nRows) throw new RangeError(`rmsNormGated: the gate holds ${gt.length} values, needs ${rowLen * nRows}`);
+    if (gt === gbuf(out)) throw new RangeError("webgpu rmsNormGated: out may not alias the gate");
+    const o = this.inPlaceFrom(out, x, rowLen * nRows, "rmsNormGated");
+    this.dispatch("rmsnorm_gated", () => rowNormWgsl(true), [rowLen, nRows, f(eps), g.wordOffset], [o.buffer, g.buffer, gt.buffer], nRows);
   }
-  gatedDeltaNet(_out: Buf, _q: Buf, _k: Buf, _v: Buf, _g: Buf, _beta: Buf, _state: Buf, _stateOut: Buf, _p: DeltaNetParams): void {
-    throw unsupported("delta_net");
+  deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
+    const dt = gw(dtBias, "deltaGates"), av = gw(a, "deltaGates");
+    if (dt.type !== F32 || av.type !== F32 || dt.shape[0] < nHead || av.shape[0] < nHead) throw new RangeError(`webgpu deltaGates: '${dt.name}' and '${av.name}' must be F32 of ${nHead} values`);
+    const go = this.inPlaceFrom(g, alpha, nHead * nRows, "deltaGates"), bo = this.inPlaceFrom(beta, betaRaw, nHead * nRows, "deltaGates");
+    if (go === bo) throw new RangeError("webgpu deltaGates: g and beta are one buffer");
+    this.dispatch("delta_gates", () => DELTA_GATES_WGSL, [nHead, nRows, dt.wordOffset, av.wordOffset], [dt.buffer, av.buffer, go.buffer, bo.buffer], Math.ceil((nHead * nRows) / 64));
   }
-  rmsNormGated(): void {
-    throw unsupported("rmsnorm_gated");
+  gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
+    const { nTokens: T, nHeadK, nHeadV, headDim: S } = p;
+    if (nHeadV % nHeadK !== 0) throw new RangeError(`gatedDeltaNet: ${nHeadV} value heads not a multiple of ${nHeadK} key heads`);
+    const m = this.inPlaceFrom(stateOut, state, nHeadV * S * S, "gatedDeltaNet");
+    const o = gbuf(out);
+    if (o.length < T * nHeadV * S || gbuf(q).length < T * nHeadK * S || gbuf(v).length < T * nHeadV * S) throw new RangeError(`gatedDeltaNet: ${T} tokens overrun its buffers`);
+    this.dispatch("delta_net", () => DELTA_NET_WGSL, [T, nHeadK, nHeadV, S, p.kvMap === "interleave" ? 1 : 0], [gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, gbuf(g).buffer, gbuf(beta).buffer, m.buffer, o.buffer], Math.ceil((nHeadV * S) / 64));
+  }
+  /** `out` holding x's first n values (copied unless they are one buffer), for a kernel that works in place. */
+  private inPlaceFrom(out: Buf, x: Buf, n: number, what: string): GpuBuf {
+    const o = gbuf(out), xs = gbuf(x);
+    if (o.length < n || xs.length < n) throw new RangeError(`webgpu ${what}: ${n} values overrun its buffers`);
+    if (o !== xs) this.copyBytes(xs.buffer, 0, o.buffer, 0, 4 * n);
+    return o;
   }
 }
 
@@ -914,6 +947,3 @@ function sameShapes(e: ExpertRows, a: ExpertRows): boolean {
   return (["gate", "up", "down"] as const).every((k) => e[k].shape.join() === a[k].shape.join());
 }
 
-function unsupported(op: OpName): Error {
-  return new RangeError(`webgpu backend: no ${op} kernel yet`);
-}
