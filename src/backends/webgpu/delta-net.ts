@@ -1,22 +1,7 @@
 // The gated DeltaNet's ops on the WebGPU backend (Qwen3-Next, Qwen3.5: linear-attention layers), each the scalar
 // reference's arithmetic (cpu/scalar.ts) in f32: the causal conv1d + SiLU with its rolling state, the L2 and gated
 // RMS norms (in place: a caller wanting another output copies first), the gates, and the delta rule itself.
-import { HEAD, MAIN } from "./kernels.js";
-
-const GID = "wid(wg, nw) * 64u + li";
-const SUM64 = /* wgsl */ `
-var<workgroup> red: array<f32, 64>;
-fn sum64(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  let s = red[0];
-  workgroupBarrier();
-  return s;
-}`;
+import { GID, HEAD, MAIN, SUM64 } from "./kernels.js";
 
 /** out[t, c] = silu(Σ_j w[c, j] · win[t + j]) per channel c (one thread), win = state's taps − 1 inputs then x's; state rolls on. */
 export const CONV_SILU_WGSL = /* wgsl */ `

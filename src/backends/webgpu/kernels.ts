@@ -8,7 +8,7 @@ export const HEAD = /* wgsl */ `
 fn wid(wg: vec3u, nw: vec3u) -> u32 { return wg.y * nw.x + wg.x; }
 `;
 /** The sum of one value per thread over a 64-thread workgroup (a barrier tree in `red`), for every thread. */
-const SUM64 = /* wgsl */ `
+export const SUM64 = /* wgsl */ `
 var<workgroup> red: array<f32, 64>;
 fn sum64(v: f32, li: u32) -> f32 {
   red[li] = v;
@@ -25,7 +25,7 @@ fn sum64(v: f32, li: u32) -> f32 {
 /** Every kernel's entry point: 64 threads, its workgroup and thread index. */
 export const MAIN = "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {";
 /** The thread's linear index, for kernels of one thread per value. */
-const GID = "wid(wg, nw) * 64u + li";
+export const GID = "wid(wg, nw) * 64u + li";
 
 /** The variant of `src` where binding `name` is the output `o` itself: its declaration dropped, its uses renamed. */
 export function inPlace(src: string, name: string): string {
@@ -37,9 +37,9 @@ export function inPlace(src: string, name: string): string {
   return src.replace(decl, "").replace(/@binding\((\d+)\)/g, (s, b: string) => (Number(b) > dropped ? `@binding(${Number(b) - 1})` : s)).replace(new RegExp(`\\b${name}\\[`, "g"), "o[");
 }
 
-/** What the tiled matmul declares: parameters, weights (read by `dq`), x and out. */
-const matmulHead = (dq: string) => /* wgsl */ `
-struct P { w_off: u32, k: u32, n: u32, t: u32 }
+/** What the tiled matmul declares: parameters (and `fields` more), weights (read by `dq`), x and out. */
+const matmulHead = (dq: string, fields = "") => /* wgsl */ `
+struct P { w_off: u32, k: u32, n: u32, t: u32${fields} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -584,15 +584,7 @@ export const quantXWords = (k: number) => k / 4 + k / 16;
  * x[t, h, :], one thread per (token, row), each unit of the row dequantised by dq32 (p.n: all nr·nh rows).
  */
 export function matmulHeadsWgsl(dq: string): string {
-  return /* wgsl */ `
-struct P { w_off: u32, k: u32, n: u32, t: u32, nh: u32, nr: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-${HEAD}
-${dq}
-${MAIN}
+  return /* wgsl */ `${matmulHead(dq, ", nh: u32, nr: u32")}${MAIN}
   let g = ${GID};
   if (g >= p.t * p.n) { return; }
   let tok = g / p.n;
