@@ -39,6 +39,7 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
   vec4.q4kReader = "vec4";
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
   assert.ok(be.subgroups, "lavapipe has subgroups: the matvec sums over them");
+  assert.ok((await gpuDevice()).int8Dot, "lavapipe's WGSL has the packed integer dot products: the intDot readers run");
   let worst = 0, worstInt = 0;
   for (const fmt of MATMUL_FORMATS_ALL) {
     // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.

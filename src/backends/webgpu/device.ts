@@ -13,6 +13,8 @@ export interface GpuDevice {
   readonly maxBuffer: number;
   /** The device has the subgroups feature (WGSL subgroupAdd: the matvec's sums). */
   readonly subgroups: boolean;
+  /** WGSL's packed 4x8-bit integer dot products (dot4I8Packed, pack4xI8): the intDot matvec readers need them. */
+  readonly int8Dot: boolean;
   /** The device has the timestamp-query feature (benches time their passes with it). */
   readonly timestamps: boolean;
   /** The GPU object itself: dawn.node's device must not outlive it (keep it reachable). */
@@ -70,5 +72,6 @@ export async function openGpuDevice(): Promise<GpuDevice | { reason: string }> {
   const adapterName = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
   // Binding sizes must be multiples of 4; keep a 256-byte margin so offsets stay aligned.
   const maxBinding = Math.floor(Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize) / 256) * 256;
-  return { device, adapterName, maxBinding, maxBuffer: l.maxBufferSize, timestamps, subgroups, gpu };
+  const int8Dot = gpu.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product") ?? false;
+  return { device, adapterName, maxBinding, maxBuffer: l.maxBufferSize, timestamps, subgroups, int8Dot, gpu };
 }

@@ -178,13 +178,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
   matvecLanes: number | undefined;
-  /** Q4_K and Q8_0 matvecs against x quantised to 8 bits, with integer dot products (as llama.cpp's CUDA matvec). */
+  /** Q4_K and Q8_0 matvecs against x quantised to 8 bits, with integer dot products (as llama.cpp's CUDA matvec), where WGSL has them. */
   intDot = false;
   /** Q4_K's matvec reader (quant/q4_k.ts): a word of each 32-byte group a thread, 2 sub-blocks a thread, or those in 16-byte loads. */
   q4kReader: keyof typeof Q4_K_READERS = "word";
   /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
   private reader(q: GpuQuant, aligned: boolean, k: number): GpuQuant {
-    const r = (this.intDot && INT_READERS.get(q.type)) || (q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q);
+    const r = (this.intDot && this.gpu.int8Dot && INT_READERS.get(q.type)) || (q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q);
     return r.vec4 && (!aligned || (r.intX && k % 64 !== 0)) ? r.vec4.fallback : r;
   }
   /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch `name`. */
