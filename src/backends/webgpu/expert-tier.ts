@@ -67,33 +67,24 @@ export class GpuExpertSlots {
     if (bytes.byteLength > this.slotBytes || bytes.byteLength % 4 !== 0) throw new RangeError(`webgpu expert slot: a record of ${bytes.byteLength} bytes does not fit a slot of ${this.slotBytes} in whole words`);
     const { arena, base } = this.place(slot);
     arena.invalidate(base, bytes.byteLength);
-    // Through mapped staging when a buffer is free (staging.ts: several times writeBuffer's rate).
-    const st = bytes.byteLength <= this.be.stagePieceBytes ? this.be.stageUpload(bytes) : undefined;
-    if (st) {
-      for (let done = 0; done < bytes.byteLength; ) {
-        const dst = arena.locate(base + done);
-        const n = Math.min(bytes.byteLength - done, dst.room);
-        this.be.copyBytes(st.buffer, st.offset + done, dst.buffer, dst.at, n);
-        done += n;
+    // Through mapped staging when a buffer is free (staging.ts: several times writeBuffer's rate), else the ring.
+    let src = bytes.byteLength <= this.be.stagePieceBytes ? this.be.stageUpload(bytes) : undefined;
+    if (!src) {
+      // Ring room is reused only after a submit: a copy still recorded (unsubmitted) must read what was staged for it.
+      if (this.head + bytes.byteLength > this.ringBytes) {
+        this.be.flush();
+        this.head = 0;
       }
-      this.uploadStats.uploads++;
-      this.uploadStats.bytes += bytes.byteLength;
-      this.uploadStats.ms += performance.now() - t0;
-      return;
+      this.be.device.queue.writeBuffer(this.ring, this.head, bytes);
+      src = { buffer: this.ring, offset: this.head };
+      this.head += bytes.byteLength;
     }
-    // Ring room is reused only after a submit: a copy still recorded (unsubmitted) must read what was staged for it.
-    if (this.head + bytes.byteLength > this.ringBytes) {
-      this.be.flush();
-      this.head = 0;
-    }
-    this.be.device.queue.writeBuffer(this.ring, this.head, bytes);
     for (let done = 0; done < bytes.byteLength; ) {
       const dst = arena.locate(base + done); // a record larger than a binding spans the arena's chunks
       const n = Math.min(bytes.byteLength - done, dst.room);
-      this.be.copyBytes(this.ring, this.head + done, dst.buffer, dst.at, n);
+      this.be.copyBytes(src.buffer, src.offset + done, dst.buffer, dst.at, n);
       done += n;
     }
-    this.head += bytes.byteLength;
     this.uploadStats.uploads++;
     this.uploadStats.bytes += bytes.byteLength;
     this.uploadStats.ms += performance.now() - t0;

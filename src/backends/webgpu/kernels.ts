@@ -271,7 +271,7 @@ ${MAIN}
 }`;
 }
 
-/** NeoX rope in place over rows (t, head) of x: pair (i, i + half) of each head's first 2·half values, cos/sin of (t, i) from `tab`. */
+/** Rope in place over rows (t, head) of x: 2·half values from p.off in pairs (i, i + half) NeoX or (2i, 2i + 1) NORM, cos/sin of (t, i) from `tab`. */
 export const ROPE_WGSL = /* wgsl */ `
 struct P { rows: u32, nh: u32, hd: u32, half: u32, off: u32, norm: u32 }
 @group(0) @binding(0) var<uniform> p: P;

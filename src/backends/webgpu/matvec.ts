@@ -37,13 +37,14 @@ export function matvecGroups(n: number, s: { g: number; r: number }): number {
 const accs = (a: string, R: number) => Array.from({ length: R }, (_, r) => `${a}${r}`);
 
 /**
- * The loop over a row's chunks: `parts` are [accumulator prefix, weight word base, reader, x's vec4 base], each over
- * rows row0 + r (reader `piece` and x base `xb` when not given). Each turn reads U chunks (pc, pc + G, ...) before
+ * The loop over a row's chunks in shape s: `parts` are [accumulator prefix, weight word base, reader, x's base], each
+ * over rows row0 + r (reader `piece` and x base `xb` when not given). Each turn reads U chunks (pc, pc + G, ...) before
  * adding any, so their loads are in flight together; the adds keep the one-chunk-a-turn order (a chunk past the
  * row adds 0 read from the row's last chunk), so every U gives the same bits.
  */
-function chunkLoop(parts: readonly [string, string, string?, string?][], R: number, k: string, n: string, u = 1, xload = false): string {
-  const U = Math.max(1, Math.min(u, Math.floor(16 / (parts.length * R))));
+function chunkLoop(q: GpuQuant, s: MatvecShape, parts: readonly [string, string, string?, string?][], k: string, n: string): string {
+  const R = s.r, xload = !!q.xload;
+  const U = Math.max(1, Math.min(s.u, Math.floor(16 / (parts.length * R))));
   const us = Array.from({ length: U }, (_, j) => j);
   const decl = parts.flatMap(([a]) => accs(a, R).map((v) => `var ${v} = 0.0;`)).join(" ");
   // With an x loader, x's share of each chunk is loaded once a turn (per x row) and given to every piece over it.
@@ -108,8 +109,7 @@ fn total(j: u32, grp: u32, sg_whole: bool, sg_size: u32) -> f32 {
 
 /**
  * The reader over another binding: `w[` becomes `${name}[`, and the functions and private variables it defines get
- * the suffix `_${name}`
- * (so a kernel can read two weights that may sit in different buffers).
+ * the suffix `_${name}` (so a kernel can read two weights that may sit in different buffers).
  */
 export function readerOver(code: string, name: string): string {
   const fns = [...code.matchAll(/\bfn (\w+)\(/g)].map((m) => m[1]);
@@ -160,7 +160,7 @@ export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   ${ROW0}
   let tok = wg.z;
   let xb = tok * ${xrow(q)};
-  ${chunkLoop([["a", "p.w_off"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
+  ${chunkLoop(q, s, [["a", "p.w_off"]], "p.k", "p.n")}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let v = total(lane, grp, sg_whole, sg_size);
@@ -187,7 +187,7 @@ export function moeGateUpWgsl(q: GpuQuant, s: MatvecShape): string {
   let xb = tb[e + 2u] * ${xrow(q)};
   let gb = tb[e];
   let ub = tb[e + 1u];
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
+  ${chunkLoop(q, s, [["a", "gb"], ["b", "ub", "piece_wu"]], "p.k", "p.n")}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);
@@ -211,7 +211,7 @@ export function moeDownWgsl(q: GpuQuant, s: MatvecShape): string {
   let e = p.tab + 3u * wg.z;
   let xb = tb[e + 1u] * ${xrow(q)};
   let wb = tb[e];
-  ${chunkLoop([["a", "wb"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
+  ${chunkLoop(q, s, [["a", "wb"]], "p.k", "p.n")}
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) { o[tb[e + 2u] * p.n + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
 }`;
@@ -233,7 +233,7 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
   const readers = ids.map((i) => readerOver(readerCode(q), `w${i}`)).join("\n");
   const body = (i: number) => /* wgsl */ `{
     let row0 = ((wid(wg, nw) - p.first${i}) * (64u / G) + grp) * R;
-    ${chunkLoop([["a", `p.off${i}`, `piece_w${i}`]], s.r, "p.k", `p.n${i}`, s.u, !!q.xload)}
+    ${chunkLoop(q, s, [["a", `p.off${i}`, `piece_w${i}`]], "p.k", `p.n${i}`)}
     ${reduce(accs("a", s.r), s.sg)}
     if (lane < R && row0 + lane < p.n${i}) { o${i}[tok * p.n${i} + row0 + lane] = total(lane, grp, sg_whole, sg_size); }
   }`;
@@ -264,7 +264,7 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   ${ROW0}
   let q0 = wg.z * ${k}u;
   ${js.map((j) => `let w${j} = tb[p.tab + 3u * (q0 + ${j}u)]; let xb${j} = tb[p.tab + 3u * (q0 + ${j}u) + 1u] * ${xrow(q)};`).join("\n  ")}
-  ${chunkLoop(parts, s.r, "p.k", "p.n", s.u, !!q.xload)}
+  ${chunkLoop(q, s, parts, "p.k", "p.n")}
   ${reduce(names, s.sg)}
   if (lane < R && row0 + lane < p.n) {
     var v = 0.0;
@@ -295,7 +295,7 @@ export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: strin
   let gb = offs[3u * ex];
   let ub = offs[3u * ex + 1u];
   let xb = 0u;
-  ${chunkLoop([["a", "gb"], ["b", "ub", "piece_wu"]], s.r, "p.k", "p.n", s.u, !!q.xload)}
+  ${chunkLoop(q, s, [["a", "gb"], ["b", "ub", "piece_wu"]], "p.k", "p.n")}
   ${reduce([...accs("a", s.r), ...accs("b", s.r)], s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let g = total(lane, grp, sg_whole, sg_size);

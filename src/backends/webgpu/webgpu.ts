@@ -18,12 +18,14 @@ import { MOE_TILE_WORDS, moeTiledDownWgsl, moeTiledGateUpWgsl, pushTiles } from 
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
+import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
+import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
+
+/** A matvec reader's part of its pipeline key. */
 const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : q.intX ? "i" : "");
 /** The readers against x quantised to 8 bits (WebGpuBackend.intDot), by type. */
 const INT_READERS = new Map([Q4_K_GPU_Q8X, Q8_0_GPU_Q8X].map((q) => [q.type, q]));
 const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
-import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
@@ -187,15 +189,17 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const r = (this.intDot && this.gpu.int8Dot && INT_READERS.get(q.type)) || (q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q);
     return r.vec4 && (!aligned || (r.intX && k % 64 !== 0)) ? r.vec4.fallback : r;
   }
-  /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch `name`. */
-  private xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number, name = "xq"): GPUBuffer {
+  /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch. */
+  private xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
     if (!q.intX) return x;
-    const o = this.moeBuf(name, rows * quantXWords(k));
+    const o = this.moeBuf("xq", rows * quantXWords(k));
     this.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
     return o.buffer;
   }
-  private shape(q: GpuQuant, k: number, n: number): MatvecShape {
-    return matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
+  /** A matvec over weights of w's type (rows of k, n rows): its reader, shape and pipeline key part `type+reader/shape`. */
+  private plan(w: GpuWeight, aligned: boolean, k: number, n: number): { q: GpuQuant; s: MatvecShape; key: string } {
+    const q = this.reader(w.quant, aligned, k), s = matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
+    return { q, s, key: `${w.type}${readerKey(q)}/${shapeKey(s)}` };
   }
 
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
@@ -514,9 +518,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
-    const q = this.reader(w.quant, w.wordOffset % 4 === 0, k), s = this.shape(q, k, n);
+    const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
     const xs = this.xFor(q, x, k, nTokens);
-    this.dispatch(`matvec/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
+    this.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
@@ -533,7 +537,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     os.forEach((o, i) => {
       if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
     });
-    const q = this.reader(gs[0].quant, gs.every((w) => w.wordOffset % 4 === 0), k), s = this.shape(q, k, Math.max(...dims.map((d) => d.n)));
+    const { q, s, key } = this.plan(gs[0], gs.every((w) => w.wordOffset % 4 === 0), k, Math.max(...dims.map((d) => d.n)));
     const params = [k];
     let first = 0;
     for (const [i, w] of gs.entries()) {
@@ -541,7 +545,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       first += matvecGroups(dims[i].n, s);
     }
     const xb = this.xFor(q, xs.buffer, k, 1);
-    this.dispatch(`matvec_set/${gs[0].type}${readerKey(q)}/${shapeKey(s)}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
+    this.dispatch(`matvec_set/${key}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
   }
 
   addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -786,16 +790,16 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, xRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant, aligned, k), s = this.shape(q, k, n);
+    const { q, s, key } = this.plan(w, aligned, k, n);
     const xs = this.xFor(q, x, k, xRows);
-    this.dispatch(`moe_gate_up/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
+    this.dispatch(`moe_gate_up/${key}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, aRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const q = this.reader(w.quant, aligned, k), s = this.shape(q, k, n);
+    const { q, s, key } = this.plan(w, aligned, k, n);
     const as = this.xFor(q, a, k, aRows);
-    this.dispatch(`moe_down/${w.type}${readerKey(q)}/${shapeKey(s)}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
+    this.dispatch(`moe_down/${key}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
     const { nExpert, k } = spec;
@@ -821,8 +825,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const q = this.reader(L.gate.quant, L.aligned, Kg), s = this.shape(q, Kg, Ng);
-      this.dispatch(`moe_gate_up_routed/${L.gate.type}${readerKey(q)}/${shapeKey(s)}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
+      const { q, s, key } = this.plan(L.gate, L.aligned, Kg, Ng);
+      this.dispatch(`moe_gate_up_routed/${key}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
         [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, route.nTokens, ae.buffer, L.aligned);
     const o = gbuf(out);
@@ -830,8 +834,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (route.k <= MAX_SUM_K && this.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const q = this.reader(L.down.quant, L.aligned, Kd), s = this.shape(q, Kd, Nd);
-      this.dispatch(`moe_down_sum/${L.down.type}${readerKey(q)}/${shapeKey(s)}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
+      const { q, s, key } = this.plan(L.down, L.aligned, Kd, Nd);
+      this.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.moeBuf("ye", P * D);
