@@ -9,8 +9,9 @@ import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceR
 import { heads3d, ropeAngles, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ATTENTION_WGSL, ATTENTION4_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
+import { ATTENTION_WGSL, ATTENTION4_WGSL } from "./attention.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL, rowNormWgsl } from "./delta-net.js";
