@@ -1,7 +1,7 @@
 // The gated DeltaNet's ops on the WebGPU backend (Qwen3-Next, Qwen3.5: linear-attention layers), each the scalar
-// reference's arithmetic (cpu/scalar.ts) in f32: the causal conv1d + SiLU with its rolling state, the L2 and gated
-// RMS norms (in place: a caller wanting another output copies first), the gates, and the delta rule itself.
-import { GID, HEAD, MAIN, SUM64 } from "./kernels.js";
+// reference's arithmetic (cpu/scalar.ts) in f32: the causal conv1d + SiLU with its rolling state, the gates, and the
+// delta rule itself. Its L2 and gated RMS norms are kernels.ts normWgsl's kinds "l2" and "gated".
+import { GID, HEAD, MAIN } from "./kernels.js";
 
 /** out[t, c] = silu(Σ_j w[c, j] · win[t + j]) per channel c (one thread), win = state's taps − 1 inputs then x's; state rolls on. */
 export const CONV_SILU_WGSL = /* wgsl */ `
@@ -31,29 +31,6 @@ ${MAIN}
     st[c * keep + j] = select(x[(i - min(i, keep)) * p.c + c], st[c * keep + min(i, keep - 1u)], i < keep);
   }
 }`;
-
-/** In place over rows of p.n: x / sqrt(Σx² + eps) (l2), or x / sqrt(mean(x²) + eps) · w · silu(gate) (gated). */
-export function rowNormWgsl(gated: boolean): string {
-  return /* wgsl */ `
-struct P { n: u32, rows: u32, eps: f32, w_off: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-${gated ? "@group(0) @binding(2) var<storage, read> w: array<u32>;\n@group(0) @binding(3) var<storage, read> gt: array<f32>;" : ""}
-${HEAD}
-${SUM64}
-${MAIN}
-  let r = wid(wg, nw);
-  if (r >= p.rows) { return; }
-  let b = r * p.n;
-  var ss = 0.0;
-  for (var i = li; i < p.n; i += 64u) { ss += x[b + i] * x[b + i]; }
-  let tot = sum64(ss, li);
-  ${gated ? "let inv = 1.0 / sqrt(tot / f32(p.n) + p.eps);" : "let inv = 1.0 / sqrt(tot + p.eps);"}
-  for (var i = li; i < p.n; i += 64u) {
-    ${gated ? "let z = gt[b + i];\n    x[b + i] = x[b + i] * inv * bitcast<f32>(w[p.w_off + i]) * (z / (1.0 + exp(-z)));" : "x[b + i] = x[b + i] * inv;"}
-  }
-}`;
-}
 
 /** In place per (row, head): alpha -> g = softplus(alpha + dt[h]) · a[h] (softplus linear past 20, as ggml), betaRaw -> sigmoid. */
 export const DELTA_GATES_WGSL = /* wgsl */ `

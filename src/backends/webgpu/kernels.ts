@@ -204,34 +204,54 @@ export function normShape(n: number): { threads: number; per: number } {
 /**
  * A row norm, one workgroup of `threads` per row, each thread holding `per` values (li + threads·j) in registers:
  * every load is issued before the first sum, so a row costs one memory round trip, not one per 64 values (a
- * 64-thread loop took 29 µs a 2048-wide row on an H100). add: x += y first, written back (addRmsNorm); else
- * out = x / sqrt(mean(x²) + eps) · w (w: n f32 at word w_off; xin may be out: see inPlace). Both sum in the same
- * order, so they agree bit for bit; at 64 threads the order is normRopeStore's (values in j order, then sum64's
- * tree), so its norms equal this op's too.
+ * 64-thread loop took 29 µs a 2048-wide row on an H100). rms: out = x / sqrt(mean(x²) + eps) · w (w: n f32 at word
+ * w_off; xin may be out: see inPlace); add: x += y first, written back, then h as rms (addRmsNorm); in place, the
+ * DeltaNet's: l2, x / sqrt(Σx² + eps); gated, rms · silu(gate). All sum in the same order, so rms and add agree bit
+ * for bit; at 64 threads the order is normRopeStore's (values in j order, then sum64's tree), so its norms equal
+ * this op's too.
  */
-export function normWgsl(add: boolean, threads: number, per: number): string {
-  const key = `${add}/${threads}/${per}`;
+export function normWgsl(kind: NormKind, threads: number, per: number): string {
+  const key = `${kind}/${threads}/${per}`;
   let src = NORMS.get(key);
-  if (!src) NORMS.set(key, (src = normSource(add, threads, per)));
+  if (!src) NORMS.set(key, (src = normSource(kind, threads, per)));
   return src;
 }
 const NORMS = new Map<string, string>();
-function normSource(add: boolean, threads: number, per: number): string {
-  if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${threads * 64} values are not supported`);
-  const js = Array.from({ length: per }, (_, j) => j);
-  const binds = add
-    ? `@group(0) @binding(1) var<storage, read> w: array<u32>;
+export type NormKind = "rms" | "add" | "l2" | "gated";
+/** Each kind's bindings after the parameters, how thread value j is loaded, and how it is written back. */
+const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string; store: (v: string, i: string) => string }> = {
+  rms: {
+    binds: `@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> xin: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;`,
+    load: (i) => `xin[b + ${i}]`,
+    store: (v, i) => `o[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]);`,
+  },
+  add: {
+    binds: `@group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
-@group(0) @binding(4) var<storage, read_write> h: array<f32>;`
-    : `@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> xin: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;`;
-  const load = (j: number) => (add ? `v${j} = x[b + i${j}] + y[b + i${j}];` : `v${j} = xin[b + i${j}];`);
+@group(0) @binding(4) var<storage, read_write> h: array<f32>;`,
+    load: (i) => `x[b + ${i}] + y[b + ${i}]`,
+    store: (v, i) => `x[b + ${i}] = ${v}; h[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]);`,
+  },
+  l2: { binds: "@group(0) @binding(1) var<storage, read_write> x: array<f32>;", load: (i) => `x[b + ${i}]`, store: (v, i) => `x[b + ${i}] = ${v} * inv;` },
+  gated: {
+    binds: `@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> gt: array<f32>;`,
+    load: (i) => `x[b + ${i}]`,
+    store: (v, i) => `let z${i} = gt[b + ${i}]; x[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]) * (z${i} / (1.0 + exp(-z${i})));`,
+  },
+};
+function normSource(kind: NormKind, threads: number, per: number): string {
+  if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${threads * 64} values are not supported`);
+  const js = Array.from({ length: per }, (_, j) => j);
+  const k = NORM_KINDS[kind];
   return /* wgsl */ `
 struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-${binds}
+${k.binds}
 ${HEAD}
 var<workgroup> red: array<f32, ${threads}>;
 @compute @workgroup_size(${threads})
@@ -239,7 +259,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   let r = wid(wg, nw);
   if (r >= p.rows) { return; }
   let b = r * p.n;
-  ${js.map((j) => `let i${j} = li + ${threads * j}u; var v${j} = 0.0; if (i${j} < p.n) { ${load(j)} }`).join("\n  ")}
+  ${js.map((j) => `let i${j} = li + ${threads * j}u; var v${j} = 0.0; if (i${j} < p.n) { v${j} = ${k.load(`i${j}`)}; }`).join("\n  ")}
   var ss = 0.0;
   ${js.map((j) => `ss += v${j} * v${j};`).join(" ")}
   red[li] = ss;
@@ -248,8 +268,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     if (li < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }
-  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
-  ${js.map((j) => `if (i${j} < p.n) { ${add ? `x[b + i${j}] = v${j}; h` : "o"}[b + i${j}] = v${j} * inv * bitcast<f32>(w[p.w_off + i${j}]); }`).join("\n  ")}
+  let inv = 1.0 / sqrt(red[0]${kind === "l2" ? "" : " / f32(p.n)"} + p.eps);
+  ${js.map((j) => `if (i${j} < p.n) { ${k.store(`v${j}`, `i${j}`)} }`).join("\n  ")}
 }`;
 }
 

@@ -14,7 +14,7 @@ import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL } from "./attention.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
-import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL, rowNormWgsl } from "./delta-net.js";
+import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
 import { MOE_TILE_WORDS, moeTiledDownWgsl, moeTiledGateUpWgsl, pushTiles } from "./moe-tiles.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
@@ -557,7 +557,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
     const params = [rowLen, nRows, g.wordOffset, f(eps)], binds = [g.buffer, ys.buffer, xs.buffer, hs.buffer];
     const { threads, per } = normShape(rowLen);
-    this.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl(true, threads, per), params, binds, nRows);
+    this.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl("add", threads, per), params, binds, nRows);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -565,7 +565,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (g.type !== F32) throw new RangeError(`webgpu rmsNorm: weight '${g.name}' must be F32`);
     const o = gbuf(out), xs = gbuf(x);
     const { threads, per } = normShape(rowLen);
-    const v = this.aliased(`rmsnorm/${threads}/${per}`, normWgsl(false, threads, per), o, xs, "xin");
+    const v = this.aliased(`rmsnorm/${threads}/${per}`, normWgsl("rms", threads, per), o, xs, "xin");
     this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
@@ -896,7 +896,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
     const o = this.inPlaceFrom(out, x, rowLen * nRows, "l2Norm");
-    this.dispatch("l2_norm", () => rowNormWgsl(false), [rowLen, nRows, f(eps), 0], [o.buffer], nRows);
+    const { threads, per } = normShape(rowLen);
+    this.dispatch(`l2_norm/${threads}/${per}`, () => normWgsl("l2", threads, per), [rowLen, nRows, 0, f(eps)], [o.buffer], nRows);
   }
   rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
     const g = gw(w, "rmsNormGated");
@@ -905,7 +906,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (gt.length < rowLen * nRows) throw new RangeError(`rmsNormGated: the gate holds ${gt.length} values, needs ${rowLen * nRows}`);
     if (gt === gbuf(out)) throw new RangeError("webgpu rmsNormGated: out may not alias the gate");
     const o = this.inPlaceFrom(out, x, rowLen * nRows, "rmsNormGated");
-    this.dispatch("rmsnorm_gated", () => rowNormWgsl(true), [rowLen, nRows, f(eps), g.wordOffset], [o.buffer, g.buffer, gt.buffer], nRows);
+    const { threads, per } = normShape(rowLen);
+    this.dispatch(`rmsnorm_gated/${threads}/${per}`, () => normWgsl("gated", threads, per), [rowLen, nRows, g.wordOffset, f(eps)], [o.buffer, g.buffer, gt.buffer], nRows);
   }
   deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
     const dt = gw(dtBias, "deltaGates"), av = gw(a, "deltaGates");
