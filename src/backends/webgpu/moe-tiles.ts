@@ -2,7 +2,7 @@
 // (64 weight rows, tile), each thread a row dequantised once per tile (as the tiled matmul, kernels.ts) where the
 // matvec kernels would read the expert's weights once per token. A tile is MOE_TILE_WORDS words of a table in the
 // submission's staging words: [weight word offset, up's word offset (gate+up) or 0, tokens m, 16 x rows, 16 out rows].
-import { HEAD, MAIN } from "./kernels.js";
+import { GID, HEAD, MAIN } from "./kernels.js";
 import { readerOver } from "./matvec.js";
 
 export const MOE_TILE_TOKENS = 16;
@@ -14,7 +14,7 @@ function dqAt(dq: string, name: string, off: string): string {
 }
 
 const body = (parts: number) => /* wgsl */ `
-  let row = wid(wg, nw) * 64u + li;
+  let row = ${GID};
   let e = p.tab + wg.z * ${MOE_TILE_WORDS}u;
   if (row >= p.n) { return; }
   off_a = tb[e];
