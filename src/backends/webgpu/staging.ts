@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 // Host bytes to the device through mapped staging buffers. Dawn's queue.writeBuffer moved 1.0-1.1 GB/s on the
-// H100 machine (and 0.33 GB/s on lavapipe, where 4 mapped buffers moved 8.6): the bytes are set straight into a
+// H100 machine (and 0.24 GB/s on lavapipe, where this staging moved 5.2-5.3): the bytes are set straight into a
 // buffer's mapped memory, a copy recorded in the command stream moves them into place (ordered with every op
 // recorded before and after it), and the buffer is unmapped just before the submit that carries the copy, then
 // mapped again; the GPU's copy done, it takes more bytes. With no mapped buffer free, the caller falls back.
