@@ -270,6 +270,8 @@ export interface Backend {
    * only mapped on first touch.
    */
   allocHost?(bytes: number): Uint8Array;
+  /** Start the work recorded so far on the device without waiting for it (a GPU's queue), so the host may work meanwhile. */
+  flush?(): void;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */
   close?(): void;
 }

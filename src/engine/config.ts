@@ -12,6 +12,7 @@ export type { SamplingOptions } from "../sampler/index.js";
 /** "native" is accepted as an alias of "cpu" (the native addon). */
 export type BackendName = "auto" | "cpu" | "native" | "wasm" | "webgpu" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";
+export type GpuMisses = "upload" | "cpu";
 
 export interface OptionSpec<T> {
   flag: string;
@@ -81,7 +82,7 @@ function policySpec(raw: string, where: string): string {
 export const ENGINE_OPTIONS = {
   backend: {
     flag: "--backend <name>", env: "MOESTREAM_BACKEND", default: "auto" as BackendName, parse: oneOf<BackendName>(["auto", "cpu", "native", "wasm", "webgpu", "scalar"]),
-    help: "compute backend: auto (webgpu on a hardware GPU when it runs every op of the model and holds every expert; else cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | webgpu (WGSL kernels on a GPU: Dawn under Node, navigator.gpu in a browser; no MLA or DeltaNet ops yet) | scalar (TypeScript reference)",
+    help: "compute backend: auto (webgpu on a hardware GPU when it runs every op of the model and holds every expert; else cpu when the native addon is built, else wasm, else scalar) | cpu (native C kernels, SIMD, all cores; alias native) | wasm (WebAssembly SIMD128, worker threads; no compiler needed) | webgpu (WGSL kernels on a GPU: Dawn under Node, navigator.gpu in a browser) | scalar (TypeScript reference)",
   },
   threads: { flag: "--threads <n>", env: "MOESTREAM_THREADS", default: 0, help: "compute threads; 0 = all cores", parse: int(...RANGES.threads) },
   ctxSize: {
@@ -100,6 +101,10 @@ export const ENGINE_OPTIONS = {
   gpuExpertCache: {
     flag: "--gpu-expert-cache <size>", env: "MOESTREAM_GPU_EXPERT_CACHE", default: 0, parse: parseSize,
     help: "--backend webgpu: bytes of expert slots on the GPU (e.g. 8G), filled from the host cache; 0 = auto: the host expert cache's size (every expert when resident), halved while the device refuses the memory, never below one layer's top-k. All experts fit: they stay resident on the GPU",
+  },
+  gpuMisses: {
+    flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu"]),
+    help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits)",
   },
   prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {
@@ -149,6 +154,8 @@ export interface EngineConfig {
   expertCache: number;
   /** Bytes of GPU expert slots (webgpu); 0 = auto (engine/gpu-tier.ts). */
   gpuExpertCache: number;
+  /** Where a GPU tier's missing experts run: uploaded into it, or on a CPU backend (split tier). */
+  gpuMisses: GpuMisses;
   /** Check every expert record's crc32c as it is read (packed models). */
   verifyExperts: boolean;
   /** Check every dense tensor's crc32c at load (packed models whose manifest has them). */

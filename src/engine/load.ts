@@ -135,6 +135,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
   const file = await openGGUF(densePath);
   let reader: ExpertReader | undefined;
   let backend: Backend | undefined;
+  let hostBe: Backend | undefined;
   try {
     refuseSplitGGUF(file);
     const archName = metaString(file, "general.architecture");
@@ -257,7 +258,10 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
       hostOnly: gpu !== undefined, fill: !gpu?.resident,
     });
     // The GPU tier evicts by the same policy as the host cache, an instance of its own.
-    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), info.nExpertUsed);
+    // --gpu-misses cpu: the experts the tier lacks run on a CPU backend of their own (split tier).
+    const hostBackend = gpu && !gpu.resident && cfg.gpuMisses === "cpu" ? (hostBe = await createBackend({ ...cfg, backend: "auto" }, warnings)) : undefined;
+    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: info.nExpertUsed, hostBackend });
+    if (hostBackend) expertIO = { ...expertIO, reason: `${expertIO.reason}; experts not on the GPU run on backend '${hostBackend.name}' (--gpu-misses cpu)` };
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       const progress = (d: number, t: number) => onProgress?.(base + (d / t) * expertBytes, Math.max(totalBytes, base + expertBytes));
@@ -277,11 +281,13 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
         gpuExperts?.free();
         for (const a of arenas) a.free();
         be.close?.();
+        hostBe?.close?.();
       },
     };
   } catch (e) {
     await reader?.close();
     backend?.close?.(); // worker threads of a model that never loaded
+    hostBe?.close?.();
     throw e;
   } finally {
     await file.source.close();

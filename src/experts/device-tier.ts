@@ -2,9 +2,10 @@
 // A lookup that finds its expert in a device slot is a device hit; a miss takes the record from the host
 // cache (a host hit, or a disk read there) and uploads it into a slot freed by the same eviction policy the
 // host cache uses (another instance of it: each tier ranks its own keys). Experts of an unreleased acquire()
-// are pinned in both tiers until their upload is recorded, and in this one until release().
-import type { Weight, WeightDesc } from "../backends/backend.js";
-import type { ExpertSource, ExpertWeights } from "./source.js";
+// are pinned in both tiers until their upload is recorded, and in this one until release(). A split tier (a
+// host backend given) runs most misses on the host instead (HostSide, below).
+import type { Backend, Weight, WeightDesc } from "../backends/backend.js";
+import type { ExpertSource, ExpertWeights, HostExperts } from "./source.js";
 import { ExpertBudgetError, partViews, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
 import { SlotTable } from "./slot-table.js";
 
@@ -26,6 +27,19 @@ export interface DeviceTierStats {
   /** Experts not on the device: each is one lookup in the host cache and one upload. */
   misses: number;
   evictions: number;
+  /** Split tier (hostBackend given): lookups of experts that ran on the host instead of going up. */
+  hostRuns: number;
+}
+
+export interface DeviceTierOptions {
+  /** One layer's top-k: the tier must hold at least that many slots. */
+  minExperts?: number;
+  /**
+   * Run the experts the tier lacks on this host backend instead of uploading them (a split tier, as llama.cpp's
+   * --n-cpu-moe): a missed expert goes up only while slots are free or when it has been used more often lately
+   * than the expert it would evict (TinyLFU's admission), so the tier keeps the hot set and uploads stay rare.
+   */
+  hostBackend?: Backend;
 }
 
 interface Entry {
@@ -38,18 +52,21 @@ interface Entry {
 }
 
 export class DeviceTier implements ExpertSource {
-  readonly stats: DeviceTierStats = { hits: 0, misses: 0, evictions: 0 };
+  readonly stats: DeviceTierStats = { hits: 0, misses: 0, evictions: 0, hostRuns: 0 };
+  readonly host?: HostExperts;
   private readonly table: SlotTable<Entry>;
   private readonly keyStride: number;
   private readonly totalExperts: number;
   private preloading = false;
   private readonly layers = new Map<number, readonly ExpertWeights[]>();
 
-  constructor(readonly host: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, minExperts = 1) {
+  constructor(readonly hostCache: StreamingExperts, readonly slots: DeviceSlots, private readonly policy: EvictionPolicy, opts: DeviceTierOptions = {}) {
+    const minExperts = opts.minExperts ?? 1;
     this.table = new SlotTable(slots.nSlots, policy);
-    const r = host.reader;
+    const r = hostCache.reader;
     this.keyStride = Math.max(...r.layers.map((l) => r.expertCount(l)));
     this.totalExperts = r.layers.reduce((a, l) => a + r.expertCount(l), 0);
+    if (opts.hostBackend) this.host = new HostSide(this, opts.hostBackend, (Math.max(...r.layers) + 1) * this.keyStride);
     if (slots.nSlots < minExperts) throw new ExpertBudgetError(minExperts * slots.slotBytes, slots.nSlots * slots.slotBytes, `the GPU tier holds ${slots.nSlots} slots and one layer's active experts need ${minExperts}`);
   }
 
@@ -61,7 +78,7 @@ export class DeviceTier implements ExpertSource {
     return this.slots.nSlots >= this.totalExperts;
   }
   get prefetchDepth(): number {
-    return this.table.entries.size < this.totalExperts ? (this.host.prefetchDepth ?? 0) : 0;
+    return this.table.entries.size < this.totalExperts ? (this.hostCache.prefetchDepth ?? 0) : 0;
   }
 
   /**
@@ -73,7 +90,7 @@ export class DeviceTier implements ExpertSource {
     let all = this.layers.get(layer);
     if (!all) {
       const ws: ExpertWeights[] = [];
-      for (let e = 0; e < this.host.reader.expertCount(layer); e++) {
+      for (let e = 0; e < this.hostCache.reader.expertCount(layer); e++) {
         const w = this.table.entries.get(layer * this.keyStride + e)?.weights;
         if (!w) return undefined;
         ws.push(w);
@@ -89,7 +106,7 @@ export class DeviceTier implements ExpertSource {
 
   /** Upload every expert (the tier holds them all), through the host cache in groups it can hold. */
   async preloadAll(onProgress?: (done: number, total: number) => void): Promise<void> {
-    const r = this.host.reader;
+    const r = this.hostCache.reader;
     let done = 0;
     this.preloading = true;
     try {
@@ -108,11 +125,11 @@ export class DeviceTier implements ExpertSource {
   }
 
   prefetch(layer: number, ids: readonly number[], depth?: number): void {
-    this.host.prefetch(layer, ids.filter((e) => !this.table.entries.has(layer * this.keyStride + e)), depth);
+    this.hostCache.prefetch(layer, ids.filter((e) => !this.table.entries.has(layer * this.keyStride + e)), depth);
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
-    const n = this.host.reader.expertCount(layer);
+    const n = this.hostCache.reader.expertCount(layer);
     for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);
     const distinct = [...new Set(ids)];
     const keys = distinct.map((e) => layer * this.keyStride + e);
@@ -171,28 +188,44 @@ export class DeviceTier implements ExpertSource {
 
   /** Records of the missed experts from the host cache (in groups it can hold), each uploaded as it arrives. */
   private async upload(layer: number, missed: { e: number; en: Entry }[]): Promise<void> {
-    const group = Math.max(1, this.host.capacity);
+    const group = Math.max(1, this.hostCache.capacity);
     for (let at = 0; at < missed.length; at += group) {
       const part = missed.slice(at, at + group);
       const ids = part.map((m) => m.e);
-      const recs = await this.host.acquireRecords(layer, ids);
+      const recs = await this.hostCache.acquireRecords(layer, ids);
       try {
         part.forEach(({ e, en }, i) => {
           this.slots.write(en.slot, recs[i]);
           en.weights = this.weightsOf(layer, e, en.slot);
         });
       } finally {
-        this.host.release(layer, ids);
+        this.hostCache.release(layer, ids);
       }
     }
   }
 
   private weightsOf(layer: number, e: number, slot: number): ExpertWeights {
     const w: Record<string, Weight> = {};
-    for (const p of this.host.reader.parts(layer)) {
+    for (const p of this.hostCache.reader.parts(layer)) {
       for (const v of partViews(p)) w[v.name] = this.slots.view(slot, { name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape }, p.offset + v.offset);
     }
     return w;
+  }
+
+  /** Whether `key` has a device slot (uploaded, or being uploaded by an acquire). */
+  onDevice(key: number): boolean {
+    return this.table.entries.has(key);
+  }
+  /** Slots free or never used: misses take them without evicting. */
+  freeSlots(): number {
+    return this.slots.nSlots - this.table.entries.size;
+  }
+  /** The key a miss would evict now (unpinned, outside `protect`), without evicting it. */
+  peekVictim(protect: ReadonlySet<number>, incoming: number): number | undefined {
+    return this.policy.victim((k) => (this.table.entries.get(k)?.pins ?? 1) === 0 && !protect.has(k), incoming);
+  }
+  keyOf(layer: number, e: number): number {
+    return layer * this.keyStride + e;
   }
 
   private checkFits(layer: number, keys: number[]): void {
@@ -200,5 +233,70 @@ export class DeviceTier implements ExpertSource {
     if (keys.length + elsewhere <= this.slots.nSlots) return;
     throw new ExpertBudgetError((keys.length + elsewhere) * this.slots.slotBytes, this.slots.nSlots * this.slots.slotBytes,
       `layer ${layer} needs ${keys.length} experts at once${elsewhere ? ` (${elsewhere} more are pinned)` : ""}, the GPU tier holds ${this.slots.nSlots} slots of ${this.slots.slotBytes} bytes`);
+  }
+}
+
+/**
+ * The host side of a split tier: which routed experts go to the device, and host-backend weights over the host
+ * cache's records for the rest. Admission counts each expert's lookups, halved every `8 x keys` lookups
+ * (TinyLFU's aging), and admits a miss over a victim used less often; ties stay on the host, so two experts of
+ * equal use do not take turns evicting each other.
+ */
+class HostSide implements HostExperts {
+  private readonly freq: Float64Array;
+  private lookups = 0;
+
+  constructor(private readonly tier: DeviceTier, readonly backend: Backend, keys: number) {
+    this.freq = new Float64Array(keys);
+  }
+
+  get capacity(): number {
+    return this.tier.hostCache.capacity;
+  }
+
+  split(layer: number, ids: readonly number[]): { device: number[]; host: number[] } {
+    const distinct = [...new Set(ids)];
+    const keys = distinct.map((e) => this.tier.keyOf(layer, e));
+    for (const k of keys) this.freq[k]++;
+    if ((this.lookups += keys.length) >= 8 * this.freq.length) {
+      for (let i = 0; i < this.freq.length; i++) this.freq[i] /= 2;
+      this.lookups = 0;
+    }
+    const protect = new Set(keys);
+    const device: number[] = [], host: number[] = [];
+    let free = this.tier.freeSlots();
+    let overVictim = false; // one admission over a victim a split: the policy names the same victim until it goes
+    for (const [i, e] of distinct.entries()) {
+      const k = keys[i];
+      if (this.tier.onDevice(k)) device.push(e);
+      else if (free > 0) (free--, device.push(e));
+      else {
+        const v = overVictim ? undefined : this.tier.peekVictim(protect, k);
+        if (v !== undefined && this.freq[k] > this.freq[v]) (overVictim = true, device.push(e));
+        else host.push(e);
+      }
+    }
+    this.tier.stats.hostRuns += host.length;
+    return { device, host };
+  }
+
+  async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
+    const recs = await this.tier.hostCache.acquireRecords(layer, ids);
+    const parts = this.tier.hostCache.reader.parts(layer);
+    return recs.map((rec, i) => {
+      const w: Record<string, Weight> = {};
+      for (const p of parts) {
+        for (const v of partViews(p)) {
+          const at = p.offset + v.offset;
+          // Not owned: the record stays as read (it may still go up to the device), so no backend repacks it.
+          w[v.name] = this.backend.upload({ name: `${p.tensor}[${ids[i]}]${v.suffix}`, type: p.type, shape: v.shape, bytes: rec.subarray(at, at + v.byteLength) });
+        }
+      }
+      return w;
+    });
+  }
+
+  release(layer: number, ids: readonly number[]): void {
+    this.tier.hostCache.release(layer, ids);
   }
 }

@@ -1,5 +1,5 @@
 // What a model asks of expert storage: the routed ids of one layer are the I/O request.
-import type { Weight } from "../backends/backend.js";
+import type { Backend, Weight } from "../backends/backend.js";
 
 /**
  * One expert's parts by name, each as prepared by the backend: the names and shapes are the
@@ -25,6 +25,27 @@ export interface ExpertSource {
   countDeviceRouted?(lookups: number): void;
   /** How many layers ahead the model should predict for prefetch() (absent: 1 when prefetch exists). */
   readonly prefetchDepth?: number;
+  /**
+   * Optional: a device tier that runs the experts it lacks on the host instead of uploading them (llama.cpp's
+   * --n-cpu-moe, chosen per expert by the cache rather than per layer).
+   */
+  readonly host?: HostExperts;
+}
+
+/** The host side of a split device tier: which experts run where, and host-backend weights for the rest. */
+export interface HostExperts {
+  /** The host backend the experts not on the device run on. */
+  readonly backend: Backend;
+  /** Most distinct experts one acquire() may hold (the host cache's slots). */
+  readonly capacity?: number;
+  /**
+   * Of a layer's distinct routed `ids`, those acquire() serves from the device (on it, or admitted now: their upload
+   * is recorded by that acquire) and those to run on the host. Lookups count here.
+   */
+  split(layer: number, ids: readonly number[]): { device: number[]; host: number[] };
+  /** Host-backend weights of `ids` (from the host cache), valid until release(). */
+  acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
+  release(layer: number, ids: readonly number[]): void;
 }
 
 /**

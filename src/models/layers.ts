@@ -3,7 +3,7 @@
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
 import type { Backend, Buf, DeltaNetParams, DeviceRoute, ExpertParts, OpName, RopeOptions, Weight } from "../backends/backend.js";
 import { decodeRoute, ropeIsPlain } from "../backends/backend.js";
-import { acquireGroups, type ExpertSource, type ExpertWeights } from "../experts/source.js";
+import { acquireGroups, type ExpertSource, type ExpertWeights, type HostExperts } from "../experts/source.js";
 import type { FullAttentionState, KvRows } from "../kv/full-attention.js";
 import { SlidingWindowState } from "../kv/sliding-window.js";
 import type { RecurrentState } from "../kv/recurrent.js";
@@ -414,7 +414,11 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     }
     reads[0] = route.buf;
   }
+  // A split tier runs some experts on the host: they need the layer's input there, read with the routing.
+  const split = src.host && src.host.backend !== be ? src.host : undefined;
+  if (split) reads.push(x);
   const [rl, ...rest] = await be.readMany(reads);
+  const xHost = split ? rest.pop() : undefined;
   const sharedGate = gateInp ? rest.shift()! : undefined;
   const predicted = rest;
   const routing = route ? { nTokens: T, k: route.k, ...decodeRoute(route, rl) } : p.route(rl, T);
@@ -423,29 +427,39 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const buckets = bucketByExpert(routing);
   be.zero(out);
   const byExpert = new Map(buckets.map((b) => [b.expert, b]));
+  const where = split?.split(p.layer, buckets.map((b) => b.expert));
   // A batch routing to more experts than the cache holds at once goes in groups, each expert read once.
-  const groups = acquireGroups(routing.ids, src.capacity ?? buckets.length);
+  const groups = acquireGroups(where ? where.device : routing.ids, src.capacity ?? buckets.length);
   let shared: Buf | undefined;
+  // After the first demand reads: the lookahead's prefetches, and the resident shared expert (computing while
+  // the first group's reads are in flight). Should it fail, `onFail` releases that group once its acquire settles.
+  const afterDemand = async (onFail: () => void): Promise<void> => {
+    ahead.forEach((a, d) => src.prefetch!(a.layer, [...a.route(predicted[d], 1).ids], d + 1));
+    if (p.shared) {
+      shared = await sharedFfn(f, x, p.shared, p.layer).catch((e: unknown) => {
+        onFail();
+        throw e;
+      });
+    }
+  };
   for (const [g, ids] of groups.entries()) {
     const acquired = src.acquire(p.layer, ids);
     acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
-    if (g === 0) {
-      ahead.forEach((a, d) => src.prefetch!(a.layer, [...a.route(predicted[d], 1).ids], d + 1)); // after the demand reads
-      // The shared expert is resident: it computes while the first group's reads are in flight. Should it
-      // fail, the group is released once its acquire settles.
-      if (p.shared) {
-        shared = await sharedFfn(f, x, p.shared, p.layer).catch((e: unknown) => {
-          void acquired.then(() => src.release(p.layer, ids), () => undefined);
-          throw e;
-        });
-      }
-    }
+    if (g === 0) await afterDemand(() => void acquired.then(() => src.release(p.layer, ids), () => undefined));
     const ws = await acquired;
     try {
       expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf, p.act);
     } finally {
       src.release(p.layer, ids);
     }
+  }
+  if (!groups.length) await afterDemand(() => undefined);
+  if (split && where!.host.length) {
+    be.flush?.(); // the device runs its experts while the host runs the rest
+    const part = await hostExpertFfns(f, split, xHost!, where!.host.map((e) => byExpert.get(e)!), p);
+    const hp = f.buf("moe.host", T * D);
+    be.write(hp, part);
+    be.add(out, out, hp, T * D);
   }
   await f.cb("ffn_moe_out", p.layer, out);
   if (shared) {
@@ -455,6 +469,33 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
       be.scatterAddRows(out, shared, rows, sharedGate.map((v) => 1 / (1 + Math.exp(-v))), D);
     }
     await f.cb("ffn_out", p.layer, out);
+  }
+}
+
+/** Host scratch of each split tier's backend: a pass takes one and gives it back (overlapping passes never share). */
+const hostScratch = new WeakMap<HostExperts, ScratchPool>();
+
+/** Σ weight · expert(x) over the buckets' experts on the split tier's host backend: [T, D] on the host. */
+async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, buckets: readonly { expert: number; rows: Int32Array; scales: Float32Array }[], p: MoeParams): Promise<Float32Array> {
+  const pool = hostScratch.get(h) ?? hostScratch.set(h, new ScratchPool(h.backend)).get(h)!;
+  const scratch = pool.take();
+  try {
+    const hf = new Pass(h.backend, scratch, f.startPos, f.nTokens, undefined, f.signal);
+    const xh = hf.buf("moe.host.x", x.length), out = hf.buf("moe.host.out", x.length);
+    h.backend.write(xh, x);
+    h.backend.zero(out);
+    const byExpert = new Map(buckets.map((b) => [b.expert, b]));
+    for (const ids of acquireGroups(byExpert.keys(), h.capacity ?? buckets.length)) {
+      const ws = await h.acquire(p.layer, ids);
+      try {
+        expertFfns(hf, out, xh, ws, ids.map((e) => byExpert.get(e)!), p.nFf, p.act);
+      } finally {
+        h.release(p.layer, ids);
+      }
+    }
+    return await h.backend.read(out);
+  } finally {
+    pool.give(scratch);
   }
 }
 

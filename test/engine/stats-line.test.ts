@@ -7,7 +7,7 @@ import type { ExpertPhaseStats, GenerationStats } from "../../src/engine/session
 
 const phase = (p: Partial<ExpertPhaseStats>): ExpertPhaseStats => ({
   hits: 0, misses: 0, prefetched: 0, bytesRead: 0, prefetchIssued: 0, prefetchUsed: 0, prefetchWasted: 0, prefetchBytes: 0,
-  reads: 0, readP50Ms: 0, readP99Ms: 0, ioWaitMs: 0, gpuHits: 0, gpuMisses: 0, uploadBytes: 0, uploadMs: 0, ...p,
+  reads: 0, readP50Ms: 0, readP99Ms: 0, ioWaitMs: 0, gpuHits: 0, gpuMisses: 0, gpuHostRuns: 0, uploadBytes: 0, uploadMs: 0, ...p,
 });
 const stats = (prefill: ExpertPhaseStats, decode: ExpertPhaseStats): GenerationStats => ({
   promptTokens: 4, generatedTokens: 3, promptMs: 100, decodeMs: 200, finishReason: "length", expertIO: "stream", experts: { prefill, decode },
@@ -19,4 +19,10 @@ test("stats line: a GPU tier's lookups split into gpu / host / disk shares and t
   assert.match(line, /experts stream: prefill gpu hit 75\.0% host hit 15\.0% disk 10\.0%, upload 2\.00 GB\/s /);
   assert.match(line, /decode gpu hit 100\.0% host hit 0\.0% disk 0\.0% 0\.00 MiB\/tok/, "no upload: no rate");
   assert.match(formatStats(stats(phase({ hits: 3, misses: 1 }), phase({}))), /experts stream: prefill hit 75\.0% .*, decode -/);
+});
+
+test("stats line: a split tier also says what share of lookups ran on the CPU (those count as host lookups too)", () => {
+  // 40 lookups: 20 on the device, 4 uploaded, 16 run on the CPU; the 20 host lookups: 18 cached, 2 from disk.
+  const line = formatStats(stats(phase({ gpuHits: 20, gpuMisses: 4, gpuHostRuns: 16, hits: 18, misses: 2 }), phase({})));
+  assert.match(line, /prefill gpu hit 50\.0% \(cpu run 40\.0%\) host hit 45\.0% disk 5\.0%/);
 });

@@ -1,0 +1,80 @@
+// The split GPU tier (--gpu-misses cpu) on lavapipe: a tiny peaked qwen3moe whose GPU tier holds a layer's top-k or
+// half the experts, the rest running on the native CPU backend. References: the same model all on the GPU and all
+// on the CPU (the host experts' kernels round activations to 8 bits, as the CPU backend does, so the logits sit
+// between the two within a stated tolerance and the greedy tokens equal both). Counters: each routed expert is
+// one lookup, on the device (a hit, or a miss uploaded) or run on the host; uploads = device misses; a decode
+// token admits at most one expert a layer over a victim. Two runs give the same bits.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
+import { argmax } from "../helpers/greedy.js";
+import { nmse, sameBits } from "../helpers/numeric.js";
+import { smallVocabModel } from "../helpers/models.js";
+import { gpuDevice } from "../helpers/webgpu.js";
+
+const PROMPT = "The quick brown fox jumps";
+const STEPS = 6;
+
+async function run(path: string, cfg: Partial<EngineConfig>) {
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 32, prefetch: false, expertIo: "resident", ...cfg }));
+  try {
+    const tier = lm.gpuExperts;
+    const g0 = tier && { ...tier.stats }, u0 = tier && { ...tier.slots.uploadStats };
+    let lookups = 0;
+    const split = tier?.host;
+    if (split) {
+      const f = split.split.bind(split);
+      split.split = (layer, ids) => ((lookups += new Set(ids).size), f(layer, ids));
+    }
+    const cache = lm.model.makeCache(32);
+    const toks = lm.tokenizer.encode(PROMPT);
+    const prefill = await lm.model.forward(Int32Array.from(toks), cache, { logits: "last" });
+    const tokens: number[] = [], steps: Float32Array[] = [prefill];
+    let logits = prefill;
+    const decode0 = tier && { ...tier.stats };
+    for (let i = 0; i < STEPS; i++) {
+      tokens.push(argmax(logits));
+      logits = await lm.model.forward(Int32Array.of(tokens[i]), cache, { logits: "last" });
+      steps.push(logits);
+    }
+    const d = <T extends object>(a: T | undefined, b: T | undefined) => (a && b ? (Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v as number) - (a as Record<string, number>)[k]])) as Record<keyof T, number>) : undefined);
+    return { tokens, steps, lookups, gpu: d(g0, tier?.stats), decode: d(decode0, tier?.stats), up: d(u0, tier?.slots.uploadStats), info: lm.model.info, slotBytes: lm.experts.slotBytes, reason: lm.expertIO.reason, split: !!split, total: lm.experts.reader.layers.reduce((a, l) => a + lm.experts.reader.expertCount(l), 0) };
+  } finally {
+    await lm.close();
+  }
+}
+
+test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU runs, logits within 1e-3 nmse of both, counters consistent, deterministic", async (t) => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });
+  const gpu = await run(path, { backend: "webgpu" });
+  const cpu = await run(path, { backend: "cpu" });
+  assert.deepEqual(cpu.tokens, gpu.tokens, "the model is peaked: both backends agree on the greedy tokens");
+  const { nExpertUsed: k, nLayer } = gpu.info;
+  for (const slots of [k, Math.floor(gpu.total / 2)]) {
+    const s = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
+    assert.ok(s.split, s.reason);
+    assert.match(s.reason, /experts not on the GPU run on backend '(native|wasm|scalar)' \(--gpu-misses cpu\)/);
+    const worst = Math.max(...s.steps.map((l, i) => Math.max(nmse(l, gpu.steps[i]), nmse(l, cpu.steps[i]))));
+    t.diagnostic(`${slots} of ${s.total} slots: device hits ${s.gpu!.hits}, misses (uploads) ${s.gpu!.misses}, host runs ${s.gpu!.hostRuns}; worst logits nmse vs GPU/CPU ${worst.toExponential(2)}`);
+    assert.deepEqual(s.tokens, gpu.tokens, `${slots} slots: greedy tokens`);
+    assert.ok(worst < 1e-3, `${slots} slots: logits nmse ${worst}`);
+    assert.equal(s.gpu!.hits + s.gpu!.misses + s.gpu!.hostRuns, s.lookups, "each lookup: a device hit, an upload or a host run");
+    assert.ok(s.gpu!.hostRuns > 0 && s.gpu!.hits > 0, "both sides ran experts");
+    assert.equal(s.up!.uploads, s.gpu!.misses);
+    assert.equal(s.up!.bytes % s.up!.uploads, 0);
+    assert.ok(s.gpu!.misses <= slots + (STEPS + 1) * nLayer, "free slots fill, then at most one admission over a victim per layer per forward");
+    assert.ok(s.decode!.misses <= STEPS * nLayer);
+    const again = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
+    again.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs between two runs`));
+  }
+});
+
+test("--gpu-misses cpu with every expert on the GPU: nothing runs on the host (the tier is resident)", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });
+  const s = await run(path, { backend: "webgpu", gpuMisses: "cpu" });
+  assert.equal(s.split, false);
+  assert.doesNotMatch(s.reason, /--gpu-misses/);
+});
