@@ -512,3 +512,36 @@ test("webgpu gated DeltaNet ops (conv1d + SiLU with its rolling state, L2 norm, 
     assert.ok(e < TOL_ATTN, `output ${i}: nmse ${e.toExponential(2)}`);
   });
 });
+
+test("webgpu ops refuse bad weights and shapes with errors naming the op and the weight, before recording anything", async () => {
+  const b = await gpuBackend();
+  const f32w = (name: string, n: number, shape = [n]) => b.upload({ ...hostF32(name, randomValues(n, name)), shape });
+  const q8 = b.upload({ ...randomWeight(MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 4, "conv-q8"), name: "blk.0.ssm_conv1d.weight" });
+  const buf = (n: number) => bufOf(b, randomValues(n, `g${n}`));
+  const d0 = b.counters.dispatches; // after the Q8_0 upload's repack
+  const C = 8;
+  assert.throws(() => b.convSilu(b.alloc(C), buf(C), buf(3 * C), q8, 1, C), /webgpu convSilu: weight 'blk\.0\.ssm_conv1d\.weight' must be F32/);
+  assert.throws(() => b.convSilu(b.alloc(C), buf(C), buf(3 * C), f32w("blk.0.conv", 4 * 6, [4, 6]), 1, C), /convSilu: weight 'blk\.0\.conv' has 6 channels of 4 taps, expected 8 of at least 2/);
+  const x = buf(C);
+  assert.throws(() => b.convSilu(x, x, buf(3 * C), f32w("blk.0.conv", 4 * C, [4, C]), 1, C), /webgpu convSilu: out may not alias x/);
+  assert.throws(() => b.convSilu(b.alloc(C), buf(C), buf(3 * C), f32w("blk.0.conv", 4 * C, [4, C]), 2, C), /convSilu: 2 tokens of 8 channels overrun its buffers/);
+  assert.throws(() => b.rmsNormGated(b.alloc(16), buf(16), f32w("blk.0.ssm_norm.weight", 8), buf(16), 1e-6, 16, 1), /webgpu rmsNormGated: weight 'blk\.0\.ssm_norm\.weight' must be F32 of 16 values/);
+  assert.throws(() => b.rmsNormGated(b.alloc(16), buf(16), f32w("n", 16), buf(8), 1e-6, 16, 1), /rmsNormGated: the gate holds 8 values, needs 16/);
+  const g = buf(16);
+  assert.throws(() => b.rmsNormGated(g, buf(16), f32w("n", 16), g, 1e-6, 16, 1), /webgpu rmsNormGated: out may not alias the gate/);
+  assert.throws(() => b.deltaGates(buf(4), buf(4), buf(4), buf(4), f32w("blk.0.ssm_dt.bias", 2), f32w("blk.0.ssm_a", 4), 4, 1), /webgpu deltaGates: 'blk\.0\.ssm_dt\.bias' and 'blk\.0\.ssm_a' must be F32 of 4 values/);
+  const gb = buf(4);
+  assert.throws(() => b.deltaGates(gb, gb, buf(4), buf(4), f32w("dt", 4), f32w("a", 4), 4, 1), /webgpu deltaGates: g and beta are one buffer/);
+  const dn = { nTokens: 1, nHeadK: 3, nHeadV: 4, headDim: 4, kvMap: "tile" as const };
+  assert.throws(() => b.gatedDeltaNet(b.alloc(16), buf(12), buf(12), buf(16), buf(4), buf(4), buf(64), b.alloc(64), dn), /gatedDeltaNet: 4 value heads not a multiple of 3 key heads/);
+  assert.throws(() => b.gatedDeltaNet(b.alloc(16), buf(8), buf(8), buf(16), buf(4), buf(4), buf(64), b.alloc(64), { ...dn, nTokens: 2, nHeadK: 2 }), /gatedDeltaNet: 2 tokens overrun its buffers/);
+  const heads = b.upload({ ...hostF32("blk.0.attn_k_b.weight", randomValues(2 * 8 * 40, "kb")), shape: [40, 8, 2] });
+  assert.throws(() => b.matmulHeads(b.alloc(16), heads, buf(80), 1), /webgpu matmulHeads: 'blk\.0\.attn_k_b\.weight' rows of 40 values are not whole units of 32/);
+  const att = { nTokens: 1, startPos: 0, nHead: 4, nHeadKv: 2, headDim: 8, scale: 1 };
+  assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, vDim: 9 }), /attention: vDim 9 not in \[1, headDim 8\]/);
+  assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, window: 0 }), /attention: window 0 is not a positive integer/);
+  assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, sinks: new Float32Array(3) }), /attention: 3 sinks for 4 heads/);
+  assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, sinks: f32w("blk.0.attn_sinks.weight", 2) }), /webgpu attention: sinks 'blk\.0\.attn_sinks\.weight' must be F32 of 4 values/);
+  assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, nHeadKv: 3 }), /attention: 4 heads are not a multiple of 3 KV heads/);
+  assert.equal(b.counters.dispatches, d0, "nothing was recorded");
+});
