@@ -376,6 +376,8 @@ interface DecodeProfile {
   kernels: Record<string, { count: number; us: number }>;
   /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
   variants: Record<string, { filter: string; set: Record<string, unknown>; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
+  /** One prompt of `tokens` tokens in a fresh cache, each dispatch timed: where prefill's time goes. */
+  prefill?: { tokens: number; wallMs: number; gpuMs: number; kernels: Record<string, { count: number; us: number }> };
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -428,7 +430,22 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     variants[label] = { filter, set, ...(await profile()) };
     Object.assign(be, knobs);
   }
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants };
+  // A 128-token prompt (ids past the special tokens; the path does not depend on them), once unprofiled, then timed.
+  const PP = 128, prompt = Int32Array.from({ length: PP }, (_, i) => 1000 + i);
+  const t1 = performance.now();
+  await lm.model.forward(prompt, lm.model.makeCache(PP), { logits: "last" });
+  const ppWall = performance.now() - t1;
+  be.profileBegin();
+  await lm.model.forward(prompt, lm.model.makeCache(PP), { logits: "last" });
+  const ppTotals = await be.profileEnd();
+  const ppKernels: DecodeProfile["kernels"] = {};
+  let ppUs = 0;
+  for (const [k, v] of [...ppTotals].sort((a, b) => b[1].us - a[1].us)) {
+    ppKernels[k] = v;
+    ppUs += v.us;
+  }
+  const prefill = { tokens: PP, wallMs: ppWall, gpuMs: ppUs / 1000, kernels: ppKernels };
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, prefill };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -529,6 +546,10 @@ export async function benchGpu(only?: string): Promise<void> {
     for (const [label, v] of Object.entries(p.variants)) {
       console.log(`  the same with ${label}: GPU ${f(v.gpuMs, 2)} ms a token`);
       table(Object.fromEntries(Object.entries(v.kernels).filter(([k]) => new RegExp(v.filter).test(k))));
+    }
+    if (p.prefill) {
+      console.log(`  a ${p.prefill.tokens}-token prompt: wall ${f(p.prefill.wallMs, 1)} ms unprofiled; GPU time summed over dispatches ${f(p.prefill.gpuMs, 2)} ms:`);
+      table(p.prefill.kernels);
     }
   }
   if (profileOnly) return;
