@@ -5,22 +5,23 @@
 // routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
+// The MoE ops (expert slots, routing on the device, pair tables) are in moe.ts and dispatch through this backend.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena, YarnParams } from "../backend.js";
 import { heads3d, ropeAngles, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
+import { GpuBuf, gbuf, gw } from "./buffers.js";
+import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, COMBINE_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL } from "./attention.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
-import { MOE_TILE_WORDS, moeTiledDownWgsl, moeTiledGateUpWgsl, pushTiles } from "./moe-tiles.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
-import { ROUTE_FNS, ROUTE_MAX_EXPERTS, ROUTE_MAX_K, ROUTE_WGSL, routeWords } from "./route.js";
-import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, moeDownSumWgsl, moeDownWgsl, moeGateUpRoutedWgsl, moeGateUpWgsl, shapeKey } from "./matvec.js";
+import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, shapeKey } from "./matvec.js";
 
 /** A matvec reader's part of its pipeline key. */
 const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : q.intX ? "i" : "");
@@ -33,10 +34,6 @@ const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
-/** Tokens of one expert from which a prompt's MoE reads its weights once per tile of 16 (moe-tiles.ts), not per token. */
-const MOE_TILE_MIN = 4;
-/** Most experts per token whose down projections one dispatch sums (moeDownSumWgsl: k · R partials per thread). */
-const MAX_SUM_K = 16;
 /** Dispatches recorded before a submit (see dispatch()). */
 const FLUSH_DISPATCHES = 64;
 /** Cached bind groups before the cache starts over. */
@@ -47,52 +44,6 @@ const SCORE_BYTES = 64 << 20;
 /** Ops this backend runs (every architecture's). */
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
   "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated"]);
-
-class GpuBuf implements Buf {
-  constructor(readonly buffer: GPUBuffer, readonly length: number) {}
-}
-
-/**
- * A device routing (route.ts has its words) and, when it writes the pair tables, where the layer's experts sit.
- * A decode token's routing with tables is not dispatched at once: moeRouted runs it inside its gate+up dispatch;
- * reading `buf` first dispatches the routing kernel (`pending`).
- */
-class GpuRoute implements DeviceRoute {
-  constructor(private readonly words: GpuBuf, readonly nTokens: number, readonly k: number, readonly layer?: LayerExperts, public pending?: { logits: GPUBuffer; spec: RouteSpec; run: () => void }) {}
-  get tables(): boolean {
-    return this.layer !== undefined;
-  }
-  get buf(): GpuBuf {
-    this.pending?.run();
-    this.pending = undefined;
-    return this.words;
-  }
-  get rt(): GPUBuffer {
-    return this.words.buffer;
-  }
-}
-
-/** A layer's experts where one dispatch per part reads them: each part of every expert in one buffer, one type. */
-interface LayerExperts {
-  readonly gate: GpuWeight;
-  readonly down: GpuWeight;
-  readonly gateBuf: GPUBuffer;
-  readonly upBuf: GPUBuffer;
-  readonly downBuf: GPUBuffer;
-  /** [nExpert · 3] word offsets of gate, up, down. */
-  readonly offs: GPUBuffer;
-  /** Every part starts at a 16-byte boundary (vec4 readers may read them). */
-  readonly aligned: boolean;
-}
-
-function gbuf(b: Buf): GpuBuf {
-  if (!(b instanceof GpuBuf)) throw new TypeError("webgpu backend: buffer was not allocated by this backend");
-  return b;
-}
-function gw(w: Weight, op: string): GpuWeight {
-  if (!(w instanceof GpuWeight)) throw new TypeError(`webgpu ${op}: weight '${w.name}' was not bound by the webgpu backend`);
-  return w;
-}
 
 const f32Bits = new Float32Array(1), u32Bits = new Uint32Array(f32Bits.buffer);
 /** A float parameter as the u32 word WGSL reads back with its struct's f32 field. */
@@ -143,7 +94,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private stage = new Uint8Array(STAGE_BYTES);
   /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
   private readonly uploads: MappedStaging;
-  private stageBuf: GPUBuffer;
+  /** @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData(). */
+  stageBuf: GPUBuffer;
   private used = 0;
   private dead: GPUBuffer[] = [];
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
@@ -161,10 +113,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private prof: DispatchProfiler | undefined;
   private error: string | undefined;
   private scores: GpuBuf | undefined;
-  private readonly moeScratch = new Map<string, GpuBuf>();
-  /** Each resident layer's experts as the device routing reads them (false: not placed so), by the source's array. */
-  private emptyTable: GPUBuffer | undefined;
-  private readonly layerTables = new WeakMap<readonly ExpertParts[], LayerExperts | false>();
+  /** Kernels' scratch by name (scratchBuf). */
+  private readonly scratch = new Map<string, GpuBuf>();
+  private readonly moe = new GpuMoe(this);
   /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
   private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
 
@@ -191,14 +142,16 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return r.vec4 && (!aligned || (r.intX && k % 64 !== 0)) ? r.vec4.fallback : r;
   }
   /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch. */
-  private xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
+  /** @internal */
+  xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
     if (!q.intX) return x;
-    const o = this.moeBuf("xq", rows * quantXWords(k));
+    const o = this.scratchBuf("xq", rows * quantXWords(k));
     this.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
     return o.buffer;
   }
   /** A matvec over weights of w's type (rows of k, n rows): its reader, shape and pipeline key part `type+reader/shape`. */
-  private plan(w: GpuWeight, aligned: boolean, k: number, n: number): { q: GpuQuant; s: MatvecShape; key: string } {
+  /** @internal */
+  plan(w: GpuWeight, aligned: boolean, k: number, n: number): { q: GpuQuant; s: MatvecShape; key: string } {
     const q = this.reader(w.quant, aligned, k), s = matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
     return { q, s, key: `${w.type}${readerKey(q)}/${shapeKey(s)}` };
   }
@@ -291,7 +244,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   close(): void {
     this.flush();
     this.uploads.destroy();
-    for (const b of this.moeScratch.values()) b.buffer.destroy();
+    for (const b of this.scratch.values()) b.buffer.destroy();
     this.device.destroy();
   }
 
@@ -419,7 +372,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return at;
   }
   /** Host words into staging; returns their word offset in `hd`. */
-  private hostData(a: Int32Array | Float32Array | Uint32Array): number {
+  /** @internal Host values for a kernel to read from the staging buffer (stageBuffer): their word offset there. */
+  hostData(a: Int32Array | Float32Array | Uint32Array): number {
     const at = this.reserve(a.byteLength);
     this.stage.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
     return at / 4;
@@ -444,7 +398,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * the staging buffer. Making a bind group per dispatch cost ~10x the rest of recording one (measured on Dawn),
    * and a decode step records thousands of dispatches.
    */
-  private dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
+  /** @internal */
+  dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
     if (groups === 0 || z === 0) return;
     const t0 = this.timeHost ? performance.now() : 0;
     const pipe = this.pipeline(key, code);
@@ -481,7 +436,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     // back) while the rest is recorded. Never inside a timed pass.
     if (++this.sinceFlush >= FLUSH_DISPATCHES && !this.timing) this.flush();
   }
-  private bufferId(b: GPUBuffer): number {
+  /** @internal */
+  bufferId(b: GPUBuffer): number {
     let id = this.bufferIds.get(b);
     if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
     return id;
@@ -724,154 +680,23 @@ export class WebGpuBackend implements Backend, ArenaHost {
     enc.clearBuffer(o.buffer);
   }
 
-  /**
-   * A MoE layer's experts in the same submission: gate and up with SwiGLU for every (expert, row) pair, one
-   * dispatch per weight buffer they sit in, then down the same way, then one scatter-add in pair order (expert
-   * order, then row order). Each pair's arithmetic is the same wherever its expert sits, so streamed == resident.
-   * Experts of other shapes than the first (none in real files) go one at a time, adding in the same order.
-   */
+  /** The MoE ops: moe.ts. */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
-    const live = experts.filter((e) => e.rows.length > 0);
-    if (!live.length) return;
-    const pairs = live.reduce((n, e) => n + e.rows.length, 0);
-    if (pairs <= 65535 && live.every((e) => sameShapes(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
-    else for (const e of live) this.moeSlots(out, x, [e]);
-  }
-  private moeSlots(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
-    const { k: D, n: F } = weightDims(experts[0].gate);
-    const P = experts.reduce((a, e) => a + e.rows.length, 0);
-    if (P > 65535) throw new RangeError(`webgpu moeFfn: ${P} rows of one expert exceed a dispatch's 65535 workgroups in z`);
-    const ae = this.moeBuf("ge", P * F), ye = this.moeBuf("ye", P * D);
-    const rows = new Int32Array(P), scales = new Float32Array(P);
-    type Group = { w: GpuWeight; bufs: GPUBuffer[]; tab: number[]; aligned: boolean };
-    const gateUp = new Map<string, Group>();
-    const down = new Map<string, Group>();
-    const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[], offsets: number[]) => {
-      const key = `${w.type}/${bufs.map((b) => this.bufferId(b)).join("/")}`;
-      let g = m.get(key);
-      if (!g) m.set(key, (g = { w, bufs, tab: [], aligned: true }));
-      g.aligned &&= offsets.every((o) => o % 4 === 0);
-      return g.tab;
-    };
-    // An expert with MOE_TILE_MIN tokens or more: its weights read once per tile of 16 (moe-tiles.ts), not per token.
-    const tiledGateUp = new Map<string, Group>(), tiledDown = new Map<string, Group>();
-    let at = 0;
-    for (const e of experts) {
-      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
-      if (g.type !== u.type) throw new RangeError(`webgpu moeFfn: expert parts '${g.name}' and '${u.name}' are of different types`);
-      rows.set(e.rows, at);
-      scales.set(e.scales, at);
-      if (e.rows.length >= MOE_TILE_MIN) {
-        pushTiles(group(tiledGateUp, g, [g.buffer, u.buffer], []), g.wordOffset, u.wordOffset, e.rows, at);
-        pushTiles(group(tiledDown, d, [d.buffer], []), d.wordOffset, 0, Array.from(e.rows, (_, i) => at + i), at);
-      } else {
-        const gu = group(gateUp, g, [g.buffer, u.buffer], [g.wordOffset, u.wordOffset]), dn = group(down, d, [d.buffer], [d.wordOffset]);
-        e.rows.forEach((r, i) => {
-          gu.push(g.wordOffset, u.wordOffset, r, at + i);
-          dn.push(d.wordOffset, at + i, at + i);
-        });
-      }
-      at += e.rows.length;
-    }
-    const xs = gbuf(x).buffer;
-    const xRows = experts.reduce((m, e) => e.rows.reduce((a, r) => Math.max(a, r + 1), m), 0);
-    const tiles = (tab: number[]) => [this.hostData(Uint32Array.from(tab)), tab.length / MOE_TILE_WORDS] as const;
-    for (const { w, bufs, tab } of tiledGateUp.values()) {
-      const [t, nt] = tiles(tab);
-      this.dispatch(`moe_tiled_gate_up/${w.type}`, () => moeTiledGateUpWgsl(w.quant.wgsl), [D, F, t], [bufs[0], bufs[1], this.stageBuf, xs, ae.buffer], Math.ceil(F / 64), nt);
-    }
-    for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 4, xs, xRows, ae.buffer, aligned);
-    for (const { w, bufs, tab } of tiledDown.values()) {
-      const [t, nt] = tiles(tab);
-      this.dispatch(`moe_tiled_down/${w.type}`, () => moeTiledDownWgsl(w.quant.wgsl), [F, D, t], [bufs[0], this.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / 64), nt);
-    }
-    for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.stageBuf, this.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, P, ye.buffer, aligned);
-    this.scatterAddRows(out, ye, rows, scales, D);
-  }
-  /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
-  private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, xRows: number, out: GPUBuffer, aligned: boolean): void {
-    const { k, n } = weightDims(w);
-    const { q, s, key } = this.plan(w, aligned, k, n);
-    const xs = this.xFor(q, x, k, xRows);
-    this.dispatch(`moe_gate_up/${key}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
-  }
-  /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
-  private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, aRows: number, out: GPUBuffer, aligned: boolean): void {
-    const { k, n } = weightDims(w);
-    const { q, s, key } = this.plan(w, aligned, k, n);
-    const as = this.xFor(q, a, k, aRows);
-    this.dispatch(`moe_down/${key}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
+    this.moe.moeFfn(out, x, experts);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
-    const { nExpert, k } = spec;
-    if (nExpert > ROUTE_MAX_EXPERTS || k > ROUTE_MAX_K || k < 1 || k > nExpert) throw new RangeError(`webgpu routing: top-${k} of ${nExpert} experts (at most ${ROUTE_MAX_K} of ${ROUTE_MAX_EXPERTS})`);
-    const lg = gbuf(logits);
-    if (lg.length < nTokens * nExpert) throw new RangeError(`webgpu routing: ${lg.length} logits for ${nTokens} tokens of ${nExpert}`);
-    const P = nTokens * k;
-    const layer = resident && P <= 65535 ? this.layerExperts(resident, nExpert) : undefined; // pairs: workgroups in z
-    const rt = this.moeBuf("route", routeWords(P));
-    const run = () => this.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
-    const words = new GpuBuf(rt.buffer, 2 * P);
-    if (layer && nTokens === 1 && this.fuseRouting) return new GpuRoute(words, nTokens, k, layer, { logits: lg.buffer, spec, run });
-    run();
-    return new GpuRoute(words, nTokens, k, layer);
+    return this.moe.routeOnDevice(logits, nTokens, spec, resident);
   }
   moeRouted(out: Buf, x: Buf, route: DeviceRoute): void {
-    if (!(route instanceof GpuRoute) || !route.layer) throw new TypeError("webgpu moeRouted: the route was not made by this backend with the layer's experts");
-    const L = route.layer, P = route.nTokens * route.k;
-    const { k: D, n: F } = weightDims(L.gate);
-    const ae = this.moeBuf("ge", P * F), rt = route.rt;
-    const pending = route.pending;
-    if (pending) {
-      // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
-      route.pending = undefined;
-      const { k: Kg, n: Ng } = weightDims(L.gate);
-      const { q, s, key } = this.plan(L.gate, L.aligned, Kg, Ng);
-      this.dispatch(`moe_gate_up_routed/${key}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
-        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
-    } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, route.nTokens, ae.buffer, L.aligned);
-    const o = gbuf(out);
-    if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
-    if (route.k <= MAX_SUM_K && this.fuseDownSum) {
-      // down and the weighted sum in one dispatch (the same bits as the two below)
-      const { k: Kd, n: Nd } = weightDims(L.down);
-      const { q, s, key } = this.plan(L.down, L.aligned, Kd, Nd);
-      this.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
-      return;
-    }
-    const ye = this.moeBuf("ye", P * D);
-    this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, P, ye.buffer, L.aligned);
-    this.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
+    this.moe.moeRouted(out, x, route);
   }
-  /** A stand-in for the expert table binding of a routing that writes no tables. */
-  private noTable(): GPUBuffer {
-    return (this.emptyTable ??= this.device.createBuffer({ size: 16, usage: STORAGE }));
-  }
-  /** The layer's experts as one dispatch per part reads them, or undefined where they are not so placed. */
-  private layerExperts(all: readonly ExpertParts[], nExpert: number): LayerExperts | undefined {
-    const have = this.layerTables.get(all);
-    if (have !== undefined) return have || undefined;
-    const parts = all.map((e) => [e.gate, e.up, e.down].map((w) => (w instanceof GpuWeight ? w : undefined)));
-    const first = parts[0];
-    const fits = all.length === nExpert && first?.every((w) => w) && parts.every((ws) =>
-      ws.every((w, i) => w && w.buffer === first[i]!.buffer && w.type === first[i]!.type && w.shape.join() === first[i]!.shape.join())) && first[0]!.type === first[1]!.type;
-    if (!fits) {
-      this.layerTables.set(all, false);
-      return undefined;
-    }
-    const offs = this.device.createBuffer({ size: Math.max(16, 12 * nExpert), usage: STORAGE | COPY_DST });
-    this.device.queue.writeBuffer(offs, 0, Uint32Array.from(parts.flatMap((ws) => ws.map((w) => w!.wordOffset)))); // a fresh buffer: nothing recorded reads it yet
-    const aligned = parts.every((ws) => ws.every((w) => w!.wordOffset % 4 === 0));
-    const L: LayerExperts = { gate: first[0]!, down: first[2]!, gateBuf: first[0]!.buffer, upBuf: first[1]!.buffer, downBuf: first[2]!.buffer, offs, aligned };
-    this.layerTables.set(all, L);
-    return L;
-  }
-  private moeBuf(name: string, length: number): GpuBuf {
-    const have = this.moeScratch.get(name);
+  /** @internal Scratch of the backend's kernels by name, grown to at least `length` values and kept (never shrunk). */
+  scratchBuf(name: string, length: number): GpuBuf {
+    const have = this.scratch.get(name);
     if (have && have.length >= length) return have;
     if (have) this.release(have.buffer);
     const b = this.alloc(Math.max(length, 2 * (have?.length ?? 0))) as GpuBuf;
-    this.moeScratch.set(name, b);
+    this.scratch.set(name, b);
     return b;
   }
 
@@ -949,8 +774,4 @@ function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
   return entries;
 }
 
-/** Same part shapes as `a` (the pair buffers are sized by the first expert's). */
-function sameShapes(e: ExpertRows, a: ExpertRows): boolean {
-  return (["gate", "up", "down"] as const).every((k) => e[k].shape.join() === a[k].shape.join());
-}
 
