@@ -38,27 +38,33 @@ export function inPlace(src: string, name: string): string {
 }
 
 /** What the tiled matmul declares: parameters (and `fields` more), weights (read by `dq`), x and out. */
-const matmulHead = (dq: string, fields = "") => /* wgsl */ `
+const matmulHead = (dq: string, fields = "", xType = "f32") => /* wgsl */ `
 struct P { w_off: u32, k: u32, n: u32, t: u32${fields} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<${xType}>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${dq}
 `;
+/**
+ * s += v · x[32 values from vec4 xb]: x in 16-byte loads, a quarter of the load instructions of one value each (the
+ * tiled kernels' x is the same for every thread of a workgroup, so its loads, not the FMAs, bound them).
+ */
+export const DOT32 = /* wgsl */ `for (var j = 0u; j < 8u; j++) { s += dot(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]), x[xb + j]); }`;
+
 /** Weight rows and tokens of one workgroup of the tiled matmul. */
 export const TILE_ROWS = 64, TILE_TOKENS = 16;
 
 /**
  * out[t, n] = Σ_k x[t, k] · W[n, k] for several tokens (prefill, an expert's rows): each thread owns one weight
  * row and dequantises each unit of it once for up to 16 tokens, whose values every thread of the workgroup reads
- * alike (one broadcast load). Rows over x/y, token tiles over z. The token loop's bound is not a constant on
+ * alike (one broadcast load, 16 bytes at a time: DOT32). Rows over x/y, token tiles over z. The token loop's bound is not a constant on
  * purpose: unrolled (as is a shared-memory tile with barriers), lavapipe's LLVM takes 5-50 s of CPU per type to
  * compile it; this compiles in ~2 s (Q6_K ~6 s).
  */
 export function tiledMatmulWgsl(dq: string): string {
-  return /* wgsl */ `${matmulHead(dq)}${MAIN}
+  return /* wgsl */ `${matmulHead(dq, "", "vec4<f32>")}${MAIN}
   let row = wid(wg, nw) * 64u + li;
   let t0 = wg.z * ${TILE_TOKENS}u;
   if (row >= p.n || t0 >= p.t) { return; }
@@ -68,9 +74,9 @@ export function tiledMatmulWgsl(dq: string): string {
   for (var u = 0u; u < nu; u++) {
     let v = dq32(row, u);
     for (var tt = 0u; tt < nt; tt++) {
-      let xb = (t0 + tt) * p.k + u * 32u;
+      let xb = ((t0 + tt) * p.k + u * 32u) / 4u;
       var s = 0.0;
-      for (var j = 0u; j < 32u; j++) { s += v[j] * x[xb + j]; }
+      ${DOT32}
       acc[tt] += s;
     }
   }

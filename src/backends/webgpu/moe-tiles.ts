@@ -26,13 +26,13 @@ const body = (parts: number) => /* wgsl */ `
     let va = dq32(row, u);
     ${parts === 2 ? "let vb = dq32_wu(row, u);" : ""}
     for (var tt = 0u; tt < m; tt++) {
-      let xb = tb[e + 3u + tt] * p.k + u * 32u;
+      let xb = (tb[e + 3u + tt] * p.k + u * 32u) / 4u;
       var sa = 0.0;
       ${parts === 2 ? "var sb = 0.0;" : ""}
-      for (var j = 0u; j < 32u; j++) {
+      for (var j = 0u; j < 8u; j++) { // x in 16-byte loads (kernels.ts DOT32)
         let xv = x[xb + j];
-        sa += va[j] * xv;
-        ${parts === 2 ? "sb += vb[j] * xv;" : ""}
+        sa += dot(vec4<f32>(va[4u * j], va[4u * j + 1u], va[4u * j + 2u], va[4u * j + 3u]), xv);
+        ${parts === 2 ? "sb += dot(vec4<f32>(vb[4u * j], vb[4u * j + 1u], vb[4u * j + 2u], vb[4u * j + 3u]), xv);" : ""}
       }
       a[tt] += sa;
       ${parts === 2 ? "b[tt] += sb;" : ""}
@@ -47,7 +47,7 @@ struct P { k: u32, n: u32, tab: u32 }
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> wu: array<u32>;
 @group(0) @binding(3) var<storage, read> tb: array<u32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 var<private> off_a: u32;
 var<private> off_b: u32;
@@ -67,7 +67,7 @@ struct P { k: u32, n: u32, tab: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> tb: array<u32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 var<private> off_a: u32;
 ${HEAD}
