@@ -377,7 +377,7 @@ interface DecodeProfile {
   /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
   variants: Record<string, { filter: string; set: Record<string, unknown>; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
   /** One prompt of `tokens` tokens in a fresh cache, each dispatch timed: where prefill's time goes. */
-  prefill?: { tokens: number; wallMs: number; gpuMs: number; kernels: Record<string, { count: number; us: number }> };
+  prefill?: { tokens: number; wallMs: number; gpuMs: number; kernels: Record<string, { count: number; us: number }>; variants: DecodeProfile["variants"] };
 }
 
 /** Where a decode token's time goes on webgpu: wall vs CPU over 16 plain tokens, then GPU time by kernel over 4. */
@@ -435,16 +435,23 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   const t1 = performance.now();
   await lm.model.forward(prompt, lm.model.makeCache(PP), { logits: "last" });
   const ppWall = performance.now() - t1;
-  be.profileBegin();
-  await lm.model.forward(prompt, lm.model.makeCache(PP), { logits: "last" });
-  const ppTotals = await be.profileEnd();
-  const ppKernels: DecodeProfile["kernels"] = {};
-  let ppUs = 0;
-  for (const [k, v] of [...ppTotals].sort((a, b) => b[1].us - a[1].us)) {
-    ppKernels[k] = v;
-    ppUs += v.us;
-  }
-  const prefill = { tokens: PP, wallMs: ppWall, gpuMs: ppUs / 1000, kernels: ppKernels };
+  const profilePrompt = async () => {
+    be.profileBegin();
+    await lm.model.forward(prompt, lm.model.makeCache(PP), { logits: "last" });
+    const totals = await be.profileEnd();
+    const kernels: DecodeProfile["kernels"] = {};
+    let us = 0;
+    for (const [k, v] of [...totals].sort((a, b) => b[1].us - a[1].us)) {
+      kernels[k] = v;
+      us += v.us;
+    }
+    return { gpuMs: us / 1000, kernels };
+  };
+  const prefill: NonNullable<DecodeProfile["prefill"]> = { tokens: PP, wallMs: ppWall, ...(await profilePrompt()), variants: {} };
+  const tileRows = be.tileRows;
+  be.tileRows = tileRows === 1 ? 2 : 1;
+  prefill.variants[`${be.tileRows} rows a thread in the tiled matmul`] = { filter: "tiled", set: { tileRows: be.tileRows }, ...(await profilePrompt()) };
+  be.tileRows = tileRows;
   return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, prefill };
 }
 
@@ -550,6 +557,10 @@ export async function benchGpu(only?: string): Promise<void> {
     if (p.prefill) {
       console.log(`  a ${p.prefill.tokens}-token prompt: wall ${f(p.prefill.wallMs, 1)} ms unprofiled; GPU time summed over dispatches ${f(p.prefill.gpuMs, 2)} ms:`);
       table(p.prefill.kernels);
+      for (const [label, v] of Object.entries(p.prefill.variants)) {
+        console.log(`  the same prompt with ${label}: GPU ${f(v.gpuMs, 2)} ms`);
+        table(Object.fromEntries(Object.entries(v.kernels).filter(([k]) => new RegExp(v.filter).test(k))));
+      }
     }
   }
   if (profileOnly) return;

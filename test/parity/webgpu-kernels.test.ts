@@ -35,6 +35,8 @@ const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F3
 test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K, MXFP4 (decode matvec, tiled matmul over several tokens)", async (t) => {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
+  const rows2 = await gpuBackend();
+  rows2.tileRows = 2;
   pair.q4kReader = "pair";
   vec4.q4kReader = "vec4";
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
@@ -55,6 +57,11 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
         const e = nmse(await runMatmul(be, wg, x, { k, n, t: tk }), want);
         worst = Math.max(worst, e);
         assert.ok(e < TOL, `${fmt.name} ${k}x${n} T=${tk}: nmse ${e.toExponential(2)}`);
+        if (tk > 1 && n % 64 !== 0) {
+          // Two rows a thread (the second past the last row on the last workgroup): the one-row kernel's bits.
+          const one = await runMatmul(be, wg, x, { k, n, t: tk });
+          assert.ok(sameBits(await runMatmul(rows2, rows2.upload(hw), x, { k, n, t: tk }), one), `${fmt.name} ${k}x${n} T=${tk}: two rows a thread differ from one`);
+        }
         if (tk === 1) {
           // The same matvec summed in workgroup memory (devices without subgroups).
           const e2 = nmse(await runMatmul(tree, tree.upload(hw), x, { k, n, t: tk }), want);

@@ -63,7 +63,8 @@ export const TILE_ROWS = 64, TILE_TOKENS = 16;
  * purpose: unrolled (as is a shared-memory tile with barriers), lavapipe's LLVM takes 5-50 s of CPU per type to
  * compile it; this compiles in ~2 s (Q6_K ~6 s).
  */
-export function tiledMatmulWgsl(dq: string): string {
+export function tiledMatmulWgsl(dq: string, rowsPerThread: 1 | 2 = 1): string {
+  if (rowsPerThread === 2) return tiled2(dq);
   return /* wgsl */ `${matmulHead(dq, "", "vec4<f32>")}${MAIN}
   let row = wid(wg, nw) * 64u + li;
   let t0 = wg.z * ${TILE_TOKENS}u;
@@ -81,6 +82,45 @@ export function tiledMatmulWgsl(dq: string): string {
     }
   }
   for (var tt = 0u; tt < nt; tt++) { o[(t0 + tt) * p.n + row] = acc[tt]; }
+}`;
+}
+
+/**
+ * The tiled matmul with two rows a thread (rows r and r + 64 of a 128-row workgroup): each x load feeds both, half
+ * the loads per FMA again. Each row's sums are the one-row kernel's, in its order: the same bits. A second row past
+ * the last reads the first again (no branch around the loads) and is not stored.
+ */
+function tiled2(dq: string): string {
+  return /* wgsl */ `${matmulHead(dq, "", "vec4<f32>")}${MAIN}
+  let row = wid(wg, nw) * 128u + li;
+  let t0 = wg.z * ${TILE_TOKENS}u;
+  if (row >= p.n || t0 >= p.t) { return; }
+  let has1 = row + 64u < p.n;
+  let row1 = select(row, row + 64u, has1);
+  let nt = min(p.t - t0, ${TILE_TOKENS}u);
+  var acc: array<f32, ${TILE_TOKENS}>;
+  var acc1: array<f32, ${TILE_TOKENS}>;
+  let nu = p.k / 32u;
+  for (var u = 0u; u < nu; u++) {
+    let v = dq32(row, u);
+    let v1 = dq32(row1, u);
+    for (var tt = 0u; tt < nt; tt++) {
+      let xb = ((t0 + tt) * p.k + u * 32u) / 4u;
+      var s = 0.0;
+      var s1 = 0.0;
+      for (var j = 0u; j < 8u; j++) {
+        let xv = x[xb + j];
+        s += dot(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]), xv);
+        s1 += dot(vec4<f32>(v1[4u * j], v1[4u * j + 1u], v1[4u * j + 2u], v1[4u * j + 3u]), xv);
+      }
+      acc[tt] += s;
+      acc1[tt] += s1;
+    }
+  }
+  for (var tt = 0u; tt < nt; tt++) {
+    o[(t0 + tt) * p.n + row] = acc[tt];
+    if (has1) { o[(t0 + tt) * p.n + row + 64u] = acc1[tt]; }
+  }
 }`;
 }
 

@@ -67,10 +67,10 @@ export interface MatmulPlan {
   readonly rowsPerWorkgroup: number;
   readonly tokensPerWorkgroup: number;
 }
-export function matmulPlan(k: number, n: number, t: number, q: Pick<GpuQuant, "chunkValues"> = { chunkValues: 256 }): MatmulPlan {
+export function matmulPlan(k: number, n: number, t: number, q: Pick<GpuQuant, "chunkValues"> = { chunkValues: 256 }, tileRows: 1 | 2 = 1): MatmulPlan {
   // Several tokens: the tiled kernel reads each weight unit once per 16 tokens (see tiledMatmulWgsl for why it is
   // shaped to compile fast on lavapipe). One: the matvec (matvec.ts), each token of z re-reading the weights.
-  if (t > 1) return { kernel: "tiled", workgroups: Math.ceil(n / TILE_ROWS), z: Math.ceil(t / TILE_TOKENS), threadsPerRow: 1, rowsPerWorkgroup: TILE_ROWS, tokensPerWorkgroup: TILE_TOKENS };
+  if (t > 1) return { kernel: "tiled", workgroups: Math.ceil(n / (TILE_ROWS * tileRows)), z: Math.ceil(t / TILE_TOKENS), threadsPerRow: 1, rowsPerWorkgroup: TILE_ROWS * tileRows, tokensPerWorkgroup: TILE_TOKENS };
   const s = matvecShape(q, k, n);
   return { kernel: "matvec", workgroups: matvecGroups(n, s), z: t, threadsPerRow: s.g, rowsPerWorkgroup: (64 / s.g) * s.r, tokensPerWorkgroup: 1 };
 }
@@ -134,6 +134,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   matvecLanes: number | undefined;
   /** Q4_K and Q8_0 matvecs against x quantised to 8 bits, with integer dot products (as llama.cpp's CUDA matvec), where WGSL has them. */
   intDot = false;
+  /** Weight rows a thread of the tiled matmul (prefill) computes: 1, or 2 (each x load feeds both; the same bits). */
+  tileRows: 1 | 2 = 1;
   /** Q4_K's matvec reader (quant/q4_k.ts): a word of each 32-byte group a thread, 2 sub-blocks a thread, or those in 16-byte loads. */
   q4kReader: keyof typeof Q4_K_READERS = "word";
   /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
@@ -159,7 +161,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     Object.assign(this, WebGpuBackend.tuning);
@@ -471,8 +473,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
     if (nTokens > 1 && !accumulate) {
-      const m = matmulPlan(k, n, nTokens);
-      this.dispatch(`matmul/${w.type}/tiled`, () => tiledMatmulWgsl(w.quant.wgsl), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
+      const m = matmulPlan(k, n, nTokens, undefined, this.tileRows);
+      this.dispatch(`matmul/${w.type}/tiled${this.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
     const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
