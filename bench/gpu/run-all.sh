@@ -39,9 +39,9 @@ if [ -n "${PROFILE:-}" ]; then
 fi
 timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --json=$OUT/webgpu.json ${TUNE:+--tune="$TUNE"} > "$OUT/webgpu.log" 2>&1; log "gpu bench rc=$? ${TUNE:+tuned $TUNE}"
 EXP=16307453952
-[ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
 # The split tier: the experts not on the GPU run on the CPU (llama.cpp -ncmoe's way).
 [ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25-cpu.json" 2>>"$OUT/steps.log"; log "webgpu tier25 cpu rc=$?"
+[ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
 # Last: the kernel table (with PROFILE, the knobs the end-to-end figures used).
 [ -n "${PROFILE:-}" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json ${TUNE:+--tune="$TUNE"} > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$? ${TUNE:+tuned}"; }
 if [ -n "$BUILD" ]; then
