@@ -3,7 +3,8 @@
 // on the CPU (the host experts' kernels round activations to 8 bits, as the CPU backend does, so the logits sit
 // between the two within a stated tolerance and the greedy tokens equal both). Counters: each routed expert is
 // one lookup, on the device (a hit, or a miss uploaded) or run on the host; uploads = device misses; a decode
-// token admits at most one expert a layer over a victim. Two runs give the same bits.
+// token admits at most one expert a layer over a victim. Two runs give the same bits, and so does a host cache
+// streaming from disk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
@@ -68,6 +69,9 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
     assert.ok(s.decode!.misses <= STEPS * nLayer);
     const again = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
     again.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs between two runs`));
+    // Streamed from disk through a host cache of 2 layers' top-k (the host side acquires in groups it holds): the same bits.
+    const streamed = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu", expertIo: "stream", expertCache: 2 * k * gpu.slotBytes });
+    streamed.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host streams its experts`));
   }
 });
 
