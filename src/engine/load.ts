@@ -236,6 +236,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     // through a host cache of one layer's top-k, and the host keeps none of them.
     let gpu: GpuTierPlan | undefined;
     if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
+    if (cfg.gpuMisses !== "upload" && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-misses applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
       gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });

@@ -110,8 +110,9 @@ test("--gpu-expert-cache below one layer's top-k records is refused at load, nam
   const path = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
   await assert.rejects(loadModel(path, defaultEngineConfig({ backend: "webgpu", gpuExpertCache: 3 * 4096 })), (e: unknown) =>
     e instanceof UsageError && e.name === "UsageError" && /--gpu-expert-cache [\d.]+ KiB holds 0 slots of [\d.]+ KiB, and one layer's active experts need 4: give at least [\d.]+ KiB/.test(e.message));
-  const lm = await loadModel(path, defaultEngineConfig({ backend: "scalar", gpuExpertCache: 1 << 20 }));
+  const lm = await loadModel(path, defaultEngineConfig({ backend: "scalar", gpuExpertCache: 1 << 20, gpuMisses: "cpu" }));
   await lm.close();
   assert.ok(lm.warnings.includes("--gpu-expert-cache applies to --backend webgpu only: ignored on backend 'scalar'"), lm.warnings.join("; "));
+  assert.ok(lm.warnings.includes("--gpu-misses applies to --backend webgpu only: ignored on backend 'scalar'"), lm.warnings.join("; "));
   assert.equal(lm.gpuExperts, undefined);
 });
