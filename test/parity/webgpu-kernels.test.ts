@@ -258,7 +258,8 @@ test("webgpu gatherRows, copy (strided, f16-rounded) and zero equal the scalar r
 });
 
 test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weights once per tile of 16 tokens, the rest per token; equals the per-expert reference", async () => {
-  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const scalar = new ScalarBackend(), be = await gpuBackend(), rows2 = await gpuBackend();
+  rows2.tileRows = 2;
   const T = 40;
   for (const [fmt, D, F] of [[MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 96], [Q4_K_FORMAT, 256, 256]] as const) {
     const h = randomValues(T * D, `moet-h-${fmt.name}`, 2);
@@ -280,6 +281,13 @@ test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weig
     // Each expert uploaded on its own (a buffer each): tiled gate/up and down for 3, per-token gate/up and down for
     // 1, the scatter-add.
     assert.equal(be.counters.dispatches - d0, 2 * 3 + 2 * 1 + 1);
+    // Two rows a thread in the down tiles (D = 64 or 256: a second row past the last on the only or the last
+    // workgroup): the same bits.
+    const got = await be.read(out);
+    const out2 = rows2.alloc(T * D);
+    rows2.zero(out2);
+    rows2.moeFfn(out2, bufOf(rows2, h), set.map((s) => s(rows2)));
+    assert.ok(sameBits(await rows2.read(out2), got), `${fmt.name} tiled moe: two rows a thread differ from one`);
   }
 });
 

@@ -13,29 +13,34 @@ function dqAt(dq: string, name: string, off: string): string {
   return (name === "w" ? dq : readerOver(dq, name)).replace(/\bp\.w_off\b/g, off);
 }
 
-const body = (parts: number) => /* wgsl */ `
-  let row = ${GID};
+/**
+ * parts 2: gate (a, from w) and up (b, from wu) of one row a thread. parts 1: a's row only, or with rows2 also row
+ * + 64 of a 128-row workgroup into b (each x load feeding both, as the tiled matmul's tileRows 2; the same bits).
+ */
+const body = (parts: number, rows2 = false) => /* wgsl */ `
+  let row = ${rows2 ? "wid(wg, nw) * 128u + li" : GID};
   let e = p.tab + wg.z * ${MOE_TILE_WORDS}u;
   if (row >= p.n) { return; }
+  ${rows2 ? "let has1 = row + 64u < p.n; let row1 = select(row, row + 64u, has1);" : ""}
   off_a = tb[e];
   ${parts === 2 ? "off_b = tb[e + 1u];" : ""}
   let m = tb[e + 2u];
   var a: array<f32, ${MOE_TILE_TOKENS}>;
-  ${parts === 2 ? `var b: array<f32, ${MOE_TILE_TOKENS}>;` : ""}
+  ${parts === 2 || rows2 ? `var b: array<f32, ${MOE_TILE_TOKENS}>;` : ""}
   for (var u = 0u; u < p.k / 32u; u++) {
     let va = dq32(row, u);
-    ${parts === 2 ? "let vb = dq32_wu(row, u);" : ""}
+    ${parts === 2 ? "let vb = dq32_wu(row, u);" : rows2 ? "let vb = dq32(row1, u);" : ""}
     for (var tt = 0u; tt < m; tt++) {
       let xb = (tb[e + 3u + tt] * p.k + u * 32u) / 4u;
       var sa = 0.0;
-      ${parts === 2 ? "var sb = 0.0;" : ""}
+      ${parts === 2 || rows2 ? "var sb = 0.0;" : ""}
       for (var j = 0u; j < 8u; j++) { // x in 16-byte loads (kernels.ts DOT32)
         let xv = x[xb + j];
         sa += dot(vec4<f32>(va[4u * j], va[4u * j + 1u], va[4u * j + 2u], va[4u * j + 3u]), xv);
-        ${parts === 2 ? "sb += dot(vec4<f32>(vb[4u * j], vb[4u * j + 1u], vb[4u * j + 2u], vb[4u * j + 3u]), xv);" : ""}
+        ${parts === 2 || rows2 ? "sb += dot(vec4<f32>(vb[4u * j], vb[4u * j + 1u], vb[4u * j + 2u], vb[4u * j + 3u]), xv);" : ""}
       }
       a[tt] += sa;
-      ${parts === 2 ? "b[tt] += sb;" : ""}
+      ${parts === 2 || rows2 ? "b[tt] += sb;" : ""}
     }
   }`;
 
@@ -60,8 +65,8 @@ ${body(2)}
 }`;
 }
 
-/** o[orow] = down · a[arow] for each token of tile z. */
-export function moeTiledDownWgsl(dq: string): string {
+/** o[orow] = down · a[arow] for each token of tile z; rows2: two rows a thread (128 a workgroup). */
+export function moeTiledDownWgsl(dq: string, rows2 = false): string {
   return /* wgsl */ `
 struct P { k: u32, n: u32, tab: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -73,8 +78,12 @@ var<private> off_a: u32;
 ${HEAD}
 ${dqAt(dq, "w", "off_a")}
 ${MAIN}
-${body(1)}
-  for (var tt = 0u; tt < m; tt++) { o[tb[e + ${3 + MOE_TILE_TOKENS}u + tt] * p.n + row] = a[tt]; }
+${body(1, rows2)}
+  for (var tt = 0u; tt < m; tt++) {
+    let ob = tb[e + ${3 + MOE_TILE_TOKENS}u + tt] * p.n;
+    o[ob + row] = a[tt];
+    ${rows2 ? "if (has1) { o[ob + row + 64u] = b[tt]; }" : ""}
+  }
 }`;
 }
 

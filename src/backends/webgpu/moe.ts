@@ -117,7 +117,8 @@ export class GpuMoe {
     for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.be.stageBuf, this.be.hostData(Uint32Array.from(tab)), tab.length / 4, xs, xRows, ae.buffer, aligned);
     for (const { w, bufs, tab } of tiledDown.values()) {
       const [t, nt] = tiles(tab);
-      this.be.dispatch(`moe_tiled_down/${w.type}`, () => moeTiledDownWgsl(w.quant.wgsl), [F, D, t], [bufs[0], this.be.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / 64), nt);
+      const r2 = this.be.tileRows === 2;
+      this.be.dispatch(`moe_tiled_down/${w.type}${r2 ? "/2" : ""}`, () => moeTiledDownWgsl(w.quant.wgsl, r2), [F, D, t], [bufs[0], this.be.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / (r2 ? 128 : 64)), nt);
     }
     for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.be.stageBuf, this.be.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, P, ye.buffer, aligned);
     this.be.scatterAddRows(out, ye, rows, scales, D);
