@@ -6,7 +6,7 @@
 // host backend given) runs most misses on the host instead (HostSide, below).
 import type { Backend, Weight, WeightDesc } from "../backends/backend.js";
 import type { ExpertSource, ExpertWeights, HostExperts } from "./source.js";
-import { ExpertBudgetError, partViews, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
+import { ExpertBudgetError, recordWeights, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
 import { SlotTable } from "./slot-table.js";
 
 /** Fixed-size slots in device memory (backends/webgpu/expert-tier.ts). */
@@ -91,7 +91,7 @@ export class DeviceTier implements ExpertSource {
     if (!all) {
       const ws: ExpertWeights[] = [];
       for (let e = 0; e < this.hostCache.reader.expertCount(layer); e++) {
-        const w = this.table.entries.get(layer * this.keyStride + e)?.weights;
+        const w = this.table.entries.get(this.keyOf(layer, e))?.weights;
         if (!w) return undefined;
         ws.push(w);
       }
@@ -125,14 +125,14 @@ export class DeviceTier implements ExpertSource {
   }
 
   prefetch(layer: number, ids: readonly number[], depth?: number): void {
-    this.hostCache.prefetch(layer, ids.filter((e) => !this.table.entries.has(layer * this.keyStride + e)), depth);
+    this.hostCache.prefetch(layer, ids.filter((e) => !this.table.entries.has(this.keyOf(layer, e))), depth);
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
     const n = this.hostCache.reader.expertCount(layer);
     for (const e of ids) if (!Number.isInteger(e) || e < 0 || e >= n) throw new RangeError(`expert ${e} out of range [0, ${n}) in layer ${layer}`);
     const distinct = [...new Set(ids)];
-    const keys = distinct.map((e) => layer * this.keyStride + e);
+    const keys = distinct.map((e) => this.keyOf(layer, e));
     this.checkFits(layer, keys);
     if (!this.preloading) this.policy.begin?.(keys);
     // Pin all first (synchronously), so no slot this acquire needs is chosen as another's victim.
@@ -172,7 +172,7 @@ export class DeviceTier implements ExpertSource {
 
   release(layer: number, ids: readonly number[]): void {
     for (const e of new Set(ids)) {
-      const en = this.table.entries.get(layer * this.keyStride + e);
+      const en = this.table.entries.get(this.keyOf(layer, e));
       if (en) this.table.unpin(en);
     }
   }
@@ -205,11 +205,7 @@ export class DeviceTier implements ExpertSource {
   }
 
   private weightsOf(layer: number, e: number, slot: number): ExpertWeights {
-    const w: Record<string, Weight> = {};
-    for (const p of this.hostCache.reader.parts(layer)) {
-      for (const v of partViews(p)) w[v.name] = this.slots.view(slot, { name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape }, p.offset + v.offset);
-    }
-    return w;
+    return recordWeights(this.hostCache.reader.parts(layer), e, (desc, at) => this.slots.view(slot, desc, at));
   }
 
   /** Whether `key` has a device slot (uploaded, or being uploaded by an acquire). */
@@ -222,8 +218,9 @@ export class DeviceTier implements ExpertSource {
   }
   /** The key a miss would evict now (unpinned, outside `protect`), without evicting it. */
   peekVictim(protect: ReadonlySet<number>, incoming: number): number | undefined {
-    return this.policy.victim((k) => (this.table.entries.get(k)?.pins ?? 1) === 0 && !protect.has(k), incoming);
+    return this.table.victim(protect, incoming);
   }
+  /** The key of expert `e` of `layer` in this tier's table and policy. */
   keyOf(layer: number, e: number): number {
     return layer * this.keyStride + e;
   }
@@ -283,17 +280,8 @@ class HostSide implements HostExperts {
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
     const recs = await this.tier.hostCache.acquireRecords(layer, ids);
     const parts = this.tier.hostCache.reader.parts(layer);
-    return recs.map((rec, i) => {
-      const w: Record<string, Weight> = {};
-      for (const p of parts) {
-        for (const v of partViews(p)) {
-          const at = p.offset + v.offset;
-          // Not owned: the record stays as read (it may still go up to the device), so no backend repacks it.
-          w[v.name] = this.backend.upload({ name: `${p.tensor}[${ids[i]}]${v.suffix}`, type: p.type, shape: v.shape, bytes: rec.subarray(at, at + v.byteLength) });
-        }
-      }
-      return w;
-    });
+    // Not owned: the record stays as read (it may still go up to the device), so no backend repacks it.
+    return recs.map((rec, i) => recordWeights(parts, ids[i], (desc, at, n) => this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n) })));
   }
 
   release(layer: number, ids: readonly number[]): void {

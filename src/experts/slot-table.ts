@@ -47,6 +47,11 @@ export class SlotTable<E extends SlotEntry> {
     return n;
   }
 
+  /** The policy's victim among unpinned entries whose keys are not in `protect`, left in the table. */
+  victim(protect: ReadonlySet<number>, incoming: number): number | undefined {
+    return this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !protect.has(k), incoming);
+  }
+
   /**
    * A slot for `incoming`: a free one, a never used one, or the policy's victim among unpinned entries whose keys
    * are not in `protect` (it leaves the table; `evicted` says so). The caller checked that an unpinned one exists.
@@ -55,7 +60,7 @@ export class SlotTable<E extends SlotEntry> {
     const free = this.freeSlots.pop();
     if (free !== undefined) return { slot: free, evicted: false };
     if (this.nextFresh < this.nSlots) return { slot: this.nextFresh++, evicted: false };
-    const victim = this.policy.victim((k) => (this.entries.get(k)?.pins ?? 1) === 0 && !protect.has(k), incoming);
+    const victim = this.victim(protect, incoming);
     if (victim === undefined) throw new Error("internal: no evictable expert slot");
     const en = this.entries.get(victim)!;
     this.entries.delete(victim);

@@ -1,6 +1,6 @@
 // Experts streamed from an ExpertReader into a byte-budgeted cache of fixed-size slots. A slot holds
 // one record; experts of an unreleased acquire() are pinned and never evicted; the rest go by policy.
-import { allocHost, type Backend, type Weight, type WeightArena } from "../backends/backend.js";
+import { allocHost, type Backend, type Weight, type WeightArena, type WeightDesc } from "../backends/backend.js";
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
@@ -139,6 +139,18 @@ export function partViews(p: ExpertPart): { name: string; suffix: string; shape:
     row += s.rows;
     return v;
   });
+}
+
+/**
+ * Expert `e`'s weights from its record's parts (partViews of each), each made by `make` from its description and
+ * its bytes' place in the record [at, at + byteLength).
+ */
+export function recordWeights(parts: readonly ExpertPart[], e: number, make: (desc: WeightDesc, at: number, byteLength: number) => Weight): ExpertWeights {
+  const w: Record<string, Weight> = {};
+  for (const p of parts) {
+    for (const v of partViews(p)) w[v.name] = make({ name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape }, p.offset + v.offset, v.byteLength);
+  }
+  return w;
 }
 
 /** Slots are carved from arenas of at most this size (one huge ArrayBuffer may exceed V8's limits). */
@@ -440,22 +452,14 @@ export class StreamingExperts implements ExpertSource {
   }
 
   private weightsOf(layer: number, e: number, bytes: Uint8Array, slot: number): ExpertWeights {
-    const w: Record<string, Weight> = {};
-    if (this.opts.hostOnly) return w; // the device tier binds the bytes
+    if (this.opts.hostOnly) return {}; // the device tier binds the bytes
     const arena = this.bound[Math.floor(slot / this.slotsPerArena)];
     const base = (slot % this.slotsPerArena) * this.slotBytes;
     if (arena) arena.write(base, bytes.subarray(0, this.reader.recordBytes(layer))); // the binding tier's copy
-    for (const p of this.reader.parts(layer)) {
-      // A fused part (gate_up) is read as one and handed out as its parts, each a view of its rows.
-      for (const v of partViews(p)) {
-        const desc = { name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape };
-        const at = p.offset + v.offset;
-        // Host backends: a view of the slot, valid until the slot is reused, which pins prevent. The slot's
-        // bytes are this entry's alone (a reused slot is read again), so a backend may rewrite them (repack).
-        w[v.name] = arena ? arena.view(desc, base + at) : this.backend.upload({ ...desc, bytes: bytes.subarray(at, at + v.byteLength), owned: true });
-      }
-    }
-    return w;
+    // A fused part (gate_up) is read as one and handed out as its parts, each a view of its rows.
+    // Host backends: a view of the slot, valid until the slot is reused, which pins prevent. The slot's bytes are
+    // this entry's alone (a reused slot is read again), so a backend may rewrite them (repack).
+    return recordWeights(this.reader.parts(layer), e, (desc, at, n) => (arena ? arena.view(desc, base + at) : this.backend.upload({ ...desc, bytes: bytes.subarray(at, at + n), owned: true })));
   }
 
   /** Release the binding tier's backend memory (the model is closed). */

@@ -456,7 +456,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   if (!groups.length) await afterDemand(() => undefined);
   if (split && where!.host.length) {
     be.flush?.(); // the device runs its experts while the host runs the rest
-    const part = await hostExpertFfns(f, split, xHost!, where!.host.map((e) => byExpert.get(e)!), p);
+    const part = await hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     const hp = f.buf("moe.host", T * D);
     be.write(hp, part);
     be.add(out, out, hp, T * D);
@@ -475,8 +475,8 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
 /** Host scratch of each split tier's backend: a pass takes one and gives it back (overlapping passes never share). */
 const hostScratch = new WeakMap<HostExperts, ScratchPool>();
 
-/** Σ weight · expert(x) over the buckets' experts on the split tier's host backend: [T, D] on the host. */
-async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, buckets: readonly { expert: number; rows: Int32Array; scales: Float32Array }[], p: MoeParams): Promise<Float32Array> {
+/** Σ weight · expert(x) over experts `ids` (their buckets in byExpert) on the split tier's host backend: [T, D] on the host. */
+async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, ids: readonly number[], byExpert: ReadonlyMap<number, { rows: Int32Array; scales: Float32Array }>, p: MoeParams): Promise<Float32Array> {
   const pool = hostScratch.get(h) ?? hostScratch.set(h, new ScratchPool(h.backend)).get(h)!;
   const scratch = pool.take();
   try {
@@ -484,13 +484,12 @@ async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, buckets:
     const xh = hf.buf("moe.host.x", x.length), out = hf.buf("moe.host.out", x.length);
     h.backend.write(xh, x);
     h.backend.zero(out);
-    const byExpert = new Map(buckets.map((b) => [b.expert, b]));
-    for (const ids of acquireGroups(byExpert.keys(), h.capacity ?? buckets.length)) {
-      const ws = await h.acquire(p.layer, ids);
+    for (const group of acquireGroups(ids, h.capacity ?? ids.length)) {
+      const ws = await h.acquire(p.layer, group);
       try {
-        expertFfns(hf, out, xh, ws, ids.map((e) => byExpert.get(e)!), p.nFf, p.act);
+        expertFfns(hf, out, xh, ws, group.map((e) => byExpert.get(e)!), p.nFf, p.act);
       } finally {
-        h.release(p.layer, ids);
+        h.release(p.layer, group);
       }
     }
     return await h.backend.read(out);

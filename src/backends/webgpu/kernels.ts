@@ -48,10 +48,17 @@ ${HEAD}
 ${dq}
 `;
 /**
- * s += v · x[32 values from vec4 xb]: x in 16-byte loads, a quarter of the load instructions of one value each (the
- * tiled kernels' x is the same for every thread of a workgroup, so its loads, not the FMAs, bound them).
+ * For each [sum, values] pair: sum += values · x[32 values from vec4 xb], x in 16-byte loads (a quarter of the load
+ * instructions of one value each; the tiled kernels' x is the same for every thread of a workgroup, so its loads,
+ * not the FMAs, bound them), each load feeding every pair.
  */
-export const DOT32 = /* wgsl */ `for (var j = 0u; j < 8u; j++) { s += dot(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]), x[xb + j]); }`;
+export function dot32(pairs: readonly (readonly [sum: string, values: string])[]): string {
+  const quad = (v: string) => `vec4<f32>(${v}[4u * j], ${v}[4u * j + 1u], ${v}[4u * j + 2u], ${v}[4u * j + 3u])`;
+  return /* wgsl */ `for (var j = 0u; j < 8u; j++) {
+        let xv = x[xb + j];
+        ${pairs.map(([sum, v]) => `${sum} += dot(${quad(v)}, xv);`).join("\n        ")}
+      }`;
+}
 
 /** Weight rows and tokens of one workgroup of the tiled matmul. */
 export const TILE_ROWS = 64, TILE_TOKENS = 16;
@@ -59,7 +66,7 @@ export const TILE_ROWS = 64, TILE_TOKENS = 16;
 /**
  * out[t, n] = Σ_k x[t, k] · W[n, k] for several tokens (prefill, an expert's rows): each thread owns one weight
  * row and dequantises each unit of it once for up to 16 tokens, whose values every thread of the workgroup reads
- * alike (one broadcast load, 16 bytes at a time: DOT32). Rows over x/y, token tiles over z. The token loop's bound is not a constant on
+ * alike (one broadcast load, 16 bytes at a time: dot32). Rows over x/y, token tiles over z. The token loop's bound is not a constant on
  * purpose: unrolled (as is a shared-memory tile with barriers), lavapipe's LLVM takes 5-50 s of CPU per type to
  * compile it; this compiles in ~2 s (Q6_K ~6 s).
  */
@@ -77,7 +84,7 @@ export function tiledMatmulWgsl(dq: string, rowsPerThread: 1 | 2 = 1): string {
     for (var tt = 0u; tt < nt; tt++) {
       let xb = ((t0 + tt) * p.k + u * 32u) / 4u;
       var s = 0.0;
-      ${DOT32}
+      ${dot32([["s", "v"]])}
       acc[tt] += s;
     }
   }
@@ -108,11 +115,7 @@ function tiled2(dq: string): string {
       let xb = ((t0 + tt) * p.k + u * 32u) / 4u;
       var s = 0.0;
       var s1 = 0.0;
-      for (var j = 0u; j < 8u; j++) {
-        let xv = x[xb + j];
-        s += dot(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]), xv);
-        s1 += dot(vec4<f32>(v1[4u * j], v1[4u * j + 1u], v1[4u * j + 2u], v1[4u * j + 3u]), xv);
-      }
+      ${dot32([["s", "v"], ["s1", "v1"]])}
       acc[tt] += s;
       acc1[tt] += s1;
     }

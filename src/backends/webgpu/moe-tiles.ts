@@ -2,7 +2,7 @@
 // (64 weight rows, tile), each thread a row dequantised once per tile (as the tiled matmul, kernels.ts) where the
 // matvec kernels would read the expert's weights once per token. A tile is MOE_TILE_WORDS words of a table in the
 // submission's staging words: [weight word offset, up's word offset (gate+up) or 0, tokens m, 16 x rows, 16 out rows].
-import { GID, HEAD, MAIN } from "./kernels.js";
+import { dot32, GID, HEAD, MAIN } from "./kernels.js";
 import { readerOver } from "./matvec.js";
 
 export const MOE_TILE_TOKENS = 16;
@@ -34,11 +34,7 @@ const body = (parts: number, rows2 = false) => /* wgsl */ `
       let xb = (tb[e + 3u + tt] * p.k + u * 32u) / 4u;
       var sa = 0.0;
       ${parts === 2 || rows2 ? "var sb = 0.0;" : ""}
-      for (var j = 0u; j < 8u; j++) { // x in 16-byte loads (kernels.ts DOT32)
-        let xv = x[xb + j];
-        sa += dot(vec4<f32>(va[4u * j], va[4u * j + 1u], va[4u * j + 2u], va[4u * j + 3u]), xv);
-        ${parts === 2 || rows2 ? "sb += dot(vec4<f32>(vb[4u * j], vb[4u * j + 1u], vb[4u * j + 2u], vb[4u * j + 3u]), xv);" : ""}
-      }
+      ${dot32(parts === 2 || rows2 ? [["sa", "va"], ["sb", "vb"]] : [["sa", "va"]])}
       a[tt] += sa;
       ${parts === 2 || rows2 ? "b[tt] += sb;" : ""}
     }
