@@ -38,8 +38,8 @@ napi_value js_matmul(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// repackR8(type, bytes, K, N): N Q4_K or Q8_0 rows of K values (N a multiple of 8) rewritten in place as
-// Q4_K_R8 (type 1012) or Q8_0_R8 (type 1008).
+// repackR8(type, bytes, K, N, undo): N Q4_K or Q8_0 rows of K values (N a multiple of 8) rewritten in place as
+// Q4_K_R8 (type 1012) or Q8_0_R8 (type 1008); with undo (optional), such rows back into plain blocks.
 napi_value js_repack_r8(napi_env env, napi_callback_info info) {
   napi_value a[MAX_ARGS];
   args(env, info, a);
@@ -49,13 +49,16 @@ napi_value js_repack_r8(napi_env env, napi_callback_info info) {
   if (!int_arg(env, a[0], "type", 0, 65535, &type) || !bytes_arg(env, a[1], "bytes", &w, &wlen) ||
       !int_arg(env, a[2], "K", 1, INT32_MAX, &K) || !int_arg(env, a[3], "N", 0, INT32_MAX, &N))
     return NULL;
+  int64_t undo = 0;
+  napi_valuetype ut;
+  if (napi_typeof(env, a[4], &ut) == napi_ok && ut != napi_undefined && !int_arg(env, a[4], "undo", 0, 1, &undo)) return NULL;
   if (type != GGML_Q4_K && type != GGML_Q8_0) return fail(env, "R", "native repackR8: type %lld is not Q4_K (12) or Q8_0 (8)", (long long)type);
   const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
   if (K % blk || N % 8) return fail(env, "R", "native repackR8: K = %lld must be a multiple of %d and N = %lld of 8", (long long)K, blk, (long long)N);
   const size_t want = type_row_bytes((int)type, (int)K) * (size_t)N;
   if (wlen != want)
     return fail(env, "R", "native repackR8: bytes has %zu bytes, %lld rows of %lld values are %zu", wlen, (long long)N, (long long)K, want);
-  if (repack_r8_run((int)type, w, (int)K, (int)N) != 0) return fail(env, "E", "native repackR8: out of memory");
+  if (repack_r8_run((int)type, w, (int)K, (int)N, (int)undo) != 0) return fail(env, "E", "native repackR8: out of memory");
   return undefined(env);
 }
 

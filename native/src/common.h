@@ -97,9 +97,11 @@ float dot_bf16_scalar(int n, const void *restrict w, const void *restrict x);
 void gemv8_q4_K_r8_scalar(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 /** Repack one group of 8 Q4_K rows of nb blocks (8 * nb * 144 bytes at g) into Q4_K_R8 in place; tmp holds as much. */
 void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp);
+void unrepack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp);
 void gemv8_q8_0_r8_scalar(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 /** Repack one group of 8 Q8_0 rows of nb blocks (8 * nb * 34 bytes at g) into Q8_0_R8 in place; tmp holds as much. */
 void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp);
+void unrepack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp);
 #if defined(__x86_64__) || defined(__i386__)
 void gemv8_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);
 void gemv8x4_q4_K_r8_avx2(int n, const void *restrict w, const void *restrict x, size_t xstride, float *out, size_t ostride);

@@ -256,6 +256,23 @@ void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
   }
 }
 
+/** The inverse of repack_q4_K_r8_group: one group of 8 interleaved rows back into 8 rows of plain blocks. */
+void unrepack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q4_K));
+  for (int i = 0; i < nb; i++) {
+    const uint8_t *o = tmp + (size_t)i * R8_BLOCK;
+    for (int r = 0; r < 8; r++) {
+      block_q4_K *b = (block_q4_K *)(g + ((size_t)r * nb + i) * sizeof(block_q4_K));
+      memcpy(&b->d, o + R8_D + 2 * r, 2);
+      memcpy(&b->dmin, o + R8_DMIN + 2 * r, 2);
+      memcpy(b->scales, o + R8_U0 + 4 * r, 4);
+      memcpy(b->scales + 4, o + R8_U1 + 4 * r, 4);
+      memcpy(b->scales + 8, o + R8_U2 + 4 * r, 4);
+      for (int v = 0; v < 32; v++) memcpy(b->qs + 4 * v, o + R8_QS + 32 * v + 4 * r, 4);
+    }
+  }
+}
+
 static inline uint32_t load_u32(const void *p) {
   uint32_t v;
   memcpy(&v, p, 4);

@@ -625,13 +625,13 @@ static void rp_range(void *arg, int ith, int g0, int g1) {
   for (int g = g0; g < g1; g++) t->group(t->w + (size_t)g * t->gbytes, t->nb, t->tmp + (size_t)ith * t->gbytes);
 }
 
-int repack_r8_run(int type, void *w, int K, int N) {
+int repack_r8_run(int type, void *w, int K, int N, int undo) {
   const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
   if ((type != GGML_Q4_K && type != GGML_Q8_0) || K <= 0 || K % blk || N % 8) return -1;
   pthread_mutex_lock(&mm_mu);
   rp_task t = {.w = w, .nb = K / blk};
   t.gbytes = (size_t)8 * type_row_bytes(type, K);
-  t.group = type == GGML_Q4_K ? repack_q4_K_r8_group : repack_q8_0_r8_group;
+  t.group = type == GGML_Q4_K ? (undo ? unrepack_q4_K_r8_group : repack_q4_K_r8_group) : (undo ? unrepack_q8_0_r8_group : repack_q8_0_r8_group);
   t.tmp = scratch_get((size_t)pool_threads() * t.gbytes);
   if (!t.tmp) {
     pthread_mutex_unlock(&mm_mu);

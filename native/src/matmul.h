@@ -20,7 +20,8 @@ size_t type_row_bytes(int type, int K);
 int type_rows_ok(int type, int N);
 /** Repacks N Q4_K or Q8_0 rows of K values (N a multiple of 8) into Q4_K_R8 / Q8_0_R8 in place, on the pool.
  *  -1: another type, bad sizes or out of memory. */
-int repack_r8_run(int type, void *w, int K, int N);
+/* undo: the inverse (R8 rows back into plain blocks). */
+int repack_r8_run(int type, void *w, int K, int N, int undo);
 /** Runs the matmul on the thread pool; sizes must already be checked (see type_row_bytes). -1 if out of memory. */
 int matmul_run(int type, const void *w, const float *x, float *out, int K, int N, int T);
 /** A 3-D weight applied per head in one pool run: W holds H heads of N rows of K values (head h's rows follow head

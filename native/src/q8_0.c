@@ -32,6 +32,19 @@ void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
   }
 }
 
+/** The inverse of repack_q8_0_r8_group. */
+void unrepack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q8_0));
+  for (int i = 0; i < nb; i++) {
+    const uint8_t *o = tmp + (size_t)i * Q8R8_BLOCK;
+    for (int r = 0; r < 8; r++) {
+      block_q8_0 *b = (block_q8_0 *)(g + ((size_t)r * nb + i) * sizeof(block_q8_0));
+      memcpy(&b->d, o + 2 * r, 2);
+      for (int v = 0; v < 8; v++) memcpy(b->qs + 4 * v, o + Q8R8_QS + 32 * v + 4 * r, 4);
+    }
+  }
+}
+
 /** Portable Q8_0_R8 kernel: per row an exact int32 block sum, then one multiply-add by both scales, as the SIMD kernels. */
 void gemv8_q8_0_r8_scalar(int n, const void *restrict vw, const void *restrict vx, size_t xstride, float *out, size_t ostride) {
   (void)xstride, (void)ostride;

@@ -270,6 +270,11 @@ export interface Backend {
    * only mapped on first touch.
    */
   allocHost?(bytes: number): Uint8Array;
+  /**
+   * Optional: give an owned upload's bytes back as they came (undoing a repack in place), for the caller to read or
+   * upload elsewhere; `w` is not used again. Backends that never rewrite owned bytes lack it.
+   */
+  disown?(w: Weight): void;
   /** Start the work recorded so far on the device without waiting for it (a GPU's queue), so the host may work meanwhile. */
   flush?(): void;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */

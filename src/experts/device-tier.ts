@@ -278,10 +278,15 @@ class HostSide implements HostExperts {
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
-    const recs = await this.tier.hostCache.acquireRecords(layer, ids);
     const parts = this.tier.hostCache.reader.parts(layer);
-    // Not owned: the record stays as read (it may still go up to the device), so no backend repacks it.
-    return recs.map((rec, i) => recordWeights(parts, ids[i], (desc, at, n) => this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n) })));
+    // Owned, so the native backend repacks the record for its faster kernels, once while it stays cached; if the
+    // expert is later admitted to the device, acquireRecords() has the backend undo that before the upload.
+    return this.tier.hostCache.acquireMade(layer, ids, (e, rec) => {
+      const ws: Weight[] = [];
+      const owned = this.backend.disown !== undefined; // a backend may rewrite owned bytes only where it can undo that
+      const weights = recordWeights(parts, e, (desc, at, n) => (ws.push(this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n), owned })), ws[ws.length - 1]));
+      return { weights, undo: () => ws.forEach((w) => this.backend.disown?.(w)) };
+    });
   }
 
   release(layer: number, ids: readonly number[]): void {

@@ -125,6 +125,15 @@ interface Entry {
   bytes?: Uint8Array;
   /** The read filling this slot while it is queued or running (a hit promotes it to a demand read). */
   ticket?: IoTicket;
+  /** hostOnly: weights a host backend made over the record (acquireMade), perhaps rewriting it, and their undoing. */
+  made?: MadeWeights;
+}
+
+/** What acquireMade() keeps with a cached record: weights over its bytes and how to give the bytes back as read. */
+export interface MadeWeights {
+  readonly weights: ExpertWeights;
+  /** Put the record's bytes back as read (a repack undone); the weights are not used again. */
+  undo(): void;
 }
 
 const NONE: ReadonlySet<number> = new Set();
@@ -336,11 +345,31 @@ export class StreamingExperts implements ExpertSource {
     return ids.map((e) => byId.get(e)!.weights!);
   }
 
-  /** Records of `ids` in `layer` (their first recordBytes bytes), pinned as acquire() pins them until release(). */
+  /**
+   * Records of `ids` in `layer` (their first recordBytes bytes, as read: weights made over one are undone first),
+   * pinned as acquire() pins them until release().
+   */
   async acquireRecords(layer: number, ids: readonly number[]): Promise<Uint8Array[]> {
     const byId = await this.acquireEntries(layer, ids);
     const n = this.reader.recordBytes(layer);
-    return ids.map((e) => byId.get(e)!.bytes!.subarray(0, n));
+    return ids.map((e) => {
+      const en = byId.get(e)!;
+      if (en.made) (en.made.undo(), (en.made = undefined));
+      return en.bytes!.subarray(0, n);
+    });
+  }
+
+  /**
+   * hostOnly: weights of `ids` in `layer` that `make` builds over each record once while it stays cached (a host
+   * backend may repack the bytes in place: they are the entry's alone), pinned as acquire() pins them.
+   */
+  async acquireMade(layer: number, ids: readonly number[], make: (e: number, record: Uint8Array) => MadeWeights): Promise<ExpertWeights[]> {
+    const byId = await this.acquireEntries(layer, ids);
+    const n = this.reader.recordBytes(layer);
+    return ids.map((e) => {
+      const en = byId.get(e)!;
+      return (en.made ??= make(e, en.bytes!.subarray(0, n))).weights;
+    });
   }
 
   private async acquireEntries(layer: number, ids: readonly number[]): Promise<Map<number, Entry>> {

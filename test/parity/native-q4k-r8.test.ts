@@ -51,6 +51,11 @@ test("Q4_K uploads are repacked only when owned and in groups of 8 rows", (t) =>
   assert.equal(nativeLayout(up), Q4_K_R8);
   assert.equal(up.type, Q4_K.type);
   assert.ok(own.bytes.some((b, i) => b !== before[i]), "owned bytes are repacked in place");
+  be.disown(up);
+  assert.ok(own.bytes.every((b, i) => b === before[i]), "disown() gives the bytes back as they came");
+  const wide = owned(weight(Q4_K, 2048, 64, "blk.0.ffn_gate_exps.weight", "wide")), wideBefore = wide.bytes.slice();
+  be.disown(be.upload(wide)); // several blocks a row, several groups: the threads split groups
+  assert.ok(wide.bytes.every((b, i) => b === wideBefore[i]), "2048 x 64: disown() restores every byte");
   assert.equal(be.upload(owned(weight(Q4_K, 256, 12, "rows", "kinds12"))).type, Q4_K.type);
   assert.equal(be.upload(owned(weight(Q6_K, 256, 16, "q6", "kinds6"))).type, Q6_K.type);
   for (const op of ["matmul", "expert_ffn", "moe_ffn"] as const) assert.ok(be.supports(op, Q4_K.type), op);

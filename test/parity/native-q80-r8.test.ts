@@ -99,6 +99,13 @@ test("Q8_0 uploads are repacked only when owned and in groups of 8 rows; embed f
   assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 8), 48, 8), /multiple of 32/);
   assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 8 - 1), 32, 8), /bytes has 271 bytes/);
   assert.throws(() => a.repackR8(Q4_K.type + 2, new Uint8Array(210 * 8), 256, 8), /not Q4_K \(12\) or Q8_0 \(8\)/);
+  assert.throws(() => a.repackR8(Q8_0.type, new Uint8Array(34 * 8), 32, 8, 2 as 1), /undo must be an integer in \[0, 1\]/);
+  // disown() gives a repacked upload's bytes back as they came (the split GPU tier uploads such a record).
+  const wide = owned(weight(2048, 64, "blk.0.ffn_down_exps.weight", "q8-wide")), wideBefore = wide.bytes.slice();
+  const up = be.upload(wide);
+  assert.equal(nativeLayout(up), Q8_0_R8);
+  be.disown(up);
+  assert.ok(wide.bytes.every((b, i) => b === wideBefore[i]), "2048 x 64: disown() restores every byte");
 });
 
 test("moeFfn with Q8_0_R8 experts equals moeFfn with plain Q8_0 experts and the scalar reference", async () => {

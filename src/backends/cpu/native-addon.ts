@@ -26,8 +26,8 @@ export interface NativeAddon {
   /** out[rows[i], :] += scales[i] * x[i, :]. */
   scatterAddRows(out: Float32Array, x: Float32Array, rows: Int32Array, scales: Float32Array, rowLen: number): void;
   /** Rewrites N Q4_K (12) or Q8_0 (8) rows of K values (N a multiple of 8) in place as groups of 8 interleaved
-   *  rows: Q4_K_R8 (type 1012) or Q8_0_R8 (type 1008). */
-  repackR8(type: number, bytes: Bytes, K: number, N: number): void;
+   *  rows: Q4_K_R8 (type 1012) or Q8_0_R8 (type 1008); undo = 1: such rows back into plain blocks. */
+  repackR8(type: number, bytes: Bytes, K: number, N: number, undo?: 0 | 1): void;
   /** out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate and up hold F rows of D values, down D rows of F (ggml types). */
   matmulSet(types: Int32Array, weights: Bytes[], outs: Float32Array[], x: Float32Array, K: number, T: number): void;
   moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;

@@ -201,6 +201,13 @@ export class NativeBackend extends DelegatingBackend {
     }
     return this.ref.upload(w);
   }
+  /** A repacked weight's bytes back in plain Q4_K / Q8_0 blocks, in place (upload's repack undone). */
+  disown(w: Weight): void {
+    const layout = nativeLayout(w);
+    if (layout !== Q4_K_R8 && layout !== Q8_0_R8) return;
+    const { k, n } = weightDims(w);
+    this.addon.repackR8(w.type, hostBytes(w), k, n, 1);
+  }
   /**
    * Weight memory on transparent huge pages (Linux, THP "madvise" or "always"): a decode step streams every
    * weight once, and with 4 KiB pages the page walks cost matvecs up to a fifth of their DRAM bandwidth here.
