@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call (issue 14) [LEAN=1: a short call: profile, the split tier (short), then the end-to-end figures only]: the kernel table, a3b's decode profile (PROFILE=1: bench gpu --profile-only), a3b end
+# One device call (issue 14) [LEAN=1: a short call: profile, the split tier (short), then the end-to-end figures only]: the kernel table, a3b's decode profile (PROFILE=1: bench gpu --profile-only), the tier's split and upload runs (TIER=1; TIER=cpu: split only), a3b end
 # to end on --backend webgpu (with the profile's fastest knobs, or TUNE=JSON), the GPU tier at 25% (TIER=1),
 # and llama.cpp CUDA built and run on the same card unless it is the H100 kind measured before (or LLAMA=1; NOLLAMA=1: never).
 # Run from the repository root on the GPU machine with .gpu/ carried (bench/gpu/pack-carry.sh makes it); results in $OUT.
@@ -43,7 +43,7 @@ timeout 150 "$W/node" dist-bench/bench/main.js gpu --only=none --model=$MODEL --
 [ -n "${LEAN:-}" ] && { kill $SMI; log "done (lean)"; exit 0; }
 # The split tier: the experts not on the GPU run on the CPU (llama.cpp -ncmoe's way).
 [ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25-cpu.json" 2>>"$OUT/steps.log"; log "webgpu tier25 cpu rc=$?"
-[ -n "${TIER:-}" ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
+[ -n "${TIER:-}" ] && [ "$TIER" != cpu ] && timeout 100 $N bench -m $MODEL --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 128 -n 64 -r 1 --json > "$OUT/webgpu-tier25.json" 2>>"$OUT/steps.log"; log "webgpu tier25 rc=$?"
 # Last: the kernel table (with PROFILE, the knobs the end-to-end figures used).
 [ -n "${PROFILE:-}" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --json=$OUT/kernels.json ${TUNE:+--tune="$TUNE"} > "$OUT/kernels.log" 2>&1; log "kernel bench rc=$? ${TUNE:+tuned}"; }
 if [ -n "$BUILD" ]; then
