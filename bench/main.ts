@@ -21,6 +21,7 @@ const BENCHES: Record<string, (only?: string) => Promise<void>> = {
   doctor: async (only) => (await import("./doctor.js")).benchDoctor(only),
   "kernels-ggml": async () => (await import("./kernels-ggml.js")).benchKernelsGgml(),
   replay: async () => (await import("./replay.js")).benchReplay(),
+  tier: async () => (await import("./replay-split.js")).benchReplayTier(),
   verify: async () => (await import("./verify.js")).benchVerify(),
   ops: async (only) => (await import("./op-profile.js")).benchOps(only),
   gpu: async (only) => (await import("./gpu.js")).benchGpu(only),

@@ -40,7 +40,15 @@ export interface DeviceTierOptions {
    * than the expert it would evict (TinyLFU's admission), so the tier keeps the hot set and uploads stay rare.
    */
   hostBackend?: Backend;
+  /**
+   * Split tier: a miss is admitted over a victim only when looked up more than this many times as often lately
+   * (an upload costs several CPU runs of the record: bench `tier` replays real routing). Default ADMIT_RATIO.
+   */
+  admitRatio?: number;
 }
+
+/** See DeviceTierOptions.admitRatio. */
+export const ADMIT_RATIO = 1;
 
 interface Entry {
   readonly key: number;
@@ -66,7 +74,7 @@ export class DeviceTier implements ExpertSource {
     const r = hostCache.reader;
     this.keyStride = Math.max(...r.layers.map((l) => r.expertCount(l)));
     this.totalExperts = r.layers.reduce((a, l) => a + r.expertCount(l), 0);
-    if (opts.hostBackend) this.host = new HostSide(this, opts.hostBackend, (Math.max(...r.layers) + 1) * this.keyStride);
+    if (opts.hostBackend) this.host = new HostSide(this, opts.hostBackend, (Math.max(...r.layers) + 1) * this.keyStride, opts.admitRatio ?? ADMIT_RATIO);
     if (slots.nSlots < minExperts) throw new ExpertBudgetError(minExperts * slots.slotBytes, slots.nSlots * slots.slotBytes, `the GPU tier holds ${slots.nSlots} slots and one layer's active experts need ${minExperts}`);
   }
 
@@ -243,7 +251,7 @@ class HostSide implements HostExperts {
   private readonly freq: Float64Array;
   private lookups = 0;
 
-  constructor(private readonly tier: DeviceTier, readonly backend: Backend, keys: number) {
+  constructor(private readonly tier: DeviceTier, readonly backend: Backend, keys: number, private readonly admitRatio: number) {
     this.freq = new Float64Array(keys);
   }
 
@@ -269,7 +277,7 @@ class HostSide implements HostExperts {
       else if (free > 0) (free--, device.push(e));
       else {
         const v = overVictim ? undefined : this.tier.peekVictim(protect, k);
-        if (v !== undefined && this.freq[k] > this.freq[v]) (overVictim = true, device.push(e));
+        if (v !== undefined && this.freq[k] > this.admitRatio * this.freq[v]) (overVictim = true, device.push(e));
         else host.push(e);
       }
     }
