@@ -12,7 +12,7 @@ export type { SamplingOptions } from "../sampler/index.js";
 /** "native" is accepted as an alias of "cpu" (the native addon). */
 export type BackendName = "auto" | "cpu" | "native" | "wasm" | "webgpu" | "scalar";
 export type ExpertIO = "auto" | "resident" | "stream";
-export type GpuMisses = "upload" | "cpu";
+export type GpuMisses = "upload" | "cpu" | "cpu-fill";
 
 export interface OptionSpec<T> {
   flag: string;
@@ -103,8 +103,8 @@ export const ENGINE_OPTIONS = {
     help: "--backend webgpu: bytes of expert slots on the GPU (e.g. 8G), filled from the host cache; 0 = auto: the host expert cache's size (every expert when resident), halved while the device refuses the memory, never below one layer's top-k. All experts fit: they stay resident on the GPU",
   },
   gpuMisses: {
-    flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu"]),
-    help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits)",
+    flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu", "cpu-fill"]),
+    help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits) | cpu-fill (as cpu, but once the tier's slots are full nothing more goes up: for a host-to-device link slow against the CPU)",
   },
   prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {

@@ -85,6 +85,19 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
   if (a && repacks(a)) assert.ok(disowned > 0, "some expert ran on the host (repacked) before it was admitted to the device");
 });
 
+test("--gpu-misses cpu-fill: once the tier's slots are full nothing more goes up; tokens as all-GPU's", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });
+  const gpu = await run(path, { backend: "webgpu" });
+  const slots = Math.floor(gpu.total / 2);
+  const s = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu-fill" });
+  assert.match(s.reason, /\(--gpu-misses cpu-fill\)/);
+  assert.deepEqual(s.tokens, gpu.tokens);
+  assert.ok(s.gpu!.misses <= slots, `uploads ${s.gpu!.misses} only into the ${slots} free slots`);
+  assert.ok(s.gpu!.hostRuns > 0);
+  assert.equal(s.gpu!.hits + s.gpu!.misses + s.gpu!.hostRuns, s.lookups);
+});
+
 test("--gpu-misses cpu with every expert on the GPU: nothing runs on the host (the tier is resident)", async () => {
   await gpuDevice();
   const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });

@@ -40,6 +40,8 @@ const FLUSH_DISPATCHES = 64;
 const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
+/** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
+const READBACKS_KEPT = 4;
 
 /** Ops this backend runs (every architecture's). */
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
@@ -87,6 +89,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private readonly pipelines: Map<string, GPUComputePipeline>;
   private readonly layouts = LAYOUTS;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly readbacks = new Map<number, GPUBuffer[]>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 0;
   private enc: GPUCommandEncoder | undefined;
@@ -220,7 +223,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.counters.reads++;
     const bufs = srcs.map(gbuf);
     const total = bufs.reduce((a, b) => a + b.length * 4, 0);
-    const rb = this.device.createBuffer({ size: Math.max(16, total), usage: MAP_READ | COPY_DST });
+    const size = Math.max(16, Math.ceil(total / 256) * 256);
+    // Readback buffers are kept by size and reused: a split tier reads back every layer, and making one each time
+    // cost more than the copy (H100 profile, session 13).
+    const rb = this.readbacks.get(size)?.pop() ?? this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
     let at = 0;
     for (const b of bufs) {
       if (b.length) this.copyBytes(b.buffer, 0, rb, at, b.length * 4);
@@ -230,21 +236,27 @@ export class WebGpuBackend implements Backend, ArenaHost {
     try {
       await rb.mapAsync(1);
     } catch (e) {
+      rb.destroy();
       this.throwIfFailed();
       throw e;
     }
-    const all = new Float32Array(rb.getMappedRange(0, Math.max(16, total)).slice(0));
-    rb.unmap();
-    rb.destroy();
-    this.throwIfFailed();
+    const all = new Float32Array(rb.getMappedRange(0, size));
     at = 0;
-    return bufs.map((b) => all.slice(at, (at += b.length)));
+    const out = bufs.map((b) => all.slice(at, (at += b.length))); // copies, before the range goes with unmap()
+    rb.unmap();
+    const free = this.readbacks.get(size) ?? this.readbacks.set(size, []).get(size)!;
+    if (free.length < READBACKS_KEPT) free.push(rb);
+    else rb.destroy();
+    this.throwIfFailed();
+    return out;
   }
   free(buf: Buf): void {
     this.release(gbuf(buf).buffer);
   }
   close(): void {
     this.flush();
+    for (const free of this.readbacks.values()) for (const b of free) b.destroy();
+    this.readbacks.clear();
     this.uploads.destroy();
     for (const b of this.scratch.values()) b.buffer.destroy();
     this.device.destroy();
