@@ -21,8 +21,9 @@ export function matvecShape(q: Pick<GpuQuant, "chunkValues">, k: number, n: numb
   let g = 8;
   while (g < Math.min(64, lanes) && g < pieces) g *= 2;
   const groups = Math.ceil(n / (64 / g));
-  // More rows per group share x and put more loads in flight, as long as enough workgroups remain.
-  const r = rows ?? (groups >= 4096 ? 4 : groups >= 1024 ? 2 : 1);
+  // More rows per group share x, but on an H100 (session 13's profile) one row a group was faster for every decode
+  // matvec of a3b (q/k/v 26 -> 18 µs, MoE gate+up 32 -> 24, down 25 -> 19) but the output's 151936 rows (224 vs 198 µs).
+  const r = rows ?? (groups >= 16384 ? 4 : 1);
   return { g, r, sg, u: Math.min(4, Math.ceil(pieces / g)) };
 }
 /** The pipeline key's part for a shape. */
