@@ -36,7 +36,7 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
   const rows2 = await gpuBackend();
-  rows2.tileRows = 2;
+  [be.tileRows, rows2.tileRows] = [1, 2]; // be: one row a thread (the default is 2); compared bit for bit
   pair.q4kReader = "pair";
   vec4.q4kReader = "vec4";
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
@@ -259,7 +259,7 @@ test("webgpu gatherRows, copy (strided, f16-rounded) and zero equal the scalar r
 
 test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weights once per tile of 16 tokens, the rest per token; equals the per-expert reference", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend(), rows2 = await gpuBackend();
-  rows2.tileRows = 2;
+  [be.tileRows, rows2.tileRows] = [1, 2]; // one row a thread against two (the default)
   const T = 40;
   for (const [fmt, D, F] of [[MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 96], [Q4_K_FORMAT, 256, 256]] as const) {
     const h = randomValues(T * D, `moet-h-${fmt.name}`, 2);
