@@ -13,7 +13,7 @@ import { Stream } from "../src/gen/random.js";
 import { directFillIq } from "../src/gen/direct-iq.js";
 import { timeIt } from "./timing.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
-import { NativeBackend, Q4_K_R8, Q8_0_R8 } from "../src/backends/cpu/native.js";
+import { NativeBackend, Q4_K_R8, Q8_0_R8, nativeLayout } from "../src/backends/cpu/native.js";
 import type { Backend, Buf, Weight } from "../src/backends/backend.js";
 import { benchWasmKernels, kernelShapes, typeWanted } from "./wasm-kernels.js";
 
@@ -167,7 +167,7 @@ export function benchOps(a: NativeAddon, threads: number): void {
   // Expert FFN, weights hot in cache (compute and dispatch, not DRAM): separate ops vs the fused call.
   for (const [f, own] of [[Q4_K, false], [Q4_K, true], [Q8_0, false]] as const) {
     const g = expert(native, f, D, F, "g", own), u = expert(native, f, D, F, "u", own), d = expert(native, f, F, D, "d", own);
-    const name = g.type === Q4_K_R8 ? "Q4KR8" : f.name;
+    const name = nativeLayout(g) === Q4_K_R8 ? "Q4KR8" : f.name;
     for (const n of [1, 8]) {
       const x = mk(native, n * D, "x"), ge = native.alloc(n * F), ue = native.alloc(n * F), y = native.alloc(n * D);
       const sep = us(() => { native.matmul(ge, g, x, n); native.matmul(ue, u, x, n); native.swiglu(ge, ge, ue, n * F); native.matmul(y, d, ge, n); });
