@@ -240,37 +240,32 @@ float dot_q6_K_neon(int n, const void *restrict vw, const void *restrict vx) {
 enum { R8_D = 0, R8_DMIN = 16, R8_U0 = 32, R8_U1 = 64, R8_U2 = 96, R8_QS = 128, R8_BLOCK = 1152 };
 _Static_assert(R8_BLOCK == 8 * sizeof(block_q4_K), "Q4_K_R8 block is 8 Q4_K blocks");
 
-void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+/** One group of 8 rows of nb blocks, in place: plain rows -> the R8 layout (undo 0) or back (undo 1). One map of
+ *  where each byte goes serves both ways, so the inverse cannot drift from the repack. */
+static void q4_K_r8_move(uint8_t *g, int nb, uint8_t *tmp, int undo) {
   memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q4_K));
+  uint8_t *r8s = undo ? tmp : g, *plains = undo ? g : tmp; // the layout read from is the copy in tmp
+#define MOVE(r8, plain, n) (undo ? memcpy(plain, r8, n) : memcpy(r8, plain, n))
   for (int i = 0; i < nb; i++) {
-    uint8_t *o = g + (size_t)i * R8_BLOCK;
+    uint8_t *o = r8s + (size_t)i * R8_BLOCK;
     for (int r = 0; r < 8; r++) {
-      const block_q4_K *b = (const block_q4_K *)(tmp + ((size_t)r * nb + i) * sizeof(block_q4_K));
-      memcpy(o + R8_D + 2 * r, &b->d, 2);
-      memcpy(o + R8_DMIN + 2 * r, &b->dmin, 2);
-      memcpy(o + R8_U0 + 4 * r, b->scales, 4);
-      memcpy(o + R8_U1 + 4 * r, b->scales + 4, 4);
-      memcpy(o + R8_U2 + 4 * r, b->scales + 8, 4);
-      for (int v = 0; v < 32; v++) memcpy(o + R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4); // v = 8j + k
+      block_q4_K *b = (block_q4_K *)(plains + ((size_t)r * nb + i) * sizeof(block_q4_K));
+      MOVE(o + R8_D + 2 * r, &b->d, 2);
+      MOVE(o + R8_DMIN + 2 * r, &b->dmin, 2);
+      MOVE(o + R8_U0 + 4 * r, b->scales, 4);
+      MOVE(o + R8_U1 + 4 * r, b->scales + 4, 4);
+      MOVE(o + R8_U2 + 4 * r, b->scales + 8, 4);
+      for (int v = 0; v < 32; v++) MOVE(o + R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4); // v = 8j + k
     }
   }
+#undef MOVE
 }
 
-/** The inverse of repack_q4_K_r8_group: one group of 8 interleaved rows back into 8 rows of plain blocks. */
+void repack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  q4_K_r8_move(g, nb, tmp, 0);
+}
 void unrepack_q4_K_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
-  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q4_K));
-  for (int i = 0; i < nb; i++) {
-    const uint8_t *o = tmp + (size_t)i * R8_BLOCK;
-    for (int r = 0; r < 8; r++) {
-      block_q4_K *b = (block_q4_K *)(g + ((size_t)r * nb + i) * sizeof(block_q4_K));
-      memcpy(&b->d, o + R8_D + 2 * r, 2);
-      memcpy(&b->dmin, o + R8_DMIN + 2 * r, 2);
-      memcpy(b->scales, o + R8_U0 + 4 * r, 4);
-      memcpy(b->scales + 4, o + R8_U1 + 4 * r, 4);
-      memcpy(b->scales + 8, o + R8_U2 + 4 * r, 4);
-      for (int v = 0; v < 32; v++) memcpy(b->qs + 4 * v, o + R8_QS + 32 * v + 4 * r, 4);
-    }
-  }
+  q4_K_r8_move(g, nb, tmp, 1);
 }
 
 static inline uint32_t load_u32(const void *p) {

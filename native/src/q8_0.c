@@ -20,29 +20,27 @@ float dot_q8_0_scalar(int n, const void *restrict vw, const void *restrict vx) {
 enum { Q8R8_QS = 16, Q8R8_BLOCK = 272 };
 _Static_assert(Q8R8_BLOCK == 8 * sizeof(block_q8_0), "Q8_0_R8 block is 8 Q8_0 blocks");
 
-void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+/** One group of 8 rows of nb blocks, in place: plain rows -> the R8 layout (undo 0) or back (undo 1), by one map. */
+static void q8_0_r8_move(uint8_t *g, int nb, uint8_t *tmp, int undo) {
   memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q8_0));
+  uint8_t *r8s = undo ? tmp : g, *plains = undo ? g : tmp; // the layout read from is the copy in tmp
+#define MOVE(r8, plain, n) (undo ? memcpy(plain, r8, n) : memcpy(r8, plain, n))
   for (int i = 0; i < nb; i++) {
-    uint8_t *o = g + (size_t)i * Q8R8_BLOCK;
+    uint8_t *o = r8s + (size_t)i * Q8R8_BLOCK;
     for (int r = 0; r < 8; r++) {
-      const block_q8_0 *b = (const block_q8_0 *)(tmp + ((size_t)r * nb + i) * sizeof(block_q8_0));
-      memcpy(o + 2 * r, &b->d, 2);
-      for (int v = 0; v < 8; v++) memcpy(o + Q8R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4);
+      block_q8_0 *b = (block_q8_0 *)(plains + ((size_t)r * nb + i) * sizeof(block_q8_0));
+      MOVE(o + 2 * r, &b->d, 2);
+      for (int v = 0; v < 8; v++) MOVE(o + Q8R8_QS + 32 * v + 4 * r, b->qs + 4 * v, 4);
     }
   }
+#undef MOVE
 }
 
-/** The inverse of repack_q8_0_r8_group. */
+void repack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
+  q8_0_r8_move(g, nb, tmp, 0);
+}
 void unrepack_q8_0_r8_group(uint8_t *g, int nb, uint8_t *tmp) {
-  memcpy(tmp, g, (size_t)8 * nb * sizeof(block_q8_0));
-  for (int i = 0; i < nb; i++) {
-    const uint8_t *o = tmp + (size_t)i * Q8R8_BLOCK;
-    for (int r = 0; r < 8; r++) {
-      block_q8_0 *b = (block_q8_0 *)(g + ((size_t)r * nb + i) * sizeof(block_q8_0));
-      memcpy(&b->d, o + 2 * r, 2);
-      for (int v = 0; v < 8; v++) memcpy(b->qs + 4 * v, o + Q8R8_QS + 32 * v + 4 * r, 4);
-    }
-  }
+  q8_0_r8_move(g, nb, tmp, 1);
 }
 
 /** Portable Q8_0_R8 kernel: per row an exact int32 block sum, then one multiply-add by both scales, as the SIMD kernels. */
