@@ -14,7 +14,7 @@ import { policyContext } from "../src/experts/replay.js";
 import type { StreamingExperts } from "../src/experts/streaming-source.js";
 import { expertLayers, readTrace, type Trace } from "../src/experts/trace.js";
 import { REAL_LIKE } from "../src/gen/weights.js";
-import { TRACES_DIR } from "./replay.js";
+import { printTable, TRACES_DIR } from "./replay.js";
 import { syntheticTrace } from "./replay-synthetic.js";
 
 export const SHARES = [0.125, 0.25, 0.5];
@@ -94,40 +94,26 @@ export async function benchReplayTier(): Promise<void> {
   console.log("upload: every miss goes up (--gpu-misses upload); split: misses run on the CPU unless admitted (--gpu-misses cpu);");
   console.log("layers: llama.cpp --n-cpu-moe, the first layers' experts on the GPU. gpu %: decode lookups served on the GPU");
   const rows: string[][] = [["routing", "tier", "slots", "lookups/tok", "upload gpu %", "uploads/tok", "split gpu %", "uploads/tok", "cpu runs/tok", "layers gpu %", "cpu runs/tok"]];
-  for (const src of sources) {
-    const trace = await src.trace();
-    const m = trace.header.model, all = expertLayers(m).length * m.nExpert;
-    for (const share of SHARES) {
-      const slots = Math.max(m.k, Math.round(share * all));
-      const up = await replayTier(trace, slots, false), sp = await replayTier(trace, slots, true);
-      const per = (n: number, r: TierReplay) => (n / r.tokens).toFixed(1), pct = (n: number, d: number) => ((100 * n) / d).toFixed(1);
-      const ls = layerSplit(trace, share), perTok = up.lookups / up.tokens;
-      rows.push([src.name, `${100 * share}%`, String(slots), perTok.toFixed(1), pct(up.device - up.uploads, up.lookups), per(up.uploads, up), pct(sp.device, sp.lookups), per(sp.uploads, sp), per(sp.host, sp), (100 * ls).toFixed(1), (perTok * (1 - ls)).toFixed(1)]);
-    }
-  }
-  printTable(rows);
   // Admission's bar (DeviceTierOptions.admitRatio): an upload costs some CPU runs of the record (PCIe vs the CPU's
   // memory bandwidth), so a stricter bar trades uploads for CPU runs; which wins depends on the machine.
-  console.log(`\nsplit, admission over a victim at r x its lookups (default ${ADMIT_RATIO}): uploads / cpu runs a decode token; 'inf': only free slots fill`);
-  const ratios = [1, 2, 4, Infinity];
+  const ratios = [...new Set([ADMIT_RATIO, 1, 2, 4, Infinity])].sort((x, y) => x - y);
   const adm: string[][] = [["routing", "tier", ...ratios.map((r) => `r ${r === Infinity ? "inf" : r}`)]];
   for (const src of sources) {
     const trace = await src.trace();
     const m = trace.header.model, all = expertLayers(m).length * m.nExpert;
     for (const share of SHARES) {
       const slots = Math.max(m.k, Math.round(share * all));
-      const cells = [];
-      for (const r of ratios) {
-        const sp = await replayTier(trace, slots, true, r);
-        cells.push(`${(sp.uploads / sp.tokens).toFixed(1)} / ${(sp.host / sp.tokens).toFixed(1)}`);
-      }
-      adm.push([src.name, `${100 * share}%`, ...cells]);
+      const up = await replayTier(trace, slots, false);
+      const byRatio = new Map<number, TierReplay>();
+      for (const r of ratios) byRatio.set(r, await replayTier(trace, slots, true, r));
+      const sp = byRatio.get(ADMIT_RATIO)!;
+      const per = (n: number, r: TierReplay) => (n / r.tokens).toFixed(1), pct = (n: number, d: number) => ((100 * n) / d).toFixed(1);
+      const ls = layerSplit(trace, share), perTok = up.lookups / up.tokens;
+      rows.push([src.name, `${100 * share}%`, String(slots), perTok.toFixed(1), pct(up.device - up.uploads, up.lookups), per(up.uploads, up), pct(sp.device, sp.lookups), per(sp.uploads, sp), per(sp.host, sp), (100 * ls).toFixed(1), (perTok * (1 - ls)).toFixed(1)]);
+      adm.push([src.name, `${100 * share}%`, ...ratios.map((r) => `${per(byRatio.get(r)!.uploads, byRatio.get(r)!)} / ${per(byRatio.get(r)!.host, byRatio.get(r)!)}`)]);
     }
   }
-  printTable(adm);
-}
-
-function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const r of rows) console.log(r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
+  printTable(rows, 2);
+  console.log(`\nsplit, admission over a victim at r x its lookups (default ${ADMIT_RATIO}): uploads / cpu runs a decode token; 'inf': only free slots fill`);
+  printTable(adm, 2);
 }

@@ -131,7 +131,8 @@ function foresightRows(trace: Trace, name: string): string[][] {
   });
 }
 
-function printTable(table: string[][], left: number): void {
+/** Rows of cells, the first `left` columns padded right, the rest left; the first row is the header. */
+export function printTable(table: string[][], left: number): void {
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   for (const row of table) console.log(row.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
 }

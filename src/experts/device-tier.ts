@@ -289,11 +289,10 @@ class HostSide implements HostExperts {
     const parts = this.tier.hostCache.reader.parts(layer);
     // Owned, so the native backend repacks the record for its faster kernels, once while it stays cached; if the
     // expert is later admitted to the device, acquireRecords() has the backend undo that before the upload.
+    const owned = this.backend.disown !== undefined; // a backend may rewrite owned bytes only where it can undo that
     return this.tier.hostCache.acquireMade(layer, ids, (e, rec) => {
-      const ws: Weight[] = [];
-      const owned = this.backend.disown !== undefined; // a backend may rewrite owned bytes only where it can undo that
-      const weights = recordWeights(parts, e, (desc, at, n) => (ws.push(this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n), owned })), ws[ws.length - 1]));
-      return { weights, undo: () => ws.forEach((w) => this.backend.disown?.(w)) };
+      const weights = recordWeights(parts, e, (desc, at, n) => this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n), owned }));
+      return { weights, undo: () => Object.values(weights).forEach((w) => this.backend.disown?.(w)) };
     });
   }
 
