@@ -83,7 +83,9 @@ test("each supported keyword is honoured: texts pass or are masked as JSON Schem
     // rule let a tab through, so a tool call's argument did not parse).
     [schema({ type: "object", properties: { s: { type: "string", maxLength: 3 }, t: { type: "string", minLength: 2 } }, required: ["s", "t"] }), [
       ['{"s": "abc", "t": "ab"}', true], ['{"s": "", "t": "abcdef"}', true], ['{"s": "a\tb", "t": "ab"}', false], ['{"s": "abcd", "t": "ab"}', false],
-      ['{"s": "a", "t": "a"}', false], ['{"s": "a", "t": "a\u0001"}', false], ['{"s": "a", "t": "\tq"}', false]]],
+      ['{"s": "a", "t": "a"}', false], ['{"s": "a", "t": "a\u0001"}', false], ['{"s": "a", "t": "\tq"}', false],
+      // Lengths count code points, as JSON Schema says: an emoji is one character (two UTF-16 units).
+      ['{"s": "😀😀😀", "t": "😀😀"}', true], ['{"s": "😀😀😀😀", "t": "ab"}', false], ['{"s": "a", "t": "😀"}', false]]],
     // Non-ASCII text crosses token boundaries inside characters: the vocabulary is matched byte by byte.
     [schema({ enum: ["héllo wörld 日本語"] }), [['"héllo wörld 日本語"', true], ['"hello"', false]]],
     [{ type: "json_object" }, [["{}", true], ['{"a": [1, {"b": null}], "c": "d"}', true], ["[1]", false], ["1", false]]],

@@ -142,10 +142,13 @@ const WEATHER = {
   input_schema: { type: "object" as const, properties: { city: { type: "string", maxLength: 12 }, days: { type: "integer", minimum: 1, maximum: 7 }, unit: { enum: ["c", "f"] } }, required: ["city", "days", "unit"] },
 };
 const TIME = { name: "get_time", input_schema: { type: "object" as const, properties: { zone: { type: "string", maxLength: 6 } }, required: ["zone"] } };
+/** A string of at most n characters as JSON Schema counts them: code points. zod's max() counts UTF-16 units, so a
+ * sampled city of 12 code points with an emoji in it (13+ units) failed it though the grammar was right. */
+const chars = (n: number) => z.string().refine((s) => [...s].length <= n, `at most ${n} code points`);
 // The same constraints written in zod: the reference a call's input must satisfy (strict: nothing unlisted).
 const INPUTS: Record<string, z.ZodType> = {
-  get_weather: z.object({ city: z.string().max(12), days: z.number().int().min(1).max(7), unit: z.enum(["c", "f"]) }).strict(),
-  get_time: z.object({ zone: z.string().max(6) }).strict(),
+  get_weather: z.object({ city: chars(12), days: z.number().int().min(1).max(7), unit: z.enum(["c", "f"]) }).strict(),
+  get_time: z.object({ zone: chars(6) }).strict(),
 };
 const ask = [{ role: "user" as const, content: "What is the weather in Paris?" }];
 // Room for the longest call the grammar allows: a 12-character city can take 4 byte tokens a character, and a
@@ -226,7 +229,7 @@ test("forced tool_choice on chat completions ('required', a named function): one
 });
 
 test("/v1/messages: output_config.format (json_schema): every sampled reply parses and validates", async () => {
-  const Person = z.object({ name: z.string().max(10), age: z.number().int().min(0).max(120) }).strict();
+  const Person = z.object({ name: chars(10), age: z.number().int().min(0).max(120) }).strict();
   const schema = { type: "object", properties: { name: { type: "string", maxLength: 10 }, age: { type: "integer", minimum: 0, maximum: 120 } }, required: ["name", "age"], additionalProperties: false };
   for (let i = 0; i < 2; i++) {
     const a = await ant.messages.create({ model: "m", max_tokens: 60, messages: hi, ...t1, output_config: { format: { type: "json_schema", schema } } });
@@ -335,7 +338,7 @@ test("/v1/responses: reasoning: a <think> block is a reasoning item before the m
 });
 
 const FN_WEATHER = { type: "function" as const, name: "get_weather", description: "Weather in a city", strict: false, parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 }, days: { type: "integer", minimum: 1, maximum: 7 } }, required: ["city", "days"] } };
-const Args = z.object({ city: z.string().max(12), days: z.number().int().min(1).max(7) }).strict();
+const Args = z.object({ city: chars(12), days: z.number().int().min(1).max(7) }).strict();
 
 test("/v1/responses: function tools: a forced call is a function_call item that validates; streamed, its arguments arrive as deltas; the call and its output go back as input items", async () => {
   for (let i = 0; i < 2; i++) {
@@ -371,7 +374,9 @@ test("/v1/responses: function tools: a forced call is a function_call item that 
 });
 
 test("/v1/responses: text.format json_schema: `.parse()` gives the typed object on every sample; what cannot be honoured is a 400 naming the Responses field", async () => {
-  const Person = z.object({ name: z.string().max(10), age: z.number().int().min(0).max(120) });
+  // The SDK validates with this zod schema itself, and zod's max() counts UTF-16 units where the grammar counts
+  // code points (JSON Schema's rule): an ASCII pattern makes the two counts agree.
+  const Person = z.object({ name: z.string().regex(/^[a-z ]{0,10}$/), age: z.number().int().min(0).max(120) });
   for (let i = 0; i < 2; i++) {
     const r = await oai.responses.parse({ model: "m", input: "A person as JSON", max_output_tokens: 60, temperature: 1, text: { format: zodTextFormat(Person, "person") } });
     assert.equal(r.status, "completed");
