@@ -275,8 +275,6 @@ export interface Backend {
    * upload elsewhere; `w` is not used again. Backends that never rewrite owned bytes lack it.
    */
   disown?(w: Weight): void;
-  /** Start the work recorded so far on the device without waiting for it (a GPU's queue), so the host may work meanwhile. */
-  flush?(): void;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */
   close?(): void;
 }

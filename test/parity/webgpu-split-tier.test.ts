@@ -15,6 +15,7 @@ import { smallVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
 import { repacks } from "../helpers/parity.js";
 import { loadNativeAddon } from "../../src/backends/cpu/native-addon.js";
+import type { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 
 const PROMPT = "The quick brown fox jumps";
 const STEPS = 6;
@@ -38,13 +39,15 @@ async function run(path: string, cfg: Partial<EngineConfig>) {
     const tokens: number[] = [], steps: Float32Array[] = [prefill];
     let logits = prefill;
     const decode0 = tier && { ...tier.stats };
+    const counters = (lm.backend as Partial<WebGpuBackend>).counters, submits0 = counters?.submits ?? 0;
     for (let i = 0; i < STEPS; i++) {
       tokens.push(argmax(logits));
       logits = await lm.model.forward(Int32Array.of(tokens[i]), cache, { logits: "last" });
       steps.push(logits);
     }
     const d = <T extends object>(a: T | undefined, b: T | undefined) => (a && b ? (Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v as number) - (a as Record<string, number>)[k]])) as Record<keyof T, number>) : undefined);
-    return { tokens, steps, lookups, disowned, gpu: d(g0, tier?.stats), decode: d(decode0, tier?.stats), up: d(u0, tier?.slots.uploadStats), info: lm.model.info, slotBytes: lm.experts.slotBytes, reason: lm.expertIO.reason, split: !!split, total: lm.experts.reader.layers.reduce((a, l) => a + lm.experts.reader.expertCount(l), 0) };
+    const submits = ((counters?.submits ?? 0) - submits0) / STEPS;
+    return { tokens, steps, lookups, submits, disowned, gpu: d(g0, tier?.stats), decode: d(decode0, tier?.stats), up: d(u0, tier?.slots.uploadStats), info: lm.model.info, slotBytes: lm.experts.slotBytes, reason: lm.expertIO.reason, split: !!split, total: lm.experts.reader.layers.reduce((a, l) => a + lm.experts.reader.expertCount(l), 0) };
   } finally {
     await lm.close();
   }
@@ -73,6 +76,9 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
     assert.equal(s.up!.bytes % s.up!.uploads, 0);
     assert.ok(s.gpu!.misses <= slots + (STEPS + 1) * nLayer, "free slots fill, then at most one admission over a victim per layer per forward");
     assert.ok(s.decode!.misses <= STEPS * nLayer);
+    // One submit a layer (its routing and input read back) and one for the logits: the device's experts and the
+    // host's sum are recorded with the next layer's work, not submitted apart.
+    assert.equal(s.submits, nLayer + 1, `${slots} slots: submits a decode token`);
     const again = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
     again.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs between two runs`));
     // Streamed from disk through a host cache of 2 layers' top-k (the host side acquires in groups it holds): the same bits.

@@ -34,8 +34,8 @@ const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
 const F32 = 0;
 /** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
 const STAGE_BYTES = 1 << 20;
-/** Dispatches recorded before a submit (see dispatch()). */
-const FLUSH_DISPATCHES = 64;
+/** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
+const WRITE_STAGED_BYTES = 256 << 10;
 /** Cached bind groups before the cache starts over. */
 const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -95,6 +95,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private enc: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private stage = new Uint8Array(STAGE_BYTES);
+  /** The staging bytes as words (dispatch parameters), and a dispatch's dynamic offset, kept to allocate nothing per dispatch. */
+  private stageWords = new Uint32Array(this.stage.buffer);
+  private readonly offset = new Uint32Array(1);
   /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
   private readonly uploads: MappedStaging;
   /** @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData(). */
@@ -135,6 +138,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * host's ~9 µs of recording a dispatch (s10c, two rows a group: 123 vs 59 + 24).
    */
   fuseDownSum = true;
+  /** Dispatches recorded before a submit, so the GPU starts while the host records the rest (see dispatch()). */
+  flushEvery = 64;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
@@ -171,7 +176,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "flushEvery">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     Object.assign(this, WebGpuBackend.tuning);
@@ -220,6 +225,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const b = gbuf(dst);
     if (dstOffset < 0 || dstOffset + src.length > b.length) throw new RangeError(`webgpu write: ${src.length} values at ${dstOffset} overrun a buffer of ${b.length}`);
     if (src.length === 0) return;
+    if (src.byteLength <= WRITE_STAGED_BYTES) {
+      // Through this submission's staging bytes, as a recorded copy: ordered with the ops around it, so nothing is
+      // submitted early (a split tier writes its host experts' sum every layer; a submit cost ~0.3 ms on the H100 host).
+      const at = this.hostData(src) * 4;
+      this.copyBytes(this.stageBuf, at, b.buffer, dstOffset * 4, src.byteLength);
+      return;
+    }
     this.flush();
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
@@ -373,7 +385,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
   private newStage(bytes: number): GPUBuffer {
-    return this.device.createBuffer({ size: bytes, usage: UNIFORM | STORAGE | COPY_DST });
+    return this.device.createBuffer({ size: bytes, usage: UNIFORM | STORAGE | COPY_SRC | COPY_DST });
   }
   /** Staging room for `bytes` at a 256-byte boundary; returns its byte offset (submits first when full). */
   private reserve(bytes: number): number {
@@ -384,6 +396,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
         const size = Math.max(need, 2 * this.stage.byteLength);
         this.stageBuf.destroy();
         this.stage = new Uint8Array(size);
+        this.stageWords = new Uint32Array(this.stage.buffer);
         this.stageBuf = this.newStage(size);
         this.bindGroups.clear(); // every bind group holds the old staging buffer
       }
@@ -392,7 +405,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.used += need;
     return at;
   }
-  /** Host words into staging; returns their word offset in `hd`. */
   /** @internal Host values for a kernel to read from the staging buffer (stageBuffer): their word offset there. */
   hostData(a: Int32Array | Float32Array | Uint32Array): number {
     const at = this.reserve(a.byteLength);
@@ -425,7 +437,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const t0 = this.timeHost ? performance.now() : 0;
     const pipe = this.pipeline(key, code);
     const at = this.reserve(256);
-    new Uint32Array(this.stage.buffer, at, params.length).set(params);
+    const words = this.stageWords, w0 = at >> 2;
+    for (let i = 0; i < params.length; i++) words[w0 + i] = params[i];
     let bgKey = key;
     for (const b of binds) bgKey += `|${this.bufferId(b)}`;
     let bg = this.bindGroups.get(bgKey);
@@ -444,7 +457,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     }
     const pass = this.computePass();
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, bg, [at]);
+    this.offset[0] = at;
+    pass.setBindGroup(0, bg, this.offset, 0, 1);
     const x = Math.min(groups, 65535);
     pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
     this.counters.dispatches++;
@@ -455,7 +469,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     }
     // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
     // back) while the rest is recorded. Never inside a timed pass.
-    if (++this.sinceFlush >= FLUSH_DISPATCHES && !this.timing) this.flush();
+    if (++this.sinceFlush >= this.flushEvery && !this.timing) this.flush();
   }
   /** @internal */
   bufferId(b: GPUBuffer): number {
@@ -464,9 +478,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return id;
   }
   /** The in-place variant when out is the aliasing input itself. */
-  private aliased(key: string, src: string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
-    if (out !== input) return { key, code: () => src, binds: (b) => b };
-    return { key: `${key}/inplace`, code: () => inPlace(src, name), binds: (b) => b.filter((x, i) => !(x === input.buffer && i !== b.length - 1)) };
+  private aliased(key: string, src: () => string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
+    if (out !== input) return { key, code: src, binds: (b) => b };
+    return { key: `${key}/inplace`, code: () => inPlace(src(), name), binds: (b) => b.filter((x, i) => !(x === input.buffer && i !== b.length - 1)) };
   }
 
   // ---- ops
@@ -542,7 +556,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (g.type !== F32) throw new RangeError(`webgpu rmsNorm: weight '${g.name}' must be F32`);
     const o = gbuf(out), xs = gbuf(x);
     const { threads, per } = normShape(rowLen);
-    const v = this.aliased(`rmsnorm/${threads}/${per}`, normWgsl("rms", threads, per), o, xs, "xin");
+    const v = this.aliased(`rmsnorm/${threads}/${per}`, () => normWgsl("rms", threads, per), o, xs, "xin");
     this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
@@ -673,7 +687,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const o = gbuf(out), as = gbuf(a), bs = gbuf(b);
     if (as.length < n || bs.length < n || o.length < n) throw new RangeError(`webgpu ${name}: ${n} values overrun its buffers`);
     if (bs === o) throw new RangeError(`webgpu ${name}: out may alias only the first operand`);
-    const v = this.aliased(name, binaryWgsl(expr), o, as, "ain");
+    const v = this.aliased(name, () => binaryWgsl(expr), o, as, "ain");
     this.dispatch(v.key, v.code, [n], v.binds([as.buffer, bs.buffer, o.buffer]), Math.ceil(n / 64));
   }
 
