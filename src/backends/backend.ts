@@ -256,6 +256,12 @@ export interface Backend {
    */
   normRopeStore?(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void;
   /**
+   * Optional (a GPU's dispatch count): one decode token's normRopeStore and its attention (no sinks, window or f16
+   * rounding) as one op: out [nHead * headDim], equal to the two run in turn; q and k are not written. False when
+   * the backend cannot fuse these shapes: then it did nothing.
+   */
+  normRopeAttention?(out: Buf, q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams & { readonly scale: number }): boolean;
+  /**
    * Optional (a GPU's dispatch count): x += y, then h = rmsNorm(x) · w over nRows rows of rowLen; equal to add and
    * rmsNorm run separately (x, y, h: three buffers).
    */

@@ -182,12 +182,21 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
   if (p.bk) be.addRows(k, p.bk, kvDim, T);
   if (p.bv) be.addRows(v, p.bv, kvDim, T);
   const f16 = p.f16Kv ?? false;
+  const scale = p.scale ?? 1 / Math.sqrt(hd);
   let kv: KvRows | undefined;
-  // Per-head norms, rope and the store as one op where the backend has it (a GPU: one dispatch, not six).
+  // Per-head norms, rope and the store as one op where the backend has it (a GPU: one dispatch, not six); a decode
+  // token's attention too where nothing reads the normed q and k (no trace) and the backend fuses the shapes.
   const { qNorm, kNorm } = p;
   if (be.normRopeStore && qNorm && kNorm && qNorm.shape[0] === hd && kNorm.shape[0] === hd && ropeIsPlain(p.rope.opts) && !f16 && !(p.state instanceof SlidingWindowState)) {
     const nRot = p.rope.nRot ?? hd;
-    kv = p.state.storeBy(T, (kCache, vCache, startPos) => be.normRopeStore!(q, k, v, { qNorm, kNorm, eps: p.eps, pos, nHead, nHeadKv, headDim: hd, freqBase: p.rope.freqBase, nRot, kCache, vCache, startPos }));
+    const fuse = T === 1 && !p.sinks && !f.hooks?.trace && be.normRopeAttention;
+    let attended = false;
+    kv = p.state.storeBy(T, (kCache, vCache, startPos) => {
+      const a = { qNorm, kNorm, eps: p.eps, pos, nHead, nHeadKv, headDim: hd, freqBase: p.rope.freqBase, nRot, kCache, vCache, startPos };
+      attended = !!fuse && be.normRopeAttention!(att, q, k, v, { ...a, scale });
+      if (!attended) be.normRopeStore!(q, k, v, a);
+    });
+    if (attended) return attentionOut(f, out, att, gate, p, T * qDim);
   } else {
     if (qNorm) be.rmsNorm(q, q, qNorm, p.eps, qNorm.shape[0], (T * qDim) / qNorm.shape[0]);
     if (kNorm) be.rmsNorm(k, k, kNorm, p.eps, kNorm.shape[0], (T * kvDim) / kNorm.shape[0]);
@@ -208,10 +217,16 @@ export async function attention(f: Pass, out: Buf, x: Buf, p: AttentionParams): 
     be.copy(qk, q, { rows: 1, n: T * qDim, src: { offset: 0, stride: 0 }, dst: { offset: 0, stride: 0 }, roundF16: true });
   }
   be.attention(att, qk, kv.k, kv.v, {
-    nTokens: T, startPos: kv.startPos, nHead, nHeadKv, headDim: hd, scale: p.scale ?? 1 / Math.sqrt(hd), sinks: p.sinks, window: kv.window, f16Probs: f16 || undefined,
+    nTokens: T, startPos: kv.startPos, nHead, nHeadKv, headDim: hd, scale, sinks: p.sinks, window: kv.window, f16Probs: f16 || undefined,
   });
-  await f.cb("kqv_out", il, att);
-  if (gate) be.sigmoidMul(att, att, gate, T * qDim);
+  return attentionOut(f, out, att, gate, p, T * qDim);
+}
+
+/** out[T, D] = the heads' output att (n = T · nHead · headDim values), gated where the layer has a gate, through wo (and bo). */
+async function attentionOut(f: Pass, out: Buf, att: Buf, gate: Buf | undefined, p: AttentionParams, n: number): Promise<void> {
+  const { be, nTokens: T } = f;
+  await f.cb("kqv_out", p.layer, att);
+  if (gate) be.sigmoidMul(att, att, gate, n);
   be.matmul(out, p.wo, att, T);
   if (p.bo) be.addRows(out, p.bo, out.length / T, T);
 }

@@ -434,6 +434,56 @@ test("webgpu normRopeStore (per-head q/k norms, rope, KV store in one dispatch) 
   }
 });
 
+test("webgpu normRopeAttention (a decode token's norms, rope, KV store and attention in one dispatch) equals normRopeStore then attention bit for bit; shapes it cannot fuse are declined untouched", async () => {
+  const be = await gpuBackend(), scalar = new ScalarBackend();
+  const nHead = 8, nHeadKv = 2, nCtx = 48, eps = 1e-6, base = 1e6;
+  for (const [hd, nRot] of [[128, 128], [128, 64], [64, 64]]) {
+    const qv = randomValues(nHead * hd, "nra-q", 3), kv = randomValues(nHeadKv * hd, "nra-k", 3), vv = randomValues(nHeadKv * hd, "nra-v", 3);
+    const norms = randomValues(2 * hd, "nra-norms", 1);
+    const cache = randomValues(nCtx * nHeadKv * hd, "nra-cache", 1);
+    const scale = 1 / Math.sqrt(hd);
+    // Positions 0 (the token's own key only), 1, past the V loop's 4-key unrolling, and near the cache's end.
+    for (const start of [0, 1, 9, 37]) {
+      const pos = Int32Array.of(start);
+      const run = async (b: Backend, how: "fused" | "separate" | "scalar") => {
+        const q = bufOf(b, qv), k = bufOf(b, kv), v = bufOf(b, vv), kc = bufOf(b, cache), vc = bufOf(b, cache), out = b.alloc(nHead * hd);
+        // Both norms in one arena, as a model's weights sit (the fused kernel reads them through one binding).
+        const a = b.allocWeights(norms.byteLength);
+        a.write(0, new Uint8Array(norms.buffer, norms.byteOffset, norms.byteLength));
+        const qNorm = a.view({ name: "q_norm", type: F32.type, shape: [hd] }, 0), kNorm = a.view({ name: "k_norm", type: F32.type, shape: [hd] }, 4 * hd);
+        const p = { qNorm, kNorm, eps, pos, nHead, nHeadKv, headDim: hd, freqBase: base, nRot, kCache: kc, vCache: vc, startPos: start };
+        if (how === "fused") assert.equal(b.normRopeAttention!(out, q, k, v, { ...p, scale }), true, "fused");
+        else {
+          if (how === "separate") b.normRopeStore!(q, k, v, p);
+          else {
+            b.rmsNorm(q, q, qNorm, eps, hd, nHead);
+            b.rmsNorm(k, k, kNorm, eps, hd, nHeadKv);
+            b.rope(q, pos, nHead, hd, base, nRot);
+            b.rope(k, pos, nHeadKv, hd, base, nRot);
+            b.kvStore(kc, vc, k, v, start, 1, nHeadKv * hd);
+          }
+          b.attention(out, q, kc, vc, { nTokens: 1, startPos: start, nHead, nHeadKv, headDim: hd, scale });
+        }
+        return b.readMany([out, kc, vc]);
+      };
+      const [got, want, ref] = [await run(be, "fused"), await run(be, "separate"), await run(scalar, "scalar")];
+      ["out", "k cache", "v cache"].forEach((what, i) => {
+        assert.ok(sameBits(got[i], want[i]), `hd ${hd}, nRot ${nRot}, position ${start}: ${what} differs from normRopeStore then attention`);
+        assert.ok(nmse(got[i], ref[i]) < TOL_ATTN, `hd ${hd}, nRot ${nRot}, position ${start}: ${what} vs scalar nmse ${nmse(got[i], ref[i]).toExponential(2)}`);
+      });
+    }
+  }
+  // Declined: two tokens, and heads wider than the kernel's 64 vec4 lanes; nothing recorded.
+  const n = be.upload(hostF32("norm", randomValues(264, "nra-wide", 1)));
+  const d0 = be.counters.dispatches;
+  for (const [hd, T] of [[128, 2], [264, 1]] as const) {
+    const b = (len: number) => be.alloc(len);
+    const p = { qNorm: n, kNorm: n, eps, pos: Int32Array.from({ length: T }, (_, t) => t), nHead: 2, nHeadKv: 1, headDim: hd, freqBase: base, nRot: hd, kCache: b(4 * hd), vCache: b(4 * hd), startPos: 0, scale: 1 };
+    assert.equal(be.normRopeAttention(b(2 * T * hd), b(2 * T * hd), b(T * hd), b(T * hd), p), false, `hd ${hd}, ${T} tokens`);
+  }
+  assert.equal(be.counters.dispatches, d0);
+});
+
 test("webgpu addRmsNorm (residual add and the next norm in one dispatch) equals add then rmsNorm bit for bit", async () => {
   const be = await gpuBackend();
   const D = 200, T = 3;

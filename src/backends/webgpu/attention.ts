@@ -147,3 +147,140 @@ ${ATTENTION_ROW}
     o[qb + li] = r / tot;
   }
 }`;
+
+/**
+ * One decode token's q/k norms, rope, KV store and attention in one dispatch (NORM_ROPE_STORE_WGSL then
+ * ATTENTION4_WGSL's arithmetic, in the same order): a workgroup per query head norms and ropes its head of the raw
+ * q and its KV head's k, takes its v row, and the first head of each KV group stores both at p.start. The keys
+ * before p.start come from the caches, the token's own from workgroup memory, so no workgroup reads a row another
+ * writes. Heads of whole vec4s, at most 256 values; no sinks, window or f16 rounding.
+ */
+export const NORM_ROPE_ATTENTION_WGSL = /* wgsl */ `
+struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32, vd: u32, half: u32, eps: f32, qn: u32, kn: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> kc: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> vc: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> sc: array<f32>;
+@group(0) @binding(6) var<storage, read> k: array<f32>;
+@group(0) @binding(7) var<storage, read> v: array<vec4f>;
+@group(0) @binding(8) var<storage, read> wn: array<u32>;
+@group(0) @binding(9) var<storage, read> tab: array<f32>;
+${HEAD}
+${ROUND_F16}
+var<workgroup> red: array<f32, 64>;
+var<workgroup> hv: array<f32, 256>;
+var<workgroup> qh: array<vec4f, 64>;
+var<workgroup> kh: array<vec4f, 64>;
+var<workgroup> vh: array<vec4f, 64>;
+var<workgroup> acc4: array<vec4f, 64>;
+${MAIN}
+  let h = wid(wg, nw);
+  if (h >= p.nh) { return; }
+  let kvh = h / (p.nh / p.nkv);
+  let h4 = p.hd / 4u;
+  let kvd4 = p.nkv * h4;
+  let nk = p.start + 1u;
+  let j0 = 0u;
+  let sink_l = -3.0e38;
+  let lead = h % (p.nh / p.nkv) == 0u;
+  ${normRope("k", "kvh * p.hd", "p.kn", "kh")}
+  if (li < h4) {
+    vh[li] = v[kvh * h4 + li];
+    if (lead) {
+      kc[p.start * kvd4 + kvh * h4 + li] = kh[li];
+      vc[p.start * kvd4 + kvh * h4 + li] = vh[li];
+    }
+  }
+  ${normRope("q", "h * p.hd", "p.qn", "qh")}
+  let sbase = h * p.lmax;
+  var mx = -3.0e38;
+  for (var j = j0 + li; j < nk; j += 64u) {
+    var s = 0.0;
+    if (j == p.start) {
+      for (var i = 0u; i < h4; i++) { s += dot(qh[i], kh[i]); }
+    } else {
+      let kb = j * kvd4 + kvh * h4;
+      var i = 0u;
+      for (; i + 4u <= h4; i += 4u) {
+        let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
+        s += dot(qh[i], k0); s += dot(qh[i + 1u], k1); s += dot(qh[i + 2u], k2); s += dot(qh[i + 3u], k3);
+      }
+      for (; i < h4; i++) { s += dot(qh[i], kc[kb + i]); }
+    }
+    s *= p.scale;
+    sc[sbase + j] = s;
+    mx = max(mx, s);
+  }
+  ${SOFTMAX_SCORES}
+  let groups = 64u / h4;
+  let lane = li % h4;
+  let kg = li / h4;
+  var a = vec4f(0.0);
+  if (kg < groups) {
+    // The cached keys as ATTENTION4_WGSL sums them, then the token's own in its group's turn (the last key).
+    let vb = kvh * h4 + lane;
+    var j = j0 + kg;
+    for (; j + 3u * groups < p.start; j += 4u * groups) {
+      let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
+      let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
+      a += s0 * v0; a += s1 * v1; a += s2 * v2; a += s3 * v3;
+    }
+    for (; j < p.start; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + vb]; }
+    if (j == p.start) { a += sc[sbase + j] * vh[lane]; }
+  }
+  acc4[li] = a;
+  workgroupBarrier();
+  if (li < h4) {
+    var r = acc4[li];
+    for (var g = 1u; g < groups; g++) { r += acc4[g * h4 + li]; }
+    o[h * h4 + li] = r / tot;
+  }
+}`;
+
+/**
+ * WGSL: RMS-norm one head of `src` from `base` (weights at word `w` of wn), rope it over its first 2·p.half values
+ * (the token's cos/sin in tab), into vec4 workgroup array `dst`: NORM_ROPE_STORE_WGSL's arithmetic in its order.
+ */
+function normRope(src: string, base: string, w: string, dst: string): string {
+  return /* wgsl */ `{
+    var ss = 0.0;
+    for (var i = li; i < p.hd; i += 64u) { let x = ${src}[${base} + i]; ss += x * x; }
+    red[li] = ss;
+    workgroupBarrier();
+    for (var st = 32u; st > 0u; st >>= 1u) {
+      if (li < st) { red[li] += red[li + st]; }
+      workgroupBarrier();
+    }
+    let inv = 1.0 / sqrt(red[0] / f32(p.hd) + p.eps);
+    workgroupBarrier();
+    for (var i = li; i < p.hd; i += 64u) { hv[i] = ${src}[${base} + i] * inv * bitcast<f32>(wn[${w} + i]); }
+    workgroupBarrier();
+    // Each thread's (at most 4) values roped into registers first: rope reads values other threads rope.
+    var xs: array<f32, 4>;
+    var n = 0u;
+    for (var i = li; i < p.hd; i += 64u) {
+      var x = hv[i];
+      if (i < 2u * p.half) {
+        let j = i % p.half;
+        let c = tab[2u * j];
+        let s = tab[2u * j + 1u];
+        let a = hv[j];
+        let bb = hv[j + p.half];
+        x = select(a * s + bb * c, a * c - bb * s, i < p.half);
+      }
+      xs[n] = x;
+      n++;
+    }
+    workgroupBarrier();
+    n = 0u;
+    for (var i = li; i < p.hd; i += 64u) {
+      hv[i] = xs[n];
+      n++;
+    }
+    workgroupBarrier();
+    if (li < h4) { ${dst}[li] = vec4f(hv[4u * li], hv[4u * li + 1u], hv[4u * li + 2u], hv[4u * li + 3u]); }
+    workgroupBarrier();
+  }`;
+}

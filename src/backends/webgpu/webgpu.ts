@@ -14,7 +14,7 @@ import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
-import { ATTENTION_WGSL, ATTENTION4_WGSL } from "./attention.js";
+import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import { MappedStaging } from "./staging.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
@@ -604,6 +604,28 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const tab = this.ropeTable(pos, half, nRot, p.freqBase);
     this.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
       [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
+  }
+
+  normRopeAttention(out: Buf, q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams & { readonly scale: number }): boolean {
+    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
+    const qn = gw(p.qNorm, "normRopeAttention"), kn = gw(p.kNorm, "normRopeAttention");
+    // Ten storage bindings, the norms read through one of them, whole vec4 heads the attention kernel's vec4 lanes cover.
+    if (pos.length !== 1 || hd % 4 !== 0 || hd > 256 || qn.buffer !== kn.buffer || this.device.limits.maxStorageBuffersPerShaderStage < 9) return false;
+    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu normRopeAttention: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
+    if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
+    const kc = gbuf(p.kCache), vc = gbuf(p.vCache), kvDim = nHeadKv * hd;
+    if ((startPos + 1) * kvDim > kc.length || (startPos + 1) * kvDim > vc.length) throw new RangeError(`normRopeAttention: position ${startPos} overruns a cache of ${kc.length / kvDim}`);
+    if (gbuf(q).length < nHead * hd || gbuf(k).length < kvDim || gbuf(v).length < kvDim || gbuf(out).length < nHead * hd) throw new RangeError("normRopeAttention: q, k, v or out holds less than a token's heads");
+    const half = nRot / 2, lmax = startPos + 1;
+    if (!this.scores || this.scores.length < nHead * lmax) {
+      if (this.scores) this.release(this.scores.buffer);
+      this.scores = this.alloc(nHead * lmax) as GpuBuf;
+    }
+    const tab = this.ropeTable(pos, half, nRot, p.freqBase);
+    const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset];
+    this.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, this.scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
+    return true;
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
