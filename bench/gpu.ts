@@ -376,6 +376,11 @@ interface DecodeProfile {
   kernels: Record<string, { count: number; us: number }>;
   /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
   variants: Record<string, { filter: string; set: Record<string, unknown>; gpuMs: number; kernels: Record<string, { count: number; us: number }> }>;
+  /**
+   * Wall ms a decode token with one host-side choice switched, against the defaults in the same run: label -> both
+   * medians over alternating rounds (base, variant, base, ...) of 8 tokens, and the dispatches and submits a token.
+   */
+  wallVariants: Record<string, { set: Record<string, unknown>; baseMs: number; variantMs: number; dispatches: number; submits: number }>;
   /** One prompt of `tokens` tokens in a fresh cache, each dispatch timed: where prefill's time goes. */
   prefill?: { tokens: number; wallMs: number; gpuMs: number; kernels: Record<string, { count: number; us: number }>; variants: DecodeProfile["variants"] };
 }
@@ -430,6 +435,37 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     variants[label] = { filter, set, ...(await profile()) };
     Object.assign(be, knobs);
   }
+  // What the host's share costs, by wall time: choices that change how many dispatches and submits a token takes,
+  // each against the defaults in alternating rounds (this VM and a GPU host both drift: medians of 5 each).
+  const wallVariants: DecodeProfile["wallVariants"] = {};
+  const host = { flushEvery: be.flushEvery, fuseAttention: be.fuseAttention };
+  const round = async (set: Partial<typeof host>) => {
+    Object.assign(be, set);
+    const d0 = be.counters.dispatches, s0 = be.counters.submits, t = performance.now();
+    for (let i = 0; i < 8; i++) await step();
+    const r = { ms: (performance.now() - t) / 8, dispatches: (be.counters.dispatches - d0) / 8, submits: (be.counters.submits - s0) / 8 };
+    Object.assign(be, host);
+    return r;
+  };
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  const HOST_VARIANTS: [string, Partial<typeof host>][] = [
+    ["a submit every 32 dispatches", { flushEvery: 32 }],
+    ["a submit every 128 dispatches", { flushEvery: 128 }],
+    ["a submit every 256 dispatches", { flushEvery: 256 }],
+    ["one submit a token", { flushEvery: 1 << 30 }],
+    ["attention apart from the norms, rope and KV store", { fuseAttention: !host.fuseAttention }],
+  ];
+  for (const [label, set] of HOST_VARIANTS) {
+    const base: number[] = [], variant: number[] = [];
+    let v = { dispatches: 0, submits: 0 };
+    for (let r = 0; r < 5; r++) {
+      base.push((await round({})).ms);
+      const got = await round(set);
+      variant.push(got.ms);
+      v = got;
+    }
+    wallVariants[label] = { set, baseMs: median(base), variantMs: median(variant), dispatches: v.dispatches, submits: v.submits };
+  }
   // A 128-token prompt (ids past the special tokens; the path does not depend on them), once unprofiled, then timed.
   const PP = 128, prompt = Int32Array.from({ length: PP }, (_, i) => 1000 + i);
   const t1 = performance.now();
@@ -452,15 +488,16 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   be.tileRows = tileRows === 1 ? 2 : 1;
   prefill.variants[`${be.tileRows} rows a thread in the tiled matmul`] = { filter: "tiled", set: { tileRows: be.tileRows }, ...(await profilePrompt()) };
   be.tileRows = tileRows;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, prefill };
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, wallVariants, prefill };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
   let prof: DecodeProfile | undefined;
   // The CPU side streams its experts (8 tokens touch few of them: no 17 GB load); the GPU holds them all.
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: backend === "webgpu" ? "resident" : "stream", backend }));
+  // Room for the profile's tokens too (~500 on webgpu: the wall-time variants decode 400).
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 1024, expertIo: backend === "webgpu" ? "resident" : "stream", backend }));
   try {
-    const cache = lm.model.makeCache(256);
+    const cache = lm.model.makeCache(1024);
     const ids = lm.tokenizer.encode(prompt);
     let logits = await lm.model.forward(Int32Array.from(ids), cache, { logits: "last" });
     const first = logits.slice();
@@ -553,6 +590,9 @@ export async function benchGpu(only?: string): Promise<void> {
     for (const [label, v] of Object.entries(p.variants)) {
       console.log(`  the same with ${label}: GPU ${f(v.gpuMs, 2)} ms a token`);
       table(Object.fromEntries(Object.entries(v.kernels).filter(([k]) => new RegExp(v.filter).test(k))));
+    }
+    for (const [label, v] of Object.entries(p.wallVariants)) {
+      console.log(`  decode wall with ${label}: ${f(v.variantMs, 2)} ms a token vs ${f(v.baseMs, 2)} ms with the defaults (${f(v.variantMs / v.baseMs, 3)}x; medians of 5 alternating rounds of 8 tokens); ${f(v.dispatches, 0)} dispatches, ${f(v.submits, 1)} submits a token`);
     }
     if (p.prefill) {
       console.log(`  a ${p.prefill.tokens}-token prompt: wall ${f(p.prefill.wallMs, 1)} ms unprofiled; GPU time summed over dispatches ${f(p.prefill.gpuMs, 2)} ms:`);

@@ -140,6 +140,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   fuseDownSum = true;
   /** Dispatches recorded before a submit, so the GPU starts while the host records the rest (see dispatch()). */
   flushEvery = 64;
+  /** A decode token's norms, rope, KV store and attention in one dispatch (normRopeAttention); else two. */
+  fuseAttention = true;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
@@ -176,7 +178,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "flushEvery">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "flushEvery" | "fuseAttention">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     Object.assign(this, WebGpuBackend.tuning);
@@ -610,7 +612,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
     const qn = gw(p.qNorm, "normRopeAttention"), kn = gw(p.kNorm, "normRopeAttention");
     // Ten storage bindings, the norms read through one of them, whole vec4 heads the attention kernel's vec4 lanes cover.
-    if (pos.length !== 1 || hd % 4 !== 0 || hd > 256 || qn.buffer !== kn.buffer || this.device.limits.maxStorageBuffersPerShaderStage < 9) return false;
+    if (!this.fuseAttention || pos.length !== 1 || hd % 4 !== 0 || hd > 256 || qn.buffer !== kn.buffer || this.device.limits.maxStorageBuffersPerShaderStage < 9) return false;
     if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu normRopeAttention: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
     if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
     if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
