@@ -95,6 +95,46 @@ ${ATTENTION_ROW}
 }`;
 
 /**
+ * WGSL: s += q·k over the h4 vec4s of the cached key row at kb, 4 loads of k issued before their adds (in order: the
+ * same sum as one at a time); q(i) names q's vec4 i.
+ */
+const keyDot = (q: (i: string) => string) => /* wgsl */ `var i = 0u;
+    for (; i + 4u <= h4; i += 4u) {
+      let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
+      s += dot(${q("i")}, k0); s += dot(${q("i + 1u")}, k1); s += dot(${q("i + 2u")}, k2); s += dot(${q("i + 3u")}, k3);
+    }
+    for (; i < h4; i++) { s += dot(${q("i")}, kc[kb + i]); }`;
+
+/**
+ * WGSL: the probabilities' weighted sum of the cached V rows of keys [j0, end), split over 64 / h4 groups of keys
+ * (group kg takes keys j0 + kg, + groups, ...), each thread a vec4 lane of the head; `last` adds the group's
+ * key `end` where it has one; the groups' sums added in group order into o[ob + lane] / tot.
+ */
+const valueSum = (end: string, ob: string, last = "") => /* wgsl */ `let groups = 64u / h4;
+  let lane = li % h4;
+  let kg = li / h4;
+  var a = vec4f(0.0);
+  if (kg < groups) {
+    // Keys 4 at a time, their loads issued before the adds, which keep key order (the same bits as one at a time).
+    let vb = kvh * h4 + lane;
+    var j = j0 + kg;
+    for (; j + 3u * groups < ${end}; j += 4u * groups) {
+      let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
+      let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
+      a += s0 * v0; a += s1 * v1; a += s2 * v2; a += s3 * v3;
+    }
+    for (; j < ${end}; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + vb]; }
+    ${last}
+  }
+  acc4[li] = a;
+  workgroupBarrier();
+  if (li < h4) {
+    var r = acc4[li];
+    for (var g = 1u; g < groups; g++) { r += acc4[g * h4 + li]; }
+    o[${ob} + li] = r / tot;
+  }`;
+
+/**
  * ATTENTION_WGSL for head dims that are whole vec4s (at most 256): q·k over vec4 loads, and the weighted sum of V
  * split over 64 / (hd / 4) groups of keys, each thread a vec4 of the output, the groups' sums added in group order.
  * (The scalar loops took 27 µs a decode step at hd 128 on an H100, 2026-12-06.)
@@ -112,40 +152,13 @@ ${ATTENTION_ROW}
   for (var j = j0 + li; j < nk; j += 64u) {
     let kb = j * kvd4 + kvh * h4;
     var s = 0.0;
-    // 4 loads of k issued before their adds (in order: the same sum); h4 is a multiple of 4 here or the tail runs
-    var i = 0u;
-    for (; i + 4u <= h4; i += 4u) {
-      let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
-      s += dot(q[qb + i], k0); s += dot(q[qb + i + 1u], k1); s += dot(q[qb + i + 2u], k2); s += dot(q[qb + i + 3u], k3);
-    }
-    for (; i < h4; i++) { s += dot(q[qb + i], kc[kb + i]); }
+    ${keyDot((i) => `q[qb + ${i}]`)}
     s *= p.scale;
     sc[sbase + j] = s;
     mx = max(mx, s);
   }
   ${SOFTMAX_SCORES}
-  let groups = 64u / h4;
-  let lane = li % h4;
-  let kg = li / h4;
-  var a = vec4f(0.0);
-  if (kg < groups) {
-    // Keys 4 at a time, their loads issued before the adds, which keep key order (the same bits as one at a time).
-    let vb = kvh * h4 + lane;
-    var j = j0 + kg;
-    for (; j + 3u * groups < nk; j += 4u * groups) {
-      let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
-      let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
-      a += s0 * v0; a += s1 * v1; a += s2 * v2; a += s3 * v3;
-    }
-    for (; j < nk; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + vb]; }
-  }
-  acc4[li] = a;
-  workgroupBarrier();
-  if (li < h4) {
-    var r = acc4[li];
-    for (var g = 1u; g < groups; g++) { r += acc4[g * h4 + li]; }
-    o[qb + li] = r / tot;
-  }
+  ${valueSum("nk", "qb")}
 }`;
 
 /**
@@ -202,41 +215,15 @@ ${MAIN}
       for (var i = 0u; i < h4; i++) { s += dot(qh[i], kh[i]); }
     } else {
       let kb = j * kvd4 + kvh * h4;
-      var i = 0u;
-      for (; i + 4u <= h4; i += 4u) {
-        let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
-        s += dot(qh[i], k0); s += dot(qh[i + 1u], k1); s += dot(qh[i + 2u], k2); s += dot(qh[i + 3u], k3);
-      }
-      for (; i < h4; i++) { s += dot(qh[i], kc[kb + i]); }
+      ${keyDot((i) => `qh[${i}]`)}
     }
     s *= p.scale;
     sc[sbase + j] = s;
     mx = max(mx, s);
   }
   ${SOFTMAX_SCORES}
-  let groups = 64u / h4;
-  let lane = li % h4;
-  let kg = li / h4;
-  var a = vec4f(0.0);
-  if (kg < groups) {
-    // The cached keys as ATTENTION4_WGSL sums them, then the token's own in its group's turn (the last key).
-    let vb = kvh * h4 + lane;
-    var j = j0 + kg;
-    for (; j + 3u * groups < p.start; j += 4u * groups) {
-      let s0 = sc[sbase + j]; let s1 = sc[sbase + j + groups]; let s2 = sc[sbase + j + 2u * groups]; let s3 = sc[sbase + j + 3u * groups];
-      let v0 = vc[j * kvd4 + vb]; let v1 = vc[(j + groups) * kvd4 + vb]; let v2 = vc[(j + 2u * groups) * kvd4 + vb]; let v3 = vc[(j + 3u * groups) * kvd4 + vb];
-      a += s0 * v0; a += s1 * v1; a += s2 * v2; a += s3 * v3;
-    }
-    for (; j < p.start; j += groups) { a += sc[sbase + j] * vc[j * kvd4 + vb]; }
-    if (j == p.start) { a += sc[sbase + j] * vh[lane]; }
-  }
-  acc4[li] = a;
-  workgroupBarrier();
-  if (li < h4) {
-    var r = acc4[li];
-    for (var g = 1u; g < groups; g++) { r += acc4[g * h4 + li]; }
-    o[h * h4 + li] = r / tot;
-  }
+  // The cached keys as ATTENTION4_WGSL sums them, then the token's own in its group's turn (the last key).
+  ${valueSum("p.start", "h * h4", "if (j == p.start) { a += sc[sbase + j] * vh[lane]; }")}
 }`;
 
 /**
