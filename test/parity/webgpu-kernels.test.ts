@@ -8,10 +8,11 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, Buf, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
-import { F32, MXFP4, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
+import { F32, MXFP4, Q2_K, Q3_K, Q4_K as Q4_K_FORMAT, Q5_K } from "../../src/quant/index.js";
+import { IQ4_XS } from "../../src/quant/iq4_xs.js";
 
-/** The types the WebGPU backend reads: the CPU backends' matmul set and gpt-oss's MXFP4. */
-const MATMUL_FORMATS_ALL = [...MATMUL_FORMATS, MXFP4];
+/** The types the WebGPU backend reads: the CPU backends' matmul set, gpt-oss's MXFP4, and the other k-quants and IQ4_XS of real MoE files. */
+const MATMUL_FORMATS_ALL = [...MATMUL_FORMATS, MXFP4, Q5_K, Q3_K, Q2_K, IQ4_XS];
 import { MATMUL_FORMATS, randomValues, bufOf, randomWeight, runMatmul, perExpertMoe, quantiseX8 } from "../helpers/parity.js";
 import { nmse, sameBits } from "../helpers/numeric.js";
 import { gpuBackend, gpuDevice } from "../helpers/webgpu.js";
@@ -32,7 +33,7 @@ const TOL_ATTN = 1e-9;
 
 const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F32.type, shape: [x.length], bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) });
 
-test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K, MXFP4 (decode matvec, tiled matmul over several tokens)", async (t) => {
+test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K, MXFP4, Q5_K, Q3_K, Q2_K, IQ4_XS (decode matvec, tiled matmul over several tokens)", async (t) => {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
   const rows2 = await gpuBackend();
@@ -100,7 +101,8 @@ test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_
 test("webgpu weight arenas: repacked weights beside each other, rewritten slots, a weight straddling two bindings", async () => {
   const scalar = new ScalarBackend();
   for (const fmt of MATMUL_FORMATS_ALL) {
-    const k = fmt.blockSize === 256 ? 256 : fmt === MXFP4 ? 288 : 96; // MXFP4's 17-byte blocks: rows long enough for the binding sizes below
+    // Rows long enough for the binding sizes below: MXFP4's 17-byte blocks, Q2_K's 84-byte ones.
+    const k = fmt === Q2_K ? 512 : fmt.blockSize === 256 ? 256 : fmt === MXFP4 ? 288 : 96;
     const a = randomWeight(fmt, k, 3, `a-${fmt.name}`), b = randomWeight(fmt, k, 4, `b-${fmt.name}`);
     const na = tensorBytes(a), nb = tensorBytes(b), atB = Math.ceil(na / 64) * 64 + 64;
     // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.
@@ -261,7 +263,8 @@ test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weig
   const scalar = new ScalarBackend(), be = await gpuBackend(), rows2 = await gpuBackend();
   [be.tileRows, rows2.tileRows] = [1, 2]; // one row a thread against two (the default)
   const T = 40;
-  for (const [fmt, D, F] of [[MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 96], [Q4_K_FORMAT, 256, 256]] as const) {
+  // Q3_K: a repacked k-quant; IQ4_XS: a reader with a table of its own, which the gate/up kernel's second copy renames.
+  for (const [fmt, D, F] of [[MATMUL_FORMATS_ALL.find((f) => f.name === "Q8_0")!, 64, 96], [Q4_K_FORMAT, 256, 256], [Q3_K, 256, 256], [IQ4_XS, 256, 256]] as const) {
     const h = randomValues(T * D, `moet-h-${fmt.name}`, 2);
     // 20 tokens (a full tile and one of 4), 3 (per token), 4 (one tile), 16 (one full tile), none.
     const rowsOf = [Array.from({ length: 20 }, (_, i) => 2 * i), [1, 5, 39], [3, 4, 7, 30], Array.from({ length: 16 }, (_, i) => 39 - i), []];

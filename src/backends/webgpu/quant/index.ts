@@ -6,6 +6,24 @@ import { Q8_0_GPU } from "./q8_0.js";
 import { Q4_K_GPU } from "./q4_k.js";
 import { Q6_K_GPU } from "./q6_k.js";
 import { MXFP4_GPU } from "./mxfp4.js";
+import { Q5_K_GPU } from "./q5_k.js";
+import { Q3_K_GPU } from "./q3_k.js";
+import { Q2_K_GPU } from "./q2_k.js";
+import { IQ4_XS_GPU } from "./iq4_xs.js";
 
-export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map([F32_GPU, F16_GPU, BF16_GPU, Q8_0_GPU, Q4_K_GPU, Q6_K_GPU, MXFP4_GPU].map((q) => [q.type, q]));
+export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
+  [
+    F32_GPU,
+    F16_GPU,
+    BF16_GPU,
+    Q8_0_GPU,
+    Q4_K_GPU,
+    Q6_K_GPU,
+    MXFP4_GPU,
+    Q5_K_GPU,
+    Q3_K_GPU,
+    Q2_K_GPU,
+    IQ4_XS_GPU,
+  ].map((q) => [q.type, q]),
+);
 export type { GpuQuant } from "./types.js";
