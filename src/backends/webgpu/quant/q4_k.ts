@@ -1,6 +1,6 @@
 // Q4_K on the WebGPU backend: ggml's 144-byte block (f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
 // bytes of nibbles) is whole words, so it is read as stored. Unit u of a row is sub-block u % 8 of block u / 8.
-import type { GpuQuant } from "./types.js";
+import { K4_SCALE_MIN, K4_SCALES, type GpuQuant } from "./types.js";
 
 /** Both readers' start: the block's word b, its d and dmin, and its 3 words of 6-bit scales and mins. */
 const PIECE_HEAD = /* wgsl */ `fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
@@ -20,10 +20,7 @@ export const Q4_K_GPU: GpuQuant = {
   piece: /* wgsl */ `
 ${PIECE_HEAD}
   // The 8 sub-blocks' 6-bit scales and mins (get_scale_min_k4), four to a word: sub-blocks 0-3, then 4-7.
-  let sc_lo = bytes4(s0 & 0x3f3f3f3fu);
-  let mn_lo = bytes4(s1 & 0x3f3f3f3fu);
-  let sc_hi = bytes4((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u));
-  let mn_hi = bytes4(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u));
+  ${K4_SCALES}
   let x0 = xb + c * 64u + t;
   var s = 0.0;
   s += q4k_pair(w[b + 4u + t], x4[x0], x4[x0 + 8u], dm, vec4f(sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y));
@@ -37,23 +34,15 @@ fn q4k_pair(q: u32, xl: vec4f, xh: vec4f, dm: vec2f, sm: vec4f) -> f32 {
   return dm.x * (sm.x * dot(bytes4(q & 0x0f0f0f0fu), xl) + sm.z * dot(bytes4((q >> 4u) & 0x0f0f0f0fu), xh)) - dm.y * (sm.y * dot(xl, vec4f(1.0)) + sm.w * dot(xh, vec4f(1.0)));
 }`,
   wgsl: /* wgsl */ `
-fn q4k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+${K4_SCALE_MIN}
 fn dq32(row: u32, u: u32) -> array<f32, 32> {
   var o: array<f32, 32>;
   let b = p.w_off + (row * (p.k / 256u) + u / 8u) * 36u;
   let j = u % 8u;
   let dm = unpack2x16float(w[b]);
-  // get_scale_min_k4 over the 12 scale bytes at byte 4 of the block
-  var sc: u32; var m: u32;
-  if (j < 4u) {
-    sc = q4k_byte(b, 4u + j) & 63u;
-    m = q4k_byte(b, 8u + j) & 63u;
-  } else {
-    sc = (q4k_byte(b, 8u + j) & 0xfu) | ((q4k_byte(b, j) >> 6u) << 4u);
-    m = (q4k_byte(b, 8u + j) >> 4u) | ((q4k_byte(b, 4u + j) >> 6u) << 4u);
-  }
-  let d = dm.x * f32(sc);
-  let mn = dm.y * f32(m);
+  let sm = k4_scale_min(b, j);
+  let d = dm.x * f32(sm.x);
+  let mn = dm.y * f32(sm.y);
   let q = b + 4u + 8u * (j / 2u);
   let sh = 4u * (j & 1u);
   for (var i = 0u; i < 8u; i++) {

@@ -2,7 +2,7 @@
 // qh[32] of 5th bits, 128 bytes of nibbles) is whole words, so it is read as stored: words 0 (d, dmin), 1-3 (scales
 // and mins), 4-11 (qh), 12-43 (qs). Unit u of a row is sub-block j = u % 8 of block u / 8: the low (j even) or high
 // nibbles of qs bytes 32(j / 2).., with bit j of qh bytes 0..31 as the 5th bit.
-import type { GpuQuant } from "./types.js";
+import { K4_SCALE_MIN, K4_SCALES, type GpuQuant } from "./types.js";
 
 export const Q5_K_GPU: GpuQuant = {
   type: 13,
@@ -12,12 +12,12 @@ export const Q5_K_GPU: GpuQuant = {
   // bits are bits 2i and 2i + 1 of qh bytes 4t.., i.e. of the one qh word 4 + t. Σ (d·sc·q − dmin·m)·x is taken as
   // d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn q5k_bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
 // One qs word with the 5th bits qh >> 2i: low nibbles + bit 2i against xl (sub-block 2i: scale sm.x, min sm.y), high
 // nibbles + bit 2i + 1 against xh (sm.z, sm.w). Each byte's quant (0..31) is built in place, four at once.
 fn q5k_pair(q: u32, qh: u32, xl: vec4f, xh: vec4f, dm: vec2f, sm: vec4f) -> f32 {
-  let lo = q5k_bytes4((q & 0x0f0f0f0fu) | ((qh & 0x01010101u) << 4u));
-  let hi = q5k_bytes4(((q >> 4u) & 0x0f0f0f0fu) | ((qh & 0x02020202u) << 3u));
+  let lo = bytes4((q & 0x0f0f0f0fu) | ((qh & 0x01010101u) << 4u));
+  let hi = bytes4(((q >> 4u) & 0x0f0f0f0fu) | ((qh & 0x02020202u) << 3u));
   return dm.x * (sm.x * dot(lo, xl) + sm.z * dot(hi, xh)) - dm.y * (sm.y * dot(xl, vec4f(1.0)) + sm.w * dot(xh, vec4f(1.0)));
 }
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
@@ -28,10 +28,7 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let s2 = w[b + 3u];
   let qh = w[b + 4u + t];
   // The 8 sub-blocks' 6-bit scales and mins (get_scale_min_k4), four to a word: sub-blocks 0-3, then 4-7.
-  let sc_lo = q5k_bytes4(s0 & 0x3f3f3f3fu);
-  let mn_lo = q5k_bytes4(s1 & 0x3f3f3f3fu);
-  let sc_hi = q5k_bytes4((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u));
-  let mn_hi = q5k_bytes4(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u));
+  ${K4_SCALES}
   let x0 = xb + c * 64u + t;
   var s = 0.0;
   s += q5k_pair(w[b + 12u + t], qh, x4[x0], x4[x0 + 8u], dm, vec4f(sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y));
@@ -42,23 +39,15 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
 }`,
   // Each value as the scalar reference rounds it, (d·sc)·q − dmin·m, so embed equals it bit for bit.
   wgsl: /* wgsl */ `
-fn q5k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+${K4_SCALE_MIN}
 fn dq32(row: u32, u: u32) -> array<f32, 32> {
   var o: array<f32, 32>;
   let b = p.w_off + (row * (p.k / 256u) + u / 8u) * 44u;
   let j = u % 8u;
   let dm = unpack2x16float(w[b]);
-  // get_scale_min_k4 over the 12 scale bytes at byte 4 of the block
-  var sc: u32; var m: u32;
-  if (j < 4u) {
-    sc = q5k_byte(b, 4u + j) & 63u;
-    m = q5k_byte(b, 8u + j) & 63u;
-  } else {
-    sc = (q5k_byte(b, 8u + j) & 0xfu) | ((q5k_byte(b, j) >> 6u) << 4u);
-    m = (q5k_byte(b, 8u + j) >> 4u) | ((q5k_byte(b, 4u + j) >> 6u) << 4u);
-  }
-  let d = dm.x * f32(sc);
-  let mn = dm.y * f32(m);
+  let sm = k4_scale_min(b, j);
+  let d = dm.x * f32(sm.x);
+  let mn = dm.y * f32(sm.y);
   let q = b + 12u + 8u * (j / 2u);
   let sh = 4u * (j & 1u);
   for (var i = 0u; i < 8u; i++) {

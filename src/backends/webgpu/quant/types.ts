@@ -43,3 +43,20 @@ fn f16_at(base: u32, i: u32) -> f32 {
 }
 fn byte_of(word: u32, j: u32) -> u32 { return (word >> (8u * j)) & 0xffu; }
 `;
+
+/**
+ * Q4_K's and Q5_K's 12 bytes of 6-bit scales and mins (ggml's get_scale_min_k4), from the block's words s0, s1, s2:
+ * the 8 sub-blocks' scales and mins four to a vec4 (sc_lo, mn_lo: sub-blocks 0-3; sc_hi, mn_hi: 4-7). Needs bytes4.
+ */
+export const K4_SCALES = /* wgsl */ `let sc_lo = bytes4(s0 & 0x3f3f3f3fu);
+  let mn_lo = bytes4(s1 & 0x3f3f3f3fu);
+  let sc_hi = bytes4((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u));
+  let mn_hi = bytes4(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u));`;
+
+/** Byte i of the words from word b, and sub-block j's 6-bit scale and min (get_scale_min_k4) of the k-quant block at word b (scales at byte 4). */
+export const K4_SCALE_MIN = /* wgsl */ `
+fn kq_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+fn k4_scale_min(b: u32, j: u32) -> vec2u {
+  if (j < 4u) { return vec2u(kq_byte(b, 4u + j) & 63u, kq_byte(b, 8u + j) & 63u); }
+  return vec2u((kq_byte(b, 8u + j) & 0xfu) | ((kq_byte(b, j) >> 6u) << 4u), (kq_byte(b, 8u + j) >> 4u) | ((kq_byte(b, 4u + j) >> 6u) << 4u));
+}`;
