@@ -23,7 +23,7 @@ import { loadModel, type LoadedModel } from "../src/engine/load.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
 import { nativeAvailable } from "../src/backends/cpu/native.js";
-import { engineFigures, type Figures } from "./engine-figures.js";
+import { engineFigures, promptIds, type Figures } from "./engine-figures.js";
 import { machineLine } from "./machine.js";
 
 const QUERY_RESOLVE = 0x200, MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
@@ -612,4 +612,33 @@ export async function benchGpu(only?: string): Promise<void> {
   const prefills = Object.entries(figs.prefill).map(([n, v]) => `pp${n} ${f(v, 1)} tok/s`).join(", ");
   console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms`);
   if (!s.identical) console.log("  NOTE: greedy tokens differ from the cpu backend's (see sanity above)");
+  // Each decode token recorded while the one before runs (the default), against recording after each sample:
+  // one loaded model, greedy decode after a 16-token prompt, the two alternating 3 times.
+  const ahead = await recordAheadFigures(model, quick ? 16 : 64, s.vocab);
+  result.recordAhead = ahead;
+  save();
+  console.log(`  decode with each token recorded ahead ${ahead.on.map((v) => f(v, 2)).join(", ")} tok/s vs recorded after its sample ${ahead.off.map((v) => f(v, 2)).join(", ")} (alternating runs of ${quick ? 16 : 64} tokens)`);
+}
+
+/** Decode tok/s with --record-ahead on and off on one loaded model, alternating. */
+async function recordAheadFigures(path: string, n: number, vocab: number): Promise<{ on: number[]; off: number[] }> {
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu" }));
+  const cfg = lm.config as { recordAhead: boolean };
+  const out: { on: number[]; off: number[] } = { on: [], off: [] };
+  try {
+    const session = new Session(lm);
+    for (let r = 0; r < 3; r++) {
+      for (const on of [false, true]) {
+        cfg.recordAhead = on;
+        session.reset();
+        const gen = session.generate(promptIds(16, vocab), { maxTokens: n + 1, sampling: { temperature: 0 }, stopAtEog: false });
+        let st = await gen.next();
+        while (!st.done) st = await gen.next();
+        out[on ? "on" : "off"].push((n * 1000) / st.value.decodeMs);
+      }
+    }
+  } finally {
+    await lm.close();
+  }
+  return out;
 }

@@ -162,6 +162,13 @@ export interface Backend {
 
   /** out[t, :] = row ids[t] of table (shape [D, vocab]). */
   embed(out: Buf, table: Weight, ids: Int32Array): void;
+  /**
+   * Optional (a device that runs recorded work later): embed's rows for nTokens ids that `ids` resolves to later,
+   * so a decode token is recorded while the token before it still runs. Nothing recorded from here on reaches the
+   * device before `ids` resolves (a read waits for it); `ids` must resolve, to ids in range (a rejection or a bad id
+   * fails the backend, whose recorded work can no longer run).
+   */
+  embedLater?(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void;
   /** out[T, N] = x[T, K] · Wᵀ for W of shape [K, N]. */
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void;
   /** For nRows rows of rowLen values: out = x / sqrt(mean(x²) + eps) * w (w: f32 of rowLen). out may alias x. */

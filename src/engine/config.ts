@@ -106,6 +106,10 @@ export const ENGINE_OPTIONS = {
     flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu", "cpu-fill"]),
     help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits) | cpu-fill (as cpu, but once the tier's slots are full nothing more goes up: for a host-to-device link slow against the CPU)",
   },
+  recordAhead: {
+    flag: "--record-ahead <on|off>", env: "MOESTREAM_RECORD_AHEAD", default: true, parse: bool,
+    help: "--backend webgpu: record each decode token's GPU work while the token before it still runs, its id filled in once sampled (models whose layers all keep a KV cache); off: record after sampling",
+  },
   prefetchDepth: { flag: "--prefetch-depth <n>", env: "MOESTREAM_PREFETCH_DEPTH", default: 2, help: "router lookahead: layers ahead to predict and read (beyond one, only the router's top half)", parse: int(...RANGES.prefetchDepth) },
   ioDepth: {
     flag: "--io-depth <n>", env: "MOESTREAM_IO_DEPTH", default: 0, parse: int(...RANGES.ioDepth),
@@ -162,6 +166,8 @@ export interface EngineConfig {
   verifyDense: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
+  /** Record a decode token's device work while the one before it runs (engine/record-ahead.ts). */
+  recordAhead: boolean;
   /** Router lookahead depth in layers. */
   prefetchDepth: number;
   /** Expert reads in flight; 0 = libuv's default pool size (the CLI fills in UV_THREADPOOL_SIZE). */

@@ -7,6 +7,7 @@ import { loadSessionInto, saveSession } from "./session-file.js";
 import { AbortedError, namingFile } from "../util/errors.js";
 import { fitContext, promptTooLong, replyReserve, shiftSlack } from "./context-fit.js";
 import { TokenConstraint, type OutputConstraint } from "./constraint.js";
+import { RecordAhead } from "./record-ahead.js";
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -250,37 +251,51 @@ export class Session {
     const s1 = snap();
     let n = 0;
     let finishReason: GenerationStats["finishReason"] = "length";
-    while (n < opts.maxTokens) {
-      if (!logits || opts.signal?.aborted) {
-        finishReason = "abort";
-        break;
-      }
-      const top = opts.topLogits ? topN(logits, opts.topLogits) : undefined;
-      const token = sampler.sample(constraint ? await constraint.mask(logits) : logits, this.tokens);
-      constraint?.accept(token);
-      n++;
-      this.pending.push(token);
-      const step: GenerateStep = { token, text: "", topLogits: top };
-      if (opts.logprobs !== undefined) {
-        const alts = opts.logprobs > 0 ? topN(logits, opts.logprobs).map(([id]) => id) : [];
-        const lp = logSoftmaxAt(logits, [token, ...alts]);
-        step.logprob = lp[0];
-        step.topLogprobs = alts.map((id, i) => [id, lp[i + 1]]);
-      }
-      if (stopAtEog && tok.eogIds.has(token)) {
-        finishReason = "stop";
+    // On a GPU, each token's forward is recorded while the one before it runs (record-ahead.ts).
+    const ahead = logits && opts.maxTokens > 1 ? RecordAhead.for(this.lm, this.cache) : undefined;
+    let last: number | undefined, tEnd = 0;
+    try {
+      ahead?.begin();
+      while (n < opts.maxTokens) {
+        if (!logits || opts.signal?.aborted) {
+          finishReason = "abort";
+          break;
+        }
+        const top = opts.topLogits ? topN(logits, opts.topLogits) : undefined;
+        const token = sampler.sample(constraint ? await constraint.mask(logits) : logits, this.tokens);
+        last = token;
+        constraint?.accept(token);
+        n++;
+        this.pending.push(token);
+        const step: GenerateStep = { token, text: "", topLogits: top };
+        if (opts.logprobs !== undefined) {
+          const alts = opts.logprobs > 0 ? topN(logits, opts.logprobs).map(([id]) => id) : [];
+          const lp = logSoftmaxAt(logits, [token, ...alts]);
+          step.logprob = lp[0];
+          step.topLogprobs = alts.map((id, i) => [id, lp[i + 1]]);
+        }
+        if (stopAtEog && tok.eogIds.has(token)) {
+          finishReason = "stop";
+          yield step;
+          break;
+        }
+        step.text = decoder.push(token);
         yield step;
-        break;
+        if (constraint?.done) {
+          finishReason = "stop"; // the grammar is complete (a vocabulary without an end-of-generation token)
+          break;
+        }
+        if (n >= opts.maxTokens) break;
+        if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
+        if (ahead) {
+          logits = await ahead.feed(token, n + 1 < opts.maxTokens);
+          this.pending.length = 0; // fed: the KV holds it
+          this.tokens.push(token);
+        } else logits = await feed([]);
       }
-      step.text = decoder.push(token);
-      yield step;
-      if (constraint?.done) {
-        finishReason = "stop"; // the grammar is complete (a vocabulary without an end-of-generation token)
-        break;
-      }
-      if (n >= opts.maxTokens) break;
-      if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
-      logits = await feed([]);
+    } finally {
+      tEnd = performance.now(); // a token recorded ahead and not needed is run out of the decode time
+      await ahead?.discard(last);
     }
     this.rngState = sampler.getState();
     const s2 = snap();
@@ -290,7 +305,7 @@ export class Session {
       return d;
     };
     const stats: GenerationStats = {
-      promptTokens, generatedTokens: n, promptMs: t1 - t0, decodeMs: performance.now() - t1, finishReason,
+      promptTokens, generatedTokens: n, promptMs: t1 - t0, decodeMs: tEnd - t1, finishReason,
       expertIO: this.lm.expertIO.mode, experts: { prefill: diff(s0, s1), decode: diff(s1, s2) },
     };
     this.lastStats = stats;

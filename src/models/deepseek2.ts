@@ -190,6 +190,8 @@ type Layer = Weights["layers"][number];
 
 export class DeepSeek2 implements Model {
   readonly info: ModelInfo;
+  /** A decoderStack model: its forward takes ForwardOptions.later. */
+  readonly recordsAhead = true;
   private readonly be: Backend;
   private readonly experts: ExpertSource;
   private readonly scratch: ScratchPool;

@@ -129,6 +129,8 @@ export type Weights = ReturnType<typeof weights>;
 
 export class Glm4Moe implements Model {
   readonly info: ModelInfo;
+  /** A decoderStack model: its forward takes ForwardOptions.later. */
+  readonly recordsAhead = true;
   private readonly be: Backend;
   private readonly experts: ExpertSource;
   private readonly scratch: ScratchPool;

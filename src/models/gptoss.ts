@@ -158,6 +158,8 @@ export type Weights = ReturnType<typeof weights>;
 
 export class GptOss implements Model {
   readonly info: ModelInfo;
+  /** A decoderStack model: its forward takes ForwardOptions.later. */
+  readonly recordsAhead = true;
   private readonly be: Backend;
   private readonly experts: ExpertSource;
   private readonly scratch: ScratchPool;

@@ -609,7 +609,10 @@ export async function decoderStack(f: Pass, tokens: Int32Array, cache: ModelCach
   const x = f.buf("x", T * D); // residual stream [T, D]
   const h = f.buf("h", T * D); // normed input of a sub-block [T, D]
   const y = f.buf("y", T * D); // a sub-block's output [T, D]
-  be.embed(x, p.embd, tokens);
+  if (opts.later) {
+    if (!be.embedLater) throw new Error(`forward: backend '${be.name}' cannot record ahead of its token ids`);
+    be.embedLater(x, p.embd, T, opts.later);
+  } else be.embed(x, p.embd, tokens);
   // Each residual add and the norm after it (the next sub-block's) as one op where the backend has it.
   const addNorm = (w: Weight) => {
     if (be.addRmsNorm) be.addRmsNorm(x, y, h, w, eps, D, T);
@@ -634,11 +637,11 @@ export async function decoderStack(f: Pass, tokens: Int32Array, cache: ModelCach
     await f.breathe(il);
     if (next) L = next;
   }
-  return outputLogits(f, x, p.output, eps, cache, opts.logits);
+  return outputLogits(f, x, p.output, eps, cache, opts.logits, opts.onRecorded);
 }
 
 /** The output head over the residual stream x[T, D]: final norm, projection, host read of the last row's or all rows' logits; the cache absorbs the call. */
-export async function outputLogits(f: Pass, x: Buf, w: { norm: Weight; output: Weight }, eps: number, cache: ModelCache, which: ForwardOptions["logits"]): Promise<Float32Array> {
+export async function outputLogits(f: Pass, x: Buf, w: { norm: Weight; output: Weight }, eps: number, cache: ModelCache, which: ForwardOptions["logits"], onRecorded?: () => void): Promise<Float32Array> {
   const { be, nTokens: T } = f;
   const D = x.length / T, nVocab = w.output.shape[1];
   const rows = which === "last" ? 1 : T;
@@ -652,7 +655,14 @@ export async function outputLogits(f: Pass, x: Buf, w: { norm: Weight; output: W
   await f.cb("result_norm", -1, normed, rows);
   const logits = f.buf("out.logits", rows * nVocab);
   be.matmul(logits, w.output, normed, rows);
-  const out = await be.read(logits);
+  // The cache holds the tokens once everything is recorded: a forward recorded next (ahead) starts after them.
+  const read = be.read(logits);
   cache.advance(T);
-  return out;
+  onRecorded?.();
+  try {
+    return await read;
+  } catch (e) {
+    if (cache.canTruncate(cache.length - T)) cache.truncate(cache.length - T);
+    throw e;
+  }
 }

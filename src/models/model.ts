@@ -38,6 +38,14 @@ export interface ForwardOptions {
   hooks?: ForwardHooks;
   /** Polled between sub-blocks: once set, the forward throws AbortedError and the cache absorbs nothing. */
   signal?: { readonly aborted: boolean };
+  /**
+   * The tokens' ids, known later (`tokens` then only gives their count): the forward is recorded now and runs once
+   * they resolve, on a backend with embedLater (Model.recordsAhead). A decode token recorded while the one before
+   * still runs.
+   */
+  later?: Promise<Int32Array>;
+  /** Called once the whole forward is recorded and the cache holds its tokens, before its logits are awaited. */
+  onRecorded?: () => void;
 }
 
 export interface Model {
@@ -48,6 +56,8 @@ export interface Model {
   cacheBytes(nCtx: number): number;
   /** Run tokens at positions [cache.length, cache.length + T); the cache absorbs them; returns logits. */
   forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array>;
+  /** forward() takes ForwardOptions.later (where the backend has embedLater). */
+  readonly recordsAhead?: boolean;
 }
 
 /** What a model is built from: dense weights uploaded and shape-checked, a backend, an expert source. */

@@ -106,6 +106,8 @@ export function moeDecoderCacheBytes(hp: MoeDecoderHParams, nCtx: number): numbe
 
 export class MoeDecoder implements Model {
   readonly info: ModelInfo;
+  /** A decoderStack model: its forward takes ForwardOptions.later. */
+  readonly recordsAhead = true;
   private readonly be: Backend;
   private readonly experts: ExpertSource;
   private readonly scratch: ScratchPool;

@@ -283,6 +283,7 @@ export class Qwen3Next implements Model {
   }
 
   forward(tokens: Int32Array, cache: ModelCache, opts: ForwardOptions): Promise<Float32Array> {
+    if (opts.later) return Promise.reject(new Error("qwen3next: forward cannot record ahead of its token ids (recordsAhead is unset)"));
     return forwardPass(this.be, this.scratch, tokens, cache, opts, async (f) => {
       // A forward that fails or is aborted leaves the recurrent states as they were, absorbing nothing.
       const states = this.hp.recurrent.flatMap((r, il) => (r ? [recurrent(cache.layers[il])] : []));

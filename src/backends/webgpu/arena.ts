@@ -18,6 +18,8 @@ export interface ArenaHost {
   readonly maxBinding: number;
   /** Submit recorded work first, so a write lands after every earlier op and before every later one. */
   flush(): void;
+  /** Submit before a queue.writeBuffer into a buffer recorded work may read (refused while work waits for token ids). */
+  flushForQueueWrite(): void;
   /** Whole words in mapped staging for a recorded copy (ordered with the ops), or undefined: then flush and writeBuffer. */
   stageUpload(bytes: Uint8Array): { buffer: GPUBuffer; offset: number } | undefined;
   readonly stagePieceBytes: number;
@@ -67,7 +69,7 @@ export class GpuArena implements WeightArena {
       const st = this.be.stageUpload(data.subarray(done, done + n));
       if (st) this.be.copyBytes(st.buffer, st.offset, this.chunks[c], inChunk, n);
       else {
-        if (!flushed) this.be.flush();
+        if (!flushed) this.be.flushForQueueWrite();
         flushed = true;
         this.be.device.queue.writeBuffer(this.chunks[c], inChunk, data, done, n);
       }

@@ -72,7 +72,7 @@ export class GpuExpertSlots {
     if (!src) {
       // Ring room is reused only after a submit: a copy still recorded (unsubmitted) must read what was staged for it.
       if (this.head + bytes.byteLength > this.ringBytes) {
-        this.be.flush();
+        this.be.flushForQueueWrite();
         this.head = 0;
       }
       this.be.device.queue.writeBuffer(this.ring, this.head, bytes);

@@ -114,13 +114,20 @@ export class GpuMoe {
       const [t, nt] = tiles(tab);
       this.be.dispatch(`moe_tiled_gate_up/${w.type}`, () => moeTiledGateUpWgsl(w.quant.wgsl), [D, F, t], [bufs[0], bufs[1], this.be.stageBuf, xs, ae.buffer], Math.ceil(F / 64), nt);
     }
-    for (const { w, bufs, tab, aligned } of gateUp.values()) this.moeGateUp(w, bufs[0], bufs[1], this.be.stageBuf, this.be.hostData(Uint32Array.from(tab)), tab.length / 4, xs, xRows, ae.buffer, aligned);
+    // Each table's staging words first, then the staging buffer (hostData may grow it into a new one).
+    for (const { w, bufs, tab, aligned } of gateUp.values()) {
+      const t = this.be.hostData(Uint32Array.from(tab));
+      this.moeGateUp(w, bufs[0], bufs[1], this.be.stageBuf, t, tab.length / 4, xs, xRows, ae.buffer, aligned);
+    }
     for (const { w, bufs, tab } of tiledDown.values()) {
       const [t, nt] = tiles(tab);
       const r2 = this.be.tileRows === 2;
       this.be.dispatch(`moe_tiled_down/${w.type}${r2 ? "/2" : ""}`, () => moeTiledDownWgsl(w.quant.wgsl, r2), [F, D, t], [bufs[0], this.be.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / (r2 ? 128 : 64)), nt);
     }
-    for (const { w, bufs, tab, aligned } of down.values()) this.moeDown(w, bufs[0], this.be.stageBuf, this.be.hostData(Uint32Array.from(tab)), tab.length / 3, ae.buffer, P, ye.buffer, aligned);
+    for (const { w, bufs, tab, aligned } of down.values()) {
+      const t = this.be.hostData(Uint32Array.from(tab));
+      this.moeDown(w, bufs[0], this.be.stageBuf, t, tab.length / 3, ae.buffer, P, ye.buffer, aligned);
+    }
     this.be.scatterAddRows(out, ye, rows, scales, D);
   }
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */

@@ -43,6 +43,15 @@ const SCORE_BYTES = 64 << 20;
 /** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
 const READBACKS_KEPT = 4;
 
+/** A recorded submission: its command buffer, staging bytes and the staging buffers that read them, uploads staged for it, buffers to destroy after it. */
+interface Sealed {
+  cb: GPUCommandBuffer;
+  bytes: Uint8Array;
+  stages: GPUBuffer[];
+  staged: GPUBuffer[];
+  dead: GPUBuffer[];
+}
+
 /** Ops this backend runs (every architecture's). */
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
   "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated"]);
@@ -100,10 +109,20 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private readonly offset = new Uint32Array(1);
   /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
   private readonly uploads: MappedStaging;
-  /** @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData(). */
+  /**
+   * @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData().
+   * Read it after the op's hostData() calls: they may grow it (a new buffer).
+   */
   stageBuf: GPUBuffer;
+  /** Staging buffers this submission outgrew (reserve): written with their share of the bytes at its submit, then destroyed. */
+  private outgrown: GPUBuffer[] = [];
   private used = 0;
   private dead: GPUBuffer[] = [];
+  /**
+   * While the ids of an embedLater are unknown: the submissions recorded since, sealed, waiting for them; where
+   * the ids go in the first one's staging bytes; and a promise that settles once they are submitted.
+   */
+  private held: { chunks: Sealed[]; at: number; n: number; table: GpuWeight; done: Promise<void> } | undefined;
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
@@ -234,7 +253,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       this.copyBytes(this.stageBuf, at, b.buffer, dstOffset * 4, src.byteLength);
       return;
     }
-    this.flush();
+    this.flushForQueueWrite();
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
   async read(src: Buf): Promise<Float32Array> {
@@ -253,6 +272,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (b.length) this.copyBytes(b.buffer, 0, rb, at, b.length * 4);
       at += b.length * 4;
     }
+    if (this.held) await this.held.done; // the copies were recorded after work whose ids are not known yet
     this.flush();
     try {
       await rb.mapAsync(1);
@@ -294,19 +314,60 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!this.enc) return;
     this.pass?.end();
     this.pass = undefined;
-    const t0 = this.timeHost ? performance.now() : 0;
-    if (this.used) this.device.queue.writeBuffer(this.stageBuf, 0, this.stage, 0, this.used);
-    const staged = this.uploads.beforeSubmit();
-    this.device.queue.submit([this.enc.finish()]);
-    this.uploads.afterSubmit(staged);
-    if (this.timeHost) this.counters.submitMs += performance.now() - t0;
-    this.counters.submits++;
+    const chunk = { cb: this.enc.finish(), bytes: this.stage.slice(0, this.used), stages: [...this.outgrown, this.stageBuf], staged: this.uploads.beforeSubmit(), dead: [...this.dead, ...this.outgrown] };
     this.enc = undefined;
     this.used = 0;
     this.sinceFlush = 0;
-    for (const b of this.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
     this.dead = [];
+    this.outgrown = [];
+    // While ids of an embedLater are unknown: sealed, not submitted (releaseHeld submits it once they are in).
+    if (this.held) this.held.chunks.push(chunk);
+    else this.submit(chunk);
   }
+  /** One recorded submission: its staging bytes into every staging buffer it reads, the command buffer, then its cleanup. */
+  private submit(c: Sealed): void {
+    const t0 = this.timeHost ? performance.now() : 0;
+    for (const b of c.stages) if (c.bytes.length) this.device.queue.writeBuffer(b, 0, c.bytes, 0, Math.min(c.bytes.length, b.size));
+    this.device.queue.submit([c.cb]);
+    this.uploads.afterSubmit(c.staged);
+    if (this.timeHost) this.counters.submitMs += performance.now() - t0;
+    this.counters.submits++;
+    for (const b of c.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
+  }
+  /**
+   * Submits what was recorded before a queue.writeBuffer into a buffer recorded work may use (the write lands at
+   * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
+   */
+  flushForQueueWrite(): void {
+    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for its token ids");
+    this.flush();
+  }
+
+  /** Submits the sealed submissions (the ids written into the one that embeds them), then what is recorded since. */
+  private releaseHeld(ids: Int32Array): void {
+    const h = this.held!;
+    const { n: vocab } = weightDims(h.table);
+    if (ids.length !== h.n || ids.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...ids.subarray(0, 8)].join(", ")}${ids.length > 8 ? ", ..." : ""}] are not ${h.n} ids in [0, ${vocab})`);
+    this.held = undefined;
+    const dst = h.chunks.length ? h.chunks[0].bytes : this.stage; // embedLater's submission is the first held
+    dst.set(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), h.at);
+    for (const c of h.chunks) this.submit(c);
+    this.flush();
+  }
+
+  /** The work recorded since an embedLater whose ids cannot go in: never run (the backend has failed: reads throw). */
+  private dropHeld(): void {
+    for (const c of this.held?.chunks ?? []) {
+      this.uploads.afterSubmit(c.staged);
+      for (const b of c.dead) b.destroy();
+    }
+    this.held = undefined;
+    this.pass = undefined;
+    this.enc = undefined;
+    this.used = 0;
+    this.sinceFlush = 0;
+  }
+
   /**
    * Benches: records `record` as one compute pass whose start and end times go to `qs` (queries 0 and 1), resolved
    * into `dst` (not submitted). False when the work took more than one pass or submission (the times then miss some).
@@ -393,15 +454,16 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private reserve(bytes: number): number {
     const need = Math.ceil(Math.max(bytes, 256) / 256) * 256;
     if (this.used + need > this.stage.byteLength) {
-      this.flush();
-      if (need > this.stage.byteLength) {
-        const size = Math.max(need, 2 * this.stage.byteLength);
-        this.stageBuf.destroy();
-        this.stage = new Uint8Array(size);
-        this.stageWords = new Uint32Array(this.stage.buffer);
-        this.stageBuf = this.newStage(size);
-        this.bindGroups.clear(); // every bind group holds the old staging buffer
-      }
+      // Grown, never submitted early: an op's host data and the dispatch reading it stay in one submission. The old
+      // buffer is written too at the submit, for what was recorded against it.
+      const size = Math.max(this.used + need, 2 * this.stage.byteLength);
+      const stage = new Uint8Array(size);
+      stage.set(this.stage.subarray(0, this.used));
+      this.stage = stage;
+      this.stageWords = new Uint32Array(stage.buffer);
+      this.outgrown.push(this.stageBuf);
+      this.stageBuf = this.newStage(size);
+      this.bindGroups.clear(); // every bind group holds the old staging buffer
     }
     const at = this.used;
     this.used += need;
@@ -488,6 +550,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
   // ---- ops
 
   embed(out: Buf, table: Weight, ids: Int32Array): void {
+    this.embedAt(out, table, ids);
+  }
+  /** embed(), returning where the ids sit in the staging bytes. */
+  private embedAt(out: Buf, table: Weight, ids: Int32Array): number {
     const w = gw(table, "embed");
     const { k, n } = weightDims(w);
     for (const id of ids) if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
@@ -496,6 +562,30 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (o.length < ids.length * k) throw new RangeError(`webgpu embed: out holds ${o.length} values, needs ${ids.length * k}`);
     const hd = this.hostData(ids);
     this.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, n, ids.length, hd], [w.buffer, this.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
+    return hd * 4;
+  }
+
+  embedLater(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void {
+    if (this.held) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
+    const w = gw(table, "embedLater");
+    this.flush(); // what came before runs now; what follows waits for the ids
+    const at = this.embedAt(out, w, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
+    let ready!: () => void;
+    this.held = { chunks: [], at, n: nTokens, table: w, done: new Promise<void>((r) => (ready = r)) };
+    const fail = (why: string) => {
+      this.error ??= `embedLater: ${why}`;
+      this.dropHeld();
+    };
+    ids.then(
+      (v) => {
+        try {
+          this.releaseHeld(v);
+        } catch (e) {
+          fail(e instanceof Error ? e.message : String(e));
+        }
+      },
+      (e: unknown) => fail(`the token ids never came (${e instanceof Error ? e.message : String(e)})`),
+    ).finally(ready);
   }
 
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
@@ -666,8 +756,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!(Number.isInteger(vd) && vd >= 1 && vd <= headDim)) throw new RangeError(`attention: vDim ${vd} not in [1, headDim ${headDim}]`);
     const win = p.window ?? 0;
     if (p.window !== undefined && !(Number.isInteger(win) && win >= 1)) throw new RangeError(`attention: window ${p.window} is not a positive integer`);
-    // Sinks: a weight's words in its buffer, or host values in the staging words.
-    let sinkBuf = this.stageBuf, sinkOff = 0;
+    // Sinks: a weight's words in its buffer, or host values in the staging words (the buffer read after hostData()).
+    let sinkBuf: GPUBuffer | undefined, sinkOff = 0;
     if (p.sinks instanceof Float32Array) {
       if (p.sinks.length < nHead) throw new RangeError(`attention: ${p.sinks.length} sinks for ${nHead} heads`);
       sinkOff = this.hostData(p.sinks.subarray(0, nHead));
@@ -684,7 +774,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (this.scores) this.release(this.scores.buffer);
       this.scores = this.alloc(need) as GpuBuf;
     }
-    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer, sinkBuf];
+    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer, sinkBuf ?? this.stageBuf];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
       const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0, vd];

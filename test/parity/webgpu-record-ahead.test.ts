@@ -1,0 +1,101 @@
+// Decode tokens recorded ahead on the WebGPU backend (engine/record-ahead.ts, Backend.embedLater) on lavapipe:
+// reference: the same model and sessions with --record-ahead off (each token recorded after the one before is
+// sampled). Same tokens, same top logits bit for bit, same session state after every kind of end (length, a
+// consumer that stops early, a continuation), greedy and seeded sampling. Backend level: ids that never come or
+// are out of range fail it loudly, and host data past the staging buffer's size stays with its dispatch.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel } from "../../src/engine/load.js";
+import { defaultEngineConfig } from "../../src/engine/config.js";
+import { Session, type GenerateOptions, type GenerateStep } from "../../src/engine/session.js";
+import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
+import { F32 } from "../../src/quant/index.js";
+import { smallVocabModel } from "../helpers/models.js";
+import { gpuBackend, gpuDevice } from "../helpers/webgpu.js";
+import { bufOf, randomValues } from "../helpers/parity.js";
+
+async function sessions(path: string) {
+  const on = await loadModel(path, defaultEngineConfig({ backend: "webgpu", ctxSize: 64, prefetch: false, expertIo: "resident" }));
+  const off = await loadModel(path, defaultEngineConfig({ backend: "webgpu", ctxSize: 64, prefetch: false, expertIo: "resident", recordAhead: false }));
+  return { on, off, a: new Session(on, 64), b: new Session(off, 64) };
+}
+
+async function steps(s: Session, prompt: number[], opts: GenerateOptions, stopAfter = Infinity): Promise<GenerateStep[]> {
+  const out: GenerateStep[] = [];
+  for await (const st of s.generate(prompt, opts)) {
+    out.push(st);
+    if (out.length >= stopAfter) break; // the consumer stops early: the generator's finally runs
+  }
+  return out;
+}
+
+const state = (s: Session) => ({ tokens: [...s.tokens], pending: [...s.pending], cache: s.cache.length });
+
+test("record ahead: the same tokens and top logits as recording after each sample, and the same session state after every kind of end", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 2, nVocab: 2048 });
+  const { on, off, a, b } = await sessions(path);
+  try {
+    const be = on.backend as WebGpuBackend;
+    const prompt = on.tokenizer.encode("The quick brown fox");
+    const greedy: GenerateOptions = { maxTokens: 8, sampling: { temperature: 0 }, topLogits: 4, stopAtEog: false };
+    const same = (x: GenerateStep[], y: GenerateStep[], what: string) => {
+      assert.deepEqual(x.map((s) => s.token), y.map((s) => s.token), `${what}: tokens`);
+      assert.deepEqual(x.map((s) => s.topLogits), y.map((s) => s.topLogits), `${what}: top logits`);
+    };
+    let later = 0;
+    const embedLater = be.embedLater.bind(be);
+    be.embedLater = (...args) => (later++, embedLater(...args));
+    same(await steps(a, prompt, greedy), await steps(b, prompt, greedy), "greedy");
+    assert.equal(later, greedy.maxTokens - 1, "each token fed was recorded ahead, and none past the last (it stays pending)");
+    assert.deepEqual(state(a), state(b), "after a generation that ran to max tokens");
+    // A continuation feeds the pending token first.
+    same(await steps(a, [], greedy), await steps(b, [], greedy), "continued");
+    assert.deepEqual(state(a), state(b));
+    // A consumer that stops after 3 tokens: the token recorded ahead runs and is taken back out.
+    later = 0;
+    same(await steps(a, [], greedy, 3), await steps(b, [], greedy, 3), "stopped early");
+    assert.equal(later, 3, "the forward recorded for the third token ran too");
+    assert.deepEqual(state(a), state(b), "after the consumer stopped");
+    // Seeded sampling from a fresh context.
+    a.reset();
+    b.reset();
+    const sampled: GenerateOptions = { maxTokens: 10, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 7 }, topLogits: 4, stopAtEog: false };
+    same(await steps(a, prompt, sampled), await steps(b, prompt, sampled), "sampled");
+    assert.deepEqual(state(a), state(b));
+    // One token: nothing is recorded ahead.
+    const one = await steps(a, [], { ...greedy, maxTokens: 1 });
+    assert.equal(one.length, 1);
+  } finally {
+    await on.close();
+    await off.close();
+  }
+});
+
+test("embedLater: ids that never come, or out of range, fail the backend with an error naming them; its work never runs", async () => {
+  const cases: [() => Promise<Int32Array>, RegExp][] = [
+    [() => Promise.reject(new Error("cancelled")), /embedLater: the token ids never came \(cancelled\)/],
+    [() => Promise.resolve(Int32Array.of(99)), /embedLater: ids \[99\] are not 1 ids in \[0, 64\)/],
+  ];
+  for (const [ids, why] of cases) {
+    const be = await gpuBackend();
+    const table = be.upload({ name: "token_embd.weight", type: F32.type, shape: [32, 64], bytes: new Uint8Array(randomValues(32 * 64, "emb").buffer) });
+    const out = be.alloc(32);
+    be.embedLater(out, table, 1, ids());
+    be.add(out, out, bufOf(be, randomValues(32, "y")), 32);
+    await assert.rejects(be.read(out), why);
+  }
+});
+
+test("webgpu staging: host data past the staging buffer's size grows it within the submission; every dispatch reads its own", async () => {
+  const be = await gpuBackend();
+  const D = 4, rows = 300_000; // 1.2 MB of row ids: more than the 1 MiB staging buffer, placed after a dispatch's parameters
+  const x = bufOf(be, randomValues(16 * D, "grow-x"));
+  const first = be.alloc(2 * D), big = be.alloc(rows * D);
+  be.gatherRows(first, x, Int32Array.of(3, 5), D); // recorded against the first staging buffer
+  const ids = Int32Array.from({ length: rows }, (_, i) => (i * 7) % 16);
+  be.gatherRows(big, x, ids, D);
+  const [xv, f, g] = await be.readMany([x, first, big]);
+  assert.deepEqual([...f], [...xv.subarray(3 * D, 4 * D), ...xv.subarray(5 * D, 6 * D)]);
+  for (const i of [0, 1, 12345, rows - 1]) assert.deepEqual([...g.subarray(i * D, (i + 1) * D)], [...xv.subarray(ids[i] * D, (ids[i] + 1) * D)], `row ${i}`);
+});
