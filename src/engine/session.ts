@@ -127,6 +127,8 @@ export class Session {
   lastStats: GenerationStats | undefined;
   /** The messages the last chat turn dropped (as JSON) and how many: a caller who keeps appending gets the same cut. */
   private shift: { key: string; dropped: number } | undefined;
+  /** A generation's decode token recorded ahead (record-ahead.ts), while the generation runs. */
+  private ahead: RecordAhead | undefined;
 
   constructor(readonly lm: LoadedModel, nCtx = lm.config.ctxSize) {
     this.cache = lm.model.makeCache(nCtx);
@@ -146,6 +148,7 @@ export class Session {
 
   /** Keep the first `length` tokens of the context, forget the rest. */
   truncate(length: number): void {
+    this.idle();
     if (length < 0 || length > this.tokens.length + this.pending.length) throw new RangeError(`cannot truncate a context of ${this.tokens.length + this.pending.length} tokens to ${length}`);
     if (length >= this.tokens.length) {
       this.pending.length = length - this.tokens.length;
@@ -180,6 +183,7 @@ export class Session {
    * between layers (AbortedError); the batches done by then stay in the context.
    */
   async eval(tokens: readonly number[], logits: "last" | "all" = "last", onProgress?: (done: number, total: number) => void, signal?: { readonly aborted: boolean }): Promise<Float32Array> {
+    this.idle();
     const all = this.pending.length ? [...this.pending, ...tokens] : tokens;
     if (all.length === 0) throw new RangeError("eval needs at least one token");
     const nVocab = this.lm.model.info.nVocab;
@@ -209,6 +213,14 @@ export class Session {
     } finally {
       constraint?.dispose();
     }
+  }
+
+  /**
+   * Refuses work while a generation holds a token recorded ahead (its generator neither finished nor returned):
+   * that token's forward waits for an id only the generation gives, and the cache's length is its.
+   */
+  private idle(): void {
+    if (this.ahead) throw new Error("session: a generation is still running (its generator neither finished nor returned); finish it or call its return() first");
   }
 
   private async *sampleLoop(prompt: readonly number[], opts: GenerateOptions, constraint: TokenConstraint | undefined): AsyncGenerator<GenerateStep, GenerationStats> {
@@ -256,6 +268,7 @@ export class Session {
     let last: number | undefined, tEnd = 0;
     try {
       ahead?.begin();
+      this.ahead = ahead;
       while (n < opts.maxTokens) {
         if (!logits || opts.signal?.aborted) {
           finishReason = "abort";
@@ -295,6 +308,7 @@ export class Session {
       }
     } finally {
       tEnd = performance.now(); // a token recorded ahead and not needed is run out of the decode time
+      this.ahead = undefined;
       await ahead?.discard(last);
     }
     this.rngState = sampler.getState();

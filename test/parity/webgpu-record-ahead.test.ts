@@ -66,6 +66,13 @@ test("record ahead: the same tokens and top logits as recording after each sampl
     // One token: nothing is recorded ahead.
     const one = await steps(a, [], { ...greedy, maxTokens: 1 });
     assert.equal(one.length, 1);
+    // A generator left suspended holds a token recorded ahead: the session refuses other work, by name, until it is returned.
+    const gen = a.generate([], greedy);
+    await gen.next();
+    await assert.rejects(a.eval([1]), /a generation is still running .* call its return\(\) first/);
+    assert.throws(() => a.truncate(0), /a generation is still running/);
+    await gen.return(undefined as never);
+    assert.ok((await a.eval([1])).length > 0, "usable again once returned");
   } finally {
     await on.close();
     await off.close();
