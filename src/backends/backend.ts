@@ -169,6 +169,8 @@ export interface Backend {
    * fails the backend, whose recorded work can no longer run).
    */
   embedLater?(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void;
+  /** With embedLater: true while an embedLater's ids are not in yet (another cannot begin until they are). */
+  readonly waitingForIds?: boolean;
   /** out[T, N] = x[T, K] · Wᵀ for W of shape [K, N]. */
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void;
   /** For nRows rows of rowLen values: out = x / sqrt(mean(x²) + eps) * w (w: f32 of rowLen). out may alias x. */

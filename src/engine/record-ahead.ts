@@ -30,8 +30,17 @@ export class RecordAhead {
     return ok ? new RecordAhead(lm, cache) : undefined;
   }
 
-  /** Record the forward of the token sampled next; the forward before it must be recorded already. */
+  /** A forward is recorded ahead, waiting for its token (feed). */
+  get ready(): boolean {
+    return this.next !== undefined;
+  }
+
+  /**
+   * Record the forward of the token sampled next; the forward before it must be recorded already. Not while
+   * another generation on the backend waits for its own token (two sessions at once): that token goes the usual way.
+   */
   begin(): void {
+    if (this.lm.backend.waitingForIds) return;
     let give!: (ids: Int32Array) => void, recorded!: () => void;
     const later = new Promise<Int32Array>((r) => (give = r));
     const rec = new Promise<void>((r) => (recorded = r));

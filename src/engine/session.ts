@@ -220,7 +220,7 @@ export class Session {
    * that token's forward waits for an id only the generation gives, and the cache's length is its.
    */
   private idle(): void {
-    if (this.ahead) throw new Error("session: a generation is still running (its generator neither finished nor returned); finish it or call its return() first");
+    if (this.ahead?.ready) throw new Error("session: a generation is still running (its generator neither finished nor returned); finish it or call its return() first");
   }
 
   private async *sampleLoop(prompt: readonly number[], opts: GenerateOptions, constraint: TokenConstraint | undefined): AsyncGenerator<GenerateStep, GenerationStats> {
@@ -300,11 +300,15 @@ export class Session {
         }
         if (n >= opts.maxTokens) break;
         if (this.tokens.length + this.pending.length >= this.cache.nCtx) break;
-        if (ahead) {
-          logits = await ahead.feed(token, n + 1 < opts.maxTokens);
+        const more = n + 1 < opts.maxTokens; // a token sampled from the next logits is fed too
+        if (ahead?.ready) {
+          logits = await ahead.feed(token, more);
           this.pending.length = 0; // fed: the KV holds it
           this.tokens.push(token);
-        } else logits = await feed([]);
+        } else {
+          logits = await feed([]);
+          if (logits && more) ahead?.begin();
+        }
       }
     } finally {
       tEnd = performance.now(); // a token recorded ahead and not needed is run out of the decode time

@@ -73,6 +73,19 @@ test("record ahead: the same tokens and top logits as recording after each sampl
     assert.throws(() => a.truncate(0), /a generation is still running/);
     await gen.return(undefined as never);
     assert.ok((await a.eval([1])).length > 0, "usable again once returned");
+    // Two sessions on one model generating at once: one records ahead while the other's tokens go the usual way
+    // (the backend waits for one token's id at a time); each gives what it gives alone.
+    const c = new Session(on, 64);
+    for (const s of [a, c]) s.reset();
+    later = 0;
+    const both = await Promise.all([steps(a, prompt, greedy), steps(c, prompt, greedy)]);
+    assert.ok(later > 0 && later < 2 * (greedy.maxTokens - 1), `${later} tokens recorded ahead of ${2 * (greedy.maxTokens - 1)} fed: some went the usual way`);
+    b.reset();
+    const alone = await steps(b, prompt, greedy);
+    same(both[0], alone, "two at once (first)");
+    same(both[1], alone, "two at once (second)");
+    assert.deepEqual(state(a), state(b));
+    assert.deepEqual(state(c), state(b));
   } finally {
     await on.close();
     await off.close();

@@ -565,6 +565,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return hd * 4;
   }
 
+  get waitingForIds(): boolean {
+    return this.held !== undefined;
+  }
   embedLater(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void {
     if (this.held) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
     const w = gw(table, "embedLater");
