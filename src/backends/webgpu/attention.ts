@@ -2,7 +2,7 @@
 // of V, causal, grouped-query, with gpt-oss's sinks and sliding windows, f16-rounded probabilities, and MLA's V as a
 // prefix of each K row. Two kernels share the bindings, the row's preamble and the softmax: scalar loads, and vec4
 // loads for head dims that are whole vec4s.
-import { HEAD, MAIN, ROUND_F16 } from "./kernels.js";
+import { HEAD, MAIN, ROUND_F16, SUM64 } from "./kernels.js";
 
 /** Attention's parameters and bindings, q, k, v and out as arrays of `elem` (f32, or vec4f for whole vec4 heads). */
 const attentionBindings = (elem: string) => /* wgsl */ `struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32, vd: u32 }
@@ -95,15 +95,15 @@ ${ATTENTION_ROW}
 }`;
 
 /**
- * WGSL: s += q·k over the h4 vec4s of the cached key row at kb, 4 loads of k issued before their adds (in order: the
- * same sum as one at a time); q(i) names q's vec4 i.
+ * WGSL: s += q·k over a head's h4 vec4s, 4 loads of k issued before their adds (in order: the same sum as one at a
+ * time); q(i) and k(i) name vec4 i of each (k: the cached key row at kb unless given).
  */
-const keyDot = (q: (i: string) => string) => /* wgsl */ `var i = 0u;
+const keyDot = (q: (i: string) => string, k = (i: string) => `kc[kb + ${i}]`) => /* wgsl */ `var i = 0u;
     for (; i + 4u <= h4; i += 4u) {
-      let k0 = kc[kb + i]; let k1 = kc[kb + i + 1u]; let k2 = kc[kb + i + 2u]; let k3 = kc[kb + i + 3u];
+      let k0 = ${k("i")}; let k1 = ${k("i + 1u")}; let k2 = ${k("i + 2u")}; let k3 = ${k("i + 3u")};
       s += dot(${q("i")}, k0); s += dot(${q("i + 1u")}, k1); s += dot(${q("i + 2u")}, k2); s += dot(${q("i + 3u")}, k3);
     }
-    for (; i < h4; i++) { s += dot(${q("i")}, kc[kb + i]); }`;
+    for (; i < h4; i++) { s += dot(${q("i")}, ${k("i")}); }`;
 
 /**
  * WGSL: the probabilities' weighted sum of the cached V rows of keys [j0, end), split over 64 / h4 groups of keys
@@ -182,7 +182,7 @@ struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, 
 @group(0) @binding(9) var<storage, read> tab: array<f32>;
 ${HEAD}
 ${ROUND_F16}
-var<workgroup> red: array<f32, 64>;
+${SUM64}
 var<workgroup> hv: array<f32, 256>;
 var<workgroup> qh: array<vec4f, 64>;
 var<workgroup> kh: array<vec4f, 64>;
@@ -212,7 +212,7 @@ ${MAIN}
   for (var j = j0 + li; j < nk; j += 64u) {
     var s = 0.0;
     if (j == p.start) {
-      for (var i = 0u; i < h4; i++) { s += dot(qh[i], kh[i]); }
+      ${keyDot((i) => `qh[${i}]`, (i) => `kh[${i}]`)}
     } else {
       let kb = j * kvd4 + kvh * h4;
       ${keyDot((i) => `qh[${i}]`)}
@@ -234,14 +234,7 @@ function normRope(src: string, base: string, w: string, dst: string): string {
   return /* wgsl */ `{
     var ss = 0.0;
     for (var i = li; i < p.hd; i += 64u) { let x = ${src}[${base} + i]; ss += x * x; }
-    red[li] = ss;
-    workgroupBarrier();
-    for (var st = 32u; st > 0u; st >>= 1u) {
-      if (li < st) { red[li] += red[li + st]; }
-      workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(red[0] / f32(p.hd) + p.eps);
-    workgroupBarrier();
+    let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.hd) + p.eps);
     for (var i = li; i < p.hd; i += 64u) { hv[i] = ${src}[${base} + i] * inv * bitcast<f32>(wn[${w} + i]); }
     workgroupBarrier();
     // Each thread's (at most 4) values roped into registers first: rope reads values other threads rope.

@@ -137,7 +137,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Benches: while on, each dispatch is its own pass between two timestamps, summed by pipeline key. */
   private prof: DispatchProfiler | undefined;
   private error: string | undefined;
-  private scores: GpuBuf | undefined;
   /** Kernels' scratch by name (scratchBuf). */
   private readonly scratch = new Map<string, GpuBuf>();
   private readonly moe = new GpuMoe(this);
@@ -686,41 +685,39 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
 
   normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
-    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
-    const T = pos.length, kvDim = nHeadKv * hd;
-    const qn = gw(p.qNorm, "normRopeStore"), kn = gw(p.kNorm, "normRopeStore");
-    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu normRopeStore: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
+    const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
     if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
-    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
-    const kc = gbuf(p.kCache), vc = gbuf(p.vCache);
-    if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`normRopeStore: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
-    if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`normRopeStore: q, k or v holds fewer than ${T} tokens' heads`);
-    const half = nRot / 2;
-    const tab = this.ropeTable(pos, half, nRot, p.freqBase);
+    const T = pos.length, { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeStore");
     this.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
       [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
   }
 
   normRopeAttention(out: Buf, q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams & { readonly scale: number }): boolean {
-    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
-    const qn = gw(p.qNorm, "normRopeAttention"), kn = gw(p.kNorm, "normRopeAttention");
-    // Ten storage bindings, the norms read through one of them, whole vec4 heads the attention kernel's vec4 lanes cover.
-    if (!this.fuseAttention || pos.length !== 1 || hd % 4 !== 0 || hd > 256 || qn.buffer !== kn.buffer || this.device.limits.maxStorageBuffersPerShaderStage < 9) return false;
-    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu normRopeAttention: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
-    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
+    const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
+    // Nine storage bindings, the norms read through one of them, whole vec4 heads the attention kernel's vec4 lanes cover.
+    const fusable = this.fuseAttention && pos.length === 1 && hd % 4 === 0 && hd <= 256 && this.device.limits.maxStorageBuffersPerShaderStage >= 9;
+    if (!fusable || gw(p.qNorm, "normRopeAttention").buffer !== gw(p.kNorm, "normRopeAttention").buffer) return false;
     if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
-    const kc = gbuf(p.kCache), vc = gbuf(p.vCache), kvDim = nHeadKv * hd;
-    if ((startPos + 1) * kvDim > kc.length || (startPos + 1) * kvDim > vc.length) throw new RangeError(`normRopeAttention: position ${startPos} overruns a cache of ${kc.length / kvDim}`);
-    if (gbuf(q).length < nHead * hd || gbuf(k).length < kvDim || gbuf(v).length < kvDim || gbuf(out).length < nHead * hd) throw new RangeError("normRopeAttention: q, k, v or out holds less than a token's heads");
-    const half = nRot / 2, lmax = startPos + 1;
-    if (!this.scores || this.scores.length < nHead * lmax) {
-      if (this.scores) this.release(this.scores.buffer);
-      this.scores = this.alloc(nHead * lmax) as GpuBuf;
-    }
-    const tab = this.ropeTable(pos, half, nRot, p.freqBase);
+    if (gbuf(out).length < nHead * hd) throw new RangeError(`normRopeAttention: out holds ${gbuf(out).length} values, less than a token's ${nHead * hd}`);
+    const { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeAttention");
+    const lmax = startPos + 1, scores = this.scratchBuf("attn.scores", nHead * lmax);
     const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset];
-    this.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, this.scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
+    this.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
     return true;
+  }
+
+  /** normRopeStore's and normRopeAttention's operands checked (naming `op`): the norms, caches and rope table. */
+  private normRopeArgs(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams, op: string) {
+    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
+    const T = pos.length, kvDim = nHeadKv * hd;
+    const qn = gw(p.qNorm, op), kn = gw(p.kNorm, op);
+    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu ${op}: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
+    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
+    const kc = gbuf(p.kCache), vc = gbuf(p.vCache);
+    if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`${op}: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
+    if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`${op}: q, k or v holds fewer than ${T} tokens' heads`);
+    const half = nRot / 2;
+    return { qn, kn, kc, vc, half, tab: this.ropeTable(pos, half, nRot, p.freqBase) };
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
@@ -773,11 +770,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const lmax = startPos + nTokens;
     const chunk = Math.max(1, Math.min(nTokens, Math.floor(SCORE_BYTES / (4 * nHead * lmax))));
     const need = chunk * nHead * lmax;
-    if (!this.scores || this.scores.length < need) {
-      if (this.scores) this.release(this.scores.buffer);
-      this.scores = this.alloc(need) as GpuBuf;
-    }
-    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, this.scores.buffer, sinkBuf ?? this.stageBuf];
+    const scores = this.scratchBuf("attn.scores", need);
+    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, scores.buffer, sinkBuf ?? this.stageBuf];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
       const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0, vd];
