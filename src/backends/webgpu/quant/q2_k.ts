@@ -3,7 +3,7 @@
 // stored: words 0-3 scales, 4-19 qs, 20 d and dmin. value = d·(sc & 15)·q − dmin·(sc >> 4); values 128h + 32s + l
 // (l < 32) sit in bits 2s, 2s + 1 of qs byte 32h + l. Unit u of a row is block u / 8, j = u % 8: h = j / 4, s = j % 4
 // (its 32 values take scale bytes 2j and 2j + 1).
-import type { GpuQuant } from "./types.js";
+import { BYTES4, type GpuQuant } from "./types.js";
 
 export const Q2_K_GPU: GpuQuant = {
   type: 10,
@@ -12,7 +12,7 @@ export const Q2_K_GPU: GpuQuant = {
   // half h: for each shift s, values 128h + 32s + 4t.. with scale byte 8h + 2s + t / 4. The 4 scale words and d/dmin
   // are the same for the 8 threads. Σ (d·sc·q − dmin·m)·x is taken as d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn q2k_bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+${BYTES4}
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let b = wb + (row * (k / 256u) + c) * 21u;
   let dm = unpack2x16float(w[b + 20u]);
@@ -27,7 +27,7 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
     for (var s = 0u; s < 4u; s++) {
       let sc = ((select(sa, sb, s >= 2u)) >> (16u * (s & 1u))) & 0xffu;
       let xv = x4[x0 + 8u * s];
-      acc += dm.x * f32(sc & 0xfu) * dot(q2k_bytes4((q >> (2u * s)) & 0x03030303u), xv) - dm.y * f32(sc >> 4u) * dot(xv, vec4f(1.0));
+      acc += dm.x * f32(sc & 0xfu) * dot(bytes4((q >> (2u * s)) & 0x03030303u), xv) - dm.y * f32(sc >> 4u) * dot(xv, vec4f(1.0));
     }
   }
   return acc;

@@ -3,7 +3,7 @@
 // words each: hmask 0-7, qs 8-23, scales 24-26) followed by the f16 d of every block. Value 128h + 32s + l of a
 // block (h < 2, s < 4, l < 32) is bits 2s..2s+1 of qs[32h + l] with bit 4h + s of hmask[l] as its 3rd bit, minus 4,
 // times d·(scale 8h + 2s + l / 16 − 32). Unit u of a row: block u / 8; j = u % 8 picks h = j / 4, s = j % 4.
-import { F16_AT, type GpuQuant } from "./types.js";
+import { BYTES4, F16_AT, WORD_BYTE, type GpuQuant } from "./types.js";
 
 export const Q3_K_GPU: GpuQuant = {
   type: 11,
@@ -12,9 +12,9 @@ export const Q3_K_GPU: GpuQuant = {
   // Chunk = block: thread t reads hmask word t and qs words 8 + t (h = 0) and 16 + t (h = 1), i.e. l = 4t.. of
   // each half: values 128h + 32s + 4t.. for s < 4, with scales 8h + 2s + t / 4 (the scales of thread t's parity).
   piece: /* wgsl */ `
-fn q3k_bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+${BYTES4}
 // Four quants minus 4 (−4..3): the 2 low bits of each byte of q, the 3rd from bit 0 of each byte of hm.
-fn q3k_four(q: u32, hm: u32) -> vec4f { return q3k_bytes4((q & 0x03030303u) | ((hm & 0x01010101u) << 2u)) - 4.0; }
+fn q3k_four(q: u32, hm: u32) -> vec4f { return bytes4((q & 0x03030303u) | ((hm & 0x01010101u) << 2u)) - 4.0; }
 // Bytes g / 8 and g / 8 + 2 of a word of four 6-bit scales, minus 32.
 fn q3k_two(v: u32, g: u32) -> vec2f { let x = v >> g; return vec2f(f32(x & 0x3fu), f32((x >> 16u) & 0x3fu)) - 32.0; }
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
@@ -45,11 +45,11 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
 }`,
   // Each value as the scalar reference rounds it, (d·(sc − 32))·(q − 4), so embed equals it bit for bit.
   wgsl: F16_AT + /* wgsl */ `
-fn q3k_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+${WORD_BYTE}
 // Scale j (6 bits, stored + 32): low nibble of byte 96 + j % 8 (the high one for j >= 8), top bits 2(j / 4).. of byte 104 + j % 4.
 fn q3k_scale(b: u32, j: u32) -> f32 {
-  let lo = (q3k_byte(b, 96u + (j & 7u)) >> (4u * (j >> 3u))) & 0xfu;
-  let hi = (q3k_byte(b, 104u + (j & 3u)) >> (2u * (j >> 2u))) & 3u;
+  let lo = (word_byte(b, 96u + (j & 7u)) >> (4u * (j >> 3u))) & 0xfu;
+  let hi = (word_byte(b, 104u + (j & 3u)) >> (2u * (j >> 2u))) & 3u;
   return f32(i32(lo | (hi << 4u)) - 32);
 }
 fn dq32(row: u32, u: u32) -> array<f32, 32> {

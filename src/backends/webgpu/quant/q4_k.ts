@@ -1,9 +1,9 @@
 // Q4_K on the WebGPU backend: ggml's 144-byte block (f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
 // bytes of nibbles) is whole words, so it is read as stored. Unit u of a row is sub-block u % 8 of block u / 8.
-import { K4_SCALE_MIN, K4_SCALES, type GpuQuant } from "./types.js";
+import { BYTES4, K4_SCALES, k4Dq32, type GpuQuant } from "./types.js";
 
 /** Both readers' start: the block's word b, its d and dmin, and its 3 words of 6-bit scales and mins. */
-const PIECE_HEAD = /* wgsl */ `fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+const PIECE_HEAD = /* wgsl */ `${BYTES4}
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   let b = wb + (row * (k / 256u) + c) * 36u;
   let dm = unpack2x16float(w[b]);
@@ -33,24 +33,7 @@ ${PIECE_HEAD}
 fn q4k_pair(q: u32, xl: vec4f, xh: vec4f, dm: vec2f, sm: vec4f) -> f32 {
   return dm.x * (sm.x * dot(bytes4(q & 0x0f0f0f0fu), xl) + sm.z * dot(bytes4((q >> 4u) & 0x0f0f0f0fu), xh)) - dm.y * (sm.y * dot(xl, vec4f(1.0)) + sm.w * dot(xh, vec4f(1.0)));
 }`,
-  wgsl: /* wgsl */ `
-${K4_SCALE_MIN}
-fn dq32(row: u32, u: u32) -> array<f32, 32> {
-  var o: array<f32, 32>;
-  let b = p.w_off + (row * (p.k / 256u) + u / 8u) * 36u;
-  let j = u % 8u;
-  let dm = unpack2x16float(w[b]);
-  let sm = k4_scale_min(b, j);
-  let d = dm.x * f32(sm.x);
-  let mn = dm.y * f32(sm.y);
-  let q = b + 4u + 8u * (j / 2u);
-  let sh = 4u * (j & 1u);
-  for (var i = 0u; i < 8u; i++) {
-    let x = w[q + i] >> sh;
-    for (var l = 0u; l < 4u; l++) { o[4u * i + l] = d * f32((x >> (8u * l)) & 0xfu) - mn; }
-  }
-  return o;
-}`,
+  wgsl: k4Dq32(36, 4),
 };
 
 /**
@@ -128,7 +111,7 @@ fn xload(c: u32, t: u32, xb: u32) -> XS {
   return r;
 }`,
   piece: /* wgsl */ `
-fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+${BYTES4}
 fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, x: XS) -> f32 {
 ${VEC4_HEAD}
   var lo = 0.0;

@@ -2,7 +2,7 @@
 // qh[32] of 5th bits, 128 bytes of nibbles) is whole words, so it is read as stored: words 0 (d, dmin), 1-3 (scales
 // and mins), 4-11 (qh), 12-43 (qs). Unit u of a row is sub-block j = u % 8 of block u / 8: the low (j even) or high
 // nibbles of qs bytes 32(j / 2).., with bit j of qh bytes 0..31 as the 5th bit.
-import { K4_SCALE_MIN, K4_SCALES, type GpuQuant } from "./types.js";
+import { BYTES4, K4_SCALES, k4Dq32, type GpuQuant } from "./types.js";
 
 export const Q5_K_GPU: GpuQuant = {
   type: 13,
@@ -12,7 +12,7 @@ export const Q5_K_GPU: GpuQuant = {
   // bits are bits 2i and 2i + 1 of qh bytes 4t.., i.e. of the one qh word 4 + t. Σ (d·sc·q − dmin·m)·x is taken as
   // d·sc·(q·x) − dmin·m·Σx per 4 values.
   piece: /* wgsl */ `
-fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }
+${BYTES4}
 // One qs word with the 5th bits qh >> 2i: low nibbles + bit 2i against xl (sub-block 2i: scale sm.x, min sm.y), high
 // nibbles + bit 2i + 1 against xh (sm.z, sm.w). Each byte's quant (0..31) is built in place, four at once.
 fn q5k_pair(q: u32, qh: u32, xl: vec4f, xh: vec4f, dm: vec2f, sm: vec4f) -> f32 {
@@ -37,24 +37,5 @@ fn piece(wb: u32, n: u32, k: u32, row: u32, c: u32, t: u32, xb: u32) -> f32 {
   s += q5k_pair(w[b + 36u + t], qh >> 6u, x4[x0 + 48u], x4[x0 + 56u], dm, vec4f(sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w));
   return s;
 }`,
-  // Each value as the scalar reference rounds it, (d·sc)·q − dmin·m, so embed equals it bit for bit.
-  wgsl: /* wgsl */ `
-${K4_SCALE_MIN}
-fn dq32(row: u32, u: u32) -> array<f32, 32> {
-  var o: array<f32, 32>;
-  let b = p.w_off + (row * (p.k / 256u) + u / 8u) * 44u;
-  let j = u % 8u;
-  let dm = unpack2x16float(w[b]);
-  let sm = k4_scale_min(b, j);
-  let d = dm.x * f32(sm.x);
-  let mn = dm.y * f32(sm.y);
-  let q = b + 12u + 8u * (j / 2u);
-  let sh = 4u * (j & 1u);
-  for (var i = 0u; i < 8u; i++) {
-    let x = w[q + i] >> sh;
-    let h = w[b + 4u + i] >> j;
-    for (var l = 0u; l < 4u; l++) { o[4u * i + l] = d * f32(((x >> (8u * l)) & 0xfu) | (((h >> (8u * l)) & 1u) << 4u)) - mn; }
-  }
-  return o;
-}`,
+  wgsl: k4Dq32(44, 12, 4),
 };

@@ -53,10 +53,44 @@ export const K4_SCALES = /* wgsl */ `let sc_lo = bytes4(s0 & 0x3f3f3f3fu);
   let sc_hi = bytes4((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u));
   let mn_hi = bytes4(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u));`;
 
-/** Byte i of the words from word b, and sub-block j's 6-bit scale and min (get_scale_min_k4) of the k-quant block at word b (scales at byte 4). */
-export const K4_SCALE_MIN = /* wgsl */ `
-fn kq_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }
+/** A word's four bytes as a vec4f, lowest first (the readers' four quants at once). */
+export const BYTES4 = /* wgsl */ `fn bytes4(v: u32) -> vec4f { return vec4f(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)); }`;
+
+/** Byte i of the weight words from word b (the dequantisers' byte reads). */
+export const WORD_BYTE = /* wgsl */ `fn word_byte(b: u32, i: u32) -> u32 { return (w[b + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu; }`;
+
+/** Sub-block j's 6-bit scale and min (get_scale_min_k4) of the k-quant block at word b (scales at byte 4). */
+const K4_SCALE_MIN = /* wgsl */ `
+${WORD_BYTE}
 fn k4_scale_min(b: u32, j: u32) -> vec2u {
-  if (j < 4u) { return vec2u(kq_byte(b, 4u + j) & 63u, kq_byte(b, 8u + j) & 63u); }
-  return vec2u((kq_byte(b, 8u + j) & 0xfu) | ((kq_byte(b, j) >> 6u) << 4u), (kq_byte(b, 8u + j) >> 4u) | ((kq_byte(b, 4u + j) >> 6u) << 4u));
+  if (j < 4u) { return vec2u(word_byte(b, 4u + j) & 63u, word_byte(b, 8u + j) & 63u); }
+  return vec2u((word_byte(b, 8u + j) & 0xfu) | ((word_byte(b, j) >> 6u) << 4u), (word_byte(b, 8u + j) >> 4u) | ((word_byte(b, 4u + j) >> 6u) << 4u));
 }`;
+
+/**
+ * Q4_K's and Q5_K's dq32: unit u is sub-block j = u % 8 of block u / 8 (`blockWords` words), the low (j even) or
+ * high nibbles of the qs words from `qsAt`, with Q5_K's 5th bit j of the qh words from `qhAt`; each value
+ * d·sc·q − dmin·m as the scalar reference rounds it, so embed equals it bit for bit.
+ */
+export function k4Dq32(blockWords: number, qsAt: number, qhAt?: number): string {
+  const q = qhAt === undefined ? "(x >> (8u * l)) & 0xfu" : "((x >> (8u * l)) & 0xfu) | (((h >> (8u * l)) & 1u) << 4u)";
+  return /* wgsl */ `
+${K4_SCALE_MIN}
+fn dq32(row: u32, u: u32) -> array<f32, 32> {
+  var o: array<f32, 32>;
+  let b = p.w_off + (row * (p.k / 256u) + u / 8u) * ${blockWords}u;
+  let j = u % 8u;
+  let dm = unpack2x16float(w[b]);
+  let sm = k4_scale_min(b, j);
+  let d = dm.x * f32(sm.x);
+  let mn = dm.y * f32(sm.y);
+  let q = b + ${qsAt}u + 8u * (j / 2u);
+  let sh = 4u * (j & 1u);
+  for (var i = 0u; i < 8u; i++) {
+    let x = w[q + i] >> sh;${qhAt === undefined ? "" : `
+    let h = w[b + ${qhAt}u + i] >> j;`}
+    for (var l = 0u; l < 4u; l++) { o[4u * i + l] = d * f32(${q}) - mn; }
+  }
+  return o;
+}`;
+}
