@@ -25,6 +25,7 @@ import { Session } from "../src/engine/session.js";
 import { nativeAvailable } from "../src/backends/cpu/native.js";
 import { engineFigures, promptIds, type Figures } from "./engine-figures.js";
 import { machineLine } from "./machine.js";
+import { quantile } from "./timer-lag.js";
 
 const QUERY_RESOLVE = 0x200, MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 const TYPES = [F16, BF16, Q8_0, Q4_K, Q6_K];
@@ -381,6 +382,8 @@ interface DecodeProfile {
    * medians over alternating rounds (base, variant, base, ...) of 8 tokens, and the dispatches and submits a token.
    */
   wallVariants: Record<string, { set: Record<string, unknown>; baseMs: number; variantMs: number; dispatches: number; submits: number }>;
+  /** Decode tok/s through a session with each token recorded ahead (on) and after its sample (off), alternating. */
+  recordAhead: { on: number[]; off: number[] };
   /** One prompt of `tokens` tokens in a fresh cache, each dispatch timed: where prefill's time goes. */
   prefill?: { tokens: number; wallMs: number; gpuMs: number; kernels: Record<string, { count: number; us: number }>; variants: DecodeProfile["variants"] };
 }
@@ -447,7 +450,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     Object.assign(be, host);
     return r;
   };
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
   const HOST_VARIANTS: [string, Partial<typeof host>][] = [
     ["a submit every 32 dispatches", { flushEvery: 32 }],
     ["a submit every 128 dispatches", { flushEvery: 128 }],
@@ -466,6 +469,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     }
     wallVariants[label] = { set, baseMs: median(base), variantMs: median(variant), dispatches: v.dispatches, submits: v.submits };
   }
+  const recordAhead = await recordAheadFigures(lm, 32);
   // A 128-token prompt (ids past the special tokens; the path does not depend on them), once unprofiled, then timed.
   const PP = 128, prompt = Int32Array.from({ length: PP }, (_, i) => 1000 + i);
   const t1 = performance.now();
@@ -488,7 +492,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   be.tileRows = tileRows === 1 ? 2 : 1;
   prefill.variants[`${be.tileRows} rows a thread in the tiled matmul`] = { filter: "tiled", set: { tileRows: be.tileRows }, ...(await profilePrompt()) };
   be.tileRows = tileRows;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, wallVariants, prefill };
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, wallVariants, recordAhead, prefill };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -594,6 +598,8 @@ export async function benchGpu(only?: string): Promise<void> {
     for (const [label, v] of Object.entries(p.wallVariants)) {
       console.log(`  decode wall with ${label}: ${f(v.variantMs, 2)} ms a token vs ${f(v.baseMs, 2)} ms with the defaults (${f(v.variantMs / v.baseMs, 3)}x; medians of 5 alternating rounds of 8 tokens); ${f(v.dispatches, 0)} dispatches, ${f(v.submits, 1)} submits a token`);
     }
+    const ra = p.recordAhead;
+    console.log(`  decode through a session with each token recorded ahead ${ra.on.map((v) => f(v, 2)).join(", ")} tok/s vs recorded after its sample ${ra.off.map((v) => f(v, 2)).join(", ")} (alternating)`);
     if (p.prefill) {
       console.log(`  a ${p.prefill.tokens}-token prompt: wall ${f(p.prefill.wallMs, 1)} ms unprofiled; GPU time summed over dispatches ${f(p.prefill.gpuMs, 2)} ms:`);
       table(p.prefill.kernels);
@@ -612,33 +618,31 @@ export async function benchGpu(only?: string): Promise<void> {
   const prefills = Object.entries(figs.prefill).map(([n, v]) => `pp${n} ${f(v, 1)} tok/s`).join(", ");
   console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms`);
   if (!s.identical) console.log("  NOTE: greedy tokens differ from the cpu backend's (see sanity above)");
-  // Each decode token recorded while the one before runs (the default), against recording after each sample:
-  // one loaded model, greedy decode after a 16-token prompt, the two alternating 3 times.
-  const ahead = await recordAheadFigures(model, quick ? 16 : 64, s.vocab);
-  result.recordAhead = ahead;
-  save();
-  console.log(`  decode with each token recorded ahead ${ahead.on.map((v) => f(v, 2)).join(", ")} tok/s vs recorded after its sample ${ahead.off.map((v) => f(v, 2)).join(", ")} (alternating runs of ${quick ? 16 : 64} tokens)`);
 }
 
-/** Decode tok/s with --record-ahead on and off on one loaded model, alternating. */
-async function recordAheadFigures(path: string, n: number, vocab: number): Promise<{ on: number[]; off: number[] }> {
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu" }));
+/**
+ * Greedy decode tok/s of n tokens after a 16-token prompt through a session (as `run` and `serve` decode), with
+ * --record-ahead on and off on the model already loaded, alternating 3 times.
+ */
+async function recordAheadFigures(lm: LoadedModel, n: number): Promise<{ on: number[]; off: number[] }> {
   const cfg = lm.config as { recordAhead: boolean };
+  const was = cfg.recordAhead;
   const out: { on: number[]; off: number[] } = { on: [], off: [] };
+  const session = new Session(lm);
   try {
-    const session = new Session(lm);
     for (let r = 0; r < 3; r++) {
       for (const on of [false, true]) {
         cfg.recordAhead = on;
         session.reset();
-        const gen = session.generate(promptIds(16, vocab), { maxTokens: n + 1, sampling: { temperature: 0 }, stopAtEog: false });
+        const gen = session.generate(promptIds(16, lm.model.info.nVocab), { maxTokens: n + 1, sampling: { temperature: 0 }, stopAtEog: false });
         let st = await gen.next();
         while (!st.done) st = await gen.next();
         out[on ? "on" : "off"].push((n * 1000) / st.value.decodeMs);
       }
     }
   } finally {
-    await lm.close();
+    cfg.recordAhead = was;
+    session.free();
   }
   return out;
 }
