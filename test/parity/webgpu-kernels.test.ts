@@ -345,6 +345,17 @@ test("webgpu normRopeAttention (a decode token's norms, rope, KV store and atten
     const p = { qNorm: n, kNorm: n, eps, pos: Int32Array.from({ length: T }, (_, t) => t), nHead: 2, nHeadKv: 1, headDim: hd, freqBase: base, nRot: hd, kCache: b(4 * hd), vCache: b(4 * hd), startPos: 0, scale: 1 };
     assert.equal(be.normRopeAttention(b(2 * T * hd), b(2 * T * hd), b(T * hd), b(T * hd), p), false, `hd ${hd}, ${T} tokens`);
   }
+  // Refused, naming the op and what is wrong (both ops check their operands the same way): norms of another length,
+  // and a position past the cache.
+  const b = (len: number) => be.alloc(len);
+  const p = { qNorm: n, kNorm: n, eps, pos: Int32Array.of(3), nHead: 2, nHeadKv: 1, headDim: 128, freqBase: base, nRot: 128, kCache: b(4 * 128), vCache: b(4 * 128), startPos: 3, scale: 1 };
+  const args = [b(256), b(256), b(128), b(128)] as const;
+  assert.throws(() => be.normRopeAttention(...args, p), /webgpu normRopeAttention: norms 'norm', 'norm' must be F32 of 128 values/);
+  assert.throws(() => be.normRopeStore(args[1], args[2], args[3], p), /webgpu normRopeStore: norms 'norm', 'norm' must be F32 of 128 values/);
+  const a = be.allocWeights(4 * 256);
+  a.write(0, new Uint8Array(randomValues(256, "nra-bad").buffer));
+  const qNorm = a.view({ name: "q_norm", type: F32.type, shape: [128] }, 0), kNorm = a.view({ name: "k_norm", type: F32.type, shape: [128] }, 512);
+  assert.throws(() => be.normRopeAttention(...args, { ...p, qNorm, kNorm, pos: Int32Array.of(4), startPos: 4 }), /normRopeAttention: positions \[4, 5\) overrun a cache of 4/);
   assert.equal(be.counters.dispatches, d0);
 });
 
