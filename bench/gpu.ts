@@ -34,6 +34,8 @@ const ROTATE_BYTES = 512 << 20;
 /** Bytes of weights read per timed pass (more iterations for small kernels). */
 const PASS_BYTES = 2 << 30;
 const REPS = 5;
+/** ms of untimed work before a timed pass, so the GPU's clock has risen (timeIt). */
+const WARM_MS = 200;
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
@@ -56,7 +58,20 @@ async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: 
   be.flush();
   await dev.queue.onSubmittedWorkDone();
   let gpuUs = Infinity, wallUs = Infinity, i = 1;
+  // The GPU's clock falls while it idles (the weights' upload before a row idles it for seconds): on an H100 a row
+  // timed straight after ran at 345-800 MHz of 1980 (nvidia-smi, session 15), so instruction-bound kernels read
+  // 2-5x slow. Keep it busy WARM_MS before the first rep and WARM_MS / 4 before each, as a decode keeps it.
+  const busy = async (ms: number) => {
+    const t0 = performance.now();
+    do {
+      for (let j = 0; j < iters; j++) record(i++);
+      be.flush();
+      await dev.queue.onSubmittedWorkDone();
+    } while (performance.now() - t0 < ms);
+  };
+  await busy(WARM_MS);
   for (let r = 0; r < REPS; r++) {
+    if (r) await busy(WARM_MS / 4);
     const all = () => {
       for (let j = 0; j < iters; j++) record(i++);
     };
@@ -81,6 +96,7 @@ async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: 
   // The same work with each dispatch in a timed pass of its own (how the decode profile times a layer's kernels).
   let ownPassUs: number | undefined;
   if (gpu.timestamps) {
+    await busy(WARM_MS / 4);
     be.profileBegin();
     for (let j = 0; j < Math.min(iters, 64); j++) record(i++);
     const totals = [...(await be.profileEnd()).values()];
@@ -404,6 +420,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   const wallMs = (performance.now() - t0) / N, c = process.cpuUsage(c0), dispatches = (be.counters.dispatches - d0) / N;
   const elu = performance.eventLoopUtilization(e0).utilization, submitMs = (be.counters.submitMs - s0) / N, hostMs = (be.counters.recordMs - r0) / N;
   const profile = async () => {
+    for (let i = 0; i < 8; i++) await step(); // the GPU's clock up (see timeIt), and this variant's pipelines built
     be.profileBegin();
     for (let i = 0; i < P; i++) await step();
     const totals = await be.profileEnd();
@@ -425,12 +442,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     ["Q4_K's pair reader (two sub-blocks a thread; 'p' in the keys)", "/12", { q4kReader: "pair" }],
     ["Q4_K's vec4 reader (the pair's sums in 16-byte loads, x loaded once a turn; 'v')", "/12", { q4kReader: "vec4" }],
     ["at most 32 threads a row", "matvec|moe", { matvecLanes: 32 }],
-    ["at most 16 threads a row", "matvec|moe", { matvecLanes: 16 }],
-    ["at most 16 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 16, q4kReader: "vec4" }],
-    ["at most 8 threads a row, Q4_K's vec4 reader", "matvec|moe", { matvecLanes: 8, q4kReader: "vec4" }],
     ["integer dot products against x quantised to 8 bits (Q4_K, Q8_0; 'i')", "matvec|moe|quant_x", { intDot: true }],
-    ["integer dot products, at most 16 threads a row", "matvec|moe|quant_x", { intDot: true, matvecLanes: 16 }],
-    ["integer dot products, at most 32 threads a row, one row per thread group", "matvec|moe|quant_x", { intDot: true, matvecLanes: 32, matvecRows: 1 }],
   ];
   for (const [label, filter, set] of VARIANTS) {
     if (Object.entries(set).every(([k, v]) => knobs[k as keyof typeof knobs] === v)) continue;
@@ -441,7 +453,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   // What the host's share costs, by wall time: choices that change how many dispatches and submits a token takes,
   // each against the defaults in alternating rounds (this VM and a GPU host both drift: medians of 5 each).
   const wallVariants: DecodeProfile["wallVariants"] = {};
-  const host = { flushEvery: be.flushEvery, fuseAttention: be.fuseAttention };
+  const host = { ...knobs, flushEvery: be.flushEvery, fuseAttention: be.fuseAttention };
   const round = async (set: Partial<typeof host>) => {
     Object.assign(be, set);
     const d0 = be.counters.dispatches, s0 = be.counters.submits, t = performance.now();
@@ -452,11 +464,16 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   };
   const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
   const HOST_VARIANTS: [string, Partial<typeof host>][] = [
+    ["a submit every 16 dispatches", { flushEvery: 16 }],
     ["a submit every 32 dispatches", { flushEvery: 32 }],
     ["a submit every 128 dispatches", { flushEvery: 128 }],
     ["a submit every 256 dispatches", { flushEvery: 256 }],
     ["one submit a token", { flushEvery: 1 << 30 }],
     ["attention apart from the norms, rope and KV store", { fuseAttention: !host.fuseAttention }],
+    // Kernel choices whose per-dispatch GPU sums above are close or pay a dispatch of their own (intDot's quant_x).
+    ["integer dot products (intDot)", { intDot: !host.intDot }],
+    ["Q4_K's vec4 reader", { q4kReader: host.q4kReader === "vec4" ? "word" : "vec4" }],
+    ["intDot with a submit every 32 dispatches", { intDot: !host.intDot, flushEvery: 32 }],
   ];
   for (const [label, set] of HOST_VARIANTS) {
     const base: number[] = [], variant: number[] = [];
@@ -492,6 +509,12 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   be.tileRows = tileRows === 1 ? 2 : 1;
   prefill.variants[`${be.tileRows} rows a thread in the tiled matmul`] = { filter: "tiled", set: { tileRows: be.tileRows }, ...(await profilePrompt()) };
   be.tileRows = tileRows;
+  const minGroups = be.tiledMinGroups;
+  for (const g of [64, 256, 1024].filter((g) => g !== minGroups)) {
+    be.tiledMinGroups = g;
+    prefill.variants[`matmuls of fewer than ${g} tiled workgroups as the matvec`] = { filter: "matmul|matvec|quant_x", set: { tiledMinGroups: g }, ...(await profilePrompt()) };
+  }
+  be.tiledMinGroups = minGroups;
   return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, wallVariants, recordAhead, prefill };
 }
 

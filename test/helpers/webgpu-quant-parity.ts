@@ -31,7 +31,8 @@ export const TOL_INT_X = 3e-3;
 export async function matmulParity(t: TestContext, formats: readonly QuantFormat[], variantTypes: ReadonlySet<string>): Promise<void> {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
-  const rows2 = await gpuBackend();
+  const rows2 = await gpuBackend(), small = await gpuBackend();
+  small.tiledMinGroups = Infinity; // every prompt matmul as the matvec, each token of z re-reading the weights
   [be.tileRows, rows2.tileRows] = [1, 2]; // be: one row a thread (the default is 2), compared with two bit for bit
   pair.q4kReader = "pair";
   vec4.q4kReader = "vec4";
@@ -60,6 +61,10 @@ export async function matmulParity(t: TestContext, formats: readonly QuantFormat
           // Two rows a thread (the second past the last row on the last workgroup): the one-row kernel's bits.
           const one = await runMatmul(be, wg, x, { k, n, t: tk });
           assert.ok(sameBits(await runMatmul(rows2, rows2.upload(hw), x, { k, n, t: tk }), one), `${fmt.name} ${k}x${n} T=${tk}: two rows a thread differ from one`);
+        }
+        if (tk > 1 && variants) {
+          const e6 = nmse(await runMatmul(small, small.upload(hw), x, { k, n, t: tk }), want);
+          assert.ok(e6 < TOL, `${fmt.name} ${k}x${n} T=${tk}, as the matvec (tiledMinGroups): nmse ${e6.toExponential(2)}`);
         }
         // The matvec's other sums (workgroup memory, groups smaller than a subgroup) and other readers: `variants`.
         if (tk === 1 && variants) {

@@ -391,21 +391,31 @@ ${MAIN}
   o[g] = x[hd[p.rows + i] * p.len + c];
 }`;
 
-/** out[rows[i], :] += scales[i] · x[i, :], rows in order per column (a row listed twice adds twice, as the reference). */
+/**
+ * out[rows[i], :] += scales[i] · x[i, :] for every i, by output row: distinct row u (urows[u]) adds its pairs
+ * order[starts[u]..starts[u+1]) in ascending i, so a row listed twice adds twice in list order, as the reference
+ * (and the serial loop per column this replaced, 262 µs for a 128-token prompt's 1024 pairs on an H100). One
+ * thread per (row, column): workgroup = u · column blocks + block.
+ */
 export const SCATTER_ADD_WGSL = /* wgsl */ `
-struct P { len: u32, n: u32, rows: u32, scales: u32 }
+struct P { len: u32, nu: u32, urows: u32, starts: u32, order: u32, scales: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> hd: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 ${HEAD}
 ${MAIN}
-  let c = wid(wg, nw) * 64u + li;
-  if (c >= p.len) { return; }
-  for (var i = 0u; i < p.n; i++) {
-    let r = hd[p.rows + i];
-    o[r * p.len + c] += bitcast<f32>(hd[p.scales + i]) * x[i * p.len + c];
+  let blocks = (p.len + 63u) / 64u;
+  let u = wid(wg, nw) / blocks;
+  let c = (wid(wg, nw) % blocks) * 64u + li;
+  if (u >= p.nu || c >= p.len) { return; }
+  let at = hd[p.urows + u] * p.len + c;
+  var v = o[at];
+  for (var q = hd[p.starts + u]; q < hd[p.starts + u + 1u]; q++) {
+    let i = hd[p.order + q];
+    v += bitcast<f32>(hd[p.scales + i]) * x[i * p.len + c];
   }
+  o[at] = v;
 }`;
 
 /**

@@ -171,6 +171,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * both; the same bits). 2: on an H100 (session 13) a 128-token prompt's GPU time 298 -> 270 ms.
    */
   tileRows: 1 | 2 = 2;
+  /**
+   * A prompt's matmul whose tiled grid has fewer workgroups than this runs as the matvec, each token re-reading the
+   * (then L2-resident) weights: a3b's router (128 rows) tiles into 8 workgroups for 128 tokens, 1.1 ms on an H100
+   * (session 15), where the whole GPU could work. 0: always tiled. Benches compare.
+   */
+  tiledMinGroups = 0;
   /** Q4_K's matvec reader (quant/q4_k.ts): a word of each 32-byte group a thread, 2 sub-blocks a thread, or those in 16-byte loads. */
   q4kReader: keyof typeof Q4_K_READERS = "word";
   /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
@@ -196,7 +202,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "flushEvery" | "fuseAttention">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     Object.assign(this, WebGpuBackend.tuning);
@@ -599,8 +605,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
   }
   private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
-    if (nTokens > 1 && !accumulate) {
-      const m = matmulPlan(k, n, nTokens, undefined, this.tileRows);
+    const m = nTokens > 1 && !accumulate ? matmulPlan(k, n, nTokens, undefined, this.tileRows) : undefined;
+    if (m && m.workgroups * m.z >= this.tiledMinGroups) {
       this.dispatch(`matmul/${w.type}/tiled${this.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
@@ -809,8 +815,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     if (rows.length === 0) return;
-    const hr = this.hostData(rows), hs = this.hostData(scales);
-    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, rows.length, hr, hs], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64));
+    // Pairs by output row, each row's in list order (a stable sort): the kernel's CSR.
+    const order = Int32Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b] || a - b);
+    const urows: number[] = [], starts: number[] = [];
+    order.forEach((i, q) => {
+      if (q === 0 || rows[i] !== rows[order[q - 1]]) urows.push(rows[i]), starts.push(q);
+    });
+    starts.push(order.length);
+    const hu = this.hostData(Int32Array.from(urows)), hst = this.hostData(Int32Array.from(starts)), ho = this.hostData(order), hs = this.hostData(scales);
+    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, urows.length, hu, hst, ho, hs], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64) * urows.length);
   }
   addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
     const g = gw(bias, "addRows");
