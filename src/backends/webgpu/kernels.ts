@@ -268,13 +268,16 @@ export function normWgsl(kind: NormKind, threads: number, per: number): string {
 const NORMS = new Map<string, string>();
 export type NormKind = "rms" | "add" | "l2" | "gated";
 /** Each kind's bindings after the parameters, how thread value j is loaded, and how it is written back. */
-const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string; store: (v: string, i: string) => string }> = {
+// `extra` loads what the store needs besides the value (norm weights, gates) with the row, before the first store:
+// a load after a store to another binding waits for it (the bindings may alias), a memory round trip per value.
+const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string; extra?: (j: number, i: string) => string; store: (v: string, i: string, j: number) => string }> = {
   rms: {
     binds: `@group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;`,
     load: (i) => `xin[b + ${i}]`,
-    store: (v, i) => `o[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]);`,
+    extra: (j, i) => `let w${j} = bitcast<f32>(w[p.w_off + min(${i}, p.n - 1u)]);`,
+    store: (v, i, j) => `o[b + ${i}] = ${v} * inv * w${j};`,
   },
   add: {
     binds: `@group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -282,7 +285,8 @@ const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;`,
     load: (i) => `x[b + ${i}] + y[b + ${i}]`,
-    store: (v, i) => `x[b + ${i}] = ${v}; h[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]);`,
+    extra: (j, i) => `let w${j} = bitcast<f32>(w[p.w_off + min(${i}, p.n - 1u)]);`,
+    store: (v, i, j) => `x[b + ${i}] = ${v}; h[b + ${i}] = ${v} * inv * w${j};`,
   },
   l2: { binds: "@group(0) @binding(1) var<storage, read_write> x: array<f32>;", load: (i) => `x[b + ${i}]`, store: (v, i) => `x[b + ${i}] = ${v} * inv;` },
   gated: {
@@ -290,7 +294,8 @@ const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> gt: array<f32>;`,
     load: (i) => `x[b + ${i}]`,
-    store: (v, i) => `let z${i} = gt[b + ${i}]; x[b + ${i}] = ${v} * inv * bitcast<f32>(w[p.w_off + ${i}]) * (z${i} / (1.0 + exp(-z${i})));`,
+    extra: (j, i) => `let w${j} = bitcast<f32>(w[p.w_off + min(${i}, p.n - 1u)]); let z${j} = gt[b + min(${i}, p.n - 1u)];`,
+    store: (v, i, j) => `x[b + ${i}] = ${v} * inv * w${j} * (z${j} / (1.0 + exp(-z${j})));`,
   },
 };
 function normSource(kind: NormKind, threads: number, per: number): string {
@@ -309,6 +314,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   if (r >= p.rows) { return; }
   let b = r * p.n;
   ${js.map((j) => `let i${j} = li + ${threads * j}u; var v${j} = 0.0; if (i${j} < p.n) { v${j} = ${k.load(`i${j}`)}; }`).join("\n  ")}
+  ${k.extra ? js.map((j) => k.extra!(j, `i${j}`)).join("\n  ") : ""}
   var ss = 0.0;
   ${js.map((j) => `ss += v${j} * v${j};`).join(" ")}
   red[li] = ss;
@@ -318,7 +324,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     workgroupBarrier();
   }
   let inv = 1.0 / sqrt(red[0]${kind === "l2" ? "" : " / f32(p.n)"} + p.eps);
-  ${js.map((j) => `if (i${j} < p.n) { ${k.store(`v${j}`, `i${j}`)} }`).join("\n  ")}
+  ${js.map((j) => `if (i${j} < p.n) { ${k.store(`v${j}`, `i${j}`, j)} }`).join("\n  ")}
 }`;
 }
 

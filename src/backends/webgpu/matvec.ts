@@ -303,6 +303,6 @@ export function moeGateUpRoutedWgsl(q: GpuQuant, s: MatvecShape, routeFns: strin
     let u = total(R + lane, grp, sg_whole, sg_size);
     o[wg.z * p.n + row0 + lane] = g / (1.0 + exp(-g)) * u;
   }
-  if (wid(wg, nw) == 0u && wg.z == 0u && li == 0u) { write_route(0u, p.topk, 0u, p.topk, p.norm, 1u); }
+  if (wid(wg, nw) == 0u && wg.z == 0u) { write_route(0u, p.topk, 0u, p.topk, p.norm, 1u, li); }
 }`;
 }

@@ -17,7 +17,7 @@ export const routeWords = (pairs: number) => 11 * pairs;
 /**
  * WGSL over binding `lg` (the logits): route_token(base, ne, k, li) picks token's top k into `sel` (score order),
  * their ascending id order into `asc` (asc[j]: the index in sel of the j-th smallest id), and leaves the softmax's
- * max and sum in rmx, rtot; write_route(...) (one thread) writes the words above for it.
+ * max and sum in rmx, rtot; write_route(...) (every thread) writes the words above for it.
  * Called from uniform control flow by all 64 threads of a workgroup (it has barriers).
  */
 export const ROUTE_FNS = /* wgsl */ `
@@ -80,31 +80,38 @@ fn route_token(base: u32, ne: u32, k: u32, li: u32) {
   }
   workgroupBarrier();
 }
-/** One thread: token t's words of rt (P pairs in all), the tables too when tables != 0. */
-fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32) {
+/**
+ * Token t's words of rt (P pairs in all), the tables too when tables != 0: thread j < k writes slot j's. Called by
+ * every thread from uniform control flow (a barrier): slots written one after another by one thread waited a memory
+ * round trip each (a load after a store to another binding waits for it).
+ */
+var<workgroup> rpw: array<f32, ${ROUTE_MAX_K}>;
+fn write_route(t: u32, P: u32, base: u32, k: u32, norm: u32, tables: u32, li: u32) {
   let q0 = t * k;
+  if (li < k) { rpw[li] = exp(lg[base + sel[li]] - rmx) / rtot; }
+  workgroupBarrier();
+  if (li >= k) { return; }
   var sum = 0.0;
-  for (var j = 0u; j < k; j++) { sum += exp(lg[base + sel[j]] - rmx) / rtot; }
+  for (var j = 0u; j < k; j++) { sum += rpw[j]; }
   let div = select(1.0, sum, norm != 0u);
-  for (var j = 0u; j < k; j++) {
-    rt[q0 + j] = sel[j];
-    rt[P + q0 + j] = bitcast<u32>(exp(lg[base + sel[j]] - rmx) / rtot / div);
-  }
+  rt[q0 + li] = sel[li];
+  rt[P + q0 + li] = bitcast<u32>(rpw[li] / div);
   if (tables == 0u) { return; }
-  for (var j = 0u; j < k; j++) {
-    let bj = asc[j];
-    let be = sel[bj];
-    let q = q0 + j;
-    rt[2u * P + q] = t;
-    rt[3u * P + 4u * q] = offs[3u * be];
-    rt[3u * P + 4u * q + 1u] = offs[3u * be + 1u];
-    rt[3u * P + 4u * q + 2u] = t;
-    rt[3u * P + 4u * q + 3u] = q;
-    rt[7u * P + 3u * q] = offs[3u * be + 2u];
-    rt[7u * P + 3u * q + 1u] = q;
-    rt[7u * P + 3u * q + 2u] = q;
-    rt[10u * P + q] = rt[P + q0 + bj];
-  }
+  let bj = asc[li];
+  let be = sel[bj];
+  let q = q0 + li;
+  let g = offs[3u * be];
+  let u = offs[3u * be + 1u];
+  let d = offs[3u * be + 2u];
+  rt[2u * P + q] = t;
+  rt[3u * P + 4u * q] = g;
+  rt[3u * P + 4u * q + 1u] = u;
+  rt[3u * P + 4u * q + 2u] = t;
+  rt[3u * P + 4u * q + 3u] = q;
+  rt[7u * P + 3u * q] = d;
+  rt[7u * P + 3u * q + 1u] = q;
+  rt[7u * P + 3u * q + 2u] = q;
+  rt[10u * P + q] = bitcast<u32>(rpw[bj] / div);
 }`;
 
 export const ROUTE_WGSL = /* wgsl */ `
@@ -119,5 +126,5 @@ ${MAIN}
   let t = wid(wg, nw);
   if (t >= p.t) { return; }
   route_token(t * p.ne, p.ne, p.k, li);
-  if (li == 0u) { write_route(t, p.t * p.k, t * p.ne, p.k, p.norm, p.tables); }
+  write_route(t, p.t * p.k, t * p.ne, p.k, p.norm, p.tables, li);
 }`;
