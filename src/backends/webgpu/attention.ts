@@ -161,6 +161,9 @@ ${ATTENTION_ROW}
   ${valueSum("nk", "qb")}
 }`;
 
+/** A thread's value slots of a head (hd <= 256 over 64 threads): preload and normRope below. */
+const M4 = [0, 1, 2, 3];
+
 /**
  * One decode token's q/k norms, rope, KV store and attention in one dispatch (NORM_ROPE_STORE_WGSL then
  * ATTENTION4_WGSL's arithmetic, in the same order): a workgroup per query head norms and ropes its head of the raw
@@ -198,15 +201,19 @@ ${MAIN}
   let j0 = 0u;
   let sink_l = -3.0e38;
   let lead = h % (p.nh / p.nkv) == 0u;
-  ${normRope("k", "kvh * p.hd", "p.kn", "kh")}
+  ${preload("k", "kvh * p.hd", "p.kn", true)}
+  ${preload("q", "h * p.hd", "p.qn")}
+  var vv = vec4f(0.0);
+  if (li < h4) { vv = v[kvh * h4 + li]; }
+  ${normRope("k", "kh")}
   if (li < h4) {
-    vh[li] = v[kvh * h4 + li];
+    vh[li] = vv;
     if (lead) {
       kc[p.start * kvd4 + kvh * h4 + li] = kh[li];
       vc[p.start * kvd4 + kvh * h4 + li] = vh[li];
     }
   }
-  ${normRope("q", "h * p.hd", "p.qn", "qh")}
+  ${normRope("q", "qh")}
   let sbase = h * p.lmax;
   var mx = -3.0e38;
   for (var j = j0 + li; j < nk; j += 64u) {
@@ -227,38 +234,41 @@ ${MAIN}
 }`;
 
 /**
- * WGSL: RMS-norm one head of `src` from `base` (weights at word `w` of wn), rope it over its first 2·p.half values
- * (the token's cos/sin in tab), into vec4 workgroup array `dst`: NORM_ROPE_STORE_WGSL's arithmetic in its order.
+ * WGSL: a thread's (at most 4, hd <= 256) values of one head of `src` from `base` and their norm weights (word `w`
+ * of wn) into registers `${src}x${m}`, `${src}w${m}`, and the rope's cos/sin for them (`rc${m}`, `rs${m}`, the same
+ * for q and k) when `tab` is set: every load of the kernel issued at its start, not one round trip per phase.
  */
-function normRope(src: string, base: string, w: string, dst: string): string {
+function preload(src: string, base: string, w: string, tab = false): string {
+  return M4.map((m) => `let ${src}i${m} = min(li + ${64 * m}u, p.hd - 1u); let ${src}x${m} = ${src}[${base} + ${src}i${m}]; let ${src}w${m} = bitcast<f32>(wn[${w} + ${src}i${m}]);` +
+    (tab ? ` var rc${m} = 0.0; var rs${m} = 0.0; if (p.half > 0u) { let rj = (li + ${64 * m}u) % p.half; rc${m} = tab[2u * rj]; rs${m} = tab[2u * rj + 1u]; }` : "")).join("\n  ");
+}
+
+/**
+ * WGSL: RMS-norm one head (preload's registers of `src`), rope it over its first 2·p.half values, into vec4
+ * workgroup array `dst`: NORM_ROPE_STORE_WGSL's arithmetic in its order.
+ */
+function normRope(src: string, dst: string): string {
+  const on = (m: number) => `li + ${64 * m}u < p.hd`;
   return /* wgsl */ `{
     var ss = 0.0;
-    for (var i = li; i < p.hd; i += 64u) { let x = ${src}[${base} + i]; ss += x * x; }
+    ${M4.map((m) => `if (${on(m)}) { ss += ${src}x${m} * ${src}x${m}; }`).join(" ")}
     let inv = 1.0 / sqrt(sum64(ss, li) / f32(p.hd) + p.eps);
-    for (var i = li; i < p.hd; i += 64u) { hv[i] = ${src}[${base} + i] * inv * bitcast<f32>(wn[${w} + i]); }
+    ${M4.map((m) => `if (${on(m)}) { hv[li + ${64 * m}u] = ${src}x${m} * inv * ${src}w${m}; }`).join(" ")}
     workgroupBarrier();
-    // Each thread's (at most 4) values roped into registers first: rope reads values other threads rope.
-    var xs: array<f32, 4>;
-    var n = 0u;
-    for (var i = li; i < p.hd; i += 64u) {
-      var x = hv[i];
+    // Each thread's values roped into registers first: rope reads values other threads rope.
+    ${M4.map((m) => `var r${m} = 0.0;
+    if (${on(m)}) {
+      let i = li + ${64 * m}u;
+      r${m} = hv[i];
       if (i < 2u * p.half) {
         let j = i % p.half;
-        let c = tab[2u * j];
-        let s = tab[2u * j + 1u];
         let a = hv[j];
         let bb = hv[j + p.half];
-        x = select(a * s + bb * c, a * c - bb * s, i < p.half);
+        r${m} = select(a * rs${m} + bb * rc${m}, a * rc${m} - bb * rs${m}, i < p.half);
       }
-      xs[n] = x;
-      n++;
-    }
+    }`).join("\n    ")}
     workgroupBarrier();
-    n = 0u;
-    for (var i = li; i < p.hd; i += 64u) {
-      hv[i] = xs[n];
-      n++;
-    }
+    ${M4.map((m) => `if (${on(m)}) { hv[li + ${64 * m}u] = r${m}; }`).join(" ")}
     workgroupBarrier();
     if (li < h4) { ${dst}[li] = vec4f(hv[4u * li], hv[4u * li + 1u], hv[4u * li + 2u], hv[4u * li + 3u]); }
     workgroupBarrier();
