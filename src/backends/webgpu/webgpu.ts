@@ -5,7 +5,9 @@
 // routing read, the rest of the layer and the next one's attention the next. Host arrays an op takes (token ids,
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
-// The MoE ops (expert slots, routing on the device, pair tables) are in moe.ts and dispatch through this backend.
+// The recording (encoder and pass, staging bytes, held submissions, pipeline and bind group caches, bench timing)
+// is recorder.ts's, which the backend owns. The MoE ops (expert slots, routing on the device, pair tables) are in
+// moe.ts and dispatch through it too.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena, YarnParams } from "../backend.js";
 import { heads3d, ropeAngles, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
@@ -15,7 +17,8 @@ import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
-import { DispatchProfiler, type KernelTimes } from "./profiler.js";
+import type { KernelTimes } from "./profiler.js";
+import { Recorder } from "./recorder.js";
 import { MappedStaging } from "./staging.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
@@ -29,28 +32,14 @@ const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_V
 const INT_READERS = new Map([Q4_K_GPU_Q8X, Q8_0_GPU_Q8X].map((q) => [q.type, q]));
 const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
 
-const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
-const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
+const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 const F32 = 0;
-/** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
-const STAGE_BYTES = 1 << 20;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
-/** Cached bind groups before the cache starts over. */
-const MAX_BIND_GROUPS = 16384;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
 /** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
 const READBACKS_KEPT = 4;
-
-/** A recorded submission: its command buffer, staging bytes and the staging buffers that read them, uploads staged for it, buffers to destroy after it. */
-interface Sealed {
-  cb: GPUCommandBuffer;
-  bytes: Uint8Array;
-  stages: GPUBuffer[];
-  staged: GPUBuffer[];
-  dead: GPUBuffer[];
-}
 
 /** Ops this backend runs (every architecture's). */
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
@@ -62,10 +51,6 @@ function f(x: number): number {
   f32Bits[0] = x;
   return u32Bits[0];
 }
-
-/** Compiled pipelines by device, shared by the backends on it (a software GPU takes seconds of CPU per kernel). */
-const PIPELINES = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-const LAYOUTS = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 
 /** How a matmul of n rows of k values over t tokens is dispatched (the GPU bench prints it beside its figures). */
 export interface MatmulPlan {
@@ -95,47 +80,11 @@ export class WebGpuBackend implements Backend, ArenaHost {
   readonly maxBinding: number;
   readonly adapterName: string;
   private readonly gpu: GpuDevice;
-  private readonly pipelines: Map<string, GPUComputePipeline>;
-  private readonly layouts = LAYOUTS;
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly readbacks = new Map<number, GPUBuffer[]>();
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 0;
-  private enc: GPUCommandEncoder | undefined;
-  private pass: GPUComputePassEncoder | undefined;
-  private stage = new Uint8Array(STAGE_BYTES);
-  /** The staging bytes as words (dispatch parameters), and a dispatch's dynamic offset, kept to allocate nothing per dispatch. */
-  private stageWords = new Uint32Array(this.stage.buffer);
-  private readonly offset = new Uint32Array(1);
   /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
   private readonly uploads: MappedStaging;
-  /**
-   * @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData().
-   * Read it after the op's hostData() calls: they may grow it (a new buffer).
-   */
-  stageBuf: GPUBuffer;
-  /** Staging buffers this submission outgrew (reserve): written with their share of the bytes at its submit, then destroyed. */
-  private outgrown: GPUBuffer[] = [];
-  private used = 0;
-  private dead: GPUBuffer[] = [];
-  /**
-   * While the ids of an embedLater are unknown: the submissions recorded since, sealed, waiting for them; where
-   * the ids go in the first one's staging bytes; and a promise that settles once they are submitted.
-   */
-  private held: { chunks: Sealed[]; at: number; n: number; table: GpuWeight; done: Promise<void> } | undefined;
-  /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
-  private passes = 0;
-  /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
-  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0 };
-  /** Timestamp writes for the next pass begun (timestampedPass). */
-  private nextTimestamps: GPUComputePassTimestampWrites | undefined;
-  /** Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs). */
-  timeHost = false;
-  /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
-  private sinceFlush = 0;
-  private timing = false;
-  /** Benches: while on, each dispatch is its own pass between two timestamps, summed by pipeline key. */
-  private prof: DispatchProfiler | undefined;
+  /** @internal The recording: ops (and moe.ts) record their dispatches, host data and copies through it. */
+  readonly rec: Recorder;
   private error: string | undefined;
   /** Kernels' scratch by name (scratchBuf). */
   private readonly scratch = new Map<string, GpuBuf>();
@@ -156,8 +105,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * host's ~9 µs of recording a dispatch (s10c, two rows a group: 123 vs 59 + 24).
    */
   fuseDownSum = true;
-  /** Dispatches recorded before a submit, so the GPU starts while the host records the rest (see dispatch()). */
-  flushEvery = 64;
+  /** Dispatches recorded before a submit, so the GPU starts while the host records the rest (the recorder's knob). */
+  get flushEvery(): number {
+    return this.rec.flushEvery;
+  }
+  set flushEvery(n: number) {
+    this.rec.flushEvery = n;
+  }
   /** A decode token's norms, rope, KV store and attention in one dispatch (normRopeAttention); else two. */
   fuseAttention = true;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
@@ -189,7 +143,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
     if (!q.intX) return x;
     const o = this.scratchBuf("xq", rows * quantXWords(k));
-    this.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
+    this.rec.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
     return o.buffer;
   }
   /** A matvec over weights of w's type (rows of k, n rows): its reader, shape and pipeline key part `type+reader/shape`. */
@@ -205,16 +159,17 @@ export class WebGpuBackend implements Backend, ArenaHost {
   static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
+    // The recorder before the tuning: flushEvery, one of its knobs, is set through it.
+    this.uploads = new MappedStaging(gpu.device, WebGpuBackend.staging.bufferBytes, WebGpuBackend.staging.buffers);
+    this.rec = new Recorder(gpu.device, this.uploads, gpu.timestamps, (why) => {
+      this.error ??= why;
+    });
     Object.assign(this, WebGpuBackend.tuning);
     this.gpu = gpu;
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
-    this.pipelines = PIPELINES.get(this.device) ?? new Map();
-    PIPELINES.set(this.device, this.pipelines);
-    this.stageBuf = this.newStage(STAGE_BYTES);
-    this.uploads = new MappedStaging(this.device, WebGpuBackend.staging.bufferBytes, WebGpuBackend.staging.buffers);
     this.device.addEventListener("uncapturederror", (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error.message;
     });
@@ -254,18 +209,18 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (src.byteLength <= WRITE_STAGED_BYTES) {
       // Through this submission's staging bytes, as a recorded copy: ordered with the ops around it, so nothing is
       // submitted early (a split tier writes its host experts' sum every layer; a submit cost ~0.3 ms on the H100 host).
-      const at = this.hostData(src) * 4;
-      this.copyBytes(this.stageBuf, at, b.buffer, dstOffset * 4, src.byteLength);
+      const at = this.rec.hostData(src) * 4;
+      this.rec.copyBytes(this.rec.stageBuf, at, b.buffer, dstOffset * 4, src.byteLength);
       return;
     }
-    this.flushForQueueWrite();
+    this.rec.flushForQueueWrite();
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
   async read(src: Buf): Promise<Float32Array> {
     return (await this.readMany([src]))[0];
   }
   async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
-    this.counters.reads++;
+    this.rec.counters.reads++;
     const bufs = srcs.map(gbuf);
     const total = bufs.reduce((a, b) => a + b.length * 4, 0);
     const size = Math.max(16, Math.ceil(total / 256) * 256);
@@ -274,11 +229,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const rb = this.readbacks.get(size)?.pop() ?? this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
     let at = 0;
     for (const b of bufs) {
-      if (b.length) this.copyBytes(b.buffer, 0, rb, at, b.length * 4);
+      if (b.length) this.rec.copyBytes(b.buffer, 0, rb, at, b.length * 4);
       at += b.length * 4;
     }
-    if (this.held) await this.held.done; // the copies were recorded after work whose ids are not known yet
-    this.flush();
+    const idsIn = this.rec.idsSubmitted;
+    if (idsIn) await idsIn; // the copies were recorded after work whose ids are not known yet
+    this.rec.flush();
     try {
       await rb.mapAsync(1);
     } catch (e) {
@@ -297,10 +253,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return out;
   }
   free(buf: Buf): void {
-    this.release(gbuf(buf).buffer);
+    this.rec.release(gbuf(buf).buffer);
   }
   close(): void {
-    this.flush();
+    this.rec.flush();
     for (const free of this.readbacks.values()) for (const b of free) b.destroy();
     this.readbacks.clear();
     this.uploads.destroy();
@@ -312,239 +268,77 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (this.error !== undefined) throw new Error(`webgpu backend (${this.adapterName}): ${this.error}`);
   }
 
-  // ---- recording
+  // ---- recording (recorder.ts): the surface benches, tests and ArenaHost use
 
+  /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
+  get counters(): Recorder["counters"] {
+    return this.rec.counters;
+  }
+  /** Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs). */
+  get timeHost(): boolean {
+    return this.rec.timeHost;
+  }
+  set timeHost(on: boolean) {
+    this.rec.timeHost = on;
+  }
   /** Submits what was recorded (with its staging bytes); returns at once. */
   flush(): void {
-    if (!this.enc) return;
-    this.pass?.end();
-    this.pass = undefined;
-    const chunk = { cb: this.enc.finish(), bytes: this.stage.slice(0, this.used), stages: [...this.outgrown, this.stageBuf], staged: this.uploads.beforeSubmit(), dead: [...this.dead, ...this.outgrown] };
-    this.enc = undefined;
-    this.used = 0;
-    this.sinceFlush = 0;
-    this.dead = [];
-    this.outgrown = [];
-    // While ids of an embedLater are unknown: sealed, not submitted (releaseHeld submits it once they are in).
-    if (this.held) this.held.chunks.push(chunk);
-    else this.submit(chunk);
+    this.rec.flush();
   }
-  /** One recorded submission: its staging bytes into every staging buffer it reads, the command buffer, then its cleanup. */
-  private submit(c: Sealed): void {
-    const t0 = this.timeHost ? performance.now() : 0;
-    for (const b of c.stages) if (c.bytes.length) this.device.queue.writeBuffer(b, 0, c.bytes, 0, Math.min(c.bytes.length, b.size));
-    this.device.queue.submit([c.cb]);
-    this.uploads.afterSubmit(c.staged);
-    if (this.timeHost) this.counters.submitMs += performance.now() - t0;
-    this.counters.submits++;
-    for (const b of c.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
-  }
-  /**
-   * Submits what was recorded before a queue.writeBuffer into a buffer recorded work may use (the write lands at
-   * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
-   */
+  /** Submits what was recorded before a queue.writeBuffer into a buffer recorded work may use (refused while work waits for embedLater's ids). */
   flushForQueueWrite(): void {
-    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for its token ids");
-    this.flush();
+    this.rec.flushForQueueWrite();
   }
-
-  /** Submits the sealed submissions (the ids written into the one that embeds them), then what is recorded since. */
-  private releaseHeld(ids: Int32Array): void {
-    const h = this.held!;
-    const { n: vocab } = weightDims(h.table);
-    if (ids.length !== h.n || ids.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...ids.subarray(0, 8)].join(", ")}${ids.length > 8 ? ", ..." : ""}] are not ${h.n} ids in [0, ${vocab})`);
-    this.held = undefined;
-    const dst = h.chunks.length ? h.chunks[0].bytes : this.stage; // embedLater's submission is the first held
-    dst.set(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), h.at);
-    for (const c of h.chunks) this.submit(c);
-    this.flush();
-  }
-
-  /** The work recorded since an embedLater whose ids cannot go in: never run (the backend has failed: reads throw). */
-  private dropHeld(): void {
-    for (const c of this.held?.chunks ?? []) {
-      this.uploads.afterSubmit(c.staged);
-      for (const b of c.dead) b.destroy();
-    }
-    this.held = undefined;
-    this.pass = undefined;
-    this.enc = undefined;
-    this.used = 0;
-    this.sinceFlush = 0;
-  }
-
-  /**
-   * Benches: records `record` as one compute pass whose start and end times go to `qs` (queries 0 and 1), resolved
-   * into `dst` (not submitted). False when the work took more than one pass or submission (the times then miss some).
-   */
+  /** Benches: `record` as one compute pass timed into `dst` (Recorder.timestampedPass). */
   timestampedPass(qs: GPUQuerySet, dst: GPUBuffer, record: () => void): boolean {
-    this.endPass();
-    this.nextTimestamps = { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
-    const [passes, submits] = [this.passes, this.counters.submits];
-    this.timing = true;
-    try {
-      record();
-    } finally {
-      this.timing = false;
-    }
-    this.nextTimestamps = undefined;
-    const one = this.passes === passes + 1 && this.counters.submits === submits;
-    this.endPass();
-    this.encoder().resolveQuerySet(qs, 0, 2, dst, 0);
-    return one;
+    return this.rec.timestampedPass(qs, dst, record);
   }
   /** Benches: times every dispatch recorded from now until profileEnd (needs the timestamp-query feature). */
   profileBegin(): void {
-    if (!this.gpu.timestamps) throw new Error("webgpu profile: the device has no timestamp-query feature");
-    this.flush();
-    this.prof = new DispatchProfiler(this);
+    this.rec.profileBegin();
   }
   /** GPU time by pipeline key (dispatch count, total µs) since profileBegin. */
-  async profileEnd(): Promise<KernelTimes> {
-    const p = this.prof;
-    if (!p) throw new Error("webgpu profile: not begun");
-    this.prof = undefined;
-    return p.end();
+  profileEnd(): Promise<KernelTimes> {
+    return this.rec.profileEnd();
   }
-  /** The command encoder with no compute pass open (ProfilerHost). */
+  /** The command encoder with no compute pass open. */
   passFreeEncoder(): GPUCommandEncoder {
-    this.endPass();
-    return this.encoder();
+    return this.rec.passFreeEncoder();
   }
   /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
   rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
-    const pass = this.computePass();
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(groups);
+    this.rec.rawDispatch(pipe, bg, groups);
   }
-  /** The open compute pass, begun (with the timestamp writes asked for) if none is. */
-  private computePass(): GPUComputePassEncoder {
-    if (!this.pass) {
-      this.pass = this.encoder().beginComputePass(this.nextTimestamps && { timestampWrites: this.nextTimestamps });
-      this.nextTimestamps = undefined;
-      this.passes++;
-    }
-    return this.pass;
-  }
-  private endPass(): void {
-    this.pass?.end();
-    this.pass = undefined;
-  }
+  /** Destroy once the work recorded so far has been submitted. */
   release(b: GPUBuffer): void {
-    if (this.enc) this.dead.push(b);
-    else b.destroy();
-  }
-  private encoder(): GPUCommandEncoder {
-    return (this.enc ??= this.device.createCommandEncoder());
+    this.rec.release(b);
   }
   /** `bytes` (whole words) in mapped staging for a copy the caller records; undefined when none is free (then queue.writeBuffer). */
   stageUpload(bytes: Uint8Array): { buffer: GPUBuffer; offset: number } | undefined {
-    return this.uploads.stage(bytes);
+    return this.rec.stageUpload(bytes);
   }
   /** Staging buffers' size: a larger upload goes in pieces. */
   get stagePieceBytes(): number {
-    return this.uploads.bufferBytes;
+    return this.rec.stagePieceBytes;
   }
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    const enc = this.encoder();
-    this.pass?.end();
-    this.pass = undefined;
-    enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.rec.copyBytes(src, srcOffset, dst, dstOffset, bytes);
   }
-  private newStage(bytes: number): GPUBuffer {
-    return this.device.createBuffer({ size: bytes, usage: UNIFORM | STORAGE | COPY_SRC | COPY_DST });
+  /** @internal The staging buffer of this submission (Recorder.stageBuf): read it after the op's hostData() calls. */
+  get stageBuf(): GPUBuffer {
+    return this.rec.stageBuf;
   }
-  /** Staging room for `bytes` at a 256-byte boundary; returns its byte offset (submits first when full). */
-  private reserve(bytes: number): number {
-    const need = Math.ceil(Math.max(bytes, 256) / 256) * 256;
-    if (this.used + need > this.stage.byteLength) {
-      // Grown, never submitted early: an op's host data and the dispatch reading it stay in one submission. The old
-      // buffer is written too at the submit, for what was recorded against it.
-      const size = Math.max(this.used + need, 2 * this.stage.byteLength);
-      const stage = new Uint8Array(size);
-      stage.set(this.stage.subarray(0, this.used));
-      this.stage = stage;
-      this.stageWords = new Uint32Array(stage.buffer);
-      this.outgrown.push(this.stageBuf);
-      this.stageBuf = this.newStage(size);
-      this.bindGroups.clear(); // every bind group holds the old staging buffer
-    }
-    const at = this.used;
-    this.used += need;
-    return at;
-  }
-  /** @internal Host values for a kernel to read from the staging buffer (stageBuffer): their word offset there. */
+  /** @internal Host values for a kernel to read from the staging buffer: their word offset there. */
   hostData(a: Int32Array | Float32Array | Uint32Array): number {
-    const at = this.reserve(a.byteLength);
-    this.stage.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
-    return at / 4;
+    return this.rec.hostData(a);
   }
-  private pipeline(key: string, code: () => string): GPUComputePipeline {
-    let p = this.pipelines.get(key);
-    if (!p) {
-      const src = code();
-      const layout = this.device.createBindGroupLayout({ entries: bindingLayout(src, key) });
-      p = this.device.createComputePipeline({
-        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module: this.device.createShaderModule({ code: src, label: key }), entryPoint: "main" },
-      });
-      this.pipelines.set(key, p);
-      this.layouts.set(p, layout);
-    }
-    return p;
-  }
-  /**
-   * Records one dispatch of `groups` workgroups (spread over x and y), `z` deep; binding 0 holds `params`.
-   * Bind groups are made once per (pipeline, buffers) and reused: the parameters sit behind a dynamic offset into
-   * the staging buffer. Making a bind group per dispatch cost ~10x the rest of recording one (measured on Dawn),
-   * and a decode step records thousands of dispatches.
-   */
-  /** @internal */
+  /** @internal Records one dispatch (Recorder.dispatch). */
   dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
-    if (groups === 0 || z === 0) return;
-    const t0 = this.timeHost ? performance.now() : 0;
-    const pipe = this.pipeline(key, code);
-    const at = this.reserve(256);
-    const words = this.stageWords, w0 = at >> 2;
-    for (let i = 0; i < params.length; i++) words[w0 + i] = params[i];
-    let bgKey = key;
-    for (const b of binds) bgKey += `|${this.bufferId(b)}`;
-    let bg = this.bindGroups.get(bgKey);
-    if (!bg) {
-      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear(); // entries of destroyed buffers are never hit again
-      bg = this.device.createBindGroup({
-        layout: this.layouts.get(pipe)!,
-        entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: 0, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
-      });
-      this.bindGroups.set(bgKey, bg);
-    }
-    const p = this.prof;
-    if (p) {
-      this.endPass();
-      this.nextTimestamps = p.next(key);
-    }
-    const pass = this.computePass();
-    pass.setPipeline(pipe);
-    this.offset[0] = at;
-    pass.setBindGroup(0, bg, this.offset, 0, 1);
-    const x = Math.min(groups, 65535);
-    pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
-    this.counters.dispatches++;
-    if (this.timeHost) this.counters.recordMs += performance.now() - t0;
-    if (p) {
-      this.endPass();
-      p.ended();
-    }
-    // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
-    // back) while the rest is recorded. Never inside a timed pass.
-    if (++this.sinceFlush >= this.flushEvery && !this.timing) this.flush();
+    this.rec.dispatch(key, code, params, binds, groups, z);
   }
   /** @internal */
   bufferId(b: GPUBuffer): number {
-    let id = this.bufferIds.get(b);
-    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
-    return id;
+    return this.rec.bufferId(b);
   }
   /** The in-place variant when out is the aliasing input itself. */
   private aliased(key: string, src: () => string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
@@ -565,35 +359,20 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (k % 32 !== 0) throw new RangeError(`webgpu embed: '${w.name}' rows of ${k} values are not whole units of 32`);
     const o = gbuf(out);
     if (o.length < ids.length * k) throw new RangeError(`webgpu embed: out holds ${o.length} values, needs ${ids.length * k}`);
-    const hd = this.hostData(ids);
-    this.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, n, ids.length, hd], [w.buffer, this.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
+    const hd = this.rec.hostData(ids);
+    this.rec.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, n, ids.length, hd], [w.buffer, this.rec.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
     return hd * 4;
   }
 
   get waitingForIds(): boolean {
-    return this.held !== undefined;
+    return this.rec.waitingForIds;
   }
   embedLater(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void {
-    if (this.held) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
+    if (this.rec.waitingForIds) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
     const w = gw(table, "embedLater");
-    this.flush(); // what came before runs now; what follows waits for the ids
+    this.rec.flush(); // what came before runs now; what follows waits for the ids
     const at = this.embedAt(out, w, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
-    let ready!: () => void;
-    this.held = { chunks: [], at, n: nTokens, table: w, done: new Promise<void>((r) => (ready = r)) };
-    const fail = (why: string) => {
-      this.error ??= `embedLater: ${why}`;
-      this.dropHeld();
-    };
-    ids.then(
-      (v) => {
-        try {
-          this.releaseHeld(v);
-        } catch (e) {
-          fail(e instanceof Error ? e.message : String(e));
-        }
-      },
-      (e: unknown) => fail(`the token ids never came (${e instanceof Error ? e.message : String(e)})`),
-    ).finally(ready);
+    this.rec.holdForIds(ids, at, nTokens, w);
   }
 
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
@@ -607,12 +386,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
     const m = nTokens > 1 && !accumulate ? matmulPlan(k, n, nTokens, undefined, this.tileRows) : undefined;
     if (m && m.workgroups * m.z >= this.tiledMinGroups) {
-      this.dispatch(`matmul/${w.type}/tiled${this.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
+      this.rec.dispatch(`matmul/${w.type}/tiled${this.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
     const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
     const xs = this.xFor(q, x, k, nTokens);
-    this.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
+    this.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
@@ -637,7 +416,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       first += matvecGroups(dims[i].n, s);
     }
     const xb = this.xFor(q, xs.buffer, k, 1);
-    this.dispatch(`matvec_set/${key}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
+    this.rec.dispatch(`matvec_set/${key}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
   }
 
   addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -648,7 +427,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
     const params = [rowLen, nRows, g.wordOffset, f(eps)], binds = [g.buffer, ys.buffer, xs.buffer, hs.buffer];
     const { threads, per } = normShape(rowLen);
-    this.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl("add", threads, per), params, binds, nRows);
+    this.rec.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl("add", threads, per), params, binds, nRows);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -657,7 +436,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const o = gbuf(out), xs = gbuf(x);
     const { threads, per } = normShape(rowLen);
     const v = this.aliased(`rmsnorm/${threads}/${per}`, () => normWgsl("rms", threads, per), o, xs, "xin");
-    this.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
+    this.rec.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
   rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
@@ -665,7 +444,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
     const half = nRot / 2;
     const tab = this.ropeTable(pos, half, nRot, freqBase, opts?.yarn);
-    this.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
+    this.rec.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
   }
   /** cos/sin of every (position, pair) in f64 on the host, as the reference computes them, uploaded once per positions array. */
   private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): GPUBuffer {
@@ -694,7 +473,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
     if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
     const T = pos.length, { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeStore");
-    this.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
+    this.rec.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
       [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
   }
 
@@ -708,7 +487,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeAttention");
     const lmax = startPos + 1, scores = this.scratchBuf("attn.scores", nHead * lmax);
     const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset];
-    this.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
+    this.rec.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
     return true;
   }
 
@@ -734,7 +513,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const { rows, n, src, dst } = p;
     if (rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > out.length))
       throw new RangeError(`copy: ${rows} rows of ${n} (src stride ${src.stride} from ${src.offset}, dst stride ${dst.stride} from ${dst.offset}) overrun ${xs.length} -> ${out.length} values`);
-    this.dispatch("copy", () => COPY_WGSL, [rows, n, src.offset, src.stride, dst.offset, dst.stride, p.roundF16 ? 1 : 0], [xs.buffer, out.buffer], Math.ceil((rows * n) / 64));
+    this.rec.dispatch("copy", () => COPY_WGSL, [rows, n, src.offset, src.stride, dst.offset, dst.stride, p.roundF16 ? 1 : 0], [xs.buffer, out.buffer], Math.ceil((rows * n) / 64));
   }
 
   matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
@@ -743,7 +522,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (k % 32 !== 0) throw new RangeError(`webgpu matmulHeads: '${g.name}' rows of ${k} values are not whole units of 32`);
     const xs = gbuf(x), o = gbuf(out);
     if (xs.length < nTokens * nh * k || o.length < nTokens * nh * nr) throw new RangeError(`webgpu matmulHeads '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * nh * k} and ${nTokens * nh * nr}`);
-    this.dispatch(`matmul_heads/${g.type}`, () => matmulHeadsWgsl(g.quant.wgsl), [g.wordOffset, k, nr * nh, nTokens, nh, nr], [g.buffer, xs.buffer, o.buffer], Math.ceil((nTokens * nr * nh) / 64));
+    this.rec.dispatch(`matmul_heads/${g.type}`, () => matmulHeadsWgsl(g.quant.wgsl), [g.wordOffset, k, nr * nh, nTokens, nh, nr], [g.buffer, xs.buffer, o.buffer], Math.ceil((nTokens * nr * nh) / 64));
   }
 
   kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
@@ -766,7 +545,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     let sinkBuf: GPUBuffer | undefined, sinkOff = 0;
     if (p.sinks instanceof Float32Array) {
       if (p.sinks.length < nHead) throw new RangeError(`attention: ${p.sinks.length} sinks for ${nHead} heads`);
-      sinkOff = this.hostData(p.sinks.subarray(0, nHead));
+      sinkOff = this.rec.hostData(p.sinks.subarray(0, nHead));
     } else if (p.sinks) {
       const s = gw(p.sinks, "attention");
       if (s.type !== F32 || s.shape[0] < nHead) throw new RangeError(`webgpu attention: sinks '${s.name}' must be F32 of ${nHead} values`);
@@ -777,12 +556,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const chunk = Math.max(1, Math.min(nTokens, Math.floor(SCORE_BYTES / (4 * nHead * lmax))));
     const need = chunk * nHead * lmax;
     const scores = this.scratchBuf("attn.scores", need);
-    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, scores.buffer, sinkBuf ?? this.stageBuf];
+    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, scores.buffer, sinkBuf ?? this.rec.stageBuf];
     for (let t0 = 0; t0 < nTokens; t0 += chunk) {
       const tc = Math.min(chunk, nTokens - t0);
       const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0, vd];
-      if (headDim % 4 === 0 && headDim <= 256 && vd === headDim) this.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
-      else this.dispatch("attention", () => ATTENTION_WGSL, params, bufs, tc * nHead);
+      if (headDim % 4 === 0 && headDim <= 256 && vd === headDim) this.rec.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
+      else this.rec.dispatch("attention", () => ATTENTION_WGSL, params, bufs, tc * nHead);
     }
   }
 
@@ -805,13 +584,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (as.length < n || bs.length < n || o.length < n) throw new RangeError(`webgpu ${name}: ${n} values overrun its buffers`);
     if (bs === o) throw new RangeError(`webgpu ${name}: out may alias only the first operand`);
     const v = this.aliased(name, () => binaryWgsl(expr), o, as, "ain");
-    this.dispatch(v.key, v.code, [n], v.binds([as.buffer, bs.buffer, o.buffer]), Math.ceil(n / 64));
+    this.rec.dispatch(v.key, v.code, [n], v.binds([as.buffer, bs.buffer, o.buffer]), Math.ceil(n / 64));
   }
 
   gatherRows(out: Buf, x: Buf, rows: Int32Array, rowLen: number): void {
     if (rows.length === 0) return;
-    const hd = this.hostData(rows);
-    this.dispatch("gather", () => GATHER_WGSL, [rowLen, rows.length, hd], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil((rows.length * rowLen) / 64));
+    const hd = this.rec.hostData(rows);
+    this.rec.dispatch("gather", () => GATHER_WGSL, [rowLen, rows.length, hd], [this.rec.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil((rows.length * rowLen) / 64));
   }
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     if (rows.length === 0) return;
@@ -822,21 +601,18 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (q === 0 || rows[i] !== rows[order[q - 1]]) urows.push(rows[i]), starts.push(q);
     });
     starts.push(order.length);
-    const hu = this.hostData(Int32Array.from(urows)), hst = this.hostData(Int32Array.from(starts)), ho = this.hostData(order), hs = this.hostData(scales);
-    this.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, urows.length, hu, hst, ho, hs], [this.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64) * urows.length);
+    const hu = this.rec.hostData(Int32Array.from(urows)), hst = this.rec.hostData(Int32Array.from(starts)), ho = this.rec.hostData(order), hs = this.rec.hostData(scales);
+    this.rec.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, urows.length, hu, hst, ho, hs], [this.rec.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64) * urows.length);
   }
   addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
     const g = gw(bias, "addRows");
     const nb = g.shape.reduce((a, v) => a * v, 1);
     if (nb !== rowLen || g.type !== F32) throw new RangeError(`addRows: bias '${g.name}' must be F32 of ${rowLen} values`);
-    this.dispatch("add_rows", () => ADD_ROWS_WGSL, [rowLen, nRows, g.wordOffset], [g.buffer, gbuf(out).buffer], Math.ceil((rowLen * nRows) / 64));
+    this.rec.dispatch("add_rows", () => ADD_ROWS_WGSL, [rowLen, nRows, g.wordOffset], [g.buffer, gbuf(out).buffer], Math.ceil((rowLen * nRows) / 64));
   }
   zero(out: Buf): void {
     const o = gbuf(out);
-    const enc = this.encoder();
-    this.pass?.end();
-    this.pass = undefined;
-    enc.clearBuffer(o.buffer);
+    this.rec.clearBuffer(o.buffer);
   }
 
   /** The MoE ops: moe.ts. */
@@ -853,7 +629,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   scratchBuf(name: string, length: number): GpuBuf {
     const have = this.scratch.get(name);
     if (have && have.length >= length) return have;
-    if (have) this.release(have.buffer);
+    if (have) this.rec.release(have.buffer);
     const b = this.alloc(Math.max(length, 2 * (have?.length ?? 0))) as GpuBuf;
     this.scratch.set(name, b);
     return b;
@@ -863,7 +639,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
 
   repack(w: GPUBuffer, wordOffset: number, raw: GPUBuffer, nBlocks: number, r: NonNullable<GpuQuant["repack"]>): void {
     const sb = r.scaleBytes ?? 2;
-    this.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt, sb], [w, raw], Math.ceil(nBlocks / (4 / sb) / 64));
+    this.rec.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt, sb], [w, raw], Math.ceil(nBlocks / (4 / sb) / 64));
   }
 
   // ---- linear attention (the gated DeltaNet: delta-net.ts)
@@ -876,12 +652,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const o = gbuf(out), xs = gbuf(x), st = gbuf(state);
     if (o === xs) throw new RangeError("webgpu convSilu: out may not alias x");
     if (xs.length < nTokens * channels || o.length < nTokens * channels || st.length < channels * (taps - 1)) throw new RangeError(`convSilu: ${nTokens} tokens of ${channels} channels overrun its buffers`);
-    this.dispatch("conv_silu", () => CONV_SILU_WGSL, [nTokens, channels, taps, g.wordOffset], [g.buffer, xs.buffer, st.buffer, o.buffer], Math.ceil(channels / 64));
+    this.rec.dispatch("conv_silu", () => CONV_SILU_WGSL, [nTokens, channels, taps, g.wordOffset], [g.buffer, xs.buffer, st.buffer, o.buffer], Math.ceil(channels / 64));
   }
   l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
     const o = this.inPlaceFrom(out, x, rowLen * nRows, "l2Norm");
     const { threads, per } = normShape(rowLen);
-    this.dispatch(`l2_norm/${threads}/${per}`, () => normWgsl("l2", threads, per), [rowLen, nRows, 0, f(eps)], [o.buffer], nRows);
+    this.rec.dispatch(`l2_norm/${threads}/${per}`, () => normWgsl("l2", threads, per), [rowLen, nRows, 0, f(eps)], [o.buffer], nRows);
   }
   rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
     const g = gw(w, "rmsNormGated");
@@ -891,14 +667,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (gt === gbuf(out)) throw new RangeError("webgpu rmsNormGated: out may not alias the gate");
     const o = this.inPlaceFrom(out, x, rowLen * nRows, "rmsNormGated");
     const { threads, per } = normShape(rowLen);
-    this.dispatch(`rmsnorm_gated/${threads}/${per}`, () => normWgsl("gated", threads, per), [rowLen, nRows, g.wordOffset, f(eps)], [o.buffer, g.buffer, gt.buffer], nRows);
+    this.rec.dispatch(`rmsnorm_gated/${threads}/${per}`, () => normWgsl("gated", threads, per), [rowLen, nRows, g.wordOffset, f(eps)], [o.buffer, g.buffer, gt.buffer], nRows);
   }
   deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
     const dt = gw(dtBias, "deltaGates"), av = gw(a, "deltaGates");
     if (dt.type !== F32 || av.type !== F32 || dt.shape[0] < nHead || av.shape[0] < nHead) throw new RangeError(`webgpu deltaGates: '${dt.name}' and '${av.name}' must be F32 of ${nHead} values`);
     const go = this.inPlaceFrom(g, alpha, nHead * nRows, "deltaGates"), bo = this.inPlaceFrom(beta, betaRaw, nHead * nRows, "deltaGates");
     if (go === bo) throw new RangeError("webgpu deltaGates: g and beta are one buffer");
-    this.dispatch("delta_gates", () => DELTA_GATES_WGSL, [nHead, nRows, dt.wordOffset, av.wordOffset], [dt.buffer, av.buffer, go.buffer, bo.buffer], Math.ceil((nHead * nRows) / 64));
+    this.rec.dispatch("delta_gates", () => DELTA_GATES_WGSL, [nHead, nRows, dt.wordOffset, av.wordOffset], [dt.buffer, av.buffer, go.buffer, bo.buffer], Math.ceil((nHead * nRows) / 64));
   }
   gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
     const { nTokens: T, nHeadK, nHeadV, headDim: S } = p;
@@ -906,31 +682,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const m = this.inPlaceFrom(stateOut, state, nHeadV * S * S, "gatedDeltaNet");
     const o = gbuf(out);
     if (o.length < T * nHeadV * S || gbuf(q).length < T * nHeadK * S || gbuf(v).length < T * nHeadV * S) throw new RangeError(`gatedDeltaNet: ${T} tokens overrun its buffers`);
-    this.dispatch("delta_net", () => DELTA_NET_WGSL, [T, nHeadK, nHeadV, S, p.kvMap === "interleave" ? 1 : 0], [gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, gbuf(g).buffer, gbuf(beta).buffer, m.buffer, o.buffer], Math.ceil((nHeadV * S) / 64));
+    this.rec.dispatch("delta_net", () => DELTA_NET_WGSL, [T, nHeadK, nHeadV, S, p.kvMap === "interleave" ? 1 : 0], [gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, gbuf(g).buffer, gbuf(beta).buffer, m.buffer, o.buffer], Math.ceil((nHeadV * S) / 64));
   }
   /** `out` holding x's first n values (copied unless they are one buffer), for a kernel that works in place. */
   private inPlaceFrom(out: Buf, x: Buf, n: number, what: string): GpuBuf {
     const o = gbuf(out), xs = gbuf(x);
     if (o.length < n || xs.length < n) throw new RangeError(`webgpu ${what}: ${n} values overrun its buffers`);
-    if (o !== xs) this.copyBytes(xs.buffer, 0, o.buffer, 0, 4 * n);
+    if (o !== xs) this.rec.copyBytes(xs.buffer, 0, o.buffer, 0, 4 * n);
     return o;
   }
 }
-
-/**
- * The bind group layout a kernel declares: binding 0 is its parameter block (a uniform read at a dynamic offset into
- * the staging buffer), the others storage buffers, read-only or not as the WGSL says.
- */
-function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
-  const entries: GPUBindGroupLayoutEntry[] = [];
-  for (const m of wgsl.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(uniform|storage)(?:\s*,\s*(read_write|read))?>/g)) {
-    const binding = Number(m[1]);
-    const type: GPUBufferBindingType = m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage";
-    if ((binding === 0) !== (type === "uniform")) throw new Error(`webgpu kernel '${key}': binding ${binding} is ${type}; only binding 0 (the parameters) may be uniform`);
-    entries.push({ binding, visibility: COMPUTE, buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type } });
-  }
-  if (!entries.some((e) => e.binding === 0)) throw new Error(`webgpu kernel '${key}': no parameter block at binding 0`);
-  return entries;
-}
-
-

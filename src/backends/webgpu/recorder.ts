@@ -1,0 +1,373 @@
+/// <reference types="@webgpu/types" />
+// The WebGPU backend's recording machinery (the ops are in webgpu.ts): one command encoder and one open compute
+// pass, a bind group per (pipeline, buffers) reused across dispatches, and every dispatch's parameters and the host
+// arrays ops take in a staging buffer written once per submission. A submission is recorded until the host needs a
+// result or new bytes must land in order; while an embedLater's token ids are unknown, submissions are sealed and
+// held, then submitted in order once the ids are written into the first (record-ahead). Benches time passes and
+// dispatches through here too.
+import { weightDims } from "../backend.js";
+import type { GpuWeight } from "./arena.js";
+import { DispatchProfiler, type KernelTimes } from "./profiler.js";
+import type { MappedStaging } from "./staging.js";
+
+const COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, STORAGE = 0x80;
+const COMPUTE = 0x4; // GPUShaderStage.COMPUTE
+/** Staging bytes per submission to start with (parameters take 256 bytes per dispatch). */
+const STAGE_BYTES = 1 << 20;
+/** Cached bind groups before the cache starts over. */
+const MAX_BIND_GROUPS = 16384;
+
+/** A recorded submission: its command buffer, staging bytes and the staging buffers that read them, uploads staged for it, buffers to destroy after it. */
+interface Sealed {
+  cb: GPUCommandBuffer;
+  bytes: Uint8Array;
+  stages: GPUBuffer[];
+  staged: GPUBuffer[];
+  dead: GPUBuffer[];
+}
+
+/** Compiled pipelines by device, shared by the backends on it (a software GPU takes seconds of CPU per kernel). */
+const PIPELINES = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const LAYOUTS = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+
+export class Recorder {
+  private readonly pipelines: Map<string, GPUComputePipeline>;
+  private readonly layouts = LAYOUTS;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
+  private enc: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private stage = new Uint8Array(STAGE_BYTES);
+  /** The staging bytes as words (dispatch parameters), and a dispatch's dynamic offset, kept to allocate nothing per dispatch. */
+  private stageWords = new Uint32Array(this.stage.buffer);
+  private readonly offset = new Uint32Array(1);
+  /**
+   * @internal The staging buffer of this submission: every dispatch's parameters and the host data of hostData().
+   * Read it after the op's hostData() calls: they may grow it (a new buffer).
+   */
+  stageBuf: GPUBuffer;
+  /** Staging buffers this submission outgrew (reserve): written with their share of the bytes at its submit, then destroyed. */
+  private outgrown: GPUBuffer[] = [];
+  private used = 0;
+  private dead: GPUBuffer[] = [];
+  /**
+   * While the ids of an embedLater are unknown: the submissions recorded since, sealed, waiting for them; where
+   * the ids go in the first one's staging bytes; and a promise that settles once they are submitted.
+   */
+  private held: { chunks: Sealed[]; at: number; n: number; table: GpuWeight; done: Promise<void> } | undefined;
+  /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
+  private passes = 0;
+  /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
+  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0 };
+  /** Timestamp writes for the next pass begun (timestampedPass). */
+  private nextTimestamps: GPUComputePassTimestampWrites | undefined;
+  /** Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs). */
+  timeHost = false;
+  /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
+  private sinceFlush = 0;
+  private timing = false;
+  /** Benches: while on, each dispatch is its own pass between two timestamps, summed by pipeline key. */
+  private prof: DispatchProfiler | undefined;
+  /** Dispatches recorded before a submit, so the GPU starts while the host records the rest (see dispatch()). */
+  flushEvery = 64;
+
+  /**
+   * `uploads`: the backend's mapped staging, unmapped into each submission. `timestamps`: the device has the
+   * timestamp-query feature (profileBegin). `fail`: the backend's failure, where held work can never run.
+   */
+  constructor(readonly device: GPUDevice, private readonly uploads: MappedStaging, private readonly timestamps: boolean, private readonly fail: (why: string) => void) {
+    this.pipelines = PIPELINES.get(this.device) ?? new Map();
+    PIPELINES.set(this.device, this.pipelines);
+    this.stageBuf = this.newStage(STAGE_BYTES);
+  }
+
+  /** Submits what was recorded (with its staging bytes); returns at once. */
+  flush(): void {
+    if (!this.enc) return;
+    this.pass?.end();
+    this.pass = undefined;
+    const chunk = { cb: this.enc.finish(), bytes: this.stage.slice(0, this.used), stages: [...this.outgrown, this.stageBuf], staged: this.uploads.beforeSubmit(), dead: [...this.dead, ...this.outgrown] };
+    this.enc = undefined;
+    this.used = 0;
+    this.sinceFlush = 0;
+    this.dead = [];
+    this.outgrown = [];
+    // While ids of an embedLater are unknown: sealed, not submitted (releaseHeld submits it once they are in).
+    if (this.held) this.held.chunks.push(chunk);
+    else this.submit(chunk);
+  }
+  /** One recorded submission: its staging bytes into every staging buffer it reads, the command buffer, then its cleanup. */
+  private submit(c: Sealed): void {
+    const t0 = this.timeHost ? performance.now() : 0;
+    for (const b of c.stages) if (c.bytes.length) this.device.queue.writeBuffer(b, 0, c.bytes, 0, Math.min(c.bytes.length, b.size));
+    this.device.queue.submit([c.cb]);
+    this.uploads.afterSubmit(c.staged);
+    if (this.timeHost) this.counters.submitMs += performance.now() - t0;
+    this.counters.submits++;
+    for (const b of c.dead) b.destroy(); // after the submit: Dawn keeps them until that work is done
+  }
+  /**
+   * Submits what was recorded before a queue.writeBuffer into a buffer recorded work may use (the write lands at
+   * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
+   */
+  flushForQueueWrite(): void {
+    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for its token ids");
+    this.flush();
+  }
+
+  /** Work recorded since an embedLater waits for its token ids. */
+  get waitingForIds(): boolean {
+    return this.held !== undefined;
+  }
+  /** While work waits for token ids: a promise that settles once it is submitted (or dropped). */
+  get idsSubmitted(): Promise<void> | undefined {
+    return this.held?.done;
+  }
+  /**
+   * embedLater's part here: everything recorded from now on is sealed and held until `ids` (`n` rows of `table`)
+   * come, then written at byte `at` of the first held submission's staging bytes (the current one's, recorded just
+   * before). Ids that never come, or are not valid, fail the backend and the held work never runs.
+   */
+  holdForIds(ids: Promise<Int32Array>, at: number, n: number, table: GpuWeight): void {
+    let ready!: () => void;
+    this.held = { chunks: [], at, n, table, done: new Promise<void>((r) => (ready = r)) };
+    const fail = (why: string) => {
+      this.fail(`embedLater: ${why}`);
+      this.dropHeld();
+    };
+    ids.then(
+      (v) => {
+        try {
+          this.releaseHeld(v);
+        } catch (e) {
+          fail(e instanceof Error ? e.message : String(e));
+        }
+      },
+      (e: unknown) => fail(`the token ids never came (${e instanceof Error ? e.message : String(e)})`),
+    ).finally(ready);
+  }
+
+  /** Submits the sealed submissions (the ids written into the one that embeds them), then what is recorded since. */
+  private releaseHeld(ids: Int32Array): void {
+    const h = this.held!;
+    const { n: vocab } = weightDims(h.table);
+    if (ids.length !== h.n || ids.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...ids.subarray(0, 8)].join(", ")}${ids.length > 8 ? ", ..." : ""}] are not ${h.n} ids in [0, ${vocab})`);
+    this.held = undefined;
+    const dst = h.chunks.length ? h.chunks[0].bytes : this.stage; // embedLater's submission is the first held
+    dst.set(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), h.at);
+    for (const c of h.chunks) this.submit(c);
+    this.flush();
+  }
+
+  /** The work recorded since an embedLater whose ids cannot go in: never run (the backend has failed: reads throw). */
+  private dropHeld(): void {
+    for (const c of this.held?.chunks ?? []) {
+      this.uploads.afterSubmit(c.staged);
+      for (const b of c.dead) b.destroy();
+    }
+    this.held = undefined;
+    this.pass = undefined;
+    this.enc = undefined;
+    this.used = 0;
+    this.sinceFlush = 0;
+  }
+
+  /**
+   * Benches: records `record` as one compute pass whose start and end times go to `qs` (queries 0 and 1), resolved
+   * into `dst` (not submitted). False when the work took more than one pass or submission (the times then miss some).
+   */
+  timestampedPass(qs: GPUQuerySet, dst: GPUBuffer, record: () => void): boolean {
+    this.endPass();
+    this.nextTimestamps = { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+    const [passes, submits] = [this.passes, this.counters.submits];
+    this.timing = true;
+    try {
+      record();
+    } finally {
+      this.timing = false;
+    }
+    this.nextTimestamps = undefined;
+    const one = this.passes === passes + 1 && this.counters.submits === submits;
+    this.endPass();
+    this.encoder().resolveQuerySet(qs, 0, 2, dst, 0);
+    return one;
+  }
+  /** Benches: times every dispatch recorded from now until profileEnd (needs the timestamp-query feature). */
+  profileBegin(): void {
+    if (!this.timestamps) throw new Error("webgpu profile: the device has no timestamp-query feature");
+    this.flush();
+    this.prof = new DispatchProfiler(this);
+  }
+  /** GPU time by pipeline key (dispatch count, total µs) since profileBegin. */
+  async profileEnd(): Promise<KernelTimes> {
+    const p = this.prof;
+    if (!p) throw new Error("webgpu profile: not begun");
+    this.prof = undefined;
+    return p.end();
+  }
+  /** The command encoder with no compute pass open (ProfilerHost). */
+  passFreeEncoder(): GPUCommandEncoder {
+    this.endPass();
+    return this.encoder();
+  }
+  /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
+  rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
+    const pass = this.computePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(groups);
+  }
+  /** The open compute pass, begun (with the timestamp writes asked for) if none is. */
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      this.pass = this.encoder().beginComputePass(this.nextTimestamps && { timestampWrites: this.nextTimestamps });
+      this.nextTimestamps = undefined;
+      this.passes++;
+    }
+    return this.pass;
+  }
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+  /** Destroy once the work recorded so far has been submitted. */
+  release(b: GPUBuffer): void {
+    if (this.enc) this.dead.push(b);
+    else b.destroy();
+  }
+  private encoder(): GPUCommandEncoder {
+    return (this.enc ??= this.device.createCommandEncoder());
+  }
+  /** `bytes` (whole words) in mapped staging for a copy the caller records; undefined when none is free (then queue.writeBuffer). */
+  stageUpload(bytes: Uint8Array): { buffer: GPUBuffer; offset: number } | undefined {
+    return this.uploads.stage(bytes);
+  }
+  /** Staging buffers' size: a larger upload goes in pieces. */
+  get stagePieceBytes(): number {
+    return this.uploads.bufferBytes;
+  }
+  copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    const enc = this.encoder();
+    this.pass?.end();
+    this.pass = undefined;
+    enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+  /** Zeroes `b`, recorded in order with the ops (outside the compute pass, as copyBytes). */
+  clearBuffer(b: GPUBuffer): void {
+    const enc = this.encoder();
+    this.pass?.end();
+    this.pass = undefined;
+    enc.clearBuffer(b);
+  }
+  private newStage(bytes: number): GPUBuffer {
+    return this.device.createBuffer({ size: bytes, usage: UNIFORM | STORAGE | COPY_SRC | COPY_DST });
+  }
+  /** Staging room for `bytes` at a 256-byte boundary; returns its byte offset (submits first when full). */
+  private reserve(bytes: number): number {
+    const need = Math.ceil(Math.max(bytes, 256) / 256) * 256;
+    if (this.used + need > this.stage.byteLength) {
+      // Grown, never submitted early: an op's host data and the dispatch reading it stay in one submission. The old
+      // buffer is written too at the submit, for what was recorded against it.
+      const size = Math.max(this.used + need, 2 * this.stage.byteLength);
+      const stage = new Uint8Array(size);
+      stage.set(this.stage.subarray(0, this.used));
+      this.stage = stage;
+      this.stageWords = new Uint32Array(stage.buffer);
+      this.outgrown.push(this.stageBuf);
+      this.stageBuf = this.newStage(size);
+      this.bindGroups.clear(); // every bind group holds the old staging buffer
+    }
+    const at = this.used;
+    this.used += need;
+    return at;
+  }
+  /** @internal Host values for a kernel to read from the staging buffer (stageBuffer): their word offset there. */
+  hostData(a: Int32Array | Float32Array | Uint32Array): number {
+    const at = this.reserve(a.byteLength);
+    this.stage.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    return at / 4;
+  }
+  private pipeline(key: string, code: () => string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const src = code();
+      const layout = this.device.createBindGroupLayout({ entries: bindingLayout(src, key) });
+      p = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module: this.device.createShaderModule({ code: src, label: key }), entryPoint: "main" },
+      });
+      this.pipelines.set(key, p);
+      this.layouts.set(p, layout);
+    }
+    return p;
+  }
+  /**
+   * Records one dispatch of `groups` workgroups (spread over x and y), `z` deep; binding 0 holds `params`.
+   * Bind groups are made once per (pipeline, buffers) and reused: the parameters sit behind a dynamic offset into
+   * the staging buffer. Making a bind group per dispatch cost ~10x the rest of recording one (measured on Dawn),
+   * and a decode step records thousands of dispatches.
+   */
+  /** @internal */
+  dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
+    if (groups === 0 || z === 0) return;
+    const t0 = this.timeHost ? performance.now() : 0;
+    const pipe = this.pipeline(key, code);
+    const at = this.reserve(256);
+    const words = this.stageWords, w0 = at >> 2;
+    for (let i = 0; i < params.length; i++) words[w0 + i] = params[i];
+    let bgKey = key;
+    for (const b of binds) bgKey += `|${this.bufferId(b)}`;
+    let bg = this.bindGroups.get(bgKey);
+    if (!bg) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear(); // entries of destroyed buffers are never hit again
+      bg = this.device.createBindGroup({
+        layout: this.layouts.get(pipe)!,
+        entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: 0, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+      });
+      this.bindGroups.set(bgKey, bg);
+    }
+    const p = this.prof;
+    if (p) {
+      this.endPass();
+      this.nextTimestamps = p.next(key);
+    }
+    const pass = this.computePass();
+    pass.setPipeline(pipe);
+    this.offset[0] = at;
+    pass.setBindGroup(0, bg, this.offset, 0, 1);
+    const x = Math.min(groups, 65535);
+    pass.dispatchWorkgroups(x, Math.ceil(groups / x), z);
+    this.counters.dispatches++;
+    if (this.timeHost) this.counters.recordMs += performance.now() - t0;
+    if (p) {
+      this.endPass();
+      p.ended();
+    }
+    // Submit every so often, so the GPU runs the start of a long recording (a whole token when nothing is read
+    // back) while the rest is recorded. Never inside a timed pass.
+    if (++this.sinceFlush >= this.flushEvery && !this.timing) this.flush();
+  }
+  /** @internal */
+  bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+}
+
+/**
+ * The bind group layout a kernel declares: binding 0 is its parameter block (a uniform read at a dynamic offset into
+ * the staging buffer), the others storage buffers, read-only or not as the WGSL says.
+ */
+function bindingLayout(wgsl: string, key: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of wgsl.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(uniform|storage)(?:\s*,\s*(read_write|read))?>/g)) {
+    const binding = Number(m[1]);
+    const type: GPUBufferBindingType = m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage";
+    if ((binding === 0) !== (type === "uniform")) throw new Error(`webgpu kernel '${key}': binding ${binding} is ${type}; only binding 0 (the parameters) may be uniform`);
+    entries.push({ binding, visibility: COMPUTE, buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type } });
+  }
+  if (!entries.some((e) => e.binding === 0)) throw new Error(`webgpu kernel '${key}': no parameter block at binding 0`);
+  return entries;
+}
