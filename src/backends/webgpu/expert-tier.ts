@@ -54,7 +54,7 @@ export class GpuExpertSlots {
       const oom = await be.device.popErrorScope();
       if (!oom) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots, align);
       for (const a of arenas) a.free();
-      be.flush();
+      be.rec.flush();
       if (!opts.halve || n <= opts.min) {
         throw new UsageError("gpu_memory", `${opts.what}: ${be.adapterName} refused ${formatBytes(n * slotBytes)} of expert slots (${n} x ${formatBytes(slotBytes)}): ${oom.message}`);
       }
@@ -68,11 +68,11 @@ export class GpuExpertSlots {
     const { arena, base } = this.place(slot);
     arena.invalidate(base, bytes.byteLength);
     // Through mapped staging when a buffer is free (staging.ts: several times writeBuffer's rate), else the ring.
-    let src = bytes.byteLength <= this.be.stagePieceBytes ? this.be.stageUpload(bytes) : undefined;
+    let src = bytes.byteLength <= this.be.rec.stagePieceBytes ? this.be.rec.stageUpload(bytes) : undefined;
     if (!src) {
       // Ring room is reused only after a submit: a copy still recorded (unsubmitted) must read what was staged for it.
       if (this.head + bytes.byteLength > this.ringBytes) {
-        this.be.flushForQueueWrite();
+        this.be.rec.flushForQueueWrite();
         this.head = 0;
       }
       this.be.device.queue.writeBuffer(this.ring, this.head, bytes);
@@ -82,7 +82,7 @@ export class GpuExpertSlots {
     for (let done = 0; done < bytes.byteLength; ) {
       const dst = arena.locate(base + done); // a record larger than a binding spans the arena's chunks
       const n = Math.min(bytes.byteLength - done, dst.room);
-      this.be.copyBytes(src.buffer, src.offset + done, dst.buffer, dst.at, n);
+      this.be.rec.copyBytes(src.buffer, src.offset + done, dst.buffer, dst.at, n);
       done += n;
     }
     this.uploadStats.uploads++;
@@ -98,7 +98,7 @@ export class GpuExpertSlots {
 
   free(): void {
     for (const a of this.arenas) a.free();
-    this.be.release(this.ring);
+    this.be.rec.release(this.ring);
   }
 
   private place(slot: number): { arena: GpuArena; base: number } {

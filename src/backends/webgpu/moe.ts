@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 // The MoE ops of the WebGPU backend: a layer's experts over their (expert, row) pairs wherever their slots sit
 // (moeFfn), the routing on the device (routeOnDevice), and a resident layer's experts run from that routing's
-// pair tables with nothing read back (moeRouted). Dispatches go through the backend (webgpu.ts), as its own ops'.
+// pair tables with nothing read back (moeRouted). Dispatches go through the backend's recorder (recorder.ts), as its own ops'.
 import type { Buf, DeviceRoute, ExpertParts, ExpertRows, RouteSpec } from "../backend.js";
 import { weightDims } from "../backend.js";
 import { GpuWeight } from "./arena.js";
@@ -81,7 +81,7 @@ export class GpuMoe {
     const gateUp = new Map<string, Group>();
     const down = new Map<string, Group>();
     const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[], offsets: number[]) => {
-      const key = `${w.type}/${bufs.map((b) => this.be.bufferId(b)).join("/")}`;
+      const key = `${w.type}/${bufs.map((b) => this.be.rec.bufferId(b)).join("/")}`;
       let g = m.get(key);
       if (!g) m.set(key, (g = { w, bufs, tab: [], aligned: true }));
       g.aligned &&= offsets.every((o) => o % 4 === 0);
@@ -109,24 +109,24 @@ export class GpuMoe {
     }
     const xs = gbuf(x).buffer;
     const xRows = experts.reduce((m, e) => e.rows.reduce((a, r) => Math.max(a, r + 1), m), 0);
-    const tiles = (tab: number[]) => [this.be.hostData(Uint32Array.from(tab)), tab.length / MOE_TILE_WORDS] as const;
+    const tiles = (tab: number[]) => [this.be.rec.hostData(Uint32Array.from(tab)), tab.length / MOE_TILE_WORDS] as const;
     for (const { w, bufs, tab } of tiledGateUp.values()) {
       const [t, nt] = tiles(tab);
-      this.be.dispatch(`moe_tiled_gate_up/${w.type}`, () => moeTiledGateUpWgsl(w.quant.wgsl), [D, F, t], [bufs[0], bufs[1], this.be.stageBuf, xs, ae.buffer], Math.ceil(F / 64), nt);
+      this.be.rec.dispatch(`moe_tiled_gate_up/${w.type}`, () => moeTiledGateUpWgsl(w.quant.wgsl), [D, F, t], [bufs[0], bufs[1], this.be.rec.stageBuf, xs, ae.buffer], Math.ceil(F / 64), nt);
     }
     // Each table's staging words first, then the staging buffer (hostData may grow it into a new one).
     for (const { w, bufs, tab, aligned } of gateUp.values()) {
-      const t = this.be.hostData(Uint32Array.from(tab));
-      this.moeGateUp(w, bufs[0], bufs[1], this.be.stageBuf, t, tab.length / 4, xs, xRows, ae.buffer, aligned);
+      const t = this.be.rec.hostData(Uint32Array.from(tab));
+      this.moeGateUp(w, bufs[0], bufs[1], this.be.rec.stageBuf, t, tab.length / 4, xs, xRows, ae.buffer, aligned);
     }
     for (const { w, bufs, tab } of tiledDown.values()) {
       const [t, nt] = tiles(tab);
       const r2 = this.be.tileRows === 2;
-      this.be.dispatch(`moe_tiled_down/${w.type}${r2 ? "/2" : ""}`, () => moeTiledDownWgsl(w.quant.wgsl, r2), [F, D, t], [bufs[0], this.be.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / (r2 ? 128 : 64)), nt);
+      this.be.rec.dispatch(`moe_tiled_down/${w.type}${r2 ? "/2" : ""}`, () => moeTiledDownWgsl(w.quant.wgsl, r2), [F, D, t], [bufs[0], this.be.rec.stageBuf, ae.buffer, ye.buffer], Math.ceil(D / (r2 ? 128 : 64)), nt);
     }
     for (const { w, bufs, tab, aligned } of down.values()) {
-      const t = this.be.hostData(Uint32Array.from(tab));
-      this.moeDown(w, bufs[0], this.be.stageBuf, t, tab.length / 3, ae.buffer, P, ye.buffer, aligned);
+      const t = this.be.rec.hostData(Uint32Array.from(tab));
+      this.moeDown(w, bufs[0], this.be.rec.stageBuf, t, tab.length / 3, ae.buffer, P, ye.buffer, aligned);
     }
     this.be.scatterAddRows(out, ye, rows, scales, D);
   }
@@ -135,14 +135,14 @@ export class GpuMoe {
     const { k, n } = weightDims(w);
     const { q, s, key } = this.be.plan(w, aligned, k, n);
     const xs = this.be.xFor(q, x, k, xRows);
-    this.be.dispatch(`moe_gate_up/${key}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
+    this.be.rec.dispatch(`moe_gate_up/${key}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, aRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
     const { q, s, key } = this.be.plan(w, aligned, k, n);
     const as = this.be.xFor(q, a, k, aRows);
-    this.be.dispatch(`moe_down/${key}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
+    this.be.rec.dispatch(`moe_down/${key}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
     const { nExpert, k } = spec;
@@ -152,7 +152,7 @@ export class GpuMoe {
     const P = nTokens * k;
     const layer = resident && P <= 65535 ? this.layerExperts(resident, nExpert) : undefined; // pairs: workgroups in z
     const rt = this.be.scratchBuf("route", routeWords(P));
-    const run = () => this.be.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
+    const run = () => this.be.rec.dispatch("route", () => ROUTE_WGSL, [nTokens, nExpert, k, spec.normalize ? 1 : 0, layer ? 1 : 0], [lg.buffer, layer?.offs ?? this.noTable(), rt.buffer], nTokens);
     const words = new GpuBuf(rt.buffer, 2 * P);
     if (layer && nTokens === 1 && this.be.fuseRouting) return new GpuRoute(words, nTokens, k, layer, { logits: lg.buffer, spec, run });
     run();
@@ -169,7 +169,7 @@ export class GpuMoe {
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
       const { q, s, key } = this.be.plan(L.gate, L.aligned, Kg, Ng);
-      this.be.dispatch(`moe_gate_up_routed/${key}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
+      this.be.rec.dispatch(`moe_gate_up_routed/${key}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
         [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.be.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, route.nTokens, ae.buffer, L.aligned);
     const o = gbuf(out);
@@ -178,12 +178,12 @@ export class GpuMoe {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
       const { q, s, key } = this.be.plan(L.down, L.aligned, Kd, Nd);
-      this.be.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.be.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
+      this.be.rec.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.be.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.be.scratchBuf("ye", P * D);
     this.moeDown(L.down, L.downBuf, rt, 7 * P, P, ae.buffer, P, ye.buffer, L.aligned);
-    this.be.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
+    this.be.rec.dispatch("combine", () => COMBINE_WGSL, [D, route.nTokens, route.k, 10 * P], [rt, ye.buffer, o.buffer], Math.ceil((route.nTokens * D) / 64));
   }
   /** A stand-in for the expert table binding of a routing that writes no tables. */
   private noTable(): GPUBuffer {
