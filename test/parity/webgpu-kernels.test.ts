@@ -485,3 +485,41 @@ test("webgpu ops refuse bad weights and shapes with errors naming the op and the
   assert.throws(() => b.attention(b.alloc(32), buf(32), buf(16), buf(16), { ...att, nHeadKv: 3 }), /attention: 4 heads are not a multiple of 3 KV heads/);
   assert.equal(b.counters.dispatches, d0, "nothing was recorded");
 });
+
+test("intDot: a decode norm quantises its output in its own dispatch, the same words as quant_x, until something writes it (write, an op, a copy)", async () => {
+  const fused = await gpuBackend(), apart = await gpuBackend();
+  [fused.intDot, apart.intDot, apart.fuseQuantX] = [true, true, false];
+  const K = 256, N = 40;
+  const ws = [Q4_K_FORMAT, MATMUL_FORMATS.find((f) => f.name === "Q8_0")!].map((fmt) => randomWeight(fmt, K, N, `qn-${fmt.name}`));
+  const nw = hostF32("blk.0.ffn_norm.weight", randomValues(K, "qn-w", 2));
+  const x0 = randomValues(K, "qn-x", 2), y0 = randomValues(K, "qn-y", 2), z0 = randomValues(K, "qn-z", 2);
+  const run = async (be: WebGpuBackend) => {
+    const [x, y, h, z] = [x0, y0, new Float32Array(K), z0].map((v) => bufOf(be, v));
+    const w = be.upload(nw), wq = ws.map((hw) => be.upload(hw));
+    const outs: Buf[] = [], quantX: number[] = [];
+    const mv = () => {
+      const d0 = be.counters.dispatches;
+      for (const W of wq) {
+        const o = be.alloc(N);
+        be.matmul(o, W, h, 1);
+        outs.push(o);
+      }
+      quantX.push(be.counters.dispatches - d0 - wq.length);
+    };
+    be.addRmsNorm(x, y, h, w, 1e-6, K, 1);
+    mv(); // the norm's words
+    be.write(h, z0.subarray(0, 64), 32);
+    mv(); // written since: quant_x again
+    be.addRmsNorm(x, y, h, w, 1e-6, K, 1);
+    be.add(h, h, z, K);
+    mv(); // an op wrote h
+    be.addRmsNorm(x, y, h, w, 1e-6, K, 1);
+    be.copy(h, z, { rows: 1, n: 16, src: { offset: 0, stride: K }, dst: { offset: 5, stride: K } });
+    mv(); // a copy wrote h
+    return { got: await be.readMany(outs), quantX };
+  };
+  const [a, b] = [await run(fused), await run(apart)];
+  a.got.forEach((v, i) => assert.ok(sameBits(v, b.got[i]), `matvec ${i}: the norm's quantised words differ from quant_x's`));
+  assert.deepEqual(a.quantX, [0, 2, 2, 2], "quant_x runs (once a matvec) only where h was written after the norm");
+  assert.deepEqual(b.quantX, [2, 2, 2, 2]);
+});

@@ -259,10 +259,10 @@ export function normShape(n: number): { threads: number; per: number } {
  * for bit; at 64 threads the order is normRopeStore's (values in j order, then sum64's tree), so its norms equal
  * this op's too.
  */
-export function normWgsl(kind: NormKind, threads: number, per: number): string {
-  const key = `${kind}/${threads}/${per}`;
+export function normWgsl(kind: NormKind, threads: number, per: number, quant = false): string {
+  const key = `${kind}/${threads}/${per}${quant ? "/q" : ""}`;
   let src = NORMS.get(key);
-  if (!src) NORMS.set(key, (src = normSource(kind, threads, per)));
+  if (!src) NORMS.set(key, (src = normSource(kind, threads, per, quant)));
   return src;
 }
 const NORMS = new Map<string, string>();
@@ -270,7 +270,8 @@ export type NormKind = "rms" | "add" | "l2" | "gated";
 /** Each kind's bindings after the parameters, how thread value j is loaded, and how it is written back. */
 // `extra` loads what the store needs besides the value (norm weights, gates) with the row, before the first store:
 // a load after a store to another binding waits for it (the bindings may alias), a memory round trip per value.
-const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string; extra?: (j: number, i: string) => string; store: (v: string, i: string, j: number) => string }> = {
+// `quant`: keeps the output value for the row's quantisation (normWgsl's quant).
+const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string; extra?: (j: number, i: string) => string; store: (v: string, i: string, j: number) => string; quant?: (i: string, j: number) => string }> = {
   rms: {
     binds: `@group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
@@ -286,7 +287,8 @@ const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string;
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;`,
     load: (i) => `x[b + ${i}] + y[b + ${i}]`,
     extra: (j, i) => `let w${j} = bitcast<f32>(w[p.w_off + min(${i}, p.n - 1u)]);`,
-    store: (v, i, j) => `x[b + ${i}] = ${v}; h[b + ${i}] = ${v} * inv * w${j};`,
+    store: (v, i, j) => `x[b + ${i}] = ${v}; let h${j} = ${v} * inv * w${j}; h[b + ${i}] = h${j};`,
+    quant: (i, j) => `qs[${i}] = h${j};`,
   },
   l2: { binds: "@group(0) @binding(1) var<storage, read_write> x: array<f32>;", load: (i) => `x[b + ${i}]`, store: (v, i) => `x[b + ${i}] = ${v} * inv;` },
   gated: {
@@ -298,14 +300,18 @@ const NORM_KINDS: Record<NormKind, { binds: string; load: (i: string) => string;
     store: (v, i, j) => `x[b + ${i}] = ${v} * inv * w${j} * (z${j} / (1.0 + exp(-z${j})));`,
   },
 };
-function normSource(kind: NormKind, threads: number, per: number): string {
+function normSource(kind: NormKind, threads: number, per: number, quant: boolean): string {
   if (per > 64) throw new RangeError(`webgpu norm: rows of more than ${threads * 64} values are not supported`);
   const js = Array.from({ length: per }, (_, j) => j);
   const k = NORM_KINDS[kind];
+  if (quant && !k.quant) throw new Error(`webgpu norm: no quantised output for '${kind}'`);
+  const nb = (k.binds.match(/@binding/g) ?? []).length + 1;
   return /* wgsl */ `
 struct P { n: u32, rows: u32, w_off: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${k.binds}
+${quant ? `@group(0) @binding(${nb}) var<storage, read_write> xq: array<u32>;
+var<workgroup> qs: array<f32, ${threads * per}>;` : ""}
 ${HEAD}
 var<workgroup> red: array<f32, ${threads}>;
 @compute @workgroup_size(${threads})
@@ -324,10 +330,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     workgroupBarrier();
   }
   let inv = 1.0 / sqrt(red[0]${kind === "l2" ? "" : " / f32(p.n)"} + p.eps);
-  ${js.map((j) => `if (i${j} < p.n) { ${k.store(`v${j}`, `i${j}`, j)} }`).join("\n  ")}
+  ${js.map((j) => `if (i${j} < p.n) { ${k.store(`v${j}`, `i${j}`, j)}${quant ? ` ${k.quant!(`i${j}`, j)}` : ""} }`).join("\n  ")}
+  ${quant ? quantRow(threads) : ""}
 }`;
 }
-
+/**
+ * A norm's output row (qs, from workgroup memory) quantised into xq as QUANT_X_WGSL quantises it (the same
+ * arithmetic on the same values: the same words), one thread a block of 32 (rows of n % 32 == 0).
+ */
+function quantRow(threads: number): string {
+  return /* wgsl */ `workgroupBarrier();
+  let ob = r * (p.n / 4u + p.n / 16u);
+  for (var bk = li; bk < p.n / 32u; bk += ${threads}u) {
+    ${quantBlock("bk", "p.n", "ob", (j) => `vec4f(qs[32u * bk + 4u * ${j}], qs[32u * bk + 4u * ${j} + 1u], qs[32u * bk + 4u * ${j} + 2u], qs[32u * bk + 4u * ${j} + 3u])`)}
+  }`;
+}
 /** out[i] = f(a[i], b[i]) for i < n. */
 export function binaryWgsl(expr: string): string {
   return /* wgsl */ `
@@ -498,25 +515,32 @@ ${MAIN}
   let tok = g / nb;
   let b = g % nb;
   let xb = tok * (p.k / 4u) + 8u * b;
-  var v: array<vec4f, 8>;
-  var amax = 0.0;
-  for (var j = 0u; j < 8u; j++) {
-    v[j] = x4[xb + j];
-    let a = abs(v[j]);
-    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-  }
-  let d = amax / 127.0;
-  let id = select(0.0, 1.0 / d, d > 0.0);
   let ob = tok * (p.k / 4u + p.k / 16u);
-  var s = 0;
-  for (var j = 0u; j < 8u; j++) {
-    let q = vec4i(round(v[j] * id));
-    s += q.x + q.y + q.z + q.w;
-    o[ob + 8u * b + j] = pack4xI8(q);
-  }
-  o[ob + p.k / 4u + b] = bitcast<u32>(d);
-  o[ob + p.k / 4u + nb + b] = bitcast<u32>(d * f32(s));
+  ${quantBlock("b", "p.k", "ob", (j) => `x4[xb + ${j}]`, "o")}
 }`;
+/**
+ * WGSL quantising block `b` of a row of k values (its 8 vec4s from `load(j)`) into words of `o` from word `ob`:
+ * 8 words of int8, then its scale at ob + k/4 + b and its scaled sum at ob + k/4 + k/32 + b.
+ */
+function quantBlock(b: string, k: string, ob: string, load: (j: string) => string, o = "xq"): string {
+  return /* wgsl */ `var v: array<vec4f, 8>;
+    var amax = 0.0;
+    for (var j = 0u; j < 8u; j++) {
+      v[j] = ${load("j")};
+      let a = abs(v[j]);
+      amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+    }
+    let d = amax / 127.0;
+    let id = select(0.0, 1.0 / d, d > 0.0);
+    var s = 0;
+    for (var j = 0u; j < 8u; j++) {
+      let q = vec4i(round(v[j] * id));
+      s += q.x + q.y + q.z + q.w;
+      ${o}[${ob} + 8u * ${b} + j] = pack4xI8(q);
+    }
+    ${o}[${ob} + ${k} / 4u + ${b}] = bitcast<u32>(d);
+    ${o}[${ob} + ${k} / 4u + ${k} / 32u + ${b}] = bitcast<u32>(d * f32(s));`;
+}
 /** Words of one token's row of k values quantised by QUANT_X_WGSL. */
 export const quantXWords = (k: number) => k / 4 + k / 16;
 

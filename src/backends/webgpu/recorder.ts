@@ -29,6 +29,8 @@ interface Sealed {
 /** Compiled pipelines by device, shared by the backends on it (a software GPU takes seconds of CPU per kernel). */
 const PIPELINES = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 const LAYOUTS = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+/** Each pipeline's writable storage bindings, as indices into dispatch()'s `binds`. */
+const WRITES = new WeakMap<GPUComputePipeline, number[]>();
 
 export class Recorder {
   private readonly pipelines: Map<string, GPUComputePipeline>;
@@ -247,7 +249,18 @@ export class Recorder {
   get stagePieceBytes(): number {
     return this.uploads.bufferBytes;
   }
+  /**
+   * A norm's output quantised to 8 bits in the same dispatch, for the intDot matvecs that read it next (xFor): valid
+   * until anything recorded writes its source or the quantised words. Every write the backend records comes through
+   * dispatch(), copyBytes(), clearBuffer() or wrote(), which drop it.
+   */
+  quantised: { src: GPUBuffer; q: GPUBuffer; k: number } | undefined;
+  /** A write to `b` recorded outside dispatch() (a queue write): drops `quantised` if it is b's. */
+  wrote(b: GPUBuffer): void {
+    if (this.quantised && (b === this.quantised.src || b === this.quantised.q)) this.quantised = undefined;
+  }
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.wrote(dst);
     const enc = this.encoder();
     this.pass?.end();
     this.pass = undefined;
@@ -255,6 +268,7 @@ export class Recorder {
   }
   /** Zeroes `b`, recorded in order with the ops (outside the compute pass, as copyBytes). */
   clearBuffer(b: GPUBuffer): void {
+    this.wrote(b);
     const enc = this.encoder();
     this.pass?.end();
     this.pass = undefined;
@@ -292,13 +306,15 @@ export class Recorder {
     let p = this.pipelines.get(key);
     if (!p) {
       const src = code();
-      const layout = this.device.createBindGroupLayout({ entries: bindingLayout(src, key) });
+      const entries = bindingLayout(src, key);
+      const layout = this.device.createBindGroupLayout({ entries });
       p = this.device.createComputePipeline({
         layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module: this.device.createShaderModule({ code: src, label: key }), entryPoint: "main" },
       });
       this.pipelines.set(key, p);
       this.layouts.set(p, layout);
+      WRITES.set(p, entries.filter((e) => e.buffer?.type === "storage").map((e) => e.binding - 1));
     }
     return p;
   }
@@ -313,6 +329,7 @@ export class Recorder {
     if (groups === 0 || z === 0) return;
     const t0 = this.timeHost ? performance.now() : 0;
     const pipe = this.pipeline(key, code);
+    if (this.quantised) for (const i of WRITES.get(pipe)!) this.wrote(binds[i]);
     const at = this.reserve(256);
     const words = this.stageWords, w0 = at >> 2;
     for (let i = 0; i < params.length; i++) words[w0 + i] = params[i];

@@ -142,6 +142,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** @internal */
   xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
     if (!q.intX) return x;
+    const qd = this.rec.quantised;
+    if (rows === 1 && qd && qd.src === x && qd.k === k) return qd.q;
     const o = this.scratchBuf("xq", rows * quantXWords(k));
     this.rec.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
     return o.buffer;
@@ -156,7 +158,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "fuseQuantX" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     // The recorder before the tuning: flushEvery, one of its knobs, is set through it.
@@ -214,6 +216,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       return;
     }
     this.rec.flushForQueueWrite();
+    this.rec.wrote(b.buffer);
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
   async read(src: Buf): Promise<Float32Array> {
@@ -427,7 +430,20 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if ([xs, ys, hs].some((b) => b.length < rowLen * nRows)) throw new RangeError(`webgpu addRmsNorm: ${nRows} rows of ${rowLen} overrun its buffers`);
     const params = [rowLen, nRows, g.wordOffset, f(eps)], binds = [g.buffer, ys.buffer, xs.buffer, hs.buffer];
     const { threads, per } = normShape(rowLen);
+    if (this.quantNorms && nRows === 1 && rowLen % 32 === 0) {
+      // h quantised too, for the intDot matvecs that read it next (q/k/v, the experts' gate and up): a dispatch
+      // of quant_x fewer for each.
+      const q = this.scratchBuf("xq-norm", quantXWords(rowLen)).buffer;
+      this.rec.dispatch(`add_rmsnorm/${threads}/${per}/q`, () => normWgsl("add", threads, per, true), params, [...binds, q], nRows);
+      this.rec.quantised = { src: hs.buffer, q, k: rowLen };
+      return;
+    }
     this.rec.dispatch(`add_rmsnorm/${threads}/${per}`, () => normWgsl("add", threads, per), params, binds, nRows);
+  }
+  /** Decode norms also quantise their output for intDot's matvecs (xFor takes it); off: quant_x per matvec (tests compare). */
+  fuseQuantX = true;
+  private get quantNorms(): boolean {
+    return this.fuseQuantX && this.intDot && this.gpu.int8Dot;
   }
 
   rmsNorm(out: Buf, x: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
