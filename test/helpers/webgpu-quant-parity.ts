@@ -29,13 +29,13 @@ export const TOL_INT_X = 3e-3;
  * subgroup), and Q4_K's and Q8_0's other readers: code the same for every type, each variant a compile on lavapipe.
  */
 export async function matmulParity(t: TestContext, formats: readonly QuantFormat[], variantTypes: ReadonlySet<string>): Promise<void> {
-  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), vec4 = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
+  const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), word = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
   const rows2 = await gpuBackend(), small = await gpuBackend();
   small.tiledMinGroups = Infinity; // every prompt matmul as the matvec, each token of z re-reading the weights
   [be.tileRows, rows2.tileRows] = [1, 2]; // be: one row a thread (the default is 2), compared with two bit for bit
   pair.q4kReader = "pair";
-  vec4.q4kReader = "vec4";
+  word.q4kReader = "word"; // the others run vec4, the default
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
   assert.ok(be.subgroups, "lavapipe has subgroups: the matvec sums over them");
   assert.ok((await gpuDevice()).int8Dot, "lavapipe's WGSL has the packed integer dot products: the intDot readers run");
@@ -82,11 +82,14 @@ export async function matmulParity(t: TestContext, formats: readonly QuantFormat
           const e4 = nmse(await runMatmul(lanes, lanes.upload(hw), x, { k, n, t: tk }), want);
           assert.ok(e4 < TOL, `${fmt.name} ${k}x${n}, at most 16 threads a row: nmse ${e4.toExponential(2)}`);
           if (fmt.name === "Q4_K") {
-            // Q4_K's other readers (two sub-blocks a thread; the same in 16-byte loads, bit for bit).
+            // Q4_K's other readers: two sub-blocks a thread (the default vec4 reader's sums in 4-byte loads, bit for
+            // bit), and a word of each 32-byte group a thread.
             const p = await runMatmul(pair, pair.upload(hw), x, { k, n, t: tk });
             const e3 = nmse(p, want);
             assert.ok(e3 < TOL, `Q4_K ${k}x${n}, pair reader: nmse ${e3.toExponential(2)}`);
-            assert.ok(sameBits(await runMatmul(vec4, vec4.upload(hw), x, { k, n, t: tk }), p), `Q4_K ${k}x${n}: the vec4 reader's bits differ from the pair reader's`);
+            assert.ok(sameBits(await runMatmul(be, wg, x, { k, n, t: tk }), p), `Q4_K ${k}x${n}: the vec4 reader's bits differ from the pair reader's`);
+            const e7 = nmse(await runMatmul(word, word.upload(hw), x, { k, n, t: tk }), want);
+            assert.ok(e7 < TOL, `Q4_K ${k}x${n}, word reader: nmse ${e7.toExponential(2)}`);
           }
         }
       }
