@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Where a split-tier decode token goes (issue 14's weakest bar), in one short device call: a3b-8L (a3b's layer
+# shapes, 8 layers: a 2 GB file written in seconds) with a GPU tier of 25% of the expert bytes and the other experts
+# on the CPU (--gpu-misses cpu), under node --cpu-prof; scripts/cpu-profile.mjs summarises the profile here by self
+# time. Carried: .gpu (bench/gpu/pack-carry.sh). Results under $OUT (or ./gpu-out).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
+W=${W:-/tmp/moestream-tier}; mkdir -p "$W/app"
+T0=$(date +%s); log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
+REPO=$PWD
+source "$REPO/bench/gpu/common.sh"
+unpack_debs || exit 1
+unpack_app
+cd "$W/app"
+MODEL=$W/a3b-8L.gguf
+"$W/node" bin/moestream.cjs gen --preset a3b-8L --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" > "$OUT/gen.log" 2>&1
+log "gen rc=$?"
+EXP=$(( 8 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b-8L's Q4_K expert bytes (144 bytes a 256-value block)
+B=(bench -m "$MODEL" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 64 -n 64 -r 1 --json)
+timeout 60 "$W/node" bin/moestream.cjs "${B[@]}" --gpu-misses cpu > "$OUT/split.json" 2>> "$OUT/steps.log"; log "split rc=$?"
+timeout 60 "$W/node" --cpu-prof --cpu-prof-dir="$OUT/prof" bin/moestream.cjs "${B[@]}" --gpu-misses cpu > "$OUT/split-prof.json" 2>> "$OUT/steps.log"; log "split (profiled) rc=$?"
+timeout 60 "$W/node" bin/moestream.cjs "${B[@]}" --gpu-expert-cache $(( EXP * 2 )) > "$OUT/resident.json" 2>> "$OUT/steps.log"; log "resident rc=$?"
