@@ -638,7 +638,7 @@ export async function benchGpu(only?: string): Promise<void> {
   result.webgpu = figs;
   save();
   const prefills = Object.entries(figs.prefill).map(([n, v]) => `pp${n} ${f(v, 1)} tok/s`).join(", ");
-  console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms`);
+  console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms${figs.lag!.prefill ? `, during the prompts p99 ${f(figs.lag!.prefill[0], 1)} / worst ${f(figs.lag!.prefill[1], 1)} ms` : ""}`);
   if (!s.identical) console.log("  NOTE: greedy tokens differ from the cpu backend's (see sanity above)");
 }
 
