@@ -20,3 +20,10 @@ B=(bench -m "$MODEL" --backend webgpu --expert-io resident --gpu-expert-cache $(
 timeout 60 "$W/node" bin/moestream.cjs "${B[@]}" --gpu-misses cpu > "$OUT/split.json" 2>> "$OUT/steps.log"; log "split rc=$?"
 timeout 60 "$W/node" --cpu-prof --cpu-prof-dir="$OUT/prof" bin/moestream.cjs "${B[@]}" --gpu-misses cpu > "$OUT/split-prof.json" 2>> "$OUT/steps.log"; log "split (profiled) rc=$?"
 timeout 60 "$W/node" bin/moestream.cjs "${B[@]}" --gpu-expert-cache $(( EXP * 2 )) > "$OUT/resident.json" 2>> "$OUT/steps.log"; log "resident rc=$?"
+# The garbage the waits make: Dawn polls a pending map or onSubmittedWorkDone from setImmediate, allocating as it
+# spins (on lavapipe ~40 MB/s of heap during a wait, scavenges of 10-19 ms in a split run); resident decode too.
+timeout 60 "$W/node" --trace-gc bin/moestream.cjs "${B[@]}" --gpu-misses cpu > "$OUT/split-gc.log" 2>&1
+log "split (gc traced) rc=$? scavenges $(grep -c Scavenge "$OUT/split-gc.log") mark-compacts $(grep -c Mark-Compact "$OUT/split-gc.log")"
+timeout 60 "$W/node" --trace-gc --cpu-prof --cpu-prof-dir="$OUT/prof-resident" bin/moestream.cjs "${B[@]}" --gpu-expert-cache $(( EXP * 2 )) > "$OUT/resident-gc.log" 2>&1
+log "resident (gc traced, profiled) rc=$? scavenges $(grep -c Scavenge "$OUT/resident-gc.log") mark-compacts $(grep -c Mark-Compact "$OUT/resident-gc.log")"
+for p in "$OUT"/prof/*.cpuprofile "$OUT"/prof-resident/*.cpuprofile; do [ -f "$p" ] && "$W/node" "$REPO/scripts/cpu-profile.mjs" "$p" 20 | tee -a "$OUT/steps.log"; done
