@@ -12,6 +12,7 @@ import { writeFileSync } from "node:fs";
 import { openGpuDevice, setDawnFlags, type GpuDevice } from "../src/backends/webgpu/device.js";
 import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
 import { matvecShape } from "../src/backends/webgpu/matvec.js";
+import { gbuf } from "../src/backends/webgpu/buffers.js";
 import { GPU_QUANTS } from "../src/backends/webgpu/quant/index.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import type { Buf, ExpertRows, Weight, WeightArena } from "../src/backends/backend.js";
@@ -106,6 +107,55 @@ async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: 
   return { gpuUs: Number.isFinite(gpuUs) ? gpuUs : undefined, wallUs, ownPassUs };
 }
 const usOf = (t: Timing) => t.gpuUs ?? t.wallUs;
+
+const SPIN_WGSL = /* wgsl */ `
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  var x = a[g.x];
+  for (var i = 0u; i < p.n; i++) { x = x * 1.0000001 + 0.5; }
+  a[g.x] = x;
+}`;
+/**
+ * What the host does while it awaits the GPU: a dependent FMA chain long enough for ~100 ms (calibrated), then the
+ * heap allocated, the GCs (a gc PerformanceObserver) and this process's CPU time meanwhile.
+ */
+async function waitGarbage(be: WebGpuBackend): Promise<{ ms: number; heapMB: number; gcs: number; gcMs: number; cpuMs: number }> {
+  const a = be.alloc(64 * 1024);
+  be.zero(a);
+  const run = async (n: number) => {
+    be.dispatch("bench_spin", () => SPIN_WGSL, [n], [gbuf(a).buffer], 1024);
+    const t0 = performance.now();
+    be.flush();
+    await be.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  let n = 1 << 12, ms = await run(n);
+  while (ms < 50 && n < 1 << 30) ms = await run((n *= Math.min(64, Math.max(2, Math.ceil(100 / Math.max(ms, 0.1))))));
+  const { PerformanceObserver } = await import("node:perf_hooks");
+  let gcs = 0, gcMs = 0;
+  const obs = new PerformanceObserver((l) => l.getEntries().forEach((e) => ((gcs += 1), (gcMs += e.duration))));
+  obs.observe({ entryTypes: ["gc"] });
+  const h0 = process.memoryUsage().heapUsed, c0 = process.cpuUsage();
+  let allocated = 0, last = h0;
+  // heapUsed falls at each GC: sum the rises between samples taken on the GC observer's turns and at the end.
+  const sampler = setInterval(() => {
+    const h = process.memoryUsage().heapUsed;
+    if (h > last) allocated += h - last;
+    last = h;
+  }, 1);
+  ms = await run(n);
+  clearInterval(sampler);
+  const h = process.memoryUsage().heapUsed;
+  if (h > last) allocated += h - last;
+  const c = process.cpuUsage(c0);
+  await new Promise((r) => setImmediate(r)); // the observer's last entries
+  obs.disconnect();
+  be.free(a);
+  return { ms, heapMB: allocated / 1e6, gcs, gcMs, cpuMs: (c.user + c.system) / 1000 };
+}
 
 // ---- the ceiling: read every 16-byte word of a buffer (xor kept live), and copy it
 
@@ -591,6 +641,9 @@ export async function benchGpu(only?: string): Promise<void> {
     const apart = await timeIt(be, gpu, 512, (i) => be.add(xs[i % 8], xs[8], xs[8], n));
     result.dispatch = { chainUs: usOf(chain), independentUs: usOf(apart), timing: chain.gpuUs === undefined ? "wall" : "timestamps" };
     console.log(`one small dispatch (add of ${n} values) in a pass: ${f(usOf(chain), 2)} µs when each reads the one before, ${f(usOf(apart), 2)} µs when none does`);
+    const w = await waitGarbage(be);
+    result.wait = w;
+    console.log(`while awaiting ${f(w.ms, 0)} ms of GPU work: ${f(w.heapMB, 1)} MB of heap allocated, ${w.gcs} GCs taking ${f(w.gcMs, 1)} ms, ${f(w.cpuMs, 0)} ms of this process's CPU (Dawn polls a pending promise from setImmediate)`);
     save();
     console.log(`kernels (weights rotate over copies >= ${ROTATE_BYTES >> 20} MiB; GB/s of weight bytes; % of the read ceiling):`);
     result.kernels = await kernelRows(be, gpu, c, quick, only);
