@@ -503,7 +503,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   // What the host's share costs, by wall time: choices that change how many dispatches and submits a token takes,
   // each against the defaults in alternating rounds (this VM and a GPU host both drift: medians of 5 each).
   const wallVariants: DecodeProfile["wallVariants"] = {};
-  const host = { ...knobs, flushEvery: be.flushEvery, fuseAttention: be.fuseAttention, fuseQuantX: be.fuseQuantX };
+  const host = { ...knobs, flushEvery: be.flushEvery, fuseAttention: be.fuseAttention, fuseQuantX: be.fuseQuantX, mapDelay: be.mapDelay };
   const round = async (set: Partial<typeof host>) => {
     Object.assign(be, set);
     const d0 = be.counters.dispatches, s0 = be.counters.submits, t = performance.now();
@@ -523,6 +523,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     ["Q4_K's vec4 reader", { q4kReader: host.q4kReader === "vec4" ? "word" : "vec4" }],
     ["intDot with a submit every 16 dispatches", { intDot: !host.intDot, flushEvery: 16 }],
     ["intDot, quant_x for every matvec (norms not quantising)", { intDot: !host.intDot, fuseQuantX: false }],
+    ["a read back sleeping 0.7 of its usual wait before it maps (mapDelay)", { mapDelay: 0.7 }],
   ];
   for (const [label, set] of HOST_VARIANTS) {
     const base: number[] = [], variant: number[] = [];

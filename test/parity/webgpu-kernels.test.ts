@@ -523,3 +523,23 @@ test("intDot: a decode norm quantises its output in its own dispatch, the same w
   assert.deepEqual(a.quantX, [0, 2, 2, 2], "quant_x runs (once a matvec) only where h was written after the norm");
   assert.deepEqual(b.quantX, [2, 2, 2, 2]);
 });
+
+test("mapDelay: a read back that sleeps before it maps returns what the plain read does", async () => {
+  const slept = await gpuBackend(), plain = await gpuBackend();
+  slept.mapDelay = 1000; // any read that waited 1 µs or more sleeps (up to 50 ms) before the next of its size maps
+  const x = randomValues(4096, "md-x", 2), y = randomValues(4096, "md-y", 2);
+  const run = async (be: WebGpuBackend) => {
+    const a = bufOf(be, x), b = bufOf(be, y), out: Float32Array[] = [];
+    for (let i = 0; i < 3; i++) {
+      be.add(a, a, b, 4096);
+      out.push(await be.read(a));
+    }
+    return out;
+  };
+  const t0 = performance.now();
+  const got = await run(slept);
+  const ms = performance.now() - t0;
+  const want = await run(plain);
+  got.forEach((v, i) => assert.ok(sameBits(v, want[i]), `read ${i} differs`));
+  assert.ok(ms >= 100, `the second and third reads sleep 50 ms each: ${ms.toFixed(0)} ms in all`);
+});

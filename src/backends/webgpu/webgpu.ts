@@ -162,7 +162,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "fuseQuantX" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "fuseQuantX" | "mapDelay" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     // The recorder before the tuning: flushEvery, one of its knobs, is set through it.
@@ -242,8 +242,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const idsIn = this.rec.idsSubmitted;
     if (idsIn) await idsIn; // the copies were recorded after work whose ids are not known yet
     this.rec.flush();
+    const t0 = performance.now(), waited = this.readWait.get(size);
+    // mapDelay: sleep on a timer for that share of what a read of this size last waited, before the map: Dawn
+    // polls a pending map from setImmediate, spinning a core and allocating as it goes (bench gpu measures it).
+    if (this.mapDelay > 0 && waited !== undefined && waited * this.mapDelay >= 1) await new Promise((r) => setTimeout(r, Math.min(waited * this.mapDelay, 50)));
     try {
       await rb.mapAsync(1);
+      const w = performance.now() - t0;
+      this.readWait.set(size, waited === undefined ? w : 0.75 * waited + 0.25 * w);
     } catch (e) {
       rb.destroy();
       this.throwIfFailed();
@@ -446,6 +452,12 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   /** Decode norms also quantise their output for intDot's matvecs (xFor takes it); off: quant_x per matvec (tests compare). */
   fuseQuantX = true;
+  /**
+   * A read back sleeps on a timer for this share of what the last reads of its size waited (an average) before it
+   * maps, instead of Dawn spinning for all of it. 0: off. Unmeasured on a GPU: benches compare.
+   */
+  mapDelay = 0;
+  private readonly readWait = new Map<number, number>();
   private get quantNorms(): boolean {
     return this.fuseQuantX && this.intDot && this.gpu.int8Dot;
   }
