@@ -150,6 +150,17 @@ test("webgpu gatherRows, copy (strided, f16-rounded) and zero equal the scalar r
   // The reference rounds s·x + o once (f64), the GPU twice (f32).
   const e = nmse(got[1], want[1]);
   assert.ok(e < TOL, `scatter-add + addRows: nmse ${e.toExponential(2)}`);
+  // Rows of two column blocks (the second partial), a row listed three times out of order, a row never listed.
+  const L = 100, r3 = Int32Array.from([2, 0, 2, 2, 1]), s3 = Float32Array.from([0.5, -1, 2, 0.25, 3]);
+  const x3 = randomValues(r3.length * L, "sa3-x", 2), o3 = randomValues(4 * L, "sa3-o", 2);
+  const scatter = async (b: Backend) => {
+    const o = bufOf(b, o3);
+    b.scatterAddRows(o, bufOf(b, x3), r3, s3, L);
+    return b.read(o);
+  };
+  const [g3, w3] = [await scatter(be), await scatter(scalar)];
+  assert.ok(nmse(g3, w3) < TOL, `scatter-add over rows of ${L}: nmse ${nmse(g3, w3).toExponential(2)}`);
+  assert.ok(sameBits(g3.subarray(3 * L), o3.subarray(3 * L)), "a row never listed is left as it was");
 });
 
 test("webgpu moeFfn over a prompt: experts with 4 tokens or more read their weights once per tile of 16 tokens, the rest per token; equals the per-expert reference", () =>
