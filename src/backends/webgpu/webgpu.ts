@@ -337,21 +337,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.rec.copyBytes(src, srcOffset, dst, dstOffset, bytes);
   }
-  /** @internal The staging buffer of this submission (Recorder.stageBuf): read it after the op's hostData() calls. */
-  get stageBuf(): GPUBuffer {
-    return this.rec.stageBuf;
-  }
-  /** @internal Host values for a kernel to read from the staging buffer: their word offset there. */
-  hostData(a: Int32Array | Float32Array | Uint32Array): number {
-    return this.rec.hostData(a);
-  }
-  /** @internal Records one dispatch (Recorder.dispatch). */
+  /** @internal Benches: records one dispatch (Recorder.dispatch). */
   dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
     this.rec.dispatch(key, code, params, binds, groups, z);
-  }
-  /** @internal */
-  bufferId(b: GPUBuffer): number {
-    return this.rec.bufferId(b);
   }
   /** The in-place variant when out is the aliasing input itself. */
   private aliased(key: string, src: () => string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
