@@ -1,5 +1,15 @@
-# Shared by bench/gpu/*.sh (sourced): unpacking the carried node binary and app, and the bench model.
-# Expects OUT, W (work dir) and REPO set, and log() defined.
+# Shared by bench/gpu/*.sh (sourced, with W, the work dir, set first): unpacking the carried node binary and app,
+# and the bench model. Expects OUT and REPO set and log() defined as well (start_run sets them).
+
+# A script's start, run from the repository root: results in $OUT (./gpu-out unless set), $W/app made, REPO, and
+# log() writing timed lines to $OUT/steps.log.
+start_run() {
+  OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
+  mkdir -p "$W/app"
+  REPO=$PWD
+  T0=$(date +%s)
+  log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
+}
 
 # node and the built project (dist/, dist-bench/, bin/, the native addon, production node_modules) into $W.
 unpack_app() {
@@ -25,8 +35,16 @@ unpack_debs() {
 # clear margins (the webgpu bench compares them with the CPU backend's). Written once per machine.
 MODEL_DEFAULT="$W/a3b-q8_0-experts-q4_k-real-like-peaked.gguf"
 gen_model() {
+  gen_once "$1" --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --peaked 4 --seed 1
+}
+# a3b-8L (a3b's layer shapes, 8 layers: a few GB written in seconds), as the tier scripts run it.
+gen_model_8l() {
+  gen_once "$1" --preset a3b-8L --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1
+}
+# `moestream gen ARGS` into FILE unless it is there (a generated model depends on its arguments only).
+gen_once() {
   local m=$1
+  shift
   [ -f "$m" ] && return 0
-  ( cd "$W/app" && "$W/node" bin/moestream.cjs gen --preset a3b --type Q8_0 --expert-type Q4_K --routing real-like \
-      --expert-synthesis direct --peaked 4 --seed 1 -o "$m.part" ) > "$OUT/gen.log" 2>&1 && mv "$m.part" "$m"
+  ( cd "$W/app" && "$W/node" bin/moestream.cjs gen "$@" -o "$m.part" ) > "$OUT/gen.log" 2>&1 && mv "$m.part" "$m"
 }

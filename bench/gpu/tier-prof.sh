@@ -4,16 +4,14 @@
 # on the CPU (--gpu-misses cpu), under node --cpu-prof; scripts/cpu-profile.mjs summarises the profile here by self
 # time. Carried: .gpu (bench/gpu/pack-carry.sh). Results under $OUT (or ./gpu-out).
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
-W=${W:-/tmp/moestream-tier}; mkdir -p "$W/app"
-T0=$(date +%s); log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
-REPO=$PWD
-source "$REPO/bench/gpu/common.sh"
+W=${W:-/tmp/moestream-tier}
+source "$PWD/bench/gpu/common.sh"
+start_run
 unpack_debs || exit 1
 unpack_app
 cd "$W/app"
 MODEL=$W/a3b-8L.gguf
-"$W/node" bin/moestream.cjs gen --preset a3b-8L --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" > "$OUT/gen.log" 2>&1
+gen_model_8l "$MODEL"
 log "gen rc=$?"
 EXP=$(( 8 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b-8L's Q4_K expert bytes (144 bytes a 256-value block)
 B=(bench -m "$MODEL" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 64 -n 64 -r 1 --json)

@@ -5,18 +5,16 @@
 # tier's hit shares and upload rate (--stats-json). Carried: .gpu/node.xz, .gpu/app.tar.xz (bench/gpu/pack-carry.sh
 # makes them with the Vulkan loader and GLVND .debs in .gpu/debs; the device README's .gl/*.deb serve too). Results under $OUT (or ./gpu-out).
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}; mkdir -p "$OUT"
-W=${W:-/tmp/moestream-tier}; mkdir -p "$W/app"
-T0=$(date +%s); log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
-REPO=$PWD
-source "$REPO/bench/gpu/common.sh"
+W=${W:-/tmp/moestream-tier}
+source "$PWD/bench/gpu/common.sh"
+start_run
 unpack_debs || exit 1
 unpack_app
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 cd "$W/app"
 N="$W/node bin/moestream.cjs"
 MODEL=$W/a3b-8L.gguf
-$N gen --preset a3b-8L --type Q8_0 --expert-type Q4_K --routing real-like --expert-synthesis direct --seed 1 -o "$MODEL" > "$OUT/gen.log" 2>&1
+gen_model_8l "$MODEL"
 log "gen rc=$? $(du -h "$MODEL" | cut -f1)"
 ARGS=(-m "$MODEL" --backend webgpu -p "The quick brown fox jumps over the lazy dog and" -n 48 --temp 0 --ignore-eos --ctx-size 256 --prefetch off)
 timeout 240 $N run "${ARGS[@]}" --stats-json "$OUT/resident.json" > "$OUT/resident.txt" 2>&1; log "resident rc=$?"
