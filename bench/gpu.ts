@@ -23,7 +23,7 @@ import { f32ToF16 } from "../src/util/f16.js";
 import { loadModel, type LoadedModel } from "../src/engine/load.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
-import { nativeAvailable } from "../src/backends/cpu/native.js";
+import { NativeBackend, nativeAvailable } from "../src/backends/cpu/native.js";
 import { engineFigures, promptIds, type Figures } from "./engine-figures.js";
 import { machineLine } from "./machine.js";
 import { quantile } from "./timer-lag.js";
@@ -180,7 +180,7 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
   for (var i = g.x; i < n; i += stride) { dst[i] = src[i]; }
 }`;
 
-interface Ceiling { bytes: number; readGBs: number; copyGBs: number; uploadGBs: number; mappedUploadGBs: number; workgroups: number; timing: "timestamps" | "wall" }
+interface Ceiling { bytes: number; readGBs: number; copyGBs: number; uploadGBs: number; mappedUploadGBs: number; mappedNativeUploadGBs: number; workgroups: number; timing: "timestamps" | "wall" }
 
 async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promise<Ceiling> {
   const dev = gpu.device;
@@ -210,27 +210,38 @@ async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promis
   }
   // The same through the backend's mapped staging (staging.ts, what weights and tier records go through): each piece
   // set into a mapped buffer and copied in the command stream; with none free, wait for one to be mapped again.
-  let mapped = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const t0 = performance.now();
-    for (let at = 0; at < bytes; at += piece.byteLength) {
-      const n = Math.min(piece.byteLength, bytes - at), bytesOf = new Uint8Array(piece.buffer, 0, n);
-      let st = be.stageUpload(bytesOf);
-      while (!st) {
-        be.flush();
-        await dev.queue.onSubmittedWorkDone();
-        await new Promise((r) => setImmediate(r)); // the staging's maps settle
-        st = be.stageUpload(bytesOf);
+  const viaStaging = async () => {
+    let best = Infinity;
+    for (let rep = 0; rep < 3; rep++) {
+      const t0 = performance.now();
+      for (let at = 0; at < bytes; at += piece.byteLength) {
+        const n = Math.min(piece.byteLength, bytes - at), bytesOf = new Uint8Array(piece.buffer, 0, n);
+        let st = be.stageUpload(bytesOf);
+        while (!st) {
+          be.flush();
+          await dev.queue.onSubmittedWorkDone();
+          await new Promise((r) => setImmediate(r)); // the staging's maps settle
+          st = be.stageUpload(bytesOf);
+        }
+        be.copyBytes(st.buffer, st.offset, src, at, n);
       }
-      be.copyBytes(st.buffer, st.offset, src, at, n);
+      be.flush();
+      await dev.queue.onSubmittedWorkDone();
+      best = Math.min(best, performance.now() - t0);
     }
-    be.flush();
-    await dev.queue.onSubmittedWorkDone();
-    mapped = Math.min(mapped, performance.now() - t0);
+    return best;
+  };
+  const mapped = await viaStaging();
+  // Again with the bytes copied into mapped memory on the native pool's threads (what a split tier's uploads use).
+  let mappedNative = NaN;
+  if (nativeAvailable()) {
+    const native = new NativeBackend();
+    be.hostCopy = native.hostCopyBytes.bind(native);
+    mappedNative = await viaStaging().finally(() => (be.hostCopy = undefined));
   }
   src.destroy();
   dst.destroy();
-  return { bytes, readGBs: out.read, copyGBs: out.copy, uploadGBs: bytes / upload / 1e6, mappedUploadGBs: bytes / mapped / 1e6, workgroups: groups, timing: gpu.timestamps ? "timestamps" : "wall" };
+  return { bytes, readGBs: out.read, copyGBs: out.copy, uploadGBs: bytes / upload / 1e6, mappedUploadGBs: bytes / mapped / 1e6, mappedNativeUploadGBs: bytes / mappedNative / 1e6, workgroups: groups, timing: gpu.timestamps ? "timestamps" : "wall" };
 }
 
 // ---- weights: valid blocks of each type (a few MiB of them, tiled over every copy)
@@ -439,6 +450,8 @@ interface DecodeProfile {
   elu: number;
   gpuMs: number;
   dispatches: number;
+  /** Bind groups made a token (a dispatch whose buffers are new to the recorder makes one: ~20-70 µs of host). */
+  bindGroups: number;
   /** Pipeline key -> dispatches and GPU µs per token. */
   kernels: Record<string, { count: number; us: number }>;
   /** The same with one choice switched: label -> kernels of interest (a regex over keys), GPU ms and kernels. */
@@ -463,12 +476,13 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   };
   const N = 16, P = 4;
   const c0 = process.cpuUsage(), t0 = performance.now(), d0 = be.counters.dispatches, s0 = be.counters.submitMs, e0 = performance.eventLoopUtilization();
-  const r0 = be.counters.recordMs;
+  const r0 = be.counters.recordMs, b0 = be.counters.bindGroups;
   be.timeHost = true;
   for (let i = 0; i < N; i++) await step();
   be.timeHost = false;
   const wallMs = (performance.now() - t0) / N, c = process.cpuUsage(c0), dispatches = (be.counters.dispatches - d0) / N;
   const elu = performance.eventLoopUtilization(e0).utilization, submitMs = (be.counters.submitMs - s0) / N, hostMs = (be.counters.recordMs - r0) / N;
+  const bindGroups = (be.counters.bindGroups - b0) / N;
   const profile = async () => {
     for (let i = 0; i < 8; i++) await step(); // the GPU's clock up (see timeIt), and this variant's pipelines built
     be.profileBegin();
@@ -565,7 +579,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     prefill.variants[`matmuls of fewer than ${g} tiled workgroups as the matvec`] = { filter: "matmul|matvec|quant_x", set: { tiledMinGroups: g }, ...(await profilePrompt()) };
   }
   be.tiledMinGroups = minGroups;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, ...main, variants, wallVariants, recordAhead, prefill };
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, bindGroups, ...main, variants, wallVariants, recordAhead, prefill };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -633,7 +647,7 @@ export async function benchGpu(only?: string): Promise<void> {
     const ceilBytes = Math.min(gpu.maxBinding, quick ? 32 << 20 : 1 << 30);
     const c = await ceiling(be, gpu, ceilBytes);
     result.ceiling = c;
-    console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes); host to device (16 MiB pieces) ${f(c.uploadGBs, 2)} GB/s by writeBuffer, ${f(c.mappedUploadGBs, 2)} GB/s through the backend's mapped staging`);
+    console.log(`ceiling over ${(ceilBytes / 2 ** 20).toFixed(0)} MiB (${c.workgroups} workgroups of 256, 16-byte loads): read ${f(c.readGBs, 2)} GB/s, copy ${f(c.copyGBs, 2)} GB/s (read + write bytes); host to device (16 MiB pieces) ${f(c.uploadGBs, 2)} GB/s by writeBuffer, ${f(c.mappedUploadGBs, 2)} GB/s through the backend's mapped staging, ${f(c.mappedNativeUploadGBs, 2)} GB/s with the bytes copied in on the native pool's threads`);
     save();
     // What one small dispatch costs in a pass: a chain where each reads the last one's output (a barrier each),
     // and the same count over 8 outputs in turn (no dispatch reads what the one before wrote).
@@ -662,7 +676,7 @@ export async function benchGpu(only?: string): Promise<void> {
   save();
   if (s.profile) {
     const p = s.profile;
-    console.log(`  decode token on webgpu: wall ${f(p.wallMs, 2)} ms, process CPU ${f(p.cpuMs, 2)} ms, main thread busy ${f(100 * p.elu, 0)}%, recording dispatches ${f(p.hostMs, 2)} ms, submitting ${f(p.submitMs, 2)} ms (16 tokens), ${f(p.dispatches, 0)} dispatches; GPU time summed over dispatches ${f(p.gpuMs, 2)} ms (4 tokens, each dispatch its own timed pass):`);
+    console.log(`  decode token on webgpu: wall ${f(p.wallMs, 2)} ms, process CPU ${f(p.cpuMs, 2)} ms, main thread busy ${f(100 * p.elu, 0)}%, recording dispatches ${f(p.hostMs, 2)} ms, submitting ${f(p.submitMs, 2)} ms (16 tokens), ${f(p.dispatches, 0)} dispatches, ${f(p.bindGroups, 1)} bind groups made; GPU time summed over dispatches ${f(p.gpuMs, 2)} ms (4 tokens, each dispatch its own timed pass):`);
     const table = (ks: DecodeProfile["kernels"]) => {
       for (const [k, v] of Object.entries(ks)) console.log(`    ${k.padEnd(44)} ${f(v.count, 0).padStart(4)} x ${f(v.us / v.count, 2).padStart(8)} µs = ${f(v.us, 1).padStart(8)} µs`);
     };

@@ -4,6 +4,7 @@
 // meanwhile. The crc32c calls of addon_crc.c that run on libuv's pool hold a reference to their buffer instead.
 #include <node_api.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "matmul.h"
@@ -91,6 +92,19 @@ static napi_value js_mem_read(napi_env env, napi_callback_info info) {
   return number(env, memread_run(p, len));
 }
 
+// copyBytes(dst, src): src's bytes into the start of dst (a view no shorter), on all pool threads.
+static napi_value js_copy_bytes(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  void *d, *s;
+  size_t dl, sl;
+  if (!bytes_arg(env, a[0], "dst", &d, &dl) || !bytes_arg(env, a[1], "src", &s, &sl)) return NULL;
+  if (dl < sl) return fail(env, "R", "copyBytes: dst holds %zu bytes, fewer than src's %zu", dl, sl);
+  if (sl > 0 && (uint8_t *)d < (uint8_t *)s + sl && (uint8_t *)s < (uint8_t *)d + sl) return fail(env, "R", "copyBytes: dst and src overlap");
+  copy_run(d, s, sl);
+  return NULL;
+}
+
 static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
 static int env_refs; // environments (main thread, workers) that loaded the addon; the pool outlives all but the last
 
@@ -110,7 +124,7 @@ NAPI_MODULE_INIT() {
       {"setThreads", js_set_threads},  {"getThreads", js_get_threads},     {"setSpin", js_set_spin},
       {"cpuFeatures", js_cpu_features}, {"kernelLevels", js_kernel_levels}, {"kernelLevel", js_kernel_level},
       {"setKernelLevel", js_set_kernel_level}, {"memRead", js_mem_read},
-      {"adviseHugePages", js_advise_huge_pages},
+      {"adviseHugePages", js_advise_huge_pages}, {"copyBytes", js_copy_bytes},
       {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},    {"gatedDeltaNet", js_gated_delta_net},

@@ -290,6 +290,11 @@ export interface Backend {
    * upload elsewhere; `w` is not used again. Backends that never rewrite owned bytes lack it.
    */
   disown?(w: Weight): void;
+  /**
+   * Optional: src's bytes into the start of dst, faster than one thread's set() (the native backend copies on its
+   * thread pool). A GPU backend's uploads through mapped staging take it from the CPU backend beside it (copyBytes is the GPU's own copy).
+   */
+  hostCopyBytes?(dst: Uint8Array, src: Uint8Array): void;
   /** Release what the backend holds beyond its buffers (worker threads); optional. */
   close?(): void;
 }

@@ -378,3 +378,18 @@ test("native matmulHeads (per-head slices of a 3-D weight, DeepSeek's k_b / v_b,
   }
   t.diagnostic(`matmulHeads worst nmse ${worst.toExponential(2)}`); // YaRN / NORM rope and MLA attention: native-mla-ops.test.ts
 });
+
+test("native hostCopyBytes (a memcpy on the pool's threads, 256 KiB a piece) copies every byte to the start of dst, at any offsets and sizes; a short or overlapping dst is refused", () => {
+  needNative();
+  const be = new NativeBackend();
+  for (const n of [0, 1, 3, (256 << 10) - 1, (256 << 10) + 5, (3 << 20) + 7]) {
+    const src = new Uint8Array(n + 3).map((_, i) => (i * 131 + 7) & 255).subarray(3); // a view not at its buffer's start
+    const dst = new Uint8Array(n + 9).fill(0xee);
+    be.hostCopyBytes(dst.subarray(1), src);
+    assert.ok(dst[0] === 0xee && dst.subarray(1 + n).every((v) => v === 0xee), `${n} bytes: bytes outside the copy changed`);
+    assert.deepEqual(dst.subarray(1, 1 + n), src, `${n} bytes`);
+  }
+  const b = new Uint8Array(1 << 20);
+  assert.throws(() => be.hostCopyBytes(new Uint8Array(10), new Uint8Array(11)), /copyBytes: dst holds 10 bytes, fewer than src's 11/);
+  assert.throws(() => be.hostCopyBytes(b.subarray(1000), b.subarray(0, 5000)), /copyBytes: dst and src overlap/);
+});

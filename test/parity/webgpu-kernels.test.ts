@@ -280,6 +280,21 @@ test("webgpu matmulHeads (a 3-D weight per head: DeepSeek's attn_k_b / attn_v_b)
   }
 });
 
+test("webgpu rope of one position (decode: a row of a table shared by 4096 positions) equals that position's row in a prompt's own table bit for bit, across tables", async () => {
+  const be = await gpuBackend();
+  const nHead = 2, hd = 64;
+  for (const nRot of [64, 32]) {
+    for (const p0 of [0, 1, 4095, 4096, 4097, 12289]) {
+      const x = randomValues(2 * nHead * hd, `rope1-${p0}`, 2);
+      const one = bufOf(be, x.subarray(0, nHead * hd)), two = bufOf(be, x);
+      be.rope(one, Int32Array.of(p0), nHead, hd, 1e6, nRot);
+      be.rope(two, Int32Array.of(p0, p0 + 1), nHead, hd, 1e6, nRot);
+      const [a, b] = await be.readMany([one, two]);
+      assert.ok(sameBits(a, b.subarray(0, nHead * hd)), `position ${p0}, nRot ${nRot}: decode's row differs from the prompt table's`);
+    }
+  }
+});
+
 test("webgpu normRopeStore (per-head q/k norms, rope, KV store in one dispatch) equals rmsNorm, rope and kvStore bit for bit, whole and partial rope", async () => {
   const be = await gpuBackend(), scalar = new ScalarBackend();
   const nHead = 4, nHeadKv = 2, hd = 128, T = 3, start = 5, nCtx = 12;
@@ -311,14 +326,15 @@ test("webgpu normRopeStore (per-head q/k norms, rope, KV store in one dispatch) 
 
 test("webgpu normRopeAttention (a decode token's norms, rope, KV store and attention in one dispatch) equals normRopeStore then attention bit for bit; shapes it cannot fuse are declined untouched", async () => {
   const be = await gpuBackend(), scalar = new ScalarBackend();
-  const nHead = 8, nHeadKv = 2, nCtx = 48, eps = 1e-6, base = 1e6;
+  const nHead = 8, nHeadKv = 2, nCtx = 4100, eps = 1e-6, base = 1e6;
   for (const [hd, nRot] of [[128, 128], [128, 64], [64, 64]]) {
     const qv = randomValues(nHead * hd, "nra-q", 3), kv = randomValues(nHeadKv * hd, "nra-k", 3), vv = randomValues(nHeadKv * hd, "nra-v", 3);
     const norms = randomValues(2 * hd, "nra-norms", 1);
     const cache = randomValues(nCtx * nHeadKv * hd, "nra-cache", 1);
     const scale = 1 / Math.sqrt(hd);
-    // Positions 0 (the token's own key only), 1, past the V loop's 4-key unrolling, and near the cache's end.
-    for (const start of [0, 1, 9, 37]) {
+    // Positions 0 (the token's own key only), 1, past the V loop's 4-key unrolling, and the second rope table's
+    // first rows (a decode token's rope row comes from a table of 4096 positions), near the cache's end.
+    for (const start of [0, 1, 9, 37, 4096, 4097]) {
       const pos = Int32Array.of(start);
       const run = async (b: Backend, how: "fused" | "separate" | "scalar") => {
         const q = bufOf(b, qv), k = bufOf(b, kv), v = bufOf(b, vv), kc = bufOf(b, cache), vc = bufOf(b, cache), out = b.alloc(nHead * hd);

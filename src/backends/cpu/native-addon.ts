@@ -92,6 +92,8 @@ export interface NativeAddon {
   memRead(buf: Bytes): number;
   /** Ask for transparent huge pages over buf's whole 2 MiB pages (before first write); the offset of the first, -1 if none. */
   adviseHugePages(buf: Bytes): number;
+  /** src's bytes into the start of dst (no shorter, not overlapping), on all pool threads. */
+  copyBytes(dst: Bytes, src: Bytes): void;
   /** CRC-32C of buf (CRC instructions where the CPU has them), continuing from crc. */
   crc32c(buf: Bytes, crc?: number): number;
   /** CRC-32C of buf computed on a libuv pool thread; buf must not change until it settles. */

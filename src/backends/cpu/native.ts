@@ -201,6 +201,9 @@ export class NativeBackend extends DelegatingBackend {
     }
     return this.ref.upload(w);
   }
+  hostCopyBytes(dst: Uint8Array, src: Uint8Array): void {
+    this.addon.copyBytes(dst, src);
+  }
   /** A repacked weight's bytes back in plain Q4_K / Q8_0 blocks, in place (upload's repack undone). */
   disown(w: Weight): void {
     const layout = nativeLayout(w);

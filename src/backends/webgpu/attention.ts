@@ -172,7 +172,7 @@ const M4 = [0, 1, 2, 3];
  * writes. Heads of whole vec4s, at most 256 values; no sinks, window or f16 rounding.
  */
 export const NORM_ROPE_ATTENTION_WGSL = /* wgsl */ `
-struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32, vd: u32, half: u32, eps: f32, qn: u32, kn: u32 }
+struct P { t0: u32, t: u32, start: u32, nh: u32, nkv: u32, hd: u32, scale: f32, lmax: u32, win: u32, sink: u32, sink_off: u32, f16p: u32, vd: u32, half: u32, eps: f32, qn: u32, kn: u32, tb: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read_write> kc: array<vec4f>;
@@ -240,7 +240,7 @@ ${MAIN}
  */
 function preload(src: string, base: string, w: string, tab = false): string {
   return M4.map((m) => `let ${src}i${m} = min(li + ${64 * m}u, p.hd - 1u); let ${src}x${m} = ${src}[${base} + ${src}i${m}]; let ${src}w${m} = bitcast<f32>(wn[${w} + ${src}i${m}]);` +
-    (tab ? ` var rc${m} = 0.0; var rs${m} = 0.0; if (p.half > 0u) { let rj = (li + ${64 * m}u) % p.half; rc${m} = tab[2u * rj]; rs${m} = tab[2u * rj + 1u]; }` : "")).join("\n  ");
+    (tab ? ` var rc${m} = 0.0; var rs${m} = 0.0; if (p.half > 0u) { let rj = (li + ${64 * m}u) % p.half; rc${m} = tab[p.tb + 2u * rj]; rs${m} = tab[p.tb + 2u * rj + 1u]; }` : "")).join("\n  ");
 }
 
 /**

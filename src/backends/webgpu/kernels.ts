@@ -188,7 +188,7 @@ ${MAIN}
  * ROPE_WGSL's arithmetic, so the result equals those ops and kvStore bit for bit.
  */
 export const NORM_ROPE_STORE_WGSL = /* wgsl */ `
-struct P { t: u32, nh: u32, nkv: u32, hd: u32, half: u32, eps: f32, qn: u32, kn: u32, start: u32 }
+struct P { t: u32, nh: u32, nkv: u32, hd: u32, half: u32, eps: f32, qn: u32, kn: u32, start: u32, tb: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 @group(0) @binding(2) var<storage, read> wk: array<u32>;
@@ -229,8 +229,8 @@ ${MAIN}
     var o = hv[i];
     if (i < 2u * p.half) {
       let j = i % p.half;
-      let c = tab[2u * (t * p.half + j)];
-      let s = tab[2u * (t * p.half + j) + 1u];
+      let c = tab[p.tb + 2u * (t * p.half + j)];
+      let s = tab[p.tb + 2u * (t * p.half + j) + 1u];
       let a = hv[j];
       let bb = hv[j + p.half];
       o = select(a * s + bb * c, a * c - bb * s, i < p.half);
@@ -365,7 +365,7 @@ ${MAIN}
 
 /** Rope in place over rows (t, head) of x: 2·half values from p.off in pairs (i, i + half) NeoX or (2i, 2i + 1) NORM, cos/sin of (t, i) from `tab`. */
 export const ROPE_WGSL = /* wgsl */ `
-struct P { rows: u32, nh: u32, hd: u32, half: u32, off: u32, norm: u32 }
+struct P { rows: u32, nh: u32, hd: u32, half: u32, off: u32, norm: u32, tb: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> tab: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
@@ -376,8 +376,8 @@ ${MAIN}
   let r = g / p.half;
   let i = g % p.half;
   let t = r / p.nh;
-  let c = tab[2u * (t * p.half + i)];
-  let s = tab[2u * (t * p.half + i) + 1u];
+  let c = tab[p.tb + 2u * (t * p.half + i)];
+  let s = tab[p.tb + 2u * (t * p.half + i) + 1u];
   // Pair i of the rotated values from p.off: (i, i + half) NeoX, (2i, 2i + 1) NORM.
   let ja = r * p.hd + p.off + select(i, 2u * i, p.norm != 0u);
   let jb = ja + select(p.half, 1u, p.norm != 0u);

@@ -61,7 +61,7 @@ export class Recorder {
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
-  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0 };
+  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0, bindGroups: 0 };
   /** Timestamp writes for the next pass begun (timestampedPass). */
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   /** Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs). */
@@ -342,6 +342,7 @@ export class Recorder {
     let bg = this.bindGroups.get(bgKey);
     if (!bg) {
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear(); // entries of destroyed buffers are never hit again
+      this.counters.bindGroups++;
       bg = this.device.createBindGroup({
         layout: this.layouts.get(pipe)!,
         entries: [{ binding: 0, resource: { buffer: this.stageBuf, offset: 0, size: 256 } }, ...binds.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],

@@ -34,6 +34,8 @@ const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 const F32 = 0;
+/** Decode positions a rope table holds (ropeTable): 4096 x 64 pairs of a3b's heads = 2 MiB a buffer. */
+const ROPE_CHUNK = 4096;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -91,6 +93,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private readonly moe = new GpuMoe(this);
   /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
   private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
+  /** Decode's rope rows, ROPE_CHUNK positions a buffer, by rope parameters and chunk (ropeTable). */
+  private readonly ropeChunks = new Map<string, GPUBuffer>();
 
   /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
   readonly subgroups: boolean;
@@ -159,6 +163,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return { q, s, key: `${w.type}${readerKey(q)}/${shapeKey(s)}` };
   }
 
+  /**
+   * How uploads copy bytes into mapped staging (a record of an expert is MBs): a CPU backend's copyBytes where the
+   * engine has one (native: its thread pool), else one thread's set().
+   */
+  set hostCopy(copy: ((dst: Uint8Array, src: Uint8Array) => void) | undefined) {
+    this.uploads.copy = copy ?? ((dst, src) => dst.set(src));
+  }
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
@@ -463,37 +474,66 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const off = opts?.offset ?? 0;
     if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
     const half = nRot / 2;
-    const tab = this.ropeTable(pos, half, nRot, freqBase, opts?.yarn);
-    this.rec.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
+    const { tab, tb } = this.ropeTable(pos, half, nRot, freqBase, opts?.yarn);
+    this.rec.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0, tb], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
   }
-  /** cos/sin of every (position, pair) in f64 on the host, as the reference computes them, uploaded once per positions array. */
-  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): GPUBuffer {
+  /**
+   * cos/sin of every (position, pair) in f64 on the host, as the reference computes them: the table's buffer and
+   * the word where `pos`'s rows start. A prompt's positions get a table of their own, uploaded once per positions
+   * array. A decode token's one position reads a row of a table shared by ROPE_CHUNK positions: the buffer, and so
+   * every bind group holding it, stays the same from token to token (a table a token cost a buffer and, in each
+   * layer, a new bind group: ~70 µs of host a layer on the H100, session 16).
+   */
+  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): { tab: GPUBuffer; tb: number } {
+    const key = `${nRot}/${base}${yarn ? `/${JSON.stringify(yarn)}` : ""}`;
+    const angle = () => ropeAngles(nRot, base, yarn);
+    if (pos.length === 1 && pos[0] >= 0) {
+      const chunk = Math.floor(pos[0] / ROPE_CHUNK), ck = `${key}#${chunk}`;
+      let b = this.ropeChunks.get(ck);
+      if (!b) {
+        const a = angle(), tab = new Float32Array(ROPE_CHUNK * half * 2);
+        for (let t = 0; t < ROPE_CHUNK; t++) {
+          for (let i = 0; i < half; i++) {
+            const { cos, sin } = a(chunk * ROPE_CHUNK + t, i);
+            tab[2 * (t * half + i)] = cos;
+            tab[2 * (t * half + i) + 1] = sin;
+          }
+        }
+        b = this.upload32(tab);
+        this.ropeChunks.set(ck, b);
+      }
+      return { tab: b, tb: (pos[0] % ROPE_CHUNK) * half * 2 };
+    }
     let byKey = this.ropeTables.get(pos);
     if (!byKey) this.ropeTables.set(pos, (byKey = new Map()));
-    const key = `${nRot}/${base}${yarn ? `/${JSON.stringify(yarn)}` : ""}`;
     let b = byKey.get(key);
     if (!b) {
-      const angle = ropeAngles(nRot, base, yarn);
+      const a = angle();
       const tab = new Float32Array(pos.length * half * 2);
       for (let t = 0; t < pos.length; t++) {
         for (let i = 0; i < half; i++) {
-          const { cos, sin } = angle(pos[t], i);
+          const { cos, sin } = a(pos[t], i);
           tab[2 * (t * half + i)] = cos;
           tab[2 * (t * half + i) + 1] = sin;
         }
       }
-      b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
-      this.device.queue.writeBuffer(b, 0, tab); // a fresh buffer: no recorded op reads it yet
+      b = this.upload32(tab);
       byKey.set(key, b);
     }
+    return { tab: b, tb: 0 };
+  }
+  /** A fresh buffer holding `tab` (no recorded op reads it yet, so a queue write is in order). */
+  private upload32(tab: Float32Array): GPUBuffer {
+    const b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
+    this.device.queue.writeBuffer(b, 0, tab);
     return b;
   }
 
   normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
     const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
     if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
-    const T = pos.length, { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeStore");
-    this.rec.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos],
+    const T = pos.length, { qn, kn, kc, vc, half, tab, tb } = this.normRopeArgs(q, k, v, p, "normRopeStore");
+    this.rec.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos, tb],
       [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
   }
 
@@ -504,9 +544,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!fusable || gw(p.qNorm, "normRopeAttention").buffer !== gw(p.kNorm, "normRopeAttention").buffer) return false;
     if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
     if (gbuf(out).length < nHead * hd) throw new RangeError(`normRopeAttention: out holds ${gbuf(out).length} values, less than a token's ${nHead * hd}`);
-    const { qn, kn, kc, vc, half, tab } = this.normRopeArgs(q, k, v, p, "normRopeAttention");
+    const { qn, kn, kc, vc, half, tab, tb } = this.normRopeArgs(q, k, v, p, "normRopeAttention");
     const lmax = startPos + 1, scores = this.scratchBuf("attn.scores", nHead * lmax);
-    const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset];
+    const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, tb];
     this.rec.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
     return true;
   }
@@ -522,7 +562,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`${op}: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
     if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`${op}: q, k or v holds fewer than ${T} tokens' heads`);
     const half = nRot / 2;
-    return { qn, kn, kc, vc, half, tab: this.ropeTable(pos, half, nRot, p.freqBase) };
+    return { qn, kn, kc, vc, half, ...this.ropeTable(pos, half, nRot, p.freqBase) };
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
