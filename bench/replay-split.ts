@@ -96,7 +96,7 @@ export async function benchReplayTier(): Promise<void> {
   const rows: string[][] = [["routing", "tier", "slots", "lookups/tok", "upload gpu %", "uploads/tok", "split gpu %", "uploads/tok", "cpu runs/tok", "layers gpu %", "cpu runs/tok"]];
   // Admission's bar (DeviceTierOptions.admitRatio): an upload costs some CPU runs of the record (PCIe vs the CPU's
   // memory bandwidth), so a stricter bar trades uploads for CPU runs; which wins depends on the machine.
-  const ratios = [...new Set([ADMIT_RATIO, 1, 2, 4, Infinity])].sort((x, y) => x - y);
+  const ratios = [...new Set([ADMIT_RATIO, 1, 2, 4, 8, 16, Infinity])].sort((x, y) => x - y);
   const adm: string[][] = [["routing", "tier", ...ratios.map((r) => `r ${r === Infinity ? "inf" : r}`)]];
   for (const src of sources) {
     const trace = await src.trace();

@@ -4,6 +4,7 @@ import { UsageError } from "../util/errors.js";
 import { didYouMean } from "../util/suggest.js";
 import { resolveSamplingOptions } from "../sampler/index.js";
 import { parsePolicySpec, RECOMMENDED_POLICY } from "../experts/policies.js";
+import { ADMIT_RATIO } from "../experts/device-tier.js";
 import { ConstraintError, constraintShapeProblem } from "./constraint.js";
 
 // What SAMPLING_OPTIONS resolve to; the CLI and server name it through the engine.
@@ -55,6 +56,13 @@ export function parseSize(raw: string, where: string): number {
   if (!m) throw new UsageError("bad_option", `${where} must be a size like 512M or 8G, got '${raw}'`);
   return Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
 }
+/** A ratio of at least 1, or inf. */
+function admitRatio(raw: string, where: string): number {
+  if (/^\s*(inf|infinity)\s*$/i.test(raw)) return Infinity;
+  const n = num(raw, where);
+  if (n < 1) throw new UsageError("bad_option", `${where} must be a ratio of at least 1 (or inf), got '${raw}'`);
+  return n;
+}
 function bool(raw: string, where: string): boolean {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off)$/i.test(raw)) return false;
@@ -105,6 +113,10 @@ export const ENGINE_OPTIONS = {
   gpuMisses: {
     flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu", "cpu-fill"]),
     help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits) | cpu-fill (as cpu, but once the tier's slots are full nothing more goes up: for a host-to-device link slow against the CPU)",
+  },
+  gpuAdmit: {
+    flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
+    help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier only when looked up more than RATIO times as often lately as the one it would evict (an upload costs ~10 CPU runs of it on an H100 host: bench tier replays real routing); inf: never (as cpu-fill)`,
   },
   recordAhead: {
     flag: "--record-ahead <on|off>", env: "MOESTREAM_RECORD_AHEAD", default: true, parse: bool,
@@ -160,6 +172,8 @@ export interface EngineConfig {
   gpuExpertCache: number;
   /** Where a GPU tier's missing experts run: uploaded into it, or on a CPU backend (split tier). */
   gpuMisses: GpuMisses;
+  /** Split tier admission over a victim: looked up more than this many times as often (Infinity: never). */
+  gpuAdmit: number;
   /** Check every expert record's crc32c as it is read (packed models). */
   verifyExperts: boolean;
   /** Check every dense tensor's crc32c at load (packed models whose manifest has them). */

@@ -262,7 +262,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     // --gpu-misses cpu: the experts the tier lacks run on a CPU backend of their own (split tier).
     const hostBackend = gpu && !gpu.resident && cfg.gpuMisses !== "upload" ? (hostBe = await createBackend({ ...cfg, backend: "auto" }, warnings)) : undefined;
     if (hostBackend?.hostCopyBytes && be instanceof WebGpuBackend) be.hostCopy = hostBackend.hostCopyBytes.bind(hostBackend);
-    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: info.nExpertUsed, hostBackend, admitRatio: cfg.gpuMisses === "cpu-fill" ? Infinity : undefined });
+    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: info.nExpertUsed, hostBackend, admitRatio: cfg.gpuMisses === "cpu-fill" ? Infinity : cfg.gpuAdmit });
     if (hostBackend) expertIO = { ...expertIO, reason: `${expertIO.reason}; experts not on the GPU run on backend '${hostBackend.name}' (--gpu-misses ${cfg.gpuMisses})` };
     if (expertIO.mode === "resident") {
       const base = doneBytes;
