@@ -671,6 +671,15 @@ export async function benchGpu(only?: string): Promise<void> {
     return;
   }
   console.log(`\nend to end: ${model}`);
+  const split = arg("split");
+  if (split) {
+    const o = await splitOverlap(model, Number(split));
+    result.splitOverlap = o;
+    save();
+    const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
+    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first (medians of 5 alternating rounds of 8: ${o.laterMs.map((v) => f(v, 1)).join(", ")} vs ${o.awaitedMs.map((v) => f(v, 1)).join(", ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    return;
+  }
   const s = await sanity(model, profileOnly);
   result.sanity = s;
   save();
@@ -709,6 +718,44 @@ export async function benchGpu(only?: string): Promise<void> {
   const prefills = Object.entries(figs.prefill).map(([n, v]) => `pp${n} ${f(v, 1)} tok/s`).join(", ");
   console.log(`  webgpu resident: decode ${f(figs.decode, 2)} tok/s (best of 3), ${prefills}, TTFT after 128 ${f(figs.ttftMs, 0)} ms; 10 ms timer lateness during decode p99 ${f(figs.lag!.decode[0], 1)} / worst ${f(figs.lag!.decode[1], 1)} ms${figs.lag!.prefill ? `, during the prompts p99 ${f(figs.lag!.prefill[0], 1)} / worst ${f(figs.lag!.prefill[1], 1)} ms` : ""}`);
   if (!s.identical) console.log("  NOTE: greedy tokens differ from the cpu backend's (see sanity above)");
+}
+
+/**
+ * The split tier (--gpu-misses cpu) with a GPU tier of `share` of the expert bytes: decode ms a token with the host's
+ * expert sum taken later by the device (writeLater: this thread records the next layer while the CPU computes it)
+ * and without (the sum awaited, then written), on one loaded model, alternating 5 rounds of 8 tokens after 32.
+ */
+async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; perToken: Record<string, number> }> {
+  const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
+  const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
+  await probe.close();
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu" }));
+  const later = WebGpuBackend.prototype.writeLater;
+  try {
+    const cache = lm.model.makeCache(256);
+    let last = 1;
+    const step = async () => {
+      const l = await lm.model.forward(Int32Array.of(last), cache, { logits: "last" });
+      last = l.indexOf(Math.max(...l.subarray(0, 1024)));
+    };
+    await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
+    for (let i = 0; i < 32; i++) await step();
+    const tier = lm.gpuExperts!, s0 = { ...tier.stats };
+    const out = { laterMs: [] as number[], awaitedMs: [] as number[] };
+    for (let r = 0; r < 5; r++) {
+      for (const on of [true, false]) {
+        WebGpuBackend.prototype.writeLater = on ? later : (undefined as never);
+        const t = performance.now();
+        for (let i = 0; i < 8; i++) await step();
+        out[on ? "laterMs" : "awaitedMs"].push((performance.now() - t) / 8);
+      }
+    }
+    const n = 80, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
+    return { ...out, perToken: { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") } };
+  } finally {
+    WebGpuBackend.prototype.writeLater = later;
+    await lm.close();
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ EXP=$(( 48 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b's Q4_K expert bytes
 timeout 60 "$W/node" dist-bench/bench/main.js gpu --quick --only=none > "$OUT/ceiling.log" 2>&1; log "ceiling rc=$? $(grep ceiling "$OUT/ceiling.log")"
 # (skip_validation: no gain on a resident decode token, 16.8 vs 12.8 ms wall in alternating runs, session 16)
 [ -n "${PROFILE:-}" ] && { timeout 90 "$W/node" dist-bench/bench/main.js gpu --only=none --profile-only --model="$M48" > "$OUT/profile.log" 2>&1; log "profile rc=$? $(grep -E 'decode token on webgpu|recorded ahead' "$OUT/profile.log" | tr '\n' ' ')"; }
+timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M48" --split=0.25 > "$OUT/overlap.log" 2>&1; log "overlap rc=$? $(grep 'split tier at' "$OUT/overlap.log")"
 B=(bench -m "$M48" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) -p 64 -n 32 -r 1 --json)
 # Variants as label=flags (word-split), each run once a round.
 VARIANTS=${VARIANTS:-"admit1=--gpu-misses,cpu,--gpu-admit,1 admit8=--gpu-misses,cpu fill=--gpu-misses,cpu-fill"}

@@ -128,7 +128,7 @@ NAPI_MODULE_INIT() {
       {"rmsNorm", js_rms_norm},        {"rope", js_rope},                  {"add", js_add},
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},    {"gatedDeltaNet", js_gated_delta_net},
-      {"moeFfn", js_moe_ffn},
+      {"moeFfn", js_moe_ffn},          {"moeFfnAsync", js_moe_ffn_async},
       {"matmulSet", js_matmul_set},
       {"repackR8", js_repack_r8},
       {"attentionExt", js_attention_ext}, {"matmulHeads", js_matmul_heads}, {"convSilu", js_conv_silu},

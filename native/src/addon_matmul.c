@@ -151,9 +151,15 @@ napi_value js_matmul_set(napi_env env, napi_callback_info info) {
 // moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in two pool runs.
 // Expert e has ggml types types[3e..3e+2] and weights weights[3e..3e+2] (gate, up, down); it serves token rows
 // rows[offsets[e]..offsets[e+1]) of x[T, D] with weights scales[...]; out[T, D] += the weighted results.
-napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
-  napi_value a[MAX_ARGS];
-  args(env, info, a);
+typedef struct {
+  moe_expert *ex; // ne experts (malloc'd, at least one entry)
+  size_t ne;
+  float *x, *out;
+  int D, F;
+} moe_args;
+
+// The arguments checked and gathered (what; the op's name in errors); false with a JS error pending on failure.
+static bool moe_parse(napi_env env, napi_value *a, const char *what, moe_args *m) {
   int32_t *types, *rows, *offs;
   size_t nt, nr, no, xl, ol, ns;
   float *x, *out, *scales;
@@ -161,19 +167,19 @@ napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
   if (!i32_arg(env, a[0], "types", &types, &nt) || !f32_arg(env, a[2], "x", &x, &xl) || !f32_arg(env, a[3], "out", &out, &ol) ||
       !i32_arg(env, a[4], "rows", &rows, &nr) || !i32_arg(env, a[5], "offsets", &offs, &no) || !f32_arg(env, a[6], "scales", &scales, &ns) ||
       !int_arg(env, a[7], "D", 1, INT32_MAX, &D) || !int_arg(env, a[8], "F", 1, INT32_MAX, &F))
-    return NULL;
+    return false;
   const size_t ne = no == 0 ? 0 : no - 1;
-  if (nt != 3 * ne) return fail(env, "R", "native moeFfn: %zu types for %zu experts (need 3 each)", nt, ne);
-  if (ns < nr) return fail(env, "R", "native moeFfn: %zu scales for %zu rows", ns, nr);
-  if (ne > 0 && (offs[0] != 0 || (size_t)offs[ne] != nr)) return fail(env, "R", "native moeFfn: offsets must run from 0 to the row count %zu", nr);
+  if (nt != 3 * ne) return fail(env, "R", "native %s: %zu types for %zu experts (need 3 each)", what, nt, ne), false;
+  if (ns < nr) return fail(env, "R", "native %s: %zu scales for %zu rows", what, ns, nr), false;
+  if (ne > 0 && (offs[0] != 0 || (size_t)offs[ne] != nr)) return fail(env, "R", "native %s: offsets must run from 0 to the row count %zu", what, nr), false;
   bool isArr = false;
   uint32_t nw = 0;
   if (napi_is_array(env, a[1], &isArr) != napi_ok || !isArr || napi_get_array_length(env, a[1], &nw) != napi_ok || nw != 3 * ne)
-    return fail(env, "T", "native moeFfn: weights must be an array of %zu byte arrays", 3 * ne);
+    return fail(env, "T", "native %s: weights must be an array of %zu byte arrays", what, 3 * ne), false;
   const size_t T = (ol < xl ? ol : xl) / (size_t)D; // rows present in both x and out
-  if (overlap(out, ol * 4, x, xl * 4)) return fail(env, "R", "native moeFfn: out overlaps x");
+  if (overlap(out, ol * 4, x, xl * 4)) return fail(env, "R", "native %s: out overlaps x", what), false;
   moe_expert *ex = calloc(ne ? ne : 1, sizeof(moe_expert));
-  if (!ex) return fail(env, "E", "native moeFfn: out of memory");
+  if (!ex) return fail(env, "E", "native %s: out of memory", what), false;
   static const char *part[3] = {"gate", "up", "down"};
   for (size_t e = 0; e < ne; e++) {
     const void *w[3];
@@ -184,26 +190,104 @@ napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
       if (napi_get_element(env, a[1], (uint32_t)(3 * e + k), &v) != napi_ok || !bytes_arg(env, v, part[k], &data, &len) ||
           !ffn_weight(env, part[k], types[3 * e + k], len, k == 2 ? F : D, k == 2 ? D : F)) {
         free(ex);
-        return NULL;
+        return false;
       }
       w[k] = data;
     }
     if (offs[e + 1] < offs[e]) {
       free(ex);
-      return fail(env, "R", "native moeFfn: offsets decrease at expert %zu", e);
+      return fail(env, "R", "native %s: offsets decrease at expert %zu", what, e), false;
     }
     for (int32_t i = offs[e]; i < offs[e + 1]; i++)
       if (rows[i] < 0 || (size_t)rows[i] >= T) {
         free(ex);
-        return fail(env, "R", "native moeFfn: expert %zu row %d out of range (x and out have %zu rows)", e, (int)rows[i], T);
+        return fail(env, "R", "native %s: expert %zu row %d out of range (x and out have %zu rows)", what, e, (int)rows[i], T), false;
       }
     ex[e] = (moe_expert){.tg = types[3 * e], .tu = types[3 * e + 1], .td = types[3 * e + 2], .gate = w[0], .up = w[1], .down = w[2],
                          .rows = rows + offs[e], .scales = scales + offs[e], .n = offs[e + 1] - offs[e]};
   }
-  const int rc = moe_ffn_run((int)ne, ex, x, out, (int)D, (int)F);
-  free(ex);
+  *m = (moe_args){.ex = ex, .ne = ne, .x = x, .out = out, .D = (int)D, .F = (int)F};
+  return true;
+}
+
+napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  moe_args m;
+  if (!moe_parse(env, a, "moeFfn", &m)) return NULL;
+  const int rc = moe_ffn_run((int)m.ne, m.ex, m.x, m.out, m.D, m.F);
+  free(m.ex);
   if (rc != 0) return fail(env, "E", "native moeFfn: out of memory");
   return undefined(env);
+}
+
+// moeFfnAsync(...moeFfn's arguments): the same run from a libuv thread (it drives the pool while the JS thread goes
+// on: a split GPU tier records the GPU's work meanwhile); a promise that settles when out holds the sum. Every
+// argument stays referenced, and must stay unchanged, until then.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep; // an array holding the arguments: their memory stays in place until the work completes
+  moe_args m;
+  int rc;
+} moe_job;
+
+static void moe_execute(napi_env env, void *data) {
+  (void)env;
+  moe_job *j = data;
+  j->rc = moe_ffn_run((int)j->m.ne, j->m.ex, j->m.x, j->m.out, j->m.D, j->m.F);
+}
+
+static void moe_complete(napi_env env, napi_status status, void *data) {
+  moe_job *j = data;
+  napi_value v;
+  if (status == napi_ok && j->rc == 0) {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  } else {
+    napi_value msg;
+    napi_create_string_utf8(env, j->rc != 0 ? "native moeFfnAsync: out of memory" : "native moeFfnAsync: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &v);
+    napi_reject_deferred(env, j->deferred, v);
+  }
+  napi_delete_reference(env, j->keep);
+  napi_delete_async_work(env, j->work);
+  free(j->m.ex);
+  free(j);
+}
+
+napi_value js_moe_ffn_async(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  moe_job *j = calloc(1, sizeof *j);
+  if (!j) return fail(env, "E", "native moeFfnAsync: out of memory");
+  if (!moe_parse(env, a, "moeFfnAsync", &j->m)) {
+    free(j);
+    return NULL;
+  }
+  napi_value keep, name, promise;
+  bool ok = napi_create_array_with_length(env, 7, &keep) == napi_ok;
+  for (uint32_t i = 0; ok && i < 7; i++) ok = napi_set_element(env, keep, i, a[i]) == napi_ok;
+  if (!ok || napi_create_reference(env, keep, 1, &j->keep) != napi_ok) {
+    free(j->m.ex);
+    free(j);
+    return fail(env, "E", "native moeFfnAsync: cannot reference the arguments");
+  }
+  napi_create_string_utf8(env, "moestream.moeFfnAsync", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, moe_execute, moe_complete, j, &j->work) != napi_ok) {
+    napi_delete_reference(env, j->keep);
+    free(j->m.ex);
+    free(j);
+    return fail(env, "E", "native moeFfnAsync: cannot create the work");
+  }
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->keep);
+    free(j->m.ex);
+    free(j);
+    return fail(env, "E", "native moeFfnAsync: cannot queue the work");
+  }
+  return promise;
 }
 
 // quantizeQ8_0(x, out) / quantizeQ8K(x, out): the activation quantisers, for tests.

@@ -31,6 +31,7 @@ napi_value js_matmul_set(napi_env env, napi_callback_info info);
 napi_value js_repack_r8(napi_env env, napi_callback_info info);
 napi_value js_expert_ffn(napi_env env, napi_callback_info info);
 napi_value js_moe_ffn(napi_env env, napi_callback_info info);
+napi_value js_moe_ffn_async(napi_env env, napi_callback_info info);
 napi_value js_quantize_q8_0(napi_env env, napi_callback_info info);
 napi_value js_quantize_q8_K(napi_env env, napi_callback_info info);
 napi_value js_rms_norm(napi_env env, napi_callback_info info);

@@ -248,6 +248,17 @@ export interface Backend {
    */
   moeFfn?(out: Buf, x: Buf, experts: readonly ExpertRows[]): void;
   /**
+   * Optional: moeFfn off the calling thread, the same sums bit for bit; settles once out holds them. Nothing it
+   * reads or writes (out, x, the experts' weights, rows and scales) may change or be freed until then.
+   */
+  moeFfnAsync?(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void>;
+  /**
+   * Optional (a GPU): `values` into dst's first n values once they come, in order with the ops recorded around the
+   * call; work recorded after it waits for them, so the host computes them while recording goes on. Values that
+   * never come leave zeros and make the next read throw their error.
+   */
+  writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): void;
+  /**
    * Optional (a GPU): routing as a device op, so a layer whose experts are all on the device needs no host read.
    * Records softmax top-k of `logits` [nTokens, spec.nExpert]; with `resident` (every expert of the layer, by id)
    * it also writes the pair tables moeRouted runs from. Read `route.buf` for the ids and weights (decodeRoute).

@@ -1,7 +1,7 @@
 // The pieces architectures share, as llama.cpp's build_attn / build_moe_ffn and mlx-lm's switch_layers.py
 // hold them: attention over a layer's KV state, the routed MoE block (route, acquire experts, lookahead,
 // bucketed expert FFNs, release) and a dense SwiGLU FFN. Each takes one parameter object.
-import type { Backend, Buf, DeltaNetParams, DeviceRoute, ExpertParts, OpName, RopeOptions, Weight } from "../backends/backend.js";
+import type { Backend, Buf, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, OpName, RopeOptions, Weight } from "../backends/backend.js";
 import { decodeRoute, ropeIsPlain } from "../backends/backend.js";
 import { acquireGroups, type ExpertSource, type ExpertWeights, type HostExperts } from "../experts/source.js";
 import type { FullAttentionState, KvRows } from "../kv/full-attention.js";
@@ -471,10 +471,13 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   if (!groups.length) await afterDemand(() => undefined);
   if (split && where!.host.length) {
     // No submit before the host's part: the device's experts then wait for it (tens of µs), where a submit of
-    // their own cost ~0.4 ms of the host on an H100 (split profile, session 13). The host's sum goes up recorded.
-    const part = await hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
+    // their own cost ~0.4 ms of the host on an H100 (split profile, session 13). The host's sum goes up recorded;
+    // where the device takes it later (writeLater), this thread records on (the next layer's attention) while the
+    // host backend computes it on threads of its own.
+    const part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     const hp = f.buf("moe.host", T * D);
-    be.write(hp, part);
+    if (be.writeLater) be.writeLater(hp, T * D, part);
+    else be.write(hp, await part);
     be.add(out, out, hp, T * D);
   }
   await f.cb("ffn_moe_out", p.layer, out);
@@ -503,7 +506,10 @@ async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, ids: rea
     for (const group of acquireGroups(ids, h.capacity ?? ids.length)) {
       const ws = await h.acquire(p.layer, group);
       try {
-        expertFfns(hf, out, xh, ws, group.map((e) => byExpert.get(e)!), p.nFf, p.act);
+        const buckets = group.map((e) => byExpert.get(e)!);
+        const be = h.backend;
+        if (be.moeFfnAsync && fusedMoe(be, ws, p.act)) await be.moeFfnAsync(out, xh, moeRows(ws, buckets));
+        else expertFfns(hf, out, xh, ws, buckets, p.nFf, p.act);
       } finally {
         h.release(p.layer, group);
       }
@@ -526,9 +532,9 @@ async function sharedFfn(f: Pass, x: Buf, w: NonNullable<MoeParams["shared"]>, l
 function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buckets: readonly { rows: Int32Array; scales: Float32Array }[], F: number, act?: ExpertAct): void {
   const { be, nTokens: T } = f;
   const D = x.length / T;
-  if (be.moeFfn && ws.every((w) => plainSwiglu(w, act) && be.supports("moe_ffn", w.gate.type))) {
+  if (be.moeFfn && fusedMoe(be, ws, act)) {
     // The whole set in one call: a threaded backend splits all experts' rows in one run.
-    be.moeFfn(out, x, buckets.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales })));
+    be.moeFfn(out, x, moeRows(ws, buckets));
     return;
   }
   const xe = f.buf("moe.xe", T * D), ye = f.buf("moe.ye", T * D);
@@ -538,6 +544,15 @@ function expertFfns(f: Pass, out: Buf, x: Buf, ws: readonly ExpertWeights[], buc
     swigluFfn(f, ye, xe, ws[j], n, F, "ffn", act);
     be.scatterAddRows(out, ye, b.rows, b.scales, D);
   });
+}
+
+/** Whether the backend's moeFfn runs these experts (plain SwiGLU of a type it takes). */
+function fusedMoe(be: Backend, ws: readonly ExpertWeights[], act?: ExpertAct): boolean {
+  return ws.every((w) => plainSwiglu(w, act) && be.supports("moe_ffn", w.gate.type));
+}
+/** moeFfn's experts: each one's parts with its bucket's rows and scales. */
+function moeRows(ws: readonly ExpertWeights[], buckets: readonly { rows: Int32Array; scales: Float32Array }[]): ExpertRows[] {
+  return buckets.map((b, j) => ({ gate: ws[j].gate, up: ws[j].up, down: ws[j].down, rows: b.rows, scales: b.scales }));
 }
 
 /** Per-expert biases (gpt-oss): optional parts of an expert record, [F] for gate and up, [D] for down. */

@@ -264,14 +264,15 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
       // Decode: every expert serves row 0. Prefill: rows spread unevenly, one expert with none.
       const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
       const x = randomValues(T * D, `mx${T}`, 1);
-      const run = (be: Backend, fused: boolean): Promise<Float32Array> => {
+      const run = async (be: Backend, fused: boolean | "async"): Promise<Float32Array> => {
         const out = be.alloc(T * D);
         const h = bufOf(be, x);
         const experts = hs.map((w, e) => {
           const rows = Int32Array.from(rowsOf(e));
           return { gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
         });
-        if (fused) be.moeFfn!(out, h, experts);
+        if (fused === "async") await be.moeFfnAsync!(out, h, experts);
+        else if (fused) be.moeFfn!(out, h, experts);
         else perExpertMoe(be, out, h, experts, D, F);
         return be.read(out);
       };
@@ -280,6 +281,7 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
         assert.ok(be.supports("moe_ffn", fg.type));
         const got = await run(be, true);
         assert.ok(sameBits(got, await run(be, false)), `${fg.name}/${fd.name} T ${T}: moeFfn differs from the per-expert path`);
+        assert.ok(sameBits(got, await run(be, "async")), `${fg.name}/${fd.name} T ${T}: moeFfnAsync differs from moeFfn`);
         return got;
       }, (got, level) => {
         const e = nmse(got, ref);
@@ -294,6 +296,8 @@ test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FF
   assert.throws(() => a.moeFfn(Int32Array.of(8, 8, 8), [w, w, w], fx, fo, Int32Array.of(2), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /row 2 out of range/);
   assert.throws(() => a.moeFfn(Int32Array.of(8, 8), [w, w, w], fx, fo, Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /2 types for 1 experts/);
   assert.throws(() => a.moeFfn(Int32Array.of(8, 8, 8), [w, w, w], fx, fx, Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /overlaps/);
+  // The async form checks the same, throwing before any work is queued.
+  assert.throws(() => a.moeFfnAsync(Int32Array.of(8, 8, 8), [w, w, w], fx, fo, Int32Array.of(2), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /native moeFfnAsync: expert 0 row 2 out of range/);
 });
 
 test("native ops reject bad shapes with RangeErrors", () => {

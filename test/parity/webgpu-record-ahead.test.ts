@@ -13,6 +13,7 @@ import { F32 } from "../../src/quant/index.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { gpuBackend, gpuDevice } from "../helpers/webgpu.js";
 import { bufOf, randomValues } from "../helpers/parity.js";
+import { sameBits } from "../helpers/numeric.js";
 
 async function sessions(path: string) {
   const on = await loadModel(path, defaultEngineConfig({ backend: "webgpu", ctxSize: 64, prefetch: false, expertIo: "resident" }));
@@ -104,6 +105,48 @@ test("embedLater: ids that never come, or out of range, fail the backend with an
     be.embedLater(out, table, 1, ids());
     be.add(out, out, bufOf(be, randomValues(32, "y")), 32);
     await assert.rejects(be.read(out), why);
+  }
+});
+
+test("webgpu writeLater: values that come later land in order with the ops around the call (two pending, settling out of order); work recorded meanwhile waits for them", async () => {
+  const be = await gpuBackend();
+  const n = 48, a = randomValues(n, "wl-a"), b = randomValues(n, "wl-b"), c = randomValues(n, "wl-c");
+  const x = bufOf(be, a), y = be.alloc(n), z = be.alloc(n);
+  let give1!: (v: Float32Array) => void, give2!: (v: Float32Array) => void;
+  be.writeLater(y, n, new Promise((r) => (give1 = r)));
+  be.add(x, x, y, n); // a + b
+  be.writeLater(z, n, new Promise((r) => (give2 = r)));
+  be.add(x, x, z, n); // (a + b) + c
+  be.write(y, c); // after: the add above read b from y
+  const read = be.readMany([x, y, z]);
+  let done = false;
+  void read.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(done, false, "a read waits for the values");
+  give2(c);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(done, false, "still one value set to come");
+  give1(b);
+  const [xv, yv, zv] = await read;
+  const want = a.map((v, i) => Math.fround(Math.fround(v + b[i]) + c[i]));
+  assert.ok(sameBits(xv, want), "x = (a + b) + c");
+  assert.ok(sameBits(yv, c) && sameBits(zv, c));
+});
+
+test("webgpu writeLater: values that never come (rejected, or too few) leave zeros, the next read throws their error, and the backend goes on", async () => {
+  const cases: [Promise<Float32Array>, RegExp][] = [
+    [Promise.reject(new Error("expert 3 of layer 2: short read")), /expert 3 of layer 2: short read/],
+    [Promise.resolve(new Float32Array(5)), /webgpu writeLater: 5 values came for 16/],
+  ];
+  for (const [values, why] of cases) {
+    const be = await gpuBackend();
+    const x = bufOf(be, randomValues(16, "wl-x")), y = bufOf(be, randomValues(16, "wl-y"));
+    be.writeLater(y, 16, values);
+    be.add(x, x, y, 16);
+    await assert.rejects(be.read(x), why);
+    const [xv, yv] = await be.readMany([x, y]);
+    assert.ok(yv.every((v) => v === 0), "zeros in place of the values");
+    assert.ok(sameBits(xv, randomValues(16, "wl-x").map((v) => v + 0)), "the add ran with the zeros");
   }
 });
 

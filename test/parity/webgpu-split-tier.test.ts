@@ -15,7 +15,7 @@ import { smallVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
 import { repacks } from "../helpers/parity.js";
 import { loadNativeAddon } from "../../src/backends/cpu/native-addon.js";
-import type { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
+import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
 
 const PROMPT = "The quick brown fox jumps";
 const STEPS = 6;
@@ -61,8 +61,10 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
   assert.deepEqual(cpu.tokens, gpu.tokens, "the model is peaked: both backends agree on the greedy tokens");
   const { nExpertUsed: k, nLayer } = gpu.info;
   let disowned = 0;
+  // Admitting at 1x (the default asks 8x): in a run this short, experts that ran on the host then go up.
+  const split = { backend: "webgpu", gpuMisses: "cpu", gpuAdmit: 1 } as const;
   for (const slots of [k, Math.floor(gpu.total / 2)]) {
-    const s = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
+    const s = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
     assert.ok(s.split, s.reason);
     assert.match(s.reason, /experts not on the GPU run on backend '(native|wasm|scalar)' \(--gpu-misses cpu\)/);
     const worst = Math.max(...s.steps.map((l, i) => Math.max(nmse(l, gpu.steps[i]), nmse(l, cpu.steps[i]))));
@@ -79,10 +81,21 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
     // One submit a layer (its routing and input read back) and one for the logits: the device's experts and the
     // host's sum are recorded with the next layer's work, not submitted apart.
     assert.equal(s.submits, nLayer + 1, `${slots} slots: submits a decode token`);
-    const again = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu" });
+    const again = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
     again.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs between two runs`));
+    // The host's sum computed while the next layer records (writeLater, moeFfnAsync) or before (write): the same bits.
+    const later = WebGpuBackend.prototype.writeLater;
+    const before = await (async () => {
+      WebGpuBackend.prototype.writeLater = undefined as never;
+      try {
+        return await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
+      } finally {
+        WebGpuBackend.prototype.writeLater = later;
+      }
+    })();
+    before.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host's sum goes up before the next layer records`));
     // Streamed from disk through a host cache of 2 layers' top-k (the host side acquires in groups it holds): the same bits.
-    const streamed = await run(path, { backend: "webgpu", gpuExpertCache: slots * gpu.slotBytes, gpuMisses: "cpu", expertIo: "stream", expertCache: 2 * k * gpu.slotBytes });
+    const streamed = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes, expertIo: "stream", expertCache: 2 * k * gpu.slotBytes });
     streamed.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host streams its experts`));
   }
   // Where the native backend repacks (SIMD CPUs), records that ran on the host and were then admitted went up as read.

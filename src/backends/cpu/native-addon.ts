@@ -31,6 +31,8 @@ export interface NativeAddon {
   /** out[T, D] = down(silu(gate x) * up x) for x[T, D]; gate and up hold F rows of D values, down D rows of F (ggml types). */
   matmulSet(types: Int32Array, weights: Bytes[], outs: Float32Array[], x: Float32Array, K: number, T: number): void;
   moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;
+  /** moeFfn run from a libuv thread: settles once out holds the sum; no argument may change until then. */
+  moeFfnAsync(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): Promise<void>;
   expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
     out: Float32Array, d: number, f: number, t: number): void;
   /**

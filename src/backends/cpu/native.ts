@@ -162,7 +162,16 @@ export class NativeBackend extends DelegatingBackend {
 
   /** All of a layer's routed experts in two pool runs (every gate/up, then every down) instead of two per expert. */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
-    if (experts.length === 0) return;
+    const a = this.moeArgs(out, x, experts);
+    if (a) this.addon.moeFfn(...a);
+  }
+  /** moeFfn from a libuv thread (the pool runs there): the JS thread goes on meanwhile. */
+  async moeFfnAsync(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void> {
+    const a = this.moeArgs(out, x, experts);
+    if (a) await this.addon.moeFfnAsync(...a);
+  }
+  private moeArgs(out: Buf, x: Buf, experts: readonly ExpertRows[]): Parameters<NativeAddon["moeFfn"]> | undefined {
+    if (experts.length === 0) return undefined;
     const { k: D, n: F } = weightDims(experts[0].gate);
     const types = new Int32Array(3 * experts.length);
     const weights: Uint8Array[] = [];
@@ -182,7 +191,7 @@ export class NativeBackend extends DelegatingBackend {
       rows.set(e.rows, offsets[i]);
       scales.set(e.scales, offsets[i]);
     });
-    this.addon.moeFfn(types, weights, f32(x), f32(out), rows, offsets, scales, D, F);
+    return [types, weights, f32(x), f32(out), rows, offsets, scales, D, F];
   }
 
   /**

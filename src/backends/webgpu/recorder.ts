@@ -57,7 +57,14 @@ export class Recorder {
    * While the ids of an embedLater are unknown: the submissions recorded since, sealed, waiting for them; where
    * the ids go in the first one's staging bytes; and a promise that settles once they are submitted.
    */
-  private held: { chunks: Sealed[]; at: number; n: number; table: GpuWeight; done: Promise<void> } | undefined;
+  /**
+   * Work sealed and not yet submitted while host bytes it reads are still to come (holdForIds, holdForBytes): the
+   * chunks in order, the fills pending (each into chunk `chunk`'s staging bytes, or the one being recorded), and
+   * whether embedLater's ids are among them.
+   */
+  private held: { chunks: Sealed[]; pending: number; fills: { chunk: number; at: number; bytes: Uint8Array }[]; ids: boolean; done: Promise<void>; ready: () => void } | undefined;
+  /** The first error of a holdForBytes whose bytes never came: the next read throws it. */
+  private holdError: unknown;
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
@@ -118,17 +125,23 @@ export class Recorder {
    * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
    */
   flushForQueueWrite(): void {
-    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for its token ids");
+    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or writeLater's values)");
     this.flush();
   }
 
   /** Work recorded since an embedLater waits for its token ids. */
   get waitingForIds(): boolean {
-    return this.held !== undefined;
+    return this.held?.ids ?? false;
   }
-  /** While work waits for token ids: a promise that settles once it is submitted (or dropped). */
-  get idsSubmitted(): Promise<void> | undefined {
+  /** While recorded work waits for host values: a promise that settles once it is submitted (or dropped). */
+  get heldSubmitted(): Promise<void> | undefined {
     return this.held?.done;
+  }
+  /** A holdForBytes's error (its bytes never came), once: reads throw it. */
+  takeHoldError(): unknown {
+    const e = this.holdError;
+    this.holdError = undefined;
+    return e;
   }
   /**
    * embedLater's part here: everything recorded from now on is sealed and held until `ids` (`n` rows of `table`)
@@ -136,43 +149,85 @@ export class Recorder {
    * before). Ids that never come, or are not valid, fail the backend and the held work never runs.
    */
   holdForIds(ids: Promise<Int32Array>, at: number, n: number, table: GpuWeight): void {
-    let ready!: () => void;
-    this.held = { chunks: [], at, n, table, done: new Promise<void>((r) => (ready = r)) };
+    const { n: vocab } = weightDims(table);
     const fail = (why: string) => {
       this.fail(`embedLater: ${why}`);
       this.dropHeld();
     };
+    const fill = this.hold(at, true);
     ids.then(
       (v) => {
+        if (!this.held) return; // dropped meanwhile (the backend failed)
         try {
-          this.releaseHeld(v);
+          if (v.length !== n || v.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...v.subarray(0, 8)].join(", ")}${v.length > 8 ? ", ..." : ""}] are not ${n} ids in [0, ${vocab})`);
+          fill(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
         } catch (e) {
           fail(e instanceof Error ? e.message : String(e));
         }
       },
       (e: unknown) => fail(`the token ids never came (${e instanceof Error ? e.message : String(e)})`),
-    ).finally(ready);
+    );
+  }
+  /**
+   * writeLater's part here: `bytes` go at staging byte `at` of the submission being recorded once they come;
+   * everything recorded until then is sealed and held. Bytes that never come leave the zeros already there: the
+   * held work still runs (uploads recorded in it must land), and the next read throws the error.
+   */
+  holdForBytes(bytes: Promise<ArrayBufferView>, at: number): void {
+    const fill = this.hold(at, false);
+    bytes.then(
+      (v) => fill(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
+      (e: unknown) => {
+        this.holdError ??= e;
+        fill(undefined);
+      },
+    );
+  }
+  /**
+   * One more pending fill at staging byte `at` of the submission being recorded: returns the function that takes
+   * its bytes (undefined: none). When the last pending fill is in, all held work is submitted.
+   */
+  private hold(at: number, ids: boolean): (bytes: Uint8Array | undefined) => void {
+    if (!this.held) {
+      let ready!: () => void;
+      const done = new Promise<void>((r) => (ready = r));
+      this.held = { chunks: [], pending: 0, fills: [], ids, done, ready };
+    }
+    const h = this.held;
+    h.ids ||= ids;
+    h.pending++;
+    const chunk = h.chunks.length;
+    let settled = false;
+    return (bytes) => {
+      if (settled || this.held !== h) return; // once; not after the held work was dropped (the backend failed)
+      settled = true;
+      if (bytes) h.fills.push({ chunk, at, bytes });
+      if (--h.pending === 0) this.releaseHeld();
+    };
   }
 
-  /** Submits the sealed submissions (the ids written into the one that embeds them), then what is recorded since. */
-  private releaseHeld(ids: Int32Array): void {
+  /**
+   * Writes each fill into its submission's staging bytes and submits the sealed submissions. What is being recorded
+   * goes with the next flush (a read flushes once heldSubmitted settles): a flush here too would cost a split tier
+   * a second submit a layer whenever the host's values came before the layer's read.
+   */
+  private releaseHeld(): void {
     const h = this.held!;
-    const { n: vocab } = weightDims(h.table);
-    if (ids.length !== h.n || ids.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...ids.subarray(0, 8)].join(", ")}${ids.length > 8 ? ", ..." : ""}] are not ${h.n} ids in [0, ${vocab})`);
     this.held = undefined;
-    const dst = h.chunks.length ? h.chunks[0].bytes : this.stage; // embedLater's submission is the first held
-    dst.set(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), h.at);
+    for (const f of h.fills) (f.chunk < h.chunks.length ? h.chunks[f.chunk].bytes : this.stage).set(f.bytes, f.at);
     for (const c of h.chunks) this.submit(c);
-    this.flush();
+    h.ready();
   }
 
   /** The work recorded since an embedLater whose ids cannot go in: never run (the backend has failed: reads throw). */
   private dropHeld(): void {
-    for (const c of this.held?.chunks ?? []) {
+    const h = this.held;
+    for (const c of h?.chunks ?? []) {
       this.uploads.afterSubmit(c.staged);
       for (const b of c.dead) b.destroy();
     }
     this.held = undefined;
+    h?.ready();
     this.pass = undefined;
     this.enc = undefined;
     this.used = 0;

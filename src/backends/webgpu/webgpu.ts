@@ -234,6 +234,23 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.rec.wrote(b.buffer);
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
+  /**
+   * `values` into dst's first n values once they come, ordered with the ops recorded around this call as write()
+   * is; what is recorded after it waits (sealed, not submitted) until then, so the host can compute them while this
+   * thread records on. Values that never come (a rejection, or not n of them) leave zeros there: the work still
+   * runs, and the next read throws that error.
+   */
+  writeLater(dst: Buf, n: number, values: Promise<Float32Array>): void {
+    const b = gbuf(dst);
+    if (n < 0 || n > b.length) throw new RangeError(`webgpu writeLater: ${n} values overrun a buffer of ${b.length}`);
+    if (n === 0) return void values.catch(() => undefined);
+    const at = this.rec.hostData(new Float32Array(n)) * 4;
+    this.rec.copyBytes(this.rec.stageBuf, at, b.buffer, 0, n * 4);
+    this.rec.holdForBytes(values.then((v) => {
+      if (v.length !== n) throw new RangeError(`webgpu writeLater: ${v.length} values came for ${n}`);
+      return v;
+    }), at);
+  }
   async read(src: Buf): Promise<Float32Array> {
     return (await this.readMany([src]))[0];
   }
@@ -250,8 +267,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (b.length) this.rec.copyBytes(b.buffer, 0, rb, at, b.length * 4);
       at += b.length * 4;
     }
-    const idsIn = this.rec.idsSubmitted;
-    if (idsIn) await idsIn; // the copies were recorded after work whose ids are not known yet
+    const held = this.rec.heldSubmitted;
+    if (held) await held; // the copies were recorded after work whose host values (ids, writeLater's) are not in yet
+    const late = this.rec.takeHoldError();
+    if (late !== undefined) {
+      this.rec.flush(); // the work (its copy into rb included) runs, with zeros for the values that never came
+      rb.destroy();
+      throw late;
+    }
     this.rec.flush();
     const t0 = performance.now(), waited = this.readWait.get(size);
     // mapDelay: sleep on a timer for that share of what a read of this size last waited, before the map: Dawn
