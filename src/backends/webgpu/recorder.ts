@@ -59,10 +59,9 @@ export class Recorder {
    */
   /**
    * Work sealed and not yet submitted while host bytes it reads are still to come (holdForIds, holdForBytes): the
-   * chunks in order, the fills pending (each into chunk `chunk`'s staging bytes, or the one being recorded), and
-   * whether embedLater's ids are among them.
+   * chunks in order, how many fills are pending, and whether embedLater's ids are among them.
    */
-  private held: { chunks: Sealed[]; pending: number; fills: { chunk: number; at: number; bytes: Uint8Array }[]; ids: boolean; done: Promise<void>; ready: () => void } | undefined;
+  private held: { chunks: Sealed[]; pending: number; ids: boolean; done: Promise<void>; ready: () => void } | undefined;
   /** The first error of a holdForBytes whose bytes never came: the next read throws it. */
   private holdError: unknown;
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
@@ -191,7 +190,7 @@ export class Recorder {
     if (!this.held) {
       let ready!: () => void;
       const done = new Promise<void>((r) => (ready = r));
-      this.held = { chunks: [], pending: 0, fills: [], ids, done, ready };
+      this.held = { chunks: [], pending: 0, ids, done, ready };
     }
     const h = this.held;
     h.ids ||= ids;
@@ -201,20 +200,20 @@ export class Recorder {
     return (bytes) => {
       if (settled || this.held !== h) return; // once; not after the held work was dropped (the backend failed)
       settled = true;
-      if (bytes) h.fills.push({ chunk, at, bytes });
+      // Into the staging bytes of the submission that reads them: sealed by now, or still being recorded.
+      if (bytes) (chunk < h.chunks.length ? h.chunks[chunk].bytes : this.stage).set(bytes, at);
       if (--h.pending === 0) this.releaseHeld();
     };
   }
 
   /**
-   * Writes each fill into its submission's staging bytes and submits the sealed submissions. What is being recorded
+   * Submits the sealed submissions (their fills written in). What is being recorded
    * goes with the next flush (a read flushes once heldSubmitted settles): a flush here too would cost a split tier
    * a second submit a layer whenever the host's values came before the layer's read.
    */
   private releaseHeld(): void {
     const h = this.held!;
     this.held = undefined;
-    for (const f of h.fills) (f.chunk < h.chunks.length ? h.chunks[f.chunk].bytes : this.stage).set(f.bytes, f.at);
     for (const c of h.chunks) this.submit(c);
     h.ready();
   }
