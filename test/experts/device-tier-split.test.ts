@@ -1,0 +1,58 @@
+// The split tier's admission (DeviceTier's HostSide, --gpu-misses cpu): free slots fill first; once full, a miss
+// goes up only when looked up more than admitRatio times as often as the policy's victim, at most one a split;
+// --gpu-admit inf never; the victim is asked once a split. Expectations worked by hand on an LRU tier of 2 slots;
+// the records and device slots are stand-ins (no weights, no GPU).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Backend, WeightDesc } from "../../src/backends/backend.js";
+import { DeviceTier, type DeviceSlots } from "../../src/experts/device-tier.js";
+import { LruPolicy } from "../../src/experts/policies.js";
+import type { StreamingExperts } from "../../src/experts/streaming-source.js";
+
+function tier(slots: number, admitRatio: number): DeviceTier {
+  const reader = { layers: [0, 1], expertCount: () => 8, parts: () => [], recordBytes: () => 64 };
+  const none = new Uint8Array(0);
+  const host = { reader, capacity: 16, prefetchDepth: 0, acquireRecords: async (_l: number, ids: readonly number[]) => ids.map(() => none), release: () => undefined, prefetch: () => undefined };
+  const dev: DeviceSlots = { nSlots: slots, slotBytes: 64, write: () => undefined, view: (_s: number, d: WeightDesc) => d, uploadStats: { uploads: 0, bytes: 0, ms: 0 }, free: () => undefined };
+  return new DeviceTier(host as unknown as StreamingExperts, dev, new LruPolicy(), { minExperts: 1, hostBackend: {} as Backend, admitRatio });
+}
+
+/** split() then acquire() of what went to the device, as the model does: the device side of each call. */
+async function route(t: DeviceTier, layer: number, ids: number[]): Promise<{ device: number[]; host: number[] }> {
+  const s = t.host!.split(layer, ids);
+  if (s.device.length) {
+    await t.acquire(layer, s.device);
+    t.release(layer, s.device);
+  }
+  return s;
+}
+
+test("split tier admission: free slots fill first; then a miss goes up only over a victim looked up less than 1/ratio as often, one a split", async () => {
+  const t = tier(2, 2);
+  assert.deepEqual(await route(t, 0, [1, 2]), { device: [1, 2], host: [] }, "free slots fill");
+  assert.deepEqual(await route(t, 0, [3]), { device: [], host: [3] }, "expert 3 (1 lookup) is not over 2x the LRU victim 1 (1 lookup)");
+  await route(t, 0, [3]);
+  assert.deepEqual(await route(t, 0, [3]), { device: [3], host: [] }, "3 lookups > 2 x 1: expert 3 goes up over expert 1");
+  assert.equal(t.stats.misses, 3);
+  // Experts 4 and 5, each looked up 3 times while 2 (1 lookup) is the victim: only one goes up in a split.
+  for (let i = 0; i < 2; i++) await route(t, 1, [4, 5]);
+  const s = await route(t, 1, [4, 5]);
+  assert.equal(s.device.length, 1, `one admission a split: ${JSON.stringify(s)}`);
+  assert.equal(t.stats.hostRuns, 2 + 4 + 1);
+});
+
+test("split tier admission: --gpu-admit inf uploads nothing once the slots are full; the policy's victim is asked once a split, not per miss", async () => {
+  const t = tier(2, Infinity);
+  await route(t, 0, [1, 2]);
+  for (let i = 0; i < 5; i++) assert.deepEqual(await route(t, 0, [3, 4, 5]), { device: [], host: [3, 4, 5] });
+  assert.equal(t.stats.misses, 2, "only the free slots' uploads");
+  const r = tier(2, 8);
+  await route(r, 0, [1, 2]);
+  let asked = 0;
+  const peek = r.peekVictim.bind(r);
+  r.peekVictim = (protect, incoming) => (asked++, peek(protect, incoming));
+  await route(r, 0, [3, 4, 5, 6]);
+  assert.equal(asked, 1, "one victim query for four misses");
+  await route(r, 1, [7]);
+  assert.equal(asked, 2);
+});
