@@ -50,12 +50,7 @@ static void crc_complete(napi_env env, napi_status status, void *data) {
   if (status == napi_ok) {
     napi_create_uint32(env, j->crc, &v);
     napi_resolve_deferred(env, j->deferred, v);
-  } else {
-    napi_value msg;
-    napi_create_string_utf8(env, "native crc32cAsync: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &v);
-    napi_reject_deferred(env, j->deferred, v);
-  }
+  } else reject_with(env, j->deferred, "native crc32cAsync: the work was cancelled");
   napi_delete_reference(env, j->buf);
   napi_delete_async_work(env, j->work);
   free(j);

@@ -244,12 +244,7 @@ static void moe_complete(napi_env env, napi_status status, void *data) {
   if (status == napi_ok && j->rc == 0) {
     napi_get_undefined(env, &v);
     napi_resolve_deferred(env, j->deferred, v);
-  } else {
-    napi_value msg;
-    napi_create_string_utf8(env, j->rc != 0 ? "native moeFfnAsync: out of memory" : "native moeFfnAsync: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &v);
-    napi_reject_deferred(env, j->deferred, v);
-  }
+  } else reject_with(env, j->deferred, j->rc != 0 ? "native moeFfnAsync: out of memory" : "native moeFfnAsync: the work was cancelled");
   napi_delete_reference(env, j->keep);
   napi_delete_async_work(env, j->work);
   free(j->m.ex);

@@ -19,6 +19,13 @@ napi_value fail(napi_env env, const char *code, const char *fmt, ...) {
   return NULL;
 }
 
+void reject_with(napi_env env, napi_deferred deferred, const char *msg) {
+  napi_value m, e;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &e);
+  napi_reject_deferred(env, deferred, e);
+}
+
 size_t args(napi_env env, napi_callback_info info, napi_value *argv) {
   size_t argc = MAX_ARGS;
   napi_value undef;

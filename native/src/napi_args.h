@@ -10,6 +10,8 @@
 
 /** Throw (code "T": TypeError, "R": RangeError, else Error) unless an exception is pending; returns NULL. */
 napi_value fail(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Rejects `deferred` with an Error of message `msg` (an async work's complete callback). */
+void reject_with(napi_env env, napi_deferred deferred, const char *msg);
 /** Up to MAX_ARGS arguments into argv (missing ones undefined); returns how many were passed. */
 size_t args(napi_env env, napi_callback_info info, napi_value *argv);
 bool int_arg(napi_env env, napi_value v, const char *name, int64_t lo, int64_t hi, int64_t *out);
