@@ -81,7 +81,8 @@ export class GpuMoe {
     const gateUp = new Map<string, Group>();
     const down = new Map<string, Group>();
     const group = (m: typeof gateUp, w: GpuWeight, bufs: GPUBuffer[], offsets: number[]) => {
-      const key = `${w.type}/${bufs.map((b) => this.be.rec.bufferId(b)).join("/")}`;
+      const id = (b: GPUBuffer) => this.be.rec.bufferId(b);
+      const key = bufs.length === 1 ? `${w.type}/${id(bufs[0])}` : `${w.type}/${id(bufs[0])}/${id(bufs[1])}`;
       let g = m.get(key);
       if (!g) m.set(key, (g = { w, bufs, tab: [], aligned: true }));
       g.aligned &&= offsets.every((o) => o % 4 === 0);
@@ -210,6 +211,13 @@ export class GpuMoe {
   }
 }
 
+const PARTS = ["gate", "up", "down"] as const;
+/** Whether two experts' parts have the same shapes (numbers compared: this runs for every expert a layer). */
 function sameShapes(e: ExpertRows, a: ExpertRows): boolean {
-  return (["gate", "up", "down"] as const).every((k) => e[k].shape.join() === a[k].shape.join());
+  for (const k of PARTS) {
+    const x = e[k].shape, y = a[k].shape;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
 }

@@ -678,14 +678,18 @@ export class WebGpuBackend implements Backend, ArenaHost {
   scatterAddRows(out: Buf, x: Buf, rows: Int32Array, scales: Float32Array, rowLen: number): void {
     if (rows.length === 0) return;
     // Pairs by output row, each row's in list order (a stable sort): the kernel's CSR.
+    const P = rows.length;
     const order = Int32Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b] || a - b);
-    const urows: number[] = [], starts: number[] = [];
-    order.forEach((i, q) => {
-      if (q === 0 || rows[i] !== rows[order[q - 1]]) urows.push(rows[i]), starts.push(q);
-    });
-    starts.push(order.length);
-    const hu = this.rec.hostData(Int32Array.from(urows)), hst = this.rec.hostData(Int32Array.from(starts)), ho = this.rec.hostData(order), hs = this.rec.hostData(scales);
-    this.rec.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, urows.length, hu, hst, ho, hs], [this.rec.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64) * urows.length);
+    // One block of host data, words: the output rows [nu], their starts [nu + 1], the pair order [P], the scales [P].
+    const words = new Int32Array(4 * P + 1);
+    let nu = 0;
+    for (let q = 0; q < P; q++) if (q === 0 || rows[order[q]] !== rows[order[q - 1]]) words[nu++] = rows[order[q]];
+    for (let q = 0, u = 0; q < P; q++) if (q === 0 || rows[order[q]] !== rows[order[q - 1]]) words[nu + u++] = q;
+    words[2 * nu] = P;
+    words.set(order, 2 * nu + 1);
+    words.set(new Int32Array(scales.buffer, scales.byteOffset, P), 2 * nu + 1 + P);
+    const h = this.rec.hostData(words.subarray(0, 2 * nu + 1 + 2 * P));
+    this.rec.dispatch("scatter_add", () => SCATTER_ADD_WGSL, [rowLen, nu, h, h + nu, h + 2 * nu + 1, h + 2 * nu + 1 + P], [this.rec.stageBuf, gbuf(x).buffer, gbuf(out).buffer], Math.ceil(rowLen / 64) * nu);
   }
   addRows(out: Buf, bias: Weight, rowLen: number, nRows: number): void {
     const g = gw(bias, "addRows");
