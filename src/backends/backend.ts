@@ -258,6 +258,8 @@ export interface Backend {
    * never come leave zeros and make the next read throw their error.
    */
   writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): void;
+  /** With writeLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
+  dropLateError?(): void;
   /**
    * Optional (a GPU): routing as a device op, so a layer whose experts are all on the device needs no host read.
    * Records softmax top-k of `logits` [nTokens, spec.nExpert]; with `resident` (every expert of the layer, by id)

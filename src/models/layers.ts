@@ -78,6 +78,8 @@ export class Pass {
   }
 
   /** Stop here if the caller asked to (between sub-blocks: one layer's compute at most goes on after). */
+  /** Host values the backend takes later (writeLater) in this forward: settled before a failed forward returns. */
+  readonly late: Promise<unknown>[] = [];
   checkAbort(): void {
     if (this.signal?.aborted) throw new AbortedError();
   }
@@ -476,8 +478,10 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     // host backend computes it on threads of its own.
     const part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     const hp = f.buf("moe.host", T * D);
-    if (be.writeLater) be.writeLater(hp, T * D, part);
-    else be.write(hp, await part);
+    if (be.writeLater) {
+      f.late.push(part);
+      be.writeLater(hp, T * D, part);
+    } else be.write(hp, await part);
     be.add(out, out, hp, T * D);
   }
   await f.cb("ffn_moe_out", p.layer, out);
@@ -596,8 +600,18 @@ export async function forwardPass(be: Backend, pool: ScratchPool, tokens: Int32A
   if (T === 0) throw new RangeError("forward() needs at least one token");
   if (start + T > cache.nCtx) throw new ModelError("context_full", `context full: ${start} + ${T} tokens exceed the context size ${cache.nCtx}`);
   const scratch = pool.take();
+  const f = new Pass(be, scratch, start, T, opts.hooks, opts.signal);
   try {
-    return await run(new Pass(be, scratch, start, T, opts.hooks, opts.signal));
+    return await run(f);
+  } catch (e) {
+    // A forward that failed (aborted, say) before a read took its late host values' error: that error is this
+    // forward's, not the next one's read's.
+    if (f.late.length) {
+      await Promise.allSettled(f.late);
+      await new Promise((r) => setTimeout(r, 0)); // the backend's own handlers of those values (microtasks) first
+      be.dropLateError?.();
+    }
+    throw e;
   } finally {
     pool.give(scratch);
   }

@@ -150,6 +150,19 @@ test("webgpu writeLater: values that never come (rejected, or too few) leave zer
   }
 });
 
+test("webgpu writeLater: dropLateError forgets the error of values that never came (a failed forward's), so the next read does not throw it", async () => {
+  const be = await gpuBackend();
+  const x = bufOf(be, randomValues(16, "wl-d")), y = be.alloc(16);
+  const values = Promise.reject(new Error("never"));
+  be.writeLater(y, 16, values);
+  be.add(x, x, y, 16);
+  await values.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 0));
+  be.dropLateError();
+  const got = await be.read(x);
+  assert.ok(sameBits(got, randomValues(16, "wl-d")), "the add ran with zeros; no error thrown");
+});
+
 test("webgpu staging: host data past the staging buffer's size grows it within the submission; every dispatch reads its own", async () => {
   const be = await gpuBackend();
   const D = 4, rows = 300_000; // 1.2 MB of row ids: more than the 1 MiB staging buffer, placed after a dispatch's parameters

@@ -251,6 +251,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
       return v;
     }), at);
   }
+  dropLateError(): void {
+    this.rec.takeHoldError();
+  }
   async read(src: Buf): Promise<Float32Array> {
     return (await this.readMany([src]))[0];
   }
