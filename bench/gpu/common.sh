@@ -11,6 +11,14 @@ start_run() {
   log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
 }
 
+# A tier script's start: start_run, the Vulkan loader and the app unpacked, then into $W/app (exits if no .debs).
+enter_app() {
+  start_run
+  unpack_debs || exit 1
+  unpack_app
+  cd "$W/app" || exit 1
+}
+
 # node and the built project (dist/, dist-bench/, bin/, the native addon, production node_modules) into $W.
 unpack_app() {
   if [ ! -x "$W/node" ]; then xz -dc "$REPO/.gpu/node.xz" > "$W/node.part" && chmod +x "$W/node.part" && mv "$W/node.part" "$W/node"; fi

@@ -7,10 +7,7 @@
 set -uo pipefail
 W=${W:-/tmp/moestream-ab}
 source "$PWD/bench/gpu/common.sh"
-start_run
-unpack_debs || exit 1
-unpack_app
-cd "$W/app"
+enter_app
 N=("$W/node" bin/moestream.cjs)
 M48=$W/a3b.gguf M8=$W/a3b-8L.gguf
 gen_model "$M48"; log "gen a3b rc=$?"

@@ -6,10 +6,7 @@
 set -uo pipefail
 W=${W:-/tmp/moestream-tier}
 source "$PWD/bench/gpu/common.sh"
-start_run
-unpack_debs || exit 1
-unpack_app
-cd "$W/app"
+enter_app
 MODEL=$W/a3b-8L.gguf
 gen_model_8l "$MODEL"
 log "gen rc=$?"

@@ -7,11 +7,8 @@
 set -uo pipefail
 W=${W:-/tmp/moestream-tier}
 source "$PWD/bench/gpu/common.sh"
-start_run
-unpack_debs || exit 1
-unpack_app
+enter_app
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
-cd "$W/app"
 N="$W/node bin/moestream.cjs"
 MODEL=$W/a3b-8L.gguf
 gen_model_8l "$MODEL"
