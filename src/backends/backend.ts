@@ -255,9 +255,10 @@ export interface Backend {
   /**
    * Optional (a GPU): `values` into dst's first n values once they come, in order with the ops recorded around the
    * call; work recorded after it waits for them, so the host computes them while recording goes on. Values that
-   * never come leave zeros and make the next read throw their error.
+   * never come leave zeros and make the next read throw their error. Returns a promise that settles (never
+   * rejects) once the values are in place or known never to come.
    */
-  writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): void;
+  writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): Promise<void>;
   /** With writeLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
   dropLateError?(): void;
   /**

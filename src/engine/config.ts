@@ -116,7 +116,7 @@ export const ENGINE_OPTIONS = {
   },
   gpuAdmit: {
     flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
-    help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier only when looked up more than RATIO times as often lately as the one it would evict (an upload costs ~10 CPU runs of it on an H100 host: bench tier replays real routing); inf: never (as cpu-fill)`,
+    help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier only when looked up more than RATIO times as often lately as the one it would evict (an upload cost ~11 CPU runs of it on an H100 host; bench tier replays real routing); inf: never (as cpu-fill)`,
   },
   recordAhead: {
     flag: "--record-ahead <on|off>", env: "MOESTREAM_RECORD_AHEAD", default: true, parse: bool,

@@ -275,18 +275,18 @@ class HostSide implements HostExperts {
     const protect = new Set(keys);
     const device: number[] = [], host: number[] = [];
     let free = this.tier.freeSlots();
-    let overVictim = false; // one admission over a victim a split: the policy names the same victim until it goes
-    // Asked once a split: the victim depends on the incoming key through its layer only (per-layer quotas), and
-    // the policy's scan over the tier's slots, once per expert run on the host, cost ~50 µs a layer (H100 profile).
-    let victim: number | undefined | null = null;
+    // The policy's victim, asked once a split (null: not yet): it depends on the incoming key through its layer
+    // only (per-layer quotas), and its scan over the tier's slots, once per expert run on the host, cost ~50 µs a
+    // layer (H100 profile). One admission over a victim a split (the policy names the same victim until it goes):
+    // undefined after it, and with no admission at all.
+    let victim: number | undefined | null = this.admitRatio === Infinity ? undefined : null;
     for (const [i, e] of distinct.entries()) {
       const k = keys[i];
       if (this.tier.onDevice(k)) device.push(e);
       else if (free > 0) (free--, device.push(e));
       else {
-        if (!overVictim && victim === null) victim = this.admitRatio === Infinity ? undefined : this.tier.peekVictim(protect, k);
-        const v = overVictim ? undefined : victim;
-        if (v != null && this.freq[k] > this.admitRatio * this.freq[v]) (overVictim = true, device.push(e));
+        if (victim === null) victim = this.tier.peekVictim(protect, k);
+        if (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim]) (victim = undefined, device.push(e));
         else host.push(e);
       }
     }

@@ -77,9 +77,9 @@ export class Pass {
     return this.scratch.get(name, length);
   }
 
+  /** The host values the backend takes later (writeLater) in this forward, each settled once taken or lost. */
+  readonly late: Promise<void>[] = [];
   /** Stop here if the caller asked to (between sub-blocks: one layer's compute at most goes on after). */
-  /** Host values the backend takes later (writeLater) in this forward: settled before a failed forward returns. */
-  readonly late: Promise<unknown>[] = [];
   checkAbort(): void {
     if (this.signal?.aborted) throw new AbortedError();
   }
@@ -478,10 +478,8 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     // host backend computes it on threads of its own.
     const part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     const hp = f.buf("moe.host", T * D);
-    if (be.writeLater) {
-      f.late.push(part);
-      be.writeLater(hp, T * D, part);
-    } else be.write(hp, await part);
+    if (be.writeLater) f.late.push(be.writeLater(hp, T * D, part));
+    else be.write(hp, await part);
     be.add(out, out, hp, T * D);
   }
   await f.cb("ffn_moe_out", p.layer, out);
@@ -608,7 +606,6 @@ export async function forwardPass(be: Backend, pool: ScratchPool, tokens: Int32A
     // forward's, not the next one's read's.
     if (f.late.length) {
       await Promise.allSettled(f.late);
-      await new Promise((r) => setTimeout(r, 0)); // the backend's own handlers of those values (microtasks) first
       be.dropLateError?.();
     }
     throw e;

@@ -54,10 +54,6 @@ export class Recorder {
   private used = 0;
   private dead: GPUBuffer[] = [];
   /**
-   * While the ids of an embedLater are unknown: the submissions recorded since, sealed, waiting for them; where
-   * the ids go in the first one's staging bytes; and a promise that settles once they are submitted.
-   */
-  /**
    * Work sealed and not yet submitted while host bytes it reads are still to come (holdForIds, holdForBytes): the
    * chunks in order, how many fills are pending, and whether embedLater's ids are among them.
    */
@@ -170,11 +166,12 @@ export class Recorder {
   /**
    * writeLater's part here: `bytes` go at staging byte `at` of the submission being recorded once they come;
    * everything recorded until then is sealed and held. Bytes that never come leave the zeros already there: the
-   * held work still runs (uploads recorded in it must land), and the next read throws the error.
+   * held work still runs (uploads recorded in it must land), and the next read throws the error. Settles (never
+   * rejects) once the bytes are in, or their error is kept.
    */
-  holdForBytes(bytes: Promise<ArrayBufferView>, at: number): void {
+  holdForBytes(bytes: Promise<ArrayBufferView>, at: number): Promise<void> {
     const fill = this.hold(at, false);
-    bytes.then(
+    return bytes.then(
       (v) => fill(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
       (e: unknown) => {
         this.holdError ??= e;
@@ -207,9 +204,9 @@ export class Recorder {
   }
 
   /**
-   * Submits the sealed submissions (their fills written in). What is being recorded
-   * goes with the next flush (a read flushes once heldSubmitted settles): a flush here too would cost a split tier
-   * a second submit a layer whenever the host's values came before the layer's read.
+   * Submits the sealed submissions (their fills written in). What is being recorded goes with the next flush (a
+   * read flushes once heldSubmitted settles): a flush here too would cost a split tier a second submit a layer
+   * whenever the host's values came before the layer's read.
    */
   private releaseHeld(): void {
     const h = this.held!;

@@ -238,15 +238,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * `values` into dst's first n values once they come, ordered with the ops recorded around this call as write()
    * is; what is recorded after it waits (sealed, not submitted) until then, so the host can compute them while this
    * thread records on. Values that never come (a rejection, or not n of them) leave zeros there: the work still
-   * runs, and the next read throws that error.
+   * runs, and the next read throws that error. Settles (never rejects) once they are in or known never to come.
    */
-  writeLater(dst: Buf, n: number, values: Promise<Float32Array>): void {
+  writeLater(dst: Buf, n: number, values: Promise<Float32Array>): Promise<void> {
     const b = gbuf(dst);
     if (n < 0 || n > b.length) throw new RangeError(`webgpu writeLater: ${n} values overrun a buffer of ${b.length}`);
-    if (n === 0) return void values.catch(() => undefined);
+    if (n === 0) return values.then(() => undefined, () => undefined);
     const at = this.rec.hostData(new Float32Array(n)) * 4;
     this.rec.copyBytes(this.rec.stageBuf, at, b.buffer, 0, n * 4);
-    this.rec.holdForBytes(values.then((v) => {
+    return this.rec.holdForBytes(values.then((v) => {
       if (v.length !== n) throw new RangeError(`webgpu writeLater: ${v.length} values came for ${n}`);
       return v;
     }), at);
@@ -512,47 +512,31 @@ export class WebGpuBackend implements Backend, ArenaHost {
    */
   private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): { tab: GPUBuffer; tb: number } {
     const key = `${nRot}/${base}${yarn ? `/${JSON.stringify(yarn)}` : ""}`;
-    const angle = () => ropeAngles(nRot, base, yarn);
+    // A fresh buffer of n rows, row t position posOf(t) (no recorded op reads it yet, so a queue write is in order).
+    const upload = (n: number, posOf: (t: number) => number) => {
+      const angle = ropeAngles(nRot, base, yarn), tab = new Float32Array(n * half * 2);
+      for (let t = 0; t < n; t++) {
+        for (let i = 0; i < half; i++) {
+          const { cos, sin } = angle(posOf(t), i);
+          tab[2 * (t * half + i)] = cos;
+          tab[2 * (t * half + i) + 1] = sin;
+        }
+      }
+      const b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
+      this.device.queue.writeBuffer(b, 0, tab);
+      return b;
+    };
     if (pos.length === 1 && pos[0] >= 0) {
       const chunk = Math.floor(pos[0] / ROPE_CHUNK), ck = `${key}#${chunk}`;
       let b = this.ropeChunks.get(ck);
-      if (!b) {
-        const a = angle(), tab = new Float32Array(ROPE_CHUNK * half * 2);
-        for (let t = 0; t < ROPE_CHUNK; t++) {
-          for (let i = 0; i < half; i++) {
-            const { cos, sin } = a(chunk * ROPE_CHUNK + t, i);
-            tab[2 * (t * half + i)] = cos;
-            tab[2 * (t * half + i) + 1] = sin;
-          }
-        }
-        b = this.upload32(tab);
-        this.ropeChunks.set(ck, b);
-      }
+      if (!b) this.ropeChunks.set(ck, (b = upload(ROPE_CHUNK, (t) => chunk * ROPE_CHUNK + t)));
       return { tab: b, tb: (pos[0] % ROPE_CHUNK) * half * 2 };
     }
     let byKey = this.ropeTables.get(pos);
     if (!byKey) this.ropeTables.set(pos, (byKey = new Map()));
     let b = byKey.get(key);
-    if (!b) {
-      const a = angle();
-      const tab = new Float32Array(pos.length * half * 2);
-      for (let t = 0; t < pos.length; t++) {
-        for (let i = 0; i < half; i++) {
-          const { cos, sin } = a(pos[t], i);
-          tab[2 * (t * half + i)] = cos;
-          tab[2 * (t * half + i) + 1] = sin;
-        }
-      }
-      b = this.upload32(tab);
-      byKey.set(key, b);
-    }
+    if (!b) byKey.set(key, (b = upload(pos.length, (t) => pos[t])));
     return { tab: b, tb: 0 };
-  }
-  /** A fresh buffer holding `tab` (no recorded op reads it yet, so a queue write is in order). */
-  private upload32(tab: Float32Array): GPUBuffer {
-    const b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
-    this.device.queue.writeBuffer(b, 0, tab);
-    return b;
   }
 
   normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
@@ -684,11 +668,11 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const P = rows.length;
     const order = Int32Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b] || a - b);
     // One block of host data, words: the output rows [nu], their starts [nu + 1], the pair order [P], the scales [P].
-    const words = new Int32Array(4 * P + 1);
+    const words = new Int32Array(4 * P + 1), starts = new Int32Array(P + 1);
     let nu = 0;
-    for (let q = 0; q < P; q++) if (q === 0 || rows[order[q]] !== rows[order[q - 1]]) words[nu++] = rows[order[q]];
-    for (let q = 0, u = 0; q < P; q++) if (q === 0 || rows[order[q]] !== rows[order[q - 1]]) words[nu + u++] = q;
-    words[2 * nu] = P;
+    for (let q = 0; q < P; q++) if (q === 0 || rows[order[q]] !== rows[order[q - 1]]) (starts[nu] = q), (words[nu++] = rows[order[q]]);
+    starts[nu] = P;
+    words.set(starts.subarray(0, nu + 1), nu);
     words.set(order, 2 * nu + 1);
     words.set(new Int32Array(scales.buffer, scales.byteOffset, P), 2 * nu + 1 + P);
     const h = this.rec.hostData(words.subarray(0, 2 * nu + 1 + 2 * P));
