@@ -1,5 +1,5 @@
 // The CLI with --backend webgpu (lavapipe in CI): the same greedy tokens as the scalar reference through a GPU
-// expert tier, and one clear line (exit 2) when no adapter exists.
+// expert tier (experts missing from it uploaded, or run on the CPU), and one clear line (exit 2) when no adapter exists.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -30,6 +30,12 @@ test("run --backend webgpu, experts streamed through a GPU expert tier smaller t
   assert.equal(d.gpuHits + d.gpuMisses, 3 * 4 * 4, "3 forwards x 4 layers x top-4 lookups");
   assert.equal(d.hits + d.misses, d.gpuMisses, "each device miss is one host lookup");
   assert.equal(d.uploadBytes, d.gpuMisses * (tier.bytes / tier.slots), "each device miss uploads one record");
+  // The split tier (experts not on the GPU run on the CPU) with each token recorded ahead (the default): the same
+  // tokens. Its host sum and the next token's id both came later, and a read once waited on both: exit 0, no output.
+  const split = cli(gpuEnv(), ...args, "--backend", "webgpu", "--expert-io", "resident", "--gpu-expert-cache", String(4 * 2 ** 20), "--gpu-misses", "cpu", "--stats-json");
+  assert.equal(split.code, 0, split.err);
+  assert.deepEqual(JSON.parse(split.out).tokens, JSON.parse(ref.out).tokens);
+  assert.ok(JSON.parse(split.err.split("\n").find((l) => l.startsWith("{"))!).experts.decode.gpuHostRuns > 0, "experts ran on the host");
 });
 
 test("--backend webgpu without an adapter: exit 2 and one line saying why, no JavaScript stack", async () => {

@@ -93,6 +93,33 @@ test("record ahead: the same tokens and top logits as recording after each sampl
   }
 });
 
+test("record ahead on a split GPU tier (--gpu-misses cpu): the same tokens and top logits as recording after each sample", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });
+  const cfg = { backend: "webgpu", ctxSize: 64, prefetch: false, expertIo: "resident", gpuMisses: "cpu", gpuAdmit: 1 } as const;
+  const probe = await loadModel(path, defaultEngineConfig(cfg));
+  const slotBytes = probe.experts.slotBytes, k = probe.model.info.nExpertUsed;
+  await probe.close();
+  const on = await loadModel(path, defaultEngineConfig({ ...cfg, gpuExpertCache: 2 * k * slotBytes }));
+  const off = await loadModel(path, defaultEngineConfig({ ...cfg, gpuExpertCache: 2 * k * slotBytes, recordAhead: false }));
+  try {
+    assert.ok(on.gpuExperts?.host, on.expertIO.reason);
+    let later = 0;
+    const be = on.backend as WebGpuBackend, embedLater = be.embedLater.bind(be);
+    be.embedLater = (...args) => (later++, embedLater(...args));
+    const prompt = on.tokenizer.encode("The quick brown fox");
+    const opts: GenerateOptions = { maxTokens: 8, sampling: { temperature: 0 }, topLogits: 4, stopAtEog: false };
+    const [x, y] = [await steps(new Session(on, 64), prompt, opts), await steps(new Session(off, 64), prompt, opts)];
+    assert.deepEqual(x.map((s) => s.token), y.map((s) => s.token));
+    assert.deepEqual(x.map((s) => s.topLogits), y.map((s) => s.topLogits));
+    assert.equal(later, opts.maxTokens! - 1, "each token fed was recorded ahead");
+    assert.ok(on.gpuExperts!.stats.hostRuns > 0, "experts ran on the host");
+  } finally {
+    await on.close();
+    await off.close();
+  }
+});
+
 test("embedLater: ids that never come, or out of range, fail the backend with an error naming them; its work never runs", async () => {
   const cases: [() => Promise<Int32Array>, RegExp][] = [
     [() => Promise.reject(new Error("cancelled")), /embedLater: the token ids never came \(cancelled\)/],
@@ -131,6 +158,26 @@ test("webgpu writeLater: values that come later land in order with the ops aroun
   const want = a.map((v, i) => Math.fround(Math.fround(v + b[i]) + c[i]));
   assert.ok(sameBits(xv, want), "x = (a + b) + c");
   assert.ok(sameBits(yv, c) && sameBits(zv, c));
+});
+
+test("webgpu writeLater then embedLater (record-ahead on a split tier): a read of work before the ids waits only for the values it reads, not for ids that only its result can give", async () => {
+  const be = await gpuBackend();
+  const n = 32, a = randomValues(n, "rw-a"), b = randomValues(n, "rw-b"), emb = randomValues(n * 64, "rw-emb");
+  const table = be.upload({ name: "token_embd.weight", type: F32.type, shape: [n, 64], bytes: new Uint8Array(emb.buffer) });
+  const x = bufOf(be, a), y = be.alloc(n), out = be.alloc(n);
+  let give!: (v: Float32Array) => void, ids!: (v: Int32Array) => void;
+  be.writeLater(y, n, new Promise((r) => (give = r))); // the host's expert sum of the last layer
+  be.add(x, x, y, n);
+  const logits = be.read(x); // this token's logits
+  be.embedLater(out, table, 1, new Promise((r) => (ids = r))); // the next token, its id drawn from those logits
+  be.add(out, out, x, n);
+  give(b);
+  const xv = await logits; // before the next token's id is in: waiting for it here would never end
+  assert.ok(sameBits(xv, a.map((v, i) => Math.fround(v + b[i]))));
+  assert.equal(be.waitingForIds, true);
+  ids(Int32Array.of(5));
+  const ov = await be.read(out);
+  assert.ok(sameBits(ov, emb.subarray(5 * n, 6 * n).map((v, i) => Math.fround(v + xv[i]))), "the next token's work ran after its id came");
 });
 
 test("webgpu writeLater: values that never come (rejected, or too few) leave zeros, the next read throws their error, and the backend goes on", async () => {

@@ -2,9 +2,9 @@
 // The WebGPU backend's recording machinery (the ops are in webgpu.ts): one command encoder and one open compute
 // pass, a bind group per (pipeline, buffers) reused across dispatches, and every dispatch's parameters and the host
 // arrays ops take in a staging buffer written once per submission. A submission is recorded until the host needs a
-// result or new bytes must land in order; while an embedLater's token ids are unknown, submissions are sealed and
-// held, then submitted in order once the ids are written into the first (record-ahead). Benches time passes and
-// dispatches through here too.
+// result or new bytes must land in order; a submission that host bytes still to come go into (embedLater's token
+// ids, writeLater's values) is sealed and held with those after it, then submitted in order once they are in.
+// Benches time passes and dispatches through here too.
 import { weightDims } from "../backend.js";
 import type { GpuWeight } from "./arena.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
@@ -54,10 +54,15 @@ export class Recorder {
   private used = 0;
   private dead: GPUBuffer[] = [];
   /**
-   * Work sealed and not yet submitted while host bytes it reads are still to come (holdForIds, holdForBytes): the
-   * chunks in order, how many fills are pending, and whether embedLater's ids are among them.
+   * Sealed submissions not yet submitted, in order: each waits while a host fill (holdForIds, holdForBytes) into it
+   * or into one before it is still to come. `sealed` counts submissions sealed so far, so held[0] is number
+   * sealed - held.length and the one being recorded is number `sealed`. Fills pending, each with its submission's
+   * number; reads waiting for a submission's number to go out.
    */
-  private held: { chunks: Sealed[]; pending: number; ids: boolean; done: Promise<void>; ready: () => void } | undefined;
+  private held: Sealed[] = [];
+  private sealed = 0;
+  private fills: { chunk: number; ids: boolean }[] = [];
+  private waiters: { chunk: number; go: () => void }[] = [];
   /** The first error of a holdForBytes whose bytes never came: the next read throws it. */
   private holdError: unknown;
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
@@ -101,9 +106,21 @@ export class Recorder {
     this.sinceFlush = 0;
     this.dead = [];
     this.outgrown = [];
-    // While ids of an embedLater are unknown: sealed, not submitted (releaseHeld submits it once they are in).
-    if (this.held) this.held.chunks.push(chunk);
-    else this.submit(chunk);
+    this.sealed++;
+    // Submitted now unless a host fill into it or into one before it is still to come (releaseHeld() submits it then).
+    if (this.held.length || this.fills.length) {
+      this.held.push(chunk);
+      this.releaseHeld();
+    } else this.submit(chunk);
+  }
+  /**
+   * Seals what was recorded (flush); a promise that settles once it and everything before it is submitted, or
+   * undefined where that happened now.
+   */
+  seal(): Promise<void> | undefined {
+    this.flush();
+    if (!this.held.length) return undefined;
+    return new Promise((go) => this.waiters.push({ chunk: this.sealed - 1, go }));
   }
   /** One recorded submission: its staging bytes into every staging buffer it reads, the command buffer, then its cleanup. */
   private submit(c: Sealed): void {
@@ -120,17 +137,13 @@ export class Recorder {
    * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
    */
   flushForQueueWrite(): void {
-    if (this.held) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or writeLater's values)");
+    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or writeLater's values)");
     this.flush();
   }
 
   /** Work recorded since an embedLater waits for its token ids. */
   get waitingForIds(): boolean {
-    return this.held?.ids ?? false;
-  }
-  /** While recorded work waits for host values: a promise that settles once it is submitted (or dropped). */
-  get heldSubmitted(): Promise<void> | undefined {
-    return this.held?.done;
+    return this.fills.some((f) => f.ids);
   }
   /** A holdForBytes's error (its bytes never came), once: reads throw it. */
   takeHoldError(): unknown {
@@ -152,10 +165,10 @@ export class Recorder {
     const fill = this.hold(at, true);
     ids.then(
       (v) => {
-        if (!this.held) return; // dropped meanwhile (the backend failed)
+        if (!fill.pending()) return; // dropped meanwhile (the backend failed)
         try {
           if (v.length !== n || v.some((id) => id < 0 || id >= vocab)) throw new RangeError(`ids [${[...v.subarray(0, 8)].join(", ")}${v.length > 8 ? ", ..." : ""}] are not ${n} ids in [0, ${vocab})`);
-          fill(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+          fill.put(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
         } catch (e) {
           fail(e instanceof Error ? e.message : String(e));
         }
@@ -172,58 +185,57 @@ export class Recorder {
   holdForBytes(bytes: Promise<ArrayBufferView>, at: number): Promise<void> {
     const fill = this.hold(at, false);
     return bytes.then(
-      (v) => fill(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
+      (v) => fill.put(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
       (e: unknown) => {
         this.holdError ??= e;
-        fill(undefined);
+        fill.put(undefined);
       },
     );
   }
   /**
-   * One more pending fill at staging byte `at` of the submission being recorded: returns the function that takes
-   * its bytes (undefined: none). When the last pending fill is in, all held work is submitted.
+   * One more pending fill at staging byte `at` of the submission being recorded: `put` takes its bytes (undefined:
+   * none), `pending` says it still waits for them. That submission and those after it wait for it; those before
+   * it do not (a read of earlier work must not wait for ids that only its result can give: record-ahead).
    */
-  private hold(at: number, ids: boolean): (bytes: Uint8Array | undefined) => void {
-    if (!this.held) {
-      let ready!: () => void;
-      const done = new Promise<void>((r) => (ready = r));
-      this.held = { chunks: [], pending: 0, ids, done, ready };
-    }
-    const h = this.held;
-    h.ids ||= ids;
-    h.pending++;
-    const chunk = h.chunks.length;
-    let settled = false;
-    return (bytes) => {
-      if (settled || this.held !== h) return; // once; not after the held work was dropped (the backend failed)
-      settled = true;
-      // Into the staging bytes of the submission that reads them: sealed by now, or still being recorded.
-      if (bytes) (chunk < h.chunks.length ? h.chunks[chunk].bytes : this.stage).set(bytes, at);
-      if (--h.pending === 0) this.releaseHeld();
+  private hold(at: number, ids: boolean): { put: (bytes: Uint8Array | undefined) => void; pending: () => boolean } {
+    const fill = { chunk: this.sealed, ids };
+    this.fills.push(fill);
+    const pending = () => this.fills.includes(fill);
+    const put = (bytes: Uint8Array | undefined) => {
+      const i = this.fills.indexOf(fill);
+      if (i < 0) return; // once; not after the held work was dropped (the backend failed)
+      this.fills.splice(i, 1);
+      // Into the staging bytes of the submission that reads them: sealed (and held) by now, or being recorded.
+      if (bytes) (fill.chunk < this.sealed ? this.held[fill.chunk - (this.sealed - this.held.length)].bytes : this.stage).set(bytes, at);
+      this.releaseHeld();
     };
+    return { put, pending };
   }
 
   /**
-   * Submits the sealed submissions (their fills written in). What is being recorded goes with the next flush (a
-   * read flushes once heldSubmitted settles): a flush here too would cost a split tier a second submit a layer
-   * whenever the host's values came before the layer's read.
+   * Submits the held submissions that no pending fill waits for, in order, and settles the reads waiting on them.
+   * What is being recorded goes with the next flush: a flush here too would cost a split tier a second submit a
+   * layer whenever the host's values came before the layer's read.
    */
   private releaseHeld(): void {
-    const h = this.held!;
-    this.held = undefined;
-    for (const c of h.chunks) this.submit(c);
-    h.ready();
+    const first = this.fills.reduce((m, f) => Math.min(m, f.chunk), Infinity);
+    while (this.held.length && this.sealed - this.held.length < first) this.submit(this.held.shift()!);
+    this.settleWaiters();
+  }
+  private settleWaiters(): void {
+    const out = this.sealed - this.held.length; // numbers below this are submitted
+    this.waiters = this.waiters.filter((w) => (w.chunk < out ? (w.go(), false) : true));
   }
 
   /** The work recorded since an embedLater whose ids cannot go in: never run (the backend has failed: reads throw). */
   private dropHeld(): void {
-    const h = this.held;
-    for (const c of h?.chunks ?? []) {
+    for (const c of this.held) {
       this.uploads.afterSubmit(c.staged);
       for (const b of c.dead) b.destroy();
     }
-    this.held = undefined;
-    h?.ready();
+    this.held = [];
+    this.fills = [];
+    this.settleWaiters();
     this.pass = undefined;
     this.enc = undefined;
     this.used = 0;

@@ -270,15 +270,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (b.length) this.rec.copyBytes(b.buffer, 0, rb, at, b.length * 4);
       at += b.length * 4;
     }
-    const held = this.rec.heldSubmitted;
-    if (held) await held; // the copies were recorded after work whose host values (ids, writeLater's) are not in yet
+    // Held while host values it or earlier work reads (ids, writeLater's) are not in yet: wait until it is submitted.
+    const submitted = this.rec.seal();
+    if (submitted) await submitted;
     const late = this.rec.takeHoldError();
     if (late !== undefined) {
-      this.rec.flush(); // the work (its copy into rb included) runs, with zeros for the values that never came
-      rb.destroy();
+      rb.destroy(); // after its copy was submitted: the work ran, with zeros for the values that never came
       throw late;
     }
-    this.rec.flush();
     const t0 = performance.now(), waited = this.readWait.get(size);
     // mapDelay: sleep on a timer for that share of what a read of this size last waited, before the map: Dawn
     // polls a pending map from setImmediate, spinning a core and allocating as it goes (bench gpu measures it).
