@@ -445,6 +445,15 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   be.zero(out);
   const byExpert = new Map(buckets.map((b) => [b.expert, b]));
   const where = split?.split(p.layer, buckets.map((b) => b.expert));
+  // The host's experts start once the device's are acquired (their uploads done, the host cache's records they
+  // took released: a streamed host cache may hold no more), before the device's are recorded: the host backend's
+  // threads compute while this one records. Its rejection is taken below, or dropped if the device's part throws.
+  let part: Promise<Float32Array> | undefined;
+  const startHost = () => {
+    if (!split || !where!.host.length) return;
+    part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
+    part.catch(() => undefined);
+  };
   // A batch routing to more experts than the cache holds at once goes in groups, each expert read once.
   const groups = acquireGroups(where ? where.device : routing.ids, src.capacity ?? buckets.length);
   let shared: Buf | undefined;
@@ -464,19 +473,22 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     acquired.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
     if (g === 0) await afterDemand(() => void acquired.then(() => src.release(p.layer, ids), () => undefined));
     const ws = await acquired;
+    if (g === groups.length - 1) startHost();
     try {
       expertFfns(f, out, x, ws, ids.map((e) => byExpert.get(e)!), p.nFf, p.act);
     } finally {
       src.release(p.layer, ids);
     }
   }
-  if (!groups.length) await afterDemand(() => undefined);
-  if (split && where!.host.length) {
+  if (!groups.length) {
+    await afterDemand(() => undefined);
+    startHost();
+  }
+  if (part) {
     // No submit before the host's part: the device's experts then wait for it (tens of µs), where a submit of
     // their own cost ~0.4 ms of the host on an H100 (split profile, session 13). The host's sum goes up recorded;
     // where the device takes it later (writeLater), this thread records on (the next layer's attention) while the
     // host backend computes it on threads of its own.
-    const part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     const hp = f.buf("moe.host", T * D);
     if (be.writeLater) f.late.push(be.writeLater(hp, T * D, part));
     else be.write(hp, await part);
