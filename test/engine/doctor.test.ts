@@ -2,7 +2,7 @@
 // machine probe, and the bandwidth forecast's arithmetic.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createReadStream, statSync, writeFileSync } from "node:fs";
+import { createReadStream, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -107,7 +107,11 @@ test("a server that ignores ranges, a 404 and a file that is not GGUF are refuse
   }
   const junk = join(tmpdir(), `doctor-junk-${process.pid}.gguf`);
   writeFileSync(junk, Buffer.alloc(4096, 7));
-  await assert.rejects(doctor(junk, cfg, { memGBps: 10, diskGBps: 1 }), (e: unknown) => e instanceof FormatError && /not a GGUF/.test(e.message));
+  try {
+    await assert.rejects(doctor(junk, cfg, { memGBps: 10, diskGBps: 1 }), (e: unknown) => e instanceof FormatError && /not a GGUF/.test(e.message));
+  } finally {
+    rmSync(junk, { force: true });
+  }
   await assert.rejects(doctor(join(tmpdir(), "no-such-model.gguf"), cfg), (e: unknown) => e instanceof UsageError && /not found/.test(e.message));
 });
 
