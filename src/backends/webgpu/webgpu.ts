@@ -8,8 +8,8 @@
 // The recording (encoder and pass, staging bytes, held submissions, pipeline and bind group caches, bench timing)
 // is recorder.ts's, which the backend owns. The MoE ops (expert slots, routing on the device, pair tables) are in
 // moe.ts and dispatch through it too.
-import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena, YarnParams } from "../backend.js";
-import { heads3d, ropeAngles, tensorBytes, weightDims } from "../backend.js";
+import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
+import { heads3d, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import { GpuBuf, gbuf, gw } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
@@ -19,6 +19,7 @@ import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
 import type { KernelTimes } from "./profiler.js";
 import { Recorder } from "./recorder.js";
+import { RopeTables } from "./rope-tables.js";
 import { MappedStaging } from "./staging.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
@@ -34,8 +35,6 @@ const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 const F32 = 0;
-/** Decode positions a rope table holds (ropeTable): 4096 x 64 pairs of a3b's heads = 2 MiB a buffer. */
-const ROPE_CHUNK = 4096;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
@@ -91,10 +90,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Kernels' scratch by name (scratchBuf). */
   private readonly scratch = new Map<string, GpuBuf>();
   private readonly moe = new GpuMoe(this);
-  /** cos/sin tables by position array (a forward pass ropes every layer's q and k at the same positions). */
-  private readonly ropeTables = new WeakMap<Int32Array, Map<string, GPUBuffer>>();
-  /** Decode's rope rows, ROPE_CHUNK positions a buffer, by rope parameters and chunk (ropeTable). */
-  private readonly ropeChunks = new Map<string, GPUBuffer>();
+  /** The rope ops' cos/sin tables. */
+  private readonly ropeTables: RopeTables;
 
   /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
   readonly subgroups: boolean;
@@ -185,6 +182,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.gpu = gpu;
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
+    this.ropeTables = new RopeTables(gpu.device);
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
     this.device.addEventListener("uncapturederror", (e) => {
@@ -499,45 +497,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const off = opts?.offset ?? 0;
     if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
     const half = nRot / 2;
-    const { tab, tb } = this.ropeTable(pos, half, nRot, freqBase, opts?.yarn);
+    const { tab, tb } = this.ropeTables.table(pos, half, nRot, freqBase, opts?.yarn);
     this.rec.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0, tb], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
   }
-  /**
-   * cos/sin of every (position, pair) in f64 on the host, as the reference computes them: the table's buffer and
-   * the word where `pos`'s rows start. A prompt's positions get a table of their own, uploaded once per positions
-   * array. A decode token's one position reads a row of a table shared by ROPE_CHUNK positions: the buffer, and so
-   * every bind group holding it, stays the same from token to token (a table a token cost a buffer and, in each
-   * layer, a new bind group: ~70 µs of host a layer on the H100, session 16).
-   */
-  private ropeTable(pos: Int32Array, half: number, nRot: number, base: number, yarn?: YarnParams): { tab: GPUBuffer; tb: number } {
-    const key = `${nRot}/${base}${yarn ? `/${JSON.stringify(yarn)}` : ""}`;
-    // A fresh buffer of n rows, row t position posOf(t) (no recorded op reads it yet, so a queue write is in order).
-    const upload = (n: number, posOf: (t: number) => number) => {
-      const angle = ropeAngles(nRot, base, yarn), tab = new Float32Array(n * half * 2);
-      for (let t = 0; t < n; t++) {
-        for (let i = 0; i < half; i++) {
-          const { cos, sin } = angle(posOf(t), i);
-          tab[2 * (t * half + i)] = cos;
-          tab[2 * (t * half + i) + 1] = sin;
-        }
-      }
-      const b = this.device.createBuffer({ size: Math.max(16, tab.byteLength), usage: STORAGE | COPY_DST });
-      this.device.queue.writeBuffer(b, 0, tab);
-      return b;
-    };
-    if (pos.length === 1 && pos[0] >= 0) {
-      const chunk = Math.floor(pos[0] / ROPE_CHUNK), ck = `${key}#${chunk}`;
-      let b = this.ropeChunks.get(ck);
-      if (!b) this.ropeChunks.set(ck, (b = upload(ROPE_CHUNK, (t) => chunk * ROPE_CHUNK + t)));
-      return { tab: b, tb: (pos[0] % ROPE_CHUNK) * half * 2 };
-    }
-    let byKey = this.ropeTables.get(pos);
-    if (!byKey) this.ropeTables.set(pos, (byKey = new Map()));
-    let b = byKey.get(key);
-    if (!b) byKey.set(key, (b = upload(pos.length, (t) => pos[t])));
-    return { tab: b, tb: 0 };
-  }
-
   normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
     const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
     if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
@@ -571,7 +533,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`${op}: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
     if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`${op}: q, k or v holds fewer than ${T} tokens' heads`);
     const half = nRot / 2;
-    return { qn, kn, kc, vc, half, ...this.ropeTable(pos, half, nRot, p.freqBase) };
+    return { qn, kn, kc, vc, half, ...this.ropeTables.table(pos, half, nRot, p.freqBase) };
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
