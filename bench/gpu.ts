@@ -677,7 +677,7 @@ export async function benchGpu(only?: string): Promise<void> {
     result.splitOverlap = o;
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.submitFirstMs), 2)} ms taken later with the device's experts submitted first (medians of 5 alternating rounds of 8: ${o.laterMs.map((v) => f(v, 1)).join(", ")} vs ${o.awaitedMs.map((v) => f(v, 1)).join(", ")} vs ${o.submitFirstMs.map((v) => f(v, 1)).join(", ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission (medians of 5 alternating rounds of 8: ${o.laterMs.map((v) => f(v, 1)).join(", ")} vs ${o.awaitedMs.map((v) => f(v, 1)).join(", ")} vs ${o.sameSubmitMs.map((v) => f(v, 1)).join(", ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     return;
   }
   const s = await sanity(model, profileOnly);
@@ -722,23 +722,19 @@ export async function benchGpu(only?: string): Promise<void> {
 
 /**
  * The split tier (--gpu-misses cpu) with a GPU tier of `share` of the expert bytes: decode ms a token with the host's
- * expert sum taken later by the device (writeLater: this thread records the next layer while the CPU computes it)
- * and without (the sum awaited, then written), and taken later with the device's experts submitted before it, on one
- * loaded model, alternating 5 rounds of 8 tokens after 32.
+ * expert sum taken later by the device (writeLater: this thread records the next layer while the CPU computes it;
+ * the device's experts submitted before it), without (the sum awaited, then written), and taken later in the same
+ * submission as the device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; submitFirstMs: number[]; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
   const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu" }));
-  const later = WebGpuBackend.prototype.writeLater;
-  // The device's experts submitted before the host's sum is recorded (one more submit a layer), so the GPU runs
-  // them while this thread records the next layer.
-  const submitFirst: typeof later = function (this: WebGpuBackend, ...a) {
-    this.flush();
-    return later.apply(this, a);
-  };
-  const variants = { laterMs: later, awaitedMs: undefined as never, submitFirstMs: submitFirst };
+  const be = lm.backend as WebGpuBackend, later = WebGpuBackend.prototype.writeLater;
+  // Taken later as the backend does (the device's experts submitted first: submitBeforeLater), awaited, and taken
+  // later in the same submission as the device's experts.
+  const variants: Record<"laterMs" | "awaitedMs" | "sameSubmitMs", [typeof later, boolean]> = { laterMs: [later, true], awaitedMs: [undefined as never, true], sameSubmitMs: [later, false] };
   try {
     const cache = lm.model.makeCache(256);
     let last = 1;
@@ -749,10 +745,11 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
     for (let i = 0; i < 32; i++) await step();
     const tier = lm.gpuExperts!, s0 = { ...tier.stats };
-    const out = { laterMs: [] as number[], awaitedMs: [] as number[], submitFirstMs: [] as number[] };
+    const out = { laterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[] };
     for (let r = 0; r < 5; r++) {
-      for (const [k, v] of Object.entries(variants) as [keyof typeof out, typeof later][]) {
+      for (const [k, [v, first]] of Object.entries(variants) as [keyof typeof out, [typeof later, boolean]][]) {
         WebGpuBackend.prototype.writeLater = v;
+        be.submitBeforeLater = first;
         const t = performance.now();
         for (let i = 0; i < 8; i++) await step();
         out[k].push((performance.now() - t) / 8);
@@ -762,6 +759,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     return { ...out, perToken: { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") } };
   } finally {
     WebGpuBackend.prototype.writeLater = later;
+    be.submitBeforeLater = true;
     await lm.close();
   }
 }

@@ -1,9 +1,10 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof) by self time: the top functions (name, file:line) and their share,
-// with idle and GC apart. Usage: node scripts/cpu-profile.mjs FILE.cpuprofile [TOP=25] [LAST_MS]
-// LAST_MS keeps only the profile's last LAST_MS milliseconds (a bench's decode runs come last).
+// with idle and GC apart. Usage: node scripts/cpu-profile.mjs FILE.cpuprofile [TOP=25] [LAST_MS] [SKIP_MS]
+// LAST_MS keeps only the profile's last LAST_MS milliseconds (a bench's decode runs come last), SKIP_MS then drops
+// the last SKIP_MS of those (the model's close).
 import { readFileSync } from "node:fs";
 
-const [file, topArg, lastArg] = process.argv.slice(2);
+const [file, topArg, lastArg, skipArg] = process.argv.slice(2);
 if (!file) {
   console.error("usage: node scripts/cpu-profile.mjs FILE.cpuprofile [TOP]");
   process.exit(2);
@@ -14,9 +15,10 @@ const byId = new Map(p.nodes.map((n) => [n.id, n]));
 const self = new Map();
 const at = [];
 for (let i = 0, t = 0; i < p.samples.length; i++) at.push((t += p.timeDeltas[i] ?? 0));
-const from = lastArg ? at[at.length - 1] - Number(lastArg) * 1e3 : -Infinity;
+const to = at[at.length - 1] - Number(skipArg ?? 0) * 1e3;
+const from = lastArg ? to - Number(lastArg) * 1e3 : -Infinity;
 for (let i = 0; i < p.samples.length; i++) {
-  if (at[i] < from) continue;
+  if (at[i] < from || at[i] > to) continue;
   const dt = p.timeDeltas[i + 1] ?? 0;
   self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + dt);
 }

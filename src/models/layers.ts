@@ -485,10 +485,8 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     startHost();
   }
   if (part) {
-    // No submit before the host's part: the device's experts then wait for it (tens of µs), where a submit of
-    // their own cost ~0.4 ms of the host on an H100 (split profile, session 13). The host's sum goes up recorded;
-    // where the device takes it later (writeLater), this thread records on (the next layer's attention) while the
-    // host backend computes it on threads of its own.
+    // The host's sum goes up recorded; where the device takes it later (writeLater), this thread records on (the
+    // next layer's attention) while the host backend computes it on threads of its own.
     const hp = f.buf("moe.host", T * D);
     if (be.writeLater) f.late.push(be.writeLater(hp, T * D, part));
     else be.write(hp, await part);
