@@ -447,6 +447,10 @@ interface DecodeProfile {
   /** Per token: host ms recording dispatches, and submitting them; the share of time the main thread was busy. */
   hostMs: number;
   submitMs: number;
+  /** Of submitMs: writing the staging bytes; and finishing encoders (apart); submits a token. */
+  stageWriteMs: number;
+  finishMs: number;
+  submits: number;
   elu: number;
   gpuMs: number;
   dispatches: number;
@@ -476,13 +480,13 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
   };
   const N = 16, P = 4;
   const c0 = process.cpuUsage(), t0 = performance.now(), d0 = be.counters.dispatches, s0 = be.counters.submitMs, e0 = performance.eventLoopUtilization();
-  const r0 = be.counters.recordMs, b0 = be.counters.bindGroups;
+  const r0 = be.counters.recordMs, b0 = be.counters.bindGroups, w0 = be.counters.stageWriteMs, f0 = be.counters.finishMs, n0 = be.counters.submits;
   be.timeHost = true;
   for (let i = 0; i < N; i++) await step();
   be.timeHost = false;
   const wallMs = (performance.now() - t0) / N, c = process.cpuUsage(c0), dispatches = (be.counters.dispatches - d0) / N;
   const elu = performance.eventLoopUtilization(e0).utilization, submitMs = (be.counters.submitMs - s0) / N, hostMs = (be.counters.recordMs - r0) / N;
-  const bindGroups = (be.counters.bindGroups - b0) / N;
+  const bindGroups = (be.counters.bindGroups - b0) / N, stageWriteMs = (be.counters.stageWriteMs - w0) / N, finishMs = (be.counters.finishMs - f0) / N, submits = (be.counters.submits - n0) / N;
   const profile = async () => {
     for (let i = 0; i < 8; i++) await step(); // the GPU's clock up (see timeIt), and this variant's pipelines built
     be.profileBegin();
@@ -579,7 +583,7 @@ async function profileDecode(lm: LoadedModel, cache: ReturnType<LoadedModel["mod
     prefill.variants[`matmuls of fewer than ${g} tiled workgroups as the matvec`] = { filter: "matmul|matvec|quant_x", set: { tiledMinGroups: g }, ...(await profilePrompt()) };
   }
   be.tiledMinGroups = minGroups;
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, elu, dispatches, bindGroups, ...main, variants, wallVariants, recordAhead, prefill };
+  return { wallMs, cpuMs: (c.user + c.system) / 1000 / N, hostMs, submitMs, stageWriteMs, finishMs, submits, elu, dispatches, bindGroups, ...main, variants, wallVariants, recordAhead, prefill };
 }
 
 async function greedy(path: string, backend: BackendName, prompt: string, n: number): Promise<{ tokens: number[]; logits: Float32Array; margins: number[]; prof?: DecodeProfile }> {
@@ -678,6 +682,8 @@ export async function benchGpu(only?: string): Promise<void> {
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
     console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission (medians of 5 alternating rounds of 8: ${o.laterMs.map((v) => f(v, 1)).join(", ")} vs ${o.awaitedMs.map((v) => f(v, 1)).join(", ")} vs ${o.sameSubmitMs.map((v) => f(v, 1)).join(", ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    const h = o.perToken;
+    console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)})`);
     return;
   }
   const s = await sanity(model, profileOnly);
@@ -685,7 +691,7 @@ export async function benchGpu(only?: string): Promise<void> {
   save();
   if (s.profile) {
     const p = s.profile;
-    console.log(`  decode token on webgpu: wall ${f(p.wallMs, 2)} ms, process CPU ${f(p.cpuMs, 2)} ms, main thread busy ${f(100 * p.elu, 0)}%, recording dispatches ${f(p.hostMs, 2)} ms, submitting ${f(p.submitMs, 2)} ms (16 tokens), ${f(p.dispatches, 0)} dispatches, ${f(p.bindGroups, 1)} bind groups made; GPU time summed over dispatches ${f(p.gpuMs, 2)} ms (4 tokens, each dispatch its own timed pass):`);
+    console.log(`  decode token on webgpu: wall ${f(p.wallMs, 2)} ms, process CPU ${f(p.cpuMs, 2)} ms, main thread busy ${f(100 * p.elu, 0)}%, recording dispatches ${f(p.hostMs, 2)} ms, submitting ${f(p.submitMs, 2)} ms in ${f(p.submits, 1)} submits (staging writes ${f(p.stageWriteMs, 2)}; encoders finished apart ${f(p.finishMs, 2)}) (16 tokens), ${f(p.dispatches, 0)} dispatches, ${f(p.bindGroups, 1)} bind groups made; GPU time summed over dispatches ${f(p.gpuMs, 2)} ms (4 tokens, each dispatch its own timed pass):`);
     const table = (ks: DecodeProfile["kernels"]) => {
       for (const [k, v] of Object.entries(ks)) console.log(`    ${k.padEnd(44)} ${f(v.count, 0).padStart(4)} x ${f(v.us / v.count, 2).padStart(8)} µs = ${f(v.us, 1).padStart(8)} µs`);
     };
@@ -756,7 +762,16 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
       }
     }
     const n = 5 * 8 * 3, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
-    return { ...out, perToken: { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") } };
+    const perToken = { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") };
+    // The host's share, as the backend runs it: 8 more tokens with its recording and submits timed.
+    WebGpuBackend.prototype.writeLater = later;
+    be.submitBeforeLater = true;
+    const c0 = { ...be.counters }, t0 = performance.now();
+    be.timeHost = true;
+    for (let i = 0; i < 8; i++) await step();
+    be.timeHost = false;
+    const host = Object.fromEntries(["submits", "dispatches", "recordMs", "submitMs", "stageWriteMs", "finishMs"].map((k) => [k, (be.counters[k as keyof typeof c0] - c0[k as keyof typeof c0]) / 8]));
+    return { ...out, perToken: { ...perToken, ...host, wallMs: (performance.now() - t0) / 8 } };
   } finally {
     WebGpuBackend.prototype.writeLater = later;
     be.submitBeforeLater = true;

@@ -68,10 +68,13 @@ export class Recorder {
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
-  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0, bindGroups: 0 };
+  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0, stageWriteMs: 0, finishMs: 0, bindGroups: 0 };
   /** Timestamp writes for the next pass begun (timestampedPass). */
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
-  /** Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs). */
+  /**
+   * Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs; of the
+   * latter, stageWriteMs writing the staging bytes), and finishing encoders (finishMs).
+   */
   timeHost = false;
   /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */
   private sinceFlush = 0;
@@ -100,7 +103,10 @@ export class Recorder {
     if (!this.enc) return;
     this.pass?.end();
     this.pass = undefined;
-    const chunk = { cb: this.enc.finish(), bytes: this.stage.slice(0, this.used), stages: [...this.outgrown, this.stageBuf], staged: this.uploads.beforeSubmit(), dead: [...this.dead, ...this.outgrown] };
+    const t0 = this.timeHost ? performance.now() : 0;
+    const cb = this.enc.finish();
+    if (this.timeHost) this.counters.finishMs += performance.now() - t0;
+    const chunk = { cb, bytes: this.stage.slice(0, this.used), stages: [...this.outgrown, this.stageBuf], staged: this.uploads.beforeSubmit(), dead: [...this.dead, ...this.outgrown] };
     this.enc = undefined;
     this.used = 0;
     this.sinceFlush = 0;
@@ -126,6 +132,7 @@ export class Recorder {
   private submit(c: Sealed): void {
     const t0 = this.timeHost ? performance.now() : 0;
     for (const b of c.stages) if (c.bytes.length) this.device.queue.writeBuffer(b, 0, c.bytes, 0, Math.min(c.bytes.length, b.size));
+    if (this.timeHost) this.counters.stageWriteMs += performance.now() - t0;
     this.device.queue.submit([c.cb]);
     this.uploads.afterSubmit(c.staged);
     if (this.timeHost) this.counters.submitMs += performance.now() - t0;
