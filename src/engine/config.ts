@@ -112,11 +112,11 @@ export const ENGINE_OPTIONS = {
   },
   gpuMisses: {
     flag: "--gpu-misses <mode>", env: "MOESTREAM_GPU_MISSES", default: "upload" as GpuMisses, parse: oneOf<GpuMisses>(["upload", "cpu", "cpu-fill"]),
-    help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, and goes up only when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits) | cpu-fill (as cpu, but once the tier's slots are full nothing more goes up: for a host-to-device link slow against the CPU)",
+    help: "--backend webgpu, a GPU tier short of every expert: upload (an expert not on the GPU goes up into the tier; output identical at every tier size) | cpu (it runs on the CPU, as llama.cpp's --n-cpu-moe, once the tier's free slots are filled; with --gpu-admit it still goes up when used more often than the expert it would evict; output then depends on the tier's contents: CPU kernels round activations to 8 bits) | cpu-fill (as cpu, never admitting)",
   },
   gpuAdmit: {
     flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
-    help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier only when looked up more than RATIO times as often lately as the one it would evict (an upload cost ~11 CPU runs of it on an H100 host; bench tier replays real routing); inf: never (as cpu-fill)`,
+    help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier only when looked up more than RATIO times as often lately as the one it would evict; inf (the default): never, once the free slots are filled (an upload cost ~30 CPU runs of the record on an H100 host; bench tier replays real routing)`,
   },
   recordAhead: {
     flag: "--record-ahead <on|off>", env: "MOESTREAM_RECORD_AHEAD", default: true, parse: bool,

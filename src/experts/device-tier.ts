@@ -48,12 +48,13 @@ export interface DeviceTierOptions {
 }
 
 /**
- * See DeviceTierOptions.admitRatio. An upload cost ~11 CPU runs of the record on the H100 host (session 16: split
- * tier at 25% of a3b, admitting at 1x against filling free slots only). Counting uploads x 11 + CPU runs over the
- * real traces (bench tier: four models, tiers of 12.5-50%), 8 comes within 5% of the least everywhere; 1 costs
- * 7-40% more, filling free slots only (inf) up to 30% more.
+ * See DeviceTierOptions.admitRatio. Infinity: a missed expert goes up only while free slots last. On the H100 host
+ * (session 17: a3b at a 25% tier, two alternating rounds) filling free slots only ran 14.18 / 15.57 tok/s against
+ * 11.34 / 13.37 admitting at 8x (7 uploads and 26 fewer CPU runs a token): an upload, with its victim's scan and the
+ * host record's repack undone, cost ~30 CPU runs of the record. Counting uploads x 30 + CPU runs over the real
+ * traces (bench tier: four models, tiers of 12.5-50%), inf comes within 3% of the best ratio everywhere.
  */
-export const ADMIT_RATIO = 8;
+export const ADMIT_RATIO = Infinity;
 
 interface Entry {
   readonly key: number;
