@@ -68,12 +68,13 @@ export class Recorder {
   /** Compute passes so far (timestampedPass: its work in one pass, with counters.submits unchanged). */
   private passes = 0;
   /** Work recorded so far: dispatches, submits and host reads (readMany calls); benches and tests count per token. */
-  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0, stageWriteMs: 0, finishMs: 0, bindGroups: 0 };
+  readonly counters = { dispatches: 0, submits: 0, reads: 0, recordMs: 0, submitMs: 0, stageWriteMs: 0, finishMs: 0, heldWaitMs: 0, mapWaitMs: 0, bindGroups: 0 };
   /** Timestamp writes for the next pass begun (timestampedPass). */
   private nextTimestamps: GPUComputePassTimestampWrites | undefined;
   /**
    * Benches: count the host's ms recording dispatches and submitting them (counters.recordMs, submitMs; of the
-   * latter, stageWriteMs writing the staging bytes), and finishing encoders (finishMs).
+   * latter, stageWriteMs writing the staging bytes), finishing encoders (finishMs), and the ms reads wait for their
+   * work's host values (heldWaitMs) and then for the GPU (mapWaitMs, the backend's).
    */
   timeHost = false;
   /** Dispatches recorded since the last submit, and whether a timed pass is being recorded. */

@@ -277,7 +277,11 @@ export class WebGpuBackend implements Backend, ArenaHost {
     }
     // Held while host values it or earlier work reads (ids, writeLater's) are not in yet: wait until it is submitted.
     const submitted = this.rec.seal();
-    if (submitted) await submitted;
+    if (submitted) {
+      const t = this.rec.timeHost ? performance.now() : 0;
+      await submitted;
+      if (this.rec.timeHost) this.rec.counters.heldWaitMs += performance.now() - t;
+    }
     const late = this.rec.takeHoldError();
     if (late !== undefined) {
       rb.destroy(); // after its copy was submitted: the work ran, with zeros for the values that never came
@@ -290,6 +294,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     try {
       await rb.mapAsync(1);
       const w = performance.now() - t0;
+      if (this.rec.timeHost) this.rec.counters.mapWaitMs += w;
       this.readWait.set(size, waited === undefined ? w : 0.75 * waited + 0.25 * w);
     } catch (e) {
       rb.destroy();
