@@ -259,7 +259,12 @@ export interface Backend {
    * rejects) once the values are in place or known never to come.
    */
   writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): Promise<void>;
-  /** With writeLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
+  /**
+   * Optional, as writeLater: out's first n values += `values` once they come (the same bits as writeLater into a
+   * buffer, then add), without a buffer of their own. Values that never come add nothing.
+   */
+  addLater?(out: Buf, n: number, values: Promise<Float32Array>): Promise<void>;
+  /** With writeLater/addLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
   dropLateError?(): void;
   /**
    * Optional (a GPU): routing as a device op, so a layer whose experts are all on the device needs no host read.

@@ -208,6 +208,27 @@ test("webgpu writeLater: dropLateError forgets the error of values that never ca
   assert.ok(sameBits(got, randomValues(16, "wl-d")), "the add ran with zeros; no error thrown");
 });
 
+test("webgpu addLater: values that come later are added in order with the ops around the call, as writeLater then add; values that never come add nothing and the next read throws their error", async () => {
+  const be = await gpuBackend();
+  const n = 40, a = randomValues(n, "al-a"), b = randomValues(n, "al-b"), c = randomValues(n, "al-c");
+  const x = bufOf(be, a);
+  let give!: (v: Float32Array) => void;
+  const settled = be.addLater(x, n, new Promise((r) => (give = r)));
+  be.add(x, x, bufOf(be, c), n); // after: (a + b) + c
+  const read = be.read(x);
+  await new Promise((r) => setTimeout(r, 20));
+  give(b);
+  await settled;
+  assert.ok(sameBits(await read, a.map((v, i) => Math.fround(Math.fround(v + b[i]) + c[i]))));
+  // Rejected, or too few: nothing added, the error thrown by the next read, the backend goes on.
+  for (const [values, why] of [[Promise.reject(new Error("expert 5 of layer 1: short read")), /expert 5 of layer 1: short read/], [Promise.resolve(new Float32Array(3)), /webgpu addLater: 3 values came for 40/]] as const) {
+    const y = bufOf(be, a);
+    void be.addLater(y, n, values);
+    await assert.rejects(be.read(y), why);
+    assert.ok(sameBits(await be.read(y), a), "unchanged");
+  }
+});
+
 test("webgpu staging: host data past the staging buffer's size grows it within the submission; every dispatch reads its own", async () => {
   const be = await gpuBackend();
   const D = 4, rows = 300_000; // 1.2 MB of row ids: more than the 1 MiB staging buffer, placed after a dispatch's parameters

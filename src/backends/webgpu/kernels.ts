@@ -399,6 +399,19 @@ export const ROUND_F16 = /* wgsl */ `fn round_f16(v: f32) -> f32 {
 }`;
 
 /** out[i, :] = x[rows[i], :]. */
+/** o[i] += the f32 at word p.at + i of the staging words (addLater: host values that came after the recording). */
+export const ADD_STAGED_WGSL = /* wgsl */ `
+struct P { n: u32, at: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> hd: array<u32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+${HEAD}
+${MAIN}
+  let i = ${GID};
+  if (i >= p.n) { return; }
+  o[i] = o[i] + bitcast<f32>(hd[p.at + i]);
+}`;
+
 export const GATHER_WGSL = /* wgsl */ `
 struct P { len: u32, n: u32, rows: u32 }
 @group(0) @binding(0) var<uniform> p: P;

@@ -14,7 +14,7 @@ import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
 import { GpuBuf, gbuf, gw } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
 import type { KernelTimes } from "./profiler.js";
@@ -255,6 +255,19 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (v.length !== n) throw new RangeError(`webgpu writeLater: ${v.length} values came for ${n}`);
       return v;
     }), at);
+  }
+  addLater(out: Buf, n: number, values: Promise<Float32Array>): Promise<void> {
+    const o = gbuf(out);
+    if (n < 0 || n > o.length) throw new RangeError(`webgpu addLater: ${n} values overrun a buffer of ${o.length}`);
+    if (n === 0) return values.then(() => undefined, () => undefined);
+    if (this.submitBeforeLater) this.rec.flush();
+    // Zeros until the values come (none that never do: out unchanged); the add reads them where they land.
+    const at = this.rec.hostData(new Float32Array(n));
+    this.rec.dispatch("add_staged", () => ADD_STAGED_WGSL, [n, at], [this.rec.stageBuf, o.buffer], Math.ceil(n / 64));
+    return this.rec.holdForBytes(values.then((v) => {
+      if (v.length !== n) throw new RangeError(`webgpu addLater: ${v.length} values came for ${n}`);
+      return v;
+    }), at * 4);
   }
   dropLateError(): void {
     this.rec.takeHoldError();
