@@ -190,6 +190,48 @@ test("webgpu moeFfn over a set of experts equals the per-expert reference", asyn
   }
 });
 
+test("webgpu moeFfn of a decode token's experts in one buffer (gate+up, then down with the weighted sum added in one dispatch) adds into out as the per-expert reference, and into zeros as the general path bit for bit", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const D = 256, F = 256, n = 5;
+  const parts = Array.from({ length: n }, (_, e) => [randomWeight(Q4_K_FORMAT, D, F, `dg${e}`), randomWeight(Q4_K_FORMAT, D, F, `du${e}`), randomWeight(Q4_K_FORMAT, F, D, `dd${e}`)]);
+  const rec = parts[0].reduce((a, w) => a + tensorBytes(w), 0);
+  const arena = be.allocWeights(n * rec);
+  const inArena = parts.map((ws, e) => {
+    let at = e * rec;
+    const [gate, up, down] = ws.map((w) => {
+      arena.write(at, w.bytes.subarray(0, tensorBytes(w)));
+      const v = arena.view(w, at);
+      at += tensorBytes(w);
+      return v;
+    });
+    return { gate, up, down };
+  });
+  const h = randomValues(D, "dec-h", 2), base = randomValues(D, "dec-out", 1), picked = [4, 1, 3], scales = [0.5, 0.3, 0.2];
+  const rows = (b: Backend, ws: { gate: Weight; up: Weight; down: Weight }[]): ExpertRows[] => picked.map((e, j) => ({ ...ws[e], rows: Int32Array.of(0), scales: Float32Array.of(scales[j]) }));
+  const ref = bufOf(scalar, base);
+  perExpertMoe(scalar, ref, bufOf(scalar, h), rows(scalar, parts.map(([gate, up, down]) => ({ gate: scalar.upload(gate), up: scalar.upload(up), down: scalar.upload(down) }))), D, F);
+  const run = async (fused: boolean, from = base) => {
+    be.fuseDownSum = fused; // off: the general path (gate+up, down, scatter-add)
+    try {
+      const out = bufOf(be, from), d0 = be.counters.dispatches;
+      be.moeFfn(out, bufOf(be, h), rows(be, inArena));
+      return { v: await be.read(out), dispatches: be.counters.dispatches - d0 };
+    } finally {
+      be.fuseDownSum = true;
+    }
+  };
+  const [fast, general] = [await run(true), await run(false)];
+  assert.equal(fast.dispatches, 2, "gate+up, then down with the sum");
+  assert.equal(general.dispatches, 3);
+  const e = nmse(fast.v, await scalar.read(ref));
+  assert.ok(e < TOL, `nmse vs the reference ${e.toExponential(2)}`);
+  assert.ok(nmse(general.v, await scalar.read(ref)) < TOL);
+  // Into zeros (as a layer's MoE sums): the same bits, the pairs summed in the same order (into values already
+  // there the two round apart: the general path adds each pair to them, this one their sum).
+  const zeros = new Float32Array(D);
+  assert.ok(sameBits((await run(true, zeros)).v, (await run(false, zeros)).v), "the same sums in the same order as down then the scatter-add");
+});
+
 test("webgpu routing on the device: softmax top-k ids and weights as the reference's (ties to the lower id), and moeRouted from its tables equals moeFfn from the read-back routing bit for bit", async () => {
   const be = await gpuBackend();
   // 70 experts (not a multiple of the 64 threads), 7 tokens; token 3 has a 4-way tie at its top, token 5 all equal.

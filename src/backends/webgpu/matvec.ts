@@ -252,8 +252,9 @@ export function matvecSetWgsl(q: GpuQuant, s: MatvecShape, count: number): strin
  * tables), token = workgroup z: pair q = z·k + j is words [down, arow, _] at tb[p.tab + 3q], its weight the f32 at
  * tb[p.scales + q]; o[z, n] = Σ_j weight_j · (down_j[n] · a[arow_j]) summed from 0 in j order. Each down row is
  * reduced as moeDownWgsl reduces it, so this equals moe_down and the combine kernel bit for bit, in one dispatch.
+ * `acc`: o[z, n] += that sum instead (a split layer's device experts, into the sum the host's are added to).
  */
-export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
+export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number, acc = false): string {
   const js = Array.from({ length: k }, (_, j) => j);
   const parts = js.map((j) => [`a${j}_`, `w${j}`, "piece", `xb${j}`] as [string, string, string, string]);
   const names = js.flatMap((j) => accs(`a${j}_`, s.r));
@@ -270,7 +271,7 @@ export function moeDownSumWgsl(q: GpuQuant, s: MatvecShape, k: number): string {
   if (lane < R && row0 + lane < p.n) {
     var v = 0.0;
     for (var j = 0u; j < ${k}u; j++) { v += bitcast<f32>(tb[p.scales + q0 + j]) * total(j * R + lane, grp, sg_whole, sg_size); }
-    o[wg.z * p.n + row0 + lane] = v;
+    o[wg.z * p.n + row0 + lane] = ${acc ? "o[wg.z * p.n + row0 + lane] + " : ""}v;
   }
 }`;
 }

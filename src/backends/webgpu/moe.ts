@@ -67,6 +67,7 @@ export class GpuMoe {
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     const live = experts.filter((e) => e.rows.length > 0);
     if (!live.length) return;
+    if (this.decodeSum(out, x, live)) return;
     const pairs = live.reduce((n, e) => n + e.rows.length, 0);
     if (pairs <= 65535 && live.every((e) => sameShapes(e, live[0]))) this.moeSlots(out, x, live); // pairs: workgroups in z
     else for (const e of live) this.moeSlots(out, x, [e]);
@@ -130,6 +131,42 @@ export class GpuMoe {
       this.moeDown(w, bufs[0], this.be.rec.stageBuf, t, tab.length / 3, ae.buffer, P, ye.buffer, aligned);
     }
     this.be.scatterAddRows(out, ye, rows, scales, D);
+  }
+  /**
+   * Experts of row 0 only (a decode token's, streamed or split) whose parts sit in one buffer each: gate+up over
+   * the pairs, then down with the weighted sum added into out in one dispatch (moe_down_sum, accumulating: the
+   * same sums in the same order as moe_down then the scatter-add), where moeSlots takes three dispatches and four
+   * host tables. False, nothing recorded, where they do not fit.
+   */
+  private decodeSum(out: Buf, x: Buf, experts: readonly ExpertRows[]): boolean {
+    const P = experts.length, e0 = experts[0];
+    if (P > MAX_SUM_K || !this.be.fuseDownSum) return false;
+    const g0 = gw(e0.gate, "moeFfn"), u0 = gw(e0.up, "moeFfn"), d0 = gw(e0.down, "moeFfn");
+    if (g0.type !== u0.type) return false;
+    for (const e of experts) {
+      if (e.rows.length !== 1 || e.rows[0] !== 0 || !sameShapes(e, e0)) return false;
+      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
+      if (g.buffer !== g0.buffer || u.buffer !== u0.buffer || d.buffer !== d0.buffer || g.type !== g0.type || u.type !== u0.type || d.type !== d0.type) return false;
+    }
+    const { k: D, n: F } = weightDims(g0);
+    const o = gbuf(out);
+    if (o.length < D) throw new RangeError(`webgpu moeFfn: out holds ${o.length} values, needs ${D}`);
+    const ae = this.be.scratchBuf("ge", P * F);
+    // [gate, up, xrow 0, orow j] per pair; then [down, arow j, _] per pair and the pairs' weights as f32 words.
+    const words = new Uint32Array(4 * P + 4 * P), f = new Float32Array(words.buffer);
+    experts.forEach((e, j) => {
+      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
+      words.set([g.wordOffset, u.wordOffset, 0, j], 4 * j);
+      words.set([d.wordOffset, j, 0], 4 * P + 3 * j);
+      f[7 * P + j] = e.scales[0];
+    });
+    const at = this.be.rec.hostData(words);
+    const aligned = experts.every((e) => [e.gate, e.up, e.down].every((w) => gw(w, "moeFfn").wordOffset % 4 === 0));
+    this.moeGateUp(g0, g0.buffer, u0.buffer, this.be.rec.stageBuf, at, P, gbuf(x).buffer, 1, ae.buffer, aligned);
+    const { k: Kd, n: Nd } = weightDims(d0);
+    const { q, s, key } = this.be.plan(d0, aligned, Kd, Nd);
+    this.be.rec.dispatch(`moe_down_sum/${key}/${P}/acc`, () => moeDownSumWgsl(q, s, P, true), [Kd, Nd, at + 4 * P, at + 7 * P], [d0.buffer, this.be.rec.stageBuf, this.be.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), 1);
+    return true;
   }
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, xRows: number, out: GPUBuffer, aligned: boolean): void {
