@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Issue 14's GPU-tier bar on one host, in one call: llama.cpp CUDA with -ncmoe 36 (the experts of 36 of a3b's 48
+# layers on the CPU, so 25% of the expert bytes on the GPU) against moestream's split tier at 25% of the expert
+# bytes (--gpu-misses cpu, the defaults), on the same GGUF, alternating, two rounds each. llama-bench builds from the
+# source node-llama-cpp ships (nice 19) while the model is written, and runs only once built (~4.5 min of build).
+# Hosts differ call to call (session 17): a ratio is only worth what both sides measured on one host. Carried:
+# .gpu (bench/gpu/pack-carry.sh). Results in $OUT: steps.log (both sides' tok/s), and all.tgz holding the rest.
+set -uo pipefail
+W=${W:-/tmp/moestream-tl}
+source "$PWD/bench/gpu/common.sh"
+enter_app
+mkdir -p "$W/llama" && tar -xJf "$REPO/.gpu/llama-src.tar.xz" -C "$W/llama"
+( nice -n 19 cmake -S "$W/llama" -B "$W/llama/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
+  && nice -n 19 cmake --build "$W/llama/build" --target llama-bench -j 14 ) > "$OUT/build.log" 2>&1 &
+BUILD=$!
+M=$W/a3b.gguf
+gen_model "$M"; log "gen a3b rc=$?"
+wait $BUILD; log "llama-bench build rc=$?"
+LB=$W/llama/build/bin/llama-bench
+EXP=$(( 48 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b's Q4_K expert bytes
+for round in 1 2; do
+  timeout 120 "$LB" -m "$M" -ngl 99 -ncmoe 36 -p 64 -n 32 -r 2 -o md 2> /dev/null | grep "^|" > "$OUT/llama-$round.md"
+  log "llama.cpp -ncmoe 36 round $round rc=$? $(grep -E 'tg32' "$OUT/llama-$round.md" | tr -s ' ')"
+  timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 64 -n 32 -r 1 --json > "$OUT/split-$round.json" 2>> "$OUT/steps.log"
+  log "moestream split tier 25% round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$round.json" 2>&1)"
+done
+(cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log -delete)
