@@ -265,7 +265,7 @@ class HostSide implements HostExperts {
     return this.tier.hostCache.capacity;
   }
 
-  split(layer: number, ids: readonly number[]): { device: number[]; host: number[] } {
+  split(layer: number, ids: readonly number[]): { device: number[]; host: number[]; uploads: number } {
     const distinct = [...new Set(ids)];
     const keys = distinct.map((e) => this.tier.keyOf(layer, e));
     for (const k of keys) this.freq[k]++;
@@ -275,7 +275,7 @@ class HostSide implements HostExperts {
     }
     const protect = new Set(keys);
     const device: number[] = [], host: number[] = [];
-    let free = this.tier.freeSlots();
+    let free = this.tier.freeSlots(), uploads = 0;
     // The policy's victim, asked once a split (null: not yet): it depends on the incoming key through its layer
     // only (per-layer quotas), and its scan over the tier's slots, once per expert run on the host, cost ~50 µs a
     // layer (H100 profile). One admission over a victim a split (the policy names the same victim until it goes):
@@ -284,15 +284,15 @@ class HostSide implements HostExperts {
     for (const [i, e] of distinct.entries()) {
       const k = keys[i];
       if (this.tier.onDevice(k)) device.push(e);
-      else if (free > 0) (free--, device.push(e));
+      else if (free > 0) (free--, uploads++, device.push(e));
       else {
         if (victim === null) victim = this.tier.peekVictim(protect, k);
-        if (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim]) (victim = undefined, device.push(e));
+        if (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim]) (victim = undefined, uploads++, device.push(e));
         else host.push(e);
       }
     }
     this.tier.stats.hostRuns += host.length;
-    return { device, host };
+    return { device, host, uploads };
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {

@@ -40,9 +40,9 @@ export interface HostExperts {
   readonly capacity?: number;
   /**
    * Of a layer's distinct routed `ids`, those acquire() serves from the device (on it, or admitted now: their upload
-   * is recorded by that acquire) and those to run on the host. Lookups count here.
+   * is recorded by that acquire; `uploads` of them) and those to run on the host. Lookups count here.
    */
-  split(layer: number, ids: readonly number[]): { device: number[]; host: number[] };
+  split(layer: number, ids: readonly number[]): { device: number[]; host: number[]; uploads: number };
   /** Host-backend weights of `ids` (from the host cache), valid until release(). */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;

@@ -445,17 +445,18 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   be.zero(out);
   const byExpert = new Map(buckets.map((b) => [b.expert, b]));
   const where = split?.split(p.layer, buckets.map((b) => b.expert));
-  // The host's experts start first where the host cache holds all the layer's at once (a resident one; a decode
-  // token's): the host backend's threads compute while this one acquires and records the device's. Else once the
-  // device's are acquired (their uploads done, the host cache's records they took released), before they are
-  // recorded. Its rejection is taken below, or dropped if the device's part throws.
+  // The host's experts start first where nothing goes up and the host cache holds all the layer's at once (a
+  // resident one; a decode token's): the host backend's threads compute while this one acquires and records the
+  // device's. Else once the device's are acquired (their uploads done: they copy on the same threads, and the host
+  // cache's records they took released), before they are recorded. Its rejection is taken below, or dropped if the
+  // device's part throws.
   let part: Promise<Float32Array> | undefined;
   const startHost = () => {
     if (!split || !where!.host.length || part) return;
     part = hostExpertFfns(f, split, xHost!, where!.host, byExpert, p);
     part.catch(() => undefined);
   };
-  if (where && where.host.length + where.device.length <= (split!.capacity ?? Infinity)) startHost();
+  if (where && !where.uploads && where.host.length + where.device.length <= (split!.capacity ?? Infinity)) startHost();
   // A batch routing to more experts than the cache holds at once goes in groups, each expert read once.
   const groups = acquireGroups(where ? where.device : routing.ids, src.capacity ?? buckets.length);
   let shared: Buf | undefined;
@@ -487,8 +488,8 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     startHost();
   }
   if (part) {
-    // The host's sum goes up recorded; where the device takes it later (addLater, writeLater), this thread records on (the
-    // next layer's attention) while the host backend computes it on threads of its own.
+    // The host's sum goes up recorded; where the device takes it later (addLater, writeLater), this thread records
+    // on (the next layer's attention) while the host backend computes it on threads of its own.
     if (be.addLater) f.late.push(be.addLater(out, T * D, part));
     else {
       const hp = f.buf("moe.host", T * D);

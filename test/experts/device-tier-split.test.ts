@@ -18,7 +18,7 @@ function tier(slots: number, admitRatio: number): DeviceTier {
 }
 
 /** split() then acquire() of what went to the device, as the model does: the device side of each call. */
-async function route(t: DeviceTier, layer: number, ids: number[]): Promise<{ device: number[]; host: number[] }> {
+async function route(t: DeviceTier, layer: number, ids: number[]): Promise<{ device: number[]; host: number[]; uploads: number }> {
   const s = t.host!.split(layer, ids);
   if (s.device.length) {
     await t.acquire(layer, s.device);
@@ -29,22 +29,23 @@ async function route(t: DeviceTier, layer: number, ids: number[]): Promise<{ dev
 
 test("split tier admission: free slots fill first; then a miss goes up only over a victim looked up less than 1/ratio as often, one a split", async () => {
   const t = tier(2, 2);
-  assert.deepEqual(await route(t, 0, [1, 2]), { device: [1, 2], host: [] }, "free slots fill");
-  assert.deepEqual(await route(t, 0, [3]), { device: [], host: [3] }, "expert 3 (1 lookup) is not over 2x the LRU victim 1 (1 lookup)");
+  assert.deepEqual(await route(t, 0, [1, 2]), { device: [1, 2], host: [], uploads: 2 }, "free slots fill");
+  assert.deepEqual(await route(t, 0, [3]), { device: [], host: [3], uploads: 0 }, "expert 3 (1 lookup) is not over 2x the LRU victim 1 (1 lookup)");
   await route(t, 0, [3]);
-  assert.deepEqual(await route(t, 0, [3]), { device: [3], host: [] }, "3 lookups > 2 x 1: expert 3 goes up over expert 1");
+  assert.deepEqual(await route(t, 0, [3]), { device: [3], host: [], uploads: 1 }, "3 lookups > 2 x 1: expert 3 goes up over expert 1");
   assert.equal(t.stats.misses, 3);
   // Experts 4 and 5, each looked up 3 times while 2 (1 lookup) is the victim: only one goes up in a split.
   for (let i = 0; i < 2; i++) await route(t, 1, [4, 5]);
   const s = await route(t, 1, [4, 5]);
   assert.equal(s.device.length, 1, `one admission a split: ${JSON.stringify(s)}`);
+  assert.equal(s.uploads, 1);
   assert.equal(t.stats.hostRuns, 2 + 4 + 1);
 });
 
 test("split tier admission: --gpu-admit inf uploads nothing once the slots are full; the policy's victim is asked once a split, not per miss", async () => {
   const t = tier(2, Infinity);
   await route(t, 0, [1, 2]);
-  for (let i = 0; i < 5; i++) assert.deepEqual(await route(t, 0, [3, 4, 5]), { device: [], host: [3, 4, 5] });
+  for (let i = 0; i < 5; i++) assert.deepEqual(await route(t, 0, [3, 4, 5]), { device: [], host: [3, 4, 5], uploads: 0 });
   assert.equal(t.stats.misses, 2, "only the free slots' uploads");
   const r = tier(2, 8);
   await route(r, 0, [1, 2]);

@@ -3,8 +3,8 @@
 // pass, a bind group per (pipeline, buffers) reused across dispatches, and every dispatch's parameters and the host
 // arrays ops take in a staging buffer written once per submission. A submission is recorded until the host needs a
 // result or new bytes must land in order; a submission that host bytes still to come go into (embedLater's token
-// ids, writeLater's values) is sealed and held with those after it, then submitted in order once they are in.
-// Benches time passes and dispatches through here too.
+// ids, writeLater's or addLater's values) is sealed and held with those after it, then submitted in order once
+// they are in. Benches time passes and dispatches through here too.
 import { weightDims } from "../backend.js";
 import type { GpuWeight } from "./arena.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
@@ -145,7 +145,7 @@ export class Recorder {
    * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
    */
   flushForQueueWrite(): void {
-    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or writeLater's values)");
+    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids, writeLater's or addLater's values)");
     this.flush();
   }
 
