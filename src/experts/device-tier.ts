@@ -256,9 +256,12 @@ export class DeviceTier implements ExpertSource {
 class HostSide implements HostExperts {
   private readonly freq: Float64Array;
   private lookups = 0;
+  /** Free slots one batch (a prompt) may fill in a layer: an equal share of the tier. */
+  private readonly batchShare: number;
 
   constructor(private readonly tier: DeviceTier, readonly backend: Backend, keys: number, private readonly admitRatio: number) {
     this.freq = new Float64Array(keys);
+    this.batchShare = Math.max(1, Math.ceil(tier.capacity / Math.max(1, tier.hostCache.reader.layers.length)));
   }
 
   get capacity(): number {
@@ -266,7 +269,17 @@ class HostSide implements HostExperts {
   }
 
   split(layer: number, ids: readonly number[]): { device: number[]; host: number[]; uploads: number } {
-    const distinct = [...new Set(ids)];
+    let distinct = [...new Set(ids)];
+    // A batch (a prompt) fills at most an equal share of the free slots in a layer, its most used experts first:
+    // first come, a 64-token prompt's first layers took every slot (tiny model: 15 of 16 to layer 0, none to layers
+    // 2-3) and, with nothing admitted later, kept them. A decode token's k a layer fill the slots evenly.
+    const batch = distinct.length < ids.length;
+    if (batch) {
+      const uses = new Map<number, number>();
+      for (const e of ids) uses.set(e, (uses.get(e) ?? 0) + 1);
+      distinct = distinct.sort((a, b) => uses.get(b)! - uses.get(a)!); // stable: ties in order of first use
+    }
+    let fills = batch ? this.batchShare : Infinity;
     const keys = distinct.map((e) => this.tier.keyOf(layer, e));
     for (const k of keys) this.freq[k]++;
     if ((this.lookups += keys.length) >= 8 * this.freq.length) {
@@ -284,7 +297,7 @@ class HostSide implements HostExperts {
     for (const [i, e] of distinct.entries()) {
       const k = keys[i];
       if (this.tier.onDevice(k)) device.push(e);
-      else if (free > 0) (free--, uploads++, device.push(e));
+      else if (free > 0 && fills > 0) (free--, fills--, uploads++, device.push(e));
       else {
         if (victim === null) victim = this.tier.peekVictim(protect, k);
         if (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim]) (victim = undefined, uploads++, device.push(e));

@@ -444,7 +444,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const buckets = bucketByExpert(routing);
   be.zero(out);
   const byExpert = new Map(buckets.map((b) => [b.expert, b]));
-  const where = split?.split(p.layer, buckets.map((b) => b.expert));
+  const where = split?.split(p.layer, Array.from(routing.ids)); // every pair: a batch's uses count
   // The host's experts start first where nothing goes up and the host cache holds all the layer's at once (a
   // resident one; a decode token's): the host backend's threads compute while this one acquires and records the
   // device's. Else once the device's are acquired (their uploads done: they copy on the same threads, and the host

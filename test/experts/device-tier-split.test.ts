@@ -1,7 +1,7 @@
 // The split tier's admission (DeviceTier's HostSide, --gpu-misses cpu): free slots fill first; once full, a miss
 // goes up only when looked up more than admitRatio times as often as the policy's victim, at most one a split;
 // --gpu-admit inf never; the victim is asked once a split. Expectations worked by hand on an LRU tier of 2 slots;
-// the records and device slots are stand-ins (no weights, no GPU).
+// the records and device slots are stand-ins (no weights, no GPU). A batch fills at most an equal share a layer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Backend, WeightDesc } from "../../src/backends/backend.js";
@@ -56,4 +56,13 @@ test("split tier admission: --gpu-admit inf uploads nothing once the slots are f
   assert.equal(asked, 1, "one victim query for four misses");
   await route(r, 1, [7]);
   assert.equal(asked, 2);
+});
+
+test("split tier fill: a batch (a prompt) takes at most an equal share of the free slots in a layer, its most used experts first; a decode token's fill free slots as they come", async () => {
+  const t = tier(4, Infinity); // 2 layers: a share of 2 slots
+  assert.deepEqual(await route(t, 0, [1, 1, 1, 2, 3, 3]), { device: [1, 3], host: [2], uploads: 2 }, "1 (3 uses) and 3 (2 uses) go up, 2 (1 use) runs on the host");
+  assert.deepEqual(await route(t, 1, [5, 5, 6, 7, 7, 7]), { device: [7, 5], host: [6], uploads: 2 }, "layer 1 gets its share too");
+  assert.deepEqual(await route(t, 0, [2]), { device: [], host: [2], uploads: 0 }, "no slot left");
+  const d = tier(4, Infinity);
+  assert.deepEqual(await route(d, 0, [1, 2, 3]), { device: [1, 2, 3], host: [], uploads: 3 }, "a token's experts, each used once: not capped");
 });
