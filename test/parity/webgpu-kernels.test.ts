@@ -190,13 +190,11 @@ test("webgpu moeFfn over a set of experts equals the per-expert reference", asyn
   }
 });
 
-test("webgpu moeFfn of a decode token's experts in one buffer (gate+up, then down with the weighted sum added in one dispatch) adds into out as the per-expert reference, and into zeros as the general path bit for bit", async () => {
-  const scalar = new ScalarBackend(), be = await gpuBackend();
-  const D = 256, F = 256, n = 5;
-  const parts = Array.from({ length: n }, (_, e) => [randomWeight(Q4_K_FORMAT, D, F, `dg${e}`), randomWeight(Q4_K_FORMAT, D, F, `du${e}`), randomWeight(Q4_K_FORMAT, F, D, `dd${e}`)]);
+/** Experts' [gate, up, down] written one record after another into one weight arena, as resident slots hold them. */
+function inOneArena(be: WebGpuBackend, parts: HostWeight[][]): { gate: Weight; up: Weight; down: Weight }[] {
   const rec = parts[0].reduce((a, w) => a + tensorBytes(w), 0);
-  const arena = be.allocWeights(n * rec);
-  const inArena = parts.map((ws, e) => {
+  const arena = be.allocWeights(parts.length * rec);
+  return parts.map((ws, e) => {
     let at = e * rec;
     const [gate, up, down] = ws.map((w) => {
       arena.write(at, w.bytes.subarray(0, tensorBytes(w)));
@@ -206,6 +204,13 @@ test("webgpu moeFfn of a decode token's experts in one buffer (gate+up, then dow
     });
     return { gate, up, down };
   });
+}
+
+test("webgpu moeFfn of a decode token's experts in one buffer (gate+up, then down with the weighted sum added in one dispatch) adds into out as the per-expert reference, and into zeros as the general path bit for bit", async () => {
+  const scalar = new ScalarBackend(), be = await gpuBackend();
+  const D = 256, F = 256, n = 5;
+  const parts = Array.from({ length: n }, (_, e) => [randomWeight(Q4_K_FORMAT, D, F, `dg${e}`), randomWeight(Q4_K_FORMAT, D, F, `du${e}`), randomWeight(Q4_K_FORMAT, F, D, `dd${e}`)]);
+  const inArena = inOneArena(be, parts);
   const h = randomValues(D, "dec-h", 2), base = randomValues(D, "dec-out", 1), picked = [4, 1, 3], scales = [0.5, 0.3, 0.2];
   const rows = (b: Backend, ws: { gate: Weight; up: Weight; down: Weight }[]): ExpertRows[] => picked.map((e, j) => ({ ...ws[e], rows: Int32Array.of(0), scales: Float32Array.of(scales[j]) }));
   const ref = bufOf(scalar, base);
@@ -250,18 +255,7 @@ test("webgpu routing on the device: softmax top-k ids and weights as the referen
   const F = 256, nX = 6, k = 2;
   const fmt = Q4_K_FORMAT;
   const parts = Array.from({ length: nX }, (_, e) => [randomWeight(fmt, 256, F, `rg${e}`), randomWeight(fmt, 256, F, `ru${e}`), randomWeight(fmt, F, 256, `rd${e}`)]);
-  const rec = parts[0].reduce((a, w) => a + tensorBytes(w), 0);
-  const arena = be.allocWeights(nX * rec);
-  const experts = parts.map((ws, e) => {
-    let at = e * rec;
-    const [gate, up, down] = ws.map((w) => {
-      arena.write(at, w.bytes.subarray(0, tensorBytes(w)));
-      const v = arena.view(w, at);
-      at += tensorBytes(w);
-      return v;
-    });
-    return { gate, up, down };
-  });
+  const experts = inOneArena(be, parts);
   // A prompt (the routing kernel, then the tables) and a decode token, in each form of the MoE: the routing in a
   // dispatch of its own or inside gate+up's (one token), down then the combine or down with the weighted sum.
   for (const [fuseRouting, fuseDownSum, T2, reader] of [[false, false, 5, "word"], [false, false, 1, "word"], [true, true, 5, "word"], [true, true, 1, "word"], [false, false, 1, "pair"], [true, true, 1, "pair"], [false, false, 5, "vec4"], [true, true, 1, "vec4"], [false, false, 5, "int"], [true, true, 1, "int"]] as const) {
