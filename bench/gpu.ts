@@ -681,7 +681,7 @@ export async function benchGpu(only?: string): Promise<void> {
     result.splitOverlap = o;
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.writeLaterMs), 2)} ms written later into a buffer then added vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission (medians of 5 alternating rounds of 8: ${[o.laterMs, o.writeLaterMs, o.awaitedMs, o.sameSubmitMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
     console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU`);
     return;
@@ -729,27 +729,25 @@ export async function benchGpu(only?: string): Promise<void> {
 /**
  * The split tier (--gpu-misses cpu) with a GPU tier of `share` of the expert bytes: decode ms a token with the host's
  * expert sum added later by the device (addLater: this thread records the next layer while the CPU computes it;
- * the device's experts submitted before it), written later into a buffer then added (writeLater), awaited then
- * written, and added later in the same submission as the device's experts, on one loaded model, alternating 5
- * rounds of 8 tokens after 32.
+ * the device's experts submitted before it), awaited then written, and added later in the same submission as the
+ * device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; writeLaterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
   const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu" }));
-  const be = lm.backend as WebGpuBackend, { addLater, writeLater } = WebGpuBackend.prototype;
-  // Added later as the backend does (addLater; the device's experts submitted first: submitBeforeLater), written
-  // later then added (writeLater), awaited then written, and added later in the device's experts' submission.
-  type Variant = { addLater?: typeof addLater; writeLater?: typeof writeLater; first: boolean };
-  const variants: Record<"laterMs" | "writeLaterMs" | "awaitedMs" | "sameSubmitMs", Variant> = {
-    laterMs: { addLater, writeLater, first: true },
-    writeLaterMs: { writeLater, first: true },
+  const be = lm.backend as WebGpuBackend, { addLater } = WebGpuBackend.prototype;
+  // Added later as the backend does (addLater; the device's experts submitted first: submitBeforeLater), awaited
+  // then written, and added later in the device's experts' submission.
+  type Variant = { addLater?: typeof addLater; first: boolean };
+  const variants: Record<"laterMs" | "awaitedMs" | "sameSubmitMs", Variant> = {
+    laterMs: { addLater, first: true },
     awaitedMs: { first: true },
-    sameSubmitMs: { addLater, writeLater, first: false },
+    sameSubmitMs: { addLater, first: false },
   };
   const use = (v: Variant) => {
-    Object.assign(WebGpuBackend.prototype, { addLater: v.addLater, writeLater: v.writeLater });
+    WebGpuBackend.prototype.addLater = v.addLater as typeof addLater;
     be.submitBeforeLater = v.first;
   };
   try {
@@ -762,7 +760,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
     for (let i = 0; i < 32; i++) await step();
     const tier = lm.gpuExperts!, s0 = { ...tier.stats };
-    const out = { laterMs: [] as number[], writeLaterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[] };
+    const out = { laterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[] };
     for (let r = 0; r < 5; r++) {
       for (const [k, v] of Object.entries(variants) as [keyof typeof out, Variant][]) {
         use(v);
@@ -771,7 +769,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
         out[k].push((performance.now() - t) / 8);
       }
     }
-    const n = 5 * 8 * 4, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
+    const n = 5 * 8 * 3, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
     const perToken = { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") };
     // The host's share, as the backend runs it: 8 more tokens with its recording and submits timed.
     use(variants.laterMs);

@@ -253,18 +253,13 @@ export interface Backend {
    */
   moeFfnAsync?(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void>;
   /**
-   * Optional (a GPU): `values` into dst's first n values once they come, in order with the ops recorded around the
-   * call; work recorded after it waits for them, so the host computes them while recording goes on. Values that
-   * never come leave zeros and make the next read throw their error. Returns a promise that settles (never
-   * rejects) once the values are in place or known never to come.
-   */
-  writeLater?(dst: Buf, n: number, values: Promise<Float32Array>): Promise<void>;
-  /**
-   * Optional, as writeLater: out's first n values += `values` once they come (the same bits as writeLater into a
-   * buffer, then add), without a buffer of their own. Values that never come add nothing.
+   * Optional (a GPU): out's first n values += `values` once they come (the same bits as writing them, then add), in
+   * order with the ops recorded around the call; work recorded after it waits for them, so the host computes them
+   * while recording goes on. Values that never come add nothing and make the next read throw their error. Returns
+   * a promise that settles (never rejects) once the values are in place or known never to come.
    */
   addLater?(out: Buf, n: number, values: Promise<Float32Array>): Promise<void>;
-  /** With writeLater/addLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
+  /** With addLater: forget the error of values that never came, so no later read throws it (a failed forward's). */
   dropLateError?(): void;
   /**
    * Optional (a GPU): routing as a device op, so a layer whose experts are all on the device needs no host read.

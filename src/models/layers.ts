@@ -77,7 +77,7 @@ export class Pass {
     return this.scratch.get(name, length);
   }
 
-  /** The host values the backend takes later (addLater, writeLater) in this forward, each settled once taken or lost. */
+  /** The host values the backend takes later (addLater) in this forward, each settled once taken or lost. */
   readonly late: Promise<void>[] = [];
   /** Stop here if the caller asked to (between sub-blocks: one layer's compute at most goes on after). */
   checkAbort(): void {
@@ -488,13 +488,12 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
     startHost();
   }
   if (part) {
-    // The host's sum goes up recorded; where the device takes it later (addLater, writeLater), this thread records
-    // on (the next layer's attention) while the host backend computes it on threads of its own.
+    // The host's sum goes up recorded; where the device adds it later (addLater), this thread records on (the next
+    // layer's attention) while the host backend computes it on threads of its own.
     if (be.addLater) f.late.push(be.addLater(out, T * D, part));
     else {
       const hp = f.buf("moe.host", T * D);
-      if (be.writeLater) f.late.push(be.writeLater(hp, T * D, part));
-      else be.write(hp, await part);
+      be.write(hp, await part);
       be.add(out, out, hp, T * D);
     }
   }

@@ -52,10 +52,9 @@ async function run(path: string, cfg: Partial<EngineConfig>, hookRoutes = false)
     let logits = prefill;
     const decode0 = tier && { ...tier.stats };
     const counters = (lm.backend as Partial<WebGpuBackend>).counters, submits0 = counters?.submits ?? 0;
-    let laters = 0; // host sums taken later (addLater or writeLater) over the decode tokens
-    const lb = lm.backend as Partial<WebGpuBackend>, al = lb.addLater, wl = lb.writeLater;
+    let laters = 0; // host sums added later (addLater) over the decode tokens
+    const lb = lm.backend as Partial<WebGpuBackend>, al = lb.addLater;
     if (al) lb.addLater = (...a) => (laters++, al.apply(lb, a));
-    if (wl) lb.writeLater = (...a) => (laters++, wl.apply(lb, a));
     for (let i = 0; i < STEPS; i++) {
       tokens.push(argmax(logits));
       routes.push([]);
@@ -107,19 +106,18 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
     assert.ok(Math.abs(s.submits - (nLayer + 1 + s.laters)) < 1e-9, `${slots} slots: ${s.submits} submits a decode token, for ${s.laters} sums taken later`);
     const again = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
     again.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs between two runs`));
-    // The host's sum added while the next layer records (addLater, moeFfnAsync), or written later into a buffer of
-    // its own then added (writeLater), or before the next layer records (write): the same bits.
-    const { addLater, writeLater } = WebGpuBackend.prototype;
-    const without = async (ops: ("addLater" | "writeLater")[]) => {
-      for (const op of ops) WebGpuBackend.prototype[op] = undefined as never;
+    // The host's sum added while the next layer records (addLater, moeFfnAsync), or awaited and written before the
+    // next layer records: the same bits.
+    const addLater = WebGpuBackend.prototype.addLater;
+    const before = await (async () => {
+      WebGpuBackend.prototype.addLater = undefined as never;
       try {
         return await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
       } finally {
-        Object.assign(WebGpuBackend.prototype, { addLater, writeLater });
+        WebGpuBackend.prototype.addLater = addLater;
       }
-    };
-    (await without(["addLater"])).steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host's sum is written later, then added`));
-    (await without(["addLater", "writeLater"])).steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host's sum goes up before the next layer records`));
+    })();
+    before.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host's sum goes up before the next layer records`));
     // Streamed from disk through a host cache of 2 layers' top-k (the host side acquires in groups it holds): the same bits.
     const streamed = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes, expertIo: "stream", expertCache: 2 * k * gpu.slotBytes });
     streamed.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host streams its experts`));

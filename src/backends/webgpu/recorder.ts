@@ -3,7 +3,7 @@
 // pass, a bind group per (pipeline, buffers) reused across dispatches, and every dispatch's parameters and the host
 // arrays ops take in a staging buffer written once per submission. A submission is recorded until the host needs a
 // result or new bytes must land in order; a submission that host bytes still to come go into (embedLater's token
-// ids, writeLater's or addLater's values) is sealed and held with those after it, then submitted in order once
+// ids, addLater's values) is sealed and held with those after it, then submitted in order once
 // they are in. Benches time passes and dispatches through here too.
 import { weightDims } from "../backend.js";
 import type { GpuWeight } from "./arena.js";
@@ -145,7 +145,7 @@ export class Recorder {
    * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
    */
   flushForQueueWrite(): void {
-    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids, writeLater's or addLater's values)");
+    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or addLater's values)");
     this.flush();
   }
 
@@ -185,7 +185,7 @@ export class Recorder {
     );
   }
   /**
-   * writeLater's part here: `bytes` go at staging byte `at` of the submission being recorded once they come;
+   * addLater's part here: `bytes` go at staging byte `at` of the submission being recorded once they come;
    * everything recorded until then is sealed and held. Bytes that never come leave the zeros already there: the
    * held work still runs (uploads recorded in it must land), and the next read throws the error. Settles (never
    * rejects) once the bytes are in, or their error is kept.

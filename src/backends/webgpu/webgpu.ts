@@ -116,7 +116,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** A decode token's norms, rope, KV store and attention in one dispatch (normRopeAttention); else two. */
   fuseAttention = true;
   /**
-   * writeLater submits what was recorded before it, so the GPU runs a split layer's device experts while this
+   * addLater submits what was recorded before it, so the GPU runs a split layer's device experts while this
    * thread records the next layer's attention (one more submit a layer). On: an H100, a3b at a 25% tier, 72.2 vs
    * 78.8 ms a token (medians of 5 alternating rounds, session 17). Benches compare.
    */
@@ -239,29 +239,17 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.device.queue.writeBuffer(b.buffer, dstOffset * 4, src);
   }
   /**
-   * `values` into dst's first n values once they come, ordered with the ops recorded around this call as write()
-   * is; what is recorded after it waits (sealed, not submitted) until then, so the host can compute them while this
-   * thread records on. Values that never come (a rejection, or not n of them) leave zeros there: the work still
-   * runs, and the next read throws that error. Settles (never rejects) once they are in or known never to come.
+   * out's first n values += `values` once they come, in one dispatch that reads them where they land in the staging
+   * bytes, ordered with the ops recorded around this call; what is recorded after it waits (sealed, not submitted)
+   * until then, so the host can compute them while this thread records on. Values that never come (a rejection, or
+   * not n of them) add nothing: the work still runs, and the next read throws that error. Settles (never rejects)
+   * once they are in or known never to come.
    */
-  writeLater(dst: Buf, n: number, values: Promise<Float32Array>): Promise<void> {
-    const b = gbuf(dst);
-    if (n < 0 || n > b.length) throw new RangeError(`webgpu writeLater: ${n} values overrun a buffer of ${b.length}`);
-    if (n === 0) return values.then(() => undefined, () => undefined);
-    if (this.submitBeforeLater) this.rec.flush();
-    const at = this.rec.hostData(new Float32Array(n)) * 4;
-    this.rec.copyBytes(this.rec.stageBuf, at, b.buffer, 0, n * 4);
-    return this.rec.holdForBytes(values.then((v) => {
-      if (v.length !== n) throw new RangeError(`webgpu writeLater: ${v.length} values came for ${n}`);
-      return v;
-    }), at);
-  }
   addLater(out: Buf, n: number, values: Promise<Float32Array>): Promise<void> {
     const o = gbuf(out);
     if (n < 0 || n > o.length) throw new RangeError(`webgpu addLater: ${n} values overrun a buffer of ${o.length}`);
     if (n === 0) return values.then(() => undefined, () => undefined);
     if (this.submitBeforeLater) this.rec.flush();
-    // Zeros until the values come (none that never do: out unchanged); the add reads them where they land.
     const at = this.rec.hostData(new Float32Array(n));
     this.rec.dispatch("add_staged", () => ADD_STAGED_WGSL, [n, at], [this.rec.stageBuf, o.buffer], Math.ceil(n / 64));
     return this.rec.holdForBytes(values.then((v) => {
@@ -288,7 +276,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
       if (b.length) this.rec.copyBytes(b.buffer, 0, rb, at, b.length * 4);
       at += b.length * 4;
     }
-    // Held while host values it or earlier work reads (ids, writeLater's) are not in yet: wait until it is submitted.
+    // Held while host values it or earlier work reads (ids, addLater's) are not in yet: wait until it is submitted.
     const submitted = this.rec.seal();
     if (submitted) {
       const t = this.rec.timeHost ? performance.now() : 0;
