@@ -269,7 +269,7 @@ class HostSide implements HostExperts {
   }
 
   split(layer: number, ids: readonly number[]): { device: number[]; host: number[]; uploads: number } {
-    let distinct = [...new Set(ids)];
+    const distinct = [...new Set(ids)];
     // A batch (a prompt) fills at most an equal share of the free slots in a layer, its most used experts first:
     // first come, a 64-token prompt's first layers took every slot (tiny model: 15 of 16 to layer 0, none to layers
     // 2-3) and, with nothing admitted later, kept them. A decode token's k a layer fill the slots evenly.
@@ -277,7 +277,7 @@ class HostSide implements HostExperts {
     if (batch) {
       const uses = new Map<number, number>();
       for (const e of ids) uses.set(e, (uses.get(e) ?? 0) + 1);
-      distinct = distinct.sort((a, b) => uses.get(b)! - uses.get(a)!); // stable: ties in order of first use
+      distinct.sort((a, b) => uses.get(b)! - uses.get(a)!); // stable: ties in order of first use
     }
     let fills = batch ? this.batchShare : Infinity;
     const keys = distinct.map((e) => this.tier.keyOf(layer, e));

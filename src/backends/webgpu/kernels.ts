@@ -398,7 +398,6 @@ export const ROUND_F16 = /* wgsl */ `fn round_f16(v: f32) -> f32 {
   return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
 }`;
 
-/** out[i, :] = x[rows[i], :]. */
 /** o[i] += the f32 at word p.at + i of the staging words (addLater: host values that came after the recording). */
 export const ADD_STAGED_WGSL = /* wgsl */ `
 struct P { n: u32, at: u32 }
@@ -412,6 +411,7 @@ ${MAIN}
   o[i] = o[i] + bitcast<f32>(hd[p.at + i]);
 }`;
 
+/** out[i, :] = x[rows[i], :]. */
 export const GATHER_WGSL = /* wgsl */ `
 struct P { len: u32, n: u32, rows: u32 }
 @group(0) @binding(0) var<uniform> p: P;

@@ -141,11 +141,12 @@ export class GpuMoe {
   private decodeSum(out: Buf, x: Buf, experts: readonly ExpertRows[]): boolean {
     const P = experts.length, e0 = experts[0];
     if (P > MAX_SUM_K || !this.be.fuseDownSum) return false;
-    const g0 = gw(e0.gate, "moeFfn"), u0 = gw(e0.up, "moeFfn"), d0 = gw(e0.down, "moeFfn");
+    const parts = experts.map((e) => [gw(e.gate, "moeFfn"), gw(e.up, "moeFfn"), gw(e.down, "moeFfn")] as const);
+    const [g0, u0, d0] = parts[0];
     if (g0.type !== u0.type) return false;
-    for (const e of experts) {
+    for (const [j, e] of experts.entries()) {
       if (e.rows.length !== 1 || e.rows[0] !== 0 || !sameShapes(e, e0)) return false;
-      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
+      const [g, u, d] = parts[j];
       if (g.buffer !== g0.buffer || u.buffer !== u0.buffer || d.buffer !== d0.buffer || g.type !== g0.type || u.type !== u0.type || d.type !== d0.type) return false;
     }
     const { k: D, n: F } = weightDims(g0);
@@ -154,14 +155,13 @@ export class GpuMoe {
     const ae = this.be.scratchBuf("ge", P * F);
     // [gate, up, xrow 0, orow j] per pair; then [down, arow j, _] per pair and the pairs' weights as f32 words.
     const words = new Uint32Array(4 * P + 4 * P), f = new Float32Array(words.buffer);
-    experts.forEach((e, j) => {
-      const g = gw(e.gate, "moeFfn"), u = gw(e.up, "moeFfn"), d = gw(e.down, "moeFfn");
+    parts.forEach(([g, u, d], j) => {
       words.set([g.wordOffset, u.wordOffset, 0, j], 4 * j);
       words.set([d.wordOffset, j, 0], 4 * P + 3 * j);
-      f[7 * P + j] = e.scales[0];
+      f[7 * P + j] = experts[j].scales[0];
     });
     const at = this.be.rec.hostData(words);
-    const aligned = experts.every((e) => [e.gate, e.up, e.down].every((w) => gw(w, "moeFfn").wordOffset % 4 === 0));
+    const aligned = parts.every((ws) => ws.every((w) => w.wordOffset % 4 === 0));
     this.moeGateUp(g0, g0.buffer, u0.buffer, this.be.rec.stageBuf, at, P, gbuf(x).buffer, 1, ae.buffer, aligned);
     const { k: Kd, n: Nd } = weightDims(d0);
     const { q, s, key } = this.be.plan(d0, aligned, Kd, Nd);
