@@ -26,4 +26,6 @@ for round in 1 2; do
   timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 64 -n 32 -r 1 --json > "$OUT/split-$round.json" 2>> "$OUT/steps.log"
   log "moestream split tier 25% round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$round.json" 2>&1)"
 done
+# OVERLAP=1: then bench gpu's split tier (addLater vs awaited vs one submission), with its host timing counters.
+[ -n "${OVERLAP:-}" ] && { timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1; log "overlap rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"; }
 (cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log -delete)
