@@ -683,7 +683,7 @@ export async function benchGpu(only?: string): Promise<void> {
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
     console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
-    console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU`);
+    console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU; ${f(h.hostParts, 1)} host parts of ${f(h.hostExperts, 1)} experts took ${f(h.hostPartMs, 2)} ms from start to sum (${f(h.hostComputeMs, 2)} ms in their compute)`);
     return;
   }
   const s = await sanity(model, profileOnly);
@@ -774,11 +774,15 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     // The host's share, as the backend runs it: 8 more tokens with its recording and submits timed.
     use(variants.laterMs);
     const c0 = { ...be.counters }, t0 = performance.now();
+    const tm = { parts: 0, experts: 0, ms: 0, computeMs: 0 };
     be.timeHost = true;
+    tier.host!.timing = tm;
     for (let i = 0; i < 8; i++) await step();
     be.timeHost = false;
+    tier.host!.timing = undefined;
     const host = Object.fromEntries(["submits", "dispatches", "recordMs", "submitMs", "stageWriteMs", "finishMs", "heldWaitMs", "mapWaitMs", "reads"].map((k) => [k, (be.counters[k as keyof typeof c0] - c0[k as keyof typeof c0]) / 8]));
-    return { ...out, perToken: { ...perToken, ...host, wallMs: (performance.now() - t0) / 8 } };
+    const hostParts = { hostParts: tm.parts / 8, hostExperts: tm.experts / 8, hostPartMs: tm.ms / 8, hostComputeMs: tm.computeMs / 8 };
+    return { ...out, perToken: { ...perToken, ...host, ...hostParts, wallMs: (performance.now() - t0) / 8 } };
   } finally {
     use(variants.laterMs);
     await lm.close();

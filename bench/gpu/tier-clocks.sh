@@ -24,6 +24,9 @@ for round in 1 2; do
   run split-$round --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -r 3
   run resident-$round -r 3
 done
+stamp "overlap start"
+timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1
+stamp "overlap end rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"
 kill $SMI
 awk -F', ' '{ c[$2]++ } END { for (k in c) print "  sm clock " k ": " c[k] " samples" }' "$OUT/smi.csv" | sort -t: -k2 -n | tail -12 | tee -a "$OUT/steps.log"
 (cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log ! -name smi.csv -delete)

@@ -34,6 +34,7 @@ export function registerBench(program: Command): void {
     .option("-p, --n-prompt <n>", "prompt tokens (pp)", "512")
     .option("-n, --n-gen <n>", "generated tokens (tg)", "128")
     .option("-r, --repetitions <n>", "runs of each, reported as mean ± sd", "3")
+    .option("--no-warmup", "skip the untimed warm-up run (the prompt and one token) before the repetitions, as llama-bench's --no-warmup")
     .option("--json", "print one JSON object instead of the table")
     .option("--forecast", "before each repetition, probe memory, disk and matmul throughput as doctor does and print doctor's decode and prefill forecasts beside the measurements")
     .addHelpText("after", "\nExamples:\n  moestream bench -m model.gguf\n  moestream bench -m model.moe -p 128 -n 64 --expert-io stream --mem-budget 8G");
@@ -58,6 +59,11 @@ export function registerBench(program: Command): void {
       // share the machine's load. 128 MiB, well past any L3.
       const probeNow = () => probeMachine(source!, cfg, lm.expertIO.mode === "stream", { memProbeBytes: 128 * 2 ** 20, diskProbeBytes: 96 * 2 ** 20, promptTokens: nPrompt });
       const ppForecasts: { tokPerSec: number; low: number }[] = [];
+      // As llama-bench: one untimed run of the prompt and a token first, so the first repetition does not pay for
+      // what happens once (shader compiles, a GPU tier's first fill, host records repacked on first use).
+      if (opts.warmup !== false) {
+        for await (const _ of session.generate(prompt, { maxTokens: 2, sampling: { temperature: 0 }, stopAtEog: false }));
+      }
       let before = source ? await probeNow() : undefined;
       for (let r = 0; r < reps; r++) {
         session.reset();

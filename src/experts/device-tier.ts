@@ -258,6 +258,7 @@ class HostSide implements HostExperts {
   private lookups = 0;
   /** Free slots one batch (a prompt) may fill in a layer: an equal share of the tier. */
   private readonly batchShare: number;
+  timing?: HostExperts["timing"];
 
   constructor(private readonly tier: DeviceTier, readonly backend: Backend, keys: number, private readonly admitRatio: number) {
     this.freq = new Float64Array(keys);

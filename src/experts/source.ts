@@ -46,6 +46,8 @@ export interface HostExperts {
   /** Host-backend weights of `ids` (from the host cache), valid until release(). */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;
+  /** Where set (benches), each host part adds its experts, its wall time from start to sum, and its compute's, here. */
+  timing?: { parts: number; experts: number; ms: number; computeMs: number };
 }
 
 /**

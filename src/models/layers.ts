@@ -515,6 +515,7 @@ const hostScratch = new WeakMap<HostExperts, ScratchPool>();
 async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, ids: readonly number[], byExpert: ReadonlyMap<number, { rows: Int32Array; scales: Float32Array }>, p: MoeParams): Promise<Float32Array> {
   const pool = hostScratch.get(h) ?? hostScratch.set(h, new ScratchPool(h.backend)).get(h)!;
   const scratch = pool.take();
+  const tm = h.timing, t0 = tm ? performance.now() : 0;
   try {
     const hf = new Pass(h.backend, scratch, f.startPos, f.nTokens, undefined, f.signal);
     const xh = hf.buf("moe.host.x", x.length), out = hf.buf("moe.host.out", x.length);
@@ -525,13 +526,17 @@ async function hostExpertFfns(f: Pass, h: HostExperts, x: Float32Array, ids: rea
       try {
         const buckets = group.map((e) => byExpert.get(e)!);
         const be = h.backend;
+        const tc = tm ? performance.now() : 0;
         if (be.moeFfnAsync && fusedMoe(be, ws, p.act)) await be.moeFfnAsync(out, xh, moeRows(ws, buckets));
         else expertFfns(hf, out, xh, ws, buckets, p.nFf, p.act);
+        if (tm) tm.computeMs += performance.now() - tc;
       } finally {
         h.release(p.layer, group);
       }
     }
-    return await h.backend.read(out);
+    const sum = await h.backend.read(out);
+    if (tm) (tm.parts++, (tm.experts += ids.length), (tm.ms += performance.now() - t0));
+    return sum;
   } finally {
     pool.give(scratch);
   }

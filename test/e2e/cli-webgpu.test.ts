@@ -38,6 +38,19 @@ test("run --backend webgpu, experts streamed through a GPU expert tier smaller t
   assert.ok(JSON.parse(split.err.split("\n").find((l) => l.startsWith("{"))!).experts.decode.gpuHostRuns > 0, "experts ran on the host");
 });
 
+test("bench runs an untimed warm-up first (as llama-bench): the split tier's first fill happens there, not in the first repetition; --no-warmup skips it", async () => {
+  const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
+  const prefill = (...extra: string[]) => {
+    const r = cli(gpuEnv(), "bench", "-m", model, "-p", "16", "-n", "2", "-r", "1", "--json", "--backend", "webgpu", "--expert-io", "resident", "--gpu-expert-cache", String(4 * 2 ** 20), "--gpu-misses", "cpu", ...extra);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out).lastRun.experts.prefill as { gpuHits: number; gpuMisses: number; gpuHostRuns: number };
+  };
+  const warm = prefill(), cold = prefill("--no-warmup");
+  assert.equal(warm.gpuMisses, 0, `warm: ${JSON.stringify(warm)}`);
+  assert.ok(cold.gpuMisses > 0, `cold: ${JSON.stringify(cold)}`);
+  assert.ok(warm.gpuHits > cold.gpuHits, "the warm-up's fill serves the timed prompt");
+});
+
 test("--backend webgpu without an adapter: exit 2 and one line saying why, no JavaScript stack", async () => {
   const model = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
   const r = cli({ ...process.env, VK_DRIVER_FILES: join(import.meta.dirname, "no-such-icd.json") }, "run", "-m", model, "-p", "Hi", "-n", "1", "--backend", "webgpu");
