@@ -20,7 +20,7 @@ run() {
   timeout 150 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident -p 64 -n 32 --json "$@" > "$OUT/$name.json" 2>> "$OUT/steps.log"
   stamp "$name end rc=$? $("$W/node" -e "$summary" "$OUT/$name.json" 2>&1)"
 }
-for round in 1 2; do
+for round in $(seq 1 "${ROUNDS:-1}"); do
   run split-$round --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -r 3
   run resident-$round -r 3
 done
