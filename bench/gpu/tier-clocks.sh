@@ -22,7 +22,7 @@ run() {
 }
 for round in $(seq 1 "${ROUNDS:-1}"); do
   run split-$round --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -r 3
-  run resident-$round -r 3
+  [ -z "${ONLY_SPLIT:-}" ] && run resident-$round -r 3
 done
 stamp "overlap start"
 timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1
