@@ -20,13 +20,18 @@ run() {
   timeout 150 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident -p 64 -n 32 --json "$@" > "$OUT/$name.json" 2>> "$OUT/steps.log"
   stamp "$name end rc=$? $("$W/node" -e "$summary" "$OUT/$name.json" 2>&1)"
 }
+overlap() {
+  stamp "overlap start"
+  timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1
+  stamp "overlap end rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"
+}
+# OVERLAP_FIRST=1: bench gpu's split tier first (where the call may not last for all).
+[ -n "${OVERLAP_FIRST:-}" ] && overlap
 for round in $(seq 1 "${ROUNDS:-1}"); do
-  run split-$round --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -r 3
+  run split-$round --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -r "${REPS:-3}"
   [ -z "${ONLY_SPLIT:-}" ] && run resident-$round -r 3
 done
-stamp "overlap start"
-timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1
-stamp "overlap end rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"
+[ -z "${OVERLAP_FIRST:-}" ] && overlap
 kill $SMI
 awk -F', ' '{ c[$2]++ } END { for (k in c) print "  sm clock " k ": " c[k] " samples" }' "$OUT/smi.csv" | sort -t: -k2 -n | tail -12 | tee -a "$OUT/steps.log"
 (cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log ! -name smi.csv -delete)
