@@ -8,7 +8,7 @@ start_run() {
   mkdir -p "$W/app"
   REPO=$PWD
   T0=$(date +%s)
-  log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.log"; }
+  log() { echo "[$(( $(date +%s) - T0 ))s $(date +%H:%M:%S)] $*" | tee -a "$OUT/steps.log"; }
 }
 
 # A tier script's start: start_run, the Vulkan loader and the app unpacked, then into $W/app (exits if no .debs).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14's GPU-tier bar on one host, in one call: llama.cpp CUDA with -ncmoe 36 (the experts of 36 of a3b's 48
 # layers on the CPU, so 25% of the expert bytes on the GPU) against moestream's split tier at 25% of the expert
-# bytes (--gpu-misses cpu, the defaults), on the same GGUF, alternating, two rounds each. llama-bench builds from the
+# bytes (--gpu-misses cpu, the defaults; two repetitions after bench's warm-up, as llama-bench's), on the same
+# GGUF, alternating, two rounds each, with nvidia-smi sampling the GPU's clocks meanwhile (smi.csv). llama-bench builds from the
 # source node-llama-cpp ships (nice 19) while the model is written, and runs only once built (~4.5 min of build).
 # Hosts differ call to call (session 17): a ratio is only worth what both sides measured on one host. Carried:
 # .gpu (bench/gpu/pack-carry.sh). Results in $OUT: steps.log (both sides' tok/s), and all.tgz holding the rest.
@@ -18,14 +19,18 @@ BUILD=$!
 M=$W/a3b.gguf
 gen_model "$M"; log "gen a3b rc=$?"
 wait $BUILD; log "llama-bench build rc=$?"
+# The GPU's clocks every 100 ms through both sides' runs (smi.csv; steps.log's lines carry the same clock).
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu,power.draw,pstate --format=csv,noheader -lms 100 > "$OUT/smi.csv" 2>&1 &
+SMI=$!
 LB=$W/llama/build/bin/llama-bench
 EXP=$(( 48 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b's Q4_K expert bytes
 for round in 1 2; do
   timeout 120 "$LB" -m "$M" -ngl 99 -ncmoe 36 -p 64 -n 32 -r 2 -o md 2> /dev/null | grep "^|" > "$OUT/llama-$round.md"
   log "llama.cpp -ncmoe 36 round $round rc=$? $(grep -E 'tg32' "$OUT/llama-$round.md" | tr -s ' ')"
-  timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 64 -n 32 -r 1 --json > "$OUT/split-$round.json" 2>> "$OUT/steps.log"
+  timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu -p 64 -n 32 -r 2 --json > "$OUT/split-$round.json" 2>> "$OUT/steps.log"
   log "moestream split tier 25% round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$round.json" 2>&1)"
 done
 # OVERLAP=1: then bench gpu's split tier (addLater vs awaited vs one submission), with its host timing counters.
 [ -n "${OVERLAP:-}" ] && { timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 > "$OUT/overlap.log" 2>&1; log "overlap rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"; }
+kill $SMI
 (cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log -delete)
