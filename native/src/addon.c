@@ -34,6 +34,15 @@ static napi_value js_set_spin(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+static napi_value js_poke(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  args(env, info, a);
+  int64_t us;
+  if (!int_arg(env, a[0], "microseconds", 0, 1000000, &us)) return NULL;
+  pool_poke((int)us);
+  return undefined(env);
+}
+
 static napi_value js_cpu_features(napi_env env, napi_callback_info info) {
   (void)info;
   const char *names[16];
@@ -121,7 +130,7 @@ NAPI_MODULE_INIT() {
     napi_callback fn;
   } fns[] = {
       {"matmul", js_matmul},           {"quantizeQ8_0", js_quantize_q8_0}, {"quantizeQ8K", js_quantize_q8_K},
-      {"setThreads", js_set_threads},  {"getThreads", js_get_threads},     {"setSpin", js_set_spin},
+      {"setThreads", js_set_threads},  {"getThreads", js_get_threads},     {"setSpin", js_set_spin}, {"poke", js_poke},
       {"cpuFeatures", js_cpu_features}, {"kernelLevels", js_kernel_levels}, {"kernelLevel", js_kernel_level},
       {"setKernelLevel", js_set_kernel_level}, {"memRead", js_mem_read},
       {"adviseHugePages", js_advise_huge_pages}, {"copyBytes", js_copy_bytes},

@@ -33,6 +33,8 @@ static struct {
   atomic_int closed; // set when the caller ran out of work: late workers skip the run
   atomic_int active; // workers inside the current run
   atomic_int sleepers;
+  atomic_uint poke;    // bumped by pool_poke(): sleeping workers wake and spin again, a run being near
+  atomic_long poke_ns; // how long a poked worker spins
   long spin_ns;
   pthread_mutex_t mu; // guards the condition variable; one for all waits, each sleeper rechecks its own condition
   pthread_cond_t cv;
@@ -46,18 +48,24 @@ static long elapsed_ns(const struct timespec *t0) {
   return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-static int gen_changed(unsigned old) { return atomic_load(&P.gen) != old; }
-static int run_idle(unsigned unused) { return (void)unused, atomic_load(&P.active) == 0; }
+typedef struct {
+  unsigned gen, poke; // the generation and poke count a worker has seen
+} wseen;
+static int gen_or_poke(const void *p) {
+  const wseen *w = p;
+  return atomic_load(&P.gen) != w->gen || atomic_load(&P.poke) != w->poke;
+}
+static int run_idle(const void *unused) { return (void)unused, atomic_load(&P.active) == 0; }
 
 /** Return once done(arg) holds: spin for spin_ns, then block until a notify(). */
-static void spin_then_block(int (*done)(unsigned), unsigned arg) {
+static void spin_then_block(int (*done)(const void *), const void *arg, long spin_ns) {
   if (done(arg)) return;
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (unsigned i = 1;; i++) {
     cpu_relax();
     if (done(arg)) return;
-    if ((i & 255) == 0 && elapsed_ns(&t0) > P.spin_ns) break;
+    if ((i & 255) == 0 && elapsed_ns(&t0) > spin_ns) break;
   }
   // Dekker pairing with notify(): a sleeper publishes itself before re-checking; a waker changes state first.
   pthread_mutex_lock(&P.mu);
@@ -78,10 +86,15 @@ static void notify(void) {
 
 static void *worker_main(void *p) {
   const wstart *s = p;
-  unsigned seen = s->gen0;
+  wseen seen = {.gen = s->gen0, .poke = atomic_load(&P.poke)};
+  long spin = P.spin_ns;
   for (;;) {
-    spin_then_block(gen_changed, seen);
-    seen = atomic_load(&P.gen);
+    spin_then_block(gen_or_poke, &seen, spin);
+    spin = P.spin_ns;
+    if (atomic_load(&P.poke) != seen.poke) spin = atomic_load(&P.poke_ns) > spin ? atomic_load(&P.poke_ns) : spin;
+    seen.poke = atomic_load(&P.poke);
+    if (atomic_load(&P.gen) == seen.gen) continue; // poked: spin again for the run to come
+    seen.gen = atomic_load(&P.gen);
     if (atomic_load(&P.stop)) return NULL;
     // Join before looking at closed (Dekker with the caller): either it waits for us, or we see it closed.
     atomic_fetch_add(&P.active, 1);
@@ -147,9 +160,16 @@ void pool_run(pool_fn fn, void *arg) {
     notify();
     fn(arg, 0, P.nth);
     atomic_store(&P.closed, 1);
-    spin_then_block(run_idle, 0);
+    spin_then_block(run_idle, NULL, P.spin_ns);
   }
   pthread_mutex_unlock(&P.run_mu);
+}
+
+void pool_poke(int us) {
+  if (P.nth <= 1) return;
+  atomic_store(&P.poke_ns, us < 0 ? 0 : (long)us * 1000L);
+  atomic_fetch_add(&P.poke, 1); // spinning workers restart their spin; sleeping ones wake
+  notify();
 }
 
 void pool_shutdown(void) {

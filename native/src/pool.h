@@ -13,6 +13,9 @@ int pool_threads(void);
 void pool_set_spin_us(int us);
 /** Run fn(arg, ith, nth) on the caller (ith 0) and on every worker that joins in time; returns when all are done. */
 void pool_run(pool_fn fn, void *arg);
+/** A run is near: sleeping workers wake now and spin for it (for `us`, or spin_us if longer) instead of the run
+ *  waiting for their wake-ups. */
+void pool_poke(int us);
 typedef void (*range_fn)(void *ctx, int ith, int i0, int i1);
 /** fn(ctx, ith, i0, i1) over [0, n) in chunks of `chunk` taken from a shared counter: on the pool when `parallel`
  *  and there is more than one chunk, else on the caller as one range. */

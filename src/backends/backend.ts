@@ -252,6 +252,8 @@ export interface Backend {
    * reads or writes (out, x, the experts' weights, rows and scales) may change or be freed until then.
    */
   moeFfnAsync?(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void>;
+  /** Optional: work comes within about a millisecond (a split tier's host experts, once the routing is back): wake its threads now. */
+  wake?(): void;
   /**
    * Optional (a GPU): out's first n values += `values` once they come (the same bits as writing them, then add), in
    * order with the ops recorded around the call; work recorded after it waits for them, so the host computes them

@@ -434,6 +434,7 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   // A split tier runs some experts on the host: they need the layer's input there, read with the routing.
   const split = src.host && src.host.backend !== be ? src.host : undefined;
   if (split) reads.push(x);
+  split?.backend.wake?.(); // its threads spin through the read, for the host experts after it
   const [rl, ...rest] = await be.readMany(reads);
   const xHost = split ? rest.pop() : undefined;
   const sharedGate = gateInp ? rest.shift()! : undefined;

@@ -269,3 +269,38 @@ test("NativeBackend runs the scalar ops unchanged and reports its kernels", asyn
   }
   assert.equal(nb.delegates("matmul", 34), true); // TQ1_0: no kernel
 });
+
+test("poke: sleeping pool threads wake and spin for the run to come (their CPU time shows it), and a poked pool runs the same bits", async () => {
+  const a = needNative();
+  const before = a.getThreads();
+  try {
+    a.setThreads(3);
+    a.setSpin(200);
+    const hw = randomWeight(Q4_K, 512, 64, "poke");
+    const x = randomValues(512, "poke-x", 1, 11);
+    const run = () => {
+      const out = new Float32Array(64);
+      a.matmul(Q4_K.type, hw.bytes, x, out, 512, 64, 1);
+      return out;
+    };
+    const ref = run();
+    const idleCpuMs = async (poke: boolean) => {
+      await new Promise((r) => setTimeout(r, 20)); // past the 200 µs spin: the workers sleep
+      const c0 = process.cpuUsage();
+      if (poke) a.poke!(100_000);
+      await new Promise((r) => setTimeout(r, 150)); // this thread sleeps; poked workers spin up to 100 ms each
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000;
+    };
+    const quiet = await idleCpuMs(false), poked = await idleCpuMs(true);
+    // Two workers spinning 100 ms: ~200 ms of CPU on an idle machine; at least a quarter of one on a busy one.
+    assert.ok(poked > 25 && poked > quiet + 20, `CPU ms while idle: poked ${poked.toFixed(1)}, not ${quiet.toFixed(1)}`);
+    a.poke!(1000);
+    assert.ok(sameBits(run(), ref));
+    a.setThreads(1);
+    a.poke!(1000); // one thread: nothing to wake
+    assert.ok(sameBits(run(), ref));
+  } finally {
+    a.setThreads(before);
+  }
+});

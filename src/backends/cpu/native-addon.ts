@@ -83,6 +83,8 @@ export interface NativeAddon {
   getThreads(): number;
   /** How long idle pool threads spin before blocking, in microseconds (default 200). */
   setSpin(microseconds: number): void;
+  /** A run is near: sleeping pool threads wake now and spin for it, `microseconds` at most. Optional: an addon built before it lacks it. */
+  poke?(microseconds: number): void;
   /** SIMD features of this CPU that the kernels use, e.g. ["avx2", "fma", "f16c", "avx512f", ...]. */
   cpuFeatures(): string[];
   /** Kernel sets this CPU runs, e.g. ["scalar", "avx2", "avx512"]; the best is chosen at load. */
