@@ -9,7 +9,8 @@ import type { GGUFMetaValue, GGUFMetadata } from "../format/gguf/types.js";
 import { meta } from "../format/gguf/write.js";
 import { ModelError } from "../util/errors.js";
 import { count, metaInRange, metaPerLayer, type Range } from "./hparams.js";
-import { denseFfn, moe, type LookaheadRouter, type Pass } from "./layers.js";
+import { type Pass } from "./layers.js";
+import { denseFfn, moe, type LookaheadRouter } from "./moe-block.js";
 import { groupTopKRoute, type RouteFn } from "./routing.js";
 import { nextnUnused, swigluExperts, type Declare } from "./tensors.js";
 

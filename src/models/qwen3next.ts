@@ -17,7 +17,8 @@ import { RecurrentState, recurrent, type RecurrentDims } from "../kv/recurrent.j
 import { ModelCache } from "../kv/state.js";
 import { ModelError } from "../util/errors.js";
 import { count, decoderMetadata, metaInRange, metaPerLayer, modelInfo, positive, type Range } from "./hparams.js";
-import { attention, deltaNet, forwardPass, LINEAR_ATTENTION_OPS, moe, outputLogits, Pass, routersAfter, ScratchPool, type DeltaNetLayerParams, type LookaheadRouter } from "./layers.js";
+import { attention, deltaNet, forwardPass, LINEAR_ATTENTION_OPS, outputLogits, Pass, ScratchPool, type DeltaNetLayerParams } from "./layers.js";
+import { moe, routersAfter, type LookaheadRouter } from "./moe-block.js";
 import type { ForwardOptions, Model, ModelContext, ModelInfo } from "./model.js";
 import { softmaxTopKRoute, type RouteFn } from "./routing.js";
 import { declareQkv, nextnUnused, outputHead, qkvUnused, swigluExperts, type Declare } from "./tensors.js";

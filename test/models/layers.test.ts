@@ -7,7 +7,8 @@ import { DelegatingBackend, type Backend, type Buf, type Weight } from "../../sr
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { ExpertSource, ExpertWeights } from "../../src/experts/source.js";
 import { FullAttentionState } from "../../src/kv/full-attention.js";
-import { attention, denseFfn, moe, Pass, Scratch, type LookaheadRouter, type MoeParams } from "../../src/models/layers.js";
+import { attention, Pass, Scratch } from "../../src/models/layers.js";
+import { denseFfn, moe, type LookaheadRouter, type MoeParams } from "../../src/models/moe-block.js";
 import { softmaxTopKRoute, type Routing } from "../../src/models/routing.js";
 
 const D = 8, F = 8, NE = 4, K = 2;
