@@ -16,3 +16,10 @@ export function gw(w: Weight, op: string): GpuWeight {
   if (!(w instanceof GpuWeight)) throw new TypeError(`webgpu ${op}: weight '${w.name}' was not bound by the webgpu backend`);
   return w;
 }
+
+const f32Bits = new Float32Array(1), u32Bits = new Uint32Array(f32Bits.buffer);
+/** A float parameter as the u32 word WGSL reads back with its struct's f32 field. */
+export function f32Word(x: number): number {
+  f32Bits[0] = x;
+  return u32Bits[0];
+}

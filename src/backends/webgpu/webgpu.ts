@@ -7,21 +7,21 @@
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
 // The recording (encoder and pass, staging bytes, held submissions, pipeline and bind group caches, bench timing)
 // is recorder.ts's, which the backend owns. The MoE ops (expert slots, routing on the device, pair tables) are in
-// moe.ts and dispatch through it too.
+// moe.ts, the attention ops in attention-ops.ts, the gated DeltaNet's in linear-attention-ops.ts: all dispatch
+// through it too.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { heads3d, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
-import { GpuBuf, gbuf, gw } from "./buffers.js";
+import { GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, NORM_ROPE_STORE_WGSL, REPACK_WGSL, ROPE_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
-import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
+import { GpuAttention } from "./attention-ops.js";
+import { GpuLinearAttention } from "./linear-attention-ops.js";
 import type { KernelTimes } from "./profiler.js";
 import { Recorder } from "./recorder.js";
-import { RopeTables } from "./rope-tables.js";
 import { MappedStaging } from "./staging.js";
-import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
 import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
 
@@ -37,8 +37,6 @@ const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 const F32 = 0;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
-/** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
-const SCORE_BYTES = 64 << 20;
 /** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
 const READBACKS_KEPT = 4;
 
@@ -46,12 +44,7 @@ const READBACKS_KEPT = 4;
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
   "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated"]);
 
-const f32Bits = new Float32Array(1), u32Bits = new Uint32Array(f32Bits.buffer);
-/** A float parameter as the u32 word WGSL reads back with its struct's f32 field. */
-function f(x: number): number {
-  f32Bits[0] = x;
-  return u32Bits[0];
-}
+const f = f32Word;
 
 /** How a matmul of n rows of k values over t tokens is dispatched (the GPU bench prints it beside its figures). */
 export interface MatmulPlan {
@@ -90,8 +83,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Kernels' scratch by name (scratchBuf). */
   private readonly scratch = new Map<string, GpuBuf>();
   private readonly moe = new GpuMoe(this);
-  /** The rope ops' cos/sin tables. */
-  private readonly ropeTables: RopeTables;
+  private readonly attn: GpuAttention;
+  private readonly linear = new GpuLinearAttention(this);
 
   /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
   readonly subgroups: boolean;
@@ -188,7 +181,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.gpu = gpu;
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
-    this.ropeTables = new RopeTables(gpu.device);
+    this.attn = new GpuAttention(this);
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
     this.device.addEventListener("uncapturederror", (e) => {
@@ -506,53 +499,28 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.rec.dispatch(v.key, v.code, [rowLen, nRows, g.wordOffset, f(eps)], v.binds([g.buffer, xs.buffer, o.buffer]), nRows);
   }
 
+  /** Rope, the KV store and attention: attention-ops.ts. */
   rope(x: Buf, pos: Int32Array, nHead: number, headDim: number, freqBase: number, nRot = headDim, opts?: RopeOptions): void {
-    const off = opts?.offset ?? 0;
-    if (nRot % 2 !== 0 || nRot < 2 || off < 0 || off + nRot > headDim) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${headDim} from offset ${off}`);
-    const half = nRot / 2;
-    const { tab, tb } = this.ropeTables.table(pos, half, nRot, freqBase, opts?.yarn);
-    this.rec.dispatch("rope", () => ROPE_WGSL, [pos.length * nHead, nHead, headDim, half, off, opts?.mode === "norm" ? 1 : 0, tb], [tab, gbuf(x).buffer], Math.ceil((pos.length * nHead * half) / 64));
+    this.attn.rope(x, pos, nHead, headDim, freqBase, nRot, opts);
   }
   normRopeStore(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams): void {
-    const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
-    if (hd > 512) throw new RangeError(`webgpu normRopeStore: heads of ${hd} values (at most 512)`);
-    const T = pos.length, { qn, kn, kc, vc, half, tab, tb } = this.normRopeArgs(q, k, v, p, "normRopeStore");
-    this.rec.dispatch("norm_rope_store", () => NORM_ROPE_STORE_WGSL, [T, nHead, nHeadKv, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, startPos, tb],
-      [qn.buffer, kn.buffer, tab, gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, kc.buffer, vc.buffer], T * (nHead + 2 * nHeadKv));
+    this.attn.normRopeStore(q, k, v, p);
   }
-
   normRopeAttention(out: Buf, q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams & { readonly scale: number }): boolean {
-    const { nHead, nHeadKv, headDim: hd, pos, startPos } = p;
-    // Nine storage bindings, the norms read through one of them, whole vec4 heads the attention kernel's vec4 lanes cover.
-    const fusable = this.fuseAttention && pos.length === 1 && hd % 4 === 0 && hd <= 256 && this.device.limits.maxStorageBuffersPerShaderStage >= 9;
-    if (!fusable || gw(p.qNorm, "normRopeAttention").buffer !== gw(p.kNorm, "normRopeAttention").buffer) return false;
-    if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
-    if (gbuf(out).length < nHead * hd) throw new RangeError(`normRopeAttention: out holds ${gbuf(out).length} values, less than a token's ${nHead * hd}`);
-    const { qn, kn, kc, vc, half, tab, tb } = this.normRopeArgs(q, k, v, p, "normRopeAttention");
-    const lmax = startPos + 1, scores = this.scratchBuf("attn.scores", nHead * lmax);
-    const params = [0, 1, startPos, nHead, nHeadKv, hd, f(p.scale), lmax, 0, 0, 0, 0, hd, half, f(p.eps), qn.wordOffset, kn.wordOffset, tb];
-    this.rec.dispatch("norm_rope_attention", () => NORM_ROPE_ATTENTION_WGSL, params, [gbuf(q).buffer, kc.buffer, vc.buffer, gbuf(out).buffer, scores.buffer, gbuf(k).buffer, gbuf(v).buffer, qn.buffer, tab], nHead);
-    return true;
+    return this.attn.normRopeAttention(out, q, k, v, p);
   }
-
-  /** normRopeStore's and normRopeAttention's operands checked (naming `op`): the norms, caches and rope table. */
-  private normRopeArgs(q: Buf, k: Buf, v: Buf, p: NormRopeStoreParams, op: string) {
-    const { nHead, nHeadKv, headDim: hd, nRot, pos, startPos } = p;
-    const T = pos.length, kvDim = nHeadKv * hd;
-    const qn = gw(p.qNorm, op), kn = gw(p.kNorm, op);
-    if (qn.type !== F32 || kn.type !== F32 || qn.shape[0] !== hd || kn.shape[0] !== hd) throw new RangeError(`webgpu ${op}: norms '${qn.name}', '${kn.name}' must be F32 of ${hd} values`);
-    if (nRot % 2 !== 0 || nRot < 2 || nRot > hd) throw new RangeError(`rope: nRot ${nRot} must be even, at least 2, and fit headDim ${hd}`);
-    const kc = gbuf(p.kCache), vc = gbuf(p.vCache);
-    if ((startPos + T) * kvDim > kc.length || (startPos + T) * kvDim > vc.length) throw new RangeError(`${op}: positions [${startPos}, ${startPos + T}) overrun a cache of ${kc.length / kvDim}`);
-    if (gbuf(q).length < T * nHead * hd || gbuf(k).length < T * kvDim || gbuf(v).length < T * kvDim) throw new RangeError(`${op}: q, k or v holds fewer than ${T} tokens' heads`);
-    const half = nRot / 2;
-    return { qn, kn, kc, vc, half, ...this.ropeTables.table(pos, half, nRot, p.freqBase) };
+  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
+    this.attn.kvStore(kCache, vCache, k, v, startPos, nTokens, kvDim);
+  }
+  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
+    this.attn.attention(out, q, kCache, vCache, p);
   }
 
   copy(out: Buf, x: Buf, p: CopyParams): void {
     this.copyRows(gbuf(out), x, p);
   }
-  private copyRows(out: GpuBuf, x: Buf, p: CopyParams): void {
+  /** @internal */
+  copyRows(out: GpuBuf, x: Buf, p: CopyParams): void {
     const xs = gbuf(x);
     const { rows, n, src, dst } = p;
     if (rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > out.length))
@@ -567,46 +535,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const xs = gbuf(x), o = gbuf(out);
     if (xs.length < nTokens * nh * k || o.length < nTokens * nh * nr) throw new RangeError(`webgpu matmulHeads '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * nh * k} and ${nTokens * nh * nr}`);
     this.rec.dispatch(`matmul_heads/${g.type}`, () => matmulHeadsWgsl(g.quant.wgsl), [g.wordOffset, k, nr * nh, nTokens, nh, nr], [g.buffer, xs.buffer, o.buffer], Math.ceil((nTokens * nr * nh) / 64));
-  }
-
-  kvStore(kCache: Buf, vCache: Buf, k: Buf, v: Buf, startPos: number, nTokens: number, kvDim: number): void {
-    const kc = gbuf(kCache), vc = gbuf(vCache);
-    if ((startPos + nTokens) * kvDim > kc.length) throw new RangeError(`kvStore: positions [${startPos}, ${startPos + nTokens}) overrun a cache of ${kc.length / kvDim}`);
-    if (nTokens === 0) return;
-    // A dispatch, not copyBufferToBuffer: a copy ends the compute pass, and a decode step stores every layer.
-    const rows = { rows: 1, n: nTokens * kvDim, src: { offset: 0, stride: 0 }, dst: { offset: startPos * kvDim, stride: 0 } };
-    this.copyRows(kc, k, rows);
-    this.copyRows(vc, v, rows);
-  }
-
-  attention(out: Buf, q: Buf, kCache: Buf, vCache: Buf, p: AttentionParams): void {
-    const { nTokens, startPos, nHead, nHeadKv, headDim, scale } = p;
-    const vd = p.vDim ?? headDim;
-    if (!(Number.isInteger(vd) && vd >= 1 && vd <= headDim)) throw new RangeError(`attention: vDim ${vd} not in [1, headDim ${headDim}]`);
-    const win = p.window ?? 0;
-    if (p.window !== undefined && !(Number.isInteger(win) && win >= 1)) throw new RangeError(`attention: window ${p.window} is not a positive integer`);
-    // Sinks: a weight's words in its buffer, or host values in the staging words (the buffer read after hostData()).
-    let sinkBuf: GPUBuffer | undefined, sinkOff = 0;
-    if (p.sinks instanceof Float32Array) {
-      if (p.sinks.length < nHead) throw new RangeError(`attention: ${p.sinks.length} sinks for ${nHead} heads`);
-      sinkOff = this.rec.hostData(p.sinks.subarray(0, nHead));
-    } else if (p.sinks) {
-      const s = gw(p.sinks, "attention");
-      if (s.type !== F32 || s.shape[0] < nHead) throw new RangeError(`webgpu attention: sinks '${s.name}' must be F32 of ${nHead} values`);
-      [sinkBuf, sinkOff] = [s.buffer, s.wordOffset];
-    }
-    if (nHead % nHeadKv !== 0) throw new RangeError(`attention: ${nHead} heads are not a multiple of ${nHeadKv} KV heads`);
-    const lmax = startPos + nTokens;
-    const chunk = Math.max(1, Math.min(nTokens, Math.floor(SCORE_BYTES / (4 * nHead * lmax))));
-    const need = chunk * nHead * lmax;
-    const scores = this.scratchBuf("attn.scores", need);
-    const bufs = [gbuf(q).buffer, gbuf(kCache).buffer, gbuf(vCache).buffer, gbuf(out).buffer, scores.buffer, sinkBuf ?? this.rec.stageBuf];
-    for (let t0 = 0; t0 < nTokens; t0 += chunk) {
-      const tc = Math.min(chunk, nTokens - t0);
-      const params = [t0, tc, startPos, nHead, nHeadKv, headDim, f(scale), lmax, win, p.sinks ? 1 : 0, sinkOff, p.f16Probs ? 1 : 0, vd];
-      if (headDim % 4 === 0 && headDim <= 256 && vd === headDim) this.rec.dispatch("attention4", () => ATTENTION4_WGSL, params, bufs, tc * nHead);
-      else this.rec.dispatch("attention", () => ATTENTION_WGSL, params, bufs, tc * nHead);
-    }
   }
 
   add(out: Buf, a: Buf, b: Buf, n: number): void {
@@ -690,53 +618,21 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.rec.dispatch("repack", () => REPACK_WGSL, [wordOffset, nBlocks, r.rawBytes, r.bodyAt, r.bodyBytes / 4, r.scaleAt, sb], [w, raw], Math.ceil(nBlocks / (4 / sb) / 64));
   }
 
-  // ---- linear attention (the gated DeltaNet: delta-net.ts)
+  // ---- linear attention (the gated DeltaNet): linear-attention-ops.ts
 
   convSilu(out: Buf, x: Buf, state: Buf, w: Weight, nTokens: number, channels: number): void {
-    const g = gw(w, "convSilu");
-    const { k: taps, n } = weightDims(g);
-    if (g.type !== F32) throw new RangeError(`webgpu convSilu: weight '${g.name}' must be F32`);
-    if (n !== channels || taps < 2) throw new RangeError(`convSilu: weight '${g.name}' has ${n} channels of ${taps} taps, expected ${channels} of at least 2`);
-    const o = gbuf(out), xs = gbuf(x), st = gbuf(state);
-    if (o === xs) throw new RangeError("webgpu convSilu: out may not alias x");
-    if (xs.length < nTokens * channels || o.length < nTokens * channels || st.length < channels * (taps - 1)) throw new RangeError(`convSilu: ${nTokens} tokens of ${channels} channels overrun its buffers`);
-    this.rec.dispatch("conv_silu", () => CONV_SILU_WGSL, [nTokens, channels, taps, g.wordOffset], [g.buffer, xs.buffer, st.buffer, o.buffer], Math.ceil(channels / 64));
+    this.linear.convSilu(out, x, state, w, nTokens, channels);
   }
   l2Norm(out: Buf, x: Buf, eps: number, rowLen: number, nRows: number): void {
-    const o = this.inPlaceFrom(out, x, rowLen * nRows, "l2Norm");
-    const { threads, per } = normShape(rowLen);
-    this.rec.dispatch(`l2_norm/${threads}/${per}`, () => normWgsl("l2", threads, per), [rowLen, nRows, 0, f(eps)], [o.buffer], nRows);
+    this.linear.l2Norm(out, x, eps, rowLen, nRows);
   }
   rmsNormGated(out: Buf, x: Buf, w: Weight, gate: Buf, eps: number, rowLen: number, nRows: number): void {
-    const g = gw(w, "rmsNormGated");
-    if (g.type !== F32 || g.shape[0] < rowLen) throw new RangeError(`webgpu rmsNormGated: weight '${g.name}' must be F32 of ${rowLen} values`);
-    const gt = gbuf(gate);
-    if (gt.length < rowLen * nRows) throw new RangeError(`rmsNormGated: the gate holds ${gt.length} values, needs ${rowLen * nRows}`);
-    if (gt === gbuf(out)) throw new RangeError("webgpu rmsNormGated: out may not alias the gate");
-    const o = this.inPlaceFrom(out, x, rowLen * nRows, "rmsNormGated");
-    const { threads, per } = normShape(rowLen);
-    this.rec.dispatch(`rmsnorm_gated/${threads}/${per}`, () => normWgsl("gated", threads, per), [rowLen, nRows, g.wordOffset, f(eps)], [o.buffer, g.buffer, gt.buffer], nRows);
+    this.linear.rmsNormGated(out, x, w, gate, eps, rowLen, nRows);
   }
   deltaGates(g: Buf, beta: Buf, alpha: Buf, betaRaw: Buf, dtBias: Weight, a: Weight, nHead: number, nRows: number): void {
-    const dt = gw(dtBias, "deltaGates"), av = gw(a, "deltaGates");
-    if (dt.type !== F32 || av.type !== F32 || dt.shape[0] < nHead || av.shape[0] < nHead) throw new RangeError(`webgpu deltaGates: '${dt.name}' and '${av.name}' must be F32 of ${nHead} values`);
-    const go = this.inPlaceFrom(g, alpha, nHead * nRows, "deltaGates"), bo = this.inPlaceFrom(beta, betaRaw, nHead * nRows, "deltaGates");
-    if (go === bo) throw new RangeError("webgpu deltaGates: g and beta are one buffer");
-    this.rec.dispatch("delta_gates", () => DELTA_GATES_WGSL, [nHead, nRows, dt.wordOffset, av.wordOffset], [dt.buffer, av.buffer, go.buffer, bo.buffer], Math.ceil((nHead * nRows) / 64));
+    this.linear.deltaGates(g, beta, alpha, betaRaw, dtBias, a, nHead, nRows);
   }
   gatedDeltaNet(out: Buf, q: Buf, k: Buf, v: Buf, g: Buf, beta: Buf, state: Buf, stateOut: Buf, p: DeltaNetParams): void {
-    const { nTokens: T, nHeadK, nHeadV, headDim: S } = p;
-    if (nHeadV % nHeadK !== 0) throw new RangeError(`gatedDeltaNet: ${nHeadV} value heads not a multiple of ${nHeadK} key heads`);
-    const m = this.inPlaceFrom(stateOut, state, nHeadV * S * S, "gatedDeltaNet");
-    const o = gbuf(out);
-    if (o.length < T * nHeadV * S || gbuf(q).length < T * nHeadK * S || gbuf(v).length < T * nHeadV * S) throw new RangeError(`gatedDeltaNet: ${T} tokens overrun its buffers`);
-    this.rec.dispatch("delta_net", () => DELTA_NET_WGSL, [T, nHeadK, nHeadV, S, p.kvMap === "interleave" ? 1 : 0], [gbuf(q).buffer, gbuf(k).buffer, gbuf(v).buffer, gbuf(g).buffer, gbuf(beta).buffer, m.buffer, o.buffer], Math.ceil((nHeadV * S) / 64));
-  }
-  /** `out` holding x's first n values (copied unless they are one buffer), for a kernel that works in place. */
-  private inPlaceFrom(out: Buf, x: Buf, n: number, what: string): GpuBuf {
-    const o = gbuf(out), xs = gbuf(x);
-    if (o.length < n || xs.length < n) throw new RangeError(`webgpu ${what}: ${n} values overrun its buffers`);
-    if (o !== xs) this.rec.copyBytes(xs.buffer, 0, o.buffer, 0, 4 * n);
-    return o;
+    this.linear.gatedDeltaNet(out, q, k, v, g, beta, state, stateOut, p);
   }
 }
