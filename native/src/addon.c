@@ -25,23 +25,17 @@ static napi_value js_get_threads(napi_env env, napi_callback_info info) {
   return number(env, pool_threads());
 }
 
-static napi_value js_set_spin(napi_env env, napi_callback_info info) {
+/** fn(us) for a JS call with one argument, microseconds in [0, 1 s]. */
+static napi_value with_us(napi_env env, napi_callback_info info, void (*fn)(int)) {
   napi_value a[MAX_ARGS];
   args(env, info, a);
   int64_t us;
   if (!int_arg(env, a[0], "microseconds", 0, 1000000, &us)) return NULL;
-  pool_set_spin_us((int)us);
+  fn((int)us);
   return undefined(env);
 }
-
-static napi_value js_poke(napi_env env, napi_callback_info info) {
-  napi_value a[MAX_ARGS];
-  args(env, info, a);
-  int64_t us;
-  if (!int_arg(env, a[0], "microseconds", 0, 1000000, &us)) return NULL;
-  pool_poke((int)us);
-  return undefined(env);
-}
+static napi_value js_set_spin(napi_env env, napi_callback_info info) { return with_us(env, info, pool_set_spin_us); }
+static napi_value js_poke(napi_env env, napi_callback_info info) { return with_us(env, info, pool_poke); }
 
 static napi_value js_cpu_features(napi_env env, napi_callback_info info) {
   (void)info;
