@@ -748,11 +748,11 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     sameSubmitMs: { addLater, first: false },
     noWakeMs: { addLater, first: true, wake: false },
   };
-  const host = lm.gpuExperts!.host!.backend as Partial<NativeBackend>, wakeUs = host.wakeSpinUs;
+  const hostBe = lm.gpuExperts!.host!.backend as Partial<NativeBackend>, wakeUs = hostBe.wakeSpinUs;
   const use = (v: Variant) => {
     WebGpuBackend.prototype.addLater = v.addLater as typeof addLater;
     be.submitBeforeLater = v.first;
-    if (wakeUs !== undefined) host.wakeSpinUs = v.wake === false ? 0 : wakeUs;
+    if (wakeUs !== undefined) hostBe.wakeSpinUs = v.wake === false ? 0 : wakeUs;
   };
   try {
     const cache = lm.model.makeCache(256);

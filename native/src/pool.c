@@ -90,9 +90,10 @@ static void *worker_main(void *p) {
   long spin = P.spin_ns;
   for (;;) {
     spin_then_block(gen_or_poke, &seen, spin);
-    spin = P.spin_ns;
-    if (atomic_load(&P.poke) != seen.poke) spin = atomic_load(&P.poke_ns) > spin ? atomic_load(&P.poke_ns) : spin;
-    seen.poke = atomic_load(&P.poke);
+    const unsigned poke = atomic_load(&P.poke);
+    const long poke_ns = atomic_load(&P.poke_ns);
+    spin = poke != seen.poke && poke_ns > P.spin_ns ? poke_ns : P.spin_ns; // a poked worker spins the longer
+    seen.poke = poke;
     if (atomic_load(&P.gen) == seen.gen) continue; // poked: spin again for the run to come
     seen.gen = atomic_load(&P.gen);
     if (atomic_load(&P.stop)) return NULL;

@@ -165,7 +165,6 @@ export class NativeBackend extends DelegatingBackend {
     const a = this.moeArgs(out, x, experts);
     if (a) this.addon.moeFfn(...a);
   }
-  /** moeFfn from a libuv thread (the pool runs there): the JS thread goes on meanwhile. */
   /**
    * How long the pool's threads spin after wake() (µs; 0: wake() does nothing). A split tier wakes them as it
    * waits for a layer's routing: they sleep after 200 µs idle, and the GPU's round trip between two layers' host
@@ -176,6 +175,7 @@ export class NativeBackend extends DelegatingBackend {
   wake(): void {
     if (this.wakeSpinUs > 0) this.addon.poke?.(this.wakeSpinUs);
   }
+  /** moeFfn from a libuv thread (the pool runs there): the JS thread goes on meanwhile. */
   async moeFfnAsync(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void> {
     const a = this.moeArgs(out, x, experts);
     if (a) await this.addon.moeFfnAsync(...a);

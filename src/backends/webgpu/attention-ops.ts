@@ -3,13 +3,12 @@
 // attention, the KV store, and attention over the cache (chunked so a prompt's scores fit). Recorded through the
 // backend's recorder, as moe.ts's ops are.
 import type { AttentionParams, Buf, NormRopeStoreParams, RopeOptions } from "../backend.js";
-import { gbuf, gw, f32Word as f } from "./buffers.js";
+import { F32, gbuf, gw, f32Word as f } from "./buffers.js";
 import { ATTENTION_WGSL, ATTENTION4_WGSL, NORM_ROPE_ATTENTION_WGSL } from "./attention.js";
 import { NORM_ROPE_STORE_WGSL, ROPE_WGSL } from "./kernels.js";
 import { RopeTables } from "./rope-tables.js";
 import type { WebGpuBackend } from "./webgpu.js";
 
-const F32 = 0;
 /** Bytes of attention scores one dispatch may use (queries are chunked to fit). */
 const SCORE_BYTES = 64 << 20;
 

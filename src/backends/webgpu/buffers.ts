@@ -23,3 +23,6 @@ export function f32Word(x: number): number {
   f32Bits[0] = x;
   return u32Bits[0];
 }
+
+/** ggml's type id of F32 (norm weights, biases, sinks: the ops that take only F32 check it). */
+export const F32 = 0;

@@ -3,12 +3,10 @@
 // norms, the gates and the delta rule over a recurrent state; their WGSL is delta-net.ts's and kernels.ts's.
 import type { Buf, DeltaNetParams, Weight } from "../backend.js";
 import { weightDims } from "../backend.js";
-import { GpuBuf, gbuf, gw, f32Word as f } from "./buffers.js";
+import { F32, GpuBuf, gbuf, gw, f32Word as f } from "./buffers.js";
 import { CONV_SILU_WGSL, DELTA_GATES_WGSL, DELTA_NET_WGSL } from "./delta-net.js";
 import { normShape, normWgsl } from "./kernels.js";
 import type { WebGpuBackend } from "./webgpu.js";
-
-const F32 = 0;
 
 export class GpuLinearAttention {
   constructor(private readonly be: WebGpuBackend) {}

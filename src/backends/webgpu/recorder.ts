@@ -3,8 +3,8 @@
 // pass, a bind group per (pipeline, buffers) reused across dispatches, and every dispatch's parameters and the host
 // arrays ops take in a staging buffer written once per submission. A submission is recorded until the host needs a
 // result or new bytes must land in order; a submission that host bytes still to come go into (embedLater's token
-// ids, addLater's values) is sealed and held with those after it, then submitted in order once
-// they are in. Benches time passes and dispatches through here too.
+// ids, addLater's values) is sealed and held with those after it, then submitted in order once they are in.
+// Benches time passes and dispatches through here too.
 import { weightDims } from "../backend.js";
 import type { GpuWeight } from "./arena.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";

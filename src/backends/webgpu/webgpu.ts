@@ -12,7 +12,7 @@
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { heads3d, tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
-import { GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
+import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
@@ -34,7 +34,6 @@ const INT_READERS = new Map([Q4_K_GPU_Q8X, Q8_0_GPU_Q8X].map((q) => [q.type, q])
 const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
 
 const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
-const F32 = 0;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
 /** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
