@@ -148,7 +148,7 @@ napi_value js_matmul_set(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in two pool runs.
+// moeFfn(types, weights, x, out, rows, offsets, scales, D, F): a MoE layer's routed experts in one pool run.
 // Expert e has ggml types types[3e..3e+2] and weights weights[3e..3e+2] (gate, up, down); it serves token rows
 // rows[offsets[e]..offsets[e+1]) of x[T, D] with weights scales[...]; out[T, D] += the weighted results.
 typedef struct {

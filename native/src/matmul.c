@@ -8,6 +8,7 @@
 #include <string.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "pool.h"
 #include "k_quants_lo.h"
@@ -501,6 +502,48 @@ static int act_fmt_of(act_fmt *fmts, int *nf, quant_fn q, size_t xrow) {
   return (*nf)++;
 }
 
+/** moe_ffn_run's single pool run: gate/up chunks numbered first[0..ne], then down chunks firstb[0..ne] after them. */
+typedef struct {
+  mm_task *a, *b;
+  const int *first, *firstb;
+  int ne, F;
+  const quant_fn *qd; // qd[3 * e + 2]: expert e's quantiser for down's activations (NULL: f32)
+  const moe_expert *ex;
+  atomic_int *left;  // per expert: gate/up chunks not yet done
+  atomic_int *ready; // per expert: its h (quantised for down) is complete
+  atomic_int next;
+} moe_run;
+
+static void moe_worker(void *arg, int ith, int nth) {
+  (void)nth;
+  moe_run *m = arg;
+  const int na = m->first[m->ne], nall = na + m->firstb[m->ne];
+  int i = 0, j = 0;
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+    if (c >= nall) break;
+    if (c < na) {
+      while (c >= m->first[i + 1]) i++;
+      mm_chunk(&m->a[i], c - m->first[i], ith);
+      // acq_rel: the last finisher sees every other chunk's h rows (a release sequence on left[i]).
+      if (atomic_fetch_sub_explicit(&m->left[i], 1, memory_order_acq_rel) == 1) {
+        const quant_fn qd = m->qd[3 * i + 2];
+        const mm_task *tb = &m->b[i];
+        if (qd)
+          for (int r = 0; r < m->ex[i].n; r++)
+            qd(m->a[i].out + (size_t)r * m->F, (uint8_t *)tb->xb + (size_t)r * tb->xrow, m->F);
+        atomic_store_explicit(&m->ready[i], 1, memory_order_release);
+      }
+      continue;
+    }
+    const int cb = c - na;
+    while (cb >= m->firstb[j + 1]) j++;
+    for (unsigned k = 1; !atomic_load_explicit(&m->ready[j], memory_order_acquire); k++)
+      if (k % 4096 == 0) sched_yield(); else cpu_relax(); // the expert's last gate/up chunks are running elsewhere
+    mm_chunk(&m->b[j], cb - m->firstb[j], ith);
+  }
+}
+
 int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F) {
   if (ne <= 0) return 0;
   mm_task *a = calloc((size_t)ne * 2, sizeof(mm_task)), *b = a + ne;
@@ -583,22 +626,25 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     }
     ta->out = (float *)(s + at[6 * e]), ta->out2 = (float *)(s + at[6 * e + 1]);
   }
-  mm_multi run = {.tasks = a, .first = first, .n = ne};
-  atomic_init(&run.next, 0);
-  pool_run(mm_multi_worker, &run); // every expert's h = silu(gate x) * up x
   for (int e = 0; e < ne; e++) {
     mm_task *tb = &b[e];
-    const float *h = a[e].out;
-    if (q[3 * e + 2]) {
-      uint8_t *hq = s + at[6 * e + 4];
-      for (int i = 0; i < ex[e].n; i++) q[3 * e + 2](h + (size_t)i * F, hq + (size_t)i * tb->xrow, F);
-      tb->xb = hq;
-    } else tb->xb = (const uint8_t *)h;
+    tb->xb = q[3 * e + 2] ? s + at[6 * e + 4] : (const uint8_t *)a[e].out;
     tb->out = (float *)(s + at[6 * e + 5]);
   }
-  mm_multi run2 = {.tasks = b, .first = firstb, .n = ne};
-  atomic_init(&run2.next, 0);
-  pool_run(mm_multi_worker, &run2); // every expert's y = down h
+  // One pool run: every gate/up chunk, then every down chunk (chunks are taken in order, so a thread that takes an
+  // expert's down chunk waits only for that expert's gate/up chunks already in other threads' hands). The thread
+  // finishing an expert's last gate/up chunk quantises its h for down. Saves a run's wake and barrier a layer.
+  atomic_int *left = malloc(sizeof(atomic_int) * (size_t)ne * 2), *ready = left + ne;
+  if (!left) {
+    pthread_mutex_unlock(&mm_mu);
+    free(a), free(first), free(q), free(at), free(fmts), free(fg);
+    return -1;
+  }
+  for (int e = 0; e < ne; e++) atomic_init(&left[e], first[e + 1] - first[e]), atomic_init(&ready[e], 0);
+  moe_run run = {.a = a, .b = b, .first = first, .firstb = firstb, .ne = ne, .F = F, .qd = q, .ex = ex, .left = left, .ready = ready};
+  atomic_init(&run.next, 0);
+  pool_run(moe_worker, &run);
+  free(left);
   // Weighted sum into the token rows, experts in the given order (the order the per-expert path adds them).
   for (int e = 0; e < ne; e++) {
     const float *y = b[e].out;

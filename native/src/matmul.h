@@ -42,7 +42,7 @@ typedef struct {
   const float *scales;
   int n;
 } moe_expert;
-/** A MoE layer's routed experts in two pool runs (all gate/up, then all down):
+/** A MoE layer's routed experts in one pool run (every gate/up chunk, then every down chunk):
  *  out[rows[i]] += scales[i] * down(silu(gate x[rows[i]]) * up x[rows[i]]) for every expert, in order. -1: out of memory. */
 int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F);
 /** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */

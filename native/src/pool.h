@@ -4,6 +4,15 @@
 // no work left instead of stalling the run; the caller waits only for workers that actually joined.
 #pragma once
 
+/** A spin-wait's pause (eases the sibling hyperthread and the memory bus). */
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
 typedef void (*pool_fn)(void *arg, int ith, int nth);
 
 /** Use n threads in total (the caller included); starts or stops workers only when n changes. Returns n. */

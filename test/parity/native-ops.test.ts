@@ -252,7 +252,7 @@ test("the fused expert FFN equals native matmul, swiglu, matmul bit for bit when
   assert.ok(a.kernelLevels().length > 0);
 });
 
-test("native moeFfn (a layer's experts in two pool runs) equals gather, fused FFN, scatter-add per expert, and the scalar reference", async (t) => {
+test("native moeFfn (a layer's experts in one pool run) equals gather, fused FFN, scatter-add per expert, and the scalar reference", async (t) => {
   const a = needNative();
   const scalar = new ScalarBackend();
   let worst = 0;

@@ -160,7 +160,7 @@ export class NativeBackend extends DelegatingBackend {
     this.addon.matmulSet(Int32Array.from(ws, nativeLayout), ws.map(hostBytes), o, f32(x), K, nTokens);
   }
 
-  /** All of a layer's routed experts in two pool runs (every gate/up, then every down) instead of two per expert. */
+  /** All of a layer's routed experts in one pool run (every gate/up chunk, then every down chunk) instead of two runs per expert. */
   moeFfn(out: Buf, x: Buf, experts: readonly ExpertRows[]): void {
     const a = this.moeArgs(out, x, experts);
     if (a) this.addon.moeFfn(...a);
