@@ -681,7 +681,7 @@ export async function benchGpu(only?: string): Promise<void> {
     result.splitOverlap = o;
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission vs ${f(med(o.noWakeMs), 2)} ms with the host's threads not woken before its experts come (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs, o.noWakeMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission vs ${f(med(o.noWakeMs), 2)} ms with the host's threads not woken before its experts come vs ${f(med(o.libuvMs), 2)} ms with its experts run from a libuv thread, not joined by this one (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs, o.noWakeMs, o.libuvMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
     console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU; ${f(h.hostParts, 1)} host parts of ${f(h.hostExperts, 1)} experts took ${f(h.hostPartMs, 2)} ms from start to sum (${f(h.hostComputeMs, 2)} ms in their compute)`);
     return;
@@ -732,7 +732,7 @@ export async function benchGpu(only?: string): Promise<void> {
  * the device's experts submitted before it), awaited then written, and added later in the same submission as the
  * device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; noWakeMs: number[]; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; noWakeMs: number[]; libuvMs: number[]; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
@@ -740,19 +740,22 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
   const be = lm.backend as WebGpuBackend, { addLater } = WebGpuBackend.prototype;
   // Added later as the backend does (addLater; the device's experts submitted first: submitBeforeLater), awaited
   // then written, and added later in the device's experts' submission.
-  // Also the defaults with the host backend's threads left asleep until its experts come (wake() off).
-  type Variant = { addLater?: typeof addLater; first: boolean; wake?: false };
-  const variants: Record<"laterMs" | "awaitedMs" | "sameSubmitMs" | "noWakeMs", Variant> = {
+  // Also the defaults with the host backend's threads left asleep until its experts come (wake() off), and with its
+  // experts run from a libuv thread (joinRowsMax 0) instead of begun on its pool and joined by this thread.
+  type Variant = { addLater?: typeof addLater; first: boolean; wake?: false; libuv?: true };
+  const variants: Record<"laterMs" | "awaitedMs" | "sameSubmitMs" | "noWakeMs" | "libuvMs", Variant> = {
     laterMs: { addLater, first: true },
     awaitedMs: { first: true },
     sameSubmitMs: { addLater, first: false },
     noWakeMs: { addLater, first: true, wake: false },
+    libuvMs: { addLater, first: true, libuv: true },
   };
-  const hostBe = lm.gpuExperts!.host!.backend as Partial<NativeBackend>, wakeUs = hostBe.wakeSpinUs;
+  const hostBe = lm.gpuExperts!.host!.backend as Partial<NativeBackend>, wakeUs = hostBe.wakeSpinUs, joinRows = hostBe.joinRowsMax;
   const use = (v: Variant) => {
     WebGpuBackend.prototype.addLater = v.addLater as typeof addLater;
     be.submitBeforeLater = v.first;
     if (wakeUs !== undefined) hostBe.wakeSpinUs = v.wake === false ? 0 : wakeUs;
+    if (joinRows !== undefined) hostBe.joinRowsMax = v.libuv ? 0 : joinRows;
   };
   try {
     const cache = lm.model.makeCache(256);
@@ -764,7 +767,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
     await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
     for (let i = 0; i < 32; i++) await step();
     const tier = lm.gpuExperts!, s0 = { ...tier.stats };
-    const out = { laterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[], noWakeMs: [] as number[] };
+    const out = { laterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[], noWakeMs: [] as number[], libuvMs: [] as number[] };
     for (let r = 0; r < 5; r++) {
       for (const [k, v] of Object.entries(variants) as [keyof typeof out, Variant][]) {
         use(v);
@@ -773,7 +776,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
         out[k].push((performance.now() - t) / 8);
       }
     }
-    const n = 5 * 8 * 4, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
+    const n = 5 * 8 * Object.keys(variants).length, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
     const perToken = { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") };
     // The host's share, as the backend runs it: 8 more tokens with its recording and submits timed.
     use(variants.laterMs);

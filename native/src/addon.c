@@ -132,6 +132,7 @@ NAPI_MODULE_INIT() {
       {"swiglu", js_swiglu},           {"attention", js_attention},        {"scatterAddRows", js_scatter_add},
       {"expertFfn", js_expert_ffn},    {"gatedDeltaNet", js_gated_delta_net},
       {"moeFfn", js_moe_ffn},          {"moeFfnAsync", js_moe_ffn_async},
+      {"moeFfnBegin", js_moe_ffn_begin},    {"moeFfnJoin", js_moe_ffn_join},
       {"matmulSet", js_matmul_set},
       {"repackR8", js_repack_r8},
       {"attentionExt", js_attention_ext}, {"matmulHeads", js_matmul_heads}, {"convSilu", js_conv_silu},

@@ -4,6 +4,7 @@
 
 #include "napi_args.h"
 #include "matmul.h"
+#include "pool.h"
 
 // matmul(type, w, x, out, K, N, T): out[T, N] = x[T, K] · Wᵀ, W = N rows of K values of ggml type `type`.
 napi_value js_matmul(napi_env env, napi_callback_info info) {
@@ -215,10 +216,35 @@ napi_value js_moe_ffn(napi_env env, napi_callback_info info) {
   args(env, info, a);
   moe_args m;
   if (!moe_parse(env, a, "moeFfn", &m)) return NULL;
-  const int rc = moe_ffn_run((int)m.ne, m.ex, m.x, m.out, m.D, m.F);
-  free(m.ex);
+  const int rc = moe_ffn_run((int)m.ne, m.ex, m.x, m.out, m.D, m.F); // takes m.ex
   if (rc != 0) return fail(env, "E", "native moeFfn: out of memory");
   return undefined(env);
+}
+
+// moeFfnBegin(...moeFfn's arguments): the run begun on the pool's worker threads; returns its ticket for moeFfnJoin
+// once x is quantised. The caller keeps every argument alive and unchanged, and this thread joins it (moeFfnJoin,
+// or its next native run, which joins it first). A split GPU tier records the GPU's work meanwhile, then joins: no
+// libuv thread to wake, and no completion to come back through the event loop.
+napi_value js_moe_ffn_begin(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS], v;
+  args(env, info, a);
+  moe_args m;
+  if (!moe_parse(env, a, "moeFfnBegin", &m)) return NULL;
+  unsigned ticket;
+  if (moe_ffn_begin((int)m.ne, m.ex, m.x, m.out, m.D, m.F, &ticket) != 0) return fail(env, "E", "native moeFfnBegin: out of memory");
+  napi_create_uint32(env, ticket, &v);
+  return v;
+}
+
+// moeFfnJoin(ticket): this thread's share of the run moeFfnBegin began, then its end (out holds the sum). True, or
+// false where it had ended already (joined by a later native run on this thread, or ticket 0).
+napi_value js_moe_ffn_join(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS], v;
+  args(env, info, a);
+  int64_t t;
+  if (!int_arg(env, a[0], "ticket", 0, UINT32_MAX, &t)) return NULL;
+  napi_get_boolean(env, pool_join((unsigned)t) != 0, &v);
+  return v;
 }
 
 // moeFfnAsync(...moeFfn's arguments): the same run from a libuv thread (it drives the pool while the JS thread goes
@@ -236,6 +262,7 @@ static void moe_execute(napi_env env, void *data) {
   (void)env;
   moe_job *j = data;
   j->rc = moe_ffn_run((int)j->m.ne, j->m.ex, j->m.x, j->m.out, j->m.D, j->m.F);
+  j->m.ex = NULL; // taken by the run
 }
 
 static void moe_complete(napi_env env, napi_status status, void *data) {

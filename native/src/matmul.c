@@ -502,21 +502,24 @@ static int act_fmt_of(act_fmt *fmts, int *nf, quant_fn q, size_t xrow) {
   return (*nf)++;
 }
 
-/** moe_ffn_run's single pool run: gate/up chunks numbered first[0..ne], then down chunks firstb[0..ne] after them. */
+/** A MoE layer's run: gate/up chunks numbered first[0..ne], then down chunks firstb[0..ne] after them, in one pool
+ *  run; its plan, scratch and expert list, held from moe_plan to moe_done (moe_ffn_begin's outlive the call). */
 typedef struct {
   mm_task *a, *b;
-  const int *first, *firstb;
-  int ne, F;
-  const quant_fn *qd; // qd[3 * e + 2]: expert e's quantiser for down's activations (NULL: f32)
-  const moe_expert *ex;
+  int *first, *firstb;
+  int ne, D, F;
+  quant_fn *q; // q[3 * e + k]: expert e's activation quantiser for gate, up, down (NULL: f32)
+  moe_expert *ex;
+  float *out;
   atomic_int *left;  // per expert: gate/up chunks not yet done
   atomic_int *ready; // per expert: its h (quantised for down) is complete
+  uint8_t *own;      // scratch of its own (moe_ffn_begin's), else NULL: the shared scratch under mm_mu
   atomic_int next;
-} moe_run;
+} moe_job;
 
 static void moe_worker(void *arg, int ith, int nth) {
   (void)nth;
-  moe_run *m = arg;
+  moe_job *m = arg;
   const int na = m->first[m->ne], nall = na + m->firstb[m->ne];
   int i = 0, j = 0;
   for (;;) {
@@ -527,7 +530,7 @@ static void moe_worker(void *arg, int ith, int nth) {
       mm_chunk(&m->a[i], c - m->first[i], ith);
       // acq_rel: the last finisher sees every other chunk's h rows (a release sequence on left[i]).
       if (atomic_fetch_sub_explicit(&m->left[i], 1, memory_order_acq_rel) == 1) {
-        const quant_fn qd = m->qd[3 * i + 2];
+        const quant_fn qd = m->q[3 * i + 2];
         const mm_task *tb = &m->b[i];
         if (qd)
           for (int r = 0; r < m->ex[i].n; r++)
@@ -544,22 +547,48 @@ static void moe_worker(void *arg, int ith, int nth) {
   }
 }
 
-int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F) {
-  if (ne <= 0) return 0;
-  mm_task *a = calloc((size_t)ne * 2, sizeof(mm_task)), *b = a + ne;
-  int *first = malloc(sizeof(int) * (size_t)(ne + 1) * 2), *firstb = first + ne + 1;
-  quant_fn *q = malloc(sizeof(quant_fn) * (size_t)ne * 3);
+static void moe_free(moe_job *j) {
+  if (!j) return;
+  free(j->a), free(j->first), free(j->q), free(j->left), free(j->own), free(j->ex);
+  free(j);
+}
+
+/** Weighted sum into the token rows, experts in the given order (the order the per-expert path adds them); frees j. */
+static void moe_done(void *arg) {
+  moe_job *j = arg;
+  for (int e = 0; e < j->ne; e++) {
+    const float *y = j->b[e].out;
+    for (int i = 0; i < j->ex[e].n; i++) {
+      float *o = j->out + (size_t)j->ex[e].rows[i] * j->D;
+      const float sc = j->ex[e].scales[i], *yr = y + (size_t)i * j->D;
+      for (int d = 0; d < j->D; d++) o[d] += sc * yr[d];
+    }
+  }
+  moe_free(j);
+}
+
+/** Plans every expert's two tasks, lays out the scratch (h, u, gathered activations, down's activations, y per
+ *  expert; x once per activation format) and fills it from x: into `scratch` if given (mm_mu held), else into
+ *  scratch of its own. Takes ex (freed with the job). NULL: out of memory or an unsupported type (ex freed). */
+static moe_job *moe_plan(int ne, moe_expert *ex, const float *x, float *out, int D, int F, int shared) {
+  moe_job *j = calloc(1, sizeof *j);
   size_t *at = malloc(sizeof(size_t) * (size_t)ne * 6);
   act_fmt *fmts = malloc(sizeof(act_fmt) * (size_t)ne * 2);
-  int *fg = malloc(sizeof(int) * (size_t)ne * 2), *fu = fg + ne, nf = 0, nx = 0;
-  if (!a || !first || !q || !at || !fmts || !fg) {
-    free(a), free(first), free(q), free(at), free(fmts), free(fg);
-    return -1;
-  }
+  int *fg = malloc(sizeof(int) * (size_t)ne * 2), *fu = fg ? fg + ne : NULL, nf = 0, nx = 0;
+  if (!j || !at || !fmts || !fg) goto fail;
+  *j = (moe_job){.ne = ne, .D = D, .F = F, .ex = ex, .out = out};
+  j->a = calloc((size_t)ne * 2, sizeof(mm_task));
+  j->first = malloc(sizeof(int) * (size_t)(ne + 1) * 2);
+  j->q = malloc(sizeof(quant_fn) * (size_t)ne * 3);
+  j->left = malloc(sizeof(atomic_int) * (size_t)ne * 2);
+  if (!j->a || !j->first || !j->q || !j->left) goto fail;
+  mm_task *a = j->a, *b = a + ne;
+  int *first = j->first, *firstb = first + ne + 1;
+  quant_fn *q = j->q;
+  j->b = b, j->firstb = firstb, j->ready = j->left + ne;
   for (int e = 0; e < ne; e++)
     for (int i = 0; i < ex[e].n; i++)
       if (ex[e].rows[i] + 1 > nx) nx = ex[e].rows[i] + 1;
-  // Plan every expert's two tasks and lay out its scratch: h, u (f32), gathered gate/up activations, down activations, y.
   size_t total = 0;
   for (int e = 0; e < ne; e++) {
     const moe_expert *m = &ex[e];
@@ -568,10 +597,8 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     *tb = (mm_task){.w = m->down, .wrow = type_row_bytes(m->td, F), .K = F, .N = D, .T = m->n};
     if (mm_kernels(m->tg, D, &q[3 * e], &ta->dot, &ta->dot4, &ta->r8, &ta->r84, &ta->pk, &ta->xrow) != 0 ||
         mm_kernels(m->tu, D, &q[3 * e + 1], &ta->dot2, &ta->dot42, &ta->r82, &ta->r842, &ta->pk2, &ta->xrow2) != 0 ||
-        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->pk, &tb->xrow) != 0) {
-      free(a), free(first), free(q), free(at), free(fmts), free(fg);
-      return -1;
-    }
+        mm_kernels(m->td, F, &q[3 * e + 2], &tb->dot, &tb->dot4, &tb->r8, &tb->r84, &tb->pk, &tb->xrow) != 0)
+      goto fail;
     fg[e] = act_fmt_of(fmts, &nf, q[3 * e], ta->xrow);
     fu[e] = act_fmt_of(fmts, &nf, q[3 * e + 1], ta->xrow2);
     mm_plan(ta, ta->wrow > ta->wrow2 ? ta->wrow : ta->wrow2);
@@ -588,14 +615,12 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
   for (int e = 0; e < ne; e++) {
     first[e + 1] = first[e] + a[e].n_rc * a[e].n_tc;
     firstb[e + 1] = firstb[e] + b[e].n_rc * b[e].n_tc;
+    atomic_init(&j->left[e], first[e + 1] - first[e]);
+    atomic_init(&j->ready[e], 0);
   }
-  pthread_mutex_lock(&mm_mu);
-  uint8_t *s = scratch_get(total);
-  if (!s) {
-    pthread_mutex_unlock(&mm_mu);
-    free(a), free(first), free(q), free(at), free(fmts), free(fg);
-    return -1;
-  }
+  atomic_init(&j->next, 0);
+  uint8_t *s = shared ? scratch_get(total) : (j->own = aligned_alloc(64, round64(total)));
+  if (!s) goto fail;
   // Quantise each used row of x once per format (on the caller: microseconds next to the weights' milliseconds),
   // then point or gather each expert's rows.
   uint8_t *used = s + total - round64((size_t)nx);
@@ -611,7 +636,7 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
     }
   for (int e = 0; e < ne; e++) {
     const moe_expert *m = &ex[e];
-    mm_task *ta = &a[e];
+    mm_task *ta = &a[e], *tb = &b[e];
     const act_fmt *pg = &fmts[fg[e]], *pu = &fmts[fu[e]];
     if (m->n == 1) {
       ta->xb = s + pg->at + (size_t)m->rows[0] * pg->xrow;
@@ -625,37 +650,36 @@ int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D,
       ta->xb = xg, ta->xb2 = xu;
     }
     ta->out = (float *)(s + at[6 * e]), ta->out2 = (float *)(s + at[6 * e + 1]);
-  }
-  for (int e = 0; e < ne; e++) {
-    mm_task *tb = &b[e];
-    tb->xb = q[3 * e + 2] ? s + at[6 * e + 4] : (const uint8_t *)a[e].out;
+    tb->xb = q[3 * e + 2] ? s + at[6 * e + 4] : (const uint8_t *)ta->out;
     tb->out = (float *)(s + at[6 * e + 5]);
   }
+  free(at), free(fmts), free(fg);
+  return j;
+fail:
+  free(at), free(fmts), free(fg);
+  if (j) moe_free(j);
+  else free(ex);
+  return NULL;
+}
+
+int moe_ffn_run(int ne, moe_expert *ex, const float *x, float *out, int D, int F) {
+  if (ne <= 0) return free(ex), 0;
+  pthread_mutex_lock(&mm_mu);
+  moe_job *j = moe_plan(ne, ex, x, out, D, F, 1);
   // One pool run: every gate/up chunk, then every down chunk (chunks are taken in order, so a thread that takes an
   // expert's down chunk waits only for that expert's gate/up chunks already in other threads' hands). The thread
   // finishing an expert's last gate/up chunk quantises its h for down. Saves a run's wake and barrier a layer.
-  atomic_int *left = malloc(sizeof(atomic_int) * (size_t)ne * 2), *ready = left + ne;
-  if (!left) {
-    pthread_mutex_unlock(&mm_mu);
-    free(a), free(first), free(q), free(at), free(fmts), free(fg);
-    return -1;
-  }
-  for (int e = 0; e < ne; e++) atomic_init(&left[e], first[e + 1] - first[e]), atomic_init(&ready[e], 0);
-  moe_run run = {.a = a, .b = b, .first = first, .firstb = firstb, .ne = ne, .F = F, .qd = q, .ex = ex, .left = left, .ready = ready};
-  atomic_init(&run.next, 0);
-  pool_run(moe_worker, &run);
-  free(left);
-  // Weighted sum into the token rows, experts in the given order (the order the per-expert path adds them).
-  for (int e = 0; e < ne; e++) {
-    const float *y = b[e].out;
-    for (int i = 0; i < ex[e].n; i++) {
-      float *o = out + (size_t)ex[e].rows[i] * D;
-      const float sc = ex[e].scales[i], *yr = y + (size_t)i * D;
-      for (int d = 0; d < D; d++) o[d] += sc * yr[d];
-    }
-  }
+  if (j) pool_run(moe_worker, j), moe_done(j);
   pthread_mutex_unlock(&mm_mu);
-  free(a), free(first), free(q), free(at), free(fmts), free(fg);
+  return j ? 0 : -1;
+}
+
+int moe_ffn_begin(int ne, moe_expert *ex, const float *x, float *out, int D, int F, unsigned *ticket) {
+  *ticket = 0;
+  if (ne <= 0) return free(ex), 0;
+  moe_job *j = moe_plan(ne, ex, x, out, D, F, 0); // scratch of its own: mm_mu is not held past this call
+  if (!j) return -1;
+  *ticket = pool_begin(moe_worker, j, moe_done, j);
   return 0;
 }
 

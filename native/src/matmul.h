@@ -43,7 +43,12 @@ typedef struct {
   int n;
 } moe_expert;
 /** A MoE layer's routed experts in one pool run (every gate/up chunk, then every down chunk):
- *  out[rows[i]] += scales[i] * down(silu(gate x[rows[i]]) * up x[rows[i]]) for every expert, in order. -1: out of memory. */
-int moe_ffn_run(int ne, const moe_expert *ex, const float *x, float *out, int D, int F);
+ *  out[rows[i]] += scales[i] * down(silu(gate x[rows[i]]) * up x[rows[i]]) for every expert, in order. Takes ex (an
+ *  array of ne from malloc: freed here). -1: out of memory. */
+int moe_ffn_run(int ne, moe_expert *ex, const float *x, float *out, int D, int F);
+/** moe_ffn_run begun on the pool's workers (pool_begin): returns once x is quantised; out holds the sum after this
+ *  thread's pool_join(*ticket) (0: nothing to join). ex, the weights, rows, scales and out must stay until then.
+ *  -1: out of memory. */
+int moe_ffn_begin(int ne, moe_expert *ex, const float *x, float *out, int D, int F, unsigned *ticket);
 /** Quantise n activations to Q8_0 (kind 0) or Q8_K (kind 1) blocks with the current kernels. */
 void quantize_act(int kind, const float *x, void *y, int n);

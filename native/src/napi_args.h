@@ -34,6 +34,8 @@ napi_value js_repack_r8(napi_env env, napi_callback_info info);
 napi_value js_expert_ffn(napi_env env, napi_callback_info info);
 napi_value js_moe_ffn(napi_env env, napi_callback_info info);
 napi_value js_moe_ffn_async(napi_env env, napi_callback_info info);
+napi_value js_moe_ffn_begin(napi_env env, napi_callback_info info);
+napi_value js_moe_ffn_join(napi_env env, napi_callback_info info);
 napi_value js_quantize_q8_0(napi_env env, napi_callback_info info);
 napi_value js_quantize_q8_K(napi_env env, napi_callback_info info);
 napi_value js_rms_norm(napi_env env, napi_callback_info info);

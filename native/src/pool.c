@@ -31,7 +31,13 @@ static struct {
   long spin_ns;
   pthread_mutex_t mu; // guards the condition variable; one for all waits, each sleeper rechecks its own condition
   pthread_cond_t cv;
-  pthread_mutex_t run_mu; // one run (or resize) at a time
+  pthread_mutex_t run_mu; // one run (or resize) at a time; a begun run holds it until joined
+  // A begun run (pool_begin): its thread, ticket and finish; the workers run it until that thread joins.
+  atomic_int begun;
+  pthread_t begun_by;
+  unsigned ticket;
+  void (*finish)(void *);
+  void *finish_arg;
 } P = {.nth = 1, .closed = 1, .spin_ns = 200000, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
        .run_mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -125,10 +131,16 @@ static void start_workers(int n) {
   P.nth = made;
 }
 
+/** Lock run_mu, first finishing a run this thread began (it holds run_mu until joined). */
+static void lock_runs(void) {
+  if (P.begun && pthread_equal(P.begun_by, pthread_self())) pool_join(P.ticket);
+  pthread_mutex_lock(&P.run_mu);
+}
+
 int pool_set_threads(int n) {
   if (n < 1) n = 1;
   if (n > 256) n = 256;
-  pthread_mutex_lock(&P.run_mu);
+  lock_runs();
   if (n != P.nth) {
     stop_workers();
     if (n > 1) start_workers(n);
@@ -142,21 +154,52 @@ int pool_threads(void) { return P.nth; }
 
 void pool_set_spin_us(int us) { P.spin_ns = us < 0 ? 0 : (long)us * 1000L; }
 
+/** Publish a run to the workers (run_mu held). */
+static void open_run(pool_fn fn, void *arg) {
+  P.fn = fn;
+  P.arg = arg;
+  atomic_store(&P.closed, 0); // after fn and arg: a worker that sees the run open sees them
+  atomic_fetch_add(&P.gen, 1);
+  notify();
+}
+
+/** The caller's share of the open run, then wait for the workers that joined it (run_mu held). */
+static void close_run(void) {
+  P.fn(P.arg, 0, P.nth);
+  atomic_store(&P.closed, 1);
+  spin_then_block(run_idle, NULL, P.spin_ns);
+}
+
 void pool_run(pool_fn fn, void *arg) {
-  pthread_mutex_lock(&P.run_mu);
+  lock_runs();
   if (P.nth <= 1) {
     fn(arg, 0, 1);
   } else {
-    P.fn = fn;
-    P.arg = arg;
-    atomic_store(&P.closed, 0); // after fn and arg: a worker that sees the run open sees them
-    atomic_fetch_add(&P.gen, 1);
-    notify();
-    fn(arg, 0, P.nth);
-    atomic_store(&P.closed, 1);
-    spin_then_block(run_idle, NULL, P.spin_ns);
+    open_run(fn, arg);
+    close_run();
   }
   pthread_mutex_unlock(&P.run_mu);
+}
+
+unsigned pool_begin(pool_fn fn, void *arg, void (*finish)(void *), void *finish_arg) {
+  lock_runs();
+  if (P.nth > 1) open_run(fn, arg);
+  else P.fn = fn, P.arg = arg;
+  P.finish = finish, P.finish_arg = finish_arg;
+  P.begun_by = pthread_self();
+  atomic_store(&P.begun, 1);
+  if (++P.ticket == 0) ++P.ticket; // 0: no run
+  return P.ticket;
+}
+
+int pool_join(unsigned ticket) {
+  if (!P.begun || !pthread_equal(P.begun_by, pthread_self()) || P.ticket != ticket) return 0; // joined already
+  atomic_store(&P.begun, 0);
+  if (P.nth > 1) close_run();
+  else P.fn(P.arg, 0, 1);
+  P.finish(P.finish_arg);
+  pthread_mutex_unlock(&P.run_mu);
+  return 1;
 }
 
 void pool_poke(int us) {
@@ -167,7 +210,7 @@ void pool_poke(int us) {
 }
 
 void pool_shutdown(void) {
-  pthread_mutex_lock(&P.run_mu);
+  lock_runs();
   stop_workers();
   pthread_mutex_unlock(&P.run_mu);
 }

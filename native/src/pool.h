@@ -22,6 +22,12 @@ int pool_threads(void);
 void pool_set_spin_us(int us);
 /** Run fn(arg, ith, nth) on the caller (ith 0) and on every worker that joins in time; returns when all are done. */
 void pool_run(pool_fn fn, void *arg);
+/** Begin fn's run on the workers and return at once: this thread may do other work, then must pool_join() it (its
+ *  share, the wait for the workers, then finish(finish_arg)). Until then other threads' runs wait; this thread's
+ *  next run (or begin) joins it first. Returns the run's ticket. */
+unsigned pool_begin(pool_fn fn, void *arg, void (*finish)(void *), void *finish_arg);
+/** Join the run this thread began with `ticket`: 1, or 0 where it was joined already (or another thread's). */
+int pool_join(unsigned ticket);
 /** A run is near: sleeping workers wake now and spin for it (for `us`, or spin_us if longer) instead of the run
  *  waiting for their wake-ups. */
 void pool_poke(int us);

@@ -264,14 +264,19 @@ test("native moeFfn (a layer's experts in one pool run) equals gather, fused FFN
       // Decode: every expert serves row 0. Prefill: rows spread unevenly, one expert with none.
       const rowsOf = (e: number) => (T === 1 ? [0] : e === 3 ? [] : Array.from({ length: T }, (_, i) => i).filter((i) => (i * 7 + e) % (e + 2) === 0));
       const x = randomValues(T * D, `mx${T}`, 1);
-      const run = async (be: Backend, fused: boolean | "async"): Promise<Float32Array> => {
+      const run = async (be: Backend, fused: boolean | "async" | "libuv"): Promise<Float32Array> => {
         const out = be.alloc(T * D);
         const h = bufOf(be, x);
         const experts = hs.map((w, e) => {
           const rows = Int32Array.from(rowsOf(e));
           return { gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows, scales: Float32Array.from(rows, (r) => 0.1 + ((r + e) % 5) / 7) };
         });
-        if (fused === "async") await be.moeFfnAsync!(out, h, experts);
+        if (fused === "async" || fused === "libuv") {
+          // Every job begun on the pool and joined by this thread, or every job from a libuv thread.
+          const nb = be as NativeBackend, was = nb.joinRowsMax;
+          nb.joinRowsMax = fused === "async" ? Infinity : 0;
+          await nb.moeFfnAsync(out, h, experts).finally(() => (nb.joinRowsMax = was));
+        }
         else if (fused) be.moeFfn!(out, h, experts);
         else perExpertMoe(be, out, h, experts, D, F);
         return be.read(out);
@@ -282,6 +287,7 @@ test("native moeFfn (a layer's experts in one pool run) equals gather, fused FFN
         const got = await run(be, true);
         assert.ok(sameBits(got, await run(be, false)), `${fg.name}/${fd.name} T ${T}: moeFfn differs from the per-expert path`);
         assert.ok(sameBits(got, await run(be, "async")), `${fg.name}/${fd.name} T ${T}: moeFfnAsync differs from moeFfn`);
+        assert.ok(sameBits(got, await run(be, "libuv")), `${fg.name}/${fd.name} T ${T}: moeFfnAsync from a libuv thread differs from moeFfn`);
         return got;
       }, (got, level) => {
         const e = nmse(got, ref);
@@ -298,6 +304,45 @@ test("native moeFfn (a layer's experts in one pool run) equals gather, fused FFN
   assert.throws(() => a.moeFfn(Int32Array.of(8, 8, 8), [w, w, w], fx, fx, Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /overlaps/);
   // The async form checks the same, throwing before any work is queued.
   assert.throws(() => a.moeFfnAsync(Int32Array.of(8, 8, 8), [w, w, w], fx, fo, Int32Array.of(2), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /native moeFfnAsync: expert 0 row 2 out of range/);
+});
+
+test("a begun native moeFfn: joined by its ticket once, or first by this thread's next native run; the same bits as moeFfn", async () => {
+  const a = needNative();
+  if (!a.moeFfnBegin || !a.moeFfnJoin) assert.fail("the addon has no moeFfnBegin/moeFfnJoin");
+  const be = new NativeBackend({ threads: 2 });
+  const D = 256, F = 256;
+  const hw = Array.from({ length: 3 }, (_, e) => ["g", "u", "d"].map((p) => weight(Q4_K, randomValues(D * F, `bj${p}${e}`, 0.1), D, F, p)));
+  const xv = randomValues(D, "bjx", 1);
+  const args = (out: Float32Array): Parameters<NonNullable<typeof a.moeFfnBegin>> =>
+    [new Int32Array(9).fill(Q4_K.type), hw.flat().map((w) => w.bytes), xv, out, Int32Array.of(0, 0, 0), Int32Array.of(0, 1, 2, 3), Float32Array.of(0.3, 0.4, 0.5), D, F];
+  const wantV = new Float32Array(D);
+  a.moeFfn(...args(wantV));
+  // Joined by its ticket: true once, then false (ended); a stale ticket joins nothing.
+  const o1 = new Float32Array(D);
+  const t1 = a.moeFfnBegin(...args(o1));
+  assert.ok(t1 > 0);
+  assert.equal(a.moeFfnJoin(t1), true);
+  assert.equal(a.moeFfnJoin(t1), false);
+  assert.ok(sameBits(o1, wantV), "begun and joined: not moeFfn's sums");
+  // This thread's next native run joins it first: out is complete when that run returns, and the ticket is spent.
+  const o2 = new Float32Array(D), o3 = new Float32Array(D);
+  const t2 = a.moeFfnBegin(...args(o2));
+  a.moeFfn(...args(o3));
+  assert.ok(sameBits(o2, wantV) && sameBits(o3, wantV), "a run after a begun one: not moeFfn's sums");
+  assert.equal(a.moeFfnJoin(t2), false);
+  // A second begin joins the first.
+  const o4 = new Float32Array(D), o5 = new Float32Array(D);
+  const t4 = a.moeFfnBegin(...args(o4)), t5 = a.moeFfnBegin(...args(o5));
+  assert.ok(sameBits(o4, wantV));
+  assert.equal(a.moeFfnJoin(t4), false);
+  assert.equal(a.moeFfnJoin(t5), true);
+  assert.ok(sameBits(o5, wantV));
+  assert.throws(() => a.moeFfnBegin!(Int32Array.of(8, 8, 8), [new Uint8Array(34 * 32), new Uint8Array(34 * 32), new Uint8Array(34 * 32)], new Float32Array(64), new Float32Array(64), Int32Array.of(2), Int32Array.of(0, 1), Float32Array.of(1), 32, 32), /native moeFfnBegin: expert 0 row 2 out of range/);
+  // The backend's moeFfnAsync joins a small job when this thread goes idle: the promise settles with the sums.
+  const experts = hw.map((w, e) => ({ gate: be.upload(w[0]), up: be.upload(w[1]), down: be.upload(w[2]), rows: Int32Array.of(0), scales: Float32Array.of(0.3 + e / 10) }));
+  const x = bufOf(be, xv), o6 = be.alloc(D);
+  await be.moeFfnAsync(o6, x, experts);
+  assert.ok(sameBits(await be.read(o6), wantV));
 });
 
 test("native ops reject bad shapes with RangeErrors", () => {

@@ -33,6 +33,10 @@ export interface NativeAddon {
   moeFfn(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): void;
   /** moeFfn run from a libuv thread: settles once out holds the sum; no argument may change until then. */
   moeFfnAsync(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): Promise<void>;
+  /** moeFfn begun on the pool's worker threads: its ticket for moeFfnJoin; no argument may change until joined. */
+  moeFfnBegin?(types: Int32Array, weights: Bytes[], x: Float32Array, out: Float32Array, rows: Int32Array, offsets: Int32Array, scales: Float32Array, D: number, F: number): number;
+  /** This thread's share of the begun run, then its end: out holds the sum (false: it had ended already). */
+  moeFfnJoin?(ticket: number, keep?: unknown): boolean; // keep: ignored (the begun run's arguments, held until here)
   expertFfn(gateType: number, gate: Bytes, upType: number, up: Bytes, downType: number, down: Bytes, x: Float32Array,
     out: Float32Array, d: number, f: number, t: number): void;
   /**

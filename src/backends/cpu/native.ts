@@ -175,10 +175,22 @@ export class NativeBackend extends DelegatingBackend {
   wake(): void {
     if (this.wakeSpinUs > 0) this.addon.poke?.(this.wakeSpinUs);
   }
-  /** moeFfn from a libuv thread (the pool runs there): the JS thread goes on meanwhile. */
+  /**
+   * A job of at most this many token rows (a decode token's host experts: a few) is begun on the pool's worker
+   * threads and joined by this thread once it goes idle (setImmediate), its share computed there: no libuv thread
+   * to wake and no completion to come back through the event loop. A larger one (a prompt's) runs from a libuv
+   * thread, so the event loop is never blocked for long. 0: always the latter.
+   */
+  joinRowsMax = 16;
+  /** moeFfn while the JS thread goes on (recording a GPU's share meanwhile): begun and joined, or from a libuv thread. */
   async moeFfnAsync(out: Buf, x: Buf, experts: readonly ExpertRows[]): Promise<void> {
     const a = this.moeArgs(out, x, experts);
-    if (a) await this.addon.moeFfnAsync(...a);
+    if (!a) return;
+    const { moeFfnBegin, moeFfnJoin } = this.addon;
+    if (!moeFfnBegin || !moeFfnJoin || a[4].length > this.joinRowsMax) return this.addon.moeFfnAsync(...a);
+    const ticket = moeFfnBegin(...a);
+    // The closure holds a (rows, scales: made here) until the join; a later native run on this thread joins first.
+    await new Promise<void>((resolve) => setImmediate(() => resolve(void moeFfnJoin(ticket, a))));
   }
   private moeArgs(out: Buf, x: Buf, experts: readonly ExpertRows[]): Parameters<NativeAddon["moeFfn"]> | undefined {
     if (experts.length === 0) return undefined;
