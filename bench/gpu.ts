@@ -10,7 +10,8 @@
 // agree). --quick: small shapes (lavapipe). Prints a table; --json writes every figure.
 import { writeFileSync } from "node:fs";
 import { openGpuDevice, setDawnFlags, type GpuDevice } from "../src/backends/webgpu/device.js";
-import { WebGpuBackend, matmulPlan } from "../src/backends/webgpu/webgpu.js";
+import { WebGpuBackend } from "../src/backends/webgpu/webgpu.js";
+import { matmulPlan } from "../src/backends/webgpu/matmul-ops.js";
 import { matvecShape } from "../src/backends/webgpu/matvec.js";
 import { gbuf } from "../src/backends/webgpu/buffers.js";
 import { GPU_QUANTS } from "../src/backends/webgpu/quant/index.js";

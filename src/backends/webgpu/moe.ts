@@ -164,22 +164,22 @@ export class GpuMoe {
     const aligned = parts.every((ws) => ws.every((w) => w.wordOffset % 4 === 0));
     this.moeGateUp(g0, g0.buffer, u0.buffer, this.be.rec.stageBuf, at, P, gbuf(x).buffer, 1, ae.buffer, aligned);
     const { k: Kd, n: Nd } = weightDims(d0);
-    const { q, s, key } = this.be.plan(d0, aligned, Kd, Nd);
-    this.be.rec.dispatch(`moe_down_sum/${key}/${P}/acc`, () => moeDownSumWgsl(q, s, P, true), [Kd, Nd, at + 4 * P, at + 7 * P], [d0.buffer, this.be.rec.stageBuf, this.be.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), 1);
+    const { q, s, key } = this.be.mm.plan(d0, aligned, Kd, Nd);
+    this.be.rec.dispatch(`moe_down_sum/${key}/${P}/acc`, () => moeDownSumWgsl(q, s, P, true), [Kd, Nd, at + 4 * P, at + 7 * P], [d0.buffer, this.be.rec.stageBuf, this.be.mm.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), 1);
     return true;
   }
   /** silu(gate · x) · (up · x) for `pairs` pairs [gate, up, xrow, orow] at word `tab` of `tb` (w: the type and shape of gate). */
   private moeGateUp(w: GpuWeight, gate: GPUBuffer, up: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, x: GPUBuffer, xRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const { q, s, key } = this.be.plan(w, aligned, k, n);
-    const xs = this.be.xFor(q, x, k, xRows);
+    const { q, s, key } = this.be.mm.plan(w, aligned, k, n);
+    const xs = this.be.mm.xFor(q, x, k, xRows);
     this.be.rec.dispatch(`moe_gate_up/${key}`, () => moeGateUpWgsl(q, s), [k, n, tab], [gate, up, tb, xs, out], matvecGroups(n, s), pairs);
   }
   /** down · a for `pairs` pairs [down, arow, orow] at word `tab` of `tb`. */
   private moeDown(w: GpuWeight, buffer: GPUBuffer, tb: GPUBuffer, tab: number, pairs: number, a: GPUBuffer, aRows: number, out: GPUBuffer, aligned: boolean): void {
     const { k, n } = weightDims(w);
-    const { q, s, key } = this.be.plan(w, aligned, k, n);
-    const as = this.be.xFor(q, a, k, aRows);
+    const { q, s, key } = this.be.mm.plan(w, aligned, k, n);
+    const as = this.be.mm.xFor(q, a, k, aRows);
     this.be.rec.dispatch(`moe_down/${key}`, () => moeDownWgsl(q, s), [k, n, tab], [buffer, tb, as, out], matvecGroups(n, s), pairs);
   }
   routeOnDevice(logits: Buf, nTokens: number, spec: RouteSpec, resident?: readonly ExpertParts[]): DeviceRoute {
@@ -206,17 +206,17 @@ export class GpuMoe {
       // The routing inside gate+up's dispatch (one token): every workgroup routes, workgroup 0 writes the tables.
       route.pending = undefined;
       const { k: Kg, n: Ng } = weightDims(L.gate);
-      const { q, s, key } = this.be.plan(L.gate, L.aligned, Kg, Ng);
+      const { q, s, key } = this.be.mm.plan(L.gate, L.aligned, Kg, Ng);
       this.be.rec.dispatch(`moe_gate_up_routed/${key}`, () => moeGateUpRoutedWgsl(q, s, ROUTE_FNS),
-        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.be.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
+        [Kg, Ng, pending.spec.nExpert, route.k, pending.spec.normalize ? 1 : 0], [L.gateBuf, L.upBuf, pending.logits, L.offs, this.be.mm.xFor(q, gbuf(x).buffer, Kg, 1), ae.buffer, rt], matvecGroups(Ng, s), P);
     } else this.moeGateUp(L.gate, L.gateBuf, L.upBuf, rt, 3 * P, P, gbuf(x).buffer, route.nTokens, ae.buffer, L.aligned);
     const o = gbuf(out);
     if (o.length < route.nTokens * D) throw new RangeError(`webgpu moeRouted: out holds ${o.length} values, needs ${route.nTokens * D}`);
     if (route.k <= MAX_SUM_K && this.be.fuseDownSum) {
       // down and the weighted sum in one dispatch (the same bits as the two below)
       const { k: Kd, n: Nd } = weightDims(L.down);
-      const { q, s, key } = this.be.plan(L.down, L.aligned, Kd, Nd);
-      this.be.rec.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.be.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
+      const { q, s, key } = this.be.mm.plan(L.down, L.aligned, Kd, Nd);
+      this.be.rec.dispatch(`moe_down_sum/${key}/${route.k}`, () => moeDownSumWgsl(q, s, route.k), [Kd, Nd, 7 * P, 10 * P], [L.downBuf, rt, this.be.mm.xFor(q, ae.buffer, Kd, P), o.buffer], matvecGroups(Nd, s), route.nTokens);
       return;
     }
     const ye = this.be.scratchBuf("ye", P * D);

@@ -6,63 +6,35 @@
 // rope cos/sin, row lists, scales) and every op's parameters go into a staging buffer written once per submission.
 // Nothing here blocks: a read awaits mapAsync, so the thread driving Dawn keeps its event loop turning.
 // The recording (encoder and pass, staging bytes, held submissions, pipeline and bind group caches, bench timing)
-// is recorder.ts's, which the backend owns. The MoE ops (expert slots, routing on the device, pair tables) are in
-// moe.ts, the attention ops in attention-ops.ts, the gated DeltaNet's in linear-attention-ops.ts: all dispatch
-// through it too.
+// is recorder.ts's, which the backend owns; reads back are readback.ts's. The matmuls are in matmul-ops.ts, the MoE
+// ops (expert slots, routing on the device, pair tables) in moe.ts, the attention ops in attention-ops.ts, the gated
+// DeltaNet's in linear-attention-ops.ts: all dispatch through the recorder too.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
-import { heads3d, tensorBytes, weightDims } from "../backend.js";
-import { GpuArena, GpuWeight, type ArenaHost } from "./arena.js";
+import { tensorBytes, weightDims } from "../backend.js";
+import { GpuArena, type ArenaHost } from "./arena.js";
 import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
+import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { GpuAttention } from "./attention-ops.js";
 import { GpuLinearAttention } from "./linear-attention-ops.js";
 import type { KernelTimes } from "./profiler.js";
+import { Readbacks } from "./readback.js";
 import { Recorder } from "./recorder.js";
 import { MappedStaging } from "./staging.js";
-import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
-import { Q8_0_GPU_Q8X } from "./quant/q8_0.js";
+import { GpuMatmul, Q4_K_READERS } from "./matmul-ops.js";
 
-import { type MatvecShape, matvecGroups, matvecSetWgsl, matvecShape, matvecWgsl, shapeKey } from "./matvec.js";
 
-/** A matvec reader's part of its pipeline key. */
-const readerKey = (q: GpuQuant) => (q === Q4_K_GPU_PAIR ? "p" : q === Q4_K_GPU_VEC4 ? "v" : q.intX ? "i" : "");
-/** The readers against x quantised to 8 bits (WebGpuBackend.intDot), by type. */
-const INT_READERS = new Map([Q4_K_GPU_Q8X, Q8_0_GPU_Q8X].map((q) => [q.type, q]));
-const Q4_K_READERS = { word: Q4_K_GPU, pair: Q4_K_GPU_PAIR, vec4: Q4_K_GPU_VEC4 } as const;
-
-const MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
+const COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
 /** Writes of at most this many bytes go through the staging buffer as recorded copies (write()); larger ones submit first. */
 const WRITE_STAGED_BYTES = 256 << 10;
-/** Mappable readback buffers kept per size for reuse (reads overlap only across sessions). */
-const READBACKS_KEPT = 4;
 
 /** Ops this backend runs (every architecture's). */
 const OPS = new Set<OpName>(["embed", "matmul", "matmul_heads", "rmsnorm", "rope", "kv_store", "attention", "add", "swiglu", "gather_rows", "scatter_add_rows", "add_rows", "moe_ffn", "copy", "sigmoid_mul", "swiglu_oai",
   "conv_silu", "l2_norm", "delta_gates", "delta_net", "rmsnorm_gated"]);
 
 const f = f32Word;
-
-/** How a matmul of n rows of k values over t tokens is dispatched (the GPU bench prints it beside its figures). */
-export interface MatmulPlan {
-  /** matvec: each token re-reads the weights (one token per z); tiled: a row per thread, 16 tokens per weight read. */
-  readonly kernel: "matvec" | "tiled";
-  /** Workgroups (64 threads each) over x/y, and z deep. */
-  readonly workgroups: number;
-  readonly z: number;
-  readonly threadsPerRow: number;
-  readonly rowsPerWorkgroup: number;
-  readonly tokensPerWorkgroup: number;
-}
-export function matmulPlan(k: number, n: number, t: number, q: Pick<GpuQuant, "chunkValues"> = { chunkValues: 256 }, tileRows: 1 | 2 = 1): MatmulPlan {
-  // Several tokens: the tiled kernel reads each weight unit once per 16 tokens (see tiledMatmulWgsl for why it is
-  // shaped to compile fast on lavapipe). One: the matvec (matvec.ts), each token of z re-reading the weights.
-  if (t > 1) return { kernel: "tiled", workgroups: Math.ceil(n / (TILE_ROWS * tileRows)), z: Math.ceil(t / TILE_TOKENS), threadsPerRow: 1, rowsPerWorkgroup: TILE_ROWS * tileRows, tokensPerWorkgroup: TILE_TOKENS };
-  const s = matvecShape(q, k, n);
-  return { kernel: "matvec", workgroups: matvecGroups(n, s), z: t, threadsPerRow: s.g, rowsPerWorkgroup: (64 / s.g) * s.r, tokensPerWorkgroup: 1 };
-}
 
 export class WebGpuBackend implements Backend, ArenaHost {
   readonly name = "webgpu";
@@ -73,9 +45,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   readonly maxBinding: number;
   readonly adapterName: string;
   private readonly gpu: GpuDevice;
-  private readonly readbacks = new Map<number, GPUBuffer[]>();
   /** Uploads of weights and expert records (staging.ts): by default 8 mapped buffers of 32 MiB at most. */
   private readonly uploads: MappedStaging;
+  private readonly readbacks: Readbacks;
   /** @internal The recording: ops (and moe.ts) record their dispatches, host data and copies through it. */
   readonly rec: Recorder;
   private error: string | undefined;
@@ -83,6 +55,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
   private readonly scratch = new Map<string, GpuBuf>();
   private readonly moe = new GpuMoe(this);
   private readonly attn: GpuAttention;
+  /** @internal The matmuls (moe.ts plans its matvecs and quantises x through it). */
+  readonly mm: GpuMatmul;
   private readonly linear = new GpuLinearAttention(this);
 
   /** Matvec sums over subgroups (the device has the feature, and the caller did not turn it off). */
@@ -136,28 +110,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * 16-byte loads. vec4: on an H100 (session 15, a3b decode) 0.969x the word reader's wall time, 0.985x its GPU time.
    */
   q4kReader: keyof typeof Q4_K_READERS = "vec4";
-  /** The matvec reader of a weight's type (its pipeline key's part: readerKey); aligned: every weight read starts at a 16-byte boundary. */
-  private reader(q: GpuQuant, aligned: boolean, k: number): GpuQuant {
-    const r = (this.intDot && this.gpu.int8Dot && INT_READERS.get(q.type)) || (q.type === Q4_K_GPU.type ? Q4_K_READERS[this.q4kReader] : q);
-    return r.vec4 && (!aligned || (r.intX && k % 64 !== 0)) ? r.vec4.fallback : r;
-  }
-  /** x's first `rows` rows of k as reader q reads them: x itself, or quantised to 8 bits into scratch. */
-  /** @internal */
-  xFor(q: GpuQuant, x: GPUBuffer, k: number, rows: number): GPUBuffer {
-    if (!q.intX) return x;
-    const qd = this.rec.quantised;
-    if (rows === 1 && qd && qd.src === x && qd.k === k) return qd.q;
-    const o = this.scratchBuf("xq", rows * quantXWords(k));
-    this.rec.dispatch("quant_x", () => QUANT_X_WGSL, [k, rows], [x, o.buffer], Math.ceil((rows * k) / 32 / 64));
-    return o.buffer;
-  }
-  /** A matvec over weights of w's type (rows of k, n rows): its reader, shape and pipeline key part `type+reader/shape`. */
-  /** @internal */
-  plan(w: GpuWeight, aligned: boolean, k: number, n: number): { q: GpuQuant; s: MatvecShape; key: string } {
-    const q = this.reader(w.quant, aligned, k), s = matvecShape(q, k, n, this.subgroups, this.matvecRows, this.matvecLanes);
-    return { q, s, key: `${w.type}${readerKey(q)}/${shapeKey(s)}` };
-  }
-
   /**
    * How uploads copy bytes into mapped staging (a record of an expert is MBs): a CPU backend's copyBytes where the
    * engine has one (native: its thread pool), else one thread's set().
@@ -181,6 +133,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
     this.device = gpu.device;
     this.attn = new GpuAttention(this);
+    this.readbacks = new Readbacks(gpu.device, this.rec);
+    this.mm = new GpuMatmul(this, gpu.int8Dot);
     this.maxBinding = gpu.maxBinding;
     this.adapterName = gpu.adapterName;
     this.device.addEventListener("uncapturederror", (e) => {
@@ -256,61 +210,18 @@ export class WebGpuBackend implements Backend, ArenaHost {
     return (await this.readMany([src]))[0];
   }
   async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
-    this.rec.counters.reads++;
-    const bufs = srcs.map(gbuf);
-    const total = bufs.reduce((a, b) => a + b.length * 4, 0);
-    const size = Math.max(16, Math.ceil(total / 256) * 256);
-    // Readback buffers are kept by size and reused: a split tier reads back every layer, and making one each time
-    // cost more than the copy (H100 profile, session 13).
-    const rb = this.readbacks.get(size)?.pop() ?? this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
-    let at = 0;
-    for (const b of bufs) {
-      if (b.length) this.rec.copyBytes(b.buffer, 0, rb, at, b.length * 4);
-      at += b.length * 4;
-    }
-    // Held while host values it or earlier work reads (ids, addLater's) are not in yet: wait until it is submitted.
-    const submitted = this.rec.seal();
-    if (submitted) {
-      const t = this.rec.timeHost ? performance.now() : 0;
-      await submitted;
-      if (this.rec.timeHost) this.rec.counters.heldWaitMs += performance.now() - t;
-    }
-    const late = this.rec.takeHoldError();
-    if (late !== undefined) {
-      rb.destroy(); // after its copy was submitted: the work ran, with zeros for the values that never came
-      throw late;
-    }
-    const t0 = performance.now(), waited = this.readWait.get(size);
-    // mapDelay: sleep on a timer for that share of what a read of this size last waited, before the map: Dawn
-    // polls a pending map from setImmediate, spinning a core and allocating as it goes (bench gpu measures it).
-    if (this.mapDelay > 0 && waited !== undefined && waited * this.mapDelay >= 1) await new Promise((r) => setTimeout(r, Math.min(waited * this.mapDelay, 50)));
     try {
-      await rb.mapAsync(1);
-      const w = performance.now() - t0;
-      if (this.rec.timeHost) this.rec.counters.mapWaitMs += w;
-      this.readWait.set(size, waited === undefined ? w : 0.75 * waited + 0.25 * w);
-    } catch (e) {
-      rb.destroy();
+      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay);
+    } finally {
       this.throwIfFailed();
-      throw e;
     }
-    const all = new Float32Array(rb.getMappedRange(0, size));
-    at = 0;
-    const out = bufs.map((b) => all.slice(at, (at += b.length))); // copies, before the range goes with unmap()
-    rb.unmap();
-    const free = this.readbacks.get(size) ?? this.readbacks.set(size, []).get(size)!;
-    if (free.length < READBACKS_KEPT) free.push(rb);
-    else rb.destroy();
-    this.throwIfFailed();
-    return out;
   }
   free(buf: Buf): void {
     this.rec.release(gbuf(buf).buffer);
   }
   close(): void {
     this.rec.flush();
-    for (const free of this.readbacks.values()) for (const b of free) b.destroy();
-    this.readbacks.clear();
+    this.readbacks.destroy();
     this.uploads.destroy();
     for (const b of this.scratch.values()) b.buffer.destroy();
     this.device.destroy();
@@ -415,48 +326,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.rec.holdForIds(ids, at, nTokens, w);
   }
 
+  /** The matmuls (matvec, tiled, sets, per head): matmul-ops.ts. */
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    const g = gw(w, "matmul");
-    const { k, n } = weightDims(g);
-    if (k % 32 !== 0) throw new RangeError(`webgpu matmul: '${g.name}' rows of ${k} values are not whole units of 32`);
-    const xs = gbuf(x), o = gbuf(out);
-    if (xs.length < nTokens * k || o.length < nTokens * n) throw new RangeError(`webgpu matmul '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * k} and ${nTokens * n}`);
-    this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
+    this.mm.matmul(out, w, x, nTokens);
   }
-  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
-    const m = nTokens > 1 && !accumulate ? matmulPlan(k, n, nTokens, undefined, this.tileRows) : undefined;
-    if (m && m.workgroups * m.z >= this.tiledMinGroups) {
-      this.rec.dispatch(`matmul/${w.type}/tiled${this.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
-      return;
-    }
-    const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
-    const xs = this.xFor(q, x, k, nTokens);
-    this.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
-  }
-
-  /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
   matmulSet(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void {
-    const gs = ws.map((w) => gw(w, "matmulSet"));
-    const dims = gs.map((w) => weightDims(w));
-    const k = dims[0].k;
-    if (nTokens !== 1 || gs.length > 3 || gs.some((w) => w.type !== gs[0].type) || dims.some((d) => d.k !== k)) {
-      ws.forEach((w, i) => this.matmul(outs[i], w, x, nTokens));
-      return;
-    }
-    if (k % 32 !== 0) throw new RangeError(`webgpu matmulSet: rows of ${k} values are not whole units of 32`);
-    const xs = gbuf(x), os = outs.map(gbuf);
-    os.forEach((o, i) => {
-      if (o.length < dims[i].n || xs.length < k) throw new RangeError(`webgpu matmulSet '${gs[i].name}': x has ${xs.length} values, out ${o.length}; need ${k} and ${dims[i].n}`);
-    });
-    const { q, s, key } = this.plan(gs[0], gs.every((w) => w.wordOffset % 4 === 0), k, Math.max(...dims.map((d) => d.n)));
-    const params = [k];
-    let first = 0;
-    for (const [i, w] of gs.entries()) {
-      params.push(w.wordOffset, dims[i].n, first);
-      first += matvecGroups(dims[i].n, s);
-    }
-    const xb = this.xFor(q, xs.buffer, k, 1);
-    this.rec.dispatch(`matvec_set/${key}/${gs.length}`, () => matvecSetWgsl(q, s, gs.length), params, [...gs.map((w) => w.buffer), xb, ...os.map((o) => o.buffer)], first, 1);
+    this.mm.matmulSet(outs, ws, x, nTokens);
+  }
+  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
+    this.mm.matmulHeads(out, w, x, nTokens);
   }
 
   addRmsNorm(x: Buf, y: Buf, h: Buf, w: Weight, eps: number, rowLen: number, nRows: number): void {
@@ -484,7 +362,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * maps, instead of Dawn spinning for all of it. 0: off. Unmeasured on a GPU: benches compare.
    */
   mapDelay = 0;
-  private readonly readWait = new Map<number, number>();
   private get quantNorms(): boolean {
     return this.fuseQuantX && this.intDot && this.gpu.int8Dot;
   }
@@ -525,15 +402,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (rows > 0 && (src.offset + (rows - 1) * src.stride + n > xs.length || dst.offset + (rows - 1) * dst.stride + n > out.length))
       throw new RangeError(`copy: ${rows} rows of ${n} (src stride ${src.stride} from ${src.offset}, dst stride ${dst.stride} from ${dst.offset}) overrun ${xs.length} -> ${out.length} values`);
     this.rec.dispatch("copy", () => COPY_WGSL, [rows, n, src.offset, src.stride, dst.offset, dst.stride, p.roundF16 ? 1 : 0], [xs.buffer, out.buffer], Math.ceil((rows * n) / 64));
-  }
-
-  matmulHeads(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    const g = gw(w, "matmulHeads");
-    const [k, nr, nh] = heads3d(g);
-    if (k % 32 !== 0) throw new RangeError(`webgpu matmulHeads: '${g.name}' rows of ${k} values are not whole units of 32`);
-    const xs = gbuf(x), o = gbuf(out);
-    if (xs.length < nTokens * nh * k || o.length < nTokens * nh * nr) throw new RangeError(`webgpu matmulHeads '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * nh * k} and ${nTokens * nh * nr}`);
-    this.rec.dispatch(`matmul_heads/${g.type}`, () => matmulHeadsWgsl(g.quant.wgsl), [g.wordOffset, k, nr * nh, nTokens, nh, nr], [g.buffer, xs.buffer, o.buffer], Math.ceil((nTokens * nr * nh) / 64));
   }
 
   add(out: Buf, a: Buf, b: Buf, n: number): void {
