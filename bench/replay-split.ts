@@ -57,11 +57,12 @@ export async function replayTier(trace: Trace, slots: number, split: boolean, ad
         await tier.acquire(layer, onDevice);
         tier.release(layer, onDevice);
       }
+      await tier.host?.admitQueued?.(); // as the next layer's read does: admitted experts go up during its wait
       if (!decode) continue;
       const d = (k: keyof typeof s0) => tier.stats[k] - s0[k];
       out.lookups += new Set(all).size;
       out.device += d("hits") + d("misses");
-      out.uploads += d("misses");
+      out.uploads += d("misses") + d("admits");
       out.host += d("hostRuns");
     }
   }

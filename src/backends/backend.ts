@@ -156,8 +156,12 @@ export interface Backend {
   write(dst: Buf, src: Float32Array, dstOffset?: number): void;
   /** Host copy of a buffer (the caller owns it). Each call is one host sync on a device. */
   read(src: Buf): Promise<Float32Array>;
-  /** Several buffers in one host sync (a layer's router and its lookahead routers). */
-  readMany(srcs: readonly Buf[]): Promise<Float32Array[]>;
+  /**
+   * Several buffers in one host sync (a layer's router and its lookahead routers). `idle`: host work to overlap
+   * the device's (a split tier's admissions), called once the read's work is on its way, before waiting for it;
+   * a backend with nothing to wait for may skip it.
+   */
+  readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]>;
   free(buf: Buf): void;
 
   /** out[t, :] = row ids[t] of table (shape [D, vocab]). */
@@ -344,8 +348,8 @@ export abstract class DelegatingBackend implements Backend {
   read(src: Buf): Promise<Float32Array> {
     return this.ref.read(src);
   }
-  readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
-    return this.ref.readMany(srcs);
+  readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]> {
+    return this.ref.readMany(srcs, idle);
   }
   free(buf: Buf): void {
     this.ref.free(buf);

@@ -15,7 +15,7 @@ function experts(name: string, p: ExpertPhaseStats, tokens: number, phaseMs: num
   // With a GPU tier every lookup ends in one of three places: the device, the host cache, the disk; a split tier
   // also says how many ran on the CPU (host hits and disk reads count their lookups too).
   const up = p.uploadMs > 0 ? `, upload ${(p.uploadBytes / p.uploadMs / 1e6).toFixed(2)} GB/s` : "";
-  const cpu = p.gpuHostRuns ? ` (cpu run ${pct(p.gpuHostRuns, gpu)}%)` : "";
+  const cpu = p.gpuHostRuns ? ` (cpu run ${pct(p.gpuHostRuns, gpu)}%${p.gpuAdmits ? `, ${p.gpuAdmits} admitted` : ""})` : "";
   const hit = gpu ? `gpu hit ${pct(p.gpuHits, gpu)}%${cpu} host hit ${pct(p.hits, gpu)}% disk ${pct(p.misses, gpu)}%${up}` : `hit ${pct(p.hits, total)}%`;
   return `${name} ${hit}${pf} ${mib.toFixed(2)} MiB/tok${io}`;
 }

@@ -64,6 +64,8 @@ export interface ExpertPhaseStats {
   gpuMisses: number;
   /** Split tier (--gpu-misses cpu): lookups of experts that ran on the CPU instead of going up (also host lookups). */
   gpuHostRuns: number;
+  /** Split tier: experts admitted after running on the CPU, uploaded in the background (uploads, not lookups). */
+  gpuAdmits: number;
   uploadBytes: number;
   uploadMs: number;
 }
@@ -237,7 +239,7 @@ export class Session {
         hits: x.stats.hits, misses: x.stats.misses, prefetched: x.stats.prefetched, bytesRead: x.stats.bytesRead,
         prefetchIssued: sum("issued"), prefetchUsed: sum("used"), prefetchWasted: sum("wasted"), prefetchBytes: sum("bytesRead"),
         reads: x.readLatency.count, readP50Ms: 0, readP99Ms: 0, ioWaitMs: x.stats.ioWaitMs,
-        gpuHits: g?.stats.hits ?? 0, gpuMisses: g?.stats.misses ?? 0, gpuHostRuns: g?.stats.hostRuns ?? 0, uploadBytes: g?.slots.uploadStats.bytes ?? 0, uploadMs: g?.slots.uploadStats.ms ?? 0,
+        gpuHits: g?.stats.hits ?? 0, gpuMisses: g?.stats.misses ?? 0, gpuHostRuns: g?.stats.hostRuns ?? 0, gpuAdmits: g?.stats.admits ?? 0, uploadBytes: g?.slots.uploadStats.bytes ?? 0, uploadMs: g?.slots.uploadStats.ms ?? 0,
       };
     };
     const s0 = snap();

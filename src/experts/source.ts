@@ -46,6 +46,11 @@ export interface HostExperts {
   /** Host-backend weights of `ids` (from the host cache), valid until release(). */
   acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]>;
   release(layer: number, ids: readonly number[]): void;
+  /**
+   * Upload the experts split() admitted (they ran on the host once), while the device works: the layer's read back
+   * calls it once its submission is on the way. Settles when they are up (or left on the host after an error).
+   */
+  admitQueued?(): Promise<void>;
   /** Where set (benches), each host part adds its experts, its wall time from start to sum, and its compute's, here. */
   timing?: { parts: number; experts: number; ms: number; computeMs: number };
 }

@@ -106,7 +106,10 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   const split = src.host && src.host.backend !== be ? src.host : undefined;
   if (split) reads.push(x);
   split?.backend.wake?.(); // its threads spin through the read, for the host experts after it
-  const [rl, ...rest] = await be.readMany(reads);
+  // While the GPU computes up to the read, the split tier's admitted experts go up (their host copies and the
+  // recorded copies ride the GPU's wait, not the layer's path).
+  const admit = split?.admitQueued && (() => void split.admitQueued!());
+  const [rl, ...rest] = await be.readMany(reads, admit);
   const xHost = split ? rest.pop() : undefined;
   const sharedGate = gateInp ? rest.shift()! : undefined;
   const predicted = rest;

@@ -7,7 +7,7 @@ import type { ExpertPhaseStats, GenerationStats } from "../../src/engine/session
 
 const phase = (p: Partial<ExpertPhaseStats>): ExpertPhaseStats => ({
   hits: 0, misses: 0, prefetched: 0, bytesRead: 0, prefetchIssued: 0, prefetchUsed: 0, prefetchWasted: 0, prefetchBytes: 0,
-  reads: 0, readP50Ms: 0, readP99Ms: 0, ioWaitMs: 0, gpuHits: 0, gpuMisses: 0, gpuHostRuns: 0, uploadBytes: 0, uploadMs: 0, ...p,
+  reads: 0, readP50Ms: 0, readP99Ms: 0, ioWaitMs: 0, gpuHits: 0, gpuMisses: 0, gpuHostRuns: 0, gpuAdmits: 0, uploadBytes: 0, uploadMs: 0, ...p,
 });
 const stats = (prefill: ExpertPhaseStats, decode: ExpertPhaseStats): GenerationStats => ({
   promptTokens: 4, generatedTokens: 3, promptMs: 100, decodeMs: 200, finishReason: "length", expertIO: "stream", experts: { prefill, decode },
@@ -25,4 +25,6 @@ test("stats line: a split tier also says what share of lookups ran on the CPU (t
   // 40 lookups: 20 on the device, 4 uploaded, 16 run on the CPU; the 20 host lookups: 18 cached, 2 from disk.
   const line = formatStats(stats(phase({ gpuHits: 20, gpuMisses: 4, gpuHostRuns: 16, hits: 18, misses: 2 }), phase({})));
   assert.match(line, /prefill gpu hit 50\.0% \(cpu run 40\.0%\) host hit 45\.0% disk 5\.0%/);
+  // Admissions (uploads after a CPU run, not lookups) are counted apart.
+  assert.match(formatStats(stats(phase({ gpuHits: 20, gpuMisses: 4, gpuHostRuns: 16, gpuAdmits: 3, hits: 18, misses: 2 }), phase({}))), /prefill gpu hit 50\.0% \(cpu run 40\.0%, 3 admitted\) host hit/);
 });

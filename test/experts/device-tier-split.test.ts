@@ -1,6 +1,7 @@
 // The split tier's admission (DeviceTier's HostSide, --gpu-misses cpu): free slots fill first; once full, a miss
-// goes up only when looked up more than admitRatio times as often as the policy's victim, at most one a split;
-// --gpu-admit inf never; the victim is asked once a split. Expectations worked by hand on an LRU tier of 2 slots;
+// is admitted only when looked up more than admitRatio times as often as the policy's victim, at most one a split:
+// it runs on the host that once and goes up at the next admitQueued() (the next read's wait), on the device from its
+// next lookup; --gpu-admit inf never; the victim is asked once a split. Expectations worked by hand on an LRU tier of 2 slots;
 // the records and device slots are stand-ins (no weights, no GPU). A batch fills at most an equal share a layer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,13 +18,14 @@ function tier(slots: number, admitRatio: number): DeviceTier {
   return new DeviceTier(host as unknown as StreamingExperts, dev, new LruPolicy(), { minExperts: 1, hostBackend: {} as Backend, admitRatio });
 }
 
-/** split() then acquire() of what went to the device, as the model does: the device side of each call. */
+/** split() then acquire() of what went to the device, as the model does: the device side of each call; then the admissions, as the next read does. */
 async function route(t: DeviceTier, layer: number, ids: number[]): Promise<{ device: number[]; host: number[]; uploads: number }> {
   const s = t.host!.split(layer, ids);
   if (s.device.length) {
     await t.acquire(layer, s.device);
     t.release(layer, s.device);
   }
+  await t.host!.admitQueued!();
   return s;
 }
 
@@ -32,14 +34,26 @@ test("split tier admission: free slots fill first; then a miss goes up only over
   assert.deepEqual(await route(t, 0, [1, 2]), { device: [1, 2], host: [], uploads: 2 }, "free slots fill");
   assert.deepEqual(await route(t, 0, [3]), { device: [], host: [3], uploads: 0 }, "expert 3 (1 lookup) is not over 2x the LRU victim 1 (1 lookup)");
   await route(t, 0, [3]);
-  assert.deepEqual(await route(t, 0, [3]), { device: [3], host: [], uploads: 1 }, "3 lookups > 2 x 1: expert 3 goes up over expert 1");
-  assert.equal(t.stats.misses, 3);
-  // Experts 4 and 5, each looked up 3 times while 2 (1 lookup) is the victim: only one goes up in a split.
+  assert.deepEqual(await route(t, 0, [3]), { device: [], host: [3], uploads: 0 }, "3 lookups > 2 x 1: expert 3 is admitted, running on the host this once");
+  assert.ok(t.onDevice(t.keyOf(0, 3)) && !t.onDevice(t.keyOf(0, 1)), "then it went up over expert 1");
+  assert.deepEqual(await route(t, 0, [3]), { device: [3], host: [], uploads: 0 }, "its next lookup is a device hit");
+  assert.deepEqual([t.stats.misses, t.stats.admits, t.stats.evictions, t.stats.hits], [2, 1, 1, 1]);
+  // Experts 4 and 5, each looked up 3 times while 2 (1 lookup) is the victim: only one is admitted in a split.
   for (let i = 0; i < 2; i++) await route(t, 1, [4, 5]);
   const s = await route(t, 1, [4, 5]);
-  assert.equal(s.device.length, 1, `one admission a split: ${JSON.stringify(s)}`);
-  assert.equal(s.uploads, 1);
-  assert.equal(t.stats.hostRuns, 2 + 4 + 1);
+  assert.deepEqual(s, { device: [], host: [4, 5], uploads: 0 });
+  assert.equal(t.stats.admits, 2, "one admission a split");
+  assert.equal([4, 5].filter((e) => t.onDevice(t.keyOf(1, e))).length, 1);
+  assert.equal(t.stats.hostRuns, 3 + 6);
+  // An admission whose upload fails leaves the expert on the host and the tier as it was; admitQueued settles.
+  const f = tier(1, 1);
+  await route(f, 0, [1]);
+  await route(f, 0, [2]);
+  (f.slots as { write: DeviceSlots["write"] }).write = () => {
+    throw new Error("refused");
+  };
+  await route(f, 0, [2]); // 2 lookups > 1 x 1: admitted, its write refused
+  assert.deepEqual([f.onDevice(f.keyOf(0, 2)), f.stats.admits, f.freeSlots()], [false, 0, 1], "the victim's slot is free again");
 });
 
 test("split tier admission: --gpu-admit inf uploads nothing once the slots are full; the policy's victim is asked once a split, not per miss", async () => {

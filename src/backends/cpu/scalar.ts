@@ -52,7 +52,8 @@ export class ScalarBackend implements Backend {
   async read(src: Buf): Promise<Float32Array> {
     return d(src).slice();
   }
-  async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+  async readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]> {
+    idle?.(); // nothing to wait for: run it now
     return srcs.map((b) => d(b).slice());
   }
   free(_buf: Buf): void {}

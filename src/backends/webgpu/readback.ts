@@ -17,10 +17,11 @@ export class Readbacks {
   constructor(private readonly device: GPUDevice, private readonly rec: Recorder) {}
 
   /**
-   * The values of bufs, each a copy. mapDelay: sleep on a timer for that share of what a read of this size last
+   * The values of bufs, each a copy. idle: called once the read's submission has gone, before the wait for the GPU
+   * (not while later work is held for host values: what it records could not go in order). mapDelay: sleep on a timer for that share of what a read of this size last
    * waited, before the map (Dawn polls a pending map from setImmediate, spinning a core and allocating as it goes).
    */
-  async read(bufs: readonly GpuBuf[], mapDelay: number): Promise<Float32Array[]> {
+  async read(bufs: readonly GpuBuf[], mapDelay: number, idle?: () => void): Promise<Float32Array[]> {
     const rec = this.rec;
     rec.counters.reads++;
     const total = bufs.reduce((a, b) => a + b.length * 4, 0);
@@ -43,6 +44,7 @@ export class Readbacks {
       rb.destroy(); // after its copy was submitted: the work ran, with zeros for the values that never came
       throw late;
     }
+    if (idle && !rec.holding) idle();
     const t0 = performance.now(), waited = this.waited.get(size);
     if (mapDelay > 0 && waited !== undefined && waited * mapDelay >= 1) await new Promise((r) => setTimeout(r, Math.min(waited * mapDelay, 50)));
     try {

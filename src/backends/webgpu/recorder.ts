@@ -149,6 +149,10 @@ export class Recorder {
     this.flush();
   }
 
+  /** Recorded work is held for host values (embedLater's ids, addLater's values): a queue write now would overtake it. */
+  get holding(): boolean {
+    return this.held.length > 0 || this.fills.length > 0;
+  }
   /** Work recorded since an embedLater waits for its token ids. */
   get waitingForIds(): boolean {
     return this.fills.some((f) => f.ids);

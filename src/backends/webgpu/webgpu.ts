@@ -209,9 +209,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   async read(src: Buf): Promise<Float32Array> {
     return (await this.readMany([src]))[0];
   }
-  async readMany(srcs: readonly Buf[]): Promise<Float32Array[]> {
+  async readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]> {
     try {
-      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay);
+      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay, idle);
     } finally {
       this.throwIfFailed();
     }
