@@ -33,7 +33,7 @@ function fakes(trace: Trace, slots: number): { host: StreamingExperts; dev: Devi
   const m = trace.header.model, layers = expertLayers(m);
   const reader = { layers, expertCount: () => m.nExpert, parts: () => [], recordBytes: (l: number) => m.recordBytes[l] };
   const none = new Uint8Array(0);
-  const host = { reader, capacity: m.nExpert * layers.length, prefetchDepth: 0, acquireRecords: async (_l: number, ids: readonly number[]) => ids.map(() => none), release: () => undefined, prefetch: () => undefined };
+  const host = { reader, capacity: m.nExpert * layers.length, prefetchDepth: 0, acquireRecords: async (_l: number, ids: readonly number[]) => ids.map(() => none), withRecord: async (_l: number, _e: number, use: (r: Uint8Array) => unknown) => use(none), release: () => undefined, prefetch: () => undefined };
   const dev: DeviceSlots = { nSlots: slots, slotBytes: Math.max(...m.recordBytes), write: () => undefined, view: (_s: number, d: WeightDesc) => d, uploadStats: { uploads: 0, bytes: 0, ms: 0 }, free: () => undefined };
   return { host: host as unknown as StreamingExperts, dev };
 }

@@ -208,21 +208,22 @@ export class DeviceTier implements ExpertSource {
   /**
    * Split tier: expert e of `layer` goes up into a slot (a free one, else the policy's victim's) once its record
    * is in hand, off any acquire: the entry joins the table only with its bytes written, so a lookup finds it
-   * whole or not at all. Nothing when it is on the device already or every slot is pinned. An error (the record
-   * could not be read, the write refused) leaves it on the host: rejects with it, the tier unchanged.
+   * whole or not at all. Nothing when it is on the device already, every slot is pinned, or a host run holds its
+   * record. An error (the record could not be read, the write refused) leaves it on the host: rejects with it.
    */
   async admit(layer: number, e: number): Promise<void> {
     const key = this.keyOf(layer, e);
     if (this.table.entries.has(key)) return;
-    const recs = await this.hostCache.acquireRecords(layer, [e]);
-    try {
+    // In one tick with the host record's repack undone (withRecord): a host run cannot repack it mid-copy. Nothing
+    // while a host run holds it.
+    await this.hostCache.withRecord(layer, e, (record) => {
       const protect = new Set([key]);
       if (this.table.entries.has(key) || (this.freeSlots() === 0 && this.table.victim(protect, key) === undefined)) return;
       const { slot, evicted } = this.table.take(key, protect);
       if (evicted) this.stats.evictions++;
       const en: Entry = { key, slot, pins: 0, ready: Promise.resolve() };
       try {
-        this.slots.write(slot, recs[0]);
+        this.slots.write(slot, record);
       } catch (err) {
         this.table.drop(en); // not in the table yet: its slot goes back to the free list
         throw err;
@@ -230,9 +231,7 @@ export class DeviceTier implements ExpertSource {
       en.weights = this.weightsOf(layer, e, slot);
       this.table.add(en);
       this.stats.admits++;
-    } finally {
-      this.hostCache.release(layer, [e]);
-    }
+    });
   }
 
   /** Records of the missed experts from the host cache (in groups it can hold), each uploaded as it arrives. */
@@ -365,7 +364,7 @@ class HostSide implements HostExperts {
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {
     const parts = this.tier.hostCache.reader.parts(layer);
     // Owned, so the native backend repacks the record for its faster kernels, once while it stays cached; if the
-    // expert is later admitted to the device, acquireRecords() has the backend undo that before the upload.
+    // expert is later admitted to the device, acquireRecords() / withRecord() have the backend undo that before the upload.
     const owned = this.backend.disown !== undefined; // a backend may rewrite owned bytes only where it can undo that
     return this.tier.hostCache.acquireMade(layer, ids, (e, rec) => {
       const weights = recordWeights(parts, e, (desc, at, n) => this.backend.upload({ ...desc, bytes: rec.subarray(at, at + n), owned }));

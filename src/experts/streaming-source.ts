@@ -360,6 +360,23 @@ export class StreamingExperts implements ExpertSource {
   }
 
   /**
+   * The record of expert e of `layer`, as read, handed to `use` in the same tick as any weights made over it are
+   * undone (no acquireMade can repack it in between), then released: `use`'s result, or undefined (use not
+   * called) while another acquire holds the record (its made weights may be in use). A split tier's background
+   * admission copies it up this way.
+   */
+  async withRecord<T>(layer: number, e: number, use: (record: Uint8Array) => T): Promise<T | undefined> {
+    const en = (await this.acquireEntries(layer, [e])).get(e)!;
+    try {
+      if (en.pins > 1) return undefined;
+      if (en.made) (en.made.undo(), (en.made = undefined));
+      return use(en.bytes!.subarray(0, this.reader.recordBytes(layer)));
+    } finally {
+      this.release(layer, [e]);
+    }
+  }
+
+  /**
    * hostOnly: weights of `ids` in `layer` that `make` builds over each record once while it stays cached (a host
    * backend may repack the bytes in place: they are the entry's alone), pinned as acquire() pins them.
    */

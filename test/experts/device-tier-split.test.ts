@@ -13,7 +13,7 @@ import type { StreamingExperts } from "../../src/experts/streaming-source.js";
 function tier(slots: number, admitRatio: number): DeviceTier {
   const reader = { layers: [0, 1], expertCount: () => 8, parts: () => [], recordBytes: () => 64 };
   const none = new Uint8Array(0);
-  const host = { reader, capacity: 16, prefetchDepth: 0, acquireRecords: async (_l: number, ids: readonly number[]) => ids.map(() => none), release: () => undefined, prefetch: () => undefined };
+  const host = { reader, capacity: 16, prefetchDepth: 0, acquireRecords: async (_l: number, ids: readonly number[]) => ids.map(() => none), withRecord: async (_l: number, _e: number, use: (r: Uint8Array) => unknown) => use(none), release: () => undefined, prefetch: () => undefined };
   const dev: DeviceSlots = { nSlots: slots, slotBytes: 64, write: () => undefined, view: (_s: number, d: WeightDesc) => d, uploadStats: { uploads: 0, bytes: 0, ms: 0 }, free: () => undefined };
   return new DeviceTier(host as unknown as StreamingExperts, dev, new LruPolicy(), { minExperts: 1, hostBackend: {} as Backend, admitRatio });
 }
