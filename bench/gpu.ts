@@ -78,7 +78,7 @@ async function timeIt(be: WebGpuBackend, gpu: GpuDevice, iters: number, record: 
       for (let j = 0; j < iters; j++) record(i++);
     };
     let one = false;
-    if (qs) one = be.timestampedPass(qs, resolve!, all);
+    if (qs) one = be.rec.timestampedPass(qs, resolve!, all);
     else all();
     const t0 = performance.now();
     be.flush();
@@ -127,7 +127,7 @@ async function waitGarbage(be: WebGpuBackend): Promise<{ ms: number; heapMB: num
   const a = be.alloc(64 * 1024);
   be.zero(a);
   const run = async (n: number) => {
-    be.dispatch("bench_spin", () => SPIN_WGSL, [n], [gbuf(a).buffer], 1024);
+    be.rec.dispatch("bench_spin", () => SPIN_WGSL, [n], [gbuf(a).buffer], 1024);
     const t0 = performance.now();
     be.flush();
     await be.device.queue.onSubmittedWorkDone();
@@ -198,7 +198,7 @@ async function ceiling(be: WebGpuBackend, gpu: GpuDevice, bytes: number): Promis
     const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }] });
     // Raw dispatches through the backend's pass so the same timing applies.
     const iters = Math.max(2, Math.ceil(PASS_BYTES / bytes));
-    const t = await timeIt(be, gpu, iters, () => be.rawDispatch(pipe, bg, groups));
+    const t = await timeIt(be, gpu, iters, () => be.rec.rawDispatch(pipe, bg, groups));
     out[name] = (mult * bytes) / usOf(t) / 1e3;
   }
   // Host to device: queue.writeBuffer of 16 MiB pieces (as the expert tier uploads), best of 3, to the queue's done.

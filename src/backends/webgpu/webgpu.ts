@@ -252,10 +252,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
   flushForQueueWrite(): void {
     this.rec.flushForQueueWrite();
   }
-  /** Benches: `record` as one compute pass timed into `dst` (Recorder.timestampedPass). */
-  timestampedPass(qs: GPUQuerySet, dst: GPUBuffer, record: () => void): boolean {
-    return this.rec.timestampedPass(qs, dst, record);
-  }
   /** Benches: times every dispatch recorded from now until profileEnd (needs the timestamp-query feature). */
   profileBegin(): void {
     this.rec.profileBegin();
@@ -263,14 +259,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** GPU time by pipeline key (dispatch count, total µs) since profileBegin. */
   profileEnd(): Promise<KernelTimes> {
     return this.rec.profileEnd();
-  }
-  /** The command encoder with no compute pass open. */
-  passFreeEncoder(): GPUCommandEncoder {
-    return this.rec.passFreeEncoder();
-  }
-  /** Benches: one dispatch of a pipeline of their own, recorded in order with the backend's ops. */
-  rawDispatch(pipe: GPUComputePipeline, bg: GPUBindGroup, groups: number): void {
-    this.rec.rawDispatch(pipe, bg, groups);
   }
   /** Destroy once the work recorded so far has been submitted. */
   release(b: GPUBuffer): void {
@@ -286,10 +274,6 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   copyBytes(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.rec.copyBytes(src, srcOffset, dst, dstOffset, bytes);
-  }
-  /** @internal Benches: records one dispatch (Recorder.dispatch). */
-  dispatch(key: string, code: () => string, params: readonly number[], binds: readonly GPUBuffer[], groups: number, z = 1): void {
-    this.rec.dispatch(key, code, params, binds, groups, z);
   }
   /** The in-place variant when out is the aliasing input itself. */
   private aliased(key: string, src: () => string, out: GpuBuf, input: GpuBuf, name: string): { key: string; code: () => string; binds: (b: GPUBuffer[]) => GPUBuffer[] } {
