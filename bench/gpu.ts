@@ -678,11 +678,12 @@ export async function benchGpu(only?: string): Promise<void> {
   console.log(`\nend to end: ${model}`);
   const split = arg("split");
   if (split) {
-    const o = await splitOverlap(model, Number(split));
+    const admit = arg("admit"); // --admit=R: the split tier's --gpu-admit (default inf)
+    const o = await splitOverlap(model, Number(split), admit === undefined ? undefined : Number(admit));
     result.splitOverlap = o;
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission vs ${f(med(o.noWakeMs), 2)} ms with the host's threads not woken before its experts come vs ${f(med(o.libuvMs), 2)} ms with its experts run from a libuv thread, not joined by this one (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs, o.noWakeMs, o.libuvMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission vs ${f(med(o.noWakeMs), 2)} ms with the host's threads not woken before its experts come vs ${f(med(o.libuvMs), 2)} ms with its experts run from a libuv thread, not joined by this one (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs, o.noWakeMs, o.libuvMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.admits, 1)} admitted, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
     console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU; ${f(h.hostParts, 1)} host parts of ${f(h.hostExperts, 1)} experts took ${f(h.hostPartMs, 2)} ms from start to sum (${f(h.hostComputeMs, 2)} ms in their compute)`);
     return;
@@ -733,11 +734,11 @@ export async function benchGpu(only?: string): Promise<void> {
  * the device's experts submitted before it), awaited then written, and added later in the same submission as the
  * device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; noWakeMs: number[]; libuvMs: number[]; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number, gpuAdmit?: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; noWakeMs: number[]; libuvMs: number[]; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
-  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu" }));
+  const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu", ...(gpuAdmit === undefined ? {} : { gpuAdmit }) }));
   const be = lm.backend as WebGpuBackend, { addLater } = WebGpuBackend.prototype;
   // Added later as the backend does (addLater; the device's experts submitted first: submitBeforeLater), awaited
   // then written, and added later in the device's experts' submission.
@@ -778,7 +779,7 @@ async function splitOverlap(path: string, share: number): Promise<{ laterMs: num
       }
     }
     const n = 5 * 8 * Object.keys(variants).length, d = (k: keyof typeof s0) => (tier.stats[k] - s0[k]) / n;
-    const perToken = { gpuHits: d("hits"), uploads: d("misses"), cpuRuns: d("hostRuns") };
+    const perToken = { gpuHits: d("hits"), uploads: d("misses"), admits: d("admits"), cpuRuns: d("hostRuns") };
     // The host's share, as the backend runs it: 8 more tokens with its recording and submits timed.
     use(variants.laterMs);
     const c0 = { ...be.counters }, t0 = performance.now();
