@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-
 typedef struct {
   int ith;
   unsigned gen0; // the generation current when the worker was created

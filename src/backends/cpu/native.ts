@@ -190,7 +190,16 @@ export class NativeBackend extends DelegatingBackend {
     if (!moeFfnBegin || !moeFfnJoin || a[4].length > this.joinRowsMax) return this.addon.moeFfnAsync(...a);
     const ticket = moeFfnBegin(...a);
     // The closure holds a (rows, scales: made here) until the join; a later native run on this thread joins first.
-    await new Promise<void>((resolve) => setImmediate(() => resolve(void moeFfnJoin(ticket, a))));
+    await new Promise<void>((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          moeFfnJoin(ticket, a);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
   }
   private moeArgs(out: Buf, x: Buf, experts: readonly ExpertRows[]): Parameters<NativeAddon["moeFfn"]> | undefined {
     if (experts.length === 0) return undefined;
