@@ -36,6 +36,12 @@ test("run --backend webgpu, experts streamed through a GPU expert tier smaller t
   assert.equal(split.code, 0, split.err);
   assert.deepEqual(JSON.parse(split.out).tokens, JSON.parse(ref.out).tokens);
   assert.ok(JSON.parse(split.err.split("\n").find((l) => l.startsWith("{"))!).experts.decode.gpuHostRuns > 0, "experts ran on the host");
+  // --gpu-admit 1: experts that ran on the host go up in the background; --stats-json counts them apart.
+  const admit = cli(gpuEnv(), ...args.map((a) => (a === "4" ? "8" : a)), "--backend", "webgpu", "--expert-io", "resident", "--gpu-expert-cache", String(4 * 2 ** 20), "--gpu-misses", "cpu", "--gpu-admit", "1", "--stats-json");
+  assert.equal(admit.code, 0, admit.err);
+  const ad = JSON.parse(admit.err.split("\n").find((l) => l.startsWith("{"))!).experts.decode;
+  assert.ok(ad.gpuAdmits > 0 && ad.gpuHostRuns > 0, JSON.stringify(ad));
+  assert.equal(ad.gpuHits + ad.gpuMisses + ad.gpuHostRuns, 7 * 4 * 4, "7 forwards x 4 layers x top-4 lookups: admissions are not lookups");
 });
 
 test("bench runs an untimed warm-up first (as llama-bench): the split tier's first fill happens there, not in the first repetition; --no-warmup skips it", async () => {
