@@ -34,7 +34,12 @@ for round in 1 2; do
   done
 done
 # OVERLAP=1: then bench gpu's split tier (addLater vs awaited vs one submission), with its host timing counters.
-# ADMIT=R: with --gpu-admit R (bench gpu's --admit).
-[ -n "${OVERLAP:-}" ] && { timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 ${ADMIT:+--admit=$ADMIT} > "$OUT/overlap.log" 2>&1; log "overlap rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap.log" | tr '\n' ' ')"; }
+# The defaults, then --gpu-admit 1 (bench gpu's --admit): overlap.log and overlap-admit1.log.
+if [ -n "${OVERLAP:-}" ]; then
+  for a in "" 1; do
+    timeout 120 "$W/node" dist-bench/bench/main.js gpu --quick --only=none --model="$M" --split=0.25 ${a:+--admit=$a} > "$OUT/overlap${a:+-admit$a}.log" 2>&1
+    log "overlap${a:+ --admit=$a} rc=$? $(grep -E 'split tier at|its host' "$OUT/overlap${a:+-admit$a}.log" | tr '\n' ' ')"
+  done
+fi
 kill $SMI
 (cd "$OUT" && tar -czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz ! -name steps.log -delete)
