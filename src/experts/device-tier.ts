@@ -57,7 +57,7 @@ export interface DeviceTierOptions {
  * 11.34 / 13.37 admitting at 8x when an admission went up before the layer's experts ran: an upload in the layer's
  * path (the victim's scan, the host record's repack undone) cost ~30 CPU runs of the record. Admissions now go up in
  * the background (admitQueued), not yet timed on a GPU; replayed over real routing (bench tier: Qwen3-30B-A3B at
- * 25%), 1x runs 73.5 experts a decode token on the CPU with 19.6 uploads against 148.8 with 9.8 for inf.
+ * 25%), 1x runs 75.0 experts a decode token on the CPU with 18.9 uploads against 148.8 with 9.8 for inf.
  */
 export const ADMIT_RATIO = Infinity;
 
@@ -326,39 +326,44 @@ class HostSide implements HostExperts {
       for (let i = 0; i < this.freq.length; i++) this.freq[i] /= 2;
       this.lookups = 0;
     }
-    const protect = new Set(keys);
     const device: number[] = [], host: number[] = [];
     let free = this.tier.freeSlots(), uploads = 0;
-    // The policy's victim, asked once a split (null: not yet): it depends on the incoming key through its layer
-    // only (per-layer quotas), and its scan over the tier's slots, once per expert run on the host, cost ~50 µs a
-    // layer (H100 profile). One admission over a victim a split (the policy names the same victim until it goes):
-    // undefined after it, and with no admission at all.
-    let victim: number | undefined | null = this.admitRatio === Infinity ? undefined : null;
+    // The admission candidate: the most looked-up expert this split runs on the host (one a split). Whether it goes
+    // up is asked at admitQueued(), while the GPU works: the policy's victim scan over the tier's slots cost ~50 µs
+    // a layer on the H100 host (profile), too much for the layer's path.
+    let cand = -1;
     for (const [i, e] of distinct.entries()) {
       const k = keys[i];
       if (this.tier.onDevice(k)) device.push(e);
       else if (free > 0 && fills > 0) (free--, fills--, uploads++, device.push(e));
       else {
-        if (victim === null) victim = this.tier.peekVictim(protect, k);
-        // Admitted: it runs on the host now and goes up while the GPU works (admitQueued), not before this
-        // layer's experts as a free slot's fill does: an upload in the layer's path cost ~30 CPU runs (session 17).
-        if (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim]) (victim = undefined, this.queued.length < QUEUED_MAX && this.queued.push([layer, e]));
         host.push(e);
+        if (cand < 0 || this.freq[k] > this.freq[keys[cand]]) cand = i;
       }
     }
+    if (cand >= 0 && this.admitRatio !== Infinity && this.queued.length < QUEUED_MAX) this.queued.push([layer, distinct[cand]]);
     this.tier.stats.hostRuns += host.length;
     return { device, host, uploads };
   }
 
   /**
-   * Upload the experts split() admitted since the last call (while the GPU works: a read's wait). Settles when they
-   * are up; one that cannot go up stays on the host (the error is dropped: its lookups run there as before).
+   * The candidates split() queued since the last call, each admitted if looked up more than admitRatio times as
+   * often lately as the policy's victim: uploaded while the GPU works (a read's wait), on the device from its next
+   * lookup; it ran on the host meanwhile, where an upload in the layer's path cost ~30 CPU runs (session 17).
+   * Settles when they are up; one that cannot go up stays on the host (the error is dropped: its lookups run there).
    */
   async admitQueued(): Promise<void> {
     const q = this.queued;
     if (!q.length) return;
     this.queued = [];
-    await Promise.all(q.map(([layer, e]) => this.tier.admit(layer, e).catch(() => undefined)));
+    const ups: Promise<void>[] = [];
+    for (const [layer, e] of q) {
+      const k = this.tier.keyOf(layer, e);
+      if (this.tier.onDevice(k)) continue;
+      const victim = this.tier.freeSlots() > 0 ? undefined : this.tier.peekVictim(new Set([k]), k);
+      if (this.tier.freeSlots() > 0 || (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim])) ups.push(this.tier.admit(layer, e).catch(() => undefined));
+    }
+    await Promise.all(ups);
   }
 
   async acquire(layer: number, ids: readonly number[]): Promise<ExpertWeights[]> {

@@ -362,12 +362,11 @@ export class StreamingExperts implements ExpertSource {
   /**
    * The record of expert e of `layer`, as read, handed to `use` in the same tick as any weights made over it are
    * undone (no acquireMade can repack it in between), then released: `use`'s result, or undefined (use not
-   * called) while another acquire holds the record (its made weights may be in use), or where it is not wholly in
-   * the cache (no read: a slot pinned across I/O could leave a forward's acquire short of slots). A split tier's
-   * background admission copies it up this way.
+   * called) while another acquire holds the record (its made weights may be in use). A split tier's background
+   * admission copies it up this way (the forward waits for it before its next acquire: its pin never holds a slot
+   * a forward needs).
    */
   async withRecord<T>(layer: number, e: number, use: (record: Uint8Array) => T): Promise<T | undefined> {
-    if (!this.entries.get(layer * this.keyStride + e)?.weights) return undefined;
     const en = (await this.acquireEntries(layer, [e])).get(e)!;
     try {
       if (en.pins > 1) return undefined;

@@ -107,9 +107,12 @@ export async function moe(f: Pass, out: Buf, x: Buf, p: MoeParams): Promise<void
   if (split) reads.push(x);
   split?.backend.wake?.(); // its threads spin through the read, for the host experts after it
   // While the GPU computes up to the read, the split tier's admitted experts go up (their host copies and the
-  // recorded copies ride the GPU's wait, not the layer's path).
-  const admit = split?.admitQueued && (() => void split.admitQueued!());
+  // recorded copies ride the GPU's wait, not the layer's path). Awaited after it: done by then where their records
+  // are cached (a microtask), else after their reads, so the tier holds the same experts whatever the host cache.
+  let admitting: Promise<void> | undefined;
+  const admit = split?.admitQueued && (() => void (admitting = split.admitQueued!()));
   const [rl, ...rest] = await be.readMany(reads, admit);
+  await admitting;
   const xHost = split ? rest.pop() : undefined;
   const sharedGate = gateInp ? rest.shift()! : undefined;
   const predicted = rest;
