@@ -261,6 +261,11 @@ static void mm_multi_worker(void *arg, int ith, int nth) {
 }
 
 static pthread_mutex_t mm_mu = PTHREAD_MUTEX_INITIALIZER; // guards the scratch (worker_threads share the process)
+/** mm_mu, this thread's begun run joined first (pool_join_own: that run holds the pool while mm_mu's holder may wait for it). */
+static void mm_lock(void) {
+  pool_join_own();
+  pthread_mutex_lock(&mm_mu);
+}
 static uint8_t *scratch;
 static size_t scratch_cap;
 
@@ -335,7 +340,7 @@ int matmul_run(int type, const void *w, const float *x, float *out, int K, int N
   quant_fn quant;
   if (mm_kernels(type, K, &quant, &t.dot, &t.dot4, &t.r8, &t.r84, &t.pk, &t.xrow) != 0) return -1;
   mm_plan(&t, t.wrow);
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   t.xb = (const uint8_t *)x;
   if (quant) {
     uint8_t *xq = scratch_get((size_t)T * t.xrow);
@@ -373,7 +378,7 @@ int matmul_set_run(int n, const int *types, const void *const *ws, const int *Ns
       if (q[j] == q[i] && t[j].xrow == t[i].xrow) src[i] = src[j];
     if (q[i] && src[i] == i) at[i] = total, total += round64((size_t)T * t[i].xrow);
   }
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   uint8_t *s = total ? scratch_get(total) : NULL;
   if (total && !s) {
     pthread_mutex_unlock(&mm_mu);
@@ -414,7 +419,7 @@ int matmul_heads_run(int type, const void *w, const float *x, float *out, int K,
     mm_plan(&t[h], wrow);
     first[h + 1] = first[h] + t[h].n_rc * t[h].n_tc;
   }
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   // Head h's rows of x (token stride H * K) gathered as the dot reads them, quantised or f32: [H][T] rows.
   const size_t xrow = t[0].xrow;
   uint8_t *s = scratch_get((size_t)H * T * xrow);
@@ -457,7 +462,7 @@ int expert_ffn_run(int tg, const void *gate, int tu, const void *up, int td, con
   const size_t hq = qd ? round64((size_t)T * b.xrow) : 0;
   mm_plan(&a, a.wrow > a.wrow2 ? a.wrow : a.wrow2);
   mm_plan(&b, b.wrow);
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   uint8_t *s = scratch_get(2 * hbytes + xg + xu + hq);
   if (!s) {
     pthread_mutex_unlock(&mm_mu);
@@ -664,7 +669,7 @@ fail:
 
 int moe_ffn_run(int ne, moe_expert *ex, const float *x, float *out, int D, int F) {
   if (ne <= 0) return free(ex), 0;
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   moe_job *j = moe_plan(ne, ex, x, out, D, F, 1);
   // One pool run: every gate/up chunk, then every down chunk (chunks are taken in order, so a thread that takes an
   // expert's down chunk waits only for that expert's gate/up chunks already in other threads' hands). The thread
@@ -698,7 +703,7 @@ static void rp_range(void *arg, int ith, int g0, int g1) {
 int repack_r8_run(int type, void *w, int K, int N, int undo) {
   const int blk = type == GGML_Q4_K ? QK_K : QK8_0;
   if ((type != GGML_Q4_K && type != GGML_Q8_0) || K <= 0 || K % blk || N % 8) return -1;
-  pthread_mutex_lock(&mm_mu);
+  mm_lock();
   rp_task t = {.w = w, .nb = K / blk};
   t.gbytes = (size_t)8 * type_row_bytes(type, K);
   t.group = type == GGML_Q4_K ? (undo ? unrepack_q4_K_r8_group : repack_q4_K_r8_group) : (undo ? unrepack_q8_0_r8_group : repack_q8_0_r8_group);

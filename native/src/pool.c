@@ -130,9 +130,13 @@ static void start_workers(int n) {
   P.nth = made;
 }
 
+void pool_join_own(void) {
+  if (P.begun && pthread_equal(P.begun_by, pthread_self())) pool_join(P.ticket);
+}
+
 /** Lock run_mu, first finishing a run this thread began (it holds run_mu until joined). */
 static void lock_runs(void) {
-  if (P.begun && pthread_equal(P.begun_by, pthread_self())) pool_join(P.ticket);
+  pool_join_own();
   pthread_mutex_lock(&P.run_mu);
 }
 

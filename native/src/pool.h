@@ -28,6 +28,9 @@ void pool_run(pool_fn fn, void *arg);
 unsigned pool_begin(pool_fn fn, void *arg, void (*finish)(void *), void *finish_arg);
 /** Join the run this thread began with `ticket`: 1, or 0 where it was joined already (or another thread's). */
 int pool_join(unsigned ticket);
+/** Join the run this thread began, if any. Call before taking a lock another thread may hold while it waits for the
+ *  pool (matmul.c's mm_mu): else that thread waits on this one's run, and this one on its lock. */
+void pool_join_own(void);
 /** A run is near: sleeping workers wake now and spin for it (for `us`, or spin_us if longer) instead of the run
  *  waiting for their wake-ups. */
 void pool_poke(int us);

@@ -2,6 +2,8 @@
 // scalar reference by normalised MSE, on every kernel set this CPU runs, at odd shapes; 1 and 2 threads must
 // agree bit for bit.
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { NativeBackend } from "../../src/backends/cpu/native.js";
 import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
@@ -441,4 +443,34 @@ test("native hostCopyBytes (a memcpy on the pool's threads, 256 KiB a piece) cop
   const b = new Uint8Array(1 << 20);
   assert.throws(() => be.hostCopyBytes(new Uint8Array(10), new Uint8Array(11)), /copyBytes: dst holds 10 bytes, fewer than src's 11/);
   assert.throws(() => be.hostCopyBytes(b.subarray(1000), b.subarray(0, 5000)), /copyBytes: dst and src overlap/);
+});
+
+test("a begun native run and a JS worker thread's run: this thread's next matmul joins its begun run before taking the scratch lock the worker holds (no deadlock)", () => {
+  needNative();
+  // In a child process, so a deadlock fails by timeout instead of hanging this runner.
+  const addon = join(import.meta.dirname, "..", "..", "native", "build", "Release", "moestream_native.node");
+  const code = `
+    const { Worker } = require("node:worker_threads");
+    const a = require(${JSON.stringify(addon)});
+    a.setThreads(2);
+    const D = 256, w = () => { const b = new Uint8Array(D * 8 * 34); for (let i = 0; i < b.length; i++) b[i] = (i * 7) & 63; for (let i = 0; i < b.length; i += 34) (b[i] = 0), (b[i + 1] = 0x20); return b; };
+    const ws = [w(), w(), w()], x = Float32Array.from({ length: D }, (_, i) => Math.sin(i));
+    const ticket = a.moeFfnBegin(new Int32Array(3).fill(8), ws, x, new Float32Array(D), Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), D, D);
+    const worker = new Worker(\`
+      const { parentPort } = require("node:worker_threads");
+      const a = require(\${JSON.stringify(${JSON.stringify(addon)})});
+      const D = 256, b = new Uint8Array(D * 8 * 34);
+      parentPort.postMessage("go");
+      a.moeFfn(new Int32Array(3).fill(8), [b, b, b], new Float32Array(D), new Float32Array(D), Int32Array.of(0), Int32Array.of(0, 1), Float32Array.of(1), D, D);
+      parentPort.postMessage("done");
+    \`, { eval: true });
+    worker.on("message", (m) => {
+      if (m === "go") setTimeout(() => { a.matmul(8, ws[0], x, new Float32Array(D), D, D, 1); if (a.moeFfnJoin(ticket)) process.exit(3); }, 100);
+      else { console.log("ok"); process.exit(0); }
+    });
+  `;
+  const r = spawnSync(process.execPath, ["-e", code], { encoding: "utf8", timeout: 20000 });
+  assert.equal(r.signal, null, `deadlocked (killed after 20 s): ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "ok");
 });
