@@ -360,8 +360,8 @@ class HostSide implements HostExperts {
     for (const [layer, e] of q) {
       const k = this.tier.keyOf(layer, e);
       if (this.tier.onDevice(k)) continue;
-      const victim = this.tier.freeSlots() > 0 ? undefined : this.tier.peekVictim(new Set([k]), k);
-      if (this.tier.freeSlots() > 0 || (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim])) ups.push(this.tier.admit(layer, e).catch(() => undefined));
+      const free = this.tier.freeSlots() > 0, victim = free ? undefined : this.tier.peekVictim(new Set([k]), k);
+      if (free || (victim !== undefined && this.freq[k] > this.admitRatio * this.freq[victim])) ups.push(this.tier.admit(layer, e).catch(() => undefined));
     }
     await Promise.all(ups);
   }

@@ -115,7 +115,7 @@ export class Recorder {
     this.outgrown = [];
     this.sealed++;
     // Submitted now unless a host fill into it or into one before it is still to come (releaseHeld() submits it then).
-    if (this.held.length || this.fills.length) {
+    if (this.holding) {
       this.held.push(chunk);
       this.releaseHeld();
     } else this.submit(chunk);
@@ -145,7 +145,7 @@ export class Recorder {
    * once, in queue order); not while work waits for embedLater's ids, which would then run after the write.
    */
   flushForQueueWrite(): void {
-    if (this.held.length || this.fills.length) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or addLater's values)");
+    if (this.holding) throw new Error("webgpu backend (internal): a queue write while recorded work waits for host values (embedLater's ids or addLater's values)");
     this.flush();
   }
 
