@@ -22,6 +22,7 @@ import { directFill } from "../src/gen/direct.js";
 import { Stream } from "../src/gen/random.js";
 import { f32ToF16 } from "../src/util/f16.js";
 import { loadModel, type LoadedModel } from "../src/engine/load.js";
+import type { DeviceTierStats } from "../src/experts/device-tier.js";
 import { defaultEngineConfig, type BackendName } from "../src/engine/config.js";
 import { Session } from "../src/engine/session.js";
 import { NativeBackend, nativeAvailable } from "../src/backends/cpu/native.js";
@@ -677,6 +678,18 @@ export async function benchGpu(only?: string): Promise<void> {
   }
   console.log(`\nend to end: ${model}`);
   const split = arg("split");
+  if (split && process.argv.includes("--admit-ab")) {
+    // Admission off (inf) against --gpu-admit 1, one model each loaded side by side in this process, alternating.
+    const ab = await splitAdmitAB(model, Number(split), Number(arg("rounds") ?? 6));
+    result.splitAdmitAB = ab;
+    save();
+    const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
+    for (const k of ["inf", "1"] as const) {
+      const v = ab[k], t = v.perToken;
+      console.log(`  split tier at ${split}, --gpu-admit ${k}: decode ${f(med(v.ms), 2)} ms a token (median of ${v.ms.length} rounds of 8, alternating with the other: ${v.ms.map((x) => f(x, 1)).join(", ")}); a token: ${f(t.gpuHits, 1)} on the GPU, ${f(t.uploads, 1)} uploads, ${f(t.admits, 1)} admitted, ${f(t.cpuRuns, 1)} on the CPU`);
+    }
+    return;
+  }
   if (split) {
     const admit = arg("admit"); // --admit=R: the split tier's --gpu-admit (default inf)
     const o = await splitOverlap(model, Number(split), admit === undefined ? undefined : Number(admit));
@@ -802,6 +815,51 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number): Pro
  * Greedy decode tok/s of n tokens after a 16-token prompt through a session (as `run` and `serve` decode), with
  * --record-ahead on and off on the model already loaded, alternating 3 times.
  */
+/**
+ * The split tier at `share` of the expert bytes with admission off (--gpu-admit inf, the default) and at 1: the model
+ * loaded twice in this process (a tier each; the tier's filling is its admission's doing, so one model switched
+ * between the two would carry one's fills into the other), each warmed with 32 tokens, then `rounds` rounds of 8
+ * tokens alternating: the GPU's clock and the host drift alike for both.
+ */
+async function splitAdmitAB(path: string, share: number, rounds: number): Promise<Record<"inf" | "1", { ms: number[]; perToken: Record<string, number> }>> {
+  const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
+  const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
+  await probe.close();
+  const sides: { key: "inf" | "1"; lm: LoadedModel; step: () => Promise<void>; ms: number[]; s0?: DeviceTierStats }[] = [];
+  try {
+    for (const [key, gpuAdmit] of [["inf", Infinity], ["1", 1]] as const) {
+      const lm = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "resident", backend: "webgpu", gpuExpertCache: Math.round(share * total) * slotBytes, gpuMisses: "cpu", gpuAdmit }));
+      const cache = lm.model.makeCache(256);
+      let last = 1;
+      const step = async () => {
+        const l = await lm.model.forward(Int32Array.of(last), cache, { logits: "last" });
+        last = l.indexOf(Math.max(...l.subarray(0, 1024)));
+      };
+      sides.push({ key, lm, step, ms: [] });
+      await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
+    }
+    for (const s of sides) {
+      for (let i = 0; i < 32; i++) await s.step();
+      s.s0 = { ...s.lm.gpuExperts!.stats };
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const s of r % 2 ? [...sides].reverse() : sides) {
+        const t = performance.now();
+        for (let i = 0; i < 8; i++) await s.step();
+        s.ms.push((performance.now() - t) / 8);
+      }
+    }
+    const out = {} as Record<"inf" | "1", { ms: number[]; perToken: Record<string, number> }>;
+    for (const s of sides) {
+      const st = s.lm.gpuExperts!.stats, d = (k: keyof DeviceTierStats) => (st[k] - s.s0![k]) / (8 * rounds);
+      out[s.key] = { ms: s.ms, perToken: { gpuHits: d("hits"), uploads: d("misses"), admits: d("admits"), cpuRuns: d("hostRuns") } };
+    }
+    return out;
+  } finally {
+    for (const s of sides) await s.lm.close();
+  }
+}
+
 async function recordAheadFigures(lm: LoadedModel, n: number): Promise<{ on: number[]; off: number[] }> {
   const cfg = lm.config as { recordAhead: boolean };
   const was = cfg.recordAhead;
