@@ -35,12 +35,13 @@ function group(iters) {
   }
   return b;
 }
+let groupsNow = WG;  // workgroups a dispatch (one: the GPU "busy" by nvidia-smi's count, one SM at work)
 function submit(iters, n = 1) {
   const enc = dev.createCommandEncoder();
   const p = enc.beginComputePass();
   p.setPipeline(pipe);
   p.setBindGroup(0, group(iters));
-  for (let i = 0; i < n; i++) p.dispatchWorkgroups(WG);
+  for (let i = 0; i < n; i++) p.dispatchWorkgroups(groupsNow);
   p.end();
   dev.queue.submit([enc.finish()]);
 }
@@ -127,6 +128,10 @@ await phase("pulse 20 ms / 100 ms (20%)", 4, pulse(20, 100));
 await phase("busy, 20 us kernels awaited each", 4, busy(0.02));
 await phase("busy 100% again", 3, busy(2));
 await phase("pulse 0.5 ms / 2 ms (25%) after busy", 4, pulse(0.5, 2));
+groupsNow = 1;
+await phase("pulse 50%, one workgroup", 4, pulse(1, 2));
+await phase("busy 100%, one workgroup", 4, busy(2));
+groupsNow = WG;
 const hold = process.argv[2];
 if (hold) {
   const h = spawn(hold, ["60"], { stdio: ["ignore", "inherit", "inherit"] });
