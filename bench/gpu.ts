@@ -692,11 +692,21 @@ export async function benchGpu(only?: string): Promise<void> {
   }
   if (split) {
     const admit = arg("admit"); // --admit=R: the split tier's --gpu-admit (default inf)
-    const o = await splitOverlap(model, Number(split), admit === undefined ? undefined : Number(admit));
+    const pads = (arg("pad") ?? "").split(",").filter(Boolean).map(Number); // --pad=ITERS,...: padIters variants
+    const o = await splitOverlap(model, Number(split), admit === undefined ? undefined : Number(admit), pads);
     result.splitOverlap = o;
     save();
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
-    console.log(`  split tier at ${split} of the experts: decode ${f(med(o.laterMs), 2)} ms a token with the host's sum taken later (recording on meanwhile) vs ${f(med(o.awaitedMs), 2)} ms awaited first vs ${f(med(o.sameSubmitMs), 2)} ms taken later in the device's experts' submission vs ${f(med(o.noWakeMs), 2)} ms with the host's threads not woken before its experts come vs ${f(med(o.libuvMs), 2)} ms with its experts run from a libuv thread, not joined by this one (medians of 5 alternating rounds of 8: ${[o.laterMs, o.awaitedMs, o.sameSubmitMs, o.noWakeMs, o.libuvMs].map((r) => r.map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.admits, 1)} admitted, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
+    const labels: Record<string, string> = {
+      laterMs: "with the host's sum taken later (recording on meanwhile)",
+      awaitedMs: "awaited first",
+      sameSubmitMs: "taken later in the device's experts' submission",
+      noWakeMs: "with the host's threads not woken before its experts come",
+      libuvMs: "with its experts run from a libuv thread, not joined by this one",
+    };
+    for (const p of pads) labels[`pad${p}Ms`] = `with the GPU's idle windows padded by ${p} FMA pairs (padIters)`;
+    const keys = Object.keys(o.ms);
+    console.log(`  split tier at ${split} of the experts: decode ${keys.map((k) => `${f(med(o.ms[k]), 2)} ms a token ${labels[k]}`).join(" vs ")} (medians of 5 alternating rounds of 8: ${keys.map((k) => o.ms[k].map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.admits, 1)} admitted, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
     console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU; ${f(h.hostParts, 1)} host parts of ${f(h.hostExperts, 1)} experts took ${f(h.hostPartMs, 2)} ms from start to sum (${f(h.hostComputeMs, 2)} ms in their compute)`);
     return;
@@ -747,7 +757,7 @@ export async function benchGpu(only?: string): Promise<void> {
  * the device's experts submitted before it), awaited then written, and added later in the same submission as the
  * device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number, gpuAdmit?: number): Promise<{ laterMs: number[]; awaitedMs: number[]; sameSubmitMs: number[]; noWakeMs: number[]; libuvMs: number[]; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number, gpuAdmit?: number, pads: number[] = []): Promise<{ ms: Record<string, number[]>; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
@@ -757,20 +767,26 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number): Pro
   // then written, and added later in the device's experts' submission.
   // Also the defaults with the host backend's threads left asleep until its experts come (wake() off), and with its
   // experts run from a libuv thread (joinRowsMax 0) instead of begun on its pool and joined by this thread.
-  type Variant = { addLater?: typeof addLater; first: boolean; wake?: false; libuv?: true };
-  const variants: Record<"laterMs" | "awaitedMs" | "sameSubmitMs" | "noWakeMs" | "libuvMs", Variant> = {
+  // With pads (--pad=ITERS,...): the defaults with the GPU kept busy by padIters (its idle windows padded).
+  type Variant = { addLater?: typeof addLater; first: boolean; wake?: false; libuv?: true; pad?: number };
+  const variants: Record<string, Variant> = {
     laterMs: { addLater, first: true },
     awaitedMs: { first: true },
     sameSubmitMs: { addLater, first: false },
     noWakeMs: { addLater, first: true, wake: false },
     libuvMs: { addLater, first: true, libuv: true },
   };
+  if (pads.length) {
+    for (const k of ["awaitedMs", "sameSubmitMs", "noWakeMs", "libuvMs"]) delete variants[k];
+    for (const p of pads) variants[`pad${p}Ms`] = { addLater, first: true, pad: p };
+  }
   const hostBe = lm.gpuExperts!.host!.backend as Partial<NativeBackend>, wakeUs = hostBe.wakeSpinUs, joinRows = hostBe.joinRowsMax;
   const use = (v: Variant) => {
     WebGpuBackend.prototype.addLater = v.addLater as typeof addLater;
     be.submitBeforeLater = v.first;
     if (wakeUs !== undefined) hostBe.wakeSpinUs = v.wake === false ? 0 : wakeUs;
     if (joinRows !== undefined) hostBe.joinRowsMax = v.libuv ? 0 : joinRows;
+    be.padIters = v.pad ?? 0;
   };
   try {
     const cache = lm.model.makeCache(256);
@@ -782,9 +798,9 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number): Pro
     await lm.model.forward(Int32Array.from(promptIds(16, lm.model.info.nVocab)), cache, { logits: "last" });
     for (let i = 0; i < 32; i++) await step();
     const tier = lm.gpuExperts!, s0 = { ...tier.stats };
-    const out = { laterMs: [] as number[], awaitedMs: [] as number[], sameSubmitMs: [] as number[], noWakeMs: [] as number[], libuvMs: [] as number[] };
+    const out: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
     for (let r = 0; r < 5; r++) {
-      for (const [k, v] of Object.entries(variants) as [keyof typeof out, Variant][]) {
+      for (const [k, v] of Object.entries(variants)) {
         use(v);
         const t = performance.now();
         for (let i = 0; i < 8; i++) await step();
@@ -804,7 +820,7 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number): Pro
     tier.host!.timing = undefined;
     const host = Object.fromEntries(["submits", "dispatches", "recordMs", "submitMs", "stageWriteMs", "finishMs", "heldWaitMs", "mapWaitMs", "reads"].map((k) => [k, (be.counters[k as keyof typeof c0] - c0[k as keyof typeof c0]) / 8]));
     const hostParts = { hostParts: tm.parts / 8, hostExperts: tm.experts / 8, hostPartMs: tm.ms / 8, hostComputeMs: tm.computeMs / 8 };
-    return { ...out, perToken: { ...perToken, ...host, ...hostParts, wallMs: (performance.now() - t0) / 8 } };
+    return { ms: out, perToken: { ...perToken, ...host, ...hostParts, wallMs: (performance.now() - t0) / 8 } };
   } finally {
     use(variants.laterMs);
     await lm.close();

@@ -18,10 +18,11 @@ export class Readbacks {
 
   /**
    * The values of bufs, each a copy. idle: called once the read's submission has gone, before the wait for the GPU
-   * (not while later work is held for host values: what it records could not go in order). mapDelay: sleep on a timer for that share of what a read of this size last
+   * (not while later work is held for host values: what it records could not go in order); mapping: likewise, once
+   * the map is asked for. mapDelay: sleep on a timer for that share of what a read of this size last
    * waited, before the map (Dawn polls a pending map from setImmediate, spinning a core and allocating as it goes).
    */
-  async read(bufs: readonly GpuBuf[], mapDelay: number, idle?: () => void): Promise<Float32Array[]> {
+  async read(bufs: readonly GpuBuf[], mapDelay: number, idle?: () => void, mapping?: () => void): Promise<Float32Array[]> {
     const rec = this.rec;
     rec.counters.reads++;
     const total = bufs.reduce((a, b) => a + b.length * 4, 0);
@@ -48,7 +49,9 @@ export class Readbacks {
     const t0 = performance.now(), waited = this.waited.get(size);
     if (mapDelay > 0 && waited !== undefined && waited * mapDelay >= 1) await new Promise((r) => setTimeout(r, Math.min(waited * mapDelay, 50)));
     try {
-      await rb.mapAsync(1);
+      const mapped = rb.mapAsync(1);
+      if (mapping && !rec.holding) mapping(); // work submitted now: the map does not wait for it
+      await mapped;
       const w = performance.now() - t0;
       if (rec.timeHost) rec.counters.mapWaitMs += w;
       this.waited.set(size, waited === undefined ? w : 0.75 * waited + 0.25 * w);

@@ -15,7 +15,7 @@ import { GpuArena, type ArenaHost } from "./arena.js";
 import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
+import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, PAD_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { GpuAttention } from "./attention-ops.js";
 import { GpuLinearAttention } from "./linear-attention-ops.js";
@@ -87,6 +87,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * 78.8 ms a token (medians of 5 alternating rounds, session 17). Benches compare.
    */
   submitBeforeLater = true;
+  /**
+   * Opt-in: the GPU kept busy where a split layer leaves it idle (its experts done, the host's sum not yet in; a
+   * read's map under way), by one workgroup spinning this many FMA pairs (PAD_WGSL) after the experts' submission
+   * and after each read's. The driver sets a Vulkan workload's clock by how busy the GPU is: the split tier's decode
+   * ran at 345-540 MHz of 1980 on an H100 (session 19). Costs power; 0: off.
+   */
+  padIters = 0;
+  private padBuf: GPUBuffer | undefined;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
@@ -120,7 +128,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   /** Mapped staging of backends made from now on (tests shrink it so uploads also take the writeBuffer fallback). */
   static staging = { bufferBytes: 32 << 20, buffers: 8 };
   /** Benches: knob values every backend made from now on starts with (bench gpu --tune=JSON). */
-  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "fuseQuantX" | "mapDelay" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention" | "submitBeforeLater">> = {};
+  static tuning: Partial<Pick<WebGpuBackend, "fuseRouting" | "fuseDownSum" | "matvecRows" | "matvecLanes" | "q4kReader" | "intDot" | "fuseQuantX" | "mapDelay" | "tileRows" | "tiledMinGroups" | "flushEvery" | "fuseAttention" | "submitBeforeLater" | "padIters">> = {};
 
   constructor(gpu: GpuDevice, opts: { subgroups?: boolean } = {}) {
     // The recorder before the tuning: flushEvery, one of its knobs, is set through it.
@@ -195,13 +203,22 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const o = gbuf(out);
     if (n < 0 || n > o.length) throw new RangeError(`webgpu addLater: ${n} values overrun a buffer of ${o.length}`);
     if (n === 0) return values.then(() => undefined, () => undefined);
-    if (this.submitBeforeLater) this.rec.flush();
+    if (this.submitBeforeLater) {
+      if (this.padIters > 0) this.pad(false);
+      this.rec.flush();
+    }
     const at = this.rec.hostData(new Float32Array(n));
     this.rec.dispatch("add_staged", () => ADD_STAGED_WGSL, [n, at], [this.rec.stageBuf, o.buffer], Math.ceil(n / 64));
     return this.rec.holdForBytes(values.then((v) => {
       if (v.length !== n) throw new RangeError(`webgpu addLater: ${v.length} values came for ${n}`);
       return v;
     }), at * 4);
+  }
+  /** padIters' spin recorded, and submitted on its own if `alone`. */
+  private pad(alone: boolean): void {
+    this.padBuf ??= this.device.createBuffer({ size: 256, usage: 0x80 }); // STORAGE
+    this.rec.dispatch("pad", () => PAD_WGSL, [this.padIters], [this.padBuf], 1);
+    if (alone) this.rec.flush();
   }
   dropLateError(): void {
     this.rec.takeHoldError();
@@ -211,7 +228,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   async readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]> {
     try {
-      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay, idle);
+      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay, idle, this.padIters > 0 ? () => this.pad(true) : undefined);
     } finally {
       this.throwIfFailed();
     }
