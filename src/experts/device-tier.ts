@@ -6,7 +6,9 @@
 // host backend given) runs most misses on the host instead (HostSide, below).
 import type { Backend, Weight, WeightDesc } from "../backends/backend.js";
 import type { ExpertSource, ExpertWeights, HostExperts } from "./source.js";
-import { ExpertBudgetError, recordWeights, type EvictionPolicy, type StreamingExperts } from "./streaming-source.js";
+import { ExpertBudgetError, type StreamingExperts } from "./streaming-source.js";
+import type { EvictionPolicy } from "./eviction.js";
+import { recordWeights } from "./record-weights.js";
 import { SlotTable } from "./slot-table.js";
 
 /** Fixed-size slots in device memory (backends/webgpu/expert-tier.ts). */

@@ -9,7 +9,7 @@
 // largest frequency, a falling curve, and the greedy allocation is exact.
 import { UsageError } from "../util/errors.js";
 import { byLayer } from "./markov-policy.js";
-import type { EvictionPolicy } from "./streaming-source.js";
+import type { EvictionPolicy } from "./eviction.js";
 
 export interface LayerBudgetOptions {
   /** Experts per layer, 0 for a layer without experts; keys are layer x max(layerExperts) + expert (StreamingExperts' and replay's keys). */

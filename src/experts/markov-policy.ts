@@ -7,7 +7,7 @@
 // current token's routing (without it the model predicts from the previous token and gains nothing).
 // Replayed on the real traces (npm run bench -- replay; docs/cache-policy.md) it beats LFU with decay.
 import { UsageError } from "../util/errors.js";
-import type { EvictionPolicy } from "./streaming-source.js";
+import type { EvictionPolicy } from "./eviction.js";
 
 export interface MarkovOptions {
   /** Experts per layer slot: keys are layer x stride + expert. */

@@ -3,7 +3,7 @@
 // aging periods) scale with the number of keys the policy tracks, which is the slot count once full.
 // victim() scans: a slot is an expert record (megabytes read from disk), so O(slots) per miss is noise.
 import { UsageError } from "../util/errors.js";
-import { LruPolicy, type EvictionPolicy } from "./streaming-source.js";
+import { LruPolicy, type EvictionPolicy } from "./eviction.js";
 import { PerLayerPolicy } from "./layer-budget.js";
 import { MarkovPolicy } from "./markov-policy.js";
 import type { ExpertReader } from "./store.js";

@@ -3,7 +3,7 @@
 // accesses is the bound a policy is judged against.
 import { UsageError } from "../util/errors.js";
 import type { PolicyContext } from "./policies.js";
-import type { EvictionPolicy } from "./streaming-source.js";
+import type { EvictionPolicy } from "./eviction.js";
 import { acquireGroups } from "./source.js";
 import { expertLayers, PHASES, type Phase, type Trace, type TraceCall } from "./trace.js";
 

@@ -1,7 +1,7 @@
 // Which expert holds which of a cache's fixed-size slots, for the host byte cache (streaming-source.ts) and the
 // device tier above it (device-tier.ts): entries by key, their pins, free slots, and eviction by a policy among
 // the unpinned. The caller keeps its own counters and what an entry holds.
-import type { EvictionPolicy } from "./streaming-source.js";
+import type { EvictionPolicy } from "./eviction.js";
 
 export interface SlotEntry {
   readonly key: number;

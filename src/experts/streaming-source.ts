@@ -1,48 +1,15 @@
 // Experts streamed from an ExpertReader into a byte-budgeted cache of fixed-size slots. A slot holds
 // one record; experts of an unreleased acquire() are pinned and never evicted; the rest go by policy.
-import { allocHost, type Backend, type Weight, type WeightArena, type WeightDesc } from "../backends/backend.js";
+import { allocHost, type Backend, type WeightArena } from "../backends/backend.js";
 import { UsageError } from "../util/errors.js";
 import type { ExpertSource, ExpertWeights } from "./source.js";
 import type { ExpertReader } from "./store.js";
-import type { ExpertPart } from "./pack-format.js";
 import { Staging } from "./prefetch.js";
 import { DEMAND, FILL, IoQueue, DEFAULT_IO_DEPTH, type IoTicket } from "./io-queue.js";
 import { SlotTable } from "./slot-table.js";
-
-/** Which unpinned cached expert to evict; keys are opaque numbers. */
-export interface EvictionPolicy {
-  /** `key` entered the cache or was used again. */
-  touch(key: number): void;
-  /** `key` left the cache. */
-  remove(key: number): void;
-  /**
-   * The key to evict next among those `evictable` accepts (unpinned), or undefined; `incoming` is the key
-   * whose miss needs the slot (it is touched next), for policies that budget by it (per-layer quotas).
-   */
-  victim(evictable: (key: number) => boolean, incoming?: number): number | undefined;
-  /**
-   * An acquire() of these keys (one layer's experts for the current token, or a prefill batch's) starts,
-   * before any of them is touched or evicted for: what the forward is routing now, for policies that
-   * predict the next token's routing from it (markov-policy.ts). Background fills do not call it.
-   */
-  begin?(keys: readonly number[]): void;
-}
-
-/** Least recently used: a Map keeps insertion order, so re-inserting on use makes the first key the oldest. */
-export class LruPolicy implements EvictionPolicy {
-  private readonly order = new Map<number, true>();
-  touch(key: number): void {
-    this.order.delete(key);
-    this.order.set(key, true);
-  }
-  remove(key: number): void {
-    this.order.delete(key);
-  }
-  victim(evictable: (key: number) => boolean): number | undefined {
-    for (const k of this.order.keys()) if (evictable(k)) return k;
-    return undefined;
-  }
-}
+import { LruPolicy, type EvictionPolicy } from "./eviction.js";
+import { LatencyLog } from "./latency-log.js";
+import { recordWeights, type MadeWeights } from "./record-weights.js";
 
 /** The cache cannot hold what one acquire() needs at once. */
 export class ExpertBudgetError extends UsageError {
@@ -95,25 +62,6 @@ export interface StreamingStats {
   fillBytes: number;
 }
 
-/** Latencies of recent demand reads (ms), a ring of the last `capacity`; `count` is the total ever recorded. */
-export class LatencyLog {
-  readonly samples: Float64Array;
-  count = 0;
-  constructor(readonly capacity = 1 << 16) {
-    this.samples = new Float64Array(capacity);
-  }
-  add(ms: number): void {
-    this.samples[this.count++ % this.capacity] = ms;
-  }
-  /** Percentiles (0..1) of the samples recorded since `since` (a previous `count`), as far as the ring holds them. */
-  percentiles(since: number, qs: number[]): number[] {
-    const n = Math.min(this.count - since, this.capacity);
-    if (n <= 0) return qs.map(() => 0);
-    const xs = Float64Array.from({ length: n }, (_, i) => this.samples[(this.count - n + i) % this.capacity]).sort();
-    return qs.map((q) => xs[Math.min(n - 1, Math.floor(q * n))]);
-  }
-}
-
 interface Entry {
   readonly key: number;
   readonly slot: number;
@@ -129,38 +77,7 @@ interface Entry {
   made?: MadeWeights;
 }
 
-/** What acquireMade() keeps with a cached record: weights over its bytes and how to give the bytes back as read. */
-export interface MadeWeights {
-  readonly weights: ExpertWeights;
-  /** Put the record's bytes back as read (a repack undone); the weights are not used again. */
-  undo(): void;
-}
-
 const NONE: ReadonlySet<number> = new Set();
-
-/** The weights a record part gives the model: itself, or each part of its split as a view of its rows (offsets inside the part). */
-export function partViews(p: ExpertPart): { name: string; suffix: string; shape: number[]; offset: number; byteLength: number }[] {
-  if (!p.split) return [{ name: p.name, suffix: "", shape: p.shape, offset: 0, byteLength: p.byteLength }];
-  const rowBytes = p.byteLength / p.shape[1]; // rows are whole blocks
-  let row = 0;
-  return p.split.map((s) => {
-    const v = { name: s.name, suffix: `.${s.name}`, shape: [p.shape[0], s.rows], offset: row * rowBytes, byteLength: s.rows * rowBytes };
-    row += s.rows;
-    return v;
-  });
-}
-
-/**
- * Expert `e`'s weights from its record's parts (partViews of each), each made by `make` from its description and
- * its bytes' place in the record [at, at + byteLength).
- */
-export function recordWeights(parts: readonly ExpertPart[], e: number, make: (desc: WeightDesc, at: number, byteLength: number) => Weight): ExpertWeights {
-  const w: Record<string, Weight> = {};
-  for (const p of parts) {
-    for (const v of partViews(p)) w[v.name] = make({ name: `${p.tensor}[${e}]${v.suffix}`, type: p.type, shape: v.shape }, p.offset + v.offset, v.byteLength);
-  }
-  return w;
-}
 
 /** Slots are carved from arenas of at most this size (one huge ArrayBuffer may exceed V8's limits). */
 const ARENA_BYTES = 1 << 30;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { LayerQuotas, PerLayerPolicy } from "../../src/experts/layer-budget.js";
 import { parsePolicySpec, policyByName, POLICY_NAMES } from "../../src/experts/policies.js";
 import { layerTrace, policyContext, replay } from "../../src/experts/replay.js";
-import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
+import type { EvictionPolicy } from "../../src/experts/eviction.js";
 import type { Trace, TraceCall } from "../../src/experts/trace.js";
 import { UsageError } from "../../src/util/errors.js";
 

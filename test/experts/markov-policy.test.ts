@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { MarkovPolicy } from "../../src/experts/markov-policy.js";
 import { LfuDecayPolicy, parsePolicySpec, policyByName } from "../../src/experts/policies.js";
 import { policyContext, replay } from "../../src/experts/replay.js";
-import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
+import type { EvictionPolicy } from "../../src/experts/eviction.js";
 import type { Trace } from "../../src/experts/trace.js";
 import { UsageError } from "../../src/util/errors.js";
 

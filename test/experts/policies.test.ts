@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ArcPolicy, LfuDecayPolicy, LfudaPolicy, parsePolicySpec, policyByName, S3FifoPolicy } from "../../src/experts/policies.js";
 import { replay } from "../../src/experts/replay.js";
-import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
+import type { EvictionPolicy } from "../../src/experts/eviction.js";
 import type { Trace } from "../../src/experts/trace.js";
 
 const single = (keys: number[]): Trace => ({

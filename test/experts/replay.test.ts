@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { policyByName, parsePolicySpec, POLICY_NAMES, LfuPolicy, LrfuPolicy, SlruPolicy } from "../../src/experts/policies.js";
 import { accessSequence, belady, layerTrace, policyContext, replay, slotsForMultiple, type AccessSequence, type Pinning } from "../../src/experts/replay.js";
-import type { EvictionPolicy } from "../../src/experts/streaming-source.js";
+import type { EvictionPolicy } from "../../src/experts/eviction.js";
 import type { Phase, Trace, TraceCall } from "../../src/experts/trace.js";
 import { UsageError } from "../../src/util/errors.js";
 
