@@ -33,7 +33,7 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string, where: s
 }
 
 /** Ranges of the numeric engine options: checked when parsed and again at load (library callers pass numbers). */
-const RANGES = { threads: [0, 1024], ctxSize: [0, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024] } as const;
+const RANGES = { threads: [0, 1024], ctxSize: [0, 1 << 24], prefetchDepth: [1, 64], ioDepth: [0, 1024], gpuKeepBusy: [0, 10000] } as const;
 
 /** Refuse a numeric engine option out of range, naming it, before anything is sized by it. */
 export function checkEngineRanges(cfg: Pick<EngineConfig, keyof typeof RANGES>): void {
@@ -118,6 +118,10 @@ export const ENGINE_OPTIONS = {
     flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
     help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier (in the background, while the GPU works; on the GPU from its next lookup) when looked up more than RATIO times as often lately as the one it would evict; inf (the default): never, once the free slots are filled. bench tier replays real routing: on Qwen3-30B-A3B at a 25% tier, 1 halves the experts run on the CPU for twice the uploads`,
   },
+  gpuKeepBusy: {
+    flag: "--gpu-keep-busy <us>", env: "MOESTREAM_GPU_KEEP_BUSY", default: 0, parse: int(...RANGES.gpuKeepBusy),
+    help: "--backend webgpu: keep the GPU busy about US µs in each window a layer leaves it idle (a split layer's experts done before the CPU's; each read's wait), so the driver keeps its clock up: a Vulkan decode this bursty ran at a sixth of an H100's clock. Costs power; 0 (the default): off",
+  },
   recordAhead: {
     flag: "--record-ahead <on|off>", env: "MOESTREAM_RECORD_AHEAD", default: true, parse: bool,
     help: "--backend webgpu: record each decode token's GPU work while the token before it still runs, its id filled in once sampled (models whose layers all keep a KV cache); off: record after sampling",
@@ -180,6 +184,8 @@ export interface EngineConfig {
   verifyDense: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
+  /** µs of spin the WebGPU backend pads its idle windows with (WebGpuBackend.keepBusy); 0: off. */
+  gpuKeepBusy: number;
   /** Record a decode token's device work while the one before it runs (engine/record-ahead.ts). */
   recordAhead: boolean;
   /** Router lookahead depth in layers. */

@@ -249,6 +249,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     let gpu: GpuTierPlan | undefined;
     if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (cfg.gpuMisses !== "upload" && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-misses applies to --backend webgpu only: ignored on backend '${be.name}'`);
+    if (cfg.gpuKeepBusy && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-keep-busy applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
       gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
@@ -274,6 +275,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     // --gpu-misses cpu: the experts the tier lacks run on a CPU backend of their own (split tier).
     const hostBackend = gpu && !gpu.resident && cfg.gpuMisses !== "upload" ? (hostBe = await createBackend({ ...cfg, backend: "auto", threads: cfg.threads || splitHostThreads() }, warnings)) : undefined;
     if (hostBackend?.hostCopyBytes && be instanceof WebGpuBackend) be.hostCopy = hostBackend.hostCopyBytes.bind(hostBackend);
+    if (cfg.gpuKeepBusy && be instanceof WebGpuBackend) await be.keepBusy(cfg.gpuKeepBusy);
     const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: info.nExpertUsed, hostBackend, admitRatio: cfg.gpuMisses === "cpu-fill" ? Infinity : cfg.gpuAdmit });
     if (hostBackend) expertIO = { ...expertIO, reason: `${expertIO.reason}; experts not on the GPU run on backend '${hostBackend.name}' (--gpu-misses ${cfg.gpuMisses})${"threads" in hostBackend ? ` on ${hostBackend.threads} thread${hostBackend.threads === 1 ? "" : "s"}` : ""}` };
     if (expertIO.mode === "resident") {

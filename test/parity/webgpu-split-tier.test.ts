@@ -5,7 +5,7 @@
 // one lookup, on the device (a hit, or a miss uploaded) or run on the host; uploads = device misses and admissions
 // (an admitted expert ran on the host, then went up during a read's wait); a decode token admits at most one
 // expert a layer over a victim, and some are admitted in this run. Two runs give the same bits, and so do a host cache
-// streaming from disk and the GPU's idle windows padded (padIters).
+// streaming from disk and the GPU's idle windows padded (--gpu-keep-busy).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/engine/load.js";
@@ -120,17 +120,11 @@ test("split GPU tier (--gpu-misses cpu): greedy tokens equal all-GPU and all-CPU
       }
     })();
     before.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host's sum goes up before the next layer records`));
-    // The GPU's idle windows padded (padIters: one workgroup spinning, writing nothing) after the device's experts
-    // and after each read: the same bits, and the pads submitted after reads are submissions of their own.
-    const tuning = WebGpuBackend.tuning;
-    WebGpuBackend.tuning = { ...tuning, padIters: 64 };
-    try {
-      const padded = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes });
-      padded.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs with the GPU's idle windows padded`));
-      assert.ok(padded.submits > s.submits, `${slots} slots: pads submitted (${padded.submits} vs ${s.submits} submits a decode token)`);
-    } finally {
-      WebGpuBackend.tuning = tuning;
-    }
+    // The GPU's idle windows padded (--gpu-keep-busy: one workgroup spinning, writing nothing) after the device's
+    // experts and after each read: the same bits, and the pads after reads are submissions of their own.
+    const padded = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes, gpuKeepBusy: 50 });
+    padded.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs with the GPU's idle windows padded`));
+    assert.ok(padded.submits > s.submits, `${slots} slots: pads submitted (${padded.submits} vs ${s.submits} submits a decode token)`);
     // Streamed from disk through a host cache of 2 layers' top-k (the host side acquires in groups it holds): the same bits.
     const streamed = await run(path, { ...split, gpuExpertCache: slots * gpu.slotBytes, expertIo: "stream", expertCache: 2 * k * gpu.slotBytes });
     streamed.steps.forEach((l, i) => assert.ok(sameBits(l, s.steps[i]), `${slots} slots: step ${i} differs when the host streams its experts`));

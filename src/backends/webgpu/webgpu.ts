@@ -214,6 +214,27 @@ export class WebGpuBackend implements Backend, ArenaHost {
       return v;
     }), at * 4);
   }
+  /**
+   * Pads of about `us` µs (padIters from the pad's time measured now; at a clock the driver has lowered the pads
+   * come out shorter, never longer, once it rises). 0: none.
+   */
+  async keepBusy(us: number): Promise<void> {
+    if (!(us > 0)) return void (this.padIters = 0);
+    this.rec.flush();
+    const time = async (iters: number) => {
+      this.padIters = iters;
+      const t = performance.now();
+      this.pad(true);
+      await this.device.queue.onSubmittedWorkDone();
+      return performance.now() - t;
+    };
+    let long = Infinity, short = Infinity;
+    for (let i = 0; i < 3; i++) (long = Math.min(long, await time(20000))), (short = Math.min(short, await time(1)));
+    // The spin's own time: less the round trip, but never under half what the round trip took with it (a noisy
+    // round trip must not make the pads long).
+    const ms = Math.max(long - short, long / 2);
+    this.padIters = Math.max(1, Math.round((us / 1000 / ms) * 20000));
+  }
   /** padIters' spin recorded, and submitted on its own if `alone`. */
   private pad(alone: boolean): void {
     this.padBuf ??= this.device.createBuffer({ size: 256, usage: 0x80 }); // STORAGE
