@@ -37,12 +37,13 @@
         "src/attn_ext.c",
         "src/ops_linear.c",
         "src/addon_ext.c",
-        "src/addon_quant.c"
+        "src/addon_quant.c",
+        "src/gpu_clock.c"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"],
-      "libraries": ["-lpthread", "-lm"],
+      "libraries": ["-lpthread", "-lm", "-ldl"],
       "xcode_settings": {
         "GCC_C_LANGUAGE_STANDARD": "gnu11",
         "OTHER_CFLAGS": ["-O3", "-Wall"]

@@ -141,7 +141,7 @@ NAPI_MODULE_INIT() {
       {"ropeTable", js_rope_table},
       {"attentionMasked", js_attention_masked}, {"swigluOai", js_swiglu_oai}, {"addRows", js_add_rows},
       {"crc32c", js_crc32c},           {"crc32cAsync", js_crc32c_async},   {"crc32cImpl", js_crc32c_impl},
-      {"preadCrc32c", js_pread_crc32c},
+      {"preadCrc32c", js_pread_crc32c},   {"holdCudaContexts", js_hold_cuda_contexts},
       {"quantizeRef", js_quantize_ref},  {"quantizeRefTypes", js_quantize_ref_types},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

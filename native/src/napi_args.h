@@ -60,6 +60,7 @@ napi_value js_rope_table(napi_env env, napi_callback_info info);
 napi_value js_crc32c(napi_env env, napi_callback_info info);
 napi_value js_crc32c_async(napi_env env, napi_callback_info info);
 napi_value js_crc32c_impl(napi_env env, napi_callback_info info);
+napi_value js_hold_cuda_contexts(napi_env env, napi_callback_info info);
 napi_value js_pread_crc32c(napi_env env, napi_callback_info info);
 // addon_quant.c
 napi_value js_quantize_ref(napi_env env, napi_callback_info info);

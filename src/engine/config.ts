@@ -118,6 +118,10 @@ export const ENGINE_OPTIONS = {
     flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
     help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier (in the background, while the GPU works; on the GPU from its next lookup) when looked up more than RATIO times as often lately as the one it would evict; inf (the default): never, once the free slots are filled. bench tier replays real routing: on Qwen3-30B-A3B at a 25% tier, 1 halves the experts run on the CPU for twice the uploads`,
   },
+  gpuHoldClock: {
+    flag: "--gpu-hold-clock <on|off>", env: "MOESTREAM_GPU_HOLD_CLOCK", default: false, parse: bool,
+    help: "--backend webgpu on an NVIDIA GPU: hold a CUDA context on each NVIDIA GPU (the driver's libcuda, loaded at run time through the native addon), under which the driver keeps the GPU at its full clock; without one it clocks a bursty Vulkan workload down (an H100 under a split-tier-like load: 345 MHz, 1980 with a context held; bench/gpu/clock.sh). Costs power and some GPU memory a device; off (the default)",
+  },
   gpuKeepBusy: {
     flag: "--gpu-keep-busy <us>", env: "MOESTREAM_GPU_KEEP_BUSY", default: 0, parse: int(...RANGES.gpuKeepBusy),
     help: "--backend webgpu: keep the GPU busy about US µs in each window a layer leaves it idle (a split layer's experts done before the CPU's; each read's wait), so the driver keeps its clock up: a Vulkan decode this bursty ran at a sixth of an H100's clock. Costs power; 0 (the default): off",
@@ -184,6 +188,8 @@ export interface EngineConfig {
   verifyDense: boolean;
   allowMissingExperts: boolean;
   prefetch: boolean;
+  /** Hold a CUDA context on each NVIDIA GPU, so the driver keeps its full clock for the WebGPU backend's work. */
+  gpuHoldClock: boolean;
   /** µs of spin the WebGPU backend pads its idle windows with (WebGpuBackend.keepBusy); 0: off. */
   gpuKeepBusy: number;
   /** Record a decode token's device work while the one before it runs (engine/record-ahead.ts). */

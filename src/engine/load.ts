@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import type { Backend, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
-import { nativeAddonError } from "../backends/cpu/native-addon.js";
+import { loadNativeAddon, nativeAddonError } from "../backends/cpu/native-addon.js";
 import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "../backends/wasm/wasm.js";
 import { openGpuDevice } from "../backends/webgpu/device.js";
 import { AutoGpuDeclined, autoGpuDevice } from "./auto-gpu.js";
@@ -138,6 +138,19 @@ export async function loadAuto(path: string, cfg: EngineConfig, gpu: AutoGpu | u
   }
 }
 
+/**
+ * --gpu-hold-clock: a CUDA context held on each NVIDIA GPU (native addon), before the GPU tier is sized, so it sees
+ * the memory the contexts take. Warnings where none is held, naming why.
+ */
+function holdGpuClock(be: Backend): string[] {
+  if (!(be instanceof WebGpuBackend)) return [`--gpu-hold-clock applies to --backend webgpu only: ignored on backend '${be.name}'`];
+  if (!/nvidia/i.test(be.adapterName)) return [`--gpu-hold-clock: the adapter '${be.adapterName}' is not an NVIDIA GPU: nothing held`];
+  const addon = loadNativeAddon();
+  if (!addon) return [`--gpu-hold-clock needs the native addon: ${nativeAddonError() ?? "not built"}`];
+  const r = addon.holdCudaContexts();
+  return r.held > 0 ? [] : [`--gpu-hold-clock: no CUDA context held: ${r.reason}`];
+}
+
 async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgress, autoGpu?: WebGpuBackend): Promise<LoadedModel> {
   if (!existsSync(path)) throw new UsageError("model_not_found", `model file not found: ${path}`);
   const packed = statSync(path).isDirectory();
@@ -163,6 +176,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     const hp = namingFile(densePath, () => arch.readHParams(file.metadata, nVocab));
     const warnings: string[] = [];
     const be = (backend = autoGpu ?? (await createBackend(cfg, warnings)));
+    if (cfg.gpuHoldClock) warnings.push(...holdGpuClock(be));
 
     const info = arch.info(hp);
     let store: ExpertStore | undefined;

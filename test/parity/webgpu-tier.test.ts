@@ -14,6 +14,7 @@ import { sameBits } from "../helpers/numeric.js";
 import { smallVocabModel } from "../helpers/models.js";
 import { gpuDevice } from "../helpers/webgpu.js";
 import { UsageError } from "../../src/util/errors.js";
+import { loadNativeAddon } from "../../src/backends/cpu/native-addon.js";
 
 const PROMPT = "The quick brown fox";
 const STEPS = 4;
@@ -115,4 +116,25 @@ test("--gpu-expert-cache below one layer's top-k records is refused at load, nam
   assert.ok(lm.warnings.includes("--gpu-expert-cache applies to --backend webgpu only: ignored on backend 'scalar'"), lm.warnings.join("; "));
   assert.ok(lm.warnings.includes("--gpu-misses applies to --backend webgpu only: ignored on backend 'scalar'"), lm.warnings.join("; "));
   assert.equal(lm.gpuExperts, undefined);
+});
+
+test("--gpu-hold-clock and --gpu-keep-busy: warnings naming why off an NVIDIA GPU or off webgpu; the native addon's CUDA hold reports why it holds none", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 5, peaked: 4, nVocab: 2048 });
+  const cpu = await loadModel(path, defaultEngineConfig({ backend: "scalar", gpuHoldClock: true, gpuKeepBusy: 100 }));
+  await cpu.close();
+  assert.ok(cpu.warnings.includes("--gpu-hold-clock applies to --backend webgpu only: ignored on backend 'scalar'"), cpu.warnings.join("; "));
+  assert.ok(cpu.warnings.includes("--gpu-keep-busy applies to --backend webgpu only: ignored on backend 'scalar'"), cpu.warnings.join("; "));
+  const gpu = await loadModel(path, defaultEngineConfig({ backend: "webgpu", gpuHoldClock: true }));
+  const name = (gpu.backend as WebGpuBackend).adapterName;
+  await gpu.close();
+  // lavapipe in CI; on an NVIDIA adapter the hold is tried instead (warning only where none was held).
+  if (!/nvidia/i.test(name)) assert.ok(gpu.warnings.includes(`--gpu-hold-clock: the adapter '${name}' is not an NVIDIA GPU: nothing held`), gpu.warnings.join("; "));
+  const addon = loadNativeAddon();
+  if (addon) {
+    const r = addon.holdCudaContexts();
+    assert.ok(Number.isInteger(r.held) && r.held >= 0);
+    if (r.held === 0) assert.match(r.reason, /libcuda|CUDA/, "names why no context is held");
+    assert.deepEqual(addon.holdCudaContexts(), r, "tried once a process");
+  }
 });

@@ -111,6 +111,8 @@ export interface NativeAddon {
   /** Fill buf from fd at position on a pool thread (short only at end of file) and checksum what was read there;
    *  rejects with an fs-style error (code, errno, syscall). fd must stay open and buf untouched until it settles. */
   preadCrc32c(fd: number, buf: Bytes, position: number): Promise<{ bytesRead: number; crc: number }>;
+  /** A CUDA context on every NVIDIA GPU the driver sees, held until exit (gpu_clock.c; once a process): how many, and why none. */
+  holdCudaContexts(): { held: number; reason: string };
 }
 
 // The package root: three up from src/ or dist/, four from dist-bench/src/ (the built benches).
