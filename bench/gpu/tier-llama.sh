@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14's GPU-tier bar on one host, in one call: llama.cpp CUDA with -ncmoe 36 (the experts of 36 of a3b's 48
 # layers on the CPU, so 25% of the expert bytes on the GPU) against moestream's split tier at 25% of the expert
-# bytes (--gpu-misses cpu with the defaults, and --gpu-admit 1; two repetitions after bench's warm-up, as llama-bench's), on the same
+# bytes (--gpu-misses cpu with the defaults, and --gpu-admit 1, or OURS's variants; two repetitions after bench's warm-up, as llama-bench's), on the same
 # GGUF, alternating, two rounds each, with nvidia-smi sampling the GPU's clocks meanwhile (smi.csv). llama-bench builds from the
 # source node-llama-cpp ships (nice 19) while the model is written, and runs only once built (~4.5 min of build).
 # Hosts differ call to call (session 17): a ratio is only worth what both sides measured on one host. Carried:
@@ -27,10 +27,15 @@ EXP=$(( 48 * 128 * 3 * 2048 * 768 * 9 / 16 ))  # a3b's Q4_K expert bytes
 for round in 1 2; do
   timeout 120 "$LB" -m "$M" -ngl 99 -ncmoe 36 -p 64 -n 32 -r 2 -o md 2> /dev/null | grep "^|" > "$OUT/llama-$round.md"
   log "llama.cpp -ncmoe 36 round $round rc=$? $(grep -E 'tg32' "$OUT/llama-$round.md" | tr -s ' ')"
-  # The defaults (--gpu-admit inf), then admitting at 1x (admissions uploaded in the background, session 19).
-  for admit in inf 1; do
-    timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu --gpu-admit $admit -p 64 -n 32 -r 2 --json > "$OUT/split-$admit-$round.json" 2>> "$OUT/steps.log"
-    log "moestream split tier 25% --gpu-admit $admit round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, admitted ${(d.gpuAdmits/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$admit-$round.json" 2>&1)"
+  # Ours as OURS says, label=flags (comma-separated) each: by default --gpu-admit inf (the default), then admitting
+  # at 1x (admissions uploaded in the background, session 19). GAP seconds before each (a CUDA context's clock
+  # outlives it by seconds: s20a).
+  for v in ${OURS:-inf=--gpu-admit,inf admit1=--gpu-admit,1}; do
+    admit=${v%%=*}
+    IFS=, read -ra FL <<< "${v#*=}"
+    sleep "${GAP:-0}"
+    timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --gpu-expert-cache $(( EXP / 4 )) --gpu-misses cpu "${FL[@]}" -p 64 -n 32 -r 2 --json > "$OUT/split-$admit-$round.json" 2>> "$OUT/steps.log"
+    log "moestream split tier 25% $admit (${FL[*]}) round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, admitted ${(d.gpuAdmits/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$admit-$round.json" 2>&1)"
   done
 done
 # OVERLAP=1: then bench gpu's split tier (addLater vs awaited vs one submission), with its host timing counters.
