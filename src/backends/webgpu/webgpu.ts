@@ -222,9 +222,8 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (!(us > 0)) return void (this.padIters = 0);
     this.rec.flush();
     const time = async (iters: number) => {
-      this.padIters = iters;
       const t = performance.now();
-      this.pad(true);
+      this.pad(true, iters);
       await this.device.queue.onSubmittedWorkDone();
       return performance.now() - t;
     };
@@ -235,10 +234,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
     const ms = Math.max(long - short, long / 2);
     this.padIters = Math.max(1, Math.round((us / 1000 / ms) * 20000));
   }
-  /** padIters' spin recorded, and submitted on its own if `alone`. */
-  private pad(alone: boolean): void {
-    this.padBuf ??= this.device.createBuffer({ size: 256, usage: 0x80 }); // STORAGE
-    this.rec.dispatch("pad", () => PAD_WGSL, [this.padIters], [this.padBuf], 1);
+  /** A spin of `iters` (padIters) recorded, and submitted on its own if `alone`. */
+  private pad(alone: boolean, iters = this.padIters): void {
+    this.padBuf ??= this.device.createBuffer({ size: 256, usage: STORAGE });
+    this.rec.dispatch("pad", () => PAD_WGSL, [iters], [this.padBuf], 1);
     if (alone) this.rec.flush();
   }
   dropLateError(): void {
