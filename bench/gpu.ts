@@ -705,7 +705,7 @@ export async function benchGpu(only?: string): Promise<void> {
       libuvMs: "with its experts run from a libuv thread, not joined by this one",
     };
     for (const p of pads) labels[`pad${p}Ms`] = `with the GPU's idle windows padded by ${p} FMA pairs (padIters)`;
-    const keys = Object.keys(o.ms).filter((k) => !k.endsWith("At"));
+    const keys = Object.keys(o.ms);
     console.log(`  split tier at ${split} of the experts: decode ${keys.map((k) => `${f(med(o.ms[k]), 2)} ms a token ${labels[k]}`).join(" vs ")} (medians of 5 alternating rounds of 8: ${keys.map((k) => o.ms[k].map((v) => f(v, 1)).join(", ")).join(" vs ")}); a token: ${f(o.perToken.gpuHits, 1)} on the GPU, ${f(o.perToken.uploads, 1)} uploads, ${f(o.perToken.admits, 1)} admitted, ${f(o.perToken.cpuRuns, 1)} on the CPU`);
     const h = o.perToken;
     console.log(`  its host, 8 tokens timed (wall ${f(h.wallMs, 2)} ms a token): ${f(h.dispatches, 0)} dispatches recorded in ${f(h.recordMs, 2)} ms, ${f(h.submits, 1)} submits in ${f(h.submitMs, 2)} ms (staging writes ${f(h.stageWriteMs, 2)}; encoders finished apart ${f(h.finishMs, 2)}); ${f(h.reads, 1)} reads waited ${f(h.heldWaitMs, 2)} ms for the host's values, then ${f(h.mapWaitMs, 2)} ms for the GPU; ${f(h.hostParts, 1)} host parts of ${f(h.hostExperts, 1)} experts took ${f(h.hostPartMs, 2)} ms from start to sum (${f(h.hostComputeMs, 2)} ms in their compute)`);
@@ -757,7 +757,7 @@ export async function benchGpu(only?: string): Promise<void> {
  * the device's experts submitted before it), awaited then written, and added later in the same submission as the
  * device's experts, on one loaded model, alternating 5 rounds of 8 tokens after 32.
  */
-async function splitOverlap(path: string, share: number, gpuAdmit?: number, pads: number[] = []): Promise<{ ms: Record<string, number[]>; perToken: Record<string, number> }> {
+async function splitOverlap(path: string, share: number, gpuAdmit?: number, pads: number[] = []): Promise<{ ms: Record<string, number[]>; at: Record<string, number[]>; perToken: Record<string, number> }> {
   const probe = await loadModel(path, defaultEngineConfig({ ctxSize: 256, expertIo: "stream", backend: "cpu" }));
   const { slotBytes } = probe.experts, total = probe.experts.reader.layers.reduce((a, l) => a + probe.experts.reader.expertCount(l), 0);
   await probe.close();
@@ -799,11 +799,12 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number, pads
     for (let i = 0; i < 32; i++) await step();
     const tier = lm.gpuExperts!, s0 = { ...tier.stats };
     const out: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+    const at: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
     for (let r = 0; r < 5; r++) {
       for (const [k, v] of Object.entries(variants)) {
         use(v);
         const t = performance.now();
-        (out[`${k}At`] ??= []).push(Date.now()); // when it ran (epoch ms): against nvidia-smi's samples
+        at[k].push(Date.now()); // when it ran (epoch ms): against nvidia-smi's samples
         for (let i = 0; i < 8; i++) await step();
         out[k].push((performance.now() - t) / 8);
       }
@@ -821,7 +822,7 @@ async function splitOverlap(path: string, share: number, gpuAdmit?: number, pads
     tier.host!.timing = undefined;
     const host = Object.fromEntries(["submits", "dispatches", "recordMs", "submitMs", "stageWriteMs", "finishMs", "heldWaitMs", "mapWaitMs", "reads"].map((k) => [k, (be.counters[k as keyof typeof c0] - c0[k as keyof typeof c0]) / 8]));
     const hostParts = { hostParts: tm.parts / 8, hostExperts: tm.experts / 8, hostPartMs: tm.ms / 8, hostComputeMs: tm.computeMs / 8 };
-    return { ms: out, perToken: { ...perToken, ...host, ...hostParts, wallMs: (performance.now() - t0) / 8 } };
+    return { ms: out, at, perToken: { ...perToken, ...host, ...hostParts, wallMs: (performance.now() - t0) / 8 } };
   } finally {
     use(variants.laterMs);
     await lm.close();

@@ -1,16 +1,16 @@
 // The GPU's SM clock through each variant of bench gpu --split (clock.sh): its rounds' start times (pad.json's
-// splitOverlap.ms.<variant>At, epoch ms) against nvidia-smi's samples (pad-smi.csv: timestamp, clocks.sm, util, W).
+// splitOverlap.at.<variant>, epoch ms) against nvidia-smi's samples (pad-smi.csv: timestamp, clocks.sm, util, W).
 // Usage: node clock-by-variant.mjs pad.json pad-smi.csv. A round is its 8 tokens: from its start to the next round's.
 import { readFileSync } from "node:fs";
 
 const [json, csv] = process.argv.slice(2);
-const ms = JSON.parse(readFileSync(json, "utf8")).splitOverlap.ms;
+const { ms, at } = JSON.parse(readFileSync(json, "utf8")).splitOverlap;
 const samples = readFileSync(csv, "utf8").split("\n").flatMap((l) => {
   const [ts, mhz, util, w] = l.split(", ");
   const t = Date.parse(`${ts?.replace(/\//g, "-").replace(" ", "T")}Z`);
   return Number.isFinite(t) ? [{ t, mhz: parseFloat(mhz), util: parseFloat(util), w: parseFloat(w) }] : [];
 });
-const starts = Object.entries(ms).filter(([k]) => k.endsWith("At")).flatMap(([k, ts]) => ts.map((t, i) => ({ k: k.slice(0, -2), t, i })));
+const starts = Object.entries(at).flatMap(([k, ts]) => ts.map((t, i) => ({ k, t, i })));
 starts.sort((a, b) => a.t - b.t);
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
 const by = {};

@@ -1,7 +1,9 @@
 // What the GPU driver keys its clock on, for a Vulkan (Dawn) workload: load patterns of known duty cycle, each a few
 // seconds, with nvidia-smi sampling the SM clock and utilisation every 100 ms in the same process's view. Run from
-// the built app's root (dist/ there) on the device: `node clock-probe.mjs [cuda-hold]`; cuda-hold (a binary that
-// holds a CUDA context: bench/gpu/cuda-hold.c) repeats two patterns while a CUDA context exists on the GPU.
+// the built app's root (dist/ there) on the device: `node clock-probe.mjs [cuda-hold]`; cuda-hold repeats two
+// patterns while another process holds a CUDA context on the GPU, through the native addon's holdCudaContexts (as
+// --gpu-hold-clock does; s20a ran bench/gpu/cuda-hold.c, since folded into it:
+// the context made by the same cuCtxCreate_v2, then popped from the thread).
 // Prints one line a phase: the SM clock's median and range, utilisation, and the spin kernel's time against its
 // time at the risen clock (so the clock the kernels really ran at).
 import { spawn } from "node:child_process";
@@ -134,7 +136,9 @@ await phase("busy 100%, one workgroup", 3, busy(2));
 groupsNow = WG;
 const hold = process.argv[2];
 if (hold) {
-  const h = spawn(hold, ["60"], { stdio: ["ignore", "inherit", "inherit"] });
+  const addon = pathToFileURL(`${process.cwd()}/dist/backends/cpu/native-addon.js`).href;
+  const holder = `import { loadNativeAddon } from ${JSON.stringify(addon)}; console.error("cuda-hold:", JSON.stringify(loadNativeAddon().holdCudaContexts())); setTimeout(() => {}, 60000);`;
+  const h = spawn(process.execPath, ["--input-type=module", "-e", holder], { stdio: ["ignore", "inherit", "inherit"] });
   await phase("idle, a CUDA context held", 3, idle);
   await phase("ours-like, a CUDA context held", 3, ours);
   await phase("pulse 10%, a CUDA context held", 3, pulse(0.1, 1));

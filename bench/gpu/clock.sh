@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the GPU driver keys its SM clock on for a Vulkan workload (clock-probe.mjs: load patterns of known duty
-# cycle, nvidia-smi beside them), and whether a CUDA context on the GPU changes it (cuda-hold, built here by
-# pack-carry.sh from cuda-hold.c). Then whether padding the split tier's idle windows keeps the clock up: bench gpu
+# cycle, nvidia-smi beside them), and whether a CUDA context on the GPU changes it (another process holding one
+# through the native addon, as --gpu-hold-clock does). Then whether padding the split tier's idle windows keeps the clock up: bench gpu
 # --split with padIters variants (PADS, comma-separated) alternating with the defaults, a3b at 25% of the expert
 # bytes, nvidia-smi beside it (NOPAD=1: not); AB=1: admission off against --gpu-admit 1 in one process. Carried: .gpu. Results in $OUT/steps.log (and clock-probe.log, pad.log, pad-smi.csv).
 set -uo pipefail
@@ -9,9 +9,7 @@ W=${W:-/tmp/moestream-clock}
 source "$PWD/bench/gpu/common.sh"
 enter_app
 cp "$REPO/bench/gpu/clock-probe.mjs" .
-HOLD=$REPO/.gpu/cuda-hold
-[ -x "$HOLD" ] || HOLD=
-timeout 180 "$W/node" clock-probe.mjs $HOLD > "$OUT/clock-probe.log" 2>&1
+timeout 180 "$W/node" clock-probe.mjs cuda-hold > "$OUT/clock-probe.log" 2>&1
 log "clock probe rc=$?"
 grep -v '^Warning' "$OUT/clock-probe.log" | tee -a "$OUT/steps.log"
 [ -n "${NOPAD:-}" ] && [ -z "${AB:-}" ] && exit 0

@@ -32,5 +32,4 @@ if ! ls "$G"/debs/libvulkan1_*.deb > /dev/null 2>&1; then
   apt-get "${o[@]}" -q update > /dev/null
   ( cd "$G/debs" && apt-get "${o[@]}" -q download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 > /dev/null )
 fi
-cc -O2 -o "$G/cuda-hold" bench/gpu/cuda-hold.c -ldl  # clock.sh: a CUDA context held beside the Vulkan work
 du -h "$G"/* "$G"/debs; du -ch "$G"/*.xz "$G"/debs | tail -1
