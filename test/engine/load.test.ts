@@ -99,6 +99,7 @@ test("numeric options out of range and a context whose KV cache exceeds the budg
   await refuse({ threads: 100000 }, /--threads \(threads\) must be an integer in \[0, 1024\], got 100000/);
   await refuse({ ctxSize: 100_000_000 }, /--ctx-size \(ctxSize\) must be an integer in \[0, 16777216\]/);
   await refuse({ ctxSize: 0.5 }, /--ctx-size/);
+  await refuse({ gpuKeepBusy: 20000 }, /--gpu-keep-busy \(gpuKeepBusy\) must be an integer in \[0, 10000\], got 20000/);
   // 4M positions x 4 layers x 2 x 128 f32 = 16 GiB of KV rows: more than a 1 GiB budget.
   await refuse({ ctxSize: 1 << 22, memBudget: 2 ** 30 }, /--ctx-size 4194304 needs 16\.0 GiB of per-sequence state .* more than the memory budget \(--mem-budget 1\.00 GiB\)/);
   checkEngineRanges(defaultEngineConfig({})); // the defaults are in range
