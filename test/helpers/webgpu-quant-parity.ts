@@ -7,7 +7,7 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import { tensorBytes } from "../../src/backends/backend.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
-import { MXFP4, Q2_K, type QuantFormat } from "../../src/quant/index.js";
+import { MXFP4, Q2_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { bufOf, perExpertMoe, quantiseX8, randomValues, randomWeight, runMatmul } from "./parity.js";
 import { nmse, sameBits } from "./numeric.js";
 import { gpuBackend, gpuDevice } from "./webgpu.js";
@@ -31,9 +31,14 @@ export const TOL_INT_X = 3e-3;
 export async function matmulParity(t: TestContext, formats: readonly QuantFormat[], variantTypes: ReadonlySet<string>): Promise<void> {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), word = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
-  const rows2 = await gpuBackend(), small = await gpuBackend();
+  const rows2 = await gpuBackend(), small = await gpuBackend(), plain = await gpuBackend();
   small.tiledMinGroups = Infinity; // every prompt matmul as the matvec, each token of z re-reading the weights
   [be.tileRows, rows2.tileRows] = [1, 2]; // be: one row a thread (the default is 2), compared with two bit for bit
+  // The variant types' prompt matmuls always tiled: these shapes are below the default's least grid (a matmul that
+  // small runs as the matvec), which would leave the tiled kernels untested. The other types run the defaults
+  // (`plain`): the tiled code is the same for every type (its dequantisation is embed's, tested for each), and each
+  // type's compile of it takes ~12 s on lavapipe.
+  be.tiledMinGroups = rows2.tiledMinGroups = 0;
   pair.q4kReader = "pair";
   word.q4kReader = "word"; // the others run vec4, the default
   lanes.matvecLanes = 16; // groups smaller than a subgroup: the xor-shuffle sums
@@ -41,7 +46,7 @@ export async function matmulParity(t: TestContext, formats: readonly QuantFormat
   assert.ok((await gpuDevice()).int8Dot, "lavapipe's WGSL has the packed integer dot products: the intDot readers run");
   let worst = 0, worstInt = 0;
   for (const fmt of formats) {
-    const variants = variantTypes.has(fmt.name), main = variants ? be : rows2;
+    const variants = variantTypes.has(fmt.name), main = variants ? be : plain;
     // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.
     // 33001 rows: enough workgroups for the matvec's 4 rows per thread group, and a last group that is not full.
     // Rows of 4096 (2304 for 32-blocks: 9 chunks of 256 over 64 threads): more chunks than threads, read several
@@ -176,4 +181,59 @@ export async function moePromptParity(cases: readonly (readonly [QuantFormat, nu
     rows2.moeFfn(out2, bufOf(rows2, h), set.map((s) => s(rows2)));
     assert.ok(sameBits(await rows2.read(out2), got), `${fmt.name} tiled moe: two rows a thread differ from one`);
   }
+}
+
+/**
+ * A weight larger than a binding (GpuSplitWeight): runs of whole rows where they sit, rows across two buffers in
+ * one of their own. matmul (matvec, tiled, the matvec over tokens), embed and embedLater against the reference;
+ * matmulSet falls back to a matmul each; other ops refuse it by name.
+ */
+export async function splitWeightParity(formats: readonly QuantFormat[]): Promise<void> {
+  const scalar = new ScalarBackend();
+  for (const fmt of formats) {
+    // matmulParity's rows (its matvec pipelines, not new compiles: a minute and more on lavapipe).
+    const k = fmt.blockSize === 256 ? 4096 : 2304, n = 37;
+    const hw = randomWeight(fmt, k, n, `split-${fmt.name}`);
+    const rowBytes = tensorBytes(hw) / n;
+    // Bindings of ~7.4 rows, the weight 3 rows' bytes in (rounded to words): runs of 7 or so, and rows across two.
+    const maxBinding = Math.ceil((rowBytes * 7.4) / 16) * 16, at = Math.ceil((rowBytes * 3) / 4) * 4;
+    const be = await gpuBackend({ maxBinding }), ws = scalar.upload(hw);
+    const arena = be.allocWeights(at + tensorBytes(hw));
+    arena.write(at, hw.bytes);
+    const w = arena.view(hw, at);
+    const parts = (w as unknown as { parts?: { w: Weight; row0: number }[] }).parts;
+    assert.ok(parts && parts.length > 4 && parts.some((p) => p.w.shape[1] === 1), `${fmt.name}: ${tensorBytes(hw)} bytes over bindings of ${maxBinding} are runs of rows, some of one row`);
+    // The tiled matmul for one repacked type only: its code is the same for every type, each a ~15 s compile on lavapipe.
+    for (const [t, tiled] of [[1, false], [3, false], ...(fmt === Q8_0 ? [[3, true] as const] : [])] as const) {
+      be.tiledMinGroups = tiled ? 0 : Infinity;
+      const x = randomValues(k * t, `split-x-${k}-${t}`, 2);
+      const want = await runMatmul(scalar, ws, x, { k, n, t });
+      const e = nmse(await runMatmul(be, w, x, { k, n, t }), want);
+      assert.ok(e < TOL, `${fmt.name} split ${k}x${n} T=${t}${tiled ? " tiled" : ""}: nmse ${e.toExponential(2)}`);
+    }
+    const ids = Int32Array.from([n - 1, 0, 7, 8, Math.floor(n / 2), 3]);
+    const embedded = async (b: Backend, table: Weight, later = false) => {
+      const o = b.alloc(ids.length * k);
+      if (later) b.embedLater!(o, table, ids.length, Promise.resolve(ids));
+      else b.embed(o, table, ids);
+      return b.read(o);
+    };
+    const ref = await embedded(scalar, ws);
+    assert.ok(sameBits(await embedded(be, w), ref), `${fmt.name} split embed rows differ`);
+    assert.ok(sameBits(await embedded(be, w, true), ref), `${fmt.name} split embedLater rows differ`);
+    // Bound again after a rewrite of the same bytes (the repacked types repack each run again).
+    arena.write(at, hw.bytes);
+    const again = arena.view(hw, at), x = randomValues(k, `split-x-${k}-1`, 2);
+    const outs = [be.alloc(n), be.alloc(n)];
+    be.matmulSet(outs, [again, again], bufOf(be, x), 1);
+    const want = await runMatmul(scalar, ws, x, { k, n, t: 1 });
+    for (const o of outs) assert.ok(nmse(await be.read(o), want) < TOL, `${fmt.name} matmulSet over a split weight`);
+    assert.throws(() => be.matmulHeads(be.alloc(n), again, bufOf(be, x), 1), /matmulHeads: weight '.*' is larger than the adapter binds at once, bound as \d+ runs of rows; only matmul and embed take it/);
+    arena.free();
+  }
+  // Rows that do not start at 4-byte boundaries (MXFP4's 17-byte blocks, 3 a row) cannot be split: said so by name.
+  const odd = randomWeight(MXFP4, 96, 40, "split-odd"), be = await gpuBackend({ maxBinding: 1024 });
+  const arena = be.allocWeights(tensorBytes(odd) + 4);
+  arena.write(0, odd.bytes);
+  assert.throws(() => arena.view(odd, 0), /weight 'w_MXFP4_96x40' has 2040 bytes, more than the adapter binds at once \(1024\), and cannot be bound as runs of rows: its rows of 51 bytes do not start at 4-byte boundaries/);
 }

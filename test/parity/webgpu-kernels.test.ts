@@ -8,8 +8,8 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, Buf, ExpertRows, HostWeight, RopeOptions, Weight } from "../../src/backends/backend.js";
 import { decodeRoute, tensorBytes } from "../../src/backends/backend.js";
 import { bucketByExpert, softmaxTopK } from "../../src/models/routing.js";
-import { F32, MXFP4, Q4_K as Q4_K_FORMAT } from "../../src/quant/index.js";
-import { arenaParity, matmulParity, moePromptParity, TOL, TOL_INT_X } from "../helpers/webgpu-quant-parity.js";
+import { F16, F32, MXFP4, Q4_K as Q4_K_FORMAT, Q6_K, Q8_0 } from "../../src/quant/index.js";
+import { arenaParity, matmulParity, moePromptParity, splitWeightParity, TOL, TOL_INT_X } from "../helpers/webgpu-quant-parity.js";
 
 /** The CPU backends' matmul set and gpt-oss's MXFP4 (the other k-quants and IQ4_XS: webgpu-kquants.test.ts). */
 const MATMUL_FORMATS_ALL = [...MATMUL_FORMATS, MXFP4];
@@ -27,6 +27,8 @@ const hostF32 = (name: string, x: Float32Array): HostWeight => ({ name, type: F3
 test("webgpu matmul and embed match the scalar reference for F32, F16, BF16, Q8_0, Q4_K, Q6_K, MXFP4 (decode matvec, tiled matmul over several tokens; the other sums and readers on F32, Q8_0, Q4_K)", (t) => matmulParity(t, MATMUL_FORMATS_ALL, new Set(["F32", "Q8_0", "Q4_K"])));
 
 test("webgpu weight arenas: repacked weights beside each other, rewritten slots, a weight straddling two bindings", () => arenaParity(MATMUL_FORMATS_ALL));
+
+test("webgpu weights larger than a binding (a big vocabulary's embedding and output on a device that binds little): matmul, embed and embedLater run them as runs of rows, equal to the reference (F16, Q8_0 and Q6_K repacked, Q4_K's vec4 reader, MXFP4)", () => splitWeightParity([F16, Q8_0, Q4_K_FORMAT, Q6_K, MXFP4]));
 
 test("webgpu rmsNorm, add, swiglu, sigmoidMul, swigluOai match the scalar reference (also in place)", async () => {
   const scalar = new ScalarBackend(), be = await gpuBackend();

@@ -1,8 +1,10 @@
 /// <reference types="@webgpu/types" />
 // Weight memory on the device. An arena is one or more GPU buffers of at most the adapter's largest storage
 // binding (lavapipe: 128 MiB), so a kernel can bind any of them whole; a weight that straddles two is copied into
-// a buffer of its own when it is bound. Bytes are ggml-encoded as written; view() repacks a weight whose type has
-// unaligned blocks (Q8_0, Q6_K) in place, on the device, once per write of its range.
+// a buffer of its own when it is bound, and one larger than a binding (a big vocabulary's embedding or output on a
+// device that binds little) is bound as runs of whole rows where they sit (GpuSplitWeight). Bytes are ggml-encoded
+// as written; view() repacks a weight whose type has unaligned blocks (Q8_0, Q6_K) in place, on the device, once per
+// write of its range.
 import type { Weight, WeightArena, WeightDesc } from "../backend.js";
 import { tensorBytes } from "../backend.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
@@ -10,6 +12,15 @@ import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 /** A weight on the device: `wordOffset` words into `buffer`, in the layout its quant module reads. */
 export class GpuWeight implements Weight {
   constructor(readonly name: string, readonly type: number, readonly shape: readonly number[], readonly buffer: GPUBuffer, readonly wordOffset: number, readonly quant: GpuQuant) {}
+}
+
+/**
+ * A 2-D weight of more bytes than the adapter binds at once, as runs of whole rows: part i is rows [row0, row0 +
+ * its n) in a binding of its own reach (a run within one arena buffer, bound where it sits; a row across two
+ * buffers, copied into one of its own). matmul and embed run it part by part; other ops refuse it by name.
+ */
+export class GpuSplitWeight implements Weight {
+  constructor(readonly name: string, readonly type: number, readonly shape: readonly number[], readonly parts: readonly { readonly w: GpuWeight; readonly row0: number }[]) {}
 }
 
 /** What an arena needs from the backend: buffers, ordered commands, and the repack kernel. */
@@ -97,30 +108,60 @@ export class GpuArena implements WeightArena {
     const n = tensorBytes(w);
     this.check(offset, n);
     if (offset % 4 !== 0) throw new RangeError(`webgpu weight arena: weight '${w.name}' at offset ${offset} is not 4-byte aligned`);
+    if (n > this.be.maxBinding) return this.splitView(w, offset, n, q);
     const c = Math.floor(offset / this.chunkBytes);
-    let buffer = this.chunks[c], byteOff = offset - c * this.chunkBytes;
-    if (byteOff + n > this.chunkBytes) {
-      // Straddles two bindings: a buffer of its own (ceil4: the chunks are padded to whole words).
-      if (n > this.be.maxBinding) throw new RangeError(`webgpu backend: weight '${w.name}' has ${n} bytes, more than the adapter binds at once (${this.be.maxBinding})`);
-      buffer = this.be.device.createBuffer({ size: ceil16(n), usage: WEIGHT_USAGE });
-      const first = this.chunkBytes - byteOff;
-      this.be.copyBytes(this.chunks[c], byteOff, buffer, 0, first);
-      this.be.copyBytes(this.chunks[c + 1], 0, buffer, first, ceil4(n) - first);
-      this.spills.push(buffer);
-      byteOff = 0;
+    const byteOff = offset - c * this.chunkBytes;
+    // Straddles two bindings: a buffer of its own.
+    if (byteOff + n > this.chunkBytes) return this.bind(w, w.shape, offset, n, q, this.joined(c, byteOff, n));
+    return this.bind(w, w.shape, offset, n, q, { buffer: this.chunks[c], byteOff, inPlace: true });
+  }
+
+  /** A weight over more bytes than one binding, as runs of whole rows (GpuSplitWeight). */
+  private splitView(w: WeightDesc, offset: number, n: number, q: GpuQuant): GpuSplitWeight {
+    const [k, rows] = w.shape;
+    const rowBytes = n / rows;
+    const why = w.shape.length !== 2 ? "it is not 2-D" : rowBytes > this.be.maxBinding ? `a row of it has ${rowBytes} bytes` : rowBytes % 4 !== 0 ? `its rows of ${rowBytes} bytes do not start at 4-byte boundaries` : "";
+    if (why) throw new RangeError(`webgpu backend: weight '${w.name}' has ${n} bytes, more than the adapter binds at once (${this.be.maxBinding}), and cannot be bound as runs of rows: ${why}`);
+    const parts: { w: GpuWeight; row0: number }[] = [];
+    for (let r = 0; r < rows; ) {
+      const at = offset + r * rowBytes, c = Math.floor(at / this.chunkBytes), byteOff = at - c * this.chunkBytes;
+      const fit = Math.min(rows - r, Math.floor((this.chunkBytes - byteOff) / rowBytes));
+      const m = Math.max(1, fit); // none fits: the row across the two buffers, in one of its own
+      const where = fit ? { buffer: this.chunks[c], byteOff, inPlace: true } : this.joined(c, byteOff, rowBytes);
+      parts.push({ w: this.bind(w, [k, m], at, m * rowBytes, q, where), row0: r });
+      r += m;
     }
+    return new GpuSplitWeight(w.name, w.type, w.shape, parts);
+  }
+
+  /** Bytes [byteOff, byteOff + n) of chunk c and on into the next, copied into a buffer of their own (ceil4: chunks are padded to whole words). */
+  private joined(c: number, byteOff: number, n: number): { buffer: GPUBuffer; byteOff: number; inPlace: false } {
+    const buffer = this.be.device.createBuffer({ size: ceil16(n), usage: WEIGHT_USAGE });
+    const first = this.chunkBytes - byteOff;
+    this.be.copyBytes(this.chunks[c], byteOff, buffer, 0, first);
+    this.be.copyBytes(this.chunks[c + 1], 0, buffer, first, ceil4(n) - first);
+    this.spills.push(buffer);
+    return { buffer, byteOff: 0, inPlace: false };
+  }
+
+  /**
+   * The weight (shape `shape`, n bytes at arena offset `at`) where it sits: repacked there first where its type needs
+   * it, once per write of its range in place (`inPlace`: an arena buffer), each time in a buffer of its own.
+   */
+  private bind(w: WeightDesc, shape: readonly number[], at: number, n: number, q: GpuQuant, where: { buffer: GPUBuffer; byteOff: number; inPlace: boolean }): GpuWeight {
+    const { buffer, byteOff, inPlace } = where;
     if (q.repack) {
-      const done = this.repacked.get(offset);
-      if (done && (done.type !== w.type || done.bytes !== n)) throw new Error(`webgpu weight arena: bytes at ${offset} were bound as type ${done.type} (${done.bytes} bytes) and again as '${w.name}' without a write between`);
-      if (!done || buffer !== this.chunks[c]) {
+      const done = this.repacked.get(at);
+      if (done && (done.type !== w.type || done.bytes !== n)) throw new Error(`webgpu weight arena: bytes at ${at} were bound as type ${done.type} (${done.bytes} bytes) and again as '${w.name}' without a write between`);
+      if (!done || !inPlace) {
         const raw = this.be.device.createBuffer({ size: ceil4(n), usage: WEIGHT_USAGE });
         this.be.copyBytes(buffer, byteOff, raw, 0, ceil4(n));
         this.be.repack(buffer, byteOff / 4, raw, n / q.repack.rawBytes, q.repack);
         this.be.release(raw);
-        if (buffer === this.chunks[c]) this.repacked.set(offset, { type: w.type, bytes: n });
+        if (inPlace) this.repacked.set(at, { type: w.type, bytes: n });
       }
     }
-    return new GpuWeight(w.name, w.type, w.shape, buffer, byteOff / 4, q);
+    return new GpuWeight(w.name, w.type, shape, buffer, byteOff / 4, q);
   }
 
   free(): void {

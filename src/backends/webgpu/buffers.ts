@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 // The WebGPU backend's handles: activation buffers, and the checks that a buffer or weight came from it.
 import type { Buf, Weight } from "../backend.js";
-import { GpuWeight } from "./arena.js";
+import { GpuSplitWeight, GpuWeight } from "./arena.js";
 
 export class GpuBuf implements Buf {
   constructor(readonly buffer: GPUBuffer, readonly length: number) {}
@@ -13,6 +13,7 @@ export function gbuf(b: Buf): GpuBuf {
 }
 
 export function gw(w: Weight, op: string): GpuWeight {
+  if (w instanceof GpuSplitWeight) throw new RangeError(`webgpu ${op}: weight '${w.name}' is larger than the adapter binds at once, bound as ${w.parts.length} runs of rows; only matmul and embed take it`);
   if (!(w instanceof GpuWeight)) throw new TypeError(`webgpu ${op}: weight '${w.name}' was not bound by the webgpu backend`);
   return w;
 }

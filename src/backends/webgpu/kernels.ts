@@ -63,6 +63,9 @@ export function dot32(pairs: readonly (readonly [sum: string, values: string])[]
 /** Weight rows and tokens of one workgroup of the tiled matmul. */
 export const TILE_ROWS = 64, TILE_TOKENS = 16;
 
+/** The tiled matmul's parameters past matmulHead's: out's row length and where this weight's rows go in it (as matvecWgsl's). */
+const TILED_FIELDS = ", o_n: u32, o_row0: u32";
+
 /**
  * out[t, n] = Σ_k x[t, k] · W[n, k] for several tokens (prefill, an expert's rows): each thread owns one weight
  * row and dequantises each unit of it once for up to 16 tokens, whose values every thread of the workgroup reads
@@ -72,7 +75,7 @@ export const TILE_ROWS = 64, TILE_TOKENS = 16;
  */
 export function tiledMatmulWgsl(dq: string, rowsPerThread: 1 | 2 = 1): string {
   if (rowsPerThread === 2) return tiled2(dq);
-  return /* wgsl */ `${matmulHead(dq, "", "vec4<f32>")}${MAIN}
+  return /* wgsl */ `${matmulHead(dq, TILED_FIELDS, "vec4<f32>")}${MAIN}
   let row = wid(wg, nw) * 64u + li;
   let t0 = wg.z * ${TILE_TOKENS}u;
   if (row >= p.n || t0 >= p.t) { return; }
@@ -88,7 +91,7 @@ export function tiledMatmulWgsl(dq: string, rowsPerThread: 1 | 2 = 1): string {
       acc[tt] += s;
     }
   }
-  for (var tt = 0u; tt < nt; tt++) { o[(t0 + tt) * p.n + row] = acc[tt]; }
+  for (var tt = 0u; tt < nt; tt++) { o[(t0 + tt) * p.o_n + p.o_row0 + row] = acc[tt]; }
 }`;
 }
 
@@ -98,7 +101,7 @@ export function tiledMatmulWgsl(dq: string, rowsPerThread: 1 | 2 = 1): string {
  * the last reads the first again (no branch around the loads) and is not stored.
  */
 function tiled2(dq: string): string {
-  return /* wgsl */ `${matmulHead(dq, "", "vec4<f32>")}${MAIN}
+  return /* wgsl */ `${matmulHead(dq, TILED_FIELDS, "vec4<f32>")}${MAIN}
   let row = wid(wg, nw) * 128u + li;
   let t0 = wg.z * ${TILE_TOKENS}u;
   if (row >= p.n || t0 >= p.t) { return; }
@@ -121,16 +124,16 @@ function tiled2(dq: string): string {
     }
   }
   for (var tt = 0u; tt < nt; tt++) {
-    o[(t0 + tt) * p.n + row] = acc[tt];
-    if (has1) { o[(t0 + tt) * p.n + row + 64u] = acc1[tt]; }
+    o[(t0 + tt) * p.o_n + p.o_row0 + row] = acc[tt];
+    if (has1) { o[(t0 + tt) * p.o_n + p.o_row0 + row + 64u] = acc1[tt]; }
   }
 }`;
 }
 
-/** out[t, :] = row ids[t] of the table (n rows of k). */
+/** out[t, :] = row ids[t] of the table (n rows of k), for the ids in [row0, row0 + n): the table's rows from row0 (all of them, or a run: arena.ts's GpuSplitWeight). */
 export function embedWgsl(dq: string): string {
   return /* wgsl */ `
-struct P { w_off: u32, k: u32, n: u32, t: u32, ids: u32 }
+struct P { w_off: u32, k: u32, n: u32, t: u32, ids: u32, row0: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> hd: array<u32>;
@@ -143,7 +146,9 @@ ${MAIN}
   if (g >= p.t * nu) { return; }
   let t = g / nu;
   let u = g % nu;
-  let v = dq32(hd[p.ids + t], u);
+  let r = hd[p.ids + t] - p.row0; // wraps past n for an id before row0
+  if (r >= p.n) { return; }
+  let v = dq32(r, u);
   for (var j = 0u; j < 32u; j++) { o[t * p.k + u * 32u + j] = v[j]; }
 }`;
 }

@@ -5,7 +5,7 @@
 // matvecLanes, tileRows, tiledMinGroups) are the backend's, which benches set; dispatches go through its recorder.
 import type { Buf, Weight } from "../backend.js";
 import { heads3d, weightDims } from "../backend.js";
-import type { GpuWeight } from "./arena.js";
+import { GpuSplitWeight, type GpuWeight } from "./arena.js";
 import { gbuf, gw } from "./buffers.js";
 import { matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import type { GpuQuant } from "./quant/index.js";
@@ -66,26 +66,29 @@ export class GpuMatmul {
   }
 
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    const g = gw(w, "matmul");
-    const { k, n } = weightDims(g);
-    if (k % 32 !== 0) throw new RangeError(`webgpu matmul: '${g.name}' rows of ${k} values are not whole units of 32`);
+    const parts = w instanceof GpuSplitWeight ? w.parts : [{ w: gw(w, "matmul"), row0: 0 }];
+    const { k, n } = weightDims(w);
+    if (k % 32 !== 0) throw new RangeError(`webgpu matmul: '${w.name}' rows of ${k} values are not whole units of 32`);
     const xs = gbuf(x), o = gbuf(out);
-    if (xs.length < nTokens * k || o.length < nTokens * n) throw new RangeError(`webgpu matmul '${g.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * k} and ${nTokens * n}`);
-    this.matmulRaw(o.buffer, g, xs.buffer, k, n, nTokens);
+    if (xs.length < nTokens * k || o.length < nTokens * n) throw new RangeError(`webgpu matmul '${w.name}': x has ${xs.length} values, out ${o.length}; need ${nTokens * k} and ${nTokens * n}`);
+    // A weight larger than a binding: each run of its rows into its columns of out (rows of n).
+    for (const p of parts) this.matmulRaw(o.buffer, p.w, xs.buffer, k, weightDims(p.w).n, nTokens, n, p.row0);
   }
-  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, accumulate = false): void {
-    const m = nTokens > 1 && !accumulate ? matmulPlan(k, n, nTokens, undefined, this.be.tileRows) : undefined;
+  /** out[t, row0 + r] (rows of outN) = the weight's row r · x[t], for its n rows. */
+  private matmulRaw(out: GPUBuffer, w: GpuWeight, x: GPUBuffer, k: number, n: number, nTokens: number, outN = n, row0 = 0): void {
+    const m = nTokens > 1 ? matmulPlan(k, n, nTokens, undefined, this.be.tileRows) : undefined;
     if (m && m.workgroups * m.z >= this.be.tiledMinGroups) {
-      this.be.rec.dispatch(`matmul/${w.type}/tiled${this.be.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.be.tileRows), [w.wordOffset, k, n, nTokens], [w.buffer, x, out], m.workgroups, m.z);
+      this.be.rec.dispatch(`matmul/${w.type}/tiled${this.be.tileRows}`, () => tiledMatmulWgsl(w.quant.wgsl, this.be.tileRows), [w.wordOffset, k, n, nTokens, outN, row0], [w.buffer, x, out], m.workgroups, m.z);
       return;
     }
     const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
     const xs = this.xFor(q, x, k, nTokens);
-    this.be.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, accumulate ? 1 : 0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
+    this.be.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, 0, outN, row0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */
   matmulSet(outs: readonly Buf[], ws: readonly Weight[], x: Buf, nTokens: number): void {
+    if (ws.some((w) => w instanceof GpuSplitWeight)) return ws.forEach((w, i) => this.matmul(outs[i], w, x, nTokens));
     const gs = ws.map((w) => gw(w, "matmulSet"));
     const dims = gs.map((w) => weightDims(w));
     const k = dims[0].k;

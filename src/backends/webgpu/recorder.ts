@@ -6,7 +6,7 @@
 // ids, addLater's values) is sealed and held with those after it, then submitted in order once they are in.
 // Benches time passes and dispatches through here too.
 import { weightDims } from "../backend.js";
-import type { GpuWeight } from "./arena.js";
+import type { Weight } from "../backend.js";
 import { DispatchProfiler, type KernelTimes } from "./profiler.js";
 import type { MappedStaging } from "./staging.js";
 
@@ -168,7 +168,7 @@ export class Recorder {
    * come, then written at byte `at` of the first held submission's staging bytes (the current one's, recorded just
    * before). Ids that never come, or are not valid, fail the backend and the held work never runs.
    */
-  holdForIds(ids: Promise<Int32Array>, at: number, n: number, table: GpuWeight): void {
+  holdForIds(ids: Promise<Int32Array>, at: number, n: number, table: Weight): void {
     const { n: vocab } = weightDims(table);
     const fail = (why: string) => {
       this.fail(`embedLater: ${why}`);

@@ -11,7 +11,7 @@
 // DeltaNet's in linear-attention-ops.ts: all dispatch through the recorder too.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { tensorBytes, weightDims } from "../backend.js";
-import { GpuArena, type ArenaHost } from "./arena.js";
+import { GpuArena, GpuSplitWeight, type ArenaHost } from "./arena.js";
 import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
@@ -325,14 +325,15 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   /** embed(), returning where the ids sit in the staging bytes. */
   private embedAt(out: Buf, table: Weight, ids: Int32Array): number {
-    const w = gw(table, "embed");
-    const { k, n } = weightDims(w);
+    // A table larger than a binding: a dispatch per run of its rows, each writing the tokens whose rows it holds.
+    const parts = table instanceof GpuSplitWeight ? table.parts : [{ w: gw(table, "embed"), row0: 0 }];
+    const { k, n } = weightDims(table);
     for (const id of ids) if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
-    if (k % 32 !== 0) throw new RangeError(`webgpu embed: '${w.name}' rows of ${k} values are not whole units of 32`);
+    if (k % 32 !== 0) throw new RangeError(`webgpu embed: '${table.name}' rows of ${k} values are not whole units of 32`);
     const o = gbuf(out);
     if (o.length < ids.length * k) throw new RangeError(`webgpu embed: out holds ${o.length} values, needs ${ids.length * k}`);
     const hd = this.rec.hostData(ids);
-    this.rec.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, n, ids.length, hd], [w.buffer, this.rec.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
+    for (const { w, row0 } of parts) this.rec.dispatch(`embed/${w.type}`, () => embedWgsl(w.quant.wgsl), [w.wordOffset, k, weightDims(w).n, ids.length, hd, row0], [w.buffer, this.rec.stageBuf, o.buffer], Math.ceil((ids.length * (k / 32)) / 64));
     return hd * 4;
   }
 
@@ -341,10 +342,10 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   embedLater(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void {
     if (this.rec.waitingForIds) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
-    const w = gw(table, "embedLater");
+    if (!(table instanceof GpuSplitWeight)) gw(table, "embedLater");
     this.rec.flush(); // what came before runs now; what follows waits for the ids
-    const at = this.embedAt(out, w, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
-    this.rec.holdForIds(ids, at, nTokens, w);
+    const at = this.embedAt(out, table, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
+    this.rec.holdForIds(ids, at, nTokens, table);
   }
 
   /** The matmuls (matvec, tiled, sets, per head): matmul-ops.ts. */
