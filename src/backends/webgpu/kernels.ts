@@ -403,21 +403,6 @@ export const ROUND_F16 = /* wgsl */ `fn round_f16(v: f32) -> f32 {
   return unpack2x16float(pack2x16float(vec2f(v, 0.0))).x;
 }`;
 
-/**
- * One workgroup spinning p.iters dependent FMAs, writing nothing (unless the sum hits an exact value it never does):
- * the GPU kept busy through a window it would idle in, where the driver lowers a Vulkan workload's clock (padIters).
- */
-export const PAD_WGSL = /* wgsl */ `
-struct P { iters: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> o: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(local_invocation_id) l: vec3u) {
-  var x = f32(l.x) * 1e-6;
-  var y = 1.0;
-  for (var i = 0u; i < p.iters; i++) { y = fma(y, 0.999999, x); x = fma(x, 1.000001, y * 1e-7); }
-  if (y == 12345.0) { o[0] = x; }
-}`;
-
 /** o[i] += the f32 at word p.at + i of the staging words (addLater: host values that came after the recording). */
 export const ADD_STAGED_WGSL = /* wgsl */ `
 struct P { n: u32, at: u32 }

@@ -12,10 +12,11 @@
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { tensorBytes, weightDims } from "../backend.js";
 import { GpuArena, GpuSplitWeight, type ArenaHost } from "./arena.js";
+import { GpuPad } from "./pad.js";
 import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
-import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, PAD_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
+import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
 import { GPU_QUANTS, type GpuQuant } from "./quant/index.js";
 import { GpuAttention } from "./attention-ops.js";
 import { GpuLinearAttention } from "./linear-attention-ops.js";
@@ -87,14 +88,14 @@ export class WebGpuBackend implements Backend, ArenaHost {
    * 78.8 ms a token (medians of 5 alternating rounds, session 17). Benches compare.
    */
   submitBeforeLater = true;
-  /**
-   * Opt-in: the GPU kept busy where a split layer leaves it idle (its experts done, the host's sum not yet in; a
-   * read's map under way), by one workgroup spinning this many FMA pairs (PAD_WGSL) after the experts' submission
-   * and after each read's. The driver sets a Vulkan workload's clock by how busy the GPU is: the split tier's decode
-   * ran at 345-540 MHz of 1980 on an H100 (session 19). Costs power; 0: off.
-   */
-  padIters = 0;
-  private padBuf: GPUBuffer | undefined;
+  /** Opt-in pads in the split tier's idle windows (pad.ts): the spin's iterations a pad, 0: off. */
+  get padIters(): number {
+    return this.pads.iters;
+  }
+  set padIters(n: number) {
+    this.pads.iters = n;
+  }
+  private readonly pads: GpuPad;
   /** Rows per thread group of every matvec, instead of matvecShape's choice by row count (benches compare). */
   matvecRows: number | undefined;
   /** Threads per row of every matvec at most this (8-64), instead of matvecShape's 64 (benches compare). */
@@ -136,6 +137,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     this.rec = new Recorder(gpu.device, this.uploads, gpu.timestamps, (why) => {
       this.error ??= why;
     });
+    this.pads = new GpuPad(gpu.device, this.rec);
     Object.assign(this, WebGpuBackend.tuning);
     this.gpu = gpu;
     this.subgroups = gpu.subgroups && opts.subgroups !== false;
@@ -204,7 +206,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
     if (n < 0 || n > o.length) throw new RangeError(`webgpu addLater: ${n} values overrun a buffer of ${o.length}`);
     if (n === 0) return values.then(() => undefined, () => undefined);
     if (this.submitBeforeLater) {
-      if (this.padIters > 0) this.pad(false);
+      if (this.padIters > 0) this.pads.record(false);
       this.rec.flush();
     }
     const at = this.rec.hostData(new Float32Array(n));
@@ -214,31 +216,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
       return v;
     }), at * 4);
   }
-  /**
-   * Pads of about `us` µs (padIters from the pad's time measured now; at a clock the driver has lowered the pads
-   * come out shorter, never longer, once it rises). 0: none.
-   */
-  async keepBusy(us: number): Promise<void> {
-    if (!(us > 0)) return void (this.padIters = 0);
-    this.rec.flush();
-    const time = async (iters: number) => {
-      const t = performance.now();
-      this.pad(true, iters);
-      await this.device.queue.onSubmittedWorkDone();
-      return performance.now() - t;
-    };
-    let long = Infinity, short = Infinity;
-    for (let i = 0; i < 3; i++) (long = Math.min(long, await time(20000))), (short = Math.min(short, await time(1)));
-    // The spin's own time: less the round trip, but never under half what the round trip took with it (a noisy
-    // round trip must not make the pads long).
-    const ms = Math.max(long - short, long / 2);
-    this.padIters = Math.max(1, Math.round((us / 1000 / ms) * 20000));
-  }
-  /** A spin of `iters` (padIters) recorded, and submitted on its own if `alone`. */
-  private pad(alone: boolean, iters = this.padIters): void {
-    this.padBuf ??= this.device.createBuffer({ size: 256, usage: STORAGE });
-    this.rec.dispatch("pad", () => PAD_WGSL, [iters], [this.padBuf], 1);
-    if (alone) this.rec.flush();
+  /** Pads of about `us` µs in the split tier's idle windows (pad.ts); 0: none. */
+  keepBusy(us: number): Promise<void> {
+    return this.pads.calibrate(us);
   }
   dropLateError(): void {
     this.rec.takeHoldError();
@@ -248,7 +228,7 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   async readMany(srcs: readonly Buf[], idle?: () => void): Promise<Float32Array[]> {
     try {
-      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay, idle, this.padIters > 0 ? () => this.pad(true) : undefined);
+      return await this.readbacks.read(srcs.map(gbuf), this.mapDelay, idle, this.padIters > 0 ? () => this.pads.record(true) : undefined);
     } finally {
       this.throwIfFailed();
     }
