@@ -114,8 +114,9 @@ export async function matmulParity(t: TestContext, formats: readonly QuantFormat
 export async function arenaParity(formats: readonly QuantFormat[]): Promise<void> {
   const scalar = new ScalarBackend();
   for (const fmt of formats) {
-    // Rows long enough for the binding sizes below: MXFP4's 17-byte blocks, Q2_K's 84-byte ones.
-    const k = fmt === Q2_K ? 512 : fmt.blockSize === 256 ? 256 : fmt === MXFP4 ? 288 : 96;
+    // Rows long enough for the binding sizes below: 32-value blocks of under 32 bytes (MXFP4, the legacy types),
+    // Q2_K's 84-byte ones.
+    const k = fmt === Q2_K ? 512 : fmt.blockSize === 256 ? 256 : fmt.bytesPerBlock < 32 && fmt.blockSize === 32 ? 288 : 96;
     const a = randomWeight(fmt, k, 3, `a-${fmt.name}`), b = randomWeight(fmt, k, 4, `b-${fmt.name}`);
     const na = tensorBytes(a), nb = tensorBytes(b), atB = Math.ceil(na / 64) * 64 + 64;
     // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.

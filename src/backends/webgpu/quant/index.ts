@@ -10,6 +10,8 @@ import { Q5_K_GPU } from "./q5_k.js";
 import { Q3_K_GPU } from "./q3_k.js";
 import { Q2_K_GPU } from "./q2_k.js";
 import { IQ4_XS_GPU } from "./iq4_xs.js";
+import { IQ4_NL_GPU } from "./iq4_nl.js";
+import { Q4_0_GPU, Q4_1_GPU, Q5_0_GPU, Q5_1_GPU } from "./legacy.js";
 
 export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
   [
@@ -24,6 +26,11 @@ export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
     Q3_K_GPU,
     Q2_K_GPU,
     IQ4_XS_GPU,
+    IQ4_NL_GPU,
+    Q4_0_GPU,
+    Q4_1_GPU,
+    Q5_0_GPU,
+    Q5_1_GPU,
   ].map((q) => [q.type, q]),
 );
 export type { GpuQuant } from "./types.js";

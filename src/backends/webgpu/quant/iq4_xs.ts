@@ -7,7 +7,7 @@ import type { GpuQuant } from "./types.js";
 
 // kvalues_iq4nl (src/quant/iq-tables.ts). var<private>, as MXFP4's KV, not a module const: readerOver (matvec.ts)
 // renames private variables for a second binding's reader, where a const would be declared twice.
-const KQ = /* wgsl */ `
+export const KQ = /* wgsl */ `
 var<private> KQ: array<f32, 16> = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
 fn iq4_4(q: u32) -> vec4f { return vec4f(KQ[q & 0xfu], KQ[(q >> 8u) & 0xfu], KQ[(q >> 16u) & 0xfu], KQ[(q >> 24u) & 0xfu]); }
 // Sub-block ib's d·(ls − 32) from the block's words 0 (d, scales_h) and 1 (scales_l).
