@@ -118,6 +118,10 @@ export const ENGINE_OPTIONS = {
     flag: "--gpu-admit <ratio>", env: "MOESTREAM_GPU_ADMIT", default: ADMIT_RATIO, parse: admitRatio,
     help: `--gpu-misses cpu: an expert run on the CPU goes up into the full GPU tier (in the background, while the GPU works; on the GPU from its next lookup) when looked up more than RATIO times as often lately as the one it would evict; inf (the default): never, once the free slots are filled. bench tier replays real routing: on Qwen3-30B-A3B at a 25% tier, 1 halves the experts run on the CPU for twice the uploads`,
   },
+  cpuMoe: {
+    flag: "--cpu-moe", env: "MOESTREAM_CPU_MOE", default: false, parse: bool,
+    help: "--backend webgpu: every routed expert runs on the CPU, as llama.cpp's --cpu-moe: the GPU runs attention, the dense and shared FFNs and the routing, and holds no expert slots (--gpu-expert-cache, --gpu-misses and --gpu-admit are then moot). The experts' weight types need no GPU kernel, so IQ2_XXS or IQ1_S expert files (unsloth's smallest) still use the GPU",
+  },
   gpuHoldClock: {
     flag: "--gpu-hold-clock <on|off>", env: "MOESTREAM_GPU_HOLD_CLOCK", default: false, parse: bool,
     help: "--backend webgpu on an NVIDIA GPU: hold a CUDA context on each NVIDIA GPU (the driver's libcuda, loaded at run time through the native addon), under which the driver keeps the GPU at its full clock; without one it clocks a bursty Vulkan workload down (an H100 under a split-tier-like load: 345 MHz, 1980 with a context held; bench/gpu/clock.sh). Costs power and some GPU memory a device; off (the default)",
@@ -182,6 +186,8 @@ export interface EngineConfig {
   gpuMisses: GpuMisses;
   /** Split tier admission over a victim: looked up more than this many times as often (Infinity: never). */
   gpuAdmit: number;
+  /** Every routed expert on a CPU backend beside the GPU (webgpu; llama.cpp's --cpu-moe): no expert slots. */
+  cpuMoe: boolean;
   /** Check every expert record's crc32c as it is read (packed models). */
   verifyExperts: boolean;
   /** Check every dense tensor's crc32c at load (packed models whose manifest has them). */

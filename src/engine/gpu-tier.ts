@@ -18,8 +18,13 @@ export interface GpuTierPlan {
   reason: string;
 }
 
-export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "gpuExpertCache">, x: { slotBytes: number; totalExperts: number; minSlots: number; hostCacheBytes: number; layerExperts: number }): Promise<GpuTierPlan> {
+export async function allocGpuTier(be: WebGpuBackend, cfg: Pick<EngineConfig, "gpuExpertCache" | "cpuMoe">, x: { slotBytes: number; totalExperts: number; minSlots: number; hostCacheBytes: number; layerExperts: number }): Promise<GpuTierPlan> {
   const { slotBytes, totalExperts, minSlots } = x;
+  if (cfg.cpuMoe) {
+    // No expert slots: every routed expert runs on the CPU backend beside the GPU (a ring of one slot, never used).
+    const slots = await GpuExpertSlots.allocate(be, slotBytes, 0, { min: 0, halve: false, ringSlots: 0, what: "--cpu-moe" });
+    return { slots, resident: false, reason: "no GPU expert tier (--cpu-moe)" };
+  }
   const given = cfg.gpuExpertCache > 0;
   const asked = given ? Math.floor(cfg.gpuExpertCache / slotBytes) : Math.max(minSlots, Math.floor(x.hostCacheBytes / slotBytes));
   if (given && asked < minSlots) {

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
-import type { Backend, Weight } from "../backends/backend.js";
+import type { Backend, OpName, Weight } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { loadNativeAddon, nativeAddonError } from "../backends/cpu/native-addon.js";
@@ -29,7 +29,7 @@ import { planMemory } from "./plan.js";
 import { expertBytesByType, formatExpertBytes } from "./expert-bytes.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import { expertLayout } from "./expert-layout.js";
-import { checkCapabilities } from "./capabilities.js";
+import { checkCapabilities, type WeightUse } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors, refuseSplitGGUF, tensorsHeld } from "./model-check.js";
 
@@ -188,6 +188,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     // A layout with fused alternatives (attn_qkv, ffn_gate_up_exps) follows the tensors the file (or the pack's manifest) holds.
     const { dense, experts: expertSpecs, unused } = arch.tensors(hp, tensorsHeld(file, store?.layers.map((l) => store!.parts(l))));
     const uses = checkTensors(dense, file, false);
+    const nDense = uses.length; // the experts' uses follow (they run on the CPU with --cpu-moe)
     const expertTensors = packed ? [] : expertSpecs.flatMap((e) => Object.values(e ?? {}));
     checkTensors(expertTensors, file, true, uses);
     checkTensors(unused, file, false); // shapes only: never loaded, so their types need no kernel
@@ -197,15 +198,26 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     const layers = r0.layers;
     // A pack's records must hold the parts the architecture declares, of one expert's shape each.
     checkExpertLayers(path, expertSpecs, { layers, parts: packed ? (l) => r0.parts(l) : undefined }, uses);
+    // --cpu-moe on the GPU: the experts run on a CPU backend, asked for their types once it is made.
+    const cpuMoe = cfg.cpuMoe && be instanceof WebGpuBackend;
+    const gpuUses = cpuMoe ? uses.slice(0, nDense) : uses;
     if (autoGpu) {
       try {
-        const slow = checkCapabilities(be, uses, arch.ops);
+        const slow = checkCapabilities(be, gpuUses, arch.ops);
         if (slow.length) throw new AutoGpuDeclined(slow[0]);
       } catch (e) {
         throw e instanceof AutoGpuDeclined ? e : new AutoGpuDeclined((e as Error).message);
       }
     }
-    warnings.push(...namingFile(path, () => checkCapabilities(be, uses, arch.ops)));
+    warnings.push(...namingFile(path, () => {
+      try {
+        return checkCapabilities(be, gpuUses, arch.ops);
+      } catch (e) {
+        // Only the experts' types lack GPU kernels: the experts can run on the CPU beside it.
+        if (!(be instanceof WebGpuBackend) || cpuMoe || !(e instanceof UsageError) || !canRun(be, uses.slice(0, nDense), arch.ops)) throw e;
+        throw new UsageError(e.code, `${e.message}, or --cpu-moe to run the experts on the CPU and the rest on the GPU`);
+      }
+    }));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
@@ -263,13 +275,14 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     let gpu: GpuTierPlan | undefined;
     if (cfg.gpuExpertCache && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-expert-cache applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (cfg.gpuMisses !== "upload" && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-misses applies to --backend webgpu only: ignored on backend '${be.name}'`);
+    if (cfg.cpuMoe && !(be instanceof WebGpuBackend)) warnings.push(`--cpu-moe applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (cfg.gpuKeepBusy && !(be instanceof WebGpuBackend)) warnings.push(`--gpu-keep-busy applies to --backend webgpu only: ignored on backend '${be.name}'`);
     if (be instanceof WebGpuBackend) {
       const totalExperts = layers.reduce((a, l) => a + r0.expertCount(l), 0);
-      gpu = await allocGpuTier(be, cfg, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
+      gpu = await allocGpuTier(be, { ...cfg, cpuMoe }, { slotBytes, totalExperts, minSlots: info.nExpertUsed, layerExperts: r0.expertCount(layers[0]), hostCacheBytes: expertIO.mode === "resident" ? totalExperts * slotBytes : expertIO.cacheBytes });
       if (autoGpu && !gpu.resident) {
         gpu.slots.free();
-        throw new AutoGpuDeclined(`the GPU holds ${gpu.slots.nSlots} of the ${totalExperts} experts, and streaming the rest through it is slower than the CPU backend today`);
+        throw new AutoGpuDeclined(cpuMoe ? "--cpu-moe runs the experts on the CPU beside the GPU, untimed against the CPU backend alone: give --backend webgpu" : `the GPU holds ${gpu.slots.nSlots} of the ${totalExperts} experts, and streaming the rest through it is slower than the CPU backend today`);
       }
       const g = { slots: gpu.slots.nSlots, bytes: gpu.slots.nSlots * slotBytes, resident: gpu.resident };
       expertIO = gpu.resident
@@ -287,11 +300,12 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     });
     // The GPU tier evicts by the same policy as the host cache, an instance of its own.
     // --gpu-misses cpu: the experts the tier lacks run on a CPU backend of their own (split tier).
-    const hostBackend = gpu && !gpu.resident && cfg.gpuMisses !== "upload" ? (hostBe = await createBackend({ ...cfg, backend: "auto", threads: cfg.threads || splitHostThreads() }, warnings)) : undefined;
+    const hostBackend = gpu && !gpu.resident && (cpuMoe || cfg.gpuMisses !== "upload") ? (hostBe = await createBackend({ ...cfg, backend: "auto", threads: cfg.threads || splitHostThreads() }, warnings)) : undefined;
+    if (cpuMoe && hostBackend) warnings.push(...namingFile(path, () => checkCapabilities(hostBackend, uses.slice(nDense))));
     if (hostBackend?.hostCopyBytes && be instanceof WebGpuBackend) be.hostCopy = hostBackend.hostCopyBytes.bind(hostBackend);
     if (cfg.gpuKeepBusy && be instanceof WebGpuBackend) await be.keepBusy(cfg.gpuKeepBusy);
-    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: info.nExpertUsed, hostBackend, admitRatio: cfg.gpuMisses === "cpu-fill" ? Infinity : cfg.gpuAdmit });
-    if (hostBackend) expertIO = { ...expertIO, reason: `${expertIO.reason}; experts not on the GPU run on backend '${hostBackend.name}' (--gpu-misses ${cfg.gpuMisses})${"threads" in hostBackend ? ` on ${hostBackend.threads} thread${hostBackend.threads === 1 ? "" : "s"}` : ""}` };
+    const gpuExperts = gpu && new DeviceTier(experts, gpu.slots, policyByName(spec.name, spec.params, readerPolicyContext(r0, info.nLayer, info.nExpertUsed)), { minExperts: cpuMoe ? 0 : info.nExpertUsed, hostBackend, admitRatio: cpuMoe || cfg.gpuMisses === "cpu-fill" ? Infinity : cfg.gpuAdmit });
+    if (hostBackend) expertIO = { ...expertIO, reason: `${expertIO.reason}; ${cpuMoe ? "every routed expert runs" : "experts not on the GPU run"} on backend '${hostBackend.name}' (${cpuMoe ? "--cpu-moe" : `--gpu-misses ${cfg.gpuMisses}`})${"threads" in hostBackend ? ` on ${hostBackend.threads} thread${hostBackend.threads === 1 ? "" : "s"}` : ""}` };
     if (expertIO.mode === "resident") {
       const base = doneBytes;
       const progress = (d: number, t: number) => onProgress?.(base + (d / t) * expertBytes, Math.max(totalBytes, base + expertBytes));
@@ -321,5 +335,15 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     throw e;
   } finally {
     await file.source.close();
+  }
+}
+
+/** Whether the backend runs these weights' ops (checkCapabilities without its error). */
+function canRun(be: Backend, uses: readonly WeightUse[], ops?: readonly OpName[]): boolean {
+  try {
+    checkCapabilities(be, uses, ops);
+    return true;
+  } catch {
+    return false;
   }
 }
