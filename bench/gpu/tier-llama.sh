@@ -5,7 +5,8 @@
 # GGUF, alternating, two rounds each, with nvidia-smi sampling the GPU's clocks meanwhile (smi.csv). llama-bench builds from the
 # source node-llama-cpp ships (nice 19) while the model is written, and runs only once built (~4.5 min of build).
 # Hosts differ call to call (session 17): a ratio is only worth what both sides measured on one host. Carried:
-# .gpu (bench/gpu/pack-carry.sh). Results in $OUT: steps.log (both sides' tok/s), and all.tgz holding the rest.
+# .gpu (bench/gpu/pack-carry.sh). CPUMOE=1 also times every expert on the CPU (--cpu-moe against -ncmoe 48).
+# Results in $OUT: steps.log (both sides' tok/s), and all.tgz holding the rest.
 set -uo pipefail
 W=${W:-/tmp/moestream-tl}
 source "$PWD/bench/gpu/common.sh"
@@ -38,6 +39,17 @@ for round in 1 2; do
     log "moestream split tier 25% $admit (${FL[*]}) round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);const d=j.lastRun.experts.decode,t=j.lastRun.generatedTokens;console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s; a token: gpu ${(d.gpuHits/t).toFixed(1)}, uploads ${(d.gpuMisses/t).toFixed(1)}, admitted ${(d.gpuAdmits/t).toFixed(1)}, cpu ${(d.gpuHostRuns/t).toFixed(1)}`)' "$OUT/split-$admit-$round.json" 2>&1)"
   done
 done
+# CPUMOE=1: every routed expert on the CPU beside the GPU, ours (--cpu-moe, with CPUMOE_FLAGS) against llama.cpp's
+# -ncmoe 48 (all of a3b's layers), alternating, two rounds.
+if [ -n "${CPUMOE:-}" ]; then
+  for round in 1 2; do
+    timeout 120 "$LB" -m "$M" -ngl 99 -ncmoe 48 -p 64 -n 32 -r 2 -o md 2> /dev/null | grep "^|" > "$OUT/llama-cpumoe-$round.md"
+    log "llama.cpp -ncmoe 48 round $round rc=$? $(grep -E 'tg32' "$OUT/llama-cpumoe-$round.md" | tr -s ' ')"
+    sleep "${GAP:-0}"
+    timeout 90 "$W/node" bin/moestream.cjs bench -m "$M" --backend webgpu --expert-io resident --cpu-moe ${CPUMOE_FLAGS:-} -p 64 -n 32 -r 2 --json > "$OUT/cpumoe-$round.json" 2>> "$OUT/steps.log"
+    log "moestream --cpu-moe ${CPUMOE_FLAGS:-} round $round rc=$? $("$W/node" -e 'const j=require(process.argv[1]);console.log(`tg ${j.tg.tokPerSec.map((v)=>v.toFixed(2))} tok/s`)' "$OUT/cpumoe-$round.json" 2>&1)"
+  done
+fi
 # OVERLAP=1: then bench gpu's split tier (addLater vs awaited vs one submission), with its host timing counters.
 # The defaults, then --gpu-admit 1 (bench gpu's --admit): overlap.log and overlap-admit1.log.
 if [ -n "${OVERLAP:-}" ]; then

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
-import type { Backend, OpName, Weight } from "../backends/backend.js";
+import type { Backend, OpName, Weight, WeightArena } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { loadNativeAddon, nativeAddonError } from "../backends/cpu/native-addon.js";
@@ -28,6 +28,7 @@ import type { ExpertIODecision } from "./expert-io.js";
 import { planMemory } from "./plan.js";
 import { expertBytesByType, formatExpertBytes } from "./expert-bytes.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
+import { formatBytes } from "../util/bytes.js";
 import { expertLayout } from "./expert-layout.js";
 import { checkCapabilities, type WeightUse } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
@@ -245,7 +246,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
       place.set(spec.name, { arena: arenaBytes.length - 1, at: arenaBytes[arenaBytes.length - 1] });
       arenaBytes[arenaBytes.length - 1] += n;
     }
-    const arenas = arenaBytes.map((n) => be.allocWeights(n));
+    const arenas = be instanceof WebGpuBackend ? await denseOnGpu(be, arenaBytes, dense.length, autoGpu !== undefined) : arenaBytes.map((n) => be.allocWeights(n));
     // A pack's dense tensors are checked against its manifest as they land (off the JS thread with the addon,
     // while the next one is read), and all before any is bound: binding may repack the bytes in place.
     const crcs = packed && cfg.verifyDense ? (reader as ExpertStore).manifest.dense.crc32c : undefined;
@@ -346,4 +347,19 @@ function canRun(be: Backend, uses: readonly WeightUse[], ops?: readonly OpName[]
   } catch {
     return false;
   }
+}
+
+/**
+ * The dense weights' arenas on the GPU, or a UsageError at load where the device refuses that memory (an
+ * out-of-memory error scope): WebGPU tells no memory size, and a refused buffer would otherwise fail the first forward.
+ */
+async function denseOnGpu(be: WebGpuBackend, arenaBytes: readonly number[], tensors: number, auto: boolean): Promise<WeightArena[]> {
+  be.device.pushErrorScope("out-of-memory");
+  const arenas = arenaBytes.map((n) => be.allocWeights(n));
+  const oom = await be.device.popErrorScope();
+  if (!oom) return arenas;
+  for (const a of arenas) a.free();
+  const refused = `${be.adapterName} refused ${formatBytes(arenaBytes.reduce((a, n) => a + n, 0))} for the model's ${tensors} dense tensors (${oom.message})`;
+  if (auto) throw new AutoGpuDeclined(refused);
+  throw new UsageError("gpu_memory", `${refused}; --cpu-moe does not shrink them: run the model on the CPU (--backend native) or take a smaller quant`);
 }

@@ -138,3 +138,28 @@ test("--gpu-hold-clock and --gpu-keep-busy: warnings naming why off an NVIDIA GP
     assert.deepEqual(addon.holdCudaContexts(), r, "tried once a process");
   }
 });
+
+test("dense weights the GPU refuses (an out-of-memory error scope at load) stop the load with the bytes and what to do, not the first forward", async () => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", seed: 7, peaked: 4, nVocab: 2048 });
+  // Fault injection: the device answers the load's first out-of-memory scope (the dense weights') with an error.
+  const { globals } = (await import("webgpu")) as unknown as { globals: { GPUDevice: { prototype: GPUDevice } } };
+  const proto = globals.GPUDevice.prototype, pop = proto.popErrorScope;
+  let refused = 0;
+  proto.popErrorScope = function (this: GPUDevice) {
+    proto.popErrorScope = pop;
+    refused++;
+    return pop.call(this).then(() => ({ message: "Out of memory (injected)" }) as GPUError);
+  };
+  try {
+    await assert.rejects(loadModel(path, defaultEngineConfig({ backend: "webgpu", ctxSize: 32 })), (e: unknown) => {
+      assert.ok(e instanceof UsageError);
+      assert.match(e.message, /refused [\d.]+ [KMG]iB for the model's \d+ dense tensors \(Out of memory \(injected\)\); --cpu-moe does not shrink them: run the model on the CPU \(--backend native\) or take a smaller quant/);
+      return true;
+    });
+  } finally {
+    proto.popErrorScope = pop;
+  }
+  assert.equal(refused, 1);
+  await run(path, {}); // and the next load, the device answering truly, runs
+});
