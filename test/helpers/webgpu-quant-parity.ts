@@ -7,7 +7,7 @@ import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
 import type { Backend, ExpertRows, HostWeight, Weight } from "../../src/backends/backend.js";
 import { tensorBytes } from "../../src/backends/backend.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
-import { MXFP4, Q2_K, Q8_0, type QuantFormat } from "../../src/quant/index.js";
+import { MXFP4, Q8_0, type QuantFormat } from "../../src/quant/index.js";
 import { bufOf, perExpertMoe, quantiseX8, randomValues, randomWeight, runMatmul } from "./parity.js";
 import { nmse, sameBits } from "./numeric.js";
 import { gpuBackend, gpuDevice } from "./webgpu.js";
@@ -31,13 +31,13 @@ export const TOL_INT_X = 3e-3;
 export async function matmulParity(t: TestContext, formats: readonly QuantFormat[], variantTypes: ReadonlySet<string>): Promise<void> {
   const scalar = new ScalarBackend(), be = await gpuBackend(), tree = await gpuBackend({ subgroups: false }), pair = await gpuBackend(), word = await gpuBackend(), lanes = await gpuBackend(), int = await gpuBackend();
   int.intDot = true;
-  const rows2 = await gpuBackend(), small = await gpuBackend(), plain = await gpuBackend();
+  const rows2 = await gpuBackend(), small = await gpuBackend();
   small.tiledMinGroups = Infinity; // every prompt matmul as the matvec, each token of z re-reading the weights
   [be.tileRows, rows2.tileRows] = [1, 2]; // be: one row a thread (the default is 2), compared with two bit for bit
   // The variant types' prompt matmuls always tiled: these shapes are below the default's least grid (a matmul that
-  // small runs as the matvec), which would leave the tiled kernels untested. The other types run the defaults
-  // (`plain`): the tiled code is the same for every type (its dequantisation is embed's, tested for each), and each
-  // type's compile of it takes ~12 s on lavapipe.
+  // small runs as the matvec), which would leave the tiled kernels untested. The other types run as the default runs
+  // these shapes (`small`: the matvec over tokens): the tiled code is the same for every type (its dequantisation is
+  // embed's, tested for each), and each type's compile of it takes ~12 s on lavapipe.
   be.tiledMinGroups = rows2.tiledMinGroups = 0;
   pair.q4kReader = "pair";
   word.q4kReader = "word"; // the others run vec4, the default
@@ -46,7 +46,7 @@ export async function matmulParity(t: TestContext, formats: readonly QuantFormat
   assert.ok((await gpuDevice()).int8Dot, "lavapipe's WGSL has the packed integer dot products: the intDot readers run");
   let worst = 0, worstInt = 0;
   for (const fmt of formats) {
-    const variants = variantTypes.has(fmt.name), main = variants ? be : plain;
+    const variants = variantTypes.has(fmt.name), main = variants ? be : small;
     // K = 256 for the k-quants; 3 rows of Q6_K / 9 blocks of Q8_0 make an odd count of f16 scales.
     // 33001 rows: enough workgroups for the matvec's 4 rows per thread group, and a last group that is not full.
     // Rows of 4096 (2304 for 32-blocks: 9 chunks of 256 over 64 threads): more chunks than threads, read several
@@ -115,8 +115,8 @@ export async function arenaParity(formats: readonly QuantFormat[]): Promise<void
   const scalar = new ScalarBackend();
   for (const fmt of formats) {
     // Rows long enough for the binding sizes below: 32-value blocks of under 32 bytes (MXFP4, the legacy types),
-    // Q2_K's 84-byte ones.
-    const k = fmt === Q2_K ? 512 : fmt.blockSize === 256 ? 256 : fmt.bytesPerBlock < 32 && fmt.blockSize === 32 ? 288 : 96;
+    // 256-value ones of under 100 (Q2_K, IQ2_XXS, IQ3_XXS).
+    const k = fmt.blockSize === 256 ? (fmt.bytesPerBlock < 100 ? 512 : 256) : fmt.bytesPerBlock < 32 && fmt.blockSize === 32 ? 288 : 96;
     const a = randomWeight(fmt, k, 3, `a-${fmt.name}`), b = randomWeight(fmt, k, 4, `b-${fmt.name}`);
     const na = tensorBytes(a), nb = tensorBytes(b), atB = Math.ceil(na / 64) * 64 + 64;
     // Bindings of a few hundred bytes: the second weight crosses from the first into the second buffer.

@@ -37,8 +37,8 @@ test("--backend auto keeps a GPU for a model whose experts all sit on it, and de
   // Every architecture's ops run there (a DeltaNet model is kept); a weight type without a kernel is the reason now.
   const deltaNet = await smallVocabModel({ preset: "qwen35moe-tiny", type: "Q8_0", seed: 11, nVocab: 2048 });
   assert.equal((await backendOf(deltaNet, { expertIo: "resident" })).name, "webgpu");
-  const iq2 = await smallVocabModel({ type: "Q8_0", expertType: "IQ2_XXS", seed: 5, nVocab: 2048 });
+  const iq2 = await smallVocabModel({ type: "Q8_0", expertType: "IQ2_XS", seed: 5, nVocab: 2048 });
   const cpu = await backendOf(iq2, { expertIo: "resident" });
   assert.notEqual(cpu.name, "webgpu");
-  assert.ok(cpu.warnings.some((w) => /^backend auto: not the GPU .*cannot run \w+ on IQ2_XXS/.test(w)), cpu.warnings.join("\n"));
+  assert.ok(cpu.warnings.some((w) => /^backend auto: not the GPU .*cannot run \w+ on IQ2_XS/.test(w)), cpu.warnings.join("\n"));
 });

@@ -135,7 +135,7 @@ test("webgpu runs every architecture's ops, and refuses at load, by name, weight
   const be = new WebGpuBackend(await gpuDevice());
   for (const arch of ["qwen3moe", "qwen3next", "qwen35moe", "gpt-oss", "deepseek2", "glm4moe", "llama", "olmoe"]) assert.deepEqual(checkCapabilities(be, [], architecture(arch).ops), [], arch);
   assert.throws(() => checkCapabilities(be, [], ["expert_ffn"]), (e: unknown) => e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) expert_ffn/.test(e.message));
-  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 16, rank: 2 }]), /backend 'webgpu' cannot run matmul on IQ2_XXS weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
+  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 17, rank: 2 }]), /backend 'webgpu' cannot run matmul on IQ2_XS weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
   assert.deepEqual(checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), [], "MLA's per-head matmul runs on webgpu");
   assert.deepEqual(checkCapabilities(be, [{ name: "token_embd.weight", type: 12, rank: 2 }, { name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]), []);
 });

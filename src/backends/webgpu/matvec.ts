@@ -114,7 +114,7 @@ fn total(j: u32, grp: u32, sg_whole: bool, sg_size: u32) -> f32 {
  */
 export function readerOver(code: string, name: string): string {
   const fns = [...code.matchAll(/\bfn (\w+)\(/g)].map((m) => m[1]);
-  const vars = [...code.matchAll(/\bvar<private> (\w+)/g)].map((m) => m[1]); // tables (MXFP4's): a copy each
+  const vars = [...code.matchAll(/\b(?:var<private>|const) (\w+)\s*:/g)].map((m) => m[1]); // tables (MXFP4's, the i-quants' grids): a copy each
   let out = code.replace(/\bw\[/g, `${name}[`);
   for (const f of fns) out = out.replace(new RegExp(`\\b${f}\\(`, "g"), `${f}_${name}(`);
   for (const v of vars) out = out.replace(new RegExp(`\\b${v}\\b`, "g"), `${v}_${name}`);

@@ -11,6 +11,8 @@ import { Q3_K_GPU } from "./q3_k.js";
 import { Q2_K_GPU } from "./q2_k.js";
 import { IQ4_XS_GPU } from "./iq4_xs.js";
 import { IQ4_NL_GPU } from "./iq4_nl.js";
+import { IQ2_XXS_GPU } from "./iq2_xxs.js";
+import { IQ3_XXS_GPU } from "./iq3_xxs.js";
 import { Q4_0_GPU, Q4_1_GPU, Q5_0_GPU, Q5_1_GPU } from "./legacy.js";
 
 export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
@@ -27,6 +29,8 @@ export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
     Q2_K_GPU,
     IQ4_XS_GPU,
     IQ4_NL_GPU,
+    IQ2_XXS_GPU,
+    IQ3_XXS_GPU,
     Q4_0_GPU,
     Q4_1_GPU,
     Q5_0_GPU,
