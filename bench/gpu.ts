@@ -17,7 +17,7 @@ import { gbuf } from "../src/backends/webgpu/buffers.js";
 import { GPU_QUANTS } from "../src/backends/webgpu/quant/index.js";
 import { ScalarBackend } from "../src/backends/cpu/scalar.js";
 import type { Buf, ExpertRows, Weight, WeightArena } from "../src/backends/backend.js";
-import { BF16, F16, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
+import { BF16, F16, IQ2_XXS, Q4_0, Q4_K, Q6_K, Q8_0, type QuantFormat } from "../src/quant/index.js";
 import { directFill } from "../src/gen/direct.js";
 import { Stream } from "../src/gen/random.js";
 import { f32ToF16 } from "../src/util/f16.js";
@@ -31,7 +31,8 @@ import { machineLine } from "./machine.js";
 import { quantile } from "./timer-lag.js";
 
 const QUERY_RESOLVE = 0x200, MAP_READ = 0x01, COPY_SRC = 0x04, COPY_DST = 0x08, STORAGE = 0x80;
-const TYPES = [F16, BF16, Q8_0, Q4_K, Q6_K];
+// Q4_0 and IQ2_XXS: the legacy reader and a grid i-quant's (its grid a WGSL constant), untimed before session 21.
+const TYPES = [F16, BF16, Q8_0, Q4_K, Q6_K, Q4_0, IQ2_XXS];
 /** Bytes of distinct weights a row cycles through: well past an H100's 50 MB L2. */
 const ROTATE_BYTES = 512 << 20;
 /** Bytes of weights read per timed pass (more iterations for small kernels). */
@@ -257,6 +258,13 @@ function pattern(fmt: QuantFormat, values: number): Uint8Array {
     const bits = new Uint32Array(v.buffer);
     for (let i = 0; i < values; i++) out[i] = fmt === F16 ? f32ToF16(v[i]) : bits[i] >>> 16;
     return new Uint8Array(out.buffer);
+  }
+  if (fmt === Q4_0) {
+    // No direct sampler: random values quantised (ggml's reference rounding).
+    const v = new Float32Array(values), out = new Uint8Array((values / 32) * 18);
+    s.fillUniform(v, 0.05);
+    fmt.quantizeRow(v, out, values);
+    return out;
   }
   return directFill(fmt.type, values, 0.05, s);
 }
