@@ -120,7 +120,7 @@ export const ENGINE_OPTIONS = {
   },
   cpuMoe: {
     flag: "--cpu-moe", env: "MOESTREAM_CPU_MOE", default: false, parse: bool,
-    help: "--backend webgpu: every routed expert runs on the CPU, as llama.cpp's --cpu-moe: the GPU runs attention, the dense and shared FFNs and the routing, and holds no expert slots (--gpu-expert-cache, --gpu-misses and --gpu-admit are then moot). The experts' weight types need no GPU kernel, so IQ1_S or IQ2_XS expert files (in unsloth's smallest) still use the GPU",
+    help: "--backend webgpu: every routed expert runs on the CPU, as llama.cpp's --cpu-moe: the GPU runs attention, the dense and shared FFNs and the routing, and holds no expert slots (--gpu-expert-cache, --gpu-misses and --gpu-admit are then moot); the experts stay in host memory or stream from disk, for a GPU whose memory holds the dense weights and little more",
   },
   gpuHoldClock: {
     flag: "--gpu-hold-clock <on|off>", env: "MOESTREAM_GPU_HOLD_CLOCK", default: false, parse: bool,

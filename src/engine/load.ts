@@ -4,7 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
-import type { Backend, OpName, Weight, WeightArena } from "../backends/backend.js";
+import type { Backend, Weight, WeightArena } from "../backends/backend.js";
 import { ScalarBackend } from "../backends/cpu/scalar.js";
 import { NativeBackend, nativeAvailable } from "../backends/cpu/native.js";
 import { loadNativeAddon, nativeAddonError } from "../backends/cpu/native-addon.js";
@@ -30,7 +30,7 @@ import { expertBytesByType, formatExpertBytes } from "./expert-bytes.js";
 import { ggmlTypeName } from "../format/gguf/ggml-types.js";
 import { formatBytes } from "../util/bytes.js";
 import { expertLayout } from "./expert-layout.js";
-import { checkCapabilities, type WeightUse } from "./capabilities.js";
+import { checkCapabilities } from "./capabilities.js";
 import { engineChecksums } from "./checksums.js";
 import { checkExpertLayers, checkNoOtherTensors, checkTensors, refuseSplitGGUF, tensorsHeld } from "./model-check.js";
 
@@ -210,15 +210,7 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
         throw e instanceof AutoGpuDeclined ? e : new AutoGpuDeclined((e as Error).message);
       }
     }
-    warnings.push(...namingFile(path, () => {
-      try {
-        return checkCapabilities(be, gpuUses, arch.ops);
-      } catch (e) {
-        // Only the experts' types lack GPU kernels: the experts can run on the CPU beside it.
-        if (!(be instanceof WebGpuBackend) || cpuMoe || !(e instanceof UsageError) || !canRun(be, uses.slice(0, nDense), arch.ops)) throw e;
-        throw new UsageError(e.code, `${e.message}, or --cpu-moe to run the experts on the CPU and the rest on the GPU`);
-      }
-    }));
+    warnings.push(...namingFile(path, () => checkCapabilities(be, gpuUses, arch.ops)));
     const slotBytes = Math.max(...layers.map((l) => reader!.recordBytes(l)));
     const expertBytes = layers.reduce((a, l) => a + reader!.recordBytes(l) * reader!.expertCount(l), 0);
     const denseBytes = dense.reduce((a, s) => a + (byName.get(s.name)?.byteLength ?? 0), 0);
@@ -336,16 +328,6 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
     throw e;
   } finally {
     await file.source.close();
-  }
-}
-
-/** Whether the backend runs these weights' ops (checkCapabilities without its error). */
-function canRun(be: Backend, uses: readonly WeightUse[], ops?: readonly OpName[]): boolean {
-  try {
-    checkCapabilities(be, uses, ops);
-    return true;
-  } catch {
-    return false;
   }
 }
 

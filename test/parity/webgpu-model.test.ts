@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
 import { argmax } from "../helpers/greedy.js";
-import { UsageError } from "../../src/util/errors.js";
+import { ModelError, UsageError } from "../../src/util/errors.js";
+import { ScalarBackend } from "../../src/backends/cpu/scalar.js";
+import { QUANT_FORMATS } from "../../src/quant/index.js";
 import { checkCapabilities } from "../../src/engine/capabilities.js";
 import { architecture } from "../../src/models/registry.js";
 import { WebGpuBackend } from "../../src/backends/webgpu/webgpu.js";
@@ -131,11 +133,24 @@ for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tin
   });
 }
 
-test("webgpu runs every architecture's ops, and refuses at load, by name, weights of types it has no kernel for", async () => {
+test("webgpu runs every architecture's ops and every weight type the scalar reference runs; a type no backend runs is refused by name", async () => {
   const be = new WebGpuBackend(await gpuDevice());
   for (const arch of ["qwen3moe", "qwen3next", "qwen35moe", "gpt-oss", "deepseek2", "glm4moe", "llama", "olmoe"]) assert.deepEqual(checkCapabilities(be, [], architecture(arch).ops), [], arch);
   assert.throws(() => checkCapabilities(be, [], ["expert_ffn"]), (e: unknown) => e instanceof UsageError && /backend 'webgpu' lacks the op\(s\) expert_ffn/.test(e.message));
-  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 17, rank: 2 }]), /backend 'webgpu' cannot run matmul on IQ2_XS weights \(tensor 'blk\.0\.ffn_down_exps\.weight'\)/);
+  const lacking = QUANT_FORMATS.filter((f) => new ScalarBackend().supports("matmul", f.type) && !(be.supports("matmul", f.type) && be.supports("embed", f.type)));
+  assert.deepEqual(lacking.map((f) => f.name), [], "weight types the scalar reference runs and webgpu does not");
+  assert.throws(() => checkCapabilities(be, [{ name: "blk.0.ffn_down_exps.weight", type: 34, rank: 2 }]), (e: unknown) => e instanceof ModelError && /tensor 'blk\.0\.ffn_down_exps\.weight' is TQ1_0: no moestream backend runs matmul on it/.test(e.message));
   assert.deepEqual(checkCapabilities(be, [{ name: "blk.0.attn_k_b.weight", type: 8, rank: 3 }]), [], "MLA's per-head matmul runs on webgpu");
   assert.deepEqual(checkCapabilities(be, [{ name: "token_embd.weight", type: 12, rank: 2 }, { name: "blk.0.attn_norm.weight", type: 0, rank: 1 }]), []);
+});
+
+test("tiny qwen3moe in the ud mix (IQ2_XXS / IQ3_XXS / IQ4_XS experts, Q6_K and Q4_K beside them) on webgpu: the scalar reference's greedy tokens, logits within 1e-8", async (t) => {
+  await gpuDevice();
+  const path = await smallVocabModel({ type: "Q8_0", mix: "ud", seed: 5, peaked: 4, nVocab: 2048 });
+  const ref = await run(path, { backend: "scalar", expertIo: "resident" });
+  const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
+  assert.deepEqual(gpu.tokens, ref.tokens);
+  const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
+  t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
+  assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
 });

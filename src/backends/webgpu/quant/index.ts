@@ -13,6 +13,10 @@ import { IQ4_XS_GPU } from "./iq4_xs.js";
 import { IQ4_NL_GPU } from "./iq4_nl.js";
 import { IQ2_XXS_GPU } from "./iq2_xxs.js";
 import { IQ3_XXS_GPU } from "./iq3_xxs.js";
+import { IQ2_XS_GPU } from "./iq2_xs.js";
+import { IQ2_S_GPU } from "./iq2_s.js";
+import { IQ3_S_GPU } from "./iq3_s.js";
+import { IQ1_M_GPU, IQ1_S_GPU } from "./iq1_s.js";
 import { Q4_0_GPU, Q4_1_GPU, Q5_0_GPU, Q5_1_GPU } from "./legacy.js";
 
 export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
@@ -31,6 +35,11 @@ export const GPU_QUANTS: ReadonlyMap<number, GpuQuant> = new Map(
     IQ4_NL_GPU,
     IQ2_XXS_GPU,
     IQ3_XXS_GPU,
+    IQ2_XS_GPU,
+    IQ2_S_GPU,
+    IQ3_S_GPU,
+    IQ1_S_GPU,
+    IQ1_M_GPU,
     Q4_0_GPU,
     Q4_1_GPU,
     Q5_0_GPU,
