@@ -2,7 +2,7 @@
 // reference's greedy tokens and logits within a stated tolerance, resident and (Q8_0, repacked at each bind) with
 // experts streamed through a binding tier smaller than the experts (streamed == resident bit for bit); a model whose ops it lacks is refused
 // at load by name.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel, type LoadedModel } from "../../src/engine/load.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/config.js";
@@ -97,6 +97,17 @@ for (const type of ["Q8_0", "Q4_K"] as const) {
   });
 }
 
+/** The model on webgpu against the scalar reference: the same greedy tokens, logits within tol; the webgpu run. */
+async function sameAsReference(t: TestContext, path: string, tol: number): ReturnType<typeof run> {
+  const ref = await run(path, { backend: "scalar", expertIo: "resident" });
+  const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
+  assert.deepEqual(gpu.tokens, ref.tokens);
+  const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
+  t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
+  assert.ok(e < tol, `logits nmse ${e.toExponential(2)}`);
+  return gpu;
+}
+
 // Other architectures whose ops the backend runs: Mixtral (NORM rope; Q4_0), GLM-4.5 (partial rope, biases, a shared
 // expert, sigmoid routing), OLMoE (q/k norms over whole projections), DeepSeek-V2/V3 (MLA: per-head matmuls, V a
 // prefix of K, YaRN on NORM pairs at an offset), Qwen3-Next and Qwen3.5 (gated DeltaNet layers beside gated attention),
@@ -108,12 +119,7 @@ for (const preset of ["mixtral-tiny", "glm4moe-tiny", "olmoe-tiny", "gpt-oss-tin
     // Mixtral in Q4_0 (the legacy type many of its GGUFs are), gpt-oss with MXFP4 experts (as its files are).
     const opts = { preset, type: preset === "mixtral-tiny" ? "Q4_0" : "Q8_0", seed: 5, nVocab: 2048, ...(preset === "gpt-oss-tiny" ? { expertType: "MXFP4" } : {}) } as const;
     const path = preset === "mixtral-tiny" ? await spmVocabModel(opts) : await smallVocabModel(opts);
-    const ref = await run(path, { backend: "scalar", expertIo: "resident" });
-    const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
-    assert.deepEqual(gpu.tokens, ref.tokens);
-    const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
-    t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
-    assert.ok(e < tol, `logits nmse ${e.toExponential(2)}`);
+    const gpu = await sameAsReference(t, path, tol);
     if (!SPLIT.has(preset)) return;
     // The split tier (a tier of one layer's top-k; the rest on the CPU, whose kernels round activations to 8 bits):
     // the prompt's logits near the all-GPU run's, unless a near-tie routed a token apart (a random model's later
@@ -146,11 +152,5 @@ test("webgpu runs every architecture's ops and every weight type the scalar refe
 
 test("tiny qwen3moe in the ud mix (IQ2_XXS / IQ3_XXS / IQ4_XS experts, Q6_K and Q4_K beside them) on webgpu: the scalar reference's greedy tokens, logits within 1e-8", async (t) => {
   await gpuDevice();
-  const path = await smallVocabModel({ type: "Q8_0", mix: "ud", seed: 5, peaked: 4, nVocab: 2048 });
-  const ref = await run(path, { backend: "scalar", expertIo: "resident" });
-  const gpu = await run(path, { backend: "webgpu", expertIo: "resident" });
-  assert.deepEqual(gpu.tokens, ref.tokens);
-  const e = Math.max(nmse(gpu.prefill, ref.prefill), ...gpu.steps.map((l, i) => nmse(l, ref.steps[i])));
-  t.diagnostic(`worst logits nmse webgpu vs scalar ${e.toExponential(2)}`);
-  assert.ok(e < LOGITS_TOL, `logits nmse ${e.toExponential(2)}`);
+  await sameAsReference(t, await smallVocabModel({ type: "Q8_0", mix: "ud", seed: 5, peaked: 4, nVocab: 2048 }), LOGITS_TOL);
 });
