@@ -24,6 +24,7 @@
         "src/napi_args.c",
         "src/pool.c",
         "src/matmul.c",
+        "src/moe.c",
         "src/memory.c",
         "src/quantize.c",
         "src/q8_0.c",
