@@ -7,6 +7,17 @@
 
 #include "napi_args.h"
 
+/** { held, reason }: holdCudaContexts's answer. */
+static napi_value hold_result(napi_env env, int held, const char *reason) {
+  napi_value o, v, r;
+  napi_create_object(env, &o);
+  napi_create_int32(env, held, &v);
+  napi_set_named_property(env, o, "held", v);
+  napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &r);
+  napi_set_named_property(env, o, "reason", r);
+  return o;
+}
+
 #if defined(__linux__)
 #include <dlfcn.h>
 #include <pthread.h>
@@ -65,23 +76,11 @@ napi_value js_hold_cuda_contexts(napi_env env, napi_callback_info info) {
   if (held < 0) hold();
   const int n = held;
   pthread_mutex_unlock(&hold_mu);
-  napi_value o, v, r;
-  napi_create_object(env, &o);
-  napi_create_int32(env, n, &v);
-  napi_set_named_property(env, o, "held", v);
-  napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &r);
-  napi_set_named_property(env, o, "reason", r);
-  return o;
+  return hold_result(env, n, why);
 }
 #else
 napi_value js_hold_cuda_contexts(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value o, v, r;
-  napi_create_object(env, &o);
-  napi_create_int32(env, 0, &v);
-  napi_set_named_property(env, o, "held", v);
-  napi_create_string_utf8(env, "holding a CUDA context is built for Linux only", NAPI_AUTO_LENGTH, &r);
-  napi_set_named_property(env, o, "reason", r);
-  return o;
+  return hold_result(env, 0, "holding a CUDA context is built for Linux only");
 }
 #endif

@@ -12,6 +12,7 @@ import { WasmBackend, defaultThreads, wasmAvailable, wasmKernelsError } from "..
 import { openGpuDevice } from "../backends/webgpu/device.js";
 import { AutoGpuDeclined, autoGpuDevice } from "./auto-gpu.js";
 import { WebGpuBackend } from "../backends/webgpu/webgpu.js";
+import { allocArenas } from "../backends/webgpu/arena.js";
 import { DENSE_FILE } from "../experts/pack-format.js";
 import { checkDenseTensor, sourceIdentity } from "../experts/pack.js";
 import { ExpertStore, GGUFExpertReader, type ExpertReader } from "../experts/store.js";
@@ -336,12 +337,9 @@ async function loadWith(path: string, cfg: EngineConfig, onProgress?: LoadProgre
  * out-of-memory error scope): WebGPU tells no memory size, and a refused buffer would otherwise fail the first forward.
  */
 async function denseOnGpu(be: WebGpuBackend, arenaBytes: readonly number[], tensors: number, auto: boolean): Promise<WeightArena[]> {
-  be.device.pushErrorScope("out-of-memory");
-  const arenas = arenaBytes.map((n) => be.allocWeights(n));
-  const oom = await be.device.popErrorScope();
-  if (!oom) return arenas;
-  for (const a of arenas) a.free();
-  const refused = `${be.adapterName} refused ${formatBytes(arenaBytes.reduce((a, n) => a + n, 0))} for the model's ${tensors} dense tensors (${oom.message})`;
+  const arenas = await allocArenas(be, arenaBytes);
+  if (Array.isArray(arenas)) return arenas;
+  const refused = `${be.adapterName} refused ${formatBytes(arenaBytes.reduce((a, n) => a + n, 0))} for the model's ${tensors} dense tensors (${arenas.message})`;
   if (auto) throw new AutoGpuDeclined(refused);
   throw new UsageError("gpu_memory", `${refused}; --cpu-moe does not shrink them: run the model on the CPU (--backend native) or take a smaller quant`);
 }

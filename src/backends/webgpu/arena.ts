@@ -41,6 +41,20 @@ export interface ArenaHost {
 }
 
 const STORAGE = 0x80, COPY_SRC = 0x04, COPY_DST = 0x08;
+
+/**
+ * Arenas of these sizes, or the device's out-of-memory error where it refuses them (none kept then): WebGPU tells
+ * no memory size, so asking is how to know.
+ */
+export async function allocArenas(be: ArenaHost, sizes: readonly number[]): Promise<GpuArena[] | GPUError> {
+  be.device.pushErrorScope("out-of-memory");
+  const arenas = sizes.map((n) => new GpuArena(be, n));
+  const oom = await be.device.popErrorScope();
+  if (!oom) return arenas;
+  for (const a of arenas) a.free();
+  be.flush();
+  return oom;
+}
 export const WEIGHT_USAGE = STORAGE | COPY_SRC | COPY_DST;
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
 const ceil16 = (n: number) => Math.ceil(n / 16) * 16;

@@ -18,6 +18,11 @@ export function gw(w: Weight, op: string): GpuWeight {
   return w;
 }
 
+/** A weight as runs of its rows, each with its first row: itself whole, or a GpuSplitWeight's runs (matmul and embed take both). */
+export function rowRuns(w: Weight, op: string): readonly { readonly w: GpuWeight; readonly row0: number }[] {
+  return w instanceof GpuSplitWeight ? w.parts : [{ w: gw(w, op), row0: 0 }];
+}
+
 const f32Bits = new Float32Array(1), u32Bits = new Uint32Array(f32Bits.buffer);
 /** A float parameter as the u32 word WGSL reads back with its struct's f32 field. */
 export function f32Word(x: number): number {

@@ -10,7 +10,7 @@
 import type { Weight, WeightDesc } from "../backend.js";
 import { UsageError } from "../../util/errors.js";
 import { formatBytes } from "../../util/bytes.js";
-import { GpuArena } from "./arena.js";
+import { allocArenas, type GpuArena } from "./arena.js";
 import type { WebGpuBackend } from "./webgpu.js";
 
 const COPY_SRC = 0x04, COPY_DST = 0x08;
@@ -48,15 +48,12 @@ export class GpuExpertSlots {
     const align = opts.align ?? 1;
     const per = slotsPerArena(be, slotBytes, align);
     for (let n = want; ; n = Math.max(opts.min, Math.floor(n / 2))) {
-      be.device.pushErrorScope("out-of-memory");
-      const arenas: GpuArena[] = [];
-      for (let s = 0; s < n; s += per) arenas.push(new GpuArena(be, Math.min(per, n - s) * slotStride(slotBytes)));
-      const oom = await be.device.popErrorScope();
-      if (!oom) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots, align);
-      for (const a of arenas) a.free();
-      be.rec.flush();
+      const sizes: number[] = [];
+      for (let s = 0; s < n; s += per) sizes.push(Math.min(per, n - s) * slotStride(slotBytes));
+      const arenas = await allocArenas(be, sizes);
+      if (Array.isArray(arenas)) return new GpuExpertSlots(be, slotBytes, n, arenas, opts.ringSlots, align);
       if (!opts.halve || n <= opts.min) {
-        throw new UsageError("gpu_memory", `${opts.what}: ${be.adapterName} refused ${formatBytes(n * slotBytes)} of expert slots (${n} x ${formatBytes(slotBytes)}): ${oom.message}`);
+        throw new UsageError("gpu_memory", `${opts.what}: ${be.adapterName} refused ${formatBytes(n * slotBytes)} of expert slots (${n} x ${formatBytes(slotBytes)}): ${arenas.message}`);
       }
     }
   }

@@ -6,7 +6,7 @@
 import type { Buf, Weight } from "../backend.js";
 import { heads3d, weightDims } from "../backend.js";
 import { GpuSplitWeight, type GpuWeight } from "./arena.js";
-import { gbuf, gw } from "./buffers.js";
+import { gbuf, gw, rowRuns } from "./buffers.js";
 import { matmulHeadsWgsl, QUANT_X_WGSL, quantXWords, tiledMatmulWgsl, TILE_ROWS, TILE_TOKENS } from "./kernels.js";
 import type { GpuQuant } from "./quant/index.js";
 import { Q4_K_GPU, Q4_K_GPU_PAIR, Q4_K_GPU_Q8X, Q4_K_GPU_VEC4 } from "./quant/q4_k.js";
@@ -66,7 +66,7 @@ export class GpuMatmul {
   }
 
   matmul(out: Buf, w: Weight, x: Buf, nTokens: number): void {
-    const parts = w instanceof GpuSplitWeight ? w.parts : [{ w: gw(w, "matmul"), row0: 0 }];
+    const parts = rowRuns(w, "matmul");
     const { k, n } = weightDims(w);
     if (k % 32 !== 0) throw new RangeError(`webgpu matmul: '${w.name}' rows of ${k} values are not whole units of 32`);
     const xs = gbuf(x), o = gbuf(out);
@@ -83,7 +83,7 @@ export class GpuMatmul {
     }
     const { q, s, key } = this.plan(w, w.wordOffset % 4 === 0, k, n);
     const xs = this.xFor(q, x, k, nTokens);
-    this.be.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, 0, outN, row0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
+    this.be.rec.dispatch(`matvec/${key}`, () => matvecWgsl(q, s), [w.wordOffset, k, n, nTokens, outN, row0], [w.buffer, xs, out], matvecGroups(n, s), nTokens);
   }
 
   /** q, k, v (any weights over one x) in one dispatch for a decode token when they are of one type; else one matmul each. */

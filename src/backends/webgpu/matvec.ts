@@ -153,11 +153,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 const ROW0 = "let row0 = (wid(wg, nw) * (64u / G) + grp) * R;";
 
 /**
- * o[t, p.o_row0 + n] (rows of p.o_n; = or +=, p.acc) Σ_k x[t, k] · W[n, k], token t = workgroup z (o_n = n and
- * o_row0 = 0 but for a run of a weight's rows: arena.ts's GpuSplitWeight).
+ * o[t, p.o_row0 + n] (rows of p.o_n) = Σ_k x[t, k] · W[n, k], token t = workgroup z (o_n = n and o_row0 = 0 but for
+ * a run of a weight's rows: arena.ts's GpuSplitWeight).
  */
 export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
-  return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, acc: u32, o_n: u32, o_row0: u32 }", `@group(0) @binding(0) var<uniform> p: P;
+  return /* wgsl */ `${head(q, s, s.r, "struct P { w_off: u32, k: u32, n: u32, t: u32, o_n: u32, o_row0: u32 }", `@group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: ${wt(q)};
 @group(0) @binding(2) var<storage, read> ${xbind(q)};
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;`)}
@@ -168,8 +168,7 @@ export function matvecWgsl(q: GpuQuant, s: MatvecShape): string {
   ${reduce(accs("a", s.r), s.sg)}
   if (lane < R && row0 + lane < p.n) {
     let v = total(lane, grp, sg_whole, sg_size);
-    let i = tok * p.o_n + p.o_row0 + row0 + lane;
-    if (p.acc != 0u) { o[i] += v; } else { o[i] = v; }
+    o[tok * p.o_n + p.o_row0 + row0 + lane] = v;
   }
 }`;
 }

@@ -11,9 +11,9 @@
 // DeltaNet's in linear-attention-ops.ts: all dispatch through the recorder too.
 import type { AttentionParams, Backend, Buf, CopyParams, DeltaNetParams, DeviceRoute, ExpertParts, ExpertRows, HostWeight, NormRopeStoreParams, OpName, RopeOptions, RouteSpec, Weight, WeightArena } from "../backend.js";
 import { tensorBytes, weightDims } from "../backend.js";
-import { GpuArena, GpuSplitWeight, type ArenaHost } from "./arena.js";
+import { GpuArena, type ArenaHost } from "./arena.js";
 import { GpuPad } from "./pad.js";
-import { F32, GpuBuf, gbuf, gw, f32Word } from "./buffers.js";
+import { F32, GpuBuf, gbuf, gw, f32Word, rowRuns } from "./buffers.js";
 import { GpuMoe } from "./moe.js";
 import type { GpuDevice } from "./device.js";
 import { ADD_ROWS_WGSL, ADD_STAGED_WGSL, COPY_WGSL, GATHER_WGSL, quantXWords, REPACK_WGSL, SCATTER_ADD_WGSL, binaryWgsl, normShape, normWgsl, embedWgsl, inPlace } from "./kernels.js";
@@ -301,12 +301,13 @@ export class WebGpuBackend implements Backend, ArenaHost {
   // ---- ops
 
   embed(out: Buf, table: Weight, ids: Int32Array): void {
-    this.embedAt(out, table, ids);
+    this.embedAt(out, table, rowRuns(table, "embed"), ids);
   }
-  /** embed(), returning where the ids sit in the staging bytes. */
-  private embedAt(out: Buf, table: Weight, ids: Int32Array): number {
-    // A table larger than a binding: a dispatch per run of its rows, each writing the tokens whose rows it holds.
-    const parts = table instanceof GpuSplitWeight ? table.parts : [{ w: gw(table, "embed"), row0: 0 }];
+  /**
+   * embed() over the table's runs of rows (rowRuns), returning where the ids sit in the staging bytes. A table larger
+   * than a binding: a dispatch per run, each writing the tokens whose rows it holds.
+   */
+  private embedAt(out: Buf, table: Weight, parts: ReturnType<typeof rowRuns>, ids: Int32Array): number {
     const { k, n } = weightDims(table);
     for (const id of ids) if (id < 0 || id >= n) throw new RangeError(`token id ${id} out of range [0, ${n})`);
     if (k % 32 !== 0) throw new RangeError(`webgpu embed: '${table.name}' rows of ${k} values are not whole units of 32`);
@@ -322,9 +323,9 @@ export class WebGpuBackend implements Backend, ArenaHost {
   }
   embedLater(out: Buf, table: Weight, nTokens: number, ids: Promise<Int32Array>): void {
     if (this.rec.waitingForIds) throw new Error("webgpu embedLater: the ids of an earlier embedLater are not in yet");
-    if (!(table instanceof GpuSplitWeight)) gw(table, "embedLater");
+    const parts = rowRuns(table, "embedLater");
     this.rec.flush(); // what came before runs now; what follows waits for the ids
-    const at = this.embedAt(out, table, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
+    const at = this.embedAt(out, table, parts, new Int32Array(nTokens)); // id 0 in the staging words until the ids come
     this.rec.holdForIds(ids, at, nTokens, table);
   }
 

@@ -4,7 +4,7 @@
 // scale. A type gives its layout and the WGSL that decodes a sub-block and a group; this file makes the matvec's
 // reader (a chunk is a block, thread t its sub-block t) and dq32 from them, the same arithmetic as the scalar
 // reference (the scale times each signed grid value), so embed equals it bit for bit.
-import { F16_AT, type GpuQuant } from "./types.js";
+import { BYTES4, F16_AT, type GpuQuant } from "./types.js";
 
 export interface GridLayout {
   type: number;
@@ -31,15 +31,12 @@ export function gridConst(name: string, bytes: Uint8Array): string {
  * ksigns_iq2xs[s] (s: 7 bits) = s with bit 7 making the count of set bits even; sgn4(g, m): the 4 bytes of grid word
  * g as values, negated where bits 0-3 of m are set.
  */
-export const IQ_SIGNS = /* wgsl */ `
+export const IQ_SIGNS = /* wgsl */ `${BYTES4}
 fn ksigns(s: u32) -> u32 { return s | ((countOneBits(s) & 1u) << 7u); }
 fn sgn4(g: u32, m: u32) -> vec4f {
-  let v = vec4f(f32(g & 0xffu), f32((g >> 8u) & 0xffu), f32((g >> 16u) & 0xffu), f32(g >> 24u));
+  let v = bytes4(g);
   return select(v, -v, vec4<bool>((m & 1u) != 0u, (m & 2u) != 0u, (m & 4u) != 0u, (m & 8u) != 0u));
 }`;
-
-/** Byte i of the words from word `b` (a sub-block's byte of a table in the block). */
-export const BYTE_AT = /* wgsl */ `fn byte_at(b: u32, i: u32) -> u32 { return (w[b + i / 4u] >> (8u * (i % 4u))) & 0xffu; }`;
 
 export function gridQuant(l: GridLayout): GpuQuant {
   const bw = l.bodyWords;

@@ -6,7 +6,8 @@
 // IQ1_M: 56 bytes, whole words, read as stored: 32 low bytes, 16 bytes of top bits and delta signs (a nibble a group),
 // 4 u16 of two 6-bit scale pairs whose top nibbles together are the f16 d.
 import { IQ1S_GRID } from "../../../quant/iq-tables.js";
-import { BYTE_AT, gridConst, gridQuant } from "./iq-grid.js";
+import { gridConst, gridQuant } from "./iq-grid.js";
+import { WORD_BYTE } from "./types.js";
 
 /** The grid's entries 2 bits a value ((v + 1) << 2j), two entries a word. */
 const PACKED = (() => {
@@ -21,7 +22,7 @@ const PACKED = (() => {
 })();
 
 const CONSTS = `${gridConst("IQ1S_G", PACKED)}
-${BYTE_AT}
+${WORD_BYTE}
 // Entry g's values j0..j0 + 3 shifted by delta.
 fn iq1v(g: u32, j0: u32, delta: f32) -> vec4f {
   let h = IQ1S_G[g >> 1u] >> (16u * (g & 1u) + 2u * j0);
@@ -58,7 +59,7 @@ fn iq1m_d(b: u32) -> f32 {
   let sc = ((w[b + 12u + ib / 4u] >> (16u * ((ib / 2u) & 1u))) & 0xffffu) >> (6u * (ib & 1u));
   let dl1 = d * f32(2u * (sc & 7u) + 1u);
   let dl2 = d * f32(2u * ((sc >> 3u) & 7u) + 1u);
-  let qh01 = byte_at(b, 32u + 2u * ib) | (byte_at(b, 33u + 2u * ib) << 8u);`,
+  let qh01 = word_byte(b, 32u + 2u * ib) | (word_byte(b, 33u + 2u * ib) << 8u);`,
   group: `let qh = (qh01 >> (8u * (l / 2u))) >> (4u * (l & 1u));
     let g = ((qs >> (8u * l)) & 0xffu) | ((qh & 7u) << 8u);
     let delta = select(0.125, -0.125, (qh & 8u) != 0u);
